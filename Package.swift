@@ -1,0 +1,39 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Mimic: a userspace eBPF virtual machine and emulator.
+///
+/// Every library product stands on its own, so a host app links only the modules it picks.
+/// No external package dependencies: the Swift toolchain only.
+let package = Package(
+    name: "Mimic",
+    products: [
+        .library(name: "MimicMemory", targets: ["MimicMemory"]),
+        .library(name: "MimicCore", targets: ["MimicCore"]),
+        .library(name: "MimicLinux", targets: ["MimicLinux"]),
+        .library(name: "MimicPool", targets: ["MimicPool"]),
+        .executable(name: "mimic", targets: ["mimic-cli"]),
+        .executable(name: "mimic-bench", targets: ["mimic-bench"]),
+    ],
+    targets: [
+        // Atomic read-modify-write on raw VM memory (the stdlib has no atomics on raw pointers).
+        .target(name: "CMimicAtomics"),
+        .target(name: "MimicMemory"),
+        .target(name: "MimicCore", dependencies: ["MimicMemory", "CMimicAtomics"]),
+        .target(name: "MimicLinux", dependencies: ["MimicCore"]),
+        .target(name: "MimicPool", dependencies: ["MimicCore"]),
+        .executableTarget(name: "mimic-cli", dependencies: ["MimicCore", "MimicLinux"]),
+        .executableTarget(
+            name: "mimic-bench",
+            dependencies: ["MimicCore"],
+            path: "Benchmarks/mimic-bench"
+        ),
+        .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),
+        .testTarget(
+            name: "MimicCoreTests",
+            dependencies: ["MimicCore"],
+            resources: []
+        ),
+        .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
+    ]
+)

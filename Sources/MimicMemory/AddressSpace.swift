@@ -1,0 +1,347 @@
+/// One row of the translation table: where a slot's region lives and how far it may be accessed.
+///
+/// `readLimit` / `writeLimit` are the region's length, or 0 where that kind of access must take
+/// the slow path (read-only regions have `writeLimit == 0`; rings and empty slots have both 0).
+@frozen
+public struct SlotEntry: @unchecked Sendable {
+    /// The VM address of the region's first byte, generation tag included.
+    public var base: UInt64
+    public var readLimit: UInt64
+    public var writeLimit: UInt64
+    public var pointer: UnsafeMutableRawPointer?
+
+    static var empty: SlotEntry { SlotEntry(base: .max, readLimit: 0, writeLimit: 0, pointer: nil) }
+}
+
+/// The hot-path view of an address space: a pointer to the slot table and its index mask.
+///
+/// Translation is O(1): the slot index is taken from bits 32... of the address, the generation
+/// tag is checked as part of `address - base`, and the bounds check is two unsigned compares.
+/// Copy it into a local for a run of accesses; take a fresh copy after anything that may map or
+/// unmap a region (helper calls), because mapping may move the table.
+@frozen
+public struct TranslationTable: @unchecked Sendable {
+    @usableFromInline let entries: UnsafeMutablePointer<SlotEntry>
+    @usableFromInline let mask: UInt64
+
+    @inlinable
+    init(entries: UnsafeMutablePointer<SlotEntry>, mask: UInt64) {
+        self.entries = entries
+        self.mask = mask
+    }
+
+    /// The host pointer for reading `size` bytes at `address`, or nil if the fast path refuses.
+    @inlinable @inline(__always)
+    public func pointer(forReading address: UInt64, size: UInt64) -> UnsafeMutableRawPointer? {
+        let entry = entries[Int(truncatingIfNeeded: (address &>> 32) & mask)]
+        let offset = address &- entry.base
+        guard offset < entry.readLimit, size <= entry.readLimit &- offset else { return nil }
+        return entry.pointer.unsafelyUnwrapped + Int(truncatingIfNeeded: offset)
+    }
+
+    /// The host pointer for writing `size` bytes at `address`, or nil if the fast path refuses.
+    @inlinable @inline(__always)
+    public func pointer(forWriting address: UInt64, size: UInt64) -> UnsafeMutableRawPointer? {
+        let entry = entries[Int(truncatingIfNeeded: (address &>> 32) & mask)]
+        let offset = address &- entry.base
+        guard offset < entry.writeLimit, size <= entry.writeLimit &- offset else { return nil }
+        return entry.pointer.unsafelyUnwrapped + Int(truncatingIfNeeded: offset)
+    }
+}
+
+/// Where a new region goes in the VM address space.
+public enum Placement: Sendable, Equatable {
+    /// Any free slot; the address has bits above 32 set.
+    case anywhere
+    /// The 32-bit window: the region's addresses fit in 32 bits, so a program can read them from
+    /// 32-bit context fields (`xdp_md.data`, `__sk_buff.data_end`) and use them as pointers, as
+    /// clang-compiled programs do. One region at a time; it must be at most 256 MiB.
+    case low32
+}
+
+/// A VM address space: 64-bit VM addresses mapped to host memory regions, every access checked.
+///
+/// Address layout: bits 48–63 hold a generation tag, bits 32–47 the slot index, bits 0–31 the
+/// offset in the region. Slot 0 is the 32-bit window, whose one region sits at a rotating base
+/// between 0x1000_0000 and 0xF000_0000. Addresses below 0x1000_0000 (NULL, small integers) are
+/// never mapped. When a region is unmapped its slot's generation (or, in the window, its base)
+/// changes, so stale addresses of a freed region fault instead of reaching its successor; a
+/// stale address becomes valid again only after 65,536 reuses of the same slot (window: after
+/// the base rotates through all 3,840 of its 1 MiB steps).
+///
+/// An address space belongs to one process at a time and is not safe for concurrent mapping.
+/// Region *storage* may be shared by several address spaces (maps used by many processes).
+public final class AddressSpace {
+    /// The most slots (regions) an address space can hold, including the window slot.
+    public static let slotLimit = 1 << 16
+    /// The largest region the 32-bit window holds.
+    public static let lowWindowLimit = 256 << 20
+    /// The largest region of any other slot.
+    public static let regionLimit = 1 << 32
+
+    static let windowStart: UInt64 = 0x1000_0000
+    static let windowEnd: UInt64 = 0xF000_0000
+    static let windowStep: UInt64 = 1 << 20
+
+    struct Slot {
+        var info: RegionInfo
+        var storage: RegionStorage
+    }
+
+    private var entries: UnsafeMutablePointer<SlotEntry>
+    private var capacity: Int
+    private var slots: [Slot?]
+    private var generations: [UInt16]
+    private var freeSlots: [Int] = []
+    private var freeHead = 0
+    private var windowBase: UInt64 = AddressSpace.windowStart
+
+    /// Creates an empty address space.
+    public init() {
+        capacity = 16
+        entries = .allocate(capacity: capacity)
+        entries.initialize(repeating: .empty, count: capacity)
+        slots = [nil]  // slot 0: the 32-bit window
+        generations = [0]
+    }
+
+    /// Creates an address space that maps the same regions, at the same addresses, as `other`.
+    ///
+    /// Used to give each process the shared regions (maps, global data) of its VM.
+    public convenience init(copying other: AddressSpace) {
+        self.init()
+        growTable(to: other.capacity)
+        entries.update(from: other.entries, count: other.capacity)
+        slots = other.slots
+        generations = other.generations
+        freeSlots = other.freeSlots
+        freeHead = other.freeHead
+        windowBase = other.windowBase
+    }
+
+    deinit {
+        entries.deinitialize(count: capacity)
+        entries.deallocate()
+    }
+
+    /// The current translation table. Take a new one after mapping or unmapping.
+    @inlinable
+    public var table: TranslationTable { _table }
+
+    @usableFromInline
+    var _table: TranslationTable { TranslationTable(entries: entries, mask: UInt64(capacity - 1)) }
+
+    // MARK: Mapping
+
+    /// Maps `storage` as a region named `name` and returns its VM base address.
+    @discardableResult
+    public func map(
+        _ storage: RegionStorage, name: String, kind: RegionKind = .plain, placement: Placement = .anywhere
+    ) throws(AddressSpaceError) -> UInt64 {
+        let size = storage.count
+        switch placement {
+        case .low32:
+            guard size <= Self.lowWindowLimit else {
+                throw .regionTooLarge(name: name, size: size, limit: Self.lowWindowLimit)
+            }
+            if let occupant = slots[0] { throw .lowWindowOccupied(by: occupant.info.name) }
+            let base = windowBase
+            install(slot: 0, base: base, storage: storage, name: name, kind: kind)
+            return base
+        case .anywhere:
+            guard size <= Self.regionLimit else {
+                throw .regionTooLarge(name: name, size: size, limit: Self.regionLimit)
+            }
+            let slot = try takeSlot()
+            let base = UInt64(generations[slot]) << 48 | UInt64(slot) << 32
+            install(slot: slot, base: base, storage: storage, name: name, kind: kind)
+            return base
+        }
+    }
+
+    /// Allocates zeroed storage of `size` bytes, maps it, and returns its address and storage.
+    public func allocate(
+        size: Int, name: String, kind: RegionKind = .plain, placement: Placement = .anywhere
+    ) throws(AddressSpaceError) -> (address: UInt64, storage: RegionStorage) {
+        guard size >= 0, size <= (placement == .low32 ? Self.lowWindowLimit : Self.regionLimit) else {
+            throw .regionTooLarge(name: name, size: size, limit: placement == .low32 ? Self.lowWindowLimit : Self.regionLimit)
+        }
+        let storage = RegionStorage(count: size)
+        return (try map(storage, name: name, kind: kind, placement: placement), storage)
+    }
+
+    /// Removes the region that starts at `base`. Its addresses fault from now on.
+    public func unmap(_ base: UInt64) throws(AddressSpaceError) {
+        let slot = Int(truncatingIfNeeded: (base >> 32) & 0xFFFF)
+        guard slot < slots.count, let current = slots[slot], current.info.base == base else {
+            throw .notMapped(base)
+        }
+        slots[slot] = nil
+        entries[slot] = .empty
+        if slot == 0 {
+            // Rotate the window so stale packet pointers do not reach the next packet.
+            let next = windowBase + Self.windowStep * UInt64((current.info.size >> 20) + 1)
+            windowBase = next + UInt64(Self.lowWindowLimit) > Self.windowEnd ? Self.windowStart : next
+        } else {
+            generations[slot] &+= 1
+            freeSlots.append(slot)
+        }
+    }
+
+    /// The regions currently mapped, in slot order.
+    public var regions: [RegionInfo] { slots.compactMap { $0?.info } }
+
+    /// The region containing `address`, if any.
+    public func region(containing address: UInt64) -> RegionInfo? {
+        slot(containing: address)?.info
+    }
+
+    /// The storage behind the region that contains `address`, and the offset of `address` in it.
+    public func storage(containing address: UInt64) -> (storage: RegionStorage, offset: Int)? {
+        guard let slot = slot(containing: address) else { return nil }
+        return (slot.storage, Int(address - slot.info.base))
+    }
+
+    private func slot(containing address: UInt64) -> Slot? {
+        let index = Int(truncatingIfNeeded: (address >> 32) & 0xFFFF)
+        guard index < slots.count, let slot = slots[index] else { return nil }
+        if slot.info.kind == .ring {
+            // A ring spans its whole slot: offsets wrap around its length.
+            return address >= slot.info.base && address - slot.info.base < 1 << 32 ? slot : nil
+        }
+        return slot.info.contains(address) ? slot : nil
+    }
+
+    private func takeSlot() throws(AddressSpaceError) -> Int {
+        if freeHead < freeSlots.count {
+            let slot = freeSlots[freeHead]
+            freeHead += 1
+            if freeHead > 64, freeHead * 2 > freeSlots.count {
+                freeSlots.removeFirst(freeHead)
+                freeHead = 0
+            }
+            return slot
+        }
+        guard slots.count < Self.slotLimit else { throw .outOfSlots(limit: Self.slotLimit) }
+        slots.append(nil)
+        generations.append(0)
+        if slots.count > capacity { growTable(to: capacity * 2) }
+        return slots.count - 1
+    }
+
+    private func growTable(to newCapacity: Int) {
+        guard newCapacity > capacity else { return }
+        let grown = UnsafeMutablePointer<SlotEntry>.allocate(capacity: newCapacity)
+        grown.initialize(repeating: .empty, count: newCapacity)
+        grown.update(from: entries, count: capacity)
+        entries.deinitialize(count: capacity)
+        entries.deallocate()
+        entries = grown
+        capacity = newCapacity
+    }
+
+    private func install(slot: Int, base: UInt64, storage: RegionStorage, name: String, kind: RegionKind) {
+        let info = RegionInfo(name: name, kind: kind, base: base, size: storage.count)
+        slots[slot] = Slot(info: info, storage: storage)
+        let length = UInt64(storage.count)
+        entries[slot] = SlotEntry(
+            base: base,
+            readLimit: kind == .ring ? 0 : length,
+            writeLimit: kind == .plain ? length : 0,
+            pointer: storage.pointer
+        )
+    }
+
+    // MARK: Checked access (slow path, host code, helpers)
+
+    /// Resolves an access to a host pointer, or describes why it faults.
+    ///
+    /// Rings resolve only when the access does not straddle the wrap point; `read` and `write`
+    /// handle that case byte by byte.
+    public func resolve(_ address: UInt64, size: Int, access: MemoryAccess) -> Result<UnsafeMutableRawPointer, MemoryFault> {
+        guard let slot = slot(containing: address) else {
+            return .failure(MemoryFault(reason: slotRegion(address) == nil ? .unmapped : .outOfBounds,
+                                        access: access, address: address, size: size, region: slotRegion(address)))
+        }
+        let info = slot.info
+        if access == .write, info.kind == .readOnly {
+            return .failure(MemoryFault(reason: .readOnly, access: access, address: address, size: size, region: info))
+        }
+        var offset = Int(address - info.base)
+        if info.kind == .ring {
+            guard info.size > 0 else {
+                return .failure(MemoryFault(reason: .outOfBounds, access: access, address: address, size: size, region: info))
+            }
+            offset %= info.size
+        }
+        guard size >= 0, size <= info.size - offset else {
+            return .failure(MemoryFault(reason: .outOfBounds, access: access, address: address, size: size, region: info))
+        }
+        return .success(slot.storage.pointer + offset)
+    }
+
+    /// The region whose slot `address` selects, even when `address` lies outside it.
+    private func slotRegion(_ address: UInt64) -> RegionInfo? {
+        let index = Int(truncatingIfNeeded: (address >> 32) & 0xFFFF)
+        guard index < slots.count, let slot = slots[index] else { return nil }
+        // A different generation means the address belongs to a freed region: say "unmapped".
+        return (address >> 48) == (slot.info.base >> 48) ? slot.info : nil
+    }
+
+    /// Reads `count` bytes at `address` (rings wrap).
+    public func read(_ address: UInt64, count: Int) throws(MemoryFault) -> [UInt8] {
+        if count == 0 { return [] }
+        switch resolve(address, size: count, access: .read) {
+        case .success(let pointer):
+            return Array(UnsafeRawBufferPointer(start: pointer, count: count))
+        case .failure(let fault):
+            guard let slot = slot(containing: address), slot.info.kind == .ring, count >= 0 else { throw fault }
+            return (0..<count).map { i in
+                slot.storage.pointer.load(fromByteOffset: (Int(address - slot.info.base) + i) % slot.info.size, as: UInt8.self)
+            }
+        }
+    }
+
+    /// Writes `bytes` at `address` (rings wrap).
+    public func write(_ bytes: some Collection<UInt8>, at address: UInt64) throws(MemoryFault) {
+        if bytes.isEmpty { return }
+        switch resolve(address, size: bytes.count, access: .write) {
+        case .success(let pointer):
+            var i = 0
+            for byte in bytes { pointer.storeBytes(of: byte, toByteOffset: i, as: UInt8.self); i += 1 }
+        case .failure(let fault):
+            guard let slot = slot(containing: address), slot.info.kind == .ring else { throw fault }
+            var i = Int(address - slot.info.base)
+            for byte in bytes {
+                slot.storage.pointer.storeBytes(of: byte, toByteOffset: i % slot.info.size, as: UInt8.self)
+                i += 1
+            }
+        }
+    }
+
+    /// Loads a little-endian integer of `size` (1, 2, 4 or 8) bytes.
+    public func load(_ address: UInt64, size: Int) throws(MemoryFault) -> UInt64 {
+        let bytes = try read(address, count: size)
+        var value: UInt64 = 0
+        for (i, byte) in bytes.enumerated() { value |= UInt64(byte) << (8 * i) }
+        return value
+    }
+
+    /// Stores the low `size` (1, 2, 4 or 8) bytes of `value`, little-endian.
+    public func store(_ value: UInt64, at address: UInt64, size: Int) throws(MemoryFault) {
+        try write((0..<size).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }, at: address)
+    }
+
+    /// Reads a NUL-terminated string of at most `maxLength` bytes (without the NUL).
+    public func readCString(_ address: UInt64, maxLength: Int = 4096) throws(MemoryFault) -> [UInt8] {
+        var result: [UInt8] = []
+        var cursor = address
+        while result.count < maxLength {
+            let byte = try read(cursor, count: 1)[0]
+            if byte == 0 { return result }
+            result.append(byte)
+            cursor &+= 1
+        }
+        return result
+    }
+}

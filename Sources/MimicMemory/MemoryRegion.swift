@@ -1,0 +1,102 @@
+/// How a region may be accessed.
+public enum RegionKind: Sendable, Equatable, CustomStringConvertible {
+    /// Owned bytes, readable and writable.
+    case plain
+    /// Readable only; stores fault (e.g. `.rodata`, a program's context when it must not change).
+    case readOnly
+    /// A ring: offsets past the end wrap around to the start, as in the Go mimic's ring memory.
+    /// Accesses take the slow path, so keep rings off the hottest data.
+    case ring
+
+    public var description: String {
+        switch self {
+        case .plain: "plain"
+        case .readOnly: "read-only"
+        case .ring: "ring"
+        }
+    }
+}
+
+/// Bytes that back one or more VM regions.
+///
+/// Storage is reference counted so that a map's values can be mapped into the address space
+/// of every process that uses the map while being owned once. The bytes are zero-filled on
+/// allocation, 16-byte aligned, and never move: VM pointers into them stay valid while the
+/// storage lives.
+public final class RegionStorage: @unchecked Sendable {
+    /// The first byte. Never reallocated.
+    public let pointer: UnsafeMutableRawPointer
+    /// Usable length in bytes.
+    public let count: Int
+
+    /// Allocates `count` zeroed bytes (at least one byte of backing so the pointer is valid).
+    public init(count: Int) {
+        precondition(count >= 0, "RegionStorage count must not be negative")
+        self.count = count
+        let capacity = max(count, 1)
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+    }
+
+    /// Allocates storage holding a copy of `bytes`.
+    public convenience init(bytes: some Collection<UInt8>) {
+        self.init(count: bytes.count)
+        var offset = 0
+        for byte in bytes {
+            pointer.storeBytes(of: byte, toByteOffset: offset, as: UInt8.self)
+            offset += 1
+        }
+    }
+
+    deinit { pointer.deallocate() }
+
+    /// A copy of the bytes in `range`; the range must lie inside the storage.
+    public func bytes(in range: Range<Int>) -> [UInt8] {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "range outside storage")
+        return Array(UnsafeRawBufferPointer(start: pointer + range.lowerBound, count: range.count))
+    }
+
+    /// All bytes, copied.
+    public var bytes: [UInt8] { bytes(in: 0..<count) }
+
+    /// Overwrites bytes starting at `offset`; the span must lie inside the storage.
+    public func write(_ bytes: some Collection<UInt8>, at offset: Int) {
+        precondition(offset >= 0 && offset + bytes.count <= count, "write outside storage")
+        var index = offset
+        for byte in bytes {
+            pointer.storeBytes(of: byte, toByteOffset: index, as: UInt8.self)
+            index += 1
+        }
+    }
+}
+
+/// A description of one mapped region, for faults, debuggers and host code.
+public struct RegionInfo: Sendable, Equatable, CustomStringConvertible {
+    /// The region's name, e.g. `stack`, `packet`, `map:counters`.
+    public var name: String
+    public var kind: RegionKind
+    /// The VM address of the region's first byte.
+    public var base: UInt64
+    /// The region's length in bytes.
+    public var size: Int
+
+    public init(name: String, kind: RegionKind, base: UInt64, size: Int) {
+        self.name = name
+        self.kind = kind
+        self.base = base
+        self.size = size
+    }
+
+    /// Whether `address` lies inside the region.
+    public func contains(_ address: UInt64) -> Bool {
+        address >= base && address - base < UInt64(size)
+    }
+
+    public var description: String {
+        "\(name) [\(hex(base))..\(hex(base &+ UInt64(size)))) \(kind), \(size) bytes"
+    }
+}
+
+/// `0x`-prefixed lowercase hexadecimal.
+@usableFromInline
+func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }

@@ -1,0 +1,1 @@
+// Module documentation lives in Docs/Architecture.md.
