@@ -1,0 +1,146 @@
+import MimicMemory
+
+/// What a helper function asks the interpreter to do next.
+public enum HelperResult: Sendable {
+    /// Continue after the call with this value in R0.
+    case value(UInt64)
+    /// Stop the program now, with this value in R0 (e.g. the conformance `unwind` helper).
+    case exit(UInt64)
+    /// Replace the running program with another one (`bpf_tail_call`); R1 keeps its value.
+    case tailCall(Program)
+}
+
+/// A helper function the program can `call`.
+///
+/// Helpers read their arguments from R1–R5 of the process (`process.argument(1)`), access
+/// VM memory through `process.memory`, and return a `HelperResult`. A failure stops the
+/// program with an error that names the helper.
+public struct Helper: Sendable {
+    public typealias Function = @Sendable (Process) throws(HelperFailure) -> HelperResult
+
+    public let id: Int32
+    public let name: String
+    public let function: Function
+
+    public init(id: Int32, name: String, function: @escaping Function) {
+        self.id = id
+        self.name = name
+        self.function = function
+    }
+}
+
+/// The kinds of 64-bit immediate load (`lddw`), by its source register field.
+///
+/// Everything but `.immediate` and `.function` is resolved by the emulator (maps, BTF ids).
+public enum LoadImm64Kind: UInt8, Sendable, CaseIterable {
+    /// `BPF_PSEUDO_MAP_FD`: the map with this file descriptor.
+    case mapFileDescriptor = 1
+    /// `BPF_PSEUDO_MAP_VALUE`: address of a map value (global data) plus an offset.
+    case mapValue = 2
+    /// `BPF_PSEUDO_BTF_ID`: a kernel variable by BTF id.
+    case btfID = 3
+    /// `BPF_PSEUDO_FUNC`: the address of a program-local function (for `callx` and callbacks).
+    case function = 4
+    /// `BPF_PSEUDO_MAP_IDX`: the map with this index in the program's map array.
+    case mapIndex = 5
+    /// `BPF_PSEUDO_MAP_IDX_VALUE`: address of a value of the map with this index.
+    case mapIndexValue = 6
+    /// A plain 64-bit constant.
+    case immediate = 0
+
+    /// The C spelling.
+    public var cName: String {
+        switch self {
+        case .immediate: "0"
+        case .mapFileDescriptor: "BPF_PSEUDO_MAP_FD"
+        case .mapValue: "BPF_PSEUDO_MAP_VALUE"
+        case .btfID: "BPF_PSEUDO_BTF_ID"
+        case .function: "BPF_PSEUDO_FUNC"
+        case .mapIndex: "BPF_PSEUDO_MAP_IDX"
+        case .mapIndexValue: "BPF_PSEUDO_MAP_IDX_VALUE"
+        }
+    }
+}
+
+/// The environment a VM runs programs in: helper functions, map references, per-process setup.
+///
+/// `MimicLinux` implements it for the Linux kernel's helpers and maps; the conformance test
+/// helpers are another implementation. Helpers are resolved once, when a program is loaded,
+/// into a table the interpreter indexes directly.
+public protocol Emulator: AnyObject, Sendable {
+    /// A short name for messages (`linux`, `conformance`).
+    var name: String { get }
+
+    /// The helper with this id, or nil if the emulator does not provide it. Called at load time.
+    func helper(id: Int32) -> Helper?
+
+    /// The name of a helper id this emulator knows of but does not implement, for error messages.
+    func helperName(id: Int32) -> String?
+
+    /// Resolves an `lddw` whose source field names a map or other object: returns the 64-bit
+    /// value the destination register receives (usually a VM address). `imm` and `nextImm` are
+    /// the immediates of the two slots.
+    func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64
+
+    /// Called for each new process before it runs, e.g. to create per-process state.
+    func prepare(_ process: Process) throws(HelperFailure)
+}
+
+extension Emulator {
+    public func helperName(id: Int32) -> String? { nil }
+
+    public func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
+        throw .unresolvedReference("\(kind.cName) (imm \(imm)) needs an emulator that provides maps; \(name) does not")
+    }
+
+    public func prepare(_ process: Process) throws(HelperFailure) {}
+}
+
+/// Sets up a process's inputs: the memory its arguments point to and registers R1–R5.
+///
+/// `MimicLinux` provides the kernel's contexts (`xdp_md`, `__sk_buff`, captured data); a plain
+/// memory buffer is `MemoryContext`.
+public protocol Context {
+    /// Maps the context's memory into `process` and sets its argument registers.
+    func attach(to process: Process) throws(HelperFailure)
+}
+
+/// The simplest context: a byte buffer passed in R1 with its length in R2, as the
+/// bpf_conformance vectors and uBPF expect. An empty buffer passes R1 = 0, R2 = 0.
+public struct MemoryContext: Context {
+    public var bytes: [UInt8]
+    public var name: String
+
+    public init(_ bytes: [UInt8], name: String = "memory") {
+        self.bytes = bytes
+        self.name = name
+    }
+
+    public func attach(to process: Process) throws(HelperFailure) {
+        guard !bytes.isEmpty else {
+            process.registers[1] = 0
+            process.registers[2] = 0
+            return
+        }
+        let address: UInt64
+        do {
+            address = try process.memory.map(RegionStorage(bytes: bytes), name: name, placement: .low32)
+        } catch {
+            throw .message("cannot map the \(name) buffer: \(error)")
+        }
+        process.registers[1] = address
+        process.registers[2] = UInt64(bytes.count)
+        process.packet = PacketBounds(address: address, length: bytes.count)
+    }
+}
+
+/// Where the packet lives, for the legacy `ld_abs` / `ld_ind` loads of socket filters.
+public struct PacketBounds: Sendable, Equatable {
+    public var address: UInt64
+    public var length: Int
+
+    public init(address: UInt64, length: Int) {
+        self.address = address
+        self.length = length
+    }
+}

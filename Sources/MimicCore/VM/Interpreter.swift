@@ -1,0 +1,521 @@
+import CMimicAtomics
+import MimicMemory
+
+/// Why the interpreter loop returned.
+enum Stop {
+    case exited
+    /// The instruction limit was reached; the process can continue.
+    case paused
+    case failed(ExecutionError.Kind)
+}
+
+/// How many instructions may pass between two looks at the cancellation flag.
+private let cancellationInterval: UInt64 = 4096
+
+extension Process {
+    /// The interpreter: executes from `pc` until exit, fault, or `limit` more instructions.
+    ///
+    /// Performance rules (Docs/Performance.md): all running state lives in locals (code pointer,
+    /// register pointer, pc, translation table, counters); no allocation, reference counting or
+    /// dynamic dispatch per instruction; faults leave through cold paths.
+    /// The limit is checked before every instruction: one compare of two registers, which keeps
+    /// budgets exact and lets `step` be this same loop with a limit of one.
+    func execute(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+        guard case .ready = state else { return .failed(.notRunnable) }
+        var code = UnsafePointer(program.code.baseAddress.unsafelyUnwrapped)
+        var helpers = program.helpers
+        let r = registers.storage
+        var table = memory.table
+        var pc = pc
+        let start = instructionsExecuted
+        var count = start
+        let end = limit > UInt64.max - start ? UInt64.max : start + limit
+        // The next count at which to look at the limit and the cancellation flag.
+        var checkpoint = cancellation == nil ? end : min(end, count &+ cancellationInterval)
+        let frameSize = UInt64(vm.configuration.stackFrameSize)
+        let maxDepth = vm.configuration.maxCallDepth
+        var depth = depth
+
+        defer {
+            self.pc = pc
+            self.instructionsExecuted = count
+            self.depth = depth
+        }
+
+        while true {
+            if count >= checkpoint {
+                if count >= end { return .paused }
+                if let cancellation, cancellation.isCancelled { return .failed(.cancelled) }
+                checkpoint = min(end, count &+ cancellationInterval)
+            }
+            let i = code[pc]
+            let d = Int(truncatingIfNeeded: i.destination)
+            let s = Int(truncatingIfNeeded: i.source)
+            count &+= 1
+            pc &+= 1
+
+            switch i.operation {
+            // MARK: ALU64
+            case .add64Imm: r[d] &+= i.imm
+            case .add64Reg: r[d] &+= r[s]
+            case .sub64Imm: r[d] &-= i.imm
+            case .sub64Reg: r[d] &-= r[s]
+            case .mul64Imm: r[d] &*= i.imm
+            case .mul64Reg: r[d] &*= r[s]
+            case .div64Imm: r[d] = Semantics.divide64(r[d], i.imm)
+            case .div64Reg: r[d] = Semantics.divide64(r[d], r[s])
+            case .sdiv64Imm: r[d] = Semantics.signedDivide64(r[d], i.imm)
+            case .sdiv64Reg: r[d] = Semantics.signedDivide64(r[d], r[s])
+            case .or64Imm: r[d] |= i.imm
+            case .or64Reg: r[d] |= r[s]
+            case .and64Imm: r[d] &= i.imm
+            case .and64Reg: r[d] &= r[s]
+            case .lsh64Imm: r[d] = r[d] &<< i.imm
+            case .lsh64Reg: r[d] = r[d] &<< r[s]
+            case .rsh64Imm: r[d] = r[d] &>> i.imm
+            case .rsh64Reg: r[d] = r[d] &>> r[s]
+            case .mod64Imm: r[d] = Semantics.modulo64(r[d], i.imm)
+            case .mod64Reg: r[d] = Semantics.modulo64(r[d], r[s])
+            case .smod64Imm: r[d] = Semantics.signedModulo64(r[d], i.imm)
+            case .smod64Reg: r[d] = Semantics.signedModulo64(r[d], r[s])
+            case .xor64Imm: r[d] ^= i.imm
+            case .xor64Reg: r[d] ^= r[s]
+            case .mov64Imm: r[d] = i.imm
+            case .mov64Reg: r[d] = r[s]
+            case .arsh64Imm: r[d] = UInt64(bitPattern: Int64(bitPattern: r[d]) &>> i.imm)
+            case .arsh64Reg: r[d] = UInt64(bitPattern: Int64(bitPattern: r[d]) &>> r[s])
+            case .neg64: r[d] = 0 &- r[d]
+
+            // MARK: ALU32 (results are zero-extended)
+            case .add32Imm: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]) &+ UInt32(truncatingIfNeeded: i.imm))
+            case .add32Reg: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]) &+ UInt32(truncatingIfNeeded: r[s]))
+            case .sub32Imm: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]) &- UInt32(truncatingIfNeeded: i.imm))
+            case .sub32Reg: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]) &- UInt32(truncatingIfNeeded: r[s]))
+            case .mul32Imm: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]) &* UInt32(truncatingIfNeeded: i.imm))
+            case .mul32Reg: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]) &* UInt32(truncatingIfNeeded: r[s]))
+            case .div32Imm: r[d] = Semantics.divide32(r[d], i.imm)
+            case .div32Reg: r[d] = Semantics.divide32(r[d], r[s])
+            case .sdiv32Imm: r[d] = Semantics.signedDivide32(r[d], i.imm)
+            case .sdiv32Reg: r[d] = Semantics.signedDivide32(r[d], r[s])
+            case .or32Imm: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d] | i.imm))
+            case .or32Reg: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d] | r[s]))
+            case .and32Imm: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d] & i.imm))
+            case .and32Reg: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d] & r[s]))
+            case .lsh32Imm: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]) &<< UInt32(truncatingIfNeeded: i.imm))
+            case .lsh32Reg: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]) &<< UInt32(truncatingIfNeeded: r[s]))
+            case .rsh32Imm: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]) &>> UInt32(truncatingIfNeeded: i.imm))
+            case .rsh32Reg: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]) &>> UInt32(truncatingIfNeeded: r[s]))
+            case .mod32Imm: r[d] = Semantics.modulo32(r[d], i.imm)
+            case .mod32Reg: r[d] = Semantics.modulo32(r[d], r[s])
+            case .smod32Imm: r[d] = Semantics.signedModulo32(r[d], i.imm)
+            case .smod32Reg: r[d] = Semantics.signedModulo32(r[d], r[s])
+            case .xor32Imm: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d] ^ i.imm))
+            case .xor32Reg: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d] ^ r[s]))
+            case .mov32Imm: r[d] = UInt64(UInt32(truncatingIfNeeded: i.imm))
+            case .mov32Reg: r[d] = UInt64(UInt32(truncatingIfNeeded: r[s]))
+            case .arsh32Imm: r[d] = Semantics.arithmeticShift32(r[d], i.imm)
+            case .arsh32Reg: r[d] = Semantics.arithmeticShift32(r[d], r[s])
+            case .neg32: r[d] = UInt64(0 &- UInt32(truncatingIfNeeded: r[d]))
+
+            // MARK: Sign-extending moves
+            case .movsx8to64: r[d] = UInt64(bitPattern: Int64(Int8(truncatingIfNeeded: r[s])))
+            case .movsx16to64: r[d] = UInt64(bitPattern: Int64(Int16(truncatingIfNeeded: r[s])))
+            case .movsx32to64: r[d] = UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: r[s])))
+            case .movsx8to32: r[d] = UInt64(UInt32(bitPattern: Int32(Int8(truncatingIfNeeded: r[s]))))
+            case .movsx16to32: r[d] = UInt64(UInt32(bitPattern: Int32(Int16(truncatingIfNeeded: r[s]))))
+
+            // MARK: Byte order (the VM is little-endian: `le` truncates, `be` and `bswap` swap)
+            case .le16: r[d] = UInt64(UInt16(truncatingIfNeeded: r[d]))
+            case .le32: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]))
+            case .le64: break
+            case .be16, .bswap16: r[d] = UInt64(UInt16(truncatingIfNeeded: r[d]).byteSwapped)
+            case .be32, .bswap32: r[d] = UInt64(UInt32(truncatingIfNeeded: r[d]).byteSwapped)
+            case .be64, .bswap64: r[d] = r[d].byteSwapped
+
+            // MARK: Loads and stores
+            case .load64:
+                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
+                if let p = table.pointer(forReading: address, size: 8) {
+                    r[d] = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
+                } else if let value = slowLoad(address, size: 8) { r[d] = value } else { break }
+            case .load32:
+                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
+                if let p = table.pointer(forReading: address, size: 4) {
+                    r[d] = UInt64(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
+                } else if let value = slowLoad(address, size: 4) { r[d] = value } else { break }
+            case .load16:
+                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
+                if let p = table.pointer(forReading: address, size: 2) {
+                    r[d] = UInt64(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
+                } else if let value = slowLoad(address, size: 2) { r[d] = value } else { break }
+            case .load8:
+                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
+                if let p = table.pointer(forReading: address, size: 1) {
+                    r[d] = UInt64(p.load(as: UInt8.self))
+                } else if let value = slowLoad(address, size: 1) { r[d] = value } else { break }
+            case .loadSigned32:
+                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
+                if let p = table.pointer(forReading: address, size: 4) {
+                    r[d] = UInt64(bitPattern: Int64(Int32(littleEndian: p.loadUnaligned(as: Int32.self))))
+                } else if let value = slowLoad(address, size: 4) {
+                    r[d] = UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: value)))
+                } else { break }
+            case .loadSigned16:
+                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
+                if let p = table.pointer(forReading: address, size: 2) {
+                    r[d] = UInt64(bitPattern: Int64(Int16(littleEndian: p.loadUnaligned(as: Int16.self))))
+                } else if let value = slowLoad(address, size: 2) {
+                    r[d] = UInt64(bitPattern: Int64(Int16(truncatingIfNeeded: value)))
+                } else { break }
+            case .loadSigned8:
+                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
+                if let p = table.pointer(forReading: address, size: 1) {
+                    r[d] = UInt64(bitPattern: Int64(p.load(as: Int8.self)))
+                } else if let value = slowLoad(address, size: 1) {
+                    r[d] = UInt64(bitPattern: Int64(Int8(truncatingIfNeeded: value)))
+                } else { break }
+            case .store64Imm, .store64Reg:
+                let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
+                let value = i.operation == .store64Imm ? i.imm : r[s]
+                if let p = table.pointer(forWriting: address, size: 8) {
+                    p.storeBytes(of: value.littleEndian, as: UInt64.self)
+                } else if !slowStore(value, at: address, size: 8) { break }
+            case .store32Imm, .store32Reg:
+                let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
+                let value = i.operation == .store32Imm ? i.imm : r[s]
+                if let p = table.pointer(forWriting: address, size: 4) {
+                    p.storeBytes(of: UInt32(truncatingIfNeeded: value).littleEndian, as: UInt32.self)
+                } else if !slowStore(value, at: address, size: 4) { break }
+            case .store16Imm, .store16Reg:
+                let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
+                let value = i.operation == .store16Imm ? i.imm : r[s]
+                if let p = table.pointer(forWriting: address, size: 2) {
+                    p.storeBytes(of: UInt16(truncatingIfNeeded: value).littleEndian, as: UInt16.self)
+                } else if !slowStore(value, at: address, size: 2) { break }
+            case .store8Imm, .store8Reg:
+                let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
+                let value = i.operation == .store8Imm ? i.imm : r[s]
+                if let p = table.pointer(forWriting: address, size: 1) {
+                    p.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
+                } else if !slowStore(value, at: address, size: 1) { break }
+            case .loadImm64:
+                r[d] = i.imm
+                pc &+= 1
+
+            // MARK: Atomics
+            case .atomicAdd64, .atomicOr64, .atomicAnd64, .atomicXor64,
+                 .atomicFetchAdd64, .atomicFetchOr64, .atomicFetchAnd64, .atomicFetchXor64,
+                 .atomicExchange64, .atomicCompareExchange64:
+                let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
+                guard address & 7 == 0, let p = table.pointer(forWriting: address, size: 8) else {
+                    pendingFault = atomicFault(address, size: 8); break
+                }
+                Semantics.atomic64(i.operation, p, r, source: s)
+            case .atomicAdd32, .atomicOr32, .atomicAnd32, .atomicXor32,
+                 .atomicFetchAdd32, .atomicFetchOr32, .atomicFetchAnd32, .atomicFetchXor32,
+                 .atomicExchange32, .atomicCompareExchange32:
+                let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
+                guard address & 3 == 0, let p = table.pointer(forWriting: address, size: 4) else {
+                    pendingFault = atomicFault(address, size: 4); break
+                }
+                Semantics.atomic32(i.operation, p, r, source: s)
+
+            // MARK: Legacy packet loads (socket filters): R0 = big-endian packet bytes
+            case .loadPacketAbsolute32, .loadPacketAbsolute16, .loadPacketAbsolute8,
+                 .loadPacketIndirect32, .loadPacketIndirect16, .loadPacketIndirect8:
+                switch loadPacket(i, registers: r) {
+                case .some(let value): r[0] = value
+                case .none:
+                    if pendingFault == nil { r[0] = 0; return .exited }  // out of bounds: the program returns 0
+                }
+
+            // MARK: Jumps
+            case .jump, .jump32:
+                pc = Int(truncatingIfNeeded: i.offset)
+            case .jumpEqual64Imm: if r[d] == i.imm { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpEqual64Reg: if r[d] == r[s] { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpNotEqual64Imm: if r[d] != i.imm { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpNotEqual64Reg: if r[d] != r[s] { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpGreater64Imm: if r[d] > i.imm { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpGreater64Reg: if r[d] > r[s] { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpGreaterEqual64Imm: if r[d] >= i.imm { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpGreaterEqual64Reg: if r[d] >= r[s] { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpLess64Imm: if r[d] < i.imm { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpLess64Reg: if r[d] < r[s] { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpLessEqual64Imm: if r[d] <= i.imm { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpLessEqual64Reg: if r[d] <= r[s] { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSet64Imm: if r[d] & i.imm != 0 { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSet64Reg: if r[d] & r[s] != 0 { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedGreater64Imm: if Int64(bitPattern: r[d]) > Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedGreater64Reg: if Int64(bitPattern: r[d]) > Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedGreaterEqual64Imm: if Int64(bitPattern: r[d]) >= Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedGreaterEqual64Reg: if Int64(bitPattern: r[d]) >= Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedLess64Imm: if Int64(bitPattern: r[d]) < Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedLess64Reg: if Int64(bitPattern: r[d]) < Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedLessEqual64Imm: if Int64(bitPattern: r[d]) <= Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedLessEqual64Reg: if Int64(bitPattern: r[d]) <= Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpNotEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpNotEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpGreater32Imm: if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpGreater32Reg: if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpGreaterEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpGreaterEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpLess32Imm: if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpLess32Reg: if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpLessEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpLessEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSet32Imm: if UInt32(truncatingIfNeeded: r[d] & i.imm) != 0 { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSet32Reg: if UInt32(truncatingIfNeeded: r[d] & r[s]) != 0 { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedGreater32Imm: if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedGreater32Reg: if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedGreaterEqual32Imm: if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedGreaterEqual32Reg: if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedLess32Imm: if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedLess32Reg: if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedLessEqual32Imm: if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
+            case .jumpSignedLessEqual32Reg: if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+
+            // MARK: Calls
+            case .callLocal:
+                guard depth + 1 < maxDepth else { pendingFault = .callDepthExceeded(limit: maxDepth); break }
+                frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
+                depth &+= 1
+                r[10] &-= frameSize
+                pc = Int(truncatingIfNeeded: i.offset)
+            case .callHelper, .callKernelFunction:
+                self.pc = pc
+                self.instructionsExecuted = count
+                self.depth = depth
+                let result = invokeHelper(helpers[Int(truncatingIfNeeded: i.imm)])
+                table = memory.table  // a helper may have mapped or unmapped regions
+                switch result {
+                case .value(let value): r[0] = value
+                case .exit(let value): r[0] = value; return .exited
+                case .tailCall(let next):
+                    guard depth == 0 else {
+                        pendingFault = .unsupported("tail call from inside a BPF-to-BPF function")
+                        break
+                    }
+                    guard tailCallCount < vm.configuration.tailCallLimit else {
+                        pendingFault = .tailCallLimit(vm.configuration.tailCallLimit)
+                        break
+                    }
+                    tailCallCount += 1
+                    program = next
+                    code = UnsafePointer(next.code.baseAddress.unsafelyUnwrapped)
+                    helpers = next.helpers
+                    pc = 0
+                case .none: break
+                }
+            case .callRegister:
+                self.pc = pc
+                self.instructionsExecuted = count
+                let target = r[d]
+                if target & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag,
+                   program.functionEntries.contains(Int(target & 0xFFFF_FFFF)) {
+                    guard depth + 1 < maxDepth else { pendingFault = .callDepthExceeded(limit: maxDepth); break }
+                    frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
+                    depth &+= 1
+                    r[10] &-= frameSize
+                    pc = Int(target & 0xFFFF_FFFF)
+                } else if let helper = helperForRegisterCall(target) {
+                    self.depth = depth
+                    let result = invokeHelper(helper)
+                    table = memory.table
+                    switch result {
+                    case .value(let value): r[0] = value
+                    case .exit(let value): r[0] = value; return .exited
+                    case .tailCall: pendingFault = .unsupported("tail call through callx")
+                    case .none: break
+                    }
+                } else {
+                    pendingFault = .invalidCallTarget(target)
+                }
+            case .exit:
+                if depth == 0 { return .exited }
+                depth &-= 1
+                let frame = frames[depth]
+                pc = frame.returnPC
+                (r[6], r[7], r[8], r[9], r[10]) = frame.savedRegisters
+            }
+
+            if pendingFault != nil {
+                // Report the faulting instruction, not the one after it.
+                pc &-= 1
+                if i.operation == .loadImm64 { pc &-= 1 }
+                let kind = pendingFault.unsafelyUnwrapped
+                pendingFault = nil
+                return .failed(kind)
+            }
+        }
+    }
+
+    // MARK: Cold paths
+
+    @inline(never)
+    func slowLoad(_ address: UInt64, size: Int) -> UInt64? {
+        do {
+            return try memory.load(address, size: size)
+        } catch {
+            pendingFault = .memory(error)
+            return nil
+        }
+    }
+
+    @inline(never)
+    func slowStore(_ value: UInt64, at address: UInt64, size: Int) -> Bool {
+        do {
+            try memory.store(value, at: address, size: size)
+            return true
+        } catch {
+            pendingFault = .memory(error)
+            return false
+        }
+    }
+
+    @inline(never)
+    func atomicFault(_ address: UInt64, size: Int) -> ExecutionError.Kind {
+        if case .failure(let fault) = memory.resolve(address, size: size, access: .write) { return .memory(fault) }
+        let region = memory.region(containing: address)
+        if region?.kind == .ring {
+            return .unsupported("atomic operation on ring region \(region?.name ?? "")")
+        }
+        return .memory(MemoryFault(reason: .misaligned, access: .write, address: address, size: size, region: region))
+    }
+
+    /// Runs a helper; on failure records the fault and returns nil.
+    @inline(never)
+    func invokeHelper(_ helper: Helper) -> HelperResult? {
+        do {
+            return try helper.function(self)
+        } catch {
+            switch error {
+            case .unsupported:
+                pendingFault = .unknownHelper(id: helper.id, name: helper.name.hasPrefix("#") ? nil : helper.name)
+            default:
+                pendingFault = .helperFailed(id: helper.id, name: helper.name, failure: error)
+            }
+            return nil
+        }
+    }
+
+    /// `callx` with a helper id in the register (uBPF and the conformance vectors do this).
+    @inline(never)
+    func helperForRegisterCall(_ value: UInt64) -> Helper? {
+        guard value <= UInt64(Int32.max) else { return nil }
+        let id = Int32(value)
+        if let index = program.helperIndexByID[id] { return program.helpers[index] }
+        return vm.emulator?.helper(id: id)
+    }
+
+    /// Legacy `ld_abs`/`ld_ind`: the big-endian value, nil when out of bounds (or no packet: fault).
+    @inline(never)
+    func loadPacket(_ i: DecodedInstruction, registers r: UnsafeMutablePointer<UInt64>) -> UInt64? {
+        guard let packet else { pendingFault = .noPacket; return nil }
+        let size: Int
+        var offset = Int64(bitPattern: i.imm)
+        switch i.operation {
+        case .loadPacketAbsolute32: size = 4
+        case .loadPacketAbsolute16: size = 2
+        case .loadPacketAbsolute8: size = 1
+        case .loadPacketIndirect32: size = 4; offset &+= Int64(Int32(truncatingIfNeeded: r[Int(i.source)]))
+        case .loadPacketIndirect16: size = 2; offset &+= Int64(Int32(truncatingIfNeeded: r[Int(i.source)]))
+        default: size = 1; offset &+= Int64(Int32(truncatingIfNeeded: r[Int(i.source)]))
+        }
+        guard offset >= 0, offset <= Int64(packet.length - size),
+              let bytes = try? memory.read(packet.address + UInt64(offset), count: size) else { return nil }
+        return bytes.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}
+
+/// The arithmetic that needs more than one Swift operator, shared by every execution mode.
+enum Semantics {
+    @inline(__always) static func divide64(_ a: UInt64, _ b: UInt64) -> UInt64 { b == 0 ? 0 : a / b }
+
+    @inline(__always) static func divide32(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let divisor = UInt32(truncatingIfNeeded: b)
+        return divisor == 0 ? 0 : UInt64(UInt32(truncatingIfNeeded: a) / divisor)
+    }
+
+    /// Signed division; by zero gives 0, `INT64_MIN / -1` wraps to `INT64_MIN`.
+    @inline(__always) static func signedDivide64(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let x = Int64(bitPattern: a), y = Int64(bitPattern: b)
+        if y == 0 { return 0 }
+        if y == -1 { return UInt64(bitPattern: 0 &- x) }
+        return UInt64(bitPattern: x / y)
+    }
+
+    @inline(__always) static func signedDivide32(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let x = Int32(truncatingIfNeeded: a), y = Int32(truncatingIfNeeded: b)
+        if y == 0 { return 0 }
+        if y == -1 { return UInt64(UInt32(bitPattern: 0 &- x)) }
+        return UInt64(UInt32(bitPattern: x / y))
+    }
+
+    /// Modulo; by zero leaves the dividend.
+    @inline(__always) static func modulo64(_ a: UInt64, _ b: UInt64) -> UInt64 { b == 0 ? a : a % b }
+
+    /// 32-bit modulo; by zero leaves the dividend truncated to 32 bits.
+    @inline(__always) static func modulo32(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let divisor = UInt32(truncatingIfNeeded: b)
+        let dividend = UInt32(truncatingIfNeeded: a)
+        return UInt64(divisor == 0 ? dividend : dividend % divisor)
+    }
+
+    /// Signed modulo (the result takes the dividend's sign); by zero leaves the dividend.
+    @inline(__always) static func signedModulo64(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let x = Int64(bitPattern: a), y = Int64(bitPattern: b)
+        if y == 0 { return a }
+        if y == -1 { return 0 }
+        return UInt64(bitPattern: x % y)
+    }
+
+    @inline(__always) static func signedModulo32(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let x = Int32(truncatingIfNeeded: a), y = Int32(truncatingIfNeeded: b)
+        if y == 0 { return UInt64(UInt32(bitPattern: x)) }
+        if y == -1 { return 0 }
+        return UInt64(UInt32(bitPattern: x % y))
+    }
+
+    @inline(__always) static func arithmeticShift32(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        UInt64(UInt32(bitPattern: Int32(truncatingIfNeeded: a) &>> Int32(truncatingIfNeeded: b)))
+    }
+
+    /// A 64-bit atomic read-modify-write at `p` with register `source` (and R0 for cmpxchg).
+    @inline(__always)
+    static func atomic64(_ operation: Operation, _ p: UnsafeMutableRawPointer, _ r: UnsafeMutablePointer<UInt64>, source s: Int) {
+        let v = r[s]
+        switch operation {
+        case .atomicAdd64: _ = mimic_atomic_fetch_add_64(p, v)
+        case .atomicOr64: _ = mimic_atomic_fetch_or_64(p, v)
+        case .atomicAnd64: _ = mimic_atomic_fetch_and_64(p, v)
+        case .atomicXor64: _ = mimic_atomic_fetch_xor_64(p, v)
+        case .atomicFetchAdd64: r[s] = mimic_atomic_fetch_add_64(p, v)
+        case .atomicFetchOr64: r[s] = mimic_atomic_fetch_or_64(p, v)
+        case .atomicFetchAnd64: r[s] = mimic_atomic_fetch_and_64(p, v)
+        case .atomicFetchXor64: r[s] = mimic_atomic_fetch_xor_64(p, v)
+        case .atomicExchange64: r[s] = mimic_atomic_exchange_64(p, v)
+        default: r[0] = mimic_atomic_compare_exchange_64(p, r[0], v)
+        }
+    }
+
+    /// A 32-bit atomic; fetched values are zero-extended.
+    @inline(__always)
+    static func atomic32(_ operation: Operation, _ p: UnsafeMutableRawPointer, _ r: UnsafeMutablePointer<UInt64>, source s: Int) {
+        let v = UInt32(truncatingIfNeeded: r[s])
+        switch operation {
+        case .atomicAdd32: _ = mimic_atomic_fetch_add_32(p, v)
+        case .atomicOr32: _ = mimic_atomic_fetch_or_32(p, v)
+        case .atomicAnd32: _ = mimic_atomic_fetch_and_32(p, v)
+        case .atomicXor32: _ = mimic_atomic_fetch_xor_32(p, v)
+        case .atomicFetchAdd32: r[s] = UInt64(mimic_atomic_fetch_add_32(p, v))
+        case .atomicFetchOr32: r[s] = UInt64(mimic_atomic_fetch_or_32(p, v))
+        case .atomicFetchAnd32: r[s] = UInt64(mimic_atomic_fetch_and_32(p, v))
+        case .atomicFetchXor32: r[s] = UInt64(mimic_atomic_fetch_xor_32(p, v))
+        case .atomicExchange32: r[s] = UInt64(mimic_atomic_exchange_32(p, v))
+        default: r[0] = UInt64(mimic_atomic_compare_exchange_32(p, UInt32(truncatingIfNeeded: r[0]), v))
+        }
+    }
+}

@@ -1,0 +1,179 @@
+import MimicMemory
+import Synchronization
+
+/// A flag another thread sets to stop a running process; looked at every 4,096 instructions.
+public final class CancellationFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    public init() {}
+
+    /// Asks every process watching this flag to stop with `ExecutionError.Kind.cancelled`.
+    public func cancel() { flag.store(true, ordering: .relaxed) }
+
+    /// Whether `cancel()` was called.
+    public var isCancelled: Bool { flag.load(ordering: .relaxed) }
+}
+
+/// The registers of a process, R0–R10, readable and writable by host code and helpers.
+public struct Registers {
+    @usableFromInline let storage: UnsafeMutablePointer<UInt64>
+
+    /// The number of registers (R0–R10).
+    public static let count = 11
+
+    init(storage: UnsafeMutablePointer<UInt64>) { self.storage = storage }
+
+    /// Register `index` (0...10). An index outside that range is a programming error.
+    @inlinable
+    public subscript(index: Int) -> UInt64 {
+        get {
+            precondition(index >= 0 && index < Registers.count, "register index out of range")
+            return storage[index]
+        }
+        nonmutating set {
+            precondition(index >= 0 && index < Registers.count, "register index out of range")
+            storage[index] = newValue
+        }
+    }
+
+    /// R0–R10 as an array.
+    public var all: [UInt64] { (0..<Registers.count).map { storage[$0] } }
+}
+
+/// A saved caller frame of a BPF-to-BPF call.
+public struct CallFrame: Sendable, Equatable {
+    /// Where execution continues when the callee exits.
+    public var returnPC: Int
+    /// The caller's R6–R9 and R10.
+    public var savedRegisters: (UInt64, UInt64, UInt64, UInt64, UInt64)
+
+    public static func == (a: CallFrame, b: CallFrame) -> Bool {
+        a.returnPC == b.returnPC && a.savedRegisters == b.savedRegisters
+    }
+}
+
+/// One execution of a program: registers, stack, memory, and where it is.
+///
+/// Create processes with `VM.makeProcess`. `run` executes to the end; `step` executes one
+/// instruction, for debuggers and tracers. Both use the same interpreter, so they cannot
+/// disagree. A process is used by one thread at a time.
+public final class Process {
+    /// The state of a process between calls to `run` and `step`.
+    public enum State: Sendable, Equatable {
+        /// Not finished: `run` or `step` continue from `pc`.
+        case ready
+        /// The program exited with this R0.
+        case exited(UInt64)
+        /// The program stopped with an error.
+        case failed(ExecutionError)
+    }
+
+    public let vm: VM
+    /// The running program (changes on tail calls).
+    public internal(set) var program: Program
+    /// The process's address space: its stack and context, plus the VM's shared regions.
+    public let memory: AddressSpace
+    /// The virtual CPU the process runs on (per-CPU maps, `bpf_get_smp_processor_id`).
+    public let vCPU: Int
+    /// The packet for legacy `ld_abs` / `ld_ind` loads, set by the context.
+    public var packet: PacketBounds?
+    /// State an emulator or context keeps for this process (e.g. the packet being processed).
+    public var emulatorState: AnyObject?
+
+    /// R0–R10.
+    public let registers: Registers
+    /// The slot index of the next instruction.
+    public internal(set) var pc: Int = 0
+    public internal(set) var state: State = .ready
+    /// Instructions executed so far, over all `run` and `step` calls.
+    public internal(set) var instructionsExecuted: UInt64 = 0
+    /// Tail calls taken so far.
+    public internal(set) var tailCallCount = 0
+
+    /// The VM address of the stack's first byte, and its size (all frames).
+    public let stackBase: UInt64
+    public let stackSize: Int
+
+    let frames: UnsafeMutablePointer<CallFrame>
+    /// Frames currently saved (0 when running the entry function).
+    var depth = 0
+    /// The fault a cold path recorded for the interpreter loop to report.
+    var pendingFault: ExecutionError.Kind?
+
+    init(program: Program, memory: AddressSpace, vCPU: Int) {
+        vm = program.vm
+        self.program = program
+        self.memory = memory
+        self.vCPU = vCPU
+        let storage = UnsafeMutablePointer<UInt64>.allocate(capacity: 16)
+        storage.initialize(repeating: 0, count: 16)
+        registers = Registers(storage: storage)
+        let configuration = program.vm.configuration
+        frames = .allocate(capacity: configuration.maxCallDepth)
+        stackSize = configuration.stackFrameSize * configuration.maxCallDepth
+        // A fresh address space always has room for one region.
+        stackBase = (try? memory.map(RegionStorage(count: stackSize), name: "stack")) ?? 0
+        storage[10] = stackBase &+ UInt64(stackSize)
+    }
+
+    deinit {
+        registers.storage.deallocate()
+        frames.deallocate()
+    }
+
+    /// Argument `n` (1...5) of a helper call.
+    @inlinable
+    public func argument(_ n: Int) -> UInt64 { registers[n] }
+
+    /// The caller frames of BPF-to-BPF calls, outermost first.
+    public var callStack: [CallFrame] { (0..<depth).map { frames[$0] } }
+
+    /// Runs until the program exits and returns R0.
+    ///
+    /// - Parameters:
+    ///   - instructionLimit: stop with `budgetExhausted` after this many more instructions.
+    ///   - cancellation: stop with `cancelled` once this flag is set.
+    @discardableResult
+    public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError) -> UInt64 {
+        try finish(execute(limit: instructionLimit, cancellation: cancellation))
+    }
+
+    /// What one `step` did.
+    public enum StepResult: Sendable, Equatable {
+        /// The instruction executed; the program continues at `pc`.
+        case running
+        /// The program exited with this R0.
+        case exited(UInt64)
+    }
+
+    /// Executes one instruction (an `lddw` counts as one).
+    @discardableResult
+    public func step() throws(ExecutionError) -> StepResult {
+        let stop = execute(limit: 1, cancellation: nil)
+        if case .paused = stop { return .running }
+        return .exited(try finish(stop))
+    }
+
+    private func finish(_ stop: Stop) throws(ExecutionError) -> UInt64 {
+        switch stop {
+        case .exited:
+            state = .exited(registers.storage[0])
+            return registers.storage[0]
+        case .paused:
+            let error = ExecutionError(.budgetExhausted(executed: instructionsExecuted), pc: pc,
+                                       instruction: instruction(at: pc), programName: program.name)
+            throw error  // budget stops are resumable: the state stays `.ready`
+        case .failed(let kind):
+            if case .notRunnable = kind {
+                throw ExecutionError(kind, pc: pc, instruction: nil, programName: program.name)
+            }
+            let error = ExecutionError(kind, pc: pc, instruction: instruction(at: pc), programName: program.name)
+            state = .failed(error)
+            throw error
+        }
+    }
+
+    func instruction(at pc: Int) -> RawInstruction? {
+        pc >= 0 && pc < program.instructions.count ? program.instructions[pc] : nil
+    }
+}

@@ -1,0 +1,92 @@
+import MimicMemory
+
+/// One pre-decoded instruction, as the interpreter executes it.
+///
+/// Decoding happens once, at load: the operation is dense, jump and call targets are absolute
+/// slot indexes, immediates are sign-extended to 64 bits, `lddw` carries its whole value, and a
+/// helper call carries the index of its implementation in `Program.helpers`.
+@frozen
+public struct DecodedInstruction: Sendable {
+    public var operation: Operation
+    public var destination: UInt8
+    public var source: UInt8
+    /// Memory offset, or the absolute target of a jump or local call.
+    public var offset: Int32
+    /// Sign-extended immediate; `lddw`'s 64-bit value; a helper call's table index.
+    public var imm: UInt64
+
+    @inlinable
+    public init(operation: Operation, destination: UInt8, source: UInt8, offset: Int32, imm: UInt64) {
+        self.operation = operation
+        self.destination = destination
+        self.source = source
+        self.offset = offset
+        self.imm = imm
+    }
+}
+
+/// A loaded, verified-for-safety, pre-decoded program, ready to run in any number of processes.
+///
+/// Load checks what the interpreter relies on (known opcodes, valid registers, jumps inside the
+/// program and not into an `lddw`, a final `exit` or jump); it is not the kernel's verifier.
+public final class Program: @unchecked Sendable {
+    /// A name for messages (the ELF symbol, the file name).
+    public let name: String
+    /// The instructions as loaded, one per slot.
+    public let instructions: [RawInstruction]
+    /// Helper implementations, indexed by the `imm` of pre-decoded helper calls.
+    public let helpers: [Helper]
+    /// Slot indexes where program-local functions start (0 is the entry).
+    public let functionEntries: [Int]
+    /// The VM the program was loaded into.
+    public unowned let vm: VM
+
+    /// Pre-decoded code, one record per slot; immutable after load.
+    let code: UnsafeMutableBufferPointer<DecodedInstruction>
+    /// Helper table index by helper id, for `callx` with a helper id in a register.
+    let helperIndexByID: [Int32: Int]
+
+    /// `lddw` with `BPF_PSEUDO_FUNC` yields `functionAddressTag | slot`: never a mapped address.
+    public static let functionAddressTag: UInt64 = 0xFFFF_FFFE_0000_0000
+
+    init(name: String, instructions: [RawInstruction], code: [DecodedInstruction], helpers: [Helper],
+         helperIndexByID: [Int32: Int], functionEntries: [Int], vm: VM) {
+        self.name = name
+        self.instructions = instructions
+        self.helpers = helpers
+        self.helperIndexByID = helperIndexByID
+        self.functionEntries = functionEntries
+        self.vm = vm
+        self.code = .allocate(capacity: code.count)
+        _ = self.code.initialize(from: code)
+    }
+
+    deinit { code.deallocate() }
+
+    /// The number of instruction slots.
+    public var count: Int { instructions.count }
+
+    /// The pre-decoded form of the instruction at `pc`.
+    public func decoded(at pc: Int) -> DecodedInstruction? {
+        pc >= 0 && pc < code.count ? code[pc] : nil
+    }
+}
+
+/// How large programs may be and how deep they may call.
+public struct VMConfiguration: Sendable, Equatable {
+    /// Stack bytes per call frame (the kernel: 512).
+    public var stackFrameSize: Int = 512
+    /// The deepest BPF-to-BPF call chain, counting the entry frame (the kernel: 8).
+    public var maxCallDepth: Int = 8
+    /// The most tail calls in one run (the kernel: 33).
+    public var tailCallLimit: Int = 33
+    /// The most instruction slots a program may have (the kernel: 1,000,000).
+    public var maxInstructions: Int = 1_000_000
+
+    public init(stackFrameSize: Int = 512, maxCallDepth: Int = 8, tailCallLimit: Int = 33, maxInstructions: Int = 1_000_000) {
+        self.stackFrameSize = max(8, stackFrameSize)
+        self.maxCallDepth = max(1, maxCallDepth)
+        self.tailCallLimit = max(0, tailCallLimit)
+        self.maxInstructions = max(1, maxInstructions)
+    }
+}

@@ -1,0 +1,270 @@
+import MimicMemory
+import Synchronization
+
+/// A virtual machine: an emulator, a configuration, and the memory shared by its processes.
+///
+/// Load programs into it once, then create a `Process` per run. Regions mapped with
+/// `mapShared` (maps, global data) appear at the same address in every process created after.
+/// Loading, mapping and creating processes are thread-safe.
+public final class VM: @unchecked Sendable {
+    public let emulator: (any Emulator)?
+    public let configuration: VMConfiguration
+
+    private let lock = Mutex(())
+    private let sharedMemory = AddressSpace()
+
+    public init(emulator: (any Emulator)? = nil, configuration: VMConfiguration = VMConfiguration()) {
+        self.emulator = emulator
+        self.configuration = configuration
+    }
+
+    // MARK: Shared memory
+
+    /// Maps `storage` into the memory every new process of this VM starts with.
+    public func mapShared(_ storage: RegionStorage, name: String, kind: RegionKind = .plain) throws(AddressSpaceError) -> UInt64 {
+        try lock.withLock { _ throws(AddressSpaceError) in try sharedMemory.map(storage, name: name, kind: kind) }
+    }
+
+    /// A fresh address space holding the shared regions.
+    func makeAddressSpace() -> AddressSpace {
+        lock.withLock { _ in AddressSpace(copying: sharedMemory) }
+    }
+
+    /// The shared regions (maps, global data).
+    public var sharedRegions: [RegionInfo] { lock.withLock { _ in sharedMemory.regions } }
+
+    // MARK: Loading
+
+    /// Loads little-endian bytecode.
+    public func load(bytecode: [UInt8], name: String = "program") throws(LoadError) -> Program {
+        let instructions: [RawInstruction]
+        do {
+            instructions = try RawInstruction.decode(bytecode)
+        } catch {
+            throw LoadError(.invalidEncoding(error.description), programName: name)
+        }
+        return try load(instructions, name: name)
+    }
+
+    /// Checks and pre-decodes `instructions`, resolving helpers and references through the emulator.
+    public func load(_ instructions: [RawInstruction], name: String = "program") throws(LoadError) -> Program {
+        var loader = Loader(vm: self, name: name, instructions: instructions)
+        return try loader.load()
+    }
+
+    // MARK: Processes
+
+    /// Creates a process that will run `program` with `context` as its input.
+    public func makeProcess(for program: Program, context: (any Context)? = nil, vCPU: Int = 0) throws(HelperFailure) -> Process {
+        let process = Process(program: program, memory: makeAddressSpace(), vCPU: vCPU)
+        try emulator?.prepare(process)
+        try context?.attach(to: process)
+        return process
+    }
+
+    /// Loads nothing, creates a process, runs it to the end and returns R0: the one-call way.
+    public func run(_ program: Program, context: (any Context)? = nil, instructionLimit: UInt64 = .max) throws -> UInt64 {
+        let process = try makeProcess(for: program, context: context)
+        return try process.run(instructionLimit: instructionLimit)
+    }
+}
+
+/// Turns raw instructions into a `Program`: validation, pre-decoding and resolution.
+private struct Loader {
+    let vm: VM
+    let name: String
+    let instructions: [RawInstruction]
+    var helpers: [Helper] = []
+    var helperIndexByID: [Int32: Int] = [:]
+
+    init(vm: VM, name: String, instructions: [RawInstruction]) {
+        self.vm = vm
+        self.name = name
+        self.instructions = instructions
+    }
+
+    func error(_ reason: LoadError.Reason, at pc: Int? = nil) -> LoadError {
+        LoadError(reason, pc: pc, instruction: pc.flatMap { $0 < instructions.count ? instructions[$0] : nil }, programName: name)
+    }
+
+    mutating func load() throws(LoadError) -> Program {
+        let count = instructions.count
+        guard count > 0 else { throw error(.emptyProgram) }
+        guard count <= vm.configuration.maxInstructions else {
+            throw error(.tooLarge(count: count, limit: vm.configuration.maxInstructions))
+        }
+
+        // Pass 1: decode every slot and mark lddw second halves.
+        var code: [DecodedInstruction] = []
+        code.reserveCapacity(count)
+        var isSecondHalf = [Bool](repeating: false, count: count)
+        var pc = 0
+        while pc < count {
+            let raw = instructions[pc]
+            guard let form = InstructionSet.form(of: raw) else {
+                if InstructionSet.isKnownOpcode(raw.opcode) {
+                    throw error(.invalidEncoding(Loader.encodingProblem(raw)), at: pc)
+                }
+                throw error(.unknownOpcode(raw.opcode), at: pc)
+            }
+            try checkRegisters(raw, form: form, at: pc)
+            var decoded = DecodedInstruction(
+                operation: form.operation, destination: raw.destination, source: raw.source,
+                offset: Int32(raw.offset), imm: UInt64(bitPattern: Int64(raw.imm)))
+            if form.operation == .loadImm64 {
+                guard pc + 1 < count else { throw error(.incompleteLoadImm64, at: pc) }
+                let next = instructions[pc + 1]
+                guard next.opcode == 0, next.destination == 0, next.source == 0, next.offset == 0 else {
+                    throw error(.incompleteLoadImm64, at: pc)
+                }
+                decoded.imm = try resolveLoadImm64(raw, next: next, at: pc)
+                code.append(decoded)
+                code.append(decoded)  // the second slot is never executed; jumps into it are refused
+                isSecondHalf[pc + 1] = true
+                pc += 2
+                continue
+            }
+            code.append(decoded)
+            pc += 1
+        }
+
+        // Pass 2: resolve jump and call targets, bind helpers.
+        var functionEntries: Set<Int> = [0]
+        for pc in 0..<count where !isSecondHalf[pc] {
+            let raw = instructions[pc]
+            let operation = code[pc].operation
+            switch InstructionSet.form(of: operation).shape {
+            case .jump, .jumpImm, .jumpReg:
+                code[pc].offset = Int32(try target(pc + 1 + Int(raw.offset), from: pc, isSecondHalf))
+            case .jump32:
+                code[pc].offset = Int32(try target(pc + 1 + Int(raw.imm), from: pc, isSecondHalf))
+            case .callLocal:
+                let entry = try target(pc + 1 + Int(raw.imm), from: pc, isSecondHalf)
+                code[pc].offset = Int32(entry)
+                functionEntries.insert(entry)
+            case .callHelper:
+                if operation == .callKernelFunction {
+                    throw error(.unsupported("kfunc calls (call with src=2, BTF id \(raw.imm))"), at: pc)
+                }
+                code[pc].imm = UInt64(helperIndex(for: raw.imm))
+            default:
+                break
+            }
+        }
+        for pc in 0..<count where code[pc].operation == .loadImm64 && instructions[pc].source == LoadImm64Kind.function.rawValue
+            && !isSecondHalf[pc] {
+            let entry = try target(pc + 1 + Int(instructions[pc].imm), from: pc, isSecondHalf)
+            code[pc].imm = Program.functionAddressTag | UInt64(entry)
+            code[pc + 1].imm = code[pc].imm
+            functionEntries.insert(entry)
+        }
+
+        // The interpreter never runs past the end: the last slot must not fall through.
+        let last = isSecondHalf[count - 1] ? nil : code[count - 1].operation
+        guard let last, last == .exit || last == .jump || last == .jump32 else {
+            throw error(.lastInstructionNotExitOrJump, at: count - 1)
+        }
+
+        return Program(name: name, instructions: instructions, code: code, helpers: helpers,
+                       helperIndexByID: helperIndexByID, functionEntries: functionEntries.sorted(), vm: vm)
+    }
+
+    func target(_ target: Int, from pc: Int, _ isSecondHalf: [Bool]) throws(LoadError) -> Int {
+        guard target >= 0, target < instructions.count else { throw error(.jumpOutOfRange(target: target), at: pc) }
+        guard !isSecondHalf[target] else { throw error(.jumpIntoLoadImm64(target: target), at: pc) }
+        return target
+    }
+
+    /// The index in the helper table of helper `id`; unknown ids get a stub that fails when called.
+    mutating func helperIndex(for id: Int32) -> Int {
+        if let index = helperIndexByID[id] { return index }
+        let helper: Helper
+        if let found = vm.emulator?.helper(id: id) {
+            helper = found
+        } else {
+            helper = Loader.unknownHelper(id: id, name: vm.emulator?.helperName(id: id))
+        }
+        helpers.append(helper)
+        helperIndexByID[id] = helpers.count - 1
+        return helpers.count - 1
+    }
+
+    /// A helper that stops the program with `unknownHelper` when called: the kernel would refuse
+    /// to load the program, but Mimic lets the paths that never call it run.
+    static func unknownHelper(id: Int32, name: String?) -> Helper {
+        Helper(id: id, name: name ?? "#\(id)") { _ throws(HelperFailure) in
+            throw .unsupported("no emulator provides this helper")
+        }
+    }
+
+    func resolveLoadImm64(_ raw: RawInstruction, next: RawInstruction, at pc: Int) throws(LoadError) -> UInt64 {
+        let plain = UInt64(UInt32(bitPattern: raw.imm)) | UInt64(UInt32(bitPattern: next.imm)) << 32
+        guard let kind = LoadImm64Kind(rawValue: raw.source) else {
+            throw error(.invalidEncoding("lddw source \(raw.source) is not a known pseudo kind"), at: pc)
+        }
+        switch kind {
+        case .immediate, .function:
+            return plain  // functions are resolved in pass 2, once all slots are known
+        default:
+            guard let emulator = vm.emulator else {
+                throw error(.unresolvedReference("\(kind.cName) (imm \(raw.imm)) needs an emulator that provides maps"), at: pc)
+            }
+            do {
+                return try emulator.resolveLoadImm64(kind: kind, imm: raw.imm, nextImm: next.imm, in: vm)
+            } catch {
+                throw self.error(error, at: pc)
+            }
+        }
+    }
+
+    func checkRegisters(_ raw: RawInstruction, form: InstructionForm, at pc: Int) throws(LoadError) {
+        func check(_ register: UInt8, _ field: String) throws(LoadError) {
+            guard register <= 10 else { throw error(.invalidRegister(field: field, register: register), at: pc) }
+        }
+        func checkWritable(_ register: UInt8, _ field: String) throws(LoadError) {
+            try check(register, field)
+            guard register != 10 else { throw error(.writesFramePointer, at: pc) }
+        }
+        switch form.shape {
+        case .aluImm, .unary, .loadImm64:
+            try checkWritable(raw.destination, "destination")
+        case .aluReg, .load:
+            try checkWritable(raw.destination, "destination")
+            try check(raw.source, "source")
+        case .storeImm, .jumpImm, .callRegister:
+            try check(raw.destination, "destination")
+        case .storeReg, .jumpReg:
+            try check(raw.destination, "destination")
+            try check(raw.source, "source")
+        case .atomic:
+            try check(raw.destination, "destination")
+            // Fetching forms and xchg write the old value back into the source register.
+            let writesSource: Bool
+            switch form.operation {
+            case .atomicFetchAdd64, .atomicFetchOr64, .atomicFetchAnd64, .atomicFetchXor64, .atomicExchange64,
+                 .atomicFetchAdd32, .atomicFetchOr32, .atomicFetchAnd32, .atomicFetchXor32, .atomicExchange32:
+                writesSource = true
+            default:
+                writesSource = false
+            }
+            if writesSource { try checkWritable(raw.source, "source") } else { try check(raw.source, "source") }
+        case .packetIndirect:
+            try check(raw.source, "source")
+        case .packetAbsolute, .jump, .jump32, .callHelper, .callLocal, .none:
+            break
+        }
+    }
+
+    static func encodingProblem(_ raw: RawInstruction) -> String {
+        let op = raw.opcode
+        switch op {
+        case 0x37, 0x3f, 0x97, 0x9f, 0x34, 0x3c, 0x94, 0x9c: return "division/modulo offset must be 0 or 1, got \(raw.offset)"
+        case 0xbf, 0xbc: return "mov offset must be 0 or a sign-extension width (8, 16, 32), got \(raw.offset)"
+        case 0xd4, 0xdc, 0xd7: return "byte swap width must be 16, 32 or 64, got \(raw.imm)"
+        case 0xc3, 0xdb: return "unknown atomic operation 0x\(String(UInt32(bitPattern: raw.imm), radix: 16))"
+        case 0x85: return "call source must be 0 (helper), 1 (local) or 2 (kfunc), got \(raw.source)"
+        default: return "opcode 0x\(String(op, radix: 16)) with these fields"
+        }
+    }
+}
+
