@@ -169,7 +169,7 @@ extension Assembler {
 
         var instruction = ParsedInstruction(form: form, fields: OperandFields(), labelReference: nil, slot: slot, source: source)
         for (position, (operandSlot, token)) in zip(form.shape.operandSlots, tokens).enumerated() {
-            guard token.kindMatches(operandSlot) else {
+            guard token.kindMatches(operandSlot), !operandStrings[position].isEmpty else {
                 throw source.error(.unexpectedOperand(
                     position: position + 1, found: operandStrings[position], expected: operandSlot.expectation))
             }
@@ -295,10 +295,7 @@ extension Assembler {
 
     /// A relative jump distance (`+3`, `-2`, `7`), or nil when `text` is a label name.
     private static func parseRelativeTarget(_ text: String, bits: Int, source: SourceLine) throws(AssemblerError) -> Int64? {
-        guard let first = text.unicodeScalars.first else {
-            throw source.error(.unexpectedOperand(position: 1, found: text, expected: "a label or a relative offset like +3"))
-        }
-        guard first == "+" || first == "-" || isDecimalDigit(first) else {
+        guard let first = text.unicodeScalars.first, first == "+" || first == "-" || isDecimalDigit(first) else {
             guard isValidLabelName(text) else { throw source.error(.invalidLabelName(text)) }
             return nil
         }
