@@ -74,7 +74,7 @@ struct Benchmark {
 
         var best = Double.infinity
         for _ in 0..<rounds {
-            var processes: [Process] = []
+            var processes: [MimicCore.Process] = []
             processes.reserveCapacity(runs)
             for _ in 0..<runs { processes.append(try vm.makeProcess(for: program, context: context)) }
             let start = DispatchTime.now().uptimeNanoseconds
@@ -92,7 +92,7 @@ struct Benchmark {
             let elapsed = DispatchTime.now().uptimeNanoseconds - start
             nativeBest = min(nativeBest, Double(elapsed) / Double(nativeRuns))
         }
-        blackHole(sink)
+        _ = blackHole(sink)
         return Result(name: name, instructionsPerRun: instructions, nsPerRun: best, nativeNsPerRun: nativeBest)
     }
 }
