@@ -29,11 +29,8 @@ let package = Package(
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),
-        .testTarget(
-            name: "MimicCoreTests",
-            dependencies: ["MimicCore"],
-            resources: []
-        ),
+        .testTarget(name: "MimicCoreTests", dependencies: ["MimicCore"]),
+        .testTarget(name: "MimicLinuxTests", dependencies: ["MimicLinux"]),
         .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
     ]
 )
