@@ -440,7 +440,8 @@ public enum InstructionSet {
         Form(.callLocal, opcode: 0x85, .source(0x1), "call local", .callLocal),
         Form(.callKernelFunction, opcode: 0x85, .source(0x2), "call runtime", .callHelper),
         Form(.callRegister, opcode: 0x8d, .none, "callx", .callRegister),
-        Form(.exit, opcode: 0x95, .none, "exit", .none),    ]
+        Form(.exit, opcode: 0x95, .none, "exit", .none),
+    ]
 
     /// The forms for each opcode byte.
     private static let formsByOpcode: [[InstructionForm]] = {
@@ -460,6 +461,18 @@ public enum InstructionSet {
     /// Whether any form uses this opcode byte (the encoding may still be unknown for some fields).
     public static func isKnownOpcode(_ opcode: UInt8) -> Bool { !formsByOpcode[Int(opcode)].isEmpty }
 
-    /// Forms by mnemonic, for the assembler.
-    static let formsByMnemonic: [String: [InstructionForm]] = Dictionary(grouping: forms, by: \.mnemonic)
+    /// Extra spellings the assembler accepts besides a form's own mnemonic, each naming the
+    /// operation it stands for. The disassembler always prints the canonical mnemonic.
+    public static let mnemonicAliases: [(mnemonic: String, operation: Operation)] = [
+        ("swap16", .bswap16), ("swap32", .bswap32), ("swap64", .bswap64),
+        // `call %r2` is the bpf_conformance spelling of `callx %r2`.
+        ("call", .callRegister),
+    ]
+
+    /// Forms by mnemonic (canonical spellings first, then aliases), for the assembler.
+    static let formsByMnemonic: [String: [InstructionForm]] = {
+        var table = Dictionary(grouping: forms, by: \.mnemonic)
+        for alias in mnemonicAliases { table[alias.mnemonic, default: []].append(form(of: alias.operation)) }
+        return table
+    }()
 }
