@@ -111,6 +111,13 @@ enum ProgramInput {
     /// The four bytes every ELF file starts with.
     static let elfMagic: [UInt8] = [0x7F, 0x45, 0x4C, 0x46]
 
+    /// A hint for bytecode input that is really text (printable ASCII, not hex).
+    static func assemblerHint(for bytes: [UInt8]) -> String? {
+        let isText = !bytes.isEmpty && bytes.allSatisfy { $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || (0x20..<0x7F).contains($0) }
+        guard isText, !Hex.looksLikeHex(bytes) else { return nil }
+        return "; the file looks like text: if it is assembler, pass --asm or name it *.s"
+    }
+
     /// Decodes bytecode given as raw little-endian bytes or as hex text (detected).
     ///
     /// - Parameter name: the file name for messages.
@@ -128,9 +135,7 @@ enum ProgramInput {
             return try RawInstruction.decode(code)
         } catch {
             var message = "\(name): \(error)"
-            if command == "run-raw", !isHex, String(bytes: bytes, encoding: .utf8) != nil {
-                message += "; if this is assembler text, pass --asm or name the file *.s"
-            }
+            if command == "run-raw", let hint = assemblerHint(for: bytes) { message += hint }
             throw RuntimeError(message)
         }
     }

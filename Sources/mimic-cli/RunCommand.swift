@@ -110,7 +110,13 @@ enum RunRawCommand: Command {
             instructions = try ProgramInput.instructions(fromBytecode: bytes, name: name, command: info.name)
         }
 
-        let runner = try ProgramRunner(instructions, name: name)
+        let runner: ProgramRunner
+        do {
+            runner = try ProgramRunner(instructions, name: name)
+        } catch {
+            guard !isAssembler, let hint = ProgramInput.assemblerHint(for: bytes) else { throw error }
+            throw RuntimeError(error.message + hint)
+        }
         let process = try runner.makeProcess(memory: memory)
         let r0: UInt64
         do {
