@@ -1,1 +1,39 @@
-print("bench")
+// mimic-bench: interpreter speed on a fixed set of eBPF programs, next to the same logic in
+// native Swift. Run in release mode: `swift run -c release mimic-bench [--quick] [--filter NAME]`.
+//
+// For each program it prints instructions per run, ns per run, ns per instruction and the
+// ratio to native code. Figures are the best of several timed rounds (the machine is shared).
+
+import Foundation
+import MimicCore
+
+var options = BenchmarkOptions(arguments: Array(CommandLine.arguments.dropFirst()))
+if options.showHelp {
+    print("""
+    usage: mimic-bench [--quick] [--filter NAME] [--rounds N]
+
+    Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
+    instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
+      --quick       fewer iterations (a smoke run, figures are noisier)
+      --filter NAME only benchmarks whose name contains NAME
+      --rounds N    timed rounds per benchmark (best is reported; default 7)
+    """)
+    exit(0)
+}
+if let problem = options.problem {
+    FileHandle.standardError.write(Data("mimic-bench: \(problem)\n".utf8))
+    exit(2)
+}
+
+print("benchmark            insns/run     ns/run   ns/insn   native ns/run   ratio")
+var failed = false
+for benchmark in Benchmark.all where options.filter.map({ benchmark.name.contains($0) }) ?? true {
+    do {
+        let result = try benchmark.measure(rounds: options.rounds, quick: options.quick)
+        print(result.formatted)
+    } catch {
+        failed = true
+        FileHandle.standardError.write(Data("mimic-bench: \(benchmark.name): \(error)\n".utf8))
+    }
+}
+exit(failed ? 1 : 0)

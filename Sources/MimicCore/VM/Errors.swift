@@ -119,7 +119,7 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
         case .unsupported(let detail): what = "unsupported: \(detail)"
         }
         var text = "program \(programName), instruction \(pc)"
-        if let instruction { text += " \(instruction)" }
+        if let instruction { text += " (\(Disassembler.text(of: instruction)))" }
         return text + ": " + what
     }
 }

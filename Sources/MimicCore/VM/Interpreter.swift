@@ -1,6 +1,16 @@
 import CMimicAtomics
 import MimicMemory
 
+/// How often the interpreter loop checks its instruction limit, fixed at compile time.
+protocol ExecutionMode {
+    /// Before every instruction (stepping, exact limits) or only on taken jumps and calls
+    /// (running: every loop still passes a check, so budgets and cancellation stay reliable).
+    static var checksEveryInstruction: Bool { get }
+}
+
+enum RunningMode: ExecutionMode { static var checksEveryInstruction: Bool { false } }
+enum SteppingMode: ExecutionMode { static var checksEveryInstruction: Bool { true } }
+
 /// Why the interpreter loop returned.
 enum Stop {
     case exited
@@ -18,9 +28,10 @@ extension Process {
     /// Performance rules (Docs/Performance.md): all running state lives in locals (code pointer,
     /// register pointer, pc, translation table, counters); no allocation, reference counting or
     /// dynamic dispatch per instruction; faults leave through cold paths.
-    /// The limit is checked before every instruction: one compare of two registers, which keeps
-    /// budgets exact and lets `step` be this same loop with a limit of one.
-    func execute(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+    /// `Mode` decides how often the limit is checked; everything else is shared, so `step` and
+    /// `run` execute every instruction with the same code.
+    @inline(__always)
+    func execute<Mode: ExecutionMode>(_ mode: Mode.Type, limit: UInt64, cancellation: CancellationFlag?) -> Stop {
         guard case .ready = state else { return .failed(.notRunnable) }
         var code = UnsafePointer(program.code.baseAddress.unsafelyUnwrapped)
         var helpers = program.helpers
@@ -42,12 +53,12 @@ extension Process {
             self.depth = depth
         }
 
+        // The limit and the cancellation flag are checked on taken jumps and calls (every loop
+        // passes one) and, in stepping mode, before each instruction.
+        if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop }
         while true {
-            if count >= checkpoint {
-                if count >= end { return .paused }
-                if let cancellation, cancellation.isCancelled { return .failed(.cancelled) }
-                checkpoint = min(end, count &+ cancellationInterval)
-            }
+            if Mode.checksEveryInstruction, count >= checkpoint,
+               let stop = limitReached(count, end, cancellation, &checkpoint) { return stop }
             let i = code[pc]
             let d = Int(truncatingIfNeeded: i.destination)
             let s = Int(truncatingIfNeeded: i.source)
@@ -137,67 +148,67 @@ extension Process {
                 let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
                 if let p = table.pointer(forReading: address, size: 8) {
                     r[d] = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
-                } else if let value = slowLoad(address, size: 8) { r[d] = value } else { break }
+                } else if let value = slowLoad(address, size: 8) { r[d] = value } else { pc &-= 1; return .failed(takeFault()) }
             case .load32:
                 let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
                 if let p = table.pointer(forReading: address, size: 4) {
                     r[d] = UInt64(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
-                } else if let value = slowLoad(address, size: 4) { r[d] = value } else { break }
+                } else if let value = slowLoad(address, size: 4) { r[d] = value } else { pc &-= 1; return .failed(takeFault()) }
             case .load16:
                 let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
                 if let p = table.pointer(forReading: address, size: 2) {
                     r[d] = UInt64(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
-                } else if let value = slowLoad(address, size: 2) { r[d] = value } else { break }
+                } else if let value = slowLoad(address, size: 2) { r[d] = value } else { pc &-= 1; return .failed(takeFault()) }
             case .load8:
                 let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
                 if let p = table.pointer(forReading: address, size: 1) {
                     r[d] = UInt64(p.load(as: UInt8.self))
-                } else if let value = slowLoad(address, size: 1) { r[d] = value } else { break }
+                } else if let value = slowLoad(address, size: 1) { r[d] = value } else { pc &-= 1; return .failed(takeFault()) }
             case .loadSigned32:
                 let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
                 if let p = table.pointer(forReading: address, size: 4) {
                     r[d] = UInt64(bitPattern: Int64(Int32(littleEndian: p.loadUnaligned(as: Int32.self))))
                 } else if let value = slowLoad(address, size: 4) {
                     r[d] = UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: value)))
-                } else { break }
+                } else { pc &-= 1; return .failed(takeFault()) }
             case .loadSigned16:
                 let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
                 if let p = table.pointer(forReading: address, size: 2) {
                     r[d] = UInt64(bitPattern: Int64(Int16(littleEndian: p.loadUnaligned(as: Int16.self))))
                 } else if let value = slowLoad(address, size: 2) {
                     r[d] = UInt64(bitPattern: Int64(Int16(truncatingIfNeeded: value)))
-                } else { break }
+                } else { pc &-= 1; return .failed(takeFault()) }
             case .loadSigned8:
                 let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
                 if let p = table.pointer(forReading: address, size: 1) {
                     r[d] = UInt64(bitPattern: Int64(p.load(as: Int8.self)))
                 } else if let value = slowLoad(address, size: 1) {
                     r[d] = UInt64(bitPattern: Int64(Int8(truncatingIfNeeded: value)))
-                } else { break }
+                } else { pc &-= 1; return .failed(takeFault()) }
             case .store64Imm, .store64Reg:
                 let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
                 let value = i.operation == .store64Imm ? i.imm : r[s]
                 if let p = table.pointer(forWriting: address, size: 8) {
                     p.storeBytes(of: value.littleEndian, as: UInt64.self)
-                } else if !slowStore(value, at: address, size: 8) { break }
+                } else if !slowStore(value, at: address, size: 8) { pc &-= 1; return .failed(takeFault()) }
             case .store32Imm, .store32Reg:
                 let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
                 let value = i.operation == .store32Imm ? i.imm : r[s]
                 if let p = table.pointer(forWriting: address, size: 4) {
                     p.storeBytes(of: UInt32(truncatingIfNeeded: value).littleEndian, as: UInt32.self)
-                } else if !slowStore(value, at: address, size: 4) { break }
+                } else if !slowStore(value, at: address, size: 4) { pc &-= 1; return .failed(takeFault()) }
             case .store16Imm, .store16Reg:
                 let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
                 let value = i.operation == .store16Imm ? i.imm : r[s]
                 if let p = table.pointer(forWriting: address, size: 2) {
                     p.storeBytes(of: UInt16(truncatingIfNeeded: value).littleEndian, as: UInt16.self)
-                } else if !slowStore(value, at: address, size: 2) { break }
+                } else if !slowStore(value, at: address, size: 2) { pc &-= 1; return .failed(takeFault()) }
             case .store8Imm, .store8Reg:
                 let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
                 let value = i.operation == .store8Imm ? i.imm : r[s]
                 if let p = table.pointer(forWriting: address, size: 1) {
                     p.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
-                } else if !slowStore(value, at: address, size: 1) { break }
+                } else if !slowStore(value, at: address, size: 1) { pc &-= 1; return .failed(takeFault()) }
             case .loadImm64:
                 r[d] = i.imm
                 pc &+= 1
@@ -208,7 +219,7 @@ extension Process {
                  .atomicExchange64, .atomicCompareExchange64:
                 let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
                 guard address & 7 == 0, let p = table.pointer(forWriting: address, size: 8) else {
-                    pendingFault = atomicFault(address, size: 8); break
+                    pc &-= 1; return .failed(atomicFault(address, size: 8))
                 }
                 Semantics.atomic64(i.operation, p, r, source: s)
             case .atomicAdd32, .atomicOr32, .atomicAnd32, .atomicXor32,
@@ -216,7 +227,7 @@ extension Process {
                  .atomicExchange32, .atomicCompareExchange32:
                 let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
                 guard address & 3 == 0, let p = table.pointer(forWriting: address, size: 4) else {
-                    pendingFault = atomicFault(address, size: 4); break
+                    pc &-= 1; return .failed(atomicFault(address, size: 4))
                 }
                 Semantics.atomic32(i.operation, p, r, source: s)
 
@@ -225,65 +236,67 @@ extension Process {
                  .loadPacketIndirect32, .loadPacketIndirect16, .loadPacketIndirect8:
                 switch loadPacket(i, registers: r) {
                 case .some(let value): r[0] = value
-                case .none:
-                    if pendingFault == nil { r[0] = 0; return .exited }  // out of bounds: the program returns 0
+                case .none where pendingFault == nil: r[0] = 0; return .exited  // out of bounds: the program returns 0
+                case .none: pc &-= 1; return .failed(takeFault())
                 }
 
             // MARK: Jumps
             case .jump, .jump32:
                 pc = Int(truncatingIfNeeded: i.offset)
-            case .jumpEqual64Imm: if r[d] == i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpEqual64Reg: if r[d] == r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpNotEqual64Imm: if r[d] != i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpNotEqual64Reg: if r[d] != r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpGreater64Imm: if r[d] > i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpGreater64Reg: if r[d] > r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpGreaterEqual64Imm: if r[d] >= i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpGreaterEqual64Reg: if r[d] >= r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpLess64Imm: if r[d] < i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpLess64Reg: if r[d] < r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpLessEqual64Imm: if r[d] <= i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpLessEqual64Reg: if r[d] <= r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSet64Imm: if r[d] & i.imm != 0 { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSet64Reg: if r[d] & r[s] != 0 { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedGreater64Imm: if Int64(bitPattern: r[d]) > Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedGreater64Reg: if Int64(bitPattern: r[d]) > Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedGreaterEqual64Imm: if Int64(bitPattern: r[d]) >= Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedGreaterEqual64Reg: if Int64(bitPattern: r[d]) >= Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedLess64Imm: if Int64(bitPattern: r[d]) < Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedLess64Reg: if Int64(bitPattern: r[d]) < Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedLessEqual64Imm: if Int64(bitPattern: r[d]) <= Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedLessEqual64Reg: if Int64(bitPattern: r[d]) <= Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpNotEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpNotEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpGreater32Imm: if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpGreater32Reg: if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpGreaterEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpGreaterEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpLess32Imm: if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpLess32Reg: if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpLessEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpLessEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSet32Imm: if UInt32(truncatingIfNeeded: r[d] & i.imm) != 0 { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSet32Reg: if UInt32(truncatingIfNeeded: r[d] & r[s]) != 0 { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedGreater32Imm: if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedGreater32Reg: if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedGreaterEqual32Imm: if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedGreaterEqual32Reg: if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedLess32Imm: if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedLess32Reg: if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedLessEqual32Imm: if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-            case .jumpSignedLessEqual32Reg: if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
+                if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop }
+            case .jumpEqual64Imm: if r[d] == i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpEqual64Reg: if r[d] == r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpNotEqual64Imm: if r[d] != i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpNotEqual64Reg: if r[d] != r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpGreater64Imm: if r[d] > i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpGreater64Reg: if r[d] > r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpGreaterEqual64Imm: if r[d] >= i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpGreaterEqual64Reg: if r[d] >= r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpLess64Imm: if r[d] < i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpLess64Reg: if r[d] < r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpLessEqual64Imm: if r[d] <= i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpLessEqual64Reg: if r[d] <= r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSet64Imm: if r[d] & i.imm != 0 { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSet64Reg: if r[d] & r[s] != 0 { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedGreater64Imm: if Int64(bitPattern: r[d]) > Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedGreater64Reg: if Int64(bitPattern: r[d]) > Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedGreaterEqual64Imm: if Int64(bitPattern: r[d]) >= Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedGreaterEqual64Reg: if Int64(bitPattern: r[d]) >= Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedLess64Imm: if Int64(bitPattern: r[d]) < Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedLess64Reg: if Int64(bitPattern: r[d]) < Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedLessEqual64Imm: if Int64(bitPattern: r[d]) <= Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedLessEqual64Reg: if Int64(bitPattern: r[d]) <= Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpNotEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpNotEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpGreater32Imm: if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpGreater32Reg: if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpGreaterEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpGreaterEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpLess32Imm: if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpLess32Reg: if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpLessEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpLessEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSet32Imm: if UInt32(truncatingIfNeeded: r[d] & i.imm) != 0 { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSet32Reg: if UInt32(truncatingIfNeeded: r[d] & r[s]) != 0 { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedGreater32Imm: if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedGreater32Reg: if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedGreaterEqual32Imm: if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedGreaterEqual32Reg: if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedLess32Imm: if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedLess32Reg: if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedLessEqual32Imm: if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+            case .jumpSignedLessEqual32Reg: if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
 
             // MARK: Calls
             case .callLocal:
-                guard depth + 1 < maxDepth else { pendingFault = .callDepthExceeded(limit: maxDepth); break }
+                guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: maxDepth)) }
                 frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                 depth &+= 1
                 r[10] &-= frameSize
                 pc = Int(truncatingIfNeeded: i.offset)
+                if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop }
             case .callHelper, .callKernelFunction:
                 self.pc = pc
                 self.instructionsExecuted = count
@@ -295,19 +308,17 @@ extension Process {
                 case .exit(let value): r[0] = value; return .exited
                 case .tailCall(let next):
                     guard depth == 0 else {
-                        pendingFault = .unsupported("tail call from inside a BPF-to-BPF function")
-                        break
+                        pc &-= 1; return .failed(.unsupported("tail call from inside a BPF-to-BPF function"))
                     }
                     guard tailCallCount < vm.configuration.tailCallLimit else {
-                        pendingFault = .tailCallLimit(vm.configuration.tailCallLimit)
-                        break
+                        pc &-= 1; return .failed(.tailCallLimit(vm.configuration.tailCallLimit))
                     }
                     tailCallCount += 1
                     program = next
                     code = UnsafePointer(next.code.baseAddress.unsafelyUnwrapped)
                     helpers = next.helpers
                     pc = 0
-                case .none: break
+                case .none: pc &-= 1; return .failed(takeFault())
                 }
             case .callRegister:
                 self.pc = pc
@@ -315,7 +326,7 @@ extension Process {
                 let target = r[d]
                 if target & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag,
                    program.functionEntries.contains(Int(target & 0xFFFF_FFFF)) {
-                    guard depth + 1 < maxDepth else { pendingFault = .callDepthExceeded(limit: maxDepth); break }
+                    guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: maxDepth)) }
                     frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                     depth &+= 1
                     r[10] &-= frameSize
@@ -327,11 +338,11 @@ extension Process {
                     switch result {
                     case .value(let value): r[0] = value
                     case .exit(let value): r[0] = value; return .exited
-                    case .tailCall: pendingFault = .unsupported("tail call through callx")
-                    case .none: break
+                    case .tailCall: pc &-= 1; return .failed(.unsupported("tail call through callx"))
+                    case .none: pc &-= 1; return .failed(takeFault())
                     }
                 } else {
-                    pendingFault = .invalidCallTarget(target)
+                    pc &-= 1; return .failed(.invalidCallTarget(target))
                 }
             case .exit:
                 if depth == 0 { return .exited }
@@ -340,19 +351,27 @@ extension Process {
                 pc = frame.returnPC
                 (r[6], r[7], r[8], r[9], r[10]) = frame.savedRegisters
             }
-
-            if pendingFault != nil {
-                // Report the faulting instruction, not the one after it.
-                pc &-= 1
-                if i.operation == .loadImm64 { pc &-= 1 }
-                let kind = pendingFault.unsafelyUnwrapped
-                pendingFault = nil
-                return .failed(kind)
-            }
         }
     }
 
     // MARK: Cold paths
+
+    /// Called when the instruction count reaches the checkpoint: why to stop, or nil to go on
+    /// with `checkpoint` moved forward.
+    @inline(never)
+    func limitReached(_ count: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?, _ checkpoint: inout UInt64) -> Stop? {
+        if count >= end { return .paused }
+        if let cancellation, cancellation.isCancelled { return .failed(.cancelled) }
+        checkpoint = min(end, count &+ cancellationInterval)
+        return nil
+    }
+
+    /// The fault a cold path recorded, cleared.
+    @inline(never)
+    func takeFault() -> ExecutionError.Kind {
+        defer { pendingFault = nil }
+        return pendingFault ?? .unsupported("internal error: fault without a reason")
+    }
 
     @inline(never)
     func slowLoad(_ address: UInt64, size: Int) -> UInt64? {

@@ -1,7 +1,8 @@
 import MimicMemory
 import Synchronization
 
-/// A flag another thread sets to stop a running process; looked at every 4,096 instructions.
+/// A flag another thread sets to stop a running process; looked at every 4,096 instructions
+/// at most, on a taken jump or call.
 public final class CancellationFlag: Sendable {
     private let flag = Atomic<Bool>(false)
 
@@ -38,6 +39,14 @@ public struct Registers {
 
     /// R0–R10 as an array.
     public var all: [UInt64] { (0..<Registers.count).map { storage[$0] } }
+}
+
+/// What one `Process.step()` did.
+public enum StepResult: Sendable, Equatable {
+    /// The instruction executed; the program continues at `pc`.
+    case running
+    /// The program exited with this R0.
+    case exited(UInt64)
 }
 
 /// A saved caller frame of a BPF-to-BPF call.
@@ -135,21 +144,13 @@ public final class Process {
     ///   - cancellation: stop with `cancelled` once this flag is set.
     @discardableResult
     public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError) -> UInt64 {
-        try finish(execute(limit: instructionLimit, cancellation: cancellation))
-    }
-
-    /// What one `step` did.
-    public enum StepResult: Sendable, Equatable {
-        /// The instruction executed; the program continues at `pc`.
-        case running
-        /// The program exited with this R0.
-        case exited(UInt64)
+        try finish(execute(RunningMode.self, limit: instructionLimit, cancellation: cancellation))
     }
 
     /// Executes one instruction (an `lddw` counts as one).
     @discardableResult
     public func step() throws(ExecutionError) -> StepResult {
-        let stop = execute(limit: 1, cancellation: nil)
+        let stop = execute(SteppingMode.self, limit: 1, cancellation: nil)
         if case .paused = stop { return .running }
         return .exited(try finish(stop))
     }

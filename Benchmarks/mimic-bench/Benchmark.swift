@@ -1,0 +1,112 @@
+import Foundation
+import MimicCore
+
+/// Command-line options of mimic-bench.
+struct BenchmarkOptions {
+    var quick = false
+    var filter: String?
+    var rounds = 7
+    var showHelp = false
+    var problem: String?
+
+    init(arguments: [String]) {
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            switch argument {
+            case "--quick": quick = true
+            case "--help", "-h": showHelp = true
+            case "--filter":
+                guard let value = rest.popFirst() else { problem = "--filter needs a name"; return }
+                filter = value
+            case "--rounds":
+                guard let value = rest.popFirst(), let n = Int(value), n > 0, n <= 1000 else {
+                    problem = "--rounds needs a number from 1 to 1000"; return
+                }
+                rounds = n
+            default:
+                problem = "unknown argument '\(argument)' (try --help)"
+                return
+            }
+        }
+    }
+}
+
+/// One benchmark: an eBPF program, its input, and the same computation in native Swift.
+struct Benchmark {
+    let name: String
+    /// Assembler text of the program.
+    let source: String
+    /// The input memory (R1 = pointer, R2 = length).
+    let input: [UInt8]
+    /// Runs per timed round (full mode).
+    let runs: Int
+    /// The same computation as native code; must return the program's R0.
+    let native: @Sendable ([UInt8]) -> UInt64
+
+    struct Result {
+        let name: String
+        let instructionsPerRun: UInt64
+        let nsPerRun: Double
+        let nativeNsPerRun: Double
+
+        var formatted: String {
+            let perInstruction = nsPerRun / Double(instructionsPerRun)
+            return name.padding(toLength: 18, withPad: " ", startingAt: 0)
+                + String(format: "%11llu %10.0f %9.2f %15.1f %7.1fx", instructionsPerRun, nsPerRun,
+                         perInstruction, nativeNsPerRun, nsPerRun / nativeNsPerRun)
+        }
+    }
+
+    func measure(rounds: Int, quick: Bool) throws -> Result {
+        let vm = VM(emulator: ConformanceEmulator())
+        let program = try vm.load(Assembler.assemble(source), name: name)
+        let context = MemoryContext(input)
+        let runs = quick ? max(1, self.runs / 20) : self.runs
+
+        // Check once that the program computes what the native code computes.
+        let check = try vm.makeProcess(for: program, context: context)
+        let r0 = try check.run()
+        let expected = native(input)
+        guard r0 == expected else {
+            throw BenchmarkError.mismatch(program: r0, native: expected)
+        }
+        let instructions = check.instructionsExecuted
+
+        var best = Double.infinity
+        for _ in 0..<rounds {
+            var processes: [MimicCore.Process] = []
+            processes.reserveCapacity(runs)
+            for _ in 0..<runs { processes.append(try vm.makeProcess(for: program, context: context)) }
+            let start = DispatchTime.now().uptimeNanoseconds
+            for process in processes { _ = try process.run() }
+            let elapsed = DispatchTime.now().uptimeNanoseconds - start
+            best = min(best, Double(elapsed) / Double(runs))
+        }
+
+        var nativeBest = Double.infinity
+        let nativeRuns = runs * 10
+        var sink: UInt64 = 0
+        for _ in 0..<rounds {
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<nativeRuns { sink &+= native(blackHole(input)) }
+            let elapsed = DispatchTime.now().uptimeNanoseconds - start
+            nativeBest = min(nativeBest, Double(elapsed) / Double(nativeRuns))
+        }
+        _ = blackHole(sink)
+        return Result(name: name, instructionsPerRun: instructions, nsPerRun: best, nativeNsPerRun: nativeBest)
+    }
+}
+
+enum BenchmarkError: Error, CustomStringConvertible {
+    case mismatch(program: UInt64, native: UInt64)
+
+    var description: String {
+        switch self {
+        case .mismatch(let program, let native): "program returned \(program), native code \(native)"
+        }
+    }
+}
+
+/// Keeps the optimiser from deleting or hoisting work on `value`.
+@inline(never)
+func blackHole<T>(_ value: T) -> T { value }

@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+@testable import MimicCore
+
+/// Runs every bpf_conformance vector through the assembler and the VM and checks R0.
+///
+/// Vectors Mimic cannot pass would be listed in `knownFailures` with the reason; the list is
+/// empty, and a vector listed there that starts passing fails the test so the list stays true.
+@Suite struct ConformanceTests {
+    /// Vectors expected to fail, by file name, with why.
+    static let knownFailures: [String: String] = [:]
+
+    static let vectors: [ConformanceVector] = (try? ConformanceVector.all()) ?? []
+
+    @Test func vectorsArePresent() {
+        #expect(Self.vectors.count >= 300, "expected the bpf_conformance vectors beside the package")
+    }
+
+    @Test(arguments: vectors)
+    func vector(_ vector: ConformanceVector) throws {
+        let outcome = Result { try Self.run(vector) }
+        if let reason = Self.knownFailures[vector.name] {
+            #expect(throws: (any Error).self, "\(vector.name) is listed as failing (\(reason)) but passed") {
+                try outcome.get()
+            }
+            return
+        }
+        try outcome.get()
+    }
+
+    /// Assembles, loads and runs a vector both ways (run and step) and checks its result.
+    static func run(_ vector: ConformanceVector) throws {
+        let assembly = try #require(vector.assembly, "\(vector.name) has no -- asm section")
+        let expected = try #require(vector.expectedResult, "\(vector.name) has no -- result section")
+        let instructions = try Assembler.assemble(assembly)
+        let vm = VM(emulator: ConformanceEmulator())
+        let program = try vm.load(instructions, name: vector.name)
+
+        let process = try vm.makeProcess(for: program, context: MemoryContext(vector.memory))
+        let r0 = try process.run(instructionLimit: 10_000_000)
+        #expect(r0 == expected, "\(vector.name): r0 = 0x\(String(r0, radix: 16)), expected 0x\(String(expected, radix: 16))")
+
+        // Single-stepping must agree with running, instruction for instruction.
+        let stepper = try vm.makeProcess(for: program, context: MemoryContext(vector.memory))
+        var result: StepResult = .running
+        var steps = 0
+        while case .running = result, steps < 10_000_000 {
+            result = try stepper.step()
+            steps += 1
+        }
+        #expect(result == .exited(r0), "\(vector.name): stepping gave \(result)")
+        #expect(stepper.instructionsExecuted == process.instructionsExecuted)
+    }
+}
