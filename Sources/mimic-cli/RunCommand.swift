@@ -158,13 +158,14 @@ struct Tracer {
         var executed: UInt64 = 0
         while true {
             guard executed < limit else {
-                // Let the interpreter raise the budget error, with its location.
-                return try process.run(instructionLimit: 0)
+                throw ExecutionError(.budgetExhausted(executed: process.instructionsExecuted), pc: process.pc,
+                                     instruction: program.instructions.indices.contains(process.pc) ? program.instructions[process.pc] : nil,
+                                     programName: program.name)
             }
             let pc = process.pc
             let slot = String(pc)
             let text = Assembly.text(at: pc, in: program.instructions)
-            let result: Process.StepResult
+            let result: StepResult
             do {
                 result = try process.step()
             } catch {
