@@ -26,12 +26,9 @@ struct ProgramRunner {
         }
     }
 
-    /// The message for an execution error, with the failing instruction disassembled.
+    /// The message for an execution error (its description names the slot and instruction).
     func message(for error: ExecutionError, limitHint: Bool = true) -> String {
         var text = "execution failed: \(error)"
-        if error.instruction != nil {
-            text += " [\(Assembly.text(at: error.pc, in: program.instructions))]"
-        }
         if limitHint, case .budgetExhausted = error.kind {
             text += "; raise the budget with --limit N (0 = no limit)"
         }
