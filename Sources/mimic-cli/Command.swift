@@ -63,10 +63,17 @@ struct CommandInfo: Sendable {
 protocol Command: Sendable {
     static var info: CommandInfo { get }
 
+    /// Rewrites the raw arguments before parsing (default: unchanged).
+    static func normalize(_ arguments: [String]) -> [String]
+
     /// Runs the command with its parsed arguments (help already handled).
     ///
     /// - Throws: `UsageError` (exit 2) or `RuntimeError` (exit 1); any other error exits 1 too.
     static func run(_ arguments: ParsedArguments) throws
+}
+
+extension Command {
+    static func normalize(_ arguments: [String]) -> [String] { arguments }
 }
 
 /// Standard output and error, written straight to the file descriptors (no buffering, so

@@ -39,6 +39,21 @@ enum ConformancePluginCommand: Command {
             ("Use it from the conformance runner", "bpf_conformance_runner --test_file_directory tests --plugin_path ./mimic-bpf-conformance-plugin"),
         ])
 
+    /// Accepts the shapes of command line the runner produces: the memory first (possibly
+    /// empty, with spaces between bytes), then the plugin options either as separate arguments
+    /// or all in one argument (`"--debug --elf"`), which is empty when there are none.
+    static func normalize(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        for (index, argument) in arguments.enumerated() {
+            if index == 0, !argument.hasPrefix("-") {
+                result.append(argument)  // the memory, kept whole even when empty
+            } else {
+                result += argument.split(whereSeparator: \.isWhitespace).map(String.init)
+            }
+        }
+        return result
+    }
+
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.requirePositionals(["MEMORY_HEX"], optional: 1, command: info.name)
         if arguments.has("elf") {

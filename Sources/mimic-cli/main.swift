@@ -89,7 +89,7 @@ enum Mimic {
     /// Parses and runs one command, turning its errors into messages and exit codes.
     static func run(_ command: any Command.Type, _ arguments: [String]) -> Int32 {
         do {
-            let parsed = try command.info.parser.parse(arguments)
+            let parsed = try command.info.parser.parse(command.normalize(arguments))
             if parsed.wantsHelp {
                 Console.out(command.info.help)
                 return ExitCode.success

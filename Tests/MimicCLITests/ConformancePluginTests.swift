@@ -32,6 +32,19 @@ struct ConformancePluginTests {
         }
     }
 
+    @Test("command lines as the runner builds them: spaced memory, options in one argument")
+    func runnerCommandLines() throws {
+        let program = "61 10 00 00 00 00 00 00 95 00 00 00 00 00 00 00"  // ldxw %r0, [%r1+0]; exit
+        let spaced = try MimicCLI.run(["bpf-conformance-plugin", "aa  bb  cc  dd  ", ""], stdin: program + "\n")
+        #expect(spaced.status == 0, "\(spaced)")
+        #expect(spaced.stdout == "ddccbbaa\n")
+        let options = try MimicCLI.run(["bpf-conformance-plugin", "00 00 00 01", "--debug "], stdin: program)
+        #expect(options.stdout == "1000000\n", "\(options)")
+        #expect(options.stderr.contains("ldxw %r0, [%r1]"))
+        let bad = try MimicCLI.run(["bpf-conformance-plugin", "", "--debug --jit"], stdin: program)
+        expectFailure(bad, status: 2, mentioning: ["unknown option '--jit'"])
+    }
+
     @Test("--debug traces on standard error only")
     func debugTrace() throws {
         let result = try MimicCLI.run(["bpf-conformance-plugin", "01 02", "--debug"],
