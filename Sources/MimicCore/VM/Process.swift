@@ -139,8 +139,13 @@ public final class Process {
 
     /// Runs until the program exits and returns R0.
     ///
+    /// The limit and the flag are checked when the program takes a jump or makes a call (every
+    /// loop does), so a run stops at the first of those once `instructionLimit` instructions
+    /// have executed; straight-line code between them finishes. `step()` counts exactly.
+    /// A run stopped by the limit can be continued by calling `run` or `step` again.
+    ///
     /// - Parameters:
-    ///   - instructionLimit: stop with `budgetExhausted` after this many more instructions.
+    ///   - instructionLimit: stop with `budgetExhausted` after about this many more instructions.
     ///   - cancellation: stop with `cancelled` once this flag is set.
     @discardableResult
     public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError) -> UInt64 {
