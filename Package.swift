@@ -32,7 +32,8 @@ let package = Package(
         .testTarget(
             name: "MimicCoreTests",
             dependencies: ["MimicCore"],
-            resources: []
+            // eBPF C sources and objects, read by path from the tests (not resources).
+            exclude: ["Fixtures"]
         ),
         .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
     ]

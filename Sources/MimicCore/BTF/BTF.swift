@@ -135,7 +135,7 @@ public struct BTF: Sendable {
     public static let maxTypes = 0x000F_FFFF
 
     /// Every type by id; `types[0]` is `.void`.
-    public let types: [TypeInfo]
+    public private(set) var types: [TypeInfo]
     /// Whether the blob is big-endian (its magic reads `EB 9F`).
     public let isBigEndian: Bool
     /// The raw string section.
@@ -305,6 +305,22 @@ public struct BTF: Sendable {
         case .declTag:
             return (.declTag(name: typeName, target: sizeOrType, componentIndex: try r.i32(body, field("btf_decl_tag.component_idx"))), 16)
         case .typeTag: return (.typeTag(name: typeName, target: sizeOrType), 12)
+        }
+    }
+
+    /// Fills in what the compiler leaves to the loader in `DATASEC` types, as libbpf does: the
+    /// section size, and each variable's offset from the ELF symbol of the same name
+    /// (`sectionSize` and `symbolOffset` answer for a section name and variable name).
+    mutating func fixUpDataSections(sectionSize: (String) -> UInt64?, symbolOffset: (String, String) -> UInt64?) {
+        for id in types.indices {
+            guard case .dataSection(let name, let size, var variables) = types[id], let actualSize = sectionSize(name) else { continue }
+            for i in variables.indices {
+                guard case .variable(let variableName, _, _)? = type(variables[i].type),
+                      let offset = symbolOffset(name, variableName), offset <= UInt64(UInt32.max) else { continue }
+                variables[i].offset = UInt32(offset)
+            }
+            let fixedSize = size == 0 && actualSize <= UInt64(UInt32.max) ? UInt32(actualSize) : size
+            types[id] = .dataSection(name: name, size: fixedSize, variables: variables)
         }
     }
 
