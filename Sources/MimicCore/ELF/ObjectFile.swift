@@ -157,7 +157,7 @@ struct ObjectParser {
         let symbols = self.symbols(in: section.index)
         guard !symbols.isEmpty else { return [] }
         var result: [MapSpec] = []
-        for (i, symbol) in symbols.enumerated() {
+        for symbol in symbols {
             var size = symbol.size
             if size == 0 { size = section.size / UInt64(symbols.count) }  // old objects: evenly split
             guard let offset = intValue(symbol.value), let length = intValue(size), reader.contains(offset, length) else {
@@ -175,7 +175,6 @@ struct ObjectParser {
                 keySize: try field(1, "key_size"), valueSize: try field(2, "value_size"),
                 maxEntries: try field(3, "max_entries"), flags: try field(4, "map_flags"),
                 source: .legacy, sectionName: section.name, sectionOffset: symbol.value))
-            _ = i
         }
         return result
     }
