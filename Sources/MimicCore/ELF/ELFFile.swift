@@ -227,7 +227,8 @@ public struct ELFFile: Sendable {
         self.relocations = relocations
     }
 
-    /// The bytes of `section`: its file contents, or zeros for `SHT_NOBITS` (capped by `limit`).
+    /// The bytes of `section`: its file contents, or zeros for `SHT_NOBITS` (at most
+    /// `maxZeroFillSize` of them).
     public func contents(of section: Section) -> [UInt8] {
         ELFFile.contents(section, in: bytes)
     }
