@@ -155,9 +155,7 @@ struct Tracer {
         var executed: UInt64 = 0
         while true {
             guard executed < limit else {
-                throw ExecutionError(.budgetExhausted(executed: process.instructionsExecuted), pc: process.pc,
-                                     instruction: program.instructions.indices.contains(process.pc) ? program.instructions[process.pc] : nil,
-                                     programName: program.name)
+                throw program.error(.budgetExhausted(executed: process.instructionsExecuted), at: process.pc)
             }
             let pc = process.pc
             let slot = String(pc)

@@ -84,4 +84,14 @@ import MimicMemory
         #expect(error.description.contains("no program named 'nope'"))
         #expect(try loaded.allPrograms().count == loaded.object.programs.count)
     }
+
+    @Test func faultsNameTheCSourceLine() throws {
+        let loaded = try VM(emulator: RecordingEmulator()).load(object: Fixtures.object("xdp_parse"))
+        let program = try loaded.program(named: "xdp_filter")
+        #expect(program.sourceLine(at: 1)?.file.hasSuffix("xdp_parse.c") == true)
+        // A 3-byte buffer is no xdp_md: reading ctx->data_end faults.
+        let error = try #require(throws: ExecutionError.self) { try loaded.vm.run(program, context: MemoryContext([1, 2, 3])) }
+        #expect(error.sourceLine?.line == 27)
+        #expect(error.description.contains("xdp_parse.c:27: void *data_end = (void *)(long)ctx->data_end;"))
+    }
 }

@@ -161,12 +161,18 @@ public struct ObjectProgram: Sendable {
     public var functions: [ObjectFunction]
 
     /// The source line in effect at `instructionIndex` (the last line info at or before it).
-    public func sourceLine(at instructionIndex: Int) -> SourceLineInfo? {
-        var low = 0, high = lineInfo.count
+    public func sourceLine(at instructionIndex: Int) -> SourceLineInfo? { lineInfo.line(at: instructionIndex) }
+}
+
+extension [SourceLineInfo] {
+    /// The line in effect at `instructionIndex`: the last entry at or before it. The entries must
+    /// be sorted by instruction index, as `.BTF.ext` line info is.
+    public func line(at instructionIndex: Int) -> SourceLineInfo? {
+        var low = 0, high = count
         while low < high {
             let mid = (low + high) / 2
-            if lineInfo[mid].instructionIndex <= instructionIndex { low = mid + 1 } else { high = mid }
+            if self[mid].instructionIndex <= instructionIndex { low = mid + 1 } else { high = mid }
         }
-        return low > 0 ? lineInfo[low - 1] : nil
+        return low > 0 ? self[low - 1] : nil
     }
 }

@@ -97,6 +97,8 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
     public var pc: Int
     public var instruction: RawInstruction?
     public var programName: String
+    /// The C source line of the instruction, when the program has line info.
+    public var sourceLine: SourceLineInfo?
 
     public init(_ kind: Kind, pc: Int, instruction: RawInstruction?, programName: String) {
         self.kind = kind
@@ -123,6 +125,12 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
         }
         var text = "program \(programName), instruction \(pc)"
         if let instruction { text += " (\(Disassembler.text(of: instruction)))" }
-        return text + ": " + what
+        text += ": " + what
+        if let line = sourceLine {
+            let file = line.file.split(separator: "/").last.map(String.init) ?? line.file
+            let source = line.sourceText.drop { $0 == " " || $0 == "\t" }
+            text += "\n  at \(file):\(line.line)" + (source.isEmpty ? "" : ": \(source)")
+        }
+        return text
     }
 }

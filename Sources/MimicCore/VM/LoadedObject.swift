@@ -44,7 +44,7 @@ public final class LoadedObject: @unchecked Sendable {
             throw LoadError(.unresolvedReference("the object has no program named '\(name)' (programs: \(names.isEmpty ? "none" : names))"),
                             programName: name)
         }
-        let program = try vm.load(bind(source), name: name)
+        let program = try vm.load(bind(source), name: name, lineInfo: source.lineInfo)
         return lock.withLock { _ in
             if let existing = loaded[name] { return existing }
             loaded[name] = program

@@ -18,13 +18,11 @@ extension Process {
     /// `HelperFailure.callback`.
     public func callFunction(at slot: Int, arguments: [UInt64]) throws(ExecutionError) -> UInt64 {
         guard program.functionEntries.contains(slot), arguments.count <= 5 else {
-            throw ExecutionError(.invalidCallTarget(Program.functionAddressTag | UInt64(max(0, slot))),
-                                 pc: pc, instruction: instruction(at: pc), programName: program.name)
+            throw program.error(.invalidCallTarget(Program.functionAddressTag | UInt64(max(0, slot))), at: pc)
         }
         let maxDepth = vm.configuration.maxCallDepth
         guard depth + 1 < maxDepth else {
-            throw ExecutionError(.callDepthExceeded(limit: maxDepth), pc: pc, instruction: instruction(at: pc),
-                                 programName: program.name)
+            throw program.error(.callDepthExceeded(limit: maxDepth), at: pc)
         }
         let saved = (registers: registers.all, pc: pc, depth: depth, exitDepth: callbackDepth,
                      limit: runLimit, cancellation: runCancellation)
@@ -50,10 +48,9 @@ extension Process {
         case .exited:
             return r[0]
         case .paused:
-            throw ExecutionError(.budgetExhausted(executed: instructionsExecuted), pc: pc,
-                                 instruction: instruction(at: pc), programName: program.name)
+            throw program.error(.budgetExhausted(executed: instructionsExecuted), at: pc)
         case .failed(let kind):
-            throw ExecutionError(kind, pc: pc, instruction: instruction(at: pc), programName: program.name)
+            throw program.error(kind, at: pc)
         }
     }
 }

@@ -172,20 +172,15 @@ public final class Process {
             state = .exited(registers.storage[0])
             return registers.storage[0]
         case .paused:
-            let error = ExecutionError(.budgetExhausted(executed: instructionsExecuted), pc: pc,
-                                       instruction: instruction(at: pc), programName: program.name)
-            throw error  // budget stops are resumable: the state stays `.ready`
+            // Budget stops are resumable: the state stays `.ready`.
+            throw program.error(.budgetExhausted(executed: instructionsExecuted), at: pc)
         case .failed(let kind):
             if case .notRunnable = kind {
                 throw ExecutionError(kind, pc: pc, instruction: nil, programName: program.name)
             }
-            let error = ExecutionError(kind, pc: pc, instruction: instruction(at: pc), programName: program.name)
+            let error = program.error(kind, at: pc)
             state = .failed(error)
             throw error
         }
-    }
-
-    func instruction(at pc: Int) -> RawInstruction? {
-        pc >= 0 && pc < program.instructions.count ? program.instructions[pc] : nil
     }
 }

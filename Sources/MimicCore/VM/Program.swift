@@ -40,6 +40,8 @@ public final class Program: @unchecked Sendable {
     public let functionEntries: [Int]
     /// The VM the program was loaded into.
     public unowned let vm: VM
+    /// Source lines by instruction (from an object's BTF line info), sorted; empty for bytecode.
+    public let lineInfo: [SourceLineInfo]
 
     /// Pre-decoded code, one record per slot; immutable after load.
     let code: UnsafeMutableBufferPointer<DecodedInstruction>
@@ -50,12 +52,13 @@ public final class Program: @unchecked Sendable {
     public static let functionAddressTag: UInt64 = 0xFFFF_FFFE_0000_0000
 
     init(name: String, instructions: [RawInstruction], code: [DecodedInstruction], helpers: [Helper],
-         helperIndexByID: [Int32: Int], functionEntries: [Int], vm: VM) {
+         helperIndexByID: [Int32: Int], functionEntries: [Int], lineInfo: [SourceLineInfo], vm: VM) {
         self.name = name
         self.instructions = instructions
         self.helpers = helpers
         self.helperIndexByID = helperIndexByID
         self.functionEntries = functionEntries
+        self.lineInfo = lineInfo.sorted { $0.instructionIndex < $1.instructionIndex }
         self.vm = vm
         self.code = .allocate(capacity: code.count)
         _ = self.code.initialize(from: code)
@@ -65,6 +68,16 @@ public final class Program: @unchecked Sendable {
 
     /// The number of instruction slots.
     public var count: Int { instructions.count }
+
+    /// The source line in effect at `pc`, if the program came with line info.
+    public func sourceLine(at pc: Int) -> SourceLineInfo? { lineInfo.line(at: pc) }
+
+    /// The error `kind` at `pc`, with the instruction and its source line filled in.
+    public func error(_ kind: ExecutionError.Kind, at pc: Int) -> ExecutionError {
+        var error = ExecutionError(kind, pc: pc, instruction: pc >= 0 && pc < count ? instructions[pc] : nil, programName: name)
+        error.sourceLine = sourceLine(at: pc)
+        return error
+    }
 
     /// The pre-decoded form of the instruction at `pc`.
     public func decoded(at pc: Int) -> DecodedInstruction? {

@@ -47,8 +47,11 @@ public final class VM: @unchecked Sendable {
     }
 
     /// Checks and pre-decodes `instructions`, resolving helpers and references through the emulator.
-    public func load(_ instructions: [RawInstruction], name: String = "program") throws(LoadError) -> Program {
-        var loader = Loader(vm: self, name: name, instructions: instructions)
+    ///
+    /// `lineInfo` (from `ObjectProgram.lineInfo`) lets errors and debuggers show source lines.
+    public func load(_ instructions: [RawInstruction], name: String = "program",
+                     lineInfo: [SourceLineInfo] = []) throws(LoadError) -> Program {
+        var loader = Loader(vm: self, name: name, instructions: instructions, lineInfo: lineInfo)
         return try loader.load()
     }
 
@@ -74,13 +77,15 @@ private struct Loader {
     let vm: VM
     let name: String
     let instructions: [RawInstruction]
+    let lineInfo: [SourceLineInfo]
     var helpers: [Helper] = []
     var helperIndexByID: [Int32: Int] = [:]
 
-    init(vm: VM, name: String, instructions: [RawInstruction]) {
+    init(vm: VM, name: String, instructions: [RawInstruction], lineInfo: [SourceLineInfo]) {
         self.vm = vm
         self.name = name
         self.instructions = instructions
+        self.lineInfo = lineInfo
     }
 
     func error(_ reason: LoadError.Reason, at pc: Int? = nil) -> LoadError {
@@ -166,7 +171,7 @@ private struct Loader {
         }
 
         return Program(name: name, instructions: instructions, code: code, helpers: helpers,
-                       helperIndexByID: helperIndexByID, functionEntries: functionEntries.sorted(), vm: vm)
+                       helperIndexByID: helperIndexByID, functionEntries: functionEntries.sorted(), lineInfo: lineInfo, vm: vm)
     }
 
     func target(_ target: Int, from pc: Int, _ isSecondHalf: [Bool]) throws(LoadError) -> Int {
