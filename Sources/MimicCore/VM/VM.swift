@@ -265,6 +265,7 @@ private struct Loader {
         switch op {
         case 0x37, 0x3f, 0x97, 0x9f, 0x34, 0x3c, 0x94, 0x9c: return "division/modulo offset must be 0 or 1, got \(raw.offset)"
         case 0xbf, 0xbc: return "mov offset must be 0 or a sign-extension width (8, 16, 32), got \(raw.offset)"
+        case 0xb7, 0xb4: return "mov with an immediate must have offset 0 (movsx takes a register), got \(raw.offset)"
         case 0xd4, 0xdc, 0xd7: return "byte swap width must be 16, 32 or 64, got \(raw.imm)"
         case 0xc3, 0xdb: return "unknown atomic operation 0x\(String(UInt32(bitPattern: raw.imm), radix: 16))"
         case 0x85: return "call source must be 0 (helper), 1 (local) or 2 (kfunc), got \(raw.source)"
