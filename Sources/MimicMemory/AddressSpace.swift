@@ -197,9 +197,16 @@ public final class AddressSpace {
     }
 
     /// The storage behind the region that contains `address`, and the offset of `address` in it.
+    ///
+    /// For a ring the offset is wrapped, so it always lies inside the storage.
     public func storage(containing address: UInt64) -> (storage: RegionStorage, offset: Int)? {
         guard let slot = slot(containing: address) else { return nil }
-        return (slot.storage, Int(address - slot.info.base))
+        let offset = Int(address - slot.info.base)
+        if slot.info.kind == .ring {
+            guard slot.info.size > 0 else { return nil }
+            return (slot.storage, offset % slot.info.size)
+        }
+        return (slot.storage, offset)
     }
 
     private func slot(containing address: UInt64) -> Slot? {

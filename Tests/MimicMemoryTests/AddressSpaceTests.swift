@@ -313,6 +313,20 @@ struct RegionKindTests {
         #expect(space.region(containing: base + 100)?.name == "ring")
     }
 
+    /// Host code gets an offset it can use with the storage: wrapped, inside the bytes.
+    @Test func ringStorageOffsetIsWrapped() throws {
+        let space = AddressSpace()
+        let storage = RegionStorage(count: 8)
+        let base = try space.map(storage, name: "ring", kind: .ring)
+        for (address, offset) in [(base, 0), (base + 7, 7), (base + 10, 2), (base + 8 * 1000 + 5, 5)] {
+            let found = try #require(space.storage(containing: address))
+            #expect(found.storage === storage)
+            #expect(found.offset == offset)
+        }
+        let empty = try space.map(RegionStorage(count: 0), name: "empty ring", kind: .ring)
+        #expect(space.storage(containing: empty + 3) == nil)
+    }
+
     @Test func storageIsSharedBetweenMappings() throws {
         let space = AddressSpace()
         let storage = RegionStorage(count: 8)
