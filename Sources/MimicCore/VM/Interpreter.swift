@@ -44,8 +44,15 @@ extension Process {
         // The next count at which to look at the limit and the cancellation flag.
         var checkpoint = cancellation == nil ? end : min(end, count &+ cancellationInterval)
         let frameSize = UInt64(vm.configuration.stackFrameSize)
-        let maxDepth = vm.configuration.maxCallDepth
+        // Inside a callback (`callFunction`), the frames below `callbackFrameBase` belong to the
+        // callers, so the callback gets the rest of the call depth and of the frame records.
+        let frames = self.frames + callbackFrameBase
+        let maxDepth = vm.configuration.maxCallDepth - callbackFrameBase
+        let depthLimit = vm.configuration.maxCallDepth
         var depth = depth
+        // What a callback started by a helper may still use of this run's budget.
+        callbackLimit = Mode.checksEveryInstruction ? .max : end
+        callbackCancellation = cancellation
 
         defer {
             self.pc = pc
@@ -291,7 +298,7 @@ extension Process {
 
             // MARK: Calls
             case .callLocal:
-                guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: maxDepth)) }
+                guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: depthLimit)) }
                 frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                 depth &+= 1
                 r[10] &-= frameSize
@@ -303,11 +310,12 @@ extension Process {
                 self.depth = depth
                 let result = invokeHelper(helpers[Int(truncatingIfNeeded: i.imm)])
                 table = memory.table  // a helper may have mapped or unmapped regions
+                count = instructionsExecuted  // a helper may have run callbacks (`callFunction`)
                 switch result {
                 case .value(let value): r[0] = value
                 case .exit(let value): r[0] = value; return .exited
                 case .tailCall(let next):
-                    guard depth == 0 else {
+                    guard depth == 0, callbackFrameBase == 0 else {
                         pc &-= 1; return .failed(.unsupported("tail call from inside a BPF-to-BPF function"))
                     }
                     guard tailCallCount < vm.configuration.tailCallLimit else {
@@ -326,7 +334,7 @@ extension Process {
                 let target = r[d]
                 if target & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag,
                    program.functionEntries.contains(Int(target & 0xFFFF_FFFF)) {
-                    guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: maxDepth)) }
+                    guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: depthLimit)) }
                     frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                     depth &+= 1
                     r[10] &-= frameSize
@@ -335,6 +343,7 @@ extension Process {
                     self.depth = depth
                     let result = invokeHelper(helper)
                     table = memory.table
+                    count = instructionsExecuted
                     switch result {
                     case .value(let value): r[0] = value
                     case .exit(let value): r[0] = value; return .exited
@@ -411,6 +420,8 @@ extension Process {
             return try helper.function(self)
         } catch {
             switch error {
+            case .callbackFailed(let inner) where inner.kind == .cancelled || inner.kind.isBudgetExhausted:
+                pendingFault = inner.kind  // a callback ran out of this run's budget: report it as such
             case .unsupported:
                 pendingFault = .unknownHelper(id: helper.id, name: helper.name.hasPrefix("#") ? nil : helper.name)
             default:

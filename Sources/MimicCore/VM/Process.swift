@@ -108,6 +108,13 @@ public final class Process {
     var depth = 0
     /// The fault a cold path recorded for the interpreter loop to report.
     var pendingFault: ExecutionError.Kind?
+    /// Frame records (and stack frames) used by the callers of the running callback; 0 outside
+    /// callbacks. See `callFunction(at:arguments:)`.
+    var callbackFrameBase = 0
+    /// The instruction count at which the current run stops, for callbacks it starts.
+    var callbackLimit: UInt64 = .max
+    /// The current run's cancellation flag, for callbacks it starts.
+    var callbackCancellation: CancellationFlag?
 
     init(program: Program, memory: AddressSpace, vCPU: Int) {
         vm = program.vm
