@@ -99,6 +99,11 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
     public struct Record: Sendable, Equatable {
         public var cpu: Int
         public var data: [UInt8]
+
+        public init(cpu: Int, data: [UInt8]) {
+            self.cpu = cpu
+            self.data = data
+        }
     }
 
     private struct State {
