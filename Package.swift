@@ -29,7 +29,12 @@ let package = Package(
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),
-        .testTarget(name: "MimicCoreTests", dependencies: ["MimicCore"]),
+        .testTarget(
+            name: "MimicCoreTests",
+            dependencies: ["MimicCore"],
+            // eBPF C sources and objects, read by path from the tests (not resources).
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "MimicLinuxTests", dependencies: ["MimicLinux"]),
         .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
     ]

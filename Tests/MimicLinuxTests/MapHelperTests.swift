@@ -357,6 +357,22 @@ struct MapHelperTests {
         #expect(process.registers[10] == process.stackBase + UInt64(process.stackSize), "R10 is restored")
     }
 
+    @Test func steppingOverForEachRunsItsCallbacksInOneStep() throws {
+        let (vm, emulator) = makeLinuxVM()
+        let hash = try makeMap(emulator, vm, .hash, key: 4, value: 8, max: 8)
+        for i: UInt32 in 1...3 { _ = hash.update(key: le32(i), value: le64(UInt64(i)), flags: .any, cpu: 0) }
+        let program = try loadWithCallback(vm, main: forEachMain(hash.handle), callback: sumCallback(stopKey: 99))
+        let process = try vm.makeProcess(for: program)
+        var result = StepResult.running
+        var steps = 0
+        while result == .running, steps < 100 {
+            result = try process.step()
+            steps += 1
+        }
+        #expect(result == .exited(3 << 32 | 6))
+        #expect(steps == 11, "the helper call is one step")
+    }
+
     @Test func forEachStopsWhenTheCallbackReturnsOne() throws {
         let (vm, emulator) = makeLinuxVM()
         let array = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 3)
@@ -385,7 +401,7 @@ struct MapHelperTests {
             try run(vm, program)
             Issue.record("wrote to the read-only key")
         } catch let error as ExecutionError {
-            guard case .helperFailed(164, _, .callbackFailed(let inner)) = error.kind, case .memory(let fault) = inner.kind else {
+            guard case .helperFailed(164, _, .callback(let inner)) = error.kind, case .memory(let fault) = inner.kind else {
                 Issue.record("unexpected \(error)"); return
             }
             #expect(fault.reason == .readOnly)
@@ -401,7 +417,9 @@ struct MapHelperTests {
         do {
             try vm.makeProcess(for: program).run(instructionLimit: 500)
         } catch let error as ExecutionError {
-            #expect(error.kind.isBudgetExhausted)
+            guard case .helperFailed(164, _, .callback(let inner)) = error.kind, case .budgetExhausted = inner.kind else {
+                Issue.record("expected a budget error inside the callback, got \(error)"); return
+            }
         }
         let process = try vm.makeProcess(for: program)
         #expect(try process.run() == 1000 << 32)

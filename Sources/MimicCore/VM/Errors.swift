@@ -63,15 +63,14 @@ public enum HelperFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case message(String)
     /// The helper, or the way it was called, is not supported; stops with `unknownHelper`.
     case unsupported(String)
-    /// A BPF callback the helper ran (`Process.callFunction`) stopped with this error. Budget
-    /// exhaustion and cancellation inside the callback stop the program as such.
-    indirect case callbackFailed(ExecutionError)
+    /// A program callback the helper ran (`Process.callFunction`) stopped with this error.
+    indirect case callback(ExecutionError)
 
     public var description: String {
         switch self {
         case .memory(let fault): fault.description
         case .message(let text), .unsupported(let text): text
-        case .callbackFailed(let error): "callback failed: \(error)"
+        case .callback(let error): "callback \(error)"
         }
     }
 }
@@ -91,12 +90,6 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
         /// The process already finished or faulted; create a new one to run again.
         case notRunnable
         case unsupported(String)
-
-        /// Whether this is `budgetExhausted`, whatever the count.
-        public var isBudgetExhausted: Bool {
-            if case .budgetExhausted = self { return true }
-            return false
-        }
     }
 
     public var kind: Kind

@@ -41,18 +41,16 @@ extension Process {
         let start = instructionsExecuted
         var count = start
         let end = limit > UInt64.max - start ? UInt64.max : start + limit
+        // Stepping runs a helper's callbacks to their end within the one step.
+        runLimit = Mode.checksEveryInstruction ? .max : end
+        runCancellation = cancellation
         // The next count at which to look at the limit and the cancellation flag.
         var checkpoint = cancellation == nil ? end : min(end, count &+ cancellationInterval)
         let frameSize = UInt64(vm.configuration.stackFrameSize)
-        // Inside a callback (`callFunction`), the frames below `callbackFrameBase` belong to the
-        // callers, so the callback gets the rest of the call depth and of the frame records.
-        let frames = self.frames + callbackFrameBase
-        let maxDepth = vm.configuration.maxCallDepth - callbackFrameBase
-        let depthLimit = vm.configuration.maxCallDepth
+        let maxDepth = vm.configuration.maxCallDepth
         var depth = depth
-        // What a callback started by a helper may still use of this run's budget.
-        callbackLimit = Mode.checksEveryInstruction ? .max : end
-        callbackCancellation = cancellation
+        // `exit` at this depth ends the run: 0, or the callee's depth in a callback (`callFunction`).
+        let exitDepth = callbackDepth
 
         defer {
             self.pc = pc
@@ -298,7 +296,7 @@ extension Process {
 
             // MARK: Calls
             case .callLocal:
-                guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: depthLimit)) }
+                guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: maxDepth)) }
                 frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                 depth &+= 1
                 r[10] &-= frameSize
@@ -310,12 +308,12 @@ extension Process {
                 self.depth = depth
                 let result = invokeHelper(helpers[Int(truncatingIfNeeded: i.imm)])
                 table = memory.table  // a helper may have mapped or unmapped regions
-                count = instructionsExecuted  // a helper may have run callbacks (`callFunction`)
+                count = instructionsExecuted  // and run callbacks (`bpf_loop`)
                 switch result {
                 case .value(let value): r[0] = value
                 case .exit(let value): r[0] = value; return .exited
                 case .tailCall(let next):
-                    guard depth == 0, callbackFrameBase == 0 else {
+                    guard depth == 0 else {
                         pc &-= 1; return .failed(.unsupported("tail call from inside a BPF-to-BPF function"))
                     }
                     guard tailCallCount < vm.configuration.tailCallLimit else {
@@ -334,7 +332,7 @@ extension Process {
                 let target = r[d]
                 if target & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag,
                    program.functionEntries.contains(Int(target & 0xFFFF_FFFF)) {
-                    guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: depthLimit)) }
+                    guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: maxDepth)) }
                     frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                     depth &+= 1
                     r[10] &-= frameSize
@@ -354,7 +352,7 @@ extension Process {
                     pc &-= 1; return .failed(.invalidCallTarget(target))
                 }
             case .exit:
-                if depth == 0 { return .exited }
+                if depth == exitDepth { return .exited }
                 depth &-= 1
                 let frame = frames[depth]
                 pc = frame.returnPC
@@ -420,8 +418,6 @@ extension Process {
             return try helper.function(self)
         } catch {
             switch error {
-            case .callbackFailed(let inner) where inner.kind == .cancelled || inner.kind.isBudgetExhausted:
-                pendingFault = inner.kind  // a callback ran out of this run's budget: report it as such
             case .unsupported:
                 pendingFault = .unknownHelper(id: helper.id, name: helper.name.hasPrefix("#") ? nil : helper.name)
             default:

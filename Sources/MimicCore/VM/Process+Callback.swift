@@ -1,93 +1,59 @@
-import MimicMemory
-
+/// Calling back into the program from a helper (`bpf_loop`, `bpf_for_each_map_elem`, timers).
 extension Process {
-    /// Calls the program-local function that starts at instruction slot `slot` with `arguments`
-    /// in R1–R5, runs it to its `exit`, and returns its R0: how helpers such as
-    /// `bpf_for_each_map_elem` and `bpf_loop` call back into the program.
+    /// The slot of a program-local function, from a value an `lddw` with `BPF_PSEUDO_FUNC`
+    /// produced (`Program.functionAddressTag | slot`); nil if the value is not a function.
+    public func functionSlot(fromAddress value: UInt64) -> Int? {
+        guard value & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag else { return nil }
+        let slot = Int(value & 0xFFFF_FFFF)
+        return program.functionEntries.contains(slot) ? slot : nil
+    }
+
+    /// Calls the program-local function at `slot` with up to five arguments in R1–R5, as a
+    /// BPF-to-BPF call from the current instruction would, and returns its R0.
     ///
-    /// The callback runs in this process, on a fresh stack frame below the caller's (R10 moves
-    /// down by one frame, as for a BPF-to-BPF call), and counts against the call depth. Every
-    /// register (R0–R10), the program counter and the call stack are restored afterwards, so
-    /// the helper's caller continues as if the helper had returned normally. Instructions the
-    /// callback executes count towards the process's instruction total and the current run's
-    /// limit and cancellation flag.
-    ///
-    /// Call it only from a helper function while the process runs. A callback may not tail
-    /// call (the kernel's verifier refuses that too).
-    ///
-    /// - Parameters:
-    ///   - slot: the function's first instruction; must be a function entry of the program
-    ///     (`Program.functionEntries`), e.g. from `Program.functionSlot(ofAddress:)`.
-    ///   - arguments: up to five values for R1–R5; missing ones are 0.
-    /// - Throws: `ExecutionError` from the callback (fault, call depth, budget, cancellation),
-    ///   located at the callback's instruction. Helpers wrap it in `HelperFailure.callbackFailed`.
+    /// Only for helpers, while the process runs. The callee gets a fresh stack frame and counts
+    /// against the call depth limit; its instructions count against the run's instruction limit
+    /// and cancellation. Every register is restored afterwards, so the helper sees the state it
+    /// was called with. A fault inside the callback is thrown; report it with
+    /// `HelperFailure.callback`.
     public func callFunction(at slot: Int, arguments: [UInt64]) throws(ExecutionError) -> UInt64 {
-        guard program.isFunctionEntry(slot) else {
-            throw ExecutionError(.invalidCallTarget(Program.functionAddressTag | UInt64(truncatingIfNeeded: slot)),
+        guard program.functionEntries.contains(slot), arguments.count <= 5 else {
+            throw ExecutionError(.invalidCallTarget(Program.functionAddressTag | UInt64(max(0, slot))),
                                  pc: pc, instruction: instruction(at: pc), programName: program.name)
         }
-        guard arguments.count <= 5 else {
-            throw ExecutionError(.unsupported("a callback takes at most 5 arguments, got \(arguments.count)"),
-                                 pc: pc, instruction: instruction(at: pc), programName: program.name)
+        let maxDepth = vm.configuration.maxCallDepth
+        guard depth + 1 < maxDepth else {
+            throw ExecutionError(.callDepthExceeded(limit: maxDepth), pc: pc, instruction: instruction(at: pc),
+                                 programName: program.name)
         }
-        let configuration = vm.configuration
-        let base = callbackFrameBase + depth + 1
-        guard base < configuration.maxCallDepth else {
-            throw ExecutionError(.callDepthExceeded(limit: configuration.maxCallDepth),
-                                 pc: pc, instruction: instruction(at: pc), programName: program.name)
-        }
-
-        let saved = registers.all
-        let savedPC = pc
-        let savedDepth = depth
-        let savedBase = callbackFrameBase
-        let savedLimit = callbackLimit
-        let savedCancellation = callbackCancellation
+        let saved = (registers: registers.all, pc: pc, depth: depth, exitDepth: callbackDepth,
+                     limit: runLimit, cancellation: runCancellation)
         defer {
-            for index in 0..<Registers.count { registers.storage[index] = saved[index] }
-            pc = savedPC
-            depth = savedDepth
-            callbackFrameBase = savedBase
-            callbackLimit = savedLimit
-            callbackCancellation = savedCancellation
+            for (index, value) in saved.registers.enumerated() { registers.storage[index] = value }
+            pc = saved.pc
+            depth = saved.depth
+            callbackDepth = saved.exitDepth
+            runLimit = saved.limit
+            runCancellation = saved.cancellation
         }
 
-        for index in 1...5 { registers.storage[index] = index <= arguments.count ? arguments[index - 1] : 0 }
-        registers.storage[0] = 0
-        registers.storage[10] = saved[10] &- UInt64(configuration.stackFrameSize)
+        let r = registers.storage
+        frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
+        depth += 1
+        r[10] &-= UInt64(vm.configuration.stackFrameSize)
+        for (index, value) in arguments.enumerated() { r[index + 1] = value }
+        callbackDepth = depth
         pc = slot
-        depth = 0
-        callbackFrameBase = base
 
-        let remaining = savedLimit > instructionsExecuted ? savedLimit - instructionsExecuted : 0
-        switch execute(RunningMode.self, limit: remaining, cancellation: savedCancellation) {
+        let remaining = saved.limit > instructionsExecuted ? saved.limit - instructionsExecuted : 0
+        switch execute(RunningMode.self, limit: remaining, cancellation: saved.cancellation) {
         case .exited:
-            return registers.storage[0]
+            return r[0]
         case .paused:
             throw ExecutionError(.budgetExhausted(executed: instructionsExecuted), pc: pc,
                                  instruction: instruction(at: pc), programName: program.name)
         case .failed(let kind):
             throw ExecutionError(kind, pc: pc, instruction: instruction(at: pc), programName: program.name)
         }
-    }
-}
-
-extension Program {
-    /// The instruction slot of a function address made by `lddw` with `BPF_PSEUDO_FUNC`
-    /// (`functionAddressTag | slot`), or nil if `address` is not one or names no function entry.
-    public func functionSlot(ofAddress address: UInt64) -> Int? {
-        guard address & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag else { return nil }
-        let slot = Int(address & 0xFFFF_FFFF)
-        return isFunctionEntry(slot) ? slot : nil
-    }
-
-    /// Whether a local function starts at `slot`.
-    func isFunctionEntry(_ slot: Int) -> Bool {
-        var low = 0, high = functionEntries.count
-        while low < high {
-            let middle = (low + high) / 2
-            if functionEntries[middle] < slot { low = middle + 1 } else { high = middle }
-        }
-        return low < functionEntries.count && functionEntries[low] == slot
     }
 }

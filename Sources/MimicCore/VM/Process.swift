@@ -108,13 +108,12 @@ public final class Process {
     var depth = 0
     /// The fault a cold path recorded for the interpreter loop to report.
     var pendingFault: ExecutionError.Kind?
-    /// Frame records (and stack frames) used by the callers of the running callback; 0 outside
-    /// callbacks. See `callFunction(at:arguments:)`.
-    var callbackFrameBase = 0
-    /// The instruction count at which the current run stops, for callbacks it starts.
-    var callbackLimit: UInt64 = .max
-    /// The current run's cancellation flag, for callbacks it starts.
-    var callbackCancellation: CancellationFlag?
+    /// The frame depth whose `exit` ends the current run (non-zero inside `callFunction`).
+    var callbackDepth = 0
+    /// The instruction count at which the current run stops, and its cancellation flag, for
+    /// callbacks run from inside it.
+    var runLimit: UInt64 = .max
+    var runCancellation: CancellationFlag?
 
     init(program: Program, memory: AddressSpace, vCPU: Int) {
         vm = program.vm
