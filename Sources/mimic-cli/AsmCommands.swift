@@ -78,7 +78,7 @@ enum DisasmCommand: Command {
     static let info = CommandInfo(
         name: "disasm",
         summary: "Disassemble eBPF bytecode into assembler text.",
-        synopsis: "disasm FILE",
+        synopsis: "disasm FILE [--program P | --section S]",
         discussion: """
         Reads bytecode from FILE (or standard input if FILE is `-`): either raw little-endian
         bytes, or text of hex bytes (`b7 00 00 00 2a 00 00 00`, `0xb7 ...`, any spacing) — a
@@ -86,10 +86,18 @@ enum DisasmCommand: Command {
         Prints one instruction per line with its slot number as a `# N` comment, and labels
         `L<slot>:` at jump targets. The output assembles back to the same bytecode with
         `mimic asm`. Slots that are not valid instructions print as `.invalid` lines.
-        ELF objects are not supported yet.
+
+        FILE may also be an ELF object (`clang -O2 -g -target bpf -c`): then every program (or
+        the one --program names, or those in the --section) is printed with its C source lines
+        interleaved (from the object's BTF line info), its sub-programs, and the map and global
+        data each `lddw` refers to.
         """,
-        options: [],
+        options: [
+            .value("program", "P", "With an ELF object: only the program named P."),
+            .value("section", "S", "With an ELF object: only the programs in section S."),
+        ],
         examples: [
+            ("Disassemble a compiled object with its C source", "mimic disasm Tests/MimicCoreTests/Fixtures/xdp_parse.o"),
             ("Disassemble a binary file", "mimic disasm checksum.bin"),
             ("Disassemble hex from standard input", "echo 'b7 00 00 00 2a 00 00 00 95 00 00 00 00 00 00 00' | mimic disasm -"),
         ])
@@ -97,8 +105,19 @@ enum DisasmCommand: Command {
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.requirePositionals(["FILE"], command: info.name)
         let path = arguments.positionals[0]
-        let instructions = try ProgramInput.instructions(
-            fromBytecode: Input.read(path), name: Input.displayName(path), command: info.name)
+        let name = Input.displayName(path)
+        let bytes = try Input.read(path)
+        if ObjectInput.isELF(bytes) {
+            let object = try ObjectInput.object(bytes, name: name)
+            let programs = try ObjectInput.selectPrograms(in: object, name: name, arguments: arguments)
+            Console.out(programs.map { "\($0.name) (section \($0.sectionName), \($0.type)):\n" + $0.annotatedListing() }
+                .joined(separator: "\n"))
+            return
+        }
+        if arguments.value("program") != nil || arguments.value("section") != nil {
+            throw UsageError(message: "--program and --section apply to ELF objects; \(name) is bytecode", command: info.name)
+        }
+        let instructions = try ProgramInput.instructions(fromBytecode: bytes, name: name, command: info.name)
         Console.out(Assembly.listing(instructions))
     }
 }

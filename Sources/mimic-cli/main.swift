@@ -14,7 +14,7 @@ enum Mimic {
 
     /// Every subcommand, in the order `mimic help` lists them.
     static let commands: [any Command.Type] = [
-        RunRawCommand.self, AsmCommand.self, DisasmCommand.self, ConformancePluginCommand.self,
+        RunRawCommand.self, InspectCommand.self, AsmCommand.self, DisasmCommand.self, ConformancePluginCommand.self,
     ]
 
     static var help: String {

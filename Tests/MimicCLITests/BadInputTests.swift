@@ -76,8 +76,9 @@ struct BadInputTests {
         expectFailure(plugin, status: 1, mentioning: ["9 bytes"])
         let empty = try MimicCLI.run(["disasm", try directory.file("empty.bin", bytes: [])])
         expectFailure(empty, status: 1, mentioning: ["empty"])
-        let elf = try MimicCLI.run(["disasm", try directory.file("prog.o", bytes: [0x7F, 0x45, 0x4C, 0x46, 2, 1, 1, 0])])
-        expectFailure(elf, status: 1, mentioning: ["ELF objects are not supported yet by disasm"])
+        let elfPath = try directory.file("prog.o", bytes: [0x7F, 0x45, 0x4C, 0x46, 2, 1, 1, 0])
+        expectFailure(try MimicCLI.run(["disasm", elfPath]), status: 1, mentioning: ["prog.o", "ELF header"])
+        expectFailure(try MimicCLI.run(["run-raw", elfPath]), status: 1, mentioning: ["ELF objects are not supported yet by run-raw"])
     }
 
     @Test("unknown opcode")
