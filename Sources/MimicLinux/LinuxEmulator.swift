@@ -95,6 +95,7 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
 enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
         []
+            + MapHelpers.all(for: emulator)
     }
 }
 
@@ -109,4 +110,9 @@ public final class LinuxProcessState {
     public static func of(_ process: MimicCore.Process) -> LinuxProcessState? {
         process.emulatorState as? LinuxProcessState
     }
+
+    /// Where the last `bpf_redirect_map` of the run sent the packet (nil: none, or it missed).
+    public internal(set) var mapRedirect: MapRedirect?
+    /// Spin locks the process holds (`bpf_spin_lock`); released if the process goes away.
+    let heldSpinLocks = HeldSpinLocks()
 }

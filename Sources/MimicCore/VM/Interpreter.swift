@@ -41,7 +41,8 @@ extension Process {
         let start = instructionsExecuted
         var count = start
         let end = limit > UInt64.max - start ? UInt64.max : start + limit
-        runLimit = end
+        // Stepping runs a helper's callbacks to their end within the one step.
+        runLimit = Mode.checksEveryInstruction ? .max : end
         runCancellation = cancellation
         // The next count at which to look at the limit and the cancellation flag.
         var checkpoint = cancellation == nil ? end : min(end, count &+ cancellationInterval)

@@ -26,9 +26,12 @@ public struct MapDefinition: Sendable, Hashable {
     public var flags: UInt32
     /// For array/hash of maps: the definition every inner map must match.
     public var innerMap: Box<MapDefinition>?
+    /// Where the value's `struct bpf_spin_lock` (4 bytes) lies, if it has one (from BTF).
+    /// Updates never overwrite it, and `BPF_F_LOCK` updates take it.
+    public var spinLockOffset: Int?
 
     public init(name: String, type: MapType, keySize: Int, valueSize: Int, maxEntries: Int, flags: UInt32 = 0,
-                innerMap: MapDefinition? = nil) {
+                innerMap: MapDefinition? = nil, spinLockOffset: Int? = nil) {
         self.name = name
         self.type = type
         self.keySize = keySize
@@ -36,7 +39,42 @@ public struct MapDefinition: Sendable, Hashable {
         self.maxEntries = maxEntries
         self.flags = flags
         self.innerMap = innerMap.map(Box.init)
+        self.spinLockOffset = spinLockOffset
     }
+}
+
+/// Map creation flags (`map_flags` of `BPF_MAP_CREATE`, the `BPF_F_*` values of `linux/bpf.h`).
+public struct MapFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// `BPF_F_NO_PREALLOC`: allocate elements on demand (required by LPM tries).
+    public static let noPrealloc = MapFlags(rawValue: 1 << 0)
+    /// `BPF_F_NO_COMMON_LRU`: one LRU list per CPU (LRU hash maps).
+    public static let noCommonLRU = MapFlags(rawValue: 1 << 1)
+    /// `BPF_F_NUMA_NODE`: `numa_node` is set.
+    public static let numaNode = MapFlags(rawValue: 1 << 2)
+    /// `BPF_F_RDONLY` / `BPF_F_WRONLY`: syscall-side access.
+    public static let readOnly = MapFlags(rawValue: 1 << 3)
+    public static let writeOnly = MapFlags(rawValue: 1 << 4)
+    /// `BPF_F_STACK_BUILD_ID`.
+    public static let stackBuildID = MapFlags(rawValue: 1 << 5)
+    /// `BPF_F_ZERO_SEED`: hash with a zero seed.
+    public static let zeroSeed = MapFlags(rawValue: 1 << 6)
+    /// `BPF_F_RDONLY_PROG` / `BPF_F_WRONLY_PROG`: program-side access.
+    public static let readOnlyProgram = MapFlags(rawValue: 1 << 7)
+    public static let writeOnlyProgram = MapFlags(rawValue: 1 << 8)
+    /// `BPF_F_CLONE`.
+    public static let clone = MapFlags(rawValue: 1 << 9)
+    /// `BPF_F_MMAPABLE`: an array user space can mmap.
+    public static let mmapable = MapFlags(rawValue: 1 << 10)
+    /// `BPF_F_PRESERVE_ELEMS`: perf event array entries survive the map file's release.
+    public static let preserveElements = MapFlags(rawValue: 1 << 11)
+    /// `BPF_F_INNER_MAP`: inner maps may differ in `max_entries`.
+    public static let innerMap = MapFlags(rawValue: 1 << 12)
+
+    /// `BPF_F_ACCESS_MASK`.
+    public static let accessMask: MapFlags = [.readOnly, .writeOnly, .readOnlyProgram, .writeOnlyProgram]
 }
 
 /// An immutable box, so a value type can contain itself (a map definition's inner map).
@@ -51,10 +89,14 @@ public final class Box<Value: Sendable & Hashable>: Sendable, Hashable {
 public struct MapError: Error, Sendable, Equatable, CustomStringConvertible {
     public var map: String
     public var message: String
+    /// The error `BPF_MAP_CREATE` would fail with (`EINVAL` for bad attributes, `E2BIG` for
+    /// sizes past the kernel's limits, `EOPNOTSUPP` for map types Mimic does not emulate).
+    public var errno: Errno
 
-    public init(map: String, _ message: String) {
+    public init(map: String, _ message: String, errno: Errno = .invalid) {
         self.map = map
         self.message = message
+        self.errno = errno
     }
 
     public var description: String { "map \(map): \(message)" }
@@ -68,8 +110,12 @@ public struct MapError: Error, Sendable, Equatable, CustomStringConvertible {
 /// the kernel. Operations are safe to call from several threads at once.
 ///
 /// Keys and values cross this interface as byte arrays of exactly `keySize` / `valueSize` bytes
-/// (per-CPU maps: one value per CPU where noted). Operations a map type does not support return
-/// `.invalid` (`-EINVAL`), as the kernel does.
+/// (per-CPU maps: one value per CPU where noted); other lengths are refused with `.invalid`.
+/// Operations a map type does not support return `.invalid` (`-EINVAL`), as the kernel does.
+///
+/// Array and hash of maps hold inner maps: their `lookupAddress` returns the inner map's
+/// *handle* (what a program passes on to `bpf_map_lookup_elem`), and their host-side values are
+/// the inner map's 4-byte id, as `BPF_MAP_LOOKUP_ELEM` returns it.
 public protocol BPFMap: AnyObject, Sendable {
     var definition: MapDefinition { get }
     /// The value a program holds for this map (from `lddw`), also its id in the emulator.

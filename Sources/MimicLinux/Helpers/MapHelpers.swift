@@ -1,0 +1,326 @@
+import MimicCore
+import MimicMemory
+
+/// The map helpers: lookup, update, delete, push / pop / peek, `bpf_tail_call`,
+/// `bpf_redirect_map`, `bpf_spin_lock` / `bpf_spin_unlock` and `bpf_for_each_map_elem`.
+/// Ring buffer and perf event helpers live in their own file and are listed here too.
+///
+/// Helpers take the map from R1 as the handle `lddw` loaded (`MapHandle`) and read keys and
+/// values through the process's memory with bounds checks: a bad pointer stops the program with
+/// a memory fault naming the helper. Errors the kernel reports to the program come back as
+/// `-errno` in R0.
+enum MapHelpers {
+    /// Every helper of this group, for `LinuxHelperSet`.
+    static func all(for emulator: LinuxEmulator) -> [Helper] {
+        [
+            lookup(emulator), update(emulator), delete(emulator),
+            push(emulator), pop(emulator, remove: true), pop(emulator, remove: false),
+            tailCall(emulator), redirectMap(emulator), spinLock(), spinUnlock(), forEach(emulator),
+        ] + RingBufferHelpers.all(for: emulator) + PerfEventHelpers.all(for: emulator)
+    }
+
+    // MARK: Shared pieces
+
+    /// The map whose handle is in argument `n`.
+    static func map(_ emulator: LinuxEmulator?, _ process: MimicCore.Process, argument n: Int = 1) throws(HelperFailure) -> any BPFMap {
+        let handle = process.argument(n)
+        guard let emulator, let map = emulator.map(handle: handle) else {
+            throw .message("r\(n) = 0x\(String(handle, radix: 16)) is not a map")
+        }
+        return map
+    }
+
+    /// The map in argument `n`, which must be of type `T` (`what` names the kind expected).
+    static func map<T>(_ emulator: LinuxEmulator?, _ process: MimicCore.Process, argument n: Int = 1,
+                       as type: T.Type, _ what: String) throws(HelperFailure) -> T {
+        let found = try map(emulator, process, argument: n)
+        guard let typed = found as? T else {
+            throw .message("map \(found.name) is a \(found.definition.type.cName), not \(what)")
+        }
+        return typed
+    }
+
+    /// `count` bytes of VM memory at `address`.
+    static func read(_ process: MimicCore.Process, _ address: UInt64, count: Int) throws(HelperFailure) -> [UInt8] {
+        do {
+            return try process.memory.read(address, count: count)
+        } catch {
+            throw .memory(error)
+        }
+    }
+
+    /// Writes `bytes` into VM memory at `address`.
+    static func write(_ process: MimicCore.Process, _ bytes: [UInt8], at address: UInt64) throws(HelperFailure) {
+        do {
+            try process.memory.write(bytes, at: address)
+        } catch {
+            throw .memory(error)
+        }
+    }
+
+    /// A helper's result: 0, or `-errno`.
+    static func result(_ error: Errno?) -> HelperResult { .value(error?.helperReturnValue ?? 0) }
+
+    // MARK: Lookup, update, delete
+
+    /// `void *bpf_map_lookup_elem(map, key)` (1): the address of the value, or NULL. Maps of
+    /// maps give the inner map's handle.
+    static func lookup(_ emulator: LinuxEmulator) -> Helper {
+        Helper(id: 1, name: "bpf_map_lookup_elem") { [weak emulator] process throws(HelperFailure) in
+            let map = try map(emulator, process)
+            let key = try read(process, process.argument(2), count: map.definition.keySize)
+            return .value(map.lookupAddress(key: key, cpu: process.vCPU) ?? 0)
+        }
+    }
+
+    /// `long bpf_map_update_elem(map, key, value, flags)` (2).
+    static func update(_ emulator: LinuxEmulator) -> Helper {
+        Helper(id: 2, name: "bpf_map_update_elem") { [weak emulator] process throws(HelperFailure) in
+            let map = try map(emulator, process)
+            let key = try read(process, process.argument(2), count: map.definition.keySize)
+            let value = try read(process, process.argument(3), count: map.definition.valueSize)
+            return result(map.update(key: key, value: value, flags: MapUpdateFlags(rawValue: process.argument(4)),
+                                     cpu: process.vCPU))
+        }
+    }
+
+    /// `long bpf_map_delete_elem(map, key)` (3).
+    static func delete(_ emulator: LinuxEmulator) -> Helper {
+        Helper(id: 3, name: "bpf_map_delete_elem") { [weak emulator] process throws(HelperFailure) in
+            let map = try map(emulator, process)
+            let key = try read(process, process.argument(2), count: map.definition.keySize)
+            return result(map.delete(key: key))
+        }
+    }
+
+    // MARK: Queue and stack
+
+    /// `long bpf_map_push_elem(map, value, flags)` (87).
+    static func push(_ emulator: LinuxEmulator) -> Helper {
+        Helper(id: 87, name: "bpf_map_push_elem") { [weak emulator] process throws(HelperFailure) in
+            let map = try map(emulator, process)
+            let value = try read(process, process.argument(2), count: map.definition.valueSize)
+            return result(map.push(value: value, flags: MapUpdateFlags(rawValue: process.argument(3))))
+        }
+    }
+
+    /// `long bpf_map_pop_elem(map, value)` (88) and `long bpf_map_peek_elem(map, value)` (89):
+    /// copy the value out; on `-ENOENT` the buffer is zeroed, as the kernel does.
+    static func pop(_ emulator: LinuxEmulator, remove: Bool) -> Helper {
+        Helper(id: remove ? 88 : 89, name: remove ? "bpf_map_pop_elem" : "bpf_map_peek_elem") { [weak emulator] process throws(HelperFailure) in
+            let map = try map(emulator, process)
+            let destination = process.argument(2)
+            let size = map.definition.valueSize
+            // Check the buffer before taking a value out, so a bad pointer loses nothing.
+            if case .failure(let fault) = process.memory.resolve(destination, size: size, access: .write), size > 0 {
+                throw .memory(fault)
+            }
+            switch remove ? map.pop() : map.peek() {
+            case .success(let value):
+                try write(process, value, at: destination)
+                return .value(0)
+            case .failure(let error):
+                if error == .noEntry { try write(process, [UInt8](repeating: 0, count: size), at: destination) }
+                return result(error)
+            }
+        }
+    }
+
+    // MARK: Tail calls
+
+    /// `long bpf_tail_call(ctx, prog_array, index)` (12): jumps into the program at `index`,
+    /// keeping R1 (the context). When the index is past the end, the slot is empty or the
+    /// process has made `tailCallLimit` (33) tail calls, the kernel falls through to the next
+    /// instruction; Mimic does that with R0 = `-ENOENT` (the kernel leaves R0 undefined).
+    static func tailCall(_ emulator: LinuxEmulator) -> Helper {
+        Helper(id: 12, name: "bpf_tail_call") { [weak emulator] process throws(HelperFailure) in
+            let array = try map(emulator, process, argument: 2, as: ProgramArrayMap.self, "a BPF_MAP_TYPE_PROG_ARRAY")
+            let index = UInt32(truncatingIfNeeded: process.argument(3))
+            guard process.tailCallCount < process.vm.configuration.tailCallLimit,
+                  let program = array.program(at: Int(index)) else {
+                return .value(Errno.noEntry.helperReturnValue)
+            }
+            guard program.vm === process.vm else {
+                throw .message("program \(program.name) in \(array.name)[\(index)] was loaded into another VM")
+            }
+            return .tailCall(program)
+        }
+    }
+
+    // MARK: Redirects
+
+    /// `long bpf_redirect_map(map, key, flags)` (51): records the entry of a devmap,
+    /// devmap_hash, cpumap or xskmap as the packet's redirect target and returns `XDP_REDIRECT`
+    /// (4). On a miss it clears the record and returns the lower two bits of `flags` (an XDP
+    /// action up to `XDP_TX`); flags other than those bits, `BPF_F_BROADCAST` and
+    /// `BPF_F_EXCLUDE_INGRESS` (devmaps only) return `XDP_ABORTED` (0), as the kernel's
+    /// `__bpf_xdp_redirect_map` does. The last redirect of a run wins.
+    static func redirectMap(_ emulator: LinuxEmulator) -> Helper {
+        Helper(id: 51, name: "bpf_redirect_map") { [weak emulator] process throws(HelperFailure) in
+            let map = try map(emulator, process, as: RedirectMap.self, "a devmap, devmap_hash, cpumap or xskmap")
+            let key = UInt32(truncatingIfNeeded: process.argument(2))
+            let flags = process.argument(3)
+            let actionMask: UInt64 = 3
+            let isDevMap = map.definition.type == .devMap || map.definition.type == .devMapHash
+            let allowed = actionMask | (isDevMap ? MapRedirect.broadcastFlag | MapRedirect.excludeIngressFlag : 0)
+            guard flags & ~allowed == 0 else { return .value(0) }
+            let state = LinuxProcessState.of(process)
+            let broadcast = flags & MapRedirect.broadcastFlag != 0
+            let value = map.target(forKey: key)
+            guard value != nil || broadcast else {
+                state?.mapRedirect = nil
+                return .value(flags & actionMask)
+            }
+            state?.mapRedirect = MapRedirect(
+                mapName: map.name, mapType: map.definition.type, key: key, value: broadcast ? nil : value,
+                broadcastKeys: broadcast ? map.setKeys : [], excludeIngress: flags & MapRedirect.excludeIngressFlag != 0)
+            return .value(MapRedirect.xdpRedirect)
+        }
+    }
+
+    // MARK: Spin locks
+
+    /// `long bpf_spin_lock(lock)` (93): takes the lock word in a map value, waiting while
+    /// another process holds it. Taking a lock the process already holds stops the program
+    /// (the kernel's verifier refuses such programs; running one would deadlock).
+    static func spinLock() -> Helper {
+        Helper(id: 93, name: "bpf_spin_lock") { process throws(HelperFailure) in
+            let (storage, offset) = try lockWord(process)
+            guard let state = LinuxProcessState.of(process) else {
+                throw .message("the process was not prepared by the Linux emulator")
+            }
+            guard !state.heldSpinLocks.holds(storage, offset) else {
+                throw .message("the program already holds the spin lock at 0x\(String(process.argument(1), radix: 16))")
+            }
+            SpinLocks.shared.lock(storage.pointer + offset)
+            state.heldSpinLocks.add(storage, offset)
+            return .value(0)
+        }
+    }
+
+    /// `long bpf_spin_unlock(lock)` (94): releases a lock the process holds; releasing one it
+    /// does not hold stops the program.
+    static func spinUnlock() -> Helper {
+        Helper(id: 94, name: "bpf_spin_unlock") { process throws(HelperFailure) in
+            let (storage, offset) = try lockWord(process)
+            guard let state = LinuxProcessState.of(process), state.heldSpinLocks.remove(storage, offset) else {
+                throw .message("the program does not hold the spin lock at 0x\(String(process.argument(1), radix: 16))")
+            }
+            SpinLocks.shared.unlock(storage.pointer + offset)
+            return .value(0)
+        }
+    }
+
+    /// The storage and offset of the 4-byte lock word R1 points to.
+    private static func lockWord(_ process: MimicCore.Process) throws(HelperFailure) -> (RegionStorage, Int) {
+        let address = process.argument(1)
+        if case .failure(let fault) = process.memory.resolve(address, size: 4, access: .write) { throw .memory(fault) }
+        guard let (storage, offset) = process.memory.storage(containing: address) else {
+            throw .message("no region holds the spin lock at 0x\(String(address, radix: 16))")
+        }
+        guard offset % 4 == 0, offset + 4 <= storage.count else {
+            throw .message("the spin lock at 0x\(String(address, radix: 16)) is not an aligned 4-byte word")
+        }
+        return (storage, offset)
+    }
+
+    // MARK: Iteration
+
+    /// `long bpf_for_each_map_elem(map, callback_fn, callback_ctx, flags)` (164): calls
+    /// `callback_fn(map, &key, &value, callback_ctx)` for each element of a hash, LRU hash,
+    /// array or per-CPU map (per-CPU: the process's vCPU value) until it returns non-zero;
+    /// returns the number of elements visited, or `-EINVAL` for non-zero flags. Keys are passed
+    /// in a read-only scratch region; elements deleted during the walk are skipped.
+    static func forEach(_ emulator: LinuxEmulator) -> Helper {
+        Helper(id: 164, name: "bpf_for_each_map_elem") { [weak emulator] process throws(HelperFailure) in
+            let map = try map(emulator, process)
+            guard process.argument(4) == 0 else { return result(.invalid) }
+            guard let slot = process.functionSlot(fromAddress: process.argument(2)) else {
+                throw .message("r2 = 0x\(String(process.argument(2), radix: 16)) is not a function of the program")
+            }
+            let elements: [(key: [UInt8], address: UInt64)]
+            let stillThere: ([UInt8]) -> Bool
+            switch map {
+            case let hash as HashTableMap:
+                elements = hash.elements(cpu: process.vCPU)
+                stillThere = hash.contains(key:)
+            case let array as ArrayMap:
+                elements = array.keys.compactMap { key in array.lookupAddress(key: key, cpu: process.vCPU).map { (key, $0) } }
+                stillThere = { _ in true }
+            default:
+                throw .message("bpf_for_each_map_elem does not support \(map.definition.type.cName) maps")
+            }
+            let keyStorage = RegionStorage(count: max(map.definition.keySize, 1))
+            let keyAddress: UInt64
+            do {
+                keyAddress = try process.memory.map(keyStorage, name: "for_each key of \(map.name)", kind: .readOnly)
+            } catch {
+                throw .message("cannot map the key buffer: \(error)")
+            }
+            defer { try? process.memory.unmap(keyAddress) }
+            var visited: UInt64 = 0
+            for element in elements where stillThere(element.key) {
+                keyStorage.write(element.key, at: 0)
+                visited += 1
+                let stop: UInt64
+                do throws(ExecutionError) {
+                    stop = try process.callFunction(at: slot, arguments: [map.handle, keyAddress, element.address, process.argument(3)])
+                } catch {
+                    throw .callback(error)
+                }
+                if stop != 0 { break }
+            }
+            return .value(visited)
+        }
+    }
+}
+
+/// Where `bpf_redirect_map` sent the packet: the map entry, as the kernel's
+/// `bpf_redirect_info` remembers it for the driver to act on after the program returns.
+public struct MapRedirect: Sendable, Equatable {
+    /// `XDP_REDIRECT`, what the helper returns on success.
+    public static let xdpRedirect: UInt64 = 4
+    /// `BPF_F_BROADCAST` / `BPF_F_EXCLUDE_INGRESS`.
+    public static let broadcastFlag: UInt64 = 1 << 3
+    public static let excludeIngressFlag: UInt64 = 1 << 4
+
+    public var mapName: String
+    public var mapType: MapType
+    /// The key passed to the helper.
+    public var key: UInt32
+    /// The entry's value (devmap: ifindex [+ program fd], cpumap: queue size [+ fd], xskmap:
+    /// socket fd); nil for broadcasts.
+    public var value: [UInt8]?
+    /// `BPF_F_BROADCAST`: the keys of every entry the packet goes to.
+    public var broadcastKeys: [UInt32]
+    /// `BPF_F_EXCLUDE_INGRESS` was given with the broadcast.
+    public var excludeIngress: Bool
+
+    /// The target interface index of a devmap redirect (the value's first 4 bytes).
+    public var ifindex: UInt32? {
+        guard mapType == .devMap || mapType == .devMapHash, let value, value.count >= 4 else { return nil }
+        return littleEndianUInt32(value)
+    }
+}
+
+/// The spin locks a process holds; whatever it still holds when it goes away is released.
+final class HeldSpinLocks {
+    private var locks: [(storage: RegionStorage, offset: Int)] = []
+
+    func holds(_ storage: RegionStorage, _ offset: Int) -> Bool {
+        locks.contains { $0.storage === storage && $0.offset == offset }
+    }
+
+    func add(_ storage: RegionStorage, _ offset: Int) { locks.append((storage, offset)) }
+
+    /// Forgets a held lock; false if it was not held.
+    func remove(_ storage: RegionStorage, _ offset: Int) -> Bool {
+        guard let index = locks.firstIndex(where: { $0.storage === storage && $0.offset == offset }) else { return false }
+        locks.remove(at: index)
+        return true
+    }
+
+    deinit {
+        for lock in locks { SpinLocks.shared.unlock(lock.storage.pointer + lock.offset) }
+    }
+}

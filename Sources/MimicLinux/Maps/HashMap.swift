@@ -1,0 +1,224 @@
+import MimicCore
+import MimicMemory
+import Synchronization
+
+/// `BPF_MAP_TYPE_HASH`, `PERCPU_HASH`, `LRU_HASH` and `LRU_PERCPU_HASH`: elements by key, up to
+/// `max_entries` of them, values preallocated in VM memory.
+///
+/// - Update flags as in the kernel's `htab_map_update_elem`: unknown flags `-EINVAL`,
+///   `BPF_NOEXIST` on an existing key `-EEXIST`, `BPF_EXIST` on a missing key `-ENOENT`, a new
+///   key in a full map `-E2BIG` — except LRU maps, which evict their least recently used
+///   element instead. `BPF_F_LOCK` needs a spin lock in the value (plain hash maps only).
+/// - Per-CPU maps keep one value per CPU; programs see and update their vCPU's value, and a
+///   new element created by a program starts with zeros on the other CPUs.
+/// - LRU maps count a program's lookup or update as a use. (The kernel's LRU is approximate,
+///   with per-CPU free lists; Mimic evicts the exact least recently used element.)
+/// - An update writes the existing element's value in place (the kernel swaps in a new element
+///   for plain hash maps; a program holding a pointer to the old value sees the new one here).
+public final class HashTableMap: BPFMap, @unchecked Sendable {
+    public let definition: MapDefinition
+    public let handle: UInt64
+    public let isPerCPU: Bool
+    public let isLRU: Bool
+    let values: ValueStorage
+    private let index: Mutex<SlotIndex>
+
+    init(definition: MapDefinition, id: Int, cpuCount: Int, vm: VM) throws(MapError) {
+        self.definition = definition
+        handle = MapHandle.make(id: id)
+        isPerCPU = definition.type == .perCPUHash || definition.type == .lruPerCPUHash
+        isLRU = definition.type == .lruHash || definition.type == .lruPerCPUHash
+        values = try ValueStorage(definition: definition, slots: definition.maxEntries,
+                                  cpuCount: isPerCPU ? cpuCount : 1, vm: vm)
+        index = Mutex(SlotIndex(capacity: definition.maxEntries))
+    }
+
+    /// The number of elements.
+    public var count: Int { index.withLock { $0.count } }
+
+    public func lookupAddress(key: [UInt8], cpu: Int) -> UInt64? {
+        guard key.count == definition.keySize, cpu >= 0, cpu < values.cpuCount || !isPerCPU else { return nil }
+        let slot: Int? = index.withLock { index in
+            guard let slot = index.slot(for: key) else { return nil }
+            if isLRU { index.touch(slot) }
+            return slot
+        }
+        return slot.map { values.address(slot: $0, cpu: isPerCPU ? cpu : 0) }
+    }
+
+    public func update(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, cpu: Int) -> Errno? {
+        guard value.count == definition.valueSize else { return .invalid }
+        return update(key: key, flags: flags) { slot, isNew in
+            if isPerCPU {
+                values.write(value, slot: slot, cpu: min(max(cpu, 0), values.cpuCount - 1))
+            } else if flags.contains(.lock) {
+                values.writeLocked(value, slot: slot, cpu: 0)
+            } else {
+                values.write(value, slot: slot, cpu: 0)
+            }
+        }
+    }
+
+    /// Host API for per-CPU maps: creates or updates `key` with one value per CPU, as
+    /// `BPF_MAP_UPDATE_ELEM` does from user space. For other maps, `values` holds one value.
+    public func update(key: [UInt8], perCPUValues newValues: [[UInt8]], flags: MapUpdateFlags = .any) -> Errno? {
+        guard newValues.count == values.cpuCount, newValues.allSatisfy({ $0.count == definition.valueSize }) else {
+            return .invalid
+        }
+        return update(key: key, flags: flags) { slot, _ in
+            for (cpu, value) in newValues.enumerated() {
+                if flags.contains(.lock) { values.writeLocked(value, slot: slot, cpu: cpu) } else { values.write(value, slot: slot, cpu: cpu) }
+            }
+        }
+    }
+
+    private func update(key: [UInt8], flags: MapUpdateFlags, write: (Int, Bool) -> Void) -> Errno? {
+        guard key.count == definition.keySize else { return .invalid }
+        // Plain hash maps accept BPF_F_LOCK; LRU and per-CPU maps only BPF_ANY/NOEXIST/EXIST.
+        let allowsLock = !isPerCPU && !isLRU
+        let mode = allowsLock ? flags.rawValue & ~MapUpdateFlags.lock.rawValue : flags.rawValue
+        guard mode <= MapUpdateFlags.exist.rawValue else { return .invalid }
+        if flags.contains(.lock), allowsLock, values.spinLockOffset == nil { return .invalid }
+        let result: Result<(Int, Bool), Errno> = index.withLock { index in
+            let existing = index.slot(for: key)
+            if existing != nil, mode == MapUpdateFlags.noExist.rawValue { return .failure(.exists) }
+            if existing == nil, mode == MapUpdateFlags.exist.rawValue { return .failure(.noEntry) }
+            if let existing {
+                if isLRU { index.touch(existing) }
+                return .success((existing, false))
+            }
+            if index.isFull {
+                guard isLRU, let oldest = index.firstKey else { return .failure(.tooBig) }
+                index.remove(oldest)
+            }
+            guard let slot = index.insert(key) else { return .failure(.tooBig) }
+            values.clear(slot: slot)
+            return .success((slot, true))
+        }
+        switch result {
+        case .failure(let error): return error
+        case .success(let (slot, isNew)):
+            write(slot, isNew)
+            return nil
+        }
+    }
+
+    public func delete(key: [UInt8]) -> Errno? {
+        guard key.count == definition.keySize else { return .invalid }
+        return index.withLock { $0.remove(key) } == nil ? .noEntry : nil
+    }
+
+    public func nextKey(after key: [UInt8]?) -> [UInt8]? { index.withLock { $0.key(after: key) } }
+
+    public func value(forKey key: [UInt8]) -> [UInt8]? {
+        guard key.count == definition.keySize else { return nil }
+        guard let slot = index.withLock({ $0.slot(for: key) }) else { return nil }
+        return values.read(slot: slot, cpu: 0)
+    }
+
+    public func perCPUValues(forKey key: [UInt8]) -> [[UInt8]]? {
+        guard key.count == definition.keySize else { return nil }
+        guard let slot = index.withLock({ $0.slot(for: key) }) else { return nil }
+        return values.readAll(slot: slot)
+    }
+
+    public var keys: [[UInt8]] { index.withLock { $0.elements.map(\.key) } }
+
+    /// Keys and the address of `cpu`'s value, in iteration order (`bpf_for_each_map_elem`).
+    func elements(cpu: Int) -> [(key: [UInt8], address: UInt64)] {
+        index.withLock { $0.elements }.map { ($0.key, values.address(slot: $0.slot, cpu: isPerCPU ? cpu : 0)) }
+    }
+
+    /// Whether `key` still names the element at `address` (an element deleted during
+    /// `bpf_for_each_map_elem` is skipped).
+    func contains(key: [UInt8]) -> Bool { index.withLock { $0.slot(for: key) != nil } }
+}
+
+/// `BPF_MAP_TYPE_ARRAY` and `PERCPU_ARRAY`: `max_entries` zero-initialised values indexed by a
+/// 4-byte key.
+///
+/// As in the kernel: every index exists, so `BPF_NOEXIST` fails with `-EEXIST`; an index past
+/// the end fails updates with `-E2BIG` and lookups with NULL; elements cannot be deleted
+/// (`-EINVAL`). Per-CPU arrays keep one value per CPU (each padded to 8 bytes).
+public final class ArrayMap: BPFMap, @unchecked Sendable {
+    public let definition: MapDefinition
+    public let handle: UInt64
+    public let isPerCPU: Bool
+    let values: ValueStorage
+
+    init(definition: MapDefinition, id: Int, cpuCount: Int, vm: VM) throws(MapError) {
+        self.definition = definition
+        handle = MapHandle.make(id: id)
+        isPerCPU = definition.type == .perCPUArray
+        values = try ValueStorage(definition: definition, slots: definition.maxEntries,
+                                  cpuCount: isPerCPU ? cpuCount : 1, vm: vm)
+    }
+
+    /// The VM address of the first element's value (global data sections live in arrays).
+    public var baseAddress: UInt64 { values.base }
+
+    private func index(of key: [UInt8]) -> Int? {
+        guard key.count == 4 else { return nil }
+        let index = Int(littleEndianUInt32(key))
+        return index < definition.maxEntries ? index : nil
+    }
+
+    public func lookupAddress(key: [UInt8], cpu: Int) -> UInt64? {
+        guard let index = index(of: key) else { return nil }
+        return values.address(slot: index, cpu: isPerCPU ? min(max(cpu, 0), values.cpuCount - 1) : 0)
+    }
+
+    private func check(key: [UInt8], flags: MapUpdateFlags) -> Result<Int, Errno> {
+        guard key.count == 4 else { return .failure(.invalid) }
+        let mode = isPerCPU ? flags.rawValue : flags.rawValue & ~MapUpdateFlags.lock.rawValue
+        guard mode <= MapUpdateFlags.exist.rawValue else { return .failure(.invalid) }
+        guard let index = index(of: key) else { return .failure(.tooBig) }
+        if flags.contains(.noExist) { return .failure(.exists) }
+        if flags.contains(.lock), values.spinLockOffset == nil { return .failure(.invalid) }
+        return .success(index)
+    }
+
+    public func update(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, cpu: Int) -> Errno? {
+        guard value.count == definition.valueSize else { return .invalid }
+        switch check(key: key, flags: flags) {
+        case .failure(let error): return error
+        case .success(let index):
+            let cpu = isPerCPU ? min(max(cpu, 0), values.cpuCount - 1) : 0
+            if flags.contains(.lock) { values.writeLocked(value, slot: index, cpu: cpu) } else { values.write(value, slot: index, cpu: cpu) }
+            return nil
+        }
+    }
+
+    /// Host API: sets every CPU's value of `key` (per-CPU arrays), as `BPF_MAP_UPDATE_ELEM` does
+    /// from user space. For plain arrays, `values` holds one value.
+    public func update(key: [UInt8], perCPUValues newValues: [[UInt8]], flags: MapUpdateFlags = .any) -> Errno? {
+        guard newValues.count == values.cpuCount, newValues.allSatisfy({ $0.count == definition.valueSize }) else {
+            return .invalid
+        }
+        switch check(key: key, flags: flags) {
+        case .failure(let error): return error
+        case .success(let index):
+            for (cpu, value) in newValues.enumerated() { values.write(value, slot: index, cpu: cpu) }
+            return nil
+        }
+    }
+
+    public func delete(key: [UInt8]) -> Errno? { .invalid }
+
+    public func nextKey(after key: [UInt8]?) -> [UInt8]? {
+        guard let key, key.count == 4 else { return definition.maxEntries > 0 ? littleEndianBytes(0) : nil }
+        let index = Int(littleEndianUInt32(key))
+        if index >= definition.maxEntries { return littleEndianBytes(0) }
+        return index + 1 < definition.maxEntries ? littleEndianBytes(UInt32(index + 1)) : nil
+    }
+
+    public func value(forKey key: [UInt8]) -> [UInt8]? {
+        index(of: key).map { values.read(slot: $0, cpu: 0) }
+    }
+
+    public func perCPUValues(forKey key: [UInt8]) -> [[UInt8]]? {
+        index(of: key).map { values.readAll(slot: $0) }
+    }
+
+    public var keys: [[UInt8]] { (0..<definition.maxEntries).map { littleEndianBytes(UInt32($0)) } }
+}

@@ -1,0 +1,195 @@
+import MimicCore
+import MimicMemory
+
+extension LinuxEmulator {
+    /// Creates a map in `vm`'s shared memory, as `BPF_MAP_CREATE` does: checks the definition
+    /// the way the kernel's map type checks it, registers the map (so `map(handle:)` and
+    /// `map(named:)` find it) and returns it.
+    ///
+    /// The map's values appear in processes `vm` creates afterwards.
+    ///
+    /// - Throws: `MapError` naming the map and the rule broken, with the errno the kernel
+    ///   returns (`EINVAL`, `E2BIG`, `EOPNOTSUPP` for map types Mimic does not emulate).
+    public func createMap(_ definition: MapDefinition, in vm: VM) throws(MapError) -> any BPFMap {
+        var definition = definition
+        // libbpf sizes a perf event array without max_entries to the number of CPUs.
+        if definition.type == .perfEventArray, definition.maxEntries == 0 {
+            definition.maxEntries = configuration.cpuCount
+        }
+        try Self.validate(definition, cpuCount: configuration.cpuCount)
+        let id = reserveMapID()
+        let cpus = configuration.cpuCount
+        let map: any BPFMap
+        switch definition.type {
+        case .hash, .perCPUHash, .lruHash, .lruPerCPUHash:
+            map = try HashTableMap(definition: definition, id: id, cpuCount: cpus, vm: vm)
+        case .array, .perCPUArray:
+            map = try ArrayMap(definition: definition, id: id, cpuCount: cpus, vm: vm)
+        case .lpmTrie:
+            map = try LPMTrieMap(definition: definition, id: id, vm: vm)
+        case .queue, .stack:
+            map = QueueStackMap(definition: definition, id: id)
+        case .ringBuffer:
+            map = try RingBufferMap(definition: definition, id: id, vm: vm)
+        case .perfEventArray:
+            map = PerfEventArrayMap(definition: definition, id: id, cpuCount: cpus)
+        case .progArray:
+            map = ProgramArrayMap(definition: definition, id: id)
+        case .arrayOfMaps, .hashOfMaps:
+            map = MapOfMaps(definition: definition, id: id, emulator: self)
+        case .devMap, .devMapHash, .cpuMap, .xskMap:
+            map = try RedirectMap(definition: definition, id: id, cpuCount: cpus, vm: vm)
+        default:
+            throw MapError(map: definition.name, "\(definition.type.cName) is not supported by Mimic", errno: .notSupported)
+        }
+        register(map)
+        return map
+    }
+
+    /// The kernel's attribute checks for each map type (the `map_alloc_check` / `map_alloc`
+    /// functions of `kernel/bpf/*.c`).
+    static func validate(_ d: MapDefinition, cpuCount: Int) throws(MapError) {
+        func fail(_ message: String, _ errno: Errno = .invalid) -> MapError {
+            MapError(map: d.name, "\(d.type.cName): \(message)", errno: errno)
+        }
+        func allowFlags(_ allowed: MapFlags) throws(MapError) {
+            let unknown = d.flags & ~allowed.rawValue
+            guard unknown == 0 else { throw fail("flags 0x\(String(unknown, radix: 16)) are not valid for this map type") }
+        }
+        func positive(_ value: Int, _ what: String) throws(MapError) {
+            guard value > 0 else { throw fail("\(what) must be greater than 0, got \(value)") }
+        }
+        func exactly(_ value: Int, _ expected: Int, _ what: String) throws(MapError) {
+            guard value == expected else { throw fail("\(what) must be \(expected), got \(value)") }
+        }
+        guard d.keySize >= 0, d.valueSize >= 0, d.maxEntries >= 0 else {
+            throw fail("sizes and max_entries must not be negative")
+        }
+        let flags = MapFlags(rawValue: d.flags)
+        let common: MapFlags = [.numaNode, .accessMask]
+
+        // Spin locks are allowed in hash and array values only (`map_check_btf`).
+        if let offset = d.spinLockOffset {
+            guard d.type == .hash || d.type == .array else {
+                throw fail("a bpf_spin_lock in the value is not supported for this map type", .notSupported)
+            }
+            guard offset >= 0, offset % 4 == 0, offset + 4 <= d.valueSize else {
+                throw fail("the bpf_spin_lock at offset \(offset) does not fit, 4-byte aligned, in the \(d.valueSize)-byte value")
+            }
+        }
+
+        switch d.type {
+        case .hash, .perCPUHash, .lruHash, .lruPerCPUHash:
+            let lru = d.type == .lruHash || d.type == .lruPerCPUHash
+            let perCPU = d.type == .perCPUHash || d.type == .lruPerCPUHash
+            try allowFlags(common.union([.noPrealloc, .noCommonLRU, .zeroSeed]))
+            if !lru, flags.contains(.noCommonLRU) { throw fail("BPF_F_NO_COMMON_LRU is for LRU maps only") }
+            if lru, flags.contains(.noPrealloc) { throw fail("LRU maps must be preallocated", .notSupported) }
+            try positive(d.keySize, "key_size")
+            try positive(d.valueSize, "value_size")
+            try positive(d.maxEntries, "max_entries")
+            guard d.keySize <= maxBPFStack else { throw fail("key_size \(d.keySize) exceeds \(maxBPFStack)", .tooBig) }
+            guard d.valueSize < kmallocMaxSize - maxBPFStack - 64 else { throw fail("value_size \(d.valueSize) is too large", .tooBig) }
+            if perCPU, d.valueSize > perCPUValueLimit {
+                throw fail("per-CPU value_size \(d.valueSize) exceeds \(perCPUValueLimit)", .tooBig)
+            }
+        case .array, .perCPUArray:
+            try allowFlags(common.union([.mmapable, .innerMap, .preserveElements]))
+            if d.type == .perCPUArray, flags.contains(.mmapable) { throw fail("per-CPU arrays cannot be BPF_F_MMAPABLE") }
+            try positive(d.maxEntries, "max_entries")
+            try exactly(d.keySize, 4, "key_size")
+            try positive(d.valueSize, "value_size")
+            if d.type == .perCPUArray, d.valueSize > perCPUValueLimit {
+                throw fail("per-CPU value_size \(d.valueSize) exceeds \(perCPUValueLimit)", .tooBig)
+            }
+            guard d.valueSize <= kmallocMaxSize else { throw fail("value_size \(d.valueSize) is too large", .tooBig) }
+        case .progArray, .perfEventArray, .arrayOfMaps:
+            try allowFlags(common.union([.preserveElements, .innerMap]))
+            if flags.contains(.readOnlyProgram) || flags.contains(.writeOnlyProgram) {
+                throw fail("BPF_F_RDONLY_PROG / BPF_F_WRONLY_PROG are not valid for this map type")
+            }
+            if flags.contains(.preserveElements), d.type != .perfEventArray {
+                throw fail("BPF_F_PRESERVE_ELEMS is for perf event arrays only")
+            }
+            try positive(d.maxEntries, "max_entries")
+            try exactly(d.keySize, 4, "key_size")
+            try exactly(d.valueSize, 4, "value_size")
+            if d.type == .arrayOfMaps { try validateInner(d, fail: fail) }
+        case .hashOfMaps:
+            try allowFlags(common.union([.noPrealloc, .zeroSeed]))
+            try positive(d.keySize, "key_size")
+            try positive(d.maxEntries, "max_entries")
+            guard d.keySize <= maxBPFStack else { throw fail("key_size \(d.keySize) exceeds \(maxBPFStack)", .tooBig) }
+            try exactly(d.valueSize, 4, "value_size")
+            try validateInner(d, fail: fail)
+        case .lpmTrie:
+            guard flags.contains(.noPrealloc) else { throw fail("BPF_F_NO_PREALLOC is required") }
+            try allowFlags(common.union(.noPrealloc))
+            try positive(d.maxEntries, "max_entries")
+            guard d.keySize >= 4 + 1, d.keySize <= 4 + 256 else {
+                throw fail("key_size must be 4 (prefix length) plus 1 to 256 data bytes, got \(d.keySize)")
+            }
+            guard d.valueSize >= 1, d.valueSize <= kmallocMaxSize - 256 - 32 else {
+                throw fail("value_size \(d.valueSize) is out of range")
+            }
+        case .queue, .stack:
+            try allowFlags(common)
+            try positive(d.maxEntries, "max_entries")
+            try exactly(d.keySize, 0, "key_size")
+            try positive(d.valueSize, "value_size")
+            guard d.valueSize <= kmallocMaxSize else { throw fail("value_size \(d.valueSize) is too large", .tooBig) }
+        case .ringBuffer:
+            try allowFlags(.numaNode)
+            try exactly(d.keySize, 0, "key_size")
+            try exactly(d.valueSize, 0, "value_size")
+            let size = d.maxEntries
+            guard size > 0, size & (size - 1) == 0, size % linuxPageSize == 0 else {
+                throw fail("max_entries must be a power of two and a multiple of the \(linuxPageSize)-byte page, got \(size)")
+            }
+            guard size <= AddressSpace.regionLimit else {
+                throw fail("max_entries \(size) exceeds Mimic's \(AddressSpace.regionLimit)-byte ring limit", .tooBig)
+            }
+        case .devMap, .devMapHash:
+            try allowFlags(common)
+            try positive(d.maxEntries, "max_entries")
+            try exactly(d.keySize, 4, "key_size")
+            guard d.valueSize == 4 || d.valueSize == 8 else {
+                throw fail("value_size must be 4 (ifindex) or 8 (struct bpf_devmap_val), got \(d.valueSize)")
+            }
+        case .cpuMap:
+            try allowFlags(common)
+            try positive(d.maxEntries, "max_entries")
+            try exactly(d.keySize, 4, "key_size")
+            guard d.valueSize == 4 || d.valueSize == 8 else {
+                throw fail("value_size must be 4 (queue size) or 8 (struct bpf_cpumap_val), got \(d.valueSize)")
+            }
+        case .xskMap:
+            try allowFlags(common)
+            try positive(d.maxEntries, "max_entries")
+            try exactly(d.keySize, 4, "key_size")
+            try exactly(d.valueSize, 4, "value_size")
+        default:
+            throw fail("not supported by Mimic", .notSupported)
+        }
+    }
+
+    /// Map-in-map: the inner definition must exist, be a plain map, and be valid itself.
+    private static func validateInner(_ d: MapDefinition, fail: (String, Errno) -> MapError) throws(MapError) {
+        guard let inner = d.innerMap?.value else {
+            throw fail("a map of maps needs an inner map definition", .invalid)
+        }
+        switch inner.type {
+        case .arrayOfMaps, .hashOfMaps:
+            throw fail("inner maps cannot themselves be maps of maps", .invalid)
+        case .progArray, .perfEventArray:
+            throw fail("\(inner.type.cName) cannot be an inner map", .notSupported)
+        default:
+            break
+        }
+        do {
+            try validate(inner, cpuCount: 1)
+        } catch {
+            throw fail("inner map: \(error.message)", error.errno)
+        }
+    }
+}

@@ -1,0 +1,255 @@
+import MimicCore
+import MimicMemory
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Errno {
+    /// `ENODEV`: no such device (a `cpumap` key naming no possible CPU).
+    public static let noDevice = Errno(rawValue: 19)
+    /// `EAGAIN`: try again (`bpf_ringbuf_output` without room).
+    public static let tryAgain = Errno(rawValue: 11)
+    /// `EOVERFLOW`: value too large (a `cpumap` queue size past 16,384).
+    public static let overflow = Errno(rawValue: 75)
+}
+
+/// Linux's page size for the maps whose sizes are counted in pages (ring buffers).
+let linuxPageSize = 4096
+
+/// `KMALLOC_MAX_SIZE` on x86-64 (4 KiB pages, `MAX_PAGE_ORDER` 10): the kernel's limit on one
+/// allocation, which bounds value sizes.
+let kmallocMaxSize = 4 << 20
+
+/// `PCPU_MIN_UNIT_SIZE`: the largest value of a per-CPU map.
+let perCPUValueLimit = 32 << 10
+
+/// `MAX_BPF_STACK`: the largest hash map key (programs pass keys on their stack).
+let maxBPFStack = 512
+
+/// Rounds `value` up to a multiple of 8, as the kernel lays out map values.
+@inline(__always) func roundUp8(_ value: Int) -> Int { (value + 7) & ~7 }
+
+/// A map's values in VM memory: `slots` elements of `cpuCount` values each, every value padded
+/// to 8 bytes (`round_up(value_size, 8)`, as the kernel lays out arrays and per-CPU values).
+///
+/// The storage is allocated once, when the map is created, mapped into the VM's shared memory,
+/// and never moves, so the addresses `address(slot:cpu:)` returns stay valid for the map's life.
+/// Writes from host code skip the value's spin lock word, as the kernel's `copy_map_value` does.
+final class ValueStorage: @unchecked Sendable {
+    let storage: RegionStorage
+    /// The VM address of the first value.
+    let base: UInt64
+    let valueSize: Int
+    /// Bytes from one CPU's value to the next.
+    let valueStride: Int
+    let cpuCount: Int
+    let slots: Int
+    let spinLockOffset: Int?
+
+    init(definition: MapDefinition, slots: Int, cpuCount: Int, vm: VM) throws(MapError) {
+        valueSize = definition.valueSize
+        valueStride = roundUp8(max(definition.valueSize, 1))
+        self.cpuCount = cpuCount
+        self.slots = slots
+        spinLockOffset = definition.spinLockOffset
+        let (perSlot, overflow1) = valueStride.multipliedReportingOverflow(by: cpuCount)
+        let (size, overflow2) = perSlot.multipliedReportingOverflow(by: slots)
+        guard !overflow1, !overflow2, size <= AddressSpace.regionLimit else {
+            throw MapError(map: definition.name, "\(slots) elements of \(perSlot) bytes exceed Mimic's 4 GiB region limit",
+                           errno: .tooBig)
+        }
+        storage = RegionStorage(count: size)
+        do {
+            base = try vm.mapShared(storage, name: "map:\(definition.name)")
+        } catch {
+            throw MapError(map: definition.name, "cannot map the values into VM memory: \(error)", errno: .noMemory)
+        }
+    }
+
+    @inline(__always) func offset(slot: Int, cpu: Int) -> Int { (slot * cpuCount + cpu) * valueStride }
+
+    func address(slot: Int, cpu: Int) -> UInt64 { base &+ UInt64(offset(slot: slot, cpu: cpu)) }
+
+    func read(slot: Int, cpu: Int) -> [UInt8] {
+        let start = offset(slot: slot, cpu: cpu)
+        return storage.bytes(in: start..<start + valueSize)
+    }
+
+    /// Every CPU's value of `slot`.
+    func readAll(slot: Int) -> [[UInt8]] { (0..<cpuCount).map { read(slot: slot, cpu: $0) } }
+
+    /// Copies `bytes` (exactly `valueSize`) into one CPU's value, leaving the spin lock word.
+    func write(_ bytes: [UInt8], slot: Int, cpu: Int) {
+        let start = offset(slot: slot, cpu: cpu)
+        guard let lock = spinLockOffset else {
+            storage.write(bytes, at: start)
+            return
+        }
+        storage.write(bytes[0..<lock], at: start)
+        storage.write(bytes[(lock + 4)...], at: start + lock + 4)
+    }
+
+    /// `BPF_F_LOCK`: copies `bytes` while holding the value's spin lock.
+    func writeLocked(_ bytes: [UInt8], slot: Int, cpu: Int) {
+        guard let lock = spinLockOffset else { return write(bytes, slot: slot, cpu: cpu) }
+        let word = storage.pointer + offset(slot: slot, cpu: cpu) + lock
+        SpinLocks.shared.lock(word)
+        write(bytes, slot: slot, cpu: cpu)
+        SpinLocks.shared.unlock(word)
+    }
+
+    /// Zeroes every CPU's value of `slot` (a new element starts from zeros).
+    func clear(slot: Int) {
+        let start = offset(slot: slot, cpu: 0)
+        (storage.pointer + start).initializeMemory(as: UInt8.self, repeating: 0, count: valueStride * cpuCount)
+    }
+
+    /// The slot and CPU a VM address of a value start falls on, if any.
+    func slotAndCPU(ofAddress address: UInt64) -> (slot: Int, cpu: Int)? {
+        guard address >= base else { return nil }
+        let offset = address - base
+        guard offset < UInt64(storage.count), offset % UInt64(valueStride) == 0 else { return nil }
+        let index = Int(offset) / valueStride
+        return (index / cpuCount, index % cpuCount)
+    }
+}
+
+/// The keys of a hash-like map: which slot of `ValueStorage` each key owns, the free slots,
+/// and an order over the elements (insertion order; for LRU maps, least recently used first).
+///
+/// Not thread-safe by itself: maps keep it inside their `Mutex`.
+struct SlotIndex: Sendable {
+    private(set) var slotByKey: [[UInt8]: Int] = [:]
+    private(set) var keyBySlot: [[UInt8]?]
+    private var free: [Int]
+    private var previous: [Int]
+    private var next: [Int]
+    private(set) var head = -1
+    private var tail = -1
+
+    init(capacity: Int) {
+        keyBySlot = Array(repeating: nil, count: capacity)
+        free = Array((0..<capacity).reversed())
+        previous = Array(repeating: -1, count: capacity)
+        next = Array(repeating: -1, count: capacity)
+    }
+
+    var count: Int { slotByKey.count }
+    var isFull: Bool { free.isEmpty }
+
+    func slot(for key: [UInt8]) -> Int? { slotByKey[key] }
+
+    /// Takes a free slot for `key` (which must be absent) and puts it last; nil when full.
+    mutating func insert(_ key: [UInt8]) -> Int? {
+        guard let slot = free.popLast() else { return nil }
+        slotByKey[key] = slot
+        keyBySlot[slot] = key
+        append(slot)
+        return slot
+    }
+
+    /// Frees the slot of `key`; returns it, or nil if `key` is absent.
+    @discardableResult
+    mutating func remove(_ key: [UInt8]) -> Int? {
+        guard let slot = slotByKey.removeValue(forKey: key) else { return nil }
+        keyBySlot[slot] = nil
+        unlink(slot)
+        free.append(slot)
+        return slot
+    }
+
+    /// Moves `slot` to the end of the order (most recently used).
+    mutating func touch(_ slot: Int) {
+        guard tail != slot else { return }
+        unlink(slot)
+        append(slot)
+    }
+
+    /// The key of the first element in order (the least recently used for LRU maps).
+    var firstKey: [UInt8]? { head >= 0 ? keyBySlot[head] : nil }
+
+    /// The key after `key` in order; the first key when `key` is nil or absent, as
+    /// `BPF_MAP_GET_NEXT_KEY` does for hash maps; nil after the last.
+    func key(after key: [UInt8]?) -> [UInt8]? {
+        guard let key, let slot = slotByKey[key] else { return firstKey }
+        let following = next[slot]
+        return following >= 0 ? keyBySlot[following] : nil
+    }
+
+    /// Every key with its slot, in order.
+    var elements: [(key: [UInt8], slot: Int)] {
+        var result: [(key: [UInt8], slot: Int)] = []
+        result.reserveCapacity(count)
+        var cursor = head
+        while cursor >= 0, let key = keyBySlot[cursor] {
+            result.append((key, cursor))
+            cursor = next[cursor]
+        }
+        return result
+    }
+
+    private mutating func append(_ slot: Int) {
+        previous[slot] = tail
+        next[slot] = -1
+        if tail >= 0 { next[tail] = slot } else { head = slot }
+        tail = slot
+    }
+
+    private mutating func unlink(_ slot: Int) {
+        let before = previous[slot], after = next[slot]
+        if before >= 0 { next[before] = after } else { head = after }
+        if after >= 0 { previous[after] = before } else { tail = before }
+        previous[slot] = -1
+        next[slot] = -1
+    }
+}
+
+/// The locks behind `struct bpf_spin_lock`: one per lock word, keyed by the word's host address
+/// (unique while the map lives), shared by `bpf_spin_lock` / `bpf_spin_unlock` and `BPF_F_LOCK`.
+///
+/// Taking a lock spins (yielding the thread) until the holder releases it, as the kernel's
+/// spin lock does; the 4-byte word in the value reads 1 while the lock is held, 0 otherwise.
+final class SpinLocks: Sendable {
+    static let shared = SpinLocks()
+
+    private let held = Mutex<Set<UInt>>([])
+
+    /// Takes the lock at `word`, waiting for its holder.
+    func lock(_ word: UnsafeMutableRawPointer) {
+        let key = UInt(bitPattern: word)
+        while !tryLock(key) {
+            #if canImport(Glibc)
+            sched_yield()
+            #endif
+        }
+        word.storeBytes(of: 1, as: UInt32.self)
+    }
+
+    private func tryLock(_ key: UInt) -> Bool {
+        held.withLock { $0.insert(key).inserted }
+    }
+
+    /// Releases the lock at `word`; false if it was not held.
+    @discardableResult
+    func unlock(_ word: UnsafeMutableRawPointer) -> Bool {
+        let key = UInt(bitPattern: word)
+        return held.withLock { set in
+            guard set.remove(key) != nil else { return false }
+            word.storeBytes(of: 0, as: UInt32.self)
+            return true
+        }
+    }
+}
+
+/// Reads a little-endian `UInt32` from the first four bytes of `bytes` (array map keys).
+@inline(__always) func littleEndianUInt32(_ bytes: [UInt8]) -> UInt32 {
+    guard bytes.count >= 4 else { return 0 }
+    return UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
+}
+
+/// The four little-endian bytes of `value`.
+@inline(__always) func littleEndianBytes(_ value: UInt32) -> [UInt8] {
+    [UInt8(truncatingIfNeeded: value), UInt8(truncatingIfNeeded: value >> 8),
+     UInt8(truncatingIfNeeded: value >> 16), UInt8(truncatingIfNeeded: value >> 24)]
+}
