@@ -46,6 +46,11 @@ extension Process {
         let frameSize = UInt64(vm.configuration.stackFrameSize)
         let maxDepth = vm.configuration.maxCallDepth
         var depth = depth
+        // The depth at which `exit` ends this run: 0, or the callee's depth for a callback.
+        let baseDepth = entryDepth
+        // Callbacks run by helpers (`callFunction`) share this run's budget; steps run them whole.
+        callbackLimitEnd = Mode.checksEveryInstruction ? .max : end
+        callbackCancellation = cancellation
 
         defer {
             self.pc = pc
@@ -303,6 +308,7 @@ extension Process {
                 self.depth = depth
                 let result = invokeHelper(helpers[Int(truncatingIfNeeded: i.imm)])
                 table = memory.table  // a helper may have mapped or unmapped regions
+                count = instructionsExecuted  // callbacks the helper ran count too
                 switch result {
                 case .value(let value): r[0] = value
                 case .exit(let value): r[0] = value; return .exited
@@ -335,6 +341,7 @@ extension Process {
                     self.depth = depth
                     let result = invokeHelper(helper)
                     table = memory.table
+                    count = instructionsExecuted
                     switch result {
                     case .value(let value): r[0] = value
                     case .exit(let value): r[0] = value; return .exited
@@ -345,7 +352,7 @@ extension Process {
                     pc &-= 1; return .failed(.invalidCallTarget(target))
                 }
             case .exit:
-                if depth == 0 { return .exited }
+                if depth == baseDepth { return .exited }
                 depth &-= 1
                 let frame = frames[depth]
                 pc = frame.returnPC

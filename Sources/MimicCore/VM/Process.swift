@@ -106,6 +106,12 @@ public final class Process {
     let frames: UnsafeMutablePointer<CallFrame>
     /// Frames currently saved (0 when running the entry function).
     var depth = 0
+    /// The call depth whose `exit` ends the current `execute` (0, or a callback's depth).
+    var entryDepth = 0
+    /// The instruction count at which callbacks started by helpers must stop (the running
+    /// `run`'s limit), and the cancellation flag they watch.
+    var callbackLimitEnd: UInt64 = .max
+    var callbackCancellation: CancellationFlag?
     /// The fault a cold path recorded for the interpreter loop to report.
     var pendingFault: ExecutionError.Kind?
 
