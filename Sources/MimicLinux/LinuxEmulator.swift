@@ -94,7 +94,7 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
 /// and adds itself here.
 enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
-        []
+        ReplayHelpers.fallbacks() + NonMapHelpers.all(for: emulator)
     }
 }
 

@@ -157,6 +157,35 @@ import MimicMemory
         #expect(r0 == 23 | 3 << 8 | 2 << 16)
     }
 
+    @Test func capturedFileReplaysCommAndTracePrintk() throws {
+        let context = try ContextFile.load(contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("captured.json"))
+        let source = """
+            mov %r1, %r10
+            add %r1, -16
+            mov %r2, 16
+            call 16
+            mov %r6, %r0
+            \(ContextTestSupport.storeBytes(Array("%s\n".utf8) + [0], at: 24))
+            mov %r1, %r10
+            add %r1, -24
+            mov %r2, 4
+            mov %r3, %r10
+            add %r3, -16
+            call 6
+            lsh %r0, 8
+            or %r0, %r6
+            exit
+            """
+        let (r0, process) = try ContextTestSupport.run(source, context: context)
+        #expect(r0 == 7 << 8)
+        let comm = try process.memory.read(process.stackBase + UInt64(process.stackSize) - 16, count: 16)
+        #expect(comm == Array("php-fpm".utf8) + [UInt8](repeating: 0, count: 9))
+        let state = try #require(LinuxProcessState.of(process))
+        // trace_printk still prints (its R0 is the recorded 7).
+        #expect(state.traceOutput == ["php-fpm"])
+        #expect(state.replay?.replayedCount(of: 16) == 1)
+    }
+
     @Test func everyMarkdownExampleLoadsAndRuns() throws {
         // The envelope block is a schema (`"ctx": { ... }`), not an example.
         let examples = try ContextTestSupport.markdownExamples().filter { !$0.contains("{ ... }") }
@@ -183,6 +212,13 @@ import MimicMemory
             exit
             """, context: try ContextFile.load(data: Array(generic.utf8)))
         #expect(r0 == UInt64(UInt8(ascii: "w")) | 11 << 8 | 11 << 16)
+    }
+
+    @Test func markdownCapturedExampleReplaysPidTgid() throws {
+        let examples = try ContextTestSupport.markdownExamples()
+        let captured = try #require(examples.first(where: { $0.contains("\"type\": \"captured\"") }))
+        let (r0, _) = try ContextTestSupport.run("call 14\nexit", context: try ContextFile.load(data: Array(captured.utf8)))
+        #expect(r0 == 4_294_967_297)
     }
 
     @Test func registeredTypesDecode() throws {
