@@ -277,6 +277,33 @@ import MimicMemory
         #expect(full.registers[10] == full.stackBase + UInt64(full.stackSize))
     }
 
+    @Test func nestedCallbacksCountAgainstTheCallDepth() throws {
+        // The callback calls bpf_loop with itself: depth grows until the 8-frame limit.
+        var instructions = try Assembler.assemble("""
+            mov %r1, 1
+            lddw %r2, 0
+            mov %r3, 0
+            mov %r4, 0
+            call 181
+            exit
+            callback:
+            mov %r1, 1
+            lddw %r2, 0
+            mov %r3, 0
+            mov %r4, 0
+            call 181
+            exit
+            """)
+        for slot in [1, 8] {
+            instructions[slot].source = 4
+            instructions[slot].imm = Int32(7 - (slot + 1))
+        }
+        let vm = VM(emulator: LinuxEmulator())
+        let error = try #require(throws: ExecutionError.self) { try vm.run(vm.load(instructions)) }
+        #expect("\(error)".contains("call depth exceeds the limit of 8 frames"))
+        #expect("\(error)".contains("bpf_loop"))
+    }
+
     @Test func stackidNeedsACapture() throws {
         let (vm, program) = try ContextTestSupport.load("call 27\nexit")
         let error = try #require(throws: ExecutionError.self) { try vm.run(program) }

@@ -300,6 +300,10 @@ public struct SKBContext: Context, Sendable {
         put32(&fields, SKBLayout.gsoSize, gsoSize)
         do {
             if let socket {
+                guard socket.sourceIPv4.count == 4, socket.destinationIPv4.count == 4,
+                      socket.sourceIPv6.count == 16, socket.destinationIPv6.count == 16 else {
+                    throw HelperFailure.message("sk_buff socket addresses must be 4 (IPv4) and 16 (IPv6) bytes")
+                }
                 put32(&fields, SKBLayout.family, socket.family)
                 fields.replaceSubrange(SKBLayout.remoteIP4..<SKBLayout.remoteIP4 + 4, with: socket.destinationIPv4)
                 fields.replaceSubrange(SKBLayout.localIP4..<SKBLayout.localIP4 + 4, with: socket.sourceIPv4)
@@ -307,10 +311,6 @@ public struct SKBContext: Context, Sendable {
                 fields.replaceSubrange(SKBLayout.localIP6..<SKBLayout.localIP6 + 16, with: socket.sourceIPv6)
                 put32(&fields, SKBLayout.remotePort, UInt32(socket.destinationPort.bigEndian))
                 put32(&fields, SKBLayout.localPort, UInt32(socket.sourcePort))
-                guard socket.sourceIPv4.count == 4, socket.destinationIPv4.count == 4,
-                      socket.sourceIPv6.count == 16, socket.destinationIPv6.count == 16 else {
-                    throw HelperFailure.message("sk_buff socket addresses must be 4 (IPv4) and 16 (IPv6) bytes")
-                }
                 let address = try process.memory.map(RegionStorage(bytes: socket.bytes), name: "bpf_sock", kind: .readOnly)
                 put64(&fields, SKBLayout.sk, address)
             }

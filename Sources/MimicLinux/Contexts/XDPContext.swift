@@ -41,7 +41,8 @@ public enum XDPAction: UInt32, Sendable, CaseIterable, CustomStringConvertible {
 ///
 /// Limits follow the kernel: `bpf_xdp_adjust_head` and `bpf_xdp_adjust_meta` may not move into the
 /// first 40 bytes of the buffer (the kernel keeps them for `struct xdp_frame`), so of the usual 256
-/// bytes of headroom, 216 can be pushed; `bpf_xdp_adjust_tail` grows into `tailroom`.
+/// bytes of headroom, 216 can be pushed; `bpf_xdp_adjust_tail` grows into `tailroom`. (With a
+/// headroom below 40 bytes, which the kernel never has, the whole headroom counts as reserved.)
 public struct XDPContext: Context, Sendable {
     /// The bytes the kernel reserves at the start of an XDP buffer for `struct xdp_frame`.
     public static let frameReserve = 40
@@ -100,7 +101,7 @@ public struct XDPContext: Context, Sendable {
             throw .message("cannot map the xdp_md struct: \(error)")
         }
         let buffer = PacketBuffer(kind: .xdp, storage: storage, base: base, metaOffset: headroom, dataOffset: headroom,
-                                  dataEndOffset: headroom + packet.count, reserved: Self.frameReserve,
+                                  dataEndOffset: headroom + packet.count, reserved: min(Self.frameReserve, headroom),
                                   contextAddress: contextAddress, contextStorage: context, regionName: "\(name) packet")
         buffer.storeU32(ingressIfindex, at: 12)
         buffer.storeU32(rxQueueIndex, at: 16)
