@@ -94,7 +94,8 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
 /// and adds itself here.
 enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
-        []
+        // Replay fallbacks first: later entries with the same id (real emulations) replace them.
+        ReplayHelpers.fallbacks() + NonMapHelpers.all(for: emulator)
             + MapHelpers.all(for: emulator)
     }
 }
@@ -103,6 +104,28 @@ enum LinuxHelperSet {
 public final class LinuxProcessState {
     /// Lines written by `bpf_trace_printk` / `bpf_trace_vprintk`, as the kernel formats them.
     public internal(set) var traceOutput: [String] = []
+
+    // MARK: Contexts and non-map helpers
+
+    /// Full `trace_pipe` lines of `traceOutput` (task, CPU, timestamp, event name, message).
+    public internal(set) var traceLines: [String] = []
+    /// The packet an `xdp_md` or `__sk_buff` context attached, as helpers changed it (nil for
+    /// other contexts). Packet helpers work on it; `XDPContext.result(of:)` and
+    /// `SKBContext.result(of:)` read it after the run.
+    public internal(set) var packet: PacketBuffer?
+    /// Redirects requested by `bpf_redirect` and `bpf_clone_redirect`, in call order.
+    public internal(set) var redirects: [RedirectRecord] = []
+    /// Recorded helper results a `CapturedContext` replays; consulted before a helper emulates.
+    public internal(set) var replay: HelperReplay?
+    /// Things worth knowing about the run that did not stop it (e.g. a replayed call whose
+    /// parameters differ from the record).
+    public internal(set) var warnings: [String] = []
+    /// The task, clock and random seed helpers report (pid, comm, ktime, prandom); contexts set it.
+    public var environment = TaskEnvironment()
+    /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
+    var clockReads: UInt64 = 0
+    /// The `bpf_get_prandom_u32` generator state, seeded on first use.
+    var randomState: UInt64?
 
     public init() {}
 

@@ -1,0 +1,81 @@
+import Foundation
+import MimicCore
+import Synchronization
+
+/// Reads context files: the JSON envelope `{ "name": ..., "type": ..., "ctx": { ... } }` of the
+/// Go mimic (format: `../shared/contexts.md`), dispatching on `type` through a registry.
+///
+/// Built in: `generic`, `xdp_md`, `sk_buff`, `captured`. Library users add their own:
+///
+///     ContextFile.register(type: "my_ctx") { ctx, name throws(ContextError) in
+///         MyContext(bytes: try ctx["bytes"].base64())
+///     }
+///
+/// Every problem is a `ContextError` naming the JSON path of the field
+/// (`ctx.memory[2].value.size: expected 8, 16, 32 or 64, got 12`); bad input never crashes.
+public enum ContextFile {
+    /// Builds a context from the `ctx` field of an envelope (its path is `ctx`, or
+    /// `ctx.subContext.ctx` inside a captured context) and the envelope's `name`.
+    public typealias Decoder = @Sendable (_ ctx: JSONField, _ name: String) throws(ContextError) -> any Context
+
+    /// A decoded envelope.
+    public struct Loaded {
+        public var name: String
+        public var type: String
+        public var context: any Context
+    }
+
+    private static let registry = Mutex<[String: Decoder]>([
+        "generic": { ctx, name throws(ContextError) in try GenericContext(json: ctx, name: name) },
+        "xdp_md": { ctx, name throws(ContextError) in try XDPContext(json: ctx, name: name) },
+        "sk_buff": { ctx, name throws(ContextError) in try SKBContext(json: ctx, name: name) },
+        "captured": { ctx, name throws(ContextError) in try CapturedContext(json: ctx, name: name) },
+    ])
+
+    /// Adds (or replaces) the decoder for context type `type`.
+    public static func register(type: String, decoder: @escaping Decoder) {
+        registry.withLock { $0[type] = decoder }
+    }
+
+    /// The context types the registry knows, sorted.
+    public static var registeredTypes: [String] { registry.withLock { $0.keys.sorted() } }
+
+    /// Reads a context file's bytes and returns its context.
+    public static func load(data: some Collection<UInt8>) throws(ContextError) -> any Context {
+        try loadEnvelope(data: data).context
+    }
+
+    /// Reads a context file's bytes: its name, type and context.
+    public static func loadEnvelope(data: some Collection<UInt8>) throws(ContextError) -> Loaded {
+        try decode(JSONField(try JSONValue.parse(data), path: ""))
+    }
+
+    /// Reads the context file at `url`.
+    public static func load(contentsOf url: URL) throws(ContextError) -> any Context {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw ContextError(path: "", "cannot read \(url.path): \(error.localizedDescription)")
+        }
+        do {
+            return try load(data: data)
+        } catch {
+            throw ContextError(path: error.path, "\(url.lastPathComponent): \(error.message)")
+        }
+    }
+
+    /// Decodes an envelope at any position (the document, or a captured context's `subContext`).
+    public static func decode(_ envelope: JSONField) throws(ContextError) -> Loaded {
+        try envelope.object()
+        let name = try envelope["name"].optionalString() ?? ""
+        let typeField = envelope["type"]
+        let type = try typeField.string()
+        guard let decoder = registry.withLock({ $0[type] }) else {
+            throw typeField.error("unknown context type \"\(type)\" (known: \(registeredTypes.joined(separator: ", ")))")
+        }
+        let ctx = envelope["ctx"]
+        guard !ctx.isMissing else { throw ctx.error("missing") }
+        return Loaded(name: name, type: type, context: try decoder(ctx, name))
+    }
+}

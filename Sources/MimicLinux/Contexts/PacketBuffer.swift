@@ -1,0 +1,154 @@
+import MimicCore
+import MimicMemory
+
+/// The live packet of an `xdp_md` or `__sk_buff` context: one buffer in the 32-bit window
+/// (headroom, metadata, packet data, tailroom) and the context struct whose `data`, `data_end`
+/// and `data_meta` fields point into it.
+///
+/// Packet helpers (`bpf_xdp_adjust_head`, `bpf_skb_store_bytes`, ...) change it and keep the
+/// context fields in step, as the kernel's `bpf_compute_data_pointers` does. When a helper needs
+/// more room than the buffer has, the buffer is re-mapped at a new base address, so packet
+/// pointers the program kept from before the call fault — the kernel's verifier likewise
+/// invalidates them after such calls.
+public final class PacketBuffer {
+    /// Which context owns the buffer.
+    public enum Kind: String, Sendable, Equatable {
+        case xdp = "xdp_md"
+        case skb = "sk_buff"
+    }
+
+    public let kind: Kind
+    /// The bytes of the whole buffer (headroom, metadata, data, tailroom).
+    public private(set) var storage: RegionStorage
+    /// The VM address of the buffer's first byte (below 2^32).
+    public private(set) var base: UInt64
+    /// Offsets in `storage`: metadata start, data start, data end.
+    public internal(set) var metaOffset: Int
+    public internal(set) var dataOffset: Int
+    public internal(set) var dataEndOffset: Int
+    /// Bytes at the start of an XDP buffer that `bpf_xdp_adjust_head/meta` may not move `data`
+    /// or `data_meta` into: the kernel keeps them for `struct xdp_frame` (40 bytes on 64-bit).
+    public let reserved: Int
+    /// The context struct (`struct xdp_md` / `struct __sk_buff`) and its storage.
+    public let contextAddress: UInt64
+    let contextStorage: RegionStorage
+    let regionName: String
+
+    // sk_buff state the kernel keeps outside the packet bytes.
+    /// `skb->protocol` as a host-order EtherType (0x0800 for IPv4).
+    public internal(set) var protocolType: UInt16 = 0
+    /// The hardware-accelerated VLAN tag (`skb->vlan_*`), which `bpf_skb_vlan_push` sets.
+    public internal(set) var vlanTag: (proto: UInt16, tci: UInt16)?
+    /// Bytes from `data` to the network header (the MAC header length, 14 for Ethernet).
+    public internal(set) var networkOffset: Int = 0
+
+    init(kind: Kind, storage: RegionStorage, base: UInt64, metaOffset: Int, dataOffset: Int, dataEndOffset: Int,
+         reserved: Int, contextAddress: UInt64, contextStorage: RegionStorage, regionName: String) {
+        self.kind = kind
+        self.storage = storage
+        self.base = base
+        self.metaOffset = metaOffset
+        self.dataOffset = dataOffset
+        self.dataEndOffset = dataEndOffset
+        self.reserved = reserved
+        self.contextAddress = contextAddress
+        self.contextStorage = contextStorage
+        self.regionName = regionName
+    }
+
+    /// The packet data (`data` ..< `data_end`).
+    public var data: [UInt8] { storage.bytes(in: dataOffset..<dataEndOffset) }
+    /// The metadata area (`data_meta` ..< `data`).
+    public var metadata: [UInt8] { storage.bytes(in: metaOffset..<dataOffset) }
+    /// The packet length in bytes.
+    public var length: Int { dataEndOffset - dataOffset }
+    /// The VM addresses of `data`, `data_end` and `data_meta`.
+    public var dataAddress: UInt64 { base + UInt64(dataOffset) }
+    public var dataEndAddress: UInt64 { base + UInt64(dataEndOffset) }
+    public var metaAddress: UInt64 { base + UInt64(metaOffset) }
+    /// Free bytes before the metadata and after the data.
+    public var headroom: Int { metaOffset }
+    public var tailroom: Int { storage.count - dataEndOffset }
+
+    /// Maps a fresh buffer of `headroom + bytes + tailroom` in the 32-bit window.
+    static func map(_ bytes: [UInt8], headroom: Int, tailroom: Int, name: String,
+                    into process: MimicCore.Process) throws(HelperFailure) -> (RegionStorage, UInt64) {
+        let total = headroom + bytes.count + tailroom
+        guard headroom >= 0, tailroom >= 0, total <= AddressSpace.lowWindowLimit else {
+            throw .message("the \(name) buffer (\(headroom) + \(bytes.count) + \(tailroom) bytes) does not fit the 32-bit window of \(AddressSpace.lowWindowLimit) bytes")
+        }
+        let storage = RegionStorage(count: total)
+        storage.write(bytes, at: headroom)
+        do {
+            return (storage, try process.memory.map(storage, name: name, placement: .low32))
+        } catch {
+            throw .message("cannot map the \(name) buffer: \(error)")
+        }
+    }
+
+    /// Makes sure there are at least `head` free bytes before the metadata and `tail` after the
+    /// data, re-mapping the buffer (at a new base address) when it is too small.
+    func ensureRoom(head: Int, tail: Int, in process: MimicCore.Process) throws(HelperFailure) {
+        guard headroom < head || tailroom < tail else { return }
+        let extraHead = max(0, head - headroom)
+        let newCount = storage.count + extraHead + max(0, tail - tailroom)
+        guard newCount <= AddressSpace.lowWindowLimit else {
+            throw .message("the packet would grow beyond the 32-bit window's \(AddressSpace.lowWindowLimit) bytes")
+        }
+        let grown = RegionStorage(count: newCount)
+        grown.write(storage.bytes, at: extraHead)
+        do {
+            try process.memory.unmap(base)
+            base = try process.memory.map(grown, name: regionName, placement: .low32)
+        } catch {
+            throw .message("cannot re-map the packet buffer: \(error)")
+        }
+        storage = grown
+        metaOffset += extraHead
+        dataOffset += extraHead
+        dataEndOffset += extraHead
+    }
+
+    /// Replaces `removing` bytes at `data + offset` with `inserting`, moving the bytes before
+    /// `offset` towards or away from the head, so the bytes after the span stay where they are:
+    /// the shape of the kernel's header pushes and pops (`skb_push` / `skb_pull` + `memmove`).
+    /// The metadata area is dropped, as pushes and pops in the kernel do for an sk_buff.
+    func replaceAtHead(offset: Int, removing: Int, inserting: [UInt8], in process: MimicCore.Process) throws(HelperFailure) {
+        let delta = inserting.count - removing
+        if delta > 0 { try ensureRoom(head: delta, tail: 0, in: process) }
+        let prefix = storage.bytes(in: dataOffset..<dataOffset + offset)
+        let newData = dataOffset - delta
+        storage.write(prefix + inserting, at: newData)
+        dataOffset = newData
+        metaOffset = newData
+    }
+
+    /// Writes `data`, `data_end`, `data_meta` (and for `__sk_buff`: `len`, `protocol`, the VLAN
+    /// fields) into the context struct, and points `process.packet` at the data.
+    func syncContext(_ process: MimicCore.Process) {
+        switch kind {
+        case .xdp:
+            storeU32(UInt32(truncatingIfNeeded: dataAddress), at: 0)
+            storeU32(UInt32(truncatingIfNeeded: dataEndAddress), at: 4)
+            storeU32(UInt32(truncatingIfNeeded: metaAddress), at: 8)
+        case .skb:
+            storeU32(UInt32(length), at: SKBLayout.len)
+            storeU32(UInt32(protocolType.bigEndian), at: SKBLayout.protocol)
+            storeU32(vlanTag == nil ? 0 : 1, at: SKBLayout.vlanPresent)
+            storeU32(UInt32(vlanTag?.tci ?? 0), at: SKBLayout.vlanTCI)
+            storeU32(UInt32((vlanTag?.proto ?? 0).bigEndian), at: SKBLayout.vlanProto)
+            storeU32(UInt32(truncatingIfNeeded: dataAddress), at: SKBLayout.data)
+            storeU32(UInt32(truncatingIfNeeded: dataEndAddress), at: SKBLayout.dataEnd)
+            storeU32(UInt32(truncatingIfNeeded: metaAddress), at: SKBLayout.dataMeta)
+            process.packet = PacketBounds(address: dataAddress, length: length)
+        }
+    }
+
+    func storeU32(_ value: UInt32, at offset: Int) {
+        contextStorage.write(withUnsafeBytes(of: value.littleEndian, Array.init), at: offset)
+    }
+
+    func loadU32(at offset: Int) -> UInt32 {
+        contextStorage.bytes(in: offset..<offset + 4).enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
+    }
+}

@@ -1,0 +1,118 @@
+import MimicCore
+
+/// What the helpers that describe the running task, the time and randomness report:
+/// `bpf_get_current_pid_tgid`, `_uid_gid`, `_comm`, `bpf_ktime_get_*_ns`,
+/// `bpf_get_prandom_u32`, `bpf_get_numa_node_id`.
+///
+/// Contexts set it for their process (`GenericContext` reads it from its `emulator` data); a
+/// `CapturedContext` overrides single calls with recorded results.
+public struct TaskEnvironment: Sendable, Equatable {
+    /// How `bpf_ktime_get_ns`, `_boot_ns` and `_coarse_ns` tell the time.
+    public enum Clock: Sendable, Equatable {
+        /// The host's `CLOCK_MONOTONIC`, `CLOCK_BOOTTIME` and `CLOCK_MONOTONIC_COARSE`.
+        case system
+        /// Reproducible time: the n-th reading of the run (from 0, over all three helpers) is
+        /// `start + n * step` nanoseconds.
+        case manual(start: UInt64, step: UInt64)
+    }
+
+    /// The thread id (`pid` in kernel terms), the low half of `bpf_get_current_pid_tgid`.
+    public var pid: UInt32 = 1
+    /// The process id (`tgid`), the high half of `bpf_get_current_pid_tgid`.
+    public var tgid: UInt32 = 1
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    /// The task's name (`comm`, at most 15 bytes are used, as `TASK_COMM_LEN` is 16).
+    public var comm: String = "mimic"
+    /// What `bpf_get_numa_node_id` returns.
+    public var numaNode: UInt32 = 0
+    public var clock: Clock = .system
+    /// Seed of `bpf_get_prandom_u32` for this process; nil uses `LinuxConfiguration.randomSeed`,
+    /// and when that is nil too, the system's random source.
+    public var randomSeed: UInt64?
+
+    public init(pid: UInt32 = 1, tgid: UInt32 = 1, uid: UInt32 = 0, gid: UInt32 = 0, comm: String = "mimic",
+                numaNode: UInt32 = 0, clock: Clock = .system, randomSeed: UInt64? = nil) {
+        self.pid = pid
+        self.tgid = tgid
+        self.uid = uid
+        self.gid = gid
+        self.comm = comm
+        self.numaNode = numaNode
+        self.clock = clock
+        self.randomSeed = randomSeed
+    }
+
+    /// Reads the keys Mimic understands from a context's `emulator` object; other keys are left
+    /// for other emulators. Keys: `pid`, `tgid`, `uid`, `gid` (u32), `comm` (string),
+    /// `numa_node` (u32), `ktime_ns` (a fixed clock start; with optional `ktime_step_ns`, default 0),
+    /// `prandom_seed` (u64).
+    public init(emulatorData field: JSONField) throws(ContextError) {
+        self.init()
+        guard !field.isMissing else { return }
+        try field.object()
+        if let value = try field["pid"].optionalInteger(UInt32.self) { pid = value }
+        if let value = try field["tgid"].optionalInteger(UInt32.self) { tgid = value }
+        if let value = try field["uid"].optionalInteger(UInt32.self) { uid = value }
+        if let value = try field["gid"].optionalInteger(UInt32.self) { gid = value }
+        if let value = try field["comm"].optionalString() { comm = value }
+        if let value = try field["numa_node"].optionalInteger(UInt32.self) { numaNode = value }
+        if let start = try field["ktime_ns"].optionalInteger(UInt64.self) {
+            clock = .manual(start: start, step: try field["ktime_step_ns"].optionalInteger(UInt64.self) ?? 0)
+        } else if !field["ktime_step_ns"].isMissing {
+            throw field["ktime_step_ns"].error("needs ktime_ns beside it")
+        }
+        if let value = try field["prandom_seed"].optionalInteger(UInt64.self) { randomSeed = value }
+    }
+
+    /// `comm` as the kernel stores it: at most 15 bytes of UTF-8 and a NUL, zero-padded to 16.
+    public var commBytes: [UInt8] {
+        var bytes = Array(comm.utf8.prefix(15))
+        bytes += [UInt8](repeating: 0, count: 16 - bytes.count)
+        return bytes
+    }
+}
+
+/// A redirect a program asked for with `bpf_redirect` or `bpf_clone_redirect`.
+public struct RedirectRecord: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Equatable {
+        /// `bpf_redirect`: takes effect when the program returns `XDP_REDIRECT` / `TC_ACT_REDIRECT`.
+        case redirect
+        /// `bpf_clone_redirect`: a copy of the packet was sent at once.
+        case cloneRedirect = "clone_redirect"
+    }
+
+    public var kind: Kind
+    /// The target interface.
+    public var ifindex: UInt32
+    /// The flags the program passed (`BPF_F_INGRESS` = 1 selects the ingress path).
+    public var flags: UInt64
+    /// For clone redirects: the packet bytes as cloned.
+    public var packet: [UInt8]?
+
+    public init(kind: Kind, ifindex: UInt32, flags: UInt64, packet: [UInt8]? = nil) {
+        self.kind = kind
+        self.ifindex = ifindex
+        self.flags = flags
+        self.packet = packet
+    }
+
+    /// Whether `BPF_F_INGRESS` was set.
+    public var isIngress: Bool { flags & 1 != 0 }
+
+    public var description: String {
+        "\(kind.rawValue) to ifindex \(ifindex) (\(isIngress ? "ingress" : "egress"), flags 0x\(String(flags, radix: 16)))"
+    }
+}
+
+extension LinuxProcessState {
+    /// The state of `process`, created and installed when the process has no emulator state yet
+    /// (a VM without the Linux emulator); nil when another emulator owns the state.
+    static func forContext(_ process: MimicCore.Process) -> LinuxProcessState? {
+        if let state = process.emulatorState as? LinuxProcessState { return state }
+        guard process.emulatorState == nil else { return nil }
+        let state = LinuxProcessState()
+        process.emulatorState = state
+        return state
+    }
+}

@@ -1,0 +1,139 @@
+import MimicCore
+import MimicMemory
+
+/// The verdicts of an XDP program (`enum xdp_action` in `linux/bpf.h`).
+public enum XDPAction: UInt32, Sendable, CaseIterable, CustomStringConvertible {
+    case aborted = 0
+    case drop = 1
+    case pass = 2
+    case tx = 3
+    case redirect = 4
+
+    /// The verdict a program's return value names, or nil for a value outside the enum.
+    public init?(returnValue: UInt64) {
+        guard returnValue <= UInt64(UInt32.max), let action = XDPAction(rawValue: UInt32(returnValue)) else { return nil }
+        self = action
+    }
+
+    /// The C name (`XDP_PASS`).
+    public var name: String {
+        switch self {
+        case .aborted: "XDP_ABORTED"
+        case .drop: "XDP_DROP"
+        case .pass: "XDP_PASS"
+        case .tx: "XDP_TX"
+        case .redirect: "XDP_REDIRECT"
+        }
+    }
+
+    public var description: String { name }
+}
+
+/// An XDP program's input: a packet in a buffer with headroom and tailroom, and a
+/// `struct xdp_md` in R1 (JSON type `xdp_md`).
+///
+/// The buffer (`headroom` bytes, the packet, `tailroom` bytes) lives in the 32-bit window, so the
+/// 32-bit `data`, `data_end` and `data_meta` fields are usable pointers, as in the kernel. The
+/// struct is read-only to the program, as the kernel's verifier enforces for XDP.
+///
+/// `struct xdp_md` (24 bytes): `u32 data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+/// egress_ifindex`. `data_meta` starts equal to `data`.
+///
+/// Limits follow the kernel: `bpf_xdp_adjust_head` and `bpf_xdp_adjust_meta` may not move into the
+/// first 40 bytes of the buffer (the kernel keeps them for `struct xdp_frame`), so of the usual 256
+/// bytes of headroom, 216 can be pushed; `bpf_xdp_adjust_tail` grows into `tailroom`. (With a
+/// headroom below 40 bytes, which the kernel never has, the whole headroom counts as reserved.)
+public struct XDPContext: Context, Sendable {
+    /// The bytes the kernel reserves at the start of an XDP buffer for `struct xdp_frame`.
+    public static let frameReserve = 40
+
+    public var name: String
+    public var packet: [UInt8]
+    /// Free bytes before the packet (the kernel's `XDP_PACKET_HEADROOM` is 256).
+    public var headroom: Int
+    /// Free bytes after the packet, room for `bpf_xdp_adjust_tail` to grow into.
+    public var tailroom: Int
+    public var ingressIfindex: UInt32
+    public var rxQueueIndex: UInt32
+    public var egressIfindex: UInt32
+    /// Task, clock and random settings for helpers; nil keeps the process's defaults.
+    public var environment: TaskEnvironment?
+
+    public init(packet: [UInt8], headroom: Int = 256, tailroom: Int = 0, ingressIfindex: UInt32 = 1,
+                rxQueueIndex: UInt32 = 0, egressIfindex: UInt32 = 0, name: String = "xdp_md",
+                environment: TaskEnvironment? = nil) {
+        self.name = name
+        self.packet = packet
+        self.headroom = headroom
+        self.tailroom = tailroom
+        self.ingressIfindex = ingressIfindex
+        self.rxQueueIndex = rxQueueIndex
+        self.egressIfindex = egressIfindex
+        self.environment = environment
+    }
+
+    /// Reads the `ctx` object of an `xdp_md` context file: `packet` (base64), `headroom`
+    /// (default 256), `tailroom` (default 0), `ingress_ifidx`, `rx_queue_idx`, `egress_ifidx`.
+    public init(json ctx: JSONField, name: String) throws(ContextError) {
+        try ctx.object()
+        let packet = try ctx["packet"].optionalBase64()
+        let headroom = try ctx["headroom"].optionalInteger(Int.self) ?? 256
+        let tailroom = try ctx["tailroom"].optionalInteger(Int.self) ?? 0
+        let limit = AddressSpace.lowWindowLimit / 4
+        guard (0...limit).contains(headroom) else { throw ctx["headroom"].error("expected 0...\(limit), got \(headroom)") }
+        guard (0...limit).contains(tailroom) else { throw ctx["tailroom"].error("expected 0...\(limit), got \(tailroom)") }
+        guard packet.count <= limit else { throw ctx["packet"].error("\(packet.count) bytes exceed the limit of \(limit)") }
+        self.init(packet: packet, headroom: headroom, tailroom: tailroom,
+                  ingressIfindex: try ctx["ingress_ifidx"].optionalInteger(UInt32.self) ?? 1,
+                  rxQueueIndex: try ctx["rx_queue_idx"].optionalInteger(UInt32.self) ?? 0,
+                  egressIfindex: try ctx["egress_ifidx"].optionalInteger(UInt32.self) ?? 0,
+                  name: name)
+    }
+
+    public func attach(to process: MimicCore.Process) throws(HelperFailure) {
+        let (storage, base) = try PacketBuffer.map(packet, headroom: headroom, tailroom: tailroom,
+                                                   name: "\(name) packet", into: process)
+        let context = RegionStorage(count: 24)
+        let contextAddress: UInt64
+        do {
+            contextAddress = try process.memory.map(context, name: "xdp_md", kind: .readOnly)
+        } catch {
+            throw .message("cannot map the xdp_md struct: \(error)")
+        }
+        let buffer = PacketBuffer(kind: .xdp, storage: storage, base: base, metaOffset: headroom, dataOffset: headroom,
+                                  dataEndOffset: headroom + packet.count, reserved: min(Self.frameReserve, headroom),
+                                  contextAddress: contextAddress, contextStorage: context, regionName: "\(name) packet")
+        buffer.storeU32(ingressIfindex, at: 12)
+        buffer.storeU32(rxQueueIndex, at: 16)
+        buffer.storeU32(egressIfindex, at: 20)
+        buffer.syncContext(process)
+        process.registers[1] = contextAddress
+        if let state = LinuxProcessState.forContext(process) {
+            state.packet = buffer
+            if let environment { state.environment = environment }
+        }
+    }
+
+    /// What an XDP run produced: the verdict, the packet as the program left it, and redirects.
+    /// Nil when `process` has not exited or has no XDP packet.
+    public static func result(of process: MimicCore.Process) -> XDPResult? {
+        guard case .exited(let value) = process.state,
+              let state = LinuxProcessState.of(process), let buffer = state.packet, buffer.kind == .xdp else { return nil }
+        return XDPResult(returnValue: value, packet: buffer.data, metadata: buffer.metadata, redirects: state.redirects)
+    }
+}
+
+/// The outcome of an XDP run.
+public struct XDPResult: Sendable, Equatable {
+    /// R0 as the program returned it.
+    public var returnValue: UInt64
+    /// The packet between `data` and `data_end` after the run (adjust_head/tail applied).
+    public var packet: [UInt8]
+    /// The metadata between `data_meta` and `data`.
+    public var metadata: [UInt8]
+    /// `bpf_redirect` calls, in order.
+    public var redirects: [RedirectRecord]
+
+    /// The verdict, or nil when R0 is not an `xdp_action`.
+    public var action: XDPAction? { XDPAction(returnValue: returnValue) }
+}

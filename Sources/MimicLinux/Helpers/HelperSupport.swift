@@ -1,0 +1,102 @@
+import MimicCore
+import MimicMemory
+
+/// How a helper treats the recorded calls of a captured context.
+enum ReplayPolicy {
+    /// A recorded call replaces the emulation (its R0 and memory writes are the result).
+    case replace
+    /// The helper runs (for its side effects, e.g. trace output) and the record's R0 is returned.
+    case emulateThenReturnRecorded
+}
+
+/// One call of a Linux helper: the process, its Linux state, and argument and memory access
+/// whose failures name the helper.
+struct HelperCall {
+    let process: MimicCore.Process
+    let state: LinuxProcessState?
+    let id: Int32
+    let name: String
+
+    /// Argument `n` (1...5).
+    func arg(_ n: Int) -> UInt64 { process.argument(n) }
+    /// Argument `n` as the u32 the kernel's prototype declares.
+    func arg32(_ n: Int) -> UInt32 { UInt32(truncatingIfNeeded: process.argument(n)) }
+    /// Argument `n` as the s32 (`int`) the kernel's prototype declares.
+    func argInt(_ n: Int) -> Int32 { Int32(truncatingIfNeeded: process.argument(n)) }
+
+    /// Reads VM memory the program passed; a fault stops the program (the verifier would have
+    /// refused the call).
+    func read(_ address: UInt64, count: Int) throws(HelperFailure) -> [UInt8] {
+        do { return try process.memory.read(address, count: count) } catch { throw .memory(error) }
+    }
+
+    /// Writes VM memory the program passed; a fault stops the program.
+    func write(_ bytes: [UInt8], at address: UInt64) throws(HelperFailure) {
+        do { try process.memory.write(bytes, at: address) } catch { throw .memory(error) }
+    }
+
+    /// Writes `count` zero bytes.
+    func zero(_ address: UInt64, count: Int) throws(HelperFailure) {
+        if count > 0 { try write([UInt8](repeating: 0, count: count), at: address) }
+    }
+
+    /// A size argument the program passed, refused when it is absurdly large for VM memory.
+    func size(_ n: Int, limit: Int = AddressSpace.regionLimit) throws(HelperFailure) -> Int {
+        let value = arg(n) & 0xFFFF_FFFF
+        guard value <= UInt64(limit) else { throw .message("size argument r\(n) = \(value) is larger than \(limit) bytes") }
+        return Int(value)
+    }
+
+    /// The process's Linux state (contexts create it when the VM has no Linux emulator).
+    func linuxState() throws(HelperFailure) -> LinuxProcessState {
+        guard let state else { throw .message("\(name) needs the Linux emulator's process state") }
+        return state
+    }
+
+    /// The packet of the attached context, which must be of `kind`.
+    func packet(_ kind: PacketBuffer.Kind) throws(HelperFailure) -> PacketBuffer {
+        guard let buffer = state?.packet else {
+            throw .message("\(name) needs a packet context (\(kind.rawValue)); the process has none")
+        }
+        guard buffer.kind == kind else {
+            throw .message("\(name) works on an \(kind.rawValue) context; the process has \(buffer.kind.rawValue)")
+        }
+        guard arg(1) == buffer.contextAddress else {
+            throw .message("\(name): r1 (0x\(String(arg(1), radix: 16))) is not the context pointer (0x\(String(buffer.contextAddress, radix: 16)))")
+        }
+        return buffer
+    }
+}
+
+extension Errno {
+    /// `ENOTSUPP` (524): the kernel-internal "operation not supported" some helpers return.
+    static let kernelNotSupported = Errno(rawValue: 524)
+    /// `EACCES` (13): permission denied.
+    static let accessDenied = Errno(rawValue: 13)
+    /// The value a helper returns in R0: `-errno`.
+    var r0: UInt64 { helperReturnValue }
+}
+
+enum LinuxHelper {
+    /// The helper's C name (`bpf_trace_printk`).
+    static func name(_ id: Int32) -> String { LinuxHelpers.name(of: id) ?? "#\(id)" }
+
+    /// A Linux helper that replays captured calls before emulating: while a captured context has
+    /// records for it, the n-th call returns the n-th record; afterwards `body` emulates it.
+    static func make(_ id: Int32, replay: ReplayPolicy = .replace,
+                     _ body: @escaping @Sendable (HelperCall) throws(HelperFailure) -> UInt64) -> Helper {
+        let name = name(id)
+        return Helper(id: id, name: name) { process throws(HelperFailure) in
+            let state = LinuxProcessState.of(process)
+            let call = HelperCall(process: process, state: state, id: id, name: name)
+            if let state, let recorded = state.replay {
+                if let record = recorded.next(for: id) {
+                    if replay == .emulateThenReturnRecorded { _ = try? body(call) }
+                    return .value(try recorded.apply(record, to: process, state: state, helperName: name))
+                }
+                recorded.noteExhausted(id, name: name, state: state)
+            }
+            return .value(try body(call))
+        }
+    }
+}

@@ -1,0 +1,255 @@
+import MimicCore
+import MimicMemory
+
+/// Packet helpers on the context's live packet (`LinuxProcessState.packet`), with the kernel's
+/// checks and return codes (`net/core/filter.c`):
+///
+/// - sk_buff: `bpf_skb_load_bytes` (26), `bpf_skb_store_bytes` (9), `bpf_skb_change_tail` (38),
+///   `bpf_skb_change_head` (43), `bpf_skb_adjust_room` (50, the basic MAC/NET grow and shrink;
+///   encapsulation flags are checked but only `skb->protocol` follows them), `bpf_skb_vlan_push`
+///   (18), `bpf_skb_vlan_pop` (19), `bpf_clone_redirect` (13).
+/// - XDP: `bpf_xdp_adjust_head` (44), `bpf_xdp_adjust_tail` (65), `bpf_xdp_adjust_meta` (54).
+/// - both: `bpf_redirect` (23), with XDP's or tc's return values by the attached context.
+///
+/// Every helper that changes the packet rewrites the context's `data` / `data_end` /
+/// `data_meta` (and `len`, `protocol`, VLAN fields), as the kernel's `bpf_compute_data_pointers`.
+enum PacketHelpers {
+    static let ethernetHeaderLength = 14
+    /// `BPF_SKB_MAX_LEN` = `SKB_MAX_ALLOC` on x86-64: 16 KiB minus the 320-byte `skb_shared_info`.
+    static let skbMaxLength = 16384 - 320
+    static let vlanHeaderLength = 4
+    static let ingressFlag: UInt64 = 1
+
+    static func isVLAN(_ type: UInt16) -> Bool { type == 0x8100 || type == 0x88A8 }
+
+    static func all(for emulator: LinuxEmulator) -> [Helper] {
+        skbHelpers() + xdpHelpers() + redirectHelpers()
+    }
+
+    static func skbHelpers() -> [Helper] {
+        [
+            // long bpf_skb_load_bytes(const void *skb, u32 offset, void *to, u32 len)
+            LinuxHelper.make(26) { call throws(HelperFailure) in
+                let buffer = try call.packet(.skb)
+                let offset = UInt64(call.arg32(2)), length = try call.size(4)
+                guard offset <= UInt64(Int32.max), offset + UInt64(length) <= UInt64(buffer.length) else {
+                    try call.zero(call.arg(3), count: length)
+                    return Errno.fault.r0
+                }
+                let start = buffer.dataOffset + Int(offset)
+                try call.write(buffer.storage.bytes(in: start..<start + length), at: call.arg(3))
+                return 0
+            },
+            // long bpf_skb_store_bytes(struct sk_buff *skb, u32 offset, const void *from, u32 len, u64 flags)
+            LinuxHelper.make(9) { call throws(HelperFailure) in
+                let buffer = try call.packet(.skb)
+                let offset = UInt64(call.arg32(2)), length = try call.size(4), flags = call.arg(5)
+                guard flags & ~3 == 0 else { return Errno.invalid.r0 }  // BPF_F_RECOMPUTE_CSUM | BPF_F_INVALIDATE_HASH
+                guard offset <= UInt64(Int32.max), offset + UInt64(length) <= UInt64(buffer.length) else { return Errno.fault.r0 }
+                let bytes = try call.read(call.arg(3), count: length)
+                buffer.storage.write(bytes, at: buffer.dataOffset + Int(offset))
+                if flags & 2 != 0 { buffer.storeU32(0, at: SKBLayout.hash) }  // skb_clear_hash
+                return 0
+            },
+            // long bpf_skb_change_tail(struct sk_buff *skb, u32 len, u64 flags)
+            LinuxHelper.make(38) { call throws(HelperFailure) in
+                let buffer = try call.packet(.skb)
+                let newLength = Int(call.arg32(2))
+                guard call.arg(3) == 0, newLength <= skbMaxLength, newLength >= buffer.networkOffset else { return Errno.invalid.r0 }
+                if newLength > buffer.length {
+                    try buffer.ensureRoom(head: 0, tail: newLength - buffer.length, in: call.process)
+                    buffer.storage.write([UInt8](repeating: 0, count: newLength - buffer.length), at: buffer.dataEndOffset)
+                }
+                buffer.dataEndOffset = buffer.dataOffset + newLength
+                buffer.syncContext(call.process)
+                return 0
+            },
+            // long bpf_skb_change_head(struct sk_buff *skb, u32 len, u64 flags)
+            LinuxHelper.make(43) { call throws(HelperFailure) in
+                let buffer = try call.packet(.skb)
+                let room = Int(call.arg32(2))
+                guard call.arg(3) == 0, buffer.length + room <= skbMaxLength else { return Errno.invalid.r0 }
+                try buffer.replaceAtHead(offset: 0, removing: 0, inserting: [UInt8](repeating: 0, count: room), in: call.process)
+                buffer.networkOffset += room  // the new bytes become the MAC header
+                buffer.syncContext(call.process)
+                return 0
+            },
+            // long bpf_skb_adjust_room(struct sk_buff *skb, s32 len_diff, u32 mode, u64 flags)
+            LinuxHelper.make(50) { call throws(HelperFailure) in try adjustRoom(call) },
+            // long bpf_skb_vlan_push(struct sk_buff *skb, __be16 vlan_proto, u16 vlan_tci)
+            LinuxHelper.make(18) { call throws(HelperFailure) in
+                let buffer = try call.packet(.skb)
+                var proto = UInt16(truncatingIfNeeded: call.arg(2)).byteSwapped  // __be16 → host order
+                if !isVLAN(proto) { proto = 0x8100 }
+                let tci = UInt16(truncatingIfNeeded: call.arg(3))
+                if let current = buffer.vlanTag {
+                    // skb_vlan_push: the tag already held moves into the packet (__vlan_insert_tag).
+                    guard buffer.length >= 2 * 6 else { return Errno.invalid.r0 }
+                    let tag = [UInt8(current.proto >> 8), UInt8(current.proto & 0xFF), UInt8(current.tci >> 8), UInt8(current.tci & 0xFF)]
+                    try buffer.replaceAtHead(offset: 12, removing: 0, inserting: tag, in: call.process)
+                    buffer.protocolType = current.proto
+                    buffer.networkOffset += vlanHeaderLength
+                }
+                buffer.vlanTag = (proto, tci)
+                buffer.syncContext(call.process)
+                return 0
+            },
+            // long bpf_skb_vlan_pop(struct sk_buff *skb)
+            LinuxHelper.make(19) { call throws(HelperFailure) in
+                let buffer = try call.packet(.skb)
+                defer { buffer.syncContext(call.process) }
+                if buffer.vlanTag != nil {
+                    buffer.vlanTag = nil
+                } else {
+                    guard isVLAN(buffer.protocolType) else { return 0 }
+                    guard let _ = try popInlineTag(buffer, call) else { return Errno.noMemory.r0 }
+                }
+                // Move the next inline tag, if any, to the accelerated tag.
+                guard isVLAN(buffer.protocolType) else { return 0 }
+                let proto = buffer.protocolType
+                guard let tci = try popInlineTag(buffer, call) else { return Errno.noMemory.r0 }
+                buffer.vlanTag = (proto, tci)
+                return 0
+            },
+            // long bpf_clone_redirect(struct sk_buff *skb, u32 ifindex, u64 flags)
+            LinuxHelper.make(13) { call throws(HelperFailure) in
+                let buffer = try call.packet(.skb)
+                let flags = call.arg(3), ifindex = call.arg32(2)
+                guard flags & ~ingressFlag == 0, ifindex != 0 else { return Errno.invalid.r0 }
+                try call.linuxState().redirects.append(RedirectRecord(kind: .cloneRedirect, ifindex: ifindex, flags: flags,
+                                                                      packet: buffer.data))
+                return 0
+            },
+        ]
+    }
+
+    /// `__skb_vlan_pop`: removes the 802.1Q header after the MAC addresses and returns its TCI;
+    /// nil when the packet is shorter than `VLAN_ETH_HLEN` (18).
+    static func popInlineTag(_ buffer: PacketBuffer, _ call: HelperCall) throws(HelperFailure) -> UInt16? {
+        guard buffer.length >= ethernetHeaderLength + vlanHeaderLength else { return nil }
+        let header = buffer.storage.bytes(in: buffer.dataOffset + 12..<buffer.dataOffset + 18)
+        let tci = UInt16(header[2]) << 8 | UInt16(header[3])
+        let inner = UInt16(header[4]) << 8 | UInt16(header[5])
+        try buffer.replaceAtHead(offset: 12, removing: vlanHeaderLength, inserting: [], in: call.process)
+        // vlan_set_encap_proto
+        buffer.protocolType = inner >= 0x0600 ? inner : 0x0004
+        buffer.networkOffset = max(ethernetHeaderLength, buffer.networkOffset - vlanHeaderLength)
+        return tci
+    }
+
+    static func adjustRoom(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
+        let buffer = try call.packet(.skb)
+        let difference = Int(call.argInt(2))
+        let mode = call.arg32(3)
+        let flags = call.arg(4)
+        let fixedGSO: UInt64 = 1, encapIPv4: UInt64 = 1 << 1, encapIPv6: UInt64 = 1 << 2, encapGRE: UInt64 = 1 << 3
+        let encapUDP: UInt64 = 1 << 4, noChecksumReset: UInt64 = 1 << 5, encapL2Ethernet: UInt64 = 1 << 6
+        let encapL2Length: UInt64 = 0xFF << 56
+        let known = fixedGSO | encapIPv4 | encapIPv6 | encapGRE | encapUDP | encapL2Ethernet | encapL2Length
+        guard flags & ~(known | noChecksumReset) == 0 else { return Errno.invalid.r0 }
+        let magnitude = difference.magnitude
+        guard magnitude <= 0xFFF else { return Errno.fault.r0 }
+        let ipv4: UInt16 = 0x0800, ipv6: UInt16 = 0x86DD
+        guard buffer.protocolType == ipv4 || buffer.protocolType == ipv6 else { return Errno.kernelNotSupported.r0 }
+        let networkBase = buffer.protocolType == ipv4 ? 20 : 40
+        var offset = buffer.networkOffset  // skb_mac_header_len
+        switch mode {
+        case 0: offset += networkBase  // BPF_ADJ_ROOM_NET
+        case 1: break  // BPF_ADJ_ROOM_MAC
+        default: return Errno.kernelNotSupported.r0
+        }
+        let current = buffer.length - buffer.networkOffset
+        if difference < 0 {
+            guard magnitude < current, current - Int(magnitude) >= networkBase else { return Errno.kernelNotSupported.r0 }
+            guard flags & ~(fixedGSO | noChecksumReset) == 0 else { return Errno.invalid.r0 }
+            guard offset + Int(magnitude) <= buffer.length else { return Errno.kernelNotSupported.r0 }
+            try buffer.replaceAtHead(offset: offset, removing: Int(magnitude), inserting: [], in: call.process)
+        } else {
+            guard buffer.length + Int(magnitude) <= skbMaxLength else { return Errno.kernelNotSupported.r0 }
+            let encapsulating = flags & (encapIPv4 | encapIPv6) != 0
+            if encapsulating {
+                guard flags & (encapIPv4 | encapIPv6) != (encapIPv4 | encapIPv6),
+                      flags & (encapGRE | encapUDP) != (encapGRE | encapUDP) else { return Errno.invalid.r0 }
+                let innerMAC = Int(flags >> 56)
+                guard flags & encapL2Ethernet == 0 || innerMAC >= ethernetHeaderLength, innerMAC <= Int(magnitude) else {
+                    return Errno.invalid.r0
+                }
+            }
+            guard offset <= buffer.length else { return Errno.kernelNotSupported.r0 }
+            try buffer.replaceAtHead(offset: offset, removing: 0, inserting: [UInt8](repeating: 0, count: Int(magnitude)),
+                                     in: call.process)
+            if encapsulating {
+                if buffer.protocolType == ipv4, flags & encapIPv6 != 0 { buffer.protocolType = ipv6 }
+                if buffer.protocolType == ipv6, flags & encapIPv4 != 0 { buffer.protocolType = ipv4 }
+            }
+        }
+        buffer.syncContext(call.process)
+        return 0
+    }
+
+    static func xdpHelpers() -> [Helper] {
+        [
+            // long bpf_xdp_adjust_head(struct xdp_buff *xdp_md, int delta)
+            LinuxHelper.make(44) { call throws(HelperFailure) in
+                let buffer = try call.packet(.xdp)
+                let delta = Int(call.argInt(2))
+                let metaLength = buffer.dataOffset - buffer.metaOffset
+                let newData = buffer.dataOffset + delta
+                guard newData >= buffer.reserved + metaLength, newData <= buffer.dataEndOffset - ethernetHeaderLength else {
+                    return Errno.invalid.r0
+                }
+                if metaLength > 0 {
+                    let meta = buffer.storage.bytes(in: buffer.metaOffset..<buffer.dataOffset)
+                    buffer.storage.write(meta, at: buffer.metaOffset + delta)
+                }
+                buffer.metaOffset += delta
+                buffer.dataOffset = newData
+                buffer.syncContext(call.process)
+                return 0
+            },
+            // long bpf_xdp_adjust_tail(struct xdp_buff *xdp_md, int delta)
+            LinuxHelper.make(65) { call throws(HelperFailure) in
+                let buffer = try call.packet(.xdp)
+                let delta = Int(call.argInt(2))
+                let newEnd = buffer.dataEndOffset + delta
+                guard newEnd <= buffer.storage.count, newEnd >= buffer.dataOffset + ethernetHeaderLength else {
+                    return Errno.invalid.r0
+                }
+                if delta > 0 { buffer.storage.write([UInt8](repeating: 0, count: delta), at: buffer.dataEndOffset) }
+                buffer.dataEndOffset = newEnd
+                buffer.syncContext(call.process)
+                return 0
+            },
+            // long bpf_xdp_adjust_meta(struct xdp_buff *xdp_md, int delta)
+            LinuxHelper.make(54) { call throws(HelperFailure) in
+                let buffer = try call.packet(.xdp)
+                let newMeta = buffer.metaOffset + Int(call.argInt(2))
+                guard newMeta >= buffer.reserved, newMeta <= buffer.dataOffset else { return Errno.invalid.r0 }
+                let metaLength = buffer.dataOffset - newMeta
+                // xdp_metalen_invalid: a multiple of 4, at most skb_shared_info.meta_len's 255.
+                guard metaLength % 4 == 0, metaLength <= 255 else { return Errno.accessDenied.r0 }
+                buffer.metaOffset = newMeta
+                buffer.syncContext(call.process)
+                return 0
+            },
+        ]
+    }
+
+    static func redirectHelpers() -> [Helper] {
+        [
+            // long bpf_redirect(u32 ifindex, u64 flags)
+            LinuxHelper.make(23) { call throws(HelperFailure) in
+                let state = try call.linuxState()
+                let flags = call.arg(2)
+                if state.packet?.kind == .xdp {
+                    guard flags == 0 else { return UInt64(XDPAction.aborted.rawValue) }
+                    state.redirects.append(RedirectRecord(kind: .redirect, ifindex: call.arg32(1), flags: flags))
+                    return UInt64(XDPAction.redirect.rawValue)
+                }
+                guard flags & ~ingressFlag == 0 else { return UInt64(TCAction.shot.rawValue) }
+                state.redirects.append(RedirectRecord(kind: .redirect, ifindex: call.arg32(1), flags: flags))
+                return UInt64(TCAction.redirect.rawValue)
+            },
+        ]
+    }
+}

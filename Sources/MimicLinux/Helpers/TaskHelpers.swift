@@ -1,0 +1,253 @@
+import Glibc
+import MimicCore
+import MimicMemory
+
+/// Time, randomness and CPU: `bpf_ktime_get_ns` (5), `bpf_ktime_get_boot_ns` (125),
+/// `bpf_ktime_get_coarse_ns` (160), `bpf_get_prandom_u32` (7), `bpf_get_smp_processor_id` (8),
+/// `bpf_get_numa_node_id` (42).
+///
+/// The clock is the process's `TaskEnvironment.clock`: the host's clocks, or a manual clock for
+/// reproducible runs. The random generator is seeded from `TaskEnvironment.randomSeed`, else
+/// `LinuxConfiguration.randomSeed` (mixed with the vCPU, so CPUs differ), else the system.
+enum TimeHelpers {
+    static func all(for emulator: LinuxEmulator) -> [Helper] {
+        let configuredSeed = emulator.configuration.randomSeed
+        return [
+            LinuxHelper.make(5) { call throws(HelperFailure) in now(call, CLOCK_MONOTONIC) },
+            LinuxHelper.make(125) { call throws(HelperFailure) in now(call, CLOCK_BOOTTIME) },
+            LinuxHelper.make(160) { call throws(HelperFailure) in now(call, CLOCK_MONOTONIC_COARSE) },
+            LinuxHelper.make(7) { call throws(HelperFailure) in
+                let state = try call.linuxState()
+                var x = state.randomState ?? seed(state.environment.randomSeed ?? configuredSeed, cpu: call.process.vCPU)
+                // SplitMix64: a well-mixed 64-bit sequence from a counter.
+                x &+= 0x9E37_79B9_7F4A_7C15
+                state.randomState = x
+                var z = x
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                z ^= z >> 31
+                return z >> 32
+            },
+            LinuxHelper.make(8) { call throws(HelperFailure) in UInt64(UInt32(truncatingIfNeeded: call.process.vCPU)) },
+            LinuxHelper.make(42) { call throws(HelperFailure) in UInt64(call.state?.environment.numaNode ?? 0) },
+        ]
+    }
+
+    static func seed(_ seed: UInt64?, cpu: Int) -> UInt64 {
+        guard let seed else { return UInt64.random(in: .min ... .max) }
+        return seed ^ (UInt64(truncatingIfNeeded: cpu) &* 0xD1B5_4A32_D192_ED03)
+    }
+
+    static func now(_ call: HelperCall, _ clock: clockid_t) -> UInt64 {
+        guard let state = call.state else { return systemClock(clock) }
+        defer { state.clockReads &+= 1 }
+        switch state.environment.clock {
+        case .system: return systemClock(clock)
+        case .manual(let start, let step): return start &+ step &* state.clockReads
+        }
+    }
+
+    static func systemClock(_ clock: clockid_t) -> UInt64 {
+        var time = timespec()
+        guard clock_gettime(clock, &time) == 0 else { return 0 }
+        return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
+    }
+}
+
+/// The current task: `bpf_get_current_pid_tgid` (14), `bpf_get_current_uid_gid` (15),
+/// `bpf_get_current_comm` (16), from the process's `TaskEnvironment` unless a captured context
+/// replays them; and `bpf_get_stackid` (27), which only a captured context can answer.
+enum TaskHelpers {
+    static func all(for emulator: LinuxEmulator) -> [Helper] {
+        [
+            LinuxHelper.make(14) { call throws(HelperFailure) in
+                let environment = call.state?.environment ?? TaskEnvironment()
+                return UInt64(environment.tgid) << 32 | UInt64(environment.pid)
+            },
+            LinuxHelper.make(15) { call throws(HelperFailure) in
+                let environment = call.state?.environment ?? TaskEnvironment()
+                return UInt64(environment.gid) << 32 | UInt64(environment.uid)
+            },
+            LinuxHelper.make(16) { call throws(HelperFailure) in
+                // strscpy_pad: at most size-1 bytes of comm, a NUL, zeros up to size.
+                let size = try call.size(2)
+                guard size > 0 else { return Errno.invalid.r0 }
+                let comm = (call.state?.environment ?? TaskEnvironment()).commBytes.prefix(while: { $0 != 0 })
+                var bytes = Array(comm.prefix(size - 1))
+                bytes += [UInt8](repeating: 0, count: size - bytes.count)
+                try call.write(bytes, at: call.arg(1))
+                return 0
+            },
+            LinuxHelper.make(27) { call throws(HelperFailure) in
+                try ReplayHelpers.needsRecording(call)
+            },
+        ]
+    }
+}
+
+/// `bpf_probe_read` (4), `_user` (112), `_kernel` (113) and the string forms `bpf_probe_read_str`
+/// (45), `_user_str` (114), `_kernel_str` (115). They read VM memory (a captured context's
+/// records come first); an unreadable source gives `-EFAULT` with the destination zeroed, as the
+/// kernel does.
+enum ProbeHelpers {
+    static func all(for emulator: LinuxEmulator) -> [Helper] {
+        [4, 112, 113].map { id in
+            LinuxHelper.make(id) { call throws(HelperFailure) in
+                let destination = call.arg(1)
+                let size = try call.size(2)
+                do {
+                    let bytes = try call.process.memory.read(call.arg(3), count: size)
+                    try call.write(bytes, at: destination)
+                    return 0
+                } catch let failure as HelperFailure {
+                    throw failure
+                } catch {
+                    try call.zero(destination, count: size)
+                    return Errno.fault.r0
+                }
+            }
+        } + [45, 114, 115].map { id in
+            LinuxHelper.make(id) { call throws(HelperFailure) in
+                let destination = call.arg(1)
+                let size = try call.size(2)
+                guard size > 0 else { return 0 }
+                var bytes: [UInt8] = []
+                var cursor = call.arg(3)
+                while bytes.count < size - 1 {
+                    guard let byte = try? call.process.memory.read(cursor, count: 1)[0] else {
+                        try call.zero(destination, count: size)
+                        return Errno.fault.r0
+                    }
+                    if byte == 0 { break }
+                    bytes.append(byte)
+                    cursor &+= 1
+                }
+                try call.write(bytes + [0], at: destination)
+                return UInt64(bytes.count + 1)
+            }
+        }
+    }
+}
+
+/// `bpf_strtol` (105) and `bpf_strtoul` (106), as the kernel's `__bpf_strtoull`: leading white
+/// space, an optional `-`, base 0 (auto: `0x` hex, `0` octal, else decimal), 8, 10 or 16 in the
+/// low 5 bits of `flags`; at most 63 characters are looked at. Returns the characters consumed,
+/// `-EINVAL` (no digits, bad base or flags, `-` for strtoul) or `-ERANGE` (overflow).
+enum StringHelpers {
+    static func all(for emulator: LinuxEmulator) -> [Helper] {
+        [
+            LinuxHelper.make(105) { call throws(HelperFailure) in
+                switch try parse(call) {
+                case .failure(let errno): return errno.r0
+                case .success(let (value, negative, consumed)):
+                    let result: Int64
+                    if negative {
+                        guard Int64(bitPattern: 0 &- value) <= 0 else { return Errno.outOfRange.r0 }
+                        result = Int64(bitPattern: 0 &- value)
+                    } else {
+                        guard Int64(bitPattern: value) >= 0 else { return Errno.outOfRange.r0 }
+                        result = Int64(bitPattern: value)
+                    }
+                    try call.write(withUnsafeBytes(of: result.littleEndian, Array.init), at: call.arg(4))
+                    return UInt64(consumed)
+                }
+            },
+            LinuxHelper.make(106) { call throws(HelperFailure) in
+                switch try parse(call) {
+                case .failure(let errno): return errno.r0
+                case .success(let (value, negative, consumed)):
+                    guard !negative else { return Errno.invalid.r0 }
+                    try call.write(withUnsafeBytes(of: value.littleEndian, Array.init), at: call.arg(4))
+                    return UInt64(consumed)
+                }
+            },
+        ]
+    }
+
+    static func parse(_ call: HelperCall) throws(HelperFailure) -> Result<(UInt64, Bool, Int), Errno> {
+        let length = call.arg(2)
+        let flags = call.arg(3)
+        guard length > 0 else { return .failure(.invalid) }
+        guard length <= 1 << 20 else { throw .message("buf_len \(length) is too large") }
+        let buffer = try call.read(call.arg(1), count: Int(length))
+        return parse(buffer, flags: flags)
+    }
+
+    /// The kernel's `__bpf_strtoull` over `buffer`.
+    static func parse(_ buffer: [UInt8], flags: UInt64) -> Result<(UInt64, Bool, Int), Errno> {
+        var base = Int(flags & 0x1F)
+        guard [0, 8, 10, 16].contains(base), flags & ~0x1F == 0, !buffer.isEmpty else { return .failure(.invalid) }
+        var i = 0
+        while i < buffer.count, buffer[i] == 0x20 || (0x09...0x0D).contains(buffer[i]) { i += 1 }
+        let negative = i < buffer.count && buffer[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        guard i < buffer.count else { return .failure(.invalid) }
+        let consumedPrefix = i
+        // Copy at most 63 characters into a NUL-terminated string.
+        let text = Array(buffer[i..<min(buffer.count, i + 63)]) + [0]
+        var j = 0
+        func lower(_ c: UInt8) -> UInt8 { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(c) ? c + 32 : c }
+        func digit(_ c: UInt8) -> Int? {
+            switch lower(c) {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(c - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(lower(c) - UInt8(ascii: "a")) + 10
+            default: nil
+            }
+        }
+        if base == 0 {
+            if text[0] == UInt8(ascii: "0") {
+                base = lower(text[1]) == UInt8(ascii: "x") && digit(text[2]).map({ $0 < 16 }) == true ? 16 : 8
+            } else {
+                base = 10
+            }
+        }
+        if base == 16, text[0] == UInt8(ascii: "0"), lower(text[1]) == UInt8(ascii: "x") { j = 2 }
+        var value: UInt64 = 0
+        var overflow = false
+        let start = j
+        while let d = digit(text[j]), d < base {
+            let (product, o1) = value.multipliedReportingOverflow(by: UInt64(base))
+            let (sum, o2) = product.addingReportingOverflow(UInt64(d))
+            if o1 || o2 { overflow = true }
+            value = sum
+            j += 1
+        }
+        if overflow { return .failure(.outOfRange) }
+        guard j > start else { return .failure(.invalid) }
+        return .success((value, negative, consumedPrefix + j))
+    }
+}
+
+/// `bpf_loop` (181): calls a program-local callback `nr_loops` times (at most 2^23) with the
+/// index and the context pointer; a callback returning non-zero stops the loop. Returns the number
+/// of iterations, `-EINVAL` for non-zero flags, `-E2BIG` for too many loops.
+enum LoopHelpers {
+    /// The kernel's `BPF_MAX_LOOPS`.
+    static let maxLoops: UInt64 = 1 << 23
+
+    static func all(for emulator: LinuxEmulator) -> [Helper] {
+        [
+            LinuxHelper.make(181) { call throws(HelperFailure) in
+                let count = UInt64(call.arg32(1))
+                let callback = call.arg(2)
+                let context = call.arg(3)
+                guard call.arg(4) == 0 else { return Errno.invalid.r0 }
+                guard count <= maxLoops else { return Errno.tooBig.r0 }
+                guard count > 0 else { return 0 }
+                guard callback & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag else {
+                    throw .message("r2 (0x\(String(callback, radix: 16))) is not a program function (load it with lddw BPF_PSEUDO_FUNC)")
+                }
+                for index in 0..<count {
+                    let result: UInt64
+                    do {
+                        result = try call.process.callFunction(at: Int(callback & 0xFFFF_FFFF), arguments: [index, context, 0, 0, 0])
+                    } catch {
+                        throw .message("callback failed: \(error)")
+                    }
+                    if result != 0 { return index + 1 }
+                }
+                return count
+            },
+        ]
+    }
+}
