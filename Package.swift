@@ -35,5 +35,6 @@ let package = Package(
             resources: []
         ),
         .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
+        .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore"]),
     ]
 )
