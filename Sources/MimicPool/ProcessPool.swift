@@ -1,6 +1,5 @@
 import Foundation
 import MimicCore
-import Synchronization
 
 /// Runs many eBPF processes on a fixed set of worker threads, one per virtual CPU.
 ///
@@ -35,9 +34,10 @@ public final class ProcessPool: Sendable {
 
     let core: PoolCore
     private let threads: [WorkerThread]
-    /// Whether the threads were joined (or detached); held while joining so a second `stop`
-    /// waits for the first.
-    private let joined = Mutex(false)
+    /// Held while joining the threads, so a second `stop` waits for the first. A pthread mutex
+    /// rather than `Mutex`, which Thread Sanitizer cannot see through.
+    private let joinLock = PoolLock()
+    private let joined = JoinFlag()
 
     /// The number of workers, which is the number of vCPUs (ids `0..<workerCount`).
     public var workerCount: Int { core.workerCount }
@@ -80,8 +80,9 @@ public final class ProcessPool: Sendable {
         self.threads = threads
     }
 
-    /// Stops a pool that was not stopped: pending jobs complete as cancelled, running ones finish.
-    deinit { stop(.cancelPending) }
+    /// Stops a pool that was not stopped with `.cancelAll`: pending jobs complete as cancelled
+    /// and running ones are stopped, so dropping a pool never waits for a runaway program.
+    deinit { stop(.cancelAll) }
 
     // MARK: Submitting
 
@@ -140,9 +141,9 @@ public final class ProcessPool: Sendable {
     /// thread) it does not wait.
     public func stop(_ mode: StopMode = .drain) {
         core.beginStop(mode)
-        joined.withLock { joined in
-            guard !joined else { return }
-            joined = true
+        joinLock.withLock {
+            guard !joined.isSet else { return }
+            joined.isSet = true
             if threads.contains(where: \.isCurrent) {
                 for thread in threads { thread.detach() }
             } else {
@@ -150,4 +151,10 @@ public final class ProcessPool: Sendable {
             }
         }
     }
+}
+
+/// Whether a pool's threads were joined (or detached).
+private final class JoinFlag: @unchecked Sendable {
+    // @unchecked: `isSet` is read and written only with the pool's `joinLock` held.
+    var isSet = false
 }

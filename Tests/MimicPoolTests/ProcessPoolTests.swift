@@ -16,7 +16,7 @@ struct ProcessPoolTests {
         let program = try fixture.load(PerCPUFixture.incrementSource)
         let pool = try ProcessPool(workers: workers, backlog: 64)
         let jobs = 20_000
-        let perVCPU = Mutex([Int](repeating: 0, count: workers))
+        let perVCPU = PerVCPUTally(vCPUs: workers)
         let failures = Atomic<Int>(0)
         let mismatches = Atomic<Int>(0)
         for _ in 0..<jobs {
@@ -25,7 +25,7 @@ struct ProcessPoolTests {
                 case .success(let value):
                     // The program reports the vCPU its helpers saw; it must be the worker's.
                     if value.r0 != UInt64(value.vCPU) { mismatches.add(1, ordering: .relaxed) }
-                    perVCPU.withLock { $0[value.vCPU] += 1 }
+                    perVCPU.increment(value.vCPU)
                 case .failure:
                     failures.add(1, ordering: .relaxed)
                 }
@@ -35,7 +35,7 @@ struct ProcessPoolTests {
 
         #expect(failures.load(ordering: .relaxed) == 0)
         #expect(mismatches.load(ordering: .relaxed) == 0)
-        let counts = perVCPU.withLock { $0 }
+        let counts = perVCPU.values
         let slots = (0..<workers).map { fixture.counter($0) }
         #expect(slots.reduce(0, +) == UInt64(jobs))
         #expect(slots == counts.map { UInt64($0) })
@@ -210,7 +210,7 @@ struct ProcessPoolTests {
         try pool.submit(Job(program: runaway), completion: outcomes.completion(0))
         #expect(eventually { pool.pendingCount == 0 })
         try pool.submit(Job(program: runaway), completion: outcomes.completion(1))
-        let blockedResult = Mutex<PoolError?>(nil)
+        let blockedResult = Locked<PoolError?>(nil)
         let returned = DispatchSemaphore(value: 0)
         let submitter = Thread {
             do {
