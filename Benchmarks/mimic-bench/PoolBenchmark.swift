@@ -114,9 +114,12 @@ struct PoolBenchmark {
 
     let rounds: Int
     let jobs: Int
+    /// Only the modes whose key (interpreter, direct, pool1, pool2, latency) contains this.
+    let filter: String?
 
-    init(rounds: Int, quick: Bool) {
+    init(rounds: Int, quick: Bool, filter: String?) {
         self.rounds = rounds
+        self.filter = filter
         jobs = quick ? 20_000 : 200_000
     }
 
@@ -130,60 +133,105 @@ struct PoolBenchmark {
         guard r0 == Self.expectedR0 else { throw BenchmarkError.mismatch(program: r0, native: Self.expectedR0) }
         let instructions = check.instructionsExecuted
 
+        var failure: (any Error)?
+        /// Runs `body` if `key` passes the filter; nil if filtered out or failed.
+        func measure(_ key: String, _ body: () throws -> Timing) -> Timing? {
+            guard filter.map({ key.contains($0) }) ?? true else { return nil }
+            do {
+                return try body()
+            } catch {
+                failure = error
+                return nil
+            }
+        }
+
         // Direct: what a caller without a pool does per job, on the calling thread.
-        let direct = try timePerJob {
-            for _ in 0..<jobs {
-                let process = try vm.makeProcess(for: program, context: MemoryContext(packet))
-                guard try process.run() == Self.expectedR0 else { throw BenchmarkError.mismatch(program: 0, native: 3) }
+        let direct = measure("direct") {
+            try timePerJob {
+                for _ in 0..<jobs {
+                    let process = try vm.makeProcess(for: program, context: MemoryContext(packet))
+                    guard try process.run() == Self.expectedR0 else { throw BenchmarkError.mismatch(program: 0, native: 3) }
+                }
             }
         }
         // Interpreter alone, processes created before the clock starts.
-        let interpreterOnly = try bestPerJob(jobs: jobs / 10) {
-            var processes: [MimicCore.Process] = []
-            processes.reserveCapacity(jobs / 10)
-            for _ in 0..<(jobs / 10) { processes.append(try vm.makeProcess(for: program, context: MemoryContext(packet))) }
-            return try timed { for process in processes { _ = try process.run() } }
+        let interpreterOnly = measure("interpreter") {
+            try bestPerJob(jobs: jobs / 10) {
+                var processes: [MimicCore.Process] = []
+                processes.reserveCapacity(jobs / 10)
+                for _ in 0..<(jobs / 10) { processes.append(try vm.makeProcess(for: program, context: MemoryContext(packet))) }
+                return try timed { for process in processes { _ = try process.run() } }
+            }
         }
-
         let job = Job(program: program, memory: packet)
-        let pool1 = try poolThroughput(workers: 1, job: job)
-        let pool2 = try poolThroughput(workers: 2, job: job)
-        let latency = try roundTrip(job: job)
+        let pool1 = measure("pool1") { try poolThroughput(workers: 1, job: job) }
+        let pool2 = measure("pool2") { try poolThroughput(workers: 2, job: job) }
+        let latency = measure("latency") { try roundTrip(job: job) }
+        if let failure { throw failure }
 
-        func line(_ name: String, _ ns: Double, _ note: String = "") -> String {
-            name.padding(toLength: 40, withPad: " ", startingAt: 0)
-                + String(format: "%10.0f %12.0f", ns, 1e9 / ns) + (note.isEmpty ? "" : "   " + note)
+        func line(_ name: String, _ timing: Timing?, _ note: String = "") -> String? {
+            guard let timing else { return nil }
+            return name.padding(toLength: 40, withPad: " ", startingAt: 0)
+                + String(format: "%10.0f %10.0f %12.0f %7.2f", timing.wall, timing.cpu, 1e9 / timing.wall,
+                         timing.cpu / timing.wall)
+                + (note.isEmpty ? "" : "   " + note)
+        }
+        func ratio(_ format: String, _ a: Timing?, _ b: Timing?) -> String {
+            guard let a, let b else { return "" }
+            return String(format: format, a.wall / b.wall)
         }
         print("xdp-parse: \(instructions) instructions per job, \(jobs) jobs per round, best of \(rounds)")
-        print("mode".padding(toLength: 40, withPad: " ", startingAt: 0) + "    ns/job     jobs/s")
-        print(line("interpreter only (process made before)", interpreterOnly))
-        print(line("direct: make process + run, 1 thread", direct))
-        print(line("pool, 1 worker (callback)", pool1, String(format: "%.2fx direct", pool1 / direct)))
-        print(line("pool, 2 workers (callback)", pool2, String(format: "%.2fx the 1-worker throughput", pool1 / pool2)))
-        print(line("pool, 1 job at a time (async round trip)", latency))
+        print("mode".padding(toLength: 40, withPad: " ", startingAt: 0)
+              + "    ns/job  CPU ns/job      jobs/s   cores")
+        let lines = [
+            line("interpreter only (process made before)", interpreterOnly),
+            line("direct: make process + run, 1 thread", direct),
+            line("pool, 1 worker (callback)", pool1, ratio("%.2fx direct", pool1, direct)),
+            line("pool, 2 workers (callback)", pool2, ratio("throughput %.2fx 1 worker", pool1, pool2)),
+            line("pool, 1 job at a time (async round trip)", latency, ratio("%.2fx direct", latency, direct)),
+        ]
+        for line in lines.compactMap({ $0 }) { print(line) }
+        print("(ns/job: wall clock; CPU ns/job: CPU time of the whole process per job; cores: their ratio)")
+    }
+
+    /// Wall-clock and process CPU time per job.
+    struct Timing {
+        var wall: Double
+        var cpu: Double
     }
 
     /// The best time per job over `rounds` rounds of `body`, which runs `jobs` jobs.
-    private func timePerJob(_ body: () throws -> Void) throws -> Double {
+    private func timePerJob(_ body: () throws -> Void) throws -> Timing {
         try bestPerJob(jobs: jobs) { try timed(body) }
     }
 
-    /// The best of `rounds` results of `measure` (ns for `jobs` jobs), per job.
-    private func bestPerJob(jobs: Int, _ measure: () throws -> UInt64) throws -> Double {
-        var best = Double.infinity
-        for _ in 0..<rounds { best = min(best, Double(try measure()) / Double(jobs)) }
-        return best
+    /// The round with the best wall-clock time of `rounds` rounds of `measure` (`jobs` jobs each).
+    private func bestPerJob(jobs: Int, _ measure: () throws -> Timing) throws -> Timing {
+        var best = Timing(wall: .infinity, cpu: .infinity)
+        for _ in 0..<rounds {
+            let round = try measure()
+            if round.wall < best.wall { best = round }
+        }
+        return Timing(wall: best.wall / Double(jobs), cpu: best.cpu / Double(jobs))
     }
 
-    private func timed(_ body: () throws -> Void) rethrows -> UInt64 {
-        let start = DispatchTime.now().uptimeNanoseconds
+    private func timed(_ body: () throws -> Void) rethrows -> Timing {
+        let start = (wall: DispatchTime.now().uptimeNanoseconds, cpu: processCPUNanoseconds())
         try body()
-        return DispatchTime.now().uptimeNanoseconds - start
+        return Timing(wall: Double(DispatchTime.now().uptimeNanoseconds - start.wall),
+                      cpu: Double(processCPUNanoseconds() - start.cpu))
     }
 
-    /// ns per job with `workers` workers: one thread submits `jobs` jobs (blocking when the
+    /// CPU time used by all threads of this process.
+    private func processCPUNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
+    /// Time per job with `workers` workers: one thread submits `jobs` jobs (blocking when the
     /// backlog is full) and the clock stops when the last has completed.
-    private func poolThroughput(workers: Int, job: Job) throws -> Double {
+    private func poolThroughput(workers: Int, job: Job) throws -> Timing {
         try bestPerJob(jobs: jobs) {
             let pool = try ProcessPool(workers: workers, backlog: 1024)
             let wrong = Atomic<Int>(0)
@@ -200,20 +248,22 @@ struct PoolBenchmark {
         }
     }
 
-    /// ns per job when each job is awaited before the next is submitted (hand-off latency).
-    private func roundTrip(job: Job) throws -> Double {
+    /// Time per job when each job is awaited before the next is submitted (hand-off latency).
+    private func roundTrip(job: Job) throws -> Timing {
         let count = max(1, jobs / 20)
-        let result = Mutex<Result<Double, any Error>?>(nil)
+        let result = Mutex<Result<Timing, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
-        let rounds = self.rounds
+        let benchmark = self
         Task {
             do {
                 let pool = try ProcessPool(workers: 1, backlog: 16)
-                var best = Double.infinity
-                for _ in 0..<rounds {
-                    let start = DispatchTime.now().uptimeNanoseconds
+                var best = Timing(wall: .infinity, cpu: .infinity)
+                for _ in 0..<benchmark.rounds {
+                    let start = (wall: DispatchTime.now().uptimeNanoseconds, cpu: benchmark.processCPUNanoseconds())
                     for _ in 0..<count { _ = try await pool.run(job) }
-                    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / Double(count))
+                    let round = Timing(wall: Double(DispatchTime.now().uptimeNanoseconds - start.wall) / Double(count),
+                                       cpu: Double(benchmark.processCPUNanoseconds() - start.cpu) / Double(count))
+                    if round.wall < best.wall { best = round }
                 }
                 pool.stop()
                 result.withLock { $0 = .success(best) }
@@ -223,6 +273,7 @@ struct PoolBenchmark {
             done.signal()
         }
         done.wait()
-        return try result.withLock { $0 }?.get() ?? 0
+        guard let outcome = result.withLock({ $0 }) else { return Timing(wall: 0, cpu: 0) }
+        return try outcome.get()
     }
 }

@@ -12,7 +12,7 @@ var options = BenchmarkOptions(arguments: Array(CommandLine.arguments.dropFirst(
 if options.showHelp {
     print("""
     usage: mimic-bench [--quick] [--filter NAME] [--rounds N]
-           mimic-bench --pool [--quick] [--rounds N]
+           mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
 
     Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
     instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
@@ -20,7 +20,8 @@ if options.showHelp {
       --filter NAME only benchmarks whose name contains NAME
       --rounds N    timed rounds per benchmark (best is reported; default 7)
       --pool        ProcessPool throughput for a ~100-instruction XDP-style program on 1 and
-                    2 workers, against making and running the process directly
+                    2 workers, against making and running the process directly; --filter
+                    picks modes: interpreter, direct, pool1, pool2, latency
     """)
     exit(0)
 }
@@ -31,7 +32,7 @@ if let problem = options.problem {
 
 if options.pool {
     do {
-        try PoolBenchmark(rounds: options.rounds, quick: options.quick).run()
+        try PoolBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run()
         exit(0)
     } catch {
         FileHandle.standardError.write(Data("mimic-bench: pool: \(error)\n".utf8))

@@ -35,17 +35,42 @@ public struct Job: Sendable {
 public struct JobOptions: Sendable, Equatable {
     /// The most instructions the program may execute (`ExecutionError` `budgetExhausted`).
     public var instructionLimit: UInt64
-    /// The longest the program may run, counted from when a worker starts it. When it passes,
-    /// the job's cancellation flag is set and the job fails with `PoolError.deadlineExceeded`.
-    public var timeLimit: Duration?
-    /// A point in time after which the job should not run or go on running: a job still queued
-    /// then fails with `deadlineExceeded(nil)` without running; a running one is stopped.
-    public var deadline: ContinuousClock.Instant?
+    /// The time limit in nanoseconds, `.max` for none. Kept as an integer, like the deadline, so
+    /// that copying a job costs no calls into the standard library's value witnesses.
+    var timeLimitNanoseconds: UInt64 = .max
+    /// The deadline on the monotonic clock `PoolCondition` waits on (ns), `.max` for none.
+    var deadlineNanoseconds: UInt64 = .max
 
     public init(instructionLimit: UInt64 = .max, timeLimit: Duration? = nil, deadline: ContinuousClock.Instant? = nil) {
         self.instructionLimit = instructionLimit
         self.timeLimit = timeLimit
         self.deadline = deadline
+    }
+
+    /// The longest the program may run, counted from when a worker starts it. When it passes,
+    /// the job's cancellation flag is set and the job fails with `PoolError.deadlineExceeded`.
+    public var timeLimit: Duration? {
+        get { timeLimitNanoseconds == .max ? nil : .nanoseconds(Int64(clamping: timeLimitNanoseconds)) }
+        set { timeLimitNanoseconds = newValue.map { min(nanoseconds($0), .max - 1) } ?? .max }
+    }
+
+    /// A point in time after which the job should not run or go on running: a job still queued
+    /// then fails with `deadlineExceeded(nil)` without running; a running one is stopped.
+    public var deadline: ContinuousClock.Instant? {
+        get {
+            guard deadlineNanoseconds != .max else { return nil }
+            let now = monotonicNanoseconds()
+            let offset = deadlineNanoseconds >= now
+                ? Duration.nanoseconds(Int64(clamping: deadlineNanoseconds - now))
+                : .zero - .nanoseconds(Int64(clamping: now - deadlineNanoseconds))
+            return ContinuousClock.now.advanced(by: offset)
+        }
+        set {
+            guard let newValue else { deadlineNanoseconds = .max; return }
+            let remaining = ContinuousClock.now.duration(to: newValue)
+            let (end, overflow) = monotonicNanoseconds().addingReportingOverflow(nanoseconds(remaining))
+            deadlineNanoseconds = overflow ? .max - 1 : min(end, .max - 1)
+        }
     }
 }
 
@@ -130,14 +155,7 @@ public final class JobHandle: @unchecked Sendable {
         self.job = job
         self.core = core
         self.completion = completion
-        if let deadline = job.options.deadline {
-            let remaining = ContinuousClock.now.duration(to: deadline)
-            let now = monotonicNanoseconds()
-            let (end, overflow) = now.addingReportingOverflow(nanoseconds(remaining))
-            self.deadline = overflow ? .max - 1 : end
-        } else {
-            self.deadline = .max
-        }
+        deadline = job.options.deadlineNanoseconds
     }
 
     /// Cancels the job: a job still waiting completes at once with `PoolError.cancelled(nil)`

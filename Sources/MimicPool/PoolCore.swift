@@ -261,8 +261,9 @@ final class PoolCore: @unchecked Sendable {
     /// The monotonic time at which `handle` must stop, counted from now; nil for no limit.
     private func cutoff(of handle: JobHandle) -> UInt64? {
         var cutoff = handle.deadline
-        if let limit = handle.job.options.timeLimit {
-            let (end, overflow) = monotonicNanoseconds().addingReportingOverflow(nanoseconds(limit))
+        let limit = handle.job.options.timeLimitNanoseconds
+        if limit != .max {
+            let (end, overflow) = monotonicNanoseconds().addingReportingOverflow(limit)
             cutoff = min(cutoff, overflow ? .max : end)
         }
         return cutoff == .max ? nil : cutoff
@@ -270,21 +271,20 @@ final class PoolCore: @unchecked Sendable {
 
     /// Creates the process on this thread, runs it and releases it.
     private func execute(_ handle: JobHandle, vCPU: Int) -> Result<JobResult, PoolError> {
-        let job = handle.job
         let context: (any Context)?
         do {
-            context = try job.makeContext()
+            context = try handle.job.makeContext()
         } catch {
             return .failure(.setupFailed("the context could not be built: \(error)"))
         }
         let process: MimicCore.Process
         do {
-            process = try job.vm.makeProcess(for: job.program, context: context, vCPU: vCPU)
+            process = try handle.job.vm.makeProcess(for: handle.job.program, context: context, vCPU: vCPU)
         } catch {
             return .failure(.setupFailed(error.description))
         }
         do {
-            let r0 = try process.run(instructionLimit: job.options.instructionLimit, cancellation: handle.flag)
+            let r0 = try process.run(instructionLimit: handle.job.options.instructionLimit, cancellation: handle.flag)
             return .success(JobResult(r0: r0, instructionsExecuted: process.instructionsExecuted, vCPU: vCPU))
         } catch {
             guard case .cancelled = error.kind else { return .failure(.execution(error)) }
