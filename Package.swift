@@ -32,8 +32,10 @@ let package = Package(
         .testTarget(
             name: "MimicCoreTests",
             dependencies: ["MimicCore"],
-            resources: []
+            // eBPF C sources and objects, read by path from the tests (not resources).
+            exclude: ["Fixtures"]
         ),
+        .testTarget(name: "MimicLinuxTests", dependencies: ["MimicLinux"]),
         .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore"]),
     ]

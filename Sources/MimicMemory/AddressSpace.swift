@@ -282,6 +282,8 @@ public final class AddressSpace {
 
     /// The region whose slot `address` selects, even when `address` lies outside it.
     private func slotRegion(_ address: UInt64) -> RegionInfo? {
+        // NULL and small integers are never mapped, even while the 32-bit window holds a region.
+        guard address >= Self.windowStart else { return nil }
         let index = Int(truncatingIfNeeded: (address >> 32) & 0xFFFF)
         guard index < slots.count, let slot = slots[index] else { return nil }
         // A different generation means the address belongs to a freed region: say "unmapped".

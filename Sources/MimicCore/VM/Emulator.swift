@@ -84,6 +84,18 @@ public protocol Emulator: AnyObject, Sendable {
 
     /// Called for each new process before it runs, e.g. to create per-process state.
     func prepare(_ process: Process) throws(HelperFailure)
+
+    /// Creates a map an object file declares (`VM.load(object:)`) and returns its handle: the
+    /// value an `lddw` of the map puts in a register, which the emulator's map helpers accept.
+    func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64
+
+    /// Told about each global-data section `VM.load(object:)` mapped, so the emulator can expose
+    /// it as the single-element array map libbpf makes of it.
+    func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason)
+
+    /// Fills the initial slots of an object's prog arrays and maps of maps (`.values = {...}`),
+    /// once all its maps exist; load programs with `object.program(named:)`.
+    func initializeMaps(of object: LoadedObject) throws(LoadError)
 }
 
 extension Emulator {
@@ -94,6 +106,18 @@ extension Emulator {
     }
 
     public func prepare(_ process: Process) throws(HelperFailure) {}
+
+    public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
+        throw .unresolvedReference("map \(spec.name) (\(spec.type)) needs an emulator that provides maps; \(name) does not")
+    }
+
+    public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason) {}
+
+    public func initializeMaps(of object: LoadedObject) throws(LoadError) {
+        let names = object.object.maps.filter { !$0.initialSlots.isEmpty }.map(\.name)
+        throw LoadError(.unsupported("initial values of \(names.joined(separator: ", ")) need an emulator that provides maps; \(name) does not"),
+                        programName: "object")
+    }
 }
 
 /// Sets up a process's inputs: the memory its arguments point to and registers R1–R5.

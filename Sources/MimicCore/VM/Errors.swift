@@ -63,11 +63,14 @@ public enum HelperFailure: Error, Sendable, Equatable, CustomStringConvertible {
     case message(String)
     /// The helper, or the way it was called, is not supported; stops with `unknownHelper`.
     case unsupported(String)
+    /// A program callback the helper ran (`Process.callFunction`) stopped with this error.
+    indirect case callback(ExecutionError)
 
     public var description: String {
         switch self {
         case .memory(let fault): fault.description
         case .message(let text), .unsupported(let text): text
+        case .callback(let error): "callback \(error)"
         }
     }
 }

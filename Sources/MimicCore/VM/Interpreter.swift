@@ -41,11 +41,15 @@ extension Process {
         let start = instructionsExecuted
         var count = start
         let end = limit > UInt64.max - start ? UInt64.max : start + limit
+        runLimit = end
+        runCancellation = cancellation
         // The next count at which to look at the limit and the cancellation flag.
         var checkpoint = cancellation == nil ? end : min(end, count &+ cancellationInterval)
         let frameSize = UInt64(vm.configuration.stackFrameSize)
         let maxDepth = vm.configuration.maxCallDepth
         var depth = depth
+        // `exit` at this depth ends the run: 0, or the callee's depth in a callback (`callFunction`).
+        let exitDepth = callbackDepth
 
         defer {
             self.pc = pc
@@ -303,6 +307,7 @@ extension Process {
                 self.depth = depth
                 let result = invokeHelper(helpers[Int(truncatingIfNeeded: i.imm)])
                 table = memory.table  // a helper may have mapped or unmapped regions
+                count = instructionsExecuted  // and run callbacks (`bpf_loop`)
                 switch result {
                 case .value(let value): r[0] = value
                 case .exit(let value): r[0] = value; return .exited
@@ -335,6 +340,7 @@ extension Process {
                     self.depth = depth
                     let result = invokeHelper(helper)
                     table = memory.table
+                    count = instructionsExecuted
                     switch result {
                     case .value(let value): r[0] = value
                     case .exit(let value): r[0] = value; return .exited
@@ -345,7 +351,7 @@ extension Process {
                     pc &-= 1; return .failed(.invalidCallTarget(target))
                 }
             case .exit:
-                if depth == 0 { return .exited }
+                if depth == exitDepth { return .exited }
                 depth &-= 1
                 let frame = frames[depth]
                 pc = frame.returnPC

@@ -108,6 +108,12 @@ public final class Process {
     var depth = 0
     /// The fault a cold path recorded for the interpreter loop to report.
     var pendingFault: ExecutionError.Kind?
+    /// The frame depth whose `exit` ends the current run (non-zero inside `callFunction`).
+    var callbackDepth = 0
+    /// The instruction count at which the current run stops, and its cancellation flag, for
+    /// callbacks run from inside it.
+    var runLimit: UInt64 = .max
+    var runCancellation: CancellationFlag?
 
     init(program: Program, memory: AddressSpace, vCPU: Int) {
         vm = program.vm
@@ -139,8 +145,13 @@ public final class Process {
 
     /// Runs until the program exits and returns R0.
     ///
+    /// The limit and the flag are checked when the program takes a jump or makes a call (every
+    /// loop does), so a run stops at the first of those once `instructionLimit` instructions
+    /// have executed; straight-line code between them finishes. `step()` counts exactly.
+    /// A run stopped by the limit can be continued by calling `run` or `step` again.
+    ///
     /// - Parameters:
-    ///   - instructionLimit: stop with `budgetExhausted` after this many more instructions.
+    ///   - instructionLimit: stop with `budgetExhausted` after about this many more instructions.
     ///   - cancellation: stop with `cancelled` once this flag is set.
     @discardableResult
     public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError) -> UInt64 {

@@ -1,0 +1,172 @@
+/// A map an object file defines, from the legacy `maps` section (`struct bpf_map_def`) or from
+/// BTF-defined `.maps`.
+public struct MapSpec: Sendable, Equatable {
+    /// Where a map was defined.
+    public enum Source: Sendable, Equatable {
+        /// `struct bpf_map_def SEC("maps")`.
+        case legacy
+        /// A BTF-described variable in `.maps`.
+        case btf
+        /// The inner-map template of a map-in-map (the `values` member of its outer map).
+        case innerTemplate
+    }
+
+    /// An initial value of one slot of a prog array or map-in-map (`.values = { [1] = &x }`).
+    public struct Slot: Sendable, Equatable {
+        public enum Target: Sendable, Equatable {
+            /// A program, by its function name (prog arrays).
+            case program(String)
+            /// A map, by name (maps of maps).
+            case map(String)
+        }
+        public var index: Int
+        public var target: Target
+    }
+
+    public var name: String
+    public var type: MapType
+    public var keySize: UInt32
+    public var valueSize: UInt32
+    public var maxEntries: UInt32
+    /// `map_flags` (`BPF_F_NO_PREALLOC`, ...).
+    public var flags: UInt32
+    /// `LIBBPF_PIN_NONE` 0 or `LIBBPF_PIN_BY_NAME` 1.
+    public var pinning: UInt32
+    public var numaNode: UInt32
+    public var mapExtra: UInt64
+    /// BTF type ids of key and value in `ObjectFile.btf`, when the map declares them (`__type`).
+    public var keyTypeID: UInt32?
+    public var valueTypeID: UInt32?
+    /// Initial slot values from relocations in `.maps`, ordered by index.
+    public var initialSlots: [Slot]
+    public var source: Source
+    /// The ELF section and the byte offset of the definition in it.
+    public var sectionName: String
+    public var sectionOffset: UInt64
+    /// Boxed so `MapSpec` can contain a `MapSpec`.
+    private var innerStorage: [MapSpec]
+
+    /// For a map of maps: the template every inner map must match.
+    public var innerMap: MapSpec? {
+        get { innerStorage.first }
+        set { innerStorage = newValue.map { [$0] } ?? [] }
+    }
+
+    public init(name: String, type: MapType, keySize: UInt32, valueSize: UInt32, maxEntries: UInt32, flags: UInt32 = 0,
+                pinning: UInt32 = 0, numaNode: UInt32 = 0, mapExtra: UInt64 = 0, keyTypeID: UInt32? = nil,
+                valueTypeID: UInt32? = nil, initialSlots: [Slot] = [], innerMap: MapSpec? = nil, source: Source,
+                sectionName: String, sectionOffset: UInt64) {
+        self.name = name
+        self.type = type
+        self.keySize = keySize
+        self.valueSize = valueSize
+        self.maxEntries = maxEntries
+        self.flags = flags
+        self.pinning = pinning
+        self.numaNode = numaNode
+        self.mapExtra = mapExtra
+        self.keyTypeID = keyTypeID
+        self.valueTypeID = valueTypeID
+        self.initialSlots = initialSlots
+        self.source = source
+        self.sectionName = sectionName
+        self.sectionOffset = sectionOffset
+        self.innerStorage = innerMap.map { [$0] } ?? []
+    }
+}
+
+/// A global-data section (`.data`, `.rodata`, `.bss`, `.data.*`, `.rodata.*`), which libbpf turns
+/// into a single-element array map whose value is the section's contents.
+public struct GlobalDataSpec: Sendable, Equatable {
+    /// A named variable in the section (from the symbol table).
+    public struct Variable: Sendable, Equatable {
+        public var name: String
+        public var offset: UInt64
+        public var size: UInt64
+    }
+
+    /// The section name, which is also the map's name (`.rodata.str1.1`).
+    public var name: String
+    /// The initial contents; zeros for `.bss`.
+    public var contents: [UInt8]
+    public var size: Int { contents.count }
+    /// `.rodata*` sections (and any section without `SHF_WRITE`) are read-only to programs.
+    public var isReadOnly: Bool
+    /// The variables the symbol table places in the section, by offset.
+    public var variables: [Variable]
+    /// The BTF `DATASEC` describing the section, if the object has one.
+    public var btfTypeID: UInt32?
+}
+
+/// What an instruction of a program refers to, before an emulator gives it an address.
+public enum ReferenceTarget: Sendable, Equatable, CustomStringConvertible {
+    /// A map, by name (an index into `ObjectFile.maps`).
+    case map(String)
+    /// A byte in a global-data section.
+    case globalData(section: String, offset: UInt64)
+    /// A symbol the object does not define (`__ksym`, `__kconfig`, kfuncs); left unresolved.
+    case external(String)
+
+    public var description: String {
+        switch self {
+        case .map(let name): "map \(name)"
+        case .globalData(let section, let offset): "\(section)+\(offset)"
+        case .external(let name): "extern \(name)"
+        }
+    }
+}
+
+/// One reference of a program: the instruction slot and what it refers to.
+public struct ObjectReference: Sendable, Equatable {
+    public var instructionIndex: Int
+    public var target: ReferenceTarget
+}
+
+/// A source line for an instruction, from `.BTF.ext` line info.
+public struct SourceLineInfo: Sendable, Equatable {
+    /// The slot in `ObjectProgram.instructions`.
+    public var instructionIndex: Int
+    public var file: String
+    public var line: Int
+    public var column: Int
+    /// The text of the line (as the compiler saw it; may be empty).
+    public var sourceText: String
+}
+
+/// A function placed in a program: its entry or a sub-program linked in for a call.
+public struct ObjectFunction: Sendable, Equatable {
+    public var name: String
+    /// The ELF section the function came from.
+    public var sectionName: String
+    /// The first slot of the function in `ObjectProgram.instructions`.
+    public var instructionIndex: Int
+    public var instructionCount: Int
+}
+
+/// One program of an object: an entry function with its sub-programs linked in and its
+/// references rewritten, ready for `VM.load`.
+public struct ObjectProgram: Sendable {
+    /// The function symbol's name.
+    public var name: String
+    public var sectionName: String
+    public var type: ProgramType
+    /// The entry function followed by every sub-program it calls; call immediates, pseudo-function
+    /// `lddw`s and map / global-data `lddw`s are rewritten (see `ObjectFile`).
+    public var instructions: [RawInstruction]
+    /// Every map, global-data and external reference, by instruction slot.
+    public var references: [ObjectReference]
+    /// Source lines, by instruction slot (sorted; not every slot has one).
+    public var lineInfo: [SourceLineInfo]
+    /// The functions placed in `instructions`, the entry first.
+    public var functions: [ObjectFunction]
+
+    /// The source line in effect at `instructionIndex` (the last line info at or before it).
+    public func sourceLine(at instructionIndex: Int) -> SourceLineInfo? {
+        var low = 0, high = lineInfo.count
+        while low < high {
+            let mid = (low + high) / 2
+            if lineInfo[mid].instructionIndex <= instructionIndex { low = mid + 1 } else { high = mid }
+        }
+        return low > 0 ? lineInfo[low - 1] : nil
+    }
+}

@@ -1,0 +1,59 @@
+/// Calling back into the program from a helper (`bpf_loop`, `bpf_for_each_map_elem`, timers).
+extension Process {
+    /// The slot of a program-local function, from a value an `lddw` with `BPF_PSEUDO_FUNC`
+    /// produced (`Program.functionAddressTag | slot`); nil if the value is not a function.
+    public func functionSlot(fromAddress value: UInt64) -> Int? {
+        guard value & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag else { return nil }
+        let slot = Int(value & 0xFFFF_FFFF)
+        return program.functionEntries.contains(slot) ? slot : nil
+    }
+
+    /// Calls the program-local function at `slot` with up to five arguments in R1–R5, as a
+    /// BPF-to-BPF call from the current instruction would, and returns its R0.
+    ///
+    /// Only for helpers, while the process runs. The callee gets a fresh stack frame and counts
+    /// against the call depth limit; its instructions count against the run's instruction limit
+    /// and cancellation. Every register is restored afterwards, so the helper sees the state it
+    /// was called with. A fault inside the callback is thrown; report it with
+    /// `HelperFailure.callback`.
+    public func callFunction(at slot: Int, arguments: [UInt64]) throws(ExecutionError) -> UInt64 {
+        guard program.functionEntries.contains(slot), arguments.count <= 5 else {
+            throw ExecutionError(.invalidCallTarget(Program.functionAddressTag | UInt64(max(0, slot))),
+                                 pc: pc, instruction: instruction(at: pc), programName: program.name)
+        }
+        let maxDepth = vm.configuration.maxCallDepth
+        guard depth + 1 < maxDepth else {
+            throw ExecutionError(.callDepthExceeded(limit: maxDepth), pc: pc, instruction: instruction(at: pc),
+                                 programName: program.name)
+        }
+        let saved = (registers: registers.all, pc: pc, depth: depth, exitDepth: callbackDepth,
+                     limit: runLimit, cancellation: runCancellation)
+        defer {
+            for (index, value) in saved.registers.enumerated() { registers.storage[index] = value }
+            pc = saved.pc
+            depth = saved.depth
+            callbackDepth = saved.exitDepth
+            runLimit = saved.limit
+            runCancellation = saved.cancellation
+        }
+
+        let r = registers.storage
+        frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
+        depth += 1
+        r[10] &-= UInt64(vm.configuration.stackFrameSize)
+        for (index, value) in arguments.enumerated() { r[index + 1] = value }
+        callbackDepth = depth
+        pc = slot
+
+        let remaining = saved.limit > instructionsExecuted ? saved.limit - instructionsExecuted : 0
+        switch execute(RunningMode.self, limit: remaining, cancellation: saved.cancellation) {
+        case .exited:
+            return r[0]
+        case .paused:
+            throw ExecutionError(.budgetExhausted(executed: instructionsExecuted), pc: pc,
+                                 instruction: instruction(at: pc), programName: program.name)
+        case .failed(let kind):
+            throw ExecutionError(kind, pc: pc, instruction: instruction(at: pc), programName: program.name)
+        }
+    }
+}

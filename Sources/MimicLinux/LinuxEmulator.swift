@@ -1,0 +1,112 @@
+import MimicCore
+import MimicMemory
+import Synchronization
+
+/// Settings of the emulated kernel.
+public struct LinuxConfiguration: Sendable {
+    /// Possible CPUs: the number of values in per-CPU maps, and the vCPU ids processes may have.
+    public var cpuCount: Int
+    /// Seed of `bpf_get_prandom_u32`, so runs are reproducible; nil seeds from the system.
+    public var randomSeed: UInt64?
+
+    public init(cpuCount: Int = 2, randomSeed: UInt64? = nil) {
+        self.cpuCount = max(1, cpuCount)
+        self.randomSeed = randomSeed
+    }
+}
+
+/// The Linux kernel's environment for eBPF programs: helper functions with the kernel's
+/// semantics and error codes, maps, and per-process state (trace output, redirects, captured
+/// helper results).
+///
+/// One emulator serves one `VM` (maps are created in the VM's shared memory); its maps and helper
+/// table are safe to use from several processes at once.
+public final class LinuxEmulator: Emulator, @unchecked Sendable {
+    public let name = "linux"
+    public let configuration: LinuxConfiguration
+
+    /// Guards `helpers`, `maps` and `nextMapID`.
+    private let lock = Mutex(())
+    // These are only touched under `lock` (hence `@unchecked Sendable`).
+    private var helpers: [Int32: Helper] = [:]
+    private var maps: [Int: any BPFMap] = [:]
+    private var mapsByName: [String: any BPFMap] = [:]
+    private var nextMapID = 1
+
+    public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
+        self.configuration = configuration
+        for helper in LinuxHelperSet.standard(for: self) { helpers[helper.id] = helper }
+    }
+
+    // MARK: Emulator
+
+    public func helper(id: Int32) -> Helper? { lock.withLock { _ in helpers[id] } }
+
+    public func helperName(id: Int32) -> String? { LinuxHelpers.name(of: id) }
+
+    public func prepare(_ process: MimicCore.Process) throws(HelperFailure) {
+        guard process.vCPU >= 0, process.vCPU < configuration.cpuCount else {
+            throw .message("vCPU \(process.vCPU) is outside the emulator's \(configuration.cpuCount) CPUs")
+        }
+        process.emulatorState = LinuxProcessState()
+    }
+
+    /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
+    public func register(_ helper: Helper) {
+        lock.withLock { _ in helpers[helper.id] = helper }
+    }
+
+    /// The ids of every helper the emulator implements, sorted.
+    public var implementedHelperIDs: [Int32] { lock.withLock { _ in helpers.keys.sorted() } }
+
+    // MARK: Maps
+
+    /// Registers a map created by a map type's initialiser; returns its id (used in its handle).
+    func reserveMapID() -> Int {
+        lock.withLock { _ in
+            defer { nextMapID += 1 }
+            return nextMapID
+        }
+    }
+
+    /// Makes `map` findable by handle and name.
+    func register(_ map: any BPFMap) {
+        lock.withLock { _ in
+            if let id = MapHandle.id(of: map.handle) { maps[id] = map }
+            mapsByName[map.definition.name] = map
+        }
+    }
+
+    /// The map a program's register value refers to.
+    public func map(handle: UInt64) -> (any BPFMap)? {
+        guard let id = MapHandle.id(of: handle) else { return nil }
+        return lock.withLock { _ in maps[id] }
+    }
+
+    /// The map with this name.
+    public func map(named name: String) -> (any BPFMap)? { lock.withLock { _ in mapsByName[name] } }
+
+    /// Every map, by id.
+    public var allMaps: [any BPFMap] { lock.withLock { _ in maps.keys.sorted().compactMap { maps[$0] } } }
+}
+
+/// The helper functions `LinuxEmulator` installs. Each group of helpers lives in its own file
+/// and adds itself here.
+enum LinuxHelperSet {
+    static func standard(for emulator: LinuxEmulator) -> [Helper] {
+        []
+    }
+}
+
+/// What the Linux emulator remembers about one process: output it produced and results it left.
+public final class LinuxProcessState {
+    /// Lines written by `bpf_trace_printk` / `bpf_trace_vprintk`, as the kernel formats them.
+    public internal(set) var traceOutput: [String] = []
+
+    public init() {}
+
+    /// The state of `process`, if the Linux emulator prepared it.
+    public static func of(_ process: MimicCore.Process) -> LinuxProcessState? {
+        process.emulatorState as? LinuxProcessState
+    }
+}

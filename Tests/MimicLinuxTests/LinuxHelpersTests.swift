@@ -1,0 +1,24 @@
+import Testing
+import MimicLinux
+
+@Suite struct LinuxHelpersTests {
+    /// Ids from the kernel's UAPI (`enum bpf_func_id`), spot-checked across the table.
+    @Test(arguments: [
+        ("bpf_map_lookup_elem", 1), ("bpf_trace_printk", 6), ("bpf_tail_call", 12),
+        ("bpf_get_current_comm", 16), ("bpf_redirect_map", 51), ("bpf_ringbuf_output", 130),
+        ("bpf_loop", 181), ("bpf_user_ringbuf_drain", 209),
+    ] as [(String, Int32)])
+    func knownIDs(name: String, id: Int32) {
+        #expect(LinuxHelpers.name(of: id) == name)
+        #expect(LinuxHelpers.id(named: name) == id)
+        #expect(LinuxHelpers.id(named: String(name.dropFirst(4))) == id)
+    }
+
+    @Test func unknownIDsHaveNoName() {
+        #expect(LinuxHelpers.name(of: 0) == nil)
+        #expect(LinuxHelpers.name(of: -1) == nil)
+        #expect(LinuxHelpers.name(of: 100_000) == nil)
+        #expect(LinuxHelpers.id(named: "bpf_no_such_helper") == nil)
+        #expect(LinuxHelpers.id(named: "unspec") == nil)
+    }
+}

@@ -1,0 +1,494 @@
+import Testing
+import MimicMemory
+
+/// Loads through the fast path: the translation table's host pointer, little-endian.
+private func fastLoad(_ space: AddressSpace, _ address: UInt64, size: Int) -> UInt64? {
+    guard let p = space.table.pointer(forReading: address, size: UInt64(size)) else { return nil }
+    var value: UInt64 = 0
+    for i in 0..<size { value |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << (8 * i) }
+    return value
+}
+
+/// Stores through the fast path; false if the table refuses.
+private func fastStore(_ space: AddressSpace, _ value: UInt64, at address: UInt64, size: Int) -> Bool {
+    guard let p = space.table.pointer(forWriting: address, size: UInt64(size)) else { return false }
+    for i in 0..<size { p.storeBytes(of: UInt8(truncatingIfNeeded: value >> (8 * i)), toByteOffset: i, as: UInt8.self) }
+    return true
+}
+
+/// The fault `body` throws, or nil.
+private func fault(_ body: () throws -> Void) -> MemoryFault? {
+    do {
+        try body()
+        return nil
+    } catch {
+        return error as? MemoryFault
+    }
+}
+
+private let sizes = [1, 2, 4, 8]
+
+@Suite("AddressSpace: mapping")
+struct MappingTests {
+    @Test func mapListsAndUnmapRemoves() throws {
+        let space = AddressSpace()
+        let storage = RegionStorage(count: 32)
+        let base = try space.map(storage, name: "data")
+        #expect(space.regions.map(\.name) == ["data"])
+        #expect(space.region(containing: base)?.name == "data")
+        #expect(space.region(containing: base + 31)?.name == "data")
+        #expect(space.region(containing: base + 32) == nil)
+        let found = try #require(space.storage(containing: base + 5))
+        #expect(found.storage === storage)
+        #expect(found.offset == 5)
+
+        try space.unmap(base)
+        #expect(space.regions.isEmpty)
+        #expect(space.region(containing: base) == nil)
+        #expect(fastLoad(space, base, size: 1) == nil)
+        #expect(throws: AddressSpaceError.notMapped(base)) { try space.unmap(base) }
+    }
+
+    @Test func unmapNeedsTheBaseAddress() throws {
+        let space = AddressSpace()
+        let base = try space.map(RegionStorage(count: 16), name: "data")
+        #expect(throws: AddressSpaceError.notMapped(base + 1)) { try space.unmap(base + 1) }
+        #expect(throws: AddressSpaceError.notMapped(0)) { try space.unmap(0) }
+        #expect(space.regions.count == 1)
+    }
+
+    @Test func allocateGivesZeroedMappedStorage() throws {
+        let space = AddressSpace()
+        let (address, storage) = try space.allocate(size: 24, name: "heap")
+        #expect(storage.count == 24)
+        #expect(storage.bytes == [UInt8](repeating: 0, count: 24))
+        #expect(try space.load(address + 16, size: 8) == 0)
+        #expect(space.region(containing: address) == RegionInfo(name: "heap", kind: .plain, base: address, size: 24))
+    }
+
+    @Test func regionsAtDistinctAddresses() throws {
+        let space = AddressSpace()
+        let a = try space.map(RegionStorage(bytes: [1]), name: "a")
+        let b = try space.map(RegionStorage(bytes: [2]), name: "b")
+        #expect(a != b)
+        #expect(try space.load(a, size: 1) == 1)
+        #expect(try space.load(b, size: 1) == 2)
+    }
+
+    @Test func regionTooLarge() throws {
+        let space = AddressSpace()
+        let windowLimit = AddressSpace.lowWindowLimit
+        #expect(throws: AddressSpaceError.regionTooLarge(name: "big", size: windowLimit + 1, limit: windowLimit)) {
+            try space.allocate(size: windowLimit + 1, name: "big", placement: .low32)
+        }
+        let limit = AddressSpace.regionLimit
+        #expect(throws: AddressSpaceError.regionTooLarge(name: "huge", size: limit + 1, limit: limit)) {
+            try space.allocate(size: limit + 1, name: "huge")
+        }
+        #expect(throws: AddressSpaceError.self) { try space.allocate(size: -1, name: "negative") }
+        #expect(space.regions.isEmpty)
+        // Mapping existing storage checks the window limit too.
+        let storage = RegionStorage(count: windowLimit + 1)
+        #expect(throws: AddressSpaceError.regionTooLarge(name: "big", size: windowLimit + 1, limit: windowLimit)) {
+            try space.map(storage, name: "big", placement: .low32)
+        }
+    }
+
+    @Test func thousandRegionsMapAndTranslate() throws {
+        let space = AddressSpace()
+        var bases: [UInt64] = []
+        for i in 0..<1000 {
+            bases.append(try space.map(RegionStorage(bytes: leBytes(UInt64(i) * 0x1_0001, count: 8)), name: "r\(i)"))
+        }
+        #expect(Set(bases).count == 1000)
+        #expect(space.regions.count == 1000)
+        let table = space.table
+        for (i, base) in bases.enumerated() {
+            let p = try #require(table.pointer(forReading: base, size: 8))
+            #expect(p.loadUnaligned(as: UInt64.self) == UInt64(i) * 0x1_0001)
+            #expect(table.pointer(forReading: base + 8, size: 1) == nil)
+            #expect(try space.load(base, size: 8) == UInt64(i) * 0x1_0001)
+            #expect(space.region(containing: base + 7)?.name == "r\(i)")
+        }
+        // Unmapping half keeps the others reachable.
+        for base in bases[..<500] { try space.unmap(base) }
+        for base in bases[..<500] { #expect(fastLoad(space, base, size: 1) == nil) }
+        for (i, base) in bases.enumerated().dropFirst(500) { #expect(fastLoad(space, base, size: 8) == UInt64(i) * 0x1_0001) }
+    }
+}
+
+@Suite("AddressSpace: typed access")
+struct AccessTests {
+    @Test(arguments: sizes)
+    func littleEndianThroughTheTable(size: Int) throws {
+        let space = AddressSpace()
+        let storage = RegionStorage(bytes: [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99])
+        let base = try space.map(storage, name: "data")
+        let expected: UInt64 = size == 8 ? 0x9988_7766_5544_3322 : (0x9988_7766_5544_3322 & ((1 << (8 * UInt64(size))) - 1))
+        #expect(fastLoad(space, base + 1, size: size) == expected)
+        #expect(try space.load(base + 1, size: size) == expected)
+
+        #expect(fastStore(space, 0x0102_0304_0506_0708, at: base, size: size))
+        #expect(storage.bytes(in: 0..<size) == Array([0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01][..<size]))
+        #expect(storage.bytes(in: size..<9) == Array([0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99][size...]))
+    }
+
+    @Test(arguments: sizes)
+    func littleEndianThroughLoadAndStore(size: Int) throws {
+        let space = AddressSpace()
+        let storage = RegionStorage(count: 16)
+        let base = try space.map(storage, name: "data")
+        try space.store(0xF1E2_D3C4_B5A6_9788, at: base + 3, size: size)
+        let bytes: [UInt8] = [0x88, 0x97, 0xA6, 0xB5, 0xC4, 0xD3, 0xE2, 0xF1]
+        #expect(storage.bytes(in: 3..<(3 + size)) == Array(bytes[..<size]))
+        #expect(storage.bytes(in: 0..<3) == [0, 0, 0])
+        #expect(storage.bytes(in: (3 + size)..<16).allSatisfy { $0 == 0 })
+        let mask: UInt64 = size == 8 ? .max : (1 << (8 * UInt64(size))) - 1
+        #expect(try space.load(base + 3, size: size) == 0xF1E2_D3C4_B5A6_9788 & mask)
+        #expect(fastLoad(space, base + 3, size: size) == 0xF1E2_D3C4_B5A6_9788 & mask)
+    }
+
+    @Test func readAndWriteBytes() throws {
+        let space = AddressSpace()
+        let storage = RegionStorage(count: 8)
+        let base = try space.map(storage, name: "data")
+        try space.write([1, 2, 3], at: base + 5)
+        #expect(storage.bytes == [0, 0, 0, 0, 0, 1, 2, 3])
+        #expect(try space.read(base + 4, count: 4) == [0, 1, 2, 3])
+        #expect(try space.read(base + 8, count: 0) == [])
+    }
+
+    @Test func readCString() throws {
+        let space = AddressSpace()
+        let base = try space.map(RegionStorage(bytes: Array("hello\0world".utf8)), name: "strings")
+        #expect(try space.readCString(base) == Array("hello".utf8))
+        #expect(try space.readCString(base + 5) == [])
+        #expect(try space.readCString(base, maxLength: 3) == Array("hel".utf8))
+        // "world" has no terminator inside the region: reading runs off the end and faults.
+        let error = fault { _ = try space.readCString(base + 6) }
+        #expect(error?.reason == .outOfBounds)
+        #expect(error?.address == base + 11)
+        #expect(error?.access == .read)
+        // From an unmapped address.
+        #expect(fault { _ = try space.readCString(0) }?.reason == .unmapped)
+    }
+}
+
+@Suite("AddressSpace: bounds")
+struct BoundsTests {
+    /// One plain region of 16 bytes, either anywhere or in the 32-bit window.
+    static func region(_ placement: Placement) throws -> (AddressSpace, UInt64) {
+        let space = AddressSpace()
+        // Neighbours on both sides, so stray accesses could land in a mapped region.
+        _ = try space.map(RegionStorage(count: 64), name: "before")
+        let base = try space.map(RegionStorage(count: 16), name: "data", placement: placement)
+        _ = try space.map(RegionStorage(count: 64), name: "after")
+        return (space, base)
+    }
+
+    @Test(arguments: [Placement.anywhere, .low32], sizes)
+    func lastBytesOkOnePastFaults(placement: Placement, size: Int) throws {
+        let (space, base) = try Self.region(placement)
+        let last = base + 16 - UInt64(size)
+        #expect(fastLoad(space, last, size: size) != nil)
+        #expect(fastStore(space, 0, at: last, size: size))
+        _ = try space.load(last, size: size)
+
+        #expect(fastLoad(space, last + 1, size: size) == nil)
+        #expect(!fastStore(space, 0, at: last + 1, size: size))
+        let error = fault { _ = try space.load(last + 1, size: size) }
+        #expect(error?.reason == .outOfBounds)
+        #expect(error?.region?.name == "data")
+        #expect(fault { try space.store(0, at: last + 1, size: size) }?.access == .write)
+        // One past the end, for any size.
+        #expect(fastLoad(space, base + 16, size: size) == nil)
+        #expect(fault { _ = try space.load(base + 16, size: size) } != nil)
+    }
+
+    @Test(arguments: [Placement.anywhere, .low32])
+    func straddlingTheEndFaults(placement: Placement) throws {
+        let (space, base) = try Self.region(placement)
+        #expect(fastLoad(space, base + 12, size: 8) == nil)
+        #expect(!fastStore(space, 0, at: base + 9, size: 8))
+        #expect(fault { _ = try space.load(base + 15, size: 2) }?.reason == .outOfBounds)
+        #expect(fault { try space.write([1, 2, 3, 4, 5], at: base + 12) }?.reason == .outOfBounds)
+        #expect(fault { _ = try space.read(base, count: 17) }?.reason == .outOfBounds)
+    }
+
+    @Test(arguments: [Placement.anywhere, .low32], [(UInt64(1), 1), (1, 8), (4, 8), (8, 8), (7, 8), (1 << 20, 4)])
+    func justBelowTheBaseFaults(placement: Placement, below: (distance: UInt64, size: Int)) throws {
+        let (space, base) = try Self.region(placement)
+        let address = base &- below.distance
+        #expect(fastLoad(space, address, size: below.size) == nil)
+        #expect(!fastStore(space, 0, at: address, size: below.size))
+        let error = fault { _ = try space.load(address, size: below.size) }
+        #expect(error != nil)
+        #expect(fault { try space.store(0, at: address, size: below.size) } != nil)
+    }
+
+    @Test(arguments: [0, 1, 4, 8, 0x100, 0x1000, 0xFFF_FFFF] as [UInt64])
+    func nullAndSmallIntegersAreUnmapped(address: UInt64) throws {
+        let space = AddressSpace()
+        _ = try space.map(RegionStorage(count: 64), name: "data")
+        for size in sizes {
+            #expect(fastLoad(space, address, size: size) == nil)
+            #expect(!fastStore(space, 0, at: address, size: size))
+            #expect(fault { _ = try space.load(address, size: size) }?.reason == .unmapped)
+            #expect(fault { try space.store(1, at: address, size: size) }?.reason == .unmapped)
+        }
+        #expect(space.region(containing: address) == nil)
+    }
+
+    /// With a region in the 32-bit window, NULL and small integers must still be "unmapped":
+    /// they are not an out-of-bounds access to the window's region.
+    @Test(arguments: [0, 1, 8, 0x1000, 0xFFF_FFFF] as [UInt64])
+    func nullIsUnmappedWhileTheWindowIsUsed(address: UInt64) throws {
+        let space = AddressSpace()
+        _ = try space.map(RegionStorage(count: 64), name: "packet", placement: .low32)
+        #expect(fastLoad(space, address, size: 4) == nil)
+        let error = fault { _ = try space.load(address, size: 4) }
+        #expect(error?.reason == .unmapped)
+        #expect(error?.region == nil)
+        #expect(space.region(containing: address) == nil)
+    }
+
+    @Test func addressesOfOtherSlotsAndTagsFault() throws {
+        let space = AddressSpace()
+        let base = try space.map(RegionStorage(count: 16), name: "data")
+        for address in [base ^ (1 << 48), base | (0xFFFF << 48), base + (1 << 32), base + (16 << 32), UInt64.max, UInt64.max - 7] {
+            #expect(fastLoad(space, address, size: 1) == nil)
+            #expect(fault { _ = try space.load(address, size: 1) } != nil)
+        }
+    }
+
+    @Test func emptyRegionHasNoValidAddress() throws {
+        let space = AddressSpace()
+        let base = try space.map(RegionStorage(count: 0), name: "empty")
+        #expect(fastLoad(space, base, size: 1) == nil)
+        #expect(fault { _ = try space.load(base, size: 1) } != nil)
+        #expect(try space.read(base, count: 0) == [])
+    }
+}
+
+@Suite("AddressSpace: region kinds")
+struct RegionKindTests {
+    @Test(arguments: sizes)
+    func readOnlyRefusesWritesAllowsReads(size: Int) throws {
+        let space = AddressSpace()
+        let storage = RegionStorage(bytes: [1, 2, 3, 4, 5, 6, 7, 8])
+        let base = try space.map(storage, name: "rodata", kind: .readOnly)
+        #expect(space.table.pointer(forWriting: base, size: UInt64(size)) == nil)
+        #expect(fastLoad(space, base, size: size) != nil)
+        #expect(try space.load(base, size: size) == 0x0807_0605_0403_0201 & (size == 8 ? .max : (1 << (8 * UInt64(size))) - 1))
+        let error = fault { try space.store(0xFF, at: base, size: size) }
+        #expect(error?.reason == .readOnly)
+        #expect(error?.access == .write)
+        #expect(error?.region?.name == "rodata")
+        #expect(fault { try space.write([0], at: base + 7) }?.reason == .readOnly)
+        if case .failure(let f) = space.resolve(base, size: size, access: .write) {
+            #expect(f.reason == .readOnly)
+        } else {
+            Issue.record("resolve allowed a write to a read-only region")
+        }
+        #expect(storage.bytes == [1, 2, 3, 4, 5, 6, 7, 8])
+    }
+
+    @Test func ringWrapsAround() throws {
+        let space = AddressSpace()
+        let storage = RegionStorage(count: 8)
+        let base = try space.map(storage, name: "ring", kind: .ring)
+        // Rings always take the slow path.
+        #expect(space.table.pointer(forReading: base, size: 1) == nil)
+        #expect(space.table.pointer(forWriting: base, size: 1) == nil)
+
+        try space.store(0x4433_2211, at: base + 6, size: 4)  // crosses the end
+        #expect(storage.bytes == [0x33, 0x44, 0, 0, 0, 0, 0x11, 0x22])
+        #expect(try space.load(base + 6, size: 4) == 0x4433_2211)
+        // Offsets past the end wrap to the start.
+        #expect(try space.load(base + 8, size: 2) == 0x4433)
+        #expect(try space.load(base + 8 * 1000 + 6, size: 4) == 0x4433_2211)
+        try space.write([9, 9, 9, 9, 9, 9, 9, 9, 7, 7], at: base + 3)  // longer than the ring
+        #expect(storage.bytes == [9, 9, 9, 7, 7, 9, 9, 9])
+        #expect(try space.read(base + 3, count: 10) == [7, 7, 9, 9, 9, 9, 9, 9, 7, 7])
+        #expect(space.region(containing: base + 100)?.name == "ring")
+    }
+
+    @Test func storageIsSharedBetweenMappings() throws {
+        let space = AddressSpace()
+        let storage = RegionStorage(count: 8)
+        let writable = try space.map(storage, name: "rw")
+        let readable = try space.map(storage, name: "ro", kind: .readOnly)
+        try space.store(0xAB, at: writable + 2, size: 1)
+        #expect(try space.load(readable + 2, size: 1) == 0xAB)
+        #expect(fault { try space.store(0, at: readable + 2, size: 1) }?.reason == .readOnly)
+    }
+}
+
+@Suite("AddressSpace: stale addresses and the 32-bit window")
+struct StaleAddressTests {
+    @Test func reusedSlotDoesNotReviveOldAddresses() throws {
+        let space = AddressSpace()
+        let old = try space.map(RegionStorage(bytes: [1, 2, 3, 4, 5, 6, 7, 8]), name: "old")
+        try space.unmap(old)
+        let new = try space.map(RegionStorage(bytes: [9, 9, 9, 9, 9, 9, 9, 9]), name: "new")
+        #expect((new >> 32) & 0xFFFF == (old >> 32) & 0xFFFF, "the slot is reused")
+        #expect(new != old)
+        for size in sizes {
+            #expect(fastLoad(space, old, size: size) == nil)
+            #expect(!fastStore(space, 0, at: old, size: size))
+            let error = fault { _ = try space.load(old, size: size) }
+            #expect(error?.reason == .unmapped)
+            #expect(error?.region == nil)
+        }
+        #expect(space.region(containing: old) == nil)
+        #expect(try space.load(new, size: 8) == 0x0909_0909_0909_0909)
+        #expect(throws: AddressSpaceError.notMapped(old)) { try space.unmap(old) }
+    }
+
+    @Test func manyReusesKeepOldAddressesDead() throws {
+        let space = AddressSpace()
+        var old: [UInt64] = []
+        for _ in 0..<100 {
+            let base = try space.map(RegionStorage(count: 8), name: "r")
+            old.append(base)
+            try space.unmap(base)
+        }
+        let current = try space.map(RegionStorage(count: 8), name: "current")
+        #expect(!old.contains(current))
+        for base in old { #expect(fastLoad(space, base, size: 8) == nil) }
+    }
+
+    @Test func lowWindowAddressesFit32Bits() throws {
+        let space = AddressSpace()
+        let base = try space.map(RegionStorage(count: 4096), name: "packet", placement: .low32)
+        #expect(base < 1 << 32)
+        #expect(base + 4096 <= 1 << 32)
+        #expect(base >= 0x1000_0000, "small integers stay unmapped")
+        #expect(try space.load(base + 4092, size: 4) == 0)
+        // Other regions live above 4 GiB.
+        let other = try space.map(RegionStorage(count: 16), name: "other")
+        #expect(other >= 1 << 32)
+    }
+
+    @Test func lowWindowHoldsOneRegion() throws {
+        let space = AddressSpace()
+        _ = try space.map(RegionStorage(count: 16), name: "first", placement: .low32)
+        #expect(throws: AddressSpaceError.lowWindowOccupied(by: "first")) {
+            try space.map(RegionStorage(count: 16), name: "second", placement: .low32)
+        }
+        #expect(space.regions.map(\.name) == ["first"])
+    }
+
+    @Test func lowWindowMovesAfterUnmap() throws {
+        let space = AddressSpace()
+        let first = try space.map(RegionStorage(bytes: [1, 2, 3, 4]), name: "packet1", placement: .low32)
+        try space.unmap(first)
+        let second = try space.map(RegionStorage(bytes: [5, 6, 7, 8]), name: "packet2", placement: .low32)
+        #expect(second != first)
+        #expect(second < 1 << 32)
+        for offset: UInt64 in 0..<4 {
+            #expect(fastLoad(space, first + offset, size: 1) == nil)
+            #expect(fault { _ = try space.load(first + offset, size: 1) } != nil)
+        }
+        #expect(try space.load(second, size: 4) == 0x0807_0605)
+        #expect(throws: AddressSpaceError.notMapped(first)) { try space.unmap(first) }
+
+        // Many packets in a row: no stale address of the last 100 reaches the current one.
+        var old: [UInt64] = [first, second]
+        try space.unmap(second)
+        for _ in 0..<100 {
+            let base = try space.map(RegionStorage(count: 1500), name: "p", placement: .low32)
+            #expect(!old.contains(base))
+            for stale in old.suffix(20) { #expect(fastLoad(space, stale, size: 1) == nil) }
+            old.append(base)
+            try space.unmap(base)
+        }
+    }
+
+    @Test func largeWindowRegionsRotate() throws {
+        let space = AddressSpace()
+        let size = AddressSpace.lowWindowLimit
+        var bases: Set<UInt64> = []
+        for _ in 0..<4 {
+            let (base, _) = try space.allocate(size: size, name: "big", placement: .low32)
+            #expect(base + UInt64(size) <= 1 << 32)
+            #expect(base >= 0x1000_0000)
+            #expect(fastLoad(space, base + UInt64(size) - 8, size: 8) == 0)
+            bases.insert(base)
+            try space.unmap(base)
+        }
+        #expect(bases.count > 1)
+    }
+}
+
+@Suite("AddressSpace: copies and faults")
+struct CopyAndFaultTests {
+    @Test func copySeesTheSameRegions() throws {
+        let original = AddressSpace()
+        let storage = RegionStorage(count: 8)
+        let shared = try original.map(storage, name: "map:counters")
+        let rodata = try original.map(RegionStorage(bytes: [42]), name: ".rodata", kind: .readOnly)
+
+        let copy = AddressSpace(copying: original)
+        #expect(copy.regions == original.regions)
+        try copy.store(0x1234, at: shared, size: 2)
+        #expect(try original.load(shared, size: 2) == 0x1234)
+        #expect(fastLoad(original, shared, size: 2) == 0x1234)
+        #expect(fastLoad(copy, shared, size: 2) == 0x1234)
+        #expect(try copy.load(rodata, size: 1) == 42)
+        #expect(fault { try copy.store(0, at: rodata, size: 1) }?.reason == .readOnly)
+
+        // Mapping and unmapping in the copy leaves the original alone.
+        let local = try copy.map(RegionStorage(count: 8), name: "stack")
+        #expect(original.region(containing: local) == nil)
+        #expect(fastLoad(original, local, size: 1) == nil)
+        try copy.unmap(shared)
+        #expect(try original.load(shared, size: 2) == 0x1234)
+        #expect(original.regions.count == 2)
+    }
+
+    @Test func copyOfALargeSpace() throws {
+        let original = AddressSpace()
+        var bases: [UInt64] = []
+        for i in 0..<100 { bases.append(try original.map(RegionStorage(bytes: [UInt8(i)]), name: "r\(i)")) }
+        let copy = AddressSpace(copying: original)
+        for (i, base) in bases.enumerated() { #expect(fastLoad(copy, base, size: 1) == UInt64(i)) }
+        // New regions in the copy do not collide with the copied ones.
+        let fresh = try copy.map(RegionStorage(bytes: [0xEE]), name: "fresh")
+        #expect(!bases.contains(fresh))
+        for (i, base) in bases.enumerated() { #expect(fastLoad(copy, base, size: 1) == UInt64(i)) }
+    }
+
+    @Test func faultDescriptionNamesEverything() throws {
+        let space = AddressSpace()
+        let base = try space.map(RegionStorage(count: 16), name: "packet")
+        let read = try #require(fault { _ = try space.load(base + 12, size: 8) })
+        let text = read.description
+        #expect(text.contains("read"))
+        #expect(text.contains("8 bytes"))
+        #expect(text.contains("0x" + String(base + 12, radix: 16)))
+        #expect(text.contains("packet"))
+        #expect(text.contains("out of bounds"))
+
+        let ro = try space.map(RegionStorage(count: 4), name: "rodata", kind: .readOnly)
+        let write = try #require(fault { try space.store(1, at: ro + 1, size: 1) })
+        #expect(write.description.contains("write"))
+        #expect(write.description.contains("1 byte"))
+        #expect(write.description.contains("rodata"))
+        #expect(write.description.contains("read-only"))
+
+        let null = try #require(fault { _ = try space.load(0, size: 4) })
+        #expect(null.description.contains("0x0"))
+        #expect(null.description.contains("no region mapped"))
+    }
+
+    @Test func errorDescriptions() {
+        #expect(AddressSpaceError.lowWindowOccupied(by: "pkt").description.contains("pkt"))
+        #expect(AddressSpaceError.regionTooLarge(name: "big", size: 10, limit: 5).description.contains("big"))
+        #expect(AddressSpaceError.notMapped(0x1234).description.contains("0x1234"))
+    }
+}
+
+private func leBytes(_ value: UInt64, count: Int) -> [UInt8] {
+    (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
+}
