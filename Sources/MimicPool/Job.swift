@@ -3,8 +3,11 @@ import MimicCore
 /// One run of a program on a pool: the program, how to build its input, and its limits.
 ///
 /// The context is built by `makeContext` on the worker thread that runs the job, because a
-/// context attaches to a `Process`, which never leaves its thread.
-public struct Job: Sendable {
+/// context attaches to a `Process`, which never leaves its thread. A job is immutable and may be
+/// submitted any number of times; it is a class so that submitting it retains one object, not
+/// its VM, program and context factory each (those reference counts are shared with the
+/// workers, and every atomic on a shared count moves a cache line between cores).
+public final class Job: Sendable {
     /// The VM the program was loaded into (kept alive while the job is pending).
     public let vm: VM
     /// The program to run.
@@ -12,7 +15,7 @@ public struct Job: Sendable {
     /// Builds the program's context (R1–R5 and the memory they point to); nil for none.
     public let makeContext: @Sendable () throws -> (any Context)?
     /// Limits of this run.
-    public var options: JobOptions
+    public let options: JobOptions
 
     /// A job running `program` with the context `makeContext` builds on the worker.
     public init(
@@ -26,7 +29,7 @@ public struct Job: Sendable {
     }
 
     /// A job running `program` over a copy of `bytes` (`MemoryContext`: R1 = address, R2 = length).
-    public init(program: Program, memory bytes: [UInt8], options: JobOptions = JobOptions()) {
+    public convenience init(program: Program, memory bytes: [UInt8], options: JobOptions = JobOptions()) {
         self.init(program: program, options: options) { MemoryContext(bytes) }
     }
 }
