@@ -154,6 +154,19 @@ struct PoolBenchmark {
                 }
             }
         }
+        // The machine's own scaling: the direct loop on two threads at once, no pool. On a
+        // shared machine this is the ceiling for the pool's 2-worker figure.
+        let direct2 = measure("direct2") {
+            try timePerJob {
+                let half = jobs / 2
+                try runOnThreads(2) {
+                    for _ in 0..<half {
+                        let process = try vm.makeProcess(for: program, context: MemoryContext(packet))
+                        guard try process.run() == Self.expectedR0 else { throw BenchmarkError.mismatch(program: 0, native: 3) }
+                    }
+                }
+            }
+        }
         // Interpreter alone, processes created before the clock starts.
         let interpreterOnly = measure("interpreter") {
             try bestPerJob(jobs: jobs / 10) {
@@ -186,12 +199,27 @@ struct PoolBenchmark {
         let lines = [
             line("interpreter only (process made before)", interpreterOnly),
             line("direct: make process + run, 1 thread", direct),
+            line("direct on 2 threads (no pool)", direct2, ratio("throughput %.2fx 1 thread", direct, direct2)),
             line("pool, 1 worker (callback)", pool1, ratio("%.2fx direct", pool1, direct)),
             line("pool, 2 workers (callback)", pool2, ratio("throughput %.2fx 1 worker", pool1, pool2)),
             line("pool, 1 job at a time (async round trip)", latency, ratio("%.2fx direct", latency, direct)),
         ]
         for line in lines.compactMap({ $0 }) { print(line) }
         print("(ns/job: wall clock; CPU ns/job: CPU time of the whole process per job; cores: their ratio)")
+    }
+
+    /// Runs `body` on `count` new threads at once and waits for all; rethrows the first error.
+    private func runOnThreads(_ count: Int, _ body: @escaping @Sendable () throws -> Void) throws {
+        let firstError = Mutex<(any Error)?>(nil)
+        let finished = DispatchSemaphore(value: 0)
+        for _ in 0..<count {
+            Thread {
+                do { try body() } catch { firstError.withLock { $0 = $0 ?? error } }
+                finished.signal()
+            }.start()
+        }
+        for _ in 0..<count { finished.wait() }
+        if let error = firstError.withLock({ $0 }) { throw error }
     }
 
     /// Wall-clock and process CPU time per job.

@@ -21,7 +21,8 @@ if options.showHelp {
       --rounds N    timed rounds per benchmark (best is reported; default 7)
       --pool        ProcessPool throughput for a ~100-instruction XDP-style program on 1 and
                     2 workers, against making and running the process directly; --filter
-                    picks modes: interpreter, direct, pool1, pool2, latency
+                    picks modes: interpreter, direct, direct2, pool1, pool2,
+                    latency
     """)
     exit(0)
 }
