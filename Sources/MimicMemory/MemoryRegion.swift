@@ -43,8 +43,9 @@ public final class RegionStorage: @unchecked Sendable {
         self.init(count: bytes.count)
         // Contiguous input (an array, the common case: every context buffer) is one copy; the
         // element loop below runs unspecialised across the module boundary at ~15 ns a byte.
-        let copied = bytes.withContiguousStorageIfAvailable { buffer in
+        let copied: Bool? = bytes.withContiguousStorageIfAvailable { buffer in
             if let base = buffer.baseAddress { pointer.copyMemory(from: base, byteCount: buffer.count) }
+            return true
         }
         if copied != nil { return }
         var offset = 0
