@@ -25,7 +25,7 @@ let package = Package(
         .executableTarget(name: "mimic-cli", dependencies: ["MimicCore", "MimicLinux"]),
         .executableTarget(
             name: "mimic-bench",
-            dependencies: ["MimicCore"],
+            dependencies: ["MimicCore", "MimicPool"],
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),
@@ -37,5 +37,6 @@ let package = Package(
         ),
         .testTarget(name: "MimicLinuxTests", dependencies: ["MimicLinux"]),
         .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
+        .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore"]),
     ]
 )
