@@ -37,6 +37,9 @@ public struct MapSpec: Sendable, Equatable {
     /// BTF type ids of key and value in `ObjectFile.btf`, when the map declares them (`__type`).
     public var keyTypeID: UInt32?
     public var valueTypeID: UInt32?
+    /// The byte offset of the `struct bpf_spin_lock` member of the BTF value type, if it has one
+    /// (the kernel's `btf_find_spin_lock`: a top-level member of a struct value).
+    public var spinLockOffset: UInt32?
     /// Initial slot values from relocations in `.maps`, ordered by index.
     public var initialSlots: [Slot]
     public var source: Source
