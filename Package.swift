@@ -36,7 +36,12 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "MimicLinuxTests", dependencies: ["MimicLinux"]),
-        .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
+        .testTarget(
+            name: "MimicCLITests",
+            dependencies: ["mimic-cli"],
+            // C sources and objects read by path from the tests.
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore"]),
     ]
 )

@@ -140,14 +140,14 @@ final class Session {
         case .xdp: return XDPContext(packet: packet, name: name)
         case .skb: return SKBContext(packet: packet, name: name)
         case .none:
-            throw RuntimeError("program \(source.name) is a \(type) program, which does not take packets; give a context with --context instead of --pcap")
+            throw RuntimeError("program \(source.name) (type \(type)) does not take packets; give a context with --context instead of --pcap")
         }
     }
 
     /// The context of a run without --context or --pcap: none for tracing programs.
     func defaultContext() throws(RuntimeError) -> (any Context)? {
         if packetKind != .none {
-            throw RuntimeError("program \(source.name) is a \(type) program and needs a packet: give --pcap FILE or --context FILE.json")
+            throw RuntimeError("program \(source.name) (type \(type)) needs a packet: give --pcap FILE or --context FILE.json")
         }
         return GenericContext(name: "empty")
     }
@@ -209,7 +209,12 @@ final class Session {
     /// The message for an execution error.
     func message(for error: ExecutionError) -> String {
         var text = "execution failed: \(error)"
-        if case .budgetExhausted = error.kind { text += "; raise the budget with --limit N (0 = no limit)" }
+        switch error.kind {
+        case .budgetExhausted: text += "; raise the budget with --limit N (0 = no limit)"
+        case .unknownHelper(_, let name):
+            text += "\n  the Linux emulator does not implement \(name ?? "this helper"); a captured context (--context with type \"captured\") can replay its recorded results"
+        default: break
+        }
         return text
     }
 
