@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "MimicLinuxTests", dependencies: ["MimicLinux"]),
         .testTarget(
             name: "MimicCLITests",
-            dependencies: ["mimic-cli"],
+            dependencies: ["mimic-cli", "MimicLinux"],
             // C sources and objects read by path from the tests.
             exclude: ["Fixtures"]
         ),
