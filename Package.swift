@@ -37,6 +37,6 @@ let package = Package(
         ),
         .testTarget(name: "MimicLinuxTests", dependencies: ["MimicLinux"]),
         .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
-        .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore"]),
+        .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicLinux"]),
     ]
 )
