@@ -1,0 +1,67 @@
+import MimicCore
+import MimicLinux
+import Testing
+
+/// Clang-compiled fixtures exercising maps, tail calls, callbacks, events, captured helpers and
+/// global data through `VM.load(object:)`.
+@Suite("End to end: maps, events and globals")
+struct EndToEndObjectTests {
+    static let packet = Packet.make(source: "10.0.0.1", destination: "10.0.0.2")
+
+    /// An XDP context on `packet` whose `rx_queue_index` is `queue` (fixtures read it as input).
+    static func xdp(_ packet: [UInt8] = packet, queue: UInt32 = 0) -> XDPContext {
+        XDPContext(packet: packet, rxQueueIndex: queue)
+    }
+
+    /// The little-endian integer of `size` bytes at `offset` of global section `section`.
+    static func global(_ fixture: Fixture.Loaded, _ section: String, _ variable: String) throws -> UInt64 {
+        let map = try fixture.map(section, as: ArrayMap.self)
+        let spec = try #require(fixture.object.globals[section]?.spec)
+        let found = try #require(spec.variables.first { $0.name == variable })
+        let value = try #require(map.value(forKey: le32(0)))
+        return uint64(Array(value[Int(found.offset)..<Int(found.offset + found.size)]))
+    }
+
+    // MARK: (c) Tail calls
+
+    @Test func tailCallsFollowTheProgArraySetInC() throws {
+        let fixture = try Fixture.load("tail_calls")
+        let table = try fixture.map("jump_table", as: ProgramArrayMap.self)
+        #expect(table.program(at: 0)?.name == "stage_pass")
+        #expect(table.program(at: 1)?.name == "stage_count")
+        #expect(table.program(at: 2) == nil)
+
+        func run(queue: UInt32) throws -> (XDPAction?, UInt64) {
+            let before = try Self.global(fixture, ".bss", "hops")
+            let process = try fixture.run("dispatch", context: Self.xdp(queue: queue))
+            return (XDPContext.result(of: process)?.action, try Self.global(fixture, ".bss", "hops") - before)
+        }
+        #expect(try run(queue: 0) == (.pass, 1))
+        #expect(try run(queue: 1) == (.pass, 11), "stage_count chains on to stage_pass")
+        #expect(try run(queue: 2) == (.drop, 0), "an empty slot falls through")
+        #expect(try run(queue: 9) == (.drop, 0), "an index past the end falls through")
+    }
+
+    @Test func mapInMapInitialSlotsAndSpinLockedValues() throws {
+        let fixture = try Fixture.load("map_in_map")
+        let outer = try fixture.map("outer", as: MapOfMaps.self)
+        let innerA = try fixture.map("inner_a", as: ArrayMap.self)
+        let innerB = try fixture.map("inner_b", as: ArrayMap.self)
+        // The spin lock offset comes from the BTF value type `struct counter`.
+        #expect(innerB.definition.spinLockOffset == 8)
+        #expect(outer.definition.innerMap?.value.spinLockOffset == 8)
+        #expect(outer.innerMap(forKey: le32(1)) === innerB)
+        #expect(outer.innerMap(forKey: le32(0)) == nil)
+
+        #expect(XDPContext.result(of: try fixture.run("bump", context: Self.xdp(queue: 1)))?.action == .pass)
+        #expect(XDPContext.result(of: try fixture.run("bump", context: Self.xdp(queue: 1)))?.action == .pass)
+        #expect(XDPContext.result(of: try fixture.run("bump", context: Self.xdp(queue: 0)))?.action == .aborted)
+        #expect(outer.setInnerMap(innerA, forKey: le32(0)) == nil)
+        #expect(XDPContext.result(of: try fixture.run("bump", context: Self.xdp(queue: 0)))?.action == .pass)
+
+        #expect(innerB.value(forKey: le32(0)).map { uint64(Array($0[0..<8])) } == 2)
+        #expect(innerA.value(forKey: le32(0)).map { uint64(Array($0[0..<8])) } == 1)
+        #expect(innerB.value(forKey: le32(0)).map { Array($0[8..<12]) } == [0, 0, 0, 0], "the lock is released")
+    }
+
+}
