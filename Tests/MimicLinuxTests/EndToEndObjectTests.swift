@@ -64,4 +64,28 @@ struct EndToEndObjectTests {
         #expect(innerB.value(forKey: le32(0)).map { Array($0[8..<12]) } == [0, 0, 0, 0], "the lock is released")
     }
 
+    // MARK: (d) Ring buffer and perf event array
+
+    @Test func ringBufferAndPerfEventsReachTheHost() throws {
+        let fixture = try Fixture.load("events")
+        let ring = try fixture.map("ring", as: RingBufferMap.self)
+        let perf = try fixture.map("perf", as: PerfEventArrayMap.self)
+        #expect(perf.definition.maxEntries == 2, "libbpf sizes a perf event array to the CPUs")
+
+        for (vCPU, length) in [(0, 60), (1, 64), (1, 70)] {
+            let process = try fixture.run("report", context: Self.xdp([UInt8](repeating: 0xAB, count: length)), vCPU: vCPU)
+            #expect(XDPContext.result(of: process)?.action == .pass)
+        }
+        func event(cpu: UInt32, length: UInt32, sequence: UInt64) -> [UInt8] { le32(cpu) + le32(length) + le64(sequence) }
+        let expected = [event(cpu: 0, length: 60, sequence: 0), event(cpu: 1, length: 64, sequence: 1), event(cpu: 1, length: 70, sequence: 2)]
+        #expect(ring.drainRecords() == expected)
+        #expect(ring.drainRecords().isEmpty)
+        #expect(perf.drainRecords() == [
+            PerfEventArrayMap.Record(cpu: 0, data: expected[0]),
+            PerfEventArrayMap.Record(cpu: 1, data: expected[1]),
+            PerfEventArrayMap.Record(cpu: 1, data: expected[2]),
+        ])
+        #expect(try Self.global(fixture, ".bss", "sequence") == 3)
+    }
+
 }
