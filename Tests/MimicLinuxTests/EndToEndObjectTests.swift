@@ -88,4 +88,52 @@ struct EndToEndObjectTests {
         #expect(try Self.global(fixture, ".bss", "sequence") == 3)
     }
 
+    // MARK: (e) LPM trie
+
+    @Test func lpmTrieRouteLookupPicksTheLongestPrefix() throws {
+        let fixture = try Fixture.load("lpm_route")
+        let routes = try fixture.map("routes", as: LPMTrieMap.self)
+        func add(_ prefix: String, _ length: UInt32, ifindex: UInt32) {
+            #expect(routes.update(key: le32(length) + Packet.ip(prefix), value: le32(ifindex) + le32(0), flags: .any, cpu: 0) == nil)
+        }
+        add("10.0.0.0", 8, ifindex: 2)
+        add("10.1.0.0", 16, ifindex: 3)
+        add("10.1.2.0", 24, ifindex: 4)
+
+        func route(to destination: String) throws -> (XDPAction?, UInt32?) {
+            let process = try fixture.run("route", context: Self.xdp(Packet.make(source: "192.0.2.1", destination: destination)))
+            let result = try #require(XDPContext.result(of: process))
+            return (result.action, result.redirect?.ifindex)
+        }
+        #expect(try route(to: "10.9.9.9") == (.redirect, 2))
+        #expect(try route(to: "10.1.9.9") == (.redirect, 3))
+        #expect(try route(to: "10.1.2.3") == (.redirect, 4))
+        #expect(try route(to: "11.0.0.1") == (.drop, nil), "no route")
+    }
+
+    // MARK: (f) LRU hash
+
+    @Test func lruHashEvictsTheLeastRecentlyUsedSource() throws {
+        let fixture = try Fixture.load("lru")
+        let flows = try fixture.map("flows", as: HashTableMap.self)
+        #expect(flows.isLRU)
+        for source in ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.1", "10.0.0.5"] {
+            try fixture.run("track", context: Self.xdp(Packet.make(source: source, destination: "10.9.9.9")))
+        }
+        let sources = Set(flows.keys)
+        #expect(sources == Set(["10.0.0.1", "10.0.0.3", "10.0.0.4", "10.0.0.5"].map(Packet.ip)), "10.0.0.2 was least recently used")
+        #expect(flows.value(forKey: Packet.ip("10.0.0.1")).map(uint64) == 2)
+        #expect(flows.value(forKey: Packet.ip("10.0.0.5")).map(uint64) == 1)
+    }
+
+    // MARK: (g) bpf_loop
+
+    @Test(arguments: [(9, 285, 10), (0, 0, 1), (1000, 328_350, 100)] as [(UInt32, UInt64, UInt64)])
+    func bpfLoopRunsTheCallback(last: UInt32, sum: UInt64, iterations: UInt64) throws {
+        let fixture = try Fixture.load("loop")
+        #expect(XDPContext.result(of: try fixture.run("squares", context: Self.xdp(queue: last)))?.action == .pass)
+        #expect(try Self.global(fixture, ".bss", "loop_sum") == sum)
+        #expect(try Self.global(fixture, ".bss", "loop_iterations") == iterations)
+    }
+
 }
