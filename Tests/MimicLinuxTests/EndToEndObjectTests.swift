@@ -136,4 +136,29 @@ struct EndToEndObjectTests {
         #expect(try Self.global(fixture, ".bss", "loop_iterations") == iterations)
     }
 
+    // MARK: (h) Captured bpf_get_current_comm
+
+    @Test func kprobeReadsACapturedComm() throws {
+        let fixture = try Fixture.load("comm")
+        #expect(fixture.object.object.program(named: "trace_open")?.type == .kprobe)
+        var regs = [UInt8](repeating: 0, count: 21 * 8)
+        regs.replaceSubrange(13 * 8..<14 * 8, with: le64(0x8000))  // si: the open flags
+        let comm = Array("curl".utf8) + [UInt8](repeating: 0, count: 12)
+        let captured = CapturedContext(
+            subContext: GenericContext(memories: [("regs", .block(regs))], registers: [1: "regs"]),
+            helperCalls: [
+                16: [HelperCallRecord(helper: 16, params: [(2, .number(16))], results: [(0, .number(0)), (1, .bytes(comm))])],
+                14: [HelperCallRecord(helper: 14, results: [(0, .number(4321 << 32 | 4322))])],
+            ])
+        let process = try fixture.run("trace_open", context: captured)
+        let state = try #require(LinuxProcessState.of(process))
+        #expect(state.replay?.replayedCount(of: 16) == 1)
+        #expect(state.warnings.isEmpty, "\(state.warnings)")
+
+        let records = try fixture.map("opens", as: RingBufferMap.self).drainRecords()
+        #expect(records == [le32(4322) + le32(4321) + comm])
+        // bpf_printk output of the fixture, formatted as the kernel does.
+        #expect(state.traceOutput == ["open by curl (pid 4322, flags 8000)"])
+    }
+
 }
