@@ -161,4 +161,49 @@ struct EndToEndObjectTests {
         #expect(state.traceOutput == ["open by curl (pid 4322, flags 8000)"])
     }
 
+    // MARK: (i) Global data maps
+
+    @Test func globalDataIsReadableThroughItsMaps() throws {
+        let fixture = try Fixture.load("globals")
+        let data = try fixture.map(".data", as: ArrayMap.self)
+        let bss = try fixture.map(".bss", as: ArrayMap.self)
+        let rodata = try fixture.map(".rodata", as: ArrayMap.self)
+        // The maps are the sections the programs use, at the same addresses.
+        for (name, map) in [(".data", data), (".bss", bss), (".rodata", rodata)] {
+            let global = try #require(fixture.object.globals[name])
+            #expect(map.lookupAddress(key: le32(0), cpu: 0) == global.address)
+            #expect(map.definition.maxEntries == 1 && map.definition.valueSize == global.spec.size)
+        }
+        #expect(MapFlags(rawValue: rodata.definition.flags).contains(.readOnlyProgram))
+
+        for length in [60, 61] {
+            try fixture.run("count_globals", context: Self.xdp([UInt8](repeating: 0, count: length)))
+        }
+        #expect(try Self.global(fixture, ".bss", "packets") == 2)
+        #expect(try Self.global(fixture, ".bss", "last_length") == 61)
+        #expect(try Self.global(fixture, ".data", "generation") == 13)
+        #expect(try Self.global(fixture, ".rodata", "step") == 3)
+        let label = try #require(data.value(forKey: le32(0)))
+        #expect(Array(label[4..<10]) == Array("Mimic\0".utf8))
+
+        // Host writes go to the program's memory; .rodata is frozen.
+        #expect(data.update(key: le32(0), value: le32(100) + Array(label[4...]), flags: .any, cpu: 0) == nil)
+        try fixture.run("count_globals", context: Self.xdp())
+        #expect(try Self.global(fixture, ".data", "generation") == 103)
+        #expect(rodata.update(key: le32(0), value: le32(5), flags: .any, cpu: 0) == .notPermitted)
+
+        // A program's bpf_map_lookup_elem on the global-data map returns the section.
+        let lookup = try load(fixture.vm, """
+            lddw %r1, \(hex(data.handle))
+            mov %r2, 0
+            stxw [%r10-4], %r2
+            mov %r2, %r10
+            add %r2, -4
+            call 1
+            jeq %r0, 0, +1
+            ldxw %r0, [%r0]
+            exit
+            """)
+        #expect(try run(fixture.vm, lookup) == 103)
+    }
 }
