@@ -113,8 +113,13 @@ public final class LinuxProcessState {
     /// other contexts). Packet helpers work on it; `XDPContext.result(of:)` and
     /// `SKBContext.result(of:)` read it after the run.
     public internal(set) var packet: PacketBuffer?
-    /// Redirects requested by `bpf_redirect` and `bpf_clone_redirect`, in call order.
-    public internal(set) var redirects: [RedirectRecord] = []
+    /// Where the packet goes if the program returns `XDP_REDIRECT` / `TC_ACT_REDIRECT`: the
+    /// target of the run's last `bpf_redirect` or `bpf_redirect_map` (nil: none, or the last
+    /// `bpf_redirect_map` missed), as the kernel's `bpf_redirect_info` keeps it.
+    public internal(set) var redirect: Redirect?
+    /// Copies of the packet `bpf_clone_redirect` sent, in call order (sent at once, whatever
+    /// the verdict).
+    public internal(set) var clones: [ClonedPacket] = []
     /// Recorded helper results a `CapturedContext` replays; consulted before a helper emulates.
     public internal(set) var replay: HelperReplay?
     /// Things worth knowing about the run that did not stop it (e.g. a replayed call whose
@@ -134,8 +139,6 @@ public final class LinuxProcessState {
         process.emulatorState as? LinuxProcessState
     }
 
-    /// Where the last `bpf_redirect_map` of the run sent the packet (nil: none, or it missed).
-    public internal(set) var mapRedirect: MapRedirect?
     /// Spin locks the process holds (`bpf_spin_lock`); released if the process goes away.
     let heldSpinLocks = HeldSpinLocks()
 }
