@@ -35,13 +35,18 @@ let package = Package(
             // eBPF C sources and objects, read by path from the tests (not resources).
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "MimicLinuxTests", dependencies: ["MimicLinux"]),
+        .testTarget(
+            name: "MimicLinuxTests",
+            dependencies: ["MimicLinux"],
+            // End-to-end fixtures: eBPF C sources and clang-built objects, read by path.
+            exclude: ["Fixtures"]
+        ),
         .testTarget(
             name: "MimicCLITests",
             dependencies: ["mimic-cli", "MimicLinux"],
             // C sources and objects read by path from the tests.
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore"]),
+        .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicLinux"]),
     ]
 )

@@ -29,13 +29,19 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
     private let lock = Mutex(())
     // These are only touched under `lock` (hence `@unchecked Sendable`).
     private var helpers: [Int32: Helper] = [:]
+    /// Ids with a real emulation (not only the replay stand-in).
+    private var emulated: Set<Int32> = []
     private var maps: [Int: any BPFMap] = [:]
     private var mapsByName: [String: any BPFMap] = [:]
     private var nextMapID = 1
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
-        for helper in LinuxHelperSet.standard(for: self) { helpers[helper.id] = helper }
+        for helper in ReplayHelpers.fallbacks() { helpers[helper.id] = helper }
+        for helper in LinuxHelperSet.standard(for: self) {
+            helpers[helper.id] = helper
+            emulated.insert(helper.id)
+        }
     }
 
     // MARK: Emulator
@@ -53,11 +59,15 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
 
     /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
     public func register(_ helper: Helper) {
-        lock.withLock { _ in helpers[helper.id] = helper }
+        lock.withLock { _ in
+            helpers[helper.id] = helper
+            emulated.insert(helper.id)
+        }
     }
 
     /// The ids of every helper the emulator implements, sorted.
-    public var implementedHelperIDs: [Int32] { lock.withLock { _ in helpers.keys.sorted() } }
+    /// (Ids only a captured context's recorded calls can answer are not included.)
+    public var implementedHelperIDs: [Int32] { lock.withLock { _ in emulated.sorted() } }
 
     // MARK: Maps
 
@@ -90,13 +100,12 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
     public var allMaps: [any BPFMap] { lock.withLock { _ in maps.keys.sorted().compactMap { maps[$0] } } }
 }
 
-/// The helper functions `LinuxEmulator` installs. Each group of helpers lives in its own file
+/// The helper functions `LinuxEmulator` emulates. Each group of helpers lives in its own file
 /// and adds itself here.
 enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
-        // Replay fallbacks first: later entries with the same id (real emulations) replace them.
-        ReplayHelpers.fallbacks() + NonMapHelpers.all(for: emulator)
-            + MapHelpers.all(for: emulator)
+        // Installed over `ReplayHelpers.fallbacks()`, the replay-only stand-ins for every id.
+        NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator)
     }
 }
 

@@ -190,6 +190,15 @@ public final class AddressSpace {
         }
     }
 
+    /// Unmaps every region whose base is not in `kept` (e.g. a process's context and packet,
+    /// keeping the shared regions and the stack).
+    public func unmapAll(except kept: Set<UInt64>) {
+        for slot in slots.indices {
+            guard let base = slots[slot]?.info.base, !kept.contains(base) else { continue }
+            try? unmap(base)  // the base was just read from the table: it is mapped
+        }
+    }
+
     /// The regions currently mapped, in slot order.
     public var regions: [RegionInfo] { slots.compactMap { $0?.info } }
 

@@ -216,6 +216,8 @@ final class PoolCore: @unchecked Sendable {
     /// A worker's life: take a job, run it on `vCPU`, hand over the result, until stopped.
     func workerLoop(vCPU: Int) {
         var finished: JobHandle?
+        // The last process this worker ran, reused while jobs run the same program.
+        var reusable: MimicCore.Process?
         lock.lock()
         while true {
             if let done = finished {
@@ -248,7 +250,7 @@ final class PoolCore: @unchecked Sendable {
             lock.unlock()
 
             let result: Result<JobResult, PoolError> =
-                expiredBeforeStart ? .failure(.deadlineExceeded(nil)) : execute(handle, vCPU: vCPU)
+                expiredBeforeStart ? .failure(.deadlineExceeded(nil)) : execute(handle, vCPU: vCPU, reusing: &reusable)
             completion(result)
             finished = handle
             lock.lock()
@@ -269,8 +271,9 @@ final class PoolCore: @unchecked Sendable {
         return cutoff == .max ? nil : cutoff
     }
 
-    /// Creates the process on this thread, runs it and releases it.
-    private func execute(_ handle: JobHandle, vCPU: Int) -> Result<JobResult, PoolError> {
+    /// Runs the job's program on this thread: in `reusable` (reset) when it is the same program
+    /// of the same VM, else in a new process that becomes the reusable one.
+    private func execute(_ handle: JobHandle, vCPU: Int, reusing reusable: inout MimicCore.Process?) -> Result<JobResult, PoolError> {
         let context: (any Context)?
         do {
             context = try handle.job.makeContext()
@@ -279,8 +282,16 @@ final class PoolCore: @unchecked Sendable {
         }
         let process: MimicCore.Process
         do {
-            process = try handle.job.vm.makeProcess(for: handle.job.program, context: context, vCPU: vCPU)
+            if let previous = reusable, previous.vm === handle.job.vm, previous.entryProgram === handle.job.program {
+                try previous.reset(context: context)
+                process = previous
+            } else {
+                reusable = nil  // release the old process before making the next
+                process = try handle.job.vm.makeProcess(for: handle.job.program, context: context, vCPU: vCPU)
+                reusable = process
+            }
         } catch {
+            reusable = nil
             return .failure(.setupFailed(error.description))
         }
         do {

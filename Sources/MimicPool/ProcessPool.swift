@@ -4,10 +4,11 @@ import MimicCore
 /// Runs many eBPF processes on a fixed set of worker threads, one per virtual CPU.
 ///
 /// Worker `i` runs every job it takes as vCPU `i`: it creates the job's process on its own
-/// thread with `vm.makeProcess(for:context:vCPU: i)`, runs it, hands the result over and
-/// releases the process. A worker runs one job at a time, so two jobs never run on the same
-/// vCPU at once — the kernel's guarantee that per-CPU maps and `bpf_get_smp_processor_id`
-/// rely on.
+/// thread with `vm.makeProcess(for:context:vCPU: i)`, runs it and hands the result over; while
+/// the next jobs run the same program it reuses that process (`Process.reset(context:)`), so a
+/// worker holds at most one process, released when the pool stops. A worker runs one job at a
+/// time, so two jobs never run on the same vCPU at once — the kernel's guarantee that per-CPU
+/// maps and `bpf_get_smp_processor_id` rely on.
 ///
 /// Jobs wait in a bounded backlog. `submit` waits for room, `trySubmit` fails at once with
 /// `PoolError.backlogFull`, and `run` (async) suspends without holding a thread. Each job may

@@ -324,7 +324,7 @@ struct ProcessPoolTests {
 
     // MARK: Memory
 
-    @Test("processes are released after each job")
+    @Test("processes are bounded by the workers and released at stop")
     func processesAreReleased() async throws {
         let fixture = try PerCPUFixture(vCPUs: 2)
         let program = try fixture.load(PerCPUFixture.incrementSource)
@@ -333,8 +333,9 @@ struct ProcessPoolTests {
             let pool = try ProcessPool(workers: 2, backlog: 32)
             weakPool = pool
             for _ in 0..<1000 { _ = try await pool.run(Job(program: program, memory: [1, 2, 3])) }
-            // Every finished job's process is gone, not only at stop.
-            #expect(fixture.emulator.live.load(ordering: .relaxed) == 0)
+            // Each worker keeps at most one process (reset and reused for the next job of the
+            // same program); memory does not grow with the number of jobs.
+            #expect(fixture.emulator.live.load(ordering: .relaxed) <= 2)
             let outcomes = Outcomes()
             for key in 0..<1000 { try pool.submit(Job(program: program), completion: outcomes.completion(key)) }
             pool.stop(.drain)

@@ -86,6 +86,12 @@ public struct GlobalDataSpec: Sendable, Equatable {
         public var name: String
         public var offset: UInt64
         public var size: UInt64
+
+        public init(name: String, offset: UInt64, size: UInt64) {
+            self.name = name
+            self.offset = offset
+            self.size = size
+        }
     }
 
     /// The section name, which is also the map's name (`.rodata.str1.1`).
@@ -99,6 +105,14 @@ public struct GlobalDataSpec: Sendable, Equatable {
     public var variables: [Variable]
     /// The BTF `DATASEC` describing the section, if the object has one.
     public var btfTypeID: UInt32?
+
+    public init(name: String, contents: [UInt8], isReadOnly: Bool, variables: [Variable] = [], btfTypeID: UInt32? = nil) {
+        self.name = name
+        self.contents = contents
+        self.isReadOnly = isReadOnly
+        self.variables = variables
+        self.btfTypeID = btfTypeID
+    }
 }
 
 /// What an instruction of a program refers to, before an emulator gives it an address.
