@@ -38,10 +38,14 @@ struct PcapRun {
         let progress = Progress(total: packets.count)
         let start = DispatchTime.now().uptimeNanoseconds
 
+        // One process per vCPU, reset for each packet instead of built anew.
+        var processes = [MimicCore.Process?](repeating: nil, count: session.cpus)
         for (index, (number, packet)) in packets.enumerated() {
             progress.update(index)
             let context = try session.context(packet: packet.data, name: "packet \(number)")
-            let process = try session.makeProcess(context: context, vCPU: index % session.cpus)
+            let cpu = index % session.cpus
+            let process = try session.process(reusing: processes[cpu], context: context, vCPU: cpu)
+            processes[cpu] = process
             let r0: UInt64
             do {
                 r0 = try process.run(instructionLimit: session.limit)
