@@ -114,6 +114,9 @@ public final class Process {
     /// callbacks run from inside it.
     var runLimit: UInt64 = .max
     var runCancellation: CancellationFlag?
+    /// Per-process state of each plugin library whose helpers this process may call, indexed by
+    /// `PluginLibrary.index` (released with the process, which tells the plugin).
+    var pluginStates: [PluginProcessState?] = []
 
     init(program: Program, memory: AddressSpace, vCPU: Int) {
         vm = program.vm
