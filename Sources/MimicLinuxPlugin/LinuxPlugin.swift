@@ -35,7 +35,7 @@ enum LinuxPlugin {
     /// tail-call and callback helpers (bpf_loop) need the host's maps, contexts or program and
     /// are left out.
     static let helperIDs: [Int32] = [
-        4, 5, 6, 7, 8, 14, 15, 16, 28, 42, 45, 105, 106, 112, 113, 114, 115, 125, 160, 165, 177, 182,
+        4, 5, 6, 7, 8, 14, 15, 16, 28, 42, 45, 105, 106, 112, 113, 114, 115, 125, 160, 165, 177,
     ]
 
     /// The emulator the helpers come from; 256 CPUs so any host vCPU number is accepted.
@@ -58,7 +58,7 @@ enum LinuxPlugin {
         let ids = helperIDs.filter { helpers[$0] != nil }
         let array = UnsafeMutablePointer<mimic_helper>.allocate(capacity: max(ids.count, 1))
         for (i, id) in ids.enumerated() {
-            let name = "bpf_" + (LinuxHelpers.name(of: id) ?? "helper_\(id)")
+            let name = LinuxHelpers.name(of: id) ?? "bpf_helper_\(id)"
             array[i] = mimic_helper(id: id, flags: 0, name: UnsafePointer(strdup(name)), function: callHelper, data: nil)
         }
         let plugin = UnsafeMutablePointer<mimic_plugin>.allocate(capacity: 1)

@@ -69,8 +69,14 @@ enum PluginFixtures {
         return scratchPath + "/debug/libCounterPlugin.so"
     }
 
-    /// MimicLinux as a plugin (the package's MimicLinuxPlugin product), built once with SwiftPM.
+    /// MimicLinux as a plugin (the package's MimicLinuxPlugin product): the one `swift test` built
+    /// beside the test executable, or else built once with SwiftPM.
     static let linuxPlugin: Result<String, any Error> = Result {
+        if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            let sibling = URL(fileURLWithPath: executable).deletingLastPathComponent()
+                .appendingPathComponent("libMimicLinuxPlugin.so").path
+            if FileManager.default.fileExists(atPath: sibling) { return sibling }
+        }
         let scratchPath = buildRoot.appendingPathComponent("linux").path
         try run(["swift", "build", "--package-path", packageRoot.path, "--scratch-path", scratchPath,
                  "--product", "MimicLinuxPlugin"])

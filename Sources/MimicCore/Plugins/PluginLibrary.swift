@@ -13,6 +13,11 @@ public struct PluginHelperInfo: Sendable, Equatable {
     public var id: Int32
     /// The helper's name.
     public var name: String
+
+    public init(id: Int32, name: String) {
+        self.id = id
+        self.name = name
+    }
 }
 
 /// One map type a plugin describes (reserved in ABI 1.0: listed, not used to create maps).
@@ -20,6 +25,11 @@ public struct PluginMapTypeInfo: Sendable, Equatable {
     /// The `BPF_MAP_TYPE_*` number.
     public var type: UInt32
     public var name: String
+
+    public init(type: UInt32, name: String) {
+        self.type = type
+        self.name = name
+    }
 }
 
 /// An emulator plugin: a shared library speaking the C ABI of `mimic_plugin.h`, opened with

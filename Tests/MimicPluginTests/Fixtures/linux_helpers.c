@@ -18,22 +18,18 @@ static s64 (*bpf_csum_diff)(u32 *from, u32 from_size, u32 *to, u32 to_size, u32 
 static long (*bpf_strtol)(const char *buf, unsigned long len, u64 flags, long *res) = (void *)105;
 static long (*bpf_strtoul)(const char *buf, unsigned long len, u64 flags, unsigned long *res) = (void *)106;
 static long (*bpf_snprintf)(char *out, u32 out_size, const char *fmt, u64 *data, u32 data_len) = (void *)165;
-static long (*bpf_strncmp)(const char *s1, u32 s1_sz, const char *s2) = (void *)182;
 
-/* The CPU, parsed numbers and a string comparison, packed into one value. */
+/* The CPU and parsed numbers, packed into one value. */
 SEC("socket")
 int numbers(void *ctx)
 {
     char negative[] = "-123";
     char hex[] = "0x1f";
-    char word[] = "mimic";
     long a = 0;
     unsigned long b = 0;
     long parsed = bpf_strtol(negative, sizeof(negative) - 1, 10, &a);
     long parsed_hex = bpf_strtoul(hex, sizeof(hex) - 1, 0, &b);
-    long cmp = bpf_strncmp(word, sizeof(word) - 1, "mimic");
-    return (int)(bpf_get_smp_processor_id() * 1000000 + (-a) * 1000 + b * 10 + parsed + parsed_hex
-                 + (cmp == 0 ? 0 : 500000));
+    return (int)(bpf_get_smp_processor_id() * 1000000 + (-a) * 1000 + b * 10 + parsed + parsed_hex);
 }
 
 /* Trace output and bpf_snprintf. */
