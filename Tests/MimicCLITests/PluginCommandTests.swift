@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+/// `mimic plugins` and `mimic run-raw --plugin`, with the C sample plugin built by clang.
+@Suite("mimic plugins", .serialized)
+struct PluginCommandTests {
+    /// Builds Examples/Plugins/c-kvstore into `directory` and returns the library's path.
+    static func kvstore(in directory: TemporaryDirectory) throws -> String {
+        let script = MimicCLI.packageRoot.appendingPathComponent("Examples/Plugins/c-kvstore/build.sh").path
+        let process = Foundation.Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["OUT=\(directory.url.path)", "SKIP_BPF=1", "sh", script]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw HarnessError(description: "building the kvstore sample failed") }
+        return directory.path("libkvstore.so")
+    }
+
+    @Test("plugins lists a library's helpers")
+    func listsHelpers() throws {
+        let directory = try TemporaryDirectory()
+        let library = try Self.kvstore(in: directory)
+        let result = try MimicCLI.run(["plugins", library])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.hasPrefix("plugin kvstore 1.0 (ABI 1.0)\n"))
+        #expect(result.stdout.contains("  10001  kv_get\n"))
+        let json = try MimicCLI.run(["plugins", library, "--json"])
+        #expect(json.stdout.contains("{\"id\": 10000, \"name\": \"kv_put\"}"))
+    }
+
+    @Test("plugins refuses what is not a plugin")
+    func refusesBadLibraries() throws {
+        let directory = try TemporaryDirectory()
+        let text = try directory.file("libtext.so", "not a library")
+        let bad = try MimicCLI.run(["plugins", text])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.hasPrefix("mimic: error: cannot load plugin \(text): not a loadable shared library ("))
+        let missing = try MimicCLI.run(["plugins", directory.path("nothing.so")])
+        #expect(missing.stderr == "mimic: error: cannot load plugin \(directory.path("nothing.so")): no such file\n")
+        let usage = try MimicCLI.run(["plugins"])
+        #expect(usage.status == 2)
+    }
+
+    @Test("run-raw --plugin adds the plugin's helpers to the conformance helpers")
+    func runRawWithPlugin() throws {
+        let directory = try TemporaryDirectory()
+        let library = try Self.kvstore(in: directory)
+        // kv_put("ab" from the input, 5), kv_get into the stack, + sqrti(16) (conformance helper 3).
+        let program = try directory.file("prog.s", """
+            mov %r6, %r1
+            mov %r2, 2
+            mov %r3, 5
+            call 10000
+            mov %r1, %r6
+            mov %r2, 2
+            mov %r3, %r10
+            sub %r3, 8
+            call 10001
+            ldxdw %r6, [%r10-8]
+            mov %r1, 16
+            call 3
+            add %r0, %r6
+            exit
+            """)
+        let result = try MimicCLI.run(["run-raw", program, "--mem", "61 62", "--plugin", library])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.hasPrefix("r0 = 0x9 (9)\n"))
+
+        // A bad pointer: the plugin's read faults; the error names the helper.
+        let fault = try directory.file("fault.s", "mov %r1, 16\nmov %r2, 4\ncall 10001\nexit\n")
+        let failed = try MimicCLI.run(["run-raw", fault, "--plugin", library])
+        #expect(failed.status == 1)
+        #expect(failed.stderr.contains("helper kv_get (#10001) failed: kv_get: cannot read the key: read of 4 bytes at 0x10: no region mapped"))
+
+        // The same plugin twice: its ids conflict.
+        let twice = try MimicCLI.run(["run-raw", program, "--plugin", library, "--plugin", library])
+        #expect(twice.status == 1)
+        #expect(twice.stderr.contains("helper id 10000 is provided by both kvstore (kv_put) and kvstore (kv_put)"))
+    }
+}
