@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(name: "mimic-cli", dependencies: ["MimicCore", "MimicLinux"]),
         .executableTarget(
             name: "mimic-bench",
-            dependencies: ["MimicCore"],
+            dependencies: ["MimicCore", "MimicLinux"],
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),

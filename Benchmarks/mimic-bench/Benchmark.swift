@@ -7,6 +7,7 @@ struct BenchmarkOptions {
     var filter: String?
     var rounds = 7
     var showHelp = false
+    var helpers = false
     var problem: String?
 
     init(arguments: [String]) {
@@ -14,6 +15,7 @@ struct BenchmarkOptions {
         while let argument = rest.popFirst() {
             switch argument {
             case "--quick": quick = true
+            case "--helpers": helpers = true
             case "--help", "-h": showHelp = true
             case "--filter":
                 guard let value = rest.popFirst() else { problem = "--filter needs a name"; return }

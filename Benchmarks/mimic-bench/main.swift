@@ -11,18 +11,30 @@ var options = BenchmarkOptions(arguments: Array(CommandLine.arguments.dropFirst(
 if options.showHelp {
     print("""
     usage: mimic-bench [--quick] [--filter NAME] [--rounds N]
+           mimic-bench --helpers [--rounds N]
 
     Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
     instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
       --quick       fewer iterations (a smoke run, figures are noisier)
       --filter NAME only benchmarks whose name contains NAME
       --rounds N    timed rounds per benchmark (best is reported; default 7)
+      --helpers     the cost of a helper call: statically linked vs through the plugin ABI
     """)
     exit(0)
 }
 if let problem = options.problem {
     FileHandle.standardError.write(Data("mimic-bench: \(problem)\n".utf8))
     exit(2)
+}
+
+if options.helpers {
+    do {
+        try HelperCallBenchmark.run(rounds: options.rounds)
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("mimic-bench: helpers: \(error)\n".utf8))
+        exit(1)
+    }
 }
 
 print("benchmark            insns/run     ns/run   ns/insn   native ns/run   ratio")

@@ -109,12 +109,15 @@ enum LinuxPlugin {
 final class ShadowProcess {
     let process: MimicCore.Process
     let memory: HostMemory
+    /// The Linux emulator's state of `process` (trace output), looked up once.
+    let state: LinuxProcessState?
     /// Trace lines already forwarded to the host's log.
     var forwardedTraceLines = 0
 
     init(process: MimicCore.Process, host: UnsafePointer<mimic_host>) {
         self.process = process
         memory = HostMemory(host: host)
+        state = LinuxProcessState.of(process)
         process.memory.foreign = memory
     }
 
@@ -159,7 +162,7 @@ final class ShadowProcess {
 
     /// Sends trace output the helper produced to the host's log.
     private func forwardTrace(call: UnsafeMutablePointer<mimic_call>, host: UnsafePointer<mimic_host>) {
-        guard let state = LinuxProcessState.of(process), state.traceOutput.count > forwardedTraceLines else { return }
+        guard let state, state.traceOutput.count > forwardedTraceLines else { return }
         for line in state.traceOutput[forwardedTraceLines...] {
             host.pointee.log?(call, Int32(MIMIC_LOG_TRACE.rawValue), line)
         }

@@ -59,23 +59,44 @@ public final class PluginEmulator: Emulator {
         }
         let state = PluginProcessState(library: library, vCPU: process.vCPU)
         process.pluginStates[index] = state
+        // Mirror it in the plain slots the call path reads.
+        if process.pluginSlotCount <= index {
+            let count = max(index + 1, 2 * process.pluginSlotCount)
+            let slots = UnsafeMutablePointer<PluginSlot>.allocate(capacity: count)
+            slots.initialize(repeating: PluginSlot(id: 0, data: nil, state: nil), count: count)
+            if let old = process.pluginSlots {
+                slots.update(from: old, count: process.pluginSlotCount)
+                old.deallocate()
+            }
+            process.pluginSlots = slots
+            process.pluginSlotCount = count
+        }
+        process.pluginSlots?[index] = PluginSlot(id: state.id, data: state.processData, state: Unmanaged.passUnretained(state))
         return state
+    }
+
+    /// The call path's view of a process's state: plain data, kept alive by `pluginStates`.
+    @inline(__always)
+    static func slot(of process: Process, index: Int, library: PluginLibrary) -> PluginSlot {
+        if index < process.pluginSlotCount, let slots = process.pluginSlots, slots[index].id != 0 { return slots[index] }
+        let state = state(of: process, library: library)
+        return PluginSlot(id: state.id, data: state.processData, state: Unmanaged.passUnretained(state))
     }
 
     private static func makeHelper(id: Int32, name: String, function: mimic_helper_fn, data: UnsafeMutableRawPointer?,
                                    library: PluginLibrary) -> Helper {
         nonisolated(unsafe) let data = data
         nonisolated(unsafe) let table = HostServices.table
-        let libraryIndex = UInt32(truncatingIfNeeded: library.index)
+        let index = library.index
+        let libraryIndex = UInt32(truncatingIfNeeded: index)
         return Helper(id: id, name: name) { process throws(HelperFailure) in
-            let state = PluginEmulator.state(of: process, library: library)
-            if state.lastFault != nil { state.lastFault = nil }  // one the plugin handled earlier
+            let slot = PluginEmulator.slot(of: process, index: index, library: library)
             var call = mimic_call()
             call.size = UInt32(MemoryLayout<mimic_call>.size)
             call.helper_id = id
             call.helper_data = data
-            call.process_data = state.processData
-            call.process_id = state.id
+            call.process_data = slot.data
+            call.process_id = slot.id
             call.vcpu = UInt32(truncatingIfNeeded: process.vCPU)
             call.host_process = Unmanaged.passUnretained(process).toOpaque()
             call.host_magic = HostServices.magic
@@ -83,11 +104,13 @@ public final class PluginEmulator: Emulator {
             let r = process.registers
             let value = function(table, &call, r[1], r[2], r[3], r[4], r[5])
             if call.host_flags == 0 { return .value(value) }
-            return try PluginEmulator.finish(call.host_flags, value: value, state: state)
+            return try PluginEmulator.finish(call.host_flags, value: value, state: PluginEmulator.state(of: process, library: library))
         }
     }
 
-    /// The slow end of a call that failed or asked to exit.
+    /// The slow end of a call that failed or asked to exit. A fault remembered from an earlier
+    /// call is never reported: a fault status comes from a service of this call, which recorded
+    /// its own fault.
     private static func finish(_ flags: UInt32, value: UInt64, state: PluginProcessState) throws(HelperFailure) -> HelperResult {
         let fault = state.lastFault
         let failure = state.failure
@@ -105,4 +128,14 @@ public final class PluginEmulator: Emulator {
         }
         throw .message(message.isEmpty ? "the plugin reported a failure (status \(failure.status))" : message)
     }
+}
+
+/// One plugin's per-process data as the helper-call path reads it (see `Process.pluginSlots`).
+struct PluginSlot {
+    /// `mimic_call.process_id`; 0 marks an empty slot.
+    var id: UInt64
+    /// What the plugin's `process_start` returned.
+    var data: UnsafeMutableRawPointer?
+    /// The state object (owned by `Process.pluginStates`).
+    var state: Unmanaged<PluginProcessState>?
 }
