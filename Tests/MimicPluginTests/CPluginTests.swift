@@ -79,6 +79,19 @@ import Testing
         #expect(try process.run() == 0x100 + 2)
     }
 
+    @Test func pluginHelpersReachLinuxMapValues() throws {
+        let plugin = try library()
+        let linux = LinuxEmulator()
+        let vm = VM(emulator: try CompositeEmulator([linux, plugin.emulator]))
+        let loaded = try vm.load(object: PluginFixtures.object("Tests/MimicPluginTests/Fixtures/maps_and_plugin.o"))
+        #expect(try vm.run(try loaded.program(named: "maps_and_plugin")) == 1234)
+        // The plugin wrote the value into the map's own storage.
+        let table = try #require(linux.map(named: "table"))
+        let value = try #require(table.value(forKey: [0, 0, 0, 0]))
+        #expect(Array(value[0..<3]) == Array("map".utf8))
+        #expect(value[8..<16].reversed().reduce(0) { $0 << 8 | UInt64($1) } == 1234)
+    }
+
     @Test func conflictingIDsNameBothProviders() throws {
         let plugin = try library()
         let first = try #require(throws: PluginError.self) { try CompositeEmulator([plugin.emulator, plugin.emulator]) }

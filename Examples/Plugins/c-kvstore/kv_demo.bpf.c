@@ -1,5 +1,6 @@
 /* An eBPF program calling the kvstore plugin's helpers (ids 10000-10005).
- * Build: ./build.sh. Run: mimic run-raw kv_demo.bpf.o ... --plugin libkvstore.so (see README). */
+ * Build: ./build.sh. Load with a VM whose emulator includes PluginLibrary.load(path: "libkvstore.so")
+ * (Docs/Plugins.md; MimicPluginTests runs it). */
 typedef unsigned long long u64;
 typedef unsigned int u32;
 

@@ -68,7 +68,14 @@ public final class PluginLibrary: Sendable {
     public let mapTypes: [PluginMapTypeInfo]
     /// The emulator that provides this plugin's helpers to a `VM` (combine it with others in a
     /// `CompositeEmulator`).
-    public var emulator: PluginEmulator { _emulator.withLock { $0! } }
+    public var emulator: PluginEmulator {
+        _emulator.withLock { emulator in
+            if let emulator { return emulator }
+            let created = PluginEmulator(library: self)
+            emulator = created
+            return created
+        }
+    }
 
     /// A small number unique to this library in this host process: its slot in
     /// `Process.pluginStates`.
@@ -125,7 +132,6 @@ public final class PluginLibrary: Sendable {
             guard let descriptor = returned else { throw .entryRefused(path: path) }
             let library = try validate(descriptor, path: path)
             libraries[key] = library
-            library._emulator.withLock { $0 = PluginEmulator(library: library) }
             return library
         }
     }
