@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(name: "mimic-cli", dependencies: ["MimicCore", "MimicLinux"]),
         .executableTarget(
             name: "mimic-bench",
-            dependencies: ["MimicCore", "MimicLinux"],
+            dependencies: ["MimicCore", "MimicLinux", "MimicPool"],
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),
@@ -43,7 +43,12 @@ let package = Package(
             // eBPF C sources and objects, read by path from the tests (not resources).
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "MimicLinuxTests", dependencies: ["MimicLinux"]),
+        .testTarget(
+            name: "MimicLinuxTests",
+            dependencies: ["MimicLinux"],
+            // End-to-end fixtures: eBPF C sources and clang-built objects, read by path.
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
         .testTarget(
             name: "MimicPluginTests",
@@ -51,5 +56,6 @@ let package = Package(
             // eBPF C sources and objects, read by path from the tests.
             exclude: ["Fixtures"]
         ),
+        .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicLinux"]),
     ]
 )

@@ -8,6 +8,8 @@ struct BenchmarkOptions {
     var rounds = 7
     var showHelp = false
     var helpers = false
+    /// Measure `ProcessPool` throughput instead of the interpreter benchmarks.
+    var pool = false
     var problem: String?
 
     init(arguments: [String]) {
@@ -16,6 +18,7 @@ struct BenchmarkOptions {
             switch argument {
             case "--quick": quick = true
             case "--helpers": helpers = true
+            case "--pool": pool = true
             case "--help", "-h": showHelp = true
             case "--filter":
                 guard let value = rest.popFirst() else { problem = "--filter needs a name"; return }

@@ -1,5 +1,6 @@
 // mimic-bench: interpreter speed on a fixed set of eBPF programs, next to the same logic in
 // native Swift. Run in release mode: `swift run -c release mimic-bench [--quick] [--filter NAME]`.
+// `--pool` measures ProcessPool throughput instead (PoolBenchmark.swift).
 //
 // For each program it prints instructions per run, ns per run, ns per instruction and the
 // ratio to native code. Figures are the best of several timed rounds (the machine is shared).
@@ -12,6 +13,7 @@ if options.showHelp {
     print("""
     usage: mimic-bench [--quick] [--filter NAME] [--rounds N]
            mimic-bench --helpers [--rounds N]
+           mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
 
     Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
     instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
@@ -19,6 +21,10 @@ if options.showHelp {
       --filter NAME only benchmarks whose name contains NAME
       --rounds N    timed rounds per benchmark (best is reported; default 7)
       --helpers     the cost of a helper call: statically linked vs through the plugin ABI
+      --pool        ProcessPool throughput for a ~100-instruction XDP-style program on 1 and
+                    2 workers, against making and running the process directly; --filter
+                    picks modes: interpreter, direct, direct2, pool1, pool2,
+                    latency
     """)
     exit(0)
 }
@@ -33,6 +39,16 @@ if options.helpers {
         exit(0)
     } catch {
         FileHandle.standardError.write(Data("mimic-bench: helpers: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
+if options.pool {
+    do {
+        try PoolBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run()
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("mimic-bench: pool: \(error)\n".utf8))
         exit(1)
     }
 }
