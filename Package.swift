@@ -12,20 +12,28 @@ let package = Package(
         .library(name: "MimicCore", targets: ["MimicCore"]),
         .library(name: "MimicLinux", targets: ["MimicLinux"]),
         .library(name: "MimicPool", targets: ["MimicPool"]),
+        // The plugin ABI header (`mimic_plugin.h`), for plugins written in Swift or C.
+        .library(name: "CMimicPlugin", targets: ["CMimicPlugin"]),
+        // The Linux emulator as a plugin library for `PluginLibrary.load` / `mimic ... --plugin`.
+        .library(name: "MimicLinuxPlugin", type: .dynamic, targets: ["MimicLinuxPlugin"]),
         .executable(name: "mimic", targets: ["mimic-cli"]),
         .executable(name: "mimic-bench", targets: ["mimic-bench"]),
     ],
     targets: [
         // Atomic read-modify-write on raw VM memory (the stdlib has no atomics on raw pointers).
         .target(name: "CMimicAtomics"),
+        // The C ABI of emulator plugins: one header, the single source of truth.
+        .target(name: "CMimicPlugin"),
         .target(name: "MimicMemory"),
-        .target(name: "MimicCore", dependencies: ["MimicMemory", "CMimicAtomics"]),
+        .target(name: "MimicCore", dependencies: ["MimicMemory", "CMimicAtomics", "CMimicPlugin"]),
         .target(name: "MimicLinux", dependencies: ["MimicCore"]),
+        // Exports `mimic_plugin_entry` over MimicLinux's helpers (built as a dynamic library).
+        .target(name: "MimicLinuxPlugin", dependencies: ["MimicLinux", "CMimicPlugin"]),
         .target(name: "MimicPool", dependencies: ["MimicCore"]),
         .executableTarget(name: "mimic-cli", dependencies: ["MimicCore", "MimicLinux"]),
         .executableTarget(
             name: "mimic-bench",
-            dependencies: ["MimicCore", "MimicPool"],
+            dependencies: ["MimicCore", "MimicLinux", "MimicPool"],
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),
@@ -45,6 +53,12 @@ let package = Package(
             name: "MimicCLITests",
             dependencies: ["mimic-cli", "MimicLinux"],
             // C sources and objects read by path from the tests.
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "MimicPluginTests",
+            dependencies: ["MimicCore", "MimicLinux"],
+            // eBPF C sources and objects, read by path from the tests.
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicLinux"]),

@@ -7,6 +7,7 @@ struct BenchmarkOptions {
     var filter: String?
     var rounds = 7
     var showHelp = false
+    var helpers = false
     /// Measure `ProcessPool` throughput instead of the interpreter benchmarks.
     var pool = false
     var problem: String?
@@ -16,6 +17,7 @@ struct BenchmarkOptions {
         while let argument = rest.popFirst() {
             switch argument {
             case "--quick": quick = true
+            case "--helpers": helpers = true
             case "--pool": pool = true
             case "--help", "-h": showHelp = true
             case "--filter":

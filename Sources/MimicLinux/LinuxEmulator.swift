@@ -50,6 +50,11 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
 
     public func helperName(id: Int32) -> String? { LinuxHelpers.name(of: id) }
 
+    public var helperIDs: [Int32] { implementedHelperIDs }
+
+    /// The Linux emulator creates maps (and global data) and resolves their references.
+    public var providesMaps: Bool { true }
+
     public func prepare(_ process: MimicCore.Process) throws(HelperFailure) {
         guard process.vCPU >= 0, process.vCPU < configuration.cpuCount else {
             throw .message("vCPU \(process.vCPU) is outside the emulator's \(configuration.cpuCount) CPUs")

@@ -98,6 +98,15 @@ public final class AddressSpace {
     private var freeHead = 0
     private var windowBase: UInt64 = AddressSpace.windowStart
 
+    /// Memory outside this address space that `read` and `write` (and so `load`, `store` and
+    /// `readCString`) fall back to for addresses whose slot holds no region of this space.
+    ///
+    /// A plugin's view of its host's VM memory: the Linux emulator built as a plugin runs its
+    /// helpers on a process of its own whose address space forwards every access to the host's
+    /// bounds-checked memory services. `resolve`, `storage(containing:)` and the interpreter's
+    /// translation table never consult it: foreign memory is reachable only by copying.
+    public var foreign: (any ForeignMemory)?
+
     /// Creates an empty address space.
     public init() {
         capacity = 16
@@ -315,6 +324,14 @@ public final class AddressSpace {
         case .success(let pointer):
             return Array(UnsafeRawBufferPointer(start: pointer, count: count))
         case .failure(let fault):
+            if let foreign, count > 0, slotRegion(address) == nil {
+                var bytes = [UInt8](repeating: 0, count: count)
+                let outcome = bytes.withUnsafeMutableBytes { buffer in
+                    Result { () throws(MemoryFault) in try foreign.read(address, into: buffer) }
+                }
+                try outcome.get()
+                return bytes
+            }
             guard let slot = slot(containing: address), slot.info.kind == .ring, count >= 0 else { throw fault }
             return (0..<count).map { i in
                 slot.storage.pointer.load(fromByteOffset: (Int(address - slot.info.base) + i) % slot.info.size, as: UInt8.self)
@@ -330,6 +347,13 @@ public final class AddressSpace {
             var i = 0
             for byte in bytes { pointer.storeBytes(of: byte, toByteOffset: i, as: UInt8.self); i += 1 }
         case .failure(let fault):
+            if let foreign, slotRegion(address) == nil {
+                let outcome = Array(bytes).withUnsafeBytes { buffer in
+                    Result { () throws(MemoryFault) in try foreign.write(address, from: buffer) }
+                }
+                try outcome.get()
+                return
+            }
             guard let slot = slot(containing: address), slot.info.kind == .ring else { throw fault }
             var i = Int(address - slot.info.base)
             for byte in bytes {
@@ -364,4 +388,12 @@ public final class AddressSpace {
         }
         return result
     }
+}
+
+/// Memory an `AddressSpace` does not hold itself but can reach by copying (`AddressSpace.foreign`).
+public protocol ForeignMemory: AnyObject {
+    /// Copies `buffer.count` bytes at `address` into `buffer`, or throws the fault.
+    func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(MemoryFault)
+    /// Copies `buffer` to `address`, or throws the fault (nothing is written then).
+    func write(_ address: UInt64, from buffer: UnsafeRawBufferPointer) throws(MemoryFault)
 }

@@ -42,8 +42,7 @@ struct ParsedArguments: Sendable {
     var flags: Set<String> = []
     /// Values of options that take one, by canonical name (the last one wins).
     var values: [String: String] = [:]
-    /// Every value of each option that takes one, in command-line order (for repeatable
-    /// options such as `--map`).
+    /// Every value of each option, in order (for repeatable options such as `--plugin`).
     var allValues: [String: [String]] = [:]
     /// Whether `-h` / `--help` was given.
     var wantsHelp = false
@@ -54,8 +53,8 @@ struct ParsedArguments: Sendable {
     /// The value of option `name`, if given.
     func value(_ name: String) -> String? { values[name] }
 
-    /// Every value given for option `name`, in order (empty when absent).
-    func repeatedValues(_ name: String) -> [String] { allValues[name] ?? [] }
+    /// Every value given to the repeatable option `name`, in order.
+    func values(_ name: String) -> [String] { allValues[name] ?? [] }
 }
 
 /// A mistake on the command line: reported with the command's usage hint, exit code 2.

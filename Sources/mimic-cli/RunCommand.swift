@@ -7,9 +7,18 @@ struct ProgramRunner {
     let vm: VM
     let program: Program
 
-    /// Loads `instructions` into a fresh VM with the `ConformanceEmulator` helpers.
-    init(_ instructions: [RawInstruction], name: String) throws(RuntimeError) {
-        vm = VM(emulator: ConformanceEmulator())
+    /// Loads `instructions` into a fresh VM with the `ConformanceEmulator` helpers, plus the
+    /// helpers of `plugins` (a conflicting helper id is an error naming both providers).
+    init(_ instructions: [RawInstruction], name: String, plugins: [PluginLibrary] = []) throws(RuntimeError) {
+        if plugins.isEmpty {
+            vm = VM(emulator: ConformanceEmulator())
+        } else {
+            do {
+                vm = VM(emulator: try CompositeEmulator([ConformanceEmulator()] + plugins.map(\.emulator)))
+            } catch {
+                throw RuntimeError(error.description)
+            }
+        }
         do {
             program = try vm.load(instructions, name: name)
         } catch {
@@ -45,7 +54,7 @@ enum RunRawCommand: Command {
     static let info = CommandInfo(
         name: "run-raw",
         summary: "Run a raw eBPF program (bytecode or assembler text) and print R0.",
-        synopsis: "run-raw FILE [--mem HEX | --mem-file PATH] [--asm] [--limit N] [--json] [--trace]",
+        synopsis: "run-raw FILE [--mem HEX | --mem-file PATH] [--asm] [--limit N] [--json] [--trace] [--plugin PATH]...",
         discussion: """
         FILE (or `-` for standard input) is assembler text if its name ends in .s or .asm or
         --asm is given; otherwise bytecode, as raw little-endian bytes or as hex text (see
@@ -53,7 +62,8 @@ enum RunRawCommand: Command {
         The program gets the input memory in R1 (a pointer) and its length in R2, as the
         bpf_conformance vectors and uBPF expect; without input memory both are 0. R10 points
         to the top of a 512-byte stack per call frame. Helpers: the six bpf_conformance test
-        helpers (0 gather_bytes, 1 memfrob, 2 no_op, 3 sqrti, 4 strcmp_ext, 5 unwind).
+        helpers (0 gather_bytes, 1 memfrob, 2 no_op, 3 sqrti, 4 strcmp_ext, 5 unwind), plus
+        those of each --plugin library (see `mimic plugins --help`).
         Prints R0 in hex and decimal and the number of instructions executed.
         """,
         options: [
@@ -63,11 +73,13 @@ enum RunRawCommand: Command {
             .value("limit", "N", "Stop after N instructions (default \(defaultLimit); 0 = no limit)."),
             .flag("json", "Print the result as a JSON object {\"r0\", \"r0_hex\", \"instructions\"}."),
             .flag("trace", "Print each executed instruction and the registers it changed (to stderr with --json)."),
+            .value("plugin", "PATH", "Add the helpers of the plugin library at PATH (repeatable)."),
         ],
         examples: [
             ("Sum the bytes of a buffer", "mimic run-raw Examples/checksum.s --mem \"01 02 03 04\""),
             ("Run hex bytecode, result as JSON", "mimic run-raw prog.hex --json"),
             ("Single-step with a register trace", "mimic run-raw Examples/checksum.s --mem 0102 --trace"),
+            ("Call helpers of a plugin (ids 10000+)", "mimic run-raw prog.s --plugin Examples/Plugins/c-kvstore/libkvstore.so"),
         ])
 
     static func run(_ arguments: ParsedArguments) throws {
@@ -98,6 +110,15 @@ enum RunRawCommand: Command {
             memory = []
         }
 
+        var plugins: [PluginLibrary] = []
+        for pluginPath in arguments.values("plugin") {
+            do {
+                plugins.append(try PluginLibrary.load(path: pluginPath))
+            } catch {
+                throw RuntimeError(error.description)
+            }
+        }
+
         let bytes = try Input.read(path)
         let isAssembler = arguments.has("asm") || path.hasSuffix(".s") || path.hasSuffix(".asm")
         let instructions: [RawInstruction]
@@ -109,7 +130,7 @@ enum RunRawCommand: Command {
 
         let runner: ProgramRunner
         do {
-            runner = try ProgramRunner(instructions, name: name)
+            runner = try ProgramRunner(instructions, name: name, plugins: plugins)
         } catch {
             guard !isAssembler, let hint = ProgramInput.assemblerHint(for: bytes) else { throw error }
             throw RuntimeError(error.message + hint)

@@ -29,7 +29,7 @@ struct RunOptions {
             .value("map", "NAME=FILE.json", "Preload map NAME with the entries of FILE.json (repeatable)."),
             .value("cpus", "N", "Possible CPUs: values per per-CPU map entry (default 1)."),
             .value("limit", "N", "Stop a run after N instructions (default \(RunRawCommand.defaultLimit); 0 = no limit)."),
-            .value("plugin", "LIB", "Load helpers from an emulator plugin (not supported yet)."),
+            .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
         ]
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
         return specs
@@ -43,7 +43,7 @@ struct RunOptions {
         contextPath = arguments.value("context")
         pcapPath = arguments.value("pcap")
         outPath = arguments.value("out")
-        maps = arguments.repeatedValues("map")
+        maps = arguments.values("map")
         json = arguments.has("json")
         if contextPath != nil, pcapPath != nil {
             throw UsageError(message: "give either --context or --pcap, not both", command: command)
@@ -79,26 +79,23 @@ struct RunOptions {
                 throw UsageError(message: error.message, command: command)
             }
         }
-        if let plugin = arguments.value("plugin") {
-            // Checked after the usage checks so that mistakes still exit 2.
-            pluginPath = plugin
-        }
+        pluginPaths = arguments.values("plugin")
     }
 
-    /// `--plugin LIB`, refused until plugins land.
-    var pluginPath: String?
+    /// `--plugin LIB`, in order.
+    var pluginPaths: [String] = []
 
-    /// Refuses `--plugin` plainly (exit 1).
-    func checkPlugin() throws(RuntimeError) {
-        if let pluginPath {
-            throw RuntimeError("--plugin \(pluginPath): emulator plugins are not supported yet; run without --plugin to use the built-in Linux emulator")
-        }
-    }
-
-    /// Loads the object and program and preloads the maps.
+    /// Loads the plugins, the object and the program, and preloads the maps.
     func session() throws -> Session {
-        try checkPlugin()
-        let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit)
+        var plugins: [PluginLibrary] = []
+        for path in pluginPaths {
+            do {
+                plugins.append(try PluginLibrary.load(path: path))
+            } catch {
+                throw RuntimeError(error.description)
+            }
+        }
+        let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, plugins: plugins)
         try session.preload(maps)
         return session
     }

@@ -21,7 +21,9 @@ final class Session {
 
     /// Loads the object at `path` and the program named `programName` (or the object's only
     /// program).
-    init(path: String, programName: String?, cpus: Int, limit: UInt64) throws(RuntimeError) {
+    /// Loads `programName` (or the object's only program) from the object at `path`, in a VM
+    /// whose emulator is the Linux emulator plus the helpers of `plugins`.
+    init(path: String, programName: String?, cpus: Int, limit: UInt64, plugins: [PluginLibrary] = []) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
         guard ObjectInput.isELF(bytes) else {
@@ -43,7 +45,15 @@ final class Session {
         self.cpus = cpus
         self.limit = limit
         emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: 1))
-        vm = VM(emulator: emulator)
+        if plugins.isEmpty {
+            vm = VM(emulator: emulator)
+        } else {
+            do {
+                vm = VM(emulator: try CompositeEmulator([emulator] + plugins.map(\.emulator)))
+            } catch {
+                throw RuntimeError(error.description)
+            }
+        }
         do {
             loaded = try vm.load(object: object)
             program = try loaded.program(named: source.name)

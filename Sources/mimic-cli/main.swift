@@ -16,6 +16,7 @@ enum Mimic {
     static let commands: [any Command.Type] = [
         RunObjectCommand.self, TraceCommand.self, DebugCommand.self, MapsCommand.self,
         RunRawCommand.self, InspectCommand.self, AsmCommand.self, DisasmCommand.self, ConformancePluginCommand.self,
+        PluginsCommand.self,
     ]
 
     static var help: String {

@@ -30,7 +30,7 @@ struct RunBadInputTests {
             (["run", firewall, "--pcap", Examples.traffic, "--map", "blocklist=" + notArray], ["object.json", "expected an array"]),
             (["run", firewall, "--pcap", Examples.traffic, "--map", "nomap=" + badMap], ["no map named 'nomap'", "blocklist, verdicts"]),
             (["run", Examples.fixture("unknown_helper.o")], ["unknown or unsupported helper #27 (bpf_get_stackid)", "unknown_helper.c:8", "captured context"]),
-            (["run", firewall, "--pcap", Examples.traffic, "--plugin", "libfoo.so"], ["plugins are not supported yet"]),
+            (["run", firewall, "--pcap", Examples.traffic, "--plugin", directory.path("libfoo.so")], ["cannot load plugin", "libfoo.so", "no such file"]),
             (["run", firewall], ["needs a packet", "--pcap"]),
             (["run", Examples.path("trace_exec.o"), "--pcap", Examples.traffic], ["does not take packets"]),
             (["run", firewall, "--pcap", Examples.traffic, "--packet", "99"], ["--packet 99", "has 20 packets"]),

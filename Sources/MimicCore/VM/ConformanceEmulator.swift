@@ -56,6 +56,8 @@ public final class ConformanceEmulator: Emulator {
         id >= 0 && Int(id) < helpers.count ? helpers[Int(id)] : nil
     }
 
+    public var helperIDs: [Int32] { helpers.map(\.id) }
+
     /// The largest `r` with `r * r <= n`.
     static func integerSquareRoot(_ n: UInt64) -> UInt64 {
         if n < 2 { return n }

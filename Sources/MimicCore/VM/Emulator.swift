@@ -77,6 +77,16 @@ public protocol Emulator: AnyObject, Sendable {
     /// The name of a helper id this emulator knows of but does not implement, for error messages.
     func helperName(id: Int32) -> String?
 
+    /// The ids of every helper the emulator provides, sorted; `CompositeEmulator` checks them
+    /// for conflicts. The default probes `helper(id:)` for ids 0–4095 (the kernel's range and
+    /// more); emulators with helpers elsewhere (plugins in 10000+) list them.
+    var helperIDs: [Int32] { get }
+
+    /// Whether the emulator creates maps and resolves map references (`createMap`,
+    /// `resolveLoadImm64`, ...); `CompositeEmulator` delegates those to the first that does.
+    /// Default false.
+    var providesMaps: Bool { get }
+
     /// Resolves an `lddw` whose source field names a map or other object: returns the 64-bit
     /// value the destination register receives (usually a VM address). `imm` and `nextImm` are
     /// the immediates of the two slots.
@@ -100,6 +110,10 @@ public protocol Emulator: AnyObject, Sendable {
 
 extension Emulator {
     public func helperName(id: Int32) -> String? { nil }
+
+    public var helperIDs: [Int32] { (0..<4096).filter { helper(id: $0) != nil } }
+
+    public var providesMaps: Bool { false }
 
     public func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
         throw .unresolvedReference("\(kind.cName) (imm \(imm)) needs an emulator that provides maps; \(name) does not")

@@ -119,6 +119,13 @@ public final class Process {
     /// callbacks run from inside it.
     var runLimit: UInt64 = .max
     var runCancellation: CancellationFlag?
+    /// Per-process state of each plugin library whose helpers this process may call, indexed by
+    /// `PluginLibrary.index` (released with the process, which tells the plugin).
+    var pluginStates: [PluginProcessState?] = []
+    /// The same states as plain data for the helper-call path (no reference counting, no
+    /// exclusivity checks): `pluginSlotCount` entries, an id of 0 marks an empty slot.
+    @exclusivity(unchecked) var pluginSlots: UnsafeMutablePointer<PluginSlot>?
+    @exclusivity(unchecked) var pluginSlotCount = 0
 
     init(program: Program, memory: AddressSpace, vCPU: Int) {
         vm = program.vm
@@ -169,6 +176,7 @@ public final class Process {
     deinit {
         registers.storage.deallocate()
         frames.deallocate()
+        pluginSlots?.deallocate()
     }
 
     /// Argument `n` (1...5) of a helper call.

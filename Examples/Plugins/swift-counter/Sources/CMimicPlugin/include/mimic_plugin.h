@@ -1,0 +1,1 @@
+../../../../../../Sources/CMimicPlugin/include/mimic_plugin.h

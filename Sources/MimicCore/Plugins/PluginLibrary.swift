@@ -1,0 +1,216 @@
+import CMimicPlugin
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One helper a plugin describes, as read from its `struct mimic_helper`.
+public struct PluginHelperInfo: Sendable, Equatable {
+    /// The id programs call.
+    public var id: Int32
+    /// The helper's name.
+    public var name: String
+
+    public init(id: Int32, name: String) {
+        self.id = id
+        self.name = name
+    }
+}
+
+/// One map type a plugin describes (reserved in ABI 1.0: listed, not used to create maps).
+public struct PluginMapTypeInfo: Sendable, Equatable {
+    /// The `BPF_MAP_TYPE_*` number.
+    public var type: UInt32
+    public var name: String
+
+    public init(type: UInt32, name: String) {
+        self.type = type
+        self.name = name
+    }
+}
+
+/// An emulator plugin: a shared library speaking the C ABI of `mimic_plugin.h`, opened with
+/// `dlopen`.
+///
+/// ```swift
+/// let plugin = try PluginLibrary.load(path: "libkvstore.so")
+/// let emulator = try CompositeEmulator([LinuxEmulator(), plugin.emulator])
+/// let vm = VM(emulator: emulator)
+/// ```
+///
+/// Loading checks the file, the entry symbol, the ABI major version and every descriptor, so a
+/// bad library is refused with a `PluginError` rather than crashing later. Loading the same
+/// library twice returns the same `PluginLibrary` (its entry runs once). Libraries are never
+/// closed: a library containing Swift code cannot be safely unloaded, and helpers may still be
+/// bound into loaded programs.
+public final class PluginLibrary: Sendable {
+    /// The ABI this host speaks (`MIMIC_PLUGIN_ABI_MAJOR` / `_MINOR` of its header).
+    public static let hostABI = PluginABIVersion(major: UInt32(MIMIC_PLUGIN_ABI_MAJOR), minor: UInt32(MIMIC_PLUGIN_ABI_MINOR))
+    /// The symbol every plugin exports.
+    public static let entrySymbol = MIMIC_PLUGIN_ENTRY_SYMBOL
+
+    /// The path the library was loaded from.
+    public let path: String
+    /// The plugin's name (`struct mimic_plugin.name`).
+    public let name: String
+    /// The plugin's version text, if it gave one.
+    public let version: String?
+    /// The plugin's one-line description, if it gave one.
+    public let summary: String?
+    /// The ABI the plugin was built against.
+    public let abiVersion: PluginABIVersion
+    /// The helpers, in the order the plugin lists them.
+    public let helpers: [PluginHelperInfo]
+    /// Map types the plugin describes (reserved in ABI 1.0).
+    public let mapTypes: [PluginMapTypeInfo]
+    /// The emulator that provides this plugin's helpers to a `VM` (combine it with others in a
+    /// `CompositeEmulator`).
+    public var emulator: PluginEmulator {
+        _emulator.withLock { emulator in
+            if let emulator { return emulator }
+            let created = PluginEmulator(library: self)
+            emulator = created
+            return created
+        }
+    }
+
+    /// A small number unique to this library in this host process: its slot in
+    /// `Process.pluginStates`.
+    let index: Int
+    /// The description the entry returned (static data of the library, valid forever).
+    nonisolated(unsafe) let descriptor: UnsafePointer<mimic_plugin>
+    private let _emulator = Mutex<PluginEmulator?>(nil)
+
+    private init(path: String, index: Int, descriptor: UnsafePointer<mimic_plugin>, name: String, version: String?,
+                 summary: String?, abi: PluginABIVersion, helpers: [PluginHelperInfo], mapTypes: [PluginMapTypeInfo]) {
+        self.path = path
+        self.index = index
+        self.descriptor = descriptor
+        self.name = name
+        self.version = version
+        self.summary = summary
+        self.abiVersion = abi
+        self.helpers = helpers
+        self.mapTypes = mapTypes
+    }
+
+    /// Libraries loaded so far, by `dlopen` handle; guards loading too.
+    private static let loaded = Mutex<[UInt: PluginLibrary]>([:])
+    private static let nextIndex = Atomic<Int>(0)
+
+    /// Opens the plugin at `path` (`dlopen` with `RTLD_NOW | RTLD_LOCAL`), runs its entry with
+    /// the host-service table, and checks what it describes.
+    ///
+    /// - Throws: `PluginError` naming `path`: missing file, not a shared library (with the
+    ///   loader's message), missing entry symbol, refused entry, ABI major mismatch, duplicate
+    ///   helper ids, malformed descriptors.
+    public static func load(path: String) throws(PluginError) -> PluginLibrary {
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw .fileNotFound(path: path) }
+        // dlopen searches the library path for names without a slash; a plugin path is a file.
+        let openPath = path.contains("/") ? path : "./" + path
+
+        return try loaded.withLock { (libraries) throws(PluginError) -> PluginLibrary in
+            _ = dlerror()
+            guard let handle = dlopen(openPath, RTLD_NOW | RTLD_LOCAL) else {
+                let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
+                throw .notASharedLibrary(path: path, reason: reason)
+            }
+            // Never dlclose: see the type's documentation. A refused library stays mapped too.
+            let key = UInt(bitPattern: handle)
+            if let known = libraries[key] { return known }
+            guard let symbol = dlsym(handle, entrySymbol) else {
+                throw .missingEntrySymbol(path: path, symbol: entrySymbol)
+            }
+            let entry = unsafeBitCast(symbol, to: mimic_plugin_entry_fn.self)
+            PluginLog.loading.withLock { $0 = path }
+            let returned = entry(HostServices.table)
+            PluginLog.loading.withLock { $0 = nil }
+            guard let descriptor = returned else { throw .entryRefused(path: path) }
+            let library = try validate(descriptor, path: path)
+            libraries[key] = library
+            return library
+        }
+    }
+
+    /// Reads and checks the plugin's description.
+    private static func validate(_ descriptor: UnsafePointer<mimic_plugin>, path: String) throws(PluginError) -> PluginLibrary {
+        let plugin = descriptor.pointee
+        let abi = PluginABIVersion(major: plugin.abi_major, minor: plugin.abi_minor)
+        guard abi.major == hostABI.major else { throw .incompatibleABI(path: path, plugin: abi, host: hostABI) }
+        // Fields up to `map_types` exist since 1.0; later ones are read only if `size` covers them.
+        let minimumSize = MemoryLayout<mimic_plugin>.offset(of: \mimic_plugin.process_start) ?? 0
+        guard Int(plugin.size) >= minimumSize else {
+            throw .invalidDescriptor(path: path, detail: "size \(plugin.size) is smaller than the \(minimumSize) bytes of an ABI \(abi.major).0 description")
+        }
+        guard let namePointer = plugin.name else { throw .invalidDescriptor(path: path, detail: "the plugin name is NULL") }
+        let name = String(cString: namePointer)
+        guard !name.isEmpty else { throw .invalidDescriptor(path: path, detail: "the plugin name is empty") }
+
+        let limit = Int(MIMIC_PLUGIN_MAX_HELPERS)
+        guard Int(plugin.helper_count) <= limit else {
+            throw .invalidDescriptor(path: path, detail: "\(plugin.helper_count) helpers (the limit is \(limit))")
+        }
+        if plugin.helper_count > 0, plugin.helpers == nil {
+            throw .invalidDescriptor(path: path, detail: "\(plugin.helper_count) helpers but the helper array is NULL")
+        }
+        var helpers: [PluginHelperInfo] = []
+        var namesByID: [Int32: [String]] = [:]
+        for i in 0..<Int(plugin.helper_count) {
+            guard let entry = plugin.helpers?[i] else { break }
+            guard let helperName = entry.name else {
+                throw .invalidDescriptor(path: path, detail: "helper \(i) (id \(entry.id)) has a NULL name")
+            }
+            let text = String(cString: helperName)
+            guard !text.isEmpty else { throw .invalidDescriptor(path: path, detail: "helper \(i) (id \(entry.id)) has an empty name") }
+            guard entry.id >= 0 else { throw .invalidDescriptor(path: path, detail: "helper \(text) has a negative id \(entry.id)") }
+            guard entry.function != nil else {
+                throw .invalidDescriptor(path: path, detail: "helper \(text) (id \(entry.id)) has a NULL function")
+            }
+            helpers.append(PluginHelperInfo(id: entry.id, name: text))
+            namesByID[entry.id, default: []].append(text)
+        }
+        if let (id, names) = namesByID.filter({ $0.value.count > 1 }).min(by: { $0.key < $1.key }) {
+            throw .duplicateHelperID(path: path, id: id, names: names)
+        }
+
+        guard Int(plugin.map_type_count) <= limit else {
+            throw .invalidDescriptor(path: path, detail: "\(plugin.map_type_count) map types (the limit is \(limit))")
+        }
+        if plugin.map_type_count > 0, plugin.map_types == nil {
+            throw .invalidDescriptor(path: path, detail: "\(plugin.map_type_count) map types but the map type array is NULL")
+        }
+        var mapTypes: [PluginMapTypeInfo] = []
+        for i in 0..<Int(plugin.map_type_count) {
+            guard let entry = plugin.map_types?[i] else { break }
+            guard let typeName = entry.name else {
+                throw .invalidDescriptor(path: path, detail: "map type \(i) (\(entry.type)) has a NULL name")
+            }
+            mapTypes.append(PluginMapTypeInfo(type: entry.type, name: String(cString: typeName)))
+        }
+
+        return PluginLibrary(
+            path: path, index: nextIndex.add(1, ordering: .relaxed).oldValue, descriptor: descriptor, name: name,
+            version: plugin.version.map { String(cString: $0) }, summary: plugin.description.map { String(cString: $0) },
+            abi: abi, helpers: helpers, mapTypes: mapTypes)
+    }
+
+    /// The plugin's `process_start` callback, if its description has one.
+    var processStart: (@convention(c) (UnsafePointer<mimic_host>?, UInt64, UInt32) -> UnsafeMutableRawPointer?)? {
+        covers(\.process_start) ? descriptor.pointee.process_start : nil
+    }
+
+    /// The plugin's `process_end` callback, if its description has one.
+    var processEnd: (@convention(c) (UnsafePointer<mimic_host>?, UInt64, UnsafeMutableRawPointer?) -> Void)? {
+        covers(\.process_end) ? descriptor.pointee.process_end : nil
+    }
+
+    /// Whether the plugin's `size` covers the pointer-sized field `field` (appended fields).
+    private func covers<T>(_ field: KeyPath<mimic_plugin, T>) -> Bool {
+        guard let offset = MemoryLayout<mimic_plugin>.offset(of: field) else { return false }
+        return Int(descriptor.pointee.size) >= offset + MemoryLayout<UnsafeRawPointer>.size
+    }
+}
