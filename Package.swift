@@ -18,9 +18,11 @@ let package = Package(
     targets: [
         // Atomic read-modify-write on raw VM memory (the stdlib has no atomics on raw pointers).
         .target(name: "CMimicAtomics"),
+        // The bpf(2) system call (Swift cannot call the variadic syscall(2)), for KernelBPF.
+        .target(name: "CMimicKernel"),
         .target(name: "MimicMemory"),
         .target(name: "MimicCore", dependencies: ["MimicMemory", "CMimicAtomics"]),
-        .target(name: "MimicLinux", dependencies: ["MimicCore"]),
+        .target(name: "MimicLinux", dependencies: ["MimicCore", "CMimicKernel"]),
         .target(name: "MimicPool", dependencies: ["MimicCore"]),
         .executableTarget(name: "mimic-cli", dependencies: ["MimicCore", "MimicLinux"]),
         .executableTarget(
@@ -37,5 +39,7 @@ let package = Package(
         ),
         .testTarget(name: "MimicLinuxTests", dependencies: ["MimicLinux"]),
         .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
+        // Differential tests against the running kernel (skipped, with a reason, when it is not reachable).
+        .testTarget(name: "MimicKernelTests", dependencies: ["MimicLinux", "MimicCore"]),
     ]
 )
