@@ -27,7 +27,7 @@ let package = Package(
         .executableTarget(name: "mimic-cli", dependencies: ["MimicCore", "MimicLinux"]),
         .executableTarget(
             name: "mimic-bench",
-            dependencies: ["MimicCore"],
+            dependencies: ["MimicCore", "MimicPool"],
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),
@@ -37,8 +37,14 @@ let package = Package(
             // eBPF C sources and objects, read by path from the tests (not resources).
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "MimicLinuxTests", dependencies: ["MimicLinux"]),
+        .testTarget(
+            name: "MimicLinuxTests",
+            dependencies: ["MimicLinux"],
+            // End-to-end fixtures: eBPF C sources and clang-built objects, read by path.
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
+        .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicLinux"]),
         // Differential tests against the running kernel (skipped, with a reason, when it is not reachable).
         .testTarget(name: "MimicKernelTests", dependencies: ["MimicLinux", "MimicCore"]),
     ]

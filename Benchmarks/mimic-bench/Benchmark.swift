@@ -7,6 +7,8 @@ struct BenchmarkOptions {
     var filter: String?
     var rounds = 7
     var showHelp = false
+    /// Measure `ProcessPool` throughput instead of the interpreter benchmarks.
+    var pool = false
     var problem: String?
 
     init(arguments: [String]) {
@@ -14,6 +16,7 @@ struct BenchmarkOptions {
         while let argument = rest.popFirst() {
             switch argument {
             case "--quick": quick = true
+            case "--pool": pool = true
             case "--help", "-h": showHelp = true
             case "--filter":
                 guard let value = rest.popFirst() else { problem = "--filter needs a name"; return }

@@ -1,5 +1,6 @@
 // mimic-bench: interpreter speed on a fixed set of eBPF programs, next to the same logic in
 // native Swift. Run in release mode: `swift run -c release mimic-bench [--quick] [--filter NAME]`.
+// `--pool` measures ProcessPool throughput instead (PoolBenchmark.swift).
 //
 // For each program it prints instructions per run, ns per run, ns per instruction and the
 // ratio to native code. Figures are the best of several timed rounds (the machine is shared).
@@ -11,18 +12,33 @@ var options = BenchmarkOptions(arguments: Array(CommandLine.arguments.dropFirst(
 if options.showHelp {
     print("""
     usage: mimic-bench [--quick] [--filter NAME] [--rounds N]
+           mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
 
     Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
     instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
       --quick       fewer iterations (a smoke run, figures are noisier)
       --filter NAME only benchmarks whose name contains NAME
       --rounds N    timed rounds per benchmark (best is reported; default 7)
+      --pool        ProcessPool throughput for a ~100-instruction XDP-style program on 1 and
+                    2 workers, against making and running the process directly; --filter
+                    picks modes: interpreter, direct, direct2, pool1, pool2,
+                    latency
     """)
     exit(0)
 }
 if let problem = options.problem {
     FileHandle.standardError.write(Data("mimic-bench: \(problem)\n".utf8))
     exit(2)
+}
+
+if options.pool {
+    do {
+        try PoolBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run()
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("mimic-bench: pool: \(error)\n".utf8))
+        exit(1)
+    }
 }
 
 print("benchmark            insns/run     ns/run   ns/insn   native ns/run   ratio")

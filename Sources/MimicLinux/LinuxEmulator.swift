@@ -29,13 +29,19 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
     private let lock = Mutex(())
     // These are only touched under `lock` (hence `@unchecked Sendable`).
     private var helpers: [Int32: Helper] = [:]
+    /// Ids with a real emulation (not only the replay stand-in).
+    private var emulated: Set<Int32> = []
     private var maps: [Int: any BPFMap] = [:]
     private var mapsByName: [String: any BPFMap] = [:]
     private var nextMapID = 1
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
-        for helper in LinuxHelperSet.standard(for: self) { helpers[helper.id] = helper }
+        for helper in ReplayHelpers.fallbacks() { helpers[helper.id] = helper }
+        for helper in LinuxHelperSet.standard(for: self) {
+            helpers[helper.id] = helper
+            emulated.insert(helper.id)
+        }
     }
 
     // MARK: Emulator
@@ -53,11 +59,15 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
 
     /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
     public func register(_ helper: Helper) {
-        lock.withLock { _ in helpers[helper.id] = helper }
+        lock.withLock { _ in
+            helpers[helper.id] = helper
+            emulated.insert(helper.id)
+        }
     }
 
     /// The ids of every helper the emulator implements, sorted.
-    public var implementedHelperIDs: [Int32] { lock.withLock { _ in helpers.keys.sorted() } }
+    /// (Ids only a captured context's recorded calls can answer are not included.)
+    public var implementedHelperIDs: [Int32] { lock.withLock { _ in emulated.sorted() } }
 
     // MARK: Maps
 
@@ -90,13 +100,12 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
     public var allMaps: [any BPFMap] { lock.withLock { _ in maps.keys.sorted().compactMap { maps[$0] } } }
 }
 
-/// The helper functions `LinuxEmulator` installs. Each group of helpers lives in its own file
+/// The helper functions `LinuxEmulator` emulates. Each group of helpers lives in its own file
 /// and adds itself here.
 enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
-        // Replay fallbacks first: later entries with the same id (real emulations) replace them.
-        ReplayHelpers.fallbacks() + NonMapHelpers.all(for: emulator)
-            + MapHelpers.all(for: emulator)
+        // Installed over `ReplayHelpers.fallbacks()`, the replay-only stand-ins for every id.
+        NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator)
     }
 }
 
@@ -113,8 +122,13 @@ public final class LinuxProcessState {
     /// other contexts). Packet helpers work on it; `XDPContext.result(of:)` and
     /// `SKBContext.result(of:)` read it after the run.
     public internal(set) var packet: PacketBuffer?
-    /// Redirects requested by `bpf_redirect` and `bpf_clone_redirect`, in call order.
-    public internal(set) var redirects: [RedirectRecord] = []
+    /// Where the packet goes if the program returns `XDP_REDIRECT` / `TC_ACT_REDIRECT`: the
+    /// target of the run's last `bpf_redirect` or `bpf_redirect_map` (nil: none, or the last
+    /// `bpf_redirect_map` missed), as the kernel's `bpf_redirect_info` keeps it.
+    public internal(set) var redirect: Redirect?
+    /// Copies of the packet `bpf_clone_redirect` sent, in call order (sent at once, whatever
+    /// the verdict).
+    public internal(set) var clones: [ClonedPacket] = []
     /// Recorded helper results a `CapturedContext` replays; consulted before a helper emulates.
     public internal(set) var replay: HelperReplay?
     /// Things worth knowing about the run that did not stop it (e.g. a replayed call whose
@@ -134,8 +148,6 @@ public final class LinuxProcessState {
         process.emulatorState as? LinuxProcessState
     }
 
-    /// Where the last `bpf_redirect_map` of the run sent the packet (nil: none, or it missed).
-    public internal(set) var mapRedirect: MapRedirect?
     /// Spin locks the process holds (`bpf_spin_lock`); released if the process goes away.
     let heldSpinLocks = HeldSpinLocks()
 }

@@ -66,8 +66,10 @@ public enum Placement: Sendable, Equatable {
 /// between 0x1000_0000 and 0xF000_0000. Addresses below 0x1000_0000 (NULL, small integers) are
 /// never mapped. When a region is unmapped its slot's generation (or, in the window, its base)
 /// changes, so stale addresses of a freed region fault instead of reaching its successor; a
-/// stale address becomes valid again only after 65,536 reuses of the same slot (window: after
-/// the base rotates through all 3,840 of its 1 MiB steps).
+/// stale address becomes valid again only after 65,536 reuses of the same slot. In the window
+/// the base advances past each freed region (in 1 MiB steps) and wraps once fewer than 256 MiB
+/// remain, so it repeats after 3,328 regions of up to 1 MiB (packets), or fewer when regions are
+/// larger (17 of 200 MiB).
 ///
 /// An address space belongs to one process at a time and is not safe for concurrent mapping.
 /// Region *storage* may be shared by several address spaces (maps used by many processes).
@@ -185,6 +187,15 @@ public final class AddressSpace {
         } else {
             generations[slot] &+= 1
             freeSlots.append(slot)
+        }
+    }
+
+    /// Unmaps every region whose base is not in `kept` (e.g. a process's context and packet,
+    /// keeping the shared regions and the stack).
+    public func unmapAll(except kept: Set<UInt64>) {
+        for slot in slots.indices {
+            guard let base = slots[slot]?.info.base, !kept.contains(base) else { continue }
+            try? unmap(base)  // the base was just read from the table: it is mapped
         }
     }
 

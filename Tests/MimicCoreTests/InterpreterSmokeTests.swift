@@ -10,3 +10,9 @@ import Testing
     ])
     #expect(try vm.run(program) == 42)
 }
+
+/// A program keeps its VM alive: using it after dropping every other reference is safe.
+@Test func programOutlivesItsVMReference() throws {
+    let program = try VM(emulator: ConformanceEmulator()).load(Assembler.assemble("mov %r0, 7\nexit"))
+    #expect(try program.vm.run(program) == 7)
+}

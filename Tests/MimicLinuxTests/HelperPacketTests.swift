@@ -504,7 +504,8 @@ import MimicMemory
         #expect(xdp == 4)
         let xdpResult = try #require(XDPContext.result(of: xdpProcess))
         #expect(xdpResult.action == .redirect)
-        #expect(xdpResult.redirects == [RedirectRecord(kind: .redirect, ifindex: 5, flags: 0)])
+        #expect(xdpResult.redirect == .interface(ifindex: 5, flags: 0))
+        #expect(xdpResult.redirect?.ifindex == 5)
         let (xdpFlags, _) = try ContextTestSupport.run("mov %r1, 5\nmov %r2, 1\ncall 23\nexit", context: XDPContext(packet: Self.xdpPacket))
         #expect(xdpFlags == 0)  // XDP_ABORTED: XDP takes no flags
 
@@ -512,7 +513,8 @@ import MimicMemory
         #expect(tc == 7)
         let tcResult = try #require(SKBContext.result(of: tcProcess))
         #expect(tcResult.action == .redirect)
-        #expect(tcResult.redirects.first?.isIngress == true)
+        #expect(tcResult.redirect?.isIngress == true)
+        #expect(tcResult.clones.isEmpty)
         let (tcFlags, _) = try ContextTestSupport.run("mov %r1, 3\nmov %r2, 2\ncall 23\nexit", context: SKBContext(packet: Self.xdpPacket))
         #expect(tcFlags == 2)  // TC_ACT_SHOT
     }
@@ -520,8 +522,9 @@ import MimicMemory
     @Test func cloneRedirectRecordsACopy() throws {
         let (r0, process) = try ContextTestSupport.run("mov %r2, 9\nmov %r3, 0\ncall 13\nexit", context: SKBContext(packet: Self.xdpPacket))
         #expect(r0 == 0)
-        let record = try #require(SKBContext.result(of: process)?.redirects.first)
-        #expect(record.kind == .cloneRedirect && record.ifindex == 9 && record.packet == Self.xdpPacket)
+        let result = try #require(SKBContext.result(of: process))
+        #expect(result.clones == [ClonedPacket(ifindex: 9, flags: 0, packet: Self.xdpPacket)])
+        #expect(result.redirect == nil, "a clone is not the packet's redirect")
         let (bad, _) = try ContextTestSupport.run("mov %r2, 9\nmov %r3, 4\ncall 13\nexit", context: SKBContext(packet: Self.xdpPacket))
         #expect(bad == Errno.invalid.helperReturnValue)
     }

@@ -22,3 +22,19 @@ import MimicLinux
         #expect(LinuxHelpers.id(named: "unspec") == nil)
     }
 }
+
+@Suite struct EmulatedHelperSetTests {
+    /// The emulator lists the helpers it emulates, not the replay-only stand-ins, and names
+    /// every kernel helper.
+    @Test func implementedHelpersAreTheEmulatedOnes() {
+        let emulator = LinuxEmulator()
+        let ids = Set(emulator.implementedHelperIDs)
+        for name in ["bpf_map_lookup_elem", "bpf_trace_printk", "bpf_tail_call", "bpf_xdp_adjust_head",
+                     "bpf_l4_csum_replace", "bpf_ringbuf_reserve", "bpf_loop", "bpf_get_current_comm"] {
+            #expect(ids.contains(LinuxHelpers.id(named: name) ?? -1), "\(name) is not emulated")
+        }
+        #expect(ids.count < LinuxHelpers.names.count - 1)
+        #expect(emulator.helper(id: LinuxHelpers.id(named: "bpf_sk_lookup_tcp") ?? 0) != nil)  // replay stand-in
+        #expect(emulator.helperName(id: 1) == "bpf_map_lookup_elem")
+    }
+}

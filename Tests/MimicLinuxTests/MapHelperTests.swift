@@ -209,7 +209,8 @@ struct MapHelperTests {
             let program = try load(vm, "lddw %r1, \(hex(dev.handle))\nmov %r2, \(key)\nlddw %r3, \(flags)\ncall 51\nexit")
             let process = try vm.makeProcess(for: program)
             let r0 = try process.run()
-            return (r0, LinuxProcessState.of(process)?.mapRedirect)
+            guard case .map(let target)? = LinuxProcessState.of(process)?.redirect else { return (r0, nil) }
+            return (r0, target)
         }
         let (r0, target) = try redirect(key: 1, flags: 0)
         #expect(r0 == 4)
@@ -223,6 +224,24 @@ struct MapHelperTests {
         #expect(broadcast.0 == 4)
         #expect(broadcast.1?.broadcastKeys == [1])
         #expect(broadcast.1?.excludeIngress == true)
+    }
+
+    @Test func theLastRedirectOfARunWins() throws {
+        let (vm, emulator) = makeLinuxVM()
+        let dev = try makeMap(emulator, vm, .devMap, key: 4, value: 4, max: 4)
+        _ = dev.update(key: le32(1), value: le32(5), flags: .any, cpu: 0)
+        let viaMap = "lddw %r1, \(hex(dev.handle))\nmov %r2, 1\nmov %r3, 0\ncall 51\n"
+        let missMap = "lddw %r1, \(hex(dev.handle))\nmov %r2, 3\nmov %r3, 2\ncall 51\n"
+        let viaInterface = "mov %r1, 7\nmov %r2, 0\ncall 23\n"
+        func redirect(_ calls: String...) throws -> Redirect? {
+            let program = try load(vm, calls.joined() + "exit")
+            let process = try vm.makeProcess(for: program, context: XDPContext(packet: [UInt8](repeating: 0, count: 14)))
+            _ = try process.run()
+            return LinuxProcessState.of(process)?.redirect
+        }
+        #expect(try redirect(viaInterface, viaMap)?.ifindex == 5)
+        #expect(try redirect(viaMap, viaInterface) == .interface(ifindex: 7, flags: 0))
+        #expect(try redirect(viaInterface, missMap) == nil, "a bpf_redirect_map miss clears the target")
     }
 
     // MARK: Ring buffer and perf

@@ -392,6 +392,17 @@ public struct BTF: Sendable {
         }
     }
 
+    /// The byte offset of the `struct bpf_spin_lock` member of struct `id` (after typedefs and
+    /// qualifiers), as the kernel's `btf_find_spin_lock` looks for it: top-level members only.
+    /// Nil when `id` is not a struct or has no such member.
+    public func spinLockOffset(in id: UInt32) -> UInt32? {
+        guard case .structure(_, _, let members)? = type(resolve(id)) else { return nil }
+        for member in members {
+            if case .structure("bpf_spin_lock", _, _)? = type(resolve(member.type)) { return member.bitOffset / 8 }
+        }
+        return nil
+    }
+
     /// A C-like spelling of type `id` (`struct flow`, `unsigned int *`, `char[16]`).
     public func typeName(_ id: UInt32) -> String {
         typeName(id, depth: 0)

@@ -42,6 +42,7 @@ extension ObjectFile {
         var details: [String] = []
         if let key = map.keyTypeID, let btf { details.append("key \(btf.typeName(key))") }
         if let value = map.valueTypeID, let btf { details.append("value \(btf.typeName(value))") }
+        if let offset = map.spinLockOffset { details.append("bpf_spin_lock at \(offset)") }
         if map.pinning != 0 { details.append("pinned by name") }
         if !map.initialSlots.isEmpty {
             details.append("initial " + map.initialSlots.map { slot in

@@ -269,6 +269,7 @@ struct ObjectParser {
                 let id = try pointee(member)
                 spec.valueTypeID = id
                 spec.valueSize = try typeSize(id, "value")
+                spec.spinLockOffset = btf.spinLockOffset(in: id)
             case "values":
                 guard case .array(let element, _, _)? = btf.type(btf.resolve(member.type)),
                       case .pointer(let target)? = btf.type(btf.resolve(element)) else {

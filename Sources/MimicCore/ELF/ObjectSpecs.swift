@@ -37,6 +37,9 @@ public struct MapSpec: Sendable, Equatable {
     /// BTF type ids of key and value in `ObjectFile.btf`, when the map declares them (`__type`).
     public var keyTypeID: UInt32?
     public var valueTypeID: UInt32?
+    /// The byte offset of the `struct bpf_spin_lock` member of the BTF value type, if it has one
+    /// (the kernel's `btf_find_spin_lock`: a top-level member of a struct value).
+    public var spinLockOffset: UInt32?
     /// Initial slot values from relocations in `.maps`, ordered by index.
     public var initialSlots: [Slot]
     public var source: Source
@@ -83,6 +86,12 @@ public struct GlobalDataSpec: Sendable, Equatable {
         public var name: String
         public var offset: UInt64
         public var size: UInt64
+
+        public init(name: String, offset: UInt64, size: UInt64) {
+            self.name = name
+            self.offset = offset
+            self.size = size
+        }
     }
 
     /// The section name, which is also the map's name (`.rodata.str1.1`).
@@ -96,6 +105,14 @@ public struct GlobalDataSpec: Sendable, Equatable {
     public var variables: [Variable]
     /// The BTF `DATASEC` describing the section, if the object has one.
     public var btfTypeID: UInt32?
+
+    public init(name: String, contents: [UInt8], isReadOnly: Bool, variables: [Variable] = [], btfTypeID: UInt32? = nil) {
+        self.name = name
+        self.contents = contents
+        self.isReadOnly = isReadOnly
+        self.variables = variables
+        self.btfTypeID = btfTypeID
+    }
 }
 
 /// What an instruction of a program refers to, before an emulator gives it an address.

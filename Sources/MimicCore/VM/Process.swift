@@ -102,6 +102,11 @@ public final class Process {
     /// The VM address of the stack's first byte, and its size (all frames).
     public let stackBase: UInt64
     public let stackSize: Int
+    let stack: RegionStorage
+    /// The program the process was created for (`program` changes on tail calls).
+    public let entryProgram: Program
+    /// The regions the process was created with (shared regions and the stack); `reset` keeps them.
+    let baseRegions: Set<UInt64>
 
     let frames: UnsafeMutablePointer<CallFrame>
     /// Frames currently saved (0 when running the entry function).
@@ -127,8 +132,38 @@ public final class Process {
         frames = .allocate(capacity: configuration.maxCallDepth)
         stackSize = configuration.stackFrameSize * configuration.maxCallDepth
         // A fresh address space always has room for one region.
-        stackBase = (try? memory.map(RegionStorage(count: stackSize), name: "stack")) ?? 0
+        stack = RegionStorage(count: stackSize)
+        stackBase = (try? memory.map(stack, name: "stack")) ?? 0
         storage[10] = stackBase &+ UInt64(stackSize)
+        entryProgram = program
+        baseRegions = Set(memory.regions.map(\.base))
+    }
+
+    /// Makes the process ready to run its program again from the start with a new context,
+    /// as if it were new: registers, stack (zeroed), call frames, counters and emulator state
+    /// are reset, and every region mapped since creation (context, packet) is unmapped.
+    ///
+    /// Reusing a process saves the allocations of a new one; a pool worker that runs the same
+    /// program many times does this. The vCPU stays the same.
+    public func reset(context: (any Context)? = nil) throws(HelperFailure) {
+        memory.unmapAll(except: baseRegions)
+        stack.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: stackSize)
+        registers.storage.update(repeating: 0, count: 16)
+        registers.storage[10] = stackBase &+ UInt64(stackSize)
+        program = entryProgram
+        pc = 0
+        state = .ready
+        instructionsExecuted = 0
+        tailCallCount = 0
+        depth = 0
+        callbackDepth = 0
+        runLimit = .max
+        runCancellation = nil
+        pendingFault = nil
+        packet = nil
+        emulatorState = nil
+        try vm.emulator?.prepare(self)
+        try context?.attach(to: self)
     }
 
     deinit {

@@ -38,8 +38,10 @@ public final class Program: @unchecked Sendable {
     public let helpers: [Helper]
     /// Slot indexes where program-local functions start (0 is the entry).
     public let functionEntries: [Int]
-    /// The VM the program was loaded into.
-    public unowned let vm: VM
+    /// The VM the program was loaded into. Held strongly, so a program keeps its VM (and the
+    /// maps it refers to) alive. A prog array holding programs of its own VM forms a cycle that
+    /// lives until the process exits; that is the kernel's model too (programs pin maps).
+    public let vm: VM
     /// Source lines by instruction (from an object's BTF line info), sorted; empty for bytecode.
     public let lineInfo: [SourceLineInfo]
 

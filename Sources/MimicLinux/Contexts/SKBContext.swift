@@ -350,7 +350,8 @@ public struct SKBContext: Context, Sendable {
               let state = LinuxProcessState.of(process), let buffer = state.packet, buffer.kind == .skb else { return nil }
         let fields = buffer.contextStorage.bytes
         return SKBResult(returnValue: value, packet: buffer.data, fields: SKBFields(bytes: fields),
-                         vlanTag: buffer.vlanTag.map { VLANTag(proto: $0.proto, tci: $0.tci) }, redirects: state.redirects)
+                         vlanTag: buffer.vlanTag.map { VLANTag(proto: $0.proto, tci: $0.tci) }, redirect: state.redirect,
+                         clones: state.clones)
     }
 }
 
@@ -412,8 +413,11 @@ public struct SKBResult: Sendable, Equatable {
     public var fields: SKBFields
     /// The hardware-accelerated VLAN tag `bpf_skb_vlan_push` set, if any.
     public var vlanTag: VLANTag?
-    /// `bpf_redirect` / `bpf_clone_redirect` calls, in order.
-    public var redirects: [RedirectRecord]
+    /// Where the last `bpf_redirect` of the run sent the packet; it takes effect when the
+    /// action is `TC_ACT_REDIRECT`.
+    public var redirect: Redirect?
+    /// Copies `bpf_clone_redirect` sent, in call order.
+    public var clones: [ClonedPacket]
 
     /// The tc action, or nil when R0 is not a `TC_ACT_*` value.
     public var action: TCAction? { TCAction(returnValue: returnValue) }

@@ -73,38 +73,6 @@ public struct TaskEnvironment: Sendable, Equatable {
     }
 }
 
-/// A redirect a program asked for with `bpf_redirect` or `bpf_clone_redirect`.
-public struct RedirectRecord: Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable, Equatable {
-        /// `bpf_redirect`: takes effect when the program returns `XDP_REDIRECT` / `TC_ACT_REDIRECT`.
-        case redirect
-        /// `bpf_clone_redirect`: a copy of the packet was sent at once.
-        case cloneRedirect = "clone_redirect"
-    }
-
-    public var kind: Kind
-    /// The target interface.
-    public var ifindex: UInt32
-    /// The flags the program passed (`BPF_F_INGRESS` = 1 selects the ingress path).
-    public var flags: UInt64
-    /// For clone redirects: the packet bytes as cloned.
-    public var packet: [UInt8]?
-
-    public init(kind: Kind, ifindex: UInt32, flags: UInt64, packet: [UInt8]? = nil) {
-        self.kind = kind
-        self.ifindex = ifindex
-        self.flags = flags
-        self.packet = packet
-    }
-
-    /// Whether `BPF_F_INGRESS` was set.
-    public var isIngress: Bool { flags & 1 != 0 }
-
-    public var description: String {
-        "\(kind.rawValue) to ifindex \(ifindex) (\(isIngress ? "ingress" : "egress"), flags 0x\(String(flags, radix: 16)))"
-    }
-}
-
 extension LinuxProcessState {
     /// The state of `process`, created and installed when the process has no emulator state yet
     /// (a VM without the Linux emulator); nil when another emulator owns the state.

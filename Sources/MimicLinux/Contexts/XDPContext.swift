@@ -114,12 +114,13 @@ public struct XDPContext: Context, Sendable {
         }
     }
 
-    /// What an XDP run produced: the verdict, the packet as the program left it, and redirects.
+    /// What an XDP run produced: the verdict, the packet as the program left it, and the
+    /// redirect target.
     /// Nil when `process` has not exited or has no XDP packet.
     public static func result(of process: MimicCore.Process) -> XDPResult? {
         guard case .exited(let value) = process.state,
               let state = LinuxProcessState.of(process), let buffer = state.packet, buffer.kind == .xdp else { return nil }
-        return XDPResult(returnValue: value, packet: buffer.data, metadata: buffer.metadata, redirects: state.redirects)
+        return XDPResult(returnValue: value, packet: buffer.data, metadata: buffer.metadata, redirect: state.redirect)
     }
 }
 
@@ -131,8 +132,9 @@ public struct XDPResult: Sendable, Equatable {
     public var packet: [UInt8]
     /// The metadata between `data_meta` and `data`.
     public var metadata: [UInt8]
-    /// `bpf_redirect` calls, in order.
-    public var redirects: [RedirectRecord]
+    /// Where the last `bpf_redirect` / `bpf_redirect_map` of the run sent the packet; it takes
+    /// effect when the verdict is `XDP_REDIRECT`.
+    public var redirect: Redirect?
 
     /// The verdict, or nil when R0 is not an `xdp_action`.
     public var action: XDPAction? { XDPAction(returnValue: returnValue) }

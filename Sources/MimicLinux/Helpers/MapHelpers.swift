@@ -154,7 +154,8 @@ enum MapHelpers {
     /// (4). On a miss it clears the record and returns the lower two bits of `flags` (an XDP
     /// action up to `XDP_TX`); flags other than those bits, `BPF_F_BROADCAST` and
     /// `BPF_F_EXCLUDE_INGRESS` (devmaps only) return `XDP_ABORTED` (0), as the kernel's
-    /// `__bpf_xdp_redirect_map` does. The last redirect of a run wins.
+    /// `__bpf_xdp_redirect_map` does. The last redirect of a run (this or `bpf_redirect`) wins:
+    /// it replaces `LinuxProcessState.redirect`.
     static func redirectMap(_ emulator: LinuxEmulator) -> Helper {
         Helper(id: 51, name: "bpf_redirect_map") { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process, as: RedirectMap.self, "a devmap, devmap_hash, cpumap or xskmap")
@@ -168,12 +169,12 @@ enum MapHelpers {
             let broadcast = flags & MapRedirect.broadcastFlag != 0
             let value = map.target(forKey: key)
             guard value != nil || broadcast else {
-                state?.mapRedirect = nil
+                state?.redirect = nil
                 return .value(flags & actionMask)
             }
-            state?.mapRedirect = MapRedirect(
+            state?.redirect = .map(MapRedirect(
                 mapName: map.name, mapType: map.definition.type, key: key, value: broadcast ? nil : value,
-                broadcastKeys: broadcast ? map.setKeys : [], excludeIngress: flags & MapRedirect.excludeIngressFlag != 0)
+                broadcastKeys: broadcast ? map.setKeys : [], excludeIngress: flags & MapRedirect.excludeIngressFlag != 0))
             return .value(MapRedirect.xdpRedirect)
         }
     }
@@ -272,34 +273,6 @@ enum MapHelpers {
             }
             return .value(visited)
         }
-    }
-}
-
-/// Where `bpf_redirect_map` sent the packet: the map entry, as the kernel's
-/// `bpf_redirect_info` remembers it for the driver to act on after the program returns.
-public struct MapRedirect: Sendable, Equatable {
-    /// `XDP_REDIRECT`, what the helper returns on success.
-    public static let xdpRedirect: UInt64 = 4
-    /// `BPF_F_BROADCAST` / `BPF_F_EXCLUDE_INGRESS`.
-    public static let broadcastFlag: UInt64 = 1 << 3
-    public static let excludeIngressFlag: UInt64 = 1 << 4
-
-    public var mapName: String
-    public var mapType: MapType
-    /// The key passed to the helper.
-    public var key: UInt32
-    /// The entry's value (devmap: ifindex [+ program fd], cpumap: queue size [+ fd], xskmap:
-    /// socket fd); nil for broadcasts.
-    public var value: [UInt8]?
-    /// `BPF_F_BROADCAST`: the keys of every entry the packet goes to.
-    public var broadcastKeys: [UInt32]
-    /// `BPF_F_EXCLUDE_INGRESS` was given with the broadcast.
-    public var excludeIngress: Bool
-
-    /// The target interface index of a devmap redirect (the value's first 4 bytes).
-    public var ifindex: UInt32? {
-        guard mapType == .devMap || mapType == .devMapHash, let value, value.count >= 4 else { return nil }
-        return littleEndianUInt32(value)
     }
 }
 

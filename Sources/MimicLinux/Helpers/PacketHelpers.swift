@@ -9,7 +9,8 @@ import MimicMemory
 ///   encapsulation flags are checked but only `skb->protocol` follows them), `bpf_skb_vlan_push`
 ///   (18), `bpf_skb_vlan_pop` (19), `bpf_clone_redirect` (13).
 /// - XDP: `bpf_xdp_adjust_head` (44), `bpf_xdp_adjust_tail` (65), `bpf_xdp_adjust_meta` (54).
-/// - both: `bpf_redirect` (23), with XDP's or tc's return values by the attached context.
+/// - both: `bpf_redirect` (23), with XDP's or tc's return values by the attached context; it
+///   replaces `LinuxProcessState.redirect` (the last redirect of a run decides).
 ///
 /// Every helper that changes the packet rewrites the context's `data` / `data_end` /
 /// `data_meta` (and `len`, `protocol`, VLAN fields), as the kernel's `bpf_compute_data_pointers`.
@@ -116,8 +117,7 @@ enum PacketHelpers {
                 let buffer = try call.packet(.skb)
                 let flags = call.arg(3), ifindex = call.arg32(2)
                 guard flags & ~ingressFlag == 0, ifindex != 0 else { return Errno.invalid.r0 }
-                try call.linuxState().redirects.append(RedirectRecord(kind: .cloneRedirect, ifindex: ifindex, flags: flags,
-                                                                      packet: buffer.data))
+                try call.linuxState().clones.append(ClonedPacket(ifindex: ifindex, flags: flags, packet: buffer.data))
                 return 0
             },
         ]
@@ -243,11 +243,11 @@ enum PacketHelpers {
                 let flags = call.arg(2)
                 if state.packet?.kind == .xdp {
                     guard flags == 0 else { return UInt64(XDPAction.aborted.rawValue) }
-                    state.redirects.append(RedirectRecord(kind: .redirect, ifindex: call.arg32(1), flags: flags))
+                    state.redirect = .interface(ifindex: call.arg32(1), flags: flags)
                     return UInt64(XDPAction.redirect.rawValue)
                 }
                 guard flags & ~ingressFlag == 0 else { return UInt64(TCAction.shot.rawValue) }
-                state.redirects.append(RedirectRecord(kind: .redirect, ifindex: call.arg32(1), flags: flags))
+                state.redirect = .interface(ifindex: call.arg32(1), flags: flags)
                 return UInt64(TCAction.redirect.rawValue)
             },
         ]

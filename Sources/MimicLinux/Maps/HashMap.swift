@@ -150,12 +150,26 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
         self.definition = definition
         handle = MapHandle.make(id: id)
         isPerCPU = definition.type == .perCPUArray
+        isFrozen = false
         values = try ValueStorage(definition: definition, slots: definition.maxEntries,
                                   cpuCount: isPerCPU ? cpuCount : 1, vm: vm)
     }
 
+    /// Global data: a single-element array whose value is a section the loader already mapped.
+    /// A read-only section (`.rodata`) is frozen, as libbpf freezes it: updates fail with `-EPERM`.
+    init(globalData definition: MapDefinition, id: Int, storage: RegionStorage, address: UInt64, readOnly: Bool) {
+        self.definition = definition
+        handle = MapHandle.make(id: id)
+        isPerCPU = false
+        isFrozen = readOnly
+        values = ValueStorage(adopting: storage, base: address, valueSize: definition.valueSize, slots: 1)
+    }
+
     /// The VM address of the first element's value (global data sections live in arrays).
     public var baseAddress: UInt64 { values.base }
+
+    /// Whether updates are refused (`BPF_MAP_FREEZE`; libbpf freezes `.rodata`).
+    public let isFrozen: Bool
 
     private func index(of key: [UInt8]) -> Int? {
         guard key.count == 4 else { return nil }
@@ -169,6 +183,7 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     }
 
     private func check(key: [UInt8], flags: MapUpdateFlags) -> Result<Int, Errno> {
+        guard !isFrozen else { return .failure(.notPermitted) }
         guard key.count == 4 else { return .failure(.invalid) }
         let mode = isPerCPU ? flags.rawValue : flags.rawValue & ~MapUpdateFlags.lock.rawValue
         guard mode <= MapUpdateFlags.exist.rawValue else { return .failure(.invalid) }

@@ -67,6 +67,18 @@ final class ValueStorage: @unchecked Sendable {
         }
     }
 
+    /// Values over memory that is already mapped at `base` (global data sections, which the
+    /// loader maps before the emulator sees them): one value per slot, no per-CPU copies.
+    init(adopting storage: RegionStorage, base: UInt64, valueSize: Int, slots: Int) {
+        self.storage = storage
+        self.base = base
+        self.valueSize = valueSize
+        valueStride = roundUp8(max(valueSize, 1))
+        cpuCount = 1
+        self.slots = slots
+        spinLockOffset = nil
+    }
+
     @inline(__always) func offset(slot: Int, cpu: Int) -> Int { (slot * cpuCount + cpu) * valueStride }
 
     func address(slot: Int, cpu: Int) -> UInt64 { base &+ UInt64(offset(slot: slot, cpu: cpu)) }
@@ -102,7 +114,10 @@ final class ValueStorage: @unchecked Sendable {
     /// Zeroes every CPU's value of `slot` (a new element starts from zeros).
     func clear(slot: Int) {
         let start = offset(slot: slot, cpu: 0)
-        (storage.pointer + start).initializeMemory(as: UInt8.self, repeating: 0, count: valueStride * cpuCount)
+        // An adopted region may end before the last value's padding.
+        let count = min(valueStride * cpuCount, storage.count - start)
+        guard count > 0 else { return }
+        (storage.pointer + start).initializeMemory(as: UInt8.self, repeating: 0, count: count)
     }
 
     /// The slot and CPU a VM address of a value start falls on, if any.

@@ -5,7 +5,7 @@ import Synchronization
 /// `BPF_MAP_TYPE_DEVMAP`, `DEVMAP_HASH`, `CPUMAP` and `XSKMAP`: the targets of
 /// `bpf_redirect_map`. Mimic has no network devices, CPUs queues or sockets behind them; the
 /// maps hold the values the kernel's user space writes, and a redirect records the chosen
-/// entry in the process's `LinuxProcessState.mapRedirect`.
+/// entry as the process's `LinuxProcessState.redirect` (`Redirect.map`).
 ///
 /// Values: devmap / devmap_hash `struct bpf_devmap_val` (4-byte ifindex, optionally a 4-byte
 /// program fd, which Mimic stores but does not run), cpumap `struct bpf_cpumap_val` (4-byte

@@ -1,1 +1,0 @@
-// Module documentation lives in Docs/Architecture.md.

@@ -1,0 +1,161 @@
+import Foundation
+import MimicCore
+
+/// Runs many eBPF processes on a fixed set of worker threads, one per virtual CPU.
+///
+/// Worker `i` runs every job it takes as vCPU `i`: it creates the job's process on its own
+/// thread with `vm.makeProcess(for:context:vCPU: i)`, runs it and hands the result over; while
+/// the next jobs run the same program it reuses that process (`Process.reset(context:)`), so a
+/// worker holds at most one process, released when the pool stops. A worker runs one job at a
+/// time, so two jobs never run on the same vCPU at once — the kernel's guarantee that per-CPU
+/// maps and `bpf_get_smp_processor_id` rely on.
+///
+/// Jobs wait in a bounded backlog. `submit` waits for room, `trySubmit` fails at once with
+/// `PoolError.backlogFull`, and `run` (async) suspends without holding a thread. Each job may
+/// have an instruction limit, a time limit and a deadline, and can be cancelled through its
+/// `JobHandle`. `stop` ends the pool, draining or cancelling what is pending.
+///
+/// ```swift
+/// let pool = try ProcessPool(workers: 4, backlog: 256)
+/// let result = try await pool.run(Job(program: program, memory: packet))
+/// print(result.r0, result.vCPU)
+/// pool.stop(.drain)
+/// ```
+public final class ProcessPool: Sendable {
+    /// What `stop` does with jobs that have not finished.
+    public enum StopMode: Sendable, Equatable {
+        /// Run every job in the backlog (and every parked `run`), then stop.
+        case drain
+        /// Complete every job that has not started with `PoolError.cancelled(nil)`; running jobs
+        /// finish.
+        case cancelPending
+        /// As `cancelPending`, and stop running jobs too (they complete with `.cancelled(error)`).
+        case cancelAll
+    }
+
+    let core: PoolCore
+    private let threads: [WorkerThread]
+    /// Held while joining the threads, so a second `stop` waits for the first. A pthread mutex
+    /// rather than `Mutex`, which Thread Sanitizer cannot see through.
+    private let joinLock = PoolLock()
+    private let joined = JoinFlag()
+
+    /// The number of workers, which is the number of vCPUs (ids `0..<workerCount`).
+    public var workerCount: Int { core.workerCount }
+    /// The most jobs the backlog holds.
+    public var backlogCapacity: Int { core.capacity }
+    /// Jobs accepted but not yet started.
+    public var pendingCount: Int { core.pendingCount }
+
+    /// Starts `workers` worker threads (vCPUs `0..<workers`) with a backlog of `backlog` jobs.
+    ///
+    /// - Throws: `PoolError.invalidConfiguration` for a worker count outside 1...4096 or a
+    ///   backlog outside 1...16,777,216, or when the system refuses to start a thread.
+    public init(
+        workers: Int = ProcessInfo.processInfo.activeProcessorCount, backlog: Int = 1024
+    ) throws(PoolError) {
+        guard (1...4096).contains(workers) else {
+            throw .invalidConfiguration("the worker count must be from 1 to 4096, not \(workers)")
+        }
+        guard (1...(1 << 24)).contains(backlog) else {
+            throw .invalidConfiguration("the backlog must hold from 1 to 16777216 jobs, not \(backlog)")
+        }
+        let core = PoolCore(workerCount: workers, capacity: backlog)
+        var threads: [WorkerThread] = []
+        for vCPU in 0..<workers {
+            guard let thread = WorkerThread.start({ core.workerLoop(vCPU: vCPU) }) else {
+                break
+            }
+            threads.append(thread)
+        }
+        let watchdog = threads.count == workers
+            ? WorkerThread.start({ core.watchdogLoop() }) : nil
+        guard let watchdog else {
+            let started = threads.count
+            core.beginStop(.cancelAll)
+            for thread in threads { thread.join() }
+            throw .invalidConfiguration("could not start worker threads (\(started) of \(workers) started)")
+        }
+        threads.append(watchdog)
+        self.core = core
+        self.threads = threads
+    }
+
+    /// Stops a pool that was not stopped with `.cancelAll`: pending jobs complete as cancelled
+    /// and running ones are stopped, so dropping a pool never waits for a runaway program.
+    deinit { stop(.cancelAll) }
+
+    // MARK: Submitting
+
+    /// Submits `job`, waiting while the backlog is full.
+    ///
+    /// `completion` is called exactly once, on a worker thread (or on the thread that cancels
+    /// the job or stops the pool, for a job that never started); keep it short, the worker runs
+    /// nothing else meanwhile. It is not called when `submit` throws.
+    /// - Throws: `PoolError.stopped` if the pool is stopped, also while waiting for room.
+    @discardableResult
+    public func submit(
+        _ job: Job, completion: @escaping @Sendable (Result<JobResult, PoolError>) -> Void
+    ) throws(PoolError) -> JobHandle {
+        let handle = JobHandle(job: job, core: core, completion: completion)
+        try core.submit(handle, blocking: true)
+        return handle
+    }
+
+    /// Submits `job` if the backlog has room, without waiting.
+    ///
+    /// `completion` is called as for `submit`.
+    /// - Throws: `PoolError.backlogFull` when the backlog is full, `.stopped` when stopped.
+    @discardableResult
+    public func trySubmit(
+        _ job: Job, completion: @escaping @Sendable (Result<JobResult, PoolError>) -> Void
+    ) throws(PoolError) -> JobHandle {
+        let handle = JobHandle(job: job, core: core, completion: completion)
+        try core.submit(handle, blocking: false)
+        return handle
+    }
+
+    /// Runs `job` and returns its result. While the backlog is full the call suspends (no thread
+    /// waits). Cancelling the task cancels the job: a waiting job never runs, a running one is
+    /// stopped.
+    /// - Throws: the `PoolError` the job failed with, or `.stopped`.
+    public func run(_ job: Job) async throws(PoolError) -> JobResult {
+        let handle = JobHandle(job: job, core: core, completion: PoolCore.ignore)
+        let core = self.core
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<JobResult, PoolError>, Never>) in
+                if let refusal = core.submitOrPark(handle, completion: { continuation.resume(returning: $0) }) {
+                    continuation.resume(returning: .failure(refusal))
+                }
+            }
+        } onCancel: {
+            handle.cancel()
+        }
+        return try result.get()
+    }
+
+    // MARK: Stopping
+
+    /// Stops the pool and waits for its threads to end. Submitting afterwards throws
+    /// `PoolError.stopped`, and so does a `submit` that was waiting for room. Calling `stop`
+    /// again waits for the first call to finish; called from a completion handler (a worker
+    /// thread) it does not wait.
+    public func stop(_ mode: StopMode = .drain) {
+        core.beginStop(mode)
+        joinLock.withLock {
+            guard !joined.isSet else { return }
+            joined.isSet = true
+            if threads.contains(where: \.isCurrent) {
+                for thread in threads { thread.detach() }
+            } else {
+                for thread in threads { thread.join() }
+            }
+        }
+    }
+}
+
+/// Whether a pool's threads were joined (or detached).
+private final class JoinFlag: @unchecked Sendable {
+    // @unchecked: `isSet` is read and written only with the pool's `joinLock` held.
+    var isSet = false
+}
