@@ -15,6 +15,7 @@ enum Mimic {
     /// Every subcommand, in the order `mimic help` lists them.
     static let commands: [any Command.Type] = [
         RunRawCommand.self, InspectCommand.self, AsmCommand.self, DisasmCommand.self, ConformancePluginCommand.self,
+        CompareCommand.self, FuzzCommand.self,
     ]
 
     static var help: String {

@@ -131,8 +131,13 @@ public final class ObjectComparison {
         if programType != .xdp, packet.count < 14 {
             throw ComparisonError("the kernel runs \(programType) programs only on packets of at least 14 bytes (an Ethernet header); this one has \(packet.count)")
         }
-        let kernelRun = try KernelBPF.withPinnedCPU(0) { () throws(KernelError) -> KernelTestRun in
-            try kernelProgram.testRun(data: packet)
+        let kernelRun: KernelTestRun
+        do {
+            kernelRun = try KernelBPF.withPinnedCPU(0) { () throws(KernelError) -> KernelTestRun in
+                try kernelProgram.testRun(data: packet)
+            }
+        } catch {
+            throw Self.explain(error, programType: programType)
         }
         var kernelPacket = kernelRun.data
         let isSocketFilter = programType == .socketFilter
@@ -172,6 +177,14 @@ public final class ObjectComparison {
         }
         result.differences += try compareMaps()
         return result
+    }
+
+    /// Adds a hint to the kernel's bare EINVAL for sk_buff test runs.
+    static func explain(_ error: KernelError, programType: ProgramType) -> any Error {
+        if case .systemCall(let command, let errno, let detail) = error, errno == 22, programType != .xdp {
+            return ComparisonError("\(detail): bpf(\(command)) failed with EINVAL; the kernel's sk_buff test run refuses packets whose EtherType says IPv4 or IPv6 but whose IP header is cut short")
+        }
+        return error
     }
 
     static func show(_ value: UInt32) -> String { "\(value) (0x\(String(value, radix: 16)))" }
