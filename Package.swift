@@ -27,7 +27,7 @@ let package = Package(
         .executableTarget(name: "mimic-cli", dependencies: ["MimicCore", "MimicLinux"]),
         .executableTarget(
             name: "mimic-bench",
-            dependencies: ["MimicCore", "MimicPool"],
+            dependencies: ["MimicCore", "MimicPool", "MimicLinux"],
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),

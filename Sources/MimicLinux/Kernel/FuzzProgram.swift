@@ -304,15 +304,19 @@ public struct FuzzGenerator: Sendable {
                                body: [.instruction(RawInstruction(opcode: 0xb7, destination: 0, imm: 0)),
                                       .instruction(RawInstruction(opcode: 0x95))]))
             // Eight packet words into registers (r2 last, it is the base).
+            // Kept whole by the minimizer (`.fixed`): without them a register would still hold
+            // a pointer (ctx, data, data_end), whose value differs between kernel and Mimic.
+            var setup: [FuzzItem] = []
             let order: [UInt8] = [0, 1, 3, 4, 5, 6, 7, 8, 9].shuffledPrefix(7, &random) + [2]
             for (i, register) in order.enumerated() {
                 let signed = features.contains(.signExtension) && random.chance(15)
                 let sizes: [(UInt8, UInt8)] = signed ? [(0x81, 4), (0x89, 2), (0x91, 1)] : [(0x79, 8), (0x79, 8), (0x61, 4), (0x69, 2), (0x71, 1)]
                 let (opcode, _) = random.pick(sizes)
-                items.append(.instruction(RawInstruction(opcode: opcode, destination: register, source: 2, offset: Int16(i * 8))))
+                setup.append(.instruction(RawInstruction(opcode: opcode, destination: register, source: 2, offset: Int16(i * 8))))
             }
             initialized = Set(order)
-            for register in UInt8(0)...9 where !initialized.contains(register) { items.append(constant(register)) }
+            for register in UInt8(0)...9 where !initialized.contains(register) { setup.append(constant(register)) }
+            items.append(.fixed(setup))
             initialized = Set(0...9)
             items += stackPrologue()
             items += body(count: 1 + random.below(maxItems))
