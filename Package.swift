@@ -43,7 +43,12 @@ let package = Package(
             // End-to-end fixtures: eBPF C sources and clang-built objects, read by path.
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "MimicCLITests", dependencies: ["mimic-cli"]),
+        .testTarget(
+            name: "MimicCLITests",
+            dependencies: ["mimic-cli", "MimicLinux"],
+            // C sources and objects read by path from the tests.
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicLinux"]),
         // Differential tests against the running kernel (skipped, with a reason, when it is not reachable).
         .testTarget(name: "MimicKernelTests", dependencies: ["MimicLinux", "MimicCore"]),

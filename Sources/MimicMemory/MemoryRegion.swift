@@ -69,6 +69,12 @@ public final class RegionStorage: @unchecked Sendable {
     /// Overwrites bytes starting at `offset`; the span must lie inside the storage.
     public func write(_ bytes: some Collection<UInt8>, at offset: Int) {
         precondition(offset >= 0 && offset + bytes.count <= count, "write outside storage")
+        // Contiguous input is one copy (see `init(bytes:)`): packets are written here per run.
+        let copied: Bool? = bytes.withContiguousStorageIfAvailable { buffer in
+            if let base = buffer.baseAddress { (pointer + offset).copyMemory(from: base, byteCount: buffer.count) }
+            return true
+        }
+        if copied != nil { return }
         var index = offset
         for byte in bytes {
             pointer.storeBytes(of: byte, toByteOffset: index, as: UInt8.self)

@@ -42,6 +42,9 @@ struct ParsedArguments: Sendable {
     var flags: Set<String> = []
     /// Values of options that take one, by canonical name (the last one wins).
     var values: [String: String] = [:]
+    /// Every value of each option that takes one, in command-line order (for repeatable
+    /// options such as `--map`).
+    var allValues: [String: [String]] = [:]
     /// Whether `-h` / `--help` was given.
     var wantsHelp = false
 
@@ -50,6 +53,9 @@ struct ParsedArguments: Sendable {
 
     /// The value of option `name`, if given.
     func value(_ name: String) -> String? { values[name] }
+
+    /// Every value given for option `name`, in order (empty when absent).
+    func repeatedValues(_ name: String) -> [String] { allValues[name] ?? [] }
 }
 
 /// A mistake on the command line: reported with the command's usage hint, exit code 2.
@@ -118,8 +124,10 @@ struct ArgumentParser: Sendable {
             if let valueName = spec.valueName {
                 if let inlineValue {
                     result.values[spec.name] = inlineValue
+                    result.allValues[spec.name, default: []].append(inlineValue)
                 } else if index < arguments.count {
                     result.values[spec.name] = arguments[index]
+                    result.allValues[spec.name, default: []].append(arguments[index])
                     index += 1
                 } else {
                     throw UsageError(message: "option '--\(spec.name)' needs a value (\(valueName))", command: command)

@@ -19,16 +19,16 @@ enum CompareCommand: Command {
         Program types: XDP, tc (sched_cls) and socket filters. The kernel runs socket filters
         on the packet from its network header, so Mimic does too. A context file gives Mimic
         its context (xdp_md or sk_buff); the kernel gets its packet.
-        --map NAME=FILE.json sets initial entries: {"entries": [{"key": "HEX", "value": "HEX"}]}
-        (or just the array); for per-CPU maps the value is given to every CPU; for a global-data
-        section (.data, .bss) the value replaces its bytes.
+        --map NAME=FILE.json sets initial entries, in the format of `mimic run --map` (per-CPU
+        maps have one value per possible CPU of this kernel); for a global-data section (.data,
+        .bss) the key is 0 and the value replaces its bytes.
         Needs Linux and root (or CAP_BPF + CAP_NET_ADMIN). When the kernel is not reachable it
         says why and exits 1; when the verifier rejects the program it prints the verifier's
         log and exits 1. Exits 3 when the two differ, 0 when they agree.
         """,
         options: [
             .value("program", "P", "The program to run (default: the first XDP, tc or socket-filter program)."),
-            .value("pcap", "IN.pcap", "Run on every packet of a classic pcap capture (Ethernet)."),
+            .value("pcap", "IN.pcap", "Run on every packet of a capture (pcap or pcapng, Ethernet)."),
             .value("context", "CTX.json", "Run on the packet of an xdp_md or sk_buff context file."),
             .value("packet", "HEX", "Run on one packet given as hex bytes."),
             .value("map", "NAME=FILE.json", "Initial entries of map NAME (repeatable)."),
@@ -38,34 +38,6 @@ enum CompareCommand: Command {
             ("Compare an XDP program on a capture", "sudo mimic compare xdp_firewall.o --pcap traffic.pcap"),
             ("One packet, with a map preloaded", "sudo mimic compare lpm_route.o --packet \"$(cat pkt.hex)\" --map routes=routes.json"),
         ])
-
-    /// Joins repeated `--map A=F --map B=G` into one `--map A=F,B=G` (the parser keeps one value).
-    static func normalize(_ arguments: [String]) -> [String] {
-        var result: [String] = []
-        var maps: [String] = []
-        var index = 0
-        while index < arguments.count {
-            let argument = arguments[index]
-            if argument == "--" {
-                result += arguments[index...]
-                break
-            }
-            if argument == "--map", index + 1 < arguments.count {
-                maps.append(arguments[index + 1])
-                index += 2
-                continue
-            }
-            if argument.hasPrefix("--map=") {
-                maps.append(String(argument.dropFirst(6)))
-                index += 1
-                continue
-            }
-            result.append(argument)
-            index += 1
-        }
-        if !maps.isEmpty { result += ["--map", maps.joined(separator: ",")] }
-        return result
-    }
 
     /// Exit code when Mimic and the kernel differ.
     static let differExitCode: Int32 = 3
@@ -79,13 +51,12 @@ enum CompareCommand: Command {
                                                      : "give one input, not \(inputs.map { "--" + $0 }.joined(separator: " and "))",
                              command: info.name)
         }
-        var mapFiles: [(String, String)] = []
-        if let text = arguments.value("map") {
-            for item in text.split(separator: ",") {
-                guard let equals = item.firstIndex(of: "="), equals != item.startIndex, item.index(after: equals) != item.endIndex else {
-                    throw UsageError(message: "--map expects NAME=FILE.json, got '\(item)'", command: info.name)
-                }
-                mapFiles.append((String(item[..<equals]), String(item[item.index(after: equals)...])))
+        var mapFiles: [(name: String, path: String)] = []
+        for argument in arguments.repeatedValues("map") {
+            do {
+                mapFiles.append(try MapFile.split(argument))
+            } catch {
+                throw UsageError(message: error.message, command: info.name)
             }
         }
 
@@ -99,10 +70,9 @@ enum CompareCommand: Command {
             packets = [(try Hex.parse(hex, what: "--packet"), nil)]
         } else if let pcapPath = arguments.value("pcap") {
             do {
-                let capture = try PcapFile(bytes: try Input.read(pcapPath), name: Input.displayName(pcapPath))
-                packets = capture.packets.map { ($0.data, nil) }
+                packets = try PcapReader.readAll(try Input.read(pcapPath)).map { ($0.data, nil) }
             } catch let error as PcapError {
-                throw RuntimeError(error.description)
+                throw RuntimeError("\(Input.displayName(pcapPath)): \(error)")
             }
             guard !packets.isEmpty else { throw RuntimeError("\(pcapPath) holds no packets") }
         } else if let contextPath = arguments.value("context") {
@@ -120,8 +90,8 @@ enum CompareCommand: Command {
                 throw RuntimeError("\(contextPath): compare needs an xdp_md or sk_buff context (the kernel runs programs on a packet)")
             }
         }
-        var entries: [(map: String, key: [UInt8], value: [UInt8])] = []
-        for (map, file) in mapFiles { entries += try mapEntries(map: map, file: file) }
+        var mapBytes: [(name: String, path: String, bytes: [UInt8])] = []
+        for file in mapFiles { mapBytes.append((file.name, file.path, try Input.read(file.path))) }
 
         guard KernelBPF.isAvailable else {
             throw RuntimeError("cannot compare: \(KernelError.unavailable(KernelBPF.unavailableReason ?? "unknown reason"))")
@@ -138,28 +108,44 @@ enum CompareCommand: Command {
         } catch {
             throw RuntimeError("\(error)")
         }
-        for entry in entries {
-            do {
-                try comparison.setEntry(map: entry.map, key: entry.key, value: entry.value)
-            } catch {
-                throw RuntimeError("--map \(entry.map): \(error)")
+        for file in mapBytes {
+            guard let map = comparison.kernel.maps[file.name] else {
+                throw RuntimeError("--map \(file.name): the object has no map or global-data section named '\(file.name)'")
+            }
+            let entries = try MapFile.entries(file.bytes, file: Input.displayName(file.path), keySize: Int(map.definition.keySize),
+                                              valueSize: Int(map.definition.valueSize), cpus: KernelBPF.possibleCPUs)
+            for entry in entries {
+                do {
+                    try comparison.setEntry(map: file.name, key: entry.key, values: entry.values)
+                } catch {
+                    throw RuntimeError("--map \(file.name): \(error)")
+                }
             }
         }
 
-        var results: [ObjectComparison.PacketResult] = []
+        var results: [ObjectComparison.PacketResult?] = []
+        var skipped: [Int: String] = [:]
         for (index, input) in packets.enumerated() {
             do {
                 results.append(try comparison.run(packet: input.packet, mimicContext: input.context))
+            } catch let error as ComparisonError {
+                // A packet the kernel's test run refuses: say so and go on with the others.
+                results.append(nil)
+                skipped[index] = error.description
             } catch {
                 throw RuntimeError("packet \(index + 1): \(error)")
             }
         }
-        let differing = results.filter { !$0.differences.isEmpty }.count
+        let differing = results.compactMap { $0 }.filter { !$0.differences.isEmpty }.count
         if arguments.has("json") {
-            Console.out(json(results, comparison: comparison))
+            Console.out(json(results, skipped: skipped, comparison: comparison))
         } else {
             Console.out("program \(comparison.programName) (\(comparison.programType)) of \(name): \(packets.count) packet(s)\n")
             for (index, result) in results.enumerated() {
+                guard let result else {
+                    Console.out("packet \(index + 1): skipped — \(skipped[index] ?? "refused")\n")
+                    continue
+                }
                 let mimic = result.mimicReturn.map { "\(UInt32(truncatingIfNeeded: $0))" } ?? "error"
                 if result.differences.isEmpty {
                     Console.out("packet \(index + 1): same — return \(result.kernelReturn), packet \(result.kernelPacket.count) bytes, maps equal\n")
@@ -168,35 +154,14 @@ enum CompareCommand: Command {
                     for line in result.differences { Console.out("  " + line.replacingOccurrences(of: "\n", with: "\n  ") + "\n") }
                 }
             }
-            Console.out(differing == 0 ? "Mimic and the kernel agree on every packet.\n"
-                                       : "Mimic and the kernel differ on \(differing) of \(packets.count) packet(s).\n")
+            let compared = packets.count - skipped.count
+            Console.out(differing == 0 ? "Mimic and the kernel agree on every packet compared (\(compared) of \(packets.count)).\n"
+                                       : "Mimic and the kernel differ on \(differing) of \(compared) packet(s) compared.\n")
         }
         if differing > 0 { exit(differExitCode) }
     }
 
-    /// Entries from a map file: `{"entries": [{"key": HEX, "value": HEX}]}` or the bare array.
-    static func mapEntries(map: String, file: String) throws(RuntimeError) -> [(map: String, key: [UInt8], value: [UInt8])] {
-        let data = try Input.read(file)
-        do {
-            let root = JSONField(try JSONValue.parse(data), path: "")
-            let list = root["entries"].isMissing ? root : root["entries"]
-            var result: [(map: String, key: [UInt8], value: [UInt8])] = []
-            for element in try list.elements() {
-                let key = try Hex.parse(try element["key"].string(), what: "\(file) \(element["key"].path)")
-                let value = try Hex.parse(try element["value"].string(), what: "\(file) \(element["value"].path)")
-                result.append((map, key, value))
-            }
-            return result
-        } catch let error as ContextError {
-            throw RuntimeError("\(file): \(error)")
-        } catch let error as RuntimeError {
-            throw error
-        } catch {
-            throw RuntimeError("\(file): \(error)")
-        }
-    }
-
-    static func json(_ results: [ObjectComparison.PacketResult], comparison: ObjectComparison) -> String {
+    static func json(_ results: [ObjectComparison.PacketResult?], skipped: [Int: String], comparison: ObjectComparison) -> String {
         func string(_ text: String) -> String {
             var out = "\""
             for scalar in text.unicodeScalars {
@@ -210,7 +175,8 @@ enum CompareCommand: Command {
             }
             return out + "\""
         }
-        let items = results.map { result in
+        let items = results.enumerated().map { index, result -> String in
+            guard let result else { return "{\"skipped\": \(string(skipped[index] ?? "refused"))}" }
             let mimic = result.mimicReturn.map { "\(UInt32(truncatingIfNeeded: $0))" } ?? "null"
             let mimicPacket = result.mimicPacket.map { string(Hex.string($0).replacingOccurrences(of: " ", with: "")) } ?? "null"
             let error = result.mimicError.map(string) ?? "null"

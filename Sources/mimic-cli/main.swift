@@ -14,6 +14,7 @@ enum Mimic {
 
     /// Every subcommand, in the order `mimic help` lists them.
     static let commands: [any Command.Type] = [
+        RunObjectCommand.self, TraceCommand.self, DebugCommand.self, MapsCommand.self,
         RunRawCommand.self, InspectCommand.self, AsmCommand.self, DisasmCommand.self, ConformancePluginCommand.self,
         CompareCommand.self, FuzzCommand.self,
     ]

@@ -28,7 +28,7 @@ struct CompareCommandTests {
         FileManager.default.createFile(atPath: path, contents: Data([0xD4, 0xC3, 0xB2, 0xA1] + [UInt8](repeating: 0, count: 16) + [1, 0, 0, 0] + [UInt8](repeating: 0, count: 10)))
         let result = try MimicCLI.run(["compare", Self.fixture("xdp_firewall.o"), "--pcap", path])
         #expect(result.status == 1, "\(result)")
-        #expect(result.stderr.contains("bad.pcap: record 1 at offset 24"), "\(result)")
+        #expect(result.stderr.contains("bad.pcap"), "\(result)")
     }
 
     @Test("without the kernel, compare says why and exits 1", .enabled(if: !KernelBPF.isAvailable))
@@ -54,7 +54,7 @@ struct CompareCommandTests {
         FileManager.default.createFile(atPath: path, contents: Data(pcap))
         let text = try MimicCLI.run(["compare", Self.fixture("xdp_firewall.o"), "--pcap", path])
         #expect(text.status == 0, "\(text)")
-        #expect(text.stdout.contains("agree on every packet"), "\(text)")
+        #expect(text.stdout.contains("agree on every packet compared"), "\(text)")
         let json = try MimicCLI.run(["compare", Self.fixture("xdp_firewall.o"), "--packet", Self.udpPacket, "--json"])
         #expect(json.status == 0, "\(json)")
         #expect(json.stdout.contains("\"same\": true"), "\(json)")

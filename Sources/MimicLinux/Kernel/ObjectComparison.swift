@@ -82,17 +82,18 @@ public final class ObjectComparison {
         [.hash, .array, .perCPUHash, .perCPUArray, .lruHash, .lruPerCPUHash, .lpmTrie].contains(type)
     }
 
-    /// Sets an entry on both sides before the runs. For per-CPU maps `value` is one CPU's value,
-    /// given to every CPU. For a global-data section the key is ignored and `value` replaces
-    /// the section's bytes.
-    public func setEntry(map name: String, key: [UInt8], value: [UInt8]) throws {
+    /// Sets an entry on both sides before the runs. `values` holds one value, given to every
+    /// CPU of a per-CPU map, or one value per possible CPU. For a global-data section the key
+    /// is ignored and the value replaces the section's bytes.
+    public func setEntry(map name: String, key: [UInt8], values: [[UInt8]]) throws {
+        guard let first = values.first else { throw ComparisonError("map \(name): an entry needs a value") }
         if let global = loaded.globals[name] {
-            guard value.count == global.spec.size else {
-                throw ComparisonError("\(name): the value has \(value.count) bytes, the section has \(global.spec.size)")
+            guard first.count == global.spec.size else {
+                throw ComparisonError("\(name): the value has \(first.count) bytes, the section has \(global.spec.size)")
             }
             guard !global.spec.isReadOnly else { throw ComparisonError("\(name) is read-only (frozen in the kernel); it cannot be set") }
-            global.storage.write(value, at: 0)
-            try kernel.maps[name]?.update(key: [0, 0, 0, 0], value: value)
+            global.storage.write(first, at: 0)
+            try kernel.maps[name]?.update(key: [0, 0, 0, 0], value: first)
             return
         }
         guard let mimicMap = emulator.map(named: name), let kernelMap = kernel.maps[name] else {
@@ -102,13 +103,18 @@ public final class ObjectComparison {
         guard key.count == Int(definition.keySize) else {
             throw ComparisonError("map \(name): the key has \(key.count) bytes, the map's keys have \(definition.keySize)")
         }
-        guard value.count == Int(definition.valueSize) else {
-            throw ComparisonError("map \(name): the value has \(value.count) bytes, the map's values have \(definition.valueSize)")
+        for value in values where value.count != Int(definition.valueSize) {
+            throw ComparisonError("map \(name): a value has \(value.count) bytes, the map's values have \(definition.valueSize)")
         }
         if definition.isPerCPU {
+            let cpus = KernelBPF.possibleCPUs
+            guard values.count == 1 || values.count == cpus else {
+                throw ComparisonError("map \(name): give one value, or one per CPU (\(cpus)); got \(values.count)")
+            }
             let stride = (Int(definition.valueSize) + 7) & ~7
             var all: [UInt8] = []
-            for cpu in 0..<KernelBPF.possibleCPUs {
+            for cpu in 0..<cpus {
+                let value = values.count == 1 ? first : values[cpu]
                 all += value + [UInt8](repeating: 0, count: stride - value.count)
                 if let errno = mimicMap.update(key: key, value: value, flags: .any, cpu: cpu) {
                     throw ComparisonError("map \(name): Mimic refused the entry: \(errno)")
@@ -116,10 +122,11 @@ public final class ObjectComparison {
             }
             try kernelMap.update(key: key, value: all)
         } else {
-            if let errno = mimicMap.update(key: key, value: value, flags: .any, cpu: 0) {
+            guard values.count == 1 else { throw ComparisonError("map \(name) is not per-CPU: give one value") }
+            if let errno = mimicMap.update(key: key, value: first, flags: .any, cpu: 0) {
                 throw ComparisonError("map \(name): Mimic refused the entry: \(errno)")
             }
-            try kernelMap.update(key: key, value: value)
+            try kernelMap.update(key: key, value: first)
         }
     }
 
@@ -128,8 +135,8 @@ public final class ObjectComparison {
     /// - Parameter mimicContext: the context Mimic runs with (e.g. from a context file); by
     ///   default an `XDPContext` or `SKBContext` of the packet like the kernel's test run.
     public func run(packet: [UInt8], mimicContext: (any Context)? = nil) throws -> PacketResult {
-        if programType != .xdp, packet.count < 14 {
-            throw ComparisonError("the kernel runs \(programType) programs only on packets of at least 14 bytes (an Ethernet header); this one has \(packet.count)")
+        if packet.count < 14 {
+            throw ComparisonError("the kernel's test run takes only packets of at least 14 bytes (an Ethernet header); this one has \(packet.count)")
         }
         let kernelRun: KernelTestRun
         do {

@@ -1,0 +1,60 @@
+/// Writes packets as a classic pcap file (little-endian, Ethernet link type), the format every
+/// capture tool reads.
+///
+/// ```swift
+/// var writer = PcapWriter()
+/// writer.append(packet)
+/// try Data(writer.bytes).write(to: url)
+/// ```
+public struct PcapWriter: Sendable {
+    /// The file so far: the header, then one record per appended packet.
+    public private(set) var bytes: [UInt8] = []
+    /// Whether timestamps are written with nanosecond resolution (magic `a1b23c4d`) rather
+    /// than microseconds (`a1b2c3d4`).
+    public let nanosecond: Bool
+    /// The number of packets appended.
+    public private(set) var packetCount = 0
+
+    /// Starts a file with the given snapshot length and link type.
+    public init(nanosecond: Bool = false, snapLength: UInt32 = UInt32(PcapReader.maximumPacketLength),
+                linkType: PcapLinkType = .ethernet) {
+        self.nanosecond = nanosecond
+        append32(nanosecond ? 0xA1B2_3C4D : 0xA1B2_C3D4)
+        append16(2)
+        append16(4)
+        append32(0)  // thiszone
+        append32(0)  // sigfigs
+        append32(snapLength)
+        append32(linkType.rawValue)
+    }
+
+    /// Appends one packet record. Its original length is written as at least the number of
+    /// bytes captured (a program may have grown the packet).
+    public mutating func append(_ packet: PcapPacket) {
+        let seconds = packet.timestamp / 1_000_000_000
+        let nanos = packet.timestamp % 1_000_000_000
+        append32(UInt32(truncatingIfNeeded: seconds))
+        append32(UInt32(nanosecond ? nanos : nanos / 1000))
+        let captured = UInt32(clamping: packet.data.count)
+        append32(captured)
+        append32(max(packet.originalLength, captured))
+        bytes += packet.data
+        packetCount += 1
+    }
+
+    /// A whole classic pcap file holding `packets`.
+    public static func file(_ packets: [PcapPacket], nanosecond: Bool = false) -> [UInt8] {
+        var writer = PcapWriter(nanosecond: nanosecond)
+        for packet in packets { writer.append(packet) }
+        return writer.bytes
+    }
+
+    private mutating func append16(_ value: UInt16) {
+        bytes.append(UInt8(truncatingIfNeeded: value))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+    }
+
+    private mutating func append32(_ value: UInt32) {
+        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
+    }
+}

@@ -1,0 +1,117 @@
+import MimicLinux
+
+/// `--map NAME=FILE.json`: entries to put in a map before the program runs.
+///
+/// The file is a JSON array of entries, each `{"key": K, "value": V}`, or for per-CPU maps
+/// `{"key": K, "values": [V0, V1, ...]}` (one value per CPU; `value` alone sets every CPU).
+/// A key or value is written as
+/// - a number: an unsigned (or negative) integer, stored little-endian in the key/value size
+///   (as a C `__u32` or `__u64` holds it);
+/// - a string: hex bytes in memory order (`"c0 00 02 42"`, `"c0000242"`, `"0xc0 0x00 ..."`),
+///   or a dotted IPv4 address (`"192.0.2.66"`, 4 bytes in network order);
+/// - an array of byte values (`[192, 0, 2, 66]`);
+/// - `{"string": "bash"}`: UTF-8 text, zero-padded to the size (for `char[16]` keys).
+///
+/// Byte forms must have exactly the key or value size. Errors name the file and JSON path.
+struct MapFile {
+    struct Entry {
+        var key: [UInt8]
+        /// One value for every CPU, or one per CPU.
+        var values: [[UInt8]]
+        var perCPU: Bool
+    }
+
+    /// Splits `NAME=FILE.json`.
+    static func split(_ argument: String) throws(UsageError) -> (name: String, path: String) {
+        guard let equals = argument.firstIndex(of: "="), equals != argument.startIndex,
+              argument.index(after: equals) != argument.endIndex
+        else {
+            throw UsageError(message: "--map expects NAME=FILE.json, got '\(argument)'", command: nil)
+        }
+        return (String(argument[..<equals]), String(argument[argument.index(after: equals)...]))
+    }
+
+    /// Reads the entries of `bytes` for a map with the given sizes and CPU count.
+    static func entries(_ bytes: [UInt8], file: String, keySize: Int, valueSize: Int, cpus: Int) throws(RuntimeError) -> [Entry] {
+        do throws(ContextError) {
+            let root = JSONField(try JSONValue.parse(bytes), path: "")
+            var entries: [Entry] = []
+            for (index, field) in try root.elements().enumerated() {
+                let item = JSONField(field.value, path: "[\(index)]")
+                try item.object()
+                for (key, member) in try item.members() where !["key", "value", "values"].contains(key) {
+                    throw member.error("unknown member \"\(key)\" (expected key, and value or values)")
+                }
+                let key = try bytesOf(item["key"], size: keySize, what: "key")
+                if !item["values"].isMissing {
+                    guard item["value"].isMissing else { throw item.error("give either value or values, not both") }
+                    let list = try item["values"].elements()
+                    guard list.count == cpus else {
+                        throw item["values"].error("has \(list.count) values; give one per CPU (\(cpus))")
+                    }
+                    var values: [[UInt8]] = []
+                    for element in list { values.append(try bytesOf(element, size: valueSize, what: "value")) }
+                    entries.append(Entry(key: key, values: values, perCPU: true))
+                } else {
+                    entries.append(Entry(key: key, values: [try bytesOf(item["value"], size: valueSize, what: "value")], perCPU: false))
+                }
+            }
+            return entries
+        } catch {
+            throw RuntimeError("\(file): \(error.description)")
+        }
+    }
+
+    /// The bytes a key or value field stands for.
+    static func bytesOf(_ field: JSONField, size: Int, what: String) throws(ContextError) -> [UInt8] {
+        guard let value = field.value else { throw field.error("missing") }
+        var bytes: [UInt8]
+        switch value {
+        case .number:
+            let number = try field.bits64()
+            if size < 8, number >> UInt64(size * 8) != 0, Int64(bitPattern: number) >> Int64(size * 8 - 1) != -1 {
+                throw field.error("\(number) does not fit in the \(size)-byte \(what)")
+            }
+            bytes = (0..<size).map { $0 < 8 ? UInt8(truncatingIfNeeded: number >> UInt64($0 * 8)) : 0 }
+            return bytes
+        case .string(let text):
+            if let address = ipv4(text) {
+                bytes = address
+            } else {
+                do {
+                    bytes = try Hex.parse(text, what: "the \(what)")
+                } catch {
+                    throw field.error("expected hex bytes or an IPv4 address: \(error.message)")
+                }
+            }
+        case .array:
+            bytes = []
+            for element in try field.elements() { bytes.append(try element.integer(UInt8.self)) }
+        case .object:
+            let text = try field["string"].string()
+            bytes = Array(text.utf8)
+            guard bytes.count <= size else {
+                throw field["string"].error("\(bytes.count) bytes of text do not fit in the \(size)-byte \(what)")
+            }
+            return bytes + [UInt8](repeating: 0, count: size - bytes.count)
+        default:
+            throw field.error("expected a number, a hex string, an array of bytes or {\"string\": ...}, got \(value.kindName)")
+        }
+        guard bytes.count == size else {
+            throw field.error("\(bytes.count) bytes, but the map's \(what)s are \(size) bytes")
+        }
+        return bytes
+    }
+
+    /// `a.b.c.d` as 4 bytes, or nil.
+    static func ipv4(_ text: String) -> [UInt8]? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var bytes: [UInt8] = []
+        for part in parts {
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), let byte = UInt8(part) else { return nil }
+            bytes.append(byte)
+        }
+        return bytes
+    }
+}

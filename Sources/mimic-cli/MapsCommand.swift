@@ -1,0 +1,105 @@
+import MimicCore
+
+/// `mimic maps OBJ.o`: the map definitions of an object.
+enum MapsCommand: Command {
+    static let info = CommandInfo(
+        name: "maps",
+        summary: "List the maps an eBPF object defines, with their BTF key and value types.",
+        synopsis: "maps OBJ.o [--json]",
+        discussion: """
+        Prints each map of the object: name, type, key and value size with their BTF types
+        (when the object has BTF), max entries and flags, like `bpftool map show`. Global data
+        sections (.data, .rodata, .bss) are listed too: programs see them as one-entry arrays.
+        """,
+        options: [.flag("json", "Print the maps as a JSON array.")],
+        examples: [
+            ("The maps of the XDP firewall", "mimic maps Examples/xdp_firewall.o"),
+            ("As JSON", "mimic maps Examples/packet_counter.o --json"),
+        ])
+
+    static func run(_ arguments: ParsedArguments) throws {
+        try arguments.requirePositionals(["OBJ.o"], command: info.name)
+        let path = arguments.positionals[0]
+        let name = Input.displayName(path)
+        let bytes = try Input.read(path)
+        guard ObjectInput.isELF(bytes) else {
+            throw RuntimeError("\(name) is not an ELF object (it does not start with 0x7f 'ELF')")
+        }
+        let object = try ObjectInput.object(bytes, name: name)
+        let btf = object.btf
+        func typeName(_ id: UInt32?) -> String? { id.flatMap { id in btf.map { $0.typeName(id) } } }
+
+        if arguments.has("json") {
+            var items: [JSONOutput] = object.maps.map { map in
+                .object([
+                    ("name", .string(map.name)),
+                    ("type", .string(map.type.description)),
+                    ("key_size", .unsigned(UInt64(map.keySize))),
+                    ("value_size", .unsigned(UInt64(map.valueSize))),
+                    ("key_type", typeName(map.keyTypeID).map(JSONOutput.string) ?? .null),
+                    ("value_type", typeName(map.valueTypeID).map(JSONOutput.string) ?? .null),
+                    ("max_entries", .unsigned(UInt64(map.maxEntries))),
+                    ("flags", .unsigned(UInt64(map.flags))),
+                ])
+            }
+            items += object.globals.map { global in
+                .object([
+                    ("name", .string(global.name)),
+                    ("type", .string("array")),
+                    ("key_size", .unsigned(4)),
+                    ("value_size", .unsigned(UInt64(global.size))),
+                    ("key_type", .null),
+                    ("value_type", .string(global.name)),
+                    ("max_entries", .unsigned(1)),
+                    ("flags", .unsigned(global.isReadOnly ? 0x480 : 0x400)),
+                ])
+            }
+            Console.out(JSONOutput.array(items).text)
+            return
+        }
+
+        var rows: [[String]] = object.maps.map { map in
+            [map.name, map.type.description,
+             "\(map.keySize)" + (typeName(map.keyTypeID).map { " (\($0))" } ?? ""),
+             "\(map.valueSize)" + (typeName(map.valueTypeID).map { " (\($0))" } ?? ""),
+             "\(map.maxEntries)", flags(map.flags)]
+        }
+        rows += object.globals.map { global in
+            [global.name, "array (global data)", "4", "\(global.size)", "1", global.isReadOnly ? "rdonly_prog, mmapable" : "mmapable"]
+        }
+        guard !rows.isEmpty else {
+            Console.out("\(name) defines no maps\n")
+            return
+        }
+        Console.out(Table.render(["name", "type", "key", "value", "max entries", "flags"], rows))
+    }
+
+    /// Map flags by their `BPF_F_*` names.
+    static func flags(_ value: UInt32) -> String {
+        let names: [(UInt32, String)] = [(1, "no_prealloc"), (2, "no_common_lru"), (4, "numa_node"), (8, "rdonly"),
+                                         (16, "wronly"), (32, "stack_build_id"), (64, "zero_seed"), (128, "rdonly_prog"),
+                                         (256, "wronly_prog"), (512, "clone"), (1024, "mmapable"), (2048, "preserve_elems"),
+                                         (4096, "inner_map")]
+        guard value != 0 else { return "0" }
+        var parts = names.filter { value & $0.0 != 0 }.map(\.1)
+        let known = names.reduce(UInt32(0)) { $0 | $1.0 }
+        if value & ~known != 0 { parts.append("0x" + String(value & ~known, radix: 16)) }
+        return parts.joined(separator: ", ")
+    }
+}
+
+/// Left-aligned text tables.
+enum Table {
+    static func render(_ header: [String], _ rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            var text = ""
+            for (i, cell) in cells.enumerated() {
+                text += i == cells.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count + 2)
+            }
+            return text + "\n"
+        }
+        return line(header) + rows.map(line).joined()
+    }
+}

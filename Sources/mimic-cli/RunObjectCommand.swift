@@ -1,0 +1,138 @@
+import MimicCore
+import MimicLinux
+
+/// `mimic run OBJ.o`: run a program of an ELF object on a context or over a capture.
+enum RunObjectCommand: Command {
+    static let info = CommandInfo(
+        name: "run",
+        summary: "Run a program of an eBPF object on a context or over a packet capture.",
+        synopsis: "run OBJ.o [--program P] [--context CTX.json | --pcap IN.pcap [--out OUT.pcap]] [--map NAME=FILE.json ...] [--json]",
+        discussion: """
+        Loads OBJ.o (compiled with `clang -O2 -g -target bpf -c`) into a VM with the Linux
+        emulator, creates its maps and global data, and runs one program.
+
+        With --context, runs once on that context file and prints R0 (with the verdict for XDP
+        and tc programs: XDP_PASS, TC_ACT_OK, ...), the instructions executed, the output of
+        bpf_trace_printk, ring buffer and perf events, the map entries the run changed (before
+        -> after, formatted with the object's BTF types) and the packet if the program changed it.
+
+        With --pcap, runs once per packet of the capture (pcap or pcapng, Ethernet link type),
+        in a context the program type decides (xdp: xdp_md; tc, socket filters, cgroup_skb:
+        __sk_buff), and prints a verdict summary, the trace output and events of every run, and
+        the map changes over the whole capture. --out writes the packets that leave the program
+        alive, as the program left them: XDP_PASS, XDP_TX and XDP_REDIRECT for XDP;
+        TC_ACT_OK, TC_ACT_UNSPEC, TC_ACT_PIPE, TC_ACT_RECLASSIFY and TC_ACT_REDIRECT for tc;
+        R0 != 0 for socket filters (cut to R0 bytes); allow for cgroup_skb.
+        A progress line goes to standard error on long captures when it is a terminal.
+
+        Without either, tracing programs run with an empty context; packet programs need one.
+
+        --map NAME=FILE.json fills a map first; the file is a JSON array of
+        {"key": K, "value": V} entries (see Docs/UserGuide.md). Exit codes: 0 when every run
+        finished, 1 when the input cannot be read or loaded or a run failed, 2 for usage errors.
+        """,
+        options: RunOptions.specs(out: true, json: true),
+        examples: [
+            ("Run the XDP firewall over a capture with a preloaded blocklist",
+             "mimic run Examples/xdp_firewall.o --pcap Examples/traffic.pcap --map blocklist=Examples/blocklist.json"),
+            ("Keep the packets it passes", "mimic run Examples/xdp_firewall.o --pcap Examples/traffic.pcap --out passed.pcap"),
+            ("Run a tc program on one context", "mimic run Examples/tc_rewrite.o --context Examples/contexts/udp_8080.json"),
+            ("Replay a captured tracing context, JSON output", "mimic run Examples/trace_exec.o --context Examples/contexts/exec_captured.json --json"),
+        ])
+
+    static func run(_ arguments: ParsedArguments) throws {
+        let options = try RunOptions(arguments, command: info.name)
+        let session = try options.session()
+        if options.pcapPath != nil, options.packetNumber == nil {
+            try PcapRun(session: session, options: options).run()
+            return
+        }
+        let input = try options.singleContext(session)
+        try SingleRun(session: session, options: options).run(context: input.context, inputName: input.name)
+    }
+}
+
+/// One run of a program on one context, and its report.
+struct SingleRun {
+    let session: Session
+    let options: RunOptions
+
+    /// Runs to the end with `execute` (default: the interpreter at full speed) and prints the
+    /// report; `extraJSON` adds members to the `--json` object (e.g. trace steps).
+    func run(context: (any Context)?, inputName: String,
+             execute: ((Process) throws(ExecutionError) -> UInt64)? = nil,
+             extraJSON: () -> [(String, JSONOutput)] = { [] }) throws {
+        let display = ValueDisplay(object: session.object, cpus: session.cpus)
+        let before = session.snapshot()
+        let originalPacket = (context as? XDPContext)?.packet ?? (context as? SKBContext)?.packet
+        let process = try session.makeProcess(context: context)
+        let limit = session.limit
+        let r0: UInt64
+        do {
+            if let execute {
+                r0 = try execute(process)
+            } else {
+                r0 = try process.run(instructionLimit: limit)
+            }
+        } catch {
+            // Show what the run printed before it failed: it is often the clue.
+            for line in LinuxProcessState.of(process)?.traceOutput ?? [] { Console.err("trace: \(line)\n") }
+            throw RuntimeError(session.message(for: error))
+        }
+        let state = LinuxProcessState.of(process)
+        let trace = state?.traceOutput ?? []
+        let warnings = state?.warnings ?? []
+        let events = session.drainEvents()
+        let changes = before.changes(to: session.snapshot())
+        let packet = session.packet(after: process)
+        let modified = packet != nil && packet != originalPacket
+        let verdict = session.verdict(r0)
+        let redirect = session.redirect(after: process)
+
+        if options.json {
+            var members: [(String, JSONOutput)] = [
+                ("program", .string(session.source.name)),
+                ("type", .string(session.type.description)),
+                ("input", .string(inputName)),
+                ("r0", .unsigned(r0)),
+                ("r0_hex", .string("0x" + String(r0, radix: 16))),
+            ]
+            members.append(("verdict", verdict.map(JSONOutput.string) ?? .null))
+            members.append(("instructions", .unsigned(process.instructionsExecuted)))
+            members.append(("trace", .array(trace.map(JSONOutput.string))))
+            members.append(("events", .array(events.map(display.json))))
+            members.append(("map_changes", .array(changes.map(display.json))))
+            if let packet {
+                members.append(("packet_modified", .bool(modified)))
+                members.append(("packet", .string(Hex.string(packet))))
+            }
+            if let redirect { members.append(("redirect", .string(redirect.description))) }
+            if !warnings.isEmpty { members.append(("warnings", .array(warnings.map(JSONOutput.string)))) }
+            members += extraJSON()
+            Console.out(JSONOutput.object(members).text)
+            return
+        }
+
+        var out = "program \(session.source.name) (\(session.type)) on \(inputName)\n"
+        var value = "r0 = \(r0) (0x\(String(r0, radix: 16))"
+        if Int64(bitPattern: r0) < 0 { value += ", signed \(Int64(bitPattern: r0))" }
+        value += ")"
+        if let verdict { value += " \(verdict)" }
+        out += value + "\n"
+        if let redirect { out += "redirect: \(redirect)\n" }
+        out += "instructions executed: \(process.instructionsExecuted)\n"
+        if !trace.isEmpty {
+            out += "trace output:\n" + trace.map { "  \($0)\n" }.joined()
+        }
+        if !events.isEmpty {
+            out += "events:\n" + events.map { "  \(display.describe($0))\n" }.joined()
+        }
+        out += changes.isEmpty ? "maps: no changes\n" : "map changes:\n" + display.describe(changes)
+        if let packet, modified {
+            out += "packet modified (\(packet.count) bytes):\n"
+            out += HexDump.lines(packet).map { "  \($0)\n" }.joined()
+        }
+        for warning in warnings { out += "warning: \(warning)\n" }
+        Console.out(out)
+    }
+}

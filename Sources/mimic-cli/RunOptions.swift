@@ -1,0 +1,141 @@
+import MimicCore
+import MimicLinux
+
+/// The inputs `run`, `trace` and `debug` share: the object, the program, its context or
+/// capture, map contents and limits.
+struct RunOptions {
+    var objectPath: String
+    var programName: String?
+    var contextPath: String?
+    var pcapPath: String?
+    var outPath: String?
+    /// `--packet N`: only packet N (from 1) of the capture.
+    var packetNumber: Int?
+    var maps: [String]
+    var cpus: Int
+    var limit: UInt64
+    var json: Bool
+
+    /// The options every one of these commands accepts.
+    static func specs(out: Bool, json: Bool) -> [OptionSpec] {
+        var specs: [OptionSpec] = [
+            .value("program", short: "p", "NAME", "The program to run (required when the object has several)."),
+            .value("context", short: "c", "CTX.json", "Run with this context file (xdp_md, sk_buff, generic, captured)."),
+            .value("pcap", "IN.pcap", "Run over the packets of a capture (pcap or pcapng, Ethernet)."),
+            .value("packet", "N", "With --pcap: only packet N (counted from 1)."),
+        ]
+        if out { specs.append(.value("out", short: "o", "OUT.pcap", "With --pcap: write the packets the program passes or transmits.")) }
+        specs += [
+            .value("map", "NAME=FILE.json", "Preload map NAME with the entries of FILE.json (repeatable)."),
+            .value("cpus", "N", "Possible CPUs: values per per-CPU map entry (default 1)."),
+            .value("limit", "N", "Stop a run after N instructions (default \(RunRawCommand.defaultLimit); 0 = no limit)."),
+            .value("plugin", "LIB", "Load helpers from an emulator plugin (not supported yet)."),
+        ]
+        if json { specs.append(.flag("json", "Print the results as JSON.")) }
+        return specs
+    }
+
+    /// Reads and checks the shared options: mistakes are usage errors (exit 2).
+    init(_ arguments: ParsedArguments, command: String) throws(UsageError) {
+        try arguments.requirePositionals(["OBJ.o"], command: command)
+        objectPath = arguments.positionals[0]
+        programName = arguments.value("program")
+        contextPath = arguments.value("context")
+        pcapPath = arguments.value("pcap")
+        outPath = arguments.value("out")
+        maps = arguments.repeatedValues("map")
+        json = arguments.has("json")
+        if contextPath != nil, pcapPath != nil {
+            throw UsageError(message: "give either --context or --pcap, not both", command: command)
+        }
+        if outPath != nil, pcapPath == nil {
+            throw UsageError(message: "--out writes the packets of a --pcap run; give --pcap too", command: command)
+        }
+        if let text = arguments.value("packet") {
+            guard pcapPath != nil else { throw UsageError(message: "--packet selects a packet of --pcap; give --pcap too", command: command) }
+            guard let number = Int(text), number >= 1 else {
+                throw UsageError(message: "--packet expects a packet number from 1, got '\(text)'", command: command)
+            }
+            packetNumber = number
+        }
+        cpus = 1
+        if let text = arguments.value("cpus") {
+            guard let value = Int(text), value >= 1, value <= 512 else {
+                throw UsageError(message: "--cpus expects a number of CPUs from 1 to 512, got '\(text)'", command: command)
+            }
+            cpus = value
+        }
+        limit = RunRawCommand.defaultLimit
+        if let text = arguments.value("limit") {
+            guard let value = UInt64(text) else {
+                throw UsageError(message: "--limit expects a whole number of instructions, got '\(text)'", command: command)
+            }
+            limit = value == 0 ? .max : value
+        }
+        for map in maps {
+            do {
+                _ = try MapFile.split(map)
+            } catch {
+                throw UsageError(message: error.message, command: command)
+            }
+        }
+        if let plugin = arguments.value("plugin") {
+            // Checked after the usage checks so that mistakes still exit 2.
+            pluginPath = plugin
+        }
+    }
+
+    /// `--plugin LIB`, refused until plugins land.
+    var pluginPath: String?
+
+    /// Refuses `--plugin` plainly (exit 1).
+    func checkPlugin() throws(RuntimeError) {
+        if let pluginPath {
+            throw RuntimeError("--plugin \(pluginPath): emulator plugins are not supported yet; run without --plugin to use the built-in Linux emulator")
+        }
+    }
+
+    /// Loads the object and program and preloads the maps.
+    func session() throws -> Session {
+        try checkPlugin()
+        let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit)
+        try session.preload(maps)
+        return session
+    }
+
+    /// The capture's packets (all, or the one `--packet` selects).
+    func packets() throws(RuntimeError) -> [(number: Int, packet: PcapPacket)] {
+        guard let pcapPath else { return [] }
+        let name = Input.displayName(pcapPath)
+        let bytes = try Input.read(pcapPath)
+        let packets: [PcapPacket]
+        do {
+            packets = try PcapReader.readAll(bytes)
+        } catch {
+            throw RuntimeError("\(name): \(error)")
+        }
+        if let packetNumber {
+            guard packetNumber <= packets.count else {
+                throw RuntimeError("--packet \(packetNumber): \(name) has \(packets.count) packet\(packets.count == 1 ? "" : "s")")
+            }
+            return [(packetNumber, packets[packetNumber - 1])]
+        }
+        return packets.enumerated().map { ($0.offset + 1, $0.element) }
+    }
+
+    /// The context of a single run: the context file, one packet of the capture, or the
+    /// program type's default. `name` describes the input for output headers.
+    func singleContext(_ session: Session) throws(RuntimeError) -> (context: (any Context)?, name: String) {
+        if let contextPath {
+            return (try session.context(file: contextPath), Input.displayName(contextPath))
+        }
+        if pcapPath != nil {
+            let selected = try packets()
+            guard let first = selected.first else {
+                throw RuntimeError("\(Input.displayName(pcapPath ?? "")) has no packets")
+            }
+            return (try session.context(packet: first.packet.data, name: "packet \(first.number)"), "packet \(first.number)")
+        }
+        return (try session.defaultContext(), "no context")
+    }
+}

@@ -1,0 +1,247 @@
+import MimicCore
+import MimicLinux
+import MimicMemory
+
+/// An object file loaded for `run`, `trace` and `debug`: a VM with the Linux emulator, the
+/// object's maps and global data, and the selected program.
+final class Session {
+    /// The object's display name (its path, or `<stdin>`).
+    let objectName: String
+    let object: ObjectFile
+    /// The selected program as the object describes it (functions, source lines).
+    let source: ObjectProgram
+    let emulator: LinuxEmulator
+    let vm: VM
+    let loaded: LoadedObject
+    let program: Program
+    /// Possible CPUs: per-CPU maps hold this many values.
+    let cpus: Int
+    /// The per-run instruction budget.
+    let limit: UInt64
+
+    /// Loads the object at `path` and the program named `programName` (or the object's only
+    /// program).
+    init(path: String, programName: String?, cpus: Int, limit: UInt64) throws(RuntimeError) {
+        objectName = Input.displayName(path)
+        let bytes = try Input.read(path)
+        guard ObjectInput.isELF(bytes) else {
+            throw RuntimeError("\(objectName) is not an ELF object (it does not start with 0x7f 'ELF'); compile it with `clang -O2 -g -target bpf -c`, or use `mimic run-raw` for assembler text and bytecode")
+        }
+        object = try ObjectInput.object(bytes, name: objectName)
+        if let programName {
+            guard let found = object.program(named: programName) else {
+                throw RuntimeError("\(objectName) has no program named '\(programName)'; programs: \(ObjectInput.names(object))")
+            }
+            source = found
+        } else {
+            guard let first = object.programs.first else { throw RuntimeError("\(objectName) contains no programs") }
+            guard object.programs.count == 1 else {
+                throw RuntimeError("\(objectName) has \(object.programs.count) programs; choose one with --program NAME: \(ObjectInput.names(object))")
+            }
+            source = first
+        }
+        self.cpus = cpus
+        self.limit = limit
+        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: 1))
+        vm = VM(emulator: emulator)
+        do {
+            loaded = try vm.load(object: object)
+            program = try loaded.program(named: source.name)
+        } catch {
+            throw RuntimeError("cannot load \(objectName): \(error)")
+        }
+    }
+
+    /// The program's type, from its section name.
+    var type: ProgramType { source.type }
+
+    /// The kind of context the program takes a packet in.
+    enum PacketKind { case xdp, skb, none }
+
+    var packetKind: PacketKind {
+        switch type {
+        case .xdp: .xdp
+        case .schedCls, .schedAct, .socketFilter, .cgroupSkb, .lwtIn, .lwtOut, .lwtXmit, .skSkb: .skb
+        default: .none
+        }
+    }
+
+    // MARK: Maps
+
+    /// The maps of the object (and its global-data maps) in declaration order.
+    private(set) lazy var maps: [any BPFMap] = collectMaps()
+
+    private func collectMaps() -> [any BPFMap] {
+        var result: [any BPFMap] = []
+        var seen = Set<String>()
+        for spec in object.maps {
+            if let map = emulator.map(named: spec.name), seen.insert(spec.name).inserted { result.append(map) }
+        }
+        for map in emulator.allMaps where seen.insert(map.name).inserted { result.append(map) }
+        return result
+    }
+
+    func map(named name: String) -> (any BPFMap)? { maps.first { $0.name == name } }
+
+    /// Applies `--map NAME=FILE.json` arguments.
+    func preload(_ arguments: [String]) throws {
+        for argument in arguments {
+            let (name, path) = try MapFile.split(argument)
+            guard let map = map(named: name) else {
+                let names = maps.map(\.name).joined(separator: ", ")
+                throw RuntimeError("--map \(argument): \(objectName) has no map named '\(name)'; maps: \(names.isEmpty ? "none" : names)")
+            }
+            let definition = map.definition
+            let entries = try MapFile.entries(Input.read(path), file: Input.displayName(path), keySize: definition.keySize,
+                                              valueSize: definition.valueSize, cpus: cpus)
+            let perCPU = MapSnapshot.isPerCPU(definition.type)
+            for (index, entry) in entries.enumerated() {
+                var failure: Errno?
+                if perCPU {
+                    let values = entry.perCPU ? entry.values : Array(repeating: entry.values[0], count: cpus)
+                    if let hash = map as? HashTableMap {
+                        failure = hash.update(key: entry.key, perCPUValues: values)
+                    } else if let array = map as? ArrayMap {
+                        failure = array.update(key: entry.key, perCPUValues: values)
+                    } else {
+                        failure = .invalid
+                    }
+                } else {
+                    if entry.perCPU {
+                        throw RuntimeError("\(Input.displayName(path)): [\(index)].values: \(name) is a \(definition.type) map, not a per-CPU map; use \"value\"")
+                    }
+                    failure = map.update(key: entry.key, value: entry.values[0], flags: .any, cpu: 0)
+                }
+                if let failure {
+                    throw RuntimeError("\(Input.displayName(path)): [\(index)]: cannot store the entry in \(name) (\(definition.type)): \(failure)")
+                }
+            }
+        }
+    }
+
+    /// The contents of every map that holds keys and values, for diffs.
+    func snapshot() -> MapSnapshot { MapSnapshot(maps: maps, cpus: cpus) }
+
+    // MARK: Contexts
+
+    /// The context of a context file.
+    func context(file path: String) throws(RuntimeError) -> any Context {
+        let bytes = try Input.read(path)
+        do {
+            return try ContextFile.load(data: bytes)
+        } catch {
+            throw RuntimeError("\(Input.displayName(path)): \(error)")
+        }
+    }
+
+    /// The context a packet of a capture runs in, by program type.
+    func context(packet: [UInt8], name: String) throws(RuntimeError) -> any Context {
+        switch packetKind {
+        case .xdp: return XDPContext(packet: packet, name: name)
+        case .skb: return SKBContext(packet: packet, name: name)
+        case .none:
+            throw RuntimeError("program \(source.name) (type \(type)) does not take packets; give a context with --context instead of --pcap")
+        }
+    }
+
+    /// The context of a run without --context or --pcap: none for tracing programs.
+    func defaultContext() throws(RuntimeError) -> (any Context)? {
+        if packetKind != .none {
+            throw RuntimeError("program \(source.name) (type \(type)) needs a packet: give --pcap FILE or --context FILE.json")
+        }
+        return GenericContext(name: "empty")
+    }
+
+    /// A process running the program with `context`.
+    func makeProcess(context: (any Context)?, vCPU: Int = 0) throws(RuntimeError) -> Process {
+        do {
+            return try vm.makeProcess(for: program, context: context, vCPU: vCPU)
+        } catch {
+            throw RuntimeError("cannot set up the context: \(error)")
+        }
+    }
+
+    /// `previous` reset to run with `context`, or a new process when there is none.
+    func process(reusing previous: Process?, context: (any Context)?, vCPU: Int) throws(RuntimeError) -> Process {
+        guard let previous else { return try makeProcess(context: context, vCPU: vCPU) }
+        do {
+            try previous.reset(context: context)
+            return previous
+        } catch {
+            throw RuntimeError("cannot set up the context: \(error)")
+        }
+    }
+
+    // MARK: Results
+
+    /// The verdict name R0 stands for in this program type (`XDP_PASS`, `TC_ACT_OK`), if any.
+    func verdict(_ r0: UInt64) -> String? {
+        switch type {
+        case .xdp: return XDPAction(returnValue: r0)?.name ?? "unknown XDP action \(r0)"
+        case .schedCls, .schedAct: return TCAction(returnValue: r0)?.name ?? "unknown tc action \(Int32(truncatingIfNeeded: r0))"
+        case .socketFilter:
+            return r0 == 0 ? "drop" : "keep \(r0 == UInt64(UInt32.max) ? "whole packet" : "\(r0) bytes")"
+        case .cgroupSkb: return r0 & 1 == 1 ? "allow" : "deny"
+        default: return nil
+        }
+    }
+
+    /// The packet as the program left it (xdp and skb contexts), or nil.
+    func packet(after process: Process) -> [UInt8]? {
+        LinuxProcessState.of(process)?.packet?.data
+    }
+
+    /// Where the program redirected the packet, if it did.
+    func redirect(after process: Process) -> Redirect? {
+        LinuxProcessState.of(process)?.redirect
+    }
+
+    /// Ring buffer records and perf events emitted so far (drained: each is reported once).
+    func drainEvents() -> [Event] {
+        var events: [Event] = []
+        for map in maps {
+            if let ring = map as? RingBufferMap {
+                events += ring.drainRecords().map { Event(map: map.name, cpu: nil, data: $0) }
+            } else if let perf = map as? PerfEventArrayMap {
+                events += perf.drainRecords().map { Event(map: map.name, cpu: $0.cpu, data: $0.data) }
+            }
+        }
+        return events
+    }
+
+    /// A ring buffer record or perf event.
+    struct Event {
+        var map: String
+        /// The CPU of a perf event; nil for ring buffer records.
+        var cpu: Int?
+        var data: [UInt8]
+    }
+
+    /// The message for an execution error.
+    func message(for error: ExecutionError) -> String {
+        var text = "execution failed: \(error)"
+        switch error.kind {
+        case .budgetExhausted: text += "; raise the budget with --limit N (0 = no limit)"
+        case .unknownHelper(_, let name):
+            text += "\n  the Linux emulator does not implement \(name ?? "this helper"); a captured context (--context with type \"captured\") can replay its recorded results"
+        default: break
+        }
+        return text
+    }
+
+    // MARK: Source
+
+    /// The function containing instruction `pc`.
+    func function(at pc: Int) -> ObjectFunction? {
+        source.functions.last { $0.instructionIndex <= pc && pc < $0.instructionIndex + max(1, $0.instructionCount) }
+            ?? source.functions.last { $0.instructionIndex <= pc }
+    }
+
+    /// `file:line` of instruction `pc`, if known.
+    func location(at pc: Int) -> String? {
+        guard let line = program.sourceLine(at: pc) else { return nil }
+        return "\(Session.baseName(line.file)):\(line.line)"
+    }
+
+    static func baseName(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
+}

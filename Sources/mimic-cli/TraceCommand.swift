@@ -1,0 +1,167 @@
+import MimicCore
+import MimicLinux
+
+/// `mimic trace OBJ.o`: run a program one instruction at a time, printing each instruction,
+/// its C source line when it changes, and the registers it changed.
+enum TraceCommand: Command {
+    static let info = CommandInfo(
+        name: "trace",
+        summary: "Run a program printing each instruction, its source line and the registers it changed.",
+        synopsis: "trace OBJ.o [--program P] [--context CTX.json | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...] [--json]",
+        discussion: """
+        Takes the same inputs as `mimic run`. Before each group of instructions from one C
+        source line, prints that line (`; text  (file.c:LINE)`); then each instruction as
+        `SLOT: ASSEMBLY` followed by the registers it changed (`r0=0x2`), and `-> function`
+        when a BPF-to-BPF call enters a function. After the exit, prints the run's report as
+        `mimic run` does. With --pcap, traces every packet (or only packet N with --packet).
+        With --json, the steps are a "steps" array of the JSON report.
+        """,
+        options: RunOptions.specs(out: false, json: true),
+        examples: [
+            ("Trace the firewall on one SYN packet", "mimic trace Examples/xdp_firewall.o --context Examples/contexts/blocked_syn.json"),
+            ("Trace the third packet of a capture", "mimic trace Examples/xdp_firewall.o --pcap Examples/traffic.pcap --packet 3"),
+        ])
+
+    static func run(_ arguments: ParsedArguments) throws {
+        let options = try RunOptions(arguments, command: info.name)
+        let session = try options.session()
+        if options.pcapPath != nil, options.packetNumber == nil {
+            let packets = try options.packets()
+            for (index, (number, packet)) in packets.enumerated() {
+                if !options.json { Console.out((index > 0 ? "\n" : "") + "=== packet \(number) ===\n") }
+                let context = try session.context(packet: packet.data, name: "packet \(number)")
+                try traced(session: session, options: options, context: context, inputName: "packet \(number)")
+            }
+            return
+        }
+        let input = try options.singleContext(session)
+        try traced(session: session, options: options, context: input.context, inputName: input.name)
+    }
+
+    static func traced(session: Session, options: RunOptions, context: (any Context)?, inputName: String) throws {
+        let stepper = SourceStepper(session: session)
+        var steps: [JSONOutput] = []
+        let json = options.json
+        try SingleRun(session: session, options: options).run(context: context, inputName: inputName, execute: { process throws(ExecutionError) in
+            var executed: UInt64 = 0
+            while true {
+                guard executed < session.limit else {
+                    throw session.program.error(.budgetExhausted(executed: process.instructionsExecuted), at: process.pc)
+                }
+                let step: SourceStepper.Step
+                do throws(ExecutionError) {
+                    step = try stepper.step(process)
+                } catch {
+                    if !json { Console.out(stepper.describeFault(error)) }
+                    throw error
+                }
+                executed += 1
+                if json {
+                    steps.append(step.json)
+                } else {
+                    Console.out(step.text)
+                }
+                if case .exited(let r0) = step.result { return r0 }
+            }
+        }, extraJSON: { [("steps", .array(steps))] })
+    }
+}
+
+/// Executes single instructions and describes them with their source: the shared core of
+/// `trace` and `debug`.
+final class SourceStepper {
+    let session: Session
+    /// The source line printed last (so a line is printed once per run of instructions).
+    private var lastLine: (String, Int)?
+    private var lastFunction: String?
+    let slotWidth: Int
+
+    init(session: Session) {
+        self.session = session
+        slotWidth = String(max(0, session.program.count - 1)).count
+    }
+
+    struct Step {
+        var pc: Int
+        var instruction: String
+        /// The source line, when it differs from the previous step's.
+        var newSource: SourceLineInfo?
+        /// The function entered, when it differs from the previous step's.
+        var newFunction: String?
+        var changed: [(Int, UInt64)]
+        var result: StepResult
+        /// The source header lines (if any) and the instruction line.
+        var text: String
+        /// The instruction line alone.
+        var line: String
+
+        var json: JSONOutput {
+            var members: [(String, JSONOutput)] = [("pc", .integer(Int64(pc))), ("instruction", .string(instruction))]
+            if let newSource {
+                members.append(("source", .string(newSource.sourceText.trimmingIndent())))
+                members.append(("location", .string("\(Session.baseName(newSource.file)):\(newSource.line)")))
+            }
+            if let newFunction { members.append(("function", .string(newFunction))) }
+            members.append(("changed", .object(changed.map { ("r\($0.0)", .string("0x" + String($0.1, radix: 16))) })))
+            return .object(members)
+        }
+    }
+
+    /// The source line of `pc` as `; text  (file:line)`.
+    func sourceText(_ line: SourceLineInfo) -> String {
+        let text = line.sourceText.trimmingIndent()
+        return "; \(text.isEmpty ? "(no source text)" : text)  (\(Session.baseName(line.file)):\(line.line))"
+    }
+
+    /// The assembly of the instruction at `pc`.
+    func instructionText(at pc: Int) -> String {
+        Assembly.text(at: pc, in: session.program.instructions)
+    }
+
+    func slot(_ pc: Int) -> String {
+        let text = String(pc)
+        return String(repeating: " ", count: max(0, slotWidth - text.count)) + text
+    }
+
+    /// Executes one instruction of `process` and describes it.
+    func step(_ process: Process) throws(ExecutionError) -> Step {
+        let pc = process.pc
+        let before = process.registers.all
+        var header = ""
+        var newFunction: String?
+        if let function = session.function(at: pc)?.name, function != lastFunction {
+            if lastFunction != nil || function != session.source.name { header += "-> \(function)\n" }
+            newFunction = function
+            lastFunction = function
+        }
+        var newSource: SourceLineInfo?
+        if let line = session.program.sourceLine(at: pc), lastLine.map({ $0 != (line.file, line.line) }) ?? true {
+            header += "    " + sourceText(line) + "\n"
+            newSource = line
+            lastLine = (line.file, line.line)
+        }
+        let text = instructionText(at: pc)
+        let result = try process.step()
+        let after = process.registers.all
+        let changed = (0..<after.count).filter { after[$0] != before[$0] }.map { ($0, after[$0]) }
+        var line = "\(slot(pc)): \(text)"
+        if !changed.isEmpty {
+            line = line.padded(to: 40) + changed.map { "r\($0.0)=0x\(String($0.1, radix: 16))" }.joined(separator: " ")
+        }
+        if case .exited(let r0) = result {
+            line += "    exit r0=\(r0)" + (session.verdict(r0).map { " \($0)" } ?? "")
+        }
+        return Step(pc: pc, instruction: text, newSource: newSource, newFunction: newFunction, changed: changed,
+                    result: result, text: header + line + "\n", line: line + "\n")
+    }
+
+    /// The line for an instruction that faulted.
+    func describeFault(_ error: ExecutionError) -> String {
+        "\(slot(error.pc)): \(instructionText(at: error.pc))    <- \(error.kind)\n"
+    }
+}
+
+extension String {
+    /// The string without its leading spaces and tabs.
+    func trimmingIndent() -> String { String(drop { $0 == " " || $0 == "\t" }) }
+}

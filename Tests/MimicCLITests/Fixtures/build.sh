@@ -1,0 +1,6 @@
+#!/bin/sh
+# Rebuilds the CLI test fixtures with the toolchain's clang (headers: Examples/mimic_bpf.h).
+set -eu
+cd "$(dirname "$0")"
+"${CLANG:-clang}" -O2 -g -target bpf -c unknown_helper.c -o unknown_helper.o
+echo "built unknown_helper.o"
