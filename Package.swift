@@ -24,9 +24,11 @@ let package = Package(
         .target(name: "CMimicAtomics"),
         // The C ABI of emulator plugins: one header, the single source of truth.
         .target(name: "CMimicPlugin"),
+        // The bpf(2) system call (Swift cannot call the variadic syscall(2)), for KernelBPF.
+        .target(name: "CMimicKernel"),
         .target(name: "MimicMemory"),
         .target(name: "MimicCore", dependencies: ["MimicMemory", "CMimicAtomics", "CMimicPlugin"]),
-        .target(name: "MimicLinux", dependencies: ["MimicCore"]),
+        .target(name: "MimicLinux", dependencies: ["MimicCore", "CMimicKernel"]),
         // Exports `mimic_plugin_entry` over MimicLinux's helpers (built as a dynamic library).
         .target(name: "MimicLinuxPlugin", dependencies: ["MimicLinux", "CMimicPlugin"]),
         .target(name: "MimicPool", dependencies: ["MimicCore"]),
@@ -62,5 +64,7 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicLinux"]),
+        // Differential tests against the running kernel (skipped, with a reason, when it is not reachable).
+        .testTarget(name: "MimicKernelTests", dependencies: ["MimicLinux", "MimicCore"]),
     ]
 )

@@ -10,6 +10,8 @@ struct BenchmarkOptions {
     var helpers = false
     /// Measure `ProcessPool` throughput instead of the interpreter benchmarks.
     var pool = false
+    /// Time the programs in the kernel (BPF_PROG_TEST_RUN, JIT) next to Mimic.
+    var kernel = false
     var problem: String?
 
     init(arguments: [String]) {
@@ -19,6 +21,7 @@ struct BenchmarkOptions {
             case "--quick": quick = true
             case "--helpers": helpers = true
             case "--pool": pool = true
+            case "--kernel": kernel = true
             case "--help", "-h": showHelp = true
             case "--filter":
                 guard let value = rest.popFirst() else { problem = "--filter needs a name"; return }
@@ -104,10 +107,12 @@ struct Benchmark {
 
 enum BenchmarkError: Error, CustomStringConvertible {
     case mismatch(program: UInt64, native: UInt64)
+    case kernel(String)
 
     var description: String {
         switch self {
         case .mismatch(let program, let native): "program returned \(program), native code \(native)"
+        case .kernel(let reason): "the kernel's BPF is not reachable: \(reason)"
         }
     }
 }

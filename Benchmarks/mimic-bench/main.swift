@@ -13,6 +13,7 @@ if options.showHelp {
     print("""
     usage: mimic-bench [--quick] [--filter NAME] [--rounds N]
            mimic-bench --helpers [--rounds N]
+           mimic-bench --kernel [--quick] [--filter NAME] [--rounds N]
            mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
 
     Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
@@ -21,6 +22,8 @@ if options.showHelp {
       --filter NAME only benchmarks whose name contains NAME
       --rounds N    timed rounds per benchmark (best is reported; default 7)
       --helpers     the cost of a helper call: statically linked vs through the plugin ABI
+      --kernel      the programs as XDP programs in the kernel (BPF_PROG_TEST_RUN, JIT;
+                    needs root) next to Mimic running the same variant
       --pool        ProcessPool throughput for a ~100-instruction XDP-style program on 1 and
                     2 workers, against making and running the process directly; --filter
                     picks modes: interpreter, direct, direct2, pool1, pool2,
@@ -39,6 +42,16 @@ if options.helpers {
         exit(0)
     } catch {
         FileHandle.standardError.write(Data("mimic-bench: helpers: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
+if options.kernel {
+    do {
+        try KernelBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run()
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("mimic-bench: kernel: \(error)\n".utf8))
         exit(1)
     }
 }

@@ -1,0 +1,132 @@
+import MimicCore
+
+/// An `ObjectFile` instantiated in the kernel, as libbpf's `bpf_object__load` would: its maps
+/// created with `BPF_MAP_CREATE`, its global-data sections as single-element array maps holding
+/// their initial contents (`.rodata*` read-only to programs and frozen), and its programs loaded
+/// with their map references rewritten to the kernel's file descriptors.
+///
+/// The object's `lddw` references follow `ObjectFile`'s convention: `src = 5`
+/// (`BPF_PSEUDO_MAP_IDX`, imm = map index) becomes `src = 1` (`BPF_PSEUDO_MAP_FD`, imm = fd);
+/// `src = 6` (`BPF_PSEUDO_MAP_IDX_VALUE`, imm = index into `maps + globals`, next imm = offset)
+/// becomes `src = 2` (`BPF_PSEUDO_MAP_VALUE`, imm = fd, next imm = offset).
+public final class KernelObject {
+    public let object: ObjectFile
+    /// Kernel maps by map name, and global-data maps by section name (`.data`, `.rodata`).
+    public private(set) var maps: [String: KernelMap] = [:]
+    /// One entry per `maps + globals` pseudo index (nil for an empty section, which has no map).
+    private var mapsByPseudoIndex: [KernelMap?] = []
+    private var programs: [String: KernelProgram] = [:]
+
+    /// Creates the object's maps and global data in the kernel and fills initial map-of-maps
+    /// slots. Programs are loaded on demand with `program(named:)`.
+    public init(object: ObjectFile) throws(KernelError) {
+        self.object = object
+        for spec in object.maps {
+            var inner: KernelMap?
+            if let template = spec.innerMap {
+                inner = try KernelBPF.createMap(Self.definition(template))
+            }
+            var definition = Self.definition(spec)
+            definition.innerMap = inner
+            let map = try KernelBPF.createMap(definition)
+            maps[spec.name] = map
+            mapsByPseudoIndex.append(map)
+        }
+        for global in object.globals {
+            guard global.size > 0 else {
+                mapsByPseudoIndex.append(nil)
+                continue
+            }
+            let readOnlyProgram: UInt32 = 1 << 7  // BPF_F_RDONLY_PROG
+            let map = try KernelBPF.createMap(KernelMapDefinition(
+                name: global.name, type: .array, keySize: 4, valueSize: UInt32(global.size), maxEntries: 1,
+                flags: global.isReadOnly ? readOnlyProgram : 0))
+            try map.update(key: [0, 0, 0, 0], value: global.contents)
+            if global.isReadOnly { try map.freeze() }
+            maps[global.name] = map
+            mapsByPseudoIndex.append(map)
+        }
+        for spec in object.maps {
+            for slot in spec.initialSlots {
+                guard case .map(let name) = slot.target else { continue }
+                guard let outer = maps[spec.name], let inner = maps[name] else {
+                    throw KernelError.invalidArgument("map \(spec.name) slot \(slot.index): map \(name) does not exist")
+                }
+                try outer.update(key: Self.u32(UInt32(slot.index)), value: Self.u32(UInt32(bitPattern: inner.fd)))
+            }
+        }
+    }
+
+    static func definition(_ spec: MapSpec) -> KernelMapDefinition {
+        var maxEntries = spec.maxEntries
+        if spec.type == .perfEventArray, maxEntries == 0 { maxEntries = UInt32(KernelBPF.possibleCPUs) }
+        return KernelMapDefinition(name: spec.name, type: spec.type, keySize: spec.keySize, valueSize: spec.valueSize,
+                                   maxEntries: maxEntries, flags: spec.flags)
+    }
+
+    static func u32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+
+    /// The program's instructions with map and global-data references rewritten to kernel fds.
+    public func instructions(of program: ObjectProgram) throws(KernelError) -> [RawInstruction] {
+        var code = program.instructions
+        var slot = 0
+        while slot < code.count {
+            let instruction = code[slot]
+            guard instruction.opcode == 0x18 else {
+                slot += 1
+                continue
+            }
+            guard slot + 1 < code.count else {
+                throw KernelError.invalidArgument("program \(program.name), slot \(slot): lddw without its second slot")
+            }
+            switch instruction.source {
+            case LoadImm64Kind.mapIndex.rawValue, LoadImm64Kind.mapIndexValue.rawValue:
+                let index = Int(instruction.imm)
+                guard index >= 0, index < mapsByPseudoIndex.count, let map = mapsByPseudoIndex[index] else {
+                    throw KernelError.invalidArgument("program \(program.name), slot \(slot): lddw refers to map index \(index), which has no kernel map")
+                }
+                code[slot].source = instruction.source == LoadImm64Kind.mapIndex.rawValue
+                    ? LoadImm64Kind.mapFileDescriptor.rawValue : LoadImm64Kind.mapValue.rawValue
+                code[slot].imm = map.fd
+            case LoadImm64Kind.btfID.rawValue:
+                throw KernelError.invalidArgument("program \(program.name), slot \(slot): kernel variables (__ksym) are not supported")
+            default:
+                break
+            }
+            slot += 2
+        }
+        if let external = program.references.first(where: { if case .external = $0.target { true } else { false } }) {
+            throw KernelError.invalidArgument("program \(program.name), slot \(external.instructionIndex): \(external.target) is not supported")
+        }
+        return code
+    }
+
+    /// The program named `name`, loaded into the kernel (once, then cached). Prog arrays that
+    /// list it in their initial slots get its fd.
+    public func program(named name: String) throws(KernelError) -> KernelProgram {
+        if let loaded = programs[name] { return loaded }
+        guard let source = object.program(named: name) else {
+            let names = object.programs.map(\.name).joined(separator: ", ")
+            throw KernelError.invalidArgument("the object has no program named '\(name)' (programs: \(names.isEmpty ? "none" : names))")
+        }
+        let loaded = try KernelBPF.loadProgram(try instructions(of: source), type: source.type, license: object.license ?? "GPL",
+                                               name: name, maps: Array(maps.values))
+        programs[name] = loaded
+        for spec in object.maps {
+            for slot in spec.initialSlots {
+                guard case .program(let target) = slot.target, target == name, let array = maps[spec.name] else { continue }
+                try array.update(key: Self.u32(UInt32(slot.index)), value: Self.u32(UInt32(bitPattern: loaded.fd)))
+            }
+        }
+        return loaded
+    }
+
+    /// Loads every program other programs can tail-call (those in prog arrays' initial slots).
+    public func loadTailCallTargets() throws(KernelError) {
+        for spec in object.maps {
+            for slot in spec.initialSlots {
+                if case .program(let target) = slot.target { _ = try program(named: target) }
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+import MimicCore
+import MimicMemory
+
+/// Runs one program of an object file in Mimic and in the kernel on the same packets, starting
+/// from the same map contents, and lists every difference: return value (low 32 bits, all the
+/// kernel reports), output packet, and map contents after each run.
+///
+/// Supported program types: XDP, tc (`sched_cls` / `sched_act`) and socket filters. The kernel
+/// runs socket filters on the packet from its network header (`BPF_PROG_TEST_RUN` pulls the
+/// Ethernet header first), so Mimic gets the packet without its first 14 bytes for them too.
+/// Kernel test runs are pinned to CPU 0 and Mimic runs as vCPU 0, so per-CPU maps compare.
+public final class ObjectComparison {
+    /// What one packet produced on each side.
+    public struct PacketResult: Sendable {
+        public var kernelReturn: UInt32
+        public var kernelPacket: [UInt8]
+        /// Mimic's R0 (all 64 bits), or nil when Mimic failed (`mimicError`).
+        public var mimicReturn: UInt64?
+        public var mimicPacket: [UInt8]?
+        public var mimicError: String?
+        /// Differences in return value, packet and maps, one line each; empty when they agree.
+        public var differences: [String]
+    }
+
+    public let object: ObjectFile
+    public let programName: String
+    public let programType: ProgramType
+    public let kernel: KernelObject
+    public let kernelProgram: KernelProgram
+    public let emulator: LinuxEmulator
+    public let vm: VM
+    public let loaded: LoadedObject
+    public let program: Program
+
+    /// Program types `ObjectComparison` can run.
+    public static let supportedTypes: [ProgramType] = [.xdp, .schedCls, .schedAct, .socketFilter]
+
+    /// Instantiates the object on both sides and loads the program.
+    ///
+    /// - Parameter programName: the program to run; nil picks the first XDP, tc or socket
+    ///   filter program.
+    /// - Throws: `KernelError` (`.verifierRejected` carries the verifier's log), or a
+    ///   `ComparisonError` for what Mimic refuses.
+    public init(object: ObjectFile, programName requested: String? = nil) throws {
+        self.object = object
+        let source: ObjectProgram
+        if let requested {
+            guard let found = object.program(named: requested) else {
+                throw ComparisonError("the object has no program named '\(requested)' (programs: \(object.programs.map(\.name).joined(separator: ", ")))")
+            }
+            source = found
+        } else {
+            guard let found = object.programs.first(where: { Self.supportedTypes.contains($0.type) }) else {
+                throw ComparisonError("the object has no XDP, tc or socket-filter program (programs: \(object.programs.map { "\($0.name) (\($0.type))" }.joined(separator: ", ")))")
+            }
+            source = found
+        }
+        guard Self.supportedTypes.contains(source.type) else {
+            throw ComparisonError("program \(source.name) is a \(source.type) program; compare runs XDP, tc (sched_cls) and socket-filter programs")
+        }
+        programName = source.name
+        programType = source.type
+        kernel = try KernelObject(object: object)
+        try kernel.loadTailCallTargets()
+        kernelProgram = try kernel.program(named: source.name)
+        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: KernelBPF.possibleCPUs, randomSeed: 1))
+        vm = VM(emulator: emulator)
+        do {
+            loaded = try vm.load(object: object)
+            program = try loaded.program(named: source.name)
+        } catch {
+            throw ComparisonError("Mimic cannot load \(source.name): \(error)")
+        }
+    }
+
+    /// Names of the maps and global-data sections compared after each run.
+    public var comparedMaps: [String] {
+        object.maps.filter { Self.comparable($0.type) }.map(\.name) + object.globals.filter { $0.size > 0 }.map(\.name)
+    }
+
+    static func comparable(_ type: MapType) -> Bool {
+        [.hash, .array, .perCPUHash, .perCPUArray, .lruHash, .lruPerCPUHash, .lpmTrie].contains(type)
+    }
+
+    /// Sets an entry on both sides before the runs. `values` holds one value, given to every
+    /// CPU of a per-CPU map, or one value per possible CPU. For a global-data section the key
+    /// is ignored and the value replaces the section's bytes.
+    public func setEntry(map name: String, key: [UInt8], values: [[UInt8]]) throws {
+        guard let first = values.first else { throw ComparisonError("map \(name): an entry needs a value") }
+        if let global = loaded.globals[name] {
+            guard first.count == global.spec.size else {
+                throw ComparisonError("\(name): the value has \(first.count) bytes, the section has \(global.spec.size)")
+            }
+            guard !global.spec.isReadOnly else { throw ComparisonError("\(name) is read-only (frozen in the kernel); it cannot be set") }
+            global.storage.write(first, at: 0)
+            try kernel.maps[name]?.update(key: [0, 0, 0, 0], value: first)
+            return
+        }
+        guard let mimicMap = emulator.map(named: name), let kernelMap = kernel.maps[name] else {
+            throw ComparisonError("there is no map named '\(name)' (maps: \(object.maps.map(\.name).joined(separator: ", ")))")
+        }
+        let definition = kernelMap.definition
+        guard key.count == Int(definition.keySize) else {
+            throw ComparisonError("map \(name): the key has \(key.count) bytes, the map's keys have \(definition.keySize)")
+        }
+        for value in values where value.count != Int(definition.valueSize) {
+            throw ComparisonError("map \(name): a value has \(value.count) bytes, the map's values have \(definition.valueSize)")
+        }
+        if definition.isPerCPU {
+            let cpus = KernelBPF.possibleCPUs
+            guard values.count == 1 || values.count == cpus else {
+                throw ComparisonError("map \(name): give one value, or one per CPU (\(cpus)); got \(values.count)")
+            }
+            let stride = (Int(definition.valueSize) + 7) & ~7
+            var all: [UInt8] = []
+            for cpu in 0..<cpus {
+                let value = values.count == 1 ? first : values[cpu]
+                all += value + [UInt8](repeating: 0, count: stride - value.count)
+                if let errno = mimicMap.update(key: key, value: value, flags: .any, cpu: cpu) {
+                    throw ComparisonError("map \(name): Mimic refused the entry: \(errno)")
+                }
+            }
+            try kernelMap.update(key: key, value: all)
+        } else {
+            guard values.count == 1 else { throw ComparisonError("map \(name) is not per-CPU: give one value") }
+            if let errno = mimicMap.update(key: key, value: first, flags: .any, cpu: 0) {
+                throw ComparisonError("map \(name): Mimic refused the entry: \(errno)")
+            }
+            try kernelMap.update(key: key, value: first)
+        }
+    }
+
+    /// Runs the program on `packet` on both sides, then compares results and maps.
+    ///
+    /// - Parameter mimicContext: the context Mimic runs with (e.g. from a context file); by
+    ///   default an `XDPContext` or `SKBContext` of the packet like the kernel's test run.
+    public func run(packet: [UInt8], mimicContext: (any Context)? = nil) throws -> PacketResult {
+        if packet.count < 14 {
+            throw ComparisonError("the kernel's test run takes only packets of at least 14 bytes (an Ethernet header); this one has \(packet.count)")
+        }
+        let kernelRun: KernelTestRun
+        do {
+            kernelRun = try KernelBPF.withPinnedCPU(0) { () throws(KernelError) -> KernelTestRun in
+                try kernelProgram.testRun(data: packet)
+            }
+        } catch {
+            throw Self.explain(error, programType: programType)
+        }
+        var kernelPacket = kernelRun.data
+        let isSocketFilter = programType == .socketFilter
+        if isSocketFilter { kernelPacket = Array(kernelPacket.dropFirst(14)) }
+
+        var result = PacketResult(kernelReturn: kernelRun.returnValue, kernelPacket: kernelPacket, differences: [])
+        let context: any Context
+        if let mimicContext {
+            context = mimicContext
+        } else if programType == .xdp {
+            context = XDPContext(packet: packet)
+        } else {
+            var skb = SKBContext(packet: isSocketFilter ? Array(packet.dropFirst(14)) : packet, ifindex: 1)
+            skb.ingressIfindex = 0
+            context = skb
+        }
+        do {
+            let process = try vm.makeProcess(for: program, context: context, vCPU: 0)
+            let value = try process.run(instructionLimit: 100_000_000)
+            result.mimicReturn = value
+            if let xdp = XDPContext.result(of: process) {
+                result.mimicPacket = xdp.packet
+            } else if let skb = SKBContext.result(of: process) {
+                result.mimicPacket = skb.packet
+            }
+        } catch {
+            result.mimicError = "\(error)"
+        }
+
+        if let error = result.mimicError {
+            result.differences.append("Mimic failed (\(error)); the kernel returned \(Self.show(kernelRun.returnValue))")
+        } else if let value = result.mimicReturn, UInt32(truncatingIfNeeded: value) != kernelRun.returnValue {
+            result.differences.append("return value: kernel \(Self.show(kernelRun.returnValue)), Mimic \(Self.show(UInt32(truncatingIfNeeded: value)))")
+        }
+        if let mimicPacket = result.mimicPacket, mimicPacket != kernelPacket {
+            result.differences.append(Self.describePacketDifference(kernel: kernelPacket, mimic: mimicPacket))
+        }
+        result.differences += try compareMaps()
+        return result
+    }
+
+    /// Adds a hint to the kernel's bare EINVAL for sk_buff test runs.
+    static func explain(_ error: KernelError, programType: ProgramType) -> any Error {
+        if case .systemCall(let command, let errno, let detail) = error, errno == 22, programType != .xdp {
+            return ComparisonError("\(detail): bpf(\(command)) failed with EINVAL; the kernel's sk_buff test run refuses packets whose EtherType says IPv4 or IPv6 but whose IP header is cut short")
+        }
+        return error
+    }
+
+    static func show(_ value: UInt32) -> String { "\(value) (0x\(String(value, radix: 16)))" }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
+    static func describePacketDifference(kernel: [UInt8], mimic: [UInt8]) -> String {
+        if kernel.count != mimic.count {
+            return "output packet: kernel \(kernel.count) bytes, Mimic \(mimic.count) bytes\n  kernel: \(hex(kernel))\n  mimic:  \(hex(mimic))"
+        }
+        let first = zip(kernel, mimic).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? 0
+        let count = zip(kernel, mimic).filter { $0 != $1 }.count
+        return "output packet: \(count) byte(s) differ, the first at offset \(first): kernel 0x\(hex([kernel[first]])), Mimic 0x\(hex([mimic[first]]))"
+    }
+
+    /// Map contents on both sides, compared: one line per differing key.
+    public func compareMaps() throws -> [String] {
+        var lines: [String] = []
+        for name in comparedMaps {
+            let kernelEntries = try kernelContents(name)
+            let mimicEntries = mimicContents(name)
+            for key in Set(kernelEntries.keys).union(mimicEntries.keys).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+                switch (kernelEntries[key], mimicEntries[key]) {
+                case (let k?, let m?) where k != m:
+                    lines.append("map \(name) key \(Self.hex(key)): kernel \(k.map(Self.hex).joined(separator: " | ")), Mimic \(m.map(Self.hex).joined(separator: " | "))")
+                case (_?, nil):
+                    lines.append("map \(name) key \(Self.hex(key)): only in the kernel")
+                case (nil, _?):
+                    lines.append("map \(name) key \(Self.hex(key)): only in Mimic")
+                default:
+                    break
+                }
+            }
+        }
+        return lines
+    }
+
+    /// A map's entries in the kernel: key → one value per CPU (one value for other maps).
+    public func kernelContents(_ name: String) throws -> [[UInt8]: [[UInt8]]] {
+        guard let map = kernel.maps[name] else { return [:] }
+        let size = Int(map.definition.valueSize)
+        var result: [[UInt8]: [[UInt8]]] = [:]
+        for (key, value) in try map.entries() {
+            if map.definition.isPerCPU {
+                let stride = (size + 7) & ~7
+                result[key] = stride == 0 ? [] : stride_(value, stride).map { Array($0.prefix(size)) }
+            } else {
+                result[key] = [value]
+            }
+        }
+        return result
+    }
+
+    private func stride_(_ bytes: [UInt8], _ step: Int) -> [[UInt8]] {
+        stride(from: 0, to: bytes.count, by: step).map { Array(bytes[$0..<min(bytes.count, $0 + step)]) }
+    }
+
+    /// A map's entries in Mimic: key → one value per CPU (one value for other maps).
+    public func mimicContents(_ name: String) -> [[UInt8]: [[UInt8]]] {
+        if let global = loaded.globals[name] { return [[0, 0, 0, 0]: [global.storage.bytes]] }
+        guard let map = emulator.map(named: name) else { return [:] }
+        var result: [[UInt8]: [[UInt8]]] = [:]
+        for key in map.keys {
+            if let values = map.perCPUValues(forKey: key) { result[key] = values }
+        }
+        return result
+    }
+}
+
+/// A problem with a comparison's input that is not the kernel's: an unknown program or map, a
+/// wrong key size, a program type compare cannot run, or Mimic refusing the object.
+public struct ComparisonError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
