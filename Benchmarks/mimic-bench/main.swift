@@ -36,34 +36,23 @@ if let problem = options.problem {
     exit(2)
 }
 
-if options.helpers {
+/// Runs one of the other benchmark modes and exits: 0 on success, 1 with the error.
+func runMode(_ name: String, _ body: () throws -> Void) -> Never {
     do {
-        try HelperCallBenchmark.run(rounds: options.rounds)
+        try body()
         exit(0)
     } catch {
-        FileHandle.standardError.write(Data("mimic-bench: helpers: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("mimic-bench: \(name): \(error)\n".utf8))
         exit(1)
     }
 }
 
+if options.helpers { runMode("helpers") { try HelperCallBenchmark.run(rounds: options.rounds) } }
 if options.kernel {
-    do {
-        try KernelBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run()
-        exit(0)
-    } catch {
-        FileHandle.standardError.write(Data("mimic-bench: kernel: \(error)\n".utf8))
-        exit(1)
-    }
+    runMode("kernel") { try KernelBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run() }
 }
-
 if options.pool {
-    do {
-        try PoolBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run()
-        exit(0)
-    } catch {
-        FileHandle.standardError.write(Data("mimic-bench: pool: \(error)\n".utf8))
-        exit(1)
-    }
+    runMode("pool") { try PoolBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run() }
 }
 
 print("benchmark            insns/run     ns/run   ns/insn   native ns/run   ratio")
