@@ -162,19 +162,7 @@ enum CompareCommand: Command {
     }
 
     static func json(_ results: [ObjectComparison.PacketResult?], skipped: [Int: String], comparison: ObjectComparison) -> String {
-        func string(_ text: String) -> String {
-            var out = "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                default:
-                    if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-                }
-            }
-            return out + "\""
-        }
+        let string = JSONOutput.quote
         let items = results.enumerated().map { index, result -> String in
             guard let result else { return "{\"skipped\": \(string(skipped[index] ?? "refused"))}" }
             let mimic = result.mimicReturn.map { "\(UInt32(truncatingIfNeeded: $0))" } ?? "null"

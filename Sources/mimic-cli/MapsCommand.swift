@@ -19,13 +19,8 @@ enum MapsCommand: Command {
 
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.requirePositionals(["OBJ.o"], command: info.name)
-        let path = arguments.positionals[0]
-        let name = Input.displayName(path)
-        let bytes = try Input.read(path)
-        guard ObjectInput.isELF(bytes) else {
-            throw RuntimeError("\(name) is not an ELF object (it does not start with 0x7f 'ELF')")
-        }
-        let object = try ObjectInput.object(bytes, name: name)
+        let name = Input.displayName(arguments.positionals[0])
+        let object = try ObjectInput.load(path: arguments.positionals[0])
         let btf = object.btf
         func typeName(_ id: UInt32?) -> String? { id.flatMap { id in btf.map { $0.typeName(id) } } }
 

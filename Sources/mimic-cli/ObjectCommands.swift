@@ -5,6 +5,16 @@ enum ObjectInput {
     /// Whether `bytes` start like an ELF file.
     static func isELF(_ bytes: [UInt8]) -> Bool { bytes.starts(with: ProgramInput.elfMagic) }
 
+    /// Reads and parses the object at `path`; says plainly when the file is not ELF.
+    static func load(path: String) throws(RuntimeError) -> ObjectFile {
+        let name = Input.displayName(path)
+        let bytes = try Input.read(path)
+        guard isELF(bytes) else {
+            throw RuntimeError("\(name) is not an ELF object (it does not start with 0x7f 'ELF')")
+        }
+        return try object(bytes, name: name)
+    }
+
     /// Parses an object; a failure names the file and what is malformed.
     static func object(_ bytes: [UInt8], name: String) throws(RuntimeError) -> ObjectFile {
         do {
@@ -59,12 +69,6 @@ enum InspectCommand: Command {
 
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.requirePositionals(["OBJ.o"], command: info.name)
-        let path = arguments.positionals[0]
-        let name = Input.displayName(path)
-        let bytes = try Input.read(path)
-        guard ObjectInput.isELF(bytes) else {
-            throw RuntimeError("\(name) is not an ELF object (it does not start with 0x7f 'ELF')")
-        }
-        Console.out(try ObjectInput.object(bytes, name: name).inspectionReport())
+        Console.out(try ObjectInput.load(path: arguments.positionals[0]).inspectionReport())
     }
 }

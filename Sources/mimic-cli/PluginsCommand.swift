@@ -61,24 +61,7 @@ enum PluginsCommand: Command {
 
     /// One line of JSON.
     static func describeJSON(_ library: PluginLibrary) -> String {
-        func string(_ text: String) -> String {
-            var out = "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\t": out += "\\t"
-                default:
-                    if scalar.value < 0x20 {
-                        out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-                    } else {
-                        out.unicodeScalars.append(scalar)
-                    }
-                }
-            }
-            return out + "\""
-        }
+        let string = JSONOutput.quote
         let helpers = library.helpers.map { "{\"id\": \($0.id), \"name\": \(string($0.name))}" }.joined(separator: ", ")
         let mapTypes = library.mapTypes.map { "{\"type\": \($0.type), \"name\": \(string($0.name))}" }.joined(separator: ", ")
         return "{\"name\": \(string(library.name)), \"version\": \(library.version.map(string) ?? "null"), "
