@@ -177,8 +177,8 @@ struct PoolBenchmark {
             }
         }
         let job = Job(program: program, memory: packet)
-        let pool1 = measure("pool1") { try poolThroughput(workers: 1, job: job) }
-        let pool2 = measure("pool2") { try poolThroughput(workers: 2, job: job) }
+        let pool1 = measure("pool1") { try poolThroughput(workers: 1, program: program) }
+        let pool2 = measure("pool2") { try poolThroughput(workers: 2, program: program) }
         let latency = measure("latency") { try roundTrip(job: job) }
         if let failure { throw failure }
 
@@ -259,8 +259,13 @@ struct PoolBenchmark {
 
     /// Time per job with `workers` workers: one thread submits `jobs` jobs (blocking when the
     /// backlog is full) and the clock stops when the last has completed.
-    private func poolThroughput(workers: Int, job: Job) throws -> Timing {
+    ///
+    /// Each job is its own `Job` with its own copy of the packet, as jobs made from a capture
+    /// are (built before the clock starts): one shared `Job` would time reference-count
+    /// contention on that one object between the workers, which real workloads do not have.
+    private func poolThroughput(workers: Int, program: Program) throws -> Timing {
         try bestPerJob(jobs: jobs) {
+            let batch = (0..<jobs).map { _ in Job(program: program, memory: Self.packet.map { $0 }) }
             let pool = try ProcessPool(workers: workers, backlog: 1024)
             let wrong = Atomic<Int>(0)
             let completion: @Sendable (Result<JobResult, PoolError>) -> Void = { result in
@@ -268,7 +273,7 @@ struct PoolBenchmark {
                 wrong.add(1, ordering: .relaxed)
             }
             let elapsed = try timed {
-                for _ in 0..<jobs { try pool.submit(job, completion: completion) }
+                for job in batch { try pool.submit(job, completion: completion) }
                 pool.stop(.drain)
             }
             guard wrong.load(ordering: .relaxed) == 0 else { throw BenchmarkError.mismatch(program: 0, native: 3) }
