@@ -25,7 +25,7 @@ struct CompareCommandTests {
     func badPcap() throws {
         let directory = try TemporaryDirectory()
         let path = directory.url.appendingPathComponent("bad.pcap").path
-        FileManager.default.createFile(atPath: path, contents: Data([0xD4, 0xC3, 0xB2, 0xA1] + [UInt8](repeating: 0, count: 16) + [1, 0, 0, 0] + [UInt8](repeating: 0, count: 10)))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data([0xD4, 0xC3, 0xB2, 0xA1] + [UInt8](repeating: 0, count: 16) + [1, 0, 0, 0] + [UInt8](repeating: 0, count: 10))))
         let result = try MimicCLI.run(["compare", Self.fixture("xdp_firewall.o"), "--pcap", path])
         #expect(result.status == 1, "\(result)")
         #expect(result.stderr.contains("bad.pcap"), "\(result)")
@@ -51,7 +51,7 @@ struct CompareCommandTests {
         }
         var pcap: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 8) + [0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
         for _ in 0..<3 { pcap += [UInt8](repeating: 0, count: 8) + [UInt8(packet.count), 0, 0, 0, UInt8(packet.count), 0, 0, 0] + packet }
-        FileManager.default.createFile(atPath: path, contents: Data(pcap))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(pcap)))
         let text = try MimicCLI.run(["compare", Self.fixture("xdp_firewall.o"), "--pcap", path])
         #expect(text.status == 0, "\(text)")
         #expect(text.stdout.contains("agree on every packet compared"), "\(text)")
