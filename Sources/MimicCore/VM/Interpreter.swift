@@ -34,7 +34,7 @@ extension Process {
     func execute<Mode: ExecutionMode>(_ mode: Mode.Type, limit: UInt64, cancellation: CancellationFlag?) -> Stop {
         guard case .ready = state else { return .failed(.notRunnable) }
         var code = UnsafePointer(program.code.baseAddress.unsafelyUnwrapped)
-        var helpers = program.helpers
+        var helpers = UnsafePointer(program.helperTable)
         let r = registers.storage
         var table = memory.table
         var pc = pc
@@ -322,7 +322,7 @@ extension Process {
                     tailCallCount += 1
                     program = next
                     code = UnsafePointer(next.code.baseAddress.unsafelyUnwrapped)
-                    helpers = next.helpers
+                    helpers = UnsafePointer(next.helperTable)
                     pc = 0
                 case .none: pc &-= 1; return .failed(takeFault())
                 }

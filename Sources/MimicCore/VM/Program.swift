@@ -47,6 +47,9 @@ public final class Program: @unchecked Sendable {
 
     /// Pre-decoded code, one record per slot; immutable after load.
     let code: UnsafeMutableBufferPointer<DecodedInstruction>
+    /// `helpers` again, in memory the interpreter reads without retaining an array: a run on
+    /// one core must not write reference counts that runs on other cores share.
+    let helperTable: UnsafeMutablePointer<Helper>
     /// Helper table index by helper id, for `callx` with a helper id in a register.
     let helperIndexByID: [Int32: Int]
 
@@ -64,9 +67,15 @@ public final class Program: @unchecked Sendable {
         self.vm = vm
         self.code = .allocate(capacity: code.count)
         _ = self.code.initialize(from: code)
+        helperTable = .allocate(capacity: max(helpers.count, 1))
+        helperTable.initialize(from: helpers, count: helpers.count)
     }
 
-    deinit { code.deallocate() }
+    deinit {
+        code.deallocate()
+        helperTable.deinitialize(count: helpers.count)
+        helperTable.deallocate()
+    }
 
     /// The number of instruction slots.
     public var count: Int { instructions.count }
