@@ -114,7 +114,9 @@ struct PoolBenchmark {
 
     let rounds: Int
     let jobs: Int
-    /// Only the modes whose key (interpreter, direct, pool1, pool2, latency) contains this.
+    /// Only the modes whose key (interpreter, direct, direct2, reuse1, reuse2, pool1, pool2, batch1,
+    /// batch2, stream1, stream2, latency)
+    /// contains this.
     let filter: String?
 
     init(rounds: Int, quick: Bool, filter: String?) {
@@ -167,6 +169,22 @@ struct PoolBenchmark {
                 }
             }
         }
+        // What a pool worker does per job, without the pool: reset one reused process with a
+        // new context and run it, on 1 and on 2 threads (each with its own process). The
+        // 2-thread figure is the pool's 2-worker ceiling on this machine.
+        @Sendable func reuseLoop(count: Int) throws {
+            let packet = packet.map { $0 }  // a buffer of this thread's own, as each pool job has
+            let process = try vm.makeProcess(for: program, context: MemoryContext(packet))
+            _ = try process.run()
+            for _ in 0..<count {
+                try process.reset(context: MemoryContext(packet))
+                guard try process.run() == Self.expectedR0 else { throw BenchmarkError.mismatch(program: 0, native: 3) }
+            }
+        }
+        let reuse = measure("reuse1") { try timePerJob { try reuseLoop(count: jobs) } }
+        let reuse2 = measure("reuse2") {
+            try timePerJob { try runOnThreads(2) { try reuseLoop(count: jobs / 2) } }
+        }
         // Interpreter alone, processes created before the clock starts.
         let interpreterOnly = measure("interpreter") {
             try bestPerJob(jobs: jobs / 10) {
@@ -177,8 +195,12 @@ struct PoolBenchmark {
             }
         }
         let job = Job(program: program, memory: packet)
-        let pool1 = measure("pool1") { try poolThroughput(workers: 1, program: program) }
-        let pool2 = measure("pool2") { try poolThroughput(workers: 2, program: program) }
+        let pool1 = measure("pool1") { try poolThroughput(workers: 1, program: program, chunk: 1) }
+        let pool2 = measure("pool2") { try poolThroughput(workers: 2, program: program, chunk: 1) }
+        let stream1 = measure("stream1") { try streamThroughput(workers: 1, program: program) }
+        let stream2 = measure("stream2") { try streamThroughput(workers: 2, program: program) }
+        let batch1 = measure("batch1") { try poolThroughput(workers: 1, program: program, chunk: Self.chunk) }
+        let batch2 = measure("batch2") { try poolThroughput(workers: 2, program: program, chunk: Self.chunk) }
         let latency = measure("latency") { try roundTrip(job: job) }
         if let failure { throw failure }
 
@@ -200,8 +222,14 @@ struct PoolBenchmark {
             line("interpreter only (process made before)", interpreterOnly),
             line("direct: make process + run, 1 thread", direct),
             line("direct on 2 threads (no pool)", direct2, ratio("throughput %.2fx 1 thread", direct, direct2)),
+            line("reuse: reset + run, 1 thread", reuse),
+            line("reuse on 2 threads (no pool)", reuse2, ratio("throughput %.2fx 1 thread", reuse, reuse2)),
             line("pool, 1 worker (callback)", pool1, ratio("%.2fx direct", pool1, direct)),
             line("pool, 2 workers (callback)", pool2, ratio("throughput %.2fx 1 worker", pool1, pool2)),
+            line("pool, 1 worker, \(Self.chunk)-job batches", batch1, ratio("%.2fx direct", batch1, direct)),
+            line("pool, 2 workers, \(Self.chunk)-job batches", batch2, ratio("throughput %.2fx 1 worker", batch1, batch2)),
+            line("pool, 1 worker, jobs taken from a sequence", stream1, ratio("%.2fx direct", stream1, direct)),
+            line("pool, 2 workers, jobs taken from a sequence", stream2, ratio("throughput %.2fx 1 worker", stream1, stream2)),
             line("pool, 1 job at a time (async round trip)", latency, ratio("%.2fx direct", latency, direct)),
         ]
         for line in lines.compactMap({ $0 }) { print(line) }
@@ -257,15 +285,20 @@ struct PoolBenchmark {
         return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 
+    /// Jobs per `submit(contentsOf:)` call in the batch modes: what a capture reader would hand
+    /// over at a time.
+    static let chunk = 256
+
     /// Time per job with `workers` workers: one thread submits `jobs` jobs (blocking when the
-    /// backlog is full) and the clock stops when the last has completed.
+    /// backlog is full), one at a time with `submit` (`chunk` 1) or `chunk` at a time with
+    /// `submit(contentsOf:)`, and the clock stops when the last has completed.
     ///
     /// Each job is its own `Job` with its own copy of the packet, as jobs made from a capture
     /// are (built before the clock starts): one shared `Job` would time reference-count
     /// contention on that one object between the workers, which real workloads do not have.
-    private func poolThroughput(workers: Int, program: Program) throws -> Timing {
+    private func poolThroughput(workers: Int, program: Program, chunk: Int) throws -> Timing {
         try bestPerJob(jobs: jobs) {
-            let batch = (0..<jobs).map { _ in Job(program: program, memory: Self.packet.map { $0 }) }
+            let batch = (0..<jobs).map { _ in Self.job(program) }
             let pool = try ProcessPool(workers: workers, backlog: 1024)
             let wrong = Atomic<Int>(0)
             let completion: @Sendable (Result<JobResult, PoolError>) -> Void = { result in
@@ -273,13 +306,42 @@ struct PoolBenchmark {
                 wrong.add(1, ordering: .relaxed)
             }
             let elapsed = try timed {
-                for job in batch { try pool.submit(job, completion: completion) }
+                if chunk == 1 {
+                    for job in batch { try pool.submit(job, completion: completion) }
+                } else {
+                    for start in stride(from: 0, to: jobs, by: chunk) {
+                        pool.submit(contentsOf: Array(batch[start..<min(start + chunk, jobs)])) { completion($1) }
+                    }
+                }
                 pool.stop(.drain)
             }
             guard wrong.load(ordering: .relaxed) == 0 else { throw BenchmarkError.mismatch(program: 0, native: 3) }
             return elapsed
         }
     }
+
+    /// Time per job with `workers` workers taking the jobs from a sequence themselves
+    /// (`ProcessPool.run(_:completion:)`), the same jobs as the submitting modes get, made
+    /// before the clock starts; the clock stops when `run` returns.
+    private func streamThroughput(workers: Int, program: Program) throws -> Timing {
+        try bestPerJob(jobs: jobs) {
+            let batch = (0..<jobs).map { _ in Self.job(program) }
+            let pool = try ProcessPool(workers: workers, backlog: 1024)
+            defer { pool.stop() }
+            let wrong = Atomic<Int>(0)
+            let elapsed = try timed {
+                try pool.run(batch) { _, result in
+                    if case .success(let value) = result, value.r0 == Self.expectedR0 { return }
+                    wrong.add(1, ordering: .relaxed)
+                }
+            }
+            guard wrong.load(ordering: .relaxed) == 0 else { throw BenchmarkError.mismatch(program: 0, native: 3) }
+            return elapsed
+        }
+    }
+
+    /// A job of its own with its own copy of the packet, as the jobs a capture reader submits.
+    static func job(_ program: Program) -> Job { Job(program: program, memory: packet.map { $0 }) }
 
     /// Time per job when each job is awaited before the next is submitted (hand-off latency).
     private func roundTrip(job: Job) throws -> Timing {

@@ -26,8 +26,8 @@ if options.showHelp {
                     needs root) next to Mimic running the same variant
       --pool        ProcessPool throughput for a ~100-instruction XDP-style program on 1 and
                     2 workers, against making and running the process directly; --filter
-                    picks modes: interpreter, direct, direct2, pool1, pool2,
-                    latency
+                    picks modes: interpreter, direct, direct2, reuse1, reuse2, pool1, pool2,
+                    batch1, batch2, stream1, stream2, latency
     """)
     exit(0)
 }

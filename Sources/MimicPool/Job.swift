@@ -1,4 +1,5 @@
 import MimicCore
+import Synchronization
 
 /// One run of a program on a pool: the program, how to build its input, and its limits.
 ///
@@ -137,11 +138,13 @@ public final class JobHandle: @unchecked Sendable {
     let flag = CancellationFlag()
     /// `job.options.deadline` on the monotonic clock (ns), `.max` for none.
     let deadline: UInt64
-    let core: PoolCore
+    /// The pool; nil for a job taken from a sequence (`ProcessPool.run(_:completion:)`), whose
+    /// handle never leaves the pool: its workers share no reference count per job.
+    let core: PoolCore?
     /// Set by the watchdog when it sets `flag` because the time limit or deadline passed.
     var timedOut = false
     var state: State = .created
-    var completion: @Sendable (Result<JobResult, PoolError>) -> Void
+    var completion: Completion
 
     enum State {
         /// Not yet handed to the pool.
@@ -150,11 +153,12 @@ public final class JobHandle: @unchecked Sendable {
         case parked
         /// In the backlog.
         case queued
+        /// Taken by a worker: running, or next in the worker's batch.
         case running
         case finished
     }
 
-    init(job: Job, core: PoolCore, completion: @escaping @Sendable (Result<JobResult, PoolError>) -> Void) {
+    init(job: Job, core: PoolCore?, completion: Completion) {
         self.job = job
         self.core = core
         self.completion = completion
@@ -164,8 +168,36 @@ public final class JobHandle: @unchecked Sendable {
     /// Cancels the job: a job still waiting completes at once with `PoolError.cancelled(nil)`
     /// without running; a running one is stopped at its next check (within 4,096 instructions)
     /// and completes with `.cancelled(error)`. Does nothing once the job has finished.
-    public func cancel() { core.cancel(self) }
+    public func cancel() { core?.cancel(self) }
 
     /// Whether the job has completed (its completion handler was called or is being called).
-    public var isFinished: Bool { core.lock.withLock { state == .finished } }
+    public var isFinished: Bool {
+        completed.load(ordering: .acquiring) || core?.lock.withLock({ state == .finished }) == true
+    }
+
+    /// Set by the worker once the completion handler returned, before `state` (which the worker
+    /// sets at its next visit to the lock) says `.finished`.
+    private let completed = Atomic<Bool>(false)
+
+    func markCompleted() { completed.store(true, ordering: .releasing) }
+}
+
+/// Whom a job's result goes to: a handler of its own (`submit`), the handler of the batch it
+/// was submitted in with its index there (`submit(contentsOf:)`), the sequence it was taken
+/// from (`run(_:completion:)`), or nobody (done, or `run(_:)` before it is accepted).
+enum Completion: Sendable {
+    case handler(@Sendable (Result<JobResult, PoolError>) -> Void)
+    case batch(@Sendable (Int, Result<JobResult, PoolError>) -> Void, index: Int)
+    /// Taken from a sequence: the worker reports to the `JobStream` it took the job from, so
+    /// that the job holds no reference the workers share.
+    case streamed(index: Int)
+    case none
+
+    func callAsFunction(_ result: Result<JobResult, PoolError>) {
+        switch self {
+        case .handler(let handler): handler(result)
+        case .batch(let handler, let index): handler(index, result)
+        case .streamed, .none: break
+        }
+    }
 }

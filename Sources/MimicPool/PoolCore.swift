@@ -1,4 +1,5 @@
 import MimicCore
+import Synchronization
 
 /// A first-in first-out queue of jobs on a ring buffer that grows when full.
 struct JobQueue {
@@ -39,6 +40,14 @@ struct JobQueue {
         return true
     }
 
+    /// Removes up to `limit` jobs from the front, in order.
+    mutating func popFirst(upTo limit: Int) -> [JobHandle] {
+        var taken: [JobHandle] = []
+        taken.reserveCapacity(min(limit, count))
+        while taken.count < limit, let handle = popFirst() { taken.append(handle) }
+        return taken
+    }
+
     mutating func removeAll() -> [JobHandle] {
         var all: [JobHandle] = []
         all.reserveCapacity(count)
@@ -75,30 +84,45 @@ final class PoolCore: @unchecked Sendable {
     private let lowWater: Int
 
     private var backlog: JobQueue
+    /// Sequences the workers take jobs from when the backlog is empty, first started first.
+    private var streams: [JobStream] = []
     /// Jobs of `run` (async) waiting for room; they move into the backlog as room frees.
     private var parked = JobQueue(initialCapacity: 4)
     private var accepting = true
     private var terminating = false
     private var idleWorkers = 0
     private var blockedSubmitters = 0
-    /// The job each worker runs, by vCPU.
-    private var running: [JobHandle?]
+    /// The jobs each worker took from the backlog and has not finished, by vCPU: `stop` cancels
+    /// them (`cancelAll`) or the ones not started yet (`cancelPending`, through
+    /// `pendingCancelled`).
+    private var taken: [[JobHandle]]
+    /// Set by `stop(.cancelPending)` and `stop(.cancelAll)`: workers complete the jobs they took
+    /// but have not started as cancelled. Read by workers without the lock.
+    private let pendingCancelled = Atomic<Bool>(false)
+    /// The job with a time limit or deadline each worker runs, by vCPU, for the watchdog.
+    private var timed: [JobHandle?]
     /// When each worker's job must stop (monotonic ns), `.max` for none.
     private var cutoffs: [UInt64]
     private var watchdogSleepsUntil = UInt64.max
     private var liveWorkers: Int
-
-    static let ignore: @Sendable (Result<JobResult, PoolError>) -> Void = { _ in }
 
     init(workerCount: Int, capacity: Int) {
         self.workerCount = workerCount
         self.capacity = capacity
         lowWater = capacity / 2
         backlog = JobQueue(initialCapacity: min(capacity, 1024))
-        running = Array(repeating: nil, count: workerCount)
+        taken = Array(repeating: [], count: workerCount)
+        timed = Array(repeating: nil, count: workerCount)
         cutoffs = Array(repeating: .max, count: workerCount)
         liveWorkers = workerCount
     }
+
+    /// A worker takes at most this many jobs from the backlog at once, and at most a
+    /// `2 × workerCount`-th of it, so that a short backlog still spreads over the workers.
+    static let batchLimit = 16
+    /// A worker takes at most this many jobs from a sequence at once: the sequence is called
+    /// under its own lock, one worker at a time, so fewer, longer visits contend less.
+    static let streamBatchLimit = 64
 
     /// Jobs waiting in the backlog or parked.
     var pendingCount: Int { lock.withLock { backlog.count + parked.count } }
@@ -123,6 +147,40 @@ final class PoolCore: @unchecked Sendable {
         }
     }
 
+    /// Lets the workers take jobs from `stream` whenever the backlog is empty.
+    func start(_ stream: JobStream) throws(PoolError) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard accepting else { throw .stopped }
+        streams.append(stream)
+        if idleWorkers > 0 { workAvailable.broadcast() }
+    }
+
+    /// Puts `handles` in the backlog in order, as many per visit as there is room for, waiting
+    /// for room between visits; returns how many went in (fewer than all when the pool stopped).
+    func submit(contentsOf handles: [JobHandle]) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        var next = 0
+        while next < handles.count && accepting {
+            let room = capacity - backlog.count
+            guard room > 0 else {
+                blockedSubmitters += 1
+                roomAvailable.wait(lock)
+                blockedSubmitters -= 1
+                continue
+            }
+            let end = min(handles.count, next + room)
+            for handle in handles[next..<end] {
+                handle.state = .queued
+                backlog.append(handle)
+            }
+            for _ in 0..<min(idleWorkers, end - next) { workAvailable.signal() }
+            next = end
+        }
+        return next
+    }
+
     /// Puts `handle` in the backlog, or parks it until there is room; returns why not instead
     /// (then `completion` is never called).
     func submitOrPark(
@@ -132,7 +190,7 @@ final class PoolCore: @unchecked Sendable {
         defer { lock.unlock() }
         guard accepting else { handle.state = .finished; return .stopped }
         guard !handle.flag.isCancelled else { handle.state = .finished; return .cancelled(nil) }
-        handle.completion = completion
+        handle.completion = .handler(completion)
         if backlog.count < capacity && parked.isEmpty {
             enqueue(handle)
         } else {
@@ -156,6 +214,13 @@ final class PoolCore: @unchecked Sendable {
             enqueue(next)
         }
         if blockedSubmitters > 0 && backlog.count <= lowWater { roomAvailable.signal() }
+    }
+
+    /// Completes a job the pool did not accept with `error`.
+    func refuse(_ handle: JobHandle, _ error: PoolError) {
+        let completion = lock.withLock { takeCompletion(of: handle) }
+        completion(.failure(error))
+        handle.markCompleted()
     }
 
     // MARK: Cancellation and stop
@@ -182,10 +247,10 @@ final class PoolCore: @unchecked Sendable {
     }
 
     /// Marks `handle` finished and returns its completion handler, leaving none. Lock held.
-    private func takeCompletion(of handle: JobHandle) -> @Sendable (Result<JobResult, PoolError>) -> Void {
+    private func takeCompletion(of handle: JobHandle) -> Completion {
         handle.state = .finished
         let completion = handle.completion
-        handle.completion = PoolCore.ignore
+        handle.completion = .none
         return completion
     }
 
@@ -196,13 +261,16 @@ final class PoolCore: @unchecked Sendable {
         lock.lock()
         accepting = false
         terminating = true
-        var cancelled: [@Sendable (Result<JobResult, PoolError>) -> Void] = []
+        var cancelled: [Completion] = []
         if mode != .drain {
             for handle in backlog.removeAll() + parked.removeAll() {
                 cancelled.append(takeCompletion(of: handle))
             }
+            for stream in streams { stream.stop() }
+            streams = []
+            pendingCancelled.store(true, ordering: .relaxed)
             if mode == .cancelAll {
-                for handle in running { handle?.flag.cancel() }
+                for handle in taken.joined() { handle.flag.cancel() }
             }
         }
         workAvailable.broadcast()
@@ -213,51 +281,90 @@ final class PoolCore: @unchecked Sendable {
 
     // MARK: Workers
 
-    /// A worker's life: take a job, run it on `vCPU`, hand over the result, until stopped.
+    /// A worker's life: take jobs, run them on `vCPU`, hand over the results, until stopped.
+    ///
+    /// The worker takes several jobs per visit to the lock when the backlog is long (see
+    /// `batchLimit`) and runs them without the lock: two lock round trips per job were most of
+    /// the pool's cost, and the lock's cache line moved between cores on every one. Only a job
+    /// with a time limit or deadline takes the lock again, to tell the watchdog. When the
+    /// backlog is empty, the worker takes jobs from the oldest running `JobStream`.
     func workerLoop(vCPU: Int) {
-        var finished: JobHandle?
         // The last process this worker ran, reused while jobs run the same program.
         var reusable: MimicCore.Process?
         lock.lock()
         while true {
-            if let done = finished {
-                done.state = .finished
-                done.completion = PoolCore.ignore
-                running[vCPU] = nil
-                cutoffs[vCPU] = .max
-                finished = nil
-            }
-            guard let handle = backlog.popFirst() else {
+            let finished = taken[vCPU]
+            for handle in finished { handle.state = .finished }
+            taken[vCPU] = []
+            var batch: [JobHandle]
+            var source: JobStream?
+            if !backlog.isEmpty {
+                let share = min(PoolCore.batchLimit, max(1, backlog.count / (2 * workerCount)))
+                batch = backlog.popFirst(upTo: share)
+                backlogShrank()
+            } else if let stream = streams.first {
+                // Call the sequence without the pool's lock: it may be slow (reading a file).
+                lock.unlock()
+                withExtendedLifetime(finished) {}
+                let jobs = stream.take(upTo: PoolCore.streamBatchLimit)
+                lock.lock()
+                guard !jobs.isEmpty else {
+                    streams.removeAll { $0 === stream }
+                    continue
+                }
+                batch = jobs.map { JobHandle(job: $0.job, core: nil, completion: .streamed(index: $0.index)) }
+                source = stream
+            } else {
                 if terminating { break }
                 idleWorkers += 1
                 workAvailable.wait(lock)
                 idleWorkers -= 1
                 continue
             }
-            backlogShrank()
-            handle.state = .running
-            running[vCPU] = handle
-            let completion = handle.completion
-            var expiredBeforeStart = false
-            if let cutoff = cutoff(of: handle) {
-                if monotonicNanoseconds() >= handle.deadline {
-                    expiredBeforeStart = true
-                } else {
-                    cutoffs[vCPU] = cutoff
-                    if cutoff < watchdogSleepsUntil { watchdogWake.signal() }
-                }
-            }
+            for handle in batch { handle.state = .running }
+            taken[vCPU] = batch
             lock.unlock()
+            // Free the finished jobs (handles, and what only they hold) outside the lock.
+            withExtendedLifetime(finished) {}
 
-            let result: Result<JobResult, PoolError> =
-                expiredBeforeStart ? .failure(.deadlineExceeded(nil)) : execute(handle, vCPU: vCPU, reusing: &reusable)
-            completion(result)
-            finished = handle
+            // A job's completion handler is stable once it runs: `cancel` and `stop` only set
+            // the flag of a running job.
+            for handle in batch {
+                let result = run(handle, vCPU: vCPU, reusing: &reusable)
+                if let source, case .streamed(let index) = handle.completion {
+                    source.completion(index, result)
+                } else {
+                    handle.completion(result)
+                }
+                handle.markCompleted()
+            }
+            source?.finished(batch.count)
             lock.lock()
         }
         liveWorkers -= 1
         if liveWorkers == 0 { watchdogWake.signal() }
         lock.unlock()
+    }
+
+    /// Runs one taken job unless it was cancelled or its deadline passed first; registers its
+    /// cutoff with the watchdog while it runs. Called without the lock.
+    private func run(_ handle: JobHandle, vCPU: Int, reusing reusable: inout MimicCore.Process?) -> Result<JobResult, PoolError> {
+        if handle.flag.isCancelled || pendingCancelled.load(ordering: .relaxed) { return .failure(.cancelled(nil)) }
+        guard let cutoff = cutoff(of: handle) else {
+            return execute(handle, vCPU: vCPU, reusing: &reusable)
+        }
+        if monotonicNanoseconds() >= handle.deadline { return .failure(.deadlineExceeded(nil)) }
+        lock.withLock {
+            timed[vCPU] = handle
+            cutoffs[vCPU] = cutoff
+            if cutoff < watchdogSleepsUntil { watchdogWake.signal() }
+        }
+        let result = execute(handle, vCPU: vCPU, reusing: &reusable)
+        lock.withLock {
+            timed[vCPU] = nil
+            cutoffs[vCPU] = .max
+        }
+        return result
     }
 
     /// The monotonic time at which `handle` must stop, counted from now; nil for no limit.
@@ -312,7 +419,7 @@ final class PoolCore: @unchecked Sendable {
             var next = UInt64.max
             for worker in 0..<workerCount where cutoffs[worker] != .max {
                 if cutoffs[worker] <= now {
-                    if let handle = running[worker] {
+                    if let handle = timed[worker] {
                         handle.timedOut = true
                         handle.flag.cancel()
                     }

@@ -11,9 +11,16 @@ import MimicCore
 /// maps and `bpf_get_smp_processor_id` rely on.
 ///
 /// Jobs wait in a bounded backlog. `submit` waits for room, `trySubmit` fails at once with
-/// `PoolError.backlogFull`, and `run` (async) suspends without holding a thread. Each job may
-/// have an instruction limit, a time limit and a deadline, and can be cancelled through its
-/// `JobHandle`. `stop` ends the pool, draining or cancelling what is pending.
+/// `PoolError.backlogFull`, `submit(contentsOf:)` hands over many jobs per visit to the pool's
+/// lock, and `run` (async) suspends without holding a thread. `run(_:completion:)` lets the
+/// workers take jobs from a sequence themselves, with no submitting thread at all: the fastest
+/// way to run a stream of jobs (a capture's packets). Each job may have an instruction limit,
+/// a time limit and a deadline, and can be cancelled through its `JobHandle`. `stop` ends the
+/// pool, draining or cancelling what is pending.
+///
+/// Workers take up to 16 jobs from a long backlog at once (at most a `2 × workers`-th of it)
+/// and 64 from a sequence, and run them without the lock: a job taken is no longer pending,
+/// and waits behind the ones its worker took before it.
 ///
 /// ```swift
 /// let pool = try ProcessPool(workers: 4, backlog: 256)
@@ -24,10 +31,11 @@ import MimicCore
 public final class ProcessPool: Sendable {
     /// What `stop` does with jobs that have not finished.
     public enum StopMode: Sendable, Equatable {
-        /// Run every job in the backlog (and every parked `run`), then stop.
+        /// Run every job in the backlog (and every parked `run`) and every job of the sequences
+        /// being run (to their end: do not drain an endless one), then stop.
         case drain
         /// Complete every job that has not started with `PoolError.cancelled(nil)`; running jobs
-        /// finish.
+        /// finish. Sequences being run are left: their `run(_:completion:)` throws `.stopped`.
         case cancelPending
         /// As `cancelPending`, and stop running jobs too (they complete with `.cancelled(error)`).
         case cancelAll
@@ -44,7 +52,8 @@ public final class ProcessPool: Sendable {
     public var workerCount: Int { core.workerCount }
     /// The most jobs the backlog holds.
     public var backlogCapacity: Int { core.capacity }
-    /// Jobs accepted but not yet started.
+    /// Jobs accepted and waiting in the backlog (or for room in it); jobs a worker took from
+    /// the backlog count as started.
     public var pendingCount: Int { core.pendingCount }
 
     /// Starts `workers` worker threads (vCPUs `0..<workers`) with a backlog of `backlog` jobs.
@@ -97,9 +106,56 @@ public final class ProcessPool: Sendable {
     public func submit(
         _ job: Job, completion: @escaping @Sendable (Result<JobResult, PoolError>) -> Void
     ) throws(PoolError) -> JobHandle {
-        let handle = JobHandle(job: job, core: core, completion: completion)
+        let handle = JobHandle(job: job, core: core, completion: .handler(completion))
         try core.submit(handle, blocking: true)
         return handle
+    }
+
+    /// Submits `jobs` in order, waiting while the backlog is full, and returns their handles.
+    ///
+    /// The jobs enter the backlog as many at a time as there is room for, so a stream of jobs
+    /// (the packets of a capture) costs the pool one visit to its lock per backlog-full rather
+    /// than one per job. `completion(index, result)` is called exactly once for every job, with
+    /// the job's index in `jobs`, on a worker thread as for `submit`; jobs the pool did not take
+    /// because it was stopped complete there and then with `PoolError.stopped`.
+    @discardableResult
+    public func submit(
+        contentsOf jobs: [Job], completion: @escaping @Sendable (_ index: Int, Result<JobResult, PoolError>) -> Void
+    ) -> [JobHandle] {
+        let handles = jobs.indices.map { JobHandle(job: jobs[$0], core: core, completion: .batch(completion, index: $0)) }
+        let accepted = core.submit(contentsOf: handles)
+        for handle in handles[accepted...] { core.refuse(handle, .stopped) }
+        return handles
+    }
+
+    /// Runs every job of `jobs` and returns when all have completed.
+    ///
+    /// The workers take the jobs from the sequence themselves, several at a time, whenever
+    /// the backlog is empty: no thread hands them over, so with a core per worker every core
+    /// runs jobs (a submitting thread takes its share of a core from the workers). A lazy
+    /// sequence (`packets.lazy.map { Job(program: program, memory: $0) }`) even builds each job
+    /// on the worker that runs it. The sequence is called by one worker at a time.
+    ///
+    /// `completion(index, result)` is called exactly once for every job taken from the
+    /// sequence, with its position in it, on the worker that ran it. Do not call `run` from a
+    /// completion handler: it would wait for the worker it runs on.
+    /// - Throws: `PoolError.stopped` if the pool is stopped, or stops with `cancelPending` or
+    ///   `cancelAll` before the sequence ended (jobs not yet taken are never made).
+    @inlinable
+    public func run<S: Sequence<Job>>(
+        _ jobs: sending S, completion: @escaping @Sendable (_ index: Int, Result<JobResult, PoolError>) -> Void
+    ) throws(PoolError) {
+        // Inlinable so that the sequence's iterator is specialised in the caller's module.
+        try run(iterator: AnyIterator(jobs.makeIterator()), completion: completion)
+    }
+
+    @usableFromInline
+    func run(
+        iterator: sending AnyIterator<Job>, completion: @escaping @Sendable (Int, Result<JobResult, PoolError>) -> Void
+    ) throws(PoolError) {
+        let stream = JobStream(iterator, completion: completion)
+        try core.start(stream)
+        guard stream.waitUntilDone() else { throw .stopped }
     }
 
     /// Submits `job` if the backlog has room, without waiting.
@@ -110,7 +166,7 @@ public final class ProcessPool: Sendable {
     public func trySubmit(
         _ job: Job, completion: @escaping @Sendable (Result<JobResult, PoolError>) -> Void
     ) throws(PoolError) -> JobHandle {
-        let handle = JobHandle(job: job, core: core, completion: completion)
+        let handle = JobHandle(job: job, core: core, completion: .handler(completion))
         try core.submit(handle, blocking: false)
         return handle
     }
@@ -120,7 +176,7 @@ public final class ProcessPool: Sendable {
     /// stopped.
     /// - Throws: the `PoolError` the job failed with, or `.stopped`.
     public func run(_ job: Job) async throws(PoolError) -> JobResult {
-        let handle = JobHandle(job: job, core: core, completion: PoolCore.ignore)
+        let handle = JobHandle(job: job, core: core, completion: .none)
         let core = self.core
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<JobResult, PoolError>, Never>) in
