@@ -202,8 +202,10 @@ public final class AddressSpace {
     /// Unmaps every region whose base is not in `kept` (e.g. a process's context and packet,
     /// keeping the shared regions and the stack).
     public func unmapAll(except kept: Set<UInt64>) {
+        // The translation table's bases, not `slots`: reading a slot copies its name and storage.
         for slot in slots.indices {
-            guard let base = slots[slot]?.info.base, !kept.contains(base) else { continue }
+            let base = entries[slot].base
+            guard base != SlotEntry.empty.base, !kept.contains(base) else { continue }
             try? unmap(base)  // the base was just read from the table: it is mapped
         }
     }
