@@ -206,7 +206,7 @@ struct PoolBenchmark {
 
         func line(_ name: String, _ timing: Timing?, _ note: String = "") -> String? {
             guard let timing else { return nil }
-            return name.padding(toLength: 40, withPad: " ", startingAt: 0)
+            return name.padding(toLength: 44, withPad: " ", startingAt: 0)
                 + String(format: "%10.0f %10.0f %12.0f %7.2f", timing.wall, timing.cpu, 1e9 / timing.wall,
                          timing.cpu / timing.wall)
                 + (note.isEmpty ? "" : "   " + note)
@@ -216,7 +216,7 @@ struct PoolBenchmark {
             return String(format: format, a.wall / b.wall)
         }
         print("xdp-parse: \(instructions) instructions per job, \(jobs) jobs per round, best of \(rounds)")
-        print("mode".padding(toLength: 40, withPad: " ", startingAt: 0)
+        print("mode".padding(toLength: 44, withPad: " ", startingAt: 0)
               + "    ns/job  CPU ns/job      jobs/s   cores")
         let lines = [
             line("interpreter only (process made before)", interpreterOnly),

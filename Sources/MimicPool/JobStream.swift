@@ -4,11 +4,12 @@
 /// `take`; the thread that called `run` waits in `waitUntilDone` until every job taken has
 /// completed and the sequence has ended (or the pool stopped taking from it).
 final class JobStream: @unchecked Sendable {
-    // @unchecked: `iterator`, `taken`, `completed`, `ended` and `stopped` are read and written
-    // only with `lock` held; the iterator was handed over (`sending`) and only workers call it.
+    // @unchecked: `next`, `taken`, `completed`, `ended` and `stopped` are used only with `lock`
+    // held; `next` was handed over (`sending`) and only workers call it.
     private let lock = PoolLock()
     private let done = PoolCondition()
-    private var iterator: AnyIterator<Job>
+    /// The sequence's iterator's `next()`.
+    private let next: () -> Job?
     /// Jobs taken from the sequence so far; the next one gets this index.
     private var taken = 0
     private var completed = 0
@@ -18,8 +19,8 @@ final class JobStream: @unchecked Sendable {
     private var stopped = false
     let completion: @Sendable (Int, Result<JobResult, PoolError>) -> Void
 
-    init(_ iterator: AnyIterator<Job>, completion: @escaping @Sendable (Int, Result<JobResult, PoolError>) -> Void) {
-        self.iterator = iterator
+    init(next: @escaping () -> Job?, completion: @escaping @Sendable (Int, Result<JobResult, PoolError>) -> Void) {
+        self.next = next
         self.completion = completion
     }
 
@@ -30,7 +31,7 @@ final class JobStream: @unchecked Sendable {
             guard !ended && !stopped else { return jobs }
             jobs.reserveCapacity(limit)
             while jobs.count < limit {
-                guard let job = iterator.next() else {
+                guard let job = next() else {
                     ended = true
                     break
                 }

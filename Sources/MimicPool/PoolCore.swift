@@ -389,7 +389,8 @@ final class PoolCore: @unchecked Sendable {
         }
         let process: MimicCore.Process
         do {
-            if let previous = reusable, previous.vm === handle.job.vm, previous.entryProgram === handle.job.program {
+            // A program belongs to one VM: the same program means the same VM too.
+            if let previous = reusable, previous.entryProgram === handle.job.program {
                 try previous.reset(context: context)
                 process = previous
             } else {

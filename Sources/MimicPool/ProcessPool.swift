@@ -144,16 +144,18 @@ public final class ProcessPool: Sendable {
     @inlinable
     public func run<S: Sequence<Job>>(
         _ jobs: sending S, completion: @escaping @Sendable (_ index: Int, Result<JobResult, PoolError>) -> Void
-    ) throws(PoolError) {
-        // Inlinable so that the sequence's iterator is specialised in the caller's module.
-        try run(iterator: AnyIterator(jobs.makeIterator()), completion: completion)
+    ) throws(PoolError) where S.Iterator: SendableMetatype {
+        // Inlinable, and the iterator wrapped in a closure, so that it is specialised in the
+        // caller's module (an `AnyIterator` would step through unspecialised generic code).
+        var iterator = jobs.makeIterator()
+        try run(next: { iterator.next() }, completion: completion)
     }
 
     @usableFromInline
     func run(
-        iterator: sending AnyIterator<Job>, completion: @escaping @Sendable (Int, Result<JobResult, PoolError>) -> Void
+        next: sending @escaping () -> Job?, completion: @escaping @Sendable (Int, Result<JobResult, PoolError>) -> Void
     ) throws(PoolError) {
-        let stream = JobStream(iterator, completion: completion)
+        let stream = JobStream(next: next, completion: completion)
         try core.start(stream)
         guard stream.waitUntilDone() else { throw .stopped }
     }
