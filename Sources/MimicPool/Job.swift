@@ -133,7 +133,9 @@ public enum PoolError: Error, Sendable, Equatable, CustomStringConvertible {
 /// The completion handler given at submission is called exactly once, whatever happens.
 public final class JobHandle: @unchecked Sendable {
     // @unchecked: `job`, `flag`, `deadline` and `core` are immutable (the flag is atomic);
-    // `state`, `completion` and `timedOut` are read and written only under `core.lock`.
+    // `state`, `completion` and `timedOut` are read and written only under the pool's lock,
+    // except that the worker that took the job reads `completion` without it: once a job is
+    // taken (`.running`), nothing writes its completion again.
     let job: Job
     let flag = CancellationFlag()
     /// `job.options.deadline` on the monotonic clock (ns), `.max` for none.
