@@ -88,6 +88,9 @@ public final class Process {
     public var packet: PacketBounds?
     /// State an emulator or context keeps for this process (e.g. the packet being processed).
     public var emulatorState: AnyObject?
+    /// Where `callFunction` runs callbacks when the program lives elsewhere (a plugin's stand-in
+    /// for a host process); nil for every ordinary process. See `CallbackBridge`.
+    public var callbackBridge: (any CallbackBridge)?
 
     /// R0–R10.
     public let registers: Registers
