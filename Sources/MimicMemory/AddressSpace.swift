@@ -374,6 +374,34 @@ public final class AddressSpace {
         return (address >> 48) == (slot.info.base >> 48) ? slot.info : nil
     }
 
+    /// Why an access of `size` bytes at `address` would fault, or nil if it would not: `resolve`,
+    /// extended to foreign memory (checked by copying, so use it for checks before side effects,
+    /// not on hot paths).
+    public func fault(at address: UInt64, size: Int, access: MemoryAccess) -> MemoryFault? {
+        guard case .failure(let fault) = resolve(address, size: size, access: access) else { return nil }
+        if let foreign, size > 0, slotRegion(address) == nil {
+            var bytes = [UInt8](repeating: 0, count: size)
+            let outcome = bytes.withUnsafeMutableBytes { buffer in
+                Result { () throws(MemoryFault) in try foreign.read(address, into: buffer) }
+            }
+            if case .failure(var readFault) = outcome {
+                readFault.access = access
+                return readFault
+            }
+            guard access == .write else { return nil }
+            // Writing back what is there checks the write without changing anything.
+            let written = bytes.withUnsafeBytes { buffer in
+                Result { () throws(MemoryFault) in try foreign.write(address, from: buffer) }
+            }
+            if case .failure(let writeFault) = written { return writeFault }
+            return nil
+        }
+        if let slot = slot(containing: address), slot.info.kind == .ring, size >= 0 {
+            return nil  // a ring access straddling the wrap point: `read` / `write` handle it
+        }
+        return fault
+    }
+
     /// Reads `count` bytes at `address` (rings wrap).
     public func read(_ address: UInt64, count: Int) throws(MemoryFault) -> [UInt8] {
         if count == 0 { return [] }

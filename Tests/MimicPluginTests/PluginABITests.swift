@@ -87,6 +87,36 @@ import Testing
         #expect(throws: PluginMapError.self) { try flows.drainRecords() }
     }
 
+    @Test func queueValuesPopIntoTheHostStack() throws {
+        // bpf_map_pop_elem checks the destination before taking a value: on the host's stack,
+        // which the plugin reaches only through the host's memory services.
+        let emulator = try linux().makeEmulator(options: "")
+        let vm = VM(emulator: emulator)
+        let spec = MapSpec(name: "jobs", type: .queue, keySize: 0, valueSize: 8, maxEntries: 4, source: .btf,
+                           sectionName: ".maps", sectionOffset: 0)
+        let handle = "0x" + String(try emulator.createMap(spec, in: vm), radix: 16)
+        let program = try vm.load(Assembler.assemble("""
+            lddw %r1, \(handle)
+            mov %r2, 42
+            stxdw [%r10-8], %r2
+            mov %r2, %r10
+            add %r2, -8
+            mov %r3, 0
+            call 87
+            lddw %r1, \(handle)
+            mov %r2, %r10
+            add %r2, -16
+            call 88
+            ldxdw %r0, [%r10-16]
+            exit
+            """))
+        #expect(try vm.makeProcess(for: program).run() == 42)
+        // Host access: records come out oldest first.
+        let jobs = try #require(emulator.map(named: "jobs", in: vm))
+        _ = try vm.makeProcess(for: program).run()
+        #expect(try jobs.drainRecords().isEmpty, "the program pushed and popped")
+    }
+
     /// A plugin built against ABI 1.0: its description ends at `process_end`. Whatever lies
     /// beyond (garbage here) must never be read.
     static let oldPlugin = """
