@@ -31,13 +31,7 @@ extension Process {
     /// was called with. A fault inside the callback is thrown; report it with
     /// `HelperFailure.callback`.
     public func callFunction(at slot: Int, arguments: [UInt64]) throws(ExecutionError) -> UInt64 {
-        if let callbackBridge {
-            // Registers are restored afterwards, as for a local callback: the bridge's side may
-            // run helpers on this process again.
-            let saved = registers.all
-            defer { for (index, value) in saved.enumerated() { registers.storage[index] = value } }
-            return try callbackBridge.callFunction(at: slot, arguments: arguments, of: self)
-        }
+        if let callbackBridge { return try callThroughBridge(callbackBridge, at: slot, arguments: arguments) }
         guard program.functionEntries.contains(slot), arguments.count <= 5 else {
             throw program.error(.invalidCallTarget(Program.functionAddressTag | UInt64(max(0, slot))), at: pc)
         }
@@ -73,5 +67,15 @@ extension Process {
         case .failed(let kind):
             throw program.error(kind, at: pc)
         }
+    }
+
+    /// `callFunction` for a process whose program lives elsewhere. Registers are restored
+    /// afterwards, as for a local callback: the bridge's side may run helpers on this process
+    /// again. Kept out of line, away from the interpreter's code.
+    @inline(never)
+    private func callThroughBridge(_ bridge: any CallbackBridge, at slot: Int, arguments: [UInt64]) throws(ExecutionError) -> UInt64 {
+        let saved = registers.all
+        defer { for (index, value) in saved.enumerated() { registers.storage[index] = value } }
+        return try bridge.callFunction(at: slot, arguments: arguments, of: self)
     }
 }

@@ -88,9 +88,6 @@ public final class Process {
     public var packet: PacketBounds?
     /// State an emulator or context keeps for this process (e.g. the packet being processed).
     public var emulatorState: AnyObject?
-    /// Where `callFunction` runs callbacks when the program lives elsewhere (a plugin's stand-in
-    /// for a host process); nil for every ordinary process. See `CallbackBridge`.
-    public var callbackBridge: (any CallbackBridge)?
 
     /// R0–R10.
     public let registers: Registers
@@ -129,6 +126,10 @@ public final class Process {
     /// exclusivity checks): `pluginSlotCount` entries, an id of 0 marks an empty slot.
     @exclusivity(unchecked) var pluginSlots: UnsafeMutablePointer<PluginSlot>?
     @exclusivity(unchecked) var pluginSlotCount = 0
+    /// Where `callFunction` runs callbacks when the program lives elsewhere (a plugin's stand-in
+    /// for a host process); nil for every ordinary process. See `CallbackBridge`. (Declared last:
+    /// the fields the interpreter touches keep their place in the object.)
+    public var callbackBridge: (any CallbackBridge)?
 
     init(program: Program, memory: AddressSpace, vCPU: Int) {
         vm = program.vm
