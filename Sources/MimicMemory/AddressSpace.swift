@@ -107,6 +107,16 @@ public final class AddressSpace {
     /// translation table never consult it: foreign memory is reachable only by copying.
     public var foreign: (any ForeignMemory)?
 
+    /// Decides where `map` puts new regions, and hears of `unmap`: with a broker, `map` asks it
+    /// for the address, then maps the storage there (`map(_:name:kind:at:)`), and `unmap` tells
+    /// it after removing the region.
+    ///
+    /// A plugin's mirror of its host's memory: the Linux emulator built as a plugin maps context
+    /// and packet buffers into the host process through the broker, then at the same address in
+    /// its own process, so pointers are the same on both sides. Nil (the default) for every
+    /// address space that owns its layout.
+    public var broker: (any RegionBroker)?
+
     /// Creates an empty address space.
     public init() {
         capacity = 16
@@ -149,6 +159,15 @@ public final class AddressSpace {
     public func map(
         _ storage: RegionStorage, name: String, kind: RegionKind = .plain, placement: Placement = .anywhere
     ) throws(AddressSpaceError) -> UInt64 {
+        if let broker {
+            let address = try broker.place(storage, name: name, kind: kind, placement: placement)
+            do {
+                return try map(storage, name: name, kind: kind, at: address)
+            } catch {
+                broker.release(address)
+                throw error
+            }
+        }
         let size = storage.count
         switch placement {
         case .low32:
@@ -170,6 +189,43 @@ public final class AddressSpace {
         }
     }
 
+    /// Maps `storage` at exactly `address`, which another address space chose (the slot's first
+    /// byte with its generation tag, or an address in the 32-bit window's range): the slot must
+    /// be free here. Used to mirror a region at the same address in two address spaces.
+    @discardableResult
+    public func map(_ storage: RegionStorage, name: String, kind: RegionKind = .plain,
+                    at address: UInt64) throws(AddressSpaceError) -> UInt64 {
+        let size = storage.count
+        let slot = Int(truncatingIfNeeded: (address >> 32) & 0xFFFF)
+        if slot == 0 {
+            guard address >= Self.windowStart, address < Self.windowEnd else {
+                throw .addressUnavailable(address, reason: "outside the 32-bit window")
+            }
+            guard size <= Self.lowWindowLimit else {
+                throw .regionTooLarge(name: name, size: size, limit: Self.lowWindowLimit)
+            }
+            if let occupant = slots[0] { throw .lowWindowOccupied(by: occupant.info.name) }
+            install(slot: 0, base: address, storage: storage, name: name, kind: kind)
+            return address
+        }
+        guard address & 0xFFFF_FFFF == 0 else {
+            throw .addressUnavailable(address, reason: "not the first byte of a region slot")
+        }
+        guard size <= Self.regionLimit else { throw .regionTooLarge(name: name, size: size, limit: Self.regionLimit) }
+        while slots.count <= slot {
+            slots.append(nil)
+            generations.append(0)
+        }
+        if slots.count > capacity { growTable(to: max(capacity * 2, slots.count.nextPowerOfTwo)) }
+        if let occupant = slots[slot] {
+            throw .addressUnavailable(address, reason: "its slot holds region \(occupant.info.name)")
+        }
+        generations[slot] = UInt16(truncatingIfNeeded: address >> 48)
+        if let index = freeSlots[freeHead...].firstIndex(of: slot) { freeSlots.remove(at: index) }
+        install(slot: slot, base: address, storage: storage, name: name, kind: kind)
+        return address
+    }
+
     /// Allocates zeroed storage of `size` bytes, maps it, and returns its address and storage.
     public func allocate(
         size: Int, name: String, kind: RegionKind = .plain, placement: Placement = .anywhere
@@ -189,6 +245,7 @@ public final class AddressSpace {
         }
         slots[slot] = nil
         entries[slot] = .empty
+        defer { broker?.release(base) }
         if slot == 0 {
             // Rotate the window so stale packet pointers do not reach the next packet.
             let next = windowBase + Self.windowStep * UInt64((current.info.size >> 20) + 1)
@@ -319,6 +376,34 @@ public final class AddressSpace {
         return (address >> 48) == (slot.info.base >> 48) ? slot.info : nil
     }
 
+    /// Why an access of `size` bytes at `address` would fault, or nil if it would not: `resolve`,
+    /// extended to foreign memory (checked by copying, so use it for checks before side effects,
+    /// not on hot paths).
+    public func fault(at address: UInt64, size: Int, access: MemoryAccess) -> MemoryFault? {
+        guard case .failure(let fault) = resolve(address, size: size, access: access) else { return nil }
+        if let foreign, size > 0, slotRegion(address) == nil {
+            var bytes = [UInt8](repeating: 0, count: size)
+            let outcome = bytes.withUnsafeMutableBytes { buffer in
+                Result { () throws(MemoryFault) in try foreign.read(address, into: buffer) }
+            }
+            if case .failure(var readFault) = outcome {
+                readFault.access = access
+                return readFault
+            }
+            guard access == .write else { return nil }
+            // Writing back what is there checks the write without changing anything.
+            let written = bytes.withUnsafeBytes { buffer in
+                Result { () throws(MemoryFault) in try foreign.write(address, from: buffer) }
+            }
+            if case .failure(let writeFault) = written { return writeFault }
+            return nil
+        }
+        if let slot = slot(containing: address), slot.info.kind == .ring, size >= 0 {
+            return nil  // a ring access straddling the wrap point: `read` / `write` handle it
+        }
+        return fault
+    }
+
     /// Reads `count` bytes at `address` (rings wrap).
     public func read(_ address: UInt64, count: Int) throws(MemoryFault) -> [UInt8] {
         if count == 0 { return [] }
@@ -389,6 +474,23 @@ public final class AddressSpace {
             cursor &+= 1
         }
         return result
+    }
+}
+
+/// Places the regions of an address space that mirrors another one (`AddressSpace.broker`).
+public protocol RegionBroker: AnyObject {
+    /// Maps `storage` in the other address space and returns the address it got there.
+    func place(_ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement) throws(AddressSpaceError) -> UInt64
+    /// The region at `base` was unmapped here; unmap it there too (ignoring one that is gone).
+    func release(_ base: UInt64)
+}
+
+extension Int {
+    /// The smallest power of two at least `self` (1 for 0 and below).
+    var nextPowerOfTwo: Int {
+        var value = 1
+        while value < self { value <<= 1 }
+        return value
     }
 }
 

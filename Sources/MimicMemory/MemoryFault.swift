@@ -67,6 +67,9 @@ public enum AddressSpaceError: Error, Sendable, Equatable, CustomStringConvertib
     case lowWindowOccupied(by: String)
     /// No region starts at this address.
     case notMapped(UInt64)
+    /// `map(_:name:kind:at:)` was given an address that cannot start a region (not a slot's
+    /// first byte, or outside the 32-bit window's range), or whose slot holds another region.
+    case addressUnavailable(UInt64, reason: String)
 
     public var description: String {
         switch self {
@@ -78,6 +81,8 @@ public enum AddressSpaceError: Error, Sendable, Equatable, CustomStringConvertib
             "the 32-bit address window is already used by region \(name)"
         case .notMapped(let address):
             "no region starts at \(hex(address))"
+        case .addressUnavailable(let address, let reason):
+            "cannot map a region at \(hex(address)): \(reason)"
         }
     }
 }

@@ -28,6 +28,10 @@ public final class RegionStorage: @unchecked Sendable {
     public let pointer: UnsafeMutableRawPointer
     /// Usable length in bytes.
     public let count: Int
+    /// Whether the storage allocated its bytes (and frees them), or borrows someone else's.
+    public let ownsMemory: Bool
+    /// What keeps borrowed bytes alive, if anything (see `init(borrowing:count:owner:)`).
+    private let owner: AnyObject?
 
     /// Allocates `count` zeroed bytes (at least one byte of backing so the pointer is valid).
     public init(count: Int) {
@@ -36,6 +40,23 @@ public final class RegionStorage: @unchecked Sendable {
         let capacity = max(count, 1)
         pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
         pointer.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+        ownsMemory = true
+        owner = nil
+    }
+
+    /// Storage over `count` bytes at `pointer` that someone else owns: they are neither copied
+    /// nor freed. The bytes must stay valid and unmoved while any address space maps this
+    /// storage; `owner`, if given, is retained for as long as the storage lives.
+    ///
+    /// A plugin's map values and packet buffers are mapped into the host VM this way (the
+    /// plugin owns them), and the host's global data into the plugin (the host owns it).
+    /// Callers check `count` (it comes from outside): a negative count is a programming error.
+    public init(borrowing pointer: UnsafeMutableRawPointer, count: Int, owner: AnyObject? = nil) {
+        precondition(count >= 0, "RegionStorage count must not be negative")
+        self.pointer = pointer
+        self.count = count
+        ownsMemory = false
+        self.owner = owner
     }
 
     /// Allocates storage holding a copy of `bytes`.
@@ -55,7 +76,7 @@ public final class RegionStorage: @unchecked Sendable {
         }
     }
 
-    deinit { pointer.deallocate() }
+    deinit { if ownsMemory { pointer.deallocate() } }
 
     /// A copy of the bytes in `range`; the range must lie inside the storage.
     public func bytes(in range: Range<Int>) -> [UInt8] {

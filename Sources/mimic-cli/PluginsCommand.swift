@@ -53,7 +53,7 @@ enum PluginsCommand: Command {
         if library.mapTypes.isEmpty {
             text += "map types: none\n"
         } else {
-            text += "map types (\(library.mapTypes.count), listed only: ABI \(library.abiVersion.major).x creates no plugin maps):\n"
+            text += "map types (\(library.mapTypes.count)\(library.providesMaps ? "" : ", listed only: the plugin has no create_map")):\n"
             for type in library.mapTypes { text += "  \(type.type)  \(type.name)\n" }
         }
         return text

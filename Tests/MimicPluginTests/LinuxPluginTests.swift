@@ -4,7 +4,8 @@ import MimicLinux
 import Testing
 
 /// MimicLinux loaded as a plugin (`libMimicLinuxPlugin.so`) gives the same results as linked
-/// statically, for the helpers it offers (those needing only registers and VM memory).
+/// statically for helpers that need only registers and VM memory (maps, contexts, tail calls and
+/// callbacks: PluginEndToEndTests).
 @Suite(.serialized) struct LinuxPluginTests {
     init() { PluginFixtures.quietLogs }
 
@@ -40,8 +41,15 @@ import Testing
         #expect(plugin.name == "linux")
         #expect(plugin.helpers.contains(PluginHelperInfo(id: 6, name: "bpf_trace_printk")))
         #expect(plugin.helpers.contains(PluginHelperInfo(id: 105, name: "bpf_strtol")))
-        // Map helpers need the host's maps: not offered.
-        #expect(!plugin.helpers.contains { $0.id == 1 })
+        // Every helper of the Linux emulator, maps and callbacks included (ABI 1.1).
+        #expect(plugin.helpers.contains(PluginHelperInfo(id: 1, name: "bpf_map_lookup_elem")))
+        #expect(plugin.helpers.contains(PluginHelperInfo(id: 12, name: "bpf_tail_call")))
+        #expect(plugin.helpers.contains(PluginHelperInfo(id: 181, name: "bpf_loop")))
+        let implemented = Set(LinuxEmulator().implementedHelperIDs)
+        #expect(implemented.isSubset(of: Set(plugin.helpers.map(\.id))))
+        #expect(plugin.abiVersion == PluginABIVersion(major: 1, minor: 1))
+        #expect(plugin.providesMaps)
+        #expect(plugin.mapTypes.contains(PluginMapTypeInfo(type: MapType.ringBuffer.rawValue, name: "BPF_MAP_TYPE_RINGBUF")))
     }
 
     @Test(arguments: ["numbers", "printing", "memory", "task", "fault"])
@@ -61,14 +69,15 @@ import Testing
         }
     }
 
-    @Test func combinesWithStaticMaps() throws {
-        // A host keeps the Linux emulator's maps and adds a plugin; the Linux plugin itself
-        // conflicts with the statically linked emulator (same ids), which the composite refuses.
+    @Test func combinesWithOtherPlugins() throws {
+        // The Linux plugin conflicts with the statically linked emulator (same ids), which the
+        // composite refuses; with a helper-only plugin it is the map provider.
         let plugin = try library()
         #expect(throws: PluginError.self) { try CompositeEmulator([LinuxEmulator(), plugin.emulator]) }
         let kvstore = try PluginLibrary.load(path: try PluginFixtures.kvstore.get())
         let composite = try CompositeEmulator([plugin.emulator, kvstore.emulator])
-        #expect(!composite.providesMaps)
+        #expect(composite.providesMaps)
+        #expect(composite.mapProvider === plugin.emulator)
         #expect(composite.helper(id: 10001)?.name == "kv_get")
         #expect(composite.helper(id: 6)?.name == "bpf_trace_printk")
     }

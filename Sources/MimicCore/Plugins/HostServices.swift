@@ -62,12 +62,20 @@ public enum PluginLog {
 /// What the host remembers about one process for one plugin library.
 final class PluginProcessState {
     let library: PluginLibrary
+    /// The plugin's state for the process's VM (ABI 1.1), kept alive while the process lives.
+    let instance: PluginInstance?
     /// `mimic_call.process_id`.
     let id: UInt64
     /// What the plugin's `process_start` returned.
     var processData: UnsafeMutableRawPointer?
     /// Regions `host->allocate` mapped for this plugin in this process.
     var allocations: Set<UInt64> = []
+    /// Regions `host->map_region` mapped for this plugin in this process (plugin-owned bytes).
+    var mappedRegions: Set<UInt64> = []
+    /// The error of the last callback `host->call_function` ran that failed.
+    var callbackError: ExecutionError?
+    /// The program `host->tail_call` asked for during the current call.
+    var tailCallTarget: Program?
     /// The last fault a memory service met during the current call.
     var lastFault: MemoryFault?
     /// What `host->fail` reported during the current call.
@@ -77,8 +85,9 @@ final class PluginProcessState {
 
     private static let nextID = Atomic<UInt64>(1)
 
-    init(library: PluginLibrary, vCPU: Int) {
+    init(library: PluginLibrary, instance: PluginInstance?, vCPU: Int) {
         self.library = library
+        self.instance = instance
         id = Self.nextID.add(1, ordering: .relaxed).oldValue
         processData = library.processStart?(HostServices.table, id, UInt32(truncatingIfNeeded: vCPU))
     }
@@ -101,6 +110,7 @@ enum HostServices {
     /// `host_flags` bits.
     static let failedFlag: UInt32 = 1
     static let exitFlag: UInt32 = 2
+    static let tailCallFlag: UInt32 = 4
 
     static let ok = MIMIC_OK.rawValue
     static let invalid = MIMIC_ERR_INVALID.rawValue
@@ -112,7 +122,9 @@ enum HostServices {
             abi_major: UInt32(MIMIC_PLUGIN_ABI_MAJOR), abi_minor: UInt32(MIMIC_PLUGIN_ABI_MINOR),
             size: UInt32(MemoryLayout<mimic_host>.size), reserved: 0,
             get_register: getRegister, set_register: setRegister, read: read, write: write,
-            allocate: allocate, free: free, fail: fail, request_exit: requestExit, log: log))
+            allocate: allocate, free: free, fail: fail, request_exit: requestExit, log: log,
+            map_shared: mapShared, map_region: mapRegion, unmap_region: unmapRegion, call_function: callFunction,
+            tail_call: tailCall, set_packet: setPacket))
         return UnsafePointer(table)
     }()
 
@@ -236,4 +248,98 @@ enum HostServices {
             PluginLog.handler(PluginLogMessage(plugin: plugin, level: logLevel, message: text, processID: nil))
         }
     }
+
+    // MARK: ABI 1.1
+
+    /// The VMs of live plugin instances, by the instance id `host->map_shared` receives.
+    static let instanceVMs = Mutex<[UInt64: WeakVM]>([:])
+
+    /// The region kind and placement `flags` (mimic_region_flags) ask for, or nil for bits that
+    /// are not allowed: `extra` is the one flag besides READ_ONLY the service accepts.
+    static func regionKind(_ flags: UInt32, allowing extra: UInt32) -> RegionKind? {
+        guard flags & ~(MIMIC_REGION_READ_ONLY.rawValue | extra) == 0 else { return nil }
+        if flags & MIMIC_REGION_RING.rawValue != 0 {
+            return flags & MIMIC_REGION_READ_ONLY.rawValue != 0 ? nil : .ring
+        }
+        return flags & MIMIC_REGION_READ_ONLY.rawValue != 0 ? .readOnly : .plain
+    }
+
+    /// Storage over plugin memory, after checking what the plugin passed.
+    static func borrowedStorage(_ pointer: UnsafeMutableRawPointer?, _ size: UInt64, limit: Int) -> RegionStorage? {
+        guard let pointer, size <= UInt64(limit) else { return nil }
+        return RegionStorage(borrowing: pointer, count: Int(size))
+    }
+
+    static let mapShared: @convention(c) (UInt64, UnsafeMutableRawPointer?, UInt64, UInt32, UnsafePointer<CChar>?,
+                                          UnsafeMutablePointer<UInt64>?) -> Int32 = {
+        instanceID, pointer, size, flags, name, address in
+        guard let address, let kind = regionKind(flags, allowing: MIMIC_REGION_RING.rawValue),
+              let vm = instanceVMs.withLock({ $0[instanceID]?.vm }) else { return invalid }
+        guard let storage = borrowedStorage(pointer, size, limit: AddressSpace.regionLimit) else {
+            return pointer == nil ? invalid : MIMIC_ERR_NO_SPACE.rawValue
+        }
+        guard let base = try? vm.mapShared(storage, name: name.map { String(cString: $0) } ?? "plugin region", kind: kind) else {
+            return MIMIC_ERR_NO_SPACE.rawValue
+        }
+        address.pointee = base
+        return ok
+    }
+
+    static let mapRegion: @convention(c) (UnsafeMutablePointer<mimic_call>?, UnsafeMutableRawPointer?, UInt64, UInt32,
+                                          UnsafePointer<CChar>?, UnsafeMutablePointer<UInt64>?) -> Int32 = {
+        call, pointer, size, flags, name, address in
+        guard let (process, state) = state(call), let address,
+              let kind = regionKind(flags, allowing: MIMIC_REGION_LOW32.rawValue) else { return invalid }
+        let low32 = flags & MIMIC_REGION_LOW32.rawValue != 0
+        guard let storage = borrowedStorage(pointer, size, limit: low32 ? AddressSpace.lowWindowLimit : AddressSpace.regionLimit) else {
+            return pointer == nil ? invalid : MIMIC_ERR_NO_SPACE.rawValue
+        }
+        let regionName = name.map { String(cString: $0) } ?? "\(state.library.name) region"
+        guard let base = try? process.memory.map(storage, name: regionName, kind: kind, placement: low32 ? .low32 : .anywhere) else {
+            return MIMIC_ERR_NO_SPACE.rawValue
+        }
+        state.mappedRegions.insert(base)
+        address.pointee = base
+        return ok
+    }
+
+    static let unmapRegion: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64) -> Int32 = { call, address in
+        guard let (process, state) = state(call), state.mappedRegions.contains(address) else { return invalid }
+        state.mappedRegions.remove(address)
+        guard (try? process.memory.unmap(address)) != nil else { return invalid }
+        return ok
+    }
+
+    static let callFunction: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64, UnsafePointer<UInt64>?,
+                                             UnsafeMutablePointer<UInt64>?) -> Int32 = { call, slot, arguments, result in
+        guard let (process, state) = state(call), let arguments, let result, slot <= UInt64(Int32.max),
+              process.program.functionEntries.contains(Int(slot)) else { return invalid }
+        do throws(ExecutionError) {
+            result.pointee = try process.callFunction(at: Int(slot), arguments: Array(UnsafeBufferPointer(start: arguments, count: 5)))
+            return ok
+        } catch {
+            state.callbackError = error
+            return MIMIC_ERR_CALLBACK.rawValue
+        }
+    }
+
+    static let tailCall: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64) -> Int32 = { call, programID in
+        guard let call, let (process, state) = state(call), let program = state.instance?.program(id: programID),
+              program.vm === process.vm else { return invalid }
+        guard process.tailCallCount < process.vm.configuration.tailCallLimit else { return MIMIC_ERR_LIMIT.rawValue }
+        state.tailCallTarget = program
+        call.pointee.host_flags |= tailCallFlag
+        return ok
+    }
+
+    static let setPacket: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64, UInt64) -> Int32 = { call, address, length in
+        guard let process = process(call), length <= UInt64(Int32.max) else { return invalid }
+        process.packet = length == 0 && address == 0 ? nil : PacketBounds(address: address, length: Int(length))
+        return ok
+    }
+}
+
+/// A VM a plugin instance serves, held weakly (the VM owns its emulator, not the reverse).
+struct WeakVM {
+    weak var vm: VM?
 }

@@ -1,32 +1,43 @@
 import CMimicPlugin
 import MimicMemory
+import Synchronization
 
-/// A plugin library's helpers as an `Emulator`.
+/// A plugin library as an `Emulator`: its helpers and, for an ABI 1.1 plugin with `create_map`,
+/// the VM's maps, global data, map references and contexts.
 ///
 /// Each helper becomes a `Helper` that builds a `struct mimic_call` on the stack, passes R1–R5
 /// to the plugin's C function and puts its result in R0. What the plugin reports through host
 /// services turns into the usual errors: `host->fail` stops the program with
 /// `ExecutionError.Kind.helperFailed` naming the helper (with the memory fault the host
-/// remembered, if the plugin passes its status); `MIMIC_ERR_UNSUPPORTED` as the status stops with
-/// `unknownHelper`; `host->request_exit` ends the program with the helper's value in R0.
+/// remembered, if the plugin passes its status; with a callback's own error for
+/// `MIMIC_ERR_CALLBACK`); `MIMIC_ERR_UNSUPPORTED` as the status stops with `unknownHelper`;
+/// `host->request_exit` ends the program with the helper's value in R0; `host->tail_call`
+/// replaces the program.
 ///
-/// A plugin provides helpers only: it does not create maps or resolve map references (use it in
-/// a `CompositeEmulator` behind an emulator that does, such as `LinuxEmulator`). Tail calls and
-/// program callbacks (`bpf_loop`-style) cannot be requested through ABI 1.0.
+/// Instances (ABI 1.1): every VM that uses the emulator gets its own plugin instance
+/// (`instance_create`, with the emulator's `options`), destroyed once the VM is gone. Maps live in
+/// the instance; `maps(in:)` lists them for host code. A plugin without `create_map` provides
+/// helpers only: use it in a `CompositeEmulator` behind an emulator that provides maps.
 public final class PluginEmulator: Emulator {
     /// The library this emulator calls.
     public let library: PluginLibrary
+    /// The text every instance is created with (`instance_create`'s `options`).
+    public let options: String
     private let helpers: [Int32: Helper]
+    let instances: PluginInstances
 
-    init(library: PluginLibrary) {
+    init(library: PluginLibrary, options: String) {
         self.library = library
+        self.options = options
+        let instances = PluginInstances(library: library, options: options)
+        self.instances = instances
         var helpers: [Int32: Helper] = [:]
         let plugin = library.descriptor.pointee
         for i in 0..<Int(plugin.helper_count) {
             guard let entry = plugin.helpers?[i], let function = entry.function else { continue }
             let name = library.helpers[i].name
             helpers[entry.id] = PluginEmulator.makeHelper(id: entry.id, name: name, function: function,
-                                                          data: entry.data, library: library)
+                                                          data: entry.data, instances: instances)
         }
         self.helpers = helpers
     }
@@ -38,32 +49,65 @@ public final class PluginEmulator: Emulator {
 
     public var helperIDs: [Int32] { library.helpers.map(\.id).sorted() }
 
-    /// Creates the plugin's per-process state (its `process_start`).
+    /// Whether the plugin creates maps (`create_map`), so this emulator can be a VM's map provider.
+    public var providesMaps: Bool { library.providesMaps }
+
+    /// Creates the plugin's per-process state (its `process_start`), and the VM's instance on
+    /// first use. For a process being reused (`Process.reset`) it forgets the regions the plugin
+    /// had mapped and calls the plugin's `process_reset`.
     public func prepare(_ process: Process) throws(HelperFailure) {
-        _ = PluginEmulator.state(of: process, library: library)
+        if let state = PluginEmulator.existingState(of: process, library: library) {
+            state.allocations.removeAll()
+            state.mappedRegions.removeAll()
+            state.lastFault = nil
+            state.failure = nil
+            state.callbackError = nil
+            state.tailCallTarget = nil
+            state.messages.removeAll()
+            if let reset = library.processReset {
+                PluginEmulator.withCall(process, state) { reset(HostServices.table, $0) }
+            }
+            return
+        }
+        do {
+            _ = try instances.instance(for: process.vm)
+        } catch {
+            throw .message(error.description)
+        }
+        _ = PluginEmulator.state(of: process, instances: instances)
     }
 
     /// What the plugin logged during `process`'s helper calls (at most the last 10,000).
     public func messages(of process: Process) -> [PluginLogMessage] {
+        PluginEmulator.existingState(of: process, library: library)?.messages ?? []
+    }
+
+    // MARK: Per-process state
+
+    static func existingState(of process: Process, library: PluginLibrary) -> PluginProcessState? {
         let index = library.index
-        guard index < process.pluginStates.count, let state = process.pluginStates[index] else { return [] }
-        return state.messages
+        guard index < process.pluginStates.count else { return nil }
+        return process.pluginStates[index]
     }
 
     /// The plugin's state for `process`, created on first use.
-    static func state(of process: Process, library: PluginLibrary) -> PluginProcessState {
+    static func state(of process: Process, instances: PluginInstances) -> PluginProcessState {
+        let library = instances.library
+        if let state = existingState(of: process, library: library) { return state }
         let index = library.index
-        if index < process.pluginStates.count, let state = process.pluginStates[index] { return state }
         if process.pluginStates.count <= index {
             process.pluginStates += [PluginProcessState?](repeating: nil, count: index + 1 - process.pluginStates.count)
         }
-        let state = PluginProcessState(library: library, vCPU: process.vCPU)
+        // `prepare` created the instance (or reported why it could not); a helper never runs
+        // without it, but a failure here leaves the instance out rather than stopping.
+        let instance = try? instances.instance(for: process.vm)
+        let state = PluginProcessState(library: library, instance: instance, vCPU: process.vCPU)
         process.pluginStates[index] = state
         // Mirror it in the plain slots the call path reads.
         if process.pluginSlotCount <= index {
             let count = max(index + 1, 2 * process.pluginSlotCount)
             let slots = UnsafeMutablePointer<PluginSlot>.allocate(capacity: count)
-            slots.initialize(repeating: PluginSlot(id: 0, data: nil, state: nil), count: count)
+            slots.initialize(repeating: PluginSlot(id: 0, data: nil, instance: nil, state: nil), count: count)
             if let old = process.pluginSlots {
                 slots.update(from: old, count: process.pluginSlotCount)
                 old.deallocate()
@@ -71,26 +115,44 @@ public final class PluginEmulator: Emulator {
             process.pluginSlots = slots
             process.pluginSlotCount = count
         }
-        process.pluginSlots?[index] = PluginSlot(id: state.id, data: state.processData, state: Unmanaged.passUnretained(state))
+        process.pluginSlots?[index] = PluginSlot(state)
         return state
     }
 
     /// The call path's view of a process's state: plain data, kept alive by `pluginStates`.
     @inline(__always)
-    static func slot(of process: Process, index: Int, library: PluginLibrary) -> PluginSlot {
+    static func slot(of process: Process, index: Int, instances: PluginInstances) -> PluginSlot {
         if index < process.pluginSlotCount, let slots = process.pluginSlots, slots[index].id != 0 { return slots[index] }
-        let state = state(of: process, library: library)
-        return PluginSlot(id: state.id, data: state.processData, state: Unmanaged.passUnretained(state))
+        return PluginSlot(state(of: process, instances: instances))
     }
 
+    /// Runs `body` with a `mimic_call` for `process` that is not a helper call (helper id -1):
+    /// for context and reset callbacks, which use host services on the process.
+    static func withCall<R>(_ process: Process, _ state: PluginProcessState,
+                            _ body: (UnsafeMutablePointer<mimic_call>) -> R) -> R {
+        var call = mimic_call()
+        call.size = UInt32(MemoryLayout<mimic_call>.size)
+        call.helper_id = -1
+        call.process_data = state.processData
+        call.process_id = state.id
+        call.vcpu = UInt32(truncatingIfNeeded: process.vCPU)
+        call.host_process = Unmanaged.passUnretained(process).toOpaque()
+        call.host_magic = HostServices.magic
+        call.host_library = UInt32(truncatingIfNeeded: state.library.index)
+        call.instance_data = state.instance?.data
+        return withExtendedLifetime(process) { body(&call) }
+    }
+
+    // MARK: Helpers
+
     private static func makeHelper(id: Int32, name: String, function: mimic_helper_fn, data: UnsafeMutableRawPointer?,
-                                   library: PluginLibrary) -> Helper {
+                                   instances: PluginInstances) -> Helper {
         nonisolated(unsafe) let data = data
         nonisolated(unsafe) let table = HostServices.table
-        let index = library.index
+        let index = instances.library.index
         let libraryIndex = UInt32(truncatingIfNeeded: index)
         return Helper(id: id, name: name) { process throws(HelperFailure) in
-            let slot = PluginEmulator.slot(of: process, index: index, library: library)
+            let slot = PluginEmulator.slot(of: process, index: index, instances: instances)
             var call = mimic_call()
             call.size = UInt32(MemoryLayout<mimic_call>.size)
             call.helper_id = id
@@ -101,26 +163,36 @@ public final class PluginEmulator: Emulator {
             call.host_process = Unmanaged.passUnretained(process).toOpaque()
             call.host_magic = HostServices.magic
             call.host_library = libraryIndex
+            call.instance_data = slot.instance
             let r = process.registers
             let value = function(table, &call, r[1], r[2], r[3], r[4], r[5])
             if call.host_flags == 0 { return .value(value) }
-            return try PluginEmulator.finish(call.host_flags, value: value, state: PluginEmulator.state(of: process, library: library))
+            return try PluginEmulator.finish(call.host_flags, value: value,
+                                             state: PluginEmulator.state(of: process, instances: instances))
         }
     }
 
-    /// The slow end of a call that failed or asked to exit. A fault remembered from an earlier
-    /// call is never reported: a fault status comes from a service of this call, which recorded
-    /// its own fault.
+    /// The slow end of a call that failed, asked to exit or asked for a tail call. A fault
+    /// remembered from an earlier call is never reported: a fault status comes from a service
+    /// of this call, which recorded its own fault.
     private static func finish(_ flags: UInt32, value: UInt64, state: PluginProcessState) throws(HelperFailure) -> HelperResult {
         let fault = state.lastFault
         let failure = state.failure
+        let callbackError = state.callbackError
+        let tailCall = state.tailCallTarget
         state.lastFault = nil
         state.failure = nil
-        guard flags & HostServices.failedFlag != 0, let failure else { return .exit(value) }
+        state.callbackError = nil
+        state.tailCallTarget = nil
+        guard flags & HostServices.failedFlag != 0, let failure else {
+            if flags & HostServices.tailCallFlag != 0, let tailCall { return .tailCall(tailCall) }
+            return .exit(value)
+        }
         let message = failure.message ?? ""
         if failure.status == MIMIC_ERR_UNSUPPORTED.rawValue {
             throw .unsupported(message.isEmpty ? "the plugin does not support this call" : message)
         }
+        if failure.status == MIMIC_ERR_CALLBACK.rawValue, let callbackError { throw .callback(callbackError) }
         let isFault = failure.status <= MIMIC_ERR_UNMAPPED.rawValue && failure.status >= MIMIC_ERR_READ_ONLY.rawValue
         if isFault, let fault {
             if message.isEmpty { throw .memory(fault) }
@@ -136,6 +208,124 @@ struct PluginSlot {
     var id: UInt64
     /// What the plugin's `process_start` returned.
     var data: UnsafeMutableRawPointer?
+    /// What the plugin's `instance_create` returned for the process's VM.
+    var instance: UnsafeMutableRawPointer?
     /// The state object (owned by `Process.pluginStates`).
     var state: Unmanaged<PluginProcessState>?
+
+    init(id: UInt64, data: UnsafeMutableRawPointer?, instance: UnsafeMutableRawPointer?, state: Unmanaged<PluginProcessState>?) {
+        self.id = id
+        self.data = data
+        self.instance = instance
+        self.state = state
+    }
+
+    init(_ state: PluginProcessState) {
+        self.init(id: state.id, data: state.processData, instance: state.instance?.data, state: Unmanaged.passUnretained(state))
+    }
+}
+
+/// The instances of one `PluginEmulator`: one per VM that uses it, created on first use and
+/// destroyed once the VM is gone and no process of it is left.
+final class PluginInstances: Sendable {
+    let library: PluginLibrary
+    let options: String
+    private struct Entry {
+        var vm: WeakVM
+        var instance: PluginInstance
+    }
+    private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
+    private static let nextID = Atomic<UInt64>(1)
+
+    init(library: PluginLibrary, options: String) {
+        self.library = library
+        self.options = options
+    }
+
+    /// The instance serving `vm`, created now if needed; nil for a plugin without instances.
+    func instance(for vm: VM) throws(PluginError) -> PluginInstance? {
+        guard let create = library.instanceCreate else { return nil }
+        return try entries.withLock { (entries) throws(PluginError) -> PluginInstance in
+            let key = ObjectIdentifier(vm)
+            if let entry = entries[key], entry.vm.vm === vm { return entry.instance }
+            // Forget instances whose VM is gone (each is destroyed once its last process is too).
+            entries = entries.filter { $0.value.vm.vm != nil }
+            let id = Self.nextID.add(1, ordering: .relaxed).oldValue
+            HostServices.instanceVMs.withLock { $0[id] = WeakVM(vm: vm) }
+            var error = [CChar](repeating: 0, count: 1024)
+            let data = options.withCString { options in
+                error.withUnsafeMutableBufferPointer { buffer in
+                    create(HostServices.table, id, options, buffer.baseAddress, buffer.count)
+                }
+            }
+            guard let data else {
+                HostServices.instanceVMs.withLock { $0[id] = nil }
+                let message = PluginText.string(error)
+                throw .instanceRefused(plugin: library.name, reason: message.isEmpty ? "instance_create returned NULL" : message)
+            }
+            let instance = PluginInstance(library: library, id: id, data: data)
+            entries[key] = Entry(vm: WeakVM(vm: vm), instance: instance)
+            return instance
+        }
+    }
+
+    /// The instance serving `vm`, if one was created.
+    func existingInstance(for vm: VM) -> PluginInstance? {
+        entries.withLock { entries in
+            guard let entry = entries[ObjectIdentifier(vm)], entry.vm.vm === vm else { return nil }
+            return entry.instance
+        }
+    }
+}
+
+/// A plugin's state for one VM (what `instance_create` returned), and the host programs its
+/// prog arrays refer to by id.
+final class PluginInstance: @unchecked Sendable {
+    let library: PluginLibrary
+    /// The id `host->map_shared` receives.
+    let id: UInt64
+    /// What `instance_create` returned; passed to every callback.
+    let data: UnsafeMutableRawPointer
+    /// Host programs by the id the plugin keeps for them (tail calls), and the reverse.
+    private let programs = Mutex<(byID: [UInt64: Program], ids: [ObjectIdentifier: UInt64])>(([:], [:]))
+
+    init(library: PluginLibrary, id: UInt64, data: UnsafeMutableRawPointer) {
+        self.library = library
+        self.id = id
+        self.data = data
+    }
+
+    deinit {
+        library.instanceDestroy?(HostServices.table, data)
+        HostServices.instanceVMs.withLock { $0[id] = nil }
+    }
+
+    /// The id of `program`, assigned on first use (ids start at 1).
+    func id(for program: Program) -> UInt64 {
+        programs.withLock { table in
+            if let id = table.ids[ObjectIdentifier(program)] { return id }
+            let id = UInt64(table.byID.count + 1)
+            table.byID[id] = program
+            table.ids[ObjectIdentifier(program)] = id
+            return id
+        }
+    }
+
+    /// The program with this id.
+    func program(id: UInt64) -> Program? { programs.withLock { $0.byID[id] } }
+}
+
+/// Reading text plugins write into buffers.
+enum PluginText {
+    /// The NUL-terminated text in `buffer` (all of it if there is no NUL), as UTF-8.
+    static func string(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Runs a callback that writes an error message, and returns its status and the message.
+    static func withError<R>(_ body: (UnsafeMutablePointer<CChar>?, Int) -> R) -> (R, String) {
+        var buffer = [CChar](repeating: 0, count: 1024)
+        let result = buffer.withUnsafeMutableBufferPointer { body($0.baseAddress, $0.count) }
+        return (result, string(buffer))
+    }
 }

@@ -18,6 +18,14 @@ public enum PluginError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidDescriptor(path: String, detail: String)
     /// Two emulators combined in a `CompositeEmulator` both provide helper `id`.
     case conflictingHelperID(id: Int32, first: String, second: String)
+    /// The plugin's `instance_create` refused to serve a VM (bad options, out of memory, ...).
+    case instanceRefused(plugin: String, reason: String)
+    /// The plugin lacks an ABI 1.1 callback this operation needs (it is older, or provides no maps
+    /// or contexts).
+    case unsupported(plugin: String, what: String)
+    /// The plugin answered with something malformed (e.g. context-result text that is not the
+    /// JSON object the ABI asks for).
+    case invalidAnswer(plugin: String, detail: String)
 
     public var description: String {
         switch self {
@@ -37,6 +45,12 @@ public enum PluginError: Error, Sendable, Equatable, CustomStringConvertible {
             "cannot load plugin \(path): invalid description: \(detail)"
         case .conflictingHelperID(let id, let first, let second):
             "cannot combine emulators: helper id \(id) is provided by both \(first) and \(second)"
+        case .instanceRefused(let plugin, let reason):
+            "plugin \(plugin) refused to serve the VM: \(reason)"
+        case .unsupported(let plugin, let what):
+            "plugin \(plugin) does not support \(what) (it has no ABI 1.1 callback for it)"
+        case .invalidAnswer(let plugin, let detail):
+            "plugin \(plugin) answered with something invalid: \(detail)"
         }
     }
 }

@@ -20,7 +20,7 @@ public struct PluginHelperInfo: Sendable, Equatable {
     }
 }
 
-/// One map type a plugin describes (reserved in ABI 1.0: listed, not used to create maps).
+/// One map type a plugin creates (ABI 1.1; informational, listed in messages and `mimic plugins`).
 public struct PluginMapTypeInfo: Sendable, Equatable {
     /// The `BPF_MAP_TYPE_*` number.
     public var type: UInt32
@@ -64,18 +64,30 @@ public final class PluginLibrary: Sendable {
     public let abiVersion: PluginABIVersion
     /// The helpers, in the order the plugin lists them.
     public let helpers: [PluginHelperInfo]
-    /// Map types the plugin describes (reserved in ABI 1.0).
+    /// Map types the plugin creates (ABI 1.1; informational).
     public let mapTypes: [PluginMapTypeInfo]
-    /// The emulator that provides this plugin's helpers to a `VM` (combine it with others in a
-    /// `CompositeEmulator`).
+    /// The emulator that provides this plugin's helpers (and, for a plugin with `create_map`,
+    /// maps and contexts) to VMs, with no instance options; the same object every time.
+    /// Combine it with others in a `CompositeEmulator`. Each VM using it gets its own plugin
+    /// instance (ABI 1.1 `instance_create`).
     public var emulator: PluginEmulator {
         _emulator.withLock { emulator in
             if let emulator { return emulator }
-            let created = PluginEmulator(library: self)
+            let created = PluginEmulator(library: self, options: "")
             emulator = created
             return created
         }
     }
+
+    /// A new emulator for this plugin whose instances are created with `options` (text the
+    /// plugin defines, e.g. `cpus=4,seed=1` for MimicLinux; passed to `instance_create`).
+    public func makeEmulator(options: String) -> PluginEmulator {
+        PluginEmulator(library: self, options: options)
+    }
+
+    /// Whether the plugin provides maps, global data and contexts (ABI 1.1 `create_map`): it can
+    /// be a VM's whole environment, as MimicLinux is when linked statically.
+    public var providesMaps: Bool { createMap != nil }
 
     /// A small number unique to this library in this host process: its slot in
     /// `Process.pluginStates`.
@@ -207,6 +219,46 @@ public final class PluginLibrary: Sendable {
     var processEnd: (@convention(c) (UnsafePointer<mimic_host>?, UInt64, UnsafeMutableRawPointer?) -> Void)? {
         covers(\.process_end) ? descriptor.pointee.process_end : nil
     }
+
+    // ABI 1.1 callbacks: nil when the plugin's description is older or leaves them NULL.
+
+    typealias Callback<T> = KeyPath<mimic_plugin, T?>
+
+    /// An ABI 1.1 callback of the description, if its `size` covers it.
+    func callback<T>(_ field: Callback<T>) -> T? { covers(field) ? descriptor.pointee[keyPath: field] : nil }
+
+    var instanceCreate: (@convention(c) (UnsafePointer<mimic_host>?, UInt64, UnsafePointer<CChar>?, UnsafeMutablePointer<CChar>?, Int)
+        -> UnsafeMutableRawPointer?)? { callback(\.instance_create) }
+    var instanceDestroy: (@convention(c) (UnsafePointer<mimic_host>?, UnsafeMutableRawPointer?) -> Void)? { callback(\.instance_destroy) }
+    var processReset: (@convention(c) (UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?) -> Void)? { callback(\.process_reset) }
+    var createMap: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<mimic_map_spec>?, UnsafeMutablePointer<UInt64>?,
+                                    UnsafeMutablePointer<CChar>?, Int) -> Int32)? { callback(\.create_map) }
+    var resolveLoadImm64: (@convention(c) (UnsafeMutableRawPointer?, UInt32, Int32, Int32, UnsafeMutablePointer<UInt64>?,
+                                           UnsafeMutablePointer<CChar>?, Int) -> Int32)? { callback(\.resolve_ld_imm64) }
+    var adoptGlobalData: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<mimic_global_data>?,
+                                          UnsafeMutablePointer<CChar>?, Int) -> Int32)? { callback(\.adopt_global_data) }
+    var setSlot: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UInt32, UInt32, UInt64, UnsafeMutablePointer<CChar>?, Int)
+                  -> Int32)? { callback(\.set_slot) }
+    var mapCount: (@convention(c) (UnsafeMutableRawPointer?) -> UInt32)? { callback(\.map_count) }
+    var mapInfo: (@convention(c) (UnsafeMutableRawPointer?, UInt32, UnsafeMutablePointer<mimic_map_info>?) -> Int32)? { callback(\.map_info) }
+    var mapLookup: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, Int32, UnsafeMutableRawPointer?) -> Int32)? {
+        callback(\.map_lookup)
+    }
+    var mapUpdate: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, UnsafeRawPointer?, Int32, UInt64) -> Int32)? {
+        callback(\.map_update)
+    }
+    var mapDelete: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?) -> Int32)? { callback(\.map_delete) }
+    var mapNextKey: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, UnsafeMutableRawPointer?) -> Int32)? {
+        callback(\.map_next_key)
+    }
+    var mapLookupAddress: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, Int32, UnsafeMutablePointer<UInt64>?)
+                           -> Int32)? { callback(\.map_lookup_address) }
+    var mapPopRecord: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeMutableRawPointer?, UInt64, UnsafeMutablePointer<Int32>?)
+                       -> Int64)? { callback(\.map_pop_record) }
+    var attachContext: (@convention(c) (UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?, UnsafePointer<CChar>?, Int,
+                                        UnsafeMutablePointer<CChar>?, Int) -> Int32)? { callback(\.attach_context) }
+    var contextResult: (@convention(c) (UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?, UInt64,
+                                        UnsafeMutablePointer<CChar>?, Int) -> Int64)? { callback(\.context_result) }
 
     /// Whether the plugin's `size` covers the pointer-sized field `field` (appended fields).
     private func covers<T>(_ field: KeyPath<mimic_plugin, T>) -> Bool {

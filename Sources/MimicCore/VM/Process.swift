@@ -130,6 +130,10 @@ public final class Process {
     /// exclusivity checks): `pluginSlotCount` entries, an id of 0 marks an empty slot.
     @exclusivity(unchecked) var pluginSlots: UnsafeMutablePointer<PluginSlot>?
     @exclusivity(unchecked) var pluginSlotCount = 0
+    /// Where `callFunction` runs callbacks when the program lives elsewhere (a plugin's stand-in
+    /// for a host process); nil for every ordinary process. See `CallbackBridge`. (Declared last:
+    /// the fields the interpreter touches keep their place in the object.)
+    public var callbackBridge: (any CallbackBridge)?
 
     init(program: Program, memory: AddressSpace, vCPU: Int) {
         vm = program.vm

@@ -13,9 +13,17 @@ public final class VM: @unchecked Sendable {
     private let lock = Mutex(())
     private let sharedMemory = AddressSpace()
 
-    public init(emulator: (any Emulator)? = nil, configuration: VMConfiguration = VMConfiguration()) {
+    /// Creates a VM.
+    ///
+    /// - Parameter sharedRegionBroker: decides the addresses of shared regions (`mapShared`)
+    ///   instead of this VM: a plugin's VM mirrors its host VM's shared memory so map values
+    ///   have the same addresses on both sides (see `AddressSpace.broker`). Nil for every
+    ///   ordinary VM.
+    public init(emulator: (any Emulator)? = nil, configuration: VMConfiguration = VMConfiguration(),
+                sharedRegionBroker: (any RegionBroker)? = nil) {
         self.emulator = emulator
         self.configuration = configuration
+        sharedMemory.broker = sharedRegionBroker
     }
 
     // MARK: Shared memory
@@ -25,8 +33,22 @@ public final class VM: @unchecked Sendable {
         try lock.withLock { _ throws(AddressSpaceError) in try sharedMemory.map(storage, name: name, kind: kind) }
     }
 
+    /// Maps `storage` into the shared memory at exactly `address` (the address another VM gave
+    /// the same bytes), bypassing any broker. See `AddressSpace.map(_:name:kind:at:)`.
+    @discardableResult
+    public func mapShared(_ storage: RegionStorage, name: String, kind: RegionKind = .plain,
+                          at address: UInt64) throws(AddressSpaceError) -> UInt64 {
+        try lock.withLock { _ throws(AddressSpaceError) in
+            let broker = sharedMemory.broker
+            sharedMemory.broker = nil
+            defer { sharedMemory.broker = broker }
+            return try sharedMemory.map(storage, name: name, kind: kind, at: address)
+        }
+    }
+
     /// A fresh address space holding the shared regions.
     func makeAddressSpace() -> AddressSpace {
+        // The copy has no broker: a process's own regions are the process's business.
         lock.withLock { _ in AddressSpace(copying: sharedMemory) }
     }
 

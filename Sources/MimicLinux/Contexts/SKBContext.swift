@@ -346,8 +346,14 @@ public struct SKBContext: Context, Sendable {
     /// What a tc / socket-filter run produced: R0, the packet and the `__sk_buff` fields as the
     /// program left them. Nil when `process` has not exited or has no sk_buff.
     public static func result(of process: MimicCore.Process) -> SKBResult? {
-        guard case .exited(let value) = process.state,
-              let state = LinuxProcessState.of(process), let buffer = state.packet, buffer.kind == .skb else { return nil }
+        guard case .exited(let value) = process.state else { return nil }
+        return result(of: process, returnValue: value)
+    }
+
+    /// The outcome for `process` had it exited with `returnValue` (see
+    /// `XDPContext.result(of:returnValue:)`). Nil when `process` has no sk_buff.
+    public static func result(of process: MimicCore.Process, returnValue value: UInt64) -> SKBResult? {
+        guard let state = LinuxProcessState.of(process), let buffer = state.packet, buffer.kind == .skb else { return nil }
         let fields = buffer.contextStorage.bytes
         return SKBResult(returnValue: value, packet: buffer.data, fields: SKBFields(bytes: fields),
                          vlanTag: buffer.vlanTag.map { VLANTag(proto: $0.proto, tci: $0.tci) }, redirect: state.redirect,

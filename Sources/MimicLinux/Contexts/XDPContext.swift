@@ -118,9 +118,16 @@ public struct XDPContext: Context, Sendable {
     /// redirect target.
     /// Nil when `process` has not exited or has no XDP packet.
     public static func result(of process: MimicCore.Process) -> XDPResult? {
-        guard case .exited(let value) = process.state,
-              let state = LinuxProcessState.of(process), let buffer = state.packet, buffer.kind == .xdp else { return nil }
-        return XDPResult(returnValue: value, packet: buffer.data, metadata: buffer.metadata, redirect: state.redirect)
+        guard case .exited(let value) = process.state else { return nil }
+        return result(of: process, returnValue: value)
+    }
+
+    /// The outcome for `process` had it exited with `returnValue`: for a process that stands in
+    /// for one running elsewhere (MimicLinux as a plugin reports the host's run this way).
+    /// Nil when `process` has no XDP packet.
+    public static func result(of process: MimicCore.Process, returnValue: UInt64) -> XDPResult? {
+        guard let state = LinuxProcessState.of(process), let buffer = state.packet, buffer.kind == .xdp else { return nil }
+        return XDPResult(returnValue: returnValue, packet: buffer.data, metadata: buffer.metadata, redirect: state.redirect)
     }
 }
 

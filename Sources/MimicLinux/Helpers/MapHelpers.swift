@@ -112,7 +112,7 @@ enum MapHelpers {
             let destination = process.argument(2)
             let size = map.definition.valueSize
             // Check the buffer before taking a value out, so a bad pointer loses nothing.
-            if case .failure(let fault) = process.memory.resolve(destination, size: size, access: .write), size > 0 {
+            if size > 0, let fault = process.memory.fault(at: destination, size: size, access: .write) {
                 throw .memory(fault)
             }
             switch remove ? map.pop() : map.peek() {

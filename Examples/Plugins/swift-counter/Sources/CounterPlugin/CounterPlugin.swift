@@ -105,14 +105,19 @@ enum CounterPlugin {
         for (i, (id, name, function)) in table.enumerated() {
             helpers[i] = mimic_helper(id: id, flags: 0, name: UnsafePointer(strdup(name)), function: function, data: nil)
         }
+        // Start from zeros and set the fields used: fields later ABI versions append stay NULL,
+        // and the code keeps compiling against newer headers.
+        var description = mimic_plugin()
+        description.abi_major = UInt32(MIMIC_PLUGIN_ABI_MAJOR)
+        description.abi_minor = UInt32(MIMIC_PLUGIN_ABI_MINOR)
+        description.size = UInt32(MemoryLayout<mimic_plugin>.size)
+        description.name = UnsafePointer(strdup("counter"))
+        description.version = UnsafePointer(strdup("1.0"))
+        description.description = UnsafePointer(strdup("Counters, FNV-1a, a greeting and VM buffers, in Swift (helpers 20000-20005)"))
+        description.helper_count = UInt32(table.count)
+        description.helpers = UnsafePointer(helpers)
         let plugin = UnsafeMutablePointer<mimic_plugin>.allocate(capacity: 1)
-        plugin.initialize(to: mimic_plugin(
-            abi_major: UInt32(MIMIC_PLUGIN_ABI_MAJOR), abi_minor: UInt32(MIMIC_PLUGIN_ABI_MINOR),
-            size: UInt32(MemoryLayout<mimic_plugin>.size), flags: 0,
-            name: UnsafePointer(strdup("counter")), version: UnsafePointer(strdup("1.0")),
-            description: UnsafePointer(strdup("Counters, FNV-1a, a greeting and VM buffers, in Swift (helpers 20000-20005)")),
-            helper_count: UInt32(table.count), reserved0: 0, helpers: UnsafePointer(helpers),
-            map_type_count: 0, reserved1: 0, map_types: nil, process_start: nil, process_end: nil))
+        plugin.initialize(to: description)
         return UnsafePointer(plugin)
     }()
 }

@@ -1,0 +1,134 @@
+import CMimicPlugin
+import Foundation
+
+/// A program context a plugin builds (ABI 1.1 `attach_context`) from a context file: the JSON
+/// envelope `{"name": ..., "type": ..., "ctx": {...}}`. With MimicLinux as a plugin the types
+/// are those of its context files (`xdp_md`, `sk_buff`, `generic`, `captured`;
+/// Docs/Contexts.md), so a host can run XDP, tc and traced programs without linking MimicLinux.
+///
+/// ```swift
+/// let context = PluginContext(json: text, emulator: plugin)
+/// let process = try vm.makeProcess(for: program, context: context)
+/// try process.run()
+/// let result = try plugin.contextResult(of: process)   // verdict, packet, trace, ...
+/// ```
+public struct PluginContext: Context, Sendable {
+    /// The context file's text.
+    public var json: String
+    /// The plugin that builds it (the VM's emulator, or part of its `CompositeEmulator`).
+    public let emulator: PluginEmulator
+
+    public init(json: String, emulator: PluginEmulator) {
+        self.json = json
+        self.emulator = emulator
+    }
+
+    /// Asks the plugin to map the context's memory into `process` and set R1–R5. A bad context
+    /// fails with the plugin's message, which names the JSON path at fault.
+    public func attach(to process: Process) throws(HelperFailure) {
+        try emulator.attachContext(json: json, to: process)
+    }
+}
+
+/// What a process that ran on a plugin's context produced, as the plugin described it
+/// (`context_result`). The members below are those MimicLinux writes; `json` is the whole text,
+/// for plugins with members of their own.
+public struct PluginContextResult: Sendable, Equatable {
+    /// The plugin's JSON text.
+    public var json: String
+    /// The context type (`xdp_md`, `sk_buff`, `generic`, ...), if the plugin says.
+    public var type: String?
+    /// R0 as the program returned it.
+    public var returnValue: UInt64
+    /// The verdict's name (`XDP_PASS`, `TC_ACT_OK`), when R0 is one.
+    public var action: String?
+    /// The packet as the program left it, for packet contexts.
+    public var packet: [UInt8]?
+    /// Where the packet was redirected, in words, and the target interface if there is one.
+    public var redirect: String?
+    public var redirectIfindex: UInt32?
+    /// Numeric fields of the context after the run (`mark`, `priority`, ... of an `__sk_buff`).
+    public var fields: [String: UInt64]
+    /// Program output (`bpf_trace_printk` lines).
+    public var trace: [String]
+    /// Things worth knowing that did not stop the run.
+    public var warnings: [String]
+
+    /// Reads the JSON object a plugin's `context_result` wrote.
+    public init(json: String, returnValue: UInt64) throws(PluginError) {
+        func invalid(_ detail: String) -> PluginError { .invalidAnswer(plugin: "context result", detail: detail) }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else {
+            throw invalid("not a JSON object: \(json.prefix(200))")
+        }
+        self.json = json
+        self.returnValue = returnValue
+        type = object["type"] as? String
+        action = object["action"] as? String
+        if let text = object["packet"] as? String {
+            guard let data = Data(base64Encoded: text) else { throw invalid("packet is not base64") }
+            packet = Array(data)
+        }
+        if let redirect = object["redirect"] as? [String: Any] {
+            self.redirect = redirect["description"] as? String
+            redirectIfindex = (redirect["ifindex"] as? NSNumber).map { $0.uint32Value }
+        }
+        fields = [:]
+        for (name, value) in object["fields"] as? [String: Any] ?? [:] {
+            if let number = value as? NSNumber { fields[name] = number.uint64Value }
+        }
+        trace = object["trace"] as? [String] ?? []
+        warnings = object["warnings"] as? [String] ?? []
+    }
+}
+
+extension PluginEmulator {
+    /// Has the plugin build a context from `json` for `process` (what `PluginContext` does).
+    public func attachContext(json: String, to process: Process) throws(HelperFailure) {
+        guard let attach = library.attachContext else {
+            throw .message(PluginError.unsupported(plugin: name, what: "contexts").description)
+        }
+        guard let state = PluginEmulator.existingState(of: process, library: library) else {
+            throw .message("the process was not prepared by plugin \(name) (make it in a VM whose emulator includes the plugin)")
+        }
+        let bytes = Array(json.utf8)
+        let (status, message) = PluginEmulator.withCall(process, state) { call in
+            bytes.withUnsafeBufferPointer { text in
+                text.withMemoryRebound(to: CChar.self) { text in
+                    PluginText.withError { attach(HostServices.table, call, text.baseAddress, text.count, $0, $1) }
+                }
+            }
+        }
+        guard status == MIMIC_OK.rawValue else {
+            throw .message(message.isEmpty ? "plugin \(name) could not attach the context (status \(status))" : message)
+        }
+    }
+
+    /// What `process`, run on a `PluginContext`, produced: nil while it has not exited.
+    ///
+    /// - Throws: `PluginError` when the plugin has no `context_result` or answers with
+    ///   something that is not a JSON object.
+    public func contextResult(of process: Process) throws(PluginError) -> PluginContextResult? {
+        guard case .exited(let r0) = process.state else { return nil }
+        guard let result = library.contextResult else { throw .unsupported(plugin: name, what: "context results") }
+        guard let state = PluginEmulator.existingState(of: process, library: library) else { return nil }
+        var capacity = 4096
+        while true {
+            var buffer = [CChar](repeating: 0, count: capacity)
+            let length = PluginEmulator.withCall(process, state) { call in
+                buffer.withUnsafeMutableBufferPointer { result(HostServices.table, call, r0, $0.baseAddress, $0.count) }
+            }
+            guard length >= 0 else { throw .invalidAnswer(plugin: name, detail: "context_result failed (\(length))") }
+            guard length < Int64(1 << 30) else { throw .invalidAnswer(plugin: name, detail: "a context result of \(length) bytes") }
+            if Int(length) >= capacity {
+                capacity = Int(length) + 1
+                continue
+            }
+            let text = String(decoding: buffer[0..<Int(length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            do {
+                return try PluginContextResult(json: text, returnValue: r0)
+            } catch {
+                throw .invalidAnswer(plugin: name, detail: "\(error)")
+            }
+        }
+    }
+}
