@@ -112,7 +112,9 @@ extension PluginEmulator {
         guard let result = library.contextResult else { throw .unsupported(plugin: name, what: "context results") }
         guard let state = PluginEmulator.existingState(of: process, library: library) else { return nil }
         var capacity = 4096
-        while true {
+        // A second call gets a buffer of the length the first reported; a plugin that then
+        // reports a longer text still is answering inconsistently, not slowly.
+        for attempt in 0..<2 {
             var buffer = [CChar](repeating: 0, count: capacity)
             let length = PluginEmulator.withCall(process, state) { call in
                 buffer.withUnsafeMutableBufferPointer { result(HostServices.table, call, r0, $0.baseAddress, $0.count) }
@@ -120,6 +122,9 @@ extension PluginEmulator {
             guard length >= 0 else { throw .invalidAnswer(plugin: name, detail: "context_result failed (\(length))") }
             guard length < Int64(1 << 30) else { throw .invalidAnswer(plugin: name, detail: "a context result of \(length) bytes") }
             if Int(length) >= capacity {
+                guard attempt == 0 else {
+                    throw .invalidAnswer(plugin: name, detail: "context_result asked for \(length) bytes after \(capacity - 1)")
+                }
                 capacity = Int(length) + 1
                 continue
             }
@@ -130,5 +135,6 @@ extension PluginEmulator {
                 throw .invalidAnswer(plugin: name, detail: "\(error)")
             }
         }
+        throw .invalidAnswer(plugin: name, detail: "context_result never fit its buffer")
     }
 }
