@@ -1,5 +1,6 @@
 import Foundation
 import MimicCore
+import MimicLinux
 import Testing
 
 /// ABI 1.1 through the Linux plugin: mirrored memory, and the error paths of maps, contexts and
@@ -115,6 +116,33 @@ import Testing
         let jobs = try #require(emulator.map(named: "jobs", in: vm))
         _ = try vm.makeProcess(for: program).run()
         #expect(try jobs.drainRecords().isEmpty, "the program pushed and popped")
+    }
+
+    /// A `bpf_loop` whose callback reads address 0: the program stops with the callback's
+    /// fault inside `bpf_loop`, through the plugin as when MimicLinux is linked statically.
+    @Test func aFailingCallbackStopsTheProgramWithItsFault() throws {
+        var instructions = try Assembler.assemble("""
+            mov %r1, 3
+            lddw %r2, 0
+            mov %r3, 0
+            mov %r4, 0
+            call 181
+            exit
+            callback:
+            ldxdw %r0, [%r3+0]
+            exit
+            """)
+        // lddw %r2 (slot 1) becomes BPF_PSEUDO_FUNC to the callback (slot 7), relative to slot 2.
+        instructions[1].source = LoadImm64Kind.function.rawValue
+        instructions[1].imm = 7 - 2
+        for emulator in [try linux().makeEmulator(options: "") as any Emulator, LinuxEmulator()] {
+            let vm = VM(emulator: emulator)
+            let error = try #require(throws: ExecutionError.self) { try vm.makeProcess(for: vm.load(instructions)).run() }
+            let text = "\(error)"
+            #expect(text.contains("bpf_loop"), "\(emulator.name): \(text)")
+            #expect(text.contains("0x0"), "names the address: \(emulator.name): \(text)")
+            #expect(text.contains("unmapped") || text.contains("no region"), "\(emulator.name): \(text)")
+        }
     }
 
     /// A plugin built against ABI 1.0: its description ends at `process_end`. Whatever lies

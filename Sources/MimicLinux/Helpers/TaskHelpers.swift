@@ -239,10 +239,10 @@ enum LoopHelpers {
                 }
                 for index in 0..<count {
                     let result: UInt64
-                    do {
+                    do throws(ExecutionError) {
                         result = try call.process.callFunction(at: Int(callback & 0xFFFF_FFFF), arguments: [index, context, 0, 0, 0])
                     } catch {
-                        throw .message("callback failed: \(error)")
+                        throw .callback(error)
                     }
                     if result != 0 { return index + 1 }
                 }
