@@ -34,6 +34,8 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
     private var maps: [Int: any BPFMap] = [:]
     private var mapsByName: [String: any BPFMap] = [:]
     private var nextMapID = 1
+    /// The maps by id for the map helpers, read without `lock` (see `MapTable`).
+    let mapTable = MapTable()
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
@@ -87,13 +89,17 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
     /// Makes `map` findable by handle and name.
     func register(_ map: any BPFMap) {
         lock.withLock { _ in
-            if let id = MapHandle.id(of: map.handle) { maps[id] = map }
+            if let id = MapHandle.id(of: map.handle) {
+                maps[id] = map
+                mapTable.insert(map, id: id)
+            }
             mapsByName[map.definition.name] = map
         }
     }
 
     /// The map a program's register value refers to.
     public func map(handle: UInt64) -> (any BPFMap)? {
+        if let entry = mapTable.entry(handle: handle) { return entry.map }
         guard let id = MapHandle.id(of: handle) else { return nil }
         return lock.withLock { _ in maps[id] }
     }

@@ -18,14 +18,17 @@ public final class PacketBuffer {
     }
 
     public let kind: Kind
+    // `@exclusivity(unchecked)` on the fields every packet touches: a buffer belongs to one
+    // process, used by one thread at a time, and none is lent out `inout` across a call that
+    // could reach it again (the same reasoning as `Process`).
     /// The bytes of the whole buffer (headroom, metadata, data, tailroom).
-    public private(set) var storage: RegionStorage
+    @exclusivity(unchecked) public private(set) var storage: RegionStorage
     /// The VM address of the buffer's first byte (below 2^32).
-    public private(set) var base: UInt64
+    @exclusivity(unchecked) public private(set) var base: UInt64
     /// Offsets in `storage`: metadata start, data start, data end.
-    public internal(set) var metaOffset: Int
-    public internal(set) var dataOffset: Int
-    public internal(set) var dataEndOffset: Int
+    @exclusivity(unchecked) public internal(set) var metaOffset: Int
+    @exclusivity(unchecked) public internal(set) var dataOffset: Int
+    @exclusivity(unchecked) public internal(set) var dataEndOffset: Int
     /// Bytes at the start of an XDP buffer that `bpf_xdp_adjust_head/meta` may not move `data`
     /// or `data_meta` into: the kernel keeps them for `struct xdp_frame` (40 bytes on 64-bit).
     public let reserved: Int
@@ -144,11 +147,17 @@ public final class PacketBuffer {
         }
     }
 
+    /// Stores a little-endian u32 in the context struct (an offset outside it is ignored; the
+    /// callers' offsets are fixed fields of the struct). No allocation: contexts set several
+    /// fields per packet.
     func storeU32(_ value: UInt32, at offset: Int) {
-        contextStorage.write(withUnsafeBytes(of: value.littleEndian, Array.init), at: offset)
+        guard offset >= 0, offset <= contextStorage.count - 4 else { return }
+        contextStorage.pointer.storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt32.self)
     }
 
+    /// The little-endian u32 at `offset` of the context struct (0 outside it).
     func loadU32(at offset: Int) -> UInt32 {
-        contextStorage.bytes(in: offset..<offset + 4).enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
+        guard offset >= 0, offset <= contextStorage.count - 4 else { return 0 }
+        return UInt32(littleEndian: contextStorage.pointer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 }

@@ -65,23 +65,86 @@ enum MapHelpers {
 
     /// `void *bpf_map_lookup_elem(map, key)` (1): the address of the value, or NULL. Maps of
     /// maps give the inner map's handle.
+    ///
+    /// Hash and array maps take a fast path: the map comes from the emulator's `MapTable` and
+    /// the key is read in place through the translation table (no copy, no allocation). Keys
+    /// the translation table does not reach directly (rings, a plugin's foreign memory, faults)
+    /// take the general path, which reads them with full checks.
     static func lookup(_ emulator: LinuxEmulator) -> Helper {
-        Helper(id: 1, name: "bpf_map_lookup_elem") { [weak emulator] process throws(HelperFailure) in
+        let table = emulator.mapTable
+        return Helper(id: 1, name: "bpf_map_lookup_elem") { [weak emulator] process throws(HelperFailure) in
+            if let entry = table.entry(handle: process.argument(1)),
+               let address = fastLookup(entry, process) {
+                return .value(address)
+            }
             let map = try map(emulator, process)
             let key = try read(process, process.argument(2), count: map.definition.keySize)
             return .value(map.lookupAddress(key: key, cpu: process.vCPU) ?? 0)
         }
     }
 
-    /// `long bpf_map_update_elem(map, key, value, flags)` (2).
+    /// The lookup's result (the value's address, or 0 for none) for a hash or array map whose
+    /// key is directly readable; nil to take the general path.
+    @inline(__always)
+    private static func fastLookup(_ entry: MapTable.Entry, _ process: MimicCore.Process) -> UInt64? {
+        let keyAddress = process.argument(2)
+        if let array = entry.array {
+            guard array.definition.keySize == 4,
+                  let key = process.memory.table.pointer(forReading: keyAddress, size: 4) else { return nil }
+            return array.lookupAddress(index: Int(UInt32(littleEndian: key.loadUnaligned(as: UInt32.self))),
+                                       cpu: process.vCPU) ?? 0
+        }
+        if let hash = entry.hash {
+            let size = hash.definition.keySize
+            guard size > 0, let key = process.memory.table.pointer(forReading: keyAddress, size: UInt64(size)) else {
+                return nil
+            }
+            return hash.lookupAddress(key: UnsafeRawBufferPointer(start: key, count: size), cpu: process.vCPU) ?? 0
+        }
+        return nil
+    }
+
+    /// `long bpf_map_update_elem(map, key, value, flags)` (2). Hash and array maps take a fast
+    /// path like `lookup`'s: key and value are read in place.
     static func update(_ emulator: LinuxEmulator) -> Helper {
-        Helper(id: 2, name: "bpf_map_update_elem") { [weak emulator] process throws(HelperFailure) in
+        let table = emulator.mapTable
+        return Helper(id: 2, name: "bpf_map_update_elem") { [weak emulator] process throws(HelperFailure) in
+            if let entry = table.entry(handle: process.argument(1)), let error = fastUpdate(entry, process) {
+                return result(error)
+            }
             let map = try map(emulator, process)
             let key = try read(process, process.argument(2), count: map.definition.keySize)
             let value = try read(process, process.argument(3), count: map.definition.valueSize)
             return result(map.update(key: key, value: value, flags: MapUpdateFlags(rawValue: process.argument(4)),
                                      cpu: process.vCPU))
         }
+    }
+
+    /// The update's outcome (`.some(nil)`: done) for a hash or array map whose key and value
+    /// are directly readable; nil to take the general path.
+    @inline(__always)
+    private static func fastUpdate(_ entry: MapTable.Entry, _ process: MimicCore.Process) -> Errno?? {
+        let memory = process.memory.table
+        let flags = MapUpdateFlags(rawValue: process.argument(4))
+        if let array = entry.array {
+            let valueSize = array.definition.valueSize
+            guard array.definition.keySize == 4, valueSize > 0,
+                  let key = memory.pointer(forReading: process.argument(2), size: 4),
+                  let value = memory.pointer(forReading: process.argument(3), size: UInt64(valueSize)) else { return nil }
+            return .some(array.update(index: UInt32(littleEndian: key.loadUnaligned(as: UInt32.self)),
+                                      value: UnsafeRawBufferPointer(start: value, count: valueSize),
+                                      flags: flags, cpu: process.vCPU))
+        }
+        if let hash = entry.hash {
+            let keySize = hash.definition.keySize, valueSize = hash.definition.valueSize
+            guard keySize > 0, valueSize > 0,
+                  let key = memory.pointer(forReading: process.argument(2), size: UInt64(keySize)),
+                  let value = memory.pointer(forReading: process.argument(3), size: UInt64(valueSize)) else { return nil }
+            return .some(hash.update(key: UnsafeRawBufferPointer(start: key, count: keySize),
+                                     value: UnsafeRawBufferPointer(start: value, count: valueSize),
+                                     flags: flags, cpu: process.vCPU))
+        }
+        return nil
     }
 
     /// `long bpf_map_delete_elem(map, key)` (3).

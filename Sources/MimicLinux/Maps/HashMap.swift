@@ -37,9 +37,16 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     public var count: Int { index.withLock { $0.count } }
 
     public func lookupAddress(key: [UInt8], cpu: Int) -> UInt64? {
+        key.withUnsafeBytes { lookupAddress(key: $0, cpu: cpu) }
+    }
+
+    /// `lookupAddress(key:cpu:)` with the key read in place (from VM memory, by the lookup
+    /// helper): no copy, and no allocation for keys of up to 32 bytes.
+    func lookupAddress(key: UnsafeRawBufferPointer, cpu: Int) -> UInt64? {
         guard key.count == definition.keySize, cpu >= 0, cpu < values.cpuCount || !isPerCPU else { return nil }
+        let mapKey = MapKey(key)
         let slot: Int? = index.withLock { index in
-            guard let slot = index.slot(for: key) else { return nil }
+            guard let slot = index.slot(for: mapKey) else { return nil }
             if isLRU { index.touch(slot) }
             return slot
         }
@@ -47,6 +54,12 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     }
 
     public func update(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, cpu: Int) -> Errno? {
+        key.withUnsafeBytes { key in value.withUnsafeBytes { value in update(key: key, value: value, flags: flags, cpu: cpu) } }
+    }
+
+    /// `update(key:value:flags:cpu:)` with key and value read in place (from VM memory, by the
+    /// update helper); only a new element's key is copied.
+    func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags, cpu: Int) -> Errno? {
         guard value.count == definition.valueSize else { return .invalid }
         return update(key: key, flags: flags) { slot, isNew in
             if isPerCPU {
@@ -65,22 +78,23 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
         guard newValues.count == values.cpuCount, newValues.allSatisfy({ $0.count == definition.valueSize }) else {
             return .invalid
         }
-        return update(key: key, flags: flags) { slot, _ in
+        return key.withUnsafeBytes { key in update(key: key, flags: flags) { slot, _ in
             for (cpu, value) in newValues.enumerated() {
                 if flags.contains(.lock) { values.writeLocked(value, slot: slot, cpu: cpu) } else { values.write(value, slot: slot, cpu: cpu) }
             }
-        }
+        } }
     }
 
-    private func update(key: [UInt8], flags: MapUpdateFlags, write: (Int, Bool) -> Void) -> Errno? {
+    private func update(key: UnsafeRawBufferPointer, flags: MapUpdateFlags, write: (Int, Bool) -> Void) -> Errno? {
         guard key.count == definition.keySize else { return .invalid }
         // Plain hash maps accept BPF_F_LOCK; LRU and per-CPU maps only BPF_ANY/NOEXIST/EXIST.
         let allowsLock = !isPerCPU && !isLRU
         let mode = allowsLock ? flags.rawValue & ~MapUpdateFlags.lock.rawValue : flags.rawValue
         guard mode <= MapUpdateFlags.exist.rawValue else { return .invalid }
         if flags.contains(.lock), allowsLock, values.spinLockOffset == nil { return .invalid }
+        let mapKey = MapKey(key)
         let result: Result<(Int, Bool), Errno> = index.withLock { index in
-            let existing = index.slot(for: key)
+            let existing = index.slot(for: mapKey)
             if existing != nil, mode == MapUpdateFlags.noExist.rawValue { return .failure(.exists) }
             if existing == nil, mode == MapUpdateFlags.exist.rawValue { return .failure(.noEntry) }
             if let existing {
@@ -91,7 +105,7 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
                 guard isLRU, let oldest = index.firstKey else { return .failure(.tooBig) }
                 index.remove(oldest)
             }
-            guard let slot = index.insert(key) else { return .failure(.tooBig) }
+            guard let slot = index.insert(Array(key)) else { return .failure(.tooBig) }
             values.clear(slot: slot)
             return .success((slot, true))
         }
@@ -179,21 +193,40 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
 
     public func lookupAddress(key: [UInt8], cpu: Int) -> UInt64? {
         guard let index = index(of: key) else { return nil }
+        return lookupAddress(index: index, cpu: cpu)
+    }
+
+    /// The VM address of element `index`'s value as seen from `cpu` (the lookup helper reads
+    /// the 4-byte key in place); nil past the end.
+    func lookupAddress(index: Int, cpu: Int) -> UInt64? {
+        guard index >= 0, index < definition.maxEntries else { return nil }
         return values.address(slot: index, cpu: isPerCPU ? min(max(cpu, 0), values.cpuCount - 1) : 0)
     }
 
     private func check(key: [UInt8], flags: MapUpdateFlags) -> Result<Int, Errno> {
+        check(key: key.count == 4 ? littleEndianUInt32(key) : nil, flags: flags)
+    }
+
+    /// The element an update of `key` (nil: a key that is not 4 bytes) writes, or why it fails.
+    private func check(key: UInt32?, flags: MapUpdateFlags) -> Result<Int, Errno> {
         guard !isFrozen else { return .failure(.notPermitted) }
-        guard key.count == 4 else { return .failure(.invalid) }
+        guard let key else { return .failure(.invalid) }
         let mode = isPerCPU ? flags.rawValue : flags.rawValue & ~MapUpdateFlags.lock.rawValue
         guard mode <= MapUpdateFlags.exist.rawValue else { return .failure(.invalid) }
-        guard let index = index(of: key) else { return .failure(.tooBig) }
+        guard Int(key) < definition.maxEntries else { return .failure(.tooBig) }
+        let index = Int(key)
         if flags.contains(.noExist) { return .failure(.exists) }
         if flags.contains(.lock), values.spinLockOffset == nil { return .failure(.invalid) }
         return .success(index)
     }
 
     public func update(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, cpu: Int) -> Errno? {
+        value.withUnsafeBytes { value in update(index: key.count == 4 ? littleEndianUInt32(key) : nil, value: value, flags: flags, cpu: cpu) }
+    }
+
+    /// `update(key:value:flags:cpu:)` with the 4-byte key as a number (nil: a key of another
+    /// size) and the value read in place (from VM memory, by the update helper).
+    func update(index key: UInt32?, value: UnsafeRawBufferPointer, flags: MapUpdateFlags, cpu: Int) -> Errno? {
         guard value.count == definition.valueSize else { return .invalid }
         switch check(key: key, flags: flags) {
         case .failure(let error): return error

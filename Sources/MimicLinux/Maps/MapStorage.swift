@@ -93,17 +93,32 @@ final class ValueStorage: @unchecked Sendable {
 
     /// Copies `bytes` (exactly `valueSize`) into one CPU's value, leaving the spin lock word.
     func write(_ bytes: [UInt8], slot: Int, cpu: Int) {
-        let start = offset(slot: slot, cpu: cpu)
+        bytes.withUnsafeBytes { write($0, slot: slot, cpu: cpu) }
+    }
+
+    /// Copies `bytes` (exactly `valueSize`, e.g. straight from VM memory, which may overlap the
+    /// value itself) into one CPU's value, leaving the spin lock word.
+    func write(_ bytes: UnsafeRawBufferPointer, slot: Int, cpu: Int) {
+        guard let source = bytes.baseAddress, bytes.count == valueSize else { return }
+        let target = storage.pointer + offset(slot: slot, cpu: cpu)
+        // `copyMemory` is a memmove: overlapping source and target are fine.
         guard let lock = spinLockOffset else {
-            storage.write(bytes, at: start)
+            target.copyMemory(from: source, byteCount: valueSize)
             return
         }
-        storage.write(bytes[0..<lock], at: start)
-        storage.write(bytes[(lock + 4)...], at: start + lock + 4)
+        target.copyMemory(from: source, byteCount: min(lock, valueSize))
+        if lock + 4 < valueSize {
+            (target + lock + 4).copyMemory(from: source + lock + 4, byteCount: valueSize - lock - 4)
+        }
     }
 
     /// `BPF_F_LOCK`: copies `bytes` while holding the value's spin lock.
     func writeLocked(_ bytes: [UInt8], slot: Int, cpu: Int) {
+        bytes.withUnsafeBytes { writeLocked($0, slot: slot, cpu: cpu) }
+    }
+
+    /// `BPF_F_LOCK` from raw bytes (see `write(_:slot:cpu:)`).
+    func writeLocked(_ bytes: UnsafeRawBufferPointer, slot: Int, cpu: Int) {
         guard let lock = spinLockOffset else { return write(bytes, slot: slot, cpu: cpu) }
         let word = storage.pointer + offset(slot: slot, cpu: cpu) + lock
         SpinLocks.shared.lock(word)
@@ -130,12 +145,41 @@ final class ValueStorage: @unchecked Sendable {
     }
 }
 
+/// A hash map key as the index hashes it: keys of up to 32 bytes inline (zero-padded; every key
+/// of one map has the same size, so the padding cannot make two keys equal), longer ones as an
+/// array. Made straight from VM memory, a lookup needs no allocation.
+enum MapKey: Hashable, Sendable {
+    case small(UInt64, UInt64, UInt64, UInt64)
+    case large([UInt8])
+
+    /// The largest key kept inline.
+    static let inlineLimit = 32
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count <= Self.inlineLimit else {
+            self = .large(Array(bytes))
+            return
+        }
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &words) { words in
+            if let source = bytes.baseAddress, let target = words.baseAddress {
+                target.copyMemory(from: source, byteCount: bytes.count)
+            }
+        }
+        self = .small(words.0, words.1, words.2, words.3)
+    }
+
+    init(_ bytes: [UInt8]) {
+        self = bytes.withUnsafeBytes { MapKey($0) }
+    }
+}
+
 /// The keys of a hash-like map: which slot of `ValueStorage` each key owns, the free slots,
 /// and an order over the elements (insertion order; for LRU maps, least recently used first).
 ///
 /// Not thread-safe by itself: maps keep it inside their `Mutex`.
 struct SlotIndex: Sendable {
-    private(set) var slotByKey: [[UInt8]: Int] = [:]
+    private(set) var slotByKey: [MapKey: Int] = [:]
     private(set) var keyBySlot: [[UInt8]?]
     private var free: [Int]
     private var previous: [Int]
@@ -153,12 +197,15 @@ struct SlotIndex: Sendable {
     var count: Int { slotByKey.count }
     var isFull: Bool { free.isEmpty }
 
-    func slot(for key: [UInt8]) -> Int? { slotByKey[key] }
+    func slot(for key: [UInt8]) -> Int? { slotByKey[MapKey(key)] }
+
+    /// The slot of a key made from VM memory (no allocation for keys of up to 32 bytes).
+    func slot(for key: MapKey) -> Int? { slotByKey[key] }
 
     /// Takes a free slot for `key` (which must be absent) and puts it last; nil when full.
     mutating func insert(_ key: [UInt8]) -> Int? {
         guard let slot = free.popLast() else { return nil }
-        slotByKey[key] = slot
+        slotByKey[MapKey(key)] = slot
         keyBySlot[slot] = key
         append(slot)
         return slot
@@ -167,7 +214,7 @@ struct SlotIndex: Sendable {
     /// Frees the slot of `key`; returns it, or nil if `key` is absent.
     @discardableResult
     mutating func remove(_ key: [UInt8]) -> Int? {
-        guard let slot = slotByKey.removeValue(forKey: key) else { return nil }
+        guard let slot = slotByKey.removeValue(forKey: MapKey(key)) else { return nil }
         keyBySlot[slot] = nil
         unlink(slot)
         free.append(slot)
@@ -187,7 +234,7 @@ struct SlotIndex: Sendable {
     /// The key after `key` in order; the first key when `key` is nil or absent, as
     /// `BPF_MAP_GET_NEXT_KEY` does for hash maps; nil after the last.
     func key(after key: [UInt8]?) -> [UInt8]? {
-        guard let key, let slot = slotByKey[key] else { return firstKey }
+        guard let key, let slot = slotByKey[MapKey(key)] else { return firstKey }
         let following = next[slot]
         return following >= 0 ? keyBySlot[following] : nil
     }
