@@ -112,6 +112,9 @@ public enum PoolError: Error, Sendable, Equatable, CustomStringConvertible {
     case execution(ExecutionError)
     /// The pool could not be created as configured.
     case invalidConfiguration(String)
+    /// `run(_:completion:)` was called on one of the pool's own threads (in a completion
+    /// handler): it would wait for jobs that only that thread could run.
+    case calledFromWorker
 
     public var description: String {
         switch self {
@@ -124,6 +127,7 @@ public enum PoolError: Error, Sendable, Equatable, CustomStringConvertible {
         case .setupFailed(let message): "the job could not be set up: \(message)"
         case .execution(let error): error.description
         case .invalidConfiguration(let message): "invalid pool configuration: \(message)"
+        case .calledFromWorker: "run(_:completion:) was called on one of the pool's workers (in a completion handler), which would wait for itself"
         }
     }
 }

@@ -157,14 +157,17 @@ final class PoolCore: @unchecked Sendable {
     }
 
     /// Puts `handles` in the backlog in order, as many per visit as there is room for, waiting
-    /// for room between visits; returns how many went in (fewer than all when the pool stopped).
-    func submit(contentsOf handles: [JobHandle]) -> Int {
+    /// for room between visits when `blocking`; returns how many went in and, when not all did,
+    /// why not (`.stopped`, or `.backlogFull` without `blocking`).
+    func submit(contentsOf handles: [JobHandle], blocking: Bool) -> (accepted: Int, refusal: PoolError?) {
         lock.lock()
         defer { lock.unlock() }
         var next = 0
-        while next < handles.count && accepting {
+        while next < handles.count {
+            guard accepting else { return (next, .stopped) }
             let room = capacity - backlog.count
             guard room > 0 else {
+                guard blocking else { return (next, .backlogFull(capacity: capacity)) }
                 blockedSubmitters += 1
                 roomAvailable.wait(lock)
                 blockedSubmitters -= 1
@@ -178,7 +181,7 @@ final class PoolCore: @unchecked Sendable {
             for _ in 0..<min(idleWorkers, end - next) { workAvailable.signal() }
             next = end
         }
-        return next
+        return (next, nil)
     }
 
     /// Puts `handle` in the backlog, or parks it until there is room; returns why not instead

@@ -100,16 +100,21 @@ public final class ProcessPool: Sendable {
     ///
     /// `completion` is called exactly once, on a worker thread (or on the thread that cancels
     /// the job or stops the pool, for a job that never started); keep it short, the worker runs
-    /// nothing else meanwhile. It is not called when `submit` throws.
+    /// nothing else meanwhile. It is not called when `submit` throws. Called from a completion
+    /// handler, `submit` does not wait (the worker would wait for itself): a full backlog
+    /// throws `PoolError.backlogFull`, as for `trySubmit`.
     /// - Throws: `PoolError.stopped` if the pool is stopped, also while waiting for room.
     @discardableResult
     public func submit(
         _ job: Job, completion: @escaping @Sendable (Result<JobResult, PoolError>) -> Void
     ) throws(PoolError) -> JobHandle {
         let handle = JobHandle(job: job, core: core, completion: .handler(completion))
-        try core.submit(handle, blocking: true)
+        try core.submit(handle, blocking: !isWorkerThread)
         return handle
     }
+
+    /// Whether the calling thread is one of the pool's own (a completion handler runs there).
+    private var isWorkerThread: Bool { threads.contains(where: \.isCurrent) }
 
     /// Submits `jobs` in order, waiting while the backlog is full, and returns their handles.
     ///
@@ -117,14 +122,18 @@ public final class ProcessPool: Sendable {
     /// (the packets of a capture) costs the pool one visit to its lock per backlog-full rather
     /// than one per job. `completion(index, result)` is called exactly once for every job, with
     /// the job's index in `jobs`, on a worker thread as for `submit`; jobs the pool did not take
-    /// because it was stopped complete there and then with `PoolError.stopped`.
+    /// because it was stopped complete there and then with `PoolError.stopped` (and, called from
+    /// a completion handler, which does not wait, those that found the backlog full with
+    /// `.backlogFull`).
     @discardableResult
     public func submit(
         contentsOf jobs: [Job], completion: @escaping @Sendable (_ index: Int, Result<JobResult, PoolError>) -> Void
     ) -> [JobHandle] {
         let handles = jobs.indices.map { JobHandle(job: jobs[$0], core: core, completion: .batch(completion, index: $0)) }
-        let accepted = core.submit(contentsOf: handles)
-        for handle in handles[accepted...] { core.refuse(handle, .stopped) }
+        let (accepted, refusal) = core.submit(contentsOf: handles, blocking: !isWorkerThread)
+        if let refusal {
+            for handle in handles[accepted...] { core.refuse(handle, refusal) }
+        }
         return handles
     }
 
@@ -137,10 +146,10 @@ public final class ProcessPool: Sendable {
     /// on the worker that runs it. The sequence is called by one worker at a time.
     ///
     /// `completion(index, result)` is called exactly once for every job taken from the
-    /// sequence, with its position in it, on the worker that ran it. Do not call `run` from a
-    /// completion handler: it would wait for the worker it runs on.
+    /// sequence, with its position in it, on the worker that ran it.
     /// - Throws: `PoolError.stopped` if the pool is stopped, or stops with `cancelPending` or
-    ///   `cancelAll` before the sequence ended (jobs not yet taken are never made).
+    ///   `cancelAll` before the sequence ended (jobs not yet taken are never made);
+    ///   `.calledFromWorker` from a completion handler (it would wait for its own worker).
     @inlinable
     public func run<S: Sequence<Job>>(
         _ jobs: sending S, completion: @escaping @Sendable (_ index: Int, Result<JobResult, PoolError>) -> Void
@@ -155,6 +164,7 @@ public final class ProcessPool: Sendable {
     func run(
         next: sending @escaping () -> Job?, completion: @escaping @Sendable (Int, Result<JobResult, PoolError>) -> Void
     ) throws(PoolError) {
+        guard !isWorkerThread else { throw .calledFromWorker }
         let stream = JobStream(next: next, completion: completion)
         try core.start(stream)
         guard stream.waitUntilDone() else { throw .stopped }

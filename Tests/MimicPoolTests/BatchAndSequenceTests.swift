@@ -126,6 +126,31 @@ struct BatchAndSequenceTests {
         #expect(outcomes.all.mapValues { $0.map(\.error) } == [0: [.stopped], 1: [.stopped]])
     }
 
+    @Test("from a completion handler, submitting never waits and run(jobs) refuses")
+    func completionHandlersDoNotWaitForThemselves() throws {
+        let fixture = try PerCPUFixture(vCPUs: 1)
+        let quick = try fixture.load(PerCPUFixture.quickSource)
+        let pool = try ProcessPool(workers: 1, backlog: 1)
+        defer { pool.stop() }
+        let errors = Locked<[PoolError?]>([])
+        let done = DispatchSemaphore(value: 0)
+        try pool.submit(Job(program: quick)) { _ in
+            // On the only worker: the first fits, the second would wait for this very worker.
+            func attempt(_ body: () throws(PoolError) -> Void) {
+                do { try body(); errors.withLock { $0.append(nil) } } catch { errors.withLock { $0.append(error) } }
+            }
+            attempt { () throws(PoolError) in _ = try pool.submit(Job(program: quick)) { _ in } }
+            attempt { () throws(PoolError) in _ = try pool.submit(Job(program: quick)) { _ in } }
+            attempt { () throws(PoolError) in try pool.run([Job(program: quick)]) { _, _ in } }
+            pool.submit(contentsOf: [Job(program: quick)]) { _, result in
+                errors.withLock { $0.append(result.error) }
+            }
+            done.signal()
+        }
+        #expect(done.wait(timeout: .now() + 10) == .success, "a completion handler waited for its own worker")
+        #expect(errors.withLock { $0 } == [nil, .backlogFull(capacity: 1), .calledFromWorker, .backlogFull(capacity: 1)])
+    }
+
     @Test("a job a worker took but has not started is cancelled without running")
     func cancelTakenJob() throws {
         let fixture = try PerCPUFixture(vCPUs: 1)
