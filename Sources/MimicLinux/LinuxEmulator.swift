@@ -93,7 +93,7 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
                 maps[id] = map
                 mapTable.insert(map, id: id)
             }
-            mapsByName[map.definition.name] = map
+            mapsByName[map.attributes.name] = map
         }
     }
 

@@ -7,23 +7,15 @@ import MimicMemory
 extension LinuxEmulator {
     /// Creates a map an object file declares and returns its handle.
     ///
-    /// The spec's attributes become a `MapDefinition` (with its inner map template for maps of
+    /// The map is created from the spec's attributes (with its inner map template for maps of
     /// maps, and the `bpf_spin_lock` offset the BTF value type gives); the kernel's checks
     /// apply, and failures name the map.
     public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
         do {
-            return try createMap(Self.definition(of: spec), in: vm).handle
+            return try createMap(spec.attributes, in: vm).handle
         } catch {
             throw .unsupported("\(error) (\(error.errno))")
         }
-    }
-
-    /// The `BPF_MAP_CREATE` attributes of an object's map definition.
-    public static func definition(of spec: MapSpec) -> MapDefinition {
-        MapDefinition(name: spec.name, type: spec.type, keySize: Int(spec.keySize), valueSize: Int(spec.valueSize),
-                      maxEntries: Int(spec.maxEntries), flags: spec.flags,
-                      innerMap: spec.innerMap.map { definition(of: $0) },
-                      spinLockOffset: spec.spinLockOffset.map { Int($0) })
     }
 
     /// Exposes a global-data section as the single-element array map libbpf makes of it,
@@ -35,14 +27,14 @@ extension LinuxEmulator {
     public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason) {
         guard spec.size > 0 else { return }
         let flags: MapFlags = spec.isReadOnly ? [.mmapable, .readOnlyProgram] : .mmapable
-        let definition = MapDefinition(name: spec.name, type: .array, keySize: 4, valueSize: spec.size, maxEntries: 1,
+        let attributes = MapAttributes(name: spec.name, type: .array, keySize: 4, valueSize: spec.size, maxEntries: 1,
                                        flags: flags.rawValue)
         do {
-            try Self.validate(definition, cpuCount: configuration.cpuCount)
+            try Self.validate(attributes, cpuCount: configuration.cpuCount)
         } catch {
             throw .unsupported("global data \(error)")
         }
-        let map = ArrayMap(globalData: definition, id: reserveMapID(), storage: storage, address: address,
+        let map = ArrayMap(globalData: attributes, id: reserveMapID(), storage: storage, address: address,
                            readOnly: spec.isReadOnly)
         register(map)
     }
@@ -62,7 +54,7 @@ extension LinuxEmulator {
                 switch slot.target {
                 case .program(let name):
                     guard let array = outer as? ProgramArrayMap else {
-                        throw fail("\(spec.name)[\(slot.index)] names program \(name), but \(spec.name) is a \(spec.type.cName), not a prog array")
+                        throw fail("\(spec.name)[\(slot.index)] names program \(name), but \(spec.name) is a \(spec.attributes.type.cName), not a prog array")
                     }
                     let program: Program
                     do {
@@ -76,13 +68,13 @@ extension LinuxEmulator {
                     }
                 case .map(let name):
                     guard let mapOfMaps = outer as? MapOfMaps else {
-                        throw fail("\(spec.name)[\(slot.index)] names map \(name), but \(spec.name) is a \(spec.type.cName), not a map of maps")
+                        throw fail("\(spec.name)[\(slot.index)] names map \(name), but \(spec.name) is a \(spec.attributes.type.cName), not a map of maps")
                     }
                     guard let innerHandle = object.mapHandles[name], let inner = map(handle: innerHandle) else {
                         throw fail("\(spec.name)[\(slot.index)] names \(name), which is not a map of the object")
                     }
-                    guard mapOfMaps.definition.keySize == 4 else {
-                        throw fail("initial values need 4-byte (index) keys; \(spec.name) has \(mapOfMaps.definition.keySize)-byte keys")
+                    guard mapOfMaps.attributes.keySize == 4 else {
+                        throw fail("initial values need 4-byte (index) keys; \(spec.name) has \(mapOfMaps.attributes.keySize)-byte keys")
                     }
                     if let errno = mapOfMaps.setInnerMap(inner, forKey: littleEndianBytes(UInt32(truncatingIfNeeded: slot.index))) {
                         throw fail("cannot set \(spec.name)[\(slot.index)] to map \(name): \(errno)"

@@ -29,7 +29,7 @@ enum PluginMaps {
     }
 
     static func isPerCPU(_ map: any BPFMap) -> Bool {
-        [.perCPUHash, .perCPUArray, .lruPerCPUHash].contains(map.definition.type)
+        [.perCPUHash, .perCPUArray, .lruPerCPUHash].contains(map.attributes.type)
     }
 
     /// The instance and the map with `handle`.
@@ -38,15 +38,13 @@ enum PluginMaps {
         return (instance, map)
     }
 
-    /// The MimicCore spec of a C spec (and of its inner template).
-    static func spec(_ c: mimic_map_spec) -> MapSpec {
+    /// The attributes of a C spec (and of its inner template); the ELF-only fields (pinning,
+    /// NUMA node, map_extra) do not change an emulated map.
+    static func attributes(_ c: mimic_map_spec) -> MapAttributes {
         let name = c.name.map { String(cString: $0) } ?? ""
-        let inner = c.inner.map { PluginMaps.spec($0.pointee) }
-        var spec = MapSpec(name: name, type: MapType(rawValue: c.type), keySize: c.key_size, valueSize: c.value_size,
-                           maxEntries: c.max_entries, flags: c.flags, pinning: c.pinning, numaNode: c.numa_node,
-                           mapExtra: c.map_extra, innerMap: inner, source: .btf, sectionName: ".maps", sectionOffset: 0)
-        spec.spinLockOffset = c.spin_lock_offset >= 0 ? UInt32(c.spin_lock_offset) : nil
-        return spec
+        return MapAttributes(name: name, type: MapType(rawValue: c.type), keySize: Int(c.key_size), valueSize: Int(c.value_size),
+                             maxEntries: Int(c.max_entries), flags: c.flags, innerMap: c.inner.map { attributes($0.pointee) },
+                             spinLockOffset: c.spin_lock_offset >= 0 ? Int(c.spin_lock_offset) : nil)
     }
 
     // MARK: Loading
@@ -55,7 +53,7 @@ enum PluginMaps {
                                           Text?, Int) -> Int32 = { data, cSpec, handle, message, capacity in
         guard let instance = instance(data), let cSpec, let handle else { return status(.invalid) }
         do throws(MapError) {
-            let map = try instance.emulator.createMap(LinuxEmulator.definition(of: spec(cSpec.pointee)), in: instance.vm)
+            let map = try instance.emulator.createMap(attributes(cSpec.pointee), in: instance.vm)
             handle.pointee = map.handle
             return 0
         } catch {
@@ -154,15 +152,15 @@ enum PluginMaps {
                 inner = found
             default: return fail(.invalid, "\(outer.name) is a map of maps: its slots hold maps")
             }
-            guard mapOfMaps.definition.keySize == 4 else {
-                return fail(.invalid, "slots need 4-byte (index) keys; \(outer.name) has \(mapOfMaps.definition.keySize)-byte keys")
+            guard mapOfMaps.attributes.keySize == 4 else {
+                return fail(.invalid, "slots need 4-byte (index) keys; \(outer.name) has \(mapOfMaps.attributes.keySize)-byte keys")
             }
             if let errno = mapOfMaps.setInnerMap(inner, forKey: key) {
                 return fail(errno, "\(errno)" + (errno == .invalid ? " (it does not match the inner map definition)" : ""))
             }
             return 0
         default:
-            return fail(.invalid, "\(outer.name) is a \(outer.definition.type.cName), not a prog array or a map of maps")
+            return fail(.invalid, "\(outer.name) is a \(outer.attributes.type.cName), not a prog array or a map of maps")
         }
     }
 
@@ -178,7 +176,7 @@ enum PluginMaps {
         let maps = instance.emulator.allMaps
         guard Int(index) < maps.count else { return status(.noEntry) }
         let map = maps[Int(index)]
-        let d = map.definition
+        let d = map.attributes
         info.pointee.type = d.type.rawValue
         info.pointee.key_size = UInt32(clamping: d.keySize)
         info.pointee.value_size = UInt32(clamping: d.valueSize)
@@ -192,7 +190,7 @@ enum PluginMaps {
 
     static let lookup: @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, Int32, UnsafeMutableRawPointer?) -> Int32 = {
         data, handle, keyPointer, cpu, value in
-        guard let (instance, map) = map(data, handle), let key = bytes(keyPointer, map.definition.keySize), let value else {
+        guard let (instance, map) = map(data, handle), let key = bytes(keyPointer, map.attributes.keySize), let value else {
             return status(.invalid)
         }
         let cpus = instance.emulator.configuration.cpuCount
@@ -210,8 +208,8 @@ enum PluginMaps {
 
     static let update: @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, UnsafeRawPointer?, Int32, UInt64) -> Int32 = {
         data, handle, keyPointer, valuePointer, cpu, flags in
-        guard let (instance, map) = map(data, handle), let key = bytes(keyPointer, map.definition.keySize) else { return status(.invalid) }
-        let size = map.definition.valueSize
+        guard let (instance, map) = map(data, handle), let key = bytes(keyPointer, map.attributes.keySize) else { return status(.invalid) }
+        let size = map.attributes.valueSize
         let updateFlags = MapUpdateFlags(rawValue: flags)
         if cpu == MIMIC_ALL_CPUS, isPerCPU(map) {
             let cpus = instance.emulator.configuration.cpuCount
@@ -230,14 +228,14 @@ enum PluginMaps {
     }
 
     static let delete: @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?) -> Int32 = { data, handle, keyPointer in
-        guard let (_, map) = map(data, handle), let key = bytes(keyPointer, map.definition.keySize) else { return status(.invalid) }
+        guard let (_, map) = map(data, handle), let key = bytes(keyPointer, map.attributes.keySize) else { return status(.invalid) }
         return map.delete(key: key).map(status) ?? 0
     }
 
     static let nextKey: @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, UnsafeMutableRawPointer?) -> Int32 = {
         data, handle, keyPointer, next in
         guard let (_, map) = map(data, handle), let next else { return status(.invalid) }
-        let key = keyPointer.flatMap { bytes($0, map.definition.keySize) }
+        let key = keyPointer.flatMap { bytes($0, map.attributes.keySize) }
         guard let found = map.nextKey(after: key) else { return status(.noEntry) }
         store(found, to: next)
         return 0
@@ -245,7 +243,7 @@ enum PluginMaps {
 
     static let lookupAddress: @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, Int32,
                                               UnsafeMutablePointer<UInt64>?) -> Int32 = { data, handle, keyPointer, cpu, address in
-        guard let (_, map) = map(data, handle), let key = bytes(keyPointer, map.definition.keySize), let address, cpu >= 0 else {
+        guard let (_, map) = map(data, handle), let key = bytes(keyPointer, map.attributes.keySize), let address, cpu >= 0 else {
             return status(.invalid)
         }
         guard let found = map.lookupAddress(key: key, cpu: Int(cpu)) else { return status(.noEntry) }

@@ -424,10 +424,10 @@ final class Debugger {
         }
         var rows: [[String]] = []
         for map in maps {
-            let definition = map.definition
-            let entries = MapSnapshot.hasEntries(definition.type) ? "\(map.keys.count)" : "-"
-            rows.append([map.name, definition.type.description, "\(definition.keySize)", "\(definition.valueSize)",
-                         "\(definition.maxEntries)", entries])
+            let attributes = map.attributes
+            let entries = MapSnapshot.hasEntries(attributes.type) ? "\(map.keys.count)" : "-"
+            rows.append([map.name, attributes.type.description, "\(attributes.keySize)", "\(attributes.valueSize)",
+                         "\(attributes.maxEntries)", entries])
         }
         Console.out(Table.render(["name", "type", "key", "value", "max entries", "entries"], rows))
     }
@@ -441,16 +441,16 @@ final class Debugger {
             error("no map named '\(name)'; maps: \(session.maps.map(\.name).joined(separator: ", "))")
             return
         }
-        guard MapSnapshot.hasEntries(map.definition.type) else {
-            Console.out("\(name) is a \(map.definition.type) map; its contents cannot be listed\n")
+        guard MapSnapshot.hasEntries(map.attributes.type) else {
+            Console.out("\(name) is a \(map.attributes.type) map; its contents cannot be listed\n")
             return
         }
         let keys = map.keys
-        var out = "\(name) (\(map.definition.type), \(keys.count) entr\(keys.count == 1 ? "y" : "ies")):\n"
+        var out = "\(name) (\(map.attributes.type), \(keys.count) entr\(keys.count == 1 ? "y" : "ies")):\n"
         let shown = 64
         for key in keys.prefix(shown) {
             guard let values = map.perCPUValues(forKey: key) else { continue }
-            out += "  [\(display.key(key, map: name))] \(display.values(values, map: name, type: map.definition.type))\n"
+            out += "  [\(display.key(key, map: name))] \(display.values(values, map: name, type: map.attributes.type))\n"
         }
         if keys.count > shown { out += "  ... \(keys.count - shown) more\n" }
         Console.out(out)

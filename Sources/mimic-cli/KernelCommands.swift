@@ -112,8 +112,8 @@ enum CompareCommand: Command {
             guard let map = comparison.kernel.maps[file.name] else {
                 throw RuntimeError("--map \(file.name): the object has no map or global-data section named '\(file.name)'")
             }
-            let entries = try MapFile.entries(file.bytes, file: Input.displayName(file.path), keySize: Int(map.definition.keySize),
-                                              valueSize: Int(map.definition.valueSize), cpus: KernelBPF.possibleCPUs)
+            let entries = try MapFile.entries(file.bytes, file: Input.displayName(file.path), keySize: map.attributes.keySize,
+                                              valueSize: map.attributes.valueSize, cpus: KernelBPF.possibleCPUs)
             for entry in entries {
                 do {
                     try comparison.setEntry(map: file.name, key: entry.key, values: entry.values)

@@ -17,8 +17,8 @@ struct MapSnapshot {
     var maps: [(name: String, contents: Contents)] = []
 
     init(maps: [any BPFMap], cpus: Int) {
-        for map in maps where MapSnapshot.hasEntries(map.definition.type) && map.definition.maxEntries <= MapSnapshot.maxEntries {
-            var contents = Contents(type: map.definition.type, keys: [], values: [:])
+        for map in maps where MapSnapshot.hasEntries(map.attributes.type) && map.attributes.maxEntries <= MapSnapshot.maxEntries {
+            var contents = Contents(type: map.attributes.type, keys: [], values: [:])
             for key in map.keys {
                 guard let values = map.perCPUValues(forKey: key) else { continue }
                 contents.keys.append(key)

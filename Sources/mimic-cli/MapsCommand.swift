@@ -26,15 +26,16 @@ enum MapsCommand: Command {
 
         if arguments.has("json") {
             var items: [JSONOutput] = object.maps.map { map in
-                .object([
-                    ("name", .string(map.name)),
-                    ("type", .string(map.type.description)),
-                    ("key_size", .unsigned(UInt64(map.keySize))),
-                    ("value_size", .unsigned(UInt64(map.valueSize))),
+                let attributes = map.attributes
+                return .object([
+                    ("name", .string(attributes.name)),
+                    ("type", .string(attributes.type.description)),
+                    ("key_size", .unsigned(UInt64(clamping: attributes.keySize))),
+                    ("value_size", .unsigned(UInt64(clamping: attributes.valueSize))),
                     ("key_type", typeName(map.keyTypeID).map(JSONOutput.string) ?? .null),
                     ("value_type", typeName(map.valueTypeID).map(JSONOutput.string) ?? .null),
-                    ("max_entries", .unsigned(UInt64(map.maxEntries))),
-                    ("flags", .unsigned(UInt64(map.flags))),
+                    ("max_entries", .unsigned(UInt64(clamping: attributes.maxEntries))),
+                    ("flags", .unsigned(UInt64(attributes.flags))),
                 ])
             }
             items += object.globals.map { global in
@@ -54,10 +55,11 @@ enum MapsCommand: Command {
         }
 
         var rows: [[String]] = object.maps.map { map in
-            [map.name, map.type.description,
-             "\(map.keySize)" + (typeName(map.keyTypeID).map { " (\($0))" } ?? ""),
-             "\(map.valueSize)" + (typeName(map.valueTypeID).map { " (\($0))" } ?? ""),
-             "\(map.maxEntries)", flags(map.flags)]
+            let attributes = map.attributes
+            return [attributes.name, attributes.type.description,
+                    "\(attributes.keySize)" + (typeName(map.keyTypeID).map { " (\($0))" } ?? ""),
+                    "\(attributes.valueSize)" + (typeName(map.valueTypeID).map { " (\($0))" } ?? ""),
+                    "\(attributes.maxEntries)", flags(attributes.flags)]
         }
         rows += object.globals.map { global in
             [global.name, "array (global data)", "4", "\(global.size)", "1", global.isReadOnly ? "rdonly_prog, mmapable" : "mmapable"]

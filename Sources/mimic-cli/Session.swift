@@ -101,10 +101,10 @@ final class Session {
                 let names = maps.map(\.name).joined(separator: ", ")
                 throw RuntimeError("--map \(argument): \(objectName) has no map named '\(name)'; maps: \(names.isEmpty ? "none" : names)")
             }
-            let definition = map.definition
-            let entries = try MapFile.entries(Input.read(path), file: Input.displayName(path), keySize: definition.keySize,
-                                              valueSize: definition.valueSize, cpus: cpus)
-            let perCPU = MapSnapshot.isPerCPU(definition.type)
+            let attributes = map.attributes
+            let entries = try MapFile.entries(Input.read(path), file: Input.displayName(path), keySize: attributes.keySize,
+                                              valueSize: attributes.valueSize, cpus: cpus)
+            let perCPU = MapSnapshot.isPerCPU(attributes.type)
             for (index, entry) in entries.enumerated() {
                 var failure: Errno?
                 if perCPU {
@@ -118,12 +118,12 @@ final class Session {
                     }
                 } else {
                     if entry.perCPU {
-                        throw RuntimeError("\(Input.displayName(path)): [\(index)].values: \(name) is a \(definition.type) map, not a per-CPU map; use \"value\"")
+                        throw RuntimeError("\(Input.displayName(path)): [\(index)].values: \(name) is a \(attributes.type) map, not a per-CPU map; use \"value\"")
                     }
                     failure = map.update(key: entry.key, value: entry.values[0], flags: .any, cpu: 0)
                 }
                 if let failure {
-                    throw RuntimeError("\(Input.displayName(path)): [\(index)]: cannot store the entry in \(name) (\(definition.type)): \(failure)")
+                    throw RuntimeError("\(Input.displayName(path)): [\(index)]: cannot store the entry in \(name) (\(attributes.type)): \(failure)")
                 }
             }
         }

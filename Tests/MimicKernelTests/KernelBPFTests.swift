@@ -38,7 +38,7 @@ struct KernelBPFTests {
 
     @Test("maps: create, update, lookup, iterate, delete; per-CPU values")
     func maps() throws {
-        let hash = try KernelBPF.createMap(KernelMapDefinition(name: "h", type: .hash, keySize: 4, valueSize: 8, maxEntries: 8))
+        let hash = try KernelBPF.createMap(MapAttributes(name: "h", type: .hash, keySize: 4, valueSize: 8, maxEntries: 8))
         #expect(try hash.lookup(key: [1, 0, 0, 0]) == nil)
         try hash.update(key: [1, 0, 0, 0], value: [1, 2, 3, 4, 5, 6, 7, 8])
         try hash.update(key: [2, 0, 0, 0], value: [8, 7, 6, 5, 4, 3, 2, 1])
@@ -48,14 +48,14 @@ struct KernelBPFTests {
         #expect(try !hash.delete(key: [1, 0, 0, 0]))
         #expect(throws: KernelError.self) { try hash.update(key: [1], value: [0]) }
 
-        let perCPU = try KernelBPF.createMap(KernelMapDefinition(name: "pc", type: .perCPUArray, keySize: 4, valueSize: 4, maxEntries: 1))
+        let perCPU = try KernelBPF.createMap(MapAttributes(name: "pc", type: .perCPUArray, keySize: 4, valueSize: 4, maxEntries: 1))
         #expect(perCPU.userValueSize == 8 * KernelBPF.possibleCPUs)
         #expect(try perCPU.lookup(key: [0, 0, 0, 0])?.count == perCPU.userValueSize)
     }
 
     @Test("a program reads and writes a map through an fd reference")
     func programWithMap() throws {
-        let array = try KernelBPF.createMap(KernelMapDefinition(name: "a", type: .array, keySize: 4, valueSize: 8, maxEntries: 1))
+        let array = try KernelBPF.createMap(MapAttributes(name: "a", type: .array, keySize: 4, valueSize: 8, maxEntries: 1))
         // r0 = *lookup(array, 0) + 1, stored back.
         var code = try assemble("""
         stw [%r10-4], 0

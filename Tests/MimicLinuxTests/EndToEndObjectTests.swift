@@ -48,8 +48,8 @@ struct EndToEndObjectTests {
         let innerA = try fixture.map("inner_a", as: ArrayMap.self)
         let innerB = try fixture.map("inner_b", as: ArrayMap.self)
         // The spin lock offset comes from the BTF value type `struct counter`.
-        #expect(innerB.definition.spinLockOffset == 8)
-        #expect(outer.definition.innerMap?.value.spinLockOffset == 8)
+        #expect(innerB.attributes.spinLockOffset == 8)
+        #expect(outer.attributes.innerMap?.spinLockOffset == 8)
         #expect(outer.innerMap(forKey: le32(1)) === innerB)
         #expect(outer.innerMap(forKey: le32(0)) == nil)
 
@@ -70,7 +70,7 @@ struct EndToEndObjectTests {
         let fixture = try Fixture.load("events")
         let ring = try fixture.map("ring", as: RingBufferMap.self)
         let perf = try fixture.map("perf", as: PerfEventArrayMap.self)
-        #expect(perf.definition.maxEntries == 2, "libbpf sizes a perf event array to the CPUs")
+        #expect(perf.attributes.maxEntries == 2, "libbpf sizes a perf event array to the CPUs")
 
         for (vCPU, length) in [(0, 60), (1, 64), (1, 70)] {
             let process = try fixture.run("report", context: Self.xdp([UInt8](repeating: 0xAB, count: length)), vCPU: vCPU)
@@ -172,9 +172,9 @@ struct EndToEndObjectTests {
         for (name, map) in [(".data", data), (".bss", bss), (".rodata", rodata)] {
             let global = try #require(fixture.object.globals[name])
             #expect(map.lookupAddress(key: le32(0), cpu: 0) == global.address)
-            #expect(map.definition.maxEntries == 1 && map.definition.valueSize == global.spec.size)
+            #expect(map.attributes.maxEntries == 1 && map.attributes.valueSize == global.spec.size)
         }
-        #expect(MapFlags(rawValue: rodata.definition.flags).contains(.readOnlyProgram))
+        #expect(MapFlags(rawValue: rodata.attributes.flags).contains(.readOnlyProgram))
 
         for length in [60, 61] {
             try fixture.run("count_globals", context: Self.xdp([UInt8](repeating: 0, count: length)))

@@ -6,8 +6,8 @@ import Testing
 struct MapCreationTests {
     @Test func everySupportedTypeCreatesAndRegisters() throws {
         let (vm, emulator) = makeLinuxVM()
-        let inner = MapDefinition(name: "inner", type: .array, keySize: 4, valueSize: 8, maxEntries: 4)
-        let definitions: [MapDefinition] = [
+        let inner = MapAttributes(name: "inner", type: .array, keySize: 4, valueSize: 8, maxEntries: 4)
+        let definitions: [MapAttributes] = [
             .init(name: "hash", type: .hash, keySize: 4, valueSize: 8, maxEntries: 8),
             .init(name: "array", type: .array, keySize: 4, valueSize: 8, maxEntries: 8),
             .init(name: "pchash", type: .perCPUHash, keySize: 4, valueSize: 8, maxEntries: 8),
@@ -27,18 +27,18 @@ struct MapCreationTests {
             .init(name: "cpu", type: .cpuMap, keySize: 4, valueSize: 4, maxEntries: 2),
             .init(name: "xsk", type: .xskMap, keySize: 4, valueSize: 4, maxEntries: 8),
         ]
-        for definition in definitions {
-            let map = try emulator.createMap(definition, in: vm)
+        for attributes in definitions {
+            let map = try emulator.createMap(attributes, in: vm)
             #expect(emulator.map(handle: map.handle) === map)
-            #expect(emulator.map(named: definition.name) === map)
+            #expect(emulator.map(named: attributes.name) === map)
             #expect(MapHandle.id(of: map.handle) != nil)
         }
         // libbpf's rule: a perf event array without max_entries gets one entry per CPU.
-        #expect(emulator.map(named: "perf")?.definition.maxEntries == 2)
+        #expect(emulator.map(named: "perf")?.attributes.maxEntries == 2)
         #expect(Set(emulator.allMaps.map(\.handle)).count == definitions.count)
     }
 
-    static let invalid: [(String, MapDefinition, Errno)] = [
+    static let invalid: [(String, MapAttributes, Errno)] = [
         ("hash key 0", .init(name: "x", type: .hash, keySize: 0, valueSize: 4, maxEntries: 1), .invalid),
         ("hash value 0", .init(name: "x", type: .hash, keySize: 4, valueSize: 0, maxEntries: 1), .invalid),
         ("hash max 0", .init(name: "x", type: .hash, keySize: 4, valueSize: 4, maxEntries: 0), .invalid),
@@ -76,14 +76,14 @@ struct MapCreationTests {
 
     @Test(arguments: invalid.indices)
     func refusesWhatTheKernelRefuses(index: Int) {
-        let (label, definition, errno) = Self.invalid[index]
+        let (label, attributes, errno) = Self.invalid[index]
         let (vm, emulator) = makeLinuxVM()
-        #expect(throws: MapError.self, "\(label)") { try emulator.createMap(definition, in: vm) }
+        #expect(throws: MapError.self, "\(label)") { try emulator.createMap(attributes, in: vm) }
         do {
-            _ = try emulator.createMap(definition, in: vm)
+            _ = try emulator.createMap(attributes, in: vm)
         } catch {
             #expect(error.errno == errno, "\(label): \(error)")
-            #expect(error.description.contains(definition.type.cName), "\(label): \(error)")
+            #expect(error.description.contains(attributes.type.cName), "\(label): \(error)")
         }
     }
 

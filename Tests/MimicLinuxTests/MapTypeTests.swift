@@ -318,7 +318,7 @@ struct MapReferenceTests {
 
     @Test func arrayOfMaps() throws {
         let (vm, emulator) = makeLinuxVM()
-        let innerDefinition = MapDefinition(name: "inner", type: .hash, keySize: 4, valueSize: 4, maxEntries: 4)
+        let innerDefinition = MapAttributes(name: "inner", type: .hash, keySize: 4, valueSize: 4, maxEntries: 4)
         let outer = try #require(try makeMap(emulator, vm, .arrayOfMaps, key: 4, value: 4, max: 2, inner: innerDefinition) as? MapOfMaps)
         let inner = try emulator.createMap(innerDefinition, in: vm)
         let other = try makeMap(emulator, vm, .hash, key: 4, value: 4, max: 5, name: "other")
@@ -339,7 +339,7 @@ struct MapReferenceTests {
 
     @Test func hashOfMapsWithInnerMapFlag() throws {
         let (vm, emulator) = makeLinuxVM()
-        let innerDefinition = MapDefinition(name: "i", type: .array, keySize: 4, valueSize: 4, maxEntries: 1,
+        let innerDefinition = MapAttributes(name: "i", type: .array, keySize: 4, valueSize: 4, maxEntries: 1,
                                             flags: MapFlags.innerMap.rawValue)
         let outer = try #require(try makeMap(emulator, vm, .hashOfMaps, key: 4, value: 4, max: 1, inner: innerDefinition) as? MapOfMaps)
         let big = try makeMap(emulator, vm, .array, key: 4, value: 4, max: 100, flags: .innerMap, name: "big")

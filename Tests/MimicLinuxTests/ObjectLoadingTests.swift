@@ -6,16 +6,17 @@ import Testing
 /// `LinuxEmulator`'s side of `VM.load(object:)`: map specs, global data, initial slots.
 @Suite("Object loading")
 struct ObjectLoadingTests {
-    @Test func mapSpecsBecomeDefinitionsWithInnerTemplatesAndSpinLocks() throws {
-        let inner = MapSpec(name: "outer.inner", type: .hash, keySize: 4, valueSize: 16, maxEntries: 8,
+    @Test func mapSpecAttributesCarryInnerTemplatesAndSpinLocks() throws {
+        let inner = MapSpec(attributes: MapAttributes(name: "outer.inner", type: .hash, keySize: 4, valueSize: 16, maxEntries: 8),
                             source: .innerTemplate, sectionName: ".maps", sectionOffset: 0)
-        var spec = MapSpec(name: "outer", type: .hashOfMaps, keySize: 8, valueSize: 4, maxEntries: 2, flags: 1,
+        var spec = MapSpec(attributes: MapAttributes(name: "outer", type: .hashOfMaps, keySize: 8, valueSize: 4, maxEntries: 2, flags: 1),
                            innerMap: inner, source: .btf, sectionName: ".maps", sectionOffset: 0)
-        spec.innerMap?.spinLockOffset = 12
-        let definition = LinuxEmulator.definition(of: spec)
-        #expect(definition == MapDefinition(name: "outer", type: .hashOfMaps, keySize: 8, valueSize: 4, maxEntries: 2, flags: 1,
-                                            innerMap: MapDefinition(name: "outer.inner", type: .hash, keySize: 4, valueSize: 16,
+        spec.innerMap?.attributes.spinLockOffset = 12
+        #expect(spec.attributes == MapAttributes(name: "outer", type: .hashOfMaps, keySize: 8, valueSize: 4, maxEntries: 2, flags: 1,
+                                            innerMap: MapAttributes(name: "outer.inner", type: .hash, keySize: 4, valueSize: 16,
                                                                     maxEntries: 8, spinLockOffset: 12)))
+        spec.attributes = MapAttributes(name: "outer", type: .hashOfMaps, keySize: 8, valueSize: 4, maxEntries: 3)
+        #expect(spec.attributes.innerMap == spec.innerMap?.attributes, "attributes.innerMap follows innerMap")
         let (vm, emulator) = makeLinuxVM()
         let handle = try emulator.createMap(spec, in: vm)
         #expect(emulator.map(handle: handle) is MapOfMaps)
@@ -23,7 +24,7 @@ struct ObjectLoadingTests {
 
     @Test func invalidMapSpecsNameTheMap() throws {
         let (vm, emulator) = makeLinuxVM()
-        let spec = MapSpec(name: "broken_counts", type: .array, keySize: 8, valueSize: 8, maxEntries: 4,
+        let spec = MapSpec(attributes: MapAttributes(name: "broken_counts", type: .array, keySize: 8, valueSize: 8, maxEntries: 4),
                            source: .btf, sectionName: ".maps", sectionOffset: 0)
         do {
             _ = try emulator.createMap(spec, in: vm)

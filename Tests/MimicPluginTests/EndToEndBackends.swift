@@ -139,9 +139,9 @@ struct StaticEnvironment: Environment {
 struct StaticMap: MapView {
     let map: any BPFMap
     var handle: UInt64 { map.handle }
-    var maxEntries: Int { map.definition.maxEntries }
-    var valueSize: Int { map.definition.valueSize }
-    var flags: UInt32 { map.definition.flags }
+    var maxEntries: Int { map.attributes.maxEntries }
+    var valueSize: Int { map.attributes.valueSize }
+    var flags: UInt32 { map.attributes.flags }
     func value(_ key: [UInt8]) -> [UInt8]? { map.value(forKey: key) }
     func perCPUValues(_ key: [UInt8]) -> [[UInt8]]? { map.perCPUValues(forKey: key) }
     func update(_ key: [UInt8], _ value: [UInt8], flags: UInt64) -> Int32? {

@@ -25,7 +25,7 @@ import Testing
     @Test func aMapTypeThePluginRefusesNamesTheMap() throws {
         let emulator = try linux().makeEmulator(options: "")
         let vm = VM(emulator: emulator)
-        let spec = MapSpec(name: "odd_ops", type: MapType(rawValue: 26), keySize: 4, valueSize: 4, maxEntries: 1,
+        let spec = MapSpec(attributes: MapAttributes(name: "odd_ops", type: MapType(rawValue: 26), keySize: 4, valueSize: 4, maxEntries: 1),
                            source: .btf, sectionName: ".maps", sectionOffset: 0)
         do {
             _ = try emulator.createMap(spec, in: vm)
@@ -93,7 +93,7 @@ import Testing
         // which the plugin reaches only through the host's memory services.
         let emulator = try linux().makeEmulator(options: "")
         let vm = VM(emulator: emulator)
-        let spec = MapSpec(name: "jobs", type: .queue, keySize: 0, valueSize: 8, maxEntries: 4, source: .btf,
+        let spec = MapSpec(attributes: MapAttributes(name: "jobs", type: .queue, keySize: 0, valueSize: 8, maxEntries: 4), source: .btf,
                            sectionName: ".maps", sectionOffset: 0)
         let handle = "0x" + String(try emulator.createMap(spec, in: vm), radix: 16)
         let program = try vm.load(Assembler.assemble("""

@@ -12,7 +12,7 @@ import MimicPool
         let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: workers))
         let vm = VM(emulator: emulator)
         let counters = try emulator.createMap(
-            MapDefinition(name: "counters", type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 1), in: vm)
+            MapAttributes(name: "counters", type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 1), in: vm)
         // value = lookup(counters, 0); *value = *value + 1 (a load, some work, a store: not atomic);
         // return bpf_get_smp_processor_id().
         let source = """

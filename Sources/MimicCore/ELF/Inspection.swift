@@ -42,7 +42,8 @@ extension ObjectFile {
         var details: [String] = []
         if let key = map.keyTypeID, let btf { details.append("key \(btf.typeName(key))") }
         if let value = map.valueTypeID, let btf { details.append("value \(btf.typeName(value))") }
-        if let offset = map.spinLockOffset { details.append("bpf_spin_lock at \(offset)") }
+        let attributes = map.attributes
+        if let offset = attributes.spinLockOffset { details.append("bpf_spin_lock at \(offset)") }
         if map.pinning != 0 { details.append("pinned by name") }
         if !map.initialSlots.isEmpty {
             details.append("initial " + map.initialSlots.map { slot in
@@ -53,8 +54,9 @@ extension ObjectFile {
             }.joined(separator: " "))
         }
         if map.source == .legacy { details.append("legacy") }
-        return [indent + map.name, map.type.description, "\(map.keySize)", "\(map.valueSize)", "\(map.maxEntries)",
-                map.flags == 0 ? "0" : "0x" + String(map.flags, radix: 16), details.joined(separator: ", ")]
+        return [indent + attributes.name, attributes.type.description, "\(attributes.keySize)", "\(attributes.valueSize)",
+                "\(attributes.maxEntries)", attributes.flags == 0 ? "0" : "0x" + String(attributes.flags, radix: 16),
+                details.joined(separator: ", ")]
     }
 
     /// Left-aligned columns, two spaces apart, indented by two.

@@ -170,11 +170,11 @@ struct ObjectParser {
             func field(_ index: Int, _ name: String) throws(ObjectFileError) -> UInt32 {
                 index * 4 + 4 <= length ? try reader.u32(offset + index * 4, "map \(symbol.name) \(name)") : 0
             }
-            result.append(MapSpec(
+            let attributes = MapAttributes(
                 name: symbol.name, type: MapType(rawValue: try field(0, "type")),
-                keySize: try field(1, "key_size"), valueSize: try field(2, "value_size"),
-                maxEntries: try field(3, "max_entries"), flags: try field(4, "map_flags"),
-                source: .legacy, sectionName: section.name, sectionOffset: symbol.value))
+                keySize: Int(try field(1, "key_size")), valueSize: Int(try field(2, "value_size")),
+                maxEntries: Int(try field(3, "max_entries")), flags: try field(4, "map_flags"))
+            result.append(MapSpec(attributes: attributes, source: .legacy, sectionName: section.name, sectionOffset: symbol.value))
         }
         return result
     }
@@ -227,7 +227,7 @@ struct ObjectParser {
         guard case .structure(_, _, let members)? = btf.type(btf.resolve(typeID)) else {
             throw .invalidField(structure: structure, field: "map \(name) type \(typeID)", detail: "a BTF map definition must be a struct")
         }
-        var spec = MapSpec(name: name, type: .unspec, keySize: 0, valueSize: 0, maxEntries: 0,
+        var spec = MapSpec(attributes: MapAttributes(name: name, type: .unspec, keySize: 0, valueSize: 0, maxEntries: 0),
                            source: depth == 0 ? .btf : .innerTemplate, sectionName: section, sectionOffset: offset)
         func number(_ member: BTF.Member) throws(ObjectFileError) -> UInt32 {
             guard case .pointer(let target)? = btf.type(btf.resolve(member.type)),
@@ -244,32 +244,32 @@ struct ObjectParser {
             }
             return target
         }
-        func typeSize(_ id: UInt32, _ what: String) throws(ObjectFileError) -> UInt32 {
+        func typeSize(_ id: UInt32, _ what: String) throws(ObjectFileError) -> Int {
             guard let size = btf.size(of: id), size <= Int(UInt32.max) else {
                 throw .invalidField(structure: structure, field: "map \(name) \(what) type \(id)", detail: "has no size")
             }
-            return UInt32(size)
+            return size
         }
         var innerTypeID: UInt32?
         for member in members {
             switch member.name {
-            case "type": spec.type = MapType(rawValue: try number(member))
-            case "max_entries": spec.maxEntries = try number(member)
-            case "map_flags": spec.flags = try number(member)
+            case "type": spec.attributes.type = MapType(rawValue: try number(member))
+            case "max_entries": spec.attributes.maxEntries = Int(try number(member))
+            case "map_flags": spec.attributes.flags = try number(member)
             case "numa_node": spec.numaNode = try number(member)
             case "pinning": spec.pinning = try number(member)
             case "map_extra": spec.mapExtra = UInt64(try number(member))
-            case "key_size": spec.keySize = try number(member)
-            case "value_size": spec.valueSize = try number(member)
+            case "key_size": spec.attributes.keySize = Int(try number(member))
+            case "value_size": spec.attributes.valueSize = Int(try number(member))
             case "key":
                 let id = try pointee(member)
                 spec.keyTypeID = id
-                spec.keySize = try typeSize(id, "key")
+                spec.attributes.keySize = try typeSize(id, "key")
             case "value":
                 let id = try pointee(member)
                 spec.valueTypeID = id
-                spec.valueSize = try typeSize(id, "value")
-                spec.spinLockOffset = btf.spinLockOffset(in: id)
+                spec.attributes.valueSize = try typeSize(id, "value")
+                spec.attributes.spinLockOffset = btf.spinLockOffset(in: id).map { Int($0) }
             case "values":
                 guard case .array(let element, _, _)? = btf.type(btf.resolve(member.type)),
                       case .pointer(let target)? = btf.type(btf.resolve(element)) else {
@@ -279,14 +279,14 @@ struct ObjectParser {
                 let resolved = btf.resolve(target)
                 if case .structure? = btf.type(resolved) { innerTypeID = resolved }
                 // Prog arrays point to a FUNC_PROTO: nothing to read, the values are programs.
-                spec.valueSize = 4
+                spec.attributes.valueSize = 4
             default:
                 break  // libbpf warns about unknown attributes; they do not change the map here.
             }
         }
         if let innerTypeID {
             spec.innerMap = try mapDefinition(name: name + ".inner", typeID: innerTypeID, btf: btf, offset: offset, section: section, depth: depth + 1)
-            if spec.keySize == 0 { spec.keySize = 4 }
+            if spec.attributes.keySize == 0 { spec.attributes.keySize = 4 }
         }
         return spec
     }

@@ -23,13 +23,11 @@ public struct MapSpec: Sendable, Equatable {
         public var target: Target
     }
 
-    public var name: String
-    public var type: MapType
-    public var keySize: UInt32
-    public var valueSize: UInt32
-    public var maxEntries: UInt32
-    /// `map_flags` (`BPF_F_NO_PREALLOC`, ...).
-    public var flags: UInt32
+    /// What the map is: the `BPF_MAP_CREATE` attributes, with the BTF value's `bpf_spin_lock`
+    /// offset. Its `innerMap` is always `innerMap?.attributes`.
+    public var attributes: MapAttributes {
+        didSet { attributes.innerMap = innerMap?.attributes }
+    }
     /// `LIBBPF_PIN_NONE` 0 or `LIBBPF_PIN_BY_NAME` 1.
     public var pinning: UInt32
     public var numaNode: UInt32
@@ -37,9 +35,6 @@ public struct MapSpec: Sendable, Equatable {
     /// BTF type ids of key and value in `ObjectFile.btf`, when the map declares them (`__type`).
     public var keyTypeID: UInt32?
     public var valueTypeID: UInt32?
-    /// The byte offset of the `struct bpf_spin_lock` member of the BTF value type, if it has one
-    /// (the kernel's `btf_find_spin_lock`: a top-level member of a struct value).
-    public var spinLockOffset: UInt32?
     /// Initial slot values from relocations in `.maps`, ordered by index.
     public var initialSlots: [Slot]
     public var source: Source
@@ -49,22 +44,26 @@ public struct MapSpec: Sendable, Equatable {
     /// Boxed so `MapSpec` can contain a `MapSpec`.
     private var innerStorage: [MapSpec]
 
-    /// For a map of maps: the template every inner map must match.
+    /// For a map of maps: the template every inner map must match, as the object declares it.
+    /// Setting it also sets `attributes.innerMap`.
     public var innerMap: MapSpec? {
         get { innerStorage.first }
-        set { innerStorage = newValue.map { [$0] } ?? [] }
+        set {
+            innerStorage = newValue.map { [$0] } ?? []
+            attributes.innerMap = newValue?.attributes
+        }
     }
 
-    public init(name: String, type: MapType, keySize: UInt32, valueSize: UInt32, maxEntries: UInt32, flags: UInt32 = 0,
-                pinning: UInt32 = 0, numaNode: UInt32 = 0, mapExtra: UInt64 = 0, keyTypeID: UInt32? = nil,
-                valueTypeID: UInt32? = nil, initialSlots: [Slot] = [], innerMap: MapSpec? = nil, source: Source,
-                sectionName: String, sectionOffset: UInt64) {
-        self.name = name
-        self.type = type
-        self.keySize = keySize
-        self.valueSize = valueSize
-        self.maxEntries = maxEntries
-        self.flags = flags
+    /// The map's name (`attributes.name`).
+    public var name: String { attributes.name }
+
+    /// A spec with `attributes` (whose inner map is replaced by `innerMap`'s attributes).
+    public init(attributes: MapAttributes, pinning: UInt32 = 0, numaNode: UInt32 = 0, mapExtra: UInt64 = 0,
+                keyTypeID: UInt32? = nil, valueTypeID: UInt32? = nil, initialSlots: [Slot] = [], innerMap: MapSpec? = nil,
+                source: Source, sectionName: String, sectionOffset: UInt64) {
+        var attributes = attributes
+        attributes.innerMap = innerMap?.attributes
+        self.attributes = attributes
         self.pinning = pinning
         self.numaNode = numaNode
         self.mapExtra = mapExtra

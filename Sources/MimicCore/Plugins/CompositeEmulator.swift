@@ -74,7 +74,7 @@ public final class CompositeEmulator: Emulator {
     }
 
     public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
-        guard let mapProvider else { throw .unresolvedReference("map \(spec.name) (\(spec.type)) \(noMaps)") }
+        guard let mapProvider else { throw .unresolvedReference("map \(spec.name) (\(spec.attributes.type)) \(noMaps)") }
         return try mapProvider.createMap(spec, in: vm)
     }
 

@@ -36,16 +36,19 @@ extension PluginEmulator {
 
     public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
         guard let create = library.createMap else {
-            throw .unresolvedReference("map \(spec.name) (\(spec.type)) needs an emulator that provides maps; \(name) does not")
+            throw .unresolvedReference("map \(spec.name) (\(spec.attributes.type)) needs an emulator that provides maps; \(name) does not")
         }
         let instance = try loadInstance(vm, for: "map \(spec.name)")
         var handle: UInt64 = 0
-        let (status, message) = PluginEmulator.withMapSpec(spec) { cSpec in
+        let result = PluginEmulator.withMapSpec(spec) { cSpec in
             PluginText.withError { create(instance.data, cSpec, &handle, $0, $1) }
+        }
+        guard let (status, message) = result else {
+            throw .unsupported("map \(spec.name): key_size, value_size and max_entries must fit in 32 bits")
         }
         guard status == 0 else {
             var text = message.isEmpty ? "map \(spec.name): \(name) cannot create it (\(Errno.text(status)))" : message
-            if !library.mapTypes.isEmpty, !library.mapTypes.contains(where: { $0.type == spec.type.rawValue }) {
+            if !library.mapTypes.isEmpty, !library.mapTypes.contains(where: { $0.type == spec.attributes.type.rawValue }) {
                 text += " (\(name) creates: \(library.mapTypes.map(\.name).joined(separator: ", ")))"
             }
             throw .unsupported(text)
@@ -127,15 +130,20 @@ extension PluginEmulator {
         }
     }
 
-    /// Runs `body` with the C form of `spec` (names and inner template valid during the call).
-    static func withMapSpec<R>(_ spec: MapSpec, _ body: (UnsafePointer<mimic_map_spec>) -> R) -> R {
-        spec.name.withCString { name in
+    /// Runs `body` with the C form of `spec` (names and inner template valid during the call);
+    /// nil, without running it, when a size or `max_entries` (of the inner template too) does not
+    /// fit the C struct's `uint32_t`.
+    static func withMapSpec<R>(_ spec: MapSpec, _ body: (UnsafePointer<mimic_map_spec>) -> R) -> R? {
+        let attributes = spec.attributes
+        guard let keySize = UInt32(exactly: attributes.keySize), let valueSize = UInt32(exactly: attributes.valueSize),
+              let maxEntries = UInt32(exactly: attributes.maxEntries) else { return nil }
+        return attributes.name.withCString { name -> R? in
             func make(_ inner: UnsafePointer<mimic_map_spec>?) -> R {
                 let cSpec = mimic_map_spec(
-                    size: UInt32(MemoryLayout<mimic_map_spec>.size), type: spec.type.rawValue, key_size: spec.keySize,
-                    value_size: spec.valueSize, max_entries: spec.maxEntries, flags: spec.flags, numa_node: spec.numaNode,
+                    size: UInt32(MemoryLayout<mimic_map_spec>.size), type: attributes.type.rawValue, key_size: keySize,
+                    value_size: valueSize, max_entries: maxEntries, flags: attributes.flags, numa_node: spec.numaNode,
                     pinning: spec.pinning, map_extra: spec.mapExtra, name: name,
-                    spin_lock_offset: spec.spinLockOffset.map { Int32(clamping: $0) } ?? -1, reserved: 0, inner: inner)
+                    spin_lock_offset: attributes.spinLockOffset.map { Int32(clamping: $0) } ?? -1, reserved: 0, inner: inner)
                 return withUnsafePointer(to: cSpec) { body($0) }
             }
             if let inner = spec.innerMap { return withMapSpec(inner) { make($0) } }

@@ -122,7 +122,7 @@ extension Emulator {
     public func prepare(_ process: Process) throws(HelperFailure) {}
 
     public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
-        throw .unresolvedReference("map \(spec.name) (\(spec.type)) needs an emulator that provides maps; \(name) does not")
+        throw .unresolvedReference("map \(spec.name) (\(spec.attributes.type)) needs an emulator that provides maps; \(name) does not")
     }
 
     public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason) {}

@@ -35,7 +35,7 @@ enum MapHelpers {
                        as type: T.Type, _ what: String) throws(HelperFailure) -> T {
         let found = try map(emulator, process, argument: n)
         guard let typed = found as? T else {
-            throw .message("map \(found.name) is a \(found.definition.type.cName), not \(what)")
+            throw .message("map \(found.name) is a \(found.attributes.type.cName), not \(what)")
         }
         return typed
     }
@@ -78,7 +78,7 @@ enum MapHelpers {
                 return .value(address)
             }
             let map = try map(emulator, process)
-            let key = try read(process, process.argument(2), count: map.definition.keySize)
+            let key = try read(process, process.argument(2), count: map.attributes.keySize)
             return .value(map.lookupAddress(key: key, cpu: process.vCPU) ?? 0)
         }
     }
@@ -89,13 +89,13 @@ enum MapHelpers {
     private static func fastLookup(_ entry: MapTable.Entry, _ process: MimicCore.Process) -> UInt64? {
         let keyAddress = process.argument(2)
         if let array = entry.array {
-            guard array.definition.keySize == 4,
+            guard array.attributes.keySize == 4,
                   let key = process.memory.table.pointer(forReading: keyAddress, size: 4) else { return nil }
             return array.lookupAddress(index: Int(UInt32(littleEndian: key.loadUnaligned(as: UInt32.self))),
                                        cpu: process.vCPU) ?? 0
         }
         if let hash = entry.hash {
-            let size = hash.definition.keySize
+            let size = hash.attributes.keySize
             guard size > 0, let key = process.memory.table.pointer(forReading: keyAddress, size: UInt64(size)) else {
                 return nil
             }
@@ -113,8 +113,8 @@ enum MapHelpers {
                 return result(error)
             }
             let map = try map(emulator, process)
-            let key = try read(process, process.argument(2), count: map.definition.keySize)
-            let value = try read(process, process.argument(3), count: map.definition.valueSize)
+            let key = try read(process, process.argument(2), count: map.attributes.keySize)
+            let value = try read(process, process.argument(3), count: map.attributes.valueSize)
             return result(map.update(key: key, value: value, flags: MapUpdateFlags(rawValue: process.argument(4)),
                                      cpu: process.vCPU))
         }
@@ -127,8 +127,8 @@ enum MapHelpers {
         let memory = process.memory.table
         let flags = MapUpdateFlags(rawValue: process.argument(4))
         if let array = entry.array {
-            let valueSize = array.definition.valueSize
-            guard array.definition.keySize == 4, valueSize > 0,
+            let valueSize = array.attributes.valueSize
+            guard array.attributes.keySize == 4, valueSize > 0,
                   let key = memory.pointer(forReading: process.argument(2), size: 4),
                   let value = memory.pointer(forReading: process.argument(3), size: UInt64(valueSize)) else { return nil }
             return .some(array.update(index: UInt32(littleEndian: key.loadUnaligned(as: UInt32.self)),
@@ -136,7 +136,7 @@ enum MapHelpers {
                                       flags: flags, cpu: process.vCPU))
         }
         if let hash = entry.hash {
-            let keySize = hash.definition.keySize, valueSize = hash.definition.valueSize
+            let keySize = hash.attributes.keySize, valueSize = hash.attributes.valueSize
             guard keySize > 0, valueSize > 0,
                   let key = memory.pointer(forReading: process.argument(2), size: UInt64(keySize)),
                   let value = memory.pointer(forReading: process.argument(3), size: UInt64(valueSize)) else { return nil }
@@ -151,7 +151,7 @@ enum MapHelpers {
     static func delete(_ emulator: LinuxEmulator) -> Helper {
         Helper(id: 3, name: "bpf_map_delete_elem") { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
-            let key = try read(process, process.argument(2), count: map.definition.keySize)
+            let key = try read(process, process.argument(2), count: map.attributes.keySize)
             return result(map.delete(key: key))
         }
     }
@@ -162,7 +162,7 @@ enum MapHelpers {
     static func push(_ emulator: LinuxEmulator) -> Helper {
         Helper(id: 87, name: "bpf_map_push_elem") { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
-            let value = try read(process, process.argument(2), count: map.definition.valueSize)
+            let value = try read(process, process.argument(2), count: map.attributes.valueSize)
             return result(map.push(value: value, flags: MapUpdateFlags(rawValue: process.argument(3))))
         }
     }
@@ -173,7 +173,7 @@ enum MapHelpers {
         Helper(id: remove ? 88 : 89, name: remove ? "bpf_map_pop_elem" : "bpf_map_peek_elem") { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
             let destination = process.argument(2)
-            let size = map.definition.valueSize
+            let size = map.attributes.valueSize
             // Check the buffer before taking a value out, so a bad pointer loses nothing.
             if size > 0, let fault = process.memory.fault(at: destination, size: size, access: .write) {
                 throw .memory(fault)
@@ -225,7 +225,7 @@ enum MapHelpers {
             let key = UInt32(truncatingIfNeeded: process.argument(2))
             let flags = process.argument(3)
             let actionMask: UInt64 = 3
-            let isDevMap = map.definition.type == .devMap || map.definition.type == .devMapHash
+            let isDevMap = map.attributes.type == .devMap || map.attributes.type == .devMapHash
             let allowed = actionMask | (isDevMap ? MapRedirect.broadcastFlag | MapRedirect.excludeIngressFlag : 0)
             guard flags & ~allowed == 0 else { return .value(0) }
             let state = LinuxProcessState.of(process)
@@ -236,7 +236,7 @@ enum MapHelpers {
                 return .value(flags & actionMask)
             }
             state?.redirect = .map(MapRedirect(
-                mapName: map.name, mapType: map.definition.type, key: key, value: broadcast ? nil : value,
+                mapName: map.name, mapType: map.attributes.type, key: key, value: broadcast ? nil : value,
                 broadcastKeys: broadcast ? map.setKeys : [], excludeIngress: flags & MapRedirect.excludeIngressFlag != 0))
             return .value(MapRedirect.xdpRedirect)
         }
@@ -312,9 +312,9 @@ enum MapHelpers {
                 elements = array.keys.compactMap { key in array.lookupAddress(key: key, cpu: process.vCPU).map { (key, $0) } }
                 stillThere = { _ in true }
             default:
-                throw .message("bpf_for_each_map_elem does not support \(map.definition.type.cName) maps")
+                throw .message("bpf_for_each_map_elem does not support \(map.attributes.type.cName) maps")
             }
-            let keyStorage = RegionStorage(count: max(map.definition.keySize, 1))
+            let keyStorage = RegionStorage(count: max(map.attributes.keySize, 1))
             let keyAddress: UInt64
             do {
                 keyAddress = try process.memory.map(keyStorage, name: "for_each key of \(map.name)", kind: .readOnly)

@@ -82,32 +82,37 @@ public enum KernelBPF {
 
     // MARK: Maps
 
-    /// Creates a map (`BPF_MAP_CREATE`).
+    /// Creates a map (`BPF_MAP_CREATE`) with `attributes`; for a map of maps, `innerMap` is the
+    /// map whose fd is passed as `inner_map_fd` (`attributes.innerMap` is not used).
     ///
     /// - Throws: `KernelError` with the kernel's errno (`EINVAL` for attributes it refuses).
-    public static func createMap(_ definition: KernelMapDefinition) throws(KernelError) -> KernelMap {
+    public static func createMap(_ attributes: MapAttributes, innerMap: KernelMap? = nil) throws(KernelError) -> KernelMap {
         try requireAvailable()
+        guard let keySize = UInt32(exactly: attributes.keySize), let valueSize = UInt32(exactly: attributes.valueSize),
+              let maxEntries = UInt32(exactly: attributes.maxEntries) else {
+            throw KernelError.invalidArgument("map \(attributes.name): key_size, value_size and max_entries must fit in 32 bits")
+        }
         var attr = BPFAttributes(size: 72)
-        attr.set32(0, definition.type.rawValue)
-        attr.set32(4, definition.keySize)
-        attr.set32(8, definition.valueSize)
-        attr.set32(12, definition.maxEntries)
-        attr.set32(16, definition.flags)
-        attr.set32(20, UInt32(bitPattern: definition.innerMap?.fd ?? 0))
-        attr.setName(28, definition.name)
+        attr.set32(0, attributes.type.rawValue)
+        attr.set32(4, keySize)
+        attr.set32(8, valueSize)
+        attr.set32(12, maxEntries)
+        attr.set32(16, attributes.flags)
+        attr.set32(20, UInt32(bitPattern: innerMap?.fd ?? 0))
+        attr.setName(28, attributes.name)
         var fd = Int32(-1)
         switch call(.mapCreate, &attr) {
         case .success(let value):
             fd = value
-        case .failure(let code) where code.rawValue == EINVAL && definition.name.isEmpty == false:
+        case .failure(let code) where code.rawValue == EINVAL && attributes.name.isEmpty == false:
             // Old kernels refuse some names; retry without one.
             attr.setName(28, "")
-            fd = try check(.mapCreate, &attr, "creating map \(definition.name) (\(definition.type))")
+            fd = try check(.mapCreate, &attr, "creating map \(attributes.name) (\(attributes.type))")
         case .failure(let code):
             throw KernelError.systemCall(command: Command.mapCreate.name, errno: code.rawValue,
-                                         detail: "creating map \(definition.name) (\(definition.type), key \(definition.keySize) B, value \(definition.valueSize) B, \(definition.maxEntries) entries)")
+                                         detail: "creating map \(attributes.name) (\(attributes.type), key \(attributes.keySize) B, value \(attributes.valueSize) B, \(attributes.maxEntries) entries)")
         }
-        return KernelMap(descriptor: KernelFileDescriptor(fd), definition: definition)
+        return KernelMap(descriptor: KernelFileDescriptor(fd), attributes: attributes, innerMap: innerMap)
     }
 
     // MARK: Programs

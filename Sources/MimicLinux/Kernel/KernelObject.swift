@@ -24,11 +24,9 @@ public final class KernelObject {
         for spec in object.maps {
             var inner: KernelMap?
             if let template = spec.innerMap {
-                inner = try KernelBPF.createMap(Self.definition(template))
+                inner = try KernelBPF.createMap(Self.attributes(template))
             }
-            var definition = Self.definition(spec)
-            definition.innerMap = inner
-            let map = try KernelBPF.createMap(definition)
+            let map = try KernelBPF.createMap(Self.attributes(spec), innerMap: inner)
             maps[spec.name] = map
             mapsByPseudoIndex.append(map)
         }
@@ -38,8 +36,8 @@ public final class KernelObject {
                 continue
             }
             let readOnlyProgram: UInt32 = 1 << 7  // BPF_F_RDONLY_PROG
-            let map = try KernelBPF.createMap(KernelMapDefinition(
-                name: global.name, type: .array, keySize: 4, valueSize: UInt32(global.size), maxEntries: 1,
+            let map = try KernelBPF.createMap(MapAttributes(
+                name: global.name, type: .array, keySize: 4, valueSize: global.size, maxEntries: 1,
                 flags: global.isReadOnly ? readOnlyProgram : 0))
             try map.update(key: [0, 0, 0, 0], value: global.contents)
             if global.isReadOnly { try map.freeze() }
@@ -57,11 +55,12 @@ public final class KernelObject {
         }
     }
 
-    static func definition(_ spec: MapSpec) -> KernelMapDefinition {
-        var maxEntries = spec.maxEntries
-        if spec.type == .perfEventArray, maxEntries == 0 { maxEntries = UInt32(KernelBPF.possibleCPUs) }
-        return KernelMapDefinition(name: spec.name, type: spec.type, keySize: spec.keySize, valueSize: spec.valueSize,
-                                   maxEntries: maxEntries, flags: spec.flags)
+    /// The attributes libbpf creates `spec`'s map with: a perf event array without
+    /// `max_entries` gets one entry per possible CPU.
+    static func attributes(_ spec: MapSpec) -> MapAttributes {
+        var attributes = spec.attributes
+        if attributes.type == .perfEventArray, attributes.maxEntries == 0 { attributes.maxEntries = KernelBPF.possibleCPUs }
+        return attributes
     }
 
     static func u32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }

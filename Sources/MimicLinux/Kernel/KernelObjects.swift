@@ -5,42 +5,25 @@ import Darwin
 #endif
 import MimicCore
 
-/// The attributes of a kernel map (`BPF_MAP_CREATE`).
-public struct KernelMapDefinition: Sendable {
-    public var name: String
-    public var type: MapType
-    public var keySize: UInt32
-    public var valueSize: UInt32
-    public var maxEntries: UInt32
-    public var flags: UInt32
-    /// For maps of maps: a map of the inner kind (its fd is passed as `inner_map_fd`).
-    public var innerMap: KernelMap?
+/// A map in the kernel; its file descriptor is closed when the object goes away.
+public final class KernelMap: Sendable {
+    public let descriptor: KernelFileDescriptor
+    /// What the map was created with. For maps of maps the kernel takes `innerMap`'s fd, not
+    /// `attributes.innerMap`.
+    public let attributes: MapAttributes
+    /// For maps of maps: the map of the inner kind whose fd was passed as `inner_map_fd`.
+    public let innerMap: KernelMap?
 
-    public init(name: String, type: MapType, keySize: UInt32, valueSize: UInt32, maxEntries: UInt32,
-                flags: UInt32 = 0, innerMap: KernelMap? = nil) {
-        self.name = name
-        self.type = type
-        self.keySize = keySize
-        self.valueSize = valueSize
-        self.maxEntries = maxEntries
-        self.flags = flags
+    init(descriptor: KernelFileDescriptor, attributes: MapAttributes, innerMap: KernelMap?) {
+        self.descriptor = descriptor
+        self.attributes = attributes
         self.innerMap = innerMap
     }
 
     /// Whether a value holds one copy per possible CPU when read from user space.
     public var isPerCPU: Bool {
-        type == .perCPUHash || type == .perCPUArray || type == .lruPerCPUHash || type == .perCPUCgroupStorage
-    }
-}
-
-/// A map in the kernel; its file descriptor is closed when the object goes away.
-public final class KernelMap: Sendable {
-    public let descriptor: KernelFileDescriptor
-    public let definition: KernelMapDefinition
-
-    init(descriptor: KernelFileDescriptor, definition: KernelMapDefinition) {
-        self.descriptor = descriptor
-        self.definition = definition
+        let type = attributes.type
+        return type == .perCPUHash || type == .perCPUArray || type == .lruPerCPUHash || type == .perCPUCgroupStorage
     }
 
     /// The file descriptor (what `BPF_PSEUDO_MAP_FD` instructions name).
@@ -49,13 +32,13 @@ public final class KernelMap: Sendable {
     /// The bytes of a value as user space reads and writes it: for per-CPU maps, one value
     /// (rounded up to 8 bytes) per possible CPU, CPU 0 first.
     public var userValueSize: Int {
-        let size = Int(definition.valueSize)
-        return definition.isPerCPU ? ((size + 7) & ~7) * KernelBPF.possibleCPUs : size
+        let size = attributes.valueSize
+        return isPerCPU ? ((size + 7) & ~7) * KernelBPF.possibleCPUs : size
     }
 
     func checkKey(_ key: [UInt8]) throws(KernelError) {
-        guard key.count == Int(definition.keySize) else {
-            throw KernelError.invalidArgument("map \(definition.name): key has \(key.count) bytes, the map's keys have \(definition.keySize)")
+        guard key.count == attributes.keySize else {
+            throw KernelError.invalidArgument("map \(attributes.name): key has \(key.count) bytes, the map's keys have \(attributes.keySize)")
         }
     }
 
@@ -77,7 +60,7 @@ public final class KernelMap: Sendable {
         case .failure(let code) where code.rawValue == ENOENT: return nil
         case .failure(let code):
             throw KernelError.systemCall(command: KernelBPF.Command.mapLookupElem.name, errno: code.rawValue,
-                                         detail: "reading map \(definition.name)")
+                                         detail: "reading map \(attributes.name)")
         }
     }
 
@@ -86,7 +69,7 @@ public final class KernelMap: Sendable {
     public func update(key: [UInt8], value: [UInt8], flags: UInt64 = 0) throws(KernelError) {
         try checkKey(key)
         guard value.count == userValueSize else {
-            throw KernelError.invalidArgument("map \(definition.name): value has \(value.count) bytes, expected \(userValueSize)")
+            throw KernelError.invalidArgument("map \(attributes.name): value has \(value.count) bytes, expected \(userValueSize)")
         }
         let result: Result<Int32, KernelErrno> = key.withUnsafeBytes { keyBuffer in
             value.withUnsafeBytes { valueBuffer in
@@ -100,7 +83,7 @@ public final class KernelMap: Sendable {
         }
         if case .failure(let code) = result {
             throw KernelError.systemCall(command: KernelBPF.Command.mapUpdateElem.name, errno: code.rawValue,
-                                         detail: "writing map \(definition.name)")
+                                         detail: "writing map \(attributes.name)")
         }
     }
 
@@ -119,14 +102,14 @@ public final class KernelMap: Sendable {
         case .failure(let code) where code.rawValue == ENOENT: return false
         case .failure(let code):
             throw KernelError.systemCall(command: KernelBPF.Command.mapDeleteElem.name, errno: code.rawValue,
-                                         detail: "deleting from map \(definition.name)")
+                                         detail: "deleting from map \(attributes.name)")
         }
     }
 
     /// The key after `key` (`BPF_MAP_GET_NEXT_KEY`; the first key when `key` is nil), nil at the end.
     public func nextKey(after key: [UInt8]?) throws(KernelError) -> [UInt8]? {
         if let key { try checkKey(key) }
-        var next = [UInt8](repeating: 0, count: max(1, Int(definition.keySize)))
+        var next = [UInt8](repeating: 0, count: max(1, attributes.keySize))
         let result: Result<Int32, KernelErrno> = (key ?? []).withUnsafeBytes { keyBuffer in
             next.withUnsafeMutableBytes { nextBuffer in
                 var attr = BPFAttributes(size: 32)
@@ -137,11 +120,11 @@ public final class KernelMap: Sendable {
             }
         }
         switch result {
-        case .success: return Array(next.prefix(Int(definition.keySize)))
+        case .success: return Array(next.prefix(attributes.keySize))
         case .failure(let code) where code.rawValue == ENOENT: return nil
         case .failure(let code):
             throw KernelError.systemCall(command: KernelBPF.Command.mapGetNextKey.name, errno: code.rawValue,
-                                         detail: "iterating map \(definition.name)")
+                                         detail: "iterating map \(attributes.name)")
         }
     }
 
@@ -149,7 +132,7 @@ public final class KernelMap: Sendable {
     public func keys() throws(KernelError) -> [[UInt8]] {
         var result: [[UInt8]] = []
         var cursor = try nextKey(after: nil)
-        while let key = cursor, result.count <= Int(definition.maxEntries) {
+        while let key = cursor, result.count <= attributes.maxEntries {
             result.append(key)
             cursor = try nextKey(after: key)
         }
@@ -169,7 +152,7 @@ public final class KernelMap: Sendable {
     public func freeze() throws(KernelError) {
         var attr = BPFAttributes(size: 8)
         attr.set32(0, UInt32(bitPattern: fd))
-        _ = try KernelBPF.check(.mapFreeze, &attr, "freezing map \(definition.name)")
+        _ = try KernelBPF.check(.mapFreeze, &attr, "freezing map \(attributes.name)")
     }
 }
 

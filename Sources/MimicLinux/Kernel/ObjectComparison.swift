@@ -75,7 +75,7 @@ public final class ObjectComparison {
 
     /// Names of the maps and global-data sections compared after each run.
     public var comparedMaps: [String] {
-        object.maps.filter { Self.comparable($0.type) }.map(\.name) + object.globals.filter { $0.size > 0 }.map(\.name)
+        object.maps.filter { Self.comparable($0.attributes.type) }.map(\.name) + object.globals.filter { $0.size > 0 }.map(\.name)
     }
 
     static func comparable(_ type: MapType) -> Bool {
@@ -99,19 +99,19 @@ public final class ObjectComparison {
         guard let mimicMap = emulator.map(named: name), let kernelMap = kernel.maps[name] else {
             throw ComparisonError("there is no map named '\(name)' (maps: \(object.maps.map(\.name).joined(separator: ", ")))")
         }
-        let definition = kernelMap.definition
-        guard key.count == Int(definition.keySize) else {
-            throw ComparisonError("map \(name): the key has \(key.count) bytes, the map's keys have \(definition.keySize)")
+        let attributes = kernelMap.attributes
+        guard key.count == attributes.keySize else {
+            throw ComparisonError("map \(name): the key has \(key.count) bytes, the map's keys have \(attributes.keySize)")
         }
-        for value in values where value.count != Int(definition.valueSize) {
-            throw ComparisonError("map \(name): a value has \(value.count) bytes, the map's values have \(definition.valueSize)")
+        for value in values where value.count != attributes.valueSize {
+            throw ComparisonError("map \(name): a value has \(value.count) bytes, the map's values have \(attributes.valueSize)")
         }
-        if definition.isPerCPU {
+        if kernelMap.isPerCPU {
             let cpus = KernelBPF.possibleCPUs
             guard values.count == 1 || values.count == cpus else {
                 throw ComparisonError("map \(name): give one value, or one per CPU (\(cpus)); got \(values.count)")
             }
-            let stride = (Int(definition.valueSize) + 7) & ~7
+            let stride = (attributes.valueSize + 7) & ~7
             var all: [UInt8] = []
             for cpu in 0..<cpus {
                 let value = values.count == 1 ? first : values[cpu]
@@ -234,10 +234,10 @@ public final class ObjectComparison {
     /// A map's entries in the kernel: key → one value per CPU (one value for other maps).
     public func kernelContents(_ name: String) throws -> [[UInt8]: [[UInt8]]] {
         guard let map = kernel.maps[name] else { return [:] }
-        let size = Int(map.definition.valueSize)
+        let size = map.attributes.valueSize
         var result: [[UInt8]: [[UInt8]]] = [:]
         for (key, value) in try map.entries() {
-            if map.definition.isPerCPU {
+            if map.isPerCPU {
                 let stride = (size + 7) & ~7
                 result[key] = stride == 0 ? [] : stride_(value, stride).map { Array($0.prefix(size)) }
             } else {

@@ -16,33 +16,6 @@ public struct MapUpdateFlags: OptionSet, Sendable, Hashable {
     public static let lock = MapUpdateFlags(rawValue: 4)
 }
 
-/// What a map is: the attributes `BPF_MAP_CREATE` takes.
-public struct MapDefinition: Sendable, Hashable {
-    public var name: String
-    public var type: MapType
-    public var keySize: Int
-    public var valueSize: Int
-    public var maxEntries: Int
-    public var flags: UInt32
-    /// For array/hash of maps: the definition every inner map must match.
-    public var innerMap: Box<MapDefinition>?
-    /// Where the value's `struct bpf_spin_lock` (4 bytes) lies, if it has one (from BTF).
-    /// Updates never overwrite it, and `BPF_F_LOCK` updates take it.
-    public var spinLockOffset: Int?
-
-    public init(name: String, type: MapType, keySize: Int, valueSize: Int, maxEntries: Int, flags: UInt32 = 0,
-                innerMap: MapDefinition? = nil, spinLockOffset: Int? = nil) {
-        self.name = name
-        self.type = type
-        self.keySize = keySize
-        self.valueSize = valueSize
-        self.maxEntries = maxEntries
-        self.flags = flags
-        self.innerMap = innerMap.map(Box.init)
-        self.spinLockOffset = spinLockOffset
-    }
-}
-
 /// Map creation flags (`map_flags` of `BPF_MAP_CREATE`, the `BPF_F_*` values of `linux/bpf.h`).
 public struct MapFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
@@ -77,14 +50,6 @@ public struct MapFlags: OptionSet, Sendable, Hashable {
     public static let accessMask: MapFlags = [.readOnly, .writeOnly, .readOnlyProgram, .writeOnlyProgram]
 }
 
-/// An immutable box, so a value type can contain itself (a map definition's inner map).
-public final class Box<Value: Sendable & Hashable>: Sendable, Hashable {
-    public let value: Value
-    public init(_ value: Value) { self.value = value }
-    public static func == (a: Box, b: Box) -> Bool { a.value == b.value }
-    public func hash(into hasher: inout Hasher) { hasher.combine(value) }
-}
-
 /// Why a map could not be created.
 public struct MapError: Error, Sendable, Equatable, CustomStringConvertible {
     public var map: String
@@ -117,7 +82,9 @@ public struct MapError: Error, Sendable, Equatable, CustomStringConvertible {
 /// *handle* (what a program passes on to `bpf_map_lookup_elem`), and their host-side values are
 /// the inner map's 4-byte id, as `BPF_MAP_LOOKUP_ELEM` returns it.
 public protocol BPFMap: AnyObject, Sendable {
-    var definition: MapDefinition { get }
+    /// What the map is: the attributes it was created with (after `createMap` sized a perf event
+    /// array without `max_entries` to the CPUs).
+    var attributes: MapAttributes { get }
     /// The value a program holds for this map (from `lddw`), also its id in the emulator.
     var handle: UInt64 { get }
 
@@ -155,14 +122,14 @@ extension BPFMap {
     public var keys: [[UInt8]] {
         var result: [[UInt8]] = []
         var cursor = nextKey(after: nil)
-        while let key = cursor, result.count <= definition.maxEntries {
+        while let key = cursor, result.count <= attributes.maxEntries {
             result.append(key)
             cursor = nextKey(after: key)
         }
         return result
     }
 
-    public var name: String { definition.name }
+    public var name: String { attributes.name }
 }
 
 /// Map handles: what `lddw` of a map puts in a register. Never a mapped address.

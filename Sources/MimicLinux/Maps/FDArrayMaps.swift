@@ -45,27 +45,27 @@ struct FDSlots<Element: Sendable>: Sendable {
 /// `update` with bytes is refused (`-EINVAL`). Programs cannot look it up (the verifier refuses
 /// that), so `lookupAddress` is nil.
 public final class ProgramArrayMap: BPFMap, @unchecked Sendable {
-    public let definition: MapDefinition
+    public let attributes: MapAttributes
     public let handle: UInt64
     private let slots: Mutex<FDSlots<Program>>
 
-    init(definition: MapDefinition, id: Int) {
-        self.definition = definition
+    init(attributes: MapAttributes, id: Int) {
+        self.attributes = attributes
         handle = MapHandle.make(id: id)
-        slots = Mutex(FDSlots(count: definition.maxEntries))
+        slots = Mutex(FDSlots(count: attributes.maxEntries))
     }
 
     /// Puts `program` at `index` (nil empties the slot); `-E2BIG` past the end.
     @discardableResult
     public func setProgram(_ program: Program?, at index: Int) -> Errno? {
-        guard index >= 0, index < definition.maxEntries else { return .tooBig }
+        guard index >= 0, index < attributes.maxEntries else { return .tooBig }
         slots.withLock { $0.elements[index] = program }
         return nil
     }
 
     /// The program at `index`, if any.
     public func program(at index: Int) -> Program? {
-        guard index >= 0, index < definition.maxEntries else { return nil }
+        guard index >= 0, index < attributes.maxEntries else { return nil }
         return slots.withLock { $0.elements[index] }
     }
 
@@ -87,7 +87,7 @@ public final class ProgramArrayMap: BPFMap, @unchecked Sendable {
 /// CPU than the writer's `-EOPNOTSUPP`, and a full buffer loses the record (`-ENOSPC`, counted
 /// in `lostRecords`).
 public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
-    public let definition: MapDefinition
+    public let attributes: MapAttributes
     public let handle: UInt64
     public let cpuCount: Int
     /// Bytes each CPU's buffer holds before records are lost; a record takes its data rounded
@@ -113,13 +113,13 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
         var lost: [Int]
     }
 
-    init(definition: MapDefinition, id: Int, cpuCount: Int, bufferSize: Int = 64 * linuxPageSize) {
-        self.definition = definition
+    init(attributes: MapAttributes, id: Int, cpuCount: Int, bufferSize: Int = 64 * linuxPageSize) {
+        self.attributes = attributes
         handle = MapHandle.make(id: id)
         self.cpuCount = cpuCount
         self.bufferSize = bufferSize
-        var events = FDSlots<Int>(count: definition.maxEntries)
-        for cpu in 0..<min(cpuCount, definition.maxEntries) { events.elements[cpu] = cpu }
+        var events = FDSlots<Int>(count: attributes.maxEntries)
+        for cpu in 0..<min(cpuCount, attributes.maxEntries) { events.elements[cpu] = cpu }
         state = Mutex(State(events: events, buffers: Array(repeating: [], count: cpuCount),
                             used: Array(repeating: 0, count: cpuCount), lost: Array(repeating: 0, count: cpuCount)))
     }
@@ -129,7 +129,7 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
     /// `bpf_perf_event_output` from `cpu` to `index` (`BPF_F_CURRENT_CPU`, 0xFFFFFFFF, is `cpu`).
     public func output(_ data: [UInt8], index: UInt64, cpu: Int) -> Errno? {
         let resolved = index == 0xFFFF_FFFF ? UInt64(cpu) : index
-        guard resolved < UInt64(definition.maxEntries) else { return .tooBig }
+        guard resolved < UInt64(attributes.maxEntries) else { return .tooBig }
         return state.withLock { state in
             guard let eventCPU = state.events.elements[Int(resolved)] else { return .noEntry }
             guard eventCPU == cpu, cpu >= 0, cpu < cpuCount else { return .notSupported }
@@ -183,8 +183,8 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
 }
 
 /// `BPF_MAP_TYPE_ARRAY_OF_MAPS` and `HASH_OF_MAPS`: maps of maps. Values are inner maps, which
-/// must match the inner map definition the outer map was created with (type, key and value
-/// sizes, flags, and `max_entries` unless that definition has `BPF_F_INNER_MAP`), else
+/// must match the inner map attributes the outer map was created with (type, key and value
+/// sizes, flags, and `max_entries` unless those have `BPF_F_INNER_MAP`), else
 /// `-EINVAL`, as the kernel's `bpf_map_meta_equal`.
 ///
 /// A program's lookup returns the inner map's handle; host code reads and writes the inner
@@ -192,7 +192,7 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
 /// array rules (only `BPF_ANY`, `-E2BIG` past the end), the hash form the hash map's
 /// (`-EEXIST`, `-ENOENT`, `-E2BIG` when full).
 public final class MapOfMaps: BPFMap, @unchecked Sendable {
-    public let definition: MapDefinition
+    public let attributes: MapAttributes
     public let handle: UInt64
     public let isHash: Bool
     private weak var emulator: LinuxEmulator?
@@ -204,20 +204,20 @@ public final class MapOfMaps: BPFMap, @unchecked Sendable {
         var hashIDs: [Int?]
     }
 
-    init(definition: MapDefinition, id: Int, emulator: LinuxEmulator) {
-        self.definition = definition
+    init(attributes: MapAttributes, id: Int, emulator: LinuxEmulator) {
+        self.attributes = attributes
         handle = MapHandle.make(id: id)
-        isHash = definition.type == .hashOfMaps
+        isHash = attributes.type == .hashOfMaps
         self.emulator = emulator
-        state = Mutex(State(array: FDSlots(count: isHash ? 0 : definition.maxEntries),
-                            hash: SlotIndex(capacity: isHash ? definition.maxEntries : 0),
-                            hashIDs: Array(repeating: nil, count: isHash ? definition.maxEntries : 0)))
+        state = Mutex(State(array: FDSlots(count: isHash ? 0 : attributes.maxEntries),
+                            hash: SlotIndex(capacity: isHash ? attributes.maxEntries : 0),
+                            hashIDs: Array(repeating: nil, count: isHash ? attributes.maxEntries : 0)))
     }
 
     /// Whether `map` may be stored in this outer map.
     public func accepts(_ map: any BPFMap) -> Bool {
-        guard let inner = definition.innerMap?.value else { return false }
-        let candidate = map.definition
+        guard let inner = attributes.innerMap else { return false }
+        let candidate = map.attributes
         return candidate.type == inner.type && candidate.keySize == inner.keySize
             && candidate.valueSize == inner.valueSize && candidate.flags == inner.flags
             && (MapFlags(rawValue: inner.flags).contains(.innerMap) || candidate.maxEntries == inner.maxEntries)
@@ -244,7 +244,7 @@ public final class MapOfMaps: BPFMap, @unchecked Sendable {
     }
 
     private func store(id: Int, key: [UInt8], flags: MapUpdateFlags) -> Errno? {
-        guard key.count == definition.keySize else { return .invalid }
+        guard key.count == attributes.keySize else { return .invalid }
         return state.withLock { state in
             guard isHash else { return state.array.set(id, key: key, flags: flags) }
             guard flags.rawValue <= MapUpdateFlags.exist.rawValue else { return .invalid }
@@ -274,7 +274,7 @@ public final class MapOfMaps: BPFMap, @unchecked Sendable {
     }
 
     public func delete(key: [UInt8]) -> Errno? {
-        guard key.count == definition.keySize else { return .invalid }
+        guard key.count == attributes.keySize else { return .invalid }
         return state.withLock { state in
             guard isHash else { return state.array.delete(key: key) }
             guard let slot = state.hash.remove(key) else { return .noEntry }

@@ -16,21 +16,21 @@ import Synchronization
 /// - An update writes the existing element's value in place (the kernel swaps in a new element
 ///   for plain hash maps; a program holding a pointer to the old value sees the new one here).
 public final class HashTableMap: BPFMap, @unchecked Sendable {
-    public let definition: MapDefinition
+    public let attributes: MapAttributes
     public let handle: UInt64
     public let isPerCPU: Bool
     public let isLRU: Bool
     let values: ValueStorage
     private let index: Mutex<SlotIndex>
 
-    init(definition: MapDefinition, id: Int, cpuCount: Int, vm: VM) throws(MapError) {
-        self.definition = definition
+    init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM) throws(MapError) {
+        self.attributes = attributes
         handle = MapHandle.make(id: id)
-        isPerCPU = definition.type == .perCPUHash || definition.type == .lruPerCPUHash
-        isLRU = definition.type == .lruHash || definition.type == .lruPerCPUHash
-        values = try ValueStorage(definition: definition, slots: definition.maxEntries,
+        isPerCPU = attributes.type == .perCPUHash || attributes.type == .lruPerCPUHash
+        isLRU = attributes.type == .lruHash || attributes.type == .lruPerCPUHash
+        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries,
                                   cpuCount: isPerCPU ? cpuCount : 1, vm: vm)
-        index = Mutex(SlotIndex(capacity: definition.maxEntries))
+        index = Mutex(SlotIndex(capacity: attributes.maxEntries))
     }
 
     /// The number of elements.
@@ -43,7 +43,7 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     /// `lookupAddress(key:cpu:)` with the key read in place (from VM memory, by the lookup
     /// helper): no copy, and no allocation for keys of up to 32 bytes.
     func lookupAddress(key: UnsafeRawBufferPointer, cpu: Int) -> UInt64? {
-        guard key.count == definition.keySize, cpu >= 0, cpu < values.cpuCount || !isPerCPU else { return nil }
+        guard key.count == attributes.keySize, cpu >= 0, cpu < values.cpuCount || !isPerCPU else { return nil }
         let mapKey = MapKey(key)
         let slot: Int? = index.withLock { index in
             guard let slot = index.slot(for: mapKey) else { return nil }
@@ -60,7 +60,7 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     /// `update(key:value:flags:cpu:)` with key and value read in place (from VM memory, by the
     /// update helper); only a new element's key is copied.
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags, cpu: Int) -> Errno? {
-        guard value.count == definition.valueSize else { return .invalid }
+        guard value.count == attributes.valueSize else { return .invalid }
         return update(key: key, flags: flags) { slot, isNew in
             if isPerCPU {
                 values.write(value, slot: slot, cpu: min(max(cpu, 0), values.cpuCount - 1))
@@ -75,7 +75,7 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     /// Host API for per-CPU maps: creates or updates `key` with one value per CPU, as
     /// `BPF_MAP_UPDATE_ELEM` does from user space. For other maps, `values` holds one value.
     public func update(key: [UInt8], perCPUValues newValues: [[UInt8]], flags: MapUpdateFlags = .any) -> Errno? {
-        guard newValues.count == values.cpuCount, newValues.allSatisfy({ $0.count == definition.valueSize }) else {
+        guard newValues.count == values.cpuCount, newValues.allSatisfy({ $0.count == attributes.valueSize }) else {
             return .invalid
         }
         return key.withUnsafeBytes { key in update(key: key, flags: flags) { slot, _ in
@@ -86,7 +86,7 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     }
 
     private func update(key: UnsafeRawBufferPointer, flags: MapUpdateFlags, write: (Int, Bool) -> Void) -> Errno? {
-        guard key.count == definition.keySize else { return .invalid }
+        guard key.count == attributes.keySize else { return .invalid }
         // Plain hash maps accept BPF_F_LOCK; LRU and per-CPU maps only BPF_ANY/NOEXIST/EXIST.
         let allowsLock = !isPerCPU && !isLRU
         let mode = allowsLock ? flags.rawValue & ~MapUpdateFlags.lock.rawValue : flags.rawValue
@@ -118,20 +118,20 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     }
 
     public func delete(key: [UInt8]) -> Errno? {
-        guard key.count == definition.keySize else { return .invalid }
+        guard key.count == attributes.keySize else { return .invalid }
         return index.withLock { $0.remove(key) } == nil ? .noEntry : nil
     }
 
     public func nextKey(after key: [UInt8]?) -> [UInt8]? { index.withLock { $0.key(after: key) } }
 
     public func value(forKey key: [UInt8]) -> [UInt8]? {
-        guard key.count == definition.keySize else { return nil }
+        guard key.count == attributes.keySize else { return nil }
         guard let slot = index.withLock({ $0.slot(for: key) }) else { return nil }
         return values.read(slot: slot, cpu: 0)
     }
 
     public func perCPUValues(forKey key: [UInt8]) -> [[UInt8]]? {
-        guard key.count == definition.keySize else { return nil }
+        guard key.count == attributes.keySize else { return nil }
         guard let slot = index.withLock({ $0.slot(for: key) }) else { return nil }
         return values.readAll(slot: slot)
     }
@@ -155,28 +155,28 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
 /// the end fails updates with `-E2BIG` and lookups with NULL; elements cannot be deleted
 /// (`-EINVAL`). Per-CPU arrays keep one value per CPU (each padded to 8 bytes).
 public final class ArrayMap: BPFMap, @unchecked Sendable {
-    public let definition: MapDefinition
+    public let attributes: MapAttributes
     public let handle: UInt64
     public let isPerCPU: Bool
     let values: ValueStorage
 
-    init(definition: MapDefinition, id: Int, cpuCount: Int, vm: VM) throws(MapError) {
-        self.definition = definition
+    init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM) throws(MapError) {
+        self.attributes = attributes
         handle = MapHandle.make(id: id)
-        isPerCPU = definition.type == .perCPUArray
+        isPerCPU = attributes.type == .perCPUArray
         isFrozen = false
-        values = try ValueStorage(definition: definition, slots: definition.maxEntries,
+        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries,
                                   cpuCount: isPerCPU ? cpuCount : 1, vm: vm)
     }
 
     /// Global data: a single-element array whose value is a section the loader already mapped.
     /// A read-only section (`.rodata`) is frozen, as libbpf freezes it: updates fail with `-EPERM`.
-    init(globalData definition: MapDefinition, id: Int, storage: RegionStorage, address: UInt64, readOnly: Bool) {
-        self.definition = definition
+    init(globalData attributes: MapAttributes, id: Int, storage: RegionStorage, address: UInt64, readOnly: Bool) {
+        self.attributes = attributes
         handle = MapHandle.make(id: id)
         isPerCPU = false
         isFrozen = readOnly
-        values = ValueStorage(adopting: storage, base: address, valueSize: definition.valueSize, slots: 1)
+        values = ValueStorage(adopting: storage, base: address, valueSize: attributes.valueSize, slots: 1)
     }
 
     /// The VM address of the first element's value (global data sections live in arrays).
@@ -188,7 +188,7 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     private func index(of key: [UInt8]) -> Int? {
         guard key.count == 4 else { return nil }
         let index = Int(littleEndianUInt32(key))
-        return index < definition.maxEntries ? index : nil
+        return index < attributes.maxEntries ? index : nil
     }
 
     public func lookupAddress(key: [UInt8], cpu: Int) -> UInt64? {
@@ -199,7 +199,7 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     /// The VM address of element `index`'s value as seen from `cpu` (the lookup helper reads
     /// the 4-byte key in place); nil past the end.
     func lookupAddress(index: Int, cpu: Int) -> UInt64? {
-        guard index >= 0, index < definition.maxEntries else { return nil }
+        guard index >= 0, index < attributes.maxEntries else { return nil }
         return values.address(slot: index, cpu: isPerCPU ? min(max(cpu, 0), values.cpuCount - 1) : 0)
     }
 
@@ -213,7 +213,7 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
         guard let key else { return .failure(.invalid) }
         let mode = isPerCPU ? flags.rawValue : flags.rawValue & ~MapUpdateFlags.lock.rawValue
         guard mode <= MapUpdateFlags.exist.rawValue else { return .failure(.invalid) }
-        guard Int(key) < definition.maxEntries else { return .failure(.tooBig) }
+        guard Int(key) < attributes.maxEntries else { return .failure(.tooBig) }
         let index = Int(key)
         if flags.contains(.noExist) { return .failure(.exists) }
         if flags.contains(.lock), values.spinLockOffset == nil { return .failure(.invalid) }
@@ -227,7 +227,7 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     /// `update(key:value:flags:cpu:)` with the 4-byte key as a number (nil: a key of another
     /// size) and the value read in place (from VM memory, by the update helper).
     func update(index key: UInt32?, value: UnsafeRawBufferPointer, flags: MapUpdateFlags, cpu: Int) -> Errno? {
-        guard value.count == definition.valueSize else { return .invalid }
+        guard value.count == attributes.valueSize else { return .invalid }
         switch check(key: key, flags: flags) {
         case .failure(let error): return error
         case .success(let index):
@@ -240,7 +240,7 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     /// Host API: sets every CPU's value of `key` (per-CPU arrays), as `BPF_MAP_UPDATE_ELEM` does
     /// from user space. For plain arrays, `values` holds one value.
     public func update(key: [UInt8], perCPUValues newValues: [[UInt8]], flags: MapUpdateFlags = .any) -> Errno? {
-        guard newValues.count == values.cpuCount, newValues.allSatisfy({ $0.count == definition.valueSize }) else {
+        guard newValues.count == values.cpuCount, newValues.allSatisfy({ $0.count == attributes.valueSize }) else {
             return .invalid
         }
         switch check(key: key, flags: flags) {
@@ -254,10 +254,10 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     public func delete(key: [UInt8]) -> Errno? { .invalid }
 
     public func nextKey(after key: [UInt8]?) -> [UInt8]? {
-        guard let key, key.count == 4 else { return definition.maxEntries > 0 ? littleEndianBytes(0) : nil }
+        guard let key, key.count == 4 else { return attributes.maxEntries > 0 ? littleEndianBytes(0) : nil }
         let index = Int(littleEndianUInt32(key))
-        if index >= definition.maxEntries { return littleEndianBytes(0) }
-        return index + 1 < definition.maxEntries ? littleEndianBytes(UInt32(index + 1)) : nil
+        if index >= attributes.maxEntries { return littleEndianBytes(0) }
+        return index + 1 < attributes.maxEntries ? littleEndianBytes(UInt32(index + 1)) : nil
     }
 
     public func value(forKey key: [UInt8]) -> [UInt8]? {
@@ -268,5 +268,5 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
         index(of: key).map { values.readAll(slot: $0) }
     }
 
-    public var keys: [[UInt8]] { (0..<definition.maxEntries).map { littleEndianBytes(UInt32($0)) } }
+    public var keys: [[UInt8]] { (0..<attributes.maxEntries).map { littleEndianBytes(UInt32($0)) } }
 }

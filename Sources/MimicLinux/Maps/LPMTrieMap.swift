@@ -17,7 +17,7 @@ import Synchronization
 /// - iteration (`nextKey`) runs in the trie's post-order: more specific prefixes before the
 ///   prefixes that contain them.
 public final class LPMTrieMap: BPFMap, @unchecked Sendable {
-    public let definition: MapDefinition
+    public let attributes: MapAttributes
     public let handle: UInt64
     /// The data bytes of a key (`key_size - 4`); the longest prefix is 8 times this.
     public let dataSize: Int
@@ -31,13 +31,13 @@ public final class LPMTrieMap: BPFMap, @unchecked Sendable {
         var storedKeys: [[UInt8]?]
     }
 
-    init(definition: MapDefinition, id: Int, vm: VM) throws(MapError) {
-        self.definition = definition
+    init(attributes: MapAttributes, id: Int, vm: VM) throws(MapError) {
+        self.attributes = attributes
         handle = MapHandle.make(id: id)
-        dataSize = definition.keySize - 4
-        values = try ValueStorage(definition: definition, slots: definition.maxEntries, cpuCount: 1, vm: vm)
-        state = Mutex(State(index: SlotIndex(capacity: definition.maxEntries),
-                            storedKeys: Array(repeating: nil, count: definition.maxEntries)))
+        dataSize = attributes.keySize - 4
+        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries, cpuCount: 1, vm: vm)
+        state = Mutex(State(index: SlotIndex(capacity: attributes.maxEntries),
+                            storedKeys: Array(repeating: nil, count: attributes.maxEntries)))
     }
 
     /// The prefix length of a key (host byte order, as `struct bpf_lpm_trie_key` holds it).
@@ -62,7 +62,7 @@ public final class LPMTrieMap: BPFMap, @unchecked Sendable {
 
     /// The slot of the longest prefix matching `key`.
     private func matchingSlot(for key: [UInt8]) -> Int? {
-        guard key.count == definition.keySize else { return nil }
+        guard key.count == attributes.keySize else { return nil }
         let length = prefixLength(of: key)
         guard length <= maxPrefixLength else { return nil }
         let data = key[4...]
@@ -77,7 +77,7 @@ public final class LPMTrieMap: BPFMap, @unchecked Sendable {
     }
 
     public func update(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, cpu: Int) -> Errno? {
-        guard key.count == definition.keySize, value.count == definition.valueSize else { return .invalid }
+        guard key.count == attributes.keySize, value.count == attributes.valueSize else { return .invalid }
         guard flags.rawValue <= MapUpdateFlags.exist.rawValue else { return .invalid }
         let length = prefixLength(of: key)
         guard length <= maxPrefixLength else { return .invalid }
@@ -103,7 +103,7 @@ public final class LPMTrieMap: BPFMap, @unchecked Sendable {
     }
 
     public func delete(key: [UInt8]) -> Errno? {
-        guard key.count == definition.keySize else { return .invalid }
+        guard key.count == attributes.keySize else { return .invalid }
         let length = prefixLength(of: key)
         guard length <= maxPrefixLength else { return .invalid }
         let identity = canonical(key[4...], length: length)
@@ -136,7 +136,7 @@ public final class LPMTrieMap: BPFMap, @unchecked Sendable {
 
     public func nextKey(after key: [UInt8]?) -> [UInt8]? {
         let ordered = sortedKeys()
-        guard let key, key.count == definition.keySize, prefixLength(of: key) <= maxPrefixLength else {
+        guard let key, key.count == attributes.keySize, prefixLength(of: key) <= maxPrefixLength else {
             return ordered.first?.key
         }
         let identity = canonical(key[4...], length: prefixLength(of: key))

@@ -2,7 +2,7 @@ import MimicCore
 import MimicMemory
 
 extension LinuxEmulator {
-    /// Creates a map in `vm`'s shared memory, as `BPF_MAP_CREATE` does: checks the definition
+    /// Creates a map in `vm`'s shared memory, as `BPF_MAP_CREATE` does: checks the attributes
     /// the way the kernel's map type checks it, registers the map (so `map(handle:)` and
     /// `map(named:)` find it) and returns it.
     ///
@@ -10,37 +10,37 @@ extension LinuxEmulator {
     ///
     /// - Throws: `MapError` naming the map and the rule broken, with the errno the kernel
     ///   returns (`EINVAL`, `E2BIG`, `EOPNOTSUPP` for map types Mimic does not emulate).
-    public func createMap(_ definition: MapDefinition, in vm: VM) throws(MapError) -> any BPFMap {
-        var definition = definition
+    public func createMap(_ attributes: MapAttributes, in vm: VM) throws(MapError) -> any BPFMap {
+        var attributes = attributes
         // libbpf sizes a perf event array without max_entries to the number of CPUs.
-        if definition.type == .perfEventArray, definition.maxEntries == 0 {
-            definition.maxEntries = configuration.cpuCount
+        if attributes.type == .perfEventArray, attributes.maxEntries == 0 {
+            attributes.maxEntries = configuration.cpuCount
         }
-        try Self.validate(definition, cpuCount: configuration.cpuCount)
+        try Self.validate(attributes, cpuCount: configuration.cpuCount)
         let id = reserveMapID()
         let cpus = configuration.cpuCount
         let map: any BPFMap
-        switch definition.type {
+        switch attributes.type {
         case .hash, .perCPUHash, .lruHash, .lruPerCPUHash:
-            map = try HashTableMap(definition: definition, id: id, cpuCount: cpus, vm: vm)
+            map = try HashTableMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm)
         case .array, .perCPUArray:
-            map = try ArrayMap(definition: definition, id: id, cpuCount: cpus, vm: vm)
+            map = try ArrayMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm)
         case .lpmTrie:
-            map = try LPMTrieMap(definition: definition, id: id, vm: vm)
+            map = try LPMTrieMap(attributes: attributes, id: id, vm: vm)
         case .queue, .stack:
-            map = QueueStackMap(definition: definition, id: id)
+            map = QueueStackMap(attributes: attributes, id: id)
         case .ringBuffer:
-            map = try RingBufferMap(definition: definition, id: id, vm: vm)
+            map = try RingBufferMap(attributes: attributes, id: id, vm: vm)
         case .perfEventArray:
-            map = PerfEventArrayMap(definition: definition, id: id, cpuCount: cpus)
+            map = PerfEventArrayMap(attributes: attributes, id: id, cpuCount: cpus)
         case .progArray:
-            map = ProgramArrayMap(definition: definition, id: id)
+            map = ProgramArrayMap(attributes: attributes, id: id)
         case .arrayOfMaps, .hashOfMaps:
-            map = MapOfMaps(definition: definition, id: id, emulator: self)
+            map = MapOfMaps(attributes: attributes, id: id, emulator: self)
         case .devMap, .devMapHash, .cpuMap, .xskMap:
-            map = try RedirectMap(definition: definition, id: id, cpuCount: cpus, vm: vm)
+            map = try RedirectMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm)
         default:
-            throw MapError(map: definition.name, "\(definition.type.cName) is not supported by Mimic", errno: .notSupported)
+            throw MapError(map: attributes.name, "\(attributes.type.cName) is not supported by Mimic", errno: .notSupported)
         }
         register(map)
         return map
@@ -48,7 +48,7 @@ extension LinuxEmulator {
 
     /// The kernel's attribute checks for each map type (the `map_alloc_check` / `map_alloc`
     /// functions of `kernel/bpf/*.c`).
-    static func validate(_ d: MapDefinition, cpuCount: Int) throws(MapError) {
+    static func validate(_ d: MapAttributes, cpuCount: Int) throws(MapError) {
         func fail(_ message: String, _ errno: Errno = .invalid) -> MapError {
             MapError(map: d.name, "\(d.type.cName): \(message)", errno: errno)
         }
@@ -173,9 +173,9 @@ extension LinuxEmulator {
         }
     }
 
-    /// Map-in-map: the inner definition must exist, be a plain map, and be valid itself.
-    private static func validateInner(_ d: MapDefinition, fail: (String, Errno) -> MapError) throws(MapError) {
-        guard let inner = d.innerMap?.value else {
+    /// Map-in-map: the inner attributes must exist, describe a plain map, and be valid themselves.
+    private static func validateInner(_ d: MapAttributes, fail: (String, Errno) -> MapError) throws(MapError) {
+        guard let inner = d.innerMap else {
             throw fail("a map of maps needs an inner map definition", .invalid)
         }
         switch inner.type {

@@ -47,23 +47,23 @@ final class ValueStorage: @unchecked Sendable {
     let slots: Int
     let spinLockOffset: Int?
 
-    init(definition: MapDefinition, slots: Int, cpuCount: Int, vm: VM) throws(MapError) {
-        valueSize = definition.valueSize
-        valueStride = roundUp8(max(definition.valueSize, 1))
+    init(attributes: MapAttributes, slots: Int, cpuCount: Int, vm: VM) throws(MapError) {
+        valueSize = attributes.valueSize
+        valueStride = roundUp8(max(attributes.valueSize, 1))
         self.cpuCount = cpuCount
         self.slots = slots
-        spinLockOffset = definition.spinLockOffset
+        spinLockOffset = attributes.spinLockOffset
         let (perSlot, overflow1) = valueStride.multipliedReportingOverflow(by: cpuCount)
         let (size, overflow2) = perSlot.multipliedReportingOverflow(by: slots)
         guard !overflow1, !overflow2, size <= AddressSpace.regionLimit else {
-            throw MapError(map: definition.name, "\(slots) elements of \(perSlot) bytes exceed Mimic's 4 GiB region limit",
+            throw MapError(map: attributes.name, "\(slots) elements of \(perSlot) bytes exceed Mimic's 4 GiB region limit",
                            errno: .tooBig)
         }
         storage = RegionStorage(count: size)
         do {
-            base = try vm.mapShared(storage, name: "map:\(definition.name)")
+            base = try vm.mapShared(storage, name: "map:\(attributes.name)")
         } catch {
-            throw MapError(map: definition.name, "cannot map the values into VM memory: \(error)", errno: .noMemory)
+            throw MapError(map: attributes.name, "cannot map the values into VM memory: \(error)", errno: .noMemory)
         }
     }
 

@@ -9,17 +9,17 @@ import Synchronization
 /// drops the oldest value to make room. Pop and peek on an empty map are `-ENOENT`. Lookup,
 /// update, delete and key iteration are not supported (NULL / `-EINVAL`).
 public final class QueueStackMap: BPFMap, @unchecked Sendable {
-    public let definition: MapDefinition
+    public let attributes: MapAttributes
     public let handle: UInt64
     /// True for a stack (pop takes the newest value), false for a queue (the oldest).
     public let isStack: Bool
     /// Oldest first.
     private let elements: Mutex<[[UInt8]]>
 
-    init(definition: MapDefinition, id: Int) {
-        self.definition = definition
+    init(attributes: MapAttributes, id: Int) {
+        self.attributes = attributes
         handle = MapHandle.make(id: id)
-        isStack = definition.type == .stack
+        isStack = attributes.type == .stack
         elements = Mutex([])
     }
 
@@ -34,10 +34,10 @@ public final class QueueStackMap: BPFMap, @unchecked Sendable {
     public var keys: [[UInt8]] { [] }
 
     public func push(value: [UInt8], flags: MapUpdateFlags) -> Errno? {
-        guard value.count == definition.valueSize else { return .invalid }
+        guard value.count == attributes.valueSize else { return .invalid }
         guard !flags.contains(.noExist), flags.rawValue <= MapUpdateFlags.exist.rawValue else { return .invalid }
         return elements.withLock { elements in
-            if elements.count >= definition.maxEntries {
+            if elements.count >= attributes.maxEntries {
                 guard flags.contains(.exist) else { return .tooBig }
                 elements.removeFirst()
             }

@@ -19,7 +19,7 @@ import Synchronization
 /// a new key in a full map (`-E2BIG`) and deleting a missing key (`-ENOENT`). Lookups return
 /// the address of the value in VM memory.
 public final class RedirectMap: BPFMap, @unchecked Sendable {
-    public let definition: MapDefinition
+    public let attributes: MapAttributes
     public let handle: UInt64
     let values: ValueStorage
     private let cpuCount: Int
@@ -30,16 +30,16 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
         var hash: SlotIndex
     }
 
-    private var isHash: Bool { definition.type == .devMapHash }
+    private var isHash: Bool { attributes.type == .devMapHash }
 
-    init(definition: MapDefinition, id: Int, cpuCount: Int, vm: VM) throws(MapError) {
-        self.definition = definition
+    init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM) throws(MapError) {
+        self.attributes = attributes
         handle = MapHandle.make(id: id)
         self.cpuCount = cpuCount
-        values = try ValueStorage(definition: definition, slots: definition.maxEntries, cpuCount: 1, vm: vm)
-        let isHash = definition.type == .devMapHash
-        state = Mutex(State(present: Array(repeating: false, count: isHash ? 0 : definition.maxEntries),
-                            hash: SlotIndex(capacity: isHash ? definition.maxEntries : 0)))
+        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries, cpuCount: 1, vm: vm)
+        let isHash = attributes.type == .devMapHash
+        state = Mutex(State(present: Array(repeating: false, count: isHash ? 0 : attributes.maxEntries),
+                            hash: SlotIndex(capacity: isHash ? attributes.maxEntries : 0)))
     }
 
     private func slot(for key: [UInt8]) -> Int? {
@@ -61,7 +61,7 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
     }
 
     public func update(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, cpu: Int) -> Errno? {
-        guard key.count == 4, value.count == definition.valueSize else { return .invalid }
+        guard key.count == 4, value.count == attributes.valueSize else { return .invalid }
         guard flags.rawValue <= MapUpdateFlags.exist.rawValue else { return .invalid }
         let first = littleEndianUInt32(value)
         if isHash {
@@ -80,9 +80,9 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
             }
         }
         let index = Int(littleEndianUInt32(key))
-        guard index < definition.maxEntries else { return .tooBig }
+        guard index < attributes.maxEntries else { return .tooBig }
         let clears: Bool
-        switch definition.type {
+        switch attributes.type {
         case .xskMap:
             let present = state.withLock { $0.present[index] }
             if present, flags == .noExist { return .exists }

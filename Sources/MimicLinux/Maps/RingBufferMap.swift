@@ -17,7 +17,7 @@ import Synchronization
 /// size ahead of the consumer. The consumer reads records in reservation order and stops at the
 /// first one still reserved (busy); discarded records are skipped.
 public final class RingBufferMap: BPFMap, @unchecked Sendable {
-    public let definition: MapDefinition
+    public let attributes: MapAttributes
     public let handle: UInt64
     let storage: RegionStorage
     /// The VM address of the data area.
@@ -55,15 +55,15 @@ public final class RingBufferMap: BPFMap, @unchecked Sendable {
         var records: [Record] = []
     }
 
-    init(definition: MapDefinition, id: Int, vm: VM) throws(MapError) {
-        self.definition = definition
+    init(attributes: MapAttributes, id: Int, vm: VM) throws(MapError) {
+        self.attributes = attributes
         handle = MapHandle.make(id: id)
-        storage = RegionStorage(count: definition.maxEntries)
-        mask = UInt64(definition.maxEntries - 1)
+        storage = RegionStorage(count: attributes.maxEntries)
+        mask = UInt64(attributes.maxEntries - 1)
         do {
-            dataAddress = try vm.mapShared(storage, name: "ringbuf:\(definition.name)", kind: .ring)
+            dataAddress = try vm.mapShared(storage, name: "ringbuf:\(attributes.name)", kind: .ring)
         } catch {
-            throw MapError(map: definition.name, "cannot map the ring into VM memory: \(error)", errno: .noMemory)
+            throw MapError(map: attributes.name, "cannot map the ring into VM memory: \(error)", errno: .noMemory)
         }
     }
 
