@@ -61,7 +61,14 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
         guard process.vCPU >= 0, process.vCPU < configuration.cpuCount else {
             throw .message("vCPU \(process.vCPU) is outside the emulator's \(configuration.cpuCount) CPUs")
         }
-        process.emulatorState = LinuxProcessState()
+        // A process being reset hands back its previous state: cleared, it saves allocating a
+        // state (and its spin-lock list) per run. Not if host code still holds it.
+        if var state = process.takeRecycledEmulatorState() as? LinuxProcessState, isKnownUniquelyReferenced(&state) {
+            state.clearForReuse()
+            process.emulatorState = state
+        } else {
+            process.emulatorState = LinuxProcessState()
+        }
     }
 
     /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
@@ -161,4 +168,26 @@ public final class LinuxProcessState {
 
     /// Spin locks the process holds (`bpf_spin_lock`); released if the process goes away.
     let heldSpinLocks = HeldSpinLocks()
+    /// The previous run's packet buffer, kept by `clearForReuse()` for the next context of the
+    /// same kind to refill (`PacketBuffer.refilled`) instead of allocating; never visible to
+    /// helpers or host code.
+    var sparePacket: PacketBuffer?
+
+    /// Makes the state as a new one is (`init()`), for the next run of a process being reset:
+    /// output, results and replay are dropped, held spin locks released, the environment set to
+    /// its default; the packet buffer is kept aside as `sparePacket`.
+    func clearForReuse() {
+        heldSpinLocks.releaseAll()
+        if !traceOutput.isEmpty { traceOutput = [] }
+        if !traceLines.isEmpty { traceLines = [] }
+        sparePacket = packet
+        packet = nil
+        redirect = nil
+        if !clones.isEmpty { clones = [] }
+        replay = nil
+        if !warnings.isEmpty { warnings = [] }
+        environment = TaskEnvironment()
+        clockReads = 0
+        randomState = nil
+    }
 }

@@ -356,7 +356,12 @@ final class HeldSpinLocks {
         return true
     }
 
-    deinit {
+    /// Releases every held lock (the process is being reset, or goes away).
+    func releaseAll() {
+        guard !locks.isEmpty else { return }
         for lock in locks { SpinLocks.shared.unlock(lock.storage.pointer + lock.offset) }
+        locks.removeAll()
     }
+
+    deinit { releaseAll() }
 }
