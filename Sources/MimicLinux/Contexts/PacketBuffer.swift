@@ -31,19 +31,19 @@ public final class PacketBuffer {
     @exclusivity(unchecked) public internal(set) var dataEndOffset: Int
     /// Bytes at the start of an XDP buffer that `bpf_xdp_adjust_head/meta` may not move `data`
     /// or `data_meta` into: the kernel keeps them for `struct xdp_frame` (40 bytes on 64-bit).
-    public private(set) var reserved: Int
+    @exclusivity(unchecked) public private(set) var reserved: Int
     /// The context struct (`struct xdp_md` / `struct __sk_buff`) and its storage.
     @exclusivity(unchecked) public private(set) var contextAddress: UInt64
     @exclusivity(unchecked) private(set) var contextStorage: RegionStorage
-    private(set) var regionName: String
+    @exclusivity(unchecked) private(set) var regionName: String
 
     // sk_buff state the kernel keeps outside the packet bytes.
     /// `skb->protocol` as a host-order EtherType (0x0800 for IPv4).
-    public internal(set) var protocolType: UInt16 = 0
+    @exclusivity(unchecked) public internal(set) var protocolType: UInt16 = 0
     /// The hardware-accelerated VLAN tag (`skb->vlan_*`), which `bpf_skb_vlan_push` sets.
-    public internal(set) var vlanTag: (proto: UInt16, tci: UInt16)?
+    @exclusivity(unchecked) public internal(set) var vlanTag: (proto: UInt16, tci: UInt16)?
     /// Bytes from `data` to the network header (the MAC header length, 14 for Ethernet).
-    public internal(set) var networkOffset: Int = 0
+    @exclusivity(unchecked) public internal(set) var networkOffset: Int = 0
 
     init(kind: Kind, storage: RegionStorage, base: UInt64, metaOffset: Int, dataOffset: Int, dataEndOffset: Int,
          reserved: Int, contextAddress: UInt64, contextStorage: RegionStorage, regionName: String) {

@@ -341,7 +341,8 @@ enum MapHelpers {
 
 /// The spin locks a process holds; whatever it still holds when it goes away is released.
 final class HeldSpinLocks {
-    private var locks: [(storage: RegionStorage, offset: Int)] = []
+    // One process's list, used by one thread at a time (see `LinuxProcessState`).
+    @exclusivity(unchecked) private var locks: [(storage: RegionStorage, offset: Int)] = []
 
     func holds(_ storage: RegionStorage, _ offset: Int) -> Bool {
         locks.contains { $0.storage === storage && $0.offset == offset }
