@@ -182,17 +182,21 @@ public final class Process {
         runCancellation = nil
         pendingFault = nil
         packet = nil
-        // The previous state is offered to the emulator for reuse (see
-        // `takeRecycledEmulatorState()`); what it does not take is released before `attach`.
-        recycledEmulatorState = emulatorState
-        emulatorState = nil
-        do {
-            try vm.emulator?.prepare(self)
-        } catch {
+        if let emulator = vm.emulator {
+            // The previous state is offered to the emulator for reuse (see
+            // `takeRecycledEmulatorState()`); what it does not take is released before `attach`.
+            recycledEmulatorState = emulatorState
+            emulatorState = nil
+            do {
+                try emulator.prepare(self)
+            } catch {
+                recycledEmulatorState = nil
+                throw error
+            }
             recycledEmulatorState = nil
-            throw error
+        } else {
+            emulatorState = nil
         }
-        recycledEmulatorState = nil
         try context?.attach(to: self)
     }
 
