@@ -61,7 +61,14 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
         guard process.vCPU >= 0, process.vCPU < configuration.cpuCount else {
             throw .message("vCPU \(process.vCPU) is outside the emulator's \(configuration.cpuCount) CPUs")
         }
-        process.emulatorState = LinuxProcessState()
+        // A process being reset hands back its previous state: cleared, it saves allocating a
+        // state (and its spin-lock list) per run. Not if host code still holds it.
+        if var state = process.takeRecycledEmulatorState() as? LinuxProcessState, isKnownUniquelyReferenced(&state) {
+            state.clearForReuse()
+            process.emulatorState = state
+        } else {
+            process.emulatorState = LinuxProcessState()
+        }
     }
 
     /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
@@ -121,36 +128,41 @@ enum LinuxHelperSet {
 }
 
 /// What the Linux emulator remembers about one process: output it produced and results it left.
+///
+/// Its stored properties are `@exclusivity(unchecked)`, as `Process`'s are: the state belongs to
+/// one process, used by one thread at a time, and none is lent out `inout` across a call that
+/// could reach it again (with the state recycled per packet, the dynamic checks cost more than
+/// the recycling saved).
 public final class LinuxProcessState {
     /// Lines written by `bpf_trace_printk` / `bpf_trace_vprintk`, as the kernel formats them.
-    public internal(set) var traceOutput: [String] = []
+    @exclusivity(unchecked) public internal(set) var traceOutput: [String] = []
 
     // MARK: Contexts and non-map helpers
 
     /// Full `trace_pipe` lines of `traceOutput` (task, CPU, timestamp, event name, message).
-    public internal(set) var traceLines: [String] = []
+    @exclusivity(unchecked) public internal(set) var traceLines: [String] = []
     /// The packet an `xdp_md` or `__sk_buff` context attached, as helpers changed it (nil for
     /// other contexts). Packet helpers work on it; `XDPContext.result(of:)` and
     /// `SKBContext.result(of:)` read it after the run.
-    public internal(set) var packet: PacketBuffer?
+    @exclusivity(unchecked) public internal(set) var packet: PacketBuffer?
     /// Where the packet goes if the program returns `XDP_REDIRECT` / `TC_ACT_REDIRECT`: the
     /// target of the run's last `bpf_redirect` or `bpf_redirect_map` (nil: none, or the last
     /// `bpf_redirect_map` missed), as the kernel's `bpf_redirect_info` keeps it.
-    public internal(set) var redirect: Redirect?
+    @exclusivity(unchecked) public internal(set) var redirect: Redirect?
     /// Copies of the packet `bpf_clone_redirect` sent, in call order (sent at once, whatever
     /// the verdict).
-    public internal(set) var clones: [ClonedPacket] = []
+    @exclusivity(unchecked) public internal(set) var clones: [ClonedPacket] = []
     /// Recorded helper results a `CapturedContext` replays; consulted before a helper emulates.
-    public internal(set) var replay: HelperReplay?
+    @exclusivity(unchecked) public internal(set) var replay: HelperReplay?
     /// Things worth knowing about the run that did not stop it (e.g. a replayed call whose
     /// parameters differ from the record).
-    public internal(set) var warnings: [String] = []
+    @exclusivity(unchecked) public internal(set) var warnings: [String] = []
     /// The task, clock and random seed helpers report (pid, comm, ktime, prandom); contexts set it.
-    public var environment = TaskEnvironment()
+    @exclusivity(unchecked) public var environment = TaskEnvironment()
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
-    var clockReads: UInt64 = 0
+    @exclusivity(unchecked) var clockReads: UInt64 = 0
     /// The `bpf_get_prandom_u32` generator state, seeded on first use.
-    var randomState: UInt64?
+    @exclusivity(unchecked) var randomState: UInt64?
 
     public init() {}
 
@@ -161,4 +173,26 @@ public final class LinuxProcessState {
 
     /// Spin locks the process holds (`bpf_spin_lock`); released if the process goes away.
     let heldSpinLocks = HeldSpinLocks()
+    /// The previous run's packet buffer, kept by `clearForReuse()` for the next context of the
+    /// same kind to refill (`PacketBuffer.refilled`) instead of allocating; never visible to
+    /// helpers or host code.
+    @exclusivity(unchecked) var sparePacket: PacketBuffer?
+
+    /// Makes the state as a new one is (`init()`), for the next run of a process being reset:
+    /// output, results and replay are dropped, held spin locks released, the environment set to
+    /// its default; the packet buffer is kept aside as `sparePacket`.
+    func clearForReuse() {
+        heldSpinLocks.releaseAll()
+        if !traceOutput.isEmpty { traceOutput = [] }
+        if !traceLines.isEmpty { traceLines = [] }
+        sparePacket = packet
+        packet = nil
+        redirect = nil
+        if !clones.isEmpty { clones = [] }
+        replay = nil
+        if !warnings.isEmpty { warnings = [] }
+        environment = TaskEnvironment()
+        clockReads = 0
+        randomState = nil
+    }
 }

@@ -26,18 +26,29 @@ public enum RegionKind: Sendable, Equatable, CustomStringConvertible {
 public final class RegionStorage: @unchecked Sendable {
     /// The first byte. Never reallocated.
     public let pointer: UnsafeMutableRawPointer
-    /// Usable length in bytes.
-    public let count: Int
+    /// Usable length in bytes (the region's size when mapped). Changes only through
+    /// `reuse(count:)`.
+    @exclusivity(unchecked) public private(set) var count: Int
+    /// Bytes allocated: `count` can be changed up to this by `reuse(count:)`.
+    public let capacity: Int
     /// Whether the storage allocated its bytes (and frees them), or borrows someone else's.
     public let ownsMemory: Bool
     /// What keeps borrowed bytes alive, if anything (see `init(borrowing:count:owner:)`).
     private let owner: AnyObject?
 
     /// Allocates `count` zeroed bytes (at least one byte of backing so the pointer is valid).
-    public init(count: Int) {
+    public convenience init(count: Int) {
+        self.init(count: count, capacity: count)
+    }
+
+    /// Allocates `capacity` zeroed bytes of which the first `count` are usable, so that
+    /// `reuse(count:)` can later give the storage any size up to `capacity` (e.g. a packet
+    /// buffer reused for packets of different lengths).
+    public init(count: Int, capacity: Int) {
         precondition(count >= 0, "RegionStorage count must not be negative")
         self.count = count
-        let capacity = max(count, 1)
+        let capacity = max(count, capacity, 1)
+        self.capacity = capacity
         pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
         pointer.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
         ownsMemory = true
@@ -55,6 +66,7 @@ public final class RegionStorage: @unchecked Sendable {
         precondition(count >= 0, "RegionStorage count must not be negative")
         self.pointer = pointer
         self.count = count
+        capacity = count
         ownsMemory = false
         self.owner = owner
     }
@@ -77,6 +89,18 @@ public final class RegionStorage: @unchecked Sendable {
     }
 
     deinit { if ownsMemory { pointer.deallocate() } }
+
+    /// Gives storage that owns its bytes a new `count` (0...`capacity`), to back a new region
+    /// with the same allocation; the bytes keep their contents (the caller clears what it must).
+    /// Returns false, changing nothing, for borrowed storage or a count that does not fit.
+    ///
+    /// Only for storage mapped nowhere and used by nobody else (an address space records a
+    /// region's size when it maps it): check `isKnownUniquelyReferenced` first.
+    public func reuse(count newCount: Int) -> Bool {
+        guard ownsMemory, newCount >= 0, newCount <= capacity else { return false }
+        count = newCount
+        return true
+    }
 
     /// A copy of the bytes in `range`; the range must lie inside the storage.
     public func bytes(in range: Range<Int>) -> [UInt8] {

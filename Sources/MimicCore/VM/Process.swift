@@ -134,6 +134,9 @@ public final class Process {
     /// for a host process); nil for every ordinary process. See `CallbackBridge`. (Declared last:
     /// the fields the interpreter touches keep their place in the object.)
     public var callbackBridge: (any CallbackBridge)?
+    /// During `reset(context:)`'s call of `Emulator.prepare`: the `emulatorState` of the run
+    /// before, until an emulator takes it with `takeRecycledEmulatorState()`.
+    @exclusivity(unchecked) var recycledEmulatorState: AnyObject?
 
     init(program: Program, memory: AddressSpace, vCPU: Int) {
         vm = program.vm
@@ -156,7 +159,10 @@ public final class Process {
 
     /// Makes the process ready to run its program again from the start with a new context,
     /// as if it were new: registers, stack (zeroed), call frames, counters and emulator state
-    /// are reset, and every region mapped since creation (context, packet) is unmapped.
+    /// are reset, and every region mapped since creation (context, packet) is unmapped. The
+    /// emulator's `prepare` may recycle the previous emulator state
+    /// (`takeRecycledEmulatorState()`); regions mapped again get new addresses, so pointers
+    /// into the previous run's context fault.
     ///
     /// Reusing a process saves the allocations of a new one; a pool worker that runs the same
     /// program many times does this. The vCPU stays the same.
@@ -176,9 +182,37 @@ public final class Process {
         runCancellation = nil
         pendingFault = nil
         packet = nil
-        emulatorState = nil
-        try vm.emulator?.prepare(self)
+        if let emulator = vm.emulator {
+            // The previous state is offered to the emulator for reuse (see
+            // `takeRecycledEmulatorState()`); what it does not take is released before `attach`.
+            recycledEmulatorState = emulatorState
+            emulatorState = nil
+            do {
+                try emulator.prepare(self)
+            } catch {
+                recycledEmulatorState = nil
+                throw error
+            }
+            recycledEmulatorState = nil
+        } else {
+            emulatorState = nil
+        }
         try context?.attach(to: self)
+    }
+
+    /// The `emulatorState` the process had before the `reset(context:)` in progress, handed
+    /// over once: for `Emulator.prepare` to clear and install again instead of allocating a new
+    /// state per run (a pool worker or `mimic run --pcap` resets a process for every input).
+    /// Nil for a new process, outside `prepare`, and once taken; state nobody takes is released
+    /// when `prepare` returns, as before reuse existed.
+    ///
+    /// An emulator that takes the state must make it indistinguishable from a new one, and should
+    /// reuse it only if nothing else holds it (`isKnownUniquelyReferenced`): host code may keep a
+    /// previous run's state to read its results.
+    public func takeRecycledEmulatorState() -> AnyObject? {
+        let state = recycledEmulatorState
+        recycledEmulatorState = nil
+        return state
     }
 
     deinit {

@@ -31,19 +31,19 @@ public final class PacketBuffer {
     @exclusivity(unchecked) public internal(set) var dataEndOffset: Int
     /// Bytes at the start of an XDP buffer that `bpf_xdp_adjust_head/meta` may not move `data`
     /// or `data_meta` into: the kernel keeps them for `struct xdp_frame` (40 bytes on 64-bit).
-    public let reserved: Int
+    @exclusivity(unchecked) public private(set) var reserved: Int
     /// The context struct (`struct xdp_md` / `struct __sk_buff`) and its storage.
-    public let contextAddress: UInt64
-    let contextStorage: RegionStorage
-    let regionName: String
+    @exclusivity(unchecked) public private(set) var contextAddress: UInt64
+    @exclusivity(unchecked) private(set) var contextStorage: RegionStorage
+    @exclusivity(unchecked) private(set) var regionName: String
 
     // sk_buff state the kernel keeps outside the packet bytes.
     /// `skb->protocol` as a host-order EtherType (0x0800 for IPv4).
-    public internal(set) var protocolType: UInt16 = 0
+    @exclusivity(unchecked) public internal(set) var protocolType: UInt16 = 0
     /// The hardware-accelerated VLAN tag (`skb->vlan_*`), which `bpf_skb_vlan_push` sets.
-    public internal(set) var vlanTag: (proto: UInt16, tci: UInt16)?
+    @exclusivity(unchecked) public internal(set) var vlanTag: (proto: UInt16, tci: UInt16)?
     /// Bytes from `data` to the network header (the MAC header length, 14 for Ethernet).
-    public internal(set) var networkOffset: Int = 0
+    @exclusivity(unchecked) public internal(set) var networkOffset: Int = 0
 
     init(kind: Kind, storage: RegionStorage, base: UInt64, metaOffset: Int, dataOffset: Int, dataEndOffset: Int,
          reserved: Int, contextAddress: UInt64, contextStorage: RegionStorage, regionName: String) {
@@ -76,17 +76,74 @@ public final class PacketBuffer {
     /// Maps a fresh buffer of `headroom + bytes + tailroom` in the 32-bit window.
     static func map(_ bytes: [UInt8], headroom: Int, tailroom: Int, name: String,
                     into process: MimicCore.Process) throws(HelperFailure) -> (RegionStorage, UInt64) {
+        try map(bytes, headroom: headroom, tailroom: tailroom, name: name, reusing: nil, into: process)
+    }
+
+    /// Spare capacity given to packet storage that is being reused, so the next packets of a
+    /// capture (up to an Ethernet frame plus the usual headroom) fit it without a new allocation.
+    static let reusableCapacity = 2048
+
+    /// `map`, with the bytes of `spare` (a previous buffer's storage, mapped nowhere and held by
+    /// nobody else) when they are big enough: the packet is copied in and the rest cleared, so the
+    /// buffer reads exactly as a fresh one. It is mapped at a new address all the same (the window
+    /// rotates), so pointers into the previous packet fault.
+    private static func map(_ bytes: [UInt8], headroom: Int, tailroom: Int, name: String, reusing spare: RegionStorage?,
+                            into process: MimicCore.Process) throws(HelperFailure) -> (RegionStorage, UInt64) {
         let total = headroom + bytes.count + tailroom
         guard headroom >= 0, tailroom >= 0, total <= AddressSpace.lowWindowLimit else {
             throw .message("the \(name) buffer (\(headroom) + \(bytes.count) + \(tailroom) bytes) does not fit the 32-bit window of \(AddressSpace.lowWindowLimit) bytes")
         }
-        let storage = RegionStorage(count: total)
+        let storage: RegionStorage
+        if let spare, spare.reuse(count: total) {
+            storage = spare
+            storage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: headroom)
+            (storage.pointer + headroom + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: tailroom)
+        } else if spare != nil {
+            // Reuse is under way but this packet is bigger than the spare: leave room for the next.
+            storage = RegionStorage(count: total, capacity: max(total, reusableCapacity))
+        } else {
+            storage = RegionStorage(count: total)
+        }
         storage.write(bytes, at: headroom)
         do {
             return (storage, try process.memory.map(storage, name: name, placement: .low32))
         } catch {
             throw .message("cannot map the \(name) buffer: \(error)")
         }
+    }
+
+    /// The buffer `spare` (from `LinuxProcessState.sparePacket`, taken) for a new packet when it
+    /// is of `kind` and nothing else holds it, else nil. Its packet and context storage are
+    /// reused when nothing else holds them either; everything is mapped at new addresses and reads
+    /// as in a new buffer (the caller then sets the context fields, as for a new one).
+    static func refill(_ spare: consuming PacketBuffer?, kind: Kind, packet bytes: [UInt8], headroom: Int, tailroom: Int,
+                       reserved: Int, regionName: String, contextName: String, contextKind: RegionKind, contextSize: Int,
+                       into process: MimicCore.Process) throws(HelperFailure) -> PacketBuffer? {
+        guard var buffer = spare, buffer.kind == kind, isKnownUniquelyReferenced(&buffer) else { return nil }
+        let packetSpare: RegionStorage? = isKnownUniquelyReferenced(&buffer.storage) ? buffer.storage : nil
+        let (storage, base) = try map(bytes, headroom: headroom, tailroom: tailroom, name: regionName,
+                                      reusing: packetSpare, into: process)
+        if buffer.contextStorage.count == contextSize, isKnownUniquelyReferenced(&buffer.contextStorage) {
+            buffer.contextStorage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: contextSize)
+        } else {
+            buffer.contextStorage = RegionStorage(count: contextSize)
+        }
+        do {
+            buffer.contextAddress = try process.memory.map(buffer.contextStorage, name: contextName, kind: contextKind)
+        } catch {
+            throw .message("cannot map the \(contextName) struct: \(error)")
+        }
+        buffer.storage = storage
+        buffer.base = base
+        buffer.metaOffset = headroom
+        buffer.dataOffset = headroom
+        buffer.dataEndOffset = headroom + bytes.count
+        buffer.reserved = reserved
+        buffer.regionName = regionName
+        buffer.protocolType = 0
+        buffer.vlanTag = nil
+        buffer.networkOffset = 0
+        return buffer
     }
 
     /// Makes sure there are at least `head` free bytes before the metadata and `tail` after the

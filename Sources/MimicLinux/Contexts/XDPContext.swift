@@ -91,24 +91,35 @@ public struct XDPContext: Context, Sendable {
     }
 
     public func attach(to process: MimicCore.Process) throws(HelperFailure) {
-        let (storage, base) = try PacketBuffer.map(packet, headroom: headroom, tailroom: tailroom,
-                                                   name: "\(name) packet", into: process)
-        let context = RegionStorage(count: 24)
-        let contextAddress: UInt64
-        do {
-            contextAddress = try process.memory.map(context, name: "xdp_md", kind: .readOnly)
-        } catch {
-            throw .message("cannot map the xdp_md struct: \(error)")
-        }
-        let buffer = PacketBuffer(kind: .xdp, storage: storage, base: base, metaOffset: headroom, dataOffset: headroom,
+        let state = LinuxProcessState.forContext(process)
+        let regionName = "\(name) packet"
+        let buffer: PacketBuffer
+        // A process being reset keeps its previous packet buffer: refill it rather than allocate.
+        if let reused = try PacketBuffer.refill(state?.sparePacket.take(), kind: .xdp, packet: packet, headroom: headroom,
+                                                tailroom: tailroom, reserved: min(Self.frameReserve, headroom),
+                                                regionName: regionName, contextName: "xdp_md", contextKind: .readOnly,
+                                                contextSize: 24, into: process) {
+            buffer = reused
+        } else {
+            let (storage, base) = try PacketBuffer.map(packet, headroom: headroom, tailroom: tailroom,
+                                                       name: regionName, into: process)
+            let context = RegionStorage(count: 24)
+            let contextAddress: UInt64
+            do {
+                contextAddress = try process.memory.map(context, name: "xdp_md", kind: .readOnly)
+            } catch {
+                throw .message("cannot map the xdp_md struct: \(error)")
+            }
+            buffer = PacketBuffer(kind: .xdp, storage: storage, base: base, metaOffset: headroom, dataOffset: headroom,
                                   dataEndOffset: headroom + packet.count, reserved: min(Self.frameReserve, headroom),
-                                  contextAddress: contextAddress, contextStorage: context, regionName: "\(name) packet")
+                                  contextAddress: contextAddress, contextStorage: context, regionName: regionName)
+        }
         buffer.storeU32(ingressIfindex, at: 12)
         buffer.storeU32(rxQueueIndex, at: 16)
         buffer.storeU32(egressIfindex, at: 20)
         buffer.syncContext(process)
-        process.registers[1] = contextAddress
-        if let state = LinuxProcessState.forContext(process) {
+        process.registers[1] = buffer.contextAddress
+        if let state {
             state.packet = buffer
             if let environment { state.environment = environment }
         }

@@ -341,7 +341,8 @@ enum MapHelpers {
 
 /// The spin locks a process holds; whatever it still holds when it goes away is released.
 final class HeldSpinLocks {
-    private var locks: [(storage: RegionStorage, offset: Int)] = []
+    // One process's list, used by one thread at a time (see `LinuxProcessState`).
+    @exclusivity(unchecked) private var locks: [(storage: RegionStorage, offset: Int)] = []
 
     func holds(_ storage: RegionStorage, _ offset: Int) -> Bool {
         locks.contains { $0.storage === storage && $0.offset == offset }
@@ -356,7 +357,12 @@ final class HeldSpinLocks {
         return true
     }
 
-    deinit {
+    /// Releases every held lock (the process is being reset, or goes away).
+    func releaseAll() {
+        guard !locks.isEmpty else { return }
         for lock in locks { SpinLocks.shared.unlock(lock.storage.pointer + lock.offset) }
+        locks.removeAll()
     }
+
+    deinit { releaseAll() }
 }

@@ -1,0 +1,68 @@
+import Testing
+import MimicCore
+import MimicMemory
+@testable import MimicLinux
+
+/// A process reset for each packet recycles its Linux state and packet buffer
+/// (`Process.takeRecycledEmulatorState`, `LinuxProcessState.clearForReuse`): each run must
+/// still see exactly what a new process would.
+@Suite struct ProcessReuseTests {
+    /// Returns `data_end - data` after writing 0xAA at `data`.
+    static let source = """
+        ldxw %r2, [%r1+0]
+        ldxw %r3, [%r1+4]
+        stb [%r2+0], 0xAA
+        mov %r0, %r3
+        sub %r0, %r2
+        exit
+        """
+
+    @Test func resetRecyclesStateButNotAddresses() throws {
+        let (vm, program) = try ContextTestSupport.load(Self.source)
+        let big = [UInt8](repeating: 7, count: 90), small = [UInt8](repeating: 9, count: 60)
+        let process = try vm.makeProcess(for: program, context: XDPContext(packet: big, tailroom: 16))
+        #expect(try process.run() == 90)
+        let firstData = try #require(LinuxProcessState.of(process)?.packet).dataAddress
+        // Dirty the headroom and tailroom from the host: a reused buffer must clear them.
+        if let storage = LinuxProcessState.of(process)?.packet?.storage {
+            storage.pointer.initializeMemory(as: UInt8.self, repeating: 0xEE, count: storage.count)
+        }
+        for packet in [small, big, small] {
+            try process.reset(context: XDPContext(packet: packet, tailroom: 16))
+            #expect(try process.run() == UInt64(packet.count))
+            let state = try #require(LinuxProcessState.of(process))
+            let buffer = try #require(state.packet)
+            #expect(buffer.data == [0xAA] + packet.dropFirst())
+            #expect(buffer.headroom == 256 && buffer.tailroom == 16)
+            #expect(buffer.storage.bytes(in: 0..<256) == [UInt8](repeating: 0, count: 256))
+            #expect(buffer.storage.bytes(in: buffer.dataEndOffset..<buffer.storage.count) == [UInt8](repeating: 0, count: 16))
+            #expect(state.sparePacket == nil)
+            // The first packet's address reaches nothing.
+            #expect(throws: (any Error).self) { try process.memory.load(firstData, size: 1) }
+        }
+    }
+
+    @Test func stateTheHostKeepsIsNotReused() throws {
+        let (vm, program) = try ContextTestSupport.load(Self.source)
+        let process = try vm.makeProcess(for: program, context: XDPContext(packet: [1, 2, 3, 4]))
+        #expect(try process.run() == 4)
+        let kept = try #require(LinuxProcessState.of(process))
+        try process.reset(context: XDPContext(packet: [5, 6]))
+        #expect(try process.run() == 2)
+        #expect(LinuxProcessState.of(process) !== kept)
+        #expect(kept.packet?.data == [0xAA, 2, 3, 4])
+        #expect(LinuxProcessState.of(process)?.packet?.data == [0xAA, 6])
+    }
+
+    @Test func clearedStateIsLikeANewOne() throws {
+        let state = LinuxProcessState()
+        state.traceOutput = ["x"]
+        state.warnings = ["w"]
+        state.environment.pid = 42
+        state.clockReads = 3
+        state.randomState = 5
+        state.clearForReuse()
+        #expect(state.traceOutput.isEmpty && state.warnings.isEmpty && state.packet == nil)
+        #expect(state.environment == TaskEnvironment() && state.clockReads == 0 && state.randomState == nil)
+    }
+}
