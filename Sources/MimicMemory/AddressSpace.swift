@@ -260,13 +260,19 @@ public final class AddressSpace {
         }
     }
 
-    /// Unmaps every region whose base is not in `kept` (e.g. a process's context and packet,
-    /// keeping the shared regions and the stack).
-    public func unmapAll(except kept: Set<UInt64>) {
-        // The translation table's bases, not `slots`: reading a slot copies its name and storage.
+    /// The regions mapped now, to keep in a later `unmapAll(except:)`.
+    public func snapshot() -> RegionSnapshot {
+        RegionSnapshot(bases: (0..<slots.count).map { entries[$0].base })
+    }
+
+    /// Unmaps every region that is not one of `kept` (e.g. a process's context and packet,
+    /// keeping the shared regions and the stack it was created with).
+    public func unmapAll(except kept: RegionSnapshot) {
+        // Slot by slot against the snapshot's base for that slot: no hashing, and the
+        // translation table's bases rather than `slots`, whose reading copies name and storage.
         for slot in slots.indices {
             let base = entries[slot].base
-            guard base != SlotEntry.empty.base, !kept.contains(base) else { continue }
+            guard base != SlotEntry.empty.base, slot >= kept.bases.count || kept.bases[slot] != base else { continue }
             try? unmap(base)  // the base was just read from the table: it is mapped
         }
     }
@@ -496,6 +502,14 @@ extension Int {
         while value < self { value <<= 1 }
         return value
     }
+}
+
+/// The regions an address space held at one moment (`AddressSpace.snapshot()`): the base
+/// address of each slot's region. A region unmapped since, or a new one in a reused slot, has
+/// another base (its generation differs), so it is not taken for one of these.
+public struct RegionSnapshot: Sendable, Equatable {
+    /// By slot: the region's base, or `UInt64.max` for an empty slot.
+    let bases: [UInt64]
 }
 
 /// Memory an `AddressSpace` does not hold itself but can reach by copying (`AddressSpace.foreign`).

@@ -49,6 +49,24 @@ struct MappingTests {
         #expect(throws: AddressSpaceError.notMapped(base)) { try space.unmap(base) }
     }
 
+    @Test func unmapAllKeepsTheSnapshotsRegionsOnly() throws {
+        let space = AddressSpace()
+        let shared = try space.map(RegionStorage(count: 8), name: "shared")
+        let stack = try space.map(RegionStorage(count: 8), name: "stack")
+        let replaced = try space.map(RegionStorage(count: 8), name: "replaced")
+        let kept = space.snapshot()
+        // After the snapshot: one region unmapped and its slot reused, a new one, the window.
+        try space.unmap(replaced)
+        let reused = try space.map(RegionStorage(count: 8), name: "reused")
+        #expect(reused >> 32 & 0xFFFF == replaced >> 32 & 0xFFFF, "the freed slot is reused, with a new generation")
+        _ = try space.map(RegionStorage(count: 8), name: "context")
+        _ = try space.map(RegionStorage(count: 8), name: "packet", placement: .low32)
+
+        space.unmapAll(except: kept)
+        #expect(space.regions.map(\.name) == ["shared", "stack"])
+        #expect(space.regions.map(\.base) == [shared, stack])
+    }
+
     @Test func unmapNeedsTheBaseAddress() throws {
         let space = AddressSpace()
         let base = try space.map(RegionStorage(count: 16), name: "data")

@@ -110,7 +110,7 @@ public final class Process {
     /// The program the process was created for (`program` changes on tail calls).
     public let entryProgram: Program
     /// The regions the process was created with (shared regions and the stack); `reset` keeps them.
-    let baseRegions: Set<UInt64>
+    let baseRegions: RegionSnapshot
 
     let frames: UnsafeMutablePointer<CallFrame>
     /// Frames currently saved (0 when running the entry function).
@@ -154,7 +154,7 @@ public final class Process {
         stackBase = (try? memory.map(stack, name: "stack")) ?? 0
         storage[10] = stackBase &+ UInt64(stackSize)
         entryProgram = program
-        baseRegions = Set(memory.regions.map(\.base))
+        baseRegions = memory.snapshot()
     }
 
     /// Makes the process ready to run its program again from the start with a new context,
