@@ -1,3 +1,5 @@
+import MimicLinux
+
 /// A JSON value for `--json` output. Objects keep their keys in the order they were built, so
 /// the output reads in the same order as the text output.
 indirect enum JSONOutput: Sendable {
@@ -62,24 +64,5 @@ indirect enum JSONOutput: Sendable {
     }
 
     /// `text` as a JSON string literal.
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let digits = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - digits.count) + digits
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    static func quote(_ text: String) -> String { JSONValue.quote(text) }
 }

@@ -128,6 +128,13 @@ import MimicLinux
         #expect(value == .array([.string("a\"b\\c/d\né😀")]))
     }
 
+    @Test func quotedStringsParseBack() throws {
+        let text = "a\"b\\c\nd\re\tf\u{1}\u{1F}é😀"
+        let quoted = JSONValue.quote(text)
+        #expect(quoted == #""a\"b\\c\nd\re\tf\u0001\u001fé😀""#)
+        #expect(try JSONValue.parse("[\(quoted)]") == .array([.string(text)]))
+    }
+
     @Test func base64RoundTrips() {
         for length in 0..<20 {
             let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
