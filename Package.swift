@@ -45,9 +45,11 @@ let package = Package(
             // eBPF C sources and objects, read by path from the tests (not resources).
             exclude: ["Fixtures"]
         ),
+        // Packet builders and byte helpers the test targets share.
+        .target(name: "MimicTestSupport", path: "Tests/MimicTestSupport"),
         .testTarget(
             name: "MimicLinuxTests",
-            dependencies: ["MimicLinux"],
+            dependencies: ["MimicLinux", "MimicTestSupport"],
             // End-to-end fixtures: eBPF C sources and clang-built objects, read by path.
             exclude: ["Fixtures"]
         ),
@@ -59,7 +61,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MimicPluginTests",
-            dependencies: ["MimicCore", "MimicLinux"],
+            dependencies: ["MimicCore", "MimicLinux", "MimicTestSupport"],
             // eBPF C sources and objects, read by path from the tests.
             exclude: ["Fixtures"]
         ),

@@ -3,6 +3,7 @@ import Testing
 import MimicCore
 import MimicLinux
 import MimicMemory
+import MimicTestSupport
 
 /// Every example context (the files in `../shared/contexts/` and the JSON blocks of
 /// `../shared/contexts.md`) loads and runs.

@@ -1,6 +1,7 @@
 import MimicCore
 import MimicLinux
 import Testing
+import MimicTestSupport
 
 /// Clang-compiled fixtures exercising maps, tail calls, callbacks, events, captured helpers and
 /// global data through `VM.load(object:)`.

@@ -1,6 +1,7 @@
 import MimicCore
 import MimicLinux
 import Testing
+import MimicTestSupport
 
 /// Clang-compiled packet programs from `Fixtures/`, loaded with `VM.load(object:)` and run on
 /// the kernel's contexts.

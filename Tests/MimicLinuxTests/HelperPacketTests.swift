@@ -1,6 +1,7 @@
 import Testing
 import MimicCore
 import MimicMemory
+import MimicTestSupport
 @testable import MimicLinux
 
 /// Checksum and packet helpers against the kernel's documented behaviour.

@@ -2,6 +2,7 @@ import Dispatch
 import MimicCore
 import MimicLinux
 import Testing
+import MimicTestSupport
 
 /// Programs calling the map helpers through `VM(emulator: LinuxEmulator())`.
 @Suite("Map helpers")

@@ -15,11 +15,6 @@ func makeMap(_ emulator: LinuxEmulator, _ vm: VM, _ type: MapType, key: Int, val
                                          flags: flags.rawValue, innerMap: inner, spinLockOffset: spinLock), in: vm)
 }
 
-/// Little-endian bytes.
-func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
-func le64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
-func uint64(_ bytes: [UInt8]) -> UInt64 { bytes.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * $1.offset) } }
-
 /// Assembles and loads `text`.
 func load(_ vm: VM, _ text: String, name: String = "program") throws -> Program {
     try vm.load(Assembler.assemble(text), name: name)

@@ -1,6 +1,7 @@
 import MimicCore
 import MimicLinux
 import Testing
+import MimicTestSupport
 
 @Suite("Maps: hash and array")
 struct MapHashArrayTests {

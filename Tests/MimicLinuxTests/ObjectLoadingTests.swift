@@ -2,6 +2,7 @@ import MimicCore
 import MimicLinux
 import MimicMemory
 import Testing
+import MimicTestSupport
 
 /// `LinuxEmulator`'s side of `VM.load(object:)`: map specs, global data, initial slots.
 @Suite("Object loading")

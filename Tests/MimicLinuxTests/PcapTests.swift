@@ -1,5 +1,6 @@
 import Testing
 import MimicLinux
+import MimicTestSupport
 
 /// Builds capture files byte by byte, in either byte order.
 struct CaptureBuilder {

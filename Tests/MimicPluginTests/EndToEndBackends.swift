@@ -2,6 +2,7 @@ import Foundation
 import MimicCore
 import MimicLinux
 import Testing
+import MimicTestSupport
 
 /// The two ways a host gets the Linux environment, for the end-to-end scenarios: MimicLinux
 /// linked statically (`LinuxEmulator`), or loaded as a plugin (`libMimicLinuxPlugin.so`) with
@@ -276,9 +277,3 @@ enum ContextJSON {
         case bytes([UInt8])
     }
 }
-
-// MARK: Bytes
-
-func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
-func le64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
-func uint64(_ bytes: [UInt8]) -> UInt64 { bytes.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * $1.offset) } }

@@ -2,6 +2,7 @@ import Foundation
 import MimicCore
 import MimicLinux
 import Testing
+import MimicTestSupport
 
 /// ABI 1.1 through the Linux plugin: mirrored memory, and the error paths of maps, contexts and
 /// instances; and a 1.0 plugin still loading beside it.

@@ -1,5 +1,6 @@
 import MimicCore
 import Testing
+import MimicTestSupport
 
 /// The end-to-end scenarios of MimicLinuxTests (EndToEndPacketTests, EndToEndObjectTests),
 /// written once and run against both backends with identical expectations: MimicLinux linked

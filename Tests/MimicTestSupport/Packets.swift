@@ -1,15 +1,16 @@
-// Packets for the end-to-end scenarios (the same builder as MimicLinuxTests' FixtureSupport).
+// Test helpers shared by the test targets that build packets and compare map bytes
+// (MimicLinuxTests, MimicPluginTests): one copy instead of one per target.
 
 /// Builds Ethernet + IPv4 + UDP/TCP packets with correct checksums, and checks them.
-enum Packet {
-    static let udp: UInt8 = 17
-    static let tcp: UInt8 = 6
+public enum Packet {
+    public static let udp: UInt8 = 17
+    public static let tcp: UInt8 = 6
 
     /// A dotted-quad address as its four bytes (network order).
-    static func ip(_ text: String) -> [UInt8] { text.split(separator: ".").map { UInt8($0)! } }
+    public static func ip(_ text: String) -> [UInt8] { text.split(separator: ".").map { UInt8($0)! } }
 
     /// The 16-bit ones' complement sum of `bytes` (big-endian words, odd tail padded), not inverted.
-    static func onesComplementSum(_ bytes: [UInt8], initial: UInt32 = 0) -> UInt16 {
+    public static func onesComplementSum(_ bytes: [UInt8], initial: UInt32 = 0) -> UInt16 {
         var sum = initial
         var index = 0
         while index < bytes.count {
@@ -22,15 +23,15 @@ enum Packet {
     }
 
     /// The Internet checksum of `bytes` (the value to store in the header).
-    static func checksum(_ bytes: [UInt8]) -> UInt16 { ~onesComplementSum(bytes) }
+    public static func checksum(_ bytes: [UInt8]) -> UInt16 { ~onesComplementSum(bytes) }
 
     /// The IPv4 pseudo-header sum input for a segment of `length` bytes.
-    static func pseudoHeader(source: [UInt8], destination: [UInt8], protocol proto: UInt8, length: Int) -> [UInt8] {
+    public static func pseudoHeader(source: [UInt8], destination: [UInt8], protocol proto: UInt8, length: Int) -> [UInt8] {
         source + destination + [0, proto, UInt8(length >> 8), UInt8(length & 0xFF)]
     }
 
     /// Ethernet + IPv4 (no options) + a UDP or TCP header + `payload`, checksums filled in.
-    static func make(source: String, destination: String, protocol proto: UInt8 = udp, sourcePort: UInt16 = 1234,
+    public static func make(source: String, destination: String, protocol proto: UInt8 = udp, sourcePort: UInt16 = 1234,
                      destinationPort: UInt16 = 53, payload: [UInt8] = Array("hello".utf8)) -> [UInt8] {
         let src = ip(source), dst = ip(destination)
         var l4: [UInt8]
@@ -52,17 +53,23 @@ enum Packet {
     }
 
     /// Whether the IPv4 header checksum of an Ethernet frame is valid.
-    static func ipChecksumIsValid(_ frame: [UInt8]) -> Bool {
+    public static func ipChecksumIsValid(_ frame: [UInt8]) -> Bool {
         checksum(Array(frame[14..<34])) == 0
     }
 
     /// Whether the UDP or TCP checksum of an Ethernet + IPv4 frame is valid.
-    static func l4ChecksumIsValid(_ frame: [UInt8]) -> Bool {
+    public static func l4ChecksumIsValid(_ frame: [UInt8]) -> Bool {
         let proto = frame[23]
         let l4 = Array(frame[34...])
         let pseudo = pseudoHeader(source: Array(frame[26..<30]), destination: Array(frame[30..<34]), protocol: proto, length: l4.count)
         return checksum(pseudo + l4) == 0
     }
 
-    static func be16(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
+    public static func be16(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
 }
+
+/// Little-endian bytes of `value`.
+public func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+public func le64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+/// The little-endian integer of up to 8 `bytes`.
+public func uint64(_ bytes: [UInt8]) -> UInt64 { bytes.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * $1.offset) } }
