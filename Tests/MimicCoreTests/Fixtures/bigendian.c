@@ -1,5 +1,5 @@
 /* Compiled with -target bpfeb: a big-endian object with a map, globals and a call. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);

@@ -1,5 +1,5 @@
 /* BTF-defined maps in ".maps". */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 struct flow_key {
     __u32 saddr;

@@ -1,7 +1,7 @@
 /* Not a program: a stand-in for a kernel's BTF, with task_struct and pt_regs laid out
  * differently from tracing.c's view, for testing CO-RE relocations against a target. */
-#include "bpf_helpers.h"
-
+#define MIMIC_BPF_NO_PT_REGS /* its own pt_regs, laid out differently, below */
+#include "../../../Examples/mimic_bpf.h"
 struct task_struct {
     long state;
     void *stack;

@@ -1,5 +1,5 @@
 /* Global data in .data, .rodata, .bss, custom .data.* / .rodata.* sections, and string literals. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 int counter = 5;                                   /* .data */
 const volatile __u32 threshold = 1000;             /* .rodata */

@@ -1,5 +1,5 @@
 /* Maps defined the legacy way, in the "maps" section. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 struct bpf_map_def SEC("maps") packet_counts = {
     .type = BPF_MAP_TYPE_ARRAY,

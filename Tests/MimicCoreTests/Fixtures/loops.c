@@ -1,5 +1,5 @@
 /* Bounded loops over the input bytes. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 SEC("socket")
 int sum_bytes(const __u8 *bytes, __u32 length)

@@ -1,5 +1,5 @@
 /* A map-in-map with an inner map template and an initial value, and a prog array with initial values. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 struct inner {
     __uint(type, BPF_MAP_TYPE_ARRAY);

@@ -1,5 +1,5 @@
 /* Several programs in one object, two of them in the same section. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 SEC("xdp")
 int xdp_first(struct xdp_md *ctx)

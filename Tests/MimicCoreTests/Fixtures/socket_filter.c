@@ -1,5 +1,5 @@
 /* A socket filter: keeps at most 64 bytes of packets longer than 100 bytes, all of shorter ones. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 SEC("socket")
 int trim_long(struct __sk_buff *skb)

@@ -1,5 +1,5 @@
 /* Static and global sub-programs in .text, called from two programs (and from each other). */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 static __noinline __u32 mix(__u32 a, __u32 b)
 {

@@ -1,6 +1,6 @@
 /* Tracing section names and CO-RE relocations against a locally declared kernel struct. */
-#include "bpf_helpers.h"
-
+#define MIMIC_BPF_NO_PT_REGS /* its own pt_regs, with preserve_access_index, below */
+#include "../../../Examples/mimic_bpf.h"
 struct task_struct {
     int pid;
     int tgid;

@@ -1,6 +1,6 @@
 /* An XDP program that only reads the packet: passes IPv4 TCP, drops the rest. */
-#include "bpf_helpers.h"
-
+#define MIMIC_BPF_NO_PACKET_HEADERS /* its own ethhdr (packed) and iphdr below */
+#include "../../../Examples/mimic_bpf.h"
 struct ethhdr {
     __u8 h_dest[6];
     __u8 h_source[6];

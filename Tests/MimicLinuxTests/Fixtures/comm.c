@@ -1,6 +1,6 @@
 /* A kprobe reporting which task opened a file: pid, tgid and comm to a ring buffer, and a
  * bpf_printk line. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 struct open_event {
     __u32 pid;
@@ -23,7 +23,7 @@ int trace_open(struct pt_regs *ctx)
     event->pid = (__u32)id;
     event->tgid = id >> 32;
     bpf_get_current_comm(event->comm, sizeof(event->comm));
-    bpf_printk("open by %s (pid %d, flags %lx)", event->comm, event->pid, ctx->si);
+    bpf_printk_rodata("open by %s (pid %d, flags %lx)", event->comm, event->pid, ctx->si);
     bpf_ringbuf_submit(event, 0);
     return 0;
 }

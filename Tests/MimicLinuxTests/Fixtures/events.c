@@ -1,6 +1,6 @@
 /* Reports each packet to user space twice: through a ring buffer (reserve + submit) and a
  * perf event array (bpf_perf_event_output on the current CPU). */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 struct event {
     __u32 cpu;

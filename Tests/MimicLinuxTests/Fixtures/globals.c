@@ -1,6 +1,6 @@
 /* Global variables in .data, .bss and .rodata, which libbpf turns into single-element array
  * maps; the host reads what the program wrote through those maps. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 __u64 packets;                  /* .bss */
 __u32 last_length;              /* .bss */

@@ -1,6 +1,6 @@
 /* bpf_loop: sums the squares of 0, 1, ... up to the rx queue index (at most 100 iterations) in
  * a callback that stops the loop itself, and stores the sum and iteration count in .bss. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 struct loop_state {
     __u64 sum;

@@ -1,6 +1,6 @@
 /* Longest-prefix-match routing: looks the IPv4 destination up in an LPM trie of routes and
  * redirects the packet to the route's interface; no route drops it. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 struct route_key {
     __u32 prefixlen;

@@ -1,6 +1,6 @@
 /* Counts packets per IPv4 source in a 4-entry LRU hash: a new source evicts the least
  * recently seen one. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -1,6 +1,6 @@
 /* An array of maps with an initial value set in C, whose inner arrays hold values guarded by a
  * bpf_spin_lock (found through the value's BTF type). */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 struct counter {
     __u64 value;

@@ -1,7 +1,7 @@
 /* Tail calls through a prog array whose slots are set in C: `dispatch` jumps to the slot its
  * packet's rx queue names; `stage_count` chains on to `stage_pass`. `hops` (.bss) records the
  * path: +1 in stage_pass, +10 in stage_count. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 __u32 hops;
 

@@ -1,6 +1,6 @@
 /* A tc destination NAT: rewrites IPv4 packets to 10.0.0.99 to 192.168.1.100, and their UDP or
  * TCP destination port to 8080, fixing the IP and L4 checksums with the checksum helpers. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 #define MATCH_DADDR 0x0A000063 /* 10.0.0.99 */
 #define NEW_DADDR 0xC0A80164   /* 192.168.1.100 */

@@ -1,7 +1,7 @@
 /* An XDP firewall: drops IPv4 packets whose source address is in `blocked` (filled by the
  * host), passes the rest, and counts verdicts per CPU in `verdicts`. Each blocked entry's
  * value counts the packets it dropped. */
-#include "bpf_helpers.h"
+#include "../../../Examples/mimic_bpf.h"
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
