@@ -50,7 +50,7 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
 
     public func helper(id: Int32) -> Helper? { lock.withLock { _ in helpers[id] } }
 
-    public func helperName(id: Int32) -> String? { LinuxHelpers.name(of: id) }
+    public func helperName(id: Int32) -> String? { HelperID(rawValue: id).kernelName }
 
     public var helperIDs: [Int32] { implementedHelperIDs }
 

@@ -59,7 +59,7 @@ enum LinuxPlugin {
     nonisolated(unsafe) static let descriptor: UnsafePointer<mimic_plugin> = {
         let helpers = UnsafeMutablePointer<mimic_helper>.allocate(capacity: max(helperIDs.count, 1))
         for (i, id) in helperIDs.enumerated() {
-            let name = LinuxHelpers.name(of: id) ?? "bpf_helper_\(id)"
+            let name = HelperID(rawValue: id).kernelName ?? "bpf_helper_\(id)"
             helpers[i] = mimic_helper(id: id, flags: 0, name: UnsafePointer(strdup(name)), function: callHelper, data: nil)
         }
         let types = UnsafeMutablePointer<mimic_map_type>.allocate(capacity: mapTypes.count)

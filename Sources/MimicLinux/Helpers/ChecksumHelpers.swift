@@ -75,7 +75,7 @@ enum ChecksumHelpers {
 
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
-            LinuxHelper.make(28) { call throws(HelperFailure) in
+            LinuxHelper.make(.csumDiff) { call throws(HelperFailure) in
                 let fromSize = call.arg32(2), toSize = call.arg32(4)
                 // Sizes must be multiples of 4 and fit the 512-byte scratch buffer.
                 guard (fromSize | toSize) & 3 == 0, UInt64(fromSize) + UInt64(toSize) <= 512 else { return Errno.invalid.r0 }
@@ -85,7 +85,7 @@ enum ChecksumHelpers {
                     + stride(from: 0, to: to.count, by: 4).map { get32(to, $0) }
                 return UInt64(Checksum.partial(words: words, seed: call.arg32(5)))
             },
-            LinuxHelper.make(10) { call throws(HelperFailure) in
+            LinuxHelper.make(.l3CsumReplace) { call throws(HelperFailure) in
                 let flags = call.arg(5)
                 guard flags & ~fieldSizeMask == 0 else { return Errno.invalid.r0 }
                 return try replace(call, flags: flags) { sum, from, to in
@@ -97,7 +97,7 @@ enum ChecksumHelpers {
                     }
                 }
             },
-            LinuxHelper.make(11) { call throws(HelperFailure) in
+            LinuxHelper.make(.l4CsumReplace) { call throws(HelperFailure) in
                 let flags = call.arg(5)
                 guard flags & ~(markMangled0 | markEnforce | pseudoHeader | ipv6 | fieldSizeMask) == 0 else {
                     return Errno.invalid.r0

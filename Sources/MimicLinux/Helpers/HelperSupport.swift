@@ -78,15 +78,12 @@ extension Errno {
 }
 
 enum LinuxHelper {
-    /// The helper's C name (`bpf_trace_printk`).
-    static func name(_ id: Int32) -> String { LinuxHelpers.name(of: id) ?? "#\(id)" }
-
     /// A Linux helper that replays captured calls before emulating: while a captured context has
     /// records for it, the n-th call returns the n-th record; afterwards `body` emulates it.
-    static func make(_ id: Int32, replay: ReplayPolicy = .replace,
+    static func make(_ helper: HelperID, replay: ReplayPolicy = .replace,
                      _ body: @escaping @Sendable (HelperCall) throws(HelperFailure) -> UInt64) -> Helper {
-        let name = name(id)
-        return Helper(id: id, name: name) { process throws(HelperFailure) in
+        let id = helper.rawValue, name = helper.name
+        return Helper(helper) { process throws(HelperFailure) in
             let state = LinuxProcessState.of(process)
             let call = HelperCall(process: process, state: state, id: id, name: name)
             if let state, let recorded = state.replay {

@@ -72,7 +72,7 @@ enum MapHelpers {
     /// take the general path, which reads them with full checks.
     static func lookup(_ emulator: LinuxEmulator) -> Helper {
         let table = emulator.mapTable
-        return Helper(id: 1, name: "bpf_map_lookup_elem") { [weak emulator] process throws(HelperFailure) in
+        return Helper(.mapLookupElem) { [weak emulator] process throws(HelperFailure) in
             if let entry = table.entry(handle: process.argument(1)),
                let address = fastLookup(entry, process) {
                 return .value(address)
@@ -108,7 +108,7 @@ enum MapHelpers {
     /// path like `lookup`'s: key and value are read in place.
     static func update(_ emulator: LinuxEmulator) -> Helper {
         let table = emulator.mapTable
-        return Helper(id: 2, name: "bpf_map_update_elem") { [weak emulator] process throws(HelperFailure) in
+        return Helper(.mapUpdateElem) { [weak emulator] process throws(HelperFailure) in
             if let entry = table.entry(handle: process.argument(1)), let error = fastUpdate(entry, process) {
                 return result(error)
             }
@@ -149,7 +149,7 @@ enum MapHelpers {
 
     /// `long bpf_map_delete_elem(map, key)` (3).
     static func delete(_ emulator: LinuxEmulator) -> Helper {
-        Helper(id: 3, name: "bpf_map_delete_elem") { [weak emulator] process throws(HelperFailure) in
+        Helper(.mapDeleteElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
             let key = try read(process, process.argument(2), count: map.attributes.keySize)
             return result(map.delete(key: key))
@@ -160,7 +160,7 @@ enum MapHelpers {
 
     /// `long bpf_map_push_elem(map, value, flags)` (87).
     static func push(_ emulator: LinuxEmulator) -> Helper {
-        Helper(id: 87, name: "bpf_map_push_elem") { [weak emulator] process throws(HelperFailure) in
+        Helper(.mapPushElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
             let value = try read(process, process.argument(2), count: map.attributes.valueSize)
             return result(map.push(value: value, flags: MapUpdateFlags(rawValue: process.argument(3))))
@@ -170,7 +170,7 @@ enum MapHelpers {
     /// `long bpf_map_pop_elem(map, value)` (88) and `long bpf_map_peek_elem(map, value)` (89):
     /// copy the value out; on `-ENOENT` the buffer is zeroed, as the kernel does.
     static func pop(_ emulator: LinuxEmulator, remove: Bool) -> Helper {
-        Helper(id: remove ? 88 : 89, name: remove ? "bpf_map_pop_elem" : "bpf_map_peek_elem") { [weak emulator] process throws(HelperFailure) in
+        Helper(remove ? .mapPopElem : .mapPeekElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
             let destination = process.argument(2)
             let size = map.attributes.valueSize
@@ -196,7 +196,7 @@ enum MapHelpers {
     /// process has made `tailCallLimit` (33) tail calls, the kernel falls through to the next
     /// instruction; Mimic does that with R0 = `-ENOENT` (the kernel leaves R0 undefined).
     static func tailCall(_ emulator: LinuxEmulator) -> Helper {
-        Helper(id: 12, name: "bpf_tail_call") { [weak emulator] process throws(HelperFailure) in
+        Helper(.tailCall) { [weak emulator] process throws(HelperFailure) in
             let array = try map(emulator, process, argument: 2, as: ProgramArrayMap.self, "a BPF_MAP_TYPE_PROG_ARRAY")
             let index = UInt32(truncatingIfNeeded: process.argument(3))
             guard process.tailCallCount < process.vm.configuration.tailCallLimit,
@@ -220,7 +220,7 @@ enum MapHelpers {
     /// `__bpf_xdp_redirect_map` does. The last redirect of a run (this or `bpf_redirect`) wins:
     /// it replaces `LinuxProcessState.redirect`.
     static func redirectMap(_ emulator: LinuxEmulator) -> Helper {
-        Helper(id: 51, name: "bpf_redirect_map") { [weak emulator] process throws(HelperFailure) in
+        Helper(.redirectMap) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process, as: RedirectMap.self, "a devmap, devmap_hash, cpumap or xskmap")
             let key = UInt32(truncatingIfNeeded: process.argument(2))
             let flags = process.argument(3)
@@ -248,7 +248,7 @@ enum MapHelpers {
     /// another process holds it. Taking a lock the process already holds stops the program
     /// (the kernel's verifier refuses such programs; running one would deadlock).
     static func spinLock() -> Helper {
-        Helper(id: 93, name: "bpf_spin_lock") { process throws(HelperFailure) in
+        Helper(.spinLock) { process throws(HelperFailure) in
             let (storage, offset) = try lockWord(process)
             guard let state = LinuxProcessState.of(process) else {
                 throw .message("the process was not prepared by the Linux emulator")
@@ -265,7 +265,7 @@ enum MapHelpers {
     /// `long bpf_spin_unlock(lock)` (94): releases a lock the process holds; releasing one it
     /// does not hold stops the program.
     static func spinUnlock() -> Helper {
-        Helper(id: 94, name: "bpf_spin_unlock") { process throws(HelperFailure) in
+        Helper(.spinUnlock) { process throws(HelperFailure) in
             let (storage, offset) = try lockWord(process)
             guard let state = LinuxProcessState.of(process), state.heldSpinLocks.remove(storage, offset) else {
                 throw .message("the program does not hold the spin lock at 0x\(String(process.argument(1), radix: 16))")
@@ -296,7 +296,7 @@ enum MapHelpers {
     /// returns the number of elements visited, or `-EINVAL` for non-zero flags. Keys are passed
     /// in a read-only scratch region; elements deleted during the walk are skipped.
     static func forEach(_ emulator: LinuxEmulator) -> Helper {
-        Helper(id: 164, name: "bpf_for_each_map_elem") { [weak emulator] process throws(HelperFailure) in
+        Helper(.forEachMapElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
             guard process.argument(4) == 0 else { return result(.invalid) }
             guard let slot = process.functionSlot(fromAddress: process.argument(2)) else {
@@ -312,7 +312,7 @@ enum MapHelpers {
                 elements = array.keys.compactMap { key in array.lookupAddress(key: key, cpu: process.vCPU).map { (key, $0) } }
                 stillThere = { _ in true }
             default:
-                throw .message("bpf_for_each_map_elem does not support \(map.attributes.type.cName) maps")
+                throw .message("\(HelperID.forEachMapElem.name) does not support \(map.attributes.type.cName) maps")
             }
             let keyStorage = RegionStorage(count: max(map.attributes.keySize, 1))
             let keyAddress: UInt64

@@ -15,7 +15,7 @@ enum NonMapHelpers {
 /// them (`LinuxHelperSet.standard` lists the stand-ins first).
 enum ReplayHelpers {
     static func fallbacks() -> [Helper] {
-        (1..<Int32(LinuxHelpers.names.count)).map { id in
+        HelperID.known.map { id in
             LinuxHelper.make(id) { call throws(HelperFailure) in try needsRecording(call) }
         }
     }

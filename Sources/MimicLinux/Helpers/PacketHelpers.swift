@@ -30,7 +30,7 @@ enum PacketHelpers {
     static func skbHelpers() -> [Helper] {
         [
             // long bpf_skb_load_bytes(const void *skb, u32 offset, void *to, u32 len)
-            LinuxHelper.make(26) { call throws(HelperFailure) in
+            LinuxHelper.make(.skbLoadBytes) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let offset = UInt64(call.arg32(2)), length = try call.size(4)
                 guard offset <= UInt64(Int32.max), offset + UInt64(length) <= UInt64(buffer.length) else {
@@ -42,7 +42,7 @@ enum PacketHelpers {
                 return 0
             },
             // long bpf_skb_store_bytes(struct sk_buff *skb, u32 offset, const void *from, u32 len, u64 flags)
-            LinuxHelper.make(9) { call throws(HelperFailure) in
+            LinuxHelper.make(.skbStoreBytes) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let offset = UInt64(call.arg32(2)), length = try call.size(4), flags = call.arg(5)
                 guard flags & ~3 == 0 else { return Errno.invalid.r0 }  // BPF_F_RECOMPUTE_CSUM | BPF_F_INVALIDATE_HASH
@@ -53,7 +53,7 @@ enum PacketHelpers {
                 return 0
             },
             // long bpf_skb_change_tail(struct sk_buff *skb, u32 len, u64 flags)
-            LinuxHelper.make(38) { call throws(HelperFailure) in
+            LinuxHelper.make(.skbChangeTail) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let newLength = Int(call.arg32(2))
                 guard call.arg(3) == 0, newLength <= skbMaxLength, newLength >= buffer.networkOffset else { return Errno.invalid.r0 }
@@ -66,7 +66,7 @@ enum PacketHelpers {
                 return 0
             },
             // long bpf_skb_change_head(struct sk_buff *skb, u32 len, u64 flags)
-            LinuxHelper.make(43) { call throws(HelperFailure) in
+            LinuxHelper.make(.skbChangeHead) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let room = Int(call.arg32(2))
                 guard call.arg(3) == 0, buffer.length + room <= skbMaxLength else { return Errno.invalid.r0 }
@@ -76,9 +76,9 @@ enum PacketHelpers {
                 return 0
             },
             // long bpf_skb_adjust_room(struct sk_buff *skb, s32 len_diff, u32 mode, u64 flags)
-            LinuxHelper.make(50) { call throws(HelperFailure) in try adjustRoom(call) },
+            LinuxHelper.make(.skbAdjustRoom) { call throws(HelperFailure) in try adjustRoom(call) },
             // long bpf_skb_vlan_push(struct sk_buff *skb, __be16 vlan_proto, u16 vlan_tci)
-            LinuxHelper.make(18) { call throws(HelperFailure) in
+            LinuxHelper.make(.skbVlanPush) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 var proto = UInt16(truncatingIfNeeded: call.arg(2)).byteSwapped  // __be16 → host order
                 if !isVLAN(proto) { proto = 0x8100 }
@@ -96,7 +96,7 @@ enum PacketHelpers {
                 return 0
             },
             // long bpf_skb_vlan_pop(struct sk_buff *skb)
-            LinuxHelper.make(19) { call throws(HelperFailure) in
+            LinuxHelper.make(.skbVlanPop) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 defer { buffer.syncContext(call.process) }
                 if buffer.vlanTag != nil {
@@ -113,7 +113,7 @@ enum PacketHelpers {
                 return 0
             },
             // long bpf_clone_redirect(struct sk_buff *skb, u32 ifindex, u64 flags)
-            LinuxHelper.make(13) { call throws(HelperFailure) in
+            LinuxHelper.make(.cloneRedirect) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let flags = call.arg(3), ifindex = call.arg32(2)
                 guard flags & ~ingressFlag == 0, ifindex != 0 else { return Errno.invalid.r0 }
@@ -190,7 +190,7 @@ enum PacketHelpers {
     static func xdpHelpers() -> [Helper] {
         [
             // long bpf_xdp_adjust_head(struct xdp_buff *xdp_md, int delta)
-            LinuxHelper.make(44) { call throws(HelperFailure) in
+            LinuxHelper.make(.xdpAdjustHead) { call throws(HelperFailure) in
                 let buffer = try call.packet(.xdp)
                 let delta = Int(call.argInt(2))
                 let metaLength = buffer.dataOffset - buffer.metaOffset
@@ -208,7 +208,7 @@ enum PacketHelpers {
                 return 0
             },
             // long bpf_xdp_adjust_tail(struct xdp_buff *xdp_md, int delta)
-            LinuxHelper.make(65) { call throws(HelperFailure) in
+            LinuxHelper.make(.xdpAdjustTail) { call throws(HelperFailure) in
                 let buffer = try call.packet(.xdp)
                 let delta = Int(call.argInt(2))
                 let newEnd = buffer.dataEndOffset + delta
@@ -221,7 +221,7 @@ enum PacketHelpers {
                 return 0
             },
             // long bpf_xdp_adjust_meta(struct xdp_buff *xdp_md, int delta)
-            LinuxHelper.make(54) { call throws(HelperFailure) in
+            LinuxHelper.make(.xdpAdjustMeta) { call throws(HelperFailure) in
                 let buffer = try call.packet(.xdp)
                 let newMeta = buffer.metaOffset + Int(call.argInt(2))
                 guard newMeta >= buffer.reserved, newMeta <= buffer.dataOffset else { return Errno.invalid.r0 }
@@ -238,7 +238,7 @@ enum PacketHelpers {
     static func redirectHelpers() -> [Helper] {
         [
             // long bpf_redirect(u32 ifindex, u64 flags)
-            LinuxHelper.make(23) { call throws(HelperFailure) in
+            LinuxHelper.make(.redirect) { call throws(HelperFailure) in
                 let state = try call.linuxState()
                 let flags = call.arg(2)
                 if state.packet?.kind == .xdp {

@@ -10,7 +10,7 @@ enum RingBufferHelpers {
     /// `long bpf_ringbuf_output(ringbuf, data, size, flags)` (130): 0, `-EINVAL` for flags
     /// other than `BPF_RB_NO_WAKEUP` / `BPF_RB_FORCE_WAKEUP`, `-EAGAIN` without room.
     static func output(_ emulator: LinuxEmulator) -> Helper {
-        Helper(id: 130, name: "bpf_ringbuf_output") { [weak emulator] process throws(HelperFailure) in
+        Helper(.ringbufOutput) { [weak emulator] process throws(HelperFailure) in
             let ring = try MapHelpers.map(emulator, process, as: RingBufferMap.self, "a BPF_MAP_TYPE_RINGBUF")
             let size = process.argument(3)
             let flags = process.argument(4)
@@ -26,7 +26,7 @@ enum RingBufferHelpers {
     /// `void *bpf_ringbuf_reserve(ringbuf, size, flags)` (131): the address of the record's
     /// data in the ring, or NULL.
     static func reserve(_ emulator: LinuxEmulator) -> Helper {
-        Helper(id: 131, name: "bpf_ringbuf_reserve") { [weak emulator] process throws(HelperFailure) in
+        Helper(.ringbufReserve) { [weak emulator] process throws(HelperFailure) in
             let ring = try MapHelpers.map(emulator, process, as: RingBufferMap.self, "a BPF_MAP_TYPE_RINGBUF")
             return .value(ring.reserve(size: process.argument(2), flags: process.argument(3)) ?? 0)
         }
@@ -36,8 +36,7 @@ enum RingBufferHelpers {
     /// (133): commits a reserved record. A pointer that is not a reserved record stops the
     /// program (the kernel's verifier guarantees one).
     static func commit(_ emulator: LinuxEmulator, discard: Bool) -> Helper {
-        let name = discard ? "bpf_ringbuf_discard" : "bpf_ringbuf_submit"
-        return Helper(id: discard ? 133 : 132, name: name) { [weak emulator] process throws(HelperFailure) in
+        Helper(discard ? .ringbufDiscard : .ringbufSubmit) { [weak emulator] process throws(HelperFailure) in
             let address = process.argument(1)
             guard let emulator, let (storage, _) = process.memory.storage(containing: address),
                   let ring = emulator.allMaps.lazy.compactMap({ $0 as? RingBufferMap }).first(where: { $0.storage === storage }),
@@ -50,7 +49,7 @@ enum RingBufferHelpers {
 
     /// `u64 bpf_ringbuf_query(ringbuf, flags)` (134).
     static func query(_ emulator: LinuxEmulator) -> Helper {
-        Helper(id: 134, name: "bpf_ringbuf_query") { [weak emulator] process throws(HelperFailure) in
+        Helper(.ringbufQuery) { [weak emulator] process throws(HelperFailure) in
             let ring = try MapHelpers.map(emulator, process, as: RingBufferMap.self, "a BPF_MAP_TYPE_RINGBUF")
             return .value(ring.query(process.argument(2)))
         }
@@ -72,7 +71,7 @@ enum PerfEventHelpers {
     /// `-EFAULT` if the packet is shorter. Other flag bits are `-EINVAL`; errors of the map as
     /// `PerfEventArrayMap.output` describes.
     static func output(_ emulator: LinuxEmulator) -> Helper {
-        Helper(id: 25, name: "bpf_perf_event_output") { [weak emulator] process throws(HelperFailure) in
+        Helper(.perfEventOutput) { [weak emulator] process throws(HelperFailure) in
             let map = try MapHelpers.map(emulator, process, argument: 2, as: PerfEventArrayMap.self,
                                          "a BPF_MAP_TYPE_PERF_EVENT_ARRAY")
             let flags = process.argument(3)

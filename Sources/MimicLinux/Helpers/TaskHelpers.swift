@@ -13,10 +13,10 @@ enum TimeHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         let configuredSeed = emulator.configuration.randomSeed
         return [
-            LinuxHelper.make(5) { call throws(HelperFailure) in now(call, CLOCK_MONOTONIC) },
-            LinuxHelper.make(125) { call throws(HelperFailure) in now(call, CLOCK_BOOTTIME) },
-            LinuxHelper.make(160) { call throws(HelperFailure) in now(call, CLOCK_MONOTONIC_COARSE) },
-            LinuxHelper.make(7) { call throws(HelperFailure) in
+            LinuxHelper.make(.ktimeGetNs) { call throws(HelperFailure) in now(call, CLOCK_MONOTONIC) },
+            LinuxHelper.make(.ktimeGetBootNs) { call throws(HelperFailure) in now(call, CLOCK_BOOTTIME) },
+            LinuxHelper.make(.ktimeGetCoarseNs) { call throws(HelperFailure) in now(call, CLOCK_MONOTONIC_COARSE) },
+            LinuxHelper.make(.getPrandomU32) { call throws(HelperFailure) in
                 let state = try call.linuxState()
                 var x = state.randomState ?? seed(state.environment.randomSeed ?? configuredSeed, cpu: call.process.vCPU)
                 // SplitMix64: a well-mixed 64-bit sequence from a counter.
@@ -28,8 +28,8 @@ enum TimeHelpers {
                 z ^= z >> 31
                 return z >> 32
             },
-            LinuxHelper.make(8) { call throws(HelperFailure) in UInt64(UInt32(truncatingIfNeeded: call.process.vCPU)) },
-            LinuxHelper.make(42) { call throws(HelperFailure) in UInt64(call.state?.environment.numaNode ?? 0) },
+            LinuxHelper.make(.getSmpProcessorId) { call throws(HelperFailure) in UInt64(UInt32(truncatingIfNeeded: call.process.vCPU)) },
+            LinuxHelper.make(.getNumaNodeId) { call throws(HelperFailure) in UInt64(call.state?.environment.numaNode ?? 0) },
         ]
     }
 
@@ -60,15 +60,15 @@ enum TimeHelpers {
 enum TaskHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
-            LinuxHelper.make(14) { call throws(HelperFailure) in
+            LinuxHelper.make(.getCurrentPidTgid) { call throws(HelperFailure) in
                 let environment = call.state?.environment ?? TaskEnvironment()
                 return UInt64(environment.tgid) << 32 | UInt64(environment.pid)
             },
-            LinuxHelper.make(15) { call throws(HelperFailure) in
+            LinuxHelper.make(.getCurrentUidGid) { call throws(HelperFailure) in
                 let environment = call.state?.environment ?? TaskEnvironment()
                 return UInt64(environment.gid) << 32 | UInt64(environment.uid)
             },
-            LinuxHelper.make(16) { call throws(HelperFailure) in
+            LinuxHelper.make(.getCurrentComm) { call throws(HelperFailure) in
                 // strscpy_pad: at most size-1 bytes of comm, a NUL, zeros up to size.
                 let size = try call.size(2)
                 guard size > 0 else { return Errno.invalid.r0 }
@@ -78,7 +78,7 @@ enum TaskHelpers {
                 try call.write(bytes, at: call.arg(1))
                 return 0
             },
-            LinuxHelper.make(27) { call throws(HelperFailure) in
+            LinuxHelper.make(.getStackid) { call throws(HelperFailure) in
                 try ReplayHelpers.needsRecording(call)
             },
         ]
@@ -91,7 +91,7 @@ enum TaskHelpers {
 /// kernel does.
 enum ProbeHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
-        [4, 112, 113].map { id in
+        [HelperID.probeRead, .probeReadUser, .probeReadKernel].map { id in
             LinuxHelper.make(id) { call throws(HelperFailure) in
                 let destination = call.arg(1)
                 let size = try call.size(2)
@@ -106,7 +106,7 @@ enum ProbeHelpers {
                     return Errno.fault.r0
                 }
             }
-        } + [45, 114, 115].map { id in
+        } + [HelperID.probeReadStr, .probeReadUserStr, .probeReadKernelStr].map { id in
             LinuxHelper.make(id) { call throws(HelperFailure) in
                 let destination = call.arg(1)
                 let size = try call.size(2)
@@ -136,7 +136,7 @@ enum ProbeHelpers {
 enum StringHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
-            LinuxHelper.make(105) { call throws(HelperFailure) in
+            LinuxHelper.make(.strtol) { call throws(HelperFailure) in
                 switch try parse(call) {
                 case .failure(let errno): return errno.r0
                 case .success(let (value, negative, consumed)):
@@ -152,7 +152,7 @@ enum StringHelpers {
                     return UInt64(consumed)
                 }
             },
-            LinuxHelper.make(106) { call throws(HelperFailure) in
+            LinuxHelper.make(.strtoul) { call throws(HelperFailure) in
                 switch try parse(call) {
                 case .failure(let errno): return errno.r0
                 case .success(let (value, negative, consumed)):
@@ -227,7 +227,7 @@ enum LoopHelpers {
 
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
-            LinuxHelper.make(181) { call throws(HelperFailure) in
+            LinuxHelper.make(.loop) { call throws(HelperFailure) in
                 let count = UInt64(call.arg32(1))
                 let callback = call.arg(2)
                 let context = call.arg(3)

@@ -19,18 +19,18 @@ enum TraceHelpers {
 
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
-            LinuxHelper.make(6, replay: .emulateThenReturnRecorded) { call throws(HelperFailure) in
+            LinuxHelper.make(.tracePrintk, replay: .emulateThenReturnRecorded) { call throws(HelperFailure) in
                 let format = try call.read(call.arg(1), count: try call.size(2, limit: 1 << 16))
                 return emit(call, format: format, args: [call.arg(3), call.arg(4), call.arg(5)], maxArgs: 3)
             },
-            LinuxHelper.make(177, replay: .emulateThenReturnRecorded) { call throws(HelperFailure) in
+            LinuxHelper.make(.traceVprintk, replay: .emulateThenReturnRecorded) { call throws(HelperFailure) in
                 let format = try call.read(call.arg(1), count: try call.size(2, limit: 1 << 16))
                 switch try varargs(call, data: call.arg(3), length: call.arg(4)) {
                 case .failure(let errno): return errno.r0
                 case .success(let args): return emit(call, format: format, args: args, maxArgs: args.count)
                 }
             },
-            LinuxHelper.make(165) { call throws(HelperFailure) in
+            LinuxHelper.make(.snprintf) { call throws(HelperFailure) in
                 let buffer = call.arg(1)
                 let size = try call.size(2)
                 let format: [UInt8]
@@ -90,7 +90,7 @@ enum TraceHelpers {
         let micros = String(nanoseconds / 1000 % 1_000_000)
         let seconds = String(nanoseconds / 1_000_000_000)
         return "\(paddedTask) [\(cpuText)] d.... \(String(repeating: " ", count: max(0, 5 - seconds.count)))\(seconds)."
-            + "\(String(repeating: "0", count: 6 - micros.count))\(micros): bpf_trace_printk: \(message)"
+            + "\(String(repeating: "0", count: 6 - micros.count))\(micros): \(HelperID.tracePrintk.name): \(message)"
     }
 }
 
