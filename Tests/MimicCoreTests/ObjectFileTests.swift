@@ -147,17 +147,17 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
 
     @Test func sectionNamesAsLibbpfGuessesThem() {
         let cases: [(String, ProgramType)] = [
-            ("xdp", .xdp), ("xdp.frags", .xdp), ("xdp/devmap", .xdp), ("xdp/foo", .unspecified),
+            ("xdp", .xdp), ("xdp.frags", .xdp), ("xdp/devmap", .xdp), ("xdp/foo", .unspec),
             ("tc", .schedCls), ("classifier", .schedCls), ("tc/ingress", .schedCls), ("action", .schedAct),
-            ("socket", .socketFilter), ("socket/x", .unspecified),
-            ("kprobe/do_exit", .kprobe), ("kprobe", .kprobe), ("kprobex", .unspecified), ("kretprobe/x", .kprobe),
+            ("socket", .socketFilter), ("socket/x", .unspec),
+            ("kprobe/do_exit", .kprobe), ("kprobe", .kprobe), ("kprobex", .unspec), ("kretprobe/x", .kprobe),
             ("uprobe/bin:fn", .kprobe), ("tracepoint/a/b", .tracepoint), ("tp/a/b", .tracepoint),
             ("raw_tp/x", .rawTracepoint), ("raw_tracepoint.w/x", .rawTracepointWritable), ("perf_event", .perfEvent),
             ("cgroup_skb/ingress", .cgroupSkb), ("cgroup/skb", .cgroupSkb), ("cgroup/connect4", .cgroupSockAddr),
             ("lwt_in", .lwtIn), ("lwt_out", .lwtOut), ("lwt_xmit", .lwtXmit), ("lwt_seg6local", .lwtSeg6Local),
             ("sk_msg", .skMsg), ("sk_skb/stream_parser", .skSkb), ("sockops", .sockOps), ("fentry/f", .tracing),
             ("lsm/file_open", .lsm), ("syscall", .syscall), ("struct_ops/x", .structOps), ("netfilter", .netfilter),
-            (".text", .unspecified),
+            (".text", .unspec),
         ]
         for (name, type) in cases {
             #expect(ProgramType.guess(sectionName: name) == type, "\(name)")

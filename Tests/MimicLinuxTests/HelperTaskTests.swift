@@ -373,7 +373,7 @@ import MimicMemory
     @Test func unknownHelpersAreNamed() throws {
         let (vm, program) = try ContextTestSupport.load("call 100\nexit")
         let error = try #require(throws: ExecutionError.self) { try vm.run(program) }
-        let name = try #require(LinuxHelpers.name(of: 100))
+        let name = try #require(HelperID(rawValue: 100).kernelName)
         #expect(error.kind == .unknownHelper(id: 100, name: name))
         #expect("\(error)".contains(name))
     }

@@ -58,7 +58,7 @@ public enum Checksum {
     }
 }
 
-/// `bpf_csum_diff` (28), `bpf_l3_csum_replace` (10), `bpf_l4_csum_replace` (11).
+/// `HelperID.csumDiff`, `HelperID.l3CsumReplace`, `HelperID.l4CsumReplace`.
 ///
 /// The sk_buff is modelled without checksum offload (`CHECKSUM_NONE`), the state of a packet a
 /// tc program gets from `BPF_PROG_TEST_RUN`: `BPF_F_PSEUDO_HDR` then only matters for

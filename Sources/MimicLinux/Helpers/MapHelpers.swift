@@ -1,8 +1,8 @@
 import MimicCore
 import MimicMemory
 
-/// The map helpers: lookup, update, delete, push / pop / peek, `bpf_tail_call`,
-/// `bpf_redirect_map`, `bpf_spin_lock` / `bpf_spin_unlock` and `bpf_for_each_map_elem`.
+/// The map helpers: lookup, update, delete, push / pop / peek, `HelperID.tailCall`,
+/// `HelperID.redirectMap`, `HelperID.spinLock` / `HelperID.spinUnlock` and `HelperID.forEachMapElem`.
 /// Ring buffer and perf event helpers live in their own file and are listed here too.
 ///
 /// Helpers take the map from R1 as the handle `lddw` loaded (`MapHandle`) and read keys and
@@ -63,7 +63,7 @@ enum MapHelpers {
 
     // MARK: Lookup, update, delete
 
-    /// `void *bpf_map_lookup_elem(map, key)` (1): the address of the value, or NULL. Maps of
+    /// `void *HelperID.mapLookupElem(map, key)`: the address of the value, or NULL. Maps of
     /// maps give the inner map's handle.
     ///
     /// Hash and array maps take a fast path: the map comes from the emulator's `MapTable` and
@@ -104,7 +104,7 @@ enum MapHelpers {
         return nil
     }
 
-    /// `long bpf_map_update_elem(map, key, value, flags)` (2). Hash and array maps take a fast
+    /// `long HelperID.mapUpdateElem(map, key, value, flags)`. Hash and array maps take a fast
     /// path like `lookup`'s: key and value are read in place.
     static func update(_ emulator: LinuxEmulator) -> Helper {
         let table = emulator.mapTable
@@ -147,7 +147,7 @@ enum MapHelpers {
         return nil
     }
 
-    /// `long bpf_map_delete_elem(map, key)` (3).
+    /// `long HelperID.mapDeleteElem(map, key)`.
     static func delete(_ emulator: LinuxEmulator) -> Helper {
         Helper(.mapDeleteElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
@@ -158,7 +158,7 @@ enum MapHelpers {
 
     // MARK: Queue and stack
 
-    /// `long bpf_map_push_elem(map, value, flags)` (87).
+    /// `long HelperID.mapPushElem(map, value, flags)`.
     static func push(_ emulator: LinuxEmulator) -> Helper {
         Helper(.mapPushElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
@@ -167,7 +167,7 @@ enum MapHelpers {
         }
     }
 
-    /// `long bpf_map_pop_elem(map, value)` (88) and `long bpf_map_peek_elem(map, value)` (89):
+    /// `long HelperID.mapPopElem(map, value)` and `long HelperID.mapPeekElem(map, value)`:
     /// copy the value out; on `-ENOENT` the buffer is zeroed, as the kernel does.
     static func pop(_ emulator: LinuxEmulator, remove: Bool) -> Helper {
         Helper(remove ? .mapPopElem : .mapPeekElem) { [weak emulator] process throws(HelperFailure) in
@@ -191,7 +191,7 @@ enum MapHelpers {
 
     // MARK: Tail calls
 
-    /// `long bpf_tail_call(ctx, prog_array, index)` (12): jumps into the program at `index`,
+    /// `long HelperID.tailCall(ctx, prog_array, index)`: jumps into the program at `index`,
     /// keeping R1 (the context). When the index is past the end, the slot is empty or the
     /// process has made `tailCallLimit` (33) tail calls, the kernel falls through to the next
     /// instruction; Mimic does that with R0 = `-ENOENT` (the kernel leaves R0 undefined).
@@ -212,12 +212,12 @@ enum MapHelpers {
 
     // MARK: Redirects
 
-    /// `long bpf_redirect_map(map, key, flags)` (51): records the entry of a devmap,
+    /// `long HelperID.redirectMap(map, key, flags)`: records the entry of a devmap,
     /// devmap_hash, cpumap or xskmap as the packet's redirect target and returns `XDP_REDIRECT`
     /// (4). On a miss it clears the record and returns the lower two bits of `flags` (an XDP
     /// action up to `XDP_TX`); flags other than those bits, `BPF_F_BROADCAST` and
     /// `BPF_F_EXCLUDE_INGRESS` (devmaps only) return `XDP_ABORTED` (0), as the kernel's
-    /// `__bpf_xdp_redirect_map` does. The last redirect of a run (this or `bpf_redirect`) wins:
+    /// `__bpf_xdp_redirect_map` does. The last redirect of a run (this or `HelperID.redirect`) wins:
     /// it replaces `LinuxProcessState.redirect`.
     static func redirectMap(_ emulator: LinuxEmulator) -> Helper {
         Helper(.redirectMap) { [weak emulator] process throws(HelperFailure) in
@@ -244,7 +244,7 @@ enum MapHelpers {
 
     // MARK: Spin locks
 
-    /// `long bpf_spin_lock(lock)` (93): takes the lock word in a map value, waiting while
+    /// `long HelperID.spinLock(lock)`: takes the lock word in a map value, waiting while
     /// another process holds it. Taking a lock the process already holds stops the program
     /// (the kernel's verifier refuses such programs; running one would deadlock).
     static func spinLock() -> Helper {
@@ -262,7 +262,7 @@ enum MapHelpers {
         }
     }
 
-    /// `long bpf_spin_unlock(lock)` (94): releases a lock the process holds; releasing one it
+    /// `long HelperID.spinUnlock(lock)`: releases a lock the process holds; releasing one it
     /// does not hold stops the program.
     static func spinUnlock() -> Helper {
         Helper(.spinUnlock) { process throws(HelperFailure) in
@@ -290,7 +290,7 @@ enum MapHelpers {
 
     // MARK: Iteration
 
-    /// `long bpf_for_each_map_elem(map, callback_fn, callback_ctx, flags)` (164): calls
+    /// `long HelperID.forEachMapElem(map, callback_fn, callback_ctx, flags)`: calls
     /// `callback_fn(map, &key, &value, callback_ctx)` for each element of a hash, LRU hash,
     /// array or per-CPU map (per-CPU: the process's vCPU value) until it returns non-zero;
     /// returns the number of elements visited, or `-EINVAL` for non-zero flags. Keys are passed

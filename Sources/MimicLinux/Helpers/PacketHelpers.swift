@@ -4,12 +4,12 @@ import MimicMemory
 /// Packet helpers on the context's live packet (`LinuxProcessState.packet`), with the kernel's
 /// checks and return codes (`net/core/filter.c`):
 ///
-/// - sk_buff: `bpf_skb_load_bytes` (26), `bpf_skb_store_bytes` (9), `bpf_skb_change_tail` (38),
-///   `bpf_skb_change_head` (43), `bpf_skb_adjust_room` (50, the basic MAC/NET grow and shrink;
-///   encapsulation flags are checked but only `skb->protocol` follows them), `bpf_skb_vlan_push`
-///   (18), `bpf_skb_vlan_pop` (19), `bpf_clone_redirect` (13).
-/// - XDP: `bpf_xdp_adjust_head` (44), `bpf_xdp_adjust_tail` (65), `bpf_xdp_adjust_meta` (54).
-/// - both: `bpf_redirect` (23), with XDP's or tc's return values by the attached context; it
+/// - sk_buff: `HelperID.skbLoadBytes`, `HelperID.skbStoreBytes`, `HelperID.skbChangeTail`,
+///   `HelperID.skbChangeHead`, `HelperID.skbAdjustRoom` (the basic MAC/NET grow and shrink;
+///   encapsulation flags are checked but only `skb->protocol` follows them), `HelperID.skbVlanPush`,
+///   `HelperID.skbVlanPop`, `HelperID.cloneRedirect`.
+/// - XDP: `HelperID.xdpAdjustHead`, `HelperID.xdpAdjustTail`, `HelperID.xdpAdjustMeta`.
+/// - both: `HelperID.redirect`, with XDP's or tc's return values by the attached context; it
 ///   replaces `LinuxProcessState.redirect` (the last redirect of a run decides).
 ///
 /// Every helper that changes the packet rewrites the context's `data` / `data_end` /
@@ -29,7 +29,7 @@ enum PacketHelpers {
 
     static func skbHelpers() -> [Helper] {
         [
-            // long bpf_skb_load_bytes(const void *skb, u32 offset, void *to, u32 len)
+            // long HelperID.skbLoadBytes(const void *skb, u32 offset, void *to, u32 len)
             LinuxHelper.make(.skbLoadBytes) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let offset = UInt64(call.arg32(2)), length = try call.size(4)
@@ -41,7 +41,7 @@ enum PacketHelpers {
                 try call.write(buffer.storage.bytes(in: start..<start + length), at: call.arg(3))
                 return 0
             },
-            // long bpf_skb_store_bytes(struct sk_buff *skb, u32 offset, const void *from, u32 len, u64 flags)
+            // long HelperID.skbStoreBytes(struct sk_buff *skb, u32 offset, const void *from, u32 len, u64 flags)
             LinuxHelper.make(.skbStoreBytes) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let offset = UInt64(call.arg32(2)), length = try call.size(4), flags = call.arg(5)
@@ -52,7 +52,7 @@ enum PacketHelpers {
                 if flags & 2 != 0 { buffer.storeU32(0, at: SKBLayout.hash) }  // skb_clear_hash
                 return 0
             },
-            // long bpf_skb_change_tail(struct sk_buff *skb, u32 len, u64 flags)
+            // long HelperID.skbChangeTail(struct sk_buff *skb, u32 len, u64 flags)
             LinuxHelper.make(.skbChangeTail) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let newLength = Int(call.arg32(2))
@@ -65,7 +65,7 @@ enum PacketHelpers {
                 buffer.syncContext(call.process)
                 return 0
             },
-            // long bpf_skb_change_head(struct sk_buff *skb, u32 len, u64 flags)
+            // long HelperID.skbChangeHead(struct sk_buff *skb, u32 len, u64 flags)
             LinuxHelper.make(.skbChangeHead) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let room = Int(call.arg32(2))
@@ -75,9 +75,9 @@ enum PacketHelpers {
                 buffer.syncContext(call.process)
                 return 0
             },
-            // long bpf_skb_adjust_room(struct sk_buff *skb, s32 len_diff, u32 mode, u64 flags)
+            // long HelperID.skbAdjustRoom(struct sk_buff *skb, s32 len_diff, u32 mode, u64 flags)
             LinuxHelper.make(.skbAdjustRoom) { call throws(HelperFailure) in try adjustRoom(call) },
-            // long bpf_skb_vlan_push(struct sk_buff *skb, __be16 vlan_proto, u16 vlan_tci)
+            // long HelperID.skbVlanPush(struct sk_buff *skb, __be16 vlan_proto, u16 vlan_tci)
             LinuxHelper.make(.skbVlanPush) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 var proto = UInt16(truncatingIfNeeded: call.arg(2)).byteSwapped  // __be16 → host order
@@ -95,7 +95,7 @@ enum PacketHelpers {
                 buffer.syncContext(call.process)
                 return 0
             },
-            // long bpf_skb_vlan_pop(struct sk_buff *skb)
+            // long HelperID.skbVlanPop(struct sk_buff *skb)
             LinuxHelper.make(.skbVlanPop) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 defer { buffer.syncContext(call.process) }
@@ -112,7 +112,7 @@ enum PacketHelpers {
                 buffer.vlanTag = (proto, tci)
                 return 0
             },
-            // long bpf_clone_redirect(struct sk_buff *skb, u32 ifindex, u64 flags)
+            // long HelperID.cloneRedirect(struct sk_buff *skb, u32 ifindex, u64 flags)
             LinuxHelper.make(.cloneRedirect) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let flags = call.arg(3), ifindex = call.arg32(2)
@@ -189,7 +189,7 @@ enum PacketHelpers {
 
     static func xdpHelpers() -> [Helper] {
         [
-            // long bpf_xdp_adjust_head(struct xdp_buff *xdp_md, int delta)
+            // long HelperID.xdpAdjustHead(struct xdp_buff *xdp_md, int delta)
             LinuxHelper.make(.xdpAdjustHead) { call throws(HelperFailure) in
                 let buffer = try call.packet(.xdp)
                 let delta = Int(call.argInt(2))
@@ -207,7 +207,7 @@ enum PacketHelpers {
                 buffer.syncContext(call.process)
                 return 0
             },
-            // long bpf_xdp_adjust_tail(struct xdp_buff *xdp_md, int delta)
+            // long HelperID.xdpAdjustTail(struct xdp_buff *xdp_md, int delta)
             LinuxHelper.make(.xdpAdjustTail) { call throws(HelperFailure) in
                 let buffer = try call.packet(.xdp)
                 let delta = Int(call.argInt(2))
@@ -220,7 +220,7 @@ enum PacketHelpers {
                 buffer.syncContext(call.process)
                 return 0
             },
-            // long bpf_xdp_adjust_meta(struct xdp_buff *xdp_md, int delta)
+            // long HelperID.xdpAdjustMeta(struct xdp_buff *xdp_md, int delta)
             LinuxHelper.make(.xdpAdjustMeta) { call throws(HelperFailure) in
                 let buffer = try call.packet(.xdp)
                 let newMeta = buffer.metaOffset + Int(call.argInt(2))
@@ -237,7 +237,7 @@ enum PacketHelpers {
 
     static func redirectHelpers() -> [Helper] {
         [
-            // long bpf_redirect(u32 ifindex, u64 flags)
+            // long HelperID.redirect(u32 ifindex, u64 flags)
             LinuxHelper.make(.redirect) { call throws(HelperFailure) in
                 let state = try call.linuxState()
                 let flags = call.arg(2)

@@ -1,13 +1,13 @@
 import MimicCore
 import MimicMemory
 
-/// `bpf_ringbuf_output`, `_reserve`, `_submit`, `_discard` and `_query` (130–134).
+/// `HelperID.ringbufOutput`, `_reserve`, `_submit`, `_discard` and `_query`.
 enum RingBufferHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [output(emulator), reserve(emulator), commit(emulator, discard: false), commit(emulator, discard: true), query(emulator)]
     }
 
-    /// `long bpf_ringbuf_output(ringbuf, data, size, flags)` (130): 0, `-EINVAL` for flags
+    /// `long HelperID.ringbufOutput(ringbuf, data, size, flags)`: 0, `-EINVAL` for flags
     /// other than `BPF_RB_NO_WAKEUP` / `BPF_RB_FORCE_WAKEUP`, `-EAGAIN` without room.
     static func output(_ emulator: LinuxEmulator) -> Helper {
         Helper(.ringbufOutput) { [weak emulator] process throws(HelperFailure) in
@@ -23,7 +23,7 @@ enum RingBufferHelpers {
         }
     }
 
-    /// `void *bpf_ringbuf_reserve(ringbuf, size, flags)` (131): the address of the record's
+    /// `void *HelperID.ringbufReserve(ringbuf, size, flags)`: the address of the record's
     /// data in the ring, or NULL.
     static func reserve(_ emulator: LinuxEmulator) -> Helper {
         Helper(.ringbufReserve) { [weak emulator] process throws(HelperFailure) in
@@ -32,7 +32,7 @@ enum RingBufferHelpers {
         }
     }
 
-    /// `void bpf_ringbuf_submit(data, flags)` (132) / `void bpf_ringbuf_discard(data, flags)`
+    /// `void HelperID.ringbufSubmit(data, flags)` / `void HelperID.ringbufDiscard(data, flags)`
     /// (133): commits a reserved record. A pointer that is not a reserved record stops the
     /// program (the kernel's verifier guarantees one).
     static func commit(_ emulator: LinuxEmulator, discard: Bool) -> Helper {
@@ -47,7 +47,7 @@ enum RingBufferHelpers {
         }
     }
 
-    /// `u64 bpf_ringbuf_query(ringbuf, flags)` (134).
+    /// `u64 HelperID.ringbufQuery(ringbuf, flags)`.
     static func query(_ emulator: LinuxEmulator) -> Helper {
         Helper(.ringbufQuery) { [weak emulator] process throws(HelperFailure) in
             let ring = try MapHelpers.map(emulator, process, as: RingBufferMap.self, "a BPF_MAP_TYPE_RINGBUF")
@@ -56,7 +56,7 @@ enum RingBufferHelpers {
     }
 }
 
-/// `bpf_perf_event_output` (25).
+/// `HelperID.perfEventOutput`.
 enum PerfEventHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] { [output(emulator)] }
 
@@ -64,7 +64,7 @@ enum PerfEventHelpers {
     static let indexMask: UInt64 = 0xFFFF_FFFF
     static let contextLengthMask: UInt64 = 0xF_FFFF << 32
 
-    /// `long bpf_perf_event_output(ctx, map, flags, data, size)` (25): appends a record to the
+    /// `long HelperID.perfEventOutput(ctx, map, flags, data, size)`: appends a record to the
     /// perf buffer of the CPU the event at `flags & BPF_F_INDEX_MASK` is bound to
     /// (`BPF_F_CURRENT_CPU` selects the process's vCPU). For packet contexts (tc, XDP),
     /// `flags >> 32` bytes of the packet are appended after `data` (`BPF_F_CTXLEN_MASK`),

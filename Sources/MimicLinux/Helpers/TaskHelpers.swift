@@ -2,9 +2,9 @@ import Glibc
 import MimicCore
 import MimicMemory
 
-/// Time, randomness and CPU: `bpf_ktime_get_ns` (5), `bpf_ktime_get_boot_ns` (125),
-/// `bpf_ktime_get_coarse_ns` (160), `bpf_get_prandom_u32` (7), `bpf_get_smp_processor_id` (8),
-/// `bpf_get_numa_node_id` (42).
+/// Time, randomness and CPU: `HelperID.ktimeGetNs`, `HelperID.ktimeGetBootNs`,
+/// `HelperID.ktimeGetCoarseNs`, `HelperID.getPrandomU32`, `HelperID.getSmpProcessorId`,
+/// `HelperID.getNumaNodeId`.
 ///
 /// The clock is the process's `TaskEnvironment.clock`: the host's clocks, or a manual clock for
 /// reproducible runs. The random generator is seeded from `TaskEnvironment.randomSeed`, else
@@ -54,9 +54,9 @@ enum TimeHelpers {
     }
 }
 
-/// The current task: `bpf_get_current_pid_tgid` (14), `bpf_get_current_uid_gid` (15),
-/// `bpf_get_current_comm` (16), from the process's `TaskEnvironment` unless a captured context
-/// replays them; and `bpf_get_stackid` (27), which only a captured context can answer.
+/// The current task: `HelperID.getCurrentPidTgid`, `HelperID.getCurrentUidGid`,
+/// `HelperID.getCurrentComm`, from the process's `TaskEnvironment` unless a captured context
+/// replays them; and `HelperID.getStackid`, which only a captured context can answer.
 enum TaskHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
@@ -85,8 +85,8 @@ enum TaskHelpers {
     }
 }
 
-/// `bpf_probe_read` (4), `_user` (112), `_kernel` (113) and the string forms `bpf_probe_read_str`
-/// (45), `_user_str` (114), `_kernel_str` (115). They read VM memory (a captured context's
+/// `HelperID.probeRead`, `.probeReadUser`, `.probeReadKernel` and the string forms
+/// `.probeReadStr`, `.probeReadUserStr`, `.probeReadKernelStr`. They read VM memory (a captured context's
 /// records come first); an unreadable source gives `-EFAULT` with the destination zeroed, as the
 /// kernel does.
 enum ProbeHelpers {
@@ -129,7 +129,7 @@ enum ProbeHelpers {
     }
 }
 
-/// `bpf_strtol` (105) and `bpf_strtoul` (106), as the kernel's `__bpf_strtoull`: leading white
+/// `HelperID.strtol` and `HelperID.strtoul`, as the kernel's `__bpf_strtoull`: leading white
 /// space, an optional `-`, base 0 (auto: `0x` hex, `0` octal, else decimal), 8, 10 or 16 in the
 /// low 5 bits of `flags`; at most 63 characters are looked at. Returns the characters consumed,
 /// `-EINVAL` (no digits, bad base or flags, `-` for strtoul) or `-ERANGE` (overflow).
@@ -218,7 +218,7 @@ enum StringHelpers {
     }
 }
 
-/// `bpf_loop` (181): calls a program-local callback `nr_loops` times (at most 2^23) with the
+/// `HelperID.loop`: calls a program-local callback `nr_loops` times (at most 2^23) with the
 /// index and the context pointer; a callback returning non-zero stops the loop. Returns the number
 /// of iterations, `-EINVAL` for non-zero flags, `-E2BIG` for too many loops.
 enum LoopHelpers {

@@ -2,7 +2,7 @@ import Glibc
 import MimicCore
 import MimicMemory
 
-/// `bpf_trace_printk` (6), `bpf_trace_vprintk` (177) and `bpf_snprintf` (165).
+/// `HelperID.tracePrintk`, `HelperID.traceVprintk` and `HelperID.snprintf`.
 ///
 /// Formats follow the kernel's `bpf_bprintf_prepare`: the format must be NUL-terminated within its
 /// size and contain only printable ASCII and white space; conversions are `%d %i %u %x %X` with
@@ -14,7 +14,7 @@ import MimicMemory
 enum TraceHelpers {
     /// The kernel's `MAX_BPRINTF_BUF`: formatted output is cut at 1023 bytes.
     static let bufferSize = 1024
-    /// `MAX_BPRINTF_VARARGS`: the most arguments of `bpf_trace_vprintk` and `bpf_snprintf`.
+    /// `MAX_BPRINTF_VARARGS`: the most arguments of `HelperID.traceVprintk` and `HelperID.snprintf`.
     static let maxVarargs = 12
 
     static func all(for emulator: LinuxEmulator) -> [Helper] {
@@ -50,7 +50,7 @@ enum TraceHelpers {
         ]
     }
 
-    /// The u64 array of `bpf_trace_vprintk` / `bpf_snprintf`: `length` must be a multiple of 8 and
+    /// The u64 array of `HelperID.traceVprintk` / `HelperID.snprintf`: `length` must be a multiple of 8 and
     /// at most 12 values, else `-EINVAL`.
     static func varargs(_ call: HelperCall, data: UInt64, length: UInt64) throws(HelperFailure) -> Result<[UInt64], Errno> {
         guard length % 8 == 0, length <= UInt64(8 * maxVarargs) else { return .failure(.invalid) }
