@@ -119,10 +119,10 @@ extension PluginEmulator {
     func setSlot(map: UInt64, index: Int, kind: mimic_slot_kind, value: UInt64, vm: VM) throws(PluginMapError) {
         let mapName = PluginMap.name(of: map, in: self, vm: vm)
         guard let setSlot = library.setSlot, let instance = instances.existingInstance(for: vm) else {
-            throw PluginMapError(map: mapName, operation: "set slot", errno: -Errno.notSupported, detail: "\(name) has no set_slot")
+            throw PluginMapError(map: mapName, operation: "set slot", errno: -Errno.notSupported.rawValue, detail: "\(name) has no set_slot")
         }
         guard let slotIndex = UInt32(exactly: index) else {
-            throw PluginMapError(map: mapName, operation: "set slot", errno: -Errno.invalid, detail: "index \(index) is out of range")
+            throw PluginMapError(map: mapName, operation: "set slot", errno: -Errno.invalid.rawValue, detail: "index \(index) is out of range")
         }
         let (status, message) = PluginText.withError { setSlot(instance.data, map, slotIndex, kind.rawValue, value, $0, $1) }
         guard status == 0 else {
@@ -195,23 +195,10 @@ public struct PluginMapError: Error, Sendable, Equatable, CustomStringConvertibl
     public var description: String { "map \(map): \(operation) failed: \(detail)" }
 }
 
-/// The errno numbers the map callbacks return, named for messages.
-enum Errno {
-    static let notPermitted: Int32 = 1
-    static let noEntry: Int32 = 2
-    static let invalid: Int32 = 22
-    static let noSpace: Int32 = 28
-    static let notSupported: Int32 = 95
-
-    private static let names: [Int32: String] = [
-        1: "EPERM", 2: "ENOENT", 7: "E2BIG", 11: "EAGAIN", 12: "ENOMEM", 16: "EBUSY", 17: "EEXIST",
-        22: "EINVAL", 28: "ENOSPC", 34: "ERANGE", 95: "EOPNOTSUPP",
-    ]
-
-    /// `-EPERM (1)` style text for a status.
+extension Errno {
+    /// `-EPERM (1)` style text for a status a map callback returned.
     static func text(_ status: Int32) -> String {
-        let number = status.magnitude
-        return (names[Int32(truncatingIfNeeded: number)].map { "-\($0)" } ?? "error") + " (\(status))"
+        (cNames[Int32(truncatingIfNeeded: status.magnitude)].map { "-\($0)" } ?? "error") + " (\(status))"
     }
 }
 
@@ -278,12 +265,12 @@ public final class PluginMap: @unchecked Sendable {
 
     private func check(_ key: [UInt8], _ operation: String) throws(PluginMapError) {
         guard key.count == keySize else {
-            throw error(operation, -Errno.invalid, "the key has \(key.count) bytes, the map's keys \(keySize)")
+            throw error(operation, -Errno.invalid.rawValue, "the key has \(key.count) bytes, the map's keys \(keySize)")
         }
     }
 
     private func callback<T>(_ function: T?, _ operation: String) throws(PluginMapError) -> T {
-        guard let function else { throw error(operation, -Errno.notSupported, "plugin \(library.name) has no callback for it") }
+        guard let function else { throw error(operation, -Errno.notSupported.rawValue, "plugin \(library.name) has no callback for it") }
         return function
     }
 
@@ -302,7 +289,7 @@ public final class PluginMap: @unchecked Sendable {
         try check(key, "lookup")
         var buffer = [UInt8](repeating: 0, count: max(1, valueSize * count))
         let status = buffer.withUnsafeMutableBytes { out in key.withUnsafeBytes { function(instance.data, handle, $0.baseAddress, cpu, out.baseAddress) } }
-        if status == -Errno.noEntry { return nil }
+        if status == -Errno.noEntry.rawValue { return nil }
         guard status == 0 else { throw error("lookup", status) }
         return (0..<count).map { Array(buffer[$0 * valueSize..<($0 + 1) * valueSize]) }
     }
@@ -311,7 +298,7 @@ public final class PluginMap: @unchecked Sendable {
     /// `flags`: 0 `BPF_ANY`, 1 `BPF_NOEXIST`, 2 `BPF_EXIST`, 4 `BPF_F_LOCK`.
     public func update(key: [UInt8], value: [UInt8], flags: UInt64 = 0, cpu: Int = 0) throws(PluginMapError) {
         guard value.count == valueSize else {
-            throw error("update", -Errno.invalid, "the value has \(value.count) bytes, the map's values \(valueSize)")
+            throw error("update", -Errno.invalid.rawValue, "the value has \(value.count) bytes, the map's values \(valueSize)")
         }
         try update(key, value, flags: flags, cpu: Int32(clamping: cpu))
     }
@@ -319,7 +306,7 @@ public final class PluginMap: @unchecked Sendable {
     /// Creates or updates the element `key` with every CPU's value (`valueCount` values).
     public func update(key: [UInt8], perCPUValues values: [[UInt8]], flags: UInt64 = 0) throws(PluginMapError) {
         guard values.count == valueCount, values.allSatisfy({ $0.count == valueSize }) else {
-            throw error("update", -Errno.invalid, "expected \(valueCount) values of \(valueSize) bytes")
+            throw error("update", -Errno.invalid.rawValue, "expected \(valueCount) values of \(valueSize) bytes")
         }
         try update(key, values.flatMap { $0 }, flags: flags, cpu: MIMIC_ALL_CPUS)
     }
@@ -348,7 +335,7 @@ public final class PluginMap: @unchecked Sendable {
             if let key { return key.withUnsafeBytes { function(instance.data, handle, $0.baseAddress, out.baseAddress) } }
             return function(instance.data, handle, nil, out.baseAddress)
         }
-        if status == -Errno.noEntry { return nil }
+        if status == -Errno.noEntry.rawValue { return nil }
         guard status == 0 else { throw error("next key", status) }
         return Array(next.prefix(keySize))
     }
@@ -371,7 +358,7 @@ public final class PluginMap: @unchecked Sendable {
         try check(key, "lookup address")
         var address: UInt64 = 0
         let status = key.withUnsafeBytes { function(instance.data, handle, $0.baseAddress, Int32(clamping: cpu), &address) }
-        if status == -Errno.noEntry { return nil }
+        if status == -Errno.noEntry.rawValue { return nil }
         guard status == 0 else { throw error("lookup address", status) }
         return address
     }
@@ -385,10 +372,10 @@ public final class PluginMap: @unchecked Sendable {
         while true {
             var cpu: Int32 = -1
             let length = buffer.withUnsafeMutableBytes { function(instance.data, handle, $0.baseAddress, UInt64($0.count), &cpu) }
-            if length == Int64(-Errno.noEntry) { return records }
+            if length == Int64(-Errno.noEntry.rawValue) { return records }
             guard length >= 0 else { throw error("drain", Int32(clamping: length)) }
             guard length <= Int64(AddressSpace.regionLimit) else {
-                throw error("drain", -Errno.invalid, "the plugin reported a record of \(length) bytes")
+                throw error("drain", -Errno.invalid.rawValue, "the plugin reported a record of \(length) bytes")
             }
             if Int(length) > buffer.count {
                 buffer = [UInt8](repeating: 0, count: Int(length))
@@ -401,15 +388,15 @@ public final class PluginMap: @unchecked Sendable {
     /// Sets slot `index` of a prog array to `program` (nil empties it): a tail call through the
     /// slot runs `program`, which must be loaded into the same VM.
     public func setProgram(_ program: Program?, at index: Int) throws(PluginMapError) {
-        guard let vm else { throw error("set slot", -Errno.invalid, "the VM is gone") }
+        guard let vm else { throw error("set slot", -Errno.invalid.rawValue, "the VM is gone") }
         guard let program else { return try emulator.setSlot(map: handle, index: index, kind: MIMIC_SLOT_CLEAR, value: 0, vm: vm) }
-        guard program.vm === vm else { throw error("set slot", -Errno.invalid, "program \(program.name) was loaded into another VM") }
+        guard program.vm === vm else { throw error("set slot", -Errno.invalid.rawValue, "program \(program.name) was loaded into another VM") }
         try emulator.setSlot(map: handle, index: index, kind: MIMIC_SLOT_PROGRAM, value: instance.id(for: program), vm: vm)
     }
 
     /// Sets slot `index` of a map of maps to `map` (nil empties it).
     public func setInnerMap(_ map: PluginMap?, at index: Int) throws(PluginMapError) {
-        guard let vm else { throw error("set slot", -Errno.invalid, "the VM is gone") }
+        guard let vm else { throw error("set slot", -Errno.invalid.rawValue, "the VM is gone") }
         try emulator.setSlot(map: handle, index: index, kind: map == nil ? MIMIC_SLOT_CLEAR : MIMIC_SLOT_MAP,
                              value: map?.handle ?? 0, vm: vm)
     }

@@ -69,10 +69,6 @@ struct HelperCall {
 }
 
 extension Errno {
-    /// `ENOTSUPP` (524): the kernel-internal "operation not supported" some helpers return.
-    static let kernelNotSupported = Errno(rawValue: 524)
-    /// `EACCES` (13): permission denied.
-    static let accessDenied = Errno(rawValue: 13)
     /// The value a helper returns in R0: `-errno`.
     var r0: UInt64 { helperReturnValue }
 }

@@ -298,13 +298,8 @@ public enum KernelError: Error, Sendable, CustomStringConvertible {
 
     /// `EINVAL (Invalid argument)`.
     static func describe(errno code: Int32) -> String {
-        let names: [Int32: String] = [
-            EPERM: "EPERM", ENOENT: "ENOENT", E2BIG: "E2BIG", EBADF: "EBADF", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM",
-            EACCES: "EACCES", EFAULT: "EFAULT", EBUSY: "EBUSY", EEXIST: "EEXIST", EINVAL: "EINVAL", ENOSPC: "ENOSPC",
-            ERANGE: "ERANGE", ENOSYS: "ENOSYS", EOPNOTSUPP: "EOPNOTSUPP", 524: "ENOTSUPP",
-        ]
-        let message = code == 524 ? "Operation is not supported" : String(cString: strerror(code))
-        return "\(names[code] ?? "errno \(code)") (\(message))"
+        let message = code == Errno.kernelNotSupported.rawValue ? "Operation is not supported" : String(cString: strerror(code))
+        return "\(Errno(rawValue: code)) (\(message))"
     }
 }
 

@@ -5,15 +5,6 @@ import Synchronization
 import Glibc
 #endif
 
-extension Errno {
-    /// `ENODEV`: no such device (a `cpumap` key naming no possible CPU).
-    public static let noDevice = Errno(rawValue: 19)
-    /// `EAGAIN`: try again (`bpf_ringbuf_output` without room).
-    public static let tryAgain = Errno(rawValue: 11)
-    /// `EOVERFLOW`: value too large (a `cpumap` queue size past 16,384).
-    public static let overflow = Errno(rawValue: 75)
-}
-
 /// Linux's page size for the maps whose sizes are counted in pages (ring buffers).
 let linuxPageSize = 4096
 
