@@ -157,3 +157,21 @@ import Testing
         }
     }
 }
+
+@Suite struct ErrnoTests {
+    @Test func swiftNamesCarryTheLinuxValuesAndCSpellings() {
+        let expected: [(Errno, Int32, String)] = [
+            (.notPermitted, 1, "EPERM"), (.noEntry, 2, "ENOENT"), (.tooBig, 7, "E2BIG"), (.badFileDescriptor, 9, "EBADF"),
+            (.tryAgain, 11, "EAGAIN"), (.noMemory, 12, "ENOMEM"), (.accessDenied, 13, "EACCES"), (.fault, 14, "EFAULT"),
+            (.busy, 16, "EBUSY"), (.exists, 17, "EEXIST"), (.noDevice, 19, "ENODEV"), (.invalid, 22, "EINVAL"),
+            (.noSpace, 28, "ENOSPC"), (.outOfRange, 34, "ERANGE"), (.notImplemented, 38, "ENOSYS"),
+            (.overflow, 75, "EOVERFLOW"), (.notSupported, 95, "EOPNOTSUPP"), (.kernelNotSupported, 524, "ENOTSUPP"),
+        ]
+        for (errno, value, name) in expected {
+            #expect(errno.rawValue == value, "\(name)")
+            #expect(errno.description == name)
+        }
+        #expect(Errno.noEntry.helperReturnValue == UInt64(bitPattern: -2))
+        #expect(Errno(rawValue: 200).description == "errno 200")
+    }
+}

@@ -124,9 +124,11 @@ public enum KernelBPF {
     ///   - instructions: the bytecode; map references must already be `BPF_PSEUDO_MAP_FD` /
     ///     `BPF_PSEUDO_MAP_VALUE` with the kernel map's file descriptor (see `KernelObject`).
     ///   - name: shown by `bpftool`; cut to the kernel's 15 characters of `[A-Za-z0-9_.]`.
+    ///   - expectedAttachType: `expected_attach_type`; 0 (the default) for program types that
+    ///     have none.
     ///   - maps: kept alive as long as the program (the kernel holds its own references too).
     public static func loadProgram(_ instructions: [RawInstruction], type: ProgramType, license: String = "GPL",
-                                   name: String = "", expectedAttachType: UInt32 = 0,
+                                   name: String = "", expectedAttachType: AttachType = AttachType(rawValue: 0),
                                    maps: [KernelMap] = []) throws(KernelError) -> KernelProgram {
         try requireAvailable()
         guard !instructions.isEmpty else { throw KernelError.invalidArgument("program \(name) has no instructions") }
@@ -148,7 +150,7 @@ public enum KernelBPF {
                             attr.setPointer(32, logBuffer.baseAddress)
                         }
                         attr.setName(48, name)
-                        attr.set32(68, expectedAttachType)
+                        attr.set32(68, expectedAttachType.rawValue)
                         let result = call(.progLoad, &attr)
                         let text = String(decoding: logBuffer.prefix { $0 != 0 }, as: UTF8.self)
                         return (result, text)
