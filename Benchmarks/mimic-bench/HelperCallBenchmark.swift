@@ -100,17 +100,18 @@ enum HelperCallBenchmark {
         print(String(format: "static Swift helper                     %10.0f  %8.2f", statically.ns, perCall(statically.ns)))
         print(String(format: "C plugin helper (plugin ABI)            %10.0f  %8.2f", viaPlugin.ns, perCall(viaPlugin.ns)))
 
-        // MimicLinux statically linked vs as a plugin: bpf_get_smp_processor_id (8).
+        // MimicLinux statically linked vs as a plugin: `HelperID.getSmpProcessorId`.
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let linuxPath = URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("libMimicLinuxPlugin.so").path
-        let linuxLoop = loop(call: 8)
+        let helper = HelperID.getSmpProcessorId
+        let linuxLoop = loop(call: helper.rawValue)
         let linuxStatic = try time(linuxLoop, emulator: LinuxEmulator(), rounds: rounds, vCPU: 1)
-        print(String(format: "Linux bpf_get_smp_processor_id, static  %10.0f  %8.2f", linuxStatic.ns, perCall(linuxStatic.ns)))
+        print(String(format: "Linux \(helper.name), static  %10.0f  %8.2f", linuxStatic.ns, perCall(linuxStatic.ns)))
         if FileManager.default.fileExists(atPath: linuxPath) {
             let linux = try PluginLibrary.load(path: linuxPath)
             let linuxPlugin = try time(linuxLoop, emulator: linux.emulator, rounds: rounds, vCPU: 1)
             guard linuxPlugin.r0 == linuxStatic.r0 else { throw HelperBenchmarkError("the Linux plugin computed \(linuxPlugin.r0), static \(linuxStatic.r0)") }
-            print(String(format: "Linux bpf_get_smp_processor_id, plugin  %10.0f  %8.2f", linuxPlugin.ns, perCall(linuxPlugin.ns)))
+            print(String(format: "Linux \(helper.name), plugin  %10.0f  %8.2f", linuxPlugin.ns, perCall(linuxPlugin.ns)))
         } else {
             print("(libMimicLinuxPlugin.so not found beside mimic-bench: build with `swift build -c release` to compare)")
         }
