@@ -18,4 +18,14 @@ import MimicLinux
         #expect(emulator.helperName(id: 1) == "bpf_map_lookup_elem")
         #expect(emulator.helperName(id: 0) == nil)
     }
+
+    /// Every kernel helper id has a helper (emulated or a replay stand-in) named by the table.
+    @Test func everyHelperIsNamedByItsID() {
+        let emulator = LinuxEmulator()
+        for id in HelperID.known {
+            #expect(emulator.helper(id: id.rawValue)?.name == id.kernelName, "\(id)")
+            #expect(emulator.helperName(id: id.rawValue) == id.kernelName)
+        }
+        #expect(emulator.helper(id: HelperID.unspec.rawValue) == nil)
+    }
 }

@@ -12,7 +12,7 @@ public struct HelperID: RawRepresentable, Hashable, Sendable, CustomStringConver
 
     public init(rawValue: Int32) { self.rawValue = rawValue }
 
-    /// The helper with this C name (`bpf_csum_diff`), with or without the `bpf_` prefix; nil
+    /// The helper with this C name (`bpf_map_lookup_elem`), with or without the `bpf_` prefix; nil
     /// for a name the table does not know.
     public init?(kernelName name: String) {
         let full = name.hasPrefix("bpf_") ? name : "bpf_" + name
