@@ -59,4 +59,41 @@ import MimicPool
         #expect(perCPU.reduce(0, +) == UInt64(jobs))
         #expect(perCPU.allSatisfy { $0 > 0 })
     }
+
+    /// Issue 13.5: the defaults agree (a default pool runs every job of a default emulator), and
+    /// a pool with more workers than its VM's emulator has CPUs is refused when it is created.
+    @Test func poolAndEmulatorDefaultsAgree() throws {
+        let emulator = LinuxEmulator()
+        #expect(emulator.cpuCount == HostCPUs.count)
+        let vm = VM(emulator: emulator)
+        let program = try vm.load(Assembler.assemble("call 8\nexit"))
+        let pool = try ProcessPool(backlog: 64)
+        #expect(pool.workerCount == emulator.cpuCount)
+        let failures = Atomic<Int>(0)
+        for _ in 0..<40 {
+            try pool.submit(Job(program: program)) { result in
+                if case .failure = result { failures.add(1, ordering: .relaxed) }
+            }
+        }
+        pool.stop(.drain)
+        #expect(failures.load(ordering: .relaxed) == 0)
+    }
+
+    @Test func morePoolWorkersThanEmulatorCPUsAreRefused() throws {
+        let vm = VM(emulator: LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 2)))
+        #expect(vm.cpuCount == 2)
+        #expect(throws: PoolError.invalidConfiguration("4 workers run jobs as vCPUs 0...3, but the VM's emulator has 2 CPUs (vCPUs 0...1); use at most 2 workers, or give the emulator 4 CPUs (LinuxConfiguration(cpuCount: 4))")) {
+            try ProcessPool(workers: 4, vm: vm)
+        }
+        let sized = try ProcessPool(vm: vm)
+        #expect(sized.workerCount == 2)
+        sized.stop(.drain)
+        let fewer = try ProcessPool(workers: 1, vm: vm)
+        #expect(fewer.workerCount == 1)
+        fewer.stop(.drain)
+        // An emulator without a fixed CPU count does not limit the pool.
+        let plain = try ProcessPool(workers: 3, vm: VM())
+        #expect(plain.workerCount == 3)
+        plain.stop(.drain)
+    }
 }
