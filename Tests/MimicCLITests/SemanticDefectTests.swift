@@ -1,4 +1,5 @@
 import Foundation
+import MimicLinux
 import Testing
 
 /// Command-line sides of issue 13's wrong answers: the random seed, contexts of the wrong kind,
@@ -41,5 +42,37 @@ struct SemanticDefectTests {
                 "\(result)")
         let inspect = try MimicCLI.run(["inspect", path])
         #expect(inspect.status == 0 && inspect.stdout.contains("big-endian"), "\(inspect)")
+    }
+
+    /// An sk_buff context file of `frame`.
+    static func skbContext(_ frame: [UInt8], extra: String = "") -> String {
+        #"{"name":"s","type":"sk_buff","ctx":{"packet":"\#(Base64.encode(frame))"\#(extra)}}"#
+    }
+
+    @Test func aContextOfTheWrongKindIsRefusedNamingBoth() throws {
+        let directory = try TemporaryDirectory()
+        let context = try directory.file("skb.json", Self.skbContext([UInt8](repeating: 0, count: 60)))
+        let result = try MimicCLI.run(["run", Examples.firewall, "--context", context])
+        #expect(result.status == 1, "\(result)")
+        #expect(result.stderr.contains(#"a context of kind "sk_buff" does not fit program"#)
+                && result.stderr.contains("type xdp") && result.stderr.contains("takes an xdp_md context"), "\(result)")
+    }
+
+    /// A socket filter sees the packet from the network header, as in `mimic compare` (the
+    /// kernel's test run); `--data-start mac` or the context's `dataStart` choose the frame.
+    @Test func socketFiltersStartAtTheNetworkHeaderUnlessAsked() throws {
+        let filter = MimicCLI.packageRoot.appendingPathComponent("Tests/MimicCoreTests/Fixtures/socket_filter.o").path
+        let frame = [UInt8](repeating: 0, count: 12) + [0x08, 0x00, 0x45] + [UInt8](repeating: 0, count: 95)  // 110 bytes
+        let directory = try TemporaryDirectory()
+        let plain = try directory.file("plain.json", Self.skbContext(frame))
+        let mac = try directory.file("mac.json", Self.skbContext(frame, extra: #","dataStart":"mac""#))
+        let network = try MimicCLI.run(["run", filter, "--context", plain])
+        #expect(network.status == 0 && network.stdout.contains("keep 96 bytes"), "len is 110 - 14: \(network)")
+        let asked = try MimicCLI.run(["run", filter, "--context", plain, "--data-start", "mac"])
+        #expect(asked.status == 0 && asked.stdout.contains("keep 64 bytes"), "len is 110 > 100: \(asked)")
+        let inFile = try MimicCLI.run(["run", filter, "--context", mac])
+        #expect(inFile.status == 0 && inFile.stdout.contains("keep 64 bytes"), "\(inFile)")
+        let bad = try MimicCLI.run(["run", filter, "--context", plain, "--data-start", "ip"])
+        #expect(bad.status == 2 && bad.stderr.contains("--data-start expects mac or network"), "\(bad)")
     }
 }
