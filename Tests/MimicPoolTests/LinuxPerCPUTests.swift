@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 import MimicCore
@@ -95,5 +96,40 @@ import MimicPool
         let plain = try ProcessPool(workers: 3, vm: VM())
         #expect(plain.workerCount == 3)
         plain.stop(.drain)
+    }
+
+    /// Issue 13.1: pool jobs draw from their vCPU's stream, which continues from job to job;
+    /// processes sharing a vCPU on several threads still draw distinct values (no lock).
+    @Test func poolJobsDrawNewRandomValues() throws {
+        let vm = VM(emulator: LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 2, randomSeed: 3)))
+        let program = try vm.load(Assembler.assemble("call 7\nexit"))
+        let pool = try ProcessPool(vm: vm)
+        let values = Mutex<[UInt64]>([])
+        for _ in 0..<40 {
+            try pool.submit(Job(program: program)) { result in
+                if case .success(let value) = result { values.withLock { $0.append(value.r0) } }
+            }
+        }
+        pool.stop(.drain)
+        #expect(values.withLock { Set($0).count } == 40)
+
+        // A fresh emulator: the values drawn are then always the stream's first 2000 (a fixed
+        // set, whatever the threads' order), so the check cannot flake on a 32-bit collision.
+        let fresh = VM(emulator: LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 2, randomSeed: 3)))
+        let draw = try fresh.load(Assembler.assemble("call 7\nexit"))
+        let shared = Mutex<[UInt64]>([])
+        let threads = (0..<4).map { _ in
+            Thread {
+                var mine: [UInt64] = []
+                for _ in 0..<500 {
+                    if let value = try? fresh.makeProcess(for: draw, vCPU: 0).run() { mine.append(value) }
+                }
+                shared.withLock { $0 += mine }
+            }
+        }
+        for thread in threads { thread.start() }
+        while threads.contains(where: { !$0.isFinished }) { usleep(1000) }
+        #expect(shared.withLock { $0.count } == 2000)
+        #expect(shared.withLock { Set($0).count } == 2000, "a value was drawn twice on vCPU 0")
     }
 }
