@@ -115,6 +115,9 @@ struct RunOptions {
         }
         let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
                                   plugins: plugins)
+        if dataStart != nil, session.packetKind != .skb {
+            throw RuntimeError("--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program")
+        }
         session.dataStart = dataStart
         try session.preload(maps)
         return session

@@ -74,5 +74,7 @@ struct SemanticDefectTests {
         #expect(inFile.status == 0 && inFile.stdout.contains("keep 64 bytes"), "\(inFile)")
         let bad = try MimicCLI.run(["run", filter, "--context", plain, "--data-start", "ip"])
         #expect(bad.status == 2 && bad.stderr.contains("--data-start expects mac or network"), "\(bad)")
+        let xdp = try MimicCLI.run(["run", Examples.firewall, "--pcap", Examples.traffic, "--data-start", "mac"])
+        #expect(xdp.status == 1 && xdp.stderr.contains("--data-start applies to programs that take an sk_buff"), "\(xdp)")
     }
 }
