@@ -5,11 +5,15 @@ import Synchronization
 /// Settings of the emulated kernel.
 public struct LinuxConfiguration: Sendable {
     /// Possible CPUs: the number of values in per-CPU maps, and the vCPU ids processes may have.
+    /// The default is the host's CPUs (`HostCPUs.count`), as the kernel's possible CPUs and as a
+    /// `ProcessPool`'s default workers, so a pool of default size fits a default emulator.
     public var cpuCount: Int
-    /// Seed of `bpf_get_prandom_u32`, so runs are reproducible; nil seeds from the system.
+    /// Seed of the emulator's `bpf_get_prandom_u32` streams (one per vCPU, continuing across
+    /// processes): the same seed gives the same values for the same calls on each vCPU. Nil seeds
+    /// from the clock (`LinuxEmulator.randomSeed` tells the seed used).
     public var randomSeed: UInt64?
 
-    public init(cpuCount: Int = 2, randomSeed: UInt64? = nil) {
+    public init(cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil) {
         self.cpuCount = max(1, cpuCount)
         self.randomSeed = randomSeed
     }
@@ -21,9 +25,18 @@ public struct LinuxConfiguration: Sendable {
 ///
 /// One emulator serves one `VM` (maps are created in the VM's shared memory); its maps and helper
 /// table are safe to use from several processes at once.
-public final class LinuxEmulator: Emulator, @unchecked Sendable {
+public final class LinuxEmulator: Emulator, VirtualCPUs, @unchecked Sendable {
     public let name = "linux"
     public let configuration: LinuxConfiguration
+    /// The `bpf_get_prandom_u32` streams, one per vCPU.
+    let randomStreams: RandomStreams
+
+    /// Possible CPUs (`configuration.cpuCount`): processes run as vCPU `0..<cpuCount`.
+    public var cpuCount: Int { configuration.cpuCount }
+
+    /// The seed of the `bpf_get_prandom_u32` streams: `configuration.randomSeed`, or the clock's
+    /// reading when that is nil (give it back as `randomSeed` to replay a run's random values).
+    public var randomSeed: UInt64 { randomStreams.seed }
 
     /// Guards `helpers`, `maps` and `nextMapID`.
     private let lock = Mutex(())
@@ -39,6 +52,7 @@ public final class LinuxEmulator: Emulator, @unchecked Sendable {
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
+        randomStreams = RandomStreams(cpuCount: configuration.cpuCount, seed: configuration.randomSeed)
         for helper in ReplayHelpers.fallbacks() { helpers[helper.id] = helper }
         for helper in LinuxHelperSet.standard(for: self) {
             helpers[helper.id] = helper
@@ -161,7 +175,8 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) public var environment = TaskEnvironment()
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
     @exclusivity(unchecked) var clockReads: UInt64 = 0
-    /// The `bpf_get_prandom_u32` generator state, seeded on first use.
+    /// The state of the process's own `bpf_get_prandom_u32` stream when its environment sets a
+    /// `randomSeed` (else the emulator's per-vCPU stream is used); seeded on first use.
     @exclusivity(unchecked) var randomState: UInt64?
 
     public init() {}

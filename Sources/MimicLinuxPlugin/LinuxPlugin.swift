@@ -259,8 +259,9 @@ final class Instance: @unchecked Sendable {
         for name in names.values { free(name) }
     }
 
-    /// The emulator settings `options` asks for: `cpus=N` (default 2, as `LinuxEmulator()`) and
-    /// `seed=N` (the `bpf_get_prandom_u32` seed), separated by commas or spaces.
+    /// The emulator settings `options` asks for: `cpus=N` (default the host's CPUs, as
+    /// `LinuxEmulator()`) and `seed=N` (the `bpf_get_prandom_u32` seed; default the clock),
+    /// separated by commas or spaces.
     static func configuration(options: String) throws(PluginFailure) -> LinuxConfiguration {
         var configuration = LinuxConfiguration()
         for item in options.split(whereSeparator: { $0 == "," || $0 == " " }) {

@@ -54,6 +54,8 @@ enum PluginMaps {
         guard let instance = instance(data), let cSpec, let handle else { return status(.invalid) }
         do throws(MapError) {
             let map = try instance.emulator.createMap(attributes(cSpec.pointee), in: instance.vm)
+            // The host reads records through the plugin (`drain`): it is the perf buffer's reader.
+            (map as? PerfEventArrayMap)?.attachReaders()
             handle.pointee = map.handle
             return 0
         } catch {

@@ -58,13 +58,23 @@ public final class ProcessPool: Sendable {
 
     /// Starts `workers` worker threads (vCPUs `0..<workers`) with a backlog of `backlog` jobs.
     ///
-    /// - Throws: `PoolError.invalidConfiguration` for a worker count outside 1...4096 or a
-    ///   backlog outside 1...16,777,216, or when the system refuses to start a thread.
-    public init(
-        workers: Int = ProcessInfo.processInfo.activeProcessorCount, backlog: Int = 1024
-    ) throws(PoolError) {
+    /// Give the `vm` whose programs the pool runs when its emulator has a fixed number of vCPUs
+    /// (`LinuxEmulator`'s `cpuCount`): the pool then defaults to that many workers and refuses
+    /// more, since a worker runs its jobs as the vCPU of its index and the emulator refuses
+    /// processes outside its CPUs. Without `vm` the default is the host's CPUs (`HostCPUs.count`),
+    /// which is also `LinuxConfiguration`'s default, so default pools fit default emulators.
+    ///
+    /// - Throws: `PoolError.invalidConfiguration` for a worker count outside 1...4096, more
+    ///   workers than `vm`'s emulator has CPUs, a backlog outside 1...16,777,216, or when the
+    ///   system refuses to start a thread.
+    public init(workers requested: Int? = nil, backlog: Int = 1024, vm: VM? = nil) throws(PoolError) {
+        let cpus = vm?.cpuCount
+        let workers = requested ?? cpus ?? HostCPUs.count
         guard (1...4096).contains(workers) else {
             throw .invalidConfiguration("the worker count must be from 1 to 4096, not \(workers)")
+        }
+        if let cpus, workers > cpus {
+            throw .invalidConfiguration("\(workers) workers run jobs as vCPUs 0...\(workers - 1), but the VM's emulator has \(cpus) CPU\(cpus == 1 ? "" : "s") (vCPUs 0...\(cpus - 1)); use at most \(cpus) workers, or give the emulator \(workers) CPUs (LinuxConfiguration(cpuCount: \(workers)))")
         }
         guard (1...(1 << 24)).contains(backlog) else {
             throw .invalidConfiguration("the backlog must hold from 1 to 16777216 jobs, not \(backlog)")

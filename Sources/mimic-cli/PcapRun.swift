@@ -163,7 +163,9 @@ struct PcapRun {
             guard let action = TCAction(returnValue: r0) else { return nil }
             return [.ok, .unspec, .pipe, .reclassify, .redirect].contains(action) ? packet : nil
         case .socketFilter:
-            return r0 == 0 ? nil : Array(packet.prefix(Int(min(r0, UInt64(packet.count)))))
+            // r0 bytes of the data are kept; a header pulled before the data leaves with them.
+            guard r0 != 0, let buffer = LinuxProcessState.of(process)?.packet else { return nil }
+            return Array(buffer.frame.prefix(buffer.pulledLength + Int(min(r0, UInt64(buffer.length)))))
         default:
             return r0 & 1 == 1 ? packet : nil
         }

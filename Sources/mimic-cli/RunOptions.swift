@@ -14,6 +14,10 @@ struct RunOptions {
     var maps: [String]
     var cpus: Int
     var limit: UInt64
+    /// `--seed N`: the `bpf_get_prandom_u32` seed (nil: the clock).
+    var seed: UInt64?
+    /// `--data-start mac|network`: where an sk_buff's data starts (nil: the program type's).
+    var dataStart: SKBContext.DataStart?
     var json: Bool
 
     /// The options every one of these commands accepts.
@@ -29,6 +33,8 @@ struct RunOptions {
             .value("map", "NAME=FILE.json", "Preload map NAME with the entries of FILE.json (repeatable)."),
             .value("cpus", "N", "Possible CPUs: values per per-CPU map entry (default 1)."),
             .value("limit", "N", "Stop a run after N instructions (default \(RunRawCommand.defaultLimit); 0 = no limit)."),
+            .value("data-start", "mac|network", "Where an sk_buff's data starts: the Ethernet or the network header (default: as the kernel's test run, network for socket filters, mac for tc)."),
+            .value("seed", "N", "Seed bpf_get_prandom_u32 with N: the same seed gives the same values (default: the clock)."),
             .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
         ]
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
@@ -72,6 +78,18 @@ struct RunOptions {
             }
             limit = value == 0 ? .max : value
         }
+        if let text = arguments.value("data-start") {
+            guard let value = SKBContext.DataStart(rawValue: text) else {
+                throw UsageError(message: "--data-start expects mac or network, got '\(text)'", command: command)
+            }
+            dataStart = value
+        }
+        if let text = arguments.value("seed") {
+            guard let value = UInt64(text) else {
+                throw UsageError(message: "--seed expects a whole number from 0 to \(UInt64.max), got '\(text)'", command: command)
+            }
+            seed = value
+        }
         for map in maps {
             do {
                 _ = try MapFile.split(map)
@@ -95,7 +113,12 @@ struct RunOptions {
                 throw RuntimeError(error.description)
             }
         }
-        let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, plugins: plugins)
+        let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
+                                  plugins: plugins)
+        if dataStart != nil, session.packetKind != .skb {
+            throw RuntimeError("--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program")
+        }
+        session.dataStart = dataStart
         try session.preload(maps)
         return session
     }

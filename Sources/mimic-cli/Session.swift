@@ -23,7 +23,9 @@ final class Session {
     /// program).
     /// Loads `programName` (or the object's only program) from the object at `path`, in a VM
     /// whose emulator is the Linux emulator plus the helpers of `plugins`.
-    init(path: String, programName: String?, cpus: Int, limit: UInt64, plugins: [PluginLibrary] = []) throws(RuntimeError) {
+    /// `seed` seeds `bpf_get_prandom_u32` (nil: the clock).
+    init(path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
+         plugins: [PluginLibrary] = []) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
         guard ObjectInput.isELF(bytes) else {
@@ -44,7 +46,7 @@ final class Session {
         }
         self.cpus = cpus
         self.limit = limit
-        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: 1))
+        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: seed))
         if plugins.isEmpty {
             vm = VM(emulator: emulator)
         } else {
@@ -57,6 +59,8 @@ final class Session {
         do {
             loaded = try vm.load(object: object)
             program = try loaded.program(named: source.name)
+            // The command shows perf events: it is the perf buffers' reader.
+            for map in emulator.allMaps { (map as? PerfEventArrayMap)?.attachReaders() }
         } catch {
             throw RuntimeError("cannot load \(objectName): \(error)")
         }
@@ -69,12 +73,16 @@ final class Session {
     enum PacketKind { case xdp, skb, none }
 
     var packetKind: PacketKind {
-        switch type {
+        switch ContextFit.packetKind(of: type) {
         case .xdp: .xdp
-        case .schedCls, .schedAct, .socketFilter, .cgroupSkb, .lwtIn, .lwtOut, .lwtXmit, .skSkb: .skb
-        default: .none
+        case .skb: .skb
+        case nil: .none
         }
     }
+
+    /// `--data-start`: where an sk_buff's data starts when the context does not say (nil: the
+    /// program type's start, `ContextFit.dataStart(of:)`).
+    var dataStart: SKBContext.DataStart?
 
     // MARK: Maps
 
@@ -138,7 +146,12 @@ final class Session {
     func context(file path: String) throws(RuntimeError) -> any Context {
         let bytes = try Input.read(path)
         do {
-            return try ContextFile.load(data: bytes)
+            var context = try ContextFile.load(data: bytes)
+            if let dataStart, var skb = context as? SKBContext, skb.dataStart == nil {
+                skb.dataStart = dataStart
+                context = skb
+            }
+            return try ContextFit.fit(context, to: source)
         } catch {
             throw RuntimeError("\(Input.displayName(path)): \(error)")
         }
@@ -148,7 +161,10 @@ final class Session {
     func context(packet: [UInt8], name: String) throws(RuntimeError) -> any Context {
         switch packetKind {
         case .xdp: return XDPContext(packet: packet, name: name)
-        case .skb: return SKBContext(packet: packet, name: name)
+        case .skb:
+            var skb = SKBContext(packet: packet, name: name)
+            skb.dataStart = dataStart ?? ContextFit.dataStart(of: type)
+            return skb
         case .none:
             throw RuntimeError("program \(source.name) (type \(type)) does not take packets; give a context with --context instead of --pcap")
         }

@@ -348,6 +348,21 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
         #expect(!program.lineInfo.isEmpty)
     }
 
+    /// Issue 13.2: a big-endian object is refused at load (it would run with little-endian
+    /// loads, stores and data), with a message that says what to compile with instead.
+    @Test func bigEndianObjectIsRefusedAtLoad() throws {
+        let object = try Fixtures.object("bigendian")
+        #expect(object.byteOrderProblem?.contains("-target bpfeb") == true)
+        do {
+            _ = try VM().load(object: object)
+            Issue.record("a big-endian object was loaded")
+        } catch {
+            #expect(error.reason == .unsupported(try #require(object.byteOrderProblem)))
+            #expect(error.description.contains("-target bpfel"), "\(error)")
+        }
+        #expect(try Fixtures.object("globals").byteOrderProblem == nil)
+    }
+
     // MARK: BTF
 
     @Test func btfTypesAndFormatting() throws {

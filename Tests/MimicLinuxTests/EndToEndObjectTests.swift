@@ -72,6 +72,7 @@ struct EndToEndObjectTests {
         let ring = try fixture.map("ring", as: RingBufferMap.self)
         let perf = try fixture.map("perf", as: PerfEventArrayMap.self)
         #expect(perf.attributes.maxEntries == 2, "libbpf sizes a perf event array to the CPUs")
+        perf.attachReaders()
 
         for (vCPU, length) in [(0, 60), (1, 64), (1, 70)] {
             let process = try fixture.run("report", context: Self.xdp([UInt8](repeating: 0xAB, count: length)), vCPU: vCPU)

@@ -65,6 +65,45 @@ import MimicMemory
         #expect(one <= UInt64(UInt32.max))
     }
 
+    /// Issue 13.1: the stream continues across processes (new ones and reset ones), so a
+    /// sampling program does not see the same value on every packet.
+    @Test func prandomContinuesAcrossProcesses() throws {
+        let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 2, randomSeed: 7))
+        let vm = VM(emulator: emulator)
+        let program = try vm.load(Assembler.assemble("call 7\nexit"))
+        var values: [UInt64] = []
+        for _ in 0..<10 { values.append(try vm.makeProcess(for: program).run()) }
+        let reused = try vm.makeProcess(for: program)
+        for _ in 0..<10 {
+            values.append(try reused.run())
+            try reused.reset(context: nil)
+        }
+        #expect(Set(values).count == 20)
+        #expect(Set(values.map { $0 & 3 }).count > 1, "prandom & 3 must not be constant over 20 runs")
+
+        // The same seed replays the same values per vCPU; vCPUs draw different streams.
+        let again = VM(emulator: LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 2, randomSeed: 7)))
+        let program2 = try again.load(Assembler.assemble("call 7\nexit"))
+        let replayed = try (0..<10).map { _ in try again.makeProcess(for: program2).run() }
+        #expect(replayed == Array(values.prefix(10)))
+        let cpu1 = try (0..<10).map { _ in try again.makeProcess(for: program2, vCPU: 1).run() }
+        #expect(cpu1 != replayed)
+        #expect(emulator.randomSeed == 7)
+    }
+
+    @Test func prandomWithoutSeedComesFromTheClock() throws {
+        let a = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1))
+        let b = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1))
+        #expect(a.randomSeed != b.randomSeed)
+        let vmA = VM(emulator: a), vmB = VM(emulator: b)
+        let ra = try vmA.run(vmA.load(Assembler.assemble(Self.threeRandoms)))
+        let rb = try vmB.run(vmB.load(Assembler.assemble(Self.threeRandoms)))
+        #expect(ra != rb)
+        // Given back as the seed, the clock's seed replays the run.
+        let c = VM(emulator: LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1, randomSeed: a.randomSeed)))
+        #expect(try c.run(c.load(Assembler.assemble(Self.threeRandoms))) == ra)
+    }
+
     @Test func processorAndNumaNode() throws {
         let vm = VM(emulator: LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 4)))
         let program = try vm.load(Assembler.assemble("call 8\nmov %r6, %r0\ncall 42\nlsh %r0, 8\nor %r0, %r6\nexit"))

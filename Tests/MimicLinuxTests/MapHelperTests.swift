@@ -298,6 +298,7 @@ struct MapHelperTests {
     @Test func perfEventOutputFromAProgram() throws {
         let (vm, emulator) = makeLinuxVM(cpus: 2)
         let perf = try #require(try makeMap(emulator, vm, .perfEventArray, key: 4, value: 4, max: 2) as? PerfEventArrayMap)
+        perf.attachReaders()
         func output(flags: UInt64, size: Int = 8) throws -> Program {
             try load(vm, """
                 stdw [%r10-8], 0x77
@@ -316,12 +317,19 @@ struct MapHelperTests {
         #expect(try run(vm, output(flags: 1 << 32 | 0xFFFF_FFFF), vCPU: 1) == minus(.invalid), "no packet to append")
         #expect(perf.drainRecords(cpu: 1) == [le64(0x77)])
 
-        // With a packet context, BPF_F_CTXLEN_MASK appends packet bytes.
-        let withPacket = try vm.makeProcess(for: output(flags: 2 << 32 | 0xFFFF_FFFF, size: 1), context: MemoryContext([9, 8, 7]))
-        #expect(try withPacket.run() == 0)
-        #expect(perf.drainRecords(cpu: 0) == [[0x77, 9, 8]])
-        let tooLong = try vm.makeProcess(for: output(flags: 4 << 32 | 0xFFFF_FFFF), context: MemoryContext([9, 8, 7]))
-        #expect(try tooLong.run() == minus(.fault))
+        // With an xdp_md or __sk_buff context, BPF_F_CTXLEN_MASK appends packet bytes from
+        // `data` (bpf_xdp_event_output, bpf_skb_event_output); issue 13.4: XDP gave -EINVAL.
+        let packet: [UInt8] = [9, 8, 7] + [UInt8](repeating: 0, count: 11)
+        for context in [XDPContext(packet: packet) as any Context, SKBContext(packet: packet)] {
+            let withPacket = try vm.makeProcess(for: output(flags: 2 << 32 | 0xFFFF_FFFF, size: 1), context: context)
+            #expect(try withPacket.run() == 0, "\(context)")
+            #expect(perf.drainRecords(cpu: 0) == [[0x77, 9, 8]], "\(context)")
+            let tooLong = try vm.makeProcess(for: output(flags: 15 << 32 | 0xFFFF_FFFF), context: context)
+            #expect(try tooLong.run() == minus(.fault), "\(context)")
+        }
+        // A plain memory buffer is no packet context: the tracing helper refuses the length.
+        let memory = try vm.makeProcess(for: output(flags: 2 << 32 | 0xFFFF_FFFF, size: 1), context: MemoryContext([9, 8, 7]))
+        #expect(try memory.run() == minus(.invalid))
     }
 
     // MARK: for_each_map_elem

@@ -281,6 +281,11 @@ struct MapRecordTests {
     @Test func perfEventArrayOutputAndErrors() throws {
         let (vm, emulator) = makeLinuxVM(cpus: 2)
         let perf = try #require(try makeMap(emulator, vm, .perfEventArray, key: 4, value: 4, max: 4) as? PerfEventArrayMap)
+        // A new map has no events, as in the kernel (issue 13.4: it answered 0, not -ENOENT).
+        #expect(perf.output([1, 2], index: 0xFFFF_FFFF, cpu: 1) == .noEntry)
+        #expect(perf.output([3], index: 0, cpu: 0) == .noEntry)
+        #expect(perf.drainRecords().isEmpty)
+        perf.attachReaders()
         #expect(perf.output([1, 2], index: 0xFFFF_FFFF, cpu: 1) == nil)
         #expect(perf.output([3], index: 0, cpu: 0) == nil)
         #expect(perf.output([4], index: 1, cpu: 0) == .notSupported, "the event on index 1 is bound to CPU 1")

@@ -23,7 +23,10 @@ enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
         case .static:
             let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 2, randomSeed: 1))
             let vm = VM(emulator: emulator)
-            return StaticEnvironment(vm: vm, emulator: emulator, object: try vm.load(object: object))
+            let loaded = try vm.load(object: object)
+            // The test reads perf events, as the plugin's host does: attach the readers.
+            for map in emulator.allMaps { (map as? PerfEventArrayMap)?.attachReaders() }
+            return StaticEnvironment(vm: vm, emulator: emulator, object: loaded)
         case .plugin:
             PluginFixtures.quietLogs
             let library = try PluginLibrary.load(path: try PluginFixtures.linuxPlugin.get())

@@ -41,6 +41,15 @@ public struct ObjectFile: Sendable {
     /// Whether the object is big-endian (`-target bpfeb`).
     public var isBigEndian: Bool { elf.isBigEndian }
 
+    /// Why the object cannot run, for a big-endian one (nil for little-endian): Mimic runs eBPF
+    /// as a little-endian machine (x86, arm64) does, and does not emulate a big-endian one
+    /// (byte-swapped loads and stores, data and map keys in big-endian order). `VM.load(object:)`
+    /// and `KernelObject` refuse such objects with this message; `inspect` still reads them.
+    public var byteOrderProblem: String? {
+        guard isBigEndian else { return nil }
+        return "the object is big-endian (compiled with -target bpfeb), and Mimic runs eBPF as a little-endian machine (x86, arm64) does; -target bpfeb objects are not supported: compile with -target bpfel, or -target bpf on a little-endian host"
+    }
+
     /// One entry of the combined `maps + globals` list used by `BPF_PSEUDO_MAP_IDX_VALUE`.
     public enum DataObject: Sendable, Equatable {
         case map(MapSpec)

@@ -97,9 +97,13 @@ extension VM {
     /// Instantiates an object file: maps its global data (read-only for `.rodata*`) into the
     /// VM's shared memory, asks the emulator to create its maps, then lets the emulator fill
     /// initial map slots (prog arrays, maps of maps). Programs are loaded on demand with
-    /// `LoadedObject.program(named:)`.
+    /// `LoadedObject.program(named:)`. Big-endian objects (`-target bpfeb`) are refused
+    /// (`ObjectFile.byteOrderProblem`).
     public func load(object: ObjectFile) throws(LoadError) -> LoadedObject {
         let objectName = "object"
+        if let problem = object.byteOrderProblem {
+            throw LoadError(.unsupported(problem), programName: objectName)
+        }
         var globals: [String: LoadedObject.GlobalData] = [:]
         for spec in object.globals {
             let storage = RegionStorage(bytes: spec.contents)

@@ -44,6 +44,12 @@ public final class PacketBuffer {
     @exclusivity(unchecked) public internal(set) var vlanTag: (proto: UInt16, tci: UInt16)?
     /// Bytes from `data` to the network header (the MAC header length, 14 for Ethernet).
     @exclusivity(unchecked) public internal(set) var networkOffset: Int = 0
+    /// Bytes of the frame's Ethernet header kept before the metadata when an sk_buff starts at
+    /// the network header (`SKBContext.DataStart.network`); 0 otherwise.
+    @exclusivity(unchecked) public internal(set) var pulledLength: Int = 0
+
+    /// The frame: the pulled Ethernet header (if any) and the packet data.
+    public var frame: [UInt8] { storage.bytes(in: max(0, metaOffset - pulledLength)..<metaOffset) + data }
 
     init(kind: Kind, storage: RegionStorage, base: UInt64, metaOffset: Int, dataOffset: Int, dataEndOffset: Int,
          reserved: Int, contextAddress: UInt64, contextStorage: RegionStorage, regionName: String) {
@@ -143,6 +149,7 @@ public final class PacketBuffer {
         buffer.protocolType = 0
         buffer.vlanTag = nil
         buffer.networkOffset = 0
+        buffer.pulledLength = 0
         return buffer
     }
 

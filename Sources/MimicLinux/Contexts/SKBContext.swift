@@ -145,16 +145,61 @@ func get64(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
 /// A tc / socket-filter program's input: a packet as an sk_buff, and the UAPI
 /// `struct __sk_buff` in R1 (JSON type `sk_buff`).
 ///
-/// The packet starts at its Ethernet header (`data`), as tc programs see it, and lives in the
-/// 32-bit window so `data`, `data_end` and `data_meta` are usable pointers; `process.packet` points
-/// at it for legacy `ld_abs` / `ld_ind` loads. Fields derived from the packet: `len`, `protocol`
-/// (the EtherType, stored in network order as the kernel does), `wire_len`. The program's writes
-/// to `mark`, `priority`, `cb[]`, `tc_index`, `tc_classid`, `queue_mapping`, `tstamp` ... are in
-/// `SKBContext.result(of:)` after the run.
+/// `packet` is the frame from its Ethernet header. Where `data` points is `dataStart`: the MAC
+/// header (tc programs) or the network header (socket filters, cgroup_skb and lwt programs in
+/// the kernel's `BPF_PROG_TEST_RUN`, which pulls the Ethernet header first); `ContextFit`
+/// sets the program type's start when the context leaves it open. The packet lives in the
+/// 32-bit window so `data`, `data_end` and `data_meta` are usable pointers; `process.packet`
+/// points at the data for legacy `ld_abs` / `ld_ind` loads. Fields derived from the frame, as
+/// `eth_type_trans` derives them: `protocol` (the EtherType, stored in network order as the
+/// kernel does) and `pkt_type` (the destination MAC against `deviceAddress`); `len` and
+/// `wire_len` count the bytes from `data`. The program's writes to `mark`, `priority`, `cb[]`,
+/// `tc_index`, `tc_classid`, `queue_mapping`, `tstamp` ... are in `SKBContext.result(of:)`
+/// after the run.
 public struct SKBContext: Context, Sendable {
+    /// Where an sk_buff's `data` starts in the frame.
+    public enum DataStart: String, Sendable, Equatable, CaseIterable {
+        /// At the Ethernet header: `data` is the whole frame (tc, and packet sockets).
+        case mac
+        /// At the network header: the 14-byte Ethernet header is pulled (the kernel's test run
+        /// of socket filters, cgroup_skb and lwt programs).
+        case network
+    }
+
+    /// `skb->pkt_type` values (`PACKET_*` in `linux/if_packet.h`).
+    public enum PacketType: UInt32, Sendable, Equatable {
+        case host = 0, broadcast = 1, multicast = 2, otherHost = 3
+
+        /// What `eth_type_trans` sets for a frame to `destination` received on a device with
+        /// address `device` and broadcast address `broadcast`: host when the destination is the
+        /// device's address; else, for a group address (the low bit of the first byte),
+        /// broadcast when it is the device's broadcast address and multicast otherwise; else
+        /// other-host.
+        public init(destination: some Collection<UInt8>, device: [UInt8], broadcast: [UInt8]) {
+            let destination = Array(destination)
+            if destination == device {
+                self = .host
+            } else if destination.first.map({ $0 & 1 == 1 }) ?? false {
+                self = destination == broadcast ? .broadcast : .multicast
+            } else {
+                self = .otherHost
+            }
+        }
+    }
+
     public var name: String
+    /// The frame, from its Ethernet header (whatever `dataStart` is).
     public var packet: [UInt8]
-    public var pktType: UInt32 = 0
+    /// Where `data` starts; nil is the MAC header unless `ContextFit` sets the program type's.
+    public var dataStart: DataStart?
+    /// `pkt_type`; nil derives it from the frame's destination MAC and `deviceAddress`.
+    public var pktType: UInt32?
+    /// The receiving device's MAC address and broadcast address, for `pkt_type`: by default the
+    /// loopback device's, which the kernel's test run receives on (both 00:00:00:00:00:00, so
+    /// there a frame to ff:ff:ff:ff:ff:ff is multicast). A context file's `dev.mac` describes an
+    /// Ethernet device: that address, and broadcast ff:ff:ff:ff:ff:ff.
+    public var deviceAddress: [UInt8] = [0, 0, 0, 0, 0, 0]
+    public var deviceBroadcast: [UInt8] = [0, 0, 0, 0, 0, 0]
     public var mark: UInt32 = 0
     public var queueMapping: UInt32 = 0
     public var priority: UInt32 = 0
@@ -189,8 +234,9 @@ public struct SKBContext: Context, Sendable {
         self.environment = environment
     }
 
-    /// Reads the `ctx` object of an `sk_buff` context file: `packet` (base64), optional `sock`,
-    /// `dev` (`ifIndex`) and `flowKeys` objects.
+    /// Reads the `ctx` object of an `sk_buff` context file: `packet` (base64, from the Ethernet
+    /// header), optional `dataStart` (`"mac"` or `"network"`), `pktType` (a number), `sock`,
+    /// `dev` (`ifIndex`, `mac` as `aa:bb:cc:dd:ee:ff`) and `flowKeys` objects.
     public init(json ctx: JSONField, name: String) throws(ContextError) {
         try ctx.object()
         let packet = try ctx["packet"].optionalBase64()
@@ -204,11 +250,33 @@ public struct SKBContext: Context, Sendable {
             let index = try dev["ifIndex"].optionalInteger(UInt32.self) ?? 0
             ifindex = index
             ingressIfindex = index
+            if let text = try dev["mac"].optionalString() {
+                guard let address = Self.macAddress(text) else {
+                    throw dev["mac"].error("expected a MAC address like 02:00:00:00:00:01, got \"\(text)\"")
+                }
+                deviceAddress = address
+                deviceBroadcast = [UInt8](repeating: 0xFF, count: 6)
+            }
         }
+        if let text = try ctx["dataStart"].optionalString() {
+            guard let start = DataStart(rawValue: text) else {
+                throw ctx["dataStart"].error("expected \"mac\" or \"network\", got \"\(text)\"")
+            }
+            dataStart = start
+        }
+        pktType = try ctx["pktType"].optionalInteger(UInt32.self)
         let sock = ctx["sock"]
         if !sock.isMissing { socket = try Self.socket(sock) }
         let keys = ctx["flowKeys"]
         if !keys.isMissing { flowKeys = try Self.flowKeys(keys) }
+    }
+
+    /// Six bytes from `aa:bb:cc:dd:ee:ff`, or nil.
+    static func macAddress(_ text: String) -> [UInt8]? {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6 else { return nil }
+        let bytes = parts.compactMap { $0.count == 2 ? UInt8($0, radix: 16) : nil }
+        return bytes.count == 6 ? bytes : nil
     }
 
     static func socket(_ sock: JSONField) throws(ContextError) -> SocketInfo {
@@ -271,6 +339,8 @@ public struct SKBContext: Context, Sendable {
 
     /// The EtherType of an Ethernet frame as `eth_type_trans` reports it: the type field when it
     /// is at least 0x0600, else `ETH_P_802_3` (raw 802.3, `FF FF` payload) or `ETH_P_802_2`.
+    static let ethernetHeaderLength = 14
+
     static func etherType(of packet: [UInt8]) -> UInt16 {
         guard packet.count >= 14 else { return 0 }
         let type = UInt16(packet[12]) << 8 | UInt16(packet[13])
@@ -281,9 +351,15 @@ public struct SKBContext: Context, Sendable {
     public func attach(to process: MimicCore.Process) throws(HelperFailure) {
         guard cb.count == 5 else { throw .message("sk_buff cb must have 5 words, got \(cb.count)") }
         let regionName = "\(name) packet"
+        // At the network header, the Ethernet header is pulled: it stays in the buffer before
+        // `data`, as the kernel keeps the MAC header in the headroom (a frame shorter than the
+        // header starts at its end, as nothing of it is network data).
+        let pulled = dataStart == .network ? min(Self.ethernetHeaderLength, packet.count) : 0
+        let dataLength = packet.count - pulled
         let (storage, base) = try PacketBuffer.map(packet, headroom: headroom, tailroom: 0, name: regionName, into: process)
         var fields = [UInt8](repeating: 0, count: SKBLayout.size)
-        put32(&fields, SKBLayout.pktType, pktType)
+        let derivedType = packet.count >= 6 ? PacketType(destination: packet.prefix(6), device: deviceAddress, broadcast: deviceBroadcast) : .host
+        put32(&fields, SKBLayout.pktType, pktType ?? derivedType.rawValue)
         put32(&fields, SKBLayout.mark, mark)
         put32(&fields, SKBLayout.queueMapping, queueMapping)
         put32(&fields, SKBLayout.priority, priority)
@@ -295,7 +371,7 @@ public struct SKBContext: Context, Sendable {
         put32(&fields, SKBLayout.tcClassid, tcClassid)
         put32(&fields, SKBLayout.napiID, napiID)
         put64(&fields, SKBLayout.tstamp, tstamp)
-        put32(&fields, SKBLayout.wireLen, UInt32(packet.count))
+        put32(&fields, SKBLayout.wireLen, UInt32(dataLength))
         put32(&fields, SKBLayout.gsoSegs, gsoSegs)
         put32(&fields, SKBLayout.gsoSize, gsoSize)
         do {
@@ -330,11 +406,12 @@ public struct SKBContext: Context, Sendable {
         } catch {
             throw .message("cannot map the __sk_buff struct: \(error)")
         }
-        let buffer = PacketBuffer(kind: .skb, storage: storage, base: base, metaOffset: headroom, dataOffset: headroom,
-                                  dataEndOffset: headroom + packet.count, reserved: 0,
+        let buffer = PacketBuffer(kind: .skb, storage: storage, base: base, metaOffset: headroom + pulled,
+                                  dataOffset: headroom + pulled, dataEndOffset: headroom + packet.count, reserved: 0,
                                   contextAddress: contextAddress, contextStorage: context, regionName: regionName)
         buffer.protocolType = Self.etherType(of: packet)
-        buffer.networkOffset = min(14, packet.count)
+        buffer.networkOffset = dataStart == .network ? 0 : min(Self.ethernetHeaderLength, packet.count)
+        buffer.pulledLength = pulled
         buffer.syncContext(process)
         process.registers[1] = contextAddress
         if let state = LinuxProcessState.forContext(process) {

@@ -27,8 +27,9 @@ public struct TaskEnvironment: Sendable, Equatable {
     /// What `bpf_get_numa_node_id` returns.
     public var numaNode: UInt32 = 0
     public var clock: Clock = .system
-    /// Seed of `bpf_get_prandom_u32` for this process; nil uses `LinuxConfiguration.randomSeed`,
-    /// and when that is nil too, the system's random source.
+    /// Seed of a `bpf_get_prandom_u32` stream of this process's own (restarted by each context
+    /// that sets it); nil draws from the emulator's per-vCPU stream (`LinuxConfiguration.randomSeed`),
+    /// which the clock seeds when that is nil too.
     public var randomSeed: UInt64?
 
     public init(pid: UInt32 = 1, tgid: UInt32 = 1, uid: UInt32 = 0, gid: UInt32 = 0, comm: String = "mimic",

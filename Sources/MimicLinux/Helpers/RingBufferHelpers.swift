@@ -66,24 +66,27 @@ enum PerfEventHelpers {
 
     /// `long HelperID.perfEventOutput(ctx, map, flags, data, size)`: appends a record to the
     /// perf buffer of the CPU the event at `flags & BPF_F_INDEX_MASK` is bound to
-    /// (`BPF_F_CURRENT_CPU` selects the process's vCPU). For packet contexts (tc, XDP),
-    /// `flags >> 32` bytes of the packet are appended after `data` (`BPF_F_CTXLEN_MASK`),
-    /// `-EFAULT` if the packet is shorter. Other flag bits are `-EINVAL`; errors of the map as
-    /// `PerfEventArrayMap.output` describes.
+    /// (`BPF_F_CURRENT_CPU` selects the process's vCPU). For packet contexts (`xdp_md` and
+    /// `__sk_buff`, the kernel's `bpf_xdp_event_output` and `bpf_skb_event_output`), `flags >> 32`
+    /// bytes of the packet from `data` are appended after the record's data
+    /// (`BPF_F_CTXLEN_MASK`), `-EFAULT` if the packet is shorter; other programs may not set
+    /// them. Other flag bits are `-EINVAL`; errors of the map as `PerfEventArrayMap.output`
+    /// describes.
     static func output(_ emulator: LinuxEmulator) -> Helper {
         Helper(.perfEventOutput) { [weak emulator] process throws(HelperFailure) in
             let map = try MapHelpers.map(emulator, process, argument: 2, as: PerfEventArrayMap.self,
                                          "a BPF_MAP_TYPE_PERF_EVENT_ARRAY")
             let flags = process.argument(3)
             let contextLength = (flags & contextLengthMask) >> 32
-            let allowed = indexMask | (process.packet != nil ? contextLengthMask : 0)
+            let packet = LinuxProcessState.of(process)?.packet
+            let allowed = indexMask | (packet != nil ? contextLengthMask : 0)
             guard flags & ~allowed == 0 else { return MapHelpers.result(.invalid) }
             let size = process.argument(5)
             guard size <= UInt64(Int32.max) else { return MapHelpers.result(.invalid) }
             var data = try MapHelpers.read(process, process.argument(4), count: Int(size))
-            if contextLength > 0, let packet = process.packet {
+            if contextLength > 0, let packet {
                 guard contextLength <= UInt64(packet.length) else { return MapHelpers.result(.fault) }
-                data += try MapHelpers.read(process, packet.address, count: Int(contextLength))
+                data += try MapHelpers.read(process, packet.dataAddress, count: Int(contextLength))
             }
             return MapHelpers.result(map.output(data, index: flags & indexMask, cpu: process.vCPU))
         }

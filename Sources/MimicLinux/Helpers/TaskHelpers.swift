@@ -7,35 +7,29 @@ import MimicMemory
 /// `HelperID.getNumaNodeId`.
 ///
 /// The clock is the process's `TaskEnvironment.clock`: the host's clocks, or a manual clock for
-/// reproducible runs. The random generator is seeded from `TaskEnvironment.randomSeed`, else
-/// `LinuxConfiguration.randomSeed` (mixed with the vCPU, so CPUs differ), else the system.
+/// reproducible runs. Random values come from the emulator's per-vCPU streams
+/// (`RandomStreams`, which continue across processes), unless the process's
+/// `TaskEnvironment.randomSeed` (a context's `prandom_seed`) asks for a stream of its own.
 enum TimeHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
-        let configuredSeed = emulator.configuration.randomSeed
+        let streams = emulator.randomStreams
         return [
             LinuxHelper.make(.ktimeGetNs) { call throws(HelperFailure) in now(call, CLOCK_MONOTONIC) },
             LinuxHelper.make(.ktimeGetBootNs) { call throws(HelperFailure) in now(call, CLOCK_BOOTTIME) },
             LinuxHelper.make(.ktimeGetCoarseNs) { call throws(HelperFailure) in now(call, CLOCK_MONOTONIC_COARSE) },
             LinuxHelper.make(.getPrandomU32) { call throws(HelperFailure) in
-                let state = try call.linuxState()
-                var x = state.randomState ?? seed(state.environment.randomSeed ?? configuredSeed, cpu: call.process.vCPU)
-                // SplitMix64: a well-mixed 64-bit sequence from a counter.
-                x &+= 0x9E37_79B9_7F4A_7C15
+                guard let state = call.state, let seed = state.environment.randomSeed else {
+                    return UInt64(streams.next(cpu: call.process.vCPU))
+                }
+                // The process's own stream, restarted by every context that sets the seed.
+                let start = state.randomState ?? RandomStreams.mix(seed ^ (UInt64(truncatingIfNeeded: call.process.vCPU) &* 0xD1B5_4A32_D192_ED03))
+                let x = start &+ RandomStreams.gamma
                 state.randomState = x
-                var z = x
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                z ^= z >> 31
-                return z >> 32
+                return RandomStreams.mix(x) >> 32
             },
             LinuxHelper.make(.getSmpProcessorId) { call throws(HelperFailure) in UInt64(UInt32(truncatingIfNeeded: call.process.vCPU)) },
             LinuxHelper.make(.getNumaNodeId) { call throws(HelperFailure) in UInt64(call.state?.environment.numaNode ?? 0) },
         ]
-    }
-
-    static func seed(_ seed: UInt64?, cpu: Int) -> UInt64 {
-        guard let seed else { return UInt64.random(in: .min ... .max) }
-        return seed ^ (UInt64(truncatingIfNeeded: cpu) &* 0xD1B5_4A32_D192_ED03)
     }
 
     static func now(_ call: HelperCall, _ clock: clockid_t) -> UInt64 {

@@ -20,6 +20,7 @@ public final class KernelObject {
     /// Creates the object's maps and global data in the kernel and fills initial map-of-maps
     /// slots. Programs are loaded on demand with `program(named:)`.
     public init(object: ObjectFile) throws(KernelError) {
+        if let problem = object.byteOrderProblem { throw KernelError.invalidArgument(problem) }
         self.object = object
         for spec in object.maps {
             var inner: KernelMap?

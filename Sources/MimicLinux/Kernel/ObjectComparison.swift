@@ -7,7 +7,8 @@ import MimicMemory
 ///
 /// Supported program types: XDP, tc (`sched_cls` / `sched_act`) and socket filters. The kernel
 /// runs socket filters on the packet from its network header (`BPF_PROG_TEST_RUN` pulls the
-/// Ethernet header first), so Mimic gets the packet without its first 14 bytes for them too.
+/// Ethernet header first), so Mimic's sk_buff starts there for them too
+/// (`ContextFit.dataStart(of:)`); a context that asks for another start is refused.
 /// Kernel test runs are pinned to CPU 0 and Mimic runs as vCPU 0, so per-CPU maps compare.
 public final class ObjectComparison {
     /// What one packet produced on each side.
@@ -138,6 +139,20 @@ public final class ObjectComparison {
         if packet.count < 14 {
             throw ComparisonError("the kernel's test run takes only packets of at least 14 bytes (an Ethernet header); this one has \(packet.count)")
         }
+        var context: any Context
+        if let mimicContext {
+            context = mimicContext
+        } else if programType == .xdp {
+            context = XDPContext(packet: packet)
+        } else {
+            var skb = SKBContext(packet: packet, ifindex: 1)
+            skb.ingressIfindex = 0
+            context = skb
+        }
+        context = try ContextFit.fit(context, type: programType, describing: "program \(programName) (type \(programType))")
+        if let skb = context as? SKBContext, skb.dataStart != ContextFit.dataStart(of: programType) {
+            throw ComparisonError("the context starts the sk_buff's data at the \(skb.dataStart?.rawValue ?? "mac") header, but the kernel's test run starts a \(programType) program's at the \(ContextFit.dataStart(of: programType).rawValue) header; remove \"dataStart\" to compare")
+        }
         let kernelRun: KernelTestRun
         do {
             kernelRun = try KernelBPF.withPinnedCPU(0) { () throws(KernelError) -> KernelTestRun in
@@ -151,16 +166,6 @@ public final class ObjectComparison {
         if isSocketFilter { kernelPacket = Array(kernelPacket.dropFirst(14)) }
 
         var result = PacketResult(kernelReturn: kernelRun.returnValue, kernelPacket: kernelPacket, differences: [])
-        let context: any Context
-        if let mimicContext {
-            context = mimicContext
-        } else if programType == .xdp {
-            context = XDPContext(packet: packet)
-        } else {
-            var skb = SKBContext(packet: isSocketFilter ? Array(packet.dropFirst(14)) : packet, ifindex: 1)
-            skb.ingressIfindex = 0
-            context = skb
-        }
         do {
             let process = try vm.makeProcess(for: program, context: context, vCPU: 0)
             let value = try process.run(instructionLimit: 100_000_000)

@@ -80,9 +80,11 @@ public final class ProgramArrayMap: BPFMap, @unchecked Sendable {
 /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`: per-CPU record buffers written by `bpf_perf_event_output`
 /// and read by the host.
 ///
-/// Each index holds a perf event bound to a CPU. By default index *i* is open on CPU *i* for
-/// every CPU the emulator has (what libbpf's `perf_buffer` sets up); `update` with a 4-byte
-/// CPU number binds an index, `delete` closes it. As in the kernel's `__bpf_perf_event_output`:
+/// Each index holds a perf event bound to a CPU. A new map has none, as in the kernel, so
+/// `bpf_perf_event_output` returns `-ENOENT` until host code attaches a reader:
+/// `attachReaders()` binds index *i* to CPU *i* for every CPU (what libbpf's `perf_buffer__new`
+/// sets up; `mimic run` and the plugin do it), `update` with a 4-byte CPU number binds one
+/// index, `delete` closes it. As in the kernel's `__bpf_perf_event_output`:
 /// an index past `max_entries` is `-E2BIG`, an empty index `-ENOENT`, an event bound to another
 /// CPU than the writer's `-EOPNOTSUPP`, and a full buffer loses the record (`-ENOSPC`, counted
 /// in `lostRecords`).
@@ -118,13 +120,21 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
         handle = MapHandle.make(id: id)
         self.cpuCount = cpuCount
         self.bufferSize = bufferSize
-        var events = FDSlots<Int>(count: attributes.maxEntries)
-        for cpu in 0..<min(cpuCount, attributes.maxEntries) { events.elements[cpu] = cpu }
+        let events = FDSlots<Int>(count: attributes.maxEntries)
         state = Mutex(State(events: events, buffers: Array(repeating: [], count: cpuCount),
                             used: Array(repeating: 0, count: cpuCount), lost: Array(repeating: 0, count: cpuCount)))
     }
 
     static func recordCost(_ size: Int) -> Int { roundUp8(size + 4) + 8 }
+
+    /// Binds index *i* to CPU *i* for every CPU the map has an index for, as libbpf's
+    /// `perf_buffer__new` opens a `PERF_COUNT_SW_BPF_OUTPUT` event per CPU: from then on the
+    /// program's records are kept for `drainRecords`.
+    public func attachReaders() {
+        state.withLock { state in
+            for cpu in 0..<min(cpuCount, attributes.maxEntries) { state.events.elements[cpu] = cpu }
+        }
+    }
 
     /// `bpf_perf_event_output` from `cpu` to `index` (`BPF_F_CURRENT_CPU`, 0xFFFFFFFF, is `cpu`).
     public func output(_ data: [UInt8], index: UInt64, cpu: Int) -> Errno? {
