@@ -1,5 +1,6 @@
 import Foundation
 import MimicCore
+import MimicJSON
 import MimicLinux
 import MimicMemory
 

@@ -1,5 +1,6 @@
 import Foundation
 import MimicCore
+import MimicJSON
 import Synchronization
 
 /// Reads context files: the JSON envelope `{ "name": ..., "type": ..., "ctx": { ... } }` of the
