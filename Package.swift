@@ -22,8 +22,9 @@ let package = Package(
         .executable(name: "mimic", targets: ["mimic-cli"]),
         .executable(name: "mimic-bench", targets: ["mimic-bench"]),
     ],
-    // Every target lists each module it imports (its direct dependencies, no more); the graph has
-    // no back edges (Docs/Architecture.md). MimicModuleGraphTests checks both.
+    // Every target lists each module it imports (its direct dependencies, no more); the graph is
+    // layered with no back edges (Docs/Architecture.md). MimicModuleGraphTests checks the imports
+    // against this list and that MimicLinux's closure holds no kernel oracle.
     targets: [
         // Atomic read-modify-write on raw VM memory (the stdlib has no atomics on raw pointers).
         .target(name: "CMimicAtomics"),
@@ -61,11 +62,11 @@ let package = Package(
         .testTarget(name: "MimicJSONTests", dependencies: ["MimicJSON"]),
         .testTarget(
             name: "MimicCoreTests",
-            dependencies: ["MimicCore", "MimicMemory"],
+            dependencies: ["MimicCore", "MimicMemory", "MimicTestSupport"],
             // eBPF C sources and objects, read by path from the tests (not resources).
             exclude: ["Fixtures"]
         ),
-        // Packet builders and byte helpers the test targets share.
+        // What the test targets share: packet builders, byte helpers, where external test data lives.
         .target(name: "MimicTestSupport", path: "Tests/MimicTestSupport"),
         .testTarget(
             name: "MimicLinuxTests",
@@ -76,7 +77,7 @@ let package = Package(
         .testTarget(name: "MimicPcapTests", dependencies: ["MimicPcap"]),
         .testTarget(
             name: "MimicCLITests",
-            dependencies: ["mimic-cli", "MimicLinux", "MimicKernel", "MimicPcap"],
+            dependencies: ["mimic-cli", "MimicLinux", "MimicKernel", "MimicPcap", "MimicTestSupport"],
             // C sources and objects read by path from the tests.
             exclude: ["Fixtures"]
         ),

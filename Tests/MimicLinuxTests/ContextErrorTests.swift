@@ -111,8 +111,8 @@ import MimicLinux
         let url = ContextTestSupport.contextsDirectory.appendingPathComponent("captured.json")
         let captured = try #require(try ContextFile.load(contentsOf: url) as? CapturedContext)
         let record = try #require(captured.helperCalls[16]?.first)
-        #expect(record.params.first?.value == .number(18_446_656_970_732_715_112))
-        #expect(captured.helperCalls[6]?.first?.params.first?.value == .number(18_446_613_223_656_132_368))
+        #expect(record.params.first?.value == .number(18_446_683_600_571_219_840))
+        #expect(captured.helperCalls[6]?.first?.params.first?.value == .number(18_446_612_682_131_165_888))
     }
 
     @Test func goNullsAreEmpty() throws {
