@@ -39,5 +39,5 @@ public enum ExternalTestData {
 
     /// Why conformance tests were skipped, for `.enabled(if: runConformance, Comment(rawValue: ...))`.
     public static let conformanceSkipMessage =
-        "skipped: the bpf_conformance vectors are not in \(conformanceDirectory.path) (external data; set MIMIC_REQUIRE_SHARED=1 to make this a failure)"
+        "external data: the bpf_conformance vectors are not in \(conformanceDirectory.path) (MIMIC_REQUIRE_SHARED=1 makes this a failure)"
 }
