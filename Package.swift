@@ -9,8 +9,11 @@ let package = Package(
     name: "Mimic",
     products: [
         .library(name: "MimicMemory", targets: ["MimicMemory"]),
+        .library(name: "MimicJSON", targets: ["MimicJSON"]),
         .library(name: "MimicCore", targets: ["MimicCore"]),
         .library(name: "MimicLinux", targets: ["MimicLinux"]),
+        .library(name: "MimicPcap", targets: ["MimicPcap"]),
+        .library(name: "MimicKernel", targets: ["MimicKernel"]),
         .library(name: "MimicPool", targets: ["MimicPool"]),
         // The plugin ABI header (`mimic_plugin.h`), for plugins written in Swift or C.
         .library(name: "CMimicPlugin", targets: ["CMimicPlugin"]),
@@ -19,43 +22,62 @@ let package = Package(
         .executable(name: "mimic", targets: ["mimic-cli"]),
         .executable(name: "mimic-bench", targets: ["mimic-bench"]),
     ],
+    // Every target lists each module it imports (its direct dependencies, no more); the graph is
+    // layered with no back edges (Docs/Architecture.md). MimicModuleGraphTests checks the imports
+    // against this list and that MimicLinux's closure holds no kernel oracle.
     targets: [
         // Atomic read-modify-write on raw VM memory (the stdlib has no atomics on raw pointers).
         .target(name: "CMimicAtomics"),
         // The C ABI of emulator plugins: one header, the single source of truth.
         .target(name: "CMimicPlugin"),
-        // The bpf(2) system call (Swift cannot call the variadic syscall(2)), for KernelBPF.
+        // The bpf(2) system call and CPU affinity (Swift cannot call the variadic syscall(2)),
+        // for MimicKernel only.
         .target(name: "CMimicKernel"),
         .target(name: "MimicMemory"),
-        .target(name: "MimicCore", dependencies: ["MimicMemory", "CMimicAtomics", "CMimicPlugin"]),
-        .target(name: "MimicLinux", dependencies: ["MimicCore", "CMimicKernel"]),
+        // The package's one JSON codec: numbers kept exactly (u64), errors naming the JSON path.
+        .target(name: "MimicJSON"),
+        .target(name: "MimicCore", dependencies: ["MimicMemory", "MimicJSON", "CMimicAtomics", "CMimicPlugin"]),
+        // The Linux emulator: what a host app embeds (no kernel access, no capture files).
+        .target(name: "MimicLinux", dependencies: ["MimicCore", "MimicMemory", "MimicJSON"]),
+        // pcap / pcapng reading and writing (no dependencies).
+        .target(name: "MimicPcap"),
+        // The running kernel as oracle: bpf(2), BPF_PROG_TEST_RUN, object comparison, the fuzzer.
+        .target(name: "MimicKernel", dependencies: ["MimicLinux", "MimicCore", "MimicMemory", "CMimicKernel"]),
         // Exports `mimic_plugin_entry` over MimicLinux's helpers (built as a dynamic library).
-        .target(name: "MimicLinuxPlugin", dependencies: ["MimicLinux", "CMimicPlugin"]),
+        .target(
+            name: "MimicLinuxPlugin",
+            dependencies: ["MimicLinux", "MimicCore", "MimicMemory", "MimicJSON", "CMimicPlugin"]
+        ),
         .target(name: "MimicPool", dependencies: ["MimicCore"]),
-        .executableTarget(name: "mimic-cli", dependencies: ["MimicCore", "MimicLinux"]),
+        .executableTarget(
+            name: "mimic-cli",
+            dependencies: ["MimicCore", "MimicMemory", "MimicJSON", "MimicLinux", "MimicPcap", "MimicKernel"]
+        ),
         .executableTarget(
             name: "mimic-bench",
-            dependencies: ["MimicCore", "MimicLinux", "MimicPool"],
+            dependencies: ["MimicCore", "MimicLinux", "MimicKernel", "MimicPool"],
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),
+        .testTarget(name: "MimicJSONTests", dependencies: ["MimicJSON"]),
         .testTarget(
             name: "MimicCoreTests",
-            dependencies: ["MimicCore"],
+            dependencies: ["MimicCore", "MimicMemory", "MimicTestSupport"],
             // eBPF C sources and objects, read by path from the tests (not resources).
             exclude: ["Fixtures"]
         ),
-        // Packet builders and byte helpers the test targets share.
+        // What the test targets share: packet builders, byte helpers, where external test data lives.
         .target(name: "MimicTestSupport", path: "Tests/MimicTestSupport"),
         .testTarget(
             name: "MimicLinuxTests",
-            dependencies: ["MimicLinux", "MimicTestSupport"],
-            // End-to-end fixtures: eBPF C sources and clang-built objects, read by path.
+            dependencies: ["MimicLinux", "MimicCore", "MimicMemory", "MimicJSON", "MimicTestSupport"],
+            // End-to-end fixtures: eBPF C sources, clang-built objects and context files, read by path.
             exclude: ["Fixtures"]
         ),
+        .testTarget(name: "MimicPcapTests", dependencies: ["MimicPcap"]),
         .testTarget(
             name: "MimicCLITests",
-            dependencies: ["mimic-cli", "MimicLinux"],
+            dependencies: ["mimic-cli", "MimicLinux", "MimicKernel", "MimicPcap", "MimicTestSupport"],
             // C sources and objects read by path from the tests.
             exclude: ["Fixtures"]
         ),
@@ -65,8 +87,11 @@ let package = Package(
             // eBPF C sources and objects, read by path from the tests.
             exclude: ["Fixtures"]
         ),
-        .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicLinux"]),
+        .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicMemory", "MimicLinux"]),
         // Differential tests against the running kernel (skipped, with a reason, when it is not reachable).
-        .testTarget(name: "MimicKernelTests", dependencies: ["MimicLinux", "MimicCore"]),
+        .testTarget(name: "MimicKernelTests", dependencies: ["MimicKernel", "MimicLinux", "MimicCore"]),
+        // The package's shape: declared dependencies match the imports, and MimicLinux does not
+        // pull in the kernel oracle (reads `swift package describe`; depends on no module).
+        .testTarget(name: "MimicModuleGraphTests"),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import MimicCore
+import MimicKernel
 import MimicLinux
 
 /// `mimic-bench --kernel`: the benchmark programs as XDP programs in the kernel (JIT), timed by

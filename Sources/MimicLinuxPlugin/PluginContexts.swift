@@ -4,6 +4,7 @@
 
 import CMimicPlugin
 import MimicCore
+import MimicJSON
 import MimicLinux
 import MimicMemory
 

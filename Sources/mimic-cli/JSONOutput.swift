@@ -1,3 +1,4 @@
+import MimicJSON
 import MimicLinux
 
 /// A JSON value for `--json` output. Objects keep their keys in the order they were built, so

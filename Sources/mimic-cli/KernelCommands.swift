@@ -1,6 +1,8 @@
 import Foundation
 import MimicCore
+import MimicKernel
 import MimicLinux
+import MimicPcap
 
 /// `mimic compare OBJ.o`: run a program in Mimic and in the kernel and report every difference.
 enum CompareCommand: Command {

@@ -1,3 +1,4 @@
+import MimicJSON
 import MimicLinux
 
 /// `--map NAME=FILE.json`: entries to put in a map before the program runs.

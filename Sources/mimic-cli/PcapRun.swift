@@ -6,6 +6,7 @@ import Darwin
 import Foundation
 import MimicCore
 import MimicLinux
+import MimicPcap
 
 /// `mimic run --pcap`: one run per packet of a capture, a verdict summary, the packets that
 /// leave alive written to `--out`.

@@ -1,5 +1,6 @@
 import MimicCore
 import MimicLinux
+import MimicPcap
 
 /// The inputs `run`, `trace` and `debug` share: the object, the program, its context or
 /// capture, map contents and limits.

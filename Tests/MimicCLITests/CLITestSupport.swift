@@ -1,4 +1,5 @@
 import Foundation
+import MimicTestSupport
 import Testing
 
 /// What one run of the `mimic` executable did.
@@ -28,12 +29,9 @@ enum MimicCLI {
             .deletingLastPathComponent()  // package root
     }
 
-    /// The bpf_conformance vectors, in `../shared/conformance/bpf_conformance` beside the package.
-    static var conformanceDirectory: URL {
-        packageRoot.deletingLastPathComponent()
-            .appendingPathComponent("shared/conformance/bpf_conformance", isDirectory: true)
-            .standardizedFileURL
-    }
+    /// The bpf_conformance vectors, in `../shared/conformance/bpf_conformance` beside the package
+    /// (external data: see `ExternalTestData`).
+    static var conformanceDirectory: URL { ExternalTestData.conformanceDirectory }
 
     /// The built `mimic`: `$MIMIC_EXECUTABLE` if set; else a `mimic` file in the build products
     /// directory holding this test bundle (searched upward from the test executable, so

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import MimicKernel
 import MimicLinux
 
 @Suite("mimic compare and mimic fuzz")

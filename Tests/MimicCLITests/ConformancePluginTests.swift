@@ -1,4 +1,5 @@
 import Foundation
+import MimicTestSupport
 import Testing
 
 /// `mimic bpf-conformance-plugin`, driven as the bpf_conformance runner drives it.
@@ -6,7 +7,10 @@ import Testing
 struct ConformancePluginTests {
     /// Runs one vector: assembles it with `mimic asm`, pipes the hex into the plugin with the
     /// memory as the first argument, and compares with `-- result`.
-    @Test("conformance vectors", arguments: [
+    // External data (../shared): skipped with a message when absent, a failure when required (CI).
+    @Test("conformance vectors",
+          .enabled(if: ExternalTestData.runConformance, Comment(rawValue: ExternalTestData.conformanceSkipMessage)),
+          arguments: [
         "add", "mem-len", "ldxh", "call_unwind_fail", "lock_fetch_add", "call_local", "jeq-imm", "stxdw",
     ])
     func vector(_ name: String) throws {

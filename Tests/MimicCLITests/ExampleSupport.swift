@@ -1,5 +1,6 @@
 import Foundation
 import MimicLinux
+import MimicPcap
 
 /// Paths of the examples and small helpers for checking packets.
 enum Examples {

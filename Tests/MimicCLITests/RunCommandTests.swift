@@ -1,5 +1,6 @@
 import Foundation
 import MimicLinux
+import MimicPcap
 import Testing
 
 /// `mimic run`, `trace` and `maps` on the examples.

@@ -1,24 +1,12 @@
 import Foundation
 import MimicCore
+import MimicTestSupport
 
 /// Locations of test data outside the package.
 enum TestPaths {
-    /// The package root: this file is `<root>/Tests/MimicCoreTests/TestSupport.swift`.
-    static var packageRoot: URL {
-        URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent()  // MimicCoreTests
-            .deletingLastPathComponent()  // Tests
-            .deletingLastPathComponent()  // package root
-    }
-
     /// The bpf_conformance test vectors (`*.data`), kept beside the package in
-    /// `../shared/conformance/bpf_conformance`.
-    static var conformanceDirectory: URL {
-        packageRoot
-            .deletingLastPathComponent()
-            .appendingPathComponent("shared/conformance/bpf_conformance", isDirectory: true)
-            .standardizedFileURL
-    }
+    /// `../shared/conformance/bpf_conformance` (external data: see `ExternalTestData`).
+    static var conformanceDirectory: URL { ExternalTestData.conformanceDirectory }
 }
 
 /// One bpf_conformance test vector (`*.data`), split into its sections.

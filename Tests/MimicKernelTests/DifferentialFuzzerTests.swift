@@ -1,6 +1,7 @@
 import Testing
 import MimicCore
-@testable import MimicLinux
+@testable import MimicKernel
+import MimicLinux
 
 /// Parses hex text (`"0a0b"`) in tests.
 func hexBytes(_ text: String) -> [UInt8] {

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import MimicCore
-@testable import MimicLinux
+@testable import MimicKernel
+import MimicLinux
 
 /// The clang-compiled fixtures of the ELF and Linux emulator work, and the packets they run on.
 enum Fixtures {

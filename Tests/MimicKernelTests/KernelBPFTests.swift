@@ -1,6 +1,7 @@
 import Testing
 import MimicCore
-@testable import MimicLinux
+@testable import MimicKernel
+import MimicLinux
 
 /// Why the kernel tests did not run, printed once so a skipped run says so.
 enum KernelGate {

@@ -5,8 +5,8 @@ import MimicLinux
 import MimicMemory
 import MimicTestSupport
 
-/// Every example context (the files in `../shared/contexts/` and the JSON blocks of
-/// `../shared/contexts.md`) loads and runs.
+/// Every example context (the files in `Fixtures/contexts/` and the JSON blocks of
+/// `Docs/Contexts.md`) loads and runs.
 @Suite struct ContextFileTests {
     /// A program that reads `xdp_md.data` / `data_end`, bounds-checks 14 bytes and returns
     /// XDP_PASS for IPv4, XDP_DROP otherwise.
@@ -28,7 +28,7 @@ import MimicTestSupport
     @Test func xdpFileRunsAndPasses() throws {
         let context = try ContextFile.load(contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("xdp.json"))
         let xdp = try #require(context as? XDPContext)
-        #expect(xdp.headroom == 256 && xdp.tailroom == 64 && xdp.ingressIfindex == 2)
+        #expect(xdp.headroom == 192 && xdp.tailroom == 32 && xdp.ingressIfindex == 4 && xdp.rxQueueIndex == 1)
         let (r0, process) = try ContextTestSupport.run(Self.xdpProgram, context: context)
         #expect(r0 == 2)
         let result = try #require(XDPContext.result(of: process))
@@ -83,7 +83,7 @@ import MimicTestSupport
             """, context: context)
         #expect(r0 == UInt64(ContextTestSupport.udpPacket.count) | 0x0008 << 16)
         let result = try #require(SKBContext.result(of: process))
-        #expect(result.fields.ifindex == 2)
+        #expect(result.fields.ifindex == 3)
         #expect(result.fields.family == 2)
         // remote = the socket's destination, network order; local port in host order.
         #expect(result.fields.remoteIP4 == UInt32(littleEndian: 0x0200_000A))
@@ -141,7 +141,7 @@ import MimicTestSupport
 
     @Test func genericFileBuildsThirtyTwoBitPointers() throws {
         let context = try ContextFile.load(contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("generic.json"))
-        // xdp_md-shaped struct of six u32 values; data..data_end is 23 bytes of "pkt".
+        // xdp_md-shaped struct of six u32 values; data..data_end is the 30 bytes 0x10...0x2d of "frame".
         let (r0, _) = try ContextTestSupport.run("""
             ldxw %r2, [%r1+0]
             ldxw %r3, [%r1+4]
@@ -155,7 +155,7 @@ import MimicTestSupport
             or %r0, %r4
             exit
             """, context: context)
-        #expect(r0 == 23 | 3 << 8 | 2 << 16)
+        #expect(r0 == 30 | 0x13 << 8 | 5 << 16)
     }
 
     @Test func capturedFileReplaysCommAndTracePrintk() throws {
@@ -178,12 +178,12 @@ import MimicTestSupport
             exit
             """
         let (r0, process) = try ContextTestSupport.run(source, context: context)
-        #expect(r0 == 7 << 8)
+        #expect(r0 == 6 << 8)
         let comm = try process.memory.read(process.stackBase + UInt64(process.stackSize) - 16, count: 16)
-        #expect(comm == Array("php-fpm".utf8) + [UInt8](repeating: 0, count: 9))
+        #expect(comm == Array("nginx".utf8) + [UInt8](repeating: 0, count: 11))
         let state = try #require(LinuxProcessState.of(process))
-        // trace_printk still prints (its R0 is the recorded 7).
-        #expect(state.traceOutput == ["php-fpm"])
+        // trace_printk still prints (its R0 is the recorded 6).
+        #expect(state.traceOutput == ["nginx"])
         #expect(state.replay?.replayedCount(of: 16) == 1)
     }
 
@@ -200,9 +200,9 @@ import MimicTestSupport
 
     @Test func markdownGenericExampleLaysOutPointersAndInts() throws {
         let examples = try ContextTestSupport.markdownExamples()
-        let generic = try #require(examples.first(where: { $0.contains("\"type\": \"generic\"") && $0.contains("two args") }))
-        // r1 -> args { data: 8-byte pointer to "world", size: 11 }; r2 = 11.
-        let (r0, _) = try ContextTestSupport.run("""
+        let generic = try #require(examples.first(where: { $0.contains("\"type\": \"generic\"") && $0.contains("message and length") }))
+        // r1 -> args { data: 8-byte pointer to "mimic" in "hello, mimic", size: 12 }; r2 = 12.
+        let (r0, process) = try ContextTestSupport.run("""
             ldxdw %r3, [%r1+0]
             ldxb %r0, [%r3+0]
             ldxdw %r4, [%r1+8]
@@ -212,14 +212,38 @@ import MimicTestSupport
             or %r0, %r2
             exit
             """, context: try ContextFile.load(data: Array(generic.utf8)))
-        #expect(r0 == UInt64(UInt8(ascii: "w")) | 11 << 8 | 11 << 16)
+        #expect(r0 == UInt64(UInt8(ascii: "m")) | 12 << 8 | 12 << 16)
+        // The emulator keys set the task the helpers report.
+        let environment = try #require(LinuxProcessState.of(process)?.environment)
+        #expect(environment.comm == "demo" && environment.pid == 42)
     }
 
-    @Test func markdownCapturedExampleReplaysPidTgid() throws {
+    @Test func markdownCapturedExampleReplaysPidTgidAndComm() throws {
         let examples = try ContextTestSupport.markdownExamples()
         let captured = try #require(examples.first(where: { $0.contains("\"type\": \"captured\"") }))
         let (r0, _) = try ContextTestSupport.run("call 14\nexit", context: try ContextFile.load(data: Array(captured.utf8)))
-        #expect(r0 == 4_294_967_297)
+        #expect(r0 == 8000 << 32 | 8001)
+        let (_, process) = try ContextTestSupport.run("""
+            mov %r1, %r10
+            add %r1, -16
+            mov %r2, 16
+            call 16
+            exit
+            """, context: try ContextFile.load(data: Array(captured.utf8)))
+        let comm = try process.memory.read(process.stackBase + UInt64(process.stackSize) - 16, count: 16)
+        #expect(comm == Array("sshd".utf8) + [UInt8](repeating: 0, count: 12))
+    }
+
+    @Test func markdownPacketExamplesDecode() throws {
+        let examples = try ContextTestSupport.markdownExamples()
+        let xdpText = try #require(examples.first(where: { $0.contains("\"type\": \"xdp_md\"") }))
+        let xdp = try #require(try ContextFile.load(data: Array(xdpText.utf8)) as? XDPContext)
+        #expect(xdp.packet.count == 54 && xdp.packet[23] == 6 && xdp.headroom == 256 && xdp.ingressIfindex == 2)
+        let skbText = try #require(examples.first(where: { $0.contains("\"type\": \"sk_buff\"") }))
+        let skb = try #require(try ContextFile.load(data: Array(skbText.utf8)) as? SKBContext)
+        #expect(skb.packet.count == 47 && skb.ifindex == 2)
+        #expect(skb.socket?.destinationPort == 53 && skb.socket?.sourceIPv4 == [10, 1, 0, 7])
+        #expect(skb.flowKeys?.sport == 5353 && skb.flowKeys?.destinationAddress == [10, 1, 0, 53])
     }
 
     @Test func registeredTypesDecode() throws {

@@ -1,26 +1,27 @@
 import Foundation
 import MimicCore
+import MimicJSON
 import MimicLinux
 import MimicMemory
 
-/// Locations of shared test data and small helpers for context and helper tests.
+/// Where the context examples are, and small helpers for context and helper tests.
 enum ContextTestSupport {
-    /// `../shared` beside the package root (this file is `<root>/Tests/MimicLinuxTests/...`).
-    static var sharedDirectory: URL {
+    /// The package root (this file is `<root>/Tests/MimicLinuxTests/ContextTestSupport.swift`).
+    static var packageRoot: URL {
         URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent()  // MimicLinuxTests
             .deletingLastPathComponent()  // Tests
             .deletingLastPathComponent()  // package root
-            .deletingLastPathComponent()
-            .appendingPathComponent("shared", isDirectory: true)
-            .standardizedFileURL
     }
 
-    static var contextsDirectory: URL { sharedDirectory.appendingPathComponent("contexts", isDirectory: true) }
+    /// One context file of each type (`xdp.json`, `skb.json`, `generic.json`, `captured.json`).
+    static var contextsDirectory: URL {
+        packageRoot.appendingPathComponent("Tests/MimicLinuxTests/Fixtures/contexts", isDirectory: true)
+    }
 
-    /// The JSON code blocks of `contexts.md`.
+    /// The JSON code blocks of `Docs/Contexts.md`, the description of the format.
     static func markdownExamples() throws -> [String] {
-        let text = try String(contentsOf: sharedDirectory.appendingPathComponent("contexts.md"), encoding: .utf8)
+        let text = try String(contentsOf: packageRoot.appendingPathComponent("Docs/Contexts.md"), encoding: .utf8)
         var blocks: [String] = []
         var current: [Substring]?
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {

@@ -1,4 +1,4 @@
-// The bpf(2) system call, for MimicLinux's kernel-access layer (`KernelBPF`).
+// The bpf(2) system call and CPU affinity, for the kernel oracle (MimicKernel's `KernelBPF`).
 //
 // Swift cannot call the variadic `syscall(2)` of the C library, so this one fixed-signature
 // wrapper exists. On systems without bpf(2) it fails with ENOSYS.

@@ -1,5 +1,5 @@
 import CMimicPlugin
-import Foundation
+import MimicJSON
 
 /// A program context a plugin builds (ABI 1.1 `attach_context`) from a context file: the JSON
 /// envelope `{"name": ..., "type": ..., "ctx": {...}}`. With MimicLinux as a plugin the types
@@ -54,30 +54,39 @@ public struct PluginContextResult: Sendable, Equatable {
     /// Things worth knowing that did not stop the run.
     public var warnings: [String]
 
-    /// Reads the JSON object a plugin's `context_result` wrote.
+    /// Reads the JSON object a plugin's `context_result` wrote. Numbers are read exactly
+    /// (`fields` values are full 64-bit), with the package's own codec (MimicJSON).
     public init(json: String, returnValue: UInt64) throws(PluginError) {
         func invalid(_ detail: String) -> PluginError { .invalidAnswer(plugin: "context result", detail: detail) }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else {
-            throw invalid("not a JSON object: \(json.prefix(200))")
+        let value: JSONValue
+        do throws(JSONError) {
+            value = try JSONValue.parse(json)
+        } catch {
+            throw invalid("not JSON (\(error)): \(json.prefix(200))")
         }
+        guard case .object = value else { throw invalid("not a JSON object: \(json.prefix(200))") }
+        let document = JSONField(value, path: "")
         self.json = json
         self.returnValue = returnValue
-        type = object["type"] as? String
-        action = object["action"] as? String
-        if let text = object["packet"] as? String {
-            guard let data = Data(base64Encoded: text) else { throw invalid("packet is not base64") }
-            packet = Array(data)
+        do throws(JSONError) {
+            type = try document["type"].optionalString()
+            action = try document["action"].optionalString()
+            packet = document["packet"].isMissing ? nil : try document["packet"].base64()
+            let redirect = document["redirect"]
+            if !redirect.isMissing {
+                try redirect.object()
+                self.redirect = try redirect["description"].optionalString()
+                redirectIfindex = try redirect["ifindex"].optionalInteger(UInt32.self)
+            }
+            fields = [:]
+            if !document["fields"].isMissing {
+                for (name, value) in try document["fields"].members() { fields[name] = try value.bits64() }
+            }
+            trace = try document["trace"].optionalElements().map { field throws(JSONError) in try field.string() }
+            warnings = try document["warnings"].optionalElements().map { field throws(JSONError) in try field.string() }
+        } catch {
+            throw invalid(error.description)
         }
-        if let redirect = object["redirect"] as? [String: Any] {
-            self.redirect = redirect["description"] as? String
-            redirectIfindex = (redirect["ifindex"] as? NSNumber).map { $0.uint32Value }
-        }
-        fields = [:]
-        for (name, value) in object["fields"] as? [String: Any] ?? [:] {
-            if let number = value as? NSNumber { fields[name] = number.uint64Value }
-        }
-        trace = object["trace"] as? [String] ?? []
-        warnings = object["warnings"] as? [String] ?? []
     }
 }
 

@@ -1,4 +1,5 @@
 import MimicCore
+import MimicJSON
 import MimicMemory
 
 /// One recorded helper call of a captured context: what the program passed and what the helper

@@ -1,9 +1,10 @@
 import Foundation
 import MimicCore
+import MimicJSON
 import Synchronization
 
 /// Reads context files: the JSON envelope `{ "name": ..., "type": ..., "ctx": { ... } }` of the
-/// Go mimic (format: `../shared/contexts.md`), dispatching on `type` through a registry.
+/// Go mimic (format: `Docs/Contexts.md`), dispatching on `type` through a registry.
 ///
 /// Built in: `generic`, `xdp_md`, `sk_buff`, `captured`. Library users add their own:
 ///

@@ -1,4 +1,5 @@
 import MimicCore
+import MimicJSON
 import MimicMemory
 
 /// Any memory layout and register values, built from named memories (JSON type `generic`).

@@ -1,4 +1,5 @@
 import MimicCore
+import MimicJSON
 import MimicMemory
 
 /// Byte offsets of `struct __sk_buff` (`linux/bpf.h`, checked with `offsetof` against the UAPI

@@ -1,4 +1,5 @@
 import MimicCore
+import MimicJSON
 
 /// What the helpers that describe the running task, the time and randomness report:
 /// `bpf_get_current_pid_tgid`, `_uid_gid`, `_comm`, `bpf_ktime_get_*_ns`,

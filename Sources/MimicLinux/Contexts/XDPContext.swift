@@ -1,4 +1,5 @@
 import MimicCore
+import MimicJSON
 import MimicMemory
 
 /// The verdicts of an XDP program (`enum xdp_action` in `linux/bpf.h`).

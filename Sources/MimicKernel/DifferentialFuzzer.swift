@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import MimicCore
+import MimicLinux
 
 /// Runs generated programs in the kernel (`BPF_PROG_TEST_RUN`, JIT-compiled) and in Mimic, and
 /// reports every difference in the 32-bit return value, with the program's disassembly and a

@@ -1,4 +1,5 @@
 import MimicCore
+import MimicLinux
 import MimicMemory
 
 /// Runs one program of an object file in Mimic and in the kernel on the same packets, starting

@@ -1,6 +1,5 @@
 import Testing
-import MimicLinux
-import MimicTestSupport
+import MimicPcap
 
 /// Builds capture files byte by byte, in either byte order.
 struct CaptureBuilder {

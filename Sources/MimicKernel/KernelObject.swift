@@ -1,4 +1,5 @@
 import MimicCore
+import MimicLinux
 
 /// An `ObjectFile` instantiated in the kernel, as libbpf's `bpf_object__load` would: its maps
 /// created with `BPF_MAP_CREATE`, its global-data sections as single-element array maps holding

@@ -1,4 +1,5 @@
 import MimicCore
+import MimicLinux
 
 /// A small deterministic random generator (SplitMix64): the same seed gives the same programs
 /// on every machine and Swift version.

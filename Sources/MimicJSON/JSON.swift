@@ -1,8 +1,8 @@
-/// A parsed JSON value that keeps numbers exactly as written.
+/// A parsed JSON value that keeps numbers exactly as written: the package's one JSON codec.
 ///
-/// Context files hold unsigned 64-bit values such as `18446656970732715112` (kernel addresses),
-/// which `JSONSerialization` rounds through `Double`. This scanner keeps each number's text, so it
-/// converts exactly to `UInt64` or `Int64`.
+/// Context files, map files and plugin answers hold unsigned 64-bit values such as
+/// `18446656970732715112` (kernel addresses), which `JSONSerialization` rounds through `Double`.
+/// This scanner keeps each number's text, so it converts exactly to `UInt64` or `Int64`.
 public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
@@ -45,13 +45,13 @@ public enum JSONValue: Sendable, Equatable {
     }
 
     /// Parses a JSON document (RFC 8259). Errors name the line and column.
-    public static func parse(_ bytes: some Collection<UInt8>) throws(ContextError) -> JSONValue {
+    public static func parse(_ bytes: some Collection<UInt8>) throws(JSONError) -> JSONValue {
         var parser = JSONParser(bytes: Array(bytes))
         return try parser.document()
     }
 
     /// Parses a JSON document held in a string.
-    public static func parse(_ text: String) throws(ContextError) -> JSONValue {
+    public static func parse(_ text: String) throws(JSONError) -> JSONValue {
         try parse(Array(text.utf8))
     }
 }
@@ -89,7 +89,7 @@ private struct JSONParser {
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
-    mutating func document() throws(ContextError) -> JSONValue {
+    mutating func document() throws(JSONError) -> JSONValue {
         // A UTF-8 byte order mark is tolerated.
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { index = 3 }
         skipWhitespace()
@@ -100,12 +100,12 @@ private struct JSONParser {
         return value
     }
 
-    func error(_ message: String) -> ContextError {
+    func error(_ message: String) -> JSONError {
         var line = 1, column = 1
         for byte in bytes[..<min(index, bytes.count)] {
             if byte == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
         }
-        return ContextError(path: "", "invalid JSON at line \(line), column \(column): \(message)")
+        return JSONError(path: "", "invalid JSON at line \(line), column \(column): \(message)")
     }
 
     func describe(_ byte: UInt8) -> String {
@@ -116,7 +116,7 @@ private struct JSONParser {
         while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
     }
 
-    mutating func value() throws(ContextError) -> JSONValue {
+    mutating func value() throws(JSONError) -> JSONValue {
         guard index < bytes.count else { throw error("unexpected end of input, expected a value") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try object()
@@ -130,7 +130,7 @@ private struct JSONParser {
         }
     }
 
-    mutating func literal(_ word: String) throws(ContextError) {
+    mutating func literal(_ word: String) throws(JSONError) {
         let expected = Array(word.utf8)
         guard bytes.count - index >= expected.count, Array(bytes[index..<index + expected.count]) == expected else {
             throw error("unexpected \(describe(bytes[index])), expected a value")
@@ -138,12 +138,12 @@ private struct JSONParser {
         index += expected.count
     }
 
-    mutating func enter() throws(ContextError) {
+    mutating func enter() throws(JSONError) {
         depth += 1
         guard depth <= Self.maxDepth else { throw error("nesting deeper than \(Self.maxDepth) levels") }
     }
 
-    mutating func object() throws(ContextError) -> JSONValue {
+    mutating func object() throws(JSONError) -> JSONValue {
         try enter()
         defer { depth -= 1 }
         index += 1
@@ -170,7 +170,7 @@ private struct JSONParser {
         }
     }
 
-    mutating func array() throws(ContextError) -> JSONValue {
+    mutating func array() throws(JSONError) -> JSONValue {
         try enter()
         defer { depth -= 1 }
         index += 1
@@ -188,7 +188,7 @@ private struct JSONParser {
         }
     }
 
-    mutating func number() throws(ContextError) -> String {
+    mutating func number() throws(JSONError) -> String {
         let start = index
         func digits(_ parser: inout JSONParser) -> Int {
             let from = parser.index
@@ -221,7 +221,7 @@ private struct JSONParser {
         return String(decoding: bytes[start..<index], as: UTF8.self)
     }
 
-    mutating func string() throws(ContextError) -> String {
+    mutating func string() throws(JSONError) -> String {
         index += 1  // opening quote
         var scalars = String.UnicodeScalarView()
         var run: [UInt8] = []
@@ -275,7 +275,7 @@ private struct JSONParser {
         }
     }
 
-    mutating func hex4() throws(ContextError) -> UInt32 {
+    mutating func hex4() throws(JSONError) -> UInt32 {
         guard bytes.count - index >= 4 else { throw error("\\u needs four hex digits") }
         var value: UInt32 = 0
         for _ in 0..<4 {
@@ -294,8 +294,8 @@ private struct JSONParser {
     }
 }
 
-/// A JSON value together with its path in the document, for reading context files with errors
-/// that name the field (`ctx.memory[2].value.size`).
+/// A JSON value together with its path in the document, for reading documents (context files,
+/// map files, plugin answers) with errors that name the field (`ctx.memory[2].value.size`).
 public struct JSONField: Sendable {
     /// The value at `path` (`nil` when the member is absent).
     public let value: JSONValue?
@@ -308,7 +308,7 @@ public struct JSONField: Sendable {
     }
 
     /// An error about this field.
-    public func error(_ message: String) -> ContextError { ContextError(path: path, message) }
+    public func error(_ message: String) -> JSONError { JSONError(path: path, message) }
 
     /// Whether the member is absent or `null`.
     public var isMissing: Bool {
@@ -322,40 +322,40 @@ public struct JSONField: Sendable {
     }
 
     /// This value must be an object: its members as fields, in document order.
-    public func members() throws(ContextError) -> [(key: String, field: JSONField)] {
+    public func members() throws(JSONError) -> [(key: String, field: JSONField)] {
         guard case .object(let members) = try required() else { throw typeError("an object") }
         return members.map { ($0.key, JSONField($0.value, path: path.isEmpty ? $0.key : "\(path).\($0.key)")) }
     }
 
     /// This value must be an object; throws otherwise. Returns self for chaining.
     @discardableResult
-    public func object() throws(ContextError) -> JSONField {
+    public func object() throws(JSONError) -> JSONField {
         guard case .object = try required() else { throw typeError("an object") }
         return self
     }
 
     /// This value must be an array: its elements as fields (`path[0]`, `path[1]`, ...).
-    public func elements() throws(ContextError) -> [JSONField] {
+    public func elements() throws(JSONError) -> [JSONField] {
         guard case .array(let items) = try required() else { throw typeError("an array") }
         return items.enumerated().map { JSONField($1, path: "\(path)[\($0)]") }
     }
 
     /// Like `elements()`, but absent or `null` is an empty array (Go writes nil slices as `null`).
-    public func optionalElements() throws(ContextError) -> [JSONField] {
+    public func optionalElements() throws(JSONError) -> [JSONField] {
         isMissing ? [] : try elements()
     }
 
-    public func string() throws(ContextError) -> String {
+    public func string() throws(JSONError) -> String {
         guard case .string(let text) = try required() else { throw typeError("a string") }
         return text
     }
 
-    public func optionalString() throws(ContextError) -> String? {
+    public func optionalString() throws(JSONError) -> String? {
         isMissing ? nil : try string()
     }
 
     /// An integer that fits `T` exactly (no fraction, no rounding).
-    public func integer<T: FixedWidthInteger>(_ type: T.Type = T.self) throws(ContextError) -> T {
+    public func integer<T: FixedWidthInteger>(_ type: T.Type = T.self) throws(JSONError) -> T {
         guard case .number(let text) = try required() else { throw typeError("an integer") }
         guard let value = T(text, radix: 10) else {
             if text.contains(where: { ".eE".contains($0) }) { throw error("expected an integer, got \(text)") }
@@ -364,12 +364,12 @@ public struct JSONField: Sendable {
         return value
     }
 
-    public func optionalInteger<T: FixedWidthInteger>(_ type: T.Type = T.self) throws(ContextError) -> T? {
+    public func optionalInteger<T: FixedWidthInteger>(_ type: T.Type = T.self) throws(JSONError) -> T? {
         isMissing ? nil : try integer(T.self)
     }
 
     /// A 64-bit value written as a signed or an unsigned integer (`-1` gives `UInt64.max`).
-    public func bits64() throws(ContextError) -> UInt64 {
+    public func bits64() throws(JSONError) -> UInt64 {
         guard case .number(let text) = try required() else { throw typeError("an integer") }
         if let value = UInt64(text, radix: 10) { return value }
         if let value = Int64(text, radix: 10) { return UInt64(bitPattern: value) }
@@ -378,7 +378,7 @@ public struct JSONField: Sendable {
     }
 
     /// Bytes written as a base64 string (standard alphabet, padding), as Go writes `[]byte`.
-    public func base64() throws(ContextError) -> [UInt8] {
+    public func base64() throws(JSONError) -> [UInt8] {
         let text = try string()
         guard let bytes = Base64.decode(text) else {
             throw error("expected base64 (standard alphabet with padding), got \"\(text.prefix(40))\(text.count > 40 ? "..." : "")\"")
@@ -387,16 +387,16 @@ public struct JSONField: Sendable {
     }
 
     /// Like `base64()`, but absent or `null` is empty (Go writes a nil `[]byte` as `null`).
-    public func optionalBase64() throws(ContextError) -> [UInt8] {
+    public func optionalBase64() throws(JSONError) -> [UInt8] {
         isMissing ? [] : try base64()
     }
 
-    func required() throws(ContextError) -> JSONValue {
+    func required() throws(JSONError) -> JSONValue {
         guard let value else { throw error("missing") }
         return value
     }
 
-    func typeError(_ expected: String) -> ContextError {
+    func typeError(_ expected: String) -> JSONError {
         error("expected \(expected), got \(value?.kindName ?? "nothing")")
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import MimicCore
+import MimicLinux
 
 /// A map in the kernel; its file descriptor is closed when the object goes away.
 public final class KernelMap: Sendable {

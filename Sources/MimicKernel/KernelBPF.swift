@@ -5,6 +5,7 @@ import Darwin
 #endif
 import CMimicKernel
 import MimicCore
+import MimicLinux
 
 /// Direct access to the running Linux kernel's BPF subsystem through the raw `bpf(2)` system
 /// call (no libbpf): create maps, load programs (with the verifier's log when it rejects them),
