@@ -278,7 +278,7 @@ public struct SKBContext: Context, Sendable {
         return packet.count >= 16 && packet[14] == 0xFF && packet[15] == 0xFF ? 0x0001 : 0x0004
     }
 
-    public func attach(to process: MimicCore.Process) throws(HelperFailure) {
+    public func attach(to process: MimicCore.Process) throws(SetupError) {
         guard cb.count == 5 else { throw .message("sk_buff cb must have 5 words, got \(cb.count)") }
         let regionName = "\(name) packet"
         let (storage, base) = try PacketBuffer.map(packet, headroom: headroom, tailroom: 0, name: regionName, into: process)
@@ -302,7 +302,7 @@ public struct SKBContext: Context, Sendable {
             if let socket {
                 guard socket.sourceIPv4.count == 4, socket.destinationIPv4.count == 4,
                       socket.sourceIPv6.count == 16, socket.destinationIPv6.count == 16 else {
-                    throw HelperFailure.message("sk_buff socket addresses must be 4 (IPv4) and 16 (IPv6) bytes")
+                    throw SetupError.message("sk_buff socket addresses must be 4 (IPv4) and 16 (IPv6) bytes")
                 }
                 put32(&fields, SKBLayout.family, socket.family)
                 fields.replaceSubrange(SKBLayout.remoteIP4..<SKBLayout.remoteIP4 + 4, with: socket.destinationIPv4)
@@ -318,7 +318,7 @@ public struct SKBContext: Context, Sendable {
                 let address = try process.memory.map(RegionStorage(bytes: flowKeys.bytes), name: "bpf_flow_keys")
                 put64(&fields, SKBLayout.flowKeys, address)
             }
-        } catch let error as HelperFailure {
+        } catch let error as SetupError {
             throw error
         } catch {
             throw .message("cannot map the sk_buff's socket or flow keys: \(error)")
