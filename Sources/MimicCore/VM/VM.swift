@@ -63,7 +63,7 @@ public final class VM: @unchecked Sendable {
         do {
             instructions = try RawInstruction.decode(bytecode)
         } catch {
-            throw LoadError(.invalidEncoding(error.description), programName: name)
+            throw LoadError(.invalidEncoding(error.description), programName: name, cause: error)
         }
         return try load(instructions, name: name)
     }
