@@ -71,7 +71,7 @@ public final class LinuxEmulator: Emulator, VirtualCPUs, @unchecked Sendable {
     /// The Linux emulator creates maps (and global data) and resolves their references.
     public var providesMaps: Bool { true }
 
-    public func prepare(_ process: MimicCore.Process) throws(HelperFailure) {
+    public func prepare(_ process: MimicCore.Process) throws(SetupError) {
         guard process.vCPU >= 0, process.vCPU < configuration.cpuCount else {
             throw .message("vCPU \(process.vCPU) is outside the emulator's \(configuration.cpuCount) CPUs")
         }

@@ -373,7 +373,7 @@ final class ShadowProcess: CallbackBridge {
     /// Set when a callback the host ran failed during the current helper.
     var callbackFailed = false
 
-    init(instance: Instance, vCPU: Int) throws(HelperFailure) {
+    init(instance: Instance, vCPU: Int) throws(SetupError) {
         self.instance = instance
         process = try instance.vm.makeProcess(for: instance.program, vCPU: vCPU)
         memory = HostMemory(host: instance.host)
@@ -423,13 +423,12 @@ final class ShadowProcess: CallbackBridge {
                 result = try helper.function(process)
             } catch {
                 forwardTrace(call)
-                switch error {
-                case .memory(let fault):
+                if error.code == .memory, let fault = error.fault {
                     // The host remembers the fault it reported: let it describe it, exactly.
                     services.fail?(call, HostMemory.status(of: fault.reason), nil)
-                case .unsupported(let text):
-                    services.fail?(call, MIMIC_ERR_UNSUPPORTED.rawValue, text)
-                default:
+                } else if error.code == .unsupported {
+                    services.fail?(call, MIMIC_ERR_UNSUPPORTED.rawValue, error.message)
+                } else {
                     services.fail?(call, callbackFailed ? MIMIC_ERR_CALLBACK.rawValue : 0, error.description)
                 }
                 return 0

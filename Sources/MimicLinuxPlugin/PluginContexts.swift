@@ -29,7 +29,7 @@ enum PluginContexts {
             return fail("context file: \(error)")
         }
         return shadow.serving(call) {
-            do throws(HelperFailure) {
+            do throws(SetupError) {
                 try context.attach(to: shadow.process)
             } catch {
                 return fail("cannot attach the context: \(error)")

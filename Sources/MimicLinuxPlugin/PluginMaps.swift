@@ -111,10 +111,7 @@ enum PluginMaps {
 
     /// The words of a load error's reason (the host adds where it happened).
     static func text(of reason: LoadError.Reason) -> String {
-        switch reason {
-        case .unresolvedReference(let detail), .unsupported(let detail), .invalidEncoding(let detail): detail
-        default: "\(reason)"
-        }
+        reason.detail ?? "\(reason)"
     }
 
     static let setSlot: @convention(c) (UnsafeMutableRawPointer?, UInt64, UInt32, UInt32, UInt64, Text?, Int) -> Int32 = {

@@ -409,7 +409,7 @@ final class PoolCore: @unchecked Sendable {
             let r0 = try process.run(instructionLimit: handle.job.options.instructionLimit, cancellation: handle.flag)
             return .success(JobResult(r0: r0, instructionsExecuted: process.instructionsExecuted, vCPU: vCPU))
         } catch {
-            guard case .cancelled = error.kind else { return .failure(.execution(error)) }
+            guard error.code == .cancelled else { return .failure(.execution(error)) }
             let timedOut = lock.withLock { handle.timedOut }
             return .failure(timedOut ? .deadlineExceeded(error) : .cancelled(error))
         }

@@ -38,7 +38,7 @@ struct ProgramRunner {
     /// The message for an execution error (its description names the slot and instruction).
     func message(for error: ExecutionError, limitHint: Bool = true) -> String {
         var text = "execution failed: \(error)"
-        if limitHint, case .budgetExhausted = error.kind {
+        if limitHint, error.code == .budgetExhausted {
             text += "; raise the budget with --limit N (0 = no limit)"
         }
         return text

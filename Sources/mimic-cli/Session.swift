@@ -246,11 +246,10 @@ final class Session {
     /// The message for an execution error.
     func message(for error: ExecutionError) -> String {
         var text = "execution failed: \(error)"
-        switch error.kind {
-        case .budgetExhausted: text += "; raise the budget with --limit N (0 = no limit)"
-        case .unknownHelper(_, let name):
-            text += "\n  the Linux emulator does not implement \(name ?? "this helper"); a captured context (--context with type \"captured\") can replay its recorded results"
-        default: break
+        if error.code == .budgetExhausted {
+            text += "; raise the budget with --limit N (0 = no limit)"
+        } else if error.code == .unknownHelper {
+            text += "\n  the Linux emulator does not implement \(error.kind.helperName ?? "this helper"); a captured context (--context with type \"captured\") can replay its recorded results"
         }
         return text
     }

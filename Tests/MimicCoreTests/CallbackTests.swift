@@ -75,8 +75,8 @@ import Testing
         let vm = VM(emulator: LoopEmulator())
         let process = try vm.makeProcess(for: try Self.program(in: vm))
         let error = try #require(throws: ExecutionError.self) { try process.run(instructionLimit: 30) }
-        guard case .helperFailed(_, "loop", .callback(let inner)) = error.kind,
-              case .budgetExhausted = inner.kind else {
+        guard error.code == .helperFailed, error.kind.helperName == "loop", let inner = error.kind.failure?.callbackError,
+              inner.code == .budgetExhausted else {
             Issue.record("expected a budget error inside the callback, got \(error)")
             return
         }
@@ -88,7 +88,8 @@ import Testing
         let program = try Self.program(in: vm, source: Self.source.replacingOccurrences(
             of: "ldxdw %r3, [%r2+0]", with: "ldxdw %r3, [%r1+0]"))
         let error = try #require(throws: ExecutionError.self) { try vm.run(program) }
-        guard case .helperFailed(_, "loop", .callback(let inner)) = error.kind, case .memory = inner.kind else {
+        guard error.code == .helperFailed, error.kind.helperName == "loop", let inner = error.kind.failure?.callbackError,
+              inner.code == .memory else {
             Issue.record("expected a memory fault inside the callback, got \(error)")
             return
         }

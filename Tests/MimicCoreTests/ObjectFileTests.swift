@@ -69,7 +69,7 @@ struct XDPContext: Context {
     var packet: [UInt8]
     var ingressInterface: UInt32 = 1
 
-    func attach(to process: MimicCore.Process) throws(HelperFailure) {
+    func attach(to process: MimicCore.Process) throws(SetupError) {
         do {
             let data = try process.memory.map(RegionStorage(bytes: packet), name: "packet", placement: .low32)
             var md = [UInt8](repeating: 0, count: 24)

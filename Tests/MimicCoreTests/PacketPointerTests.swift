@@ -10,7 +10,7 @@ import MimicMemory
     struct MiniXDPContext: Context {
         var packet: [UInt8]
 
-        func attach(to process: MimicCore.Process) throws(HelperFailure) {
+        func attach(to process: MimicCore.Process) throws(SetupError) {
             do {
                 let data = try process.memory.map(RegionStorage(bytes: packet), name: "packet", placement: .low32)
                 #expect(data < 1 << 32)
@@ -59,7 +59,7 @@ import MimicMemory
         let error = try #require(throws: ExecutionError.self) {
             try vm.run(program, context: MiniXDPContext(packet: [1, 2, 3]))
         }
-        guard case .memory(let fault) = error.kind else {
+        guard error.code == .memory, let fault = error.kind.fault else {
             Issue.record("expected a memory fault, got \(error)")
             return
         }

@@ -54,7 +54,7 @@ struct LoadErrorTests {
         let vm = VM()
         let bytes = Array(RawInstruction.encode([Asm.mov64(0, imm: 1), Asm.exit()]).prefix(byteCount))
         let error = #expect(throws: LoadError.self) { try vm.load(bytecode: bytes) }
-        guard case .invalidEncoding(let detail)? = error?.reason else {
+        guard error?.code == .invalidEncoding, let detail = error?.reason.detail else {
             Issue.record("expected invalidEncoding, got \(String(describing: error))")
             return
         }
@@ -163,7 +163,7 @@ struct LoadErrorTests {
         ]
         for instruction in cases {
             let error = loadError([instruction, Asm.exit()])
-            guard case .invalidRegister(_, let register)? = error?.reason else {
+            guard error?.code == .invalidRegister, let register = error?.reason.register else {
                 Issue.record("\(instruction): \(String(describing: error))")
                 continue
             }
@@ -219,7 +219,7 @@ struct LoadErrorTests {
     @Test func invalidEncodings() {
         func invalidEncoding(_ instruction: RawInstruction, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
             let error = loadError([Asm.mov64(0, imm: 0), instruction, Asm.exit()], sourceLocation: sourceLocation)
-            guard case .invalidEncoding(let detail)? = error?.reason else {
+            guard error?.code == .invalidEncoding, let detail = error?.reason.detail else {
                 Issue.record("\(instruction): expected invalidEncoding, got \(String(describing: error))", sourceLocation: sourceLocation)
                 return
             }
@@ -240,7 +240,7 @@ struct LoadErrorTests {
         invalidEncoding(raw(InstructionSet.form(of: .callHelper).opcode, src: 3, imm: 1), "source")
         // The lddw case needs its second slot to get past the pairing check.
         let error = loadError([raw(0x18, src: 7), raw(0), Asm.exit()])
-        guard case .invalidEncoding? = error?.reason else {
+        guard error?.code == .invalidEncoding else {
             Issue.record("lddw src 7: \(String(describing: error))")
             return
         }
@@ -249,7 +249,7 @@ struct LoadErrorTests {
 
     @Test func kfuncCallsAreUnsupported() {
         let error = loadError([raw(0x85, src: 2, imm: 1234), Asm.exit()])
-        guard case .unsupported(let detail)? = error?.reason else {
+        guard error?.code == .unsupported, let detail = error?.reason.detail else {
             Issue.record("expected unsupported, got \(String(describing: error))")
             return
         }
@@ -261,7 +261,7 @@ struct LoadErrorTests {
     func mapReferencesNeedAnEmulator(kind: LoadImm64Kind) {
         for emulator in [nil, ConformanceEmulator()] as [(any Emulator)?] {
             let error = loadError([Asm.exit()] + Asm.lddw(1, 3, pseudo: kind.rawValue) + [Asm.exit()], emulator: emulator)
-            guard case .unresolvedReference(let detail)? = error?.reason else {
+            guard error?.code == .unresolvedReference, let detail = error?.reason.detail else {
                 Issue.record("\(kind): expected unresolvedReference, got \(String(describing: error))")
                 continue
             }
@@ -298,7 +298,7 @@ struct RuntimeErrorTests {
         #expect(try Runner.run([Asm.store(.store64Imm, 10, off: -4096, imm: 2), Asm.load(.load64, 0, 10, off: -4096), Asm.exit()]) == 2)
 
         let above = try runError([Asm.store(.store64Imm, 10, off: 0, imm: 1), Asm.exit()])
-        guard case .memory(let fault)? = above?.kind else {
+        guard above?.code == .memory, let fault = above?.kind.fault else {
             Issue.record("expected a memory fault, got \(String(describing: above))")
             return
         }
@@ -309,7 +309,7 @@ struct RuntimeErrorTests {
         #expect(above?.pc == 0)
 
         let straddling = try runError([Asm.load(.load64, 0, 10, off: -4), Asm.exit()])
-        guard case .memory(let straddle)? = straddling?.kind else {
+        guard straddling?.code == .memory, let straddle = straddling?.kind.fault else {
             Issue.record("expected a memory fault, got \(String(describing: straddling))")
             return
         }
@@ -317,7 +317,7 @@ struct RuntimeErrorTests {
 
         for offset: Int16 in [-4096 - 8, -4096 - 1, -8192, .min] {
             let below = try runError([Asm.mov64(0, imm: 0), Asm.store(.store64Imm, 10, off: offset, imm: 1), Asm.exit()])
-            guard case .memory(let fault)? = below?.kind else {
+            guard below?.code == .memory, let fault = below?.kind.fault else {
                 Issue.record("offset \(offset): expected a memory fault, got \(String(describing: below))")
                 continue
             }
@@ -469,7 +469,7 @@ struct RuntimeErrorTests {
         let null = try runError([Asm.mov64(1, imm: 0), Asm.load(.load32, 0, 1, off: 16), Asm.exit()])
         #expect(null?.pc == 1)
         #expect(null?.instruction == Asm.load(.load32, 0, 1, off: 16))
-        guard case .memory(let fault)? = null?.kind else {
+        guard null?.code == .memory, let fault = null?.kind.fault else {
             Issue.record("expected a memory fault, got \(String(describing: null))")
             return
         }
@@ -509,7 +509,7 @@ struct RuntimeErrorTests {
         #expect(try vm.run(reader) == 7)
         let writer = try vm.load(Asm.lddw(1, address) + [Asm.store(.store8Imm, 1, imm: 9), Asm.exit()])
         let error = #expect(throws: ExecutionError.self) { try vm.run(writer) }
-        guard case .memory(let fault)? = error?.kind else {
+        guard error?.code == .memory, let fault = error?.kind.fault else {
             Issue.record("expected a memory fault, got \(String(describing: error))")
             return
         }
@@ -519,7 +519,7 @@ struct RuntimeErrorTests {
         // Atomics on read-only memory fault too.
         let atomic = try vm.load(Asm.lddw(1, address) + [Asm.mov64(2, imm: 1), Asm.atomic(.atomicAdd64, 1, src: 2), Asm.exit()])
         let atomicError = #expect(throws: ExecutionError.self) { try vm.run(atomic) }
-        guard case .memory(let atomicFault)? = atomicError?.kind else {
+        guard atomicError?.code == .memory, let atomicFault = atomicError?.kind.fault else {
             Issue.record("expected a memory fault, got \(String(describing: atomicError))")
             return
         }
@@ -530,7 +530,7 @@ struct RuntimeErrorTests {
     @Test(arguments: [MimicCore.Operation.atomicAdd64, .atomicFetchOr32, .atomicCompareExchange64, .atomicExchange32])
     func misalignedAtomic(operation: MimicCore.Operation) throws {
         let error = try runError([Asm.mov64(2, imm: 1), Asm.atomic(operation, 10, off: -14, src: 2), Asm.exit()])
-        guard case .memory(let fault)? = error?.kind else {
+        guard error?.code == .memory, let fault = error?.kind.fault else {
             Issue.record("expected a memory fault, got \(String(describing: error))")
             return
         }
@@ -540,7 +540,7 @@ struct RuntimeErrorTests {
 
     @Test func atomicOutOfBounds() throws {
         let error = try runError([Asm.mov64(2, imm: 1), Asm.atomic(.atomicAdd64, 10, off: 0, src: 2), Asm.exit()])
-        guard case .memory(let fault)? = error?.kind else {
+        guard error?.code == .memory, let fault = error?.kind.fault else {
             Issue.record("expected a memory fault, got \(String(describing: error))")
             return
         }
@@ -557,7 +557,8 @@ struct RuntimeErrorTests {
     @Test func helperMemoryFault() throws {
         let error = try runError([Asm.mov64(1, imm: 64), Asm.mov64(2, imm: 4), Asm.call(1), Asm.exit()],
                                  emulator: ConformanceEmulator())
-        guard case .helperFailed(let id, let name, .memory(let fault))? = error?.kind else {
+        guard error?.code == .helperFailed, let id = error?.kind.helperID, let name = error?.kind.helperName,
+              error?.kind.failure?.code == .memory, let fault = error?.kind.failure?.fault else {
             Issue.record("expected a helper memory failure, got \(String(describing: error))")
             return
         }

@@ -132,7 +132,7 @@ import MimicLinux
         let context = GenericContext(memories: [("p", .pointer(target: "missing", offset: 0, bits: 64))], registers: [1: "p"])
         let vm = VM(emulator: LinuxEmulator())
         let program = try vm.load(Assembler.assemble("mov %r0, 0\nexit"))
-        let error = try #require(throws: HelperFailure.self) { try vm.makeProcess(for: program, context: context) }
+        let error = try #require(throws: SetupError.self) { try vm.makeProcess(for: program, context: context) }
         #expect("\(error)".contains("no memory named \"missing\""))
     }
 }

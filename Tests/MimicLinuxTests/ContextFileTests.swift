@@ -249,7 +249,7 @@ import MimicTestSupport
     @Test func registeredTypesDecode() throws {
         struct Fixed: Context {
             var value: UInt64
-            func attach(to process: MimicCore.Process) throws(HelperFailure) { process.registers[1] = value }
+            func attach(to process: MimicCore.Process) throws(SetupError) { process.registers[1] = value }
         }
         ContextFile.register(type: "test_fixed") { ctx, _ throws(ContextError) in Fixed(value: try ctx["value"].integer(UInt64.self)) }
         #expect(ContextFile.registeredTypes.contains("test_fixed"))

@@ -383,11 +383,12 @@ import MimicMemory
         let error = try #require(throws: ExecutionError.self) {
             try vm.run(program, context: CapturedContext(subContext: GenericContext(), helperCalls: records))
         }
-        guard case .helperFailed(27, "bpf_get_stackid", .message(let text)) = error.kind else {
+        guard error.code == .helperFailed, error.kind.helperID == 27, error.kind.helperName == "bpf_get_stackid",
+              let failure = error.kind.failure, failure.code == .message else {
             Issue.record("unexpected \(error)")
             return
         }
-        #expect(text.contains("ran out of recorded calls"))
+        #expect(failure.message.contains("ran out of recorded calls"))
     }
 
     @Test func replayWritesBytesAndWarnsOnParameterMismatch() throws {

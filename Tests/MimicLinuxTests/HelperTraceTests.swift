@@ -89,7 +89,8 @@ import MimicMemory
     @Test func tracePrintkWithABadFormatPointerStops() throws {
         let (vm, program) = try ContextTestSupport.load("mov %r1, 0x1000\nmov %r2, 4\ncall 6\nexit")
         let error = try #require(throws: ExecutionError.self) { try vm.run(program) }
-        guard case .helperFailed(6, "bpf_trace_printk", .memory) = error.kind else {
+        guard error.code == .helperFailed, error.kind.helperID == 6, error.kind.helperName == "bpf_trace_printk",
+              error.kind.failure?.code == .memory else {
             Issue.record("unexpected \(error)")
             return
         }

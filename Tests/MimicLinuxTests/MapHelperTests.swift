@@ -91,7 +91,8 @@ struct MapHelperTests {
             try run(vm, badKey)
             Issue.record("ran with a NULL key")
         } catch let error as ExecutionError {
-            guard case .helperFailed(let id, let name, .memory(let fault)) = error.kind else {
+            guard error.code == .helperFailed, let id = error.kind.helperID, let name = error.kind.helperName,
+                  error.kind.failure?.code == .memory, let fault = error.kind.failure?.fault else {
                 Issue.record("unexpected \(error)"); return
             }
             #expect(id == 1 && name == "bpf_map_lookup_elem")
@@ -429,7 +430,8 @@ struct MapHelperTests {
             try run(vm, program)
             Issue.record("wrote to the read-only key")
         } catch let error as ExecutionError {
-            guard case .helperFailed(164, _, .callback(let inner)) = error.kind, case .memory(let fault) = inner.kind else {
+            guard error.code == .helperFailed, error.kind.helperID == 164, let inner = error.kind.failure?.callbackError,
+                  inner.code == .memory, let fault = inner.kind.fault else {
                 Issue.record("unexpected \(error)"); return
             }
             #expect(fault.reason == .readOnly)
@@ -445,7 +447,8 @@ struct MapHelperTests {
         do {
             try vm.makeProcess(for: program).run(instructionLimit: 500)
         } catch let error as ExecutionError {
-            guard case .helperFailed(164, _, .callback(let inner)) = error.kind, case .budgetExhausted = inner.kind else {
+            guard error.code == .helperFailed, error.kind.helperID == 164, let inner = error.kind.failure?.callbackError,
+                  inner.code == .budgetExhausted else {
                 Issue.record("expected a budget error inside the callback, got \(error)"); return
             }
         }

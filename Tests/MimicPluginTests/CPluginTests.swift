@@ -46,7 +46,8 @@ import Testing
         let loaded = try vm.load(object: PluginFixtures.object("Examples/Plugins/c-kvstore/kv_demo.bpf.o"))
         let process = try vm.makeProcess(for: try loaded.program(named: "kv_bad_pointer"))
         let error = try #require(throws: ExecutionError.self) { try process.run() }
-        guard case .helperFailed(let id, let name, let failure) = error.kind else {
+        guard error.code == .helperFailed, let id = error.kind.helperID, let name = error.kind.helperName,
+              let failure = error.kind.failure else {
             Issue.record("expected a helper failure, got \(error)")
             return
         }

@@ -39,7 +39,7 @@ import Testing
 
         // A freed plugin buffer faults like any stale VM address.
         let stale = try #require(throws: ExecutionError.self) { try vm.run(try loaded.program(named: "counter_use_after_free")) }
-        guard case .memory(let fault) = stale.kind else {
+        guard stale.code == .memory, let fault = stale.kind.fault else {
             Issue.record("expected a memory fault, got \(stale)")
             return
         }

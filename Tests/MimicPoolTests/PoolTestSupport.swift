@@ -34,7 +34,7 @@ final class PerCPUEmulator: Emulator {
         }
     }
 
-    func prepare(_ process: MimicCore.Process) throws(HelperFailure) {
+    func prepare(_ process: MimicCore.Process) throws(SetupError) {
         prepared.add(1, ordering: .relaxed)
         process.emulatorState = LiveToken(emulator: self)
     }

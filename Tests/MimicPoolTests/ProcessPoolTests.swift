@@ -114,7 +114,7 @@ struct ProcessPoolTests {
             _ = try await pool.run(Job(program: program, options: JobOptions(instructionLimit: 10_000)))
             Issue.record("a runaway program finished")
         } catch {
-            guard case .execution(let stop) = error, case .budgetExhausted = stop.kind else {
+            guard case .execution(let stop) = error, stop.code == .budgetExhausted else {
                 Issue.record("expected budgetExhausted, got \(error)")
                 return
             }

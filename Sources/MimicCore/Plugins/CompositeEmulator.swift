@@ -62,7 +62,7 @@ public final class CompositeEmulator: Emulator {
 
     public var providesMaps: Bool { mapProvider != nil }
 
-    public func prepare(_ process: Process) throws(HelperFailure) {
+    public func prepare(_ process: Process) throws(SetupError) {
         for emulator in emulators { try emulator.prepare(process) }
     }
 

@@ -25,7 +25,7 @@ public struct PluginContext: Context, Sendable {
 
     /// Asks the plugin to map the context's memory into `process` and set R1–R5. A bad context
     /// fails with the plugin's message, which names the JSON path at fault.
-    public func attach(to process: Process) throws(HelperFailure) {
+    public func attach(to process: Process) throws(SetupError) {
         try emulator.attachContext(json: json, to: process)
     }
 }
@@ -92,7 +92,7 @@ public struct PluginContextResult: Sendable, Equatable {
 
 extension PluginEmulator {
     /// Has the plugin build a context from `json` for `process` (what `PluginContext` does).
-    public func attachContext(json: String, to process: Process) throws(HelperFailure) {
+    public func attachContext(json: String, to process: Process) throws(SetupError) {
         guard let attach = library.attachContext else {
             throw .message(PluginError.unsupported(plugin: name, what: "contexts").description)
         }

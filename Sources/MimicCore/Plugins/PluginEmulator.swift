@@ -55,7 +55,7 @@ public final class PluginEmulator: Emulator {
     /// Creates the plugin's per-process state (its `process_start`), and the VM's instance on
     /// first use. For a process being reused (`Process.reset`) it forgets the regions the plugin
     /// had mapped and calls the plugin's `process_reset`.
-    public func prepare(_ process: Process) throws(HelperFailure) {
+    public func prepare(_ process: Process) throws(SetupError) {
         if let state = PluginEmulator.existingState(of: process, library: library) {
             state.allocations.removeAll()
             state.mappedRegions.removeAll()

@@ -93,7 +93,7 @@ public protocol Emulator: AnyObject, Sendable {
     func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64
 
     /// Called for each new process before it runs, e.g. to create per-process state.
-    func prepare(_ process: Process) throws(HelperFailure)
+    func prepare(_ process: Process) throws(SetupError)
 
     /// Creates a map an object file declares (`VM.load(object:)`) and returns its handle: the
     /// value an `lddw` of the map puts in a register, which the emulator's map helpers accept.
@@ -119,7 +119,7 @@ extension Emulator {
         throw .unresolvedReference("\(kind.cName) (imm \(imm)) needs an emulator that provides maps; \(name) does not")
     }
 
-    public func prepare(_ process: Process) throws(HelperFailure) {}
+    public func prepare(_ process: Process) throws(SetupError) {}
 
     public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
         throw .unresolvedReference("map \(spec.name) (\(spec.attributes.type)) needs an emulator that provides maps; \(name) does not")
@@ -140,7 +140,7 @@ extension Emulator {
 /// memory buffer is `MemoryContext`.
 public protocol Context {
     /// Maps the context's memory into `process` and sets its argument registers.
-    func attach(to process: Process) throws(HelperFailure)
+    func attach(to process: Process) throws(SetupError)
 }
 
 /// The simplest context: a byte buffer passed in R1 with its length in R2, as the
@@ -154,7 +154,7 @@ public struct MemoryContext: Context {
         self.name = name
     }
 
-    public func attach(to process: Process) throws(HelperFailure) {
+    public func attach(to process: Process) throws(SetupError) {
         guard !bytes.isEmpty else {
             process.registers[1] = 0
             process.registers[2] = 0

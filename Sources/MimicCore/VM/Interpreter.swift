@@ -417,10 +417,9 @@ extension Process {
         do {
             return try helper.function(self)
         } catch {
-            switch error {
-            case .unsupported:
+            if error.code == .unsupported {
                 pendingFault = .unknownHelper(id: helper.id, name: helper.name.hasPrefix("#") ? nil : helper.name)
-            default:
+            } else {
                 pendingFault = .helperFailed(id: helper.id, name: helper.name, failure: error)
             }
             return nil

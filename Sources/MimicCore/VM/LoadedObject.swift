@@ -114,7 +114,8 @@ extension VM {
             } catch let error as LoadError.Reason {
                 throw LoadError(error, programName: objectName)
             } catch {
-                throw LoadError(.unresolvedReference("cannot map global data \(spec.name): \(error)"), programName: objectName)
+                throw LoadError(.unresolvedReference("cannot map global data \(spec.name): \(error)"), programName: objectName,
+                                cause: error)
             }
         }
 

@@ -166,7 +166,7 @@ public final class Process {
     ///
     /// Reusing a process saves the allocations of a new one; a pool worker that runs the same
     /// program many times does this. The vCPU stays the same.
-    public func reset(context: (any Context)? = nil) throws(HelperFailure) {
+    public func reset(context: (any Context)? = nil) throws(SetupError) {
         memory.unmapAll(except: baseRegions)
         stack.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: stackSize)
         registers.storage.update(repeating: 0, count: 16)
@@ -260,7 +260,7 @@ public final class Process {
             // Budget stops are resumable: the state stays `.ready`.
             throw program.error(.budgetExhausted(executed: instructionsExecuted), at: pc)
         case .failed(let kind):
-            if case .notRunnable = kind {
+            if kind.code == .notRunnable {
                 throw ExecutionError(kind, pc: pc, instruction: nil, programName: program.name)
             }
             let error = program.error(kind, at: pc)

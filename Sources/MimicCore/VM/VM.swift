@@ -63,7 +63,7 @@ public final class VM: @unchecked Sendable {
         do {
             instructions = try RawInstruction.decode(bytecode)
         } catch {
-            throw LoadError(.invalidEncoding(error.description), programName: name)
+            throw LoadError(.invalidEncoding(error.description), programName: name, cause: error)
         }
         return try load(instructions, name: name)
     }
@@ -80,7 +80,7 @@ public final class VM: @unchecked Sendable {
     // MARK: Processes
 
     /// Creates a process that will run `program` with `context` as its input.
-    public func makeProcess(for program: Program, context: (any Context)? = nil, vCPU: Int = 0) throws(HelperFailure) -> Process {
+    public func makeProcess(for program: Program, context: (any Context)? = nil, vCPU: Int = 0) throws(SetupError) -> Process {
         let process = Process(program: program, memory: makeAddressSpace(), vCPU: vCPU)
         try emulator?.prepare(process)
         try context?.attach(to: process)

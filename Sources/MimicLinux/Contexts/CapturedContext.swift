@@ -90,7 +90,7 @@ public struct CapturedContext: Context {
         return values
     }
 
-    public func attach(to process: MimicCore.Process) throws(HelperFailure) {
+    public func attach(to process: MimicCore.Process) throws(SetupError) {
         try subContext.attach(to: process)
         guard let state = LinuxProcessState.forContext(process) else {
             throw .message("captured context \(name): replaying helper calls needs the Linux emulator's process state")

@@ -229,7 +229,7 @@ public struct GenericContext: Context, Sendable {
         }
     }
 
-    public func attach(to process: MimicCore.Process) throws(HelperFailure) {
+    public func attach(to process: MimicCore.Process) throws(SetupError) {
         if let problem = validate() { throw .message("generic context \(name): \(problem.message)") }
         // Blocks and structs get regions; targets of 32-bit pointers share the 32-bit window.
         var low: [String] = []

@@ -81,7 +81,7 @@ public final class PacketBuffer {
 
     /// Maps a fresh buffer of `headroom + bytes + tailroom` in the 32-bit window.
     static func map(_ bytes: [UInt8], headroom: Int, tailroom: Int, name: String,
-                    into process: MimicCore.Process) throws(HelperFailure) -> (RegionStorage, UInt64) {
+                    into process: MimicCore.Process) throws(SetupError) -> (RegionStorage, UInt64) {
         try map(bytes, headroom: headroom, tailroom: tailroom, name: name, reusing: nil, into: process)
     }
 
@@ -94,7 +94,7 @@ public final class PacketBuffer {
     /// buffer reads exactly as a fresh one. It is mapped at a new address all the same (the window
     /// rotates), so pointers into the previous packet fault.
     private static func map(_ bytes: [UInt8], headroom: Int, tailroom: Int, name: String, reusing spare: RegionStorage?,
-                            into process: MimicCore.Process) throws(HelperFailure) -> (RegionStorage, UInt64) {
+                            into process: MimicCore.Process) throws(SetupError) -> (RegionStorage, UInt64) {
         let total = headroom + bytes.count + tailroom
         guard headroom >= 0, tailroom >= 0, total <= AddressSpace.lowWindowLimit else {
             throw .message("the \(name) buffer (\(headroom) + \(bytes.count) + \(tailroom) bytes) does not fit the 32-bit window of \(AddressSpace.lowWindowLimit) bytes")
@@ -124,7 +124,7 @@ public final class PacketBuffer {
     /// as in a new buffer (the caller then sets the context fields, as for a new one).
     static func refill(_ spare: consuming PacketBuffer?, kind: Kind, packet bytes: [UInt8], headroom: Int, tailroom: Int,
                        reserved: Int, regionName: String, contextName: String, contextKind: RegionKind, contextSize: Int,
-                       into process: MimicCore.Process) throws(HelperFailure) -> PacketBuffer? {
+                       into process: MimicCore.Process) throws(SetupError) -> PacketBuffer? {
         guard var buffer = spare, buffer.kind == kind, isKnownUniquelyReferenced(&buffer) else { return nil }
         let packetSpare: RegionStorage? = isKnownUniquelyReferenced(&buffer.storage) ? buffer.storage : nil
         let (storage, base) = try map(bytes, headroom: headroom, tailroom: tailroom, name: regionName,

@@ -349,7 +349,7 @@ public struct SKBContext: Context, Sendable {
         return packet.count >= 16 && packet[14] == 0xFF && packet[15] == 0xFF ? 0x0001 : 0x0004
     }
 
-    public func attach(to process: MimicCore.Process) throws(HelperFailure) {
+    public func attach(to process: MimicCore.Process) throws(SetupError) {
         guard cb.count == 5 else { throw .message("sk_buff cb must have 5 words, got \(cb.count)") }
         let regionName = "\(name) packet"
         // At the network header, the Ethernet header is pulled: it stays in the buffer before
@@ -379,7 +379,7 @@ public struct SKBContext: Context, Sendable {
             if let socket {
                 guard socket.sourceIPv4.count == 4, socket.destinationIPv4.count == 4,
                       socket.sourceIPv6.count == 16, socket.destinationIPv6.count == 16 else {
-                    throw HelperFailure.message("sk_buff socket addresses must be 4 (IPv4) and 16 (IPv6) bytes")
+                    throw SetupError.message("sk_buff socket addresses must be 4 (IPv4) and 16 (IPv6) bytes")
                 }
                 put32(&fields, SKBLayout.family, socket.family)
                 fields.replaceSubrange(SKBLayout.remoteIP4..<SKBLayout.remoteIP4 + 4, with: socket.destinationIPv4)
@@ -395,7 +395,7 @@ public struct SKBContext: Context, Sendable {
                 let address = try process.memory.map(RegionStorage(bytes: flowKeys.bytes), name: "bpf_flow_keys")
                 put64(&fields, SKBLayout.flowKeys, address)
             }
-        } catch let error as HelperFailure {
+        } catch let error as SetupError {
             throw error
         } catch {
             throw .message("cannot map the sk_buff's socket or flow keys: \(error)")

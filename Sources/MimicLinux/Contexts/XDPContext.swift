@@ -91,7 +91,7 @@ public struct XDPContext: Context, Sendable {
                   name: name)
     }
 
-    public func attach(to process: MimicCore.Process) throws(HelperFailure) {
+    public func attach(to process: MimicCore.Process) throws(SetupError) {
         let state = LinuxProcessState.forContext(process)
         let regionName = "\(name) packet"
         let buffer: PacketBuffer
