@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "MimicPcapTests", dependencies: ["MimicPcap"]),
         .testTarget(
             name: "MimicCLITests",
-            dependencies: ["mimic-cli", "MimicLinux", "MimicKernel", "MimicPcap", "MimicTestSupport"],
+            dependencies: ["mimic-cli", "MimicJSON", "MimicLinux", "MimicKernel", "MimicPcap", "MimicTestSupport"],
             // C sources and objects read by path from the tests.
             exclude: ["Fixtures"]
         ),

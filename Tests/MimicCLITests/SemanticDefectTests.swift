@@ -1,5 +1,5 @@
 import Foundation
-import MimicLinux
+import MimicJSON
 import Testing
 
 /// Command-line sides of issue 13's wrong answers: the random seed, contexts of the wrong kind,

@@ -1,5 +1,6 @@
 import Testing
 import MimicCore
+@testable import MimicKernel
 @testable import MimicLinux
 
 /// Issue 13, checked against the running kernel (`BPF_PROG_TEST_RUN`): `pkt_type` and where an

@@ -1,5 +1,6 @@
 import Testing
 import MimicCore
+import MimicJSON
 @testable import MimicLinux
 
 /// Issue 13.3 and 13.6: contexts of the wrong kind are refused; an sk_buff's data start follows
