@@ -117,6 +117,9 @@ enum DisasmCommand: Command {
         if arguments.value("program") != nil || arguments.value("section") != nil {
             throw UsageError(message: "--program and --section apply to ELF objects; \(name) is bytecode", command: info.name)
         }
+        if ProgramInput.assemblerHint(for: bytes) != nil {
+            throw RuntimeError("\(name) looks like text, not bytecode (raw bytes or hex); if it is assembler, `mimic asm \(path)` assembles it")
+        }
         let instructions = try ProgramInput.instructions(fromBytecode: bytes, name: name, command: info.name)
         Console.out(Assembly.listing(instructions))
     }

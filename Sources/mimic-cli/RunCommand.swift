@@ -1,4 +1,5 @@
 import MimicCore
+import MimicMemory
 
 /// Loading and running a program in a VM with the conformance helpers, shared by `run-raw` and
 /// the conformance plugin.
@@ -105,7 +106,7 @@ enum RunRawCommand: Command {
         if let hex = arguments.value("mem") {
             memory = try Hex.parse(hex, what: "--mem")
         } else if let memoryPath = arguments.value("mem-file") {
-            memory = try Input.read(memoryPath)
+            memory = try Input.read(memoryPath, limit: AddressSpace.lowWindowLimit, what: "--mem-file inputs")
         } else {
             memory = []
         }

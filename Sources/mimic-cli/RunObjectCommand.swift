@@ -22,7 +22,9 @@ enum RunObjectCommand: Command {
         the map changes over the whole capture. --out writes the packets that leave the program
         alive, as the program left them: XDP_PASS, XDP_TX and XDP_REDIRECT for XDP;
         TC_ACT_OK, TC_ACT_UNSPEC, TC_ACT_PIPE, TC_ACT_RECLASSIFY and TC_ACT_REDIRECT for tc;
-        R0 != 0 for socket filters (cut to R0 bytes); allow for cgroup_skb.
+        R0 != 0 for socket filters (cut to R0 bytes); allow for cgroup_skb. With `--out -` the
+        capture goes to standard output and the report to standard error. --out may not name the
+        input capture.
         A progress line goes to standard error on long captures when it is a terminal.
 
         Without either, tracing programs run with an empty context; packet programs need one.
@@ -58,8 +60,9 @@ struct SingleRun {
     let options: RunOptions
 
     /// Runs to the end with `execute` (default: the interpreter at full speed) and prints the
-    /// report; `extraJSON` adds members to the `--json` object (e.g. trace steps).
-    func run(context: (any Context)?, inputName: String,
+    /// report; `extraJSON` adds members to the `--json` object (e.g. trace steps). With
+    /// `jsonLines`, the JSON report is one line (a JSON Lines record) instead of indented.
+    func run(context: (any Context)?, inputName: String, jsonLines: Bool = false,
              execute: ((Process) throws(ExecutionError) -> UInt64)? = nil,
              extraJSON: () -> [(String, JSONOutput)] = { [] }) throws {
         let display = ValueDisplay(object: session.object, cpus: session.cpus)
@@ -109,7 +112,7 @@ struct SingleRun {
             if let redirect { members.append(("redirect", .string(redirect.description))) }
             if !warnings.isEmpty { members.append(("warnings", .array(warnings.map(JSONOutput.string)))) }
             members += extraJSON()
-            Console.out(JSONOutput.object(members).text)
+            Console.out(jsonLines ? JSONOutput.object(members).line : JSONOutput.object(members).text)
             return
         }
 

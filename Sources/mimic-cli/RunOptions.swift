@@ -51,6 +51,9 @@ struct RunOptions {
         if outPath != nil, pcapPath == nil {
             throw UsageError(message: "--out writes the packets of a --pcap run; give --pcap too", command: command)
         }
+        if let outPath, let pcapPath, Input.sameFile(outPath, pcapPath) {
+            throw UsageError(message: "--out \(outPath) is the input capture; writing it would overwrite the capture: choose another file", command: command)
+        }
         if let text = arguments.value("packet") {
             guard pcapPath != nil else { throw UsageError(message: "--packet selects a packet of --pcap; give --pcap too", command: command) }
             guard let number = Int(text), number >= 1 else {
@@ -131,7 +134,7 @@ struct RunOptions {
             guard let first = selected.first else {
                 throw RuntimeError("\(Input.displayName(pcapPath ?? "")) has no packets")
             }
-            return (try session.context(packet: first.packet.data, name: "packet \(first.number)"), "packet \(first.number)")
+            return (try session.context(packet: first.packet.data), "packet \(first.number)")
         }
         return (try session.defaultContext(), "no context")
     }

@@ -144,11 +144,12 @@ final class Session {
         }
     }
 
-    /// The context a packet of a capture runs in, by program type.
-    func context(packet: [UInt8], name: String) throws(RuntimeError) -> any Context {
+    /// The context a packet of a capture runs in, by program type (named as the kernel's
+    /// structure, so its memory shows as `xdp_md packet` / `sk_buff packet`).
+    func context(packet: [UInt8]) throws(RuntimeError) -> any Context {
         switch packetKind {
-        case .xdp: return XDPContext(packet: packet, name: name)
-        case .skb: return SKBContext(packet: packet, name: name)
+        case .xdp: return XDPContext(packet: packet)
+        case .skb: return SKBContext(packet: packet)
         case .none:
             throw RuntimeError("program \(source.name) (type \(type)) does not take packets; give a context with --context instead of --pcap")
         }

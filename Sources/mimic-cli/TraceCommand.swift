@@ -14,9 +14,15 @@ enum TraceCommand: Command {
         `SLOT: ASSEMBLY` followed by the registers it changed (`r0=0x2`), and `-> function`
         when a BPF-to-BPF call enters a function. After the exit, prints the run's report as
         `mimic run` does. With --pcap, traces every packet (or only packet N with --packet).
-        With --json, the steps are a "steps" array of the JSON report.
+        With --json, the output is JSON Lines: one JSON object per line, one line per run (per
+        packet with --pcap), each the report of `mimic run --json` with a "steps" array. An
+        error is a line {"error": MESSAGE, "status": CODE} too.
         """,
-        options: RunOptions.specs(out: false, json: true),
+        options: RunOptions.specs(out: false, json: true).map { spec in
+            var spec = spec
+            if spec.name == "json" { spec.help = "Print JSON Lines: one JSON object per run, one per line." }
+            return spec
+        },
         examples: [
             ("Trace the firewall on one SYN packet", "mimic trace Examples/xdp_firewall.o --context Examples/contexts/blocked_syn.json"),
             ("Trace the third packet of a capture", "mimic trace Examples/xdp_firewall.o --pcap Examples/traffic.pcap --packet 3"),
@@ -29,7 +35,7 @@ enum TraceCommand: Command {
             let packets = try options.packets()
             for (index, (number, packet)) in packets.enumerated() {
                 if !options.json { Console.out((index > 0 ? "\n" : "") + "=== packet \(number) ===\n") }
-                let context = try session.context(packet: packet.data, name: "packet \(number)")
+                let context = try session.context(packet: packet.data)
                 try traced(session: session, options: options, context: context, inputName: "packet \(number)")
             }
             return
@@ -42,7 +48,7 @@ enum TraceCommand: Command {
         let stepper = SourceStepper(session: session)
         var steps: [JSONOutput] = []
         let json = options.json
-        try SingleRun(session: session, options: options).run(context: context, inputName: inputName, execute: { process throws(ExecutionError) in
+        try SingleRun(session: session, options: options).run(context: context, inputName: inputName, jsonLines: true, execute: { process throws(ExecutionError) in
             var executed: UInt64 = 0
             while true {
                 guard executed < session.limit else {
