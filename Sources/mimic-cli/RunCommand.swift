@@ -186,7 +186,7 @@ struct Tracer {
             do {
                 result = try process.step()
             } catch {
-                write("\(String(repeating: " ", count: max(0, width - slot.count)))\(slot): \(text)    <- \(error.kind)\n")
+                write("\(String(repeating: " ", count: max(0, width - slot.count)))\(slot): \(text)    <- \(SourceStepper.reason(error))\n")
                 throw error
             }
             executed += 1

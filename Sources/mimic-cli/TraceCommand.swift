@@ -163,7 +163,15 @@ final class SourceStepper {
 
     /// The line for an instruction that faulted.
     func describeFault(_ error: ExecutionError) -> String {
-        "\(slot(error.pc)): \(instructionText(at: error.pc))    <- \(error.kind)\n"
+        "\(slot(error.pc)): \(instructionText(at: error.pc))    <- \(SourceStepper.reason(error))\n"
+    }
+
+    /// Why `error` stopped the run, in words: its description without the program and
+    /// instruction it names first (`call to unknown or unsupported helper #27 (...)`).
+    static func reason(_ error: ExecutionError) -> String {
+        let first = error.description.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+        if let range = first.range(of: "): ") ?? first.range(of: ": ") { return String(first[range.upperBound...]) }
+        return first
     }
 }
 
