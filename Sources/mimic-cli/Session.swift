@@ -254,5 +254,11 @@ final class Session {
         return "\(Session.baseName(line.file)):\(line.line)"
     }
 
+    /// How listings name this session's helpers and maps.
+    var names: Assembly.Names {
+        Assembly.Names(helper: { [vm] id in Assembly.helperName(id, emulator: vm.emulator) },
+                       map: { [emulator] handle in emulator.map(handle: handle)?.name })
+    }
+
     static func baseName(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }
 }

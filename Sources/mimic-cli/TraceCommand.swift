@@ -11,8 +11,10 @@ enum TraceCommand: Command {
         discussion: """
         Takes the same inputs as `mimic run`. Before each group of instructions from one C
         source line, prints that line (`; text  (file.c:LINE)`); then each instruction as
-        `SLOT: ASSEMBLY` followed by the registers it changed (`r0=0x2`), and `-> function`
-        when a BPF-to-BPF call enters a function. After the exit, prints the run's report as
+        `SLOT: ASSEMBLY` followed by the registers it changed (`r0=0x2`), `-> function` when a
+        BPF-to-BPF call enters a function and `<- function` when a return comes back to one.
+        Helper calls and maps are named as bpftool does (`call bpf_map_lookup_elem#1`,
+        `lddw %r1, map[blocklist]`). After the exit, prints the run's report as
         `mimic run` does. With --pcap, traces every packet (or only packet N with --packet).
         With --json, the output is JSON Lines: one JSON object per line, one line per run (per
         packet with --pcap), each the report of `mimic run --json` with a "steps" array. An
@@ -80,6 +82,8 @@ final class SourceStepper {
     /// The source line printed last (so a line is printed once per run of instructions).
     private var lastLine: (String, Int)?
     private var lastFunction: String?
+    /// The call depth of the previous step (a smaller one now means a return).
+    private var lastDepth = 0
     let slotWidth: Int
 
     init(session: Session) {
@@ -92,8 +96,10 @@ final class SourceStepper {
         var instruction: String
         /// The source line, when it differs from the previous step's.
         var newSource: SourceLineInfo?
-        /// The function entered, when it differs from the previous step's.
+        /// The function a BPF-to-BPF call entered at this step.
         var newFunction: String?
+        /// The function a return came back to at this step.
+        var returnedTo: String?
         var changed: [(Int, UInt64)]
         var result: StepResult
         /// The source header lines (if any) and the instruction line.
@@ -108,6 +114,7 @@ final class SourceStepper {
                 members.append(("location", .string("\(Session.baseName(newSource.file)):\(newSource.line)")))
             }
             if let newFunction { members.append(("function", .string(newFunction))) }
+            if let returnedTo { members.append(("returned_to", .string(returnedTo))) }
             members.append(("changed", .object(changed.map { ("r\($0.0)", .string("0x" + String($0.1, radix: 16))) })))
             return .object(members)
         }
@@ -119,9 +126,9 @@ final class SourceStepper {
         return "; \(text.isEmpty ? "(no source text)" : text)  (\(Session.baseName(line.file)):\(line.line))"
     }
 
-    /// The assembly of the instruction at `pc`.
+    /// The assembly of the instruction at `pc`, helpers and maps named.
     func instructionText(at pc: Int) -> String {
-        Assembly.text(at: pc, in: session.program.instructions)
+        Assembly.text(at: pc, in: session.program.instructions, names: session.names)
     }
 
     func slot(_ pc: Int) -> String {
@@ -135,11 +142,19 @@ final class SourceStepper {
         let before = process.registers.all
         var header = ""
         var newFunction: String?
+        var returnedTo: String?
+        let depth = process.callStack.count
         if let function = session.function(at: pc)?.name, function != lastFunction {
-            if lastFunction != nil || function != session.source.name { header += "-> \(function)\n" }
-            newFunction = function
+            if lastFunction != nil, depth < lastDepth {
+                header += "<- \(function)\n"
+                returnedTo = function
+            } else {
+                if lastFunction != nil || function != session.source.name { header += "-> \(function)\n" }
+                newFunction = function
+            }
             lastFunction = function
         }
+        lastDepth = depth
         var newSource: SourceLineInfo?
         if let line = session.program.sourceLine(at: pc), lastLine.map({ $0 != (line.file, line.line) }) ?? true {
             header += "    " + sourceText(line) + "\n"
@@ -157,7 +172,7 @@ final class SourceStepper {
         if case .exited(let r0) = result {
             line += "    exit r0=\(r0)" + (session.verdict(r0).map { " \($0)" } ?? "")
         }
-        return Step(pc: pc, instruction: text, newSource: newSource, newFunction: newFunction, changed: changed,
+        return Step(pc: pc, instruction: text, newSource: newSource, newFunction: newFunction, returnedTo: returnedTo, changed: changed,
                     result: result, text: header + line + "\n", line: line + "\n")
     }
 

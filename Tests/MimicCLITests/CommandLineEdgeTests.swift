@@ -112,4 +112,17 @@ struct CommandLineEdgeTests {
         #expect(!exit.stdout.contains("stopped at instruction 44"), "\(exit.stdout)")
         #expect(exit.stdout.contains("pc   none (the program has exited)"), "\(exit.stdout)")
     }
+
+    @Test func listingsNameHelpersAndMapsAndTracesShowReturns() throws {
+        let disasm = try MimicCLI.run(["disasm", Examples.firewall])
+        #expect(disasm.stdout.contains("call bpf_map_lookup_elem#1"), "\(disasm.stdout)")
+        #expect(!disasm.stdout.contains("call 1\n"))
+        let debug = try DebugCommandTests.debug(["break 43", "continue"], [Examples.firewall, "--pcap", Examples.traffic, "--packet", "4"])
+        #expect(debug.stdout.contains("=> 43: call bpf_map_lookup_elem#1"), "\(debug.stdout)")
+        let trace = try MimicCLI.run(["trace", Examples.path("packet_counter.o"), "--pcap", Examples.traffic, "--packet", "1"])
+        #expect(trace.status == 0, "\(trace)")
+        #expect(trace.stdout.components(separatedBy: "-> ip_protocol\n").count == 2, "entered once: \(trace.stdout)")
+        #expect(trace.stdout.contains("<- count_packets\n"), "\(trace.stdout)")
+        #expect(!trace.stdout.contains("-> count_packets"), "\(trace.stdout)")
+    }
 }

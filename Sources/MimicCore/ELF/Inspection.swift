@@ -80,7 +80,10 @@ extension ObjectProgram {
     /// The program's disassembly with its C source interleaved: each function's name as a
     /// label, a `; source text  (file:line:column)` comment whenever the source line changes,
     /// and the slot number and map / global-data reference of each instruction.
-    public func annotatedListing() -> String {
+    ///
+    /// - Parameter helperName: the name of a helper id, if known; helper calls then print as
+    ///   bpftool does, `call bpf_map_lookup_elem#1`.
+    public func annotatedListing(helperName: (Int32) -> String? = { _ in nil }) -> String {
         var out = ""
         let functionStarts = Dictionary(functions.map { ($0.instructionIndex, $0) }, uniquingKeysWith: { first, _ in first })
         let referenceBySlot = Dictionary(references.map { ($0.instructionIndex, $0.target) }, uniquingKeysWith: { first, _ in first })
@@ -105,6 +108,9 @@ extension ObjectProgram {
             case .immediate?, nil: operand = "pseudo \(instruction.source) \(instruction.imm)"
             }
             pseudoText[slot] = "lddw %r\(instruction.destination), \(operand)"
+        }
+        for (slot, instruction) in instructions.enumerated() where instruction.opcode == 0x85 && instruction.source == 0 {
+            if let name = helperName(instruction.imm) { pseudoText[slot] = "call \(name)#\(instruction.imm)" }
         }
         var pendingLabels: [String] = []
         for entry in Disassembler.disassemble(plain) {
