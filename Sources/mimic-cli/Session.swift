@@ -186,7 +186,11 @@ final class Session {
     // MARK: Results
 
     /// The verdict name R0 stands for in this program type (`XDP_PASS`, `TC_ACT_OK`), if any.
-    func verdict(_ r0: UInt64) -> String? {
+    func verdict(_ r0: UInt64) -> String? { Session.verdict(r0, type: type) }
+
+    /// The verdict name R0 stands for in programs of `type`, if any (`run`, `trace`, `debug`
+    /// and `compare` all name verdicts this way).
+    static func verdict(_ r0: UInt64, type: ProgramType) -> String? {
         switch type {
         case .xdp: return XDPAction(returnValue: r0)?.name ?? "unknown XDP action \(r0)"
         case .schedCls, .schedAct: return TCAction(returnValue: r0)?.name ?? "unknown tc action \(Int32(truncatingIfNeeded: r0))"
