@@ -11,7 +11,7 @@ enum DebugCommand: Command {
     static let info = CommandInfo(
         name: "debug",
         summary: "Debug a program interactively: breakpoints, stepping, registers, memory, maps.",
-        synopsis: "debug OBJ.o [--program P] [--context CTX.json | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...]",
+        synopsis: "debug OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...]",
         discussion: """
         Takes the same inputs as `mimic run` (with --pcap, debugs packet N, default 1) and
         stops before the first instruction. Commands are read from standard input one per line,

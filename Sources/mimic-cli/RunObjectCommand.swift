@@ -6,7 +6,7 @@ enum RunObjectCommand: Command {
     static let info = CommandInfo(
         name: "run",
         summary: "Run a program of an eBPF object on a context or over a packet capture.",
-        synopsis: "run OBJ.o [--program P] [--context CTX.json | --pcap IN.pcap [--out OUT.pcap]] [--map NAME=FILE.json ...] [--json]",
+        synopsis: "run OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--out OUT.pcap]] [--map NAME=FILE.json ...] [--json]",
         discussion: """
         Loads OBJ.o (compiled with `clang -O2 -g -target bpf -c`) into a VM with the Linux
         emulator, creates its maps and global data, and runs one program.
@@ -27,7 +27,10 @@ enum RunObjectCommand: Command {
         input capture.
         A progress line goes to standard error on long captures when it is a terminal.
 
-        Without either, tracing programs run with an empty context; packet programs need one.
+        With --packet HEX (and no --pcap), runs once on that packet, given as hex bytes
+        (`"02 00 00 ..."` or `"020000..."`), in the context the program type decides.
+
+        Without any of them, tracing programs run with an empty context; packet programs need one.
 
         --map NAME=FILE.json fills a map first; the file is a JSON array of
         {"key": K, "value": V} entries (see Docs/UserGuide.md). Exit codes: 0 when every run
@@ -38,6 +41,8 @@ enum RunObjectCommand: Command {
             ("Run the XDP firewall over a capture with a preloaded blocklist",
              "mimic run Examples/xdp_firewall.o --pcap Examples/traffic.pcap --map blocklist=Examples/blocklist.json"),
             ("Keep the packets it passes", "mimic run Examples/xdp_firewall.o --pcap Examples/traffic.pcap --out passed.pcap"),
+            ("Run the firewall on one packet given as hex (an Ethernet frame)",
+             "mimic run Examples/xdp_firewall.o --packet 020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"),
             ("Run a tc program on one context", "mimic run Examples/tc_rewrite.o --context Examples/contexts/udp_8080.json"),
             ("Replay a captured tracing context, JSON output", "mimic run Examples/trace_exec.o --context Examples/contexts/exec_captured.json --json"),
         ])

@@ -7,7 +7,7 @@ enum TraceCommand: Command {
     static let info = CommandInfo(
         name: "trace",
         summary: "Run a program printing each instruction, its source line and the registers it changed.",
-        synopsis: "trace OBJ.o [--program P] [--context CTX.json | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...] [--json]",
+        synopsis: "trace OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...] [--json]",
         discussion: """
         Takes the same inputs as `mimic run`. Before each group of instructions from one C
         source line, prints that line (`; text  (file.c:LINE)`); then each instruction as

@@ -125,4 +125,26 @@ struct CommandLineEdgeTests {
         #expect(trace.stdout.contains("<- count_packets\n"), "\(trace.stdout)")
         #expect(!trace.stdout.contains("-> count_packets"), "\(trace.stdout)")
     }
+
+    /// The blocked SYN of Examples/contexts/blocked_syn.json, as hex.
+    static let blockedSYN = "02 00 00 00 00 02 02 00 00 00 00 01 08 00 45 00 00 28 00 04 40 00 40 06 6e 88 c0 00 02 42 0a 00 00 02 7a 69 00 16 00 00 03 ec 00 00 00 00 50 02 ff ff 65 33 00 00"
+
+    @Test func runTakesAPacketInHexAndContextFilesTakeHex() throws {
+        let packet = try MimicCLI.run(["run", Examples.firewall, "--packet", Self.blockedSYN.replacingOccurrences(of: " ", with: ""),
+                                       "--map", Examples.blocklist])
+        #expect(packet.status == 0, "\(packet)")
+        #expect(packet.stdout.contains("r0 = 1 (0x1) XDP_DROP"), "\(packet.stdout)")
+        let bad = try MimicCLI.run(["run", Examples.firewall, "--packet", "0z"])
+        expectFailure(bad, status: 2, mentioning: ["malformed hex in --packet"])
+
+        let directory = try TemporaryDirectory()
+        let context = try directory.file("hex.json", """
+            {"type": "xdp_md", "ctx": {"packet": {"hex": "\(Self.blockedSYN)"}, "ingress_ifidx": 2}}
+            """)
+        let hex = try MimicCLI.run(["run", Examples.firewall, "--context", context, "--map", Examples.blocklist])
+        #expect(hex.status == 0, "\(hex)")
+        #expect(hex.stdout.contains("r0 = 1 (0x1) XDP_DROP"), "\(hex.stdout)")
+        let badHex = try directory.file("badhex.json", #"{"type": "xdp_md", "ctx": {"packet": {"hex": "0g"}}}"#)
+        expectFailure(try MimicCLI.run(["run", Examples.firewall, "--context", badHex]), status: 1, mentioning: ["ctx.packet.hex", "expected hex bytes"])
+    }
 }
