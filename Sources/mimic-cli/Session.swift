@@ -123,7 +123,11 @@ final class Session {
                     failure = map.update(key: entry.key, value: entry.values[0], flags: .any, cpu: 0)
                 }
                 if let failure {
-                    throw RuntimeError("\(Input.displayName(path)): [\(index)]: cannot store the entry in \(name) (\(attributes.type)): \(failure)")
+                    let isArray = [MapType.array, .perCPUArray].contains(attributes.type)
+                    let reason = failure != .tooBig ? "\(failure)"
+                        : isArray ? "index outside the array (max_entries \(attributes.maxEntries))"
+                        : "map full (max_entries \(attributes.maxEntries))"
+                    throw RuntimeError("\(Input.displayName(path)): [\(index)]: cannot store the entry in \(name) (\(attributes.type)): \(reason)")
                 }
             }
         }

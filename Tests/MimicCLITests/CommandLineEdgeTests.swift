@@ -147,4 +147,23 @@ struct CommandLineEdgeTests {
         let badHex = try directory.file("badhex.json", #"{"type": "xdp_md", "ctx": {"packet": {"hex": "0g"}}}"#)
         expectFailure(try MimicCLI.run(["run", Examples.firewall, "--context", badHex]), status: 1, mentioning: ["ctx.packet.hex", "expected hex bytes"])
     }
+
+    @Test func messagesSayWhatIsWrongAndWhatToDo() throws {
+        let noBTF = MimicCLI.packageRoot.appendingPathComponent("Tests/MimicCLITests/Fixtures/no_btf.o").path
+        expectFailure(try MimicCLI.run(["inspect", noBTF]), status: 1,
+                      mentioning: ["no BTF type information", "compile with `clang -g`"])
+
+        let directory = try TemporaryDirectory()
+        let object = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Examples.firewall)))
+        let truncated = try directory.file("cut.o", bytes: Array(object.prefix(object.count - 1000)))
+        let cut = try MimicCLI.run(["inspect", truncated])
+        expectFailure(cut, status: 1, mentioning: ["the file is truncated", "needs", "(of \(object.count - 1000))"])
+        #expect(!cut.stderr.contains("exceeds the limit"), "\(cut)")
+
+        let entries = (0..<1025).map { #"{"key": "10.0.\#($0 / 256).\#($0 % 256)", "value": 1}"# }
+        let full = try directory.file("full.json", "[" + entries.joined(separator: ",\n") + "]")
+        let result = try MimicCLI.run(["run", Examples.firewall, "--packet", Self.blockedSYN, "--map", "blocklist=\(full)"])
+        expectFailure(result, status: 1, mentioning: ["[1024]", "map full (max_entries 1024)"])
+        #expect(!result.stderr.contains("E2BIG"), "\(result)")
+    }
 }

@@ -4,3 +4,6 @@ set -eu
 cd "$(dirname "$0")"
 "${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -c unknown_helper.c -o unknown_helper.o
 echo "built unknown_helper.o"
+# The example firewall without -g: no BTF, so its .maps section cannot be read.
+"${CLANG:-clang}" -O2 -target bpf -I../../../Examples -c ../../../Examples/xdp_firewall.c -o no_btf.o
+echo "built no_btf.o"
