@@ -88,6 +88,8 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicMemory", "MimicLinux"]),
+        // The README's library examples, compiled and run so they cannot rot.
+        .testTarget(name: "LibraryExamples", dependencies: ["MimicCore", "MimicLinux"], path: "Examples/Library"),
         // Differential tests against the running kernel (skipped, with a reason, when it is not reachable).
         .testTarget(name: "MimicKernelTests", dependencies: ["MimicKernel", "MimicLinux", "MimicCore"]),
         // The package's shape: declared dependencies match the imports, and MimicLinux does not

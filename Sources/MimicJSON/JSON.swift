@@ -377,8 +377,18 @@ public struct JSONField: Sendable {
         throw error("\(text) does not fit in 64 bits")
     }
 
-    /// Bytes written as a base64 string (standard alphabet, padding), as Go writes `[]byte`.
+    /// Bytes written as a base64 string (standard alphabet, padding), as Go writes `[]byte`,
+    /// or as an object `{"hex": "02 00 00 ..."}` (hex digit pairs, spaces and `0x` prefixes
+    /// allowed). Hex needs the object: a bare string such as `"deadbeef"` is valid base64 too.
     public func base64() throws(JSONError) -> [UInt8] {
+        if case .object? = value {
+            let hex = self["hex"]
+            guard !hex.isMissing else { throw error("expected a base64 string or an object {\"hex\": \"...\"}") }
+            guard let bytes = HexBytes.decode(try hex.string()) else {
+                throw hex.error("expected hex bytes (two digits each; spaces and 0x prefixes allowed)")
+            }
+            return bytes
+        }
         let text = try string()
         guard let bytes = Base64.decode(text) else {
             throw error("expected base64 (standard alphabet with padding), got \"\(text.prefix(40))\(text.count > 40 ? "..." : "")\"")
@@ -398,6 +408,27 @@ public struct JSONField: Sendable {
 
     func typeError(_ expected: String) -> JSONError {
         error("expected \(expected), got \(value?.kindName ?? "nothing")")
+    }
+}
+
+/// Hex byte strings in context files: digit pairs, with optional whitespace and `0x` prefixes.
+enum HexBytes {
+    /// The bytes of `text`, or nil if a token is not whole hex bytes.
+    static func decode(_ text: String) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        for token in text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }) {
+            var digits = Substring(token)
+            if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
+            guard !digits.isEmpty, digits.count % 2 == 0, digits.allSatisfy(\.isHexDigit) else { return nil }
+            var index = digits.startIndex
+            while index < digits.endIndex {
+                let next = digits.index(index, offsetBy: 2)
+                guard let byte = UInt8(digits[index..<next], radix: 16) else { return nil }
+                bytes.append(byte)
+                index = next
+            }
+        }
+        return bytes
     }
 }
 

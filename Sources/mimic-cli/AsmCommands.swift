@@ -1,4 +1,5 @@
 import MimicCore
+import MimicLinux
 
 /// Assembling source text, with errors that name the file and line.
 enum Assembly {
@@ -32,11 +33,41 @@ enum Assembly {
         return text
     }
 
-    /// The text of the instruction at `slot` (with the following slot, for `lddw`).
-    static func text(at slot: Int, in instructions: [RawInstruction]) -> String {
+    /// The text of the instruction at `slot` (with the following slot, for `lddw`). With
+    /// `names`, helper calls and map addresses are named as bpftool does:
+    /// `call bpf_map_lookup_elem#1`, `lddw %r1, map[blocklist]`.
+    static func text(at slot: Int, in instructions: [RawInstruction], names: Names? = nil) -> String {
         guard slot >= 0, slot < instructions.count else { return "<slot \(slot) outside the program>" }
-        return Disassembler.text(of: instructions[slot], next: slot + 1 < instructions.count ? instructions[slot + 1] : nil)
+        let instruction = instructions[slot]
+        let next = slot + 1 < instructions.count ? instructions[slot + 1] : nil
+        if let names {
+            if instruction.opcode == 0x85, instruction.source == 0, let name = names.helper(instruction.imm) {
+                return "call \(name)#\(instruction.imm)"
+            }
+            if instruction.opcode == 0x18, let next {
+                let value = UInt64(UInt32(bitPattern: instruction.imm)) | UInt64(UInt32(bitPattern: next.imm)) << 32
+                if let map = names.map(value) { return "lddw %r\(instruction.destination), map[\(map)]" }
+            }
+        }
+        return Disassembler.text(of: instruction, next: next)
     }
+
+    /// How listings name helpers and maps.
+    struct Names {
+        /// The name of a helper id.
+        var helper: (Int32) -> String?
+        /// The name of the map whose address (handle) a `lddw` loads.
+        var map: (UInt64) -> String? = { _ in nil }
+    }
+
+    /// The name of helper `id`: the one place listings, traces and the debugger look helper
+    /// names up (through the emulator, the Linux emulator's names by default).
+    static func helperName(_ id: Int32, emulator: (any Emulator)? = nil) -> String? {
+        (emulator ?? linuxEmulator).helperName(id: id)
+    }
+
+    /// The Linux emulator, for helper names when no VM is loaded (`disasm`).
+    private static let linuxEmulator = LinuxEmulator()
 }
 
 /// `mimic asm FILE [-o OUT]`: assembler text to bytecode.
@@ -110,12 +141,16 @@ enum DisasmCommand: Command {
         if ObjectInput.isELF(bytes) {
             let object = try ObjectInput.object(bytes, name: name)
             let programs = try ObjectInput.selectPrograms(in: object, name: name, arguments: arguments)
-            Console.out(programs.map { "\($0.name) (section \($0.sectionName), \($0.type)):\n" + $0.annotatedListing() }
+            Console.out(programs.map { "\($0.name) (section \($0.sectionName), \($0.type)):\n"
+                    + $0.annotatedListing(helperName: { Assembly.helperName($0) }) }
                 .joined(separator: "\n"))
             return
         }
         if arguments.value("program") != nil || arguments.value("section") != nil {
             throw UsageError(message: "--program and --section apply to ELF objects; \(name) is bytecode", command: info.name)
+        }
+        if ProgramInput.assemblerHint(for: bytes) != nil {
+            throw RuntimeError("\(name) looks like text, not bytecode (raw bytes or hex); if it is assembler, `mimic asm \(path)` assembles it")
         }
         let instructions = try ProgramInput.instructions(fromBytecode: bytes, name: name, command: info.name)
         Console.out(Assembly.listing(instructions))

@@ -11,7 +11,7 @@ enum DebugCommand: Command {
     static let info = CommandInfo(
         name: "debug",
         summary: "Debug a program interactively: breakpoints, stepping, registers, memory, maps.",
-        synopsis: "debug OBJ.o [--program P] [--context CTX.json | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...]",
+        synopsis: "debug OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...]",
         discussion: """
         Takes the same inputs as `mimic run` (with --pcap, debugs packet N, default 1) and
         stops before the first instruction. Commands are read from standard input one per line,
@@ -136,11 +136,6 @@ final class Debugger {
         Console.out("error: \(message)\n")
     }
 
-    private var isRunning: Bool {
-        if case .ready = process.state { return true }
-        return false
-    }
-
     /// Refuses to run a finished process, saying why.
     private func checkRunning() -> Bool {
         switch process.state {
@@ -207,7 +202,7 @@ final class Debugger {
                 while process.callStack.count > depth {
                     guard stepOnce(quiet: true) else { return }
                     if let hit = breakpoint(at: process.pc) {
-                        Console.out("breakpoint \(hit.number), instruction \(hit.pc) (\(hit.location))\n" + location())
+                        Console.out(location(breakpoint: hit.number))
                         return
                     }
                 }
@@ -223,7 +218,7 @@ final class Debugger {
             guard stepOnce(quiet: true) else { return }
             executed += 1
             if let hit = breakpoint(at: process.pc) {
-                Console.out("breakpoint \(hit.number), instruction \(hit.pc) (\(hit.location))\n" + location())
+                Console.out(location(breakpoint: hit.number))
                 return
             }
             if executed >= session.limit {
@@ -245,7 +240,7 @@ final class Debugger {
         while process.callStack.count >= depth {
             guard stepOnce(quiet: true) else { return }
             if let hit = breakpoint(at: process.pc) {
-                Console.out("breakpoint \(hit.number), instruction \(hit.pc) (\(hit.location))\n" + location())
+                Console.out(location(breakpoint: hit.number))
                 return
             }
         }
@@ -330,15 +325,17 @@ final class Debugger {
         return parts.isEmpty ? "instruction \(pc)" : parts.joined(separator: ", ")
     }
 
-    /// Where the process is stopped: the source line and the next instruction.
-    private func location() -> String {
+    /// Where the process is stopped: the source line and the next instruction. `breakpoint`
+    /// names the breakpoint that stopped it (said in the same header line).
+    private func location(breakpoint: Int? = nil) -> String {
         switch process.state {
         case .exited(let r0): return "the program has exited (r0 = \(r0))\n"
-        case .failed(let error): return "the program stopped: \(error.kind) at instruction \(error.pc)\n"
+        case .failed(let error): return "the program stopped: \(session.message(for: error))\n"
         case .ready: break
         }
         let pc = process.pc
-        var out = "stopped at instruction \(pc) (\(describe(pc: pc)))\n"
+        let what = breakpoint.map { "breakpoint \($0) at" } ?? "stopped at"
+        var out = "\(what) instruction \(pc) (\(describe(pc: pc)))\n"
         if let line = session.program.sourceLine(at: pc) { out += "    \(stepper.sourceText(line))\n" }
         out += "=> \(stepper.slot(pc)): \(stepper.instructionText(at: pc))\n"
         return out
@@ -357,7 +354,11 @@ final class Debugger {
             }
             out += line + "\n"
         }
-        out += "pc   \(process.pc)\n"
+        switch process.state {
+        case .ready: out += "pc   \(process.pc)\n"
+        case .exited: out += "pc   none (the program has exited)\n"
+        case .failed(let error): out += "pc   \(error.pc) (the faulting instruction)\n"
+        }
         Console.out(out)
     }
 
@@ -457,11 +458,15 @@ final class Debugger {
     }
 
     private func backtrace() {
-        guard isRunning else {
+        let pc: Int
+        switch process.state {
+        case .ready: pc = process.pc
+        case .failed(let error): pc = error.pc
+        case .exited:
             Console.out(location())
             return
         }
-        var out = "#0  \(describe(pc: process.pc)) at instruction \(process.pc)\n"
+        var out = "#0  \(describe(pc: pc)) at instruction \(pc)\n"
         for (depth, frame) in process.callStack.reversed().enumerated() {
             let call = max(0, frame.returnPC - 1)
             out += "#\(depth + 1)  \(describe(pc: call)) at instruction \(call)\n"

@@ -1,25 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 import MimicCore
+import MimicMemory
 
 /// Reading the files and byte strings commands take as input.
 enum Input {
     /// The display name of `path` in messages: `<stdin>` for `-`.
     static func displayName(_ path: String) -> String { path == "-" ? "<stdin>" : path }
 
-    /// The whole contents of `path`, or of standard input for `-`.
-    static func read(_ path: String) throws(RuntimeError) -> [UInt8] {
+    /// The most bytes an input file may have (objects, captures, context and map files).
+    static let defaultLimit = 1 << 30
+
+    /// The whole contents of `path`, or of standard input for `-`: any readable file, regular or
+    /// not (pipes, `/dev/stdin`, `<(...)`, `/dev/null`).
+    ///
+    /// A regular file larger than `limit` bytes is refused before it is read; other files are
+    /// read at most `limit + 1` bytes, so no input is ever held whole past the limit.
+    static func read(_ path: String, limit: Int = defaultLimit, what: String = "input files") throws(RuntimeError) -> [UInt8] {
+        let name = displayName(path)
+        let descriptor: Int32
         if path == "-" {
-            return [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+            descriptor = STDIN_FILENO
+        } else {
+            descriptor = open(path, O_RDONLY)
+            guard descriptor >= 0 else {
+                let code = errno
+                switch code {
+                case ENOENT: throw RuntimeError("cannot read '\(path)': no such file")
+                case EACCES: throw RuntimeError("cannot read '\(path)': permission denied")
+                default: throw RuntimeError("cannot read '\(path)': \(String(cString: strerror(code)))")
+                }
+            }
         }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw RuntimeError("cannot read '\(path)': no such file")
+        defer { if descriptor != STDIN_FILENO { close(descriptor) } }
+        var status = stat()
+        if fstat(descriptor, &status) == 0 {
+            if (status.st_mode & S_IFMT) == S_IFDIR { throw RuntimeError("cannot read '\(path)': it is a directory") }
+            if (status.st_mode & S_IFMT) == S_IFREG, status.st_size > limit {
+                throw RuntimeError("\(name) is \(status.st_size) bytes; \(what) are limited to \(limit) bytes")
+            }
         }
-        guard !isDirectory.boolValue else { throw RuntimeError("cannot read '\(path)': it is a directory") }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw RuntimeError("cannot read '\(path)': permission denied or not a regular file")
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { buffer in
+                #if canImport(Glibc)
+                Glibc.read(descriptor, buffer.baseAddress, buffer.count)
+                #else
+                Darwin.read(descriptor, buffer.baseAddress, buffer.count)
+                #endif
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                let code = errno
+                if code == EISDIR { throw RuntimeError("cannot read '\(path)': it is a directory") }
+                throw RuntimeError("cannot read '\(name)': \(String(cString: strerror(code)))")
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+            if bytes.count > limit {
+                throw RuntimeError("\(name) is more than \(limit) bytes; \(what) are limited to \(limit) bytes")
+            }
         }
-        return [UInt8](data)
+        return bytes
+    }
+
+    /// Whether `first` and `second` name the same existing file (same device and inode).
+    static func sameFile(_ first: String, _ second: String) -> Bool {
+        guard first != "-", second != "-" else { return false }
+        var a = stat(), b = stat()
+        guard stat(first, &a) == 0, stat(second, &b) == 0 else { return false }
+        return a.st_dev == b.st_dev && a.st_ino == b.st_ino
     }
 
     /// `bytes` as UTF-8 text, for assembler sources.
@@ -36,8 +91,16 @@ enum Input {
             Console.outBytes(bytes)
             return
         }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw RuntimeError("cannot write '\(path)': it is a directory; give a file name")
+        }
         guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
-            throw RuntimeError("cannot write '\(path)': the folder does not exist or is not writable")
+            let folder = (path as NSString).deletingLastPathComponent
+            if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder) {
+                throw RuntimeError("cannot write '\(path)': the folder '\(folder)' does not exist")
+            }
+            throw RuntimeError("cannot write '\(path)': permission denied")
         }
     }
 }

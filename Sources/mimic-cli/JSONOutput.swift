@@ -19,6 +19,35 @@ indirect enum JSONOutput: Sendable {
         return out + "\n"
     }
 
+    /// The value as one line of JSON (a JSON Lines record), with a final newline.
+    var line: String {
+        var out = ""
+        writeCompact(to: &out)
+        return out + "\n"
+    }
+
+    private func writeCompact(to out: inout String) {
+        switch self {
+        case .array(let elements):
+            out += "["
+            for (index, element) in elements.enumerated() {
+                if index > 0 { out += ", " }
+                element.writeCompact(to: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (index, member) in members.enumerated() {
+                if index > 0 { out += ", " }
+                out += JSONOutput.quote(member.0) + ": "
+                member.1.writeCompact(to: &out)
+            }
+            out += "}"
+        default:
+            write(to: &out, indent: 0)
+        }
+    }
+
     private func write(to out: inout String, indent: Int) {
         switch self {
         case .null: out += "null"

@@ -139,6 +139,7 @@ enum CompareCommand: Command {
             }
         }
         let differing = results.compactMap { $0 }.filter { !$0.differences.isEmpty }.count
+        let describe = { (value: UInt64) in CompareCommand.describe(value, type: comparison.programType) }
         if arguments.has("json") {
             Console.out(json(results, skipped: skipped, comparison: comparison))
         } else {
@@ -148,19 +149,31 @@ enum CompareCommand: Command {
                     Console.out("packet \(index + 1): skipped — \(skipped[index] ?? "refused")\n")
                     continue
                 }
-                let mimic = result.mimicReturn.map { "\(UInt32(truncatingIfNeeded: $0))" } ?? "error"
+                let kernel = describe(UInt64(result.kernelReturn))
+                let mimic = result.mimicReturn.map { describe(UInt64(UInt32(truncatingIfNeeded: $0))) } ?? "error"
                 if result.differences.isEmpty {
-                    Console.out("packet \(index + 1): same — return \(result.kernelReturn), packet \(result.kernelPacket.count) bytes, maps equal\n")
+                    Console.out("packet \(index + 1): same — \(kernel), packet \(result.kernelPacket.count) bytes, maps equal\n")
                 } else {
-                    Console.out("packet \(index + 1): DIFFERENT — kernel returned \(result.kernelReturn), Mimic \(mimic)\n")
+                    Console.out("packet \(index + 1): DIFFERENT — kernel returned \(kernel), Mimic \(mimic)\n")
                     for line in result.differences { Console.out("  " + line.replacingOccurrences(of: "\n", with: "\n  ") + "\n") }
                 }
             }
             let compared = packets.count - skipped.count
-            Console.out(differing == 0 ? "Mimic and the kernel agree on every packet compared (\(compared) of \(packets.count)).\n"
-                                       : "Mimic and the kernel differ on \(differing) of \(compared) packet(s) compared.\n")
+            if compared > 0 {
+                Console.out(differing == 0 ? "Mimic and the kernel agree on every packet compared (\(compared) of \(packets.count)).\n"
+                                           : "Mimic and the kernel differ on \(differing) of \(compared) packet(s) compared.\n")
+            }
         }
         if differing > 0 { exit(differExitCode) }
+        if skipped.count == packets.count {
+            throw RuntimeError("nothing was compared: the kernel's test run refused all \(packets.count) packet(s)"
+                               + (skipped[0].map { " (packet 1: \($0))" } ?? ""))
+        }
+    }
+
+    /// A return value as `run` shows it: the verdict name and the number (`XDP_PASS (2)`).
+    static func describe(_ value: UInt64, type: ProgramType) -> String {
+        Session.verdict(value, type: type).map { "\($0) (\(value))" } ?? "return \(value)"
     }
 
     static func json(_ results: [ObjectComparison.PacketResult?], skipped: [Int: String], comparison: ObjectComparison) -> String {
@@ -168,10 +181,13 @@ enum CompareCommand: Command {
         let items = results.enumerated().map { index, result -> String in
             guard let result else { return "{\"skipped\": \(string(skipped[index] ?? "refused"))}" }
             let mimic = result.mimicReturn.map { "\(UInt32(truncatingIfNeeded: $0))" } ?? "null"
-            let mimicPacket = result.mimicPacket.map { string(Hex.string($0).replacingOccurrences(of: " ", with: "")) } ?? "null"
+            let mimicPacket = result.mimicPacket.map { string(Hex.string($0)) } ?? "null"
             let error = result.mimicError.map(string) ?? "null"
+            let verdict = { (value: UInt64) in Session.verdict(value, type: comparison.programType).map(string) ?? "null" }
             return "{\"same\": \(result.differences.isEmpty), \"kernel_return\": \(result.kernelReturn), \"mimic_return\": \(mimic), "
-                + "\"kernel_packet\": \(string(Hex.string(result.kernelPacket).replacingOccurrences(of: " ", with: ""))), "
+                + "\"kernel_verdict\": \(verdict(UInt64(result.kernelReturn))), "
+                + "\"mimic_verdict\": \(result.mimicReturn.map { verdict(UInt64(UInt32(truncatingIfNeeded: $0))) } ?? "null"), "
+                + "\"kernel_packet\": \(string(Hex.string(result.kernelPacket))), "
                 + "\"mimic_packet\": \(mimicPacket), \"mimic_error\": \(error), "
                 + "\"differences\": [\(result.differences.map(string).joined(separator: ", "))]}"
         }

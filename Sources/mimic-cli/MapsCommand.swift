@@ -25,32 +25,7 @@ enum MapsCommand: Command {
         func typeName(_ id: UInt32?) -> String? { id.flatMap { id in btf.map { $0.typeName(id) } } }
 
         if arguments.has("json") {
-            var items: [JSONOutput] = object.maps.map { map in
-                let attributes = map.attributes
-                return .object([
-                    ("name", .string(attributes.name)),
-                    ("type", .string(attributes.type.description)),
-                    ("key_size", .unsigned(UInt64(clamping: attributes.keySize))),
-                    ("value_size", .unsigned(UInt64(clamping: attributes.valueSize))),
-                    ("key_type", typeName(map.keyTypeID).map(JSONOutput.string) ?? .null),
-                    ("value_type", typeName(map.valueTypeID).map(JSONOutput.string) ?? .null),
-                    ("max_entries", .unsigned(UInt64(clamping: attributes.maxEntries))),
-                    ("flags", .unsigned(UInt64(attributes.flags))),
-                ])
-            }
-            items += object.globals.map { global in
-                .object([
-                    ("name", .string(global.name)),
-                    ("type", .string("array")),
-                    ("key_size", .unsigned(4)),
-                    ("value_size", .unsigned(UInt64(global.size))),
-                    ("key_type", .null),
-                    ("value_type", .string(global.name)),
-                    ("max_entries", .unsigned(1)),
-                    ("flags", .unsigned(global.isReadOnly ? 0x480 : 0x400)),
-                ])
-            }
-            Console.out(JSONOutput.array(items).text)
+            Console.out(JSONOutput.array(jsonItems(object)).text)
             return
         }
 
@@ -59,7 +34,7 @@ enum MapsCommand: Command {
             return [attributes.name, attributes.type.description,
                     "\(attributes.keySize)" + (typeName(map.keyTypeID).map { " (\($0))" } ?? ""),
                     "\(attributes.valueSize)" + (typeName(map.valueTypeID).map { " (\($0))" } ?? ""),
-                    "\(attributes.maxEntries)", flags(attributes.flags)]
+                    "\(attributes.maxEntries)", MapAttributes.flagNames(attributes.flags)]
         }
         rows += object.globals.map { global in
             [global.name, "array (global data)", "4", "\(global.size)", "1", global.isReadOnly ? "rdonly_prog, mmapable" : "mmapable"]
@@ -71,17 +46,39 @@ enum MapsCommand: Command {
         Console.out(Table.render(["name", "type", "key", "value", "max entries", "flags"], rows))
     }
 
-    /// Map flags by their `BPF_F_*` names.
-    static func flags(_ value: UInt32) -> String {
-        let names: [(UInt32, String)] = [(1, "no_prealloc"), (2, "no_common_lru"), (4, "numa_node"), (8, "rdonly"),
-                                         (16, "wronly"), (32, "stack_build_id"), (64, "zero_seed"), (128, "rdonly_prog"),
-                                         (256, "wronly_prog"), (512, "clone"), (1024, "mmapable"), (2048, "preserve_elems"),
-                                         (4096, "inner_map")]
-        guard value != 0 else { return "0" }
-        var parts = names.filter { value & $0.0 != 0 }.map(\.1)
-        let known = names.reduce(UInt32(0)) { $0 | $1.0 }
-        if value & ~known != 0 { parts.append("0x" + String(value & ~known, radix: 16)) }
-        return parts.joined(separator: ", ")
+    /// The maps and global-data sections of `object` as JSON objects (`maps --json`,
+    /// `inspect --json`).
+    static func jsonItems(_ object: ObjectFile) -> [JSONOutput] {
+        let btf = object.btf
+        func typeName(_ id: UInt32?) -> String? { id.flatMap { id in btf.map { $0.typeName(id) } } }
+        var items: [JSONOutput] = object.maps.map { map in
+            let attributes = map.attributes
+            return .object([
+                ("name", .string(attributes.name)),
+                ("type", .string(attributes.type.description)),
+                ("key_size", .unsigned(UInt64(clamping: attributes.keySize))),
+                ("value_size", .unsigned(UInt64(clamping: attributes.valueSize))),
+                ("key_type", typeName(map.keyTypeID).map(JSONOutput.string) ?? .null),
+                ("value_type", typeName(map.valueTypeID).map(JSONOutput.string) ?? .null),
+                ("max_entries", .unsigned(UInt64(clamping: attributes.maxEntries))),
+                ("flags", .unsigned(UInt64(attributes.flags))),
+            ("flag_names", .string(MapAttributes.flagNames(attributes.flags))),
+            ])
+        }
+        items += object.globals.map { global in
+            .object([
+                ("name", .string(global.name)),
+                ("type", .string("array")),
+                ("key_size", .unsigned(4)),
+                ("value_size", .unsigned(UInt64(global.size))),
+                ("key_type", .null),
+                ("value_type", .string(global.name)),
+                ("max_entries", .unsigned(1)),
+                ("flags", .unsigned(global.isReadOnly ? 0x480 : 0x400)),
+            ("flag_names", .string(MapAttributes.flagNames(global.isReadOnly ? 0x480 : 0x400))),
+            ])
+        }
+        return items
     }
 }
 

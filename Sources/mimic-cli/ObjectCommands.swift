@@ -54,21 +54,54 @@ enum InspectCommand: Command {
     static let info = CommandInfo(
         name: "inspect",
         summary: "List the programs, maps and global data of an eBPF object file.",
-        synopsis: "inspect OBJ.o",
+        synopsis: "inspect OBJ.o [--json]",
         discussion: """
         Reads an ELF object compiled with `clang -O2 -g -target bpf -c` and prints its programs
         (name, section, program type, instruction count), maps (name, type, key and value size,
         max entries, flags, BTF key/value types), global data sections (.data, .rodata, .bss)
         and anything the loader noticed (CO-RE relocations applied against the object's own
-        types, unresolved externs).
+        types, unresolved externs). Map flags are shown by name, as `mimic maps` shows them.
         """,
-        options: [],
+        options: [.flag("json", "Print the report as a JSON object: object, programs, maps, globals, notes.")],
         examples: [
             ("Inspect a compiled XDP program", "mimic inspect Tests/MimicCoreTests/Fixtures/xdp_parse.o"),
+            ("As JSON", "mimic inspect Examples/xdp_firewall.o --json"),
         ])
 
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.requirePositionals(["OBJ.o"], command: info.name)
-        Console.out(try ObjectInput.load(path: arguments.positionals[0]).inspectionReport())
+        let object = try ObjectInput.load(path: arguments.positionals[0])
+        Console.out(arguments.has("json") ? json(object).text : object.inspectionReport())
+    }
+
+    /// The report as JSON: what the text report shows, with the maps as `mimic maps --json`.
+    static func json(_ object: ObjectFile) -> JSONOutput {
+        let programs: [JSONOutput] = object.programs.map { program in
+            .object([
+                ("name", .string(program.name)),
+                ("section", .string(program.sectionName)),
+                ("type", .string(program.type.description)),
+                ("instructions", .integer(Int64(program.instructions.count))),
+                ("functions", .array(program.functions.map { .string($0.name) })),
+            ])
+        }
+        let globals: [JSONOutput] = object.globals.map { global in
+            .object([
+                ("section", .string(global.name)),
+                ("size", .integer(Int64(global.size))),
+                ("read_only", .bool(global.isReadOnly)),
+                ("variables", .array(global.variables.map { .object([("name", .string($0.name)), ("offset", .unsigned($0.offset))]) })),
+            ])
+        }
+        return .object([
+            ("endianness", .string(object.elf.isBigEndian ? "big" : "little")),
+            ("license", object.license.map(JSONOutput.string) ?? .null),
+            ("btf_types", object.btf.map { .integer(Int64($0.count - 1)) } ?? .null),
+            ("line_info_records", object.btfExt.map { .integer(Int64($0.lineInfo.count)) } ?? .null),
+            ("programs", .array(programs)),
+            ("maps", .array(MapsCommand.jsonItems(object))),
+            ("globals", .array(globals)),
+            ("notes", .array(object.notes.map(JSONOutput.string))),
+        ])
     }
 }

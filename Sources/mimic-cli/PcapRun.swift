@@ -43,7 +43,7 @@ struct PcapRun {
         var processes = [MimicCore.Process?](repeating: nil, count: session.cpus)
         for (index, (number, packet)) in packets.enumerated() {
             progress.update(index)
-            let context = try session.context(packet: packet.data, name: "packet \(number)")
+            let context = try session.context(packet: packet.data)
             let cpu = index % session.cpus
             let process = try session.process(reusing: processes[cpu], context: context, vCPU: cpu)
             processes[cpu] = process
@@ -83,6 +83,11 @@ struct PcapRun {
         if let outPath = options.outPath, let writer {
             try Input.write(writer.bytes, to: outPath)
         }
+        // With `--out -` the capture is standard output, so the report goes to standard error.
+        let toStandardError = options.outPath == "-"
+        func report(_ text: String) {
+            if toStandardError { Console.err(text) } else { Console.out(text) }
+        }
         let changes = before.changes(to: session.snapshot())
         let verdicts = counts.keys.sorted { sortKey($0) < sortKey($1) }.map { (session.verdict($0) ?? "r0 = \($0)", counts[$0] ?? 0) }
 
@@ -108,7 +113,7 @@ struct PcapRun {
             })))
             members.append(("map_changes", .array(changes.map(display.json))))
             if !errors.isEmpty { members.append(("error_messages", .array(errors.map(JSONOutput.string)))) }
-            Console.out(JSONOutput.object(members).text)
+            report(JSONOutput.object(members).text)
         } else {
             var out = "program \(session.source.name) (\(session.type)) over \(name): \(packets.count) packet\(packets.count == 1 ? "" : "s")\n"
             out += "verdicts:\n"
@@ -140,7 +145,7 @@ struct PcapRun {
             if packets.count > 0, elapsed > 0 {
                 out += "time: \(String(format: "%.3f", elapsed)) s (\(Int(Double(packets.count) / elapsed)) packets/s)\n"
             }
-            Console.out(out)
+            report(out)
         }
         if errorCount > 0 {
             throw RuntimeError("\(errorCount) of \(packets.count) runs failed:\n  " + errors.joined(separator: "\n  ")

@@ -1,4 +1,5 @@
 import MimicCore
+import MimicMemory
 
 /// Loading and running a program in a VM with the conformance helpers, shared by `run-raw` and
 /// the conformance plugin.
@@ -105,7 +106,7 @@ enum RunRawCommand: Command {
         if let hex = arguments.value("mem") {
             memory = try Hex.parse(hex, what: "--mem")
         } else if let memoryPath = arguments.value("mem-file") {
-            memory = try Input.read(memoryPath)
+            memory = try Input.read(memoryPath, limit: AddressSpace.lowWindowLimit, what: "--mem-file inputs")
         } else {
             memory = []
         }
@@ -185,7 +186,7 @@ struct Tracer {
             do {
                 result = try process.step()
             } catch {
-                write("\(String(repeating: " ", count: max(0, width - slot.count)))\(slot): \(text)    <- \(error.kind)\n")
+                write("\(String(repeating: " ", count: max(0, width - slot.count)))\(slot): \(text)    <- \(SourceStepper.reason(error))\n")
                 throw error
             }
             executed += 1

@@ -6,7 +6,7 @@ enum RunObjectCommand: Command {
     static let info = CommandInfo(
         name: "run",
         summary: "Run a program of an eBPF object on a context or over a packet capture.",
-        synopsis: "run OBJ.o [--program P] [--context CTX.json | --pcap IN.pcap [--out OUT.pcap]] [--map NAME=FILE.json ...] [--json]",
+        synopsis: "run OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--out OUT.pcap]] [--map NAME=FILE.json ...] [--json]",
         discussion: """
         Loads OBJ.o (compiled with `clang -O2 -g -target bpf -c`) into a VM with the Linux
         emulator, creates its maps and global data, and runs one program.
@@ -22,10 +22,15 @@ enum RunObjectCommand: Command {
         the map changes over the whole capture. --out writes the packets that leave the program
         alive, as the program left them: XDP_PASS, XDP_TX and XDP_REDIRECT for XDP;
         TC_ACT_OK, TC_ACT_UNSPEC, TC_ACT_PIPE, TC_ACT_RECLASSIFY and TC_ACT_REDIRECT for tc;
-        R0 != 0 for socket filters (cut to R0 bytes); allow for cgroup_skb.
+        R0 != 0 for socket filters (cut to R0 bytes); allow for cgroup_skb. With `--out -` the
+        capture goes to standard output and the report to standard error. --out may not name the
+        input capture.
         A progress line goes to standard error on long captures when it is a terminal.
 
-        Without either, tracing programs run with an empty context; packet programs need one.
+        With --packet HEX (and no --pcap), runs once on that packet, given as hex bytes
+        (`"02 00 00 ..."` or `"020000..."`), in the context the program type decides.
+
+        Without any of them, tracing programs run with an empty context; packet programs need one.
 
         --map NAME=FILE.json fills a map first; the file is a JSON array of
         {"key": K, "value": V} entries (see Docs/UserGuide.md). Exit codes: 0 when every run
@@ -36,6 +41,8 @@ enum RunObjectCommand: Command {
             ("Run the XDP firewall over a capture with a preloaded blocklist",
              "mimic run Examples/xdp_firewall.o --pcap Examples/traffic.pcap --map blocklist=Examples/blocklist.json"),
             ("Keep the packets it passes", "mimic run Examples/xdp_firewall.o --pcap Examples/traffic.pcap --out passed.pcap"),
+            ("Run the firewall on one packet given as hex (an Ethernet frame)",
+             "mimic run Examples/xdp_firewall.o --packet 020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"),
             ("Run a tc program on one context", "mimic run Examples/tc_rewrite.o --context Examples/contexts/udp_8080.json"),
             ("Replay a captured tracing context, JSON output", "mimic run Examples/trace_exec.o --context Examples/contexts/exec_captured.json --json"),
         ])
@@ -58,8 +65,9 @@ struct SingleRun {
     let options: RunOptions
 
     /// Runs to the end with `execute` (default: the interpreter at full speed) and prints the
-    /// report; `extraJSON` adds members to the `--json` object (e.g. trace steps).
-    func run(context: (any Context)?, inputName: String,
+    /// report; `extraJSON` adds members to the `--json` object (e.g. trace steps). With
+    /// `jsonLines`, the JSON report is one line (a JSON Lines record) instead of indented.
+    func run(context: (any Context)?, inputName: String, jsonLines: Bool = false,
              execute: ((Process) throws(ExecutionError) -> UInt64)? = nil,
              extraJSON: () -> [(String, JSONOutput)] = { [] }) throws {
         let display = ValueDisplay(object: session.object, cpus: session.cpus)
@@ -109,7 +117,7 @@ struct SingleRun {
             if let redirect { members.append(("redirect", .string(redirect.description))) }
             if !warnings.isEmpty { members.append(("warnings", .array(warnings.map(JSONOutput.string)))) }
             members += extraJSON()
-            Console.out(JSONOutput.object(members).text)
+            Console.out(jsonLines ? JSONOutput.object(members).line : JSONOutput.object(members).text)
             return
         }
 

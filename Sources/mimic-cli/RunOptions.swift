@@ -10,8 +10,10 @@ struct RunOptions {
     var contextPath: String?
     var pcapPath: String?
     var outPath: String?
-    /// `--packet N`: only packet N (from 1) of the capture.
+    /// `--packet N` with `--pcap`: only packet N (from 1) of the capture.
     var packetNumber: Int?
+    /// `--packet HEX` without `--pcap`: run on this one packet.
+    var packetBytes: [UInt8]?
     var maps: [String]
     var cpus: Int
     var limit: UInt64
@@ -27,7 +29,7 @@ struct RunOptions {
             .value("program", short: "p", "NAME", "The program to run (required when the object has several)."),
             .value("context", short: "c", "CTX.json", "Run with this context file (xdp_md, sk_buff, generic, captured)."),
             .value("pcap", "IN.pcap", "Run over the packets of a capture (pcap or pcapng, Ethernet)."),
-            .value("packet", "N", "With --pcap: only packet N (counted from 1)."),
+            .value("packet", "N|HEX", "With --pcap: only packet N (counted from 1). Without: run on this packet, given as hex bytes."),
         ]
         if out { specs.append(.value("out", short: "o", "OUT.pcap", "With --pcap: write the packets the program passes or transmits.")) }
         specs += [
@@ -58,8 +60,19 @@ struct RunOptions {
         if outPath != nil, pcapPath == nil {
             throw UsageError(message: "--out writes the packets of a --pcap run; give --pcap too", command: command)
         }
-        if let text = arguments.value("packet") {
-            guard pcapPath != nil else { throw UsageError(message: "--packet selects a packet of --pcap; give --pcap too", command: command) }
+        if let outPath, let pcapPath, Input.sameFile(outPath, pcapPath) {
+            throw UsageError(message: "--out \(outPath) is the input capture; writing it would overwrite the capture: choose another file", command: command)
+        }
+        if let text = arguments.value("packet"), pcapPath == nil {
+            guard contextPath == nil else {
+                throw UsageError(message: "give either --context or --packet HEX, not both", command: command)
+            }
+            do {
+                packetBytes = try Hex.parse(text, what: "--packet")
+            } catch {
+                throw UsageError(message: error.message + " (--packet without --pcap is a packet in hex)", command: command)
+            }
+        } else if let text = arguments.value("packet") {
             guard let number = Int(text), number >= 1 else {
                 throw UsageError(message: "--packet expects a packet number from 1, got '\(text)'", command: command)
             }
@@ -150,12 +163,15 @@ struct RunOptions {
         if let contextPath {
             return (try session.context(file: contextPath), Input.displayName(contextPath))
         }
+        if let packetBytes {
+            return (try session.context(packet: packetBytes), "the --packet bytes")
+        }
         if pcapPath != nil {
             let selected = try packets()
             guard let first = selected.first else {
                 throw RuntimeError("\(Input.displayName(pcapPath ?? "")) has no packets")
             }
-            return (try session.context(packet: first.packet.data, name: "packet \(first.number)"), "packet \(first.number)")
+            return (try session.context(packet: first.packet.data), "packet \(first.number)")
         }
         return (try session.defaultContext(), "no context")
     }

@@ -131,7 +131,11 @@ final class Session {
                     failure = map.update(key: entry.key, value: entry.values[0], flags: .any, cpu: 0)
                 }
                 if let failure {
-                    throw RuntimeError("\(Input.displayName(path)): [\(index)]: cannot store the entry in \(name) (\(attributes.type)): \(failure)")
+                    let isArray = [MapType.array, .perCPUArray].contains(attributes.type)
+                    let reason = failure != .tooBig ? "\(failure)"
+                        : isArray ? "index outside the array (max_entries \(attributes.maxEntries))"
+                        : "map full (max_entries \(attributes.maxEntries))"
+                    throw RuntimeError("\(Input.displayName(path)): [\(index)]: cannot store the entry in \(name) (\(attributes.type)): \(reason)")
                 }
             }
         }
@@ -157,12 +161,13 @@ final class Session {
         }
     }
 
-    /// The context a packet of a capture runs in, by program type.
-    func context(packet: [UInt8], name: String) throws(RuntimeError) -> any Context {
+    /// The context a packet of a capture runs in, by program type (named as the kernel's
+    /// structure, so its memory shows as `xdp_md packet` / `sk_buff packet`).
+    func context(packet: [UInt8]) throws(RuntimeError) -> any Context {
         switch packetKind {
-        case .xdp: return XDPContext(packet: packet, name: name)
+        case .xdp: return XDPContext(packet: packet)
         case .skb:
-            var skb = SKBContext(packet: packet, name: name)
+            var skb = SKBContext(packet: packet)
             skb.dataStart = dataStart ?? ContextFit.dataStart(of: type)
             return skb
         case .none:
@@ -201,7 +206,11 @@ final class Session {
     // MARK: Results
 
     /// The verdict name R0 stands for in this program type (`XDP_PASS`, `TC_ACT_OK`), if any.
-    func verdict(_ r0: UInt64) -> String? {
+    func verdict(_ r0: UInt64) -> String? { Session.verdict(r0, type: type) }
+
+    /// The verdict name R0 stands for in programs of `type`, if any (`run`, `trace`, `debug`
+    /// and `compare` all name verdicts this way).
+    static func verdict(_ r0: UInt64, type: ProgramType) -> String? {
         switch type {
         case .xdp: return XDPAction(returnValue: r0)?.name ?? "unknown XDP action \(r0)"
         case .schedCls, .schedAct: return TCAction(returnValue: r0)?.name ?? "unknown tc action \(Int32(truncatingIfNeeded: r0))"
@@ -266,6 +275,12 @@ final class Session {
     func location(at pc: Int) -> String? {
         guard let line = program.sourceLine(at: pc) else { return nil }
         return "\(Session.baseName(line.file)):\(line.line)"
+    }
+
+    /// How listings name this session's helpers and maps.
+    var names: Assembly.Names {
+        Assembly.Names(helper: { [vm] id in Assembly.helperName(id, emulator: vm.emulator) },
+                       map: { [emulator] handle in emulator.map(handle: handle)?.name })
     }
 
     static func baseName(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }

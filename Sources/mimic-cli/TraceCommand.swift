@@ -7,16 +7,24 @@ enum TraceCommand: Command {
     static let info = CommandInfo(
         name: "trace",
         summary: "Run a program printing each instruction, its source line and the registers it changed.",
-        synopsis: "trace OBJ.o [--program P] [--context CTX.json | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...] [--json]",
+        synopsis: "trace OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...] [--json]",
         discussion: """
         Takes the same inputs as `mimic run`. Before each group of instructions from one C
         source line, prints that line (`; text  (file.c:LINE)`); then each instruction as
-        `SLOT: ASSEMBLY` followed by the registers it changed (`r0=0x2`), and `-> function`
-        when a BPF-to-BPF call enters a function. After the exit, prints the run's report as
+        `SLOT: ASSEMBLY` followed by the registers it changed (`r0=0x2`), `-> function` when a
+        BPF-to-BPF call enters a function and `<- function` when a return comes back to one.
+        Helper calls and maps are named as bpftool does (`call bpf_map_lookup_elem#1`,
+        `lddw %r1, map[blocklist]`). After the exit, prints the run's report as
         `mimic run` does. With --pcap, traces every packet (or only packet N with --packet).
-        With --json, the steps are a "steps" array of the JSON report.
+        With --json, the output is JSON Lines: one JSON object per line, one line per run (per
+        packet with --pcap), each the report of `mimic run --json` with a "steps" array. An
+        error is a line {"error": MESSAGE, "status": CODE} too.
         """,
-        options: RunOptions.specs(out: false, json: true),
+        options: RunOptions.specs(out: false, json: true).map { spec in
+            var spec = spec
+            if spec.name == "json" { spec.help = "Print JSON Lines: one JSON object per run, one per line." }
+            return spec
+        },
         examples: [
             ("Trace the firewall on one SYN packet", "mimic trace Examples/xdp_firewall.o --context Examples/contexts/blocked_syn.json"),
             ("Trace the third packet of a capture", "mimic trace Examples/xdp_firewall.o --pcap Examples/traffic.pcap --packet 3"),
@@ -29,7 +37,7 @@ enum TraceCommand: Command {
             let packets = try options.packets()
             for (index, (number, packet)) in packets.enumerated() {
                 if !options.json { Console.out((index > 0 ? "\n" : "") + "=== packet \(number) ===\n") }
-                let context = try session.context(packet: packet.data, name: "packet \(number)")
+                let context = try session.context(packet: packet.data)
                 try traced(session: session, options: options, context: context, inputName: "packet \(number)")
             }
             return
@@ -42,7 +50,7 @@ enum TraceCommand: Command {
         let stepper = SourceStepper(session: session)
         var steps: [JSONOutput] = []
         let json = options.json
-        try SingleRun(session: session, options: options).run(context: context, inputName: inputName, execute: { process throws(ExecutionError) in
+        try SingleRun(session: session, options: options).run(context: context, inputName: inputName, jsonLines: true, execute: { process throws(ExecutionError) in
             var executed: UInt64 = 0
             while true {
                 guard executed < session.limit else {
@@ -74,6 +82,8 @@ final class SourceStepper {
     /// The source line printed last (so a line is printed once per run of instructions).
     private var lastLine: (String, Int)?
     private var lastFunction: String?
+    /// The call depth of the previous step (a smaller one now means a return).
+    private var lastDepth = 0
     let slotWidth: Int
 
     init(session: Session) {
@@ -86,8 +96,10 @@ final class SourceStepper {
         var instruction: String
         /// The source line, when it differs from the previous step's.
         var newSource: SourceLineInfo?
-        /// The function entered, when it differs from the previous step's.
+        /// The function a BPF-to-BPF call entered at this step.
         var newFunction: String?
+        /// The function a return came back to at this step.
+        var returnedTo: String?
         var changed: [(Int, UInt64)]
         var result: StepResult
         /// The source header lines (if any) and the instruction line.
@@ -102,6 +114,7 @@ final class SourceStepper {
                 members.append(("location", .string("\(Session.baseName(newSource.file)):\(newSource.line)")))
             }
             if let newFunction { members.append(("function", .string(newFunction))) }
+            if let returnedTo { members.append(("returned_to", .string(returnedTo))) }
             members.append(("changed", .object(changed.map { ("r\($0.0)", .string("0x" + String($0.1, radix: 16))) })))
             return .object(members)
         }
@@ -113,9 +126,9 @@ final class SourceStepper {
         return "; \(text.isEmpty ? "(no source text)" : text)  (\(Session.baseName(line.file)):\(line.line))"
     }
 
-    /// The assembly of the instruction at `pc`.
+    /// The assembly of the instruction at `pc`, helpers and maps named.
     func instructionText(at pc: Int) -> String {
-        Assembly.text(at: pc, in: session.program.instructions)
+        Assembly.text(at: pc, in: session.program.instructions, names: session.names)
     }
 
     func slot(_ pc: Int) -> String {
@@ -129,11 +142,19 @@ final class SourceStepper {
         let before = process.registers.all
         var header = ""
         var newFunction: String?
+        var returnedTo: String?
+        let depth = process.callStack.count
         if let function = session.function(at: pc)?.name, function != lastFunction {
-            if lastFunction != nil || function != session.source.name { header += "-> \(function)\n" }
-            newFunction = function
+            if lastFunction != nil, depth < lastDepth {
+                header += "<- \(function)\n"
+                returnedTo = function
+            } else {
+                if lastFunction != nil || function != session.source.name { header += "-> \(function)\n" }
+                newFunction = function
+            }
             lastFunction = function
         }
+        lastDepth = depth
         var newSource: SourceLineInfo?
         if let line = session.program.sourceLine(at: pc), lastLine.map({ $0 != (line.file, line.line) }) ?? true {
             header += "    " + sourceText(line) + "\n"
@@ -151,13 +172,21 @@ final class SourceStepper {
         if case .exited(let r0) = result {
             line += "    exit r0=\(r0)" + (session.verdict(r0).map { " \($0)" } ?? "")
         }
-        return Step(pc: pc, instruction: text, newSource: newSource, newFunction: newFunction, changed: changed,
+        return Step(pc: pc, instruction: text, newSource: newSource, newFunction: newFunction, returnedTo: returnedTo, changed: changed,
                     result: result, text: header + line + "\n", line: line + "\n")
     }
 
     /// The line for an instruction that faulted.
     func describeFault(_ error: ExecutionError) -> String {
-        "\(slot(error.pc)): \(instructionText(at: error.pc))    <- \(error.kind)\n"
+        "\(slot(error.pc)): \(instructionText(at: error.pc))    <- \(SourceStepper.reason(error))\n"
+    }
+
+    /// Why `error` stopped the run, in words: its description without the program and
+    /// instruction it names first (`call to unknown or unsupported helper #27 (...)`).
+    static func reason(_ error: ExecutionError) -> String {
+        let first = error.description.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+        if let range = first.range(of: "): ") ?? first.range(of: ": ") { return String(first[range.upperBound...]) }
+        return first
     }
 }
 

@@ -67,7 +67,7 @@ enum Mimic {
             Console.out("mimic \(version)\n")
             return ExitCode.success
         case "help":
-            guard arguments.count > 1 else {
+            guard arguments.count > 1, !["-h", "--help", "help"].contains(arguments[1]) else {
                 Console.out(help)
                 return ExitCode.success
             }
@@ -91,6 +91,19 @@ enum Mimic {
 
     /// Parses and runs one command, turning its errors into messages and exit codes.
     static func run(_ command: any Command.Type, _ arguments: [String]) -> Int32 {
+        let status = runCommand(command, arguments)
+        // Under --json, a failure is JSON on standard output too (the message stays on stderr).
+        if status != ExitCode.success, arguments.contains("--json"),
+           let message = lastErrorMessage {
+            Console.out(JSONOutput.object([("error", .string(message)), ("status", .integer(Int64(status)))]).line)
+        }
+        return status
+    }
+
+    /// The message of the last error reported (for the `--json` error line).
+    nonisolated(unsafe) static var lastErrorMessage: String?
+
+    private static func runCommand(_ command: any Command.Type, _ arguments: [String]) -> Int32 {
         do {
             let parsed = try command.info.parser.parse(command.normalize(arguments))
             if parsed.wantsHelp {
@@ -102,15 +115,18 @@ enum Mimic {
         } catch let error as UsageError {
             return usageFailure(error)
         } catch let error as RuntimeError {
+            lastErrorMessage = error.message
             Console.error(error.message)
             return ExitCode.failure
         } catch {
+            lastErrorMessage = "\(error)"
             Console.error("\(error)")
             return ExitCode.failure
         }
     }
 
     static func usageFailure(_ error: UsageError) -> Int32 {
+        lastErrorMessage = error.message
         Console.error(error.message)
         if let command = error.command {
             Console.err("usage: mimic \(Mimic.command(named: command)?.info.synopsis ?? command)\n")

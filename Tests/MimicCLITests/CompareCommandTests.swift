@@ -61,6 +61,23 @@ struct CompareCommandTests {
         #expect(json.stdout.contains("\"same\": true"), "\(json)")
     }
 
+    @Test("compare names verdicts as run does, spaces its hex as run does, and fails when nothing was compared",
+          .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
+    func verdictsAndNothingCompared() throws {
+        let text = try MimicCLI.run(["compare", Self.fixture("xdp_firewall.o"), "--packet", Self.udpPacket])
+        #expect(text.status == 0, "\(text)")
+        #expect(text.stdout.contains("same — XDP_PASS (2)"), "\(text)")
+        let json = try MimicCLI.run(["compare", Self.fixture("xdp_firewall.o"), "--packet", Self.udpPacket, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let packet = try #require((object["packets"] as? [[String: Any]])?.first)
+        #expect(packet["kernel_verdict"] as? String == "XDP_PASS")
+        #expect((packet["kernel_packet"] as? String)?.hasPrefix("02 00 00 00") == true, "spaced hex, as run --json")
+        // A packet the kernel's test run refuses (shorter than an Ethernet header): nothing compared.
+        let none = try MimicCLI.run(["compare", Self.fixture("xdp_firewall.o"), "--packet", "00"])
+        expectFailure(none, status: 1, mentioning: ["nothing was compared", "at least 14 bytes"])
+        #expect(!none.stdout.contains("agree"), "\(none)")
+    }
+
     @Test("a program the verifier rejects: its log and exit 1", .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
     func rejected() throws {
         let result = try MimicCLI.run(["compare", Self.fixture("loop.o"), "--packet", Self.udpPacket])

@@ -17,7 +17,7 @@ struct DebugCommandTests {
         let expected = [
             "stopped at instruction 0 (in xdp_firewall, xdp_firewall.c:38)",
             "breakpoint 1 at instruction 44 (in xdp_firewall, xdp_firewall.c:52)",
-            "breakpoint 1, instruction 44",
+            "breakpoint 1 at instruction 44 (in xdp_firewall, xdp_firewall.c:52)\n    ; if (hits) {",
             "=> 44: jeq %r0, 0, +11",
             "r0   0x0000000100000000",           // regs: a pointer into the blocklist value
             "-> map:blocklist+0",

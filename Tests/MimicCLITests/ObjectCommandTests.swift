@@ -21,6 +21,23 @@ struct ObjectCommandTests {
         }
     }
 
+    @Test func inspectNamesFlagsAsMapsDoesAndHasJSON() throws {
+        let lpm = MimicCLI.packageRoot.appendingPathComponent("Tests/MimicLinuxTests/Fixtures/lpm_route.o").path
+        let text = try MimicCLI.run(["inspect", lpm])
+        #expect(text.status == 0, "\(text)")
+        #expect(text.stdout.contains("64           no_prealloc"), "\(text.stdout)")
+        #expect(!text.stdout.contains("0x1 "), "\(text.stdout)")
+        let json = try MimicCLI.run(["inspect", lpm, "--json"])
+        #expect(json.status == 0, "\(json)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let programs = try #require(object["programs"] as? [[String: Any]])
+        #expect(programs.first?["type"] as? String == "xdp", "\(programs)")
+        let maps = try #require(object["maps"] as? [[String: Any]])
+        #expect(maps.first?["name"] as? String == "routes")
+        #expect(maps.first?["flag_names"] as? String == "no_prealloc")
+        #expect(maps.first?["flags"] as? Int == 1)
+    }
+
     @Test func disasmShowsCSourceLines() throws {
         let result = try MimicCLI.run(["disasm", Self.fixture("xdp_parse.o"), "--program", "xdp_filter"])
         #expect(result.status == 0, "\(result)")

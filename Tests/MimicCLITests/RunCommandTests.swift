@@ -102,7 +102,7 @@ struct RunCommandTests {
                                        "--map", Examples.blocklist])
         #expect(result.status == 0, "\(result)")
         for fragment in ["; __be32 source = ip->saddr;  (xdp_firewall.c:50)", "37: ldxw %r1, [%r1+26]", "r1=0x420200c0",
-                         "call 1", "exit r0=1 XDP_DROP", "r0 = 1 (0x1) XDP_DROP", "[192.0.2.66] 0 -> 1"] {
+                         "call bpf_map_lookup_elem#1", "lddw %r1, map[blocklist]", "exit r0=1 XDP_DROP", "r0 = 1 (0x1) XDP_DROP", "[192.0.2.66] 0 -> 1"] {
             #expect(result.stdout.contains(fragment), "missing '\(fragment)': \(result.stdout)")
         }
         let json = try MimicCLI.run(["trace", Examples.path("packet_counter.o"), "--pcap", Examples.traffic, "--packet", "1", "--json"])

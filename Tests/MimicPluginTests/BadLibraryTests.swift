@@ -39,7 +39,32 @@ import Testing
             return
         }
         #expect(reported == path)
-        #expect(reason.contains("libtext.so"))  // dlopen's own message, e.g. "invalid ELF header"
+        #expect(reason == "it is not an ELF file (it does not start with 0x7f 'ELF')")
+    }
+
+    /// A library cut short is refused before `dlopen`, which would map it past its end and
+    /// die with SIGBUS when touching it.
+    @Test func truncatedLibrariesAreRefusedBeforeTheLoader() throws {
+        let whole = try Self.plugin("whole", helpers: "{.id = 1, .name = \"f\", .function = f}", pluginFields: Self.standard)
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: whole)))
+        for (name, count) in [("header", 40), ("phdrs", 100), ("half", bytes.count / 2)] {
+            let path = PluginFixtures.scratch.appendingPathComponent("libcut-\(name).so").path
+            try Data(bytes.prefix(count)).write(to: URL(fileURLWithPath: path))
+            guard case .notASharedLibrary(_, let reason) = try loadError(path) else {
+                Issue.record("expected notASharedLibrary for \(name)")
+                continue
+            }
+            #expect(reason.contains("truncated") && reason.contains("\(count) bytes"), "\(name): \(reason)")
+        }
+    }
+
+    @Test func anEBPFObjectIsNamedAsSuch() throws {
+        let path = PluginFixtures.packageRoot.appendingPathComponent("Examples/xdp_firewall.o").path
+        guard case .notASharedLibrary(_, let reason) = try loadError(path) else {
+            Issue.record("expected notASharedLibrary")
+            return
+        }
+        #expect(reason.hasPrefix("it is an eBPF object (ELF machine EM_BPF), not a shared library"), "\(reason)")
     }
 
     @Test func missingEntrySymbol() throws {

@@ -141,13 +141,20 @@ public struct ELFFile: Sendable {
             throw .invalidField(structure: "ELF header", field: "e_shentsize", detail: "\(sectionHeaderSize), expected 64 for ELF64")
         }
         guard let tableOffset = intValue(sectionHeaderOffset), header.contains(tableOffset, 64) else {
-            throw .truncated(structure: "ELF header", field: "section header table (e_shoff \(sectionHeaderOffset))",
-                             offset: intValue(sectionHeaderOffset) ?? Int.max, size: 64, available: bytes.count)
+            throw .truncated(structure: "ELF header (the file is truncated)",
+                             field: "section header table (e_shoff \(sectionHeaderOffset), e_shnum \(sectionCount) × 64 bytes)",
+                             offset: intValue(sectionHeaderOffset) ?? Int.max, size: max(64, Int(sectionCount) * 64), available: bytes.count)
         }
         // Extended numbering: e_shnum 0 and e_shstrndx SHN_XINDEX keep the real values in section 0.
         if sectionCount == 0 { sectionCount = try header.u64(tableOffset + 32, "section 0 sh_size (extended e_shnum)") }
         if nameTableIndex == 0xFFFF { nameTableIndex = UInt64(try header.u32(tableOffset + 40, "section 0 sh_link (extended e_shstrndx)")) }
         let tableLimit = UInt64(bytes.count - tableOffset) / 64
+        guard sectionCount <= tableLimit || sectionCount > ELFFile.maxEntries else {
+            // The headers are sane but the file ends early: say so, with what they need.
+            throw .truncated(structure: "ELF header (the file is truncated)",
+                             field: "section header table (e_shnum \(sectionCount) × 64 bytes)",
+                             offset: tableOffset, size: Int(sectionCount) * 64, available: bytes.count)
+        }
         guard sectionCount <= tableLimit, sectionCount <= ELFFile.maxEntries else {
             throw .absurdCount(structure: "ELF header", field: "e_shnum", count: sectionCount, limit: min(tableLimit, ELFFile.maxEntries))
         }

@@ -55,7 +55,7 @@ extension ObjectFile {
         }
         if map.source == .legacy { details.append("legacy") }
         return [indent + attributes.name, attributes.type.description, "\(attributes.keySize)", "\(attributes.valueSize)",
-                "\(attributes.maxEntries)", attributes.flags == 0 ? "0" : "0x" + String(attributes.flags, radix: 16),
+                "\(attributes.maxEntries)", MapAttributes.flagNames(attributes.flags),
                 details.joined(separator: ", ")]
     }
 
@@ -76,11 +76,30 @@ extension ObjectFile {
     }
 }
 
+extension MapAttributes {
+    /// Map flags by their `BPF_F_*` names, lowercase without the prefix, as bpftool shows
+    /// them (`no_prealloc, rdonly_prog`); unknown bits as hex; `0` for none.
+    public static func flagNames(_ value: UInt32) -> String {
+        let names: [(UInt32, String)] = [(1, "no_prealloc"), (2, "no_common_lru"), (4, "numa_node"), (8, "rdonly"),
+                                         (16, "wronly"), (32, "stack_build_id"), (64, "zero_seed"), (128, "rdonly_prog"),
+                                         (256, "wronly_prog"), (512, "clone"), (1024, "mmapable"), (2048, "preserve_elems"),
+                                         (4096, "inner_map")]
+        guard value != 0 else { return "0" }
+        var parts = names.filter { value & $0.0 != 0 }.map(\.1)
+        let known = names.reduce(UInt32(0)) { $0 | $1.0 }
+        if value & ~known != 0 { parts.append("0x" + String(value & ~known, radix: 16)) }
+        return parts.joined(separator: ", ")
+    }
+}
+
 extension ObjectProgram {
     /// The program's disassembly with its C source interleaved: each function's name as a
     /// label, a `; source text  (file:line:column)` comment whenever the source line changes,
     /// and the slot number and map / global-data reference of each instruction.
-    public func annotatedListing() -> String {
+    ///
+    /// - Parameter helperName: the name of a helper id, if known; helper calls then print as
+    ///   bpftool does, `call bpf_map_lookup_elem#1`.
+    public func annotatedListing(helperName: (Int32) -> String? = { _ in nil }) -> String {
         var out = ""
         let functionStarts = Dictionary(functions.map { ($0.instructionIndex, $0) }, uniquingKeysWith: { first, _ in first })
         let referenceBySlot = Dictionary(references.map { ($0.instructionIndex, $0.target) }, uniquingKeysWith: { first, _ in first })
@@ -105,6 +124,9 @@ extension ObjectProgram {
             case .immediate?, nil: operand = "pseudo \(instruction.source) \(instruction.imm)"
             }
             pseudoText[slot] = "lddw %r\(instruction.destination), \(operand)"
+        }
+        for (slot, instruction) in instructions.enumerated() where instruction.opcode == 0x85 && instruction.source == 0 {
+            if let name = helperName(instruction.imm) { pseudoText[slot] = "call \(name)#\(instruction.imm)" }
         }
         var pendingLabels: [String] = []
         for entry in Disassembler.disassemble(plain) {

@@ -60,6 +60,10 @@ public enum ObjectFileError: Error, Sendable, Equatable, CustomStringConvertible
             return "\(structure): \(field): \(detail)"
         case .badRelocation(let section, let offset, let detail):
             return "relocation in \(section) at offset \(offset): \(detail)"
+        case .missingSection(let name) where name.hasPrefix(".BTF (") && name.hasSuffix(")"):
+            // `.BTF (needed ...)`: the type information clang writes with -g.
+            let why = name.dropFirst(".BTF (".count).dropLast()
+            return "the object has no BTF type information (a .BTF section), \(why); compile with `clang -g`, which adds it"
         case .missingSection(let name):
             return "the object has no \(name) section"
         }

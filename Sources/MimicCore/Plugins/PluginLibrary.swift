@@ -116,12 +116,16 @@ public final class PluginLibrary: Sendable {
     /// Opens the plugin at `path` (`dlopen` with `RTLD_NOW | RTLD_LOCAL`), runs its entry with
     /// the host-service table, and checks what it describes.
     ///
-    /// - Throws: `PluginError` naming `path`: missing file, not a shared library (with the
-    ///   loader's message), missing entry symbol, refused entry, ABI major mismatch, duplicate
+    /// - Throws: `PluginError` naming `path`: missing file, not a shared library (a file that is
+    ///   not ELF, truncated, an eBPF object, or the loader's message), missing entry symbol, refused entry, ABI major mismatch, duplicate
     ///   helper ids, malformed descriptors.
     public static func load(path: String) throws(PluginError) -> PluginLibrary {
         var status = stat()
         guard stat(path, &status) == 0 else { throw .fileNotFound(path: path) }
+        // A truncated library would crash the loader (SIGBUS): check its headers first.
+        if let problem = SharedLibraryFile.problem(path: path) {
+            throw .notASharedLibrary(path: path, reason: problem)
+        }
         // dlopen searches the library path for names without a slash; a plugin path is a file.
         let openPath = path.contains("/") ? path : "./" + path
 

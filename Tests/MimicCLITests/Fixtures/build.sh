@@ -6,3 +6,6 @@ cd "$(dirname "$0")"
 echo "built unknown_helper.o"
 "${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -c sampler.c -o sampler.o
 echo "built sampler.o"
+# The example firewall without -g: no BTF, so its .maps section cannot be read.
+"${CLANG:-clang}" -O2 -target bpf -I../../../Examples -c ../../../Examples/xdp_firewall.c -o no_btf.o
+echo "built no_btf.o"
