@@ -5,7 +5,7 @@ import MimicMemory
 /// `VM.load(object:)`: global data mapped, maps created through the emulator, references bound.
 @Suite struct LoadedObjectTests {
     /// Records the maps it is asked to create and gives each a distinct handle.
-    final class RecordingEmulator: Emulator, @unchecked Sendable {
+    final class RecordingEmulator: MapProvider, @unchecked Sendable {
         let name = "recording"
         var created: [String] = []
         var adopted: [String] = []
@@ -13,6 +13,10 @@ import MimicMemory
 
         func helper(id: Int32) -> Helper? {
             id == 6 ? Helper(id: 6, name: "bpf_trace_printk") { _ throws(HelperFailure) in .value(0) } : nil
+        }
+
+        func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
+            throw .unresolvedReference("\(kind.cName): object programs reach this emulator with their references bound")
         }
 
         func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {

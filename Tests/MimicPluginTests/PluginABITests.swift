@@ -168,6 +168,7 @@ import MimicTestSupport
         let old = try PluginLibrary.load(path: try PluginFixtures.cLibrary("old_abi", source: Self.oldPlugin))
         #expect(old.abiVersion == PluginABIVersion(major: 1, minor: 0))
         #expect(!old.providesMaps)
+        #expect(!(old.emulator is any MapProvider))
         let composite = try CompositeEmulator([try linux().emulator, old.emulator])
         let vm = VM(emulator: composite)
         let program = try vm.load(Assembler.assemble("mov %r1, 21\ncall 31000\nexit"))

@@ -95,7 +95,7 @@ public final class LoadedObject: @unchecked Sendable {
 
 extension VM {
     /// Instantiates an object file: maps its global data (read-only for `.rodata*`) into the
-    /// VM's shared memory, asks the emulator to create its maps, then lets the emulator fill
+    /// VM's shared memory, asks the map provider to create its maps, then lets it fill
     /// initial map slots (prog arrays, maps of maps). Programs are loaded on demand with
     /// `LoadedObject.program(named:)`.
     public func load(object: ObjectFile) throws(LoadError) -> LoadedObject {
@@ -106,7 +106,7 @@ extension VM {
             do {
                 let address = try mapShared(storage, name: spec.name, kind: spec.isReadOnly ? .readOnly : .plain)
                 globals[spec.name] = LoadedObject.GlobalData(spec: spec, address: address, storage: storage)
-                try emulator?.adoptGlobalData(spec, storage: storage, address: address, in: self)
+                try mapProvider?.adoptGlobalData(spec, storage: storage, address: address, in: self)
             } catch let error as LoadError.Reason {
                 throw LoadError(error, programName: objectName)
             } catch {
@@ -116,20 +116,19 @@ extension VM {
 
         var handles: [String: UInt64] = [:]
         for spec in object.maps {
-            guard let emulator else {
-                throw LoadError(.unresolvedReference("map \(spec.name) needs an emulator that provides maps"),
-                                programName: objectName)
+            guard let mapProvider else {
+                throw LoadError(.unresolvedReference("map \(spec.name) \(noMapProvider)"), programName: objectName)
             }
             do {
-                handles[spec.name] = try emulator.createMap(spec, in: self)
+                handles[spec.name] = try mapProvider.createMap(spec, in: self)
             } catch {
                 throw LoadError(error, programName: "map \(spec.name)")
             }
         }
 
         let loaded = LoadedObject(object: object, vm: self, mapHandles: handles, globals: globals)
-        if let emulator, object.maps.contains(where: { !$0.initialSlots.isEmpty }) {
-            try emulator.initializeMaps(of: loaded)
+        if let mapProvider, object.maps.contains(where: { !$0.initialSlots.isEmpty }) {
+            try mapProvider.initializeMaps(of: loaded)
         }
         return loaded
     }

@@ -8,6 +8,9 @@ import Synchronization
 /// Loading, mapping and creating processes are thread-safe.
 public final class VM: @unchecked Sendable {
     public let emulator: (any Emulator)?
+    /// What creates the VM's maps and resolves references to them: the emulator if it is a
+    /// `MapProvider`, or the first member of a `CompositeEmulator` that is one; nil if none is.
+    public let mapProvider: (any MapProvider)?
     public let configuration: VMConfiguration
 
     private let lock = Mutex(())
@@ -22,6 +25,7 @@ public final class VM: @unchecked Sendable {
     public init(emulator: (any Emulator)? = nil, configuration: VMConfiguration = VMConfiguration(),
                 sharedRegionBroker: (any RegionBroker)? = nil) {
         self.emulator = emulator
+        mapProvider = emulator.flatMap(CompositeEmulator.mapProvider(of:))
         self.configuration = configuration
         sharedMemory.broker = sharedRegionBroker
     }
@@ -85,6 +89,12 @@ public final class VM: @unchecked Sendable {
         try emulator?.prepare(process)
         try context?.attach(to: process)
         return process
+    }
+
+    /// Why a program or object that refers to maps cannot load: no map provider.
+    var noMapProvider: String {
+        guard let emulator else { return "needs an emulator that provides maps" }
+        return "needs an emulator that provides maps; \(emulator.name) does not"
     }
 
     /// Loads nothing, creates a process, runs it to the end and returns R0: the one-call way.
@@ -233,11 +243,11 @@ private struct Loader {
         case .immediate, .function:
             return plain  // functions are resolved in pass 2, once all slots are known
         default:
-            guard let emulator = vm.emulator else {
-                throw error(.unresolvedReference("\(kind.cName) (imm \(raw.imm)) needs an emulator that provides maps"), at: pc)
+            guard let mapProvider = vm.mapProvider else {
+                throw error(.unresolvedReference("\(kind.cName) (imm \(raw.imm)) \(vm.noMapProvider)"), at: pc)
             }
             do {
-                return try emulator.resolveLoadImm64(kind: kind, imm: raw.imm, nextImm: next.imm, in: vm)
+                return try mapProvider.resolveLoadImm64(kind: kind, imm: raw.imm, nextImm: next.imm, in: vm)
             } catch {
                 throw self.error(error, at: pc)
             }
