@@ -76,6 +76,47 @@ import MimicMemory
         #expect(emulator.initialized)
     }
 
+    /// Provides the two kfuncs `Fixtures/kfuncs.c` calls.
+    final class KfuncEmulator: Emulator {
+        let name = "kfunc-test"
+
+        func helper(id: Int32) -> Helper? { nil }
+
+        func kfunc(named name: String) -> Helper? {
+            switch name {
+            case "mimic_test_double":
+                Helper(id: -1, name: name) { process throws(HelperFailure) in .value(process.argument(1) &* 2) }
+            case "mimic_test_add":
+                Helper(id: -1, name: name) { process throws(HelperFailure) in .value(process.argument(1) &+ process.argument(2)) }
+            default:
+                nil
+            }
+        }
+    }
+
+    @Test func kfuncCallsAreBoundByName() throws {
+        let object = try Fixtures.object("kfuncs")
+        for emulator in [KfuncEmulator(), try CompositeEmulator([ConformanceEmulator(), KfuncEmulator()])] as [any Emulator] {
+            let vm = VM(emulator: emulator)
+            let program = try vm.load(object: object).program(named: "call_kfuncs")
+            // double(3) + double(1)
+            #expect(try vm.run(program, context: MemoryContext([1, 2, 3])) == 8)
+            #expect(program.helpers.map(\.name).sorted() == ["mimic_test_add", "mimic_test_double"])
+        }
+    }
+
+    @Test func aKfuncNobodyProvidesIsALoadErrorNamingIt() throws {
+        let object = try Fixtures.object("kfuncs")
+        let loaded = try VM(emulator: ConformanceEmulator()).load(object: object)
+        let error = try #require(throws: LoadError.self) { try loaded.program(named: "call_kfuncs") }
+        #expect(error.description.contains("kfunc mimic_test_double"))
+        #expect(error.description.contains("conformance"))
+        #expect(error.pc == 1)
+        let withoutEmulator = try VM().load(object: object)
+        let second = try #require(throws: LoadError.self) { try withoutEmulator.program(named: "call_kfuncs") }
+        #expect(second.description.contains("kfunc mimic_test_double"))
+    }
+
     @Test func mapsWithoutAnEmulatorAreAClearError() throws {
         let error = try #require(throws: LoadError.self) { try VM().load(object: Fixtures.object("legacy_maps")) }
         #expect(error.description.contains("packet_counts"))

@@ -89,8 +89,9 @@ public protocol Emulator: AnyObject, Sendable {
     ///
     /// Called at load time for each `call` of a function an object file declares `__ksym` and
     /// does not define (`BPF_PSEUDO_KFUNC_CALL`, bound by name instead of the kernel's BTF id);
-    /// the returned `Helper` then runs like a helper, with its arguments in R1–R5. A program
-    /// calling a kfunc nobody provides fails to load with an error naming it.
+    /// the returned `Helper` then runs like a helper, with its arguments in R1–R5 (its `id` only
+    /// appears in messages: a kfunc has no helper id). A program calling a kfunc nobody provides
+    /// fails to load with an error naming it.
     func kfunc(named name: String) -> Helper?
 
     /// Called for each new process before it runs, and again for a process being reused

@@ -75,9 +75,13 @@ public final class VM: @unchecked Sendable {
     /// Checks and pre-decodes `instructions`, resolving helpers and references through the emulator.
     ///
     /// `lineInfo` (from `ObjectProgram.lineInfo`) lets errors and debuggers show source lines.
+    /// `kfuncNames` names the kernel functions the program calls: a `call` with src 2
+    /// (`BPF_PSEUDO_KFUNC_CALL`) calls `kfuncNames[imm]`, bound through `Emulator.kfunc(named:)`
+    /// (the kernel's imm is a BTF id of the kernel's BTF, which Mimic does not have; object files
+    /// are bound by name, see `LoadedObject`).
     public func load(_ instructions: [RawInstruction], name: String = "program",
-                     lineInfo: [SourceLineInfo] = []) throws(LoadError) -> Program {
-        var loader = Loader(vm: self, name: name, instructions: instructions, lineInfo: lineInfo)
+                     lineInfo: [SourceLineInfo] = [], kfuncNames: [String] = []) throws(LoadError) -> Program {
+        var loader = Loader(vm: self, name: name, instructions: instructions, lineInfo: lineInfo, kfuncNames: kfuncNames)
         return try loader.load()
     }
 
@@ -110,14 +114,17 @@ private struct Loader {
     let name: String
     let instructions: [RawInstruction]
     let lineInfo: [SourceLineInfo]
+    let kfuncNames: [String]
     var helpers: [Helper] = []
     var helperIndexByID: [Int32: Int] = [:]
+    var kfuncIndexByName: [String: Int] = [:]
 
-    init(vm: VM, name: String, instructions: [RawInstruction], lineInfo: [SourceLineInfo]) {
+    init(vm: VM, name: String, instructions: [RawInstruction], lineInfo: [SourceLineInfo], kfuncNames: [String]) {
         self.vm = vm
         self.name = name
         self.instructions = instructions
         self.lineInfo = lineInfo
+        self.kfuncNames = kfuncNames
     }
 
     func error(_ reason: LoadError.Reason, at pc: Int? = nil) -> LoadError {
@@ -181,9 +188,12 @@ private struct Loader {
                 functionEntries.insert(entry)
             case .callHelper:
                 if operation == .callKernelFunction {
-                    throw error(.unsupported("kfunc calls (call with src=2, BTF id \(raw.imm))"), at: pc)
+                    // Bound like a helper: the interpreter calls it through the helper table.
+                    code[pc].operation = .callHelper
+                    code[pc].imm = UInt64(try kfuncIndex(for: raw.imm, at: pc))
+                } else {
+                    code[pc].imm = UInt64(helperIndex(for: raw.imm))
                 }
-                code[pc].imm = UInt64(helperIndex(for: raw.imm))
             default:
                 break
             }
@@ -223,6 +233,22 @@ private struct Loader {
         }
         helpers.append(helper)
         helperIndexByID[id] = helpers.count - 1
+        return helpers.count - 1
+    }
+
+    /// The index in the helper table of the kfunc `kfuncNames[imm]`, from the emulator.
+    mutating func kfuncIndex(for imm: Int32, at pc: Int) throws(LoadError) -> Int {
+        guard imm >= 0, Int(imm) < kfuncNames.count else {
+            throw error(.unsupported("kfunc calls (call with src=2, BTF id \(imm)): kfuncs are bound by name, from an object file"), at: pc)
+        }
+        let name = kfuncNames[Int(imm)]
+        if let index = kfuncIndexByName[name] { return index }
+        guard let kfunc = vm.emulator?.kfunc(named: name) else {
+            let provider = vm.emulator.map { "emulator \($0.name) does not provide it" } ?? "the VM has no emulator"
+            throw error(.unresolvedReference("kfunc \(name): \(provider)"), at: pc)
+        }
+        helpers.append(kfunc)
+        kfuncIndexByName[name] = helpers.count - 1
         return helpers.count - 1
     }
 
