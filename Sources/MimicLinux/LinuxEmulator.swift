@@ -25,7 +25,7 @@ public struct LinuxConfiguration: Sendable {
 ///
 /// One emulator serves one `VM` (maps are created in the VM's shared memory); its maps and helper
 /// table are safe to use from several processes at once.
-public final class LinuxEmulator: Emulator, VirtualCPUs, @unchecked Sendable {
+public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable {
     public let name = "linux"
     public let configuration: LinuxConfiguration
     /// The `bpf_get_prandom_u32` streams, one per vCPU.
@@ -68,20 +68,17 @@ public final class LinuxEmulator: Emulator, VirtualCPUs, @unchecked Sendable {
 
     public var helperIDs: [Int32] { implementedHelperIDs }
 
-    /// The Linux emulator creates maps (and global data) and resolves their references.
-    public var providesMaps: Bool { true }
-
     public func prepare(_ process: MimicCore.Process) throws(SetupError) {
         guard process.vCPU >= 0, process.vCPU < configuration.cpuCount else {
             throw .message("vCPU \(process.vCPU) is outside the emulator's \(configuration.cpuCount) CPUs")
         }
         // A process being reset hands back its previous state: cleared, it saves allocating a
         // state (and its spin-lock list) per run. Not if host code still holds it.
-        if var state = process.takeRecycledEmulatorState() as? LinuxProcessState, isKnownUniquelyReferenced(&state) {
+        if var state = process.takeRecycledEmulatorState(LinuxProcessState.key), isKnownUniquelyReferenced(&state) {
             state.clearForReuse()
-            process.emulatorState = state
+            process.setEmulatorState(state, for: LinuxProcessState.key)
         } else {
-            process.emulatorState = LinuxProcessState()
+            process.setEmulatorState(LinuxProcessState(), for: LinuxProcessState.key)
         }
     }
 
@@ -181,10 +178,21 @@ public final class LinuxProcessState {
 
     public init() {}
 
-    /// The state of `process`, if the Linux emulator prepared it.
+    /// The row of the Linux state in every process's emulator state table.
+    public static let key = EmulatorStateKey<LinuxProcessState>()
+
+    /// The state of `process`, if the Linux emulator prepared it (or a Linux context attached).
+    @inline(__always)
     public static func of(_ process: MimicCore.Process) -> LinuxProcessState? {
-        process.emulatorState as? LinuxProcessState
+        process.emulatorState(key)
     }
+
+    /// Where the program's callbacks run when its code lives elsewhere: set by MimicLinux as a
+    /// plugin on the stand-in process it runs helpers on for a host process, whose callbacks
+    /// (`bpf_loop`, `bpf_for_each_map_elem`) run in the host's program. Nil for every ordinary
+    /// process. It belongs to the process, not to one run: `clearForReuse` keeps it. Held weakly
+    /// (the bridge's owner holds the process).
+    public weak var callbackBridge: (any CallbackBridge)?
 
     /// Spin locks the process holds (`bpf_spin_lock`); released if the process goes away.
     let heldSpinLocks = HeldSpinLocks()
@@ -195,7 +203,7 @@ public final class LinuxProcessState {
 
     /// Makes the state as a new one is (`init()`), for the next run of a process being reset:
     /// output, results and replay are dropped, held spin locks released, the environment set to
-    /// its default; the packet buffer is kept aside as `sparePacket`.
+    /// its default; the packet buffer is kept aside as `sparePacket`. The `callbackBridge` stays.
     func clearForReuse() {
         heldSpinLocks.releaseAll()
         if !traceOutput.isEmpty { traceOutput = [] }

@@ -381,7 +381,7 @@ final class ShadowProcess: CallbackBridge {
         try? process.memory.unmap(process.stackBase)
         process.memory.foreign = memory
         if hasService(instance.host, \.map_region) { process.memory.broker = memory }
-        process.callbackBridge = self
+        state?.callbackBridge = self
     }
 
     /// The Linux emulator's state of the process (trace output, packet, redirect).
@@ -394,6 +394,7 @@ final class ShadowProcess: CallbackBridge {
         process.memory.broker = nil
         try? process.reset()
         process.memory.broker = broker
+        state?.callbackBridge = self  // kept by a recycled state, set again on a new one
         forwardedTraceLines = 0
         reportedPacket = nil
         callbackFailed = false

@@ -5,7 +5,7 @@ import MimicMemory
 /// `VM.load(object:)`: global data mapped, maps created through the emulator, references bound.
 @Suite struct LoadedObjectTests {
     /// Records the maps it is asked to create and gives each a distinct handle.
-    final class RecordingEmulator: Emulator, @unchecked Sendable {
+    final class RecordingEmulator: MapProvider, @unchecked Sendable {
         let name = "recording"
         var created: [String] = []
         var adopted: [String] = []
@@ -13,6 +13,10 @@ import MimicMemory
 
         func helper(id: Int32) -> Helper? {
             id == 6 ? Helper(id: 6, name: "bpf_trace_printk") { _ throws(HelperFailure) in .value(0) } : nil
+        }
+
+        func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
+            throw .unresolvedReference("\(kind.cName): object programs reach this emulator with their references bound")
         }
 
         func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
@@ -70,6 +74,47 @@ import MimicMemory
         let emulator = RecordingEmulator()
         _ = try VM(emulator: emulator).load(object: Fixtures.object("map_in_map"))
         #expect(emulator.initialized)
+    }
+
+    /// Provides the two kfuncs `Fixtures/kfuncs.c` calls.
+    final class KfuncEmulator: Emulator {
+        let name = "kfunc-test"
+
+        func helper(id: Int32) -> Helper? { nil }
+
+        func kfunc(named name: String) -> Helper? {
+            switch name {
+            case "mimic_test_double":
+                Helper(id: -1, name: name) { process throws(HelperFailure) in .value(process.argument(1) &* 2) }
+            case "mimic_test_add":
+                Helper(id: -1, name: name) { process throws(HelperFailure) in .value(process.argument(1) &+ process.argument(2)) }
+            default:
+                nil
+            }
+        }
+    }
+
+    @Test func kfuncCallsAreBoundByName() throws {
+        let object = try Fixtures.object("kfuncs")
+        for emulator in [KfuncEmulator(), try CompositeEmulator([ConformanceEmulator(), KfuncEmulator()])] as [any Emulator] {
+            let vm = VM(emulator: emulator)
+            let program = try vm.load(object: object).program(named: "call_kfuncs")
+            // double(3) + double(1)
+            #expect(try vm.run(program, context: MemoryContext([1, 2, 3])) == 8)
+            #expect(program.helpers.map(\.name).sorted() == ["mimic_test_add", "mimic_test_double"])
+        }
+    }
+
+    @Test func aKfuncNobodyProvidesIsALoadErrorNamingIt() throws {
+        let object = try Fixtures.object("kfuncs")
+        let loaded = try VM(emulator: ConformanceEmulator()).load(object: object)
+        let error = try #require(throws: LoadError.self) { try loaded.program(named: "call_kfuncs") }
+        #expect(error.description.contains("kfunc mimic_test_double"))
+        #expect(error.description.contains("conformance"))
+        #expect(error.pc == 1)
+        let withoutEmulator = try VM().load(object: object)
+        let second = try #require(throws: LoadError.self) { try withoutEmulator.program(named: "call_kfuncs") }
+        #expect(second.description.contains("kfunc mimic_test_double"))
     }
 
     @Test func mapsWithoutAnEmulatorAreAClearError() throws {

@@ -29,7 +29,7 @@ enum Fixtures {
 /// An emulator for fixtures: maps global data into the VM on first reference, gives maps a
 /// placeholder address (the programs run here never dereference one), and provides
 /// `bpf_trace_printk` as a no-op.
-final class FixtureEmulator: Emulator, @unchecked Sendable {
+final class FixtureEmulator: MapProvider, @unchecked Sendable {
     let name = "fixture"
     let object: ObjectFile
     private let lock = NSLock()
@@ -39,6 +39,10 @@ final class FixtureEmulator: Emulator, @unchecked Sendable {
 
     func helper(id: Int32) -> Helper? {
         id == 6 ? Helper(id: 6, name: "bpf_trace_printk") { _ throws(HelperFailure) in .value(0) } : nil
+    }
+
+    func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
+        throw .unsupported("the fixture emulator resolves map references of raw programs only; it creates no maps")
     }
 
     func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {

@@ -61,7 +61,7 @@ import Testing
         let plugin = try library()
         let emulator = try CompositeEmulator([LinuxEmulator(), plugin.emulator])
         #expect(emulator.name == "linux+kvstore")
-        #expect(emulator.providesMaps)
+        #expect(emulator.mapProvider != nil)
         #expect(emulator.helper(id: 10001)?.name == "kv_get")
         #expect(emulator.helper(id: 6)?.name == "bpf_trace_printk")
         let vm = VM(emulator: emulator)

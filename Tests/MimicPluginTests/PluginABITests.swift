@@ -29,7 +29,7 @@ import MimicTestSupport
         let spec = MapSpec(attributes: MapAttributes(name: "odd_ops", type: MapType(rawValue: 26), keySize: 4, valueSize: 4, maxEntries: 1),
                            source: .btf, sectionName: ".maps", sectionOffset: 0)
         do {
-            _ = try emulator.createMap(spec, in: vm)
+            _ = try #require(vm.mapProvider).createMap(spec, in: vm)
             Issue.record("BPF_MAP_TYPE_STRUCT_OPS was created")
         } catch {
             let text = "\(error)"
@@ -96,7 +96,7 @@ import MimicTestSupport
         let vm = VM(emulator: emulator)
         let spec = MapSpec(attributes: MapAttributes(name: "jobs", type: .queue, keySize: 0, valueSize: 8, maxEntries: 4), source: .btf,
                            sectionName: ".maps", sectionOffset: 0)
-        let handle = "0x" + String(try emulator.createMap(spec, in: vm), radix: 16)
+        let handle = "0x" + String(try #require(vm.mapProvider).createMap(spec, in: vm), radix: 16)
         let program = try vm.load(Assembler.assemble("""
             lddw %r1, \(handle)
             mov %r2, 42
@@ -168,6 +168,7 @@ import MimicTestSupport
         let old = try PluginLibrary.load(path: try PluginFixtures.cLibrary("old_abi", source: Self.oldPlugin))
         #expect(old.abiVersion == PluginABIVersion(major: 1, minor: 0))
         #expect(!old.providesMaps)
+        #expect(!(old.emulator is any MapProvider))
         let composite = try CompositeEmulator([try linux().emulator, old.emulator])
         let vm = VM(emulator: composite)
         let program = try vm.load(Assembler.assemble("mov %r1, 21\ncall 31000\nexit"))

@@ -36,11 +36,12 @@ final class PerCPUEmulator: Emulator {
 
     func prepare(_ process: MimicCore.Process) throws(SetupError) {
         prepared.add(1, ordering: .relaxed)
-        process.emulatorState = LiveToken(emulator: self)
+        process.setEmulatorState(LiveToken(emulator: self), for: LiveToken.key)
     }
 
     /// Counts itself in `emulator.live` while it exists.
     final class LiveToken {
+        static let key = EmulatorStateKey<LiveToken>()
         let emulator: PerCPUEmulator
         init(emulator: PerCPUEmulator) {
             self.emulator = emulator

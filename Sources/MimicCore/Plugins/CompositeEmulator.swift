@@ -10,18 +10,20 @@ import MimicMemory
 /// - Helpers: the union of every emulator's `helperIDs`, bound once at creation. Two emulators
 ///   providing the same id is an error (`PluginError.conflictingHelperID`, naming both) rather
 ///   than a silent override: order should not decide which helper a program gets.
-/// - Maps, global data and `lddw` map references: delegated to the first emulator whose
-///   `providesMaps` is true (the Linux emulator), whose map helpers then see the maps they
-///   created. With none, programs that use maps fail to load, as with a single helper-only
-///   emulator.
+/// - Maps, global data and `lddw` map references: `mapProvider`, the first emulator that is a
+///   `MapProvider` (the Linux emulator), whose map helpers then see the maps they created. The
+///   composite is not a `MapProvider` itself: the VM asks for its `mapProvider`. With none,
+///   programs that use maps fail to load, as with a single helper-only emulator.
+/// - `kfunc(named:)`: the first emulator that provides the kfunc.
 /// - `prepare(process)`: every emulator, in order (the Linux emulator's per-process state,
 ///   plugins' `process_start`). Contexts are independent of emulators and attach as usual.
 /// - `helperName(id:)` (for messages about helpers nobody implements): the first that knows it.
 public final class CompositeEmulator: Emulator {
     /// The combined emulators, in the order given.
     public let emulators: [any Emulator]
-    /// The emulator maps and map references are delegated to, if any.
-    public let mapProvider: (any Emulator)?
+    /// The emulator maps and map references are delegated to: the first member that is a
+    /// `MapProvider` (looking into nested composites), if any.
+    public let mapProvider: (any MapProvider)?
     private let helpers: [Int32: Helper]
 
     /// Combines `emulators`.
@@ -43,7 +45,7 @@ public final class CompositeEmulator: Emulator {
         }
         self.emulators = emulators
         self.helpers = helpers
-        mapProvider = emulators.first { $0.providesMaps }
+        mapProvider = emulators.lazy.compactMap(CompositeEmulator.mapProvider(of:)).first
     }
 
     /// The names of the combined emulators, joined with `+` (`linux+kvstore`).
@@ -60,33 +62,20 @@ public final class CompositeEmulator: Emulator {
 
     public var helperIDs: [Int32] { helpers.keys.sorted() }
 
-    public var providesMaps: Bool { mapProvider != nil }
+    public func kfunc(named name: String) -> Helper? {
+        for emulator in emulators {
+            if let kfunc = emulator.kfunc(named: name) { return kfunc }
+        }
+        return nil
+    }
 
     public func prepare(_ process: Process) throws(SetupError) {
         for emulator in emulators { try emulator.prepare(process) }
     }
 
-    private var noMaps: String { "needs an emulator that provides maps; none of \(name) does" }
-
-    public func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
-        guard let mapProvider else { throw .unresolvedReference("\(kind.cName) (imm \(imm)) \(noMaps)") }
-        return try mapProvider.resolveLoadImm64(kind: kind, imm: imm, nextImm: nextImm, in: vm)
-    }
-
-    public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
-        guard let mapProvider else { throw .unresolvedReference("map \(spec.name) (\(spec.attributes.type)) \(noMaps)") }
-        return try mapProvider.createMap(spec, in: vm)
-    }
-
-    public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason) {
-        try mapProvider?.adoptGlobalData(spec, storage: storage, address: address, in: vm)
-    }
-
-    public func initializeMaps(of object: LoadedObject) throws(LoadError) {
-        guard let mapProvider else {
-            let names = object.object.maps.filter { !$0.initialSlots.isEmpty }.map(\.name)
-            throw LoadError(.unsupported("initial values of \(names.joined(separator: ", ")) \(noMaps)"), programName: "object")
-        }
-        try mapProvider.initializeMaps(of: object)
+    /// The map provider behind `emulator`: itself if it is one, a composite's `mapProvider`.
+    public static func mapProvider(of emulator: any Emulator) -> (any MapProvider)? {
+        if let composite = emulator as? CompositeEmulator { return composite.mapProvider }
+        return emulator as? any MapProvider
     }
 }

@@ -59,7 +59,9 @@ public enum PluginLog {
     static let loading = Mutex<String?>(nil)
 }
 
-/// What the host remembers about one process for one plugin library.
+/// What the host remembers about one process for one plugin library: its row of the process's
+/// emulator state table (`PluginLibrary.stateKey`), released with the process (or by a reset no
+/// plugin emulator took it back in), which runs the plugin's `process_end`.
 final class PluginProcessState {
     let library: PluginLibrary
     /// The plugin's state for the process's VM (ABI 1.1), kept alive while the process lives.
@@ -67,7 +69,9 @@ final class PluginProcessState {
     /// `mimic_call.process_id`.
     let id: UInt64
     /// What the plugin's `process_start` returned.
-    var processData: UnsafeMutableRawPointer?
+    let processData: UnsafeMutableRawPointer?
+    /// What the plugin's `instance_create` returned (`instance?.data`), for the call path.
+    let instanceData: UnsafeMutableRawPointer?
     /// Regions `host->allocate` mapped for this plugin in this process.
     var allocations: Set<UInt64> = []
     /// Regions `host->map_region` mapped for this plugin in this process (plugin-owned bytes).
@@ -88,6 +92,7 @@ final class PluginProcessState {
     init(library: PluginLibrary, instance: PluginInstance?, vCPU: Int) {
         self.library = library
         self.instance = instance
+        instanceData = instance?.data
         id = Self.nextID.add(1, ordering: .relaxed).oldValue
         processData = library.processStart?(HostServices.table, id, UInt32(truncatingIfNeeded: vCPU))
     }
@@ -137,8 +142,9 @@ enum HostServices {
     /// The process and this plugin's state for it.
     static func state(_ call: UnsafeMutablePointer<mimic_call>?) -> (Process, PluginProcessState)? {
         guard let call, let process = process(call) else { return nil }
-        let index = Int(call.pointee.host_library)
-        guard index < process.pluginStates.count, let state = process.pluginStates[index] else { return nil }
+        // `host_library` is the library's row in the state table; the plugin could have changed
+        // it, so the row's type is checked.
+        guard let state = process.anyEmulatorState(at: Int(call.pointee.host_library)) as? PluginProcessState else { return nil }
         return (process, state)
     }
 

@@ -96,7 +96,7 @@ extension PluginEmulator {
         guard let attach = library.attachContext else {
             throw .message(PluginError.unsupported(plugin: name, what: "contexts").description)
         }
-        guard let state = PluginEmulator.existingState(of: process, library: library) else {
+        guard let state = process.emulatorState(library.stateKey) else {
             throw .message("the process was not prepared by plugin \(name) (make it in a VM whose emulator includes the plugin)")
         }
         let bytes = Array(json.utf8)
@@ -119,7 +119,7 @@ extension PluginEmulator {
     public func contextResult(of process: Process) throws(PluginError) -> PluginContextResult? {
         guard case .exited(let r0) = process.state else { return nil }
         guard let result = library.contextResult else { throw .unsupported(plugin: name, what: "context results") }
-        guard let state = PluginEmulator.existingState(of: process, library: library) else { return nil }
+        guard let state = process.emulatorState(library.stateKey) else { return nil }
         var capacity = 4096
         // A second call gets a buffer of the length the first reported; a plugin that then
         // reports a longer text still is answering inconsistently, not slowly.

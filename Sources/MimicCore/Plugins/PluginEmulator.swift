@@ -15,16 +15,26 @@ import Synchronization
 /// replaces the program.
 ///
 /// Instances (ABI 1.1): every VM that uses the emulator gets its own plugin instance
-/// (`instance_create`, with the emulator's `options`), destroyed once the VM is gone. Maps live in
-/// the instance; `maps(in:)` lists them for host code. A plugin without `create_map` provides
-/// helpers only: use it in a `CompositeEmulator` behind an emulator that provides maps.
-public final class PluginEmulator: Emulator {
+/// (`instance_create`, with the emulator's `options`), destroyed once the VM is gone. A plugin
+/// with `create_map` gets a `PluginMapEmulator`, which is also the VM's `MapProvider`: maps live
+/// in the instance, and `maps(in:)` lists them for host code. A plugin without `create_map`
+/// provides helpers only: use it in a `CompositeEmulator` beside an emulator that provides maps.
+///
+/// Per-process state (`process_start` data, allocated regions, the last fault a service met,
+/// logged messages) lives in the process's emulator state table under the library's key
+/// (`PluginLibrary.stateKey`).
+public class PluginEmulator: Emulator, @unchecked Sendable {
     /// The library this emulator calls.
     public let library: PluginLibrary
     /// The text every instance is created with (`instance_create`'s `options`).
     public let options: String
     private let helpers: [Int32: Helper]
     let instances: PluginInstances
+
+    /// The emulator for `library`: a `PluginMapEmulator` when the plugin creates maps.
+    static func make(library: PluginLibrary, options: String) -> PluginEmulator {
+        library.providesMaps ? PluginMapEmulator(library: library, options: options) : PluginEmulator(library: library, options: options)
+    }
 
     init(library: PluginLibrary, options: String) {
         self.library = library
@@ -49,14 +59,14 @@ public final class PluginEmulator: Emulator {
 
     public var helperIDs: [Int32] { library.helpers.map(\.id).sorted() }
 
-    /// Whether the plugin creates maps (`create_map`), so this emulator can be a VM's map provider.
-    public var providesMaps: Bool { library.providesMaps }
-
     /// Creates the plugin's per-process state (its `process_start`), and the VM's instance on
-    /// first use. For a process being reused (`Process.reset`) it forgets the regions the plugin
-    /// had mapped and calls the plugin's `process_reset`.
+    /// first use. For a process being reused (`Process.reset`) it takes the state of the run
+    /// before back, forgets the regions the plugin had mapped and calls the plugin's
+    /// `process_reset`.
     public func prepare(_ process: Process) throws(SetupError) {
-        if let state = PluginEmulator.existingState(of: process, library: library) {
+        let key = library.stateKey
+        if let state = process.takeRecycledEmulatorState(key) {
+            process.setEmulatorState(state, for: key)
             state.allocations.removeAll()
             state.mappedRegions.removeAll()
             state.lastFault = nil
@@ -79,51 +89,21 @@ public final class PluginEmulator: Emulator {
 
     /// What the plugin logged during `process`'s helper calls (at most the last 10,000).
     public func messages(of process: Process) -> [PluginLogMessage] {
-        PluginEmulator.existingState(of: process, library: library)?.messages ?? []
+        process.emulatorState(library.stateKey)?.messages ?? []
     }
 
     // MARK: Per-process state
 
-    static func existingState(of process: Process, library: PluginLibrary) -> PluginProcessState? {
-        let index = library.index
-        guard index < process.pluginStates.count else { return nil }
-        return process.pluginStates[index]
-    }
-
     /// The plugin's state for `process`, created on first use.
     static func state(of process: Process, instances: PluginInstances) -> PluginProcessState {
         let library = instances.library
-        if let state = existingState(of: process, library: library) { return state }
-        let index = library.index
-        if process.pluginStates.count <= index {
-            process.pluginStates += [PluginProcessState?](repeating: nil, count: index + 1 - process.pluginStates.count)
-        }
+        if let state = process.emulatorState(library.stateKey) { return state }
         // `prepare` created the instance (or reported why it could not); a helper never runs
         // without it, but a failure here leaves the instance out rather than stopping.
         let instance = try? instances.instance(for: process.vm)
         let state = PluginProcessState(library: library, instance: instance, vCPU: process.vCPU)
-        process.pluginStates[index] = state
-        // Mirror it in the plain slots the call path reads.
-        if process.pluginSlotCount <= index {
-            let count = max(index + 1, 2 * process.pluginSlotCount)
-            let slots = UnsafeMutablePointer<PluginSlot>.allocate(capacity: count)
-            slots.initialize(repeating: PluginSlot(id: 0, data: nil, instance: nil, state: nil), count: count)
-            if let old = process.pluginSlots {
-                slots.update(from: old, count: process.pluginSlotCount)
-                old.deallocate()
-            }
-            process.pluginSlots = slots
-            process.pluginSlotCount = count
-        }
-        process.pluginSlots?[index] = PluginSlot(state)
+        process.setEmulatorState(state, for: library.stateKey)
         return state
-    }
-
-    /// The call path's view of a process's state: plain data, kept alive by `pluginStates`.
-    @inline(__always)
-    static func slot(of process: Process, index: Int, instances: PluginInstances) -> PluginSlot {
-        if index < process.pluginSlotCount, let slots = process.pluginSlots, slots[index].id != 0 { return slots[index] }
-        return PluginSlot(state(of: process, instances: instances))
     }
 
     /// Runs `body` with a `mimic_call` for `process` that is not a helper call (helper id -1):
@@ -138,8 +118,8 @@ public final class PluginEmulator: Emulator {
         call.vcpu = UInt32(truncatingIfNeeded: process.vCPU)
         call.host_process = Unmanaged.passUnretained(process).toOpaque()
         call.host_magic = HostServices.magic
-        call.host_library = UInt32(truncatingIfNeeded: state.library.index)
-        call.instance_data = state.instance?.data
+        call.host_library = UInt32(truncatingIfNeeded: state.library.stateKey.index)
+        call.instance_data = state.instanceData
         return withExtendedLifetime(process) { body(&call) }
     }
 
@@ -149,21 +129,25 @@ public final class PluginEmulator: Emulator {
                                    instances: PluginInstances) -> Helper {
         nonisolated(unsafe) let data = data
         nonisolated(unsafe) let table = HostServices.table
-        let index = instances.library.index
-        let libraryIndex = UInt32(truncatingIfNeeded: index)
+        let key = instances.library.stateKey
+        let libraryIndex = UInt32(truncatingIfNeeded: key.index)
         return Helper(id: id, name: name) { process throws(HelperFailure) in
-            let slot = PluginEmulator.slot(of: process, index: index, instances: instances)
+            // The state, read without reference counting (the process keeps it alive).
+            let state = process.unretainedEmulatorState(key)
+                ?? Unmanaged.passUnretained(PluginEmulator.state(of: process, instances: instances))
             var call = mimic_call()
             call.size = UInt32(MemoryLayout<mimic_call>.size)
             call.helper_id = id
             call.helper_data = data
-            call.process_data = slot.data
-            call.process_id = slot.id
+            state._withUnsafeGuaranteedRef { state in
+                call.process_data = state.processData
+                call.process_id = state.id
+                call.instance_data = state.instanceData
+            }
             call.vcpu = UInt32(truncatingIfNeeded: process.vCPU)
             call.host_process = Unmanaged.passUnretained(process).toOpaque()
             call.host_magic = HostServices.magic
             call.host_library = libraryIndex
-            call.instance_data = slot.instance
             let r = process.registers
             let value = function(table, &call, r[1], r[2], r[3], r[4], r[5])
             if call.host_flags == 0 { return .value(value) }
@@ -199,29 +183,6 @@ public final class PluginEmulator: Emulator {
             throw .message("\(message): \(fault)")
         }
         throw .message(message.isEmpty ? "the plugin reported a failure (status \(failure.status))" : message)
-    }
-}
-
-/// One plugin's per-process data as the helper-call path reads it (see `Process.pluginSlots`).
-struct PluginSlot {
-    /// `mimic_call.process_id`; 0 marks an empty slot.
-    var id: UInt64
-    /// What the plugin's `process_start` returned.
-    var data: UnsafeMutableRawPointer?
-    /// What the plugin's `instance_create` returned for the process's VM.
-    var instance: UnsafeMutableRawPointer?
-    /// The state object (owned by `Process.pluginStates`).
-    var state: Unmanaged<PluginProcessState>?
-
-    init(id: UInt64, data: UnsafeMutableRawPointer?, instance: UnsafeMutableRawPointer?, state: Unmanaged<PluginProcessState>?) {
-        self.id = id
-        self.data = data
-        self.instance = instance
-        self.state = state
-    }
-
-    init(_ state: PluginProcessState) {
-        self.init(id: state.id, data: state.processData, instance: state.instance?.data, state: Unmanaged.passUnretained(state))
     }
 }
 

@@ -67,13 +67,14 @@ public final class PluginLibrary: Sendable {
     /// Map types the plugin creates (ABI 1.1; informational).
     public let mapTypes: [PluginMapTypeInfo]
     /// The emulator that provides this plugin's helpers (and, for a plugin with `create_map`,
-    /// maps and contexts) to VMs, with no instance options; the same object every time.
+    /// maps and contexts: then it is a `PluginMapEmulator`, a `MapProvider`) to VMs, with no
+    /// instance options; the same object every time.
     /// Combine it with others in a `CompositeEmulator`. Each VM using it gets its own plugin
     /// instance (ABI 1.1 `instance_create`).
     public var emulator: PluginEmulator {
         _emulator.withLock { emulator in
             if let emulator { return emulator }
-            let created = PluginEmulator(library: self, options: "")
+            let created = PluginEmulator.make(library: self, options: "")
             emulator = created
             return created
         }
@@ -82,24 +83,24 @@ public final class PluginLibrary: Sendable {
     /// A new emulator for this plugin whose instances are created with `options` (text the
     /// plugin defines, e.g. `cpus=4,seed=1` for MimicLinux; passed to `instance_create`).
     public func makeEmulator(options: String) -> PluginEmulator {
-        PluginEmulator(library: self, options: options)
+        PluginEmulator.make(library: self, options: options)
     }
 
     /// Whether the plugin provides maps, global data and contexts (ABI 1.1 `create_map`): it can
-    /// be a VM's whole environment, as MimicLinux is when linked statically.
+    /// be a VM's whole environment, as MimicLinux is when linked statically. Its emulators are
+    /// then `PluginMapEmulator`s.
     public var providesMaps: Bool { createMap != nil }
 
-    /// A small number unique to this library in this host process: its slot in
-    /// `Process.pluginStates`.
-    let index: Int
+    /// The library's row in every process's emulator state table (its `PluginProcessState`);
+    /// also `mimic_call.host_library`.
+    let stateKey = EmulatorStateKey<PluginProcessState>()
     /// The description the entry returned (static data of the library, valid forever).
     nonisolated(unsafe) let descriptor: UnsafePointer<mimic_plugin>
     private let _emulator = Mutex<PluginEmulator?>(nil)
 
-    private init(path: String, index: Int, descriptor: UnsafePointer<mimic_plugin>, name: String, version: String?,
+    private init(path: String, descriptor: UnsafePointer<mimic_plugin>, name: String, version: String?,
                  summary: String?, abi: PluginABIVersion, helpers: [PluginHelperInfo], mapTypes: [PluginMapTypeInfo]) {
         self.path = path
-        self.index = index
         self.descriptor = descriptor
         self.name = name
         self.version = version
@@ -111,7 +112,6 @@ public final class PluginLibrary: Sendable {
 
     /// Libraries loaded so far, by `dlopen` handle; guards loading too.
     private static let loaded = Mutex<[UInt: PluginLibrary]>([:])
-    private static let nextIndex = Atomic<Int>(0)
 
     /// Opens the plugin at `path` (`dlopen` with `RTLD_NOW | RTLD_LOCAL`), runs its entry with
     /// the host-service table, and checks what it describes.
@@ -209,7 +209,7 @@ public final class PluginLibrary: Sendable {
         }
 
         return PluginLibrary(
-            path: path, index: nextIndex.add(1, ordering: .relaxed).oldValue, descriptor: descriptor, name: name,
+            path: path, descriptor: descriptor, name: name,
             version: plugin.version.map { String(cString: $0) }, summary: plugin.description.map { String(cString: $0) },
             abi: abi, helpers: helpers, mapTypes: mapTypes)
     }

@@ -1,12 +1,17 @@
 import CMimicPlugin
 import MimicMemory
 
-// A plugin as the VM's map provider (ABI 1.1): the Emulator requirements `VM.load(object:)` and
-// the loader use, and a generic view of the plugin's maps for host code.
+// A plugin as the VM's map provider (ABI 1.1): the `MapProvider` requirements `VM.load(object:)`
+// and the loader use, and a generic view of the plugin's maps for host code.
+
+/// A plugin that creates maps (ABI 1.1 `create_map`) as an emulator: its helpers, and the VM's
+/// maps, global data and `lddw` map references, all kept in the VM's plugin instance.
+/// `PluginLibrary.emulator` and `makeEmulator(options:)` return one for such a plugin.
+public final class PluginMapEmulator: PluginEmulator, MapProvider, @unchecked Sendable {}
 
 extension PluginEmulator {
     /// The instance serving `vm` for a load-time request, or the reason it cannot be had.
-    private func loadInstance(_ vm: VM, for what: String) throws(LoadError.Reason) -> PluginInstance {
+    fileprivate func loadInstance(_ vm: VM, for what: String) throws(LoadError.Reason) -> PluginInstance {
         do {
             guard let instance = try instances.instance(for: vm) else {
                 throw LoadError.Reason.unresolvedReference("\(what) needs the plugin's instance_create; \(name) has none")
@@ -20,7 +25,9 @@ extension PluginEmulator {
             throw .unsupported("\(error)")
         }
     }
+}
 
+extension PluginMapEmulator {
     public func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
         guard let resolve = library.resolveLoadImm64 else {
             throw .unresolvedReference("\(kind.cName) (imm \(imm)) needs an emulator that provides maps; \(name) does not")
@@ -115,6 +122,9 @@ extension PluginEmulator {
         }
     }
 
+}
+
+extension PluginEmulator {
     /// Calls the plugin's `set_slot`.
     func setSlot(map: UInt64, index: Int, kind: mimic_slot_kind, value: UInt64, vm: VM) throws(PluginMapError) {
         let mapName = PluginMap.name(of: map, in: self, vm: vm)

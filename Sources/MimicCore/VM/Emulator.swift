@@ -62,11 +62,13 @@ public enum LoadImm64Kind: UInt8, Sendable, CaseIterable {
     }
 }
 
-/// The environment a VM runs programs in: helper functions, map references, per-process setup.
+/// What a VM's programs can call, and per-process setup: helper functions, kfuncs, and the
+/// state each process keeps.
 ///
-/// `MimicLinux` implements it for the Linux kernel's helpers and maps; the conformance test
-/// helpers are another implementation. Helpers are resolved once, when a program is loaded,
-/// into a table the interpreter indexes directly.
+/// `MimicLinux` implements it for the Linux kernel's helpers; the conformance test helpers are
+/// another implementation. Helpers are resolved once, when a program is loaded, into a table the
+/// interpreter indexes directly. An emulator that also creates the maps and global data programs
+/// refer to conforms to `MapProvider`.
 public protocol Emulator: AnyObject, Sendable {
     /// A short name for messages (`linux`, `conformance`).
     var name: String { get }
@@ -82,30 +84,20 @@ public protocol Emulator: AnyObject, Sendable {
     /// more); emulators with helpers elsewhere (plugins in 10000+) list them.
     var helperIDs: [Int32] { get }
 
-    /// Whether the emulator creates maps and resolves map references (`createMap`,
-    /// `resolveLoadImm64`, ...); `CompositeEmulator` delegates those to the first that does.
-    /// Default false.
-    var providesMaps: Bool { get }
+    /// The kernel function (kfunc) with this BTF name (`bpf_obj_new_impl`), or nil if the
+    /// emulator does not provide it. Default nil.
+    ///
+    /// Called at load time for each `call` of a function an object file declares `__ksym` and
+    /// does not define (`BPF_PSEUDO_KFUNC_CALL`, bound by name instead of the kernel's BTF id);
+    /// the returned `Helper` then runs like a helper, with its arguments in R1–R5 (its `id` only
+    /// appears in messages: a kfunc has no helper id). A program calling a kfunc nobody provides
+    /// fails to load with an error naming it.
+    func kfunc(named name: String) -> Helper?
 
-    /// Resolves an `lddw` whose source field names a map or other object: returns the 64-bit
-    /// value the destination register receives (usually a VM address). `imm` and `nextImm` are
-    /// the immediates of the two slots.
-    func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64
-
-    /// Called for each new process before it runs, e.g. to create per-process state.
+    /// Called for each new process before it runs, and again for a process being reused
+    /// (`Process.reset`), e.g. to create per-process state in the process's emulator state table
+    /// (`Process.setEmulatorState(_:for:)`, or `takeRecycledEmulatorState(_:)` on reuse).
     func prepare(_ process: Process) throws(SetupError)
-
-    /// Creates a map an object file declares (`VM.load(object:)`) and returns its handle: the
-    /// value an `lddw` of the map puts in a register, which the emulator's map helpers accept.
-    func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64
-
-    /// Told about each global-data section `VM.load(object:)` mapped, so the emulator can expose
-    /// it as the single-element array map libbpf makes of it.
-    func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason)
-
-    /// Fills the initial slots of an object's prog arrays and maps of maps (`.values = {...}`),
-    /// once all its maps exist; load programs with `object.program(named:)`.
-    func initializeMaps(of object: LoadedObject) throws(LoadError)
 }
 
 extension Emulator {
@@ -113,23 +105,45 @@ extension Emulator {
 
     public var helperIDs: [Int32] { (0..<4096).filter { helper(id: $0) != nil } }
 
-    public var providesMaps: Bool { false }
-
-    public func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
-        throw .unresolvedReference("\(kind.cName) (imm \(imm)) needs an emulator that provides maps; \(name) does not")
-    }
+    public func kfunc(named name: String) -> Helper? { nil }
 
     public func prepare(_ process: Process) throws(SetupError) {}
+}
 
-    public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
-        throw .unresolvedReference("map \(spec.name) (\(spec.attributes.type)) needs an emulator that provides maps; \(name) does not")
+/// An emulator that also provides the objects programs refer to: maps, global data and the `lddw`
+/// references to them. `VM.load(object:)` and the loader use the VM's map provider
+/// (`VM.mapProvider`: the emulator itself, or the first member of a `CompositeEmulator` that is
+/// one); an emulator that is not one provides helpers only.
+public protocol MapProvider: Emulator {
+    /// Resolves an `lddw` whose source field names a map or other object: returns the 64-bit
+    /// value the destination register receives (usually a VM address). `imm` and `nextImm` are
+    /// the immediates of the two slots. Default: refuses (object files reach the loader with their
+    /// map references already bound to handles by `VM.load(object:)`).
+    func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64
+
+    /// Creates a map an object file declares (`VM.load(object:)`) and returns its handle: the
+    /// value an `lddw` of the map puts in a register, which the emulator's map helpers accept.
+    func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64
+
+    /// Told about each global-data section `VM.load(object:)` mapped, so the emulator can expose
+    /// it as the single-element array map libbpf makes of it. Default: nothing.
+    func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason)
+
+    /// Fills the initial slots of an object's prog arrays and maps of maps (`.values = {...}`),
+    /// once all its maps exist; load programs with `object.program(named:)`. Default: refuses.
+    func initializeMaps(of object: LoadedObject) throws(LoadError)
+}
+
+extension MapProvider {
+    public func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
+        throw .unresolvedReference("\(kind.cName) (imm \(imm)) is not resolved by \(name): load the program from its object file (VM.load(object:)), which binds map references")
     }
 
     public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason) {}
 
     public func initializeMaps(of object: LoadedObject) throws(LoadError) {
         let names = object.object.maps.filter { !$0.initialSlots.isEmpty }.map(\.name)
-        throw LoadError(.unsupported("initial values of \(names.joined(separator: ", ")) need an emulator that provides maps; \(name) does not"),
+        throw LoadError(.unsupported("initial values of \(names.joined(separator: ", ")) are not supported by \(name)"),
                         programName: "object")
     }
 }

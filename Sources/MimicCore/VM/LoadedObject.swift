@@ -44,7 +44,8 @@ public final class LoadedObject: @unchecked Sendable {
             throw LoadError(.unresolvedReference("the object has no program named '\(name)' (programs: \(names.isEmpty ? "none" : names))"),
                             programName: name)
         }
-        let program = try vm.load(bind(source), name: name, lineInfo: source.lineInfo)
+        let (instructions, kfuncNames) = try bind(source)
+        let program = try vm.load(instructions, name: name, lineInfo: source.lineInfo, kfuncNames: kfuncNames)
         return lock.withLock { _ in
             if let existing = loaded[name] { return existing }
             loaded[name] = program
@@ -60,13 +61,23 @@ public final class LoadedObject: @unchecked Sendable {
     }
 
     /// The program's instructions with every map and global-data `lddw` turned into a plain
-    /// 64-bit constant: the map's handle, or the address of the global byte.
-    func bind(_ program: ObjectProgram) throws(LoadError) -> [RawInstruction] {
+    /// 64-bit constant (the map's handle, or the address of the global byte), and every call of
+    /// an extern function into a kfunc call (`BPF_PSEUDO_KFUNC_CALL`) whose imm indexes the
+    /// returned names, for `VM.load(_:name:lineInfo:kfuncNames:)` to bind by name.
+    func bind(_ program: ObjectProgram) throws(LoadError) -> (instructions: [RawInstruction], kfuncNames: [String]) {
         var instructions = program.instructions
+        var kfuncNames: [String] = []
         for reference in program.references {
             let slot = reference.instructionIndex
             func fail(_ detail: String) -> LoadError {
                 LoadError(.unresolvedReference(detail), pc: slot, instruction: instructions[slot], programName: program.name)
+            }
+            if case .external(let name) = reference.target, slot < instructions.count, instructions[slot].opcode == 0x85 {
+                let index = kfuncNames.firstIndex(of: name) ?? kfuncNames.count
+                if index == kfuncNames.count { kfuncNames.append(name) }
+                instructions[slot].source = 2
+                instructions[slot].imm = Int32(index)
+                continue
             }
             guard slot + 1 < instructions.count, instructions[slot].opcode == 0x18 else {
                 throw fail("\(reference.target) is not referenced by an lddw")
@@ -83,19 +94,19 @@ public final class LoadedObject: @unchecked Sendable {
                 }
                 value = global.address &+ offset
             case .external(let name):
-                throw fail("extern \(name) (__ksym / __kconfig / kfunc) is not supported")
+                throw fail("extern variable \(name) (__ksym / __kconfig) is not supported")
             }
             instructions[slot].source = 0
             instructions[slot].imm = Int32(truncatingIfNeeded: value)
             instructions[slot + 1].imm = Int32(truncatingIfNeeded: value >> 32)
         }
-        return instructions
+        return (instructions, kfuncNames)
     }
 }
 
 extension VM {
     /// Instantiates an object file: maps its global data (read-only for `.rodata*`) into the
-    /// VM's shared memory, asks the emulator to create its maps, then lets the emulator fill
+    /// VM's shared memory, asks the map provider to create its maps, then lets it fill
     /// initial map slots (prog arrays, maps of maps). Programs are loaded on demand with
     /// `LoadedObject.program(named:)`. Big-endian objects (`-target bpfeb`) are refused
     /// (`ObjectFile.byteOrderProblem`).
@@ -110,7 +121,7 @@ extension VM {
             do {
                 let address = try mapShared(storage, name: spec.name, kind: spec.isReadOnly ? .readOnly : .plain)
                 globals[spec.name] = LoadedObject.GlobalData(spec: spec, address: address, storage: storage)
-                try emulator?.adoptGlobalData(spec, storage: storage, address: address, in: self)
+                try mapProvider?.adoptGlobalData(spec, storage: storage, address: address, in: self)
             } catch let error as LoadError.Reason {
                 throw LoadError(error, programName: objectName)
             } catch {
@@ -121,20 +132,19 @@ extension VM {
 
         var handles: [String: UInt64] = [:]
         for spec in object.maps {
-            guard let emulator else {
-                throw LoadError(.unresolvedReference("map \(spec.name) needs an emulator that provides maps"),
-                                programName: objectName)
+            guard let mapProvider else {
+                throw LoadError(.unresolvedReference("map \(spec.name) \(noMapProvider)"), programName: objectName)
             }
             do {
-                handles[spec.name] = try emulator.createMap(spec, in: self)
+                handles[spec.name] = try mapProvider.createMap(spec, in: self)
             } catch {
                 throw LoadError(error, programName: "map \(spec.name)")
             }
         }
 
         let loaded = LoadedObject(object: object, vm: self, mapHandles: handles, globals: globals)
-        if let emulator, object.maps.contains(where: { !$0.initialSlots.isEmpty }) {
-            try emulator.initializeMaps(of: loaded)
+        if let mapProvider, object.maps.contains(where: { !$0.initialSlots.isEmpty }) {
+            try mapProvider.initializeMaps(of: loaded)
         }
         return loaded
     }

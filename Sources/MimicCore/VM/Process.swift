@@ -90,8 +90,6 @@ public final class Process {
     public let vCPU: Int
     /// The packet for legacy `ld_abs` / `ld_ind` loads, set by the context.
     @exclusivity(unchecked) public var packet: PacketBounds?
-    /// State an emulator or context keeps for this process (e.g. the packet being processed).
-    @exclusivity(unchecked) public var emulatorState: AnyObject?
 
     /// R0–R10.
     public let registers: Registers
@@ -123,20 +121,10 @@ public final class Process {
     /// callbacks run from inside it.
     @exclusivity(unchecked) var runLimit: UInt64 = .max
     @exclusivity(unchecked) var runCancellation: CancellationFlag?
-    /// Per-process state of each plugin library whose helpers this process may call, indexed by
-    /// `PluginLibrary.index` (released with the process, which tells the plugin).
-    var pluginStates: [PluginProcessState?] = []
-    /// The same states as plain data for the helper-call path (no reference counting, no
-    /// exclusivity checks): `pluginSlotCount` entries, an id of 0 marks an empty slot.
-    @exclusivity(unchecked) var pluginSlots: UnsafeMutablePointer<PluginSlot>?
-    @exclusivity(unchecked) var pluginSlotCount = 0
-    /// Where `callFunction` runs callbacks when the program lives elsewhere (a plugin's stand-in
-    /// for a host process); nil for every ordinary process. See `CallbackBridge`. (Declared last:
-    /// the fields the interpreter touches keep their place in the object.)
-    public var callbackBridge: (any CallbackBridge)?
-    /// During `reset(context:)`'s call of `Emulator.prepare`: the `emulatorState` of the run
-    /// before, until an emulator takes it with `takeRecycledEmulatorState()`.
-    @exclusivity(unchecked) var recycledEmulatorState: AnyObject?
+    /// What each emulator (and context) keeps for this process, by `EmulatorStateKey`: see
+    /// `emulatorState(_:)`. (Declared last: the fields the interpreter touches keep their place
+    /// in the object.)
+    @exclusivity(unchecked) @usableFromInline var emulatorStates = EmulatorStateTable()
 
     init(program: Program, memory: AddressSpace, vCPU: Int) {
         vm = program.vm
@@ -158,10 +146,10 @@ public final class Process {
     }
 
     /// Makes the process ready to run its program again from the start with a new context,
-    /// as if it were new: registers, stack (zeroed), call frames, counters and emulator state
+    /// as if it were new: registers, stack (zeroed), call frames, counters and emulator states
     /// are reset, and every region mapped since creation (context, packet) is unmapped. The
-    /// emulator's `prepare` may recycle the previous emulator state
-    /// (`takeRecycledEmulatorState()`); regions mapped again get new addresses, so pointers
+    /// emulator's `prepare` may recycle the previous run's states
+    /// (`takeRecycledEmulatorState(_:)`); regions mapped again get new addresses, so pointers
     /// into the previous run's context fault.
     ///
     /// Reusing a process saves the allocations of a new one; a pool worker that runs the same
@@ -183,42 +171,26 @@ public final class Process {
         pendingFault = nil
         packet = nil
         if let emulator = vm.emulator {
-            // The previous state is offered to the emulator for reuse (see
-            // `takeRecycledEmulatorState()`); what it does not take is released before `attach`.
-            recycledEmulatorState = emulatorState
-            emulatorState = nil
+            // The previous states are offered to the emulator for reuse (see
+            // `takeRecycledEmulatorState(_:)`); what it does not take is released before `attach`.
+            emulatorStates.beginRecycling()
             do {
                 try emulator.prepare(self)
             } catch {
-                recycledEmulatorState = nil
+                emulatorStates.endRecycling()
                 throw error
             }
-            recycledEmulatorState = nil
+            emulatorStates.endRecycling()
         } else {
-            emulatorState = nil
+            emulatorStates.removeAll()
         }
         try context?.attach(to: self)
-    }
-
-    /// The `emulatorState` the process had before the `reset(context:)` in progress, handed
-    /// over once: for `Emulator.prepare` to clear and install again instead of allocating a new
-    /// state per run (a pool worker or `mimic run --pcap` resets a process for every input).
-    /// Nil for a new process, outside `prepare`, and once taken; state nobody takes is released
-    /// when `prepare` returns, as before reuse existed.
-    ///
-    /// An emulator that takes the state must make it indistinguishable from a new one, and should
-    /// reuse it only if nothing else holds it (`isKnownUniquelyReferenced`): host code may keep a
-    /// previous run's state to read its results.
-    public func takeRecycledEmulatorState() -> AnyObject? {
-        let state = recycledEmulatorState
-        recycledEmulatorState = nil
-        return state
     }
 
     deinit {
         registers.storage.deallocate()
         frames.deallocate()
-        pluginSlots?.deallocate()
+        emulatorStates.deallocate()
     }
 
     /// Argument `n` (1...5) of a helper call.

@@ -8,6 +8,9 @@ import Synchronization
 /// Loading, mapping and creating processes are thread-safe.
 public final class VM: @unchecked Sendable {
     public let emulator: (any Emulator)?
+    /// What creates the VM's maps and resolves references to them: the emulator if it is a
+    /// `MapProvider`, or the first member of a `CompositeEmulator` that is one; nil if none is.
+    public let mapProvider: (any MapProvider)?
     public let configuration: VMConfiguration
 
     private let lock = Mutex(())
@@ -22,6 +25,7 @@ public final class VM: @unchecked Sendable {
     public init(emulator: (any Emulator)? = nil, configuration: VMConfiguration = VMConfiguration(),
                 sharedRegionBroker: (any RegionBroker)? = nil) {
         self.emulator = emulator
+        mapProvider = emulator.flatMap(CompositeEmulator.mapProvider(of:))
         self.configuration = configuration
         sharedMemory.broker = sharedRegionBroker
     }
@@ -71,9 +75,13 @@ public final class VM: @unchecked Sendable {
     /// Checks and pre-decodes `instructions`, resolving helpers and references through the emulator.
     ///
     /// `lineInfo` (from `ObjectProgram.lineInfo`) lets errors and debuggers show source lines.
+    /// `kfuncNames` names the kernel functions the program calls: a `call` with src 2
+    /// (`BPF_PSEUDO_KFUNC_CALL`) calls `kfuncNames[imm]`, bound through `Emulator.kfunc(named:)`
+    /// (the kernel's imm is a BTF id of the kernel's BTF, which Mimic does not have; object files
+    /// are bound by name, see `LoadedObject`).
     public func load(_ instructions: [RawInstruction], name: String = "program",
-                     lineInfo: [SourceLineInfo] = []) throws(LoadError) -> Program {
-        var loader = Loader(vm: self, name: name, instructions: instructions, lineInfo: lineInfo)
+                     lineInfo: [SourceLineInfo] = [], kfuncNames: [String] = []) throws(LoadError) -> Program {
+        var loader = Loader(vm: self, name: name, instructions: instructions, lineInfo: lineInfo, kfuncNames: kfuncNames)
         return try loader.load()
     }
 
@@ -85,6 +93,12 @@ public final class VM: @unchecked Sendable {
         try emulator?.prepare(process)
         try context?.attach(to: process)
         return process
+    }
+
+    /// Why a program or object that refers to maps cannot load: no map provider.
+    var noMapProvider: String {
+        guard let emulator else { return "needs an emulator that provides maps" }
+        return "needs an emulator that provides maps; \(emulator.name) does not"
     }
 
     /// Loads nothing, creates a process, runs it to the end and returns R0: the one-call way.
@@ -100,14 +114,17 @@ private struct Loader {
     let name: String
     let instructions: [RawInstruction]
     let lineInfo: [SourceLineInfo]
+    let kfuncNames: [String]
     var helpers: [Helper] = []
     var helperIndexByID: [Int32: Int] = [:]
+    var kfuncIndexByName: [String: Int] = [:]
 
-    init(vm: VM, name: String, instructions: [RawInstruction], lineInfo: [SourceLineInfo]) {
+    init(vm: VM, name: String, instructions: [RawInstruction], lineInfo: [SourceLineInfo], kfuncNames: [String]) {
         self.vm = vm
         self.name = name
         self.instructions = instructions
         self.lineInfo = lineInfo
+        self.kfuncNames = kfuncNames
     }
 
     func error(_ reason: LoadError.Reason, at pc: Int? = nil) -> LoadError {
@@ -171,9 +188,12 @@ private struct Loader {
                 functionEntries.insert(entry)
             case .callHelper:
                 if operation == .callKernelFunction {
-                    throw error(.unsupported("kfunc calls (call with src=2, BTF id \(raw.imm))"), at: pc)
+                    // Bound like a helper: the interpreter calls it through the helper table.
+                    code[pc].operation = .callHelper
+                    code[pc].imm = UInt64(try kfuncIndex(for: raw.imm, at: pc))
+                } else {
+                    code[pc].imm = UInt64(helperIndex(for: raw.imm))
                 }
-                code[pc].imm = UInt64(helperIndex(for: raw.imm))
             default:
                 break
             }
@@ -216,6 +236,22 @@ private struct Loader {
         return helpers.count - 1
     }
 
+    /// The index in the helper table of the kfunc `kfuncNames[imm]`, from the emulator.
+    mutating func kfuncIndex(for imm: Int32, at pc: Int) throws(LoadError) -> Int {
+        guard imm >= 0, Int(imm) < kfuncNames.count else {
+            throw error(.unsupported("kfunc calls (call with src=2, BTF id \(imm)): kfuncs are bound by name, from an object file"), at: pc)
+        }
+        let name = kfuncNames[Int(imm)]
+        if let index = kfuncIndexByName[name] { return index }
+        guard let kfunc = vm.emulator?.kfunc(named: name) else {
+            let provider = vm.emulator.map { "emulator \($0.name) does not provide it" } ?? "the VM has no emulator"
+            throw error(.unresolvedReference("kfunc \(name): \(provider)"), at: pc)
+        }
+        helpers.append(kfunc)
+        kfuncIndexByName[name] = helpers.count - 1
+        return helpers.count - 1
+    }
+
     /// A helper that stops the program with `unknownHelper` when called: the kernel would refuse
     /// to load the program, but Mimic lets the paths that never call it run.
     static func unknownHelper(id: Int32, name: String?) -> Helper {
@@ -233,11 +269,11 @@ private struct Loader {
         case .immediate, .function:
             return plain  // functions are resolved in pass 2, once all slots are known
         default:
-            guard let emulator = vm.emulator else {
-                throw error(.unresolvedReference("\(kind.cName) (imm \(raw.imm)) needs an emulator that provides maps"), at: pc)
+            guard let mapProvider = vm.mapProvider else {
+                throw error(.unresolvedReference("\(kind.cName) (imm \(raw.imm)) \(vm.noMapProvider)"), at: pc)
             }
             do {
-                return try emulator.resolveLoadImm64(kind: kind, imm: raw.imm, nextImm: next.imm, in: vm)
+                return try mapProvider.resolveLoadImm64(kind: kind, imm: raw.imm, nextImm: next.imm, in: vm)
             } catch {
                 throw self.error(error, at: pc)
             }

@@ -92,9 +92,7 @@ public struct CapturedContext: Context {
 
     public func attach(to process: MimicCore.Process) throws(SetupError) {
         try subContext.attach(to: process)
-        guard let state = LinuxProcessState.forContext(process) else {
-            throw .message("captured context \(name): replaying helper calls needs the Linux emulator's process state")
-        }
+        let state = LinuxProcessState.forContext(process)
         state.replay = HelperReplay(helperCalls)
     }
 }

@@ -279,6 +279,6 @@ public struct GenericContext: Context, Sendable {
             case nil: break
             }
         }
-        if let environment, let state = LinuxProcessState.forContext(process) { state.environment = environment }
+        if let environment { LinuxProcessState.forContext(process).environment = environment }
     }
 }

@@ -415,10 +415,9 @@ public struct SKBContext: Context, Sendable {
         buffer.pulledLength = pulled
         buffer.syncContext(process)
         process.registers[1] = contextAddress
-        if let state = LinuxProcessState.forContext(process) {
-            state.packet = buffer
-            if let environment { state.environment = environment }
-        }
+        let state = LinuxProcessState.forContext(process)
+        state.packet = buffer
+        if let environment { state.environment = environment }
     }
 
     /// What a tc / socket-filter run produced: R0, the packet and the `__sk_buff` fields as the

@@ -76,13 +76,12 @@ public struct TaskEnvironment: Sendable, Equatable {
 }
 
 extension LinuxProcessState {
-    /// The state of `process`, created and installed when the process has no emulator state yet
-    /// (a VM without the Linux emulator); nil when another emulator owns the state.
-    static func forContext(_ process: MimicCore.Process) -> LinuxProcessState? {
-        if let state = process.emulatorState as? LinuxProcessState { return state }
-        guard process.emulatorState == nil else { return nil }
+    /// The state of `process`, created and installed when the Linux emulator did not prepare one
+    /// (a VM without the Linux emulator).
+    static func forContext(_ process: MimicCore.Process) -> LinuxProcessState {
+        if let state = process.emulatorState(key) { return state }
         let state = LinuxProcessState()
-        process.emulatorState = state
+        process.setEmulatorState(state, for: key)
         return state
     }
 }

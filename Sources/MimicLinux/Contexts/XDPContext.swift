@@ -96,7 +96,7 @@ public struct XDPContext: Context, Sendable {
         let regionName = "\(name) packet"
         let buffer: PacketBuffer
         // A process being reset keeps its previous packet buffer: refill it rather than allocate.
-        if let reused = try PacketBuffer.refill(state?.sparePacket.take(), kind: .xdp, packet: packet, headroom: headroom,
+        if let reused = try PacketBuffer.refill(state.sparePacket.take(), kind: .xdp, packet: packet, headroom: headroom,
                                                 tailroom: tailroom, reserved: min(Self.frameReserve, headroom),
                                                 regionName: regionName, contextName: "xdp_md", contextKind: .readOnly,
                                                 contextSize: 24, into: process) {
@@ -120,10 +120,8 @@ public struct XDPContext: Context, Sendable {
         buffer.storeU32(egressIfindex, at: 20)
         buffer.syncContext(process)
         process.registers[1] = buffer.contextAddress
-        if let state {
-            state.packet = buffer
-            if let environment { state.environment = environment }
-        }
+        state.packet = buffer
+        if let environment { state.environment = environment }
     }
 
     /// What an XDP run produced: the verdict, the packet as the program left it, and the

@@ -299,7 +299,7 @@ enum MapHelpers {
         Helper(.forEachMapElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
             guard process.argument(4) == 0 else { return result(.invalid) }
-            guard let slot = process.functionSlot(fromAddress: process.argument(2)) else {
+            guard let slot = ProgramCallbacks.functionSlot(process, fromAddress: process.argument(2)) else {
                 throw .message("r2 = 0x\(String(process.argument(2), radix: 16)) is not a function of the program")
             }
             let elements: [(key: [UInt8], address: UInt64)]
@@ -328,7 +328,7 @@ enum MapHelpers {
                 visited += 1
                 let stop: UInt64
                 do throws(ExecutionError) {
-                    stop = try process.callFunction(at: slot, arguments: [map.handle, keyAddress, element.address, process.argument(3)])
+                    stop = try ProgramCallbacks.call(process, at: slot, arguments: [map.handle, keyAddress, element.address, process.argument(3)])
                 } catch {
                     throw .callback(error)
                 }

@@ -234,7 +234,7 @@ enum LoopHelpers {
                 for index in 0..<count {
                     let result: UInt64
                     do throws(ExecutionError) {
-                        result = try call.process.callFunction(at: Int(callback & 0xFFFF_FFFF), arguments: [index, context, 0, 0, 0])
+                        result = try ProgramCallbacks.call(call.process, at: Int(callback & 0xFFFF_FFFF), arguments: [index, context, 0, 0, 0])
                     } catch {
                         throw .callback(error)
                     }
