@@ -327,10 +327,10 @@ struct RuntimeErrorTests {
     }
 
     @Test func recursionExceedsTheCallDepth() throws {
-        let code = [Asm.mov64(0, imm: 0), Asm.callLocal(-1), Asm.exit()]  // 1: calls itself
+        let code = [Asm.mov64(0, imm: 0), Asm.callLocal(1), Asm.exit(), Asm.callLocal(-1), Asm.exit()]  // 3: calls itself
         let error = try runError(code)
         #expect(error?.kind == .callDepthExceeded(limit: 8))
-        #expect(error?.pc == 1)
+        #expect(error?.pc == 3)
         #expect(error?.description.contains("8") == true)
 
         let shallow = try runError(code, configuration: VMConfiguration(maxCallDepth: 2))
@@ -694,6 +694,15 @@ struct RobustnessTests {
                         imm: interesting.randomElement(using: &rng)!)
                     if form.operation == .callHelper { instruction.imm = Int32.random(in: 0...7, using: &rng) }
                     if form.operation == .callLocal || form.operation == .jump32 { instruction.imm = Int32.random(in: -4...4, using: &rng) }
+                    // Fields the form does not use must be zero (the loader refuses them).
+                    while case .failure(.reservedField(_, let field, _)) = InstructionSet.validate(instruction, next: RawInstruction(opcode: 0)) {
+                        switch field {
+                        case .destination: instruction.destination = 0
+                        case .source: instruction.source = 0
+                        case .offset: instruction.offset = 0
+                        case .imm: instruction.imm = 0
+                        }
+                    }
                     code.append(instruction)
                     if form.operation == .loadImm64 {
                         code.append(RawInstruction(opcode: 0, imm: interesting.randomElement(using: &rng)!))

@@ -9,11 +9,18 @@ public struct LoadError: Error, Sendable, Equatable, CustomStringConvertible {
         /// Known opcode, but a field that selects the form (offset, imm or src) has no meaning.
         case invalidEncoding(String)
         case invalidRegister(field: String, register: UInt8)
+        /// A field the instruction does not use is not zero (`field` as in `struct bpf_insn`).
+        case reservedField(mnemonic: String, field: String, value: Int64)
         case writesFramePointer
         case incompleteLoadImm64
         case jumpOutOfRange(target: Int)
         case jumpIntoLoadImm64(target: Int)
         case lastInstructionNotExitOrJump
+        /// A jump from the function starting at `function` lands outside it.
+        case jumpOutOfFunction(target: Int, function: Int)
+        /// The function starting at `function` ends in an instruction that falls through into
+        /// the next function (at `next`); it must end in `exit` or `ja`.
+        case functionFallsThrough(function: Int, next: Int)
         /// An `lddw` with a pseudo source (map, map value, BTF id) that no emulator resolved.
         case unresolvedReference(String)
         case unsupported(String)
@@ -43,11 +50,18 @@ public struct LoadError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unknownOpcode(let op): what = "unknown opcode 0x\(String(op, radix: 16))"
         case .invalidEncoding(let detail): what = "invalid encoding: \(detail)"
         case .invalidRegister(let field, let register): what = "invalid \(field) register r\(register) (valid: r0-r10)"
+        case .reservedField(let mnemonic, let field, let value):
+            what = "'\(mnemonic)' uses reserved field \(field) (\(value)); it must be 0"
         case .writesFramePointer: what = "r10 is the read-only frame pointer and cannot be written"
         case .incompleteLoadImm64: what = "lddw is missing its second instruction slot"
         case .jumpOutOfRange(let target): what = "jump target \(target) is outside the program"
         case .jumpIntoLoadImm64(let target): what = "jump target \(target) is the second half of an lddw"
         case .lastInstructionNotExitOrJump: what = "the last instruction must be exit or an unconditional jump"
+        case .jumpOutOfFunction(let target, let function):
+            what = "jump target \(target) is outside the function starting at instruction \(function)"
+        case .functionFallsThrough(let function, let next):
+            what = "the function starting at instruction \(function) falls through into the function at \(next); "
+                + "its last instruction must be exit or an unconditional jump"
         case .unresolvedReference(let detail): what = "unresolved reference: \(detail)"
         case .unsupported(let detail): what = "unsupported: \(detail)"
         }

@@ -50,6 +50,10 @@ public final class Program: @unchecked Sendable {
     /// `helpers` again, in memory the interpreter reads without retaining an array: a run on
     /// one core must not write reference counts that runs on other cores share.
     let helperTable: UnsafeMutablePointer<Helper>
+    /// For each slot, the instructions from it to the end of its straight-line run: up to and
+    /// including the next jump, call or `exit` (an `lddw` counts once). The interpreter checks
+    /// its instruction limit where a run starts, for the whole run at once.
+    let runLengths: UnsafeMutablePointer<UInt32>
     /// Helper table index by helper id, for `callx` with a helper id in a register.
     let helperIndexByID: [Int32: Int]
 
@@ -69,10 +73,33 @@ public final class Program: @unchecked Sendable {
         _ = self.code.initialize(from: code)
         helperTable = .allocate(capacity: max(helpers.count, 1))
         helperTable.initialize(from: helpers, count: helpers.count)
+        runLengths = .allocate(capacity: code.count)
+        runLengths.initialize(repeating: 1, count: code.count)
+        Program.measureRuns(code, into: runLengths)
+    }
+
+    /// Fills `runLengths`. The loader made sure the last instruction ends a run (`exit`, `ja`).
+    private static func measureRuns(_ code: [DecodedInstruction], into runs: UnsafeMutablePointer<UInt32>) {
+        var isSecondHalf = [Bool](repeating: false, count: code.count)
+        var pc = 0
+        while pc < code.count {
+            if code[pc].operation == .loadImm64, pc + 1 < code.count { isSecondHalf[pc + 1] = true; pc += 2 } else { pc += 1 }
+        }
+        for pc in code.indices.reversed() where !isSecondHalf[pc] {
+            let operation = code[pc].operation
+            let next = operation == .loadImm64 ? pc + 2 : pc + 1
+            switch InstructionSet.form(of: operation).shape {
+            case .jump, .jump32, .jumpImm, .jumpReg, .callHelper, .callLocal, .callRegister, .none:
+                runs[pc] = 1
+            default:
+                runs[pc] = next < code.count ? runs[next] &+ 1 : 1
+            }
+        }
     }
 
     deinit {
         code.deallocate()
+        runLengths.deallocate()
         helperTable.deinitialize(count: helpers.count)
         helperTable.deallocate()
     }
