@@ -338,25 +338,29 @@ struct RuntimeErrorTests {
 
         // Recursion through callx too.
         let callx = try runError(Asm.program {
-            Asm.lddw(1, 1, pseudo: LoadImm64Kind.function.rawValue)  // 0: function at 2
+            Asm.lddw(1, 2, pseudo: LoadImm64Kind.function.rawValue)  // 0: function at 4
             Asm.callx(1)  // 2
+            Asm.exit()
+            Asm.lddw(1, UInt64(UInt32(bitPattern: -2)), pseudo: LoadImm64Kind.function.rawValue)  // 4: itself
+            Asm.callx(1)  // 6
             Asm.exit()
         })
         #expect(callx?.kind == .callDepthExceeded(limit: 8))
-        #expect(callx?.pc == 2)
+        #expect(callx?.pc == 6)
     }
 
     @Test func budgetExhaustionIsResumable() throws {
         let loop = try Runner.process([Asm.mov64(0, imm: 0), Asm.add64(0, imm: 1), Asm.ja(-2)])
-        // `run` checks the limit on taken jumps: this loop's `ja` executes at odd counts, so a
-        // limit of 1000 stops at the jump that makes it 1001.
+        // The limit is exact: 1000 instructions are the `mov`, 499 rounds and one more `add`.
         let first = #expect(throws: ExecutionError.self) { try loop.run(instructionLimit: 1000) }
-        #expect(first?.kind == .budgetExhausted(executed: 1001))
+        #expect(first?.kind == .budgetExhausted(executed: 1000))
         #expect(loop.state == .ready)
-        #expect(loop.instructionsExecuted == 1001)
+        #expect(loop.instructionsExecuted == 1000)
+        #expect(loop.registers[0] == 500)
+        #expect(loop.pc == 2)
         let second = #expect(throws: ExecutionError.self) { try loop.run(instructionLimit: 501) }
-        #expect(second?.kind == .budgetExhausted(executed: 1503))
-        #expect(loop.registers[0] == 751)
+        #expect(second?.kind == .budgetExhausted(executed: 1501))
+        #expect(loop.registers[0] == 750)
 
         // A finite program continues where the budget stopped it.
         let counter = try Runner.process(Asm.program {
