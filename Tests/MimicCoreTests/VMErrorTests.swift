@@ -338,10 +338,10 @@ struct RuntimeErrorTests {
 
         // Recursion through callx too.
         let callx = try runError(Asm.program {
-            Asm.lddw(1, 2, pseudo: LoadImm64Kind.function.rawValue)  // 0: function at 4
+            Asm.lddw(1, 3, pseudo: LoadImm64Kind.function.rawValue)  // 0: function at 4
             Asm.callx(1)  // 2
             Asm.exit()
-            Asm.lddw(1, UInt64(UInt32(bitPattern: -2)), pseudo: LoadImm64Kind.function.rawValue)  // 4: itself
+            Asm.lddw(1, UInt64(UInt32(bitPattern: -1)), pseudo: LoadImm64Kind.function.rawValue)  // 4: itself
             Asm.callx(1)  // 6
             Asm.exit()
         })
