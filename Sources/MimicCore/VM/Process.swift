@@ -1,8 +1,8 @@
 import MimicMemory
 import Synchronization
 
-/// A flag another thread sets to stop a running process; looked at every 4,096 instructions
-/// at most, on a taken jump or call.
+/// A flag another thread sets to stop a running process; looked at where a straight-line run of
+/// instructions starts (after a jump, call or return) once 4,096 instructions have passed.
 public final class CancellationFlag: Sendable {
     private let flag = Atomic<Bool>(false)
 
@@ -238,8 +238,8 @@ public final class Process {
     ///
     /// The limit is exact: a run stops with `budgetExhausted` after exactly `instructionLimit`
     /// more instructions (an `lddw` counts as one; a helper's callbacks count too). The
-    /// cancellation flag is looked at where straight-line runs start, at least every 4,096
-    /// instructions. A run stopped by the limit can be continued by calling `run` or `step` again.
+    /// cancellation flag is looked at where straight-line runs start, once 4,096 instructions
+    /// have passed since the last look. A run stopped by the limit can be continued by calling `run` or `step` again.
     ///
     /// - Parameters:
     ///   - instructionLimit: stop with `budgetExhausted` after this many more instructions.
