@@ -4,7 +4,7 @@ import MimicMemory
 /// How often the interpreter loop checks its instruction limit, fixed at compile time.
 protocol ExecutionMode {
     /// Before every instruction (stepping) or where a straight-line run starts (running: the
-    /// whole run is charged at once, `Program.runLengths`; a run that would cross the limit
+    /// whole run is checked at once, `Program.runLength`; a run that could cross the limit
     /// stops before it with `limitInsideRun` and is finished by stepping). Both are exact.
     static var checksEveryInstruction: Bool { get }
 }
@@ -18,7 +18,7 @@ enum Stop {
     /// The instruction limit was reached; the process can continue.
     case paused
     /// Running mode only: fewer instructions are left before the limit than the straight-line
-    /// run at `pc` has; `executeExactly` finishes them by stepping.
+    /// run at `pc` may execute; `executeExactly` finishes them by stepping.
     case limitInsideRun
     case failed(ExecutionError.Kind)
 }
@@ -35,11 +35,11 @@ extension Process {
     /// `Mode` decides how often the limit is checked; everything else is shared, so `step` and
     /// `run` execute every instruction with the same code.
     @inline(__always)
-    func execute<Mode: ExecutionMode>(_ mode: Mode.Type, limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+    func execute<Mode: ExecutionMode>(_ mode: Mode.Type, limit: UInt64, cancellation: CancellationFlag?,
+                                      limitsCallbacks: Bool = false) -> Stop {
         guard case .ready = state else { return .failed(.notRunnable) }
         var code = UnsafePointer(program.code.baseAddress.unsafelyUnwrapped)
         var helpers = UnsafePointer(program.helperTable)
-        var runs = UnsafePointer(program.runLengths)
         let r = registers.storage
         var table = memory.table
         var pc = pc
@@ -47,7 +47,7 @@ extension Process {
         var count = start
         let end = limit > UInt64.max - start ? UInt64.max : start + limit
         // Stepping runs a helper's callbacks to their end within the one step.
-        runLimit = Mode.checksEveryInstruction ? .max : end
+        runLimit = Mode.checksEveryInstruction && !limitsCallbacks ? .max : end
         runCancellation = cancellation
         // The next count at which to look at the limit and the cancellation flag.
         var checkpoint = cancellation == nil ? end : min(end, count &+ cancellationInterval)
@@ -64,9 +64,9 @@ extension Process {
         }
 
         // The limit and the cancellation flag are checked where a straight-line run starts (the
-        // entry, after every jump, call and return: `enter`) and, in stepping mode, before each
+        // entry, taken jumps, calls and returns: `enter`) and, in stepping mode, before each
         // instruction.
-        if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+        if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
         while true {
             if Mode.checksEveryInstruction, let stop = check(1, count, end, cancellation, &checkpoint) { return stop }
             let i = code[pc]
@@ -203,139 +203,95 @@ extension Process {
             // MARK: Jumps
             case .jump, .jump32:
                 pc = Int(truncatingIfNeeded: i.offset)
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             case .jumpEqual64Imm:
-                if r[d] == i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] == i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpEqual64Reg:
-                if r[d] == r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] == r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpNotEqual64Imm:
-                if r[d] != i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] != i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpNotEqual64Reg:
-                if r[d] != r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] != r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpGreater64Imm:
-                if r[d] > i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] > i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpGreater64Reg:
-                if r[d] > r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] > r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpGreaterEqual64Imm:
-                if r[d] >= i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] >= i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpGreaterEqual64Reg:
-                if r[d] >= r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] >= r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpLess64Imm:
-                if r[d] < i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] < i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpLess64Reg:
-                if r[d] < r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] < r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpLessEqual64Imm:
-                if r[d] <= i.imm { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] <= i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpLessEqual64Reg:
-                if r[d] <= r[s] { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] <= r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSet64Imm:
-                if r[d] & i.imm != 0 { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] & i.imm != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSet64Reg:
-                if r[d] & r[s] != 0 { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if r[d] & r[s] != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedGreater64Imm:
-                if Int64(bitPattern: r[d]) > Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) > Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedGreater64Reg:
-                if Int64(bitPattern: r[d]) > Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) > Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedGreaterEqual64Imm:
-                if Int64(bitPattern: r[d]) >= Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) >= Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedGreaterEqual64Reg:
-                if Int64(bitPattern: r[d]) >= Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) >= Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedLess64Imm:
-                if Int64(bitPattern: r[d]) < Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) < Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedLess64Reg:
-                if Int64(bitPattern: r[d]) < Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) < Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedLessEqual64Imm:
-                if Int64(bitPattern: r[d]) <= Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) <= Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedLessEqual64Reg:
-                if Int64(bitPattern: r[d]) <= Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) <= Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpEqual32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpEqual32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpNotEqual32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpNotEqual32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpGreater32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpGreater32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpGreaterEqual32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpGreaterEqual32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpLess32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpLess32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpLessEqual32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpLessEqual32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSet32Imm:
-                if UInt32(truncatingIfNeeded: r[d] & i.imm) != 0 { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d] & i.imm) != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSet32Reg:
-                if UInt32(truncatingIfNeeded: r[d] & r[s]) != 0 { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d] & r[s]) != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedGreater32Imm:
-                if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedGreater32Reg:
-                if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedGreaterEqual32Imm:
-                if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedGreaterEqual32Reg:
-                if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedLess32Imm:
-                if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedLess32Reg:
-                if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedLessEqual32Imm:
-                if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
             case .jumpSignedLessEqual32Reg:
-                if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset) }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
 
             // MARK: Calls
             case .callLocal:
@@ -344,7 +300,7 @@ extension Process {
                 depth &+= 1
                 r[10] &-= frameSize
                 pc = Int(truncatingIfNeeded: i.offset)
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             case .callHelper, .callKernelFunction:
                 self.pc = pc
                 self.instructionsExecuted = count
@@ -366,11 +322,10 @@ extension Process {
                     program = next
                     code = UnsafePointer(next.code.baseAddress.unsafelyUnwrapped)
                     helpers = UnsafePointer(next.helperTable)
-                    runs = UnsafePointer(next.runLengths)
                     pc = 0
                 case .none: pc &-= 1; return .failed(takeFault())
                 }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             case .callRegister:
                 self.pc = pc
                 self.instructionsExecuted = count
@@ -396,26 +351,35 @@ extension Process {
                 } else {
                     pc &-= 1; return .failed(.invalidCallTarget(target))
                 }
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             case .exit:
                 if depth == exitDepth { return .exited }
                 depth &-= 1
                 let frame = frames[depth]
                 pc = frame.returnPC
                 (r[6], r[7], r[8], r[9], r[10]) = frame.savedRegisters
-                if let stop = enter(Mode.self, runs[pc], count, end, cancellation, &checkpoint) { return stop }
+                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             }
         }
     }
 
     // MARK: Cold paths
 
-    /// The check where a straight-line run of `length` instructions starts (running mode only).
+    /// The check where the straight-line run at `pc` starts (running mode only).
     @inline(__always)
-    func enter<Mode: ExecutionMode>(_ mode: Mode.Type, _ length: UInt32, _ count: UInt64, _ end: UInt64,
-                                    _ cancellation: CancellationFlag?, _ checkpoint: inout UInt64) -> Stop? {
+    func enter<Mode: ExecutionMode>(_ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>, _ pc: Int, _ count: UInt64,
+                                    _ end: UInt64, _ cancellation: CancellationFlag?, _ checkpoint: inout UInt64) -> Stop? {
         if Mode.checksEveryInstruction { return nil }
-        return check(UInt64(length), count, end, cancellation, &checkpoint)
+        return check(UInt64(Program.runLength(code, pc)), count, end, cancellation, &checkpoint)
+    }
+
+    /// A taken jump: `pc` moves to the target, where a new run starts.
+    @inline(__always)
+    func take<Mode: ExecutionMode>(_ i: DecodedInstruction, _ pc: inout Int, _ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>,
+                                   _ count: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?,
+                                   _ checkpoint: inout UInt64) -> Stop? {
+        pc = Int(truncatingIfNeeded: i.offset)
+        return enter(mode, code, pc, count, end, cancellation, &checkpoint)
     }
 
     /// Whether `length` more instructions pass the checkpoint; if so, why to stop, or nil to go
@@ -443,8 +407,9 @@ extension Process {
         let start = instructionsExecuted
         let stop = execute(RunningMode.self, limit: limit, cancellation: cancellation)
         guard case .limitInsideRun = stop else { return stop }
-        // The rest of the run holds no call (calls end runs), so stepping runs no callbacks.
-        return execute(SteppingMode.self, limit: limit &- (instructionsExecuted &- start), cancellation: nil)
+        // A helper's callbacks in these steps count against the same limit.
+        return execute(SteppingMode.self, limit: limit &- (instructionsExecuted &- start), cancellation: cancellation,
+                       limitsCallbacks: true)
     }
 
     /// `r[dst] = *(T *)(r[src] + off)`, zero- or sign-extended as `T` is; false after a fault.
