@@ -49,8 +49,11 @@ extension Process {
         // Stepping runs a helper's callbacks to their end within the one step.
         runLimit = Mode.checksEveryInstruction && !limitsCallbacks ? .max : end
         runCancellation = cancellation
-        // The next count at which to look at the limit and the cancellation flag.
-        var checkpoint = cancellation == nil ? end : min(end, count &+ cancellationInterval)
+        // The count from which run starts take the slow path (`limitReached`), which sets the next:
+        // runs that surely fit before the limit, and 4,096 instructions before looking at the flag.
+        let longest = Mode.checksEveryInstruction ? 1 : UInt64(program.longestRun)
+        var checkpoint = min(max(end >= longest ? end - longest : 0, count),
+                             cancellation == nil ? .max : count &+ cancellationInterval)
         let frameSize = UInt64(vm.configuration.stackFrameSize)
         let maxDepth = vm.configuration.maxCallDepth
         var depth = depth
@@ -68,7 +71,8 @@ extension Process {
         // instruction.
         if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
         while true {
-            if Mode.checksEveryInstruction, let stop = check(1, count, end, cancellation, &checkpoint) { return stop }
+            if Mode.checksEveryInstruction, count >= checkpoint,
+               let stop = limitReached(count, 1, end, cancellation, &checkpoint, longestRun: 1) { return stop }
             let i = code[pc]
             let d = Int(truncatingIfNeeded: i.destination)
             let s = Int(truncatingIfNeeded: i.source)
@@ -323,6 +327,7 @@ extension Process {
                     code = UnsafePointer(next.code.baseAddress.unsafelyUnwrapped)
                     helpers = UnsafePointer(next.helperTable)
                     pc = 0
+                    checkpoint = count  // the next program's runs differ: take the slow path
                 case .none: pc &-= 1; return .failed(takeFault())
                 }
                 if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
@@ -365,12 +370,15 @@ extension Process {
 
     // MARK: Cold paths
 
-    /// The check where the straight-line run at `pc` starts (running mode only).
+    /// The check where the straight-line run at `pc` starts (running mode only): one compare,
+    /// as long as the longest run of the program fits before the limit.
     @inline(__always)
     func enter<Mode: ExecutionMode>(_ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>, _ pc: Int, _ count: UInt64,
                                     _ end: UInt64, _ cancellation: CancellationFlag?, _ checkpoint: inout UInt64) -> Stop? {
         if Mode.checksEveryInstruction { return nil }
-        return check(UInt64(Program.runLength(code, pc)), count, end, cancellation, &checkpoint)
+        guard count >= checkpoint else { return nil }
+        return limitReached(count, UInt64(Program.runLength(code, pc)), end, cancellation, &checkpoint,
+                            longestRun: UInt64(program.longestRun))
     }
 
     /// A taken jump: `pc` moves to the target, where a new run starts.
@@ -382,22 +390,18 @@ extension Process {
         return enter(mode, code, pc, count, end, cancellation, &checkpoint)
     }
 
-    /// Whether `length` more instructions pass the checkpoint; if so, why to stop, or nil to go
-    /// on with `checkpoint` moved forward.
-    @inline(__always)
-    func check(_ length: UInt64, _ count: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?,
-               _ checkpoint: inout UInt64) -> Stop? {
-        guard count &+ length > checkpoint else { return nil }
-        return limitReached(count, length, end, cancellation, &checkpoint)
-    }
-
+    /// The slow path of the limit check, where a run of `length` instructions starts: why to
+    /// stop, or nil to go on with the next checkpoint. Until `end - longestRun` every run fits,
+    /// so the checkpoint can stay there (or at the next look at the cancellation flag); closer
+    /// to the end every run start comes here and is measured.
     @inline(never)
     func limitReached(_ count: UInt64, _ length: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?,
-                      _ checkpoint: inout UInt64) -> Stop? {
+                      _ checkpoint: inout UInt64, longestRun: UInt64) -> Stop? {
         if count >= end { return .paused }
         if let cancellation, cancellation.isCancelled { return .failed(.cancelled) }
         if count &+ length > end { return .limitInsideRun }
-        checkpoint = min(end, count &+ cancellationInterval)
+        checkpoint = min(max(end >= longestRun ? end - longestRun : 0, count),
+                         cancellation == nil ? .max : count &+ cancellationInterval)
         return nil
     }
 
@@ -407,9 +411,15 @@ extension Process {
         let start = instructionsExecuted
         let stop = execute(RunningMode.self, limit: limit, cancellation: cancellation)
         guard case .limitInsideRun = stop else { return stop }
+        return finishByStepping(limit: limit &- (instructionsExecuted &- start), cancellation: cancellation)
+    }
+
+    /// The last instructions before an exact limit, one at a time. Out of line: with both loops
+    /// in one function the running loop's registers were allocated worse (measured).
+    @inline(never)
+    func finishByStepping(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
         // A helper's callbacks in these steps count against the same limit.
-        return execute(SteppingMode.self, limit: limit &- (instructionsExecuted &- start), cancellation: cancellation,
-                       limitsCallbacks: true)
+        execute(SteppingMode.self, limit: limit, cancellation: cancellation, limitsCallbacks: true)
     }
 
     /// `r[dst] = *(T *)(r[src] + off)`, zero- or sign-extended as `T` is; false after a fault.

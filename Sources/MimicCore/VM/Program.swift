@@ -49,6 +49,9 @@ public final class Program: @unchecked Sendable {
     /// the run lengths (`runLength`).
     let code: UnsafeMutableBufferPointer<DecodedInstruction>
     private let storage: UnsafeMutableRawPointer
+    /// The longest straight-line run (`runLength`): the interpreter's limit check is one compare
+    /// until this many instructions before the limit.
+    let longestRun: UInt32
     /// `helpers` again, in memory the interpreter reads without retaining an array: a run on
     /// one core must not write reference counts that runs on other cores share.
     let helperTable: UnsafeMutablePointer<Helper>
@@ -75,7 +78,7 @@ public final class Program: @unchecked Sendable {
         _ = self.code.initialize(from: code)
         helperTable = .allocate(capacity: max(helpers.count, 1))
         helperTable.initialize(from: helpers, count: helpers.count)
-        Program.measureRuns(code, before: codeStart)
+        longestRun = Program.measureRuns(code, before: codeStart)
     }
 
     /// The number of instructions the straight-line run from `pc` may execute: up to and
@@ -90,8 +93,9 @@ public final class Program: @unchecked Sendable {
         UnsafeRawPointer(code).load(fromByteOffset: -MemoryLayout<UInt32>.stride &* (pc &+ 1), as: UInt32.self)
     }
 
-    /// Writes the run lengths before `code`. The loader made sure the last slot ends a run.
-    private static func measureRuns(_ code: [DecodedInstruction], before start: UnsafeMutablePointer<DecodedInstruction>) {
+    /// Writes the run lengths before `code` and returns the longest. The loader made sure the
+    /// last slot ends a run.
+    private static func measureRuns(_ code: [DecodedInstruction], before start: UnsafeMutablePointer<DecodedInstruction>) -> UInt32 {
         let runs = UnsafeMutableRawPointer(start)
         func set(_ pc: Int, _ length: UInt32) {
             runs.storeBytes(of: length, toByteOffset: -MemoryLayout<UInt32>.stride * (pc + 1), as: UInt32.self)
@@ -102,6 +106,7 @@ public final class Program: @unchecked Sendable {
             if code[pc].operation == .loadImm64, pc + 1 < code.count { isSecondHalf[pc + 1] = true; pc += 2 } else { pc += 1 }
         }
         var following: UInt32 = 0  // the run length of the next instruction slot
+        var longest: UInt32 = 1
         for pc in code.indices.reversed() {
             if isSecondHalf[pc] { set(pc, 0); continue }
             switch InstructionSet.form(of: code[pc].operation).shape {
@@ -109,7 +114,9 @@ public final class Program: @unchecked Sendable {
             default: following &+= 1
             }
             set(pc, following)
+            longest = max(longest, following)
         }
+        return longest
     }
 
     deinit {
