@@ -59,10 +59,12 @@ let package = Package(
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),
+        // Counts malloc calls in the test executable (the per-instruction allocation tests).
+        .target(name: "CMallocCounter", path: "Tests/CMallocCounter"),
         .testTarget(name: "MimicJSONTests", dependencies: ["MimicJSON"]),
         .testTarget(
             name: "MimicCoreTests",
-            dependencies: ["MimicCore", "MimicMemory", "MimicTestSupport"],
+            dependencies: ["MimicCore", "MimicMemory", "MimicTestSupport", "CMallocCounter"],
             // eBPF C sources and objects, read by path from the tests (not resources).
             exclude: ["Fixtures"]
         ),

@@ -327,10 +327,10 @@ struct RuntimeErrorTests {
     }
 
     @Test func recursionExceedsTheCallDepth() throws {
-        let code = [Asm.mov64(0, imm: 0), Asm.callLocal(-1), Asm.exit()]  // 1: calls itself
+        let code = [Asm.mov64(0, imm: 0), Asm.callLocal(1), Asm.exit(), Asm.callLocal(-1), Asm.exit()]  // 3: calls itself
         let error = try runError(code)
         #expect(error?.kind == .callDepthExceeded(limit: 8))
-        #expect(error?.pc == 1)
+        #expect(error?.pc == 3)
         #expect(error?.description.contains("8") == true)
 
         let shallow = try runError(code, configuration: VMConfiguration(maxCallDepth: 2))
@@ -338,25 +338,29 @@ struct RuntimeErrorTests {
 
         // Recursion through callx too.
         let callx = try runError(Asm.program {
-            Asm.lddw(1, 1, pseudo: LoadImm64Kind.function.rawValue)  // 0: function at 2
+            Asm.lddw(1, 3, pseudo: LoadImm64Kind.function.rawValue)  // 0: function at 4
             Asm.callx(1)  // 2
+            Asm.exit()
+            Asm.lddw(1, UInt64(UInt32(bitPattern: -1)), pseudo: LoadImm64Kind.function.rawValue)  // 4: itself
+            Asm.callx(1)  // 6
             Asm.exit()
         })
         #expect(callx?.kind == .callDepthExceeded(limit: 8))
-        #expect(callx?.pc == 2)
+        #expect(callx?.pc == 6)
     }
 
     @Test func budgetExhaustionIsResumable() throws {
         let loop = try Runner.process([Asm.mov64(0, imm: 0), Asm.add64(0, imm: 1), Asm.ja(-2)])
-        // `run` checks the limit on taken jumps: this loop's `ja` executes at odd counts, so a
-        // limit of 1000 stops at the jump that makes it 1001.
+        // The limit is exact: 1000 instructions are the `mov`, 499 rounds and one more `add`.
         let first = #expect(throws: ExecutionError.self) { try loop.run(instructionLimit: 1000) }
-        #expect(first?.kind == .budgetExhausted(executed: 1001))
+        #expect(first?.kind == .budgetExhausted(executed: 1000))
         #expect(loop.state == .ready)
-        #expect(loop.instructionsExecuted == 1001)
+        #expect(loop.instructionsExecuted == 1000)
+        #expect(loop.registers[0] == 500)
+        #expect(loop.pc == 2)
         let second = #expect(throws: ExecutionError.self) { try loop.run(instructionLimit: 501) }
-        #expect(second?.kind == .budgetExhausted(executed: 1503))
-        #expect(loop.registers[0] == 751)
+        #expect(second?.kind == .budgetExhausted(executed: 1501))
+        #expect(loop.registers[0] == 750)
 
         // A finite program continues where the budget stopped it.
         let counter = try Runner.process(Asm.program {
@@ -695,6 +699,15 @@ struct RobustnessTests {
                         imm: interesting.randomElement(using: &rng)!)
                     if form.operation == .callHelper { instruction.imm = Int32.random(in: 0...7, using: &rng) }
                     if form.operation == .callLocal || form.operation == .jump32 { instruction.imm = Int32.random(in: -4...4, using: &rng) }
+                    // Fields the form does not use must be zero (the loader refuses them).
+                    while case .failure(.reservedField(_, let field, _)) = InstructionSet.validate(instruction, next: RawInstruction(opcode: 0)) {
+                        switch field {
+                        case .destination: instruction.destination = 0
+                        case .source: instruction.source = 0
+                        case .offset: instruction.offset = 0
+                        case .imm: instruction.imm = 0
+                        }
+                    }
                     code.append(instruction)
                     if form.operation == .loadImm64 {
                         code.append(RawInstruction(opcode: 0, imm: interesting.randomElement(using: &rng)!))

@@ -159,38 +159,16 @@ public enum Disassembler {
     private static func decode(
         _ instruction: RawInstruction, next: RawInstruction?
     ) -> Result<DecodedInstruction, InvalidEncoding> {
-        let opcodeText = "0x" + (instruction.opcode < 0x10 ? "0" : "") + String(instruction.opcode, radix: 16)
-        guard let form = InstructionSet.form(of: instruction) else {
-            let reason = InstructionSet.isKnownOpcode(instruction.opcode)
-                ? "opcode \(opcodeText) with an unknown \(discriminatorName(instruction.opcode))"
-                : "unknown opcode \(opcodeText)"
-            return .failure(InvalidEncoding(instruction: instruction, reason: reason))
-        }
-        if form.shape == .loadImm64 && next == nil {
-            return .failure(InvalidEncoding(instruction: instruction, reason: "lddw without its second slot"))
-        }
-        let fields = OperandFields(extractingFrom: instruction, next: next, shape: form.shape)
-        if fields.destination > highestRegister || fields.source > highestRegister {
-            return .failure(InvalidEncoding(instruction: instruction, reason: "register above r10 in '\(form.mnemonic)'"))
-        }
-        let canonical = fields.encode(as: form)
-        guard canonical[0] == instruction else {
-            return .failure(InvalidEncoding(instruction: instruction, reason: "unused fields set in '\(form.mnemonic)'"))
-        }
-        if canonical.count == 2, canonical[1] != next {
-            return .failure(InvalidEncoding(instruction: instruction, reason: "lddw second slot has fields other than imm set"))
-        }
-        return .success(DecodedInstruction(form: form, fields: fields))
-    }
-
-    /// The field that tells apart the forms of `opcode`, for messages.
-    private static func discriminatorName(_ opcode: UInt8) -> String {
-        let form = InstructionSet.forms.first { $0.opcode == opcode }
-        switch form?.discriminator {
-        case .offset: return "offset"
-        case .imm: return "imm"
-        case .source: return "source register"
-        case .some(.none), nil: return "encoding"
+        switch InstructionSet.validate(instruction, next: next) {
+        case .failure(let problem):
+            return .failure(InvalidEncoding(instruction: instruction, reason: problem.description))
+        case .success(let form):
+            if form.shape == .loadImm64 && instruction.source != 0 {
+                // Valid for the loader (a map or function reference), but the text syntax has
+                // plain constants only; `Inspection` prints these with their kind.
+                return .failure(InvalidEncoding(instruction: instruction, reason: "lddw with pseudo source \(instruction.source)"))
+            }
+            return .success(DecodedInstruction(form: form, fields: OperandFields(extractingFrom: instruction, next: next, shape: form.shape)))
         }
     }
 }

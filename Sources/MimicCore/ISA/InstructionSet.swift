@@ -272,176 +272,9 @@ public struct InstructionForm: Sendable {
 
 /// The instruction table and lookups derived from it.
 public enum InstructionSet {
-    private typealias Form = InstructionForm
-
-    /// Every instruction form, in `Operation` order (`forms[op.rawValue].operation == op`).
-    public static let forms: [InstructionForm] = [
-        Form(.add64Imm, opcode: 0x07, .none, "add", .aluImm),
-        Form(.add64Reg, opcode: 0x0f, .none, "add", .aluReg),
-        Form(.sub64Imm, opcode: 0x17, .none, "sub", .aluImm),
-        Form(.sub64Reg, opcode: 0x1f, .none, "sub", .aluReg),
-        Form(.mul64Imm, opcode: 0x27, .none, "mul", .aluImm),
-        Form(.mul64Reg, opcode: 0x2f, .none, "mul", .aluReg),
-        Form(.div64Imm, opcode: 0x37, .offset(0), "div", .aluImm),
-        Form(.div64Reg, opcode: 0x3f, .offset(0), "div", .aluReg),
-        Form(.sdiv64Imm, opcode: 0x37, .offset(1), "sdiv", .aluImm),
-        Form(.sdiv64Reg, opcode: 0x3f, .offset(1), "sdiv", .aluReg),
-        Form(.or64Imm, opcode: 0x47, .none, "or", .aluImm),
-        Form(.or64Reg, opcode: 0x4f, .none, "or", .aluReg),
-        Form(.and64Imm, opcode: 0x57, .none, "and", .aluImm),
-        Form(.and64Reg, opcode: 0x5f, .none, "and", .aluReg),
-        Form(.lsh64Imm, opcode: 0x67, .none, "lsh", .aluImm),
-        Form(.lsh64Reg, opcode: 0x6f, .none, "lsh", .aluReg),
-        Form(.rsh64Imm, opcode: 0x77, .none, "rsh", .aluImm),
-        Form(.rsh64Reg, opcode: 0x7f, .none, "rsh", .aluReg),
-        Form(.mod64Imm, opcode: 0x97, .offset(0), "mod", .aluImm),
-        Form(.mod64Reg, opcode: 0x9f, .offset(0), "mod", .aluReg),
-        Form(.smod64Imm, opcode: 0x97, .offset(1), "smod", .aluImm),
-        Form(.smod64Reg, opcode: 0x9f, .offset(1), "smod", .aluReg),
-        Form(.xor64Imm, opcode: 0xa7, .none, "xor", .aluImm),
-        Form(.xor64Reg, opcode: 0xaf, .none, "xor", .aluReg),
-        Form(.mov64Imm, opcode: 0xb7, .offset(0), "mov", .aluImm),
-        Form(.mov64Reg, opcode: 0xbf, .offset(0), "mov", .aluReg),
-        Form(.arsh64Imm, opcode: 0xc7, .none, "arsh", .aluImm),
-        Form(.arsh64Reg, opcode: 0xcf, .none, "arsh", .aluReg),
-        Form(.neg64, opcode: 0x87, .none, "neg", .unary),
-        Form(.add32Imm, opcode: 0x04, .none, "add32", .aluImm),
-        Form(.add32Reg, opcode: 0x0c, .none, "add32", .aluReg),
-        Form(.sub32Imm, opcode: 0x14, .none, "sub32", .aluImm),
-        Form(.sub32Reg, opcode: 0x1c, .none, "sub32", .aluReg),
-        Form(.mul32Imm, opcode: 0x24, .none, "mul32", .aluImm),
-        Form(.mul32Reg, opcode: 0x2c, .none, "mul32", .aluReg),
-        Form(.div32Imm, opcode: 0x34, .offset(0), "div32", .aluImm),
-        Form(.div32Reg, opcode: 0x3c, .offset(0), "div32", .aluReg),
-        Form(.sdiv32Imm, opcode: 0x34, .offset(1), "sdiv32", .aluImm),
-        Form(.sdiv32Reg, opcode: 0x3c, .offset(1), "sdiv32", .aluReg),
-        Form(.or32Imm, opcode: 0x44, .none, "or32", .aluImm),
-        Form(.or32Reg, opcode: 0x4c, .none, "or32", .aluReg),
-        Form(.and32Imm, opcode: 0x54, .none, "and32", .aluImm),
-        Form(.and32Reg, opcode: 0x5c, .none, "and32", .aluReg),
-        Form(.lsh32Imm, opcode: 0x64, .none, "lsh32", .aluImm),
-        Form(.lsh32Reg, opcode: 0x6c, .none, "lsh32", .aluReg),
-        Form(.rsh32Imm, opcode: 0x74, .none, "rsh32", .aluImm),
-        Form(.rsh32Reg, opcode: 0x7c, .none, "rsh32", .aluReg),
-        Form(.mod32Imm, opcode: 0x94, .offset(0), "mod32", .aluImm),
-        Form(.mod32Reg, opcode: 0x9c, .offset(0), "mod32", .aluReg),
-        Form(.smod32Imm, opcode: 0x94, .offset(1), "smod32", .aluImm),
-        Form(.smod32Reg, opcode: 0x9c, .offset(1), "smod32", .aluReg),
-        Form(.xor32Imm, opcode: 0xa4, .none, "xor32", .aluImm),
-        Form(.xor32Reg, opcode: 0xac, .none, "xor32", .aluReg),
-        Form(.mov32Imm, opcode: 0xb4, .offset(0), "mov32", .aluImm),
-        Form(.mov32Reg, opcode: 0xbc, .offset(0), "mov32", .aluReg),
-        Form(.arsh32Imm, opcode: 0xc4, .none, "arsh32", .aluImm),
-        Form(.arsh32Reg, opcode: 0xcc, .none, "arsh32", .aluReg),
-        Form(.neg32, opcode: 0x84, .none, "neg32", .unary),
-        Form(.movsx8to64, opcode: 0xbf, .offset(8), "movsx864", .aluReg),
-        Form(.movsx16to64, opcode: 0xbf, .offset(16), "movsx1664", .aluReg),
-        Form(.movsx32to64, opcode: 0xbf, .offset(32), "movsx3264", .aluReg),
-        Form(.movsx8to32, opcode: 0xbc, .offset(8), "movsx832", .aluReg),
-        Form(.movsx16to32, opcode: 0xbc, .offset(16), "movsx1632", .aluReg),
-        Form(.le16, opcode: 0xd4, .imm(0x10), "le16", .unary),
-        Form(.le32, opcode: 0xd4, .imm(0x20), "le32", .unary),
-        Form(.le64, opcode: 0xd4, .imm(0x40), "le64", .unary),
-        Form(.be16, opcode: 0xdc, .imm(0x10), "be16", .unary),
-        Form(.be32, opcode: 0xdc, .imm(0x20), "be32", .unary),
-        Form(.be64, opcode: 0xdc, .imm(0x40), "be64", .unary),
-        Form(.bswap16, opcode: 0xd7, .imm(0x10), "bswap16", .unary),
-        Form(.bswap32, opcode: 0xd7, .imm(0x20), "bswap32", .unary),
-        Form(.bswap64, opcode: 0xd7, .imm(0x40), "bswap64", .unary),
-        Form(.load64, opcode: 0x79, .none, "ldxdw", .load),
-        Form(.load32, opcode: 0x61, .none, "ldxw", .load),
-        Form(.load16, opcode: 0x69, .none, "ldxh", .load),
-        Form(.load8, opcode: 0x71, .none, "ldxb", .load),
-        Form(.loadSigned32, opcode: 0x81, .none, "ldxsw", .load),
-        Form(.loadSigned16, opcode: 0x89, .none, "ldxsh", .load),
-        Form(.loadSigned8, opcode: 0x91, .none, "ldxsb", .load),
-        Form(.store64Imm, opcode: 0x7a, .none, "stdw", .storeImm),
-        Form(.store32Imm, opcode: 0x62, .none, "stw", .storeImm),
-        Form(.store16Imm, opcode: 0x6a, .none, "sth", .storeImm),
-        Form(.store8Imm, opcode: 0x72, .none, "stb", .storeImm),
-        Form(.store64Reg, opcode: 0x7b, .none, "stxdw", .storeReg),
-        Form(.store32Reg, opcode: 0x63, .none, "stxw", .storeReg),
-        Form(.store16Reg, opcode: 0x6b, .none, "stxh", .storeReg),
-        Form(.store8Reg, opcode: 0x73, .none, "stxb", .storeReg),
-        Form(.atomicAdd64, opcode: 0xdb, .imm(0x0), "lock add", .atomic),
-        Form(.atomicOr64, opcode: 0xdb, .imm(0x40), "lock or", .atomic),
-        Form(.atomicAnd64, opcode: 0xdb, .imm(0x50), "lock and", .atomic),
-        Form(.atomicXor64, opcode: 0xdb, .imm(0xa0), "lock xor", .atomic),
-        Form(.atomicFetchAdd64, opcode: 0xdb, .imm(0x1), "lock fetch add", .atomic),
-        Form(.atomicFetchOr64, opcode: 0xdb, .imm(0x41), "lock fetch or", .atomic),
-        Form(.atomicFetchAnd64, opcode: 0xdb, .imm(0x51), "lock fetch and", .atomic),
-        Form(.atomicFetchXor64, opcode: 0xdb, .imm(0xa1), "lock fetch xor", .atomic),
-        Form(.atomicExchange64, opcode: 0xdb, .imm(0xe1), "lock xchg", .atomic),
-        Form(.atomicCompareExchange64, opcode: 0xdb, .imm(0xf1), "lock cmpxchg", .atomic),
-        Form(.atomicAdd32, opcode: 0xc3, .imm(0x0), "lock add32", .atomic),
-        Form(.atomicOr32, opcode: 0xc3, .imm(0x40), "lock or32", .atomic),
-        Form(.atomicAnd32, opcode: 0xc3, .imm(0x50), "lock and32", .atomic),
-        Form(.atomicXor32, opcode: 0xc3, .imm(0xa0), "lock xor32", .atomic),
-        Form(.atomicFetchAdd32, opcode: 0xc3, .imm(0x1), "lock fetch add32", .atomic),
-        Form(.atomicFetchOr32, opcode: 0xc3, .imm(0x41), "lock fetch or32", .atomic),
-        Form(.atomicFetchAnd32, opcode: 0xc3, .imm(0x51), "lock fetch and32", .atomic),
-        Form(.atomicFetchXor32, opcode: 0xc3, .imm(0xa1), "lock fetch xor32", .atomic),
-        Form(.atomicExchange32, opcode: 0xc3, .imm(0xe1), "lock xchg32", .atomic),
-        Form(.atomicCompareExchange32, opcode: 0xc3, .imm(0xf1), "lock cmpxchg32", .atomic),
-        Form(.loadImm64, opcode: 0x18, .none, "lddw", .loadImm64),
-        Form(.loadPacketAbsolute32, opcode: 0x20, .none, "ldabsw", .packetAbsolute),
-        Form(.loadPacketAbsolute16, opcode: 0x28, .none, "ldabsh", .packetAbsolute),
-        Form(.loadPacketAbsolute8, opcode: 0x30, .none, "ldabsb", .packetAbsolute),
-        Form(.loadPacketIndirect32, opcode: 0x40, .none, "ldindw", .packetIndirect),
-        Form(.loadPacketIndirect16, opcode: 0x48, .none, "ldindh", .packetIndirect),
-        Form(.loadPacketIndirect8, opcode: 0x50, .none, "ldindb", .packetIndirect),
-        Form(.jump, opcode: 0x05, .none, "ja", .jump),
-        Form(.jump32, opcode: 0x06, .none, "ja32", .jump32),
-        Form(.jumpEqual64Imm, opcode: 0x15, .none, "jeq", .jumpImm),
-        Form(.jumpEqual64Reg, opcode: 0x1d, .none, "jeq", .jumpReg),
-        Form(.jumpGreater64Imm, opcode: 0x25, .none, "jgt", .jumpImm),
-        Form(.jumpGreater64Reg, opcode: 0x2d, .none, "jgt", .jumpReg),
-        Form(.jumpGreaterEqual64Imm, opcode: 0x35, .none, "jge", .jumpImm),
-        Form(.jumpGreaterEqual64Reg, opcode: 0x3d, .none, "jge", .jumpReg),
-        Form(.jumpSet64Imm, opcode: 0x45, .none, "jset", .jumpImm),
-        Form(.jumpSet64Reg, opcode: 0x4d, .none, "jset", .jumpReg),
-        Form(.jumpNotEqual64Imm, opcode: 0x55, .none, "jne", .jumpImm),
-        Form(.jumpNotEqual64Reg, opcode: 0x5d, .none, "jne", .jumpReg),
-        Form(.jumpSignedGreater64Imm, opcode: 0x65, .none, "jsgt", .jumpImm),
-        Form(.jumpSignedGreater64Reg, opcode: 0x6d, .none, "jsgt", .jumpReg),
-        Form(.jumpSignedGreaterEqual64Imm, opcode: 0x75, .none, "jsge", .jumpImm),
-        Form(.jumpSignedGreaterEqual64Reg, opcode: 0x7d, .none, "jsge", .jumpReg),
-        Form(.jumpLess64Imm, opcode: 0xa5, .none, "jlt", .jumpImm),
-        Form(.jumpLess64Reg, opcode: 0xad, .none, "jlt", .jumpReg),
-        Form(.jumpLessEqual64Imm, opcode: 0xb5, .none, "jle", .jumpImm),
-        Form(.jumpLessEqual64Reg, opcode: 0xbd, .none, "jle", .jumpReg),
-        Form(.jumpSignedLess64Imm, opcode: 0xc5, .none, "jslt", .jumpImm),
-        Form(.jumpSignedLess64Reg, opcode: 0xcd, .none, "jslt", .jumpReg),
-        Form(.jumpSignedLessEqual64Imm, opcode: 0xd5, .none, "jsle", .jumpImm),
-        Form(.jumpSignedLessEqual64Reg, opcode: 0xdd, .none, "jsle", .jumpReg),
-        Form(.jumpEqual32Imm, opcode: 0x16, .none, "jeq32", .jumpImm),
-        Form(.jumpEqual32Reg, opcode: 0x1e, .none, "jeq32", .jumpReg),
-        Form(.jumpGreater32Imm, opcode: 0x26, .none, "jgt32", .jumpImm),
-        Form(.jumpGreater32Reg, opcode: 0x2e, .none, "jgt32", .jumpReg),
-        Form(.jumpGreaterEqual32Imm, opcode: 0x36, .none, "jge32", .jumpImm),
-        Form(.jumpGreaterEqual32Reg, opcode: 0x3e, .none, "jge32", .jumpReg),
-        Form(.jumpSet32Imm, opcode: 0x46, .none, "jset32", .jumpImm),
-        Form(.jumpSet32Reg, opcode: 0x4e, .none, "jset32", .jumpReg),
-        Form(.jumpNotEqual32Imm, opcode: 0x56, .none, "jne32", .jumpImm),
-        Form(.jumpNotEqual32Reg, opcode: 0x5e, .none, "jne32", .jumpReg),
-        Form(.jumpSignedGreater32Imm, opcode: 0x66, .none, "jsgt32", .jumpImm),
-        Form(.jumpSignedGreater32Reg, opcode: 0x6e, .none, "jsgt32", .jumpReg),
-        Form(.jumpSignedGreaterEqual32Imm, opcode: 0x76, .none, "jsge32", .jumpImm),
-        Form(.jumpSignedGreaterEqual32Reg, opcode: 0x7e, .none, "jsge32", .jumpReg),
-        Form(.jumpLess32Imm, opcode: 0xa6, .none, "jlt32", .jumpImm),
-        Form(.jumpLess32Reg, opcode: 0xae, .none, "jlt32", .jumpReg),
-        Form(.jumpLessEqual32Imm, opcode: 0xb6, .none, "jle32", .jumpImm),
-        Form(.jumpLessEqual32Reg, opcode: 0xbe, .none, "jle32", .jumpReg),
-        Form(.jumpSignedLess32Imm, opcode: 0xc6, .none, "jslt32", .jumpImm),
-        Form(.jumpSignedLess32Reg, opcode: 0xce, .none, "jslt32", .jumpReg),
-        Form(.jumpSignedLessEqual32Imm, opcode: 0xd6, .none, "jsle32", .jumpImm),
-        Form(.jumpSignedLessEqual32Reg, opcode: 0xde, .none, "jsle32", .jumpReg),
-        Form(.callHelper, opcode: 0x85, .source(0x0), "call", .callHelper),
-        Form(.callLocal, opcode: 0x85, .source(0x1), "call local", .callLocal),
-        Form(.callKernelFunction, opcode: 0x85, .source(0x2), "call runtime", .callHelper),
-        Form(.callRegister, opcode: 0x8d, .none, "callx", .callRegister),
-        Form(.exit, opcode: 0x95, .none, "exit", .none),
-    ]
+    /// Every instruction form, in `Operation` order (`forms[op.rawValue].operation == op`),
+    /// derived from `Operation.form`: each operation has exactly one row.
+    public static let forms: [InstructionForm] = Operation.allCases.map(\.form)
 
     /// The forms for each opcode byte.
     private static let formsByOpcode: [[InstructionForm]] = {
@@ -475,4 +308,178 @@ public enum InstructionSet {
         for alias in mnemonicAliases { table[alias.mnemonic, default: []].append(form(of: alias.operation)) }
         return table
     }()
+}
+
+extension Operation {
+    /// This operation's row of the instruction table. The `switch` is the table: the compiler
+    /// makes sure every operation has exactly one row.
+    public var form: InstructionForm {
+        return switch self {
+        case .add64Imm: InstructionForm(self, opcode: 0x07, .none, "add", .aluImm)
+        case .add64Reg: InstructionForm(self, opcode: 0x0f, .none, "add", .aluReg)
+        case .sub64Imm: InstructionForm(self, opcode: 0x17, .none, "sub", .aluImm)
+        case .sub64Reg: InstructionForm(self, opcode: 0x1f, .none, "sub", .aluReg)
+        case .mul64Imm: InstructionForm(self, opcode: 0x27, .none, "mul", .aluImm)
+        case .mul64Reg: InstructionForm(self, opcode: 0x2f, .none, "mul", .aluReg)
+        case .div64Imm: InstructionForm(self, opcode: 0x37, .offset(0), "div", .aluImm)
+        case .div64Reg: InstructionForm(self, opcode: 0x3f, .offset(0), "div", .aluReg)
+        case .sdiv64Imm: InstructionForm(self, opcode: 0x37, .offset(1), "sdiv", .aluImm)
+        case .sdiv64Reg: InstructionForm(self, opcode: 0x3f, .offset(1), "sdiv", .aluReg)
+        case .or64Imm: InstructionForm(self, opcode: 0x47, .none, "or", .aluImm)
+        case .or64Reg: InstructionForm(self, opcode: 0x4f, .none, "or", .aluReg)
+        case .and64Imm: InstructionForm(self, opcode: 0x57, .none, "and", .aluImm)
+        case .and64Reg: InstructionForm(self, opcode: 0x5f, .none, "and", .aluReg)
+        case .lsh64Imm: InstructionForm(self, opcode: 0x67, .none, "lsh", .aluImm)
+        case .lsh64Reg: InstructionForm(self, opcode: 0x6f, .none, "lsh", .aluReg)
+        case .rsh64Imm: InstructionForm(self, opcode: 0x77, .none, "rsh", .aluImm)
+        case .rsh64Reg: InstructionForm(self, opcode: 0x7f, .none, "rsh", .aluReg)
+        case .mod64Imm: InstructionForm(self, opcode: 0x97, .offset(0), "mod", .aluImm)
+        case .mod64Reg: InstructionForm(self, opcode: 0x9f, .offset(0), "mod", .aluReg)
+        case .smod64Imm: InstructionForm(self, opcode: 0x97, .offset(1), "smod", .aluImm)
+        case .smod64Reg: InstructionForm(self, opcode: 0x9f, .offset(1), "smod", .aluReg)
+        case .xor64Imm: InstructionForm(self, opcode: 0xa7, .none, "xor", .aluImm)
+        case .xor64Reg: InstructionForm(self, opcode: 0xaf, .none, "xor", .aluReg)
+        case .mov64Imm: InstructionForm(self, opcode: 0xb7, .offset(0), "mov", .aluImm)
+        case .mov64Reg: InstructionForm(self, opcode: 0xbf, .offset(0), "mov", .aluReg)
+        case .arsh64Imm: InstructionForm(self, opcode: 0xc7, .none, "arsh", .aluImm)
+        case .arsh64Reg: InstructionForm(self, opcode: 0xcf, .none, "arsh", .aluReg)
+        case .neg64: InstructionForm(self, opcode: 0x87, .none, "neg", .unary)
+        case .add32Imm: InstructionForm(self, opcode: 0x04, .none, "add32", .aluImm)
+        case .add32Reg: InstructionForm(self, opcode: 0x0c, .none, "add32", .aluReg)
+        case .sub32Imm: InstructionForm(self, opcode: 0x14, .none, "sub32", .aluImm)
+        case .sub32Reg: InstructionForm(self, opcode: 0x1c, .none, "sub32", .aluReg)
+        case .mul32Imm: InstructionForm(self, opcode: 0x24, .none, "mul32", .aluImm)
+        case .mul32Reg: InstructionForm(self, opcode: 0x2c, .none, "mul32", .aluReg)
+        case .div32Imm: InstructionForm(self, opcode: 0x34, .offset(0), "div32", .aluImm)
+        case .div32Reg: InstructionForm(self, opcode: 0x3c, .offset(0), "div32", .aluReg)
+        case .sdiv32Imm: InstructionForm(self, opcode: 0x34, .offset(1), "sdiv32", .aluImm)
+        case .sdiv32Reg: InstructionForm(self, opcode: 0x3c, .offset(1), "sdiv32", .aluReg)
+        case .or32Imm: InstructionForm(self, opcode: 0x44, .none, "or32", .aluImm)
+        case .or32Reg: InstructionForm(self, opcode: 0x4c, .none, "or32", .aluReg)
+        case .and32Imm: InstructionForm(self, opcode: 0x54, .none, "and32", .aluImm)
+        case .and32Reg: InstructionForm(self, opcode: 0x5c, .none, "and32", .aluReg)
+        case .lsh32Imm: InstructionForm(self, opcode: 0x64, .none, "lsh32", .aluImm)
+        case .lsh32Reg: InstructionForm(self, opcode: 0x6c, .none, "lsh32", .aluReg)
+        case .rsh32Imm: InstructionForm(self, opcode: 0x74, .none, "rsh32", .aluImm)
+        case .rsh32Reg: InstructionForm(self, opcode: 0x7c, .none, "rsh32", .aluReg)
+        case .mod32Imm: InstructionForm(self, opcode: 0x94, .offset(0), "mod32", .aluImm)
+        case .mod32Reg: InstructionForm(self, opcode: 0x9c, .offset(0), "mod32", .aluReg)
+        case .smod32Imm: InstructionForm(self, opcode: 0x94, .offset(1), "smod32", .aluImm)
+        case .smod32Reg: InstructionForm(self, opcode: 0x9c, .offset(1), "smod32", .aluReg)
+        case .xor32Imm: InstructionForm(self, opcode: 0xa4, .none, "xor32", .aluImm)
+        case .xor32Reg: InstructionForm(self, opcode: 0xac, .none, "xor32", .aluReg)
+        case .mov32Imm: InstructionForm(self, opcode: 0xb4, .offset(0), "mov32", .aluImm)
+        case .mov32Reg: InstructionForm(self, opcode: 0xbc, .offset(0), "mov32", .aluReg)
+        case .arsh32Imm: InstructionForm(self, opcode: 0xc4, .none, "arsh32", .aluImm)
+        case .arsh32Reg: InstructionForm(self, opcode: 0xcc, .none, "arsh32", .aluReg)
+        case .neg32: InstructionForm(self, opcode: 0x84, .none, "neg32", .unary)
+        case .movsx8to64: InstructionForm(self, opcode: 0xbf, .offset(8), "movsx864", .aluReg)
+        case .movsx16to64: InstructionForm(self, opcode: 0xbf, .offset(16), "movsx1664", .aluReg)
+        case .movsx32to64: InstructionForm(self, opcode: 0xbf, .offset(32), "movsx3264", .aluReg)
+        case .movsx8to32: InstructionForm(self, opcode: 0xbc, .offset(8), "movsx832", .aluReg)
+        case .movsx16to32: InstructionForm(self, opcode: 0xbc, .offset(16), "movsx1632", .aluReg)
+        case .le16: InstructionForm(self, opcode: 0xd4, .imm(0x10), "le16", .unary)
+        case .le32: InstructionForm(self, opcode: 0xd4, .imm(0x20), "le32", .unary)
+        case .le64: InstructionForm(self, opcode: 0xd4, .imm(0x40), "le64", .unary)
+        case .be16: InstructionForm(self, opcode: 0xdc, .imm(0x10), "be16", .unary)
+        case .be32: InstructionForm(self, opcode: 0xdc, .imm(0x20), "be32", .unary)
+        case .be64: InstructionForm(self, opcode: 0xdc, .imm(0x40), "be64", .unary)
+        case .bswap16: InstructionForm(self, opcode: 0xd7, .imm(0x10), "bswap16", .unary)
+        case .bswap32: InstructionForm(self, opcode: 0xd7, .imm(0x20), "bswap32", .unary)
+        case .bswap64: InstructionForm(self, opcode: 0xd7, .imm(0x40), "bswap64", .unary)
+        case .load64: InstructionForm(self, opcode: 0x79, .none, "ldxdw", .load)
+        case .load32: InstructionForm(self, opcode: 0x61, .none, "ldxw", .load)
+        case .load16: InstructionForm(self, opcode: 0x69, .none, "ldxh", .load)
+        case .load8: InstructionForm(self, opcode: 0x71, .none, "ldxb", .load)
+        case .loadSigned32: InstructionForm(self, opcode: 0x81, .none, "ldxsw", .load)
+        case .loadSigned16: InstructionForm(self, opcode: 0x89, .none, "ldxsh", .load)
+        case .loadSigned8: InstructionForm(self, opcode: 0x91, .none, "ldxsb", .load)
+        case .store64Imm: InstructionForm(self, opcode: 0x7a, .none, "stdw", .storeImm)
+        case .store32Imm: InstructionForm(self, opcode: 0x62, .none, "stw", .storeImm)
+        case .store16Imm: InstructionForm(self, opcode: 0x6a, .none, "sth", .storeImm)
+        case .store8Imm: InstructionForm(self, opcode: 0x72, .none, "stb", .storeImm)
+        case .store64Reg: InstructionForm(self, opcode: 0x7b, .none, "stxdw", .storeReg)
+        case .store32Reg: InstructionForm(self, opcode: 0x63, .none, "stxw", .storeReg)
+        case .store16Reg: InstructionForm(self, opcode: 0x6b, .none, "stxh", .storeReg)
+        case .store8Reg: InstructionForm(self, opcode: 0x73, .none, "stxb", .storeReg)
+        case .atomicAdd64: InstructionForm(self, opcode: 0xdb, .imm(0x0), "lock add", .atomic)
+        case .atomicOr64: InstructionForm(self, opcode: 0xdb, .imm(0x40), "lock or", .atomic)
+        case .atomicAnd64: InstructionForm(self, opcode: 0xdb, .imm(0x50), "lock and", .atomic)
+        case .atomicXor64: InstructionForm(self, opcode: 0xdb, .imm(0xa0), "lock xor", .atomic)
+        case .atomicFetchAdd64: InstructionForm(self, opcode: 0xdb, .imm(0x1), "lock fetch add", .atomic)
+        case .atomicFetchOr64: InstructionForm(self, opcode: 0xdb, .imm(0x41), "lock fetch or", .atomic)
+        case .atomicFetchAnd64: InstructionForm(self, opcode: 0xdb, .imm(0x51), "lock fetch and", .atomic)
+        case .atomicFetchXor64: InstructionForm(self, opcode: 0xdb, .imm(0xa1), "lock fetch xor", .atomic)
+        case .atomicExchange64: InstructionForm(self, opcode: 0xdb, .imm(0xe1), "lock xchg", .atomic)
+        case .atomicCompareExchange64: InstructionForm(self, opcode: 0xdb, .imm(0xf1), "lock cmpxchg", .atomic)
+        case .atomicAdd32: InstructionForm(self, opcode: 0xc3, .imm(0x0), "lock add32", .atomic)
+        case .atomicOr32: InstructionForm(self, opcode: 0xc3, .imm(0x40), "lock or32", .atomic)
+        case .atomicAnd32: InstructionForm(self, opcode: 0xc3, .imm(0x50), "lock and32", .atomic)
+        case .atomicXor32: InstructionForm(self, opcode: 0xc3, .imm(0xa0), "lock xor32", .atomic)
+        case .atomicFetchAdd32: InstructionForm(self, opcode: 0xc3, .imm(0x1), "lock fetch add32", .atomic)
+        case .atomicFetchOr32: InstructionForm(self, opcode: 0xc3, .imm(0x41), "lock fetch or32", .atomic)
+        case .atomicFetchAnd32: InstructionForm(self, opcode: 0xc3, .imm(0x51), "lock fetch and32", .atomic)
+        case .atomicFetchXor32: InstructionForm(self, opcode: 0xc3, .imm(0xa1), "lock fetch xor32", .atomic)
+        case .atomicExchange32: InstructionForm(self, opcode: 0xc3, .imm(0xe1), "lock xchg32", .atomic)
+        case .atomicCompareExchange32: InstructionForm(self, opcode: 0xc3, .imm(0xf1), "lock cmpxchg32", .atomic)
+        case .loadImm64: InstructionForm(self, opcode: 0x18, .none, "lddw", .loadImm64)
+        case .loadPacketAbsolute32: InstructionForm(self, opcode: 0x20, .none, "ldabsw", .packetAbsolute)
+        case .loadPacketAbsolute16: InstructionForm(self, opcode: 0x28, .none, "ldabsh", .packetAbsolute)
+        case .loadPacketAbsolute8: InstructionForm(self, opcode: 0x30, .none, "ldabsb", .packetAbsolute)
+        case .loadPacketIndirect32: InstructionForm(self, opcode: 0x40, .none, "ldindw", .packetIndirect)
+        case .loadPacketIndirect16: InstructionForm(self, opcode: 0x48, .none, "ldindh", .packetIndirect)
+        case .loadPacketIndirect8: InstructionForm(self, opcode: 0x50, .none, "ldindb", .packetIndirect)
+        case .jump: InstructionForm(self, opcode: 0x05, .none, "ja", .jump)
+        case .jump32: InstructionForm(self, opcode: 0x06, .none, "ja32", .jump32)
+        case .jumpEqual64Imm: InstructionForm(self, opcode: 0x15, .none, "jeq", .jumpImm)
+        case .jumpEqual64Reg: InstructionForm(self, opcode: 0x1d, .none, "jeq", .jumpReg)
+        case .jumpGreater64Imm: InstructionForm(self, opcode: 0x25, .none, "jgt", .jumpImm)
+        case .jumpGreater64Reg: InstructionForm(self, opcode: 0x2d, .none, "jgt", .jumpReg)
+        case .jumpGreaterEqual64Imm: InstructionForm(self, opcode: 0x35, .none, "jge", .jumpImm)
+        case .jumpGreaterEqual64Reg: InstructionForm(self, opcode: 0x3d, .none, "jge", .jumpReg)
+        case .jumpSet64Imm: InstructionForm(self, opcode: 0x45, .none, "jset", .jumpImm)
+        case .jumpSet64Reg: InstructionForm(self, opcode: 0x4d, .none, "jset", .jumpReg)
+        case .jumpNotEqual64Imm: InstructionForm(self, opcode: 0x55, .none, "jne", .jumpImm)
+        case .jumpNotEqual64Reg: InstructionForm(self, opcode: 0x5d, .none, "jne", .jumpReg)
+        case .jumpSignedGreater64Imm: InstructionForm(self, opcode: 0x65, .none, "jsgt", .jumpImm)
+        case .jumpSignedGreater64Reg: InstructionForm(self, opcode: 0x6d, .none, "jsgt", .jumpReg)
+        case .jumpSignedGreaterEqual64Imm: InstructionForm(self, opcode: 0x75, .none, "jsge", .jumpImm)
+        case .jumpSignedGreaterEqual64Reg: InstructionForm(self, opcode: 0x7d, .none, "jsge", .jumpReg)
+        case .jumpLess64Imm: InstructionForm(self, opcode: 0xa5, .none, "jlt", .jumpImm)
+        case .jumpLess64Reg: InstructionForm(self, opcode: 0xad, .none, "jlt", .jumpReg)
+        case .jumpLessEqual64Imm: InstructionForm(self, opcode: 0xb5, .none, "jle", .jumpImm)
+        case .jumpLessEqual64Reg: InstructionForm(self, opcode: 0xbd, .none, "jle", .jumpReg)
+        case .jumpSignedLess64Imm: InstructionForm(self, opcode: 0xc5, .none, "jslt", .jumpImm)
+        case .jumpSignedLess64Reg: InstructionForm(self, opcode: 0xcd, .none, "jslt", .jumpReg)
+        case .jumpSignedLessEqual64Imm: InstructionForm(self, opcode: 0xd5, .none, "jsle", .jumpImm)
+        case .jumpSignedLessEqual64Reg: InstructionForm(self, opcode: 0xdd, .none, "jsle", .jumpReg)
+        case .jumpEqual32Imm: InstructionForm(self, opcode: 0x16, .none, "jeq32", .jumpImm)
+        case .jumpEqual32Reg: InstructionForm(self, opcode: 0x1e, .none, "jeq32", .jumpReg)
+        case .jumpGreater32Imm: InstructionForm(self, opcode: 0x26, .none, "jgt32", .jumpImm)
+        case .jumpGreater32Reg: InstructionForm(self, opcode: 0x2e, .none, "jgt32", .jumpReg)
+        case .jumpGreaterEqual32Imm: InstructionForm(self, opcode: 0x36, .none, "jge32", .jumpImm)
+        case .jumpGreaterEqual32Reg: InstructionForm(self, opcode: 0x3e, .none, "jge32", .jumpReg)
+        case .jumpSet32Imm: InstructionForm(self, opcode: 0x46, .none, "jset32", .jumpImm)
+        case .jumpSet32Reg: InstructionForm(self, opcode: 0x4e, .none, "jset32", .jumpReg)
+        case .jumpNotEqual32Imm: InstructionForm(self, opcode: 0x56, .none, "jne32", .jumpImm)
+        case .jumpNotEqual32Reg: InstructionForm(self, opcode: 0x5e, .none, "jne32", .jumpReg)
+        case .jumpSignedGreater32Imm: InstructionForm(self, opcode: 0x66, .none, "jsgt32", .jumpImm)
+        case .jumpSignedGreater32Reg: InstructionForm(self, opcode: 0x6e, .none, "jsgt32", .jumpReg)
+        case .jumpSignedGreaterEqual32Imm: InstructionForm(self, opcode: 0x76, .none, "jsge32", .jumpImm)
+        case .jumpSignedGreaterEqual32Reg: InstructionForm(self, opcode: 0x7e, .none, "jsge32", .jumpReg)
+        case .jumpLess32Imm: InstructionForm(self, opcode: 0xa6, .none, "jlt32", .jumpImm)
+        case .jumpLess32Reg: InstructionForm(self, opcode: 0xae, .none, "jlt32", .jumpReg)
+        case .jumpLessEqual32Imm: InstructionForm(self, opcode: 0xb6, .none, "jle32", .jumpImm)
+        case .jumpLessEqual32Reg: InstructionForm(self, opcode: 0xbe, .none, "jle32", .jumpReg)
+        case .jumpSignedLess32Imm: InstructionForm(self, opcode: 0xc6, .none, "jslt32", .jumpImm)
+        case .jumpSignedLess32Reg: InstructionForm(self, opcode: 0xce, .none, "jslt32", .jumpReg)
+        case .jumpSignedLessEqual32Imm: InstructionForm(self, opcode: 0xd6, .none, "jsle32", .jumpImm)
+        case .jumpSignedLessEqual32Reg: InstructionForm(self, opcode: 0xde, .none, "jsle32", .jumpReg)
+        case .callHelper: InstructionForm(self, opcode: 0x85, .source(0x0), "call", .callHelper)
+        case .callLocal: InstructionForm(self, opcode: 0x85, .source(0x1), "call local", .callLocal)
+        case .callKernelFunction: InstructionForm(self, opcode: 0x85, .source(0x2), "call runtime", .callHelper)
+        case .callRegister: InstructionForm(self, opcode: 0x8d, .none, "callx", .callRegister)
+        case .exit: InstructionForm(self, opcode: 0x95, .none, "exit", .none)
+        }
+    }
 }

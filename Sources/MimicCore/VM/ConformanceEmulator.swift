@@ -19,8 +19,8 @@ public final class ConformanceEmulator: Emulator {
     public init() {
         helpers = [
             Helper(id: 0, name: "gather_bytes") { p throws(HelperFailure) in
-                let bytes = (1...5).map { p.argument($0) & 0xFF }
-                return .value(bytes[0] << 32 | bytes[1] << 24 | bytes[2] << 16 | bytes[3] << 8 | bytes[4])
+                func byte(_ n: Int) -> UInt64 { p.argument(n) & 0xFF }  // no array: no allocation per call
+                return .value(byte(1) << 32 | byte(2) << 24 | byte(3) << 16 | byte(4) << 8 | byte(5))
             },
             Helper(id: 1, name: "memfrob") { p throws(HelperFailure) in
                 let address = p.argument(1)

@@ -31,6 +31,7 @@ public struct LoadError: Error, Sendable, Equatable, CustomStringConvertible {
                 case emptyProgram, tooLarge, unknownOpcode, invalidEncoding, invalidRegister
                 case writesFramePointer, incompleteLoadImm64, jumpOutOfRange, jumpIntoLoadImm64
                 case lastInstructionNotExitOrJump, unresolvedReference, unsupported
+                case reservedField, jumpOutOfFunction, functionFallsThrough
             }
 
             private let base: Base
@@ -50,6 +51,13 @@ public struct LoadError: Error, Sendable, Equatable, CustomStringConvertible {
             /// An `lddw` with a pseudo source (map, map value, BTF id) that no emulator resolved.
             public static let unresolvedReference = Code(.unresolvedReference)
             public static let unsupported = Code(.unsupported)
+            /// A field the instruction does not use is not zero (`field` as in `struct bpf_insn`).
+            public static let reservedField = Code(.reservedField)
+            /// A jump from the function starting at `function` lands outside it (`target`).
+            public static let jumpOutOfFunction = Code(.jumpOutOfFunction)
+            /// The function starting at `function` ends in an instruction that falls through into
+            /// the next function (at `next`); it must end in `exit` or `ja`.
+            public static let functionFallsThrough = Code(.functionFallsThrough)
 
             /// The code's name, as written in Swift (`unknownOpcode`).
             public var description: String { base.rawValue }
@@ -70,9 +78,18 @@ public struct LoadError: Error, Sendable, Equatable, CustomStringConvertible {
         public var target: Int?
         /// What is wrong, for the user (`invalidEncoding`, `unresolvedReference`, `unsupported`).
         public var detail: String?
+        /// The instruction's mnemonic (`reservedField`).
+        public var mnemonic: String?
+        /// The reserved field's value (`reservedField`).
+        public var value: Int64?
+        /// The first slot of the function at fault (`jumpOutOfFunction`, `functionFallsThrough`).
+        public var function: Int?
+        /// The first slot of the next function (`functionFallsThrough`).
+        public var next: Int?
 
         public init(_ code: Code, count: Int? = nil, limit: Int? = nil, opcode: UInt8? = nil, field: String? = nil,
-                    register: UInt8? = nil, target: Int? = nil, detail: String? = nil) {
+                    register: UInt8? = nil, target: Int? = nil, detail: String? = nil, mnemonic: String? = nil,
+                    value: Int64? = nil, function: Int? = nil, next: Int? = nil) {
             self.code = code
             self.count = count
             self.limit = limit
@@ -81,6 +98,10 @@ public struct LoadError: Error, Sendable, Equatable, CustomStringConvertible {
             self.register = register
             self.target = target
             self.detail = detail
+            self.mnemonic = mnemonic
+            self.value = value
+            self.function = function
+            self.next = next
         }
 
         public static let emptyProgram = Reason(.emptyProgram)
@@ -97,6 +118,15 @@ public struct LoadError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let lastInstructionNotExitOrJump = Reason(.lastInstructionNotExitOrJump)
         public static func unresolvedReference(_ detail: String) -> Reason { Reason(.unresolvedReference, detail: detail) }
         public static func unsupported(_ detail: String) -> Reason { Reason(.unsupported, detail: detail) }
+        public static func reservedField(mnemonic: String, field: String, value: Int64) -> Reason {
+            Reason(.reservedField, field: field, mnemonic: mnemonic, value: value)
+        }
+        public static func jumpOutOfFunction(target: Int, function: Int) -> Reason {
+            Reason(.jumpOutOfFunction, target: target, function: function)
+        }
+        public static func functionFallsThrough(function: Int, next: Int) -> Reason {
+            Reason(.functionFallsThrough, function: function, next: next)
+        }
 
         /// What went wrong, without where.
         public var description: String {
@@ -113,6 +143,12 @@ public struct LoadError: Error, Sendable, Equatable, CustomStringConvertible {
             case .lastInstructionNotExitOrJump: "the last instruction must be exit or an unconditional jump"
             case .unresolvedReference: "unresolved reference: \(detail ?? "")"
             case .unsupported: "unsupported: \(detail ?? "")"
+            case .reservedField: "'\(mnemonic ?? "")' uses reserved field \(field ?? "") (\(value ?? 0)); it must be 0"
+            case .jumpOutOfFunction:
+                "jump target \(target ?? 0) is outside the function starting at instruction \(function ?? 0)"
+            case .functionFallsThrough:
+                "the function starting at instruction \(function ?? 0) falls through into the function at \(next ?? 0); "
+                    + "its last instruction must be exit or an unconditional jump"
             default: detail.map { "\(code): \($0)" } ?? "\(code)"
             }
         }

@@ -3,8 +3,9 @@ import MimicMemory
 
 /// How often the interpreter loop checks its instruction limit, fixed at compile time.
 protocol ExecutionMode {
-    /// Before every instruction (stepping, exact limits) or only on taken jumps and calls
-    /// (running: every loop still passes a check, so budgets and cancellation stay reliable).
+    /// Before every instruction (stepping) or where a straight-line run starts (running: the
+    /// whole run is checked at once, `Program.runLength`; a run that could cross the limit
+    /// stops before it with `limitInsideRun` and is finished by stepping). Both are exact.
     static var checksEveryInstruction: Bool { get }
 }
 
@@ -16,6 +17,9 @@ enum Stop {
     case exited
     /// The instruction limit was reached; the process can continue.
     case paused
+    /// Running mode only: fewer instructions are left before the limit than the straight-line
+    /// run at `pc` may execute; `executeExactly` finishes them by stepping.
+    case limitInsideRun
     case failed(ExecutionError.Kind)
 }
 
@@ -31,7 +35,8 @@ extension Process {
     /// `Mode` decides how often the limit is checked; everything else is shared, so `step` and
     /// `run` execute every instruction with the same code.
     @inline(__always)
-    func execute<Mode: ExecutionMode>(_ mode: Mode.Type, limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+    func execute<Mode: ExecutionMode>(_ mode: Mode.Type, limit: UInt64, cancellation: CancellationFlag?,
+                                      limitsCallbacks: Bool = false) -> Stop {
         guard case .ready = state else { return .failed(.notRunnable) }
         var code = UnsafePointer(program.code.baseAddress.unsafelyUnwrapped)
         var helpers = UnsafePointer(program.helperTable)
@@ -42,10 +47,13 @@ extension Process {
         var count = start
         let end = limit > UInt64.max - start ? UInt64.max : start + limit
         // Stepping runs a helper's callbacks to their end within the one step.
-        runLimit = Mode.checksEveryInstruction ? .max : end
+        runLimit = Mode.checksEveryInstruction && !limitsCallbacks ? .max : end
         runCancellation = cancellation
-        // The next count at which to look at the limit and the cancellation flag.
-        var checkpoint = cancellation == nil ? end : min(end, count &+ cancellationInterval)
+        // The count from which run starts take the slow path (`limitReached`), which sets the next:
+        // runs that surely fit before the limit, and 4,096 instructions before looking at the flag.
+        let longest = Mode.checksEveryInstruction ? 1 : UInt64(program.longestRun)
+        var checkpoint = min(max(end >= longest ? end - longest : 0, count),
+                             cancellation == nil ? .max : count &+ cancellationInterval)
         let frameSize = UInt64(vm.configuration.stackFrameSize)
         let maxDepth = vm.configuration.maxCallDepth
         var depth = depth
@@ -58,12 +66,13 @@ extension Process {
             self.depth = depth
         }
 
-        // The limit and the cancellation flag are checked on taken jumps and calls (every loop
-        // passes one) and, in stepping mode, before each instruction.
-        if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop }
+        // The limit and the cancellation flag are checked where a straight-line run starts (the
+        // entry, taken jumps, calls and returns: `enter`) and, in stepping mode, before each
+        // instruction.
+        if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
         while true {
             if Mode.checksEveryInstruction, count >= checkpoint,
-               let stop = limitReached(count, end, cancellation, &checkpoint) { return stop }
+               let stop = limitReached(count, 1, end, cancellation, &checkpoint, longestRun: 1) { return stop }
             let i = code[pc]
             let d = Int(truncatingIfNeeded: i.destination)
             let s = Int(truncatingIfNeeded: i.source)
@@ -149,71 +158,21 @@ extension Process {
             case .be64, .bswap64: r[d] = r[d].byteSwapped
 
             // MARK: Loads and stores
-            case .load64:
-                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
-                if let p = table.pointer(forReading: address, size: 8) {
-                    r[d] = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
-                } else if let value = slowLoad(address, size: 8) { r[d] = value } else { pc &-= 1; return .failed(takeFault()) }
-            case .load32:
-                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
-                if let p = table.pointer(forReading: address, size: 4) {
-                    r[d] = UInt64(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
-                } else if let value = slowLoad(address, size: 4) { r[d] = value } else { pc &-= 1; return .failed(takeFault()) }
-            case .load16:
-                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
-                if let p = table.pointer(forReading: address, size: 2) {
-                    r[d] = UInt64(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
-                } else if let value = slowLoad(address, size: 2) { r[d] = value } else { pc &-= 1; return .failed(takeFault()) }
-            case .load8:
-                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
-                if let p = table.pointer(forReading: address, size: 1) {
-                    r[d] = UInt64(p.load(as: UInt8.self))
-                } else if let value = slowLoad(address, size: 1) { r[d] = value } else { pc &-= 1; return .failed(takeFault()) }
-            case .loadSigned32:
-                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
-                if let p = table.pointer(forReading: address, size: 4) {
-                    r[d] = UInt64(bitPattern: Int64(Int32(littleEndian: p.loadUnaligned(as: Int32.self))))
-                } else if let value = slowLoad(address, size: 4) {
-                    r[d] = UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: value)))
-                } else { pc &-= 1; return .failed(takeFault()) }
-            case .loadSigned16:
-                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
-                if let p = table.pointer(forReading: address, size: 2) {
-                    r[d] = UInt64(bitPattern: Int64(Int16(littleEndian: p.loadUnaligned(as: Int16.self))))
-                } else if let value = slowLoad(address, size: 2) {
-                    r[d] = UInt64(bitPattern: Int64(Int16(truncatingIfNeeded: value)))
-                } else { pc &-= 1; return .failed(takeFault()) }
-            case .loadSigned8:
-                let address = r[s] &+ UInt64(bitPattern: Int64(i.offset))
-                if let p = table.pointer(forReading: address, size: 1) {
-                    r[d] = UInt64(bitPattern: Int64(p.load(as: Int8.self)))
-                } else if let value = slowLoad(address, size: 1) {
-                    r[d] = UInt64(bitPattern: Int64(Int8(truncatingIfNeeded: value)))
-                } else { pc &-= 1; return .failed(takeFault()) }
-            case .store64Imm, .store64Reg:
-                let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
-                let value = i.operation == .store64Imm ? i.imm : r[s]
-                if let p = table.pointer(forWriting: address, size: 8) {
-                    p.storeBytes(of: value.littleEndian, as: UInt64.self)
-                } else if !slowStore(value, at: address, size: 8) { pc &-= 1; return .failed(takeFault()) }
-            case .store32Imm, .store32Reg:
-                let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
-                let value = i.operation == .store32Imm ? i.imm : r[s]
-                if let p = table.pointer(forWriting: address, size: 4) {
-                    p.storeBytes(of: UInt32(truncatingIfNeeded: value).littleEndian, as: UInt32.self)
-                } else if !slowStore(value, at: address, size: 4) { pc &-= 1; return .failed(takeFault()) }
-            case .store16Imm, .store16Reg:
-                let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
-                let value = i.operation == .store16Imm ? i.imm : r[s]
-                if let p = table.pointer(forWriting: address, size: 2) {
-                    p.storeBytes(of: UInt16(truncatingIfNeeded: value).littleEndian, as: UInt16.self)
-                } else if !slowStore(value, at: address, size: 2) { pc &-= 1; return .failed(takeFault()) }
-            case .store8Imm, .store8Reg:
-                let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
-                let value = i.operation == .store8Imm ? i.imm : r[s]
-                if let p = table.pointer(forWriting: address, size: 1) {
-                    p.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
-                } else if !slowStore(value, at: address, size: 1) { pc &-= 1; return .failed(takeFault()) }
+            case .load64: if !load(UInt64.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .load32: if !load(UInt32.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .load16: if !load(UInt16.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .load8: if !load(UInt8.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .loadSigned32: if !load(Int32.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .loadSigned16: if !load(Int16.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .loadSigned8: if !load(Int8.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .store64Imm: if !store(UInt64.self, i.imm, i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .store32Imm: if !store(UInt32.self, i.imm, i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .store16Imm: if !store(UInt16.self, i.imm, i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .store8Imm: if !store(UInt8.self, i.imm, i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .store64Reg: if !store(UInt64.self, r[s], i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .store32Reg: if !store(UInt32.self, r[s], i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .store16Reg: if !store(UInt16.self, r[s], i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .store8Reg: if !store(UInt8.self, r[s], i, r, table) { pc &-= 1; return .failed(takeFault()) }
             case .loadImm64:
                 r[d] = i.imm
                 pc &+= 1
@@ -248,51 +207,95 @@ extension Process {
             // MARK: Jumps
             case .jump, .jump32:
                 pc = Int(truncatingIfNeeded: i.offset)
-                if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop }
-            case .jumpEqual64Imm: if r[d] == i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpEqual64Reg: if r[d] == r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpNotEqual64Imm: if r[d] != i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpNotEqual64Reg: if r[d] != r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpGreater64Imm: if r[d] > i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpGreater64Reg: if r[d] > r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpGreaterEqual64Imm: if r[d] >= i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpGreaterEqual64Reg: if r[d] >= r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpLess64Imm: if r[d] < i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpLess64Reg: if r[d] < r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpLessEqual64Imm: if r[d] <= i.imm { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpLessEqual64Reg: if r[d] <= r[s] { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSet64Imm: if r[d] & i.imm != 0 { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSet64Reg: if r[d] & r[s] != 0 { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedGreater64Imm: if Int64(bitPattern: r[d]) > Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedGreater64Reg: if Int64(bitPattern: r[d]) > Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedGreaterEqual64Imm: if Int64(bitPattern: r[d]) >= Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedGreaterEqual64Reg: if Int64(bitPattern: r[d]) >= Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedLess64Imm: if Int64(bitPattern: r[d]) < Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedLess64Reg: if Int64(bitPattern: r[d]) < Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedLessEqual64Imm: if Int64(bitPattern: r[d]) <= Int64(bitPattern: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedLessEqual64Reg: if Int64(bitPattern: r[d]) <= Int64(bitPattern: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpNotEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpNotEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpGreater32Imm: if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpGreater32Reg: if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpGreaterEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpGreaterEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpLess32Imm: if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpLess32Reg: if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpLessEqual32Imm: if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpLessEqual32Reg: if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSet32Imm: if UInt32(truncatingIfNeeded: r[d] & i.imm) != 0 { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSet32Reg: if UInt32(truncatingIfNeeded: r[d] & r[s]) != 0 { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedGreater32Imm: if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedGreater32Reg: if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedGreaterEqual32Imm: if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedGreaterEqual32Reg: if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedLess32Imm: if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedLess32Reg: if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedLessEqual32Imm: if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: i.imm) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
-            case .jumpSignedLessEqual32Reg: if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: r[s]) { pc = Int(truncatingIfNeeded: i.offset); if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop } }
+                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpEqual64Imm:
+                if r[d] == i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpEqual64Reg:
+                if r[d] == r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpNotEqual64Imm:
+                if r[d] != i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpNotEqual64Reg:
+                if r[d] != r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpGreater64Imm:
+                if r[d] > i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpGreater64Reg:
+                if r[d] > r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpGreaterEqual64Imm:
+                if r[d] >= i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpGreaterEqual64Reg:
+                if r[d] >= r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpLess64Imm:
+                if r[d] < i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpLess64Reg:
+                if r[d] < r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpLessEqual64Imm:
+                if r[d] <= i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpLessEqual64Reg:
+                if r[d] <= r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSet64Imm:
+                if r[d] & i.imm != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSet64Reg:
+                if r[d] & r[s] != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedGreater64Imm:
+                if Int64(bitPattern: r[d]) > Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedGreater64Reg:
+                if Int64(bitPattern: r[d]) > Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedGreaterEqual64Imm:
+                if Int64(bitPattern: r[d]) >= Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedGreaterEqual64Reg:
+                if Int64(bitPattern: r[d]) >= Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedLess64Imm:
+                if Int64(bitPattern: r[d]) < Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedLess64Reg:
+                if Int64(bitPattern: r[d]) < Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedLessEqual64Imm:
+                if Int64(bitPattern: r[d]) <= Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedLessEqual64Reg:
+                if Int64(bitPattern: r[d]) <= Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpEqual32Imm:
+                if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpEqual32Reg:
+                if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpNotEqual32Imm:
+                if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpNotEqual32Reg:
+                if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpGreater32Imm:
+                if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpGreater32Reg:
+                if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpGreaterEqual32Imm:
+                if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpGreaterEqual32Reg:
+                if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpLess32Imm:
+                if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpLess32Reg:
+                if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpLessEqual32Imm:
+                if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpLessEqual32Reg:
+                if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSet32Imm:
+                if UInt32(truncatingIfNeeded: r[d] & i.imm) != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSet32Reg:
+                if UInt32(truncatingIfNeeded: r[d] & r[s]) != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedGreater32Imm:
+                if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedGreater32Reg:
+                if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedGreaterEqual32Imm:
+                if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedGreaterEqual32Reg:
+                if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedLess32Imm:
+                if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedLess32Reg:
+                if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedLessEqual32Imm:
+                if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+            case .jumpSignedLessEqual32Reg:
+                if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
 
             // MARK: Calls
             case .callLocal:
@@ -301,7 +304,7 @@ extension Process {
                 depth &+= 1
                 r[10] &-= frameSize
                 pc = Int(truncatingIfNeeded: i.offset)
-                if count >= checkpoint, let stop = limitReached(count, end, cancellation, &checkpoint) { return stop }
+                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             case .callHelper, .callKernelFunction:
                 self.pc = pc
                 self.instructionsExecuted = count
@@ -324,8 +327,10 @@ extension Process {
                     code = UnsafePointer(next.code.baseAddress.unsafelyUnwrapped)
                     helpers = UnsafePointer(next.helperTable)
                     pc = 0
+                    checkpoint = count  // the next program's runs differ: take the slow path
                 case .none: pc &-= 1; return .failed(takeFault())
                 }
+                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             case .callRegister:
                 self.pc = pc
                 self.instructionsExecuted = count
@@ -351,26 +356,97 @@ extension Process {
                 } else {
                     pc &-= 1; return .failed(.invalidCallTarget(target))
                 }
+                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             case .exit:
                 if depth == exitDepth { return .exited }
                 depth &-= 1
                 let frame = frames[depth]
                 pc = frame.returnPC
                 (r[6], r[7], r[8], r[9], r[10]) = frame.savedRegisters
+                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             }
         }
     }
 
     // MARK: Cold paths
 
-    /// Called when the instruction count reaches the checkpoint: why to stop, or nil to go on
-    /// with `checkpoint` moved forward.
+    /// The check where the straight-line run at `pc` starts (running mode only): one compare,
+    /// as long as the longest run of the program fits before the limit.
+    @inline(__always)
+    func enter<Mode: ExecutionMode>(_ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>, _ pc: Int, _ count: UInt64,
+                                    _ end: UInt64, _ cancellation: CancellationFlag?, _ checkpoint: inout UInt64) -> Stop? {
+        if Mode.checksEveryInstruction { return nil }
+        guard count >= checkpoint else { return nil }
+        return limitReached(count, UInt64(Program.runLength(code, pc)), end, cancellation, &checkpoint,
+                            longestRun: UInt64(program.longestRun))
+    }
+
+    /// A taken jump: `pc` moves to the target, where a new run starts.
+    @inline(__always)
+    func take<Mode: ExecutionMode>(_ i: DecodedInstruction, _ pc: inout Int, _ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>,
+                                   _ count: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?,
+                                   _ checkpoint: inout UInt64) -> Stop? {
+        pc = Int(truncatingIfNeeded: i.offset)
+        return enter(mode, code, pc, count, end, cancellation, &checkpoint)
+    }
+
+    /// The slow path of the limit check, where a run of `length` instructions starts: why to
+    /// stop, or nil to go on with the next checkpoint. Until `end - longestRun` every run fits,
+    /// so the checkpoint can stay there (or at the next look at the cancellation flag); closer
+    /// to the end every run start comes here and is measured.
     @inline(never)
-    func limitReached(_ count: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?, _ checkpoint: inout UInt64) -> Stop? {
+    func limitReached(_ count: UInt64, _ length: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?,
+                      _ checkpoint: inout UInt64, longestRun: UInt64) -> Stop? {
         if count >= end { return .paused }
         if let cancellation, cancellation.isCancelled { return .failed(.cancelled) }
-        checkpoint = min(end, count &+ cancellationInterval)
+        if count &+ length > end { return .limitInsideRun }
+        checkpoint = min(max(end >= longestRun ? end - longestRun : 0, count),
+                         cancellation == nil ? .max : count &+ cancellationInterval)
         return nil
+    }
+
+    /// Runs with an exact instruction limit: at full speed while whole straight-line runs fit,
+    /// then the last few instructions one at a time. `run()` and callbacks use this.
+    func executeExactly(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+        let start = instructionsExecuted
+        let stop = execute(RunningMode.self, limit: limit, cancellation: cancellation)
+        guard case .limitInsideRun = stop else { return stop }
+        return finishByStepping(limit: limit &- (instructionsExecuted &- start), cancellation: cancellation)
+    }
+
+    /// The last instructions before an exact limit, one at a time. Out of line: with both loops
+    /// in one function the running loop's registers were allocated worse (measured).
+    @inline(never)
+    func finishByStepping(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+        // A helper's callbacks in these steps count against the same limit.
+        execute(SteppingMode.self, limit: limit, cancellation: cancellation, limitsCallbacks: true)
+    }
+
+    /// `r[dst] = *(T *)(r[src] + off)`, zero- or sign-extended as `T` is; false after a fault.
+    @inline(__always)
+    func load<T: FixedWidthInteger>(_ type: T.Type, _ i: DecodedInstruction, _ r: UnsafeMutablePointer<UInt64>,
+                                    _ table: TranslationTable) -> Bool {
+        let address = r[Int(truncatingIfNeeded: i.source)] &+ UInt64(bitPattern: Int64(i.offset))
+        let size = UInt64(MemoryLayout<T>.size)
+        if let p = table.pointer(forReading: address, size: size) {
+            r[Int(truncatingIfNeeded: i.destination)] = UInt64(truncatingIfNeeded: T(littleEndian: p.loadUnaligned(as: T.self)))
+            return true
+        }
+        guard let value = slowLoad(address, size: Int(size)) else { return false }
+        r[Int(truncatingIfNeeded: i.destination)] = UInt64(truncatingIfNeeded: T(truncatingIfNeeded: value))
+        return true
+    }
+
+    /// `*(T *)(r[dst] + off) = value`, truncated to `T`; false after a fault.
+    @inline(__always)
+    func store<T: FixedWidthInteger>(_ type: T.Type, _ value: UInt64, _ i: DecodedInstruction, _ r: UnsafeMutablePointer<UInt64>,
+                                     _ table: TranslationTable) -> Bool {
+        let address = r[Int(truncatingIfNeeded: i.destination)] &+ UInt64(bitPattern: Int64(i.offset))
+        if let p = table.pointer(forWriting: address, size: UInt64(MemoryLayout<T>.size)) {
+            p.storeBytes(of: T(truncatingIfNeeded: value).littleEndian, as: T.self)
+            return true
+        }
+        return slowStore(value, at: address, size: MemoryLayout<T>.size)
     }
 
     /// The fault a cold path recorded, cleared.
@@ -435,23 +511,42 @@ extension Process {
         return vm.emulator?.helper(id: id)
     }
 
-    /// Legacy `ld_abs`/`ld_ind`: the big-endian value, nil when out of bounds (or no packet: fault).
+    /// Legacy `ld_abs`/`ld_ind`: the big-endian value, or nil when the offset is outside the
+    /// packet (the program then exits with R0 = 0, as the kernel's `bpf_gen_ld_abs` does) or the
+    /// load faulted (`pendingFault` is set: no packet, or the packet's memory is gone).
+    ///
+    /// The offset is computed as the kernel does: `imm` (plus the source register for
+    /// `ld_ind`) in 64 bits, passed as a 32-bit `int` to `bpf_skb_load_helper_*`.
     @inline(never)
     func loadPacket(_ i: DecodedInstruction, registers r: UnsafeMutablePointer<UInt64>) -> UInt64? {
         guard let packet else { pendingFault = .noPacket; return nil }
         let size: Int
-        var offset = Int64(bitPattern: i.imm)
+        var sum = i.imm
         switch i.operation {
         case .loadPacketAbsolute32: size = 4
         case .loadPacketAbsolute16: size = 2
         case .loadPacketAbsolute8: size = 1
-        case .loadPacketIndirect32: size = 4; offset &+= Int64(Int32(truncatingIfNeeded: r[Int(i.source)]))
-        case .loadPacketIndirect16: size = 2; offset &+= Int64(Int32(truncatingIfNeeded: r[Int(i.source)]))
-        default: size = 1; offset &+= Int64(Int32(truncatingIfNeeded: r[Int(i.source)]))
+        case .loadPacketIndirect32: size = 4; sum &+= r[Int(i.source)]
+        case .loadPacketIndirect16: size = 2; sum &+= r[Int(i.source)]
+        case .loadPacketIndirect8: size = 1; sum &+= r[Int(i.source)]
+        default: pendingFault = .unsupported("internal error: \(i.operation) is not a packet load"); return nil
         }
-        guard offset >= 0, offset <= Int64(packet.length - size),
-              let bytes = try? memory.read(packet.address + UInt64(offset), count: size) else { return nil }
-        return bytes.reduce(0) { $0 << 8 | UInt64($1) }
+        let offset = Int(Int32(truncatingIfNeeded: sum))
+        guard offset >= 0, offset <= packet.length - size else { return nil }
+        let address = packet.address &+ UInt64(offset)
+        if let p = memory.table.pointer(forReading: address, size: UInt64(size)) {
+            switch size {
+            case 4: return UInt64(UInt32(bigEndian: p.loadUnaligned(as: UInt32.self)))
+            case 2: return UInt64(UInt16(bigEndian: p.loadUnaligned(as: UInt16.self)))
+            default: return UInt64(p.load(as: UInt8.self))
+            }
+        }
+        guard let value = slowLoad(address, size: size) else { return nil }  // a real fault: reported
+        switch size {
+        case 4: return UInt64(UInt32(truncatingIfNeeded: value).byteSwapped)
+        case 2: return UInt64(UInt16(truncatingIfNeeded: value).byteSwapped)
+        default: return value
+        }
     }
 }
 
@@ -522,7 +617,8 @@ enum Semantics {
         case .atomicFetchAnd64: r[s] = mimic_atomic_fetch_and_64(p, v)
         case .atomicFetchXor64: r[s] = mimic_atomic_fetch_xor_64(p, v)
         case .atomicExchange64: r[s] = mimic_atomic_exchange_64(p, v)
-        default: r[0] = mimic_atomic_compare_exchange_64(p, r[0], v)
+        case .atomicCompareExchange64: r[0] = mimic_atomic_compare_exchange_64(p, r[0], v)
+        default: assertionFailure("\(operation) is not a 64-bit atomic")  // the interpreter passes only those
         }
     }
 
@@ -540,7 +636,8 @@ enum Semantics {
         case .atomicFetchAnd32: r[s] = UInt64(mimic_atomic_fetch_and_32(p, v))
         case .atomicFetchXor32: r[s] = UInt64(mimic_atomic_fetch_xor_32(p, v))
         case .atomicExchange32: r[s] = UInt64(mimic_atomic_exchange_32(p, v))
-        default: r[0] = UInt64(mimic_atomic_compare_exchange_32(p, UInt32(truncatingIfNeeded: r[0]), v))
+        case .atomicCompareExchange32: r[0] = UInt64(mimic_atomic_compare_exchange_32(p, UInt32(truncatingIfNeeded: r[0]), v))
+        default: assertionFailure("\(operation) is not a 32-bit atomic")  // the interpreter passes only those
         }
     }
 }

@@ -44,10 +44,10 @@ extension Process {
         pc = slot
 
         let remaining = saved.limit > instructionsExecuted ? saved.limit - instructionsExecuted : 0
-        switch execute(RunningMode.self, limit: remaining, cancellation: saved.cancellation) {
+        switch executeExactly(limit: remaining, cancellation: saved.cancellation) {
         case .exited:
             return r[0]
-        case .paused:
+        case .paused, .limitInsideRun:
             throw program.error(.budgetExhausted(executed: instructionsExecuted), at: pc)
         case .failed(let kind):
             throw program.error(kind, at: pc)

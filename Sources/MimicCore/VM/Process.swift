@@ -1,8 +1,8 @@
 import MimicMemory
 import Synchronization
 
-/// A flag another thread sets to stop a running process; looked at every 4,096 instructions
-/// at most, on a taken jump or call.
+/// A flag another thread sets to stop a running process; looked at where a straight-line run of
+/// instructions starts (after a jump, call or return) once 4,096 instructions have passed.
 public final class CancellationFlag: Sendable {
     private let flag = Atomic<Bool>(false)
 
@@ -126,7 +126,7 @@ public final class Process {
     /// in the object.)
     @exclusivity(unchecked) @usableFromInline var emulatorStates = EmulatorStateTable()
 
-    init(program: Program, memory: AddressSpace, vCPU: Int) {
+    init(program: Program, memory: AddressSpace, vCPU: Int) throws(SetupError) {
         vm = program.vm
         self.program = program
         self.memory = memory
@@ -137,9 +137,15 @@ public final class Process {
         let configuration = program.vm.configuration
         frames = .allocate(capacity: configuration.maxCallDepth)
         stackSize = configuration.stackFrameSize * configuration.maxCallDepth
-        // A fresh address space always has room for one region.
         stack = RegionStorage(count: stackSize)
-        stackBase = (try? memory.map(stack, name: "stack")) ?? 0
+        do {
+            stackBase = try memory.map(stack, name: "stack")
+        } catch {
+            // Only when the VM's shared regions fill the whole address space.
+            storage.deallocate()
+            frames.deallocate()
+            throw .message("cannot map the process's stack: \(error)")
+        }
         storage[10] = stackBase &+ UInt64(stackSize)
         entryProgram = program
         baseRegions = memory.snapshot()
@@ -202,17 +208,17 @@ public final class Process {
 
     /// Runs until the program exits and returns R0.
     ///
-    /// The limit and the flag are checked when the program takes a jump or makes a call (every
-    /// loop does), so a run stops at the first of those once `instructionLimit` instructions
-    /// have executed; straight-line code between them finishes. `step()` counts exactly.
-    /// A run stopped by the limit can be continued by calling `run` or `step` again.
+    /// The limit is exact: a run stops with `budgetExhausted` after exactly `instructionLimit`
+    /// more instructions (an `lddw` counts as one; a helper's callbacks count too). The
+    /// cancellation flag is looked at where straight-line runs start, once 4,096 instructions
+    /// have passed since the last look. A run stopped by the limit can be continued by calling `run` or `step` again.
     ///
     /// - Parameters:
-    ///   - instructionLimit: stop with `budgetExhausted` after about this many more instructions.
+    ///   - instructionLimit: stop with `budgetExhausted` after this many more instructions.
     ///   - cancellation: stop with `cancelled` once this flag is set.
     @discardableResult
     public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError) -> UInt64 {
-        try finish(execute(RunningMode.self, limit: instructionLimit, cancellation: cancellation))
+        try finish(executeExactly(limit: instructionLimit, cancellation: cancellation))
     }
 
     /// Executes one instruction (an `lddw` counts as one).
@@ -228,7 +234,7 @@ public final class Process {
         case .exited:
             state = .exited(registers.storage[0])
             return registers.storage[0]
-        case .paused:
+        case .paused, .limitInsideRun:  // (`executeExactly` finishes runs: never the latter)
             // Budget stops are resumable: the state stays `.ready`.
             throw program.error(.budgetExhausted(executed: instructionsExecuted), at: pc)
         case .failed(let kind):

@@ -45,8 +45,13 @@ public final class Program: @unchecked Sendable {
     /// Source lines by instruction (from an object's BTF line info), sorted; empty for bytecode.
     public let lineInfo: [SourceLineInfo]
 
-    /// Pre-decoded code, one record per slot; immutable after load.
+    /// Pre-decoded code, one record per slot; immutable after load. It lives in `storage`, after
+    /// the run lengths (`runLength`).
     let code: UnsafeMutableBufferPointer<DecodedInstruction>
+    private let storage: UnsafeMutableRawPointer
+    /// The longest straight-line run (`runLength`): the interpreter's limit check is one compare
+    /// until this many instructions before the limit.
+    let longestRun: UInt32
     /// `helpers` again, in memory the interpreter reads without retaining an array: a run on
     /// one core must not write reference counts that runs on other cores share.
     let helperTable: UnsafeMutablePointer<Helper>
@@ -65,14 +70,57 @@ public final class Program: @unchecked Sendable {
         self.functionEntries = functionEntries
         self.lineInfo = lineInfo.sorted { $0.instructionIndex < $1.instructionIndex }
         self.vm = vm
-        self.code = .allocate(capacity: code.count)
+        // One allocation: the run lengths (`runLength`), then the code.
+        let runBytes = (code.count * MemoryLayout<UInt32>.stride + 15) & ~15
+        storage = .allocate(byteCount: runBytes + code.count * MemoryLayout<DecodedInstruction>.stride, alignment: 16)
+        let codeStart = (storage + runBytes).bindMemory(to: DecodedInstruction.self, capacity: code.count)
+        self.code = UnsafeMutableBufferPointer(start: codeStart, count: code.count)
         _ = self.code.initialize(from: code)
         helperTable = .allocate(capacity: max(helpers.count, 1))
         helperTable.initialize(from: helpers, count: helpers.count)
+        longestRun = Program.measureRuns(code, before: codeStart)
+    }
+
+    /// The number of instructions the straight-line run from `pc` may execute: up to and
+    /// including the next unconditional jump, call or `exit`, through conditional jumps not
+    /// taken (an `lddw` counts once). The interpreter checks its instruction limit where a run
+    /// starts (the entry, taken jumps, calls and returns) for the whole run at once.
+    ///
+    /// The lengths sit just before the code, in reverse slot order, so the interpreter reaches
+    /// them from the code pointer it holds: one more pointer in the loop cost register spills.
+    @inline(__always)
+    static func runLength(_ code: UnsafePointer<DecodedInstruction>, _ pc: Int) -> UInt32 {
+        UnsafeRawPointer(code).load(fromByteOffset: -MemoryLayout<UInt32>.stride &* (pc &+ 1), as: UInt32.self)
+    }
+
+    /// Writes the run lengths before `code` and returns the longest. The loader made sure the
+    /// last slot ends a run.
+    private static func measureRuns(_ code: [DecodedInstruction], before start: UnsafeMutablePointer<DecodedInstruction>) -> UInt32 {
+        let runs = UnsafeMutableRawPointer(start)
+        func set(_ pc: Int, _ length: UInt32) {
+            runs.storeBytes(of: length, toByteOffset: -MemoryLayout<UInt32>.stride * (pc + 1), as: UInt32.self)
+        }
+        var isSecondHalf = [Bool](repeating: false, count: code.count)
+        var pc = 0
+        while pc < code.count {
+            if code[pc].operation == .loadImm64, pc + 1 < code.count { isSecondHalf[pc + 1] = true; pc += 2 } else { pc += 1 }
+        }
+        var following: UInt32 = 0  // the run length of the next instruction slot
+        var longest: UInt32 = 1
+        for pc in code.indices.reversed() {
+            if isSecondHalf[pc] { set(pc, 0); continue }
+            switch InstructionSet.form(of: code[pc].operation).shape {
+            case .jump, .jump32, .callHelper, .callLocal, .callRegister, .none: following = 1
+            default: following &+= 1
+            }
+            set(pc, following)
+            longest = max(longest, following)
+        }
+        return longest
     }
 
     deinit {
-        code.deallocate()
+        storage.deallocate()
         helperTable.deinitialize(count: helpers.count)
         helperTable.deallocate()
     }

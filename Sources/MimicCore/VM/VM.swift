@@ -89,7 +89,7 @@ public final class VM: @unchecked Sendable {
 
     /// Creates a process that will run `program` with `context` as its input.
     public func makeProcess(for program: Program, context: (any Context)? = nil, vCPU: Int = 0) throws(SetupError) -> Process {
-        let process = Process(program: program, memory: makeAddressSpace(), vCPU: vCPU)
+        let process = try Process(program: program, memory: makeAddressSpace(), vCPU: vCPU)
         try emulator?.prepare(process)
         try context?.attach(to: process)
         return process
@@ -145,22 +145,17 @@ private struct Loader {
         var pc = 0
         while pc < count {
             let raw = instructions[pc]
-            guard let form = InstructionSet.form(of: raw) else {
-                if InstructionSet.isKnownOpcode(raw.opcode) {
-                    throw error(.invalidEncoding(Loader.encodingProblem(raw)), at: pc)
-                }
-                throw error(.unknownOpcode(raw.opcode), at: pc)
+            let form: InstructionForm
+            switch InstructionSet.validate(raw, next: pc + 1 < count ? instructions[pc + 1] : nil) {
+            case .success(let valid): form = valid
+            case .failure(let problem): throw error(Loader.reason(problem), at: pc)
             }
-            try checkRegisters(raw, form: form, at: pc)
+            try checkFramePointerWrites(raw, form: form, at: pc)
             var decoded = DecodedInstruction(
                 operation: form.operation, destination: raw.destination, source: raw.source,
                 offset: Int32(raw.offset), imm: UInt64(bitPattern: Int64(raw.imm)))
             if form.operation == .loadImm64 {
-                guard pc + 1 < count else { throw error(.incompleteLoadImm64, at: pc) }
-                let next = instructions[pc + 1]
-                guard next.opcode == 0, next.destination == 0, next.source == 0, next.offset == 0 else {
-                    throw error(.incompleteLoadImm64, at: pc)
-                }
+                let next = instructions[pc + 1]  // `validate` checked the second slot
                 decoded.imm = try resolveLoadImm64(raw, next: next, at: pc)
                 code.append(decoded)
                 code.append(decoded)  // the second slot is never executed; jumps into it are refused
@@ -206,11 +201,7 @@ private struct Loader {
             functionEntries.insert(entry)
         }
 
-        // The interpreter never runs past the end: the last slot must not fall through.
-        let last = isSecondHalf[count - 1] ? nil : code[count - 1].operation
-        guard let last, last == .exit || last == .jump || last == .jump32 else {
-            throw error(.lastInstructionNotExitOrJump, at: count - 1)
-        }
+        try checkFunctions(code, entries: functionEntries.sorted(), isSecondHalf)
 
         return Program(name: name, instructions: instructions, code: code, helpers: helpers,
                        helperIndexByID: helperIndexByID, functionEntries: functionEntries.sorted(), lineInfo: lineInfo, vm: vm)
@@ -280,29 +271,53 @@ private struct Loader {
         }
     }
 
-    func checkRegisters(_ raw: RawInstruction, form: InstructionForm, at pc: Int) throws(LoadError) {
-        func check(_ register: UInt8, _ field: String) throws(LoadError) {
-            guard register <= 10 else { throw error(.invalidRegister(field: field, register: register), at: pc) }
+    /// The kernel's `check_subprogs`: a jump stays inside its function, and every function ends
+    /// in `exit` or an unconditional jump (nothing falls into the next function, and the
+    /// interpreter never runs past the end).
+    func checkFunctions(_ code: [DecodedInstruction], entries: [Int], _ isSecondHalf: [Bool]) throws(LoadError) {
+        for (index, start) in entries.enumerated() {
+            let end = index + 1 < entries.count ? entries[index + 1] : code.count
+            for pc in start..<end where !isSecondHalf[pc] {
+                switch InstructionSet.form(of: code[pc].operation).shape {
+                case .jump, .jump32, .jumpImm, .jumpReg:
+                    let target = Int(code[pc].offset)
+                    guard target >= start && target < end else {
+                        throw error(.jumpOutOfFunction(target: target, function: start), at: pc)
+                    }
+                default:
+                    break
+                }
+            }
+            let last = isSecondHalf[end - 1] ? nil : code[end - 1].operation
+            guard let last, last == .exit || last == .jump || last == .jump32 else {
+                if end == code.count { throw error(.lastInstructionNotExitOrJump, at: end - 1) }
+                throw error(.functionFallsThrough(function: start, next: end), at: end - 1)
+            }
         }
-        func checkWritable(_ register: UInt8, _ field: String) throws(LoadError) {
-            try check(register, field)
-            guard register != 10 else { throw error(.writesFramePointer, at: pc) }
+    }
+
+    /// The load error for an invalid slot.
+    static func reason(_ problem: EncodingProblem) -> LoadError.Reason {
+        switch problem {
+        case .unknownOpcode(let opcode): .unknownOpcode(opcode)
+        case .unknownForm: .invalidEncoding(problem.description)
+        case .invalidRegister(let field, let register):
+            .invalidRegister(field: field == .destination ? "destination" : "source", register: register)
+        case .reservedField(let mnemonic, let field, let value): .reservedField(mnemonic: mnemonic, field: field.rawValue, value: value)
+        case .incompleteLoadImm64: .incompleteLoadImm64
         }
+    }
+
+    /// r10, the frame pointer, is read-only (`validate` checked the register range).
+    func checkFramePointerWrites(_ raw: RawInstruction, form: InstructionForm, at pc: Int) throws(LoadError) {
+        let writesDestination: Bool
+        var writesSource = false
         switch form.shape {
-        case .aluImm, .unary, .loadImm64:
-            try checkWritable(raw.destination, "destination")
-        case .aluReg, .load:
-            try checkWritable(raw.destination, "destination")
-            try check(raw.source, "source")
-        case .storeImm, .jumpImm, .callRegister:
-            try check(raw.destination, "destination")
-        case .storeReg, .jumpReg:
-            try check(raw.destination, "destination")
-            try check(raw.source, "source")
+        case .aluImm, .unary, .loadImm64, .aluReg, .load:
+            writesDestination = true
         case .atomic:
-            try check(raw.destination, "destination")
+            writesDestination = false
             // Fetching forms and xchg write the old value back into the source register.
-            let writesSource: Bool
             switch form.operation {
             case .atomicFetchAdd64, .atomicFetchOr64, .atomicFetchAnd64, .atomicFetchXor64, .atomicExchange64,
                  .atomicFetchAdd32, .atomicFetchOr32, .atomicFetchAnd32, .atomicFetchXor32, .atomicExchange32:
@@ -310,25 +325,12 @@ private struct Loader {
             default:
                 writesSource = false
             }
-            if writesSource { try checkWritable(raw.source, "source") } else { try check(raw.source, "source") }
-        case .packetIndirect:
-            try check(raw.source, "source")
-        case .packetAbsolute, .jump, .jump32, .callHelper, .callLocal, .none:
-            break
+        case .storeImm, .storeReg, .jumpImm, .jumpReg, .callRegister, .packetIndirect,
+             .packetAbsolute, .jump, .jump32, .callHelper, .callLocal, .none:
+            writesDestination = false
         }
-    }
-
-    static func encodingProblem(_ raw: RawInstruction) -> String {
-        let op = raw.opcode
-        switch op {
-        case 0x37, 0x3f, 0x97, 0x9f, 0x34, 0x3c, 0x94, 0x9c: return "division/modulo offset must be 0 or 1, got \(raw.offset)"
-        case 0xbf, 0xbc: return "mov offset must be 0 or a sign-extension width (8, 16, 32), got \(raw.offset)"
-        case 0xb7, 0xb4: return "mov with an immediate must have offset 0 (movsx takes a register), got \(raw.offset)"
-        case 0xd4, 0xdc, 0xd7: return "byte swap width must be 16, 32 or 64, got \(raw.imm)"
-        case 0xc3, 0xdb: return "unknown atomic operation 0x\(String(UInt32(bitPattern: raw.imm), radix: 16))"
-        case 0x85: return "call source must be 0 (helper), 1 (local) or 2 (kfunc), got \(raw.source)"
-        default: return "opcode 0x\(String(op, radix: 16)) with these fields"
+        if (writesDestination && raw.destination == 10) || (writesSource && raw.source == 10) {
+            throw error(.writesFramePointer, at: pc)
         }
     }
 }
-
