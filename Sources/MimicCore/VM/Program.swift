@@ -106,11 +106,16 @@ public struct VMConfiguration: Sendable, Equatable {
     public var tailCallLimit: Int = 33
     /// The most instruction slots a program may have (the kernel: 1,000,000).
     public var maxInstructions: Int = 1_000_000
+    /// The VM's memory budget in bytes (`VM.memoryBudget`): maps, global data, contexts and
+    /// packet buffers together. Default 1 GiB.
+    public var memoryLimit: Int = MemoryBudget.defaultLimit
 
-    public init(stackFrameSize: Int = 512, maxCallDepth: Int = 8, tailCallLimit: Int = 33, maxInstructions: Int = 1_000_000) {
+    public init(stackFrameSize: Int = 512, maxCallDepth: Int = 8, tailCallLimit: Int = 33, maxInstructions: Int = 1_000_000,
+                memoryLimit: Int = MemoryBudget.defaultLimit) {
         self.stackFrameSize = max(8, stackFrameSize)
         self.maxCallDepth = max(1, maxCallDepth)
         self.tailCallLimit = max(0, tailCallLimit)
         self.maxInstructions = max(1, maxInstructions)
+        self.memoryLimit = max(0, memoryLimit)
     }
 }

@@ -9,6 +9,9 @@ import Synchronization
 public final class VM: @unchecked Sendable {
     public let emulator: (any Emulator)?
     public let configuration: VMConfiguration
+    /// What maps, global data, contexts and packet buffers of this VM may allocate
+    /// (`configuration.memoryLimit`); each charges its storage here before allocating it.
+    public let memoryBudget: MemoryBudget
 
     private let lock = Mutex(())
     private let sharedMemory = AddressSpace()
@@ -23,6 +26,7 @@ public final class VM: @unchecked Sendable {
                 sharedRegionBroker: (any RegionBroker)? = nil) {
         self.emulator = emulator
         self.configuration = configuration
+        memoryBudget = MemoryBudget(limit: configuration.memoryLimit)
         sharedMemory.broker = sharedRegionBroker
     }
 
