@@ -67,7 +67,7 @@ public enum ContextFile {
 
     /// Decodes an envelope at any position (the document, or a captured context's `subContext`).
     public static func decode(_ envelope: JSONField) throws(ContextError) -> Loaded {
-        try envelope.object()
+        try envelope.object(knownMembers: ["name", "type", "ctx"])
         let name = try envelope["name"].optionalString() ?? ""
         let typeField = envelope["type"]
         let type = try typeField.string()

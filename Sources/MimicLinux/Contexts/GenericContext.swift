@@ -70,11 +70,11 @@ public struct GenericContext: Context, Sendable {
     /// checks it: unknown memory types, sizes, references to missing memories, pointers to
     /// integers, structs that contain themselves.
     public init(json ctx: JSONField, name: String) throws(ContextError) {
-        try ctx.object()
+        try ctx.object(knownMembers: ["registers", "memory", "emulator"])
         var memories: [(name: String, memory: Memory)] = []
         var seen: [String: String] = [:]  // name -> path
         for entry in try ctx["memory"].optionalElements() {
-            try entry.object()
+            try entry.object(knownMembers: ["name", "type", "value"])
             let memoryName = try entry["name"].string()
             guard !memoryName.isEmpty else { throw entry["name"].error("must not be empty") }
             if let first = seen[memoryName] {
@@ -86,7 +86,7 @@ public struct GenericContext: Context, Sendable {
             let memory: Memory
             switch type {
             case "block":
-                try value.object()
+                try value.object(knownMembers: ["value", "byteorder"])
                 let bytes = try value["value"].optionalBase64()
                 var order: ByteOrder?
                 if let text = try value["byteorder"].optionalString(), !text.isEmpty {
@@ -98,7 +98,7 @@ public struct GenericContext: Context, Sendable {
                 }
                 memory = .block(bytes, byteOrder: order)
             case "ptr":
-                try value.object()
+                try value.object(knownMembers: ["memory", "offset", "size"])
                 let target = try value["memory"].string()
                 let offset = try value["offset"].optionalInteger(Int.self) ?? 0
                 guard offset >= 0, offset <= AddressSpace.lowWindowLimit else {
@@ -107,14 +107,14 @@ public struct GenericContext: Context, Sendable {
                 let size = try value["size"].optionalInteger(Int.self) ?? 64
                 memory = .pointer(target: target, offset: offset, bits: size == 32 ? 32 : 64)
             case "int":
-                try value.object()
+                try value.object(knownMembers: ["size", "value"])
                 let size = try value["size"].integer(Int.self)
                 guard [8, 16, 32, 64].contains(size) else { throw value["size"].error("expected 8, 16, 32 or 64, got \(size)") }
                 memory = .integer(try value["value"].bits64(), bits: size)
             case "struct":
                 var fields: [(name: String, memory: String)] = []
                 for field in try value.optionalElements() {
-                    try field.object()
+                    try field.object(knownMembers: ["name", "memory"])
                     fields.append((try field["name"].optionalString() ?? "", try field["memory"].string()))
                 }
                 memory = .structure(fields)
