@@ -251,10 +251,18 @@ public struct GenericContext: Context, Sendable {
     }
 
     /// Writes the bytes of memory `name` at `offset` of `storage`: a struct's fields one after
-    /// another (`layout` bounds the nesting and the sizes).
+    /// another (`layout` bounds the nesting and the sizes). A memory's bytes do not depend on
+    /// where they go, so each memory is built once and copied where it appears again
+    /// (`written` remembers where), which keeps structs that share members linear.
     private func write(_ name: String, into storage: RegionStorage, at offset: Int, index: [String: Int],
-                       sizes: [String: Int], addresses: [String: UInt64]) {
+                       sizes: [String: Int], addresses: [String: UInt64],
+                       written: inout [String: (storage: RegionStorage, offset: Int)]) {
         guard let i = index[name] else { return }
+        if let first = written[name] {
+            (storage.pointer + offset).copyMemory(from: first.storage.pointer + first.offset, byteCount: sizes[name] ?? 0)
+            return
+        }
+        defer { written[name] = (storage, offset) }
         func littleEndian(_ value: UInt64, bits: Int) -> [UInt8] {
             (0..<bits / 8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
         }
@@ -266,7 +274,7 @@ public struct GenericContext: Context, Sendable {
         case .structure(let fields):
             var cursor = offset
             for field in fields {
-                write(field.memory, into: storage, at: cursor, index: index, sizes: sizes, addresses: addresses)
+                write(field.memory, into: storage, at: cursor, index: index, sizes: sizes, addresses: addresses, written: &written)
                 cursor += sizes[field.memory] ?? 0
             }
         }
@@ -331,8 +339,9 @@ public struct GenericContext: Context, Sendable {
         } catch {
             throw .message("generic context \(name): cannot map its memory: \(error)")
         }
+        var written: [String: (storage: RegionStorage, offset: Int)] = [:]
         for (memoryName, (storage, offset)) in storages {
-            write(memoryName, into: storage, at: offset, index: index, sizes: sizes, addresses: addresses)
+            write(memoryName, into: storage, at: offset, index: index, sizes: sizes, addresses: addresses, written: &written)
         }
         for (number, memoryName) in registers {
             switch index[memoryName].map({ memories[$0].memory }) {

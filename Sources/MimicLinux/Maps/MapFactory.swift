@@ -135,6 +135,13 @@ extension LinuxEmulator {
         func exactly(_ value: Int, _ expected: Int, _ what: String) throws(MapError) {
             guard value == expected else { throw fail("\(what) must be \(expected), got \(value)") }
         }
+        // `htab_map_alloc`: n_buckets = roundup_pow_of_two(max_entries) must stay within
+        // U32_MAX / sizeof(struct bucket) (16 bytes), so at most 2^27 entries.
+        func bucketLimit() throws(MapError) {
+            guard d.maxEntries <= 1 << 27 else {
+                throw fail("max_entries \(d.maxEntries) needs more hash buckets than the kernel's 2^27", .tooBig)
+            }
+        }
         guard d.keySize >= 0, d.valueSize >= 0, d.maxEntries >= 0 else {
             throw fail("sizes and max_entries must not be negative")
         }
@@ -161,6 +168,7 @@ extension LinuxEmulator {
             try positive(d.keySize, "key_size")
             try positive(d.valueSize, "value_size")
             try positive(d.maxEntries, "max_entries")
+            try bucketLimit()
             guard d.keySize <= maxBPFStack else { throw fail("key_size \(d.keySize) exceeds \(maxBPFStack)", .tooBig) }
             guard d.valueSize < kmallocMaxSize - maxBPFStack - 64 else { throw fail("value_size \(d.valueSize) is too large", .tooBig) }
             if perCPU, d.valueSize > perCPUValueLimit {
@@ -192,6 +200,7 @@ extension LinuxEmulator {
             try allowFlags(common.union([.noPrealloc, .zeroSeed]))
             try positive(d.keySize, "key_size")
             try positive(d.maxEntries, "max_entries")
+            try bucketLimit()
             guard d.keySize <= maxBPFStack else { throw fail("key_size \(d.keySize) exceeds \(maxBPFStack)", .tooBig) }
             try exactly(d.valueSize, 4, "value_size")
             try validateInner(d, fail: fail)
