@@ -1,5 +1,6 @@
 import MimicCore
 import MimicLinux
+import MimicMemory
 
 /// The inputs `run`, `trace` and `debug` share: the object, the program, its context or
 /// capture, map contents and limits.
@@ -14,6 +15,8 @@ struct RunOptions {
     var maps: [String]
     var cpus: Int
     var limit: UInt64
+    /// `--memory-limit`: the VM's memory budget in bytes.
+    var memoryLimit = MemoryBudget.defaultLimit
     var json: Bool
 
     /// The options every one of these commands accepts.
@@ -29,6 +32,7 @@ struct RunOptions {
             .value("map", "NAME=FILE.json", "Preload map NAME with the entries of FILE.json (repeatable)."),
             .value("cpus", "N", "Possible CPUs: values per per-CPU map entry (default 1)."),
             .value("limit", "N", "Stop a run after N instructions (default \(RunRawCommand.defaultLimit); 0 = no limit)."),
+            .value("memory-limit", "BYTES", "The VM's memory budget for maps, global data, contexts and packets (default 1G; suffixes K, M, G)."),
             .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
         ]
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
@@ -72,6 +76,13 @@ struct RunOptions {
             }
             limit = value == 0 ? .max : value
         }
+        if let text = arguments.value("memory-limit") {
+            guard let value = Self.byteCount(text) else {
+                throw UsageError(message: "--memory-limit expects a number of bytes, optionally with K, M or G, got '\(text)'",
+                                 command: command)
+            }
+            memoryLimit = value
+        }
         for map in maps {
             do {
                 _ = try MapFile.split(map)
@@ -80,6 +91,19 @@ struct RunOptions {
             }
         }
         pluginPaths = arguments.values("plugin")
+    }
+
+    /// `1048576`, `512K`, `64M`, `2G` as bytes; nil for anything else or an overflow.
+    static func byteCount(_ text: String) -> Int? {
+        let shifts: [Character: Int] = ["K": 10, "M": 20, "G": 30]
+        var digits = Substring(text)
+        var shift = 0
+        if let last = text.last?.uppercased().first, let found = shifts[last] {
+            shift = found
+            digits = digits.dropLast()
+        }
+        guard let value = Int(digits), value >= 0, value <= Int.max >> shift else { return nil }
+        return value << shift
     }
 
     /// `--plugin LIB`, in order.
@@ -95,7 +119,8 @@ struct RunOptions {
                 throw RuntimeError(error.description)
             }
         }
-        let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, plugins: plugins)
+        let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit,
+                                  memoryLimit: memoryLimit, plugins: plugins)
         try session.preload(maps)
         return session
     }

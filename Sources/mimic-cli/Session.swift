@@ -23,7 +23,8 @@ final class Session {
     /// program).
     /// Loads `programName` (or the object's only program) from the object at `path`, in a VM
     /// whose emulator is the Linux emulator plus the helpers of `plugins`.
-    init(path: String, programName: String?, cpus: Int, limit: UInt64, plugins: [PluginLibrary] = []) throws(RuntimeError) {
+    init(path: String, programName: String?, cpus: Int, limit: UInt64, memoryLimit: Int = MemoryBudget.defaultLimit,
+         plugins: [PluginLibrary] = []) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
         guard ObjectInput.isELF(bytes) else {
@@ -45,11 +46,12 @@ final class Session {
         self.cpus = cpus
         self.limit = limit
         emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: 1))
+        let configuration = VMConfiguration(memoryLimit: memoryLimit)
         if plugins.isEmpty {
-            vm = VM(emulator: emulator)
+            vm = VM(emulator: emulator, configuration: configuration)
         } else {
             do {
-                vm = VM(emulator: try CompositeEmulator([emulator] + plugins.map(\.emulator)))
+                vm = VM(emulator: try CompositeEmulator([emulator] + plugins.map(\.emulator)), configuration: configuration)
             } catch {
                 throw RuntimeError(error.description)
             }

@@ -236,6 +236,10 @@ public struct BTF: Sendable {
             for target in references(of: types[id]) {
                 deepest = max(deepest, try visit(Int(target), level: level + 1) + 1)
             }
+            guard deepest <= maxResolveDepth else {
+                throw .invalidField(structure: structure, field: "type [\(id)]",
+                                    detail: "references nest deeper than the kernel's MAX_RESOLVE_DEPTH of \(maxResolveDepth)")
+            }
             depth[id] = deepest
             return deepest
         }
