@@ -30,20 +30,20 @@ public struct AssemblerError: Error, Sendable, Equatable, CustomStringConvertibl
 
         public var description: String {
             switch self {
-            case .unknownMnemonic(let name): "unknown mnemonic '\(name)'"
+            case .unknownMnemonic(let name): "unknown mnemonic '\(excerpt(name))'"
             case .wrongOperandCount(let mnemonic, let expected, let found):
-                "'\(mnemonic)' takes \(expected) operand\(expected == 1 ? "" : "s") but \(found) \(found == 1 ? "was" : "were") given"
-            case .badRegister(let text): "bad register '\(text)' (only %r0..%r10 exist)"
-            case .immediateOutOfRange(let text): "immediate '\(text)' does not fit its field"
-            case .offsetOutOfRange(let text): "offset '\(text)' does not fit in 16 signed bits"
-            case .malformedNumber(let text): "'\(text)' is not a number (decimal or 0x hex)"
-            case .malformedMemoryOperand(let text): "malformed memory operand '\(text)' (expected [%rN], [%rN+off] or [%rN-off])"
+                "'\(excerpt(mnemonic))' takes \(expected) operand\(expected == 1 ? "" : "s") but \(found) \(found == 1 ? "was" : "were") given"
+            case .badRegister(let text): "bad register '\(excerpt(text))' (only %r0..%r10 exist)"
+            case .immediateOutOfRange(let text): "immediate '\(excerpt(text))' does not fit its field"
+            case .offsetOutOfRange(let text): "offset '\(excerpt(text))' does not fit in 16 signed bits"
+            case .malformedNumber(let text): "'\(excerpt(text))' is not a number (decimal or 0x hex)"
+            case .malformedMemoryOperand(let text): "malformed memory operand '\(excerpt(text))' (expected [%rN], [%rN+off] or [%rN-off])"
             case .unexpectedOperand(let position, let found, let expected):
-                "operand \(position) '\(found)' should be \(expected)"
-            case .undefinedLabel(let name): "undefined label '\(name)'"
-            case .duplicateLabel(let name): "duplicate label '\(name)'"
-            case .jumpOutOfRange(let target, let distance): "jump to '\(target)' is out of range (distance \(distance))"
-            case .invalidLabelName(let name): "invalid label name '\(name)'"
+                "operand \(position) '\(excerpt(found))' should be \(expected)"
+            case .undefinedLabel(let name): "undefined label '\(excerpt(name))'"
+            case .duplicateLabel(let name): "duplicate label '\(excerpt(name))'"
+            case .jumpOutOfRange(let target, let distance): "jump to '\(excerpt(target))' is out of range (distance \(distance))"
+            case .invalidLabelName(let name): "invalid label name '\(excerpt(name))'"
             }
         }
     }
@@ -60,5 +60,12 @@ public struct AssemblerError: Error, Sendable, Equatable, CustomStringConvertibl
         self.reason = reason
     }
 
-    public var description: String { "line \(line): \(reason) in \"\(text)\"" }
+    public var description: String { "line \(line): \(reason) in \"\(excerpt(text))\"" }
+}
+
+/// At most `limit` characters of `text` for a message, with how much was left out: an error
+/// never echoes a whole (possibly huge) input line.
+func excerpt(_ text: String, limit: Int = 80) -> String {
+    guard text.count > limit else { return text }
+    return "\(text.prefix(limit))... (\(text.count - limit) more characters)"
 }

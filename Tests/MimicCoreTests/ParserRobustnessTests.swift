@@ -1,9 +1,10 @@
 import Testing
 @testable import MimicCore
 
-/// BTF that loops or nests without end is refused when parsed, and type spellings are bounded,
-/// so every walk over a parsed BTF terminates quickly (issue 20).
-@Suite struct BTFRobustnessTests {
+/// Parsers end in time linear in their input and quote it only in excerpts (issue 20): BTF that
+/// loops or nests without end is refused when parsed and type spellings are bounded, so every
+/// walk over a parsed BTF terminates quickly; assembler errors never echo a whole huge line.
+@Suite struct ParserRobustnessTests {
     /// A little-endian BTF blob of `types` (each `struct btf_type` with what follows it) and an
     /// empty string section.
     static func blob(_ types: [[UInt32]]) -> [UInt8] {
@@ -81,5 +82,18 @@ import Testing
         #expect(clock.now - start < .seconds(1))
         #expect(name.hasSuffix("...") || name.contains("..."))
         #expect(name.utf8.count < 64 << 10)
+    }
+
+    /// A 5 MB assembler line: the error quotes 80 characters of it, once.
+    @Test func assemblerErrorsQuoteAnExcerpt() throws {
+        let line = "mov %r0, " + String(repeating: "9", count: 5_000_000)
+        do {
+            _ = try Assembler.assemble(line + "\nexit")
+            Issue.record("assembled")
+        } catch {
+            let message = "\(error)"
+            #expect(message.utf8.count < 400)
+            #expect(message.contains("more characters"))
+        }
     }
 }
