@@ -49,13 +49,15 @@ struct FDSlots<Element: Sendable>: Sendable {
 
 /// `BPF_MAP_TYPE_PROG_ARRAY`: programs by index, the targets of `bpf_tail_call`.
 ///
-/// Mimic has no program file descriptors, so host code fills it with `setProgram(_:at:)`;
+/// Mimic has no program file descriptors, so host code fills it with `setProgram(_:at:)`.
+/// Slots hold programs detached from their VM (`Program.DetachedProgram`): the VM owns this map,
+/// so a strong reference back would keep a dropped VM alive forever;
 /// `update` with bytes is refused (`-EINVAL`). Programs cannot look it up (the verifier refuses
 /// that), so `lookupAddress` is nil.
 public final class ProgramArrayMap: BPFMap, @unchecked Sendable {
     public let attributes: MapAttributes
     public let handle: UInt64
-    private let slots: Mutex<FDSlots<Program>>
+    private let slots: Mutex<FDSlots<Program.DetachedProgram>>
     /// The map's share of the VM's memory budget.
     private let memory: MapMemory
 
@@ -70,14 +72,14 @@ public final class ProgramArrayMap: BPFMap, @unchecked Sendable {
     @discardableResult
     public func setProgram(_ program: Program?, at index: Int) -> Errno? {
         guard index >= 0, index < attributes.maxEntries else { return .tooBig }
-        slots.withLock { $0[index] = program }
+        slots.withLock { $0[index] = program?.detached }
         return nil
     }
 
-    /// The program at `index`, if any.
+    /// The program at `index`, if any (nil too once the program's VM is gone).
     public func program(at index: Int) -> Program? {
         guard index >= 0, index < attributes.maxEntries else { return nil }
-        return slots.withLock { $0[index] }
+        return slots.withLock { $0[index] }?.program
     }
 
     public func lookupAddress(key: [UInt8], cpu: Int) -> UInt64? { nil }
