@@ -134,7 +134,8 @@ public struct CORERelocator: Sendable {
             case .structure(_, _, let members)?, .union(_, _, let members)?:
                 guard index < members.count else { return nil }
                 let member = members[index]
-                bitOffset += Int(member.bitOffset)
+                guard case (let sum, false) = bitOffset.addingReportingOverflow(Int(member.bitOffset)) else { return nil }
+                bitOffset = sum
                 bitfield = Int(member.bitfieldSize)
                 names.append(member.name)
                 current = local.resolve(member.type)
@@ -161,7 +162,8 @@ public struct CORERelocator: Sendable {
             if let name = names[step] {
                 var searched: Set<UInt32> = []
                 guard let (offset, member) = findMember(named: name, in: current, depth: 0, searched: &searched) else { return nil }
-                location.bitOffset += offset
+                guard case (let sum, false) = location.bitOffset.addingReportingOverflow(offset) else { return nil }
+                location.bitOffset = sum
                 location.bitfieldSize = Int(member.bitfieldSize)
                 current = target.resolve(member.type)
             } else {
