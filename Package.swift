@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "MimicTestSupport", path: "Tests/MimicTestSupport"),
         .testTarget(
             name: "MimicLinuxTests",
-            dependencies: ["MimicLinux", "MimicCore", "MimicMemory", "MimicJSON", "MimicTestSupport"],
+            dependencies: ["MimicLinux", "MimicCore", "MimicMemory", "MimicJSON", "MimicPcap", "MimicTestSupport"],
             // End-to-end fixtures: eBPF C sources, clang-built objects and context files, read by path.
             exclude: ["Fixtures"]
         ),

@@ -334,6 +334,18 @@ public struct JSONField: Sendable {
         return self
     }
 
+    /// This value must be an object whose members are all among `known`: any other member (a
+    /// misspelt `"headrom"`, which would otherwise be ignored for the default) is an error
+    /// naming it. Returns self for chaining.
+    @discardableResult
+    public func object(knownMembers known: [String]) throws(JSONError) -> JSONField {
+        for (key, field) in try members() where !known.contains(key) {
+            let shown = key.count > 40 ? "\(key.prefix(40))..." : key
+            throw field.error("unknown field \"\(shown)\" (known: \(known.joined(separator: ", ")))")
+        }
+        return self
+    }
+
     /// This value must be an array: its elements as fields (`path[0]`, `path[1]`, ...).
     public func elements() throws(JSONError) -> [JSONField] {
         guard case .array(let items) = try required() else { throw typeError("an array") }
@@ -399,6 +411,17 @@ public struct JSONField: Sendable {
     /// Like `base64()`, but absent or `null` is empty (Go writes a nil `[]byte` as `null`).
     public func optionalBase64() throws(JSONError) -> [UInt8] {
         isMissing ? [] : try base64()
+    }
+
+    /// `optionalBase64()` refusing, before decoding, text that decodes to more than `limit` bytes.
+    public func optionalBase64(limit: Int) throws(JSONError) -> [UInt8] {
+        if isMissing { return [] }
+        let length = try string().utf8.count
+        // Four characters decode to three bytes, less up to two of padding.
+        guard length / 4 * 3 - 2 <= limit else {
+            throw error("about \(length / 4 * 3) bytes exceed the limit of \(limit)")
+        }
+        return try base64()
     }
 
     func required() throws(JSONError) -> JSONValue {

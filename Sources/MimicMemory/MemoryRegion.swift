@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// How a region may be accessed.
 public enum RegionKind: Sendable, Equatable, CustomStringConvertible {
     /// Owned bytes, readable and writable.
@@ -22,7 +28,8 @@ public enum RegionKind: Sendable, Equatable, CustomStringConvertible {
 /// Storage is reference counted so that a map's values can be mapped into the address space
 /// of every process that uses the map while being owned once. The bytes are zero-filled on
 /// allocation, 16-byte aligned, and never move: VM pointers into them stay valid while the
-/// storage lives.
+/// storage lives. They come from `calloc`, so the pages of a large storage (a big array map)
+/// take host memory only once they are written.
 public final class RegionStorage: @unchecked Sendable {
     /// The first byte. Never reallocated.
     public let pointer: UnsafeMutableRawPointer
@@ -35,6 +42,8 @@ public final class RegionStorage: @unchecked Sendable {
     public let ownsMemory: Bool
     /// What keeps borrowed bytes alive, if anything (see `init(borrowing:count:owner:)`).
     private let owner: AnyObject?
+    /// The memory budget bytes this storage holds, given back when it goes away.
+    private let reservation: MemoryReservation?
 
     /// Allocates `count` zeroed bytes (at least one byte of backing so the pointer is valid).
     public convenience init(count: Int) {
@@ -44,15 +53,34 @@ public final class RegionStorage: @unchecked Sendable {
     /// Allocates `capacity` zeroed bytes of which the first `count` are usable, so that
     /// `reuse(count:)` can later give the storage any size up to `capacity` (e.g. a packet
     /// buffer reused for packets of different lengths).
-    public init(count: Int, capacity: Int) {
+    public convenience init(count: Int, capacity: Int) {
+        self.init(count: count, capacity: capacity, reservation: nil)
+    }
+
+    /// Allocates `capacity` zeroed bytes (`count` usable) after taking them from `budget` for
+    /// `purpose` (e.g. "map 'counters'"); the storage gives them back when it goes away.
+    ///
+    /// - Throws: `MemoryBudgetError` before allocating anything when the budget has no room.
+    public convenience init(count: Int, capacity: Int? = nil, charging budget: MemoryBudget,
+                            for purpose: String) throws(MemoryBudgetError) {
+        let reservation = try budget.reserve(max(count, capacity ?? count), for: purpose)
+        self.init(count: count, capacity: capacity ?? count, reservation: reservation)
+    }
+
+    private init(count: Int, capacity: Int, reservation: MemoryReservation?) {
         precondition(count >= 0, "RegionStorage count must not be negative")
         self.count = count
         let capacity = max(count, capacity, 1)
         self.capacity = capacity
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
-        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+        // calloc: zeroed pages, untouched (and so not resident) until written. glibc and Darwin
+        // align to 16 bytes on 64-bit hosts.
+        guard let bytes = calloc(capacity, 1) else {
+            fatalError("RegionStorage: the host cannot allocate \(capacity) bytes")
+        }
+        pointer = bytes
         ownsMemory = true
         owner = nil
+        self.reservation = reservation
     }
 
     /// Storage over `count` bytes at `pointer` that someone else owns: they are neither copied
@@ -69,6 +97,7 @@ public final class RegionStorage: @unchecked Sendable {
         capacity = count
         ownsMemory = false
         self.owner = owner
+        reservation = nil
     }
 
     /// Allocates storage holding a copy of `bytes`.
@@ -88,7 +117,7 @@ public final class RegionStorage: @unchecked Sendable {
         }
     }
 
-    deinit { if ownsMemory { pointer.deallocate() } }
+    deinit { if ownsMemory { free(pointer) } }
 
     /// Gives storage that owns its bytes a new `count` (0...`capacity`), to back a new region
     /// with the same allocation; the bytes keep their contents (the caller clears what it must).

@@ -1,6 +1,7 @@
 import MimicCore
 import MimicLinux
 import MimicPcap
+import MimicMemory
 
 /// The inputs `run`, `trace` and `debug` share: the object, the program, its context or
 /// capture, map contents and limits.
@@ -21,6 +22,8 @@ struct RunOptions {
     var seed: UInt64?
     /// `--data-start mac|network`: where an sk_buff's data starts (nil: the program type's).
     var dataStart: SKBContext.DataStart?
+    /// `--memory-limit`: the VM's memory budget in bytes.
+    var memoryLimit = MemoryBudget.defaultLimit
     var json: Bool
 
     /// The options every one of these commands accepts.
@@ -38,6 +41,7 @@ struct RunOptions {
             .value("limit", "N", "Stop a run after N instructions (default \(RunRawCommand.defaultLimit); 0 = no limit)."),
             .value("data-start", "mac|network", "Where an sk_buff's data starts: the Ethernet or the network header (default: as the kernel's test run, network for socket filters, mac for tc)."),
             .value("seed", "N", "Seed bpf_get_prandom_u32 with N: the same seed gives the same values (default: the clock)."),
+            .value("memory-limit", "BYTES", "The VM's memory budget for maps, global data, contexts and packets (default 1G; suffixes K, M, G)."),
             .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
         ]
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
@@ -104,6 +108,13 @@ struct RunOptions {
             }
             seed = value
         }
+        if let text = arguments.value("memory-limit") {
+            guard let value = Self.byteCount(text) else {
+                throw UsageError(message: "--memory-limit expects a number of bytes, optionally with K, M or G, got '\(text)'",
+                                 command: command)
+            }
+            memoryLimit = value
+        }
         for map in maps {
             do {
                 _ = try MapFile.split(map)
@@ -112,6 +123,19 @@ struct RunOptions {
             }
         }
         pluginPaths = arguments.values("plugin")
+    }
+
+    /// `1048576`, `512K`, `64M`, `2G` as bytes; nil for anything else or an overflow.
+    static func byteCount(_ text: String) -> Int? {
+        let shifts: [Character: Int] = ["K": 10, "M": 20, "G": 30]
+        var digits = Substring(text)
+        var shift = 0
+        if let last = text.last?.uppercased().first, let found = shifts[last] {
+            shift = found
+            digits = digits.dropLast()
+        }
+        guard let value = Int(digits), value >= 0, value <= Int.max >> shift else { return nil }
+        return value << shift
     }
 
     /// `--plugin LIB`, in order.
@@ -128,7 +152,7 @@ struct RunOptions {
             }
         }
         let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
-                                  plugins: plugins)
+                                  memoryLimit: memoryLimit, plugins: plugins)
         if dataStart != nil, session.packetKind != .skb {
             throw RuntimeError("--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program")
         }

@@ -25,6 +25,7 @@ final class Session {
     /// whose emulator is the Linux emulator plus the helpers of `plugins`.
     /// `seed` seeds `bpf_get_prandom_u32` (nil: the clock).
     init(path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
+         memoryLimit: Int = MemoryBudget.defaultLimit,
          plugins: [PluginLibrary] = []) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
@@ -47,11 +48,12 @@ final class Session {
         self.cpus = cpus
         self.limit = limit
         emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: seed))
+        let configuration = VMConfiguration(memoryLimit: memoryLimit)
         if plugins.isEmpty {
-            vm = VM(emulator: emulator)
+            vm = VM(emulator: emulator, configuration: configuration)
         } else {
             do {
-                vm = VM(emulator: try CompositeEmulator([emulator] + plugins.map(\.emulator)))
+                vm = VM(emulator: try CompositeEmulator([emulator] + plugins.map(\.emulator)), configuration: configuration)
             } catch {
                 throw RuntimeError(error.description)
             }

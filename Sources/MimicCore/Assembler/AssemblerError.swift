@@ -90,21 +90,21 @@ public struct AssemblerError: Error, Sendable, Equatable, CustomStringConvertibl
 
         public var description: String {
             switch code {
-            case .unknownMnemonic: return "unknown mnemonic '\(text)'"
+            case .unknownMnemonic: return "unknown mnemonic '\(excerpt(text))'"
             case .wrongOperandCount:
                 let expected = expected ?? 0, found = found ?? 0
-                return "'\(text)' takes \(expected) operand\(expected == 1 ? "" : "s") but \(found) \(found == 1 ? "was" : "were") given"
-            case .badRegister: return "bad register '\(text)' (only %r0..%r10 exist)"
-            case .immediateOutOfRange: return "immediate '\(text)' does not fit its field"
-            case .offsetOutOfRange: return "offset '\(text)' does not fit in 16 signed bits"
-            case .malformedNumber: return "'\(text)' is not a number (decimal or 0x hex)"
-            case .malformedMemoryOperand: return "malformed memory operand '\(text)' (expected [%rN], [%rN+off] or [%rN-off])"
-            case .unexpectedOperand: return "operand \(position ?? 0) '\(text)' should be \(expectedText ?? "")"
-            case .undefinedLabel: return "undefined label '\(text)'"
-            case .duplicateLabel: return "duplicate label '\(text)'"
-            case .jumpOutOfRange: return "jump to '\(text)' is out of range (distance \(distance ?? 0))"
-            case .invalidLabelName: return "invalid label name '\(text)'"
-            default: return "\(code) '\(text)'"
+                return "'\(excerpt(text))' takes \(expected) operand\(expected == 1 ? "" : "s") but \(found) \(found == 1 ? "was" : "were") given"
+            case .badRegister: return "bad register '\(excerpt(text))' (only %r0..%r10 exist)"
+            case .immediateOutOfRange: return "immediate '\(excerpt(text))' does not fit its field"
+            case .offsetOutOfRange: return "offset '\(excerpt(text))' does not fit in 16 signed bits"
+            case .malformedNumber: return "'\(excerpt(text))' is not a number (decimal or 0x hex)"
+            case .malformedMemoryOperand: return "malformed memory operand '\(excerpt(text))' (expected [%rN], [%rN+off] or [%rN-off])"
+            case .unexpectedOperand: return "operand \(position ?? 0) '\(excerpt(text))' should be \(expectedText ?? "")"
+            case .undefinedLabel: return "undefined label '\(excerpt(text))'"
+            case .duplicateLabel: return "duplicate label '\(excerpt(text))'"
+            case .jumpOutOfRange: return "jump to '\(excerpt(text))' is out of range (distance \(distance ?? 0))"
+            case .invalidLabelName: return "invalid label name '\(excerpt(text))'"
+            default: return "\(code) '\(excerpt(text))'"
             }
         }
     }
@@ -124,5 +124,12 @@ public struct AssemblerError: Error, Sendable, Equatable, CustomStringConvertibl
     /// The reason's code.
     public var code: Reason.Code { reason.code }
 
-    public var description: String { "line \(line): \(reason) in \"\(text)\"" }
+    public var description: String { "line \(line): \(reason) in \"\(excerpt(text))\"" }
+}
+
+/// At most `limit` characters of `text` for a message, with how much was left out: an error
+/// never echoes a whole (possibly huge) input line.
+func excerpt(_ text: String, limit: Int = 80) -> String {
+    guard text.count > limit else { return text }
+    return "\(text.prefix(limit))... (\(text.count - limit) more characters)"
 }

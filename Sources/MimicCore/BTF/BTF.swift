@@ -188,12 +188,62 @@ public struct BTF: Sendable {
             types.append(type)
             offset += length
         }
+        try BTF.checkReferences(types, structure: structure)
         self.types = types
         var byName: [String: [UInt32]] = [:]
         for (id, type) in types.enumerated() where !type.name.isEmpty {
             byName[type.name, default: []].append(UInt32(id))
         }
         idsByName = byName
+    }
+
+    /// `MAX_RESOLVE_DEPTH`: the longest chain of references the kernel's BTF checks follow.
+    public static let maxResolveDepth = 32
+
+    /// The types a type's own layout or spelling depends on: modifiers, typedefs, pointers,
+    /// arrays, prototypes, functions, variables and tags. Struct and union members are not
+    /// followed (a struct may hold a pointer to itself), as in the kernel's resolve pass.
+    private static func references(of type: TypeInfo) -> [UInt32] {
+        switch type {
+        case .pointer(let target), .typedef(_, let target), .volatile(let target), .const(let target), .restrict(let target),
+             .typeTag(_, let target), .declTag(_, let target, _), .variable(_, let target, _), .function(_, let target, _):
+            return [target]
+        case .array(let element, let index, _): return [element, index]
+        case .functionProto(let result, let parameters): return [result] + parameters.map(\.type)
+        case .dataSection(_, _, let variables): return variables.map(\.type)
+        case .void, .int, .structure, .union, .enumeration, .forward, .float: return []
+        }
+    }
+
+    /// The kernel's resolve checks (`btf_resolve`, `MAX_RESOLVE_DEPTH`): following references
+    /// (`references(of:)`) never loops back to a type on the way and never takes more than
+    /// `maxResolveDepth` steps. Each type is visited once, so the check is linear in the types;
+    /// afterwards every walk over references terminates.
+    static func checkReferences(_ types: [TypeInfo], structure: String) throws(ObjectFileError) {
+        var depth = [Int](repeating: -1, count: types.count)  // -1 unvisited, -2 on the path
+        func visit(_ id: Int, level: Int) throws(ObjectFileError) -> Int {
+            guard id < types.count else { return 0 }  // a dangling id: accessors treat it as absent
+            if depth[id] >= 0 { return depth[id] }
+            guard depth[id] != -2 else {
+                throw .invalidField(structure: structure, field: "type [\(id)]", detail: "loop detected: the type refers back to itself")
+            }
+            guard level <= maxResolveDepth else {
+                throw .invalidField(structure: structure, field: "type [\(id)]",
+                                    detail: "references nest deeper than the kernel's MAX_RESOLVE_DEPTH of \(maxResolveDepth)")
+            }
+            depth[id] = -2
+            var deepest = 0
+            for target in references(of: types[id]) {
+                deepest = max(deepest, try visit(Int(target), level: level + 1) + 1)
+            }
+            guard deepest <= maxResolveDepth else {
+                throw .invalidField(structure: structure, field: "type [\(id)]",
+                                    detail: "references nest deeper than the kernel's MAX_RESOLVE_DEPTH of \(maxResolveDepth)")
+            }
+            depth[id] = deepest
+            return deepest
+        }
+        for id in types.indices where depth[id] < 0 { _ = try visit(id, level: 0) }
     }
 
     private static func parseType(_ r: ByteReader, at offset: Int, id: Int, strings: ByteReader) throws(ObjectFileError) -> (TypeInfo, Int) {
@@ -403,12 +453,21 @@ public struct BTF: Sendable {
         return nil
     }
 
-    /// A C-like spelling of type `id` (`struct flow`, `unsigned int *`, `char[16]`).
+    /// A C-like spelling of type `id` (`struct flow`, `unsigned int *`, `char[16]`). Spellings
+    /// of more than `typeNameParts` types (prototypes of prototypes) end in `...`, so the work
+    /// is bounded whatever the input.
     public func typeName(_ id: UInt32) -> String {
-        typeName(id, depth: 0)
+        var remaining = BTF.typeNameParts
+        return typeName(id, depth: 0, remaining: &remaining)
     }
 
-    private func typeName(_ id: UInt32, depth: Int) -> String {
+    /// The most types one `typeName` spells out.
+    static let typeNameParts = 256
+
+    private func typeName(_ id: UInt32, depth: Int, remaining: inout Int) -> String {
+        guard remaining > 0 else { return "..." }
+        remaining -= 1
+        func typeName(_ id: UInt32, depth: Int) -> String { self.typeName(id, depth: depth, remaining: &remaining) }
         guard depth < BTF.maxDepth, let info = type(id) else { return "<bad type \(id)>" }
         switch info {
         case .void: return "void"

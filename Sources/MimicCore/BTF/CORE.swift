@@ -126,8 +126,7 @@ public struct CORERelocator: Sendable {
     /// (nil for array steps).
     func walkLocal(_ root: UInt32, _ access: [Int]) -> (FieldLocation, [String?])? {
         var current = local.resolve(root)
-        guard let rootSize = local.size(of: current) else { return nil }
-        var bitOffset = access[0] * rootSize * 8
+        guard let rootSize = local.size(of: current), var bitOffset = Self.bits(access[0], rootSize) else { return nil }
         var bitfield = 0
         var names: [String?] = [nil]
         for index in access.dropFirst() {
@@ -135,13 +134,15 @@ public struct CORERelocator: Sendable {
             case .structure(_, _, let members)?, .union(_, _, let members)?:
                 guard index < members.count else { return nil }
                 let member = members[index]
-                bitOffset += Int(member.bitOffset)
+                guard case (let sum, false) = bitOffset.addingReportingOverflow(Int(member.bitOffset)) else { return nil }
+                bitOffset = sum
                 bitfield = Int(member.bitfieldSize)
                 names.append(member.name)
                 current = local.resolve(member.type)
             case .array(let element, _, _)?:
-                guard let size = local.size(of: element) else { return nil }
-                bitOffset += index * size * 8
+                guard let size = local.size(of: element), let bits = Self.bits(index, size),
+                      case (let sum, false) = bitOffset.addingReportingOverflow(bits) else { return nil }
+                bitOffset = sum
                 bitfield = 0
                 names.append(nil)
                 current = local.resolve(element)
@@ -155,17 +156,21 @@ public struct CORERelocator: Sendable {
     /// Follows the same path by member names in the target, starting at `root`.
     func walkTarget(_ root: UInt32, _ access: [Int], _ names: [String?]) -> FieldLocation? {
         var current = target.resolve(root)
-        guard let rootSize = target.size(of: current) else { return nil }
-        var location = FieldLocation(bitOffset: access[0] * rootSize * 8, typeID: current, bitfieldSize: 0)
+        guard let rootSize = target.size(of: current), let rootBits = Self.bits(access[0], rootSize) else { return nil }
+        var location = FieldLocation(bitOffset: rootBits, typeID: current, bitfieldSize: 0)
         for (step, index) in access.enumerated().dropFirst() {
             if let name = names[step] {
-                guard let (offset, member) = findMember(named: name, in: current, depth: 0) else { return nil }
-                location.bitOffset += offset
+                var searched: Set<UInt32> = []
+                guard let (offset, member) = findMember(named: name, in: current, depth: 0, searched: &searched) else { return nil }
+                guard case (let sum, false) = location.bitOffset.addingReportingOverflow(offset) else { return nil }
+                location.bitOffset = sum
                 location.bitfieldSize = Int(member.bitfieldSize)
                 current = target.resolve(member.type)
             } else {
-                guard case .array(let element, _, _)? = target.type(current), let size = target.size(of: element) else { return nil }
-                location.bitOffset += index * size * 8
+                guard case .array(let element, _, _)? = target.type(current), let size = target.size(of: element),
+                      let bits = Self.bits(index, size),
+                      case (let sum, false) = location.bitOffset.addingReportingOverflow(bits) else { return nil }
+                location.bitOffset = sum
                 location.bitfieldSize = 0
                 current = target.resolve(element)
             }
@@ -174,13 +179,22 @@ public struct CORERelocator: Sendable {
         return location
     }
 
+    /// `index * size * 8` (an access path step in bits), nil when it overflows.
+    static func bits(_ index: Int, _ size: Int) -> Int? {
+        let (bytes, overflow1) = index.multipliedReportingOverflow(by: size)
+        let (bits, overflow2) = bytes.multipliedReportingOverflow(by: 8)
+        return overflow1 || overflow2 ? nil : bits
+    }
+
     /// A member by name, looking inside anonymous struct/union members; returns its bit offset.
-    func findMember(named name: String, in typeID: UInt32, depth: Int) -> (Int, BTF.Member)? {
-        guard depth < 16 else { return nil }
+    /// `searched` holds the types already searched in vain, so each type is searched once
+    /// (structs sharing anonymous members cost no more than their definitions).
+    func findMember(named name: String, in typeID: UInt32, depth: Int, searched: inout Set<UInt32>) -> (Int, BTF.Member)? {
+        guard depth < 16, searched.insert(typeID).inserted else { return nil }
         let members = target.type(typeID)?.members ?? []
         for member in members where member.name == name { return (Int(member.bitOffset), member) }
         for member in members where member.name.isEmpty {
-            if let (offset, found) = findMember(named: name, in: target.resolve(member.type), depth: depth + 1) {
+            if let (offset, found) = findMember(named: name, in: target.resolve(member.type), depth: depth + 1, searched: &searched) {
                 return (Int(member.bitOffset) + offset, found)
             }
         }

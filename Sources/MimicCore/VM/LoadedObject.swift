@@ -117,7 +117,14 @@ extension VM {
         }
         var globals: [String: LoadedObject.GlobalData] = [:]
         for spec in object.globals {
-            let storage = RegionStorage(bytes: spec.contents)
+            let storage: RegionStorage
+            do {
+                storage = try RegionStorage(count: spec.contents.count, charging: memoryBudget,
+                                            for: "global data \(spec.name)")
+            } catch {
+                throw LoadError(.unsupported(error.description), programName: objectName)
+            }
+            storage.write(spec.contents, at: 0)
             do {
                 let address = try mapShared(storage, name: spec.name, kind: spec.isReadOnly ? .readOnly : .plain)
                 globals[spec.name] = LoadedObject.GlobalData(spec: spec, address: address, storage: storage)

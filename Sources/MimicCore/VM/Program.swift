@@ -39,16 +39,15 @@ public final class Program: @unchecked Sendable {
     /// Slot indexes where program-local functions start (0 is the entry).
     public let functionEntries: [Int]
     /// The VM the program was loaded into. Held strongly, so a program keeps its VM (and the
-    /// maps it refers to) alive. A prog array holding programs of its own VM forms a cycle that
-    /// lives until the process exits; that is the kernel's model too (programs pin maps).
+    /// maps it refers to) alive. Maps of the VM hold its programs as `DetachedProgram`s, which
+    /// do not hold the VM: no reference cycle keeps a dropped VM alive.
     public let vm: VM
     /// Source lines by instruction (from an object's BTF line info), sorted; empty for bytecode.
     public let lineInfo: [SourceLineInfo]
 
-    /// Pre-decoded code, one record per slot; immutable after load. It lives in `storage`, after
-    /// the run lengths (`runLength`).
+    /// Pre-decoded code, one record per slot; immutable after load. It lives in `Buffers`'s
+    /// storage, after the run lengths (`runLength`).
     let code: UnsafeMutableBufferPointer<DecodedInstruction>
-    private let storage: UnsafeMutableRawPointer
     /// The longest straight-line run (`runLength`): the interpreter's limit check is one compare
     /// until this many instructions before the limit.
     let longestRun: UInt32
@@ -57,6 +56,37 @@ public final class Program: @unchecked Sendable {
     let helperTable: UnsafeMutablePointer<Helper>
     /// Helper table index by helper id, for `callx` with a helper id in a register.
     let helperIndexByID: [Int32: Int]
+    /// Owns `code` and `helperTable`; shared by the `Program`s made from one load.
+    private let buffers: Buffers
+
+    /// The pre-decoded code (after its run lengths) and helper table, freed when the last
+    /// program sharing them goes.
+    final class Buffers: @unchecked Sendable {
+        let code: UnsafeMutableBufferPointer<DecodedInstruction>
+        let longestRun: UInt32
+        let helperTable: UnsafeMutablePointer<Helper>
+        let helperCount: Int
+        private let storage: UnsafeMutableRawPointer
+
+        init(code: [DecodedInstruction], helpers: [Helper]) {
+            // One allocation: the run lengths (`runLength`), then the code.
+            let runBytes = (code.count * MemoryLayout<UInt32>.stride + 15) & ~15
+            storage = .allocate(byteCount: runBytes + code.count * MemoryLayout<DecodedInstruction>.stride, alignment: 16)
+            let codeStart = (storage + runBytes).bindMemory(to: DecodedInstruction.self, capacity: code.count)
+            self.code = UnsafeMutableBufferPointer(start: codeStart, count: code.count)
+            _ = self.code.initialize(from: code)
+            longestRun = Program.measureRuns(code, before: codeStart)
+            helperTable = .allocate(capacity: max(helpers.count, 1))
+            helperTable.initialize(from: helpers, count: helpers.count)
+            helperCount = helpers.count
+        }
+
+        deinit {
+            storage.deallocate()
+            helperTable.deinitialize(count: helperCount)
+            helperTable.deallocate()
+        }
+    }
 
     /// `lddw` with `BPF_PSEUDO_FUNC` yields `functionAddressTag | slot`: never a mapped address.
     public static let functionAddressTag: UInt64 = 0xFFFF_FFFE_0000_0000
@@ -70,15 +100,10 @@ public final class Program: @unchecked Sendable {
         self.functionEntries = functionEntries
         self.lineInfo = lineInfo.sorted { $0.instructionIndex < $1.instructionIndex }
         self.vm = vm
-        // One allocation: the run lengths (`runLength`), then the code.
-        let runBytes = (code.count * MemoryLayout<UInt32>.stride + 15) & ~15
-        storage = .allocate(byteCount: runBytes + code.count * MemoryLayout<DecodedInstruction>.stride, alignment: 16)
-        let codeStart = (storage + runBytes).bindMemory(to: DecodedInstruction.self, capacity: code.count)
-        self.code = UnsafeMutableBufferPointer(start: codeStart, count: code.count)
-        _ = self.code.initialize(from: code)
-        helperTable = .allocate(capacity: max(helpers.count, 1))
-        helperTable.initialize(from: helpers, count: helpers.count)
-        longestRun = Program.measureRuns(code, before: codeStart)
+        buffers = Buffers(code: code, helpers: helpers)
+        self.code = buffers.code
+        longestRun = buffers.longestRun
+        helperTable = buffers.helperTable
     }
 
     /// The number of instructions the straight-line run from `pc` may execute: up to and
@@ -119,10 +144,77 @@ public final class Program: @unchecked Sendable {
         return longest
     }
 
-    deinit {
-        storage.deallocate()
-        helperTable.deinitialize(count: helpers.count)
-        helperTable.deallocate()
+    /// This program without a strong reference to its VM, for storing inside the VM (a prog
+    /// array's slots).
+    public var detached: DetachedProgram { DetachedProgram(self) }
+
+    /// A loaded program as the VM's own maps hold it: everything but a strong reference to the
+    /// VM, so a VM whose prog array holds its programs is freed when the host drops it.
+    /// `program` gives a runnable `Program` again while the VM lives.
+    public struct DetachedProgram: @unchecked Sendable {
+        private let template: Program.Template
+        private weak var vm: VM?
+        /// The program detached, while the host holds it: `program` gives it back itself.
+        private weak var original: Program?
+
+        init(_ program: Program) {
+            template = Template(program)
+            vm = program.vm
+            original = program
+        }
+
+        /// The program, holding its VM again (the very object detached while the host holds
+        /// it); nil once the VM is gone.
+        public var program: Program? {
+            if let original { return original }
+            guard let vm else { return nil }
+            return template.program(vm)
+        }
+
+        /// The program's name (also after its VM is gone).
+        public var name: String { template.name }
+    }
+
+    /// A program's parts without the VM (`DetachedProgram`'s storage).
+    final class Template: @unchecked Sendable {
+        let name: String
+        private let instructions: [RawInstruction]
+        private let helpers: [Helper]
+        private let helperIndexByID: [Int32: Int]
+        private let functionEntries: [Int]
+        private let lineInfo: [SourceLineInfo]
+        private let buffers: Buffers
+
+        init(_ program: Program) {
+            name = program.name
+            instructions = program.instructions
+            helpers = program.helpers
+            helperIndexByID = program.helperIndexByID
+            functionEntries = program.functionEntries
+            lineInfo = program.lineInfo
+            buffers = program.buffers
+        }
+
+        /// The parts as a program of `vm`.
+        func program(_ vm: VM) -> Program {
+            Program(name: name, instructions: instructions, helperIndexByID: helperIndexByID, functionEntries: functionEntries,
+                    lineInfo: lineInfo, helpers: helpers, buffers: buffers, vm: vm)
+        }
+    }
+
+    private init(name: String, instructions: [RawInstruction], helperIndexByID: [Int32: Int], functionEntries: [Int],
+                 lineInfo: [SourceLineInfo], helpers: [Helper], buffers: Buffers, vm: VM) {
+        self.name = name
+        self.instructions = instructions
+        self.helpers = helpers
+        self.helperIndexByID = helperIndexByID
+        self.functionEntries = functionEntries
+        self.lineInfo = lineInfo
+        self.vm = vm
+        self.buffers = buffers
+        code = buffers.code
+        longestRun = buffers.longestRun
+        helperTable = buffers.helperTable
     }
 
     /// The number of instruction slots.
@@ -154,11 +246,16 @@ public struct VMConfiguration: Sendable, Equatable {
     public var tailCallLimit: Int = 33
     /// The most instruction slots a program may have (the kernel: 1,000,000).
     public var maxInstructions: Int = 1_000_000
+    /// The VM's memory budget in bytes (`VM.memoryBudget`): maps, global data, contexts and
+    /// packet buffers together. Default 1 GiB.
+    public var memoryLimit: Int = MemoryBudget.defaultLimit
 
-    public init(stackFrameSize: Int = 512, maxCallDepth: Int = 8, tailCallLimit: Int = 33, maxInstructions: Int = 1_000_000) {
+    public init(stackFrameSize: Int = 512, maxCallDepth: Int = 8, tailCallLimit: Int = 33, maxInstructions: Int = 1_000_000,
+                memoryLimit: Int = MemoryBudget.defaultLimit) {
         self.stackFrameSize = max(8, stackFrameSize)
         self.maxCallDepth = max(1, maxCallDepth)
         self.tailCallLimit = max(0, tailCallLimit)
         self.maxInstructions = max(1, maxInstructions)
+        self.memoryLimit = max(0, memoryLimit)
     }
 }

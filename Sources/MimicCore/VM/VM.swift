@@ -12,6 +12,9 @@ public final class VM: @unchecked Sendable {
     /// `MapProvider`, or the first member of a `CompositeEmulator` that is one; nil if none is.
     public let mapProvider: (any MapProvider)?
     public let configuration: VMConfiguration
+    /// What maps, global data, contexts and packet buffers of this VM may allocate
+    /// (`configuration.memoryLimit`); each charges its storage here before allocating it.
+    public let memoryBudget: MemoryBudget
 
     private let lock = Mutex(())
     private let sharedMemory = AddressSpace()
@@ -27,6 +30,7 @@ public final class VM: @unchecked Sendable {
         self.emulator = emulator
         mapProvider = emulator.flatMap(CompositeEmulator.mapProvider(of:))
         self.configuration = configuration
+        memoryBudget = MemoryBudget(limit: configuration.memoryLimit)
         sharedMemory.broker = sharedRegionBroker
     }
 

@@ -46,16 +46,29 @@ public enum ContextFile {
         try loadEnvelope(data: data).context
     }
 
+    /// The largest context file read, checked before parsing: 16 MiB holds packets far past the
+    /// page the kernel's `BPF_PROG_TEST_RUN` takes, and parsing costs several times a file's size.
+    public static let maxFileSize = 16 << 20
+
     /// Reads a context file's bytes: its name, type and context.
     public static func loadEnvelope(data: some Collection<UInt8>) throws(ContextError) -> Loaded {
-        try decode(JSONField(try JSONValue.parse(data), path: ""))
+        guard data.count <= maxFileSize else {
+            throw ContextError(path: "", "the file has \(data.count) bytes, more than the \(maxFileSize) a context file may have")
+        }
+        return try decode(JSONField(try JSONValue.parse(data), path: ""))
     }
 
     /// Reads the context file at `url`.
     public static func load(contentsOf url: URL) throws(ContextError) -> any Context {
         let data: Data
         do {
+            let size = try url.resourceValues(forKeys: [.fileSizeKey]).fileSize ?? 0
+            guard size <= maxFileSize else {
+                throw ContextError(path: "", "\(url.lastPathComponent) has \(size) bytes, more than the \(maxFileSize) a context file may have")
+            }
             data = try Data(contentsOf: url)
+        } catch let error as ContextError {
+            throw error
         } catch {
             throw ContextError(path: "", "cannot read \(url.path): \(error.localizedDescription)")
         }
@@ -68,7 +81,7 @@ public enum ContextFile {
 
     /// Decodes an envelope at any position (the document, or a captured context's `subContext`).
     public static func decode(_ envelope: JSONField) throws(ContextError) -> Loaded {
-        try envelope.object()
+        try envelope.object(knownMembers: ["name", "type", "ctx"])
         let name = try envelope["name"].optionalString() ?? ""
         let typeField = envelope["type"]
         let type = try typeField.string()

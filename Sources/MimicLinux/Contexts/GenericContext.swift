@@ -71,11 +71,11 @@ public struct GenericContext: Context, Sendable {
     /// checks it: unknown memory types, sizes, references to missing memories, pointers to
     /// integers, structs that contain themselves.
     public init(json ctx: JSONField, name: String) throws(ContextError) {
-        try ctx.object()
+        try ctx.object(knownMembers: ["registers", "memory", "emulator"])
         var memories: [(name: String, memory: Memory)] = []
         var seen: [String: String] = [:]  // name -> path
         for entry in try ctx["memory"].optionalElements() {
-            try entry.object()
+            try entry.object(knownMembers: ["name", "type", "value"])
             let memoryName = try entry["name"].string()
             guard !memoryName.isEmpty else { throw entry["name"].error("must not be empty") }
             if let first = seen[memoryName] {
@@ -87,7 +87,7 @@ public struct GenericContext: Context, Sendable {
             let memory: Memory
             switch type {
             case "block":
-                try value.object()
+                try value.object(knownMembers: ["value", "byteorder"])
                 let bytes = try value["value"].optionalBase64()
                 var order: ByteOrder?
                 if let text = try value["byteorder"].optionalString(), !text.isEmpty {
@@ -99,7 +99,7 @@ public struct GenericContext: Context, Sendable {
                 }
                 memory = .block(bytes, byteOrder: order)
             case "ptr":
-                try value.object()
+                try value.object(knownMembers: ["memory", "offset", "size"])
                 let target = try value["memory"].string()
                 let offset = try value["offset"].optionalInteger(Int.self) ?? 0
                 guard offset >= 0, offset <= AddressSpace.lowWindowLimit else {
@@ -108,14 +108,14 @@ public struct GenericContext: Context, Sendable {
                 let size = try value["size"].optionalInteger(Int.self) ?? 64
                 memory = .pointer(target: target, offset: offset, bits: size == 32 ? 32 : 64)
             case "int":
-                try value.object()
+                try value.object(knownMembers: ["size", "value"])
                 let size = try value["size"].integer(Int.self)
                 guard [8, 16, 32, 64].contains(size) else { throw value["size"].error("expected 8, 16, 32 or 64, got \(size)") }
                 memory = .integer(try value["value"].bits64(), bits: size)
             case "struct":
                 var fields: [(name: String, memory: String)] = []
                 for field in try value.optionalElements() {
-                    try field.object()
+                    try field.object(knownMembers: ["name", "memory"])
                     fields.append((try field["name"].optionalString() ?? "", try field["memory"].string()))
                 }
                 memory = .structure(fields)
@@ -148,7 +148,7 @@ public struct GenericContext: Context, Sendable {
         }
     }
 
-    struct Problem {
+    struct Problem: Error {
         enum Location { case memory(Int, String), register(Int) }
         var location: Location
         var message: String
@@ -177,12 +177,10 @@ public struct GenericContext: Context, Sendable {
                 for (f, field) in fields.enumerated() where index[field.memory] == nil {
                     return Problem(location: .memory(i, "value[\(f)].memory"), message: "no memory named \"\(field.memory)\"")
                 }
-                if contains(entry.name, in: entry.name, index: index, visiting: []) {
-                    return Problem(location: .memory(i, "value"), message: "struct \"\(entry.name)\" contains itself")
-                }
             default: break
             }
         }
+        if case .failure(let problem) = layout() { return problem }
         for (number, memory) in registers.sorted(by: { $0.key < $1.key }) where index[memory] == nil {
             return Problem(location: .register(number), message: "no memory named \"\(memory)\"")
         }
@@ -192,49 +190,119 @@ public struct GenericContext: Context, Sendable {
         return nil
     }
 
-    private func contains(_ needle: String, in name: String, index: [String: Int], visiting: Set<String>) -> Bool {
-        guard let i = index[name], case .structure(let fields) = memories[i].memory, !visiting.contains(name) else { return false }
-        for field in fields {
-            if field.memory == needle { return true }
-            if contains(needle, in: field.memory, index: index, visiting: visiting.union([name])) { return true }
-        }
-        return false
-    }
-
     // MARK: Layout
 
-    private func memory(named name: String) -> Memory? { memories.first(where: { $0.name == name })?.memory }
+    /// The deepest nesting of structs in structs (a struct of blocks is level 1).
+    public static let maxNesting = 64
 
-    private func size(of name: String, depth: Int = 0) -> Int {
-        guard depth < 64, let memory = memory(named: name) else { return 0 }
-        switch memory {
-        case .block(let bytes, _): return bytes.count
-        case .pointer(_, _, let bits): return bits / 8
-        case .integer(_, let bits): return bits / 8
-        case .structure(let fields): return fields.reduce(0) { $0 + size(of: $1.memory, depth: depth + 1) }
+    /// The size in bytes of every memory, each worked out once (structs sharing members cost no
+    /// more than their definitions), or the problem with the layout: a struct that contains
+    /// itself, nests deeper than `maxNesting`, or is larger than a region can be.
+    func layout() -> Result<[String: Int], Problem> {
+        var index: [String: Int] = [:]
+        for (i, entry) in memories.enumerated() where index[entry.name] == nil { index[entry.name] = i }
+        var sizes: [String: Int] = [:]
+        var nesting: [String: Int] = [:]
+        var inProgress: Set<String> = []
+
+        func measure(_ name: String, depth: Int) -> Problem? {
+            if sizes[name] != nil { return nil }
+            guard let i = index[name] else { return nil }  // reported by `validate`
+            guard case .structure(let fields) = memories[i].memory else {
+                switch memories[i].memory {
+                case .block(let bytes, _): sizes[name] = bytes.count
+                case .pointer(_, _, let bits), .integer(_, let bits): sizes[name] = bits / 8
+                case .structure: break
+                }
+                nesting[name] = 0
+                return nil
+            }
+            guard !inProgress.contains(name) else {
+                return Problem(location: .memory(i, "value"), message: "struct \"\(name)\" contains itself")
+            }
+            guard depth < Self.maxNesting else {
+                return Problem(location: .memory(i, "value"),
+                               message: "structs are nested deeper than \(Self.maxNesting) levels at \"\(name)\"")
+            }
+            inProgress.insert(name)
+            var total = 0, deepest = 0
+            for field in fields {
+                if let problem = measure(field.memory, depth: depth + 1) { return problem }
+                total += sizes[field.memory] ?? 0
+                deepest = max(deepest, nesting[field.memory] ?? 0)
+                guard total <= AddressSpace.regionLimit else {
+                    return Problem(location: .memory(i, "value"),
+                                   message: "struct \"\(name)\" is larger than the \(AddressSpace.regionLimit)-byte region limit")
+                }
+            }
+            guard deepest + 1 <= Self.maxNesting else {
+                return Problem(location: .memory(i, "value"),
+                               message: "structs are nested deeper than \(Self.maxNesting) levels at \"\(name)\"")
+            }
+            inProgress.remove(name)
+            sizes[name] = total
+            nesting[name] = deepest + 1
+            return nil
         }
+
+        for entry in memories {
+            if let problem = measure(entry.name, depth: 0) { return .failure(problem) }
+        }
+        return .success(sizes)
     }
 
-    private func bytes(of name: String, addresses: [String: UInt64], depth: Int = 0) -> [UInt8] {
-        guard depth < 64, let memory = memory(named: name) else { return [] }
-        switch memory {
-        case .block(let bytes, _): return bytes
-        case .pointer(let target, let offset, let bits):
-            let value = (addresses[target] ?? 0) &+ UInt64(offset)
-            return (0..<bits / 8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
-        case .integer(let value, let bits):
-            return (0..<bits / 8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
+    /// Writes the bytes of memory `name` at `offset` of `storage`: a struct's fields one after
+    /// another (`layout` bounds the nesting and the sizes). A memory's bytes do not depend on
+    /// where they go, so each memory is built once and copied where it appears again
+    /// (`written` remembers where), which keeps structs that share members linear.
+    private func write(_ name: String, into storage: RegionStorage, at offset: Int, index: [String: Int],
+                       sizes: [String: Int], addresses: [String: UInt64],
+                       written: inout [String: (storage: RegionStorage, offset: Int)]) {
+        guard let i = index[name] else { return }
+        if let first = written[name] {
+            (storage.pointer + offset).copyMemory(from: first.storage.pointer + first.offset, byteCount: sizes[name] ?? 0)
+            return
+        }
+        defer { written[name] = (storage, offset) }
+        func littleEndian(_ value: UInt64, bits: Int) -> [UInt8] {
+            (0..<bits / 8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
+        }
+        switch memories[i].memory {
+        case .block(let bytes, _): storage.write(bytes, at: offset)
+        case .pointer(let target, let pointerOffset, let bits):
+            storage.write(littleEndian((addresses[target] ?? 0) &+ UInt64(pointerOffset), bits: bits), at: offset)
+        case .integer(let value, let bits): storage.write(littleEndian(value, bits: bits), at: offset)
         case .structure(let fields):
-            return fields.flatMap { bytes(of: $0.memory, addresses: addresses, depth: depth + 1) }
+            var cursor = offset
+            for field in fields {
+                write(field.memory, into: storage, at: cursor, index: index, sizes: sizes, addresses: addresses, written: &written)
+                cursor += sizes[field.memory] ?? 0
+            }
         }
     }
 
     public func attach(to process: MimicCore.Process) throws(SetupError) {
         if let problem = validate() { throw .message("generic context \(name): \(problem.message)") }
+        let sizes: [String: Int]
+        switch layout() {
+        case .success(let measured): sizes = measured
+        case .failure(let problem): throw .message("generic context \(name): \(problem.message)")
+        }
+        var index: [String: Int] = [:]
+        for (i, entry) in memories.enumerated() where index[entry.name] == nil { index[entry.name] = i }
+        func size(of name: String) -> Int { sizes[name] ?? 0 }
+        func allocate(_ count: Int, _ what: String) throws(SetupError) -> RegionStorage {
+            do {
+                return try RegionStorage(count: count, charging: process.vm.memoryBudget, for: "generic context \(name): \(what)")
+            } catch {
+                throw .message(error.description)
+            }
+        }
         // Blocks and structs get regions; targets of 32-bit pointers share the 32-bit window.
         var low: [String] = []
+        var isLow: Set<String> = []
         for entry in memories {
-            if case .pointer(let target, _, 32) = entry.memory, !low.contains(target) { low.append(target) }
+            if case .pointer(let target, _, 32) = entry.memory, isLow.insert(target).inserted { low.append(target) }
         }
         var storages: [String: (RegionStorage, Int)] = [:]
         var addresses: [String: UInt64] = [:]
@@ -246,7 +314,11 @@ public struct GenericContext: Context, Sendable {
                     offsets.append(total)
                     total += (size(of: target) + 7) & ~7
                 }
-                let arena = RegionStorage(count: low.count == 1 ? size(of: low[0]) : total)
+                guard total <= AddressSpace.lowWindowLimit else {
+                    throw HelperFailure.message("generic context \(name): the targets of 32-bit pointers take \(total) bytes, "
+                        + "more than the 32-bit window's \(AddressSpace.lowWindowLimit)")
+                }
+                let arena = try allocate(low.count == 1 ? size(of: low[0]) : total, "32-bit memories")
                 let base = try process.memory.map(arena, name: low.count == 1 ? low[0] : "\(name) 32-bit memories",
                                                   placement: .low32)
                 for (target, offset) in zip(low, offsets) {
@@ -257,20 +329,23 @@ public struct GenericContext: Context, Sendable {
             for entry in memories where storages[entry.name] == nil {
                 switch entry.memory {
                 case .block, .structure:
-                    let storage = RegionStorage(count: size(of: entry.name))
+                    let storage = try allocate(size(of: entry.name), "memory \"\(entry.name)\"")
                     addresses[entry.name] = try process.memory.map(storage, name: entry.name)
                     storages[entry.name] = (storage, 0)
                 default: break
                 }
             }
+        } catch let failure as SetupError {
+            throw failure
         } catch {
             throw .message("generic context \(name): cannot map its memory: \(error)")
         }
+        var written: [String: (storage: RegionStorage, offset: Int)] = [:]
         for (memoryName, (storage, offset)) in storages {
-            storage.write(bytes(of: memoryName, addresses: addresses), at: offset)
+            write(memoryName, into: storage, at: offset, index: index, sizes: sizes, addresses: addresses, written: &written)
         }
         for (number, memoryName) in registers {
-            switch memory(named: memoryName) {
+            switch index[memoryName].map({ memories[$0].memory }) {
             case .block, .structure: process.registers[number] = addresses[memoryName] ?? 0
             case .integer(let value, let bits): process.registers[number] = bits == 64 ? value : value & ((1 << UInt64(bits)) - 1)
             case .pointer(let target, let offset, let bits):

@@ -104,11 +104,14 @@ public final class PacketBuffer {
             storage = spare
             storage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: headroom)
             (storage.pointer + headroom + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: tailroom)
-        } else if spare != nil {
-            // Reuse is under way but this packet is bigger than the spare: leave room for the next.
-            storage = RegionStorage(count: total, capacity: max(total, reusableCapacity))
         } else {
-            storage = RegionStorage(count: total)
+            // Reuse under way but this packet bigger than the spare: leave room for the next.
+            let capacity = spare != nil ? max(total, reusableCapacity) : total
+            do {
+                storage = try budgeted(count: total, capacity: capacity, for: "the \(name) buffer", in: process)
+            } catch {
+                throw .message(error.description)
+            }
         }
         storage.write(bytes, at: headroom)
         do {
@@ -132,7 +135,11 @@ public final class PacketBuffer {
         if buffer.contextStorage.count == contextSize, isKnownUniquelyReferenced(&buffer.contextStorage) {
             buffer.contextStorage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: contextSize)
         } else {
-            buffer.contextStorage = RegionStorage(count: contextSize)
+            do {
+                buffer.contextStorage = try budgeted(count: contextSize, for: "the \(contextName) struct", in: process)
+            } catch {
+                throw .message(error.description)
+            }
         }
         do {
             buffer.contextAddress = try process.memory.map(buffer.contextStorage, name: contextName, kind: contextKind)
@@ -153,6 +160,12 @@ public final class PacketBuffer {
         return buffer
     }
 
+    /// New zeroed storage charged to the VM's memory budget (a packet, a context struct).
+    static func budgeted(count: Int, capacity: Int? = nil, for purpose: String,
+                         in process: MimicCore.Process) throws(MemoryBudgetError) -> RegionStorage {
+        try RegionStorage(count: count, capacity: capacity, charging: process.vm.memoryBudget, for: purpose)
+    }
+
     /// Makes sure there are at least `head` free bytes before the metadata and `tail` after the
     /// data, re-mapping the buffer (at a new base address) when it is too small.
     func ensureRoom(head: Int, tail: Int, in process: MimicCore.Process) throws(HelperFailure) {
@@ -162,7 +175,12 @@ public final class PacketBuffer {
         guard newCount <= AddressSpace.lowWindowLimit else {
             throw .message("the packet would grow beyond the 32-bit window's \(AddressSpace.lowWindowLimit) bytes")
         }
-        let grown = RegionStorage(count: newCount)
+        let grown: RegionStorage
+        do {
+            grown = try Self.budgeted(count: newCount, for: "the grown \(regionName) buffer", in: process)
+        } catch {
+            throw .message(error.description)
+        }
         grown.write(storage.bytes, at: extraHead)
         do {
             try process.memory.unmap(base)

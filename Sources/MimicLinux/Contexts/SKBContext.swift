@@ -239,15 +239,15 @@ public struct SKBContext: Context, Sendable {
     /// header), optional `dataStart` (`"mac"` or `"network"`), `pktType` (a number), `sock`,
     /// `dev` (`ifIndex`, `mac` as `aa:bb:cc:dd:ee:ff`) and `flowKeys` objects.
     public init(json ctx: JSONField, name: String) throws(ContextError) {
-        try ctx.object()
-        let packet = try ctx["packet"].optionalBase64()
+        try ctx.object(knownMembers: ["packet", "dev", "sock", "flowKeys"])
+        let packet = try ctx["packet"].optionalBase64(limit: AddressSpace.lowWindowLimit / 2)
         guard packet.count <= AddressSpace.lowWindowLimit / 2 else {
             throw ctx["packet"].error("\(packet.count) bytes exceed the limit of \(AddressSpace.lowWindowLimit / 2)")
         }
         self.init(packet: packet, name: name)
         let dev = ctx["dev"]
         if !dev.isMissing {
-            try dev.object()
+            try dev.object(knownMembers: ["ifIndex"])
             let index = try dev["ifIndex"].optionalInteger(UInt32.self) ?? 0
             ifindex = index
             ingressIfindex = index
@@ -281,7 +281,8 @@ public struct SKBContext: Context, Sendable {
     }
 
     static func socket(_ sock: JSONField) throws(ContextError) -> SocketInfo {
-        try sock.object()
+        try sock.object(knownMembers: ["boundDevIF", "family", "sockType", "protocol", "mark", "priority", "srcPort",
+                                       "dstPort", "state", "rxQueueMapping", "srcIP4", "dstIP4", "srcIP6", "dstIP6"])
         var s = SocketInfo()
         s.boundDeviceIndex = try sock["boundDevIF"].optionalInteger(UInt32.self) ?? 0
         s.family = try sock["family"].optionalInteger(UInt32.self) ?? 0
@@ -301,7 +302,8 @@ public struct SKBContext: Context, Sendable {
     }
 
     static func flowKeys(_ keys: JSONField) throws(ContextError) -> FlowKeys {
-        try keys.object()
+        try keys.object(knownMembers: ["nhoff", "thoff", "addrProto", "isFrag", "isFirstFrag", "isEncap", "ipProto", "nProto",
+                                       "sport", "dport", "flags", "flowLabel", "ip", "srcIP", "dstIP"])
         var k = FlowKeys()
         k.nhoff = try keys["nhoff"].optionalInteger(UInt16.self) ?? 0
         k.thoff = try keys["thoff"].optionalInteger(UInt16.self) ?? 0

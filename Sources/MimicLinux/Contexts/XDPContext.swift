@@ -76,11 +76,11 @@ public struct XDPContext: Context, Sendable {
     /// Reads the `ctx` object of an `xdp_md` context file: `packet` (base64), `headroom`
     /// (default 256), `tailroom` (default 0), `ingress_ifidx`, `rx_queue_idx`, `egress_ifidx`.
     public init(json ctx: JSONField, name: String) throws(ContextError) {
-        try ctx.object()
-        let packet = try ctx["packet"].optionalBase64()
+        try ctx.object(knownMembers: ["packet", "headroom", "tailroom", "ingress_ifidx", "rx_queue_idx", "egress_ifidx"])
+        let limit = AddressSpace.lowWindowLimit / 4
+        let packet = try ctx["packet"].optionalBase64(limit: limit)
         let headroom = try ctx["headroom"].optionalInteger(Int.self) ?? 256
         let tailroom = try ctx["tailroom"].optionalInteger(Int.self) ?? 0
-        let limit = AddressSpace.lowWindowLimit / 4
         guard (0...limit).contains(headroom) else { throw ctx["headroom"].error("expected 0...\(limit), got \(headroom)") }
         guard (0...limit).contains(tailroom) else { throw ctx["tailroom"].error("expected 0...\(limit), got \(tailroom)") }
         guard packet.count <= limit else { throw ctx["packet"].error("\(packet.count) bytes exceed the limit of \(limit)") }

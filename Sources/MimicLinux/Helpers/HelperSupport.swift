@@ -31,13 +31,26 @@ struct HelperCall {
     }
 
     /// Writes VM memory the program passed; a fault stops the program.
-    func write(_ bytes: [UInt8], at address: UInt64) throws(HelperFailure) {
+    func write(_ bytes: some Collection<UInt8>, at address: UInt64) throws(HelperFailure) {
         do { try process.memory.write(bytes, at: address) } catch { throw .memory(error) }
     }
 
-    /// Writes `count` zero bytes.
+    /// Writes `count` zero bytes. The destination is checked before anything is allocated (a
+    /// program-chosen size may be up to 4 GiB): a plain region is cleared in place; rings and
+    /// foreign memory are written a page at a time, the first fault ending the call.
     func zero(_ address: UInt64, count: Int) throws(HelperFailure) {
-        if count > 0 { try write([UInt8](repeating: 0, count: count), at: address) }
+        guard count > 0 else { return }
+        if case .success(let pointer) = process.memory.resolve(address, size: count, access: .write) {
+            pointer.initializeMemory(as: UInt8.self, repeating: 0, count: count)
+            return
+        }
+        let page = [UInt8](repeating: 0, count: min(count, 4096))
+        var done = 0
+        while done < count {
+            let chunk = min(page.count, count - done)
+            try write(page[0..<chunk], at: address &+ UInt64(done))
+            done += chunk
+        }
     }
 
     /// A size argument the program passed, refused when it is absurdly large for VM memory.

@@ -67,9 +67,9 @@ enum TaskHelpers {
                 let size = try call.size(2)
                 guard size > 0 else { return Errno.invalid.r0 }
                 let comm = (call.state?.environment ?? TaskEnvironment()).commBytes.prefix(while: { $0 != 0 })
-                var bytes = Array(comm.prefix(size - 1))
-                bytes += [UInt8](repeating: 0, count: size - bytes.count)
-                try call.write(bytes, at: call.arg(1))
+                // Zeroing first checks the destination before anything of `size` is allocated.
+                try call.zero(call.arg(1), count: size)
+                try call.write(Array(comm.prefix(size - 1)), at: call.arg(1))
                 return 0
             },
             LinuxHelper.make(.getStackid) { call throws(HelperFailure) in

@@ -4,54 +4,67 @@ import Synchronization
 /// The kernel's "fd array" semantics shared by prog arrays, perf event arrays and arrays of
 /// maps (`bpf_fd_array_map_update_elem` / `fd_array_map_delete_elem`): only `BPF_ANY` updates
 /// (`-EINVAL` otherwise), an index past the end is `-E2BIG`, deleting an empty slot `-ENOENT`.
+/// Only the set slots are stored, so a `max_entries` of 2^32 - 1 costs nothing until used.
 struct FDSlots<Element: Sendable>: Sendable {
-    var elements: [Element?]
+    /// The number of slots (`max_entries`).
+    let count: Int
+    private var set: [Int: Element] = [:]
 
-    init(count: Int) { elements = Array(repeating: nil, count: count) }
+    init(count: Int) { self.count = max(0, count) }
+
+    /// The element at `index` (nil when empty or past the end).
+    subscript(index: Int) -> Element? {
+        get { set[index] }
+        set { if index >= 0, index < count { set[index] = newValue } }
+    }
 
     func index(of key: [UInt8]) -> Int? {
         guard key.count == 4 else { return nil }
         let index = Int(littleEndianUInt32(key))
-        return index < elements.count ? index : nil
+        return index < count ? index : nil
     }
 
     mutating func set(_ element: Element?, key: [UInt8], flags: MapUpdateFlags) -> Errno? {
         guard key.count == 4, flags == .any else { return .invalid }
         guard let index = index(of: key) else { return .tooBig }
-        elements[index] = element
+        self[index] = element
         return nil
     }
 
     mutating func delete(key: [UInt8]) -> Errno? {
         guard key.count == 4 else { return .invalid }
         guard let index = index(of: key) else { return .tooBig }
-        guard elements[index] != nil else { return .noEntry }
-        elements[index] = nil
+        guard set.removeValue(forKey: index) != nil else { return .noEntry }
         return nil
     }
 
     /// `array_map_get_next_key`: every index, set or not.
     func nextKey(after key: [UInt8]?) -> [UInt8]? {
-        guard let key, key.count == 4 else { return elements.isEmpty ? nil : littleEndianBytes(0) }
+        guard let key, key.count == 4 else { return count == 0 ? nil : littleEndianBytes(0) }
         let index = Int(littleEndianUInt32(key))
-        if index >= elements.count { return littleEndianBytes(0) }
-        return index + 1 < elements.count ? littleEndianBytes(UInt32(index + 1)) : nil
+        if index >= count { return littleEndianBytes(0) }
+        return index + 1 < count ? littleEndianBytes(UInt32(index + 1)) : nil
     }
 }
 
 /// `BPF_MAP_TYPE_PROG_ARRAY`: programs by index, the targets of `bpf_tail_call`.
 ///
-/// Mimic has no program file descriptors, so host code fills it with `setProgram(_:at:)`;
+/// Mimic has no program file descriptors, so host code fills it with `setProgram(_:at:)`.
+/// Slots hold programs detached from their VM (`Program.DetachedProgram`): the VM owns this map,
+/// so a strong reference back would keep a dropped VM alive forever;
 /// `update` with bytes is refused (`-EINVAL`). Programs cannot look it up (the verifier refuses
 /// that), so `lookupAddress` is nil.
 public final class ProgramArrayMap: BPFMap, @unchecked Sendable {
     public let attributes: MapAttributes
     public let handle: UInt64
-    private let slots: Mutex<FDSlots<Program>>
+    private let slots: Mutex<FDSlots<Program.DetachedProgram>>
+    /// The map's share of the VM's memory budget.
+    private let memory: MapMemory
 
-    init(attributes: MapAttributes, id: Int) {
+    init(attributes: MapAttributes, id: Int, memory: MapMemory) {
         self.attributes = attributes
         handle = MapHandle.make(id: id)
+        self.memory = memory
         slots = Mutex(FDSlots(count: attributes.maxEntries))
     }
 
@@ -59,14 +72,14 @@ public final class ProgramArrayMap: BPFMap, @unchecked Sendable {
     @discardableResult
     public func setProgram(_ program: Program?, at index: Int) -> Errno? {
         guard index >= 0, index < attributes.maxEntries else { return .tooBig }
-        slots.withLock { $0.elements[index] = program }
+        slots.withLock { $0[index] = program?.detached }
         return nil
     }
 
-    /// The program at `index`, if any.
+    /// The program at `index`, if any (nil too once the program's VM is gone).
     public func program(at index: Int) -> Program? {
         guard index >= 0, index < attributes.maxEntries else { return nil }
-        return slots.withLock { $0.elements[index] }
+        return slots.withLock { $0[index] }?.program
     }
 
     public func lookupAddress(key: [UInt8], cpu: Int) -> UInt64? { nil }
@@ -96,6 +109,8 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
     /// up with its 4-byte size to 8 bytes, plus the 8-byte perf event header. Default 64 pages.
     public let bufferSize: Int
     private let state: Mutex<State>
+    /// The map's share of the VM's memory budget.
+    private let memory: MapMemory
 
     /// A record and the CPU whose buffer holds it.
     public struct Record: Sendable, Equatable {
@@ -115,9 +130,10 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
         var lost: [Int]
     }
 
-    init(attributes: MapAttributes, id: Int, cpuCount: Int, bufferSize: Int = 64 * linuxPageSize) {
+    init(attributes: MapAttributes, id: Int, cpuCount: Int, memory: MapMemory, bufferSize: Int = 64 * linuxPageSize) {
         self.attributes = attributes
         handle = MapHandle.make(id: id)
+        self.memory = memory
         self.cpuCount = cpuCount
         self.bufferSize = bufferSize
         let events = FDSlots<Int>(count: attributes.maxEntries)
@@ -132,7 +148,7 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
     /// program's records are kept for `drainRecords`.
     public func attachReaders() {
         state.withLock { state in
-            for cpu in 0..<min(cpuCount, attributes.maxEntries) { state.events.elements[cpu] = cpu }
+            for cpu in 0..<min(cpuCount, attributes.maxEntries) { state.events[cpu] = cpu }
         }
     }
 
@@ -141,7 +157,7 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
         let resolved = index == 0xFFFF_FFFF ? UInt64(cpu) : index
         guard resolved < UInt64(attributes.maxEntries) else { return .tooBig }
         return state.withLock { state in
-            guard let eventCPU = state.events.elements[Int(resolved)] else { return .noEntry }
+            guard let eventCPU = state.events[Int(resolved)] else { return .noEntry }
             guard eventCPU == cpu, cpu >= 0, cpu < cpuCount else { return .notSupported }
             let cost = Self.recordCost(data.count)
             guard state.used[cpu] + cost <= bufferSize else {
@@ -188,7 +204,7 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
     public func nextKey(after key: [UInt8]?) -> [UInt8]? { state.withLock { $0.events.nextKey(after: key) } }
     /// The CPU an index is bound to, as 4 bytes.
     public func value(forKey key: [UInt8]) -> [UInt8]? {
-        state.withLock { state in state.events.index(of: key).flatMap { state.events.elements[$0] }.map { littleEndianBytes(UInt32($0)) } }
+        state.withLock { state in state.events.index(of: key).flatMap { state.events[$0] }.map { littleEndianBytes(UInt32($0)) } }
     }
 }
 
@@ -211,17 +227,17 @@ public final class MapOfMaps: BPFMap, @unchecked Sendable {
     private struct State {
         var array: FDSlots<Int>
         var hash: SlotIndex
-        var hashIDs: [Int?]
+        var hashIDs: [Int: Int]
     }
 
-    init(attributes: MapAttributes, id: Int, emulator: LinuxEmulator) {
+    init(attributes: MapAttributes, id: Int, emulator: LinuxEmulator, memory: MapMemory) {
         self.attributes = attributes
         handle = MapHandle.make(id: id)
         isHash = attributes.type == .hashOfMaps
         self.emulator = emulator
         state = Mutex(State(array: FDSlots(count: isHash ? 0 : attributes.maxEntries),
-                            hash: SlotIndex(capacity: isHash ? attributes.maxEntries : 0),
-                            hashIDs: Array(repeating: nil, count: isHash ? attributes.maxEntries : 0)))
+                            hash: memory.slotIndex(capacity: isHash ? attributes.maxEntries : 0),
+                            hashIDs: [:]))
     }
 
     /// Whether `map` may be stored in this outer map.
@@ -249,7 +265,7 @@ public final class MapOfMaps: BPFMap, @unchecked Sendable {
     private func innerID(forKey key: [UInt8]) -> Int? {
         state.withLock { state in
             if isHash { return state.hash.slot(for: key).flatMap { state.hashIDs[$0] } }
-            return state.array.index(of: key).flatMap { state.array.elements[$0] }
+            return state.array.index(of: key).flatMap { state.array[$0] }
         }
     }
 
@@ -264,8 +280,10 @@ public final class MapOfMaps: BPFMap, @unchecked Sendable {
                 return nil
             }
             if flags == .exist { return .noEntry }
-            guard let slot = state.hash.insert(key) else { return .tooBig }
-            state.hashIDs[slot] = id
+            switch state.hash.insert(key) {
+            case .failure(let error): return error
+            case .success(let slot): state.hashIDs[slot] = id
+            }
             return nil
         }
     }

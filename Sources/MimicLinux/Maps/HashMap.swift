@@ -23,14 +23,14 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     let values: ValueStorage
     private let index: Mutex<SlotIndex>
 
-    init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM) throws(MapError) {
+    init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM, memory: MapMemory) throws(MapError) {
         self.attributes = attributes
         handle = MapHandle.make(id: id)
         isPerCPU = attributes.type == .perCPUHash || attributes.type == .lruPerCPUHash
         isLRU = attributes.type == .lruHash || attributes.type == .lruPerCPUHash
         values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries,
-                                  cpuCount: isPerCPU ? cpuCount : 1, vm: vm)
-        index = Mutex(SlotIndex(capacity: attributes.maxEntries))
+                                  cpuCount: isPerCPU ? cpuCount : 1, vm: vm, reservation: memory.reservation)
+        index = Mutex(memory.slotIndex(capacity: attributes.maxEntries))
     }
 
     /// The number of elements.
@@ -105,7 +105,8 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
                 guard isLRU, let oldest = index.firstKey else { return .failure(.tooBig) }
                 index.remove(oldest)
             }
-            guard let slot = index.insert(Array(key)) else { return .failure(.tooBig) }
+            let inserted = index.insert(Array(key))
+            guard case .success(let slot) = inserted else { return inserted.map { ($0, true) } }
             values.clear(slot: slot)
             return .success((slot, true))
         }
@@ -160,13 +161,13 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     public let isPerCPU: Bool
     let values: ValueStorage
 
-    init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM) throws(MapError) {
+    init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM, memory: MapMemory) throws(MapError) {
         self.attributes = attributes
         handle = MapHandle.make(id: id)
         isPerCPU = attributes.type == .perCPUArray
         isFrozen = false
         values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries,
-                                  cpuCount: isPerCPU ? cpuCount : 1, vm: vm)
+                                  cpuCount: isPerCPU ? cpuCount : 1, vm: vm, reservation: memory.reservation)
     }
 
     /// Global data: a single-element array whose value is a section the loader already mapped.

@@ -28,16 +28,16 @@ public final class LPMTrieMap: BPFMap, @unchecked Sendable {
     private struct State {
         var index: SlotIndex
         /// The key as last written, by slot, for iteration (the index holds canonical keys).
-        var storedKeys: [[UInt8]?]
+        var storedKeys: [Int: [UInt8]]
     }
 
-    init(attributes: MapAttributes, id: Int, vm: VM) throws(MapError) {
+    init(attributes: MapAttributes, id: Int, vm: VM, memory: MapMemory) throws(MapError) {
         self.attributes = attributes
         handle = MapHandle.make(id: id)
         dataSize = attributes.keySize - 4
-        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries, cpuCount: 1, vm: vm)
-        state = Mutex(State(index: SlotIndex(capacity: attributes.maxEntries),
-                            storedKeys: Array(repeating: nil, count: attributes.maxEntries)))
+        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries, cpuCount: 1, vm: vm,
+                                  reservation: memory.reservation)
+        state = Mutex(State(index: memory.slotIndex(capacity: attributes.maxEntries), storedKeys: [:]))
     }
 
     /// The prefix length of a key (host byte order, as `struct bpf_lpm_trie_key` holds it).
@@ -89,7 +89,10 @@ public final class LPMTrieMap: BPFMap, @unchecked Sendable {
                 return .success(existing)
             }
             if flags == .exist { return .failure(.noEntry) }
-            guard let slot = state.index.insert(identity) else { return .failure(.noSpace) }
+            let inserted = state.index.insert(identity)
+            guard case .success(let slot) = inserted else {
+                return inserted.mapError { $0 == .tooBig ? .noSpace : $0 }
+            }
             state.storedKeys[slot] = key
             values.clear(slot: slot)
             return .success(slot)

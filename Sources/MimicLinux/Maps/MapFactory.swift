@@ -1,6 +1,78 @@
 import MimicCore
 import MimicMemory
 
+/// A map's share of its VM's memory budget (`VM.memoryBudget`).
+///
+/// Maps the kernel preallocates (arrays, preallocated and LRU hash maps, fd arrays, queues,
+/// rings, device maps) are charged in full when created, as `BPF_MAP_CREATE` allocates them:
+/// one that does not fit fails before anything is allocated. Maps the kernel fills element by
+/// element (hash maps with `BPF_F_NO_PREALLOC`, LPM tries, `DEVMAP_HASH`, hash of maps with
+/// `BPF_F_NO_PREALLOC`) are charged `elementCost` per slot as the slot is first used; an
+/// update that does not fit fails with `-ENOMEM`, as the kernel's allocation would.
+struct MapMemory: Sendable {
+    let reservation: MemoryReservation
+    /// Bytes charged per new element; 0 for preallocated maps.
+    let elementCost: Int
+
+    init(_ attributes: MapAttributes, cpuCount: Int, budget: MemoryBudget) throws(MapError) {
+        let (upfront, perElement) = Self.cost(of: attributes, cpuCount: cpuCount)
+        do {
+            reservation = try budget.reserve(upfront, for: "map '\(attributes.name)' (\(attributes.type.cName), "
+                + "max_entries \(attributes.maxEntries), key_size \(attributes.keySize), value_size \(attributes.valueSize))")
+        } catch {
+            throw MapError(map: attributes.name, error.description, errno: .noMemory)
+        }
+        elementCost = perElement
+    }
+
+    /// A slot index of `capacity` slots, charging this map's elements if they are not preallocated.
+    func slotIndex(capacity: Int) -> SlotIndex {
+        elementCost > 0 ? SlotIndex(capacity: capacity, charging: reservation, elementCost: elementCost)
+            : SlotIndex(capacity: capacity)
+    }
+
+    /// Bookkeeping bytes per hash element besides key and value (index entry, order links).
+    static let elementOverhead = 48
+
+    /// The bytes charged at creation and per element (`Int.max` when the product overflows,
+    /// which no budget holds).
+    static func cost(of d: MapAttributes, cpuCount: Int) -> (upfront: Int, perElement: Int) {
+        func times(_ a: Int, _ b: Int) -> Int {
+            let (product, overflow) = a.multipliedReportingOverflow(by: b)
+            return overflow ? .max : product
+        }
+        let entries = max(0, d.maxEntries)
+        let stride = roundUp8(max(d.valueSize, 1))
+        let key = roundUp8(max(d.keySize, 0))
+        let flags = MapFlags(rawValue: d.flags)
+        switch d.type {
+        case .hash, .perCPUHash, .lruHash, .lruPerCPUHash:
+            let perCPU = d.type == .perCPUHash || d.type == .lruPerCPUHash
+            let lru = d.type == .lruHash || d.type == .lruPerCPUHash
+            let element = times(stride, perCPU ? cpuCount : 1).addingReportingOverflow(key + elementOverhead)
+            let perElement = element.overflow ? Int.max : element.partialValue
+            return !lru && flags.contains(.noPrealloc) ? (0, perElement) : (times(perElement, entries), 0)
+        case .array, .perCPUArray:
+            return (times(times(stride, d.type == .perCPUArray ? cpuCount : 1), entries), 0)
+        case .lpmTrie:
+            return (0, stride + key + elementOverhead)
+        case .devMapHash:
+            return (0, stride + key + elementOverhead)
+        case .hashOfMaps:
+            let perElement = key + 8 + elementOverhead
+            return flags.contains(.noPrealloc) ? (0, perElement) : (times(perElement, entries), 0)
+        case .progArray, .perfEventArray, .arrayOfMaps:
+            return (times(8, entries), 0)  // the kernel's array of pointers
+        case .queue, .stack:
+            return (times(stride, entries), 0)
+        case .ringBuffer:
+            return (entries, 0)
+        default:
+            return (times(stride, entries), 0)
+        }
+    }
+}
+
 extension LinuxEmulator {
     /// Creates a map in `vm`'s shared memory, as `BPF_MAP_CREATE` does: checks the attributes
     /// the way the kernel's map type checks it, registers the map (so `map(handle:)` and
@@ -17,28 +89,29 @@ extension LinuxEmulator {
             attributes.maxEntries = configuration.cpuCount
         }
         try Self.validate(attributes, cpuCount: configuration.cpuCount)
-        let id = reserveMapID()
         let cpus = configuration.cpuCount
+        let memory = try MapMemory(attributes, cpuCount: cpus, budget: vm.memoryBudget)
+        let id = reserveMapID()
         let map: any BPFMap
         switch attributes.type {
         case .hash, .perCPUHash, .lruHash, .lruPerCPUHash:
-            map = try HashTableMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm)
+            map = try HashTableMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
         case .array, .perCPUArray:
-            map = try ArrayMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm)
+            map = try ArrayMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
         case .lpmTrie:
-            map = try LPMTrieMap(attributes: attributes, id: id, vm: vm)
+            map = try LPMTrieMap(attributes: attributes, id: id, vm: vm, memory: memory)
         case .queue, .stack:
-            map = QueueStackMap(attributes: attributes, id: id)
+            map = QueueStackMap(attributes: attributes, id: id, memory: memory)
         case .ringBuffer:
-            map = try RingBufferMap(attributes: attributes, id: id, vm: vm)
+            map = try RingBufferMap(attributes: attributes, id: id, vm: vm, memory: memory)
         case .perfEventArray:
-            map = PerfEventArrayMap(attributes: attributes, id: id, cpuCount: cpus)
+            map = PerfEventArrayMap(attributes: attributes, id: id, cpuCount: cpus, memory: memory)
         case .progArray:
-            map = ProgramArrayMap(attributes: attributes, id: id)
+            map = ProgramArrayMap(attributes: attributes, id: id, memory: memory)
         case .arrayOfMaps, .hashOfMaps:
-            map = MapOfMaps(attributes: attributes, id: id, emulator: self)
+            map = MapOfMaps(attributes: attributes, id: id, emulator: self, memory: memory)
         case .devMap, .devMapHash, .cpuMap, .xskMap:
-            map = try RedirectMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm)
+            map = try RedirectMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
         default:
             throw MapError(map: attributes.name, "\(attributes.type.cName) is not supported by Mimic", errno: .notSupported)
         }
@@ -61,6 +134,13 @@ extension LinuxEmulator {
         }
         func exactly(_ value: Int, _ expected: Int, _ what: String) throws(MapError) {
             guard value == expected else { throw fail("\(what) must be \(expected), got \(value)") }
+        }
+        // `htab_map_alloc`: n_buckets = roundup_pow_of_two(max_entries) must stay within
+        // U32_MAX / sizeof(struct bucket) (16 bytes), so at most 2^27 entries.
+        func bucketLimit() throws(MapError) {
+            guard d.maxEntries <= 1 << 27 else {
+                throw fail("max_entries \(d.maxEntries) needs more hash buckets than the kernel's 2^27", .tooBig)
+            }
         }
         guard d.keySize >= 0, d.valueSize >= 0, d.maxEntries >= 0 else {
             throw fail("sizes and max_entries must not be negative")
@@ -88,6 +168,7 @@ extension LinuxEmulator {
             try positive(d.keySize, "key_size")
             try positive(d.valueSize, "value_size")
             try positive(d.maxEntries, "max_entries")
+            try bucketLimit()
             guard d.keySize <= maxBPFStack else { throw fail("key_size \(d.keySize) exceeds \(maxBPFStack)", .tooBig) }
             guard d.valueSize < kmallocMaxSize - maxBPFStack - 64 else { throw fail("value_size \(d.valueSize) is too large", .tooBig) }
             if perCPU, d.valueSize > perCPUValueLimit {
@@ -119,6 +200,7 @@ extension LinuxEmulator {
             try allowFlags(common.union([.noPrealloc, .zeroSeed]))
             try positive(d.keySize, "key_size")
             try positive(d.maxEntries, "max_entries")
+            try bucketLimit()
             guard d.keySize <= maxBPFStack else { throw fail("key_size \(d.keySize) exceeds \(maxBPFStack)", .tooBig) }
             try exactly(d.valueSize, 4, "value_size")
             try validateInner(d, fail: fail)

@@ -26,9 +26,14 @@ let maxBPFStack = 512
 ///
 /// The storage is allocated once, when the map is created, mapped into the VM's shared memory,
 /// and never moves, so the addresses `address(slot:cpu:)` returns stay valid for the map's life.
+/// Its pages take host memory only once written (`RegionStorage` uses `calloc`), so a map the
+/// kernel does not preallocate costs what its elements use. The map's memory budget
+/// reservation (`LinuxEmulator.createMap`) lives as long as the storage.
 /// Writes from host code skip the value's spin lock word, as the kernel's `copy_map_value` does.
 final class ValueStorage: @unchecked Sendable {
     let storage: RegionStorage
+    /// The map's share of the VM's memory budget (nil for adopted global data, charged by the loader).
+    let reservation: MemoryReservation?
     /// The VM address of the first value.
     let base: UInt64
     let valueSize: Int
@@ -38,7 +43,8 @@ final class ValueStorage: @unchecked Sendable {
     let slots: Int
     let spinLockOffset: Int?
 
-    init(attributes: MapAttributes, slots: Int, cpuCount: Int, vm: VM) throws(MapError) {
+    init(attributes: MapAttributes, slots: Int, cpuCount: Int, vm: VM, reservation: MemoryReservation?) throws(MapError) {
+        self.reservation = reservation
         valueSize = attributes.valueSize
         valueStride = roundUp8(max(attributes.valueSize, 1))
         self.cpuCount = cpuCount
@@ -68,6 +74,7 @@ final class ValueStorage: @unchecked Sendable {
         cpuCount = 1
         self.slots = slots
         spinLockOffset = nil
+        reservation = nil
     }
 
     @inline(__always) func offset(slot: Int, cpu: Int) -> Int { (slot * cpuCount + cpu) * valueStride }
@@ -168,38 +175,57 @@ enum MapKey: Hashable, Sendable {
 /// The keys of a hash-like map: which slot of `ValueStorage` each key owns, the free slots,
 /// and an order over the elements (insertion order; for LRU maps, least recently used first).
 ///
+/// Slots are made as elements arrive (slot *n* is made when *n* slots are in use and none is
+/// free), so the index costs what the map holds, not its `max_entries`. With a reservation, each
+/// new slot first takes `elementCost` bytes from the VM's memory budget: the charge of maps the
+/// kernel does not preallocate.
+///
 /// Not thread-safe by itself: maps keep it inside their `Mutex`.
 struct SlotIndex: Sendable {
     private(set) var slotByKey: [MapKey: Int] = [:]
-    private(set) var keyBySlot: [[UInt8]?]
-    private var free: [Int]
-    private var previous: [Int]
-    private var next: [Int]
+    private(set) var keyBySlot: [[UInt8]?] = []
+    private var free: [Int] = []
+    private var previous: [Int] = []
+    private var next: [Int] = []
     private(set) var head = -1
     private var tail = -1
+    /// The most slots (`max_entries`).
+    let capacity: Int
+    private let reservation: MemoryReservation?
+    private let elementCost: Int
 
-    init(capacity: Int) {
-        keyBySlot = Array(repeating: nil, count: capacity)
-        free = Array((0..<capacity).reversed())
-        previous = Array(repeating: -1, count: capacity)
-        next = Array(repeating: -1, count: capacity)
+    init(capacity: Int, charging reservation: MemoryReservation? = nil, elementCost: Int = 0) {
+        self.capacity = max(0, capacity)
+        self.reservation = reservation
+        self.elementCost = elementCost
     }
 
     var count: Int { slotByKey.count }
-    var isFull: Bool { free.isEmpty }
+    var isFull: Bool { free.isEmpty && keyBySlot.count >= capacity }
 
     func slot(for key: [UInt8]) -> Int? { slotByKey[MapKey(key)] }
 
     /// The slot of a key made from VM memory (no allocation for keys of up to 32 bytes).
     func slot(for key: MapKey) -> Int? { slotByKey[key] }
 
-    /// Takes a free slot for `key` (which must be absent) and puts it last; nil when full.
-    mutating func insert(_ key: [UInt8]) -> Int? {
-        guard let slot = free.popLast() else { return nil }
+    /// Takes a free slot for `key` (which must be absent) and puts it last: `E2BIG` when the
+    /// map is full, `ENOMEM` when a new slot does not fit in the memory budget.
+    mutating func insert(_ key: [UInt8]) -> Result<Int, Errno> {
+        let slot: Int
+        if let reused = free.popLast() {
+            slot = reused
+        } else {
+            guard keyBySlot.count < capacity else { return .failure(.tooBig) }
+            if let reservation, !reservation.grow(by: elementCost) { return .failure(.noMemory) }
+            slot = keyBySlot.count
+            keyBySlot.append(nil)
+            previous.append(-1)
+            next.append(-1)
+        }
         slotByKey[MapKey(key)] = slot
         keyBySlot[slot] = key
         append(slot)
-        return slot
+        return .success(slot)
     }
 
     /// Frees the slot of `key`; returns it, or nil if `key` is absent.

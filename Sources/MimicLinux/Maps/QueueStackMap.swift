@@ -16,7 +16,11 @@ public final class QueueStackMap: BPFMap, @unchecked Sendable {
     /// Oldest first.
     private let elements: Mutex<[[UInt8]]>
 
-    init(attributes: MapAttributes, id: Int) {
+    /// The map's share of the VM's memory budget (charged in full: the kernel preallocates).
+    private let memory: MapMemory
+
+    init(attributes: MapAttributes, id: Int, memory: MapMemory) {
+        self.memory = memory
         self.attributes = attributes
         handle = MapHandle.make(id: id)
         isStack = attributes.type == .stack

@@ -32,14 +32,15 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
 
     private var isHash: Bool { attributes.type == .devMapHash }
 
-    init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM) throws(MapError) {
+    init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM, memory: MapMemory) throws(MapError) {
         self.attributes = attributes
         handle = MapHandle.make(id: id)
         self.cpuCount = cpuCount
-        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries, cpuCount: 1, vm: vm)
+        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries, cpuCount: 1, vm: vm,
+                                  reservation: memory.reservation)
         let isHash = attributes.type == .devMapHash
         state = Mutex(State(present: Array(repeating: false, count: isHash ? 0 : attributes.maxEntries),
-                            hash: SlotIndex(capacity: isHash ? attributes.maxEntries : 0)))
+                            hash: memory.slotIndex(capacity: isHash ? attributes.maxEntries : 0)))
     }
 
     private func slot(for key: [UInt8]) -> Int? {
@@ -71,8 +72,7 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
                     if flags == .noExist { return .failure(.exists) }
                     return .success(slot)
                 }
-                guard let slot = state.hash.insert(key) else { return .failure(.tooBig) }
-                return .success(slot)
+                return state.hash.insert(key)
             }
             switch result {
             case .failure(let error): return error

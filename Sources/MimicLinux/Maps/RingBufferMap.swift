@@ -55,7 +55,11 @@ public final class RingBufferMap: BPFMap, @unchecked Sendable {
         var records: [Record] = []
     }
 
-    init(attributes: MapAttributes, id: Int, vm: VM) throws(MapError) {
+    /// The map's share of the VM's memory budget.
+    private let memory: MapMemory
+
+    init(attributes: MapAttributes, id: Int, vm: VM, memory: MapMemory) throws(MapError) {
+        self.memory = memory
         self.attributes = attributes
         handle = MapHandle.make(id: id)
         storage = RegionStorage(count: attributes.maxEntries)

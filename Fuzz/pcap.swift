@@ -1,0 +1,6 @@
+import MimicLinux
+
+/// pcap and pcapng: read every packet of a capture.
+func fuzzOne(_ bytes: [UInt8]) {
+    _ = try? PcapReader.readAll(bytes)
+}

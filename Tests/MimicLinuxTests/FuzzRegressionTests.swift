@@ -1,0 +1,70 @@
+import Foundation
+import MimicCore
+import MimicLinux
+import MimicPcap
+import Testing
+
+/// Replays every input the fuzz harnesses (`Fuzz/`, `Scripts/fuzz.sh`) ever found, and the
+/// resource bombs of issue 20, through what the harness of its folder exercises: each must end
+/// (with or without an error) quickly, without a crash.
+@Suite struct FuzzRegressionTests {
+    static var crashes: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/crashes", isDirectory: true)
+    }
+
+    /// Every saved input as (harness, file name).
+    static var inputs: [(String, String)] {
+        let manager = FileManager.default
+        let targets = (try? manager.contentsOfDirectory(atPath: crashes.path)) ?? []
+        return targets.sorted().flatMap { target in
+            ((try? manager.contentsOfDirectory(atPath: crashes.appendingPathComponent(target).path)) ?? [])
+                .filter { !$0.hasPrefix(".") }.sorted().map { (target, $0) }
+        }
+    }
+
+    @Test func thereAreRegressionInputs() {
+        #expect(Self.inputs.count >= 2)
+    }
+
+    @Test(arguments: inputs)
+    func replay(target: String, file: String) throws {
+        let bytes = [UInt8](try Data(contentsOf: Self.crashes.appendingPathComponent(target).appendingPathComponent(file)))
+        let clock = ContinuousClock()
+        let start = clock.now
+        switch target {
+        case "elf":
+            if let object = try? ObjectFile(bytes: bytes) {
+                let vm = VM(emulator: LinuxEmulator(), configuration: VMConfiguration(memoryLimit: 64 << 20))
+                if let loaded = try? vm.load(object: object) {
+                    for program in object.programs {
+                        if let p = try? loaded.program(named: program.name) { _ = try? vm.makeProcess(for: p).run(instructionLimit: 10_000) }
+                    }
+                }
+            }
+        case "btf":
+            if let btf = try? BTF(bytes: bytes) {
+                for id in 0..<UInt32(min(btf.count, 4096)) { _ = btf.typeName(id) }
+            }
+        case "assembler":
+            _ = try? Assembler.assemble(String(decoding: bytes, as: UTF8.self))
+        case "interpreter":
+            let vm = VM(emulator: LinuxEmulator(), configuration: VMConfiguration(memoryLimit: 16 << 20))
+            let code = Array(bytes.dropFirst(64))
+            if let program = try? vm.load(bytecode: Array(code.prefix(code.count / 8 * 8))) {
+                _ = try? vm.makeProcess(for: program, context: MemoryContext(Array(bytes.prefix(64)))).run(instructionLimit: 10_000)
+            }
+        case "contexts":
+            if let context = try? ContextFile.load(data: bytes) {
+                let vm = VM(emulator: LinuxEmulator(), configuration: VMConfiguration(memoryLimit: 16 << 20))
+                let program = try vm.load(bytecode: [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])
+                _ = try? vm.makeProcess(for: program, context: context).run(instructionLimit: 10_000)
+            }
+        case "pcap":
+            _ = try? PcapReader.readAll(bytes)
+        default:
+            Issue.record("no harness named \(target)")
+        }
+        #expect(clock.now - start < .seconds(2), "\(target)/\(file) took \(clock.now - start)")
+    }
+}
