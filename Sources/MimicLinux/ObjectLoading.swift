@@ -10,7 +10,17 @@ extension LinuxEmulator {
     /// The map is created from the spec's attributes (with its inner map template for maps of
     /// maps, and the `bpf_spin_lock` offset the BTF value type gives); the kernel's checks
     /// apply, and failures name the map.
+    ///
+    /// A map type the kernel defines but Mimic does not emulate (a sockmap, a cgroup array, ...)
+    /// becomes an `UnsupportedMap`: the object loads, and only a program that passes that map
+    /// to a helper stops, naming it.
     public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
+        let type = spec.attributes.type
+        if !Self.emulates(type), type.kernelName != nil, type != .unspec {
+            let map = UnsupportedMap(attributes: spec.attributes, id: reserveMapID())
+            register(map)
+            return map.handle
+        }
         do {
             return try createMap(spec.attributes, in: vm).handle
         } catch {

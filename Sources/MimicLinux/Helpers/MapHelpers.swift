@@ -27,6 +27,7 @@ enum MapHelpers {
         guard let emulator, let map = emulator.map(handle: handle) else {
             throw .message("r\(n) = 0x\(String(handle, radix: 16)) is not a map")
         }
+        if let placeholder = map as? UnsupportedMap { throw placeholder.failure }
         return map
     }
 

@@ -16,6 +16,9 @@ extension LinuxEmulator {
         if attributes.type == .perfEventArray, attributes.maxEntries == 0 {
             attributes.maxEntries = configuration.cpuCount
         }
+        guard Self.emulates(attributes.type) else {
+            throw MapError(map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
+        }
         try Self.validate(attributes, cpuCount: configuration.cpuCount)
         let id = reserveMapID()
         let cpus = configuration.cpuCount
@@ -40,10 +43,22 @@ extension LinuxEmulator {
         case .devMap, .devMapHash, .cpuMap, .xskMap:
             map = try RedirectMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm)
         default:
-            throw MapError(map: attributes.name, "\(attributes.type.cName) is not supported by Mimic", errno: .notSupported)
+            throw MapError(map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
         }
         register(map)
         return map
+    }
+
+    /// Whether `createMap` emulates maps of `type` (object loading makes an `UnsupportedMap`
+    /// of the other types the kernel defines).
+    public static func emulates(_ type: MapType) -> Bool {
+        switch type {
+        case .hash, .perCPUHash, .lruHash, .lruPerCPUHash, .array, .perCPUArray, .lpmTrie, .queue, .stack, .ringBuffer,
+             .perfEventArray, .progArray, .arrayOfMaps, .hashOfMaps, .devMap, .devMapHash, .cpuMap, .xskMap:
+            true
+        default:
+            false
+        }
     }
 
     /// The kernel's attribute checks for each map type (the `map_alloc_check` / `map_alloc`
