@@ -255,6 +255,8 @@ enum NetworkHelpers {
             LinuxHelper.make(.skbSetTstamp) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let stamp = call.arg(2), type = call.arg32(3)
+                // skb_clear_delivery_time() is done for inet protocols only.
+                guard buffer.protocolType == ipv4 || buffer.protocolType == ipv6 else { return Errno.notSupported.r0 }
                 // BPF_SKB_CLOCK_REALTIME (0) takes any value; MONOTONIC (1) and TAI (2) not 0.
                 guard type <= 2, type == 0 || stamp != 0 else { return Errno.invalid.r0 }
                 buffer.storeU32(UInt32(truncatingIfNeeded: stamp), at: SKBLayout.tstamp)
