@@ -6,7 +6,7 @@ import MimicCore
 ///
 /// The object still loads, so its other programs run: the map gets a handle, a name and an id
 /// like any other. A program that *uses* it stops at the helper call that receives the map
-/// (`HelperFailure.Code.unsupported`, naming the map and its type); merely loading its
+/// (a helper failure naming the map and its type); merely loading its
 /// address with `lddw` is allowed, as holding a handle does nothing yet. Host operations fail
 /// with `-EOPNOTSUPP` and the map reads as empty.
 ///
@@ -23,7 +23,7 @@ public final class UnsupportedMap: BPFMap, @unchecked Sendable {
 
     /// Why a program cannot use the map: names the map and its type.
     var failure: HelperFailure {
-        .unsupported("map \(attributes.name) is a \(attributes.type.cName), which Mimic does not emulate (the object loaded; only programs that use this map stop)")
+        .message("map \(attributes.name) is a \(attributes.type.cName), which Mimic does not emulate (the object loaded; only programs that use this map stop)")
     }
 
     public func lookupAddress(key: [UInt8], cpu: Int) -> UInt64? { nil }
