@@ -22,7 +22,7 @@ extension LinuxEmulator {
             return map.handle
         }
         do {
-            return try createMap(spec.attributes, in: vm).handle
+            return try createMap(spec.attributes, mapExtra: spec.mapExtra, in: vm).handle
         } catch {
             throw .unsupported("\(error) (\(error.errno))")
         }

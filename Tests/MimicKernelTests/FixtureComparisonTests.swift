@@ -34,6 +34,7 @@ enum Fixtures {
         "xdp_firewall.o": ["firewall"], "tc_nat.o": ["dnat"], "lpm_route.o": ["route"], "lru.o": ["track"],
         "tail_calls.o": ["dispatch", "stage_pass", "stage_count"],
         "net_xdp.o": ["xdp_bytes", "xdp_mtu"], "net_skb.o": ["tc_bytes", "tc_state", "tc_ecn", "tc_proto", "sf_relative"],
+        "bloom.o": ["bloom"],
     ]
 
     static func ethernet(type: UInt16, payload: [UInt8]) -> [UInt8] {

@@ -43,6 +43,26 @@ import MimicTestSupport
         #expect(!LinuxEmulator.emulates(.sockMap) && !LinuxEmulator.emulates(.cgroupArray) && LinuxEmulator.emulates(.devMap))
     }
 
+    @Test func bloomFiltersHaveNoFalseNegatives() throws {
+        let (vm, emulator) = makeLinuxVM()
+        let attributes = MapAttributes(name: "seen", type: .bloomFilter, keySize: 0, valueSize: 4, maxEntries: 100)
+        let bloom = try #require(try emulator.createMap(attributes, mapExtra: 3, in: vm) as? BloomFilterMap)
+        #expect(bloom.hashCount == 3 && bloom.bitCount == 512, "100 * 3 * 7 / 5 = 420 bits, rounded up")
+        for value in 0..<100 { #expect(bloom.push(value: le32(UInt32(value)), flags: .any) == nil) }
+        #expect((0..<100).allSatisfy { bloom.mayContain(le32(UInt32($0))) })
+        let falsePositives = (1000..<11000).filter { bloom.mayContain(le32(UInt32($0))) }.count
+        #expect(falsePositives < 2000, "about 9% expected for 100 values in 512 bits with 3 hashes, got \(falsePositives) of 10000")
+        #expect(bloom.push(value: le32(1), flags: .exist) == .invalid)
+        #expect(bloom.pop() == .failure(.notSupported) && bloom.delete(key: []) == .notSupported)
+
+        for (label, bad, extra) in [("key", MapAttributes(name: "b", type: .bloomFilter, keySize: 4, valueSize: 4, maxEntries: 1), UInt64(0)),
+                                    ("value", MapAttributes(name: "b", type: .bloomFilter, keySize: 0, valueSize: 0, maxEntries: 1), 0),
+                                    ("map_extra", MapAttributes(name: "b", type: .bloomFilter, keySize: 0, valueSize: 4, maxEntries: 1), 0x10),
+                                    ("map_extra elsewhere", MapAttributes(name: "b", type: .array, keySize: 4, valueSize: 4, maxEntries: 1), 1)] {
+            #expect(throws: MapError.self, "\(label)") { try emulator.createMap(bad, mapExtra: extra, in: vm) }
+        }
+    }
+
     // MARK: Timestamps (the kernel's test run answers -EOPNOTSUPP to every call; see Docs/Contexts.md)
 
     @Test func setTstampFollowsTheClockTypes() throws {

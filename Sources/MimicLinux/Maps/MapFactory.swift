@@ -10,7 +10,10 @@ extension LinuxEmulator {
     ///
     /// - Throws: `MapError` naming the map and the rule broken, with the errno the kernel
     ///   returns (`EINVAL`, `E2BIG`, `EOPNOTSUPP` for map types Mimic does not emulate).
-    public func createMap(_ attributes: MapAttributes, in vm: VM) throws(MapError) -> any BPFMap {
+    ///
+    /// - Parameter mapExtra: `map_extra`: a bloom filter's hash-function count in its low 4 bits;
+    ///   0 for every other map type.
+    public func createMap(_ attributes: MapAttributes, mapExtra: UInt64 = 0, in vm: VM) throws(MapError) -> any BPFMap {
         var attributes = attributes
         // libbpf sizes a perf event array without max_entries to the number of CPUs.
         if attributes.type == .perfEventArray, attributes.maxEntries == 0 {
@@ -20,6 +23,11 @@ extension LinuxEmulator {
             throw MapError(map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
         }
         try Self.validate(attributes, cpuCount: configuration.cpuCount)
+        if attributes.type == .bloomFilter, mapExtra & ~0xF != 0 {
+            throw MapError(map: attributes.name, "BPF_MAP_TYPE_BLOOM_FILTER: map_extra 0x\(String(mapExtra, radix: 16)) sets more than the hash-function count (low 4 bits)")
+        } else if attributes.type != .bloomFilter, mapExtra != 0 {
+            throw MapError(map: attributes.name, "\(attributes.type.cName): map_extra must be 0, got 0x\(String(mapExtra, radix: 16))")
+        }
         let id = reserveMapID()
         let cpus = configuration.cpuCount
         let map: any BPFMap
@@ -32,6 +40,8 @@ extension LinuxEmulator {
             map = try LPMTrieMap(attributes: attributes, id: id, vm: vm)
         case .queue, .stack:
             map = QueueStackMap(attributes: attributes, id: id)
+        case .bloomFilter:
+            map = BloomFilterMap(attributes: attributes, mapExtra: mapExtra, id: id)
         case .ringBuffer:
             map = try RingBufferMap(attributes: attributes, id: id, vm: vm)
         case .perfEventArray:
@@ -54,7 +64,7 @@ extension LinuxEmulator {
     public static func emulates(_ type: MapType) -> Bool {
         switch type {
         case .hash, .perCPUHash, .lruHash, .lruPerCPUHash, .array, .perCPUArray, .lpmTrie, .queue, .stack, .ringBuffer,
-             .perfEventArray, .progArray, .arrayOfMaps, .hashOfMaps, .devMap, .devMapHash, .cpuMap, .xskMap:
+             .perfEventArray, .progArray, .arrayOfMaps, .hashOfMaps, .devMap, .devMapHash, .cpuMap, .xskMap, .bloomFilter:
             true
         default:
             false
@@ -149,6 +159,12 @@ extension LinuxEmulator {
             }
         case .queue, .stack:
             try allowFlags(common)
+            try positive(d.maxEntries, "max_entries")
+            try exactly(d.keySize, 0, "key_size")
+            try positive(d.valueSize, "value_size")
+            guard d.valueSize <= kmallocMaxSize else { throw fail("value_size \(d.valueSize) is too large", .tooBig) }
+        case .bloomFilter:
+            try allowFlags(common.union(.zeroSeed))
             try positive(d.maxEntries, "max_entries")
             try exactly(d.keySize, 0, "key_size")
             try positive(d.valueSize, "value_size")
