@@ -17,6 +17,15 @@ import MimicTestSupport
         try ContextTestSupport.run(source, context: context).0
     }
 
+    @Test func theNetworkingHelpersAreEmulated() {
+        let ids = Set(LinuxEmulator().implementedHelperIDs)
+        let helpers: [HelperID] = [.xdpLoadBytes, .xdpStoreBytes, .xdpGetBuffLen, .checkMtu, .skbPullData, .skbLoadBytesRelative,
+                                   .csumUpdate, .csumLevel, .setHash, .getHashRecalc, .setHashInvalid, .skbChangeProto,
+                                   .skbChangeType, .skbEcnSetCe, .getSocketCookie, .getNetnsCookie, .skbCgroupId,
+                                   .skbAncestorCgroupId, .getRouteRealm, .skbSetTstamp]
+        for helper in helpers { #expect(ids.contains(helper.rawValue), "\(helper.name) is not emulated") }
+    }
+
     // MARK: Map types Mimic does not emulate
 
     @Test func objectsDefiningUnemulatedMapTypesLoad() throws {
