@@ -9,13 +9,28 @@ extension LinuxEmulator {
     ///
     /// The map is created from the spec's attributes (with its inner map template for maps of
     /// maps, and the `bpf_spin_lock` offset the BTF value type gives); the kernel's checks
-    /// apply, and failures name the map.
+    /// apply, and failures name the map. Map types Mimic does not emulate get placeholders
+    /// (`createObjectMap(_:mapExtra:in:)`).
     public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
         do {
-            return try createMap(spec.attributes, in: vm).handle
+            return try createObjectMap(spec.attributes, mapExtra: spec.mapExtra, in: vm).handle
         } catch {
             throw .unsupported("\(error) (\(error.errno))")
         }
+    }
+
+    /// The map object loading creates for a definition: the emulated map (`createMap(_:mapExtra:in:)`),
+    /// or, for a map type the kernel defines but Mimic does not emulate (a sockmap, a cgroup
+    /// array, ...), an `UnsupportedMap` placeholder: the object loads, and only a program that
+    /// passes that map to a helper stops, naming it. The Linux plugin creates its maps here too.
+    public func createObjectMap(_ attributes: MapAttributes, mapExtra: UInt64 = 0, in vm: VM) throws(MapError) -> any BPFMap {
+        let type = attributes.type
+        if !Self.emulates(type), type.kernelName != nil, type != .unspec {
+            let map = UnsupportedMap(attributes: attributes, id: reserveMapID())
+            register(map)
+            return map
+        }
+        return try createMap(attributes, mapExtra: mapExtra, in: vm)
     }
 
     /// Exposes a global-data section as the single-element array map libbpf makes of it,

@@ -49,11 +49,9 @@ enum LinuxPlugin {
     /// a captured context's records answer), as a statically linked `LinuxEmulator` does.
     static let helperIDs: [Int32] = (0..<4096).filter { template.helper(id: $0) != nil }
 
-    /// The map types `LinuxEmulator.createMap` creates.
-    static let mapTypes: [MapType] = [
-        .hash, .array, .progArray, .perfEventArray, .perCPUHash, .perCPUArray, .lruHash, .lruPerCPUHash, .lpmTrie,
-        .arrayOfMaps, .hashOfMaps, .devMap, .xskMap, .cpuMap, .devMapHash, .queue, .stack, .ringBuffer,
-    ]
+    /// The map types `LinuxEmulator.createMap` emulates (objects may define the kernel's other
+    /// types too: they get placeholders, which only fail when a program uses them).
+    static let mapTypes: [MapType] = MapType.known.filter(LinuxEmulator.emulates)
 
     /// The description the entry returns, built once and never freed.
     nonisolated(unsafe) static let descriptor: UnsafePointer<mimic_plugin> = {

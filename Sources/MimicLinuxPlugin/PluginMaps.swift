@@ -38,8 +38,9 @@ enum PluginMaps {
         return (instance, map)
     }
 
-    /// The attributes of a C spec (and of its inner template); the ELF-only fields (pinning,
-    /// NUMA node, map_extra) do not change an emulated map.
+    /// The attributes of a C spec (and of its inner template); the ELF-only fields pinning and
+    /// NUMA node do not change an emulated map (`map_extra`, a bloom filter's hash count, is
+    /// passed beside them).
     static func attributes(_ c: mimic_map_spec) -> MapAttributes {
         let name = c.name.map { String(cString: $0) } ?? ""
         return MapAttributes(name: name, type: MapType(rawValue: c.type), keySize: Int(c.key_size), valueSize: Int(c.value_size),
@@ -53,13 +54,13 @@ enum PluginMaps {
                                           Text?, Int) -> Int32 = { data, cSpec, handle, message, capacity in
         guard let instance = instance(data), let cSpec, let handle else { return status(.invalid) }
         do throws(MapError) {
-            let map = try instance.emulator.createMap(attributes(cSpec.pointee), in: instance.vm)
+            let map = try instance.emulator.createObjectMap(attributes(cSpec.pointee), mapExtra: cSpec.pointee.map_extra, in: instance.vm)
             // The host reads records through the plugin (`drain`): it is the perf buffer's reader.
             (map as? PerfEventArrayMap)?.attachReaders()
             handle.pointee = map.handle
             return 0
         } catch {
-            // The text a statically linked emulator gives (LinuxEmulator.createMap(_:in:)).
+            // The text a statically linked emulator gives (LinuxEmulator.createObjectMap).
             LinuxPlugin.copy("\(error) (\(error.errno))", to: message, capacity: capacity)
             return status(error.errno)
         }

@@ -33,6 +33,8 @@ enum Fixtures {
         "legacy_maps.o": ["count_packets"], "multi_prog.o": ["xdp_first", "xdp_second", "tc_mark"],
         "xdp_firewall.o": ["firewall"], "tc_nat.o": ["dnat"], "lpm_route.o": ["route"], "lru.o": ["track"],
         "tail_calls.o": ["dispatch", "stage_pass", "stage_count"],
+        "net_xdp.o": ["xdp_bytes", "xdp_mtu"], "net_skb.o": ["tc_bytes", "tc_state", "tc_ecn", "tc_proto", "sf_relative"],
+        "bloom.o": ["bloom"],
     ]
 
     static func ethernet(type: UInt16, payload: [UInt8]) -> [UInt8] {

@@ -36,6 +36,21 @@ import Testing
         return Outcome(result: result, trace: trace(process))
     }
 
+    /// An object defining map types Mimic does not emulate loads through the plugin as it does
+    /// linked statically: only the program that uses such a map stops, naming it.
+    @Test func objectsWithUnemulatedMapTypesLoad() throws {
+        let vm = VM(emulator: try library().makeEmulator(options: "cpus=2,seed=1"))
+        let loaded = try vm.load(object: PluginFixtures.object("Tests/MimicLinuxTests/Fixtures/unemulated_maps.o"))
+        let count = try vm.makeProcess(for: try loaded.program(named: "count"), context: MemoryContext(Self.input))
+        #expect(try count.run() == 0)
+        let lookup = try vm.makeProcess(for: try loaded.program(named: "redirect_lookup"), context: MemoryContext(Self.input))
+        #expect {
+            try lookup.run()
+        } throws: { error in
+            "\(error)".contains("map socks is a BPF_MAP_TYPE_SOCKMAP")
+        }
+    }
+
     @Test func describesTheHelpersItOffers() throws {
         let plugin = try library()
         #expect(plugin.name == "linux")

@@ -26,11 +26,12 @@ import MimicTestSupport
     @Test func aMapTypeThePluginRefusesNamesTheMap() throws {
         let emulator = try linux().makeEmulator(options: "")
         let vm = VM(emulator: emulator)
-        let spec = MapSpec(attributes: MapAttributes(name: "odd_ops", type: MapType(rawValue: 26), keySize: 4, valueSize: 4, maxEntries: 1),
+        // A type the kernel does not define (the kernel's other types load as placeholders).
+        let spec = MapSpec(attributes: MapAttributes(name: "odd_ops", type: MapType(rawValue: 200), keySize: 4, valueSize: 4, maxEntries: 1),
                            source: .btf, sectionName: ".maps", sectionOffset: 0)
         do {
             _ = try #require(vm.mapProvider).createMap(spec, in: vm)
-            Issue.record("BPF_MAP_TYPE_STRUCT_OPS was created")
+            Issue.record("a map of type 200 was created")
         } catch {
             let text = "\(error)"
             #expect(text.contains("map odd_ops"), "\(text)")

@@ -47,6 +47,13 @@ public final class PacketBuffer {
     /// Bytes of the frame's Ethernet header kept before the metadata when an sk_buff starts at
     /// the network header (`SKBContext.DataStart.network`); 0 otherwise.
     @exclusivity(unchecked) public internal(set) var pulledLength: Int = 0
+    /// Whether `skb->hash` holds a hash (the kernel's `sw_hash` / `l4_hash` bits): set by
+    /// `bpf_set_hash` and `bpf_get_hash_recalc`, cleared by `bpf_set_hash_invalid`.
+    @exclusivity(unchecked) public internal(set) var hashIsValid = false
+    /// `skb->ip_summed == CHECKSUM_UNNECESSARY` (else `CHECKSUM_NONE`, a test run's state) and
+    /// `skb->csum_level`, which `bpf_csum_level` changes.
+    @exclusivity(unchecked) public internal(set) var checksumUnnecessary = false
+    @exclusivity(unchecked) public internal(set) var checksumLevel = 0
 
     /// The frame: the pulled Ethernet header (if any) and the packet data.
     public var frame: [UInt8] { storage.bytes(in: max(0, metaOffset - pulledLength)..<metaOffset) + data }
@@ -157,6 +164,9 @@ public final class PacketBuffer {
         buffer.vlanTag = nil
         buffer.networkOffset = 0
         buffer.pulledLength = 0
+        buffer.hashIsValid = false
+        buffer.checksumUnnecessary = false
+        buffer.checksumLevel = 0
         return buffer
     }
 

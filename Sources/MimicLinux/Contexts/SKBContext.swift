@@ -415,6 +415,7 @@ public struct SKBContext: Context, Sendable {
         buffer.protocolType = Self.etherType(of: packet)
         buffer.networkOffset = dataStart == .network ? 0 : min(Self.ethernetHeaderLength, packet.count)
         buffer.pulledLength = pulled
+        buffer.hashIsValid = hash != 0  // a hash the device gave (l4_hash)
         buffer.syncContext(process)
         process.registers[1] = contextAddress
         let state = LinuxProcessState.forContext(process)

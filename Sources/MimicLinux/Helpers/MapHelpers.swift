@@ -27,6 +27,7 @@ enum MapHelpers {
         guard let emulator, let map = emulator.map(handle: handle) else {
             throw .message("r\(n) = 0x\(String(handle, radix: 16)) is not a map")
         }
+        if let placeholder = map as? UnsupportedMap { throw placeholder.failure }
         return map
     }
 
@@ -168,12 +169,18 @@ enum MapHelpers {
     }
 
     /// `long HelperID.mapPopElem(map, value)` and `long HelperID.mapPeekElem(map, value)`:
-    /// copy the value out; on `-ENOENT` the buffer is zeroed, as the kernel does.
+    /// copy the value out; on `-ENOENT` the buffer is zeroed, as the kernel does. A bloom
+    /// filter's peek instead tests the value at R2 (`BloomFilterMap`).
     static func pop(_ emulator: LinuxEmulator, remove: Bool) -> Helper {
         Helper(remove ? .mapPopElem : .mapPeekElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
             let destination = process.argument(2)
             let size = map.attributes.valueSize
+            if let bloom = map as? BloomFilterMap {
+                // A bloom filter's peek tests the value the program passes; pop is not supported.
+                guard !remove else { return result(.notSupported) }
+                return result(bloom.mayContain(try read(process, destination, count: size)) ? nil : .noEntry)
+            }
             // Check the buffer before taking a value out, so a bad pointer loses nothing.
             if size > 0, let fault = process.memory.fault(at: destination, size: size, access: .write) {
                 throw .memory(fault)

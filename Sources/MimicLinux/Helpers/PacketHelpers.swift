@@ -24,7 +24,7 @@ enum PacketHelpers {
     static func isVLAN(_ type: UInt16) -> Bool { type == 0x8100 || type == 0x88A8 }
 
     static func all(for emulator: LinuxEmulator) -> [Helper] {
-        skbHelpers() + xdpHelpers() + redirectHelpers()
+        skbHelpers() + xdpHelpers() + redirectHelpers() + NetworkHelpers.all(for: emulator)
     }
 
     static func skbHelpers() -> [Helper] {
@@ -49,7 +49,7 @@ enum PacketHelpers {
                 guard offset <= UInt64(Int32.max), offset + UInt64(length) <= UInt64(buffer.length) else { return Errno.fault.r0 }
                 let bytes = try call.read(call.arg(3), count: length)
                 buffer.storage.write(bytes, at: buffer.dataOffset + Int(offset))
-                if flags & 2 != 0 { buffer.storeU32(0, at: SKBLayout.hash) }  // skb_clear_hash
+                if flags & 2 != 0 { NetworkHelpers.clearHash(buffer) }  // skb_clear_hash
                 return 0
             },
             // long HelperID.skbChangeTail(struct sk_buff *skb, u32 len, u64 flags)

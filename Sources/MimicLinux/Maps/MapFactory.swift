@@ -14,8 +14,8 @@ struct MapMemory: Sendable {
     /// Bytes charged per new element; 0 for preallocated maps.
     let elementCost: Int
 
-    init(_ attributes: MapAttributes, cpuCount: Int, budget: MemoryBudget) throws(MapError) {
-        let (upfront, perElement) = Self.cost(of: attributes, cpuCount: cpuCount)
+    init(_ attributes: MapAttributes, mapExtra: UInt64 = 0, cpuCount: Int, budget: MemoryBudget) throws(MapError) {
+        let (upfront, perElement) = Self.cost(of: attributes, mapExtra: mapExtra, cpuCount: cpuCount)
         do {
             reservation = try budget.reserve(upfront, for: "map '\(attributes.name)' (\(attributes.type.cName), "
                 + "max_entries \(attributes.maxEntries), key_size \(attributes.keySize), value_size \(attributes.valueSize))")
@@ -36,7 +36,7 @@ struct MapMemory: Sendable {
 
     /// The bytes charged at creation and per element (`Int.max` when the product overflows,
     /// which no budget holds).
-    static func cost(of d: MapAttributes, cpuCount: Int) -> (upfront: Int, perElement: Int) {
+    static func cost(of d: MapAttributes, mapExtra: UInt64 = 0, cpuCount: Int) -> (upfront: Int, perElement: Int) {
         func times(_ a: Int, _ b: Int) -> Int {
             let (product, overflow) = a.multipliedReportingOverflow(by: b)
             return overflow ? .max : product
@@ -67,6 +67,9 @@ struct MapMemory: Sendable {
             return (times(stride, entries), 0)
         case .ringBuffer:
             return (entries, 0)
+        case .bloomFilter:
+            let hashes = BloomFilterMap.hashCount(mapExtra: mapExtra)
+            return (BloomFilterMap.bitCount(maxEntries: entries, hashCount: hashes) / 8, 0)
         default:
             return (times(stride, entries), 0)
         }
@@ -82,15 +85,26 @@ extension LinuxEmulator {
     ///
     /// - Throws: `MapError` naming the map and the rule broken, with the errno the kernel
     ///   returns (`EINVAL`, `E2BIG`, `EOPNOTSUPP` for map types Mimic does not emulate).
-    public func createMap(_ attributes: MapAttributes, in vm: VM) throws(MapError) -> any BPFMap {
+    ///
+    /// - Parameter mapExtra: `map_extra`: a bloom filter's hash-function count in its low 4 bits;
+    ///   0 for every other map type.
+    public func createMap(_ attributes: MapAttributes, mapExtra: UInt64 = 0, in vm: VM) throws(MapError) -> any BPFMap {
         var attributes = attributes
         // libbpf sizes a perf event array without max_entries to the number of CPUs.
         if attributes.type == .perfEventArray, attributes.maxEntries == 0 {
             attributes.maxEntries = configuration.cpuCount
         }
+        guard Self.emulates(attributes.type) else {
+            throw MapError(map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
+        }
         try Self.validate(attributes, cpuCount: configuration.cpuCount)
+        if attributes.type == .bloomFilter, mapExtra & ~0xF != 0 {
+            throw MapError(map: attributes.name, "BPF_MAP_TYPE_BLOOM_FILTER: map_extra 0x\(String(mapExtra, radix: 16)) sets more than the hash-function count (low 4 bits)")
+        } else if attributes.type != .bloomFilter, mapExtra != 0 {
+            throw MapError(map: attributes.name, "\(attributes.type.cName): map_extra must be 0, got 0x\(String(mapExtra, radix: 16))")
+        }
         let cpus = configuration.cpuCount
-        let memory = try MapMemory(attributes, cpuCount: cpus, budget: vm.memoryBudget)
+        let memory = try MapMemory(attributes, mapExtra: mapExtra, cpuCount: cpus, budget: vm.memoryBudget)
         let id = reserveMapID()
         let map: any BPFMap
         switch attributes.type {
@@ -102,6 +116,8 @@ extension LinuxEmulator {
             map = try LPMTrieMap(attributes: attributes, id: id, vm: vm, memory: memory)
         case .queue, .stack:
             map = QueueStackMap(attributes: attributes, id: id, memory: memory)
+        case .bloomFilter:
+            map = BloomFilterMap(attributes: attributes, mapExtra: mapExtra, id: id, memory: memory)
         case .ringBuffer:
             map = try RingBufferMap(attributes: attributes, id: id, vm: vm, memory: memory)
         case .perfEventArray:
@@ -113,10 +129,22 @@ extension LinuxEmulator {
         case .devMap, .devMapHash, .cpuMap, .xskMap:
             map = try RedirectMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
         default:
-            throw MapError(map: attributes.name, "\(attributes.type.cName) is not supported by Mimic", errno: .notSupported)
+            throw MapError(map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
         }
         register(map)
         return map
+    }
+
+    /// Whether `createMap` emulates maps of `type` (object loading makes an `UnsupportedMap`
+    /// of the other types the kernel defines).
+    public static func emulates(_ type: MapType) -> Bool {
+        switch type {
+        case .hash, .perCPUHash, .lruHash, .lruPerCPUHash, .array, .perCPUArray, .lpmTrie, .queue, .stack, .ringBuffer,
+             .perfEventArray, .progArray, .arrayOfMaps, .hashOfMaps, .devMap, .devMapHash, .cpuMap, .xskMap, .bloomFilter:
+            true
+        default:
+            false
+        }
     }
 
     /// The kernel's attribute checks for each map type (the `map_alloc_check` / `map_alloc`
@@ -216,6 +244,12 @@ extension LinuxEmulator {
             }
         case .queue, .stack:
             try allowFlags(common)
+            try positive(d.maxEntries, "max_entries")
+            try exactly(d.keySize, 0, "key_size")
+            try positive(d.valueSize, "value_size")
+            guard d.valueSize <= kmallocMaxSize else { throw fail("value_size \(d.valueSize) is too large", .tooBig) }
+        case .bloomFilter:
+            try allowFlags(common.union(.zeroSeed))
             try positive(d.maxEntries, "max_entries")
             try exactly(d.keySize, 0, "key_size")
             try positive(d.valueSize, "value_size")
