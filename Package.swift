@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "MimicPcap", targets: ["MimicPcap"]),
         .library(name: "MimicKernel", targets: ["MimicKernel"]),
         .library(name: "MimicPool", targets: ["MimicPool"]),
+        // Unit tests of eBPF programs without a kernel: test files and `ProgramTest` (`mimic test`).
+        .library(name: "MimicTesting", targets: ["MimicTesting"]),
         // The plugin ABI header (`mimic_plugin.h`), for plugins written in Swift or C.
         .library(name: "CMimicPlugin", targets: ["CMimicPlugin"]),
         // The Linux emulator as a plugin library for `PluginLibrary.load` / `mimic ... --plugin`.
@@ -49,9 +51,11 @@ let package = Package(
             dependencies: ["MimicLinux", "MimicCore", "MimicMemory", "MimicJSON", "CMimicPlugin"]
         ),
         .target(name: "MimicPool", dependencies: ["MimicCore"]),
+        // `mimic test`'s one implementation: test files, runs in the emulator, checks, JUnit/TAP.
+        .target(name: "MimicTesting", dependencies: ["MimicCore", "MimicJSON", "MimicLinux", "MimicPcap"]),
         .executableTarget(
             name: "mimic-cli",
-            dependencies: ["MimicCore", "MimicMemory", "MimicJSON", "MimicLinux", "MimicPcap", "MimicKernel"]
+            dependencies: ["MimicCore", "MimicMemory", "MimicJSON", "MimicLinux", "MimicPcap", "MimicKernel", "MimicTesting"]
         ),
         .executableTarget(
             name: "mimic-bench",
@@ -85,6 +89,12 @@ let package = Package(
             name: "MimicPluginTests",
             dependencies: ["MimicCore", "MimicLinux", "MimicTestSupport"],
             // eBPF C sources and objects, read by path from the tests.
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "MimicTestingTests",
+            dependencies: ["MimicTesting", "MimicCore", "MimicJSON", "MimicLinux"],
+            // Test files of the tests' own, read by path.
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicMemory", "MimicLinux"]),
