@@ -54,17 +54,17 @@ public struct SuiteReport: Sendable {
 
 /// JUnit XML, TAP and text for `mimic test`'s reports.
 public enum TestReportFormat {
-    /// A JUnit XML document (the `testsuites` / `testsuite` / `testcase` form of the JUnit
-    /// schema that CI systems read): one `testsuite` per file, `failure` for cases whose
-    /// expectations did not hold, `error` for cases that could not run, `skipped`.
+    /// A JUnit XML document as Jenkins' JUnit schema (xunit-plugin's `junit-10.xsd`) describes
+    /// it and CI systems read it: `testsuites`, one `testsuite` per file (with `properties`,
+    /// `system-out`, `system-err`), a `testcase` per case holding `failure` when expectations
+    /// did not hold, `error` when it could not run, `skipped` when it did not run.
     public static func junit(_ suites: [SuiteReport]) -> String {
         let total = suites.reduce(0) { $0 + $1.cases.count }
         let failures = suites.reduce(0) { $0 + $1.failures }
         let errors = suites.reduce(0) { $0 + $1.errors }
-        let skipped = suites.reduce(0) { $0 + $1.skipped }
         let time = suites.reduce(0.0) { $0 + $1.cases.reduce(0.0) { $0 + $1.seconds } }
         var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        xml += "<testsuites name=\"mimic test\" tests=\"\(total)\" failures=\"\(failures)\" errors=\"\(errors)\" skipped=\"\(skipped)\" time=\"\(seconds(time))\">\n"
+        xml += "<testsuites name=\"mimic test\" tests=\"\(total)\" failures=\"\(failures)\" errors=\"\(errors)\" time=\"\(seconds(time))\">\n"
         for (index, suite) in suites.enumerated() {
             let suiteTime = suite.cases.reduce(0.0) { $0 + $1.seconds }
             xml += "  <testsuite id=\"\(index)\" name=\"\(escape(suite.name))\" package=\"mimic\" hostname=\"localhost\" timestamp=\"\(timestamp())\" tests=\"\(suite.cases.count)\" failures=\"\(suite.failures)\" errors=\"\(suite.errors)\" skipped=\"\(suite.skipped)\" time=\"\(seconds(suiteTime))\" file=\"\(escape(suite.file))\">\n"

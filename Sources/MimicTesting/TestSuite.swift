@@ -181,8 +181,8 @@ public enum TestInput: Sendable, Equatable {
     case none
     /// A packet (an Ethernet frame), in the context the program type takes.
     case packet([UInt8])
-    /// Packet `index` (from 0) of a pcap or pcapng file.
-    case pcap(path: String, index: Int)
+    /// Packet `number` (from 1, as `mimic run --pcap F --packet N` counts) of a pcap or pcapng file.
+    case pcap(path: String, number: Int)
     /// A context file (Docs/Contexts.md).
     case context(path: String)
 
@@ -192,19 +192,19 @@ public enum TestInput: Sendable, Equatable {
             return
         }
         try field.object()
-        try TestSuite.requireKnown(field, ["packet", "packetBase64", "pcap", "index", "context"])
+        try TestSuite.requireKnown(field, ["packet", "packetBase64", "pcap", "number", "context"])
         let given = ["packet", "packetBase64", "pcap", "context"].filter { !field[$0].isMissing }
         guard given.count <= 1 else { throw field.error("give one of \(given.joined(separator: ", ")), not several") }
-        if !field["index"].isMissing, given != ["pcap"] { throw field["index"].error("index goes with pcap") }
+        if !field["number"].isMissing, given != ["pcap"] { throw field["number"].error("number goes with pcap") }
         switch given.first {
         case "packet":
             self = .packet(try ValueSyntax.hex(field["packet"]))
         case "packetBase64":
             self = .packet(try field["packetBase64"].base64())
         case "pcap":
-            let index = try field["index"].optionalInteger(Int.self) ?? 0
-            guard index >= 0 else { throw field["index"].error("must be 0 or more") }
-            self = .pcap(path: TestSuite.resolve(try field["pcap"].string(), in: folder), index: index)
+            let number = try field["number"].optionalInteger(Int.self) ?? 1
+            guard number >= 1 else { throw field["number"].error("packets are numbered from 1") }
+            self = .pcap(path: TestSuite.resolve(try field["pcap"].string(), in: folder), number: number)
         case "context":
             self = .context(path: TestSuite.resolve(try field["context"].string(), in: folder))
         default:
@@ -217,7 +217,7 @@ public enum TestInput: Sendable, Equatable {
         switch self {
         case .packet(let bytes):
             return bytes
-        case .pcap(let path, let index):
+        case .pcap(let path, let number):
             guard let data = FileManager.default.contents(atPath: path) else { throw TestFileError(file: path, "cannot read the capture") }
             let packets: [PcapPacket]
             do {
@@ -225,10 +225,10 @@ public enum TestInput: Sendable, Equatable {
             } catch {
                 throw TestFileError(file: path, "\(error)")
             }
-            guard index < packets.count else {
-                throw TestFileError(file: path, "has \(packets.count) packets; there is no packet \(index) (indexes start at 0)")
+            guard number <= packets.count else {
+                throw TestFileError(file: path, "has \(packets.count) packets; there is no packet \(number) (numbered from 1)")
             }
-            return packets[index].data
+            return packets[number - 1].data
         case .none, .context:
             return nil
         }
