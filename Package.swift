@@ -93,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MimicTestingTests",
-            dependencies: ["MimicTesting", "MimicCore", "MimicJSON", "MimicLinux", "MimicTestSupport"]
+            dependencies: ["MimicTesting", "MimicJSON", "MimicLinux", "MimicTestSupport"]
         ),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicMemory", "MimicLinux"]),
         // The README's library examples, compiled and run so they cannot rot.
