@@ -188,6 +188,9 @@ final class Session {
             skb.dataStart = dataStart ?? ContextFit.dataStart(of: type)
             return try withFields(skb)
         case .none:
+            if type == .unspec {
+                throw RuntimeError("program \(source.name) has no program type: its section \(source.sectionName) is not one libbpf knows; give one with --type (xdp, tc, socket_filter, ...)")
+            }
             throw RuntimeError("program \(source.name) (type \(type)) does not take packets; give a context with --context instead of --pcap")
         }
     }
