@@ -22,6 +22,10 @@ struct RunOptions {
     /// `--data-start mac|network`: where an sk_buff's data starts (nil: the program type's).
     var dataStart: SKBContext.DataStart?
     var json: Bool
+    /// `--set`, `--map-size`, `--type`, `--prog-array`, `--map-of-maps`, `--ctx`.
+    var configuration: ConfigurationOptions
+    /// `--ctx FIELD=VALUE,...`: context fields as `BPF_PROG_TEST_RUN`'s `ctx_in` takes them.
+    var contextFields: [TestRunContext.Field] = []
 
     /// The options every one of these commands accepts.
     static func specs(out: Bool, json: Bool) -> [OptionSpec] {
@@ -39,7 +43,8 @@ struct RunOptions {
             .value("data-start", "mac|network", "Where an sk_buff's data starts: the Ethernet or the network header (default: as the kernel's test run, network for socket filters, mac for tc)."),
             .value("seed", "N", "Seed bpf_get_prandom_u32 with N: the same seed gives the same values (default: the clock)."),
             .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
-        ]
+            TestRunContext.optionSpec,
+        ] + ConfigurationOptions.specs
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
         return specs
     }
@@ -112,6 +117,8 @@ struct RunOptions {
             }
         }
         pluginPaths = arguments.values("plugin")
+        configuration = try ConfigurationOptions(arguments, command: command)
+        contextFields = try TestRunContext.parseOption(arguments, command: command)
     }
 
     /// `--plugin LIB`, in order.
@@ -128,7 +135,8 @@ struct RunOptions {
             }
         }
         let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
-                                  plugins: plugins)
+                                  plugins: plugins, configuration: configuration)
+        session.contextFields = contextFields
         if dataStart != nil, session.packetKind != .skb {
             throw RuntimeError("--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program")
         }
