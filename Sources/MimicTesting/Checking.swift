@@ -9,10 +9,13 @@ public struct ObjectLayout: Sendable {
     public let object: ObjectFile
     /// The CPUs of the run (per-CPU expectations with `values` give one per CPU).
     public let cpus: Int
+    /// The type of the program tested, which names its verdicts (`XDP_DROP`, `TC_ACT_SHOT`).
+    public let programType: ProgramType?
 
-    public init(object: ObjectFile, cpus: Int) {
+    public init(object: ObjectFile, cpus: Int, programType: ProgramType? = nil) {
         self.object = object
         self.cpus = cpus
+        self.programType = programType
     }
 
     /// A map's (or global-data section's) key and value sizes and BTF type ids.
@@ -115,9 +118,8 @@ public struct ObjectLayout: Sendable {
 
     /// A verdict with its name when the program type has one (`XDP_DROP (1)`).
     func verdictText(_ value: UInt32) -> String {
-        let type = object.programs.first?.type
         let named: String?
-        switch type {
+        switch programType {
         case .xdp?: named = XDPAction(rawValue: value)?.name
         case .schedCls?, .schedAct?: named = TCAction(rawValue: Int32(bitPattern: value))?.name
         default: named = nil

@@ -38,24 +38,35 @@ public struct ProgramTest: Sendable {
         try self.init(object: object, name: path, program: program, config: config, setup: setup)
     }
 
-    /// Tests `program` (nil: the only program) of an object already read.
-    public init(object: ObjectFile, name: String, program: String? = nil, config: TestConfiguration = TestConfiguration(),
+    /// Tests `program` (nil: the only program) of an object already read, configured by
+    /// `config` first (globals, map sizes, slots; its program type goes to the program tested).
+    public init(object unconfigured: ObjectFile, name: String, program: String? = nil, config: TestConfiguration = TestConfiguration(),
                 setup: [MapSeed] = []) throws(TestFileError) {
-        if !config.unsupportedKeys.isEmpty { throw .unsupportedConfiguration(file: name, keys: config.unsupportedKeys) }
-        let names = object.programs.map(\.name).joined(separator: ", ")
+        let names = unconfigured.programs.map(\.name).joined(separator: ", ")
+        let programName: String
         if let program {
-            guard let found = object.program(named: program) else {
+            guard unconfigured.program(named: program) != nil else {
                 throw TestFileError(file: name, "has no program named '\(program)' (programs: \(names))")
             }
-            self.program = found
+            programName = program
         } else {
-            guard object.programs.count == 1, let only = object.programs.first else {
-                throw TestFileError(file: name, object.programs.isEmpty ? "contains no programs"
-                                    : "has \(object.programs.count) programs; name one with \"program\": \(names)")
+            guard unconfigured.programs.count == 1, let only = unconfigured.programs.first else {
+                throw TestFileError(file: name, unconfigured.programs.isEmpty ? "contains no programs"
+                                    : "has \(unconfigured.programs.count) programs; name one with \"program\": \(names)")
             }
-            self.program = only
+            programName = only.name
         }
-        self.object = object
+        var configuration = config.object
+        if let type = config.programType { configuration.programTypes[programName] = type }
+        do {
+            object = configuration.isEmpty ? unconfigured : try unconfigured.configured(configuration)
+        } catch {
+            throw TestFileError(file: name, "config: \(error)")
+        }
+        guard let found = object.program(named: programName) else {
+            throw TestFileError(file: name, "has no program named '\(programName)' (programs: \(names))")
+        }
+        self.program = found
         objectName = name
         self.config = config
         self.setup = setup
@@ -67,7 +78,7 @@ public struct ProgramTest: Sendable {
     }
 
     /// The map layout and BTF types expectations are read with.
-    public var layout: ObjectLayout { ObjectLayout(object: object, cpus: config.cpus) }
+    public var layout: ObjectLayout { ObjectLayout(object: object, cpus: config.cpus, programType: program.type) }
 
     /// Runs `testCase` and checks it.
     ///

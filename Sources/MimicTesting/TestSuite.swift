@@ -89,33 +89,31 @@ public struct TestSuite: Sendable {
     }
 }
 
-/// A test file's `"config"`: how the object is set up before it loads.
-///
-/// `cpus` and `seed` are applied. `globals`, `mapSizes` and `type` (configure-before-load:
-/// `.rodata` constants, `max_entries`, a program type for legacy sections) are parsed, and a
-/// suite that uses them fails with `TestFileError.unsupportedConfiguration` until Mimic's loader
-/// can apply them.
+/// A test file's `"config"`: how the object is set up before it loads, as a libbpf skeleton
+/// configures it between open and load (MimicCore's `ObjectConfiguration`), plus the emulator's
+/// CPUs and random seed.
 public struct TestConfiguration: Sendable, Equatable {
     /// Possible CPUs of the emulator (per-CPU maps hold this many values). Default 1.
     public var cpus: Int = 1
     /// The seed of `bpf_get_prandom_u32` (default 1, so runs repeat).
     public var seed: UInt64 = 1
-    /// Global variables to set before load, by name (JSON values as written).
-    public var globals: [(name: String, value: JSONValue)] = []
-    /// `max_entries` per map name.
-    public var mapSizes: [(name: String, size: UInt32)] = []
-    /// The program type, for a program whose section gives none (`"xdp"`, `"tc"`).
-    public var programType: String?
+    /// Global variables (`.rodata` constants, `.data`, `.bss`) by name, `max_entries` by map
+    /// name, prog-array and map-of-maps slots.
+    public var object = ObjectConfiguration()
+    /// The program type of the program under test, for a section that gives none (`xdp`, `tc`).
+    public var programType: ProgramType?
 
-    public init(cpus: Int = 1, seed: UInt64 = 1) {
+    public init(cpus: Int = 1, seed: UInt64 = 1, object: ObjectConfiguration = ObjectConfiguration(), programType: ProgramType? = nil) {
         self.cpus = cpus
         self.seed = seed
+        self.object = object
+        self.programType = programType
     }
 
     init(_ field: JSONField) throws(JSONError) {
         guard !field.isMissing else { return }
         try field.object()
-        try TestSuite.requireKnown(field, ["cpus", "seed", "globals", "mapSizes", "type"])
+        try TestSuite.requireKnown(field, ["cpus", "seed", "globals", "mapSizes", "type", "progArrays", "mapsOfMaps"])
         if let cpus = try field["cpus"].optionalInteger(Int.self) {
             guard (1...1024).contains(cpus) else { throw field["cpus"].error("must be between 1 and 1024") }
             self.cpus = cpus
@@ -123,30 +121,37 @@ public struct TestConfiguration: Sendable, Equatable {
         if !field["seed"].isMissing { seed = try field["seed"].bits64() }
         if !field["globals"].isMissing {
             try field["globals"].object()
-            globals = try field["globals"].members().compactMap { member in member.field.value.map { (member.key, $0) } }
+            for (name, value) in try field["globals"].members() {
+                guard let value = value.value else { continue }
+                object.globals.append(.init(name: name, value: value))
+            }
         }
         if !field["mapSizes"].isMissing {
             try field["mapSizes"].object()
             for (name, size) in try field["mapSizes"].members() {
-                mapSizes.append((name, try size.integer(UInt32.self)))
+                let entries = try size.integer(UInt32.self)
+                guard entries >= 1 else { throw size.error("a map needs at least 1 entry") }
+                object.mapSizes[name] = Int(entries)
             }
         }
-        programType = try field["type"].optionalString()
-    }
-
-    /// The configuration keys set here that Mimic cannot apply yet, as JSON paths.
-    public var unsupportedKeys: [String] {
-        var keys: [String] = []
-        if !globals.isEmpty { keys.append("config.globals") }
-        if !mapSizes.isEmpty { keys.append("config.mapSizes") }
-        if programType != nil { keys.append("config.type") }
-        return keys
-    }
-
-    public static func == (a: TestConfiguration, b: TestConfiguration) -> Bool {
-        a.cpus == b.cpus && a.seed == b.seed && a.programType == b.programType
-            && a.globals.map(\.name) == b.globals.map(\.name) && zip(a.globals, b.globals).allSatisfy { $0.value == $1.value }
-            && a.mapSizes.map(\.name) == b.mapSizes.map(\.name) && a.mapSizes.map(\.size) == b.mapSizes.map(\.size)
+        for (member, isProgram) in [("progArrays", true), ("mapsOfMaps", false)] where !field[member].isMissing {
+            // {"MAP": {"INDEX": "PROGRAM or INNER MAP"}}
+            try field[member].object()
+            for (map, slots) in try field[member].members() {
+                try slots.object()
+                for (index, target) in try slots.members() {
+                    guard let slot = Int(index), slot >= 0 else { throw target.error("slot indexes are whole numbers from 0") }
+                    let name = try target.string()
+                    object.slots.append(.init(map: map, index: slot, target: isProgram ? .program(name) : .map(name)))
+                }
+            }
+        }
+        if let text = try field["type"].optionalString() {
+            guard let type = text == "tc" ? ProgramType.schedCls : ProgramType(kernelName: text) else {
+                throw field["type"].error("unknown program type \"\(text)\"; use xdp, tc (sched_cls), socket_filter, ... (linux/bpf.h's names)")
+            }
+            programType = type
+        }
     }
 }
 
@@ -503,19 +508,10 @@ public struct EventExpectation: Sendable, Equatable {
 public struct TestFileError: Error, Sendable, CustomStringConvertible, Equatable {
     public var file: String
     public var message: String
-    /// The configuration keys Mimic cannot apply yet, when that is the problem.
-    public var unsupportedKeys: [String] = []
 
     public init(file: String, _ message: String) {
         self.file = file
         self.message = message
-    }
-
-    /// A suite using configuration Mimic's loader cannot apply yet.
-    public static func unsupportedConfiguration(file: String, keys: [String]) -> TestFileError {
-        var error = TestFileError(file: file, "\(keys.joined(separator: ", ")): not supported yet — Mimic cannot configure an object before load (globals, map sizes, program type) yet; remove \(keys.count == 1 ? "it" : "them") or set the values in the object")
-        error.unsupportedKeys = keys
-        return error
     }
 
     public var description: String { "\(file): \(message)" }

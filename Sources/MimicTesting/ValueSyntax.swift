@@ -109,7 +109,7 @@ public enum ValueSyntax {
 
 /// Compares an expected typed value (`{"pid": 42, "comm": "bash"}`) with bytes, member by
 /// member, through the object's BTF: structs and unions by member name (nested objects for
-/// nested structs), integers and enums as numbers (enums also by enumerator name, `bool` as
+/// nested structs), global-data sections by variable name, integers and enums as numbers (enums also by enumerator name, `bool` as
 /// `true`/`false`), `char` arrays as strings, `__be16`/`__be32` in network order (a `__be32`
 /// also as a dotted IPv4 address), other arrays as JSON arrays, and any member also in the byte
 /// forms of `ValueSyntax`.
@@ -159,6 +159,18 @@ struct TypedMatch {
                 }
                 differences += try compare(member, id: found.type, offset: offset + Int(found.bitOffset / 8),
                                            path: path.isEmpty ? name : "\(path).\(name)")
+            }
+            return differences
+        case (.dataSection(_, _, let variables), .object) where ValueSyntax.isTyped(value):
+            // A global-data section (`.bss`, `.rodata`): its variables by name.
+            var differences: [Difference] = []
+            for (name, member) in try expected.members() {
+                let found = variables.first { if case .variable(name, _, _)? = btf.type($0.type) { true } else { false } }
+                guard let found, case .variable(_, let type, _)? = btf.type(found.type) else {
+                    let names = variables.compactMap { btf.type($0.type)?.name }.joined(separator: ", ")
+                    throw member.error("\(btf.typeName(resolved)) has no variable \"\(name)\" (variables: \(names))")
+                }
+                differences += try compare(member, id: type, offset: offset + Int(found.offset), path: path.isEmpty ? name : "\(path).\(name)")
             }
             return differences
         case (.int(_, let intSize, let encoding, _, _), .number), (.int(_, let intSize, let encoding, _, _), .bool):

@@ -146,7 +146,7 @@ struct KernelRunner {
             // A fresh comparison per case: maps as the object declares them, on both sides.
             let comparison = try ObjectComparison(object: test.object, programName: test.program.name)
             // Seeds' per-CPU lists are read for the test's CPUs (then padded for the kernel's).
-            let layout = ObjectLayout(object: test.object, cpus: test.config.cpus)
+            let layout = test.layout
             for seed in suite.setup + testCase.seeds {
                 for entry in seed.entries {
                     var (key, values) = try layout.seedBytes(seed.map, entry, file: test.objectName)

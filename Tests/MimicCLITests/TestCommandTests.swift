@@ -106,4 +106,22 @@ struct TestCommandTests {
         #expect(result.stdout.contains("  FAIL     wrong verdict [kernel]\n           verdict:\n             - expected: XDP_DROP (1)\n             + actual:   XDP_PASS (2)\n"))
         #expect(result.stdout.hasSuffix("2 case(s): 0 passed, 2 failed, 0 error(s), 0 skipped\n"))
     }
+
+    @Test("--kernel: a suite configured before load (globals, map size) agrees with the kernel",
+          .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
+    func kernelConfigured() throws {
+        let scratch = try TemporaryDirectory()
+        let path = scratch.url.appendingPathComponent("configured.json").path
+        try """
+        {"object": "\(Examples.fixture("configured.o"))",
+         "config": {"mapSizes": {"hits": 16}, "globals": {"blocked_port": 53, "mode": "MODE_DROP", "enabled": true, "limits": {"low": 1}}},
+         "cases": [{"name": "the configured port is dropped",
+           "input": {"packet": "020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"},
+           "expect": {"verdict": "XDP_DROP", "maps": {"hits": [{"key": 53, "value": 1}], ".bss": [{"key": 0, "value": {"matched": 1}}],
+                                                       ".rodata": [{"key": 0, "value": {"blocked_port": 53, "mode": "MODE_DROP"}}]}}}]}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try MimicCLI.run(["test", path, "--kernel"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("  ok       the configured port is dropped [kernel]\n"))
+    }
 }

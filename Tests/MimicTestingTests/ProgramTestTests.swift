@@ -119,25 +119,66 @@ struct TestFileTests {
         try TestSuite.parse(JSONField(try JSONValue.parse(json), path: ""), path: "\(ExampleFiles.examples)/tests/inline.json")
     }
 
-    @Test func configurationBeforeLoadIsNotSupportedYet() throws {
-        let parsed = try suite("""
-            {"object": "../xdp_firewall.o", "config": {"cpus": 4, "seed": 9, "globals": {"port": 53}, "mapSizes": {"blocklist": 16}, "type": "xdp"},
-             "cases": [{"name": "c", "input": {"packet": "00"}, "expect": {}}]}
+    /// The configure-before-load fixtures (globals in `.rodata`, a `max_entries 0` map, a
+    /// legacy section), shared with the CLI tests.
+    static func fixture(_ name: String) -> String {
+        ExternalTestData.packageRoot.appendingPathComponent("Tests/MimicCLITests/Fixtures/\(name)").path
+    }
+
+    /// A UDP packet to port 53 (the configured fixture blocks a port given in `.rodata`).
+    static let udpTo53 = "020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"
+
+    @Test func configurationSetsGlobalsMapSizesAndTheProgramType() throws {
+        let configured = try suite("""
+            {"object": "\(Self.fixture("configured.o"))",
+             "config": {"cpus": 2, "seed": 9, "mapSizes": {"hits": 16},
+                        "globals": {"blocked_port": 53, "mode": "MODE_DROP", "enabled": true, "limits": {"low": 1}}},
+             "cases": [{"name": "the configured port is dropped and counted", "input": {"packet": "\(Self.udpTo53)"},
+                        "expect": {"verdict": "XDP_DROP", "maps": {"hits": [{"key": 53, "value": 1}], ".bss": [{"key": 0, "value": {"matched": 1}}]}}}]}
             """)
-        #expect(parsed.config.cpus == 4)
-        #expect(parsed.config.seed == 9)
-        #expect(parsed.config.globals.map(\.name) == ["port"])
-        #expect(parsed.config.mapSizes.map(\.size) == [16])
-        #expect(parsed.config.programType == "xdp")
-        do {
-            _ = try ProgramTest(suite: parsed)
-            Issue.record("configuration before load was accepted")
-        } catch {
-            #expect(error.unsupportedKeys == ["config.globals", "config.mapSizes", "config.type"])
-            #expect(error.message.contains("not supported yet"))
+        #expect(configured.config.cpus == 2)
+        #expect(configured.config.seed == 9)
+        #expect(configured.config.object.mapSizes == ["hits": 16])
+        #expect(configured.config.object.globals.map(\.name) == ["blocked_port", "mode", "enabled", "limits"])
+        let report = ProgramTest.run(suite: configured)
+        #expect(report.cases.map(\.status) == [.passed], "\(report.cases)")
+
+        // Without the size, the max_entries 0 map is a clear error naming the option.
+        let unsized = ProgramTest.run(suite: try suite("""
+            {"object": "\(Self.fixture("configured.o"))", "cases": [{"name": "c", "input": {"packet": "\(Self.udpTo53)"}, "expect": {}}]}
+            """))
+        guard case .error(let message) = unsized.cases.first?.status else {
+            Issue.record("an unsized map was accepted: \(unsized.cases)")
+            return
         }
-        let report = ProgramTest.run(suite: parsed)
-        #expect(report.cases.map(\.isFailure) == [true])
+        #expect(message.contains("max_entries 0"), "\(message)")
+
+        // A legacy section (SEC("xdp_vlan01")) runs with "type".
+        let legacy = try suite("""
+            {"object": "\(Self.fixture("legacy_section.o"))", "config": {"type": "xdp"},
+             "cases": [{"name": "runs as XDP", "input": {"packet": "\(Self.udpTo53)"}, "expect": {"verdict": "XDP_PASS"}}]}
+            """)
+        #expect(legacy.config.programType == .xdp)
+        let legacyReport = ProgramTest.run(suite: legacy)
+        #expect(legacyReport.cases.map(\.status) == [.passed], "\(legacyReport.cases)")
+    }
+
+    @Test func configurationMistakesAreNamed() throws {
+        #expect(throws: JSONError.self) {
+            _ = try suite(#"{"object": "a.o", "config": {"type": "xpd"}, "cases": [{"name": "c", "expect": {}}]}"#)
+        }
+        #expect(throws: JSONError.self) {
+            _ = try suite(#"{"object": "a.o", "config": {"mapSizes": {"m": 0}}, "cases": [{"name": "c", "expect": {}}]}"#)
+        }
+        let unknownGlobal = ProgramTest.run(suite: try suite("""
+            {"object": "\(Self.fixture("configured.o"))", "config": {"mapSizes": {"hits": 4}, "globals": {"blocked_prot": 1}},
+             "cases": [{"name": "c", "input": {"packet": "00"}, "expect": {}}]}
+            """))
+        guard case .error(let message) = unknownGlobal.cases.first?.status else {
+            Issue.record("an unknown global was accepted")
+            return
+        }
+        #expect(message.contains("config: ") && message.contains("blocked_prot"), "\(message)")
     }
 
     @Test func mistakesInTestFilesAreNamedByPath() throws {
