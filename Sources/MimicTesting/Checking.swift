@@ -103,6 +103,25 @@ public struct ObjectLayout: Sendable {
         for entry in expect.maps {
             failures += try check(entry, observation: observation, file: file)
         }
+        if !expect.context.isEmpty {
+            if let actual = observation.context {
+                for field in expect.context {
+                    guard let found = actual.first(where: { $0.name == field.name }) else {
+                        // The kernel's ctx_out leaves some fields out (tc_classid, ...): those are
+                        // checked in Mimic only.
+                        if observation.source == .kernel { continue }
+                        failures.append(Mismatch(what: "ctx.\(field.name)", expected: "\(field.value)",
+                                                 actual: "not a field the context reports (\(actual.map(\.name).joined(separator: ", ")))"))
+                        continue
+                    }
+                    if found.value != field.value {
+                        failures.append(Mismatch(what: "ctx.\(field.name)", expected: Self.number(field.value), actual: Self.number(found.value)))
+                    }
+                }
+            } else if observation.source == .mimic {
+                failures.append(Mismatch(what: "ctx", expected: "context fields", actual: "the program runs without an xdp_md or __sk_buff"))
+            }
+        }
         return failures
     }
 
@@ -276,6 +295,8 @@ public struct ObjectLayout: Sendable {
         for (index, byte) in bytes.enumerated() { value |= UInt64(byte) << UInt64(index * 8) }
         return String(value)
     }
+
+    static func number(_ value: UInt64) -> String { value < 10 ? "\(value)" : "\(value) (0x\(String(value, radix: 16)))" }
 
     static func lines(_ lines: [String]) -> String {
         lines.isEmpty ? "(none)" : "\(lines.count) line(s)"

@@ -123,7 +123,7 @@ public struct ProgramTest: Sendable {
                 }
             }
         }
-        let context = try self.context(for: testCase.input)
+        let context = try self.context(for: testCase)
         var observation = Observation(source: .mimic)
         do {
             let process = try vm.makeProcess(for: runnable, context: context, vCPU: 0)
@@ -132,6 +132,7 @@ public struct ProgramTest: Sendable {
                 observation.trace = state?.traceOutput ?? []
                 observation.packet = state?.packet?.data
                 observation.redirect = state?.redirect
+                observation.context = TestRunContext.output(of: process)
             }
             observation.returnValue = try process.run(instructionLimit: instructionLimit)
         } catch {
@@ -151,6 +152,16 @@ public struct ProgramTest: Sendable {
             return emulator.map(named: name)?.perCPUValues(forKey: key)
         }
         return observation
+    }
+
+    /// The context a case runs in: its input's, with its context fields set.
+    public func context(for testCase: TestCase) throws(TestFileError) -> any Context {
+        let context = try self.context(for: testCase.input)
+        do {
+            return try TestRunContext.apply(testCase.contextFields, to: context)
+        } catch {
+            throw TestFileError(file: objectName, "case \"\(testCase.name)\": input.ctx: \(error)")
+        }
     }
 
     /// The context an input runs in.
@@ -200,6 +211,8 @@ public struct Observation {
     public var redirect: Redirect?
     public var trace: [String]?
     public var events: [Event]?
+    /// The context fields as the program left them (`ctx_out`); nil where not reported.
+    public var context: [TestRunContext.Field]?
     /// A map entry's value(s) after the run, one per CPU for per-CPU maps (nil: absent).
     public var lookup: (_ map: String, _ key: [UInt8]) throws -> [[UInt8]]? = { _, _ in nil }
     /// Differences between Mimic and the kernel, when both ran (`--kernel`).

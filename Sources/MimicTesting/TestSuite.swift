@@ -161,12 +161,16 @@ public struct TestCase: Sendable {
     /// Entries put in maps before the run (after the suite's `setup`).
     public var seeds: [MapSeed]
     public var input: TestInput
+    /// Context fields set before the run, as `BPF_PROG_TEST_RUN`'s `ctx_in` allows them
+    /// (`__sk_buff` mark, priority, cb[0..4], ...; `xdp_md` ingress_ifindex, rx_queue_index).
+    public var contextFields: [TestRunContext.Field]
     public var expect: Expectation
 
-    public init(name: String, seeds: [MapSeed] = [], input: TestInput, expect: Expectation) {
+    public init(name: String, seeds: [MapSeed] = [], input: TestInput, contextFields: [TestRunContext.Field] = [], expect: Expectation) {
         self.name = name
         self.seeds = seeds
         self.input = input
+        self.contextFields = contextFields
         self.expect = expect
     }
 
@@ -176,7 +180,19 @@ public struct TestCase: Sendable {
         name = try field["name"].string()
         seeds = try MapSeed.list(field["maps"])
         input = try TestInput(field["input"], folder: folder)
+        contextFields = try Self.fields(field["input"]["ctx"])
         expect = try Expectation(field["expect"])
+    }
+}
+
+extension TestCase {
+    /// `{"mark": 7, "cb[0]": 1}`: context fields by the kernel's names.
+    static func fields(_ field: JSONField) throws(JSONError) -> [TestRunContext.Field] {
+        guard !field.isMissing else { return [] }
+        try field.object()
+        var fields: [TestRunContext.Field] = []
+        for (name, value) in try field.members() { fields.append(TestRunContext.Field(name: name, value: try value.bits64())) }
+        return fields
     }
 }
 
@@ -197,8 +213,9 @@ public enum TestInput: Sendable, Equatable {
             return
         }
         try field.object()
-        try TestSuite.requireKnown(field, ["packet", "packetBase64", "pcap", "number", "context"])
+        try TestSuite.requireKnown(field, ["packet", "packetBase64", "pcap", "number", "context", "ctx"])
         let given = ["packet", "packetBase64", "pcap", "context"].filter { !field[$0].isMissing }
+        if given.isEmpty, !field["ctx"].isMissing { throw field["ctx"].error("context fields need a packet or a context file to set them on") }
         guard given.count <= 1 else { throw field.error("give one of \(given.joined(separator: ", ")), not several") }
         if !field["number"].isMissing, given != ["pcap"] { throw field["number"].error("number goes with pcap") }
         switch given.first {
@@ -315,9 +332,14 @@ public struct Expectation: Sendable, Equatable {
     public var redirect: String?
     /// A substring of the error the run must fail with (instead of finishing).
     public var error: String?
+    /// Context fields as the program left them (`ctx_out`): `__sk_buff` mark, priority,
+    /// tc_classid, cb[0..4], ...; `xdp_md` ingress_ifindex, rx_queue_index.
+    public var context: [TestRunContext.Field] = []
 
     public init(verdict: Verdict? = nil, packet: PacketExpectation? = nil, maps: [MapExpectation] = [],
-                events: [EventExpectation]? = nil, trace: [String]? = nil, redirect: String? = nil, error: String? = nil) {
+                events: [EventExpectation]? = nil, trace: [String]? = nil, redirect: String? = nil, error: String? = nil,
+                context: [TestRunContext.Field] = []) {
+        self.context = context
         self.verdict = verdict
         self.packet = packet
         self.maps = maps
@@ -329,7 +351,7 @@ public struct Expectation: Sendable, Equatable {
 
     init(_ field: JSONField) throws(JSONError) {
         try field.object()
-        try TestSuite.requireKnown(field, ["verdict", "packet", "maps", "events", "trace", "redirect", "error"])
+        try TestSuite.requireKnown(field, ["verdict", "packet", "maps", "events", "trace", "redirect", "error", "ctx"])
         if !field["verdict"].isMissing { verdict = try Verdict(field["verdict"]) }
         if !field["packet"].isMissing { packet = try PacketExpectation(field["packet"]) }
         if !field["maps"].isMissing {
@@ -357,6 +379,7 @@ public struct Expectation: Sendable, Equatable {
         if !field["trace"].isMissing { trace = try field["trace"].elements().map { (line) throws(JSONError) in try line.string() } }
         redirect = try field["redirect"].optionalString()
         error = try field["error"].optionalString()
+        context = try TestCase.fields(field["ctx"])
         if error != nil, verdict != nil || packet != nil { throw field["error"].error("a run that fails has no verdict or packet to expect") }
     }
 }

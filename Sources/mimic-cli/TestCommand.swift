@@ -126,7 +126,7 @@ struct KernelRunner {
             var packet: [UInt8]
             var mimicContext: (any Context)?
             if case .context = testCase.input {
-                let context = try test.context(for: testCase.input)
+                let context = try test.context(for: testCase)
                 if let xdp = context as? XDPContext {
                     packet = xdp.packet
                 } else if let skb = context as? SKBContext {
@@ -137,6 +137,7 @@ struct KernelRunner {
                 mimicContext = context
             } else if let bytes = try testCase.input.packetBytes() {
                 packet = bytes
+                if !testCase.contextFields.isEmpty { mimicContext = try test.context(for: testCase) }
             } else {
                 return CaseReport(name: name, status: .skipped("the case has no packet for the kernel's test run"))
             }
@@ -161,12 +162,18 @@ struct KernelRunner {
             var observation = Observation(source: .kernel)
             observation.returnValue = UInt64(result.kernelReturn)
             observation.packet = result.kernelPacket
+            observation.context = result.kernelContext
             observation.lookup = { map, key in try comparison.kernelContents(map)[key] }
             var failures = try layout.check(testCase.expect, against: observation, file: test.objectName)
             failures += result.differences.map { Mismatch(what: "Mimic and the kernel", expected: "the same result", actual: $0) }
             var notes: [String] = []
-            let unchecked = [("trace", testCase.expect.trace != nil), ("events", testCase.expect.events != nil),
-                             ("redirect", testCase.expect.redirect != nil)].filter(\.1).map(\.0)
+            var unchecked = [("trace", testCase.expect.trace != nil), ("events", testCase.expect.events != nil),
+                             ("redirect", testCase.expect.redirect != nil),
+                             ("ctx", !testCase.expect.context.isEmpty && result.kernelContext == nil)].filter(\.1).map(\.0)
+            // Fields the kernel's ctx_out does not carry (tc_classid, ...).
+            if let reported = result.kernelContext?.map(\.name) {
+                unchecked += testCase.expect.context.map(\.name).filter { !reported.contains($0) }.map { "ctx.\($0)" }
+            }
             if !unchecked.isEmpty {
                 notes.append("\(unchecked.joined(separator: ", ")) checked in Mimic only (the kernel's test run does not report \(unchecked.count == 1 ? "it" : "them"))")
             }

@@ -124,4 +124,22 @@ struct TestCommandTests {
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("  ok       the configured port is dropped [kernel]\n"))
     }
+
+    @Test("--kernel: context fields in (ctx_in) and out (ctx_out) agree with the kernel",
+          .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
+    func kernelContextFields() throws {
+        let scratch = try TemporaryDirectory()
+        let path = scratch.url.appendingPathComponent("mark.json").path
+        let packet = "020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"
+        try """
+        {"object": "\(Examples.fixture("tc_mark.o"))", "cases": [
+          {"name": "mark 5", "input": {"packet": "\(packet)", "ctx": {"mark": 5, "cb[0]": 10, "priority": 1}},
+           "expect": {"verdict": "TC_ACT_OK", "ctx": {"mark": 85, "cb[1]": 20, "priority": 8, "tc_classid": 65538}}},
+          {"name": "mark 1", "input": {"packet": "\(packet)", "ctx": {"mark": 1}}, "expect": {"verdict": "TC_ACT_SHOT", "ctx": {"mark": 257}}}]}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try MimicCLI.run(["test", path, "--kernel"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("  ok       mark 5 [kernel]\n           note: ctx.tc_classid checked in Mimic only"))
+        #expect(result.stdout.contains("  ok       mark 1 [kernel]\n"))
+    }
 }

@@ -163,6 +163,26 @@ struct TestFileTests {
         #expect(legacyReport.cases.map(\.status) == [.passed], "\(legacyReport.cases)")
     }
 
+    @Test func contextFieldsInAndOut() throws {
+        let marked = try suite("""
+            {"object": "\(Self.fixture("tc_mark.o"))", "cases": [
+              {"name": "mark 5 passes", "input": {"packet": "\(Self.udpTo53)", "ctx": {"mark": 5, "cb[0]": 10, "priority": 1}},
+               "expect": {"verdict": "TC_ACT_OK", "ctx": {"mark": 85, "cb[1]": 20, "cb[4]": 50, "priority": 8, "tc_classid": 65538}}},
+              {"name": "wrong mark", "input": {"packet": "\(Self.udpTo53)", "ctx": {"mark": 1}}, "expect": {"verdict": "TC_ACT_SHOT", "ctx": {"mark": 1}}},
+              {"name": "a field the kernel may not set", "input": {"packet": "\(Self.udpTo53)", "ctx": {"tc_classid": 1}}, "expect": {}}
+            ]}
+            """)
+        #expect(marked.cases[0].contextFields.map(\.name) == ["mark", "cb[0]", "priority"])
+        let report = ProgramTest.run(suite: marked)
+        #expect(report.cases[0].status == .passed, "\(report.cases[0])")
+        #expect(report.cases[1].status == .failed([Mismatch(what: "ctx.mark", expected: "1", actual: "257 (0x101)")]))
+        guard case .error(let message) = report.cases[2].status else {
+            Issue.record("tc_classid was accepted as input: \(report.cases[2])")
+            return
+        }
+        #expect(message.contains("input.ctx"), "\(message)")
+    }
+
     @Test func configurationMistakesAreNamed() throws {
         #expect(throws: JSONError.self) {
             _ = try suite(#"{"object": "a.o", "config": {"type": "xpd"}, "cases": [{"name": "c", "expect": {}}]}"#)
