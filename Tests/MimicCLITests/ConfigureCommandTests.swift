@@ -112,7 +112,7 @@ struct ConfigureCommandTests {
         #expect(refused.status == 1 && refused.stderr.contains("ctx.tc_index"), "\(refused)")
     }
 
-    @Test("--prog-array fills a prog array's slot by program name; --ctx sets xdp_md fields")
+    @Test("--prog-array and --map-of-maps fill slots by name; --ctx sets xdp_md fields")
     func progArray() throws {
         let object = Self.linuxFixture("tail_calls.o")
         let base = ["run", object, "--program", "dispatch", "--packet", Self.udp53, "--ctx", "rx_queue_index=2"]
@@ -126,6 +126,11 @@ struct ConfigureCommandTests {
         #expect(badProgram.status == 1 && badProgram.stderr.contains("did you mean stage_pass"), "\(badProgram)")
         let outside = try MimicCLI.run(base + ["--prog-array", "jump_table=4:stage_pass"])
         #expect(outside.status == 1 && outside.stderr.contains("outside map jump_table"), "\(outside)")
+        let mapOfMaps = ["run", Self.linuxFixture("map_in_map.o"), "--packet", Self.udp53]
+        let emptySlot = try MimicCLI.run(mapOfMaps)
+        #expect(emptySlot.stdout.contains("XDP_ABORTED"), "outer[0] is empty: \(emptySlot)")
+        let filledSlot = try MimicCLI.run(mapOfMaps + ["--map-of-maps", "outer=0:inner_a"])
+        #expect(filledSlot.stdout.contains("XDP_PASS") && filledSlot.stdout.contains("inner_a (array)"), "\(filledSlot)")
         let notMapOfMaps = try MimicCLI.run(base + ["--map-of-maps", "jump_table=0:jump_table"])
         #expect(notMapOfMaps.status == 1 && notMapOfMaps.stderr.contains("not a map of maps"), "\(notMapOfMaps)")
     }
