@@ -228,6 +228,9 @@ public final class ObjectComparison {
         if case .systemCall(let command, let errno, let detail) = error, errno == 22, programType != .xdp {
             return ComparisonError("\(detail): bpf(\(command)) failed with EINVAL; the kernel's sk_buff test run refuses packets whose EtherType says IPv4 or IPv6 but whose IP header is cut short")
         }
+        if case .systemCall(let command, let errno, let detail) = error, errno == 19 {
+            return ComparisonError("\(detail): bpf(\(command)) failed with ENODEV: the context's ifindex / ingress_ifindex names no device of this kernel (use 1, the loopback device)")
+        }
         return error
     }
 

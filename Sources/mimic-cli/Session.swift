@@ -58,6 +58,7 @@ final class Session {
                 throw RuntimeError(error.description)
             }
         }
+        if let problem = object.unsizedMapProblem { throw RuntimeError("cannot load \(objectName): \(problem)") }
         do {
             loaded = try vm.load(object: object)
             program = try loaded.program(named: source.name)

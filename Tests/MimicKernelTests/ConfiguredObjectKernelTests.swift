@@ -79,6 +79,19 @@ struct ConfiguredObjectKernelTests {
         #expect(result.mimicContext == result.kernelContext)
     }
 
+    @Test("a prog-array slot filled by program name, the same on both sides")
+    func progArraySlot() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let original = try ObjectFile(contentsOf: root.appendingPathComponent("MimicLinuxTests/Fixtures/tail_calls.o").path)
+        // Slot 2 was empty (dispatch returns XDP_DROP); now it runs stage_count, which chains to stage_pass.
+        let object = try original.configured(ObjectConfiguration(slots: [.init(map: "jump_table", index: 0, target: .program("stage_count")),
+                                                                         .init(map: "jump_table", index: 2, target: .program("stage_pass"))]))
+        let comparison = try ObjectComparison(object: object, programName: "dispatch")
+        let result = try comparison.run(packet: Self.udp(port: 53))
+        #expect(result.differences.isEmpty, "\(result.differences)")
+        #expect(result.kernelReturn == 0, "slot 0 now loops through stage_count until the tail-call limit: XDP_ABORTED")
+    }
+
     @Test("xdp_md ingress_ifindex and rx_queue_index as ctx_in")
     func xdpContext() throws {
         let object = try Self.object("legacy_section").configured(ObjectConfiguration(programTypes: ["xdp_vlan_filter": .xdp]))
