@@ -33,6 +33,39 @@ struct ProgramTestInCodeTests {
         #expect(result.observation.packet == blocked)
     }
 
+    /// The example of Docs/Testing-Programs.md, as written there (paths from the package root).
+    @Test func theDocumentedExample() throws {
+        let root = ExternalTestData.packageRoot.path
+        let test = try ProgramTest(object: "\(root)/Examples/xdp_firewall.o", setup: [
+            MapSeed(map: "blocklist", entries: [MapEntry(key: .string("192.0.2.66"), value: .number("0"))]),
+        ])
+        let result = try test.run(TestCase(
+            name: "blocked", input: .pcap(path: "\(root)/Examples/traffic.pcap", number: 4),  // from 192.0.2.66
+            expect: Expectation(verdict: .drop,
+                                maps: [MapExpectation(map: "blocklist", key: .string("192.0.2.66"), value: .number("1"))])))
+        #expect(result.verdict == .drop)
+        #expect(result.passed, "\(result.report)")
+    }
+
+    @Test func eventsByNamedTypeOrBytes() throws {
+        let test = try ProgramTest(object: ExampleFiles.object("trace_exec.o"))
+        let context = TestInput.context(path: "\(ExampleFiles.examples)/contexts/exec_captured.json")
+        let record: [UInt8] = [0x93, 0x10, 0, 0, 0x92, 0x10, 0, 0] + Array("bash".utf8) + [UInt8](repeating: 0, count: 12)
+        let byType = try test.run(TestCase(name: "typed", input: context, expect: Expectation(events: [
+            EventExpectation(map: "events", type: "exec_event", value: .object([("tgid", .number("4242")), ("comm", .string("bash"))])),
+        ])))
+        #expect(byType.passed, "\(byType.report)")
+        let byBytes = try test.run(TestCase(name: "bytes", input: context, expect: Expectation(events: [
+            EventExpectation(value: .array(record.map { .number("\($0)") })),
+        ])))
+        #expect(byBytes.passed, "\(byBytes.report)")
+        let wrongMap = try test.run(TestCase(name: "map", input: context, expect: Expectation(events: [
+            EventExpectation(map: "other", value: .string("00")), EventExpectation(value: .string("00")),
+        ])))
+        #expect(wrongMap.failures.map(\.what) == ["events", "event 0 map"])
+        #expect(wrongMap.failures.first?.detail == ["events: struct exec_event { .pid = 4243, .tgid = 4242, .comm = \"bash\" }"])
+    }
+
     @Test func aWrongExpectationFailsWithWhatAndWhy() throws {
         let test = try ProgramTest(object: ExampleFiles.object("xdp_firewall.o"))
         let packet = Packet.make(source: "10.0.0.1", destination: "10.0.0.2")
