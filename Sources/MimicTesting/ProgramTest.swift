@@ -114,7 +114,9 @@ public struct ProgramTest: Sendable {
                     global.storage.write(values[0], at: 0)
                     continue
                 }
-                guard let map = emulator.map(named: seed.map) else { continue }
+                guard let map = emulator.map(named: seed.map) else {
+                    throw TestFileError(file: objectName, "\(entry.path): the emulator created no map \(seed.map)")
+                }
                 let perCPU = layout.isPerCPU(seed.map)
                 for cpu in 0..<(perCPU ? config.cpus : 1) {
                     if let failure = map.update(key: key, value: values.count == 1 ? values[0] : values[cpu], flags: .any, cpu: cpu) {
