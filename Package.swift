@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "MimicPcap", targets: ["MimicPcap"]),
         .library(name: "MimicKernel", targets: ["MimicKernel"]),
         .library(name: "MimicPool", targets: ["MimicPool"]),
+        // Unit tests of eBPF programs without a kernel: test files and `ProgramTest` (`mimic test`).
+        .library(name: "MimicTesting", targets: ["MimicTesting"]),
         // The plugin ABI header (`mimic_plugin.h`), for plugins written in Swift or C.
         .library(name: "CMimicPlugin", targets: ["CMimicPlugin"]),
         // The Linux emulator as a plugin library for `PluginLibrary.load` / `mimic ... --plugin`.
@@ -49,9 +51,11 @@ let package = Package(
             dependencies: ["MimicLinux", "MimicCore", "MimicMemory", "MimicJSON", "CMimicPlugin"]
         ),
         .target(name: "MimicPool", dependencies: ["MimicCore"]),
+        // `mimic test`'s one implementation: test files, runs in the emulator, checks, JUnit/TAP.
+        .target(name: "MimicTesting", dependencies: ["MimicCore", "MimicJSON", "MimicLinux", "MimicPcap"]),
         .executableTarget(
             name: "mimic-cli",
-            dependencies: ["MimicCore", "MimicMemory", "MimicJSON", "MimicLinux", "MimicPcap", "MimicKernel"]
+            dependencies: ["MimicCore", "MimicMemory", "MimicJSON", "MimicLinux", "MimicPcap", "MimicKernel", "MimicTesting"]
         ),
         .executableTarget(
             name: "mimic-bench",
@@ -64,7 +68,7 @@ let package = Package(
         .testTarget(name: "MimicJSONTests", dependencies: ["MimicJSON"]),
         .testTarget(
             name: "MimicCoreTests",
-            dependencies: ["MimicCore", "MimicMemory", "MimicTestSupport", "CMallocCounter"],
+            dependencies: ["MimicCore", "MimicMemory", "MimicJSON", "MimicTestSupport", "CMallocCounter"],
             // eBPF C sources and objects, read by path from the tests (not resources).
             exclude: ["Fixtures"]
         ),
@@ -89,11 +93,15 @@ let package = Package(
             // eBPF C sources and objects, read by path from the tests.
             exclude: ["Fixtures"]
         ),
+        .testTarget(
+            name: "MimicTestingTests",
+            dependencies: ["MimicTesting", "MimicJSON", "MimicLinux", "MimicTestSupport"]
+        ),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicMemory", "MimicLinux"]),
         // The README's library examples, compiled and run so they cannot rot.
         .testTarget(name: "LibraryExamples", dependencies: ["MimicCore", "MimicLinux"], path: "Examples/Library"),
         // Differential tests against the running kernel (skipped, with a reason, when it is not reachable).
-        .testTarget(name: "MimicKernelTests", dependencies: ["MimicKernel", "MimicLinux", "MimicCore"]),
+        .testTarget(name: "MimicKernelTests", dependencies: ["MimicKernel", "MimicLinux", "MimicCore", "MimicJSON"]),
         // The package's shape: declared dependencies match the imports, and MimicLinux does not
         // pull in the kernel oracle (reads `swift package describe`; depends on no module).
         .testTarget(name: "MimicModuleGraphTests"),

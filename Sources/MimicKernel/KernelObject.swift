@@ -22,6 +22,7 @@ public final class KernelObject {
     /// slots. Programs are loaded on demand with `program(named:)`.
     public init(object: ObjectFile) throws(KernelError) {
         if let problem = object.byteOrderProblem { throw KernelError.invalidArgument(problem) }
+        if let problem = object.unsizedMapProblem { throw KernelError.invalidArgument(problem) }
         self.object = object
         for spec in object.maps {
             var inner: KernelMap?
@@ -111,7 +112,8 @@ public final class KernelObject {
             throw KernelError.invalidArgument("the object has no program named '\(name)' (programs: \(names.isEmpty ? "none" : names))")
         }
         let loaded = try KernelBPF.loadProgram(try instructions(of: source), type: source.type, license: object.license ?? "GPL",
-                                               name: name, maps: Array(maps.values))
+                                               name: name, expectedAttachType: source.attachType ?? AttachType(rawValue: 0),
+                                               maps: Array(maps.values))
         programs[name] = loaded
         for spec in object.maps {
             for slot in spec.initialSlots {

@@ -22,6 +22,11 @@ public final class ObjectComparison {
         public var mimicError: String?
         /// Differences in return value, packet and maps, one line each; empty when they agree.
         public var differences: [String]
+        /// The `__sk_buff` fields the kernel's `ctx_out` gives back
+        /// (`TestRunContext.skbKernelOutputFields`), for tc and socket-filter programs.
+        public var kernelContext: [TestRunContext.Field]? = nil
+        /// The same fields as Mimic's program left them.
+        public var mimicContext: [TestRunContext.Field]? = nil
     }
 
     public let object: ObjectFile
@@ -136,6 +141,9 @@ public final class ObjectComparison {
     ///
     /// - Parameter mimicContext: the context Mimic runs with (e.g. from a context file); by
     ///   default an `XDPContext` or `SKBContext` of the packet like the kernel's test run.
+    ///   The kernel gets the same `ctx_in` fields (`TestRunContext.kernelInput(for:)`): always
+    ///   for an sk_buff, for an xdp_md when a context is given. For an sk_buff the `ctx_out`
+    ///   fields (`TestRunContext.skbKernelOutputFields`: mark, priority, cb, ...) are compared.
     public func run(packet: [UInt8], mimicContext: (any Context)? = nil) throws -> PacketResult {
         if packet.count < 14 {
             throw ComparisonError("the kernel's test run takes only packets of at least 14 bytes (an Ethernet header); this one has \(packet.count)")
@@ -151,13 +159,22 @@ public final class ObjectComparison {
             context = skb
         }
         context = try ContextFit.fit(context, type: programType, describing: "program \(programName) (type \(programType))")
+        // The kernel's test run puts the packet on the loopback device (index 1) unless the
+        // context names another device.
+        if var skb = context as? SKBContext, skb.ifindex <= 1 {
+            skb.ifindex = 1
+            context = skb
+        }
         if let skb = context as? SKBContext, skb.dataStart != ContextFit.dataStart(of: programType) {
             throw ComparisonError("the context starts the sk_buff's data at the \(skb.dataStart?.rawValue ?? "mac") header, but the kernel's test run starts a \(programType) program's at the \(ContextFit.dataStart(of: programType).rawValue) header; remove \"dataStart\" to compare")
         }
+        // ctx_in: always for an sk_buff (so both sides start from the same fields, and ctx_out
+        // can be compared); for xdp_md when the caller gave a context.
+        let kernelContextIn = context is SKBContext || mimicContext != nil ? TestRunContext.kernelInput(for: context) : nil
         let kernelRun: KernelTestRun
         do {
             kernelRun = try KernelBPF.withPinnedCPU(0) { () throws(KernelError) -> KernelTestRun in
-                try kernelProgram.testRun(data: packet)
+                try kernelProgram.testRun(data: packet, context: kernelContextIn)
             }
         } catch {
             throw Self.explain(error, programType: programType)
@@ -167,6 +184,10 @@ public final class ObjectComparison {
         if isSocketFilter { kernelPacket = Array(kernelPacket.dropFirst(14)) }
 
         var result = PacketResult(kernelReturn: kernelRun.returnValue, kernelPacket: kernelPacket, differences: [])
+        let isSKB = context is SKBContext
+        if isSKB, let out = kernelRun.context {
+            result.kernelContext = TestRunContext.skbFields(out, names: TestRunContext.skbKernelOutputFields)
+        }
         do {
             let process = try vm.makeProcess(for: program, context: context, vCPU: 0)
             let value = try process.run(instructionLimit: 100_000_000)
@@ -175,6 +196,10 @@ public final class ObjectComparison {
                 result.mimicPacket = xdp.packet
             } else if let skb = SKBContext.result(of: process) {
                 result.mimicPacket = skb.packet
+            }
+            if isSKB, let fields = TestRunContext.output(of: process) {
+                let names = Set(TestRunContext.skbKernelOutputFields)
+                result.mimicContext = fields.filter { names.contains($0.name) }
             }
         } catch {
             result.mimicError = "\(error)"
@@ -188,6 +213,12 @@ public final class ObjectComparison {
         if let mimicPacket = result.mimicPacket, mimicPacket != kernelPacket {
             result.differences.append(Self.describePacketDifference(kernel: kernelPacket, mimic: mimicPacket))
         }
+        if let kernel = result.kernelContext, let mimic = result.mimicContext {
+            let mimicValues = Dictionary(mimic.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+            for field in kernel where mimicValues[field.name] != field.value {
+                result.differences.append("context \(field.name): kernel \(field.value), Mimic \(mimicValues[field.name].map { "\($0)" } ?? "none")")
+            }
+        }
         result.differences += try compareMaps()
         return result
     }
@@ -196,6 +227,9 @@ public final class ObjectComparison {
     static func explain(_ error: KernelError, programType: ProgramType) -> any Error {
         if case .systemCall(let command, let errno, let detail) = error, errno == 22, programType != .xdp {
             return ComparisonError("\(detail): bpf(\(command)) failed with EINVAL; the kernel's sk_buff test run refuses packets whose EtherType says IPv4 or IPv6 but whose IP header is cut short")
+        }
+        if case .systemCall(let command, let errno, let detail) = error, errno == 19 {
+            return ComparisonError("\(detail): bpf(\(command)) failed with ENODEV: the context's ifindex / ingress_ifindex names no device of this kernel (use 1, the loopback device)")
         }
         return error
     }

@@ -35,7 +35,8 @@ enum CompareCommand: Command {
             .value("packet", "HEX", "Run on one packet given as hex bytes."),
             .value("map", "NAME=FILE.json", "Initial entries of map NAME (repeatable)."),
             .flag("json", "Print the results as JSON."),
-        ],
+            TestRunContext.optionSpec,
+        ] + ConfigurationOptions.specs,
         examples: [
             ("Compare an XDP program on a capture", "sudo mimic compare xdp_firewall.o --pcap traffic.pcap"),
             ("One packet, with a map preloaded", "sudo mimic compare lpm_route.o --packet \"$(cat pkt.hex)\" --map routes=routes.json"),
@@ -62,11 +63,16 @@ enum CompareCommand: Command {
             }
         }
 
+        let configuration = try ConfigurationOptions(arguments, command: info.name)
+        let contextFields = try TestRunContext.parseOption(arguments, command: info.name)
+
         // Inputs first, so a bad file is reported even where the kernel is not reachable.
         let name = Input.displayName(path)
         let bytes = try Input.read(path)
         guard ObjectInput.isELF(bytes) else { throw RuntimeError("\(name) is not an ELF object (it does not start with 0x7f 'ELF')") }
-        let object = try ObjectInput.object(bytes, name: name)
+        // The same configuration for both sides: the kernel and Mimic load this object.
+        let object = try configuration.apply(to: try ObjectInput.object(bytes, name: name),
+                                             programName: arguments.value("program"), objectName: name)
         var packets: [(packet: [UInt8], context: (any Context)?)] = []
         if let hex = arguments.value("packet") {
             packets = [(try Hex.parse(hex, what: "--packet"), nil)]
@@ -129,11 +135,32 @@ enum CompareCommand: Command {
         var skipped: [Int: String] = [:]
         for (index, input) in packets.enumerated() {
             do {
-                results.append(try comparison.run(packet: input.packet, mimicContext: input.context))
+                var context = input.context
+                if !contextFields.isEmpty {
+                    let base: any Context
+                    if let given = context {
+                        base = given
+                    } else if comparison.programType == .xdp {
+                        base = XDPContext(packet: input.packet)
+                    } else {
+                        var skb = SKBContext(packet: input.packet, ifindex: 1)
+                        skb.ingressIfindex = 0
+                        skb.dataStart = ContextFit.dataStart(of: comparison.programType)
+                        base = skb
+                    }
+                    do {
+                        context = try TestRunContext.apply(contextFields, to: base)
+                    } catch {
+                        throw RuntimeError("--ctx: \(error)")
+                    }
+                }
+                results.append(try comparison.run(packet: input.packet, mimicContext: context))
             } catch let error as ComparisonError {
                 // A packet the kernel's test run refuses: say so and go on with the others.
                 results.append(nil)
                 skipped[index] = error.description
+            } catch let error as RuntimeError {
+                throw error
             } catch {
                 throw RuntimeError("packet \(index + 1): \(error)")
             }
@@ -153,6 +180,9 @@ enum CompareCommand: Command {
                 let mimic = result.mimicReturn.map { describe(UInt64(UInt32(truncatingIfNeeded: $0))) } ?? "error"
                 if result.differences.isEmpty {
                     Console.out("packet \(index + 1): same — \(kernel), packet \(result.kernelPacket.count) bytes, maps equal\n")
+                    if let context = result.kernelContext {
+                        Console.out("  context: \(TestRunContext.describe(context, before: nil))\n")
+                    }
                 } else {
                     Console.out("packet \(index + 1): DIFFERENT — kernel returned \(kernel), Mimic \(mimic)\n")
                     for line in result.differences { Console.out("  " + line.replacingOccurrences(of: "\n", with: "\n  ") + "\n") }
@@ -189,6 +219,8 @@ enum CompareCommand: Command {
                 + "\"mimic_verdict\": \(result.mimicReturn.map { verdict(UInt64(UInt32(truncatingIfNeeded: $0))) } ?? "null"), "
                 + "\"kernel_packet\": \(string(Hex.string(result.kernelPacket))), "
                 + "\"mimic_packet\": \(mimicPacket), \"mimic_error\": \(error), "
+                + "\"kernel_context_out\": \(result.kernelContext.map { String(TestRunContext.json($0).line.dropLast()) } ?? "null"), "
+                + "\"mimic_context_out\": \(result.mimicContext.map { String(TestRunContext.json($0).line.dropLast()) } ?? "null"), "
                 + "\"differences\": [\(result.differences.map(string).joined(separator: ", "))]}"
         }
         return "{\"program\": \(string(comparison.programName)), \"type\": \(string(comparison.programType.description)), "

@@ -74,6 +74,7 @@ struct SingleRun {
         let before = session.snapshot()
         let originalPacket = (context as? XDPContext)?.packet ?? (context as? SKBContext)?.packet
         let process = try session.makeProcess(context: context)
+        let contextBefore = TestRunContext.output(of: process)
         let limit = session.limit
         let r0: UInt64
         do {
@@ -96,6 +97,7 @@ struct SingleRun {
         let modified = packet != nil && packet != originalPacket
         let verdict = session.verdict(r0)
         let redirect = session.redirect(after: process)
+        let contextAfter = TestRunContext.output(of: process)
 
         if options.json {
             var members: [(String, JSONOutput)] = [
@@ -115,6 +117,7 @@ struct SingleRun {
                 members.append(("packet", .string(Hex.string(packet))))
             }
             if let redirect { members.append(("redirect", .string(redirect.description))) }
+            if let contextAfter { members.append(("context_out", TestRunContext.json(contextAfter))) }
             if !warnings.isEmpty { members.append(("warnings", .array(warnings.map(JSONOutput.string)))) }
             members += extraJSON()
             Console.out(jsonLines ? JSONOutput.object(members).line : JSONOutput.object(members).text)
@@ -129,6 +132,9 @@ struct SingleRun {
         out += value + "\n"
         if let redirect { out += "redirect: \(redirect)\n" }
         out += "instructions executed: \(process.instructionsExecuted)\n"
+        if let contextAfter {
+            out += "context: \(TestRunContext.describe(contextAfter, before: contextBefore))\n"
+        }
         if !trace.isEmpty {
             out += "trace output:\n" + trace.map { "  \($0)\n" }.joined()
         }

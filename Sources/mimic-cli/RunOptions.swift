@@ -25,6 +25,10 @@ struct RunOptions {
     /// `--memory-limit`: the VM's memory budget in bytes.
     var memoryLimit = MemoryBudget.defaultLimit
     var json: Bool
+    /// `--set`, `--map-size`, `--type`, `--prog-array`, `--map-of-maps`, `--ctx`.
+    var configuration: ConfigurationOptions
+    /// `--ctx FIELD=VALUE,...`: context fields as `BPF_PROG_TEST_RUN`'s `ctx_in` takes them.
+    var contextFields: [TestRunContext.Field] = []
 
     /// The options every one of these commands accepts.
     static func specs(out: Bool, json: Bool) -> [OptionSpec] {
@@ -43,7 +47,8 @@ struct RunOptions {
             .value("seed", "N", "Seed bpf_get_prandom_u32 with N: the same seed gives the same values (default: the clock)."),
             .value("memory-limit", "BYTES", "The VM's memory budget for maps, global data, contexts and packets (default 1G; suffixes K, M, G)."),
             .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
-        ]
+            TestRunContext.optionSpec,
+        ] + ConfigurationOptions.specs
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
         return specs
     }
@@ -123,6 +128,8 @@ struct RunOptions {
             }
         }
         pluginPaths = arguments.values("plugin")
+        configuration = try ConfigurationOptions(arguments, command: command)
+        contextFields = try TestRunContext.parseOption(arguments, command: command)
     }
 
     /// `1048576`, `512K`, `64M`, `2G` as bytes; nil for anything else or an overflow.
@@ -152,7 +159,8 @@ struct RunOptions {
             }
         }
         let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
-                                  memoryLimit: memoryLimit, plugins: plugins)
+                                  memoryLimit: memoryLimit, plugins: plugins, configuration: configuration)
+        session.contextFields = contextFields
         if dataStart != nil, session.packetKind != .skb {
             throw RuntimeError("--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program")
         }

@@ -24,15 +24,17 @@ final class Session {
     /// Loads `programName` (or the object's only program) from the object at `path`, in a VM
     /// whose emulator is the Linux emulator plus the helpers of `plugins`.
     /// `seed` seeds `bpf_get_prandom_u32` (nil: the clock).
+    /// `configuration` is applied to the object before load (globals, map sizes, `--type`, slots).
     init(path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
          memoryLimit: Int = MemoryBudget.defaultLimit,
-         plugins: [PluginLibrary] = []) throws(RuntimeError) {
+         plugins: [PluginLibrary] = [], configuration: ConfigurationOptions? = nil) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
         guard ObjectInput.isELF(bytes) else {
             throw RuntimeError("\(objectName) is not an ELF object (it does not start with 0x7f 'ELF'); compile it with `clang -O2 -g -target bpf -c`, or use `mimic run-raw` for assembler text and bytecode")
         }
-        object = try ObjectInput.object(bytes, name: objectName)
+        let parsed = try ObjectInput.object(bytes, name: objectName)
+        object = try configuration?.apply(to: parsed, programName: programName, objectName: objectName) ?? parsed
         if let programName {
             guard let found = object.program(named: programName) else {
                 throw RuntimeError("\(objectName) has no program named '\(programName)'; programs: \(ObjectInput.names(object))")
@@ -58,6 +60,7 @@ final class Session {
                 throw RuntimeError(error.description)
             }
         }
+        if let problem = object.unsizedMapProblem { throw RuntimeError("cannot load \(objectName): \(problem)") }
         do {
             loaded = try vm.load(object: object)
             program = try loaded.program(named: source.name)
@@ -68,7 +71,7 @@ final class Session {
         }
     }
 
-    /// The program's type, from its section name.
+    /// The program's type, from its section name (or `--type`).
     var type: ProgramType { source.type }
 
     /// The kind of context the program takes a packet in.
@@ -85,6 +88,18 @@ final class Session {
     /// `--data-start`: where an sk_buff's data starts when the context does not say (nil: the
     /// program type's start, `ContextFit.dataStart(of:)`).
     var dataStart: SKBContext.DataStart?
+
+    /// `--ctx`: fields set on every xdp_md / sk_buff context, as `ctx_in` takes them.
+    var contextFields: [TestRunContext.Field] = []
+
+    /// `context` with `--ctx` applied.
+    func withFields(_ context: any Context) throws(RuntimeError) -> any Context {
+        do {
+            return try TestRunContext.apply(contextFields, to: context)
+        } catch {
+            throw RuntimeError("--ctx: \(error)")
+        }
+    }
 
     // MARK: Maps
 
@@ -157,7 +172,10 @@ final class Session {
                 skb.dataStart = dataStart
                 context = skb
             }
-            return try ContextFit.fit(context, to: source)
+            context = try ContextFit.fit(context, to: source)
+            return try withFields(context)
+        } catch let error as RuntimeError {
+            throw error
         } catch {
             throw RuntimeError("\(Input.displayName(path)): \(error)")
         }
@@ -167,12 +185,15 @@ final class Session {
     /// structure, so its memory shows as `xdp_md packet` / `sk_buff packet`).
     func context(packet: [UInt8]) throws(RuntimeError) -> any Context {
         switch packetKind {
-        case .xdp: return XDPContext(packet: packet)
+        case .xdp: return try withFields(XDPContext(packet: packet))
         case .skb:
             var skb = SKBContext(packet: packet)
             skb.dataStart = dataStart ?? ContextFit.dataStart(of: type)
-            return skb
+            return try withFields(skb)
         case .none:
+            if type == .unspec {
+                throw RuntimeError("program \(source.name) has no program type: its section \(source.sectionName) is not one libbpf knows; give one with --type (xdp, tc, socket_filter, ...)")
+            }
             throw RuntimeError("program \(source.name) (type \(type)) does not take packets; give a context with --context instead of --pcap")
         }
     }
@@ -180,7 +201,11 @@ final class Session {
     /// The context of a run without --context or --pcap: none for tracing programs.
     func defaultContext() throws(RuntimeError) -> (any Context)? {
         if packetKind != .none {
-            throw RuntimeError("program \(source.name) (type \(type)) needs a packet: give --pcap FILE or --context FILE.json")
+            throw RuntimeError("program \(source.name) (type \(type)) needs a packet: give --pcap FILE or --context FILE.json"
+                               + (type == .unspec ? "; its section \(source.sectionName) gives no program type: give one with --type (xdp, tc, ...)" : ""))
+        }
+        if !contextFields.isEmpty {
+            throw RuntimeError("--ctx sets fields of xdp_md and sk_buff contexts; program \(source.name) (type \(type)) takes neither")
         }
         return GenericContext(name: "empty")
     }

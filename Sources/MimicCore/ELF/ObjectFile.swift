@@ -23,11 +23,13 @@ import Foundation
 public struct ObjectFile: Sendable {
     /// The ELF container.
     public let elf: ELFFile
-    public let programs: [ObjectProgram]
-    /// Legacy and BTF-defined maps, in that order (legacy by offset, BTF in `.maps` order).
-    public let maps: [MapSpec]
-    /// Global-data sections, in section order.
-    public let globals: [GlobalDataSpec]
+    /// The programs; `configure(_:)` may change their types.
+    public internal(set) var programs: [ObjectProgram]
+    /// Legacy and BTF-defined maps, in that order (legacy by offset, BTF in `.maps` order);
+    /// `configure(_:)` may change their sizes and initial slots.
+    public internal(set) var maps: [MapSpec]
+    /// Global-data sections, in section order; `configure(_:)` may change their contents.
+    public internal(set) var globals: [GlobalDataSpec]
     /// The `license` section's string, if any.
     public let license: String?
     /// The `version` section's value (old kprobe objects), if any.

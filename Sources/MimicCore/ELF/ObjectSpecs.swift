@@ -21,6 +21,11 @@ public struct MapSpec: Sendable, Equatable {
         }
         public var index: Int
         public var target: Target
+
+        public init(index: Int, target: Target) {
+            self.index = index
+            self.target = target
+        }
     }
 
     /// What the map is: the `BPF_MAP_CREATE` attributes, with the BTF value's `bpf_spin_lock`
@@ -166,6 +171,9 @@ public struct ObjectProgram: Sendable {
     public var name: String
     public var sectionName: String
     public var type: ProgramType
+    /// The `expected_attach_type` libbpf loads the program with (from the section name, e.g.
+    /// `BPF_CGROUP_INET_INGRESS` for `cgroup_skb/ingress`), nil when the section implies none.
+    public var attachType: AttachType? = nil
     /// The entry function followed by every sub-program it calls; call immediates, pseudo-function
     /// `lddw`s and map / global-data `lddw`s are rewritten (see `ObjectFile`).
     public var instructions: [RawInstruction]

@@ -250,7 +250,9 @@ struct ProgramLinker {
         let functions = blocks.map {
             ObjectFunction(name: $0.name, sectionName: elf.sections[$0.section].name, instructionIndex: $0.base, instructionCount: $0.end - $0.start)
         }
-        return ObjectProgram(name: name, sectionName: section.name, type: ProgramType.guess(sectionName: section.name),
+        let definition = SectionDefinition.find(section.name)
+        return ObjectProgram(name: name, sectionName: section.name, type: definition?.programType ?? .unspec,
+                             attachType: definition?.attachType,
                              instructions: code, references: references, lineInfo: lines, functions: functions)
     }
 

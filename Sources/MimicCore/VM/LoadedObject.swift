@@ -109,10 +109,15 @@ extension VM {
     /// VM's shared memory, asks the map provider to create its maps, then lets it fill
     /// initial map slots (prog arrays, maps of maps). Programs are loaded on demand with
     /// `LoadedObject.program(named:)`. Big-endian objects (`-target bpfeb`) are refused
-    /// (`ObjectFile.byteOrderProblem`).
+    /// (`ObjectFile.byteOrderProblem`), and so are objects with maps of `max_entries 0` not yet
+    /// sized (`ObjectFile.unsizedMapProblem`; configure them first with
+    /// `ObjectFile.configure(_:)`).
     public func load(object: ObjectFile) throws(LoadError) -> LoadedObject {
         let objectName = "object"
         if let problem = object.byteOrderProblem {
+            throw LoadError(.unsupported(problem), programName: objectName)
+        }
+        if let problem = object.unsizedMapProblem {
             throw LoadError(.unsupported(problem), programName: objectName)
         }
         var globals: [String: LoadedObject.GlobalData] = [:]

@@ -216,6 +216,10 @@ public struct SKBContext: Context, Sendable {
     public var tstamp: UInt64 = 0
     public var gsoSegs: UInt32 = 1
     public var gsoSize: UInt32 = 0
+    /// `wire_len`; nil is the length from `data` (what the kernel's test run takes for 0).
+    public var wireLen: UInt32?
+    /// `hwtstamp`, the hardware timestamp.
+    public var hwtstamp: UInt64 = 0
     /// Free bytes before the packet in the buffer; helpers that push headers re-map the buffer
     /// when they need more.
     public var headroom: Int = 64
@@ -270,6 +274,7 @@ public struct SKBContext: Context, Sendable {
         if !sock.isMissing { socket = try Self.socket(sock) }
         let keys = ctx["flowKeys"]
         if !keys.isMissing { flowKeys = try Self.flowKeys(keys) }
+        try TestRunContext.read(ctx, into: &self)
     }
 
     /// Six bytes from `aa:bb:cc:dd:ee:ff`, or nil.
@@ -374,9 +379,10 @@ public struct SKBContext: Context, Sendable {
         put32(&fields, SKBLayout.tcClassid, tcClassid)
         put32(&fields, SKBLayout.napiID, napiID)
         put64(&fields, SKBLayout.tstamp, tstamp)
-        put32(&fields, SKBLayout.wireLen, UInt32(dataLength))
+        put32(&fields, SKBLayout.wireLen, wireLen ?? UInt32(dataLength))
         put32(&fields, SKBLayout.gsoSegs, gsoSegs)
         put32(&fields, SKBLayout.gsoSize, gsoSize)
+        put64(&fields, SKBLayout.hwtstamp, hwtstamp)
         do {
             if let socket {
                 guard socket.sourceIPv4.count == 4, socket.destinationIPv4.count == 4,

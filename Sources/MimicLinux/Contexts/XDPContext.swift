@@ -89,6 +89,7 @@ public struct XDPContext: Context, Sendable {
                   rxQueueIndex: try ctx["rx_queue_idx"].optionalInteger(UInt32.self) ?? 0,
                   egressIfindex: try ctx["egress_ifidx"].optionalInteger(UInt32.self) ?? 0,
                   name: name)
+        try TestRunContext.read(ctx, into: &self)
     }
 
     public func attach(to process: MimicCore.Process) throws(SetupError) {
