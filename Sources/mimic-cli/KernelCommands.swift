@@ -24,6 +24,10 @@ enum CompareCommand: Command {
         --map NAME=FILE.json sets initial entries, in the format of `mimic run --map` (per-CPU
         maps have one value per possible CPU of this kernel); for a global-data section (.data,
         .bss) the key is 0 and the value replaces its bytes.
+        --set, --map-size, --type, --prog-array and --map-of-maps configure the object once,
+        and both sides load it (.rodata written before load, then frozen; maps sized before
+        they are created). tc and socket-filter programs get the same __sk_buff ctx_in on both
+        sides (--ctx or the context file's fields), and the ctx_out fields are compared.
         Needs Linux and root (or CAP_BPF + CAP_NET_ADMIN). When the kernel is not reachable it
         says why and exits 1; when the verifier rejects the program it prints the verifier's
         log and exits 1. Exits 3 when the two differ, 0 when they agree.

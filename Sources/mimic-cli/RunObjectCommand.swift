@@ -32,6 +32,13 @@ enum RunObjectCommand: Command {
 
         Without any of them, tracing programs run with an empty context; packet programs need one.
 
+        --set NAME=VALUE, --map-size NAME=N, --type TYPE, --prog-array MAP=INDEX:PROGRAM and
+        --map-of-maps OUTER=INDEX:INNER configure the object before load, as a libbpf loader
+        does (global variables by BTF name, including .rodata constants; map sizes, required for
+        maps declared with max_entries 0; the program type for a section libbpf gives none).
+        --ctx mark=5,cb[0]=1 sets context fields as BPF_PROG_TEST_RUN's ctx_in allows them; the
+        output shows the context as the program left it. Pinning is not modelled.
+
         --map NAME=FILE.json fills a map first; the file is a JSON array of
         {"key": K, "value": V} entries (see Docs/UserGuide.md). Exit codes: 0 when every run
         finished, 1 when the input cannot be read or loaded or a run failed, 2 for usage errors.
@@ -44,6 +51,8 @@ enum RunObjectCommand: Command {
             ("Run the firewall on one packet given as hex (an Ethernet frame)",
              "mimic run Examples/xdp_firewall.o --packet 020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"),
             ("Run a tc program on one context", "mimic run Examples/tc_rewrite.o --context Examples/contexts/udp_8080.json"),
+            ("Configure a .rodata constant and size a max_entries 0 map before load",
+             "mimic run prog.o --set blocked_port=53 --set mode=MODE_DROP --map-size hits=1024 --pcap traffic.pcap"),
             ("Replay a captured tracing context, JSON output", "mimic run Examples/trace_exec.o --context Examples/contexts/exec_captured.json --json"),
         ])
 

@@ -213,4 +213,23 @@ struct ObjectConfigurationTests {
             try object.configure(ObjectConfiguration(slots: [.init(map: "jump_table", index: 1000, target: .program("tail_b"))]))
         }
     }
+
+    @Test("a configuration read from JSON, with errors naming the path")
+    func fromJSON() throws {
+        let text = #"{"globals": {"threshold": 7, "banner": "hi"}, "map_sizes": {"m": 4}, "program_types": {"p": "tc"}, "prog_array": [{"map": "j", "index": 1, "program": "q"}], "map_of_maps": [{"map": "o", "index": 0, "inner": "i"}]}"#
+        let configuration = try ObjectConfiguration(json: JSONField(try JSONValue.parse(text), path: ""))
+        #expect(configuration.globals == [.init(name: "threshold", value: .number("7")), .init(name: "banner", value: .string("hi"))])
+        #expect(configuration.mapSizes == ["m": 4] && configuration.programTypes == ["p": .schedCls])
+        #expect(configuration.slots == [.init(map: "j", index: 1, target: .program("q")), .init(map: "o", index: 0, target: .map("i"))])
+        #expect(throws: JSONError.self) { try ObjectConfiguration(json: JSONField(try JSONValue.parse(#"{"map_size": {}}"#), path: "")) }
+        do {
+            _ = try ObjectConfiguration(json: JSONField(try JSONValue.parse(#"{"program_types": {"p": "nope"}}"#), path: "configuration"))
+            Issue.record("an unknown program type was accepted")
+        } catch {
+            #expect(error.description.contains("configuration.program_types.p"), "\(error)")
+        }
+        var object = try globals()
+        try object.configure(ObjectConfiguration(globals: configuration.globals))
+        #expect(bytes(object, ".rodata").prefix(6) == [7, 0, 0, 0, 0x68, 0x69])
+    }
 }

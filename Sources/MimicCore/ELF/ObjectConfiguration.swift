@@ -278,3 +278,63 @@ extension ObjectFile {
             + " (ObjectConfiguration.mapSizes in Swift)"
     }
 }
+
+extension ObjectConfiguration {
+    /// Reads a configuration from JSON (for files that carry one, such as test files), with
+    /// the names the CLI options use:
+    ///
+    /// ```json
+    /// { "globals": { "blocked_port": 53, "mode": "MODE_DROP", "limits": { "low": 10 } },
+    ///   "map_sizes": { "hits": 16, "outer.inner": 4 },
+    ///   "program_types": { "xdp_vlan01_prog": "xdp" },
+    ///   "attach_types": { "xdp_vlan01_prog": "xdp" },
+    ///   "prog_array": [ { "map": "jump_table", "index": 2, "program": "stage_pass" } ],
+    ///   "map_of_maps": [ { "map": "outer", "index": 0, "inner": "inner_a" } ] }
+    /// ```
+    ///
+    /// Every member is optional; unknown members are errors naming their JSON path.
+    public init(json field: JSONField) throws(JSONError) {
+        self.init()
+        let known = ["globals", "map_sizes", "program_types", "attach_types", "prog_array", "map_of_maps"]
+        for (key, member) in try field.members() where !known.contains(key) {
+            throw member.error("unknown member (known: \(known.joined(separator: ", ")))")
+        }
+        if !field["globals"].isMissing {
+            for (name, value) in try field["globals"].members() {
+                guard let json = value.value else { continue }
+                globals.append(Global(name: name, value: json))
+            }
+        }
+        if !field["map_sizes"].isMissing {
+            for (name, size) in try field["map_sizes"].members() {
+                let value = try size.integer(Int.self)
+                guard value >= 1, value <= Int(UInt32.max) else { throw size.error("expected 1...\(UInt32.max), got \(value)") }
+                mapSizes[name] = value
+            }
+        }
+        if !field["program_types"].isMissing {
+            for (name, type) in try field["program_types"].members() {
+                let text = try type.string()
+                guard let value = text == "tc" ? ProgramType.schedCls : ProgramType(kernelName: text) else {
+                    throw type.error("unknown program type \"\(text)\"")
+                }
+                programTypes[name] = value
+            }
+        }
+        if !field["attach_types"].isMissing {
+            for (name, type) in try field["attach_types"].members() {
+                let text = try type.string()
+                guard let value = AttachType(kernelName: text) else { throw type.error("unknown attach type \"\(text)\"") }
+                attachTypes[name] = value
+            }
+        }
+        for (key, targetKey) in [("prog_array", "program"), ("map_of_maps", "inner")] {
+            for entry in try field[key].optionalElements() {
+                let index = try entry["index"].integer(Int.self)
+                let name = try entry[targetKey].string()
+                slots.append(Slot(map: try entry["map"].string(), index: index,
+                                  target: targetKey == "program" ? .program(name) : .map(name)))
+            }
+        }
+    }
+}
