@@ -12,10 +12,13 @@ public struct LinuxConfiguration: Sendable {
     /// processes): the same seed gives the same values for the same calls on each vCPU. Nil seeds
     /// from the clock (`LinuxEmulator.randomSeed` tells the seed used).
     public var randomSeed: UInt64?
+    /// The emulated kernel's build: `__kconfig` values and `__ksym` symbols (`KernelConfig`).
+    public var kernel: KernelConfig
 
-    public init(cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil) {
+    public init(cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil, kernel: KernelConfig = KernelConfig()) {
         self.cpuCount = max(1, cpuCount)
         self.randomSeed = randomSeed
+        self.kernel = kernel
     }
 }
 
@@ -44,11 +47,14 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     private var helpers: [Int32: Helper] = [:]
     /// Ids with a real emulation (not only the replay stand-in).
     private var emulated: Set<Int32> = []
+    private var kfuncs: [String: Helper] = [:]
     private var maps: [Int: any BPFMap] = [:]
     private var mapsByName: [String: any BPFMap] = [:]
     private var nextMapID = 1
     /// The maps by id for the map helpers, read without `lock` (see `MapTable`).
     let mapTable = MapTable()
+    /// The kernel objects `__ksym` variables resolved to.
+    let kernelObjects = KernelObjects()
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
@@ -58,9 +64,21 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
             helpers[helper.id] = helper
             emulated.insert(helper.id)
         }
+        for kfunc in LinuxKfuncs.all(for: self) { kfuncs[kfunc.name] = kfunc }
     }
 
     // MARK: Emulator
+
+    /// The kfunc named `name` (`LinuxKfuncs`, or one added with `register(kfunc:)`).
+    public func kfunc(named name: String) -> Helper? { lock.withLock { _ in kfuncs[name] } }
+
+    /// Adds or replaces a kfunc, under its `name` (programs loaded afterwards can call it).
+    public func register(kfunc: Helper) {
+        lock.withLock { _ in kfuncs[kfunc.name] = kfunc }
+    }
+
+    /// The names of every kfunc the emulator provides, sorted.
+    public var kfuncNames: [String] { lock.withLock { _ in kfuncs.keys.sorted() } }
 
     public func helper(id: Int32) -> Helper? { lock.withLock { _ in helpers[id] } }
 

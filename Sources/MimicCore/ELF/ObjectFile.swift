@@ -26,8 +26,11 @@ public struct ObjectFile: Sendable {
     public let programs: [ObjectProgram]
     /// Legacy and BTF-defined maps, in that order (legacy by offset, BTF in `.maps` order).
     public let maps: [MapSpec]
-    /// Global-data sections, in section order.
+    /// Global-data sections, in section order, then `.kconfig` when the object has `__kconfig`
+    /// externs (zeros here: the loader fills it).
     public let globals: [GlobalDataSpec]
+    /// The `__kconfig` and `__ksym` externs (variables and kfuncs), as libbpf collects them.
+    public let externs: [ObjectExtern]
     /// The `license` section's string, if any.
     public let license: String?
     /// The `version` section's value (old kprobe objects), if any.
@@ -133,10 +136,14 @@ public struct ObjectFile: Sendable {
             throw .invalidField(structure: "section \(map.sectionName)", field: "map \(map.name)", detail: "a second map with this name")
         }
         self.maps = maps
-        let globals = try parser.globalData()
+        var globals = try parser.globalData()
+        let (externs, kconfig) = try parser.externs()
+        if let kconfig { globals.append(kconfig) }
         self.globals = globals
+        self.externs = externs
 
         var linker = ProgramLinker(elf: elf, btf: btf, btfExt: btfExt, maps: maps, globals: globals, targetBTF: targetBTF)
+        linker.externs = externs
         programs = try linker.linkAll()
         notes += linker.notes
         if let ext = btfExt, !ext.coreRelocations.isEmpty, targetBTF == nil {

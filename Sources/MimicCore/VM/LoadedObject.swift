@@ -21,18 +21,22 @@ public final class LoadedObject: @unchecked Sendable {
     public let vm: VM
     /// Map handles (what an `lddw` of the map yields), by map name.
     public let mapHandles: [String: UInt64]
-    /// Global data, by section name.
+    /// Global data, by section name (`.kconfig` holds the resolved `__kconfig` externs).
     public let globals: [String: GlobalData]
+    /// The address of each `__ksym` variable the map provider resolved, by name (weak ones it
+    /// left out read as 0).
+    public let ksymAddresses: [String: UInt64]
 
     /// Loaded programs by name; guarded by `lock` (hence `@unchecked Sendable`).
     private let lock = Mutex(())
     private var loaded: [String: Program] = [:]
 
-    init(object: ObjectFile, vm: VM, mapHandles: [String: UInt64], globals: [String: GlobalData]) {
+    init(object: ObjectFile, vm: VM, mapHandles: [String: UInt64], globals: [String: GlobalData], ksymAddresses: [String: UInt64]) {
         self.object = object
         self.vm = vm
         self.mapHandles = mapHandles
         self.globals = globals
+        self.ksymAddresses = ksymAddresses
     }
 
     /// The program named `name`, loaded into the VM with its map and global references bound
@@ -94,7 +98,16 @@ public final class LoadedObject: @unchecked Sendable {
                 }
                 value = global.address &+ offset
             case .external(let name):
-                throw fail("extern variable \(name) (__ksym / __kconfig) is not supported")
+                guard let ksym = object.externs.first(where: { $0.name == name && $0.isVariable }) else {
+                    throw fail("extern variable \(name) is not described by the object's BTF as __ksym or __kconfig")
+                }
+                if let address = ksymAddresses[name] {
+                    value = address
+                } else if ksym.isWeak {
+                    value = 0  // an unresolved weak ksym: libbpf leaves its address 0
+                } else {
+                    throw fail("extern \(name) (__ksym) was not resolved")
+                }
             }
             instructions[slot].source = 0
             instructions[slot].imm = Int32(truncatingIfNeeded: value)
@@ -115,8 +128,34 @@ extension VM {
         if let problem = object.byteOrderProblem {
             throw LoadError(.unsupported(problem), programName: objectName)
         }
+        // Extern variables first (libbpf's bpf_object__resolve_externs): the map provider fills
+        // the .kconfig section and gives each __ksym variable an address.
+        var kconfig: [UInt8]?
+        var ksymAddresses: [String: UInt64] = [:]
+        let externVariables = object.externs.filter(\.isVariable)
+        if !externVariables.isEmpty {
+            guard let mapProvider else {
+                let names = externVariables.map(\.name).joined(separator: ", ")
+                throw LoadError(.unresolvedReference("extern variables \(names) \(noMapProvider)"), programName: objectName)
+            }
+            var contents = object.global(named: ObjectExtern.kconfigSection)?.contents ?? []
+            do {
+                ksymAddresses = try mapProvider.resolveExterns(externVariables, kconfig: &contents, in: self)
+            } catch {
+                throw LoadError(error, programName: objectName)
+            }
+            kconfig = contents
+        }
+
         var globals: [String: LoadedObject.GlobalData] = [:]
-        for spec in object.globals {
+        for var spec in object.globals {
+            if spec.name == ObjectExtern.kconfigSection, let kconfig {
+                guard kconfig.count == spec.size else {
+                    throw LoadError(.unresolvedReference("the map provider changed the size of .kconfig (\(spec.size) to \(kconfig.count) bytes)"),
+                                    programName: objectName)
+                }
+                spec.contents = kconfig
+            }
             let storage = RegionStorage(bytes: spec.contents)
             do {
                 let address = try mapShared(storage, name: spec.name, kind: spec.isReadOnly ? .readOnly : .plain)
@@ -142,7 +181,7 @@ extension VM {
             }
         }
 
-        let loaded = LoadedObject(object: object, vm: self, mapHandles: handles, globals: globals)
+        let loaded = LoadedObject(object: object, vm: self, mapHandles: handles, globals: globals, ksymAddresses: ksymAddresses)
         if let mapProvider, object.maps.contains(where: { !$0.initialSlots.isEmpty }) {
             try mapProvider.initializeMaps(of: loaded)
         }
