@@ -111,5 +111,10 @@ public struct KernelConfigError: Error, Sendable, Equatable, CustomStringConvert
     public var line: Int
     public var message: String
 
+    public init(line: Int, message: String) {
+        self.line = line
+        self.message = message
+    }
+
     public var description: String { "kernel configuration line \(line): \(message)" }
 }

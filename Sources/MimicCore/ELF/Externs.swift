@@ -38,6 +38,13 @@ public struct ObjectExtern: Sendable, Equatable {
         public var alignment: Int
         /// Where the value lives in the `.kconfig` section.
         public var offset: Int
+
+        public init(type: ValueType, size: Int, alignment: Int, offset: Int) {
+            self.type = type
+            self.size = size
+            self.alignment = alignment
+            self.offset = offset
+        }
     }
 
     public var name: String
@@ -46,6 +53,13 @@ public struct ObjectExtern: Sendable, Equatable {
     public var kind: Kind
     /// The symbol's index in `.symtab`.
     public var symbolIndex: Int
+
+    public init(name: String, isWeak: Bool, kind: Kind, symbolIndex: Int) {
+        self.name = name
+        self.isWeak = isWeak
+        self.kind = kind
+        self.symbolIndex = symbolIndex
+    }
 
     /// Whether it is a variable (kconfig or ksym), which a program reaches with `lddw`.
     public var isVariable: Bool {

@@ -1,0 +1,185 @@
+import MimicCore
+import MimicLinux
+import MimicMemory
+import Testing
+
+/// `__kconfig` and `__ksym` externs and kfuncs, through `Fixtures/externs.c`.
+@Suite struct ExternTests {
+    /// The kernel the fixture is loaded against: a value of every kconfig kind, and kernel objects.
+    static let kernel = KernelConfig(
+        values: ["CONFIG_BPF_SYSCALL": "y", "CONFIG_NF_CONNTRACK": "m", "CONFIG_MIMIC_CHAR": "m",
+                 "CONFIG_MIMIC_S16": "-300", "CONFIG_HZ": "250", "CONFIG_MIMIC_U64": "0x1000000000",
+                 "CONFIG_DEFAULT_HOSTNAME": "\"mimic-host\""],
+        kernelVersion: KernelConfig.version(major: 6, minor: 18, patch: 300), hasSyscallWrapper: true, hasBPFCookie: false,
+        symbols: ["mimic_answer": KernelSymbol(bytes: [42, 0, 0, 0]),
+                  "mimic_per_cpu_counter": KernelSymbol(bytes: [1, 0, 0, 0], isPerCPU: true)])
+
+    static func load(_ kernel: KernelConfig = ExternTests.kernel) throws -> Fixture.Loaded {
+        let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 2, randomSeed: 1, kernel: kernel))
+        let vm = VM(emulator: emulator)
+        return Fixture.Loaded(vm: vm, emulator: emulator, object: try vm.load(object: Fixture.object("externs")))
+    }
+
+    /// The bytes of global variable `name` (in `.bss`) after the runs so far.
+    static func variable(_ loaded: Fixture.Loaded, _ name: String) throws -> [UInt8] {
+        let bss = try #require(loaded.object.globals[".bss"])
+        let variable = try #require(bss.spec.variables.first { $0.name == name })
+        return bss.storage.bytes(in: Int(variable.offset)..<Int(variable.offset + variable.size))
+    }
+
+    static func integer(_ bytes: some Collection<UInt8>) -> UInt64 {
+        bytes.reversed().reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    @Test func externsAreCollectedAsLibbpfDoes() throws {
+        let object = try Fixture.object("externs")
+        func kind(_ name: String) -> ObjectExtern.Kind? { object.externs.first { $0.name == name }?.kind }
+        guard case .kconfig(let version)? = kind("LINUX_KERNEL_VERSION") else { Issue.record("LINUX_KERNEL_VERSION"); return }
+        #expect(version.type == .integer(signed: true) && version.size == 4)
+        guard case .kconfig(let wrapper)? = kind("LINUX_HAS_SYSCALL_WRAPPER"), case .kconfig(let tristate)? = kind("CONFIG_NF_CONNTRACK"),
+              case .kconfig(let hostname)? = kind("CONFIG_DEFAULT_HOSTNAME"), case .kconfig(let u64)? = kind("CONFIG_MIMIC_U64"),
+              case .kconfig(let char)? = kind("CONFIG_MIMIC_CHAR") else { Issue.record("kconfig kinds"); return }
+        #expect(wrapper.type == .bool && tristate.type == .tristate && hostname.type == .charArray && hostname.size == 8)
+        #expect(u64.type == .integer(signed: false) && char.type == .char)
+        // libbpf's layout: descending alignment, then ascending size, then name.
+        #expect(u64.offset == 0, "the only 8-aligned value comes first")
+        #expect(object.externs.first { $0.name == "LINUX_KERNEL_VERSION" }?.isWeak == false)
+        #expect(object.externs.first { $0.name == "CONFIG_HZ" }?.isWeak == true)
+        #expect(kind("mimic_typeless") == .ksymVariable(typeID: nil, size: nil))
+        guard case .ksymVariable(let typeID?, 4)? = kind("mimic_answer") else { Issue.record("mimic_answer"); return }
+        #expect(object.btf?.typeName(typeID) == "int")
+        #expect(kind("bpf_iter_num_new") == .kfunc)
+        let kconfig = try #require(object.global(named: ".kconfig"))
+        #expect(kconfig.isReadOnly && kconfig.contents.allSatisfy { $0 == 0 })
+        #expect(!object.notes.contains { $0.contains("bpf_iter_num_new") || $0.contains("mimic_answer") },
+                "externs with BTF are not reported as unresolved")
+    }
+
+    @Test func kconfigValuesOfEveryType() throws {
+        let loaded = try Self.load()
+        try loaded.run("read_kconfig")
+        let seen = try Self.variable(loaded, "kconfig_seen")
+        func field(_ offset: Int, _ size: Int) -> UInt64 { Self.integer(seen[offset..<(offset + size)]) }
+        let version: UInt64 = 6 << 16 | 18 << 8 | 255
+        #expect(field(0, 4) == version, "LINUX_KERNEL_VERSION (the patch level saturates at 255)")
+        #expect(field(4, 4) == 2, "CONFIG_NF_CONNTRACK=m is TRI_MODULE")
+        #expect(field(8, 8) == 0x10_0000_0000, "CONFIG_MIMIC_U64 in hex")
+        #expect(field(16, 4) == 250, "CONFIG_HZ")
+        #expect(field(20, 4) == 0, "an unknown weak LINUX_ extern is 0")
+        #expect(field(24, 4) == 0, "a missing weak CONFIG_ extern is 0")
+        #expect(Int16(truncatingIfNeeded: field(28, 2)) == -300, "a negative s16")
+        #expect(seen[30] == 1, "LINUX_HAS_SYSCALL_WRAPPER as configured")
+        #expect(seen[31] == 0, "LINUX_HAS_BPF_COOKIE as configured")
+        #expect(seen[32] == 1, "CONFIG_BPF_SYSCALL=y")
+        #expect(seen[33] == UInt8(ascii: "m"), "a char reads the letter")
+        let expectedHostname: [UInt8] = Array("mimic-h".utf8) + [0]
+        #expect(Array(seen[34..<42]) == expectedHostname, "a string is truncated to size - 1 and a NUL")
+        // .kconfig is a read-only array map, as libbpf makes it.
+        let map = try #require(loaded.emulator.map(named: ".kconfig"))
+        #expect(map.attributes.flags & MapFlags.readOnlyProgram.rawValue != 0)
+    }
+
+    @Test func openCodedIteratorsRunAsTheKernelDoes() throws {
+        let loaded = try Self.load()
+        try loaded.run("read_kconfig")
+        #expect(Self.integer(try Self.variable(loaded, "iter_sum")) == 42, "3 + 4 + ... + 9")
+        #expect(Self.integer(try Self.variable(loaded, "iter_count")) == 7, "the empty and the failed iterators yield nothing")
+        #expect(Self.integer(try Self.variable(loaded, "iter_empty_new")) == 0)
+        #expect(Int32(truncatingIfNeeded: Self.integer(try Self.variable(loaded, "iter_bad_new"))) == -Errno.invalid.rawValue)
+    }
+
+    @Test func ksymVariablesAreEmulatedKernelObjects() throws {
+        let loaded = try Self.load()
+        let process = try loaded.run("read_ksyms")
+        #expect(Self.integer(try Self.variable(loaded, "answer")) == 42, "the configured contents of mimic_answer")
+        let answerAddress = Self.integer(try Self.variable(loaded, "answer_address"))
+        let typelessAddress = Self.integer(try Self.variable(loaded, "typeless_address"))
+        #expect(answerAddress != 0 && typelessAddress != 0 && answerAddress != typelessAddress)
+        #expect(Self.integer(try Self.variable(loaded, "missing_address")) != 0, "unlisted symbols resolve by default")
+        #expect(loaded.object.ksymAddresses["mimic_answer"] == answerAddress)
+        // Kernel objects are read-only to programs.
+        #expect(throws: MemoryFault.self) { try process.memory.write([1], at: answerAddress) }
+    }
+
+    @Test func aMissingWeakKsymIsZeroAndAStrongOneFailsToLoad() throws {
+        var kernel = Self.kernel
+        kernel.resolvesUnlistedSymbols = false
+        kernel.symbols["mimic_typeless"] = KernelSymbol()
+        let loaded = try Self.load(kernel)
+        try loaded.run("read_ksyms")
+        #expect(Self.integer(try Self.variable(loaded, "missing_address")) == 0)
+
+        kernel.symbols["mimic_typeless"] = nil
+        let error = try #require(throws: LoadError.self) { try Self.load(kernel) }
+        #expect(error.description.contains("mimic_typeless"))
+    }
+
+    @Test func aStrongKconfigExternMissingIsALoadErrorNamingIt() throws {
+        // LINUX_HAS_SYSCALL_WRAPPER is strong but virtual: always set. Strong CONFIG_ externs
+        // are checked through a kernel configuration without the value.
+        let object = try Fixture.object("externs")
+        var externs = object.externs.filter(\.isVariable)
+        let index = try #require(externs.firstIndex { $0.name == "CONFIG_HZ" })
+        externs[index].isWeak = false
+        let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1, kernel: KernelConfig()))
+        var kconfig = object.global(named: ".kconfig")?.contents ?? []
+        let error = try #require(throws: LoadError.Reason.self) {
+            _ = try emulator.resolveExterns(externs, kconfig: &kconfig, in: VM(emulator: emulator))
+        }
+        #expect(error.description.contains("CONFIG_HZ"))
+    }
+
+    @Test func valuesThatDoNotFitTheirExternAreLoadErrors() throws {
+        for (name, value) in [("CONFIG_HZ", "n"), ("CONFIG_BPF_SYSCALL", "m"), ("CONFIG_MIMIC_S16", "40000"),
+                              ("CONFIG_DEFAULT_HOSTNAME", "12"), ("CONFIG_HZ", "\"text\""), ("CONFIG_HZ", "12abc")] {
+            var kernel = Self.kernel
+            kernel.values[name] = value
+            let error = try #require(throws: LoadError.self) { try Self.load(kernel) }
+            #expect(error.description.contains(name), "\(name)=\(value): \(error)")
+        }
+    }
+
+    @Test func kconfigEncodingFollowsLibbpf() throws {
+        let u8 = ObjectExtern.Kconfig(type: .integer(signed: false), size: 2, alignment: 2, offset: 0)
+        #expect(try u8.encode("0x1f") == [0x1F, 0])
+        #expect(try u8.encode("017") == [15, 0], "a leading 0 is octal")
+        #expect(throws: ObjectExtern.Kconfig.ValueError.self) { try u8.encode("65536") }
+        let s32 = ObjectExtern.Kconfig(type: .integer(signed: true), size: 4, alignment: 4, offset: 0)
+        #expect(try s32.encode("-1") == [0xFF, 0xFF, 0xFF, 0xFF])
+        #expect(throws: ObjectExtern.Kconfig.ValueError.self) { try s32.encode("2147483648") }
+        let bool = ObjectExtern.Kconfig(type: .bool, size: 1, alignment: 1, offset: 0)
+        #expect(try bool.encode(number: 1) == [1])
+        #expect(throws: ObjectExtern.Kconfig.ValueError.self) { try bool.encode(number: 2) }
+        let tristate = ObjectExtern.Kconfig(type: .tristate, size: 4, alignment: 4, offset: 0)
+        #expect(try tristate.encode("n") == [0, 0, 0, 0])
+        #expect(try tristate.encode("yes") == [1, 0, 0, 0], "only the first letter counts")
+    }
+
+    @Test func kernelConfigFilesReadAsProcConfig() throws {
+        let config = try KernelConfig(parsing: """
+            #
+            # Automatically generated file; DO NOT EDIT.
+            CONFIG_BPF=y
+            # CONFIG_DEBUG_INFO is not set
+            CONFIG_HZ=1000
+            CONFIG_DEFAULT_HOSTNAME="(none)"
+
+            CONFIG_HZ=100
+            """)
+        #expect(config.values == ["CONFIG_BPF": "y", "CONFIG_HZ": "1000", "CONFIG_DEFAULT_HOSTNAME": "\"(none)\""])
+        #expect(throws: KernelConfigError(line: 2, message: "'CONFIG_X' has no '=' separator")) {
+            try KernelConfig(parsing: "CONFIG_A=1\nCONFIG_X")
+        }
+        #expect(throws: KernelConfigError(line: 1, message: "'CONFIG_X=' has no value")) { try KernelConfig(parsing: "CONFIG_X=") }
+        #expect(KernelConfig.version(release: "6.8.0-45-generic") == KernelConfig.version(major: 6, minor: 8, patch: 0))
+        #expect(KernelConfig.version(release: "5.15") == 0x050F00)
+        #expect(KernelConfig.version(release: "generic") == nil)
+    }
+
+    @Test func aKfuncNobodyProvidesStaysALoadError() throws {
+        let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1))
+        #expect(emulator.kfunc(named: "bpf_iter_num_new") != nil)
+        #expect(emulator.kfunc(named: "bpf_no_such_kfunc") == nil)
+        #expect(emulator.kfuncNames.contains("bpf_rcu_read_lock"))
+    }
+}

@@ -1,0 +1,127 @@
+/* __kconfig and __ksym externs and kfuncs, declared the way libbpf-bootstrap programs declare
+ * them (bpf_helpers.h's __kconfig, __ksym, __weak and bpf_for): the loader fills .kconfig from
+ * the kernel configuration, gives each __ksym variable the address of a kernel object, and binds
+ * the kfuncs by name. Each program stores what it saw in .bss for the tests to read. */
+#include "../../../Examples/mimic_bpf.h"
+
+#define __kconfig __attribute__((section(".kconfig")))
+#define __ksym __attribute__((section(".ksyms")))
+#define __weak __attribute__((weak))
+
+typedef _Bool bool;
+
+enum libbpf_tristate { TRI_NO = 0, TRI_YES = 1, TRI_MODULE = 2 };
+
+/* libbpf's virtual externs. */
+extern int LINUX_KERNEL_VERSION __kconfig;
+extern bool LINUX_HAS_SYSCALL_WRAPPER __kconfig;
+extern bool LINUX_HAS_BPF_COOKIE __kconfig __weak;
+extern int LINUX_UNKNOWN_FEATURE __kconfig __weak;
+
+/* CONFIG_* values of every kind libbpf supports. */
+extern bool CONFIG_BPF_SYSCALL __kconfig __weak;
+extern enum libbpf_tristate CONFIG_NF_CONNTRACK __kconfig __weak;
+extern char CONFIG_MIMIC_CHAR __kconfig __weak;
+extern __s16 CONFIG_MIMIC_S16 __kconfig __weak;
+extern int CONFIG_HZ __kconfig __weak;
+extern __u64 CONFIG_MIMIC_U64 __kconfig __weak;
+extern char CONFIG_DEFAULT_HOSTNAME[8] __kconfig __weak;
+extern int CONFIG_MIMIC_MISSING __kconfig __weak;
+
+struct kconfig_seen {
+    __u32 kernel_version;
+    __u32 conntrack;
+    __u64 phys;
+    int hz;
+    int unknown_feature;
+    int missing;
+    __s16 s16;
+    bool syscall_wrapper;
+    bool bpf_cookie;
+    bool bpf_syscall;
+    char c;
+    char hostname[8];
+};
+
+struct kconfig_seen kconfig_seen;
+int iter_sum;
+int iter_count;
+int iter_empty_new;
+int iter_bad_new;
+
+/* The open-coded numeric iterator (kernel/bpf/bpf_iter.c). */
+struct bpf_iter_num { __u64 __opaque[1]; } __attribute__((aligned(8)));
+extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __ksym;
+extern int *bpf_iter_num_next(struct bpf_iter_num *it) __ksym;
+extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;
+
+#define bpf_for(i, start, end) for (                                                        \
+    struct bpf_iter_num ___it __attribute__((aligned(8), cleanup(bpf_iter_num_destroy))),    \
+        *___p __attribute__((unused)) = (bpf_iter_num_new(&___it, (start), (end)),           \
+                                         (void)bpf_iter_num_destroy, (void *)0);             \
+    ({                                                                                       \
+        int *___t = bpf_iter_num_next(&___it);                                               \
+        (___t && ((i) = *___t, (i) >= (start) && (i) < (end)));                              \
+    });                                                                                      \
+)
+
+SEC("syscall")
+int read_kconfig(void *ctx)
+{
+    kconfig_seen.kernel_version = LINUX_KERNEL_VERSION;
+    kconfig_seen.syscall_wrapper = LINUX_HAS_SYSCALL_WRAPPER;
+    kconfig_seen.bpf_cookie = LINUX_HAS_BPF_COOKIE;
+    kconfig_seen.unknown_feature = LINUX_UNKNOWN_FEATURE;
+    kconfig_seen.bpf_syscall = CONFIG_BPF_SYSCALL;
+    kconfig_seen.conntrack = CONFIG_NF_CONNTRACK;
+    kconfig_seen.c = CONFIG_MIMIC_CHAR;
+    kconfig_seen.s16 = CONFIG_MIMIC_S16;
+    kconfig_seen.hz = CONFIG_HZ;
+    kconfig_seen.phys = CONFIG_MIMIC_U64;
+    kconfig_seen.missing = CONFIG_MIMIC_MISSING;
+    __builtin_memcpy(kconfig_seen.hostname, CONFIG_DEFAULT_HOSTNAME, sizeof(kconfig_seen.hostname));
+
+    int i;
+    bpf_for(i, 3, 10) {
+        iter_sum += i;
+        iter_count++;
+    }
+    /* An empty range iterates zero times; a reversed one fails with -EINVAL. */
+    bpf_for(i, 5, 5) iter_count += 100;
+    struct bpf_iter_num it;
+    iter_empty_new = bpf_iter_num_new(&it, 7, 7);
+    bpf_iter_num_destroy(&it);
+    iter_bad_new = bpf_iter_num_new(&it, 2, 1);
+    if (bpf_iter_num_next(&it))
+        iter_count += 1000;
+    bpf_iter_num_destroy(&it);
+    return 0;
+}
+
+/* Kernel variables: typed (int), typed per-CPU, typeless, and a weak one that may be missing. */
+extern const int mimic_answer __ksym;
+extern const int mimic_per_cpu_counter __ksym;
+extern const void mimic_typeless __ksym;
+extern const int mimic_maybe_missing __ksym __weak;
+
+extern void bpf_rcu_read_lock(void) __ksym;
+extern void bpf_rcu_read_unlock(void) __ksym;
+
+__u64 answer_address;
+__u64 typeless_address;
+__u64 missing_address;
+int answer;
+
+SEC("raw_tp/sys_enter")
+int read_ksyms(void *ctx)
+{
+    bpf_rcu_read_lock();
+    answer_address = (__u64)&mimic_answer;
+    typeless_address = (__u64)&mimic_typeless;
+    missing_address = (__u64)&mimic_maybe_missing;
+    answer = mimic_answer;
+    bpf_rcu_read_unlock();
+    return 0;
+}
+
+char _license[] SEC("license") = "GPL";
