@@ -152,7 +152,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
 enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
         // Installed over `ReplayHelpers.fallbacks()`, the replay-only stand-ins for every id.
-        NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator)
+        NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator) + TracingHelpers.all(for: emulator)
     }
 }
 
@@ -186,6 +186,12 @@ public final class LinuxProcessState {
     /// Things worth knowing about the run that did not stop it (e.g. a replayed call whose
     /// parameters differ from the record).
     @exclusivity(unchecked) public internal(set) var warnings: [String] = []
+    /// Signals `bpf_send_signal` / `bpf_send_signal_thread` sent, in call order (the kernel
+    /// delivers them when the program returns).
+    @exclusivity(unchecked) public internal(set) var signals: [SentSignal] = []
+    /// The return value `bpf_override_return` set for the probed function (the last call's),
+    /// nil when the program did not call it.
+    @exclusivity(unchecked) public internal(set) var overriddenReturn: UInt64?
     /// The task, clock and random seed helpers report (pid, comm, ktime, prandom); contexts set it.
     @exclusivity(unchecked) public var environment = TaskEnvironment()
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
@@ -232,6 +238,8 @@ public final class LinuxProcessState {
         if !clones.isEmpty { clones = [] }
         replay = nil
         if !warnings.isEmpty { warnings = [] }
+        if !signals.isEmpty { signals = [] }
+        overriddenReturn = nil
         environment = TaskEnvironment()
         clockReads = 0
         randomState = nil

@@ -183,3 +183,54 @@ import Testing
         #expect(emulator.kfuncNames.contains("bpf_rcu_read_lock"))
     }
 }
+
+/// Tracing helpers that need no kernel, through `Fixtures/externs.c`'s `tracing_helpers`.
+@Suite struct TracingHelperTests {
+    static func run(environment: TaskEnvironment, vCPU: Int = 1) throws -> (Fixture.Loaded, LinuxProcessState, [UInt8]) {
+        let loaded = try ExternTests.load()
+        let perCPU = try #require(loaded.emulator.map(named: "per_cpu_values"))
+        #expect(perCPU.update(key: [0, 0, 0, 0], value: [7, 0, 0, 0, 0, 0, 0, 0], flags: .any, cpu: 1) == nil)
+        let context = GenericContext(memories: [("regs", .block([UInt8](repeating: 0, count: 168)))], registers: [1: "regs"],
+                                     environment: environment)
+        let process = try loaded.run("tracing_helpers", context: context, vCPU: vCPU)
+        let state = try #require(LinuxProcessState.of(process))
+        return (loaded, state, try ExternTests.variable(loaded, "helpers_seen"))
+    }
+
+    static func field(_ seen: [UInt8], _ index: Int) -> UInt64 { ExternTests.integer(seen[(index * 8)..<(index * 8 + 8)]) }
+    static func int(_ seen: [UInt8], _ index: Int) -> Int32 {
+        Int32(truncatingIfNeeded: ExternTests.integer(seen[(104 + index * 4)..<(104 + index * 4 + 4)]))
+    }
+
+    @Test func helpersReadTheTaskEnvironmentAndRecordSignals() throws {
+        var environment = TaskEnvironment(pid: 101, tgid: 100, clock: .manual(start: 10_000_000_000, step: 0))
+        environment.attachCookie = 0xC00C1E
+        environment.functionAddress = 0xFFFF_FFFF_8100_0000
+        let (_, state, seen) = try Self.run(environment: environment)
+        // INITIAL_JIFFIES (-300 s as a u32) + 10 s at CONFIG_HZ 250 (the default).
+        #expect(Self.field(seen, 0) == UInt64(UInt32(truncatingIfNeeded: -300 * 250)) + 2500)
+        #expect(Self.field(seen, 1) == 10_000_000_000, "ktime_get_tai_ns reads the process's clock")
+        #expect(Self.field(seen, 2) == 0xFFFF_FFFF_8100_0000)
+        #expect(Self.field(seen, 3) == 0xC00C1E)
+        #expect(Self.field(seen, 4) == 7, "CPU 1's value of the per-CPU array")
+        #expect(Self.field(seen, 5) == 0, "a CPU past the possible ones gives NULL")
+        #expect(Int64(bitPattern: Self.field(seen, 6)) == 0)
+        #expect(Int64(bitPattern: Self.field(seen, 7)) == -1)
+        #expect(Int64(bitPattern: Self.field(seen, 8)) == 1)
+        #expect(Self.field(seen, 9) == 0 && Self.field(seen, 10) == 0, "signals to a task other than init are sent")
+        #expect(Int64(bitPattern: Self.field(seen, 11)) == -22, "signal 65 is -EINVAL")
+        #expect(Self.field(seen, 12) == 0)
+        #expect(state.signals == [SentSignal(signal: 10, toThread: false, target: 100), SentSignal(signal: 12, toThread: true, target: 101)])
+        #expect(state.overriddenReturn == UInt64(bitPattern: -22))
+        #expect(Self.int(seen, 0) == 1 && Self.int(seen, 1) == 2, "each CPU's copy of the per-CPU kernel variable")
+        #expect(Self.int(seen, 2) == 1, "bpf_this_cpu_ptr on vCPU 1 is CPU 1's copy")
+        #expect(Self.int(seen, 3) == 1, "a CPU past the possible ones gives NULL")
+    }
+
+    @Test func signalsToInitAreRefused() throws {
+        let (_, state, seen) = try Self.run(environment: TaskEnvironment(), vCPU: 0)
+        #expect(Int64(bitPattern: Self.field(seen, 9)) == -1, "the default task is init (tgid 1): -EPERM")
+        #expect(state.signals.isEmpty)
+        #expect(Self.field(seen, 2) == 0 && Self.field(seen, 3) == 0, "no function address or cookie by default")
+    }
+}

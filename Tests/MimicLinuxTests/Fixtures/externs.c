@@ -124,4 +124,85 @@ int read_ksyms(void *ctx)
     return 0;
 }
 
+/* Tracing helpers that need no kernel, with the per-CPU kernel variable through
+ * bpf_per_cpu_ptr / bpf_this_cpu_ptr and a per-CPU array through bpf_map_lookup_percpu_elem. */
+static long (*bpf_override_return)(void *regs, __u64 rc) = (void *)58;
+static long (*bpf_send_signal)(__u32 sig) = (void *)109;
+static long (*bpf_send_signal_thread)(__u32 sig) = (void *)117;
+static __u64 (*bpf_jiffies64)(void) = (void *)118;
+static void *(*bpf_per_cpu_ptr)(const void *percpu_ptr, __u32 cpu) = (void *)153;
+static void *(*bpf_this_cpu_ptr)(const void *percpu_ptr) = (void *)154;
+static __u64 (*bpf_get_func_ip)(void *ctx) = (void *)173;
+static __u64 (*bpf_get_attach_cookie)(void *ctx) = (void *)174;
+static long (*bpf_strncmp)(const char *s1, __u32 s1_sz, const char *s2) = (void *)182;
+static void *(*bpf_map_lookup_percpu_elem)(void *map, const void *key, __u32 cpu) = (void *)195;
+static __u64 (*bpf_ktime_get_tai_ns)(void) = (void *)208;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} per_cpu_values SEC(".maps");
+
+struct helpers_seen {
+    __u64 jiffies;
+    __u64 tai;
+    __u64 func_ip;
+    __u64 cookie;
+    __u64 cpu1_value;
+    __u64 cpu5_lookup;
+    long strncmp_equal;
+    long strncmp_less;
+    long strncmp_greater;
+    long signal;
+    long signal_thread;
+    long signal_invalid;
+    long override;
+    int counter_cpu0;
+    int counter_cpu1;
+    int counter_this;
+    int counter_cpu9_null;
+};
+
+struct helpers_seen helpers_seen;
+const char mimic_name[] = "mimic";
+
+SEC("kprobe/do_nanosleep")
+int tracing_helpers(void *ctx)
+{
+    char name[8] = "mimic";
+    char lower[8] = "mimib";
+    __u32 zero = 0;
+
+    helpers_seen.jiffies = bpf_jiffies64();
+    helpers_seen.tai = bpf_ktime_get_tai_ns();
+    helpers_seen.func_ip = bpf_get_func_ip(ctx);
+    helpers_seen.cookie = bpf_get_attach_cookie(ctx);
+    helpers_seen.strncmp_equal = bpf_strncmp(name, sizeof(name), mimic_name);
+    helpers_seen.strncmp_less = bpf_strncmp(lower, sizeof(lower), mimic_name);
+    helpers_seen.strncmp_greater = bpf_strncmp(name, 4, "mia");
+
+    __u64 *value = bpf_map_lookup_percpu_elem(&per_cpu_values, &zero, 1);
+    if (value)
+        helpers_seen.cpu1_value = *value;
+    helpers_seen.cpu5_lookup = (__u64)bpf_map_lookup_percpu_elem(&per_cpu_values, &zero, 5);
+
+    const int *counter = bpf_per_cpu_ptr(&mimic_per_cpu_counter, 0);
+    if (counter)
+        helpers_seen.counter_cpu0 = *counter;
+    counter = bpf_per_cpu_ptr(&mimic_per_cpu_counter, 1);
+    if (counter)
+        helpers_seen.counter_cpu1 = *counter + 1;
+    counter = bpf_this_cpu_ptr(&mimic_per_cpu_counter);
+    helpers_seen.counter_this = counter == bpf_per_cpu_ptr(&mimic_per_cpu_counter, 1);
+    helpers_seen.counter_cpu9_null = bpf_per_cpu_ptr(&mimic_per_cpu_counter, 9) == 0;
+
+    helpers_seen.signal = bpf_send_signal(10);
+    helpers_seen.signal_thread = bpf_send_signal_thread(12);
+    helpers_seen.signal_invalid = bpf_send_signal(65);
+    helpers_seen.override = bpf_override_return(ctx, -22);
+    return 0;
+}
+
 char _license[] SEC("license") = "GPL";
