@@ -39,6 +39,7 @@ struct RunOptions {
             .value("data-start", "mac|network", "Where an sk_buff's data starts: the Ethernet or the network header (default: as the kernel's test run, network for socket filters, mac for tc)."),
             .value("seed", "N", "Seed bpf_get_prandom_u32 with N: the same seed gives the same values (default: the clock)."),
             .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
+            .value("kconfig", "FILE", "The emulated kernel's configuration for __kconfig externs, as /proc/config writes it (CONFIG_X=y lines; uncompressed: zcat /proc/config.gz > FILE). Default: none, so weak CONFIG_ externs read 0."),
         ]
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
         return specs
@@ -112,6 +113,25 @@ struct RunOptions {
             }
         }
         pluginPaths = arguments.values("plugin")
+        kconfigPath = arguments.value("kconfig")
+    }
+
+    /// `--kconfig FILE`.
+    var kconfigPath: String?
+
+    /// The kernel configuration `--kconfig` names, or the default one.
+    func kernelConfig() throws(RuntimeError) -> KernelConfig {
+        guard let kconfigPath else { return KernelConfig() }
+        let name = Input.displayName(kconfigPath)
+        let bytes = try Input.read(kconfigPath, what: "kernel configurations")
+        if bytes.starts(with: [0x1F, 0x8B]) {
+            throw RuntimeError("\(name) is gzip-compressed; give the uncompressed configuration (zcat \(name) > config)")
+        }
+        do {
+            return try KernelConfig(parsing: String(decoding: bytes, as: UTF8.self))
+        } catch {
+            throw RuntimeError("\(name): \(error)")
+        }
     }
 
     /// `--plugin LIB`, in order.
@@ -128,7 +148,7 @@ struct RunOptions {
             }
         }
         let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
-                                  plugins: plugins)
+                                  plugins: plugins, kernel: try kernelConfig())
         if dataStart != nil, session.packetKind != .skb {
             throw RuntimeError("--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program")
         }

@@ -23,9 +23,9 @@ final class Session {
     /// program).
     /// Loads `programName` (or the object's only program) from the object at `path`, in a VM
     /// whose emulator is the Linux emulator plus the helpers of `plugins`.
-    /// `seed` seeds `bpf_get_prandom_u32` (nil: the clock).
+    /// `seed` seeds `bpf_get_prandom_u32` (nil: the clock); `kernel` gives `__kconfig` values.
     init(path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
-         plugins: [PluginLibrary] = []) throws(RuntimeError) {
+         plugins: [PluginLibrary] = [], kernel: KernelConfig = KernelConfig()) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
         guard ObjectInput.isELF(bytes) else {
@@ -46,7 +46,7 @@ final class Session {
         }
         self.cpus = cpus
         self.limit = limit
-        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: seed))
+        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: seed, kernel: kernel))
         if plugins.isEmpty {
             vm = VM(emulator: emulator)
         } else {

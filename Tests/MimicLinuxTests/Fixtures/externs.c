@@ -205,4 +205,13 @@ int tracing_helpers(void *ctx)
     return 0;
 }
 
+/* Kills the task (as an LSM-like kprobe would) and makes the probed function fail. */
+SEC("kprobe/do_unlinkat")
+int deny_unlink(void *ctx)
+{
+    bpf_send_signal(9);
+    bpf_override_return(ctx, -1);
+    return 0;
+}
+
 char _license[] SEC("license") = "GPL";
