@@ -1,3 +1,4 @@
+import Foundation
 import MimicCore
 import MimicLinux
 
@@ -17,8 +18,9 @@ public final class KernelObject {
     /// One entry per `maps + globals` pseudo index (nil for an empty section, which has no map).
     private var mapsByPseudoIndex: [KernelMap?] = []
     private var programs: [String: KernelProgram] = [:]
-    /// The kernel's BTF, which names the kfuncs programs call.
-    private let kernelBTF: BTF?
+    /// The kernel's BTF, which names the kfuncs programs call (read from
+    /// `/sys/kernel/btf/vmlinux` when the first kfunc call needs it, if not given).
+    private var kernelBTF: BTF?
 
     /// Creates the object's maps and global data in the kernel and fills initial map-of-maps
     /// slots. Programs are loaded on demand with `program(named:)`.
@@ -28,8 +30,8 @@ public final class KernelObject {
     ///     `VM.load(object:)` resolved them: `LoadedObject.globals[".kconfig"]`); required when
     ///     the object has such externs, so both sides see the same values.
     ///   - kernelBTF: the running kernel's BTF (`/sys/kernel/btf/vmlinux`), which gives each kfunc
-    ///     call its BTF id (`BPF_PSEUDO_KFUNC_CALL`); required when a program calls kfuncs.
-    ///     `__ksym` variables are not supported.
+    ///     call its BTF id (`BPF_PSEUDO_KFUNC_CALL`); nil reads `/sys/kernel/btf/vmlinux` when a
+    ///     program calls kfuncs. `__ksym` variables are not supported.
     public init(object: ObjectFile, kconfig: [UInt8]? = nil, kernelBTF: BTF? = nil) throws(KernelError) {
         if let problem = object.byteOrderProblem { throw KernelError.invalidArgument(problem) }
         self.object = object
@@ -83,6 +85,19 @@ public final class KernelObject {
         return attributes
     }
 
+    /// The running kernel's BTF, `/sys/kernel/btf/vmlinux`.
+    static func runningKernelBTF() throws(KernelError) -> BTF {
+        let path = "/sys/kernel/btf/vmlinux"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw KernelError.unavailable("\(path) is not readable, so kfunc calls cannot be given their BTF ids")
+        }
+        do {
+            return try BTF(bytes: [UInt8](data))
+        } catch {
+            throw KernelError.invalidArgument("\(path): \(error)")
+        }
+    }
+
     static func u32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
 
     /// The program's instructions with map and global-data references rewritten to kernel fds.
@@ -120,9 +135,8 @@ public final class KernelObject {
             guard slot < code.count, code[slot].opcode == 0x85 else {
                 throw KernelError.invalidArgument("program \(program.name), slot \(slot): \(reference.target) (a __ksym variable) is not supported")
             }
-            guard let kernelBTF else {
-                throw KernelError.invalidArgument("program \(program.name), slot \(slot): kfunc \(name) needs the kernel's BTF (kernelBTF:)")
-            }
+            if kernelBTF == nil { kernelBTF = try Self.runningKernelBTF() }
+            guard let kernelBTF else { continue }
             guard let id = kernelBTF.typeID(named: name, kind: .function), id <= UInt32(Int32.max) else {
                 throw KernelError.invalidArgument("program \(program.name), slot \(slot): kfunc \(name) is not a function of the kernel's BTF")
             }

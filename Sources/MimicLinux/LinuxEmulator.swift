@@ -69,8 +69,22 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
 
     // MARK: Emulator
 
-    /// The kfunc named `name` (`LinuxKfuncs`, or one added with `register(kfunc:)`).
-    public func kfunc(named name: String) -> Helper? { lock.withLock { _ in kfuncs[name] } }
+    /// The kfunc named `name` (`LinuxKfuncs`, or one added with `register(kfunc:)`). A name with
+    /// a `___flavor` suffix (`bpf_iter_num_new___v2`) falls back to its essential name, as
+    /// libbpf looks kfuncs up.
+    public func kfunc(named name: String) -> Helper? {
+        lock.withLock { _ in
+            if let kfunc = kfuncs[name] { return kfunc }
+            // libbpf's bpf_core_essential_name_len: up to the last "x___y" separator.
+            let bytes = Array(name.utf8), underscore = UInt8(ascii: "_")
+            guard bytes.count >= 5 else { return nil }
+            for i in stride(from: bytes.count - 5, through: 0, by: -1)
+            where bytes[i] != underscore && bytes[i + 1...i + 3].allSatisfy({ $0 == underscore }) && bytes[i + 4] != underscore {
+                return kfuncs[String(decoding: bytes[...i], as: UTF8.self)]
+            }
+            return nil
+        }
+    }
 
     /// Adds or replaces a kfunc, under its `name` (programs loaded afterwards can call it).
     public func register(kfunc: Helper) {

@@ -181,6 +181,7 @@ import Testing
         #expect(emulator.kfunc(named: "bpf_iter_num_new") != nil)
         #expect(emulator.kfunc(named: "bpf_no_such_kfunc") == nil)
         #expect(emulator.kfuncNames.contains("bpf_rcu_read_lock"))
+        #expect(emulator.kfunc(named: "bpf_iter_num_next___flavor")?.name == "bpf_iter_num_next", "libbpf's essential name")
     }
 }
 
