@@ -30,7 +30,7 @@ import Testing
         var runs = 0
         init(recycles: Bool) { self.recycles = recycles }
         func helper(id: Int32) -> Helper? { nil }
-        func prepare(_ process: Process) throws(HelperFailure) {
+        func prepare(_ process: Process) throws(SetupError) {
             runs += 1
             let token = (recycles ? process.takeRecycledEmulatorState(Token.key) : nil) ?? Token(run: runs, live: live)
             process.setEmulatorState(token, for: Token.key)
