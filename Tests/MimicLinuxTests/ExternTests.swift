@@ -43,6 +43,9 @@ import Testing
         #expect(u64.type == .integer(signed: false) && char.type == .char)
         // libbpf's layout: descending alignment, then ascending size, then name.
         #expect(u64.offset == 0, "the only 8-aligned value comes first")
+        #expect(version.offset == 20, "after the 8-byte value and the 4-byte ones named before it (CONFIG_HZ, CONFIG_MIMIC_MISSING, CONFIG_NF_CONNTRACK)")
+        #expect(hostname.offset == 34, "the char array (align 1, size 8) after the four 1-byte values")
+        #expect(object.inspectionReport().contains("LINUX_KERNEL_VERSION       __kconfig s32 at .kconfig+20"))
         #expect(object.externs.first { $0.name == "LINUX_KERNEL_VERSION" }?.isWeak == false)
         #expect(object.externs.first { $0.name == "CONFIG_HZ" }?.isWeak == true)
         #expect(kind("mimic_typeless") == .ksymVariable(typeID: nil, size: nil))

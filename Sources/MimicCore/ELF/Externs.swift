@@ -39,6 +39,17 @@ public struct ObjectExtern: Sendable, Equatable {
         /// Where the value lives in the `.kconfig` section.
         public var offset: Int
 
+        /// The C type, as `mimic inspect` shows it (`bool`, `s32`, `char[16]`).
+        public var typeName: String {
+            switch type {
+            case .bool: "bool"
+            case .tristate: "enum libbpf_tristate"
+            case .char: "char"
+            case .integer(let signed): "\(signed ? "s" : "u")\(size * 8)"
+            case .charArray: "char[\(size)]"
+            }
+        }
+
         public init(type: ValueType, size: Int, alignment: Int, offset: Int) {
             self.type = type
             self.size = size
