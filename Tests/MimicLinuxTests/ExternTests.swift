@@ -52,6 +52,16 @@ import Testing
         guard case .ksymVariable(let typeID?, 4)? = kind("mimic_answer") else { Issue.record("mimic_answer"); return }
         #expect(object.btf?.typeName(typeID) == "int")
         #expect(kind("bpf_iter_num_new") == .kfunc)
+        // The BTF DATASEC describes the section as laid out, as libbpf rewrites it.
+        let btf = try #require(object.btf)
+        let datasec = try #require(btf.typeID(named: ".kconfig", kind: .dataSection))
+        guard case .dataSection(_, let size, let variables)? = btf.type(datasec) else { Issue.record("no .kconfig DATASEC"); return }
+        #expect(size == 42)
+        for variable in variables {
+            guard case .variable(let name, _, _)? = btf.type(variable.type),
+                  case .kconfig(let layout)? = kind(name) else { Issue.record("DATASEC entry \(variable.type)"); continue }
+            #expect(Int(variable.offset) == layout.offset, "\(name)")
+        }
         let kconfig = try #require(object.global(named: ".kconfig"))
         #expect(kconfig.isReadOnly && kconfig.contents.allSatisfy { $0 == 0 })
         #expect(!object.notes.contains { $0.contains("bpf_iter_num_new") || $0.contains("mimic_answer") },

@@ -107,6 +107,15 @@ public struct ObjectFile: Sendable {
                     return elf.symbols.first { $0.name == variable && Int($0.sectionIndex) == index && !$0.isSection }?.value
                 })
         }
+        // Externs, and the .kconfig DATASEC laid out as libbpf lays out the section it makes.
+        let (externs, kconfig) = try ObjectParser(elf: elf, btf: btf).externs()
+        if let kconfig {
+            btf?.fixUpDataSections(
+                sectionSize: { $0 == ObjectExtern.kconfigSection ? UInt64(kconfig.size) : nil },
+                symbolOffset: { section, variable in
+                    section == ObjectExtern.kconfigSection ? kconfig.variables.first { $0.name == variable }?.offset : nil
+                })
+        }
         var btfExt: BTFExt?
         if let section = elf.section(named: ".BTF.ext") {
             guard let btf else { throw .missingSection(".BTF (needed by .BTF.ext)") }
@@ -137,7 +146,6 @@ public struct ObjectFile: Sendable {
         }
         self.maps = maps
         var globals = try parser.globalData()
-        let (externs, kconfig) = try parser.externs()
         if let kconfig { globals.append(kconfig) }
         self.globals = globals
         self.externs = externs

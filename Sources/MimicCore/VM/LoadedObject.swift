@@ -98,6 +98,9 @@ public final class LoadedObject: @unchecked Sendable {
                 }
                 value = global.address &+ offset
             case .external(let name):
+                if object.externs.contains(where: { $0.name == name && $0.kind == .kfunc }) {
+                    throw fail("the address of kfunc \(name) (bpf_ksym_exists) is not supported: kfuncs are bound by name where they are called")
+                }
                 guard let ksym = object.externs.first(where: { $0.name == name && $0.isVariable }) else {
                     throw fail("extern variable \(name) is not described by the object's BTF as __ksym or __kconfig")
                 }
