@@ -20,11 +20,13 @@ import Testing
         return Fixture.Loaded(vm: vm, emulator: emulator, object: try vm.load(object: Fixture.object("externs")))
     }
 
-    /// The bytes of global variable `name` (in `.bss`) after the runs so far.
+    /// The bytes of global variable `name` (in `.bss` or `.data`) after the runs so far.
     static func variable(_ loaded: Fixture.Loaded, _ name: String) throws -> [UInt8] {
-        let bss = try #require(loaded.object.globals[".bss"])
-        let variable = try #require(bss.spec.variables.first { $0.name == name })
-        return bss.storage.bytes(in: Int(variable.offset)..<Int(variable.offset + variable.size))
+        for section in [".bss", ".data"] {
+            guard let global = loaded.object.globals[section], let variable = global.spec.variables.first(where: { $0.name == name }) else { continue }
+            return global.storage.bytes(in: Int(variable.offset)..<Int(variable.offset + variable.size))
+        }
+        throw FixtureError("no global variable \(name)")
     }
 
     static func integer(_ bytes: some Collection<UInt8>) -> UInt64 {
@@ -187,6 +189,17 @@ import Testing
         #expect(KernelConfig.version(release: "6.8.0-45-generic") == KernelConfig.version(major: 6, minor: 8, patch: 0))
         #expect(KernelConfig.version(release: "5.15") == 0x050F00)
         #expect(KernelConfig.version(release: "generic") == nil)
+    }
+
+    @Test func weakKfuncsAreOptional() throws {
+        let loaded = try Self.load()
+        try loaded.run("optional_kfuncs")
+        #expect(Self.integer(try Self.variable(loaded, "unlock_exists")) == 1, "bpf_ksym_exists of a provided kfunc")
+        #expect(Self.integer(try Self.variable(loaded, "absent_exists")) == 0, "bpf_ksym_exists of a missing weak kfunc")
+        #expect(Int32(truncatingIfNeeded: Self.integer(try Self.variable(loaded, "absent_result"))) == -1, "the guarded call did not run")
+        // An unguarded call of the missing weak kfunc loads, and stops the program when reached.
+        let error = try #require(throws: ExecutionError.self) { try loaded.run("call_absent") }
+        #expect(error.description.contains("bpf_mimic_absent"))
     }
 
     @Test func aKfuncNobodyProvidesStaysALoadError() throws {

@@ -24,7 +24,8 @@ public final class LoadedObject: @unchecked Sendable {
     /// Global data, by section name (`.kconfig` holds the resolved `__kconfig` externs).
     public let globals: [String: GlobalData]
     /// The address of each `__ksym` variable the map provider resolved, by name (weak ones it
-    /// left out read as 0).
+    /// left out read as 0), and of each provided kfunc whose address a program takes
+    /// (`bpf_ksym_exists`).
     public let ksymAddresses: [String: UInt64]
 
     /// Loaded programs by name; guarded by `lock` (hence `@unchecked Sendable`).
@@ -49,7 +50,9 @@ public final class LoadedObject: @unchecked Sendable {
                             programName: name)
         }
         let (instructions, kfuncNames) = try bind(source)
-        let program = try vm.load(instructions, name: name, lineInfo: source.lineInfo, kfuncNames: kfuncNames)
+        let weak = Set(object.externs.filter { $0.kind == .kfunc && $0.isWeak }.map(\.name))
+        let program = try vm.load(instructions, name: name, lineInfo: source.lineInfo, kfuncNames: kfuncNames,
+                                  weakKfuncNames: weak.intersection(kfuncNames))
         return lock.withLock { _ in
             if let existing = loaded[name] { return existing }
             loaded[name] = program
@@ -98,8 +101,19 @@ public final class LoadedObject: @unchecked Sendable {
                 }
                 value = global.address &+ offset
             case .external(let name):
-                if object.externs.contains(where: { $0.name == name && $0.kind == .kfunc }) {
-                    throw fail("the address of kfunc \(name) (bpf_ksym_exists) is not supported: kfuncs are bound by name where they are called")
+                if let kfunc = object.externs.first(where: { $0.name == name && $0.kind == .kfunc }) {
+                    // bpf_ksym_exists(kfunc): the address of the emulated kernel function.
+                    if let address = ksymAddresses[name] {
+                        value = address
+                    } else if kfunc.isWeak {
+                        value = 0
+                    } else {
+                        throw fail("kfunc \(name) is not provided by the emulator")
+                    }
+                    instructions[slot].source = 0
+                    instructions[slot].imm = Int32(truncatingIfNeeded: value)
+                    instructions[slot + 1].imm = Int32(truncatingIfNeeded: value >> 32)
+                    continue
                 }
                 guard let ksym = object.externs.first(where: { $0.name == name && $0.isVariable }) else {
                     throw fail("extern variable \(name) is not described by the object's BTF as __ksym or __kconfig")
@@ -136,6 +150,23 @@ extension VM {
         var kconfig: [UInt8]?
         var ksymAddresses: [String: UInt64] = [:]
         let externVariables = object.externs.filter(\.isVariable)
+        // A kfunc has an address where a program takes it (bpf_ksym_exists): a one-byte
+        // read-only region standing for the kernel function, when the emulator provides it.
+        let takenKfuncs = Set(object.programs.flatMap { program in
+            program.references.compactMap { reference -> String? in
+                guard case .external(let name) = reference.target, reference.instructionIndex < program.instructions.count,
+                      program.instructions[reference.instructionIndex].opcode == 0x18 else { return nil }
+                return name
+            }
+        })
+        for external in object.externs where external.kind == .kfunc && takenKfuncs.contains(external.name) {
+            guard emulator?.kfunc(named: external.name) != nil else { continue }
+            do {
+                ksymAddresses[external.name] = try mapShared(RegionStorage(count: 1), name: "kfunc \(external.name)", kind: .readOnly)
+            } catch {
+                throw LoadError(.unresolvedReference("cannot map kfunc \(external.name): \(error)"), programName: objectName)
+            }
+        }
         if !externVariables.isEmpty {
             guard let mapProvider else {
                 let names = externVariables.map(\.name).joined(separator: ", ")
@@ -143,7 +174,7 @@ extension VM {
             }
             var contents = object.global(named: ObjectExtern.kconfigSection)?.contents ?? []
             do {
-                ksymAddresses = try mapProvider.resolveExterns(externVariables, kconfig: &contents, in: self)
+                ksymAddresses.merge(try mapProvider.resolveExterns(externVariables, kconfig: &contents, in: self)) { $1 }
             } catch {
                 throw LoadError(error, programName: objectName)
             }

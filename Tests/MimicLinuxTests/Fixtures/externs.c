@@ -105,7 +105,7 @@ extern const void mimic_typeless __ksym;
 extern const int mimic_maybe_missing __ksym __weak;
 
 extern void bpf_rcu_read_lock(void) __ksym;
-extern void bpf_rcu_read_unlock(void) __ksym;
+extern void bpf_rcu_read_unlock(void) __ksym __weak;
 
 __u64 answer_address;
 __u64 typeless_address;
@@ -203,6 +203,34 @@ int tracing_helpers(void *ctx)
     helpers_seen.signal_invalid = bpf_send_signal(65);
     helpers_seen.override = bpf_override_return(ctx, -22);
     return 0;
+}
+
+/* Optional kfuncs, guarded the way libbpf's bpf_ksym_exists guards them. */
+#define bpf_ksym_exists(sym) ({                                                             \
+    _Static_assert(!__builtin_constant_p(!!sym), #sym " should be marked as __weak");       \
+    !!sym;                                                                                   \
+})
+
+extern int bpf_mimic_absent(int value) __ksym __weak;
+
+int unlock_exists;
+int absent_exists;
+int absent_result = -1;
+
+SEC("raw_tp/sys_exit")
+int optional_kfuncs(void *ctx)
+{
+    unlock_exists = bpf_ksym_exists(bpf_rcu_read_unlock);
+    absent_exists = bpf_ksym_exists(bpf_mimic_absent);
+    if (bpf_ksym_exists(bpf_mimic_absent))
+        absent_result = bpf_mimic_absent(1);
+    return 0;
+}
+
+SEC("raw_tp/sys_exit")
+int call_absent(void *ctx)
+{
+    return bpf_mimic_absent(2);
 }
 
 /* Kills the task (as an LSM-like kprobe would) and makes the probed function fail. */
