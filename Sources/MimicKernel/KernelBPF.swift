@@ -128,9 +128,10 @@ public enum KernelBPF {
     ///   - expectedAttachType: `expected_attach_type`; 0 (the default) for program types that
     ///     have none.
     ///   - maps: kept alive as long as the program (the kernel holds its own references too).
+    ///   - flags: `prog_flags` (`BPF_F_SLEEPABLE`, ...).
     public static func loadProgram(_ instructions: [RawInstruction], type: ProgramType, license: String = "GPL",
                                    name: String = "", expectedAttachType: AttachType = AttachType(rawValue: 0),
-                                   maps: [KernelMap] = []) throws(KernelError) -> KernelProgram {
+                                   flags: UInt32 = 0, maps: [KernelMap] = []) throws(KernelError) -> KernelProgram {
         try requireAvailable()
         guard !instructions.isEmpty else { throw KernelError.invalidArgument("program \(name) has no instructions") }
         let code = RawInstruction.encode(instructions)
@@ -150,6 +151,7 @@ public enum KernelBPF {
                             attr.set32(28, UInt32(logSize))
                             attr.setPointer(32, logBuffer.baseAddress)
                         }
+                        attr.set32(44, flags)  // prog_flags
                         attr.setName(48, name)
                         attr.set32(68, expectedAttachType.rawValue)
                         let result = call(.progLoad, &attr)

@@ -1,3 +1,4 @@
+import Foundation
 import MimicCore
 import MimicLinux
 
@@ -17,13 +18,25 @@ public final class KernelObject {
     /// One entry per `maps + globals` pseudo index (nil for an empty section, which has no map).
     private var mapsByPseudoIndex: [KernelMap?] = []
     private var programs: [String: KernelProgram] = [:]
+    /// The kernel's BTF, which names the kfuncs programs call (read from
+    /// `/sys/kernel/btf/vmlinux` when the first kfunc call needs it, if not given).
+    private var kernelBTF: BTF?
 
     /// Creates the object's maps and global data in the kernel and fills initial map-of-maps
     /// slots. Programs are loaded on demand with `program(named:)`.
-    public init(object: ObjectFile) throws(KernelError) {
+    ///
+    /// - Parameters:
+    ///   - kconfig: the `.kconfig` section's bytes with the `__kconfig` externs' values (as
+    ///     `VM.load(object:)` resolved them: `LoadedObject.globals[".kconfig"]`); required when
+    ///     the object has such externs, so both sides see the same values.
+    ///   - kernelBTF: the running kernel's BTF (`/sys/kernel/btf/vmlinux`), which gives each kfunc
+    ///     call its BTF id (`BPF_PSEUDO_KFUNC_CALL`); nil reads `/sys/kernel/btf/vmlinux` when a
+    ///     program calls kfuncs. `__ksym` variables are not supported.
+    public init(object: ObjectFile, kconfig: [UInt8]? = nil, kernelBTF: BTF? = nil) throws(KernelError) {
         if let problem = object.byteOrderProblem { throw KernelError.invalidArgument(problem) }
         if let problem = object.unsizedMapProblem { throw KernelError.invalidArgument(problem) }
         self.object = object
+        self.kernelBTF = kernelBTF
         for spec in object.maps {
             var inner: KernelMap?
             if let template = spec.innerMap {
@@ -38,11 +51,18 @@ public final class KernelObject {
                 mapsByPseudoIndex.append(nil)
                 continue
             }
+            var contents = global.contents
+            if global.name == ObjectExtern.kconfigSection {
+                guard let kconfig, kconfig.count == global.size else {
+                    throw KernelError.invalidArgument("the object's __kconfig externs need their values: pass the \(global.size) bytes of its resolved .kconfig section (kconfig:)")
+                }
+                contents = kconfig
+            }
             let readOnlyProgram: UInt32 = 1 << 7  // BPF_F_RDONLY_PROG
             let map = try KernelBPF.createMap(MapAttributes(
                 name: global.name, type: .array, keySize: 4, valueSize: global.size, maxEntries: 1,
                 flags: global.isReadOnly ? readOnlyProgram : 0))
-            try map.update(key: [0, 0, 0, 0], value: global.contents)
+            try map.update(key: [0, 0, 0, 0], value: contents)
             if global.isReadOnly { try map.freeze() }
             maps[global.name] = map
             mapsByPseudoIndex.append(map)
@@ -64,6 +84,19 @@ public final class KernelObject {
         var attributes = spec.attributes
         if attributes.type == .perfEventArray, attributes.maxEntries == 0 { attributes.maxEntries = KernelBPF.possibleCPUs }
         return attributes
+    }
+
+    /// The running kernel's BTF, `/sys/kernel/btf/vmlinux`.
+    static func runningKernelBTF() throws(KernelError) -> BTF {
+        let path = "/sys/kernel/btf/vmlinux"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw KernelError.unavailable("\(path) is not readable, so kfunc calls cannot be given their BTF ids")
+        }
+        do {
+            return try BTF(bytes: [UInt8](data))
+        } catch {
+            throw KernelError.invalidArgument("\(path): \(error)")
+        }
     }
 
     static func u32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
@@ -97,8 +130,20 @@ public final class KernelObject {
             }
             slot += 2
         }
-        if let external = program.references.first(where: { if case .external = $0.target { true } else { false } }) {
-            throw KernelError.invalidArgument("program \(program.name), slot \(external.instructionIndex): \(external.target) is not supported")
+        for reference in program.references {
+            guard case .external(let name) = reference.target else { continue }
+            let slot = reference.instructionIndex
+            guard slot < code.count, code[slot].opcode == 0x85 else {
+                throw KernelError.invalidArgument("program \(program.name), slot \(slot): \(reference.target) (a __ksym variable) is not supported")
+            }
+            if kernelBTF == nil { kernelBTF = try Self.runningKernelBTF() }
+            guard let kernelBTF else { continue }
+            guard let id = kernelBTF.typeID(named: name, kind: .function), id <= UInt32(Int32.max) else {
+                throw KernelError.invalidArgument("program \(program.name), slot \(slot): kfunc \(name) is not a function of the kernel's BTF")
+            }
+            code[slot].source = 2  // BPF_PSEUDO_KFUNC_CALL, of vmlinux (off 0)
+            code[slot].offset = 0
+            code[slot].imm = Int32(id)
         }
         return code
     }
@@ -111,9 +156,11 @@ public final class KernelObject {
             let names = object.programs.map(\.name).joined(separator: ", ")
             throw KernelError.invalidArgument("the object has no program named '\(name)' (programs: \(names.isEmpty ? "none" : names))")
         }
+        // libbpf loads SEC("syscall") programs sleepable, which the kernel requires of them.
+        let sleepable: UInt32 = 1 << 4  // BPF_F_SLEEPABLE
         let loaded = try KernelBPF.loadProgram(try instructions(of: source), type: source.type, license: object.license ?? "GPL",
                                                name: name, expectedAttachType: source.attachType ?? AttachType(rawValue: 0),
-                                               maps: Array(maps.values))
+                                               flags: source.type == .syscall ? sleepable : 0, maps: Array(maps.values))
         programs[name] = loaded
         for spec in object.maps {
             for slot in spec.initialSlots {

@@ -198,6 +198,28 @@ public final class KernelProgram: Sendable {
         return try testRunUnchecked(data: data, context: context, repeat: count)
     }
 
+    /// Runs a `BPF_PROG_TYPE_SYSCALL` program once with `context` as its `ctx_in`, the only
+    /// input such a run takes (no data, no output buffers, no repeat); returns R0.
+    public func testRunSyscall(context: [UInt8] = []) throws(KernelError) -> UInt32 {
+        try KernelBPF.requireAvailable()
+        let contextIn = context.isEmpty ? [0] : context
+        let (result, attr): (Result<Int32, KernelErrno>, BPFAttributes) = contextIn.withUnsafeBytes { ctxInBuffer in
+            var attr = BPFAttributes(size: 80)
+            attr.set32(0, UInt32(bitPattern: fd))
+            if !context.isEmpty {
+                attr.set32(40, UInt32(context.count))
+                attr.setPointer(48, ctxInBuffer.baseAddress)
+            }
+            let result = KernelBPF.call(.progTestRun, &attr)
+            return (result, attr)
+        }
+        if case .failure(let code) = result {
+            throw KernelError.systemCall(command: KernelBPF.Command.progTestRun.name, errno: code.rawValue,
+                                         detail: "test-running syscall program \(name)")
+        }
+        return attr.get32(4)
+    }
+
     func testRunUnchecked(data: [UInt8], context: [UInt8]? = nil, repeat count: Int = 1) throws(KernelError) -> KernelTestRun {
         guard count >= 1, count <= Int(UInt32.max) else { throw KernelError.invalidArgument("repeat count \(count) is outside 1...\(UInt32.max)") }
         var output = [UInt8](repeating: 0, count: data.count + 4096)

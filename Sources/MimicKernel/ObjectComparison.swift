@@ -67,9 +67,6 @@ public final class ObjectComparison {
         }
         programName = source.name
         programType = source.type
-        kernel = try KernelObject(object: object)
-        try kernel.loadTailCallTargets()
-        kernelProgram = try kernel.program(named: source.name)
         emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: KernelBPF.possibleCPUs, randomSeed: 1))
         vm = VM(emulator: emulator)
         do {
@@ -78,6 +75,10 @@ public final class ObjectComparison {
         } catch {
             throw ComparisonError("Mimic cannot load \(source.name): \(error)")
         }
+        // The kernel sees the __kconfig values Mimic resolved.
+        kernel = try KernelObject(object: object, kconfig: loaded.globals[ObjectExtern.kconfigSection]?.storage.bytes)
+        try kernel.loadTailCallTargets()
+        kernelProgram = try kernel.program(named: source.name)
     }
 
     /// Names of the maps and global-data sections compared after each run.

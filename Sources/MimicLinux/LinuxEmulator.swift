@@ -12,10 +12,13 @@ public struct LinuxConfiguration: Sendable {
     /// processes): the same seed gives the same values for the same calls on each vCPU. Nil seeds
     /// from the clock (`LinuxEmulator.randomSeed` tells the seed used).
     public var randomSeed: UInt64?
+    /// The emulated kernel's build: `__kconfig` values and `__ksym` symbols (`KernelConfig`).
+    public var kernel: KernelConfig
 
-    public init(cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil) {
+    public init(cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil, kernel: KernelConfig = KernelConfig()) {
         self.cpuCount = max(1, cpuCount)
         self.randomSeed = randomSeed
+        self.kernel = kernel
     }
 }
 
@@ -44,11 +47,14 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     private var helpers: [Int32: Helper] = [:]
     /// Ids with a real emulation (not only the replay stand-in).
     private var emulated: Set<Int32> = []
+    private var kfuncs: [String: Helper] = [:]
     private var maps: [Int: any BPFMap] = [:]
     private var mapsByName: [String: any BPFMap] = [:]
     private var nextMapID = 1
     /// The maps by id for the map helpers, read without `lock` (see `MapTable`).
     let mapTable = MapTable()
+    /// The kernel objects `__ksym` variables resolved to.
+    let kernelObjects = KernelObjects()
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
@@ -58,9 +64,35 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
             helpers[helper.id] = helper
             emulated.insert(helper.id)
         }
+        for kfunc in LinuxKfuncs.all(for: self) { kfuncs[kfunc.name] = kfunc }
     }
 
     // MARK: Emulator
+
+    /// The kfunc named `name` (`LinuxKfuncs`, or one added with `register(kfunc:)`). A name with
+    /// a `___flavor` suffix (`bpf_iter_num_new___v2`) falls back to its essential name, as
+    /// libbpf looks kfuncs up.
+    public func kfunc(named name: String) -> Helper? {
+        lock.withLock { _ in
+            if let kfunc = kfuncs[name] { return kfunc }
+            // libbpf's bpf_core_essential_name_len: up to the last "x___y" separator.
+            let bytes = Array(name.utf8), underscore = UInt8(ascii: "_")
+            guard bytes.count >= 5 else { return nil }
+            for i in stride(from: bytes.count - 5, through: 0, by: -1)
+            where bytes[i] != underscore && bytes[i + 1...i + 3].allSatisfy({ $0 == underscore }) && bytes[i + 4] != underscore {
+                return kfuncs[String(decoding: bytes[...i], as: UTF8.self)]
+            }
+            return nil
+        }
+    }
+
+    /// Adds or replaces a kfunc, under its `name` (programs loaded afterwards can call it).
+    public func register(kfunc: Helper) {
+        lock.withLock { _ in kfuncs[kfunc.name] = kfunc }
+    }
+
+    /// The names of every kfunc the emulator provides, sorted.
+    public var kfuncNames: [String] { lock.withLock { _ in kfuncs.keys.sorted() } }
 
     public func helper(id: Int32) -> Helper? { lock.withLock { _ in helpers[id] } }
 
@@ -134,7 +166,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
 enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
         // Installed over `ReplayHelpers.fallbacks()`, the replay-only stand-ins for every id.
-        NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator)
+        NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator) + TracingHelpers.all(for: emulator)
     }
 }
 
@@ -168,6 +200,12 @@ public final class LinuxProcessState {
     /// Things worth knowing about the run that did not stop it (e.g. a replayed call whose
     /// parameters differ from the record).
     @exclusivity(unchecked) public internal(set) var warnings: [String] = []
+    /// Signals `bpf_send_signal` / `bpf_send_signal_thread` sent, in call order (the kernel
+    /// delivers them when the program returns).
+    @exclusivity(unchecked) public internal(set) var signals: [SentSignal] = []
+    /// The return value `bpf_override_return` set for the probed function (the last call's),
+    /// nil when the program did not call it.
+    @exclusivity(unchecked) public internal(set) var overriddenReturn: UInt64?
     /// The task, clock and random seed helpers report (pid, comm, ktime, prandom); contexts set it.
     @exclusivity(unchecked) public var environment = TaskEnvironment()
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
@@ -214,6 +252,8 @@ public final class LinuxProcessState {
         if !clones.isEmpty { clones = [] }
         replay = nil
         if !warnings.isEmpty { warnings = [] }
+        if !signals.isEmpty { signals = [] }
+        overriddenReturn = nil
         environment = TaskEnvironment()
         clockReads = 0
         randomState = nil

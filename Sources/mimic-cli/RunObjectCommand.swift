@@ -127,6 +127,13 @@ struct SingleRun {
             }
             if let redirect { members.append(("redirect", .string(redirect.description))) }
             if let contextAfter { members.append(("context_out", TestRunContext.json(contextAfter))) }
+            if let signals = state?.signals, !signals.isEmpty {
+                members.append(("signals", .array(signals.map { signal in
+                    .object([("signal", .unsigned(UInt64(signal.signal))), ("to", .string(signal.toThread ? "thread" : "process")),
+                             ("target", .unsigned(UInt64(signal.target)))])
+                })))
+            }
+            if let value = state?.overriddenReturn { members.append(("override_return", .integer(Int64(bitPattern: value)))) }
             if !warnings.isEmpty { members.append(("warnings", .array(warnings.map(JSONOutput.string)))) }
             members += extraJSON()
             Console.out(jsonLines ? JSONOutput.object(members).line : JSONOutput.object(members).text)
@@ -140,6 +147,8 @@ struct SingleRun {
         if let verdict { value += " \(verdict)" }
         out += value + "\n"
         if let redirect { out += "redirect: \(redirect)\n" }
+        for signal in state?.signals ?? [] { out += "sent \(signal)\n" }
+        if let value = state?.overriddenReturn { out += "override_return: the probed function returns \(Int64(bitPattern: value))\n" }
         out += "instructions executed: \(process.instructionsExecuted)\n"
         if let contextAfter {
             out += "context: \(TestRunContext.describe(contextAfter, before: contextBefore))\n"

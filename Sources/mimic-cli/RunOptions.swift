@@ -48,6 +48,7 @@ struct RunOptions {
             .value("memory-limit", "BYTES", "The VM's memory budget for maps, global data, contexts and packets (default 1G; suffixes K, M, G)."),
             .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
             TestRunContext.optionSpec,
+            .value("kconfig", "FILE", "The emulated kernel's configuration for __kconfig externs, as /proc/config writes it (CONFIG_X=y lines; uncompressed: zcat /proc/config.gz > FILE). Default: none, so weak CONFIG_ externs read 0."),
         ] + ConfigurationOptions.specs
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
         return specs
@@ -130,6 +131,25 @@ struct RunOptions {
         pluginPaths = arguments.values("plugin")
         configuration = try ConfigurationOptions(arguments, command: command)
         contextFields = try TestRunContext.parseOption(arguments, command: command)
+        kconfigPath = arguments.value("kconfig")
+    }
+
+    /// `--kconfig FILE`.
+    var kconfigPath: String?
+
+    /// The kernel configuration `--kconfig` names, or the default one.
+    func kernelConfig() throws(RuntimeError) -> KernelConfig {
+        guard let kconfigPath else { return KernelConfig() }
+        let name = Input.displayName(kconfigPath)
+        let bytes = try Input.read(kconfigPath, what: "kernel configurations")
+        if bytes.starts(with: [0x1F, 0x8B]) {
+            throw RuntimeError("\(name) is gzip-compressed; give the uncompressed configuration (zcat \(name) > config)")
+        }
+        do {
+            return try KernelConfig(parsing: String(decoding: bytes, as: UTF8.self))
+        } catch {
+            throw RuntimeError("\(name): \(error)")
+        }
     }
 
     /// `1048576`, `512K`, `64M`, `2G` as bytes; nil for anything else or an overflow.
@@ -159,7 +179,8 @@ struct RunOptions {
             }
         }
         let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
-                                  memoryLimit: memoryLimit, plugins: plugins, configuration: configuration)
+                                  memoryLimit: memoryLimit, plugins: plugins, configuration: configuration,
+                                  kernel: try kernelConfig())
         session.contextFields = contextFields
         if dataStart != nil, session.packetKind != .skb {
             throw RuntimeError("--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program")

@@ -23,11 +23,11 @@ final class Session {
     /// program).
     /// Loads `programName` (or the object's only program) from the object at `path`, in a VM
     /// whose emulator is the Linux emulator plus the helpers of `plugins`.
-    /// `seed` seeds `bpf_get_prandom_u32` (nil: the clock).
+    /// `seed` seeds `bpf_get_prandom_u32` (nil: the clock); `kernel` gives `__kconfig` values.
     /// `configuration` is applied to the object before load (globals, map sizes, `--type`, slots).
     init(path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
-         memoryLimit: Int = MemoryBudget.defaultLimit,
-         plugins: [PluginLibrary] = [], configuration: ConfigurationOptions? = nil) throws(RuntimeError) {
+         memoryLimit: Int = MemoryBudget.defaultLimit, plugins: [PluginLibrary] = [],
+         configuration: ConfigurationOptions? = nil, kernel: KernelConfig = KernelConfig()) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
         guard ObjectInput.isELF(bytes) else {
@@ -49,13 +49,13 @@ final class Session {
         }
         self.cpus = cpus
         self.limit = limit
-        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: seed))
-        let configuration = VMConfiguration(memoryLimit: memoryLimit)
+        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: seed, kernel: kernel))
+        let vmConfiguration = VMConfiguration(memoryLimit: memoryLimit)
         if plugins.isEmpty {
-            vm = VM(emulator: emulator, configuration: configuration)
+            vm = VM(emulator: emulator, configuration: vmConfiguration)
         } else {
             do {
-                vm = VM(emulator: try CompositeEmulator([emulator] + plugins.map(\.emulator)), configuration: configuration)
+                vm = VM(emulator: try CompositeEmulator([emulator] + plugins.map(\.emulator)), configuration: vmConfiguration)
             } catch {
                 throw RuntimeError(error.description)
             }

@@ -1,7 +1,7 @@
 /// Human-readable views of an object, for `mimic inspect` and `mimic disasm`.
 extension ObjectFile {
     /// A report of the object's programs (name, section, type, instruction count), maps (name,
-    /// type, key/value size, max entries, flags), global data, license, BTF and notes.
+    /// type, key/value size, max entries, flags), global data, externs, license, BTF and notes.
     public func inspectionReport() -> String {
         var out = ""
         out += "object: \(elf.isBigEndian ? "big" : "little")-endian eBPF, license \(license.map { "\"\($0)\"" } ?? "none")"
@@ -30,6 +30,20 @@ extension ObjectFile {
              global.variables.map { "\($0.name)@\($0.offset)" }.joined(separator: ", ")]
         }
         out += ObjectFile.table(["section", "size", "access", "variables"], globalRows)
+
+        if !externs.isEmpty {
+            out += "\nexterns (\(externs.count)):\n"
+            let externRows = externs.map { external -> [String] in
+                let what: String
+                switch external.kind {
+                case .kconfig(let kconfig): what = "__kconfig \(kconfig.typeName) at .kconfig+\(kconfig.offset)"
+                case .ksymVariable(let typeID, _): what = "__ksym variable" + (typeID.flatMap { id in btf.map { " \($0.typeName(id))" } } ?? " (typeless)")
+                case .kfunc: what = "kfunc"
+                }
+                return [external.name, what, external.isWeak ? "weak" : "strong"]
+            }
+            out += ObjectFile.table(["name", "kind", "binding"], externRows)
+        }
 
         if !notes.isEmpty {
             out += "\nnotes:\n"

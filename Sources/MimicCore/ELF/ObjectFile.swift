@@ -28,8 +28,11 @@ public struct ObjectFile: Sendable {
     /// Legacy and BTF-defined maps, in that order (legacy by offset, BTF in `.maps` order);
     /// `configure(_:)` may change their sizes and initial slots.
     public internal(set) var maps: [MapSpec]
-    /// Global-data sections, in section order; `configure(_:)` may change their contents.
+    /// Global-data sections, in section order, then `.kconfig` when the object has `__kconfig`
+    /// externs (zeros here: the loader fills it); `configure(_:)` may change their contents.
     public internal(set) var globals: [GlobalDataSpec]
+    /// The `__kconfig` and `__ksym` externs (variables and kfuncs), as libbpf collects them.
+    public let externs: [ObjectExtern]
     /// The `license` section's string, if any.
     public let license: String?
     /// The `version` section's value (old kprobe objects), if any.
@@ -106,6 +109,15 @@ public struct ObjectFile: Sendable {
                     return elf.symbols.first { $0.name == variable && Int($0.sectionIndex) == index && !$0.isSection }?.value
                 })
         }
+        // Externs, and the .kconfig DATASEC laid out as libbpf lays out the section it makes.
+        let (externs, kconfig) = try ObjectParser(elf: elf, btf: btf).externs()
+        if let kconfig {
+            btf?.fixUpDataSections(
+                sectionSize: { $0 == ObjectExtern.kconfigSection ? UInt64(kconfig.size) : nil },
+                symbolOffset: { section, variable in
+                    section == ObjectExtern.kconfigSection ? kconfig.variables.first { $0.name == variable }?.offset : nil
+                })
+        }
         var btfExt: BTFExt?
         if let section = elf.section(named: ".BTF.ext") {
             guard let btf else { throw .missingSection(".BTF (needed by .BTF.ext)") }
@@ -135,10 +147,13 @@ public struct ObjectFile: Sendable {
             throw .invalidField(structure: "section \(map.sectionName)", field: "map \(map.name)", detail: "a second map with this name")
         }
         self.maps = maps
-        let globals = try parser.globalData()
+        var globals = try parser.globalData()
+        if let kconfig { globals.append(kconfig) }
         self.globals = globals
+        self.externs = externs
 
         var linker = ProgramLinker(elf: elf, btf: btf, btfExt: btfExt, maps: maps, globals: globals, targetBTF: targetBTF)
+        linker.externs = externs
         programs = try linker.linkAll()
         notes += linker.notes
         if let ext = btfExt, !ext.coreRelocations.isEmpty, targetBTF == nil {

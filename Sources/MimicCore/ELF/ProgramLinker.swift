@@ -7,6 +7,8 @@ struct ProgramLinker {
     let maps: [MapSpec]
     let globals: [GlobalDataSpec]
     let targetBTF: BTF?
+    /// The object's externs: `__kconfig` ones become references into `.kconfig`.
+    var externs: [ObjectExtern] = []
     var notes: [String] = []
 
     /// Decoded instructions of each executable section.
@@ -161,7 +163,7 @@ struct ProgramLinker {
                         }
                         guard symbol.isDefined else {
                             references.append(ObjectReference(instructionIndex: pc, target: .external(symbol.name)))
-                            noteExternal(symbol.name, "function")
+                            if !externs.contains(where: { $0.symbolIndex == symbol.index }) { noteExternal(symbol.name, "function") }
                             break
                         }
                         guard instruction.source == 1 else {
@@ -176,8 +178,18 @@ struct ProgramLinker {
                             throw .badRelocation(section: where_, offset: relocation.offset, detail: "R_BPF_64_64 on an instruction that is not a whole lddw")
                         }
                         guard symbol.isDefined else {
+                            if let index = globals.firstIndex(where: { $0.name == ObjectExtern.kconfigSection }),
+                               case .kconfig(let kconfig)? = externs.first(where: { $0.symbolIndex == symbol.index })?.kind {
+                                // libbpf: BPF_PSEUDO_MAP_VALUE of the .kconfig map at the extern's offset.
+                                code[pc].source = LoadImm64Kind.mapIndexValue.rawValue
+                                code[pc].imm = Int32(maps.count + index)
+                                code[pc + 1].imm = Int32(kconfig.offset)
+                                references.append(ObjectReference(instructionIndex: pc,
+                                                                  target: .globalData(section: ObjectExtern.kconfigSection, offset: UInt64(kconfig.offset))))
+                                break
+                            }
                             references.append(ObjectReference(instructionIndex: pc, target: .external(symbol.name)))
-                            noteExternal(symbol.name, "variable")
+                            if !externs.contains(where: { $0.symbolIndex == symbol.index }) { noteExternal(symbol.name, "variable") }
                             break
                         }
                         let addend = relocation.addend ?? Int64(UInt32(bitPattern: instruction.imm))

@@ -129,6 +129,14 @@ public protocol MapProvider: Emulator {
     /// it as the single-element array map libbpf makes of it. Default: nothing.
     func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason)
 
+    /// Gives an object's extern variables their values, as libbpf's `bpf_object__resolve_externs`
+    /// does, before `VM.load(object:)` maps its global data: writes each `__kconfig` extern into
+    /// `kconfig` (the `.kconfig` section's zeroed bytes, at `ObjectExtern.Kconfig.offset`; see
+    /// `ObjectExtern.Kconfig.encode`) and returns the address of each `__ksym` variable. A weak
+    /// extern it cannot resolve stays zero (left out of the result); a strong one is an error
+    /// naming it. Default: refuses every extern variable.
+    func resolveExterns(_ externs: [ObjectExtern], kconfig: inout [UInt8], in vm: VM) throws(LoadError.Reason) -> [String: UInt64]
+
     /// Fills the initial slots of an object's prog arrays and maps of maps (`.values = {...}`),
     /// once all its maps exist; load programs with `object.program(named:)`. Default: refuses.
     func initializeMaps(of object: LoadedObject) throws(LoadError)
@@ -140,6 +148,11 @@ extension MapProvider {
     }
 
     public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason) {}
+
+    public func resolveExterns(_ externs: [ObjectExtern], kconfig: inout [UInt8], in vm: VM) throws(LoadError.Reason) -> [String: UInt64] {
+        let names = externs.map(\.name).joined(separator: ", ")
+        throw .unsupported("extern variables (__kconfig / __ksym) \(names) are not supported by \(name)")
+    }
 
     public func initializeMaps(of object: LoadedObject) throws(LoadError) {
         let names = object.object.maps.filter { !$0.initialSlots.isEmpty }.map(\.name)

@@ -21,18 +21,23 @@ public final class LoadedObject: @unchecked Sendable {
     public let vm: VM
     /// Map handles (what an `lddw` of the map yields), by map name.
     public let mapHandles: [String: UInt64]
-    /// Global data, by section name.
+    /// Global data, by section name (`.kconfig` holds the resolved `__kconfig` externs).
     public let globals: [String: GlobalData]
+    /// The address of each `__ksym` variable the map provider resolved, by name (weak ones it
+    /// left out read as 0), and of each provided kfunc whose address a program takes
+    /// (`bpf_ksym_exists`).
+    public let ksymAddresses: [String: UInt64]
 
     /// Loaded programs by name; guarded by `lock` (hence `@unchecked Sendable`).
     private let lock = Mutex(())
     private var loaded: [String: Program] = [:]
 
-    init(object: ObjectFile, vm: VM, mapHandles: [String: UInt64], globals: [String: GlobalData]) {
+    init(object: ObjectFile, vm: VM, mapHandles: [String: UInt64], globals: [String: GlobalData], ksymAddresses: [String: UInt64]) {
         self.object = object
         self.vm = vm
         self.mapHandles = mapHandles
         self.globals = globals
+        self.ksymAddresses = ksymAddresses
     }
 
     /// The program named `name`, loaded into the VM with its map and global references bound
@@ -45,7 +50,9 @@ public final class LoadedObject: @unchecked Sendable {
                             programName: name)
         }
         let (instructions, kfuncNames) = try bind(source)
-        let program = try vm.load(instructions, name: name, lineInfo: source.lineInfo, kfuncNames: kfuncNames)
+        let weak = Set(object.externs.filter { $0.kind == .kfunc && $0.isWeak }.map(\.name))
+        let program = try vm.load(instructions, name: name, lineInfo: source.lineInfo, kfuncNames: kfuncNames,
+                                  weakKfuncNames: weak.intersection(kfuncNames))
         return lock.withLock { _ in
             if let existing = loaded[name] { return existing }
             loaded[name] = program
@@ -94,7 +101,30 @@ public final class LoadedObject: @unchecked Sendable {
                 }
                 value = global.address &+ offset
             case .external(let name):
-                throw fail("extern variable \(name) (__ksym / __kconfig) is not supported")
+                if let kfunc = object.externs.first(where: { $0.name == name && $0.kind == .kfunc }) {
+                    // bpf_ksym_exists(kfunc): the address of the emulated kernel function.
+                    if let address = ksymAddresses[name] {
+                        value = address
+                    } else if kfunc.isWeak {
+                        value = 0
+                    } else {
+                        throw fail("kfunc \(name) is not provided by the emulator")
+                    }
+                    instructions[slot].source = 0
+                    instructions[slot].imm = Int32(truncatingIfNeeded: value)
+                    instructions[slot + 1].imm = Int32(truncatingIfNeeded: value >> 32)
+                    continue
+                }
+                guard let ksym = object.externs.first(where: { $0.name == name && $0.isVariable }) else {
+                    throw fail("extern variable \(name) is not described by the object's BTF as __ksym or __kconfig")
+                }
+                if let address = ksymAddresses[name] {
+                    value = address
+                } else if ksym.isWeak {
+                    value = 0  // an unresolved weak ksym: libbpf leaves its address 0
+                } else {
+                    throw fail("extern \(name) (__ksym) was not resolved")
+                }
             }
             instructions[slot].source = 0
             instructions[slot].imm = Int32(truncatingIfNeeded: value)
@@ -120,8 +150,51 @@ extension VM {
         if let problem = object.unsizedMapProblem {
             throw LoadError(.unsupported(problem), programName: objectName)
         }
+        // Extern variables first (libbpf's bpf_object__resolve_externs): the map provider fills
+        // the .kconfig section and gives each __ksym variable an address.
+        var kconfig: [UInt8]?
+        var ksymAddresses: [String: UInt64] = [:]
+        let externVariables = object.externs.filter(\.isVariable)
+        // A kfunc has an address where a program takes it (bpf_ksym_exists): a one-byte
+        // read-only region standing for the kernel function, when the emulator provides it.
+        let takenKfuncs = Set(object.programs.flatMap { program in
+            program.references.compactMap { reference -> String? in
+                guard case .external(let name) = reference.target, reference.instructionIndex < program.instructions.count,
+                      program.instructions[reference.instructionIndex].opcode == 0x18 else { return nil }
+                return name
+            }
+        })
+        for external in object.externs where external.kind == .kfunc && takenKfuncs.contains(external.name) {
+            guard emulator?.kfunc(named: external.name) != nil else { continue }
+            do {
+                ksymAddresses[external.name] = try mapShared(RegionStorage(count: 1), name: "kfunc \(external.name)", kind: .readOnly)
+            } catch {
+                throw LoadError(.unresolvedReference("cannot map kfunc \(external.name): \(error)"), programName: objectName)
+            }
+        }
+        if !externVariables.isEmpty {
+            guard let mapProvider else {
+                let names = externVariables.map(\.name).joined(separator: ", ")
+                throw LoadError(.unresolvedReference("extern variables \(names) \(noMapProvider)"), programName: objectName)
+            }
+            var contents = object.global(named: ObjectExtern.kconfigSection)?.contents ?? []
+            do {
+                ksymAddresses.merge(try mapProvider.resolveExterns(externVariables, kconfig: &contents, in: self)) { $1 }
+            } catch {
+                throw LoadError(error, programName: objectName)
+            }
+            kconfig = contents
+        }
+
         var globals: [String: LoadedObject.GlobalData] = [:]
-        for spec in object.globals {
+        for var spec in object.globals {
+            if spec.name == ObjectExtern.kconfigSection, let kconfig {
+                guard kconfig.count == spec.size else {
+                    throw LoadError(.unresolvedReference("the map provider changed the size of .kconfig (\(spec.size) to \(kconfig.count) bytes)"),
+                                    programName: objectName)
+                }
+                spec.contents = kconfig
+            }
             let storage: RegionStorage
             do {
                 storage = try RegionStorage(count: spec.contents.count, charging: memoryBudget,
@@ -154,7 +227,7 @@ extension VM {
             }
         }
 
-        let loaded = LoadedObject(object: object, vm: self, mapHandles: handles, globals: globals)
+        let loaded = LoadedObject(object: object, vm: self, mapHandles: handles, globals: globals, ksymAddresses: ksymAddresses)
         if let mapProvider, object.maps.contains(where: { !$0.initialSlots.isEmpty }) {
             try mapProvider.initializeMaps(of: loaded)
         }

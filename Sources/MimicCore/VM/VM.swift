@@ -82,10 +82,14 @@ public final class VM: @unchecked Sendable {
     /// `kfuncNames` names the kernel functions the program calls: a `call` with src 2
     /// (`BPF_PSEUDO_KFUNC_CALL`) calls `kfuncNames[imm]`, bound through `Emulator.kfunc(named:)`
     /// (the kernel's imm is a BTF id of the kernel's BTF, which Mimic does not have; object files
-    /// are bound by name, see `LoadedObject`).
+    /// are bound by name, see `LoadedObject`). A kfunc in `weakKfuncNames` (declared `__weak`)
+    /// that the emulator does not provide does not stop the load: calling it stops the program
+    /// (libbpf poisons such calls).
     public func load(_ instructions: [RawInstruction], name: String = "program",
-                     lineInfo: [SourceLineInfo] = [], kfuncNames: [String] = []) throws(LoadError) -> Program {
+                     lineInfo: [SourceLineInfo] = [], kfuncNames: [String] = [],
+                     weakKfuncNames: Set<String> = []) throws(LoadError) -> Program {
         var loader = Loader(vm: self, name: name, instructions: instructions, lineInfo: lineInfo, kfuncNames: kfuncNames)
+        loader.weakKfuncNames = weakKfuncNames
         return try loader.load()
     }
 
@@ -119,6 +123,7 @@ private struct Loader {
     let instructions: [RawInstruction]
     let lineInfo: [SourceLineInfo]
     let kfuncNames: [String]
+    var weakKfuncNames: Set<String> = []
     var helpers: [Helper] = []
     var helperIndexByID: [Int32: Int] = [:]
     var kfuncIndexByName: [String: Int] = [:]
@@ -238,8 +243,15 @@ private struct Loader {
         }
         let name = kfuncNames[Int(imm)]
         if let index = kfuncIndexByName[name] { return index }
-        guard let kfunc = vm.emulator?.kfunc(named: name) else {
-            let provider = vm.emulator.map { "emulator \($0.name) does not provide it" } ?? "the VM has no emulator"
+        let provider = vm.emulator.map { "emulator \($0.name) does not provide it" } ?? "the VM has no emulator"
+        let kfunc: Helper
+        if let provided = vm.emulator?.kfunc(named: name) {
+            kfunc = provided
+        } else if weakKfuncNames.contains(name) {
+            kfunc = Helper(id: -1, name: name) { _ throws(HelperFailure) in
+                throw .unsupported("weak kfunc \(name) was called, but \(provider) (guard the call with bpf_ksym_exists)")
+            }
+        } else {
             throw error(.unresolvedReference("kfunc \(name): \(provider)"), at: pc)
         }
         helpers.append(kfunc)

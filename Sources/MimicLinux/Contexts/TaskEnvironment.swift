@@ -32,6 +32,11 @@ public struct TaskEnvironment: Sendable, Equatable {
     /// that sets it); nil draws from the emulator's per-vCPU stream (`LinuxConfiguration.randomSeed`),
     /// which the clock seeds when that is nil too.
     public var randomSeed: UInt64?
+    /// What `bpf_get_attach_cookie` returns: the BPF cookie the program was attached with.
+    public var attachCookie: UInt64 = 0
+    /// What `bpf_get_func_ip` returns: the address of the probed or traced function (0 when the
+    /// program is not a kprobe or fentry/fexit one, or the address is not known).
+    public var functionAddress: UInt64 = 0
 
     public init(pid: UInt32 = 1, tgid: UInt32 = 1, uid: UInt32 = 0, gid: UInt32 = 0, comm: String = "mimic",
                 numaNode: UInt32 = 0, clock: Clock = .system, randomSeed: UInt64? = nil) {
@@ -48,7 +53,7 @@ public struct TaskEnvironment: Sendable, Equatable {
     /// Reads the keys Mimic understands from a context's `emulator` object; other keys are left
     /// for other emulators. Keys: `pid`, `tgid`, `uid`, `gid` (u32), `comm` (string),
     /// `numa_node` (u32), `ktime_ns` (a fixed clock start; with optional `ktime_step_ns`, default 0),
-    /// `prandom_seed` (u64).
+    /// `prandom_seed` (u64), `attach_cookie` and `func_ip` (u64).
     public init(emulatorData field: JSONField) throws(ContextError) {
         self.init()
         guard !field.isMissing else { return }
@@ -65,6 +70,8 @@ public struct TaskEnvironment: Sendable, Equatable {
             throw field["ktime_step_ns"].error("needs ktime_ns beside it")
         }
         if let value = try field["prandom_seed"].optionalInteger(UInt64.self) { randomSeed = value }
+        if let value = try field["attach_cookie"].optionalInteger(UInt64.self) { attachCookie = value }
+        if let value = try field["func_ip"].optionalInteger(UInt64.self) { functionAddress = value }
     }
 
     /// `comm` as the kernel stores it: at most 15 bytes of UTF-8 and a NUL, zero-padded to 16.
