@@ -243,7 +243,8 @@ public struct SKBContext: Context, Sendable {
     /// header), optional `dataStart` (`"mac"` or `"network"`), `pktType` (a number), `sock`,
     /// `dev` (`ifIndex`, `mac` as `aa:bb:cc:dd:ee:ff`) and `flowKeys` objects.
     public init(json ctx: JSONField, name: String) throws(ContextError) {
-        try ctx.object(knownMembers: ["packet", "dataStart", "pktType", "dev", "sock", "flowKeys"])
+        try ctx.object(knownMembers: ["packet", "dataStart", "pktType", "dev", "sock", "flowKeys", "cb", "tc_index", "tc_classid",
+                                       "queue_mapping"] + TestRunContext.skbInputFields.filter { !$0.hasPrefix("cb[") })
         let packet = try ctx["packet"].optionalBase64(limit: AddressSpace.lowWindowLimit / 2)
         guard packet.count <= AddressSpace.lowWindowLimit / 2 else {
             throw ctx["packet"].error("\(packet.count) bytes exceed the limit of \(AddressSpace.lowWindowLimit / 2)")

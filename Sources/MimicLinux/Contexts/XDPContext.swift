@@ -76,7 +76,8 @@ public struct XDPContext: Context, Sendable {
     /// Reads the `ctx` object of an `xdp_md` context file: `packet` (base64), `headroom`
     /// (default 256), `tailroom` (default 0), `ingress_ifidx`, `rx_queue_idx`, `egress_ifidx`.
     public init(json ctx: JSONField, name: String) throws(ContextError) {
-        try ctx.object(knownMembers: ["packet", "headroom", "tailroom", "ingress_ifidx", "rx_queue_idx", "egress_ifidx"])
+        try ctx.object(knownMembers: ["packet", "headroom", "tailroom", "ingress_ifidx", "rx_queue_idx", "egress_ifidx"]
+                                + TestRunContext.xdpInputFields)
         let limit = AddressSpace.lowWindowLimit / 4
         let packet = try ctx["packet"].optionalBase64(limit: limit)
         let headroom = try ctx["headroom"].optionalInteger(Int.self) ?? 256
