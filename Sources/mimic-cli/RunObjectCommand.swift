@@ -80,7 +80,7 @@ struct SingleRun {
             if let execute {
                 r0 = try execute(process)
             } else {
-                r0 = try process.run(instructionLimit: limit)
+                r0 = try Timeout.run(process, limit: limit, timeout: session.timeout)
             }
         } catch {
             // Show what the run printed before it failed: it is often the clue.

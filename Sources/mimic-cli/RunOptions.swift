@@ -17,6 +17,8 @@ struct RunOptions {
     var maps: [String]
     var cpus: Int
     var limit: UInt64
+    /// `--timeout DURATION`: the wall-clock deadline of each run (nil: none).
+    var timeout: Duration?
     /// `--seed N`: the `bpf_get_prandom_u32` seed (nil: the clock).
     var seed: UInt64?
     /// `--data-start mac|network`: where an sk_buff's data starts (nil: the program type's).
@@ -24,7 +26,7 @@ struct RunOptions {
     var json: Bool
 
     /// The options every one of these commands accepts.
-    static func specs(out: Bool, json: Bool) -> [OptionSpec] {
+    static func specs(out: Bool, json: Bool, timeout: Bool = true) -> [OptionSpec] {
         var specs: [OptionSpec] = [
             .value("program", short: "p", "NAME", "The program to run (required when the object has several)."),
             .value("context", short: "c", "CTX.json", "Run with this context file (xdp_md, sk_buff, generic, captured)."),
@@ -40,6 +42,7 @@ struct RunOptions {
             .value("seed", "N", "Seed bpf_get_prandom_u32 with N: the same seed gives the same values (default: the clock)."),
             .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
         ]
+        if timeout { specs.append(Timeout.spec) }
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
         return specs
     }
@@ -92,6 +95,7 @@ struct RunOptions {
             }
             limit = value == 0 ? .max : value
         }
+        timeout = try Timeout.value(of: arguments, command: command)
         if let text = arguments.value("data-start") {
             guard let value = SKBContext.DataStart(rawValue: text) else {
                 throw UsageError(message: "--data-start expects mac or network, got '\(text)'", command: command)
@@ -133,6 +137,7 @@ struct RunOptions {
             throw RuntimeError("--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program")
         }
         session.dataStart = dataStart
+        session.timeout = timeout
         try session.preload(maps)
         return session
     }

@@ -18,6 +18,8 @@ final class Session {
     let cpus: Int
     /// The per-run instruction budget.
     let limit: UInt64
+    /// The per-run wall-clock budget (`--timeout`), or nil.
+    var timeout: Duration?
 
     /// Loads the object at `path` and the program named `programName` (or the object's only
     /// program).
@@ -257,6 +259,8 @@ final class Session {
         var text = "execution failed: \(error)"
         if error.code == .budgetExhausted {
             text += "; raise the budget with --limit N (0 = no limit)"
+        } else if error.code == .deadlineExceeded {
+            text += " (the --timeout)"
         } else if error.code == .unknownHelper {
             text += "\n  the Linux emulator does not implement \(error.kind.helperName ?? "this helper"); a captured context (--context with type \"captured\") can replay its recorded results"
         }

@@ -52,7 +52,9 @@ enum TraceCommand: Command {
         let json = options.json
         try SingleRun(session: session, options: options).run(context: context, inputName: inputName, jsonLines: true, execute: { process throws(ExecutionError) in
             var executed: UInt64 = 0
+            let deadline = Timeout.deadline(session.timeout)
             while true {
+                try Timeout.check(deadline, steps: executed, process: process)
                 guard executed < session.limit else {
                     throw session.program.error(.budgetExhausted(executed: process.instructionsExecuted), at: process.pc)
                 }
