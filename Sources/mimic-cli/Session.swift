@@ -150,17 +150,39 @@ final class Session {
 
     /// The context of a context file.
     func context(file path: String) throws(RuntimeError) -> any Context {
+        let all = try contexts(file: path)
+        guard all.count == 1, let only = all.first else {
+            throw RuntimeError("\(Input.displayName(path)) holds an array of \(all.count) contexts; `mimic run` and `mimic trace` run each in turn, this command takes one")
+        }
+        return only.context
+    }
+
+    /// The contexts of a context file: one, or each of an array of contexts (edb's files), with
+    /// a name for each (`context 2 (NAME)`).
+    func contexts(file path: String) throws(RuntimeError) -> [(context: any Context, name: String)] {
         let bytes = try Input.read(path)
+        let loaded: [ContextFile.Loaded]
         do {
-            var context = try ContextFile.load(data: bytes)
+            loaded = try ContextFile.loadAll(data: bytes)
+        } catch {
+            throw RuntimeError("\(Input.displayName(path)): \(error)")
+        }
+        var result: [(context: any Context, name: String)] = []
+        for (index, entry) in loaded.enumerated() {
+            var context = entry.context
             if let dataStart, var skb = context as? SKBContext, skb.dataStart == nil {
                 skb.dataStart = dataStart
                 context = skb
             }
-            return try ContextFit.fit(context, to: source)
-        } catch {
-            throw RuntimeError("\(Input.displayName(path)): \(error)")
+            let name = loaded.count == 1 ? Input.displayName(path)
+                : "context \(index + 1)" + (entry.name.isEmpty ? "" : " (\(entry.name))")
+            do {
+                result.append((try ContextFit.fit(context, to: source), name))
+            } catch {
+                throw RuntimeError("\(Input.displayName(path))\(loaded.count == 1 ? "" : " [\(index)]"): \(error)")
+            }
         }
+        return result
     }
 
     /// The context a packet of a capture runs in, by program type (named as the kernel's

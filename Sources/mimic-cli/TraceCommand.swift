@@ -42,6 +42,16 @@ enum TraceCommand: Command {
             }
             return
         }
+        if let contextPath = options.contextPath {
+            let contexts = try session.contexts(file: contextPath)
+            if contexts.count > 1 {
+                for (index, entry) in contexts.enumerated() {
+                    if !options.json { Console.out((index > 0 ? "\n" : "") + "=== \(entry.name) ===\n") }
+                    try traced(session: session, options: options, context: entry.context, inputName: entry.name)
+                }
+                return
+            }
+        }
         let input = try options.singleContext(session)
         try traced(session: session, options: options, context: input.context, inputName: input.name)
     }
