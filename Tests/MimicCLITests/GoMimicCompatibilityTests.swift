@@ -39,7 +39,7 @@ struct GoMimicCompatibilityTests {
 
     @Test func aFailingContextIsReportedAndTheOthersStillRun() throws {
         let directory = try TemporaryDirectory()
-        // The first context's packet is too short for the firewall to read (it passes it), the
+        // The first context's packet is a runt frame (the firewall drops it), the
         // second is a generic context without r1: the program faults on it.
         let path = try directory.file("two.json", """
         [ { "name": "short", "type": "xdp_md", "ctx": { "packet": "AAEC" } },
@@ -55,7 +55,7 @@ struct GoMimicCompatibilityTests {
         let document = lines.dropLast().joined(separator: "\n")
         let reports = try #require(try JSONSerialization.jsonObject(with: Data(document.utf8)) as? [[String: Any]])
         #expect(reports.count == 3)
-        #expect(reports[0]["verdict"] as? String == "XDP_PASS")
+        #expect(reports[0]["verdict"] as? String == "XDP_DROP")
         #expect((reports[1]["error"] as? String)?.contains("execution failed") == true, "\(reports[1])")
         #expect(reports[2]["input"] as? String == "context 3")
     }
