@@ -495,7 +495,9 @@ extension Process {
         do {
             return try helper.function(self)
         } catch {
-            if error.code == .unsupported {
+            if helper.id == CustomInstruction.helperID {
+                pendingFault = .customInstructionFailed("\(helper.name): \(error)")
+            } else if error.code == .unsupported {
                 pendingFault = .unknownHelper(id: helper.id, name: helper.name.hasPrefix("#") ? nil : helper.name)
             } else {
                 pendingFault = .helperFailed(id: helper.id, name: helper.name, failure: error)
