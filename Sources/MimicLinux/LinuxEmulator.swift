@@ -12,10 +12,14 @@ public struct LinuxConfiguration: Sendable {
     /// processes): the same seed gives the same values for the same calls on each vCPU. Nil seeds
     /// from the clock (`LinuxEmulator.randomSeed` tells the seed used).
     public var randomSeed: UInt64?
+    /// Which rules map definitions must follow: the kernel's (default), or also what the Go mimic
+    /// accepts (`LinuxCompatibility.goMimic`, with warnings).
+    public var compatibility: LinuxCompatibility
 
-    public init(cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil) {
+    public init(cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil, compatibility: LinuxCompatibility = .kernel) {
         self.cpuCount = max(1, cpuCount)
         self.randomSeed = randomSeed
+        self.compatibility = compatibility
     }
 }
 
@@ -47,6 +51,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     private var maps: [Int: any BPFMap] = [:]
     private var mapsByName: [String: any BPFMap] = [:]
     private var nextMapID = 1
+    private var warnings: [String] = []
     /// The maps by id for the map helpers, read without `lock` (see `MapTable`).
     let mapTable = MapTable()
 
@@ -58,6 +63,14 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
             helpers[helper.id] = helper
             emulated.insert(helper.id)
         }
+    }
+
+    /// What `LinuxCompatibility.goMimic` let load that the kernel refuses, one line per map.
+    public var compatibilityWarnings: [String] { lock.withLock { _ in warnings } }
+
+    func addCompatibilityWarnings(_ lines: [String]) {
+        guard !lines.isEmpty else { return }
+        lock.withLock { _ in warnings += lines }
     }
 
     // MARK: Emulator

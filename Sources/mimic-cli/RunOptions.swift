@@ -19,6 +19,8 @@ struct RunOptions {
     var limit: UInt64
     /// `--timeout DURATION`: the wall-clock deadline of each run (nil: none).
     var timeout: Duration?
+    /// `--compat go-mimic`: load map definitions the kernel refuses, with warnings.
+    var compatibility: LinuxCompatibility = .kernel
     /// `--seed N`: the `bpf_get_prandom_u32` seed (nil: the clock).
     var seed: UInt64?
     /// `--data-start mac|network`: where an sk_buff's data starts (nil: the program type's).
@@ -41,6 +43,7 @@ struct RunOptions {
             .value("data-start", "mac|network", "Where an sk_buff's data starts: the Ethernet or the network header (default: as the kernel's test run, network for socket filters, mac for tc)."),
             .value("seed", "N", "Seed bpf_get_prandom_u32 with N: the same seed gives the same values (default: the clock)."),
             .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
+            .value("compat", "go-mimic", "Also load map definitions the Go mimic accepts and the kernel refuses (a warning names the kernel rule each breaks)."),
         ]
         if timeout { specs.append(Timeout.spec) }
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
@@ -96,6 +99,12 @@ struct RunOptions {
             limit = value == 0 ? .max : value
         }
         timeout = try Timeout.value(of: arguments, command: command)
+        if let text = arguments.value("compat") {
+            guard let value = LinuxCompatibility(rawValue: text) else {
+                throw UsageError(message: "--compat expects go-mimic or kernel, got '\(text)'", command: command)
+            }
+            compatibility = value
+        }
         if let text = arguments.value("data-start") {
             guard let value = SKBContext.DataStart(rawValue: text) else {
                 throw UsageError(message: "--data-start expects mac or network, got '\(text)'", command: command)
@@ -132,7 +141,7 @@ struct RunOptions {
             }
         }
         let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
-                                  plugins: plugins)
+                                  plugins: plugins, compatibility: compatibility)
         if dataStart != nil, session.packetKind != .skb {
             throw RuntimeError("--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program")
         }

@@ -26,8 +26,9 @@ final class Session {
     /// Loads `programName` (or the object's only program) from the object at `path`, in a VM
     /// whose emulator is the Linux emulator plus the helpers of `plugins`.
     /// `seed` seeds `bpf_get_prandom_u32` (nil: the clock).
+    /// `compatibility` `.goMimic` loads map definitions the kernel refuses, with a warning each.
     init(path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
-         plugins: [PluginLibrary] = []) throws(RuntimeError) {
+         plugins: [PluginLibrary] = [], compatibility: LinuxCompatibility = .kernel) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
         guard ObjectInput.isELF(bytes) else {
@@ -48,7 +49,7 @@ final class Session {
         }
         self.cpus = cpus
         self.limit = limit
-        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: seed))
+        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: seed, compatibility: compatibility))
         if plugins.isEmpty {
             vm = VM(emulator: emulator)
         } else {
@@ -66,6 +67,7 @@ final class Session {
         } catch {
             throw RuntimeError("cannot load \(objectName): \(error)")
         }
+        for warning in emulator.compatibilityWarnings { Console.err("mimic: warning: \(warning)\n") }
     }
 
     /// The program's type, from its section name.

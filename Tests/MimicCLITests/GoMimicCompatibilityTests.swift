@@ -99,4 +99,26 @@ struct GoMimicCompatibilityTests {
                           mentioning: ["--timeout expects a positive duration"])
         }
     }
+
+    // MARK: --compat go-mimic
+
+    static let edbMaps = Examples.fixture("edb_maps.o")
+
+    @Test func mapsTheKernelRefusesAreRefusedByDefault() throws {
+        expectFailure(try MimicCLI.run(["run", Self.edbMaps, "--packet", "00010203040506070809"]), status: 1,
+                      mentioning: ["events_queue", "key_size must be 0, got 4"])
+    }
+
+    @Test func compatGoMimicLoadsThemWithAWarningEach() throws {
+        let result = try MimicCLI.run(["run", Self.edbMaps, "--compat", "go-mimic", "--packet", "00010203040506070809"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("XDP_PASS"), "the push into the queue worked: \(result.stdout)")
+        for fragment in ["map events_queue (BPF_MAP_TYPE_QUEUE): key_size 4 breaks the kernel's rule key_size == 0",
+                         "map perf_out (BPF_MAP_TYPE_PERF_EVENT_ARRAY): value_size 8 breaks the kernel's rule value_size == 4",
+                         "map outer (BPF_MAP_TYPE_ARRAY_OF_MAPS): no inner map definition"] {
+            #expect(result.stderr.contains("mimic: warning: " + fragment), "missing '\(fragment)': \(result.stderr)")
+        }
+        expectFailure(try MimicCLI.run(["run", Self.edbMaps, "--compat", "go"]), status: 2,
+                      mentioning: ["--compat expects go-mimic or kernel"])
+    }
 }

@@ -16,7 +16,10 @@ extension LinuxEmulator {
         if attributes.type == .perfEventArray, attributes.maxEntries == 0 {
             attributes.maxEntries = configuration.cpuCount
         }
-        try Self.validate(attributes, cpuCount: configuration.cpuCount)
+        let warnings: [String]
+        (attributes, warnings) = relaxedForCompatibility(attributes)
+        try Self.validate(attributes, cpuCount: configuration.cpuCount, innerOptional: !warnings.isEmpty)
+        addCompatibilityWarnings(warnings)
         let id = reserveMapID()
         let cpus = configuration.cpuCount
         let map: any BPFMap
@@ -48,7 +51,8 @@ extension LinuxEmulator {
 
     /// The kernel's attribute checks for each map type (the `map_alloc_check` / `map_alloc`
     /// functions of `kernel/bpf/*.c`).
-    static func validate(_ d: MapAttributes, cpuCount: Int) throws(MapError) {
+    /// `innerOptional`: a map of maps may lack its inner definition (`LinuxCompatibility.goMimic`).
+    static func validate(_ d: MapAttributes, cpuCount: Int, innerOptional: Bool = false) throws(MapError) {
         func fail(_ message: String, _ errno: Errno = .invalid) -> MapError {
             MapError(map: d.name, "\(d.type.cName): \(message)", errno: errno)
         }
@@ -114,14 +118,14 @@ extension LinuxEmulator {
             try positive(d.maxEntries, "max_entries")
             try exactly(d.keySize, 4, "key_size")
             try exactly(d.valueSize, 4, "value_size")
-            if d.type == .arrayOfMaps { try validateInner(d, fail: fail) }
+            if d.type == .arrayOfMaps, !(innerOptional && d.innerMap == nil) { try validateInner(d, fail: fail) }
         case .hashOfMaps:
             try allowFlags(common.union([.noPrealloc, .zeroSeed]))
             try positive(d.keySize, "key_size")
             try positive(d.maxEntries, "max_entries")
             guard d.keySize <= maxBPFStack else { throw fail("key_size \(d.keySize) exceeds \(maxBPFStack)", .tooBig) }
             try exactly(d.valueSize, 4, "value_size")
-            try validateInner(d, fail: fail)
+            if !(innerOptional && d.innerMap == nil) { try validateInner(d, fail: fail) }
         case .lpmTrie:
             guard flags.contains(.noPrealloc) else { throw fail("BPF_F_NO_PREALLOC is required") }
             try allowFlags(common.union(.noPrealloc))
