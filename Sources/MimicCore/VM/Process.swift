@@ -229,9 +229,9 @@ public final class Process {
     ///
     /// The clock is read where the cancellation flag is looked at (where straight-line runs
     /// start, once 4,096 instructions have passed), so a deadline costs the interpreter nothing
-    /// in between and is noticed within about 4,096 instructions of passing (helpers and their
-    /// callbacks are not interrupted). A run stopped by the deadline can be continued, like
-    /// one stopped by the instruction limit.
+    /// in between and is noticed within about 4,096 instructions of passing (a helper is not
+    /// interrupted; a deadline passing in its callbacks, `bpf_loop`, fails that helper). A run
+    /// stopped by the deadline can be continued, like one stopped by the instruction limit.
     @discardableResult
     public func run(deadline: ContinuousClock.Instant, instructionLimit: UInt64 = .max,
                     cancellation: CancellationFlag? = nil) throws(ExecutionError) -> UInt64 {
