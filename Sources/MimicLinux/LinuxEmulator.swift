@@ -14,11 +14,16 @@ public struct LinuxConfiguration: Sendable {
     public var randomSeed: UInt64?
     /// The emulated kernel's build: `__kconfig` values and `__ksym` symbols (`KernelConfig`).
     public var kernel: KernelConfig
+    /// Which rules map definitions must follow: the kernel's (default), or also what the Go mimic
+    /// accepts (`LinuxCompatibility.goMimic`, with warnings).
+    public var compatibility: LinuxCompatibility
 
-    public init(cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil, kernel: KernelConfig = KernelConfig()) {
+    public init(cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil, kernel: KernelConfig = KernelConfig(),
+                compatibility: LinuxCompatibility = .kernel) {
         self.cpuCount = max(1, cpuCount)
         self.randomSeed = randomSeed
         self.kernel = kernel
+        self.compatibility = compatibility
     }
 }
 
@@ -51,6 +56,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     private var maps: [Int: any BPFMap] = [:]
     private var mapsByName: [String: any BPFMap] = [:]
     private var nextMapID = 1
+    private var warnings: [String] = []
     /// The maps by id for the map helpers, read without `lock` (see `MapTable`).
     let mapTable = MapTable()
     /// The kernel objects `__ksym` variables resolved to.
@@ -65,6 +71,14 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
             emulated.insert(helper.id)
         }
         for kfunc in LinuxKfuncs.all(for: self) { kfuncs[kfunc.name] = kfunc }
+    }
+
+    /// What `LinuxCompatibility.goMimic` let load that the kernel refuses, one line per map.
+    public var compatibilityWarnings: [String] { lock.withLock { _ in warnings } }
+
+    func addCompatibilityWarnings(_ lines: [String]) {
+        guard !lines.isEmpty else { return }
+        lock.withLock { _ in warnings += lines }
     }
 
     // MARK: Emulator

@@ -39,7 +39,7 @@ enum DebugCommand: Command {
           help, h              this list
         When the program exits, R0 and its verdict are printed.
         """,
-        options: RunOptions.specs(out: false, json: false),
+        options: RunOptions.specs(out: false, json: false, timeout: false),
         examples: [
             ("Debug the firewall on a blocked SYN", "mimic debug Examples/xdp_firewall.o --context Examples/contexts/blocked_syn.json --map blocklist=Examples/blocklist.json"),
             ("Script a session", "printf 'break xdp_firewall.c:52\\ncontinue\\nregs\\nbt\\ncontinue\\n' | mimic debug Examples/xdp_firewall.o --pcap Examples/traffic.pcap --packet 4"),

@@ -49,7 +49,7 @@ struct PcapRun {
             processes[cpu] = process
             let r0: UInt64
             do {
-                r0 = try process.run(instructionLimit: session.limit)
+                r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
             } catch {
                 errorCount += 1
                 if errors.count < Self.maxErrorsShown { errors.append("packet \(number): \(session.message(for: error))") }

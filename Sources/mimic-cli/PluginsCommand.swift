@@ -56,6 +56,12 @@ enum PluginsCommand: Command {
             text += "map types (\(library.mapTypes.count)\(library.providesMaps ? "" : ", listed only: the plugin has no create_map")):\n"
             for type in library.mapTypes { text += "  \(type.type)  \(type.name)\n" }
         }
+        if !library.customInstructions.isEmpty {
+            text += "custom instructions (\(library.customInstructions.count)):\n"
+            for instruction in library.customInstructions {
+                text += "  0x\(String(instruction.opcode, radix: 16))  \(instruction.name)\n"
+            }
+        }
         return text
     }
 
@@ -64,8 +70,10 @@ enum PluginsCommand: Command {
         let string = JSONOutput.quote
         let helpers = library.helpers.map { "{\"id\": \($0.id), \"name\": \(string($0.name))}" }.joined(separator: ", ")
         let mapTypes = library.mapTypes.map { "{\"type\": \($0.type), \"name\": \(string($0.name))}" }.joined(separator: ", ")
+        let custom = library.customInstructions.map { "{\"opcode\": \($0.opcode), \"name\": \(string($0.name))}" }
+            .joined(separator: ", ")
         return "{\"name\": \(string(library.name)), \"version\": \(library.version.map(string) ?? "null"), "
             + "\"abi\": \(string(library.abiVersion.description)), \"path\": \(string(library.path)), "
-            + "\"helpers\": [\(helpers)], \"map_types\": [\(mapTypes)]}\n"
+            + "\"helpers\": [\(helpers)], \"map_types\": [\(mapTypes)], \"custom_instructions\": [\(custom)]}\n"
     }
 }

@@ -55,7 +55,7 @@ enum RunRawCommand: Command {
     static let info = CommandInfo(
         name: "run-raw",
         summary: "Run a raw eBPF program (bytecode or assembler text) and print R0.",
-        synopsis: "run-raw FILE [--mem HEX | --mem-file PATH] [--asm] [--limit N] [--json] [--trace] [--plugin PATH]...",
+        synopsis: "run-raw FILE [--mem HEX | --mem-file PATH] [--asm] [--limit N] [--timeout DURATION] [--json] [--trace] [--plugin PATH]...",
         discussion: """
         FILE (or `-` for standard input) is assembler text if its name ends in .s or .asm or
         --asm is given; otherwise bytecode, as raw little-endian bytes or as hex text (see
@@ -72,6 +72,7 @@ enum RunRawCommand: Command {
             .value("mem-file", "PATH", "Input memory: the raw bytes of the file at PATH."),
             .flag("asm", "Read FILE as assembler text whatever its name."),
             .value("limit", "N", "Stop after N instructions (default \(defaultLimit); 0 = no limit)."),
+            Timeout.spec,
             .flag("json", "Print the result as a JSON object {\"r0\", \"r0_hex\", \"instructions\"}."),
             .flag("trace", "Print each executed instruction and the registers it changed (to stderr with --json)."),
             .value("plugin", "PATH", "Add the helpers of the plugin library at PATH (repeatable)."),
@@ -101,6 +102,7 @@ enum RunRawCommand: Command {
         }
         let json = arguments.has("json")
         let trace = arguments.has("trace")
+        let timeout = try Timeout.value(of: arguments, command: info.name)
 
         let memory: [UInt8]
         if let hex = arguments.value("mem") {
@@ -142,9 +144,9 @@ enum RunRawCommand: Command {
             if trace {
                 var tracer = Tracer(program: runner.program, process: process)
                 if json { tracer.write = Console.err }  // keep standard output valid JSON
-                r0 = try tracer.run(limit: limit)
+                r0 = try tracer.run(limit: limit, timeout: timeout)
             } else {
-                r0 = try process.run(instructionLimit: limit)
+                r0 = try Timeout.run(process, limit: limit, timeout: timeout)
             }
         } catch {
             throw RuntimeError(runner.message(for: error))
@@ -170,12 +172,14 @@ struct Tracer {
     var write: (String) -> Void = Console.out
 
     /// Runs to the end (or `limit` instructions) and returns R0.
-    func run(limit: UInt64) throws(ExecutionError) -> UInt64 {
+    func run(limit: UInt64, timeout: Duration? = nil) throws(ExecutionError) -> UInt64 {
         let width = String(max(0, program.count - 1)).count
         var before = process.registers.all
         write("registers at entry: \(Tracer.describe(changes: Array(0..<before.count), in: before))\n")
         var executed: UInt64 = 0
+        let deadline = Timeout.deadline(timeout)
         while true {
+            try Timeout.check(deadline, steps: executed, process: process)
             guard executed < limit else {
                 throw program.error(.budgetExhausted(executed: process.instructionsExecuted), at: process.pc)
             }

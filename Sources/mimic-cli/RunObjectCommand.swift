@@ -63,6 +63,13 @@ enum RunObjectCommand: Command {
             try PcapRun(session: session, options: options).run()
             return
         }
+        if let contextPath = options.contextPath {
+            let contexts = try session.contexts(file: contextPath)
+            if contexts.count > 1 {
+                try SingleRun(session: session, options: options).runEach(contexts)
+                return
+            }
+        }
         let input = try options.singleContext(session)
         try SingleRun(session: session, options: options).run(context: input.context, inputName: input.name)
     }
@@ -73,12 +80,40 @@ struct SingleRun {
     let session: Session
     let options: RunOptions
 
+    /// Runs each context of an array file in turn (as `--pcap` runs each packet; maps keep
+    /// their contents from one to the next), a report for each: under a `=== NAME ===` header,
+    /// or with `--json` one JSON array of the reports (`{"input", "error"}` for a run that
+    /// failed). A failed run does not stop the others; the command then exits 1.
+    func runEach(_ contexts: [(context: any Context, name: String)]) throws {
+        var reports: [JSONOutput] = []
+        var failures = 0
+        for (index, entry) in contexts.enumerated() {
+            if !options.json { Console.out((index > 0 ? "\n" : "") + "=== \(entry.name) ===\n") }
+            do {
+                try run(context: entry.context, inputName: entry.name, emitJSON: options.json ? { reports.append($0) } : nil)
+            } catch let error as RuntimeError {
+                failures += 1
+                if options.json {
+                    reports.append(.object([("input", .string(entry.name)), ("error", .string(error.message))]))
+                } else {
+                    Console.out("error: \(error.message)\n")
+                }
+            }
+        }
+        if options.json { Console.out(JSONOutput.array(reports).text) }
+        if failures > 0 {
+            throw RuntimeError("\(failures) of \(contexts.count) contexts failed")
+        }
+    }
+
     /// Runs to the end with `execute` (default: the interpreter at full speed) and prints the
     /// report; `extraJSON` adds members to the `--json` object (e.g. trace steps). With
     /// `jsonLines`, the JSON report is one line (a JSON Lines record) instead of indented.
+    /// With `emitJSON`, the `--json` report goes there instead of standard output.
     func run(context: (any Context)?, inputName: String, jsonLines: Bool = false,
              execute: ((Process) throws(ExecutionError) -> UInt64)? = nil,
-             extraJSON: () -> [(String, JSONOutput)] = { [] }) throws {
+             extraJSON: () -> [(String, JSONOutput)] = { [] },
+             emitJSON: ((JSONOutput) -> Void)? = nil) throws {
         let display = ValueDisplay(object: session.object, cpus: session.cpus)
         let before = session.snapshot()
         let originalPacket = (context as? XDPContext)?.packet ?? (context as? SKBContext)?.packet
@@ -90,7 +125,7 @@ struct SingleRun {
             if let execute {
                 r0 = try execute(process)
             } else {
-                r0 = try process.run(instructionLimit: limit)
+                r0 = try Timeout.run(process, limit: limit, timeout: session.timeout)
             }
         } catch {
             // Show what the run printed before it failed: it is often the clue.
@@ -136,6 +171,7 @@ struct SingleRun {
             if let value = state?.overriddenReturn { members.append(("override_return", .integer(Int64(bitPattern: value)))) }
             if !warnings.isEmpty { members.append(("warnings", .array(warnings.map(JSONOutput.string)))) }
             members += extraJSON()
+            if let emitJSON { return emitJSON(.object(members)) }
             Console.out(jsonLines ? JSONOutput.object(members).line : JSONOutput.object(members).text)
             return
         }

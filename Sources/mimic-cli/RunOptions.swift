@@ -18,6 +18,10 @@ struct RunOptions {
     var maps: [String]
     var cpus: Int
     var limit: UInt64
+    /// `--timeout DURATION`: the wall-clock deadline of each run (nil: none).
+    var timeout: Duration?
+    /// `--compat go-mimic`: load map definitions the kernel refuses, with warnings.
+    var compatibility: LinuxCompatibility = .kernel
     /// `--seed N`: the `bpf_get_prandom_u32` seed (nil: the clock).
     var seed: UInt64?
     /// `--data-start mac|network`: where an sk_buff's data starts (nil: the program type's).
@@ -31,7 +35,7 @@ struct RunOptions {
     var contextFields: [TestRunContext.Field] = []
 
     /// The options every one of these commands accepts.
-    static func specs(out: Bool, json: Bool) -> [OptionSpec] {
+    static func specs(out: Bool, json: Bool, timeout: Bool = true) -> [OptionSpec] {
         var specs: [OptionSpec] = [
             .value("program", short: "p", "NAME", "The program to run (required when the object has several)."),
             .value("context", short: "c", "CTX.json", "Run with this context file (xdp_md, sk_buff, generic, captured)."),
@@ -49,7 +53,9 @@ struct RunOptions {
             .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
             TestRunContext.optionSpec,
             .value("kconfig", "FILE", "The emulated kernel's configuration for __kconfig externs, as /proc/config writes it (CONFIG_X=y lines; uncompressed: zcat /proc/config.gz > FILE). Default: none, so weak CONFIG_ externs read 0."),
+            .value("compat", "go-mimic", "Also load map definitions the Go mimic accepts and the kernel refuses (a warning names the kernel rule each breaks)."),
         ] + ConfigurationOptions.specs
+        if timeout { specs.append(Timeout.spec) }
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
         return specs
     }
@@ -101,6 +107,13 @@ struct RunOptions {
                 throw UsageError(message: "--limit expects a whole number of instructions, got '\(text)'", command: command)
             }
             limit = value == 0 ? .max : value
+        }
+        timeout = try Timeout.value(of: arguments, command: command)
+        if let text = arguments.value("compat") {
+            guard let value = LinuxCompatibility(rawValue: text) else {
+                throw UsageError(message: "--compat expects go-mimic or kernel, got '\(text)'", command: command)
+            }
+            compatibility = value
         }
         if let text = arguments.value("data-start") {
             guard let value = SKBContext.DataStart(rawValue: text) else {
@@ -180,12 +193,13 @@ struct RunOptions {
         }
         let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
                                   memoryLimit: memoryLimit, plugins: plugins, configuration: configuration,
-                                  kernel: try kernelConfig())
+                                  kernel: try kernelConfig(), compatibility: compatibility)
         session.contextFields = contextFields
         if dataStart != nil, session.packetKind != .skb {
             throw RuntimeError("--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program")
         }
         session.dataStart = dataStart
+        session.timeout = timeout
         try session.preload(maps)
         return session
     }

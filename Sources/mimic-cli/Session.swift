@@ -18,6 +18,8 @@ final class Session {
     let cpus: Int
     /// The per-run instruction budget.
     let limit: UInt64
+    /// The per-run wall-clock budget (`--timeout`), or nil.
+    var timeout: Duration?
 
     /// Loads the object at `path` and the program named `programName` (or the object's only
     /// program).
@@ -25,9 +27,11 @@ final class Session {
     /// whose emulator is the Linux emulator plus the helpers of `plugins`.
     /// `seed` seeds `bpf_get_prandom_u32` (nil: the clock); `kernel` gives `__kconfig` values.
     /// `configuration` is applied to the object before load (globals, map sizes, `--type`, slots).
+    /// `compatibility` `.goMimic` loads map definitions the kernel refuses, with a warning each.
     init(path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
          memoryLimit: Int = MemoryBudget.defaultLimit, plugins: [PluginLibrary] = [],
-         configuration: ConfigurationOptions? = nil, kernel: KernelConfig = KernelConfig()) throws(RuntimeError) {
+         configuration: ConfigurationOptions? = nil, kernel: KernelConfig = KernelConfig(),
+         compatibility: LinuxCompatibility = .kernel) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
         guard ObjectInput.isELF(bytes) else {
@@ -49,7 +53,8 @@ final class Session {
         }
         self.cpus = cpus
         self.limit = limit
-        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: seed, kernel: kernel))
+        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: seed, kernel: kernel,
+                                                                   compatibility: compatibility))
         let vmConfiguration = VMConfiguration(memoryLimit: memoryLimit)
         if plugins.isEmpty {
             vm = VM(emulator: emulator, configuration: vmConfiguration)
@@ -69,6 +74,7 @@ final class Session {
         } catch {
             throw RuntimeError("cannot load \(objectName): \(error)")
         }
+        for warning in emulator.compatibilityWarnings { Console.err("mimic: warning: \(warning)\n") }
     }
 
     /// The program's type, from its section name (or `--type`).
@@ -165,20 +171,41 @@ final class Session {
 
     /// The context of a context file.
     func context(file path: String) throws(RuntimeError) -> any Context {
+        let all = try contexts(file: path)
+        guard all.count == 1, let only = all.first else {
+            throw RuntimeError("\(Input.displayName(path)) holds an array of \(all.count) contexts; `mimic run` and `mimic trace` run each in turn, this command takes one")
+        }
+        return only.context
+    }
+
+    /// The contexts of a context file: one, or each of an array of contexts (edb's files), with
+    /// a name for each (`context 2 (NAME)`).
+    func contexts(file path: String) throws(RuntimeError) -> [(context: any Context, name: String)] {
         let bytes = try Input.read(path)
+        let loaded: [ContextFile.Loaded]
         do {
-            var context = try ContextFile.load(data: bytes)
+            loaded = try ContextFile.loadAll(data: bytes)
+        } catch {
+            throw RuntimeError("\(Input.displayName(path)): \(error)")
+        }
+        var result: [(context: any Context, name: String)] = []
+        for (index, entry) in loaded.enumerated() {
+            var context = entry.context
             if let dataStart, var skb = context as? SKBContext, skb.dataStart == nil {
                 skb.dataStart = dataStart
                 context = skb
             }
-            context = try ContextFit.fit(context, to: source)
-            return try withFields(context)
-        } catch let error as RuntimeError {
-            throw error
-        } catch {
-            throw RuntimeError("\(Input.displayName(path)): \(error)")
+            let name = loaded.count == 1 ? Input.displayName(path)
+                : "context \(index + 1)" + (entry.name.isEmpty ? "" : " (\(entry.name))")
+            do {
+                result.append((try withFields(try ContextFit.fit(context, to: source)), name))
+            } catch let error as RuntimeError {
+                throw error
+            } catch {
+                throw RuntimeError("\(Input.displayName(path))\(loaded.count == 1 ? "" : " [\(index)]"): \(error)")
+            }
         }
+        return result
     }
 
     /// The context a packet of a capture runs in, by program type (named as the kernel's
@@ -284,6 +311,8 @@ final class Session {
         var text = "execution failed: \(error)"
         if error.code == .budgetExhausted {
             text += "; raise the budget with --limit N (0 = no limit)"
+        } else if error.code == .deadlineExceeded {
+            text += " (the --timeout)"
         } else if error.code == .unknownHelper {
             text += "\n  the Linux emulator does not implement \(error.kind.helperName ?? "this helper"); a captured context (--context with type \"captured\") can replay its recorded results"
         }

@@ -42,6 +42,16 @@ enum TraceCommand: Command {
             }
             return
         }
+        if let contextPath = options.contextPath {
+            let contexts = try session.contexts(file: contextPath)
+            if contexts.count > 1 {
+                for (index, entry) in contexts.enumerated() {
+                    if !options.json { Console.out((index > 0 ? "\n" : "") + "=== \(entry.name) ===\n") }
+                    try traced(session: session, options: options, context: entry.context, inputName: entry.name)
+                }
+                return
+            }
+        }
         let input = try options.singleContext(session)
         try traced(session: session, options: options, context: input.context, inputName: input.name)
     }
@@ -52,7 +62,9 @@ enum TraceCommand: Command {
         let json = options.json
         try SingleRun(session: session, options: options).run(context: context, inputName: inputName, jsonLines: true, execute: { process throws(ExecutionError) in
             var executed: UInt64 = 0
+            let deadline = Timeout.deadline(session.timeout)
             while true {
+                try Timeout.check(deadline, steps: executed, process: process)
                 guard executed < session.limit else {
                     throw session.program.error(.budgetExhausted(executed: process.instructionsExecuted), at: process.pc)
                 }

@@ -23,7 +23,7 @@ struct PluginCommandTests {
         let library = try Self.kvstore(in: directory)
         let result = try MimicCLI.run(["plugins", library])
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout.hasPrefix("plugin kvstore 1.0 (ABI 1.1)\n"))
+        #expect(result.stdout.hasPrefix("plugin kvstore 1.0 (ABI 1.2)\n"))
         #expect(result.stdout.contains("  10001  kv_get\n"))
         let json = try MimicCLI.run(["plugins", library, "--json"])
         #expect(json.stdout.contains("{\"id\": 10000, \"name\": \"kv_put\"}"))

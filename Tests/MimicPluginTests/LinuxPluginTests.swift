@@ -62,7 +62,7 @@ import Testing
         #expect(plugin.helpers.contains(PluginHelperInfo(id: 181, name: "bpf_loop")))
         let implemented = Set(LinuxEmulator().implementedHelperIDs)
         #expect(implemented.isSubset(of: Set(plugin.helpers.map(\.id))))
-        #expect(plugin.abiVersion == PluginABIVersion(major: 1, minor: 1))
+        #expect(plugin.abiVersion == PluginABIVersion(major: 1, minor: 2))
         #expect(plugin.providesMaps)
         #expect(plugin.emulator is any MapProvider)
         #expect(plugin.mapTypes.contains(PluginMapTypeInfo(type: MapType.ringBuffer.rawValue, name: "BPF_MAP_TYPE_RINGBUF")))

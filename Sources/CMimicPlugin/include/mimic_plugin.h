@@ -6,7 +6,8 @@
  * dlopen(RTLD_NOW | RTLD_LOCAL), calls the entry once with its table of host services, and reads
  * the description the entry returns: the plugin's name, its helper functions (id, name, C
  * function pointer) and, since ABI 1.1, the map types it creates and the callbacks that let it be
- * the VM's map-providing environment (maps, global data, contexts, tail calls, callbacks).
+ * the VM's map-providing environment (maps, global data, contexts, tail calls, callbacks), and,
+ * since ABI 1.2, custom instructions for opcode bytes the eBPF instruction set leaves undefined.
  *
  * Why C: host and plugin each link their own copy of any Swift module, and Swift type identity
  * does not cross a dlopen boundary. Only the plain C data declared here crosses. A plugin
@@ -41,7 +42,7 @@ extern "C" {
 
 /** The ABI version this header describes. */
 #define MIMIC_PLUGIN_ABI_MAJOR 1
-#define MIMIC_PLUGIN_ABI_MINOR 1
+#define MIMIC_PLUGIN_ABI_MINOR 2
 
 /** The name of the symbol every plugin exports (type: mimic_plugin_entry_fn). */
 #define MIMIC_PLUGIN_ENTRY_SYMBOL "mimic_plugin_entry"
@@ -271,6 +272,44 @@ struct mimic_helper {
     void *data;
 };
 
+/** (1.2) An instruction slot as loaded (struct bpf_insn, with the register nibbles apart). */
+struct mimic_instruction {
+    uint8_t opcode;
+    uint8_t dst_reg;
+    uint8_t src_reg;
+    uint8_t reserved0;
+    int16_t off;
+    uint16_t reserved1;
+    int32_t imm;
+};
+
+/** (1.2) A custom instruction's implementation: executes `insn` in the process behind `call`.
+ * It reads and writes registers with host->get_register / set_register (R0 included: unlike a
+ * helper's, nothing overwrites R0 afterwards) and memory with host->read / write. To fail, call
+ * host->fail and return: the program stops with a custom-instruction error naming it.
+ * `call->helper_id` is -1 and `call->helper_data` is the descriptor's `data`. */
+typedef void (*mimic_custom_instruction_fn)(const struct mimic_host *host, struct mimic_call *call,
+                                            const struct mimic_instruction *insn);
+
+/** (1.2) A custom instruction a plugin provides: what the VM runs for a slot whose opcode byte
+ * the eBPF instruction set leaves undefined (the host refuses a description that claims a
+ * defined opcode). Every other invalid slot is still refused at load. The slot's dst_reg and
+ * src_reg must name r0-r10; off and imm are the function's to interpret. It counts as one
+ * instruction. */
+struct mimic_custom_instruction {
+    /** The opcode byte (one no eBPF instruction uses, e.g. 0xf7, 0xfe, 0xff). */
+    uint8_t opcode;
+    uint8_t reserved[3];
+    /** Reserved, 0. */
+    uint32_t flags;
+    /** A name for messages and traces (NUL-terminated, non-empty), e.g. "vendor.popcnt". */
+    const char *name;
+    /** The implementation; must not be NULL. */
+    mimic_custom_instruction_fn function;
+    /** Passed to the function as call->helper_data. */
+    void *data;
+};
+
 /** A map type a plugin creates (through create_map, ABI 1.1). The list is informational: the
  * host shows it (`mimic plugins`) and says which types exist when create_map refuses one. In
  * ABI 1.0 it was reserved (count 0). */
@@ -491,6 +530,14 @@ struct mimic_plugin {
      * again with a larger buffer if it did not fit); negative on error. */
     int64_t (*context_result)(const struct mimic_host *host, struct mimic_call *call, uint64_t r0,
                               char *buffer, size_t capacity);
+
+    /* ---- ABI 1.2 (the host reads them only if `size` covers them) ---- */
+
+    /** The custom instructions (struct mimic_custom_instruction): `custom_instruction_count`
+     * entries (at most 256, one per opcode byte), or 0 and NULL. */
+    uint32_t custom_instruction_count;
+    uint32_t reserved2;
+    const struct mimic_custom_instruction *custom_instructions;
 };
 
 /** The entry point: `const struct mimic_plugin *mimic_plugin_entry(const struct mimic_host *)`.

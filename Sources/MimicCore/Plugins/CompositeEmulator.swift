@@ -69,6 +69,14 @@ public final class CompositeEmulator: Emulator {
         return nil
     }
 
+    /// The first member's custom instruction for `opcode`.
+    public func customInstruction(opcode: UInt8) -> CustomInstruction? {
+        for emulator in emulators {
+            if let instruction = emulator.customInstruction(opcode: opcode) { return instruction }
+        }
+        return nil
+    }
+
     public func prepare(_ process: Process) throws(SetupError) {
         for emulator in emulators { try emulator.prepare(process) }
     }

@@ -29,6 +29,7 @@ public class PluginEmulator: Emulator, @unchecked Sendable {
     /// The text every instance is created with (`instance_create`'s `options`).
     public let options: String
     private let helpers: [Int32: Helper]
+    private let customInstructions: [UInt8: CustomInstruction]
     let instances: PluginInstances
 
     /// The emulator for `library`: a `PluginMapEmulator` when the plugin creates maps.
@@ -50,6 +51,13 @@ public class PluginEmulator: Emulator, @unchecked Sendable {
                                                           data: entry.data, instances: instances)
         }
         self.helpers = helpers
+        var custom: [UInt8: CustomInstruction] = [:]
+        for (i, info) in library.customInstructions.enumerated() {
+            guard let entry = plugin.custom_instructions?[i], let function = entry.function else { continue }
+            custom[info.opcode] = PluginEmulator.makeCustomInstruction(info, function: function, data: entry.data,
+                                                                       instances: instances)
+        }
+        customInstructions = custom
     }
 
     /// The plugin's name.
@@ -58,6 +66,9 @@ public class PluginEmulator: Emulator, @unchecked Sendable {
     public func helper(id: Int32) -> Helper? { helpers[id] }
 
     public var helperIDs: [Int32] { library.helpers.map(\.id).sorted() }
+
+    /// The plugin's custom instruction for `opcode` (ABI 1.2), if it provides one.
+    public func customInstruction(opcode: UInt8) -> CustomInstruction? { customInstructions[opcode] }
 
     /// Creates the plugin's per-process state (its `process_start`), and the VM's instance on
     /// first use. For a process being reused (`Process.reset`) it takes the state of the run
@@ -153,6 +164,30 @@ public class PluginEmulator: Emulator, @unchecked Sendable {
             if call.host_flags == 0 { return .value(value) }
             return try PluginEmulator.finish(call.host_flags, value: value,
                                              state: PluginEmulator.state(of: process, instances: instances))
+        }
+    }
+
+    /// A custom instruction calling the plugin's C function with the slot, on a `mimic_call`
+    /// whose helper id is -1. `host->fail` stops the program; `host->request_exit` and
+    /// `host->tail_call` are for helpers and fail it too.
+    private static func makeCustomInstruction(_ info: PluginCustomInstructionInfo, function: mimic_custom_instruction_fn,
+                                              data: UnsafeMutableRawPointer?, instances: PluginInstances) -> CustomInstruction {
+        nonisolated(unsafe) let data = data
+        nonisolated(unsafe) let table = HostServices.table
+        return CustomInstruction(opcode: info.opcode, name: info.name) { raw, process throws(HelperFailure) in
+            let state = PluginEmulator.state(of: process, instances: instances)
+            var slot = mimic_instruction(opcode: raw.opcode, dst_reg: raw.destination, src_reg: raw.source, reserved0: 0,
+                                         off: raw.offset, reserved1: 0, imm: raw.imm)
+            let flags = withCall(process, state) { call in
+                call.pointee.helper_data = data
+                function(table, call, &slot)
+                return call.pointee.host_flags
+            }
+            guard flags != 0 else { return }
+            switch try PluginEmulator.finish(flags, value: 0, state: state) {
+            case .value: return
+            case .exit, .tailCall: throw .message("request_exit and tail_call are for helpers, not custom instructions")
+            }
         }
     }
 

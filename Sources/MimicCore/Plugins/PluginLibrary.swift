@@ -32,6 +32,18 @@ public struct PluginMapTypeInfo: Sendable, Equatable {
     }
 }
 
+/// One custom instruction a plugin provides (ABI 1.2): an opcode byte the instruction set
+/// leaves undefined, and its name.
+public struct PluginCustomInstructionInfo: Sendable, Equatable {
+    public var opcode: UInt8
+    public var name: String
+
+    public init(opcode: UInt8, name: String) {
+        self.opcode = opcode
+        self.name = name
+    }
+}
+
 /// An emulator plugin: a shared library speaking the C ABI of `mimic_plugin.h`, opened with
 /// `dlopen`.
 ///
@@ -66,6 +78,8 @@ public final class PluginLibrary: Sendable {
     public let helpers: [PluginHelperInfo]
     /// Map types the plugin creates (ABI 1.1; informational).
     public let mapTypes: [PluginMapTypeInfo]
+    /// Custom instructions the plugin provides (ABI 1.2), in the order it lists them.
+    public let customInstructions: [PluginCustomInstructionInfo]
     /// The emulator that provides this plugin's helpers (and, for a plugin with `create_map`,
     /// maps and contexts: then it is a `PluginMapEmulator`, a `MapProvider`) to VMs, with no
     /// instance options; the same object every time.
@@ -99,7 +113,8 @@ public final class PluginLibrary: Sendable {
     private let _emulator = Mutex<PluginEmulator?>(nil)
 
     private init(path: String, descriptor: UnsafePointer<mimic_plugin>, name: String, version: String?,
-                 summary: String?, abi: PluginABIVersion, helpers: [PluginHelperInfo], mapTypes: [PluginMapTypeInfo]) {
+                 summary: String?, abi: PluginABIVersion, helpers: [PluginHelperInfo], mapTypes: [PluginMapTypeInfo],
+                 customInstructions: [PluginCustomInstructionInfo]) {
         self.path = path
         self.descriptor = descriptor
         self.name = name
@@ -108,6 +123,7 @@ public final class PluginLibrary: Sendable {
         self.abiVersion = abi
         self.helpers = helpers
         self.mapTypes = mapTypes
+        self.customInstructions = customInstructions
     }
 
     /// Libraries loaded so far, by `dlopen` handle; guards loading too.
@@ -208,10 +224,46 @@ public final class PluginLibrary: Sendable {
             mapTypes.append(PluginMapTypeInfo(type: entry.type, name: String(cString: typeName)))
         }
 
+        let customInstructions = try validateCustomInstructions(descriptor, path: path)
+
         return PluginLibrary(
             path: path, descriptor: descriptor, name: name,
             version: plugin.version.map { String(cString: $0) }, summary: plugin.description.map { String(cString: $0) },
-            abi: abi, helpers: helpers, mapTypes: mapTypes)
+            abi: abi, helpers: helpers, mapTypes: mapTypes, customInstructions: customInstructions)
+    }
+
+    /// The custom instructions of an ABI 1.2 description (none when its `size` does not cover
+    /// them): each on an opcode byte no instruction form uses, once, with a name and a function.
+    private static func validateCustomInstructions(_ descriptor: UnsafePointer<mimic_plugin>,
+                                                   path: String) throws(PluginError) -> [PluginCustomInstructionInfo] {
+        let plugin = descriptor.pointee
+        guard let end = MemoryLayout<mimic_plugin>.offset(of: \mimic_plugin.custom_instructions),
+              Int(plugin.size) >= end + MemoryLayout<UnsafeRawPointer>.size else { return [] }
+        guard plugin.custom_instruction_count <= 256 else {
+            throw .invalidDescriptor(path: path, detail: "\(plugin.custom_instruction_count) custom instructions (at most 256, one per opcode)")
+        }
+        if plugin.custom_instruction_count > 0, plugin.custom_instructions == nil {
+            throw .invalidDescriptor(path: path, detail: "\(plugin.custom_instruction_count) custom instructions but the array is NULL")
+        }
+        var result: [PluginCustomInstructionInfo] = []
+        for i in 0..<Int(plugin.custom_instruction_count) {
+            guard let entry = plugin.custom_instructions?[i] else { break }
+            let opcode = "0x" + String(entry.opcode, radix: 16)
+            guard let namePointer = entry.name, case let name = String(cString: namePointer), !name.isEmpty else {
+                throw .invalidDescriptor(path: path, detail: "custom instruction \(i) (opcode \(opcode)) has no name")
+            }
+            guard entry.function != nil else {
+                throw .invalidDescriptor(path: path, detail: "custom instruction \(name) has a NULL function")
+            }
+            if let form = InstructionSet.forms.first(where: { $0.opcode == entry.opcode }) {
+                throw .invalidDescriptor(path: path, detail: "custom instruction \(name): opcode \(opcode) is '\(form.mnemonic)' (only opcodes the instruction set leaves undefined can be custom)")
+            }
+            if let other = result.first(where: { $0.opcode == entry.opcode }) {
+                throw .invalidDescriptor(path: path, detail: "custom instructions \(other.name) and \(name) share opcode \(opcode)")
+            }
+            result.append(PluginCustomInstructionInfo(opcode: entry.opcode, name: name))
+        }
+        return result
     }
 
     /// The plugin's `process_start` callback, if its description has one.

@@ -29,6 +29,44 @@ public struct Helper: Sendable {
     }
 }
 
+/// An instruction an emulator defines for an opcode byte the instruction set leaves undefined:
+/// vendor or experimental instructions (the Go mimic's `Emulator.CustomInstruction`).
+///
+/// The loader asks the emulator (`Emulator.customInstruction(opcode:)`) only about opcode bytes
+/// no instruction form uses, so every other invalid slot is still refused. A custom instruction
+/// is one slot; its register fields must name r0–r10, its offset and immediate are the
+/// handler's to interpret. It runs through the interpreter's helper-call path: it counts as one
+/// instruction (exact budget), works in `step()`, and sees the process's registers
+/// (`process.registers`) and memory (`process.memory`). R0 is whatever the handler leaves in it.
+public struct CustomInstruction: Sendable {
+    /// Executes the instruction `instruction` (the slot as loaded) in `process`. A failure stops
+    /// the program with `ExecutionError.Code.customInstructionFailed`.
+    public typealias Function = @Sendable (_ instruction: RawInstruction, _ process: Process) throws(HelperFailure) -> Void
+
+    public let opcode: UInt8
+    /// A name for messages and traces (`vendor.popcnt`).
+    public let name: String
+    public let function: Function
+
+    public init(opcode: UInt8, name: String, function: @escaping Function) {
+        self.opcode = opcode
+        self.name = name
+        self.function = function
+    }
+
+    /// The helper id a custom instruction's helper-table entry carries (never a helper's).
+    static let helperID = Int32.min
+
+    /// The helper-table entry that runs this instruction for the slot `raw`: R0 is kept.
+    func helper(for raw: RawInstruction) -> Helper {
+        let function = function
+        return Helper(id: Self.helperID, name: name) { process throws(HelperFailure) in
+            try function(raw, process)
+            return .value(process.registers.storage[0])
+        }
+    }
+}
+
 /// The kinds of 64-bit immediate load (`lddw`), by its source register field.
 ///
 /// Everything but `.immediate` and `.function` is resolved by the emulator (maps, BTF ids).
@@ -94,6 +132,11 @@ public protocol Emulator: AnyObject, Sendable {
     /// fails to load with an error naming it.
     func kfunc(named name: String) -> Helper?
 
+    /// The custom instruction for `opcode`, an opcode byte the instruction set leaves undefined,
+    /// or nil (the loader then refuses the slot as an unknown opcode). Called at load time.
+    /// Default nil.
+    func customInstruction(opcode: UInt8) -> CustomInstruction?
+
     /// Called for each new process before it runs, and again for a process being reused
     /// (`Process.reset`), e.g. to create per-process state in the process's emulator state table
     /// (`Process.setEmulatorState(_:for:)`, or `takeRecycledEmulatorState(_:)` on reuse).
@@ -106,6 +149,8 @@ extension Emulator {
     public var helperIDs: [Int32] { (0..<4096).filter { helper(id: $0) != nil } }
 
     public func kfunc(named name: String) -> Helper? { nil }
+
+    public func customInstruction(opcode: UInt8) -> CustomInstruction? { nil }
 
     public func prepare(_ process: Process) throws(SetupError) {}
 }

@@ -317,6 +317,7 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
             private enum Base: String, Hashable, Sendable {
                 case memory, callDepthExceeded, budgetExhausted, cancelled, helperFailed, unknownHelper
                 case invalidCallTarget, tailCallLimit, noPacket, notRunnable, unsupported
+                case deadlineExceeded, customInstructionFailed
             }
 
             private let base: Base
@@ -329,6 +330,10 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
             /// The instruction budget ran out (`executed`); the process can resume.
             public static let budgetExhausted = Code(.budgetExhausted)
             public static let cancelled = Code(.cancelled)
+            /// The run's deadline passed (`Process.run(deadline:)`); the process can resume.
+            public static let deadlineExceeded = Code(.deadlineExceeded)
+            /// An emulator's custom instruction failed (`detail`).
+            public static let customInstructionFailed = Code(.customInstructionFailed)
             /// A helper failed (`helperID`, `helperName`, `failure`).
             public static let helperFailed = Code(.helperFailed)
             /// A call to a helper no emulator provides or supports (`helperID`, `helperName`).
@@ -352,7 +357,7 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
         public var fault: MemoryFault?
         /// The limit that was reached (`callDepthExceeded`, `tailCallLimit`).
         public var limit: Int?
-        /// Instructions executed so far (`budgetExhausted`).
+        /// Instructions executed so far (`budgetExhausted`, `deadlineExceeded`).
         public var executed: UInt64?
         /// The helper id (`helperFailed`, `unknownHelper`).
         public var helperID: Int32?
@@ -383,6 +388,10 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
         public static func callDepthExceeded(limit: Int) -> Kind { Kind(.callDepthExceeded, limit: limit) }
         public static func budgetExhausted(executed: UInt64) -> Kind { Kind(.budgetExhausted, executed: executed) }
         public static let cancelled = Kind(.cancelled)
+        /// The run's deadline passed after `executed` instructions in all.
+        public static func deadlineExceeded(executed: UInt64) -> Kind { Kind(.deadlineExceeded, executed: executed) }
+        /// An emulator's custom instruction failed, with why.
+        public static func customInstructionFailed(_ detail: String) -> Kind { Kind(.customInstructionFailed, detail: detail) }
         public static func helperFailed(id: Int32, name: String, failure: HelperFailure) -> Kind {
             Kind(.helperFailed, helperID: id, helperName: name, failure: failure)
         }
@@ -401,6 +410,8 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
             case .callDepthExceeded: "call depth exceeds the limit of \(limit ?? 0) frames"
             case .budgetExhausted: "instruction budget exhausted after \(executed ?? 0) instructions"
             case .cancelled: "cancelled"
+            case .deadlineExceeded: "deadline exceeded after \(executed ?? 0) instructions"
+            case .customInstructionFailed: "custom instruction failed: \(detail ?? "")"
             case .helperFailed:
                 "helper \(helperName ?? "") (#\(helperID ?? 0)) failed: \(failure.map { "\($0)" } ?? "")"
             case .unknownHelper:

@@ -23,7 +23,7 @@ enum Stop {
     case failed(ExecutionError.Kind)
 }
 
-/// How many instructions may pass between two looks at the cancellation flag.
+/// How many instructions may pass between two looks at the cancellation flag and the deadline.
 private let cancellationInterval: UInt64 = 4096
 
 extension Process {
@@ -53,7 +53,7 @@ extension Process {
         // runs that surely fit before the limit, and 4,096 instructions before looking at the flag.
         let longest = Mode.checksEveryInstruction ? 1 : UInt64(program.longestRun)
         var checkpoint = min(max(end >= longest ? end - longest : 0, count),
-                             cancellation == nil ? .max : count &+ cancellationInterval)
+                             cancellation == nil && runDeadline == nil ? .max : count &+ cancellationInterval)
         let frameSize = UInt64(vm.configuration.stackFrameSize)
         let maxDepth = vm.configuration.maxCallDepth
         var depth = depth
@@ -392,16 +392,18 @@ extension Process {
 
     /// The slow path of the limit check, where a run of `length` instructions starts: why to
     /// stop, or nil to go on with the next checkpoint. Until `end - longestRun` every run fits,
-    /// so the checkpoint can stay there (or at the next look at the cancellation flag); closer
+    /// so the checkpoint can stay there (or at the next look at the cancellation flag and the
+    /// deadline, `runDeadline`: both are looked at here only); closer
     /// to the end every run start comes here and is measured.
     @inline(never)
     func limitReached(_ count: UInt64, _ length: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?,
                       _ checkpoint: inout UInt64, longestRun: UInt64) -> Stop? {
         if count >= end { return .paused }
         if let cancellation, cancellation.isCancelled { return .failed(.cancelled) }
+        if let runDeadline, ContinuousClock.now >= runDeadline { return .failed(.deadlineExceeded(executed: count)) }
         if count &+ length > end { return .limitInsideRun }
         checkpoint = min(max(end >= longestRun ? end - longestRun : 0, count),
-                         cancellation == nil ? .max : count &+ cancellationInterval)
+                         cancellation == nil && runDeadline == nil ? .max : count &+ cancellationInterval)
         return nil
     }
 
@@ -493,7 +495,9 @@ extension Process {
         do {
             return try helper.function(self)
         } catch {
-            if error.code == .unsupported {
+            if helper.id == CustomInstruction.helperID {
+                pendingFault = .customInstructionFailed("\(helper.name): \(error)")
+            } else if error.code == .unsupported {
                 pendingFault = .unknownHelper(id: helper.id, name: helper.name.hasPrefix("#") ? nil : helper.name)
             } else {
                 pendingFault = .helperFailed(id: helper.id, name: helper.name, failure: error)

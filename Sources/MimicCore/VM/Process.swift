@@ -121,6 +121,8 @@ public final class Process {
     /// callbacks run from inside it.
     @exclusivity(unchecked) var runLimit: UInt64 = .max
     @exclusivity(unchecked) var runCancellation: CancellationFlag?
+    /// The current run's deadline (`run(deadline:)`), looked at with the cancellation flag.
+    @exclusivity(unchecked) var runDeadline: ContinuousClock.Instant?
     /// What each emulator (and context) keeps for this process, by `EmulatorStateKey`: see
     /// `emulatorState(_:)`. (Declared last: the fields the interpreter touches keep their place
     /// in the object.)
@@ -174,6 +176,7 @@ public final class Process {
         callbackDepth = 0
         runLimit = .max
         runCancellation = nil
+        runDeadline = nil
         pendingFault = nil
         packet = nil
         if let emulator = vm.emulator {
@@ -221,6 +224,31 @@ public final class Process {
         try finish(executeExactly(limit: instructionLimit, cancellation: cancellation))
     }
 
+    /// Runs until the program exits and returns R0, or stops with `deadlineExceeded` once
+    /// `deadline` has passed (the Go mimic's `Run(ctx)` with a context deadline).
+    ///
+    /// The clock is read where the cancellation flag is looked at (where straight-line runs
+    /// start, once 4,096 instructions have passed), so a deadline costs the interpreter nothing
+    /// in between and is noticed within about 4,096 instructions of passing (a helper is not
+    /// interrupted; a deadline passing in its callbacks, `bpf_loop`, fails that helper). A run
+    /// stopped by the deadline can be continued, like one stopped by the instruction limit.
+    @discardableResult
+    public func run(deadline: ContinuousClock.Instant, instructionLimit: UInt64 = .max,
+                    cancellation: CancellationFlag? = nil) throws(ExecutionError) -> UInt64 {
+        runDeadline = deadline
+        defer { runDeadline = nil }
+        return try finish(executeExactly(limit: instructionLimit, cancellation: cancellation))
+    }
+
+    /// Runs until the program exits and returns R0, or stops with `deadlineExceeded` once
+    /// `timeout` has passed since the call (see `run(deadline:instructionLimit:cancellation:)`).
+    @discardableResult
+    public func run(timeout: Duration, instructionLimit: UInt64 = .max,
+                    cancellation: CancellationFlag? = nil) throws(ExecutionError) -> UInt64 {
+        try run(deadline: ContinuousClock.now.advanced(by: timeout), instructionLimit: instructionLimit,
+                cancellation: cancellation)
+    }
+
     /// Executes one instruction (an `lddw` counts as one).
     @discardableResult
     public func step() throws(ExecutionError) -> StepResult {
@@ -238,6 +266,9 @@ public final class Process {
             // Budget stops are resumable: the state stays `.ready`.
             throw program.error(.budgetExhausted(executed: instructionsExecuted), at: pc)
         case .failed(let kind):
+            if kind.code == .deadlineExceeded {  // like the budget, resumable: stopped where a run starts
+                throw program.error(kind, at: pc)
+            }
             if kind.code == .notRunnable {
                 throw ExecutionError(kind, pc: pc, instruction: nil, programName: program.name)
             }

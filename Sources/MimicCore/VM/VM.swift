@@ -151,12 +151,21 @@ private struct Loader {
         var code: [DecodedInstruction] = []
         code.reserveCapacity(count)
         var isSecondHalf = [Bool](repeating: false, count: count)
+        var isCustom = [Bool](repeating: false, count: count)
         var pc = 0
         while pc < count {
             let raw = instructions[pc]
             let form: InstructionForm
             switch InstructionSet.validate(raw, next: pc + 1 < count ? instructions[pc + 1] : nil) {
             case .success(let valid): form = valid
+            case .failure(.unknownOpcode(let opcode)):
+                guard let custom = vm.emulator?.customInstruction(opcode: opcode) else {
+                    throw error(.unknownOpcode(opcode), at: pc)
+                }
+                code.append(try customCall(custom, raw, at: pc))
+                isCustom[pc] = true
+                pc += 1
+                continue
             case .failure(let problem): throw error(Loader.reason(problem), at: pc)
             }
             try checkFramePointerWrites(raw, form: form, at: pc)
@@ -178,7 +187,7 @@ private struct Loader {
 
         // Pass 2: resolve jump and call targets, bind helpers.
         var functionEntries: Set<Int> = [0]
-        for pc in 0..<count where !isSecondHalf[pc] {
+        for pc in 0..<count where !isSecondHalf[pc] && !isCustom[pc] {
             let raw = instructions[pc]
             let operation = code[pc].operation
             switch InstructionSet.form(of: operation).shape {
@@ -234,6 +243,17 @@ private struct Loader {
         helpers.append(helper)
         helperIndexByID[id] = helpers.count - 1
         return helpers.count - 1
+    }
+
+    /// A custom instruction's slot: a call through the helper table, so it runs on the
+    /// interpreter's helper path (one instruction, exact budget, `step()`).
+    mutating func customCall(_ custom: CustomInstruction, _ raw: RawInstruction, at pc: Int) throws(LoadError) -> DecodedInstruction {
+        for (field, register) in [("dst_reg", raw.destination), ("src_reg", raw.source)] where register > 10 {
+            throw error(.invalidRegister(field: field, register: register), at: pc)
+        }
+        helpers.append(custom.helper(for: raw))
+        return DecodedInstruction(operation: .callHelper, destination: raw.destination, source: raw.source,
+                                  offset: Int32(raw.offset), imm: UInt64(helpers.count - 1))
     }
 
     /// The index in the helper table of the kfunc `kfuncNames[imm]`, from the emulator.

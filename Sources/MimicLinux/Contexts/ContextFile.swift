@@ -58,6 +58,19 @@ public enum ContextFile {
         return try decode(JSONField(try JSONValue.parse(data), path: ""))
     }
 
+    /// Reads a context file's bytes that may hold one envelope or, as edb writes them, a JSON
+    /// array of envelopes (each element is decoded with its path, `[2].ctx.memory[0]`). An
+    /// empty array is an error.
+    public static func loadAll(data: some Collection<UInt8>) throws(ContextError) -> [Loaded] {
+        let document = JSONField(try JSONValue.parse(data), path: "")
+        guard case .array = document.value else { return [try decode(document)] }
+        let elements = try document.elements()
+        guard !elements.isEmpty else { throw document.error("an empty array of contexts") }
+        var loaded: [Loaded] = []
+        for element in elements { loaded.append(try decode(element)) }
+        return loaded
+    }
+
     /// Reads the context file at `url`.
     public static func load(contentsOf url: URL) throws(ContextError) -> any Context {
         let data: Data

@@ -242,7 +242,7 @@ public final class MapOfMaps: BPFMap, @unchecked Sendable {
 
     /// Whether `map` may be stored in this outer map.
     public func accepts(_ map: any BPFMap) -> Bool {
-        guard let inner = attributes.innerMap else { return false }
+        guard let inner = attributes.innerMap else { return emulator?.acceptsWithoutInnerDefinition(map) ?? false }
         let candidate = map.attributes
         return candidate.type == inner.type && candidate.keySize == inner.keySize
             && candidate.valueSize == inner.valueSize && candidate.flags == inner.flags

@@ -97,12 +97,15 @@ extension LinuxEmulator {
         guard Self.emulates(attributes.type) else {
             throw MapError(map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
         }
-        try Self.validate(attributes, cpuCount: configuration.cpuCount)
+        let warnings: [String]
+        (attributes, warnings) = relaxedForCompatibility(attributes)
+        try Self.validate(attributes, cpuCount: configuration.cpuCount, innerOptional: !warnings.isEmpty)
         if attributes.type == .bloomFilter, mapExtra & ~0xF != 0 {
             throw MapError(map: attributes.name, "BPF_MAP_TYPE_BLOOM_FILTER: map_extra 0x\(String(mapExtra, radix: 16)) sets more than the hash-function count (low 4 bits)")
         } else if attributes.type != .bloomFilter, mapExtra != 0 {
             throw MapError(map: attributes.name, "\(attributes.type.cName): map_extra must be 0, got 0x\(String(mapExtra, radix: 16))")
         }
+        addCompatibilityWarnings(warnings)
         let cpus = configuration.cpuCount
         let memory = try MapMemory(attributes, mapExtra: mapExtra, cpuCount: cpus, budget: vm.memoryBudget)
         let id = reserveMapID()
@@ -149,7 +152,8 @@ extension LinuxEmulator {
 
     /// The kernel's attribute checks for each map type (the `map_alloc_check` / `map_alloc`
     /// functions of `kernel/bpf/*.c`).
-    static func validate(_ d: MapAttributes, cpuCount: Int) throws(MapError) {
+    /// `innerOptional`: a map of maps may lack its inner definition (`LinuxCompatibility.goMimic`).
+    static func validate(_ d: MapAttributes, cpuCount: Int, innerOptional: Bool = false) throws(MapError) {
         func fail(_ message: String, _ errno: Errno = .invalid) -> MapError {
             MapError(map: d.name, "\(d.type.cName): \(message)", errno: errno)
         }
@@ -223,7 +227,7 @@ extension LinuxEmulator {
             try positive(d.maxEntries, "max_entries")
             try exactly(d.keySize, 4, "key_size")
             try exactly(d.valueSize, 4, "value_size")
-            if d.type == .arrayOfMaps { try validateInner(d, fail: fail) }
+            if d.type == .arrayOfMaps, !(innerOptional && d.innerMap == nil) { try validateInner(d, fail: fail) }
         case .hashOfMaps:
             try allowFlags(common.union([.noPrealloc, .zeroSeed]))
             try positive(d.keySize, "key_size")
@@ -231,7 +235,7 @@ extension LinuxEmulator {
             try bucketLimit()
             guard d.keySize <= maxBPFStack else { throw fail("key_size \(d.keySize) exceeds \(maxBPFStack)", .tooBig) }
             try exactly(d.valueSize, 4, "value_size")
-            try validateInner(d, fail: fail)
+            if !(innerOptional && d.innerMap == nil) { try validateInner(d, fail: fail) }
         case .lpmTrie:
             guard flags.contains(.noPrealloc) else { throw fail("BPF_F_NO_PREALLOC is required") }
             try allowFlags(common.union(.noPrealloc))
