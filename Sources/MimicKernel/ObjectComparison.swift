@@ -15,7 +15,8 @@ import MimicMemory
 /// Maps are compared at a cost that follows what they hold and what the runs touched, not
 /// their `max_entries` (Docs/Performance.md has the figures):
 /// - hash-like maps (hash, per-CPU and LRU hash, LPM trie): every element on both sides — the
-///   kernel's walked with `BPF_MAP_GET_NEXT_KEY`, Mimic's from its index — so an element only
+///   kernel's read with `BPF_MAP_LOOKUP_BATCH` (LPM tries: `BPF_MAP_GET_NEXT_KEY`), Mimic's
+///   from its index — so an element only
 ///   one side added, removed or changed is always found;
 /// - arrays (plain and per-CPU): the indices Mimic's runs touched (`ArrayMap.touchedIndices`:
 ///   every index looked up or updated, by the program or by `setEntry`) and element 0 (which a
@@ -277,11 +278,11 @@ public final class ObjectComparison {
     }
 
     /// A map's entries in the kernel: key → one value per CPU (one value for other maps).
-    /// Walks every key: for an array that is all `max_entries` of them.
+    /// Reads every entry (in batches): for an array that is all `max_entries` of them.
     public func kernelContents(_ name: String) throws -> [[UInt8]: [[UInt8]]] {
         guard let map = kernel.maps[name] else { return [:] }
         var result: [[UInt8]: [[UInt8]]] = [:]
-        for (key, value) in try map.entries() { result[key] = split(value, of: map) }
+        for (key, value) in try map.entriesInBatches() { result[key] = split(value, of: map) }
         return result
     }
 

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+import MimicCore
+@testable import MimicKernel
+import MimicLinux
+
+/// `ObjectComparison` on maps of 2^24 entries (`Fixtures/big_maps.o`): the right differences and
+/// agreement, at a memory cost that follows the entries touched, not `max_entries`.
+@Suite("Compare: maps of 16 million entries", .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
+struct LargeMapComparisonTests {
+    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/big_maps.o").path
+
+    /// An Ethernet + IPv4/UDP packet from 10.1.2.3 to 10.0.0.2.
+    static let packet: [UInt8] = Fixtures.ethernet(type: 0x0800, payload: Fixtures.ipv4(protocol: 17, payload: [0x30, 0x39, 0, 0x35, 0, 8, 0, 0]))
+
+    /// The peak resident set size (`VmHWM` of /proc/self/status) in bytes, or nil where unreadable.
+    static func peakResident() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return kilobytes * 1024
+    }
+
+    /// Resets the peak to the current resident size (`echo 5 > /proc/self/clear_refs`, Linux 4.0+).
+    static func resetPeak() -> Bool {
+        FileManager.default.createFile(atPath: "/proc/self/clear_refs", contents: Data("5".utf8))
+    }
+
+    @Test("two packets agree, changes only one side made are found, and memory stays bounded")
+    func bigMaps() throws {
+        let object = try ObjectFile(contentsOf: Self.path)
+        let reset = Self.resetPeak()
+        let startPeak = Self.peakResident()
+        let comparison = try ObjectComparison(object: object, programName: "count_big")
+
+        for round in 1...2 {
+            let result = try comparison.run(packet: Self.packet)
+            #expect(result.kernelReturn == 3, "XDP_TX")
+            #expect(result.differences.isEmpty, "packet \(round): \(result.differences)")
+        }
+        // Both sides counted the packets at the touched indices and key.
+        let source = KernelObject.u32(0x01_0203)  // 10.1.2.3 & 0xFFFFFF
+        let last = KernelObject.u32(UInt32(1 << 24 - 1))
+        let destination: [UInt8] = [10, 0, 0, 2]
+        let two = [UInt8](withUnsafeBytes(of: UInt64(2).littleEndian) { Array($0) })
+        let four = [UInt8](withUnsafeBytes(of: UInt64(4).littleEndian) { Array($0) })
+        #expect(try comparison.kernel.maps["counters"]?.lookup(key: source) == two)
+        #expect(try comparison.kernel.maps["counters"]?.lookup(key: last) == four)
+        #expect(try comparison.kernel.maps["flows"]?.lookup(key: destination) == two)
+        #expect(comparison.emulator.map(named: "counters")?.value(forKey: source) == two)
+        #expect(comparison.emulator.map(named: "flows")?.value(forKey: destination) == two)
+        let array = try #require(comparison.emulator.map(named: "counters") as? ArrayMap)
+        #expect(array.touchedIndices == [0x01_0203, 1 << 24 - 1])
+
+        // Changes made on the kernel's side only: a touched index, a new hash element.
+        let kernelCounters = try #require(comparison.kernel.maps["counters"])
+        let kernelFlows = try #require(comparison.kernel.maps["flows"])
+        try kernelCounters.update(key: source, value: four)
+        try kernelFlows.update(key: [10, 0, 0, 9], value: two)
+        let lines = try comparison.compareMaps()
+        #expect(lines == ["map flows key 0a000009: only in the kernel",
+                          "map counters key 03020100: kernel \(ObjectComparison.hex(four)), Mimic \(ObjectComparison.hex(two))"],
+                "\(lines)")
+        // Undone, the two agree again.
+        try kernelCounters.update(key: source, value: two)
+        #expect(try kernelFlows.delete(key: [10, 0, 0, 9]))
+        #expect(try comparison.compareMaps().isEmpty)
+
+        if reset, let startPeak, let endPeak = Self.peakResident() {
+            // Reading every entry of the two maps took gigabytes; what was touched takes little.
+            // (Other tests running at the same time count too, hence the generous bound.)
+            let growth = endPeak - startPeak
+            #expect(growth < 512 << 20, "peak resident size grew by \(growth >> 20) MiB")
+        }
+    }
+}
