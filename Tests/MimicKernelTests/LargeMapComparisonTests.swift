@@ -11,7 +11,7 @@ struct LargeMapComparisonTests {
     static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures/big_maps.o").path
 
-    /// An Ethernet + IPv4/UDP packet from 10.1.2.3 to 10.0.0.2.
+    /// An Ethernet + IPv4/UDP packet from 10.0.0.1 to 10.0.0.2.
     static let packet: [UInt8] = Fixtures.ethernet(type: 0x0800, payload: Fixtures.ipv4(protocol: 17, payload: [0x30, 0x39, 0, 0x35, 0, 8, 0, 0]))
 
     /// The peak resident set size (`VmHWM` of /proc/self/status) in bytes, or nil where unreadable.
@@ -40,7 +40,7 @@ struct LargeMapComparisonTests {
             #expect(result.differences.isEmpty, "packet \(round): \(result.differences)")
         }
         // Both sides counted the packets at the touched indices and key.
-        let source = KernelObject.u32(0x01_0203)  // 10.1.2.3 & 0xFFFFFF
+        let source = KernelObject.u32(1)  // 10.0.0.1 & 0xFFFFFF
         let last = KernelObject.u32(UInt32(1 << 24 - 1))
         let destination: [UInt8] = [10, 0, 0, 2]
         let two = [UInt8](withUnsafeBytes(of: UInt64(2).littleEndian) { Array($0) })
@@ -51,7 +51,7 @@ struct LargeMapComparisonTests {
         #expect(comparison.emulator.map(named: "counters")?.value(forKey: source) == two)
         #expect(comparison.emulator.map(named: "flows")?.value(forKey: destination) == two)
         let array = try #require(comparison.emulator.map(named: "counters") as? ArrayMap)
-        #expect(array.touchedIndices == [0x01_0203, 1 << 24 - 1])
+        #expect(array.touchedIndices == [1, 1 << 24 - 1])
 
         // Changes made on the kernel's side only: a touched index, a new hash element.
         let kernelCounters = try #require(comparison.kernel.maps["counters"])
@@ -59,9 +59,10 @@ struct LargeMapComparisonTests {
         try kernelCounters.update(key: source, value: four)
         try kernelFlows.update(key: [10, 0, 0, 9], value: two)
         let lines = try comparison.compareMaps()
-        #expect(lines == ["map flows key 0a000009: only in the kernel",
-                          "map counters key 03020100: kernel \(ObjectComparison.hex(four)), Mimic \(ObjectComparison.hex(two))"],
+        #expect(Set(lines) == ["map flows key 0a000009: only in the kernel",
+                               "map counters key 01000000: kernel \(ObjectComparison.hex(four)), Mimic \(ObjectComparison.hex(two))"],
                 "\(lines)")
+        #expect(lines.count == 2)
         // Undone, the two agree again.
         try kernelCounters.update(key: source, value: two)
         #expect(try kernelFlows.delete(key: [10, 0, 0, 9]))
@@ -71,6 +72,7 @@ struct LargeMapComparisonTests {
             // Reading every entry of the two maps took gigabytes; what was touched takes little.
             // (Other tests running at the same time count too, hence the generous bound.)
             let growth = endPeak - startPeak
+            print("◇ big_maps.o compare: peak resident size grew by \(growth >> 20) MiB")
             #expect(growth < 512 << 20, "peak resident size grew by \(growth >> 20) MiB")
         }
     }
