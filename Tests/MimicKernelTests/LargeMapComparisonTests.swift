@@ -29,6 +29,28 @@ struct LargeMapComparisonTests {
         return (try? file.write(contentsOf: Data("5".utf8))) != nil
     }
 
+    @Test("batched reads return what the key walk returns: hash maps past one batch, per-CPU hash, LPM fallback")
+    func batches() throws {
+        let hash = try KernelBPF.createMap(MapAttributes(name: "h", type: .hash, keySize: 4, valueSize: 8, maxEntries: 1 << 16))
+        let perCPU = try KernelBPF.createMap(MapAttributes(name: "p", type: .perCPUHash, keySize: 8, valueSize: 4, maxEntries: 64))
+        let lpm = try KernelBPF.createMap(MapAttributes(name: "l", type: .lpmTrie, keySize: 8, valueSize: 4, maxEntries: 16,
+                                                        flags: MapFlags.noPrealloc.rawValue))
+        for index in 0..<40 {
+            try hash.update(key: KernelObject.u32(UInt32(index * 977)), value: [UInt8](repeating: UInt8(index), count: 8))
+            try perCPU.update(key: KernelObject.u32(UInt32(index)) + [1, 2, 3, 4],
+                              value: [UInt8](repeating: UInt8(index), count: perCPU.userValueSize))
+        }
+        try lpm.update(key: [24, 0, 0, 0, 10, 1, 2, 0], value: [1, 0, 0, 0])
+        try lpm.update(key: [8, 0, 0, 0, 10, 0, 0, 0], value: [2, 0, 0, 0])
+        for map in [hash, perCPU, lpm] {
+            let walked = Dictionary(uniqueKeysWithValues: try map.entries().map { ($0.key, $0.value) })
+            let batched = try map.entriesInBatches(batchSize: 7)
+            #expect(batched.count == walked.count, "\(map.attributes.name)")
+            #expect(Dictionary(uniqueKeysWithValues: batched.map { ($0.key, $0.value) }) == walked, "\(map.attributes.name)")
+        }
+        #expect(try hash.entriesInBatches().count == 40)
+    }
+
     @Test("two packets agree, changes only one side made are found, and memory stays bounded")
     func bigMaps() throws {
         let object = try ObjectFile(contentsOf: Self.path)
