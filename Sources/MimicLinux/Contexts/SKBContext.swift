@@ -239,7 +239,7 @@ public struct SKBContext: Context, Sendable {
     /// header), optional `dataStart` (`"mac"` or `"network"`), `pktType` (a number), `sock`,
     /// `dev` (`ifIndex`, `mac` as `aa:bb:cc:dd:ee:ff`) and `flowKeys` objects.
     public init(json ctx: JSONField, name: String) throws(ContextError) {
-        try ctx.object(knownMembers: ["packet", "dev", "sock", "flowKeys"])
+        try ctx.object(knownMembers: ["packet", "dataStart", "pktType", "dev", "sock", "flowKeys"])
         let packet = try ctx["packet"].optionalBase64(limit: AddressSpace.lowWindowLimit / 2)
         guard packet.count <= AddressSpace.lowWindowLimit / 2 else {
             throw ctx["packet"].error("\(packet.count) bytes exceed the limit of \(AddressSpace.lowWindowLimit / 2)")
@@ -247,7 +247,7 @@ public struct SKBContext: Context, Sendable {
         self.init(packet: packet, name: name)
         let dev = ctx["dev"]
         if !dev.isMissing {
-            try dev.object(knownMembers: ["ifIndex"])
+            try dev.object(knownMembers: ["ifIndex", "mac"])
             let index = try dev["ifIndex"].optionalInteger(UInt32.self) ?? 0
             ifindex = index
             ingressIfindex = index
