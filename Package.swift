@@ -101,7 +101,12 @@ let package = Package(
         // The README's library examples, compiled and run so they cannot rot.
         .testTarget(name: "LibraryExamples", dependencies: ["MimicCore", "MimicLinux"], path: "Examples/Library"),
         // Differential tests against the running kernel (skipped, with a reason, when it is not reachable).
-        .testTarget(name: "MimicKernelTests", dependencies: ["MimicKernel", "MimicLinux", "MimicCore", "MimicJSON"]),
+        .testTarget(
+            name: "MimicKernelTests",
+            dependencies: ["MimicKernel", "MimicLinux", "MimicCore", "MimicJSON"],
+            // eBPF C sources and objects, read by path from the tests.
+            exclude: ["Fixtures"]
+        ),
         // The package's shape: declared dependencies match the imports, and MimicLinux does not
         // pull in the kernel oracle (reads `swift package describe`; depends on no module).
         .testTarget(name: "MimicModuleGraphTests"),

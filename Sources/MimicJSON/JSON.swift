@@ -416,8 +416,11 @@ public struct JSONField: Sendable {
     /// `optionalBase64()` refusing, before decoding, text that decodes to more than `limit` bytes.
     public func optionalBase64(limit: Int) throws(JSONError) -> [UInt8] {
         if isMissing { return [] }
-        // Hex (`{"hex": ...}`) decodes to half its text: the file's own size limit bounds it.
-        if case .object? = value { return try base64() }
+        if case .object? = value {  // {"hex": ...}: the text is already in memory; check what it decodes to
+            let bytes = try base64()
+            guard bytes.count <= limit else { throw error("\(bytes.count) bytes exceed the limit of \(limit)") }
+            return bytes
+        }
         let length = try string().utf8.count
         // Four characters decode to three bytes, less up to two of padding.
         guard length / 4 * 3 - 2 <= limit else {

@@ -43,7 +43,7 @@ public enum KernelBPF {
 
     enum Command: Int32 {
         case mapCreate = 0, mapLookupElem = 1, mapUpdateElem = 2, mapDeleteElem = 3, mapGetNextKey = 4
-        case progLoad = 5, progTestRun = 10, mapFreeze = 22
+        case progLoad = 5, progTestRun = 10, mapFreeze = 22, mapLookupBatch = 24
 
         var name: String {
             switch self {
@@ -55,6 +55,7 @@ public enum KernelBPF {
             case .progLoad: "BPF_PROG_LOAD"
             case .progTestRun: "BPF_PROG_TEST_RUN"
             case .mapFreeze: "BPF_MAP_FREEZE"
+            case .mapLookupBatch: "BPF_MAP_LOOKUP_BATCH"
             }
         }
     }

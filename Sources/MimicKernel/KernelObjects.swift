@@ -149,6 +149,61 @@ public final class KernelMap: Sendable {
         return result
     }
 
+    /// Every entry, read `batchSize` at a time with `BPF_MAP_LOOKUP_BATCH` (one system call per
+    /// batch instead of two per entry); for map types without batch operations (LPM tries:
+    /// `ENOTSUPP`) it falls back to `entries()`. The kernel walks a hash map's buckets, so the
+    /// cost is what the map holds plus a scan of its (empty) buckets inside the kernel.
+    public func entriesInBatches(batchSize: Int = 1024) throws(KernelError) -> [(key: [UInt8], value: [UInt8])] {
+        let keySize = attributes.keySize, valueSize = userValueSize
+        var count = max(1, batchSize)
+        var result: [(key: [UInt8], value: [UInt8])] = []
+        var cursor: UInt32? = nil
+        while true {
+            var keys = [UInt8](repeating: 0, count: max(1, count * keySize))
+            var values = [UInt8](repeating: 0, count: max(1, count * valueSize))
+            var inBatch = cursor ?? 0
+            var outBatch: UInt32 = 0
+            var attr = BPFAttributes(size: 56)
+            let outcome: Result<Int32, KernelErrno> = withUnsafeMutableBytes(of: &inBatch) { inBuffer in
+                withUnsafeMutableBytes(of: &outBatch) { outBuffer in
+                    keys.withUnsafeMutableBytes { keyBuffer in
+                        values.withUnsafeMutableBytes { valueBuffer in
+                            attr.setPointer(0, cursor == nil ? nil : UnsafeRawPointer(inBuffer.baseAddress))
+                            attr.setPointer(8, outBuffer.baseAddress)
+                            attr.setPointer(16, keyBuffer.baseAddress)
+                            attr.setPointer(24, valueBuffer.baseAddress)
+                            attr.set32(32, UInt32(count))
+                            attr.set32(36, UInt32(bitPattern: fd))
+                            return KernelBPF.call(.mapLookupBatch, &attr)
+                        }
+                    }
+                }
+            }
+            var finished = false
+            switch outcome {
+            case .success:
+                break
+            case .failure(let code) where code.rawValue == ENOENT:
+                finished = true  // the last batch (possibly empty)
+            case .failure(let code) where code.rawValue == ENOSPC && count < 1 << 20:
+                count *= 2  // one bucket holds more elements than a batch: retry larger
+                continue
+            case .failure(let code) where cursor == nil && (code.rawValue == Errno.kernelNotSupported.rawValue || code.rawValue == EINVAL):
+                return try entries()
+            case .failure(let code):
+                throw KernelError.systemCall(command: KernelBPF.Command.mapLookupBatch.name, errno: code.rawValue,
+                                             detail: "reading map \(attributes.name) in batches")
+            }
+            let returned = min(Int(attr.get32(32)), count)
+            for index in 0..<returned {
+                result.append((Array(keys[index * keySize..<(index + 1) * keySize]),
+                               Array(values[index * valueSize..<(index + 1) * valueSize])))
+            }
+            if finished || result.count > attributes.maxEntries { return result }
+            cursor = outBatch
+        }
+    }
+
     /// Makes the map read-only to user space (`BPF_MAP_FREEZE`), as libbpf does for `.rodata`.
     public func freeze() throws(KernelError) {
         var attr = BPFAttributes(size: 8)

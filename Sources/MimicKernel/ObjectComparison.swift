@@ -11,6 +11,20 @@ import MimicMemory
 /// Ethernet header first), so Mimic's sk_buff starts there for them too
 /// (`ContextFit.dataStart(of:)`); a context that asks for another start is refused.
 /// Kernel test runs are pinned to CPU 0 and Mimic runs as vCPU 0, so per-CPU maps compare.
+///
+/// Maps are compared at a cost that follows what they hold and what the runs touched, not
+/// their `max_entries` (Docs/Performance.md has the figures):
+/// - hash-like maps (hash, per-CPU and LRU hash, LPM trie): every element on both sides — the
+///   kernel's read with `BPF_MAP_LOOKUP_BATCH` (LPM tries: `BPF_MAP_GET_NEXT_KEY`), Mimic's
+///   from its index — so an element only
+///   one side added, removed or changed is always found;
+/// - arrays (plain and per-CPU): the indices Mimic's runs touched (`ArrayMap.touchedIndices`:
+///   every index looked up or updated, by the program or by `setEntry`) and element 0 (which a
+///   direct value address reaches), read on both sides. A value the kernel's program changed at
+///   an index Mimic's program never looked up or updated is not seen: the two runs took
+///   different paths through the map, which shows as a difference only if it also shows in a
+///   touched index, the return value or the packet;
+/// - global-data sections: whole.
 public final class ObjectComparison {
     /// What one packet produced on each side.
     public struct PacketResult: Sendable {
@@ -39,16 +53,24 @@ public final class ObjectComparison {
     public let loaded: LoadedObject
     public let program: Program
 
+    /// The memory budget of Mimic's VM unless `init` is given one: 16 GiB. The budget charges
+    /// preallocated maps (arrays, hash maps without `BPF_F_NO_PREALLOC`) in full, as the kernel
+    /// allocates them, but Mimic's map storage is `calloc`ed and costs host memory only as it is
+    /// written; the kernel has already created the same maps when Mimic's are made, so the
+    /// object is known to fit this machine. (`mimic run`'s default stays 1 GiB.)
+    public static let defaultMemoryLimit = 16 << 30
+
     /// Program types `ObjectComparison` can run.
     public static let supportedTypes: [ProgramType] = [.xdp, .schedCls, .schedAct, .socketFilter]
 
     /// Instantiates the object on both sides and loads the program.
     ///
-    /// - Parameter programName: the program to run; nil picks the first XDP, tc or socket
-    ///   filter program.
+    /// - Parameters:
+    ///   - programName: the program to run; nil picks the first XDP, tc or socket filter program.
+    ///   - memoryLimit: Mimic's VM memory budget (`VMConfiguration.memoryLimit`).
     /// - Throws: `KernelError` (`.verifierRejected` carries the verifier's log), or a
     ///   `ComparisonError` for what Mimic refuses.
-    public init(object: ObjectFile, programName requested: String? = nil) throws {
+    public init(object: ObjectFile, programName requested: String? = nil, memoryLimit: Int = ObjectComparison.defaultMemoryLimit) throws {
         self.object = object
         let source: ObjectProgram
         if let requested {
@@ -68,7 +90,7 @@ public final class ObjectComparison {
         programName = source.name
         programType = source.type
         emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: KernelBPF.possibleCPUs, randomSeed: 1))
-        vm = VM(emulator: emulator)
+        vm = VM(emulator: emulator, configuration: VMConfiguration(memoryLimit: memoryLimit))
         do {
             loaded = try vm.load(object: object)
             program = try loaded.program(named: source.name)
@@ -79,6 +101,9 @@ public final class ObjectComparison {
         kernel = try KernelObject(object: object, kconfig: loaded.globals[ObjectExtern.kconfigSection]?.storage.bytes)
         try kernel.loadTailCallTargets()
         kernelProgram = try kernel.program(named: source.name)
+        for name in comparedMaps {
+            (emulator.map(named: name) as? ArrayMap)?.trackTouches()
+        }
     }
 
     /// Names of the maps and global-data sections compared after each run.
@@ -250,12 +275,21 @@ public final class ObjectComparison {
         return "output packet: \(count) byte(s) differ, the first at offset \(first): kernel 0x\(hex([kernel[first]])), Mimic 0x\(hex([mimic[first]]))"
     }
 
-    /// Map contents on both sides, compared: one line per differing key.
+    /// Map contents on both sides, compared: one line per differing key. Arrays are compared
+    /// at the indices Mimic touched (see the type's documentation), other maps whole.
     public func compareMaps() throws -> [String] {
         var lines: [String] = []
         for name in comparedMaps {
-            let kernelEntries = try kernelContents(name)
-            let mimicEntries = mimicContents(name)
+            let kernelEntries: [[UInt8]: [[UInt8]]]
+            let mimicEntries: [[UInt8]: [[UInt8]]]
+            if loaded.globals[name] == nil, let array = emulator.map(named: name) as? ArrayMap {
+                let keys = Self.comparedIndices(of: array).map { KernelObject.u32(UInt32($0)) }
+                kernelEntries = try kernelContents(name, keys: keys)
+                mimicEntries = mimicContents(name, keys: keys)
+            } else {
+                kernelEntries = try kernelContents(name)
+                mimicEntries = mimicContents(name)
+            }
             for key in Set(kernelEntries.keys).union(mimicEntries.keys).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
                 switch (kernelEntries[key], mimicEntries[key]) {
                 case (let k?, let m?) where k != m:
@@ -272,20 +306,37 @@ public final class ObjectComparison {
         return lines
     }
 
+    /// The indices of an array compared after a run: those Mimic touched, and element 0.
+    static func comparedIndices(of array: ArrayMap) -> [Int] {
+        let touched = array.touchedIndices
+        return touched.first == 0 ? touched : [0] + touched
+    }
+
     /// A map's entries in the kernel: key → one value per CPU (one value for other maps).
+    /// Reads every entry (in batches): for an array that is all `max_entries` of them.
     public func kernelContents(_ name: String) throws -> [[UInt8]: [[UInt8]]] {
         guard let map = kernel.maps[name] else { return [:] }
-        let size = map.attributes.valueSize
         var result: [[UInt8]: [[UInt8]]] = [:]
-        for (key, value) in try map.entries() {
-            if map.isPerCPU {
-                let stride = (size + 7) & ~7
-                result[key] = stride == 0 ? [] : stride_(value, stride).map { Array($0.prefix(size)) }
-            } else {
-                result[key] = [value]
-            }
+        for (key, value) in try map.entriesInBatches() { result[key] = split(value, of: map) }
+        return result
+    }
+
+    /// The kernel's entries for `keys` only (`BPF_MAP_LOOKUP_ELEM` each); keys without one are left out.
+    public func kernelContents(_ name: String, keys: [[UInt8]]) throws -> [[UInt8]: [[UInt8]]] {
+        guard let map = kernel.maps[name] else { return [:] }
+        var result: [[UInt8]: [[UInt8]]] = [:]
+        for key in keys {
+            if let value = try map.lookup(key: key) { result[key] = split(value, of: map) }
         }
         return result
+    }
+
+    /// A value as user space reads it, as one value per CPU (per-CPU maps) or one value.
+    private func split(_ value: [UInt8], of map: KernelMap) -> [[UInt8]] {
+        guard map.isPerCPU else { return [value] }
+        let size = map.attributes.valueSize
+        let stride = (size + 7) & ~7
+        return stride == 0 ? [] : stride_(value, stride).map { Array($0.prefix(size)) }
     }
 
     private func stride_(_ bytes: [UInt8], _ step: Int) -> [[UInt8]] {
@@ -296,8 +347,14 @@ public final class ObjectComparison {
     public func mimicContents(_ name: String) -> [[UInt8]: [[UInt8]]] {
         if let global = loaded.globals[name] { return [[0, 0, 0, 0]: [global.storage.bytes]] }
         guard let map = emulator.map(named: name) else { return [:] }
+        return mimicContents(name, keys: map.keys)
+    }
+
+    /// Mimic's entries for `keys` only; keys without one are left out.
+    public func mimicContents(_ name: String, keys: [[UInt8]]) -> [[UInt8]: [[UInt8]]] {
+        guard let map = emulator.map(named: name) else { return [:] }
         var result: [[UInt8]: [[UInt8]]] = [:]
-        for key in map.keys {
+        for key in keys {
             if let values = map.perCPUValues(forKey: key) { result[key] = values }
         }
         return result

@@ -9,7 +9,7 @@ enum CompareCommand: Command {
     static let info = CommandInfo(
         name: "compare",
         summary: "Run a program in Mimic and in the Linux kernel on the same input; report every difference.",
-        synopsis: "compare OBJ.o [--program P] (--pcap IN.pcap | --context CTX.json | --packet HEX) [--map NAME=FILE.json]... [--json]",
+        synopsis: "compare OBJ.o [--program P] (--pcap IN.pcap | --context CTX.json | --packet HEX) [--map NAME=FILE.json]... [--memory-limit BYTES] [--json]",
         discussion: """
         Loads the object's maps, global data and the program into the running kernel with the
         bpf() system call (no libbpf) and into Mimic, gives both the same initial map contents,
@@ -28,6 +28,9 @@ enum CompareCommand: Command {
         and both sides load it (.rodata written before load, then frozen; maps sized before
         they are created). tc and socket-filter programs get the same __sk_buff ctx_in on both
         sides (--ctx or the context file's fields), and the ctx_out fields are compared.
+        Hash-like maps are compared whole; arrays at the indices Mimic's runs looked up or
+        updated (and index 0), so a map of millions of entries costs what the runs touched
+        (Docs/Performance.md).
         Needs Linux and root (or CAP_BPF + CAP_NET_ADMIN). When the kernel is not reachable it
         says why and exits 1; when the verifier rejects the program it prints the verifier's
         log and exits 1. Exits 3 when the two differ, 0 when they agree.
@@ -38,6 +41,7 @@ enum CompareCommand: Command {
             .value("context", "CTX.json", "Run on the packet of an xdp_md or sk_buff context file."),
             .value("packet", "HEX", "Run on one packet given as hex bytes."),
             .value("map", "NAME=FILE.json", "Initial entries of map NAME (repeatable)."),
+            .value("memory-limit", "BYTES", "Mimic's memory budget (default 16G: preallocated maps are charged in full but cost memory as written; suffixes K, M, G)."),
             .flag("json", "Print the results as JSON."),
             TestRunContext.optionSpec,
         ] + ConfigurationOptions.specs,
@@ -102,6 +106,13 @@ enum CompareCommand: Command {
                 throw RuntimeError("\(contextPath): compare needs an xdp_md or sk_buff context (the kernel runs programs on a packet)")
             }
         }
+        var memoryLimit = ObjectComparison.defaultMemoryLimit
+        if let text = arguments.value("memory-limit") {
+            guard let value = RunOptions.byteCount(text) else {
+                throw UsageError(message: "--memory-limit expects a number of bytes, optionally with K, M or G, got '\(text)'", command: info.name)
+            }
+            memoryLimit = value
+        }
         var mapBytes: [(name: String, path: String, bytes: [UInt8])] = []
         for file in mapFiles { mapBytes.append((file.name, file.path, try Input.read(file.path))) }
 
@@ -110,7 +121,7 @@ enum CompareCommand: Command {
         }
         let comparison: ObjectComparison
         do {
-            comparison = try ObjectComparison(object: object, programName: arguments.value("program"))
+            comparison = try ObjectComparison(object: object, programName: arguments.value("program"), memoryLimit: memoryLimit)
         } catch let error as KernelError {
             if let log = error.verifierLog {
                 Console.err("the kernel's verifier rejected the program; its log:\n\(log)\n")

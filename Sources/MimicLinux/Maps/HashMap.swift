@@ -155,11 +155,15 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
 /// As in the kernel: every index exists, so `BPF_NOEXIST` fails with `-EEXIST`; an index past
 /// the end fails updates with `-E2BIG` and lookups with NULL; elements cannot be deleted
 /// (`-EINVAL`). Per-CPU arrays keep one value per CPU (each padded to 8 bytes).
+///
+/// After `trackTouches()` the map records every index a program or host code may have changed
+/// (`touchedIndices`), so a comparison reads only those instead of all `max_entries`.
 public final class ArrayMap: BPFMap, @unchecked Sendable {
     public let attributes: MapAttributes
     public let handle: UInt64
     public let isPerCPU: Bool
     let values: ValueStorage
+    private let touches = TouchedIndices()
 
     init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM, memory: MapMemory) throws(MapError) {
         self.attributes = attributes
@@ -201,6 +205,8 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     /// the 4-byte key in place); nil past the end.
     func lookupAddress(index: Int, cpu: Int) -> UInt64? {
         guard index >= 0, index < attributes.maxEntries else { return nil }
+        // The caller gets a pointer into the value and may write through it.
+        touches.record(index)
         return values.address(slot: index, cpu: isPerCPU ? min(max(cpu, 0), values.cpuCount - 1) : 0)
     }
 
@@ -232,6 +238,7 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
         switch check(key: key, flags: flags) {
         case .failure(let error): return error
         case .success(let index):
+            touches.record(index)
             let cpu = isPerCPU ? min(max(cpu, 0), values.cpuCount - 1) : 0
             if flags.contains(.lock) { values.writeLocked(value, slot: index, cpu: cpu) } else { values.write(value, slot: index, cpu: cpu) }
             return nil
@@ -247,6 +254,7 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
         switch check(key: key, flags: flags) {
         case .failure(let error): return error
         case .success(let index):
+            touches.record(index)
             for (cpu, value) in newValues.enumerated() { values.write(value, slot: index, cpu: cpu) }
             return nil
         }
@@ -270,4 +278,30 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     }
 
     public var keys: [[UInt8]] { (0..<attributes.maxEntries).map { littleEndianBytes(UInt32($0)) } }
+
+    /// Starts recording the indices whose values may change: every index a lookup hands a
+    /// pointer for (a program may write through it; `bpf_for_each_map_elem` looks up each index
+    /// it visits) and every index updated. Recording costs one relaxed atomic load per lookup
+    /// until this is called.
+    public func trackTouches() { touches.enable() }
+
+    /// The indices recorded since `trackTouches()`, in increasing order. Element 0 is not in it
+    /// unless touched through a lookup or update: a program's direct value address
+    /// (`BPF_PSEUDO_MAP_VALUE`, which the kernel allows for element 0 only) is not recorded.
+    public var touchedIndices: [Int] { touches.sorted }
+}
+
+/// The indices of an array map that may have changed since recording began (`ArrayMap.trackTouches`).
+private final class TouchedIndices: Sendable {
+    private let enabled = Atomic<Bool>(false)
+    private let indices = Mutex<Set<Int>>([])
+
+    func enable() { enabled.store(true, ordering: .releasing) }
+
+    @inline(__always) func record(_ index: Int) {
+        guard enabled.load(ordering: .relaxed) else { return }
+        indices.withLock { _ = $0.insert(index) }
+    }
+
+    var sorted: [Int] { indices.withLock { $0.sorted() } }
 }
