@@ -9,7 +9,7 @@
 // atomics and the futex system call inside the Synchronization module, which is not built with
 // TSan instrumentation, so TSan sees no happens-before edge between unlock and the next lock
 // (it intercepts pthread_mutex_*, hence no report with NSLock). Mimic's maps keep their slot
-// bookkeeping in such Mutexes: see Docs/Testing.md, "Sanitizers".
+// bookkeeping in such Mutexes: see Docs/Testing.md, "Sanitizers", and Scripts/tsan.supp.
 import Foundation
 import Synchronization
 
