@@ -34,7 +34,7 @@ func outcome(_ vm: VM, _ program: Program, _ packet: [UInt8], stepping: Bool) ->
         }
         return "r0 \(try process.run(instructionLimit: fuzzInstructionLimit))"
     } catch {
-        if case .budgetExhausted = error.kind { return "limit" }
+        if error.kind.code == .budgetExhausted { return "limit" }
         return "\(error.kind)"
     }
 }

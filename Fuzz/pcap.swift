@@ -1,4 +1,4 @@
-import MimicLinux
+import MimicPcap
 
 /// pcap and pcapng: read every packet of a capture.
 func fuzzOne(_ bytes: [UInt8]) {

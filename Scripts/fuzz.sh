@@ -17,16 +17,19 @@ seconds=${2:-60}
 [ -f "Fuzz/$target.swift" ] || { echo "no harness Fuzz/$target.swift" >&2; exit 2; }
 
 scratch=.build-fuzz
-swift build --scratch-path "$scratch" --target MimicLinux -Xswiftc -sanitize=fuzzer,address >&2
+for library in MimicLinux MimicPcap; do
+    swift build --scratch-path "$scratch" --target "$library" -Xswiftc -sanitize=fuzzer,address >&2
+done
 build=$(swift build --scratch-path "$scratch" --show-bin-path)
-objects=$(find "$build/MimicMemory.build" "$build/MimicCore.build" "$build/MimicLinux.build" \
-    "$build/CMimicAtomics.build" "$build/CMimicKernel.build" -name '*.o')
+# The libraries' objects: MimicLinux with its dependency closure, and MimicPcap.
+objects=$(find "$build/MimicMemory.build" "$build/MimicJSON.build" "$build/MimicCore.build" \
+    "$build/MimicLinux.build" "$build/MimicPcap.build" "$build/CMimicAtomics.build" \
+    "$build/CMimicPlugin.build" -name '*.o')
 mkdir -p "$scratch/bin"
 rm -f "$scratch/bin/$target"
 swiftc -sanitize=fuzzer,address -parse-as-library -g \
     -I "$build/Modules" \
     -Xcc -fmodule-map-file="$build/CMimicAtomics.build/module.modulemap" \
-    -Xcc -fmodule-map-file="$build/CMimicKernel.build/module.modulemap" \
     -Xcc -fmodule-map-file="$build/CMimicPlugin.build/module.modulemap" \
     Fuzz/Support.swift "Fuzz/$target.swift" $objects -o "$scratch/bin/$target" 2>&1 \
     | grep -v 'Cannot export local symbol' >&2 || true

@@ -2,7 +2,15 @@
 
 #include <stdlib.h>
 
-#if defined(__GLIBC__)
+// Sanitizers replace malloc themselves (and run it before this file's thread-local storage
+// exists): with one, nothing is replaced and the counter is unavailable.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define MIMIC_SANITIZED 1
+#endif
+#endif
+
+#if defined(__GLIBC__) && !defined(MIMIC_SANITIZED)
 
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t count, size_t size);

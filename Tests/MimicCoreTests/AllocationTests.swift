@@ -6,7 +6,7 @@ import MimicCore
 /// may not grow with the number of instructions executed (swift-nio's allocation-counter tests
 /// are the model). Each program loops `rounds` times over the instructions under test.
 @Suite("Interpreter: no allocation per instruction",
-       .enabled(if: mimic_malloc_counter_available(), "malloc cannot be counted here (needs glibc)"))
+       .enabled(if: mimic_malloc_counter_available(), "malloc cannot be counted here (needs glibc, no sanitizer)"))
 struct AllocationTests {
     /// Mallocs during one `run()` of a fresh process running `body` `rounds` times.
     func allocations(rounds: Int32, emulator: (any Emulator)? = nil, memory: [UInt8] = [],

@@ -222,15 +222,12 @@ public class PluginEmulator: Emulator, @unchecked Sendable {
 }
 
 /// The instances of one `PluginEmulator`: one per VM that uses it, created on first use and
-/// destroyed once the VM is gone and no process of it is left.
+/// kept by the VM itself (`VM.attachment`), so each is destroyed with its VM (once no process of
+/// it is left). The emulator does not hold them: the VM holds the emulator, and an instance holds
+/// the VM's programs (weakly), so holding instances here would keep dropped VMs alive.
 final class PluginInstances: Sendable {
     let library: PluginLibrary
     let options: String
-    private struct Entry {
-        var vm: WeakVM
-        var instance: PluginInstance
-    }
-    private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
     private static let nextID = Atomic<UInt64>(1)
 
     init(library: PluginLibrary, options: String) {
@@ -238,14 +235,13 @@ final class PluginInstances: Sendable {
         self.options = options
     }
 
+    /// The key of this emulator's instance among a VM's attachments.
+    private var key: ObjectIdentifier { ObjectIdentifier(self) }
+
     /// The instance serving `vm`, created now if needed; nil for a plugin without instances.
     func instance(for vm: VM) throws(PluginError) -> PluginInstance? {
         guard let create = library.instanceCreate else { return nil }
-        return try entries.withLock { (entries) throws(PluginError) -> PluginInstance in
-            let key = ObjectIdentifier(vm)
-            if let entry = entries[key], entry.vm.vm === vm { return entry.instance }
-            // Forget instances whose VM is gone (each is destroyed once its last process is too).
-            entries = entries.filter { $0.value.vm.vm != nil }
+        return try vm.attachment(key) { () throws(PluginError) -> PluginInstance in
             let id = Self.nextID.add(1, ordering: .relaxed).oldValue
             HostServices.instanceVMs.withLock { $0[id] = WeakVM(vm: vm) }
             var error = [CChar](repeating: 0, count: 1024)
@@ -259,18 +255,13 @@ final class PluginInstances: Sendable {
                 let message = PluginText.string(error)
                 throw .instanceRefused(plugin: library.name, reason: message.isEmpty ? "instance_create returned NULL" : message)
             }
-            let instance = PluginInstance(library: library, id: id, data: data)
-            entries[key] = Entry(vm: WeakVM(vm: vm), instance: instance)
-            return instance
+            return PluginInstance(library: library, id: id, data: data)
         }
     }
 
     /// The instance serving `vm`, if one was created.
     func existingInstance(for vm: VM) -> PluginInstance? {
-        entries.withLock { entries in
-            guard let entry = entries[ObjectIdentifier(vm)], entry.vm.vm === vm else { return nil }
-            return entry.instance
-        }
+        vm.existingAttachment(key, as: PluginInstance.self)
     }
 }
 
@@ -282,8 +273,9 @@ final class PluginInstance: @unchecked Sendable {
     let id: UInt64
     /// What `instance_create` returned; passed to every callback.
     let data: UnsafeMutableRawPointer
-    /// Host programs by the id the plugin keeps for them (tail calls), and the reverse.
-    private let programs = Mutex<(byID: [UInt64: Program], ids: [ObjectIdentifier: UInt64])>(([:], [:]))
+    /// Host programs by the id the plugin keeps for them (tail calls), and the reverse; detached
+    /// (no strong reference to the VM, which holds this instance).
+    private let programs = Mutex<(byID: [UInt64: Program.DetachedProgram], ids: [ObjectIdentifier: UInt64])>(([:], [:]))
 
     init(library: PluginLibrary, id: UInt64, data: UnsafeMutableRawPointer) {
         self.library = library
@@ -299,16 +291,17 @@ final class PluginInstance: @unchecked Sendable {
     /// The id of `program`, assigned on first use (ids start at 1).
     func id(for program: Program) -> UInt64 {
         programs.withLock { table in
-            if let id = table.ids[ObjectIdentifier(program)] { return id }
+            // An identifier of a program since freed may be reused: the id must still name it.
+            if let id = table.ids[ObjectIdentifier(program)], table.byID[id]?.program === program { return id }
             let id = UInt64(table.byID.count + 1)
-            table.byID[id] = program
+            table.byID[id] = program.detached
             table.ids[ObjectIdentifier(program)] = id
             return id
         }
     }
 
     /// The program with this id.
-    func program(id: UInt64) -> Program? { programs.withLock { $0.byID[id] } }
+    func program(id: UInt64) -> Program? { programs.withLock { $0.byID[id] }?.program }
 }
 
 /// Reading text plugins write into buffers.

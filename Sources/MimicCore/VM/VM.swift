@@ -18,6 +18,8 @@ public final class VM: @unchecked Sendable {
 
     private let lock = Mutex(())
     private let sharedMemory = AddressSpace()
+    /// Objects that live exactly as long as this VM, by key (a plugin's instance for this VM).
+    private let attachments = Mutex<[ObjectIdentifier: AnyObject]>([:])
 
     /// Creates a VM.
     ///
@@ -32,6 +34,25 @@ public final class VM: @unchecked Sendable {
         self.configuration = configuration
         memoryBudget = MemoryBudget(limit: configuration.memoryLimit)
         sharedMemory.broker = sharedRegionBroker
+    }
+
+    // MARK: Attachments
+
+    /// The object kept with this VM under `key`, made by `make` (under the attachments' lock)
+    /// if there is none yet. It is released when the VM is: state that must live as long as
+    /// the VM and no longer (a plugin instance) is kept here instead of by the emulator.
+    func attachment<T: AnyObject, E: Error>(_ key: ObjectIdentifier, make: () throws(E) -> T) throws(E) -> T {
+        try attachments.withLock { (attachments) throws(E) -> T in
+            if let existing = attachments[key] as? T { return existing }
+            let created = try make()
+            attachments[key] = created
+            return created
+        }
+    }
+
+    /// The object kept with this VM under `key`, if there is one.
+    func existingAttachment<T: AnyObject>(_ key: ObjectIdentifier, as type: T.Type) -> T? {
+        attachments.withLock { $0[key] as? T }
     }
 
     // MARK: Shared memory

@@ -72,9 +72,11 @@ enum MapHelpers {
     /// the translation table does not reach directly (rings, a plugin's foreign memory, faults)
     /// take the general path, which reads them with full checks.
     static func lookup(_ emulator: LinuxEmulator) -> Helper {
-        let table = emulator.mapTable
+        // Both weak: the VM's prog arrays hold its programs, whose helpers are these closures
+        // (a strong table would make map table → prog array → program → helper → table a cycle).
+        weak let table = emulator.mapTable
         return Helper(.mapLookupElem) { [weak emulator] process throws(HelperFailure) in
-            if let entry = table.entry(handle: process.argument(1)),
+            if let entry = table?.entry(handle: process.argument(1)),
                let address = fastLookup(entry, process) {
                 return .value(address)
             }
@@ -108,9 +110,9 @@ enum MapHelpers {
     /// `long HelperID.mapUpdateElem(map, key, value, flags)`. Hash and array maps take a fast
     /// path like `lookup`'s: key and value are read in place.
     static func update(_ emulator: LinuxEmulator) -> Helper {
-        let table = emulator.mapTable
+        weak let table = emulator.mapTable  // weak: see `lookup`
         return Helper(.mapUpdateElem) { [weak emulator] process throws(HelperFailure) in
-            if let entry = table.entry(handle: process.argument(1)), let error = fastUpdate(entry, process) {
+            if let entry = table?.entry(handle: process.argument(1)), let error = fastUpdate(entry, process) {
                 return result(error)
             }
             let map = try map(emulator, process)

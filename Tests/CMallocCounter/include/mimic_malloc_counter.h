@@ -3,7 +3,8 @@
 //
 // Linked into the test executable only: it replaces glibc's malloc, calloc and realloc with
 // wrappers that count and call glibc's own (`__libc_malloc`, ...). Elsewhere (not glibc) the
-// counter is unavailable and `mimic_malloc_counter_available` returns false.
+// counter is unavailable and `mimic_malloc_counter_available` returns false; so it is in a build
+// with a sanitizer (`swift test --sanitize=...`), whose runtime owns malloc.
 #ifndef MIMIC_MALLOC_COUNTER_H
 #define MIMIC_MALLOC_COUNTER_H
 
