@@ -72,11 +72,15 @@ enum MapHelpers {
     /// the translation table does not reach directly (rings, a plugin's foreign memory, faults)
     /// take the general path, which reads them with full checks.
     static func lookup(_ emulator: LinuxEmulator) -> Helper {
-        // Both weak: the VM's prog arrays hold its programs, whose helpers are these closures
+        // Not strong: the VM's prog arrays hold its programs, whose helpers are these closures
         // (a strong table would make map table → prog array → program → helper → table a cycle).
-        weak let table = emulator.mapTable
+        // Not weak either: loading a weak reference retains and releases the table on every call,
+        // a reference count that every core running the program would write. Unowned(unsafe) is
+        // sound because a helper runs only inside a process, which holds its VM, which holds the
+        // emulator, which holds the table.
+        unowned(unsafe) let table = emulator.mapTable
         return Helper(.mapLookupElem) { [weak emulator] process throws(HelperFailure) in
-            if let entry = table?.entry(handle: process.argument(1)),
+            if let entry = table.entry(handle: process.argument(1)),
                let address = fastLookup(entry, process) {
                 return .value(address)
             }
@@ -110,9 +114,9 @@ enum MapHelpers {
     /// `long HelperID.mapUpdateElem(map, key, value, flags)`. Hash and array maps take a fast
     /// path like `lookup`'s: key and value are read in place.
     static func update(_ emulator: LinuxEmulator) -> Helper {
-        weak let table = emulator.mapTable  // weak: see `lookup`
+        unowned(unsafe) let table = emulator.mapTable  // see `lookup`
         return Helper(.mapUpdateElem) { [weak emulator] process throws(HelperFailure) in
-            if let entry = table?.entry(handle: process.argument(1)), let error = fastUpdate(entry, process) {
+            if let entry = table.entry(handle: process.argument(1)), let error = fastUpdate(entry, process) {
                 return result(error)
             }
             let map = try map(emulator, process)
