@@ -15,3 +15,7 @@ for name in configured legacy_section tc_mark; do
     "${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c "$name.c" -o "$name.o"
     echo "built $name.o"
 done
+# Output per interface (issue 14): an XDP router redirecting through bpf_redirect, a devmap, a
+# cpumap and an xskmap, for `mimic run --pcap --out-dir`.
+"${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c xdp_router.c -o xdp_router.o
+echo "built xdp_router.o"
