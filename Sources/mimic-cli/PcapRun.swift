@@ -224,10 +224,14 @@ struct PcapRun {
                 throw RuntimeError("--out-dir \(directory) exists and is not a directory; give a directory (it is created if missing)")
             }
         } else {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw RuntimeError("--out-dir \(directory): cannot create the directory (\(String(cString: strerror(errno))))")
+            // mkdir each missing part of the path, so a failure names its errno.
+            var prefix = directory.hasPrefix("/") ? "/" : ""
+            for part in directory.split(separator: "/") {
+                prefix += part
+                if mkdir(prefix, 0o777) != 0, errno != EEXIST {
+                    throw RuntimeError("--out-dir \(directory): cannot create the directory \(prefix) (\(String(cString: strerror(errno))))")
+                }
+                prefix += "/"
             }
         }
         guard access(directory, W_OK | X_OK) == 0 else {
