@@ -107,9 +107,9 @@ struct PcapRun {
         }
         for destination in ordered {
             guard let file = files[destination] else { continue }
-            var capture = PcapWriter(nanosecond: nanosecond, linkType: capture.linkType)
-            for record in outputs[destination] ?? [] { capture.append(record) }
-            try Input.write(capture.bytes, to: file)
+            var destinationWriter = PcapWriter(nanosecond: nanosecond, linkType: capture.linkType)
+            for record in outputs[destination] ?? [] { destinationWriter.append(record) }
+            try Input.write(destinationWriter.bytes, to: file)
         }
         // With `--out -` the capture is standard output, so the report goes to standard error.
         let toStandardError = options.outPath == "-"

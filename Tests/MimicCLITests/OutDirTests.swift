@@ -133,6 +133,11 @@ struct OutDirTests {
         let destinations = try #require(json["destinations"] as? [[String: Any]])
         #expect(destinations.count == 1 && destinations[0]["destination"] as? String == "pass" && destinations[0]["packets"] as? Int == 20)
         #expect(destinations[0]["file"] == nil)
+        // tc_mark: TC_ACT_OK for mark 5, TC_ACT_SHOT otherwise.
+        let shot = try MimicCLI.run(["run", Examples.fixture("tc_mark.o"), "--pcap", Examples.traffic])
+        #expect(shot.status == 0 && shot.stdout.squeezed.contains("destinations:\n drop 20\n"), "\(shot)")
+        let ok = try MimicCLI.run(["run", Examples.fixture("tc_mark.o"), "--pcap", Examples.traffic, "--ctx", "mark=5"])
+        #expect(ok.status == 0 && ok.stdout.squeezed.contains("destinations:\n pass 20\n"), "\(ok)")
     }
 
     @Test func outDirMistakesAreClearErrors() throws {
