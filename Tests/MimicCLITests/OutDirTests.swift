@@ -123,6 +123,34 @@ struct OutDirTests {
         }
     }
 
+    @Test func tcRedirectsClonesAndStolenPackets() throws {
+        let directory = try TemporaryDirectory()
+        let input = try directory.file("router.pcap", bytes: PcapWriter.file(Self.packets()))
+        let outDir = directory.path("tc")
+        let result = try MimicCLI.run(["run", Examples.fixture("tc_redirect.o"), "--pcap", input, "--out-dir", outDir, "--json"])
+        #expect(result.status == 0, "\(result)")
+        // By packet number (from 0): the program leaves every packet unchanged.
+        let expected: [String: [Int]] = [
+            "pass": [0, 6, 7, 8, 10, 11, 12],  // TC_ACT_OK, and TC_ACT_PIPE (6) as cls_bpf treats it
+            "if2": [1, 9],
+            "if3-ingress": [2],
+            "if4": [3],                        // the bpf_clone_redirect copy ...
+            "drop": [3],                       // ... of a packet then shot
+            "stolen": [4],
+            "redirect-error": [5],
+        ]
+        let written = try FileManager.default.contentsOfDirectory(atPath: outDir).sorted()
+        #expect(written == expected.keys.map { $0 + ".pcap" }.sorted())
+        for (name, numbers) in expected {
+            let got = try Self.read(outDir + "/" + name + ".pcap")
+            #expect(got.map(\.data) == numbers.map { Self.frames[$0] }, "\(name)")
+        }
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let destinations = try #require(json["destinations"] as? [[String: Any]])
+        #expect(destinations.map { $0["destination"] as? String } == ["pass", "if2", "if4", "if3-ingress", "drop", "stolen",
+                                                                      "redirect-error"])
+    }
+
     @Test func destinationsAreCountedWithoutOutDir() throws {
         let firewall = try MimicCLI.run(["run", Examples.firewall, "--pcap", Examples.traffic, "--map", Examples.blocklist])
         #expect(firewall.status == 0, "\(firewall)")
