@@ -8,8 +8,9 @@ import MimicCore
 import MimicLinux
 import MimicPcap
 
-/// `mimic run --pcap`: one run per packet of a capture, a verdict summary, the packets that
-/// leave alive written to `--out`.
+/// `mimic run --pcap`: one run per packet of a capture, a verdict summary, where each packet
+/// went (`PacketDestination`), the packets that leave alive written to `--out` and every
+/// destination's packets to a capture of its own in `--out-dir`.
 struct PcapRun {
     let session: Session
     let options: RunOptions
@@ -22,11 +23,18 @@ struct PcapRun {
     func run() throws {
         let path = options.pcapPath ?? ""
         let name = Input.displayName(path)
-        let packets = try options.packets()
+        let capture = try options.capture()
+        let packets = capture.packets
+        if let directory = options.outDirectory { try Self.prepare(directory: directory) }
         let display = ValueDisplay(object: session.object, cpus: session.cpus)
         let before = session.snapshot()
-        var writer = options.outPath.map { _ in PcapWriter() }
+        // Timestamps finer than microseconds keep their nanoseconds; the link type is the input's.
+        let nanosecond = packets.contains { $0.packet.timestamp % 1000 != 0 }
+        var writer = options.outPath.map { _ in PcapWriter(nanosecond: nanosecond, linkType: capture.linkType) }
         var counts: [UInt64: Int] = [:]
+        var destinations: [PacketDestination: Int] = [:]
+        var outputs: [PacketDestination: [PcapPacket]] = [:]
+        let keepOutputs = options.outDirectory != nil
         var errors: [String] = []
         var errorCount = 0
         var modified = 0
@@ -54,6 +62,8 @@ struct PcapRun {
                 errorCount += 1
                 if errors.count < Self.maxErrorsShown { errors.append("packet \(number): \(session.message(for: error))") }
                 instructions &+= process.instructionsExecuted
+                destinations[.error, default: 0] += 1
+                if keepOutputs { outputs[.error, default: []].append(packet) }
                 continue
             }
             instructions &+= process.instructionsExecuted
@@ -71,17 +81,35 @@ struct PcapRun {
                 eventCount += 1
                 if events.count < Self.maxReported { events.append((number, event)) }
             }
-            if writer != nil, let out = output(r0: r0, process: process) {
+            let ingress = (context as? XDPContext)?.ingressIfindex ?? (context as? SKBContext)?.ingressIfindex ?? 0
+            let deliveries = PacketDestination.deliveries(r0: r0, process: process, session: session, ingressIfindex: ingress)
+            for delivery in deliveries {
+                destinations[delivery.destination, default: 0] += 1
+                if keepOutputs { outputs[delivery.destination, default: []].append(Self.record(delivery.packet, from: packet)) }
+            }
+            // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
+            if writer != nil, let out = deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
                 if out != packet.data { modified += 1 }
-                writer?.append(PcapPacket(data: out, timestamp: packet.timestamp,
-                                          originalLength: out == packet.data ? packet.originalLength : nil))
+                writer?.append(Self.record(out, from: packet))
             }
         }
         progress.finish()
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 
+        let ordered = destinations.keys.sorted { $0.sortKey < $1.sortKey }
+        var files: [PacketDestination: String] = [:]
+        if let directory = options.outDirectory {
+            for destination in ordered { files[destination] = Self.path(destination.fileName, in: directory) }
+            try checkCollisions(files.values.sorted())
+        }
         if let outPath = options.outPath, let writer {
             try Input.write(writer.bytes, to: outPath)
+        }
+        for destination in ordered {
+            guard let file = files[destination] else { continue }
+            var destinationWriter = PcapWriter(nanosecond: nanosecond, linkType: capture.linkType)
+            for record in outputs[destination] ?? [] { destinationWriter.append(record) }
+            try Input.write(destinationWriter.bytes, to: file)
         }
         // With `--out -` the capture is standard output, so the report goes to standard error.
         let toStandardError = options.outPath == "-"
@@ -101,6 +129,13 @@ struct PcapRun {
                 ("errors", .integer(Int64(errorCount))),
                 ("instructions", .unsigned(instructions)),
             ]
+            members.append(("destinations", .array(ordered.map { destination in
+                var fields: [(String, JSONOutput)] = [("destination", .string(destination.description)),
+                                                      ("packets", .integer(Int64(destinations[destination] ?? 0)))]
+                if let file = files[destination] { fields.append(("file", .string(file))) }
+                return .object(fields)
+            })))
+            if let directory = options.outDirectory { members.append(("out_dir", .string(directory))) }
             if let writer, let outPath = options.outPath {
                 members.append(("out", .string(outPath)))
                 members.append(("written", .integer(Int64(writer.packetCount))))
@@ -124,6 +159,18 @@ struct PcapRun {
                 let percent = packets.isEmpty ? 0 : Double(count) * 100 / Double(packets.count)
                 out += "  \(verdict)\(String(repeating: " ", count: width - verdict.count))  "
                     + String(count).leftPadded(to: countWidth, with: " ") + "  (\(String(format: "%.1f", percent))%)\n"
+            }
+            if !ordered.isEmpty {
+                out += options.outDirectory.map { "destinations (one capture each in \($0)):\n" } ?? "destinations:\n"
+                let nameWidth = ordered.map(\.description.count).max() ?? 0
+                let numberWidth = ordered.map { String(destinations[$0] ?? 0).count }.max() ?? 0
+                for destination in ordered {
+                    let name = destination.description
+                    out += "  \(name)\(String(repeating: " ", count: nameWidth - name.count))  "
+                        + String(destinations[destination] ?? 0).leftPadded(to: numberWidth, with: " ")
+                    if files[destination] != nil { out += "  \(destination.fileName)" }
+                    out += "\n"
+                }
             }
             let perPacket = packets.isEmpty ? 0 : Double(instructions) / Double(packets.count)
             out += "instructions executed: \(instructions) (\(String(format: "%.1f", perPacket)) per packet)\n"
@@ -158,22 +205,53 @@ struct PcapRun {
         session.type == .schedCls || session.type == .schedAct ? Int64(Int32(truncatingIfNeeded: r0)) : Int64(bitPattern: r0)
     }
 
-    /// The packet to write for a run that returned `r0`, or nil if the packet does not leave.
-    func output(r0: UInt64, process: MimicCore.Process) -> [UInt8]? {
-        guard let packet = session.packet(after: process) else { return nil }
-        switch session.type {
-        case .xdp:
-            guard let action = XDPAction(returnValue: r0) else { return nil }
-            return action == .pass || action == .tx || action == .redirect ? packet : nil
-        case .schedCls, .schedAct:
-            guard let action = TCAction(returnValue: r0) else { return nil }
-            return [.ok, .unspec, .pipe, .reclassify, .redirect].contains(action) ? packet : nil
-        case .socketFilter:
-            // r0 bytes of the data are kept; a header pulled before the data leaves with them.
-            guard r0 != 0, let buffer = LinuxProcessState.of(process)?.packet else { return nil }
-            return Array(buffer.frame.prefix(buffer.pulledLength + Int(min(r0, UInt64(buffer.length)))))
-        default:
-            return r0 & 1 == 1 ? packet : nil
+    /// A capture record of `bytes`, which a run made of `original`: its timestamp, and its
+    /// original length when the bytes are unchanged.
+    static func record(_ bytes: [UInt8], from original: PcapPacket) -> PcapPacket {
+        PcapPacket(data: bytes, timestamp: original.timestamp, originalLength: bytes == original.data ? original.originalLength : nil)
+    }
+
+    /// `name` in `directory`.
+    static func path(_ name: String, in directory: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    /// Makes sure `--out-dir` is a writable directory, creating it (and its parents) if missing.
+    static func prepare(directory: String) throws(RuntimeError) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw RuntimeError("--out-dir \(directory) exists and is not a directory; give a directory (it is created if missing)")
+            }
+        } else {
+            // mkdir each missing part of the path, so a failure names its errno.
+            var prefix = directory.hasPrefix("/") ? "/" : ""
+            for part in directory.split(separator: "/") {
+                prefix += part
+                if mkdir(prefix, 0o777) != 0, errno != EEXIST {
+                    throw RuntimeError("--out-dir \(directory): cannot create the directory \(prefix) (\(String(cString: strerror(errno))))")
+                }
+                prefix += "/"
+            }
+        }
+        guard access(directory, W_OK | X_OK) == 0 else {
+            throw RuntimeError("--out-dir \(directory): cannot write into the directory (permission denied)")
+        }
+    }
+
+    /// Refuses, before anything is written, a destination capture that is the input capture or
+    /// the `--out` file.
+    func checkCollisions(_ files: [String]) throws(RuntimeError) {
+        func same(_ a: String, _ b: String) -> Bool {
+            Input.sameFile(a, b) || URL(fileURLWithPath: a).standardizedFileURL.path == URL(fileURLWithPath: b).standardizedFileURL.path
+        }
+        for file in files {
+            if let input = options.pcapPath, same(file, input) {
+                throw RuntimeError("--out-dir would overwrite the input capture \(input) with \(file): choose another directory")
+            }
+            if let out = options.outPath, out != "-", same(file, out) {
+                throw RuntimeError("--out \(out) is also the --out-dir capture \(file): choose another --out file or directory")
+            }
         }
     }
 }

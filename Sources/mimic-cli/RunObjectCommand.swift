@@ -6,7 +6,7 @@ enum RunObjectCommand: Command {
     static let info = CommandInfo(
         name: "run",
         summary: "Run a program of an eBPF object on a context or over a packet capture.",
-        synopsis: "run OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--out OUT.pcap]] [--map NAME=FILE.json ...] [--json]",
+        synopsis: "run OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--out OUT.pcap] [--out-dir DIR]] [--map NAME=FILE.json ...] [--json]",
         discussion: """
         Loads OBJ.o (compiled with `clang -O2 -g -target bpf -c`) into a VM with the Linux
         emulator, creates its maps and global data, and runs one program.
@@ -18,13 +18,18 @@ enum RunObjectCommand: Command {
 
         With --pcap, runs once per packet of the capture (pcap or pcapng, Ethernet link type),
         in a context the program type decides (xdp: xdp_md; tc, socket filters, cgroup_skb:
-        __sk_buff), and prints a verdict summary, the trace output and events of every run, and
-        the map changes over the whole capture. --out writes the packets that leave the program
-        alive, as the program left them: XDP_PASS, XDP_TX and XDP_REDIRECT for XDP;
-        TC_ACT_OK, TC_ACT_UNSPEC, TC_ACT_PIPE, TC_ACT_RECLASSIFY and TC_ACT_REDIRECT for tc;
-        R0 != 0 for socket filters (cut to R0 bytes); allow for cgroup_skb. With `--out -` the
-        capture goes to standard output and the report to standard error. --out may not name the
-        input capture.
+        __sk_buff), and prints a verdict summary, where the packets went (pass, tx, ifN for a
+        redirect to ifindex N, ifN-ingress, cpuN, xsk-MAP-KEY, drop, aborted, stolen,
+        redirect-error, error), the trace output and events of every run, and the map changes
+        over the whole capture. --out writes the packets that leave the program alive, once
+        each, as the program left them (XDP_PASS, XDP_TX, a redirect that has a target;
+        TC_ACT_OK and what tc treats as it, TC_ACT_REDIRECT; R0 != 0 for socket filters, cut to
+        R0 bytes; allow for cgroup_skb). --out-dir DIR writes one capture per destination into
+        DIR (created if missing): pass.pcap, tx.pcap, if3.pcap, cpu1.pcap, drop.pcap, ...; only
+        destinations that got packets, and other files in DIR are left alone. --out and
+        --out-dir go together; an --out-dir capture may not be the --out file or the input.
+        With `--out -` the capture goes to standard output and the report to standard error.
+        --out may not name the input capture.
         A progress line goes to standard error on long captures when it is a terminal.
 
         With --packet HEX (and no --pcap), runs once on that packet, given as hex bytes

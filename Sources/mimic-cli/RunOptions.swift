@@ -11,6 +11,8 @@ struct RunOptions {
     var contextPath: String?
     var pcapPath: String?
     var outPath: String?
+    /// `--out-dir DIR` with `--pcap`: one capture per destination (`PacketDestination`).
+    var outDirectory: String?
     /// `--packet N` with `--pcap`: only packet N (from 1) of the capture.
     var packetNumber: Int?
     /// `--packet HEX` without `--pcap`: run on this one packet.
@@ -42,7 +44,10 @@ struct RunOptions {
             .value("pcap", "IN.pcap", "Run over the packets of a capture (pcap or pcapng, Ethernet)."),
             .value("packet", "N|HEX", "With --pcap: only packet N (counted from 1). Without: run on this packet, given as hex bytes."),
         ]
-        if out { specs.append(.value("out", short: "o", "OUT.pcap", "With --pcap: write the packets the program passes or transmits.")) }
+        if out {
+            specs.append(.value("out", short: "o", "OUT.pcap", "With --pcap: write the packets the program passes or transmits."))
+            specs.append(.value("out-dir", "DIR", "With --pcap: write one capture per destination into DIR (pass.pcap, tx.pcap, if3.pcap, cpu1.pcap, drop.pcap, ...), created if missing."))
+        }
         specs += [
             .value("map", "NAME=FILE.json", "Preload map NAME with the entries of FILE.json (repeatable)."),
             .value("cpus", "N", "Possible CPUs: values per per-CPU map entry (default 1)."),
@@ -68,6 +73,7 @@ struct RunOptions {
         contextPath = arguments.value("context")
         pcapPath = arguments.value("pcap")
         outPath = arguments.value("out")
+        outDirectory = arguments.value("out-dir")
         maps = arguments.values("map")
         json = arguments.has("json")
         if contextPath != nil, pcapPath != nil {
@@ -75,6 +81,12 @@ struct RunOptions {
         }
         if outPath != nil, pcapPath == nil {
             throw UsageError(message: "--out writes the packets of a --pcap run; give --pcap too", command: command)
+        }
+        if outDirectory != nil, pcapPath == nil {
+            throw UsageError(message: "--out-dir writes the packets of a --pcap run; give --pcap too", command: command)
+        }
+        if outDirectory == "-" || outDirectory == "" {
+            throw UsageError(message: "--out-dir expects a directory (for one capture on standard output, use --out -)", command: command)
         }
         if let outPath, let pcapPath, Input.sameFile(outPath, pcapPath) {
             throw UsageError(message: "--out \(outPath) is the input capture; writing it would overwrite the capture: choose another file", command: command)
@@ -206,12 +218,20 @@ struct RunOptions {
 
     /// The capture's packets (all, or the one `--packet` selects).
     func packets() throws(RuntimeError) -> [(number: Int, packet: PcapPacket)] {
-        guard let pcapPath else { return [] }
+        try capture().packets
+    }
+
+    /// The capture's packets (all, or the one `--packet` selects) and its link type.
+    func capture() throws(RuntimeError) -> (packets: [(number: Int, packet: PcapPacket)], linkType: PcapLinkType) {
+        guard let pcapPath else { return ([], .ethernet) }
         let name = Input.displayName(pcapPath)
         let bytes = try Input.read(pcapPath)
-        let packets: [PcapPacket]
+        var packets: [PcapPacket] = []
+        let linkType: PcapLinkType
         do {
-            packets = try PcapReader.readAll(bytes)
+            var reader = try PcapReader(bytes: bytes)
+            while let packet = try reader.next() { packets.append(packet) }
+            linkType = reader.linkType
         } catch {
             throw RuntimeError("\(name): \(error)")
         }
@@ -219,9 +239,9 @@ struct RunOptions {
             guard packetNumber <= packets.count else {
                 throw RuntimeError("--packet \(packetNumber): \(name) has \(packets.count) packet\(packets.count == 1 ? "" : "s")")
             }
-            return [(packetNumber, packets[packetNumber - 1])]
+            return ([(packetNumber, packets[packetNumber - 1])], linkType)
         }
-        return packets.enumerated().map { ($0.offset + 1, $0.element) }
+        return (packets.enumerated().map { ($0.offset + 1, $0.element) }, linkType)
     }
 
     /// The context of a single run: the context file, one packet of the capture, or the

@@ -10,8 +10,13 @@ echo "built sampler.o"
 "${CLANG:-clang}" -O2 -target bpf -I../../../Examples -c ../../../Examples/xdp_firewall.c -o no_btf.o
 echo "built no_btf.o"
 # Configured before load (issue 16): .rodata constants and a max_entries 0 map, a legacy section
-# run with --type, a tc program reading and writing mark and cb.
-for name in configured legacy_section tc_mark; do
+# run with --type, a tc program reading and writing mark and cb; tc_redirect (issue 14): tc
+# redirects, a clone, stolen and pass verdicts for `mimic run --pcap --out-dir`.
+for name in configured legacy_section tc_mark tc_redirect; do
     "${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c "$name.c" -o "$name.o"
     echo "built $name.o"
 done
+# Output per interface (issue 14): an XDP router redirecting through bpf_redirect, a devmap, a
+# cpumap and an xskmap, for `mimic run --pcap --out-dir`.
+"${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c xdp_router.c -o xdp_router.o
+echo "built xdp_router.o"
