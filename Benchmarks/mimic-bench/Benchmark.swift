@@ -18,6 +18,8 @@ struct BenchmarkOptions {
     var shared: String?
     /// The engines the suite times (`--engine a,b`; default all).
     var engines = Engine.allCases
+    /// `--no-build`: the suite uses what a previous run built.
+    var noBuild = false
     var problem: String?
 
     init(arguments: [String]) {
@@ -29,6 +31,7 @@ struct BenchmarkOptions {
             case "--pool": pool = true
             case "--kernel": kernel = true
             case "--suite": suite = true
+            case "--no-build": noBuild = true
             case "--shared":
                 guard let value = rest.popFirst() else { problem = "--shared needs a directory"; return }
                 shared = value

@@ -47,6 +47,9 @@ struct SuiteBenchmark {
     let rounds: Int
     let quick: Bool
     let filter: String?
+    /// Use what a previous run built in `scratch` instead of running make, and leave out the
+    /// native twin: for valgrind, under which Foundation cannot spawn processes.
+    var skipBuild = false
 
     /// The six programs of the suite, in the README's order (`xdp_md` and `ops` are not among them).
     static let programNames = ["fnv", "sieve", "collatz", "xdp_parse", "calls", "maps"]
@@ -71,7 +74,14 @@ struct SuiteBenchmark {
 
     func run() throws {
         let expectations = try checkSharedDirectory()
-        try build()
+        if skipBuild {
+            for file in ["native", "ops.o"] + Self.programNames.flatMap({ ["\($0).o", "\($0).in"] })
+            where !FileManager.default.fileExists(atPath: path(file)) {
+                throw SuiteError("--no-build: \(path(file)) is missing (run --suite once without --no-build to build it)")
+            }
+        } else {
+            try build()
+        }
         let chosen = expectations.filter { expectation in filter.map { expectation.name.contains($0) } ?? true }
         let runOps = filter.map { "ops".contains($0) } ?? true
         guard !chosen.isEmpty || runOps else {
@@ -212,8 +222,10 @@ struct SuiteBenchmark {
                 print("note: \(expectation.name) executes \(count) instructions per run, the README says \(expectation.instructionsPerRun) "
                       + "(another clang can emit other code)")
             }
-            let probe = try runNative(expectation, runs: 10)
-            nativeRuns.append(max(1, Int(roundTarget / max(probe, 1))))
+            if !skipBuild {
+                let probe = try runNative(expectation, runs: 10)
+                nativeRuns.append(max(1, Int(roundTarget / max(probe, 1))))
+            }
             runners.append(row)
             instructions.append(count)
         }
@@ -223,7 +235,7 @@ struct SuiteBenchmark {
         for _ in 0..<rounds {
             for (p, row) in runners.enumerated() {
                 for (e, runner) in row.enumerated() { best[p][e] = min(best[p][e], try runner.time()) }
-                nativeBest[p] = min(nativeBest[p], try runNative(expectations[p], runs: nativeRuns[p]))
+                if !skipBuild { nativeBest[p] = min(nativeBest[p], try runNative(expectations[p], runs: nativeRuns[p])) }
             }
         }
 
@@ -231,13 +243,19 @@ struct SuiteBenchmark {
         for engine in engines {
             header += "  " + pad("\(engine.rawValue) ns/run", 20) + pad("ns/insn", 9)
         }
-        header += "   native ns/run"
-        for engine in engines { header += "  " + pad("\(engine.rawValue) ÷ native", 20) }
+        if !skipBuild {
+            header += "   native ns/run"
+            for engine in engines { header += "  " + pad("\(engine.rawValue) ÷ native", 20) }
+        }
         print(header)
         for (p, expectation) in expectations.enumerated() {
             var line = pad(expectation.name, 10, left: false) + pad(grouped(instructions[p]), 10) + "  " + pad(expectation.r0Text, 18, left: false) + " "
             for e in engines.indices {
                 line += "  " + pad(grouped(best[p][e]), 20) + pad(String(format: "%.2f", best[p][e] / Double(instructions[p])), 9)
+            }
+            guard !skipBuild else {
+                print(line + "  (native not run with --no-build)")
+                continue
             }
             line += "  " + pad(grouped(nativeBest[p]), 14)
             for e in engines.indices { line += "  " + pad(String(format: "%.1f×", best[p][e] / nativeBest[p]), 20) }

@@ -16,7 +16,7 @@ if options.showHelp {
            mimic-bench --helpers [--rounds N]
            mimic-bench --kernel [--quick] [--filter NAME] [--rounds N]
            mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
-           mimic-bench --suite [--shared DIR] [--engine LIST] [--quick] [--rounds N] [--filter NAME]
+           mimic-bench --suite [--shared DIR] [--engine LIST] [--no-build] [--quick] [--rounds N] [--filter NAME]
 
     Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
     instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
@@ -37,6 +37,8 @@ if options.showHelp {
       --shared DIR  the shared benchmark directory (default: ../shared/bench beside the package)
       --engine LIST engines for --suite, comma-separated: \(Engine.allCases.map(\.rawValue).joined(separator: ", "))
                     (default: all)
+      --no-build    use what an earlier --suite run built in .build/shared-bench (for valgrind,
+                    under which mimic-bench cannot run make; the native twin is not run either)
     """)
     exit(0)
 }
@@ -63,7 +65,8 @@ if options.kernel {
 if options.suite {
     runMode("suite") {
         try SuiteBenchmark(shared: options.shared ?? SuiteBenchmark.defaultShared, scratch: SuiteBenchmark.defaultScratch,
-                           engines: options.engines, rounds: options.rounds, quick: options.quick, filter: options.filter).run()
+                           engines: options.engines, rounds: options.rounds, quick: options.quick, filter: options.filter,
+                           skipBuild: options.noBuild).run()
     }
 }
 if options.pool {
