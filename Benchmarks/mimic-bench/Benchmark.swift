@@ -12,6 +12,14 @@ struct BenchmarkOptions {
     var pool = false
     /// Time the programs in the kernel (BPF_PROG_TEST_RUN, JIT) next to Mimic.
     var kernel = false
+    /// Run the programs of the shared benchmark directory (`SuiteBenchmark`).
+    var suite = false
+    /// The shared benchmark directory (`--shared DIR`; default `../shared/bench`).
+    var shared: String?
+    /// The engines the suite times (`--engine a,b`; default all).
+    var engines = Engine.allCases
+    /// `--no-build`: the suite uses what a previous run built.
+    var noBuild = false
     var problem: String?
 
     init(arguments: [String]) {
@@ -22,6 +30,17 @@ struct BenchmarkOptions {
             case "--helpers": helpers = true
             case "--pool": pool = true
             case "--kernel": kernel = true
+            case "--suite": suite = true
+            case "--no-build": noBuild = true
+            case "--shared":
+                guard let value = rest.popFirst() else { problem = "--shared needs a directory"; return }
+                shared = value
+            case "--engine":
+                guard let value = rest.popFirst(), let list = Engine.parse(value) else {
+                    let names = Engine.allCases.map(\.rawValue).joined(separator: ", ")
+                    problem = "--engine needs engine names, comma-separated (\(names))"; return
+                }
+                engines = list
             case "--help", "-h": showHelp = true
             case "--filter":
                 guard let value = rest.popFirst() else { problem = "--filter needs a name"; return }

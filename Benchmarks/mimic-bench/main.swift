@@ -1,6 +1,7 @@
 // mimic-bench: interpreter speed on a fixed set of eBPF programs, next to the same logic in
 // native Swift. Run in release mode: `swift run -c release mimic-bench [--quick] [--filter NAME]`.
-// `--pool` measures ProcessPool throughput instead (PoolBenchmark.swift).
+// `--pool` measures ProcessPool throughput instead (PoolBenchmark.swift); `--suite` runs the
+// programs of ../shared/bench beside native code (SuiteBenchmark.swift).
 //
 // For each program it prints instructions per run, ns per run, ns per instruction and the
 // ratio to native code. Figures are the best of several timed rounds (the machine is shared).
@@ -15,6 +16,7 @@ if options.showHelp {
            mimic-bench --helpers [--rounds N]
            mimic-bench --kernel [--quick] [--filter NAME] [--rounds N]
            mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
+           mimic-bench --suite [--shared DIR] [--engine LIST] [--no-build] [--quick] [--rounds N] [--filter NAME]
 
     Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
     instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
@@ -28,6 +30,15 @@ if options.showHelp {
                     2 workers, against making and running the process directly; --filter
                     picks modes: interpreter, direct, direct2, reuse1, reuse2, pool1, pool2,
                     batch1, batch2, stream1, stream2, latency
+      --suite       the programs of ../shared/bench (fnv, sieve, collatz, xdp_parse, calls,
+                    maps; built with its Makefile and clang into .build/shared-bench) on each
+                    engine beside their native twin, R0 checked against its README, and the
+                    per-operation costs of ops.c; --filter picks programs (or ops)
+      --shared DIR  the shared benchmark directory (default: ../shared/bench beside the package)
+      --engine LIST engines for --suite, comma-separated: \(Engine.allCases.map(\.rawValue).joined(separator: ", "))
+                    (default: all)
+      --no-build    use what an earlier --suite run built in .build/shared-bench (for valgrind,
+                    under which mimic-bench cannot run make; the native twin is not run either)
     """)
     exit(0)
 }
@@ -50,6 +61,13 @@ func runMode(_ name: String, _ body: () throws -> Void) -> Never {
 if options.helpers { runMode("helpers") { try HelperCallBenchmark.run(rounds: options.rounds) } }
 if options.kernel {
     runMode("kernel") { try KernelBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run() }
+}
+if options.suite {
+    runMode("suite") {
+        try SuiteBenchmark(shared: options.shared ?? SuiteBenchmark.defaultShared, scratch: SuiteBenchmark.defaultScratch,
+                           engines: options.engines, rounds: options.rounds, quick: options.quick, filter: options.filter,
+                           skipBuild: options.noBuild).run()
+    }
 }
 if options.pool {
     runMode("pool") { try PoolBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run() }
