@@ -55,7 +55,9 @@ let package = Package(
         .target(name: "MimicTesting", dependencies: ["MimicCore", "MimicJSON", "MimicLinux", "MimicPcap"]),
         .executableTarget(
             name: "mimic-cli",
-            dependencies: ["MimicCore", "MimicMemory", "MimicJSON", "MimicLinux", "MimicPcap", "MimicKernel", "MimicTesting"]
+            dependencies: [
+                "MimicCore", "MimicMemory", "MimicJSON", "MimicLinux", "MimicPcap", "MimicKernel", "MimicTesting",
+            ]
         ),
         .executableTarget(
             name: "mimic-bench",

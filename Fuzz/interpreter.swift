@@ -13,7 +13,8 @@ func fuzzOne(_ bytes: [UInt8]) {
     if let program = try? linux.load(bytecode: code) {
         _ = outcome(linux, program, packet, stepping: false)
     }
-    let run = VM(emulator: ConformanceEmulator()), step = VM(emulator: ConformanceEmulator())
+    let run = VM(emulator: ConformanceEmulator())
+    let step = VM(emulator: ConformanceEmulator())
     guard let first = try? run.load(bytecode: code), let second = try? step.load(bytecode: code) else { return }
     let ran = outcome(run, first, packet, stepping: false)
     let stepped = outcome(step, second, packet, stepping: true)

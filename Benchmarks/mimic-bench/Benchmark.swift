@@ -33,21 +33,29 @@ struct BenchmarkOptions {
             case "--suite": suite = true
             case "--no-build": noBuild = true
             case "--shared":
-                guard let value = rest.popFirst() else { problem = "--shared needs a directory"; return }
+                guard let value = rest.popFirst() else {
+                    problem = "--shared needs a directory"
+                    return
+                }
                 shared = value
             case "--engine":
                 guard let value = rest.popFirst(), let list = Engine.parse(value) else {
                     let names = Engine.allCases.map(\.rawValue).joined(separator: ", ")
-                    problem = "--engine needs engine names, comma-separated (\(names))"; return
+                    problem = "--engine needs engine names, comma-separated (\(names))"
+                    return
                 }
                 engines = list
             case "--help", "-h": showHelp = true
             case "--filter":
-                guard let value = rest.popFirst() else { problem = "--filter needs a name"; return }
+                guard let value = rest.popFirst() else {
+                    problem = "--filter needs a name"
+                    return
+                }
                 filter = value
             case "--rounds":
                 guard let value = rest.popFirst(), let n = Int(value), n > 0, n <= 1000 else {
-                    problem = "--rounds needs a number from 1 to 1000"; return
+                    problem = "--rounds needs a number from 1 to 1000"
+                    return
                 }
                 rounds = n
             default:
@@ -79,8 +87,9 @@ struct Benchmark {
         var formatted: String {
             let perInstruction = nsPerRun / Double(instructionsPerRun)
             return name.padding(toLength: 18, withPad: " ", startingAt: 0)
-                + String(format: "%11llu %10.0f %9.2f %15.1f %7.1fx", instructionsPerRun, nsPerRun,
-                         perInstruction, nativeNsPerRun, nsPerRun / nativeNsPerRun)
+                + String(
+                    format: "%11llu %10.0f %9.2f %15.1f %7.1fx", instructionsPerRun, nsPerRun,
+                    perInstruction, nativeNsPerRun, nsPerRun / nativeNsPerRun)
         }
     }
 

@@ -54,7 +54,9 @@ enum HelperCallBenchmark {
     }
 
     /// Best ns per run of `source` on `emulator` over `rounds` rounds.
-    static func time(_ source: String, emulator: any Emulator, rounds: Int, vCPU: Int = 0) throws -> (ns: Double, r0: UInt64) {
+    static func time(_ source: String, emulator: any Emulator, rounds: Int, vCPU: Int = 0) throws -> (
+        ns: Double, r0: UInt64
+    ) {
         let vm = VM(emulator: emulator)
         let program = try vm.load(Assembler.assemble(source))
         var best = Double.infinity
@@ -82,7 +84,9 @@ enum HelperCallBenchmark {
         clang.arguments = ["clang", "-O2", "-fPIC", "-shared", "-I", header, source.path, "-o", library.path]
         try clang.run()
         clang.waitUntilExit()
-        guard clang.terminationStatus == 0 else { throw HelperBenchmarkError("clang could not build the benchmark plugin") }
+        guard clang.terminationStatus == 0 else {
+            throw HelperBenchmarkError("clang could not build the benchmark plugin")
+        }
         return library.path
     }
 
@@ -92,17 +96,25 @@ enum HelperCallBenchmark {
         let plugin = try PluginLibrary.load(path: buildPlugin())
         let viaPlugin = try time(loop(call: helperID), emulator: plugin.emulator, rounds: rounds)
         guard statically.r0 == viaPlugin.r0, statically.r0 == baseline.r0 &+ UInt64(iterations) else {
-            throw HelperBenchmarkError("results differ: static \(statically.r0), plugin \(viaPlugin.r0), baseline \(baseline.r0)")
+            throw HelperBenchmarkError(
+                "results differ: static \(statically.r0), plugin \(viaPlugin.r0), baseline \(baseline.r0)")
         }
         func perCall(_ ns: Double) -> Double { (ns - baseline.ns) / Double(iterations) }
         print("helper call (\(iterations) calls per run)        ns/run   ns/call")
         print(String(format: "loop without a call (baseline)          %10.0f         -", baseline.ns))
-        print(String(format: "static Swift helper                     %10.0f  %8.2f", statically.ns, perCall(statically.ns)))
-        print(String(format: "C plugin helper (plugin ABI)            %10.0f  %8.2f", viaPlugin.ns, perCall(viaPlugin.ns)))
+        print(
+            String(
+                format: "static Swift helper                     %10.0f  %8.2f", statically.ns, perCall(statically.ns)))
+        print(
+            String(format: "C plugin helper (plugin ABI)            %10.0f  %8.2f", viaPlugin.ns, perCall(viaPlugin.ns))
+        )
 
         // MimicLinux statically linked vs as a plugin: `HelperID.getSmpProcessorId`.
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let linuxPath = URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("libMimicLinuxPlugin.so").path
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let linuxPath = URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent(
+            "libMimicLinuxPlugin.so"
+        ).path
         let helper = HelperID.getSmpProcessorId
         let linuxLoop = loop(call: helper.rawValue)
         let linuxStatic = try time(linuxLoop, emulator: LinuxEmulator(), rounds: rounds, vCPU: 1)
@@ -110,10 +122,14 @@ enum HelperCallBenchmark {
         if FileManager.default.fileExists(atPath: linuxPath) {
             let linux = try PluginLibrary.load(path: linuxPath)
             let linuxPlugin = try time(linuxLoop, emulator: linux.emulator, rounds: rounds, vCPU: 1)
-            guard linuxPlugin.r0 == linuxStatic.r0 else { throw HelperBenchmarkError("the Linux plugin computed \(linuxPlugin.r0), static \(linuxStatic.r0)") }
-            print(String(format: "Linux \(helper.name), plugin  %10.0f  %8.2f", linuxPlugin.ns, perCall(linuxPlugin.ns)))
+            guard linuxPlugin.r0 == linuxStatic.r0 else {
+                throw HelperBenchmarkError("the Linux plugin computed \(linuxPlugin.r0), static \(linuxStatic.r0)")
+            }
+            print(
+                String(format: "Linux \(helper.name), plugin  %10.0f  %8.2f", linuxPlugin.ns, perCall(linuxPlugin.ns)))
         } else {
-            print("(libMimicLinuxPlugin.so not found beside mimic-bench: build with `swift build -c release` to compare)")
+            print(
+                "(libMimicLinuxPlugin.so not found beside mimic-bench: build with `swift build -c release` to compare)")
         }
     }
 }

@@ -22,12 +22,16 @@ struct KernelBenchmark {
             let body = benchmark.source
                 .replacingOccurrences(of: "mov %r3, %r1\nadd %r3, %r2\n", with: "")
                 .replacingOccurrences(of: "mov %r9, 5000", with: "mov %r9, 500")
-                .replacingOccurrences(of: "add %r6, %r5\n", with: "add %r6, %r5\nmov %r4, %r6\nadd %r4, 18\njgt %r4, %r3, done\n")
-            return ("ldxw %r3, [%r1+4]\nldxw %r1, [%r1]\n" + body,
-                    "data_end bound loaded once; +3 insns bounds-checking the UDP port; 500 passes, not 5,000 (verifier's state limit)")
+                .replacingOccurrences(
+                    of: "add %r6, %r5\n", with: "add %r6, %r5\nmov %r4, %r6\nadd %r4, 18\njgt %r4, %r3, done\n")
+            return (
+                "ldxw %r3, [%r1+4]\nldxw %r1, [%r1]\n" + body,
+                "data_end bound loaded once; +3 insns bounds-checking the UDP port; 500 passes, not 5,000 (verifier's state limit)"
+            )
         case "memory-loop":
             // A per-byte check against data_end instead of a precomputed last address.
-            return ("""
+            return (
+                """
                 ldxw %r9, [%r1+4]
                 ldxw %r1, [%r1]
                 mov %r0, 0
@@ -54,7 +58,9 @@ struct KernelBenchmark {
                 sub %r6, 1
                 jne %r6, 0, pass
                 exit
-                """, "per-byte bounds check against data_end and a counter the verifier can bound (5 insns, not 1); 2 passes over 100 bytes, not 20 over 1,501 (verifier's jump limit)")
+                """,
+                "per-byte bounds check against data_end and a counter the verifier can bound (5 insns, not 1); 2 passes over 100 bytes, not 20 over 1,501 (verifier's jump limit)"
+            )
         default:
             return (benchmark.source, "unchanged (does not read the input)")
         }
@@ -70,9 +76,12 @@ struct KernelBenchmark {
             let code = try Assembler.assemble(source)
             let program: KernelProgram
             do {
-                program = try KernelBPF.loadProgram(code, type: .xdp, name: benchmark.name.replacingOccurrences(of: "-", with: "_"))
+                program = try KernelBPF.loadProgram(
+                    code, type: .xdp, name: benchmark.name.replacingOccurrences(of: "-", with: "_"))
             } catch {
-                print("\(benchmark.name): the kernel's verifier rejects it: \(error.verifierLog.map(DifferentialFuzzer.reasonLine) ?? "\(error)")")
+                print(
+                    "\(benchmark.name): the kernel's verifier rejects it: \(error.verifierLog.map(DifferentialFuzzer.reasonLine) ?? "\(error)")"
+                )
                 continue
             }
             // XDP needs a non-empty packet.
@@ -100,15 +109,19 @@ struct KernelBenchmark {
             var mimicBest = Double.infinity
             for _ in 0..<rounds {
                 var processes: [MimicCore.Process] = []
-                for _ in 0..<runs { processes.append(try vm.makeProcess(for: loaded, context: XDPContext(packet: packet))) }
+                for _ in 0..<runs {
+                    processes.append(try vm.makeProcess(for: loaded, context: XDPContext(packet: packet)))
+                }
                 let start = DispatchTime.now().uptimeNanoseconds
                 for process in processes { _ = try process.run() }
                 mimicBest = min(mimicBest, Double(DispatchTime.now().uptimeNanoseconds - start) / Double(runs))
             }
-            print(benchmark.name.padding(toLength: 18, withPad: " ", startingAt: 0)
-                  + String(format: "%10llu %14u %15.3f %13.0f %12.1fx  ", instructions, kernelBest,
-                           Double(kernelBest) / Double(instructions), mimicBest, mimicBest / Double(max(1, kernelBest)))
-                  + note)
+            print(
+                benchmark.name.padding(toLength: 18, withPad: " ", startingAt: 0)
+                    + String(
+                        format: "%10llu %14u %15.3f %13.0f %12.1fx  ", instructions, kernelBest,
+                        Double(kernelBest) / Double(instructions), mimicBest, mimicBest / Double(max(1, kernelBest)))
+                    + note)
         }
     }
 }
@@ -116,6 +129,7 @@ struct KernelBenchmark {
 extension DifferentialFuzzer {
     /// The verifier's complaint in a log (its last meaningful line).
     static func reasonLine(_ log: String) -> String {
-        log.split(separator: "\n").last { !$0.hasPrefix("processed ") && !$0.hasPrefix("verification time") }.map(String.init) ?? log
+        log.split(separator: "\n").last { !$0.hasPrefix("processed ") && !$0.hasPrefix("verification time") }.map(
+            String.init) ?? log
     }
 }

@@ -93,20 +93,27 @@ struct PoolBenchmark {
     /// A UDP packet to port 53 with a valid IPv4 header checksum.
     static let packet: [UInt8] = {
         var p = [UInt8](repeating: 0, count: 64)
-        p[12] = 0x08; p[13] = 0x00  // IPv4
-        p[14] = 0x45  // version 4, IHL 5
-        p[16] = 0; p[17] = 50  // total length
-        p[22] = 64; p[23] = 17  // TTL, UDP
+        p[12] = 0x08
+        p[13] = 0x00 // IPv4
+        p[14] = 0x45 // version 4, IHL 5
+        p[16] = 0
+        p[17] = 50 // total length
+        p[22] = 64
+        p[23] = 17 // TTL, UDP
         p[26...29] = [10, 0, 0, 1]
         p[30...33] = [192, 168, 1, 2]
-        p[34] = 0x30; p[35] = 0x39  // source port 12345
-        p[36] = 0x00; p[37] = 0x35  // destination port 53
-        p[38] = 0; p[39] = 30  // UDP length
+        p[34] = 0x30
+        p[35] = 0x39 // source port 12345
+        p[36] = 0x00
+        p[37] = 0x35 // destination port 53
+        p[38] = 0
+        p[39] = 30 // UDP length
         var sum: UInt32 = 0
         for i in stride(from: 14, to: 34, by: 2) { sum += UInt32(p[i]) << 8 | UInt32(p[i + 1]) }
         while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
         let checksum = ~UInt16(sum)
-        p[24] = UInt8(checksum >> 8); p[25] = UInt8(checksum & 0xff)
+        p[24] = UInt8(checksum >> 8)
+        p[25] = UInt8(checksum & 0xff)
         return p
     }()
 
@@ -152,7 +159,9 @@ struct PoolBenchmark {
             try timePerJob {
                 for _ in 0..<jobs {
                     let process = try vm.makeProcess(for: program, context: MemoryContext(packet))
-                    guard try process.run() == Self.expectedR0 else { throw BenchmarkError.mismatch(program: 0, native: 3) }
+                    guard try process.run() == Self.expectedR0 else {
+                        throw BenchmarkError.mismatch(program: 0, native: 3)
+                    }
                 }
             }
         }
@@ -164,7 +173,9 @@ struct PoolBenchmark {
                 try runOnThreads(2) {
                     for _ in 0..<half {
                         let process = try vm.makeProcess(for: program, context: MemoryContext(packet))
-                        guard try process.run() == Self.expectedR0 else { throw BenchmarkError.mismatch(program: 0, native: 3) }
+                        guard try process.run() == Self.expectedR0 else {
+                            throw BenchmarkError.mismatch(program: 0, native: 3)
+                        }
                     }
                 }
             }
@@ -173,7 +184,7 @@ struct PoolBenchmark {
         // new context and run it, on 1 and on 2 threads (each with its own process). The
         // 2-thread figure is the pool's 2-worker ceiling on this machine.
         @Sendable func reuseLoop(count: Int) throws {
-            let packet = packet.map { $0 }  // a buffer of this thread's own, as each pool job has
+            let packet = packet.map { $0 } // a buffer of this thread's own, as each pool job has
             let process = try vm.makeProcess(for: program, context: MemoryContext(packet))
             _ = try process.run()
             for _ in 0..<count {
@@ -190,7 +201,9 @@ struct PoolBenchmark {
             try bestPerJob(jobs: jobs / 10) {
                 var processes: [MimicCore.Process] = []
                 processes.reserveCapacity(jobs / 10)
-                for _ in 0..<(jobs / 10) { processes.append(try vm.makeProcess(for: program, context: MemoryContext(packet))) }
+                for _ in 0..<(jobs / 10) {
+                    processes.append(try vm.makeProcess(for: program, context: MemoryContext(packet)))
+                }
                 return try timed { for process in processes { _ = try process.run() } }
             }
         }
@@ -207,8 +220,9 @@ struct PoolBenchmark {
         func line(_ name: String, _ timing: Timing?, _ note: String = "") -> String? {
             guard let timing else { return nil }
             return name.padding(toLength: 44, withPad: " ", startingAt: 0)
-                + String(format: "%10.0f %10.0f %12.0f %7.2f", timing.wall, timing.cpu, 1e9 / timing.wall,
-                         timing.cpu / timing.wall)
+                + String(
+                    format: "%10.0f %10.0f %12.0f %7.2f", timing.wall, timing.cpu, 1e9 / timing.wall,
+                    timing.cpu / timing.wall)
                 + (note.isEmpty ? "" : "   " + note)
         }
         func ratio(_ format: String, _ a: Timing?, _ b: Timing?) -> String {
@@ -216,8 +230,9 @@ struct PoolBenchmark {
             return String(format: format, a.wall / b.wall)
         }
         print("xdp-parse: \(instructions) instructions per job, \(jobs) jobs per round, best of \(rounds)")
-        print("mode".padding(toLength: 44, withPad: " ", startingAt: 0)
-              + "    ns/job  CPU ns/job      jobs/s   cores")
+        print(
+            "mode".padding(toLength: 44, withPad: " ", startingAt: 0)
+                + "    ns/job  CPU ns/job      jobs/s   cores")
         let lines = [
             line("interpreter only (process made before)", interpreterOnly),
             line("direct: make process + run, 1 thread", direct),
@@ -227,9 +242,13 @@ struct PoolBenchmark {
             line("pool, 1 worker (callback)", pool1, ratio("%.2fx direct", pool1, direct)),
             line("pool, 2 workers (callback)", pool2, ratio("throughput %.2fx 1 worker", pool1, pool2)),
             line("pool, 1 worker, \(Self.chunk)-job batches", batch1, ratio("%.2fx direct", batch1, direct)),
-            line("pool, 2 workers, \(Self.chunk)-job batches", batch2, ratio("throughput %.2fx 1 worker", batch1, batch2)),
+            line(
+                "pool, 2 workers, \(Self.chunk)-job batches", batch2, ratio("throughput %.2fx 1 worker", batch1, batch2)
+            ),
             line("pool, 1 worker, jobs taken from a sequence", stream1, ratio("%.2fx direct", stream1, direct)),
-            line("pool, 2 workers, jobs taken from a sequence", stream2, ratio("throughput %.2fx 1 worker", stream1, stream2)),
+            line(
+                "pool, 2 workers, jobs taken from a sequence", stream2,
+                ratio("throughput %.2fx 1 worker", stream1, stream2)),
             line("pool, 1 job at a time (async round trip)", latency, ratio("%.2fx direct", latency, direct)),
         ]
         for line in lines.compactMap({ $0 }) { print(line) }
@@ -274,8 +293,9 @@ struct PoolBenchmark {
     private func timed(_ body: () throws -> Void) rethrows -> Timing {
         let start = (wall: DispatchTime.now().uptimeNanoseconds, cpu: processCPUNanoseconds())
         try body()
-        return Timing(wall: Double(DispatchTime.now().uptimeNanoseconds - start.wall),
-                      cpu: Double(processCPUNanoseconds() - start.cpu))
+        return Timing(
+            wall: Double(DispatchTime.now().uptimeNanoseconds - start.wall),
+            cpu: Double(processCPUNanoseconds() - start.cpu))
     }
 
     /// CPU time used by all threads of this process.
@@ -356,8 +376,9 @@ struct PoolBenchmark {
                 for _ in 0..<benchmark.rounds {
                     let start = (wall: DispatchTime.now().uptimeNanoseconds, cpu: benchmark.processCPUNanoseconds())
                     for _ in 0..<count { _ = try await pool.run(job) }
-                    let round = Timing(wall: Double(DispatchTime.now().uptimeNanoseconds - start.wall) / Double(count),
-                                       cpu: Double(benchmark.processCPUNanoseconds() - start.cpu) / Double(count))
+                    let round = Timing(
+                        wall: Double(DispatchTime.now().uptimeNanoseconds - start.wall) / Double(count),
+                        cpu: Double(benchmark.processCPUNanoseconds() - start.cpu) / Double(count))
                     if round.wall < best.wall { best = round }
                 }
                 pool.stop()

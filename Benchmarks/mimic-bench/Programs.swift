@@ -120,12 +120,14 @@ extension Benchmark {
             """,
         input: {
             var packet = [UInt8](repeating: 0, count: 64)
-            packet[12] = 0x08; packet[13] = 0x00  // IPv4
-            packet[14] = 0x45  // version 4, IHL 5
-            packet[23] = 17  // UDP
+            packet[12] = 0x08
+            packet[13] = 0x00 // IPv4
+            packet[14] = 0x45 // version 4, IHL 5
+            packet[23] = 17 // UDP
             packet[26...29] = [10, 0, 0, 1]
             packet[30...33] = [192, 168, 1, 2]
-            packet[36] = 0x00; packet[37] = 0x35  // destination port 53
+            packet[36] = 0x00
+            packet[37] = 0x35 // destination port 53
             return packet
         }(),
         runs: 50,

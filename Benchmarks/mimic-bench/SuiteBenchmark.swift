@@ -56,10 +56,13 @@ struct SuiteBenchmark {
 
     /// The package root (three levels above this file), where `.build` lives.
     static var packageRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
     /// `../shared/bench` beside the package.
-    static var defaultShared: String { packageRoot.deletingLastPathComponent().appendingPathComponent("shared/bench").path }
+    static var defaultShared: String {
+        packageRoot.deletingLastPathComponent().appendingPathComponent("shared/bench").path
+    }
     /// Where the shared programs are built.
     static var defaultScratch: String { packageRoot.appendingPathComponent(".build/shared-bench").path }
 
@@ -77,7 +80,8 @@ struct SuiteBenchmark {
         if skipBuild {
             for file in ["native", "ops.o"] + Self.programNames.flatMap({ ["\($0).o", "\($0).in"] })
             where !FileManager.default.fileExists(atPath: path(file)) {
-                throw SuiteError("--no-build: \(path(file)) is missing (run --suite once without --no-build to build it)")
+                throw SuiteError(
+                    "--no-build: \(path(file)) is missing (run --suite once without --no-build to build it)")
             }
         } else {
             try build()
@@ -85,7 +89,8 @@ struct SuiteBenchmark {
         let chosen = expectations.filter { expectation in filter.map { expectation.name.contains($0) } ?? true }
         let runOps = filter.map { "ops".contains($0) } ?? true
         guard !chosen.isEmpty || runOps else {
-            throw SuiteError("--filter \(filter ?? "") matches none of \(Self.programNames.joined(separator: ", ")), ops")
+            throw SuiteError(
+                "--filter \(filter ?? "") matches none of \(Self.programNames.joined(separator: ", ")), ops")
         }
         print("shared benchmarks: \(shared) (built in \(scratch)); best of \(rounds) interleaved rounds")
         if !chosen.isEmpty { try runPrograms(chosen) }
@@ -98,8 +103,9 @@ struct SuiteBenchmark {
     func checkSharedDirectory() throws -> [Expectation] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: shared, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw SuiteError("the shared benchmark directory \(shared) does not exist: the suite needs the programs of "
-                             + "../shared/bench beside the package (pass another with --shared DIR)")
+            throw SuiteError(
+                "the shared benchmark directory \(shared) does not exist: the suite needs the programs of "
+                    + "../shared/bench beside the package (pass another with --shared DIR)")
         }
         let readme = (shared as NSString).appendingPathComponent("README.md")
         for file in ["Makefile", "native.c", "gen_inputs.py", "ops.c"] + Self.programNames.map({ "\($0).c" })
@@ -120,12 +126,14 @@ struct SuiteBenchmark {
             let cells = line.split(separator: "|", omittingEmptySubsequences: false)
                 .map { $0.trimmingCharacters(in: .whitespaces) }
             // "", program, what, input, insns, r0, ""
-            guard cells.count == 7, programNames.contains(cells[1]), !found.contains(where: { $0.name == cells[1] }) else { continue }
+            guard cells.count == 7, programNames.contains(cells[1]), !found.contains(where: { $0.name == cells[1] })
+            else { continue }
             let countText = cells[4].replacingOccurrences(of: ",", with: "")
             let r0Text = cells[5]
             let r0 = r0Text.hasPrefix("0x") ? UInt64(r0Text.dropFirst(2), radix: 16) : UInt64(r0Text)
             guard let count = UInt64(countText), let r0 else {
-                throw SuiteError("README.md: cannot read the insns/run '\(cells[4])' or expected r0 '\(r0Text)' of \(cells[1])")
+                throw SuiteError(
+                    "README.md: cannot read the insns/run '\(cells[4])' or expected r0 '\(r0Text)' of \(cells[1])")
             }
             found.append(Expectation(name: cells[1], instructionsPerRun: count, r0: r0, r0Text: r0Text))
         }
@@ -153,8 +161,9 @@ struct SuiteBenchmark {
         let log = output.fileHandleForReading.readDataToEndOfFile()
         make.waitUntilExit()
         guard make.terminationStatus == 0 else {
-            throw SuiteError("building \(shared) with `make CLANG=clang OUT=\(scratch)` failed:\n"
-                             + String(decoding: log, as: UTF8.self))
+            throw SuiteError(
+                "building \(shared) with `make CLANG=clang OUT=\(scratch)` failed:\n"
+                    + String(decoding: log, as: UTF8.self))
         }
     }
 
@@ -198,7 +207,7 @@ struct SuiteBenchmark {
     var roundTarget: Double { quick ? 20e6 : 200e6 }
 
     func runPrograms(_ expectations: [Expectation]) throws {
-        var runners: [[Runner]] = []  // [program][engine]
+        var runners: [[Runner]] = [] // [program][engine]
         var instructions: [UInt64] = []
         var nativeRuns: [Int] = []
         for expectation in expectations {
@@ -210,7 +219,9 @@ struct SuiteBenchmark {
                 var runner = Runner(program: try object.program(named: "bench_\(expectation.name)"), input: input)
                 let (r0, executed) = try runner.check()
                 guard r0 == expectation.r0 else {
-                    throw SuiteError("\(expectation.name) on the \(engine.rawValue) returned \(hex(r0)), the README expects \(hex(expectation.r0))")
+                    throw SuiteError(
+                        "\(expectation.name) on the \(engine.rawValue) returned \(hex(r0)), the README expects \(hex(expectation.r0))"
+                    )
                 }
                 count = executed
                 // Calibrate: enough runs for the round to take about `roundTarget`.
@@ -219,8 +230,9 @@ struct SuiteBenchmark {
                 row.append(runner)
             }
             if count != expectation.instructionsPerRun {
-                print("note: \(expectation.name) executes \(count) instructions per run, the README says \(expectation.instructionsPerRun) "
-                      + "(another clang can emit other code)")
+                print(
+                    "note: \(expectation.name) executes \(count) instructions per run, the README says \(expectation.instructionsPerRun) "
+                        + "(another clang can emit other code)")
             }
             if !skipBuild {
                 let probe = try runNative(expectation, runs: 10)
@@ -230,12 +242,15 @@ struct SuiteBenchmark {
             instructions.append(count)
         }
 
-        var best = [[Double]](repeating: [Double](repeating: .infinity, count: engines.count), count: expectations.count)
+        var best = [[Double]](
+            repeating: [Double](repeating: .infinity, count: engines.count), count: expectations.count)
         var nativeBest = [Double](repeating: .infinity, count: expectations.count)
         for _ in 0..<rounds {
             for (p, row) in runners.enumerated() {
                 for (e, runner) in row.enumerated() { best[p][e] = min(best[p][e], try runner.time()) }
-                if !skipBuild { nativeBest[p] = min(nativeBest[p], try runNative(expectations[p], runs: nativeRuns[p])) }
+                if !skipBuild {
+                    nativeBest[p] = min(nativeBest[p], try runNative(expectations[p], runs: nativeRuns[p]))
+                }
             }
         }
 
@@ -249,9 +264,13 @@ struct SuiteBenchmark {
         }
         print(header)
         for (p, expectation) in expectations.enumerated() {
-            var line = pad(expectation.name, 10, left: false) + pad(grouped(instructions[p]), 10) + "  " + pad(expectation.r0Text, 18, left: false) + " "
+            var line =
+                pad(expectation.name, 10, left: false) + pad(grouped(instructions[p]), 10) + "  "
+                + pad(expectation.r0Text, 18, left: false) + " "
             for e in engines.indices {
-                line += "  " + pad(grouped(best[p][e]), 20) + pad(String(format: "%.2f", best[p][e] / Double(instructions[p])), 9)
+                line +=
+                    "  " + pad(grouped(best[p][e]), 20)
+                    + pad(String(format: "%.2f", best[p][e] / Double(instructions[p])), 9)
             }
             guard !skipBuild else {
                 print(line + "  (native not run with --no-build)")
@@ -278,11 +297,14 @@ struct SuiteBenchmark {
             text.split(separator: " ").first { $0.hasPrefix(key) }.map { $0.dropFirst(key.count) }
         }
         guard native.terminationStatus == 0, let r0 = field("r0=").flatMap({ UInt64($0) }),
-              let ns = field("per_run_ns=").flatMap({ Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+            let ns = field("per_run_ns=").flatMap({ Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        else {
             throw SuiteError("the native twin failed on \(expectation.name): \(text)")
         }
         guard r0 == expectation.r0 else {
-            throw SuiteError("the native twin returned \(hex(r0)) for \(expectation.name), the README expects \(hex(expectation.r0))")
+            throw SuiteError(
+                "the native twin returned \(hex(r0)) for \(expectation.name), the README expects \(hex(expectation.r0))"
+            )
         }
         return ns
     }
@@ -300,16 +322,16 @@ struct SuiteBenchmark {
         }
         return [
             ("op_base", sum { i, k in UInt64(k ^ i) }),
-            ("op_array", sum { i, _ in UInt64(i) }),  // the array is all zeros: 0 ^ i
+            ("op_array", sum { i, _ in UInt64(i) }), // the array is all zeros: 0 ^ i
             ("op_hash", sum { i, k in UInt64(k) &* 3 ^ UInt64(i) }),
             ("op_hashfill", 0),
-            ("op_hashupd", sum { _, k in UInt64(k) }),  // bpf_map_update_elem returns 0
-            ("op_cpu", sum { i, k in UInt64(k ^ i) }),  // vCPU 0
+            ("op_hashupd", sum { _, k in UInt64(k) }), // bpf_map_update_elem returns 0
+            ("op_cpu", sum { i, k in UInt64(k ^ i) }), // vCPU 0
         ]
     }()
 
     func runOperations() throws {
-        var runners: [[Runner]] = []  // [engine][program]
+        var runners: [[Runner]] = [] // [engine][program]
         for engine in engines {
             let object = try load("ops", engine: engine)
             var row: [Runner] = []
@@ -329,24 +351,38 @@ struct SuiteBenchmark {
         var best = [[String: Double]](repeating: [:], count: engines.count)
         for _ in 0..<rounds {
             for (e, row) in runners.enumerated() {
-                for runner in row { best[e][runner.program.name] = min(best[e][runner.program.name] ?? .infinity, try runner.time()) }
+                for runner in row {
+                    best[e][runner.program.name] = min(best[e][runner.program.name] ?? .infinity, try runner.time())
+                }
             }
         }
-        func ns(_ e: Int, _ name: String) -> Double { best[e][name] ?? 0 }  // every program was timed
+        func ns(_ e: Int, _ name: String) -> Double { best[e][name] ?? 0 } // every program was timed
         print("")
-        print(pad("operation (ops.c, cost = (op − base) / \(grouped(UInt64(Self.operationIterations))))", 62, left: false)
-              + engines.map { pad("\($0.rawValue) ns/op", 20) }.joined())
+        print(
+            pad("operation (ops.c, cost = (op − base) / \(grouped(UInt64(Self.operationIterations))))", 62, left: false)
+                + engines.map { pad("\($0.rawValue) ns/op", 20) }.joined())
         let rows: [(String, (Int) -> Double)] = [
             ("array lookup (op_array − op_base)", { e in ns(e, "op_array") - ns(e, "op_base") }),
-            ("hash lookup (op_hash − op_hashfill − op_base)", { e in ns(e, "op_hash") - ns(e, "op_hashfill") - ns(e, "op_base") }),
+            (
+                "hash lookup (op_hash − op_hashfill − op_base)",
+                { e in ns(e, "op_hash") - ns(e, "op_hashfill") - ns(e, "op_base") }
+            ),
             ("hash update (op_hashupd − op_base)", { e in ns(e, "op_hashupd") - ns(e, "op_base") }),
-            ("trivial helper, bpf_get_smp_processor_id (op_cpu − op_base)", { e in ns(e, "op_cpu") - ns(e, "op_base") }),
+            (
+                "trivial helper, bpf_get_smp_processor_id (op_cpu − op_base)",
+                { e in ns(e, "op_cpu") - ns(e, "op_base") }
+            ),
         ]
         for (label, cost) in rows {
-            print(pad(label, 62, left: false)
-                  + engines.indices.map { pad(String(format: "%.1f", cost($0) / Double(Self.operationIterations)), 20) }.joined())
+            print(
+                pad(label, 62, left: false)
+                    + engines.indices.map {
+                        pad(String(format: "%.1f", cost($0) / Double(Self.operationIterations)), 20)
+                    }.joined())
         }
-        print(pad("(op_base loop alone, ns/run)", 62, left: false) + engines.indices.map { pad(grouped(ns($0, "op_base")), 20) }.joined())
+        print(
+            pad("(op_base loop alone, ns/run)", 62, left: false)
+                + engines.indices.map { pad(grouped(ns($0, "op_base")), 20) }.joined())
     }
 }
 

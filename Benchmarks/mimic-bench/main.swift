@@ -11,35 +11,36 @@ import MimicCore
 
 var options = BenchmarkOptions(arguments: Array(CommandLine.arguments.dropFirst()))
 if options.showHelp {
-    print("""
-    usage: mimic-bench [--quick] [--filter NAME] [--rounds N]
-           mimic-bench --helpers [--rounds N]
-           mimic-bench --kernel [--quick] [--filter NAME] [--rounds N]
-           mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
-           mimic-bench --suite [--shared DIR] [--engine LIST] [--no-build] [--quick] [--rounds N] [--filter NAME]
+    print(
+        """
+        usage: mimic-bench [--quick] [--filter NAME] [--rounds N]
+               mimic-bench --helpers [--rounds N]
+               mimic-bench --kernel [--quick] [--filter NAME] [--rounds N]
+               mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
+               mimic-bench --suite [--shared DIR] [--engine LIST] [--no-build] [--quick] [--rounds N] [--filter NAME]
 
-    Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
-    instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
-      --quick       fewer iterations (a smoke run, figures are noisier)
-      --filter NAME only benchmarks whose name contains NAME
-      --rounds N    timed rounds per benchmark (best is reported; default 7)
-      --helpers     the cost of a helper call: statically linked vs through the plugin ABI
-      --kernel      the programs as XDP programs in the kernel (BPF_PROG_TEST_RUN, JIT;
-                    needs root) next to Mimic running the same variant
-      --pool        ProcessPool throughput for a ~100-instruction XDP-style program on 1 and
-                    2 workers, against making and running the process directly; --filter
-                    picks modes: interpreter, direct, direct2, reuse1, reuse2, pool1, pool2,
-                    batch1, batch2, stream1, stream2, latency
-      --suite       the programs of ../shared/bench (fnv, sieve, collatz, xdp_parse, calls,
-                    maps; built with its Makefile and clang into .build/shared-bench) on each
-                    engine beside their native twin, R0 checked against its README, and the
-                    per-operation costs of ops.c; --filter picks programs (or ops)
-      --shared DIR  the shared benchmark directory (default: ../shared/bench beside the package)
-      --engine LIST engines for --suite, comma-separated: \(Engine.allCases.map(\.rawValue).joined(separator: ", "))
-                    (default: all)
-      --no-build    use what an earlier --suite run built in .build/shared-bench (for valgrind,
-                    under which mimic-bench cannot run make; the native twin is not run either)
-    """)
+        Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
+        instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
+          --quick       fewer iterations (a smoke run, figures are noisier)
+          --filter NAME only benchmarks whose name contains NAME
+          --rounds N    timed rounds per benchmark (best is reported; default 7)
+          --helpers     the cost of a helper call: statically linked vs through the plugin ABI
+          --kernel      the programs as XDP programs in the kernel (BPF_PROG_TEST_RUN, JIT;
+                        needs root) next to Mimic running the same variant
+          --pool        ProcessPool throughput for a ~100-instruction XDP-style program on 1 and
+                        2 workers, against making and running the process directly; --filter
+                        picks modes: interpreter, direct, direct2, reuse1, reuse2, pool1, pool2,
+                        batch1, batch2, stream1, stream2, latency
+          --suite       the programs of ../shared/bench (fnv, sieve, collatz, xdp_parse, calls,
+                        maps; built with its Makefile and clang into .build/shared-bench) on each
+                        engine beside their native twin, R0 checked against its README, and the
+                        per-operation costs of ops.c; --filter picks programs (or ops)
+          --shared DIR  the shared benchmark directory (default: ../shared/bench beside the package)
+          --engine LIST engines for --suite, comma-separated: \(Engine.allCases.map(\.rawValue).joined(separator: ", "))
+                        (default: all)
+          --no-build    use what an earlier --suite run built in .build/shared-bench (for valgrind,
+                        under which mimic-bench cannot run make; the native twin is not run either)
+        """)
     exit(0)
 }
 if let problem = options.problem {
@@ -60,13 +61,17 @@ func runMode(_ name: String, _ body: () throws -> Void) -> Never {
 
 if options.helpers { runMode("helpers") { try HelperCallBenchmark.run(rounds: options.rounds) } }
 if options.kernel {
-    runMode("kernel") { try KernelBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run() }
+    runMode("kernel") {
+        try KernelBenchmark(rounds: options.rounds, quick: options.quick, filter: options.filter).run()
+    }
 }
 if options.suite {
     runMode("suite") {
-        try SuiteBenchmark(shared: options.shared ?? SuiteBenchmark.defaultShared, scratch: SuiteBenchmark.defaultScratch,
-                           engines: options.engines, rounds: options.rounds, quick: options.quick, filter: options.filter,
-                           skipBuild: options.noBuild).run()
+        try SuiteBenchmark(
+            shared: options.shared ?? SuiteBenchmark.defaultShared, scratch: SuiteBenchmark.defaultScratch,
+            engines: options.engines, rounds: options.rounds, quick: options.quick, filter: options.filter,
+            skipBuild: options.noBuild
+        ).run()
     }
 }
 if options.pool {

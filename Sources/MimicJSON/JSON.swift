@@ -101,9 +101,15 @@ private struct JSONParser {
     }
 
     func error(_ message: String) -> JSONError {
-        var line = 1, column = 1
+        var line = 1
+        var column = 1
         for byte in bytes[..<min(index, bytes.count)] {
-            if byte == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
         }
         return JSONError(path: "", "invalid JSON at line \(line), column \(column): \(message)")
     }
@@ -122,9 +128,15 @@ private struct JSONParser {
         case UInt8(ascii: "{"): return try object()
         case UInt8(ascii: "["): return try array()
         case UInt8(ascii: "\""): return .string(try string())
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-        case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try literal("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
         default: throw error("unexpected \(describe(bytes[index])), expected a value")
         }
@@ -149,23 +161,36 @@ private struct JSONParser {
         index += 1
         var members: [(key: String, value: JSONValue)] = []
         skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return .object(members)
+        }
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
-                throw error(index < bytes.count ? "unexpected \(describe(bytes[index])), expected a member name in quotes"
-                                                 : "unexpected end of input in an object")
+                throw error(
+                    index < bytes.count
+                        ? "unexpected \(describe(bytes[index])), expected a member name in quotes"
+                        : "unexpected end of input in an object")
             }
             let key = try string()
             skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after member name \"\(key)\"") }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
+                throw error("expected ':' after member name \"\(key)\"")
+            }
             index += 1
             skipWhitespace()
             members.append((key, try value()))
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input in an object") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            if bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return .object(members)
+            }
             throw error("unexpected \(describe(bytes[index])), expected ',' or '}'")
         }
     }
@@ -176,14 +201,23 @@ private struct JSONParser {
         index += 1
         var elements: [JSONValue] = []
         skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(elements) }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return .array(elements)
+        }
         while true {
             skipWhitespace()
             elements.append(try value())
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input in an array") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(elements) }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            if bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return .array(elements)
+            }
             throw error("unexpected \(describe(bytes[index])), expected ',' or ']'")
         }
     }
@@ -192,7 +226,9 @@ private struct JSONParser {
         let start = index
         func digits(_ parser: inout JSONParser) -> Int {
             let from = parser.index
-            while parser.index < parser.bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(parser.bytes[parser.index]) {
+            while parser.index < parser.bytes.count,
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(parser.bytes[parser.index])
+            {
                 parser.index += 1
             }
             return parser.index - from
@@ -215,18 +251,23 @@ private struct JSONParser {
         }
         if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
             index += 1
-            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                index += 1
+            }
             guard digits(&self) > 0 else { throw error("an exponent needs digits") }
         }
         return String(decoding: bytes[start..<index], as: UTF8.self)
     }
 
     mutating func string() throws(JSONError) -> String {
-        index += 1  // opening quote
+        index += 1 // opening quote
         var scalars = String.UnicodeScalarView()
         var run: [UInt8] = []
         func flush(_ run: inout [UInt8], _ scalars: inout String.UnicodeScalarView) {
-            if !run.isEmpty { scalars.append(contentsOf: String(decoding: run, as: UTF8.self).unicodeScalars); run.removeAll() }
+            if !run.isEmpty {
+                scalars.append(contentsOf: String(decoding: run, as: UTF8.self).unicodeScalars)
+                run.removeAll()
+            }
         }
         while true {
             guard index < bytes.count else { throw error("unterminated string") }
@@ -254,7 +295,8 @@ private struct JSONParser {
                 case UInt8(ascii: "u"):
                     var code = try hex4()
                     if (0xD800..<0xDC00).contains(code), bytes.count - index >= 6,
-                       bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                        bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+                    {
                         index += 2
                         let low = try hex4()
                         guard (0xDC00..<0xE000).contains(low) else { throw error("invalid UTF-16 surrogate pair") }
@@ -403,7 +445,9 @@ public struct JSONField: Sendable {
         }
         let text = try string()
         guard let bytes = Base64.decode(text) else {
-            throw error("expected base64 (standard alphabet with padding), got \"\(text.prefix(40))\(text.count > 40 ? "..." : "")\"")
+            throw error(
+                "expected base64 (standard alphabet with padding), got \"\(text.prefix(40))\(text.count > 40 ? "..." : "")\""
+            )
         }
         return bytes
     }
@@ -416,7 +460,7 @@ public struct JSONField: Sendable {
     /// `optionalBase64()` refusing, before decoding, text that decodes to more than `limit` bytes.
     public func optionalBase64(limit: Int) throws(JSONError) -> [UInt8] {
         if isMissing { return [] }
-        if case .object? = value {  // {"hex": ...}: the text is already in memory; check what it decodes to
+        if case .object? = value { // {"hex": ...}: the text is already in memory; check what it decodes to
             let bytes = try base64()
             guard bytes.count <= limit else { throw error("\(bytes.count) bytes exceed the limit of \(limit)") }
             return bytes
@@ -471,8 +515,11 @@ public enum Base64 {
         values.reserveCapacity(text.utf8.count)
         var padding = 0
         for byte in text.utf8 {
-            if byte == UInt8(ascii: "=") { padding += 1; continue }
-            guard padding == 0 else { return nil }  // data after padding
+            if byte == UInt8(ascii: "=") {
+                padding += 1
+                continue
+            }
+            guard padding == 0 else { return nil } // data after padding
             let value: UInt8
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = byte - UInt8(ascii: "A")
@@ -491,7 +538,9 @@ public enum Base64 {
         var index = 0
         while index + 4 <= values.count {
             let v = values[index..<index + 4].reduce(UInt32(0)) { $0 << 6 | UInt32($1) }
-            bytes += [UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
+            bytes += [
+                UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v),
+            ]
             index += 4
         }
         let rest = values.count - index

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import MimicCore
 import MimicLinux
@@ -67,11 +67,11 @@ public struct DifferentialFuzzer: Sendable {
                 return "kernel 0x\(String(r.kernel, radix: 16)), mimic \(mimic)"
             }
             return """
-            mismatch in program #\(index) (seed 0x\(String(programSeed, radix: 16))): \(show(result))
-            packet: \(r(minimizedResult.packet))
-            minimized (\(minimized.count) slots, was \(program.count)): \(show(minimizedResult))
-            \(Disassembler.listing(minimized))
-            """
+                mismatch in program #\(index) (seed 0x\(String(programSeed, radix: 16))): \(show(result))
+                packet: \(r(minimizedResult.packet))
+                minimized (\(minimized.count) slots, was \(program.count)): \(show(minimizedResult))
+                \(Disassembler.listing(minimized))
+                """
         }
 
         func r(_ bytes: [UInt8]) -> String {
@@ -95,9 +95,12 @@ public struct DifferentialFuzzer: Sendable {
 
         public var summary: String {
             let rate = (rejectionRate * 1000).rounded() / 10
-            var text = "\(programs) programs, \(rejected) rejected by the verifier (\(rate)%), \(runs) runs compared, \(mismatches.count) mismatches, \(String(format: "%.1f", seconds)) s"
+            var text =
+                "\(programs) programs, \(rejected) rejected by the verifier (\(rate)%), \(runs) runs compared, \(mismatches.count) mismatches, \(String(format: "%.1f", seconds)) s"
             if !rejectionReasons.isEmpty {
-                text += "\nrejections: " + rejectionReasons.sorted { $0.value > $1.value }.prefix(5)
+                text +=
+                    "\nrejections: "
+                    + rejectionReasons.sorted { $0.value > $1.value }.prefix(5)
                     .map { "\($0.value)× \($0.key)" }.joined(separator: "; ")
             }
             return text
@@ -112,8 +115,10 @@ public struct DifferentialFuzzer: Sendable {
     /// Keep at most this many mismatches (the run continues and counts the rest).
     public var maxReportedMismatches: Int
 
-    public init(generator: FuzzGenerator = FuzzGenerator(), instructionLimit: UInt64 = 1_000_000, minimize: Bool = true,
-                maxReportedMismatches: Int = 10) {
+    public init(
+        generator: FuzzGenerator = FuzzGenerator(), instructionLimit: UInt64 = 1_000_000, minimize: Bool = true,
+        maxReportedMismatches: Int = 10
+    ) {
         self.generator = generator
         self.instructionLimit = instructionLimit
         self.minimize = minimize
@@ -149,11 +154,15 @@ public struct DifferentialFuzzer: Sendable {
                 if let bad = results.first(where: { !$0.agrees }) {
                     if report.mismatches.count < maxReportedMismatches {
                         let (small, smallResult) = minimize ? reduce(program, failing: bad, vm: vm) : (program, bad)
-                        report.mismatches.append(Mismatch(index: index, programSeed: programSeed, program: program.instructions,
-                                                          result: bad, minimized: small.instructions, minimizedResult: smallResult))
+                        report.mismatches.append(
+                            Mismatch(
+                                index: index, programSeed: programSeed, program: program.instructions,
+                                result: bad, minimized: small.instructions, minimizedResult: smallResult))
                     } else {
-                        report.mismatches.append(Mismatch(index: index, programSeed: programSeed, program: program.instructions,
-                                                          result: bad, minimized: program.instructions, minimizedResult: bad))
+                        report.mismatches.append(
+                            Mismatch(
+                                index: index, programSeed: programSeed, program: program.instructions,
+                                result: bad, minimized: program.instructions, minimizedResult: bad))
                     }
                 }
             }
@@ -177,9 +186,12 @@ public struct DifferentialFuzzer: Sendable {
             loaded = try vm.load(instructions, name: "fuzz")
         } catch {
             let failure = MimicFailure(description: "load: \(error)")
-            return .ran(program.packets.compactMap { packet in
-                (try? kernelProgram.testRun(data: packet)).map { PacketResult(packet: packet, kernel: $0.returnValue, mimic: .failure(failure)) }
-            })
+            return .ran(
+                program.packets.compactMap { packet in
+                    (try? kernelProgram.testRun(data: packet)).map {
+                        PacketResult(packet: packet, kernel: $0.returnValue, mimic: .failure(failure))
+                    }
+                })
         }
         var results: [PacketResult] = []
         for packet in program.packets {
@@ -259,10 +271,12 @@ public struct DifferentialFuzzer: Sendable {
                 replace(with: elseBody)
                 replace(with: thenBody)
                 for smaller in reductions(of: elseBody) {
-                    replace(with: [.ifElse(condition: condition, elseBody: smaller, thenBody: thenBody, longJump: long)])
+                    replace(with: [.ifElse(condition: condition, elseBody: smaller, thenBody: thenBody, longJump: long)]
+                    )
                 }
                 for smaller in reductions(of: thenBody) {
-                    replace(with: [.ifElse(condition: condition, elseBody: elseBody, thenBody: smaller, longJump: long)])
+                    replace(with: [.ifElse(condition: condition, elseBody: elseBody, thenBody: smaller, longJump: long)]
+                    )
                 }
             case .loop(let counter, let times, let body, let jump32):
                 replace(with: body)
@@ -282,7 +296,8 @@ public struct DifferentialFuzzer: Sendable {
     /// The verifier's complaint: the last log line that is not a statistic, numbers as `N`.
     static func reason(fromLog log: String) -> String {
         let lines = log.split(separator: "\n").map(String.init).filter {
-            !$0.hasPrefix("processed ") && !$0.hasPrefix("verification time") && !$0.hasPrefix("stack depth") && !$0.isEmpty
+            !$0.hasPrefix("processed ") && !$0.hasPrefix("verification time") && !$0.hasPrefix("stack depth")
+                && !$0.isEmpty
         }
         guard let last = lines.last else { return "(no log)" }
         var text = ""

@@ -106,7 +106,9 @@ public struct FuzzProgram: Sendable, Equatable {
                     if reachable.insert(target).inserted { work.append(target) }
                 }
             }
-            guard let unused = program.functions.indices.last(where: { !reachable.contains($0) }) else { return program }
+            guard let unused = program.functions.indices.last(where: { !reachable.contains($0) }) else {
+                return program
+            }
             program = program.removingFunction(unused)
         }
     }
@@ -133,8 +135,9 @@ public struct FuzzProgram: Sendable, Equatable {
             case .skip(let condition, let body):
                 return .skip(condition: condition, body: removeCalls(to: function, in: body))
             case .ifElse(let condition, let elseBody, let thenBody, let long):
-                return .ifElse(condition: condition, elseBody: removeCalls(to: function, in: elseBody),
-                               thenBody: removeCalls(to: function, in: thenBody), longJump: long)
+                return .ifElse(
+                    condition: condition, elseBody: removeCalls(to: function, in: elseBody),
+                    thenBody: removeCalls(to: function, in: thenBody), longJump: long)
             case .loop(let counter, let times, let body, let jump32):
                 return .loop(counter: counter, times: times, body: removeCalls(to: function, in: body), jump32: jump32)
             default:
@@ -166,12 +169,14 @@ public struct FuzzProgram: Sendable, Equatable {
                 }
                 emit(thenBody, entries: entries, into: &code)
             case .loop(let counter, let times, let body, let jump32):
-                code.append(RawInstruction(opcode: 0xb4, destination: counter, imm: times))  // w_counter = times
+                code.append(RawInstruction(opcode: 0xb4, destination: counter, imm: times)) // w_counter = times
                 emit(body, entries: entries, into: &code)
-                code.append(RawInstruction(opcode: 0x07, destination: counter, imm: -1))  // counter += -1
+                code.append(RawInstruction(opcode: 0x07, destination: counter, imm: -1)) // counter += -1
                 // if counter != 0 goto loop
-                code.append(RawInstruction(opcode: jump32 ? 0x56 : 0x55, destination: counter,
-                                           offset: Int16(clamping: -(body.slotCount + 2))))
+                code.append(
+                    RawInstruction(
+                        opcode: jump32 ? 0x56 : 0x55, destination: counter,
+                        offset: Int16(clamping: -(body.slotCount + 2))))
             case .fixed(let items):
                 emit(items, entries: entries, into: &code)
             case .call(let function):
@@ -300,10 +305,15 @@ public struct FuzzGenerator: Sendable {
             items.append(.instruction(RawInstruction(opcode: 0x61, destination: 2, source: 1, offset: 0)))
             items.append(.instruction(RawInstruction(opcode: 0x61, destination: 3, source: 1, offset: 4)))
             items.append(.instruction(RawInstruction(opcode: 0xbf, destination: 4, source: 2)))
-            items.append(.instruction(RawInstruction(opcode: 0x07, destination: 4, imm: Int32(FuzzGenerator.packetSize))))
-            items.append(.skip(condition: RawInstruction(opcode: 0xbd, destination: 4, source: 3),  // if r4 <= r3 skip
-                               body: [.instruction(RawInstruction(opcode: 0xb7, destination: 0, imm: 0)),
-                                      .instruction(RawInstruction(opcode: 0x95))]))
+            items.append(
+                .instruction(RawInstruction(opcode: 0x07, destination: 4, imm: Int32(FuzzGenerator.packetSize))))
+            items.append(
+                .skip(
+                    condition: RawInstruction(opcode: 0xbd, destination: 4, source: 3), // if r4 <= r3 skip
+                    body: [
+                        .instruction(RawInstruction(opcode: 0xb7, destination: 0, imm: 0)),
+                        .instruction(RawInstruction(opcode: 0x95)),
+                    ]))
             // Eight packet words into registers (r2 last, it is the base).
             // Kept whole by the minimizer (`.fixed`): without them a register would still hold
             // a pointer (ctx, data, data_end), whose value differs between kernel and Mimic.
@@ -311,9 +321,13 @@ public struct FuzzGenerator: Sendable {
             let order: [UInt8] = [0, 1, 3, 4, 5, 6, 7, 8, 9].shuffledPrefix(7, &random) + [2]
             for (i, register) in order.enumerated() {
                 let signed = features.contains(.signExtension) && random.chance(15)
-                let sizes: [(UInt8, UInt8)] = signed ? [(0x81, 4), (0x89, 2), (0x91, 1)] : [(0x79, 8), (0x79, 8), (0x61, 4), (0x69, 2), (0x71, 1)]
+                let sizes: [(UInt8, UInt8)] =
+                    signed
+                    ? [(0x81, 4), (0x89, 2), (0x91, 1)] : [(0x79, 8), (0x79, 8), (0x61, 4), (0x69, 2), (0x71, 1)]
                 let (opcode, _) = random.pick(sizes)
-                setup.append(.instruction(RawInstruction(opcode: opcode, destination: register, source: 2, offset: Int16(i * 8))))
+                setup.append(
+                    .instruction(RawInstruction(opcode: opcode, destination: register, source: 2, offset: Int16(i * 8)))
+                )
             }
             initialized = Set(order)
             for register in UInt8(0)...9 where !initialized.contains(register) { setup.append(constant(register)) }
@@ -332,7 +346,9 @@ public struct FuzzGenerator: Sendable {
             var items: [FuzzItem] = []
             for register: UInt8 in [0, 6, 7, 8, 9] {
                 if random.chance(50) {
-                    items.append(.instruction(RawInstruction(opcode: 0xbf, destination: register, source: UInt8(1 + random.below(5)))))
+                    items.append(
+                        .instruction(
+                            RawInstruction(opcode: 0xbf, destination: register, source: UInt8(1 + random.below(5)))))
                 } else {
                     items.append(constant(register))
                 }
@@ -352,9 +368,12 @@ public struct FuzzGenerator: Sendable {
             for word in 1...(FuzzGenerator.stackSize / 8) {
                 let offset = Int16(-8 * word)
                 if random.chance(60) {
-                    items.append(.instruction(RawInstruction(opcode: 0x7b, destination: 10, source: anyRegister(), offset: offset)))
+                    items.append(
+                        .instruction(
+                            RawInstruction(opcode: 0x7b, destination: 10, source: anyRegister(), offset: offset)))
                 } else {
-                    items.append(.instruction(RawInstruction(opcode: 0x7a, destination: 10, offset: offset, imm: immediate())))
+                    items.append(
+                        .instruction(RawInstruction(opcode: 0x7a, destination: 10, offset: offset, imm: immediate())))
                 }
             }
             return items
@@ -364,11 +383,12 @@ public struct FuzzGenerator: Sendable {
         mutating func fold(returnsFolded32: Bool) -> [FuzzItem] {
             var items: [FuzzItem] = []
             for register in UInt8(1)...9 {
-                items.append(.instruction(RawInstruction(opcode: 0x27, destination: 0, imm: 0x0100_0193)))  // r0 *= FNV prime
-                items.append(.instruction(RawInstruction(opcode: 0xaf, destination: 0, source: register)))   // r0 ^= rN
+                items.append(.instruction(RawInstruction(opcode: 0x27, destination: 0, imm: 0x0100_0193))) // r0 *= FNV prime
+                items.append(.instruction(RawInstruction(opcode: 0xaf, destination: 0, source: register))) // r0 ^= rN
             }
             for word in 1...(FuzzGenerator.stackSize / 8) {
-                items.append(.instruction(RawInstruction(opcode: 0x79, destination: 1, source: 10, offset: Int16(-8 * word))))
+                items.append(
+                    .instruction(RawInstruction(opcode: 0x79, destination: 1, source: 10, offset: Int16(-8 * word))))
                 items.append(.instruction(RawInstruction(opcode: 0x27, destination: 0, imm: 0x0100_0193)))
                 items.append(.instruction(RawInstruction(opcode: 0xaf, destination: 0, source: 1)))
             }
@@ -403,7 +423,7 @@ public struct FuzzGenerator: Sendable {
                 if features.contains(.loops) && depth == 0 { kinds += [9] }
             }
             if features.contains(.calls) && calleeCount > currentFunction { kinds += [10] }
-            kinds += [11]  // constants
+            kinds += [11] // constants
             switch random.pick(kinds) {
             case 0: return [alu()]
             case 1: return [division()]
@@ -440,10 +460,12 @@ public struct FuzzGenerator: Sendable {
             initialized.insert(register)
             if random.chance(30) {
                 let value = FuzzGenerator.value(&random)
-                return .wide(RawInstruction(opcode: 0x18, destination: register, imm: Int32(truncatingIfNeeded: value)),
-                             RawInstruction(opcode: 0, imm: Int32(truncatingIfNeeded: value >> 32)))
+                return .wide(
+                    RawInstruction(opcode: 0x18, destination: register, imm: Int32(truncatingIfNeeded: value)),
+                    RawInstruction(opcode: 0, imm: Int32(truncatingIfNeeded: value >> 32)))
             }
-            return .instruction(RawInstruction(opcode: random.chance(50) ? 0xb7 : 0xb4, destination: register, imm: immediate()))
+            return .instruction(
+                RawInstruction(opcode: random.chance(50) ? 0xb7 : 0xb4, destination: register, imm: immediate()))
         }
 
         mutating func alu() -> FuzzItem {
@@ -454,52 +476,69 @@ public struct FuzzGenerator: Sendable {
             let destination = writable()
             if operation == 0x80 { return .instruction(RawInstruction(opcode: cls | 0x80, destination: destination)) }
             if random.chance(50) {
-                return .instruction(RawInstruction(opcode: cls | operation | 0x08, destination: destination, source: anyRegister()))
+                return .instruction(
+                    RawInstruction(opcode: cls | operation | 0x08, destination: destination, source: anyRegister()))
             }
             return .instruction(RawInstruction(opcode: cls | operation, destination: destination, imm: immediate()))
         }
 
         mutating func division() -> FuzzItem {
-            let operation: UInt8 = random.chance(50) ? 0x30 : 0x90  // div / mod
+            let operation: UInt8 = random.chance(50) ? 0x30 : 0x90 // div / mod
             let cls: UInt8 = random.chance(50) ? 0x07 : 0x04
             let signed: Int16 = random.chance(50) ? 1 : 0
             let destination = writable()
             if random.chance(60) {
-                return .instruction(RawInstruction(opcode: cls | operation | 0x08, destination: destination, source: anyRegister(), offset: signed))
+                return .instruction(
+                    RawInstruction(
+                        opcode: cls | operation | 0x08, destination: destination, source: anyRegister(), offset: signed)
+                )
             }
             var imm = immediate()
-            if imm == 0 { imm = random.chance(50) ? -1 : 3 }  // the verifier refuses a zero immediate divisor
-            return .instruction(RawInstruction(opcode: cls | operation, destination: destination, offset: signed, imm: imm))
+            if imm == 0 { imm = random.chance(50) ? -1 : 3 } // the verifier refuses a zero immediate divisor
+            return .instruction(
+                RawInstruction(opcode: cls | operation, destination: destination, offset: signed, imm: imm))
         }
 
         mutating func shift() -> [FuzzItem] {
-            let operation = random.pick([0x60, 0x70, 0xc0] as [UInt8])  // lsh rsh arsh
+            let operation = random.pick([0x60, 0x70, 0xc0] as [UInt8]) // lsh rsh arsh
             let wide = random.chance(50)
             let cls: UInt8 = wide ? 0x07 : 0x04
             let bits: Int32 = wide ? 64 : 32
             let destination = writable()
             if random.chance(50) {
-                return [.instruction(RawInstruction(opcode: cls | operation, destination: destination, imm: Int32(random.below(Int(bits)))))]
+                return [
+                    .instruction(
+                        RawInstruction(
+                            opcode: cls | operation, destination: destination, imm: Int32(random.below(Int(bits)))))
+                ]
             }
             let amount = anyRegister()
             if random.chance(25) || protected.contains(amount) || amount == destination {
                 // By a register whatever its value: the ISA masks the amount (RFC 9669).
-                return [.instruction(RawInstruction(opcode: cls | operation | 0x08, destination: destination, source: amount))]
+                return [
+                    .instruction(
+                        RawInstruction(opcode: cls | operation | 0x08, destination: destination, source: amount))
+                ]
             }
             // Mask the amount into range first.
             let temporary = writable()
             guard temporary != destination else {
-                return [.instruction(RawInstruction(opcode: cls | operation, destination: destination, imm: Int32(random.below(Int(bits)))))]
+                return [
+                    .instruction(
+                        RawInstruction(
+                            opcode: cls | operation, destination: destination, imm: Int32(random.below(Int(bits)))))
+                ]
             }
             return [
                 .instruction(RawInstruction(opcode: 0x57, destination: temporary, imm: bits - 1)),
-                .instruction(RawInstruction(opcode: cls | operation | 0x08, destination: destination, source: temporary)),
+                .instruction(
+                    RawInstruction(opcode: cls | operation | 0x08, destination: destination, source: temporary)),
             ]
         }
 
         mutating func byteSwap() -> FuzzItem {
             let width = random.pick([16, 32, 64] as [Int32])
-            let opcode = random.pick([0xd4, 0xdc, 0xd7] as [UInt8])  // le, be, bswap
+            let opcode = random.pick([0xd4, 0xdc, 0xd7] as [UInt8]) // le, be, bswap
             return .instruction(RawInstruction(opcode: opcode, destination: writable(), imm: width))
         }
 
@@ -508,9 +547,12 @@ public struct FuzzGenerator: Sendable {
             let source = anyRegister()
             initialized.insert(destination)
             if random.chance(50) {
-                return .instruction(RawInstruction(opcode: 0xbf, destination: destination, source: source, offset: random.pick([8, 16, 32])))
+                return .instruction(
+                    RawInstruction(
+                        opcode: 0xbf, destination: destination, source: source, offset: random.pick([8, 16, 32])))
             }
-            return .instruction(RawInstruction(opcode: 0xbc, destination: destination, source: source, offset: random.pick([8, 16])))
+            return .instruction(
+                RawInstruction(opcode: 0xbc, destination: destination, source: source, offset: random.pick([8, 16])))
         }
 
         /// A random aligned stack offset for an access of `size` bytes.
@@ -524,17 +566,21 @@ public struct FuzzGenerator: Sendable {
             let (size, bits) = random.pick(sizes)
             let offset = stackOffset(size: size)
             switch random.below(4) {
-            case 0:  // stx
-                return .instruction(RawInstruction(opcode: 0x63 | bits, destination: 10, source: anyRegister(), offset: offset))
-            case 1:  // st imm
-                return .instruction(RawInstruction(opcode: 0x62 | bits, destination: 10, offset: offset, imm: immediate()))
+            case 0: // stx
+                return .instruction(
+                    RawInstruction(opcode: 0x63 | bits, destination: 10, source: anyRegister(), offset: offset))
+            case 1: // st imm
+                return .instruction(
+                    RawInstruction(opcode: 0x62 | bits, destination: 10, offset: offset, imm: immediate()))
             default:
                 let destination = writable()
                 initialized.insert(destination)
                 if features.contains(.signExtension), size < 8, random.chance(40) {
-                    return .instruction(RawInstruction(opcode: 0x81 | bits, destination: destination, source: 10, offset: offset))
+                    return .instruction(
+                        RawInstruction(opcode: 0x81 | bits, destination: destination, source: 10, offset: offset))
                 }
-                return .instruction(RawInstruction(opcode: 0x61 | bits, destination: destination, source: 10, offset: offset))
+                return .instruction(
+                    RawInstruction(opcode: 0x61 | bits, destination: destination, source: 10, offset: offset))
             }
         }
 
@@ -542,13 +588,15 @@ public struct FuzzGenerator: Sendable {
             let wide = random.chance(50)
             let opcode: UInt8 = wide ? 0xdb : 0xc3
             let offset = stackOffset(size: wide ? 8 : 4)
-            var operation = random.pick([0x00, 0x40, 0x50, 0xa0, 0xe1, 0xf1] as [Int32])  // add or and xor xchg cmpxchg
-            if operation < 0xe0, random.chance(50) { operation |= 0x01 }  // fetch
+            var operation = random.pick([0x00, 0x40, 0x50, 0xa0, 0xe1, 0xf1] as [Int32]) // add or and xor xchg cmpxchg
+            if operation < 0xe0, random.chance(50) { operation |= 0x01 } // fetch
             let fetches = operation & 1 == 1
             if operation == 0xf1 {
                 // cmpxchg compares with and writes r0.
                 guard !protected.contains(0) else { return [] }
-                let exchange = FuzzItem.instruction(RawInstruction(opcode: opcode, destination: 10, source: anyRegister(), offset: offset, imm: operation))
+                let exchange = FuzzItem.instruction(
+                    RawInstruction(
+                        opcode: opcode, destination: 10, source: anyRegister(), offset: offset, imm: operation))
                 guard !wide else { return [exchange] }
                 // Kernel quirk (x86-64 JIT, 6.18): after a 32-bit cmpxchg that succeeds, R0's
                 // upper half is sometimes left as it was instead of zero-extended as RFC 9669
@@ -557,7 +605,10 @@ public struct FuzzGenerator: Sendable {
                 return [.fixed([exchange, .instruction(RawInstruction(opcode: 0xbc, destination: 0, source: 0))])]
             }
             let source = fetches ? writable() : anyRegister()
-            return [.instruction(RawInstruction(opcode: opcode, destination: 10, source: source, offset: offset, imm: operation))]
+            return [
+                .instruction(
+                    RawInstruction(opcode: opcode, destination: 10, source: source, offset: offset, imm: operation))
+            ]
         }
 
         /// A conditional jump of either width comparing a register with a register or immediate.
@@ -575,7 +626,7 @@ public struct FuzzGenerator: Sendable {
             depth += 1
             let items = body(count: count)
             depth -= 1
-            initialized = saved  // only what held on every path counts after a branch
+            initialized = saved // only what held on every path counts after a branch
             return items
         }
 
@@ -613,7 +664,10 @@ public struct FuzzGenerator: Sendable {
             for register: UInt8 in 1...5 {
                 if random.chance(50) {
                     let source = anyRegister()
-                    items.append(.instruction(RawInstruction(opcode: random.chance(50) ? 0xbf : 0xbc, destination: register, source: source)))
+                    items.append(
+                        .instruction(
+                            RawInstruction(
+                                opcode: random.chance(50) ? 0xbf : 0xbc, destination: register, source: source)))
                     initialized.insert(register)
                 } else {
                     items.append(constant(register))

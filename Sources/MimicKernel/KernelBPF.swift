@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import CMimicKernel
 import MimicCore
@@ -88,11 +88,15 @@ public enum KernelBPF {
     /// map whose fd is passed as `inner_map_fd` (`attributes.innerMap` is not used).
     ///
     /// - Throws: `KernelError` with the kernel's errno (`EINVAL` for attributes it refuses).
-    public static func createMap(_ attributes: MapAttributes, innerMap: KernelMap? = nil) throws(KernelError) -> KernelMap {
+    public static func createMap(_ attributes: MapAttributes, innerMap: KernelMap? = nil) throws(KernelError)
+        -> KernelMap
+    {
         try requireAvailable()
         guard let keySize = UInt32(exactly: attributes.keySize), let valueSize = UInt32(exactly: attributes.valueSize),
-              let maxEntries = UInt32(exactly: attributes.maxEntries) else {
-            throw KernelError.invalidArgument("map \(attributes.name): key_size, value_size and max_entries must fit in 32 bits")
+            let maxEntries = UInt32(exactly: attributes.maxEntries)
+        else {
+            throw KernelError.invalidArgument(
+                "map \(attributes.name): key_size, value_size and max_entries must fit in 32 bits")
         }
         var attr = BPFAttributes(size: 72)
         attr.set32(0, attributes.type.rawValue)
@@ -111,8 +115,11 @@ public enum KernelBPF {
             attr.setName(28, "")
             fd = try check(.mapCreate, &attr, "creating map \(attributes.name) (\(attributes.type))")
         case .failure(let code):
-            throw KernelError.systemCall(command: Command.mapCreate.name, errno: code.rawValue,
-                                         detail: "creating map \(attributes.name) (\(attributes.type), key \(attributes.keySize) B, value \(attributes.valueSize) B, \(attributes.maxEntries) entries)")
+            throw KernelError.systemCall(
+                command: Command.mapCreate.name, errno: code.rawValue,
+                detail:
+                    "creating map \(attributes.name) (\(attributes.type), key \(attributes.keySize) B, value \(attributes.valueSize) B, \(attributes.maxEntries) entries)"
+            )
         }
         return KernelMap(descriptor: KernelFileDescriptor(fd), attributes: attributes, innerMap: innerMap)
     }
@@ -130,9 +137,11 @@ public enum KernelBPF {
     ///     have none.
     ///   - maps: kept alive as long as the program (the kernel holds its own references too).
     ///   - flags: `prog_flags` (`BPF_F_SLEEPABLE`, ...).
-    public static func loadProgram(_ instructions: [RawInstruction], type: ProgramType, license: String = "GPL",
-                                   name: String = "", expectedAttachType: AttachType = AttachType(rawValue: 0),
-                                   flags: UInt32 = 0, maps: [KernelMap] = []) throws(KernelError) -> KernelProgram {
+    public static func loadProgram(
+        _ instructions: [RawInstruction], type: ProgramType, license: String = "GPL",
+        name: String = "", expectedAttachType: AttachType = AttachType(rawValue: 0),
+        flags: UInt32 = 0, maps: [KernelMap] = []
+    ) throws(KernelError) -> KernelProgram {
         try requireAvailable()
         guard !instructions.isEmpty else { throw KernelError.invalidArgument("program \(name) has no instructions") }
         let code = RawInstruction.encode(instructions)
@@ -148,11 +157,11 @@ public enum KernelBPF {
                         attr.setPointer(8, codeBuffer.baseAddress)
                         attr.setPointer(16, licenseBuffer.baseAddress)
                         if logSize > 0 {
-                            attr.set32(24, 1)  // log_level
+                            attr.set32(24, 1) // log_level
                             attr.set32(28, UInt32(logSize))
                             attr.setPointer(32, logBuffer.baseAddress)
                         }
-                        attr.set32(44, flags)  // prog_flags
+                        attr.set32(44, flags) // prog_flags
                         attr.setName(48, name)
                         attr.set32(68, expectedAttachType.rawValue)
                         let result = call(.progLoad, &attr)
@@ -168,11 +177,12 @@ public enum KernelBPF {
         }
         let (second, log) = attempt(logSize: 4 << 20)
         switch second {
-        case .success(let fd):  // accepted the second time (should not happen); use it
+        case .success(let fd): // accepted the second time (should not happen); use it
             return KernelProgram(descriptor: KernelFileDescriptor(fd), name: name, type: type, maps: maps)
         case .failure(let code):
             if code.rawValue == EPERM || code.rawValue == ENOSYS, log.isEmpty {
-                throw KernelError.systemCall(command: Command.progLoad.name, errno: code.rawValue, detail: "loading program \(name)")
+                throw KernelError.systemCall(
+                    command: Command.progLoad.name, errno: code.rawValue, detail: "loading program \(name)")
             }
             throw KernelError.verifierRejected(program: name, errno: code.rawValue, log: log)
         }
@@ -182,48 +192,51 @@ public enum KernelBPF {
 
     static func probe() -> Availability {
         #if !os(Linux)
-        return .unavailable("the kernel's BPF is only reachable on Linux")
+            return .unavailable("the kernel's BPF is only reachable on Linux")
         #else
-        // r0 = 2 (XDP_PASS); exit
-        let program = [RawInstruction(opcode: 0xb7, destination: 0, imm: 2), RawInstruction(opcode: 0x95)]
-        let code = RawInstruction.encode(program)
-        let license = Array("GPL".utf8) + [0]
-        let fd: Int32 = code.withUnsafeBytes { codeBuffer in
-            license.withUnsafeBytes { licenseBuffer in
-                var attr = BPFAttributes(size: 128)
-                attr.set32(0, ProgramType.xdp.rawValue)
-                attr.set32(4, 2)
-                attr.setPointer(8, codeBuffer.baseAddress)
-                attr.setPointer(16, licenseBuffer.baseAddress)
-                switch call(.progLoad, &attr) {
-                case .success(let fd): return fd
-                case .failure(let code): return -code.rawValue
+            // r0 = 2 (XDP_PASS); exit
+            let program = [RawInstruction(opcode: 0xb7, destination: 0, imm: 2), RawInstruction(opcode: 0x95)]
+            let code = RawInstruction.encode(program)
+            let license = Array("GPL".utf8) + [0]
+            let fd: Int32 = code.withUnsafeBytes { codeBuffer in
+                license.withUnsafeBytes { licenseBuffer in
+                    var attr = BPFAttributes(size: 128)
+                    attr.set32(0, ProgramType.xdp.rawValue)
+                    attr.set32(4, 2)
+                    attr.setPointer(8, codeBuffer.baseAddress)
+                    attr.setPointer(16, licenseBuffer.baseAddress)
+                    switch call(.progLoad, &attr) {
+                    case .success(let fd): return fd
+                    case .failure(let code): return -code.rawValue
+                    }
                 }
             }
-        }
-        guard fd >= 0 else {
-            let code = -fd
-            switch code {
-            case EPERM, EACCES:
-                return .unavailable("not permitted to load BPF programs (EPERM): run as root, or with CAP_BPF and CAP_NET_ADMIN (uid \(getuid()))")
-            case ENOSYS:
-                return .unavailable("this kernel has no bpf() system call (ENOSYS)")
-            default:
-                return .unavailable("bpf(BPF_PROG_LOAD) of a trivial XDP program failed: \(KernelErrno(code))")
+            guard fd >= 0 else {
+                let code = -fd
+                switch code {
+                case EPERM, EACCES:
+                    return .unavailable(
+                        "not permitted to load BPF programs (EPERM): run as root, or with CAP_BPF and CAP_NET_ADMIN (uid \(getuid()))"
+                    )
+                case ENOSYS:
+                    return .unavailable("this kernel has no bpf() system call (ENOSYS)")
+                default:
+                    return .unavailable("bpf(BPF_PROG_LOAD) of a trivial XDP program failed: \(KernelErrno(code))")
+                }
             }
-        }
-        let descriptor = KernelFileDescriptor(fd)
-        let packet = [UInt8](repeating: 0, count: 64)
-        let program_ = KernelProgram(descriptor: descriptor, name: "probe", type: .xdp, maps: [])
-        do {
-            let run = try program_.testRunUnchecked(data: packet)
-            guard run.returnValue == 2 else {
-                return .unavailable("BPF_PROG_TEST_RUN of a trivial XDP program returned \(run.returnValue), expected 2")
+            let descriptor = KernelFileDescriptor(fd)
+            let packet = [UInt8](repeating: 0, count: 64)
+            let program_ = KernelProgram(descriptor: descriptor, name: "probe", type: .xdp, maps: [])
+            do {
+                let run = try program_.testRunUnchecked(data: packet)
+                guard run.returnValue == 2 else {
+                    return .unavailable(
+                        "BPF_PROG_TEST_RUN of a trivial XDP program returned \(run.returnValue), expected 2")
+                }
+            } catch {
+                return .unavailable("BPF_PROG_TEST_RUN is not usable: \(error)")
             }
-        } catch {
-            return .unavailable("BPF_PROG_TEST_RUN is not usable: \(error)")
-        }
-        return .available
+            return .available
         #endif
     }
 
@@ -237,7 +250,9 @@ public enum KernelBPF {
         var highest = 0
         for part in text.split(whereSeparator: { $0 == "," || $0 == "\n" }) {
             let bounds = part.split(separator: "-")
-            if let last = bounds.last, let value = Int(last.trimmingCharacters(in: " \n")) { highest = max(highest, value) }
+            if let last = bounds.last, let value = Int(last.trimmingCharacters(in: " \n")) {
+                highest = max(highest, value)
+            }
         }
         return highest + 1
     }
@@ -304,7 +319,8 @@ public enum KernelError: Error, Sendable, CustomStringConvertible {
 
     /// `EINVAL (Invalid argument)`.
     static func describe(errno code: Int32) -> String {
-        let message = code == Errno.kernelNotSupported.rawValue ? "Operation is not supported" : String(cString: strerror(code))
+        let message =
+            code == Errno.kernelNotSupported.rawValue ? "Operation is not supported" : String(cString: strerror(code))
         return "\(Errno(rawValue: code)) (\(message))"
     }
 }
@@ -341,7 +357,10 @@ struct BPFAttributes {
 
     /// A `char[BPF_OBJ_NAME_LEN]` name: at most 15 characters of `[A-Za-z0-9_.]`, NUL-terminated.
     mutating func setName(_ offset: Int, _ name: String) {
-        let allowed = name.utf8.filter { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2E }
+        let allowed = name.utf8.filter {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F
+                || $0 == 0x2E
+        }
         for i in 0..<16 { bytes[offset + i] = i < min(15, allowed.count) ? allowed[i] : 0 }
     }
 

@@ -54,14 +54,17 @@ public final class KernelObject {
             var contents = global.contents
             if global.name == ObjectExtern.kconfigSection {
                 guard let kconfig, kconfig.count == global.size else {
-                    throw KernelError.invalidArgument("the object's __kconfig externs need their values: pass the \(global.size) bytes of its resolved .kconfig section (kconfig:)")
+                    throw KernelError.invalidArgument(
+                        "the object's __kconfig externs need their values: pass the \(global.size) bytes of its resolved .kconfig section (kconfig:)"
+                    )
                 }
                 contents = kconfig
             }
-            let readOnlyProgram: UInt32 = 1 << 7  // BPF_F_RDONLY_PROG
-            let map = try KernelBPF.createMap(MapAttributes(
-                name: global.name, type: .array, keySize: 4, valueSize: global.size, maxEntries: 1,
-                flags: global.isReadOnly ? readOnlyProgram : 0))
+            let readOnlyProgram: UInt32 = 1 << 7 // BPF_F_RDONLY_PROG
+            let map = try KernelBPF.createMap(
+                MapAttributes(
+                    name: global.name, type: .array, keySize: 4, valueSize: global.size, maxEntries: 1,
+                    flags: global.isReadOnly ? readOnlyProgram : 0))
             try map.update(key: [0, 0, 0, 0], value: contents)
             if global.isReadOnly { try map.freeze() }
             maps[global.name] = map
@@ -82,7 +85,9 @@ public final class KernelObject {
     /// `max_entries` gets one entry per possible CPU.
     static func attributes(_ spec: MapSpec) -> MapAttributes {
         var attributes = spec.attributes
-        if attributes.type == .perfEventArray, attributes.maxEntries == 0 { attributes.maxEntries = KernelBPF.possibleCPUs }
+        if attributes.type == .perfEventArray, attributes.maxEntries == 0 {
+            attributes.maxEntries = KernelBPF.possibleCPUs
+        }
         return attributes
     }
 
@@ -118,13 +123,17 @@ public final class KernelObject {
             case LoadImm64Kind.mapIndex.rawValue, LoadImm64Kind.mapIndexValue.rawValue:
                 let index = Int(instruction.imm)
                 guard index >= 0, index < mapsByPseudoIndex.count, let map = mapsByPseudoIndex[index] else {
-                    throw KernelError.invalidArgument("program \(program.name), slot \(slot): lddw refers to map index \(index), which has no kernel map")
+                    throw KernelError.invalidArgument(
+                        "program \(program.name), slot \(slot): lddw refers to map index \(index), which has no kernel map"
+                    )
                 }
-                code[slot].source = instruction.source == LoadImm64Kind.mapIndex.rawValue
+                code[slot].source =
+                    instruction.source == LoadImm64Kind.mapIndex.rawValue
                     ? LoadImm64Kind.mapFileDescriptor.rawValue : LoadImm64Kind.mapValue.rawValue
                 code[slot].imm = map.fd
             case LoadImm64Kind.btfID.rawValue:
-                throw KernelError.invalidArgument("program \(program.name), slot \(slot): kernel variables (__ksym) are not supported")
+                throw KernelError.invalidArgument(
+                    "program \(program.name), slot \(slot): kernel variables (__ksym) are not supported")
             default:
                 break
             }
@@ -134,14 +143,16 @@ public final class KernelObject {
             guard case .external(let name) = reference.target else { continue }
             let slot = reference.instructionIndex
             guard slot < code.count, code[slot].opcode == 0x85 else {
-                throw KernelError.invalidArgument("program \(program.name), slot \(slot): \(reference.target) (a __ksym variable) is not supported")
+                throw KernelError.invalidArgument(
+                    "program \(program.name), slot \(slot): \(reference.target) (a __ksym variable) is not supported")
             }
             if kernelBTF == nil { kernelBTF = try Self.runningKernelBTF() }
             guard let kernelBTF else { continue }
             guard let id = kernelBTF.typeID(named: name, kind: .function), id <= UInt32(Int32.max) else {
-                throw KernelError.invalidArgument("program \(program.name), slot \(slot): kfunc \(name) is not a function of the kernel's BTF")
+                throw KernelError.invalidArgument(
+                    "program \(program.name), slot \(slot): kfunc \(name) is not a function of the kernel's BTF")
             }
-            code[slot].source = 2  // BPF_PSEUDO_KFUNC_CALL, of vmlinux (off 0)
+            code[slot].source = 2 // BPF_PSEUDO_KFUNC_CALL, of vmlinux (off 0)
             code[slot].offset = 0
             code[slot].imm = Int32(id)
         }
@@ -154,17 +165,21 @@ public final class KernelObject {
         if let loaded = programs[name] { return loaded }
         guard let source = object.program(named: name) else {
             let names = object.programs.map(\.name).joined(separator: ", ")
-            throw KernelError.invalidArgument("the object has no program named '\(name)' (programs: \(names.isEmpty ? "none" : names))")
+            throw KernelError.invalidArgument(
+                "the object has no program named '\(name)' (programs: \(names.isEmpty ? "none" : names))")
         }
         // libbpf loads SEC("syscall") programs sleepable, which the kernel requires of them.
-        let sleepable: UInt32 = 1 << 4  // BPF_F_SLEEPABLE
-        let loaded = try KernelBPF.loadProgram(try instructions(of: source), type: source.type, license: object.license ?? "GPL",
-                                               name: name, expectedAttachType: source.attachType ?? AttachType(rawValue: 0),
-                                               flags: source.type == .syscall ? sleepable : 0, maps: Array(maps.values))
+        let sleepable: UInt32 = 1 << 4 // BPF_F_SLEEPABLE
+        let loaded = try KernelBPF.loadProgram(
+            try instructions(of: source), type: source.type, license: object.license ?? "GPL",
+            name: name, expectedAttachType: source.attachType ?? AttachType(rawValue: 0),
+            flags: source.type == .syscall ? sleepable : 0, maps: Array(maps.values))
         programs[name] = loaded
         for spec in object.maps {
             for slot in spec.initialSlots {
-                guard case .program(let target) = slot.target, target == name, let array = maps[spec.name] else { continue }
+                guard case .program(let target) = slot.target, target == name, let array = maps[spec.name] else {
+                    continue
+                }
                 try array.update(key: Self.u32(UInt32(slot.index)), value: Self.u32(UInt32(bitPattern: loaded.fd)))
             }
         }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import MimicCore
 import MimicLinux
@@ -39,7 +39,8 @@ public final class KernelMap: Sendable {
 
     func checkKey(_ key: [UInt8]) throws(KernelError) {
         guard key.count == attributes.keySize else {
-            throw KernelError.invalidArgument("map \(attributes.name): key has \(key.count) bytes, the map's keys have \(attributes.keySize)")
+            throw KernelError.invalidArgument(
+                "map \(attributes.name): key has \(key.count) bytes, the map's keys have \(attributes.keySize)")
         }
     }
 
@@ -60,8 +61,9 @@ public final class KernelMap: Sendable {
         case .success: return Array(value.prefix(userValueSize))
         case .failure(let code) where code.rawValue == ENOENT: return nil
         case .failure(let code):
-            throw KernelError.systemCall(command: KernelBPF.Command.mapLookupElem.name, errno: code.rawValue,
-                                         detail: "reading map \(attributes.name)")
+            throw KernelError.systemCall(
+                command: KernelBPF.Command.mapLookupElem.name, errno: code.rawValue,
+                detail: "reading map \(attributes.name)")
         }
     }
 
@@ -70,7 +72,8 @@ public final class KernelMap: Sendable {
     public func update(key: [UInt8], value: [UInt8], flags: UInt64 = 0) throws(KernelError) {
         try checkKey(key)
         guard value.count == userValueSize else {
-            throw KernelError.invalidArgument("map \(attributes.name): value has \(value.count) bytes, expected \(userValueSize)")
+            throw KernelError.invalidArgument(
+                "map \(attributes.name): value has \(value.count) bytes, expected \(userValueSize)")
         }
         let result: Result<Int32, KernelErrno> = key.withUnsafeBytes { keyBuffer in
             value.withUnsafeBytes { valueBuffer in
@@ -83,8 +86,9 @@ public final class KernelMap: Sendable {
             }
         }
         if case .failure(let code) = result {
-            throw KernelError.systemCall(command: KernelBPF.Command.mapUpdateElem.name, errno: code.rawValue,
-                                         detail: "writing map \(attributes.name)")
+            throw KernelError.systemCall(
+                command: KernelBPF.Command.mapUpdateElem.name, errno: code.rawValue,
+                detail: "writing map \(attributes.name)")
         }
     }
 
@@ -102,8 +106,9 @@ public final class KernelMap: Sendable {
         case .success: return true
         case .failure(let code) where code.rawValue == ENOENT: return false
         case .failure(let code):
-            throw KernelError.systemCall(command: KernelBPF.Command.mapDeleteElem.name, errno: code.rawValue,
-                                         detail: "deleting from map \(attributes.name)")
+            throw KernelError.systemCall(
+                command: KernelBPF.Command.mapDeleteElem.name, errno: code.rawValue,
+                detail: "deleting from map \(attributes.name)")
         }
     }
 
@@ -124,8 +129,9 @@ public final class KernelMap: Sendable {
         case .success: return Array(next.prefix(attributes.keySize))
         case .failure(let code) where code.rawValue == ENOENT: return nil
         case .failure(let code):
-            throw KernelError.systemCall(command: KernelBPF.Command.mapGetNextKey.name, errno: code.rawValue,
-                                         detail: "iterating map \(attributes.name)")
+            throw KernelError.systemCall(
+                command: KernelBPF.Command.mapGetNextKey.name, errno: code.rawValue,
+                detail: "iterating map \(attributes.name)")
         }
     }
 
@@ -154,7 +160,8 @@ public final class KernelMap: Sendable {
     /// `ENOTSUPP`) it falls back to `entries()`. The kernel walks a hash map's buckets, so the
     /// cost is what the map holds plus a scan of its (empty) buckets inside the kernel.
     public func entriesInBatches(batchSize: Int = 1024) throws(KernelError) -> [(key: [UInt8], value: [UInt8])] {
-        let keySize = attributes.keySize, valueSize = userValueSize
+        let keySize = attributes.keySize
+        let valueSize = userValueSize
         var count = max(1, batchSize)
         var result: [(key: [UInt8], value: [UInt8])] = []
         var cursor: UInt32? = nil
@@ -184,20 +191,25 @@ public final class KernelMap: Sendable {
             case .success:
                 break
             case .failure(let code) where code.rawValue == ENOENT:
-                finished = true  // the last batch (possibly empty)
+                finished = true // the last batch (possibly empty)
             case .failure(let code) where code.rawValue == ENOSPC && count < 1 << 20:
-                count *= 2  // one bucket holds more elements than a batch: retry larger
+                count *= 2 // one bucket holds more elements than a batch: retry larger
                 continue
-            case .failure(let code) where cursor == nil && (code.rawValue == Errno.kernelNotSupported.rawValue || code.rawValue == EINVAL):
+            case .failure(let code)
+            where cursor == nil && (code.rawValue == Errno.kernelNotSupported.rawValue || code.rawValue == EINVAL):
                 return try entries()
             case .failure(let code):
-                throw KernelError.systemCall(command: KernelBPF.Command.mapLookupBatch.name, errno: code.rawValue,
-                                             detail: "reading map \(attributes.name) in batches")
+                throw KernelError.systemCall(
+                    command: KernelBPF.Command.mapLookupBatch.name, errno: code.rawValue,
+                    detail: "reading map \(attributes.name) in batches")
             }
             let returned = min(Int(attr.get32(32)), count)
             for index in 0..<returned {
-                result.append((Array(keys[index * keySize..<(index + 1) * keySize]),
-                               Array(values[index * valueSize..<(index + 1) * valueSize])))
+                result.append(
+                    (
+                        Array(keys[index * keySize..<(index + 1) * keySize]),
+                        Array(values[index * valueSize..<(index + 1) * valueSize])
+                    ))
             }
             if finished || result.count > attributes.maxEntries { return result }
             cursor = outBatch
@@ -248,7 +260,9 @@ public final class KernelProgram: Sendable {
     /// from the network header (the kernel pulls the 14-byte Ethernet header first and puts a
     /// zeroed one back in `data`). `context` is an optional `struct xdp_md` / `struct __sk_buff`
     /// (`ctx_in`; the kernel accepts only some fields).
-    public func testRun(data: [UInt8], context: [UInt8]? = nil, repeat count: Int = 1) throws(KernelError) -> KernelTestRun {
+    public func testRun(data: [UInt8], context: [UInt8]? = nil, repeat count: Int = 1) throws(KernelError)
+        -> KernelTestRun
+    {
         try KernelBPF.requireAvailable()
         return try testRunUnchecked(data: data, context: context, repeat: count)
     }
@@ -269,14 +283,19 @@ public final class KernelProgram: Sendable {
             return (result, attr)
         }
         if case .failure(let code) = result {
-            throw KernelError.systemCall(command: KernelBPF.Command.progTestRun.name, errno: code.rawValue,
-                                         detail: "test-running syscall program \(name)")
+            throw KernelError.systemCall(
+                command: KernelBPF.Command.progTestRun.name, errno: code.rawValue,
+                detail: "test-running syscall program \(name)")
         }
         return attr.get32(4)
     }
 
-    func testRunUnchecked(data: [UInt8], context: [UInt8]? = nil, repeat count: Int = 1) throws(KernelError) -> KernelTestRun {
-        guard count >= 1, count <= Int(UInt32.max) else { throw KernelError.invalidArgument("repeat count \(count) is outside 1...\(UInt32.max)") }
+    func testRunUnchecked(data: [UInt8], context: [UInt8]? = nil, repeat count: Int = 1) throws(KernelError)
+        -> KernelTestRun
+    {
+        guard count >= 1, count <= Int(UInt32.max) else {
+            throw KernelError.invalidArgument("repeat count \(count) is outside 1...\(UInt32.max)")
+        }
         var output = [UInt8](repeating: 0, count: data.count + 4096)
         var contextOut = [UInt8](repeating: 0, count: max(1, context?.count ?? 0))
         let input = data.isEmpty ? [0] : data
@@ -305,13 +324,15 @@ public final class KernelProgram: Sendable {
             }
         }
         if case .failure(let code) = result {
-            throw KernelError.systemCall(command: KernelBPF.Command.progTestRun.name, errno: code.rawValue,
-                                         detail: "test-running program \(name) (\(type)) on \(data.count) bytes")
+            throw KernelError.systemCall(
+                command: KernelBPF.Command.progTestRun.name, errno: code.rawValue,
+                detail: "test-running program \(name) (\(type)) on \(data.count) bytes")
         }
         let outSize = min(Int(attr.get32(12)), output.count)
         let ctxSize = min(Int(attr.get32(44)), contextOut.count)
-        return KernelTestRun(returnValue: attr.get32(4), data: Array(output.prefix(outSize)),
-                             context: context == nil ? nil : Array(contextOut.prefix(ctxSize)),
-                             durationNanoseconds: attr.get32(36))
+        return KernelTestRun(
+            returnValue: attr.get32(4), data: Array(output.prefix(outSize)),
+            context: context == nil ? nil : Array(contextOut.prefix(ctxSize)),
+            durationNanoseconds: attr.get32(36))
     }
 }

@@ -70,22 +70,30 @@ public final class ObjectComparison {
     ///   - memoryLimit: Mimic's VM memory budget (`VMConfiguration.memoryLimit`).
     /// - Throws: `KernelError` (`.verifierRejected` carries the verifier's log), or a
     ///   `ComparisonError` for what Mimic refuses.
-    public init(object: ObjectFile, programName requested: String? = nil, memoryLimit: Int = ObjectComparison.defaultMemoryLimit) throws {
+    public init(
+        object: ObjectFile, programName requested: String? = nil, memoryLimit: Int = ObjectComparison.defaultMemoryLimit
+    ) throws {
         self.object = object
         let source: ObjectProgram
         if let requested {
             guard let found = object.program(named: requested) else {
-                throw ComparisonError("the object has no program named '\(requested)' (programs: \(object.programs.map(\.name).joined(separator: ", ")))")
+                throw ComparisonError(
+                    "the object has no program named '\(requested)' (programs: \(object.programs.map(\.name).joined(separator: ", ")))"
+                )
             }
             source = found
         } else {
             guard let found = object.programs.first(where: { Self.supportedTypes.contains($0.type) }) else {
-                throw ComparisonError("the object has no XDP, tc or socket-filter program (programs: \(object.programs.map { "\($0.name) (\($0.type))" }.joined(separator: ", ")))")
+                throw ComparisonError(
+                    "the object has no XDP, tc or socket-filter program (programs: \(object.programs.map { "\($0.name) (\($0.type))" }.joined(separator: ", ")))"
+                )
             }
             source = found
         }
         guard Self.supportedTypes.contains(source.type) else {
-            throw ComparisonError("program \(source.name) is a \(source.type) program; compare runs XDP, tc (sched_cls) and socket-filter programs")
+            throw ComparisonError(
+                "program \(source.name) is a \(source.type) program; compare runs XDP, tc (sched_cls) and socket-filter programs"
+            )
         }
         programName = source.name
         programType = source.type
@@ -108,7 +116,8 @@ public final class ObjectComparison {
 
     /// Names of the maps and global-data sections compared after each run.
     public var comparedMaps: [String] {
-        object.maps.filter { Self.comparable($0.attributes.type) }.map(\.name) + object.globals.filter { $0.size > 0 }.map(\.name)
+        object.maps.filter { Self.comparable($0.attributes.type) }.map(\.name)
+            + object.globals.filter { $0.size > 0 }.map(\.name)
     }
 
     static func comparable(_ type: MapType) -> Bool {
@@ -122,22 +131,28 @@ public final class ObjectComparison {
         guard let first = values.first else { throw ComparisonError("map \(name): an entry needs a value") }
         if let global = loaded.globals[name] {
             guard first.count == global.spec.size else {
-                throw ComparisonError("\(name): the value has \(first.count) bytes, the section has \(global.spec.size)")
+                throw ComparisonError(
+                    "\(name): the value has \(first.count) bytes, the section has \(global.spec.size)")
             }
-            guard !global.spec.isReadOnly else { throw ComparisonError("\(name) is read-only (frozen in the kernel); it cannot be set") }
+            guard !global.spec.isReadOnly else {
+                throw ComparisonError("\(name) is read-only (frozen in the kernel); it cannot be set")
+            }
             global.storage.write(first, at: 0)
             try kernel.maps[name]?.update(key: [0, 0, 0, 0], value: first)
             return
         }
         guard let mimicMap = emulator.map(named: name), let kernelMap = kernel.maps[name] else {
-            throw ComparisonError("there is no map named '\(name)' (maps: \(object.maps.map(\.name).joined(separator: ", ")))")
+            throw ComparisonError(
+                "there is no map named '\(name)' (maps: \(object.maps.map(\.name).joined(separator: ", ")))")
         }
         let attributes = kernelMap.attributes
         guard key.count == attributes.keySize else {
-            throw ComparisonError("map \(name): the key has \(key.count) bytes, the map's keys have \(attributes.keySize)")
+            throw ComparisonError(
+                "map \(name): the key has \(key.count) bytes, the map's keys have \(attributes.keySize)")
         }
         for value in values where value.count != attributes.valueSize {
-            throw ComparisonError("map \(name): a value has \(value.count) bytes, the map's values have \(attributes.valueSize)")
+            throw ComparisonError(
+                "map \(name): a value has \(value.count) bytes, the map's values have \(attributes.valueSize)")
         }
         if kernelMap.isPerCPU {
             let cpus = KernelBPF.possibleCPUs
@@ -172,7 +187,9 @@ public final class ObjectComparison {
     ///   fields (`TestRunContext.skbKernelOutputFields`: mark, priority, cb, ...) are compared.
     public func run(packet: [UInt8], mimicContext: (any Context)? = nil) throws -> PacketResult {
         if packet.count < 14 {
-            throw ComparisonError("the kernel's test run takes only packets of at least 14 bytes (an Ethernet header); this one has \(packet.count)")
+            throw ComparisonError(
+                "the kernel's test run takes only packets of at least 14 bytes (an Ethernet header); this one has \(packet.count)"
+            )
         }
         var context: any Context
         if let mimicContext {
@@ -184,7 +201,8 @@ public final class ObjectComparison {
             skb.ingressIfindex = 0
             context = skb
         }
-        context = try ContextFit.fit(context, type: programType, describing: "program \(programName) (type \(programType))")
+        context = try ContextFit.fit(
+            context, type: programType, describing: "program \(programName) (type \(programType))")
         // The kernel's test run puts the packet on the loopback device (index 1) unless the
         // context names another device.
         if var skb = context as? SKBContext, skb.ifindex <= 1 {
@@ -192,11 +210,14 @@ public final class ObjectComparison {
             context = skb
         }
         if let skb = context as? SKBContext, skb.dataStart != ContextFit.dataStart(of: programType) {
-            throw ComparisonError("the context starts the sk_buff's data at the \(skb.dataStart?.rawValue ?? "mac") header, but the kernel's test run starts a \(programType) program's at the \(ContextFit.dataStart(of: programType).rawValue) header; remove \"dataStart\" to compare")
+            throw ComparisonError(
+                "the context starts the sk_buff's data at the \(skb.dataStart?.rawValue ?? "mac") header, but the kernel's test run starts a \(programType) program's at the \(ContextFit.dataStart(of: programType).rawValue) header; remove \"dataStart\" to compare"
+            )
         }
         // ctx_in: always for an sk_buff (so both sides start from the same fields, and ctx_out
         // can be compared); for xdp_md when the caller gave a context.
-        let kernelContextIn = context is SKBContext || mimicContext != nil ? TestRunContext.kernelInput(for: context) : nil
+        let kernelContextIn =
+            context is SKBContext || mimicContext != nil ? TestRunContext.kernelInput(for: context) : nil
         let kernelRun: KernelTestRun
         do {
             kernelRun = try KernelBPF.withPinnedCPU(0) { () throws(KernelError) -> KernelTestRun in
@@ -232,9 +253,12 @@ public final class ObjectComparison {
         }
 
         if let error = result.mimicError {
-            result.differences.append("Mimic failed (\(error)); the kernel returned \(Self.show(kernelRun.returnValue))")
+            result.differences.append(
+                "Mimic failed (\(error)); the kernel returned \(Self.show(kernelRun.returnValue))")
         } else if let value = result.mimicReturn, UInt32(truncatingIfNeeded: value) != kernelRun.returnValue {
-            result.differences.append("return value: kernel \(Self.show(kernelRun.returnValue)), Mimic \(Self.show(UInt32(truncatingIfNeeded: value)))")
+            result.differences.append(
+                "return value: kernel \(Self.show(kernelRun.returnValue)), Mimic \(Self.show(UInt32(truncatingIfNeeded: value)))"
+            )
         }
         if let mimicPacket = result.mimicPacket, mimicPacket != kernelPacket {
             result.differences.append(Self.describePacketDifference(kernel: kernelPacket, mimic: mimicPacket))
@@ -242,7 +266,9 @@ public final class ObjectComparison {
         if let kernel = result.kernelContext, let mimic = result.mimicContext {
             let mimicValues = Dictionary(mimic.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
             for field in kernel where mimicValues[field.name] != field.value {
-                result.differences.append("context \(field.name): kernel \(field.value), Mimic \(mimicValues[field.name].map { "\($0)" } ?? "none")")
+                result.differences.append(
+                    "context \(field.name): kernel \(field.value), Mimic \(mimicValues[field.name].map { "\($0)" } ?? "none")"
+                )
             }
         }
         result.differences += try compareMaps()
@@ -252,10 +278,14 @@ public final class ObjectComparison {
     /// Adds a hint to the kernel's bare EINVAL for sk_buff test runs.
     static func explain(_ error: KernelError, programType: ProgramType) -> any Error {
         if case .systemCall(let command, let errno, let detail) = error, errno == 22, programType != .xdp {
-            return ComparisonError("\(detail): bpf(\(command)) failed with EINVAL; the kernel's sk_buff test run refuses packets whose EtherType says IPv4 or IPv6 but whose IP header is cut short")
+            return ComparisonError(
+                "\(detail): bpf(\(command)) failed with EINVAL; the kernel's sk_buff test run refuses packets whose EtherType says IPv4 or IPv6 but whose IP header is cut short"
+            )
         }
         if case .systemCall(let command, let errno, let detail) = error, errno == 19 {
-            return ComparisonError("\(detail): bpf(\(command)) failed with ENODEV: the context's ifindex / ingress_ifindex names no device of this kernel (use 1, the loopback device)")
+            return ComparisonError(
+                "\(detail): bpf(\(command)) failed with ENODEV: the context's ifindex / ingress_ifindex names no device of this kernel (use 1, the loopback device)"
+            )
         }
         return error
     }
@@ -268,11 +298,13 @@ public final class ObjectComparison {
 
     static func describePacketDifference(kernel: [UInt8], mimic: [UInt8]) -> String {
         if kernel.count != mimic.count {
-            return "output packet: kernel \(kernel.count) bytes, Mimic \(mimic.count) bytes\n  kernel: \(hex(kernel))\n  mimic:  \(hex(mimic))"
+            return
+                "output packet: kernel \(kernel.count) bytes, Mimic \(mimic.count) bytes\n  kernel: \(hex(kernel))\n  mimic:  \(hex(mimic))"
         }
         let first = zip(kernel, mimic).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? 0
         let count = zip(kernel, mimic).filter { $0 != $1 }.count
-        return "output packet: \(count) byte(s) differ, the first at offset \(first): kernel 0x\(hex([kernel[first]])), Mimic 0x\(hex([mimic[first]]))"
+        return
+            "output packet: \(count) byte(s) differ, the first at offset \(first): kernel 0x\(hex([kernel[first]])), Mimic 0x\(hex([mimic[first]]))"
     }
 
     /// Map contents on both sides, compared: one line per differing key. Arrays are compared
@@ -290,10 +322,13 @@ public final class ObjectComparison {
                 kernelEntries = try kernelContents(name)
                 mimicEntries = mimicContents(name)
             }
-            for key in Set(kernelEntries.keys).union(mimicEntries.keys).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            for key in Set(kernelEntries.keys).union(mimicEntries.keys).sorted(by: { $0.lexicographicallyPrecedes($1) })
+            {
                 switch (kernelEntries[key], mimicEntries[key]) {
                 case (let k?, let m?) where k != m:
-                    lines.append("map \(name) key \(Self.hex(key)): kernel \(k.map(Self.hex).joined(separator: " | ")), Mimic \(m.map(Self.hex).joined(separator: " | "))")
+                    lines.append(
+                        "map \(name) key \(Self.hex(key)): kernel \(k.map(Self.hex).joined(separator: " | ")), Mimic \(m.map(Self.hex).joined(separator: " | "))"
+                    )
                 case (_?, nil):
                     lines.append("map \(name) key \(Self.hex(key)): only in the kernel")
                 case (nil, _?):

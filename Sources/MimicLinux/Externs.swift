@@ -19,7 +19,9 @@ final class KernelObjects: Sendable {
     private let perCPU = Mutex<[UInt64: Object]>([:])
 
     /// The object named `name`, made in `vm`'s shared memory on first use.
-    func object(named name: String, symbol: KernelSymbol, size: Int, cpuCount: Int, in vm: VM) throws(LoadError.Reason) -> Object {
+    func object(named name: String, symbol: KernelSymbol, size: Int, cpuCount: Int, in vm: VM) throws(LoadError.Reason)
+        -> Object
+    {
         try objects.withLock { objects throws(LoadError.Reason) in
             if let existing = objects[name] { return existing }
             let size = max(1, symbol.bytes.isEmpty ? size : symbol.bytes.count)
@@ -57,7 +59,9 @@ extension LinuxEmulator {
     ///   a missing one is 0 when weak and an error naming it when strong; other names are errors;
     /// - each `__ksym` variable the address of an emulated kernel object (`symbols`, or a
     ///   zero-filled one unless `resolvesUnlistedSymbols` is false).
-    public func resolveExterns(_ externs: [ObjectExtern], kconfig: inout [UInt8], in vm: VM) throws(LoadError.Reason) -> [String: UInt64] {
+    public func resolveExterns(_ externs: [ObjectExtern], kconfig: inout [UInt8], in vm: VM) throws(LoadError.Reason)
+        -> [String: UInt64]
+    {
         let kernel = configuration.kernel
         var addresses: [String: UInt64] = [:]
         for external in externs {
@@ -65,20 +69,26 @@ extension LinuxEmulator {
             switch external.kind {
             case .kconfig(let layout):
                 let known = ["LINUX_KERNEL_VERSION", "LINUX_HAS_SYSCALL_WRAPPER", "LINUX_HAS_BPF_COOKIE"]
-                guard known.contains(name) || name.hasPrefix("CONFIG_") || (name.hasPrefix("LINUX_") && external.isWeak) else {
-                    throw .unresolvedReference("extern (kcfg) \(name): unrecognized virtual extern (only CONFIG_* and \(known.joined(separator: ", ")) are known; another LINUX_* one must be __weak)")
+                guard known.contains(name) || name.hasPrefix("CONFIG_") || (name.hasPrefix("LINUX_") && external.isWeak)
+                else {
+                    throw .unresolvedReference(
+                        "extern (kcfg) \(name): unrecognized virtual extern (only CONFIG_* and \(known.joined(separator: ", ")) are known; another LINUX_* one must be __weak)"
+                    )
                 }
                 let bytes: [UInt8]?
                 do throws(ObjectExtern.Kconfig.ValueError) {
                     switch name {
                     case "LINUX_KERNEL_VERSION": bytes = try layout.encode(number: UInt64(kernel.kernelVersion))
-                    case "LINUX_HAS_SYSCALL_WRAPPER": bytes = try layout.encode(number: kernel.hasSyscallWrapper ? 1 : 0)
+                    case "LINUX_HAS_SYSCALL_WRAPPER":
+                        bytes = try layout.encode(number: kernel.hasSyscallWrapper ? 1 : 0)
                     case "LINUX_HAS_BPF_COOKIE": bytes = try layout.encode(number: kernel.hasBPFCookie ? 1 : 0)
                     default:
                         if name.hasPrefix("CONFIG_") {
-                            bytes = try kernel.values[name].map { value throws(ObjectExtern.Kconfig.ValueError) in try layout.encode(value) }
+                            bytes = try kernel.values[name].map { value throws(ObjectExtern.Kconfig.ValueError) in
+                                try layout.encode(value)
+                            }
                         } else {
-                            bytes = nil  // a weak LINUX_* extern libbpf does not know: 0
+                            bytes = nil // a weak LINUX_* extern libbpf does not know: 0
                         }
                     }
                 } catch {
@@ -86,11 +96,15 @@ extension LinuxEmulator {
                 }
                 if let bytes {
                     guard layout.offset >= 0, layout.offset + bytes.count <= kconfig.count else {
-                        throw .unresolvedReference("extern (kcfg) \(name): offset \(layout.offset) is outside .kconfig (\(kconfig.count) bytes)")
+                        throw .unresolvedReference(
+                            "extern (kcfg) \(name): offset \(layout.offset) is outside .kconfig (\(kconfig.count) bytes)"
+                        )
                     }
                     kconfig.replaceSubrange(layout.offset..<(layout.offset + bytes.count), with: bytes)
                 } else if !external.isWeak {
-                    throw .unresolvedReference("extern \(name) (strong __kconfig) is not set: the kernel configuration has no \(name) (set it in LinuxConfiguration.kernel.values or a --kconfig file, or declare it __weak to read 0)")
+                    throw .unresolvedReference(
+                        "extern \(name) (strong __kconfig) is not set: the kernel configuration has no \(name) (set it in LinuxConfiguration.kernel.values or a --kconfig file, or declare it __weak to read 0)"
+                    )
                 }
             case .ksymVariable(let typeID, let size):
                 let symbol: KernelSymbol
@@ -99,12 +113,14 @@ extension LinuxEmulator {
                 } else if kernel.resolvesUnlistedSymbols {
                     symbol = KernelSymbol()
                 } else if external.isWeak {
-                    continue  // missing: a weak ksym's address is 0
+                    continue // missing: a weak ksym's address is 0
                 } else {
-                    throw .unresolvedReference("extern \(name) (strong __ksym) is not a symbol of the emulated kernel (KernelConfig.symbols)")
+                    throw .unresolvedReference(
+                        "extern \(name) (strong __ksym) is not a symbol of the emulated kernel (KernelConfig.symbols)")
                 }
-                let object = try kernelObjects.object(named: name, symbol: symbol, size: typeID == nil ? 8 : (size ?? 8),
-                                                      cpuCount: configuration.cpuCount, in: vm)
+                let object = try kernelObjects.object(
+                    named: name, symbol: symbol, size: typeID == nil ? 8 : (size ?? 8),
+                    cpuCount: configuration.cpuCount, in: vm)
                 addresses[name] = object.address
             case .kfunc:
                 continue

@@ -26,9 +26,11 @@ public struct KernelConfig: Sendable, Equatable {
     /// is missing: a weak one's address is 0, a strong one fails to load, naming it.
     public var resolvesUnlistedSymbols: Bool
 
-    public init(values: [String: String] = [:], kernelVersion: UInt32 = KernelConfig.hostKernelVersion,
-                hasSyscallWrapper: Bool = KernelConfig.architectureHasSyscallWrapper, hasBPFCookie: Bool = true,
-                symbols: [String: KernelSymbol] = [:], resolvesUnlistedSymbols: Bool = true) {
+    public init(
+        values: [String: String] = [:], kernelVersion: UInt32 = KernelConfig.hostKernelVersion,
+        hasSyscallWrapper: Bool = KernelConfig.architectureHasSyscallWrapper, hasBPFCookie: Bool = true,
+        symbols: [String: KernelSymbol] = [:], resolvesUnlistedSymbols: Bool = true
+    ) {
         self.values = values
         self.kernelVersion = kernelVersion
         self.hasSyscallWrapper = hasSyscallWrapper
@@ -83,9 +85,9 @@ public struct KernelConfig: Sendable, Equatable {
     /// which is what `BPF_KSYSCALL` asks through `LINUX_HAS_SYSCALL_WRAPPER`.
     public static var architectureHasSyscallWrapper: Bool {
         #if arch(x86_64) || arch(arm64)
-        true
+            true
         #else
-        false
+            false
         #endif
     }
 }

@@ -18,8 +18,10 @@ public struct LinuxConfiguration: Sendable {
     /// accepts (`LinuxCompatibility.goMimic`, with warnings).
     public var compatibility: LinuxCompatibility
 
-    public init(cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil, kernel: KernelConfig = KernelConfig(),
-                compatibility: LinuxCompatibility = .kernel) {
+    public init(
+        cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil, kernel: KernelConfig = KernelConfig(),
+        compatibility: LinuxCompatibility = .kernel
+    ) {
         self.cpuCount = max(1, cpuCount)
         self.randomSeed = randomSeed
         self.kernel = kernel
@@ -90,10 +92,13 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
         lock.withLock { _ in
             if let kfunc = kfuncs[name] { return kfunc }
             // libbpf's bpf_core_essential_name_len: up to the last "x___y" separator.
-            let bytes = Array(name.utf8), underscore = UInt8(ascii: "_")
+            let bytes = Array(name.utf8)
+            let underscore = UInt8(ascii: "_")
             guard bytes.count >= 5 else { return nil }
             for i in stride(from: bytes.count - 5, through: 0, by: -1)
-            where bytes[i] != underscore && bytes[i + 1...i + 3].allSatisfy({ $0 == underscore }) && bytes[i + 4] != underscore {
+            where bytes[i] != underscore && bytes[i + 1...i + 3].allSatisfy({ $0 == underscore })
+                && bytes[i + 4] != underscore
+            {
                 return kfuncs[String(decoding: bytes[...i], as: UTF8.self)]
             }
             return nil

@@ -23,7 +23,9 @@ extension LinuxEmulator {
     /// or, for a map type the kernel defines but Mimic does not emulate (a sockmap, a cgroup
     /// array, ...), an `UnsupportedMap` placeholder: the object loads, and only a program that
     /// passes that map to a helper stops, naming it. The Linux plugin creates its maps here too.
-    public func createObjectMap(_ attributes: MapAttributes, mapExtra: UInt64 = 0, in vm: VM) throws(MapError) -> any BPFMap {
+    public func createObjectMap(_ attributes: MapAttributes, mapExtra: UInt64 = 0, in vm: VM) throws(MapError)
+        -> any BPFMap
+    {
         let type = attributes.type
         if !Self.emulates(type), type.kernelName != nil, type != .unspec {
             let map = UnsupportedMap(attributes: attributes, id: reserveMapID())
@@ -39,18 +41,22 @@ extension LinuxEmulator {
     /// storage at the address the programs already use, so `bpf_map_lookup_elem(&map, &zero)`
     /// and host reads through the map API see what programs wrote. Read-only sections are
     /// `BPF_F_RDONLY_PROG` and frozen (updates fail with `-EPERM`); empty sections get no map.
-    public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason) {
+    public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM)
+        throws(LoadError.Reason)
+    {
         guard spec.size > 0 else { return }
         let flags: MapFlags = spec.isReadOnly ? [.mmapable, .readOnlyProgram] : .mmapable
-        let attributes = MapAttributes(name: spec.name, type: .array, keySize: 4, valueSize: spec.size, maxEntries: 1,
-                                       flags: flags.rawValue)
+        let attributes = MapAttributes(
+            name: spec.name, type: .array, keySize: 4, valueSize: spec.size, maxEntries: 1,
+            flags: flags.rawValue)
         do {
             try Self.validate(attributes, cpuCount: configuration.cpuCount)
         } catch {
             throw .unsupported("global data \(error)")
         }
-        let map = ArrayMap(globalData: attributes, id: reserveMapID(), storage: storage, address: address,
-                           readOnly: spec.isReadOnly)
+        let map = ArrayMap(
+            globalData: attributes, id: reserveMapID(), storage: storage, address: address,
+            readOnly: spec.isReadOnly)
         register(map)
     }
 
@@ -69,31 +75,41 @@ extension LinuxEmulator {
                 switch slot.target {
                 case .program(let name):
                     guard let array = outer as? ProgramArrayMap else {
-                        throw fail("\(spec.name)[\(slot.index)] names program \(name), but \(spec.name) is a \(spec.attributes.type.cName), not a prog array")
+                        throw fail(
+                            "\(spec.name)[\(slot.index)] names program \(name), but \(spec.name) is a \(spec.attributes.type.cName), not a prog array"
+                        )
                     }
                     let program: Program
                     do {
                         program = try object.program(named: name)
                     } catch {
-                        throw LoadError(error.reason, pc: error.pc, instruction: error.instruction,
-                                        programName: "\(error.programName) (for \(spec.name)[\(slot.index)])")
+                        throw LoadError(
+                            error.reason, pc: error.pc, instruction: error.instruction,
+                            programName: "\(error.programName) (for \(spec.name)[\(slot.index)])")
                     }
                     if let errno = array.setProgram(program, at: slot.index) {
                         throw fail("cannot set \(spec.name)[\(slot.index)] to program \(name): \(errno)")
                     }
                 case .map(let name):
                     guard let mapOfMaps = outer as? MapOfMaps else {
-                        throw fail("\(spec.name)[\(slot.index)] names map \(name), but \(spec.name) is a \(spec.attributes.type.cName), not a map of maps")
+                        throw fail(
+                            "\(spec.name)[\(slot.index)] names map \(name), but \(spec.name) is a \(spec.attributes.type.cName), not a map of maps"
+                        )
                     }
                     guard let innerHandle = object.mapHandles[name], let inner = map(handle: innerHandle) else {
                         throw fail("\(spec.name)[\(slot.index)] names \(name), which is not a map of the object")
                     }
                     guard mapOfMaps.attributes.keySize == 4 else {
-                        throw fail("initial values need 4-byte (index) keys; \(spec.name) has \(mapOfMaps.attributes.keySize)-byte keys")
+                        throw fail(
+                            "initial values need 4-byte (index) keys; \(spec.name) has \(mapOfMaps.attributes.keySize)-byte keys"
+                        )
                     }
-                    if let errno = mapOfMaps.setInnerMap(inner, forKey: littleEndianBytes(UInt32(truncatingIfNeeded: slot.index))) {
-                        throw fail("cannot set \(spec.name)[\(slot.index)] to map \(name): \(errno)"
-                                   + (errno == .invalid ? " (it does not match the inner map definition)" : ""))
+                    if let errno = mapOfMaps.setInnerMap(
+                        inner, forKey: littleEndianBytes(UInt32(truncatingIfNeeded: slot.index)))
+                    {
+                        throw fail(
+                            "cannot set \(spec.name)[\(slot.index)] to map \(name): \(errno)"
+                                + (errno == .invalid ? " (it does not match the inner map definition)" : ""))
                     }
                 }
             }

@@ -19,9 +19,9 @@
 
 import CMimicPlugin
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import MimicCore
 import MimicLinux
@@ -33,7 +33,9 @@ import Synchronization
 public func mimicPluginEntry(_ host: UnsafePointer<mimic_host>?) -> UnsafePointer<mimic_plugin>? {
     guard let host else { return nil }
     guard host.pointee.abi_major == UInt32(MIMIC_PLUGIN_ABI_MAJOR) else {
-        host.pointee.log?(nil, Int32(MIMIC_LOG_ERROR.rawValue), "linux plugin: host ABI \(host.pointee.abi_major) is not \(MIMIC_PLUGIN_ABI_MAJOR)")
+        host.pointee.log?(
+            nil, Int32(MIMIC_LOG_ERROR.rawValue),
+            "linux plugin: host ABI \(host.pointee.abi_major) is not \(MIMIC_PLUGIN_ABI_MAJOR)")
         return nil
     }
     LinuxPlugin.legacyHost = host
@@ -58,7 +60,8 @@ enum LinuxPlugin {
         let helpers = UnsafeMutablePointer<mimic_helper>.allocate(capacity: max(helperIDs.count, 1))
         for (i, id) in helperIDs.enumerated() {
             let name = HelperID(rawValue: id).kernelName ?? "bpf_helper_\(id)"
-            helpers[i] = mimic_helper(id: id, flags: 0, name: UnsafePointer(strdup(name)), function: callHelper, data: nil)
+            helpers[i] = mimic_helper(
+                id: id, flags: 0, name: UnsafePointer(strdup(name)), function: callHelper, data: nil)
         }
         let types = UnsafeMutablePointer<mimic_map_type>.allocate(capacity: mapTypes.count)
         for (i, type) in mapTypes.enumerated() {
@@ -109,21 +112,25 @@ enum LinuxPlugin {
 
     // MARK: Instances and processes
 
-    static let instanceCreate: @convention(c) (UnsafePointer<mimic_host>?, UInt64, UnsafePointer<CChar>?,
-                                               UnsafeMutablePointer<CChar>?, Int) -> UnsafeMutableRawPointer? = {
-        host, id, options, errorBuffer, capacity in
-        guard let host else { return nil }
-        do throws(PluginFailure) {
-            let configuration = try Instance.configuration(options: options.map { String(cString: $0) } ?? "")
-            let instance = try Instance(host: host, id: id, configuration: configuration)
-            return Unmanaged.passRetained(instance).toOpaque()
-        } catch {
-            copy(error.description, to: errorBuffer, capacity: capacity)
-            return nil
+    static let instanceCreate:
+        @convention(c) (
+            UnsafePointer<mimic_host>?, UInt64, UnsafePointer<CChar>?,
+            UnsafeMutablePointer<CChar>?, Int
+        ) -> UnsafeMutableRawPointer? = {
+            host, id, options, errorBuffer, capacity in
+            guard let host else { return nil }
+            do throws(PluginFailure) {
+                let configuration = try Instance.configuration(options: options.map { String(cString: $0) } ?? "")
+                let instance = try Instance(host: host, id: id, configuration: configuration)
+                return Unmanaged.passRetained(instance).toOpaque()
+            } catch {
+                copy(error.description, to: errorBuffer, capacity: capacity)
+                return nil
+            }
         }
-    }
 
-    static let instanceDestroy: @convention(c) (UnsafePointer<mimic_host>?, UnsafeMutableRawPointer?) -> Void = { _, data in
+    static let instanceDestroy: @convention(c) (UnsafePointer<mimic_host>?, UnsafeMutableRawPointer?) -> Void = {
+        _, data in
         guard let data else { return }
         Unmanaged<Instance>.fromOpaque(data).release()
     }
@@ -140,7 +147,8 @@ enum LinuxPlugin {
         Unmanaged<ProcessHolder>.fromOpaque(data).release()
     }
 
-    static let processReset: @convention(c) (UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?) -> Void = { _, call in
+    static let processReset: @convention(c) (UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?) -> Void = {
+        _, call in
         guard let call, let data = call.pointee.process_data else { return }
         Unmanaged<ProcessHolder>.fromOpaque(data).takeUnretainedValue().shadow?.reset()
     }
@@ -148,8 +156,10 @@ enum LinuxPlugin {
     /// The instance a call belongs to: the one the host created for its VM, or, for a host that
     /// predates instances (ABI 1.0), a shared one without maps.
     static func instance(of call: UnsafeMutablePointer<mimic_call>) -> Instance? {
-        if MemoryLayout<mimic_call>.offset(of: \mimic_call.instance_data).map({ Int(call.pointee.size) >= $0 + 8 }) == true,
-           let data = call.pointee.instance_data {
+        if MemoryLayout<mimic_call>.offset(of: \mimic_call.instance_data).map({ Int(call.pointee.size) >= $0 + 8 })
+            == true,
+            let data = call.pointee.instance_data
+        {
             return Unmanaged<Instance>.fromOpaque(data).takeUnretainedValue()
         }
         return legacyInstance
@@ -158,16 +168,22 @@ enum LinuxPlugin {
     /// The host table the entry received (immutable, valid forever; set before any callback).
     nonisolated(unsafe) static var legacyHost: UnsafePointer<mimic_host>?
     /// The instance for ABI 1.0 hosts: helpers only (256 CPUs, so any host vCPU is accepted).
-    static let legacyInstance: Instance? = legacyHost.flatMap { try? Instance(host: $0, id: 0, configuration: LinuxConfiguration(cpuCount: 256)) }
+    static let legacyInstance: Instance? = legacyHost.flatMap {
+        try? Instance(host: $0, id: 0, configuration: LinuxConfiguration(cpuCount: 256))
+    }
 
     /// The shadow process behind a call, created on first use; or the reason there is none.
-    static func shadow(of call: UnsafeMutablePointer<mimic_call>, host: UnsafePointer<mimic_host>) -> Result<ShadowProcess, PluginFailure> {
+    static func shadow(of call: UnsafeMutablePointer<mimic_call>, host: UnsafePointer<mimic_host>) -> Result<
+        ShadowProcess, PluginFailure
+    > {
         guard let data = call.pointee.process_data else {
             return .failure(PluginFailure("the Linux plugin has no state for this process"))
         }
         let holder = Unmanaged<ProcessHolder>.fromOpaque(data).takeUnretainedValue()
         if let shadow = holder.shadow { return .success(shadow) }
-        guard let instance = instance(of: call) else { return .failure(PluginFailure("the Linux plugin has no instance for this VM")) }
+        guard let instance = instance(of: call) else {
+            return .failure(PluginFailure("the Linux plugin has no instance for this VM"))
+        }
         do {
             let shadow = try ShadowProcess(instance: instance, vCPU: holder.vCPU)
             holder.shadow = shadow
@@ -191,7 +207,9 @@ enum LinuxPlugin {
             return 0
         }
         guard let helper = shadow.instance.helpers[call.pointee.helper_id] else {
-            services.fail?(call, MIMIC_ERR_UNSUPPORTED.rawValue, "the Linux plugin does not offer helper \(call.pointee.helper_id)")
+            services.fail?(
+                call, MIMIC_ERR_UNSUPPORTED.rawValue, "the Linux plugin does not offer helper \(call.pointee.helper_id)"
+            )
             return 0
         }
         return shadow.run(helper, call: call, arguments: (r1, r2, r3, r4, r5))
@@ -239,7 +257,8 @@ final class Instance: @unchecked Sendable {
         self.host = host
         emulator = LinuxEmulator(configuration: configuration)
         // Hosts of ABI 1.1 place shared regions; older ones cannot (helpers only, no maps).
-        let broker: SharedRegions? = id != 0 && hasService(host, \.map_shared) ? SharedRegions(host: host, instanceID: id) : nil
+        let broker: SharedRegions? =
+            id != 0 && hasService(host, \.map_shared) ? SharedRegions(host: host, instanceID: id) : nil
         vm = VM(emulator: emulator, sharedRegionBroker: broker)
         do {
             program = try vm.load(bytecode: [0x95, 0, 0, 0, 0, 0, 0, 0], name: "linux-plugin")
@@ -264,7 +283,9 @@ final class Instance: @unchecked Sendable {
         var configuration = LinuxConfiguration()
         for item in options.split(whereSeparator: { $0 == "," || $0 == " " }) {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { throw PluginFailure("option \"\(item)\" is not name=value (known: cpus, seed)") }
+            guard parts.count == 2 else {
+                throw PluginFailure("option \"\(item)\" is not name=value (known: cpus, seed)")
+            }
             switch parts[0] {
             case "cpus":
                 guard let count = Int(parts[1]), (1...4096).contains(count) else {
@@ -272,7 +293,9 @@ final class Instance: @unchecked Sendable {
                 }
                 configuration.cpuCount = count
             case "seed":
-                guard let seed = UInt64(parts[1]) else { throw PluginFailure("option seed: expected an unsigned number, got \(parts[1])") }
+                guard let seed = UInt64(parts[1]) else {
+                    throw PluginFailure("option seed: expected an unsigned number, got \(parts[1])")
+                }
                 configuration.randomSeed = seed
             default:
                 throw PluginFailure("unknown option \(parts[0]) (known: cpus, seed)")
@@ -345,10 +368,14 @@ final class SharedRegions: RegionBroker, @unchecked Sendable {
         self.instanceID = instanceID
     }
 
-    func place(_ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement) throws(AddressSpaceError) -> UInt64 {
+    func place(_ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement) throws(AddressSpaceError)
+        -> UInt64
+    {
         var address: UInt64 = 0
-        let status = host.pointee.map_shared?(instanceID, storage.pointer, UInt64(storage.count), regionFlags(kind, placement),
-                                               name, &address) ?? MIMIC_ERR_UNSUPPORTED.rawValue
+        let status =
+            host.pointee.map_shared?(
+                instanceID, storage.pointer, UInt64(storage.count), regionFlags(kind, placement),
+                name, &address) ?? MIMIC_ERR_UNSUPPORTED.rawValue
         guard status == MIMIC_OK.rawValue else {
             throw .addressUnavailable(0, reason: "the host could not map \(name) (status \(status))")
         }
@@ -392,7 +419,7 @@ final class ShadowProcess: CallbackBridge {
         process.memory.broker = nil
         try? process.reset()
         process.memory.broker = broker
-        state?.callbackBridge = self  // kept by a recycled state, set again on a new one
+        state?.callbackBridge = self // kept by a recycled state, set again on a new one
         forwardedTraceLines = 0
         reportedPacket = nil
         callbackFailed = false
@@ -407,7 +434,9 @@ final class ShadowProcess: CallbackBridge {
         return body()
     }
 
-    func run(_ helper: Helper, call: UnsafeMutablePointer<mimic_call>, arguments: (UInt64, UInt64, UInt64, UInt64, UInt64)) -> UInt64 {
+    func run(
+        _ helper: Helper, call: UnsafeMutablePointer<mimic_call>, arguments: (UInt64, UInt64, UInt64, UInt64, UInt64)
+    ) -> UInt64 {
         serving(call) {
             let services = instance.host.pointee
             let registers = process.registers
@@ -451,7 +480,7 @@ final class ShadowProcess: CallbackBridge {
                     return 0
                 case MIMIC_ERR_LIMIT.rawValue:
                     // The kernel falls through once the limit is reached.
-                    return UInt64(bitPattern: -2)  // -ENOENT, as the static bpf_tail_call returns
+                    return UInt64(bitPattern: -2) // -ENOENT, as the static bpf_tail_call returns
                 default:
                     services.fail?(call, status, "the host refused the tail call to its program \(id)")
                     return 0
@@ -485,12 +514,14 @@ final class ShadowProcess: CallbackBridge {
     }
 
     /// Runs a callback of the host program (`CallbackBridge`).
-    func callFunction(at slot: Int, arguments: [UInt64], of process: MimicCore.Process) throws(ExecutionError) -> UInt64 {
+    func callFunction(at slot: Int, arguments: [UInt64], of process: MimicCore.Process) throws(ExecutionError) -> UInt64
+    {
         func failure(_ kind: ExecutionError.Kind) -> ExecutionError {
             ExecutionError(kind, pc: slot, instruction: nil, programName: "host program")
         }
         guard let call = memory.call, let callFunction = instance.host.pointee.call_function,
-              hasService(instance.host, \.call_function) else {
+            hasService(instance.host, \.call_function)
+        else {
             throw failure(.unsupported("the host cannot run program callbacks for plugins (ABI 1.0)"))
         }
         var padded = arguments + [UInt64](repeating: 0, count: max(0, 5 - arguments.count))
@@ -518,20 +549,28 @@ final class HostMemory: ForeignMemory, RegionBroker {
     init(host: UnsafePointer<mimic_host>) { self.host = host }
 
     func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(MemoryFault) {
-        let status = host.pointee.read?(call, address, buffer.baseAddress, UInt64(buffer.count)) ?? MIMIC_ERR_UNSUPPORTED.rawValue
+        let status =
+            host.pointee.read?(call, address, buffer.baseAddress, UInt64(buffer.count))
+            ?? MIMIC_ERR_UNSUPPORTED.rawValue
         if status != MIMIC_OK.rawValue { throw HostMemory.fault(status, .read, address, buffer.count) }
     }
 
     func write(_ address: UInt64, from buffer: UnsafeRawBufferPointer) throws(MemoryFault) {
-        let status = host.pointee.write?(call, address, buffer.baseAddress, UInt64(buffer.count)) ?? MIMIC_ERR_UNSUPPORTED.rawValue
+        let status =
+            host.pointee.write?(call, address, buffer.baseAddress, UInt64(buffer.count))
+            ?? MIMIC_ERR_UNSUPPORTED.rawValue
         if status != MIMIC_OK.rawValue { throw HostMemory.fault(status, .write, address, buffer.count) }
     }
 
-    func place(_ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement) throws(AddressSpaceError) -> UInt64 {
+    func place(_ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement) throws(AddressSpaceError)
+        -> UInt64
+    {
         guard let call else { throw .addressUnavailable(0, reason: "\(name) is mapped outside a call of the host") }
         var address: UInt64 = 0
-        let status = host.pointee.map_region?(call, storage.pointer, UInt64(storage.count), regionFlags(kind, placement),
-                                               name, &address) ?? MIMIC_ERR_UNSUPPORTED.rawValue
+        let status =
+            host.pointee.map_region?(
+                call, storage.pointer, UInt64(storage.count), regionFlags(kind, placement),
+                name, &address) ?? MIMIC_ERR_UNSUPPORTED.rawValue
         guard status == MIMIC_OK.rawValue else {
             if placement == .low32 { throw .lowWindowOccupied(by: "a region of the host process") }
             throw .addressUnavailable(0, reason: "the host could not map \(name) (status \(status))")

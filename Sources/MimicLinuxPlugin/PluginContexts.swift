@@ -9,46 +9,56 @@ import MimicLinux
 import MimicMemory
 
 enum PluginContexts {
-    static let attach: @convention(c) (UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?, UnsafePointer<CChar>?, Int,
-                                       UnsafeMutablePointer<CChar>?, Int) -> Int32 = { host, call, json, length, message, capacity in
-        func fail(_ text: String) -> Int32 {
-            LinuxPlugin.copy(text, to: message, capacity: capacity)
-            return MIMIC_ERR_INVALID.rawValue
-        }
-        guard let host, let call, let json, length >= 0 else { return fail("attach_context: missing call or JSON text") }
-        let shadow: ShadowProcess
-        switch LinuxPlugin.shadow(of: call, host: host) {
-        case .success(let found): shadow = found
-        case .failure(let failure): return fail(failure.description)
-        }
-        let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(json), count: length)
-        let context: any Context
-        do throws(ContextError) {
-            context = try ContextFile.load(data: bytes)
-        } catch {
-            return fail("context file: \(error)")
-        }
-        return shadow.serving(call) {
-            do throws(SetupError) {
-                try context.attach(to: shadow.process)
-            } catch {
-                return fail("cannot attach the context: \(error)")
+    static let attach:
+        @convention(c) (
+            UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?, UnsafePointer<CChar>?, Int,
+            UnsafeMutablePointer<CChar>?, Int
+        ) -> Int32 = { host, call, json, length, message, capacity in
+            func fail(_ text: String) -> Int32 {
+                LinuxPlugin.copy(text, to: message, capacity: capacity)
+                return MIMIC_ERR_INVALID.rawValue
             }
-            shadow.syncToHost(call, arguments: nil)
-            return MIMIC_OK.rawValue
+            guard let host, let call, let json, length >= 0 else {
+                return fail("attach_context: missing call or JSON text")
+            }
+            let shadow: ShadowProcess
+            switch LinuxPlugin.shadow(of: call, host: host) {
+            case .success(let found): shadow = found
+            case .failure(let failure): return fail(failure.description)
+            }
+            let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(json), count: length)
+            let context: any Context
+            do throws(ContextError) {
+                context = try ContextFile.load(data: bytes)
+            } catch {
+                return fail("context file: \(error)")
+            }
+            return shadow.serving(call) {
+                do throws(SetupError) {
+                    try context.attach(to: shadow.process)
+                } catch {
+                    return fail("cannot attach the context: \(error)")
+                }
+                shadow.syncToHost(call, arguments: nil)
+                return MIMIC_OK.rawValue
+            }
         }
-    }
 
-    static let result: @convention(c) (UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?, UInt64,
-                                       UnsafeMutablePointer<CChar>?, Int) -> Int64 = { host, call, r0, buffer, capacity in
-        guard let host, let call, case .success(let shadow) = LinuxPlugin.shadow(of: call, host: host) else { return -1 }
-        let text = Array(json(of: shadow.process, returnValue: r0).utf8)
-        if let buffer, text.count < capacity {
-            for (i, byte) in text.enumerated() { buffer[i] = CChar(bitPattern: byte) }
-            buffer[text.count] = 0
+    static let result:
+        @convention(c) (
+            UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?, UInt64,
+            UnsafeMutablePointer<CChar>?, Int
+        ) -> Int64 = { host, call, r0, buffer, capacity in
+            guard let host, let call, case .success(let shadow) = LinuxPlugin.shadow(of: call, host: host) else {
+                return -1
+            }
+            let text = Array(json(of: shadow.process, returnValue: r0).utf8)
+            if let buffer, text.count < capacity {
+                for (i, byte) in text.enumerated() { buffer[i] = CChar(bitPattern: byte) }
+                buffer[text.count] = 0
+            }
+            return Int64(text.count)
         }
-        return Int64(text.count)
-    }
 
     /// What a run produced, as the JSON object documented in Docs/Plugins.md: `type`, `action`,
     /// `packet` and `metadata` (base64), `redirect`, `clones`, `fields`, `trace`, `warnings`.
@@ -68,21 +78,29 @@ enum PluginContexts {
             if let redirect = result.redirect { members.append(("redirect", json(redirect))) }
             if !result.clones.isEmpty {
                 let clones = result.clones.map { clone in
-                    object([("ifindex", "\(clone.ifindex)"), ("flags", "\(clone.flags)"), ("packet", quote(Base64.encode(clone.packet)))])
+                    object([
+                        ("ifindex", "\(clone.ifindex)"), ("flags", "\(clone.flags)"),
+                        ("packet", quote(Base64.encode(clone.packet))),
+                    ])
                 }
                 members.append(("clones", "[" + clones.joined(separator: ",") + "]"))
             }
             let f = result.fields
             var fields: [(String, String)] = [
-                ("len", "\(f.len)"), ("pkt_type", "\(f.pktType)"), ("mark", "\(f.mark)"), ("queue_mapping", "\(f.queueMapping)"),
+                ("len", "\(f.len)"), ("pkt_type", "\(f.pktType)"), ("mark", "\(f.mark)"),
+                ("queue_mapping", "\(f.queueMapping)"),
                 ("protocol", "\(f.protocol)"), ("vlan_present", "\(f.vlanPresent)"), ("vlan_tci", "\(f.vlanTCI)"),
-                ("vlan_proto", "\(f.vlanProto)"), ("priority", "\(f.priority)"), ("ingress_ifindex", "\(f.ingressIfindex)"),
-                ("ifindex", "\(f.ifindex)"), ("tc_index", "\(f.tcIndex)"), ("hash", "\(f.hash)"), ("tc_classid", "\(f.tcClassid)"),
+                ("vlan_proto", "\(f.vlanProto)"), ("priority", "\(f.priority)"),
+                ("ingress_ifindex", "\(f.ingressIfindex)"),
+                ("ifindex", "\(f.ifindex)"), ("tc_index", "\(f.tcIndex)"), ("hash", "\(f.hash)"),
+                ("tc_classid", "\(f.tcClassid)"),
                 ("napi_id", "\(f.napiID)"), ("tstamp", "\(f.tstamp)"),
             ]
             for (i, value) in f.cb.enumerated() { fields.append(("cb\(i)", "\(value)")) }
             members.append(("fields", object(fields)))
-            if let tag = result.vlanTag { members.append(("vlan", object([("proto", "\(tag.proto)"), ("tci", "\(tag.tci)")]))) }
+            if let tag = result.vlanTag {
+                members.append(("vlan", object([("proto", "\(tag.proto)"), ("tci", "\(tag.tci)")])))
+            }
         } else {
             members.append(("type", quote("generic")))
         }

@@ -126,7 +126,7 @@ public final class AddressSpace {
         capacity = 16
         entries = .allocate(capacity: capacity)
         entries.initialize(repeating: .empty, count: capacity)
-        slots = [nil]  // slot 0: the 32-bit window
+        slots = [nil] // slot 0: the 32-bit window
         generations = [0]
     }
 
@@ -197,8 +197,10 @@ public final class AddressSpace {
     /// byte with its generation tag, or an address in the 32-bit window's range): the slot must
     /// be free here. Used to mirror a region at the same address in two address spaces.
     @discardableResult
-    public func map(_ storage: RegionStorage, name: String, kind: RegionKind = .plain,
-                    at address: UInt64) throws(AddressSpaceError) -> UInt64 {
+    public func map(
+        _ storage: RegionStorage, name: String, kind: RegionKind = .plain,
+        at address: UInt64
+    ) throws(AddressSpaceError) -> UInt64 {
         let size = storage.count
         let slot = Int(truncatingIfNeeded: (address >> 32) & 0xFFFF)
         if slot == 0 {
@@ -235,7 +237,8 @@ public final class AddressSpace {
         size: Int, name: String, kind: RegionKind = .plain, placement: Placement = .anywhere
     ) throws(AddressSpaceError) -> (address: UInt64, storage: RegionStorage) {
         guard size >= 0, size <= (placement == .low32 ? Self.lowWindowLimit : Self.regionLimit) else {
-            throw .regionTooLarge(name: name, size: size, limit: placement == .low32 ? Self.lowWindowLimit : Self.regionLimit)
+            throw .regionTooLarge(
+                name: name, size: size, limit: placement == .low32 ? Self.lowWindowLimit : Self.regionLimit)
         }
         let storage = RegionStorage(count: size)
         return (try map(storage, name: name, kind: kind, placement: placement), storage)
@@ -273,7 +276,7 @@ public final class AddressSpace {
         for slot in slots.indices {
             let base = entries[slot].base
             guard base != SlotEntry.empty.base, slot >= kept.bases.count || kept.bases[slot] != base else { continue }
-            try? unmap(base)  // the base was just read from the table: it is mapped
+            try? unmap(base) // the base was just read from the table: it is mapped
         }
     }
 
@@ -354,10 +357,14 @@ public final class AddressSpace {
     ///
     /// Rings resolve only when the access does not straddle the wrap point; `read` and `write`
     /// handle that case byte by byte.
-    public func resolve(_ address: UInt64, size: Int, access: MemoryAccess) -> Result<UnsafeMutableRawPointer, MemoryFault> {
+    public func resolve(_ address: UInt64, size: Int, access: MemoryAccess) -> Result<
+        UnsafeMutableRawPointer, MemoryFault
+    > {
         guard let slot = slot(containing: address) else {
-            return .failure(MemoryFault(reason: slotRegion(address) == nil ? .unmapped : .outOfBounds,
-                                        access: access, address: address, size: size, region: slotRegion(address)))
+            return .failure(
+                MemoryFault(
+                    reason: slotRegion(address) == nil ? .unmapped : .outOfBounds,
+                    access: access, address: address, size: size, region: slotRegion(address)))
         }
         let info = slot.info
         if access == .write, info.kind == .readOnly {
@@ -366,12 +373,14 @@ public final class AddressSpace {
         var offset = Int(address - info.base)
         if info.kind == .ring {
             guard info.size > 0 else {
-                return .failure(MemoryFault(reason: .outOfBounds, access: access, address: address, size: size, region: info))
+                return .failure(
+                    MemoryFault(reason: .outOfBounds, access: access, address: address, size: size, region: info))
             }
             offset %= info.size
         }
         guard size >= 0, size <= info.size - offset else {
-            return .failure(MemoryFault(reason: .outOfBounds, access: access, address: address, size: size, region: info))
+            return .failure(
+                MemoryFault(reason: .outOfBounds, access: access, address: address, size: size, region: info))
         }
         return .success(slot.storage.pointer + offset)
     }
@@ -409,7 +418,7 @@ public final class AddressSpace {
             return nil
         }
         if let slot = slot(containing: address), slot.info.kind == .ring, size >= 0 {
-            return nil  // a ring access straddling the wrap point: `read` / `write` handle it
+            return nil // a ring access straddling the wrap point: `read` / `write` handle it
         }
         return fault
     }
@@ -431,7 +440,8 @@ public final class AddressSpace {
             }
             guard let slot = slot(containing: address), slot.info.kind == .ring, count >= 0 else { throw fault }
             return (0..<count).map { i in
-                slot.storage.pointer.load(fromByteOffset: (Int(address - slot.info.base) + i) % slot.info.size, as: UInt8.self)
+                slot.storage.pointer.load(
+                    fromByteOffset: (Int(address - slot.info.base) + i) % slot.info.size, as: UInt8.self)
             }
         }
     }
@@ -442,7 +452,10 @@ public final class AddressSpace {
         switch resolve(address, size: bytes.count, access: .write) {
         case .success(let pointer):
             var i = 0
-            for byte in bytes { pointer.storeBytes(of: byte, toByteOffset: i, as: UInt8.self); i += 1 }
+            for byte in bytes {
+                pointer.storeBytes(of: byte, toByteOffset: i, as: UInt8.self)
+                i += 1
+            }
         case .failure(let fault):
             if let foreign, slotRegion(address) == nil {
                 let outcome = Array(bytes).withUnsafeBytes { buffer in
@@ -490,7 +503,8 @@ public final class AddressSpace {
 /// Places the regions of an address space that mirrors another one (`AddressSpace.broker`).
 public protocol RegionBroker: AnyObject {
     /// Maps `storage` in the other address space and returns the address it got there.
-    func place(_ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement) throws(AddressSpaceError) -> UInt64
+    func place(_ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement) throws(AddressSpaceError)
+        -> UInt64
     /// The region at `base` was unmapped here; unmap it there too (ignoring one that is gone).
     func release(_ base: UInt64)
 }

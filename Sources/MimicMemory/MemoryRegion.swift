@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// How a region may be accessed.
@@ -61,8 +61,10 @@ public final class RegionStorage: @unchecked Sendable {
     /// `purpose` (e.g. "map 'counters'"); the storage gives them back when it goes away.
     ///
     /// - Throws: `MemoryBudgetError` before allocating anything when the budget has no room.
-    public convenience init(count: Int, capacity: Int? = nil, charging budget: MemoryBudget,
-                            for purpose: String) throws(MemoryBudgetError) {
+    public convenience init(
+        count: Int, capacity: Int? = nil, charging budget: MemoryBudget,
+        for purpose: String
+    ) throws(MemoryBudgetError) {
         let reservation = try budget.reserve(max(count, capacity ?? count), for: purpose)
         self.init(count: count, capacity: capacity ?? count, reservation: reservation)
     }

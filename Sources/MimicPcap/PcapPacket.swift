@@ -49,7 +49,8 @@ public enum PcapFormat: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .classic(let bigEndian, let nanosecond):
-            return "pcap (\(bigEndian ? "big" : "little")-endian, \(nanosecond ? "nanosecond" : "microsecond") timestamps)"
+            return
+                "pcap (\(bigEndian ? "big" : "little")-endian, \(nanosecond ? "nanosecond" : "microsecond") timestamps)"
         case .pcapng:
             return "pcapng"
         }

@@ -46,8 +46,8 @@ public struct PcapReader: Sendable {
     }
 
     private enum Resolution: Sendable {
-        case decimal(Int)  // 10^-n s
-        case binary(Int)   // 2^-n s
+        case decimal(Int) // 10^-n s
+        case binary(Int) // 2^-n s
     }
 
     /// Reads the file header (classic) or first section header block (pcapng).
@@ -57,9 +57,11 @@ public struct PcapReader: Sendable {
     public init(bytes: [UInt8]) throws(PcapError) {
         self.bytes = bytes
         guard bytes.count >= 4 else {
-            throw PcapError(offset: 0, bytes.isEmpty
-                ? "the file is empty; expected a pcap or pcapng capture"
-                : "the file is \(bytes.count) bytes long, too short for a pcap or pcapng header")
+            throw PcapError(
+                offset: 0,
+                bytes.isEmpty
+                    ? "the file is empty; expected a pcap or pcapng capture"
+                    : "the file is \(bytes.count) bytes long, too short for a pcap or pcapng header")
         }
         let magicLE = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
         switch magicLE {
@@ -81,7 +83,8 @@ public struct PcapReader: Sendable {
             // Read up to the first interface description so the link type is known at once.
             try readPcapngHeaderBlocks()
         default:
-            throw PcapError(offset: 0, "not a pcap or pcapng capture: unknown magic number 0x\(pcapHex(magicLE, width: 8))")
+            throw PcapError(
+                offset: 0, "not a pcap or pcapng capture: unknown magic number 0x\(pcapHex(magicLE, width: 8))")
         }
     }
 
@@ -118,7 +121,8 @@ public struct PcapReader: Sendable {
         }
         let type = PcapLinkType(rawValue: u32(20) & 0xFFFF)
         guard type == .ethernet else {
-            throw PcapError(offset: 20, "link type \(type) is not supported; only Ethernet captures (link type 1) can be run")
+            throw PcapError(
+                offset: 20, "link type \(type) is not supported; only Ethernet captures (link type 1) can be run")
         }
         linkType = type
         offset = 24
@@ -129,27 +133,33 @@ public struct PcapReader: Sendable {
         let number = packetCount + 1
         let start = offset
         guard bytes.count - start >= 16 else {
-            throw PcapError(packetNumber: number, offset: start,
-                            "truncated packet record header: \(bytes.count - start) of 16 bytes")
+            throw PcapError(
+                packetNumber: number, offset: start,
+                "truncated packet record header: \(bytes.count - start) of 16 bytes")
         }
         let seconds = UInt64(u32(start))
         let fraction = UInt64(u32(start + 4))
         let captured = Int(u32(start + 8))
         let original = u32(start + 12)
         guard captured <= Self.maximumPacketLength else {
-            throw PcapError(packetNumber: number, offset: start,
-                            "captured length \(captured) is larger than the \(Self.maximumPacketLength)-byte maximum; the file is corrupt")
+            throw PcapError(
+                packetNumber: number, offset: start,
+                "captured length \(captured) is larger than the \(Self.maximumPacketLength)-byte maximum; the file is corrupt"
+            )
         }
         let available = bytes.count - start - 16
         guard captured <= available else {
-            throw PcapError(packetNumber: number, offset: start,
-                            "truncated packet: the record says \(captured) bytes but only \(available) remain in the file")
+            throw PcapError(
+                packetNumber: number, offset: start,
+                "truncated packet: the record says \(captured) bytes but only \(available) remain in the file")
         }
         if nanosecond, fraction >= 1_000_000_000 {
-            throw PcapError(packetNumber: number, offset: start + 4, "timestamp nanoseconds \(fraction) is not below 1000000000")
+            throw PcapError(
+                packetNumber: number, offset: start + 4, "timestamp nanoseconds \(fraction) is not below 1000000000")
         }
         if !nanosecond, fraction >= 1_000_000 {
-            throw PcapError(packetNumber: number, offset: start + 4, "timestamp microseconds \(fraction) is not below 1000000")
+            throw PcapError(
+                packetNumber: number, offset: start + 4, "timestamp microseconds \(fraction) is not below 1000000")
         }
         let data = Array(bytes[(start + 16)..<(start + 16 + captured)])
         offset = start + 16 + captured
@@ -169,7 +179,8 @@ public struct PcapReader: Sendable {
     private mutating func readSectionHeader() throws(PcapError) {
         let start = offset
         guard bytes.count - start >= 28 else {
-            throw PcapError(offset: start, "truncated pcapng section header block: \(bytes.count - start) of at least 28 bytes")
+            throw PcapError(
+                offset: start, "truncated pcapng section header block: \(bytes.count - start) of at least 28 bytes")
         }
         let magic = Array(bytes[(start + 8)..<(start + 12)])
         if magic == [0x4D, 0x3C, 0x2B, 0x1A] {
@@ -177,7 +188,10 @@ public struct PcapReader: Sendable {
         } else if magic == [0x1A, 0x2B, 0x3C, 0x4D] {
             bigEndian = true
         } else {
-            throw PcapError(offset: start + 8, "bad pcapng byte-order magic \(magic.map { pcapHex(UInt32($0), width: 2) }.joined(separator: " ")) (expected 1a2b3c4d)")
+            throw PcapError(
+                offset: start + 8,
+                "bad pcapng byte-order magic \(magic.map { pcapHex(UInt32($0), width: 2) }.joined(separator: " ")) (expected 1a2b3c4d)"
+            )
         }
         let major = u16(start + 12)
         guard major == 1 else {
@@ -192,21 +206,30 @@ public struct PcapReader: Sendable {
     /// inside the file, and repeated at the block's end.
     private func blockLength(at start: Int, minimum: Int, packet: Int? = nil) throws(PcapError) -> Int {
         guard bytes.count - start >= 12 else {
-            throw PcapError(packetNumber: packet, offset: start, "truncated pcapng block header: \(bytes.count - start) of at least 12 bytes")
+            throw PcapError(
+                packetNumber: packet, offset: start,
+                "truncated pcapng block header: \(bytes.count - start) of at least 12 bytes")
         }
         let length = Int(u32(start + 4))
         guard length >= minimum else {
-            throw PcapError(packetNumber: packet, offset: start, "pcapng block length \(length) is smaller than the \(minimum) bytes this block type needs")
+            throw PcapError(
+                packetNumber: packet, offset: start,
+                "pcapng block length \(length) is smaller than the \(minimum) bytes this block type needs")
         }
         guard length % 4 == 0 else {
             throw PcapError(packetNumber: packet, offset: start, "pcapng block length \(length) is not a multiple of 4")
         }
         guard length <= bytes.count - start else {
-            throw PcapError(packetNumber: packet, offset: start, "truncated pcapng block: its length is \(length) bytes but only \(bytes.count - start) remain in the file")
+            throw PcapError(
+                packetNumber: packet, offset: start,
+                "truncated pcapng block: its length is \(length) bytes but only \(bytes.count - start) remain in the file"
+            )
         }
         let trailer = Int(u32(start + length - 4))
         guard trailer == length else {
-            throw PcapError(packetNumber: packet, offset: start, "pcapng block length \(length) does not match the length \(trailer) at the block's end")
+            throw PcapError(
+                packetNumber: packet, offset: start,
+                "pcapng block length \(length) does not match the length \(trailer) at the block's end")
         }
         return length
     }
@@ -217,7 +240,10 @@ public struct PcapReader: Sendable {
             let type = u32(offset)
             if type == Self.enhancedPacketType || type == Self.simplePacketType { return }
             try readNonPacketBlock(type: type)
-            if let first = interfaces.first { linkType = first.linkType; return }
+            if let first = interfaces.first {
+                linkType = first.linkType
+                return
+            }
         }
     }
 
@@ -232,9 +258,13 @@ public struct PcapReader: Sendable {
             let length = try blockLength(at: start, minimum: 20)
             let link = PcapLinkType(rawValue: UInt32(u16(start + 8)))
             guard link == .ethernet else {
-                throw PcapError(offset: start, "interface \(interfaces.count) has link type \(link); only Ethernet captures (link type 1) can be run")
+                throw PcapError(
+                    offset: start,
+                    "interface \(interfaces.count) has link type \(link); only Ethernet captures (link type 1) can be run"
+                )
             }
-            var interface = Interface(linkType: link, snapLength: u32(start + 12), resolution: .decimal(6), offsetSeconds: 0)
+            var interface = Interface(
+                linkType: link, snapLength: u32(start + 12), resolution: .decimal(6), offsetSeconds: 0)
             // Options: code u16, length u16, value padded to 4 bytes; end at opt_endofopt (0).
             var position = start + 16
             let end = start + length - 4
@@ -243,7 +273,9 @@ public struct PcapReader: Sendable {
                 let optionLength = Int(u16(position + 2))
                 if code == 0 { break }
                 guard optionLength <= end - position - 4 else {
-                    throw PcapError(offset: position, "interface description option \(code) of length \(optionLength) runs past the end of its block")
+                    throw PcapError(
+                        offset: position,
+                        "interface description option \(code) of length \(optionLength) runs past the end of its block")
                 }
                 if code == 9, optionLength >= 1 {
                     let value = bytes[position + 4]
@@ -267,7 +299,8 @@ public struct PcapReader: Sendable {
             let start = offset
             let number = packetCount + 1
             guard bytes.count - start >= 8 else {
-                throw PcapError(offset: start, "truncated pcapng block header: \(bytes.count - start) of at least 12 bytes")
+                throw PcapError(
+                    offset: start, "truncated pcapng block header: \(bytes.count - start) of at least 12 bytes")
             }
             let type = u32(start)
             switch type {
@@ -279,17 +312,22 @@ public struct PcapReader: Sendable {
                 let captured = Int(u32(start + 20))
                 let original = u32(start + 24)
                 guard captured <= Self.maximumPacketLength else {
-                    throw PcapError(packetNumber: number, offset: start,
-                                    "captured length \(captured) is larger than the \(Self.maximumPacketLength)-byte maximum; the file is corrupt")
+                    throw PcapError(
+                        packetNumber: number, offset: start,
+                        "captured length \(captured) is larger than the \(Self.maximumPacketLength)-byte maximum; the file is corrupt"
+                    )
                 }
                 guard captured <= length - 32 else {
-                    throw PcapError(packetNumber: number, offset: start,
-                                    "captured length \(captured) does not fit in its \(length)-byte enhanced packet block")
+                    throw PcapError(
+                        packetNumber: number, offset: start,
+                        "captured length \(captured) does not fit in its \(length)-byte enhanced packet block")
                 }
                 let data = Array(bytes[(start + 28)..<(start + 28 + captured)])
                 offset = start + length
                 packetCount += 1
-                return PcapPacket(data: data, timestamp: Self.nanoseconds(raw, interface), originalLength: max(original, UInt32(captured)))
+                return PcapPacket(
+                    data: data, timestamp: Self.nanoseconds(raw, interface),
+                    originalLength: max(original, UInt32(captured)))
             case Self.simplePacketType:
                 let length = try blockLength(at: start, minimum: 16, packet: number)
                 let interface = try self.interface(0, packet: number, offset: start)
@@ -297,8 +335,10 @@ public struct PcapReader: Sendable {
                 var captured = min(Int(original), length - 16)
                 if interface.snapLength != 0 { captured = min(captured, Int(interface.snapLength)) }
                 guard captured <= Self.maximumPacketLength else {
-                    throw PcapError(packetNumber: number, offset: start,
-                                    "packet length \(captured) is larger than the \(Self.maximumPacketLength)-byte maximum; the file is corrupt")
+                    throw PcapError(
+                        packetNumber: number, offset: start,
+                        "packet length \(captured) is larger than the \(Self.maximumPacketLength)-byte maximum; the file is corrupt"
+                    )
                 }
                 let data = Array(bytes[(start + 12)..<(start + 12 + captured)])
                 offset = start + length
@@ -313,9 +353,11 @@ public struct PcapReader: Sendable {
 
     private func interface(_ id: Int, packet: Int, offset: Int) throws(PcapError) -> Interface {
         guard id < interfaces.count else {
-            throw PcapError(packetNumber: packet, offset: offset, interfaces.isEmpty
-                ? "packet block before any interface description block"
-                : "packet on interface \(id), but the section describes only \(interfaces.count) interface(s)")
+            throw PcapError(
+                packetNumber: packet, offset: offset,
+                interfaces.isEmpty
+                    ? "packet block before any interface description block"
+                    : "packet on interface \(id), but the section describes only \(interfaces.count) interface(s)")
         }
         return interfaces[id]
     }
@@ -336,7 +378,7 @@ public struct PcapReader: Sendable {
             }
         case .binary(let bits):
             if bits >= 64 {
-                value = 0  // units far below a nanosecond for any real clock
+                value = 0 // units far below a nanosecond for any real clock
             } else {
                 let whole = raw >> UInt64(bits)
                 let fraction = raw & ((1 << UInt64(bits)) &- 1)
@@ -356,7 +398,8 @@ public struct PcapReader: Sendable {
     // MARK: - Byte access (callers check bounds first)
 
     private func u16(_ at: Int) -> UInt16 {
-        let a = UInt16(bytes[at]), b = UInt16(bytes[at + 1])
+        let a = UInt16(bytes[at])
+        let b = UInt16(bytes[at + 1])
         return bigEndian ? a << 8 | b : b << 8 | a
     }
 
@@ -370,7 +413,8 @@ public struct PcapReader: Sendable {
     }
 
     private func u64(_ at: Int) -> UInt64 {
-        let first = UInt64(u32(at)), second = UInt64(u32(at + 4))
+        let first = UInt64(u32(at))
+        let second = UInt64(u32(at + 4))
         return bigEndian ? first << 32 | second : second << 32 | first
     }
 }

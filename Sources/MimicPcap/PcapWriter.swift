@@ -16,14 +16,16 @@ public struct PcapWriter: Sendable {
     public private(set) var packetCount = 0
 
     /// Starts a file with the given snapshot length and link type.
-    public init(nanosecond: Bool = false, snapLength: UInt32 = UInt32(PcapReader.maximumPacketLength),
-                linkType: PcapLinkType = .ethernet) {
+    public init(
+        nanosecond: Bool = false, snapLength: UInt32 = UInt32(PcapReader.maximumPacketLength),
+        linkType: PcapLinkType = .ethernet
+    ) {
         self.nanosecond = nanosecond
         append32(nanosecond ? 0xA1B2_3C4D : 0xA1B2_C3D4)
         append16(2)
         append16(4)
-        append32(0)  // thiszone
-        append32(0)  // sigfigs
+        append32(0) // thiszone
+        append32(0) // sigfigs
         append32(snapLength)
         append32(linkType.rawValue)
     }

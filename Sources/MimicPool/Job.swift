@@ -64,13 +64,17 @@ public struct JobOptions: Sendable, Equatable {
         get {
             guard deadlineNanoseconds != .max else { return nil }
             let now = monotonicNanoseconds()
-            let offset = deadlineNanoseconds >= now
+            let offset =
+                deadlineNanoseconds >= now
                 ? Duration.nanoseconds(Int64(clamping: deadlineNanoseconds - now))
                 : .zero - .nanoseconds(Int64(clamping: now - deadlineNanoseconds))
             return ContinuousClock.now.advanced(by: offset)
         }
         set {
-            guard let newValue else { deadlineNanoseconds = .max; return }
+            guard let newValue else {
+                deadlineNanoseconds = .max
+                return
+            }
             let remaining = ContinuousClock.now.duration(to: newValue)
             let (end, overflow) = monotonicNanoseconds().addingReportingOverflow(nanoseconds(remaining))
             deadlineNanoseconds = overflow ? .max - 1 : min(end, .max - 1)
@@ -127,7 +131,8 @@ public enum PoolError: Error, Sendable, Equatable, CustomStringConvertible {
         case .setupFailed(let message): "the job could not be set up: \(message)"
         case .execution(let error): error.description
         case .invalidConfiguration(let message): "invalid pool configuration: \(message)"
-        case .calledFromWorker: "run(_:completion:) was called on one of the pool's workers (in a completion handler), which would wait for itself"
+        case .calledFromWorker:
+            "run(_:completion:) was called on one of the pool's workers (in a completion handler), which would wait for itself"
         }
     }
 }

@@ -191,8 +191,14 @@ final class PoolCore: @unchecked Sendable {
     ) -> PoolError? {
         lock.lock()
         defer { lock.unlock() }
-        guard accepting else { handle.state = .finished; return .stopped }
-        guard !handle.flag.isCancelled else { handle.state = .finished; return .cancelled(nil) }
+        guard accepting else {
+            handle.state = .finished
+            return .stopped
+        }
+        guard !handle.flag.isCancelled else {
+            handle.state = .finished
+            return .cancelled(nil)
+        }
         handle.completion = .handler(completion)
         if backlog.count < capacity && parked.isEmpty {
             enqueue(handle)
@@ -351,7 +357,9 @@ final class PoolCore: @unchecked Sendable {
 
     /// Runs one taken job unless it was cancelled or its deadline passed first; registers its
     /// cutoff with the watchdog while it runs. Called without the lock.
-    private func run(_ handle: JobHandle, vCPU: Int, reusing reusable: inout MimicCore.Process?) -> Result<JobResult, PoolError> {
+    private func run(_ handle: JobHandle, vCPU: Int, reusing reusable: inout MimicCore.Process?) -> Result<
+        JobResult, PoolError
+    > {
         if handle.flag.isCancelled || pendingCancelled.load(ordering: .relaxed) { return .failure(.cancelled(nil)) }
         guard let cutoff = cutoff(of: handle) else {
             return execute(handle, vCPU: vCPU, reusing: &reusable)
@@ -383,7 +391,9 @@ final class PoolCore: @unchecked Sendable {
 
     /// Runs the job's program on this thread: in `reusable` (reset) when it is the same program
     /// of the same VM, else in a new process that becomes the reusable one.
-    private func execute(_ handle: JobHandle, vCPU: Int, reusing reusable: inout MimicCore.Process?) -> Result<JobResult, PoolError> {
+    private func execute(_ handle: JobHandle, vCPU: Int, reusing reusable: inout MimicCore.Process?) -> Result<
+        JobResult, PoolError
+    > {
         let context: (any Context)?
         do {
             context = try handle.job.makeContext()
@@ -397,7 +407,7 @@ final class PoolCore: @unchecked Sendable {
                 try previous.reset(context: context)
                 process = previous
             } else {
-                reusable = nil  // release the old process before making the next
+                reusable = nil // release the old process before making the next
                 process = try handle.job.vm.makeProcess(for: handle.job.program, context: context, vCPU: vCPU)
                 reusable = process
             }

@@ -74,7 +74,9 @@ public final class ProcessPool: Sendable {
             throw .invalidConfiguration("the worker count must be from 1 to 4096, not \(workers)")
         }
         if let cpus, workers > cpus {
-            throw .invalidConfiguration("\(workers) workers run jobs as vCPUs 0...\(workers - 1), but the VM's emulator has \(cpus) CPU\(cpus == 1 ? "" : "s") (vCPUs 0...\(cpus - 1)); use at most \(cpus) workers, or give the emulator \(workers) CPUs (LinuxConfiguration(cpuCount: \(workers)))")
+            throw .invalidConfiguration(
+                "\(workers) workers run jobs as vCPUs 0...\(workers - 1), but the VM's emulator has \(cpus) CPU\(cpus == 1 ? "" : "s") (vCPUs 0...\(cpus - 1)); use at most \(cpus) workers, or give the emulator \(workers) CPUs (LinuxConfiguration(cpuCount: \(workers)))"
+            )
         }
         guard (1...(1 << 24)).contains(backlog) else {
             throw .invalidConfiguration("the backlog must hold from 1 to 16777216 jobs, not \(backlog)")
@@ -87,7 +89,8 @@ public final class ProcessPool: Sendable {
             }
             threads.append(thread)
         }
-        let watchdog = threads.count == workers
+        let watchdog =
+            threads.count == workers
             ? WorkerThread.start({ core.watchdogLoop() }) : nil
         guard let watchdog else {
             let started = threads.count
@@ -139,7 +142,9 @@ public final class ProcessPool: Sendable {
     public func submit(
         contentsOf jobs: [Job], completion: @escaping @Sendable (_ index: Int, Result<JobResult, PoolError>) -> Void
     ) -> [JobHandle] {
-        let handles = jobs.indices.map { JobHandle(job: jobs[$0], core: core, completion: .batch(completion, index: $0)) }
+        let handles = jobs.indices.map {
+            JobHandle(job: jobs[$0], core: core, completion: .batch(completion, index: $0))
+        }
         let (accepted, refusal) = core.submit(contentsOf: handles, blocking: !isWorkerThread)
         if let refusal {
             for handle in handles[accepted...] { core.refuse(handle, refusal) }

@@ -30,14 +30,18 @@ public struct ObjectLayout: Sendable {
     func shape(_ name: String, path: String, file: String) throws(TestFileError) -> MapShape {
         if let spec = object.map(named: name) {
             let attributes = spec.attributes
-            return MapShape(type: attributes.type, keySize: attributes.keySize, valueSize: attributes.valueSize,
-                            keyType: spec.keyTypeID, valueType: spec.valueTypeID)
+            return MapShape(
+                type: attributes.type, keySize: attributes.keySize, valueSize: attributes.valueSize,
+                keyType: spec.keyTypeID, valueType: spec.valueTypeID)
         }
         if let global = object.global(named: name) {
             return MapShape(type: .array, keySize: 4, valueSize: global.size, keyType: nil, valueType: global.btfTypeID)
         }
         let names = object.maps.map(\.name) + object.globals.map(\.name)
-        throw TestFileError(file: file, "\(path): the object has no map named '\(name)' (maps: \(names.isEmpty ? "none" : names.joined(separator: ", ")))")
+        throw TestFileError(
+            file: file,
+            "\(path): the object has no map named '\(name)' (maps: \(names.isEmpty ? "none" : names.joined(separator: ", ")))"
+        )
     }
 
     func isPerCPU(_ name: String) -> Bool {
@@ -46,18 +50,26 @@ public struct ObjectLayout: Sendable {
     }
 
     /// A seed entry's key and value bytes (one value, or one per CPU).
-    public func seedBytes(_ map: String, _ entry: MapEntry, file: String) throws(TestFileError) -> (key: [UInt8], values: [[UInt8]]) {
+    public func seedBytes(_ map: String, _ entry: MapEntry, file: String) throws(TestFileError) -> (
+        key: [UInt8], values: [[UInt8]]
+    ) {
         let shape = try shape(map, path: entry.path, file: file)
         do throws(JSONError) {
-            let key = try ValueSyntax.bytes(JSONField(entry.key, path: entry.path + ".key"), size: shape.keySize, what: "key")
+            let key = try ValueSyntax.bytes(
+                JSONField(entry.key, path: entry.path + ".key"), size: shape.keySize, what: "key")
             var values: [[UInt8]] = []
             for (index, value) in entry.values.enumerated() {
                 let path = entry.perCPU ? "\(entry.path).values[\(index)]" : "\(entry.path).value"
                 values.append(try ValueSyntax.bytes(JSONField(value, path: path), size: shape.valueSize, what: "value"))
             }
             if entry.perCPU {
-                guard isPerCPU(map) else { throw JSONError(path: entry.path + ".values", "\(map) is not a per-CPU map; use \"value\"") }
-                guard values.count == cpus else { throw JSONError(path: entry.path + ".values", "has \(values.count) values; give one per CPU (\(cpus))") }
+                guard isPerCPU(map) else {
+                    throw JSONError(path: entry.path + ".values", "\(map) is not a per-CPU map; use \"value\"")
+                }
+                guard values.count == cpus else {
+                    throw JSONError(
+                        path: entry.path + ".values", "has \(values.count) values; give one per CPU (\(cpus))")
+                }
             }
             return (key, values)
         } catch {
@@ -66,24 +78,34 @@ public struct ObjectLayout: Sendable {
     }
 
     /// Every expectation of `expect` that `observation` does not meet.
-    public func check(_ expect: Expectation, against observation: Observation, file: String) throws(TestFileError) -> [Mismatch] {
+    public func check(_ expect: Expectation, against observation: Observation, file: String) throws(TestFileError)
+        -> [Mismatch]
+    {
         var failures: [Mismatch] = []
         if let error = observation.error {
             if let wanted = expect.error {
-                if !error.contains(wanted) { failures.append(Mismatch(what: "error", expected: "an error containing \"\(wanted)\"", actual: error)) }
+                if !error.contains(wanted) {
+                    failures.append(
+                        Mismatch(what: "error", expected: "an error containing \"\(wanted)\"", actual: error))
+                }
             } else {
                 failures.append(Mismatch(what: "run", expected: "the program to finish", actual: "it failed: \(error)"))
             }
             return failures
         }
         if let wanted = expect.error {
-            failures.append(Mismatch(what: "error", expected: "an error containing \"\(wanted)\"", actual: "the program finished with R0 = \(observation.returnValue ?? 0)"))
+            failures.append(
+                Mismatch(
+                    what: "error", expected: "an error containing \"\(wanted)\"",
+                    actual: "the program finished with R0 = \(observation.returnValue ?? 0)"))
         }
         if let verdict = expect.verdict, let r0 = observation.returnValue {
             let low = UInt32(truncatingIfNeeded: r0)
             if low != verdict.value {
-                failures.append(Mismatch(what: "verdict", expected: verdictText(verdict.value),
-                                         actual: verdictText(low)))
+                failures.append(
+                    Mismatch(
+                        what: "verdict", expected: verdictText(verdict.value),
+                        actual: verdictText(low)))
             }
         }
         if let packet = expect.packet {
@@ -94,8 +116,10 @@ public struct ObjectLayout: Sendable {
             if actual != redirect { failures.append(Mismatch(what: "redirect", expected: redirect, actual: actual)) }
         }
         if let trace = expect.trace, let actual = observation.trace, trace != actual {
-            failures.append(Mismatch(what: "trace", expected: Self.lines(trace), actual: Self.lines(actual),
-                                     detail: Self.lineDiff(expected: trace, actual: actual)))
+            failures.append(
+                Mismatch(
+                    what: "trace", expected: Self.lines(trace), actual: Self.lines(actual),
+                    detail: Self.lineDiff(expected: trace, actual: actual)))
         }
         if let events = expect.events, let actual = observation.events {
             failures += try check(events, actual: actual, file: file)
@@ -110,16 +134,25 @@ public struct ObjectLayout: Sendable {
                         // The kernel's ctx_out leaves some fields out (tc_classid, ...): those are
                         // checked in Mimic only.
                         if observation.source == .kernel { continue }
-                        failures.append(Mismatch(what: "ctx.\(field.name)", expected: "\(field.value)",
-                                                 actual: "not a field the context reports (\(actual.map(\.name).joined(separator: ", ")))"))
+                        failures.append(
+                            Mismatch(
+                                what: "ctx.\(field.name)", expected: "\(field.value)",
+                                actual:
+                                    "not a field the context reports (\(actual.map(\.name).joined(separator: ", ")))"))
                         continue
                     }
                     if found.value != field.value {
-                        failures.append(Mismatch(what: "ctx.\(field.name)", expected: Self.number(field.value), actual: Self.number(found.value)))
+                        failures.append(
+                            Mismatch(
+                                what: "ctx.\(field.name)", expected: Self.number(field.value),
+                                actual: Self.number(found.value)))
                     }
                 }
             } else if observation.source == .mimic {
-                failures.append(Mismatch(what: "ctx", expected: "context fields", actual: "the program runs without an xdp_md or __sk_buff"))
+                failures.append(
+                    Mismatch(
+                        what: "ctx", expected: "context fields",
+                        actual: "the program runs without an xdp_md or __sk_buff"))
             }
         }
         return failures
@@ -148,12 +181,20 @@ public struct ObjectLayout: Sendable {
     }
 
     func check(_ expect: PacketExpectation, actual: [UInt8]?) -> [Mismatch] {
-        guard let actual else { return [Mismatch(what: "packet", expected: "a packet", actual: "the program has no packet")] }
+        guard let actual else {
+            return [Mismatch(what: "packet", expected: "a packet", actual: "the program has no packet")]
+        }
         var failures: [Mismatch] = []
         if let exact = expect.exact, exact != actual {
-            let first = zip(exact, actual).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(exact.count, actual.count)
-            failures.append(Mismatch(what: "packet", expected: "\(exact.count) bytes", actual: "\(actual.count) bytes, first difference at offset \(first)",
-                                     detail: ["expected: " + ValueSyntax.hexString(exact), "actual:   " + ValueSyntax.hexString(actual)]))
+            let first =
+                zip(exact, actual).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                ?? min(exact.count, actual.count)
+            failures.append(
+                Mismatch(
+                    what: "packet", expected: "\(exact.count) bytes",
+                    actual: "\(actual.count) bytes, first difference at offset \(first)",
+                    detail: ["expected: " + ValueSyntax.hexString(exact), "actual:   " + ValueSyntax.hexString(actual)])
+            )
         }
         if let length = expect.length, length != actual.count {
             failures.append(Mismatch(what: "packet length", expected: "\(length)", actual: "\(actual.count)"))
@@ -162,18 +203,28 @@ public struct ObjectLayout: Sendable {
             let end = min(actual.count, offset + bytes.count)
             let got = offset < actual.count ? Array(actual[offset..<end]) : []
             if got != bytes {
-                failures.append(Mismatch(what: "packet[\(offset)..<\(offset + bytes.count)]", expected: ValueSyntax.hexString(bytes),
-                                         actual: got.count == bytes.count ? ValueSyntax.hexString(got) : "\(ValueSyntax.hexString(got)) (the packet has \(actual.count) bytes)"))
+                failures.append(
+                    Mismatch(
+                        what: "packet[\(offset)..<\(offset + bytes.count)]", expected: ValueSyntax.hexString(bytes),
+                        actual: got.count == bytes.count
+                            ? ValueSyntax.hexString(got)
+                            : "\(ValueSyntax.hexString(got)) (the packet has \(actual.count) bytes)"))
             }
         }
         return failures
     }
 
-    func check(_ expected: [EventExpectation], actual: [Observation.Event], file: String) throws(TestFileError) -> [Mismatch] {
+    func check(_ expected: [EventExpectation], actual: [Observation.Event], file: String) throws(TestFileError)
+        -> [Mismatch]
+    {
         var failures: [Mismatch] = []
         if expected.count != actual.count {
-            failures.append(Mismatch(what: "events", expected: "\(expected.count) event(s)", actual: "\(actual.count) event(s)",
-                                     detail: actual.map { "\($0.map): \(format(event: $0.data, type: nil) ?? ValueSyntax.hexString($0.data))" }))
+            failures.append(
+                Mismatch(
+                    what: "events", expected: "\(expected.count) event(s)", actual: "\(actual.count) event(s)",
+                    detail: actual.map {
+                        "\($0.map): \(format(event: $0.data, type: nil) ?? ValueSyntax.hexString($0.data))"
+                    }))
         }
         for (index, (wanted, event)) in zip(expected, actual).enumerated() {
             let what = "event \(index)"
@@ -185,19 +236,27 @@ public struct ObjectLayout: Sendable {
             do throws(JSONError) {
                 if ValueSyntax.isTyped(wanted.value) {
                     guard let btf = object.btf, let id = eventType(size: event.data.count, named: wanted.type) else {
-                        throw field.error(wanted.type.map { "the object's BTF has no struct \($0)" }
-                                          ?? "no BTF struct of \(event.data.count) bytes names this event; give \"type\" or the bytes")
+                        throw field.error(
+                            wanted.type.map { "the object's BTF has no struct \($0)" }
+                                ?? "no BTF struct of \(event.data.count) bytes names this event; give \"type\" or the bytes"
+                        )
                     }
-                    let differences = try TypedMatch(btf: btf, bytes: event.data).compare(field, id: id, offset: 0, path: "")
+                    let differences = try TypedMatch(btf: btf, bytes: event.data).compare(
+                        field, id: id, offset: 0, path: "")
                     let whole = btf.format(event.data, as: id)
                     for difference in differences {
-                        failures.append(Mismatch(what: "\(what) (\(event.map)) .\(difference.path)", expected: difference.expected,
-                                                 actual: difference.actual, detail: ["record: \(btf.typeName(id)) \(whole)"]))
+                        failures.append(
+                            Mismatch(
+                                what: "\(what) (\(event.map)) .\(difference.path)", expected: difference.expected,
+                                actual: difference.actual, detail: ["record: \(btf.typeName(id)) \(whole)"]))
                     }
                 } else {
                     let bytes = try ValueSyntax.bytes(field, size: event.data.count, what: "event")
                     if bytes != event.data {
-                        failures.append(Mismatch(what: "\(what) (\(event.map))", expected: ValueSyntax.hexString(bytes), actual: ValueSyntax.hexString(event.data)))
+                        failures.append(
+                            Mismatch(
+                                what: "\(what) (\(event.map))", expected: ValueSyntax.hexString(bytes),
+                                actual: ValueSyntax.hexString(event.data)))
                     }
                 }
             } catch {
@@ -231,7 +290,8 @@ public struct ObjectLayout: Sendable {
         let shape = try shape(expect.map, path: expect.path, file: file)
         let key: [UInt8]
         do throws(JSONError) {
-            key = try ValueSyntax.bytes(JSONField(expect.key, path: expect.path + ".key"), size: shape.keySize, what: "key")
+            key = try ValueSyntax.bytes(
+                JSONField(expect.key, path: expect.path + ".key"), size: shape.keySize, what: "key")
         } catch {
             throw TestFileError(file: file, error.description)
         }
@@ -244,15 +304,25 @@ public struct ObjectLayout: Sendable {
             return [Mismatch(what: what, expected: "a readable map", actual: "reading it failed: \(error)")]
         }
         guard let found, !found.isEmpty else {
-            return expect.values.isEmpty ? [] : [Mismatch(what: what, expected: expect.values.map(ValueSyntax.text).joined(separator: ", "), actual: "no such key")]
+            return expect.values.isEmpty
+                ? []
+                : [
+                    Mismatch(
+                        what: what, expected: expect.values.map(ValueSyntax.text).joined(separator: ", "),
+                        actual: "no such key")
+                ]
         }
         guard !expect.values.isEmpty else {
             return [Mismatch(what: what, expected: "no such key", actual: format(found[0], type: shape.valueType))]
         }
         // Mimic runs with the configured CPUs, which `values` must match; the kernel may have
         // more possible CPUs than the test gives: those past the list are not compared.
-        if expect.perCPU, found.count < expect.values.count || (observation.source == .mimic && found.count != expect.values.count) {
-            return [Mismatch(what: what, expected: "\(expect.values.count) per-CPU values", actual: "\(found.count) CPUs")]
+        if expect.perCPU,
+            found.count < expect.values.count || (observation.source == .mimic && found.count != expect.values.count)
+        {
+            return [
+                Mismatch(what: what, expected: "\(expect.values.count) per-CPU values", actual: "\(found.count) CPUs")
+            ]
         }
         var failures: [Mismatch] = []
         for (index, wanted) in expect.values.enumerated() {
@@ -265,19 +335,28 @@ public struct ObjectLayout: Sendable {
                     guard let btf = object.btf, let type = shape.valueType else {
                         throw field.error("the map's value has no BTF type (compile with -g, or give the bytes)")
                     }
-                    for difference in try TypedMatch(btf: btf, bytes: actual).compare(field, id: type, offset: 0, path: "") {
-                        failures.append(Mismatch(what: "\(label) .\(difference.path)", expected: difference.expected, actual: difference.actual,
-                                                 detail: ["value: \(format(actual, type: type))"]))
+                    for difference in try TypedMatch(btf: btf, bytes: actual).compare(
+                        field, id: type, offset: 0, path: "")
+                    {
+                        failures.append(
+                            Mismatch(
+                                what: "\(label) .\(difference.path)", expected: difference.expected,
+                                actual: difference.actual,
+                                detail: ["value: \(format(actual, type: type))"]))
                     }
                 } else if let btf = object.btf, let type = shape.valueType {
                     // Compare as the type reads (so `__be32` may be written as an address).
-                    for difference in try TypedMatch(btf: btf, bytes: actual).compare(field, id: type, offset: 0, path: "") {
+                    for difference in try TypedMatch(btf: btf, bytes: actual).compare(
+                        field, id: type, offset: 0, path: "")
+                    {
                         failures.append(Mismatch(what: label, expected: difference.expected, actual: difference.actual))
                     }
                 } else {
                     let bytes = try ValueSyntax.bytes(field, size: shape.valueSize, what: "value")
                     if bytes != actual {
-                        failures.append(Mismatch(what: label, expected: ValueSyntax.text(wanted), actual: format(actual, type: nil)))
+                        failures.append(
+                            Mismatch(what: label, expected: ValueSyntax.text(wanted), actual: format(actual, type: nil))
+                        )
                     }
                 }
             } catch {
@@ -296,7 +375,9 @@ public struct ObjectLayout: Sendable {
         return String(value)
     }
 
-    static func number(_ value: UInt64) -> String { value < 10 ? "\(value)" : "\(value) (0x\(String(value, radix: 16)))" }
+    static func number(_ value: UInt64) -> String {
+        value < 10 ? "\(value)" : "\(value) (0x\(String(value, radix: 16)))"
+    }
 
     static func lines(_ lines: [String]) -> String {
         lines.isEmpty ? "(none)" : "\(lines.count) line(s)"

@@ -26,8 +26,10 @@ public struct ProgramTest: Sendable {
     public var instructionLimit: UInt64 = 10_000_000
 
     /// Loads the object at `path` and picks `program` (nil: its only program).
-    public init(object path: String, program: String? = nil, config: TestConfiguration = TestConfiguration(),
-                setup: [MapSeed] = []) throws(TestFileError) {
+    public init(
+        object path: String, program: String? = nil, config: TestConfiguration = TestConfiguration(),
+        setup: [MapSeed] = []
+    ) throws(TestFileError) {
         let object: ObjectFile
         do {
             object = try ObjectFile(contentsOf: path)
@@ -40,8 +42,11 @@ public struct ProgramTest: Sendable {
 
     /// Tests `program` (nil: the only program) of an object already read, configured by
     /// `config` first (globals, map sizes, slots; its program type goes to the program tested).
-    public init(object unconfigured: ObjectFile, name: String, program: String? = nil, config: TestConfiguration = TestConfiguration(),
-                setup: [MapSeed] = []) throws(TestFileError) {
+    public init(
+        object unconfigured: ObjectFile, name: String, program: String? = nil,
+        config: TestConfiguration = TestConfiguration(),
+        setup: [MapSeed] = []
+    ) throws(TestFileError) {
         let names = unconfigured.programs.map(\.name).joined(separator: ", ")
         let programName: String
         if let program {
@@ -51,8 +56,11 @@ public struct ProgramTest: Sendable {
             programName = program
         } else {
             guard unconfigured.programs.count == 1, let only = unconfigured.programs.first else {
-                throw TestFileError(file: name, unconfigured.programs.isEmpty ? "contains no programs"
-                                    : "has \(unconfigured.programs.count) programs; name one with \"program\": \(names)")
+                throw TestFileError(
+                    file: name,
+                    unconfigured.programs.isEmpty
+                        ? "contains no programs"
+                        : "has \(unconfigured.programs.count) programs; name one with \"program\": \(names)")
             }
             programName = only.name
         }
@@ -86,8 +94,9 @@ public struct ProgramTest: Sendable {
     ///   the wrong size, an unreadable input); a program that faults is a failed result, not a throw.
     public func run(_ testCase: TestCase) throws(TestFileError) -> TestResult {
         let observation = try observe(testCase)
-        return TestResult(name: testCase.name, observation: observation,
-                          failures: try layout.check(testCase.expect, against: observation, file: objectName))
+        return TestResult(
+            name: testCase.name, observation: observation,
+            failures: try layout.check(testCase.expect, against: observation, file: objectName))
     }
 
     /// Runs `testCase` in the emulator and records everything it produced.
@@ -109,7 +118,8 @@ public struct ProgramTest: Sendable {
                 let (key, values) = try layout.seedBytes(seed.map, entry, file: objectName)
                 if let global = loaded.globals[seed.map] {
                     guard !global.spec.isReadOnly else {
-                        throw TestFileError(file: objectName, "\(entry.path): \(seed.map) is read-only; it cannot be seeded")
+                        throw TestFileError(
+                            file: objectName, "\(entry.path): \(seed.map) is read-only; it cannot be seeded")
                     }
                     global.storage.write(values[0], at: 0)
                     continue
@@ -119,8 +129,11 @@ public struct ProgramTest: Sendable {
                 }
                 let perCPU = layout.isPerCPU(seed.map)
                 for cpu in 0..<(perCPU ? config.cpus : 1) {
-                    if let failure = map.update(key: key, value: values.count == 1 ? values[0] : values[cpu], flags: .any, cpu: cpu) {
-                        throw TestFileError(file: objectName, "\(entry.path): cannot store the entry in \(seed.map): \(failure)")
+                    if let failure = map.update(
+                        key: key, value: values.count == 1 ? values[0] : values[cpu], flags: .any, cpu: cpu)
+                    {
+                        throw TestFileError(
+                            file: objectName, "\(entry.path): cannot store the entry in \(seed.map): \(failure)")
                     }
                 }
             }
@@ -170,7 +183,9 @@ public struct ProgramTest: Sendable {
     public func context(for input: TestInput) throws(TestFileError) -> any Context {
         let describing = "program \(program.name) (type \(program.type))"
         if case .context(let path) = input {
-            guard let data = FileManager.default.contents(atPath: path) else { throw TestFileError(file: path, "cannot read the context file") }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw TestFileError(file: path, "cannot read the context file")
+            }
             do {
                 return try ContextFit.fit(try ContextFile.load(data: data), to: program)
             } catch {
@@ -179,7 +194,8 @@ public struct ProgramTest: Sendable {
         }
         guard let packet = try input.packetBytes() else {
             if ContextFit.packetKind(of: program.type) != nil {
-                throw TestFileError(file: objectName, "\(describing) needs a packet: give the case an input (packet, pcap or context)")
+                throw TestFileError(
+                    file: objectName, "\(describing) needs a packet: give the case an input (packet, pcap or context)")
             }
             return GenericContext(name: "empty")
         }
@@ -289,7 +305,9 @@ extension ProgramTest {
         do {
             test = try ProgramTest(suite: suite)
         } catch {
-            return SuiteReport(name: suite.name, file: file, cases: suite.cases.map { CaseReport(name: $0.name, status: .error(error.description)) })
+            return SuiteReport(
+                name: suite.name, file: file,
+                cases: suite.cases.map { CaseReport(name: $0.name, status: .error(error.description)) })
         }
         return SuiteReport(name: suite.name, file: file, cases: suite.cases.map(test.report))
     }

@@ -64,21 +64,28 @@ public enum TestReportFormat {
         let errors = suites.reduce(0) { $0 + $1.errors }
         let time = suites.reduce(0.0) { $0 + $1.cases.reduce(0.0) { $0 + $1.seconds } }
         var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        xml += "<testsuites name=\"mimic test\" tests=\"\(total)\" failures=\"\(failures)\" errors=\"\(errors)\" time=\"\(seconds(time))\">\n"
+        xml +=
+            "<testsuites name=\"mimic test\" tests=\"\(total)\" failures=\"\(failures)\" errors=\"\(errors)\" time=\"\(seconds(time))\">\n"
         for (index, suite) in suites.enumerated() {
             let suiteTime = suite.cases.reduce(0.0) { $0 + $1.seconds }
-            xml += "  <testsuite id=\"\(index)\" name=\"\(escape(suite.name))\" package=\"mimic\" hostname=\"localhost\" timestamp=\"\(timestamp())\" tests=\"\(suite.cases.count)\" failures=\"\(suite.failures)\" errors=\"\(suite.errors)\" skipped=\"\(suite.skipped)\" time=\"\(seconds(suiteTime))\" file=\"\(escape(suite.file))\">\n"
-            xml += "    <properties>\n      <property name=\"file\" value=\"\(escape(suite.file))\"/>\n    </properties>\n"
+            xml +=
+                "  <testsuite id=\"\(index)\" name=\"\(escape(suite.name))\" package=\"mimic\" hostname=\"localhost\" timestamp=\"\(timestamp())\" tests=\"\(suite.cases.count)\" failures=\"\(suite.failures)\" errors=\"\(suite.errors)\" skipped=\"\(suite.skipped)\" time=\"\(seconds(suiteTime))\" file=\"\(escape(suite.file))\">\n"
+            xml +=
+                "    <properties>\n      <property name=\"file\" value=\"\(escape(suite.file))\"/>\n    </properties>\n"
             for item in suite.cases {
-                xml += "    <testcase name=\"\(escape(item.name))\" classname=\"\(escape(suite.name))\" time=\"\(seconds(item.seconds))\""
+                xml +=
+                    "    <testcase name=\"\(escape(item.name))\" classname=\"\(escape(suite.name))\" time=\"\(seconds(item.seconds))\""
                 switch item.status {
                 case .passed:
                     xml += "/>\n"
                 case .failed(let mismatches):
-                    let first = mismatches.first.map { "\($0.what): expected \($0.expected), got \($0.actual)" } ?? "failed"
-                    xml += ">\n      <failure message=\"\(escape(first))\" type=\"mismatch\">\(escape(mismatches.map(\.description).joined(separator: "\n")))</failure>\n    </testcase>\n"
+                    let first =
+                        mismatches.first.map { "\($0.what): expected \($0.expected), got \($0.actual)" } ?? "failed"
+                    xml +=
+                        ">\n      <failure message=\"\(escape(first))\" type=\"mismatch\">\(escape(mismatches.map(\.description).joined(separator: "\n")))</failure>\n    </testcase>\n"
                 case .error(let message):
-                    xml += ">\n      <error message=\"\(escape(message))\" type=\"error\">\(escape(message))</error>\n    </testcase>\n"
+                    xml +=
+                        ">\n      <error message=\"\(escape(message))\" type=\"error\">\(escape(message))</error>\n    </testcase>\n"
                 case .skipped(let reason):
                     xml += ">\n      <skipped message=\"\(escape(reason))\"/>\n    </testcase>\n"
                 }
@@ -102,12 +109,16 @@ public enum TestReportFormat {
             case .skipped(let reason):
                 text += "ok \(index + 1) - \(title) # SKIP \(reason)\n"
             case .failed(let mismatches):
-                text += "not ok \(index + 1) - \(title)\n  ---\n  message: \(yamlQuote(mismatches.first?.what ?? "failed"))\n  diff: |\n"
-                text += mismatches.map(\.description).joined(separator: "\n").split(separator: "\n", omittingEmptySubsequences: false)
-                    .map { "    \($0)\n" }.joined()
+                text +=
+                    "not ok \(index + 1) - \(title)\n  ---\n  message: \(yamlQuote(mismatches.first?.what ?? "failed"))\n  diff: |\n"
+                text += mismatches.map(\.description).joined(separator: "\n").split(
+                    separator: "\n", omittingEmptySubsequences: false
+                )
+                .map { "    \($0)\n" }.joined()
                 text += "  ...\n"
             case .error(let message):
-                text += "not ok \(index + 1) - \(title)\n  ---\n  message: \(yamlQuote(message))\n  severity: error\n  ...\n"
+                text +=
+                    "not ok \(index + 1) - \(title)\n  ---\n  message: \(yamlQuote(message))\n  severity: error\n  ...\n"
             }
         }
         return text
@@ -126,7 +137,9 @@ public enum TestReportFormat {
                     text += "  skipped  \(item.name): \(reason)\n"
                 case .failed(let mismatches):
                     text += "  FAIL     \(item.name)\n"
-                    for line in mismatches.map(\.description).joined(separator: "\n").split(separator: "\n", omittingEmptySubsequences: false) {
+                    for line in mismatches.map(\.description).joined(separator: "\n").split(
+                        separator: "\n", omittingEmptySubsequences: false)
+                    {
                         text += "           \(line)\n"
                     }
                 case .error(let message):
@@ -162,7 +175,8 @@ public enum TestReportFormat {
     }
 
     static func yamlQuote(_ text: String) -> String {
-        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        "\""
+            + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
             .replacingOccurrences(of: "\n", with: "\\n") + "\""
     }
 
@@ -178,6 +192,7 @@ public enum TestReportFormat {
         var parts = tm()
         gmtime_r(&now, &parts)
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+        return
+            "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
     }
 }

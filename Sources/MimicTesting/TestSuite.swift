@@ -22,8 +22,10 @@ public struct TestSuite: Sendable {
     public var setup: [MapSeed]
     public var cases: [TestCase]
 
-    public init(name: String, objectPath: String, program: String? = nil, config: TestConfiguration = TestConfiguration(),
-                setup: [MapSeed] = [], cases: [TestCase]) {
+    public init(
+        name: String, objectPath: String, program: String? = nil, config: TestConfiguration = TestConfiguration(),
+        setup: [MapSeed] = [], cases: [TestCase]
+    ) {
         self.name = name
         self.objectPath = objectPath
         self.program = program
@@ -103,7 +105,10 @@ public struct TestConfiguration: Sendable, Equatable {
     /// The program type of the program under test, for a section that gives none (`xdp`, `tc`).
     public var programType: ProgramType?
 
-    public init(cpus: Int = 1, seed: UInt64 = 1, object: ObjectConfiguration = ObjectConfiguration(), programType: ProgramType? = nil) {
+    public init(
+        cpus: Int = 1, seed: UInt64 = 1, object: ObjectConfiguration = ObjectConfiguration(),
+        programType: ProgramType? = nil
+    ) {
         self.cpus = cpus
         self.seed = seed
         self.object = object
@@ -140,7 +145,9 @@ public struct TestConfiguration: Sendable, Equatable {
             for (map, slots) in try field[member].members() {
                 try slots.object()
                 for (index, target) in try slots.members() {
-                    guard let slot = Int(index), slot >= 0 else { throw target.error("slot indexes are whole numbers from 0") }
+                    guard let slot = Int(index), slot >= 0 else {
+                        throw target.error("slot indexes are whole numbers from 0")
+                    }
                     let name = try target.string()
                     object.slots.append(.init(map: map, index: slot, target: isProgram ? .program(name) : .map(name)))
                 }
@@ -148,7 +155,9 @@ public struct TestConfiguration: Sendable, Equatable {
         }
         if let text = try field["type"].optionalString() {
             guard let type = text == "tc" ? ProgramType.schedCls : ProgramType(kernelName: text) else {
-                throw field["type"].error("unknown program type \"\(text)\"; use xdp, tc (sched_cls), socket_filter, ... (linux/bpf.h's names)")
+                throw field["type"].error(
+                    "unknown program type \"\(text)\"; use xdp, tc (sched_cls), socket_filter, ... (linux/bpf.h's names)"
+                )
             }
             programType = type
         }
@@ -166,7 +175,10 @@ public struct TestCase: Sendable {
     public var contextFields: [TestRunContext.Field]
     public var expect: Expectation
 
-    public init(name: String, seeds: [MapSeed] = [], input: TestInput, contextFields: [TestRunContext.Field] = [], expect: Expectation) {
+    public init(
+        name: String, seeds: [MapSeed] = [], input: TestInput, contextFields: [TestRunContext.Field] = [],
+        expect: Expectation
+    ) {
         self.name = name
         self.seeds = seeds
         self.input = input
@@ -191,7 +203,9 @@ extension TestCase {
         guard !field.isMissing else { return [] }
         try field.object()
         var fields: [TestRunContext.Field] = []
-        for (name, value) in try field.members() { fields.append(TestRunContext.Field(name: name, value: try value.bits64())) }
+        for (name, value) in try field.members() {
+            fields.append(TestRunContext.Field(name: name, value: try value.bits64()))
+        }
         return fields
     }
 }
@@ -215,7 +229,9 @@ public enum TestInput: Sendable, Equatable {
         try field.object()
         try TestSuite.requireKnown(field, ["packet", "packetBase64", "pcap", "number", "context", "ctx"])
         let given = ["packet", "packetBase64", "pcap", "context"].filter { !field[$0].isMissing }
-        if given.isEmpty, !field["ctx"].isMissing { throw field["ctx"].error("context fields need a packet or a context file to set them on") }
+        if given.isEmpty, !field["ctx"].isMissing {
+            throw field["ctx"].error("context fields need a packet or a context file to set them on")
+        }
         guard given.count <= 1 else { throw field.error("give one of \(given.joined(separator: ", ")), not several") }
         if !field["number"].isMissing, given != ["pcap"] { throw field["number"].error("number goes with pcap") }
         switch given.first {
@@ -240,7 +256,9 @@ public enum TestInput: Sendable, Equatable {
         case .packet(let bytes):
             return bytes
         case .pcap(let path, let number):
-            guard let data = FileManager.default.contents(atPath: path) else { throw TestFileError(file: path, "cannot read the capture") }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw TestFileError(file: path, "cannot read the capture")
+            }
             let packets: [PcapPacket]
             do {
                 packets = try PcapReader.readAll(Array(data))
@@ -248,7 +266,8 @@ public enum TestInput: Sendable, Equatable {
                 throw TestFileError(file: path, "\(error)")
             }
             guard number <= packets.count else {
-                throw TestFileError(file: path, "has \(packets.count) packets; there is no packet \(number) (numbered from 1)")
+                throw TestFileError(
+                    file: path, "has \(packets.count) packets; there is no packet \(number) (numbered from 1)")
             }
             return packets[number - 1].data
         case .none, .context:
@@ -336,9 +355,11 @@ public struct Expectation: Sendable, Equatable {
     /// tc_classid, cb[0..4], ...; `xdp_md` ingress_ifindex, rx_queue_index.
     public var context: [TestRunContext.Field] = []
 
-    public init(verdict: Verdict? = nil, packet: PacketExpectation? = nil, maps: [MapExpectation] = [],
-                events: [EventExpectation]? = nil, trace: [String]? = nil, redirect: String? = nil, error: String? = nil,
-                context: [TestRunContext.Field] = []) {
+    public init(
+        verdict: Verdict? = nil, packet: PacketExpectation? = nil, maps: [MapExpectation] = [],
+        events: [EventExpectation]? = nil, trace: [String]? = nil, redirect: String? = nil, error: String? = nil,
+        context: [TestRunContext.Field] = []
+    ) {
         self.context = context
         self.verdict = verdict
         self.packet = packet
@@ -366,8 +387,13 @@ public struct Expectation: Sendable, Equatable {
                         let values = try item["values"].elements().compactMap(\.value)
                         maps.append(MapExpectation(map: name, key: key, values: values, perCPU: true, path: item.path))
                     } else {
-                        guard let value = item["value"].value else { throw item["value"].error("missing (null expects the key absent)") }
-                        maps.append(MapExpectation(map: name, key: key, values: value == .null ? [] : [value], perCPU: false, path: item.path))
+                        guard let value = item["value"].value else {
+                            throw item["value"].error("missing (null expects the key absent)")
+                        }
+                        maps.append(
+                            MapExpectation(
+                                map: name, key: key, values: value == .null ? [] : [value], perCPU: false,
+                                path: item.path))
                     }
                 }
             }
@@ -376,11 +402,15 @@ public struct Expectation: Sendable, Equatable {
             events = []
             for item in try field["events"].elements() { events?.append(try EventExpectation(item)) }
         }
-        if !field["trace"].isMissing { trace = try field["trace"].elements().map { (line) throws(JSONError) in try line.string() } }
+        if !field["trace"].isMissing {
+            trace = try field["trace"].elements().map { (line) throws(JSONError) in try line.string() }
+        }
         redirect = try field["redirect"].optionalString()
         error = try field["error"].optionalString()
         context = try TestCase.fields(field["ctx"])
-        if error != nil, verdict != nil || packet != nil { throw field["error"].error("a run that fails has no verdict or packet to expect") }
+        if error != nil, verdict != nil || packet != nil {
+            throw field["error"].error("a run that fails has no verdict or packet to expect")
+        }
     }
 }
 
@@ -393,10 +423,11 @@ public struct Verdict: Sendable, Equatable, CustomStringConvertible {
 
     public init(_ value: UInt32) { self.value = value }
 
-    public static let aborted = Verdict(XDPAction.aborted), drop = Verdict(XDPAction.drop), pass = Verdict(XDPAction.pass),
-                      tx = Verdict(XDPAction.tx), redirect = Verdict(XDPAction.redirect)
+    public static let aborted = Verdict(XDPAction.aborted), drop = Verdict(XDPAction.drop),
+        pass = Verdict(XDPAction.pass),
+        tx = Verdict(XDPAction.tx), redirect = Verdict(XDPAction.redirect)
     public static let tcOK = Verdict(TCAction.ok), tcShot = Verdict(TCAction.shot), tcUnspec = Verdict(TCAction.unspec),
-                      tcRedirect = Verdict(TCAction.redirect), tcPipe = Verdict(TCAction.pipe)
+        tcRedirect = Verdict(TCAction.redirect), tcPipe = Verdict(TCAction.pipe)
 
     public init(_ action: XDPAction) {
         value = action.rawValue
@@ -425,13 +456,17 @@ public struct Verdict: Sendable, Equatable, CustomStringConvertible {
     init(_ field: JSONField) throws(JSONError) {
         if case .string(let text)? = field.value {
             guard let verdict = Verdict(named: text) else {
-                throw field.error("unknown verdict \"\(text)\"; use XDP_* (XDP_PASS), TC_ACT_* (TC_ACT_OK), SK_PASS/SK_DROP, or a number")
+                throw field.error(
+                    "unknown verdict \"\(text)\"; use XDP_* (XDP_PASS), TC_ACT_* (TC_ACT_OK), SK_PASS/SK_DROP, or a number"
+                )
             }
             self = verdict
             return
         }
         let number = try field.integer(Int64.self)
-        guard number >= Int64(Int32.min), number <= Int64(UInt32.max) else { throw field.error("\(number) does not fit in 32 bits") }
+        guard number >= Int64(Int32.min), number <= Int64(UInt32.max) else {
+            throw field.error("\(number) does not fit in 32 bits")
+        }
         self.init(UInt32(truncatingIfNeeded: number))
     }
 
@@ -470,11 +505,15 @@ public struct PacketExpectation: Sendable, Equatable {
             guard offset >= 0 else { throw item["offset"].error("must be 0 or more") }
             bytes.append((offset, try ValueSyntax.hex(item["hex"])))
         }
-        if length == nil, bytes.isEmpty { throw field.error("give length and/or bytes ({\"offset\": N, \"hex\": \"...\"}), or the whole packet as a hex string") }
+        if length == nil, bytes.isEmpty {
+            throw field.error(
+                "give length and/or bytes ({\"offset\": N, \"hex\": \"...\"}), or the whole packet as a hex string")
+        }
     }
 
     public static func == (a: PacketExpectation, b: PacketExpectation) -> Bool {
-        a.exact == b.exact && a.length == b.length && a.bytes.map(\.offset) == b.bytes.map(\.offset) && a.bytes.map(\.bytes) == b.bytes.map(\.bytes)
+        a.exact == b.exact && a.length == b.length && a.bytes.map(\.offset) == b.bytes.map(\.offset)
+            && a.bytes.map(\.bytes) == b.bytes.map(\.bytes)
     }
 }
 

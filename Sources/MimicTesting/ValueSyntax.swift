@@ -47,9 +47,12 @@ public enum ValueSyntax {
             }
             return bytes + [UInt8](repeating: 0, count: size - bytes.count)
         case .object:
-            throw field.error("a struct of field values is read with the \(what)'s BTF type, which is not known here; give the bytes (hex, a number, an array of bytes)")
+            throw field.error(
+                "a struct of field values is read with the \(what)'s BTF type, which is not known here; give the bytes (hex, a number, an array of bytes)"
+            )
         default:
-            throw field.error("expected a number, a hex string, an array of bytes or {\"string\": ...}, got \(value.kindName)")
+            throw field.error(
+                "expected a number, a hex string, an array of bytes or {\"string\": ...}, got \(value.kindName)")
         }
         guard bytes.count == size else {
             throw field.error("\(bytes.count) bytes, but the \(what) has \(size) bytes")
@@ -65,7 +68,9 @@ public enum ValueSyntax {
             var digits = Substring(token)
             if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits = digits.dropFirst(2) }
             guard !digits.isEmpty, digits.count % 2 == 0, digits.allSatisfy(\.isHexDigit) else {
-                throw field.error("expected hex bytes (two digits each; spaces and 0x prefixes allowed), or an IPv4 address; '\(token)' is not")
+                throw field.error(
+                    "expected hex bytes (two digits each; spaces and 0x prefixes allowed), or an IPv4 address; '\(token)' is not"
+                )
             }
             var index = digits.startIndex
             while index < digits.endIndex {
@@ -102,7 +107,8 @@ public enum ValueSyntax {
         case .number(let text): text
         case .string(let text): JSONValue.quote(text)
         case .array(let items): "[" + items.map(text).joined(separator: ", ") + "]"
-        case .object(let members): "{" + members.map { JSONValue.quote($0.key) + ": " + text($0.value) }.joined(separator: ", ") + "}"
+        case .object(let members):
+            "{" + members.map { JSONValue.quote($0.key) + ": " + text($0.value) }.joined(separator: ", ") + "}"
         }
     }
 }
@@ -131,7 +137,10 @@ struct TypedMatch {
             throw expected.error("the BTF type \(id) has no size")
         }
         guard offset >= 0, offset + size <= bytes.count else {
-            return [Difference(path: path, expected: ValueSyntax.text(expected.value ?? .null), actual: "<outside the value>")]
+            return [
+                Difference(
+                    path: path, expected: ValueSyntax.text(expected.value ?? .null), actual: "<outside the value>")
+            ]
         }
         let here = Array(bytes[offset..<offset + size])
         let actualText = format(here, id: id)
@@ -144,10 +153,12 @@ struct TypedMatch {
             case .string(let text): wanted = text
             default: return try bytesCompare(expected, here: here, path: path, actual: actualText)
             }
-            return wanted == special.number || wanted == special.text ? [] : [Difference(path: path, expected: wanted, actual: special.text)]
+            return wanted == special.number || wanted == special.text
+                ? [] : [Difference(path: path, expected: wanted, actual: special.text)]
         }
         switch (info, value) {
-        case (.structure(_, _, let members), .object), (.union(_, _, let members), .object) where ValueSyntax.isTyped(value):
+        case (.structure(_, _, let members), .object),
+            (.union(_, _, let members), .object) where ValueSyntax.isTyped(value):
             var differences: [Difference] = []
             for (name, member) in try expected.members() {
                 guard let found = members.first(where: { $0.name == name }) else {
@@ -157,26 +168,31 @@ struct TypedMatch {
                 if found.bitfieldSize != 0 {
                     throw member.error("\(name) is a bitfield; compare the whole value's bytes instead")
                 }
-                differences += try compare(member, id: found.type, offset: offset + Int(found.bitOffset / 8),
-                                           path: path.isEmpty ? name : "\(path).\(name)")
+                differences += try compare(
+                    member, id: found.type, offset: offset + Int(found.bitOffset / 8),
+                    path: path.isEmpty ? name : "\(path).\(name)")
             }
             return differences
         case (.dataSection(_, _, let variables), .object) where ValueSyntax.isTyped(value):
             // A global-data section (`.bss`, `.rodata`): its variables by name.
             var differences: [Difference] = []
             for (name, member) in try expected.members() {
-                let found = variables.first { if case .variable(name, _, _)? = btf.type($0.type) { true } else { false } }
+                let found = variables.first {
+                    if case .variable(name, _, _)? = btf.type($0.type) { true } else { false }
+                }
                 guard let found, case .variable(_, let type, _)? = btf.type(found.type) else {
                     let names = variables.compactMap { btf.type($0.type)?.name }.joined(separator: ", ")
                     throw member.error("\(btf.typeName(resolved)) has no variable \"\(name)\" (variables: \(names))")
                 }
-                differences += try compare(member, id: type, offset: offset + Int(found.offset), path: path.isEmpty ? name : "\(path).\(name)")
+                differences += try compare(
+                    member, id: type, offset: offset + Int(found.offset), path: path.isEmpty ? name : "\(path).\(name)")
             }
             return differences
         case (.int(_, let intSize, let encoding, _, _), .number), (.int(_, let intSize, let encoding, _, _), .bool):
             let raw = integer(here, size: Int(intSize))
             if case .bool(let flag) = value {
-                return (raw != 0) == flag ? [] : [Difference(path: path, expected: flag ? "true" : "false", actual: actualText)]
+                return (raw != 0) == flag
+                    ? [] : [Difference(path: path, expected: flag ? "true" : "false", actual: actualText)]
             }
             let matches: Bool
             if encoding.contains(.signed), let wanted = try? expected.integer(Int64.self) {
@@ -187,24 +203,30 @@ struct TypedMatch {
             return matches ? [] : [Difference(path: path, expected: ValueSyntax.text(value), actual: actualText)]
         case (.enumeration(_, let enumSize, let values, _, _), .string(let name)) where ValueSyntax.ipv4(name) == nil:
             guard let wanted = values.first(where: { $0.name == name }) else {
-                throw expected.error("\(btf.typeName(resolved)) has no enumerator \(name) (enumerators: \(values.map(\.name).joined(separator: ", ")))")
+                throw expected.error(
+                    "\(btf.typeName(resolved)) has no enumerator \(name) (enumerators: \(values.map(\.name).joined(separator: ", ")))"
+                )
             }
             let raw = integer(here, size: Int(enumSize))
             let mask: UInt64 = enumSize >= 8 ? .max : (1 << (UInt64(enumSize) * 8)) - 1
             return raw == wanted.value & mask ? [] : [Difference(path: path, expected: name, actual: actualText)]
         case (.enumeration(_, let enumSize, _, _, _), .number):
-            return integer(here, size: Int(enumSize)) == (try expected.bits64()) ? [] : [Difference(path: path, expected: ValueSyntax.text(value), actual: actualText)]
+            return integer(here, size: Int(enumSize)) == (try expected.bits64())
+                ? [] : [Difference(path: path, expected: ValueSyntax.text(value), actual: actualText)]
         case (.array(let element, _, _), .string(let text)) where isChar(element):
             let actual = String(decoding: here.prefix { $0 != 0 }, as: UTF8.self)
-            return actual == text ? [] : [Difference(path: path, expected: JSONValue.quote(text), actual: JSONValue.quote(actual))]
-        case (.array(let element, _, let count), .array(let items)) where !isByteArray(resolved) || items.count == Int(count):
+            return actual == text
+                ? [] : [Difference(path: path, expected: JSONValue.quote(text), actual: JSONValue.quote(actual))]
+        case (.array(let element, _, let count), .array(let items))
+        where !isByteArray(resolved) || items.count == Int(count):
             guard items.count == Int(count) else {
                 throw expected.error("\(btf.typeName(resolved)) has \(count) elements; the array gives \(items.count)")
             }
             let stride = btf.size(of: element) ?? 0
             var differences: [Difference] = []
             for (index, item) in try expected.elements().enumerated() {
-                differences += try compare(item, id: element, offset: offset + index * stride, path: "\(path)[\(index)]")
+                differences += try compare(
+                    item, id: element, offset: offset + index * stride, path: "\(path)[\(index)]")
             }
             return differences
         default:
@@ -212,9 +234,12 @@ struct TypedMatch {
         }
     }
 
-    func bytesCompare(_ expected: JSONField, here: [UInt8], path: String, actual: String) throws(JSONError) -> [Difference] {
+    func bytesCompare(_ expected: JSONField, here: [UInt8], path: String, actual: String) throws(JSONError)
+        -> [Difference]
+    {
         let wanted = try ValueSyntax.bytes(expected, size: here.count, what: path.isEmpty ? "value" : path)
-        return wanted == here ? [] : [Difference(path: path, expected: ValueSyntax.text(expected.value ?? .null), actual: actual)]
+        return wanted == here
+            ? [] : [Difference(path: path, expected: ValueSyntax.text(expected.value ?? .null), actual: actual)]
     }
 
     /// Bytes of type `id`, as the value shows (BTF format, or network order for `__be*`).
@@ -226,7 +251,7 @@ struct TypedMatch {
     /// (a `__be32` as a dotted address).
     func networkOrder(id: UInt32, bytes: [UInt8]) -> (number: String, text: String)? {
         var current = id
-        for _ in 0..<32 {  // typedef chains are short; 32 bounds a cyclic one
+        for _ in 0..<32 { // typedef chains are short; 32 bounds a cyclic one
             guard let info = btf.type(current) else { return nil }
             switch info {
             case .typedef(let name, let target):
@@ -235,7 +260,8 @@ struct TypedMatch {
                     return (number, number)
                 }
                 if name == "__be32", bytes.count == 4 {
-                    let number = String(UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3]))
+                    let number = String(
+                        UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3]))
                     return (number, bytes.map(String.init).joined(separator: "."))
                 }
                 current = target

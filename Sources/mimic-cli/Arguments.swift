@@ -113,7 +113,7 @@ struct ArgumentParser: Sendable {
             } else {
                 let name = argument.dropFirst()
                 guard name.count == 1, let letter = name.first,
-                      let found = options.first(where: { $0.short == letter })
+                    let found = options.first(where: { $0.short == letter })
                 else {
                     throw UsageError(message: "unknown option '\(argument)' for '\(command)'", command: command)
                 }

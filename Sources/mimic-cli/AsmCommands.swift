@@ -16,10 +16,11 @@ enum Assembly {
     /// by a `# slot` comment (the assembler ignores comments).
     static func listing(_ instructions: [RawInstruction]) -> String {
         let lines = Disassembler.disassemble(instructions)
-        let width = lines.map { line -> Int in
-            if case .label = line { return 0 }
-            return line.text.count
-        }.max() ?? 0
+        let width =
+            lines.map { line -> Int in
+                if case .label = line { return 0 }
+                return line.text.count
+            }.max() ?? 0
         var text = ""
         for line in lines {
             switch line {
@@ -77,11 +78,11 @@ enum AsmCommand: Command {
         summary: "Assemble eBPF assembler text into bytecode.",
         synopsis: "asm FILE [-o OUT]",
         discussion: """
-        Reads assembler text (the bpf_conformance syntax: `mov %r0, 1`, `ldxw %r0, [%r1+4]`,
-        labels, `#` comments) from FILE, or from standard input if FILE is `-`.
-        With -o, writes the raw little-endian bytecode (8 bytes per instruction slot) to OUT;
-        without it, prints the bytecode as hex on standard output, one slot per line.
-        """,
+            Reads assembler text (the bpf_conformance syntax: `mov %r0, 1`, `ldxw %r0, [%r1+4]`,
+            labels, `#` comments) from FILE, or from standard input if FILE is `-`.
+            With -o, writes the raw little-endian bytecode (8 bytes per instruction slot) to OUT;
+            without it, prints the bytecode as hex on standard output, one slot per line.
+            """,
         options: [.value("output", short: "o", "OUT", "Write raw bytecode to OUT instead of hex to stdout.")],
         examples: [
             ("Show the bytecode of a program as hex", "mimic asm Examples/checksum.s"),
@@ -111,26 +112,32 @@ enum DisasmCommand: Command {
         summary: "Disassemble eBPF bytecode into assembler text.",
         synopsis: "disasm FILE [--program P | --section S]",
         discussion: """
-        Reads bytecode from FILE (or standard input if FILE is `-`): either raw little-endian
-        bytes, or text of hex bytes (`b7 00 00 00 2a 00 00 00`, `0xb7 ...`, any spacing) — a
-        file of only hex digits, whitespace and `0x` prefixes is read as hex.
-        Prints one instruction per line with its slot number as a `# N` comment, and labels
-        `L<slot>:` at jump targets. The output assembles back to the same bytecode with
-        `mimic asm`. Slots that are not valid instructions print as `.invalid` lines.
+            Reads bytecode from FILE (or standard input if FILE is `-`): either raw little-endian
+            bytes, or text of hex bytes (`b7 00 00 00 2a 00 00 00`, `0xb7 ...`, any spacing) — a
+            file of only hex digits, whitespace and `0x` prefixes is read as hex.
+            Prints one instruction per line with its slot number as a `# N` comment, and labels
+            `L<slot>:` at jump targets. The output assembles back to the same bytecode with
+            `mimic asm`. Slots that are not valid instructions print as `.invalid` lines.
 
-        FILE may also be an ELF object (`clang -O2 -g -target bpf -c`): then every program (or
-        the one --program names, or those in the --section) is printed with its C source lines
-        interleaved (from the object's BTF line info), its sub-programs, and the map and global
-        data each `lddw` refers to.
-        """,
+            FILE may also be an ELF object (`clang -O2 -g -target bpf -c`): then every program (or
+            the one --program names, or those in the --section) is printed with its C source lines
+            interleaved (from the object's BTF line info), its sub-programs, and the map and global
+            data each `lddw` refers to.
+            """,
         options: [
             .value("program", "P", "With an ELF object: only the program named P."),
             .value("section", "S", "With an ELF object: only the programs in section S."),
         ],
         examples: [
-            ("Disassemble a compiled object with its C source", "mimic disasm Tests/MimicCoreTests/Fixtures/xdp_parse.o"),
+            (
+                "Disassemble a compiled object with its C source",
+                "mimic disasm Tests/MimicCoreTests/Fixtures/xdp_parse.o"
+            ),
             ("Disassemble a binary file", "mimic disasm checksum.bin"),
-            ("Disassemble hex from standard input", "echo 'b7 00 00 00 2a 00 00 00 95 00 00 00 00 00 00 00' | mimic disasm -"),
+            (
+                "Disassemble hex from standard input",
+                "echo 'b7 00 00 00 2a 00 00 00 95 00 00 00 00 00 00 00' | mimic disasm -"
+            ),
         ])
 
     static func run(_ arguments: ParsedArguments) throws {
@@ -141,16 +148,22 @@ enum DisasmCommand: Command {
         if ObjectInput.isELF(bytes) {
             let object = try ObjectInput.object(bytes, name: name)
             let programs = try ObjectInput.selectPrograms(in: object, name: name, arguments: arguments)
-            Console.out(programs.map { "\($0.name) (section \($0.sectionName), \($0.type)):\n"
-                    + $0.annotatedListing(helperName: { Assembly.helperName($0) }) }
+            Console.out(
+                programs.map {
+                    "\($0.name) (section \($0.sectionName), \($0.type)):\n"
+                        + $0.annotatedListing(helperName: { Assembly.helperName($0) })
+                }
                 .joined(separator: "\n"))
             return
         }
         if arguments.value("program") != nil || arguments.value("section") != nil {
-            throw UsageError(message: "--program and --section apply to ELF objects; \(name) is bytecode", command: info.name)
+            throw UsageError(
+                message: "--program and --section apply to ELF objects; \(name) is bytecode", command: info.name)
         }
         if ProgramInput.assemblerHint(for: bytes) != nil {
-            throw RuntimeError("\(name) looks like text, not bytecode (raw bytes or hex); if it is assembler, `mimic asm \(path)` assembles it")
+            throw RuntimeError(
+                "\(name) looks like text, not bytecode (raw bytes or hex); if it is assembler, `mimic asm \(path)` assembles it"
+            )
         }
         let instructions = try ProgramInput.instructions(fromBytecode: bytes, name: name, command: info.name)
         Console.out(Assembly.listing(instructions))

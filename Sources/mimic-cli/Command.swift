@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A failure while doing what the user asked (bad file, load error, execution fault): exit 1.
@@ -105,9 +105,9 @@ enum Console {
             var offset = 0
             while offset < buffer.count, let base = buffer.baseAddress {
                 #if canImport(Glibc)
-                let written = Glibc.write(descriptor, base + offset, buffer.count - offset)
+                    let written = Glibc.write(descriptor, base + offset, buffer.count - offset)
                 #else
-                let written = Darwin.write(descriptor, base + offset, buffer.count - offset)
+                    let written = Darwin.write(descriptor, base + offset, buffer.count - offset)
                 #endif
                 if written < 0 {
                     if errno == EINTR { continue }

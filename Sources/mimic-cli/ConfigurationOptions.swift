@@ -12,9 +12,17 @@ struct ConfigurationOptions {
     var programType: ProgramType?
 
     static let specs: [OptionSpec] = [
-        .value("set", "NAME=VALUE", "Set global variable NAME (.rodata, .data, .bss) before load: an integer, true/false, an enum name, a string, or JSON for arrays and structs (repeatable)."),
-        .value("map-size", "NAME=N", "Set max_entries of map NAME before load (OUTER.inner for an inner-map template; repeatable)."),
-        .value("type", "TYPE", "The program's type when its section gives none (or to override it): xdp, sched_cls (tc), socket_filter, ..."),
+        .value(
+            "set", "NAME=VALUE",
+            "Set global variable NAME (.rodata, .data, .bss) before load: an integer, true/false, an enum name, a string, or JSON for arrays and structs (repeatable)."
+        ),
+        .value(
+            "map-size", "NAME=N",
+            "Set max_entries of map NAME before load (OUTER.inner for an inner-map template; repeatable)."),
+        .value(
+            "type", "TYPE",
+            "The program's type when its section gives none (or to override it): xdp, sched_cls (tc), socket_filter, ..."
+        ),
         .value("prog-array", "MAP=INDEX:PROG", "Put program PROG in slot INDEX of prog array MAP (repeatable)."),
         .value("map-of-maps", "OUTER=INDEX:INNER", "Put map INNER in slot INDEX of map of maps OUTER (repeatable)."),
     ]
@@ -47,12 +55,15 @@ struct ConfigurationOptions {
                 guard parts.count == 2, let index = Int(parts[0]), index >= 0, !parts[1].isEmpty else {
                     throw usage("--\(option) expects \(form), got '\(argument)'")
                 }
-                configuration.slots.append(.init(map: map, index: index, target: isProgram ? .program(parts[1]) : .map(parts[1])))
+                configuration.slots.append(
+                    .init(map: map, index: index, target: isProgram ? .program(parts[1]) : .map(parts[1])))
             }
         }
         if let text = arguments.value("type") {
             guard let type = Self.programType(text) else {
-                throw usage("--type: unknown program type '\(text)'; types: xdp, tc, " + ProgramType.known.map(\.description).filter { $0 != "unspec" }.joined(separator: ", "))
+                throw usage(
+                    "--type: unknown program type '\(text)'; types: xdp, tc, "
+                        + ProgramType.known.map(\.description).filter { $0 != "unspec" }.joined(separator: ", "))
             }
             programType = type
         }
@@ -81,7 +92,9 @@ struct ConfigurationOptions {
             } else if object.programs.count == 1, let only = object.programs.first {
                 configuration.programTypes[only.name] = programType
             } else {
-                for program in object.programs where program.type == .unspec { configuration.programTypes[program.name] = programType }
+                for program in object.programs where program.type == .unspec {
+                    configuration.programTypes[program.name] = programType
+                }
             }
         }
         guard !configuration.isEmpty else { return object }
@@ -97,7 +110,8 @@ extension TestRunContext {
     /// `--ctx FIELD=VALUE,...`.
     static let optionSpec = OptionSpec.value(
         "ctx", "FIELD=V,...",
-        "Set context fields as BPF_PROG_TEST_RUN's ctx_in allows: sk_buff mark, priority, ingress_ifindex, ifindex, cb[0]..cb[4], tstamp, wire_len, gso_segs, gso_size, hwtstamp; xdp_md ingress_ifindex, rx_queue_index (repeatable).")
+        "Set context fields as BPF_PROG_TEST_RUN's ctx_in allows: sk_buff mark, priority, ingress_ifindex, ifindex, cb[0]..cb[4], tstamp, wire_len, gso_segs, gso_size, hwtstamp; xdp_md ingress_ifindex, rx_queue_index (repeatable)."
+    )
 
     /// Reads every `--ctx` option.
     static func parseOption(_ arguments: ParsedArguments, command: String) throws(UsageError) -> [Field] {

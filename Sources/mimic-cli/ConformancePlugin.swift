@@ -16,27 +16,33 @@ enum ConformancePluginCommand: Command {
         summary: "Run one program for the bpf_conformance test runner (its plugin protocol).",
         synopsis: "bpf-conformance-plugin [MEMORY_HEX] [--debug] [--elf]",
         discussion: """
-        MEMORY_HEX is the program's input memory as hex ("00 01 02" or "000102"; spaces
-        optional; empty or absent for none): R1 points to it and R2 holds its length.
-        The program arrives on standard input as hex bytes (whitespace allowed). Prints R0 as
-        lowercase hex without leading zeros (like printf("%lx")) and exits 0; on a load or
-        execution error prints the message on standard error and exits 1.
-        Helpers: the six bpf_conformance test helpers (gather_bytes, memfrob, no_op, sqrti,
-        strcmp_ext, unwind).
+            MEMORY_HEX is the program's input memory as hex ("00 01 02" or "000102"; spaces
+            optional; empty or absent for none): R1 points to it and R2 holds its length.
+            The program arrives on standard input as hex bytes (whitespace allowed). Prints R0 as
+            lowercase hex without leading zeros (like printf("%lx")) and exits 0; on a load or
+            execution error prints the message on standard error and exits 1.
+            Helpers: the six bpf_conformance test helpers (gather_bytes, memfrob, no_op, sqrti,
+            strcmp_ext, unwind).
 
-        The runner executes --plugin_path directly, so use the wrapper script
-        Scripts/mimic-bpf-conformance-plugin, or a link: when `mimic` is started under the name
-        \(executableName) it behaves as this command:
-            ln -s mimic \(executableName)
-        """,
+            The runner executes --plugin_path directly, so use the wrapper script
+            Scripts/mimic-bpf-conformance-plugin, or a link: when `mimic` is started under the name
+            \(executableName) it behaves as this command:
+                ln -s mimic \(executableName)
+            """,
         options: [
             .flag("debug", "Trace each executed instruction and changed registers on standard error."),
             .flag("elf", "The program is an ELF object (not supported yet: exits 1)."),
         ],
         examples: [
-            ("Run a program that adds 1 and 2", "echo 'b4 00 00 00 01 00 00 00 04 00 00 00 02 00 00 00 95 00 00 00 00 00 00 00' | mimic bpf-conformance-plugin"),
+            (
+                "Run a program that adds 1 and 2",
+                "echo 'b4 00 00 00 01 00 00 00 04 00 00 00 02 00 00 00 95 00 00 00 00 00 00 00' | mimic bpf-conformance-plugin"
+            ),
             ("Pass 4 bytes of memory", "mimic asm prog.s | mimic bpf-conformance-plugin \"aa bb cc dd\""),
-            ("Use it from the conformance runner", "bpf_conformance_runner --test_file_directory tests --plugin_path ./mimic-bpf-conformance-plugin"),
+            (
+                "Use it from the conformance runner",
+                "bpf_conformance_runner --test_file_directory tests --plugin_path ./mimic-bpf-conformance-plugin"
+            ),
         ])
 
     /// Accepts the shapes of command line the runner produces: the memory first (possibly
@@ -46,7 +52,7 @@ enum ConformancePluginCommand: Command {
         var result: [String] = []
         for (index, argument) in arguments.enumerated() {
             if index == 0, !argument.hasPrefix("-") {
-                result.append(argument)  // the memory, kept whole even when empty
+                result.append(argument) // the memory, kept whole even when empty
             } else {
                 result += argument.split(whereSeparator: \.isWhitespace).map(String.init)
             }
@@ -57,11 +63,13 @@ enum ConformancePluginCommand: Command {
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.requirePositionals(["MEMORY_HEX"], optional: 1, command: info.name)
         if arguments.has("elf") {
-            throw RuntimeError("ELF programs are not supported yet by bpf-conformance-plugin; run the runner without --elf")
+            throw RuntimeError(
+                "ELF programs are not supported yet by bpf-conformance-plugin; run the runner without --elf")
         }
-        let memory = try arguments.positionals.first.map { text throws(RuntimeError) in
-            try Hex.parse(text, what: "the memory argument")
-        } ?? []
+        let memory =
+            try arguments.positionals.first.map { text throws(RuntimeError) in
+                try Hex.parse(text, what: "the memory argument")
+            } ?? []
 
         let input = FileHandle.standardInput.readDataToEndOfFile()
         guard let text = String(data: input, encoding: .utf8) else {

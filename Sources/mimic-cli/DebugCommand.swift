@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import MimicCore
 import MimicLinux
@@ -11,38 +11,45 @@ enum DebugCommand: Command {
     static let info = CommandInfo(
         name: "debug",
         summary: "Debug a program interactively: breakpoints, stepping, registers, memory, maps.",
-        synopsis: "debug OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...]",
+        synopsis:
+            "debug OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...]",
         discussion: """
-        Takes the same inputs as `mimic run` (with --pcap, debugs packet N, default 1) and
-        stops before the first instruction. Commands are read from standard input one per line,
-        so a debugging session can be scripted (`mimic debug ... < script`); the prompt
-        `(mimic) ` is printed only when standard input is a terminal. Bad commands print an
-        error and the session goes on; end of input quits.
+            Takes the same inputs as `mimic run` (with --pcap, debugs packet N, default 1) and
+            stops before the first instruction. Commands are read from standard input one per line,
+            so a debugging session can be scripted (`mimic debug ... < script`); the prompt
+            `(mimic) ` is printed only when standard input is a terminal. Bad commands print an
+            error and the session goes on; end of input quits.
 
-        COMMANDS:
-          step, s [N]          execute N instructions (default 1), entering calls
-          next, n [N]          like step, but run BPF-to-BPF calls to their return
-          continue, c          run to the next breakpoint or the exit
-          finish               run until the current BPF-to-BPF call returns
-          break, b LOCATION    stop at an instruction number, a function name or FILE:LINE
-          break, b             list the breakpoints
-          delete, d [N]        delete breakpoint N (all without N)
-          regs, r              show R0-R10
-          x ADDR [LEN]         hex dump LEN bytes (default 64) of VM memory; ADDR is a number
-                               (0x... or decimal) or a register with an offset: r10-16, r1+4
-          maps                 list the maps and their entry counts
-          map NAME             show a map's entries (formatted with BTF types)
-          bt                   the BPF-to-BPF call stack, with functions and source lines
-          list, l              the source around the current line (else the disassembly)
-          where                the current instruction and source line
-          quit, q              leave the debugger
-          help, h              this list
-        When the program exits, R0 and its verdict are printed.
-        """,
+            COMMANDS:
+              step, s [N]          execute N instructions (default 1), entering calls
+              next, n [N]          like step, but run BPF-to-BPF calls to their return
+              continue, c          run to the next breakpoint or the exit
+              finish               run until the current BPF-to-BPF call returns
+              break, b LOCATION    stop at an instruction number, a function name or FILE:LINE
+              break, b             list the breakpoints
+              delete, d [N]        delete breakpoint N (all without N)
+              regs, r              show R0-R10
+              x ADDR [LEN]         hex dump LEN bytes (default 64) of VM memory; ADDR is a number
+                                   (0x... or decimal) or a register with an offset: r10-16, r1+4
+              maps                 list the maps and their entry counts
+              map NAME             show a map's entries (formatted with BTF types)
+              bt                   the BPF-to-BPF call stack, with functions and source lines
+              list, l              the source around the current line (else the disassembly)
+              where                the current instruction and source line
+              quit, q              leave the debugger
+              help, h              this list
+            When the program exits, R0 and its verdict are printed.
+            """,
         options: RunOptions.specs(out: false, json: false, timeout: false),
         examples: [
-            ("Debug the firewall on a blocked SYN", "mimic debug Examples/xdp_firewall.o --context Examples/contexts/blocked_syn.json --map blocklist=Examples/blocklist.json"),
-            ("Script a session", "printf 'break xdp_firewall.c:52\\ncontinue\\nregs\\nbt\\ncontinue\\n' | mimic debug Examples/xdp_firewall.o --pcap Examples/traffic.pcap --packet 4"),
+            (
+                "Debug the firewall on a blocked SYN",
+                "mimic debug Examples/xdp_firewall.o --context Examples/contexts/blocked_syn.json --map blocklist=Examples/blocklist.json"
+            ),
+            (
+                "Script a session",
+                "printf 'break xdp_firewall.c:52\\ncontinue\\nregs\\nbt\\ncontinue\\n' | mimic debug Examples/xdp_firewall.o --pcap Examples/traffic.pcap --packet 4"
+            ),
         ])
 
     static func run(_ arguments: ParsedArguments) throws {
@@ -84,7 +91,9 @@ final class Debugger {
     }
 
     func start() {
-        Console.out("program \(session.source.name) (\(session.type)) on \(inputName): \(session.program.count) instructions; type 'help' for commands\n")
+        Console.out(
+            "program \(session.source.name) (\(session.type)) on \(inputName): \(session.program.count) instructions; type 'help' for commands\n"
+        )
         Console.out(location())
     }
 
@@ -116,21 +125,21 @@ final class Debugger {
     }
 
     static let help = """
-    step, s [N]        execute N instructions (default 1)
-    next, n [N]        step over BPF-to-BPF calls
-    continue, c        run to the next breakpoint or the exit
-    finish             run to the return of the current call
-    break, b LOCATION  break at an instruction number, function name or FILE:LINE; no argument lists them
-    delete, d [N]      delete breakpoint N (all without N)
-    regs, r            show registers
-    x ADDR [LEN]       hex dump memory; ADDR: 0x..., decimal, or rN[+-OFFSET]
-    maps / map NAME    list maps / show a map's entries
-    bt                 call stack
-    list, l            source around the current line
-    where              the current location
-    quit, q            leave
+        step, s [N]        execute N instructions (default 1)
+        next, n [N]        step over BPF-to-BPF calls
+        continue, c        run to the next breakpoint or the exit
+        finish             run to the return of the current call
+        break, b LOCATION  break at an instruction number, function name or FILE:LINE; no argument lists them
+        delete, d [N]      delete breakpoint N (all without N)
+        regs, r            show registers
+        x ADDR [LEN]       hex dump memory; ADDR: 0x..., decimal, or rN[+-OFFSET]
+        maps / map NAME    list maps / show a map's entries
+        bt                 call stack
+        list, l            source around the current line
+        where              the current location
+        quit, q            leave
 
-    """
+        """
 
     private func error(_ message: String) {
         Console.out("error: \(message)\n")
@@ -258,7 +267,9 @@ final class Debugger {
             if breakpoints.isEmpty {
                 Console.out("no breakpoints\n")
             } else {
-                for point in breakpoints { Console.out("breakpoint \(point.number): instruction \(point.pc) (\(point.location))\n") }
+                for point in breakpoints {
+                    Console.out("breakpoint \(point.number): instruction \(point.pc) (\(point.location))\n")
+                }
             }
             return
         }
@@ -289,8 +300,10 @@ final class Debugger {
             }
             guard !lines.isEmpty else {
                 let files = Set(session.program.lineInfo.map { Session.baseName($0.file) }).sorted()
-                error(files.isEmpty ? "the program has no line info (compile with -g)"
-                                    : "no code at \(spec); source files: \(files.joined(separator: ", "))")
+                error(
+                    files.isEmpty
+                        ? "the program has no line info (compile with -g)"
+                        : "no code at \(spec); source files: \(files.joined(separator: ", "))")
                 return nil
             }
             // The first instruction of the line, or of the next line that has code.
@@ -346,7 +359,8 @@ final class Debugger {
         var out = ""
         for (index, value) in values.enumerated() {
             let name = "r\(index)".padding(toLength: 4, withPad: " ", startingAt: 0)
-            var line = "\(name) 0x" + String(value, radix: 16).leftPadded(to: 16, with: "0") + "  \(Int64(bitPattern: value))"
+            var line =
+                "\(name) 0x" + String(value, radix: 16).leftPadded(to: 16, with: "0") + "  \(Int64(bitPattern: value))"
             if let region = process.memory.region(containing: value) {
                 line += "  -> \(region.name)+\(value - region.base)"
             } else if let map = session.emulator.map(handle: value) {
@@ -390,7 +404,9 @@ final class Debugger {
             let bytes = try process.memory.read(address, count: available)
             var out = "\(region.name)+\(address - region.base):\n"
             out += HexDump.lines(bytes, start: address, addressWidth: 1).map { "  0x\($0)\n" }.joined()
-            if available < length { out += "  (\(length - available) bytes past the end of \(region.name) not shown)\n" }
+            if available < length {
+                out += "  (\(length - available) bytes past the end of \(region.name) not shown)\n"
+            }
             Console.out(out)
         } catch {
             self.error("\(error)")
@@ -411,7 +427,9 @@ final class Debugger {
             let base = process.registers[register]
             let rest = body.dropFirst(digits.count)
             if rest.isEmpty { return base }
-            guard let sign = rest.first, sign == "+" || sign == "-", let offset = number(rest.dropFirst()) else { return nil }
+            guard let sign = rest.first, sign == "+" || sign == "-", let offset = number(rest.dropFirst()) else {
+                return nil
+            }
             return sign == "+" ? base &+ offset : base &- offset
         }
         return number(spec)
@@ -427,8 +445,10 @@ final class Debugger {
         for map in maps {
             let attributes = map.attributes
             let entries = MapSnapshot.hasEntries(attributes.type) ? "\(map.keys.count)" : "-"
-            rows.append([map.name, attributes.type.description, "\(attributes.keySize)", "\(attributes.valueSize)",
-                         "\(attributes.maxEntries)", entries])
+            rows.append([
+                map.name, attributes.type.description, "\(attributes.keySize)", "\(attributes.valueSize)",
+                "\(attributes.maxEntries)", entries,
+            ])
         }
         Console.out(Table.render(["name", "type", "key", "value", "max entries", "entries"], rows))
     }
@@ -451,7 +471,8 @@ final class Debugger {
         let shown = 64
         for key in keys.prefix(shown) {
             guard let values = map.perCPUValues(forKey: key) else { continue }
-            out += "  [\(display.key(key, map: name))] \(display.values(values, map: name, type: map.attributes.type))\n"
+            out +=
+                "  [\(display.key(key, map: name))] \(display.values(values, map: name, type: map.attributes.type))\n"
         }
         if keys.count > shown { out += "  ... \(keys.count - shown) more\n" }
         Console.out(out)
@@ -505,7 +526,8 @@ final class Debugger {
         var out = "\(Session.baseName(current.file)):\n"
         for number in range {
             guard let line = text[number] else { continue }
-            out += (number == current.line ? "=> " : "   ") + String(number).leftPadded(to: 4, with: " ") + "  \(line)\n"
+            out +=
+                (number == current.line ? "=> " : "   ") + String(number).leftPadded(to: 4, with: " ") + "  \(line)\n"
         }
         Console.out(out)
     }
@@ -513,7 +535,8 @@ final class Debugger {
     /// The lines of a source file: at its recorded path, or beside the object file.
     private func readSource(_ path: String) -> [String]? {
         var candidates = [path]
-        let objectDirectory = session.objectName.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let objectDirectory = session.objectName.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+            .joined(separator: "/")
         candidates.append((objectDirectory.isEmpty ? "" : objectDirectory + "/") + Session.baseName(path))
         for candidate in candidates {
             if let bytes = try? Input.read(candidate), let text = String(validating: bytes, as: UTF8.self) {

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import Foundation
 import MimicCore
@@ -20,7 +20,9 @@ enum Input {
     ///
     /// A regular file larger than `limit` bytes is refused before it is read; other files are
     /// read at most `limit + 1` bytes, so no input is ever held whole past the limit.
-    static func read(_ path: String, limit: Int = defaultLimit, what: String = "input files") throws(RuntimeError) -> [UInt8] {
+    static func read(_ path: String, limit: Int = defaultLimit, what: String = "input files") throws(RuntimeError)
+        -> [UInt8]
+    {
         let name = displayName(path)
         let descriptor: Int32
         if path == "-" {
@@ -49,9 +51,9 @@ enum Input {
         while true {
             let count = chunk.withUnsafeMutableBytes { buffer in
                 #if canImport(Glibc)
-                Glibc.read(descriptor, buffer.baseAddress, buffer.count)
+                    Glibc.read(descriptor, buffer.baseAddress, buffer.count)
                 #else
-                Darwin.read(descriptor, buffer.baseAddress, buffer.count)
+                    Darwin.read(descriptor, buffer.baseAddress, buffer.count)
                 #endif
             }
             if count < 0 {
@@ -72,7 +74,8 @@ enum Input {
     /// Whether `first` and `second` name the same existing file (same device and inode).
     static func sameFile(_ first: String, _ second: String) -> Bool {
         guard first != "-", second != "-" else { return false }
-        var a = stat(), b = stat()
+        var a = stat()
+        var b = stat()
         guard stat(first, &a) == 0, stat(second, &b) == 0 else { return false }
         return a.st_dev == b.st_dev && a.st_ino == b.st_ino
     }
@@ -114,10 +117,10 @@ enum Hex {
         for byte in bytes {
             switch byte {
             case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"),
-                 UInt8(ascii: "A")...UInt8(ascii: "F"):
+                UInt8(ascii: "A")...UInt8(ascii: "F"):
                 sawDigit = true
             case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"),
-                 UInt8(ascii: "x"), UInt8(ascii: "X"):
+                UInt8(ascii: "x"), UInt8(ascii: "X"):
                 continue
             default:
                 return false
@@ -144,7 +147,9 @@ enum Hex {
                     throw RuntimeError("malformed hex in \(place): '\(bad)' in '\(token)' is not a hex digit")
                 }
                 guard digits.count % 2 == 0 else {
-                    throw RuntimeError("malformed hex in \(place): '\(token)' has an odd number of digits (\(digits.count)); write each byte as two digits")
+                    throw RuntimeError(
+                        "malformed hex in \(place): '\(token)' has an odd number of digits (\(digits.count)); write each byte as two digits"
+                    )
                 }
                 var index = digits.startIndex
                 while index < digits.endIndex {
@@ -176,7 +181,8 @@ enum ProgramInput {
 
     /// A hint for bytecode input that is really text (printable ASCII, not hex).
     static func assemblerHint(for bytes: [UInt8]) -> String? {
-        let isText = !bytes.isEmpty && bytes.allSatisfy { $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || (0x20..<0x7F).contains($0) }
+        let isText =
+            !bytes.isEmpty && bytes.allSatisfy { $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || (0x20..<0x7F).contains($0) }
         guard isText, !Hex.looksLikeHex(bytes) else { return nil }
         return "; the file looks like text: if it is assembler, pass --asm or name it *.s"
     }
@@ -184,10 +190,14 @@ enum ProgramInput {
     /// Decodes bytecode given as raw little-endian bytes or as hex text (detected).
     ///
     /// - Parameter name: the file name for messages.
-    static func instructions(fromBytecode bytes: [UInt8], name: String, command: String) throws(RuntimeError) -> [RawInstruction] {
+    static func instructions(fromBytecode bytes: [UInt8], name: String, command: String) throws(RuntimeError)
+        -> [RawInstruction]
+    {
         guard !bytes.isEmpty else { throw RuntimeError("\(name) is empty: there are no instructions") }
         if bytes.starts(with: elfMagic) {
-            throw RuntimeError("\(name) is an ELF object; ELF objects are not supported yet by \(command); extract the program section as raw bytes (e.g. llvm-objcopy -O binary --only-section=SECTION) or pass assembler text")
+            throw RuntimeError(
+                "\(name) is an ELF object; ELF objects are not supported yet by \(command); extract the program section as raw bytes (e.g. llvm-objcopy -O binary --only-section=SECTION) or pass assembler text"
+            )
         }
         var code = bytes
         let isHex = Hex.looksLikeHex(bytes)

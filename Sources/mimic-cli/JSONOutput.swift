@@ -56,7 +56,10 @@ indirect enum JSONOutput: Sendable {
         case .unsigned(let value): out += String(value)
         case .string(let value): out += JSONOutput.quote(value)
         case .array(let elements):
-            guard !elements.isEmpty else { out += "[]"; return }
+            guard !elements.isEmpty else {
+                out += "[]"
+                return
+            }
             // Arrays of scalars stay on one line.
             if elements.allSatisfy(\.isScalar) {
                 out += "["
@@ -75,7 +78,10 @@ indirect enum JSONOutput: Sendable {
             }
             out += String(repeating: " ", count: indent) + "]"
         case .object(let members):
-            guard !members.isEmpty else { out += "{}"; return }
+            guard !members.isEmpty else {
+                out += "{}"
+                return
+            }
             out += "{\n"
             for (index, member) in members.enumerated() {
                 out += String(repeating: " ", count: indent + 2) + JSONOutput.quote(member.0) + ": "

@@ -17,7 +17,8 @@ struct MapSnapshot {
     var maps: [(name: String, contents: Contents)] = []
 
     init(maps: [any BPFMap], cpus: Int) {
-        for map in maps where MapSnapshot.hasEntries(map.attributes.type) && map.attributes.maxEntries <= MapSnapshot.maxEntries {
+        for map in maps
+        where MapSnapshot.hasEntries(map.attributes.type) && map.attributes.maxEntries <= MapSnapshot.maxEntries {
             var contents = Contents(type: map.attributes.type, keys: [], values: [:])
             for key in map.keys {
                 guard let values = map.perCPUValues(forKey: key) else { continue }
@@ -31,8 +32,10 @@ struct MapSnapshot {
     /// Whether host code can list a map type's entries (not ring buffers, perf arrays, prog
     /// arrays, queues or stacks).
     static func hasEntries(_ type: MapType) -> Bool {
-        ![MapType.ringBuffer, .userRingBuffer, .perfEventArray, .progArray, .queue, .stack, .bloomFilter,
-          .stackTrace, .cgroupArray, .sockMap, .sockHash].contains(type)
+        ![
+            MapType.ringBuffer, .userRingBuffer, .perfEventArray, .progArray, .queue, .stack, .bloomFilter,
+            .stackTrace, .cgroupArray, .sockMap, .sockHash,
+        ].contains(type)
     }
 
     static func isPerCPU(_ type: MapType) -> Bool {
@@ -57,7 +60,9 @@ struct MapSnapshot {
             for key in new.keys {
                 let before = old?.values[key]
                 let value = new.values[key]
-                if before != value { result.append(Change(map: name, type: new.type, key: key, before: before, after: value)) }
+                if before != value {
+                    result.append(Change(map: name, type: new.type, key: key, before: before, after: value))
+                }
             }
             for key in old?.keys ?? [] where new.values[key] == nil {
                 result.append(Change(map: name, type: new.type, key: key, before: old?.values[key], after: nil))
@@ -90,8 +95,12 @@ struct ValueDisplay {
 
     /// A value of every CPU: one value when there is one CPU or all agree, else `{cpu0: a, cpu1: b}`.
     func values(_ values: [[UInt8]], map: String, type: MapType) -> String {
-        guard MapSnapshot.isPerCPU(type), values.count > 1 else { return values.first.map { value($0, map: map) } ?? "?" }
-        return "{" + values.enumerated().map { "cpu\($0.offset): \(value($0.element, map: map))" }.joined(separator: ", ") + "}"
+        guard MapSnapshot.isPerCPU(type), values.count > 1 else {
+            return values.first.map { value($0, map: map) } ?? "?"
+        }
+        return "{"
+            + values.enumerated().map { "cpu\($0.offset): \(value($0.element, map: map))" }.joined(separator: ", ")
+            + "}"
     }
 
     /// Bytes as a BTF type, or as a plain integer / hex when there is no type.
@@ -149,7 +158,8 @@ struct ValueDisplay {
         case (let before?, nil):
             return "- [\(key)] \(values(before, map: change.map, type: change.type))"
         case (let before?, let after?):
-            return "  [\(key)] \(values(before, map: change.map, type: change.type)) -> \(values(after, map: change.map, type: change.type))"
+            return
+                "  [\(key)] \(values(before, map: change.map, type: change.type)) -> \(values(after, map: change.map, type: change.type))"
         case (nil, nil):
             return "  [\(key)]"
         }
@@ -184,7 +194,10 @@ struct ValueDisplay {
             ("key_formatted", .string(key(change.key, map: change.map))),
             ("before", side(change.before)),
             ("after", side(change.after)),
-            ("before_formatted", change.before.map { .string(values($0, map: change.map, type: change.type)) } ?? .null),
+            (
+                "before_formatted",
+                change.before.map { .string(values($0, map: change.map, type: change.type)) } ?? .null
+            ),
             ("after_formatted", change.after.map { .string(values($0, map: change.map, type: change.type)) } ?? .null),
         ])
     }

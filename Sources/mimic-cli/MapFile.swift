@@ -25,7 +25,7 @@ struct MapFile {
     /// Splits `NAME=FILE.json`.
     static func split(_ argument: String) throws(UsageError) -> (name: String, path: String) {
         guard let equals = argument.firstIndex(of: "="), equals != argument.startIndex,
-              argument.index(after: equals) != argument.endIndex
+            argument.index(after: equals) != argument.endIndex
         else {
             throw UsageError(message: "--map expects NAME=FILE.json, got '\(argument)'", command: nil)
         }
@@ -33,7 +33,9 @@ struct MapFile {
     }
 
     /// Reads the entries of `bytes` for a map with the given sizes and CPU count.
-    static func entries(_ bytes: [UInt8], file: String, keySize: Int, valueSize: Int, cpus: Int) throws(RuntimeError) -> [Entry] {
+    static func entries(_ bytes: [UInt8], file: String, keySize: Int, valueSize: Int, cpus: Int) throws(RuntimeError)
+        -> [Entry]
+    {
         do throws(ContextError) {
             let root = JSONField(try JSONValue.parse(bytes), path: "")
             var entries: [Entry] = []
@@ -54,7 +56,10 @@ struct MapFile {
                     for element in list { values.append(try bytesOf(element, size: valueSize, what: "value")) }
                     entries.append(Entry(key: key, values: values, perCPU: true))
                 } else {
-                    entries.append(Entry(key: key, values: [try bytesOf(item["value"], size: valueSize, what: "value")], perCPU: false))
+                    entries.append(
+                        Entry(
+                            key: key, values: [try bytesOf(item["value"], size: valueSize, what: "value")],
+                            perCPU: false))
                 }
             }
             return entries
@@ -96,7 +101,8 @@ struct MapFile {
             }
             return bytes + [UInt8](repeating: 0, count: size - bytes.count)
         default:
-            throw field.error("expected a number, a hex string, an array of bytes or {\"string\": ...}, got \(value.kindName)")
+            throw field.error(
+                "expected a number, a hex string, an array of bytes or {\"string\": ...}, got \(value.kindName)")
         }
         guard bytes.count == size else {
             throw field.error("\(bytes.count) bytes, but the map's \(what)s are \(size) bytes")

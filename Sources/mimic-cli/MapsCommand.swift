@@ -7,10 +7,10 @@ enum MapsCommand: Command {
         summary: "List the maps an eBPF object defines, with their BTF key and value types.",
         synopsis: "maps OBJ.o [--json]",
         discussion: """
-        Prints each map of the object: name, type, key and value size with their BTF types
-        (when the object has BTF), max entries and flags, like `bpftool map show`. Global data
-        sections (.data, .rodata, .bss) are listed too: programs see them as one-entry arrays.
-        """,
+            Prints each map of the object: name, type, key and value size with their BTF types
+            (when the object has BTF), max entries and flags, like `bpftool map show`. Global data
+            sections (.data, .rodata, .bss) are listed too: programs see them as one-entry arrays.
+            """,
         options: [.flag("json", "Print the maps as a JSON array.")],
         examples: [
             ("The maps of the XDP firewall", "mimic maps Examples/xdp_firewall.o"),
@@ -31,13 +31,18 @@ enum MapsCommand: Command {
 
         var rows: [[String]] = object.maps.map { map in
             let attributes = map.attributes
-            return [attributes.name, attributes.type.description,
-                    "\(attributes.keySize)" + (typeName(map.keyTypeID).map { " (\($0))" } ?? ""),
-                    "\(attributes.valueSize)" + (typeName(map.valueTypeID).map { " (\($0))" } ?? ""),
-                    "\(attributes.maxEntries)", MapAttributes.flagNames(attributes.flags)]
+            return [
+                attributes.name, attributes.type.description,
+                "\(attributes.keySize)" + (typeName(map.keyTypeID).map { " (\($0))" } ?? ""),
+                "\(attributes.valueSize)" + (typeName(map.valueTypeID).map { " (\($0))" } ?? ""),
+                "\(attributes.maxEntries)", MapAttributes.flagNames(attributes.flags),
+            ]
         }
         rows += object.globals.map { global in
-            [global.name, "array (global data)", "4", "\(global.size)", "1", global.isReadOnly ? "rdonly_prog, mmapable" : "mmapable"]
+            [
+                global.name, "array (global data)", "4", "\(global.size)", "1",
+                global.isReadOnly ? "rdonly_prog, mmapable" : "mmapable",
+            ]
         }
         guard !rows.isEmpty else {
             Console.out("\(name) defines no maps\n")
@@ -62,7 +67,7 @@ enum MapsCommand: Command {
                 ("value_type", typeName(map.valueTypeID).map(JSONOutput.string) ?? .null),
                 ("max_entries", .unsigned(UInt64(clamping: attributes.maxEntries))),
                 ("flags", .unsigned(UInt64(attributes.flags))),
-            ("flag_names", .string(MapAttributes.flagNames(attributes.flags))),
+                ("flag_names", .string(MapAttributes.flagNames(attributes.flags))),
             ])
         }
         items += object.globals.map { global in
@@ -75,7 +80,7 @@ enum MapsCommand: Command {
                 ("value_type", .string(global.name)),
                 ("max_entries", .unsigned(1)),
                 ("flags", .unsigned(global.isReadOnly ? 0x480 : 0x400)),
-            ("flag_names", .string(MapAttributes.flagNames(global.isReadOnly ? 0x480 : 0x400))),
+                ("flag_names", .string(MapAttributes.flagNames(global.isReadOnly ? 0x480 : 0x400))),
             ])
         }
         return items
@@ -86,7 +91,9 @@ enum MapsCommand: Command {
 enum Table {
     static func render(_ header: [String], _ rows: [[String]]) -> String {
         var widths = header.map(\.count)
-        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+        for row in rows {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
         func line(_ cells: [String]) -> String {
             var text = ""
             for (i, cell) in cells.enumerated() {

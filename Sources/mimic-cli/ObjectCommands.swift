@@ -25,7 +25,9 @@ enum ObjectInput {
     }
 
     /// The programs `--program P` / `--section S` select (all when neither is given).
-    static func selectPrograms(in object: ObjectFile, name: String, arguments: ParsedArguments) throws(RuntimeError) -> [ObjectProgram] {
+    static func selectPrograms(in object: ObjectFile, name: String, arguments: ParsedArguments) throws(RuntimeError)
+        -> [ObjectProgram]
+    {
         var programs = object.programs
         if let wanted = arguments.value("program") {
             programs = programs.filter { $0.name == wanted }
@@ -37,7 +39,8 @@ enum ObjectInput {
             programs = programs.filter { $0.sectionName == section }
             guard !programs.isEmpty else {
                 let sections = Set(object.programs.map(\.sectionName)).sorted().joined(separator: ", ")
-                throw RuntimeError("\(name) has no program in section '\(section)'; sections: \(sections.isEmpty ? "none" : sections)")
+                throw RuntimeError(
+                    "\(name) has no program in section '\(section)'; sections: \(sections.isEmpty ? "none" : sections)")
             }
         }
         guard !programs.isEmpty else { throw RuntimeError("\(name) contains no programs") }
@@ -56,12 +59,12 @@ enum InspectCommand: Command {
         summary: "List the programs, maps and global data of an eBPF object file.",
         synopsis: "inspect OBJ.o [--json]",
         discussion: """
-        Reads an ELF object compiled with `clang -O2 -g -target bpf -c` and prints its programs
-        (name, section, program type, instruction count), maps (name, type, key and value size,
-        max entries, flags, BTF key/value types), global data sections (.data, .rodata, .bss)
-        and anything the loader noticed (CO-RE relocations applied against the object's own
-        types, unresolved externs). Map flags are shown by name, as `mimic maps` shows them.
-        """,
+            Reads an ELF object compiled with `clang -O2 -g -target bpf -c` and prints its programs
+            (name, section, program type, instruction count), maps (name, type, key and value size,
+            max entries, flags, BTF key/value types), global data sections (.data, .rodata, .bss)
+            and anything the loader noticed (CO-RE relocations applied against the object's own
+            types, unresolved externs). Map flags are shown by name, as `mimic maps` shows them.
+            """,
         options: [.flag("json", "Print the report as a JSON object: object, programs, maps, globals, notes.")],
         examples: [
             ("Inspect a compiled XDP program", "mimic inspect Tests/MimicCoreTests/Fixtures/xdp_parse.o"),
@@ -90,7 +93,13 @@ enum InspectCommand: Command {
                 ("section", .string(global.name)),
                 ("size", .integer(Int64(global.size))),
                 ("read_only", .bool(global.isReadOnly)),
-                ("variables", .array(global.variables.map { .object([("name", .string($0.name)), ("offset", .unsigned($0.offset))]) })),
+                (
+                    "variables",
+                    .array(
+                        global.variables.map {
+                            .object([("name", .string($0.name)), ("offset", .unsigned($0.offset))])
+                        })
+                ),
             ])
         }
         return .object([

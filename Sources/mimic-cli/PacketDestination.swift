@@ -95,7 +95,9 @@ extension PacketDestination {
     /// on the verdict: usually one delivery; a devmap broadcast gives one per interface, and tc
     /// clones add theirs. `ingressIfindex` is the interface the packet came in on (a broadcast
     /// with `BPF_F_EXCLUDE_INGRESS` skips it).
-    static func deliveries(r0: UInt64, process: MimicCore.Process, session: Session, ingressIfindex: UInt32) -> [Delivery] {
+    static func deliveries(r0: UInt64, process: MimicCore.Process, session: Session, ingressIfindex: UInt32)
+        -> [Delivery]
+    {
         guard let state = LinuxProcessState.of(process), let buffer = state.packet else { return [] }
         switch session.type {
         case .xdp:
@@ -112,8 +114,10 @@ extension PacketDestination {
             guard let result = SKBContext.result(of: process, returnValue: r0) else { return [] }
             let packet = result.framedPacket
             let clones = result.clones.map {
-                Delivery(destination: $0.isIngress ? .interfaceIngress($0.ifindex) : .interface($0.ifindex), packet: $0.packet,
-                         isClone: true)
+                Delivery(
+                    destination: $0.isIngress ? .interfaceIngress($0.ifindex) : .interface($0.ifindex),
+                    packet: $0.packet,
+                    isClone: true)
             }
             let main: [Delivery]
             switch tcOutcome(Int32(truncatingIfNeeded: r0), session: session) {
@@ -164,7 +168,8 @@ extension PacketDestination {
     /// NEXT, which continues); netkit drops what is not PASS, NEXT or REDIRECT; `action`
     /// programs (act_bpf) pass all but SHOT and REDIRECT.
     static func tcOutcome(_ code: Int32, session: Session) -> PacketDestination {
-        let redirect: Int32 = 7, shot: Int32 = 2
+        let redirect: Int32 = 7
+        let shot: Int32 = 2
         if code == redirect { return .redirectError }
         if code == shot { return .drop }
         switch session.source.attachType {
@@ -174,19 +179,23 @@ extension PacketDestination {
             return .pass
         default:
             if session.type == .schedAct { return .pass }
-            return code == 4 || code == 8 ? .stolen : .pass  // TC_ACT_STOLEN, TC_ACT_TRAP
+            return code == 4 || code == 8 ? .stolen : .pass // TC_ACT_STOLEN, TC_ACT_TRAP
         }
     }
 
     /// The deliveries of a redirected packet: to the interface, devmap entries (every entry of
     /// a broadcast), the CPU of a cpumap entry or the socket of an xskmap entry; no target is
     /// `redirectError`.
-    static func redirected(_ redirect: Redirect?, packet: [UInt8], session: Session, ingressIfindex: UInt32) -> [Delivery] {
+    static func redirected(_ redirect: Redirect?, packet: [UInt8], session: Session, ingressIfindex: UInt32)
+        -> [Delivery]
+    {
         switch redirect {
         case nil:
             return [Delivery(destination: .redirectError, packet: packet)]
         case .interface(let ifindex, let flags)?:
-            return [Delivery(destination: flags & 1 != 0 ? .interfaceIngress(ifindex) : .interface(ifindex), packet: packet)]
+            return [
+                Delivery(destination: flags & 1 != 0 ? .interfaceIngress(ifindex) : .interface(ifindex), packet: packet)
+            ]
         case .map(let target)?:
             switch target.mapType {
             case .cpuMap:
@@ -195,7 +204,9 @@ extension PacketDestination {
                 return [Delivery(destination: .socket(map: target.mapName, key: target.key), packet: packet)]
             default:
                 if target.broadcastKeys.isEmpty {
-                    guard let ifindex = target.ifindex else { return [Delivery(destination: .redirectError, packet: packet)] }
+                    guard let ifindex = target.ifindex else {
+                        return [Delivery(destination: .redirectError, packet: packet)]
+                    }
                     return [Delivery(destination: .interface(ifindex), packet: packet)]
                 }
                 // dev_map_enqueue_multi: a copy to every entry's interface (but the ingress one

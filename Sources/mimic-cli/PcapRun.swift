@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import Foundation
 import MimicCore
@@ -60,7 +60,9 @@ struct PcapRun {
                 r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
             } catch {
                 errorCount += 1
-                if errors.count < Self.maxErrorsShown { errors.append("packet \(number): \(session.message(for: error))") }
+                if errors.count < Self.maxErrorsShown {
+                    errors.append("packet \(number): \(session.message(for: error))")
+                }
                 instructions &+= process.instructionsExecuted
                 destinations[.error, default: 0] += 1
                 if keepOutputs { outputs[.error, default: []].append(packet) }
@@ -82,10 +84,13 @@ struct PcapRun {
                 if events.count < Self.maxReported { events.append((number, event)) }
             }
             let ingress = (context as? XDPContext)?.ingressIfindex ?? (context as? SKBContext)?.ingressIfindex ?? 0
-            let deliveries = PacketDestination.deliveries(r0: r0, process: process, session: session, ingressIfindex: ingress)
+            let deliveries = PacketDestination.deliveries(
+                r0: r0, process: process, session: session, ingressIfindex: ingress)
             for delivery in deliveries {
                 destinations[delivery.destination, default: 0] += 1
-                if keepOutputs { outputs[delivery.destination, default: []].append(Self.record(delivery.packet, from: packet)) }
+                if keepOutputs {
+                    outputs[delivery.destination, default: []].append(Self.record(delivery.packet, from: packet))
+                }
             }
             // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
             if writer != nil, let out = deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
@@ -117,7 +122,9 @@ struct PcapRun {
             if toStandardError { Console.err(text) } else { Console.out(text) }
         }
         let changes = before.changes(to: session.snapshot())
-        let verdicts = counts.keys.sorted { sortKey($0) < sortKey($1) }.map { (session.verdict($0) ?? "r0 = \($0)", counts[$0] ?? 0) }
+        let verdicts = counts.keys.sorted { sortKey($0) < sortKey($1) }.map {
+            (session.verdict($0) ?? "r0 = \($0)", counts[$0] ?? 0)
+        }
 
         if options.json {
             var members: [(String, JSONOutput)] = [
@@ -129,35 +136,50 @@ struct PcapRun {
                 ("errors", .integer(Int64(errorCount))),
                 ("instructions", .unsigned(instructions)),
             ]
-            members.append(("destinations", .array(ordered.map { destination in
-                var fields: [(String, JSONOutput)] = [("destination", .string(destination.description)),
-                                                      ("packets", .integer(Int64(destinations[destination] ?? 0)))]
-                if let file = files[destination] { fields.append(("file", .string(file))) }
-                return .object(fields)
-            })))
+            members.append(
+                (
+                    "destinations",
+                    .array(
+                        ordered.map { destination in
+                            var fields: [(String, JSONOutput)] = [
+                                ("destination", .string(destination.description)),
+                                ("packets", .integer(Int64(destinations[destination] ?? 0))),
+                            ]
+                            if let file = files[destination] { fields.append(("file", .string(file))) }
+                            return .object(fields)
+                        })
+                ))
             if let directory = options.outDirectory { members.append(("out_dir", .string(directory))) }
             if let writer, let outPath = options.outPath {
                 members.append(("out", .string(outPath)))
                 members.append(("written", .integer(Int64(writer.packetCount))))
                 members.append(("modified", .integer(Int64(modified))))
             }
-            members.append(("trace", .array(trace.map { .object([("packet", .integer(Int64($0.0))), ("line", .string($0.1))]) })))
-            members.append(("events", .array(events.map { number, event in
-                guard case .object(let fields) = display.json(event) else { return .null }
-                return .object([("packet", .integer(Int64(number)))] + fields)
-            })))
+            members.append(
+                ("trace", .array(trace.map { .object([("packet", .integer(Int64($0.0))), ("line", .string($0.1))]) })))
+            members.append(
+                (
+                    "events",
+                    .array(
+                        events.map { number, event in
+                            guard case .object(let fields) = display.json(event) else { return .null }
+                            return .object([("packet", .integer(Int64(number)))] + fields)
+                        })
+                ))
             members.append(("map_changes", .array(changes.map(display.json))))
             if !errors.isEmpty { members.append(("error_messages", .array(errors.map(JSONOutput.string)))) }
             report(JSONOutput.object(members).text)
         } else {
-            var out = "program \(session.source.name) (\(session.type)) over \(name): \(packets.count) packet\(packets.count == 1 ? "" : "s")\n"
+            var out =
+                "program \(session.source.name) (\(session.type)) over \(name): \(packets.count) packet\(packets.count == 1 ? "" : "s")\n"
             out += "verdicts:\n"
             let rows = verdicts + (errorCount > 0 ? [("error", errorCount)] : [])
             let width = rows.map(\.0.count).max() ?? 0
             let countWidth = rows.map { String($0.1).count }.max() ?? 0
             for (verdict, count) in rows {
                 let percent = packets.isEmpty ? 0 : Double(count) * 100 / Double(packets.count)
-                out += "  \(verdict)\(String(repeating: " ", count: width - verdict.count))  "
+                out +=
+                    "  \(verdict)\(String(repeating: " ", count: width - verdict.count))  "
                     + String(count).leftPadded(to: countWidth, with: " ") + "  (\(String(format: "%.1f", percent))%)\n"
             }
             if !ordered.isEmpty {
@@ -166,7 +188,8 @@ struct PcapRun {
                 let numberWidth = ordered.map { String(destinations[$0] ?? 0).count }.max() ?? 0
                 for destination in ordered {
                     let name = destination.description
-                    out += "  \(name)\(String(repeating: " ", count: nameWidth - name.count))  "
+                    out +=
+                        "  \(name)\(String(repeating: " ", count: nameWidth - name.count))  "
                         + String(destinations[destination] ?? 0).leftPadded(to: numberWidth, with: " ")
                     if files[destination] != nil { out += "  \(destination.fileName)" }
                     out += "\n"
@@ -186,29 +209,35 @@ struct PcapRun {
             }
             out += changes.isEmpty ? "maps: no changes\n" : "map changes:\n" + display.describe(changes)
             if let writer, let outPath = options.outPath {
-                out += "wrote \(writer.packetCount) packet\(writer.packetCount == 1 ? "" : "s") to \(outPath) (\(modified) modified)\n"
+                out +=
+                    "wrote \(writer.packetCount) packet\(writer.packetCount == 1 ? "" : "s") to \(outPath) (\(modified) modified)\n"
             }
             for warning in warnings { out += "warning: \(warning)\n" }
             if packets.count > 0, elapsed > 0 {
-                out += "time: \(String(format: "%.3f", elapsed)) s (\(Int(Double(packets.count) / elapsed)) packets/s)\n"
+                out +=
+                    "time: \(String(format: "%.3f", elapsed)) s (\(Int(Double(packets.count) / elapsed)) packets/s)\n"
             }
             report(out)
         }
         if errorCount > 0 {
-            throw RuntimeError("\(errorCount) of \(packets.count) runs failed:\n  " + errors.joined(separator: "\n  ")
-                               + (errorCount > errors.count ? "\n  ... \(errorCount - errors.count) more" : ""))
+            throw RuntimeError(
+                "\(errorCount) of \(packets.count) runs failed:\n  " + errors.joined(separator: "\n  ")
+                    + (errorCount > errors.count ? "\n  ... \(errorCount - errors.count) more" : ""))
         }
     }
 
     /// Verdicts sort by their value (tc actions as signed numbers).
     func sortKey(_ r0: UInt64) -> Int64 {
-        session.type == .schedCls || session.type == .schedAct ? Int64(Int32(truncatingIfNeeded: r0)) : Int64(bitPattern: r0)
+        session.type == .schedCls || session.type == .schedAct
+            ? Int64(Int32(truncatingIfNeeded: r0)) : Int64(bitPattern: r0)
     }
 
     /// A capture record of `bytes`, which a run made of `original`: its timestamp, and its
     /// original length when the bytes are unchanged.
     static func record(_ bytes: [UInt8], from original: PcapPacket) -> PcapPacket {
-        PcapPacket(data: bytes, timestamp: original.timestamp, originalLength: bytes == original.data ? original.originalLength : nil)
+        PcapPacket(
+            data: bytes, timestamp: original.timestamp,
+            originalLength: bytes == original.data ? original.originalLength : nil)
     }
 
     /// `name` in `directory`.
@@ -221,7 +250,8 @@ struct PcapRun {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
-                throw RuntimeError("--out-dir \(directory) exists and is not a directory; give a directory (it is created if missing)")
+                throw RuntimeError(
+                    "--out-dir \(directory) exists and is not a directory; give a directory (it is created if missing)")
             }
         } else {
             // mkdir each missing part of the path, so a failure names its errno.
@@ -229,7 +259,9 @@ struct PcapRun {
             for part in directory.split(separator: "/") {
                 prefix += part
                 if mkdir(prefix, 0o777) != 0, errno != EEXIST {
-                    throw RuntimeError("--out-dir \(directory): cannot create the directory \(prefix) (\(String(cString: strerror(errno))))")
+                    throw RuntimeError(
+                        "--out-dir \(directory): cannot create the directory \(prefix) (\(String(cString: strerror(errno))))"
+                    )
                 }
                 prefix += "/"
             }
@@ -243,14 +275,17 @@ struct PcapRun {
     /// the `--out` file.
     func checkCollisions(_ files: [String]) throws(RuntimeError) {
         func same(_ a: String, _ b: String) -> Bool {
-            Input.sameFile(a, b) || URL(fileURLWithPath: a).standardizedFileURL.path == URL(fileURLWithPath: b).standardizedFileURL.path
+            Input.sameFile(a, b)
+                || URL(fileURLWithPath: a).standardizedFileURL.path == URL(fileURLWithPath: b).standardizedFileURL.path
         }
         for file in files {
             if let input = options.pcapPath, same(file, input) {
-                throw RuntimeError("--out-dir would overwrite the input capture \(input) with \(file): choose another directory")
+                throw RuntimeError(
+                    "--out-dir would overwrite the input capture \(input) with \(file): choose another directory")
             }
             if let out = options.outPath, out != "-", same(file, out) {
-                throw RuntimeError("--out \(out) is also the --out-dir capture \(file): choose another --out file or directory")
+                throw RuntimeError(
+                    "--out \(out) is also the --out-dir capture \(file): choose another --out file or directory")
             }
         }
     }

@@ -7,14 +7,15 @@ enum PluginsCommand: Command {
         summary: "Show what emulator plugin libraries provide (name, ABI version, helpers).",
         synopsis: "plugins PATH... [--json]",
         discussion: """
-        Each PATH is a shared library speaking Mimic's plugin ABI (Sources/CMimicPlugin/include/
-        mimic_plugin.h): it is opened with dlopen, its entry point runs, and its description is
-        checked as `run-raw --plugin` would. Prints the plugin's name, version, ABI version and
-        its helpers with their ids. A library that is not a valid plugin is an error naming why.
-        See Docs/Plugins.md for writing plugins.
-        """,
+            Each PATH is a shared library speaking Mimic's plugin ABI (Sources/CMimicPlugin/include/
+            mimic_plugin.h): it is opened with dlopen, its entry point runs, and its description is
+            checked as `run-raw --plugin` would. Prints the plugin's name, version, ABI version and
+            its helpers with their ids. A library that is not a valid plugin is an error naming why.
+            See Docs/Plugins.md for writing plugins.
+            """,
         options: [
-            .flag("json", "Print one JSON object per library: name, version, abi, path, helpers [{id, name}], map_types."),
+            .flag(
+                "json", "Print one JSON object per library: name, version, abi, path, helpers [{id, name}], map_types.")
         ],
         examples: [
             ("List the helpers of the C sample plugin", "mimic plugins Examples/Plugins/c-kvstore/libkvstore.so"),
@@ -53,7 +54,8 @@ enum PluginsCommand: Command {
         if library.mapTypes.isEmpty {
             text += "map types: none\n"
         } else {
-            text += "map types (\(library.mapTypes.count)\(library.providesMaps ? "" : ", listed only: the plugin has no create_map")):\n"
+            text +=
+                "map types (\(library.mapTypes.count)\(library.providesMaps ? "" : ", listed only: the plugin has no create_map")):\n"
             for type in library.mapTypes { text += "  \(type.type)  \(type.name)\n" }
         }
         if !library.customInstructions.isEmpty {
@@ -69,7 +71,8 @@ enum PluginsCommand: Command {
     static func describeJSON(_ library: PluginLibrary) -> String {
         let string = JSONOutput.quote
         let helpers = library.helpers.map { "{\"id\": \($0.id), \"name\": \(string($0.name))}" }.joined(separator: ", ")
-        let mapTypes = library.mapTypes.map { "{\"type\": \($0.type), \"name\": \(string($0.name))}" }.joined(separator: ", ")
+        let mapTypes = library.mapTypes.map { "{\"type\": \($0.type), \"name\": \(string($0.name))}" }.joined(
+            separator: ", ")
         let custom = library.customInstructions.map { "{\"opcode\": \($0.opcode), \"name\": \(string($0.name))}" }
             .joined(separator: ", ")
         return "{\"name\": \(string(library.name)), \"version\": \(library.version.map(string) ?? "null"), "

@@ -55,18 +55,19 @@ enum RunRawCommand: Command {
     static let info = CommandInfo(
         name: "run-raw",
         summary: "Run a raw eBPF program (bytecode or assembler text) and print R0.",
-        synopsis: "run-raw FILE [--mem HEX | --mem-file PATH] [--asm] [--limit N] [--timeout DURATION] [--json] [--trace] [--plugin PATH]...",
+        synopsis:
+            "run-raw FILE [--mem HEX | --mem-file PATH] [--asm] [--limit N] [--timeout DURATION] [--json] [--trace] [--plugin PATH]...",
         discussion: """
-        FILE (or `-` for standard input) is assembler text if its name ends in .s or .asm or
-        --asm is given; otherwise bytecode, as raw little-endian bytes or as hex text (see
-        `mimic disasm --help`).
-        The program gets the input memory in R1 (a pointer) and its length in R2, as the
-        bpf_conformance vectors and uBPF expect; without input memory both are 0. R10 points
-        to the top of a 512-byte stack per call frame. Helpers: the six bpf_conformance test
-        helpers (0 gather_bytes, 1 memfrob, 2 no_op, 3 sqrti, 4 strcmp_ext, 5 unwind), plus
-        those of each --plugin library (see `mimic plugins --help`).
-        Prints R0 in hex and decimal and the number of instructions executed.
-        """,
+            FILE (or `-` for standard input) is assembler text if its name ends in .s or .asm or
+            --asm is given; otherwise bytecode, as raw little-endian bytes or as hex text (see
+            `mimic disasm --help`).
+            The program gets the input memory in R1 (a pointer) and its length in R2, as the
+            bpf_conformance vectors and uBPF expect; without input memory both are 0. R10 points
+            to the top of a 512-byte stack per call frame. Helpers: the six bpf_conformance test
+            helpers (0 gather_bytes, 1 memfrob, 2 no_op, 3 sqrti, 4 strcmp_ext, 5 unwind), plus
+            those of each --plugin library (see `mimic plugins --help`).
+            Prints R0 in hex and decimal and the number of instructions executed.
+            """,
         options: [
             .value("mem", "HEX", "Input memory as hex bytes (\"00 01 02\" or \"000102\")."),
             .value("mem-file", "PATH", "Input memory: the raw bytes of the file at PATH."),
@@ -81,7 +82,10 @@ enum RunRawCommand: Command {
             ("Sum the bytes of a buffer", "mimic run-raw Examples/checksum.s --mem \"01 02 03 04\""),
             ("Run hex bytecode, result as JSON", "mimic run-raw prog.hex --json"),
             ("Single-step with a register trace", "mimic run-raw Examples/checksum.s --mem 0102 --trace"),
-            ("Call helpers of a plugin (ids 10000+)", "mimic run-raw prog.s --plugin Examples/Plugins/c-kvstore/libkvstore.so"),
+            (
+                "Call helpers of a plugin (ids 10000+)",
+                "mimic run-raw prog.s --plugin Examples/Plugins/c-kvstore/libkvstore.so"
+            ),
         ])
 
     static func run(_ arguments: ParsedArguments) throws {
@@ -96,7 +100,8 @@ enum RunRawCommand: Command {
         var limit = defaultLimit
         if let text = arguments.value("limit") {
             guard let value = UInt64(text) else {
-                throw UsageError(message: "--limit expects a whole number of instructions, got '\(text)'", command: info.name)
+                throw UsageError(
+                    message: "--limit expects a whole number of instructions, got '\(text)'", command: info.name)
             }
             limit = value == 0 ? .max : value
         }
@@ -143,7 +148,7 @@ enum RunRawCommand: Command {
         do {
             if trace {
                 var tracer = Tracer(program: runner.program, process: process)
-                if json { tracer.write = Console.err }  // keep standard output valid JSON
+                if json { tracer.write = Console.err } // keep standard output valid JSON
                 r0 = try tracer.run(limit: limit, timeout: timeout)
             } else {
                 r0 = try Timeout.run(process, limit: limit, timeout: timeout)
@@ -190,7 +195,9 @@ struct Tracer {
             do {
                 result = try process.step()
             } catch {
-                write("\(String(repeating: " ", count: max(0, width - slot.count)))\(slot): \(text)    <- \(SourceStepper.reason(error))\n")
+                write(
+                    "\(String(repeating: " ", count: max(0, width - slot.count)))\(slot): \(text)    <- \(SourceStepper.reason(error))\n"
+                )
                 throw error
             }
             executed += 1

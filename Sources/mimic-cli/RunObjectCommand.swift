@@ -6,59 +6,75 @@ enum RunObjectCommand: Command {
     static let info = CommandInfo(
         name: "run",
         summary: "Run a program of an eBPF object on a context or over a packet capture.",
-        synopsis: "run OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--out OUT.pcap] [--out-dir DIR]] [--map NAME=FILE.json ...] [--json]",
+        synopsis:
+            "run OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--out OUT.pcap] [--out-dir DIR]] [--map NAME=FILE.json ...] [--json]",
         discussion: """
-        Loads OBJ.o (compiled with `clang -O2 -g -target bpf -c`) into a VM with the Linux
-        emulator, creates its maps and global data, and runs one program.
+            Loads OBJ.o (compiled with `clang -O2 -g -target bpf -c`) into a VM with the Linux
+            emulator, creates its maps and global data, and runs one program.
 
-        With --context, runs once on that context file and prints R0 (with the verdict for XDP
-        and tc programs: XDP_PASS, TC_ACT_OK, ...), the instructions executed, the output of
-        bpf_trace_printk, ring buffer and perf events, the map entries the run changed (before
-        -> after, formatted with the object's BTF types) and the packet if the program changed it.
+            With --context, runs once on that context file and prints R0 (with the verdict for XDP
+            and tc programs: XDP_PASS, TC_ACT_OK, ...), the instructions executed, the output of
+            bpf_trace_printk, ring buffer and perf events, the map entries the run changed (before
+            -> after, formatted with the object's BTF types) and the packet if the program changed it.
 
-        With --pcap, runs once per packet of the capture (pcap or pcapng, Ethernet link type),
-        in a context the program type decides (xdp: xdp_md; tc, socket filters, cgroup_skb:
-        __sk_buff), and prints a verdict summary, where the packets went (pass, tx, ifN for a
-        redirect to ifindex N, ifN-ingress, cpuN, xsk-MAP-KEY, drop, aborted, stolen,
-        redirect-error, error), the trace output and events of every run, and the map changes
-        over the whole capture. --out writes the packets that leave the program alive, once
-        each, as the program left them (XDP_PASS, XDP_TX, a redirect that has a target;
-        TC_ACT_OK and what tc treats as it, TC_ACT_REDIRECT; R0 != 0 for socket filters, cut to
-        R0 bytes; allow for cgroup_skb). --out-dir DIR writes one capture per destination into
-        DIR (created if missing): pass.pcap, tx.pcap, if3.pcap, cpu1.pcap, drop.pcap, ...; only
-        destinations that got packets, and other files in DIR are left alone. --out and
-        --out-dir go together; an --out-dir capture may not be the --out file or the input.
-        With `--out -` the capture goes to standard output and the report to standard error.
-        --out may not name the input capture.
-        A progress line goes to standard error on long captures when it is a terminal.
+            With --pcap, runs once per packet of the capture (pcap or pcapng, Ethernet link type),
+            in a context the program type decides (xdp: xdp_md; tc, socket filters, cgroup_skb:
+            __sk_buff), and prints a verdict summary, where the packets went (pass, tx, ifN for a
+            redirect to ifindex N, ifN-ingress, cpuN, xsk-MAP-KEY, drop, aborted, stolen,
+            redirect-error, error), the trace output and events of every run, and the map changes
+            over the whole capture. --out writes the packets that leave the program alive, once
+            each, as the program left them (XDP_PASS, XDP_TX, a redirect that has a target;
+            TC_ACT_OK and what tc treats as it, TC_ACT_REDIRECT; R0 != 0 for socket filters, cut to
+            R0 bytes; allow for cgroup_skb). --out-dir DIR writes one capture per destination into
+            DIR (created if missing): pass.pcap, tx.pcap, if3.pcap, cpu1.pcap, drop.pcap, ...; only
+            destinations that got packets, and other files in DIR are left alone. --out and
+            --out-dir go together; an --out-dir capture may not be the --out file or the input.
+            With `--out -` the capture goes to standard output and the report to standard error.
+            --out may not name the input capture.
+            A progress line goes to standard error on long captures when it is a terminal.
 
-        With --packet HEX (and no --pcap), runs once on that packet, given as hex bytes
-        (`"02 00 00 ..."` or `"020000..."`), in the context the program type decides.
+            With --packet HEX (and no --pcap), runs once on that packet, given as hex bytes
+            (`"02 00 00 ..."` or `"020000..."`), in the context the program type decides.
 
-        Without any of them, tracing programs run with an empty context; packet programs need one.
+            Without any of them, tracing programs run with an empty context; packet programs need one.
 
-        --set NAME=VALUE, --map-size NAME=N, --type TYPE, --prog-array MAP=INDEX:PROGRAM and
-        --map-of-maps OUTER=INDEX:INNER configure the object before load, as a libbpf loader
-        does (global variables by BTF name, including .rodata constants; map sizes, required for
-        maps declared with max_entries 0; the program type for a section libbpf gives none).
-        --ctx mark=5,cb[0]=1 sets context fields as BPF_PROG_TEST_RUN's ctx_in allows them; the
-        output shows the context as the program left it. Pinning is not modelled.
+            --set NAME=VALUE, --map-size NAME=N, --type TYPE, --prog-array MAP=INDEX:PROGRAM and
+            --map-of-maps OUTER=INDEX:INNER configure the object before load, as a libbpf loader
+            does (global variables by BTF name, including .rodata constants; map sizes, required for
+            maps declared with max_entries 0; the program type for a section libbpf gives none).
+            --ctx mark=5,cb[0]=1 sets context fields as BPF_PROG_TEST_RUN's ctx_in allows them; the
+            output shows the context as the program left it. Pinning is not modelled.
 
-        --map NAME=FILE.json fills a map first; the file is a JSON array of
-        {"key": K, "value": V} entries (see Docs/UserGuide.md). Exit codes: 0 when every run
-        finished, 1 when the input cannot be read or loaded or a run failed, 2 for usage errors.
-        """,
+            --map NAME=FILE.json fills a map first; the file is a JSON array of
+            {"key": K, "value": V} entries (see Docs/UserGuide.md). Exit codes: 0 when every run
+            finished, 1 when the input cannot be read or loaded or a run failed, 2 for usage errors.
+            """,
         options: RunOptions.specs(out: true, json: true),
         examples: [
-            ("Run the XDP firewall over a capture with a preloaded blocklist",
-             "mimic run Examples/xdp_firewall.o --pcap Examples/traffic.pcap --map blocklist=Examples/blocklist.json"),
-            ("Keep the packets it passes", "mimic run Examples/xdp_firewall.o --pcap Examples/traffic.pcap --out passed.pcap"),
-            ("Run the firewall on one packet given as hex (an Ethernet frame)",
-             "mimic run Examples/xdp_firewall.o --packet 020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"),
-            ("Run a tc program on one context", "mimic run Examples/tc_rewrite.o --context Examples/contexts/udp_8080.json"),
-            ("Configure a .rodata constant and size a max_entries 0 map before load",
-             "mimic run prog.o --set blocked_port=53 --set mode=MODE_DROP --map-size hits=1024 --pcap traffic.pcap"),
-            ("Replay a captured tracing context, JSON output", "mimic run Examples/trace_exec.o --context Examples/contexts/exec_captured.json --json"),
+            (
+                "Run the XDP firewall over a capture with a preloaded blocklist",
+                "mimic run Examples/xdp_firewall.o --pcap Examples/traffic.pcap --map blocklist=Examples/blocklist.json"
+            ),
+            (
+                "Keep the packets it passes",
+                "mimic run Examples/xdp_firewall.o --pcap Examples/traffic.pcap --out passed.pcap"
+            ),
+            (
+                "Run the firewall on one packet given as hex (an Ethernet frame)",
+                "mimic run Examples/xdp_firewall.o --packet 020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"
+            ),
+            (
+                "Run a tc program on one context",
+                "mimic run Examples/tc_rewrite.o --context Examples/contexts/udp_8080.json"
+            ),
+            (
+                "Configure a .rodata constant and size a max_entries 0 map before load",
+                "mimic run prog.o --set blocked_port=53 --set mode=MODE_DROP --map-size hits=1024 --pcap traffic.pcap"
+            ),
+            (
+                "Replay a captured tracing context, JSON output",
+                "mimic run Examples/trace_exec.o --context Examples/contexts/exec_captured.json --json"
+            ),
         ])
 
     static func run(_ arguments: ParsedArguments) throws {
@@ -95,7 +111,9 @@ struct SingleRun {
         for (index, entry) in contexts.enumerated() {
             if !options.json { Console.out((index > 0 ? "\n" : "") + "=== \(entry.name) ===\n") }
             do {
-                try run(context: entry.context, inputName: entry.name, emitJSON: options.json ? { reports.append($0) } : nil)
+                try run(
+                    context: entry.context, inputName: entry.name, emitJSON: options.json ? { reports.append($0) } : nil
+                )
             } catch let error as RuntimeError {
                 failures += 1
                 if options.json {
@@ -115,10 +133,12 @@ struct SingleRun {
     /// report; `extraJSON` adds members to the `--json` object (e.g. trace steps). With
     /// `jsonLines`, the JSON report is one line (a JSON Lines record) instead of indented.
     /// With `emitJSON`, the `--json` report goes there instead of standard output.
-    func run(context: (any Context)?, inputName: String, jsonLines: Bool = false,
-             execute: ((Process) throws(ExecutionError) -> UInt64)? = nil,
-             extraJSON: () -> [(String, JSONOutput)] = { [] },
-             emitJSON: ((JSONOutput) -> Void)? = nil) throws {
+    func run(
+        context: (any Context)?, inputName: String, jsonLines: Bool = false,
+        execute: ((Process) throws(ExecutionError) -> UInt64)? = nil,
+        extraJSON: () -> [(String, JSONOutput)] = { [] },
+        emitJSON: ((JSONOutput) -> Void)? = nil
+    ) throws {
         let display = ValueDisplay(object: session.object, cpus: session.cpus)
         let before = session.snapshot()
         let originalPacket = (context as? XDPContext)?.packet ?? (context as? SKBContext)?.packet
@@ -168,12 +188,22 @@ struct SingleRun {
             if let redirect { members.append(("redirect", .string(redirect.description))) }
             if let contextAfter { members.append(("context_out", TestRunContext.json(contextAfter))) }
             if let signals = state?.signals, !signals.isEmpty {
-                members.append(("signals", .array(signals.map { signal in
-                    .object([("signal", .unsigned(UInt64(signal.signal))), ("to", .string(signal.toThread ? "thread" : "process")),
-                             ("target", .unsigned(UInt64(signal.target)))])
-                })))
+                members.append(
+                    (
+                        "signals",
+                        .array(
+                            signals.map { signal in
+                                .object([
+                                    ("signal", .unsigned(UInt64(signal.signal))),
+                                    ("to", .string(signal.toThread ? "thread" : "process")),
+                                    ("target", .unsigned(UInt64(signal.target))),
+                                ])
+                            })
+                    ))
             }
-            if let value = state?.overriddenReturn { members.append(("override_return", .integer(Int64(bitPattern: value)))) }
+            if let value = state?.overriddenReturn {
+                members.append(("override_return", .integer(Int64(bitPattern: value))))
+            }
             if !warnings.isEmpty { members.append(("warnings", .array(warnings.map(JSONOutput.string)))) }
             members += extraJSON()
             if let emitJSON { return emitJSON(.object(members)) }
@@ -189,7 +219,9 @@ struct SingleRun {
         out += value + "\n"
         if let redirect { out += "redirect: \(redirect)\n" }
         for signal in state?.signals ?? [] { out += "sent \(signal)\n" }
-        if let value = state?.overriddenReturn { out += "override_return: the probed function returns \(Int64(bitPattern: value))\n" }
+        if let value = state?.overriddenReturn {
+            out += "override_return: the probed function returns \(Int64(bitPattern: value))\n"
+        }
         out += "instructions executed: \(process.instructionsExecuted)\n"
         if let contextAfter {
             out += "context: \(TestRunContext.describe(contextAfter, before: contextBefore))\n"

@@ -40,26 +40,53 @@ struct RunOptions {
     static func specs(out: Bool, json: Bool, timeout: Bool = true) -> [OptionSpec] {
         var specs: [OptionSpec] = [
             .value("program", short: "p", "NAME", "The program to run (required when the object has several)."),
-            .value("context", short: "c", "CTX.json", "Run with this context file (xdp_md, sk_buff, generic, captured)."),
+            .value(
+                "context", short: "c", "CTX.json", "Run with this context file (xdp_md, sk_buff, generic, captured)."),
             .value("pcap", "IN.pcap", "Run over the packets of a capture (pcap or pcapng, Ethernet)."),
-            .value("packet", "N|HEX", "With --pcap: only packet N (counted from 1). Without: run on this packet, given as hex bytes."),
+            .value(
+                "packet", "N|HEX",
+                "With --pcap: only packet N (counted from 1). Without: run on this packet, given as hex bytes."),
         ]
         if out {
-            specs.append(.value("out", short: "o", "OUT.pcap", "With --pcap: write the packets the program passes or transmits."))
-            specs.append(.value("out-dir", "DIR", "With --pcap: write one capture per destination into DIR (pass.pcap, tx.pcap, if3.pcap, cpu1.pcap, drop.pcap, ...), created if missing."))
+            specs.append(
+                .value("out", short: "o", "OUT.pcap", "With --pcap: write the packets the program passes or transmits.")
+            )
+            specs.append(
+                .value(
+                    "out-dir", "DIR",
+                    "With --pcap: write one capture per destination into DIR (pass.pcap, tx.pcap, if3.pcap, cpu1.pcap, drop.pcap, ...), created if missing."
+                ))
         }
-        specs += [
-            .value("map", "NAME=FILE.json", "Preload map NAME with the entries of FILE.json (repeatable)."),
-            .value("cpus", "N", "Possible CPUs: values per per-CPU map entry (default 1)."),
-            .value("limit", "N", "Stop a run after N instructions (default \(RunRawCommand.defaultLimit); 0 = no limit)."),
-            .value("data-start", "mac|network", "Where an sk_buff's data starts: the Ethernet or the network header (default: as the kernel's test run, network for socket filters, mac for tc)."),
-            .value("seed", "N", "Seed bpf_get_prandom_u32 with N: the same seed gives the same values (default: the clock)."),
-            .value("memory-limit", "BYTES", "The VM's memory budget for maps, global data, contexts and packets (default 1G; suffixes K, M, G)."),
-            .value("plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
-            TestRunContext.optionSpec,
-            .value("kconfig", "FILE", "The emulated kernel's configuration for __kconfig externs, as /proc/config writes it (CONFIG_X=y lines; uncompressed: zcat /proc/config.gz > FILE). Default: none, so weak CONFIG_ externs read 0."),
-            .value("compat", "go-mimic", "Also load map definitions the Go mimic accepts and the kernel refuses (a warning names the kernel rule each breaks)."),
-        ] + ConfigurationOptions.specs
+        specs +=
+            [
+                .value("map", "NAME=FILE.json", "Preload map NAME with the entries of FILE.json (repeatable)."),
+                .value("cpus", "N", "Possible CPUs: values per per-CPU map entry (default 1)."),
+                .value(
+                    "limit", "N",
+                    "Stop a run after N instructions (default \(RunRawCommand.defaultLimit); 0 = no limit)."),
+                .value(
+                    "data-start", "mac|network",
+                    "Where an sk_buff's data starts: the Ethernet or the network header (default: as the kernel's test run, network for socket filters, mac for tc)."
+                ),
+                .value(
+                    "seed", "N",
+                    "Seed bpf_get_prandom_u32 with N: the same seed gives the same values (default: the clock)."),
+                .value(
+                    "memory-limit", "BYTES",
+                    "The VM's memory budget for maps, global data, contexts and packets (default 1G; suffixes K, M, G)."
+                ),
+                .value(
+                    "plugin", "LIB", "Add the helpers of the emulator plugin LIB (repeatable; see `mimic plugins`)."),
+                TestRunContext.optionSpec,
+                .value(
+                    "kconfig", "FILE",
+                    "The emulated kernel's configuration for __kconfig externs, as /proc/config writes it (CONFIG_X=y lines; uncompressed: zcat /proc/config.gz > FILE). Default: none, so weak CONFIG_ externs read 0."
+                ),
+                .value(
+                    "compat", "go-mimic",
+                    "Also load map definitions the Go mimic accepts and the kernel refuses (a warning names the kernel rule each breaks)."
+                ),
+            ] + ConfigurationOptions.specs
         if timeout { specs.append(Timeout.spec) }
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
         return specs
@@ -86,10 +113,15 @@ struct RunOptions {
             throw UsageError(message: "--out-dir writes the packets of a --pcap run; give --pcap too", command: command)
         }
         if outDirectory == "-" || outDirectory == "" {
-            throw UsageError(message: "--out-dir expects a directory (for one capture on standard output, use --out -)", command: command)
+            throw UsageError(
+                message: "--out-dir expects a directory (for one capture on standard output, use --out -)",
+                command: command)
         }
         if let outPath, let pcapPath, Input.sameFile(outPath, pcapPath) {
-            throw UsageError(message: "--out \(outPath) is the input capture; writing it would overwrite the capture: choose another file", command: command)
+            throw UsageError(
+                message:
+                    "--out \(outPath) is the input capture; writing it would overwrite the capture: choose another file",
+                command: command)
         }
         if let text = arguments.value("packet"), pcapPath == nil {
             guard contextPath == nil else {
@@ -98,7 +130,8 @@ struct RunOptions {
             do {
                 packetBytes = try Hex.parse(text, what: "--packet")
             } catch {
-                throw UsageError(message: error.message + " (--packet without --pcap is a packet in hex)", command: command)
+                throw UsageError(
+                    message: error.message + " (--packet without --pcap is a packet in hex)", command: command)
             }
         } else if let text = arguments.value("packet") {
             guard let number = Int(text), number >= 1 else {
@@ -109,14 +142,16 @@ struct RunOptions {
         cpus = 1
         if let text = arguments.value("cpus") {
             guard let value = Int(text), value >= 1, value <= 512 else {
-                throw UsageError(message: "--cpus expects a number of CPUs from 1 to 512, got '\(text)'", command: command)
+                throw UsageError(
+                    message: "--cpus expects a number of CPUs from 1 to 512, got '\(text)'", command: command)
             }
             cpus = value
         }
         limit = RunRawCommand.defaultLimit
         if let text = arguments.value("limit") {
             guard let value = UInt64(text) else {
-                throw UsageError(message: "--limit expects a whole number of instructions, got '\(text)'", command: command)
+                throw UsageError(
+                    message: "--limit expects a whole number of instructions, got '\(text)'", command: command)
             }
             limit = value == 0 ? .max : value
         }
@@ -135,14 +170,16 @@ struct RunOptions {
         }
         if let text = arguments.value("seed") {
             guard let value = UInt64(text) else {
-                throw UsageError(message: "--seed expects a whole number from 0 to \(UInt64.max), got '\(text)'", command: command)
+                throw UsageError(
+                    message: "--seed expects a whole number from 0 to \(UInt64.max), got '\(text)'", command: command)
             }
             seed = value
         }
         if let text = arguments.value("memory-limit") {
             guard let value = Self.byteCount(text) else {
-                throw UsageError(message: "--memory-limit expects a number of bytes, optionally with K, M or G, got '\(text)'",
-                                 command: command)
+                throw UsageError(
+                    message: "--memory-limit expects a number of bytes, optionally with K, M or G, got '\(text)'",
+                    command: command)
             }
             memoryLimit = value
         }
@@ -168,7 +205,8 @@ struct RunOptions {
         let name = Input.displayName(kconfigPath)
         let bytes = try Input.read(kconfigPath, what: "kernel configurations")
         if bytes.starts(with: [0x1F, 0x8B]) {
-            throw RuntimeError("\(name) is gzip-compressed; give the uncompressed configuration (zcat \(name) > config)")
+            throw RuntimeError(
+                "\(name) is gzip-compressed; give the uncompressed configuration (zcat \(name) > config)")
         }
         do {
             return try KernelConfig(parsing: String(decoding: bytes, as: UTF8.self))
@@ -203,12 +241,15 @@ struct RunOptions {
                 throw RuntimeError(error.description)
             }
         }
-        let session = try Session(path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
-                                  memoryLimit: memoryLimit, plugins: plugins, configuration: configuration,
-                                  kernel: try kernelConfig(), compatibility: compatibility)
+        let session = try Session(
+            path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
+            memoryLimit: memoryLimit, plugins: plugins, configuration: configuration,
+            kernel: try kernelConfig(), compatibility: compatibility)
         session.contextFields = contextFields
         if dataStart != nil, session.packetKind != .skb {
-            throw RuntimeError("--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program")
+            throw RuntimeError(
+                "--data-start applies to programs that take an sk_buff; program \(session.source.name) is a \(session.type) program"
+            )
         }
         session.dataStart = dataStart
         session.timeout = timeout
@@ -237,7 +278,8 @@ struct RunOptions {
         }
         if let packetNumber {
             guard packetNumber <= packets.count else {
-                throw RuntimeError("--packet \(packetNumber): \(name) has \(packets.count) packet\(packets.count == 1 ? "" : "s")")
+                throw RuntimeError(
+                    "--packet \(packetNumber): \(name) has \(packets.count) packet\(packets.count == 1 ? "" : "s")")
             }
             return ([(packetNumber, packets[packetNumber - 1])], linkType)
         }

@@ -28,39 +28,50 @@ final class Session {
     /// `seed` seeds `bpf_get_prandom_u32` (nil: the clock); `kernel` gives `__kconfig` values.
     /// `configuration` is applied to the object before load (globals, map sizes, `--type`, slots).
     /// `compatibility` `.goMimic` loads map definitions the kernel refuses, with a warning each.
-    init(path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
-         memoryLimit: Int = MemoryBudget.defaultLimit, plugins: [PluginLibrary] = [],
-         configuration: ConfigurationOptions? = nil, kernel: KernelConfig = KernelConfig(),
-         compatibility: LinuxCompatibility = .kernel) throws(RuntimeError) {
+    init(
+        path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
+        memoryLimit: Int = MemoryBudget.defaultLimit, plugins: [PluginLibrary] = [],
+        configuration: ConfigurationOptions? = nil, kernel: KernelConfig = KernelConfig(),
+        compatibility: LinuxCompatibility = .kernel
+    ) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
         guard ObjectInput.isELF(bytes) else {
-            throw RuntimeError("\(objectName) is not an ELF object (it does not start with 0x7f 'ELF'); compile it with `clang -O2 -g -target bpf -c`, or use `mimic run-raw` for assembler text and bytecode")
+            throw RuntimeError(
+                "\(objectName) is not an ELF object (it does not start with 0x7f 'ELF'); compile it with `clang -O2 -g -target bpf -c`, or use `mimic run-raw` for assembler text and bytecode"
+            )
         }
         let parsed = try ObjectInput.object(bytes, name: objectName)
         object = try configuration?.apply(to: parsed, programName: programName, objectName: objectName) ?? parsed
         if let programName {
             guard let found = object.program(named: programName) else {
-                throw RuntimeError("\(objectName) has no program named '\(programName)'; programs: \(ObjectInput.names(object))")
+                throw RuntimeError(
+                    "\(objectName) has no program named '\(programName)'; programs: \(ObjectInput.names(object))")
             }
             source = found
         } else {
             guard let first = object.programs.first else { throw RuntimeError("\(objectName) contains no programs") }
             guard object.programs.count == 1 else {
-                throw RuntimeError("\(objectName) has \(object.programs.count) programs; choose one with --program NAME: \(ObjectInput.names(object))")
+                throw RuntimeError(
+                    "\(objectName) has \(object.programs.count) programs; choose one with --program NAME: \(ObjectInput.names(object))"
+                )
             }
             source = first
         }
         self.cpus = cpus
         self.limit = limit
-        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: seed, kernel: kernel,
-                                                                   compatibility: compatibility))
+        emulator = LinuxEmulator(
+            configuration: LinuxConfiguration(
+                cpuCount: cpus, randomSeed: seed, kernel: kernel,
+                compatibility: compatibility))
         let vmConfiguration = VMConfiguration(memoryLimit: memoryLimit)
         if plugins.isEmpty {
             vm = VM(emulator: emulator, configuration: vmConfiguration)
         } else {
             do {
-                vm = VM(emulator: try CompositeEmulator([emulator] + plugins.map(\.emulator)), configuration: vmConfiguration)
+                vm = VM(
+                    emulator: try CompositeEmulator([emulator] + plugins.map(\.emulator)),
+                    configuration: vmConfiguration)
             } catch {
                 throw RuntimeError(error.description)
             }
@@ -130,11 +141,14 @@ final class Session {
             let (name, path) = try MapFile.split(argument)
             guard let map = map(named: name) else {
                 let names = maps.map(\.name).joined(separator: ", ")
-                throw RuntimeError("--map \(argument): \(objectName) has no map named '\(name)'; maps: \(names.isEmpty ? "none" : names)")
+                throw RuntimeError(
+                    "--map \(argument): \(objectName) has no map named '\(name)'; maps: \(names.isEmpty ? "none" : names)"
+                )
             }
             let attributes = map.attributes
-            let entries = try MapFile.entries(Input.read(path), file: Input.displayName(path), keySize: attributes.keySize,
-                                              valueSize: attributes.valueSize, cpus: cpus)
+            let entries = try MapFile.entries(
+                Input.read(path), file: Input.displayName(path), keySize: attributes.keySize,
+                valueSize: attributes.valueSize, cpus: cpus)
             let perCPU = MapSnapshot.isPerCPU(attributes.type)
             for (index, entry) in entries.enumerated() {
                 var failure: Errno?
@@ -149,16 +163,23 @@ final class Session {
                     }
                 } else {
                     if entry.perCPU {
-                        throw RuntimeError("\(Input.displayName(path)): [\(index)].values: \(name) is a \(attributes.type) map, not a per-CPU map; use \"value\"")
+                        throw RuntimeError(
+                            "\(Input.displayName(path)): [\(index)].values: \(name) is a \(attributes.type) map, not a per-CPU map; use \"value\""
+                        )
                     }
                     failure = map.update(key: entry.key, value: entry.values[0], flags: .any, cpu: 0)
                 }
                 if let failure {
                     let isArray = [MapType.array, .perCPUArray].contains(attributes.type)
-                    let reason = failure != .tooBig ? "\(failure)"
-                        : isArray ? "index outside the array (max_entries \(attributes.maxEntries))"
-                        : "map full (max_entries \(attributes.maxEntries))"
-                    throw RuntimeError("\(Input.displayName(path)): [\(index)]: cannot store the entry in \(name) (\(attributes.type)): \(reason)")
+                    let reason =
+                        failure != .tooBig
+                        ? "\(failure)"
+                        : isArray
+                            ? "index outside the array (max_entries \(attributes.maxEntries))"
+                            : "map full (max_entries \(attributes.maxEntries))"
+                    throw RuntimeError(
+                        "\(Input.displayName(path)): [\(index)]: cannot store the entry in \(name) (\(attributes.type)): \(reason)"
+                    )
                 }
             }
         }
@@ -173,7 +194,9 @@ final class Session {
     func context(file path: String) throws(RuntimeError) -> any Context {
         let all = try contexts(file: path)
         guard all.count == 1, let only = all.first else {
-            throw RuntimeError("\(Input.displayName(path)) holds an array of \(all.count) contexts; `mimic run` and `mimic trace` run each in turn, this command takes one")
+            throw RuntimeError(
+                "\(Input.displayName(path)) holds an array of \(all.count) contexts; `mimic run` and `mimic trace` run each in turn, this command takes one"
+            )
         }
         return only.context
     }
@@ -195,7 +218,9 @@ final class Session {
                 skb.dataStart = dataStart
                 context = skb
             }
-            let name = loaded.count == 1 ? Input.displayName(path)
+            let name =
+                loaded.count == 1
+                ? Input.displayName(path)
                 : "context \(index + 1)" + (entry.name.isEmpty ? "" : " (\(entry.name))")
             do {
                 result.append((try withFields(try ContextFit.fit(context, to: source)), name))
@@ -219,20 +244,28 @@ final class Session {
             return try withFields(skb)
         case .none:
             if type == .unspec {
-                throw RuntimeError("program \(source.name) has no program type: its section \(source.sectionName) is not one libbpf knows; give one with --type (xdp, tc, socket_filter, ...)")
+                throw RuntimeError(
+                    "program \(source.name) has no program type: its section \(source.sectionName) is not one libbpf knows; give one with --type (xdp, tc, socket_filter, ...)"
+                )
             }
-            throw RuntimeError("program \(source.name) (type \(type)) does not take packets; give a context with --context instead of --pcap")
+            throw RuntimeError(
+                "program \(source.name) (type \(type)) does not take packets; give a context with --context instead of --pcap"
+            )
         }
     }
 
     /// The context of a run without --context or --pcap: none for tracing programs.
     func defaultContext() throws(RuntimeError) -> (any Context)? {
         if packetKind != .none {
-            throw RuntimeError("program \(source.name) (type \(type)) needs a packet: give --pcap FILE or --context FILE.json"
-                               + (type == .unspec ? "; its section \(source.sectionName) gives no program type: give one with --type (xdp, tc, ...)" : ""))
+            throw RuntimeError(
+                "program \(source.name) (type \(type)) needs a packet: give --pcap FILE or --context FILE.json"
+                    + (type == .unspec
+                        ? "; its section \(source.sectionName) gives no program type: give one with --type (xdp, tc, ...)"
+                        : ""))
         }
         if !contextFields.isEmpty {
-            throw RuntimeError("--ctx sets fields of xdp_md and sk_buff contexts; program \(source.name) (type \(type)) takes neither")
+            throw RuntimeError(
+                "--ctx sets fields of xdp_md and sk_buff contexts; program \(source.name) (type \(type)) takes neither")
         }
         return GenericContext(name: "empty")
     }
@@ -267,7 +300,8 @@ final class Session {
     static func verdict(_ r0: UInt64, type: ProgramType) -> String? {
         switch type {
         case .xdp: return XDPAction(returnValue: r0)?.name ?? "unknown XDP action \(r0)"
-        case .schedCls, .schedAct: return TCAction(returnValue: r0)?.name ?? "unknown tc action \(Int32(truncatingIfNeeded: r0))"
+        case .schedCls, .schedAct:
+            return TCAction(returnValue: r0)?.name ?? "unknown tc action \(Int32(truncatingIfNeeded: r0))"
         case .socketFilter:
             return r0 == 0 ? "drop" : "keep \(r0 == UInt64(UInt32.max) ? "whole packet" : "\(r0) bytes")"
         case .cgroupSkb: return r0 & 1 == 1 ? "allow" : "deny"
@@ -314,7 +348,8 @@ final class Session {
         } else if error.code == .deadlineExceeded {
             text += " (the --timeout)"
         } else if error.code == .unknownHelper {
-            text += "\n  the Linux emulator does not implement \(error.kind.helperName ?? "this helper"); a captured context (--context with type \"captured\") can replay its recorded results"
+            text +=
+                "\n  the Linux emulator does not implement \(error.kind.helperName ?? "this helper"); a captured context (--context with type \"captured\") can replay its recorded results"
         }
         return text
     }
@@ -335,8 +370,9 @@ final class Session {
 
     /// How listings name this session's helpers and maps.
     var names: Assembly.Names {
-        Assembly.Names(helper: { [vm] id in Assembly.helperName(id, emulator: vm.emulator) },
-                       map: { [emulator] handle in emulator.map(handle: handle)?.name })
+        Assembly.Names(
+            helper: { [vm] id in Assembly.helperName(id, emulator: vm.emulator) },
+            map: { [emulator] handle in emulator.map(handle: handle)?.name })
     }
 
     static func baseName(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }

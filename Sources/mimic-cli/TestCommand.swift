@@ -10,25 +10,25 @@ enum TestCommand: Command {
         summary: "Run eBPF unit tests from test files (no root, no kernel); JUnit XML and TAP for CI.",
         synopsis: "test FILE.json... [--junit OUT.xml] [--tap | --tap=OUT.tap] [--kernel]",
         discussion: """
-        Each test file (JSON; Docs/Testing-Programs.md) names an object, its configuration and
-        cases: maps to seed, the input (a packet as hex or base64, a packet of a capture, or a
-        context file) and what to expect (verdict, output packet, map entries, ring buffer and
-        perf records, bpf_printk lines, redirect target). Every case runs in a fresh VM of the
-        Linux emulator. A failing case prints what was expected and what happened, by field
-        name from the object's BTF where it has one.
+            Each test file (JSON; Docs/Testing-Programs.md) names an object, its configuration and
+            cases: maps to seed, the input (a packet as hex or base64, a packet of a capture, or a
+            context file) and what to expect (verdict, output packet, map entries, ring buffer and
+            perf records, bpf_printk lines, redirect target). Every case runs in a fresh VM of the
+            Linux emulator. A failing case prints what was expected and what happened, by field
+            name from the object's BTF where it has one.
 
-        --junit OUT.xml writes a JUnit XML report; --tap prints a TAP 14 stream on standard
-        output (the readable report then goes to standard error), --tap=OUT.tap writes it to a
-        file. --kernel runs every case through the running kernel too (BPF_PROG_TEST_RUN, via
-        `mimic compare`'s machinery: XDP, tc and socket filters), checking the same expectations
-        there and that Mimic and the kernel agree; those runs appear as "CASE [kernel]". Trace
-        output, events and the redirect target are not observable in the kernel's test run and
-        are checked in Mimic only. Without root the kernel runs are reported as skipped, with
-        the reason.
+            --junit OUT.xml writes a JUnit XML report; --tap prints a TAP 14 stream on standard
+            output (the readable report then goes to standard error), --tap=OUT.tap writes it to a
+            file. --kernel runs every case through the running kernel too (BPF_PROG_TEST_RUN, via
+            `mimic compare`'s machinery: XDP, tc and socket filters), checking the same expectations
+            there and that Mimic and the kernel agree; those runs appear as "CASE [kernel]". Trace
+            output, events and the redirect target are not observable in the kernel's test run and
+            are checked in Mimic only. Without root the kernel runs are reported as skipped, with
+            the reason.
 
-        Exit codes: 0 when every case passed (skipped kernel runs included), 1 when a case
-        failed or could not run, 2 for usage errors.
-        """,
+            Exit codes: 0 when every case passed (skipped kernel runs included), 1 when a case
+            failed or could not run, 2 for usage errors.
+            """,
         options: [
             .value("junit", "OUT.xml", "Write a JUnit XML report."),
             .flag("tap", "Print a TAP stream on standard output (--tap=OUT.tap writes it to a file)."),
@@ -37,7 +37,10 @@ enum TestCommand: Command {
         ],
         examples: [
             ("Run the example tests", "mimic test Examples/tests/xdp_firewall.json Examples/tests/tc_rewrite.json"),
-            ("The same, with a JUnit report for CI", "mimic test Examples/tests/packet_counter.json --junit report.xml"),
+            (
+                "The same, with a JUnit report for CI",
+                "mimic test Examples/tests/packet_counter.json --junit report.xml"
+            ),
             ("Against the kernel as well (root)", "sudo mimic test Examples/tests/xdp_firewall.json --kernel"),
         ])
 
@@ -61,14 +64,19 @@ enum TestCommand: Command {
             do {
                 suite = try TestSuite.load(path: path)
             } catch {
-                reports.append(SuiteReport(name: path, file: path, cases: [CaseReport(name: "(file)", status: .error(error.description))]))
+                reports.append(
+                    SuiteReport(
+                        name: path, file: path, cases: [CaseReport(name: "(file)", status: .error(error.description))]))
                 continue
             }
             var report = ProgramTest.run(suite: suite)
             if arguments.has("kernel") {
                 if let reason = KernelBPF.unavailableReason {
                     kernelNote = "kernel runs skipped: the kernel is not reachable (\(reason))"
-                    report.cases += suite.cases.map { CaseReport(name: "\($0.name) [kernel]", status: .skipped("the kernel is not reachable: \(reason)")) }
+                    report.cases += suite.cases.map {
+                        CaseReport(
+                            name: "\($0.name) [kernel]", status: .skipped("the kernel is not reachable: \(reason)"))
+                    }
                 } else {
                     report.cases += KernelRunner(suite: suite).reports()
                 }
@@ -107,7 +115,8 @@ struct KernelRunner {
             return suite.cases.map { CaseReport(name: "\($0.name) [kernel]", status: .error(error.description)) }
         }
         guard ObjectComparison.supportedTypes.contains(test.program.type) else {
-            let reason = "the kernel's test run is compared for XDP, tc and socket-filter programs; \(test.program.name) is \(test.program.type)"
+            let reason =
+                "the kernel's test run is compared for XDP, tc and socket-filter programs; \(test.program.name) is \(test.program.type)"
             return suite.cases.map { CaseReport(name: "\($0.name) [kernel]", status: .skipped(reason)) }
         }
         return suite.cases.map { testCase in
@@ -123,7 +132,10 @@ struct KernelRunner {
     func run(_ testCase: TestCase, test: ProgramTest) -> CaseReport {
         let name = "\(testCase.name) [kernel]"
         if testCase.expect.error != nil {
-            return CaseReport(name: name, status: .skipped("the case expects Mimic's run to fail; the kernel's test run has no such failure to compare"))
+            return CaseReport(
+                name: name,
+                status: .skipped(
+                    "the case expects Mimic's run to fail; the kernel's test run has no such failure to compare"))
         }
         do {
             var packet: [UInt8]
@@ -135,7 +147,9 @@ struct KernelRunner {
                 } else if let skb = context as? SKBContext {
                     packet = skb.packet
                 } else {
-                    return CaseReport(name: name, status: .skipped("the kernel's test run takes a packet; this case's context has none"))
+                    return CaseReport(
+                        name: name,
+                        status: .skipped("the kernel's test run takes a packet; this case's context has none"))
                 }
                 mimicContext = context
             } else if let bytes = try testCase.input.packetBytes() {
@@ -145,7 +159,11 @@ struct KernelRunner {
                 return CaseReport(name: name, status: .skipped("the case has no packet for the kernel's test run"))
             }
             if packet.count < 14 {
-                return CaseReport(name: name, status: .skipped("the kernel's test run takes packets of at least 14 bytes (an Ethernet header); this one has \(packet.count)"))
+                return CaseReport(
+                    name: name,
+                    status: .skipped(
+                        "the kernel's test run takes packets of at least 14 bytes (an Ethernet header); this one has \(packet.count)"
+                    ))
             }
             // A fresh comparison per case: maps as the object declares them, on both sides.
             let comparison = try ObjectComparison(object: test.object, programName: test.program.name)
@@ -156,7 +174,8 @@ struct KernelRunner {
                     var (key, values) = try layout.seedBytes(seed.map, entry, file: test.objectName)
                     // Per-CPU values given for fewer CPUs than the kernel's: the rest are zero.
                     if values.count > 1, values.count < KernelBPF.possibleCPUs, let size = values.first?.count {
-                        values += Array(repeating: [UInt8](repeating: 0, count: size), count: KernelBPF.possibleCPUs - values.count)
+                        values += Array(
+                            repeating: [UInt8](repeating: 0, count: size), count: KernelBPF.possibleCPUs - values.count)
                     }
                     try comparison.setEntry(map: seed.map, key: key, values: values)
                 }
@@ -168,22 +187,29 @@ struct KernelRunner {
             observation.context = result.kernelContext
             observation.lookup = { map, key in try comparison.kernelContents(map)[key] }
             var failures = try layout.check(testCase.expect, against: observation, file: test.objectName)
-            failures += result.differences.map { Mismatch(what: "Mimic and the kernel", expected: "the same result", actual: $0) }
+            failures += result.differences.map {
+                Mismatch(what: "Mimic and the kernel", expected: "the same result", actual: $0)
+            }
             var notes: [String] = []
-            var unchecked = [("trace", testCase.expect.trace != nil), ("events", testCase.expect.events != nil),
-                             ("redirect", testCase.expect.redirect != nil),
-                             ("ctx", !testCase.expect.context.isEmpty && result.kernelContext == nil)].filter(\.1).map(\.0)
+            var unchecked = [
+                ("trace", testCase.expect.trace != nil), ("events", testCase.expect.events != nil),
+                ("redirect", testCase.expect.redirect != nil),
+                ("ctx", !testCase.expect.context.isEmpty && result.kernelContext == nil),
+            ].filter(\.1).map(\.0)
             // Fields the kernel's ctx_out does not carry (tc_classid, ...).
             if let reported = result.kernelContext?.map(\.name) {
                 unchecked += testCase.expect.context.map(\.name).filter { !reported.contains($0) }.map { "ctx.\($0)" }
             }
             if !unchecked.isEmpty {
-                notes.append("\(unchecked.joined(separator: ", ")) checked in Mimic only (the kernel's test run does not report \(unchecked.count == 1 ? "it" : "them"))")
+                notes.append(
+                    "\(unchecked.joined(separator: ", ")) checked in Mimic only (the kernel's test run does not report \(unchecked.count == 1 ? "it" : "them"))"
+                )
             }
             return CaseReport(name: name, status: failures.isEmpty ? .passed : .failed(failures), notes: notes)
         } catch let error as KernelError {
             if let log = error.verifierLog {
-                return CaseReport(name: name, status: .error("the kernel's verifier rejected \(test.program.name):\n\(log)"))
+                return CaseReport(
+                    name: name, status: .error("the kernel's verifier rejected \(test.program.name):\n\(log)"))
             }
             return CaseReport(name: name, status: .error("\(error)"))
         } catch {

@@ -4,7 +4,9 @@ import MimicCore
 /// `Run(ctx)` with a context deadline. Each run (each packet of a capture, each context of a
 /// file) gets the whole duration.
 enum Timeout {
-    static let spec = OptionSpec.value("timeout", "DURATION", "Stop each run after DURATION of wall-clock time (500ms, 2s, 1m; a bare number is seconds).")
+    static let spec = OptionSpec.value(
+        "timeout", "DURATION",
+        "Stop each run after DURATION of wall-clock time (500ms, 2s, 1m; a bare number is seconds).")
 
     /// Parses `500ms`, `2s`, `1.5s`, `1m`, `250us`, `100ns` or a bare number of seconds.
     static func parse(_ text: String, command: String) throws(UsageError) -> Duration {
@@ -20,7 +22,9 @@ enum Timeout {
             break
         }
         guard let value = Double(number), value.isFinite, value > 0, value * scale <= 1e18 else {
-            throw UsageError(message: "--timeout expects a positive duration such as 500ms, 2s or 1m, got '\(text)'", command: command)
+            throw UsageError(
+                message: "--timeout expects a positive duration such as 500ms, 2s or 1m, got '\(text)'",
+                command: command)
         }
         return .nanoseconds(Int64(value * scale))
     }

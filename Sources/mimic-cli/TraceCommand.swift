@@ -7,27 +7,34 @@ enum TraceCommand: Command {
     static let info = CommandInfo(
         name: "trace",
         summary: "Run a program printing each instruction, its source line and the registers it changed.",
-        synopsis: "trace OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...] [--json]",
+        synopsis:
+            "trace OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...] [--json]",
         discussion: """
-        Takes the same inputs as `mimic run`. Before each group of instructions from one C
-        source line, prints that line (`; text  (file.c:LINE)`); then each instruction as
-        `SLOT: ASSEMBLY` followed by the registers it changed (`r0=0x2`), `-> function` when a
-        BPF-to-BPF call enters a function and `<- function` when a return comes back to one.
-        Helper calls and maps are named as bpftool does (`call bpf_map_lookup_elem#1`,
-        `lddw %r1, map[blocklist]`). After the exit, prints the run's report as
-        `mimic run` does. With --pcap, traces every packet (or only packet N with --packet).
-        With --json, the output is JSON Lines: one JSON object per line, one line per run (per
-        packet with --pcap), each the report of `mimic run --json` with a "steps" array. An
-        error is a line {"error": MESSAGE, "status": CODE} too.
-        """,
+            Takes the same inputs as `mimic run`. Before each group of instructions from one C
+            source line, prints that line (`; text  (file.c:LINE)`); then each instruction as
+            `SLOT: ASSEMBLY` followed by the registers it changed (`r0=0x2`), `-> function` when a
+            BPF-to-BPF call enters a function and `<- function` when a return comes back to one.
+            Helper calls and maps are named as bpftool does (`call bpf_map_lookup_elem#1`,
+            `lddw %r1, map[blocklist]`). After the exit, prints the run's report as
+            `mimic run` does. With --pcap, traces every packet (or only packet N with --packet).
+            With --json, the output is JSON Lines: one JSON object per line, one line per run (per
+            packet with --pcap), each the report of `mimic run --json` with a "steps" array. An
+            error is a line {"error": MESSAGE, "status": CODE} too.
+            """,
         options: RunOptions.specs(out: false, json: true).map { spec in
             var spec = spec
             if spec.name == "json" { spec.help = "Print JSON Lines: one JSON object per run, one per line." }
             return spec
         },
         examples: [
-            ("Trace the firewall on one SYN packet", "mimic trace Examples/xdp_firewall.o --context Examples/contexts/blocked_syn.json"),
-            ("Trace the third packet of a capture", "mimic trace Examples/xdp_firewall.o --pcap Examples/traffic.pcap --packet 3"),
+            (
+                "Trace the firewall on one SYN packet",
+                "mimic trace Examples/xdp_firewall.o --context Examples/contexts/blocked_syn.json"
+            ),
+            (
+                "Trace the third packet of a capture",
+                "mimic trace Examples/xdp_firewall.o --pcap Examples/traffic.pcap --packet 3"
+            ),
         ])
 
     static func run(_ arguments: ParsedArguments) throws {
@@ -60,30 +67,33 @@ enum TraceCommand: Command {
         let stepper = SourceStepper(session: session)
         var steps: [JSONOutput] = []
         let json = options.json
-        try SingleRun(session: session, options: options).run(context: context, inputName: inputName, jsonLines: true, execute: { process throws(ExecutionError) in
-            var executed: UInt64 = 0
-            let deadline = Timeout.deadline(session.timeout)
-            while true {
-                try Timeout.check(deadline, steps: executed, process: process)
-                guard executed < session.limit else {
-                    throw session.program.error(.budgetExhausted(executed: process.instructionsExecuted), at: process.pc)
+        try SingleRun(session: session, options: options).run(
+            context: context, inputName: inputName, jsonLines: true,
+            execute: { process throws(ExecutionError) in
+                var executed: UInt64 = 0
+                let deadline = Timeout.deadline(session.timeout)
+                while true {
+                    try Timeout.check(deadline, steps: executed, process: process)
+                    guard executed < session.limit else {
+                        throw session.program.error(
+                            .budgetExhausted(executed: process.instructionsExecuted), at: process.pc)
+                    }
+                    let step: SourceStepper.Step
+                    do throws(ExecutionError) {
+                        step = try stepper.step(process)
+                    } catch {
+                        if !json { Console.out(stepper.describeFault(error)) }
+                        throw error
+                    }
+                    executed += 1
+                    if json {
+                        steps.append(step.json)
+                    } else {
+                        Console.out(step.text)
+                    }
+                    if case .exited(let r0) = step.result { return r0 }
                 }
-                let step: SourceStepper.Step
-                do throws(ExecutionError) {
-                    step = try stepper.step(process)
-                } catch {
-                    if !json { Console.out(stepper.describeFault(error)) }
-                    throw error
-                }
-                executed += 1
-                if json {
-                    steps.append(step.json)
-                } else {
-                    Console.out(step.text)
-                }
-                if case .exited(let r0) = step.result { return r0 }
-            }
-        }, extraJSON: { [("steps", .array(steps))] })
+            }, extraJSON: { [("steps", .array(steps))] })
     }
 }
 
@@ -184,8 +194,10 @@ final class SourceStepper {
         if case .exited(let r0) = result {
             line += "    exit r0=\(r0)" + (session.verdict(r0).map { " \($0)" } ?? "")
         }
-        return Step(pc: pc, instruction: text, newSource: newSource, newFunction: newFunction, returnedTo: returnedTo, changed: changed,
-                    result: result, text: header + line + "\n", line: line + "\n")
+        return Step(
+            pc: pc, instruction: text, newSource: newSource, newFunction: newFunction, returnedTo: returnedTo,
+            changed: changed,
+            result: result, text: header + line + "\n", line: line + "\n")
     }
 
     /// The line for an instruction that faulted.

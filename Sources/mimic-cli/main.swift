@@ -3,9 +3,9 @@
 // Exit codes: 0 success, 1 runtime failure (`mimic: error: ...`), 2 command-line mistake.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The top level of `mimic`.
@@ -22,14 +22,15 @@ enum Mimic {
 
     static var help: String {
         var text = """
-        OVERVIEW: Mimic \(version), a userspace eBPF virtual machine.
+            OVERVIEW: Mimic \(version), a userspace eBPF virtual machine.
 
-        USAGE: mimic COMMAND [ARGUMENTS] [OPTIONS]
+            USAGE: mimic COMMAND [ARGUMENTS] [OPTIONS]
 
-        COMMANDS:
+            COMMANDS:
 
-        """
-        let rows = commands.map { ($0.info.name, $0.info.summary) }
+            """
+        let rows =
+            commands.map { ($0.info.name, $0.info.summary) }
             + [("help", "Show this help, or a command's help (mimic help COMMAND).")]
         let width = rows.map(\.0.count).max() ?? 0
         for (name, summary) in rows {
@@ -37,13 +38,13 @@ enum Mimic {
         }
         text += """
 
-        OPTIONS:
-          -h, --help     Show this help.
-          --version      Show the version.
+            OPTIONS:
+              -h, --help     Show this help.
+              --version      Show the version.
 
-        See 'mimic COMMAND --help' for a command's options and examples.
+            See 'mimic COMMAND --help' for a command's options and examples.
 
-        """
+            """
         return text
     }
 
@@ -94,7 +95,8 @@ enum Mimic {
         let status = runCommand(command, arguments)
         // Under --json, a failure is JSON on standard output too (the message stays on stderr).
         if status != ExitCode.success, arguments.contains("--json"),
-           let message = lastErrorMessage {
+            let message = lastErrorMessage
+        {
             Console.out(JSONOutput.object([("error", .string(message)), ("status", .integer(Int64(status)))]).line)
         }
         return status

@@ -70,7 +70,8 @@ struct BadInputTests {
         let binary = try directory.file("short.bin", bytes: [0x95, 0, 0, 0, 0, 0, 0, 0, 0xb7, 0])
         for command in ["run-raw", "disasm"] {
             let result = try MimicCLI.run([command, binary])
-            expectFailure(result, status: 1, mentioning: ["short.bin", "10 bytes", "not a whole number of 8-byte instructions"])
+            expectFailure(
+                result, status: 1, mentioning: ["short.bin", "10 bytes", "not a whole number of 8-byte instructions"])
         }
         let plugin = try MimicCLI.run(["bpf-conformance-plugin"], stdin: "95 00 00 00 00 00 00 00 b7")
         expectFailure(plugin, status: 1, mentioning: ["9 bytes"])
@@ -78,7 +79,9 @@ struct BadInputTests {
         expectFailure(empty, status: 1, mentioning: ["empty"])
         let elfPath = try directory.file("prog.o", bytes: [0x7F, 0x45, 0x4C, 0x46, 2, 1, 1, 0])
         expectFailure(try MimicCLI.run(["disasm", elfPath]), status: 1, mentioning: ["prog.o", "ELF header"])
-        expectFailure(try MimicCLI.run(["run-raw", elfPath]), status: 1, mentioning: ["ELF objects are not supported yet by run-raw"])
+        expectFailure(
+            try MimicCLI.run(["run-raw", elfPath]), status: 1,
+            mentioning: ["ELF objects are not supported yet by run-raw"])
     }
 
     @Test("unknown opcode")
@@ -113,14 +116,18 @@ struct BadInputTests {
     @Test("execution faults and budgets")
     func executionFault() throws {
         let nullLoad = try MimicCLI.run(["run-raw", "-", "--asm"], stdin: "mov %r1, 0\nldxw %r0, [%r1+0]\nexit\n")
-        expectFailure(nullLoad, status: 1, mentioning: ["execution failed", "instruction 1", "read of 4 bytes at", "ldxw %r0, [%r1]"])
-        let pluginFault = try MimicCLI.run(["bpf-conformance-plugin"], stdin: "61 10 00 00 00 00 00 00 95 00 00 00 00 00 00 00")
+        expectFailure(
+            nullLoad, status: 1,
+            mentioning: ["execution failed", "instruction 1", "read of 4 bytes at", "ldxw %r0, [%r1]"])
+        let pluginFault = try MimicCLI.run(
+            ["bpf-conformance-plugin"], stdin: "61 10 00 00 00 00 00 00 95 00 00 00 00 00 00 00")
         expectFailure(pluginFault, status: 1, mentioning: ["invalid memory access"])
         #expect(pluginFault.stdout.isEmpty)
 
         let loop = try MimicCLI.run(["run-raw", "-", "--asm", "--limit", "1000"], stdin: "loop:\nja loop\n")
         expectFailure(loop, status: 1, mentioning: ["budget exhausted after 1000", "--limit"])
-        let tracedLoop = try MimicCLI.run(["run-raw", "-", "--asm", "--limit", "5", "--trace"], stdin: "loop:\nja loop\n")
+        let tracedLoop = try MimicCLI.run(
+            ["run-raw", "-", "--asm", "--limit", "5", "--trace"], stdin: "loop:\nja loop\n")
         expectFailure(tracedLoop, status: 1, mentioning: ["budget exhausted after 5"])
 
         let divide = try MimicCLI.run(["run-raw", "-", "--asm", "--mem", "00"], stdin: "mov %r1, 0\ncall 1\nexit\n")

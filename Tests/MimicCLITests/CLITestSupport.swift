@@ -24,9 +24,9 @@ enum MimicCLI {
     /// The package root: this file is `<root>/Tests/MimicCLITests/CLITestSupport.swift`.
     static var packageRoot: URL {
         URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent()  // MimicCLITests
-            .deletingLastPathComponent()  // Tests
-            .deletingLastPathComponent()  // package root
+            .deletingLastPathComponent() // MimicCLITests
+            .deletingLastPathComponent() // Tests
+            .deletingLastPathComponent() // package root
     }
 
     /// The bpf_conformance vectors, in `../shared/conformance/bpf_conformance` beside the package
@@ -68,10 +68,14 @@ enum MimicCLI {
     /// Runs `mimic` (or `executable`) with `arguments`, feeding `stdin`, and captures its output.
     ///
     /// Output goes through temporary files, so large outputs never block on a full pipe.
-    static func run(_ arguments: [String], stdin: String? = nil, executable: URL? = nil,
-                    currentDirectory: URL? = nil) throws -> CLIResult {
+    static func run(
+        _ arguments: [String], stdin: String? = nil, executable: URL? = nil,
+        currentDirectory: URL? = nil
+    ) throws -> CLIResult {
         guard let binary = executable ?? self.executable else {
-            throw HarnessError(description: "cannot find the built mimic executable; build it with `swift build` or set MIMIC_EXECUTABLE")
+            throw HarnessError(
+                description:
+                    "cannot find the built mimic executable; build it with `swift build` or set MIMIC_EXECUTABLE")
         }
         let scratch = try TemporaryDirectory()
         let inputURL = scratch.url.appendingPathComponent("stdin")
@@ -164,7 +168,7 @@ struct ConformanceVector: CustomStringConvertible {
             }
         }
         guard let assembly = sections["asm"], let resultLines = sections["result"],
-              let resultText = resultLines.first(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty })
+            let resultText = resultLines.first(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty })
         else {
             throw HarnessError(description: "\(name).data has no -- asm or -- result section")
         }
@@ -179,12 +183,16 @@ struct ConformanceVector: CustomStringConvertible {
 
 /// Expects a clean failure: exit code `status` (1 runtime, 2 usage), not a signal, and a
 /// `mimic: error:` message on standard error containing each of `fragments`.
-func expectFailure(_ result: CLIResult, status: Int32, mentioning fragments: [String],
-                   sourceLocation: SourceLocation = #_sourceLocation) {
+func expectFailure(
+    _ result: CLIResult, status: Int32, mentioning fragments: [String],
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     #expect(!result.crashed, "mimic crashed: \(result)", sourceLocation: sourceLocation)
     #expect(result.status == status, "\(result)", sourceLocation: sourceLocation)
     #expect(result.stderr.hasPrefix("mimic: error: "), "\(result)", sourceLocation: sourceLocation)
     for fragment in fragments {
-        #expect(result.stderr.contains(fragment), "expected '\(fragment)' in stderr: \(result)", sourceLocation: sourceLocation)
+        #expect(
+            result.stderr.contains(fragment), "expected '\(fragment)' in stderr: \(result)",
+            sourceLocation: sourceLocation)
     }
 }

@@ -8,15 +8,19 @@ struct CommandLineEdgeTests {
     /// Runs `script` with `sh -c`, `$MIMIC` naming the built executable.
     static func shell(_ script: String) throws -> CLIResult {
         let mimic = try #require(MimicCLI.executable)
-        return try MimicCLI.run(["-c", "MIMIC='\(mimic.path)'; " + script], executable: URL(fileURLWithPath: "/bin/sh"))
+        return try MimicCLI.run(
+            ["-c", "MIMIC='\(mimic.path)'; " + script], executable: URL(fileURLWithPath: "/bin/sh"))
     }
 
     @Test func outDashWritesTheCaptureToStandardOutputAndTheReportToStandardError() throws {
-        let result = try MimicCLI.run(["run", Examples.firewall, "--pcap", Examples.traffic, "--map", Examples.blocklist, "--out", "-"])
+        let result = try MimicCLI.run([
+            "run", Examples.firewall, "--pcap", Examples.traffic, "--map", Examples.blocklist, "--out", "-",
+        ])
         #expect(result.status == 0, "\(result)")
         let packets = try PcapReader.readAll(result.stdoutBytes)
         #expect(packets.count == 15, "standard output is the capture of the passed packets")
-        #expect(result.stderr.contains("XDP_PASS") && result.stderr.contains("wrote 15 packets to -"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("XDP_PASS") && result.stderr.contains("wrote 15 packets to -"), "\(result.stderr)")
     }
 
     @Test func outRefusesTheInputCaptureAndDirectories() throws {
@@ -26,11 +30,15 @@ struct CommandLineEdgeTests {
         let same = try MimicCLI.run(["run", Examples.firewall, "--pcap", copy, "--out", copy])
         expectFailure(same, status: 2, mentioning: ["is the input capture"])
         // The same file by another spelling.
-        let other = try MimicCLI.run(["run", Examples.firewall, "--pcap", copy, "--out", directory.url.path + "/./traffic.pcap"])
+        let other = try MimicCLI.run([
+            "run", Examples.firewall, "--pcap", copy, "--out", directory.url.path + "/./traffic.pcap",
+        ])
         expectFailure(other, status: 2, mentioning: ["is the input capture"])
         #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == original, "the capture is untouched")
 
-        let folder = try MimicCLI.run(["run", Examples.firewall, "--pcap", Examples.traffic, "--out", directory.url.path])
+        let folder = try MimicCLI.run([
+            "run", Examples.firewall, "--pcap", Examples.traffic, "--out", directory.url.path,
+        ])
         expectFailure(folder, status: 1, mentioning: ["is a directory"])
         #expect(!folder.stderr.contains("does not exist"), "\(folder)")
     }
@@ -76,12 +84,13 @@ struct CommandLineEdgeTests {
         let big = directory.path("big.bin")
         #expect(FileManager.default.createFile(atPath: big, contents: nil))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: big))
-        try handle.truncate(atOffset: 300 << 20)  // sparse: nothing is written
+        try handle.truncate(atOffset: 300 << 20) // sparse: nothing is written
         try handle.close()
         let clock = ContinuousClock()
         var result: CLIResult?
         let elapsed = try clock.measure { result = try MimicCLI.run(["run-raw", source, "--mem-file", big]) }
-        expectFailure(try #require(result), status: 1, mentioning: ["big.bin is 314572800 bytes", "limited to 268435456 bytes"])
+        expectFailure(
+            try #require(result), status: 1, mentioning: ["big.bin is 314572800 bytes", "limited to 268435456 bytes"])
         #expect(elapsed < .seconds(5), "refused without reading 300 MB")
     }
 
@@ -95,20 +104,24 @@ struct CommandLineEdgeTests {
     }
 
     @Test func debuggerReportsFaultsExitsAndRegionsInWords() throws {
-        let fault = try DebugCommandTests.debug(["continue", "bt", "regs"],
-                                                [MimicCLI.packageRoot.appendingPathComponent("Tests/MimicCLITests/Fixtures/unknown_helper.o").path])
+        let fault = try DebugCommandTests.debug(
+            ["continue", "bt", "regs"],
+            [MimicCLI.packageRoot.appendingPathComponent("Tests/MimicCLITests/Fixtures/unknown_helper.o").path])
         #expect(fault.status == 0, "\(fault)")
         #expect(!fault.stdout.contains("unknownHelper("), "no raw enum: \(fault.stdout)")
         #expect(fault.stdout.contains("call to unknown or unsupported helper #27"), "\(fault.stdout)")
         #expect(fault.stdout.contains("#0  in stack_of_open, unknown_helper.c:8 at instruction 2"), "\(fault.stdout)")
         #expect(fault.stdout.contains("pc   2 (the faulting instruction)"), "\(fault.stdout)")
 
-        let exit = try DebugCommandTests.debug(["break 44", "continue", "regs", "continue", "regs"],
-                                               [Examples.firewall, "--pcap", Examples.traffic, "--packet", "4", "--map", Examples.blocklist])
+        let exit = try DebugCommandTests.debug(
+            ["break 44", "continue", "regs", "continue", "regs"],
+            [Examples.firewall, "--pcap", Examples.traffic, "--packet", "4", "--map", Examples.blocklist])
         #expect(exit.status == 0, "\(exit)")
         #expect(exit.stdout.contains("-> xdp_md packet+"), "\(exit.stdout)")
         #expect(!exit.stdout.contains("packet 4 packet"), "\(exit.stdout)")
-        #expect(exit.stdout.components(separatedBy: "breakpoint 1 at instruction 44").count == 3, "set once, hit once, one line each")
+        #expect(
+            exit.stdout.components(separatedBy: "breakpoint 1 at instruction 44").count == 3,
+            "set once, hit once, one line each")
         #expect(!exit.stdout.contains("stopped at instruction 44"), "\(exit.stdout)")
         #expect(exit.stdout.contains("pc   none (the program has exited)"), "\(exit.stdout)")
     }
@@ -117,9 +130,12 @@ struct CommandLineEdgeTests {
         let disasm = try MimicCLI.run(["disasm", Examples.firewall])
         #expect(disasm.stdout.contains("call bpf_map_lookup_elem#1"), "\(disasm.stdout)")
         #expect(!disasm.stdout.contains("call 1\n"))
-        let debug = try DebugCommandTests.debug(["break 43", "continue"], [Examples.firewall, "--pcap", Examples.traffic, "--packet", "4"])
+        let debug = try DebugCommandTests.debug(
+            ["break 43", "continue"], [Examples.firewall, "--pcap", Examples.traffic, "--packet", "4"])
         #expect(debug.stdout.contains("=> 43: call bpf_map_lookup_elem#1"), "\(debug.stdout)")
-        let trace = try MimicCLI.run(["trace", Examples.path("packet_counter.o"), "--pcap", Examples.traffic, "--packet", "1"])
+        let trace = try MimicCLI.run([
+            "trace", Examples.path("packet_counter.o"), "--pcap", Examples.traffic, "--packet", "1",
+        ])
         #expect(trace.status == 0, "\(trace)")
         #expect(trace.stdout.components(separatedBy: "-> ip_protocol\n").count == 2, "entered once: \(trace.stdout)")
         #expect(trace.stdout.contains("<- count_packets\n"), "\(trace.stdout)")
@@ -127,31 +143,39 @@ struct CommandLineEdgeTests {
     }
 
     /// The blocked SYN of Examples/contexts/blocked_syn.json, as hex.
-    static let blockedSYN = "02 00 00 00 00 02 02 00 00 00 00 01 08 00 45 00 00 28 00 04 40 00 40 06 6e 88 c0 00 02 42 0a 00 00 02 7a 69 00 16 00 00 03 ec 00 00 00 00 50 02 ff ff 65 33 00 00"
+    static let blockedSYN =
+        "02 00 00 00 00 02 02 00 00 00 00 01 08 00 45 00 00 28 00 04 40 00 40 06 6e 88 c0 00 02 42 0a 00 00 02 7a 69 00 16 00 00 03 ec 00 00 00 00 50 02 ff ff 65 33 00 00"
 
     @Test func runTakesAPacketInHexAndContextFilesTakeHex() throws {
-        let packet = try MimicCLI.run(["run", Examples.firewall, "--packet", Self.blockedSYN.replacingOccurrences(of: " ", with: ""),
-                                       "--map", Examples.blocklist])
+        let packet = try MimicCLI.run([
+            "run", Examples.firewall, "--packet", Self.blockedSYN.replacingOccurrences(of: " ", with: ""),
+            "--map", Examples.blocklist,
+        ])
         #expect(packet.status == 0, "\(packet)")
         #expect(packet.stdout.contains("r0 = 1 (0x1) XDP_DROP"), "\(packet.stdout)")
         let bad = try MimicCLI.run(["run", Examples.firewall, "--packet", "0z"])
         expectFailure(bad, status: 2, mentioning: ["malformed hex in --packet"])
 
         let directory = try TemporaryDirectory()
-        let context = try directory.file("hex.json", """
+        let context = try directory.file(
+            "hex.json",
+            """
             {"type": "xdp_md", "ctx": {"packet": {"hex": "\(Self.blockedSYN)"}, "ingress_ifidx": 2}}
             """)
         let hex = try MimicCLI.run(["run", Examples.firewall, "--context", context, "--map", Examples.blocklist])
         #expect(hex.status == 0, "\(hex)")
         #expect(hex.stdout.contains("r0 = 1 (0x1) XDP_DROP"), "\(hex.stdout)")
         let badHex = try directory.file("badhex.json", #"{"type": "xdp_md", "ctx": {"packet": {"hex": "0g"}}}"#)
-        expectFailure(try MimicCLI.run(["run", Examples.firewall, "--context", badHex]), status: 1, mentioning: ["ctx.packet.hex", "expected hex bytes"])
+        expectFailure(
+            try MimicCLI.run(["run", Examples.firewall, "--context", badHex]), status: 1,
+            mentioning: ["ctx.packet.hex", "expected hex bytes"])
     }
 
     @Test func messagesSayWhatIsWrongAndWhatToDo() throws {
         let noBTF = MimicCLI.packageRoot.appendingPathComponent("Tests/MimicCLITests/Fixtures/no_btf.o").path
-        expectFailure(try MimicCLI.run(["inspect", noBTF]), status: 1,
-                      mentioning: ["no BTF type information", "compile with `clang -g`"])
+        expectFailure(
+            try MimicCLI.run(["inspect", noBTF]), status: 1,
+            mentioning: ["no BTF type information", "compile with `clang -g`"])
 
         let directory = try TemporaryDirectory()
         let object = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Examples.firewall)))
@@ -162,7 +186,9 @@ struct CommandLineEdgeTests {
 
         let entries = (0..<1025).map { #"{"key": "10.0.\#($0 / 256).\#($0 % 256)", "value": 1}"# }
         let full = try directory.file("full.json", "[" + entries.joined(separator: ",\n") + "]")
-        let result = try MimicCLI.run(["run", Examples.firewall, "--packet", Self.blockedSYN, "--map", "blocklist=\(full)"])
+        let result = try MimicCLI.run([
+            "run", Examples.firewall, "--packet", Self.blockedSYN, "--map", "blocklist=\(full)",
+        ])
         expectFailure(result, status: 1, mentioning: ["[1024]", "map full (max_entries 1024)"])
         #expect(!result.stderr.contains("E2BIG"), "\(result)")
     }

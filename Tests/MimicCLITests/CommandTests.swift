@@ -54,13 +54,13 @@ struct CommandTests {
         let assembled = try MimicCLI.run(["asm", source, "-o", binary])
         #expect(assembled.status == 0, "\(assembled)")
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: binary)))
-        #expect(bytes.count == 12 * 8)  // 11 instructions; lddw takes two slots
-        #expect(bytes.first == 0xb7)    // mov %r0, imm
+        #expect(bytes.count == 12 * 8) // 11 instructions; lddw takes two slots
+        #expect(bytes.first == 0xb7) // mov %r0, imm
 
         let listing = try MimicCLI.run(["disasm", binary])
         #expect(listing.status == 0, "\(listing)")
         #expect(listing.stdout.contains("lddw %r2, 0x1122334455667788"))
-        #expect(listing.stdout.contains("# 5"))  // slot numbers as comments
+        #expect(listing.stdout.contains("# 5")) // slot numbers as comments
 
         // The listing assembles back to the same bytes.
         let relisted = try directory.file("relisted.s", listing.stdout)
@@ -123,11 +123,12 @@ struct CommandTests {
         for extra in [[], ["--trace"]] {
             let result = try MimicCLI.run(["run-raw", source, "--json"] + extra)
             #expect(result.status == 0, "\(result)")
-            let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            let object = try #require(
+                try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
             #expect((object["r0"] as? NSNumber)?.uint64Value == 15)
             #expect(object["r0_hex"] as? String == "0xf")
             #expect((object["instructions"] as? NSNumber)?.uint64Value == 23)
-            if !extra.isEmpty { #expect(result.stderr.contains("jne %r1, 0, -3")) }  // trace on stderr
+            if !extra.isEmpty { #expect(result.stderr.contains("jne %r1, 0, -3")) } // trace on stderr
         }
     }
 
@@ -150,7 +151,9 @@ struct CommandTests {
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.hasPrefix("r0 = 0xb861 (47201)"))
         // A header carrying the right checksum sums to zero; an odd length is padded.
-        let verified = try MimicCLI.run(["run-raw", example, "--mem", header.replacingOccurrences(of: "11 00 00", with: "11 b8 61"), "--json"])
+        let verified = try MimicCLI.run([
+            "run-raw", example, "--mem", header.replacingOccurrences(of: "11 00 00", with: "11 b8 61"), "--json",
+        ])
         #expect(verified.stdout.hasPrefix("{\"r0\": 0,"), "\(verified)")
         let odd = try MimicCLI.run(["run-raw", example, "--mem", "010203"])
         #expect(odd.stdout.hasPrefix("r0 = 0xfbfd (64509)"), "\(odd)")

@@ -9,7 +9,8 @@ struct CompareCommandTests {
         MimicCLI.packageRoot.appendingPathComponent("Tests/MimicLinuxTests/Fixtures/\(name)").path
     }
 
-    static let udpPacket = "02000000000002000000000108004500002400010000401100000a0000010a000002303900350010000068656c6c6f212121"
+    static let udpPacket =
+        "02000000000002000000000108004500002400010000401100000a0000010a000002303900350010000068656c6c6f212121"
 
     @Test("usage mistakes exit 2 before the kernel is needed")
     func usage() throws {
@@ -26,7 +27,12 @@ struct CompareCommandTests {
     func badPcap() throws {
         let directory = try TemporaryDirectory()
         let path = directory.url.appendingPathComponent("bad.pcap").path
-        #expect(FileManager.default.createFile(atPath: path, contents: Data([0xD4, 0xC3, 0xB2, 0xA1] + [UInt8](repeating: 0, count: 16) + [1, 0, 0, 0] + [UInt8](repeating: 0, count: 10))))
+        #expect(
+            FileManager.default.createFile(
+                atPath: path,
+                contents: Data(
+                    [0xD4, 0xC3, 0xB2, 0xA1] + [UInt8](repeating: 0, count: 16) + [1, 0, 0, 0]
+                        + [UInt8](repeating: 0, count: 10))))
         let result = try MimicCLI.run(["compare", Self.fixture("xdp_firewall.o"), "--pcap", path])
         #expect(result.status == 1, "\(result)")
         #expect(result.stderr.contains("bad.pcap"), "\(result)")
@@ -39,7 +45,9 @@ struct CompareCommandTests {
         #expect(result.stderr.contains("not reachable"), "\(result)")
     }
 
-    @Test("compare agrees on an XDP program over a pcap, text and JSON", .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
+    @Test(
+        "compare agrees on an XDP program over a pcap, text and JSON",
+        .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
     func agree() throws {
         let directory = try TemporaryDirectory()
         let path = directory.url.appendingPathComponent("in.pcap").path
@@ -50,8 +58,12 @@ struct CompareCommandTests {
             packet.append(UInt8(Self.udpPacket[index..<next], radix: 16) ?? 0)
             index = next
         }
-        var pcap: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 8) + [0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
-        for _ in 0..<3 { pcap += [UInt8](repeating: 0, count: 8) + [UInt8(packet.count), 0, 0, 0, UInt8(packet.count), 0, 0, 0] + packet }
+        var pcap: [UInt8] =
+            [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 8) + [0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
+        for _ in 0..<3 {
+            pcap +=
+                [UInt8](repeating: 0, count: 8) + [UInt8(packet.count), 0, 0, 0, UInt8(packet.count), 0, 0, 0] + packet
+        }
         #expect(FileManager.default.createFile(atPath: path, contents: Data(pcap)))
         let text = try MimicCLI.run(["compare", Self.fixture("xdp_firewall.o"), "--pcap", path])
         #expect(text.status == 0, "\(text)")
@@ -61,8 +73,9 @@ struct CompareCommandTests {
         #expect(json.stdout.contains("\"same\": true"), "\(json)")
     }
 
-    @Test("compare names verdicts as run does, spaces its hex as run does, and fails when nothing was compared",
-          .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
+    @Test(
+        "compare names verdicts as run does, spaces its hex as run does, and fails when nothing was compared",
+        .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
     func verdictsAndNothingCompared() throws {
         let text = try MimicCLI.run(["compare", Self.fixture("xdp_firewall.o"), "--packet", Self.udpPacket])
         #expect(text.status == 0, "\(text)")
@@ -78,7 +91,9 @@ struct CompareCommandTests {
         #expect(!none.stdout.contains("agree"), "\(none)")
     }
 
-    @Test("a program the verifier rejects: its log and exit 1", .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
+    @Test(
+        "a program the verifier rejects: its log and exit 1",
+        .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
     func rejected() throws {
         let result = try MimicCLI.run(["compare", Self.fixture("loop.o"), "--packet", Self.udpPacket])
         #expect(result.status == 1, "\(result)")

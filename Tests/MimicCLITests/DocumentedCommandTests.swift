@@ -28,7 +28,9 @@ struct DocumentedCommandTests {
             var joined: [String] = []
             while !lines.isEmpty {
                 var line = lines.removeFirst()
-                while line.hasSuffix("\\"), !lines.isEmpty { line = String(line.dropLast()) + " " + lines.removeFirst().trimmingCharacters(in: .whitespaces) }
+                while line.hasSuffix("\\"), !lines.isEmpty {
+                    line = String(line.dropLast()) + " " + lines.removeFirst().trimmingCharacters(in: .whitespaces)
+                }
                 joined.append(line)
             }
             let prompted = joined.contains { $0.hasPrefix("$ ") }
@@ -60,12 +62,15 @@ struct DocumentedCommandTests {
         let directory = try TemporaryDirectory()
         let root = MimicCLI.packageRoot
         let manager = FileManager.default
-        try manager.copyItem(at: root.appendingPathComponent("Examples"), to: directory.url.appendingPathComponent("Examples"))
+        try manager.copyItem(
+            at: root.appendingPathComponent("Examples"), to: directory.url.appendingPathComponent("Examples"))
         for name in ["Tests", "Sources", "Scripts", "Docs"] {
-            try manager.createSymbolicLink(at: directory.url.appendingPathComponent(name), withDestinationURL: root.appendingPathComponent(name))
+            try manager.createSymbolicLink(
+                at: directory.url.appendingPathComponent(name), withDestinationURL: root.appendingPathComponent(name))
         }
-        let build = try MimicCLI.run(["-c", "OUT=Examples/Plugins/c-kvstore SKIP_BPF=1 sh Examples/Plugins/c-kvstore/build.sh"],
-                                     executable: URL(fileURLWithPath: "/bin/sh"), currentDirectory: directory.url)
+        let build = try MimicCLI.run(
+            ["-c", "OUT=Examples/Plugins/c-kvstore SKIP_BPF=1 sh Examples/Plugins/c-kvstore/build.sh"],
+            executable: URL(fileURLWithPath: "/bin/sh"), currentDirectory: directory.url)
         guard build.status == 0 else { throw HarnessError(description: "building the kvstore sample failed: \(build)") }
         return directory
     }
@@ -80,11 +85,12 @@ struct DocumentedCommandTests {
             var command = example.command
             if command.hasPrefix("swift run mimic ") { command = String(command.dropFirst("swift run ".count)) }
             if command.hasPrefix("sudo ") {
-                guard KernelBPF.isAvailable else { continue }  // needs the kernel: CompareCommandTests says why
+                guard KernelBPF.isAvailable else { continue } // needs the kernel: CompareCommandTests says why
                 command = String(command.dropFirst("sudo ".count))
             }
             let script = "PATH='\(mimic.deletingLastPathComponent().path)':\"$PATH\"; " + command
-            let result = try MimicCLI.run(["-c", script], executable: URL(fileURLWithPath: "/bin/sh"), currentDirectory: workspace.url)
+            let result = try MimicCLI.run(
+                ["-c", script], executable: URL(fileURLWithPath: "/bin/sh"), currentDirectory: workspace.url)
             #expect(!result.crashed, "\(example)\n\(result)")
             if example.expectsError {
                 #expect(result.status != 0 && result.stderr.contains("mimic: error:"), "\(example)\n\(result)")
@@ -100,7 +106,8 @@ struct DocumentedCommandTests {
     /// The command list of Docs/CLI.md is the one `mimic --help` prints.
     @Test func theCommandListIsTheBinarys() throws {
         let help = try MimicCLI.run(["--help"])
-        let listed = try #require(help.stdout.components(separatedBy: "COMMANDS:\n").last?.components(separatedBy: "\n\n").first)
+        let listed = try #require(
+            help.stdout.components(separatedBy: "COMMANDS:\n").last?.components(separatedBy: "\n\n").first)
         let page = try String(contentsOf: MimicCLI.packageRoot.appendingPathComponent("Docs/CLI.md"), encoding: .utf8)
         #expect(page.contains(listed), "Docs/CLI.md's command list differs from `mimic --help`:\n\(listed)")
     }

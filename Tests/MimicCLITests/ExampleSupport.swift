@@ -40,7 +40,9 @@ enum Examples {
         data += frame[start..<end]
         if data.count % 2 == 1 { data.append(0) }
         var sum: UInt32 = 0
-        for index in stride(from: 0, to: data.count, by: 2) { sum += UInt32(data[index]) << 8 | UInt32(data[index + 1]) }
+        for index in stride(from: 0, to: data.count, by: 2) {
+            sum += UInt32(data[index]) << 8 | UInt32(data[index + 1])
+        }
         while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
         return sum == 0xFFFF
     }
@@ -54,15 +56,34 @@ enum Examples {
     static func pcapng(_ packets: [PcapPacket]) -> [UInt8] {
         var out: [UInt8] = []
         func u16(_ value: UInt16) { out += [UInt8(value & 0xFF), UInt8(value >> 8)] }
-        func u32(_ value: UInt32) { for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8((value >> UInt32(shift)) & 0xFF)) } }
-        u32(0x0A0D_0D0A); u32(28); u32(0x1A2B_3C4D); u16(1); u16(0); u32(0xFFFF_FFFF); u32(0xFFFF_FFFF); u32(28)
-        u32(1); u32(20); u16(1); u16(0); u32(0); u32(20)
+        func u32(_ value: UInt32) {
+            for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8((value >> UInt32(shift)) & 0xFF)) }
+        }
+        u32(0x0A0D_0D0A)
+        u32(28)
+        u32(0x1A2B_3C4D)
+        u16(1)
+        u16(0)
+        u32(0xFFFF_FFFF)
+        u32(0xFFFF_FFFF)
+        u32(28)
+        u32(1)
+        u32(20)
+        u16(1)
+        u16(0)
+        u32(0)
+        u32(20)
         for packet in packets {
             let padded = (packet.data.count + 3) / 4 * 4
             let length = UInt32(32 + padded)
             let micros = packet.timestamp / 1000
-            u32(6); u32(length); u32(0); u32(UInt32(micros >> 32)); u32(UInt32(micros & 0xFFFF_FFFF))
-            u32(UInt32(packet.data.count)); u32(packet.originalLength)
+            u32(6)
+            u32(length)
+            u32(0)
+            u32(UInt32(micros >> 32))
+            u32(UInt32(micros & 0xFFFF_FFFF))
+            u32(UInt32(packet.data.count))
+            u32(packet.originalLength)
             out += packet.data + [UInt8](repeating: 0, count: padded - packet.data.count)
             u32(length)
         }

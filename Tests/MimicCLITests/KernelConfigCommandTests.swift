@@ -9,7 +9,8 @@ import Testing
 
     @Test func kconfigFileGivesTheExternsTheirValues() throws {
         let directory = try TemporaryDirectory()
-        let config = try directory.file("config", "# generated\nCONFIG_HZ=300\nCONFIG_NF_CONNTRACK=m\nCONFIG_DEFAULT_HOSTNAME=\"box\"\n")
+        let config = try directory.file(
+            "config", "# generated\nCONFIG_HZ=300\nCONFIG_NF_CONNTRACK=m\nCONFIG_DEFAULT_HOSTNAME=\"box\"\n")
         let result = try MimicCLI.run(["run", Self.object, "-p", "read_kconfig", "--kconfig", config])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains(".conntrack = 2"), "\(result)")
@@ -26,7 +27,9 @@ import Testing
     @Test func signalsAndOverriddenReturnsAreReported() throws {
         let directory = try TemporaryDirectory()
         let regs = Data(count: 168).base64EncodedString()
-        let context = try directory.file("ctx.json", """
+        let context = try directory.file(
+            "ctx.json",
+            """
             { "type": "generic", "ctx": { "memory": [ { "name": "regs", "type": "block", "value": { "value": "\(regs)" } } ],
               "registers": { "r1": "regs" }, "emulator": { "pid": 4242, "tgid": 4242 } } }
             """)

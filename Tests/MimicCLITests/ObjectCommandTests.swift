@@ -51,15 +51,18 @@ struct ObjectCommandTests {
     }
 
     @Test func badObjectsAndSelectionsFailClearly() throws {
-        expectFailure(try MimicCLI.run(["disasm", Self.fixture("xdp_parse.o"), "--program", "nope"]),
-                      status: 1, mentioning: ["no program named 'nope'", "xdp_filter"])
-        expectFailure(try MimicCLI.run(["disasm", Self.fixture("xdp_parse.o"), "--section", "tc"]),
-                      status: 1, mentioning: ["no program in section 'tc'"])
+        expectFailure(
+            try MimicCLI.run(["disasm", Self.fixture("xdp_parse.o"), "--program", "nope"]),
+            status: 1, mentioning: ["no program named 'nope'", "xdp_filter"])
+        expectFailure(
+            try MimicCLI.run(["disasm", Self.fixture("xdp_parse.o"), "--section", "tc"]),
+            status: 1, mentioning: ["no program in section 'tc'"])
 
         let directory = try TemporaryDirectory()
         let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: Self.fixture("xdp_parse.o"))))
         let truncated = try directory.file("truncated.o", bytes: Array(bytes.prefix(300)))
-        expectFailure(try MimicCLI.run(["inspect", truncated]), status: 1, mentioning: ["truncated.o", "section header"])
+        expectFailure(
+            try MimicCLI.run(["inspect", truncated]), status: 1, mentioning: ["truncated.o", "section header"])
         expectFailure(try MimicCLI.run(["disasm", truncated]), status: 1, mentioning: ["truncated.o"])
 
         let text = try directory.file("notelf.o", "mov %r0, 0\nexit\n")

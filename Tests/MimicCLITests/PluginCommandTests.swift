@@ -13,7 +13,9 @@ struct PluginCommandTests {
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw HarnessError(description: "building the kvstore sample failed") }
+        guard process.terminationStatus == 0 else {
+            throw HarnessError(description: "building the kvstore sample failed")
+        }
         return directory.path("libkvstore.so")
     }
 
@@ -42,7 +44,9 @@ struct PluginCommandTests {
         let cut = try directory.file("libcut.so", bytes: Array(bytes.prefix(bytes.count / 2)))
         let truncated = try MimicCLI.run(["plugins", cut])
         expectFailure(truncated, status: 1, mentioning: ["the file is truncated: it is \(bytes.count / 2) bytes"])
-        let bpf = try MimicCLI.run(["plugins", MimicCLI.packageRoot.appendingPathComponent("Examples/xdp_firewall.o").path])
+        let bpf = try MimicCLI.run([
+            "plugins", MimicCLI.packageRoot.appendingPathComponent("Examples/xdp_firewall.o").path,
+        ])
         expectFailure(bpf, status: 1, mentioning: ["is an eBPF object", "not a shared library"])
         let missing = try MimicCLI.run(["plugins", directory.path("nothing.so")])
         #expect(missing.stderr == "mimic: error: cannot load plugin \(directory.path("nothing.so")): no such file\n")
@@ -55,7 +59,9 @@ struct PluginCommandTests {
         let directory = try TemporaryDirectory()
         let library = try Self.kvstore(in: directory)
         // kv_put("ab" from the input, 5), kv_get into the stack, + sqrti(16) (conformance helper 3).
-        let program = try directory.file("prog.s", """
+        let program = try directory.file(
+            "prog.s",
+            """
             mov %r6, %r1
             mov %r2, 2
             mov %r3, 5
@@ -79,7 +85,10 @@ struct PluginCommandTests {
         let fault = try directory.file("fault.s", "mov %r1, 16\nmov %r2, 4\ncall 10001\nexit\n")
         let failed = try MimicCLI.run(["run-raw", fault, "--plugin", library])
         #expect(failed.status == 1)
-        #expect(failed.stderr.contains("helper kv_get (#10001) failed: kv_get: cannot read the key: read of 4 bytes at 0x10: no region mapped"))
+        #expect(
+            failed.stderr.contains(
+                "helper kv_get (#10001) failed: kv_get: cannot read the key: read of 4 bytes at 0x10: no region mapped")
+        )
 
         // The same plugin twice: its ids conflict.
         let twice = try MimicCLI.run(["run-raw", program, "--plugin", library, "--plugin", library])
@@ -93,16 +102,23 @@ struct PluginCommandTests {
         let library = try Self.kvstore(in: directory)
         let object = MimicCLI.packageRoot.appendingPathComponent("Examples/Plugins/c-kvstore/kv_demo.bpf.o").path
         // A socket filter gets an __sk_buff; the packet's content does not matter here.
-        let context = try directory.file("skb.json", """
+        let context = try directory.file(
+            "skb.json",
+            """
             {"name": "empty", "type": "sk_buff", "ctx": {"packet": "\(Data(count: 60).base64EncodedString())"}}
             """)
-        let result = try MimicCLI.run(["run", object, "--program", "kv_demo", "--context", context, "--plugin", library])
+        let result = try MimicCLI.run([
+            "run", object, "--program", "kv_demo", "--context", context, "--plugin", library,
+        ])
         #expect(result.status == 0, "\(result)")
         // value 41 + 1, two keys (2000), eight plugin calls (800000).
         #expect(result.stdout.contains("r0 = 802042"), "\(result)")
         #expect(result.stderr.contains("hello from eBPF"))
 
-        let bad = try MimicCLI.run(["run", object, "--program", "kv_bad_pointer", "--context", context, "--plugin", library])
-        expectFailure(bad, status: 1, mentioning: ["helper kv_get (#10001) failed", "no region mapped", "kv_demo.bpf.c:40"])
+        let bad = try MimicCLI.run([
+            "run", object, "--program", "kv_bad_pointer", "--context", context, "--plugin", library,
+        ])
+        expectFailure(
+            bad, status: 1, mentioning: ["helper kv_get (#10001) failed", "no region mapped", "kv_demo.bpf.c:40"])
     }
 }

@@ -17,22 +17,51 @@ struct RunBadInputTests {
         let notArray = try directory.file("object.json", #"{"key": 1}"#)
         let firewall = Examples.firewall
         let cases: [([String], [String])] = [
-            (["run", directory.path("nope.o"), "--pcap", Examples.traffic], ["cannot read", "nope.o", "no such file"]),
+            (
+                ["run", directory.path("nope.o"), "--pcap", Examples.traffic],
+                ["cannot read", "nope.o", "no such file"]
+            ),
             (["run", firewall, "--pcap", directory.path("nope.pcap")], ["cannot read", "nope.pcap"]),
-            (["run", firewall, "--program", "nope", "--pcap", Examples.traffic], ["no program named 'nope'", "xdp_firewall"]),
-            (["run", firewall, "--pcap", truncated], ["truncated.pcap", "packet 2 (byte offset 94)", "truncated packet record header"]),
+            (
+                ["run", firewall, "--program", "nope", "--pcap", Examples.traffic],
+                ["no program named 'nope'", "xdp_firewall"]
+            ),
+            (
+                ["run", firewall, "--pcap", truncated],
+                ["truncated.pcap", "packet 2 (byte offset 94)", "truncated packet record header"]
+            ),
             (["run", firewall, "--pcap", garbage], ["garbage.pcap", "not a pcap or pcapng capture"]),
             (["run", firewall, "--pcap", cooked], ["link type 113", "only Ethernet"]),
             (["run", firewall, "--context", badJSON], ["bad.json", "invalid JSON", "line 1"]),
             (["run", firewall, "--context", badField], ["field.json", "ctx.packet", "expected a string"]),
-            (["run", firewall, "--pcap", Examples.traffic, "--map", "blocklist=" + badMap], ["map.json", "[0].key", "malformed hex"]),
-            (["run", firewall, "--pcap", Examples.traffic, "--map", "blocklist=" + shortKey], ["short.json", "[0].key", "2 bytes", "4 bytes"]),
-            (["run", firewall, "--pcap", Examples.traffic, "--map", "blocklist=" + notArray], ["object.json", "expected an array"]),
-            (["run", firewall, "--pcap", Examples.traffic, "--memory-limit", "1K"],
-             ["map 'blocklist'", "more than the VM's memory budget", "of 1024 bytes in use", "--memory-limit"]),
-            (["run", firewall, "--pcap", Examples.traffic, "--map", "nomap=" + badMap], ["no map named 'nomap'", "blocklist, verdicts"]),
-            (["run", Examples.fixture("unknown_helper.o")], ["unknown or unsupported helper #27 (bpf_get_stackid)", "unknown_helper.c:8", "captured context"]),
-            (["run", firewall, "--pcap", Examples.traffic, "--plugin", directory.path("libfoo.so")], ["cannot load plugin", "libfoo.so", "no such file"]),
+            (
+                ["run", firewall, "--pcap", Examples.traffic, "--map", "blocklist=" + badMap],
+                ["map.json", "[0].key", "malformed hex"]
+            ),
+            (
+                ["run", firewall, "--pcap", Examples.traffic, "--map", "blocklist=" + shortKey],
+                ["short.json", "[0].key", "2 bytes", "4 bytes"]
+            ),
+            (
+                ["run", firewall, "--pcap", Examples.traffic, "--map", "blocklist=" + notArray],
+                ["object.json", "expected an array"]
+            ),
+            (
+                ["run", firewall, "--pcap", Examples.traffic, "--memory-limit", "1K"],
+                ["map 'blocklist'", "more than the VM's memory budget", "of 1024 bytes in use", "--memory-limit"]
+            ),
+            (
+                ["run", firewall, "--pcap", Examples.traffic, "--map", "nomap=" + badMap],
+                ["no map named 'nomap'", "blocklist, verdicts"]
+            ),
+            (
+                ["run", Examples.fixture("unknown_helper.o")],
+                ["unknown or unsupported helper #27 (bpf_get_stackid)", "unknown_helper.c:8", "captured context"]
+            ),
+            (
+                ["run", firewall, "--pcap", Examples.traffic, "--plugin", directory.path("libfoo.so")],
+                ["cannot load plugin", "libfoo.so", "no such file"]
+            ),
             (["run", firewall], ["needs a packet", "--pcap"]),
             (["run", Examples.path("trace_exec.o"), "--pcap", Examples.traffic], ["does not take packets"]),
             (["run", firewall, "--pcap", Examples.traffic, "--packet", "99"], ["--packet 99", "has 20 packets"]),
@@ -70,7 +99,8 @@ struct RunBadInputTests {
         let result = try MimicCLI.run(["run", Examples.firewall, "--pcap", Examples.traffic, "--limit", "3"])
         #expect(result.status == 1, "\(result)")
         #expect(result.stdout.squeezed.contains("error 20"), "\(result.stdout)")
-        #expect(result.stderr.contains("20 of 20 runs failed") && result.stderr.contains("packet 1:"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("20 of 20 runs failed") && result.stderr.contains("packet 1:"), "\(result.stderr)")
         #expect(result.stderr.contains("--limit"), "\(result.stderr)")
     }
 }

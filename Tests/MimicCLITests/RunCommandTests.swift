@@ -7,10 +7,14 @@ import Testing
 @Suite("mimic run / trace / maps on the examples")
 struct RunCommandTests {
     @Test func firewallOverTheCaptureCountsVerdictsAndMapChanges() throws {
-        let result = try MimicCLI.run(["run", Examples.firewall, "--pcap", Examples.traffic, "--map", Examples.blocklist])
+        let result = try MimicCLI.run([
+            "run", Examples.firewall, "--pcap", Examples.traffic, "--map", Examples.blocklist,
+        ])
         #expect(result.status == 0, "\(result)")
-        for fragment in ["over", "20 packets", "XDP_DROP 5 (25.0%)", "XDP_PASS 15 (75.0%)", "blocklist (hash)",
-                         "[192.0.2.66] 0 -> 2", "[198.51.100.7] 0 -> 2", "verdicts (percpu_array)", "[1] 0 -> 5", "[2] 0 -> 15"] {
+        for fragment in [
+            "over", "20 packets", "XDP_DROP 5 (25.0%)", "XDP_PASS 15 (75.0%)", "blocklist (hash)",
+            "[192.0.2.66] 0 -> 2", "[198.51.100.7] 0 -> 2", "verdicts (percpu_array)", "[1] 0 -> 5", "[2] 0 -> 15",
+        ] {
             #expect(result.stdout.squeezed.contains(fragment), "missing '\(fragment)': \(result.stdout)")
         }
     }
@@ -18,15 +22,19 @@ struct RunCommandTests {
     @Test func pcapRoundTripWritesPassedPacketsUnchanged() throws {
         let directory = try TemporaryDirectory()
         let out = directory.path("passed.pcap")
-        let result = try MimicCLI.run(["run", Examples.firewall, "--pcap", Examples.traffic, "--map", Examples.blocklist,
-                                       "--out", out, "--json"])
+        let result = try MimicCLI.run([
+            "run", Examples.firewall, "--pcap", Examples.traffic, "--map", Examples.blocklist,
+            "--out", out, "--json",
+        ])
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout.contains(#""XDP_DROP": 5"#) && result.stdout.contains(#""XDP_PASS": 15"#), "\(result.stdout)")
-        #expect(result.stdout.contains(#""written": 15"#) && result.stdout.contains(#""modified": 0"#), "\(result.stdout)")
+        #expect(
+            result.stdout.contains(#""XDP_DROP": 5"#) && result.stdout.contains(#""XDP_PASS": 15"#), "\(result.stdout)")
+        #expect(
+            result.stdout.contains(#""written": 15"#) && result.stdout.contains(#""modified": 0"#), "\(result.stdout)")
 
         let blocked: Set<[UInt8]> = [[192, 0, 2, 66], [198, 51, 100, 7]]
         let expected = try Examples.trafficPackets().filter { packet in
-            guard packet.data.count >= 14 else { return false }  // runt frames are dropped
+            guard packet.data.count >= 14 else { return false } // runt frames are dropped
             return Examples.ipv4Source(packet.data).map { !blocked.contains($0) } ?? true
         }
         let written = try PcapReader.readAll([UInt8](Data(contentsOf: URL(fileURLWithPath: out))))
@@ -43,11 +51,15 @@ struct RunCommandTests {
         let path = try directory.file("traffic.pcapng", bytes: Examples.pcapng(Examples.trafficPackets()))
         let result = try MimicCLI.run(["run", Examples.firewall, "--pcap", path, "--map", Examples.blocklist])
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout.squeezed.contains("XDP_DROP 5") && result.stdout.squeezed.contains("XDP_PASS 15"), "\(result.stdout)")
+        #expect(
+            result.stdout.squeezed.contains("XDP_DROP 5") && result.stdout.squeezed.contains("XDP_PASS 15"),
+            "\(result.stdout)")
     }
 
     @Test func tcRewriterChangesThePortWithAValidChecksum() throws {
-        let result = try MimicCLI.run(["run", Examples.path("tc_rewrite.o"), "--context", Examples.path("contexts/udp_8080.json"), "--json"])
+        let result = try MimicCLI.run([
+            "run", Examples.path("tc_rewrite.o"), "--context", Examples.path("contexts/udp_8080.json"), "--json",
+        ])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains(#""verdict": "TC_ACT_OK""#), "\(result.stdout)")
         #expect(result.stdout.contains("rewrote port 8080 -> 80"), "\(result.stdout)")
@@ -75,37 +87,57 @@ struct RunCommandTests {
     }
 
     @Test func tracingProgramReplaysItsCapturedContext() throws {
-        let result = try MimicCLI.run(["run", Examples.path("trace_exec.o"), "--context", Examples.path("contexts/exec_captured.json")])
+        let result = try MimicCLI.run([
+            "run", Examples.path("trace_exec.o"), "--context", Examples.path("contexts/exec_captured.json"),
+        ])
         #expect(result.status == 0, "\(result)")
-        for fragment in ["r0 = 0", "exec bash pid 4242", "struct exec_event { .pid = 4243, .tgid = 4242, .comm = \"bash\" }",
-                         "exec_count (hash)", "+ [\"bash\"] 1"] {
+        for fragment in [
+            "r0 = 0", "exec bash pid 4242", "struct exec_event { .pid = 4243, .tgid = 4242, .comm = \"bash\" }",
+            "exec_count (hash)", "+ [\"bash\"] 1",
+        ] {
             #expect(result.stdout.contains(fragment), "missing '\(fragment)': \(result.stdout)")
         }
     }
 
     @Test func packetCounterShowsPerCPUValues() throws {
-        let result = try MimicCLI.run(["run", Examples.path("packet_counter.o"), "--pcap", Examples.traffic, "--cpus", "2"])
+        let result = try MimicCLI.run([
+            "run", Examples.path("packet_counter.o"), "--pcap", Examples.traffic, "--cpus", "2",
+        ])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.squeezed.contains("XDP_PASS 20"), "\(result.stdout)")
-        #expect(result.stdout.contains("{cpu0: { .packets = 10, .bytes = 513 }, cpu1: { .packets = 10, .bytes = 572 }}"), "\(result.stdout)")
-        #expect(result.stdout.contains("by_protocol (percpu_hash)") && result.stdout.contains("+ [6]"), "\(result.stdout)")
+        #expect(
+            result.stdout.contains("{cpu0: { .packets = 10, .bytes = 513 }, cpu1: { .packets = 10, .bytes = 572 }}"),
+            "\(result.stdout)")
+        #expect(
+            result.stdout.contains("by_protocol (percpu_hash)") && result.stdout.contains("+ [6]"), "\(result.stdout)")
     }
 
     @Test func singlePacketOfACapture() throws {
-        let result = try MimicCLI.run(["run", Examples.firewall, "--pcap", Examples.traffic, "--packet", "4", "--map", Examples.blocklist])
+        let result = try MimicCLI.run([
+            "run", Examples.firewall, "--pcap", Examples.traffic, "--packet", "4", "--map", Examples.blocklist,
+        ])
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout.contains("on packet 4") && result.stdout.contains("r0 = 1 (0x1) XDP_DROP"), "\(result.stdout)")
+        #expect(
+            result.stdout.contains("on packet 4") && result.stdout.contains("r0 = 1 (0x1) XDP_DROP"), "\(result.stdout)"
+        )
     }
 
     @Test func traceShowsSourceLinesAndChangedRegisters() throws {
-        let result = try MimicCLI.run(["trace", Examples.firewall, "--context", Examples.path("contexts/blocked_syn.json"),
-                                       "--map", Examples.blocklist])
+        let result = try MimicCLI.run([
+            "trace", Examples.firewall, "--context", Examples.path("contexts/blocked_syn.json"),
+            "--map", Examples.blocklist,
+        ])
         #expect(result.status == 0, "\(result)")
-        for fragment in ["; __be32 source = ip->saddr;  (xdp_firewall.c:50)", "37: ldxw %r1, [%r1+26]", "r1=0x420200c0",
-                         "call bpf_map_lookup_elem#1", "lddw %r1, map[blocklist]", "exit r0=1 XDP_DROP", "r0 = 1 (0x1) XDP_DROP", "[192.0.2.66] 0 -> 1"] {
+        for fragment in [
+            "; __be32 source = ip->saddr;  (xdp_firewall.c:50)", "37: ldxw %r1, [%r1+26]", "r1=0x420200c0",
+            "call bpf_map_lookup_elem#1", "lddw %r1, map[blocklist]", "exit r0=1 XDP_DROP", "r0 = 1 (0x1) XDP_DROP",
+            "[192.0.2.66] 0 -> 1",
+        ] {
             #expect(result.stdout.contains(fragment), "missing '\(fragment)': \(result.stdout)")
         }
-        let json = try MimicCLI.run(["trace", Examples.path("packet_counter.o"), "--pcap", Examples.traffic, "--packet", "1", "--json"])
+        let json = try MimicCLI.run([
+            "trace", Examples.path("packet_counter.o"), "--pcap", Examples.traffic, "--packet", "1", "--json",
+        ])
         #expect(json.status == 0, "\(json)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         let steps = try #require(object["steps"] as? [[String: Any]])
@@ -117,7 +149,8 @@ struct RunCommandTests {
         let result = try MimicCLI.run(["maps", Examples.path("packet_counter.o")])
         #expect(result.status == 0, "\(result)")
         #expect(result.stdout.contains("by_protocol  percpu_hash"), "\(result.stdout)")
-        #expect(result.stdout.contains("1 (__u8)") && result.stdout.contains("16 (struct counters)"), "\(result.stdout)")
+        #expect(
+            result.stdout.contains("1 (__u8)") && result.stdout.contains("16 (struct counters)"), "\(result.stdout)")
         let json = try MimicCLI.run(["maps", Examples.firewall, "--json"])
         #expect(json.status == 0, "\(json)")
         let maps = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
@@ -129,7 +162,8 @@ struct RunCommandTests {
         for command in ["run", "trace", "debug", "maps"] {
             let result = try MimicCLI.run([command, "--help"])
             #expect(result.status == 0, "\(result)")
-            #expect(result.stdout.contains("USAGE: mimic \(command)") && result.stdout.contains("EXAMPLES:"), "\(result)")
+            #expect(
+                result.stdout.contains("USAGE: mimic \(command)") && result.stdout.contains("EXAMPLES:"), "\(result)")
         }
     }
 }

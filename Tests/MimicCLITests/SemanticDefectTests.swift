@@ -38,8 +38,10 @@ struct SemanticDefectTests {
         let path = MimicCLI.packageRoot.appendingPathComponent("Tests/MimicCoreTests/Fixtures/bigendian.o").path
         let result = try MimicCLI.run(["run", path])
         #expect(result.status == 1, "\(result)")
-        #expect(result.stderr.contains(path) && result.stderr.contains("-target bpfeb") && result.stderr.contains("not supported"),
-                "\(result)")
+        #expect(
+            result.stderr.contains(path) && result.stderr.contains("-target bpfeb")
+                && result.stderr.contains("not supported"),
+            "\(result)")
         let inspect = try MimicCLI.run(["inspect", path])
         #expect(inspect.status == 0 && inspect.stdout.contains("big-endian"), "\(inspect)")
     }
@@ -54,7 +56,8 @@ struct SemanticDefectTests {
         let context = try directory.file("skb.json", Self.skbContext([UInt8](repeating: 0, count: 60)))
         let result = try MimicCLI.run(["run", Examples.firewall, "--context", context])
         #expect(result.status == 1, "\(result)")
-        #expect(result.stderr.contains(#"a context of kind "sk_buff" does not fit program"#)
+        #expect(
+            result.stderr.contains(#"a context of kind "sk_buff" does not fit program"#)
                 && result.stderr.contains("type xdp") && result.stderr.contains("takes an xdp_md context"), "\(result)")
     }
 
@@ -62,7 +65,7 @@ struct SemanticDefectTests {
     /// kernel's test run); `--data-start mac` or the context's `dataStart` choose the frame.
     @Test func socketFiltersStartAtTheNetworkHeaderUnlessAsked() throws {
         let filter = MimicCLI.packageRoot.appendingPathComponent("Tests/MimicCoreTests/Fixtures/socket_filter.o").path
-        let frame = [UInt8](repeating: 0, count: 12) + [0x08, 0x00, 0x45] + [UInt8](repeating: 0, count: 95)  // 110 bytes
+        let frame = [UInt8](repeating: 0, count: 12) + [0x08, 0x00, 0x45] + [UInt8](repeating: 0, count: 95) // 110 bytes
         let directory = try TemporaryDirectory()
         let plain = try directory.file("plain.json", Self.skbContext(frame))
         let mac = try directory.file("mac.json", Self.skbContext(frame, extra: #","dataStart":"mac""#))
@@ -75,6 +78,7 @@ struct SemanticDefectTests {
         let bad = try MimicCLI.run(["run", filter, "--context", plain, "--data-start", "ip"])
         #expect(bad.status == 2 && bad.stderr.contains("--data-start expects mac or network"), "\(bad)")
         let xdp = try MimicCLI.run(["run", Examples.firewall, "--pcap", Examples.traffic, "--data-start", "mac"])
-        #expect(xdp.status == 1 && xdp.stderr.contains("--data-start applies to programs that take an sk_buff"), "\(xdp)")
+        #expect(
+            xdp.status == 1 && xdp.stderr.contains("--data-start applies to programs that take an sk_buff"), "\(xdp)")
     }
 }

@@ -23,17 +23,19 @@ struct TestCommandTests {
     func failingCase() throws {
         let result = try MimicCLI.run(["test", Self.file("failing.json")])
         #expect(result.status == 1)
-        #expect(result.stdout.contains("""
-              FAIL     expects the wrong pid, command and count
-                       trace:
-                         - expected: 2 line(s)
-                         + actual:   1 line(s)
-                             exec bash pid 4242
-                           - exec zsh pid 7
-                       event 0 (events) .pid:
-                         - expected: 4242
-                         + actual:   4243
-            """))
+        #expect(
+            result.stdout.contains(
+                """
+                  FAIL     expects the wrong pid, command and count
+                           trace:
+                             - expected: 2 line(s)
+                             + actual:   1 line(s)
+                                 exec bash pid 4242
+                               - exec zsh pid 7
+                           event 0 (events) .pid:
+                             - expected: 4242
+                             + actual:   4243
+                """))
         #expect(result.stderr == "mimic: error: 1 test case(s) failed\n")
     }
 
@@ -42,10 +44,16 @@ struct TestCommandTests {
         let scratch = try TemporaryDirectory()
         let junit = scratch.url.appendingPathComponent("report.xml").path
         let tapFile = scratch.url.appendingPathComponent("report.tap").path
-        let result = try MimicCLI.run(["test", Self.file("xdp_firewall.json"), Self.file("failing.json"), "--junit", junit, "--tap"])
+        let result = try MimicCLI.run([
+            "test", Self.file("xdp_firewall.json"), Self.file("failing.json"), "--junit", junit, "--tap",
+        ])
         #expect(result.status == 1)
-        #expect(result.stdout.hasPrefix("TAP version 14\n1..7\nok 1 - xdp_firewall: a blocked source is dropped and counted\n"))
-        #expect(result.stdout.contains("not ok 7 - failing (on purpose): expects the wrong pid, command and count\n  ---\n"))
+        #expect(
+            result.stdout.hasPrefix(
+                "TAP version 14\n1..7\nok 1 - xdp_firewall: a blocked source is dropped and counted\n"))
+        #expect(
+            result.stdout.contains("not ok 7 - failing (on purpose): expects the wrong pid, command and count\n  ---\n")
+        )
         #expect(result.stderr.contains("  FAIL     expects the wrong pid, command and count"))
         let xml = try String(contentsOfFile: junit, encoding: .utf8)
         #expect(xml.contains("<testsuite id=\"1\" name=\"failing (on purpose)\""))
@@ -55,7 +63,10 @@ struct TestCommandTests {
         let toFile = try MimicCLI.run(["test", Self.file("tc_rewrite.json"), "--tap=\(tapFile)"])
         #expect(toFile.status == 0, "\(toFile)")
         #expect(toFile.stdout.contains("  ok       UDP to port 8080 is rewritten to 80\n"))
-        #expect(try String(contentsOfFile: tapFile, encoding: .utf8) == "TAP version 14\n1..2\nok 1 - tc_rewrite: UDP to port 8080 is rewritten to 80\nok 2 - tc_rewrite: a port from the ports map\n")
+        #expect(
+            try String(contentsOfFile: tapFile, encoding: .utf8)
+                == "TAP version 14\n1..2\nok 1 - tc_rewrite: UDP to port 8080 is rewritten to 80\nok 2 - tc_rewrite: a port from the ports map\n"
+        )
     }
 
     @Test("usage mistakes and unreadable files")
@@ -71,16 +82,21 @@ struct TestCommandTests {
         #expect(try MimicCLI.run(["help"]).stdout.contains("  test "))
     }
 
-    @Test("--kernel without the kernel: the kernel runs are skipped, saying why",
-          .enabled(if: !KernelBPF.isAvailable))
+    @Test(
+        "--kernel without the kernel: the kernel runs are skipped, saying why",
+        .enabled(if: !KernelBPF.isAvailable))
     func kernelUnreachable() throws {
         let result = try MimicCLI.run(["test", Self.file("xdp_firewall.json"), "--kernel"])
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout.contains("skipped  a blocked source is dropped and counted [kernel]: the kernel is not reachable"))
+        #expect(
+            result.stdout.contains(
+                "skipped  a blocked source is dropped and counted [kernel]: the kernel is not reachable"))
         #expect(result.stdout.contains("kernel runs skipped: the kernel is not reachable ("))
     }
 
-    @Test("--kernel: every example case agrees with the kernel", .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
+    @Test(
+        "--kernel: every example case agrees with the kernel",
+        .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
     func kernelAgrees() throws {
         let result = try MimicCLI.run(["test", "--kernel"] + Self.passing)
         #expect(result.status == 0, "\(result)")
@@ -92,7 +108,9 @@ struct TestCommandTests {
         #expect(result.stdout.contains("  ok       UDP to port 8080 is rewritten to 80 [kernel]\n"))
     }
 
-    @Test("--kernel: a wrong expectation fails in the kernel too", .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
+    @Test(
+        "--kernel: a wrong expectation fails in the kernel too",
+        .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
     func kernelChecksExpectations() throws {
         let scratch = try TemporaryDirectory()
         let path = scratch.url.appendingPathComponent("wrong.json").path
@@ -103,12 +121,16 @@ struct TestCommandTests {
         """.write(toFile: path, atomically: true, encoding: .utf8)
         let result = try MimicCLI.run(["test", path, "--kernel"])
         #expect(result.status == 1)
-        #expect(result.stdout.contains("  FAIL     wrong verdict [kernel]\n           verdict:\n             - expected: XDP_DROP (1)\n             + actual:   XDP_PASS (2)\n"))
+        #expect(
+            result.stdout.contains(
+                "  FAIL     wrong verdict [kernel]\n           verdict:\n             - expected: XDP_DROP (1)\n             + actual:   XDP_PASS (2)\n"
+            ))
         #expect(result.stdout.hasSuffix("2 case(s): 0 passed, 2 failed, 0 error(s), 0 skipped\n"))
     }
 
-    @Test("--kernel: a suite configured before load (globals, map size) agrees with the kernel",
-          .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
+    @Test(
+        "--kernel: a suite configured before load (globals, map size) agrees with the kernel",
+        .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
     func kernelConfigured() throws {
         let scratch = try TemporaryDirectory()
         let path = scratch.url.appendingPathComponent("configured.json").path
@@ -125,12 +147,14 @@ struct TestCommandTests {
         #expect(result.stdout.contains("  ok       the configured port is dropped [kernel]\n"))
     }
 
-    @Test("--kernel: context fields in (ctx_in) and out (ctx_out) agree with the kernel",
-          .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
+    @Test(
+        "--kernel: context fields in (ctx_in) and out (ctx_out) agree with the kernel",
+        .enabled(if: KernelBPF.isAvailable, "the kernel's BPF is not reachable"))
     func kernelContextFields() throws {
         let scratch = try TemporaryDirectory()
         let path = scratch.url.appendingPathComponent("mark.json").path
-        let packet = "020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"
+        let packet =
+            "020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"
         try """
         {"object": "\(Examples.fixture("tc_mark.o"))", "cases": [
           {"name": "mark 5", "input": {"packet": "\(packet)", "ctx": {"mark": 5, "cb[0]": 10, "priority": 1}},
@@ -139,7 +163,8 @@ struct TestCommandTests {
         """.write(toFile: path, atomically: true, encoding: .utf8)
         let result = try MimicCLI.run(["test", path, "--kernel"])
         #expect(result.status == 0, "\(result)")
-        #expect(result.stdout.contains("  ok       mark 5 [kernel]\n           note: ctx.tc_classid checked in Mimic only"))
+        #expect(
+            result.stdout.contains("  ok       mark 5 [kernel]\n           note: ctx.tc_classid checked in Mimic only"))
         #expect(result.stdout.contains("  ok       mark 1 [kernel]\n"))
     }
 }

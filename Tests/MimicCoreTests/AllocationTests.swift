@@ -5,16 +5,19 @@ import MimicCore
 /// The interpreter must not allocate per instruction: the number of `malloc` calls during a run
 /// may not grow with the number of instructions executed (swift-nio's allocation-counter tests
 /// are the model). Each program loops `rounds` times over the instructions under test.
-@Suite("Interpreter: no allocation per instruction",
-       .enabled(if: mimic_malloc_counter_available(), "malloc cannot be counted here (needs glibc, no sanitizer)"))
+@Suite(
+    "Interpreter: no allocation per instruction",
+    .enabled(if: mimic_malloc_counter_available(), "malloc cannot be counted here (needs glibc, no sanitizer)"))
 struct AllocationTests {
     /// Mallocs during one `run()` of a fresh process running `body` `rounds` times.
-    func allocations(rounds: Int32, emulator: (any Emulator)? = nil, memory: [UInt8] = [],
-                     @CodeBuilder body: () -> [RawInstruction]) throws -> (mallocs: UInt64, instructions: UInt64) {
+    func allocations(
+        rounds: Int32, emulator: (any Emulator)? = nil, memory: [UInt8] = [],
+        @CodeBuilder body: () -> [RawInstruction]
+    ) throws -> (mallocs: UInt64, instructions: UInt64) {
         let loop = body()
         let code = Asm.program {
             Asm.mov64(6, imm: 0)
-            Asm.mov64(9, src: 1)  // the memory's address, kept for the body
+            Asm.mov64(9, src: 1) // the memory's address, kept for the body
             loop
             Asm.add64(6, imm: 1)
             Asm.jump(.jumpLess64Imm, 6, imm: rounds, Int16(-(loop.count + 2)))
@@ -36,14 +39,18 @@ struct AllocationTests {
     }
 
     /// Runs the body 10 and 10,000 times; the second run may not allocate more.
-    func expectNoGrowth(_ what: String, emulator: (any Emulator)? = nil, memory: [UInt8] = [],
-                        @CodeBuilder body: () -> [RawInstruction]) throws {
-        _ = try allocations(rounds: 10, emulator: emulator, memory: memory, body: body)  // warm-up
+    func expectNoGrowth(
+        _ what: String, emulator: (any Emulator)? = nil, memory: [UInt8] = [],
+        @CodeBuilder body: () -> [RawInstruction]
+    ) throws {
+        _ = try allocations(rounds: 10, emulator: emulator, memory: memory, body: body) // warm-up
         let short = try allocations(rounds: 10, emulator: emulator, memory: memory, body: body)
         let long = try allocations(rounds: 10_000, emulator: emulator, memory: memory, body: body)
         #expect(long.instructions > 500 * short.instructions, "\(what): the long run is long")
-        #expect(long.mallocs <= short.mallocs,
-                "\(what): \(long.mallocs) mallocs for \(long.instructions) instructions, \(short.mallocs) for \(short.instructions)")
+        #expect(
+            long.mallocs <= short.mallocs,
+            "\(what): \(long.mallocs) mallocs for \(long.instructions) instructions, \(short.mallocs) for \(short.instructions)"
+        )
     }
 
     @Test func counterCountsAllocations() {
@@ -60,7 +67,7 @@ struct AllocationTests {
             Asm.load(.load64, 2, 10, off: -8)
             Asm.store(.store32Imm, 10, off: -16, imm: 5)
             Asm.load(.loadSigned16, 3, 10, off: -16)
-            Asm.load(.load8, 4, 9, off: 3)  // the context memory
+            Asm.load(.load8, 4, 9, off: 3) // the context memory
             Asm.store(.store16Reg, 9, off: 8, src: 4)
             Asm.atomic(.atomicFetchAdd64, 10, off: -8, src: 2)
         }
@@ -78,12 +85,12 @@ struct AllocationTests {
 
     @Test func helperCalls() throws {
         try expectNoGrowth("helper calls", emulator: ConformanceEmulator()) {
-            Asm.call(2)  // no_op
+            Asm.call(2) // no_op
             Asm.mov64(1, imm: 1)
             Asm.mov64(2, imm: 2)
-            Asm.call(0)  // gather_bytes
+            Asm.call(0) // gather_bytes
             Asm.mov64(1, imm: 2)
-            Asm.callx(1)  // no_op by id in a register
+            Asm.callx(1) // no_op by id in a register
         }
     }
 
@@ -91,9 +98,9 @@ struct AllocationTests {
         // Slots 2-5; the loop ends at 7 and the program at 9, the local function starts at 10.
         try expectNoGrowth("local calls") {
             Asm.mov64(1, src: 6)
-            Asm.callLocal(6)  // 3 -> 10, the function after the loop
+            Asm.callLocal(6) // 3 -> 10, the function after the loop
             Asm.mov64(1, src: 0)
-            Asm.callLocal(4)  // 5 -> 10
+            Asm.callLocal(4) // 5 -> 10
         }
     }
 }

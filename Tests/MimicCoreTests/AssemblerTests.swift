@@ -8,8 +8,9 @@ import MimicTestSupport
 @Suite("Assembler: bpf_conformance vectors")
 struct AssemblerConformanceTests {
     // External data (../shared): skipped with a message when absent, a failure when required (CI).
-    @Test("the conformance directory holds the vectors",
-          .enabled(if: ExternalTestData.runConformance, Comment(rawValue: ExternalTestData.conformanceSkipMessage)))
+    @Test(
+        "the conformance directory holds the vectors",
+        .enabled(if: ExternalTestData.runConformance, Comment(rawValue: ExternalTestData.conformanceSkipMessage)))
     func vectorsArePresent() throws {
         let vectors = try ConformanceVector.all()
         #expect(vectors.count > 300, "found \(vectors.count) vectors in \(TestPaths.conformanceDirectory.path)")
@@ -20,9 +21,10 @@ struct AssemblerConformanceTests {
         #expect(vectors.first { $0.name == "subnet" }?.otherSections["c"]?.contains("uint64_t entry") == true)
     }
 
-    @Test("assembles, matches -- raw, and round-trips through the disassembler",
-          .enabled(if: ExternalTestData.conformanceAvailable, Comment(rawValue: ExternalTestData.conformanceSkipMessage)),
-          arguments: ExternalTestData.conformanceAvailable ? try ConformanceVector.all() : [])
+    @Test(
+        "assembles, matches -- raw, and round-trips through the disassembler",
+        .enabled(if: ExternalTestData.conformanceAvailable, Comment(rawValue: ExternalTestData.conformanceSkipMessage)),
+        arguments: ExternalTestData.conformanceAvailable ? try ConformanceVector.all() : [])
     func vectorRoundTrip(_ vector: ConformanceVector) throws {
         let program = try Assembler.assemble(try #require(vector.assembly))
         #expect(!program.isEmpty)
@@ -79,16 +81,19 @@ struct AssemblerFormTests {
         return second.map { [instruction, $0] } ?? [instruction]
     }
 
-    @Test("sample of each form disassembles to its mnemonic and reassembles identically",
-          arguments: InstructionSet.forms.map(\.operation))
+    @Test(
+        "sample of each form disassembles to its mnemonic and reassembles identically",
+        arguments: InstructionSet.forms.map(\.operation))
     func formRoundTrip(_ operation: MimicCore.Operation) throws {
         let form = InstructionSet.form(of: operation)
         // Two exits after the sample so jump targets (+1) land on a real instruction.
         let program = Self.sample(of: form) + [RawInstruction(opcode: 0x95), RawInstruction(opcode: 0x95)]
         let lines = Disassembler.disassemble(program)
-        guard case .instruction(0, operation, let text) = lines.first(where: {
-            if case .label = $0 { false } else { true }
-        }) else {
+        guard
+            case .instruction(0, operation, let text) = lines.first(where: {
+                if case .label = $0 { false } else { true }
+            })
+        else {
             Issue.record("first line is not \(operation): \(lines)")
             return
         }
@@ -146,7 +151,10 @@ struct AssemblerEncodingTests {
         ("stxb [ %r1 + 0x10 ], %r9", [Raw(opcode: 0x73, destination: 1, source: 9, offset: 16)]),
         ("lddw %r0, -2", [Raw(opcode: 0x18, imm: -2), Raw(opcode: 0, imm: -1)]),
         ("lddw %r1, 0xffffffffffffffff", [Raw(opcode: 0x18, destination: 1, imm: -1), Raw(opcode: 0, imm: -1)]),
-        ("lddw %r1, -9223372036854775808", [Raw(opcode: 0x18, destination: 1, imm: 0), Raw(opcode: 0, imm: Int32.min)]),
+        (
+            "lddw %r1, -9223372036854775808",
+            [Raw(opcode: 0x18, destination: 1, imm: 0), Raw(opcode: 0, imm: Int32.min)]
+        ),
         ("ldindw %r1, 12", [Raw(opcode: 0x40, source: 1, imm: 12)]),
         ("ldabsh 12", [Raw(opcode: 0x28, imm: 12)]),
         ("mov32 %r0, 0xffffffff", [Raw(opcode: 0xb4, imm: -1)]),
@@ -157,11 +165,15 @@ struct AssemblerEncodingTests {
         ("jeq %r1, %r1, +1 # Taken", [Raw(opcode: 0x1d, destination: 1, source: 1, offset: 1)]),
         ("jslt32 %r1, 0xfffffffe, +3", [Raw(opcode: 0xc6, destination: 1, offset: 3, imm: -2)]),
         // The first `exit` is an implicit label...
-        ("jne %r1, %r0, exit\nmov %r0, 1\nexit\nexit",
-         [Raw(opcode: 0x5d, destination: 1, offset: 1), Raw(opcode: 0xb7, imm: 1), exitInstruction, exitInstruction]),
+        (
+            "jne %r1, %r0, exit\nmov %r0, 1\nexit\nexit",
+            [Raw(opcode: 0x5d, destination: 1, offset: 1), Raw(opcode: 0xb7, imm: 1), exitInstruction, exitInstruction]
+        ),
         // ...unless the program defines `exit:` itself.
-        ("jne %r1, %r0, exit\nexit\nexit:\nexit",
-         [Raw(opcode: 0x5d, destination: 1, offset: 1), exitInstruction, exitInstruction]),
+        (
+            "jne %r1, %r0, exit\nexit\nexit:\nexit",
+            [Raw(opcode: 0x5d, destination: 1, offset: 1), exitInstruction, exitInstruction]
+        ),
         // Labels may share a line with an instruction; case and tabs do not matter for mnemonics.
         ("\tMOV\t%r0,\t1\r\nend: exit", [Raw(opcode: 0xb7, imm: 1), exitInstruction]),
         // A label may stand at the very end.
@@ -177,11 +189,12 @@ struct AssemblerEncodingTests {
     @Test("lddw matches the bytes of the lddw conformance vector")
     func lddwBytes() throws {
         let program = try Assembler.assemble("lddw %r0, 0x1122334455667788\nexit")
-        #expect(RawInstruction.encode(program) == [
-            0x18, 0x00, 0x00, 0x00, 0x88, 0x77, 0x66, 0x55,
-            0x00, 0x00, 0x00, 0x00, 0x44, 0x33, 0x22, 0x11,
-            0x95, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-        ])
+        #expect(
+            RawInstruction.encode(program) == [
+                0x18, 0x00, 0x00, 0x00, 0x88, 0x77, 0x66, 0x55,
+                0x00, 0x00, 0x00, 0x00, 0x44, 0x33, 0x22, 0x11,
+                0x95, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            ])
     }
 }
 
@@ -222,14 +235,20 @@ struct AssemblerErrorTests {
         ("mov 1, %r0", 1, .unexpectedOperand(position: 1, found: "1", expected: "a register %r0..%r10")),
         ("ja %r1", 1, .unexpectedOperand(position: 1, found: "%r1", expected: "a label or a relative offset like +3")),
         ("mov %r0,", 1, .unexpectedOperand(position: 2, found: "", expected: "an immediate")),
-        ("jeq %r0, 1, ", 1, .unexpectedOperand(position: 3, found: "", expected: "a label or a relative offset like +3")),
+        (
+            "jeq %r0, 1, ", 1,
+            .unexpectedOperand(position: 3, found: "", expected: "a label or a relative offset like +3")
+        ),
         ("mov , %r1", 1, .unexpectedOperand(position: 1, found: "", expected: "a register %r0..%r10")),
         ("exit\nja nowhere", 2, .undefinedLabel("nowhere")),
         ("a:\nexit\na:\nexit", 3, .duplicateLabel("a")),
         ("ja +32768", 1, .jumpOutOfRange(target: "+32768", distance: 32768)),
         ("jeq %r0, 0, -32769", 1, .jumpOutOfRange(target: "-32769", distance: -32769)),
-        ("exit\n" + String(repeating: "mov %r0, 0\n", count: 3) + "ja far\n" + String(repeating: "exit\n", count: 40_000) + "far:\nexit",
-         5, .jumpOutOfRange(target: "far", distance: 40_000)),
+        (
+            "exit\n" + String(repeating: "mov %r0, 0\n", count: 3) + "ja far\n"
+                + String(repeating: "exit\n", count: 40_000) + "far:\nexit",
+            5, .jumpOutOfRange(target: "far", distance: 40_000)
+        ),
         ("1abc:\nexit", 1, .invalidLabelName("1abc")),
         ("my label:", 1, .invalidLabelName("my label")),
         ("exit\nja foo-bar", 2, .invalidLabelName("foo-bar")),
@@ -266,7 +285,8 @@ struct AssemblerErrorTests {
 struct DisassemblerTests {
     @Test("jumps get generated labels; text(of:) uses relative offsets")
     func labels() throws {
-        let program = try Assembler.assemble("""
+        let program = try Assembler.assemble(
+            """
             mov %r0, 0
             loop:
             add %r0, 1
@@ -276,17 +296,18 @@ struct DisassemblerTests {
             done:
             exit
             """)
-        #expect(Disassembler.listing(program) == """
-            mov %r0, 0
-            L1:
-            add %r0, 1
-            jlt %r0, 10, L1
-            call local L5
-            exit
-            L5:
-            exit
+        #expect(
+            Disassembler.listing(program) == """
+                mov %r0, 0
+                L1:
+                add %r0, 1
+                jlt %r0, 10, L1
+                call local L5
+                exit
+                L5:
+                exit
 
-            """)
+                """)
         #expect(Disassembler.text(of: program[2]) == "jlt %r0, 10, -2")
         #expect(Disassembler.text(of: program[3]) == "call local +1")
     }
@@ -315,13 +336,13 @@ struct DisassemblerTests {
     @Test("invalid encodings print as .invalid and never crash")
     func invalid() {
         let program: [RawInstruction] = [
-            RawInstruction(opcode: 0xff),                              // unknown opcode
-            RawInstruction(opcode: 0x07, source: 3, imm: 1),           // add imm with a source register
-            RawInstruction(opcode: 0xb7, destination: 11, imm: 1),     // r11
-            RawInstruction(opcode: 0xdb, destination: 1, imm: 0x02),   // unknown atomic operation
-            RawInstruction(opcode: 0x00, imm: 5),                      // stray lddw second half
+            RawInstruction(opcode: 0xff), // unknown opcode
+            RawInstruction(opcode: 0x07, source: 3, imm: 1), // add imm with a source register
+            RawInstruction(opcode: 0xb7, destination: 11, imm: 1), // r11
+            RawInstruction(opcode: 0xdb, destination: 1, imm: 0x02), // unknown atomic operation
+            RawInstruction(opcode: 0x00, imm: 5), // stray lddw second half
             RawInstruction(opcode: 0x95),
-            RawInstruction(opcode: 0x18, imm: 1),                      // lddw at the end, no second half
+            RawInstruction(opcode: 0x18, imm: 1), // lddw at the end, no second half
         ]
         let lines = Disassembler.disassemble(program)
         #expect(lines.count == 7)
@@ -336,7 +357,9 @@ struct DisassemblerTests {
         #expect(lines[0].text == ".invalid 0x00000000000000ff # unknown opcode 0xff")
         #expect(Disassembler.text(of: RawInstruction(opcode: 0x18)).hasPrefix(".invalid"))
         // A jump into the middle of an lddw cannot carry a label and stays relative.
-        let intoLddw = [RawInstruction(opcode: 0x05, offset: 1), RawInstruction(opcode: 0x18), RawInstruction(opcode: 0)]
+        let intoLddw = [
+            RawInstruction(opcode: 0x05, offset: 1), RawInstruction(opcode: 0x18), RawInstruction(opcode: 0),
+        ]
         #expect(Disassembler.listing(intoLddw) == "ja +1\nlddw %r0, 0\n")
     }
 
@@ -391,9 +414,11 @@ struct DisassemblerTests {
     @Test("random text never crashes the assembler")
     func randomText() {
         var random = SplitMix64(seed: 42)
-        let pieces = ["mov", "lddw", "lock", "fetch", "add32", "call", "local", "ja", "exit", "%r", "%r1", "%r10",
-                      "[", "]", "+", "-", ",", " ", ":", "#", "\n", "0x", "9", "ffffffffffffffffff", "L1", "exit:",
-                      "jeq", "ldxw", "stdw", "-9223372036854775808", "99999999999999999999999", "\u{00e9}", "\t"]
+        let pieces = [
+            "mov", "lddw", "lock", "fetch", "add32", "call", "local", "ja", "exit", "%r", "%r1", "%r10",
+            "[", "]", "+", "-", ",", " ", ":", "#", "\n", "0x", "9", "ffffffffffffffffff", "L1", "exit:",
+            "jeq", "ldxw", "stdw", "-9223372036854775808", "99999999999999999999999", "\u{00e9}", "\t",
+        ]
         for _ in 0..<3000 {
             let length = Int(random.next() % 12)
             let text = (0..<length).map { _ in pieces[Int(random.next() % UInt64(pieces.count))] }.joined()
@@ -401,4 +426,3 @@ struct DisassemblerTests {
         }
     }
 }
-

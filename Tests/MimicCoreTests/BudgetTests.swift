@@ -6,23 +6,25 @@ struct InstructionBudgetTests {
     /// A loop of three rounds, each with a helper call, a local call, `callx` to a local function
     /// and `callx` to a helper; R0 = 3 at the end.
     static let program: [RawInstruction] = Asm.program {
-        Asm.mov64(6, imm: 0)  // 0
-        Asm.mov64(0, imm: 0)  // 1
-        Asm.call(2)  // 2: no_op (loop head)
-        Asm.callLocal(9)  // 3 -> 13
-        [RawInstruction(opcode: 0x18, destination: 2, source: LoadImm64Kind.function.rawValue, imm: 10),
-         RawInstruction(opcode: 0)]  // 4: r2 = function at 15
-        Asm.callx(2)  // 6
-        Asm.mov64(1, imm: 2)  // 7
-        Asm.callx(1)  // 8: helper 2 by id
-        Asm.add64(6, imm: 1)  // 9
-        Asm.jump(.jumpLess64Imm, 6, imm: 3, -9)  // 10 -> 2
-        Asm.mov64(0, src: 6)  // 11
-        Asm.exit()  // 12
-        Asm.add64(0, imm: 1)  // 13
-        Asm.exit()  // 14
-        Asm.add64(0, imm: 2)  // 15
-        Asm.exit()  // 16
+        Asm.mov64(6, imm: 0) // 0
+        Asm.mov64(0, imm: 0) // 1
+        Asm.call(2) // 2: no_op (loop head)
+        Asm.callLocal(9) // 3 -> 13
+        [
+            RawInstruction(opcode: 0x18, destination: 2, source: LoadImm64Kind.function.rawValue, imm: 10),
+            RawInstruction(opcode: 0),
+        ] // 4: r2 = function at 15
+        Asm.callx(2) // 6
+        Asm.mov64(1, imm: 2) // 7
+        Asm.callx(1) // 8: helper 2 by id
+        Asm.add64(6, imm: 1) // 9
+        Asm.jump(.jumpLess64Imm, 6, imm: 3, -9) // 10 -> 2
+        Asm.mov64(0, src: 6) // 11
+        Asm.exit() // 12
+        Asm.add64(0, imm: 1) // 13
+        Asm.exit() // 14
+        Asm.add64(0, imm: 2) // 15
+        Asm.exit() // 16
     }
 
     func process() throws -> Process {
@@ -43,7 +45,7 @@ struct InstructionBudgetTests {
         #expect(process.instructionsExecuted == 1)
         #expect(process.pc == 1)
         #expect(process.registers[0] == 1)
-        #expect(try process.run() == 12)  // the run continues where it stopped
+        #expect(try process.run() == 12) // the run continues where it stopped
         #expect(process.instructionsExecuted == 13)
     }
 
@@ -101,6 +103,6 @@ struct InstructionBudgetTests {
             }
         }
         #expect(result == 3)
-        #expect(runs == 8)  // 40 instructions in runs of 5
+        #expect(runs == 8) // 40 instructions in runs of 5
     }
 }

@@ -19,7 +19,9 @@ import Testing
                 var calls: UInt64 = 0
                 while calls < count {
                     let result: UInt64
-                    do throws(ExecutionError) { result = try process.callFunction(at: slot, arguments: [calls, context]) } catch {
+                    do throws(ExecutionError) {
+                        result = try process.callFunction(at: slot, arguments: [calls, context])
+                    } catch {
                         throw .callback(error)
                     }
                     calls += 1
@@ -75,8 +77,10 @@ import Testing
         let vm = VM(emulator: LoopEmulator())
         let process = try vm.makeProcess(for: try Self.program(in: vm))
         let error = try #require(throws: ExecutionError.self) { try process.run(instructionLimit: 30) }
-        guard error.code == .helperFailed, error.kind.helperName == "loop", let inner = error.kind.failure?.callbackError,
-              inner.code == .budgetExhausted else {
+        guard error.code == .helperFailed, error.kind.helperName == "loop",
+            let inner = error.kind.failure?.callbackError,
+            inner.code == .budgetExhausted
+        else {
             Issue.record("expected a budget error inside the callback, got \(error)")
             return
         }
@@ -85,11 +89,15 @@ import Testing
     @Test func faultInCallbackNamesTheHelperAndTheCallbackInstruction() throws {
         let vm = VM(emulator: LoopEmulator())
         // The callback dereferences its first argument (0): a NULL read.
-        let program = try Self.program(in: vm, source: Self.source.replacingOccurrences(
-            of: "ldxdw %r3, [%r2+0]", with: "ldxdw %r3, [%r1+0]"))
+        let program = try Self.program(
+            in: vm,
+            source: Self.source.replacingOccurrences(
+                of: "ldxdw %r3, [%r2+0]", with: "ldxdw %r3, [%r1+0]"))
         let error = try #require(throws: ExecutionError.self) { try vm.run(program) }
-        guard error.code == .helperFailed, error.kind.helperName == "loop", let inner = error.kind.failure?.callbackError,
-              inner.code == .memory else {
+        guard error.code == .helperFailed, error.kind.helperName == "loop",
+            let inner = error.kind.failure?.callbackError,
+            inner.code == .memory
+        else {
             Issue.record("expected a memory fault inside the callback, got \(error)")
             return
         }

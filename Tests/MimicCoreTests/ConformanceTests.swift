@@ -16,12 +16,14 @@ import MimicTestSupport
     /// Fails when the vectors are required (CI) but absent, so the list below is never empty there.
     @Test(.enabled(if: ExternalTestData.runConformance, Comment(rawValue: ExternalTestData.conformanceSkipMessage)))
     func vectorsArePresent() {
-        #expect(Self.vectors.count >= 300, "expected the bpf_conformance vectors in \(TestPaths.conformanceDirectory.path)")
+        #expect(
+            Self.vectors.count >= 300, "expected the bpf_conformance vectors in \(TestPaths.conformanceDirectory.path)")
     }
 
     // External data (../shared): runs when present, skipped with the message otherwise.
-    @Test(.enabled(if: ExternalTestData.conformanceAvailable, Comment(rawValue: ExternalTestData.conformanceSkipMessage)),
-          arguments: vectors)
+    @Test(
+        .enabled(if: ExternalTestData.conformanceAvailable, Comment(rawValue: ExternalTestData.conformanceSkipMessage)),
+        arguments: vectors)
     func vector(_ vector: ConformanceVector) throws {
         let outcome = Result { try Self.run(vector) }
         if let reason = Self.knownFailures[vector.name] {
@@ -43,7 +45,9 @@ import MimicTestSupport
 
         let process = try vm.makeProcess(for: program, context: MemoryContext(vector.memory))
         let r0 = try process.run(instructionLimit: 10_000_000)
-        #expect(r0 == expected, "\(vector.name): r0 = 0x\(String(r0, radix: 16)), expected 0x\(String(expected, radix: 16))")
+        #expect(
+            r0 == expected, "\(vector.name): r0 = 0x\(String(r0, radix: 16)), expected 0x\(String(expected, radix: 16))"
+        )
 
         // Single-stepping must agree with running, instruction for instruction.
         let stepper = try vm.makeProcess(for: program, context: MemoryContext(vector.memory))

@@ -19,7 +19,8 @@ final class VendorEmulator: Emulator {
         case Self.popcount:
             CustomInstruction(opcode: opcode, name: "vendor.popcnt") { i, process throws(HelperFailure) in
                 let value = process.registers[Int(i.source)]
-                process.registers[Int(i.destination)] = UInt64(value.nonzeroBitCount) &+ UInt64(bitPattern: Int64(i.imm))
+                process.registers[Int(i.destination)] =
+                    UInt64(value.nonzeroBitCount) &+ UInt64(bitPattern: Int64(i.imm))
             }
         case Self.storeInverted:
             CustomInstruction(opcode: opcode, name: "vendor.stinv") { i, process throws(HelperFailure) in
@@ -47,9 +48,9 @@ struct CustomInstructionTests {
 
     static let program: [RawInstruction] = [
         Asm.mov64(1, imm: 0xff),
-        popcount(0, 1, imm: 100),  // r0 = 8 + 100
+        popcount(0, 1, imm: 100), // r0 = 8 + 100
         RawInstruction(opcode: VendorEmulator.storeInverted, destination: 10, offset: -8, imm: 0x0f0f_0f0f),
-        RawInstruction(opcode: 0x61, destination: 2, source: 10, offset: -8),  // r2 = *(u32 *)(r10 - 8)
+        RawInstruction(opcode: 0x61, destination: 2, source: 10, offset: -8), // r2 = *(u32 *)(r10 - 8)
         Asm.add64(0, src: 2),
         Asm.exit(),
     ]
@@ -89,7 +90,7 @@ struct CustomInstructionTests {
             _ = try VM(emulator: VendorEmulator()).load([other, Asm.exit()], name: "other")
         }
         #expect(refused?.code == .unknownOpcode)
-        let reserved = RawInstruction(opcode: 0x07, destination: 0, offset: 3, imm: 1)  // add with an offset
+        let reserved = RawInstruction(opcode: 0x07, destination: 0, offset: 3, imm: 1) // add with an offset
         let alsoRefused = #expect(throws: LoadError.self) {
             _ = try VM(emulator: VendorEmulator()).load([reserved, Asm.exit()], name: "reserved")
         }
@@ -104,8 +105,9 @@ struct CustomInstructionTests {
     }
 
     @Test func aFailingCustomInstructionStopsTheProgramNamingIt() throws {
-        let process = try Runner.process([Asm.mov64(0, imm: 1), RawInstruction(opcode: VendorEmulator.broken), Asm.exit()],
-                                         emulator: VendorEmulator())
+        let process = try Runner.process(
+            [Asm.mov64(0, imm: 1), RawInstruction(opcode: VendorEmulator.broken), Asm.exit()],
+            emulator: VendorEmulator())
         let error = #expect(throws: ExecutionError.self) { try process.run() }
         #expect(error?.code == .customInstructionFailed)
         #expect(error?.pc == 1)

@@ -45,7 +45,9 @@ struct DeadlineTests {
         #expect(try process.run(timeout: .seconds(60)) == 7)
         // The deadline belongs to that run only.
         let endless = try Runner.process(Self.endless)
-        #expect(throws: ExecutionError.self) { try endless.run(deadline: ContinuousClock.now + .seconds(3600), instructionLimit: 1000) }
+        #expect(throws: ExecutionError.self) {
+            try endless.run(deadline: ContinuousClock.now + .seconds(3600), instructionLimit: 1000)
+        }
         #expect(endless.instructionsExecuted == 1000)
     }
 

@@ -65,9 +65,9 @@ import Testing
         process.setEmulatorState(Other(), for: Other.key)
         try process.reset()
         try process.reset()
-        #expect(process.emulatorState(Token.key)?.run == 1)  // the first token, taken back each time
-        #expect(process.emulatorState(Other.key) == nil)  // nobody took it: released
-        #expect(process.takeRecycledEmulatorState(Token.key) == nil)  // outside prepare: nothing on offer
+        #expect(process.emulatorState(Token.key)?.run == 1) // the first token, taken back each time
+        #expect(process.emulatorState(Other.key) == nil) // nobody took it: released
+        #expect(process.takeRecycledEmulatorState(Token.key) == nil) // outside prepare: nothing on offer
         #expect(recycling.live.count == 1)
 
         let fresh = TokenEmulator(recycles: false)
@@ -75,7 +75,7 @@ import Testing
         let process2 = try vm2.makeProcess(for: program(vm2))
         try process2.reset()
         #expect(process2.emulatorState(Token.key)?.run == 2)
-        #expect(fresh.live.count == 1)  // the first run's token was released
+        #expect(fresh.live.count == 1) // the first run's token was released
     }
 
     @Test func aResetWithoutAnEmulatorClearsTheTable() throws {

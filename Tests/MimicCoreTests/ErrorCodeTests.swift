@@ -57,7 +57,9 @@ struct ErrorCodeTests {
     @Test func setupAPIsThrowSetupError() throws {
         let vm = VM()
         let program = try vm.load([Asm.mov64(0, imm: 1), Asm.exit()])
-        let error = try #require(throws: SetupError.self) { try vm.makeProcess(for: program, context: RefusingContext()) }
+        let error = try #require(throws: SetupError.self) {
+            try vm.makeProcess(for: program, context: RefusingContext())
+        }
         #expect(error.code == .message && error.description == "no room")
         let process = try vm.makeProcess(for: program)
         #expect(throws: SetupError.message("no room")) { try process.reset(context: RefusingContext()) }

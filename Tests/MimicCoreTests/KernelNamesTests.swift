@@ -13,14 +13,15 @@ import Testing
         #expect(Set(HelperID.known.compactMap(\.kernelName)).count == 211)
     }
 
-    @Test(arguments: [
-        (HelperID.mapLookupElem, 1, "bpf_map_lookup_elem"), (.mapUpdateElem, 2, "bpf_map_update_elem"),
-        (.tracePrintk, 6, "bpf_trace_printk"), (.tailCall, 12, "bpf_tail_call"), (.csumDiff, 28, "bpf_csum_diff"),
-        (.xdpAdjustHead, 44, "bpf_xdp_adjust_head"), (.redirectMap, 51, "bpf_redirect_map"),
-        (.ringbufOutput, 130, "bpf_ringbuf_output"), (.forEachMapElem, 164, "bpf_for_each_map_elem"),
-        (.loop, 181, "bpf_loop"), (.userRingbufDrain, 209, "bpf_user_ringbuf_drain"),
-        (.cgrpStorageGet, 210, "bpf_cgrp_storage_get"), (.cgrpStorageDelete, 211, "bpf_cgrp_storage_delete"),
-    ] as [(HelperID, Int32, String)])
+    @Test(
+        arguments: [
+            (HelperID.mapLookupElem, 1, "bpf_map_lookup_elem"), (.mapUpdateElem, 2, "bpf_map_update_elem"),
+            (.tracePrintk, 6, "bpf_trace_printk"), (.tailCall, 12, "bpf_tail_call"), (.csumDiff, 28, "bpf_csum_diff"),
+            (.xdpAdjustHead, 44, "bpf_xdp_adjust_head"), (.redirectMap, 51, "bpf_redirect_map"),
+            (.ringbufOutput, 130, "bpf_ringbuf_output"), (.forEachMapElem, 164, "bpf_for_each_map_elem"),
+            (.loop, 181, "bpf_loop"), (.userRingbufDrain, 209, "bpf_user_ringbuf_drain"),
+            (.cgrpStorageGet, 210, "bpf_cgrp_storage_get"), (.cgrpStorageDelete, 211, "bpf_cgrp_storage_delete"),
+        ] as [(HelperID, Int32, String)])
     func helperSpotChecks(helper: HelperID, id: Int32, name: String) {
         #expect(helper.rawValue == id)
         #expect(helper.kernelName == name)
@@ -145,10 +146,12 @@ import Testing
             guard let names = functions[UInt32(helper.rawValue)] else { continue }
             #expect(names == ["BPF_FUNC_" + helper.name.dropFirst("bpf_".count)])
         }
-        #expect(functions.count >= HelperID.known.count)  // 6.18 or newer
-        for (name, known) in [("bpf_map_type", MapType.known.map { ($0.rawValue, $0.cName) }),
-                              ("bpf_prog_type", ProgramType.known.map { ($0.rawValue, $0.cName) }),
-                              ("bpf_attach_type", AttachType.known.map { ($0.rawValue, $0.cName) })] {
+        #expect(functions.count >= HelperID.known.count) // 6.18 or newer
+        for (name, known) in [
+            ("bpf_map_type", MapType.known.map { ($0.rawValue, $0.cName) }),
+            ("bpf_prog_type", ProgramType.known.map { ($0.rawValue, $0.cName) }),
+            ("bpf_attach_type", AttachType.known.map { ($0.rawValue, $0.cName) }),
+        ] {
             let kernel = try enumerators(name)
             for (value, cName) in known {
                 guard let names = kernel[value] else { continue }
@@ -161,7 +164,8 @@ import Testing
 @Suite struct ErrnoTests {
     @Test func swiftNamesCarryTheLinuxValuesAndCSpellings() {
         let expected: [(Errno, Int32, String)] = [
-            (.notPermitted, 1, "EPERM"), (.noEntry, 2, "ENOENT"), (.tooBig, 7, "E2BIG"), (.badFileDescriptor, 9, "EBADF"),
+            (.notPermitted, 1, "EPERM"), (.noEntry, 2, "ENOENT"), (.tooBig, 7, "E2BIG"),
+            (.badFileDescriptor, 9, "EBADF"),
             (.tryAgain, 11, "EAGAIN"), (.noMemory, 12, "ENOMEM"), (.accessDenied, 13, "EACCES"), (.fault, 14, "EFAULT"),
             (.busy, 16, "EBUSY"), (.exists, 17, "EEXIST"), (.noDevice, 19, "ENODEV"), (.invalid, 22, "EINVAL"),
             (.noSpace, 28, "ENOSPC"), (.outOfRange, 34, "ERANGE"), (.notImplemented, 38, "ENOSYS"),

@@ -15,7 +15,9 @@ import MimicMemory
             id == 6 ? Helper(id: 6, name: "bpf_trace_printk") { _ throws(HelperFailure) in .value(0) } : nil
         }
 
-        func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
+        func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason)
+            -> UInt64
+        {
             throw .unresolvedReference("\(kind.cName): object programs reach this emulator with their references bound")
         }
 
@@ -24,7 +26,9 @@ import MimicMemory
             return 0xAB00_0000 + UInt64(created.count)
         }
 
-        func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason) {
+        func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM)
+            throws(LoadError.Reason)
+        {
             adopted.append(spec.name)
         }
 
@@ -47,7 +51,7 @@ import MimicMemory
         let data = try #require(loaded.globals[".data"])
         #expect(data.storage.bytes.prefix(4) == [7, 0, 0, 0])
         let bss = try #require(loaded.globals[".bss"])
-        #expect(bss.storage.bytes.prefix(8) == [6, 0, 0, 0, 0, 0, 0, 0])  // total += 3, twice
+        #expect(bss.storage.bytes.prefix(8) == [6, 0, 0, 0, 0, 0, 0, 0]) // total += 3, twice
         #expect(try #require(loaded.globals[".rodata"]).spec.isReadOnly)
         #expect(vm.sharedRegions.contains { $0.name == ".rodata" && $0.kind == .readOnly })
     }
@@ -63,7 +67,8 @@ import MimicMemory
         for reference in source.references {
             guard case .map(let name) = reference.target else { continue }
             let slot = reference.instructionIndex
-            let value = UInt64(UInt32(bitPattern: program.instructions[slot].imm))
+            let value =
+                UInt64(UInt32(bitPattern: program.instructions[slot].imm))
                 | UInt64(UInt32(bitPattern: program.instructions[slot + 1].imm)) << 32
             #expect(program.instructions[slot].source == 0)
             #expect(value == loaded.mapHandles[name])
@@ -87,7 +92,9 @@ import MimicMemory
             case "mimic_test_double":
                 Helper(id: -1, name: name) { process throws(HelperFailure) in .value(process.argument(1) &* 2) }
             case "mimic_test_add":
-                Helper(id: -1, name: name) { process throws(HelperFailure) in .value(process.argument(1) &+ process.argument(2)) }
+                Helper(id: -1, name: name) { process throws(HelperFailure) in
+                    .value(process.argument(1) &+ process.argument(2))
+                }
             default:
                 nil
             }
@@ -96,7 +103,9 @@ import MimicMemory
 
     @Test func kfuncCallsAreBoundByName() throws {
         let object = try Fixtures.object("kfuncs")
-        for emulator in [KfuncEmulator(), try CompositeEmulator([ConformanceEmulator(), KfuncEmulator()])] as [any Emulator] {
+        for emulator in [KfuncEmulator(), try CompositeEmulator([ConformanceEmulator(), KfuncEmulator()])]
+            as [any Emulator]
+        {
             let vm = VM(emulator: emulator)
             let program = try vm.load(object: object).program(named: "call_kfuncs")
             // double(3) + double(1)
@@ -135,7 +144,9 @@ import MimicMemory
         let program = try loaded.program(named: "xdp_filter")
         #expect(program.sourceLine(at: 1)?.file.hasSuffix("xdp_parse.c") == true)
         // A 3-byte buffer is no xdp_md: reading ctx->data_end faults.
-        let error = try #require(throws: ExecutionError.self) { try loaded.vm.run(program, context: MemoryContext([1, 2, 3])) }
+        let error = try #require(throws: ExecutionError.self) {
+            try loaded.vm.run(program, context: MemoryContext([1, 2, 3]))
+        }
         #expect(error.sourceLine?.line == 27)
         #expect(error.description.contains("xdp_parse.c:27: void *data_end = (void *)(long)ctx->data_end;"))
     }

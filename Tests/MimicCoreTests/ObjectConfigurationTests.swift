@@ -26,12 +26,15 @@ struct SectionDefinitionTests {
         ("usdt+", "usdt/lib:prov:name", .kprobe, nil), ("usdt.s+", "usdt.s/lib:p:n", .kprobe, nil),
         ("tc/ingress", "tc/ingress", .schedCls, .tcxIngress), ("tc/egress", "tc/egress", .schedCls, .tcxEgress),
         ("tcx/ingress", "tcx/ingress", .schedCls, .tcxIngress), ("tcx/egress", "tcx/egress", .schedCls, .tcxEgress),
-        ("tc", "tc", .schedCls, nil), ("classifier", "classifier", .schedCls, nil), ("action", "action", .schedAct, nil),
-        ("netkit/primary", "netkit/primary", .schedCls, .netkitPrimary), ("netkit/peer", "netkit/peer", .schedCls, .netkitPeer),
+        ("tc", "tc", .schedCls, nil), ("classifier", "classifier", .schedCls, nil),
+        ("action", "action", .schedAct, nil),
+        ("netkit/primary", "netkit/primary", .schedCls, .netkitPrimary),
+        ("netkit/peer", "netkit/peer", .schedCls, .netkitPeer),
         ("tracepoint+", "tracepoint/syscalls/x", .tracepoint, nil), ("tp+", "tp/sched/y", .tracepoint, nil),
         ("tracepoint.s+", "tracepoint.s/a/b", .tracepoint, nil), ("tp.s+", "tp.s/a/b", .tracepoint, nil),
         ("raw_tracepoint+", "raw_tracepoint/x", .rawTracepoint, nil), ("raw_tp+", "raw_tp/x", .rawTracepoint, nil),
-        ("raw_tracepoint.s+", "raw_tracepoint.s/x", .rawTracepoint, nil), ("raw_tp.s+", "raw_tp.s/x", .rawTracepoint, nil),
+        ("raw_tracepoint.s+", "raw_tracepoint.s/x", .rawTracepoint, nil),
+        ("raw_tp.s+", "raw_tp.s/x", .rawTracepoint, nil),
         ("raw_tracepoint.w+", "raw_tracepoint.w/x", .rawTracepointWritable, nil),
         ("raw_tp.w+", "raw_tp.w/x", .rawTracepointWritable, nil),
         ("tp_btf+", "tp_btf/sched_switch", .tracing, .traceRawTp), ("tp_btf.s+", "tp_btf.s/x", .tracing, .traceRawTp),
@@ -52,8 +55,10 @@ struct SectionDefinitionTests {
         ("syscall", "syscall", .syscall, nil),
         ("xdp.frags/devmap", "xdp.frags/devmap", .xdp, .xdpDevmap), ("xdp/devmap", "xdp/devmap", .xdp, .xdpDevmap),
         ("xdp.frags/cpumap", "xdp.frags/cpumap", .xdp, .xdpCpumap), ("xdp/cpumap", "xdp/cpumap", .xdp, .xdpCpumap),
-        ("xdp.frags", "xdp.frags", .xdp, .xdp), ("xdp", "xdp", .xdp, .xdp), ("perf_event", "perf_event", .perfEvent, nil),
-        ("lwt_in", "lwt_in", .lwtIn, nil), ("lwt_out", "lwt_out", .lwtOut, nil), ("lwt_xmit", "lwt_xmit", .lwtXmit, nil),
+        ("xdp.frags", "xdp.frags", .xdp, .xdp), ("xdp", "xdp", .xdp, .xdp),
+        ("perf_event", "perf_event", .perfEvent, nil),
+        ("lwt_in", "lwt_in", .lwtIn, nil), ("lwt_out", "lwt_out", .lwtOut, nil),
+        ("lwt_xmit", "lwt_xmit", .lwtXmit, nil),
         ("lwt_seg6local", "lwt_seg6local", .lwtSeg6Local, nil), ("sockops", "sockops", .sockOps, .cgroupSockOps),
         ("sk_skb/stream_parser", "sk_skb/stream_parser", .skSkb, .skSkbStreamParser),
         ("sk_skb/stream_verdict", "sk_skb/stream_verdict", .skSkb, .skSkbStreamVerdict),
@@ -135,7 +140,9 @@ struct ObjectConfigurationTests {
     func variables() throws {
         let object = try globals()
         let names = object.globalVariables.map { "\($0.section):\($0.name)" }
-        #expect(names.contains(".rodata:threshold") && names.contains(".data.tuning:tuned") && names.contains(".rodata.ports:ports"))
+        #expect(
+            names.contains(".rodata:threshold") && names.contains(".data.tuning:tuned")
+                && names.contains(".rodata.ports:ports"))
         #expect(try object.globalVariable(named: "threshold").isReadOnly)
         #expect(try !object.globalVariable(named: "counter").isReadOnly)
     }
@@ -170,7 +177,9 @@ struct ObjectConfigurationTests {
         #expect(message("threshold", .number("-1")).contains("out of range (0...4294967295)"))
         #expect(message("counter", .number("2147483648")).contains("out of range (-2147483648...2147483647)"))
         #expect(message("threshold", .number("1.5")).contains("expected an integer"))
-        #expect(message("ports", .array([.number("1"), .number("2"), .number("3"), .number("4")])).contains("at most 3 fit"))
+        #expect(
+            message("ports", .array([.number("1"), .number("2"), .number("3"), .number("4")])).contains("at most 3 fit")
+        )
         #expect(message("ports", .number("1")).contains("expected an array"))
         #expect(message("banner", .string("too long!")).contains("longer than 6"))
         #expect(message("ports", .array([.number("70000")])).contains("ports[0]"))
@@ -185,10 +194,13 @@ struct ObjectConfigurationTests {
         #expect(throws: ObjectConfigurationError.self) { try object.setMapSize("nope", to: 1) }
         #expect(throws: ObjectConfigurationError.self) { try object.setMapSize(map.name, to: 0) }
         let program = try #require(object.programs.first)
-        try object.configure(ObjectConfiguration(programTypes: [program.name: .schedCls], attachTypes: [program.name: .tcxIngress]))
+        try object.configure(
+            ObjectConfiguration(programTypes: [program.name: .schedCls], attachTypes: [program.name: .tcxIngress]))
         #expect(object.program(named: program.name)?.type == .schedCls)
         #expect(object.program(named: program.name)?.attachType == .tcxIngress)
-        #expect(throws: ObjectConfigurationError.self) { try object.configure(ObjectConfiguration(programTypes: ["nope": .xdp])) }
+        #expect(throws: ObjectConfigurationError.self) {
+            try object.configure(ObjectConfiguration(programTypes: ["nope": .xdp]))
+        }
         #expect(object.unsizedMapProblem == nil)
         object.maps[0].attributes.maxEntries = 0
         #expect(object.unsizedMapProblem?.contains("--map-size \(map.name)=N") == true)
@@ -197,33 +209,53 @@ struct ObjectConfigurationTests {
     @Test("prog-array and map-of-maps slots are checked against the maps' types and sizes")
     func slots() throws {
         var object = try Fixtures.object("map_in_map")
-        let outer = try #require(object.maps.first { $0.attributes.type == .arrayOfMaps || $0.attributes.type == .hashOfMaps })
-        let inner = try #require(object.maps.first { $0.source != .innerTemplate && $0.name != outer.name && $0.attributes.type != .arrayOfMaps && $0.attributes.type != .hashOfMaps })
+        let outer = try #require(
+            object.maps.first { $0.attributes.type == .arrayOfMaps || $0.attributes.type == .hashOfMaps })
+        let inner = try #require(
+            object.maps.first {
+                $0.source != .innerTemplate && $0.name != outer.name && $0.attributes.type != .arrayOfMaps
+                    && $0.attributes.type != .hashOfMaps
+            })
         try object.configure(ObjectConfiguration(slots: [.init(map: outer.name, index: 1, target: .map(inner.name))]))
-        #expect(object.map(named: outer.name)?.initialSlots.contains(MapSpec.Slot(index: 1, target: .map(inner.name))) == true)
+        #expect(
+            object.map(named: outer.name)?.initialSlots.contains(MapSpec.Slot(index: 1, target: .map(inner.name)))
+                == true)
         #expect(throws: ObjectConfigurationError.self) {
             try object.configure(ObjectConfiguration(slots: [.init(map: outer.name, index: 0, target: .program("x"))]))
         }
         #expect(throws: ObjectConfigurationError.self) {
-            try object.configure(ObjectConfiguration(slots: [.init(map: inner.name, index: 0, target: .map(inner.name))]))
+            try object.configure(
+                ObjectConfiguration(slots: [.init(map: inner.name, index: 0, target: .map(inner.name))]))
         }
-        try object.configure(ObjectConfiguration(slots: [.init(map: "jump_table", index: 2, target: .program("tail_b"))]))
+        try object.configure(
+            ObjectConfiguration(slots: [.init(map: "jump_table", index: 2, target: .program("tail_b"))]))
         #expect(object.map(named: "jump_table")?.initialSlots.map(\.index) == [1, 2, 5])
         #expect(throws: ObjectConfigurationError.self) {
-            try object.configure(ObjectConfiguration(slots: [.init(map: "jump_table", index: 1000, target: .program("tail_b"))]))
+            try object.configure(
+                ObjectConfiguration(slots: [.init(map: "jump_table", index: 1000, target: .program("tail_b"))]))
         }
     }
 
     @Test("a configuration read from JSON, with errors naming the path")
     func fromJSON() throws {
-        let text = #"{"globals": {"threshold": 7, "banner": "hi"}, "map_sizes": {"m": 4}, "program_types": {"p": "tc"}, "prog_array": [{"map": "j", "index": 1, "program": "q"}], "map_of_maps": [{"map": "o", "index": 0, "inner": "i"}]}"#
+        let text =
+            #"{"globals": {"threshold": 7, "banner": "hi"}, "map_sizes": {"m": 4}, "program_types": {"p": "tc"}, "prog_array": [{"map": "j", "index": 1, "program": "q"}], "map_of_maps": [{"map": "o", "index": 0, "inner": "i"}]}"#
         let configuration = try ObjectConfiguration(json: JSONField(try JSONValue.parse(text), path: ""))
-        #expect(configuration.globals == [.init(name: "threshold", value: .number("7")), .init(name: "banner", value: .string("hi"))])
+        #expect(
+            configuration.globals == [
+                .init(name: "threshold", value: .number("7")), .init(name: "banner", value: .string("hi")),
+            ])
         #expect(configuration.mapSizes == ["m": 4] && configuration.programTypes == ["p": .schedCls])
-        #expect(configuration.slots == [.init(map: "j", index: 1, target: .program("q")), .init(map: "o", index: 0, target: .map("i"))])
-        #expect(throws: JSONError.self) { try ObjectConfiguration(json: JSONField(try JSONValue.parse(#"{"map_size": {}}"#), path: "")) }
+        #expect(
+            configuration.slots == [
+                .init(map: "j", index: 1, target: .program("q")), .init(map: "o", index: 0, target: .map("i")),
+            ])
+        #expect(throws: JSONError.self) {
+            try ObjectConfiguration(json: JSONField(try JSONValue.parse(#"{"map_size": {}}"#), path: ""))
+        }
         do {
-            _ = try ObjectConfiguration(json: JSONField(try JSONValue.parse(#"{"program_types": {"p": "nope"}}"#), path: "configuration"))
+            _ = try ObjectConfiguration(
+                json: JSONField(try JSONValue.parse(#"{"program_types": {"p": "nope"}}"#), path: "configuration"))
             Issue.record("an unknown program type was accepted")
         } catch {
             #expect(error.description.contains("configuration.program_types.p"), "\(error)")

@@ -53,7 +53,10 @@ struct ELFImage {
                 for map in object.maps {
                     if let id = map.valueTypeID { _ = btf.format([UInt8](repeating: 0x41, count: 16), as: id) }
                 }
-                for id in 0..<min(btf.count, 200) { _ = btf.typeName(UInt32(id)); _ = btf.size(of: UInt32(id)) }
+                for id in 0..<min(btf.count, 200) {
+                    _ = btf.typeName(UInt32(id))
+                    _ = btf.size(of: UInt32(id))
+                }
             }
             return false
         } catch {
@@ -84,51 +87,58 @@ struct ELFImage {
         let size = UInt64(image.bytes.count)
         var cases: [[UInt8]] = []
         // ELF header.
-        for value: UInt64 in [0, 1, size, size - 10, .max, UInt64(image.sectionHeaderOffset + 1)] { cases.append(image.writing(40, 8, value)) }
-        for value: UInt64 in [0, 1, 2, 0xFFFF, UInt64(image.sectionCount + 1)] { cases.append(image.writing(60, 2, value)) }
+        for value: UInt64 in [0, 1, size, size - 10, .max, UInt64(image.sectionHeaderOffset + 1)] {
+            cases.append(image.writing(40, 8, value))
+        }
+        for value: UInt64 in [0, 1, 2, 0xFFFF, UInt64(image.sectionCount + 1)] {
+            cases.append(image.writing(60, 2, value))
+        }
         for value: UInt64 in [0, 1, 0xFFFF, UInt64(image.sectionCount)] { cases.append(image.writing(62, 2, value)) }
         for value: UInt64 in [0, 63, 128] { cases.append(image.writing(58, 2, value)) }
-        cases.append(image.writing(18, 2, 62))  // e_machine x86-64
-        cases.append(image.writing(16, 2, 2))  // e_type ET_EXEC
-        cases.append(image.writing(4, 1, 1))  // ELFCLASS32
-        cases.append(image.writing(5, 1, 3))  // bad EI_DATA
-        cases.append(image.writing(0, 1, 0))  // bad magic
+        cases.append(image.writing(18, 2, 62)) // e_machine x86-64
+        cases.append(image.writing(16, 2, 2)) // e_type ET_EXEC
+        cases.append(image.writing(4, 1, 1)) // ELFCLASS32
+        cases.append(image.writing(5, 1, 3)) // bad EI_DATA
+        cases.append(image.writing(0, 1, 0)) // bad magic
 
         // Section headers.
         for index in 1..<image.sectionCount {
             let header = image.sectionHeader(index)
-            let offset = UInt64(image.sectionOffset(index)), length = UInt64(image.sectionSize(index))
-            for value in [size, .max, 0, offset + 1, size - 1] { cases.append(image.writing(header + 24, 8, value)) }  // sh_offset
-            for value in [.max, size, length + 1, 0, length &- 1] { cases.append(image.writing(header + 32, 8, value)) }  // sh_size
-            for value: UInt64 in [0xFFFF_FFFF, 0x7FFF] { cases.append(image.writing(header, 4, value)) }  // sh_name
-            for value: UInt64 in [0xFFFF, UInt64(index), 0] { cases.append(image.writing(header + 40, 4, value)) }  // sh_link
-            for value: UInt64 in [0xFFFF, 0, UInt64(index)] { cases.append(image.writing(header + 44, 4, value)) }  // sh_info
-            for value: UInt64 in [1, 23, 0] { cases.append(image.writing(header + 56, 8, value)) }  // sh_entsize
-            for value: UInt64 in [8, 2, 9, 4] { cases.append(image.writing(header + 4, 4, value)) }  // sh_type
-            cases.append(image.writing(header + 8, 8, 6))  // sh_flags: executable
+            let offset = UInt64(image.sectionOffset(index))
+            let length = UInt64(image.sectionSize(index))
+            for value in [size, .max, 0, offset + 1, size - 1] { cases.append(image.writing(header + 24, 8, value)) } // sh_offset
+            for value in [.max, size, length + 1, 0, length &- 1] { cases.append(image.writing(header + 32, 8, value)) } // sh_size
+            for value: UInt64 in [0xFFFF_FFFF, 0x7FFF] { cases.append(image.writing(header, 4, value)) } // sh_name
+            for value: UInt64 in [0xFFFF, UInt64(index), 0] { cases.append(image.writing(header + 40, 4, value)) } // sh_link
+            for value: UInt64 in [0xFFFF, 0, UInt64(index)] { cases.append(image.writing(header + 44, 4, value)) } // sh_info
+            for value: UInt64 in [1, 23, 0] { cases.append(image.writing(header + 56, 8, value)) } // sh_entsize
+            for value: UInt64 in [8, 2, 9, 4] { cases.append(image.writing(header + 4, 4, value)) } // sh_type
+            cases.append(image.writing(header + 8, 8, 6)) // sh_flags: executable
         }
 
         // Symbols and relocations.
         for index in 1..<image.sectionCount {
             let type = image.sectionType(index)
-            let start = image.sectionOffset(index), length = image.sectionSize(index)
+            let start = image.sectionOffset(index)
+            let length = image.sectionSize(index)
             if type == 2 {
                 for symbol in stride(from: start + 24, to: start + length, by: 24) {
-                    cases.append(image.writing(symbol, 4, 0xFFFF_FFF0))  // st_name
-                    cases.append(image.writing(symbol + 6, 2, 0xFEFF))  // st_shndx
-                    cases.append(image.writing(symbol + 8, 8, .max - 7))  // st_value
-                    cases.append(image.writing(symbol + 16, 8, .max - 7))  // st_size
-                    cases.append(image.writing(symbol + 4, 1, 0x12))  // st_info: global function
-                    cases.append(image.writing(symbol + 8, 8, 3))  // misaligned st_value
+                    cases.append(image.writing(symbol, 4, 0xFFFF_FFF0)) // st_name
+                    cases.append(image.writing(symbol + 6, 2, 0xFEFF)) // st_shndx
+                    cases.append(image.writing(symbol + 8, 8, .max - 7)) // st_value
+                    cases.append(image.writing(symbol + 16, 8, .max - 7)) // st_size
+                    cases.append(image.writing(symbol + 4, 1, 0x12)) // st_info: global function
+                    cases.append(image.writing(symbol + 8, 8, 3)) // misaligned st_value
                 }
             } else if type == 9 {
                 for relocation in stride(from: start, to: start + length, by: 16) {
-                    cases.append(image.writing(relocation, 8, .max - 7))  // r_offset
-                    cases.append(image.writing(relocation, 8, 4))  // r_offset, misaligned
-                    cases.append(image.writing(relocation + 8, 8, 0xFFFF_FF00_0000_0001))  // r_info symbol
-                    cases.append(image.writing(relocation + 8, 8, image.read(relocation + 8, 8) & ~0xFFFF_FFFF | 99))  // type
-                    cases.append(image.writing(relocation + 8, 8, image.read(relocation + 8, 8) & ~0xFFFF_FFFF | 10))  // as a call
-                    cases.append(image.writing(relocation + 8, 8, image.read(relocation + 8, 8) & 0xFFFF_FFFF | 1 << 32))  // symbol 1
+                    cases.append(image.writing(relocation, 8, .max - 7)) // r_offset
+                    cases.append(image.writing(relocation, 8, 4)) // r_offset, misaligned
+                    cases.append(image.writing(relocation + 8, 8, 0xFFFF_FF00_0000_0001)) // r_info symbol
+                    cases.append(image.writing(relocation + 8, 8, image.read(relocation + 8, 8) & ~0xFFFF_FFFF | 99)) // type
+                    cases.append(image.writing(relocation + 8, 8, image.read(relocation + 8, 8) & ~0xFFFF_FFFF | 10)) // as a call
+                    cases.append(
+                        image.writing(relocation + 8, 8, image.read(relocation + 8, 8) & 0xFFFF_FFFF | 1 << 32)) // symbol 1
                 }
             }
         }
@@ -136,25 +146,30 @@ struct ELFImage {
         // BTF and BTF.ext: header lengths, then every word of the body.
         let names = ByteNames(image: image)
         for (sectionName, index) in names.sections where sectionName == ".BTF" || sectionName == ".BTF.ext" {
-            let start = image.sectionOffset(index), length = image.sectionSize(index)
+            let start = image.sectionOffset(index)
+            let length = image.sectionSize(index)
             for field in stride(from: 4, to: 32, by: 4) {
                 let original = image.read(start + field, 4)
-                for value in [0, 0xFFFF_FFFF, original + 1, original &- 1, 8] { cases.append(image.writing(start + field, 4, value)) }
+                for value in [0, 0xFFFF_FFFF, original + 1, original &- 1, 8] {
+                    cases.append(image.writing(start + field, 4, value))
+                }
             }
             _ = length
         }
         // Every BTF type record: its name, its info word (kind, vlen) and its size/type word.
-        if let btfIndex = names.sections.first(where: { $0.0 == ".BTF" })?.1, let btf = try? ObjectFile(bytes: image.bytes).btf {
+        if let btfIndex = names.sections.first(where: { $0.0 == ".BTF" })?.1,
+            let btf = try? ObjectFile(bytes: image.bytes).btf
+        {
             let start = image.sectionOffset(btfIndex)
             let header = Int(image.read(start + 4, 4))
             var record = start + header + Int(image.read(start + 8, 4))
             for (id, type) in btf.types.enumerated().dropFirst() {
-                cases.append(image.writing(record, 4, 0xFFFF_FFF0))  // name_off
-                cases.append(image.writing(record + 4, 4, image.read(record + 4, 4) | 0xFFFF))  // vlen 65535
-                cases.append(image.writing(record + 4, 4, 0x1F00_0000))  // unknown kind
-                cases.append(image.writing(record + 4, 4, 0x0400_FFFF))  // a struct with 65535 members
-                cases.append(image.writing(record + 8, 4, 0xFFFF_FFFF))  // size / type
-                cases.append(image.writing(record + 8, 4, UInt64(id)))  // refers to itself: a cycle
+                cases.append(image.writing(record, 4, 0xFFFF_FFF0)) // name_off
+                cases.append(image.writing(record + 4, 4, image.read(record + 4, 4) | 0xFFFF)) // vlen 65535
+                cases.append(image.writing(record + 4, 4, 0x1F00_0000)) // unknown kind
+                cases.append(image.writing(record + 4, 4, 0x0400_FFFF)) // a struct with 65535 members
+                cases.append(image.writing(record + 8, 4, 0xFFFF_FFFF)) // size / type
+                cases.append(image.writing(record + 8, 4, UInt64(id))) // refers to itself: a cycle
                 record += Self.recordLength(type)
             }
         }
@@ -244,7 +259,7 @@ struct ELFImage {
         }
         #expect(throws: ObjectFileError.self) { try reader.u64(Int.max - 2, "x") }
         #expect(throws: ObjectFileError.self) { try reader.slice(-1, 2, "x") }
-        #expect(reader.cString(at: 0) == nil)  // no terminator
+        #expect(reader.cString(at: 0) == nil) // no terminator
         let little = ByteReader([0x34, 0x12, 0], bigEndian: false, structure: "le")
         #expect(try little.u16(0, "half") == 0x1234)
         #expect(little.cString(at: 2) == "")

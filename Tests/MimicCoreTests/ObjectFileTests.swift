@@ -6,12 +6,15 @@ import Testing
 /// The compiled fixtures (`Fixtures/*.o`, rebuilt by `Fixtures/build.sh`).
 enum Fixtures {
     static var directory: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures", isDirectory: true)
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Fixtures", isDirectory: true)
     }
 
     /// Every fixture object; `core_target` holds only types (a stand-in for kernel BTF).
-    static let names = ["bigendian", "btf_maps", "core_target", "globals", "legacy_maps", "loops", "map_in_map",
-                        "multi_prog", "socket_filter", "subprog_calls", "tracing", "xdp_parse"]
+    static let names = [
+        "bigendian", "btf_maps", "core_target", "globals", "legacy_maps", "loops", "map_in_map",
+        "multi_prog", "socket_filter", "subprog_calls", "tracing", "xdp_parse",
+    ]
 
     static func bytes(_ name: String) throws -> [UInt8] {
         [UInt8](try Data(contentsOf: directory.appendingPathComponent(name + ".o")))
@@ -45,7 +48,8 @@ final class FixtureEmulator: MapProvider, @unchecked Sendable {
         throw .unsupported("the fixture emulator resolves map references of raw programs only; it creates no maps")
     }
 
-    func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
+    func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64
+    {
         switch (kind, object.dataObject(atPseudoIndex: imm)) {
         case (.mapIndex, .map?):
             return 0x7000_0000_0000 + UInt64(imm) * 0x1000
@@ -54,8 +58,9 @@ final class FixtureEmulator: MapProvider, @unchecked Sendable {
             defer { lock.unlock() }
             if let base = globalAddresses[imm] { return base + UInt64(nextImm) }
             do {
-                let base = try vm.mapShared(RegionStorage(bytes: global.contents), name: global.name,
-                                            kind: global.isReadOnly ? .readOnly : .plain)
+                let base = try vm.mapShared(
+                    RegionStorage(bytes: global.contents), name: global.name,
+                    kind: global.isReadOnly ? .readOnly : .plain)
                 globalAddresses[imm] = base
                 return base + UInt64(nextImm)
             } catch {
@@ -137,14 +142,18 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
     @Test func programsSectionsAndTypes() throws {
         let object = try Fixtures.object("multi_prog")
         let summary = object.programs.map { "\($0.name) \($0.sectionName) \($0.type)" }
-        #expect(summary == [
-            "xdp_first xdp xdp", "xdp_second xdp xdp", "tc_mark tc sched_cls",
-            "classify classifier/egress unspec", "probe_open kprobe/do_sys_open kprobe",
-        ])
+        #expect(
+            summary == [
+                "xdp_first xdp xdp", "xdp_second xdp xdp", "tc_mark tc sched_cls",
+                "classify classifier/egress unspec", "probe_open kprobe/do_sys_open kprobe",
+            ])
         #expect(object.license == "GPL")
 
         let tracing = try Fixtures.object("tracing")
-        #expect(tracing.programs.map(\.type) == [.kprobe, .kprobe, .tracepoint, .rawTracepoint, .perfEvent, .cgroupSkb, .lwtXmit, .skMsg])
+        #expect(
+            tracing.programs.map(\.type) == [
+                .kprobe, .kprobe, .tracepoint, .rawTracepoint, .perfEvent, .cgroupSkb, .lwtXmit, .skMsg,
+            ])
         #expect(try Fixtures.object("socket_filter").programs.map(\.type) == [.socketFilter])
         #expect(try Fixtures.object("socket_filter").license == "Dual BSD/GPL")
     }
@@ -193,7 +202,9 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
         for input in [[UInt8](), [1, 2, 3], Array(0..<40).map { UInt8($0 * 7 & 0xFF) }] {
             var expected: UInt32 = 17
             for byte in input.prefix(16) { expected = (expected &* 31) ^ UInt32(byte) }
-            #expect(try run(Fixtures.program(calls, "hash_input"), in: calls, context: MemoryContext(input)) == UInt64(expected))
+            #expect(
+                try run(Fixtures.program(calls, "hash_input"), in: calls, context: MemoryContext(input))
+                    == UInt64(expected))
         }
         #expect(try run(Fixtures.program(calls, "twice_first"), in: calls, context: MemoryContext([21])) == 42 + 29)
         #expect(try run(Fixtures.program(calls, "twice_first"), in: calls, context: MemoryContext([])) == 0xFFFF_FFFF)
@@ -201,20 +212,39 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
         let loops = try Fixtures.object("loops")
         let bytes: [UInt8] = (0..<100).map { (i: Int) -> UInt8 in i % 5 == 0 ? 0 : UInt8(truncatingIfNeeded: i * 13) }
         let expectedSum = bytes.prefix(64).reduce(UInt32(0)) { $0 + UInt32($1) }
-        #expect(try run(Fixtures.program(loops, "sum_bytes"), in: loops, context: MemoryContext(bytes)) == UInt64(expectedSum))
-        #expect(try run(Fixtures.program(loops, "count_zeros"), in: loops, context: MemoryContext(bytes))
+        #expect(
+            try run(Fixtures.program(loops, "sum_bytes"), in: loops, context: MemoryContext(bytes))
+                == UInt64(expectedSum))
+        #expect(
+            try run(Fixtures.program(loops, "count_zeros"), in: loops, context: MemoryContext(bytes))
                 == UInt64(bytes.filter { $0 == 0 }.count))
 
         let filter = try Fixtures.object("socket_filter")
-        #expect(try run(Fixtures.program(filter, "trim_long"), in: filter, context: MemoryContext(words([200, 0, 0, 0, 0]))) == 64)
-        #expect(try run(Fixtures.program(filter, "trim_long"), in: filter, context: MemoryContext(words([50, 0, 0, 0, 0]))) == 50)
+        #expect(
+            try run(
+                Fixtures.program(filter, "trim_long"), in: filter, context: MemoryContext(words([200, 0, 0, 0, 0])))
+                == 64)
+        #expect(
+            try run(Fixtures.program(filter, "trim_long"), in: filter, context: MemoryContext(words([50, 0, 0, 0, 0])))
+                == 50)
 
         let multi = try Fixtures.object("multi_prog")
-        #expect(try run(Fixtures.program(multi, "tc_mark"), in: multi, context: MemoryContext(words([0, 0, 20, 0, 0]))) == 41)
-        #expect(try run(Fixtures.program(multi, "classify"), in: multi, context: MemoryContext(words([0, 0, 0, 0, 0x1234]))) == 0x34)
+        #expect(
+            try run(Fixtures.program(multi, "tc_mark"), in: multi, context: MemoryContext(words([0, 0, 20, 0, 0])))
+                == 41)
+        #expect(
+            try run(
+                Fixtures.program(multi, "classify"), in: multi, context: MemoryContext(words([0, 0, 0, 0, 0x1234])))
+                == 0x34)
         #expect(try run(Fixtures.program(multi, "xdp_first"), in: multi) == 2)
-        #expect(try run(Fixtures.program(multi, "xdp_second"), in: multi, context: XDPContext(packet: [0], ingressInterface: 3)) == 1)
-        #expect(try run(Fixtures.program(multi, "xdp_second"), in: multi, context: XDPContext(packet: [0], ingressInterface: 4)) == 3)
+        #expect(
+            try run(
+                Fixtures.program(multi, "xdp_second"), in: multi, context: XDPContext(packet: [0], ingressInterface: 3))
+                == 1)
+        #expect(
+            try run(
+                Fixtures.program(multi, "xdp_second"), in: multi, context: XDPContext(packet: [0], ingressInterface: 4))
+                == 3)
         #expect(try run(Fixtures.program(multi, "probe_open"), in: multi) == 7)
     }
 
@@ -229,21 +259,30 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
             bytes += ip
             return bytes
         }
-        #expect(try run(program, in: object, context: XDPContext(packet: packet(etherType: 0x0800, protocol_: 6))) == 2)  // PASS
-        #expect(try run(program, in: object, context: XDPContext(packet: packet(etherType: 0x0800, protocol_: 17))) == 1)  // DROP
-        #expect(try run(program, in: object, context: XDPContext(packet: packet(etherType: 0x86DD, protocol_: 6))) == 1)  // DROP
-        #expect(try run(program, in: object, context: XDPContext(packet: Array(packet(etherType: 0x0800, protocol_: 6).prefix(20)))) == 0)
-        #expect(try run(program, in: object, context: XDPContext(packet: [1, 2, 3])) == 0)  // ABORTED
+        #expect(try run(program, in: object, context: XDPContext(packet: packet(etherType: 0x0800, protocol_: 6))) == 2) // PASS
+        #expect(
+            try run(program, in: object, context: XDPContext(packet: packet(etherType: 0x0800, protocol_: 17))) == 1) // DROP
+        #expect(try run(program, in: object, context: XDPContext(packet: packet(etherType: 0x86DD, protocol_: 6))) == 1) // DROP
+        #expect(
+            try run(
+                program, in: object,
+                context: XDPContext(packet: Array(packet(etherType: 0x0800, protocol_: 6).prefix(20)))) == 0)
+        #expect(try run(program, in: object, context: XDPContext(packet: [1, 2, 3])) == 0) // ABORTED
     }
 
     @Test func runsProgramsThatUseGlobalData() throws {
         let object = try Fixtures.object("globals")
         // counter (5) + 1, banner[0] 'm', ports[1] 443, tuned 0x1234.
-        #expect(try run(Fixtures.program(object, "read_globals"), in: object, context: MemoryContext([1, 2, 3])) == 6 + 109 + 443 + 0x1234)
+        #expect(
+            try run(Fixtures.program(object, "read_globals"), in: object, context: MemoryContext([1, 2, 3])) == 6 + 109
+                + 443 + 0x1234)
         // "literal!"[length & 7]
         for length in 0..<10 {
             let expected = Array("literal!".utf8)[length & 7]
-            #expect(try run(Fixtures.program(object, "literal_char"), in: object, context: MemoryContext([UInt8](repeating: 0, count: length)))
+            #expect(
+                try run(
+                    Fixtures.program(object, "literal_char"), in: object,
+                    context: MemoryContext([UInt8](repeating: 0, count: length)))
                     == UInt64(expected))
         }
     }
@@ -254,10 +293,14 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
         let object = try Fixtures.object("legacy_maps")
         #expect(object.maps.map(\.name) == ["packet_counts", "flow_table"])
         let counts = try #require(object.map(named: "packet_counts"))
-        #expect(counts.attributes.type == .array && counts.attributes.keySize == 4 && counts.attributes.valueSize == 8 && counts.attributes.maxEntries == 256 && counts.attributes.flags == 0)
+        #expect(
+            counts.attributes.type == .array && counts.attributes.keySize == 4 && counts.attributes.valueSize == 8
+                && counts.attributes.maxEntries == 256 && counts.attributes.flags == 0)
         #expect(counts.source == .legacy && counts.sectionName == "maps")
         let flows = try #require(object.map(named: "flow_table"))
-        #expect(flows.attributes.type == .hash && flows.attributes.keySize == 8 && flows.attributes.valueSize == 16 && flows.attributes.maxEntries == 1024 && flows.attributes.flags == 1)
+        #expect(
+            flows.attributes.type == .hash && flows.attributes.keySize == 8 && flows.attributes.valueSize == 16
+                && flows.attributes.maxEntries == 1024 && flows.attributes.flags == 1)
 
         // Both lddw map references were rewritten to BPF_PSEUDO_MAP_IDX with the map's index.
         let program = try Fixtures.program(object, "count_packets")
@@ -274,15 +317,20 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
         let btf = try #require(object.btf)
         #expect(object.maps.map(\.name) == ["flows", "counters", "events"])
         let flows = try #require(object.map(named: "flows"))
-        #expect(flows.attributes.type == .hash && flows.attributes.maxEntries == 4096 && flows.attributes.flags == 1 && flows.pinning == 1)
+        #expect(
+            flows.attributes.type == .hash && flows.attributes.maxEntries == 4096 && flows.attributes.flags == 1
+                && flows.pinning == 1)
         #expect(flows.attributes.keySize == 16 && flows.attributes.valueSize == 32)
         #expect(flows.keyTypeID.map { btf.typeName($0) } == "struct flow_key")
         #expect(flows.valueTypeID.map { btf.typeName($0) } == "struct flow_stats")
         let counters = try #require(object.map(named: "counters"))
-        #expect(counters.attributes.type == .perCPUArray && counters.attributes.keySize == 4 && counters.attributes.valueSize == 8 && counters.attributes.maxEntries == 4)
+        #expect(
+            counters.attributes.type == .perCPUArray && counters.attributes.keySize == 4
+                && counters.attributes.valueSize == 8 && counters.attributes.maxEntries == 4)
         #expect(counters.keyTypeID == nil)
         let events = try #require(object.map(named: "events"))
-        #expect(events.attributes.type == .ringBuffer && events.attributes.maxEntries == 4096 && events.sectionOffset == 80)
+        #expect(
+            events.attributes.type == .ringBuffer && events.attributes.maxEntries == 4096 && events.sectionOffset == 80)
 
         let program = try Fixtures.program(object, "track")
         #expect(program.references.map(\.target) == [.map("flows"), .map("counters"), .map("events")])
@@ -293,14 +341,22 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
         let object = try Fixtures.object("map_in_map")
         #expect(object.maps.map(\.name) == ["inner_a", "inner_b", "outer", "jump_table"])
         let outer = try #require(object.map(named: "outer"))
-        #expect(outer.attributes.type == .arrayOfMaps && outer.attributes.maxEntries == 4 && outer.attributes.keySize == 4 && outer.attributes.valueSize == 4)
+        #expect(
+            outer.attributes.type == .arrayOfMaps && outer.attributes.maxEntries == 4 && outer.attributes.keySize == 4
+                && outer.attributes.valueSize == 4)
         let inner = try #require(outer.innerMap)
-        #expect(inner.attributes.type == .array && inner.attributes.maxEntries == 16 && inner.attributes.keySize == 4 && inner.attributes.valueSize == 4)
+        #expect(
+            inner.attributes.type == .array && inner.attributes.maxEntries == 16 && inner.attributes.keySize == 4
+                && inner.attributes.valueSize == 4)
         #expect(inner.source == .innerTemplate)
-        #expect(outer.initialSlots == [.init(index: 0, target: .map("inner_a")), .init(index: 3, target: .map("inner_b"))])
+        #expect(
+            outer.initialSlots == [.init(index: 0, target: .map("inner_a")), .init(index: 3, target: .map("inner_b"))])
         let table = try #require(object.map(named: "jump_table"))
         #expect(table.attributes.type == .progArray && table.attributes.maxEntries == 8)
-        #expect(table.initialSlots == [.init(index: 1, target: .program("tail_a")), .init(index: 5, target: .program("tail_b"))])
+        #expect(
+            table.initialSlots == [
+                .init(index: 1, target: .program("tail_a")), .init(index: 5, target: .program("tail_b")),
+            ])
         #expect(table.innerMap == nil)
     }
 
@@ -308,12 +364,15 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
 
     @Test func globalDataSections() throws {
         let object = try Fixtures.object("globals")
-        #expect(object.globals.map(\.name) == [".data", ".rodata", ".data.tuning", ".rodata.ports", ".bss", ".rodata.str1.1"])
+        #expect(
+            object.globals.map(\.name) == [
+                ".data", ".rodata", ".data.tuning", ".rodata.ports", ".bss", ".rodata.str1.1",
+            ])
         let data = try #require(object.global(named: ".data"))
         #expect(data.contents == [5, 0, 0, 0] && !data.isReadOnly && data.variables.map(\.name) == ["counter"])
         let rodata = try #require(object.global(named: ".rodata"))
         #expect(rodata.isReadOnly)
-        #expect(Array(rodata.contents[0..<4]) == [0xE8, 0x03, 0, 0])  // threshold = 1000
+        #expect(Array(rodata.contents[0..<4]) == [0xE8, 0x03, 0, 0]) // threshold = 1000
         #expect(Array(rodata.contents[4..<10]) == Array("mimic\0".utf8))
         let bss = try #require(object.global(named: ".bss"))
         #expect(bss.contents == [UInt8](repeating: 0, count: 24) && !bss.isReadOnly)
@@ -342,10 +401,12 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
         #expect(object.btf?.isBigEndian == true)
         let program = try Fixtures.program(object, "be_prog")
         #expect(program.type == .schedCls)
-        #expect(program.instructions[0] == RawInstruction(opcode: 0xB4, destination: 1, imm: 1))  // w1 = 1
-        #expect(program.instructions.contains(RawInstruction(opcode: 0xB4, destination: 0, imm: 42)))  // add_seven(35), folded
-        #expect(object.maps.first?.name == "be_values" && object.maps.first?.attributes.valueSize == 8 && object.maps.first?.attributes.maxEntries == 8)
-        #expect(object.global(named: ".data")?.contents == [1, 2, 3, 4])  // 0x01020304, big-endian
+        #expect(program.instructions[0] == RawInstruction(opcode: 0xB4, destination: 1, imm: 1)) // w1 = 1
+        #expect(program.instructions.contains(RawInstruction(opcode: 0xB4, destination: 0, imm: 42))) // add_seven(35), folded
+        #expect(
+            object.maps.first?.name == "be_values" && object.maps.first?.attributes.valueSize == 8
+                && object.maps.first?.attributes.maxEntries == 8)
+        #expect(object.global(named: ".data")?.contents == [1, 2, 3, 4]) // 0x01020304, big-endian
         #expect(program.references.map(\.target) == [.map("be_values"), .globalData(section: ".data", offset: 0)])
         let btf = try #require(object.btf)
         #expect(btf.format([0, 0, 0, 0, 0, 0, 1, 2], as: try #require(object.maps.first?.valueTypeID)) == "258")
@@ -373,25 +434,35 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
         let object = try Fixtures.object("btf_maps")
         let btf = try #require(object.btf)
         let keyID = try #require(btf.typeID(named: "flow_key", kind: .structure))
-        guard case .structure(_, let size, let members)? = btf.type(keyID) else { Issue.record("flow_key is not a struct"); return }
+        guard case .structure(_, let size, let members)? = btf.type(keyID) else {
+            Issue.record("flow_key is not a struct")
+            return
+        }
         #expect(size == 16)
         #expect(members.map(\.name) == ["saddr", "daddr", "sport", "dport", "protocol"])
         #expect(members.map { $0.bitOffset / 8 } == [0, 4, 8, 10, 12])
         #expect(btf.size(of: keyID) == 16)
 
         let verdictID = try #require(btf.typeID(named: "verdict", kind: .enumeration))
-        guard case .enumeration(_, _, let values, _, _)? = btf.type(verdictID) else { Issue.record("verdict is not an enum"); return }
+        guard case .enumeration(_, _, let values, _, _)? = btf.type(verdictID) else {
+            Issue.record("verdict is not an enum")
+            return
+        }
         #expect(values.map(\.name) == ["VERDICT_PASS", "VERDICT_DROP", "VERDICT_REDIRECT"])
         #expect(values.map(\.value) == [1, 2, 7])
 
         let statsID = try #require(btf.typeID(named: "flow_stats", kind: .structure))
         var value = [UInt8](repeating: 0, count: 32)
-        value[0] = 3  // packets
-        value[8] = 0x10; value[9] = 0x01  // bytes = 272
-        value[16] = 7  // verdict
+        value[0] = 3 // packets
+        value[8] = 0x10
+        value[9] = 0x01 // bytes = 272
+        value[16] = 7 // verdict
         for (i, c) in "eth0".utf8.enumerated() { value[20 + i] = c }
-        #expect(btf.format(value, as: statsID) == #"{ .packets = 3, .bytes = 272, .verdict = VERDICT_REDIRECT, .label = "eth0" }"#)
-        #expect(btf.format([1, 0, 0, 0, 2, 0, 0, 0, 0x50, 0, 0xBB, 1, 6, 0, 0, 0], as: keyID)
+        #expect(
+            btf.format(value, as: statsID)
+                == #"{ .packets = 3, .bytes = 272, .verdict = VERDICT_REDIRECT, .label = "eth0" }"#)
+        #expect(
+            btf.format([1, 0, 0, 0, 2, 0, 0, 0, 0x50, 0, 0xBB, 1, 6, 0, 0, 0], as: keyID)
                 == "{ .saddr = 1, .daddr = 2, .sport = 80, .dport = 443, .protocol = 6 }")
         #expect(btf.format([1, 0], as: keyID).contains("<truncated>"))
 
@@ -401,7 +472,7 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
         #expect(btf.typeID(named: "flows", kind: .variable) != nil)
         let maps = try #require(btf.typeID(named: ".maps", kind: .dataSection))
         if case .dataSection(_, let size, let variables)? = btf.type(maps) {
-            #expect(variables.map(\.offset) == [0, 48, 80])  // fixed up from the symbols, as libbpf does
+            #expect(variables.map(\.offset) == [0, 48, 80]) // fixed up from the symbols, as libbpf does
             #expect(size == 96)
         }
         #expect(object.btfExt?.functionInfo.contains { $0.section == "xdp" } == true)
@@ -447,11 +518,11 @@ func run(_ program: ObjectProgram, in object: ObjectFile, context: (any Context)
         let target = try #require(Fixtures.object("core_target").btf)
         let object = try Fixtures.object("tracing", targetBTF: target)
         #expect(!object.notes.contains { $0.contains("own BTF") })
-        #expect(try run(Fixtures.program(object, "on_fork_return"), in: object) == 1 + 32)  // comm is char[32] there
+        #expect(try run(Fixtures.program(object, "on_fork_return"), in: object) == 1 + 32) // comm is char[32] there
         #expect(try run(Fixtures.program(object, "on_openat"), in: object) == 64 + 1)
         let exit = try Fixtures.program(object, "on_exit")
-        #expect(exit.instructions[0].opcode == 0x79 && exit.instructions[0].offset == 16)  // regs->di
-        #expect(exit.instructions.contains(RawInstruction(opcode: 0xB7, destination: 1, imm: 20)))  // &task->pid
+        #expect(exit.instructions[0].opcode == 0x79 && exit.instructions[0].offset == 16) // regs->di
+        #expect(exit.instructions.contains(RawInstruction(opcode: 0xB7, destination: 1, imm: 20))) // &task->pid
     }
 
     @Test func coreFieldsMissingFromTheTarget() throws {

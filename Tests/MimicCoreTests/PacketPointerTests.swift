@@ -43,7 +43,8 @@ import MimicMemory
         let vm = VM()
         let program = try vm.load(Assembler.assemble(Self.source))
         var packet = [UInt8](repeating: 0, count: 60)
-        packet[12] = 0x86; packet[13] = 0xdd
+        packet[12] = 0x86
+        packet[13] = 0xdd
         #expect(try vm.run(program, context: MiniXDPContext(packet: packet)) == 0x86dd)
         // A short packet takes the bounds-check branch, as in the kernel.
         #expect(try vm.run(program, context: MiniXDPContext(packet: [1, 2, 3])) == 0)
@@ -51,11 +52,13 @@ import MimicMemory
 
     @Test func readingPastDataEndFaultsWithTheRegion() throws {
         let vm = VM()
-        let program = try vm.load(Assembler.assemble("""
-            ldxw %r2, [%r1+4]
-            ldxb %r0, [%r2+0]
-            exit
-            """))
+        let program = try vm.load(
+            Assembler.assemble(
+                """
+                ldxw %r2, [%r1+4]
+                ldxb %r0, [%r2+0]
+                exit
+                """))
         let error = try #require(throws: ExecutionError.self) {
             try vm.run(program, context: MiniXDPContext(packet: [1, 2, 3]))
         }

@@ -12,11 +12,11 @@ import Testing
         var bytes: [UInt8] = []
         func u32(_ value: UInt32) { bytes += withUnsafeBytes(of: value.littleEndian, Array.init) }
         bytes += [0x9F, 0xEB, 1, 0]
-        u32(24)  // hdr_len
-        u32(0)  // type_off
-        u32(UInt32(words.count * 4))  // type_len
-        u32(UInt32(words.count * 4))  // str_off
-        u32(1)  // str_len
+        u32(24) // hdr_len
+        u32(0) // type_off
+        u32(UInt32(words.count * 4)) // type_len
+        u32(UInt32(words.count * 4)) // str_off
+        u32(1) // str_len
         for word in words { u32(word) }
         bytes.append(0)
         return bytes
@@ -61,16 +61,18 @@ import Testing
             Self.blob([int] + (0..<length).map { i in [0, Self.info(.const), UInt32(i + 1)] })
         }
         #expect(Self.parseError(chain(BTF.maxResolveDepth)) == nil)
-        #expect("\(Self.parseError(chain(BTF.maxResolveDepth + 1)).map { "\($0)" } ?? "")".contains("MAX_RESOLVE_DEPTH of 32"))
+        #expect(
+            "\(Self.parseError(chain(BTF.maxResolveDepth + 1)).map { "\($0)" } ?? "")".contains(
+                "MAX_RESOLVE_DEPTH of 32"))
     }
 
     /// Prototypes of prototypes sharing their parameters: a DAG whose spelling doubles with each
     /// level. The spelling stops after `typeNameParts` types.
     @Test func typeNamesOfSharedPrototypesAreBounded() throws {
-        var types: [[UInt32]] = [[0, Self.info(.int), 4, 32]]  // [1]
+        var types: [[UInt32]] = [[0, Self.info(.int), 4, 32]] // [1]
         for level in 0..<15 {
             let previous = UInt32(types.count)
-            types.append([0, Self.info(.pointer), previous == 1 ? 1 : previous])  // pointer to the last prototype
+            types.append([0, Self.info(.pointer), previous == 1 ? 1 : previous]) // pointer to the last prototype
             let pointer = UInt32(types.count)
             types.append([0, Self.info(.functionProto, vlen: 2), pointer, 0, pointer, 0, pointer])
             _ = level

@@ -37,7 +37,7 @@ import Testing
         try process.reset(context: MemoryContext([10, 20]))
         #expect(process.state == .ready && process.pc == 0 && process.instructionsExecuted == 0)
         #expect(process.registers[6] == 0)
-        #expect(try process.run() == 30)  // a stale stack marker would give -1
+        #expect(try process.run() == 30) // a stale stack marker would give -1
         #expect(process.memory.regions.count == regionsAfterFirst)
         // The first run's packet address no longer reaches anything.
         #expect(throws: (any Error).self) { try process.memory.load(firstPacket, size: 1) }
@@ -47,7 +47,7 @@ import Testing
         let vm = VM()
         let program = try vm.load(Assembler.assemble(Self.source))
         let process = try vm.makeProcess(for: program, context: MemoryContext([1]))
-        try process.reset()  // no context: R1 = 0, R2 = 0 is an empty input
+        try process.reset() // no context: R1 = 0, R2 = 0 is an empty input
         #expect(try process.run() == 0)
         try process.reset(context: MemoryContext([5]))
         #expect(try process.run() == 5)

@@ -17,7 +17,9 @@ enum Asm {
 
     /// Encodes `operation` with the given fields; the form's discriminator overrides the field
     /// it lives in.
-    static func op(_ operation: Operation, dst: UInt8 = 0, src: UInt8 = 0, off: Int16 = 0, imm: Int32 = 0) -> RawInstruction {
+    static func op(_ operation: Operation, dst: UInt8 = 0, src: UInt8 = 0, off: Int16 = 0, imm: Int32 = 0)
+        -> RawInstruction
+    {
         let form = InstructionSet.form(of: operation)
         var instruction = RawInstruction(opcode: form.opcode, destination: dst, source: src, offset: off, imm: imm)
         switch form.discriminator {
@@ -33,7 +35,8 @@ enum Asm {
     static func registerForm(of operation: Operation) -> Operation {
         let form = InstructionSet.form(of: operation)
         let wanted: OperandShape = form.shape == .jumpImm ? .jumpReg : .aluReg
-        guard let twin = InstructionSet.forms.first(where: { $0.mnemonic == form.mnemonic && $0.shape == wanted }) else {
+        guard let twin = InstructionSet.forms.first(where: { $0.mnemonic == form.mnemonic && $0.shape == wanted })
+        else {
             fatalError("test DSL: \(operation) has no register form")
         }
         return twin.operation
@@ -150,14 +153,18 @@ enum CodeBuilder {
 /// Running test programs.
 enum Runner {
     /// Loads `code` into a fresh VM and runs it; returns R0.
-    static func run(_ code: [RawInstruction], memory: [UInt8]? = nil, emulator: (any Emulator)? = nil,
-                    configuration: VMConfiguration = VMConfiguration()) throws -> UInt64 {
+    static func run(
+        _ code: [RawInstruction], memory: [UInt8]? = nil, emulator: (any Emulator)? = nil,
+        configuration: VMConfiguration = VMConfiguration()
+    ) throws -> UInt64 {
         try process(code, memory: memory, emulator: emulator, configuration: configuration).run()
     }
 
     /// Loads `code` and creates a process for it (with `memory` as a `MemoryContext`, if given).
-    static func process(_ code: [RawInstruction], memory: [UInt8]? = nil, emulator: (any Emulator)? = nil,
-                        configuration: VMConfiguration = VMConfiguration()) throws -> Process {
+    static func process(
+        _ code: [RawInstruction], memory: [UInt8]? = nil, emulator: (any Emulator)? = nil,
+        configuration: VMConfiguration = VMConfiguration()
+    ) throws -> Process {
         let vm = VM(emulator: emulator, configuration: configuration)
         let program = try vm.load(code, name: "test")
         return try vm.makeProcess(for: program, context: memory.map { MemoryContext($0) })
@@ -166,7 +173,8 @@ enum Runner {
     /// The current bytes of the process's `MemoryContext` buffer.
     static func memoryBytes(of process: Process) -> [UInt8] {
         guard let region = process.memory.regions.first(where: { $0.name == "memory" }),
-              let bytes = try? process.memory.read(region.base, count: region.size) else { return [] }
+            let bytes = try? process.memory.read(region.base, count: region.size)
+        else { return [] }
         return bytes
     }
 }

@@ -1,12 +1,14 @@
-import Foundation  // Thread: cancellers that do not depend on the cooperative pool or Dispatch's width
+import Foundation // Thread: cancellers that do not depend on the cooperative pool or Dispatch's width
 import Testing
 import MimicCore
 import MimicMemory
 
 /// The `LoadError` loading `code` throws, or nil (recording an issue) when it loads.
-private func loadError(_ code: [RawInstruction], emulator: (any Emulator)? = nil,
-                       configuration: VMConfiguration = VMConfiguration(),
-                       sourceLocation: SourceLocation = #_sourceLocation) -> LoadError? {
+private func loadError(
+    _ code: [RawInstruction], emulator: (any Emulator)? = nil,
+    configuration: VMConfiguration = VMConfiguration(),
+    sourceLocation: SourceLocation = #_sourceLocation
+) -> LoadError? {
     let vm = VM(emulator: emulator, configuration: configuration)
     do {
         _ = try vm.load(code, name: "bad")
@@ -18,9 +20,11 @@ private func loadError(_ code: [RawInstruction], emulator: (any Emulator)? = nil
 }
 
 /// The `ExecutionError` running `code` throws, or nil (recording an issue) when it exits.
-private func runError(_ code: [RawInstruction], memory: [UInt8]? = nil, emulator: (any Emulator)? = nil,
-                      configuration: VMConfiguration = VMConfiguration(),
-                      sourceLocation: SourceLocation = #_sourceLocation) throws -> ExecutionError? {
+private func runError(
+    _ code: [RawInstruction], memory: [UInt8]? = nil, emulator: (any Emulator)? = nil,
+    configuration: VMConfiguration = VMConfiguration(),
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws -> ExecutionError? {
     let process = try Runner.process(code, memory: memory, emulator: emulator, configuration: configuration)
     do {
         let r0 = try process.run()
@@ -112,27 +116,29 @@ struct LoadErrorTests {
 
     @Test func jumpIntoTheMiddleOfLoadImm64() {
         let code = Asm.program {
-            Asm.ja(1)  // 0 -> 2
-            Asm.lddw(0, 1)  // 1, 2
+            Asm.ja(1) // 0 -> 2
+            Asm.lddw(0, 1) // 1, 2
             Asm.exit()
         }
         let error = loadError(code)
         #expect(error?.reason == .jumpIntoLoadImm64(target: 2))
         #expect(error?.pc == 0)
 
-        let backward = loadError(Asm.program {
-            Asm.lddw(0, 1)  // 0, 1
-            Asm.jump(.jumpEqual64Imm, 0, imm: 1, -2)  // 2 -> 1
-            Asm.exit()
-        })
+        let backward = loadError(
+            Asm.program {
+                Asm.lddw(0, 1) // 0, 1
+                Asm.jump(.jumpEqual64Imm, 0, imm: 1, -2) // 2 -> 1
+                Asm.exit()
+            })
         #expect(backward?.reason == .jumpIntoLoadImm64(target: 1))
         #expect(backward?.pc == 2)
 
-        let call = loadError(Asm.program {
-            Asm.callLocal(1)  // 0 -> 2
-            Asm.lddw(0, 1)
-            Asm.exit()
-        })
+        let call = loadError(
+            Asm.program {
+                Asm.callLocal(1) // 0 -> 2
+                Asm.lddw(0, 1)
+                Asm.exit()
+            })
         #expect(call?.reason == .jumpIntoLoadImm64(target: 2))
     }
 
@@ -171,7 +177,8 @@ struct LoadErrorTests {
             #expect(error?.pc == 0)
         }
         // lddw with an invalid destination.
-        #expect(loadError(Asm.lddw(11, 0) + [Asm.exit()])?.reason == .invalidRegister(field: "destination", register: 11))
+        #expect(
+            loadError(Asm.lddw(11, 0) + [Asm.exit()])?.reason == .invalidRegister(field: "destination", register: 11))
     }
 
     @Test func writesToTheFramePointer() {
@@ -190,8 +197,10 @@ struct LoadErrorTests {
         // Reading r10 is fine, and so are stores through it and non-fetching atomics with it as source.
         let vm = VM()
         #expect(throws: Never.self) {
-            try vm.load([Asm.mov64(0, src: 10), Asm.store(.store64Reg, 10, off: -8, src: 10),
-                         Asm.atomic(.atomicAdd64, 10, off: -8, src: 10), Asm.exit()])
+            try vm.load([
+                Asm.mov64(0, src: 10), Asm.store(.store64Reg, 10, off: -8, src: 10),
+                Asm.atomic(.atomicAdd64, 10, off: -8, src: 10), Asm.exit(),
+            ])
         }
     }
 
@@ -217,10 +226,14 @@ struct LoadErrorTests {
     }
 
     @Test func invalidEncodings() {
-        func invalidEncoding(_ instruction: RawInstruction, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        func invalidEncoding(
+            _ instruction: RawInstruction, _ text: String, sourceLocation: SourceLocation = #_sourceLocation
+        ) {
             let error = loadError([Asm.mov64(0, imm: 0), instruction, Asm.exit()], sourceLocation: sourceLocation)
             guard error?.code == .invalidEncoding, let detail = error?.reason.detail else {
-                Issue.record("\(instruction): expected invalidEncoding, got \(String(describing: error))", sourceLocation: sourceLocation)
+                Issue.record(
+                    "\(instruction): expected invalidEncoding, got \(String(describing: error))",
+                    sourceLocation: sourceLocation)
                 return
             }
             #expect(detail.contains(text), "\(detail)", sourceLocation: sourceLocation)
@@ -260,7 +273,8 @@ struct LoadErrorTests {
     @Test(arguments: [LoadImm64Kind.mapFileDescriptor, .mapValue, .btfID, .mapIndex, .mapIndexValue])
     func mapReferencesNeedAnEmulator(kind: LoadImm64Kind) {
         for emulator in [nil, ConformanceEmulator()] as [(any Emulator)?] {
-            let error = loadError([Asm.exit()] + Asm.lddw(1, 3, pseudo: kind.rawValue) + [Asm.exit()], emulator: emulator)
+            let error = loadError(
+                [Asm.exit()] + Asm.lddw(1, 3, pseudo: kind.rawValue) + [Asm.exit()], emulator: emulator)
             guard error?.code == .unresolvedReference, let detail = error?.reason.detail else {
                 Issue.record("\(kind): expected unresolvedReference, got \(String(describing: error))")
                 continue
@@ -294,8 +308,13 @@ struct LoadErrorTests {
 struct RuntimeErrorTests {
     @Test func stackBounds() throws {
         // r10-8: fine; r10-4096 is the first byte of the 8 * 512-byte stack.
-        #expect(try Runner.run([Asm.store(.store64Imm, 10, off: -8, imm: 1), Asm.load(.load64, 0, 10, off: -8), Asm.exit()]) == 1)
-        #expect(try Runner.run([Asm.store(.store64Imm, 10, off: -4096, imm: 2), Asm.load(.load64, 0, 10, off: -4096), Asm.exit()]) == 2)
+        #expect(
+            try Runner.run([Asm.store(.store64Imm, 10, off: -8, imm: 1), Asm.load(.load64, 0, 10, off: -8), Asm.exit()])
+                == 1)
+        #expect(
+            try Runner.run([
+                Asm.store(.store64Imm, 10, off: -4096, imm: 2), Asm.load(.load64, 0, 10, off: -4096), Asm.exit(),
+            ]) == 2)
 
         let above = try runError([Asm.store(.store64Imm, 10, off: 0, imm: 1), Asm.exit()])
         guard above?.code == .memory, let fault = above?.kind.fault else {
@@ -316,7 +335,9 @@ struct RuntimeErrorTests {
         #expect(straddle.access == .read)
 
         for offset: Int16 in [-4096 - 8, -4096 - 1, -8192, .min] {
-            let below = try runError([Asm.mov64(0, imm: 0), Asm.store(.store64Imm, 10, off: offset, imm: 1), Asm.exit()])
+            let below = try runError([
+                Asm.mov64(0, imm: 0), Asm.store(.store64Imm, 10, off: offset, imm: 1), Asm.exit(),
+            ])
             guard below?.code == .memory, let fault = below?.kind.fault else {
                 Issue.record("offset \(offset): expected a memory fault, got \(String(describing: below))")
                 continue
@@ -327,7 +348,7 @@ struct RuntimeErrorTests {
     }
 
     @Test func recursionExceedsTheCallDepth() throws {
-        let code = [Asm.mov64(0, imm: 0), Asm.callLocal(1), Asm.exit(), Asm.callLocal(-1), Asm.exit()]  // 3: calls itself
+        let code = [Asm.mov64(0, imm: 0), Asm.callLocal(1), Asm.exit(), Asm.callLocal(-1), Asm.exit()] // 3: calls itself
         let error = try runError(code)
         #expect(error?.kind == .callDepthExceeded(limit: 8))
         #expect(error?.pc == 3)
@@ -337,14 +358,15 @@ struct RuntimeErrorTests {
         #expect(shallow?.kind == .callDepthExceeded(limit: 2))
 
         // Recursion through callx too.
-        let callx = try runError(Asm.program {
-            Asm.lddw(1, 3, pseudo: LoadImm64Kind.function.rawValue)  // 0: function at 4
-            Asm.callx(1)  // 2
-            Asm.exit()
-            Asm.lddw(1, UInt64(UInt32(bitPattern: -1)), pseudo: LoadImm64Kind.function.rawValue)  // 4: itself
-            Asm.callx(1)  // 6
-            Asm.exit()
-        })
+        let callx = try runError(
+            Asm.program {
+                Asm.lddw(1, 3, pseudo: LoadImm64Kind.function.rawValue) // 0: function at 4
+                Asm.callx(1) // 2
+                Asm.exit()
+                Asm.lddw(1, UInt64(UInt32(bitPattern: -1)), pseudo: LoadImm64Kind.function.rawValue) // 4: itself
+                Asm.callx(1) // 6
+                Asm.exit()
+            })
         #expect(callx?.kind == .callDepthExceeded(limit: 8))
         #expect(callx?.pc == 6)
     }
@@ -363,14 +385,15 @@ struct RuntimeErrorTests {
         #expect(loop.registers[0] == 750)
 
         // A finite program continues where the budget stopped it.
-        let counter = try Runner.process(Asm.program {
-            Asm.mov64(0, imm: 0)
-            Asm.mov64(1, imm: 10_000)
-            Asm.add64(0, imm: 2)
-            Asm.add64(1, imm: -1)
-            Asm.jump(.jumpNotEqual64Imm, 1, imm: 0, -3)
-            Asm.exit()
-        })
+        let counter = try Runner.process(
+            Asm.program {
+                Asm.mov64(0, imm: 0)
+                Asm.mov64(1, imm: 10_000)
+                Asm.add64(0, imm: 2)
+                Asm.add64(1, imm: -1)
+                Asm.jump(.jumpNotEqual64Imm, 1, imm: 0, -3)
+                Asm.exit()
+            })
         #expect(throws: ExecutionError.self) { try counter.run(instructionLimit: 100) }
         #expect(try counter.run() == 20_000)
         #expect(counter.instructionsExecuted == 2 + 3 * 10_000 + 1)
@@ -440,7 +463,9 @@ struct RuntimeErrorTests {
         let short = try Runner.process([Asm.mov64(0, imm: 3), Asm.exit()])
         #expect(try short.run(cancellation: flag) == 3)
         let loop = try Runner.process([Asm.ja(-1)])
-        let error = #expect(throws: ExecutionError.self) { try loop.run(instructionLimit: 1_000_000, cancellation: flag) }
+        let error = #expect(throws: ExecutionError.self) {
+            try loop.run(instructionLimit: 1_000_000, cancellation: flag)
+        }
         #expect(error?.kind == .cancelled)
     }
 
@@ -454,16 +479,21 @@ struct RuntimeErrorTests {
         #expect(withEmulator?.kind == .unknownHelper(id: 99, name: nil))
 
         // A call to an unknown helper on a path not taken does not matter.
-        #expect(try Runner.run([Asm.mov64(0, imm: 1), Asm.jump(.jumpEqual64Imm, 0, imm: 1, 1), Asm.call(1234), Asm.exit()]) == 1)
+        #expect(
+            try Runner.run([Asm.mov64(0, imm: 1), Asm.jump(.jumpEqual64Imm, 0, imm: 1, 1), Asm.call(1234), Asm.exit()])
+                == 1)
     }
 
     @Test func callxWithABadTarget() throws {
-        for target: UInt64 in [0x1_2345_6789, 7, Program.functionAddressTag | 1, Program.functionAddressTag | 1000, .max] {
-            let error = try runError(Asm.program {
-                Asm.lddw(1, target)  // 0, 1
-                Asm.callx(1)  // 2
-                Asm.exit()
-            })
+        for target: UInt64 in [
+            0x1_2345_6789, 7, Program.functionAddressTag | 1, Program.functionAddressTag | 1000, .max,
+        ] {
+            let error = try runError(
+                Asm.program {
+                    Asm.lddw(1, target) // 0, 1
+                    Asm.callx(1) // 2
+                    Asm.exit()
+                })
             #expect(error?.kind == .invalidCallTarget(target), "0x\(String(target, radix: 16))")
             #expect(error?.pc == 2)
         }
@@ -487,8 +517,9 @@ struct RuntimeErrorTests {
         #expect(text.contains("read"))
         #expect(text.contains("test"))
 
-        let packet = try runError([Asm.mov64(0, imm: 0), Asm.mov64(0, imm: 0), Asm.store(.store32Imm, 1, off: 6, imm: 1), Asm.exit()],
-                                  memory: [1, 2, 3, 4, 5, 6, 7, 8])
+        let packet = try runError(
+            [Asm.mov64(0, imm: 0), Asm.mov64(0, imm: 0), Asm.store(.store32Imm, 1, off: 6, imm: 1), Asm.exit()],
+            memory: [1, 2, 3, 4, 5, 6, 7, 8])
         #expect(packet?.pc == 2)
         let packetText = try #require(packet).description
         #expect(packetText.contains("memory"), "the region name")
@@ -497,11 +528,12 @@ struct RuntimeErrorTests {
     }
 
     @Test func faultAfterALoadImm64ReportsItsPC() throws {
-        let error = try runError(Asm.program {
-            Asm.lddw(1, 0x10)  // 0, 1
-            Asm.load(.load8, 0, 1)  // 2
-            Asm.exit()
-        })
+        let error = try runError(
+            Asm.program {
+                Asm.lddw(1, 0x10) // 0, 1
+                Asm.load(.load8, 0, 1) // 2
+                Asm.exit()
+            })
         #expect(error?.pc == 2)
     }
 
@@ -521,7 +553,8 @@ struct RuntimeErrorTests {
         #expect(fault.region?.name == ".rodata")
         #expect(storage.bytes[0] == 7)
         // Atomics on read-only memory fault too.
-        let atomic = try vm.load(Asm.lddw(1, address) + [Asm.mov64(2, imm: 1), Asm.atomic(.atomicAdd64, 1, src: 2), Asm.exit()])
+        let atomic = try vm.load(
+            Asm.lddw(1, address) + [Asm.mov64(2, imm: 1), Asm.atomic(.atomicAdd64, 1, src: 2), Asm.exit()])
         let atomicError = #expect(throws: ExecutionError.self) { try vm.run(atomic) }
         guard atomicError?.code == .memory, let atomicFault = atomicError?.kind.fault else {
             Issue.record("expected a memory fault, got \(String(describing: atomicError))")
@@ -559,10 +592,12 @@ struct RuntimeErrorTests {
     }
 
     @Test func helperMemoryFault() throws {
-        let error = try runError([Asm.mov64(1, imm: 64), Asm.mov64(2, imm: 4), Asm.call(1), Asm.exit()],
-                                 emulator: ConformanceEmulator())
+        let error = try runError(
+            [Asm.mov64(1, imm: 64), Asm.mov64(2, imm: 4), Asm.call(1), Asm.exit()],
+            emulator: ConformanceEmulator())
         guard error?.code == .helperFailed, let id = error?.kind.helperID, let name = error?.kind.helperName,
-              error?.kind.failure?.code == .memory, let fault = error?.kind.failure?.fault else {
+            error?.kind.failure?.code == .memory, let fault = error?.kind.failure?.fault
+        else {
             Issue.record("expected a helper memory failure, got \(String(describing: error))")
             return
         }
@@ -579,15 +614,15 @@ struct RuntimeErrorTests {
 @Suite("VM: single-stepping")
 struct SteppingTests {
     static let program = Asm.program {
-        Asm.lddw(0, 0x1_0000_0000)  // 0, 1
-        Asm.mov64(1, imm: 5)  // 2
-        Asm.add64(0, src: 1)  // 3 loop
-        Asm.add64(1, imm: -1)  // 4
-        Asm.jump(.jumpNotEqual64Imm, 1, imm: 0, -3)  // 5
-        Asm.callLocal(1)  // 6 -> 8
-        Asm.exit()  // 7
-        Asm.alu(.mul64Imm, 0, imm: 3)  // 8
-        Asm.exit()  // 9
+        Asm.lddw(0, 0x1_0000_0000) // 0, 1
+        Asm.mov64(1, imm: 5) // 2
+        Asm.add64(0, src: 1) // 3 loop
+        Asm.add64(1, imm: -1) // 4
+        Asm.jump(.jumpNotEqual64Imm, 1, imm: 0, -3) // 5
+        Asm.callLocal(1) // 6 -> 8
+        Asm.exit() // 7
+        Asm.alu(.mul64Imm, 0, imm: 3) // 8
+        Asm.exit() // 9
     }
 
     @Test func steppingMatchesRunning() throws {
@@ -624,7 +659,7 @@ struct SteppingTests {
         #expect(process.registers[1] == 5)
         try process.step()
         try process.step()
-        try process.step()  // jne taken
+        try process.step() // jne taken
         #expect(process.pc == 3)
         // Into the call.
         for _ in 0..<12 { try process.step() }
@@ -674,7 +709,6 @@ struct SteppingTests {
 
 // MARK: - Robustness
 
-
 @Suite("VM: robustness")
 struct RobustnessTests {
     /// Random programs either fail to load with a `LoadError` or run to an exit or an
@@ -682,8 +716,13 @@ struct RobustnessTests {
     @Test func randomProgramsNeverCrash() throws {
         var rng = SplitMix64(seed: 0x5EED)
         let forms = InstructionSet.forms
-        let interesting: [Int32] = [0, 1, -1, 2, 4, 7, 8, 16, 31, 32, 33, 63, 64, -8, -16, -512, .min, .max, 0x10, 1000]
-        var loaded = 0, exited = 0, faulted = 0, rejected = 0
+        let interesting: [Int32] = [
+            0, 1, -1, 2, 4, 7, 8, 16, 31, 32, 33, 63, 64, -8, -16, -512, .min, .max, 0x10, 1000,
+        ]
+        var loaded = 0
+        var exited = 0
+        var faulted = 0
+        var rejected = 0
         let emulator = ConformanceEmulator()
         for _ in 0..<3000 {
             var code: [RawInstruction] = []
@@ -698,9 +737,13 @@ struct RobustnessTests {
                         off: Int16.random(in: -4...4, using: &rng) * (Bool.random(using: &rng) ? 1 : 8),
                         imm: interesting.randomElement(using: &rng)!)
                     if form.operation == .callHelper { instruction.imm = Int32.random(in: 0...7, using: &rng) }
-                    if form.operation == .callLocal || form.operation == .jump32 { instruction.imm = Int32.random(in: -4...4, using: &rng) }
+                    if form.operation == .callLocal || form.operation == .jump32 {
+                        instruction.imm = Int32.random(in: -4...4, using: &rng)
+                    }
                     // Fields the form does not use must be zero (the loader refuses them).
-                    while case .failure(.reservedField(_, let field, _)) = InstructionSet.validate(instruction, next: RawInstruction(opcode: 0)) {
+                    while case .failure(.reservedField(_, let field, _)) = InstructionSet.validate(
+                        instruction, next: RawInstruction(opcode: 0))
+                    {
                         switch field {
                         case .destination: instruction.destination = 0
                         case .source: instruction.source = 0
@@ -713,9 +756,11 @@ struct RobustnessTests {
                         code.append(RawInstruction(opcode: 0, imm: interesting.randomElement(using: &rng)!))
                     }
                 } else {
-                    code.append(RawInstruction(opcode: .random(in: 0...255, using: &rng), destination: .random(in: 0...15, using: &rng),
-                                               source: .random(in: 0...15, using: &rng), offset: .random(in: -3...3, using: &rng),
-                                               imm: .random(in: -3...3, using: &rng)))
+                    code.append(
+                        RawInstruction(
+                            opcode: .random(in: 0...255, using: &rng), destination: .random(in: 0...15, using: &rng),
+                            source: .random(in: 0...15, using: &rng), offset: .random(in: -3...3, using: &rng),
+                            imm: .random(in: -3...3, using: &rng)))
                 }
             }
             code.append(Asm.exit())

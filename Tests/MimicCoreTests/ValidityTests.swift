@@ -1,8 +1,11 @@
 import Testing
 import MimicCore
 
-private func raw(_ operation: Operation, dst: UInt8 = 0, src: UInt8 = 0, off: Int16 = 0, imm: Int32 = 0) -> RawInstruction {
-    var instruction = RawInstruction(opcode: operation.form.opcode, destination: dst, source: src, offset: off, imm: imm)
+private func raw(_ operation: Operation, dst: UInt8 = 0, src: UInt8 = 0, off: Int16 = 0, imm: Int32 = 0)
+    -> RawInstruction
+{
+    var instruction = RawInstruction(
+        opcode: operation.form.opcode, destination: dst, source: src, offset: off, imm: imm)
     switch operation.form.discriminator {
     case .none: break
     case .offset(let value): instruction.offset = value
@@ -36,7 +39,9 @@ struct InstructionSetTableTests {
         for operation in Operation.allCases {
             var instruction = raw(operation, dst: 1, src: 2)
             // Clear what the form does not use; what is left must validate as this form.
-            while case .failure(.reservedField(_, let field, _)) = InstructionSet.validate(instruction, next: RawInstruction(opcode: 0)) {
+            while case .failure(.reservedField(_, let field, _)) = InstructionSet.validate(
+                instruction, next: RawInstruction(opcode: 0))
+            {
                 switch field {
                 case .destination: instruction.destination = 0
                 case .source: instruction.source = 0
@@ -81,8 +86,11 @@ struct InstructionSetTableTests {
         for (instruction, field, mnemonic) in Self.reserved {
             let error = loadError([instruction, raw(.exit)])
             guard let reason = error?.reason, reason.code == .reservedField, reason.mnemonic == mnemonic,
-                  reason.field == field.rawValue else {
-                Issue.record("\(instruction): expected reserved field \(field.rawValue) of \(mnemonic), got \(String(describing: error))")
+                reason.field == field.rawValue
+            else {
+                Issue.record(
+                    "\(instruction): expected reserved field \(field.rawValue) of \(mnemonic), got \(String(describing: error))"
+                )
                 continue
             }
             #expect(error?.pc == 0)
@@ -95,8 +103,10 @@ struct InstructionSetTableTests {
     @Test func lddwOffsetIsReservedButItsSourceIsThePseudoKind() {
         let error = loadError([RawInstruction(opcode: 0x18, offset: 1, imm: 1), RawInstruction(opcode: 0), raw(.exit)])
         #expect(error?.reason == .reservedField(mnemonic: "lddw", field: "off", value: 1))
-        let function = [RawInstruction(opcode: 0x18, destination: 1, source: LoadImm64Kind.function.rawValue, imm: 2),
-                        RawInstruction(opcode: 0), raw(.exit), raw(.exit)]
+        let function = [
+            RawInstruction(opcode: 0x18, destination: 1, source: LoadImm64Kind.function.rawValue, imm: 2),
+            RawInstruction(opcode: 0), raw(.exit), raw(.exit),
+        ]
         #expect(throws: Never.self) { try VM().load(function) }
     }
 
@@ -123,10 +133,10 @@ struct FunctionStructureTests {
     /// uBPF's err-call-invalid-jump: a jump from the main function into a callee.
     @Test func aJumpMayNotLeaveItsFunction() {
         let code = Asm.program {
-            Asm.callLocal(2)  // 0 -> 3
-            Asm.ja(1)  // 1 -> 3: into the callee
-            Asm.exit()  // 2
-            Asm.mov64(0, imm: 1)  // 3: the callee
+            Asm.callLocal(2) // 0 -> 3
+            Asm.ja(1) // 1 -> 3: into the callee
+            Asm.exit() // 2
+            Asm.mov64(0, imm: 1) // 3: the callee
             Asm.exit()
         }
         let error = loadError(code)
@@ -135,9 +145,9 @@ struct FunctionStructureTests {
 
         let backwards = Asm.program {
             Asm.mov64(0, imm: 0)
-            Asm.callLocal(1)  // 1 -> 3
-            Asm.exit()  // 2
-            Asm.jump(.jumpEqual64Imm, 0, imm: 0, -3)  // 3 -> 1: back into the caller
+            Asm.callLocal(1) // 1 -> 3
+            Asm.exit() // 2
+            Asm.jump(.jumpEqual64Imm, 0, imm: 0, -3) // 3 -> 1: back into the caller
             Asm.exit()
         }
         #expect(loadError(backwards)?.reason == .jumpOutOfFunction(target: 1, function: 3))
@@ -146,9 +156,9 @@ struct FunctionStructureTests {
     /// uBPF's err-call0 family: a function that does not end in exit runs into the next one.
     @Test func aFunctionMayNotFallIntoTheNext() {
         let code = Asm.program {
-            Asm.callLocal(1)  // 0 -> 2
-            Asm.mov64(0, imm: 0)  // 1: falls into 2
-            Asm.mov64(0, imm: 1)  // 2: the callee
+            Asm.callLocal(1) // 0 -> 2
+            Asm.mov64(0, imm: 0) // 1: falls into 2
+            Asm.mov64(0, imm: 1) // 2: the callee
             Asm.exit()
         }
         let error = loadError(code)
@@ -158,19 +168,21 @@ struct FunctionStructureTests {
     }
 
     @Test func functionsReachedOnlyThroughFunctionAddressesAreChecked() {
-        let code = [RawInstruction(opcode: 0x18, destination: 1, source: LoadImm64Kind.function.rawValue, imm: 2),
-                    RawInstruction(opcode: 0), Asm.mov64(0, imm: 0), Asm.mov64(0, imm: 1), Asm.exit()]
+        let code = [
+            RawInstruction(opcode: 0x18, destination: 1, source: LoadImm64Kind.function.rawValue, imm: 2),
+            RawInstruction(opcode: 0), Asm.mov64(0, imm: 0), Asm.mov64(0, imm: 1), Asm.exit(),
+        ]
         // The function at 3 starts after 2, which does not end the entry function.
         #expect(loadError(code)?.reason == .functionFallsThrough(function: 0, next: 3))
     }
 
     @Test func wellFormedFunctionsLoad() throws {
         let code = Asm.program {
-            Asm.callLocal(2)  // 0 -> 3
-            Asm.ja(0)  // 1
-            Asm.exit()  // 2
-            Asm.mov64(0, imm: 7)  // 3
-            Asm.ja(-2)  // 4 -> 3
+            Asm.callLocal(2) // 0 -> 3
+            Asm.ja(0) // 1
+            Asm.exit() // 2
+            Asm.mov64(0, imm: 7) // 3
+            Asm.ja(-2) // 4 -> 3
         }
         // The callee's last instruction is an unconditional jump: allowed (the kernel's rule).
         #expect(throws: Never.self) { try VM().load(code) }

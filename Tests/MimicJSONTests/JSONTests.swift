@@ -6,7 +6,8 @@ import MimicJSON
 @Suite struct JSONTests {
     @Test func largeUnsignedNumbersAreExact() throws {
         let value = try JSONValue.parse(
-            #"{"max":18446744073709551615,"odd":9007199254740993,"v":18446656970732715112,"w":-9223372036854775808,"x":1e3}"#)
+            #"{"max":18446744073709551615,"odd":9007199254740993,"v":18446656970732715112,"w":-9223372036854775808,"x":1e3}"#
+        )
         let field = JSONField(value, path: "")
         #expect(try field["max"].integer(UInt64.self) == UInt64.max)
         #expect(try field["max"].bits64() == 18_446_744_073_709_551_615)
@@ -24,9 +25,15 @@ import MimicJSON
         let value = try JSONValue.parse(#"{"ctx":{"memory":[{"size":300}]}}"#)
         let field = JSONField(value, path: "")["ctx"]["memory"]
         let size = try field.elements()[0]["size"]
-        #expect(throws: JSONError(path: "ctx.memory[0].size", "300 is out of range (0...255)")) { try size.integer(UInt8.self) }
-        #expect(throws: JSONError(path: "ctx.missing", "missing")) { try JSONField(value, path: "")["ctx"]["missing"].string() }
-        #expect(throws: JSONError(path: "ctx", "expected an array, got an object")) { try JSONField(value, path: "")["ctx"].elements() }
+        #expect(throws: JSONError(path: "ctx.memory[0].size", "300 is out of range (0...255)")) {
+            try size.integer(UInt8.self)
+        }
+        #expect(throws: JSONError(path: "ctx.missing", "missing")) {
+            try JSONField(value, path: "")["ctx"]["missing"].string()
+        }
+        #expect(throws: JSONError(path: "ctx", "expected an array, got an object")) {
+            try JSONField(value, path: "")["ctx"].elements()
+        }
     }
 
     @Test func stringsDecodeEscapes() throws {
@@ -47,8 +54,8 @@ import MimicJSON
             #expect(Base64.decode(Base64.encode(bytes)) == bytes)
         }
         #expect(Base64.decode("cGhwLWZwbQAAAAAAAAAAAA==") == Array("php-fpm".utf8) + [UInt8](repeating: 0, count: 9))
-        #expect(Base64.decode("YQ") == nil)  // padding is required
-        #expect(Base64.decode("YR==") == nil)  // non-zero trailing bits
+        #expect(Base64.decode("YQ") == nil) // padding is required
+        #expect(Base64.decode("YR==") == nil) // non-zero trailing bits
         #expect(Base64.decode("Y===") == nil)
     }
 }

@@ -9,7 +9,9 @@ import MimicLinux
 /// program type for a legacy section) and contexts given as `ctx_in`, run in the kernel (the
 /// configured object through `bpf()`: `.rodata` written before load and frozen, maps sized before
 /// create) and in Mimic: the same verdicts, maps and `ctx_out`.
-@Suite("Configured objects: Mimic and the kernel agree", .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
+@Suite(
+    "Configured objects: Mimic and the kernel agree",
+    .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
 struct ConfiguredObjectKernelTests {
     static func object(_ name: String) throws -> ObjectFile {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -17,15 +19,21 @@ struct ConfiguredObjectKernelTests {
     }
 
     static func udp(port: UInt16) -> [UInt8] {
-        Fixtures.ethernet(type: 0x0800, payload: Fixtures.ipv4(protocol: 17, payload: [0x30, 0x39, UInt8(port >> 8), UInt8(port & 0xFF), 0, 16, 0, 0] + Array("mimic!!!".utf8)))
+        Fixtures.ethernet(
+            type: 0x0800,
+            payload: Fixtures.ipv4(
+                protocol: 17,
+                payload: [0x30, 0x39, UInt8(port >> 8), UInt8(port & 0xFF), 0, 16, 0, 0] + Array("mimic!!!".utf8)))
     }
 
     @Test(".rodata constants and a max_entries 0 map, configured the same on both sides")
     func rodataAndMapSize() throws {
         let configuration = ObjectConfiguration(
-            globals: [.init(name: "blocked_port", value: .number("53")), .init(name: "enabled", value: .bool(true)),
-                      .init(name: "mode", value: .string("MODE_DROP")),
-                      .init(name: "limits", value: try JSONValue.parse(#"{"low": 10, "flags": [0, 3]}"#))],
+            globals: [
+                .init(name: "blocked_port", value: .number("53")), .init(name: "enabled", value: .bool(true)),
+                .init(name: "mode", value: .string("MODE_DROP")),
+                .init(name: "limits", value: try JSONValue.parse(#"{"low": 10, "flags": [0, 3]}"#)),
+            ],
             mapSizes: ["hits": 8])
         let object = try Self.object("configured").configured(configuration)
         let comparison = try ObjectComparison(object: object)
@@ -38,8 +46,12 @@ struct ConfiguredObjectKernelTests {
         #expect(verdicts == [1, 2, 1, 2], "XDP_DROP for port 53 only")
         // The kernel froze .rodata: a write fails, as Mimic's does.
         let rodata = try #require(object.global(named: ".rodata")).contents
-        #expect(throws: KernelError.self) { try comparison.kernel.maps[".rodata"]?.update(key: [0, 0, 0, 0], value: rodata) }
-        #expect(comparison.emulator.map(named: ".rodata")?.update(key: [0, 0, 0, 0], value: rodata, flags: .any, cpu: 0) == .notPermitted)
+        #expect(throws: KernelError.self) {
+            try comparison.kernel.maps[".rodata"]?.update(key: [0, 0, 0, 0], value: rodata)
+        }
+        #expect(
+            comparison.emulator.map(named: ".rodata")?.update(key: [0, 0, 0, 0], value: rodata, flags: .any, cpu: 0)
+                == .notPermitted)
     }
 
     @Test("without a size the max_entries 0 map is refused on both sides, naming the option")
@@ -56,16 +68,20 @@ struct ConfiguredObjectKernelTests {
         #expect(original.programs.first?.type == .unspec)
         let object = try original.configured(ObjectConfiguration(programTypes: ["xdp_vlan_filter": .xdp]))
         let comparison = try ObjectComparison(object: object)
-        let tagged = [UInt8](repeating: 2, count: 12) + [0x81, 0x00, 0x00, 0x05, 0x08, 0x00] + [UInt8](repeating: 0, count: 40)
+        let tagged =
+            [UInt8](repeating: 2, count: 12) + [0x81, 0x00, 0x00, 0x05, 0x08, 0x00] + [UInt8](repeating: 0, count: 40)
         for packet in [Self.udp(port: 53), tagged] {
             let result = try comparison.run(packet: packet)
             #expect(result.differences.isEmpty, "\(result.differences)")
         }
     }
 
-    @Test("mark, priority, cb and the other ctx_in fields in, ctx_out equal", arguments: [
-        "mark=5,cb[0]=3,priority=2", "mark=6", "mark=5,cb[0]=7,ingress_ifindex=4,tstamp=77,hwtstamp=9,gso_segs=2,gso_size=100,wire_len=60", "",
-    ])
+    @Test(
+        "mark, priority, cb and the other ctx_in fields in, ctx_out equal",
+        arguments: [
+            "mark=5,cb[0]=3,priority=2", "mark=6",
+            "mark=5,cb[0]=7,ingress_ifindex=4,tstamp=77,hwtstamp=9,gso_segs=2,gso_size=100,wire_len=60", "",
+        ])
     func skbContext(fields: String) throws {
         let comparison = try ObjectComparison(object: try Self.object("tc_mark"))
         let packet = Self.udp(port: 53)
@@ -82,10 +98,14 @@ struct ConfiguredObjectKernelTests {
     @Test("a prog-array slot filled by program name, the same on both sides")
     func progArraySlot() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        let original = try ObjectFile(contentsOf: root.appendingPathComponent("MimicLinuxTests/Fixtures/tail_calls.o").path)
+        let original = try ObjectFile(
+            contentsOf: root.appendingPathComponent("MimicLinuxTests/Fixtures/tail_calls.o").path)
         // Slot 2 was empty (dispatch returns XDP_DROP); now it runs stage_count, which chains to stage_pass.
-        let object = try original.configured(ObjectConfiguration(slots: [.init(map: "jump_table", index: 0, target: .program("stage_count")),
-                                                                         .init(map: "jump_table", index: 2, target: .program("stage_pass"))]))
+        let object = try original.configured(
+            ObjectConfiguration(slots: [
+                .init(map: "jump_table", index: 0, target: .program("stage_count")),
+                .init(map: "jump_table", index: 2, target: .program("stage_pass")),
+            ]))
         let comparison = try ObjectComparison(object: object, programName: "dispatch")
         let result = try comparison.run(packet: Self.udp(port: 53))
         #expect(result.differences.isEmpty, "\(result.differences)")
@@ -94,10 +114,12 @@ struct ConfiguredObjectKernelTests {
 
     @Test("xdp_md ingress_ifindex and rx_queue_index as ctx_in")
     func xdpContext() throws {
-        let object = try Self.object("legacy_section").configured(ObjectConfiguration(programTypes: ["xdp_vlan_filter": .xdp]))
+        let object = try Self.object("legacy_section").configured(
+            ObjectConfiguration(programTypes: ["xdp_vlan_filter": .xdp]))
         let comparison = try ObjectComparison(object: object)
         let packet = Self.udp(port: 53)
-        let context = try TestRunContext.apply(try TestRunContext.parse("ingress_ifindex=1,rx_queue_index=0"), to: XDPContext(packet: packet))
+        let context = try TestRunContext.apply(
+            try TestRunContext.parse("ingress_ifindex=1,rx_queue_index=0"), to: XDPContext(packet: packet))
         let result = try comparison.run(packet: packet, mimicContext: context)
         #expect(result.differences.isEmpty, "\(result.differences)")
     }

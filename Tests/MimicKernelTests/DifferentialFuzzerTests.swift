@@ -8,7 +8,8 @@ func hexBytes(_ text: String) -> [UInt8] {
     var bytes: [UInt8] = []
     var index = text.startIndex
     while index < text.endIndex, let next = text.index(index, offsetBy: 2, limitedBy: text.endIndex),
-          let byte = UInt8(text[index..<next], radix: 16) {
+        let byte = UInt8(text[index..<next], radix: 16)
+    {
         bytes.append(byte)
         index = next
     }
@@ -60,7 +61,9 @@ struct FuzzGeneratorTests {
     }
 }
 
-@Suite("Differential fuzzer: Mimic against the kernel", .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
+@Suite(
+    "Differential fuzzer: Mimic against the kernel",
+    .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
 struct DifferentialFuzzerTests {
     @Test("5,000 programs with a fixed seed: every accepted program gives the kernel's result")
     func fixedSeed() throws {
@@ -106,38 +109,42 @@ struct DifferentialFuzzerTests {
     @Test("kernel quirk: 32-bit cmpxchg does not always zero-extend R0")
     func cmpxchg32Quirk() throws {
         let text = """
-        ldxw %r2, [%r1]
-        ldxw %r3, [%r1+4]
-        mov %r4, %r2
-        add %r4, 64
-        jle %r4, %r3, +2
-        mov %r0, 0
-        exit
-        ldxsw %r0, [%r2]
-        ldxdw %r8, [%r2+24]
-        lddw %r5, 31
-        mov32 %r6, 255
-        stxdw [%r10-8], %r0
-        stdw [%r10-16], 1
-        stxdw [%r10-24], %r5
-        stxdw [%r10-32], %r2
-        stdw [%r10-40], -1
-        stxdw [%r10-48], %r5
-        stxdw [%r10-56], %r4
-        stxdw [%r10-64], %r6
-        lddw %r0, 0x7fffffffffffffff
-        jne %r8, 0x3d83d113, +1
-        ja32 +1
-        lock cmpxchg32 [%r10-36], %r8
-        mov %r1, %r0
-        rsh %r1, 32
-        xor %r0, %r1
-        exit
-        """
-        let packet = hexBytes("0f000000000000000b000000000000000e0000000000000078ec7a94addeb0bd0200000000000000312075d65317f7340f000000000000000200000000000000")
+            ldxw %r2, [%r1]
+            ldxw %r3, [%r1+4]
+            mov %r4, %r2
+            add %r4, 64
+            jle %r4, %r3, +2
+            mov %r0, 0
+            exit
+            ldxsw %r0, [%r2]
+            ldxdw %r8, [%r2+24]
+            lddw %r5, 31
+            mov32 %r6, 255
+            stxdw [%r10-8], %r0
+            stdw [%r10-16], 1
+            stxdw [%r10-24], %r5
+            stxdw [%r10-32], %r2
+            stdw [%r10-40], -1
+            stxdw [%r10-48], %r5
+            stxdw [%r10-56], %r4
+            stxdw [%r10-64], %r6
+            lddw %r0, 0x7fffffffffffffff
+            jne %r8, 0x3d83d113, +1
+            ja32 +1
+            lock cmpxchg32 [%r10-36], %r8
+            mov %r1, %r0
+            rsh %r1, 32
+            xor %r0, %r1
+            exit
+            """
+        let packet = hexBytes(
+            "0f000000000000000b000000000000000e0000000000000078ec7a94addeb0bd0200000000000000312075d65317f7340f000000000000000200000000000000"
+        )
         let (kernel, mimic) = try runBoth(text, packet: packet)
-        #expect(mimic == 0xFFFF_FFFF)  // R0 = 0x00000000_ffffffff, the old value zero-extended
-        withKnownIssue("the kernel returns 0x80000000: it leaves R0 = 0x7fffffff_ffffffff (x86-64 JIT)", isIntermittent: true) {
+        #expect(mimic == 0xFFFF_FFFF) // R0 = 0x00000000_ffffffff, the old value zero-extended
+        withKnownIssue(
+            "the kernel returns 0x80000000: it leaves R0 = 0x7fffffff_ffffffff (x86-64 JIT)", isIntermittent: true
+        ) {
             #expect(kernel == 0xFFFF_FFFF)
         }
     }
@@ -149,35 +156,37 @@ struct DifferentialFuzzerTests {
     @Test("kernel quirk: a fetch-and result after a loop is mis-tracked")
     func fetchAndAfterLoopQuirk() throws {
         let text = """
-        ldxw %r2, [%r1]
-        ldxw %r3, [%r1+4]
-        mov %r4, %r2
-        add %r4, 64
-        jle %r4, %r3, +2
-        mov %r0, 0
-        exit
-        ldxb %r7, [%r2+16]
-        ldxdw %r4, [%r2+40]
-        ldxb %r0, [%r2+48]
-        stxdw [%r10-56], %r4
-        jsgt32 %r4, -2, +0
-        mov32 %r6, 1
-        add %r6, -1
-        jne %r6, 0, -2
-        mov32 %r9, 1
-        lock fetch and [%r10-56], %r6
-        add %r9, -1
-        jne %r9, 0, -3
-        mov %r4, %r6
-        mov %r5, 0
-        jsle32 %r4, 7, +1
-        mov %r5, %r7
-        xor %r0, %r5
-        exit
-        """
-        let packet = hexBytes("0500000000000000f6ffffffffffffff0300000000000000000000000000000007000000000000000b00000000000000f4ffffffffffffff0900000000000000")
+            ldxw %r2, [%r1]
+            ldxw %r3, [%r1+4]
+            mov %r4, %r2
+            add %r4, 64
+            jle %r4, %r3, +2
+            mov %r0, 0
+            exit
+            ldxb %r7, [%r2+16]
+            ldxdw %r4, [%r2+40]
+            ldxb %r0, [%r2+48]
+            stxdw [%r10-56], %r4
+            jsgt32 %r4, -2, +0
+            mov32 %r6, 1
+            add %r6, -1
+            jne %r6, 0, -2
+            mov32 %r9, 1
+            lock fetch and [%r10-56], %r6
+            add %r9, -1
+            jne %r9, 0, -3
+            mov %r4, %r6
+            mov %r5, 0
+            jsle32 %r4, 7, +1
+            mov %r5, %r7
+            xor %r0, %r5
+            exit
+            """
+        let packet = hexBytes(
+            "0500000000000000f6ffffffffffffff0300000000000000000000000000000007000000000000000b00000000000000f4ffffffffffffff0900000000000000"
+        )
         let (kernel, mimic) = try runBoth(text, packet: packet)
-        #expect(mimic == 0xF7)  // r6 = 11 (old value), 11 > 7, so r5 = r7 = 3; 0xf4 ^ 3
+        #expect(mimic == 0xF7) // r6 = 11 (old value), 11 > 7, so r5 = r7 = 3; 0xf4 ^ 3
         withKnownIssue("the kernel returns 0xf4: it takes the jsle32 branch", isIntermittent: true) {
             #expect(kernel == 0xF7)
         }

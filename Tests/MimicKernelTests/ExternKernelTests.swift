@@ -15,9 +15,11 @@ struct ExternKernelTests {
     func kconfigAndOpenCodedIteratorsAgreeWithTheKernel() throws {
         let path = Fixtures.directories[1].appendingPathComponent("externs.o").path
         let object = try ObjectFile(contentsOf: path)
-        let kernel = KernelConfig(values: ["CONFIG_BPF_SYSCALL": "y", "CONFIG_NF_CONNTRACK": "m", "CONFIG_MIMIC_CHAR": "y",
-                                           "CONFIG_MIMIC_S16": "-2", "CONFIG_HZ": "1000", "CONFIG_MIMIC_U64": "0xFFFFFFFFFF",
-                                           "CONFIG_DEFAULT_HOSTNAME": "\"kernel\""])
+        let kernel = KernelConfig(values: [
+            "CONFIG_BPF_SYSCALL": "y", "CONFIG_NF_CONNTRACK": "m", "CONFIG_MIMIC_CHAR": "y",
+            "CONFIG_MIMIC_S16": "-2", "CONFIG_HZ": "1000", "CONFIG_MIMIC_U64": "0xFFFFFFFFFF",
+            "CONFIG_DEFAULT_HOSTNAME": "\"kernel\"",
+        ])
         let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1, kernel: kernel))
         let vm = VM(emulator: emulator)
         let loaded = try vm.load(object: object)

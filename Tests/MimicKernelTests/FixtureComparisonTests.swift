@@ -19,7 +19,8 @@ enum Fixtures {
             for name in names.sorted() where name.hasSuffix(".o") {
                 let path = directory.appendingPathComponent(name).path
                 guard let object = try? ObjectFile(contentsOf: path), !object.isBigEndian,
-                      object.programs.contains(where: { ObjectComparison.supportedTypes.contains($0.type) }) else { continue }
+                    object.programs.contains(where: { ObjectComparison.supportedTypes.contains($0.type) })
+                else { continue }
                 paths.append(path)
             }
         }
@@ -33,7 +34,8 @@ enum Fixtures {
         "legacy_maps.o": ["count_packets"], "multi_prog.o": ["xdp_first", "xdp_second", "tc_mark"],
         "xdp_firewall.o": ["firewall"], "tc_nat.o": ["dnat"], "lpm_route.o": ["route"], "lru.o": ["track"],
         "tail_calls.o": ["dispatch", "stage_pass", "stage_count"],
-        "net_xdp.o": ["xdp_bytes", "xdp_mtu"], "net_skb.o": ["tc_bytes", "tc_state", "tc_ecn", "tc_proto", "sf_relative"],
+        "net_xdp.o": ["xdp_bytes", "xdp_mtu"],
+        "net_skb.o": ["tc_bytes", "tc_state", "tc_ecn", "tc_proto", "sf_relative"],
         "bloom.o": ["bloom"],
     ]
 
@@ -43,7 +45,9 @@ enum Fixtures {
 
     static func ipv4(protocol proto: UInt8, payload: [UInt8]) -> [UInt8] {
         let length = 20 + payload.count
-        return [0x45, 0, UInt8(length >> 8), UInt8(length & 0xFF), 0, 1, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2] + payload
+        return [
+            0x45, 0, UInt8(length >> 8), UInt8(length & 0xFF), 0, 1, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ] + payload
     }
 
     /// IPv4/UDP, IPv4/TCP, IPv6/UDP, ARP, a one-byte experimental frame, a long UDP packet, random bytes.
@@ -52,26 +56,33 @@ enum Fixtures {
         let udp: [UInt8] = [0x30, 0x39, 0x00, 0x35, 0, 16, 0, 0] + Array("mimic!!!".utf8)
         let tcp: [UInt8] = [0x30, 0x39, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xFF, 0xFF, 0, 0, 0, 0]
         var ipv6: [UInt8] = [0x60, 0, 0, 0, 0, 16, 17, 64] + [UInt8](repeating: 0, count: 32)
-        ipv6[23] = 1; ipv6[39] = 2
+        ipv6[23] = 1
+        ipv6[39] = 2
         var random = SeededRandom(seed: 99)
         return [
             ethernet(type: 0x0800, payload: ipv4(protocol: 17, payload: udp)),
             ethernet(type: 0x0800, payload: ipv4(protocol: 6, payload: tcp)),
             ethernet(type: 0x86DD, payload: ipv6 + udp),
             ethernet(type: 0x0806, payload: [UInt8](repeating: 0, count: 28)),
-            ethernet(type: 0x88B5, payload: [0x01]),  // a local experimental EtherType, one byte
+            ethernet(type: 0x88B5, payload: [0x01]), // a local experimental EtherType, one byte
             ethernet(type: 0x0800, payload: ipv4(protocol: 17, payload: udp + [UInt8](repeating: 0x5A, count: 120))),
             (0..<60).map { _ in UInt8(truncatingIfNeeded: random.next()) },
         ]
     }
 }
 
-@Suite("Fixtures: Mimic and the kernel agree", .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
+@Suite(
+    "Fixtures: Mimic and the kernel agree",
+    .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
 struct FixtureComparisonTests {
     @Test("the fixture list holds the XDP, tc and socket-filter objects")
     func fixturesFound() {
         let names = Set(Fixtures.objects.map { URL(fileURLWithPath: $0).lastPathComponent })
-        #expect(names.isSuperset(of: ["xdp_parse.o", "socket_filter.o", "btf_maps.o", "legacy_maps.o", "globals.o", "loops.o", "subprog_calls.o"]), "\(names)")
+        #expect(
+            names.isSuperset(of: [
+                "xdp_parse.o", "socket_filter.o", "btf_maps.o", "legacy_maps.o", "globals.o", "loops.o",
+                "subprog_calls.o",
+            ]), "\(names)")
     }
 
     @Test("every program gives the same return value, packet and maps on every packet", arguments: Fixtures.objects)
@@ -93,10 +104,14 @@ struct FixtureComparisonTests {
             compared.insert(program.name)
             for (index, packet) in Fixtures.packets.enumerated() {
                 let result = try comparison.run(packet: packet)
-                #expect(result.differences.isEmpty, "\(name) \(program.name) packet \(index): \(result.differences.joined(separator: "; "))")
+                #expect(
+                    result.differences.isEmpty,
+                    "\(name) \(program.name) packet \(index): \(result.differences.joined(separator: "; "))")
             }
         }
         let required = Fixtures.mustCompare[name] ?? []
-        #expect(compared.isSuperset(of: required), "\(name): compared \(compared.sorted()), expected at least \(required.sorted())")
+        #expect(
+            compared.isSuperset(of: required),
+            "\(name): compared \(compared.sorted()), expected at least \(required.sorted())")
     }
 }

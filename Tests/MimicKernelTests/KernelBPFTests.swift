@@ -14,7 +14,9 @@ enum KernelGate {
     }()
 }
 
-@Suite("KernelBPF: maps, programs, test runs", .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
+@Suite(
+    "KernelBPF: maps, programs, test runs",
+    .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
 struct KernelBPFTests {
     func assemble(_ text: String) throws -> [RawInstruction] { try Assembler.assemble(text) }
 
@@ -39,7 +41,8 @@ struct KernelBPFTests {
 
     @Test("maps: create, update, lookup, iterate, delete; per-CPU values")
     func maps() throws {
-        let hash = try KernelBPF.createMap(MapAttributes(name: "h", type: .hash, keySize: 4, valueSize: 8, maxEntries: 8))
+        let hash = try KernelBPF.createMap(
+            MapAttributes(name: "h", type: .hash, keySize: 4, valueSize: 8, maxEntries: 8))
         #expect(try hash.lookup(key: [1, 0, 0, 0]) == nil)
         try hash.update(key: [1, 0, 0, 0], value: [1, 2, 3, 4, 5, 6, 7, 8])
         try hash.update(key: [2, 0, 0, 0], value: [8, 7, 6, 5, 4, 3, 2, 1])
@@ -49,30 +52,33 @@ struct KernelBPFTests {
         #expect(try !hash.delete(key: [1, 0, 0, 0]))
         #expect(throws: KernelError.self) { try hash.update(key: [1], value: [0]) }
 
-        let perCPU = try KernelBPF.createMap(MapAttributes(name: "pc", type: .perCPUArray, keySize: 4, valueSize: 4, maxEntries: 1))
+        let perCPU = try KernelBPF.createMap(
+            MapAttributes(name: "pc", type: .perCPUArray, keySize: 4, valueSize: 4, maxEntries: 1))
         #expect(perCPU.userValueSize == 8 * KernelBPF.possibleCPUs)
         #expect(try perCPU.lookup(key: [0, 0, 0, 0])?.count == perCPU.userValueSize)
     }
 
     @Test("a program reads and writes a map through an fd reference")
     func programWithMap() throws {
-        let array = try KernelBPF.createMap(MapAttributes(name: "a", type: .array, keySize: 4, valueSize: 8, maxEntries: 1))
+        let array = try KernelBPF.createMap(
+            MapAttributes(name: "a", type: .array, keySize: 4, valueSize: 8, maxEntries: 1))
         // r0 = *lookup(array, 0) + 1, stored back.
-        var code = try assemble("""
-        stw [%r10-4], 0
-        lddw %r1, 0
-        mov %r2, %r10
-        add %r2, -4
-        call 1
-        jne %r0, 0, +2
-        mov %r0, 0
-        exit
-        ldxdw %r1, [%r0]
-        add %r1, 41
-        stxdw [%r0], %r1
-        mov %r0, %r1
-        exit
-        """)
+        var code = try assemble(
+            """
+            stw [%r10-4], 0
+            lddw %r1, 0
+            mov %r2, %r10
+            add %r2, -4
+            call 1
+            jne %r0, 0, +2
+            mov %r0, 0
+            exit
+            ldxdw %r1, [%r0]
+            add %r1, 41
+            stxdw [%r0], %r1
+            mov %r0, %r1
+            exit
+            """)
         code[1].source = 1
         code[1].imm = array.fd
         let program = try KernelBPF.loadProgram(code, type: .xdp, name: "counter", maps: [array])

@@ -6,19 +6,23 @@ import MimicLinux
 
 /// `ObjectComparison` on maps of 2^24 entries (`Fixtures/big_maps.o`): the right differences and
 /// agreement, at a memory cost that follows the entries touched, not `max_entries`.
-@Suite("Compare: maps of 16 million entries", .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
+@Suite(
+    "Compare: maps of 16 million entries",
+    .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
 struct LargeMapComparisonTests {
     static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures/big_maps.o").path
 
     /// An Ethernet + IPv4/UDP packet from 10.0.0.1 to 10.0.0.2.
-    static let packet: [UInt8] = Fixtures.ethernet(type: 0x0800, payload: Fixtures.ipv4(protocol: 17, payload: [0x30, 0x39, 0, 0x35, 0, 8, 0, 0]))
+    static let packet: [UInt8] = Fixtures.ethernet(
+        type: 0x0800, payload: Fixtures.ipv4(protocol: 17, payload: [0x30, 0x39, 0, 0x35, 0, 8, 0, 0]))
 
     /// The peak resident set size (`VmHWM` of /proc/self/status) in bytes, or nil where unreadable.
     static func peakResident() -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
         return kilobytes * 1024
     }
 
@@ -31,14 +35,20 @@ struct LargeMapComparisonTests {
 
     @Test("batched reads return what the key walk returns: hash maps past one batch, per-CPU hash, LPM fallback")
     func batches() throws {
-        let hash = try KernelBPF.createMap(MapAttributes(name: "h", type: .hash, keySize: 4, valueSize: 8, maxEntries: 1 << 16))
-        let perCPU = try KernelBPF.createMap(MapAttributes(name: "p", type: .perCPUHash, keySize: 8, valueSize: 4, maxEntries: 64))
-        let lpm = try KernelBPF.createMap(MapAttributes(name: "l", type: .lpmTrie, keySize: 8, valueSize: 4, maxEntries: 16,
-                                                        flags: MapFlags.noPrealloc.rawValue))
+        let hash = try KernelBPF.createMap(
+            MapAttributes(name: "h", type: .hash, keySize: 4, valueSize: 8, maxEntries: 1 << 16))
+        let perCPU = try KernelBPF.createMap(
+            MapAttributes(name: "p", type: .perCPUHash, keySize: 8, valueSize: 4, maxEntries: 64))
+        let lpm = try KernelBPF.createMap(
+            MapAttributes(
+                name: "l", type: .lpmTrie, keySize: 8, valueSize: 4, maxEntries: 16,
+                flags: MapFlags.noPrealloc.rawValue))
         for index in 0..<40 {
-            try hash.update(key: KernelObject.u32(UInt32(index * 977)), value: [UInt8](repeating: UInt8(index), count: 8))
-            try perCPU.update(key: KernelObject.u32(UInt32(index)) + [1, 2, 3, 4],
-                              value: [UInt8](repeating: UInt8(index), count: perCPU.userValueSize))
+            try hash.update(
+                key: KernelObject.u32(UInt32(index * 977)), value: [UInt8](repeating: UInt8(index), count: 8))
+            try perCPU.update(
+                key: KernelObject.u32(UInt32(index)) + [1, 2, 3, 4],
+                value: [UInt8](repeating: UInt8(index), count: perCPU.userValueSize))
         }
         try lpm.update(key: [24, 0, 0, 0, 10, 1, 2, 0], value: [1, 0, 0, 0])
         try lpm.update(key: [8, 0, 0, 0, 10, 0, 0, 0], value: [2, 0, 0, 0])
@@ -46,7 +56,9 @@ struct LargeMapComparisonTests {
             let walked = Dictionary(uniqueKeysWithValues: try map.entries().map { ($0.key, $0.value) })
             let batched = try map.entriesInBatches(batchSize: 7)
             #expect(batched.count == walked.count, "\(map.attributes.name)")
-            #expect(Dictionary(uniqueKeysWithValues: batched.map { ($0.key, $0.value) }) == walked, "\(map.attributes.name)")
+            #expect(
+                Dictionary(uniqueKeysWithValues: batched.map { ($0.key, $0.value) }) == walked, "\(map.attributes.name)"
+            )
         }
         #expect(try hash.entriesInBatches().count == 40)
     }
@@ -64,7 +76,7 @@ struct LargeMapComparisonTests {
             #expect(result.differences.isEmpty, "packet \(round): \(result.differences)")
         }
         // Both sides counted the packets at the touched indices and key.
-        let source = KernelObject.u32(1)  // 10.0.0.1 & 0xFFFFFF
+        let source = KernelObject.u32(1) // 10.0.0.1 & 0xFFFFFF
         let last = KernelObject.u32(UInt32(1 << 24 - 1))
         let destination: [UInt8] = [10, 0, 0, 2]
         let two = [UInt8](withUnsafeBytes(of: UInt64(2).littleEndian) { Array($0) })
@@ -83,9 +95,12 @@ struct LargeMapComparisonTests {
         try kernelCounters.update(key: source, value: four)
         try kernelFlows.update(key: [10, 0, 0, 9], value: two)
         let lines = try comparison.compareMaps()
-        #expect(Set(lines) == ["map flows key 0a000009: only in the kernel",
-                               "map counters key 01000000: kernel \(ObjectComparison.hex(four)), Mimic \(ObjectComparison.hex(two))"],
-                "\(lines)")
+        #expect(
+            Set(lines) == [
+                "map flows key 0a000009: only in the kernel",
+                "map counters key 01000000: kernel \(ObjectComparison.hex(four)), Mimic \(ObjectComparison.hex(two))",
+            ],
+            "\(lines)")
         #expect(lines.count == 2)
         // Undone, the two agree again.
         try kernelCounters.update(key: source, value: two)

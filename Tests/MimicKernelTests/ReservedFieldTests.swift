@@ -5,11 +5,15 @@ import MimicCore
 /// The loader's validity rule against the kernel's verifier: a field an instruction does not
 /// use must be zero ("... uses reserved fields"), and a function may neither jump out of itself
 /// nor fall into the next one ("jump out of range", "last insn is not an exit or jmp").
-@Suite("Reserved fields and function structure: Mimic refuses what the kernel refuses",
-       .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
+@Suite(
+    "Reserved fields and function structure: Mimic refuses what the kernel refuses",
+    .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
 struct ReservedFieldTests {
-    static func op(_ operation: Operation, dst: UInt8 = 0, src: UInt8 = 0, off: Int16 = 0, imm: Int32 = 0) -> RawInstruction {
-        var instruction = RawInstruction(opcode: operation.form.opcode, destination: dst, source: src, offset: off, imm: imm)
+    static func op(_ operation: Operation, dst: UInt8 = 0, src: UInt8 = 0, off: Int16 = 0, imm: Int32 = 0)
+        -> RawInstruction
+    {
+        var instruction = RawInstruction(
+            opcode: operation.form.opcode, destination: dst, source: src, offset: off, imm: imm)
         if case .source(let value) = operation.form.discriminator { instruction.source = value }
         return instruction
     }
@@ -38,8 +42,9 @@ struct ReservedFieldTests {
                 _ = try KernelBPF.loadProgram(code, type: .socketFilter, name: "reserved")
                 Issue.record("\(name): the kernel accepted it")
             } catch {
-                #expect(error.verifierLog?.contains(words) == true || error.description.contains(words),
-                        "\(name): \(error)")
+                #expect(
+                    error.verifierLog?.contains(words) == true || error.description.contains(words),
+                    "\(name): \(error)")
             }
             #expect(throws: LoadError.self, "\(name): Mimic accepted it") { try VM().load(code) }
         }

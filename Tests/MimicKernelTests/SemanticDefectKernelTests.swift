@@ -5,8 +5,9 @@ import MimicCore
 
 /// Issue 13, checked against the running kernel (`BPF_PROG_TEST_RUN`): `pkt_type` and where an
 /// sk_buff's data starts, and `bpf_perf_event_output` from XDP.
-@Suite("Kernel: sk_buff pkt_type and data start, perf output from XDP", .serialized,
-       .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
+@Suite(
+    "Kernel: sk_buff pkt_type and data start, perf output from XDP", .serialized,
+    .enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
 struct SemanticDefectKernelTests {
     /// IPv4/UDP frames to: the loopback's address (zeros), broadcast, an IPv4 multicast MAC, and
     /// another host.
@@ -32,8 +33,9 @@ struct SemanticDefectKernelTests {
         return (kernel.returnValue, UInt32(truncatingIfNeeded: try process.run()))
     }
 
-    @Test("pkt_type, len, protocol and the first data byte agree for socket filters and tc",
-          arguments: [ProgramType.socketFilter, .schedCls])
+    @Test(
+        "pkt_type, len, protocol and the first data byte agree for socket filters and tc",
+        arguments: [ProgramType.socketFilter, .schedCls])
     func packetTypeAndDataStart(type: ProgramType) throws {
         // pkt_type | len << 4 | protocol << 16 ... packed into one 32-bit result.
         let fields = """
@@ -57,10 +59,16 @@ struct SemanticDefectKernelTests {
         for destination in Self.destinations {
             let packet = Self.frame(to: destination)
             let result = try Self.both(fields, type: type, packet: packet)
-            #expect(result.mimic == result.kernel, "\(type) to \(destination): kernel 0x\(String(result.kernel, radix: 16)), Mimic 0x\(String(result.mimic, radix: 16))")
+            #expect(
+                result.mimic == result.kernel,
+                "\(type) to \(destination): kernel 0x\(String(result.kernel, radix: 16)), Mimic 0x\(String(result.mimic, radix: 16))"
+            )
             packetTypes.append(result.kernel & 0xF)
             let byte = try Self.both(firstByte, type: type, packet: packet)
-            #expect(byte.mimic == byte.kernel, "\(type): first data byte kernel 0x\(String(byte.kernel, radix: 16)), Mimic 0x\(String(byte.mimic, radix: 16))")
+            #expect(
+                byte.mimic == byte.kernel,
+                "\(type): first data byte kernel 0x\(String(byte.kernel, radix: 16)), Mimic 0x\(String(byte.mimic, radix: 16))"
+            )
             #expect(byte.kernel == (type == .socketFilter ? 0x45 : UInt32(destination[0])))
         }
         // The test run receives on the loopback device, whose address and broadcast address are
@@ -70,8 +78,10 @@ struct SemanticDefectKernelTests {
 
     @Test("bpf_perf_event_output from XDP: ctx length accepted, no event attached is -ENOENT")
     func perfOutputFromXDP() throws {
-        let kernelMap = try KernelBPF.createMap(MapAttributes(name: "events", type: .perfEventArray, keySize: 4, valueSize: 4,
-                                                              maxEntries: KernelBPF.possibleCPUs))
+        let kernelMap = try KernelBPF.createMap(
+            MapAttributes(
+                name: "events", type: .perfEventArray, keySize: 4, valueSize: 4,
+                maxEntries: KernelBPF.possibleCPUs))
         // BPF_F_CURRENT_CPU with 14 bytes of packet; then the same with 4096 (longer than the packet).
         func source(_ flags: UInt64) -> String {
             """
@@ -94,14 +104,18 @@ struct SemanticDefectKernelTests {
 
             let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1))
             let vm = VM(emulator: emulator)
-            let map = try emulator.createMap(MapAttributes(name: "events", type: .perfEventArray, keySize: 4, valueSize: 4, maxEntries: 1), in: vm)
+            let map = try emulator.createMap(
+                MapAttributes(name: "events", type: .perfEventArray, keySize: 4, valueSize: 4, maxEntries: 1), in: vm)
             var mimicCode = code
             mimicCode[1].source = 0
             mimicCode[1].imm = Int32(truncatingIfNeeded: map.handle)
             mimicCode[2].imm = Int32(truncatingIfNeeded: map.handle >> 32)
             let process = try vm.makeProcess(for: try vm.load(mimicCode), context: XDPContext(packet: packet))
             let mimic = UInt32(truncatingIfNeeded: try process.run())
-            #expect(mimic == kernel.returnValue, "flags 0x\(String(flags, radix: 16)): kernel \(Int32(bitPattern: kernel.returnValue)), Mimic \(Int32(bitPattern: mimic))")
+            #expect(
+                mimic == kernel.returnValue,
+                "flags 0x\(String(flags, radix: 16)): kernel \(Int32(bitPattern: kernel.returnValue)), Mimic \(Int32(bitPattern: mimic))"
+            )
         }
     }
 }

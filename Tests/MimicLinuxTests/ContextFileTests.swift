@@ -26,7 +26,8 @@ import MimicTestSupport
         """
 
     @Test func xdpFileRunsAndPasses() throws {
-        let context = try ContextFile.load(contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("xdp.json"))
+        let context = try ContextFile.load(
+            contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("xdp.json"))
         let xdp = try #require(context as? XDPContext)
         #expect(xdp.headroom == 192 && xdp.tailroom == 32 && xdp.ingressIfindex == 4 && xdp.rxQueueIndex == 1)
         let (r0, process) = try ContextTestSupport.run(Self.xdpProgram, context: context)
@@ -39,9 +40,11 @@ import MimicTestSupport
     }
 
     @Test func xdpFieldsAreKernelLayout() throws {
-        let context = XDPContext(packet: ContextTestSupport.udpPacket, ingressIfindex: 7, rxQueueIndex: 3, egressIfindex: 9)
+        let context = XDPContext(
+            packet: ContextTestSupport.udpPacket, ingressIfindex: 7, rxQueueIndex: 3, egressIfindex: 9)
         // data_meta == data; ingress_ifindex, rx_queue_index, egress_ifindex at 12, 16, 20.
-        let (r0, _) = try ContextTestSupport.run("""
+        let (r0, _) = try ContextTestSupport.run(
+            """
             ldxw %r2, [%r1+0]
             ldxw %r3, [%r1+8]
             jne %r2, %r3, bad
@@ -61,7 +64,8 @@ import MimicTestSupport
     }
 
     @Test func xdpContextIsReadOnly() throws {
-        let (vm, program) = try ContextTestSupport.load("""
+        let (vm, program) = try ContextTestSupport.load(
+            """
             stw [%r1+0], 0
             mov %r0, 0
             exit
@@ -72,9 +76,11 @@ import MimicTestSupport
     }
 
     @Test func skbFileRunsWithDerivedFields() throws {
-        let context = try ContextFile.load(contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("skb.json"))
+        let context = try ContextFile.load(
+            contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("skb.json"))
         // r0 = len | protocol << 16 (protocol is the EtherType in network order: 0x0008).
-        let (r0, process) = try ContextTestSupport.run("""
+        let (r0, process) = try ContextTestSupport.run(
+            """
             ldxw %r0, [%r1+0]
             ldxw %r2, [%r1+16]
             lsh %r2, 16
@@ -96,9 +102,11 @@ import MimicTestSupport
     }
 
     @Test func skbSocketAndFlowKeysAreReadable() throws {
-        let context = try ContextFile.load(contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("skb.json"))
+        let context = try ContextFile.load(
+            contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("skb.json"))
         // bpf_sock.dst_port (offset 48, be16) and bpf_flow_keys.dport (offset 14, be16).
-        let (r0, _) = try ContextTestSupport.run("""
+        let (r0, _) = try ContextTestSupport.run(
+            """
             ldxdw %r2, [%r1+168]
             ldxh %r0, [%r2+48]
             be16 %r0
@@ -113,7 +121,8 @@ import MimicTestSupport
     }
 
     @Test func skbWritableFieldsAreReadAfterTheRun() throws {
-        let (_, process) = try ContextTestSupport.run("""
+        let (_, process) = try ContextTestSupport.run(
+            """
             stw [%r1+8], 0x1234
             stw [%r1+32], 7
             stw [%r1+48], 11
@@ -132,7 +141,8 @@ import MimicTestSupport
     }
 
     @Test func skbLegacyPacketLoadsSeeThePacket() throws {
-        let (r0, _) = try ContextTestSupport.run("""
+        let (r0, _) = try ContextTestSupport.run(
+            """
             ldabsh 12
             exit
             """, context: SKBContext(packet: ContextTestSupport.udpPacket))
@@ -140,9 +150,11 @@ import MimicTestSupport
     }
 
     @Test func genericFileBuildsThirtyTwoBitPointers() throws {
-        let context = try ContextFile.load(contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("generic.json"))
+        let context = try ContextFile.load(
+            contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("generic.json"))
         // xdp_md-shaped struct of six u32 values; data..data_end is the 30 bytes 0x10...0x2d of "frame".
-        let (r0, _) = try ContextTestSupport.run("""
+        let (r0, _) = try ContextTestSupport.run(
+            """
             ldxw %r2, [%r1+0]
             ldxw %r3, [%r1+4]
             mov %r0, %r3
@@ -159,7 +171,8 @@ import MimicTestSupport
     }
 
     @Test func capturedFileReplaysCommAndTracePrintk() throws {
-        let context = try ContextFile.load(contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("captured.json"))
+        let context = try ContextFile.load(
+            contentsOf: ContextTestSupport.contextsDirectory.appendingPathComponent("captured.json"))
         let source = """
             mov %r1, %r10
             add %r1, -16
@@ -200,9 +213,11 @@ import MimicTestSupport
 
     @Test func markdownGenericExampleLaysOutPointersAndInts() throws {
         let examples = try ContextTestSupport.markdownExamples()
-        let generic = try #require(examples.first(where: { $0.contains("\"type\": \"generic\"") && $0.contains("message and length") }))
+        let generic = try #require(
+            examples.first(where: { $0.contains("\"type\": \"generic\"") && $0.contains("message and length") }))
         // r1 -> args { data: 8-byte pointer to "mimic" in "hello, mimic", size: 12 }; r2 = 12.
-        let (r0, process) = try ContextTestSupport.run("""
+        let (r0, process) = try ContextTestSupport.run(
+            """
             ldxdw %r3, [%r1+0]
             ldxb %r0, [%r3+0]
             ldxdw %r4, [%r1+8]
@@ -221,9 +236,11 @@ import MimicTestSupport
     @Test func markdownCapturedExampleReplaysPidTgidAndComm() throws {
         let examples = try ContextTestSupport.markdownExamples()
         let captured = try #require(examples.first(where: { $0.contains("\"type\": \"captured\"") }))
-        let (r0, _) = try ContextTestSupport.run("call 14\nexit", context: try ContextFile.load(data: Array(captured.utf8)))
+        let (r0, _) = try ContextTestSupport.run(
+            "call 14\nexit", context: try ContextFile.load(data: Array(captured.utf8)))
         #expect(r0 == 8000 << 32 | 8001)
-        let (_, process) = try ContextTestSupport.run("""
+        let (_, process) = try ContextTestSupport.run(
+            """
             mov %r1, %r10
             add %r1, -16
             mov %r2, 16
@@ -251,9 +268,12 @@ import MimicTestSupport
             var value: UInt64
             func attach(to process: MimicCore.Process) throws(SetupError) { process.registers[1] = value }
         }
-        ContextFile.register(type: "test_fixed") { ctx, _ throws(ContextError) in Fixed(value: try ctx["value"].integer(UInt64.self)) }
+        ContextFile.register(type: "test_fixed") { ctx, _ throws(ContextError) in
+            Fixed(value: try ctx["value"].integer(UInt64.self))
+        }
         #expect(ContextFile.registeredTypes.contains("test_fixed"))
-        let context = try ContextFile.load(data: Array(#"{"name":"x","type":"test_fixed","ctx":{"value":18446744073709551615}}"#.utf8))
+        let context = try ContextFile.load(
+            data: Array(#"{"name":"x","type":"test_fixed","ctx":{"value":18446744073709551615}}"#.utf8))
         let (r0, _) = try ContextTestSupport.run("mov %r0, %r1\nexit", context: context)
         #expect(r0 == .max)
     }

@@ -6,7 +6,7 @@ import MimicJSON
 /// Issue 13.3 and 13.6: contexts of the wrong kind are refused; an sk_buff's data start follows
 /// the program type (or the context); `pkt_type` comes from the destination MAC.
 @Suite struct ContextFitTests {
-    static let frame = ContextTestSupport.udpPacket  // to 01:02:03:04:05:06 (a group address)
+    static let frame = ContextTestSupport.udpPacket // to 01:02:03:04:05:06 (a group address)
 
     /// Fits `context` to a program of `type` (named "prog").
     static func fit(_ context: any Context, _ type: ProgramType) throws(ContextError) -> any Context {
@@ -19,7 +19,10 @@ import MimicJSON
             _ = try ContextFit.fit(SKBContext(packet: Self.frame), to: firewall)
             Issue.record("an sk_buff context was accepted for an XDP program")
         } catch {
-            #expect(error.description == #"type: a context of kind "sk_buff" does not fit program \#(firewall.name) (type xdp, section "xdp"), which takes an xdp_md context"#)
+            #expect(
+                error.description
+                    == #"type: a context of kind "sk_buff" does not fit program \#(firewall.name) (type xdp, section "xdp"), which takes an xdp_md context"#
+            )
         }
         let xdp = ProgramType.xdp
         #expect(throws: ContextError.self) { try Self.fit(XDPContext(packet: Self.frame), ProgramType.schedCls) }
@@ -65,7 +68,8 @@ import MimicJSON
         #expect((r0 >> 8) & 0xFF == 0x45, "data starts at the IPv4 header")
         let result = try #require(SKBContext.result(of: process))
         #expect(result.packet == Array(Self.frame.dropFirst(14)))
-        #expect(result.fields.protocol == UInt32(UInt16(0x0800).bigEndian), "protocol still comes from the Ethernet header")
+        #expect(
+            result.fields.protocol == UInt32(UInt16(0x0800).bigEndian), "protocol still comes from the Ethernet header")
         #expect(LinuxProcessState.of(process)?.packet?.frame == Self.frame)
 
         skb.dataStart = .mac
@@ -75,7 +79,7 @@ import MimicJSON
 
     @Test(arguments: [
         ([0, 0, 0, 0, 0, 0] as [UInt8], nil as String?, SKBContext.PacketType.host),
-        ([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], nil, .multicast),  // the loopback's broadcast is zero
+        ([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF], nil, .multicast), // the loopback's broadcast is zero
         ([0x01, 0x00, 0x5E, 0, 0, 1], nil, .multicast),
         ([0x02, 0, 0, 0, 0, 2], nil, .otherHost),
         ([0x02, 0, 0, 0, 0, 2], "02:00:00:00:00:02", .host),
@@ -83,7 +87,8 @@ import MimicJSON
         ([0x33, 0x33, 0, 0, 0, 1], "02:00:00:00:00:02", .multicast),
         ([0, 0, 0, 0, 0, 0], "02:00:00:00:00:02", .otherHost),
     ])
-    func packetTypeFromTheDestination(destination: [UInt8], deviceMAC: String?, expected: SKBContext.PacketType) throws {
+    func packetTypeFromTheDestination(destination: [UInt8], deviceMAC: String?, expected: SKBContext.PacketType) throws
+    {
         let packet = Base64.encode(destination + Self.frame.dropFirst(6))
         let dev = deviceMAC.map { #","dev":{"ifIndex":2,"mac":"\#($0)"}"# } ?? ""
         let json = #"{"name":"p","type":"sk_buff","ctx":{"packet":"\#(packet)"\#(dev)}}"#
@@ -97,8 +102,10 @@ import MimicJSON
         let json = #"{"name":"p","type":"sk_buff","ctx":{"packet":"\#(packet)","dataStart":"network","pktType":4}}"#
         let skb = try #require(try ContextFile.load(data: Array(json.utf8)) as? SKBContext)
         #expect(skb.dataStart == .network && skb.pktType == 4)
-        for (field, value, message) in [("dataStart", #""ip""#, #"expected "mac" or "network", got "ip""#),
-                                        ("dev", #"{"mac":"01:02"}"#, "expected a MAC address like")] {
+        for (field, value, message) in [
+            ("dataStart", #""ip""#, #"expected "mac" or "network", got "ip""#),
+            ("dev", #"{"mac":"01:02"}"#, "expected a MAC address like"),
+        ] {
             let bad = #"{"name":"p","type":"sk_buff","ctx":{"packet":"\#(packet)","\#(field)":\#(value)}}"#
             do {
                 _ = try ContextFile.load(data: Array(bad.utf8))

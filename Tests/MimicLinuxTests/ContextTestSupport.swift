@@ -9,9 +9,9 @@ enum ContextTestSupport {
     /// The package root (this file is `<root>/Tests/MimicLinuxTests/ContextTestSupport.swift`).
     static var packageRoot: URL {
         URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent()  // MimicLinuxTests
-            .deletingLastPathComponent()  // Tests
-            .deletingLastPathComponent()  // package root
+            .deletingLastPathComponent() // MimicLinuxTests
+            .deletingLastPathComponent() // Tests
+            .deletingLastPathComponent() // package root
     }
 
     /// One context file of each type (`xdp.json`, `skb.json`, `generic.json`, `captured.json`).
@@ -25,23 +25,33 @@ enum ContextTestSupport {
         var blocks: [String] = []
         var current: [Substring]?
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if current == nil, line.hasPrefix("```json") { current = []; continue }
-            if current != nil, line.hasPrefix("```") { blocks.append(current!.joined(separator: "\n")); current = nil; continue }
+            if current == nil, line.hasPrefix("```json") {
+                current = []
+                continue
+            }
+            if current != nil, line.hasPrefix("```") {
+                blocks.append(current!.joined(separator: "\n"))
+                current = nil
+                continue
+            }
             current?.append(line)
         }
         return blocks
     }
 
     /// A VM with the Linux emulator and a program assembled from `source`.
-    static func load(_ source: String, configuration: LinuxConfiguration = LinuxConfiguration()) throws -> (VM, Program) {
+    static func load(_ source: String, configuration: LinuxConfiguration = LinuxConfiguration()) throws -> (VM, Program)
+    {
         let vm = VM(emulator: LinuxEmulator(configuration: configuration))
         return (vm, try vm.load(Assembler.assemble(source)))
     }
 
     /// Runs `source` with `context`; returns R0 and the process.
     @discardableResult
-    static func run(_ source: String, context: (any Context)? = nil,
-                    configuration: LinuxConfiguration = LinuxConfiguration()) throws -> (UInt64, MimicCore.Process) {
+    static func run(
+        _ source: String, context: (any Context)? = nil,
+        configuration: LinuxConfiguration = LinuxConfiguration()
+    ) throws -> (UInt64, MimicCore.Process) {
         let (vm, program) = try load(source, configuration: configuration)
         let process = try vm.makeProcess(for: program, context: context)
         return (try process.run(), process)
@@ -53,5 +63,6 @@ enum ContextTestSupport {
     }
 
     /// A 14-byte Ethernet header + IPv4/UDP packet: 10.0.0.1:1234 -> 10.0.0.2:53, payload "abcd".
-    static let udpPacket: [UInt8] = Array(Base64.decode("AQIDBAUGBgUEAwIBCABFAAAgAAAAAEARAAAKAAABCgAAAgTSADUADAAAYWJjZA==")!)
+    static let udpPacket: [UInt8] = Array(
+        Base64.decode("AQIDBAUGBgUEAwIBCABFAAAgAAAAAEARAAAKAAABCgAAAgTSADUADAAAYWJjZA==")!)
 }

@@ -75,18 +75,25 @@ struct EndToEndObjectTests {
         perf.attachReaders()
 
         for (vCPU, length) in [(0, 60), (1, 64), (1, 70)] {
-            let process = try fixture.run("report", context: Self.xdp([UInt8](repeating: 0xAB, count: length)), vCPU: vCPU)
+            let process = try fixture.run(
+                "report", context: Self.xdp([UInt8](repeating: 0xAB, count: length)), vCPU: vCPU)
             #expect(XDPContext.result(of: process)?.action == .pass)
         }
-        func event(cpu: UInt32, length: UInt32, sequence: UInt64) -> [UInt8] { le32(cpu) + le32(length) + le64(sequence) }
-        let expected = [event(cpu: 0, length: 60, sequence: 0), event(cpu: 1, length: 64, sequence: 1), event(cpu: 1, length: 70, sequence: 2)]
+        func event(cpu: UInt32, length: UInt32, sequence: UInt64) -> [UInt8] {
+            le32(cpu) + le32(length) + le64(sequence)
+        }
+        let expected = [
+            event(cpu: 0, length: 60, sequence: 0), event(cpu: 1, length: 64, sequence: 1),
+            event(cpu: 1, length: 70, sequence: 2),
+        ]
         #expect(ring.drainRecords() == expected)
         #expect(ring.drainRecords().isEmpty)
-        #expect(perf.drainRecords() == [
-            PerfEventArrayMap.Record(cpu: 0, data: expected[0]),
-            PerfEventArrayMap.Record(cpu: 1, data: expected[1]),
-            PerfEventArrayMap.Record(cpu: 1, data: expected[2]),
-        ])
+        #expect(
+            perf.drainRecords() == [
+                PerfEventArrayMap.Record(cpu: 0, data: expected[0]),
+                PerfEventArrayMap.Record(cpu: 1, data: expected[1]),
+                PerfEventArrayMap.Record(cpu: 1, data: expected[2]),
+            ])
         #expect(try Self.global(fixture, ".bss", "sequence") == 3)
     }
 
@@ -96,14 +103,17 @@ struct EndToEndObjectTests {
         let fixture = try Fixture.load("lpm_route")
         let routes = try fixture.map("routes", as: LPMTrieMap.self)
         func add(_ prefix: String, _ length: UInt32, ifindex: UInt32) {
-            #expect(routes.update(key: le32(length) + Packet.ip(prefix), value: le32(ifindex) + le32(0), flags: .any, cpu: 0) == nil)
+            #expect(
+                routes.update(
+                    key: le32(length) + Packet.ip(prefix), value: le32(ifindex) + le32(0), flags: .any, cpu: 0) == nil)
         }
         add("10.0.0.0", 8, ifindex: 2)
         add("10.1.0.0", 16, ifindex: 3)
         add("10.1.2.0", 24, ifindex: 4)
 
         func route(to destination: String) throws -> (XDPAction?, UInt32?) {
-            let process = try fixture.run("route", context: Self.xdp(Packet.make(source: "192.0.2.1", destination: destination)))
+            let process = try fixture.run(
+                "route", context: Self.xdp(Packet.make(source: "192.0.2.1", destination: destination)))
             let result = try #require(XDPContext.result(of: process))
             return (result.action, result.redirect?.ifindex)
         }
@@ -123,7 +133,9 @@ struct EndToEndObjectTests {
             try fixture.run("track", context: Self.xdp(Packet.make(source: source, destination: "10.9.9.9")))
         }
         let sources = Set(flows.keys)
-        #expect(sources == Set(["10.0.0.1", "10.0.0.3", "10.0.0.4", "10.0.0.5"].map(Packet.ip)), "10.0.0.2 was least recently used")
+        #expect(
+            sources == Set(["10.0.0.1", "10.0.0.3", "10.0.0.4", "10.0.0.5"].map(Packet.ip)),
+            "10.0.0.2 was least recently used")
         #expect(flows.value(forKey: Packet.ip("10.0.0.1")).map(uint64) == 2)
         #expect(flows.value(forKey: Packet.ip("10.0.0.5")).map(uint64) == 1)
     }
@@ -144,12 +156,15 @@ struct EndToEndObjectTests {
         let fixture = try Fixture.load("comm")
         #expect(fixture.object.object.program(named: "trace_open")?.type == .kprobe)
         var regs = [UInt8](repeating: 0, count: 21 * 8)
-        regs.replaceSubrange(13 * 8..<14 * 8, with: le64(0x8000))  // si: the open flags
+        regs.replaceSubrange(13 * 8..<14 * 8, with: le64(0x8000)) // si: the open flags
         let comm = Array("curl".utf8) + [UInt8](repeating: 0, count: 12)
         let captured = CapturedContext(
             subContext: GenericContext(memories: [("regs", .block(regs))], registers: [1: "regs"]),
             helperCalls: [
-                16: [HelperCallRecord(helper: 16, params: [(2, .number(16))], results: [(0, .number(0)), (1, .bytes(comm))])],
+                16: [
+                    HelperCallRecord(
+                        helper: 16, params: [(2, .number(16))], results: [(0, .number(0)), (1, .bytes(comm))])
+                ],
                 14: [HelperCallRecord(helper: 14, results: [(0, .number(4321 << 32 | 4322))])],
             ])
         let process = try fixture.run("trace_open", context: captured)
@@ -195,7 +210,9 @@ struct EndToEndObjectTests {
         #expect(rodata.update(key: le32(0), value: le32(5), flags: .any, cpu: 0) == .notPermitted)
 
         // A program's bpf_map_lookup_elem on the global-data map returns the section.
-        let lookup = try load(fixture.vm, """
+        let lookup = try load(
+            fixture.vm,
+            """
             lddw %r1, \(hex(data.handle))
             mov %r2, 0
             stxw [%r10-4], %r2

@@ -19,8 +19,9 @@ struct EndToEndPacketTests {
         }
 
         func verdict(from source: String, vCPU: Int) throws -> XDPAction? {
-            let process = try fixture.run("firewall", context: XDPContext(packet: Packet.make(source: source, destination: "10.0.0.2")),
-                                          vCPU: vCPU)
+            let process = try fixture.run(
+                "firewall", context: XDPContext(packet: Packet.make(source: source, destination: "10.0.0.2")),
+                vCPU: vCPU)
             return XDPContext.result(of: process)?.action
         }
         #expect(try verdict(from: "192.0.2.1", vCPU: 0) == .drop)
@@ -30,10 +31,13 @@ struct EndToEndPacketTests {
         #expect(try verdict(from: "10.1.1.2", vCPU: 1) == .pass)
         #expect(try verdict(from: "10.1.1.3", vCPU: 1) == .pass)
         // Too short for an IPv4 header: aborted; not IPv4: passed.
-        let short = try fixture.run("firewall", context: XDPContext(packet: Array(Packet.make(source: "1.2.3.4", destination: "5.6.7.8")[0..<20])))
+        let short = try fixture.run(
+            "firewall",
+            context: XDPContext(packet: Array(Packet.make(source: "1.2.3.4", destination: "5.6.7.8")[0..<20])))
         #expect(XDPContext.result(of: short)?.action == .aborted)
         var arp = Packet.make(source: "1.2.3.4", destination: "5.6.7.8")
-        arp[12] = 0x08; arp[13] = 0x06
+        arp[12] = 0x08
+        arp[13] = 0x06
         #expect(XDPContext.result(of: try fixture.run("firewall", context: XDPContext(packet: arp)))?.action == .pass)
 
         func counts(_ action: XDPAction) -> [UInt64] {
@@ -51,7 +55,8 @@ struct EndToEndPacketTests {
     @Test(arguments: [Packet.udp, Packet.tcp])
     func tcNATRewritesDestinationAndKeepsChecksumsValid(proto: UInt8) throws {
         let fixture = try Fixture.load("tc_nat")
-        let input = Packet.make(source: "10.0.0.1", destination: "10.0.0.99", protocol: proto, sourcePort: 40000, destinationPort: 80)
+        let input = Packet.make(
+            source: "10.0.0.1", destination: "10.0.0.99", protocol: proto, sourcePort: 40000, destinationPort: 80)
         #expect(Packet.ipChecksumIsValid(input) && Packet.l4ChecksumIsValid(input))
 
         let process = try fixture.run("dnat", context: SKBContext(packet: input))
@@ -60,8 +65,9 @@ struct EndToEndPacketTests {
         #expect(result.fields.mark == 0x4E4154)
 
         // Byte for byte: the packet a correct NAT builds from scratch.
-        let expected = Packet.make(source: "10.0.0.1", destination: "192.168.1.100", protocol: proto, sourcePort: 40000,
-                                   destinationPort: 8080)
+        let expected = Packet.make(
+            source: "10.0.0.1", destination: "192.168.1.100", protocol: proto, sourcePort: 40000,
+            destinationPort: 8080)
         #expect(result.packet == expected)
         #expect(Packet.ipChecksumIsValid(result.packet))
         #expect(Packet.l4ChecksumIsValid(result.packet))

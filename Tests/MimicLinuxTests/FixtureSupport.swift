@@ -6,7 +6,8 @@ import MimicLinux
 /// libbpf would: `VM(emulator: LinuxEmulator())` + `vm.load(object:)`.
 enum Fixture {
     static var directory: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures", isDirectory: true)
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Fixtures", isDirectory: true)
     }
 
     /// Parses `Fixtures/<name>.o`.
@@ -47,4 +48,3 @@ struct FixtureError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
-

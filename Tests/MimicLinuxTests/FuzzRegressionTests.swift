@@ -9,7 +9,8 @@ import Testing
 /// (with or without an error) quickly, without a crash.
 @Suite struct FuzzRegressionTests {
     static var crashes: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
             .appendingPathComponent("Fuzz/crashes", isDirectory: true)
     }
 
@@ -29,7 +30,8 @@ import Testing
 
     @Test(arguments: inputs)
     func replay(target: String, file: String) throws {
-        let bytes = [UInt8](try Data(contentsOf: Self.crashes.appendingPathComponent(target).appendingPathComponent(file)))
+        let bytes = [UInt8](
+            try Data(contentsOf: Self.crashes.appendingPathComponent(target).appendingPathComponent(file)))
         let clock = ContinuousClock()
         let start = clock.now
         switch target {
@@ -38,7 +40,9 @@ import Testing
                 let vm = VM(emulator: LinuxEmulator(), configuration: VMConfiguration(memoryLimit: 64 << 20))
                 if let loaded = try? vm.load(object: object) {
                     for program in object.programs {
-                        if let p = try? loaded.program(named: program.name) { _ = try? vm.makeProcess(for: p).run(instructionLimit: 10_000) }
+                        if let p = try? loaded.program(named: program.name) {
+                            _ = try? vm.makeProcess(for: p).run(instructionLimit: 10_000)
+                        }
                     }
                 }
             }
@@ -52,7 +56,8 @@ import Testing
             let vm = VM(emulator: LinuxEmulator(), configuration: VMConfiguration(memoryLimit: 16 << 20))
             let code = Array(bytes.dropFirst(64))
             if let program = try? vm.load(bytecode: Array(code.prefix(code.count / 8 * 8))) {
-                _ = try? vm.makeProcess(for: program, context: MemoryContext(Array(bytes.prefix(64)))).run(instructionLimit: 10_000)
+                _ = try? vm.makeProcess(for: program, context: MemoryContext(Array(bytes.prefix(64)))).run(
+                    instructionLimit: 10_000)
             }
         case "contexts":
             if let context = try? ContextFile.load(data: bytes) {

@@ -9,7 +9,8 @@ import MimicMemory
 
     @Test func manualClockAdvancesPerReading() throws {
         let context = GenericContext(environment: TaskEnvironment(clock: .manual(start: 1000, step: 10)))
-        let (r0, _) = try ContextTestSupport.run("""
+        let (r0, _) = try ContextTestSupport.run(
+            """
             call 5
             mov %r6, %r0
             call 125
@@ -25,7 +26,8 @@ import MimicMemory
     }
 
     @Test func systemClockIsMonotonic() throws {
-        let (r0, _) = try ContextTestSupport.run("""
+        let (r0, _) = try ContextTestSupport.run(
+            """
             call 5
             mov %r6, %r0
             call 5
@@ -57,7 +59,8 @@ import MimicMemory
         let (a, _) = try ContextTestSupport.run(Self.threeRandoms, configuration: configuration)
         let (b, _) = try ContextTestSupport.run(Self.threeRandoms, configuration: configuration)
         let (c, _) = try ContextTestSupport.run(Self.threeRandoms, configuration: LinuxConfiguration(randomSeed: 100))
-        let (d, _) = try ContextTestSupport.run(Self.threeRandoms, context: GenericContext(environment: TaskEnvironment(randomSeed: 99)))
+        let (d, _) = try ContextTestSupport.run(
+            Self.threeRandoms, context: GenericContext(environment: TaskEnvironment(randomSeed: 99)))
         #expect(a == b)
         #expect(a != c)
         #expect(a == d)
@@ -95,7 +98,8 @@ import MimicMemory
         let a = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1))
         let b = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1))
         #expect(a.randomSeed != b.randomSeed)
-        let vmA = VM(emulator: a), vmB = VM(emulator: b)
+        let vmA = VM(emulator: a)
+        let vmB = VM(emulator: b)
         let ra = try vmA.run(vmA.load(Assembler.assemble(Self.threeRandoms)))
         let rb = try vmB.run(vmB.load(Assembler.assemble(Self.threeRandoms)))
         #expect(ra != rb)
@@ -107,14 +111,17 @@ import MimicMemory
     @Test func processorAndNumaNode() throws {
         let vm = VM(emulator: LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 4)))
         let program = try vm.load(Assembler.assemble("call 8\nmov %r6, %r0\ncall 42\nlsh %r0, 8\nor %r0, %r6\nexit"))
-        let process = try vm.makeProcess(for: program, context: GenericContext(environment: TaskEnvironment(numaNode: 1)), vCPU: 3)
+        let process = try vm.makeProcess(
+            for: program, context: GenericContext(environment: TaskEnvironment(numaNode: 1)), vCPU: 3)
         #expect(try process.run() == 1 << 8 | 3)
     }
 
     @Test func taskIdentityFromEmulatorData() throws {
-        let json = #"{"name":"t","type":"generic","ctx":{"registers":{},"memory":null,"emulator":{"pid":7,"tgid":5,"uid":1000,"gid":100,"comm":"a-very-long-command-name"}}}"#
+        let json =
+            #"{"name":"t","type":"generic","ctx":{"registers":{},"memory":null,"emulator":{"pid":7,"tgid":5,"uid":1000,"gid":100,"comm":"a-very-long-command-name"}}}"#
         let context = try ContextFile.load(data: Array(json.utf8))
-        let (r0, process) = try ContextTestSupport.run("""
+        let (r0, process) = try ContextTestSupport.run(
+            """
             call 14
             mov %r6, %r0
             call 15
@@ -170,7 +177,7 @@ import MimicMemory
         #expect(Int32(truncatingIfNeeded: r0 >> 32) == -14)
         let top = Self.stackTop(process)
         #expect(try process.memory.load(top - 16, size: 8) == 0x1122334455667788)
-        #expect(try process.memory.load(top - 24, size: 8) == 0)  // zeroed on fault
+        #expect(try process.memory.load(top - 24, size: 8) == 0) // zeroed on fault
     }
 
     @Test func probeReadStrCountsTheNul() throws {
@@ -202,7 +209,7 @@ import MimicMemory
             """
         let (r0, process) = try ContextTestSupport.run(source)
         #expect(r0 & 0xFF == 6)
-        #expect(r0 >> 8 & 0xFF == 3)  // size reached: 2 bytes and the NUL
+        #expect(r0 >> 8 & 0xFF == 3) // size reached: 2 bytes and the NUL
         #expect(Int64(bitPattern: r0) >> 16 == -14)
         let top = Self.stackTop(process)
         #expect(try process.memory.read(top - 24, count: 6) == Array("hello".utf8) + [0])
@@ -210,7 +217,8 @@ import MimicMemory
     }
 
     @Test func probeReadIntoABadDestinationStops() throws {
-        let (vm, program) = try ContextTestSupport.load("mov %r1, 0x10\nmov %r2, 8\nmov %r3, %r10\nadd %r3, -8\ncall 113\nexit")
+        let (vm, program) = try ContextTestSupport.load(
+            "mov %r1, 0x10\nmov %r2, 8\nmov %r3, %r10\nadd %r3, -8\ncall 113\nexit")
         let error = try #require(throws: ExecutionError.self) { try vm.run(program) }
         #expect("\(error)".contains("bpf_probe_read_kernel"))
     }
@@ -260,7 +268,8 @@ import MimicMemory
 
     /// bpf_loop with a callback summing indices into a stack slot; r0 = iterations << 32 | sum.
     static func loopProgram(count: Int, stopAt: Int = 1000, flags: Int = 0) throws -> [RawInstruction] {
-        var instructions = try Assembler.assemble("""
+        var instructions = try Assembler.assemble(
+            """
             stdw [%r10-8], 0
             mov %r1, \(count)
             lddw %r2, 0
@@ -318,7 +327,8 @@ import MimicMemory
 
     @Test func nestedCallbacksCountAgainstTheCallDepth() throws {
         // The callback calls bpf_loop with itself: depth grows until the 8-frame limit.
-        var instructions = try Assembler.assemble("""
+        var instructions = try Assembler.assemble(
+            """
             mov %r1, 1
             lddw %r2, 0
             mov %r3, 0
@@ -347,18 +357,23 @@ import MimicMemory
         let (vm, program) = try ContextTestSupport.load("call 27\nexit")
         let error = try #require(throws: ExecutionError.self) { try vm.run(program) }
         #expect(error.kind == .unknownHelper(id: 27, name: "bpf_get_stackid"))
-        let captured = CapturedContext(subContext: GenericContext(),
-                                       helperCalls: [27: [HelperCallRecord(helper: 27, results: [(0, .number(5))])]])
+        let captured = CapturedContext(
+            subContext: GenericContext(),
+            helperCalls: [27: [HelperCallRecord(helper: 27, results: [(0, .number(5))])]])
         #expect(try vm.run(program, context: captured) == 5)
     }
 
     @Test func replayGoesInOrderThenEmulatesWithAWarning() throws {
-        let records: [Int32: [HelperCallRecord]] = [14: [
-            HelperCallRecord(helper: 14, results: [(0, .number(111))]),
-            HelperCallRecord(helper: 14, results: [(0, .number(222))]),
-        ]]
-        let context = CapturedContext(subContext: GenericContext(environment: TaskEnvironment(pid: 3, tgid: 3)), helperCalls: records)
-        let (r0, process) = try ContextTestSupport.run("""
+        let records: [Int32: [HelperCallRecord]] = [
+            14: [
+                HelperCallRecord(helper: 14, results: [(0, .number(111))]),
+                HelperCallRecord(helper: 14, results: [(0, .number(222))]),
+            ]
+        ]
+        let context = CapturedContext(
+            subContext: GenericContext(environment: TaskEnvironment(pid: 3, tgid: 3)), helperCalls: records)
+        let (r0, process) = try ContextTestSupport.run(
+            """
             call 14
             mov %r6, %r0
             call 14
@@ -371,7 +386,7 @@ import MimicMemory
             """, context: context)
         #expect(r0 & 0xFFFF == 111)
         #expect(r0 >> 16 & 0xFFFF == 222)
-        #expect(r0 >> 32 == 3)  // emulated: pid 3 (tgid shifted out)
+        #expect(r0 >> 32 == 3) // emulated: pid 3 (tgid shifted out)
         let state = try #require(LinuxProcessState.of(process))
         #expect(state.warnings.count == 1)
         #expect(state.warnings.first?.contains("bpf_get_current_pid_tgid") == true)
@@ -384,7 +399,8 @@ import MimicMemory
             try vm.run(program, context: CapturedContext(subContext: GenericContext(), helperCalls: records))
         }
         guard error.code == .helperFailed, error.kind.helperID == 27, error.kind.helperName == "bpf_get_stackid",
-              let failure = error.kind.failure, failure.code == .message else {
+            let failure = error.kind.failure, failure.code == .message
+        else {
             Issue.record("unexpected \(error)")
             return
         }
@@ -392,10 +408,12 @@ import MimicMemory
     }
 
     @Test func replayWritesBytesAndWarnsOnParameterMismatch() throws {
-        let record = HelperCallRecord(helper: 16, params: [(1, .number(0xFFFF_8000_0000_0000)), (2, .number(8))],
-                                      results: [(0, .number(0)), (1, .bytes(Array("bash".utf8) + [0, 0, 0, 0]))])
+        let record = HelperCallRecord(
+            helper: 16, params: [(1, .number(0xFFFF_8000_0000_0000)), (2, .number(8))],
+            results: [(0, .number(0)), (1, .bytes(Array("bash".utf8) + [0, 0, 0, 0]))])
         let context = CapturedContext(subContext: GenericContext(), helperCalls: [16: [record]])
-        let (r0, process) = try ContextTestSupport.run("""
+        let (r0, process) = try ContextTestSupport.run(
+            """
             mov %r1, %r10
             add %r1, -8
             mov %r2, 16
@@ -403,7 +421,7 @@ import MimicMemory
             ldxdw %r0, [%r10-8]
             exit
             """, context: context)
-        #expect(r0 == 0x6873_6162)  // "bash" little-endian
+        #expect(r0 == 0x6873_6162) // "bash" little-endian
         let warnings = LinuxProcessState.of(process)?.warnings ?? []
         // r1 is a VM pointer (not compared); r2 differs from the record.
         #expect(warnings.count == 1)

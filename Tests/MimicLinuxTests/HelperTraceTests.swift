@@ -5,23 +5,29 @@ import MimicMemory
 
 /// bpf_trace_printk, bpf_trace_vprintk, bpf_snprintf and the kernel's format rules.
 @Suite struct HelperTraceTests {
-    static func format(_ text: String, _ args: [UInt64], maxArgs: Int = 3, memory: AddressSpace = AddressSpace()) -> Result<String, Errno> {
+    static func format(_ text: String, _ args: [UInt64], maxArgs: Int = 3, memory: AddressSpace = AddressSpace())
+        -> Result<String, Errno>
+    {
         PrintfFormatter.format(Array(text.utf8) + [0], args: args, maxArgs: maxArgs, memory: memory)
             .map { String(decoding: $0, as: UTF8.self) }
     }
 
-    @Test(arguments: [
-        ("x=%d y=%u z=%x", [UInt64(bitPattern: -5), 7, 255], "x=-5 y=7 z=ff"),
-        ("%i|%X", [UInt64(bitPattern: -1), 0xabc], "-1|ABC"),
-        // %d/%u/%x take an int: the high half of the u64 is dropped.
-        ("%d %u", [0x1_0000_0005, 0xFFFF_FFFF_FFFF_FFFF], "5 4294967295"),
-        ("%ld %lld %lu %llu", [UInt64(bitPattern: -2), UInt64(bitPattern: -3), UInt64.max, 1 << 40], "-2 -3 18446744073709551615 1099511627776"),
-        ("%lx %llx", [0xdead_beef_cafe, 0x1], "deadbeefcafe 1"),
-        ("100%% %c%c", [UInt64(UInt8(ascii: "o")), UInt64(UInt8(ascii: "k"))], "100% ok"),
-        ("[%5d][%-5d][%05d][%+d]", [42, 42, UInt64(bitPattern: -42), 0], "[   42][42   ][-0042][+0]"),
-        ("%p", [0x1234], "0000000000001234"),
-        ("%px %pK", [0xff, 0x10], "00000000000000ff 0000000000000010"),
-    ] as [(String, [UInt64], String)])
+    @Test(
+        arguments: [
+            ("x=%d y=%u z=%x", [UInt64(bitPattern: -5), 7, 255], "x=-5 y=7 z=ff"),
+            ("%i|%X", [UInt64(bitPattern: -1), 0xabc], "-1|ABC"),
+            // %d/%u/%x take an int: the high half of the u64 is dropped.
+            ("%d %u", [0x1_0000_0005, 0xFFFF_FFFF_FFFF_FFFF], "5 4294967295"),
+            (
+                "%ld %lld %lu %llu", [UInt64(bitPattern: -2), UInt64(bitPattern: -3), UInt64.max, 1 << 40],
+                "-2 -3 18446744073709551615 1099511627776"
+            ),
+            ("%lx %llx", [0xdead_beef_cafe, 0x1], "deadbeefcafe 1"),
+            ("100%% %c%c", [UInt64(UInt8(ascii: "o")), UInt64(UInt8(ascii: "k"))], "100% ok"),
+            ("[%5d][%-5d][%05d][%+d]", [42, 42, UInt64(bitPattern: -42), 0], "[   42][42   ][-0042][+0]"),
+            ("%p", [0x1234], "0000000000001234"),
+            ("%px %pK", [0xff, 0x10], "00000000000000ff 0000000000000010"),
+        ] as [(String, [UInt64], String)])
     func formats(format: String, args: [UInt64], expected: String) {
         #expect(Self.format(format, args, maxArgs: max(3, args.count)) == .success(expected))
     }
@@ -35,7 +41,9 @@ import MimicMemory
     }
 
     @Test func formatNeedsItsNul() {
-        #expect(PrintfFormatter.format(Array("abc".utf8), args: [], maxArgs: 3, memory: AddressSpace()) == .failure(.invalid))
+        #expect(
+            PrintfFormatter.format(Array("abc".utf8), args: [], maxArgs: 3, memory: AddressSpace())
+                == .failure(.invalid))
     }
 
     @Test func stringsAndAddressesComeFromMemory() throws {
@@ -65,7 +73,7 @@ import MimicMemory
         var environment = TaskEnvironment(pid: 42, comm: "tester")
         environment.clock = .manual(start: 3_500_000_000, step: 0)
         let (r0, process) = try ContextTestSupport.run(source, context: GenericContext(environment: environment))
-        #expect(r0 == 8)  // "n=-7 hi\n"
+        #expect(r0 == 8) // "n=-7 hi\n"
         let state = try #require(LinuxProcessState.of(process))
         #expect(state.traceOutput == ["n=-7 hi"])
         #expect(state.traceLines.count == 1)
@@ -90,7 +98,8 @@ import MimicMemory
         let (vm, program) = try ContextTestSupport.load("mov %r1, 0x1000\nmov %r2, 4\ncall 6\nexit")
         let error = try #require(throws: ExecutionError.self) { try vm.run(program) }
         guard error.code == .helperFailed, error.kind.helperID == 6, error.kind.helperName == "bpf_trace_printk",
-              error.kind.failure?.code == .memory else {
+            error.kind.failure?.code == .memory
+        else {
             Issue.record("unexpected \(error)")
             return
         }
@@ -124,7 +133,7 @@ import MimicMemory
             """
         let (r0, process) = try ContextTestSupport.run(source)
         #expect(UInt32(truncatingIfNeeded: r0) == 7)
-        #expect(Int32(truncatingIfNeeded: r0 >> 32) == -22)  // data_len not a multiple of 8
+        #expect(Int32(truncatingIfNeeded: r0 >> 32) == -22) // data_len not a multiple of 8
         #expect(LinuxProcessState.of(process)?.traceOutput == ["1-2-3-4"])
     }
 
@@ -145,7 +154,7 @@ import MimicMemory
             exit
             """
         let (r0, process) = try ContextTestSupport.run(source)
-        #expect(r0 == 8)  // "v=12345" + NUL
+        #expect(r0 == 8) // "v=12345" + NUL
         let out = try process.memory.read(process.stackBase + UInt64(process.stackSize) - 32, count: 8)
         #expect(out == Array("v=12".utf8) + [0, 0xFF, 0xFF, 0xFF])
     }

@@ -8,8 +8,10 @@ import Testing
 @Suite struct LifetimeTests {
     /// Loads and runs `name` in a fresh VM, dropping everything; returns weak references that
     /// must all be nil afterwards.
-    static func loadRunAndDrop(_ name: String, program: String) throws -> (vm: () -> VM?, emulator: () -> LinuxEmulator?,
-                                                                           maps: () -> [AnyObject]) {
+    static func loadRunAndDrop(_ name: String, program: String) throws -> (
+        vm: () -> VM?, emulator: () -> LinuxEmulator?,
+        maps: () -> [AnyObject]
+    ) {
         weak var weakVM: VM?
         weak var weakEmulator: LinuxEmulator?
         var weakMaps: [() -> AnyObject?] = []
@@ -50,9 +52,12 @@ import Testing
             weak var weakCounter: (any BPFMap)?
             do {
                 let (vm, emulator) = makeLinuxVM()
-                let progs = try #require(try makeMap(emulator, vm, .progArray, key: 4, value: 4, max: 1) as? ProgramArrayMap)
+                let progs = try #require(
+                    try makeMap(emulator, vm, .progArray, key: 4, value: 4, max: 1) as? ProgramArrayMap)
                 let counter = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 1, name: "counter")
-                let program = try load(vm, """
+                let program = try load(
+                    vm,
+                    """
                     stw [%r10-4], 0
                     stdw [%r10-16], 7
                     lddw %r1, \(hex(counter.handle))
@@ -86,7 +91,7 @@ import Testing
         var fixture: Fixture.Loaded? = try Fixture.load("tail_calls")
         let table = try #require(try fixture?.map("jump_table", as: ProgramArrayMap.self))
         let stage = try #require(table.program(at: 0))
-        weak var weakVM = fixture?.vm
+        weak let weakVM = fixture?.vm
         fixture = nil
         #expect(weakVM != nil, "the program holds its VM")
         #expect(try stage.vm.run(stage, context: XDPContext(packet: [UInt8](repeating: 0, count: 64))) == 2)

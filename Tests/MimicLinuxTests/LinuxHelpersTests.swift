@@ -8,12 +8,14 @@ import MimicLinux
     @Test func implementedHelpersAreTheEmulatedOnes() {
         let emulator = LinuxEmulator()
         let ids = Set(emulator.implementedHelperIDs)
-        for helper in [HelperID.mapLookupElem, .tracePrintk, .tailCall, .xdpAdjustHead, .l4CsumReplace,
-                       .ringbufReserve, .loop, .getCurrentComm] {
+        for helper in [
+            HelperID.mapLookupElem, .tracePrintk, .tailCall, .xdpAdjustHead, .l4CsumReplace,
+            .ringbufReserve, .loop, .getCurrentComm,
+        ] {
             #expect(ids.contains(helper.rawValue), "\(helper) is not emulated")
         }
         #expect(ids.count < HelperID.known.count)
-        #expect(emulator.helper(id: HelperID.skLookupTcp.rawValue) != nil)  // replay stand-in
+        #expect(emulator.helper(id: HelperID.skLookupTcp.rawValue) != nil) // replay stand-in
         #expect(emulator.helper(id: HelperID.skLookupTcp.rawValue)?.name == "bpf_sk_lookup_tcp")
         #expect(emulator.helperName(id: 1) == "bpf_map_lookup_elem")
         #expect(emulator.helperName(id: 0) == nil)

@@ -14,7 +14,9 @@ struct MapCreationTests {
             .init(name: "pcarray", type: .perCPUArray, keySize: 4, valueSize: 8, maxEntries: 8),
             .init(name: "lru", type: .lruHash, keySize: 4, valueSize: 8, maxEntries: 8),
             .init(name: "lrupc", type: .lruPerCPUHash, keySize: 4, valueSize: 8, maxEntries: 8),
-            .init(name: "lpm", type: .lpmTrie, keySize: 8, valueSize: 8, maxEntries: 8, flags: MapFlags.noPrealloc.rawValue),
+            .init(
+                name: "lpm", type: .lpmTrie, keySize: 8, valueSize: 8, maxEntries: 8,
+                flags: MapFlags.noPrealloc.rawValue),
             .init(name: "progs", type: .progArray, keySize: 4, valueSize: 4, maxEntries: 8),
             .init(name: "perf", type: .perfEventArray, keySize: 4, valueSize: 4, maxEntries: 0),
             .init(name: "ring", type: .ringBuffer, keySize: 0, valueSize: 0, maxEntries: 4096),
@@ -43,34 +45,97 @@ struct MapCreationTests {
         ("hash value 0", .init(name: "x", type: .hash, keySize: 4, valueSize: 0, maxEntries: 1), .invalid),
         ("hash max 0", .init(name: "x", type: .hash, keySize: 4, valueSize: 4, maxEntries: 0), .invalid),
         ("hash key too big", .init(name: "x", type: .hash, keySize: 513, valueSize: 4, maxEntries: 1), .tooBig),
-        ("hash mmapable", .init(name: "x", type: .hash, keySize: 4, valueSize: 4, maxEntries: 1, flags: MapFlags.mmapable.rawValue), .invalid),
-        ("hash no common lru", .init(name: "x", type: .hash, keySize: 4, valueSize: 4, maxEntries: 1, flags: MapFlags.noCommonLRU.rawValue), .invalid),
-        ("lru not prealloc", .init(name: "x", type: .lruHash, keySize: 4, valueSize: 4, maxEntries: 1, flags: MapFlags.noPrealloc.rawValue), .notSupported),
-        ("percpu value too big", .init(name: "x", type: .perCPUHash, keySize: 4, valueSize: 32769, maxEntries: 1), .tooBig),
+        (
+            "hash mmapable",
+            .init(name: "x", type: .hash, keySize: 4, valueSize: 4, maxEntries: 1, flags: MapFlags.mmapable.rawValue),
+            .invalid
+        ),
+        (
+            "hash no common lru",
+            .init(
+                name: "x", type: .hash, keySize: 4, valueSize: 4, maxEntries: 1, flags: MapFlags.noCommonLRU.rawValue),
+            .invalid
+        ),
+        (
+            "lru not prealloc",
+            .init(
+                name: "x", type: .lruHash, keySize: 4, valueSize: 4, maxEntries: 1, flags: MapFlags.noPrealloc.rawValue),
+            .notSupported
+        ),
+        (
+            "percpu value too big", .init(name: "x", type: .perCPUHash, keySize: 4, valueSize: 32769, maxEntries: 1),
+            .tooBig
+        ),
         ("array key 8", .init(name: "x", type: .array, keySize: 8, valueSize: 4, maxEntries: 1), .invalid),
         ("array value 0", .init(name: "x", type: .array, keySize: 4, valueSize: 0, maxEntries: 1), .invalid),
-        ("percpu array mmapable", .init(name: "x", type: .perCPUArray, keySize: 4, valueSize: 4, maxEntries: 1, flags: MapFlags.mmapable.rawValue), .invalid),
+        (
+            "percpu array mmapable",
+            .init(
+                name: "x", type: .perCPUArray, keySize: 4, valueSize: 4, maxEntries: 1,
+                flags: MapFlags.mmapable.rawValue), .invalid
+        ),
         ("queue with key", .init(name: "x", type: .queue, keySize: 4, valueSize: 4, maxEntries: 1), .invalid),
-        ("stack no prealloc", .init(name: "x", type: .stack, keySize: 0, valueSize: 4, maxEntries: 1, flags: MapFlags.noPrealloc.rawValue), .invalid),
-        ("ringbuf not power of two", .init(name: "x", type: .ringBuffer, keySize: 0, valueSize: 0, maxEntries: 3 * 4096), .invalid),
-        ("ringbuf not page multiple", .init(name: "x", type: .ringBuffer, keySize: 0, valueSize: 0, maxEntries: 1024), .invalid),
+        (
+            "stack no prealloc",
+            .init(
+                name: "x", type: .stack, keySize: 0, valueSize: 4, maxEntries: 1, flags: MapFlags.noPrealloc.rawValue),
+            .invalid
+        ),
+        (
+            "ringbuf not power of two",
+            .init(name: "x", type: .ringBuffer, keySize: 0, valueSize: 0, maxEntries: 3 * 4096), .invalid
+        ),
+        (
+            "ringbuf not page multiple",
+            .init(name: "x", type: .ringBuffer, keySize: 0, valueSize: 0, maxEntries: 1024), .invalid
+        ),
         ("ringbuf with key", .init(name: "x", type: .ringBuffer, keySize: 4, valueSize: 0, maxEntries: 4096), .invalid),
-        ("ringbuf with value", .init(name: "x", type: .ringBuffer, keySize: 0, valueSize: 4, maxEntries: 4096), .invalid),
-        ("lpm without no_prealloc", .init(name: "x", type: .lpmTrie, keySize: 8, valueSize: 4, maxEntries: 1), .invalid),
-        ("lpm key without data", .init(name: "x", type: .lpmTrie, keySize: 4, valueSize: 4, maxEntries: 1, flags: 1), .invalid),
-        ("lpm key too long", .init(name: "x", type: .lpmTrie, keySize: 261, valueSize: 4, maxEntries: 1, flags: 1), .invalid),
+        (
+            "ringbuf with value", .init(name: "x", type: .ringBuffer, keySize: 0, valueSize: 4, maxEntries: 4096),
+            .invalid
+        ),
+        (
+            "lpm without no_prealloc", .init(name: "x", type: .lpmTrie, keySize: 8, valueSize: 4, maxEntries: 1),
+            .invalid
+        ),
+        (
+            "lpm key without data", .init(name: "x", type: .lpmTrie, keySize: 4, valueSize: 4, maxEntries: 1, flags: 1),
+            .invalid
+        ),
+        (
+            "lpm key too long", .init(name: "x", type: .lpmTrie, keySize: 261, valueSize: 4, maxEntries: 1, flags: 1),
+            .invalid
+        ),
         ("prog array value 8", .init(name: "x", type: .progArray, keySize: 4, valueSize: 8, maxEntries: 1), .invalid),
         ("perf key 8", .init(name: "x", type: .perfEventArray, keySize: 8, valueSize: 4, maxEntries: 1), .invalid),
-        ("array of maps without inner", .init(name: "x", type: .arrayOfMaps, keySize: 4, valueSize: 4, maxEntries: 1), .invalid),
-        ("hash of maps value 8", .init(name: "x", type: .hashOfMaps, keySize: 4, valueSize: 8, maxEntries: 1,
-                                       innerMap: .init(name: "i", type: .array, keySize: 4, valueSize: 4, maxEntries: 1)), .invalid),
-        ("map of maps of maps", .init(name: "x", type: .arrayOfMaps, keySize: 4, valueSize: 4, maxEntries: 1,
-                                      innerMap: .init(name: "i", type: .arrayOfMaps, keySize: 4, valueSize: 4, maxEntries: 1)), .invalid),
+        (
+            "array of maps without inner",
+            .init(name: "x", type: .arrayOfMaps, keySize: 4, valueSize: 4, maxEntries: 1), .invalid
+        ),
+        (
+            "hash of maps value 8",
+            .init(
+                name: "x", type: .hashOfMaps, keySize: 4, valueSize: 8, maxEntries: 1,
+                innerMap: .init(name: "i", type: .array, keySize: 4, valueSize: 4, maxEntries: 1)), .invalid
+        ),
+        (
+            "map of maps of maps",
+            .init(
+                name: "x", type: .arrayOfMaps, keySize: 4, valueSize: 4, maxEntries: 1,
+                innerMap: .init(name: "i", type: .arrayOfMaps, keySize: 4, valueSize: 4, maxEntries: 1)), .invalid
+        ),
         ("devmap value 12", .init(name: "x", type: .devMap, keySize: 4, valueSize: 12, maxEntries: 1), .invalid),
         ("cpumap key 8", .init(name: "x", type: .cpuMap, keySize: 8, valueSize: 4, maxEntries: 1), .invalid),
         ("xskmap value 8", .init(name: "x", type: .xskMap, keySize: 4, valueSize: 8, maxEntries: 1), .invalid),
-        ("spin lock in a per-CPU hash", .init(name: "x", type: .perCPUHash, keySize: 4, valueSize: 8, maxEntries: 1, spinLockOffset: 0), .notSupported),
-        ("spin lock past the value", .init(name: "x", type: .hash, keySize: 4, valueSize: 8, maxEntries: 1, spinLockOffset: 6), .invalid),
+        (
+            "spin lock in a per-CPU hash",
+            .init(name: "x", type: .perCPUHash, keySize: 4, valueSize: 8, maxEntries: 1, spinLockOffset: 0),
+            .notSupported
+        ),
+        (
+            "spin lock past the value",
+            .init(name: "x", type: .hash, keySize: 4, valueSize: 8, maxEntries: 1, spinLockOffset: 6), .invalid
+        ),
         ("sockmap", .init(name: "x", type: .sockMap, keySize: 4, valueSize: 4, maxEntries: 1), .notSupported),
     ]
 
@@ -90,7 +155,8 @@ struct MapCreationTests {
     @Test func unsupportedTypeIsNamed() {
         let (vm, emulator) = makeLinuxVM()
         do {
-            _ = try emulator.createMap(.init(name: "socks", type: .sockHash, keySize: 4, valueSize: 4, maxEntries: 1), in: vm)
+            _ = try emulator.createMap(
+                .init(name: "socks", type: .sockHash, keySize: 4, valueSize: 4, maxEntries: 1), in: vm)
             Issue.record("created a sockhash")
         } catch {
             #expect(error.description == "map socks: BPF_MAP_TYPE_SOCKHASH: not supported by Mimic")

@@ -92,8 +92,10 @@ struct MapHelperTests {
             Issue.record("ran with a NULL key")
         } catch let error as ExecutionError {
             guard error.code == .helperFailed, let id = error.kind.helperID, let name = error.kind.helperName,
-                  error.kind.failure?.code == .memory, let fault = error.kind.failure?.fault else {
-                Issue.record("unexpected \(error)"); return
+                error.kind.failure?.code == .memory, let fault = error.kind.failure?.fault
+            else {
+                Issue.record("unexpected \(error)")
+                return
             }
             #expect(id == 1 && name == "bpf_map_lookup_elem")
             #expect(fault.address == 16)
@@ -111,7 +113,9 @@ struct MapHelperTests {
     @Test func perCPUValuesFollowTheVCPU() throws {
         let (vm, emulator) = makeLinuxVM(cpus: 2)
         let map = try makeMap(emulator, vm, .perCPUArray, key: 4, value: 8, max: 1)
-        let program = try load(vm, """
+        let program = try load(
+            vm,
+            """
             stw [%r10-4], 0
             lddw %r1, \(hex(map.handle))
             mov %r2, %r10
@@ -133,7 +137,9 @@ struct MapHelperTests {
         let (vm, emulator) = makeLinuxVM()
         let queue = try makeMap(emulator, vm, .queue, key: 0, value: 8, max: 2)
         func call(_ id: Int, value: UInt64 = 0, flags: UInt64 = 0) throws -> (r0: UInt64, buffer: UInt64) {
-            let program = try load(vm, """
+            let program = try load(
+                vm,
+                """
                 stdw [%r10-8], \(value)
                 lddw %r1, \(hex(queue.handle))
                 mov %r2, %r10
@@ -169,7 +175,8 @@ struct MapHelperTests {
         let target = try load(vm, "mov %r0, %r1\nadd %r0, 42\nexit", name: "target")
         progs.setProgram(target, at: 0)
         func caller(index: Int) throws -> Program {
-            try load(vm, "mov %r1, 100\nlddw %r2, \(hex(progs.handle))\nmov %r3, \(index)\ncall 12\nexit", name: "caller")
+            try load(
+                vm, "mov %r1, 100\nlddw %r2, \(hex(progs.handle))\nmov %r3, \(index)\ncall 12\nexit", name: "caller")
         }
         #expect(try run(vm, caller(index: 0)) == 142, "the target runs with the caller's R1")
         #expect(try run(vm, caller(index: 1)) == minus(.noEntry), "empty slot: the caller continues")
@@ -180,7 +187,9 @@ struct MapHelperTests {
         let (vm, emulator) = makeLinuxVM()
         let progs = try #require(try makeMap(emulator, vm, .progArray, key: 4, value: 4, max: 1) as? ProgramArrayMap)
         let counter = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 1, name: "counter")
-        let program = try load(vm, """
+        let program = try load(
+            vm,
+            """
             stw [%r10-4], 0
             lddw %r1, \(hex(counter.handle))
             mov %r2, %r10
@@ -208,7 +217,8 @@ struct MapHelperTests {
         let dev = try makeMap(emulator, vm, .devMap, key: 4, value: 4, max: 4)
         _ = dev.update(key: le32(1), value: le32(5), flags: .any, cpu: 0)
         func redirect(key: UInt32, flags: UInt64) throws -> (UInt64, MapRedirect?) {
-            let program = try load(vm, "lddw %r1, \(hex(dev.handle))\nmov %r2, \(key)\nlddw %r3, \(flags)\ncall 51\nexit")
+            let program = try load(
+                vm, "lddw %r1, \(hex(dev.handle))\nmov %r2, \(key)\nlddw %r3, \(flags)\ncall 51\nexit")
             let process = try vm.makeProcess(for: program)
             let r0 = try process.run()
             guard case .map(let target)? = LinuxProcessState.of(process)?.redirect else { return (r0, nil) }
@@ -237,7 +247,8 @@ struct MapHelperTests {
         let viaInterface = "mov %r1, 7\nmov %r2, 0\ncall 23\n"
         func redirect(_ calls: String...) throws -> Redirect? {
             let program = try load(vm, calls.joined() + "exit")
-            let process = try vm.makeProcess(for: program, context: XDPContext(packet: [UInt8](repeating: 0, count: 14)))
+            let process = try vm.makeProcess(
+                for: program, context: XDPContext(packet: [UInt8](repeating: 0, count: 14)))
             _ = try process.run()
             return LinuxProcessState.of(process)?.redirect
         }
@@ -252,7 +263,9 @@ struct MapHelperTests {
         let (vm, emulator) = makeLinuxVM()
         let ring = try #require(try makeMap(emulator, vm, .ringBuffer, key: 0, value: 0, max: 4096) as? RingBufferMap)
         let h = hex(ring.handle)
-        let program = try load(vm, """
+        let program = try load(
+            vm,
+            """
             lddw %r1, \(h)
             mov %r2, 8
             mov %r3, 0
@@ -290,7 +303,8 @@ struct MapHelperTests {
         #expect(ring.drainRecords() == [le64(0x1234), le32(0xabcd)])
         let reserveWithFlags = try load(vm, "lddw %r1, \(h)\nmov %r2, 8\nmov %r3, 1\ncall 131\nexit")
         #expect(try run(vm, reserveWithFlags) == 0)
-        let outputBadFlags = try load(vm, "lddw %r1, \(h)\nmov %r2, %r10\nadd %r2, -8\nmov %r3, 8\nmov %r4, 4\ncall 130\nexit")
+        let outputBadFlags = try load(
+            vm, "lddw %r1, \(h)\nmov %r2, %r10\nadd %r2, -8\nmov %r3, 8\nmov %r4, 4\ncall 130\nexit")
         #expect(try run(vm, outputBadFlags) == minus(.invalid))
         let submitGarbage = try load(vm, "mov %r1, %r10\nadd %r1, -8\nmov %r2, 0\ncall 132\nexit")
         #expect(throws: ExecutionError.self) { try run(vm, submitGarbage) }
@@ -298,10 +312,13 @@ struct MapHelperTests {
 
     @Test func perfEventOutputFromAProgram() throws {
         let (vm, emulator) = makeLinuxVM(cpus: 2)
-        let perf = try #require(try makeMap(emulator, vm, .perfEventArray, key: 4, value: 4, max: 2) as? PerfEventArrayMap)
+        let perf = try #require(
+            try makeMap(emulator, vm, .perfEventArray, key: 4, value: 4, max: 2) as? PerfEventArrayMap)
         perf.attachReaders()
         func output(flags: UInt64, size: Int = 8) throws -> Program {
-            try load(vm, """
+            try load(
+                vm,
+                """
                 stdw [%r10-8], 0x77
                 lddw %r2, \(hex(perf.handle))
                 lddw %r3, \(flags)
@@ -329,7 +346,8 @@ struct MapHelperTests {
             #expect(try tooLong.run() == minus(.fault), "\(context)")
         }
         // A plain memory buffer is no packet context: the tracing helper refuses the length.
-        let memory = try vm.makeProcess(for: output(flags: 2 << 32 | 0xFFFF_FFFF, size: 1), context: MemoryContext([9, 8, 7]))
+        let memory = try vm.makeProcess(
+            for: output(flags: 2 << 32 | 0xFFFF_FFFF, size: 1), context: MemoryContext([9, 8, 7]))
         #expect(try memory.run() == minus(.invalid))
     }
 
@@ -408,7 +426,8 @@ struct MapHelperTests {
         for i: UInt32 in 0..<3 { _ = array.update(key: le32(i), value: le64(UInt64(i + 1) * 10), flags: .any, cpu: 0) }
         let program = try loadWithCallback(vm, main: forEachMain(array.handle), callback: sumCallback(stopKey: 1))
         #expect(try run(vm, program) == 2 << 32 | 30, "elements 0 and 1, then stop")
-        let badFlags = try loadWithCallback(vm, main: forEachMain(array.handle, flags: 1), callback: sumCallback(stopKey: 1))
+        let badFlags = try loadWithCallback(
+            vm, main: forEachMain(array.handle, flags: 1), callback: sumCallback(stopKey: 1))
         #expect(try run(vm, badFlags) == (minus(.invalid) << 32), "-EINVAL for flags")
     }
 
@@ -430,9 +449,12 @@ struct MapHelperTests {
             try run(vm, program)
             Issue.record("wrote to the read-only key")
         } catch let error as ExecutionError {
-            guard error.code == .helperFailed, error.kind.helperID == 164, let inner = error.kind.failure?.callbackError,
-                  inner.code == .memory, let fault = inner.kind.fault else {
-                Issue.record("unexpected \(error)"); return
+            guard error.code == .helperFailed, error.kind.helperID == 164,
+                let inner = error.kind.failure?.callbackError,
+                inner.code == .memory, let fault = inner.kind.fault
+            else {
+                Issue.record("unexpected \(error)")
+                return
             }
             #expect(fault.reason == .readOnly)
         }
@@ -447,9 +469,12 @@ struct MapHelperTests {
         do {
             try vm.makeProcess(for: program).run(instructionLimit: 500)
         } catch let error as ExecutionError {
-            guard error.code == .helperFailed, error.kind.helperID == 164, let inner = error.kind.failure?.callbackError,
-                  inner.code == .budgetExhausted else {
-                Issue.record("expected a budget error inside the callback, got \(error)"); return
+            guard error.code == .helperFailed, error.kind.helperID == 164,
+                let inner = error.kind.failure?.callbackError,
+                inner.code == .budgetExhausted
+            else {
+                Issue.record("expected a budget error inside the callback, got \(error)")
+                return
             }
         }
         let process = try vm.makeProcess(for: program)
@@ -495,7 +520,9 @@ struct MapHelperTests {
         let (vm, emulator) = makeLinuxVM()
         let map = try makeMap(emulator, vm, .array, key: 4, value: 16, max: 1, spinLock: 0)
         #expect(throws: ExecutionError.self) { try run(vm, load(vm, lockedIncrement(map.handle, doubleLock: true))) }
-        let unlockOnly = try load(vm, """
+        let unlockOnly = try load(
+            vm,
+            """
             stw [%r10-4], 0
             lddw %r1, \(hex(map.handle))
             mov %r2, %r10
@@ -519,7 +546,9 @@ struct MapHelperTests {
         let (vm, emulator) = makeLinuxVM(cpus: 8)
         let map = try makeMap(emulator, vm, .hash, key: 4, value: 8, max: 800)
         let counters = try makeMap(emulator, vm, .perCPUArray, key: 4, value: 8, max: 1, name: "counters")
-        let increment = try load(vm, """
+        let increment = try load(
+            vm,
+            """
             stw [%r10-4], 0
             lddw %r1, \(hex(counters.handle))
             mov %r2, %r10

@@ -9,10 +9,14 @@ func makeLinuxVM(cpus: Int = 2) -> (vm: VM, emulator: LinuxEmulator) {
 }
 
 /// Creates a map, failing the test on error.
-func makeMap(_ emulator: LinuxEmulator, _ vm: VM, _ type: MapType, key: Int, value: Int, max: Int,
-             flags: MapFlags = [], name: String = "m", inner: MapAttributes? = nil, spinLock: Int? = nil) throws -> any BPFMap {
-    try emulator.createMap(MapAttributes(name: name, type: type, keySize: key, valueSize: value, maxEntries: max,
-                                         flags: flags.rawValue, innerMap: inner, spinLockOffset: spinLock), in: vm)
+func makeMap(
+    _ emulator: LinuxEmulator, _ vm: VM, _ type: MapType, key: Int, value: Int, max: Int,
+    flags: MapFlags = [], name: String = "m", inner: MapAttributes? = nil, spinLock: Int? = nil
+) throws -> any BPFMap {
+    try emulator.createMap(
+        MapAttributes(
+            name: name, type: type, keySize: key, valueSize: value, maxEntries: max,
+            flags: flags.rawValue, innerMap: inner, spinLockOffset: spinLock), in: vm)
 }
 
 /// Assembles and loads `text`.

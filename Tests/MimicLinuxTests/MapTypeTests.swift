@@ -55,17 +55,18 @@ struct MapHashArrayTests {
         let (vm, emulator) = makeLinuxVM()
         let map = try makeMap(emulator, vm, .lruHash, key: 4, value: 4, max: 3)
         for i: UInt32 in 1...3 { #expect(map.update(key: le32(i), value: le32(i), flags: .any, cpu: 0) == nil) }
-        #expect(map.lookupAddress(key: le32(1), cpu: 0) != nil)  // 1 is now the most recent; 2 the oldest
+        #expect(map.lookupAddress(key: le32(1), cpu: 0) != nil) // 1 is now the most recent; 2 the oldest
         #expect(map.update(key: le32(4), value: le32(4), flags: .any, cpu: 0) == nil, "LRU maps evict instead of E2BIG")
         #expect(map.value(forKey: le32(2)) == nil)
         #expect(Set(map.keys) == [le32(1), le32(3), le32(4)])
-        #expect(map.update(key: le32(3), value: le32(33), flags: .exist, cpu: 0) == nil)  // 3 refreshed; 1 oldest
+        #expect(map.update(key: le32(3), value: le32(33), flags: .exist, cpu: 0) == nil) // 3 refreshed; 1 oldest
         #expect(map.update(key: le32(5), value: le32(5), flags: .noExist, cpu: 0) == nil)
         #expect(map.value(forKey: le32(1)) == nil)
         #expect(Set(map.keys) == [le32(3), le32(4), le32(5)])
         #expect(map.update(key: le32(3), value: le32(1), flags: .noExist, cpu: 0) == .exists)
         #expect(map.update(key: le32(9), value: le32(1), flags: .exist, cpu: 0) == .noEntry)
-        #expect(map.update(key: le32(3), value: le32(1), flags: .lock, cpu: 0) == .invalid, "LRU maps take no BPF_F_LOCK")
+        #expect(
+            map.update(key: le32(3), value: le32(1), flags: .lock, cpu: 0) == .invalid, "LRU maps take no BPF_F_LOCK")
         #expect(map.delete(key: le32(9)) == .noEntry)
     }
 
@@ -131,11 +132,16 @@ struct MapHashArrayTests {
     @Test func spinLockWordIsNeverOverwrittenAndFLockWorks() throws {
         let (vm, emulator) = makeLinuxVM()
         let map = try makeMap(emulator, vm, .hash, key: 4, value: 16, max: 2, spinLock: 0)
-        #expect(map.update(key: le32(1), value: le32(0xFFFF_FFFF) + [UInt8](repeating: 7, count: 12), flags: .any, cpu: 0) == nil)
+        #expect(
+            map.update(key: le32(1), value: le32(0xFFFF_FFFF) + [UInt8](repeating: 7, count: 12), flags: .any, cpu: 0)
+                == nil)
         #expect(map.value(forKey: le32(1)) == le32(0) + [UInt8](repeating: 7, count: 12), "the lock word stays")
-        #expect(map.update(key: le32(1), value: [UInt8](repeating: 9, count: 16), flags: [.lock, .exist], cpu: 0) == nil)
+        #expect(
+            map.update(key: le32(1), value: [UInt8](repeating: 9, count: 16), flags: [.lock, .exist], cpu: 0) == nil)
         #expect(map.value(forKey: le32(1)) == le32(0) + [UInt8](repeating: 9, count: 12))
-        #expect(map.update(key: le32(1), value: [UInt8](repeating: 9, count: 16), flags: [.lock, .noExist], cpu: 0) == .exists)
+        #expect(
+            map.update(key: le32(1), value: [UInt8](repeating: 9, count: 16), flags: [.lock, .noExist], cpu: 0)
+                == .exists)
         let array = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 1, name: "locked", spinLock: 4)
         #expect(array.update(key: le32(0), value: le64(0xAAAA_BBBB_CCCC_DDDD), flags: .lock, cpu: 0) == nil)
         #expect(array.value(forKey: le32(0)) == le32(0xCCCC_DDDD) + le32(0))
@@ -144,7 +150,9 @@ struct MapHashArrayTests {
 
 @Suite("Maps: LPM trie")
 struct MapLPMTests {
-    func key(_ length: UInt32, _ a: UInt8, _ b: UInt8 = 0, _ c: UInt8 = 0, _ d: UInt8 = 0) -> [UInt8] { le32(length) + [a, b, c, d] }
+    func key(_ length: UInt32, _ a: UInt8, _ b: UInt8 = 0, _ c: UInt8 = 0, _ d: UInt8 = 0) -> [UInt8] {
+        le32(length) + [a, b, c, d]
+    }
 
     @Test func longestPrefixMatch() throws {
         let (vm, emulator) = makeLinuxVM()
@@ -165,8 +173,9 @@ struct MapLPMTests {
         let (vm, emulator) = makeLinuxVM()
         let map = try makeMap(emulator, vm, .lpmTrie, key: 8, value: 4, max: 2, flags: .noPrealloc)
         #expect(map.update(key: key(16, 192, 168), value: le32(1), flags: .noExist, cpu: 0) == nil)
-        #expect(map.update(key: key(16, 192, 168, 77), value: le32(2), flags: .any, cpu: 0) == nil,
-                "bits past the prefix do not make a new element")
+        #expect(
+            map.update(key: key(16, 192, 168, 77), value: le32(2), flags: .any, cpu: 0) == nil,
+            "bits past the prefix do not make a new element")
         #expect(map.keys.count == 1)
         #expect(map.value(forKey: key(32, 192, 168, 1, 1)) == le32(2))
         #expect(map.update(key: key(16, 192, 168), value: le32(3), flags: .noExist, cpu: 0) == .exists)
@@ -274,13 +283,14 @@ struct MapRecordTests {
         #expect(ring.output([UInt8](repeating: 9, count: 1100)) == .tryAgain, "no room until the consumer reads")
         #expect(ring.drainRecords().count == 3)
         let wrapped = (0..<1500).map { UInt8(truncatingIfNeeded: $0) }
-        #expect(ring.output(wrapped) == nil)  // starts at 3024, runs past 4096
+        #expect(ring.output(wrapped) == nil) // starts at 3024, runs past 4096
         #expect(ring.drainRecords() == [wrapped])
     }
 
     @Test func perfEventArrayOutputAndErrors() throws {
         let (vm, emulator) = makeLinuxVM(cpus: 2)
-        let perf = try #require(try makeMap(emulator, vm, .perfEventArray, key: 4, value: 4, max: 4) as? PerfEventArrayMap)
+        let perf = try #require(
+            try makeMap(emulator, vm, .perfEventArray, key: 4, value: 4, max: 4) as? PerfEventArrayMap)
         // A new map has no events, as in the kernel (issue 13.4: it answered 0, not -ENOENT).
         #expect(perf.output([1, 2], index: 0xFFFF_FFFF, cpu: 1) == .noEntry)
         #expect(perf.output([3], index: 0, cpu: 0) == .noEntry)
@@ -297,7 +307,8 @@ struct MapRecordTests {
         #expect(perf.update(key: le32(9), value: le32(0), flags: .any, cpu: 0) == .tooBig)
         #expect(perf.delete(key: le32(3)) == .noEntry)
         #expect(perf.delete(key: le32(2)) == nil)
-        #expect(perf.drainRecords() == [.init(cpu: 0, data: [3]), .init(cpu: 0, data: [5]), .init(cpu: 1, data: [1, 2])])
+        #expect(
+            perf.drainRecords() == [.init(cpu: 0, data: [3]), .init(cpu: 0, data: [5]), .init(cpu: 1, data: [1, 2])])
         #expect(perf.drainRecords(cpu: 0) == [])
         let big = [UInt8](repeating: 0, count: perf.bufferSize)
         #expect(perf.output(big, index: 0, cpu: 0) == .noSpace)
@@ -325,7 +336,8 @@ struct MapReferenceTests {
     @Test func arrayOfMaps() throws {
         let (vm, emulator) = makeLinuxVM()
         let innerDefinition = MapAttributes(name: "inner", type: .hash, keySize: 4, valueSize: 4, maxEntries: 4)
-        let outer = try #require(try makeMap(emulator, vm, .arrayOfMaps, key: 4, value: 4, max: 2, inner: innerDefinition) as? MapOfMaps)
+        let outer = try #require(
+            try makeMap(emulator, vm, .arrayOfMaps, key: 4, value: 4, max: 2, inner: innerDefinition) as? MapOfMaps)
         let inner = try emulator.createMap(innerDefinition, in: vm)
         let other = try makeMap(emulator, vm, .hash, key: 4, value: 4, max: 5, name: "other")
         #expect(outer.setInnerMap(other, forKey: le32(0)) == .invalid, "max_entries differs without BPF_F_INNER_MAP")
@@ -335,7 +347,9 @@ struct MapReferenceTests {
         let id = UInt32(try #require(MapHandle.id(of: inner.handle)))
         #expect(outer.value(forKey: le32(0)) == le32(id))
         #expect(outer.update(key: le32(1), value: le32(id), flags: .any, cpu: 0) == nil)
-        #expect(outer.update(key: le32(1), value: le32(id), flags: .noExist, cpu: 0) == .invalid, "fd arrays take BPF_ANY only")
+        #expect(
+            outer.update(key: le32(1), value: le32(id), flags: .noExist, cpu: 0) == .invalid,
+            "fd arrays take BPF_ANY only")
         #expect(outer.update(key: le32(2), value: le32(id), flags: .any, cpu: 0) == .tooBig)
         #expect(outer.update(key: le32(1), value: le32(9999), flags: .any, cpu: 0) == .invalid)
         #expect(outer.delete(key: le32(1)) == nil)
@@ -345,9 +359,11 @@ struct MapReferenceTests {
 
     @Test func hashOfMapsWithInnerMapFlag() throws {
         let (vm, emulator) = makeLinuxVM()
-        let innerDefinition = MapAttributes(name: "i", type: .array, keySize: 4, valueSize: 4, maxEntries: 1,
-                                            flags: MapFlags.innerMap.rawValue)
-        let outer = try #require(try makeMap(emulator, vm, .hashOfMaps, key: 4, value: 4, max: 1, inner: innerDefinition) as? MapOfMaps)
+        let innerDefinition = MapAttributes(
+            name: "i", type: .array, keySize: 4, valueSize: 4, maxEntries: 1,
+            flags: MapFlags.innerMap.rawValue)
+        let outer = try #require(
+            try makeMap(emulator, vm, .hashOfMaps, key: 4, value: 4, max: 1, inner: innerDefinition) as? MapOfMaps)
         let big = try makeMap(emulator, vm, .array, key: 4, value: 4, max: 100, flags: .innerMap, name: "big")
         #expect(outer.setInnerMap(big, forKey: le32(7)) == nil, "BPF_F_INNER_MAP allows another max_entries")
         #expect(outer.setInnerMap(big, forKey: le32(7), flags: .noExist) == .exists)

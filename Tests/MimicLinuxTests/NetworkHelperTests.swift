@@ -19,10 +19,12 @@ import MimicTestSupport
 
     @Test func theNetworkingHelpersAreEmulated() {
         let ids = Set(LinuxEmulator().implementedHelperIDs)
-        let helpers: [HelperID] = [.xdpLoadBytes, .xdpStoreBytes, .xdpGetBuffLen, .checkMtu, .skbPullData, .skbLoadBytesRelative,
-                                   .csumUpdate, .csumLevel, .setHash, .getHashRecalc, .setHashInvalid, .skbChangeProto,
-                                   .skbChangeType, .skbEcnSetCe, .getSocketCookie, .getNetnsCookie, .skbCgroupId,
-                                   .skbAncestorCgroupId, .getRouteRealm, .skbSetTstamp]
+        let helpers: [HelperID] = [
+            .xdpLoadBytes, .xdpStoreBytes, .xdpGetBuffLen, .checkMtu, .skbPullData, .skbLoadBytesRelative,
+            .csumUpdate, .csumLevel, .setHash, .getHashRecalc, .setHashInvalid, .skbChangeProto,
+            .skbChangeType, .skbEcnSetCe, .getSocketCookie, .getNetnsCookie, .skbCgroupId,
+            .skbAncestorCgroupId, .getRouteRealm, .skbSetTstamp,
+        ]
         for helper in helpers { #expect(ids.contains(helper.rawValue), "\(helper.name) is not emulated") }
     }
 
@@ -32,11 +34,17 @@ import MimicTestSupport
         let fixture = try Fixture.load("unemulated_maps")
         for name in ["socks", "sock_hash", "cgroups", "reuse"] {
             let map = try fixture.map(name, as: UnsupportedMap.self)
-            #expect(map.keys.isEmpty && map.update(key: [0, 0, 0, 0], value: [UInt8](repeating: 0, count: map.attributes.valueSize), flags: .any, cpu: 0) == .notSupported)
+            #expect(
+                map.keys.isEmpty
+                    && map.update(
+                        key: [0, 0, 0, 0], value: [UInt8](repeating: 0, count: map.attributes.valueSize), flags: .any,
+                        cpu: 0) == .notSupported
+            )
         }
         try fixture.run("count")
         try fixture.run("count")
-        #expect(try fixture.map("calls").value(forKey: [0, 0, 0, 0]) == le64(2), "programs that leave those maps alone run")
+        #expect(
+            try fixture.map("calls").value(forKey: [0, 0, 0, 0]) == le64(2), "programs that leave those maps alone run")
         #expect {
             try fixture.run("redirect_lookup")
         } throws: { error in
@@ -49,7 +57,9 @@ import MimicTestSupport
         #expect(throws: MapError.self) {
             try emulator.createMap(.init(name: "s", type: .sockMap, keySize: 4, valueSize: 8, maxEntries: 1), in: vm)
         }
-        #expect(!LinuxEmulator.emulates(.sockMap) && !LinuxEmulator.emulates(.cgroupArray) && LinuxEmulator.emulates(.devMap))
+        #expect(
+            !LinuxEmulator.emulates(.sockMap) && !LinuxEmulator.emulates(.cgroupArray)
+                && LinuxEmulator.emulates(.devMap))
     }
 
     @Test func bloomFiltersHaveNoFalseNegatives() throws {
@@ -60,14 +70,18 @@ import MimicTestSupport
         for value in 0..<100 { #expect(bloom.push(value: le32(UInt32(value)), flags: .any) == nil) }
         #expect((0..<100).allSatisfy { bloom.mayContain(le32(UInt32($0))) })
         let falsePositives = (1000..<11000).filter { bloom.mayContain(le32(UInt32($0))) }.count
-        #expect(falsePositives < 2000, "about 9% expected for 100 values in 512 bits with 3 hashes, got \(falsePositives) of 10000")
+        #expect(
+            falsePositives < 2000,
+            "about 9% expected for 100 values in 512 bits with 3 hashes, got \(falsePositives) of 10000")
         #expect(bloom.push(value: le32(1), flags: .exist) == .invalid)
         #expect(bloom.pop() == .failure(.notSupported) && bloom.delete(key: []) == .notSupported)
 
-        for (label, bad, extra) in [("key", MapAttributes(name: "b", type: .bloomFilter, keySize: 4, valueSize: 4, maxEntries: 1), UInt64(0)),
-                                    ("value", MapAttributes(name: "b", type: .bloomFilter, keySize: 0, valueSize: 0, maxEntries: 1), 0),
-                                    ("map_extra", MapAttributes(name: "b", type: .bloomFilter, keySize: 0, valueSize: 4, maxEntries: 1), 0x10),
-                                    ("map_extra elsewhere", MapAttributes(name: "b", type: .array, keySize: 4, valueSize: 4, maxEntries: 1), 1)] {
+        for (label, bad, extra) in [
+            ("key", MapAttributes(name: "b", type: .bloomFilter, keySize: 4, valueSize: 4, maxEntries: 1), UInt64(0)),
+            ("value", MapAttributes(name: "b", type: .bloomFilter, keySize: 0, valueSize: 0, maxEntries: 1), 0),
+            ("map_extra", MapAttributes(name: "b", type: .bloomFilter, keySize: 0, valueSize: 4, maxEntries: 1), 0x10),
+            ("map_extra elsewhere", MapAttributes(name: "b", type: .array, keySize: 4, valueSize: 4, maxEntries: 1), 1),
+        ] {
             #expect(throws: MapError.self, "\(label)") { try emulator.createMap(bad, mapExtra: extra, in: vm) }
         }
     }
@@ -77,29 +91,38 @@ import MimicTestSupport
     @Test func setTstampFollowsTheClockTypes() throws {
         let context = SKBContext(packet: Self.ipv4)
         // MONOTONIC with a time: stored, tstamp_type 1.
-        #expect(try Self.run("""
-            mov %r6, %r1
-            mov %r2, 1000
-            mov %r3, 1
-            call 192
-            jne %r0, 0, +3
-            ldxdw %r0, [%r6+152]
-            ldxb %r1, [%r6+180]
-            add %r0, %r1
-            exit
-            """, context) == 1001)
-        for (time, type, expected) in [(0, 1, Self.errno(.invalid)), (0, 2, Self.errno(.invalid)), (7, 3, Self.errno(.invalid)), (0, 0, 0), (9, 2, 0)] {
-            #expect(try Self.run("mov %r2, \(time)\nmov %r3, \(type)\ncall 192\nexit", context) == expected, "tstamp \(time) type \(type)")
+        #expect(
+            try Self.run(
+                """
+                mov %r6, %r1
+                mov %r2, 1000
+                mov %r3, 1
+                call 192
+                jne %r0, 0, +3
+                ldxdw %r0, [%r6+152]
+                ldxb %r1, [%r6+180]
+                add %r0, %r1
+                exit
+                """, context) == 1001)
+        for (time, type, expected) in [
+            (0, 1, Self.errno(.invalid)), (0, 2, Self.errno(.invalid)), (7, 3, Self.errno(.invalid)), (0, 0, 0),
+            (9, 2, 0),
+        ] {
+            #expect(
+                try Self.run("mov %r2, \(time)\nmov %r3, \(type)\ncall 192\nexit", context) == expected,
+                "tstamp \(time) type \(type)")
         }
         // Only IPv4 and IPv6 packets take a delivery time.
-        #expect(try Self.run("mov %r2, 5\nmov %r3, 1\ncall 192\nexit", SKBContext(packet: Self.arp)) == Self.errno(.notSupported))
+        #expect(
+            try Self.run("mov %r2, 5\nmov %r3, 1\ncall 192\nexit", SKBContext(packet: Self.arp))
+                == Self.errno(.notSupported))
     }
 
     // MARK: Socket, namespace and cgroup identity
 
     @Test func socketIdentityNeedsASocket() throws {
         let none = SKBContext(packet: Self.ipv4)
-        for helper in [46, 79] {  // get_socket_cookie, skb_cgroup_id
+        for helper in [46, 79] { // get_socket_cookie, skb_cgroup_id
             #expect(try Self.run("call \(helper)\nexit", none) == 0)
         }
         #expect(try Self.run("mov %r2, 0\ncall 83\nexit", none) == 0)
@@ -127,7 +150,7 @@ import MimicTestSupport
         #expect(hash != 0)
         #expect(try Self.run("call 34\nexit", context) == hash)
         var other = Self.ipv4
-        other[35] ^= 1  // another source port
+        other[35] ^= 1 // another source port
         #expect(try Self.run("call 34\nexit", SKBContext(packet: other)) != hash)
         // A hash the device gave is kept; set_hash_invalid makes the next call compute one.
         var given = SKBContext(packet: Self.ipv4)
@@ -139,7 +162,8 @@ import MimicTestSupport
     @Test func changeProtoNeedsAWholeIPv6Header() throws {
         // An IPv6 EtherType with only 10 bytes after the MAC header cannot lose 20.
         let short = Array(Self.ipv4[0..<12]) + [0x86, 0xDD] + [UInt8](repeating: 0x60, count: 10)
-        #expect(try Self.run("mov %r2, 8\nmov %r3, 0\ncall 31\nexit", SKBContext(packet: short)) == Self.errno(.noMemory))
+        #expect(
+            try Self.run("mov %r2, 8\nmov %r3, 0\ncall 31\nexit", SKBContext(packet: short)) == Self.errno(.noMemory))
     }
 
     @Test func checkMTUKnowsLoopbackAndTheEthernetDevice() throws {
@@ -160,7 +184,9 @@ import MimicTestSupport
         // The device a packet arrived on always exists.
         #expect(try Self.run("mov %r2, 0\n" + mtu, SKBContext(packet: Self.ipv4, ifindex: 7)) == 1500)
         #expect(try Self.run("mov %r2, 7\n" + mtu, SKBContext(packet: Self.ipv4, ifindex: 7)) == 1500)
-        #expect(try Self.run("mov %r2, 3\nstw [%r10-4], 0\nmov %r3, %r10\nadd %r3, -4\nmov %r4, 0\nmov %r5, 0\ncall 163\nexit",
-                             SKBContext(packet: Self.ipv4)) == Self.errno(.noDevice))
+        #expect(
+            try Self.run(
+                "mov %r2, 3\nstw [%r10-4], 0\nmov %r3, %r10\nadd %r3, -4\nmov %r4, 0\nmov %r5, 0\ncall 163\nexit",
+                SKBContext(packet: Self.ipv4)) == Self.errno(.noDevice))
     }
 }

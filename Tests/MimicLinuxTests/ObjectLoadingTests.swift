@@ -8,14 +8,21 @@ import MimicTestSupport
 @Suite("Object loading")
 struct ObjectLoadingTests {
     @Test func mapSpecAttributesCarryInnerTemplatesAndSpinLocks() throws {
-        let inner = MapSpec(attributes: MapAttributes(name: "outer.inner", type: .hash, keySize: 4, valueSize: 16, maxEntries: 8),
-                            source: .innerTemplate, sectionName: ".maps", sectionOffset: 0)
-        var spec = MapSpec(attributes: MapAttributes(name: "outer", type: .hashOfMaps, keySize: 8, valueSize: 4, maxEntries: 2, flags: 1),
-                           innerMap: inner, source: .btf, sectionName: ".maps", sectionOffset: 0)
+        let inner = MapSpec(
+            attributes: MapAttributes(name: "outer.inner", type: .hash, keySize: 4, valueSize: 16, maxEntries: 8),
+            source: .innerTemplate, sectionName: ".maps", sectionOffset: 0)
+        var spec = MapSpec(
+            attributes: MapAttributes(
+                name: "outer", type: .hashOfMaps, keySize: 8, valueSize: 4, maxEntries: 2, flags: 1),
+            innerMap: inner, source: .btf, sectionName: ".maps", sectionOffset: 0)
         spec.innerMap?.attributes.spinLockOffset = 12
-        #expect(spec.attributes == MapAttributes(name: "outer", type: .hashOfMaps, keySize: 8, valueSize: 4, maxEntries: 2, flags: 1,
-                                            innerMap: MapAttributes(name: "outer.inner", type: .hash, keySize: 4, valueSize: 16,
-                                                                    maxEntries: 8, spinLockOffset: 12)))
+        #expect(
+            spec.attributes
+                == MapAttributes(
+                    name: "outer", type: .hashOfMaps, keySize: 8, valueSize: 4, maxEntries: 2, flags: 1,
+                    innerMap: MapAttributes(
+                        name: "outer.inner", type: .hash, keySize: 4, valueSize: 16,
+                        maxEntries: 8, spinLockOffset: 12)))
         spec.attributes = MapAttributes(name: "outer", type: .hashOfMaps, keySize: 8, valueSize: 4, maxEntries: 3)
         #expect(spec.attributes.innerMap == spec.innerMap?.attributes, "attributes.innerMap follows innerMap")
         let (vm, emulator) = makeLinuxVM()
@@ -25,13 +32,16 @@ struct ObjectLoadingTests {
 
     @Test func invalidMapSpecsNameTheMap() throws {
         let (vm, emulator) = makeLinuxVM()
-        let spec = MapSpec(attributes: MapAttributes(name: "broken_counts", type: .array, keySize: 8, valueSize: 8, maxEntries: 4),
-                           source: .btf, sectionName: ".maps", sectionOffset: 0)
+        let spec = MapSpec(
+            attributes: MapAttributes(name: "broken_counts", type: .array, keySize: 8, valueSize: 8, maxEntries: 4),
+            source: .btf, sectionName: ".maps", sectionOffset: 0)
         do {
             _ = try emulator.createMap(spec, in: vm)
             Issue.record("an array with 8-byte keys was created")
         } catch {
-            #expect("\(LoadError(error, programName: "object"))".contains("map broken_counts: BPF_MAP_TYPE_ARRAY: key_size must be 4, got 8"))
+            #expect(
+                "\(LoadError(error, programName: "object"))".contains(
+                    "map broken_counts: BPF_MAP_TYPE_ARRAY: key_size must be 4, got 8"))
         }
     }
 

@@ -19,7 +19,8 @@ import MimicMemory
 
     @Test func resetRecyclesStateButNotAddresses() throws {
         let (vm, program) = try ContextTestSupport.load(Self.source)
-        let big = [UInt8](repeating: 7, count: 90), small = [UInt8](repeating: 9, count: 60)
+        let big = [UInt8](repeating: 7, count: 90)
+        let small = [UInt8](repeating: 9, count: 60)
         let process = try vm.makeProcess(for: program, context: XDPContext(packet: big, tailroom: 16))
         #expect(try process.run() == 90)
         let firstData = try #require(LinuxProcessState.of(process)?.packet).dataAddress
@@ -35,7 +36,9 @@ import MimicMemory
             #expect(buffer.data == [0xAA] + packet.dropFirst())
             #expect(buffer.headroom == 256 && buffer.tailroom == 16)
             #expect(buffer.storage.bytes(in: 0..<256) == [UInt8](repeating: 0, count: 256))
-            #expect(buffer.storage.bytes(in: buffer.dataEndOffset..<buffer.storage.count) == [UInt8](repeating: 0, count: 16))
+            #expect(
+                buffer.storage.bytes(in: buffer.dataEndOffset..<buffer.storage.count)
+                    == [UInt8](repeating: 0, count: 16))
             #expect(state.sparePacket == nil)
             // The first packet's address reaches nothing.
             #expect(throws: (any Error).self) { try process.memory.load(firstData, size: 1) }

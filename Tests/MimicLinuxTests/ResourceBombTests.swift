@@ -4,7 +4,7 @@ import MimicLinux
 import MimicMemory
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The resource bombs of issue 20: each ends in a clear error (or works lazily) within a second
@@ -27,7 +27,8 @@ struct ResourceBombTests {
         let result = try body()
         let elapsed = clock.now - start
         #expect(elapsed < .seconds(1), "\(what) took \(elapsed)")
-        #expect(peakResident() - before < 100 << 20, "\(what) raised the peak memory by \(peakResident() - before) bytes")
+        #expect(
+            peakResident() - before < 100 << 20, "\(what) raised the peak memory by \(peakResident() - before) bytes")
         return result
     }
 
@@ -55,8 +56,9 @@ struct ResourceBombTests {
     static let inner = MapAttributes(name: "inner", type: .array, keySize: 4, valueSize: 8, maxEntries: 4)
 
     static func hugeFDArray(_ type: MapType) -> MapAttributes {
-        MapAttributes(name: "huge", type: type, keySize: 4, valueSize: 4, maxEntries: 0xFFFF_FFFF,
-                      innerMap: type == .arrayOfMaps ? inner : nil)
+        MapAttributes(
+            name: "huge", type: type, keySize: 4, valueSize: 4, maxEntries: 0xFFFF_FFFF,
+            innerMap: type == .arrayOfMaps ? inner : nil)
     }
 
     @Test(arguments: [MapType.progArray, .perfEventArray, .arrayOfMaps])
@@ -74,8 +76,9 @@ struct ResourceBombTests {
 
     @Test func hashOfMapsPastTheKernelsBucketLimitIsTooBig() throws {
         let (vm, emulator) = makeLinuxVM()
-        let attributes = MapAttributes(name: "hom", type: .hashOfMaps, keySize: 4, valueSize: 4, maxEntries: 0xFFFF_FFFF,
-                                       innerMap: Self.inner)
+        let attributes = MapAttributes(
+            name: "hom", type: .hashOfMaps, keySize: 4, valueSize: 4, maxEntries: 0xFFFF_FFFF,
+            innerMap: Self.inner)
         let error = Self.bounded("hash of maps max_entries 0xFFFFFFFF") {
             Self.mapError { try emulator.createMap(attributes, in: vm) }
         }
@@ -119,7 +122,9 @@ struct ResourceBombTests {
         let (vm, emulator) = makeLinuxVM()
         let error = Self.bounded("eight 4 GiB arrays") {
             Self.mapError {
-                for i in 0..<8 { _ = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 1 << 29, name: "big\(i)") }
+                for i in 0..<8 {
+                    _ = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 1 << 29, name: "big\(i)")
+                }
                 return ()
             }
         }
@@ -134,7 +139,9 @@ struct ResourceBombTests {
         let (vm, emulator) = makeLinuxVM()
         let error = Self.bounded("five 256 MiB arrays") {
             Self.mapError {
-                for i in 0..<5 { _ = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 1 << 25, name: "quarter\(i)") }
+                for i in 0..<5 {
+                    _ = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 1 << 25, name: "quarter\(i)")
+                }
                 return ()
             }
         }
@@ -164,15 +171,21 @@ struct ResourceBombTests {
         let map = try makeMap(emulator, vm, .hash, key: 4, value: 8, max: 1_000_000, flags: .noPrealloc)
         #expect(vm.memoryBudget.inUse == 0)
         var inserted = 0
-        while map.update(key: littleEndian(UInt32(inserted)), value: [UInt8](repeating: 1, count: 8), flags: .any, cpu: 0) == nil {
+        while map.update(
+            key: littleEndian(UInt32(inserted)), value: [UInt8](repeating: 1, count: 8), flags: .any, cpu: 0) == nil
+        {
             inserted += 1
         }
         #expect(inserted == 4096 / (8 + 8 + 48))
-        #expect(map.update(key: littleEndian(UInt32(inserted)), value: [UInt8](repeating: 1, count: 8), flags: .any, cpu: 0) == .noMemory)
+        #expect(
+            map.update(key: littleEndian(UInt32(inserted)), value: [UInt8](repeating: 1, count: 8), flags: .any, cpu: 0)
+                == .noMemory)
         #expect(map.delete(key: littleEndian(0)) == nil)
         #expect(map.update(key: littleEndian(999), value: [UInt8](repeating: 2, count: 8), flags: .any, cpu: 0) == nil)
         // Preallocated maps are charged in full when created.
-        #expect(Self.mapError { try makeMap(emulator, vm, .hash, key: 4, value: 8, max: 1_000_000, name: "prealloc") }?.errno == .noMemory)
+        #expect(
+            Self.mapError { try makeMap(emulator, vm, .hash, key: 4, value: 8, max: 1_000_000, name: "prealloc") }?
+                .errno == .noMemory)
     }
 
     func littleEndian(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian, Array.init) }
@@ -207,15 +220,17 @@ struct ResourceBombTests {
 
     @Test func skbLoadBytesPastThePacketFaultsAtOnce() throws {
         let error = try Self.bounded("bpf_skb_load_bytes(skb, 0, buf, 0xFFFFFFFF)") {
-            try Self.failure("mov %r2, 0\nmov %r3, %r10\nadd %r3, -16\nmov32 %r4, -1\ncall 26\nexit",
-                             context: SKBContext(packet: [UInt8](repeating: 0xAB, count: 64)))
+            try Self.failure(
+                "mov %r2, 0\nmov %r3, %r10\nadd %r3, -16\nmov32 %r4, -1\ncall 26\nexit",
+                context: SKBContext(packet: [UInt8](repeating: 0xAB, count: 64)))
         }
         #expect("\(error.map { "\($0)" } ?? "")".contains("out of bounds"))
     }
 
     /// A destination that is big enough is still zeroed when the source is unreadable.
     @Test func probeReadZeroesAValidDestinationInPlace() throws {
-        let (r0, process) = try ContextTestSupport.run("""
+        let (r0, process) = try ContextTestSupport.run(
+            """
             mov %r1, 0x55
             stxdw [%r10-8], %r1
             mov %r1, %r10
@@ -238,14 +253,19 @@ struct ResourceBombTests {
         func json(levels: Int) -> String {
             var memory = [#"{"name":"s0","type":"block","value":{"value":"AQ=="}}"#]
             for level in 1...levels {
-                memory.append(#"{"name":"s\#(level)","type":"struct","value":[{"name":"a","memory":"s\#(level - 1)"},{"name":"b","memory":"s\#(level - 1)"}]}"#)
+                memory.append(
+                    #"{"name":"s\#(level)","type":"struct","value":[{"name":"a","memory":"s\#(level - 1)"},{"name":"b","memory":"s\#(level - 1)"}]}"#
+                )
             }
-            return #"{"name":"g","type":"generic","ctx":{"registers":{"r1":"s\#(levels)"},"memory":[\#(memory.joined(separator: ","))]}}"#
+            return
+                #"{"name":"g","type":"generic","ctx":{"registers":{"r1":"s\#(levels)"},"memory":[\#(memory.joined(separator: ","))]}}"#
         }
         let error = Self.bounded("a 40-level shared struct") { Self.contextError(Array(json(levels: 40).utf8)) }
         #expect(error?.message.contains("larger than the 4294967296-byte region limit") == true)
         // 20 levels: 1 MiB, laid out and attached quickly.
-        let loaded = try Self.bounded("a 20-level shared struct") { try ContextFile.load(data: Array(json(levels: 20).utf8)) }
+        let loaded = try Self.bounded("a 20-level shared struct") {
+            try ContextFile.load(data: Array(json(levels: 20).utf8))
+        }
         let (r0, _) = try Self.bounded("attaching a 20-level shared struct") {
             try ContextTestSupport.run("mov %r2, 1048575\nadd %r1, %r2\nldxb %r0, [%r1]\nexit", context: loaded)
         }
@@ -266,11 +286,19 @@ struct ResourceBombTests {
     }
 
     @Test(arguments: [
-        (#"{"name":"x","type":"xdp_md","ctx":{"packet":"AAAA","headrom":64}}"#, "ctx.headrom", "unknown field \"headrom\""),
+        (
+            #"{"name":"x","type":"xdp_md","ctx":{"packet":"AAAA","headrom":64}}"#, "ctx.headrom",
+            "unknown field \"headrom\""
+        ),
         (#"{"name":"x","type":"xdp_md","cxt":{}}"#, "cxt", "unknown field \"cxt\""),
-        (#"{"name":"s","type":"sk_buff","ctx":{"sock":{"srcport":80}}}"#, "ctx.sock.srcport", "unknown field \"srcport\""),
-        (#"{"name":"g","type":"generic","ctx":{"memory":[{"name":"b","type":"block","value":{"valu":"AA=="}}]}}"#,
-         "ctx.memory[0].value.valu", "unknown field \"valu\""),
+        (
+            #"{"name":"s","type":"sk_buff","ctx":{"sock":{"srcport":80}}}"#, "ctx.sock.srcport",
+            "unknown field \"srcport\""
+        ),
+        (
+            #"{"name":"g","type":"generic","ctx":{"memory":[{"name":"b","type":"block","value":{"valu":"AA=="}}]}}"#,
+            "ctx.memory[0].value.valu", "unknown field \"valu\""
+        ),
     ])
     func misspeltContextFieldsAreErrors(json: String, path: String, message: String) throws {
         do {

@@ -131,7 +131,9 @@ struct MappingTests {
         // Unmapping half keeps the others reachable.
         for base in bases[..<500] { try space.unmap(base) }
         for base in bases[..<500] { #expect(fastLoad(space, base, size: 1) == nil) }
-        for (i, base) in bases.enumerated().dropFirst(500) { #expect(fastLoad(space, base, size: 8) == UInt64(i) * 0x1_0001) }
+        for (i, base) in bases.enumerated().dropFirst(500) {
+            #expect(fastLoad(space, base, size: 8) == UInt64(i) * 0x1_0001)
+        }
     }
 }
 
@@ -142,7 +144,8 @@ struct AccessTests {
         let space = AddressSpace()
         let storage = RegionStorage(bytes: [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99])
         let base = try space.map(storage, name: "data")
-        let expected: UInt64 = size == 8 ? 0x9988_7766_5544_3322 : (0x9988_7766_5544_3322 & ((1 << (8 * UInt64(size))) - 1))
+        let expected: UInt64 =
+            size == 8 ? 0x9988_7766_5544_3322 : (0x9988_7766_5544_3322 & ((1 << (8 * UInt64(size))) - 1))
         #expect(fastLoad(space, base + 1, size: size) == expected)
         #expect(try space.load(base + 1, size: size) == expected)
 
@@ -273,7 +276,9 @@ struct BoundsTests {
     @Test func addressesOfOtherSlotsAndTagsFault() throws {
         let space = AddressSpace()
         let base = try space.map(RegionStorage(count: 16), name: "data")
-        for address in [base ^ (1 << 48), base | (0xFFFF << 48), base + (1 << 32), base + (16 << 32), UInt64.max, UInt64.max - 7] {
+        for address in [
+            base ^ (1 << 48), base | (0xFFFF << 48), base + (1 << 32), base + (16 << 32), UInt64.max, UInt64.max - 7,
+        ] {
             #expect(fastLoad(space, address, size: 1) == nil)
             #expect(fault { _ = try space.load(address, size: 1) } != nil)
         }
@@ -297,7 +302,9 @@ struct RegionKindTests {
         let base = try space.map(storage, name: "rodata", kind: .readOnly)
         #expect(space.table.pointer(forWriting: base, size: UInt64(size)) == nil)
         #expect(fastLoad(space, base, size: size) != nil)
-        #expect(try space.load(base, size: size) == 0x0807_0605_0403_0201 & (size == 8 ? .max : (1 << (8 * UInt64(size))) - 1))
+        #expect(
+            try space.load(base, size: size) == 0x0807_0605_0403_0201
+                & (size == 8 ? .max : (1 << (8 * UInt64(size))) - 1))
         let error = fault { try space.store(0xFF, at: base, size: size) }
         #expect(error?.reason == .readOnly)
         #expect(error?.access == .write)
@@ -319,13 +326,13 @@ struct RegionKindTests {
         #expect(space.table.pointer(forReading: base, size: 1) == nil)
         #expect(space.table.pointer(forWriting: base, size: 1) == nil)
 
-        try space.store(0x4433_2211, at: base + 6, size: 4)  // crosses the end
+        try space.store(0x4433_2211, at: base + 6, size: 4) // crosses the end
         #expect(storage.bytes == [0x33, 0x44, 0, 0, 0, 0, 0x11, 0x22])
         #expect(try space.load(base + 6, size: 4) == 0x4433_2211)
         // Offsets past the end wrap to the start.
         #expect(try space.load(base + 8, size: 2) == 0x4433)
         #expect(try space.load(base + 8 * 1000 + 6, size: 4) == 0x4433_2211)
-        try space.write([9, 9, 9, 9, 9, 9, 9, 9, 7, 7], at: base + 3)  // longer than the ring
+        try space.write([9, 9, 9, 9, 9, 9, 9, 9, 7, 7], at: base + 3) // longer than the ring
         #expect(storage.bytes == [9, 9, 9, 7, 7, 9, 9, 9])
         #expect(try space.read(base + 3, count: 10) == [7, 7, 9, 9, 9, 9, 9, 9, 7, 7])
         #expect(space.region(containing: base + 100)?.name == "ring")

@@ -10,7 +10,9 @@ import MimicMemory
         var released: [UInt64] = []
         init(host: AddressSpace) { self.host = host }
 
-        func place(_ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement) throws(AddressSpaceError) -> UInt64 {
+        func place(_ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement)
+            throws(AddressSpaceError) -> UInt64
+        {
             try host.map(storage, name: name, kind: kind, placement: placement)
         }
 

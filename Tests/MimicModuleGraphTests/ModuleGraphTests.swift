@@ -25,8 +25,10 @@ struct PackageGraph {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["swift", "package", "--package-path", root.path, "--scratch-path", scratch.path,
-                             "describe", "--type", "json"]
+        process.arguments = [
+            "swift", "package", "--package-path", root.path, "--scratch-path", scratch.path,
+            "describe", "--type", "json",
+        ]
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output
@@ -39,20 +41,26 @@ struct PackageGraph {
             throw DescribeFailed(message: "swift package describe exited with \(process.terminationStatus): \(message)")
         }
         guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let list = object["targets"] as? [[String: Any]] else {
+            let list = object["targets"] as? [[String: Any]]
+        else {
             throw DescribeFailed(message: "swift package describe wrote no target list")
         }
         var targets: [String: Target] = [:]
         for entry in list {
             guard let name = entry["name"] as? String, let type = entry["type"] as? String,
-                  let path = entry["path"] as? String else { throw DescribeFailed(message: "a target without name, type or path") }
-            targets[name] = Target(name: name, type: type, path: path, sources: entry["sources"] as? [String] ?? [],
-                                   dependencies: entry["target_dependencies"] as? [String] ?? [])
+                let path = entry["path"] as? String
+            else { throw DescribeFailed(message: "a target without name, type or path") }
+            targets[name] = Target(
+                name: name, type: type, path: path, sources: entry["sources"] as? [String] ?? [],
+                dependencies: entry["target_dependencies"] as? [String] ?? [])
         }
         return PackageGraph(targets: targets)
     }
 
-    struct DescribeFailed: Error, CustomStringConvertible { var message: String; var description: String { message } }
+    struct DescribeFailed: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
 
     /// Every target `name` depends on, directly or not.
     func closure(of name: String) -> Set<String> {
@@ -67,7 +75,9 @@ struct PackageGraph {
     /// The package's own modules a target's Swift sources import (`import X`, `@testable import X`,
     /// `public import X`, ...; modules outside the package — the toolchain's — are left out).
     func packageImports(of target: Target) throws -> Set<String> {
-        let pattern = try Regex(#"^\s*(?:@\w+\s+)*(?:(?:public|package|internal|fileprivate|private)\s+)?import\s+(?:(?:struct|class|enum|protocol|typealias|func|let|var)\s+)?(\w+)"#)
+        let pattern = try Regex(
+            #"^\s*(?:@\w+\s+)*(?:(?:public|package|internal|fileprivate|private)\s+)?import\s+(?:(?:struct|class|enum|protocol|typealias|func|let|var)\s+)?(\w+)"#
+        )
         var modules: Set<String> = []
         for source in target.sources where source.hasSuffix(".swift") {
             let url = Self.root.appendingPathComponent(target.path).appendingPathComponent(source)
@@ -95,10 +105,13 @@ struct PackageGraphTests {
         for target in graph.targets.values.sorted(by: { $0.name < $1.name }) {
             let imported = try graph.packageImports(of: target)
             let declared = Set(target.dependencies.filter { graph.targets[$0]?.type != "executable" })
-            #expect(imported.subtracting(declared).isEmpty,
-                    "\(target.name) imports \(imported.subtracting(declared).sorted()) without declaring them in Package.swift")
-            #expect(declared.subtracting(imported).isEmpty,
-                    "\(target.name) declares \(declared.subtracting(imported).sorted()) but imports none of them")
+            #expect(
+                imported.subtracting(declared).isEmpty,
+                "\(target.name) imports \(imported.subtracting(declared).sorted()) without declaring them in Package.swift"
+            )
+            #expect(
+                declared.subtracting(imported).isEmpty,
+                "\(target.name) declares \(declared.subtracting(imported).sorted()) but imports none of them")
         }
     }
 
@@ -106,7 +119,10 @@ struct PackageGraphTests {
     /// fuzzer), not the capture-file reader, not the pool.
     @Test func theLinuxEmulatorPullsInOnlyTheVM() throws {
         let graph = try Self.graph.get()
-        #expect(graph.closure(of: "MimicLinux") == ["MimicCore", "MimicMemory", "MimicJSON", "CMimicAtomics", "CMimicPlugin"])
+        #expect(
+            graph.closure(of: "MimicLinux") == [
+                "MimicCore", "MimicMemory", "MimicJSON", "CMimicAtomics", "CMimicPlugin",
+            ])
         #expect(graph.closure(of: "MimicCore") == ["MimicMemory", "MimicJSON", "CMimicAtomics", "CMimicPlugin"])
         for library in ["MimicMemory", "MimicJSON", "MimicPcap"] {
             #expect(graph.closure(of: library).isEmpty, "\(library) depends on \(graph.closure(of: library).sorted())")

@@ -20,12 +20,20 @@ struct CaptureBuilder {
     static func classic(bigEndian: Bool = false, nanosecond: Bool = false, linkType: UInt32 = 1) -> CaptureBuilder {
         var builder = CaptureBuilder(bigEndian: bigEndian)
         builder.u32(nanosecond ? 0xA1B2_3C4D : 0xA1B2_C3D4)
-        builder.u16(2); builder.u16(4); builder.u32(0); builder.u32(0); builder.u32(65535); builder.u32(linkType)
+        builder.u16(2)
+        builder.u16(4)
+        builder.u32(0)
+        builder.u32(0)
+        builder.u32(65535)
+        builder.u32(linkType)
         return builder
     }
 
     mutating func record(seconds: UInt32, fraction: UInt32, data: [UInt8], original: UInt32? = nil) {
-        u32(seconds); u32(fraction); u32(UInt32(data.count)); u32(original ?? UInt32(data.count))
+        u32(seconds)
+        u32(fraction)
+        u32(UInt32(data.count))
+        u32(original ?? UInt32(data.count))
         bytes += data
     }
 
@@ -35,39 +43,54 @@ struct CaptureBuilder {
         body(&inner)
         while inner.bytes.count % 4 != 0 { inner.bytes.append(0) }
         let length = UInt32(inner.bytes.count + 12)
-        u32(type); u32(length); bytes += inner.bytes; u32(length)
+        u32(type)
+        u32(length)
+        bytes += inner.bytes
+        u32(length)
     }
 
     static func pcapng(bigEndian: Bool = false) -> CaptureBuilder {
         var builder = CaptureBuilder(bigEndian: bigEndian)
         builder.block(0x0A0D_0D0A) { body in
-            body.u32(0x1A2B_3C4D); body.u16(1); body.u16(0)
-            body.u32(0xFFFF_FFFF); body.u32(0xFFFF_FFFF)  // section length: unknown
+            body.u32(0x1A2B_3C4D)
+            body.u16(1)
+            body.u16(0)
+            body.u32(0xFFFF_FFFF)
+            body.u32(0xFFFF_FFFF) // section length: unknown
         }
         return builder
     }
 
     mutating func interface(linkType: UInt16 = 1, snapLength: UInt32 = 0, tsresol: UInt8? = nil) {
         block(1) { body in
-            body.u16(linkType); body.u16(0); body.u32(snapLength)
+            body.u16(linkType)
+            body.u16(0)
+            body.u32(snapLength)
             if let tsresol {
-                body.u16(9); body.u16(1); body.bytes += [tsresol, 0, 0, 0]
-                body.u16(0); body.u16(0)
+                body.u16(9)
+                body.u16(1)
+                body.bytes += [tsresol, 0, 0, 0]
+                body.u16(0)
+                body.u16(0)
             }
         }
     }
 
     mutating func enhanced(interface: UInt32 = 0, timestamp: UInt64, data: [UInt8], original: UInt32? = nil) {
         block(6) { body in
-            body.u32(interface); body.u32(UInt32(timestamp >> 32)); body.u32(UInt32(truncatingIfNeeded: timestamp))
-            body.u32(UInt32(data.count)); body.u32(original ?? UInt32(data.count))
+            body.u32(interface)
+            body.u32(UInt32(timestamp >> 32))
+            body.u32(UInt32(truncatingIfNeeded: timestamp))
+            body.u32(UInt32(data.count))
+            body.u32(original ?? UInt32(data.count))
             body.bytes += data
         }
     }
 
     mutating func simple(data: [UInt8]) {
         block(3) { body in
-            body.u32(UInt32(data.count)); body.bytes += data
+            body.u32(UInt32(data.count))
+            body.bytes += data
         }
     }
 }
@@ -119,12 +142,19 @@ struct CaptureBuilder {
     @Test(arguments: [false, true])
     func pcapngEnhancedAndSimplePacketsSkippingOtherBlocks(bigEndian: Bool) throws {
         var file = CaptureBuilder.pcapng(bigEndian: bigEndian)
-        file.block(4) { $0.u16(0); $0.u16(0) }  // name resolution block: skipped
+        file.block(4) {
+            $0.u16(0)
+            $0.u16(0)
+        } // name resolution block: skipped
         file.interface(snapLength: 0, tsresol: 9)
         file.enhanced(timestamp: 1_700_000_000_000_000_042, data: Self.frameA)
-        file.block(5) { $0.u32(0); $0.u32(0); $0.u32(0) }  // interface statistics: skipped
+        file.block(5) {
+            $0.u32(0)
+            $0.u32(0)
+            $0.u32(0)
+        } // interface statistics: skipped
         file.simple(data: Self.frameB)
-        file.block(0xBAD) { $0.bytes += [1, 2, 3] }  // unknown: skipped
+        file.block(0xBAD) { $0.bytes += [1, 2, 3] } // unknown: skipped
         var reader = try PcapReader(bytes: file.bytes)
         #expect(reader.format == .pcapng)
         let first = try #require(try reader.next())
@@ -137,8 +167,8 @@ struct CaptureBuilder {
 
     @Test func pcapngDefaultMicrosecondAndBinaryResolutions() throws {
         var file = CaptureBuilder.pcapng()
-        file.interface()                 // default: microseconds
-        file.interface(tsresol: 0x80 | 10)  // 2^-10 s
+        file.interface() // default: microseconds
+        file.interface(tsresol: 0x80 | 10) // 2^-10 s
         file.enhanced(interface: 0, timestamp: 1_500_000, data: Self.frameA)
         file.enhanced(interface: 1, timestamp: 3 * 1024 + 512, data: Self.frameB)
         let packets = try PcapReader.readAll(file.bytes)
@@ -208,45 +238,102 @@ struct CaptureBuilder {
         cases.append(("empty", [], nil, 0, "empty"))
         cases.append(("three bytes", [0xD4, 0xC3, 0xB2], nil, 0, "too short"))
         cases.append(("text file", Array("hello, world\n".utf8), nil, 0, "unknown magic number 0x6c6c6568"))
-        cases.append(("truncated header", Array(classicTwoPackets.prefix(20)), nil, 0, "truncated pcap file header: 20 of 24"))
-        var version = CaptureBuilder.classic(); version.bytes[4] = 9
+        cases.append(
+            ("truncated header", Array(classicTwoPackets.prefix(20)), nil, 0, "truncated pcap file header: 20 of 24"))
+        var version = CaptureBuilder.classic()
+        version.bytes[4] = 9
         cases.append(("bad version", version.bytes, nil, 4, "unsupported pcap version 9.4"))
-        cases.append(("raw IP link type", CaptureBuilder.classic(linkType: 101).bytes, nil, 20, "link type 101 (raw IP) is not supported"))
-        cases.append(("truncated record header", Array(classicTwoPackets.prefix(24 + 16 + 60 + 10)), 2, 100, "truncated packet record header: 10 of 16"))
-        cases.append(("truncated packet data", Array(classicTwoPackets.dropLast(5)), 2, 100, "the record says 45 bytes but only 40 remain"))
-        var absurd = CaptureBuilder.classic(); absurd.record(seconds: 0, fraction: 0, data: frameA)
-        absurd.u32(0); absurd.u32(0); absurd.u32(0xFFFF_FFFF); absurd.u32(0xFFFF_FFFF)
-        cases.append(("absurd captured length", absurd.bytes, 2, 100, "captured length 4294967295 is larger than the 262144-byte maximum"))
-        var micro = CaptureBuilder.classic(); micro.record(seconds: 0, fraction: 1_000_000, data: frameA)
+        cases.append(
+            (
+                "raw IP link type", CaptureBuilder.classic(linkType: 101).bytes, nil, 20,
+                "link type 101 (raw IP) is not supported"
+            ))
+        cases.append(
+            (
+                "truncated record header", Array(classicTwoPackets.prefix(24 + 16 + 60 + 10)), 2, 100,
+                "truncated packet record header: 10 of 16"
+            ))
+        cases.append(
+            (
+                "truncated packet data", Array(classicTwoPackets.dropLast(5)), 2, 100,
+                "the record says 45 bytes but only 40 remain"
+            ))
+        var absurd = CaptureBuilder.classic()
+        absurd.record(seconds: 0, fraction: 0, data: frameA)
+        absurd.u32(0)
+        absurd.u32(0)
+        absurd.u32(0xFFFF_FFFF)
+        absurd.u32(0xFFFF_FFFF)
+        cases.append(
+            (
+                "absurd captured length", absurd.bytes, 2, 100,
+                "captured length 4294967295 is larger than the 262144-byte maximum"
+            ))
+        var micro = CaptureBuilder.classic()
+        micro.record(seconds: 0, fraction: 1_000_000, data: frameA)
         cases.append(("microseconds out of range", micro.bytes, 1, 28, "microseconds 1000000"))
 
         // pcapng
-        cases.append(("truncated section header", Array(pcapngOnePacket.prefix(20)), nil, 0, "truncated pcapng section header block: 20 of at least 28"))
-        var badOrder = pcapngOnePacket; badOrder[8] = 0x77
+        cases.append(
+            (
+                "truncated section header", Array(pcapngOnePacket.prefix(20)), nil, 0,
+                "truncated pcapng section header block: 20 of at least 28"
+            ))
+        var badOrder = pcapngOnePacket
+        badOrder[8] = 0x77
         cases.append(("bad byte-order magic", badOrder, nil, 8, "bad pcapng byte-order magic"))
-        var badVersion = pcapngOnePacket; badVersion[12] = 2
+        var badVersion = pcapngOnePacket
+        badVersion[12] = 2
         cases.append(("bad pcapng version", badVersion, nil, 12, "unsupported pcapng version 2.0"))
-        var odd = pcapngOnePacket; odd[4] = 29
+        var odd = pcapngOnePacket
+        odd[4] = 29
         cases.append(("block length not a multiple of 4", odd, nil, 0, "not a multiple of 4"))
-        var huge = pcapngOnePacket; huge[4] = 0xFC; huge[5] = 0xFF; huge[6] = 0xFF; huge[7] = 0x7F
+        var huge = pcapngOnePacket
+        huge[4] = 0xFC
+        huge[5] = 0xFF
+        huge[6] = 0xFF
+        huge[7] = 0x7F
         cases.append(("block length past the end", huge, nil, 0, "only 140 remain"))
-        var trailer = pcapngOnePacket; trailer[27] = 0x55
+        var trailer = pcapngOnePacket
+        trailer[27] = 0x55
         cases.append(("trailing length mismatch", trailer, nil, 0, "does not match the length"))
-        var tiny = pcapngOnePacket; tiny[32] = 8; tiny[36] = 8  // the IDB says 8 bytes long
+        var tiny = pcapngOnePacket
+        tiny[32] = 8
+        tiny[36] = 8 // the IDB says 8 bytes long
         cases.append(("block shorter than its minimum", tiny, nil, 28, "smaller than the 20 bytes"))
         cases.append(("truncated packet block", Array(pcapngOnePacket.dropLast(8)), 1, 48, "truncated pcapng block"))
-        var overlong = pcapngOnePacket; overlong[48 + 20] = 200  // captured length 200 in a 92-byte block
-        cases.append(("captured length past its block", overlong, 1, 48, "captured length 200 does not fit in its 92-byte enhanced packet block"))
-        var wrongInterface = pcapngOnePacket; wrongInterface[48 + 8] = 3
+        var overlong = pcapngOnePacket
+        overlong[48 + 20] = 200 // captured length 200 in a 92-byte block
+        cases.append(
+            (
+                "captured length past its block", overlong, 1, 48,
+                "captured length 200 does not fit in its 92-byte enhanced packet block"
+            ))
+        var wrongInterface = pcapngOnePacket
+        wrongInterface[48 + 8] = 3
         cases.append(("unknown interface", wrongInterface, 1, 48, "interface 3, but the section describes only 1"))
-        var beforeIDB = CaptureBuilder.pcapng(); beforeIDB.enhanced(timestamp: 0, data: frameA)
+        var beforeIDB = CaptureBuilder.pcapng()
+        beforeIDB.enhanced(timestamp: 0, data: frameA)
         cases.append(("packet before any interface", beforeIDB.bytes, 1, 28, "before any interface description block"))
-        var linux = CaptureBuilder.pcapng(); linux.interface(linkType: 113)
-        cases.append(("cooked capture interface", linux.bytes, nil, 28, "link type 113 (Linux cooked capture); only Ethernet"))
+        var linux = CaptureBuilder.pcapng()
+        linux.interface(linkType: 113)
+        cases.append(
+            ("cooked capture interface", linux.bytes, nil, 28, "link type 113 (Linux cooked capture); only Ethernet"))
         var option = CaptureBuilder.pcapng()
-        option.block(1) { $0.u16(1); $0.u16(0); $0.u32(0); $0.u16(9); $0.u16(200); $0.u32(0) }
+        option.block(1) {
+            $0.u16(1)
+            $0.u16(0)
+            $0.u32(0)
+            $0.u16(9)
+            $0.u16(200)
+            $0.u32(0)
+        }
         cases.append(("option past its block", option.bytes, nil, 44, "option 9 of length 200 runs past the end"))
-        cases.append(("dangling bytes after a block", pcapngOnePacket + [6, 0, 0, 0, 1], nil, 140, "truncated pcapng block header"))
+        cases.append(
+            (
+                "dangling bytes after a block", pcapngOnePacket + [6, 0, 0, 0, 1], nil, 140,
+                "truncated pcapng block header"
+            ))
         return cases
     }
 
@@ -283,7 +370,8 @@ struct CaptureBuilder {
             for _ in 0..<2000 {
                 var corrupted = file
                 for _ in 0..<Int.random(in: 1...4, using: &generator) {
-                    corrupted[Int.random(in: 0..<file.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+                    corrupted[Int.random(in: 0..<file.count, using: &generator)] = UInt8.random(
+                        in: 0...255, using: &generator)
                 }
                 _ = Self.error(corrupted)
             }

@@ -18,7 +18,8 @@ import Testing
         #expect(plugin.version == "1.0")
         #expect(plugin.abiVersion == PluginLibrary.hostABI)
         #expect(plugin.helpers.map(\.id) == Array(10000...10005))
-        #expect(plugin.helpers.map(\.name) == ["kv_put", "kv_get", "kv_count", "clock_ns", "log_message", "call_count"])
+        #expect(
+            plugin.helpers.map(\.name) == ["kv_put", "kv_get", "kv_count", "clock_ns", "log_message", "call_count"])
         #expect(plugin.mapTypes.isEmpty)
         // Loading again gives the same library (its entry ran once).
         #expect(try library() === plugin)
@@ -47,7 +48,8 @@ import Testing
         let process = try vm.makeProcess(for: try loaded.program(named: "kv_bad_pointer"))
         let error = try #require(throws: ExecutionError.self) { try process.run() }
         guard error.code == .helperFailed, let id = error.kind.helperID, let name = error.kind.helperName,
-              let failure = error.kind.failure else {
+            let failure = error.kind.failure
+        else {
             Issue.record("expected a helper failure, got \(error)")
             return
         }
@@ -66,14 +68,16 @@ import Testing
         #expect(emulator.helper(id: 6)?.name == "bpf_trace_printk")
         let vm = VM(emulator: emulator)
         // bpf_get_smp_processor_id (Linux) + kv_count (plugin, 2 keys after kv_demo ran).
-        let program = try vm.load(Assembler.assemble("""
-            call 8
-            mov %r6, %r0
-            call 10002
-            lsh %r6, 8
-            add %r0, %r6
-            exit
-            """))
+        let program = try vm.load(
+            Assembler.assemble(
+                """
+                call 8
+                mov %r6, %r0
+                call 10002
+                lsh %r6, 8
+                add %r0, %r6
+                exit
+                """))
         let loaded = try vm.load(object: PluginFixtures.object("Examples/Plugins/c-kvstore/kv_demo.bpf.o"))
         _ = try vm.run(try loaded.program(named: "kv_demo"))
         let process = try vm.makeProcess(for: program, vCPU: 1)
@@ -95,11 +99,16 @@ import Testing
 
     @Test func conflictingIDsNameBothProviders() throws {
         let plugin = try library()
-        let first = try #require(throws: PluginError.self) { try CompositeEmulator([plugin.emulator, plugin.emulator]) }
+        let first = try #require(throws: PluginError.self) {
+            try CompositeEmulator([plugin.emulator, plugin.emulator])
+        }
         #expect(first == .conflictingHelperID(id: 10000, first: "kvstore (kv_put)", second: "kvstore (kv_put)"))
         let second = try #require(throws: PluginError.self) {
             try CompositeEmulator([ConformanceEmulator(), LinuxEmulator()])
         }
-        #expect(second.description == "cannot combine emulators: helper id 1 is provided by both conformance (memfrob) and linux (bpf_map_lookup_elem)")
+        #expect(
+            second.description
+                == "cannot combine emulators: helper id 1 is provided by both conformance (memfrob) and linux (bpf_map_lookup_elem)"
+        )
     }
 }

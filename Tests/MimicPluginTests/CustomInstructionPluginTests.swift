@@ -7,8 +7,9 @@ import Testing
     init() { PluginFixtures.quietLogs }
 
     static let library: Result<String, any Error> = Result {
-        try PluginFixtures.run(["sh", PluginFixtures.examples.appendingPathComponent("c-custom-insn/build.sh").path],
-                               in: nil, environment: ["OUT": PluginFixtures.scratch.path])
+        try PluginFixtures.run(
+            ["sh", PluginFixtures.examples.appendingPathComponent("c-custom-insn/build.sh").path],
+            in: nil, environment: ["OUT": PluginFixtures.scratch.path])
         return PluginFixtures.scratch.appendingPathComponent("libcustom_insn.so").path
     }
 
@@ -28,8 +29,11 @@ import Testing
     @Test func describesItsCustomInstructions() throws {
         let plugin = try plugin()
         #expect(plugin.abiVersion == PluginABIVersion(major: 1, minor: 2))
-        #expect(plugin.customInstructions == [PluginCustomInstructionInfo(opcode: 0xf7, name: "vendor.popcnt"),
-                                              PluginCustomInstructionInfo(opcode: 0xfe, name: "vendor.stinv")])
+        #expect(
+            plugin.customInstructions == [
+                PluginCustomInstructionInfo(opcode: 0xf7, name: "vendor.popcnt"),
+                PluginCustomInstructionInfo(opcode: 0xfe, name: "vendor.stinv"),
+            ])
         #expect(plugin.helpers.isEmpty)
     }
 
@@ -50,7 +54,8 @@ import Testing
 
     @Test func aBadAddressStopsTheProgramNamingTheInstruction() throws {
         let vm = VM(emulator: try plugin().emulator)
-        let program = try vm.load([RawInstruction(opcode: 0xfe, destination: 1, imm: 1), RawInstruction(opcode: 0x95)], name: "bad")
+        let program = try vm.load(
+            [RawInstruction(opcode: 0xfe, destination: 1, imm: 1), RawInstruction(opcode: 0x95)], name: "bad")
         let error = #expect(throws: ExecutionError.self) { try vm.makeProcess(for: program).run() }
         #expect(error?.code == .customInstructionFailed)
         #expect(error?.description.contains("vendor.stinv") == true, "\(String(describing: error))")
@@ -66,13 +71,13 @@ import Testing
 
     @Test func aPluginClaimingADefinedOpcodeIsRefused() throws {
         let source = """
-        #include "mimic_plugin.h"
-        static void nothing(const struct mimic_host *h, struct mimic_call *c, const struct mimic_instruction *i) { (void)h; (void)c; (void)i; }
-        static const struct mimic_custom_instruction instructions[] = { {.opcode = 0x07, .name = "not.add", .function = nothing} };
-        static const struct mimic_plugin plugin = { .abi_major = MIMIC_PLUGIN_ABI_MAJOR, .abi_minor = MIMIC_PLUGIN_ABI_MINOR,
-            .size = sizeof(struct mimic_plugin), .name = "claims_add", .custom_instruction_count = 1, .custom_instructions = instructions };
-        const struct mimic_plugin *mimic_plugin_entry(const struct mimic_host *host) { (void)host; return &plugin; }
-        """
+            #include "mimic_plugin.h"
+            static void nothing(const struct mimic_host *h, struct mimic_call *c, const struct mimic_instruction *i) { (void)h; (void)c; (void)i; }
+            static const struct mimic_custom_instruction instructions[] = { {.opcode = 0x07, .name = "not.add", .function = nothing} };
+            static const struct mimic_plugin plugin = { .abi_major = MIMIC_PLUGIN_ABI_MAJOR, .abi_minor = MIMIC_PLUGIN_ABI_MINOR,
+                .size = sizeof(struct mimic_plugin), .name = "claims_add", .custom_instruction_count = 1, .custom_instructions = instructions };
+            const struct mimic_plugin *mimic_plugin_entry(const struct mimic_host *host) { (void)host; return &plugin; }
+            """
         let path = try PluginFixtures.cLibrary("claims_add", source: source)
         let error = #expect(throws: PluginError.self) { _ = try PluginLibrary.load(path: path) }
         #expect(error?.description.contains("opcode 0x7 is 'add'") == true, "\(String(describing: error))")

@@ -14,7 +14,8 @@ enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
     var description: String { rawValue }
 
     /// The fixtures of MimicLinuxTests (clang-built objects; not rebuilt here).
-    static let fixtures = PluginFixtures.packageRoot.appendingPathComponent("Tests/MimicLinuxTests/Fixtures", isDirectory: true)
+    static let fixtures = PluginFixtures.packageRoot.appendingPathComponent(
+        "Tests/MimicLinuxTests/Fixtures", isDirectory: true)
 
     /// Loads fixture `name` into a fresh VM with a 2-CPU Linux environment (random seed 1).
     func load(_ name: String) throws -> any Environment {
@@ -49,7 +50,9 @@ struct RunOutcome: Equatable, CustomStringConvertible {
     var trace: [String]
     var warnings: [String]
 
-    var description: String { "r0 \(r0) \(action ?? "-") redirect \(redirectIfindex.map(String.init) ?? "-") trace \(trace)" }
+    var description: String {
+        "r0 \(r0) \(action ?? "-") redirect \(redirectIfindex.map(String.init) ?? "-") trace \(trace)"
+    }
 }
 
 /// A record taken from a ring buffer or perf event array.
@@ -171,22 +174,25 @@ struct PluginEnvironment: Environment {
 
     func outcome(_ process: MimicCore.Process) throws -> RunOutcome {
         let result = try #require(try emulator.contextResult(of: process))
-        var outcome = RunOutcome(r0: result.returnValue, action: result.action, redirectIfindex: result.redirectIfindex,
-                                 trace: result.trace, warnings: result.warnings)
+        var outcome = RunOutcome(
+            r0: result.returnValue, action: result.action, redirectIfindex: result.redirectIfindex,
+            trace: result.trace, warnings: result.warnings)
         if result.type == "xdp_md" || result.type == "sk_buff" { outcome.packet = result.packet }
         outcome.mark = result.fields["mark"].map { UInt32(truncatingIfNeeded: $0) }
         return outcome
     }
 
     func run(_ name: String, context json: String, vCPU: Int) throws -> RunOutcome {
-        let process = try vm.makeProcess(for: object.program(named: name), context: PluginContext(json: json, emulator: emulator),
-                                         vCPU: vCPU)
+        let process = try vm.makeProcess(
+            for: object.program(named: name), context: PluginContext(json: json, emulator: emulator),
+            vCPU: vCPU)
         try process.run()
         return try outcome(process)
     }
 
     func runTwice(_ name: String, contexts: (String, String)) throws -> (RunOutcome, RunOutcome) {
-        let process = try vm.makeProcess(for: object.program(named: name), context: PluginContext(json: contexts.0, emulator: emulator))
+        let process = try vm.makeProcess(
+            for: object.program(named: name), context: PluginContext(json: contexts.0, emulator: emulator))
         try process.run()
         let first = try outcome(process)
         try process.reset(context: PluginContext(json: contexts.1, emulator: emulator))
@@ -257,7 +263,9 @@ enum ContextJSON {
     /// A `captured` context around a `generic` one whose R1 points to the bytes `regs`, with
     /// recorded calls: helper number to `(params, results)` of each call, results' values either
     /// numbers or bytes.
-    static func captured(regs: [UInt8], calls: [Int: [(params: [(Int, UInt64)], results: [(Int, CapturedValue)])]]) -> String {
+    static func captured(regs: [UInt8], calls: [Int: [(params: [(Int, UInt64)], results: [(Int, CapturedValue)])]])
+        -> String
+    {
         let records = calls.sorted { $0.key < $1.key }.map { helper, list in
             let entries = list.map { call in
                 let params = call.params.map { #"{"reg":\#($0.0),"value":\#($0.1)}"# }.joined(separator: ",")
@@ -271,8 +279,10 @@ enum ContextJSON {
             }
             return #""\#(helper)":[\#(entries.joined(separator: ","))]"#
         }
-        let generic = #"{"name":"regs","type":"generic","ctx":{"registers":{"r1":"regs"},"memory":[{"name":"regs","type":"block","value":{"value":"\#(base64(regs))"}}]}}"#
-        return #"{"name":"captured","type":"captured","ctx":{"subContext":\#(generic),"helperCalls":{\#(records.joined(separator: ","))}}}"#
+        let generic =
+            #"{"name":"regs","type":"generic","ctx":{"registers":{"r1":"regs"},"memory":[{"name":"regs","type":"block","value":{"value":"\#(base64(regs))"}}]}}"#
+        return
+            #"{"name":"captured","type":"captured","ctx":{"subContext":\#(generic),"helperCalls":{\#(records.joined(separator: ","))}}}"#
     }
 
     enum CapturedValue {

@@ -26,7 +26,8 @@ import Testing
     func run(_ name: String, emulator: any Emulator, trace: (MimicCore.Process) -> [String]) throws -> Outcome {
         let vm = VM(emulator: emulator)
         let loaded = try vm.load(object: PluginFixtures.object("Tests/MimicPluginTests/Fixtures/linux_helpers.o"))
-        let process = try vm.makeProcess(for: try loaded.program(named: name), context: MemoryContext(Self.input), vCPU: 1)
+        let process = try vm.makeProcess(
+            for: try loaded.program(named: name), context: MemoryContext(Self.input), vCPU: 1)
         let result: String
         do {
             result = "r0 = \(try process.run())"
@@ -43,7 +44,8 @@ import Testing
         let loaded = try vm.load(object: PluginFixtures.object("Tests/MimicLinuxTests/Fixtures/unemulated_maps.o"))
         let count = try vm.makeProcess(for: try loaded.program(named: "count"), context: MemoryContext(Self.input))
         #expect(try count.run() == 0)
-        let lookup = try vm.makeProcess(for: try loaded.program(named: "redirect_lookup"), context: MemoryContext(Self.input))
+        let lookup = try vm.makeProcess(
+            for: try loaded.program(named: "redirect_lookup"), context: MemoryContext(Self.input))
         #expect {
             try lookup.run()
         } throws: { error in
@@ -65,7 +67,9 @@ import Testing
         #expect(plugin.abiVersion == PluginABIVersion(major: 1, minor: 2))
         #expect(plugin.providesMaps)
         #expect(plugin.emulator is any MapProvider)
-        #expect(plugin.mapTypes.contains(PluginMapTypeInfo(type: MapType.ringBuffer.rawValue, name: "BPF_MAP_TYPE_RINGBUF")))
+        #expect(
+            plugin.mapTypes.contains(PluginMapTypeInfo(type: MapType.ringBuffer.rawValue, name: "BPF_MAP_TYPE_RINGBUF"))
+        )
     }
 
     @Test(arguments: ["numbers", "printing", "memory", "task", "fault"])
@@ -80,7 +84,10 @@ import Testing
         switch name {
         case "numbers": #expect(statically.result == "r0 = \(1_000_000 + 123_000 + 310 + 4 + 4)")
         case "printing": #expect(statically.trace == ["value 42 from plugin"])
-        case "fault": #expect(statically.result.contains("helper bpf_trace_printk (#6) failed: read of 8 bytes at 0x50: no region mapped"))
+        case "fault":
+            #expect(
+                statically.result.contains(
+                    "helper bpf_trace_printk (#6) failed: read of 8 bytes at 0x50: no region mapped"))
         default: break
         }
     }

@@ -19,7 +19,8 @@ import MimicTestSupport
         let address = try #require(try verdicts.lookupAddress(le32(1)))
         #expect(region.contains(address))
         // A program's store through the pointer is a plain host write into the plugin's bytes.
-        _ = try fixture.run("firewall", context: ContextJSON.xdp(Array(Packet.make(source: "1.2.3.4", destination: "5.6.7.8")[0..<20])))
+        _ = try fixture.run(
+            "firewall", context: ContextJSON.xdp(Array(Packet.make(source: "1.2.3.4", destination: "5.6.7.8")[0..<20])))
         #expect(try verdicts.perCPUValues(le32(0))?.map(uint64) == [1, 0])
     }
 
@@ -27,8 +28,10 @@ import MimicTestSupport
         let emulator = try linux().makeEmulator(options: "")
         let vm = VM(emulator: emulator)
         // A type the kernel does not define (the kernel's other types load as placeholders).
-        let spec = MapSpec(attributes: MapAttributes(name: "odd_ops", type: MapType(rawValue: 200), keySize: 4, valueSize: 4, maxEntries: 1),
-                           source: .btf, sectionName: ".maps", sectionOffset: 0)
+        let spec = MapSpec(
+            attributes: MapAttributes(
+                name: "odd_ops", type: MapType(rawValue: 200), keySize: 4, valueSize: 4, maxEntries: 1),
+            source: .btf, sectionName: ".maps", sectionOffset: 0)
         do {
             _ = try #require(vm.mapProvider).createMap(spec, in: vm)
             Issue.record("a map of type 200 was created")
@@ -62,7 +65,9 @@ import MimicTestSupport
     @Test func badInstanceOptionsAreRefusedWithTheReason() throws {
         let emulator = try linux().makeEmulator(options: "cpus=none")
         let vm = VM(emulator: emulator)
-        #expect(throws: LoadError.self) { try vm.load(object: PluginFixtures.object("Tests/MimicLinuxTests/Fixtures/lru.o")) }
+        #expect(throws: LoadError.self) {
+            try vm.load(object: PluginFixtures.object("Tests/MimicLinuxTests/Fixtures/lru.o"))
+        }
         do {
             _ = try vm.load(object: PluginFixtures.object("Tests/MimicLinuxTests/Fixtures/lru.o"))
         } catch {
@@ -95,24 +100,28 @@ import MimicTestSupport
         // which the plugin reaches only through the host's memory services.
         let emulator = try linux().makeEmulator(options: "")
         let vm = VM(emulator: emulator)
-        let spec = MapSpec(attributes: MapAttributes(name: "jobs", type: .queue, keySize: 0, valueSize: 8, maxEntries: 4), source: .btf,
-                           sectionName: ".maps", sectionOffset: 0)
+        let spec = MapSpec(
+            attributes: MapAttributes(name: "jobs", type: .queue, keySize: 0, valueSize: 8, maxEntries: 4),
+            source: .btf,
+            sectionName: ".maps", sectionOffset: 0)
         let handle = "0x" + String(try #require(vm.mapProvider).createMap(spec, in: vm), radix: 16)
-        let program = try vm.load(Assembler.assemble("""
-            lddw %r1, \(handle)
-            mov %r2, 42
-            stxdw [%r10-8], %r2
-            mov %r2, %r10
-            add %r2, -8
-            mov %r3, 0
-            call 87
-            lddw %r1, \(handle)
-            mov %r2, %r10
-            add %r2, -16
-            call 88
-            ldxdw %r0, [%r10-16]
-            exit
-            """))
+        let program = try vm.load(
+            Assembler.assemble(
+                """
+                lddw %r1, \(handle)
+                mov %r2, 42
+                stxdw [%r10-8], %r2
+                mov %r2, %r10
+                add %r2, -8
+                mov %r3, 0
+                call 87
+                lddw %r1, \(handle)
+                mov %r2, %r10
+                add %r2, -16
+                call 88
+                ldxdw %r0, [%r10-16]
+                exit
+                """))
         #expect(try vm.makeProcess(for: program).run() == 42)
         // Host access: records come out oldest first.
         let jobs = try #require(emulator.map(named: "jobs", in: vm))
@@ -123,7 +132,8 @@ import MimicTestSupport
     /// A `bpf_loop` whose callback reads address 0: the program stops with the callback's
     /// fault inside `bpf_loop`, through the plugin as when MimicLinux is linked statically.
     @Test func aFailingCallbackStopsTheProgramWithItsFault() throws {
-        var instructions = try Assembler.assemble("""
+        var instructions = try Assembler.assemble(
+            """
             mov %r1, 3
             lddw %r2, 0
             mov %r3, 0
@@ -139,7 +149,9 @@ import MimicTestSupport
         instructions[1].imm = 7 - 2
         for emulator in [try linux().makeEmulator(options: "") as any Emulator, LinuxEmulator()] {
             let vm = VM(emulator: emulator)
-            let error = try #require(throws: ExecutionError.self) { try vm.makeProcess(for: vm.load(instructions)).run() }
+            let error = try #require(throws: ExecutionError.self) {
+                try vm.makeProcess(for: vm.load(instructions)).run()
+            }
             let text = "\(error)"
             #expect(text.contains("bpf_loop"), "\(emulator.name): \(text)")
             #expect(text.contains("0x0"), "names the address: \(emulator.name): \(text)")

@@ -32,15 +32,16 @@ import MimicCore
         #expect(result.fields.isEmpty && result.trace.isEmpty && result.warnings.isEmpty)
     }
 
-    @Test(arguments: [
-        ("[1]", "not a JSON object: [1]"),
-        ("{", "not JSON (invalid JSON at line 1, column 2: unexpected end of input in an object): {"),
-        (#"{"packet":"AQ"}"#, "packet: expected base64 (standard alphabet with padding), got \"AQ\""),
-        (#"{"fields":{"mark":1.5}}"#, "fields.mark: expected an integer, got 1.5"),
-        (#"{"fields":{"mark":18446744073709551616}}"#, "fields.mark: 18446744073709551616 does not fit in 64 bits"),
-        (#"{"redirect":{"ifindex":4294967296}}"#, "redirect.ifindex: 4294967296 is out of range (0...4294967295)"),
-        (#"{"trace":["a",1]}"#, "trace[1]: expected a string, got a number"),
-    ] as [(String, String)])
+    @Test(
+        arguments: [
+            ("[1]", "not a JSON object: [1]"),
+            ("{", "not JSON (invalid JSON at line 1, column 2: unexpected end of input in an object): {"),
+            (#"{"packet":"AQ"}"#, "packet: expected base64 (standard alphabet with padding), got \"AQ\""),
+            (#"{"fields":{"mark":1.5}}"#, "fields.mark: expected an integer, got 1.5"),
+            (#"{"fields":{"mark":18446744073709551616}}"#, "fields.mark: 18446744073709551616 does not fit in 64 bits"),
+            (#"{"redirect":{"ifindex":4294967296}}"#, "redirect.ifindex: 4294967296 is out of range (0...4294967295)"),
+            (#"{"trace":["a",1]}"#, "trace[1]: expected a string, got a number"),
+        ] as [(String, String)])
     func malformedAnswersNameTheMember(json: String, detail: String) {
         #expect(throws: PluginError.invalidAnswer(plugin: "context result", detail: detail)) {
             try PluginContextResult(json: json, returnValue: 0)

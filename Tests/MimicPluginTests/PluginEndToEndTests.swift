@@ -28,10 +28,14 @@ import MimicTestSupport
         for address in ["192.0.2.1", "198.51.100.7"] {
             #expect(try blocked.update(Packet.ip(address), le64(0), flags: 1) == nil)
         }
-        #expect(try blocked.update(Packet.ip("192.0.2.1"), le64(0), flags: 1) == 17, "BPF_NOEXIST on an existing key: EEXIST")
+        #expect(
+            try blocked.update(Packet.ip("192.0.2.1"), le64(0), flags: 1) == 17,
+            "BPF_NOEXIST on an existing key: EEXIST")
 
         func verdict(from source: String, vCPU: Int) throws -> String? {
-            try fixture.run("firewall", context: ContextJSON.xdp(Packet.make(source: source, destination: "10.0.0.2")), vCPU: vCPU).action
+            try fixture.run(
+                "firewall", context: ContextJSON.xdp(Packet.make(source: source, destination: "10.0.0.2")), vCPU: vCPU
+            ).action
         }
         #expect(try verdict(from: "192.0.2.1", vCPU: 0) == "XDP_DROP")
         #expect(try verdict(from: "10.1.1.1", vCPU: 0) == "XDP_PASS")
@@ -43,7 +47,8 @@ import MimicTestSupport
         let short = Array(Packet.make(source: "1.2.3.4", destination: "5.6.7.8")[0..<20])
         #expect(try fixture.run("firewall", context: ContextJSON.xdp(short)).action == "XDP_ABORTED")
         var arp = Packet.make(source: "1.2.3.4", destination: "5.6.7.8")
-        arp[12] = 0x08; arp[13] = 0x06
+        arp[12] = 0x08
+        arp[13] = 0x06
         #expect(try fixture.run("firewall", context: ContextJSON.xdp(arp)).action == "XDP_PASS")
 
         func counts(_ action: UInt32) throws -> [UInt64] { (try verdicts.perCPUValues(le32(action)) ?? []).map(uint64) }
@@ -58,9 +63,12 @@ import MimicTestSupport
     func reusedProcessStartsOver(backend: Backend) throws {
         let fixture = try backend.load("xdp_firewall")
         #expect(try fixture.map("blocked").update(Packet.ip("192.0.2.1"), le64(0), flags: 0) == nil)
-        let (first, second) = try fixture.runTwice("firewall", contexts: (
-            ContextJSON.xdp(Packet.make(source: "192.0.2.1", destination: "10.0.0.2")),
-            ContextJSON.xdp(Packet.make(source: "10.1.1.1", destination: "10.0.0.2"))))
+        let (first, second) = try fixture.runTwice(
+            "firewall",
+            contexts: (
+                ContextJSON.xdp(Packet.make(source: "192.0.2.1", destination: "10.0.0.2")),
+                ContextJSON.xdp(Packet.make(source: "10.1.1.1", destination: "10.0.0.2"))
+            ))
         #expect(first.action == "XDP_DROP")
         #expect(second.action == "XDP_PASS")
         #expect(second.packet == Packet.make(source: "10.1.1.1", destination: "10.0.0.2"))
@@ -71,12 +79,14 @@ import MimicTestSupport
     @Test(arguments: Backend.allCases, [Packet.udp, Packet.tcp])
     func tcNATRewritesDestinationAndKeepsChecksumsValid(backend: Backend, proto: UInt8) throws {
         let fixture = try backend.load("tc_nat")
-        let input = Packet.make(source: "10.0.0.1", destination: "10.0.0.99", protocol: proto, sourcePort: 40000, destinationPort: 80)
+        let input = Packet.make(
+            source: "10.0.0.1", destination: "10.0.0.99", protocol: proto, sourcePort: 40000, destinationPort: 80)
         let result = try fixture.run("dnat", context: ContextJSON.skb(input))
         #expect(result.action == "TC_ACT_OK")
         #expect(result.mark == 0x4E4154)
-        let expected = Packet.make(source: "10.0.0.1", destination: "192.168.1.100", protocol: proto, sourcePort: 40000,
-                                   destinationPort: 8080)
+        let expected = Packet.make(
+            source: "10.0.0.1", destination: "192.168.1.100", protocol: proto, sourcePort: 40000,
+            destinationPort: 8080)
         #expect(result.packet == expected)
         let packet = try #require(result.packet)
         #expect(Packet.ipChecksumIsValid(packet))
@@ -141,15 +151,24 @@ import MimicTestSupport
         #expect(perf.maxEntries == 2, "libbpf sizes a perf event array to the CPUs")
 
         for (vCPU, length) in [(0, 60), (1, 64), (1, 70)] {
-            let result = try fixture.run("report", context: ContextJSON.xdp([UInt8](repeating: 0xAB, count: length)), vCPU: vCPU)
+            let result = try fixture.run(
+                "report", context: ContextJSON.xdp([UInt8](repeating: 0xAB, count: length)), vCPU: vCPU)
             #expect(result.action == "XDP_PASS")
         }
-        func event(cpu: UInt32, length: UInt32, sequence: UInt64) -> [UInt8] { le32(cpu) + le32(length) + le64(sequence) }
-        let expected = [event(cpu: 0, length: 60, sequence: 0), event(cpu: 1, length: 64, sequence: 1), event(cpu: 1, length: 70, sequence: 2)]
+        func event(cpu: UInt32, length: UInt32, sequence: UInt64) -> [UInt8] {
+            le32(cpu) + le32(length) + le64(sequence)
+        }
+        let expected = [
+            event(cpu: 0, length: 60, sequence: 0), event(cpu: 1, length: 64, sequence: 1),
+            event(cpu: 1, length: 70, sequence: 2),
+        ]
         #expect(try ring.drainRecords() == expected.map { Record(cpu: nil, data: $0) })
         #expect(try ring.drainRecords().isEmpty)
-        #expect(try perf.drainRecords() == [Record(cpu: 0, data: expected[0]), Record(cpu: 1, data: expected[1]),
-                                             Record(cpu: 1, data: expected[2])])
+        #expect(
+            try perf.drainRecords() == [
+                Record(cpu: 0, data: expected[0]), Record(cpu: 1, data: expected[1]),
+                Record(cpu: 1, data: expected[2]),
+            ])
         #expect(try global(fixture, ".bss", "sequence") == 3)
     }
 
@@ -159,11 +178,14 @@ import MimicTestSupport
     func lpmTrieRouteLookupPicksTheLongestPrefix(backend: Backend) throws {
         let fixture = try backend.load("lpm_route")
         let routes = try fixture.map("routes")
-        for (prefix, length, ifindex) in [("10.0.0.0", 8, 2), ("10.1.0.0", 16, 3), ("10.1.2.0", 24, 4)] as [(String, UInt32, UInt32)] {
+        for (prefix, length, ifindex) in [("10.0.0.0", 8, 2), ("10.1.0.0", 16, 3), ("10.1.2.0", 24, 4)]
+            as [(String, UInt32, UInt32)]
+        {
             #expect(try routes.update(le32(length) + Packet.ip(prefix), le32(ifindex) + le32(0), flags: 0) == nil)
         }
         func route(to destination: String) throws -> (String?, UInt32?) {
-            let result = try fixture.run("route", context: ContextJSON.xdp(Packet.make(source: "192.0.2.1", destination: destination)))
+            let result = try fixture.run(
+                "route", context: ContextJSON.xdp(Packet.make(source: "192.0.2.1", destination: destination)))
             return (result.action, result.redirectIfindex)
         }
         #expect(try route(to: "10.9.9.9") == ("XDP_REDIRECT", 2))
@@ -181,8 +203,9 @@ import MimicTestSupport
         for source in ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.1", "10.0.0.5"] {
             _ = try fixture.run("track", context: ContextJSON.xdp(Packet.make(source: source, destination: "10.9.9.9")))
         }
-        #expect(Set(try flows.keys()) == Set(["10.0.0.1", "10.0.0.3", "10.0.0.4", "10.0.0.5"].map(Packet.ip)),
-                "10.0.0.2 was least recently used")
+        #expect(
+            Set(try flows.keys()) == Set(["10.0.0.1", "10.0.0.3", "10.0.0.4", "10.0.0.5"].map(Packet.ip)),
+            "10.0.0.2 was least recently used")
         #expect(try flows.value(Packet.ip("10.0.0.1")).map(uint64) == 2)
         #expect(try flows.value(Packet.ip("10.0.0.5")).map(uint64) == 1)
     }
@@ -192,7 +215,8 @@ import MimicTestSupport
     @Test(arguments: Backend.allCases, [(9, 285, 10), (0, 0, 1), (1000, 328_350, 100)] as [(UInt32, UInt64, UInt64)])
     func bpfLoopRunsTheCallback(backend: Backend, loop: (last: UInt32, sum: UInt64, iterations: UInt64)) throws {
         let fixture = try backend.load("loop")
-        #expect(try fixture.run("squares", context: ContextJSON.xdp(Self.packet, queue: loop.last)).action == "XDP_PASS")
+        #expect(
+            try fixture.run("squares", context: ContextJSON.xdp(Self.packet, queue: loop.last)).action == "XDP_PASS")
         #expect(try global(fixture, ".bss", "loop_sum") == loop.sum)
         #expect(try global(fixture, ".bss", "loop_iterations") == loop.iterations)
     }
@@ -204,12 +228,14 @@ import MimicTestSupport
         let fixture = try backend.load("comm")
         #expect(fixture.object.object.program(named: "trace_open")?.type == .kprobe)
         var regs = [UInt8](repeating: 0, count: 21 * 8)
-        regs.replaceSubrange(13 * 8..<14 * 8, with: le64(0x8000))  // si: the open flags
+        regs.replaceSubrange(13 * 8..<14 * 8, with: le64(0x8000)) // si: the open flags
         let comm = Array("curl".utf8) + [UInt8](repeating: 0, count: 12)
-        let context = ContextJSON.captured(regs: regs, calls: [
-            16: [(params: [(2, 16)], results: [(0, .number(0)), (1, .bytes(comm))])],
-            14: [(params: [], results: [(0, .number(4321 << 32 | 4322))])],
-        ])
+        let context = ContextJSON.captured(
+            regs: regs,
+            calls: [
+                16: [(params: [(2, 16)], results: [(0, .number(0)), (1, .bytes(comm))])],
+                14: [(params: [], results: [(0, .number(4321 << 32 | 4322))])],
+            ])
         let result = try fixture.run("trace_open", context: context)
         #expect(result.warnings.isEmpty, "\(result.warnings)")
         // The comm only the record holds reached the ring: the call was replayed.
@@ -250,17 +276,19 @@ import MimicTestSupport
         #expect(try rodata.update(le32(0), le32(5) + [UInt8](repeating: 0, count: rodata.valueSize - 4), flags: 0) == 1)
 
         // A program's bpf_map_lookup_elem on the global-data map returns the section.
-        let lookup = try fixture.vm.load(Assembler.assemble("""
-            lddw %r1, 0x\(String(data.handle, radix: 16))
-            mov %r2, 0
-            stxw [%r10-4], %r2
-            mov %r2, %r10
-            add %r2, -4
-            call 1
-            jeq %r0, 0, +1
-            ldxw %r0, [%r0]
-            exit
-            """), name: "lookup")
+        let lookup = try fixture.vm.load(
+            Assembler.assemble(
+                """
+                lddw %r1, 0x\(String(data.handle, radix: 16))
+                mov %r2, 0
+                stxw [%r10-4], %r2
+                mov %r2, %r10
+                add %r2, -4
+                call 1
+                jeq %r0, 0, +1
+                ldxw %r0, [%r0]
+                exit
+                """), name: "lookup")
         #expect(try fixture.vm.makeProcess(for: lookup).run() == 103)
     }
 }

@@ -17,7 +17,9 @@ import Testing
     }
 
     /// Loads fixture `name` into a fresh VM with `emulator`, runs `program` once, drops it all.
-    static func loadRunAndDrop(_ name: String, program: String, emulator makeEmulator: () throws -> PluginEmulator) throws -> Dropped {
+    static func loadRunAndDrop(_ name: String, program: String, emulator makeEmulator: () throws -> PluginEmulator)
+        throws -> Dropped
+    {
         var dropped = Dropped()
         do {
             let emulator = try makeEmulator()

@@ -56,16 +56,19 @@ enum PluginFixtures {
 
     /// The C sample plugin (Examples/Plugins/c-kvstore), built by its build script.
     static let kvstore: Result<String, any Error> = Result {
-        try run(["sh", examples.appendingPathComponent("c-kvstore/build.sh").path],
-                in: nil, environment: ["OUT": scratch.path, "SKIP_BPF": "1"])
+        try run(
+            ["sh", examples.appendingPathComponent("c-kvstore/build.sh").path],
+            in: nil, environment: ["OUT": scratch.path, "SKIP_BPF": "1"])
         return scratch.appendingPathComponent("libkvstore.so").path
     }
 
     /// The Swift sample plugin (Examples/Plugins/swift-counter), built once with SwiftPM (debug).
     static let counter: Result<String, any Error> = Result {
         let scratchPath = buildRoot.appendingPathComponent("swift-counter").path
-        try run(["swift", "build", "--package-path", examples.appendingPathComponent("swift-counter").path,
-                 "--scratch-path", scratchPath, "--product", "CounterPlugin"])
+        try run([
+            "swift", "build", "--package-path", examples.appendingPathComponent("swift-counter").path,
+            "--scratch-path", scratchPath, "--product", "CounterPlugin",
+        ])
         return scratchPath + "/debug/libCounterPlugin.so"
     }
 
@@ -78,8 +81,10 @@ enum PluginFixtures {
             if FileManager.default.fileExists(atPath: sibling) { return sibling }
         }
         let scratchPath = buildRoot.appendingPathComponent("linux").path
-        try run(["swift", "build", "--package-path", packageRoot.path, "--scratch-path", scratchPath,
-                 "--product", "MimicLinuxPlugin"])
+        try run([
+            "swift", "build", "--package-path", packageRoot.path, "--scratch-path", scratchPath,
+            "--product", "MimicLinuxPlugin",
+        ])
         return scratchPath + "/debug/libMimicLinuxPlugin.so"
     }
 

@@ -15,7 +15,10 @@ import Testing
         let plugin = try library()
         #expect(plugin.name == "counter")
         #expect(plugin.helpers.map(\.id) == Array(20000...20005))
-        #expect(plugin.helpers.map(\.name) == ["counter_add", "counter_get", "fnv1a", "greet", "make_buffer", "free_buffer"])
+        #expect(
+            plugin.helpers.map(\.name) == [
+                "counter_add", "counter_get", "fnv1a", "greet", "make_buffer", "free_buffer",
+            ])
     }
 
     @Test func programCallsTheHelpers() throws {
@@ -33,12 +36,20 @@ import Testing
         let plugin = try library()
         let vm = VM(emulator: plugin.emulator)
         let loaded = try vm.load(object: PluginFixtures.object("Examples/Plugins/swift-counter/counter_demo.bpf.o"))
-        let error = try #require(throws: ExecutionError.self) { try vm.run(try loaded.program(named: "counter_bad_pointer")) }
-        #expect(error.kind == .helperFailed(id: 20002, name: "fnv1a", failure: .message(
-            "fnv1a: cannot read the data: read of 8 bytes at 0x20: no region mapped")))
+        let error = try #require(throws: ExecutionError.self) {
+            try vm.run(try loaded.program(named: "counter_bad_pointer"))
+        }
+        #expect(
+            error.kind
+                == .helperFailed(
+                    id: 20002, name: "fnv1a",
+                    failure: .message(
+                        "fnv1a: cannot read the data: read of 8 bytes at 0x20: no region mapped")))
 
         // A freed plugin buffer faults like any stale VM address.
-        let stale = try #require(throws: ExecutionError.self) { try vm.run(try loaded.program(named: "counter_use_after_free")) }
+        let stale = try #require(throws: ExecutionError.self) {
+            try vm.run(try loaded.program(named: "counter_use_after_free"))
+        }
         guard stale.code == .memory, let fault = stale.kind.fault else {
             Issue.record("expected a memory fault, got \(stale)")
             return
@@ -51,17 +62,19 @@ import Testing
         let kvstore = try PluginLibrary.load(path: try PluginFixtures.kvstore.get())
         let vm = VM(emulator: try CompositeEmulator([LinuxEmulator(), kvstore.emulator, counter.emulator]))
         // counter_add (Swift) of kv_count + 1 (C), + bpf_get_smp_processor_id (Linux).
-        let program = try vm.load(Assembler.assemble("""
-            call 10002
-            mov %r2, %r0
-            add %r2, 1
-            mov %r1, 99
-            call 20000
-            mov %r6, %r0
-            call 8
-            add %r0, %r6
-            exit
-            """))
+        let program = try vm.load(
+            Assembler.assemble(
+                """
+                call 10002
+                mov %r2, %r0
+                add %r2, 1
+                mov %r1, 99
+                call 20000
+                mov %r6, %r0
+                call 8
+                add %r0, %r6
+                exit
+                """))
         let before = try vm.run(program)
         #expect(try vm.run(program) > before)
     }

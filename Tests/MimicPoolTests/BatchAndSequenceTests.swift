@@ -29,10 +29,12 @@ struct BatchAndSequenceTests {
         let made = Atomic<Int>(0)
         let outcomes = IndexedOutcomes()
         // Lazy: each job is made by the worker that takes it.
-        try pool.run((0..<jobs).lazy.map { _ in
-            made.add(1, ordering: .relaxed)
-            return Job(program: program)
-        }) { index, result in
+        try pool.run(
+            (0..<jobs).lazy.map { _ in
+                made.add(1, ordering: .relaxed)
+                return Job(program: program)
+            }
+        ) { index, result in
             outcomes.record(index, result)
         }
         let all = outcomes.all
@@ -76,10 +78,12 @@ struct BatchAndSequenceTests {
         // An endless sequence of jobs that each run until their 20 ms time limit.
         var thrown: PoolError?
         do {
-            try pool.run((0...).lazy.map { _ in
-                made.add(1, ordering: .relaxed)
-                return Job(program: slow, options: JobOptions(timeLimit: .milliseconds(20)))
-            }) { outcomes.record($0, $1) }
+            try pool.run(
+                (0...).lazy.map { _ in
+                    made.add(1, ordering: .relaxed)
+                    return Job(program: slow, options: JobOptions(timeLimit: .milliseconds(20)))
+                }
+            ) { outcomes.record($0, $1) }
         } catch {
             thrown = error
         }
@@ -137,7 +141,10 @@ struct BatchAndSequenceTests {
         try pool.submit(Job(program: quick)) { _ in
             // On the only worker: the first fits, the second would wait for this very worker.
             func attempt(_ body: () throws(PoolError) -> Void) {
-                do { try body(); errors.withLock { $0.append(nil) } } catch { errors.withLock { $0.append(error) } }
+                do {
+                    try body()
+                    errors.withLock { $0.append(nil) }
+                } catch { errors.withLock { $0.append(error) } }
             }
             attempt { () throws(PoolError) in _ = try pool.submit(Job(program: quick)) { _ in } }
             attempt { () throws(PoolError) in _ = try pool.submit(Job(program: quick)) { _ in } }
@@ -148,7 +155,8 @@ struct BatchAndSequenceTests {
             done.signal()
         }
         #expect(done.wait(timeout: .now() + 10) == .success, "a completion handler waited for its own worker")
-        #expect(errors.withLock { $0 } == [nil, .backlogFull(capacity: 1), .calledFromWorker, .backlogFull(capacity: 1)])
+        #expect(
+            errors.withLock { $0 } == [nil, .backlogFull(capacity: 1), .calledFromWorker, .backlogFull(capacity: 1)])
     }
 
     @Test("a job a worker took but has not started is cancelled without running")
@@ -161,7 +169,9 @@ struct BatchAndSequenceTests {
         let outcomes = IndexedOutcomes()
         // One call puts all 40 in the backlog at once; the idle worker then takes a share of
         // them (40 / 2 = 20, at most 16): the slow one first, the next ones behind it.
-        let jobs = [Job(program: slow, options: JobOptions(timeLimit: .milliseconds(300)))] + (1..<40).map { _ in Job(program: quick) }
+        let jobs =
+            [Job(program: slow, options: JobOptions(timeLimit: .milliseconds(300)))]
+            + (1..<40).map { _ in Job(program: quick) }
         let handles = pool.submit(contentsOf: jobs) { outcomes.record($0, $1) }
         #expect(eventually { fixture.emulator.prepared.load(ordering: .relaxed) == 1 })
         #expect(pool.pendingCount < 39, "the worker took more than the slow job")

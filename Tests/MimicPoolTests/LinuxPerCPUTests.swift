@@ -56,7 +56,9 @@ import MimicPool
 
         let values = try #require(counters.perCPUValues(forKey: [0, 0, 0, 0]))
         #expect(values.count == workers)
-        let perCPU = values.map { bytes in bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) } }
+        let perCPU = values.map { bytes in
+            bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
+        }
         #expect(perCPU.reduce(0, +) == UInt64(jobs))
         #expect(perCPU.allSatisfy { $0 > 0 })
     }
@@ -83,7 +85,11 @@ import MimicPool
     @Test func morePoolWorkersThanEmulatorCPUsAreRefused() throws {
         let vm = VM(emulator: LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 2)))
         #expect(vm.cpuCount == 2)
-        #expect(throws: PoolError.invalidConfiguration("4 workers run jobs as vCPUs 0...3, but the VM's emulator has 2 CPUs (vCPUs 0...1); use at most 2 workers, or give the emulator 4 CPUs (LinuxConfiguration(cpuCount: 4))")) {
+        #expect(
+            throws: PoolError.invalidConfiguration(
+                "4 workers run jobs as vCPUs 0...3, but the VM's emulator has 2 CPUs (vCPUs 0...1); use at most 2 workers, or give the emulator 4 CPUs (LinuxConfiguration(cpuCount: 4))"
+            )
+        ) {
             try ProcessPool(workers: 4, vm: vm)
         }
         let sized = try ProcessPool(vm: vm)

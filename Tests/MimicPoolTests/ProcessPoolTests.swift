@@ -91,9 +91,11 @@ struct ProcessPoolTests {
         defer { pool.stop() }
         let outcomes = Outcomes()
         let deadline = ContinuousClock.now + .milliseconds(100)
-        try pool.submit(Job(program: runaway, options: JobOptions(deadline: deadline)), completion: outcomes.completion(0))
+        try pool.submit(
+            Job(program: runaway, options: JobOptions(deadline: deadline)), completion: outcomes.completion(0))
         // Queued behind the runaway with the same deadline: it is past when the worker gets to it.
-        try pool.submit(Job(program: quick, options: JobOptions(deadline: deadline)), completion: outcomes.completion(1))
+        try pool.submit(
+            Job(program: quick, options: JobOptions(deadline: deadline)), completion: outcomes.completion(1))
         #expect(outcomes.wait(for: 2))
         guard case .deadlineExceeded(let stop?)? = outcomes[0]?.error else {
             Issue.record("runaway: \(String(describing: outcomes[0]))")
@@ -148,8 +150,8 @@ struct ProcessPoolTests {
             return
         }
         #expect(stop.kind == .cancelled)
-        #expect(fixture.emulator.prepared.load(ordering: .relaxed) == 1)  // the queued job never ran
-        queued.cancel()  // cancelling a finished job does nothing
+        #expect(fixture.emulator.prepared.load(ordering: .relaxed) == 1) // the queued job never ran
+        queued.cancel() // cancelling a finished job does nothing
         #expect(outcomes.all.count == 2)
     }
 
@@ -198,7 +200,7 @@ struct ProcessPoolTests {
         #expect(outcomes.wait(for: 3))
         #expect(outcomes[1]?.value?.r0 == 7)
         #expect(outcomes[2]?.value?.r0 == 7)
-        #expect(outcomes[3] == nil)  // refused jobs never complete
+        #expect(outcomes[3] == nil) // refused jobs never complete
     }
 
     @Test("a blocking submit waits for room and fails when the pool stops")
@@ -221,7 +223,7 @@ struct ProcessPoolTests {
             returned.signal()
         }
         submitter.start()
-        #expect(returned.wait(timeout: .now() + 0.2) == .timedOut)  // it waits for room
+        #expect(returned.wait(timeout: .now() + 0.2) == .timedOut) // it waits for room
         pool.stop(.cancelAll)
         #expect(returned.wait(timeout: .now() + 10) == .success)
         #expect(blockedResult.withLock { $0 } == .stopped)
@@ -242,8 +244,9 @@ struct ProcessPoolTests {
         let quick = try fixture.load(PerCPUFixture.quickSource)
         let pool = try ProcessPool(workers: 1, backlog: 100)
         let outcomes = Outcomes()
-        try pool.submit(Job(program: slow, options: JobOptions(timeLimit: .milliseconds(100))), completion: outcomes.completion(0))
-        #expect(eventually { pool.pendingCount == 0 })  // the worker took the slow job
+        try pool.submit(
+            Job(program: slow, options: JobOptions(timeLimit: .milliseconds(100))), completion: outcomes.completion(0))
+        #expect(eventually { pool.pendingCount == 0 }) // the worker took the slow job
         for key in 1...50 { try pool.submit(Job(program: quick), completion: outcomes.completion(key)) }
         #expect(pool.pendingCount == 50)
         pool.stop(.drain)
@@ -261,7 +264,8 @@ struct ProcessPoolTests {
         let quick = try fixture.load(PerCPUFixture.quickSource)
         let pool = try ProcessPool(workers: 1, backlog: 100)
         let outcomes = Outcomes()
-        try pool.submit(Job(program: slow, options: JobOptions(timeLimit: .milliseconds(100))), completion: outcomes.completion(0))
+        try pool.submit(
+            Job(program: slow, options: JobOptions(timeLimit: .milliseconds(100))), completion: outcomes.completion(0))
         #expect(eventually { pool.pendingCount == 0 })
         for key in 1...50 { try pool.submit(Job(program: quick), completion: outcomes.completion(key)) }
         pool.stop(.cancelPending)
@@ -281,10 +285,12 @@ struct ProcessPoolTests {
         let quick = try fixture.load(PerCPUFixture.quickSource)
         let pool = try ProcessPool(workers: 2, backlog: 4)
         pool.stop()
-        pool.stop(.cancelAll)  // a second stop is harmless
+        pool.stop(.cancelAll) // a second stop is harmless
         let outcomes = Outcomes()
         #expect(throws: PoolError.stopped) { try pool.submit(Job(program: quick), completion: outcomes.completion(0)) }
-        #expect(throws: PoolError.stopped) { try pool.trySubmit(Job(program: quick), completion: outcomes.completion(1)) }
+        #expect(throws: PoolError.stopped) {
+            try pool.trySubmit(Job(program: quick), completion: outcomes.completion(1))
+        }
         await #expect(throws: PoolError.stopped) { try await pool.run(Job(program: quick)) }
         #expect(outcomes.all.isEmpty)
     }
@@ -302,7 +308,8 @@ struct ProcessPoolTests {
         let fixture = try PerCPUFixture(vCPUs: 2)
         let pool = try ProcessPool(workers: 2, backlog: 8)
         defer { pool.stop() }
-        let sum = try fixture.load("""
+        let sum = try fixture.load(
+            """
             ldxb %r0, [%r1]
             ldxb %r3, [%r1+1]
             add %r0, %r3
@@ -319,7 +326,10 @@ struct ProcessPoolTests {
             _ = try await pool.run(Job(program: sum) { throw NoContext() })
             Issue.record("the job ran without its context")
         } catch {
-            guard case .setupFailed = error else { Issue.record("got \(error)"); return }
+            guard case .setupFailed = error else {
+                Issue.record("got \(error)")
+                return
+            }
         }
     }
 

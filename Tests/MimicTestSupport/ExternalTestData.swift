@@ -10,9 +10,9 @@ import Foundation
 public enum ExternalTestData {
     /// The package root (this file is `<root>/Tests/MimicTestSupport/ExternalTestData.swift`).
     public static let packageRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent()  // MimicTestSupport
-        .deletingLastPathComponent()  // Tests
-        .deletingLastPathComponent()  // package root
+        .deletingLastPathComponent() // MimicTestSupport
+        .deletingLastPathComponent() // Tests
+        .deletingLastPathComponent() // package root
 
     /// The bpf_conformance vectors (`*.data`).
     public static let conformanceDirectory = packageRoot.deletingLastPathComponent()

@@ -14,7 +14,8 @@ public enum Packet {
         var sum = initial
         var index = 0
         while index < bytes.count {
-            let high = UInt32(bytes[index]), low = index + 1 < bytes.count ? UInt32(bytes[index + 1]) : 0
+            let high = UInt32(bytes[index])
+            let low = index + 1 < bytes.count ? UInt32(bytes[index + 1]) : 0
             sum += high << 8 | low
             index += 2
         }
@@ -26,18 +27,26 @@ public enum Packet {
     public static func checksum(_ bytes: [UInt8]) -> UInt16 { ~onesComplementSum(bytes) }
 
     /// The IPv4 pseudo-header sum input for a segment of `length` bytes.
-    public static func pseudoHeader(source: [UInt8], destination: [UInt8], protocol proto: UInt8, length: Int) -> [UInt8] {
+    public static func pseudoHeader(source: [UInt8], destination: [UInt8], protocol proto: UInt8, length: Int)
+        -> [UInt8]
+    {
         source + destination + [0, proto, UInt8(length >> 8), UInt8(length & 0xFF)]
     }
 
     /// Ethernet + IPv4 (no options) + a UDP or TCP header + `payload`, checksums filled in.
-    public static func make(source: String, destination: String, protocol proto: UInt8 = udp, sourcePort: UInt16 = 1234,
-                     destinationPort: UInt16 = 53, payload: [UInt8] = Array("hello".utf8)) -> [UInt8] {
-        let src = ip(source), dst = ip(destination)
+    public static func make(
+        source: String, destination: String, protocol proto: UInt8 = udp, sourcePort: UInt16 = 1234,
+        destinationPort: UInt16 = 53, payload: [UInt8] = Array("hello".utf8)
+    ) -> [UInt8] {
+        let src = ip(source)
+        let dst = ip(destination)
         var l4: [UInt8]
         let checksumOffset: Int
         if proto == tcp {
-            l4 = be16(sourcePort) + be16(destinationPort) + [0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18] + be16(0xFFFF) + [0, 0, 0, 0]
+            l4 =
+                be16(sourcePort) + be16(destinationPort) + [0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18] + be16(0xFFFF) + [
+                    0, 0, 0, 0,
+                ]
             checksumOffset = 16
         } else {
             l4 = be16(sourcePort) + be16(destinationPort) + be16(UInt16(8 + payload.count)) + [0, 0]
@@ -61,7 +70,8 @@ public enum Packet {
     public static func l4ChecksumIsValid(_ frame: [UInt8]) -> Bool {
         let proto = frame[23]
         let l4 = Array(frame[34...])
-        let pseudo = pseudoHeader(source: Array(frame[26..<30]), destination: Array(frame[30..<34]), protocol: proto, length: l4.count)
+        let pseudo = pseudoHeader(
+            source: Array(frame[26..<30]), destination: Array(frame[30..<34]), protocol: proto, length: l4.count)
         return checksum(pseudo + l4) == 0
     }
 
@@ -72,4 +82,6 @@ public enum Packet {
 public func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
 public func le64(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
 /// The little-endian integer of up to 8 `bytes`.
-public func uint64(_ bytes: [UInt8]) -> UInt64 { bytes.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * $1.offset) } }
+public func uint64(_ bytes: [UInt8]) -> UInt64 {
+    bytes.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * $1.offset) }
+}

@@ -22,12 +22,17 @@ struct ProgramTestInCodeTests {
     /// The README-style use: a case in code, `#expect` on the result.
     @Test func firewallDropsABlockedSource() throws {
         let blocked = Packet.make(source: "192.0.2.66", destination: "10.0.0.2")
-        let test = try ProgramTest(object: ExampleFiles.object("xdp_firewall.o"), setup: [
-            MapSeed(map: "blocklist", entries: [MapEntry(key: .string("192.0.2.66"), value: .number("7"))]),
-        ])
-        let result = try test.run(TestCase(
-            name: "blocked", input: .packet(blocked),
-            expect: Expectation(verdict: .drop, maps: [MapExpectation(map: "blocklist", key: .string("192.0.2.66"), value: .number("8"))])))
+        let test = try ProgramTest(
+            object: ExampleFiles.object("xdp_firewall.o"),
+            setup: [
+                MapSeed(map: "blocklist", entries: [MapEntry(key: .string("192.0.2.66"), value: .number("7"))])
+            ])
+        let result = try test.run(
+            TestCase(
+                name: "blocked", input: .packet(blocked),
+                expect: Expectation(
+                    verdict: .drop,
+                    maps: [MapExpectation(map: "blocklist", key: .string("192.0.2.66"), value: .number("8"))])))
         #expect(result.verdict == .drop)
         #expect(result.passed, "\(result.report)")
         #expect(result.observation.packet == blocked)
@@ -36,13 +41,17 @@ struct ProgramTestInCodeTests {
     /// The example of Docs/Testing-Programs.md, as written there (paths from the package root).
     @Test func theDocumentedExample() throws {
         let root = ExternalTestData.packageRoot.path
-        let test = try ProgramTest(object: "\(root)/Examples/xdp_firewall.o", setup: [
-            MapSeed(map: "blocklist", entries: [MapEntry(key: .string("192.0.2.66"), value: .number("0"))]),
-        ])
-        let result = try test.run(TestCase(
-            name: "blocked", input: .pcap(path: "\(root)/Examples/traffic.pcap", number: 4),  // from 192.0.2.66
-            expect: Expectation(verdict: .drop,
-                                maps: [MapExpectation(map: "blocklist", key: .string("192.0.2.66"), value: .number("1"))])))
+        let test = try ProgramTest(
+            object: "\(root)/Examples/xdp_firewall.o",
+            setup: [
+                MapSeed(map: "blocklist", entries: [MapEntry(key: .string("192.0.2.66"), value: .number("0"))])
+            ])
+        let result = try test.run(
+            TestCase(
+                name: "blocked", input: .pcap(path: "\(root)/Examples/traffic.pcap", number: 4), // from 192.0.2.66
+                expect: Expectation(
+                    verdict: .drop,
+                    maps: [MapExpectation(map: "blocklist", key: .string("192.0.2.66"), value: .number("1"))])))
         #expect(result.verdict == .drop)
         #expect(result.passed, "\(result.report)")
     }
@@ -50,30 +59,47 @@ struct ProgramTestInCodeTests {
     @Test func eventsByNamedTypeOrBytes() throws {
         let test = try ProgramTest(object: ExampleFiles.object("trace_exec.o"))
         let context = TestInput.context(path: "\(ExampleFiles.examples)/contexts/exec_captured.json")
-        let record: [UInt8] = [0x93, 0x10, 0, 0, 0x92, 0x10, 0, 0] + Array("bash".utf8) + [UInt8](repeating: 0, count: 12)
-        let byType = try test.run(TestCase(name: "typed", input: context, expect: Expectation(events: [
-            EventExpectation(map: "events", type: "exec_event", value: .object([("tgid", .number("4242")), ("comm", .string("bash"))])),
-        ])))
+        let record: [UInt8] =
+            [0x93, 0x10, 0, 0, 0x92, 0x10, 0, 0] + Array("bash".utf8) + [UInt8](repeating: 0, count: 12)
+        let byType = try test.run(
+            TestCase(
+                name: "typed", input: context,
+                expect: Expectation(events: [
+                    EventExpectation(
+                        map: "events", type: "exec_event",
+                        value: .object([("tgid", .number("4242")), ("comm", .string("bash"))]))
+                ])))
         #expect(byType.passed, "\(byType.report)")
-        let byBytes = try test.run(TestCase(name: "bytes", input: context, expect: Expectation(events: [
-            EventExpectation(value: .array(record.map { .number("\($0)") })),
-        ])))
+        let byBytes = try test.run(
+            TestCase(
+                name: "bytes", input: context,
+                expect: Expectation(events: [
+                    EventExpectation(value: .array(record.map { .number("\($0)") }))
+                ])))
         #expect(byBytes.passed, "\(byBytes.report)")
-        let wrongMap = try test.run(TestCase(name: "map", input: context, expect: Expectation(events: [
-            EventExpectation(map: "other", value: .string("00")), EventExpectation(value: .string("00")),
-        ])))
+        let wrongMap = try test.run(
+            TestCase(
+                name: "map", input: context,
+                expect: Expectation(events: [
+                    EventExpectation(map: "other", value: .string("00")), EventExpectation(value: .string("00")),
+                ])))
         #expect(wrongMap.failures.map(\.what) == ["events", "event 0 map"])
-        #expect(wrongMap.failures.first?.detail == ["events: struct exec_event { .pid = 4243, .tgid = 4242, .comm = \"bash\" }"])
+        #expect(
+            wrongMap.failures.first?.detail == [
+                "events: struct exec_event { .pid = 4243, .tgid = 4242, .comm = \"bash\" }"
+            ])
     }
 
     @Test func aWrongExpectationFailsWithWhatAndWhy() throws {
         let test = try ProgramTest(object: ExampleFiles.object("xdp_firewall.o"))
         let packet = Packet.make(source: "10.0.0.1", destination: "10.0.0.2")
-        let result = try test.run(TestCase(
-            name: "wrong", input: .packet(packet),
-            expect: Expectation(verdict: .drop, packet: PacketExpectation(length: 99, bytes: [(offset: 12, bytes: [0x86, 0xdd])]),
-                                maps: [MapExpectation(map: "verdicts", key: .number("2"), value: .number("5"))],
-                                trace: ["hello"], redirect: "ifindex 3")))
+        let result = try test.run(
+            TestCase(
+                name: "wrong", input: .packet(packet),
+                expect: Expectation(
+                    verdict: .drop, packet: PacketExpectation(length: 99, bytes: [(offset: 12, bytes: [0x86, 0xdd])]),
+                    maps: [MapExpectation(map: "verdicts", key: .number("2"), value: .number("5"))],
+                    trace: ["hello"], redirect: "ifindex 3")))
         #expect(result.verdict == .pass)
         #expect(!result.passed)
         let failures = Dictionary(result.failures.map { ($0.what, $0) }, uniquingKeysWith: { a, _ in a })
@@ -104,10 +130,13 @@ struct ProgramTestInCodeTests {
         let test = try ProgramTest(object: ExampleFiles.object("packet_counter.o"), config: TestConfiguration(cpus: 2))
         let packet = Packet.make(source: "10.0.0.1", destination: "10.0.0.2", protocol: Packet.tcp)
         let totals: JSONValue = .object([("packets", .number("1")), ("bytes", .number("\(packet.count + 1)"))])
-        let result = try test.run(TestCase(name: "tcp", input: .packet(packet), expect: Expectation(maps: [
-            MapExpectation(map: "totals", key: .number("0"), value: totals),
-            MapExpectation(map: "by_protocol", key: .number("6"), value: .object([("packets", .number("1"))])),
-        ])))
+        let result = try test.run(
+            TestCase(
+                name: "tcp", input: .packet(packet),
+                expect: Expectation(maps: [
+                    MapExpectation(map: "totals", key: .number("0"), value: totals),
+                    MapExpectation(map: "by_protocol", key: .number("6"), value: .object([("packets", .number("1"))])),
+                ])))
         #expect(result.failures.count == 1)
         let failure = try #require(result.failures.first)
         #expect(failure.what == "map totals [0] .bytes")
@@ -138,18 +167,25 @@ struct TestFileTests {
             Issue.record("failing.json did not fail: \(report.cases)")
             return
         }
-        #expect(failures.map(\.what) == ["trace", "event 0 (events) .pid", "event 0 (events) .comm", "map exec_count [\"bash\"]"])
+        #expect(
+            failures.map(\.what) == [
+                "trace", "event 0 (events) .pid", "event 0 (events) .comm", "map exec_count [\"bash\"]",
+            ])
         #expect(failures[1].expected == "4242" && failures[1].actual == "4243")
         #expect(failures[2].expected == "\"zsh\"" && failures[2].actual == "\"bash\"")
         #expect(failures[3].expected == "2" && failures[3].actual == "1")
-        let docs = try String(contentsOfFile: ExternalTestData.packageRoot.appendingPathComponent("Docs/Testing-Programs.md").path, encoding: .utf8)
-        for line in TestReportFormat.text([report]).split(separator: "\n") where !line.hasSuffix(".json:") && !line.contains("case(s)") {
+        let docs = try String(
+            contentsOfFile: ExternalTestData.packageRoot.appendingPathComponent("Docs/Testing-Programs.md").path,
+            encoding: .utf8)
+        for line in TestReportFormat.text([report]).split(separator: "\n")
+        where !line.hasSuffix(".json:") && !line.contains("case(s)") {
             #expect(docs.contains(line), "Docs/Testing-Programs.md does not show the line: \(line)")
         }
     }
 
     func suite(_ json: String) throws -> TestSuite {
-        try TestSuite.parse(JSONField(try JSONValue.parse(json), path: ""), path: "\(ExampleFiles.examples)/tests/inline.json")
+        try TestSuite.parse(
+            JSONField(try JSONValue.parse(json), path: ""), path: "\(ExampleFiles.examples)/tests/inline.json")
     }
 
     /// The configure-before-load fixtures (globals in `.rodata`, a `max_entries 0` map, a
@@ -159,10 +195,12 @@ struct TestFileTests {
     }
 
     /// A UDP packet to port 53 (the configured fixture blocks a port given in `.rodata`).
-    static let udpTo53 = "020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"
+    static let udpTo53 =
+        "020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"
 
     @Test func configurationSetsGlobalsMapSizesAndTheProgramType() throws {
-        let configured = try suite("""
+        let configured = try suite(
+            """
             {"object": "\(Self.fixture("configured.o"))",
              "config": {"cpus": 2, "seed": 9, "mapSizes": {"hits": 16},
                         "globals": {"blocked_port": 53, "mode": "MODE_DROP", "enabled": true, "limits": {"low": 1}}},
@@ -177,9 +215,11 @@ struct TestFileTests {
         #expect(report.cases.map(\.status) == [.passed], "\(report.cases)")
 
         // Without the size, the max_entries 0 map is a clear error naming the option.
-        let unsized = ProgramTest.run(suite: try suite("""
-            {"object": "\(Self.fixture("configured.o"))", "cases": [{"name": "c", "input": {"packet": "\(Self.udpTo53)"}, "expect": {}}]}
-            """))
+        let unsized = ProgramTest.run(
+            suite: try suite(
+                """
+                {"object": "\(Self.fixture("configured.o"))", "cases": [{"name": "c", "input": {"packet": "\(Self.udpTo53)"}, "expect": {}}]}
+                """))
         guard case .error(let message) = unsized.cases.first?.status else {
             Issue.record("an unsized map was accepted: \(unsized.cases)")
             return
@@ -187,7 +227,8 @@ struct TestFileTests {
         #expect(message.contains("max_entries 0"), "\(message)")
 
         // A legacy section (SEC("xdp_vlan01")) runs with "type".
-        let legacy = try suite("""
+        let legacy = try suite(
+            """
             {"object": "\(Self.fixture("legacy_section.o"))", "config": {"type": "xdp"},
              "cases": [{"name": "runs as XDP", "input": {"packet": "\(Self.udpTo53)"}, "expect": {"verdict": "XDP_PASS"}}]}
             """)
@@ -197,7 +238,8 @@ struct TestFileTests {
     }
 
     @Test func contextFieldsInAndOut() throws {
-        let marked = try suite("""
+        let marked = try suite(
+            """
             {"object": "\(Self.fixture("tc_mark.o"))", "cases": [
               {"name": "mark 5 passes", "input": {"packet": "\(Self.udpTo53)", "ctx": {"mark": 5, "cb[0]": 10, "priority": 1}},
                "expect": {"verdict": "TC_ACT_OK", "ctx": {"mark": 85, "cb[1]": 20, "cb[4]": 50, "priority": 8, "tc_classid": 65538}}},
@@ -221,12 +263,15 @@ struct TestFileTests {
             _ = try suite(#"{"object": "a.o", "config": {"type": "xpd"}, "cases": [{"name": "c", "expect": {}}]}"#)
         }
         #expect(throws: JSONError.self) {
-            _ = try suite(#"{"object": "a.o", "config": {"mapSizes": {"m": 0}}, "cases": [{"name": "c", "expect": {}}]}"#)
+            _ = try suite(
+                #"{"object": "a.o", "config": {"mapSizes": {"m": 0}}, "cases": [{"name": "c", "expect": {}}]}"#)
         }
-        let unknownGlobal = ProgramTest.run(suite: try suite("""
-            {"object": "\(Self.fixture("configured.o"))", "config": {"mapSizes": {"hits": 4}, "globals": {"blocked_prot": 1}},
-             "cases": [{"name": "c", "input": {"packet": "00"}, "expect": {}}]}
-            """))
+        let unknownGlobal = ProgramTest.run(
+            suite: try suite(
+                """
+                {"object": "\(Self.fixture("configured.o"))", "config": {"mapSizes": {"hits": 4}, "globals": {"blocked_prot": 1}},
+                 "cases": [{"name": "c", "input": {"packet": "00"}, "expect": {}}]}
+                """))
         guard case .error(let message) = unknownGlobal.cases.first?.status else {
             Issue.record("an unknown global was accepted")
             return
@@ -237,13 +282,25 @@ struct TestFileTests {
     @Test func mistakesInTestFilesAreNamedByPath() throws {
         let cases: [(String, String)] = [
             (#"{"object": "a.o", "cases": [{"name": "c", "expect": {"verdikt": 1}}]}"#, "unknown member \"verdikt\""),
-            (#"{"object": "a.o", "cases": [{"name": "c", "expect": {"verdict": "XDP_DORP"}}]}"#, "unknown verdict \"XDP_DORP\""),
+            (
+                #"{"object": "a.o", "cases": [{"name": "c", "expect": {"verdict": "XDP_DORP"}}]}"#,
+                "unknown verdict \"XDP_DORP\""
+            ),
             (#"{"object": "a.o", "cases": []}"#, "at least one case"),
             (#"{"cases": [{"name": "c", "expect": {}}]}"#, "object"),
             (#"{"object": "a.o", "cases": [{"name": "c", "input": {"packet": "zz"}, "expect": {}}]}"#, "'zz' is not"),
-            (#"{"object": "a.o", "cases": [{"name": "c", "input": {"packet": "00", "pcap": "x"}, "expect": {}}]}"#, "not several"),
-            (#"{"object": "a.o", "cases": [{"name": "c", "expect": {}}, {"name": "c", "expect": {}}]}"#, "repeats the name"),
-            (#"{"object": "a.o", "cases": [{"name": "c", "expect": {"error": "x", "verdict": 1}}]}"#, "no verdict or packet"),
+            (
+                #"{"object": "a.o", "cases": [{"name": "c", "input": {"packet": "00", "pcap": "x"}, "expect": {}}]}"#,
+                "not several"
+            ),
+            (
+                #"{"object": "a.o", "cases": [{"name": "c", "expect": {}}, {"name": "c", "expect": {}}]}"#,
+                "repeats the name"
+            ),
+            (
+                #"{"object": "a.o", "cases": [{"name": "c", "expect": {"error": "x", "verdict": 1}}]}"#,
+                "no verdict or packet"
+            ),
         ]
         for (json, message) in cases {
             #expect(throws: JSONError.self) { _ = try suite(json) }
@@ -256,7 +313,8 @@ struct TestFileTests {
     }
 
     @Test func unknownMapsAndWrongSizesAreErrorsOfTheCase() throws {
-        let parsed = try suite("""
+        let parsed = try suite(
+            """
             {"object": "../xdp_firewall.o", "cases": [
               {"name": "no such map", "input": {"packet": "00"}, "expect": {"maps": {"nope": [{"key": 1, "value": 1}]}}},
               {"name": "key too long", "maps": {"blocklist": [{"key": "00 00 00 00 00", "value": 1}]}, "input": {"packet": "00"}, "expect": {}},

@@ -150,9 +150,12 @@ extension Assembler {
             throw source.error(.unknownMnemonic(unknownMnemonicName(words)))
         }
 
-        let operandStrings = operandText.isEmpty
+        let operandStrings =
+            operandText.isEmpty
             ? []
-            : operandText.split(separator: ",", omittingEmptySubsequences: false).map { String($0.trimmingWhitespace()) }
+            : operandText.split(separator: ",", omittingEmptySubsequences: false).map {
+                String($0.trimmingWhitespace())
+            }
         var tokens: [OperandToken] = []
         for text in operandStrings { tokens.append(try classify(text, source: source)) }
 
@@ -160,18 +163,22 @@ extension Assembler {
         // vs `add %r0, %r1`, `call 5` vs `call %r2`).
         let sameCount = candidates.filter { $0.shape.operandSlots.count == tokens.count }
         guard let fallback = sameCount.first else {
-            throw source.error(.wrongOperandCount(
-                mnemonic: mnemonic, expected: candidates[0].shape.operandSlots.count, found: tokens.count))
+            throw source.error(
+                .wrongOperandCount(
+                    mnemonic: mnemonic, expected: candidates[0].shape.operandSlots.count, found: tokens.count))
         }
-        let form = sameCount.first { candidate in
-            zip(candidate.shape.operandSlots, tokens).allSatisfy { slot, token in token.kindMatches(slot) }
-        } ?? fallback
+        let form =
+            sameCount.first { candidate in
+                zip(candidate.shape.operandSlots, tokens).allSatisfy { slot, token in token.kindMatches(slot) }
+            } ?? fallback
 
-        var instruction = ParsedInstruction(form: form, fields: OperandFields(), labelReference: nil, slot: slot, source: source)
+        var instruction = ParsedInstruction(
+            form: form, fields: OperandFields(), labelReference: nil, slot: slot, source: source)
         for (position, (operandSlot, token)) in zip(form.shape.operandSlots, tokens).enumerated() {
             guard token.kindMatches(operandSlot), !operandStrings[position].isEmpty else {
-                throw source.error(.unexpectedOperand(
-                    position: position + 1, found: operandStrings[position], expected: operandSlot.expectation))
+                throw source.error(
+                    .unexpectedOperand(
+                        position: position + 1, found: operandStrings[position], expected: operandSlot.expectation))
             }
             switch (operandSlot, token) {
             case (.destinationRegister, .register(let register)):
@@ -204,8 +211,9 @@ extension Assembler {
                 }
             default:
                 // kindMatches ruled every other pairing out.
-                throw source.error(.unexpectedOperand(
-                    position: position + 1, found: operandStrings[position], expected: operandSlot.expectation))
+                throw source.error(
+                    .unexpectedOperand(
+                        position: position + 1, found: operandStrings[position], expected: operandSlot.expectation))
             }
         }
         return instruction
@@ -241,8 +249,8 @@ extension Assembler {
         guard lowered.hasPrefix("%r") else { return nil }
         let digits = lowered.dropFirst(2)
         guard !digits.isEmpty, digits.count <= 2, digits.unicodeScalars.allSatisfy(isDecimalDigit),
-              digits == "0" || !digits.hasPrefix("0"),
-              let number = UInt8(digits), number <= highestRegister
+            digits == "0" || !digits.hasPrefix("0"),
+            let number = UInt8(digits), number <= highestRegister
         else { return nil }
         return number
     }
@@ -294,13 +302,16 @@ extension Assembler {
     }
 
     /// A relative jump distance (`+3`, `-2`, `7`), or nil when `text` is a label name.
-    private static func parseRelativeTarget(_ text: String, bits: Int, source: SourceLine) throws(AssemblerError) -> Int64? {
+    private static func parseRelativeTarget(_ text: String, bits: Int, source: SourceLine) throws(AssemblerError)
+        -> Int64?
+    {
         guard let first = text.unicodeScalars.first, first == "+" || first == "-" || isDecimalDigit(first) else {
             guard isValidLabelName(text) else { throw source.error(.invalidLabelName(text)) }
             return nil
         }
         guard let number = SignedMagnitude(text) else {
-            throw source.error(isMalformed(text) ? .malformedNumber(text) : .jumpOutOfRange(target: text, distance: Int.max))
+            throw source.error(
+                isMalformed(text) ? .malformedNumber(text) : .jumpOutOfRange(target: text, distance: Int.max))
         }
         let value = bits == 16 ? number.fitting(Int16.self).map(Int64.init) : number.fitting(Int32.self).map(Int64.init)
         guard let value else {
@@ -326,7 +337,7 @@ private struct SignedMagnitude {
     /// Parses `[+-]digits` or `[+-]0xhex`; nil when malformed or wider than 64 bits.
     init?(_ text: String) {
         guard let (negative, digits, radix) = Self.digits(of: text),
-              let magnitude = UInt64(digits, radix: radix)
+            let magnitude = UInt64(digits, radix: radix)
         else { return nil }
         self.isNegative = negative
         self.magnitude = magnitude
@@ -346,7 +357,7 @@ private struct SignedMagnitude {
             rest = rest.dropFirst(2)
         }
         guard !rest.isEmpty,
-              rest.unicodeScalars.allSatisfy({ radix == 16 ? isHexDigit($0) : isDecimalDigit($0) })
+            rest.unicodeScalars.allSatisfy({ radix == 16 ? isHexDigit($0) : isDecimalDigit($0) })
         else { return nil }
         return (negative, rest, radix)
     }
@@ -375,7 +386,7 @@ extension StringProtocol {
     func trimmingWhitespace() -> SubSequence {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
         guard let start = firstIndex(where: { !isSpace($0) }),
-              let end = lastIndex(where: { !isSpace($0) })
+            let end = lastIndex(where: { !isSpace($0) })
         else { return self[endIndex...] }
         return self[start...end]
     }

@@ -58,8 +58,10 @@ public struct AssemblerError: Error, Sendable, Equatable, CustomStringConvertibl
         /// The jump distance (`jumpOutOfRange`).
         public var distance: Int?
 
-        public init(_ code: Code, text: String, expected: Int? = nil, found: Int? = nil, position: Int? = nil,
-                    expectedText: String? = nil, distance: Int? = nil) {
+        public init(
+            _ code: Code, text: String, expected: Int? = nil, found: Int? = nil, position: Int? = nil,
+            expectedText: String? = nil, distance: Int? = nil
+        ) {
             self.code = code
             self.text = text
             self.expected = expected
@@ -77,7 +79,9 @@ public struct AssemblerError: Error, Sendable, Equatable, CustomStringConvertibl
         public static func immediateOutOfRange(_ text: String) -> Reason { Reason(.immediateOutOfRange, text: text) }
         public static func offsetOutOfRange(_ text: String) -> Reason { Reason(.offsetOutOfRange, text: text) }
         public static func malformedNumber(_ text: String) -> Reason { Reason(.malformedNumber, text: text) }
-        public static func malformedMemoryOperand(_ text: String) -> Reason { Reason(.malformedMemoryOperand, text: text) }
+        public static func malformedMemoryOperand(_ text: String) -> Reason {
+            Reason(.malformedMemoryOperand, text: text)
+        }
         public static func unexpectedOperand(position: Int, found: String, expected: String) -> Reason {
             Reason(.unexpectedOperand, text: found, position: position, expectedText: expected)
         }
@@ -92,14 +96,18 @@ public struct AssemblerError: Error, Sendable, Equatable, CustomStringConvertibl
             switch code {
             case .unknownMnemonic: return "unknown mnemonic '\(excerpt(text))'"
             case .wrongOperandCount:
-                let expected = expected ?? 0, found = found ?? 0
-                return "'\(excerpt(text))' takes \(expected) operand\(expected == 1 ? "" : "s") but \(found) \(found == 1 ? "was" : "were") given"
+                let expected = expected ?? 0
+                let found = found ?? 0
+                return
+                    "'\(excerpt(text))' takes \(expected) operand\(expected == 1 ? "" : "s") but \(found) \(found == 1 ? "was" : "were") given"
             case .badRegister: return "bad register '\(excerpt(text))' (only %r0..%r10 exist)"
             case .immediateOutOfRange: return "immediate '\(excerpt(text))' does not fit its field"
             case .offsetOutOfRange: return "offset '\(excerpt(text))' does not fit in 16 signed bits"
             case .malformedNumber: return "'\(excerpt(text))' is not a number (decimal or 0x hex)"
-            case .malformedMemoryOperand: return "malformed memory operand '\(excerpt(text))' (expected [%rN], [%rN+off] or [%rN-off])"
-            case .unexpectedOperand: return "operand \(position ?? 0) '\(excerpt(text))' should be \(expectedText ?? "")"
+            case .malformedMemoryOperand:
+                return "malformed memory operand '\(excerpt(text))' (expected [%rN], [%rN+off] or [%rN-off])"
+            case .unexpectedOperand:
+                return "operand \(position ?? 0) '\(excerpt(text))' should be \(expectedText ?? "")"
             case .undefinedLabel: return "undefined label '\(excerpt(text))'"
             case .duplicateLabel: return "duplicate label '\(excerpt(text))'"
             case .jumpOutOfRange: return "jump to '\(excerpt(text))' is out of range (distance \(distance ?? 0))"

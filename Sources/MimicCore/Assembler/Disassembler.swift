@@ -44,8 +44,8 @@ public enum Disassembler {
         var labeledTargets = Set<Int>()
         for entry in decoded {
             guard case .success(let instruction) = entry.result,
-                  let target = instruction.branchTarget(at: entry.slot),
-                  validStarts.contains(target) || target == instructions.count
+                let target = instruction.branchTarget(at: entry.slot),
+                validStarts.contains(target) || target == instructions.count
             else { continue }
             labeledTargets.insert(target)
         }
@@ -116,8 +116,10 @@ public enum Disassembler {
                 case .sourceMemory: memoryText(register: fields.source, offset: fields.offset)
                 case .immediate32: immediateText(Int64(fields.imm))
                 case .immediate64:
-                    immediateText(Int64(bitPattern: UInt64(UInt32(bitPattern: fields.imm))
-                        | UInt64(UInt32(bitPattern: fields.immHigh)) << 32), hexUnsigned: true)
+                    immediateText(
+                        Int64(
+                            bitPattern: UInt64(UInt32(bitPattern: fields.imm))
+                                | UInt64(UInt32(bitPattern: fields.immHigh)) << 32), hexUnsigned: true)
                 case .offsetTarget: target(Int(fields.offset))
                 case .immediateTarget: target(Int(fields.imm))
                 }
@@ -166,9 +168,12 @@ public enum Disassembler {
             if form.shape == .loadImm64 && instruction.source != 0 {
                 // Valid for the loader (a map or function reference), but the text syntax has
                 // plain constants only; `Inspection` prints these with their kind.
-                return .failure(InvalidEncoding(instruction: instruction, reason: "lddw with pseudo source \(instruction.source)"))
+                return .failure(
+                    InvalidEncoding(instruction: instruction, reason: "lddw with pseudo source \(instruction.source)"))
             }
-            return .success(DecodedInstruction(form: form, fields: OperandFields(extractingFrom: instruction, next: next, shape: form.shape)))
+            return .success(
+                DecodedInstruction(
+                    form: form, fields: OperandFields(extractingFrom: instruction, next: next, shape: form.shape)))
         }
     }
 }

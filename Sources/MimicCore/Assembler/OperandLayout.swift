@@ -85,7 +85,8 @@ struct OperandFields: Sendable, Equatable {
 
     /// The canonical encoding of `form` with these operand fields: one slot, or two for `lddw`.
     func encode(as form: InstructionForm) -> [RawInstruction] {
-        var first = RawInstruction(opcode: form.opcode, destination: destination, source: source, offset: offset, imm: imm)
+        var first = RawInstruction(
+            opcode: form.opcode, destination: destination, source: source, offset: offset, imm: imm)
         switch form.discriminator {
         case .none: break
         case .offset(let value): first.offset = value

@@ -13,8 +13,11 @@ public struct BTF: Sendable {
 
         /// The spelling bpftool uses (`STRUCT`, `FUNC_PROTO`, ...).
         public var description: String {
-            ["VOID", "INT", "PTR", "ARRAY", "STRUCT", "UNION", "ENUM", "FWD", "TYPEDEF", "VOLATILE", "CONST", "RESTRICT",
-             "FUNC", "FUNC_PROTO", "VAR", "DATASEC", "FLOAT", "DECL_TAG", "TYPE_TAG", "ENUM64"][Int(rawValue)]
+            [
+                "VOID", "INT", "PTR", "ARRAY", "STRUCT", "UNION", "ENUM", "FWD", "TYPEDEF", "VOLATILE", "CONST",
+                "RESTRICT",
+                "FUNC", "FUNC_PROTO", "VAR", "DATASEC", "FLOAT", "DECL_TAG", "TYPE_TAG", "ENUM64",
+            ][Int(rawValue)]
         }
     }
 
@@ -111,9 +114,9 @@ public struct BTF: Sendable {
         public var name: String {
             switch self {
             case .int(let name, _, _, _, _), .structure(let name, _, _), .union(let name, _, _),
-                 .enumeration(let name, _, _, _, _), .forward(let name, _), .typedef(let name, _),
-                 .function(let name, _, _), .variable(let name, _, _), .dataSection(let name, _, _),
-                 .float(let name, _), .declTag(let name, _, _), .typeTag(let name, _):
+                .enumeration(let name, _, _, _, _), .forward(let name, _), .typedef(let name, _),
+                .function(let name, _, _), .variable(let name, _, _), .dataSection(let name, _, _),
+                .float(let name, _), .declTag(let name, _, _), .typeTag(let name, _):
                 name
             default:
                 ""
@@ -145,36 +148,50 @@ public struct BTF: Sendable {
     /// Parses a `.BTF` blob. `section` names it in errors.
     public init(bytes: [UInt8], section: String = ".BTF") throws(ObjectFileError) {
         let structure = "section \(section)"
-        guard bytes.count >= 2 else { throw .truncated(structure: structure, field: "btf_header.magic", offset: 0, size: 2, available: bytes.count) }
+        guard bytes.count >= 2 else {
+            throw .truncated(
+                structure: structure, field: "btf_header.magic", offset: 0, size: 2, available: bytes.count)
+        }
         if bytes[0] == 0x9F && bytes[1] == 0xEB {
             isBigEndian = false
         } else if bytes[0] == 0xEB && bytes[1] == 0x9F {
             isBigEndian = true
         } else {
-            throw .invalidField(structure: structure, field: "btf_header.magic", detail: String(format0x: bytes[0], bytes[1]) + " is not 0xeB9F")
+            throw .invalidField(
+                structure: structure, field: "btf_header.magic",
+                detail: String(format0x: bytes[0], bytes[1]) + " is not 0xeB9F")
         }
         let reader = ByteReader(bytes, bigEndian: isBigEndian, structure: structure)
         let version = try reader.u8(2, "btf_header.version")
-        guard version == 1 else { throw .invalidField(structure: structure, field: "btf_header.version", detail: "\(version), expected 1") }
+        guard version == 1 else {
+            throw .invalidField(structure: structure, field: "btf_header.version", detail: "\(version), expected 1")
+        }
         let headerLength = Int(try reader.u32(4, "btf_header.hdr_len"))
         guard headerLength >= 24 else {
-            throw .invalidField(structure: structure, field: "btf_header.hdr_len", detail: "\(headerLength) is shorter than the 24-byte header")
+            throw .invalidField(
+                structure: structure, field: "btf_header.hdr_len",
+                detail: "\(headerLength) is shorter than the 24-byte header")
         }
         try reader.require(0, headerLength, "btf_header (hdr_len \(headerLength))")
         let typeOffset = Int(try reader.u32(8, "btf_header.type_off"))
         let typeLength = Int(try reader.u32(12, "btf_header.type_len"))
         let stringOffset = Int(try reader.u32(16, "btf_header.str_off"))
         let stringLength = Int(try reader.u32(20, "btf_header.str_len"))
-        let typeSection = try reader.subReader(headerLength + typeOffset, typeLength, "type section (type_off \(typeOffset), type_len \(typeLength))",
-                                               structure: "\(structure) type section")
-        strings = try reader.subReader(headerLength + stringOffset, stringLength, "string section (str_off \(stringOffset), str_len \(stringLength))",
-                                       structure: "\(structure) string section")
+        let typeSection = try reader.subReader(
+            headerLength + typeOffset, typeLength, "type section (type_off \(typeOffset), type_len \(typeLength))",
+            structure: "\(structure) type section")
+        strings = try reader.subReader(
+            headerLength + stringOffset, stringLength,
+            "string section (str_off \(stringOffset), str_len \(stringLength))",
+            structure: "\(structure) string section")
         guard stringLength == 0 || strings.bytes[0] == 0 else {
             throw .invalidField(structure: structure, field: "string section", detail: "the first string must be empty")
         }
         let typesEnd = headerLength + typeOffset + typeLength
         let stringsStart = headerLength + stringOffset
-        if typeLength > 0, stringLength > 0, stringsStart < typesEnd, headerLength + typeOffset < stringsStart + stringLength {
+        if typeLength > 0, stringLength > 0, stringsStart < typesEnd,
+            headerLength + typeOffset < stringsStart + stringLength
+        {
             throw .overlappingSections("\(structure) type section", "\(structure) string section")
         }
 
@@ -182,7 +199,8 @@ public struct BTF: Sendable {
         var offset = 0
         while offset < typeSection.count {
             guard types.count <= BTF.maxTypes else {
-                throw .absurdCount(structure: structure, field: "type count", count: UInt64(types.count), limit: UInt64(BTF.maxTypes))
+                throw .absurdCount(
+                    structure: structure, field: "type count", count: UInt64(types.count), limit: UInt64(BTF.maxTypes))
             }
             let (type, length) = try BTF.parseType(typeSection, at: offset, id: types.count, strings: strings)
             types.append(type)
@@ -205,8 +223,10 @@ public struct BTF: Sendable {
     /// followed (a struct may hold a pointer to itself), as in the kernel's resolve pass.
     private static func references(of type: TypeInfo) -> [UInt32] {
         switch type {
-        case .pointer(let target), .typedef(_, let target), .volatile(let target), .const(let target), .restrict(let target),
-             .typeTag(_, let target), .declTag(_, let target, _), .variable(_, let target, _), .function(_, let target, _):
+        case .pointer(let target), .typedef(_, let target), .volatile(let target), .const(let target),
+            .restrict(let target),
+            .typeTag(_, let target), .declTag(_, let target, _), .variable(_, let target, _),
+            .function(_, let target, _):
             return [target]
         case .array(let element, let index, _): return [element, index]
         case .functionProto(let result, let parameters): return [result] + parameters.map(\.type)
@@ -220,16 +240,19 @@ public struct BTF: Sendable {
     /// `maxResolveDepth` steps. Each type is visited once, so the check is linear in the types;
     /// afterwards every walk over references terminates.
     static func checkReferences(_ types: [TypeInfo], structure: String) throws(ObjectFileError) {
-        var depth = [Int](repeating: -1, count: types.count)  // -1 unvisited, -2 on the path
+        var depth = [Int](repeating: -1, count: types.count) // -1 unvisited, -2 on the path
         func visit(_ id: Int, level: Int) throws(ObjectFileError) -> Int {
-            guard id < types.count else { return 0 }  // a dangling id: accessors treat it as absent
+            guard id < types.count else { return 0 } // a dangling id: accessors treat it as absent
             if depth[id] >= 0 { return depth[id] }
             guard depth[id] != -2 else {
-                throw .invalidField(structure: structure, field: "type [\(id)]", detail: "loop detected: the type refers back to itself")
+                throw .invalidField(
+                    structure: structure, field: "type [\(id)]", detail: "loop detected: the type refers back to itself"
+                )
             }
             guard level <= maxResolveDepth else {
-                throw .invalidField(structure: structure, field: "type [\(id)]",
-                                    detail: "references nest deeper than the kernel's MAX_RESOLVE_DEPTH of \(maxResolveDepth)")
+                throw .invalidField(
+                    structure: structure, field: "type [\(id)]",
+                    detail: "references nest deeper than the kernel's MAX_RESOLVE_DEPTH of \(maxResolveDepth)")
             }
             depth[id] = -2
             var deepest = 0
@@ -237,8 +260,9 @@ public struct BTF: Sendable {
                 deepest = max(deepest, try visit(Int(target), level: level + 1) + 1)
             }
             guard deepest <= maxResolveDepth else {
-                throw .invalidField(structure: structure, field: "type [\(id)]",
-                                    detail: "references nest deeper than the kernel's MAX_RESOLVE_DEPTH of \(maxResolveDepth)")
+                throw .invalidField(
+                    structure: structure, field: "type [\(id)]",
+                    detail: "references nest deeper than the kernel's MAX_RESOLVE_DEPTH of \(maxResolveDepth)")
             }
             depth[id] = deepest
             return deepest
@@ -246,7 +270,9 @@ public struct BTF: Sendable {
         for id in types.indices where depth[id] < 0 { _ = try visit(id, level: 0) }
     }
 
-    private static func parseType(_ r: ByteReader, at offset: Int, id: Int, strings: ByteReader) throws(ObjectFileError) -> (TypeInfo, Int) {
+    private static func parseType(_ r: ByteReader, at offset: Int, id: Int, strings: ByteReader) throws(ObjectFileError)
+        -> (TypeInfo, Int)
+    {
         let field = { (name: String) in "type [\(id)] \(name)" }
         let nameOffset = try r.u32(offset, field("name_off"))
         let info = try r.u32(offset + 4, field("info"))
@@ -263,7 +289,8 @@ public struct BTF: Sendable {
         let typeName = try name(nameOffset, "name_off")
         let body = offset + 12
         guard let kind = Kind(rawValue: rawKind), kind != .void else {
-            throw .invalidField(structure: r.structure, field: field("info kind"), detail: "unknown BTF kind \(rawKind)")
+            throw .invalidField(
+                structure: r.structure, field: field("info kind"), detail: "unknown BTF kind \(rawKind)")
         }
         /// Checks that `count` records of `size` bytes follow, before reading any.
         func records(_ size: Int) throws(ObjectFileError) -> Int {
@@ -276,9 +303,14 @@ public struct BTF: Sendable {
         case .int:
             let data = try r.u32(body, field("int encoding"))
             let bits = UInt8(data & 0xFF)
-            guard bits <= 128 else { throw .invalidField(structure: r.structure, field: field("BTF_INT_BITS"), detail: "\(bits) > 128") }
-            return (.int(name: typeName, size: sizeOrType, encoding: IntEncoding(rawValue: UInt8((data >> 24) & 0x0F)),
-                         bitOffset: UInt8((data >> 16) & 0xFF), bits: bits), 16)
+            guard bits <= 128 else {
+                throw .invalidField(structure: r.structure, field: field("BTF_INT_BITS"), detail: "\(bits) > 128")
+            }
+            return (
+                .int(
+                    name: typeName, size: sizeOrType, encoding: IntEncoding(rawValue: UInt8((data >> 24) & 0x0F)),
+                    bitOffset: UInt8((data >> 16) & 0xFF), bits: bits), 16
+            )
         case .pointer: return (.pointer(target: sizeOrType), 12)
         case .array:
             let element = try r.u32(body, field("btf_array.type"))
@@ -294,12 +326,16 @@ public struct BTF: Sendable {
                 let memberName = try name(try r.u32(base, field("member \(i) name_off")), "member \(i) name_off")
                 let type = try r.u32(base + 4, field("member \(i) type"))
                 let raw = try r.u32(base + 8, field("member \(i) offset"))
-                members.append(kindFlag
-                    ? Member(name: memberName, type: type, bitOffset: raw & 0xFF_FFFF, bitfieldSize: raw >> 24)
-                    : Member(name: memberName, type: type, bitOffset: raw, bitfieldSize: 0))
+                members.append(
+                    kindFlag
+                        ? Member(name: memberName, type: type, bitOffset: raw & 0xFF_FFFF, bitfieldSize: raw >> 24)
+                        : Member(name: memberName, type: type, bitOffset: raw, bitfieldSize: 0))
             }
-            return (kind == .structure ? .structure(name: typeName, size: sizeOrType, members: members)
-                                       : .union(name: typeName, size: sizeOrType, members: members), length)
+            return (
+                kind == .structure
+                    ? .structure(name: typeName, size: sizeOrType, members: members)
+                    : .union(name: typeName, size: sizeOrType, members: members), length
+            )
         case .enumeration, .enumeration64:
             let is64 = kind == .enumeration64
             let length = try records(is64 ? 12 : 8)
@@ -321,7 +357,9 @@ public struct BTF: Sendable {
             }
             // kind_flag: 1 for a signed enum, 0 for unsigned.
             let signed = kindFlag
-            return (.enumeration(name: typeName, size: sizeOrType, values: values, isSigned: signed, is64Bit: is64), length)
+            return (
+                .enumeration(name: typeName, size: sizeOrType, values: values, isSigned: signed, is64Bit: is64), length
+            )
         case .forward: return (.forward(name: typeName, isUnion: kindFlag), 12)
         case .typedef: return (.typedef(name: typeName, target: sizeOrType), 12)
         case .volatile: return (.volatile(target: sizeOrType), 12)
@@ -334,8 +372,10 @@ public struct BTF: Sendable {
             parameters.reserveCapacity(vlen)
             for i in 0..<vlen {
                 let base = body + i * 8
-                let parameterName = try name(try r.u32(base, field("parameter \(i) name_off")), "parameter \(i) name_off")
-                parameters.append(Parameter(name: parameterName, type: try r.u32(base + 4, field("parameter \(i) type"))))
+                let parameterName = try name(
+                    try r.u32(base, field("parameter \(i) name_off")), "parameter \(i) name_off")
+                parameters.append(
+                    Parameter(name: parameterName, type: try r.u32(base + 4, field("parameter \(i) type"))))
             }
             return (.functionProto(returnType: sizeOrType, parameters: parameters), length)
         case .variable:
@@ -346,14 +386,20 @@ public struct BTF: Sendable {
             variables.reserveCapacity(vlen)
             for i in 0..<vlen {
                 let base = body + i * 12
-                variables.append(SectionVariable(type: try r.u32(base, field("secinfo \(i) type")),
-                                                 offset: try r.u32(base + 4, field("secinfo \(i) offset")),
-                                                 size: try r.u32(base + 8, field("secinfo \(i) size"))))
+                variables.append(
+                    SectionVariable(
+                        type: try r.u32(base, field("secinfo \(i) type")),
+                        offset: try r.u32(base + 4, field("secinfo \(i) offset")),
+                        size: try r.u32(base + 8, field("secinfo \(i) size"))))
             }
             return (.dataSection(name: typeName, size: sizeOrType, variables: variables), length)
         case .float: return (.float(name: typeName, size: sizeOrType), 12)
         case .declTag:
-            return (.declTag(name: typeName, target: sizeOrType, componentIndex: try r.i32(body, field("btf_decl_tag.component_idx"))), 16)
+            return (
+                .declTag(
+                    name: typeName, target: sizeOrType,
+                    componentIndex: try r.i32(body, field("btf_decl_tag.component_idx"))), 16
+            )
         case .typeTag: return (.typeTag(name: typeName, target: sizeOrType), 12)
         }
     }
@@ -363,10 +409,12 @@ public struct BTF: Sendable {
     /// (`sectionSize` and `symbolOffset` answer for a section name and variable name).
     mutating func fixUpDataSections(sectionSize: (String) -> UInt64?, symbolOffset: (String, String) -> UInt64?) {
         for id in types.indices {
-            guard case .dataSection(let name, let size, var variables) = types[id], let actualSize = sectionSize(name) else { continue }
+            guard case .dataSection(let name, let size, var variables) = types[id], let actualSize = sectionSize(name)
+            else { continue }
             for i in variables.indices {
                 guard case .variable(let variableName, _, _)? = type(variables[i].type),
-                      let offset = symbolOffset(name, variableName), offset <= UInt64(UInt32.max) else { continue }
+                    let offset = symbolOffset(name, variableName), offset <= UInt64(UInt32.max)
+                else { continue }
                 variables[i].offset = UInt32(offset)
             }
             let fixedSize = size == 0 && actualSize <= UInt64(UInt32.max) ? UInt32(actualSize) : size
@@ -407,7 +455,8 @@ public struct BTF: Sendable {
         var current = id
         for _ in 0..<BTF.maxDepth {
             switch type(current) {
-            case .typedef(_, let target), .volatile(let target), .const(let target), .restrict(let target), .typeTag(_, let target):
+            case .typedef(_, let target), .volatile(let target), .const(let target), .restrict(let target),
+                .typeTag(_, let target):
                 current = target
             default:
                 return current
@@ -425,8 +474,9 @@ public struct BTF: Sendable {
     private func size(of id: UInt32, depth: Int) -> Int? {
         guard depth < BTF.maxDepth, let info = type(id) else { return nil }
         switch info {
-        case .int(_, let size, _, _, _), .structure(_, let size, _), .union(_, let size, _), .enumeration(_, let size, _, _, _),
-             .dataSection(_, let size, _), .float(_, let size):
+        case .int(_, let size, _, _, _), .structure(_, let size, _), .union(_, let size, _),
+            .enumeration(_, let size, _, _, _),
+            .dataSection(_, let size, _), .float(_, let size):
             return Int(size)
         case .pointer:
             return 8
@@ -434,8 +484,9 @@ public struct BTF: Sendable {
             guard let elementSize = size(of: element, depth: depth + 1) else { return nil }
             let (total, overflow) = elementSize.multipliedReportingOverflow(by: Int(count))
             return overflow ? nil : total
-        case .typedef(_, let target), .volatile(let target), .const(let target), .restrict(let target), .typeTag(_, let target),
-             .variable(_, let target, _):
+        case .typedef(_, let target), .volatile(let target), .const(let target), .restrict(let target),
+            .typeTag(_, let target),
+            .variable(_, let target, _):
             return size(of: target, depth: depth + 1)
         case .void, .forward, .function, .functionProto, .declTag:
             return nil
@@ -484,7 +535,9 @@ public struct BTF: Sendable {
         case .typeTag(let name, let target): return typeName(target, depth: depth + 1) + " __tag(\(name))"
         case .function(let name, _, _): return name
         case .functionProto(let result, let parameters):
-            return typeName(result, depth: depth + 1) + " (*)(" + parameters.map { $0.type == 0 ? "..." : typeName($0.type, depth: depth + 1) }.joined(separator: ", ") + ")"
+            return typeName(result, depth: depth + 1) + " (*)("
+                + parameters.map { $0.type == 0 ? "..." : typeName($0.type, depth: depth + 1) }.joined(separator: ", ")
+                + ")"
         case .variable(let name, _, _), .dataSection(let name, _, _), .declTag(let name, _, _): return name
         }
     }

@@ -42,11 +42,13 @@ struct ValueFormatter {
         switch info {
         case .void, .function, .functionProto, .forward, .declTag:
             return "<\(info.kind)>"
-        case .typedef(_, let target), .volatile(let target), .const(let target), .restrict(let target), .typeTag(_, let target),
-             .variable(_, let target, _):
+        case .typedef(_, let target), .volatile(let target), .const(let target), .restrict(let target),
+            .typeTag(_, let target),
+            .variable(_, let target, _):
             return format(target, at: offset, depth: depth + 1)
         case .int(_, let size, let encoding, let bitOffset, let bits):
-            return formatInt(at: offset, size: Int(size), encoding: encoding, bitOffset: Int(bitOffset), bits: Int(bits))
+            return formatInt(
+                at: offset, size: Int(size), encoding: encoding, bitOffset: Int(bitOffset), bits: Int(bits))
         case .float(_, let size):
             guard let raw = integer(at: offset, size: Int(size)) else { return "<truncated>" }
             switch size {
@@ -65,7 +67,9 @@ struct ValueFormatter {
             return isSigned ? "\(Int64(bitPattern: value))" : "\(value)"
         case .array(let element, _, let count):
             guard let elementSize = btf.size(of: element), elementSize > 0 else { return "[]" }
-            if case .int(_, 1, let encoding, _, _)? = btf.type(btf.resolve(element)), encoding.contains(.char) || isCharName(element) {
+            if case .int(_, 1, let encoding, _, _)? = btf.type(btf.resolve(element)),
+                encoding.contains(.char) || isCharName(element)
+            {
                 let end = min(bytes.count, offset + Int(count))
                 guard offset >= 0, offset <= end else { return "<truncated>" }
                 let text = bytes[offset..<end].prefix { $0 != 0 }
@@ -109,8 +113,10 @@ struct ValueFormatter {
     func formatInt(at offset: Int, size: Int, encoding: BTF.IntEncoding, bitOffset: Int, bits: Int) -> String {
         if size == 16 {
             guard let low = integer(at: offset + (btf.isBigEndian ? 8 : 0), size: 8),
-                  let high = integer(at: offset + (btf.isBigEndian ? 0 : 8), size: 8) else { return "<truncated>" }
-            return "0x" + String(high, radix: 16) + String(repeating: "0", count: 16 - String(low, radix: 16).count) + String(low, radix: 16)
+                let high = integer(at: offset + (btf.isBigEndian ? 0 : 8), size: 8)
+            else { return "<truncated>" }
+            return "0x" + String(high, radix: 16) + String(repeating: "0", count: 16 - String(low, radix: 16).count)
+                + String(low, radix: 16)
         }
         guard var raw = integer(at: offset, size: size) else { return "<truncated>" }
         if bitOffset > 0 || (bits > 0 && bits < size * 8) {

@@ -15,8 +15,10 @@ struct BTFValueEncoder {
 
     /// Writes `value` as type `type` at bit `bitOffset` of `bytes`. `path` names the place for
     /// messages (`config.ports[2]`).
-    func write(_ value: JSONValue, type: UInt32, into bytes: inout [UInt8], bitOffset: Int, path: String,
-                        bitfieldSize: Int = 0, depth: Int = 0) throws(ObjectConfigurationError) {
+    func write(
+        _ value: JSONValue, type: UInt32, into bytes: inout [UInt8], bitOffset: Int, path: String,
+        bitfieldSize: Int = 0, depth: Int = 0
+    ) throws(ObjectConfigurationError) {
         guard depth < BTF.maxDepth else { throw Self.fail(path, "the type nests too deeply") }
         let resolved = btf.resolve(type)
         let typeName = btf.typeName(type)
@@ -45,7 +47,8 @@ struct BTFValueEncoder {
                 return
             }
             if case .string(let name) = value, Self.parseInteger(name) == nil {
-                throw ObjectConfigurationError.unknown("value of \(typeName) for \(path)", name, among: values.map(\.name))
+                throw ObjectConfigurationError.unknown(
+                    "value of \(typeName) for \(path)", name, among: values.map(\.name))
             }
             let raw = try Self.integer(value, bits: bits, signed: isSigned, typeName: typeName, path: path)
             Self.writeBits(raw, into: &bytes, bitOffset: bitOffset, bits: bits)
@@ -59,7 +62,9 @@ struct BTFValueEncoder {
             default: throw Self.fail(path, "is a \(size)-byte float, which cannot be set")
             }
         case .array(let element, _, let count):
-            guard let elementSize = btf.size(of: element), elementSize > 0 else { throw Self.fail(path, "has elements of no size") }
+            guard let elementSize = btf.size(of: element), elementSize > 0 else {
+                throw Self.fail(path, "has elements of no size")
+            }
             let isChar: Bool
             if case .int(_, 1, _, _, _)? = btf.type(btf.resolve(element)) { isChar = true } else { isChar = false }
             if isChar, case .string(let text) = value {
@@ -68,12 +73,16 @@ struct BTFValueEncoder {
                     throw Self.fail(path, "is a \(typeName): \"\(text)\" is \(utf8.count) bytes, longer than \(count)")
                 }
                 for i in 0..<Int(count) {
-                    Self.writeBits(UInt64(i < utf8.count ? utf8[i] : 0), into: &bytes, bitOffset: bitOffset + i * 8, bits: 8)
+                    Self.writeBits(
+                        UInt64(i < utf8.count ? utf8[i] : 0), into: &bytes, bitOffset: bitOffset + i * 8, bits: 8)
                 }
                 return
             }
             guard case .array(let elements) = value else {
-                throw Self.fail(path, "is a \(typeName): expected \(isChar ? "a string or " : "")an array of at most \(count) elements, got \(Self.describe(value))")
+                throw Self.fail(
+                    path,
+                    "is a \(typeName): expected \(isChar ? "a string or " : "")an array of at most \(count) elements, got \(Self.describe(value))"
+                )
             }
             guard elements.count <= Int(count) else {
                 throw Self.fail(path, "is a \(typeName): \(elements.count) elements given, at most \(count) fit")
@@ -81,24 +90,34 @@ struct BTFValueEncoder {
             for i in 0..<Int(count) {
                 let offset = bitOffset + i * elementSize * 8
                 if i < elements.count {
-                    try write(elements[i], type: element, into: &bytes, bitOffset: offset, path: "\(path)[\(i)]", depth: depth + 1)
+                    try write(
+                        elements[i], type: element, into: &bytes, bitOffset: offset, path: "\(path)[\(i)]",
+                        depth: depth + 1)
                 } else {
-                    for byte in 0..<elementSize { Self.writeBits(0, into: &bytes, bitOffset: offset + byte * 8, bits: 8) }
+                    for byte in 0..<elementSize {
+                        Self.writeBits(0, into: &bytes, bitOffset: offset + byte * 8, bits: 8)
+                    }
                 }
             }
         case .structure(_, _, let members), .union(_, _, let members):
             guard case .object(let fields) = value else {
-                throw Self.fail(path, "is a \(typeName): expected an object of its members (\(members.map(\.name).joined(separator: ", "))), got \(Self.describe(value))")
+                throw Self.fail(
+                    path,
+                    "is a \(typeName): expected an object of its members (\(members.map(\.name).joined(separator: ", "))), got \(Self.describe(value))"
+                )
             }
             if case .union = info, fields.count > 1 {
                 throw Self.fail(path, "is a \(typeName): set one member of a union, not \(fields.count)")
             }
             for field in fields {
                 guard let member = members.first(where: { $0.name == field.key }) else {
-                    throw ObjectConfigurationError.unknown("member of \(typeName) in \(path)", field.key, among: members.map(\.name).filter { !$0.isEmpty })
+                    throw ObjectConfigurationError.unknown(
+                        "member of \(typeName) in \(path)", field.key, among: members.map(\.name).filter { !$0.isEmpty }
+                    )
                 }
-                try write(field.value, type: member.type, into: &bytes, bitOffset: bitOffset + Int(member.bitOffset),
-                          path: "\(path).\(field.key)", bitfieldSize: Int(member.bitfieldSize), depth: depth + 1)
+                try write(
+                    field.value, type: member.type, into: &bytes, bitOffset: bitOffset + Int(member.bitOffset),
+                    path: "\(path).\(field.key)", bitfieldSize: Int(member.bitfieldSize), depth: depth + 1)
             }
         case .pointer:
             throw Self.fail(path, "is a pointer (\(typeName)), which cannot be set before load")
@@ -109,7 +128,9 @@ struct BTFValueEncoder {
 
     /// Writes a value into a global without BTF: an integer of the variable's size (1, 2, 4, 8
     /// bytes) or a string of at most its size.
-    static func writeUntyped(_ value: JSONValue, into bytes: inout [UInt8], name: String) throws(ObjectConfigurationError) {
+    static func writeUntyped(_ value: JSONValue, into bytes: inout [UInt8], name: String)
+        throws(ObjectConfigurationError)
+    {
         if case .string(let text) = value, Self.parseInteger(text) == nil {
             let utf8 = Array(text.utf8)
             guard utf8.count <= bytes.count else {
@@ -119,10 +140,13 @@ struct BTFValueEncoder {
             return
         }
         guard [1, 2, 4, 8].contains(bytes.count) else {
-            throw ObjectConfigurationError("\(name) has no BTF type and is \(bytes.count) bytes: only integers of 1, 2, 4 or 8 bytes and strings can be set (compile with -g for BTF)")
+            throw ObjectConfigurationError(
+                "\(name) has no BTF type and is \(bytes.count) bytes: only integers of 1, 2, 4 or 8 bytes and strings can be set (compile with -g for BTF)"
+            )
         }
-        let raw = try Self.integer(value, bits: bytes.count * 8, signed: false, typeName: "\(bytes.count)-byte value", path: name,
-                                      allowNegative: true)
+        let raw = try Self.integer(
+            value, bits: bytes.count * 8, signed: false, typeName: "\(bytes.count)-byte value", path: name,
+            allowNegative: true)
         Self.writeBits(raw, into: &bytes, bitOffset: 0, bits: bytes.count * 8)
     }
 
@@ -140,8 +164,10 @@ struct BTFValueEncoder {
     }
 
     /// `value` as an integer of `bits` bits, checked against the range of the type.
-    static func integer(_ value: JSONValue, bits: Int, signed: Bool, typeName: String, path: String,
-                 allowNegative: Bool = false) throws(ObjectConfigurationError) -> UInt64 {
+    static func integer(
+        _ value: JSONValue, bits: Int, signed: Bool, typeName: String, path: String,
+        allowNegative: Bool = false
+    ) throws(ObjectConfigurationError) -> UInt64 {
         let parsed: (magnitude: UInt64, negative: Bool)?
         switch value {
         case .number(let text): parsed = Self.parseInteger(text)
@@ -149,7 +175,9 @@ struct BTFValueEncoder {
         case .bool(let flag): parsed = (flag ? 1 : 0, false)
         default: parsed = nil
         }
-        guard let parsed else { throw Self.fail(path, "is a \(typeName): expected an integer, got \(Self.describe(value))") }
+        guard let parsed else {
+            throw Self.fail(path, "is a \(typeName): expected an integer, got \(Self.describe(value))")
+        }
         let maxUnsigned: UInt64 = bits >= 64 ? .max : (1 << UInt64(bits)) - 1
         let maxSigned: UInt64 = bits >= 64 ? UInt64(Int64.max) : (1 << UInt64(bits - 1)) - 1
         let mask = maxUnsigned
@@ -173,7 +201,11 @@ struct BTFValueEncoder {
         let negative = digits.hasPrefix("-")
         if negative || digits.hasPrefix("+") { digits = digits.dropFirst() }
         let value: UInt64?
-        if digits.lowercased().hasPrefix("0x") { value = UInt64(digits.dropFirst(2), radix: 16) } else { value = UInt64(digits, radix: 10) }
+        if digits.lowercased().hasPrefix("0x") {
+            value = UInt64(digits.dropFirst(2), radix: 16)
+        } else {
+            value = UInt64(digits, radix: 10)
+        }
         return value.map { ($0, negative) }
     }
 

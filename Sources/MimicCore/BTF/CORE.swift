@@ -41,44 +41,57 @@ public struct CORERelocator: Sendable {
         }
         let access = indices.compactMap { $0 }
         let localRoot = relocation.typeID
-        guard local.type(localRoot) != nil else { return .unsupported("type id \(localRoot) is not in the object's BTF") }
+        guard local.type(localRoot) != nil else {
+            return .unsupported("type id \(localRoot) is not in the object's BTF")
+        }
         let candidates = targetCandidates(for: localRoot)
 
         switch relocation.kind {
         case .typeIDLocal:
             return .value(UInt64(localRoot))
         case .typeIDTarget:
-            guard let id = candidates.first else { return .missing("no type named \(local.typeName(localRoot)) in the target") }
+            guard let id = candidates.first else {
+                return .missing("no type named \(local.typeName(localRoot)) in the target")
+            }
             return .value(UInt64(id))
         case .typeExists, .typeMatches:
             return .value(candidates.isEmpty ? 0 : 1)
         case .typeSize:
-            guard let id = candidates.first else { return .missing("no type named \(local.typeName(localRoot)) in the target") }
+            guard let id = candidates.first else {
+                return .missing("no type named \(local.typeName(localRoot)) in the target")
+            }
             guard let size = target.size(of: id) else { return .unsupported("target type \(id) has no size") }
             return .value(UInt64(size))
         case .enumValueExists, .enumValue:
             guard case .enumeration(_, _, let values, _, _)? = local.type(local.resolve(localRoot)),
-                  let index = access.first, index < values.count else {
+                let index = access.first, index < values.count
+            else {
                 return .unsupported("access string does not name an enumerator of \(local.typeName(localRoot))")
             }
             let name = values[index].name
             for id in candidates {
                 if case .enumeration(_, _, let targetValues, _, _)? = target.type(target.resolve(id)),
-                   let found = targetValues.first(where: { $0.name == name }) {
+                    let found = targetValues.first(where: { $0.name == name })
+                {
                     return .value(relocation.kind == .enumValueExists ? 1 : found.value)
                 }
             }
             return relocation.kind == .enumValueExists ? .value(0) : .missing("enumerator \(name) is not in the target")
         case .fieldByteOffset, .fieldByteSize, .fieldExists, .fieldSigned, .fieldLeftShift64, .fieldRightShift64:
             guard let (_, names) = walkLocal(localRoot, access) else {
-                return .unsupported("access string '\(relocation.accessString)' does not fit \(local.typeName(localRoot))")
+                return .unsupported(
+                    "access string '\(relocation.accessString)' does not fit \(local.typeName(localRoot))")
             }
             var found: FieldLocation?
             for id in candidates {
-                if let location = walkTarget(id, access, names) { found = location; break }
+                if let location = walkTarget(id, access, names) {
+                    found = location
+                    break
+                }
             }
             guard let field = found else {
-                return relocation.kind == .fieldExists ? .value(0) : .missing("the field is not in the target's \(local.typeName(localRoot))")
+                return relocation.kind == .fieldExists
+                    ? .value(0) : .missing("the field is not in the target's \(local.typeName(localRoot))")
             }
             return fieldValue(relocation.kind, field)
         }
@@ -94,7 +107,8 @@ public struct CORERelocator: Sendable {
         }
         let wanted = CORERelocator.compatibilityClass(info.kind)
         var result: [UInt32] = []
-        for (id, candidate) in target.types.enumerated() where CORERelocator.compatibilityClass(candidate.kind) == wanted {
+        for (id, candidate) in target.types.enumerated()
+        where CORERelocator.compatibilityClass(candidate.kind) == wanted {
             if CORERelocator.essentialName(candidate.name) == name { result.append(UInt32(id)) }
         }
         return result
@@ -114,7 +128,8 @@ public struct CORERelocator: Sendable {
         let chars = Array(name.utf8)
         var i = chars.count - 4
         while i >= 1 {
-            if chars[i] == 0x5F, chars[i + 1] == 0x5F, chars[i + 2] == 0x5F, chars[i - 1] != 0x5F, chars[i + 3] != 0x5F {
+            if chars[i] == 0x5F, chars[i + 1] == 0x5F, chars[i + 2] == 0x5F, chars[i - 1] != 0x5F, chars[i + 3] != 0x5F
+            {
                 return String(decoding: chars[..<i], as: UTF8.self)
             }
             i -= 1
@@ -134,14 +149,17 @@ public struct CORERelocator: Sendable {
             case .structure(_, _, let members)?, .union(_, _, let members)?:
                 guard index < members.count else { return nil }
                 let member = members[index]
-                guard case (let sum, false) = bitOffset.addingReportingOverflow(Int(member.bitOffset)) else { return nil }
+                guard case (let sum, false) = bitOffset.addingReportingOverflow(Int(member.bitOffset)) else {
+                    return nil
+                }
                 bitOffset = sum
                 bitfield = Int(member.bitfieldSize)
                 names.append(member.name)
                 current = local.resolve(member.type)
             case .array(let element, _, _)?:
                 guard let size = local.size(of: element), let bits = Self.bits(index, size),
-                      case (let sum, false) = bitOffset.addingReportingOverflow(bits) else { return nil }
+                    case (let sum, false) = bitOffset.addingReportingOverflow(bits)
+                else { return nil }
                 bitOffset = sum
                 bitfield = 0
                 names.append(nil)
@@ -161,15 +179,18 @@ public struct CORERelocator: Sendable {
         for (step, index) in access.enumerated().dropFirst() {
             if let name = names[step] {
                 var searched: Set<UInt32> = []
-                guard let (offset, member) = findMember(named: name, in: current, depth: 0, searched: &searched) else { return nil }
+                guard let (offset, member) = findMember(named: name, in: current, depth: 0, searched: &searched) else {
+                    return nil
+                }
                 guard case (let sum, false) = location.bitOffset.addingReportingOverflow(offset) else { return nil }
                 location.bitOffset = sum
                 location.bitfieldSize = Int(member.bitfieldSize)
                 current = target.resolve(member.type)
             } else {
                 guard case .array(let element, _, _)? = target.type(current), let size = target.size(of: element),
-                      let bits = Self.bits(index, size),
-                      case (let sum, false) = location.bitOffset.addingReportingOverflow(bits) else { return nil }
+                    let bits = Self.bits(index, size),
+                    case (let sum, false) = location.bitOffset.addingReportingOverflow(bits)
+                else { return nil }
                 location.bitOffset = sum
                 location.bitfieldSize = 0
                 current = target.resolve(element)
@@ -189,12 +210,16 @@ public struct CORERelocator: Sendable {
     /// A member by name, looking inside anonymous struct/union members; returns its bit offset.
     /// `searched` holds the types already searched in vain, so each type is searched once
     /// (structs sharing anonymous members cost no more than their definitions).
-    func findMember(named name: String, in typeID: UInt32, depth: Int, searched: inout Set<UInt32>) -> (Int, BTF.Member)? {
+    func findMember(named name: String, in typeID: UInt32, depth: Int, searched: inout Set<UInt32>) -> (
+        Int, BTF.Member
+    )? {
         guard depth < 16, searched.insert(typeID).inserted else { return nil }
         let members = target.type(typeID)?.members ?? []
         for member in members where member.name == name { return (Int(member.bitOffset), member) }
         for member in members where member.name.isEmpty {
-            if let (offset, found) = findMember(named: name, in: target.resolve(member.type), depth: depth + 1, searched: &searched) {
+            if let (offset, found) = findMember(
+                named: name, in: target.resolve(member.type), depth: depth + 1, searched: &searched)
+            {
                 return (Int(member.bitOffset) + offset, found)
             }
         }
@@ -236,7 +261,10 @@ public struct CORERelocator: Sendable {
         case .fieldExists: return .value(1)
         case .fieldSigned: return .value(signed ? 1 : 0)
         case .fieldLeftShift64:
-            let shift = bigEndian ? (field.bitOffset - byteOffset * 8) + (64 - byteSize * 8) : 64 - (field.bitOffset + bitSize - byteOffset * 8)
+            let shift =
+                bigEndian
+                ? (field.bitOffset - byteOffset * 8) + (64 - byteSize * 8)
+                : 64 - (field.bitOffset + bitSize - byteOffset * 8)
             return .value(UInt64(max(0, shift)))
         case .fieldRightShift64: return .value(UInt64(64 - bitSize))
         default: return .unsupported("not a field relocation")
@@ -252,7 +280,9 @@ public struct CORERelocator: Sendable {
         let instructionClass = instruction.opcode & 0x07
         switch instructionClass {
         case 0x04 where instruction.opcode & 0x08 == 0, 0x07 where instruction.opcode & 0x08 == 0:
-            guard value <= UInt64(UInt32.max) || Int64(bitPattern: value) >= Int64(Int32.min) else { return "value \(value) does not fit in imm" }
+            guard value <= UInt64(UInt32.max) || Int64(bitPattern: value) >= Int64(Int32.min) else {
+                return "value \(value) does not fit in imm"
+            }
             code[pc].imm = Int32(truncatingIfNeeded: value)
         case 0x01, 0x02, 0x03:
             guard value <= UInt64(Int16.max) else { return "offset \(value) does not fit in a 16-bit field" }

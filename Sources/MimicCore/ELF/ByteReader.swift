@@ -67,7 +67,8 @@ struct ByteReader: Sendable {
     }
 
     /// A sub-reader over `size` bytes at `offset`, describing a different structure.
-    func subReader(_ offset: Int, _ size: Int, _ field: String, structure: String) throws(ObjectFileError) -> ByteReader {
+    func subReader(_ offset: Int, _ size: Int, _ field: String, structure: String) throws(ObjectFileError) -> ByteReader
+    {
         ByteReader(try slice(offset, size, field), bigEndian: bigEndian, structure: structure)
     }
 

@@ -113,7 +113,8 @@ public struct ELFFile: Sendable {
         self.bytes = bytes
         guard bytes.count >= 4, bytes[0] == 0x7F, bytes[1] == 0x45, bytes[2] == 0x4C, bytes[3] == 0x46 else {
             if bytes.count < 4 {
-                throw .truncated(structure: "ELF header", field: "e_ident magic", offset: 0, size: 4, available: bytes.count)
+                throw .truncated(
+                    structure: "ELF header", field: "e_ident magic", offset: 0, size: 4, available: bytes.count)
             }
             throw .notELF
         }
@@ -138,25 +139,33 @@ public struct ELFFile: Sendable {
 
         guard sectionHeaderOffset != 0 else { throw .missingSection("section header table (e_shoff is 0)") }
         guard sectionHeaderSize == 64 else {
-            throw .invalidField(structure: "ELF header", field: "e_shentsize", detail: "\(sectionHeaderSize), expected 64 for ELF64")
+            throw .invalidField(
+                structure: "ELF header", field: "e_shentsize", detail: "\(sectionHeaderSize), expected 64 for ELF64")
         }
         guard let tableOffset = intValue(sectionHeaderOffset), header.contains(tableOffset, 64) else {
-            throw .truncated(structure: "ELF header (the file is truncated)",
-                             field: "section header table (e_shoff \(sectionHeaderOffset), e_shnum \(sectionCount) × 64 bytes)",
-                             offset: intValue(sectionHeaderOffset) ?? Int.max, size: max(64, Int(sectionCount) * 64), available: bytes.count)
+            throw .truncated(
+                structure: "ELF header (the file is truncated)",
+                field: "section header table (e_shoff \(sectionHeaderOffset), e_shnum \(sectionCount) × 64 bytes)",
+                offset: intValue(sectionHeaderOffset) ?? Int.max, size: max(64, Int(sectionCount) * 64),
+                available: bytes.count)
         }
         // Extended numbering: e_shnum 0 and e_shstrndx SHN_XINDEX keep the real values in section 0.
         if sectionCount == 0 { sectionCount = try header.u64(tableOffset + 32, "section 0 sh_size (extended e_shnum)") }
-        if nameTableIndex == 0xFFFF { nameTableIndex = UInt64(try header.u32(tableOffset + 40, "section 0 sh_link (extended e_shstrndx)")) }
+        if nameTableIndex == 0xFFFF {
+            nameTableIndex = UInt64(try header.u32(tableOffset + 40, "section 0 sh_link (extended e_shstrndx)"))
+        }
         let tableLimit = UInt64(bytes.count - tableOffset) / 64
         guard sectionCount <= tableLimit || sectionCount > ELFFile.maxEntries else {
             // The headers are sane but the file ends early: say so, with what they need.
-            throw .truncated(structure: "ELF header (the file is truncated)",
-                             field: "section header table (e_shnum \(sectionCount) × 64 bytes)",
-                             offset: tableOffset, size: Int(sectionCount) * 64, available: bytes.count)
+            throw .truncated(
+                structure: "ELF header (the file is truncated)",
+                field: "section header table (e_shnum \(sectionCount) × 64 bytes)",
+                offset: tableOffset, size: Int(sectionCount) * 64, available: bytes.count)
         }
         guard sectionCount <= tableLimit, sectionCount <= ELFFile.maxEntries else {
-            throw .absurdCount(structure: "ELF header", field: "e_shnum", count: sectionCount, limit: min(tableLimit, ELFFile.maxEntries))
+            throw .absurdCount(
+                structure: "ELF header", field: "e_shnum", count: sectionCount,
+                limit: min(tableLimit, ELFFile.maxEntries))
         }
         let count = Int(sectionCount)
         guard count > 0 else { throw .missingSection("section header table (e_shnum is 0)") }
@@ -182,23 +191,28 @@ public struct ELFFile: Sendable {
                 entrySize: try header.u64(base + 56, field("sh_entsize")))
             if i > 0, section.hasFileData {
                 guard let start = intValue(section.offset), let size = intValue(section.size),
-                      start <= bytes.count, size <= bytes.count - start else {
-                    throw .sectionOutOfBounds(section: "#\(i)", offset: section.offset, size: section.size, fileSize: bytes.count)
+                    start <= bytes.count, size <= bytes.count - start
+                else {
+                    throw .sectionOutOfBounds(
+                        section: "#\(i)", offset: section.offset, size: section.size, fileSize: bytes.count)
                 }
             }
             raw.append(section)
         }
         let nameTable = raw[Int(nameTableIndex)]
         guard nameTable.type == Section.typeStringTable else {
-            throw .invalidField(structure: "ELF header", field: "e_shstrndx",
-                                detail: "section \(nameTableIndex) is not a string table (sh_type \(nameTable.type))")
+            throw .invalidField(
+                structure: "ELF header", field: "e_shstrndx",
+                detail: "section \(nameTableIndex) is not a string table (sh_type \(nameTable.type))")
         }
-        let names = ByteReader(ELFFile.contents(nameTable, in: bytes), bigEndian: isBigEndian, structure: "section name table")
+        let names = ByteReader(
+            ELFFile.contents(nameTable, in: bytes), bigEndian: isBigEndian, structure: "section name table")
         for i in 0..<count {
             let nameOffset = try header.u32(tableOffset + i * 64, "section header \(i) sh_name")
             guard let name = names.cString(at: Int(nameOffset)) else {
-                throw .badStringIndex(table: "section name table (section \(nameTableIndex))",
-                                      field: "section header \(i) sh_name", index: UInt64(nameOffset))
+                throw .badStringIndex(
+                    table: "section name table (section \(nameTableIndex))",
+                    field: "section header \(i) sh_name", index: UInt64(nameOffset))
             }
             raw[i].name = name
         }
@@ -208,7 +222,8 @@ public struct ELFFile: Sendable {
         // Symbols.
         let symbolTables = raw.filter { $0.type == Section.typeSymbolTable }
         guard symbolTables.count <= 1 else {
-            throw .invalidField(structure: "section \(symbolTables[1].name)", field: "sh_type", detail: "a second symbol table")
+            throw .invalidField(
+                structure: "section \(symbolTables[1].name)", field: "sh_type", detail: "a second symbol table")
         }
         if let table = symbolTables.first {
             symbolTableIndex = table.index
@@ -223,10 +238,13 @@ public struct ELFFile: Sendable {
         for section in raw where section.type == Section.typeRel || section.type == Section.typeRela {
             let target = Int(section.info)
             guard target > 0, target < count else {
-                throw .badSectionIndex(field: "section \(section.name) sh_info", index: UInt64(section.info), sectionCount: count)
+                throw .badSectionIndex(
+                    field: "section \(section.name) sh_info", index: UInt64(section.info), sectionCount: count)
             }
             guard let symtab = symbolTableIndex, Int(section.link) == symtab else {
-                throw .badSectionIndex(field: "section \(section.name) sh_link (symbol table)", index: UInt64(section.link), sectionCount: count)
+                throw .badSectionIndex(
+                    field: "section \(section.name) sh_link (symbol table)", index: UInt64(section.link),
+                    sectionCount: count)
             }
             relocations[target, default: []] += try ELFFile.readRelocations(
                 section, symbolCount: symbols.count, bytes: bytes, bigEndian: isBigEndian)
@@ -253,7 +271,8 @@ public struct ELFFile: Sendable {
             return [UInt8](repeating: 0, count: Int(min(section.size, maxZeroFillSize)))
         }
         guard section.hasFileData, let start = intValue(section.offset), let size = intValue(section.size),
-              start <= bytes.count, size <= bytes.count - start else { return [] }
+            start <= bytes.count, size <= bytes.count - start
+        else { return [] }
         return Array(bytes[start..<(start + size)])
     }
 
@@ -271,18 +290,26 @@ public struct ELFFile: Sendable {
         }
     }
 
-    static func readSymbols(_ table: Section, sections: [Section], bytes: [UInt8], bigEndian: Bool) throws(ObjectFileError) -> [Symbol] {
+    static func readSymbols(_ table: Section, sections: [Section], bytes: [UInt8], bigEndian: Bool)
+        throws(ObjectFileError) -> [Symbol]
+    {
         let structure = "section \(table.name)"
         guard table.entrySize == 24 else {
-            throw .invalidField(structure: structure, field: "sh_entsize", detail: "\(table.entrySize), expected 24 for Elf64_Sym")
+            throw .invalidField(
+                structure: structure, field: "sh_entsize", detail: "\(table.entrySize), expected 24 for Elf64_Sym")
         }
         guard table.size % 24 == 0 else {
             throw .invalidField(structure: structure, field: "sh_size", detail: "\(table.size) is not a multiple of 24")
         }
         let count = table.size / 24
-        guard count <= maxEntries else { throw .absurdCount(structure: structure, field: "symbol count", count: count, limit: maxEntries) }
-        guard Int(table.link) > 0, Int(table.link) < sections.count, sections[Int(table.link)].type == Section.typeStringTable else {
-            throw .badSectionIndex(field: "\(structure) sh_link (string table)", index: UInt64(table.link), sectionCount: sections.count)
+        guard count <= maxEntries else {
+            throw .absurdCount(structure: structure, field: "symbol count", count: count, limit: maxEntries)
+        }
+        guard Int(table.link) > 0, Int(table.link) < sections.count,
+            sections[Int(table.link)].type == Section.typeStringTable
+        else {
+            throw .badSectionIndex(
+                field: "\(structure) sh_link (string table)", index: UInt64(table.link), sectionCount: sections.count)
         }
         let strtab = sections[Int(table.link)]
         let strings = ByteReader(contents(strtab, in: bytes), bigEndian: bigEndian, structure: "section \(strtab.name)")
@@ -293,35 +320,46 @@ public struct ELFFile: Sendable {
             let base = i * 24
             let nameOffset = try reader.u32(base, "symbol \(i) st_name")
             guard let name = strings.cString(at: Int(nameOffset)) else {
-                throw .badStringIndex(table: "section \(strtab.name)", field: "\(structure) symbol \(i) st_name", index: UInt64(nameOffset))
+                throw .badStringIndex(
+                    table: "section \(strtab.name)", field: "\(structure) symbol \(i) st_name",
+                    index: UInt64(nameOffset))
             }
             let info = try reader.u8(base + 4, "symbol \(i) st_info")
             let other = try reader.u8(base + 5, "symbol \(i) st_other")
             let sectionIndex = try reader.u16(base + 6, "symbol \(i) st_shndx")
             if sectionIndex != 0, sectionIndex < 0xFF00, Int(sectionIndex) >= sections.count {
-                throw .badSectionIndex(field: "\(structure) symbol \(i) (\(name)) st_shndx", index: UInt64(sectionIndex), sectionCount: sections.count)
+                throw .badSectionIndex(
+                    field: "\(structure) symbol \(i) (\(name)) st_shndx", index: UInt64(sectionIndex),
+                    sectionCount: sections.count)
             }
-            symbols.append(Symbol(
-                index: i, name: name,
-                value: try reader.u64(base + 8, "symbol \(i) st_value"),
-                size: try reader.u64(base + 16, "symbol \(i) st_size"),
-                type: info & 0x0F, binding: info >> 4, visibility: other & 0x03, sectionIndex: sectionIndex))
+            symbols.append(
+                Symbol(
+                    index: i, name: name,
+                    value: try reader.u64(base + 8, "symbol \(i) st_value"),
+                    size: try reader.u64(base + 16, "symbol \(i) st_size"),
+                    type: info & 0x0F, binding: info >> 4, visibility: other & 0x03, sectionIndex: sectionIndex))
         }
         return symbols
     }
 
-    static func readRelocations(_ section: Section, symbolCount: Int, bytes: [UInt8], bigEndian: Bool) throws(ObjectFileError) -> [Relocation] {
+    static func readRelocations(_ section: Section, symbolCount: Int, bytes: [UInt8], bigEndian: Bool)
+        throws(ObjectFileError) -> [Relocation]
+    {
         let structure = "section \(section.name)"
         let isRela = section.type == Section.typeRela
         let entrySize: UInt64 = isRela ? 24 : 16
         guard section.entrySize == entrySize || section.entrySize == 0 else {
-            throw .invalidField(structure: structure, field: "sh_entsize", detail: "\(section.entrySize), expected \(entrySize)")
+            throw .invalidField(
+                structure: structure, field: "sh_entsize", detail: "\(section.entrySize), expected \(entrySize)")
         }
         guard section.size % entrySize == 0 else {
-            throw .invalidField(structure: structure, field: "sh_size", detail: "\(section.size) is not a multiple of \(entrySize)")
+            throw .invalidField(
+                structure: structure, field: "sh_size", detail: "\(section.size) is not a multiple of \(entrySize)")
         }
         let count = section.size / entrySize
-        guard count <= maxEntries else { throw .absurdCount(structure: structure, field: "relocation count", count: count, limit: maxEntries) }
+        guard count <= maxEntries else {
+            throw .absurdCount(structure: structure, field: "relocation count", count: count, limit: maxEntries)
+        }
         let reader = ByteReader(contents(section, in: bytes), bigEndian: bigEndian, structure: structure)
         var result: [Relocation] = []
         result.reserveCapacity(Int(count))
@@ -331,11 +369,14 @@ public struct ELFFile: Sendable {
             let info = try reader.u64(base + 8, "relocation \(i) r_info")
             let symbol = info >> 32
             guard symbol < UInt64(symbolCount) else {
-                throw .invalidField(structure: structure, field: "relocation \(i) r_info symbol",
-                                    detail: "symbol \(symbol) does not exist (the table has \(symbolCount))")
+                throw .invalidField(
+                    structure: structure, field: "relocation \(i) r_info symbol",
+                    detail: "symbol \(symbol) does not exist (the table has \(symbolCount))")
             }
             let addend = isRela ? Int64(bitPattern: try reader.u64(base + 16, "relocation \(i) r_addend")) : nil
-            result.append(Relocation(offset: offset, symbolIndex: Int(symbol), type: UInt32(truncatingIfNeeded: info), addend: addend))
+            result.append(
+                Relocation(
+                    offset: offset, symbolIndex: Int(symbol), type: UInt32(truncatingIfNeeded: info), addend: addend))
         }
         return result
     }

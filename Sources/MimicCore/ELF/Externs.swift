@@ -91,50 +91,72 @@ extension ObjectParser {
     func externs() throws(ObjectFileError) -> (externs: [ObjectExtern], kconfig: GlobalDataSpec?) {
         guard let btf else { return ([], nil) }
         var result: [ObjectExtern] = []
-        for symbol in elf.symbols where symbol.sectionIndex == 0 && (symbol.binding == 1 || symbol.binding == 2)
-            && symbol.type == 0 && !symbol.name.isEmpty {
+        for symbol in elf.symbols
+        where symbol.sectionIndex == 0 && (symbol.binding == 1 || symbol.binding == 2)
+            && symbol.type == 0 && !symbol.name.isEmpty
+        {
             let structure = "section .BTF"
-            guard let id = btf.typeIDs(named: symbol.name).first(where: {
-                switch btf.type($0) { case .variable?, .function?: true; default: false }
-            }) else { continue }
+            guard
+                let id = btf.typeIDs(named: symbol.name).first(where: {
+                    switch btf.type($0) {
+                    case .variable?, .function?: true
+                    default: false
+                    }
+                })
+            else { continue }
             let what = "extern \(symbol.name)"
             var variableType: UInt32?
             switch btf.type(id) {
             case .variable(_, let type, let linkage)?:
-                guard linkage == 2 else { throw .invalidField(structure: structure, field: what, detail: "its VAR is not of extern linkage") }
+                guard linkage == 2 else {
+                    throw .invalidField(structure: structure, field: what, detail: "its VAR is not of extern linkage")
+                }
                 variableType = type
             case .function(_, _, let linkage)?:
-                guard linkage == 2 else { throw .invalidField(structure: structure, field: what, detail: "its FUNC is not of extern linkage") }
+                guard linkage == 2 else {
+                    throw .invalidField(structure: structure, field: what, detail: "its FUNC is not of extern linkage")
+                }
             default:
                 continue
             }
             guard let section = dataSection(holding: id, in: btf) else {
-                throw .invalidField(structure: structure, field: what, detail: "no DATASEC (.kconfig or .ksyms) holds it")
+                throw .invalidField(
+                    structure: structure, field: what, detail: "no DATASEC (.kconfig or .ksyms) holds it")
             }
             let isWeak = symbol.binding == 2
             switch section {
             case ObjectExtern.kconfigSection:
                 guard let type = variableType else {
-                    throw .invalidField(structure: structure, field: what, detail: "an extern function cannot be __kconfig")
+                    throw .invalidField(
+                        structure: structure, field: what, detail: "an extern function cannot be __kconfig")
                 }
                 guard let valueType = kconfigType(type, in: btf), let size = btf.size(of: type), size > 0 else {
-                    throw .invalidField(structure: structure, field: what,
-                                        detail: "__kconfig type \(btf.typeName(type)) is not supported (bool, enum libbpf_tristate, char, 2/4/8-byte integers, char arrays)")
+                    throw .invalidField(
+                        structure: structure, field: what,
+                        detail:
+                            "__kconfig type \(btf.typeName(type)) is not supported (bool, enum libbpf_tristate, char, 2/4/8-byte integers, char arrays)"
+                    )
                 }
-                let kconfig = ObjectExtern.Kconfig(type: valueType, size: size, alignment: alignment(of: type, in: btf), offset: 0)
-                result.append(ObjectExtern(name: symbol.name, isWeak: isWeak, kind: .kconfig(kconfig), symbolIndex: symbol.index))
+                let kconfig = ObjectExtern.Kconfig(
+                    type: valueType, size: size, alignment: alignment(of: type, in: btf), offset: 0)
+                result.append(
+                    ObjectExtern(name: symbol.name, isWeak: isWeak, kind: .kconfig(kconfig), symbolIndex: symbol.index))
             case ObjectExtern.ksymsSection:
                 if let type = variableType {
                     let resolved = btf.resolve(type)
                     let typeID = btf.type(resolved) == .void ? nil : resolved
-                    result.append(ObjectExtern(name: symbol.name, isWeak: isWeak,
-                                               kind: .ksymVariable(typeID: typeID, size: typeID.flatMap { btf.size(of: $0) }),
-                                               symbolIndex: symbol.index))
+                    result.append(
+                        ObjectExtern(
+                            name: symbol.name, isWeak: isWeak,
+                            kind: .ksymVariable(typeID: typeID, size: typeID.flatMap { btf.size(of: $0) }),
+                            symbolIndex: symbol.index))
                 } else {
-                    result.append(ObjectExtern(name: symbol.name, isWeak: isWeak, kind: .kfunc, symbolIndex: symbol.index))
+                    result.append(
+                        ObjectExtern(name: symbol.name, isWeak: isWeak, kind: .kfunc, symbolIndex: symbol.index))
                 }
             default:
-                throw .invalidField(structure: structure, field: what, detail: "extern in section \(section), not .kconfig or .ksyms")
+                throw .invalidField(
+                    structure: structure, field: what, detail: "extern in section \(section), not .kconfig or .ksyms")
             }
         }
 
@@ -146,7 +168,8 @@ extension ObjectParser {
             return ObjectExtern.Kconfig(type: .char, size: 0, alignment: 1, offset: 0)
         }
         kconfigIndices.sort {
-            let a = layout($0), b = layout($1)
+            let a = layout($0)
+            let b = layout($1)
             if a.alignment != b.alignment { return a.alignment > b.alignment }
             if a.size != b.size { return a.size < b.size }
             return result[$0].name < result[$1].name
@@ -158,18 +181,22 @@ extension ObjectParser {
             k.offset = (offset + k.alignment - 1) / k.alignment * k.alignment
             offset = k.offset + k.size
             result[index].kind = .kconfig(k)
-            variables.append(GlobalDataSpec.Variable(name: result[index].name, offset: UInt64(k.offset), size: UInt64(k.size)))
+            variables.append(
+                GlobalDataSpec.Variable(name: result[index].name, offset: UInt64(k.offset), size: UInt64(k.size)))
         }
-        let section = GlobalDataSpec(name: ObjectExtern.kconfigSection, contents: [UInt8](repeating: 0, count: offset),
-                                     isReadOnly: true, variables: variables,
-                                     btfTypeID: btf.typeID(named: ObjectExtern.kconfigSection, kind: .dataSection))
+        let section = GlobalDataSpec(
+            name: ObjectExtern.kconfigSection, contents: [UInt8](repeating: 0, count: offset),
+            isReadOnly: true, variables: variables,
+            btfTypeID: btf.typeID(named: ObjectExtern.kconfigSection, kind: .dataSection))
         return (result, section)
     }
 
     /// The name of the `DATASEC` listing type `id`.
     private func dataSection(holding id: UInt32, in btf: BTF) -> String? {
         for candidate in 1..<UInt32(max(btf.count, 1)) {
-            if case .dataSection(let name, _, let variables)? = btf.type(candidate), variables.contains(where: { $0.type == id }) {
+            if case .dataSection(let name, _, let variables)? = btf.type(candidate),
+                variables.contains(where: { $0.type == id })
+            {
                 return name
             }
         }
@@ -222,22 +249,29 @@ extension ObjectExtern.Kconfig {
         case UInt8(ascii: "y"), UInt8(ascii: "n"), UInt8(ascii: "m"):
             switch type {
             case .bool:
-                guard first != UInt8(ascii: "m") else { throw ValueError(description: "value 'm' implies tristate or char type") }
+                guard first != UInt8(ascii: "m") else {
+                    throw ValueError(description: "value 'm' implies tristate or char type")
+                }
                 return encodeInteger(first == UInt8(ascii: "y") ? 1 : 0)
             case .tristate:
                 return encodeInteger(first == UInt8(ascii: "y") ? 1 : first == UInt8(ascii: "m") ? 2 : 0)
             case .char:
                 return [first]
             case .integer, .charArray:
-                throw ValueError(description: "value '\(Character(Unicode.Scalar(first)))' implies bool, tristate, or char type")
+                throw ValueError(
+                    description: "value '\(Character(Unicode.Scalar(first)))' implies bool, tristate, or char type")
             }
         case UInt8(ascii: "\""):
             guard type == .charArray else { throw ValueError(description: "value '\(value)' implies char array type") }
-            guard bytes.count >= 2, bytes.last == UInt8(ascii: "\"") else { throw ValueError(description: "invalid string config '\(value)'") }
+            guard bytes.count >= 2, bytes.last == UInt8(ascii: "\"") else {
+                throw ValueError(description: "invalid string config '\(value)'")
+            }
             let text = bytes[1..<(bytes.count - 1)].prefix(size - 1)
             return Array(text) + [UInt8](repeating: 0, count: size - text.count)
         default:
-            guard let number = Self.parseUnsigned(value) else { throw ValueError(description: "value '\(value)' isn't a valid integer") }
+            guard let number = Self.parseUnsigned(value) else {
+                throw ValueError(description: "value '\(value)' isn't a valid integer")
+            }
             switch type {
             case .integer, .char: return try encode(number: number)
             default: throw ValueError(description: "value '\(value)' implies integer type")
@@ -250,7 +284,8 @@ extension ObjectExtern.Kconfig {
     public func encode(number: UInt64) throws(ValueError) -> [UInt8] {
         switch type {
         case .integer, .char, .bool: break
-        case .tristate, .charArray: throw ValueError(description: "value '\(number)' implies integer, char, or boolean type")
+        case .tristate, .charArray:
+            throw ValueError(description: "value '\(number)' implies integer, char, or boolean type")
         }
         if type == .bool, number > 1 { throw ValueError(description: "value '\(number)' isn't boolean compatible") }
         if size < 8 {
@@ -258,7 +293,9 @@ extension ObjectExtern.Kconfig {
             let fits = type == .integer(signed: true) ? number &+ (1 << (bits - 1)) < (1 << bits) : number >> bits == 0
             guard fits else { throw ValueError(description: "value '\(number)' doesn't fit in \(size) bytes") }
         }
-        guard [1, 2, 4, 8].contains(size) else { throw ValueError(description: "a \(size)-byte number is not supported") }
+        guard [1, 2, 4, 8].contains(size) else {
+            throw ValueError(description: "a \(size)-byte number is not supported")
+        }
         return encodeInteger(number)
     }
 

@@ -29,8 +29,10 @@ public struct MapAttributes: Sendable, Hashable {
         set { innerStorage = newValue.map { [$0] } ?? [] }
     }
 
-    public init(name: String, type: MapType, keySize: Int, valueSize: Int, maxEntries: Int, flags: UInt32 = 0,
-                innerMap: MapAttributes? = nil, spinLockOffset: Int? = nil) {
+    public init(
+        name: String, type: MapType, keySize: Int, valueSize: Int, maxEntries: Int, flags: UInt32 = 0,
+        innerMap: MapAttributes? = nil, spinLockOffset: Int? = nil
+    ) {
         self.name = name
         self.type = type
         self.keySize = keySize

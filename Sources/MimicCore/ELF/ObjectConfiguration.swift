@@ -59,8 +59,10 @@ public struct ObjectConfiguration: Sendable, Equatable {
     /// Prog-array and map-of-maps slots to fill, after those the object gives.
     public var slots: [Slot]
 
-    public init(globals: [Global] = [], mapSizes: [String: Int] = [:], programTypes: [String: ProgramType] = [:],
-                attachTypes: [String: AttachType] = [:], slots: [Slot] = []) {
+    public init(
+        globals: [Global] = [], mapSizes: [String: Int] = [:], programTypes: [String: ProgramType] = [:],
+        attachTypes: [String: AttachType] = [:], slots: [Slot] = []
+    ) {
         self.globals = globals
         self.mapSizes = mapSizes
         self.programTypes = programTypes
@@ -90,14 +92,19 @@ public struct ObjectConfigurationError: Error, Sendable, Equatable, CustomString
             .filter { $0.distance <= max(2, name.count / 3) || $0.name.lowercased().contains(name.lowercased()) }
             .sorted { ($0.distance, $0.name) < ($1.distance, $1.name) }
             .prefix(3).map(\.name)
-        if !close.isEmpty { return ObjectConfigurationError("unknown \(what) '\(name)' (did you mean \(close.joined(separator: ", "))?)") }
-        let listed = names.count <= 12 ? names.joined(separator: ", ") : names.prefix(12).joined(separator: ", ") + ", ..."
+        if !close.isEmpty {
+            return ObjectConfigurationError(
+                "unknown \(what) '\(name)' (did you mean \(close.joined(separator: ", "))?)")
+        }
+        let listed =
+            names.count <= 12 ? names.joined(separator: ", ") : names.prefix(12).joined(separator: ", ") + ", ..."
         return ObjectConfigurationError("unknown \(what) '\(name)' (the object has: \(listed))")
     }
 
     /// Levenshtein distance.
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let a = Array(a)
+        let b = Array(b)
         var previous = Array(0...b.count)
         for i in 1...max(1, a.count) where !a.isEmpty {
             var current = [i] + [Int](repeating: 0, count: b.count)
@@ -132,13 +139,17 @@ extension ObjectFile {
             if let btf, let id = spec.btfTypeID, case .dataSection(_, _, let variables)? = btf.type(id) {
                 for variable in variables {
                     guard case .variable(let name, let type, _)? = btf.type(variable.type) else { continue }
-                    result.append(GlobalVariable(name: name, section: spec.name, offset: Int(variable.offset),
-                                                 size: Int(variable.size), typeID: type, isReadOnly: spec.isReadOnly))
+                    result.append(
+                        GlobalVariable(
+                            name: name, section: spec.name, offset: Int(variable.offset),
+                            size: Int(variable.size), typeID: type, isReadOnly: spec.isReadOnly))
                 }
             } else {
                 for variable in spec.variables {
-                    result.append(GlobalVariable(name: variable.name, section: spec.name, offset: Int(variable.offset),
-                                                 size: Int(variable.size), typeID: nil, isReadOnly: spec.isReadOnly))
+                    result.append(
+                        GlobalVariable(
+                            name: variable.name, section: spec.name, offset: Int(variable.offset),
+                            size: Int(variable.size), typeID: nil, isReadOnly: spec.isReadOnly))
                 }
             }
         }
@@ -150,13 +161,16 @@ extension ObjectFile {
         let all = globalVariables
         var matches: [GlobalVariable]
         if let colon = name.lastIndex(of: ":"), name.hasPrefix(".") {
-            let section = String(name[..<colon]), variable = String(name[name.index(after: colon)...])
+            let section = String(name[..<colon])
+            let variable = String(name[name.index(after: colon)...])
             matches = all.filter { $0.section == section && $0.name == variable }
         } else {
             matches = all.filter { $0.name == name }
         }
         if matches.count > 1 {
-            throw ObjectConfigurationError("global variable '\(name)' is in \(matches.map(\.section).joined(separator: " and ")); name it as SECTION:NAME (\(matches[0].section):\(name))")
+            throw ObjectConfigurationError(
+                "global variable '\(name)' is in \(matches.map(\.section).joined(separator: " and ")); name it as SECTION:NAME (\(matches[0].section):\(name))"
+            )
         }
         guard let variable = matches.first else {
             throw .unknown("global variable", name, among: all.map(\.name))
@@ -172,7 +186,8 @@ extension ObjectFile {
         guard let index = globals.firstIndex(where: { $0.name == variable.section }) else {
             throw ObjectConfigurationError("global variable '\(name)': section \(variable.section) is missing")
         }
-        guard variable.offset >= 0, variable.size >= 0, variable.offset + variable.size <= globals[index].contents.count else {
+        guard variable.offset >= 0, variable.size >= 0, variable.offset + variable.size <= globals[index].contents.count
+        else {
             throw ObjectConfigurationError("global variable '\(name)' lies outside its section \(variable.section)")
         }
         var bytes = Array(globals[index].contents[variable.offset..<(variable.offset + variable.size)])
@@ -212,11 +227,15 @@ extension ObjectFile {
         }
         let programNames = programs.map(\.name)
         for (name, type) in configuration.programTypes.sorted(by: { $0.key < $1.key }) {
-            guard let index = programs.firstIndex(where: { $0.name == name }) else { throw .unknown("program", name, among: programNames) }
+            guard let index = programs.firstIndex(where: { $0.name == name }) else {
+                throw .unknown("program", name, among: programNames)
+            }
             programs[index].type = type
         }
         for (name, type) in configuration.attachTypes.sorted(by: { $0.key < $1.key }) {
-            guard let index = programs.firstIndex(where: { $0.name == name }) else { throw .unknown("program", name, among: programNames) }
+            guard let index = programs.firstIndex(where: { $0.name == name }) else {
+                throw .unknown("program", name, among: programNames)
+            }
             programs[index].attachType = type
         }
         for slot in configuration.slots {
@@ -241,7 +260,8 @@ extension ObjectFile {
         switch slot.target {
         case .program(let name):
             guard type == .progArray else {
-                throw ObjectConfigurationError("map \(slot.map) is a \(type.cName), not a prog array (BPF_MAP_TYPE_PROG_ARRAY)")
+                throw ObjectConfigurationError(
+                    "map \(slot.map) is a \(type.cName), not a prog array (BPF_MAP_TYPE_PROG_ARRAY)")
             }
             guard program(named: name) != nil else { throw .unknown("program", name, among: programs.map(\.name)) }
         case .map(let name):
@@ -252,7 +272,8 @@ extension ObjectFile {
         }
         let isArray = type == .progArray || type == .arrayOfMaps
         guard slot.index >= 0, slot.index <= Int(UInt32.max), !isArray || slot.index < spec.attributes.maxEntries else {
-            throw ObjectConfigurationError("index \(slot.index) is outside map \(slot.map) (max_entries \(spec.attributes.maxEntries))")
+            throw ObjectConfigurationError(
+                "index \(slot.index) is outside map \(slot.map) (max_entries \(spec.attributes.maxEntries))")
         }
         maps[index].initialSlots.removeAll { $0.index == slot.index }
         maps[index].initialSlots.append(MapSpec.Slot(index: slot.index, target: slot.target))
@@ -273,7 +294,8 @@ extension ObjectFile {
         }
         guard !unsized.isEmpty else { return nil }
         let s = unsized.count == 1 ? "" : "s"
-        return "map\(s) \(unsized.joined(separator: ", ")) declare\(unsized.count == 1 ? "s" : "") max_entries 0, which the loader must set: "
+        return
+            "map\(s) \(unsized.joined(separator: ", ")) declare\(unsized.count == 1 ? "s" : "") max_entries 0, which the loader must set: "
             + "give a size with " + unsized.map { "--map-size \($0)=N" }.joined(separator: " ")
             + " (ObjectConfiguration.mapSizes in Swift)"
     }
@@ -308,7 +330,9 @@ extension ObjectConfiguration {
         if !field["map_sizes"].isMissing {
             for (name, size) in try field["map_sizes"].members() {
                 let value = try size.integer(Int.self)
-                guard value >= 1, value <= Int(UInt32.max) else { throw size.error("expected 1...\(UInt32.max), got \(value)") }
+                guard value >= 1, value <= Int(UInt32.max) else {
+                    throw size.error("expected 1...\(UInt32.max), got \(value)")
+                }
                 mapSizes[name] = value
             }
         }
@@ -324,7 +348,9 @@ extension ObjectConfiguration {
         if !field["attach_types"].isMissing {
             for (name, type) in try field["attach_types"].members() {
                 let text = try type.string()
-                guard let value = AttachType(kernelName: text) else { throw type.error("unknown attach type \"\(text)\"") }
+                guard let value = AttachType(kernelName: text) else {
+                    throw type.error("unknown attach type \"\(text)\"")
+                }
                 attachTypes[name] = value
             }
         }
@@ -332,8 +358,10 @@ extension ObjectConfiguration {
             for entry in try field[key].optionalElements() {
                 let index = try entry["index"].integer(Int.self)
                 let name = try entry[targetKey].string()
-                slots.append(Slot(map: try entry["map"].string(), index: index,
-                                  target: targetKey == "program" ? .program(name) : .map(name)))
+                slots.append(
+                    Slot(
+                        map: try entry["map"].string(), index: index,
+                        target: targetKey == "program" ? .program(name) : .map(name)))
             }
         }
     }

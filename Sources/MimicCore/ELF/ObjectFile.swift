@@ -52,7 +52,8 @@ public struct ObjectFile: Sendable {
     /// and `KernelObject` refuse such objects with this message; `inspect` still reads them.
     public var byteOrderProblem: String? {
         guard isBigEndian else { return nil }
-        return "the object is big-endian (compiled with -target bpfeb), and Mimic runs eBPF as a little-endian machine (x86, arm64) does; -target bpfeb objects are not supported: compile with -target bpfel, or -target bpf on a little-endian host"
+        return
+            "the object is big-endian (compiled with -target bpfeb), and Mimic runs eBPF as a little-endian machine (x86, arm64) does; -target bpfeb objects are not supported: compile with -target bpfel, or -target bpf on a little-endian host"
     }
 
     /// One entry of the combined `maps + globals` list used by `BPF_PSEUDO_MAP_IDX_VALUE`.
@@ -106,7 +107,8 @@ public struct ObjectFile: Sendable {
                 sectionSize: { name in elf.section(named: name)?.size },
                 symbolOffset: { sectionName, variable in
                     guard let index = elf.section(named: sectionName)?.index else { return nil }
-                    return elf.symbols.first { $0.name == variable && Int($0.sectionIndex) == index && !$0.isSection }?.value
+                    return elf.symbols.first { $0.name == variable && Int($0.sectionIndex) == index && !$0.isSection }?
+                        .value
                 })
         }
         // Externs, and the .kconfig DATASEC laid out as libbpf lays out the section it makes.
@@ -115,7 +117,8 @@ public struct ObjectFile: Sendable {
             btf?.fixUpDataSections(
                 sectionSize: { $0 == ObjectExtern.kconfigSection ? UInt64(kconfig.size) : nil },
                 symbolOffset: { section, variable in
-                    section == ObjectExtern.kconfigSection ? kconfig.variables.first { $0.name == variable }?.offset : nil
+                    section == ObjectExtern.kconfigSection
+                        ? kconfig.variables.first { $0.name == variable }?.offset : nil
                 })
         }
         var btfExt: BTFExt?
@@ -134,8 +137,10 @@ public struct ObjectFile: Sendable {
             license = nil
         }
         if let section = elf.section(named: "version") {
-            kernelVersion = try ByteReader(elf.contents(of: section), bigEndian: elf.isBigEndian, structure: "section version")
-                .u32(0, "kernel version")
+            kernelVersion = try ByteReader(
+                elf.contents(of: section), bigEndian: elf.isBigEndian, structure: "section version"
+            )
+            .u32(0, "kernel version")
         } else {
             kernelVersion = nil
         }
@@ -144,7 +149,9 @@ public struct ObjectFile: Sendable {
         let maps = try parser.legacyMaps() + parser.btfMaps()
         var seen = Set<String>()
         for map in maps where !seen.insert(map.name).inserted {
-            throw .invalidField(structure: "section \(map.sectionName)", field: "map \(map.name)", detail: "a second map with this name")
+            throw .invalidField(
+                structure: "section \(map.sectionName)", field: "map \(map.name)", detail: "a second map with this name"
+            )
         }
         self.maps = maps
         var globals = try parser.globalData()
@@ -152,12 +159,15 @@ public struct ObjectFile: Sendable {
         self.globals = globals
         self.externs = externs
 
-        var linker = ProgramLinker(elf: elf, btf: btf, btfExt: btfExt, maps: maps, globals: globals, targetBTF: targetBTF)
+        var linker = ProgramLinker(
+            elf: elf, btf: btf, btfExt: btfExt, maps: maps, globals: globals, targetBTF: targetBTF)
         linker.externs = externs
         programs = try linker.linkAll()
         notes += linker.notes
         if let ext = btfExt, !ext.coreRelocations.isEmpty, targetBTF == nil {
-            notes.insert("CO-RE: \(ext.coreRelocations.count) relocation(s) applied against the object's own BTF (no target BTF was given)", at: 0)
+            notes.insert(
+                "CO-RE: \(ext.coreRelocations.count) relocation(s) applied against the object's own BTF (no target BTF was given)",
+                at: 0)
         }
         self.notes = notes
     }
@@ -170,14 +180,18 @@ struct ObjectParser {
 
     /// Symbols defined in section `index` that are not section or file symbols, by value.
     func symbols(in index: Int) -> [ELFFile.Symbol] {
-        elf.symbols.filter { Int($0.sectionIndex) == index && $0.isDefined && !$0.isSection && $0.type != 4 && !$0.name.isEmpty }
-            .sorted { $0.value < $1.value }
+        elf.symbols.filter {
+            Int($0.sectionIndex) == index && $0.isDefined && !$0.isSection && $0.type != 4 && !$0.name.isEmpty
+        }
+        .sorted { $0.value < $1.value }
     }
 
     // MARK: Legacy maps
 
     func legacyMaps() throws(ObjectFileError) -> [MapSpec] {
-        guard let section = elf.sections.first(where: { $0.name == "maps" || $0.name.hasPrefix("maps/") }) else { return [] }
+        guard let section = elf.sections.first(where: { $0.name == "maps" || $0.name.hasPrefix("maps/") }) else {
+            return []
+        }
         let structure = "section \(section.name)"
         let reader = ByteReader(elf.contents(of: section), bigEndian: elf.isBigEndian, structure: structure)
         let symbols = self.symbols(in: section.index)
@@ -185,13 +199,17 @@ struct ObjectParser {
         var result: [MapSpec] = []
         for symbol in symbols {
             var size = symbol.size
-            if size == 0 { size = section.size / UInt64(symbols.count) }  // old objects: evenly split
-            guard let offset = intValue(symbol.value), let length = intValue(size), reader.contains(offset, length) else {
-                throw .invalidField(structure: structure, field: "map \(symbol.name) (symbol \(symbol.index) st_value/st_size)",
-                                    detail: "\(symbol.value)+\(size) lies outside the section's \(section.size) bytes")
+            if size == 0 { size = section.size / UInt64(symbols.count) } // old objects: evenly split
+            guard let offset = intValue(symbol.value), let length = intValue(size), reader.contains(offset, length)
+            else {
+                throw .invalidField(
+                    structure: structure, field: "map \(symbol.name) (symbol \(symbol.index) st_value/st_size)",
+                    detail: "\(symbol.value)+\(size) lies outside the section's \(section.size) bytes")
             }
             guard length >= 16 else {
-                throw .invalidField(structure: structure, field: "map \(symbol.name) st_size", detail: "\(length) bytes is too small for struct bpf_map_def")
+                throw .invalidField(
+                    structure: structure, field: "map \(symbol.name) st_size",
+                    detail: "\(length) bytes is too small for struct bpf_map_def")
             }
             func field(_ index: Int, _ name: String) throws(ObjectFileError) -> UInt32 {
                 index * 4 + 4 <= length ? try reader.u32(offset + index * 4, "map \(symbol.name) \(name)") : 0
@@ -200,7 +218,9 @@ struct ObjectParser {
                 name: symbol.name, type: MapType(rawValue: try field(0, "type")),
                 keySize: Int(try field(1, "key_size")), valueSize: Int(try field(2, "value_size")),
                 maxEntries: Int(try field(3, "max_entries")), flags: try field(4, "map_flags"))
-            result.append(MapSpec(attributes: attributes, source: .legacy, sectionName: section.name, sectionOffset: symbol.value))
+            result.append(
+                MapSpec(attributes: attributes, source: .legacy, sectionName: section.name, sectionOffset: symbol.value)
+            )
         }
         return result
     }
@@ -211,16 +231,22 @@ struct ObjectParser {
         guard let section = elf.section(named: ".maps") else { return [] }
         guard let btf else { throw .missingSection(".BTF (needed to read the map definitions in .maps)") }
         guard let datasecID = btf.typeID(named: ".maps", kind: .dataSection),
-              case .dataSection(_, _, let variables)? = btf.type(datasecID) else {
-            throw .invalidField(structure: "section .BTF", field: "DATASEC .maps", detail: "missing, so the maps in .maps cannot be described")
+            case .dataSection(_, _, let variables)? = btf.type(datasecID)
+        else {
+            throw .invalidField(
+                structure: "section .BTF", field: "DATASEC .maps",
+                detail: "missing, so the maps in .maps cannot be described")
         }
         let relocations = elf.relocations[section.index] ?? []
         var maps: [MapSpec] = []
         for variable in variables {
             guard case .variable(let name, let type, _)? = btf.type(variable.type) else {
-                throw .invalidField(structure: "section .BTF", field: "DATASEC .maps variable type \(variable.type)", detail: "is not a VAR")
+                throw .invalidField(
+                    structure: "section .BTF", field: "DATASEC .maps variable type \(variable.type)",
+                    detail: "is not a VAR")
             }
-            var spec = try mapDefinition(name: name, typeID: type, btf: btf, offset: UInt64(variable.offset), section: section.name, depth: 0)
+            var spec = try mapDefinition(
+                name: name, typeID: type, btf: btf, offset: UInt64(variable.offset), section: section.name, depth: 0)
             // Initial slot values: relocations inside this map's `values` array.
             if let valuesOffset = try valuesMemberOffset(typeID: type, btf: btf) {
                 let start = UInt64(variable.offset) + valuesOffset
@@ -240,39 +266,52 @@ struct ObjectParser {
 
     /// The byte offset of the `values` member in a BTF map definition, if it has one.
     func valuesMemberOffset(typeID: UInt32, btf: BTF) throws(ObjectFileError) -> UInt64? {
-        guard let member = btf.type(btf.resolve(typeID))?.members.first(where: { $0.name == "values" }) else { return nil }
+        guard let member = btf.type(btf.resolve(typeID))?.members.first(where: { $0.name == "values" }) else {
+            return nil
+        }
         return UInt64(member.bitOffset / 8)
     }
 
     /// Reads one BTF map definition: a struct whose members encode the attributes
     /// (`__uint(name, n)` = pointer to `int[n]`, `__type(name, T)` = pointer to T,
     /// `__array(values, T)` = array of pointers to T).
-    func mapDefinition(name: String, typeID: UInt32, btf: BTF, offset: UInt64, section: String, depth: Int) throws(ObjectFileError) -> MapSpec {
+    func mapDefinition(name: String, typeID: UInt32, btf: BTF, offset: UInt64, section: String, depth: Int)
+        throws(ObjectFileError) -> MapSpec
+    {
         let structure = "section .BTF"
-        guard depth < 2 else { throw .invalidField(structure: structure, field: "map \(name)", detail: "inner maps nest too deeply") }
-        guard case .structure(_, _, let members)? = btf.type(btf.resolve(typeID)) else {
-            throw .invalidField(structure: structure, field: "map \(name) type \(typeID)", detail: "a BTF map definition must be a struct")
+        guard depth < 2 else {
+            throw .invalidField(structure: structure, field: "map \(name)", detail: "inner maps nest too deeply")
         }
-        var spec = MapSpec(attributes: MapAttributes(name: name, type: .unspec, keySize: 0, valueSize: 0, maxEntries: 0),
-                           source: depth == 0 ? .btf : .innerTemplate, sectionName: section, sectionOffset: offset)
+        guard case .structure(_, _, let members)? = btf.type(btf.resolve(typeID)) else {
+            throw .invalidField(
+                structure: structure, field: "map \(name) type \(typeID)",
+                detail: "a BTF map definition must be a struct")
+        }
+        var spec = MapSpec(
+            attributes: MapAttributes(name: name, type: .unspec, keySize: 0, valueSize: 0, maxEntries: 0),
+            source: depth == 0 ? .btf : .innerTemplate, sectionName: section, sectionOffset: offset)
         func number(_ member: BTF.Member) throws(ObjectFileError) -> UInt32 {
             guard case .pointer(let target)? = btf.type(btf.resolve(member.type)),
-                  case .array(_, _, let count)? = btf.type(btf.resolve(target)) else {
-                throw .invalidField(structure: structure, field: "map \(name) member \(member.name)",
-                                    detail: "expected __uint(\(member.name), N): a pointer to an array")
+                case .array(_, _, let count)? = btf.type(btf.resolve(target))
+            else {
+                throw .invalidField(
+                    structure: structure, field: "map \(name) member \(member.name)",
+                    detail: "expected __uint(\(member.name), N): a pointer to an array")
             }
             return count
         }
         func pointee(_ member: BTF.Member) throws(ObjectFileError) -> UInt32 {
             guard case .pointer(let target)? = btf.type(btf.resolve(member.type)) else {
-                throw .invalidField(structure: structure, field: "map \(name) member \(member.name)",
-                                    detail: "expected __type(\(member.name), T): a pointer")
+                throw .invalidField(
+                    structure: structure, field: "map \(name) member \(member.name)",
+                    detail: "expected __type(\(member.name), T): a pointer")
             }
             return target
         }
         func typeSize(_ id: UInt32, _ what: String) throws(ObjectFileError) -> Int {
             guard let size = btf.size(of: id), size <= Int(UInt32.max) else {
-                throw .invalidField(structure: structure, field: "map \(name) \(what) type \(id)", detail: "has no size")
+                throw .invalidField(
+                    structure: structure, field: "map \(name) \(what) type \(id)", detail: "has no size")
             }
             return size
         }
@@ -298,20 +337,24 @@ struct ObjectParser {
                 spec.attributes.spinLockOffset = btf.spinLockOffset(in: id).map { Int($0) }
             case "values":
                 guard case .array(let element, _, _)? = btf.type(btf.resolve(member.type)),
-                      case .pointer(let target)? = btf.type(btf.resolve(element)) else {
-                    throw .invalidField(structure: structure, field: "map \(name) member values",
-                                        detail: "expected __array(values, T): an array of pointers")
+                    case .pointer(let target)? = btf.type(btf.resolve(element))
+                else {
+                    throw .invalidField(
+                        structure: structure, field: "map \(name) member values",
+                        detail: "expected __array(values, T): an array of pointers")
                 }
                 let resolved = btf.resolve(target)
                 if case .structure? = btf.type(resolved) { innerTypeID = resolved }
                 // Prog arrays point to a FUNC_PROTO: nothing to read, the values are programs.
                 spec.attributes.valueSize = 4
             default:
-                break  // libbpf warns about unknown attributes; they do not change the map here.
+                break // libbpf warns about unknown attributes; they do not change the map here.
             }
         }
         if let innerTypeID {
-            spec.innerMap = try mapDefinition(name: name + ".inner", typeID: innerTypeID, btf: btf, offset: offset, section: section, depth: depth + 1)
+            spec.innerMap = try mapDefinition(
+                name: name + ".inner", typeID: innerTypeID, btf: btf, offset: offset, section: section, depth: depth + 1
+            )
             if spec.attributes.keySize == 0 { spec.attributes.keySize = 4 }
         }
         return spec
@@ -326,17 +369,23 @@ struct ObjectParser {
 
     func globalData() throws(ObjectFileError) -> [GlobalDataSpec] {
         var result: [GlobalDataSpec] = []
-        for section in elf.sections where ObjectParser.isGlobalDataSection(section.name)
-            && (section.type == ELFFile.Section.typeProgBits || section.type == ELFFile.Section.typeNoBits) {
+        for section in elf.sections
+        where ObjectParser.isGlobalDataSection(section.name)
+            && (section.type == ELFFile.Section.typeProgBits || section.type == ELFFile.Section.typeNoBits)
+        {
             if section.type == ELFFile.Section.typeNoBits, section.size > ELFFile.maxZeroFillSize {
-                throw .absurdCount(structure: "section \(section.name)", field: "sh_size", count: section.size, limit: ELFFile.maxZeroFillSize)
+                throw .absurdCount(
+                    structure: "section \(section.name)", field: "sh_size", count: section.size,
+                    limit: ELFFile.maxZeroFillSize)
             }
             let variables = symbols(in: section.index).map {
                 GlobalDataSpec.Variable(name: $0.name, offset: $0.value, size: $0.size)
             }
             let readOnly = section.name.hasPrefix(".rodata") || section.flags & ELFFile.Section.flagWrite == 0
-            result.append(GlobalDataSpec(name: section.name, contents: elf.contents(of: section), isReadOnly: readOnly,
-                                         variables: variables, btfTypeID: btf?.typeID(named: section.name, kind: .dataSection)))
+            result.append(
+                GlobalDataSpec(
+                    name: section.name, contents: elf.contents(of: section), isReadOnly: readOnly,
+                    variables: variables, btfTypeID: btf?.typeID(named: section.name, kind: .dataSection)))
         }
         return result
     }

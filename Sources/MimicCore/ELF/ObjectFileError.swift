@@ -35,7 +35,8 @@ public enum ObjectFileError: Error, Sendable, Equatable, CustomStringConvertible
     public var description: String {
         switch self {
         case .truncated(let structure, let field, let offset, let size, let available):
-            return "\(structure): \(field) at offset \(offset) needs \(size) bytes but only \(max(0, available - offset)) remain (of \(available))"
+            return
+                "\(structure): \(field) at offset \(offset) needs \(size) bytes but only \(max(0, available - offset)) remain (of \(available))"
         case .notELF:
             return "not an ELF file: the magic bytes \\x7fELF are missing"
         case .unsupportedClass(let value):
@@ -47,7 +48,8 @@ public enum ObjectFileError: Error, Sendable, Equatable, CustomStringConvertible
         case .wrongFileType(let type):
             return "ELF header: e_type is \(type), not ET_REL (1): eBPF objects are relocatable files"
         case .sectionOutOfBounds(let section, let offset, let size, let fileSize):
-            return "section \(section): sh_offset \(offset) + sh_size \(size) lies past the end of the file (\(fileSize) bytes)"
+            return
+                "section \(section): sh_offset \(offset) + sh_size \(size) lies past the end of the file (\(fileSize) bytes)"
         case .overlappingSections(let a, let b):
             return "\(a) and \(b) overlap in the file"
         case .badStringIndex(let table, let field, let index):
@@ -63,7 +65,8 @@ public enum ObjectFileError: Error, Sendable, Equatable, CustomStringConvertible
         case .missingSection(let name) where name.hasPrefix(".BTF (") && name.hasSuffix(")"):
             // `.BTF (needed ...)`: the type information clang writes with -g.
             let why = name.dropFirst(".BTF (".count).dropLast()
-            return "the object has no BTF type information (a .BTF section), \(why); compile with `clang -g`, which adds it"
+            return
+                "the object has no BTF type information (a .BTF section), \(why); compile with `clang -g`, which adds it"
         case .missingSection(let name):
             return "the object has no \(name) section"
         }

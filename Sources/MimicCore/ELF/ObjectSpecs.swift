@@ -63,9 +63,11 @@ public struct MapSpec: Sendable, Equatable {
     public var name: String { attributes.name }
 
     /// A spec with `attributes` (whose inner map is replaced by `innerMap`'s attributes).
-    public init(attributes: MapAttributes, pinning: UInt32 = 0, numaNode: UInt32 = 0, mapExtra: UInt64 = 0,
-                keyTypeID: UInt32? = nil, valueTypeID: UInt32? = nil, initialSlots: [Slot] = [], innerMap: MapSpec? = nil,
-                source: Source, sectionName: String, sectionOffset: UInt64) {
+    public init(
+        attributes: MapAttributes, pinning: UInt32 = 0, numaNode: UInt32 = 0, mapExtra: UInt64 = 0,
+        keyTypeID: UInt32? = nil, valueTypeID: UInt32? = nil, initialSlots: [Slot] = [], innerMap: MapSpec? = nil,
+        source: Source, sectionName: String, sectionOffset: UInt64
+    ) {
         var attributes = attributes
         attributes.innerMap = innerMap?.attributes
         self.attributes = attributes
@@ -110,7 +112,8 @@ public struct GlobalDataSpec: Sendable, Equatable {
     /// The BTF `DATASEC` describing the section, if the object has one.
     public var btfTypeID: UInt32?
 
-    public init(name: String, contents: [UInt8], isReadOnly: Bool, variables: [Variable] = [], btfTypeID: UInt32? = nil) {
+    public init(name: String, contents: [UInt8], isReadOnly: Bool, variables: [Variable] = [], btfTypeID: UInt32? = nil)
+    {
         self.name = name
         self.contents = contents
         self.isReadOnly = isReadOnly
@@ -192,7 +195,8 @@ extension [SourceLineInfo] {
     /// The line in effect at `instructionIndex`: the last entry at or before it. The entries must
     /// be sorted by instruction index, as `.BTF.ext` line info is.
     public func line(at instructionIndex: Int) -> SourceLineInfo? {
-        var low = 0, high = count
+        var low = 0
+        var high = count
         while low < high {
             let mid = (low + high) / 2
             if self[mid].instructionIndex <= instructionIndex { low = mid + 1 } else { high = mid }

@@ -41,7 +41,9 @@ struct ProgramLinker {
         self.globals = globals
         self.targetBTF = targetBTF
         for line in btfExt?.lineInfo ?? [] { lineInfoBySection[line.section, default: []].append(line) }
-        for relocation in btfExt?.coreRelocations ?? [] { coreBySection[relocation.section, default: []].append(relocation) }
+        for relocation in btfExt?.coreRelocations ?? [] {
+            coreBySection[relocation.section, default: []].append(relocation)
+        }
     }
 
     mutating func linkAll() throws(ObjectFileError) -> [ObjectProgram] {
@@ -49,7 +51,9 @@ struct ProgramLinker {
         for section in elf.sections where section.isExecutable && section.type == ELFFile.Section.typeProgBits {
             let structure = "section \(section.name)"
             guard section.size % 8 == 0 else {
-                throw .invalidField(structure: structure, field: "sh_size", detail: "\(section.size) is not a whole number of 8-byte instructions")
+                throw .invalidField(
+                    structure: structure, field: "sh_size",
+                    detail: "\(section.size) is not a whole number of 8-byte instructions")
             }
             let bytes = elf.contents(of: section)
             var code: [RawInstruction] = []
@@ -61,17 +65,22 @@ struct ProgramLinker {
             var relocations: [UInt64: ELFFile.Relocation] = [:]
             for relocation in elf.relocations[section.index] ?? [] {
                 guard relocation.offset % 8 == 0, relocation.offset < section.size else {
-                    throw .badRelocation(section: ".rel\(section.name)", offset: relocation.offset,
-                                         detail: "r_offset is not the start of an instruction in \(section.name) (\(section.size) bytes)")
+                    throw .badRelocation(
+                        section: ".rel\(section.name)", offset: relocation.offset,
+                        detail: "r_offset is not the start of an instruction in \(section.name) (\(section.size) bytes)"
+                    )
                 }
                 relocations[relocation.offset] = relocation
             }
             sectionRelocations[section.index] = relocations
             var functions: [ELFFile.Symbol] = []
             for symbol in elf.symbols where symbol.isFunction && Int(symbol.sectionIndex) == section.index {
-                guard symbol.value % 8 == 0, symbol.value <= section.size, symbol.size <= section.size - symbol.value else {
-                    throw .invalidField(structure: "section .symtab", field: "symbol \(symbol.index) (\(symbol.name)) st_value/st_size",
-                                        detail: "\(symbol.value)+\(symbol.size) is not a run of whole instructions inside \(section.name)")
+                guard symbol.value % 8 == 0, symbol.value <= section.size, symbol.size <= section.size - symbol.value
+                else {
+                    throw .invalidField(
+                        structure: "section .symtab", field: "symbol \(symbol.index) (\(symbol.name)) st_value/st_size",
+                        detail:
+                            "\(symbol.value)+\(symbol.size) is not a run of whole instructions inside \(section.name)")
                 }
                 functions.append(symbol)
             }
@@ -115,14 +124,18 @@ struct ProgramLinker {
         return (index, next ?? count, "\(elf.sections[section].name)+\(index * 8)")
     }
 
-    mutating func link(section: ELFFile.Section, start: Int, end: Int, name: String) throws(ObjectFileError) -> ObjectProgram {
+    mutating func link(section: ELFFile.Section, start: Int, end: Int, name: String) throws(ObjectFileError)
+        -> ObjectProgram
+    {
         var code: [RawInstruction] = []
         var blocks: [Block] = []
         var references: [ObjectReference] = []
 
         /// Places a block (once) and returns its index.
         func place(_ section: Int, _ start: Int, _ end: Int, _ name: String) -> Int {
-            if let existing = blocks.firstIndex(where: { $0.section == section && $0.start == start }) { return existing }
+            if let existing = blocks.firstIndex(where: { $0.section == section && $0.start == start }) {
+                return existing
+            }
             let source = sectionCode[section] ?? []
             blocks.append(Block(section: section, start: start, end: end, base: code.count, name: name))
             code.append(contentsOf: source[start..<end])
@@ -159,52 +172,88 @@ struct ProgramLinker {
                         break
                     case ELFFile.Relocation.bpf64_32:
                         guard instruction.opcode == 0x85 else {
-                            throw .badRelocation(section: where_, offset: relocation.offset, detail: "R_BPF_64_32 on an instruction that is not a call (opcode 0x\(String(instruction.opcode, radix: 16)))")
+                            throw .badRelocation(
+                                section: where_, offset: relocation.offset,
+                                detail:
+                                    "R_BPF_64_32 on an instruction that is not a call (opcode 0x\(String(instruction.opcode, radix: 16)))"
+                            )
                         }
                         guard symbol.isDefined else {
                             references.append(ObjectReference(instructionIndex: pc, target: .external(symbol.name)))
-                            if !externs.contains(where: { $0.symbolIndex == symbol.index }) { noteExternal(symbol.name, "function") }
+                            if !externs.contains(where: { $0.symbolIndex == symbol.index }) {
+                                noteExternal(symbol.name, "function")
+                            }
                             break
                         }
                         guard instruction.source == 1 else {
-                            throw .badRelocation(section: where_, offset: relocation.offset, detail: "call relocation against \(symbol.name) on a call with src \(instruction.source), not 1 (BPF_PSEUDO_CALL)")
+                            throw .badRelocation(
+                                section: where_, offset: relocation.offset,
+                                detail:
+                                    "call relocation against \(symbol.name) on a call with src \(instruction.source), not 1 (BPF_PSEUDO_CALL)"
+                            )
                         }
-                        let targetByte = Int64(bitPattern: symbol.value) &+ (relocation.addend ?? (Int64(instruction.imm) &+ 1) &* 8)
-                        let slot = try codeTarget(byte: targetByte, section: Int(symbol.sectionIndex), symbol: symbol.name, at: where_, offset: relocation.offset)
+                        let targetByte =
+                            Int64(bitPattern: symbol.value) &+ (relocation.addend ?? (Int64(instruction.imm) &+ 1) &* 8)
+                        let slot = try codeTarget(
+                            byte: targetByte, section: Int(symbol.sectionIndex), symbol: symbol.name, at: where_,
+                            offset: relocation.offset)
                         let final = finalSlot(slot, in: Int(symbol.sectionIndex))
                         code[pc].imm = Int32(clamping: final - (pc + 1))
                     case ELFFile.Relocation.bpf64_64:
                         guard isLoadImm64, i + 1 < block.end else {
-                            throw .badRelocation(section: where_, offset: relocation.offset, detail: "R_BPF_64_64 on an instruction that is not a whole lddw")
+                            throw .badRelocation(
+                                section: where_, offset: relocation.offset,
+                                detail: "R_BPF_64_64 on an instruction that is not a whole lddw")
                         }
                         guard symbol.isDefined else {
                             if let index = globals.firstIndex(where: { $0.name == ObjectExtern.kconfigSection }),
-                               case .kconfig(let kconfig)? = externs.first(where: { $0.symbolIndex == symbol.index })?.kind {
+                                case .kconfig(let kconfig)? = externs.first(where: { $0.symbolIndex == symbol.index })?
+                                    .kind
+                            {
                                 // libbpf: BPF_PSEUDO_MAP_VALUE of the .kconfig map at the extern's offset.
                                 code[pc].source = LoadImm64Kind.mapIndexValue.rawValue
                                 code[pc].imm = Int32(maps.count + index)
                                 code[pc + 1].imm = Int32(kconfig.offset)
-                                references.append(ObjectReference(instructionIndex: pc,
-                                                                  target: .globalData(section: ObjectExtern.kconfigSection, offset: UInt64(kconfig.offset))))
+                                references.append(
+                                    ObjectReference(
+                                        instructionIndex: pc,
+                                        target: .globalData(
+                                            section: ObjectExtern.kconfigSection, offset: UInt64(kconfig.offset))))
                                 break
                             }
                             references.append(ObjectReference(instructionIndex: pc, target: .external(symbol.name)))
-                            if !externs.contains(where: { $0.symbolIndex == symbol.index }) { noteExternal(symbol.name, "variable") }
+                            if !externs.contains(where: { $0.symbolIndex == symbol.index }) {
+                                noteExternal(symbol.name, "variable")
+                            }
                             break
                         }
                         let addend = relocation.addend ?? Int64(UInt32(bitPattern: instruction.imm))
                         let targetSection = elf.sections[Int(symbol.sectionIndex)]
-                        if targetSection.name == ".maps" || targetSection.name == "maps" || targetSection.name.hasPrefix("maps/") {
-                            let offset = symbol.isSection ? UInt64(bitPattern: Int64(bitPattern: symbol.value) &+ addend) : symbol.value
-                            guard let index = maps.firstIndex(where: { $0.sectionName == targetSection.name && $0.sectionOffset == offset }) else {
-                                throw .badRelocation(section: where_, offset: relocation.offset, detail: "no map is defined at offset \(offset) of \(targetSection.name) (symbol \(symbol.name))")
+                        if targetSection.name == ".maps" || targetSection.name == "maps"
+                            || targetSection.name.hasPrefix("maps/")
+                        {
+                            let offset =
+                                symbol.isSection
+                                ? UInt64(bitPattern: Int64(bitPattern: symbol.value) &+ addend) : symbol.value
+                            guard
+                                let index = maps.firstIndex(where: {
+                                    $0.sectionName == targetSection.name && $0.sectionOffset == offset
+                                })
+                            else {
+                                throw .badRelocation(
+                                    section: where_, offset: relocation.offset,
+                                    detail:
+                                        "no map is defined at offset \(offset) of \(targetSection.name) (symbol \(symbol.name))"
+                                )
                             }
                             code[pc].source = LoadImm64Kind.mapIndex.rawValue
                             code[pc].imm = Int32(index)
                             code[pc + 1].imm = 0
                             references.append(ObjectReference(instructionIndex: pc, target: .map(maps[index].name)))
                         } else if targetSection.isExecutable {
-                            let slot = try codeTarget(byte: Int64(bitPattern: symbol.value) &+ addend, section: targetSection.index, symbol: symbol.name, at: where_, offset: relocation.offset)
+                            let slot = try codeTarget(
+                                byte: Int64(bitPattern: symbol.value) &+ addend, section: targetSection.index,
+                                symbol: symbol.name, at: where_, offset: relocation.offset)
                             let final = finalSlot(slot, in: targetSection.index)
                             code[pc].source = LoadImm64Kind.function.rawValue
                             code[pc].imm = Int32(clamping: final - (pc + 1))
@@ -212,29 +261,46 @@ struct ProgramLinker {
                         } else if let index = globals.firstIndex(where: { $0.name == targetSection.name }) {
                             let offset = Int64(bitPattern: symbol.value) &+ addend
                             guard offset >= 0, offset <= Int64(globals[index].size) else {
-                                throw .badRelocation(section: where_, offset: relocation.offset, detail: "offset \(offset) is outside \(targetSection.name) (\(globals[index].size) bytes)")
+                                throw .badRelocation(
+                                    section: where_, offset: relocation.offset,
+                                    detail:
+                                        "offset \(offset) is outside \(targetSection.name) (\(globals[index].size) bytes)"
+                                )
                             }
                             code[pc].source = LoadImm64Kind.mapIndexValue.rawValue
                             code[pc].imm = Int32(maps.count + index)
                             code[pc + 1].imm = Int32(truncatingIfNeeded: offset)
-                            references.append(ObjectReference(instructionIndex: pc, target: .globalData(section: targetSection.name, offset: UInt64(offset))))
+                            references.append(
+                                ObjectReference(
+                                    instructionIndex: pc,
+                                    target: .globalData(section: targetSection.name, offset: UInt64(offset))))
                         } else {
-                            throw .badRelocation(section: where_, offset: relocation.offset, detail: "symbol \(symbol.name) is in section \(targetSection.name), which holds no map, global data or code")
+                            throw .badRelocation(
+                                section: where_, offset: relocation.offset,
+                                detail:
+                                    "symbol \(symbol.name) is in section \(targetSection.name), which holds no map, global data or code"
+                            )
                         }
                     default:
-                        throw .badRelocation(section: where_, offset: relocation.offset, detail: "relocation type \(relocation.type) is not valid in code")
+                        throw .badRelocation(
+                            section: where_, offset: relocation.offset,
+                            detail: "relocation type \(relocation.type) is not valid in code")
                     }
                 } else if instruction.opcode == 0x85 && instruction.source == 1 {
                     // A call inside the section without a relocation: relative to this instruction.
                     let target = i + 1 + Int(instruction.imm)
                     guard target >= 0, target < sectionLength else {
-                        throw .invalidField(structure: "section \(sectionName)", field: "instruction \(i) call imm", detail: "target \(target) is outside the section")
+                        throw .invalidField(
+                            structure: "section \(sectionName)", field: "instruction \(i) call imm",
+                            detail: "target \(target) is outside the section")
                     }
                     code[pc].imm = Int32(clamping: finalSlot(target, in: block.section) - (pc + 1))
                 } else if isLoadImm64 && instruction.source == LoadImm64Kind.function.rawValue {
                     let target = i + 1 + Int(instruction.imm)
                     guard target >= 0, target < sectionLength else {
-                        throw .invalidField(structure: "section \(sectionName)", field: "instruction \(i) lddw imm", detail: "function \(target) is outside the section")
+                        throw .invalidField(
+                            structure: "section \(sectionName)", field: "instruction \(i) lddw imm",
+                            detail: "function \(target) is outside the section")
                     }
                     code[pc].imm = Int32(clamping: finalSlot(target, in: block.section) - (pc + 1))
                 }
@@ -249,8 +315,10 @@ struct ProgramLinker {
             for line in lineInfoBySection[sectionName] ?? [] where line.instructionOffset % 8 == 0 {
                 let index = Int(line.instructionOffset / 8)
                 guard index >= block.start && index < block.end else { continue }
-                lines.append(SourceLineInfo(instructionIndex: block.base + index - block.start, file: line.fileName,
-                                        line: Int(line.line), column: Int(line.column), sourceText: line.sourceText))
+                lines.append(
+                    SourceLineInfo(
+                        instructionIndex: block.base + index - block.start, file: line.fileName,
+                        line: Int(line.line), column: Int(line.column), sourceText: line.sourceText))
             }
             for relocation in coreBySection[sectionName] ?? [] where relocation.instructionOffset % 8 == 0 {
                 let index = Int(relocation.instructionOffset / 8)
@@ -260,20 +328,26 @@ struct ProgramLinker {
         }
         lines.sort { $0.instructionIndex < $1.instructionIndex }
         let functions = blocks.map {
-            ObjectFunction(name: $0.name, sectionName: elf.sections[$0.section].name, instructionIndex: $0.base, instructionCount: $0.end - $0.start)
+            ObjectFunction(
+                name: $0.name, sectionName: elf.sections[$0.section].name, instructionIndex: $0.base,
+                instructionCount: $0.end - $0.start)
         }
         let definition = SectionDefinition.find(section.name)
-        return ObjectProgram(name: name, sectionName: section.name, type: definition?.programType ?? .unspec,
-                             attachType: definition?.attachType,
-                             instructions: code, references: references, lineInfo: lines, functions: functions)
+        return ObjectProgram(
+            name: name, sectionName: section.name, type: definition?.programType ?? .unspec,
+            attachType: definition?.attachType,
+            instructions: code, references: references, lineInfo: lines, functions: functions)
     }
 
     /// The instruction index a code relocation lands on, checked.
-    func codeTarget(byte: Int64, section: Int, symbol: String, at where_: String, offset: UInt64) throws(ObjectFileError) -> Int {
+    func codeTarget(byte: Int64, section: Int, symbol: String, at where_: String, offset: UInt64)
+        throws(ObjectFileError) -> Int
+    {
         let count = sectionCode[section]?.count ?? 0
         guard sectionCode[section] != nil, byte >= 0, byte % 8 == 0, byte / 8 < Int64(count) else {
-            throw .badRelocation(section: where_, offset: offset,
-                                 detail: "target \(symbol)+\(byte) is not an instruction of section \(elf.sections[section].name)")
+            throw .badRelocation(
+                section: where_, offset: offset,
+                detail: "target \(symbol)+\(byte) is not an instruction of section \(elf.sections[section].name)")
         }
         return Int(byte / 8)
     }
@@ -284,7 +358,9 @@ struct ProgramLinker {
         }
     }
 
-    mutating func applyCORE(_ relocation: BTFExt.CORERelocation, at pc: Int, in code: inout [RawInstruction], program: String) {
+    mutating func applyCORE(
+        _ relocation: BTFExt.CORERelocation, at pc: Int, in code: inout [RawInstruction], program: String
+    ) {
         guard let btf else { return }
         let relocator = CORERelocator(local: btf, target: targetBTF ?? btf, bigEndian: elf.isBigEndian)
         let describe = "\(relocation.kind) on \(btf.typeName(relocation.typeID)) access \(relocation.accessString)"
@@ -294,9 +370,13 @@ struct ProgramLinker {
                 notes.append("CO-RE: program \(program) instruction \(pc): \(describe): \(problem)")
             }
         case .missing(let why):
-            if code[pc].opcode == 0x18, pc + 1 < code.count { code[pc + 1] = RawInstruction(opcode: 0x85, imm: ProgramLinker.poisonHelperID) }
+            if code[pc].opcode == 0x18, pc + 1 < code.count {
+                code[pc + 1] = RawInstruction(opcode: 0x85, imm: ProgramLinker.poisonHelperID)
+            }
             code[pc] = RawInstruction(opcode: 0x85, imm: ProgramLinker.poisonHelperID)
-            notes.append("CO-RE: program \(program) instruction \(pc): \(describe) cannot be satisfied (\(why)); the instruction now calls the invalid helper 0xbad2310, as libbpf does")
+            notes.append(
+                "CO-RE: program \(program) instruction \(pc): \(describe) cannot be satisfied (\(why)); the instruction now calls the invalid helper 0xbad2310, as libbpf does"
+            )
         case .unsupported(let why):
             notes.append("CO-RE: program \(program) instruction \(pc): \(describe) left as compiled (\(why))")
         }

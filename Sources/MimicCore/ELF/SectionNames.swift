@@ -17,8 +17,10 @@ public struct SectionDefinition: Sendable, Equatable {
     /// Loaded with `BPF_F_XDP_HAS_FRAGS` (`xdp.frags` sections).
     public let hasXDPFrags: Bool
 
-    init(_ pattern: String, _ match: Match, _ programType: ProgramType, _ attachType: AttachType? = nil,
-         sleepable: Bool = false, frags: Bool = false) {
+    init(
+        _ pattern: String, _ match: Match, _ programType: ProgramType, _ attachType: AttachType? = nil,
+        sleepable: Bool = false, frags: Bool = false
+    ) {
         self.pattern = pattern
         self.match = match
         self.programType = programType

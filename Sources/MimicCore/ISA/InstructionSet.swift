@@ -247,7 +247,9 @@ public struct InstructionForm: Sendable {
     public let mnemonic: String
     public let shape: OperandShape
 
-    init(_ operation: Operation, opcode: UInt8, _ discriminator: Discriminator, _ mnemonic: String, _ shape: OperandShape) {
+    init(
+        _ operation: Operation, opcode: UInt8, _ discriminator: Discriminator, _ mnemonic: String, _ shape: OperandShape
+    ) {
         self.operation = operation
         self.opcode = opcode
         self.discriminator = discriminator

@@ -55,17 +55,20 @@ public enum EncodingProblem: Error, Sendable, Equatable, CustomStringConvertible
 extension InstructionSet {
     /// The form of `instruction`, or why it is not a valid instruction. Pass the following slot
     /// as `next`; an `lddw` without a valid second slot is invalid.
-    public static func validate(_ instruction: RawInstruction, next: RawInstruction?) -> Result<InstructionForm, EncodingProblem> {
+    public static func validate(_ instruction: RawInstruction, next: RawInstruction?) -> Result<
+        InstructionForm, EncodingProblem
+    > {
         guard let form = form(of: instruction) else {
             guard let known = forms.first(where: { $0.opcode == instruction.opcode }) else {
                 return .failure(.unknownOpcode(instruction.opcode))
             }
-            let (field, value): (InstructionField, Int64) = switch known.discriminator {
-            case .offset: (.offset, Int64(instruction.offset))
-            case .imm: (.imm, Int64(instruction.imm))
-            case .source: (.source, Int64(instruction.source))
-            case .none: (.imm, Int64(instruction.imm))
-            }
+            let (field, value): (InstructionField, Int64) =
+                switch known.discriminator {
+                case .offset: (.offset, Int64(instruction.offset))
+                case .imm: (.imm, Int64(instruction.imm))
+                case .source: (.source, Int64(instruction.source))
+                case .none: (.imm, Int64(instruction.imm))
+                }
             return .failure(.unknownForm(opcode: instruction.opcode, field: field, value: value))
         }
         let fields = OperandFields(extractingFrom: instruction, next: next, shape: form.shape)
@@ -76,20 +79,24 @@ extension InstructionSet {
                     return .failure(.invalidRegister(field: .destination, register: fields.destination))
                 }
             case .sourceRegister, .sourceMemory:
-                if fields.source > highestRegister { return .failure(.invalidRegister(field: .source, register: fields.source)) }
+                if fields.source > highestRegister {
+                    return .failure(.invalidRegister(field: .source, register: fields.source))
+                }
             default:
                 break
             }
         }
         var canonical = fields.encode(as: form)
-        if form.shape == .loadImm64 { canonical[0].source = instruction.source }  // the pseudo kind
+        if form.shape == .loadImm64 { canonical[0].source = instruction.source } // the pseudo kind
         let first = canonical[0]
         let reserved: (InstructionField, Int64)? =
-            if instruction.destination != first.destination { (.destination, Int64(instruction.destination)) }
-            else if instruction.source != first.source { (.source, Int64(instruction.source)) }
-            else if instruction.offset != first.offset { (.offset, Int64(instruction.offset)) }
-            else if instruction.imm != first.imm { (.imm, Int64(instruction.imm)) }
-            else { nil }
+            if instruction.destination != first.destination {
+                (.destination, Int64(instruction.destination))
+            } else if instruction.source != first.source {
+                (.source, Int64(instruction.source))
+            } else if instruction.offset != first.offset {
+                (.offset, Int64(instruction.offset))
+            } else if instruction.imm != first.imm { (.imm, Int64(instruction.imm)) } else { nil }
         if let (field, value) = reserved {
             return .failure(.reservedField(mnemonic: form.mnemonic, field: field, value: value))
         }

@@ -36,8 +36,9 @@ public final class CompositeEmulator: Emulator {
             for id in emulator.helperIDs {
                 guard let helper = emulator.helper(id: id) else { continue }
                 if let owner = owners[id], let existing = helpers[id] {
-                    throw .conflictingHelperID(id: id, first: "\(owner.name) (\(existing.name))",
-                                               second: "\(emulator.name) (\(helper.name))")
+                    throw .conflictingHelperID(
+                        id: id, first: "\(owner.name) (\(existing.name))",
+                        second: "\(emulator.name) (\(helper.name))")
                 }
                 helpers[id] = helper
                 owners[id] = emulator

@@ -3,9 +3,9 @@ import MimicMemory
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// How important a plugin's log message is (`enum mimic_log_level`).
@@ -111,7 +111,7 @@ final class PluginProcessState {
 /// process, and reports misuse with `MIMIC_ERR_INVALID` instead of crashing.
 enum HostServices {
     /// Marks a `mimic_call` as built by this host (`host_magic`).
-    static let magic: UInt64 = 0x4D49_4D49_4343_414C  // "MIMICCAL"
+    static let magic: UInt64 = 0x4D49_4D49_4343_414C // "MIMICCAL"
     /// `host_flags` bits.
     static let failedFlag: UInt32 = 1
     static let exitFlag: UInt32 = 2
@@ -123,13 +123,14 @@ enum HostServices {
     /// The immutable table, allocated once and never freed.
     nonisolated(unsafe) static let table: UnsafePointer<mimic_host> = {
         let table = UnsafeMutablePointer<mimic_host>.allocate(capacity: 1)
-        table.initialize(to: mimic_host(
-            abi_major: UInt32(MIMIC_PLUGIN_ABI_MAJOR), abi_minor: UInt32(MIMIC_PLUGIN_ABI_MINOR),
-            size: UInt32(MemoryLayout<mimic_host>.size), reserved: 0,
-            get_register: getRegister, set_register: setRegister, read: read, write: write,
-            allocate: allocate, free: free, fail: fail, request_exit: requestExit, log: log,
-            map_shared: mapShared, map_region: mapRegion, unmap_region: unmapRegion, call_function: callFunction,
-            tail_call: tailCall, set_packet: setPacket))
+        table.initialize(
+            to: mimic_host(
+                abi_major: UInt32(MIMIC_PLUGIN_ABI_MAJOR), abi_minor: UInt32(MIMIC_PLUGIN_ABI_MINOR),
+                size: UInt32(MemoryLayout<mimic_host>.size), reserved: 0,
+                get_register: getRegister, set_register: setRegister, read: read, write: write,
+                allocate: allocate, free: free, fail: fail, request_exit: requestExit, log: log,
+                map_shared: mapShared, map_region: mapRegion, unmap_region: unmapRegion, call_function: callFunction,
+                tail_call: tailCall, set_packet: setPacket))
         return UnsafePointer(table)
     }()
 
@@ -144,7 +145,9 @@ enum HostServices {
         guard let call, let process = process(call) else { return nil }
         // `host_library` is the library's row in the state table; the plugin could have changed
         // it, so the row's type is checked.
-        guard let state = process.anyEmulatorState(at: Int(call.pointee.host_library)) as? PluginProcessState else { return nil }
+        guard let state = process.anyEmulatorState(at: Int(call.pointee.host_library)) as? PluginProcessState else {
+            return nil
+        }
         return (process, state)
     }
 
@@ -166,28 +169,34 @@ enum HostServices {
         return process.registers[Int(index)]
     }
 
-    static let setRegister: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt32, UInt64) -> Int32 = { call, index, value in
+    static let setRegister: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt32, UInt64) -> Int32 = {
+        call, index, value in
         guard let process = process(call), index <= 9 else { return invalid }
         process.registers[Int(index)] = value
         return ok
     }
 
-    static let read: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64, UnsafeMutableRawPointer?, UInt64) -> Int32 = {
-        call, address, buffer, size in
-        guard let process = process(call) else { return invalid }
-        if size == 0 { return ok }
-        guard let buffer, size <= UInt64(AddressSpace.regionLimit) else { return invalid }
-        switch process.memory.resolve(address, size: Int(size), access: .read) {
-        case .success(let pointer):
-            buffer.copyMemory(from: pointer, byteCount: Int(size))
-            return ok
-        case .failure(let fault):
-            // Rings wrapping around their end take the copying path.
-            guard let bytes = try? process.memory.read(address, count: Int(size)) else { return record(fault, call) }
-            bytes.withUnsafeBytes { if let base = $0.baseAddress { buffer.copyMemory(from: base, byteCount: $0.count) } }
-            return ok
+    static let read:
+        @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64, UnsafeMutableRawPointer?, UInt64) -> Int32 = {
+            call, address, buffer, size in
+            guard let process = process(call) else { return invalid }
+            if size == 0 { return ok }
+            guard let buffer, size <= UInt64(AddressSpace.regionLimit) else { return invalid }
+            switch process.memory.resolve(address, size: Int(size), access: .read) {
+            case .success(let pointer):
+                buffer.copyMemory(from: pointer, byteCount: Int(size))
+                return ok
+            case .failure(let fault):
+                // Rings wrapping around their end take the copying path.
+                guard let bytes = try? process.memory.read(address, count: Int(size)) else {
+                    return record(fault, call)
+                }
+                bytes.withUnsafeBytes {
+                    if let base = $0.baseAddress { buffer.copyMemory(from: base, byteCount: $0.count) }
+                }
+                return ok
+            }
         }
-    }
 
     static let write: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64, UnsafeRawPointer?, UInt64) -> Int32 = {
         call, address, buffer, size in
@@ -205,21 +214,26 @@ enum HostServices {
         }
     }
 
-    static let allocate: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64, UnsafeRawPointer?, UInt32,
-                                         UnsafePointer<CChar>?, UnsafeMutablePointer<UInt64>?) -> Int32 = {
-        call, size, initial, flags, name, address in
-        guard let (process, state) = state(call), let address else { return invalid }
-        guard flags & ~MIMIC_REGION_READ_ONLY.rawValue == 0 else { return invalid }
-        guard size <= UInt64(AddressSpace.regionLimit) else { return MIMIC_ERR_NO_SPACE.rawValue }
-        let storage = RegionStorage(count: Int(size))
-        if let initial, size > 0 { storage.pointer.copyMemory(from: initial, byteCount: Int(size)) }
-        let regionName = "\(state.library.name):" + (name.map { String(cString: $0) } ?? "region")
-        let kind: RegionKind = flags & MIMIC_REGION_READ_ONLY.rawValue != 0 ? .readOnly : .plain
-        guard let base = try? process.memory.map(storage, name: regionName, kind: kind) else { return MIMIC_ERR_NO_SPACE.rawValue }
-        state.allocations.insert(base)
-        address.pointee = base
-        return ok
-    }
+    static let allocate:
+        @convention(c) (
+            UnsafeMutablePointer<mimic_call>?, UInt64, UnsafeRawPointer?, UInt32,
+            UnsafePointer<CChar>?, UnsafeMutablePointer<UInt64>?
+        ) -> Int32 = {
+            call, size, initial, flags, name, address in
+            guard let (process, state) = state(call), let address else { return invalid }
+            guard flags & ~MIMIC_REGION_READ_ONLY.rawValue == 0 else { return invalid }
+            guard size <= UInt64(AddressSpace.regionLimit) else { return MIMIC_ERR_NO_SPACE.rawValue }
+            let storage = RegionStorage(count: Int(size))
+            if let initial, size > 0 { storage.pointer.copyMemory(from: initial, byteCount: Int(size)) }
+            let regionName = "\(state.library.name):" + (name.map { String(cString: $0) } ?? "region")
+            let kind: RegionKind = flags & MIMIC_REGION_READ_ONLY.rawValue != 0 ? .readOnly : .plain
+            guard let base = try? process.memory.map(storage, name: regionName, kind: kind) else {
+                return MIMIC_ERR_NO_SPACE.rawValue
+            }
+            state.allocations.insert(base)
+            address.pointee = base
+            return ok
+        }
 
     static let free: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64) -> Int32 = { call, address in
         guard let (process, state) = state(call), state.allocations.contains(address) else { return invalid }
@@ -245,7 +259,8 @@ enum HostServices {
         let text = message.map { String(cString: $0) } ?? ""
         let logLevel = PluginLogLevel(rawValue: level) ?? .info
         if let (_, state) = state(call) {
-            let entry = PluginLogMessage(plugin: state.library.name, level: logLevel, message: text, processID: state.id)
+            let entry = PluginLogMessage(
+                plugin: state.library.name, level: logLevel, message: text, processID: state.id)
             if state.messages.count >= PluginProcessState.messageLimit { state.messages.removeFirst() }
             state.messages.append(entry)
             PluginLog.handler(entry)
@@ -276,38 +291,55 @@ enum HostServices {
         return RegionStorage(borrowing: pointer, count: Int(size))
     }
 
-    static let mapShared: @convention(c) (UInt64, UnsafeMutableRawPointer?, UInt64, UInt32, UnsafePointer<CChar>?,
-                                          UnsafeMutablePointer<UInt64>?) -> Int32 = {
-        instanceID, pointer, size, flags, name, address in
-        guard let address, let kind = regionKind(flags, allowing: MIMIC_REGION_RING.rawValue),
-              let vm = instanceVMs.withLock({ $0[instanceID]?.vm }) else { return invalid }
-        guard let storage = borrowedStorage(pointer, size, limit: AddressSpace.regionLimit) else {
-            return pointer == nil ? invalid : MIMIC_ERR_NO_SPACE.rawValue
+    static let mapShared:
+        @convention(c) (
+            UInt64, UnsafeMutableRawPointer?, UInt64, UInt32, UnsafePointer<CChar>?,
+            UnsafeMutablePointer<UInt64>?
+        ) -> Int32 = {
+            instanceID, pointer, size, flags, name, address in
+            guard let address, let kind = regionKind(flags, allowing: MIMIC_REGION_RING.rawValue),
+                let vm = instanceVMs.withLock({ $0[instanceID]?.vm })
+            else { return invalid }
+            guard let storage = borrowedStorage(pointer, size, limit: AddressSpace.regionLimit) else {
+                return pointer == nil ? invalid : MIMIC_ERR_NO_SPACE.rawValue
+            }
+            guard
+                let base = try? vm.mapShared(
+                    storage, name: name.map { String(cString: $0) } ?? "plugin region", kind: kind)
+            else {
+                return MIMIC_ERR_NO_SPACE.rawValue
+            }
+            address.pointee = base
+            return ok
         }
-        guard let base = try? vm.mapShared(storage, name: name.map { String(cString: $0) } ?? "plugin region", kind: kind) else {
-            return MIMIC_ERR_NO_SPACE.rawValue
-        }
-        address.pointee = base
-        return ok
-    }
 
-    static let mapRegion: @convention(c) (UnsafeMutablePointer<mimic_call>?, UnsafeMutableRawPointer?, UInt64, UInt32,
-                                          UnsafePointer<CChar>?, UnsafeMutablePointer<UInt64>?) -> Int32 = {
-        call, pointer, size, flags, name, address in
-        guard let (process, state) = state(call), let address,
-              let kind = regionKind(flags, allowing: MIMIC_REGION_LOW32.rawValue) else { return invalid }
-        let low32 = flags & MIMIC_REGION_LOW32.rawValue != 0
-        guard let storage = borrowedStorage(pointer, size, limit: low32 ? AddressSpace.lowWindowLimit : AddressSpace.regionLimit) else {
-            return pointer == nil ? invalid : MIMIC_ERR_NO_SPACE.rawValue
+    static let mapRegion:
+        @convention(c) (
+            UnsafeMutablePointer<mimic_call>?, UnsafeMutableRawPointer?, UInt64, UInt32,
+            UnsafePointer<CChar>?, UnsafeMutablePointer<UInt64>?
+        ) -> Int32 = {
+            call, pointer, size, flags, name, address in
+            guard let (process, state) = state(call), let address,
+                let kind = regionKind(flags, allowing: MIMIC_REGION_LOW32.rawValue)
+            else { return invalid }
+            let low32 = flags & MIMIC_REGION_LOW32.rawValue != 0
+            guard
+                let storage = borrowedStorage(
+                    pointer, size, limit: low32 ? AddressSpace.lowWindowLimit : AddressSpace.regionLimit)
+            else {
+                return pointer == nil ? invalid : MIMIC_ERR_NO_SPACE.rawValue
+            }
+            let regionName = name.map { String(cString: $0) } ?? "\(state.library.name) region"
+            guard
+                let base = try? process.memory.map(
+                    storage, name: regionName, kind: kind, placement: low32 ? .low32 : .anywhere)
+            else {
+                return MIMIC_ERR_NO_SPACE.rawValue
+            }
+            state.mappedRegions.insert(base)
+            address.pointee = base
+            return ok
         }
-        let regionName = name.map { String(cString: $0) } ?? "\(state.library.name) region"
-        guard let base = try? process.memory.map(storage, name: regionName, kind: kind, placement: low32 ? .low32 : .anywhere) else {
-            return MIMIC_ERR_NO_SPACE.rawValue
-        }
-        state.mappedRegions.insert(base)
-        address.pointee = base
-        return ok
-    }
 
     static let unmapRegion: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64) -> Int32 = { call, address in
         guard let (process, state) = state(call), state.mappedRegions.contains(address) else { return invalid }
@@ -316,29 +348,36 @@ enum HostServices {
         return ok
     }
 
-    static let callFunction: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64, UnsafePointer<UInt64>?,
-                                             UnsafeMutablePointer<UInt64>?) -> Int32 = { call, slot, arguments, result in
-        guard let (process, state) = state(call), let arguments, let result, slot <= UInt64(Int32.max),
-              process.program.functionEntries.contains(Int(slot)) else { return invalid }
-        do throws(ExecutionError) {
-            result.pointee = try process.callFunction(at: Int(slot), arguments: Array(UnsafeBufferPointer(start: arguments, count: 5)))
-            return ok
-        } catch {
-            state.callbackError = error
-            return MIMIC_ERR_CALLBACK.rawValue
+    static let callFunction:
+        @convention(c) (
+            UnsafeMutablePointer<mimic_call>?, UInt64, UnsafePointer<UInt64>?,
+            UnsafeMutablePointer<UInt64>?
+        ) -> Int32 = { call, slot, arguments, result in
+            guard let (process, state) = state(call), let arguments, let result, slot <= UInt64(Int32.max),
+                process.program.functionEntries.contains(Int(slot))
+            else { return invalid }
+            do throws(ExecutionError) {
+                result.pointee = try process.callFunction(
+                    at: Int(slot), arguments: Array(UnsafeBufferPointer(start: arguments, count: 5)))
+                return ok
+            } catch {
+                state.callbackError = error
+                return MIMIC_ERR_CALLBACK.rawValue
+            }
         }
-    }
 
     static let tailCall: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64) -> Int32 = { call, programID in
         guard let call, let (process, state) = state(call), let program = state.instance?.program(id: programID),
-              program.vm === process.vm else { return invalid }
+            program.vm === process.vm
+        else { return invalid }
         guard process.tailCallCount < process.vm.configuration.tailCallLimit else { return MIMIC_ERR_LIMIT.rawValue }
         state.tailCallTarget = program
         call.pointee.host_flags |= tailCallFlag
         return ok
     }
 
-    static let setPacket: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64, UInt64) -> Int32 = { call, address, length in
+    static let setPacket: @convention(c) (UnsafeMutablePointer<mimic_call>?, UInt64, UInt64) -> Int32 = {
+        call, address, length in
         guard let process = process(call), length <= UInt64(Int32.max) else { return invalid }
         process.packet = length == 0 && address == 0 ? nil : PacketBounds(address: address, length: Int(length))
         return ok

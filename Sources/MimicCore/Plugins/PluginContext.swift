@@ -97,7 +97,8 @@ extension PluginEmulator {
             throw .message(PluginError.unsupported(plugin: name, what: "contexts").description)
         }
         guard let state = process.emulatorState(library.stateKey) else {
-            throw .message("the process was not prepared by plugin \(name) (make it in a VM whose emulator includes the plugin)")
+            throw .message(
+                "the process was not prepared by plugin \(name) (make it in a VM whose emulator includes the plugin)")
         }
         let bytes = Array(json.utf8)
         let (status, message) = PluginEmulator.withCall(process, state) { call in
@@ -129,10 +130,13 @@ extension PluginEmulator {
                 buffer.withUnsafeMutableBufferPointer { result(HostServices.table, call, r0, $0.baseAddress, $0.count) }
             }
             guard length >= 0 else { throw .invalidAnswer(plugin: name, detail: "context_result failed (\(length))") }
-            guard length < Int64(1 << 30) else { throw .invalidAnswer(plugin: name, detail: "a context result of \(length) bytes") }
+            guard length < Int64(1 << 30) else {
+                throw .invalidAnswer(plugin: name, detail: "a context result of \(length) bytes")
+            }
             if Int(length) >= capacity {
                 guard attempt == 0 else {
-                    throw .invalidAnswer(plugin: name, detail: "context_result asked for \(length) bytes after \(capacity - 1)")
+                    throw .invalidAnswer(
+                        plugin: name, detail: "context_result asked for \(length) bytes after \(capacity - 1)")
                 }
                 capacity = Int(length) + 1
                 continue

@@ -34,7 +34,8 @@ public class PluginEmulator: Emulator, @unchecked Sendable {
 
     /// The emulator for `library`: a `PluginMapEmulator` when the plugin creates maps.
     static func make(library: PluginLibrary, options: String) -> PluginEmulator {
-        library.providesMaps ? PluginMapEmulator(library: library, options: options) : PluginEmulator(library: library, options: options)
+        library.providesMaps
+            ? PluginMapEmulator(library: library, options: options) : PluginEmulator(library: library, options: options)
     }
 
     init(library: PluginLibrary, options: String) {
@@ -47,15 +48,17 @@ public class PluginEmulator: Emulator, @unchecked Sendable {
         for i in 0..<Int(plugin.helper_count) {
             guard let entry = plugin.helpers?[i], let function = entry.function else { continue }
             let name = library.helpers[i].name
-            helpers[entry.id] = PluginEmulator.makeHelper(id: entry.id, name: name, function: function,
-                                                          data: entry.data, instances: instances)
+            helpers[entry.id] = PluginEmulator.makeHelper(
+                id: entry.id, name: name, function: function,
+                data: entry.data, instances: instances)
         }
         self.helpers = helpers
         var custom: [UInt8: CustomInstruction] = [:]
         for (i, info) in library.customInstructions.enumerated() {
             guard let entry = plugin.custom_instructions?[i], let function = entry.function else { continue }
-            custom[info.opcode] = PluginEmulator.makeCustomInstruction(info, function: function, data: entry.data,
-                                                                       instances: instances)
+            custom[info.opcode] = PluginEmulator.makeCustomInstruction(
+                info, function: function, data: entry.data,
+                instances: instances)
         }
         customInstructions = custom
     }
@@ -119,8 +122,10 @@ public class PluginEmulator: Emulator, @unchecked Sendable {
 
     /// Runs `body` with a `mimic_call` for `process` that is not a helper call (helper id -1):
     /// for context and reset callbacks, which use host services on the process.
-    static func withCall<R>(_ process: Process, _ state: PluginProcessState,
-                            _ body: (UnsafeMutablePointer<mimic_call>) -> R) -> R {
+    static func withCall<R>(
+        _ process: Process, _ state: PluginProcessState,
+        _ body: (UnsafeMutablePointer<mimic_call>) -> R
+    ) -> R {
         var call = mimic_call()
         call.size = UInt32(MemoryLayout<mimic_call>.size)
         call.helper_id = -1
@@ -136,15 +141,18 @@ public class PluginEmulator: Emulator, @unchecked Sendable {
 
     // MARK: Helpers
 
-    private static func makeHelper(id: Int32, name: String, function: mimic_helper_fn, data: UnsafeMutableRawPointer?,
-                                   instances: PluginInstances) -> Helper {
+    private static func makeHelper(
+        id: Int32, name: String, function: mimic_helper_fn, data: UnsafeMutableRawPointer?,
+        instances: PluginInstances
+    ) -> Helper {
         nonisolated(unsafe) let data = data
         nonisolated(unsafe) let table = HostServices.table
         let key = instances.library.stateKey
         let libraryIndex = UInt32(truncatingIfNeeded: key.index)
         return Helper(id: id, name: name) { process throws(HelperFailure) in
             // The state, read without reference counting (the process keeps it alive).
-            let state = process.unretainedEmulatorState(key)
+            let state =
+                process.unretainedEmulatorState(key)
                 ?? Unmanaged.passUnretained(PluginEmulator.state(of: process, instances: instances))
             var call = mimic_call()
             call.size = UInt32(MemoryLayout<mimic_call>.size)
@@ -162,22 +170,26 @@ public class PluginEmulator: Emulator, @unchecked Sendable {
             let r = process.registers
             let value = function(table, &call, r[1], r[2], r[3], r[4], r[5])
             if call.host_flags == 0 { return .value(value) }
-            return try PluginEmulator.finish(call.host_flags, value: value,
-                                             state: PluginEmulator.state(of: process, instances: instances))
+            return try PluginEmulator.finish(
+                call.host_flags, value: value,
+                state: PluginEmulator.state(of: process, instances: instances))
         }
     }
 
     /// A custom instruction calling the plugin's C function with the slot, on a `mimic_call`
     /// whose helper id is -1. `host->fail` stops the program; `host->request_exit` and
     /// `host->tail_call` are for helpers and fail it too.
-    private static func makeCustomInstruction(_ info: PluginCustomInstructionInfo, function: mimic_custom_instruction_fn,
-                                              data: UnsafeMutableRawPointer?, instances: PluginInstances) -> CustomInstruction {
+    private static func makeCustomInstruction(
+        _ info: PluginCustomInstructionInfo, function: mimic_custom_instruction_fn,
+        data: UnsafeMutableRawPointer?, instances: PluginInstances
+    ) -> CustomInstruction {
         nonisolated(unsafe) let data = data
         nonisolated(unsafe) let table = HostServices.table
         return CustomInstruction(opcode: info.opcode, name: info.name) { raw, process throws(HelperFailure) in
             let state = PluginEmulator.state(of: process, instances: instances)
-            var slot = mimic_instruction(opcode: raw.opcode, dst_reg: raw.destination, src_reg: raw.source, reserved0: 0,
-                                         off: raw.offset, reserved1: 0, imm: raw.imm)
+            var slot = mimic_instruction(
+                opcode: raw.opcode, dst_reg: raw.destination, src_reg: raw.source, reserved0: 0,
+                off: raw.offset, reserved1: 0, imm: raw.imm)
             let flags = withCall(process, state) { call in
                 call.pointee.helper_data = data
                 function(table, call, &slot)
@@ -194,7 +206,9 @@ public class PluginEmulator: Emulator, @unchecked Sendable {
     /// The slow end of a call that failed, asked to exit or asked for a tail call. A fault
     /// remembered from an earlier call is never reported: a fault status comes from a service
     /// of this call, which recorded its own fault.
-    private static func finish(_ flags: UInt32, value: UInt64, state: PluginProcessState) throws(HelperFailure) -> HelperResult {
+    private static func finish(_ flags: UInt32, value: UInt64, state: PluginProcessState) throws(HelperFailure)
+        -> HelperResult
+    {
         let fault = state.lastFault
         let failure = state.failure
         let callbackError = state.callbackError
@@ -253,7 +267,8 @@ final class PluginInstances: Sendable {
             guard let data else {
                 HostServices.instanceVMs.withLock { $0[id] = nil }
                 let message = PluginText.string(error)
-                throw .instanceRefused(plugin: library.name, reason: message.isEmpty ? "instance_create returned NULL" : message)
+                throw .instanceRefused(
+                    plugin: library.name, reason: message.isEmpty ? "instance_create returned NULL" : message)
             }
             return PluginInstance(library: library, id: id, data: data)
         }

@@ -2,9 +2,9 @@ import CMimicPlugin
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One helper a plugin describes, as read from its `struct mimic_helper`.
@@ -60,7 +60,8 @@ public struct PluginCustomInstructionInfo: Sendable, Equatable {
 /// bound into loaded programs.
 public final class PluginLibrary: Sendable {
     /// The ABI this host speaks (`MIMIC_PLUGIN_ABI_MAJOR` / `_MINOR` of its header).
-    public static let hostABI = PluginABIVersion(major: UInt32(MIMIC_PLUGIN_ABI_MAJOR), minor: UInt32(MIMIC_PLUGIN_ABI_MINOR))
+    public static let hostABI = PluginABIVersion(
+        major: UInt32(MIMIC_PLUGIN_ABI_MAJOR), minor: UInt32(MIMIC_PLUGIN_ABI_MINOR))
     /// The symbol every plugin exports.
     public static let entrySymbol = MIMIC_PLUGIN_ENTRY_SYMBOL
 
@@ -112,9 +113,11 @@ public final class PluginLibrary: Sendable {
     nonisolated(unsafe) let descriptor: UnsafePointer<mimic_plugin>
     private let _emulator = Mutex<PluginEmulator?>(nil)
 
-    private init(path: String, descriptor: UnsafePointer<mimic_plugin>, name: String, version: String?,
-                 summary: String?, abi: PluginABIVersion, helpers: [PluginHelperInfo], mapTypes: [PluginMapTypeInfo],
-                 customInstructions: [PluginCustomInstructionInfo]) {
+    private init(
+        path: String, descriptor: UnsafePointer<mimic_plugin>, name: String, version: String?,
+        summary: String?, abi: PluginABIVersion, helpers: [PluginHelperInfo], mapTypes: [PluginMapTypeInfo],
+        customInstructions: [PluginCustomInstructionInfo]
+    ) {
         self.path = path
         self.descriptor = descriptor
         self.name = name
@@ -169,16 +172,23 @@ public final class PluginLibrary: Sendable {
     }
 
     /// Reads and checks the plugin's description.
-    private static func validate(_ descriptor: UnsafePointer<mimic_plugin>, path: String) throws(PluginError) -> PluginLibrary {
+    private static func validate(_ descriptor: UnsafePointer<mimic_plugin>, path: String) throws(PluginError)
+        -> PluginLibrary
+    {
         let plugin = descriptor.pointee
         let abi = PluginABIVersion(major: plugin.abi_major, minor: plugin.abi_minor)
         guard abi.major == hostABI.major else { throw .incompatibleABI(path: path, plugin: abi, host: hostABI) }
         // Fields up to `map_types` exist since 1.0; later ones are read only if `size` covers them.
         let minimumSize = MemoryLayout<mimic_plugin>.offset(of: \mimic_plugin.process_start) ?? 0
         guard Int(plugin.size) >= minimumSize else {
-            throw .invalidDescriptor(path: path, detail: "size \(plugin.size) is smaller than the \(minimumSize) bytes of an ABI \(abi.major).0 description")
+            throw .invalidDescriptor(
+                path: path,
+                detail:
+                    "size \(plugin.size) is smaller than the \(minimumSize) bytes of an ABI \(abi.major).0 description")
         }
-        guard let namePointer = plugin.name else { throw .invalidDescriptor(path: path, detail: "the plugin name is NULL") }
+        guard let namePointer = plugin.name else {
+            throw .invalidDescriptor(path: path, detail: "the plugin name is NULL")
+        }
         let name = String(cString: namePointer)
         guard !name.isEmpty else { throw .invalidDescriptor(path: path, detail: "the plugin name is empty") }
 
@@ -197,8 +207,12 @@ public final class PluginLibrary: Sendable {
                 throw .invalidDescriptor(path: path, detail: "helper \(i) (id \(entry.id)) has a NULL name")
             }
             let text = String(cString: helperName)
-            guard !text.isEmpty else { throw .invalidDescriptor(path: path, detail: "helper \(i) (id \(entry.id)) has an empty name") }
-            guard entry.id >= 0 else { throw .invalidDescriptor(path: path, detail: "helper \(text) has a negative id \(entry.id)") }
+            guard !text.isEmpty else {
+                throw .invalidDescriptor(path: path, detail: "helper \(i) (id \(entry.id)) has an empty name")
+            }
+            guard entry.id >= 0 else {
+                throw .invalidDescriptor(path: path, detail: "helper \(text) has a negative id \(entry.id)")
+            }
             guard entry.function != nil else {
                 throw .invalidDescriptor(path: path, detail: "helper \(text) (id \(entry.id)) has a NULL function")
             }
@@ -213,7 +227,8 @@ public final class PluginLibrary: Sendable {
             throw .invalidDescriptor(path: path, detail: "\(plugin.map_type_count) map types (the limit is \(limit))")
         }
         if plugin.map_type_count > 0, plugin.map_types == nil {
-            throw .invalidDescriptor(path: path, detail: "\(plugin.map_type_count) map types but the map type array is NULL")
+            throw .invalidDescriptor(
+                path: path, detail: "\(plugin.map_type_count) map types but the map type array is NULL")
         }
         var mapTypes: [PluginMapTypeInfo] = []
         for i in 0..<Int(plugin.map_type_count) {
@@ -228,22 +243,29 @@ public final class PluginLibrary: Sendable {
 
         return PluginLibrary(
             path: path, descriptor: descriptor, name: name,
-            version: plugin.version.map { String(cString: $0) }, summary: plugin.description.map { String(cString: $0) },
+            version: plugin.version.map { String(cString: $0) },
+            summary: plugin.description.map { String(cString: $0) },
             abi: abi, helpers: helpers, mapTypes: mapTypes, customInstructions: customInstructions)
     }
 
     /// The custom instructions of an ABI 1.2 description (none when its `size` does not cover
     /// them): each on an opcode byte no instruction form uses, once, with a name and a function.
-    private static func validateCustomInstructions(_ descriptor: UnsafePointer<mimic_plugin>,
-                                                   path: String) throws(PluginError) -> [PluginCustomInstructionInfo] {
+    private static func validateCustomInstructions(
+        _ descriptor: UnsafePointer<mimic_plugin>,
+        path: String
+    ) throws(PluginError) -> [PluginCustomInstructionInfo] {
         let plugin = descriptor.pointee
         guard let end = MemoryLayout<mimic_plugin>.offset(of: \mimic_plugin.custom_instructions),
-              Int(plugin.size) >= end + MemoryLayout<UnsafeRawPointer>.size else { return [] }
+            Int(plugin.size) >= end + MemoryLayout<UnsafeRawPointer>.size
+        else { return [] }
         guard plugin.custom_instruction_count <= 256 else {
-            throw .invalidDescriptor(path: path, detail: "\(plugin.custom_instruction_count) custom instructions (at most 256, one per opcode)")
+            throw .invalidDescriptor(
+                path: path,
+                detail: "\(plugin.custom_instruction_count) custom instructions (at most 256, one per opcode)")
         }
         if plugin.custom_instruction_count > 0, plugin.custom_instructions == nil {
-            throw .invalidDescriptor(path: path, detail: "\(plugin.custom_instruction_count) custom instructions but the array is NULL")
+            throw .invalidDescriptor(
+                path: path, detail: "\(plugin.custom_instruction_count) custom instructions but the array is NULL")
         }
         var result: [PluginCustomInstructionInfo] = []
         for i in 0..<Int(plugin.custom_instruction_count) {
@@ -256,10 +278,15 @@ public final class PluginLibrary: Sendable {
                 throw .invalidDescriptor(path: path, detail: "custom instruction \(name) has a NULL function")
             }
             if let form = InstructionSet.forms.first(where: { $0.opcode == entry.opcode }) {
-                throw .invalidDescriptor(path: path, detail: "custom instruction \(name): opcode \(opcode) is '\(form.mnemonic)' (only opcodes the instruction set leaves undefined can be custom)")
+                throw .invalidDescriptor(
+                    path: path,
+                    detail:
+                        "custom instruction \(name): opcode \(opcode) is '\(form.mnemonic)' (only opcodes the instruction set leaves undefined can be custom)"
+                )
             }
             if let other = result.first(where: { $0.opcode == entry.opcode }) {
-                throw .invalidDescriptor(path: path, detail: "custom instructions \(other.name) and \(name) share opcode \(opcode)")
+                throw .invalidDescriptor(
+                    path: path, detail: "custom instructions \(other.name) and \(name) share opcode \(opcode)")
             }
             result.append(PluginCustomInstructionInfo(opcode: entry.opcode, name: name))
         }
@@ -283,38 +310,108 @@ public final class PluginLibrary: Sendable {
     /// An ABI 1.1 callback of the description, if its `size` covers it.
     func callback<T>(_ field: Callback<T>) -> T? { covers(field) ? descriptor.pointee[keyPath: field] : nil }
 
-    var instanceCreate: (@convention(c) (UnsafePointer<mimic_host>?, UInt64, UnsafePointer<CChar>?, UnsafeMutablePointer<CChar>?, Int)
-        -> UnsafeMutableRawPointer?)? { callback(\.instance_create) }
-    var instanceDestroy: (@convention(c) (UnsafePointer<mimic_host>?, UnsafeMutableRawPointer?) -> Void)? { callback(\.instance_destroy) }
-    var processReset: (@convention(c) (UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?) -> Void)? { callback(\.process_reset) }
-    var createMap: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<mimic_map_spec>?, UnsafeMutablePointer<UInt64>?,
-                                    UnsafeMutablePointer<CChar>?, Int) -> Int32)? { callback(\.create_map) }
-    var resolveLoadImm64: (@convention(c) (UnsafeMutableRawPointer?, UInt32, Int32, Int32, UnsafeMutablePointer<UInt64>?,
-                                           UnsafeMutablePointer<CChar>?, Int) -> Int32)? { callback(\.resolve_ld_imm64) }
-    var adoptGlobalData: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<mimic_global_data>?,
-                                          UnsafeMutablePointer<CChar>?, Int) -> Int32)? { callback(\.adopt_global_data) }
-    var setSlot: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UInt32, UInt32, UInt64, UnsafeMutablePointer<CChar>?, Int)
-                  -> Int32)? { callback(\.set_slot) }
+    var instanceCreate:
+        (
+            @convention(c) (
+                UnsafePointer<mimic_host>?, UInt64, UnsafePointer<CChar>?, UnsafeMutablePointer<CChar>?, Int
+            )
+                -> UnsafeMutableRawPointer?
+        )?
+    { callback(\.instance_create) }
+    var instanceDestroy: (@convention(c) (UnsafePointer<mimic_host>?, UnsafeMutableRawPointer?) -> Void)? {
+        callback(\.instance_destroy)
+    }
+    var processReset: (@convention(c) (UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?) -> Void)? {
+        callback(\.process_reset)
+    }
+    var createMap:
+        (
+            @convention(c) (
+                UnsafeMutableRawPointer?, UnsafePointer<mimic_map_spec>?, UnsafeMutablePointer<UInt64>?,
+                UnsafeMutablePointer<CChar>?, Int
+            ) -> Int32
+        )?
+    { callback(\.create_map) }
+    var resolveLoadImm64:
+        (
+            @convention(c) (
+                UnsafeMutableRawPointer?, UInt32, Int32, Int32, UnsafeMutablePointer<UInt64>?,
+                UnsafeMutablePointer<CChar>?, Int
+            ) -> Int32
+        )?
+    { callback(\.resolve_ld_imm64) }
+    var adoptGlobalData:
+        (
+            @convention(c) (
+                UnsafeMutableRawPointer?, UnsafePointer<mimic_global_data>?,
+                UnsafeMutablePointer<CChar>?, Int
+            ) -> Int32
+        )?
+    { callback(\.adopt_global_data) }
+    var setSlot:
+        (
+            @convention(c) (UnsafeMutableRawPointer?, UInt64, UInt32, UInt32, UInt64, UnsafeMutablePointer<CChar>?, Int)
+                -> Int32
+        )?
+    { callback(\.set_slot) }
     var mapCount: (@convention(c) (UnsafeMutableRawPointer?) -> UInt32)? { callback(\.map_count) }
-    var mapInfo: (@convention(c) (UnsafeMutableRawPointer?, UInt32, UnsafeMutablePointer<mimic_map_info>?) -> Int32)? { callback(\.map_info) }
-    var mapLookup: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, Int32, UnsafeMutableRawPointer?) -> Int32)? {
+    var mapInfo: (@convention(c) (UnsafeMutableRawPointer?, UInt32, UnsafeMutablePointer<mimic_map_info>?) -> Int32)? {
+        callback(\.map_info)
+    }
+    var mapLookup:
+        (
+            @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, Int32, UnsafeMutableRawPointer?) ->
+                Int32
+        )?
+    {
         callback(\.map_lookup)
     }
-    var mapUpdate: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, UnsafeRawPointer?, Int32, UInt64) -> Int32)? {
+    var mapUpdate:
+        (
+            @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, UnsafeRawPointer?, Int32, UInt64) ->
+                Int32
+        )?
+    {
         callback(\.map_update)
     }
-    var mapDelete: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?) -> Int32)? { callback(\.map_delete) }
-    var mapNextKey: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, UnsafeMutableRawPointer?) -> Int32)? {
+    var mapDelete: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?) -> Int32)? {
+        callback(\.map_delete)
+    }
+    var mapNextKey:
+        (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, UnsafeMutableRawPointer?) -> Int32)?
+    {
         callback(\.map_next_key)
     }
-    var mapLookupAddress: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, Int32, UnsafeMutablePointer<UInt64>?)
-                           -> Int32)? { callback(\.map_lookup_address) }
-    var mapPopRecord: (@convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeMutableRawPointer?, UInt64, UnsafeMutablePointer<Int32>?)
-                       -> Int64)? { callback(\.map_pop_record) }
-    var attachContext: (@convention(c) (UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?, UnsafePointer<CChar>?, Int,
-                                        UnsafeMutablePointer<CChar>?, Int) -> Int32)? { callback(\.attach_context) }
-    var contextResult: (@convention(c) (UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?, UInt64,
-                                        UnsafeMutablePointer<CChar>?, Int) -> Int64)? { callback(\.context_result) }
+    var mapLookupAddress:
+        (
+            @convention(c) (UnsafeMutableRawPointer?, UInt64, UnsafeRawPointer?, Int32, UnsafeMutablePointer<UInt64>?)
+                -> Int32
+        )?
+    { callback(\.map_lookup_address) }
+    var mapPopRecord:
+        (
+            @convention(c) (
+                UnsafeMutableRawPointer?, UInt64, UnsafeMutableRawPointer?, UInt64, UnsafeMutablePointer<Int32>?
+            )
+                -> Int64
+        )?
+    { callback(\.map_pop_record) }
+    var attachContext:
+        (
+            @convention(c) (
+                UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?, UnsafePointer<CChar>?, Int,
+                UnsafeMutablePointer<CChar>?, Int
+            ) -> Int32
+        )?
+    { callback(\.attach_context) }
+    var contextResult:
+        (
+            @convention(c) (
+                UnsafePointer<mimic_host>?, UnsafeMutablePointer<mimic_call>?, UInt64,
+                UnsafeMutablePointer<CChar>?, Int
+            ) -> Int64
+        )?
+    { callback(\.context_result) }
 
     /// Whether the plugin's `size` covers the pointer-sized field `field` (appended fields).
     private func covers<T>(_ field: KeyPath<mimic_plugin, T>) -> Bool {

@@ -14,7 +14,8 @@ extension PluginEmulator {
     fileprivate func loadInstance(_ vm: VM, for what: String) throws(LoadError.Reason) -> PluginInstance {
         do {
             guard let instance = try instances.instance(for: vm) else {
-                throw LoadError.Reason.unresolvedReference("\(what) needs the plugin's instance_create; \(name) has none")
+                throw LoadError.Reason.unresolvedReference(
+                    "\(what) needs the plugin's instance_create; \(name) has none")
             }
             return instance
         } catch let error as PluginError {
@@ -28,13 +29,18 @@ extension PluginEmulator {
 }
 
 extension PluginMapEmulator {
-    public func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
+    public func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason)
+        -> UInt64
+    {
         guard let resolve = library.resolveLoadImm64 else {
-            throw .unresolvedReference("\(kind.cName) (imm \(imm)) needs an emulator that provides maps; \(name) does not")
+            throw .unresolvedReference(
+                "\(kind.cName) (imm \(imm)) needs an emulator that provides maps; \(name) does not")
         }
         let instance = try loadInstance(vm, for: "\(kind.cName) (imm \(imm))")
         var value: UInt64 = 0
-        let (status, message) = PluginText.withError { resolve(instance.data, UInt32(kind.rawValue), imm, nextImm, &value, $0, $1) }
+        let (status, message) = PluginText.withError {
+            resolve(instance.data, UInt32(kind.rawValue), imm, nextImm, &value, $0, $1)
+        }
         guard status == 0 else {
             throw .unresolvedReference(message.isEmpty ? "\(kind.cName) (imm \(imm)): \(Errno.text(status))" : message)
         }
@@ -43,7 +49,8 @@ extension PluginMapEmulator {
 
     public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
         guard let create = library.createMap else {
-            throw .unresolvedReference("map \(spec.name) (\(spec.attributes.type)) needs an emulator that provides maps; \(name) does not")
+            throw .unresolvedReference(
+                "map \(spec.name) (\(spec.attributes.type)) needs an emulator that provides maps; \(name) does not")
         }
         let instance = try loadInstance(vm, for: "map \(spec.name)")
         var handle: UInt64 = 0
@@ -55,7 +62,9 @@ extension PluginMapEmulator {
         }
         guard status == 0 else {
             var text = message.isEmpty ? "map \(spec.name): \(name) cannot create it (\(Errno.text(status)))" : message
-            if !library.mapTypes.isEmpty, !library.mapTypes.contains(where: { $0.type == spec.attributes.type.rawValue }) {
+            if !library.mapTypes.isEmpty,
+                !library.mapTypes.contains(where: { $0.type == spec.attributes.type.rawValue })
+            {
                 text += " (\(name) creates: \(library.mapTypes.map(\.name).joined(separator: ", ")))"
             }
             throw .unsupported(text)
@@ -63,7 +72,9 @@ extension PluginMapEmulator {
         return handle
     }
 
-    public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason) {
+    public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM)
+        throws(LoadError.Reason)
+    {
         guard let adopt = library.adoptGlobalData else { return }
         let instance = try loadInstance(vm, for: "global data \(spec.name)")
         let (status, message) = spec.name.withCString { name in
@@ -96,8 +107,9 @@ extension PluginMapEmulator {
                     do {
                         program = try object.program(named: programName)
                     } catch {
-                        throw LoadError(error.reason, pc: error.pc, instruction: error.instruction,
-                                        programName: "\(error.programName) (for \(spec.name)[\(slot.index)])")
+                        throw LoadError(
+                            error.reason, pc: error.pc, instruction: error.instruction,
+                            programName: "\(error.programName) (for \(spec.name)[\(slot.index)])")
                     }
                     guard let instance = instances.existingInstance(for: object.vm) else {
                         throw fail("\(name) has no instance for this VM")
@@ -129,14 +141,22 @@ extension PluginEmulator {
     func setSlot(map: UInt64, index: Int, kind: mimic_slot_kind, value: UInt64, vm: VM) throws(PluginMapError) {
         let mapName = PluginMap.name(of: map, in: self, vm: vm)
         guard let setSlot = library.setSlot, let instance = instances.existingInstance(for: vm) else {
-            throw PluginMapError(map: mapName, operation: "set slot", errno: -Errno.notSupported.rawValue, detail: "\(name) has no set_slot")
+            throw PluginMapError(
+                map: mapName, operation: "set slot", errno: -Errno.notSupported.rawValue,
+                detail: "\(name) has no set_slot")
         }
         guard let slotIndex = UInt32(exactly: index) else {
-            throw PluginMapError(map: mapName, operation: "set slot", errno: -Errno.invalid.rawValue, detail: "index \(index) is out of range")
+            throw PluginMapError(
+                map: mapName, operation: "set slot", errno: -Errno.invalid.rawValue,
+                detail: "index \(index) is out of range")
         }
-        let (status, message) = PluginText.withError { setSlot(instance.data, map, slotIndex, kind.rawValue, value, $0, $1) }
+        let (status, message) = PluginText.withError {
+            setSlot(instance.data, map, slotIndex, kind.rawValue, value, $0, $1)
+        }
         guard status == 0 else {
-            throw PluginMapError(map: mapName, operation: "set slot", errno: status, detail: message.isEmpty ? Errno.text(status) : message)
+            throw PluginMapError(
+                map: mapName, operation: "set slot", errno: status,
+                detail: message.isEmpty ? Errno.text(status) : message)
         }
     }
 
@@ -146,14 +166,16 @@ extension PluginEmulator {
     static func withMapSpec<R>(_ spec: MapSpec, _ body: (UnsafePointer<mimic_map_spec>) -> R) -> R? {
         let attributes = spec.attributes
         guard let keySize = UInt32(exactly: attributes.keySize), let valueSize = UInt32(exactly: attributes.valueSize),
-              let maxEntries = UInt32(exactly: attributes.maxEntries) else { return nil }
+            let maxEntries = UInt32(exactly: attributes.maxEntries)
+        else { return nil }
         return attributes.name.withCString { name -> R? in
             func make(_ inner: UnsafePointer<mimic_map_spec>?) -> R {
                 let cSpec = mimic_map_spec(
                     size: UInt32(MemoryLayout<mimic_map_spec>.size), type: attributes.type.rawValue, key_size: keySize,
                     value_size: valueSize, max_entries: maxEntries, flags: attributes.flags, numa_node: spec.numaNode,
                     pinning: spec.pinning, map_extra: spec.mapExtra, name: name,
-                    spin_lock_offset: attributes.spinLockOffset.map { Int32(clamping: $0) } ?? -1, reserved: 0, inner: inner)
+                    spin_lock_offset: attributes.spinLockOffset.map { Int32(clamping: $0) } ?? -1, reserved: 0,
+                    inner: inner)
                 return withUnsafePointer(to: cSpec) { body($0) }
             }
             if let inner = spec.innerMap { return withMapSpec(inner) { make($0) } }
@@ -166,7 +188,9 @@ extension PluginEmulator {
     /// The maps the plugin holds for `vm` (created from objects and adopted global data), in the
     /// plugin's order; empty when the VM has no instance or the plugin lists no maps.
     public func maps(in vm: VM) -> [PluginMap] {
-        guard let count = library.mapCount, let info = library.mapInfo, let instance = instances.existingInstance(for: vm) else {
+        guard let count = library.mapCount, let info = library.mapInfo,
+            let instance = instances.existingInstance(for: vm)
+        else {
             return []
         }
         var maps: [PluginMap] = []
@@ -280,7 +304,9 @@ public final class PluginMap: @unchecked Sendable {
     }
 
     private func callback<T>(_ function: T?, _ operation: String) throws(PluginMapError) -> T {
-        guard let function else { throw error(operation, -Errno.notSupported.rawValue, "plugin \(library.name) has no callback for it") }
+        guard let function else {
+            throw error(operation, -Errno.notSupported.rawValue, "plugin \(library.name) has no callback for it")
+        }
         return function
     }
 
@@ -298,7 +324,9 @@ public final class PluginMap: @unchecked Sendable {
         let function = try callback(library.mapLookup, "lookup")
         try check(key, "lookup")
         var buffer = [UInt8](repeating: 0, count: max(1, valueSize * count))
-        let status = buffer.withUnsafeMutableBytes { out in key.withUnsafeBytes { function(instance.data, handle, $0.baseAddress, cpu, out.baseAddress) } }
+        let status = buffer.withUnsafeMutableBytes { out in
+            key.withUnsafeBytes { function(instance.data, handle, $0.baseAddress, cpu, out.baseAddress) }
+        }
         if status == -Errno.noEntry.rawValue { return nil }
         guard status == 0 else { throw error("lookup", status) }
         return (0..<count).map { Array(buffer[$0 * valueSize..<($0 + 1) * valueSize]) }
@@ -308,7 +336,8 @@ public final class PluginMap: @unchecked Sendable {
     /// `flags`: 0 `BPF_ANY`, 1 `BPF_NOEXIST`, 2 `BPF_EXIST`, 4 `BPF_F_LOCK`.
     public func update(key: [UInt8], value: [UInt8], flags: UInt64 = 0, cpu: Int = 0) throws(PluginMapError) {
         guard value.count == valueSize else {
-            throw error("update", -Errno.invalid.rawValue, "the value has \(value.count) bytes, the map's values \(valueSize)")
+            throw error(
+                "update", -Errno.invalid.rawValue, "the value has \(value.count) bytes, the map's values \(valueSize)")
         }
         try update(key, value, flags: flags, cpu: Int32(clamping: cpu))
     }
@@ -324,7 +353,9 @@ public final class PluginMap: @unchecked Sendable {
     private func update(_ key: [UInt8], _ value: [UInt8], flags: UInt64, cpu: Int32) throws(PluginMapError) {
         let function = try callback(library.mapUpdate, "update")
         try check(key, "update")
-        let status = key.withUnsafeBytes { k in value.withUnsafeBytes { function(instance.data, handle, k.baseAddress, $0.baseAddress, cpu, flags) } }
+        let status = key.withUnsafeBytes { k in
+            value.withUnsafeBytes { function(instance.data, handle, k.baseAddress, $0.baseAddress, cpu, flags) }
+        }
         guard status == 0 else { throw error("update", status) }
     }
 
@@ -342,7 +373,9 @@ public final class PluginMap: @unchecked Sendable {
         if let key { try check(key, "next key") }
         var next = [UInt8](repeating: 0, count: max(1, keySize))
         let status = next.withUnsafeMutableBytes { out in
-            if let key { return key.withUnsafeBytes { function(instance.data, handle, $0.baseAddress, out.baseAddress) } }
+            if let key {
+                return key.withUnsafeBytes { function(instance.data, handle, $0.baseAddress, out.baseAddress) }
+            }
             return function(instance.data, handle, nil, out.baseAddress)
         }
         if status == -Errno.noEntry.rawValue { return nil }
@@ -367,7 +400,9 @@ public final class PluginMap: @unchecked Sendable {
         let function = try callback(library.mapLookupAddress, "lookup address")
         try check(key, "lookup address")
         var address: UInt64 = 0
-        let status = key.withUnsafeBytes { function(instance.data, handle, $0.baseAddress, Int32(clamping: cpu), &address) }
+        let status = key.withUnsafeBytes {
+            function(instance.data, handle, $0.baseAddress, Int32(clamping: cpu), &address)
+        }
         if status == -Errno.noEntry.rawValue { return nil }
         guard status == 0 else { throw error("lookup address", status) }
         return address
@@ -381,7 +416,9 @@ public final class PluginMap: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             var cpu: Int32 = -1
-            let length = buffer.withUnsafeMutableBytes { function(instance.data, handle, $0.baseAddress, UInt64($0.count), &cpu) }
+            let length = buffer.withUnsafeMutableBytes {
+                function(instance.data, handle, $0.baseAddress, UInt64($0.count), &cpu)
+            }
             if length == Int64(-Errno.noEntry.rawValue) { return records }
             guard length >= 0 else { throw error("drain", Int32(clamping: length)) }
             guard length <= Int64(AddressSpace.regionLimit) else {
@@ -399,15 +436,21 @@ public final class PluginMap: @unchecked Sendable {
     /// slot runs `program`, which must be loaded into the same VM.
     public func setProgram(_ program: Program?, at index: Int) throws(PluginMapError) {
         guard let vm else { throw error("set slot", -Errno.invalid.rawValue, "the VM is gone") }
-        guard let program else { return try emulator.setSlot(map: handle, index: index, kind: MIMIC_SLOT_CLEAR, value: 0, vm: vm) }
-        guard program.vm === vm else { throw error("set slot", -Errno.invalid.rawValue, "program \(program.name) was loaded into another VM") }
-        try emulator.setSlot(map: handle, index: index, kind: MIMIC_SLOT_PROGRAM, value: instance.id(for: program), vm: vm)
+        guard let program else {
+            return try emulator.setSlot(map: handle, index: index, kind: MIMIC_SLOT_CLEAR, value: 0, vm: vm)
+        }
+        guard program.vm === vm else {
+            throw error("set slot", -Errno.invalid.rawValue, "program \(program.name) was loaded into another VM")
+        }
+        try emulator.setSlot(
+            map: handle, index: index, kind: MIMIC_SLOT_PROGRAM, value: instance.id(for: program), vm: vm)
     }
 
     /// Sets slot `index` of a map of maps to `map` (nil empties it).
     public func setInnerMap(_ map: PluginMap?, at index: Int) throws(PluginMapError) {
         guard let vm else { throw error("set slot", -Errno.invalid.rawValue, "the VM is gone") }
-        try emulator.setSlot(map: handle, index: index, kind: map == nil ? MIMIC_SLOT_CLEAR : MIMIC_SLOT_MAP,
-                             value: map?.handle ?? 0, vm: vm)
+        try emulator.setSlot(
+            map: handle, index: index, kind: map == nil ? MIMIC_SLOT_CLEAR : MIMIC_SLOT_MAP,
+            value: map?.handle ?? 0, vm: vm)
     }
 }

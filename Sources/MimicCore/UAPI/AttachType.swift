@@ -12,8 +12,11 @@ public struct AttachType: RawRepresentable, Hashable, Sendable, CustomStringConv
     /// The type with this C name (`BPF_CGROUP_INET_INGRESS`, or `cgroup_inet_ingress`, in either
     /// case); nil for a name the table does not know.
     public init?(kernelName name: String) {
-        guard let value = KernelEnumeration.value(of: name, prefix: AttachType.prefix, in: AttachType.kernelNames,
-                                                  aliases: AttachType.kernelAliases) else { return nil }
+        guard
+            let value = KernelEnumeration.value(
+                of: name, prefix: AttachType.prefix, in: AttachType.kernelNames,
+                aliases: AttachType.kernelAliases)
+        else { return nil }
         self.init(rawValue: value)
     }
 
@@ -28,7 +31,8 @@ public struct AttachType: RawRepresentable, Hashable, Sendable, CustomStringConv
 
     /// The lower-case name libbpf prints (`cgroup_inet_ingress`, `xdp`).
     public var description: String {
-        KernelEnumeration.shortName(rawValue, prefix: AttachType.prefix, in: AttachType.kernelNames,
-                                    fallback: "type \(rawValue)")
+        KernelEnumeration.shortName(
+            rawValue, prefix: AttachType.prefix, in: AttachType.kernelNames,
+            fallback: "type \(rawValue)")
     }
 }

@@ -11,8 +11,11 @@ public struct MapType: RawRepresentable, Hashable, Sendable, CustomStringConvert
     /// The type with this C name (`BPF_MAP_TYPE_HASH`, or `hash`, in either case); nil for a name
     /// the table does not know.
     public init?(kernelName name: String) {
-        guard let value = KernelEnumeration.value(of: name, prefix: MapType.prefix, in: MapType.kernelNames,
-                                                  aliases: MapType.kernelAliases) else { return nil }
+        guard
+            let value = KernelEnumeration.value(
+                of: name, prefix: MapType.prefix, in: MapType.kernelNames,
+                aliases: MapType.kernelAliases)
+        else { return nil }
         self.init(rawValue: value)
     }
 
@@ -27,7 +30,8 @@ public struct MapType: RawRepresentable, Hashable, Sendable, CustomStringConvert
 
     /// The lower-case name bpftool prints (`hash`, `percpu_array`).
     public var description: String {
-        KernelEnumeration.shortName(rawValue, prefix: MapType.prefix, in: MapType.kernelNames, fallback: "type \(rawValue)")
+        KernelEnumeration.shortName(
+            rawValue, prefix: MapType.prefix, in: MapType.kernelNames, fallback: "type \(rawValue)")
     }
 
     /// Whether the values of this map are other maps (`array_of_maps`, `hash_of_maps`).

@@ -12,8 +12,11 @@ public struct ProgramType: RawRepresentable, Hashable, Sendable, CustomStringCon
     /// The type with this C name (`BPF_PROG_TYPE_XDP`, or `xdp`, in either case); nil for a
     /// name the table does not know.
     public init?(kernelName name: String) {
-        guard let value = KernelEnumeration.value(of: name, prefix: ProgramType.prefix, in: ProgramType.kernelNames,
-                                                  aliases: ProgramType.kernelAliases) else { return nil }
+        guard
+            let value = KernelEnumeration.value(
+                of: name, prefix: ProgramType.prefix, in: ProgramType.kernelNames,
+                aliases: ProgramType.kernelAliases)
+        else { return nil }
         self.init(rawValue: value)
     }
 
@@ -31,7 +34,8 @@ public struct ProgramType: RawRepresentable, Hashable, Sendable, CustomStringCon
 
     /// The lower-case name bpftool prints (`xdp`, `sched_cls`, `socket_filter`).
     public var description: String {
-        KernelEnumeration.shortName(rawValue, prefix: ProgramType.prefix, in: ProgramType.kernelNames,
-                                    fallback: "type \(rawValue)")
+        KernelEnumeration.shortName(
+            rawValue, prefix: ProgramType.prefix, in: ProgramType.kernelNames,
+            fallback: "type \(rawValue)")
     }
 }

@@ -19,7 +19,7 @@ public final class ConformanceEmulator: Emulator {
     public init() {
         helpers = [
             Helper(id: 0, name: "gather_bytes") { p throws(HelperFailure) in
-                func byte(_ n: Int) -> UInt64 { p.argument(n) & 0xFF }  // no array: no allocation per call
+                func byte(_ n: Int) -> UInt64 { p.argument(n) & 0xFF } // no array: no allocation per call
                 return .value(byte(1) << 32 | byte(2) << 24 | byte(3) << 16 | byte(4) << 8 | byte(5))
             },
             Helper(id: 1, name: "memfrob") { p throws(HelperFailure) in
@@ -35,7 +35,9 @@ public final class ConformanceEmulator: Emulator {
                 return .value(0)
             },
             Helper(id: 2, name: "no_op") { _ throws(HelperFailure) in .value(0) },
-            Helper(id: 3, name: "sqrti") { p throws(HelperFailure) in .value(ConformanceEmulator.integerSquareRoot(p.argument(1))) },
+            Helper(id: 3, name: "sqrti") { p throws(HelperFailure) in
+                .value(ConformanceEmulator.integerSquareRoot(p.argument(1)))
+            },
             Helper(id: 4, name: "strcmp_ext") { p throws(HelperFailure) in
                 do throws(MemoryFault) {
                     let a = try p.memory.readCString(p.argument(1))

@@ -41,7 +41,8 @@ public struct Helper: Sendable {
 public struct CustomInstruction: Sendable {
     /// Executes the instruction `instruction` (the slot as loaded) in `process`. A failure stops
     /// the program with `ExecutionError.Code.customInstructionFailed`.
-    public typealias Function = @Sendable (_ instruction: RawInstruction, _ process: Process) throws(HelperFailure) -> Void
+    public typealias Function =
+        @Sendable (_ instruction: RawInstruction, _ process: Process) throws(HelperFailure) -> Void
 
     public let opcode: UInt8
     /// A name for messages and traces (`vendor.popcnt`).
@@ -172,7 +173,8 @@ public protocol MapProvider: Emulator {
 
     /// Told about each global-data section `VM.load(object:)` mapped, so the emulator can expose
     /// it as the single-element array map libbpf makes of it. Default: nothing.
-    func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason)
+    func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError
+        .Reason)
 
     /// Gives an object's extern variables their values, as libbpf's `bpf_object__resolve_externs`
     /// does, before `VM.load(object:)` maps its global data: writes each `__kconfig` extern into
@@ -180,7 +182,8 @@ public protocol MapProvider: Emulator {
     /// `ObjectExtern.Kconfig.encode`) and returns the address of each `__ksym` variable. A weak
     /// extern it cannot resolve stays zero (left out of the result); a strong one is an error
     /// naming it. Default: refuses every extern variable.
-    func resolveExterns(_ externs: [ObjectExtern], kconfig: inout [UInt8], in vm: VM) throws(LoadError.Reason) -> [String: UInt64]
+    func resolveExterns(_ externs: [ObjectExtern], kconfig: inout [UInt8], in vm: VM) throws(LoadError.Reason)
+        -> [String: UInt64]
 
     /// Fills the initial slots of an object's prog arrays and maps of maps (`.values = {...}`),
     /// once all its maps exist; load programs with `object.program(named:)`. Default: refuses.
@@ -188,21 +191,30 @@ public protocol MapProvider: Emulator {
 }
 
 extension MapProvider {
-    public func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason) -> UInt64 {
-        throw .unresolvedReference("\(kind.cName) (imm \(imm)) is not resolved by \(name): load the program from its object file (VM.load(object:)), which binds map references")
+    public func resolveLoadImm64(kind: LoadImm64Kind, imm: Int32, nextImm: Int32, in vm: VM) throws(LoadError.Reason)
+        -> UInt64
+    {
+        throw .unresolvedReference(
+            "\(kind.cName) (imm \(imm)) is not resolved by \(name): load the program from its object file (VM.load(object:)), which binds map references"
+        )
     }
 
-    public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM) throws(LoadError.Reason) {}
+    public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM)
+        throws(LoadError.Reason)
+    {}
 
-    public func resolveExterns(_ externs: [ObjectExtern], kconfig: inout [UInt8], in vm: VM) throws(LoadError.Reason) -> [String: UInt64] {
+    public func resolveExterns(_ externs: [ObjectExtern], kconfig: inout [UInt8], in vm: VM) throws(LoadError.Reason)
+        -> [String: UInt64]
+    {
         let names = externs.map(\.name).joined(separator: ", ")
         throw .unsupported("extern variables (__kconfig / __ksym) \(names) are not supported by \(name)")
     }
 
     public func initializeMaps(of object: LoadedObject) throws(LoadError) {
         let names = object.object.maps.filter { !$0.initialSlots.isEmpty }.map(\.name)
-        throw LoadError(.unsupported("initial values of \(names.joined(separator: ", ")) are not supported by \(name)"),
-                        programName: "object")
+        throw LoadError(
+            .unsupported("initial values of \(names.joined(separator: ", ")) are not supported by \(name)"),
+            programName: "object")
     }
 }
 

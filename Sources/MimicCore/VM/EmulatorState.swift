@@ -102,7 +102,9 @@ struct EmulatorStateTable {
     private mutating func grow(toInclude index: Int) {
         // Room for every key made so far, so later keys rarely grow the table again.
         let count = max(index + 1, EmulatorStateTable.nextIndex.load(ordering: .relaxed), 2 * capacity)
-        func enlarged(_ old: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> UnsafeMutablePointer<UnsafeMutableRawPointer?> {
+        func enlarged(_ old: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> UnsafeMutablePointer<
+            UnsafeMutableRawPointer?
+        > {
             let buffer = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: count)
             buffer.initialize(repeating: nil, count: count)
             if let old {

@@ -87,9 +87,11 @@ public struct LoadError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The first slot of the next function (`functionFallsThrough`).
         public var next: Int?
 
-        public init(_ code: Code, count: Int? = nil, limit: Int? = nil, opcode: UInt8? = nil, field: String? = nil,
-                    register: UInt8? = nil, target: Int? = nil, detail: String? = nil, mnemonic: String? = nil,
-                    value: Int64? = nil, function: Int? = nil, next: Int? = nil) {
+        public init(
+            _ code: Code, count: Int? = nil, limit: Int? = nil, opcode: UInt8? = nil, field: String? = nil,
+            register: UInt8? = nil, target: Int? = nil, detail: String? = nil, mnemonic: String? = nil,
+            value: Int64? = nil, function: Int? = nil, next: Int? = nil
+        ) {
             self.code = code
             self.count = count
             self.limit = limit
@@ -116,7 +118,9 @@ public struct LoadError: Error, Sendable, Equatable, CustomStringConvertible {
         public static func jumpOutOfRange(target: Int) -> Reason { Reason(.jumpOutOfRange, target: target) }
         public static func jumpIntoLoadImm64(target: Int) -> Reason { Reason(.jumpIntoLoadImm64, target: target) }
         public static let lastInstructionNotExitOrJump = Reason(.lastInstructionNotExitOrJump)
-        public static func unresolvedReference(_ detail: String) -> Reason { Reason(.unresolvedReference, detail: detail) }
+        public static func unresolvedReference(_ detail: String) -> Reason {
+            Reason(.unresolvedReference, detail: detail)
+        }
         public static func unsupported(_ detail: String) -> Reason { Reason(.unsupported, detail: detail) }
         public static func reservedField(mnemonic: String, field: String, value: Int64) -> Reason {
             Reason(.reservedField, field: field, mnemonic: mnemonic, value: value)
@@ -164,8 +168,10 @@ public struct LoadError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The error that caused this one, if any.
     public var cause: (any Error & Sendable)?
 
-    public init(_ reason: Reason, pc: Int? = nil, instruction: RawInstruction? = nil, programName: String,
-                cause: (any Error & Sendable)? = nil) {
+    public init(
+        _ reason: Reason, pc: Int? = nil, instruction: RawInstruction? = nil, programName: String,
+        cause: (any Error & Sendable)? = nil
+    ) {
         self.reason = reason
         self.pc = pc
         self.instruction = instruction
@@ -370,9 +376,11 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
         /// What is wrong, for the user (`unsupported`).
         public var detail: String?
 
-        public init(_ code: Code, fault: MemoryFault? = nil, limit: Int? = nil, executed: UInt64? = nil,
-                    helperID: Int32? = nil, helperName: String? = nil, failure: HelperFailure? = nil,
-                    target: UInt64? = nil, detail: String? = nil) {
+        public init(
+            _ code: Code, fault: MemoryFault? = nil, limit: Int? = nil, executed: UInt64? = nil,
+            helperID: Int32? = nil, helperName: String? = nil, failure: HelperFailure? = nil,
+            target: UInt64? = nil, detail: String? = nil
+        ) {
             self.code = code
             self.fault = fault
             self.limit = limit
@@ -391,11 +399,15 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
         /// The run's deadline passed after `executed` instructions in all.
         public static func deadlineExceeded(executed: UInt64) -> Kind { Kind(.deadlineExceeded, executed: executed) }
         /// An emulator's custom instruction failed, with why.
-        public static func customInstructionFailed(_ detail: String) -> Kind { Kind(.customInstructionFailed, detail: detail) }
+        public static func customInstructionFailed(_ detail: String) -> Kind {
+            Kind(.customInstructionFailed, detail: detail)
+        }
         public static func helperFailed(id: Int32, name: String, failure: HelperFailure) -> Kind {
             Kind(.helperFailed, helperID: id, helperName: name, failure: failure)
         }
-        public static func unknownHelper(id: Int32, name: String?) -> Kind { Kind(.unknownHelper, helperID: id, helperName: name) }
+        public static func unknownHelper(id: Int32, name: String?) -> Kind {
+            Kind(.unknownHelper, helperID: id, helperName: name)
+        }
         public static func invalidCallTarget(_ target: UInt64) -> Kind { Kind(.invalidCallTarget, target: target) }
         public static func tailCallLimit(_ limit: Int) -> Kind { Kind(.tailCallLimit, limit: limit) }
         public static let noPacket = Kind(.noPacket)

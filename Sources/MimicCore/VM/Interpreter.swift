@@ -35,8 +35,10 @@ extension Process {
     /// `Mode` decides how often the limit is checked; everything else is shared, so `step` and
     /// `run` execute every instruction with the same code.
     @inline(__always)
-    func execute<Mode: ExecutionMode>(_ mode: Mode.Type, limit: UInt64, cancellation: CancellationFlag?,
-                                      limitsCallbacks: Bool = false) -> Stop {
+    func execute<Mode: ExecutionMode>(
+        _ mode: Mode.Type, limit: UInt64, cancellation: CancellationFlag?,
+        limitsCallbacks: Bool = false
+    ) -> Stop {
         guard case .ready = state else { return .failed(.notRunnable) }
         var code = UnsafePointer(program.code.baseAddress.unsafelyUnwrapped)
         var helpers = UnsafePointer(program.helperTable)
@@ -52,8 +54,9 @@ extension Process {
         // The count from which run starts take the slow path (`limitReached`), which sets the next:
         // runs that surely fit before the limit, and 4,096 instructions before looking at the flag.
         let longest = Mode.checksEveryInstruction ? 1 : UInt64(program.longestRun)
-        var checkpoint = min(max(end >= longest ? end - longest : 0, count),
-                             cancellation == nil && runDeadline == nil ? .max : count &+ cancellationInterval)
+        var checkpoint = min(
+            max(end >= longest ? end - longest : 0, count),
+            cancellation == nil && runDeadline == nil ? .max : count &+ cancellationInterval)
         let frameSize = UInt64(vm.configuration.stackFrameSize)
         let maxDepth = vm.configuration.maxCallDepth
         var depth = depth
@@ -72,7 +75,10 @@ extension Process {
         if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
         while true {
             if Mode.checksEveryInstruction, count >= checkpoint,
-               let stop = limitReached(count, 1, end, cancellation, &checkpoint, longestRun: 1) { return stop }
+                let stop = limitReached(count, 1, end, cancellation, &checkpoint, longestRun: 1)
+            {
+                return stop
+            }
             let i = code[pc]
             let d = Int(truncatingIfNeeded: i.destination)
             let s = Int(truncatingIfNeeded: i.source)
@@ -158,50 +164,116 @@ extension Process {
             case .be64, .bswap64: r[d] = r[d].byteSwapped
 
             // MARK: Loads and stores
-            case .load64: if !load(UInt64.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .load32: if !load(UInt32.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .load16: if !load(UInt16.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .load8: if !load(UInt8.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .loadSigned32: if !load(Int32.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .loadSigned16: if !load(Int16.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .loadSigned8: if !load(Int8.self, i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .store64Imm: if !store(UInt64.self, i.imm, i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .store32Imm: if !store(UInt32.self, i.imm, i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .store16Imm: if !store(UInt16.self, i.imm, i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .store8Imm: if !store(UInt8.self, i.imm, i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .store64Reg: if !store(UInt64.self, r[s], i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .store32Reg: if !store(UInt32.self, r[s], i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .store16Reg: if !store(UInt16.self, r[s], i, r, table) { pc &-= 1; return .failed(takeFault()) }
-            case .store8Reg: if !store(UInt8.self, r[s], i, r, table) { pc &-= 1; return .failed(takeFault()) }
+            case .load64:
+                if !load(UInt64.self, i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .load32:
+                if !load(UInt32.self, i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .load16:
+                if !load(UInt16.self, i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .load8:
+                if !load(UInt8.self, i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .loadSigned32:
+                if !load(Int32.self, i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .loadSigned16:
+                if !load(Int16.self, i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .loadSigned8:
+                if !load(Int8.self, i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .store64Imm:
+                if !store(UInt64.self, i.imm, i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .store32Imm:
+                if !store(UInt32.self, i.imm, i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .store16Imm:
+                if !store(UInt16.self, i.imm, i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .store8Imm:
+                if !store(UInt8.self, i.imm, i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .store64Reg:
+                if !store(UInt64.self, r[s], i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .store32Reg:
+                if !store(UInt32.self, r[s], i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .store16Reg:
+                if !store(UInt16.self, r[s], i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
+            case .store8Reg:
+                if !store(UInt8.self, r[s], i, r, table) {
+                    pc &-= 1
+                    return .failed(takeFault())
+                }
             case .loadImm64:
                 r[d] = i.imm
                 pc &+= 1
 
             // MARK: Atomics
             case .atomicAdd64, .atomicOr64, .atomicAnd64, .atomicXor64,
-                 .atomicFetchAdd64, .atomicFetchOr64, .atomicFetchAnd64, .atomicFetchXor64,
-                 .atomicExchange64, .atomicCompareExchange64:
+                .atomicFetchAdd64, .atomicFetchOr64, .atomicFetchAnd64, .atomicFetchXor64,
+                .atomicExchange64, .atomicCompareExchange64:
                 let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
                 guard address & 7 == 0, let p = table.pointer(forWriting: address, size: 8) else {
-                    pc &-= 1; return .failed(atomicFault(address, size: 8))
+                    pc &-= 1
+                    return .failed(atomicFault(address, size: 8))
                 }
                 Semantics.atomic64(i.operation, p, r, source: s)
             case .atomicAdd32, .atomicOr32, .atomicAnd32, .atomicXor32,
-                 .atomicFetchAdd32, .atomicFetchOr32, .atomicFetchAnd32, .atomicFetchXor32,
-                 .atomicExchange32, .atomicCompareExchange32:
+                .atomicFetchAdd32, .atomicFetchOr32, .atomicFetchAnd32, .atomicFetchXor32,
+                .atomicExchange32, .atomicCompareExchange32:
                 let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
                 guard address & 3 == 0, let p = table.pointer(forWriting: address, size: 4) else {
-                    pc &-= 1; return .failed(atomicFault(address, size: 4))
+                    pc &-= 1
+                    return .failed(atomicFault(address, size: 4))
                 }
                 Semantics.atomic32(i.operation, p, r, source: s)
 
             // MARK: Legacy packet loads (socket filters): R0 = big-endian packet bytes
             case .loadPacketAbsolute32, .loadPacketAbsolute16, .loadPacketAbsolute8,
-                 .loadPacketIndirect32, .loadPacketIndirect16, .loadPacketIndirect8:
+                .loadPacketIndirect32, .loadPacketIndirect16, .loadPacketIndirect8:
                 switch loadPacket(i, registers: r) {
                 case .some(let value): r[0] = value
-                case .none where pendingFault == nil: r[0] = 0; return .exited  // out of bounds: the program returns 0
-                case .none: pc &-= 1; return .failed(takeFault())
+                case .none where pendingFault == nil:
+                    r[0] = 0
+                    return .exited // out of bounds: the program returns 0
+                case .none:
+                    pc &-= 1
+                    return .failed(takeFault())
                 }
 
             // MARK: Jumps
@@ -209,97 +281,248 @@ extension Process {
                 pc = Int(truncatingIfNeeded: i.offset)
                 if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             case .jumpEqual64Imm:
-                if r[d] == i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] == i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpEqual64Reg:
-                if r[d] == r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] == r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpNotEqual64Imm:
-                if r[d] != i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] != i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpNotEqual64Reg:
-                if r[d] != r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] != r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpGreater64Imm:
-                if r[d] > i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] > i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpGreater64Reg:
-                if r[d] > r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] > r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpGreaterEqual64Imm:
-                if r[d] >= i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] >= i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpGreaterEqual64Reg:
-                if r[d] >= r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] >= r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpLess64Imm:
-                if r[d] < i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] < i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpLess64Reg:
-                if r[d] < r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] < r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpLessEqual64Imm:
-                if r[d] <= i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] <= i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpLessEqual64Reg:
-                if r[d] <= r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] <= r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpSet64Imm:
-                if r[d] & i.imm != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] & i.imm != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpSet64Reg:
-                if r[d] & r[s] != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if r[d] & r[s] != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                    return stop
+                }
             case .jumpSignedGreater64Imm:
-                if Int64(bitPattern: r[d]) > Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) > Int64(bitPattern: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedGreater64Reg:
-                if Int64(bitPattern: r[d]) > Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) > Int64(bitPattern: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedGreaterEqual64Imm:
-                if Int64(bitPattern: r[d]) >= Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) >= Int64(bitPattern: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedGreaterEqual64Reg:
-                if Int64(bitPattern: r[d]) >= Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) >= Int64(bitPattern: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedLess64Imm:
-                if Int64(bitPattern: r[d]) < Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) < Int64(bitPattern: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedLess64Reg:
-                if Int64(bitPattern: r[d]) < Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) < Int64(bitPattern: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedLessEqual64Imm:
-                if Int64(bitPattern: r[d]) <= Int64(bitPattern: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) <= Int64(bitPattern: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedLessEqual64Reg:
-                if Int64(bitPattern: r[d]) <= Int64(bitPattern: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int64(bitPattern: r[d]) <= Int64(bitPattern: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpEqual32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpEqual32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpNotEqual32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpNotEqual32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpGreater32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpGreater32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpGreaterEqual32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpGreaterEqual32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpLess32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpLess32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpLessEqual32Imm:
-                if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpLessEqual32Reg:
-                if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSet32Imm:
-                if UInt32(truncatingIfNeeded: r[d] & i.imm) != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d] & i.imm) != 0,
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSet32Reg:
-                if UInt32(truncatingIfNeeded: r[d] & r[s]) != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if UInt32(truncatingIfNeeded: r[d] & r[s]) != 0,
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedGreater32Imm:
-                if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedGreater32Reg:
-                if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedGreaterEqual32Imm:
-                if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedGreaterEqual32Reg:
-                if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedLess32Imm:
-                if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedLess32Reg:
-                if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedLessEqual32Imm:
-                if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: i.imm), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: i.imm),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
             case .jumpSignedLessEqual32Reg:
-                if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: r[s]), let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) { return stop }
+                if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: r[s]),
+                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                {
+                    return stop
+                }
 
             // MARK: Calls
             case .callLocal:
-                guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: maxDepth)) }
+                guard depth + 1 < maxDepth else {
+                    pc &-= 1
+                    return .failed(.callDepthExceeded(limit: maxDepth))
+                }
                 frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                 depth &+= 1
                 r[10] &-= frameSize
@@ -310,25 +533,31 @@ extension Process {
                 self.instructionsExecuted = count
                 self.depth = depth
                 let result = invokeHelper(helpers[Int(truncatingIfNeeded: i.imm)])
-                table = memory.table  // a helper may have mapped or unmapped regions
-                count = instructionsExecuted  // and run callbacks (`bpf_loop`)
+                table = memory.table // a helper may have mapped or unmapped regions
+                count = instructionsExecuted // and run callbacks (`bpf_loop`)
                 switch result {
                 case .value(let value): r[0] = value
-                case .exit(let value): r[0] = value; return .exited
+                case .exit(let value):
+                    r[0] = value
+                    return .exited
                 case .tailCall(let next):
                     guard depth == 0 else {
-                        pc &-= 1; return .failed(.unsupported("tail call from inside a BPF-to-BPF function"))
+                        pc &-= 1
+                        return .failed(.unsupported("tail call from inside a BPF-to-BPF function"))
                     }
                     guard tailCallCount < vm.configuration.tailCallLimit else {
-                        pc &-= 1; return .failed(.tailCallLimit(vm.configuration.tailCallLimit))
+                        pc &-= 1
+                        return .failed(.tailCallLimit(vm.configuration.tailCallLimit))
                     }
                     tailCallCount += 1
                     program = next
                     code = UnsafePointer(next.code.baseAddress.unsafelyUnwrapped)
                     helpers = UnsafePointer(next.helperTable)
                     pc = 0
-                    checkpoint = count  // the next program's runs differ: take the slow path
-                case .none: pc &-= 1; return .failed(takeFault())
+                    checkpoint = count // the next program's runs differ: take the slow path
+                case .none:
+                    pc &-= 1
+                    return .failed(takeFault())
                 }
                 if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             case .callRegister:
@@ -336,8 +565,12 @@ extension Process {
                 self.instructionsExecuted = count
                 let target = r[d]
                 if target & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag,
-                   program.functionEntries.contains(Int(target & 0xFFFF_FFFF)) {
-                    guard depth + 1 < maxDepth else { pc &-= 1; return .failed(.callDepthExceeded(limit: maxDepth)) }
+                    program.functionEntries.contains(Int(target & 0xFFFF_FFFF))
+                {
+                    guard depth + 1 < maxDepth else {
+                        pc &-= 1
+                        return .failed(.callDepthExceeded(limit: maxDepth))
+                    }
                     frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                     depth &+= 1
                     r[10] &-= frameSize
@@ -349,12 +582,19 @@ extension Process {
                     count = instructionsExecuted
                     switch result {
                     case .value(let value): r[0] = value
-                    case .exit(let value): r[0] = value; return .exited
-                    case .tailCall: pc &-= 1; return .failed(.unsupported("tail call through callx"))
-                    case .none: pc &-= 1; return .failed(takeFault())
+                    case .exit(let value):
+                        r[0] = value
+                        return .exited
+                    case .tailCall:
+                        pc &-= 1
+                        return .failed(.unsupported("tail call through callx"))
+                    case .none:
+                        pc &-= 1
+                        return .failed(takeFault())
                     }
                 } else {
-                    pc &-= 1; return .failed(.invalidCallTarget(target))
+                    pc &-= 1
+                    return .failed(.invalidCallTarget(target))
                 }
                 if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             case .exit:
@@ -373,19 +613,24 @@ extension Process {
     /// The check where the straight-line run at `pc` starts (running mode only): one compare,
     /// as long as the longest run of the program fits before the limit.
     @inline(__always)
-    func enter<Mode: ExecutionMode>(_ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>, _ pc: Int, _ count: UInt64,
-                                    _ end: UInt64, _ cancellation: CancellationFlag?, _ checkpoint: inout UInt64) -> Stop? {
+    func enter<Mode: ExecutionMode>(
+        _ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>, _ pc: Int, _ count: UInt64,
+        _ end: UInt64, _ cancellation: CancellationFlag?, _ checkpoint: inout UInt64
+    ) -> Stop? {
         if Mode.checksEveryInstruction { return nil }
         guard count >= checkpoint else { return nil }
-        return limitReached(count, UInt64(Program.runLength(code, pc)), end, cancellation, &checkpoint,
-                            longestRun: UInt64(program.longestRun))
+        return limitReached(
+            count, UInt64(Program.runLength(code, pc)), end, cancellation, &checkpoint,
+            longestRun: UInt64(program.longestRun))
     }
 
     /// A taken jump: `pc` moves to the target, where a new run starts.
     @inline(__always)
-    func take<Mode: ExecutionMode>(_ i: DecodedInstruction, _ pc: inout Int, _ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>,
-                                   _ count: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?,
-                                   _ checkpoint: inout UInt64) -> Stop? {
+    func take<Mode: ExecutionMode>(
+        _ i: DecodedInstruction, _ pc: inout Int, _ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>,
+        _ count: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?,
+        _ checkpoint: inout UInt64
+    ) -> Stop? {
         pc = Int(truncatingIfNeeded: i.offset)
         return enter(mode, code, pc, count, end, cancellation, &checkpoint)
     }
@@ -396,14 +641,17 @@ extension Process {
     /// deadline, `runDeadline`: both are looked at here only); closer
     /// to the end every run start comes here and is measured.
     @inline(never)
-    func limitReached(_ count: UInt64, _ length: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?,
-                      _ checkpoint: inout UInt64, longestRun: UInt64) -> Stop? {
+    func limitReached(
+        _ count: UInt64, _ length: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?,
+        _ checkpoint: inout UInt64, longestRun: UInt64
+    ) -> Stop? {
         if count >= end { return .paused }
         if let cancellation, cancellation.isCancelled { return .failed(.cancelled) }
         if let runDeadline, ContinuousClock.now >= runDeadline { return .failed(.deadlineExceeded(executed: count)) }
         if count &+ length > end { return .limitInsideRun }
-        checkpoint = min(max(end >= longestRun ? end - longestRun : 0, count),
-                         cancellation == nil && runDeadline == nil ? .max : count &+ cancellationInterval)
+        checkpoint = min(
+            max(end >= longestRun ? end - longestRun : 0, count),
+            cancellation == nil && runDeadline == nil ? .max : count &+ cancellationInterval)
         return nil
     }
 
@@ -426,12 +674,15 @@ extension Process {
 
     /// `r[dst] = *(T *)(r[src] + off)`, zero- or sign-extended as `T` is; false after a fault.
     @inline(__always)
-    func load<T: FixedWidthInteger>(_ type: T.Type, _ i: DecodedInstruction, _ r: UnsafeMutablePointer<UInt64>,
-                                    _ table: TranslationTable) -> Bool {
+    func load<T: FixedWidthInteger>(
+        _ type: T.Type, _ i: DecodedInstruction, _ r: UnsafeMutablePointer<UInt64>,
+        _ table: TranslationTable
+    ) -> Bool {
         let address = r[Int(truncatingIfNeeded: i.source)] &+ UInt64(bitPattern: Int64(i.offset))
         let size = UInt64(MemoryLayout<T>.size)
         if let p = table.pointer(forReading: address, size: size) {
-            r[Int(truncatingIfNeeded: i.destination)] = UInt64(truncatingIfNeeded: T(littleEndian: p.loadUnaligned(as: T.self)))
+            r[Int(truncatingIfNeeded: i.destination)] = UInt64(
+                truncatingIfNeeded: T(littleEndian: p.loadUnaligned(as: T.self)))
             return true
         }
         guard let value = slowLoad(address, size: Int(size)) else { return false }
@@ -441,8 +692,10 @@ extension Process {
 
     /// `*(T *)(r[dst] + off) = value`, truncated to `T`; false after a fault.
     @inline(__always)
-    func store<T: FixedWidthInteger>(_ type: T.Type, _ value: UInt64, _ i: DecodedInstruction, _ r: UnsafeMutablePointer<UInt64>,
-                                     _ table: TranslationTable) -> Bool {
+    func store<T: FixedWidthInteger>(
+        _ type: T.Type, _ value: UInt64, _ i: DecodedInstruction, _ r: UnsafeMutablePointer<UInt64>,
+        _ table: TranslationTable
+    ) -> Bool {
         let address = r[Int(truncatingIfNeeded: i.destination)] &+ UInt64(bitPattern: Int64(i.offset))
         if let p = table.pointer(forWriting: address, size: UInt64(MemoryLayout<T>.size)) {
             p.storeBytes(of: T(truncatingIfNeeded: value).littleEndian, as: T.self)
@@ -523,17 +776,28 @@ extension Process {
     /// `ld_ind`) in 64 bits, passed as a 32-bit `int` to `bpf_skb_load_helper_*`.
     @inline(never)
     func loadPacket(_ i: DecodedInstruction, registers r: UnsafeMutablePointer<UInt64>) -> UInt64? {
-        guard let packet else { pendingFault = .noPacket; return nil }
+        guard let packet else {
+            pendingFault = .noPacket
+            return nil
+        }
         let size: Int
         var sum = i.imm
         switch i.operation {
         case .loadPacketAbsolute32: size = 4
         case .loadPacketAbsolute16: size = 2
         case .loadPacketAbsolute8: size = 1
-        case .loadPacketIndirect32: size = 4; sum &+= r[Int(i.source)]
-        case .loadPacketIndirect16: size = 2; sum &+= r[Int(i.source)]
-        case .loadPacketIndirect8: size = 1; sum &+= r[Int(i.source)]
-        default: pendingFault = .unsupported("internal error: \(i.operation) is not a packet load"); return nil
+        case .loadPacketIndirect32:
+            size = 4
+            sum &+= r[Int(i.source)]
+        case .loadPacketIndirect16:
+            size = 2
+            sum &+= r[Int(i.source)]
+        case .loadPacketIndirect8:
+            size = 1
+            sum &+= r[Int(i.source)]
+        default:
+            pendingFault = .unsupported("internal error: \(i.operation) is not a packet load")
+            return nil
         }
         let offset = Int(Int32(truncatingIfNeeded: sum))
         guard offset >= 0, offset <= packet.length - size else { return nil }
@@ -545,7 +809,7 @@ extension Process {
             default: return UInt64(p.load(as: UInt8.self))
             }
         }
-        guard let value = slowLoad(address, size: size) else { return nil }  // a real fault: reported
+        guard let value = slowLoad(address, size: size) else { return nil } // a real fault: reported
         switch size {
         case 4: return UInt64(UInt32(truncatingIfNeeded: value).byteSwapped)
         case 2: return UInt64(UInt16(truncatingIfNeeded: value).byteSwapped)
@@ -565,14 +829,16 @@ enum Semantics {
 
     /// Signed division; by zero gives 0, `INT64_MIN / -1` wraps to `INT64_MIN`.
     @inline(__always) static func signedDivide64(_ a: UInt64, _ b: UInt64) -> UInt64 {
-        let x = Int64(bitPattern: a), y = Int64(bitPattern: b)
+        let x = Int64(bitPattern: a)
+        let y = Int64(bitPattern: b)
         if y == 0 { return 0 }
         if y == -1 { return UInt64(bitPattern: 0 &- x) }
         return UInt64(bitPattern: x / y)
     }
 
     @inline(__always) static func signedDivide32(_ a: UInt64, _ b: UInt64) -> UInt64 {
-        let x = Int32(truncatingIfNeeded: a), y = Int32(truncatingIfNeeded: b)
+        let x = Int32(truncatingIfNeeded: a)
+        let y = Int32(truncatingIfNeeded: b)
         if y == 0 { return 0 }
         if y == -1 { return UInt64(UInt32(bitPattern: 0 &- x)) }
         return UInt64(UInt32(bitPattern: x / y))
@@ -590,14 +856,16 @@ enum Semantics {
 
     /// Signed modulo (the result takes the dividend's sign); by zero leaves the dividend.
     @inline(__always) static func signedModulo64(_ a: UInt64, _ b: UInt64) -> UInt64 {
-        let x = Int64(bitPattern: a), y = Int64(bitPattern: b)
+        let x = Int64(bitPattern: a)
+        let y = Int64(bitPattern: b)
         if y == 0 { return a }
         if y == -1 { return 0 }
         return UInt64(bitPattern: x % y)
     }
 
     @inline(__always) static func signedModulo32(_ a: UInt64, _ b: UInt64) -> UInt64 {
-        let x = Int32(truncatingIfNeeded: a), y = Int32(truncatingIfNeeded: b)
+        let x = Int32(truncatingIfNeeded: a)
+        let y = Int32(truncatingIfNeeded: b)
         if y == 0 { return UInt64(UInt32(bitPattern: x)) }
         if y == -1 { return 0 }
         return UInt64(UInt32(bitPattern: x % y))
@@ -609,7 +877,9 @@ enum Semantics {
 
     /// A 64-bit atomic read-modify-write at `p` with register `source` (and R0 for cmpxchg).
     @inline(__always)
-    static func atomic64(_ operation: Operation, _ p: UnsafeMutableRawPointer, _ r: UnsafeMutablePointer<UInt64>, source s: Int) {
+    static func atomic64(
+        _ operation: Operation, _ p: UnsafeMutableRawPointer, _ r: UnsafeMutablePointer<UInt64>, source s: Int
+    ) {
         let v = r[s]
         switch operation {
         case .atomicAdd64: _ = mimic_atomic_fetch_add_64(p, v)
@@ -622,13 +892,15 @@ enum Semantics {
         case .atomicFetchXor64: r[s] = mimic_atomic_fetch_xor_64(p, v)
         case .atomicExchange64: r[s] = mimic_atomic_exchange_64(p, v)
         case .atomicCompareExchange64: r[0] = mimic_atomic_compare_exchange_64(p, r[0], v)
-        default: assertionFailure("\(operation) is not a 64-bit atomic")  // the interpreter passes only those
+        default: assertionFailure("\(operation) is not a 64-bit atomic") // the interpreter passes only those
         }
     }
 
     /// A 32-bit atomic; fetched values are zero-extended.
     @inline(__always)
-    static func atomic32(_ operation: Operation, _ p: UnsafeMutableRawPointer, _ r: UnsafeMutablePointer<UInt64>, source s: Int) {
+    static func atomic32(
+        _ operation: Operation, _ p: UnsafeMutableRawPointer, _ r: UnsafeMutablePointer<UInt64>, source s: Int
+    ) {
         let v = UInt32(truncatingIfNeeded: r[s])
         switch operation {
         case .atomicAdd32: _ = mimic_atomic_fetch_add_32(p, v)
@@ -640,8 +912,9 @@ enum Semantics {
         case .atomicFetchAnd32: r[s] = UInt64(mimic_atomic_fetch_and_32(p, v))
         case .atomicFetchXor32: r[s] = UInt64(mimic_atomic_fetch_xor_32(p, v))
         case .atomicExchange32: r[s] = UInt64(mimic_atomic_exchange_32(p, v))
-        case .atomicCompareExchange32: r[0] = UInt64(mimic_atomic_compare_exchange_32(p, UInt32(truncatingIfNeeded: r[0]), v))
-        default: assertionFailure("\(operation) is not a 32-bit atomic")  // the interpreter passes only those
+        case .atomicCompareExchange32:
+            r[0] = UInt64(mimic_atomic_compare_exchange_32(p, UInt32(truncatingIfNeeded: r[0]), v))
+        default: assertionFailure("\(operation) is not a 32-bit atomic") // the interpreter passes only those
         }
     }
 }

@@ -32,7 +32,10 @@ public final class LoadedObject: @unchecked Sendable {
     private let lock = Mutex(())
     private var loaded: [String: Program] = [:]
 
-    init(object: ObjectFile, vm: VM, mapHandles: [String: UInt64], globals: [String: GlobalData], ksymAddresses: [String: UInt64]) {
+    init(
+        object: ObjectFile, vm: VM, mapHandles: [String: UInt64], globals: [String: GlobalData],
+        ksymAddresses: [String: UInt64]
+    ) {
         self.object = object
         self.vm = vm
         self.mapHandles = mapHandles
@@ -46,13 +49,16 @@ public final class LoadedObject: @unchecked Sendable {
         if let program = lock.withLock({ _ in loaded[name] }) { return program }
         guard let source = object.program(named: name) else {
             let names = object.programs.map(\.name).joined(separator: ", ")
-            throw LoadError(.unresolvedReference("the object has no program named '\(name)' (programs: \(names.isEmpty ? "none" : names))"),
-                            programName: name)
+            throw LoadError(
+                .unresolvedReference(
+                    "the object has no program named '\(name)' (programs: \(names.isEmpty ? "none" : names))"),
+                programName: name)
         }
         let (instructions, kfuncNames) = try bind(source)
         let weak = Set(object.externs.filter { $0.kind == .kfunc && $0.isWeak }.map(\.name))
-        let program = try vm.load(instructions, name: name, lineInfo: source.lineInfo, kfuncNames: kfuncNames,
-                                  weakKfuncNames: weak.intersection(kfuncNames))
+        let program = try vm.load(
+            instructions, name: name, lineInfo: source.lineInfo, kfuncNames: kfuncNames,
+            weakKfuncNames: weak.intersection(kfuncNames))
         return lock.withLock { _ in
             if let existing = loaded[name] { return existing }
             loaded[name] = program
@@ -77,9 +83,11 @@ public final class LoadedObject: @unchecked Sendable {
         for reference in program.references {
             let slot = reference.instructionIndex
             func fail(_ detail: String) -> LoadError {
-                LoadError(.unresolvedReference(detail), pc: slot, instruction: instructions[slot], programName: program.name)
+                LoadError(
+                    .unresolvedReference(detail), pc: slot, instruction: instructions[slot], programName: program.name)
             }
-            if case .external(let name) = reference.target, slot < instructions.count, instructions[slot].opcode == 0x85 {
+            if case .external(let name) = reference.target, slot < instructions.count, instructions[slot].opcode == 0x85
+            {
                 let index = kfuncNames.firstIndex(of: name) ?? kfuncNames.count
                 if index == kfuncNames.count { kfuncNames.append(name) }
                 instructions[slot].source = 2
@@ -121,7 +129,7 @@ public final class LoadedObject: @unchecked Sendable {
                 if let address = ksymAddresses[name] {
                     value = address
                 } else if ksym.isWeak {
-                    value = 0  // an unresolved weak ksym: libbpf leaves its address 0
+                    value = 0 // an unresolved weak ksym: libbpf leaves its address 0
                 } else {
                     throw fail("extern \(name) (__ksym) was not resolved")
                 }
@@ -157,29 +165,37 @@ extension VM {
         let externVariables = object.externs.filter(\.isVariable)
         // A kfunc has an address where a program takes it (bpf_ksym_exists): a one-byte
         // read-only region standing for the kernel function, when the emulator provides it.
-        let takenKfuncs = Set(object.programs.flatMap { program in
-            program.references.compactMap { reference -> String? in
-                guard case .external(let name) = reference.target, reference.instructionIndex < program.instructions.count,
-                      program.instructions[reference.instructionIndex].opcode == 0x18 else { return nil }
-                return name
-            }
-        })
+        let takenKfuncs = Set(
+            object.programs.flatMap { program in
+                program.references.compactMap { reference -> String? in
+                    guard case .external(let name) = reference.target,
+                        reference.instructionIndex < program.instructions.count,
+                        program.instructions[reference.instructionIndex].opcode == 0x18
+                    else { return nil }
+                    return name
+                }
+            })
         for external in object.externs where external.kind == .kfunc && takenKfuncs.contains(external.name) {
             guard emulator?.kfunc(named: external.name) != nil else { continue }
             do {
-                ksymAddresses[external.name] = try mapShared(RegionStorage(count: 1), name: "kfunc \(external.name)", kind: .readOnly)
+                ksymAddresses[external.name] = try mapShared(
+                    RegionStorage(count: 1), name: "kfunc \(external.name)", kind: .readOnly)
             } catch {
-                throw LoadError(.unresolvedReference("cannot map kfunc \(external.name): \(error)"), programName: objectName)
+                throw LoadError(
+                    .unresolvedReference("cannot map kfunc \(external.name): \(error)"), programName: objectName)
             }
         }
         if !externVariables.isEmpty {
             guard let mapProvider else {
                 let names = externVariables.map(\.name).joined(separator: ", ")
-                throw LoadError(.unresolvedReference("extern variables \(names) \(noMapProvider)"), programName: objectName)
+                throw LoadError(
+                    .unresolvedReference("extern variables \(names) \(noMapProvider)"), programName: objectName)
             }
             var contents = object.global(named: ObjectExtern.kconfigSection)?.contents ?? []
             do {
-                ksymAddresses.merge(try mapProvider.resolveExterns(externVariables, kconfig: &contents, in: self)) { $1 }
+                ksymAddresses.merge(try mapProvider.resolveExterns(externVariables, kconfig: &contents, in: self)) {
+                    $1
+                }
             } catch {
                 throw LoadError(error, programName: objectName)
             }
@@ -190,15 +206,18 @@ extension VM {
         for var spec in object.globals {
             if spec.name == ObjectExtern.kconfigSection, let kconfig {
                 guard kconfig.count == spec.size else {
-                    throw LoadError(.unresolvedReference("the map provider changed the size of .kconfig (\(spec.size) to \(kconfig.count) bytes)"),
-                                    programName: objectName)
+                    throw LoadError(
+                        .unresolvedReference(
+                            "the map provider changed the size of .kconfig (\(spec.size) to \(kconfig.count) bytes)"),
+                        programName: objectName)
                 }
                 spec.contents = kconfig
             }
             let storage: RegionStorage
             do {
-                storage = try RegionStorage(count: spec.contents.count, charging: memoryBudget,
-                                            for: "global data \(spec.name)")
+                storage = try RegionStorage(
+                    count: spec.contents.count, charging: memoryBudget,
+                    for: "global data \(spec.name)")
             } catch {
                 throw LoadError(.unsupported(error.description), programName: objectName)
             }
@@ -210,8 +229,9 @@ extension VM {
             } catch let error as LoadError.Reason {
                 throw LoadError(error, programName: objectName)
             } catch {
-                throw LoadError(.unresolvedReference("cannot map global data \(spec.name): \(error)"), programName: objectName,
-                                cause: error)
+                throw LoadError(
+                    .unresolvedReference("cannot map global data \(spec.name): \(error)"), programName: objectName,
+                    cause: error)
             }
         }
 
@@ -227,7 +247,8 @@ extension VM {
             }
         }
 
-        let loaded = LoadedObject(object: object, vm: self, mapHandles: handles, globals: globals, ksymAddresses: ksymAddresses)
+        let loaded = LoadedObject(
+            object: object, vm: self, mapHandles: handles, globals: globals, ksymAddresses: ksymAddresses)
         if let mapProvider, object.maps.contains(where: { !$0.initialSlots.isEmpty }) {
             try mapProvider.initializeMaps(of: loaded)
         }

@@ -24,8 +24,10 @@ extension Process {
         guard depth + 1 < maxDepth else {
             throw program.error(.callDepthExceeded(limit: maxDepth), at: pc)
         }
-        let saved = (registers: registers.all, pc: pc, depth: depth, exitDepth: callbackDepth,
-                     limit: runLimit, cancellation: runCancellation)
+        let saved = (
+            registers: registers.all, pc: pc, depth: depth, exitDepth: callbackDepth,
+            limit: runLimit, cancellation: runCancellation
+        )
         defer {
             for (index, value) in saved.registers.enumerated() { registers.storage[index] = value }
             pc = saved.pc

@@ -167,7 +167,7 @@ public final class Process {
         stack.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: stackSize)
         registers.storage.update(repeating: 0, count: 16)
         registers.storage[10] = stackBase &+ UInt64(stackSize)
-        if program !== entryProgram { program = entryProgram }  // no shared reference count traffic
+        if program !== entryProgram { program = entryProgram } // no shared reference count traffic
         pc = 0
         state = .ready
         instructionsExecuted = 0
@@ -220,7 +220,9 @@ public final class Process {
     ///   - instructionLimit: stop with `budgetExhausted` after this many more instructions.
     ///   - cancellation: stop with `cancelled` once this flag is set.
     @discardableResult
-    public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError) -> UInt64 {
+    public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError)
+        -> UInt64
+    {
         try finish(executeExactly(limit: instructionLimit, cancellation: cancellation))
     }
 
@@ -233,8 +235,10 @@ public final class Process {
     /// interrupted; a deadline passing in its callbacks, `bpf_loop`, fails that helper). A run
     /// stopped by the deadline can be continued, like one stopped by the instruction limit.
     @discardableResult
-    public func run(deadline: ContinuousClock.Instant, instructionLimit: UInt64 = .max,
-                    cancellation: CancellationFlag? = nil) throws(ExecutionError) -> UInt64 {
+    public func run(
+        deadline: ContinuousClock.Instant, instructionLimit: UInt64 = .max,
+        cancellation: CancellationFlag? = nil
+    ) throws(ExecutionError) -> UInt64 {
         runDeadline = deadline
         defer { runDeadline = nil }
         return try finish(executeExactly(limit: instructionLimit, cancellation: cancellation))
@@ -243,10 +247,13 @@ public final class Process {
     /// Runs until the program exits and returns R0, or stops with `deadlineExceeded` once
     /// `timeout` has passed since the call (see `run(deadline:instructionLimit:cancellation:)`).
     @discardableResult
-    public func run(timeout: Duration, instructionLimit: UInt64 = .max,
-                    cancellation: CancellationFlag? = nil) throws(ExecutionError) -> UInt64 {
-        try run(deadline: ContinuousClock.now.advanced(by: timeout), instructionLimit: instructionLimit,
-                cancellation: cancellation)
+    public func run(
+        timeout: Duration, instructionLimit: UInt64 = .max,
+        cancellation: CancellationFlag? = nil
+    ) throws(ExecutionError) -> UInt64 {
+        try run(
+            deadline: ContinuousClock.now.advanced(by: timeout), instructionLimit: instructionLimit,
+            cancellation: cancellation)
     }
 
     /// Executes one instruction (an `lddw` counts as one).
@@ -262,11 +269,11 @@ public final class Process {
         case .exited:
             state = .exited(registers.storage[0])
             return registers.storage[0]
-        case .paused, .limitInsideRun:  // (`executeExactly` finishes runs: never the latter)
+        case .paused, .limitInsideRun: // (`executeExactly` finishes runs: never the latter)
             // Budget stops are resumable: the state stays `.ready`.
             throw program.error(.budgetExhausted(executed: instructionsExecuted), at: pc)
         case .failed(let kind):
-            if kind.code == .deadlineExceeded {  // like the budget, resumable: stopped where a run starts
+            if kind.code == .deadlineExceeded { // like the budget, resumable: stopped where a run starts
                 throw program.error(kind, at: pc)
             }
             if kind.code == .notRunnable {

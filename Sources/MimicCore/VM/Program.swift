@@ -71,7 +71,8 @@ public final class Program: @unchecked Sendable {
         init(code: [DecodedInstruction], helpers: [Helper]) {
             // One allocation: the run lengths (`runLength`), then the code.
             let runBytes = (code.count * MemoryLayout<UInt32>.stride + 15) & ~15
-            storage = .allocate(byteCount: runBytes + code.count * MemoryLayout<DecodedInstruction>.stride, alignment: 16)
+            storage = .allocate(
+                byteCount: runBytes + code.count * MemoryLayout<DecodedInstruction>.stride, alignment: 16)
             let codeStart = (storage + runBytes).bindMemory(to: DecodedInstruction.self, capacity: code.count)
             self.code = UnsafeMutableBufferPointer(start: codeStart, count: code.count)
             _ = self.code.initialize(from: code)
@@ -91,8 +92,10 @@ public final class Program: @unchecked Sendable {
     /// `lddw` with `BPF_PSEUDO_FUNC` yields `functionAddressTag | slot`: never a mapped address.
     public static let functionAddressTag: UInt64 = 0xFFFF_FFFE_0000_0000
 
-    init(name: String, instructions: [RawInstruction], code: [DecodedInstruction], helpers: [Helper],
-         helperIndexByID: [Int32: Int], functionEntries: [Int], lineInfo: [SourceLineInfo], vm: VM) {
+    init(
+        name: String, instructions: [RawInstruction], code: [DecodedInstruction], helpers: [Helper],
+        helperIndexByID: [Int32: Int], functionEntries: [Int], lineInfo: [SourceLineInfo], vm: VM
+    ) {
         self.name = name
         self.instructions = instructions
         self.helpers = helpers
@@ -120,7 +123,9 @@ public final class Program: @unchecked Sendable {
 
     /// Writes the run lengths before `code` and returns the longest. The loader made sure the
     /// last slot ends a run.
-    private static func measureRuns(_ code: [DecodedInstruction], before start: UnsafeMutablePointer<DecodedInstruction>) -> UInt32 {
+    private static func measureRuns(
+        _ code: [DecodedInstruction], before start: UnsafeMutablePointer<DecodedInstruction>
+    ) -> UInt32 {
         let runs = UnsafeMutableRawPointer(start)
         func set(_ pc: Int, _ length: UInt32) {
             runs.storeBytes(of: length, toByteOffset: -MemoryLayout<UInt32>.stride * (pc + 1), as: UInt32.self)
@@ -128,12 +133,20 @@ public final class Program: @unchecked Sendable {
         var isSecondHalf = [Bool](repeating: false, count: code.count)
         var pc = 0
         while pc < code.count {
-            if code[pc].operation == .loadImm64, pc + 1 < code.count { isSecondHalf[pc + 1] = true; pc += 2 } else { pc += 1 }
+            if code[pc].operation == .loadImm64, pc + 1 < code.count {
+                isSecondHalf[pc + 1] = true
+                pc += 2
+            } else {
+                pc += 1
+            }
         }
-        var following: UInt32 = 0  // the run length of the next instruction slot
+        var following: UInt32 = 0 // the run length of the next instruction slot
         var longest: UInt32 = 1
         for pc in code.indices.reversed() {
-            if isSecondHalf[pc] { set(pc, 0); continue }
+            if isSecondHalf[pc] {
+                set(pc, 0)
+                continue
+            }
             switch InstructionSet.form(of: code[pc].operation).shape {
             case .jump, .jump32, .callHelper, .callLocal, .callRegister, .none: following = 1
             default: following &+= 1
@@ -197,13 +210,17 @@ public final class Program: @unchecked Sendable {
 
         /// The parts as a program of `vm`.
         func program(_ vm: VM) -> Program {
-            Program(name: name, instructions: instructions, helperIndexByID: helperIndexByID, functionEntries: functionEntries,
-                    lineInfo: lineInfo, helpers: helpers, buffers: buffers, vm: vm)
+            Program(
+                name: name, instructions: instructions, helperIndexByID: helperIndexByID,
+                functionEntries: functionEntries,
+                lineInfo: lineInfo, helpers: helpers, buffers: buffers, vm: vm)
         }
     }
 
-    private init(name: String, instructions: [RawInstruction], helperIndexByID: [Int32: Int], functionEntries: [Int],
-                 lineInfo: [SourceLineInfo], helpers: [Helper], buffers: Buffers, vm: VM) {
+    private init(
+        name: String, instructions: [RawInstruction], helperIndexByID: [Int32: Int], functionEntries: [Int],
+        lineInfo: [SourceLineInfo], helpers: [Helper], buffers: Buffers, vm: VM
+    ) {
         self.name = name
         self.instructions = instructions
         self.helpers = helpers
@@ -225,7 +242,8 @@ public final class Program: @unchecked Sendable {
 
     /// The error `kind` at `pc`, with the instruction and its source line filled in.
     public func error(_ kind: ExecutionError.Kind, at pc: Int) -> ExecutionError {
-        var error = ExecutionError(kind, pc: pc, instruction: pc >= 0 && pc < count ? instructions[pc] : nil, programName: name)
+        var error = ExecutionError(
+            kind, pc: pc, instruction: pc >= 0 && pc < count ? instructions[pc] : nil, programName: name)
         error.sourceLine = sourceLine(at: pc)
         return error
     }
@@ -250,8 +268,10 @@ public struct VMConfiguration: Sendable, Equatable {
     /// packet buffers together. Default 1 GiB.
     public var memoryLimit: Int = MemoryBudget.defaultLimit
 
-    public init(stackFrameSize: Int = 512, maxCallDepth: Int = 8, tailCallLimit: Int = 33, maxInstructions: Int = 1_000_000,
-                memoryLimit: Int = MemoryBudget.defaultLimit) {
+    public init(
+        stackFrameSize: Int = 512, maxCallDepth: Int = 8, tailCallLimit: Int = 33, maxInstructions: Int = 1_000_000,
+        memoryLimit: Int = MemoryBudget.defaultLimit
+    ) {
         self.stackFrameSize = max(8, stackFrameSize)
         self.maxCallDepth = max(1, maxCallDepth)
         self.tailCallLimit = max(0, tailCallLimit)

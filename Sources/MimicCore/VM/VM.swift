@@ -27,8 +27,10 @@ public final class VM: @unchecked Sendable {
     ///   instead of this VM: a plugin's VM mirrors its host VM's shared memory so map values
     ///   have the same addresses on both sides (see `AddressSpace.broker`). Nil for every
     ///   ordinary VM.
-    public init(emulator: (any Emulator)? = nil, configuration: VMConfiguration = VMConfiguration(),
-                sharedRegionBroker: (any RegionBroker)? = nil) {
+    public init(
+        emulator: (any Emulator)? = nil, configuration: VMConfiguration = VMConfiguration(),
+        sharedRegionBroker: (any RegionBroker)? = nil
+    ) {
         self.emulator = emulator
         mapProvider = emulator.flatMap(CompositeEmulator.mapProvider(of:))
         self.configuration = configuration
@@ -58,15 +60,19 @@ public final class VM: @unchecked Sendable {
     // MARK: Shared memory
 
     /// Maps `storage` into the memory every new process of this VM starts with.
-    public func mapShared(_ storage: RegionStorage, name: String, kind: RegionKind = .plain) throws(AddressSpaceError) -> UInt64 {
+    public func mapShared(_ storage: RegionStorage, name: String, kind: RegionKind = .plain) throws(AddressSpaceError)
+        -> UInt64
+    {
         try lock.withLock { _ throws(AddressSpaceError) in try sharedMemory.map(storage, name: name, kind: kind) }
     }
 
     /// Maps `storage` into the shared memory at exactly `address` (the address another VM gave
     /// the same bytes), bypassing any broker. See `AddressSpace.map(_:name:kind:at:)`.
     @discardableResult
-    public func mapShared(_ storage: RegionStorage, name: String, kind: RegionKind = .plain,
-                          at address: UInt64) throws(AddressSpaceError) -> UInt64 {
+    public func mapShared(
+        _ storage: RegionStorage, name: String, kind: RegionKind = .plain,
+        at address: UInt64
+    ) throws(AddressSpaceError) -> UInt64 {
         try lock.withLock { _ throws(AddressSpaceError) in
             let broker = sharedMemory.broker
             sharedMemory.broker = nil
@@ -106,10 +112,13 @@ public final class VM: @unchecked Sendable {
     /// are bound by name, see `LoadedObject`). A kfunc in `weakKfuncNames` (declared `__weak`)
     /// that the emulator does not provide does not stop the load: calling it stops the program
     /// (libbpf poisons such calls).
-    public func load(_ instructions: [RawInstruction], name: String = "program",
-                     lineInfo: [SourceLineInfo] = [], kfuncNames: [String] = [],
-                     weakKfuncNames: Set<String> = []) throws(LoadError) -> Program {
-        var loader = Loader(vm: self, name: name, instructions: instructions, lineInfo: lineInfo, kfuncNames: kfuncNames)
+    public func load(
+        _ instructions: [RawInstruction], name: String = "program",
+        lineInfo: [SourceLineInfo] = [], kfuncNames: [String] = [],
+        weakKfuncNames: Set<String> = []
+    ) throws(LoadError) -> Program {
+        var loader = Loader(
+            vm: self, name: name, instructions: instructions, lineInfo: lineInfo, kfuncNames: kfuncNames)
         loader.weakKfuncNames = weakKfuncNames
         return try loader.load()
     }
@@ -117,7 +126,9 @@ public final class VM: @unchecked Sendable {
     // MARK: Processes
 
     /// Creates a process that will run `program` with `context` as its input.
-    public func makeProcess(for program: Program, context: (any Context)? = nil, vCPU: Int = 0) throws(SetupError) -> Process {
+    public func makeProcess(for program: Program, context: (any Context)? = nil, vCPU: Int = 0) throws(SetupError)
+        -> Process
+    {
         let process = try Process(program: program, memory: makeAddressSpace(), vCPU: vCPU)
         try emulator?.prepare(process)
         try context?.attach(to: process)
@@ -131,7 +142,8 @@ public final class VM: @unchecked Sendable {
     }
 
     /// Loads nothing, creates a process, runs it to the end and returns R0: the one-call way.
-    public func run(_ program: Program, context: (any Context)? = nil, instructionLimit: UInt64 = .max) throws -> UInt64 {
+    public func run(_ program: Program, context: (any Context)? = nil, instructionLimit: UInt64 = .max) throws -> UInt64
+    {
         let process = try makeProcess(for: program, context: context)
         return try process.run(instructionLimit: instructionLimit)
     }
@@ -158,7 +170,9 @@ private struct Loader {
     }
 
     func error(_ reason: LoadError.Reason, at pc: Int? = nil) -> LoadError {
-        LoadError(reason, pc: pc, instruction: pc.flatMap { $0 < instructions.count ? instructions[$0] : nil }, programName: name)
+        LoadError(
+            reason, pc: pc, instruction: pc.flatMap { $0 < instructions.count ? instructions[$0] : nil },
+            programName: name)
     }
 
     mutating func load() throws(LoadError) -> Program {
@@ -194,10 +208,10 @@ private struct Loader {
                 operation: form.operation, destination: raw.destination, source: raw.source,
                 offset: Int32(raw.offset), imm: UInt64(bitPattern: Int64(raw.imm)))
             if form.operation == .loadImm64 {
-                let next = instructions[pc + 1]  // `validate` checked the second slot
+                let next = instructions[pc + 1] // `validate` checked the second slot
                 decoded.imm = try resolveLoadImm64(raw, next: next, at: pc)
                 code.append(decoded)
-                code.append(decoded)  // the second slot is never executed; jumps into it are refused
+                code.append(decoded) // the second slot is never executed; jumps into it are refused
                 isSecondHalf[pc + 1] = true
                 pc += 2
                 continue
@@ -232,8 +246,10 @@ private struct Loader {
                 break
             }
         }
-        for pc in 0..<count where code[pc].operation == .loadImm64 && instructions[pc].source == LoadImm64Kind.function.rawValue
-            && !isSecondHalf[pc] {
+        for pc in 0..<count
+        where code[pc].operation == .loadImm64 && instructions[pc].source == LoadImm64Kind.function.rawValue
+            && !isSecondHalf[pc]
+        {
             let entry = try target(pc + 1 + Int(instructions[pc].imm), from: pc, isSecondHalf)
             code[pc].imm = Program.functionAddressTag | UInt64(entry)
             code[pc + 1].imm = code[pc].imm
@@ -242,8 +258,9 @@ private struct Loader {
 
         try checkFunctions(code, entries: functionEntries.sorted(), isSecondHalf)
 
-        return Program(name: name, instructions: instructions, code: code, helpers: helpers,
-                       helperIndexByID: helperIndexByID, functionEntries: functionEntries.sorted(), lineInfo: lineInfo, vm: vm)
+        return Program(
+            name: name, instructions: instructions, code: code, helpers: helpers,
+            helperIndexByID: helperIndexByID, functionEntries: functionEntries.sorted(), lineInfo: lineInfo, vm: vm)
     }
 
     func target(_ target: Int, from pc: Int, _ isSecondHalf: [Bool]) throws(LoadError) -> Int {
@@ -268,19 +285,25 @@ private struct Loader {
 
     /// A custom instruction's slot: a call through the helper table, so it runs on the
     /// interpreter's helper path (one instruction, exact budget, `step()`).
-    mutating func customCall(_ custom: CustomInstruction, _ raw: RawInstruction, at pc: Int) throws(LoadError) -> DecodedInstruction {
+    mutating func customCall(_ custom: CustomInstruction, _ raw: RawInstruction, at pc: Int) throws(LoadError)
+        -> DecodedInstruction
+    {
         for (field, register) in [("dst_reg", raw.destination), ("src_reg", raw.source)] where register > 10 {
             throw error(.invalidRegister(field: field, register: register), at: pc)
         }
         helpers.append(custom.helper(for: raw))
-        return DecodedInstruction(operation: .callHelper, destination: raw.destination, source: raw.source,
-                                  offset: Int32(raw.offset), imm: UInt64(helpers.count - 1))
+        return DecodedInstruction(
+            operation: .callHelper, destination: raw.destination, source: raw.source,
+            offset: Int32(raw.offset), imm: UInt64(helpers.count - 1))
     }
 
     /// The index in the helper table of the kfunc `kfuncNames[imm]`, from the emulator.
     mutating func kfuncIndex(for imm: Int32, at pc: Int) throws(LoadError) -> Int {
         guard imm >= 0, Int(imm) < kfuncNames.count else {
-            throw error(.unsupported("kfunc calls (call with src=2, BTF id \(imm)): kfuncs are bound by name, from an object file"), at: pc)
+            throw error(
+                .unsupported(
+                    "kfunc calls (call with src=2, BTF id \(imm)): kfuncs are bound by name, from an object file"),
+                at: pc)
         }
         let name = kfuncNames[Int(imm)]
         if let index = kfuncIndexByName[name] { return index }
@@ -290,7 +313,8 @@ private struct Loader {
             kfunc = provided
         } else if weakKfuncNames.contains(name) {
             kfunc = Helper(id: -1, name: name) { _ throws(HelperFailure) in
-                throw .unsupported("weak kfunc \(name) was called, but \(provider) (guard the call with bpf_ksym_exists)")
+                throw .unsupported(
+                    "weak kfunc \(name) was called, but \(provider) (guard the call with bpf_ksym_exists)")
             }
         } else {
             throw error(.unresolvedReference("kfunc \(name): \(provider)"), at: pc)
@@ -315,7 +339,7 @@ private struct Loader {
         }
         switch kind {
         case .immediate, .function:
-            return plain  // functions are resolved in pass 2, once all slots are known
+            return plain // functions are resolved in pass 2, once all slots are known
         default:
             guard let mapProvider = vm.mapProvider else {
                 throw error(.unresolvedReference("\(kind.cName) (imm \(raw.imm)) \(vm.noMapProvider)"), at: pc)
@@ -360,7 +384,8 @@ private struct Loader {
         case .unknownForm: .invalidEncoding(problem.description)
         case .invalidRegister(let field, let register):
             .invalidRegister(field: field == .destination ? "destination" : "source", register: register)
-        case .reservedField(let mnemonic, let field, let value): .reservedField(mnemonic: mnemonic, field: field.rawValue, value: value)
+        case .reservedField(let mnemonic, let field, let value):
+            .reservedField(mnemonic: mnemonic, field: field.rawValue, value: value)
         case .incompleteLoadImm64: .incompleteLoadImm64
         }
     }
@@ -377,13 +402,13 @@ private struct Loader {
             // Fetching forms and xchg write the old value back into the source register.
             switch form.operation {
             case .atomicFetchAdd64, .atomicFetchOr64, .atomicFetchAnd64, .atomicFetchXor64, .atomicExchange64,
-                 .atomicFetchAdd32, .atomicFetchOr32, .atomicFetchAnd32, .atomicFetchXor32, .atomicExchange32:
+                .atomicFetchAdd32, .atomicFetchOr32, .atomicFetchAnd32, .atomicFetchXor32, .atomicExchange32:
                 writesSource = true
             default:
                 writesSource = false
             }
         case .storeImm, .storeReg, .jumpImm, .jumpReg, .callRegister, .packetIndirect,
-             .packetAbsolute, .jump, .jump32, .callHelper, .callLocal, .none:
+            .packetAbsolute, .jump, .jump32, .callHelper, .callLocal, .none:
             writesDestination = false
         }
         if (writesDestination && raw.destination == 10) || (writesSource && raw.source == 10) {

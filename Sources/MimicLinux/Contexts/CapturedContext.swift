@@ -58,15 +58,19 @@ public struct CapturedContext: Context {
         let callsField = ctx["helperCalls"]
         if !callsField.isMissing {
             for (key, list) in try callsField.members() {
-                guard let id = Int32(key, radix: 10), id > 0 else { throw list.error("the key must be a helper number, got \"\(key)\"") }
+                guard let id = Int32(key, radix: 10), id > 0 else {
+                    throw list.error("the key must be a helper number, got \"\(key)\"")
+                }
                 var records: [HelperCallRecord] = []
                 for entry in try list.optionalElements() {
                     try entry.object()
                     if let recorded = try entry["helperFn"].optionalInteger(Int32.self), recorded != id {
                         throw entry["helperFn"].error("record of helper \(recorded) listed under helper \(id)")
                     }
-                    records.append(HelperCallRecord(helper: id, params: try Self.values(entry["params"]),
-                                                    results: try Self.values(entry["results"])))
+                    records.append(
+                        HelperCallRecord(
+                            helper: id, params: try Self.values(entry["params"]),
+                            results: try Self.values(entry["results"])))
                 }
                 calls[id] = records
             }
@@ -79,12 +83,15 @@ public struct CapturedContext: Context {
         for item in try field.optionalElements() {
             try item.object()
             let register = try item["reg"].integer(Int.self)
-            guard (0...10).contains(register) else { throw item["reg"].error("expected a register number 0...10, got \(register)") }
+            guard (0...10).contains(register) else {
+                throw item["reg"].error("expected a register number 0...10, got \(register)")
+            }
             let value = item["value"]
             switch value.value {
             case .string?: values.append((register, .bytes(try value.base64())))
             case .number?: values.append((register, .number(try value.bits64())))
-            default: throw value.error("expected a number or a base64 string, got \(value.value?.kindName ?? "nothing")")
+            default:
+                throw value.error("expected a number or a base64 string, got \(value.value?.kindName ?? "nothing")")
             }
         }
         return values
@@ -127,20 +134,24 @@ public final class HelperReplay {
     func noteExhausted(_ helper: Int32, name: String, state: LinuxProcessState) {
         guard hasRecords(for: helper), !warnedExhausted.contains(helper) else { return }
         warnedExhausted.insert(helper)
-        state.warnings.append("\(name): all \(records[helper]?.count ?? 0) recorded calls were replayed; later calls are emulated")
+        state.warnings.append(
+            "\(name): all \(records[helper]?.count ?? 0) recorded calls were replayed; later calls are emulated")
     }
 
     /// Applies `record` to `process`: compares parameters (a warning on mismatch), writes byte
     /// results to the memory their registers point to, sets numeric registers, and returns R0.
-    func apply(_ record: HelperCallRecord, to process: MimicCore.Process, state: LinuxProcessState,
-               helperName: String) throws(HelperFailure) -> UInt64 {
+    func apply(
+        _ record: HelperCallRecord, to process: MimicCore.Process, state: LinuxProcessState,
+        helperName: String
+    ) throws(HelperFailure) -> UInt64 {
         let callNumber = replayedCount(of: record.helper)
         for (register, value) in record.params {
             guard case .number(let recorded) = value, (1...5).contains(register) else { continue }
             let actual = process.registers[register]
             // Pointers cannot match a recording from another machine; compare plain values only.
             if actual != recorded, process.memory.region(containing: actual) == nil {
-                state.warnings.append("\(helperName) call \(callNumber): r\(register) is \(actual), the record has \(recorded)")
+                state.warnings.append(
+                    "\(helperName) call \(callNumber): r\(register) is \(actual), the record has \(recorded)")
             }
         }
         let atCall = process.registers.all

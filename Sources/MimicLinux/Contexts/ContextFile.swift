@@ -53,7 +53,8 @@ public enum ContextFile {
     /// Reads a context file's bytes: its name, type and context.
     public static func loadEnvelope(data: some Collection<UInt8>) throws(ContextError) -> Loaded {
         guard data.count <= maxFileSize else {
-            throw ContextError(path: "", "the file has \(data.count) bytes, more than the \(maxFileSize) a context file may have")
+            throw ContextError(
+                path: "", "the file has \(data.count) bytes, more than the \(maxFileSize) a context file may have")
         }
         return try decode(JSONField(try JSONValue.parse(data), path: ""))
     }
@@ -77,7 +78,9 @@ public enum ContextFile {
         do {
             let size = try url.resourceValues(forKeys: [.fileSizeKey]).fileSize ?? 0
             guard size <= maxFileSize else {
-                throw ContextError(path: "", "\(url.lastPathComponent) has \(size) bytes, more than the \(maxFileSize) a context file may have")
+                throw ContextError(
+                    path: "",
+                    "\(url.lastPathComponent) has \(size) bytes, more than the \(maxFileSize) a context file may have")
             }
             data = try Data(contentsOf: url)
         } catch let error as ContextError {
@@ -99,7 +102,8 @@ public enum ContextFile {
         let typeField = envelope["type"]
         let type = try typeField.string()
         guard let decoder = registry.withLock({ $0[type] }) else {
-            throw typeField.error("unknown context type \"\(type)\" (known: \(registeredTypes.joined(separator: ", ")))")
+            throw typeField.error(
+                "unknown context type \"\(type)\" (known: \(registeredTypes.joined(separator: ", ")))")
         }
         let ctx = envelope["ctx"]
         guard !ctx.isMissing else { throw ctx.error("missing") }

@@ -14,7 +14,8 @@ public enum ContextFit {
         switch type {
         case .xdp: .xdp
         case .schedCls, .schedAct, .socketFilter, .cgroupSkb, .lwtIn, .lwtOut, .lwtXmit, .lwtSeg6Local, .skSkb,
-             .flowDissector: .skb
+            .flowDissector:
+            .skb
         default: nil
         }
     }
@@ -30,11 +31,15 @@ public enum ContextFit {
     /// program's type does not take (the error names both); an sk_buff that leaves `dataStart`
     /// open gets the type's (`dataStart(of:)`).
     public static func fit(_ context: any Context, to program: ObjectProgram) throws(ContextError) -> any Context {
-        try fit(context, type: program.type, describing: "program \(program.name) (type \(program.type), section \"\(program.sectionName)\")")
+        try fit(
+            context, type: program.type,
+            describing: "program \(program.name) (type \(program.type), section \"\(program.sectionName)\")")
     }
 
     /// As `fit(_:to:)` for a program known by its type; `describing` names it in errors.
-    public static func fit(_ context: any Context, type: ProgramType, describing program: String) throws(ContextError) -> any Context {
+    public static func fit(_ context: any Context, type: ProgramType, describing program: String) throws(ContextError)
+        -> any Context
+    {
         switch context {
         case let captured as CapturedContext:
             var fitted = captured
@@ -60,6 +65,7 @@ public enum ContextFit {
         let wanted = packetKind(of: type)
         guard wanted != kind else { return }
         let takes = wanted.map { "takes an \($0.rawValue) context" } ?? "takes no packet (give a generic context)"
-        throw ContextError(path: "type", "a context of kind \"\(kind.rawValue)\" does not fit \(program), which \(takes)")
+        throw ContextError(
+            path: "type", "a context of kind \"\(kind.rawValue)\" does not fit \(program), which \(takes)")
     }
 }

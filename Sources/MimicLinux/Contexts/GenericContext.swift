@@ -58,8 +58,10 @@ public struct GenericContext: Context, Sendable {
     /// Task, clock and random settings for helpers; nil keeps the process's defaults.
     public var environment: TaskEnvironment?
 
-    public init(name: String = "generic", memories: [(name: String, memory: Memory)] = [], registers: [Int: String] = [:],
-                emulatorData: JSONValue? = nil, environment: TaskEnvironment? = nil) {
+    public init(
+        name: String = "generic", memories: [(name: String, memory: Memory)] = [], registers: [Int: String] = [:],
+        emulatorData: JSONValue? = nil, environment: TaskEnvironment? = nil
+    ) {
         self.name = name
         self.memories = memories
         self.registers = registers
@@ -73,7 +75,7 @@ public struct GenericContext: Context, Sendable {
     public init(json ctx: JSONField, name: String) throws(ContextError) {
         try ctx.object(knownMembers: ["registers", "memory", "emulator"])
         var memories: [(name: String, memory: Memory)] = []
-        var seen: [String: String] = [:]  // name -> path
+        var seen: [String: String] = [:] // name -> path
         for entry in try ctx["memory"].optionalElements() {
             try entry.object(knownMembers: ["name", "type", "value"])
             let memoryName = try entry["name"].string()
@@ -94,7 +96,8 @@ public struct GenericContext: Context, Sendable {
                     switch text.lowercased() {
                     case "le", "littleendian", "little-endian": order = .littleEndian
                     case "be", "bigendian", "big-endian": order = .bigEndian
-                    default: throw value["byteorder"].error("expected big-endian, be, little-endian or le, got \"\(text)\"")
+                    default:
+                        throw value["byteorder"].error("expected big-endian, be, little-endian or le, got \"\(text)\"")
                     }
                 }
                 memory = .block(bytes, byteOrder: order)
@@ -110,7 +113,9 @@ public struct GenericContext: Context, Sendable {
             case "int":
                 try value.object(knownMembers: ["size", "value"])
                 let size = try value["size"].integer(Int.self)
-                guard [8, 16, 32, 64].contains(size) else { throw value["size"].error("expected 8, 16, 32 or 64, got \(size)") }
+                guard [8, 16, 32, 64].contains(size) else {
+                    throw value["size"].error("expected 8, 16, 32 or 64, got \(size)")
+                }
                 memory = .integer(try value["value"].bits64(), bits: size)
             case "struct":
                 var fields: [(name: String, memory: String)] = []
@@ -128,15 +133,17 @@ public struct GenericContext: Context, Sendable {
         let registerField = ctx["registers"]
         if !registerField.isMissing {
             for (key, field) in try registerField.members() {
-                guard key.count == 2, key.first == "r", let number = Int(key.dropFirst()), (1...5).contains(number) else {
+                guard key.count == 2, key.first == "r", let number = Int(key.dropFirst()), (1...5).contains(number)
+                else {
                     throw field.error("only r1 ... r5 can be set")
                 }
                 guard let memory = try field.optionalString(), !memory.isEmpty else { continue }
                 registers[number] = memory
             }
         }
-        self.init(name: name, memories: memories, registers: registers, emulatorData: ctx["emulator"].value,
-                  environment: ctx["emulator"].isMissing ? nil : try TaskEnvironment(emulatorData: ctx["emulator"]))
+        self.init(
+            name: name, memories: memories, registers: registers, emulatorData: ctx["emulator"].value,
+            environment: ctx["emulator"].isMissing ? nil : try TaskEnvironment(emulatorData: ctx["emulator"]))
         if let problem = validate() {
             // Name the JSON field the problem is in.
             let path: String
@@ -166,16 +173,21 @@ public struct GenericContext: Context, Sendable {
                 }
                 switch memories[t].memory {
                 case .block(let bytes, _) where offset > bytes.count:
-                    return Problem(location: .memory(i, "value.offset"), message: "\(offset) is past the end of \"\(target)\" (\(bytes.count) bytes)")
+                    return Problem(
+                        location: .memory(i, "value.offset"),
+                        message: "\(offset) is past the end of \"\(target)\" (\(bytes.count) bytes)")
                 case .block, .structure: break
                 default:
-                    return Problem(location: .memory(i, "value.memory"), message: "a pointer must point to a block or struct, \"\(target)\" is not")
+                    return Problem(
+                        location: .memory(i, "value.memory"),
+                        message: "a pointer must point to a block or struct, \"\(target)\" is not")
                 }
             case .integer(_, let bits) where ![8, 16, 32, 64].contains(bits):
                 return Problem(location: .memory(i, "value.size"), message: "expected 8, 16, 32 or 64, got \(bits)")
             case .structure(let fields):
                 for (f, field) in fields.enumerated() where index[field.memory] == nil {
-                    return Problem(location: .memory(i, "value[\(f)].memory"), message: "no memory named \"\(field.memory)\"")
+                    return Problem(
+                        location: .memory(i, "value[\(f)].memory"), message: "no memory named \"\(field.memory)\"")
                 }
             default: break
             }
@@ -207,7 +219,7 @@ public struct GenericContext: Context, Sendable {
 
         func measure(_ name: String, depth: Int) -> Problem? {
             if sizes[name] != nil { return nil }
-            guard let i = index[name] else { return nil }  // reported by `validate`
+            guard let i = index[name] else { return nil } // reported by `validate`
             guard case .structure(let fields) = memories[i].memory else {
                 switch memories[i].memory {
                 case .block(let bytes, _): sizes[name] = bytes.count
@@ -221,23 +233,27 @@ public struct GenericContext: Context, Sendable {
                 return Problem(location: .memory(i, "value"), message: "struct \"\(name)\" contains itself")
             }
             guard depth < Self.maxNesting else {
-                return Problem(location: .memory(i, "value"),
-                               message: "structs are nested deeper than \(Self.maxNesting) levels at \"\(name)\"")
+                return Problem(
+                    location: .memory(i, "value"),
+                    message: "structs are nested deeper than \(Self.maxNesting) levels at \"\(name)\"")
             }
             inProgress.insert(name)
-            var total = 0, deepest = 0
+            var total = 0
+            var deepest = 0
             for field in fields {
                 if let problem = measure(field.memory, depth: depth + 1) { return problem }
                 total += sizes[field.memory] ?? 0
                 deepest = max(deepest, nesting[field.memory] ?? 0)
                 guard total <= AddressSpace.regionLimit else {
-                    return Problem(location: .memory(i, "value"),
-                                   message: "struct \"\(name)\" is larger than the \(AddressSpace.regionLimit)-byte region limit")
+                    return Problem(
+                        location: .memory(i, "value"),
+                        message: "struct \"\(name)\" is larger than the \(AddressSpace.regionLimit)-byte region limit")
                 }
             }
             guard deepest + 1 <= Self.maxNesting else {
-                return Problem(location: .memory(i, "value"),
-                               message: "structs are nested deeper than \(Self.maxNesting) levels at \"\(name)\"")
+                return Problem(
+                    location: .memory(i, "value"),
+                    message: "structs are nested deeper than \(Self.maxNesting) levels at \"\(name)\"")
             }
             inProgress.remove(name)
             sizes[name] = total
@@ -255,12 +271,15 @@ public struct GenericContext: Context, Sendable {
     /// another (`layout` bounds the nesting and the sizes). A memory's bytes do not depend on
     /// where they go, so each memory is built once and copied where it appears again
     /// (`written` remembers where), which keeps structs that share members linear.
-    private func write(_ name: String, into storage: RegionStorage, at offset: Int, index: [String: Int],
-                       sizes: [String: Int], addresses: [String: UInt64],
-                       written: inout [String: (storage: RegionStorage, offset: Int)]) {
+    private func write(
+        _ name: String, into storage: RegionStorage, at offset: Int, index: [String: Int],
+        sizes: [String: Int], addresses: [String: UInt64],
+        written: inout [String: (storage: RegionStorage, offset: Int)]
+    ) {
         guard let i = index[name] else { return }
         if let first = written[name] {
-            (storage.pointer + offset).copyMemory(from: first.storage.pointer + first.offset, byteCount: sizes[name] ?? 0)
+            (storage.pointer + offset).copyMemory(
+                from: first.storage.pointer + first.offset, byteCount: sizes[name] ?? 0)
             return
         }
         defer { written[name] = (storage, offset) }
@@ -275,7 +294,9 @@ public struct GenericContext: Context, Sendable {
         case .structure(let fields):
             var cursor = offset
             for field in fields {
-                write(field.memory, into: storage, at: cursor, index: index, sizes: sizes, addresses: addresses, written: &written)
+                write(
+                    field.memory, into: storage, at: cursor, index: index, sizes: sizes, addresses: addresses,
+                    written: &written)
                 cursor += sizes[field.memory] ?? 0
             }
         }
@@ -293,7 +314,8 @@ public struct GenericContext: Context, Sendable {
         func size(of name: String) -> Int { sizes[name] ?? 0 }
         func allocate(_ count: Int, _ what: String) throws(SetupError) -> RegionStorage {
             do {
-                return try RegionStorage(count: count, charging: process.vm.memoryBudget, for: "generic context \(name): \(what)")
+                return try RegionStorage(
+                    count: count, charging: process.vm.memoryBudget, for: "generic context \(name): \(what)")
             } catch {
                 throw .message(error.description)
             }
@@ -315,12 +337,14 @@ public struct GenericContext: Context, Sendable {
                     total += (size(of: target) + 7) & ~7
                 }
                 guard total <= AddressSpace.lowWindowLimit else {
-                    throw HelperFailure.message("generic context \(name): the targets of 32-bit pointers take \(total) bytes, "
-                        + "more than the 32-bit window's \(AddressSpace.lowWindowLimit)")
+                    throw HelperFailure.message(
+                        "generic context \(name): the targets of 32-bit pointers take \(total) bytes, "
+                            + "more than the 32-bit window's \(AddressSpace.lowWindowLimit)")
                 }
                 let arena = try allocate(low.count == 1 ? size(of: low[0]) : total, "32-bit memories")
-                let base = try process.memory.map(arena, name: low.count == 1 ? low[0] : "\(name) 32-bit memories",
-                                                  placement: .low32)
+                let base = try process.memory.map(
+                    arena, name: low.count == 1 ? low[0] : "\(name) 32-bit memories",
+                    placement: .low32)
                 for (target, offset) in zip(low, offsets) {
                     storages[target] = (arena, offset)
                     addresses[target] = base + UInt64(offset)
@@ -342,12 +366,15 @@ public struct GenericContext: Context, Sendable {
         }
         var written: [String: (storage: RegionStorage, offset: Int)] = [:]
         for (memoryName, (storage, offset)) in storages {
-            write(memoryName, into: storage, at: offset, index: index, sizes: sizes, addresses: addresses, written: &written)
+            write(
+                memoryName, into: storage, at: offset, index: index, sizes: sizes, addresses: addresses,
+                written: &written)
         }
         for (number, memoryName) in registers {
             switch index[memoryName].map({ memories[$0].memory }) {
             case .block, .structure: process.registers[number] = addresses[memoryName] ?? 0
-            case .integer(let value, let bits): process.registers[number] = bits == 64 ? value : value & ((1 << UInt64(bits)) - 1)
+            case .integer(let value, let bits):
+                process.registers[number] = bits == 64 ? value : value & ((1 << UInt64(bits)) - 1)
             case .pointer(let target, let offset, let bits):
                 let value = (addresses[target] ?? 0) &+ UInt64(offset)
                 process.registers[number] = bits == 32 ? value & 0xFFFF_FFFF : value

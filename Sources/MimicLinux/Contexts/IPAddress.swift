@@ -6,7 +6,9 @@ enum IPAddress {
         guard parts.count == 4 else { return nil }
         var bytes: [UInt8] = []
         for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), let value = UInt8(part, radix: 10) else { return nil }
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), let value = UInt8(part, radix: 10) else {
+                return nil
+            }
             bytes.append(value)
         }
         return bytes
@@ -35,7 +37,8 @@ enum IPAddress {
         var words: [UInt16]
         if let range = text.range(of: "::") {
             guard let head = groups(text[..<range.lowerBound]), let tail = groups(text[range.upperBound...]),
-                  !text[range.upperBound...].contains("::"), head.count + tail.count < needed else { return nil }
+                !text[range.upperBound...].contains("::"), head.count + tail.count < needed
+            else { return nil }
             words = head + [UInt16](repeating: 0, count: needed - head.count - tail.count) + tail
         } else {
             guard let all = groups(text), all.count == needed else { return nil }

@@ -58,8 +58,10 @@ public final class PacketBuffer {
     /// The frame: the pulled Ethernet header (if any) and the packet data.
     public var frame: [UInt8] { storage.bytes(in: max(0, metaOffset - pulledLength)..<metaOffset) + data }
 
-    init(kind: Kind, storage: RegionStorage, base: UInt64, metaOffset: Int, dataOffset: Int, dataEndOffset: Int,
-         reserved: Int, contextAddress: UInt64, contextStorage: RegionStorage, regionName: String) {
+    init(
+        kind: Kind, storage: RegionStorage, base: UInt64, metaOffset: Int, dataOffset: Int, dataEndOffset: Int,
+        reserved: Int, contextAddress: UInt64, contextStorage: RegionStorage, regionName: String
+    ) {
         self.kind = kind
         self.storage = storage
         self.base = base
@@ -87,8 +89,10 @@ public final class PacketBuffer {
     public var tailroom: Int { storage.count - dataEndOffset }
 
     /// Maps a fresh buffer of `headroom + bytes + tailroom` in the 32-bit window.
-    static func map(_ bytes: [UInt8], headroom: Int, tailroom: Int, name: String,
-                    into process: MimicCore.Process) throws(SetupError) -> (RegionStorage, UInt64) {
+    static func map(
+        _ bytes: [UInt8], headroom: Int, tailroom: Int, name: String,
+        into process: MimicCore.Process
+    ) throws(SetupError) -> (RegionStorage, UInt64) {
         try map(bytes, headroom: headroom, tailroom: tailroom, name: name, reusing: nil, into: process)
     }
 
@@ -100,11 +104,15 @@ public final class PacketBuffer {
     /// nobody else) when they are big enough: the packet is copied in and the rest cleared, so the
     /// buffer reads exactly as a fresh one. It is mapped at a new address all the same (the window
     /// rotates), so pointers into the previous packet fault.
-    private static func map(_ bytes: [UInt8], headroom: Int, tailroom: Int, name: String, reusing spare: RegionStorage?,
-                            into process: MimicCore.Process) throws(SetupError) -> (RegionStorage, UInt64) {
+    private static func map(
+        _ bytes: [UInt8], headroom: Int, tailroom: Int, name: String, reusing spare: RegionStorage?,
+        into process: MimicCore.Process
+    ) throws(SetupError) -> (RegionStorage, UInt64) {
         let total = headroom + bytes.count + tailroom
         guard headroom >= 0, tailroom >= 0, total <= AddressSpace.lowWindowLimit else {
-            throw .message("the \(name) buffer (\(headroom) + \(bytes.count) + \(tailroom) bytes) does not fit the 32-bit window of \(AddressSpace.lowWindowLimit) bytes")
+            throw .message(
+                "the \(name) buffer (\(headroom) + \(bytes.count) + \(tailroom) bytes) does not fit the 32-bit window of \(AddressSpace.lowWindowLimit) bytes"
+            )
         }
         let storage: RegionStorage
         if let spare, spare.reuse(count: total) {
@@ -132,13 +140,16 @@ public final class PacketBuffer {
     /// is of `kind` and nothing else holds it, else nil. Its packet and context storage are
     /// reused when nothing else holds them either; everything is mapped at new addresses and reads
     /// as in a new buffer (the caller then sets the context fields, as for a new one).
-    static func refill(_ spare: consuming PacketBuffer?, kind: Kind, packet bytes: [UInt8], headroom: Int, tailroom: Int,
-                       reserved: Int, regionName: String, contextName: String, contextKind: RegionKind, contextSize: Int,
-                       into process: MimicCore.Process) throws(SetupError) -> PacketBuffer? {
+    static func refill(
+        _ spare: consuming PacketBuffer?, kind: Kind, packet bytes: [UInt8], headroom: Int, tailroom: Int,
+        reserved: Int, regionName: String, contextName: String, contextKind: RegionKind, contextSize: Int,
+        into process: MimicCore.Process
+    ) throws(SetupError) -> PacketBuffer? {
         guard var buffer = spare, buffer.kind == kind, isKnownUniquelyReferenced(&buffer) else { return nil }
         let packetSpare: RegionStorage? = isKnownUniquelyReferenced(&buffer.storage) ? buffer.storage : nil
-        let (storage, base) = try map(bytes, headroom: headroom, tailroom: tailroom, name: regionName,
-                                      reusing: packetSpare, into: process)
+        let (storage, base) = try map(
+            bytes, headroom: headroom, tailroom: tailroom, name: regionName,
+            reusing: packetSpare, into: process)
         if buffer.contextStorage.count == contextSize, isKnownUniquelyReferenced(&buffer.contextStorage) {
             buffer.contextStorage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: contextSize)
         } else {
@@ -171,8 +182,10 @@ public final class PacketBuffer {
     }
 
     /// New zeroed storage charged to the VM's memory budget (a packet, a context struct).
-    static func budgeted(count: Int, capacity: Int? = nil, for purpose: String,
-                         in process: MimicCore.Process) throws(MemoryBudgetError) -> RegionStorage {
+    static func budgeted(
+        count: Int, capacity: Int? = nil, for purpose: String,
+        in process: MimicCore.Process
+    ) throws(MemoryBudgetError) -> RegionStorage {
         try RegionStorage(count: count, capacity: capacity, charging: process.vm.memoryBudget, for: purpose)
     }
 
@@ -208,7 +221,9 @@ public final class PacketBuffer {
     /// `offset` towards or away from the head, so the bytes after the span stay where they are:
     /// the shape of the kernel's header pushes and pops (`skb_push` / `skb_pull` + `memmove`).
     /// The metadata area is dropped, as pushes and pops in the kernel do for an sk_buff.
-    func replaceAtHead(offset: Int, removing: Int, inserting: [UInt8], in process: MimicCore.Process) throws(HelperFailure) {
+    func replaceAtHead(offset: Int, removing: Int, inserting: [UInt8], in process: MimicCore.Process)
+        throws(HelperFailure)
+    {
         let delta = inserting.count - removing
         if delta > 0 { try ensureRoom(head: delta, tail: 0, in: process) }
         let prefix = storage.bytes(in: dataOffset..<dataOffset + offset)

@@ -75,13 +75,20 @@ public struct SocketInfo: Sendable, Equatable {
     /// `struct bpf_sock` (80 bytes).
     var bytes: [UInt8] {
         var b = [UInt8](repeating: 0, count: 80)
-        put32(&b, 0, boundDeviceIndex); put32(&b, 4, family); put32(&b, 8, type); put32(&b, 12, `protocol`)
-        put32(&b, 16, mark); put32(&b, 20, priority)
-        b.replaceSubrange(24..<28, with: sourceIPv4); b.replaceSubrange(28..<44, with: sourceIPv6)
+        put32(&b, 0, boundDeviceIndex)
+        put32(&b, 4, family)
+        put32(&b, 8, type)
+        put32(&b, 12, `protocol`)
+        put32(&b, 16, mark)
+        put32(&b, 20, priority)
+        b.replaceSubrange(24..<28, with: sourceIPv4)
+        b.replaceSubrange(28..<44, with: sourceIPv6)
         put32(&b, 44, UInt32(sourcePort))
         put16(&b, 48, destinationPort.bigEndian)
-        b.replaceSubrange(52..<56, with: destinationIPv4); b.replaceSubrange(56..<72, with: destinationIPv6)
-        put32(&b, 72, state); put32(&b, 76, UInt32(bitPattern: rxQueueMapping))
+        b.replaceSubrange(52..<56, with: destinationIPv4)
+        b.replaceSubrange(56..<72, with: destinationIPv6)
+        put32(&b, 72, state)
+        put32(&b, 76, UInt32(bitPattern: rxQueueMapping))
         return b
     }
 }
@@ -110,14 +117,22 @@ public struct FlowKeys: Sendable, Equatable {
 
     var bytes: [UInt8] {
         var b = [UInt8](repeating: 0, count: 56)
-        put16(&b, 0, nhoff); put16(&b, 2, thoff); put16(&b, 4, addrProto)
-        b[6] = isFrag; b[7] = isFirstFrag; b[8] = isEncap; b[9] = ipProto
-        put16(&b, 10, nProto.bigEndian); put16(&b, 12, sport.bigEndian); put16(&b, 14, dport.bigEndian)
+        put16(&b, 0, nhoff)
+        put16(&b, 2, thoff)
+        put16(&b, 4, addrProto)
+        b[6] = isFrag
+        b[7] = isFirstFrag
+        b[8] = isEncap
+        b[9] = ipProto
+        put16(&b, 10, nProto.bigEndian)
+        put16(&b, 12, sport.bigEndian)
+        put16(&b, 14, dport.bigEndian)
         if sourceAddress.count == 4 { b.replaceSubrange(16..<20, with: sourceAddress) }
         if destinationAddress.count == 4 { b.replaceSubrange(20..<24, with: destinationAddress) }
         if sourceAddress.count == 16 { b.replaceSubrange(16..<32, with: sourceAddress) }
         if destinationAddress.count == 16 { b.replaceSubrange(32..<48, with: destinationAddress) }
-        put32(&b, 48, flags); put32(&b, 52, flowLabel.bigEndian)
+        put32(&b, 48, flags)
+        put32(&b, 52, flowLabel.bigEndian)
         return b
     }
 }
@@ -228,8 +243,10 @@ public struct SKBContext: Context, Sendable {
     /// Task, clock and random settings for helpers; nil keeps the process's defaults.
     public var environment: TaskEnvironment?
 
-    public init(packet: [UInt8], name: String = "sk_buff", socket: SocketInfo? = nil, flowKeys: FlowKeys? = nil,
-                ifindex: UInt32 = 0, environment: TaskEnvironment? = nil) {
+    public init(
+        packet: [UInt8], name: String = "sk_buff", socket: SocketInfo? = nil, flowKeys: FlowKeys? = nil,
+        ifindex: UInt32 = 0, environment: TaskEnvironment? = nil
+    ) {
         self.name = name
         self.packet = packet
         self.socket = socket
@@ -243,8 +260,11 @@ public struct SKBContext: Context, Sendable {
     /// header), optional `dataStart` (`"mac"` or `"network"`), `pktType` (a number), `sock`,
     /// `dev` (`ifIndex`, `mac` as `aa:bb:cc:dd:ee:ff`) and `flowKeys` objects.
     public init(json ctx: JSONField, name: String) throws(ContextError) {
-        try ctx.object(knownMembers: ["packet", "dataStart", "pktType", "dev", "sock", "flowKeys", "cb", "tc_index", "tc_classid",
-                                       "queue_mapping"] + TestRunContext.skbInputFields.filter { !$0.hasPrefix("cb[") })
+        try ctx.object(
+            knownMembers: [
+                "packet", "dataStart", "pktType", "dev", "sock", "flowKeys", "cb", "tc_index", "tc_classid",
+                "queue_mapping",
+            ] + TestRunContext.skbInputFields.filter { !$0.hasPrefix("cb[") })
         let packet = try ctx["packet"].optionalBase64(limit: AddressSpace.lowWindowLimit / 2)
         guard packet.count <= AddressSpace.lowWindowLimit / 2 else {
             throw ctx["packet"].error("\(packet.count) bytes exceed the limit of \(AddressSpace.lowWindowLimit / 2)")
@@ -287,8 +307,10 @@ public struct SKBContext: Context, Sendable {
     }
 
     static func socket(_ sock: JSONField) throws(ContextError) -> SocketInfo {
-        try sock.object(knownMembers: ["boundDevIF", "family", "sockType", "protocol", "mark", "priority", "srcPort",
-                                       "dstPort", "state", "rxQueueMapping", "srcIP4", "dstIP4", "srcIP6", "dstIP6"])
+        try sock.object(knownMembers: [
+            "boundDevIF", "family", "sockType", "protocol", "mark", "priority", "srcPort",
+            "dstPort", "state", "rxQueueMapping", "srcIP4", "dstIP4", "srcIP6", "dstIP6",
+        ])
         var s = SocketInfo()
         s.boundDeviceIndex = try sock["boundDevIF"].optionalInteger(UInt32.self) ?? 0
         s.family = try sock["family"].optionalInteger(UInt32.self) ?? 0
@@ -308,8 +330,10 @@ public struct SKBContext: Context, Sendable {
     }
 
     static func flowKeys(_ keys: JSONField) throws(ContextError) -> FlowKeys {
-        try keys.object(knownMembers: ["nhoff", "thoff", "addrProto", "isFrag", "isFirstFrag", "isEncap", "ipProto", "nProto",
-                                       "sport", "dport", "flags", "flowLabel", "ip", "srcIP", "dstIP"])
+        try keys.object(knownMembers: [
+            "nhoff", "thoff", "addrProto", "isFrag", "isFirstFrag", "isEncap", "ipProto", "nProto",
+            "sport", "dport", "flags", "flowLabel", "ip", "srcIP", "dstIP",
+        ])
         var k = FlowKeys()
         k.nhoff = try keys["nhoff"].optionalInteger(UInt16.self) ?? 0
         k.thoff = try keys["thoff"].optionalInteger(UInt16.self) ?? 0
@@ -336,13 +360,17 @@ public struct SKBContext: Context, Sendable {
 
     static func ipv4(_ field: JSONField) throws(ContextError) -> [UInt8]? {
         guard let text = try field.optionalString(), !text.isEmpty else { return nil }
-        guard let bytes = IPAddress.v4(text) else { throw field.error("expected an IPv4 address like 10.0.0.1, got \"\(text)\"") }
+        guard let bytes = IPAddress.v4(text) else {
+            throw field.error("expected an IPv4 address like 10.0.0.1, got \"\(text)\"")
+        }
         return bytes
     }
 
     static func ipv6(_ field: JSONField) throws(ContextError) -> [UInt8]? {
         guard let text = try field.optionalString(), !text.isEmpty else { return nil }
-        guard let bytes = IPAddress.v6(text) else { throw field.error("expected an IPv6 address like fe80::1, got \"\(text)\"") }
+        guard let bytes = IPAddress.v6(text) else {
+            throw field.error("expected an IPv6 address like fe80::1, got \"\(text)\"")
+        }
         return bytes
     }
 
@@ -365,9 +393,12 @@ public struct SKBContext: Context, Sendable {
         // header starts at its end, as nothing of it is network data).
         let pulled = dataStart == .network ? min(Self.ethernetHeaderLength, packet.count) : 0
         let dataLength = packet.count - pulled
-        let (storage, base) = try PacketBuffer.map(packet, headroom: headroom, tailroom: 0, name: regionName, into: process)
+        let (storage, base) = try PacketBuffer.map(
+            packet, headroom: headroom, tailroom: 0, name: regionName, into: process)
         var fields = [UInt8](repeating: 0, count: SKBLayout.size)
-        let derivedType = packet.count >= 6 ? PacketType(destination: packet.prefix(6), device: deviceAddress, broadcast: deviceBroadcast) : .host
+        let derivedType =
+            packet.count >= 6
+            ? PacketType(destination: packet.prefix(6), device: deviceAddress, broadcast: deviceBroadcast) : .host
         put32(&fields, SKBLayout.pktType, pktType ?? derivedType.rawValue)
         put32(&fields, SKBLayout.mark, mark)
         put32(&fields, SKBLayout.queueMapping, queueMapping)
@@ -387,7 +418,8 @@ public struct SKBContext: Context, Sendable {
         do {
             if let socket {
                 guard socket.sourceIPv4.count == 4, socket.destinationIPv4.count == 4,
-                      socket.sourceIPv6.count == 16, socket.destinationIPv6.count == 16 else {
+                    socket.sourceIPv6.count == 16, socket.destinationIPv6.count == 16
+                else {
                     throw SetupError.message("sk_buff socket addresses must be 4 (IPv4) and 16 (IPv6) bytes")
                 }
                 put32(&fields, SKBLayout.family, socket.family)
@@ -397,7 +429,8 @@ public struct SKBContext: Context, Sendable {
                 fields.replaceSubrange(SKBLayout.localIP6..<SKBLayout.localIP6 + 16, with: socket.sourceIPv6)
                 put32(&fields, SKBLayout.remotePort, UInt32(socket.destinationPort.bigEndian))
                 put32(&fields, SKBLayout.localPort, UInt32(socket.sourcePort))
-                let address = try process.memory.map(RegionStorage(bytes: socket.bytes), name: "bpf_sock", kind: .readOnly)
+                let address = try process.memory.map(
+                    RegionStorage(bytes: socket.bytes), name: "bpf_sock", kind: .readOnly)
                 put64(&fields, SKBLayout.sk, address)
             }
             if let flowKeys {
@@ -416,13 +449,14 @@ public struct SKBContext: Context, Sendable {
         } catch {
             throw .message("cannot map the __sk_buff struct: \(error)")
         }
-        let buffer = PacketBuffer(kind: .skb, storage: storage, base: base, metaOffset: headroom + pulled,
-                                  dataOffset: headroom + pulled, dataEndOffset: headroom + packet.count, reserved: 0,
-                                  contextAddress: contextAddress, contextStorage: context, regionName: regionName)
+        let buffer = PacketBuffer(
+            kind: .skb, storage: storage, base: base, metaOffset: headroom + pulled,
+            dataOffset: headroom + pulled, dataEndOffset: headroom + packet.count, reserved: 0,
+            contextAddress: contextAddress, contextStorage: context, regionName: regionName)
         buffer.protocolType = Self.etherType(of: packet)
         buffer.networkOffset = dataStart == .network ? 0 : min(Self.ethernetHeaderLength, packet.count)
         buffer.pulledLength = pulled
-        buffer.hashIsValid = hash != 0  // a hash the device gave (l4_hash)
+        buffer.hashIsValid = hash != 0 // a hash the device gave (l4_hash)
         buffer.syncContext(process)
         process.registers[1] = contextAddress
         let state = LinuxProcessState.forContext(process)
@@ -440,11 +474,14 @@ public struct SKBContext: Context, Sendable {
     /// The outcome for `process` had it exited with `returnValue` (see
     /// `XDPContext.result(of:returnValue:)`). Nil when `process` has no sk_buff.
     public static func result(of process: MimicCore.Process, returnValue value: UInt64) -> SKBResult? {
-        guard let state = LinuxProcessState.of(process), let buffer = state.packet, buffer.kind == .skb else { return nil }
+        guard let state = LinuxProcessState.of(process), let buffer = state.packet, buffer.kind == .skb else {
+            return nil
+        }
         let fields = buffer.contextStorage.bytes
-        return SKBResult(returnValue: value, packet: buffer.data, fields: SKBFields(bytes: fields),
-                         vlanTag: buffer.vlanTag.map { VLANTag(proto: $0.proto, tci: $0.tci) }, redirect: state.redirect,
-                         clones: state.clones)
+        return SKBResult(
+            returnValue: value, packet: buffer.data, fields: SKBFields(bytes: fields),
+            vlanTag: buffer.vlanTag.map { VLANTag(proto: $0.proto, tci: $0.tci) }, redirect: state.redirect,
+            clones: state.clones)
     }
 }
 
@@ -452,7 +489,10 @@ public struct SKBContext: Context, Sendable {
 public struct VLANTag: Sendable, Equatable {
     public var proto: UInt16
     public var tci: UInt16
-    public init(proto: UInt16, tci: UInt16) { self.proto = proto; self.tci = tci }
+    public init(proto: UInt16, tci: UInt16) {
+        self.proto = proto
+        self.tci = tci
+    }
 }
 
 /// The fields of a `struct __sk_buff`, decoded.
@@ -476,22 +516,39 @@ public struct SKBFields: Sendable, Equatable {
     /// Decodes 192 bytes of `struct __sk_buff`.
     public init(bytes b: [UInt8]) {
         let b = b.count >= SKBLayout.size ? b : b + [UInt8](repeating: 0, count: SKBLayout.size - b.count)
-        len = get32(b, SKBLayout.len); pktType = get32(b, SKBLayout.pktType); mark = get32(b, SKBLayout.mark)
-        queueMapping = get32(b, SKBLayout.queueMapping); `protocol` = get32(b, SKBLayout.protocol)
-        vlanPresent = get32(b, SKBLayout.vlanPresent); vlanTCI = get32(b, SKBLayout.vlanTCI)
-        vlanProto = get32(b, SKBLayout.vlanProto); priority = get32(b, SKBLayout.priority)
-        ingressIfindex = get32(b, SKBLayout.ingressIfindex); ifindex = get32(b, SKBLayout.ifindex)
+        len = get32(b, SKBLayout.len)
+        pktType = get32(b, SKBLayout.pktType)
+        mark = get32(b, SKBLayout.mark)
+        queueMapping = get32(b, SKBLayout.queueMapping)
+        `protocol` = get32(b, SKBLayout.protocol)
+        vlanPresent = get32(b, SKBLayout.vlanPresent)
+        vlanTCI = get32(b, SKBLayout.vlanTCI)
+        vlanProto = get32(b, SKBLayout.vlanProto)
+        priority = get32(b, SKBLayout.priority)
+        ingressIfindex = get32(b, SKBLayout.ingressIfindex)
+        ifindex = get32(b, SKBLayout.ifindex)
         tcIndex = get32(b, SKBLayout.tcIndex)
         cb = (0..<5).map { get32(b, SKBLayout.cb + 4 * $0) }
-        hash = get32(b, SKBLayout.hash); tcClassid = get32(b, SKBLayout.tcClassid)
-        data = get32(b, SKBLayout.data); dataEnd = get32(b, SKBLayout.dataEnd); napiID = get32(b, SKBLayout.napiID)
-        family = get32(b, SKBLayout.family); remoteIP4 = get32(b, SKBLayout.remoteIP4); localIP4 = get32(b, SKBLayout.localIP4)
+        hash = get32(b, SKBLayout.hash)
+        tcClassid = get32(b, SKBLayout.tcClassid)
+        data = get32(b, SKBLayout.data)
+        dataEnd = get32(b, SKBLayout.dataEnd)
+        napiID = get32(b, SKBLayout.napiID)
+        family = get32(b, SKBLayout.family)
+        remoteIP4 = get32(b, SKBLayout.remoteIP4)
+        localIP4 = get32(b, SKBLayout.localIP4)
         remoteIP6 = (0..<4).map { get32(b, SKBLayout.remoteIP6 + 4 * $0) }
         localIP6 = (0..<4).map { get32(b, SKBLayout.localIP6 + 4 * $0) }
-        remotePort = get32(b, SKBLayout.remotePort); localPort = get32(b, SKBLayout.localPort)
-        dataMeta = get32(b, SKBLayout.dataMeta); flowKeys = get64(b, SKBLayout.flowKeys)
-        tstamp = get64(b, SKBLayout.tstamp); wireLen = get32(b, SKBLayout.wireLen); gsoSegs = get32(b, SKBLayout.gsoSegs)
-        sk = get64(b, SKBLayout.sk); gsoSize = get32(b, SKBLayout.gsoSize); tstampType = b[SKBLayout.tstampType]
+        remotePort = get32(b, SKBLayout.remotePort)
+        localPort = get32(b, SKBLayout.localPort)
+        dataMeta = get32(b, SKBLayout.dataMeta)
+        flowKeys = get64(b, SKBLayout.flowKeys)
+        tstamp = get64(b, SKBLayout.tstamp)
+        wireLen = get32(b, SKBLayout.wireLen)
+        gsoSegs = get32(b, SKBLayout.gsoSegs)
+        sk = get64(b, SKBLayout.sk)
+        gsoSize = get32(b, SKBLayout.gsoSize)
+        tstampType = b[SKBLayout.tstampType]
         hwtstamp = get64(b, SKBLayout.hwtstamp)
     }
 }
@@ -519,7 +576,9 @@ public struct SKBResult: Sendable, Equatable {
     /// addresses (the device inserts a hardware-accelerated tag on transmit).
     public var framedPacket: [UInt8] {
         guard let vlanTag, packet.count >= 12 else { return packet }
-        return Array(packet[0..<12]) + [UInt8(vlanTag.proto >> 8), UInt8(vlanTag.proto & 0xFF),
-                                        UInt8(vlanTag.tci >> 8), UInt8(vlanTag.tci & 0xFF)] + Array(packet[12...])
+        return Array(packet[0..<12]) + [
+            UInt8(vlanTag.proto >> 8), UInt8(vlanTag.proto & 0xFF),
+            UInt8(vlanTag.tci >> 8), UInt8(vlanTag.tci & 0xFF),
+        ] + Array(packet[12...])
     }
 }

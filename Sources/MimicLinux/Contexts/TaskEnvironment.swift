@@ -38,8 +38,10 @@ public struct TaskEnvironment: Sendable, Equatable {
     /// program is not a kprobe or fentry/fexit one, or the address is not known).
     public var functionAddress: UInt64 = 0
 
-    public init(pid: UInt32 = 1, tgid: UInt32 = 1, uid: UInt32 = 0, gid: UInt32 = 0, comm: String = "mimic",
-                numaNode: UInt32 = 0, clock: Clock = .system, randomSeed: UInt64? = nil) {
+    public init(
+        pid: UInt32 = 1, tgid: UInt32 = 1, uid: UInt32 = 0, gid: UInt32 = 0, comm: String = "mimic",
+        numaNode: UInt32 = 0, clock: Clock = .system, randomSeed: UInt64? = nil
+    ) {
         self.pid = pid
         self.tgid = tgid
         self.uid = uid

@@ -28,23 +28,31 @@ public enum TestRunContext {
     }
 
     /// The `__sk_buff` fields `ctx_in` accepts, in struct order.
-    public static let skbInputFields = ["mark", "priority", "ingress_ifindex", "ifindex", "cb[0]", "cb[1]", "cb[2]", "cb[3]", "cb[4]",
-                                        "tstamp", "wire_len", "gso_segs", "gso_size", "hwtstamp"]
+    public static let skbInputFields = [
+        "mark", "priority", "ingress_ifindex", "ifindex", "cb[0]", "cb[1]", "cb[2]", "cb[3]", "cb[4]",
+        "tstamp", "wire_len", "gso_segs", "gso_size", "hwtstamp",
+    ]
     /// The `__sk_buff` fields the kernel writes back to `ctx_out` (`convert_skb_to___skb`).
-    public static let skbKernelOutputFields = ["mark", "priority", "ingress_ifindex", "ifindex", "cb[0]", "cb[1]", "cb[2]", "cb[3]", "cb[4]",
-                                               "tstamp", "wire_len", "gso_segs", "hwtstamp"]
+    public static let skbKernelOutputFields = [
+        "mark", "priority", "ingress_ifindex", "ifindex", "cb[0]", "cb[1]", "cb[2]", "cb[3]", "cb[4]",
+        "tstamp", "wire_len", "gso_segs", "hwtstamp",
+    ]
     /// The `__sk_buff` fields Mimic reports after a run: those of `ctx_out` and the others a
     /// program may write (`tc_index`, `tc_classid`, `queue_mapping`).
-    public static let skbOutputFields = ["mark", "priority", "queue_mapping", "ingress_ifindex", "ifindex", "tc_index",
-                                         "cb[0]", "cb[1]", "cb[2]", "cb[3]", "cb[4]", "tc_classid", "tstamp", "wire_len",
-                                         "gso_segs", "gso_size", "hwtstamp"]
+    public static let skbOutputFields = [
+        "mark", "priority", "queue_mapping", "ingress_ifindex", "ifindex", "tc_index",
+        "cb[0]", "cb[1]", "cb[2]", "cb[3]", "cb[4]", "tc_classid", "tstamp", "wire_len",
+        "gso_segs", "gso_size", "hwtstamp",
+    ]
     /// The `xdp_md` fields `ctx_in` accepts (besides `data`/`data_end`, which describe the packet).
     public static let xdpInputFields = ["ingress_ifindex", "rx_queue_index"]
 
     static let skbOffsets: [String: (offset: Int, size: Int)] = [
         "mark": (SKBLayout.mark, 4), "priority": (SKBLayout.priority, 4), "queue_mapping": (SKBLayout.queueMapping, 4),
-        "ingress_ifindex": (SKBLayout.ingressIfindex, 4), "ifindex": (SKBLayout.ifindex, 4), "tc_index": (SKBLayout.tcIndex, 4),
-        "cb[0]": (SKBLayout.cb, 4), "cb[1]": (SKBLayout.cb + 4, 4), "cb[2]": (SKBLayout.cb + 8, 4), "cb[3]": (SKBLayout.cb + 12, 4),
+        "ingress_ifindex": (SKBLayout.ingressIfindex, 4), "ifindex": (SKBLayout.ifindex, 4),
+        "tc_index": (SKBLayout.tcIndex, 4),
+        "cb[0]": (SKBLayout.cb, 4), "cb[1]": (SKBLayout.cb + 4, 4), "cb[2]": (SKBLayout.cb + 8, 4),
+        "cb[3]": (SKBLayout.cb + 12, 4),
         "cb[4]": (SKBLayout.cb + 16, 4), "tc_classid": (SKBLayout.tcClassid, 4), "tstamp": (SKBLayout.tstamp, 8),
         "wire_len": (SKBLayout.wireLen, 4), "gso_segs": (SKBLayout.gsoSegs, 4), "gso_size": (SKBLayout.gsoSize, 4),
         "hwtstamp": (SKBLayout.hwtstamp, 8),
@@ -59,8 +67,11 @@ public enum TestRunContext {
                 throw ContextError(path: "", "expected FIELD=VALUE, got '\(part)'")
             }
             let valueText = pieces[1]
-            let value = valueText.lowercased().hasPrefix("0x") ? UInt64(valueText.dropFirst(2), radix: 16) : UInt64(valueText)
-            guard let value else { throw ContextError(path: "", "\(pieces[0]): expected a whole number, got '\(valueText)'") }
+            let value =
+                valueText.lowercased().hasPrefix("0x") ? UInt64(valueText.dropFirst(2), radix: 16) : UInt64(valueText)
+            guard let value else {
+                throw ContextError(path: "", "\(pieces[0]): expected a whole number, got '\(valueText)'")
+            }
             fields.append(Field(name: pieces[0], value: value))
         }
         return fields
@@ -80,13 +91,18 @@ public enum TestRunContext {
             try check(xdp)
             return xdp
         }
-        throw ContextError(path: "", "context fields (\(fields.map(\.name).joined(separator: ", "))) apply to xdp_md and sk_buff contexts, not to \(type(of: context))")
+        throw ContextError(
+            path: "",
+            "context fields (\(fields.map(\.name).joined(separator: ", "))) apply to xdp_md and sk_buff contexts, not to \(type(of: context))"
+        )
     }
 
     /// Sets one `__sk_buff` field.
     public static func set(_ field: Field, on skb: inout SKBContext, path: String) throws(ContextError) {
         func u32() throws(ContextError) -> UInt32 {
-            guard field.value <= UInt64(UInt32.max) else { throw ContextError(path: path, "\(field.value) does not fit in 32 bits") }
+            guard field.value <= UInt64(UInt32.max) else {
+                throw ContextError(path: path, "\(field.value) does not fit in 32 bits")
+            }
             return UInt32(field.value)
         }
         switch field.name {
@@ -100,46 +116,71 @@ public enum TestRunContext {
         case "gso_size": skb.gsoSize = try u32()
         case "hwtstamp": skb.hwtstamp = field.value
         default:
-            if field.name.hasPrefix("cb["), field.name.hasSuffix("]"), let index = Int(field.name.dropFirst(3).dropLast()), (0..<5).contains(index) {
+            if field.name.hasPrefix("cb["), field.name.hasSuffix("]"),
+                let index = Int(field.name.dropFirst(3).dropLast()), (0..<5).contains(index)
+            {
                 skb.cb[index] = try u32()
-            } else if skbOffsets[field.name] != nil || ["len", "pkt_type", "protocol", "data", "data_end"].contains(field.name) {
-                throw ContextError(path: path, "the kernel's BPF_PROG_TEST_RUN does not accept __sk_buff.\(field.name) in ctx_in (net/bpf/test_run.c, convert___skb_to_skb: EINVAL); it accepts \(skbInputFields.joined(separator: ", "))")
+            } else if skbOffsets[field.name] != nil
+                || ["len", "pkt_type", "protocol", "data", "data_end"].contains(field.name)
+            {
+                throw ContextError(
+                    path: path,
+                    "the kernel's BPF_PROG_TEST_RUN does not accept __sk_buff.\(field.name) in ctx_in (net/bpf/test_run.c, convert___skb_to_skb: EINVAL); it accepts \(skbInputFields.joined(separator: ", "))"
+                )
             } else {
-                throw ContextError(path: path, "__sk_buff has no settable field '\(field.name)'; ctx_in accepts \(skbInputFields.joined(separator: ", "))")
+                throw ContextError(
+                    path: path,
+                    "__sk_buff has no settable field '\(field.name)'; ctx_in accepts \(skbInputFields.joined(separator: ", "))"
+                )
             }
         }
     }
 
     /// Sets one `xdp_md` field.
     public static func set(_ field: Field, on xdp: inout XDPContext, path: String) throws(ContextError) {
-        guard field.value <= UInt64(UInt32.max) else { throw ContextError(path: path, "\(field.value) does not fit in 32 bits") }
+        guard field.value <= UInt64(UInt32.max) else {
+            throw ContextError(path: path, "\(field.value) does not fit in 32 bits")
+        }
         switch field.name {
         case "ingress_ifindex": xdp.ingressIfindex = field.value == 0 ? 1 : UInt32(field.value)
         case "rx_queue_index": xdp.rxQueueIndex = UInt32(field.value)
         case "egress_ifindex":
-            throw ContextError(path: path, "the kernel's BPF_PROG_TEST_RUN refuses a nonzero xdp_md.egress_ifindex in ctx_in (xdp_convert_md_to_buff: EINVAL)")
+            throw ContextError(
+                path: path,
+                "the kernel's BPF_PROG_TEST_RUN refuses a nonzero xdp_md.egress_ifindex in ctx_in (xdp_convert_md_to_buff: EINVAL)"
+            )
         default:
-            throw ContextError(path: path, "xdp_md has no settable field '\(field.name)'; ctx_in accepts \(xdpInputFields.joined(separator: ", "))")
+            throw ContextError(
+                path: path,
+                "xdp_md has no settable field '\(field.name)'; ctx_in accepts \(xdpInputFields.joined(separator: ", "))"
+            )
         }
     }
 
     /// The kernel's checks of an `__sk_buff` `ctx_in` that Mimic can make.
     public static func check(_ skb: SKBContext) throws(ContextError) {
         if let wireLen = skb.wireLen {
-            let length = skb.dataStart == .network ? max(0, skb.packet.count - SKBContext.ethernetHeaderLength) : skb.packet.count
+            let length =
+                skb.dataStart == .network
+                ? max(0, skb.packet.count - SKBContext.ethernetHeaderLength) : skb.packet.count
             guard Int(wireLen) >= length, wireLen <= 65536 else {
-                throw ContextError(path: "wire_len", "\(wireLen) must be 0 (the packet's length) or from the packet's length \(length) to 65536 (the kernel's test run: EINVAL)")
+                throw ContextError(
+                    path: "wire_len",
+                    "\(wireLen) must be 0 (the packet's length) or from the packet's length \(length) to 65536 (the kernel's test run: EINVAL)"
+                )
             }
         }
         guard skb.gsoSegs <= 65535 else {
-            throw ContextError(path: "gso_segs", "\(skb.gsoSegs) exceeds GSO_MAX_SEGS 65535 (the kernel's test run: EINVAL)")
+            throw ContextError(
+                path: "gso_segs", "\(skb.gsoSegs) exceeds GSO_MAX_SEGS 65535 (the kernel's test run: EINVAL)")
         }
     }
 
     /// The kernel's checks of an `xdp_md` `ctx_in` that Mimic can make.
     public static func check(_ xdp: XDPContext) throws(ContextError) {
         guard xdp.egressIfindex == 0 else {
-            throw ContextError(path: "egress_ifindex", "the kernel's test run refuses a nonzero egress_ifindex (EINVAL)")
+            throw ContextError(
+                path: "egress_ifindex", "the kernel's test run refuses a nonzero egress_ifindex (EINVAL)")
         }
     }
 
@@ -207,7 +248,8 @@ public enum TestRunContext {
 
     /// `fields` of a `__sk_buff`'s bytes (192; shorter input reads as zeros), by name, in order.
     public static func skbFields(_ bytes: [UInt8], names: [String] = skbOutputFields) -> [Field] {
-        let padded = bytes.count >= SKBLayout.size ? bytes : bytes + [UInt8](repeating: 0, count: SKBLayout.size - bytes.count)
+        let padded =
+            bytes.count >= SKBLayout.size ? bytes : bytes + [UInt8](repeating: 0, count: SKBLayout.size - bytes.count)
         return names.compactMap { name in
             guard let (offset, size) = skbOffsets[name] else { return nil }
             return Field(name: name, value: size == 8 ? get64(padded, offset) : UInt64(get32(padded, offset)))
@@ -224,8 +266,10 @@ public enum TestRunContext {
             return skbFields(bytes)
         case .xdp:
             let padded = bytes + [UInt8](repeating: 0, count: max(0, 24 - bytes.count))
-            return [Field(name: "ingress_ifindex", value: UInt64(get32(padded, 12))),
-                    Field(name: "rx_queue_index", value: UInt64(get32(padded, 16)))]
+            return [
+                Field(name: "ingress_ifindex", value: UInt64(get32(padded, 12))),
+                Field(name: "rx_queue_index", value: UInt64(get32(padded, 16))),
+            ]
         }
     }
 }

@@ -12,7 +12,9 @@ public enum XDPAction: UInt32, Sendable, CaseIterable, CustomStringConvertible {
 
     /// The verdict a program's return value names, or nil for a value outside the enum.
     public init?(returnValue: UInt64) {
-        guard returnValue <= UInt64(UInt32.max), let action = XDPAction(rawValue: UInt32(returnValue)) else { return nil }
+        guard returnValue <= UInt64(UInt32.max), let action = XDPAction(rawValue: UInt32(returnValue)) else {
+            return nil
+        }
         self = action
     }
 
@@ -60,9 +62,11 @@ public struct XDPContext: Context, Sendable {
     /// Task, clock and random settings for helpers; nil keeps the process's defaults.
     public var environment: TaskEnvironment?
 
-    public init(packet: [UInt8], headroom: Int = 256, tailroom: Int = 0, ingressIfindex: UInt32 = 1,
-                rxQueueIndex: UInt32 = 0, egressIfindex: UInt32 = 0, name: String = "xdp_md",
-                environment: TaskEnvironment? = nil) {
+    public init(
+        packet: [UInt8], headroom: Int = 256, tailroom: Int = 0, ingressIfindex: UInt32 = 1,
+        rxQueueIndex: UInt32 = 0, egressIfindex: UInt32 = 0, name: String = "xdp_md",
+        environment: TaskEnvironment? = nil
+    ) {
         self.name = name
         self.packet = packet
         self.headroom = headroom
@@ -76,20 +80,28 @@ public struct XDPContext: Context, Sendable {
     /// Reads the `ctx` object of an `xdp_md` context file: `packet` (base64), `headroom`
     /// (default 256), `tailroom` (default 0), `ingress_ifidx`, `rx_queue_idx`, `egress_ifidx`.
     public init(json ctx: JSONField, name: String) throws(ContextError) {
-        try ctx.object(knownMembers: ["packet", "headroom", "tailroom", "ingress_ifidx", "rx_queue_idx", "egress_ifidx"]
-                                + TestRunContext.xdpInputFields)
+        try ctx.object(
+            knownMembers: ["packet", "headroom", "tailroom", "ingress_ifidx", "rx_queue_idx", "egress_ifidx"]
+                + TestRunContext.xdpInputFields)
         let limit = AddressSpace.lowWindowLimit / 4
         let packet = try ctx["packet"].optionalBase64(limit: limit)
         let headroom = try ctx["headroom"].optionalInteger(Int.self) ?? 256
         let tailroom = try ctx["tailroom"].optionalInteger(Int.self) ?? 0
-        guard (0...limit).contains(headroom) else { throw ctx["headroom"].error("expected 0...\(limit), got \(headroom)") }
-        guard (0...limit).contains(tailroom) else { throw ctx["tailroom"].error("expected 0...\(limit), got \(tailroom)") }
-        guard packet.count <= limit else { throw ctx["packet"].error("\(packet.count) bytes exceed the limit of \(limit)") }
-        self.init(packet: packet, headroom: headroom, tailroom: tailroom,
-                  ingressIfindex: try ctx["ingress_ifidx"].optionalInteger(UInt32.self) ?? 1,
-                  rxQueueIndex: try ctx["rx_queue_idx"].optionalInteger(UInt32.self) ?? 0,
-                  egressIfindex: try ctx["egress_ifidx"].optionalInteger(UInt32.self) ?? 0,
-                  name: name)
+        guard (0...limit).contains(headroom) else {
+            throw ctx["headroom"].error("expected 0...\(limit), got \(headroom)")
+        }
+        guard (0...limit).contains(tailroom) else {
+            throw ctx["tailroom"].error("expected 0...\(limit), got \(tailroom)")
+        }
+        guard packet.count <= limit else {
+            throw ctx["packet"].error("\(packet.count) bytes exceed the limit of \(limit)")
+        }
+        self.init(
+            packet: packet, headroom: headroom, tailroom: tailroom,
+            ingressIfindex: try ctx["ingress_ifidx"].optionalInteger(UInt32.self) ?? 1,
+            rxQueueIndex: try ctx["rx_queue_idx"].optionalInteger(UInt32.self) ?? 0,
+            egressIfindex: try ctx["egress_ifidx"].optionalInteger(UInt32.self) ?? 0,
+            name: name)
         try TestRunContext.read(ctx, into: &self)
     }
 
@@ -98,14 +110,17 @@ public struct XDPContext: Context, Sendable {
         let regionName = "\(name) packet"
         let buffer: PacketBuffer
         // A process being reset keeps its previous packet buffer: refill it rather than allocate.
-        if let reused = try PacketBuffer.refill(state.sparePacket.take(), kind: .xdp, packet: packet, headroom: headroom,
-                                                tailroom: tailroom, reserved: min(Self.frameReserve, headroom),
-                                                regionName: regionName, contextName: "xdp_md", contextKind: .readOnly,
-                                                contextSize: 24, into: process) {
+        if let reused = try PacketBuffer.refill(
+            state.sparePacket.take(), kind: .xdp, packet: packet, headroom: headroom,
+            tailroom: tailroom, reserved: min(Self.frameReserve, headroom),
+            regionName: regionName, contextName: "xdp_md", contextKind: .readOnly,
+            contextSize: 24, into: process)
+        {
             buffer = reused
         } else {
-            let (storage, base) = try PacketBuffer.map(packet, headroom: headroom, tailroom: tailroom,
-                                                       name: regionName, into: process)
+            let (storage, base) = try PacketBuffer.map(
+                packet, headroom: headroom, tailroom: tailroom,
+                name: regionName, into: process)
             let context = RegionStorage(count: 24)
             let contextAddress: UInt64
             do {
@@ -113,9 +128,10 @@ public struct XDPContext: Context, Sendable {
             } catch {
                 throw .message("cannot map the xdp_md struct: \(error)")
             }
-            buffer = PacketBuffer(kind: .xdp, storage: storage, base: base, metaOffset: headroom, dataOffset: headroom,
-                                  dataEndOffset: headroom + packet.count, reserved: min(Self.frameReserve, headroom),
-                                  contextAddress: contextAddress, contextStorage: context, regionName: regionName)
+            buffer = PacketBuffer(
+                kind: .xdp, storage: storage, base: base, metaOffset: headroom, dataOffset: headroom,
+                dataEndOffset: headroom + packet.count, reserved: min(Self.frameReserve, headroom),
+                contextAddress: contextAddress, contextStorage: context, regionName: regionName)
         }
         buffer.storeU32(ingressIfindex, at: 12)
         buffer.storeU32(rxQueueIndex, at: 16)
@@ -138,8 +154,11 @@ public struct XDPContext: Context, Sendable {
     /// for one running elsewhere (MimicLinux as a plugin reports the host's run this way).
     /// Nil when `process` has no XDP packet.
     public static func result(of process: MimicCore.Process, returnValue: UInt64) -> XDPResult? {
-        guard let state = LinuxProcessState.of(process), let buffer = state.packet, buffer.kind == .xdp else { return nil }
-        return XDPResult(returnValue: returnValue, packet: buffer.data, metadata: buffer.metadata, redirect: state.redirect)
+        guard let state = LinuxProcessState.of(process), let buffer = state.packet, buffer.kind == .xdp else {
+            return nil
+        }
+        return XDPResult(
+            returnValue: returnValue, packet: buffer.data, metadata: buffer.metadata, redirect: state.redirect)
     }
 }
 

@@ -76,12 +76,16 @@ enum ChecksumHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
             LinuxHelper.make(.csumDiff) { call throws(HelperFailure) in
-                let fromSize = call.arg32(2), toSize = call.arg32(4)
+                let fromSize = call.arg32(2)
+                let toSize = call.arg32(4)
                 // Sizes must be multiples of 4 and fit the 512-byte scratch buffer.
-                guard (fromSize | toSize) & 3 == 0, UInt64(fromSize) + UInt64(toSize) <= 512 else { return Errno.invalid.r0 }
+                guard (fromSize | toSize) & 3 == 0, UInt64(fromSize) + UInt64(toSize) <= 512 else {
+                    return Errno.invalid.r0
+                }
                 let from = fromSize == 0 ? [] : try call.read(call.arg(1), count: Int(fromSize))
                 let to = toSize == 0 ? [] : try call.read(call.arg(3), count: Int(toSize))
-                let words = stride(from: 0, to: from.count, by: 4).map { ~get32(from, $0) }
+                let words =
+                    stride(from: 0, to: from.count, by: 4).map { ~get32(from, $0) }
                     + stride(from: 0, to: to.count, by: 4).map { get32(to, $0) }
                 return UInt64(Checksum.partial(words: words, seed: call.arg32(5)))
             },
@@ -91,8 +95,12 @@ enum ChecksumHelpers {
                 return try replace(call, flags: flags) { sum, from, to in
                     switch flags & fieldSizeMask {
                     case 0: from == 0 ? Checksum.replaceByDiff(sum, diff: UInt32(truncatingIfNeeded: to)) : nil
-                    case 2: Checksum.replace2(sum, old: UInt16(truncatingIfNeeded: from), new: UInt16(truncatingIfNeeded: to))
-                    case 4: Checksum.replace4(sum, old: UInt32(truncatingIfNeeded: from), new: UInt32(truncatingIfNeeded: to))
+                    case 2:
+                        Checksum.replace2(
+                            sum, old: UInt16(truncatingIfNeeded: from), new: UInt16(truncatingIfNeeded: to))
+                    case 4:
+                        Checksum.replace4(
+                            sum, old: UInt32(truncatingIfNeeded: from), new: UInt32(truncatingIfNeeded: to))
                     default: nil
                     }
                 }
@@ -104,17 +112,19 @@ enum ChecksumHelpers {
                 }
                 return try replace(call, flags: flags) { sum, from, to in
                     let mangled = flags & markMangled0 != 0
-                    if mangled, flags & markEnforce == 0, sum == 0 { return 0 }  // a zero UDP checksum stays
+                    if mangled, flags & markEnforce == 0, sum == 0 { return 0 } // a zero UDP checksum stays
                     let new: UInt16
                     switch flags & fieldSizeMask {
                     case 0:
                         guard from == 0 else { return nil }
                         new = Checksum.replaceByDiff(sum, diff: UInt32(truncatingIfNeeded: to))
                     case 2:
-                        new = Checksum.protoReplace4(sum, old: UInt32(UInt16(truncatingIfNeeded: from)),
-                                                     new: UInt32(UInt16(truncatingIfNeeded: to)))
+                        new = Checksum.protoReplace4(
+                            sum, old: UInt32(UInt16(truncatingIfNeeded: from)),
+                            new: UInt32(UInt16(truncatingIfNeeded: to)))
                     case 4:
-                        new = Checksum.protoReplace4(sum, old: UInt32(truncatingIfNeeded: from), new: UInt32(truncatingIfNeeded: to))
+                        new = Checksum.protoReplace4(
+                            sum, old: UInt32(truncatingIfNeeded: from), new: UInt32(truncatingIfNeeded: to))
                     default:
                         return nil
                     }
@@ -126,8 +136,10 @@ enum ChecksumHelpers {
 
     /// Reads the checksum at `offset` (r2) of the sk_buff, lets `update` compute the new value from
     /// (sum, from r3, to r4) — nil means `-EINVAL` — and stores it.
-    static func replace(_ call: HelperCall, flags: UInt64,
-                        _ update: (UInt16, UInt64, UInt64) -> UInt16?) throws(HelperFailure) -> UInt64 {
+    static func replace(
+        _ call: HelperCall, flags: UInt64,
+        _ update: (UInt16, UInt64, UInt64) -> UInt16?
+    ) throws(HelperFailure) -> UInt64 {
         let buffer = try call.packet(.skb)
         let offset = call.arg32(2)
         guard offset <= 0xFFFF, offset & 1 == 0 else { return Errno.fault.r0 }

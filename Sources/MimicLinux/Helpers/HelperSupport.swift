@@ -56,7 +56,9 @@ struct HelperCall {
     /// A size argument the program passed, refused when it is absurdly large for VM memory.
     func size(_ n: Int, limit: Int = AddressSpace.regionLimit) throws(HelperFailure) -> Int {
         let value = arg(n) & 0xFFFF_FFFF
-        guard value <= UInt64(limit) else { throw .message("size argument r\(n) = \(value) is larger than \(limit) bytes") }
+        guard value <= UInt64(limit) else {
+            throw .message("size argument r\(n) = \(value) is larger than \(limit) bytes")
+        }
         return Int(value)
     }
 
@@ -75,7 +77,9 @@ struct HelperCall {
             throw .message("\(name) works on an \(kind.rawValue) context; the process has \(buffer.kind.rawValue)")
         }
         guard arg(1) == buffer.contextAddress else {
-            throw .message("\(name): r1 (0x\(String(arg(1), radix: 16))) is not the context pointer (0x\(String(buffer.contextAddress, radix: 16)))")
+            throw .message(
+                "\(name): r1 (0x\(String(arg(1), radix: 16))) is not the context pointer (0x\(String(buffer.contextAddress, radix: 16)))"
+            )
         }
         return buffer
     }
@@ -89,9 +93,12 @@ extension Errno {
 enum LinuxHelper {
     /// A Linux helper that replays captured calls before emulating: while a captured context has
     /// records for it, the n-th call returns the n-th record; afterwards `body` emulates it.
-    static func make(_ helper: HelperID, replay: ReplayPolicy = .replace,
-                     _ body: @escaping @Sendable (HelperCall) throws(HelperFailure) -> UInt64) -> Helper {
-        let id = helper.rawValue, name = helper.name
+    static func make(
+        _ helper: HelperID, replay: ReplayPolicy = .replace,
+        _ body: @escaping @Sendable (HelperCall) throws(HelperFailure) -> UInt64
+    ) -> Helper {
+        let id = helper.rawValue
+        let name = helper.name
         return Helper(helper) { process throws(HelperFailure) in
             let state = LinuxProcessState.of(process)
             let call = HelperCall(process: process, state: state, id: id, name: name)

@@ -20,7 +20,8 @@ enum LinuxKfuncs {
             make("bpf_rcu_read_unlock") { _ throws(HelperFailure) in 0 },
             make("bpf_iter_num_new") { call throws(HelperFailure) in
                 let iterator = call.arg(1)
-                let start = Int64(call.argInt(2)), end = Int64(call.argInt(3))
+                let start = Int64(call.argInt(2))
+                let end = Int64(call.argInt(3))
                 if start > end {
                     try writeIterator(call, at: iterator, current: 0, end: 0)
                     return Errno.invalid.r0
@@ -30,7 +31,9 @@ enum LinuxKfuncs {
                     return Errno.tooBig.r0
                 }
                 // bpf_iter_num_next comes first and moves cur to exactly start.
-                try writeIterator(call, at: iterator, current: Int32(truncatingIfNeeded: start) &- 1, end: Int32(truncatingIfNeeded: end))
+                try writeIterator(
+                    call, at: iterator, current: Int32(truncatingIfNeeded: start) &- 1,
+                    end: Int32(truncatingIfNeeded: end))
                 return 0
             },
             make("bpf_iter_num_next") { call throws(HelperFailure) in
@@ -40,10 +43,10 @@ enum LinuxKfuncs {
                 let end = Int32(bitPattern: littleEndianUInt32(Array(bytes[4..<8])))
                 if Int64(current &+ 1) >= Int64(end) {
                     try writeIterator(call, at: iterator, current: 0, end: 0)
-                    return 0  // NULL: done, or never initialised
+                    return 0 // NULL: done, or never initialised
                 }
                 try writeIterator(call, at: iterator, current: current &+ 1, end: end)
-                return iterator  // &s->cur, the iterator's first field
+                return iterator // &s->cur, the iterator's first field
             },
             make("bpf_iter_num_destroy") { call throws(HelperFailure) in
                 try writeIterator(call, at: call.arg(1), current: 0, end: 0)
@@ -53,13 +56,16 @@ enum LinuxKfuncs {
     }
 
     /// Writes `struct bpf_iter_num_kern { int cur; int end; }`.
-    static func writeIterator(_ call: HelperCall, at address: UInt64, current: Int32, end: Int32) throws(HelperFailure) {
-        try call.write(littleEndianBytes(UInt32(bitPattern: current)) + littleEndianBytes(UInt32(bitPattern: end)), at: address)
+    static func writeIterator(_ call: HelperCall, at address: UInt64, current: Int32, end: Int32) throws(HelperFailure)
+    {
+        try call.write(
+            littleEndianBytes(UInt32(bitPattern: current)) + littleEndianBytes(UInt32(bitPattern: end)), at: address)
     }
 
     /// A kfunc: its arguments in R1–R5 as for a helper, its result in R0. A kfunc has no helper
     /// id; -1 stands in for one in messages.
-    static func make(_ name: String, _ body: @escaping @Sendable (HelperCall) throws(HelperFailure) -> UInt64) -> Helper {
+    static func make(_ name: String, _ body: @escaping @Sendable (HelperCall) throws(HelperFailure) -> UInt64) -> Helper
+    {
         Helper(id: -1, name: name) { process throws(HelperFailure) in
             .value(try body(HelperCall(process: process, state: LinuxProcessState.of(process), id: -1, name: name)))
         }

@@ -22,7 +22,9 @@ enum MapHelpers {
     // MARK: Shared pieces
 
     /// The map whose handle is in argument `n`.
-    static func map(_ emulator: LinuxEmulator?, _ process: MimicCore.Process, argument n: Int = 1) throws(HelperFailure) -> any BPFMap {
+    static func map(_ emulator: LinuxEmulator?, _ process: MimicCore.Process, argument n: Int = 1) throws(HelperFailure)
+        -> any BPFMap
+    {
         let handle = process.argument(n)
         guard let emulator, let map = emulator.map(handle: handle) else {
             throw .message("r\(n) = 0x\(String(handle, radix: 16)) is not a map")
@@ -32,8 +34,10 @@ enum MapHelpers {
     }
 
     /// The map in argument `n`, which must be of type `T` (`what` names the kind expected).
-    static func map<T>(_ emulator: LinuxEmulator?, _ process: MimicCore.Process, argument n: Int = 1,
-                       as type: T.Type, _ what: String) throws(HelperFailure) -> T {
+    static func map<T>(
+        _ emulator: LinuxEmulator?, _ process: MimicCore.Process, argument n: Int = 1,
+        as type: T.Type, _ what: String
+    ) throws(HelperFailure) -> T {
         let found = try map(emulator, process, argument: n)
         guard let typed = found as? T else {
             throw .message("map \(found.name) is a \(found.attributes.type.cName), not \(what)")
@@ -81,7 +85,8 @@ enum MapHelpers {
         unowned(unsafe) let table = emulator.mapTable
         return Helper(.mapLookupElem) { [weak emulator] process throws(HelperFailure) in
             if let entry = table.entry(handle: process.argument(1)),
-               let address = fastLookup(entry, process) {
+                let address = fastLookup(entry, process)
+            {
                 return .value(address)
             }
             let map = try map(emulator, process)
@@ -97,9 +102,11 @@ enum MapHelpers {
         let keyAddress = process.argument(2)
         if let array = entry.array {
             guard array.attributes.keySize == 4,
-                  let key = process.memory.table.pointer(forReading: keyAddress, size: 4) else { return nil }
-            return array.lookupAddress(index: Int(UInt32(littleEndian: key.loadUnaligned(as: UInt32.self))),
-                                       cpu: process.vCPU) ?? 0
+                let key = process.memory.table.pointer(forReading: keyAddress, size: 4)
+            else { return nil }
+            return array.lookupAddress(
+                index: Int(UInt32(littleEndian: key.loadUnaligned(as: UInt32.self))),
+                cpu: process.vCPU) ?? 0
         }
         if let hash = entry.hash {
             let size = hash.attributes.keySize
@@ -114,7 +121,7 @@ enum MapHelpers {
     /// `long HelperID.mapUpdateElem(map, key, value, flags)`. Hash and array maps take a fast
     /// path like `lookup`'s: key and value are read in place.
     static func update(_ emulator: LinuxEmulator) -> Helper {
-        unowned(unsafe) let table = emulator.mapTable  // see `lookup`
+        unowned(unsafe) let table = emulator.mapTable // see `lookup`
         return Helper(.mapUpdateElem) { [weak emulator] process throws(HelperFailure) in
             if let entry = table.entry(handle: process.argument(1)), let error = fastUpdate(entry, process) {
                 return result(error)
@@ -122,8 +129,10 @@ enum MapHelpers {
             let map = try map(emulator, process)
             let key = try read(process, process.argument(2), count: map.attributes.keySize)
             let value = try read(process, process.argument(3), count: map.attributes.valueSize)
-            return result(map.update(key: key, value: value, flags: MapUpdateFlags(rawValue: process.argument(4)),
-                                     cpu: process.vCPU))
+            return result(
+                map.update(
+                    key: key, value: value, flags: MapUpdateFlags(rawValue: process.argument(4)),
+                    cpu: process.vCPU))
         }
     }
 
@@ -136,20 +145,27 @@ enum MapHelpers {
         if let array = entry.array {
             let valueSize = array.attributes.valueSize
             guard array.attributes.keySize == 4, valueSize > 0,
-                  let key = memory.pointer(forReading: process.argument(2), size: 4),
-                  let value = memory.pointer(forReading: process.argument(3), size: UInt64(valueSize)) else { return nil }
-            return .some(array.update(index: UInt32(littleEndian: key.loadUnaligned(as: UInt32.self)),
-                                      value: UnsafeRawBufferPointer(start: value, count: valueSize),
-                                      flags: flags, cpu: process.vCPU))
+                let key = memory.pointer(forReading: process.argument(2), size: 4),
+                let value = memory.pointer(forReading: process.argument(3), size: UInt64(valueSize))
+            else { return nil }
+            return .some(
+                array.update(
+                    index: UInt32(littleEndian: key.loadUnaligned(as: UInt32.self)),
+                    value: UnsafeRawBufferPointer(start: value, count: valueSize),
+                    flags: flags, cpu: process.vCPU))
         }
         if let hash = entry.hash {
-            let keySize = hash.attributes.keySize, valueSize = hash.attributes.valueSize
+            let keySize = hash.attributes.keySize
+            let valueSize = hash.attributes.valueSize
             guard keySize > 0, valueSize > 0,
-                  let key = memory.pointer(forReading: process.argument(2), size: UInt64(keySize)),
-                  let value = memory.pointer(forReading: process.argument(3), size: UInt64(valueSize)) else { return nil }
-            return .some(hash.update(key: UnsafeRawBufferPointer(start: key, count: keySize),
-                                     value: UnsafeRawBufferPointer(start: value, count: valueSize),
-                                     flags: flags, cpu: process.vCPU))
+                let key = memory.pointer(forReading: process.argument(2), size: UInt64(keySize)),
+                let value = memory.pointer(forReading: process.argument(3), size: UInt64(valueSize))
+            else { return nil }
+            return .some(
+                hash.update(
+                    key: UnsafeRawBufferPointer(start: key, count: keySize),
+                    value: UnsafeRawBufferPointer(start: value, count: valueSize),
+                    flags: flags, cpu: process.vCPU))
         }
         return nil
     }
@@ -213,7 +229,8 @@ enum MapHelpers {
             let array = try map(emulator, process, argument: 2, as: ProgramArrayMap.self, "a BPF_MAP_TYPE_PROG_ARRAY")
             let index = UInt32(truncatingIfNeeded: process.argument(3))
             guard process.tailCallCount < process.vm.configuration.tailCallLimit,
-                  let program = array.program(at: Int(index)) else {
+                let program = array.program(at: Int(index))
+            else {
                 return .value(Errno.noEntry.helperReturnValue)
             }
             guard program.vm === process.vm else {
@@ -248,9 +265,11 @@ enum MapHelpers {
                 state?.redirect = nil
                 return .value(flags & actionMask)
             }
-            state?.redirect = .map(MapRedirect(
-                mapName: map.name, mapType: map.attributes.type, key: key, value: broadcast ? nil : value,
-                broadcastKeys: broadcast ? map.setKeys : [], excludeIngress: flags & MapRedirect.excludeIngressFlag != 0))
+            state?.redirect = .map(
+                MapRedirect(
+                    mapName: map.name, mapType: map.attributes.type, key: key, value: broadcast ? nil : value,
+                    broadcastKeys: broadcast ? map.setKeys : [],
+                    excludeIngress: flags & MapRedirect.excludeIngressFlag != 0))
             return .value(MapRedirect.xdpRedirect)
         }
     }
@@ -322,7 +341,9 @@ enum MapHelpers {
                 elements = hash.elements(cpu: process.vCPU)
                 stillThere = hash.contains(key:)
             case let array as ArrayMap:
-                elements = array.keys.compactMap { key in array.lookupAddress(key: key, cpu: process.vCPU).map { (key, $0) } }
+                elements = array.keys.compactMap { key in
+                    array.lookupAddress(key: key, cpu: process.vCPU).map { (key, $0) }
+                }
                 stillThere = { _ in true }
             default:
                 throw .message("\(HelperID.forEachMapElem.name) does not support \(map.attributes.type.cName) maps")
@@ -341,7 +362,8 @@ enum MapHelpers {
                 visited += 1
                 let stop: UInt64
                 do throws(ExecutionError) {
-                    stop = try ProgramCallbacks.call(process, at: slot, arguments: [map.handle, keyAddress, element.address, process.argument(3)])
+                    stop = try ProgramCallbacks.call(
+                        process, at: slot, arguments: [map.handle, keyAddress, element.address, process.argument(3)])
                 } catch {
                     throw .callback(error)
                 }
@@ -365,7 +387,9 @@ final class HeldSpinLocks {
 
     /// Forgets a held lock; false if it was not held.
     func remove(_ storage: RegionStorage, _ offset: Int) -> Bool {
-        guard let index = locks.firstIndex(where: { $0.storage === storage && $0.offset == offset }) else { return false }
+        guard let index = locks.firstIndex(where: { $0.storage === storage && $0.offset == offset }) else {
+            return false
+        }
         locks.remove(at: index)
         return true
     }

@@ -79,7 +79,8 @@ enum NetworkHelpers {
             // long bpf_xdp_load_bytes(struct xdp_buff *xdp_md, u32 offset, void *buf, u32 len)
             LinuxHelper.make(.xdpLoadBytes) { call throws(HelperFailure) in
                 let buffer = try call.packet(.xdp)
-                let offset = Int(call.arg32(2)), length = Int(call.arg32(4))
+                let offset = Int(call.arg32(2))
+                let length = Int(call.arg32(4))
                 if let errno = xdpRangeError(buffer, offset: offset, length: length) { return errno.r0 }
                 let start = buffer.dataOffset + offset
                 try call.write(buffer.storage.bytes(in: start..<start + length), at: call.arg(3))
@@ -88,7 +89,8 @@ enum NetworkHelpers {
             // long bpf_xdp_store_bytes(struct xdp_buff *xdp_md, u32 offset, void *buf, u32 len)
             LinuxHelper.make(.xdpStoreBytes) { call throws(HelperFailure) in
                 let buffer = try call.packet(.xdp)
-                let offset = Int(call.arg32(2)), length = Int(call.arg32(4))
+                let offset = Int(call.arg32(2))
+                let length = Int(call.arg32(4))
                 if let errno = xdpRangeError(buffer, offset: offset, length: length) { return errno.r0 }
                 buffer.storage.write(try call.read(call.arg(3), count: length), at: buffer.dataOffset + offset)
                 return 0
@@ -119,9 +121,11 @@ enum NetworkHelpers {
     /// of the packet's.
     static func xdpCheckMTU(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
         let buffer = try call.packet(.xdp)
-        let lengthAddress = call.arg(3), difference = Int(call.argInt(4))
+        let lengthAddress = call.arg(3)
+        let difference = Int(call.argInt(4))
         guard call.arg(5) == 0 else { return Errno.invalid.r0 }
-        guard let device = NetworkDevices.device(ifindex: call.arg32(2), current: buffer.loadU32(at: xdpIngressIfindex)) else {
+        guard let device = NetworkDevices.device(ifindex: call.arg32(2), current: buffer.loadU32(at: xdpIngressIfindex))
+        else {
             return Errno.noDevice.r0
         }
         let given = Int(try loadU32(call, lengthAddress))
@@ -135,11 +139,14 @@ enum NetworkHelpers {
     /// (Mimic's packets are never GSO, so it changes nothing else).
     static func skbCheckMTU(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
         let buffer = try call.packet(.skb)
-        let lengthAddress = call.arg(3), difference = Int(call.argInt(4)), flags = call.arg(5)
+        let lengthAddress = call.arg(3)
+        let difference = Int(call.argInt(4))
+        let flags = call.arg(5)
         guard flags & ~mtuCheckSegments == 0 else { return Errno.invalid.r0 }
         let given = Int(try loadU32(call, lengthAddress))
         if flags & mtuCheckSegments != 0, difference != 0 || given != 0 { return Errno.invalid.r0 }
-        guard let device = NetworkDevices.device(ifindex: call.arg32(2), current: buffer.loadU32(at: SKBLayout.ifindex)) else {
+        guard let device = NetworkDevices.device(ifindex: call.arg32(2), current: buffer.loadU32(at: SKBLayout.ifindex))
+        else {
             return Errno.noDevice.r0
         }
         var length = given != 0 ? given + device.hardHeaderLength : buffer.length
@@ -154,7 +161,8 @@ enum NetworkHelpers {
     }
 
     static func storeU32(_ call: HelperCall, _ value: UInt32, at address: UInt64) throws(HelperFailure) {
-        try call.write([UInt8(value & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value >> 16 & 0xFF), UInt8(value >> 24)], at: address)
+        try call.write(
+            [UInt8(value & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value >> 16 & 0xFF), UInt8(value >> 24)], at: address)
     }
 
     // MARK: sk_buff
@@ -170,12 +178,14 @@ enum NetworkHelpers {
             // long bpf_skb_load_bytes_relative(const void *skb, u32 offset, void *to, u32 len, u32 start_header)
             LinuxHelper.make(.skbLoadBytesRelative) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
-                let offset = Int(call.arg32(2)), length = try call.size(4)
-                let start: Int? = switch call.arg32(5) {
-                case 0: buffer.dataOffset - buffer.pulledLength  // BPF_HDR_START_MAC
-                case 1: buffer.dataOffset + buffer.networkOffset  // BPF_HDR_START_NET
-                default: nil
-                }
+                let offset = Int(call.arg32(2))
+                let length = try call.size(4)
+                let start: Int? =
+                    switch call.arg32(5) {
+                    case 0: buffer.dataOffset - buffer.pulledLength // BPF_HDR_START_MAC
+                    case 1: buffer.dataOffset + buffer.networkOffset // BPF_HDR_START_NET
+                    default: nil
+                    }
                 guard offset <= 0xFFFF, let start, start + offset + length <= buffer.dataEndOffset else {
                     try call.zero(call.arg(3), count: length)
                     return Errno.fault.r0
@@ -186,26 +196,30 @@ enum NetworkHelpers {
             // s64 bpf_csum_update(struct sk_buff *skb, __wsum csum)
             LinuxHelper.make(.csumUpdate) { call throws(HelperFailure) in
                 _ = try call.packet(.skb)
-                return Errno.kernelNotSupported.r0  // only CHECKSUM_COMPLETE packets have a csum to update
+                return Errno.kernelNotSupported.r0 // only CHECKSUM_COMPLETE packets have a csum to update
             },
             // long bpf_csum_level(struct sk_buff *skb, u64 level)
             LinuxHelper.make(.csumLevel) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 switch call.arg(2) {
-                case 0:  // BPF_CSUM_LEVEL_QUERY
+                case 0: // BPF_CSUM_LEVEL_QUERY
                     return buffer.checksumUnnecessary ? UInt64(buffer.checksumLevel) : Errno.accessDenied.r0
-                case 1:  // BPF_CSUM_LEVEL_INC
+                case 1: // BPF_CSUM_LEVEL_INC
                     if buffer.checksumUnnecessary {
                         buffer.checksumLevel = min(buffer.checksumLevel + 1, maxChecksumLevel)
                     } else {
                         buffer.checksumUnnecessary = true
                         buffer.checksumLevel = 0
                     }
-                case 2:  // BPF_CSUM_LEVEL_DEC
+                case 2: // BPF_CSUM_LEVEL_DEC
                     if buffer.checksumUnnecessary {
-                        if buffer.checksumLevel == 0 { buffer.checksumUnnecessary = false } else { buffer.checksumLevel -= 1 }
+                        if buffer.checksumLevel == 0 {
+                            buffer.checksumUnnecessary = false
+                        } else {
+                            buffer.checksumLevel -= 1
+                        }
                     }
-                case 3:  // BPF_CSUM_LEVEL_RESET
+                case 3: // BPF_CSUM_LEVEL_RESET
                     buffer.checksumUnnecessary = false
                     buffer.checksumLevel = 0
                 default:
@@ -240,7 +254,9 @@ enum NetworkHelpers {
             LinuxHelper.make(.skbChangeType) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let type = call.arg32(2)
-                guard buffer.loadU32(at: SKBLayout.pktType) <= packetOtherHost, type <= packetOtherHost else { return Errno.invalid.r0 }
+                guard buffer.loadU32(at: SKBLayout.pktType) <= packetOtherHost, type <= packetOtherHost else {
+                    return Errno.invalid.r0
+                }
                 buffer.storeU32(type, at: SKBLayout.pktType)
                 return 0
             },
@@ -249,12 +265,13 @@ enum NetworkHelpers {
             // long bpf_get_route_realm(struct sk_buff *skb)
             LinuxHelper.make(.getRouteRealm) { call throws(HelperFailure) in
                 _ = try call.packet(.skb)
-                return 0  // no route (dst) is attached to Mimic's packets
+                return 0 // no route (dst) is attached to Mimic's packets
             },
             // long bpf_skb_set_tstamp(struct sk_buff *skb, u64 tstamp, u32 tstamp_type)
             LinuxHelper.make(.skbSetTstamp) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
-                let stamp = call.arg(2), type = call.arg32(3)
+                let stamp = call.arg(2)
+                let type = call.arg32(3)
                 // skb_clear_delivery_time() is done for inet protocols only.
                 guard buffer.protocolType == ipv4 || buffer.protocolType == ipv6 else { return Errno.notSupported.r0 }
                 // BPF_SKB_CLOCK_REALTIME (0) takes any value; MONOTONIC (1) and TAI (2) not 0.
@@ -280,11 +297,13 @@ enum NetworkHelpers {
         let difference = 40 - 20
         switch (buffer.protocolType, target) {
         case (ipv4, ipv6):
-            try buffer.replaceAtHead(offset: buffer.networkOffset, removing: 0,
-                                     inserting: [UInt8](repeating: 0, count: difference), in: call.process)
+            try buffer.replaceAtHead(
+                offset: buffer.networkOffset, removing: 0,
+                inserting: [UInt8](repeating: 0, count: difference), in: call.process)
         case (ipv6, ipv4):
             guard buffer.networkOffset + difference <= buffer.length else { return Errno.noMemory.r0 }
-            try buffer.replaceAtHead(offset: buffer.networkOffset, removing: difference, inserting: [], in: call.process)
+            try buffer.replaceAtHead(
+                offset: buffer.networkOffset, removing: difference, inserting: [], in: call.process)
         default:
             return Errno.kernelNotSupported.r0
         }
@@ -330,8 +349,10 @@ enum NetworkHelpers {
     /// ports; never 0.
     static func flowHash(_ buffer: PacketBuffer) -> UInt32 {
         var keys: [UInt8] = [UInt8(buffer.protocolType >> 8), UInt8(buffer.protocolType & 0xFF)]
-        let network = buffer.dataOffset + buffer.networkOffset, end = buffer.dataEndOffset
-        var transport: Int?, l4: UInt8 = 0
+        let network = buffer.dataOffset + buffer.networkOffset
+        let end = buffer.dataEndOffset
+        var transport: Int?
+        var l4: UInt8 = 0
         if buffer.protocolType == ipv4, network + 20 <= end {
             let header = buffer.storage.bytes(in: network..<network + 20)
             l4 = header[9]

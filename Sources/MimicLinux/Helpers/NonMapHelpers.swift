@@ -23,7 +23,9 @@ enum ReplayHelpers {
     /// The end of the road for a helper without emulation: no (more) recorded calls.
     static func needsRecording(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
         if let replay = call.state?.replay, replay.hasRecords(for: call.id) {
-            throw .message("ran out of recorded calls: the captured context has \(replay.replayedCount(of: call.id)) for \(call.name), which cannot be emulated")
+            throw .message(
+                "ran out of recorded calls: the captured context has \(replay.replayedCount(of: call.id)) for \(call.name), which cannot be emulated"
+            )
         }
         throw .unsupported("\(call.name) cannot be emulated; it needs a captured context with recorded calls")
     }

@@ -32,7 +32,8 @@ enum PacketHelpers {
             // long HelperID.skbLoadBytes(const void *skb, u32 offset, void *to, u32 len)
             LinuxHelper.make(.skbLoadBytes) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
-                let offset = UInt64(call.arg32(2)), length = try call.size(4)
+                let offset = UInt64(call.arg32(2))
+                let length = try call.size(4)
                 guard offset <= UInt64(Int32.max), offset + UInt64(length) <= UInt64(buffer.length) else {
                     try call.zero(call.arg(3), count: length)
                     return Errno.fault.r0
@@ -44,22 +45,29 @@ enum PacketHelpers {
             // long HelperID.skbStoreBytes(struct sk_buff *skb, u32 offset, const void *from, u32 len, u64 flags)
             LinuxHelper.make(.skbStoreBytes) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
-                let offset = UInt64(call.arg32(2)), length = try call.size(4), flags = call.arg(5)
-                guard flags & ~3 == 0 else { return Errno.invalid.r0 }  // BPF_F_RECOMPUTE_CSUM | BPF_F_INVALIDATE_HASH
-                guard offset <= UInt64(Int32.max), offset + UInt64(length) <= UInt64(buffer.length) else { return Errno.fault.r0 }
+                let offset = UInt64(call.arg32(2))
+                let length = try call.size(4)
+                let flags = call.arg(5)
+                guard flags & ~3 == 0 else { return Errno.invalid.r0 } // BPF_F_RECOMPUTE_CSUM | BPF_F_INVALIDATE_HASH
+                guard offset <= UInt64(Int32.max), offset + UInt64(length) <= UInt64(buffer.length) else {
+                    return Errno.fault.r0
+                }
                 let bytes = try call.read(call.arg(3), count: length)
                 buffer.storage.write(bytes, at: buffer.dataOffset + Int(offset))
-                if flags & 2 != 0 { NetworkHelpers.clearHash(buffer) }  // skb_clear_hash
+                if flags & 2 != 0 { NetworkHelpers.clearHash(buffer) } // skb_clear_hash
                 return 0
             },
             // long HelperID.skbChangeTail(struct sk_buff *skb, u32 len, u64 flags)
             LinuxHelper.make(.skbChangeTail) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
                 let newLength = Int(call.arg32(2))
-                guard call.arg(3) == 0, newLength <= skbMaxLength, newLength >= buffer.networkOffset else { return Errno.invalid.r0 }
+                guard call.arg(3) == 0, newLength <= skbMaxLength, newLength >= buffer.networkOffset else {
+                    return Errno.invalid.r0
+                }
                 if newLength > buffer.length {
                     try buffer.ensureRoom(head: 0, tail: newLength - buffer.length, in: call.process)
-                    buffer.storage.write([UInt8](repeating: 0, count: newLength - buffer.length), at: buffer.dataEndOffset)
+                    buffer.storage.write(
+                        [UInt8](repeating: 0, count: newLength - buffer.length), at: buffer.dataEndOffset)
                 }
                 buffer.dataEndOffset = buffer.dataOffset + newLength
                 buffer.syncContext(call.process)
@@ -70,8 +78,9 @@ enum PacketHelpers {
                 let buffer = try call.packet(.skb)
                 let room = Int(call.arg32(2))
                 guard call.arg(3) == 0, buffer.length + room <= skbMaxLength else { return Errno.invalid.r0 }
-                try buffer.replaceAtHead(offset: 0, removing: 0, inserting: [UInt8](repeating: 0, count: room), in: call.process)
-                buffer.networkOffset += room  // the new bytes become the MAC header
+                try buffer.replaceAtHead(
+                    offset: 0, removing: 0, inserting: [UInt8](repeating: 0, count: room), in: call.process)
+                buffer.networkOffset += room // the new bytes become the MAC header
                 buffer.syncContext(call.process)
                 return 0
             },
@@ -80,13 +89,16 @@ enum PacketHelpers {
             // long HelperID.skbVlanPush(struct sk_buff *skb, __be16 vlan_proto, u16 vlan_tci)
             LinuxHelper.make(.skbVlanPush) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
-                var proto = UInt16(truncatingIfNeeded: call.arg(2)).byteSwapped  // __be16 → host order
+                var proto = UInt16(truncatingIfNeeded: call.arg(2)).byteSwapped // __be16 → host order
                 if !isVLAN(proto) { proto = 0x8100 }
                 let tci = UInt16(truncatingIfNeeded: call.arg(3))
                 if let current = buffer.vlanTag {
                     // skb_vlan_push: the tag already held moves into the packet (__vlan_insert_tag).
                     guard buffer.length >= 2 * 6 else { return Errno.invalid.r0 }
-                    let tag = [UInt8(current.proto >> 8), UInt8(current.proto & 0xFF), UInt8(current.tci >> 8), UInt8(current.tci & 0xFF)]
+                    let tag = [
+                        UInt8(current.proto >> 8), UInt8(current.proto & 0xFF), UInt8(current.tci >> 8),
+                        UInt8(current.tci & 0xFF),
+                    ]
                     try buffer.replaceAtHead(offset: 12, removing: 0, inserting: tag, in: call.process)
                     buffer.protocolType = current.proto
                     buffer.networkOffset += vlanHeaderLength
@@ -103,7 +115,7 @@ enum PacketHelpers {
                     buffer.vlanTag = nil
                 } else {
                     guard isVLAN(buffer.protocolType) else { return 0 }
-                    guard let _ = try popInlineTag(buffer, call) else { return Errno.noMemory.r0 }
+                    guard (try popInlineTag(buffer, call)) != nil else { return Errno.noMemory.r0 }
                 }
                 // Move the next inline tag, if any, to the accelerated tag.
                 guard isVLAN(buffer.protocolType) else { return 0 }
@@ -115,7 +127,8 @@ enum PacketHelpers {
             // long HelperID.cloneRedirect(struct sk_buff *skb, u32 ifindex, u64 flags)
             LinuxHelper.make(.cloneRedirect) { call throws(HelperFailure) in
                 let buffer = try call.packet(.skb)
-                let flags = call.arg(3), ifindex = call.arg32(2)
+                let flags = call.arg(3)
+                let ifindex = call.arg32(2)
                 guard flags & ~ingressFlag == 0, ifindex != 0 else { return Errno.invalid.r0 }
                 try call.linuxState().clones.append(ClonedPacket(ifindex: ifindex, flags: flags, packet: buffer.data))
                 return 0
@@ -142,25 +155,33 @@ enum PacketHelpers {
         let difference = Int(call.argInt(2))
         let mode = call.arg32(3)
         let flags = call.arg(4)
-        let fixedGSO: UInt64 = 1, encapIPv4: UInt64 = 1 << 1, encapIPv6: UInt64 = 1 << 2, encapGRE: UInt64 = 1 << 3
-        let encapUDP: UInt64 = 1 << 4, noChecksumReset: UInt64 = 1 << 5, encapL2Ethernet: UInt64 = 1 << 6
+        let fixedGSO: UInt64 = 1
+        let encapIPv4: UInt64 = 1 << 1
+        let encapIPv6: UInt64 = 1 << 2
+        let encapGRE: UInt64 = 1 << 3
+        let encapUDP: UInt64 = 1 << 4
+        let noChecksumReset: UInt64 = 1 << 5
+        let encapL2Ethernet: UInt64 = 1 << 6
         let encapL2Length: UInt64 = 0xFF << 56
         let known = fixedGSO | encapIPv4 | encapIPv6 | encapGRE | encapUDP | encapL2Ethernet | encapL2Length
         guard flags & ~(known | noChecksumReset) == 0 else { return Errno.invalid.r0 }
         let magnitude = difference.magnitude
         guard magnitude <= 0xFFF else { return Errno.fault.r0 }
-        let ipv4: UInt16 = 0x0800, ipv6: UInt16 = 0x86DD
+        let ipv4: UInt16 = 0x0800
+        let ipv6: UInt16 = 0x86DD
         guard buffer.protocolType == ipv4 || buffer.protocolType == ipv6 else { return Errno.kernelNotSupported.r0 }
         let networkBase = buffer.protocolType == ipv4 ? 20 : 40
-        var offset = buffer.networkOffset  // skb_mac_header_len
+        var offset = buffer.networkOffset // skb_mac_header_len
         switch mode {
-        case 0: offset += networkBase  // BPF_ADJ_ROOM_NET
-        case 1: break  // BPF_ADJ_ROOM_MAC
+        case 0: offset += networkBase // BPF_ADJ_ROOM_NET
+        case 1: break // BPF_ADJ_ROOM_MAC
         default: return Errno.kernelNotSupported.r0
         }
         let current = buffer.length - buffer.networkOffset
         if difference < 0 {
-            guard magnitude < current, current - Int(magnitude) >= networkBase else { return Errno.kernelNotSupported.r0 }
+            guard magnitude < current, current - Int(magnitude) >= networkBase else {
+                return Errno.kernelNotSupported.r0
+            }
             guard flags & ~(fixedGSO | noChecksumReset) == 0 else { return Errno.invalid.r0 }
             guard offset + Int(magnitude) <= buffer.length else { return Errno.kernelNotSupported.r0 }
             try buffer.replaceAtHead(offset: offset, removing: Int(magnitude), inserting: [], in: call.process)
@@ -169,15 +190,18 @@ enum PacketHelpers {
             let encapsulating = flags & (encapIPv4 | encapIPv6) != 0
             if encapsulating {
                 guard flags & (encapIPv4 | encapIPv6) != (encapIPv4 | encapIPv6),
-                      flags & (encapGRE | encapUDP) != (encapGRE | encapUDP) else { return Errno.invalid.r0 }
+                    flags & (encapGRE | encapUDP) != (encapGRE | encapUDP)
+                else { return Errno.invalid.r0 }
                 let innerMAC = Int(flags >> 56)
-                guard flags & encapL2Ethernet == 0 || innerMAC >= ethernetHeaderLength, innerMAC <= Int(magnitude) else {
+                guard flags & encapL2Ethernet == 0 || innerMAC >= ethernetHeaderLength, innerMAC <= Int(magnitude)
+                else {
                     return Errno.invalid.r0
                 }
             }
             guard offset <= buffer.length else { return Errno.kernelNotSupported.r0 }
-            try buffer.replaceAtHead(offset: offset, removing: 0, inserting: [UInt8](repeating: 0, count: Int(magnitude)),
-                                     in: call.process)
+            try buffer.replaceAtHead(
+                offset: offset, removing: 0, inserting: [UInt8](repeating: 0, count: Int(magnitude)),
+                in: call.process)
             if encapsulating {
                 if buffer.protocolType == ipv4, flags & encapIPv6 != 0 { buffer.protocolType = ipv6 }
                 if buffer.protocolType == ipv6, flags & encapIPv4 != 0 { buffer.protocolType = ipv4 }
@@ -195,7 +219,8 @@ enum PacketHelpers {
                 let delta = Int(call.argInt(2))
                 let metaLength = buffer.dataOffset - buffer.metaOffset
                 let newData = buffer.dataOffset + delta
-                guard newData >= buffer.reserved + metaLength, newData <= buffer.dataEndOffset - ethernetHeaderLength else {
+                guard newData >= buffer.reserved + metaLength, newData <= buffer.dataEndOffset - ethernetHeaderLength
+                else {
                     return Errno.invalid.r0
                 }
                 if metaLength > 0 {
@@ -249,7 +274,7 @@ enum PacketHelpers {
                 guard flags & ~ingressFlag == 0 else { return UInt64(TCAction.shot.rawValue) }
                 state.redirect = .interface(ifindex: call.arg32(1), flags: flags)
                 return UInt64(TCAction.redirect.rawValue)
-            },
+            }
         ]
     }
 }

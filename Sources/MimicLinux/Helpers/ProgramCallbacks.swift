@@ -17,7 +17,9 @@ enum ProgramCallbacks {
     /// The slot of the function `value` (an `lddw` `BPF_PSEUDO_FUNC` result) points at, or nil.
     /// With a bridge any tagged value passes: the bridge's side checks it.
     static func functionSlot(_ process: MimicCore.Process, fromAddress value: UInt64) -> Int? {
-        guard LinuxProcessState.of(process)?.callbackBridge != nil else { return process.functionSlot(fromAddress: value) }
+        guard LinuxProcessState.of(process)?.callbackBridge != nil else {
+            return process.functionSlot(fromAddress: value)
+        }
         guard value & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag else { return nil }
         return Int(value & 0xFFFF_FFFF)
     }
@@ -33,8 +35,10 @@ enum ProgramCallbacks {
     /// A callback through the bridge. Registers are restored afterwards, as for a local callback:
     /// the bridge's side may run helpers on this process again.
     @inline(never)
-    private static func callThroughBridge(_ bridge: any CallbackBridge, _ process: MimicCore.Process, at slot: Int,
-                                          arguments: [UInt64]) throws(ExecutionError) -> UInt64 {
+    private static func callThroughBridge(
+        _ bridge: any CallbackBridge, _ process: MimicCore.Process, at slot: Int,
+        arguments: [UInt64]
+    ) throws(ExecutionError) -> UInt64 {
         let saved = process.registers.all
         defer { for (index, value) in saved.enumerated() { process.registers[index] = value } }
         return try bridge.callFunction(at: slot, arguments: arguments, of: process)

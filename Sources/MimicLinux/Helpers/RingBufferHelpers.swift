@@ -4,7 +4,10 @@ import MimicMemory
 /// `HelperID.ringbufOutput`, `_reserve`, `_submit`, `_discard` and `_query`.
 enum RingBufferHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
-        [output(emulator), reserve(emulator), commit(emulator, discard: false), commit(emulator, discard: true), query(emulator)]
+        [
+            output(emulator), reserve(emulator), commit(emulator, discard: false), commit(emulator, discard: true),
+            query(emulator),
+        ]
     }
 
     /// `long HelperID.ringbufOutput(ringbuf, data, size, flags)`: 0, `-EINVAL` for flags
@@ -15,7 +18,8 @@ enum RingBufferHelpers {
             let size = process.argument(3)
             let flags = process.argument(4)
             guard flags & ~UInt64(3) == 0 else { return MapHelpers.result(.invalid) }
-            guard size <= RingBufferMap.maxRecordSize, size + 8 <= ring.query(RingBufferMap.Query.ringSize.rawValue) else {
+            guard size <= RingBufferMap.maxRecordSize, size + 8 <= ring.query(RingBufferMap.Query.ringSize.rawValue)
+            else {
                 return MapHelpers.result(.tryAgain)
             }
             let data = try MapHelpers.read(process, process.argument(2), count: Int(size))
@@ -39,8 +43,11 @@ enum RingBufferHelpers {
         Helper(discard ? .ringbufDiscard : .ringbufSubmit) { [weak emulator] process throws(HelperFailure) in
             let address = process.argument(1)
             guard let emulator, let (storage, _) = process.memory.storage(containing: address),
-                  let ring = emulator.allMaps.lazy.compactMap({ $0 as? RingBufferMap }).first(where: { $0.storage === storage }),
-                  ring.commit(address: address, discard: discard) else {
+                let ring = emulator.allMaps.lazy.compactMap({ $0 as? RingBufferMap }).first(where: {
+                    $0.storage === storage
+                }),
+                ring.commit(address: address, discard: discard)
+            else {
                 throw .message("0x\(String(address, radix: 16)) is not a reserved ring buffer record")
             }
             return .value(0)
@@ -74,8 +81,9 @@ enum PerfEventHelpers {
     /// describes.
     static func output(_ emulator: LinuxEmulator) -> Helper {
         Helper(.perfEventOutput) { [weak emulator] process throws(HelperFailure) in
-            let map = try MapHelpers.map(emulator, process, argument: 2, as: PerfEventArrayMap.self,
-                                         "a BPF_MAP_TYPE_PERF_EVENT_ARRAY")
+            let map = try MapHelpers.map(
+                emulator, process, argument: 2, as: PerfEventArrayMap.self,
+                "a BPF_MAP_TYPE_PERF_EVENT_ARRAY")
             let flags = process.argument(3)
             let contextLength = (flags & contextLengthMask) >> 32
             let packet = LinuxProcessState.of(process)?.packet

@@ -22,13 +22,20 @@ enum TimeHelpers {
                     return UInt64(streams.next(cpu: call.process.vCPU))
                 }
                 // The process's own stream, restarted by every context that sets the seed.
-                let start = state.randomState ?? RandomStreams.mix(seed ^ (UInt64(truncatingIfNeeded: call.process.vCPU) &* 0xD1B5_4A32_D192_ED03))
+                let start =
+                    state.randomState
+                    ?? RandomStreams.mix(
+                        seed ^ (UInt64(truncatingIfNeeded: call.process.vCPU) &* 0xD1B5_4A32_D192_ED03))
                 let x = start &+ RandomStreams.gamma
                 state.randomState = x
                 return RandomStreams.mix(x) >> 32
             },
-            LinuxHelper.make(.getSmpProcessorId) { call throws(HelperFailure) in UInt64(UInt32(truncatingIfNeeded: call.process.vCPU)) },
-            LinuxHelper.make(.getNumaNodeId) { call throws(HelperFailure) in UInt64(call.state?.environment.numaNode ?? 0) },
+            LinuxHelper.make(.getSmpProcessorId) { call throws(HelperFailure) in
+                UInt64(UInt32(truncatingIfNeeded: call.process.vCPU))
+            },
+            LinuxHelper.make(.getNumaNodeId) { call throws(HelperFailure) in
+                UInt64(call.state?.environment.numaNode ?? 0)
+            },
         ]
     }
 
@@ -100,26 +107,27 @@ enum ProbeHelpers {
                     return Errno.fault.r0
                 }
             }
-        } + [HelperID.probeReadStr, .probeReadUserStr, .probeReadKernelStr].map { id in
-            LinuxHelper.make(id) { call throws(HelperFailure) in
-                let destination = call.arg(1)
-                let size = try call.size(2)
-                guard size > 0 else { return 0 }
-                var bytes: [UInt8] = []
-                var cursor = call.arg(3)
-                while bytes.count < size - 1 {
-                    guard let byte = try? call.process.memory.read(cursor, count: 1)[0] else {
-                        try call.zero(destination, count: size)
-                        return Errno.fault.r0
-                    }
-                    if byte == 0 { break }
-                    bytes.append(byte)
-                    cursor &+= 1
-                }
-                try call.write(bytes + [0], at: destination)
-                return UInt64(bytes.count + 1)
-            }
         }
+            + [HelperID.probeReadStr, .probeReadUserStr, .probeReadKernelStr].map { id in
+                LinuxHelper.make(id) { call throws(HelperFailure) in
+                    let destination = call.arg(1)
+                    let size = try call.size(2)
+                    guard size > 0 else { return 0 }
+                    var bytes: [UInt8] = []
+                    var cursor = call.arg(3)
+                    while bytes.count < size - 1 {
+                        guard let byte = try? call.process.memory.read(cursor, count: 1)[0] else {
+                            try call.zero(destination, count: size)
+                            return Errno.fault.r0
+                        }
+                        if byte == 0 { break }
+                        bytes.append(byte)
+                        cursor &+= 1
+                    }
+                    try call.write(bytes + [0], at: destination)
+                    return UInt64(bytes.count + 1)
+                }
+            }
     }
 }
 
@@ -229,19 +237,22 @@ enum LoopHelpers {
                 guard count <= maxLoops else { return Errno.tooBig.r0 }
                 guard count > 0 else { return 0 }
                 guard callback & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag else {
-                    throw .message("r2 (0x\(String(callback, radix: 16))) is not a program function (load it with lddw BPF_PSEUDO_FUNC)")
+                    throw .message(
+                        "r2 (0x\(String(callback, radix: 16))) is not a program function (load it with lddw BPF_PSEUDO_FUNC)"
+                    )
                 }
                 for index in 0..<count {
                     let result: UInt64
                     do throws(ExecutionError) {
-                        result = try ProgramCallbacks.call(call.process, at: Int(callback & 0xFFFF_FFFF), arguments: [index, context, 0, 0, 0])
+                        result = try ProgramCallbacks.call(
+                            call.process, at: Int(callback & 0xFFFF_FFFF), arguments: [index, context, 0, 0, 0])
                     } catch {
                         throw .callback(error)
                     }
                     if result != 0 { return index + 1 }
                 }
                 return count
-            },
+            }
         ]
     }
 }

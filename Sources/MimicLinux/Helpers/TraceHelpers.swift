@@ -34,7 +34,9 @@ enum TraceHelpers {
                 let buffer = call.arg(1)
                 let size = try call.size(2)
                 let format: [UInt8]
-                do throws(MemoryFault) { format = try call.process.memory.readCString(call.arg(3), maxLength: 1 << 16) + [0] } catch { throw .memory(error) }
+                do throws(MemoryFault) {
+                    format = try call.process.memory.readCString(call.arg(3), maxLength: 1 << 16) + [0]
+                } catch { throw .memory(error) }
                 let args: [UInt64]
                 switch try varargs(call, data: call.arg(4), length: call.arg(5)) {
                 case .failure(let errno): return errno.r0
@@ -52,7 +54,9 @@ enum TraceHelpers {
 
     /// The u64 array of `HelperID.traceVprintk` / `HelperID.snprintf`: `length` must be a multiple of 8 and
     /// at most 12 values, else `-EINVAL`.
-    static func varargs(_ call: HelperCall, data: UInt64, length: UInt64) throws(HelperFailure) -> Result<[UInt64], Errno> {
+    static func varargs(_ call: HelperCall, data: UInt64, length: UInt64) throws(HelperFailure) -> Result<
+        [UInt64], Errno
+    > {
         guard length % 8 == 0, length <= UInt64(8 * maxVarargs) else { return .failure(.invalid) }
         guard length > 0 else { return .success([]) }
         let bytes = try call.read(data, count: Int(length))
@@ -98,9 +102,10 @@ enum TraceHelpers {
 enum PrintfFormatter {
     /// Formats `format` (its bytes up to the first NUL, which must exist) with `args`. Returns the
     /// formatted bytes (without NUL) or `-EINVAL`.
-    static func format(_ format: [UInt8], args: [UInt64], maxArgs: Int, memory: AddressSpace) -> Result<[UInt8], Errno> {
+    static func format(_ format: [UInt8], args: [UInt64], maxArgs: Int, memory: AddressSpace) -> Result<[UInt8], Errno>
+    {
         guard let end = format.firstIndex(of: 0) else { return .failure(.invalid) }
-        let fmt = Array(format[..<end]) + [0]  // keep a NUL so look-ahead is safe
+        let fmt = Array(format[..<end]) + [0] // keep a NUL so look-ahead is safe
         func at(_ i: Int) -> UInt8 { i < fmt.count ? fmt[i] : 0 }
         func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (0x09...0x0D).contains(c) }
         func isPrint(_ c: UInt8) -> Bool { (0x20...0x7E).contains(c) }
@@ -116,8 +121,16 @@ enum PrintfFormatter {
         while i < end {
             let c = fmt[i]
             guard (isPrint(c) || isSpace(c)) && c < 0x80 else { return .failure(.invalid) }
-            guard c == UInt8(ascii: "%") else { output.append(c); i += 1; continue }
-            if at(i + 1) == UInt8(ascii: "%") { output.append(c); i += 2; continue }
+            guard c == UInt8(ascii: "%") else {
+                output.append(c)
+                i += 1
+                continue
+            }
+            if at(i + 1) == UInt8(ascii: "%") {
+                output.append(c)
+                i += 2
+                continue
+            }
             guard used < maxArgs, used < args.count else { return .failure(.invalid) }
             let arg = args[used]
             used += 1
@@ -151,7 +164,8 @@ enum PrintfFormatter {
                     i += 1
                     continue
                 }
-                if next == 0 || isSpace(next) || isPunct(next) || next == UInt8(ascii: "K") || next == UInt8(ascii: "x") {
+                if next == 0 || isSpace(next) || isPunct(next) || next == UInt8(ascii: "K") || next == UInt8(ascii: "x")
+                {
                     output += spec.pad(Array(hex(arg, digits: 16).utf8))
                     i += next == 0 || isSpace(next) || isPunct(next) ? 1 : 2
                     continue
@@ -163,7 +177,8 @@ enum PrintfFormatter {
                 }
                 let version = at(i + 2)
                 guard next == UInt8(ascii: "i") || next == UInt8(ascii: "I"),
-                      version == UInt8(ascii: "4") || version == UInt8(ascii: "6") else { return .failure(.invalid) }
+                    version == UInt8(ascii: "4") || version == UInt8(ascii: "6")
+                else { return .failure(.invalid) }
                 let count = version == UInt8(ascii: "4") ? 4 : 16
                 let bytes = (try? memory.read(arg, count: count)) ?? [UInt8](repeating: 0, count: count)
                 output += spec.pad(Array(ipText(bytes, padded: next == UInt8(ascii: "i")).utf8))
@@ -182,15 +197,22 @@ enum PrintfFormatter {
                 continue
             }
             var bits = 32
-            if at(i) == UInt8(ascii: "l") { bits = 64; i += 1 }
-            if at(i) == UInt8(ascii: "l") { bits = 64; i += 1 }
+            if at(i) == UInt8(ascii: "l") {
+                bits = 64
+                i += 1
+            }
+            if at(i) == UInt8(ascii: "l") {
+                bits = 64
+                i += 1
+            }
             let kind = at(i)
             let value = bits == 32 ? arg & 0xFFFF_FFFF : arg
             switch kind {
             case UInt8(ascii: "d"), UInt8(ascii: "i"):
                 let signed = bits == 32 ? Int64(Int32(truncatingIfNeeded: value)) : Int64(bitPattern: value)
-                output += spec.number(signed < 0 ? "-" : (spec.plus ? "+" : (spec.space ? " " : "")),
-                                      String(signed.magnitude))
+                output += spec.number(
+                    signed < 0 ? "-" : (spec.plus ? "+" : (spec.space ? " " : "")),
+                    String(signed.magnitude))
             case UInt8(ascii: "u"):
                 output += spec.number("", String(value))
             case UInt8(ascii: "x"):
@@ -229,7 +251,9 @@ enum PrintfFormatter {
             return bytes.map { padded ? String(repeating: "0", count: 3 - String($0).count) + String($0) : String($0) }
                 .joined(separator: ".")
         }
-        let groups = stride(from: 0, to: 16, by: 2).map { hex(UInt64(bytes[$0]) << 8 | UInt64(bytes[$0 + 1]), digits: 4) }
+        let groups = stride(from: 0, to: 16, by: 2).map {
+            hex(UInt64(bytes[$0]) << 8 | UInt64(bytes[$0 + 1]), digits: 4)
+        }
         return groups.joined(separator: padded ? "" : ":")
     }
 
@@ -248,7 +272,10 @@ enum PrintfFormatter {
             let body = Array(sign.utf8) + Array(digits.utf8)
             guard body.count < width else { return body }
             if left { return body + [UInt8](repeating: 0x20, count: width - body.count) }
-            if zero { return Array(sign.utf8) + [UInt8](repeating: UInt8(ascii: "0"), count: width - body.count) + Array(digits.utf8) }
+            if zero {
+                return Array(sign.utf8) + [UInt8](repeating: UInt8(ascii: "0"), count: width - body.count)
+                    + Array(digits.utf8)
+            }
             return [UInt8](repeating: 0x20, count: width - body.count) + body
         }
     }

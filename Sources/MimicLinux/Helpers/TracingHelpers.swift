@@ -32,7 +32,9 @@ enum TracingHelpers {
     static let maxSignal: UInt32 = 64
 
     static func all(for emulator: LinuxEmulator) -> [Helper] {
-        let hz = emulator.configuration.kernel.values["CONFIG_HZ"].flatMap { UInt64($0) }.flatMap { $0 > 0 ? $0 : nil } ?? defaultHZ
+        let hz =
+            emulator.configuration.kernel.values["CONFIG_HZ"].flatMap { UInt64($0) }.flatMap { $0 > 0 ? $0 : nil }
+            ?? defaultHZ
         let cpuCount = emulator.configuration.cpuCount
         let objects = emulator.kernelObjects
         return [
@@ -57,7 +59,8 @@ enum TracingHelpers {
                 return 0
             },
             LinuxHelper.make(.getFuncIp) { call throws(HelperFailure) in call.state?.environment.functionAddress ?? 0 },
-            LinuxHelper.make(.getAttachCookie) { call throws(HelperFailure) in call.state?.environment.attachCookie ?? 0 },
+            LinuxHelper.make(.getAttachCookie) { call throws(HelperFailure) in call.state?.environment.attachCookie ?? 0
+            },
             LinuxHelper.make(.mapLookupPercpuElem) { [weak emulator] call throws(HelperFailure) in
                 let map = try MapHelpers.map(emulator, call.process)
                 guard [.perCPUArray, .perCPUHash, .lruPerCPUHash].contains(map.attributes.type) else {
@@ -90,9 +93,12 @@ enum TracingHelpers {
     }
 
     /// The per-CPU kernel object whose address is argument 1 (the verifier allows only those).
-    static func perCPUObject(_ call: HelperCall, _ objects: KernelObjects) throws(HelperFailure) -> KernelObjects.Object {
+    static func perCPUObject(_ call: HelperCall, _ objects: KernelObjects) throws(HelperFailure) -> KernelObjects.Object
+    {
         guard let object = objects.perCPUObject(at: call.arg(1)) else {
-            throw .message("r1 (0x\(String(call.arg(1), radix: 16))) is not a per-CPU kernel variable (a __ksym that KernelConfig.symbols marks per-CPU)")
+            throw .message(
+                "r1 (0x\(String(call.arg(1), radix: 16))) is not a per-CPU kernel variable (a __ksym that KernelConfig.symbols marks per-CPU)"
+            )
         }
         return object
     }
@@ -105,7 +111,10 @@ enum TracingHelpers {
         guard task.tgid != 1 else { return Errno.notPermitted.r0 }
         let signal = call.arg32(1)
         guard signal <= maxSignal else { return Errno.invalid.r0 }
-        if signal != 0 { state.signals.append(SentSignal(signal: signal, toThread: toThread, target: toThread ? task.pid : task.tgid)) }
+        if signal != 0 {
+            state.signals.append(
+                SentSignal(signal: signal, toThread: toThread, target: toThread ? task.pid : task.tgid))
+        }
         return 0
     }
 }

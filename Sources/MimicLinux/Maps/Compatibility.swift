@@ -22,15 +22,21 @@ extension LinuxEmulator {
         let map = "map \(attributes.name) (\(attributes.type.cName))"
         let type = attributes.type
         if type == .queue || type == .stack, attributes.keySize != 0 {
-            warnings.append("\(map): key_size \(attributes.keySize) breaks the kernel's rule key_size == 0 (queue_stack_map_alloc_check); loaded with key_size 0")
+            warnings.append(
+                "\(map): key_size \(attributes.keySize) breaks the kernel's rule key_size == 0 (queue_stack_map_alloc_check); loaded with key_size 0"
+            )
             relaxed.keySize = 0
         }
         if type == .perfEventArray, attributes.valueSize != 4 {
-            warnings.append("\(map): value_size \(attributes.valueSize) breaks the kernel's rule value_size == 4 (array_map_alloc_check for fd arrays); loaded with value_size 4")
+            warnings.append(
+                "\(map): value_size \(attributes.valueSize) breaks the kernel's rule value_size == 4 (array_map_alloc_check for fd arrays); loaded with value_size 4"
+            )
             relaxed.valueSize = 4
         }
         if type == .arrayOfMaps || type == .hashOfMaps, attributes.innerMap == nil {
-            warnings.append("\(map): no inner map definition breaks the kernel's rule that a map of maps has one (bpf_map_meta_alloc); loaded accepting any map that may be an inner map")
+            warnings.append(
+                "\(map): no inner map definition breaks the kernel's rule that a map of maps has one (bpf_map_meta_alloc); loaded accepting any map that may be an inner map"
+            )
         }
         return (relaxed, warnings)
     }

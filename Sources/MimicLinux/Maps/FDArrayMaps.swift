@@ -137,8 +137,10 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
         self.cpuCount = cpuCount
         self.bufferSize = bufferSize
         let events = FDSlots<Int>(count: attributes.maxEntries)
-        state = Mutex(State(events: events, buffers: Array(repeating: [], count: cpuCount),
-                            used: Array(repeating: 0, count: cpuCount), lost: Array(repeating: 0, count: cpuCount)))
+        state = Mutex(
+            State(
+                events: events, buffers: Array(repeating: [], count: cpuCount),
+                used: Array(repeating: 0, count: cpuCount), lost: Array(repeating: 0, count: cpuCount)))
     }
 
     static func recordCost(_ size: Int) -> Int { roundUp8(size + 4) + 8 }
@@ -174,7 +176,10 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
     public func drainRecords(cpu: Int) -> [[UInt8]] {
         guard cpu >= 0, cpu < cpuCount else { return [] }
         return state.withLock { state in
-            defer { state.buffers[cpu] = []; state.used[cpu] = 0 }
+            defer {
+                state.buffers[cpu] = []
+                state.used[cpu] = 0
+            }
             return state.buffers[cpu]
         }
     }
@@ -204,7 +209,9 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
     public func nextKey(after key: [UInt8]?) -> [UInt8]? { state.withLock { $0.events.nextKey(after: key) } }
     /// The CPU an index is bound to, as 4 bytes.
     public func value(forKey key: [UInt8]) -> [UInt8]? {
-        state.withLock { state in state.events.index(of: key).flatMap { state.events[$0] }.map { littleEndianBytes(UInt32($0)) } }
+        state.withLock { state in
+            state.events.index(of: key).flatMap { state.events[$0] }.map { littleEndianBytes(UInt32($0)) }
+        }
     }
 }
 
@@ -235,9 +242,11 @@ public final class MapOfMaps: BPFMap, @unchecked Sendable {
         handle = MapHandle.make(id: id)
         isHash = attributes.type == .hashOfMaps
         self.emulator = emulator
-        state = Mutex(State(array: FDSlots(count: isHash ? 0 : attributes.maxEntries),
-                            hash: memory.slotIndex(capacity: isHash ? attributes.maxEntries : 0),
-                            hashIDs: [:]))
+        state = Mutex(
+            State(
+                array: FDSlots(count: isHash ? 0 : attributes.maxEntries),
+                hash: memory.slotIndex(capacity: isHash ? attributes.maxEntries : 0),
+                hashIDs: [:]))
     }
 
     /// Whether `map` may be stored in this outer map.
@@ -295,7 +304,8 @@ public final class MapOfMaps: BPFMap, @unchecked Sendable {
 
     /// Stores the inner map whose id is the 4-byte `value`.
     public func update(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, cpu: Int) -> Errno? {
-        guard value.count == 4, let map = emulator?.map(handle: MapHandle.make(id: Int(littleEndianUInt32(value)))) else {
+        guard value.count == 4, let map = emulator?.map(handle: MapHandle.make(id: Int(littleEndianUInt32(value))))
+        else {
             return .invalid
         }
         return setInnerMap(map, forKey: key, flags: flags)

@@ -28,8 +28,9 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
         handle = MapHandle.make(id: id)
         isPerCPU = attributes.type == .perCPUHash || attributes.type == .lruPerCPUHash
         isLRU = attributes.type == .lruHash || attributes.type == .lruPerCPUHash
-        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries,
-                                  cpuCount: isPerCPU ? cpuCount : 1, vm: vm, reservation: memory.reservation)
+        values = try ValueStorage(
+            attributes: attributes, slots: attributes.maxEntries,
+            cpuCount: isPerCPU ? cpuCount : 1, vm: vm, reservation: memory.reservation)
         index = Mutex(memory.slotIndex(capacity: attributes.maxEntries))
     }
 
@@ -54,7 +55,9 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     }
 
     public func update(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, cpu: Int) -> Errno? {
-        key.withUnsafeBytes { key in value.withUnsafeBytes { value in update(key: key, value: value, flags: flags, cpu: cpu) } }
+        key.withUnsafeBytes { key in
+            value.withUnsafeBytes { value in update(key: key, value: value, flags: flags, cpu: cpu) }
+        }
     }
 
     /// `update(key:value:flags:cpu:)` with key and value read in place (from VM memory, by the
@@ -78,11 +81,17 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
         guard newValues.count == values.cpuCount, newValues.allSatisfy({ $0.count == attributes.valueSize }) else {
             return .invalid
         }
-        return key.withUnsafeBytes { key in update(key: key, flags: flags) { slot, _ in
-            for (cpu, value) in newValues.enumerated() {
-                if flags.contains(.lock) { values.writeLocked(value, slot: slot, cpu: cpu) } else { values.write(value, slot: slot, cpu: cpu) }
+        return key.withUnsafeBytes { key in
+            update(key: key, flags: flags) { slot, _ in
+                for (cpu, value) in newValues.enumerated() {
+                    if flags.contains(.lock) {
+                        values.writeLocked(value, slot: slot, cpu: cpu)
+                    } else {
+                        values.write(value, slot: slot, cpu: cpu)
+                    }
+                }
             }
-        } }
+        }
     }
 
     private func update(key: UnsafeRawBufferPointer, flags: MapUpdateFlags, write: (Int, Bool) -> Void) -> Errno? {
@@ -170,8 +179,9 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
         handle = MapHandle.make(id: id)
         isPerCPU = attributes.type == .perCPUArray
         isFrozen = false
-        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries,
-                                  cpuCount: isPerCPU ? cpuCount : 1, vm: vm, reservation: memory.reservation)
+        values = try ValueStorage(
+            attributes: attributes, slots: attributes.maxEntries,
+            cpuCount: isPerCPU ? cpuCount : 1, vm: vm, reservation: memory.reservation)
     }
 
     /// Global data: a single-element array whose value is a section the loader already mapped.
@@ -228,7 +238,9 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     }
 
     public func update(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, cpu: Int) -> Errno? {
-        value.withUnsafeBytes { value in update(index: key.count == 4 ? littleEndianUInt32(key) : nil, value: value, flags: flags, cpu: cpu) }
+        value.withUnsafeBytes { value in
+            update(index: key.count == 4 ? littleEndianUInt32(key) : nil, value: value, flags: flags, cpu: cpu)
+        }
     }
 
     /// `update(key:value:flags:cpu:)` with the 4-byte key as a number (nil: a key of another
@@ -240,7 +252,11 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
         case .success(let index):
             touches.record(index)
             let cpu = isPerCPU ? min(max(cpu, 0), values.cpuCount - 1) : 0
-            if flags.contains(.lock) { values.writeLocked(value, slot: index, cpu: cpu) } else { values.write(value, slot: index, cpu: cpu) }
+            if flags.contains(.lock) {
+                values.writeLocked(value, slot: index, cpu: cpu)
+            } else {
+                values.write(value, slot: index, cpu: cpu)
+            }
             return nil
         }
     }

@@ -35,8 +35,9 @@ public final class LPMTrieMap: BPFMap, @unchecked Sendable {
         self.attributes = attributes
         handle = MapHandle.make(id: id)
         dataSize = attributes.keySize - 4
-        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries, cpuCount: 1, vm: vm,
-                                  reservation: memory.reservation)
+        values = try ValueStorage(
+            attributes: attributes, slots: attributes.maxEntries, cpuCount: 1, vm: vm,
+            reservation: memory.reservation)
         state = Mutex(State(index: memory.slotIndex(capacity: attributes.maxEntries), storedKeys: [:]))
     }
 
@@ -49,7 +50,11 @@ public final class LPMTrieMap: BPFMap, @unchecked Sendable {
         result.reserveCapacity(4 + dataSize)
         for (i, byte) in data.enumerated() {
             let bits = length - i * 8
-            if bits >= 8 { result.append(byte) } else if bits <= 0 { result.append(0) } else {
+            if bits >= 8 {
+                result.append(byte)
+            } else if bits <= 0 {
+                result.append(0)
+            } else {
                 result.append(byte & UInt8(truncatingIfNeeded: 0xFF << (8 - bits)))
             }
         }
@@ -126,11 +131,14 @@ public final class LPMTrieMap: BPFMap, @unchecked Sendable {
             }
         }
         return entries.sorted { a, b in
-            let lengthA = prefixLength(of: a.identity), lengthB = prefixLength(of: b.identity)
+            let lengthA = prefixLength(of: a.identity)
+            let lengthB = prefixLength(of: b.identity)
             let common = min(lengthA, lengthB)
             for bit in 0..<common {
-                let byteA = a.identity[4 + bit / 8], byteB = b.identity[4 + bit / 8]
-                let bitA = (byteA >> (7 - UInt8(bit % 8))) & 1, bitB = (byteB >> (7 - UInt8(bit % 8))) & 1
+                let byteA = a.identity[4 + bit / 8]
+                let byteB = b.identity[4 + bit / 8]
+                let bitA = (byteA >> (7 - UInt8(bit % 8))) & 1
+                let bitB = (byteB >> (7 - UInt8(bit % 8))) & 1
                 if bitA != bitB { return bitA < bitB }
             }
             return lengthA > lengthB
@@ -143,7 +151,11 @@ public final class LPMTrieMap: BPFMap, @unchecked Sendable {
             return ordered.first?.key
         }
         let identity = canonical(key[4...], length: prefixLength(of: key))
-        guard let position = ordered.firstIndex(where: { canonical($0.key[4...], length: prefixLength(of: $0.key)) == identity }) else {
+        guard
+            let position = ordered.firstIndex(where: {
+                canonical($0.key[4...], length: prefixLength(of: $0.key)) == identity
+            })
+        else {
             return ordered.first?.key
         }
         return position + 1 < ordered.count ? ordered[position + 1].key : nil

@@ -17,8 +17,11 @@ struct MapMemory: Sendable {
     init(_ attributes: MapAttributes, mapExtra: UInt64 = 0, cpuCount: Int, budget: MemoryBudget) throws(MapError) {
         let (upfront, perElement) = Self.cost(of: attributes, mapExtra: mapExtra, cpuCount: cpuCount)
         do {
-            reservation = try budget.reserve(upfront, for: "map '\(attributes.name)' (\(attributes.type.cName), "
-                + "max_entries \(attributes.maxEntries), key_size \(attributes.keySize), value_size \(attributes.valueSize))")
+            reservation = try budget.reserve(
+                upfront,
+                for: "map '\(attributes.name)' (\(attributes.type.cName), "
+                    + "max_entries \(attributes.maxEntries), key_size \(attributes.keySize), value_size \(attributes.valueSize))"
+            )
         } catch {
             throw MapError(map: attributes.name, error.description, errno: .noMemory)
         }
@@ -27,7 +30,8 @@ struct MapMemory: Sendable {
 
     /// A slot index of `capacity` slots, charging this map's elements if they are not preallocated.
     func slotIndex(capacity: Int) -> SlotIndex {
-        elementCost > 0 ? SlotIndex(capacity: capacity, charging: reservation, elementCost: elementCost)
+        elementCost > 0
+            ? SlotIndex(capacity: capacity, charging: reservation, elementCost: elementCost)
             : SlotIndex(capacity: capacity)
     }
 
@@ -62,7 +66,7 @@ struct MapMemory: Sendable {
             let perElement = key + 8 + elementOverhead
             return flags.contains(.noPrealloc) ? (0, perElement) : (times(perElement, entries), 0)
         case .progArray, .perfEventArray, .arrayOfMaps:
-            return (times(8, entries), 0)  // the kernel's array of pointers
+            return (times(8, entries), 0) // the kernel's array of pointers
         case .queue, .stack:
             return (times(stride, entries), 0)
         case .ringBuffer:
@@ -95,15 +99,21 @@ extension LinuxEmulator {
             attributes.maxEntries = configuration.cpuCount
         }
         guard Self.emulates(attributes.type) else {
-            throw MapError(map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
+            throw MapError(
+                map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
         }
         let warnings: [String]
         (attributes, warnings) = relaxedForCompatibility(attributes)
         try Self.validate(attributes, cpuCount: configuration.cpuCount, innerOptional: !warnings.isEmpty)
         if attributes.type == .bloomFilter, mapExtra & ~0xF != 0 {
-            throw MapError(map: attributes.name, "BPF_MAP_TYPE_BLOOM_FILTER: map_extra 0x\(String(mapExtra, radix: 16)) sets more than the hash-function count (low 4 bits)")
+            throw MapError(
+                map: attributes.name,
+                "BPF_MAP_TYPE_BLOOM_FILTER: map_extra 0x\(String(mapExtra, radix: 16)) sets more than the hash-function count (low 4 bits)"
+            )
         } else if attributes.type != .bloomFilter, mapExtra != 0 {
-            throw MapError(map: attributes.name, "\(attributes.type.cName): map_extra must be 0, got 0x\(String(mapExtra, radix: 16))")
+            throw MapError(
+                map: attributes.name,
+                "\(attributes.type.cName): map_extra must be 0, got 0x\(String(mapExtra, radix: 16))")
         }
         addCompatibilityWarnings(warnings)
         let cpus = configuration.cpuCount
@@ -132,7 +142,8 @@ extension LinuxEmulator {
         case .devMap, .devMapHash, .cpuMap, .xskMap:
             map = try RedirectMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
         default:
-            throw MapError(map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
+            throw MapError(
+                map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
         }
         register(map)
         return map
@@ -143,7 +154,8 @@ extension LinuxEmulator {
     public static func emulates(_ type: MapType) -> Bool {
         switch type {
         case .hash, .perCPUHash, .lruHash, .lruPerCPUHash, .array, .perCPUArray, .lpmTrie, .queue, .stack, .ringBuffer,
-             .perfEventArray, .progArray, .arrayOfMaps, .hashOfMaps, .devMap, .devMapHash, .cpuMap, .xskMap, .bloomFilter:
+            .perfEventArray, .progArray, .arrayOfMaps, .hashOfMaps, .devMap, .devMapHash, .cpuMap, .xskMap,
+            .bloomFilter:
             true
         default:
             false
@@ -159,7 +171,9 @@ extension LinuxEmulator {
         }
         func allowFlags(_ allowed: MapFlags) throws(MapError) {
             let unknown = d.flags & ~allowed.rawValue
-            guard unknown == 0 else { throw fail("flags 0x\(String(unknown, radix: 16)) are not valid for this map type") }
+            guard unknown == 0 else {
+                throw fail("flags 0x\(String(unknown, radix: 16)) are not valid for this map type")
+            }
         }
         func positive(_ value: Int, _ what: String) throws(MapError) {
             guard value > 0 else { throw fail("\(what) must be greater than 0, got \(value)") }
@@ -186,7 +200,9 @@ extension LinuxEmulator {
                 throw fail("a bpf_spin_lock in the value is not supported for this map type", .notSupported)
             }
             guard offset >= 0, offset % 4 == 0, offset + 4 <= d.valueSize else {
-                throw fail("the bpf_spin_lock at offset \(offset) does not fit, 4-byte aligned, in the \(d.valueSize)-byte value")
+                throw fail(
+                    "the bpf_spin_lock at offset \(offset) does not fit, 4-byte aligned, in the \(d.valueSize)-byte value"
+                )
             }
         }
 
@@ -202,13 +218,17 @@ extension LinuxEmulator {
             try positive(d.maxEntries, "max_entries")
             try bucketLimit()
             guard d.keySize <= maxBPFStack else { throw fail("key_size \(d.keySize) exceeds \(maxBPFStack)", .tooBig) }
-            guard d.valueSize < kmallocMaxSize - maxBPFStack - 64 else { throw fail("value_size \(d.valueSize) is too large", .tooBig) }
+            guard d.valueSize < kmallocMaxSize - maxBPFStack - 64 else {
+                throw fail("value_size \(d.valueSize) is too large", .tooBig)
+            }
             if perCPU, d.valueSize > perCPUValueLimit {
                 throw fail("per-CPU value_size \(d.valueSize) exceeds \(perCPUValueLimit)", .tooBig)
             }
         case .array, .perCPUArray:
             try allowFlags(common.union([.mmapable, .innerMap, .preserveElements]))
-            if d.type == .perCPUArray, flags.contains(.mmapable) { throw fail("per-CPU arrays cannot be BPF_F_MMAPABLE") }
+            if d.type == .perCPUArray, flags.contains(.mmapable) {
+                throw fail("per-CPU arrays cannot be BPF_F_MMAPABLE")
+            }
             try positive(d.maxEntries, "max_entries")
             try exactly(d.keySize, 4, "key_size")
             try positive(d.valueSize, "value_size")
@@ -264,7 +284,8 @@ extension LinuxEmulator {
             try exactly(d.valueSize, 0, "value_size")
             let size = d.maxEntries
             guard size > 0, size & (size - 1) == 0, size % linuxPageSize == 0 else {
-                throw fail("max_entries must be a power of two and a multiple of the \(linuxPageSize)-byte page, got \(size)")
+                throw fail(
+                    "max_entries must be a power of two and a multiple of the \(linuxPageSize)-byte page, got \(size)")
             }
             guard size <= AddressSpace.regionLimit else {
                 throw fail("max_entries \(size) exceeds Mimic's \(AddressSpace.regionLimit)-byte ring limit", .tooBig)

@@ -2,7 +2,7 @@ import MimicCore
 import MimicMemory
 import Synchronization
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Linux's page size for the maps whose sizes are counted in pages (ring buffers).
@@ -43,7 +43,8 @@ final class ValueStorage: @unchecked Sendable {
     let slots: Int
     let spinLockOffset: Int?
 
-    init(attributes: MapAttributes, slots: Int, cpuCount: Int, vm: VM, reservation: MemoryReservation?) throws(MapError) {
+    init(attributes: MapAttributes, slots: Int, cpuCount: Int, vm: VM, reservation: MemoryReservation?) throws(MapError)
+    {
         self.reservation = reservation
         valueSize = attributes.valueSize
         valueStride = roundUp8(max(attributes.valueSize, 1))
@@ -53,8 +54,9 @@ final class ValueStorage: @unchecked Sendable {
         let (perSlot, overflow1) = valueStride.multipliedReportingOverflow(by: cpuCount)
         let (size, overflow2) = perSlot.multipliedReportingOverflow(by: slots)
         guard !overflow1, !overflow2, size <= AddressSpace.regionLimit else {
-            throw MapError(map: attributes.name, "\(slots) elements of \(perSlot) bytes exceed Mimic's 4 GiB region limit",
-                           errno: .tooBig)
+            throw MapError(
+                map: attributes.name, "\(slots) elements of \(perSlot) bytes exceed Mimic's 4 GiB region limit",
+                errno: .tooBig)
         }
         storage = RegionStorage(count: size)
         do {
@@ -276,7 +278,8 @@ struct SlotIndex: Sendable {
     }
 
     private mutating func unlink(_ slot: Int) {
-        let before = previous[slot], after = next[slot]
+        let before = previous[slot]
+        let after = next[slot]
         if before >= 0 { next[before] = after } else { head = after }
         if after >= 0 { previous[after] = before } else { tail = before }
         previous[slot] = -1
@@ -299,7 +302,7 @@ final class SpinLocks: Sendable {
         let key = UInt(bitPattern: word)
         while !tryLock(key) {
             #if canImport(Glibc)
-            sched_yield()
+                sched_yield()
             #endif
         }
         word.storeBytes(of: 1, as: UInt32.self)
@@ -329,6 +332,8 @@ final class SpinLocks: Sendable {
 
 /// The four little-endian bytes of `value`.
 @inline(__always) func littleEndianBytes(_ value: UInt32) -> [UInt8] {
-    [UInt8(truncatingIfNeeded: value), UInt8(truncatingIfNeeded: value >> 8),
-     UInt8(truncatingIfNeeded: value >> 16), UInt8(truncatingIfNeeded: value >> 24)]
+    [
+        UInt8(truncatingIfNeeded: value), UInt8(truncatingIfNeeded: value >> 8),
+        UInt8(truncatingIfNeeded: value >> 16), UInt8(truncatingIfNeeded: value >> 24),
+    ]
 }

@@ -36,11 +36,14 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
         self.attributes = attributes
         handle = MapHandle.make(id: id)
         self.cpuCount = cpuCount
-        values = try ValueStorage(attributes: attributes, slots: attributes.maxEntries, cpuCount: 1, vm: vm,
-                                  reservation: memory.reservation)
+        values = try ValueStorage(
+            attributes: attributes, slots: attributes.maxEntries, cpuCount: 1, vm: vm,
+            reservation: memory.reservation)
         let isHash = attributes.type == .devMapHash
-        state = Mutex(State(present: Array(repeating: false, count: isHash ? 0 : attributes.maxEntries),
-                            hash: memory.slotIndex(capacity: isHash ? attributes.maxEntries : 0)))
+        state = Mutex(
+            State(
+                present: Array(repeating: false, count: isHash ? 0 : attributes.maxEntries),
+                hash: memory.slotIndex(capacity: isHash ? attributes.maxEntries : 0)))
     }
 
     private func slot(for key: [UInt8]) -> Int? {
@@ -76,7 +79,9 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
             }
             switch result {
             case .failure(let error): return error
-            case .success(let slot): values.write(value, slot: slot, cpu: 0); return nil
+            case .success(let slot):
+                values.write(value, slot: slot, cpu: 0)
+                return nil
             }
         }
         let index = Int(littleEndianUInt32(key))
@@ -93,7 +98,7 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
             if first > 16_384 { return .overflow }
             if index >= cpuCount { return .noDevice }
             clears = first == 0
-        default:  // devmap
+        default: // devmap
             if flags == .noExist { return .exists }
             clears = first == 0
         }

@@ -106,9 +106,11 @@ public final class RingBufferMap: BPFMap, @unchecked Sendable {
         guard address >= dataAddress, address - dataAddress <= mask else { return false }
         let offset = address - dataAddress
         return state.withLock { state in
-            guard let index = state.records.firstIndex(where: {
-                $0.busy && ($0.position + Self.headerSize) & mask == offset
-            }) else { return false }
+            guard
+                let index = state.records.firstIndex(where: {
+                    $0.busy && ($0.position + Self.headerSize) & mask == offset
+                })
+            else { return false }
             state.records[index].busy = false
             state.records[index].discarded = discard
             let record = state.records[index]
@@ -119,7 +121,7 @@ public final class RingBufferMap: BPFMap, @unchecked Sendable {
 
     /// `bpf_ringbuf_output`: copies `data` into a new record and submits it.
     public func output(_ data: [UInt8], flags: UInt64 = 0) -> Errno? {
-        guard flags & ~UInt64(3) == 0 else { return .invalid }  // BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP
+        guard flags & ~UInt64(3) == 0 else { return .invalid } // BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP
         guard let address = reserve(size: UInt64(data.count)) else { return .tryAgain }
         let start = address - dataAddress
         for (i, byte) in data.enumerated() {
@@ -151,9 +153,10 @@ public final class RingBufferMap: BPFMap, @unchecked Sendable {
                 state.records.removeFirst()
                 if !record.discarded {
                     let start = record.position + Self.headerSize
-                    result.append((0..<UInt64(record.size)).map {
-                        storage.pointer.load(fromByteOffset: Int((start + $0) & mask), as: UInt8.self)
-                    })
+                    result.append(
+                        (0..<UInt64(record.size)).map {
+                            storage.pointer.load(fromByteOffset: Int((start + $0) & mask), as: UInt8.self)
+                        })
                 }
                 state.consumer = record.position + ((UInt64(record.size) + Self.headerSize + 7) & ~7)
             }

@@ -23,7 +23,9 @@ public final class UnsupportedMap: BPFMap, @unchecked Sendable {
 
     /// Why a program cannot use the map: names the map and its type.
     var failure: HelperFailure {
-        .message("map \(attributes.name) is a \(attributes.type.cName), which Mimic does not emulate (the object loaded; only programs that use this map stop)")
+        .message(
+            "map \(attributes.name) is a \(attributes.type.cName), which Mimic does not emulate (the object loaded; only programs that use this map stop)"
+        )
     }
 
     public func lookupAddress(key: [UInt8], cpu: Int) -> UInt64? { nil }
