@@ -36,7 +36,8 @@ enum Assembly {
 
     /// The text of the instruction at `slot` (with the following slot, for `lddw`). With
     /// `names`, helper calls and map addresses are named as bpftool does:
-    /// `call bpf_map_lookup_elem#1`, `lddw %r1, map[blocklist]`.
+    /// `call bpf_map_lookup_elem#1`, `lddw %r1, map[blocklist]`; an emulator's custom
+    /// instruction by its name and fields (`vendor.popcnt %r0, %r1, off 0, imm 0 (custom 0xf7)`).
     static func text(at slot: Int, in instructions: [RawInstruction], names: Names? = nil) -> String {
         guard slot >= 0, slot < instructions.count else { return "<slot \(slot) outside the program>" }
         let instruction = instructions[slot]
@@ -49,6 +50,10 @@ enum Assembly {
                 let value = UInt64(UInt32(bitPattern: instruction.imm)) | UInt64(UInt32(bitPattern: next.imm)) << 32
                 if let map = names.map(value) { return "lddw %r\(instruction.destination), map[\(map)]" }
             }
+            if let name = names.custom(instruction.opcode) {
+                return "\(name) %r\(instruction.destination), %r\(instruction.source), off \(instruction.offset), "
+                    + "imm \(instruction.imm) (custom 0x\(String(instruction.opcode, radix: 16)))"
+            }
         }
         return Disassembler.text(of: instruction, next: next)
     }
@@ -59,6 +64,9 @@ enum Assembly {
         var helper: (Int32) -> String?
         /// The name of the map whose address (handle) a `lddw` loads.
         var map: (UInt64) -> String? = { _ in nil }
+        /// The name of the emulator's custom instruction with this opcode, if it defines one
+        /// (the loader accepts only opcodes the instruction set leaves undefined for them).
+        var custom: (UInt8) -> String? = { _ in nil }
     }
 
     /// The name of helper `id`: the one place listings, traces and the debugger look helper

@@ -176,6 +176,13 @@ struct Tracer {
     /// Where trace lines go (standard output for `run-raw`, standard error for the plugin).
     var write: (String) -> Void = Console.out
 
+    /// Custom instructions by their emulator's names (helper calls stay numbered: `run-raw`'s
+    /// helpers are the conformance set, not the kernel's).
+    private var names: Assembly.Names {
+        let emulator = program.vm.emulator
+        return Assembly.Names(helper: { _ in nil }, custom: { emulator?.customInstruction(opcode: $0)?.name })
+    }
+
     /// Runs to the end (or `limit` instructions) and returns R0.
     func run(limit: UInt64, timeout: Duration? = nil) throws(ExecutionError) -> UInt64 {
         let width = String(max(0, program.count - 1)).count
@@ -190,7 +197,7 @@ struct Tracer {
             }
             let pc = process.pc
             let slot = String(pc)
-            let text = Assembly.text(at: pc, in: program.instructions)
+            let text = Assembly.text(at: pc, in: program.instructions, names: names)
             let result: StepResult
             do {
                 result = try process.step()

@@ -372,7 +372,8 @@ final class Session {
     var names: Assembly.Names {
         Assembly.Names(
             helper: { [vm] id in Assembly.helperName(id, emulator: vm.emulator) },
-            map: { [emulator] handle in emulator.map(handle: handle)?.name })
+            map: { [emulator] handle in emulator.map(handle: handle)?.name },
+            custom: { [vm] opcode in vm.emulator?.customInstruction(opcode: opcode)?.name })
     }
 
     static func baseName(_ path: String) -> String { path.split(separator: "/").last.map(String.init) ?? path }

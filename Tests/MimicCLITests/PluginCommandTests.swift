@@ -54,6 +54,31 @@ struct PluginCommandTests {
         #expect(usage.status == 2)
     }
 
+    @Test("run-raw --trace names a plugin's custom instructions")
+    func traceNamesCustomInstructions() throws {
+        let directory = try TemporaryDirectory()
+        let script = MimicCLI.packageRoot.appendingPathComponent("Examples/Plugins/c-custom-insn/build.sh").path
+        let build = Foundation.Process()
+        build.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        build.arguments = ["OUT=\(directory.url.path)", "sh", script]
+        build.standardOutput = FileHandle.nullDevice
+        try build.run()
+        build.waitUntilExit()
+        guard build.terminationStatus == 0 else {
+            throw HarnessError(description: "building the custom-insn sample failed")
+        }
+        // r1 = 0xff; vendor.popcnt r1, r1 (opcode 0xf7, imm 100); r0 = r1; exit
+        let program = try directory.file(
+            "prog.hex",
+            "b7 01 00 00 ff 00 00 00\nf7 11 00 00 64 00 00 00\nbf 10 00 00 00 00 00 00\n95 00 00 00 00 00 00 00\n")
+        let result = try MimicCLI.run([
+            "run-raw", program, "--plugin", directory.path("libcustom_insn.so"), "--trace",
+        ])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("1: vendor.popcnt %r1, %r1, off 0, imm 100 (custom 0xf7)"), "\(result)")
+        #expect(!result.stdout.contains(".invalid"), "\(result)")
+    }
+
     @Test("run-raw --plugin adds the plugin's helpers to the conformance helpers")
     func runRawWithPlugin() throws {
         let directory = try TemporaryDirectory()
