@@ -19,8 +19,13 @@ public enum ValueSyntax {
         return !(members.count == 1 && members[0].key == "string")
     }
 
-    /// The bytes a byte form stands for, exactly `size` bytes long.
-    public static func bytes(_ field: JSONField, size: Int, what: String) throws(JSONError) -> [UInt8] {
+    /// The bytes a byte form stands for, exactly `size` bytes long. `hex` reads a string that is
+    /// not an IPv4 address (default: `ValueSyntax.hex`; `mimic run --map` passes the CLI's hex
+    /// reader, whose messages name the offending digit).
+    public static func bytes(
+        _ field: JSONField, size: Int, what: String,
+        hex readHex: (JSONField) throws(JSONError) -> [UInt8] = { field throws(JSONError) in try hex(field) }
+    ) throws(JSONError) -> [UInt8] {
         guard let value = field.value else { throw field.error("missing") }
         var bytes: [UInt8]
         switch value {
@@ -34,7 +39,7 @@ public enum ValueSyntax {
             if let address = ipv4(text) {
                 bytes = address
             } else {
-                bytes = try hex(field)
+                bytes = try readHex(field)
             }
         case .array:
             bytes = []

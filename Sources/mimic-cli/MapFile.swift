@@ -1,5 +1,6 @@
 import MimicJSON
 import MimicLinux
+import MimicTesting
 
 /// `--map NAME=FILE.json`: entries to put in a map before the program runs.
 ///
@@ -68,57 +69,16 @@ struct MapFile {
         }
     }
 
-    /// The bytes a key or value field stands for.
+    /// The bytes a key or value field stands for: `ValueSyntax`'s byte forms, with hex read by
+    /// the CLI's `Hex.parse` (its messages name the offending digit).
     static func bytesOf(_ field: JSONField, size: Int, what: String) throws(ContextError) -> [UInt8] {
-        guard let value = field.value else { throw field.error("missing") }
-        var bytes: [UInt8]
-        switch value {
-        case .number:
-            let number = try field.bits64()
-            if size < 8, number >> UInt64(size * 8) != 0, Int64(bitPattern: number) >> Int64(size * 8 - 1) != -1 {
-                throw field.error("\(number) does not fit in the \(size)-byte \(what)")
+        try ValueSyntax.bytes(field, size: size, what: what) { field throws(JSONError) in
+            let text = try field.string()
+            do throws(RuntimeError) {
+                return try Hex.parse(text, what: "the \(what)")
+            } catch {
+                throw field.error("expected hex bytes or an IPv4 address: \(error.message)")
             }
-            bytes = (0..<size).map { $0 < 8 ? UInt8(truncatingIfNeeded: number >> UInt64($0 * 8)) : 0 }
-            return bytes
-        case .string(let text):
-            if let address = ipv4(text) {
-                bytes = address
-            } else {
-                do {
-                    bytes = try Hex.parse(text, what: "the \(what)")
-                } catch {
-                    throw field.error("expected hex bytes or an IPv4 address: \(error.message)")
-                }
-            }
-        case .array:
-            bytes = []
-            for element in try field.elements() { bytes.append(try element.integer(UInt8.self)) }
-        case .object:
-            let text = try field["string"].string()
-            bytes = Array(text.utf8)
-            guard bytes.count <= size else {
-                throw field["string"].error("\(bytes.count) bytes of text do not fit in the \(size)-byte \(what)")
-            }
-            return bytes + [UInt8](repeating: 0, count: size - bytes.count)
-        default:
-            throw field.error(
-                "expected a number, a hex string, an array of bytes or {\"string\": ...}, got \(value.kindName)")
         }
-        guard bytes.count == size else {
-            throw field.error("\(bytes.count) bytes, but the map's \(what)s are \(size) bytes")
-        }
-        return bytes
-    }
-
-    /// `a.b.c.d` as 4 bytes, or nil.
-    static func ipv4(_ text: String) -> [UInt8]? {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        var bytes: [UInt8] = []
-        for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII), let byte = UInt8(part) else { return nil }
-            bytes.append(byte)
-        }
-        return bytes
     }
 }
