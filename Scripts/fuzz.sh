@@ -9,6 +9,9 @@
 # their objects. The corpus lives in .build-fuzz/corpus/TARGET, seeded from Fuzz/seeds/TARGET and
 # the repository's fixtures; crashes are written to Fuzz/crashes/TARGET/, which `swift test`
 # replays (FuzzRegressionTests).
+#
+# MIMIC_FUZZ_RELEASE=1 builds the libraries and the harness optimised (`-c release`, `-O`, still
+# with coverage and AddressSanitizer) into .build-fuzz-release: the long runs of Docs/Testing.md.
 set -eu
 cd "$(dirname "$0")/.."
 target=${1:?usage: Scripts/fuzz.sh TARGET [SECONDS] [libFuzzer options...]}
@@ -17,17 +20,25 @@ seconds=${2:-60}
 [ -f "Fuzz/$target.swift" ] || { echo "no harness Fuzz/$target.swift" >&2; exit 2; }
 
 scratch=.build-fuzz
+configuration=debug
+optimisation=-Onone
+if [ "${MIMIC_FUZZ_RELEASE:-0}" = 1 ]; then
+    scratch=.build-fuzz-release
+    configuration=release
+    optimisation=-O
+fi
 for library in MimicLinux MimicPcap; do
-    swift build --scratch-path "$scratch" --target "$library" -Xswiftc -sanitize=fuzzer,address >&2
+    swift build -c "$configuration" --scratch-path "$scratch" --target "$library" \
+        -Xswiftc -sanitize=fuzzer,address >&2
 done
-build=$(swift build --scratch-path "$scratch" --show-bin-path)
+build=$(swift build -c "$configuration" --scratch-path "$scratch" --show-bin-path)
 # The libraries' objects: MimicLinux with its dependency closure, and MimicPcap.
 objects=$(find "$build/MimicMemory.build" "$build/MimicJSON.build" "$build/MimicCore.build" \
     "$build/MimicLinux.build" "$build/MimicPcap.build" "$build/CMimicAtomics.build" \
     "$build/CMimicPlugin.build" -name '*.o')
 mkdir -p "$scratch/bin"
 rm -f "$scratch/bin/$target"
-swiftc -sanitize=fuzzer,address -parse-as-library -g \
+swiftc -sanitize=fuzzer,address -parse-as-library -g "$optimisation" \
     -I "$build/Modules" \
     -Xcc -fmodule-map-file="$build/CMimicAtomics.build/module.modulemap" \
     -Xcc -fmodule-map-file="$build/CMimicPlugin.build/module.modulemap" \
