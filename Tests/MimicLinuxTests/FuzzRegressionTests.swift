@@ -28,6 +28,20 @@ import Testing
         #expect(Self.inputs.count >= 2)
     }
 
+    /// Found by the long `elf` run: a `__kconfig` char array of 2 GiB made the parser allocate
+    /// the whole `.kconfig` section before anything checked its size.
+    @Test func aHugeKconfigSectionIsRefusedByName() throws {
+        let bytes = [UInt8](
+            try Data(contentsOf: Self.crashes.appendingPathComponent("elf/kconfig-char-array-2gib")))
+        do {
+            _ = try ObjectFile(bytes: bytes)
+            Issue.record("the object was parsed")
+        } catch {
+            #expect("\(error)".contains(".kconfig section"), "\(error)")
+            #expect("\(error)".contains("KMALLOC_MAX_SIZE"), "\(error)")
+        }
+    }
+
     @Test(arguments: inputs)
     func replay(target: String, file: String) throws {
         let bytes = [UInt8](

@@ -80,6 +80,9 @@ public struct ObjectExtern: Sendable, Equatable {
 
     /// The section libbpf makes of the `__kconfig` externs: a read-only, single-element array map.
     public static let kconfigSection = ".kconfig"
+    /// The largest `.kconfig` section: the kernel's `KMALLOC_MAX_SIZE` on x86-64 (4 MiB), the
+    /// most one array-map value may hold.
+    public static let kconfigSectionLimit = 4 << 20
     static let ksymsSection = ".ksyms"
 }
 
@@ -184,6 +187,15 @@ extension ObjectParser {
             variables.append(
                 GlobalDataSpec.Variable(name: result[index].name, offset: UInt64(k.offset), size: UInt64(k.size)))
         }
+        // libbpf creates the .kconfig map as one array value; the kernel refuses values larger
+        // than KMALLOC_MAX_SIZE (E2BIG), so an object asking for more cannot load there either.
+        guard offset <= ObjectExtern.kconfigSectionLimit else {
+            throw .invalidField(
+                structure: "section .BTF", field: "\(ObjectExtern.kconfigSection) section",
+                detail:
+                    "its __kconfig externs need \(offset) bytes; the kernel's array map values hold at most \(ObjectExtern.kconfigSectionLimit) (KMALLOC_MAX_SIZE)"
+            )
+        }
         let section = GlobalDataSpec(
             name: ObjectExtern.kconfigSection, contents: [UInt8](repeating: 0, count: offset),
             isReadOnly: true, variables: variables,
@@ -222,11 +234,16 @@ extension ObjectParser {
 
     /// The alignment of a kconfig type (`btf__align_of` for the kinds `kconfigType` accepts).
     private func alignment(of id: UInt32, in btf: BTF) -> Int {
-        switch btf.type(btf.resolve(id)) {
-        case .int(_, let size, _, _, _)?, .enumeration(_, let size, _, _, _)?: return max(1, min(Int(size), 8))
-        case .array(let element, _, _)?: return alignment(of: element, in: btf)
-        default: return 1
+        var id = id
+        // Arrays of arrays down to the element; bounded like the kernel's MAX_RESOLVE_DEPTH.
+        for _ in 0..<32 {
+            switch btf.type(btf.resolve(id)) {
+            case .int(_, let size, _, _, _)?, .enumeration(_, let size, _, _, _)?: return max(1, min(Int(size), 8))
+            case .array(let element, _, _)?: id = element
+            default: return 1
+            }
         }
+        return 1
     }
 }
 
