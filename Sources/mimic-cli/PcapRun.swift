@@ -49,9 +49,11 @@ struct PcapRun {
 
         // One process per vCPU, reset for each packet instead of built anew.
         var processes = [MimicCore.Process?](repeating: nil, count: session.cpus)
+        let contexts = PacketContexts(session: session)
+        let hasEventMaps = session.maps.contains { $0 is RingBufferMap || $0 is PerfEventArrayMap }
         for (index, (number, packet)) in packets.enumerated() {
             progress.update(index)
-            let context = try session.context(packet: packet.data)
+            let (context, ingress) = try contexts.context(packet: packet.data)
             let cpu = index % session.cpus
             let process = try session.process(reusing: processes[cpu], context: context, vCPU: cpu)
             processes[cpu] = process
@@ -79,11 +81,10 @@ struct PcapRun {
                     warnings.append("packet \(number): \(warning)")
                 }
             }
-            for event in session.drainEvents() {
+            for event in hasEventMaps ? session.drainEvents() : [] {
                 eventCount += 1
                 if events.count < Self.maxReported { events.append((number, event)) }
             }
-            let ingress = (context as? XDPContext)?.ingressIfindex ?? (context as? SKBContext)?.ingressIfindex ?? 0
             let deliveries = PacketDestination.deliveries(
                 r0: r0, process: process, session: session, ingressIfindex: ingress)
             for delivery in deliveries {
@@ -288,6 +289,40 @@ struct PcapRun {
                     "--out \(out) is also the --out-dir capture \(file): choose another --out file or directory")
             }
         }
+    }
+}
+
+/// The context of each packet of a capture, with its ingress ifindex.
+///
+/// XDP contexts are refilled in place: one `XDPContext` with the `--ctx` fields applied and
+/// checked once (its checks do not depend on the packet), behind a class reference, whose packet
+/// is replaced for each packet — no existential box, field pass or dynamic cast per packet.
+/// Other contexts (`sk_buff`, whose `wire_len` is checked against each packet) are made anew.
+final class PacketContexts {
+    private let session: Session
+    private var slot: XDPSlot?
+
+    init(session: Session) { self.session = session }
+
+    func context(packet: [UInt8]) throws(RuntimeError) -> (context: any Context, ingressIfindex: UInt32) {
+        if let slot {
+            slot.context.packet = packet
+            return (slot, slot.context.ingressIfindex)
+        }
+        let context = try session.context(packet: packet)
+        if let xdp = context as? XDPContext {
+            let made = XDPSlot(xdp)
+            slot = made
+            return (made, xdp.ingressIfindex)
+        }
+        return (context, (context as? SKBContext)?.ingressIfindex ?? 0)
+    }
+
+    /// An `XDPContext` passed by reference.
+    final class XDPSlot: Context {
+        var context: XDPContext
+        init(_ context: XDPContext) { self.context = context }
+        func attach(to process: MimicCore.Process) throws(SetupError) { try context.attach(to: process) }
     }
 }
 

@@ -41,7 +41,7 @@ extension Process {
     ) -> Stop {
         guard case .ready = state else { return .failed(.notRunnable) }
         var code = UnsafePointer(program.code.baseAddress.unsafelyUnwrapped)
-        var helpers = UnsafePointer(program.helperTable)
+        var helpers = program.helperCalls
         let r = registers.storage
         var table = memory.table
         var pc = pc
@@ -552,7 +552,7 @@ extension Process {
                     tailCallCount += 1
                     program = next
                     code = UnsafePointer(next.code.baseAddress.unsafelyUnwrapped)
-                    helpers = UnsafePointer(next.helperTable)
+                    helpers = next.helperCalls
                     pc = 0
                     checkpoint = count // the next program's runs differ: take the slow path
                 case .none:
@@ -575,9 +575,7 @@ extension Process {
                     depth &+= 1
                     r[10] &-= frameSize
                     pc = Int(target & 0xFFFF_FFFF)
-                } else if let helper = helperForRegisterCall(target) {
-                    self.depth = depth
-                    let result = invokeHelper(helper)
+                } else if let result = callHelper(registerValue: target, depth: depth) {
                     table = memory.table
                     count = instructionsExecuted
                     switch result {
@@ -742,30 +740,57 @@ extension Process {
         return .memory(MemoryFault(reason: .misaligned, access: .write, address: address, size: size, region: region))
     }
 
-    /// Runs a helper; on failure records the fault and returns nil.
+    /// Runs a helper of the program's `helperCalls` table; on failure records the fault and
+    /// returns nil. The box is read unretained, so the call copies no `Helper`: no `String` copy
+    /// and no reference count written (the program's boxes are shared by every core running it).
+    @inline(never)
+    func invokeHelper(_ box: Unmanaged<HelperBox>) -> HelperResult? {
+        var failure: HelperFailure?
+        let result = box._withUnsafeGuaranteedRef { box -> HelperResult? in
+            do throws(HelperFailure) {
+                return try box.helper.function(self)
+            } catch {
+                failure = error
+                return nil
+            }
+        }
+        if let failure { recordFailure(failure, of: box.takeUnretainedValue().helper) }
+        return result
+    }
+
+    /// Runs a helper that is not in the program's table (`callx` to an emulator's helper).
     @inline(never)
     func invokeHelper(_ helper: Helper) -> HelperResult? {
         do {
             return try helper.function(self)
         } catch {
-            if helper.id == CustomInstruction.helperID {
-                pendingFault = .customInstructionFailed("\(helper.name): \(error)")
-            } else if error.code == .unsupported {
-                pendingFault = .unknownHelper(id: helper.id, name: helper.name.hasPrefix("#") ? nil : helper.name)
-            } else {
-                pendingFault = .helperFailed(id: helper.id, name: helper.name, failure: error)
-            }
+            recordFailure(error, of: helper)
             return nil
         }
     }
 
-    /// `callx` with a helper id in the register (uBPF and the conformance vectors do this).
+    /// Records the fault of a failed helper call.
     @inline(never)
-    func helperForRegisterCall(_ value: UInt64) -> Helper? {
+    func recordFailure(_ error: HelperFailure, of helper: Helper) {
+        if helper.id == CustomInstruction.helperID {
+            pendingFault = .customInstructionFailed("\(helper.name): \(error)")
+        } else if error.code == .unsupported {
+            pendingFault = .unknownHelper(id: helper.id, name: helper.name.hasPrefix("#") ? nil : helper.name)
+        } else {
+            pendingFault = .helperFailed(id: helper.id, name: helper.name, failure: error)
+        }
+    }
+
+    /// The result of `callx` with a helper id in the register (uBPF and the conformance vectors
+    /// do this) at call depth `depth`, or nil when no helper has that id.
+    @inline(never)
+    func callHelper(registerValue value: UInt64, depth: Int) -> HelperResult?? {
         guard value <= UInt64(Int32.max) else { return nil }
+        self.depth = depth // a helper's callbacks run from here
         let id = Int32(value)
-        if let index = program.helperIndexByID[id] { return program.helpers[index] }
-        return vm.emulator?.helper(id: id)
+        if let index = program.helperIndexByID[id] { return .some(invokeHelper(program.helperCalls[index])) }
+        guard let helper = vm.emulator?.helper(id: id) else { return nil }
+        return .some(invokeHelper(helper))
     }
 
     /// Legacy `ld_abs`/`ld_ind`: the big-endian value, or nil when the offset is outside the
@@ -917,4 +942,12 @@ enum Semantics {
         default: assertionFailure("\(operation) is not a 32-bit atomic") // the interpreter passes only those
         }
     }
+}
+
+/// A helper as the interpreter calls it, through `Program.helperCalls`: a `let` in a class
+/// instance the program keeps alive, read through an unmanaged reference, needs no retain of
+/// the closure's context (a `Helper` copied out of an array or pointer does).
+final class HelperBox: Sendable {
+    let helper: Helper
+    init(_ helper: Helper) { self.helper = helper }
 }

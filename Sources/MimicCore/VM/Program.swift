@@ -54,6 +54,8 @@ public final class Program: @unchecked Sendable {
     /// `helpers` again, in memory the interpreter reads without retaining an array: a run on
     /// one core must not write reference counts that runs on other cores share.
     let helperTable: UnsafeMutablePointer<Helper>
+    /// `helpers` once more, boxed and unretained, as the interpreter calls them (`HelperBox`).
+    let helperCalls: UnsafePointer<Unmanaged<HelperBox>>
     /// Helper table index by helper id, for `callx` with a helper id in a register.
     let helperIndexByID: [Int32: Int]
     /// Owns `code` and `helperTable`; shared by the `Program`s made from one load.
@@ -66,6 +68,9 @@ public final class Program: @unchecked Sendable {
         let longestRun: UInt32
         let helperTable: UnsafeMutablePointer<Helper>
         let helperCount: Int
+        let helperCalls: UnsafeMutablePointer<Unmanaged<HelperBox>>
+        /// Owns the boxes `helperCalls` points to.
+        private let helperBoxes: [HelperBox]
         private let storage: UnsafeMutableRawPointer
 
         init(code: [DecodedInstruction], helpers: [Helper]) {
@@ -80,12 +85,16 @@ public final class Program: @unchecked Sendable {
             helperTable = .allocate(capacity: max(helpers.count, 1))
             helperTable.initialize(from: helpers, count: helpers.count)
             helperCount = helpers.count
+            helperBoxes = helpers.map(HelperBox.init)
+            helperCalls = .allocate(capacity: max(helpers.count, 1))
+            helperCalls.initialize(from: helperBoxes.map(Unmanaged.passUnretained), count: helpers.count)
         }
 
         deinit {
             storage.deallocate()
             helperTable.deinitialize(count: helperCount)
             helperTable.deallocate()
+            helperCalls.deallocate()
         }
     }
 
@@ -107,6 +116,7 @@ public final class Program: @unchecked Sendable {
         self.code = buffers.code
         longestRun = buffers.longestRun
         helperTable = buffers.helperTable
+        helperCalls = UnsafePointer(buffers.helperCalls)
     }
 
     /// The number of instructions the straight-line run from `pc` may execute: up to and
@@ -232,6 +242,7 @@ public final class Program: @unchecked Sendable {
         code = buffers.code
         longestRun = buffers.longestRun
         helperTable = buffers.helperTable
+        helperCalls = UnsafePointer(buffers.helperCalls)
     }
 
     /// The number of instruction slots.

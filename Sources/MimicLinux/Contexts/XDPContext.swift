@@ -49,6 +49,8 @@ public enum XDPAction: UInt32, Sendable, CaseIterable, CustomStringConvertible {
 public struct XDPContext: Context, Sendable {
     /// The bytes the kernel reserves at the start of an XDP buffer for `struct xdp_frame`.
     public static let frameReserve = 40
+    /// The packet region's name for a context of the default name.
+    static let defaultRegionName = "xdp_md packet"
 
     public var name: String
     public var packet: [UInt8]
@@ -107,7 +109,8 @@ public struct XDPContext: Context, Sendable {
 
     public func attach(to process: MimicCore.Process) throws(SetupError) {
         let state = LinuxProcessState.forContext(process)
-        let regionName = "\(name) packet"
+        // Formatted only for a context named otherwise: a capture attaches one per packet.
+        let regionName = name == "xdp_md" ? Self.defaultRegionName : "\(name) packet"
         let buffer: PacketBuffer
         // A process being reset keeps its previous packet buffer: refill it rather than allocate.
         if let reused = try PacketBuffer.refill(

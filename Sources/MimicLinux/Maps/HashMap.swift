@@ -42,12 +42,11 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     }
 
     /// `lookupAddress(key:cpu:)` with the key read in place (from VM memory, by the lookup
-    /// helper): no copy, and no allocation for keys of up to 32 bytes.
+    /// helper): no copy, no allocation (`SlotIndex` hashes the bytes where they are).
     func lookupAddress(key: UnsafeRawBufferPointer, cpu: Int) -> UInt64? {
         guard key.count == attributes.keySize, cpu >= 0, cpu < values.cpuCount || !isPerCPU else { return nil }
-        let mapKey = MapKey(key)
         let slot: Int? = index.withLock { index in
-            guard let slot = index.slot(for: mapKey) else { return nil }
+            guard let slot = index.slot(for: key) else { return nil }
             if isLRU { index.touch(slot) }
             return slot
         }
@@ -101,9 +100,8 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
         let mode = allowsLock ? flags.rawValue & ~MapUpdateFlags.lock.rawValue : flags.rawValue
         guard mode <= MapUpdateFlags.exist.rawValue else { return .invalid }
         if flags.contains(.lock), allowsLock, values.spinLockOffset == nil { return .invalid }
-        let mapKey = MapKey(key)
         let result: Result<(Int, Bool), Errno> = index.withLock { index in
-            let existing = index.slot(for: mapKey)
+            let existing = index.slot(for: key)
             if existing != nil, mode == MapUpdateFlags.noExist.rawValue { return .failure(.exists) }
             if existing == nil, mode == MapUpdateFlags.exist.rawValue { return .failure(.noEntry) }
             if let existing {

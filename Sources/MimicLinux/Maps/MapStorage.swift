@@ -3,6 +3,8 @@ import MimicMemory
 import Synchronization
 #if canImport(Glibc)
     import Glibc
+#elseif canImport(Darwin)
+    import Darwin
 #endif
 
 /// Linux's page size for the maps whose sizes are counted in pages (ring buffers).
@@ -145,37 +147,115 @@ final class ValueStorage: @unchecked Sendable {
     }
 }
 
-/// A hash map key as the index hashes it: keys of up to 32 bytes inline (zero-padded; every key
-/// of one map has the same size, so the padding cannot make two keys equal), longer ones as an
-/// array. Made straight from VM memory, a lookup needs no allocation.
-enum MapKey: Hashable, Sendable {
-    case small(UInt64, UInt64, UInt64, UInt64)
-    case large([UInt8])
-
-    /// The largest key kept inline.
-    static let inlineLimit = 32
-
-    init(_ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count <= Self.inlineLimit else {
-            self = .large(Array(bytes))
-            return
-        }
-        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &words) { words in
-            if let source = bytes.baseAddress, let target = words.baseAddress {
-                target.copyMemory(from: source, byteCount: bytes.count)
-            }
-        }
-        self = .small(words.0, words.1, words.2, words.3)
+/// The kernel's Jenkins hash (include/linux/jhash.h), as `htab_map_hash` in
+/// kernel/bpf/hashtab.c applies it to a hash map's key: `jhash2` over the key's 32-bit words when
+/// its size is a multiple of 4, `jhash` over its bytes otherwise, with the map's random seed.
+/// Words are read in host (little-endian) order, as the kernel reads them on x86-64.
+enum JenkinsHash {
+    @inline(__always) private static func rotate(_ word: UInt32, _ shift: UInt32) -> UInt32 {
+        (word << shift) | (word >> (32 - shift))
     }
 
-    init(_ bytes: [UInt8]) {
-        self = bytes.withUnsafeBytes { MapKey($0) }
+    @inline(__always) private static func mix(_ a: inout UInt32, _ b: inout UInt32, _ c: inout UInt32) {
+        a &-= c; a ^= rotate(c, 4); c &+= b
+        b &-= a; b ^= rotate(a, 6); a &+= c
+        c &-= b; c ^= rotate(b, 8); b &+= a
+        a &-= c; a ^= rotate(c, 16); c &+= b
+        b &-= a; b ^= rotate(a, 19); a &+= c
+        c &-= b; c ^= rotate(b, 4); b &+= a
+    }
+
+    @inline(__always) private static func final(_ a: inout UInt32, _ b: inout UInt32, _ c: inout UInt32) {
+        c ^= b; c &-= rotate(b, 14)
+        a ^= c; a &-= rotate(c, 11)
+        b ^= a; b &-= rotate(a, 25)
+        c ^= b; c &-= rotate(b, 16)
+        a ^= c; a &-= rotate(c, 4)
+        b ^= a; b &-= rotate(a, 14)
+        c ^= b; c &-= rotate(b, 24)
+    }
+
+    @inline(__always) private static func word(_ bytes: UnsafeRawPointer, _ offset: Int) -> UInt32 {
+        UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+
+    /// `htab_map_hash(key, key_len, seed)` (a key of no bytes may have no address).
+    @inline(__always)
+    static func mapHash(_ key: UnsafeRawPointer?, count: Int, seed: UInt32) -> UInt32 {
+        guard let key, count > 0 else { return 0xdead_beef &+ seed }
+        return count & 3 == 0 ? jhash2(key, words: count >> 2, seed: seed) : jhash(key, count: count, seed: seed)
+    }
+
+    /// `jhash2(k, length, initval)`: `words` 32-bit words at `key`.
+    static func jhash2(_ key: UnsafeRawPointer, words: Int, seed: UInt32) -> UInt32 {
+        var a = 0xdead_beef &+ (UInt32(truncatingIfNeeded: words) << 2) &+ seed
+        var b = a
+        var c = a
+        var length = words
+        var offset = 0
+        while length > 3 {
+            a &+= word(key, offset)
+            b &+= word(key, offset + 4)
+            c &+= word(key, offset + 8)
+            mix(&a, &b, &c)
+            length -= 3
+            offset += 12
+        }
+        switch length {
+        case 3:
+            c &+= word(key, offset + 8)
+            b &+= word(key, offset + 4)
+            a &+= word(key, offset)
+        case 2:
+            b &+= word(key, offset + 4)
+            a &+= word(key, offset)
+        case 1: a &+= word(key, offset)
+        default: return c
+        }
+        final(&a, &b, &c)
+        return c
+    }
+
+    /// `jhash(key, length, initval)`: `count` bytes at `key`.
+    static func jhash(_ key: UnsafeRawPointer, count: Int, seed: UInt32) -> UInt32 {
+        var a = 0xdead_beef &+ UInt32(truncatingIfNeeded: count) &+ seed
+        var b = a
+        var c = a
+        var length = count
+        var offset = 0
+        while length > 12 {
+            a &+= word(key, offset)
+            b &+= word(key, offset + 4)
+            c &+= word(key, offset + 8)
+            mix(&a, &b, &c)
+            length -= 12
+            offset += 12
+        }
+        guard length > 0 else { return c }
+        // The kernel's fall-through switch: byte i of the last 1...12 goes to a, b or c at
+        // bit 8 * (i % 4).
+        for i in 0..<length {
+            let byte = UInt32(key.load(fromByteOffset: offset + i, as: UInt8.self)) << (8 * UInt32(i & 3))
+            switch i >> 2 {
+            case 0: a &+= byte
+            case 1: b &+= byte
+            default: c &+= byte
+            }
+        }
+        final(&a, &b, &c)
+        return c
     }
 }
 
 /// The keys of a hash-like map: which slot of `ValueStorage` each key owns, the free slots,
 /// and an order over the elements (insertion order; for LRU maps, least recently used first).
+///
+/// Keys are found as the kernel's `htab` finds them: by `htab_map_hash` (`JenkinsHash`, with a
+/// random seed per map like the kernel's `hashrnd`) into an open-addressing table (linear
+/// probing, at most 3/4 full) whose entries hold the hash and the slot; a candidate's key bytes
+/// are compared in place with the slot's copy in one flat key store. A lookup allocates nothing.
+/// Every key of one index has the same size (the first key inserted sets it; the maps check
+/// key sizes before they get here).
 ///
 /// Slots are made as elements arrive (slot *n* is made when *n* slots are in use and none is
 /// free), so the index costs what the map holds, not its `max_entries`. With a reservation, each
@@ -184,17 +264,30 @@ enum MapKey: Hashable, Sendable {
 ///
 /// Not thread-safe by itself: maps keep it inside their `Mutex`.
 struct SlotIndex: Sendable {
-    private(set) var slotByKey: [MapKey: Int] = [:]
+    /// Open-addressing table: `hash << 32 | (slot + 1)`; 0 is empty, `tombstone` a removed entry.
+    private var buckets: [UInt64] = []
+    /// Entries in `buckets` that are not empty (live ones and tombstones).
+    private var occupied = 0
+    /// Each slot's key bytes, `keySize` apart (a free slot keeps its old bytes, unreferenced).
+    private var keyStore: [UInt8] = []
+    /// The size of every key; -1 before the first insert.
+    private var keySize = -1
+    /// The seed of `JenkinsHash.mapHash` (the kernel's per-map `hashrnd`).
+    private let seed = UInt32.random(in: .min ... .max)
     private(set) var keyBySlot: [[UInt8]?] = []
     private var free: [Int] = []
     private var previous: [Int] = []
     private var next: [Int] = []
     private(set) var head = -1
     private var tail = -1
+    /// The number of keys.
+    private(set) var count = 0
     /// The most slots (`max_entries`).
     let capacity: Int
     private let reservation: MemoryReservation?
     private let elementCost: Int
+
+    private static let tombstone: UInt64 = 0xFFFF_FFFF
 
     init(capacity: Int, charging reservation: MemoryReservation? = nil, elementCost: Int = 0) {
         self.capacity = max(0, capacity)
@@ -202,17 +295,72 @@ struct SlotIndex: Sendable {
         self.elementCost = elementCost
     }
 
-    var count: Int { slotByKey.count }
     var isFull: Bool { free.isEmpty && keyBySlot.count >= capacity }
 
-    func slot(for key: [UInt8]) -> Int? { slotByKey[MapKey(key)] }
+    func slot(for key: [UInt8]) -> Int? { key.withUnsafeBytes { slot(for: $0) } }
 
-    /// The slot of a key made from VM memory (no allocation for keys of up to 32 bytes).
-    func slot(for key: MapKey) -> Int? { slotByKey[key] }
+    /// The slot of `key` (e.g. read in place from VM memory), or nil.
+    @inline(__always)
+    func slot(for key: UnsafeRawBufferPointer) -> Int? {
+        guard count > 0, key.count == keySize else { return nil }
+        return bucket(of: key).flatMap { Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: buckets[$0])) - 1 }
+    }
+
+    /// The index in `buckets` of `key`'s entry, or nil. `key` has `keySize` bytes and the table
+    /// is not empty.
+    private func bucket(of key: UnsafeRawBufferPointer) -> Int? {
+        let size = keySize
+        let source = key.baseAddress
+        let hash = UInt64(JenkinsHash.mapHash(source, count: size, seed: seed))
+        return buckets.withUnsafeBufferPointer { table in
+            keyStore.withUnsafeBytes { keys in
+                let mask = table.count - 1
+                var index = Int(truncatingIfNeeded: hash) & mask
+                while true {
+                    let entry = table[index]
+                    if entry == 0 { return nil }
+                    if entry >> 32 == hash, entry != Self.tombstone {
+                        let slot = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: entry)) - 1
+                        if size == 0 || memcmp(keys.baseAddress.unsafelyUnwrapped + slot * size, source.unsafelyUnwrapped, size) == 0 {
+                            return index
+                        }
+                    }
+                    index = (index + 1) & mask
+                }
+            }
+        }
+    }
+
+    /// Puts `slot` (whose key bytes are in the store) into the table; the table has room.
+    private mutating func place(slot: Int) {
+        let size = keySize
+        let hash = keyStore.withUnsafeBytes { keys in
+            UInt64(JenkinsHash.mapHash(keys.baseAddress.map { $0 + slot * size }, count: size, seed: seed))
+        }
+        let mask = buckets.count - 1
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while buckets[index] != 0 && buckets[index] != Self.tombstone { index = (index + 1) & mask }
+        if buckets[index] == 0 { occupied += 1 }
+        buckets[index] = hash << 32 | UInt64(slot + 1)
+    }
+
+    /// Makes room for one more entry: a table at most 3/4 full, rebuilt (without tombstones) at
+    /// twice the keys when it would be fuller.
+    private mutating func reserveEntry() {
+        guard (occupied + 1) * 4 > buckets.count * 3 else { return }
+        var size = 16
+        while size < (count + 1) * 2 { size <<= 1 }
+        buckets = [UInt64](repeating: 0, count: size)
+        occupied = 0
+        for slot in keyBySlot.indices where keyBySlot[slot] != nil { place(slot: slot) }
+    }
 
     /// Takes a free slot for `key` (which must be absent) and puts it last: `E2BIG` when the
-    /// map is full, `ENOMEM` when a new slot does not fit in the memory budget.
+    /// map is full, `ENOMEM` when a new slot does not fit in the memory budget, `EINVAL` for a
+    /// key whose size differs from the keys before it.
     mutating func insert(_ key: [UInt8]) -> Result<Int, Errno> {
+        if keySize < 0 { keySize = key.count }
+        guard key.count == keySize else { return .failure(.invalid) }
         let slot: Int
         if let reused = free.popLast() {
             slot = reused
@@ -223,9 +371,19 @@ struct SlotIndex: Sendable {
             keyBySlot.append(nil)
             previous.append(-1)
             next.append(-1)
+            keyStore.append(contentsOf: repeatElement(0, count: keySize))
         }
-        slotByKey[MapKey(key)] = slot
+        reserveEntry() // before the new key is live: a rebuild places the live keys
         keyBySlot[slot] = key
+        keyStore.withUnsafeMutableBytes { keys in
+            key.withUnsafeBytes { source in
+                if let target = keys.baseAddress, let bytes = source.baseAddress {
+                    (target + slot * keySize).copyMemory(from: bytes, byteCount: keySize)
+                }
+            }
+        }
+        place(slot: slot)
+        count += 1
         append(slot)
         return .success(slot)
     }
@@ -233,7 +391,10 @@ struct SlotIndex: Sendable {
     /// Frees the slot of `key`; returns it, or nil if `key` is absent.
     @discardableResult
     mutating func remove(_ key: [UInt8]) -> Int? {
-        guard let slot = slotByKey.removeValue(forKey: MapKey(key)) else { return nil }
+        guard count > 0, key.count == keySize, let index = key.withUnsafeBytes({ bucket(of: $0) }) else { return nil }
+        let slot = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: buckets[index])) - 1
+        buckets[index] = Self.tombstone
+        count -= 1
         keyBySlot[slot] = nil
         unlink(slot)
         free.append(slot)
@@ -253,7 +414,7 @@ struct SlotIndex: Sendable {
     /// The key after `key` in order; the first key when `key` is nil or absent, as
     /// `BPF_MAP_GET_NEXT_KEY` does for hash maps; nil after the last.
     func key(after key: [UInt8]?) -> [UInt8]? {
-        guard let key, let slot = slotByKey[MapKey(key)] else { return firstKey }
+        guard let key, let slot = slot(for: key) else { return firstKey }
         let following = next[slot]
         return following >= 0 ? keyBySlot[following] : nil
     }
