@@ -139,7 +139,7 @@ import MimicTestSupport
         #expect(try Self.run("call 79\nexit", with) == NetworkDevices.rootCgroupID)
         #expect(try Self.run("mov %r2, 0\ncall 83\nexit", with) == NetworkDevices.rootCgroupID)
         #expect(try Self.run("mov %r2, 1\ncall 83\nexit", with) == 0, "the root cgroup has no level-1 ancestor")
-        #expect(try Self.run("mov %r1, 0\ncall 122\nexit", with) == NetworkDevices.netnsCookie)
+        #expect(try Self.run("mov %r1, 0\ncall 122\nexit", with) == 1, "init_net's cookie")
     }
 
     // MARK: Hash, protocol, MTU
