@@ -85,7 +85,7 @@ struct RoutingTables: Sendable {
                         destination: prefix, prefixLength: address.prefixLength, ifindex: interface.ifindex, metric: 0,
                         table: Network.mainTable, source: address.address))
             }
-            if address.prefixLength < 31, !interface.isLoopback {
+            if address.prefixLength < 31 {
                 var broadcast = prefix
                 for i in 0..<4 {
                     let bits = address.prefixLength - i * 8
