@@ -174,7 +174,8 @@ enum SocketHelpers {
 
     /// `struct bpf_sock` of a network socket (the UAPI layout, 80 bytes): an IPv6 socket's
     /// `src_ip4` / `dst_ip4` are 127.0.0.6 (`LOOPBACK4_IPV6`) when its address is set, as
-    /// `inet6_bind` and `tcp_v6_connect` leave them.
+    /// `inet6_bind` and `tcp_v6_connect` leave them; a connected IPv4 TCP socket's IPv6 fields
+    /// hold its addresses v4-mapped (compared with the kernel: NetworkNamespaceTests).
     static func sockBytes(_ socket: Network.Socket) -> [UInt8] {
         var info = SocketInfo()
         info.boundDeviceIndex = socket.boundIfindex
@@ -187,6 +188,13 @@ enum SocketHelpers {
         if socket.family == 4 {
             info.sourceIPv4 = socket.localAddress
             info.destinationIPv4 = socket.remoteAddress
+            if socket.transport == .tcp, socket.state != .listen {
+                // tcp_v4_connect and tcp_v4_syn_recv_sock set the addresses with sk_daddr_set /
+                // sk_rcv_saddr_set, which also store them v4-mapped in the IPv6 fields.
+                let mapped: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]
+                info.sourceIPv6 = mapped + socket.localAddress
+                info.destinationIPv6 = mapped + socket.remoteAddress
+            }
         } else {
             info.sourceIPv6 = socket.localAddress
             info.destinationIPv6 = socket.remoteAddress
