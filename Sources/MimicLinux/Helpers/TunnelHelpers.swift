@@ -22,7 +22,7 @@ enum TunnelHelpers {
     static let compatibleSizes = [28, 24, 22, 8]
     /// `TUNNEL_*` bits of `ip_tunnel_flags_to_be16`, as host-order values of the be16.
     static let flagChecksum: UInt16 = 0x01, flagKey: UInt16 = 0x04, flagSequence: UInt16 = 0x08
-    static let flagNoCache: UInt16 = 0x20, flagDontFragment: UInt16 = 0x400
+    static let flagNoCache: UInt16 = 0x2000, flagDontFragment: UInt16 = 0x100
     /// `EPROTO`: the metadata is of the other family.
     static let protocolError = Errno(rawValue: 71)
 
