@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import MimicCore
 import MimicJSON
@@ -55,6 +56,17 @@ import MimicJSON
         #expect(network.sockets[2].state == .close && network.sockets[2].family == 6 && network.sockets[2].boundIfindex == 2)
         #expect(network.netnsCookie == 4096 && network.tunnel?.options == [1, 2, 3, 4])
         #expect(Network.standard.interfaces.map(\.ifindex) == [1, 2])
+    }
+
+    @Test func theDocumentedDescriptionReads() throws {
+        let page = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Docs/Network.md")
+        let text = try String(contentsOf: page, encoding: .utf8)
+        let block = try #require(text.components(separatedBy: "```json\n").dropFirst().first?.components(separatedBy: "```").first)
+        let network = try Network(jsonData: Array(block.utf8))
+        #expect(network.interfaces.count == 4 && network.routes.count == 7 && network.sockets.count == 4)
+        #expect(network.routes[0].ifindex == 2 && network.routes[6].type == .prohibit)
+        #expect(network.sockets[2].cookie == 9000 && network.sockets[3].boundIfindex == 3)
     }
 
     @Test func mistakesNameTheirField() {
