@@ -86,4 +86,44 @@ struct NetworkRouterTests {
             #expect(result.stderr.contains(message), "\(text): \(result.stderr)")
         }
     }
+
+    @Test func redirectNeighResolvesTheNextHopWhenThePacketLeaves() throws {
+        let directory = try TemporaryDirectory()
+        let frames = [
+            Self.frame(to: "10.0.3.7"),  // 0 the connected neighbour: if3
+            Self.frame(to: "10.0.50.9"),  // 1 via 10.0.4.2: if4
+            Self.frame(to: "10.0.3.9"),  // 2 an incomplete neighbour: not sent
+            Self.frame(to: "10.0.3.200"),  // 3 the fixed next hop 10.0.3.7: if3
+            Self.frame(to: "10.0.99.5"),  // 4 bpf_redirect_peer(3): into lan's peer, ifindex 9
+            Self.frame(to: "10.66.1.1"),  // 5 blackhole: the lookup fails, pass
+        ]
+        let packets = frames.enumerated().map {
+            PcapPacket(data: $0.element, timestamp: (1_700_000_000 + UInt64($0.offset)) * 1_000_000_000)
+        }
+        let input = try directory.file("router.pcap", bytes: PcapWriter.file(packets))
+        let outDir = directory.path("out")
+        let result = try MimicCLI.run(
+            [
+                "run", Examples.fixture("tc_neigh_router.o"), "--pcap", input, "--net", Self.network, "--ctx",
+                "ingress_ifindex=2", "--out-dir", outDir,
+            ])
+        #expect(result.status == 0, "\(result)")
+        // The tc router leaves the TTL alone; the kernel writes the Ethernet header.
+        func sent(_ frame: [UInt8], to mac: [UInt8], from device: [UInt8]) -> [UInt8] { mac + device + Array(frame[12...]) }
+        let expected: [String: [[UInt8]]] = [
+            "if3": [
+                sent(frames[0], to: [2, 0, 0, 0, 3, 7], from: [2, 0, 0, 0, 0, 3]),
+                sent(frames[3], to: [2, 0, 0, 0, 3, 7], from: [2, 0, 0, 0, 0, 3]),
+            ],
+            "if4": [sent(frames[1], to: [2, 0, 0, 0, 4, 2], from: [2, 0, 0, 0, 0, 4])],
+            "if9-ingress": [frames[4]],
+            "drop": [frames[2]],
+            "pass": [frames[5]],
+        ]
+        let written = try FileManager.default.contentsOfDirectory(atPath: outDir).sorted()
+        #expect(written == expected.keys.map { $0 + ".pcap" }.sorted())
+        for (name, frames) in expected {
+            #expect(try OutDirTests.read(outDir + "/" + name + ".pcap").map(\.data) == frames, "\(name)")
+        }
+    }
 }
