@@ -478,4 +478,35 @@ struct NetworkNamespaceTests {
         }
         withExtendedLifetime(sockets) {}
     }
+
+    @Test func syncookiesAgreeWithTheKernel() throws {
+        var setup = try Self.makeNamespace("syn")
+        let sockets = TestSockets()
+        let cookie = try setup.namespace.enter { () throws -> UInt64 in
+            let listener = try sockets.make(AF_INET, Int32(SOCK_STREAM.rawValue))
+            try sockets.bind4(listener, "10.1.0.1", 8080)
+            guard listen(listener, 8) == 0 else { throw ComparisonError("listen: errno \(errno)") }
+            return sockets.cookie(listener)
+        }
+        setup.network.sockets = [.init(transport: .tcp, localAddress: Self.ip("10.1.0.1"), localPort: 8080, cookie: cookie)]
+        let object = try ObjectFile(contentsOf: Self.fixtures.appendingPathComponent("net_socket.o").path)
+        // net.ipv4.tcp_syncookies 1 (the default: cookies only after an overflow), then 2 (always).
+        for (setting, expected) in [
+            (1, [-2, -22, -22, -93, -2, -22, -2, -2, -22, -22]),
+            (2, [1300, -22, -22, -93, 536, -22, -2, -2, -22, -22]),
+        ] {
+            try setup.namespace.shell("echo \(setting) > /proc/sys/net/ipv4/tcp_syncookies")
+            setup.network.tcpSyncookies = setting
+            let values = try setup.namespace.enter { () throws -> [Int64] in
+                let comparison = try ObjectComparison(object: object, programName: "tc_syncookie", network: setup.network)
+                let result = try comparison.run(
+                    packet: Fixtures.packets[0], mimicContext: SKBContext(packet: Fixtures.packets[0], ifindex: setup.veth0))
+                for difference in result.differences { Issue.record("tcp_syncookies \(setting): \(difference)") }
+                let contents = comparison.mimicContents("cookies")
+                return (0..<10).map { Int64(bitPattern: get64(contents[Self.le32(UInt32($0))]?.first ?? [UInt8](repeating: 0, count: 8), 0)) }
+            }
+            #expect(values == expected.map(Int64.init), "tcp_syncookies \(setting)")
+        }
+        withExtendedLifetime(sockets) {}
+    }
 }

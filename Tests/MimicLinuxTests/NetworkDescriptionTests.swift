@@ -261,4 +261,19 @@ import MimicJSON
         #expect(try ContextTestSupport.run("call 122\nexit", context: with, configuration: configuration).0 == 4096)
         #expect(try ContextTestSupport.run("mov %r1, 0\ncall 122\nexit", context: with, configuration: configuration).0 == 1)
     }
+
+    @Test func syncookiesCarryTheMSSIndex() {
+        let iph: [UInt8] = [0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 1, 0, 50, 10, 1, 0, 1]
+        var syn = [UInt8](repeating: 0, count: 24)
+        syn.replaceSubrange(0..<4, with: [0x04, 0xD2, 0x1F, 0x90])  // 1234 -> 8080
+        syn[12] = 6 << 4
+        syn[13] = 2
+        syn.replaceSubrange(20..<24, with: [2, 4, 0x05, 0x78])  // MSS 1400
+        #expect(SyncookieHelpers.mssOption(syn) == 1400)
+        #expect(SyncookieHelpers.mssOption(Array(syn[0..<20])) == nil)
+        let cookie = SyncookieHelpers.value(iph, syn, sequence: 1000, mssIndex: 1)
+        #expect(cookie & 3 == 1)
+        #expect((0..<4).filter { SyncookieHelpers.value(iph, syn, sequence: 1000, mssIndex: $0) == cookie } == [1])
+        #expect(SyncookieHelpers.value(iph, syn, sequence: 1001, mssIndex: 1) != cookie, "the sequence number counts")
+    }
 }

@@ -40,7 +40,7 @@ enum NetworkHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         let network = emulator.networkState
         return xdpHelpers(network) + skbHelpers() + identityHelpers(network) + RoutingHelpers.all(for: emulator)
-            + SocketHelpers.all(for: emulator) + TunnelHelpers.all(for: emulator)
+            + SocketHelpers.all(for: emulator) + TunnelHelpers.all(for: emulator) + SyncookieHelpers.all(for: emulator)
     }
 
     /// `skb_clear_hash`.

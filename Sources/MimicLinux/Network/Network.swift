@@ -22,6 +22,9 @@ public struct Network: Sendable, Equatable {
     public var sockets: [Socket]
     /// The namespace's cookie (`bpf_get_netns_cookie`); `init_net`'s is 1.
     public var netnsCookie: UInt64
+    /// `net.ipv4.tcp_syncookies`: 0 never, 1 (default) when a listener's SYN queue overflows,
+    /// 2 always (`bpf_tcp_gen_syncookie`, `bpf_tcp_check_syncookie`).
+    public var tcpSyncookies: Int = 1
     /// The tunnel metadata arriving sk_buffs carry (`bpf_skb_get_tunnel_key` / `_opt`), or nil:
     /// packets that did not come through a collect-metadata tunnel device.
     public var tunnel: TunnelMetadata?
@@ -285,6 +288,8 @@ public struct Network: Sendable, Equatable {
         public var priority: UInt32
         /// `struct bpf_tcp_sock` values by field name (`snd_cwnd`, `srtt_us`, ...), for TCP sockets.
         public var tcp: [String: UInt64]
+        /// A listener whose SYN queue overflowed recently, so it sends and accepts SYN cookies.
+        public var synOverflow: Bool = false
 
         public init(
             transport: TransportProtocol, localAddress: [UInt8], localPort: UInt16, remoteAddress: [UInt8]? = nil,

@@ -21,7 +21,7 @@ extension Network {
     /// Reads a description from a parsed JSON object.
     public init(json: JSONField) throws(JSONError) {
         try json.object(knownMembers: [
-            "interfaces", "routes", "rules", "neighbours", "sockets", "netnsCookie", "tunnel",
+            "interfaces", "routes", "rules", "neighbours", "sockets", "netnsCookie", "tunnel", "tcpSyncookies",
         ])
         func list(_ name: String) throws(JSONError) -> [JSONField] {
             let items = try json[name].optionalElements()
@@ -44,6 +44,8 @@ extension Network {
             network.sockets.append(try network.socket(item, index: index))
         }
         network.netnsCookie = try json["netnsCookie"].optionalInteger(UInt64.self) ?? 1
+        network.tcpSyncookies = try json["tcpSyncookies"].optionalInteger(Int.self) ?? 1
+        guard (0...2).contains(network.tcpSyncookies) else { throw json["tcpSyncookies"].error("expected 0, 1 or 2") }
         if !json["tunnel"].isMissing { network.tunnel = try Self.tunnel(json["tunnel"]) }
         try network.check(root: json)
         self = network
@@ -215,7 +217,7 @@ extension Network {
 
     func socket(_ item: JSONField, index: Int) throws(JSONError) -> Socket {
         try item.object(knownMembers: [
-            "protocol", "local", "remote", "state", "dev", "v6only", "cookie", "mark", "priority", "tcp",
+            "protocol", "local", "remote", "state", "dev", "v6only", "cookie", "mark", "priority", "tcp", "synOverflow",
         ])
         let text = try item["protocol"].string()
         guard let transport = Socket.TransportProtocol(rawValue: text) else {
@@ -243,13 +245,15 @@ extension Network {
             }
             tcp[key] = try field.integer(UInt64.self)
         }
-        return Socket(
+        var socket = Socket(
             transport: transport, localAddress: local, localPort: localPort, remoteAddress: remote,
             remotePort: remotePort, state: state, boundIfindex: try device(item["dev"]) ?? 0,
             v6only: try item["v6only"].optionalBool() ?? false,
             cookie: try item["cookie"].optionalInteger(UInt64.self) ?? UInt64(index + 1),
             mark: try item["mark"].optionalInteger(UInt32.self) ?? 0,
             priority: try item["priority"].optionalInteger(UInt32.self) ?? 0, tcp: tcp)
+        socket.synOverflow = try item["synOverflow"].optionalBool() ?? false
+        return socket
     }
 
     static func tunnel(_ item: JSONField) throws(JSONError) -> TunnelMetadata {

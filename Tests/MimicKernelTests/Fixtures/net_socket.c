@@ -124,3 +124,75 @@ int tc_socket(struct __sk_buff *skb)
 }
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* SYN cookies on the listener 10.1.0.1:8080: `cookies[i]` is the i-th call's result; for a
+ * generated cookie only its MSS (the high 32 bits) and sign, since the cookie hashes with the
+ * kernel's boot-time secret. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 16);
+    __type(key, __u32);
+    __type(value, __s64);
+} cookies SEC(".maps");
+
+static __always_inline void record(__u32 index, __s64 value)
+{
+    bpf_map_update_elem(&cookies, &index, &value, BPF_ANY);
+}
+
+/* The 16 bits after ack_seq, as they lie in memory: data offset, then the flags byte. */
+#define TCP_FLAGS(doff, flags) ((__u16)((doff) << 4 | (flags) << 8))
+
+static __always_inline __s64 mss_of(__s64 rc)
+{
+    return rc < 0 ? rc : rc >> 32;
+}
+
+SEC("tc")
+int tc_syncookie(struct __sk_buff *skb)
+{
+    struct bpf_sock_tuple tuple = {};
+    tuple.ipv4.saddr = bpf_htonl(0x0A010032); /* 10.1.0.50:1234 -> 10.1.0.1:8080 */
+    tuple.ipv4.daddr = bpf_htonl(0x0A010001);
+    tuple.ipv4.sport = bpf_htons(1234);
+    tuple.ipv4.dport = bpf_htons(8080);
+    struct bpf_sock *sk = bpf_sk_lookup_tcp(skb, &tuple, sizeof(tuple.ipv4), 0xFFFFFFFFFFFFFFFFULL, 0);
+    if (!sk)
+        return TC_ACT_SHOT;
+    struct iphdr ip = {};
+    ip.version = 4;
+    ip.ihl = 5;
+    ip.protocol = IPPROTO_TCP;
+    ip.saddr = tuple.ipv4.saddr;
+    ip.daddr = tuple.ipv4.daddr;
+    struct {
+        struct tcphdr th;
+        __u8 options[4];
+    } syn = {};
+    syn.th.source = tuple.ipv4.sport;
+    syn.th.dest = tuple.ipv4.dport;
+    syn.th.seq = bpf_htonl(1000);
+    syn.th.flags = TCP_FLAGS(6, 2); /* doff 6, SYN */
+    syn.options[0] = 2; /* MSS 1400 */
+    syn.options[1] = 4;
+    syn.options[2] = 1400 >> 8;
+    syn.options[3] = 1400 & 0xFF;
+    record(0, mss_of(bpf_tcp_gen_syncookie(sk, &ip, sizeof(ip), &syn.th, sizeof(syn))));
+    record(1, mss_of(bpf_tcp_gen_syncookie(sk, &ip, sizeof(ip), &syn.th, 20)));  /* th_len != doff * 4 */
+    record(2, mss_of(bpf_tcp_gen_syncookie(sk, &ip, 19, &syn.th, sizeof(syn)))); /* iph too short */
+    ip.version = 5;
+    record(3, mss_of(bpf_tcp_gen_syncookie(sk, &ip, sizeof(ip), &syn.th, sizeof(syn)))); /* -EPROTONOSUPPORT */
+    ip.version = 4;
+    syn.th.flags = TCP_FLAGS(5, 2);
+    record(4, mss_of(bpf_tcp_gen_syncookie(sk, &ip, sizeof(ip), &syn.th, 20)));  /* no MSS option */
+    syn.th.flags = TCP_FLAGS(5, 2 | 16);
+    record(5, mss_of(bpf_tcp_gen_syncookie(sk, &ip, sizeof(ip), &syn.th, 20)));  /* SYN+ACK: -EINVAL */
+    record(6, bpf_tcp_check_syncookie(sk, &ip, sizeof(ip), &syn.th, 20));      /* SYN set: -ENOENT */
+    syn.th.flags = TCP_FLAGS(5, 16); /* ACK */
+    syn.th.ack_seq = bpf_htonl(12345);
+    record(7, bpf_tcp_check_syncookie(sk, &ip, sizeof(ip), &syn.th, 20));      /* no such cookie */
+    record(8, bpf_tcp_check_syncookie(sk, &ip, sizeof(ip), &syn.th, 19));      /* th too short */
+    record(9, bpf_tcp_check_syncookie(sk, &ip, 19, &syn.th, 20));              /* iph too short */
+    bpf_sk_release(sk);
+    return TC_ACT_OK;
+}
