@@ -23,7 +23,10 @@ import MimicTestSupport
             .xdpLoadBytes, .xdpStoreBytes, .xdpGetBuffLen, .checkMtu, .skbPullData, .skbLoadBytesRelative,
             .csumUpdate, .csumLevel, .setHash, .getHashRecalc, .setHashInvalid, .skbChangeProto,
             .skbChangeType, .skbEcnSetCe, .getSocketCookie, .getNetnsCookie, .skbCgroupId,
-            .skbAncestorCgroupId, .getRouteRealm, .skbSetTstamp,
+            .skbAncestorCgroupId, .getRouteRealm, .skbSetTstamp, .fibLookup, .redirectNeigh, .redirectPeer,
+            .skLookupTcp, .skLookupUdp, .skcLookupTcp, .skRelease, .skFullsock, .tcpSock, .getListenerSock,
+            .skbGetTunnelKey, .skbSetTunnelKey, .skbGetTunnelOpt, .skbSetTunnelOpt, .tcpGenSyncookie,
+            .tcpCheckSyncookie,
         ]
         for helper in helpers { #expect(ids.contains(helper.rawValue), "\(helper.name) is not emulated") }
     }
