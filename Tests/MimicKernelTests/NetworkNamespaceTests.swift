@@ -326,6 +326,9 @@ struct NetworkNamespaceTests {
             ("IPv6 own address", fibQuery(family: 10, destination: "fd00:1::1", ifindex: veth0)),
             ("OUTPUT by veth1 for a veth0 route", fibQuery(flags: output, destination: "10.9.0.5", ifindex: setup.veth1)),
             ("IPv6 MTU", fibQuery(family: 10, destination: "fd00:9::5", ifindex: veth0, totalLength: 1500)),
+            ("MARK 7", fibQuery(flags: 32, destination: "10.50.1.1", ifindex: veth0, mark: 7)),
+            ("MARK 8", fibQuery(flags: 32, destination: "10.50.1.1", ifindex: veth0, mark: 8)),
+            ("an own address, DIRECT by veth1", fibQuery(flags: direct, destination: "10.1.0.1", ifindex: setup.veth1)),
         ]
     }
 
@@ -343,7 +346,7 @@ struct NetworkNamespaceTests {
             for (index, query) in queries.enumerated() {
                 try comparison.setEntry(map: "queries", key: le32(UInt32(index)), values: [query.1])
             }
-            if queries.count < 28 {
+            if queries.count < 32 {
                 try comparison.setEntry(map: "queries", key: le32(UInt32(queries.count)), values: [end])
             }
             let packet = Fixtures.packets[0]
@@ -359,6 +362,29 @@ struct NetworkNamespaceTests {
                 answers[Int(get32(key, 0))] = values.first
             }
             return answers
+        }
+    }
+
+    /// With a policy rule (fwmark 7 → table 100) the kernel no longer merges the local table into
+    /// main: a DIRECT lookup of main then misses the local routes.
+    @Test func fibLookupFollowsPolicyRulesAsTheKernelDoes() throws {
+        var setup = try Self.makeNamespace("rule")
+        try setup.namespace.configure("rule add fwmark 7 table 100 priority 100")
+        setup.network.rules = [Network.Rule(priority: 100, table: 100, fwmark: 7)]
+        let queries = Self.fibQueries(setup)
+        let end = [UInt8](repeating: 0xFF, count: 4) + [UInt8](repeating: 0, count: 68)
+        for program in ["xdp_fib", "tc_fib"] {
+            let context: any Context =
+                program == "xdp_fib"
+                ? XDPContext(packet: Fixtures.packets[0], ingressIfindex: setup.veth0)
+                : SKBContext(packet: Fixtures.packets[0], ifindex: setup.veth0)
+            let answers = try Self.compare(
+                setup, object: "net_fib.o", program: program, queries: queries, end: end, context: context)
+            let results = (0..<queries.count).map { Int64(bitPattern: get64(answers[$0] ?? [], 0)) }
+            // MARK 7 reaches table 100 (via veth1), MARK 8 the default route (via veth0).
+            let marked = answers[28] ?? [], unmarked = answers[29] ?? []
+            #expect(results[28] == 0 && results[29] == 0, "\(program): \(results)")
+            #expect(get32(marked, 8 + 8) == setup.veth1 && get32(unmarked, 8 + 8) == setup.veth0)
         }
     }
 

@@ -4,7 +4,7 @@
  * bpf_check_mtu's results for the ifindexes 0..3. */
 #include "net_lookup.h"
 
-#define QUERIES 28
+#define QUERIES 32
 
 struct query {
     __u32 flags;
