@@ -276,4 +276,25 @@ import MimicJSON
         #expect((0..<4).filter { SyncookieHelpers.value(iph, syn, sequence: 1000, mssIndex: $0) == cookie } == [1])
         #expect(SyncookieHelpers.value(iph, syn, sequence: 1001, mssIndex: 1) != cookie, "the sequence number counts")
     }
+
+    /// The Swift example of Docs/Network.md, and the lookup it enables.
+    @Test func theDocumentedHostAPIExampleRoutes() throws {
+        var network = Network(interfaces: [
+            .loopback,
+            .init(
+                ifindex: 2, name: "eth0", mac: [2, 0, 0, 0, 0, 1],
+                addresses: [.init(address: [10, 0, 0, 1], prefixLength: 24)]),
+        ])
+        network.routes = [.init(destination: [0, 0, 0, 0], prefixLength: 0, gateway: [10, 0, 0, 254], ifindex: 2)]
+        network.neighbours = [.init(address: [10, 0, 0, 254], mac: [2, 0, 0, 0, 0, 0xFE], ifindex: 2)]
+        try network.check()
+        let state = NetworkState(network)
+        var params = [UInt8](repeating: 0, count: 64)
+        params[0] = 2
+        put32(&params, 8, 2)
+        params.replaceSubrange(32..<36, with: [192, 0, 2, 1])
+        #expect(RoutingHelpers.lookup(&params, family: 4, flags: 0, checkMTU: true, state) == 0)
+        #expect(Array(params[32..<36]) == [10, 0, 0, 254] && Array(params[58..<64]) == [2, 0, 0, 0, 0, 0xFE])
+        #expect(get32(params, 8) == 2 && params[6] == 0xDC && params[7] == 0x05, "ifindex 2, mtu_result 1500")
+    }
 }
