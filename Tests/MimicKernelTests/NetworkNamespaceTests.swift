@@ -501,6 +501,11 @@ struct NetworkNamespaceTests {
             let boundFound: UInt32 = ifindex == setup.veth0 ? 1 : 0
             #expect(found == [1, 1, 1, 1, 1, 1, 1, boundFound, 1, 0, 0, 0, 0, 0], "\(program) on \(ifindex): \(found)")
             #expect(Array(states[0..<4]) == [1, 1, 10, 10], "\(program): established, established, listen, listen")
+            if program == "tc_socket" {
+                // bpf_skc_to_*: TCP sockets are tcp_sock (the dual-stack listener also tcp6_sock); UDP none.
+                let casts = (0..<queries.count).map { get32(answers[$0] ?? [UInt8](repeating: 0, count: 88), 84) }
+                #expect(Array(casts[0..<7]) == [1, 1, 1, 3, 3, 0, 0], "\(program): \(casts)")
+            }
         }
         withExtendedLifetime(sockets) {}
     }

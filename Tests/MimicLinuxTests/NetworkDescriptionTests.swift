@@ -297,4 +297,35 @@ import MimicJSON
         #expect(Array(params[32..<36]) == [10, 0, 0, 254] && Array(params[58..<64]) == [2, 0, 0, 0, 0, 0xFE])
         #expect(get32(params, 8) == 2 && params[6] == 0xDC && params[7] == 0x05, "ifindex 2, mtu_result 1500")
     }
+
+    @Test func castsTestTheTypeAndRefuseFieldReads() throws {
+        let configuration = LinuxConfiguration(network: try Self.network())
+        let context = SKBContext(packet: ContextTestSupport.udpPacket, ifindex: 2)
+        // skc_to_tcp_sock is non-NULL for the TCP socket, skc_to_udp6_sock NULL; release by the cast.
+        let (value, _) = try ContextTestSupport.run(
+            Self.lookup(84) + """
+
+                mov %r6, %r0
+                mov %r1, %r0
+                call 140
+                mov %r7, %r0
+                mov %r1, %r6
+                call 137
+                mov %r8, %r0
+                mov %r1, %r0
+                call 86
+                mov %r0, %r7
+                jne %r8, 0, +1
+                add %r0, 100
+                exit
+                """, context: context, configuration: configuration)
+        #expect(value == 0, "udp6_sock NULL, tcp_sock not")
+        #expect {
+            _ = try ContextTestSupport.run(
+                Self.lookup(84) + "\nmov %r6, %r0\nmov %r1, %r0\ncall 137\nldxw %r0, [%r0+0]\nexit",
+                context: context, configuration: configuration)
+        } throws: { error in
+            "\(error)".contains("struct tcp_sock (the kernel's layout is not emulated)")
+        }
+    }
 }

@@ -26,7 +26,8 @@ import MimicTestSupport
             .skbAncestorCgroupId, .getRouteRealm, .skbSetTstamp, .fibLookup, .redirectNeigh, .redirectPeer,
             .skLookupTcp, .skLookupUdp, .skcLookupTcp, .skRelease, .skFullsock, .tcpSock, .getListenerSock,
             .skbGetTunnelKey, .skbSetTunnelKey, .skbGetTunnelOpt, .skbSetTunnelOpt, .tcpGenSyncookie,
-            .tcpCheckSyncookie,
+            .tcpCheckSyncookie, .skcToTcpSock, .skcToTcp6Sock, .skcToTcpTimewaitSock, .skcToTcpRequestSock,
+            .skcToUdp6Sock, .skcToUnixSock, .skcToMptcpSock,
         ]
         for helper in helpers { #expect(ids.contains(helper.rawValue), "\(helper.name) is not emulated") }
     }

@@ -15,6 +15,8 @@ import MimicMemory
 ///   (`unreleasedReference`), as the verifier refuses such a program; releasing what the program
 ///   does not hold is a helper failure (the verifier refuses that too).
 /// - `HelperID.skFullsock`, `HelperID.tcpSock`, `HelperID.getListenerSock`: by the socket's state.
+/// - `HelperID.skcToTcpSock` and the other `bpf_skc_to_*` casts: NULL or not as the kernel
+///   decides; the struct behind the pointer is not emulated (`cast`).
 ///
 /// A socket is a read-only `struct bpf_sock` (80 bytes, the UAPI layout) mapped once per run;
 /// `bpf_tcp_sock` gives a read-only `struct bpf_tcp_sock` (112 bytes) of the socket's `tcp` values.
@@ -65,6 +67,18 @@ enum SocketHelpers {
                 }
                 return try tcpAddress(call, network, socket)
             },
+            // struct tcp_sock *bpf_skc_to_tcp_sock(void *sk), and the other casts
+            LinuxHelper.make(.skcToTcpSock) { call throws(HelperFailure) in try cast(call, network, "tcp_sock") },
+            LinuxHelper.make(.skcToTcp6Sock) { call throws(HelperFailure) in try cast(call, network, "tcp6_sock") },
+            LinuxHelper.make(.skcToTcpTimewaitSock) { call throws(HelperFailure) in
+                try cast(call, network, "tcp_timewait_sock")
+            },
+            LinuxHelper.make(.skcToTcpRequestSock) { call throws(HelperFailure) in
+                try cast(call, network, "tcp_request_sock")
+            },
+            LinuxHelper.make(.skcToUdp6Sock) { call throws(HelperFailure) in try cast(call, network, "udp6_sock") },
+            LinuxHelper.make(.skcToUnixSock) { call throws(HelperFailure) in try cast(call, network, "unix_sock") },
+            LinuxHelper.make(.skcToMptcpSock) { call throws(HelperFailure) in try cast(call, network, "mptcp_sock") },
             // struct bpf_sock *bpf_get_listener_sock(struct bpf_sock *sk)
             LinuxHelper.make(.getListenerSock) { call throws(HelperFailure) in
                 let (state, _) = try describe(call, network)
@@ -75,6 +89,41 @@ enum SocketHelpers {
         ]
     }
 
+    /// `bpf_skc_to_*`: the socket as the kernel struct `type` when it is one (by state, protocol,
+    /// type and family, as the kernel decides; an MPTCP socket never, Mimic has no subflows), else
+    /// NULL. The kernel returns a pointer to its own struct, laid out by its BTF, which Mimic does
+    /// not emulate: the pointer is to an empty region named after the struct, so a program can
+    /// test it and release the socket through it, and any field read fails naming the struct.
+    static func cast(_ call: HelperCall, _ network: NetworkState, _ type: String) throws(HelperFailure) -> UInt64 {
+        let address = call.arg(1)
+        guard address != 0 else { return 0 }
+        let (state, _) = try describe(call, network)
+        let owner = call.state?.sockets?.tcpOwner[address] ?? address
+        let bytes = try call.read(owner, count: 16)
+        let (family, sockType, proto) = (get32(bytes, 4), get32(bytes, 8), get32(bytes, 12))
+        let full = state != 6 && state != 12
+        let matches: Bool =
+            switch type {
+            case "tcp_sock": full && proto == 6
+            case "tcp6_sock": full && proto == 6 && family == 10
+            case "tcp_timewait_sock": proto == 6 && state == 6
+            case "tcp_request_sock": proto == 6 && state == 12
+            case "udp6_sock": full && proto == 17 && sockType == 2 && family == 10
+            case "unix_sock": full && family == 1
+            default: false
+            }
+        guard matches else { return 0 }
+        let cast: UInt64
+        do {
+            cast = try call.process.memory.map(
+                RegionStorage(count: 0), name: "struct \(type) (the kernel's layout is not emulated)", kind: .readOnly)
+        } catch {
+            throw .message("cannot map a struct \(type) stand-in: \(error)")
+        }
+        try Self.references(call, network).tcpOwner[cast] = owner
+        return cast
+    }
+
     /// The state of the socket at r1 and, when it is one of the network's sockets (or its
     /// `bpf_tcp_sock`), its index.
     static func describe(_ call: HelperCall, _ network: NetworkState) throws(HelperFailure) -> (UInt32, Int?) {
@@ -82,7 +131,7 @@ enum SocketHelpers {
         let references = call.state?.sockets
         let owner = references?.tcpOwner[address] ?? address
         if let index = references?.socketAt[owner] { return (network.network.sockets[index].state.value, index) }
-        let bytes = try call.read(address, count: 80)
+        let bytes = try call.read(owner, count: 80)
         return (get32(bytes, 72), nil)
     }
 

@@ -56,8 +56,8 @@ final class SocketReferences {
     var socketAt: [UInt64: Int] = [:]
     /// References held, by `struct bpf_sock` address.
     var held: [UInt64: Int] = [:]
-    /// The `struct bpf_sock` address of the socket each `struct bpf_tcp_sock` address belongs to
-    /// (a `bpf_tcp_sock` pointer carries its socket's reference).
+    /// The `struct bpf_sock` address of the socket each `struct bpf_tcp_sock` or `bpf_skc_to_*`
+    /// address belongs to (such a pointer carries its socket's reference).
     var tcpOwner: [UInt64: UInt64] = [:]
 
     /// A description of what is still held, or nil.

@@ -31,6 +31,7 @@ struct answer {
     __u32 full;
     __u32 tcp;
     __u32 listener;
+    __u32 casts; /* bpf_skc_to_tcp_sock 1, tcp6 2, udp6 4, tcp_timewait 8, tcp_request 16 */
 };
 
 struct {
@@ -73,6 +74,10 @@ struct {
             }                                                        \
             (answer).tcp = bpf_tcp_sock((void *)(sk)) != NULL;       \
             (answer).listener = bpf_get_listener_sock((void *)(sk)) != NULL; \
+            (answer).casts = (bpf_skc_to_tcp_sock(sk) ? 1 : 0) | (bpf_skc_to_tcp6_sock(sk) ? 2 : 0) | \
+                             (bpf_skc_to_udp6_sock(sk) ? 4 : 0) |                        \
+                             (bpf_skc_to_tcp_timewait_sock(sk) ? 8 : 0) |                \
+                             (bpf_skc_to_tcp_request_sock(sk) ? 16 : 0);                 \
         }                                                            \
         bpf_sk_release(sk);                                          \
     } while (0)
