@@ -328,4 +328,18 @@ import MimicJSON
             "\(error)".contains("struct tcp_sock (the kernel's layout is not emulated)")
         }
     }
+
+    @Test func anUncheckedInvalidDescriptionFailsTheHelpers() throws {
+        var network = Network.standard
+        network.neighbours = [.init(address: [10, 0, 0, 9], mac: [2, 0, 0], ifindex: 2)]
+        #expect(throws: JSONError.self) { try network.check() }
+        let context = SKBContext(packet: ContextTestSupport.udpPacket, ifindex: 2)
+        #expect {
+            _ = try ContextTestSupport.run(
+                "mov %r2, 0\nmov %r3, %r10\nadd %r3, -8\nstxw [%r3+0], %r2\nmov %r4, 0\nmov %r5, 0\ncall 163\nexit",
+                context: context, configuration: LinuxConfiguration(network: network))
+        } throws: { error in
+            "\(error)".contains("the network description is invalid: neighbours[0].mac: a MAC address has 6 bytes")
+        }
+    }
 }

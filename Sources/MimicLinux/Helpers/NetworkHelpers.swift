@@ -97,6 +97,7 @@ enum NetworkHelpers {
     /// `bpf_xdp_check_mtu`: no flags; `*mtu_len`, when not 0, is the L3 length to check instead
     /// of the packet's.
     static func xdpCheckMTU(_ call: HelperCall, _ network: NetworkState) throws(HelperFailure) -> UInt64 {
+        try network.requireValid(call)
         let buffer = try call.packet(.xdp)
         let lengthAddress = call.arg(3)
         let difference = Int(call.argInt(4))
@@ -114,6 +115,7 @@ enum NetworkHelpers {
     /// `bpf_skb_check_mtu`: `BPF_MTU_CHK_SEGS` only without a length difference or input length
     /// (Mimic's packets are never GSO, so it changes nothing else).
     static func skbCheckMTU(_ call: HelperCall, _ network: NetworkState) throws(HelperFailure) -> UInt64 {
+        try network.requireValid(call)
         let buffer = try call.packet(.skb)
         let lengthAddress = call.arg(3)
         let difference = Int(call.argInt(4))

@@ -63,6 +63,7 @@ enum RoutingHelpers {
     static func fibLookup(_ call: HelperCall, _ network: NetworkState, skb: PacketBuffer?) throws(HelperFailure)
         -> UInt64
     {
+        try network.requireValid(call)
         guard call.argInt(3) >= Int32(Params.size) else { return Errno.invalid.r0 }
         let flags = call.arg32(4)
         guard flags & ~knownFlags == 0 else { return Errno.invalid.r0 }

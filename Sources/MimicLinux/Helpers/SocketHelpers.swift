@@ -127,6 +127,7 @@ enum SocketHelpers {
     /// The state of the socket at r1 and, when it is one of the network's sockets (or its
     /// `bpf_tcp_sock`), its index.
     static func describe(_ call: HelperCall, _ network: NetworkState) throws(HelperFailure) -> (UInt32, Int?) {
+        try network.requireValid(call)
         let address = call.arg(1)
         let references = call.state?.sockets
         let owner = references?.tcpOwner[address] ?? address
@@ -149,6 +150,7 @@ enum SocketHelpers {
     static func lookup(
         _ call: HelperCall, _ network: NetworkState, transport: Network.Socket.TransportProtocol, full: Bool
     ) throws(HelperFailure) -> UInt64 {
+        try network.requireValid(call)
         guard let kind = call.state?.packet?.kind else {
             throw .message("\(call.name) needs a packet context (xdp_md or sk_buff); the process has none")
         }

@@ -31,6 +31,7 @@ enum TunnelHelpers {
         return [
             // long bpf_skb_get_tunnel_key(struct sk_buff *skb, struct bpf_tunnel_key *key, u32 size, u64 flags)
             LinuxHelper.make(.skbGetTunnelKey) { call throws(HelperFailure) in
+                try network.requireValid(call)
                 let state = try call.linuxState()
                 _ = try call.packet(.skb)
                 let size = try call.size(3, limit: 1 << 16)
@@ -100,6 +101,7 @@ enum TunnelHelpers {
             },
             // long bpf_skb_get_tunnel_opt(struct sk_buff *skb, void *opt, u32 size)
             LinuxHelper.make(.skbGetTunnelOpt) { call throws(HelperFailure) in
+                try network.requireValid(call)
                 let state = try call.linuxState()
                 _ = try call.packet(.skb)
                 let size = try call.size(3, limit: 1 << 16)

@@ -52,11 +52,62 @@ extension Network {
     }
 
     /// Checks what a description built in Swift must satisfy too (the JSON reader calls it):
-    /// unique, non-zero ifindexes and names of at most 15 bytes, 6-byte MACs, MTUs of 68–65536,
-    /// devices that routes, neighbours, sockets and VLANs name exist, and unique socket cookies.
+    /// addresses of 4 or 16 bytes with prefix lengths that fit, unique, non-zero ifindexes and
+    /// names of at most 15 bytes, 6-byte MACs, MTUs of 68–65536, devices that routes,
+    /// neighbours, sockets and VLANs name exist, and unique socket cookies. An emulator given a
+    /// description that fails it runs, but every networking helper fails naming the problem.
     public func check() throws(JSONError) { try check(root: JSONField(nil, path: "")) }
 
     func check(root: JSONField) throws(JSONError) {
+        func address(_ bytes: [UInt8], _ field: JSONField) throws(JSONError) {
+            guard bytes.count == 4 || bytes.count == 16 else {
+                throw field.error("an address has 4 (IPv4) or 16 (IPv6) bytes, not \(bytes.count)")
+            }
+        }
+        func prefix(_ bytes: [UInt8], _ length: Int, _ field: JSONField) throws(JSONError) {
+            try address(bytes, field)
+            guard (0...bytes.count * 8).contains(length) else {
+                throw field.error("the prefix length must be 0...\(bytes.count * 8), got \(length)")
+            }
+        }
+        for (i, interface) in interfaces.enumerated() {
+            for (j, item) in interface.addresses.enumerated() {
+                try prefix(item.address, item.prefixLength, root["interfaces"].element(i)["addresses"].element(j))
+            }
+        }
+        for (i, route) in routes.enumerated() {
+            let field = root["routes"].element(i)
+            try prefix(route.destination, route.prefixLength, field["to"])
+            if let gateway = route.gateway { try address(gateway, field["via"]) }
+            if let source = route.source, source.count != route.destination.count {
+                throw field["src"].error("the source address is not of the route's family")
+            }
+        }
+        for (i, rule) in rules.enumerated() {
+            for (key, item) in [("from", rule.from), ("to", rule.to)] {
+                if let item { try prefix(item.address, item.prefixLength, root["rules"].element(i)[key]) }
+            }
+        }
+        for (i, neighbour) in neighbours.enumerated() {
+            try address(neighbour.address, root["neighbours"].element(i)["ip"])
+            guard neighbour.mac.count == 6 else { throw root["neighbours"].element(i)["mac"].error("a MAC address has 6 bytes") }
+        }
+        for (i, socket) in sockets.enumerated() {
+            let field = root["sockets"].element(i)
+            try address(socket.localAddress, field["local"])
+            guard socket.remoteAddress.count == socket.localAddress.count else {
+                throw field["remote"].error("the remote address is not of the local one's family")
+            }
+        }
+        if let tunnel {
+            try address(tunnel.remote, root["tunnel"]["remote"])
+            guard tunnel.local.count == tunnel.remote.count else {
+                throw root["tunnel"]["local"].error("not of the remote address's family")
+            }
+            guard tunnel.options.count % 4 == 0, tunnel.options.count <= 252 else {
+                throw root["tunnel"]["options"].error("tunnel options are whole 4-byte words, at most 252 bytes")
+            }
+        }
         var seen = Set<UInt32>(), names = Set<String>()
         for (i, interface) in interfaces.enumerated() {
             let field = root["interfaces"].element(i)

@@ -8,8 +8,17 @@ final class NetworkState: Sendable {
     let routing: RoutingTables
     private let byIndex: [UInt32: Network.Interface]
 
+    /// What `Network.check()` finds wrong with the description, or nil.
+    let problem: String?
+
     init(_ network: Network) {
         self.network = network
+        do {
+            try network.check()
+            problem = nil
+        } catch {
+            problem = "\(error)"
+        }
         routing = RoutingTables(network)
         var byIndex: [UInt32: Network.Interface] = [:]
         for interface in network.interfaces { byIndex[interface.ifindex] = interface }
@@ -17,6 +26,12 @@ final class NetworkState: Sendable {
     }
 
     func interface(_ ifindex: UInt32) -> Network.Interface? { byIndex[ifindex] }
+
+    /// Fails a helper when the description is invalid (`Network.check()`), so a description built
+    /// in Swift without checking cannot give wrong answers.
+    func requireValid(_ call: HelperCall) throws(HelperFailure) {
+        if let problem { throw .message("\(call.name): the network description is invalid: \(problem)") }
+    }
 
     /// The device a context arrived on: `xdp_md.ingress_ifindex` / `__sk_buff.ifindex`, where 0
     /// is loopback (ifindex 1), as the kernel's test run receives on it. A context's device the

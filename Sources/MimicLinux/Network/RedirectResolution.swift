@@ -23,6 +23,7 @@ extension LinuxEmulator {
     public func resolve(_ redirect: Redirect, frame: [UInt8], nexthop: [UInt8]?) -> ResolvedRedirect? {
         guard case .interface(let ifindex, let flags) = redirect else { return nil }
         let network = networkState
+        if let problem = network.problem { return .drop("the network description is invalid: \(problem)") }
         if flags & RoutingHelpers.peerFlag != 0 {
             guard let device = network.interface(ifindex) else { return .drop("no device has ifindex \(ifindex)") }
             guard let peer = device.peer else { return .drop("\(device.name) has no peer (only veth devices do)") }
