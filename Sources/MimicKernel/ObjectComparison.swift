@@ -68,10 +68,13 @@ public final class ObjectComparison {
     /// - Parameters:
     ///   - programName: the program to run; nil picks the first XDP, tc or socket filter program.
     ///   - memoryLimit: Mimic's VM memory budget (`VMConfiguration.memoryLimit`).
+    ///   - network: the network Mimic's helpers see; give the one the kernel's namespace holds
+    ///     (the kernel runs in the calling thread's network namespace).
     /// - Throws: `KernelError` (`.verifierRejected` carries the verifier's log), or a
     ///   `ComparisonError` for what Mimic refuses.
     public init(
-        object: ObjectFile, programName requested: String? = nil, memoryLimit: Int = ObjectComparison.defaultMemoryLimit
+        object: ObjectFile, programName requested: String? = nil, memoryLimit: Int = ObjectComparison.defaultMemoryLimit,
+        network: Network = .standard
     ) throws {
         self.object = object
         let source: ObjectProgram
@@ -97,7 +100,8 @@ public final class ObjectComparison {
         }
         programName = source.name
         programType = source.type
-        emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: KernelBPF.possibleCPUs, randomSeed: 1))
+        emulator = LinuxEmulator(
+            configuration: LinuxConfiguration(cpuCount: KernelBPF.possibleCPUs, randomSeed: 1, network: network))
         vm = VM(emulator: emulator, configuration: VMConfiguration(memoryLimit: memoryLimit))
         do {
             loaded = try vm.load(object: object)

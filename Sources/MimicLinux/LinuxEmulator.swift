@@ -17,15 +17,19 @@ public struct LinuxConfiguration: Sendable {
     /// Which rules map definitions must follow: the kernel's (default), or also what the Go mimic
     /// accepts (`LinuxCompatibility.goMimic`, with warnings).
     public var compatibility: LinuxCompatibility
+    /// The network the networking helpers see: interfaces, routes, neighbours, sockets
+    /// (`Network`, Docs/Network.md). `Network.standard` (loopback and one interface) by default.
+    public var network: Network
 
     public init(
         cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil, kernel: KernelConfig = KernelConfig(),
-        compatibility: LinuxCompatibility = .kernel
+        compatibility: LinuxCompatibility = .kernel, network: Network = .standard
     ) {
         self.cpuCount = max(1, cpuCount)
         self.randomSeed = randomSeed
         self.kernel = kernel
         self.compatibility = compatibility
+        self.network = network
     }
 }
 
@@ -63,10 +67,13 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     let mapTable = MapTable()
     /// The kernel objects `__ksym` variables resolved to.
     let kernelObjects = KernelObjects()
+    /// `configuration.network`, prepared for the helpers' lookups.
+    let networkState: NetworkState
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
         randomStreams = RandomStreams(cpuCount: configuration.cpuCount, seed: configuration.randomSeed)
+        networkState = NetworkState(configuration.network)
         for helper in ReplayHelpers.fallbacks() { helpers[helper.id] = helper }
         for helper in LinuxHelperSet.standard(for: self) {
             helpers[helper.id] = helper
@@ -227,6 +234,15 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) public internal(set) var overriddenReturn: UInt64?
     /// The task, clock and random seed helpers report (pid, comm, ktime, prandom); contexts set it.
     @exclusivity(unchecked) public var environment = TaskEnvironment()
+    /// The `struct bpf_redir_neigh` (20 bytes: family, address) `bpf_redirect_neigh` was given,
+    /// when `redirect` carries its next-hop flag.
+    @exclusivity(unchecked) public internal(set) var redirectNexthop: [UInt8]?
+    /// Socket references the run's lookups took, and the socket structs it was given.
+    @exclusivity(unchecked) var sockets: SocketReferences?
+    /// The tunnel metadata `bpf_skb_set_tunnel_key` / `_opt` attached to the packet (a
+    /// transmit-mode `ip_tunnel_info`), nil until the program sets one; before that the packet
+    /// carries the network's `tunnel` metadata.
+    @exclusivity(unchecked) public internal(set) var transmitTunnel: Network.TunnelMetadata?
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
     @exclusivity(unchecked) var clockReads: UInt64 = 0
     /// The state of the process's own `bpf_get_prandom_u32` stream when its environment sets a
@@ -273,6 +289,9 @@ public final class LinuxProcessState {
         if !warnings.isEmpty { warnings = [] }
         if !signals.isEmpty { signals = [] }
         overriddenReturn = nil
+        sockets = nil
+        transmitTunnel = nil
+        redirectNexthop = nil
         environment = TaskEnvironment()
         clockReads = 0
         randomState = nil

@@ -122,7 +122,18 @@ extension PacketDestination {
             let main: [Delivery]
             switch tcOutcome(Int32(truncatingIfNeeded: r0), session: session) {
             case .redirectError:
-                main = redirected(result.redirect, packet: packet, session: session, ingressIfindex: ingressIfindex)
+                if let redirect = result.redirect,
+                    let resolved = session.emulator.resolve(redirect, frame: packet, nexthop: state.redirectNexthop)
+                {
+                    // bpf_redirect_neigh / bpf_redirect_peer, resolved against the network.
+                    switch resolved {
+                    case .transmit(let ifindex, let frame): main = [Delivery(destination: .interface(ifindex), packet: frame)]
+                    case .peerIngress(let ifindex): main = [Delivery(destination: .interfaceIngress(ifindex), packet: packet)]
+                    case .drop: main = [Delivery(destination: .drop, packet: packet)]
+                    }
+                } else {
+                    main = redirected(result.redirect, packet: packet, session: session, ingressIfindex: ingressIfindex)
+                }
             case let destination:
                 main = [Delivery(destination: destination, packet: packet)]
             }

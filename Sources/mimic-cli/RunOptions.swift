@@ -83,6 +83,10 @@ struct RunOptions {
                     "The emulated kernel's configuration for __kconfig externs, as /proc/config writes it (CONFIG_X=y lines; uncompressed: zcat /proc/config.gz > FILE). Default: none, so weak CONFIG_ externs read 0."
                 ),
                 .value(
+                    "net", "FILE.json",
+                    "The network the networking helpers see (interfaces, routes, neighbours, sockets; Docs/Network.md). Default: lo and eth0 (10.0.0.1/24)."
+                ),
+                .value(
                     "compat", "go-mimic",
                     "Also load map definitions the Go mimic accepts and the kernel refuses (a warning names the kernel rule each breaks)."
                 ),
@@ -194,6 +198,22 @@ struct RunOptions {
         configuration = try ConfigurationOptions(arguments, command: command)
         contextFields = try TestRunContext.parseOption(arguments, command: command)
         kconfigPath = arguments.value("kconfig")
+        networkPath = arguments.value("net")
+    }
+
+    /// `--net FILE`.
+    var networkPath: String?
+
+    /// The network `--net` describes, or `Network.standard`.
+    func network() throws(RuntimeError) -> Network {
+        guard let networkPath else { return .standard }
+        let name = Input.displayName(networkPath)
+        let bytes = try Input.read(networkPath, what: "network descriptions")
+        do {
+            return try Network(jsonData: bytes)
+        } catch {
+            throw RuntimeError("\(name): \(error)")
+        }
     }
 
     /// `--kconfig FILE`.
@@ -244,7 +264,7 @@ struct RunOptions {
         let session = try Session(
             path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
             memoryLimit: memoryLimit, plugins: plugins, configuration: configuration,
-            kernel: try kernelConfig(), compatibility: compatibility)
+            kernel: try kernelConfig(), compatibility: compatibility, network: try network())
         session.contextFields = contextFields
         if dataStart != nil, session.packetKind != .skb {
             throw RuntimeError(

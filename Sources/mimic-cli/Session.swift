@@ -32,7 +32,7 @@ final class Session {
         path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
         memoryLimit: Int = MemoryBudget.defaultLimit, plugins: [PluginLibrary] = [],
         configuration: ConfigurationOptions? = nil, kernel: KernelConfig = KernelConfig(),
-        compatibility: LinuxCompatibility = .kernel
+        compatibility: LinuxCompatibility = .kernel, network: Network = .standard
     ) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
@@ -63,7 +63,7 @@ final class Session {
         emulator = LinuxEmulator(
             configuration: LinuxConfiguration(
                 cpuCount: cpus, randomSeed: seed, kernel: kernel,
-                compatibility: compatibility))
+                compatibility: compatibility, network: network))
         let vmConfiguration = VMConfiguration(memoryLimit: memoryLimit)
         if plugins.isEmpty {
             vm = VM(emulator: emulator, configuration: vmConfiguration)

@@ -37,6 +37,7 @@ enum Fixtures {
         "net_xdp.o": ["xdp_bytes", "xdp_mtu"],
         "net_skb.o": ["tc_bytes", "tc_state", "tc_ecn", "tc_proto", "sf_relative"],
         "bloom.o": ["bloom"],
+        "net_tunnel.o": ["tc_tunnel"],
     ]
 
     static func ethernet(type: UInt16, payload: [UInt8]) -> [UInt8] {

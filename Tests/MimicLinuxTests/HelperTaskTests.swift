@@ -429,10 +429,14 @@ import MimicMemory
     }
 
     @Test func unknownHelpersAreNamed() throws {
-        let (vm, program) = try ContextTestSupport.load("call 100\nexit")
+        // A helper the kernel names and Mimic does not emulate (the first such id), else one
+        // past the kernel's table.
+        let implemented = Set(LinuxEmulator().implementedHelperIDs)
+        let id = HelperID.known.first { $0.rawValue != 0 && !implemented.contains($0.rawValue) }?.rawValue ?? 4000
+        let (vm, program) = try ContextTestSupport.load("call \(id)\nexit")
         let error = try #require(throws: ExecutionError.self) { try vm.run(program) }
-        let name = try #require(HelperID(rawValue: 100).kernelName)
-        #expect(error.kind == .unknownHelper(id: 100, name: name))
-        #expect("\(error)".contains(name))
+        let name = HelperID(rawValue: id).kernelName
+        #expect(error.kind == .unknownHelper(id: id, name: name))
+        if let name { #expect("\(error)".contains(name)) }
     }
 }

@@ -323,7 +323,7 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
             private enum Base: String, Hashable, Sendable {
                 case memory, callDepthExceeded, budgetExhausted, cancelled, helperFailed, unknownHelper
                 case invalidCallTarget, tailCallLimit, noPacket, notRunnable, unsupported
-                case deadlineExceeded, customInstructionFailed
+                case deadlineExceeded, customInstructionFailed, unreleasedReference
             }
 
             private let base: Base
@@ -353,6 +353,9 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
             public static let notRunnable = Code(.notRunnable)
             /// Something the program does that Mimic does not support (`detail`).
             public static let unsupported = Code(.unsupported)
+            /// The program exited holding a reference it must release (`detail`), which the
+            /// kernel's verifier refuses ("Unreleased reference"): see `Process.exitCheck`.
+            public static let unreleasedReference = Code(.unreleasedReference)
 
             /// The code's name, as written in Swift (`budgetExhausted`).
             public var description: String { base.rawValue }
@@ -434,6 +437,7 @@ public struct ExecutionError: Error, Sendable, Equatable, CustomStringConvertibl
             case .noPacket: "legacy packet load without a packet in the context"
             case .notRunnable: "the process has already finished"
             case .unsupported: "unsupported: \(detail ?? "")"
+            case .unreleasedReference: detail ?? "unreleased reference at exit"
             default: detail.map { "\(code): \($0)" } ?? "\(code)"
             }
         }

@@ -115,6 +115,11 @@ public final class Process {
     @exclusivity(unchecked) var depth = 0
     /// The fault a cold path recorded for the interpreter loop to report.
     @exclusivity(unchecked) var pendingFault: ExecutionError.Kind?
+    /// Asked when the program exits: a non-nil answer (what the program still holds) fails the
+    /// run with `unreleasedReference` instead, as the kernel's verifier refuses a program that
+    /// can exit holding a reference. An emulator sets it while the run holds something (the
+    /// Linux emulator's socket lookups); `reset` clears it.
+    public var exitCheck: ((Process) -> String?)?
     /// The frame depth whose `exit` ends the current run (non-zero inside `callFunction`).
     @exclusivity(unchecked) var callbackDepth = 0
     /// The instruction count at which the current run stops, and its cancellation flag, for
@@ -179,6 +184,7 @@ public final class Process {
         runDeadline = nil
         pendingFault = nil
         packet = nil
+        exitCheck = nil
         if let emulator = vm.emulator {
             // The previous states are offered to the emulator for reuse (see
             // `takeRecycledEmulatorState(_:)`); what it does not take is released before `attach`.
@@ -267,6 +273,11 @@ public final class Process {
     private func finish(_ stop: Stop) throws(ExecutionError) -> UInt64 {
         switch stop {
         case .exited:
+            if let exitCheck, let problem = exitCheck(self) {
+                let error = program.error(ExecutionError.Kind(.unreleasedReference, detail: problem), at: pc)
+                state = .failed(error)
+                throw error
+            }
             state = .exited(registers.storage[0])
             return registers.storage[0]
         case .paused, .limitInsideRun: // (`executeExactly` finishes runs: never the latter)

@@ -7,7 +7,10 @@ import MimicCore
 /// driver acts on whatever is left when the program returns. `LinuxProcessState.redirect` is
 /// that target; `XDPResult.redirect` and `SKBResult.redirect` report it after the run.
 public enum Redirect: Sendable, Equatable, CustomStringConvertible {
-    /// `bpf_redirect(ifindex, flags)`: an interface (`BPF_F_INGRESS`, 1, selects tc's ingress path).
+    /// `bpf_redirect(ifindex, flags)`: an interface (`BPF_F_INGRESS`, 1, selects tc's ingress path);
+    /// also `bpf_redirect_neigh` and `bpf_redirect_peer`, with the kernel's internal flags
+    /// `BPF_F_NEIGH` (1 << 16, plus `BPF_F_NEXTHOP`, 1 << 18, with a next hop) and `BPF_F_PEER`
+    /// (1 << 17).
     case interface(ifindex: UInt32, flags: UInt64)
     /// `bpf_redirect_map(map, key, flags)`: an entry of a devmap, devmap_hash, cpumap or xskmap.
     case map(MapRedirect)
@@ -28,6 +31,10 @@ public enum Redirect: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case .interface(let ifindex, let flags) where flags & (1 << 16) != 0:
+            "redirect to ifindex \(ifindex) by its neighbour table (bpf_redirect_neigh\(flags & (1 << 18) != 0 ? ", next hop given" : ""))"
+        case .interface(let ifindex, let flags) where flags & (1 << 17) != 0:
+            "redirect into the peer of ifindex \(ifindex) (bpf_redirect_peer)"
         case .interface(let ifindex, let flags):
             "redirect to ifindex \(ifindex) (\(flags & 1 != 0 ? "ingress" : "egress"), flags 0x\(String(flags, radix: 16)))"
         case .map(let target):

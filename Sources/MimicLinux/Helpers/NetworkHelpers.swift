@@ -1,33 +1,8 @@
 import MimicCore
 import MimicMemory
 
-/// The network devices the networking helpers see: loopback (ifindex 1, MTU 65536, the device
-/// of a kernel test run) and one Ethernet device (ifindex 2, MTU 1500). The device a context
-/// arrived on (`__sk_buff.ifindex`, `xdp_md.ingress_ifindex`) always exists: loopback when its
-/// index is 0 or 1, otherwise an Ethernet device of MTU 1500. Every other ifindex is absent
-/// (`-ENODEV`). Both kinds have a 14-byte link-layer header (`hard_header_len`).
+/// Identities Mimic's network namespace gives sockets it does not describe.
 enum NetworkDevices {
-    struct Device: Equatable {
-        var mtu: Int
-        var hardHeaderLength: Int
-    }
-
-    static let loopback = Device(mtu: 65536, hardHeaderLength: 14)
-    static let ethernet = Device(mtu: 1500, hardHeaderLength: 14)
-
-    /// `__dev_via_ifindex`: `ifindex` 0 names the current device.
-    static func device(ifindex: UInt32, current: UInt32) -> Device? {
-        let index = ifindex == 0 ? current : ifindex
-        switch index {
-        case 0, 1: return loopback
-        case 2, current: return ethernet
-        default: return nil
-        }
-    }
-
-    /// The netns cookie of Mimic's one network namespace: `init_net`'s, the first cookie the
-    /// kernel hands out.
-    static let netnsCookie: UInt64 = 1
     /// The cgroup id of a socket's cgroup: Mimic has no cgroup hierarchy, so sockets belong to
     /// the root cgroup (id 1, level 0).
     static let rootCgroupID: UInt64 = 1
@@ -46,7 +21,7 @@ enum NetworkDevices {
 ///   `HelperID.skbCgroupId`, `HelperID.skbAncestorCgroupId`, `HelperID.getRouteRealm` (0: no
 ///   route is attached), `HelperID.skbSetTstamp`.
 ///
-/// Devices come from `NetworkDevices`. `bpf_get_hash_recalc` cannot give the kernel's value
+/// Devices come from the emulator's `Network` (`NetworkState.device`). `bpf_get_hash_recalc` cannot give the kernel's value
 /// (a siphash of the flow keys with a secret boot-time seed): Mimic hashes the same flow keys
 /// (protocol, addresses, ports) with FNV-1a, and like the kernel never returns 0 for a computed
 /// hash.
@@ -63,7 +38,9 @@ enum NetworkHelpers {
     static let xdpIngressIfindex = 12
 
     static func all(for emulator: LinuxEmulator) -> [Helper] {
-        xdpHelpers() + skbHelpers() + identityHelpers()
+        let network = emulator.networkState
+        return xdpHelpers(network) + skbHelpers() + identityHelpers(network) + RoutingHelpers.all(for: emulator)
+            + SocketHelpers.all(for: emulator) + TunnelHelpers.all(for: emulator) + SyncookieHelpers.all(for: emulator)
     }
 
     /// `skb_clear_hash`.
@@ -74,7 +51,7 @@ enum NetworkHelpers {
 
     // MARK: XDP
 
-    static func xdpHelpers() -> [Helper] {
+    static func xdpHelpers(_ network: NetworkState) -> [Helper] {
         [
             // long bpf_xdp_load_bytes(struct xdp_buff *xdp_md, u32 offset, void *buf, u32 len)
             LinuxHelper.make(.xdpLoadBytes) { call throws(HelperFailure) in
@@ -104,7 +81,7 @@ enum NetworkHelpers {
                 guard let buffer = call.state?.packet else {
                     throw .message("\(call.name) needs a packet context (xdp_md or sk_buff); the process has none")
                 }
-                return try buffer.kind == .xdp ? xdpCheckMTU(call) : skbCheckMTU(call)
+                return try buffer.kind == .xdp ? xdpCheckMTU(call, network) : skbCheckMTU(call, network)
             },
         ]
     }
@@ -119,25 +96,26 @@ enum NetworkHelpers {
 
     /// `bpf_xdp_check_mtu`: no flags; `*mtu_len`, when not 0, is the L3 length to check instead
     /// of the packet's.
-    static func xdpCheckMTU(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
+    static func xdpCheckMTU(_ call: HelperCall, _ network: NetworkState) throws(HelperFailure) -> UInt64 {
+        try network.requireValid(call)
         let buffer = try call.packet(.xdp)
         let lengthAddress = call.arg(3)
         let difference = Int(call.argInt(4))
         guard call.arg(5) == 0 else { return Errno.invalid.r0 }
-        guard let device = NetworkDevices.device(ifindex: call.arg32(2), current: buffer.loadU32(at: xdpIngressIfindex))
-        else {
+        guard let device = network.device(call.arg32(2), current: buffer.loadU32(at: xdpIngressIfindex)) else {
             return Errno.noDevice.r0
         }
         let given = Int(try loadU32(call, lengthAddress))
         var length = given != 0 ? given + device.hardHeaderLength : buffer.length
         length += difference
-        try storeU32(call, UInt32(device.mtu), at: lengthAddress)
-        return length > device.mtu + device.hardHeaderLength ? mtuFragmentationNeeded : mtuSuccess
+        try storeU32(call, device.mtu, at: lengthAddress)
+        return length > Int(device.mtu) + device.hardHeaderLength ? mtuFragmentationNeeded : mtuSuccess
     }
 
     /// `bpf_skb_check_mtu`: `BPF_MTU_CHK_SEGS` only without a length difference or input length
     /// (Mimic's packets are never GSO, so it changes nothing else).
-    static func skbCheckMTU(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
+    static func skbCheckMTU(_ call: HelperCall, _ network: NetworkState) throws(HelperFailure) -> UInt64 {
+        try network.requireValid(call)
         let buffer = try call.packet(.skb)
         let lengthAddress = call.arg(3)
         let difference = Int(call.argInt(4))
@@ -145,14 +123,13 @@ enum NetworkHelpers {
         guard flags & ~mtuCheckSegments == 0 else { return Errno.invalid.r0 }
         let given = Int(try loadU32(call, lengthAddress))
         if flags & mtuCheckSegments != 0, difference != 0 || given != 0 { return Errno.invalid.r0 }
-        guard let device = NetworkDevices.device(ifindex: call.arg32(2), current: buffer.loadU32(at: SKBLayout.ifindex))
-        else {
+        guard let device = network.device(call.arg32(2), current: buffer.loadU32(at: SKBLayout.ifindex)) else {
             return Errno.noDevice.r0
         }
         var length = given != 0 ? given + device.hardHeaderLength : buffer.length
         length += difference
-        try storeU32(call, UInt32(device.mtu), at: lengthAddress)
-        return length <= device.mtu + device.hardHeaderLength ? mtuSuccess : mtuFragmentationNeeded
+        try storeU32(call, device.mtu, at: lengthAddress)
+        return length <= Int(device.mtu) + device.hardHeaderLength ? mtuSuccess : mtuFragmentationNeeded
     }
 
     static func loadU32(_ call: HelperCall, _ address: UInt64) throws(HelperFailure) -> UInt32 {
@@ -375,7 +352,7 @@ enum NetworkHelpers {
 
     // MARK: Socket, namespace and cgroup identity
 
-    static func identityHelpers() -> [Helper] {
+    static func identityHelpers(_ network: NetworkState) -> [Helper] {
         [
             // u64 bpf_get_socket_cookie(struct sk_buff *skb)
             LinuxHelper.make(.getSocketCookie) { call throws(HelperFailure) in
@@ -386,7 +363,13 @@ enum NetworkHelpers {
                 return cookie == 0 ? 1 : cookie
             },
             // u64 bpf_get_netns_cookie(void *ctx)
-            LinuxHelper.make(.getNetnsCookie) { call throws(HelperFailure) in NetworkDevices.netnsCookie },
+            LinuxHelper.make(.getNetnsCookie) { call throws(HelperFailure) in
+                // NULL, or an sk_buff without a socket, is init_net's (cookie 1); else the socket's
+                // namespace: the network's.
+                guard call.arg(1) != 0 else { return 1 }
+                if call.state?.packet?.kind == .skb { return try socketBytes(call) == nil ? 1 : network.network.netnsCookie }
+                return network.network.netnsCookie
+            },
             // u64 bpf_skb_cgroup_id(struct sk_buff *skb)
             LinuxHelper.make(.skbCgroupId) { call throws(HelperFailure) in
                 try socketBytes(call) == nil ? 0 : NetworkDevices.rootCgroupID

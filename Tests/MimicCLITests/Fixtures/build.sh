@@ -20,3 +20,9 @@ done
 # cpumap and an xskmap, for `mimic run --pcap --out-dir`.
 "${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c xdp_router.c -o xdp_router.o
 echo "built xdp_router.o"
+# The emulated network (issue 14): an XDP router asking bpf_fib_lookup, run with --net router_net.json.
+"${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c fib_router.c -o fib_router.o
+echo "built fib_router.o"
+# ... and a tc router leaving the MAC addresses to bpf_redirect_neigh, with bpf_redirect_peer.
+"${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c tc_neigh_router.c -o tc_neigh_router.o
+echo "built tc_neigh_router.o"
