@@ -63,6 +63,11 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     let mapTable = MapTable()
     /// The kernel objects `__ksym` variables resolved to.
     let kernelObjects = KernelObjects()
+    /// The virtual clock the host advances (`advanceClock(to:)`): what processes whose
+    /// `TaskEnvironment.clock` is `.virtual` read, and what `bpf_timer`s run on.
+    public let clock = VirtualClock()
+    /// The `bpf_timer`s programs initialised.
+    let timers = TimerTable()
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
@@ -131,6 +136,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
         } else {
             process.setEmulatorState(LinuxProcessState(), for: LinuxProcessState.key)
         }
+        LinuxProcessState.of(process)?.virtualClock = clock
     }
 
     /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
@@ -186,6 +192,7 @@ enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
         // Installed over `ReplayHelpers.fallbacks()`, the replay-only stand-ins for every id.
         NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator) + TracingHelpers.all(for: emulator)
+            + TimerHelpers.all(for: emulator) + Dynptrs.all(for: emulator)
     }
 }
 
@@ -227,6 +234,11 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) public internal(set) var overriddenReturn: UInt64?
     /// The task, clock and random seed helpers report (pid, comm, ktime, prandom); contexts set it.
     @exclusivity(unchecked) public var environment = TaskEnvironment()
+    /// The emulator's virtual clock, read when `environment.clock` is `.virtual`.
+    @exclusivity(unchecked) var virtualClock: VirtualClock?
+    /// The `struct bpf_timer` whose callback this process runs (`bpf_timer_cancel` of it is
+    /// `-EDEADLK`), nil otherwise.
+    @exclusivity(unchecked) var runningTimer: UInt64?
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
     @exclusivity(unchecked) var clockReads: UInt64 = 0
     /// The state of the process's own `bpf_get_prandom_u32` stream when its environment sets a
@@ -276,5 +288,6 @@ public final class LinuxProcessState {
         environment = TaskEnvironment()
         clockReads = 0
         randomState = nil
+        runningTimer = nil
     }
 }
