@@ -192,7 +192,7 @@ enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
         // Installed over `ReplayHelpers.fallbacks()`, the replay-only stand-ins for every id.
         NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator) + TracingHelpers.all(for: emulator)
-            + TimerHelpers.all(for: emulator) + Dynptrs.all(for: emulator)
+            + TimerHelpers.all(for: emulator) + Dynptrs.all(for: emulator) + KernelFeatureHelpers.all(for: emulator)
     }
 }
 
@@ -239,6 +239,9 @@ public final class LinuxProcessState {
     /// The `struct bpf_timer` whose callback this process runs (`bpf_timer_cancel` of it is
     /// `-EDEADLK`), nil otherwise.
     @exclusivity(unchecked) var runningTimer: UInt64?
+    /// The function a tracing program is attached to (`bpf_get_func_arg` and friends); nil for
+    /// other programs.
+    @exclusivity(unchecked) public var tracedFunction: TracedFunction?
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
     @exclusivity(unchecked) var clockReads: UInt64 = 0
     /// The state of the process's own `bpf_get_prandom_u32` stream when its environment sets a
@@ -289,5 +292,6 @@ public final class LinuxProcessState {
         clockReads = 0
         randomState = nil
         runningTimer = nil
+        tracedFunction = nil
     }
 }
