@@ -193,6 +193,7 @@ enum LinuxHelperSet {
         // Installed over `ReplayHelpers.fallbacks()`, the replay-only stand-ins for every id.
         NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator) + TracingHelpers.all(for: emulator)
             + TimerHelpers.all(for: emulator) + Dynptrs.all(for: emulator) + KernelFeatureHelpers.all(for: emulator)
+            + StackHelpers.all(for: emulator) + SysctlAndRingHelpers.all(for: emulator)
     }
 }
 
@@ -242,6 +243,12 @@ public final class LinuxProcessState {
     /// The function a tracing program is attached to (`bpf_get_func_arg` and friends); nil for
     /// other programs.
     @exclusivity(unchecked) public var tracedFunction: TracedFunction?
+    /// The stacks `bpf_get_stack`, `bpf_get_task_stack` and `bpf_get_stackid` report (empty by
+    /// default: no frames).
+    @exclusivity(unchecked) public var stacks = TaskStacks()
+    /// The sysctl a `cgroup/sysctl` program reads and may rewrite (`bpf_sysctl_*`); nil for
+    /// other programs.
+    @exclusivity(unchecked) public var sysctl: SysctlAccess?
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
     @exclusivity(unchecked) var clockReads: UInt64 = 0
     /// The state of the process's own `bpf_get_prandom_u32` stream when its environment sets a
@@ -293,5 +300,7 @@ public final class LinuxProcessState {
         randomState = nil
         runningTimer = nil
         tracedFunction = nil
+        stacks = TaskStacks()
+        sysctl = nil
     }
 }

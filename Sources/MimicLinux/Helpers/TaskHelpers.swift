@@ -64,7 +64,7 @@ enum TimeHelpers {
 
 /// The current task: `HelperID.getCurrentPidTgid`, `HelperID.getCurrentUidGid`,
 /// `HelperID.getCurrentComm`, from the process's `TaskEnvironment` unless a captured context
-/// replays them; and `HelperID.getStackid`, which only a captured context can answer.
+/// replays them.
 enum TaskHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
@@ -85,9 +85,6 @@ enum TaskHelpers {
                 try call.zero(call.arg(1), count: size)
                 try call.write(Array(comm.prefix(size - 1)), at: call.arg(1))
                 return 0
-            },
-            LinuxHelper.make(.getStackid) { call throws(HelperFailure) in
-                try ReplayHelpers.needsRecording(call)
             },
         ]
     }
