@@ -68,6 +68,8 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     public let clock = VirtualClock()
     /// The `bpf_timer`s programs initialised.
     let timers = TimerTable()
+    /// Objects, lists, trees, tasks and cgroups of the object kfuncs (`ObjectKfuncs`).
+    let kfuncState = KfuncState()
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
