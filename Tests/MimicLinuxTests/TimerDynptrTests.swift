@@ -1,5 +1,6 @@
 import Testing
 import MimicCore
+import MimicJSON
 @testable import MimicLinux
 
 /// `Fixtures/timers.c` and `Fixtures/dynptr.c`: bpf_timer on the virtual clock, and dynptrs.
@@ -78,6 +79,22 @@ struct TimerDynptrTests {
         #expect(firings.map(\.time) == [124_456_789])
         let value = try loaded.map("timers").value(forKey: [7, 0, 0, 0]) ?? []
         #expect(ExternTests.integer(value[24..<32]) == 124_456_789)
+    }
+
+    @Test func contextsAskForTheVirtualClock() throws {
+        func environment(_ text: String) throws -> TaskEnvironment {
+            try TaskEnvironment(emulatorData: JSONField(try JSONValue.parse(text), path: "emulator"))
+        }
+        #expect(try environment(#"{"virtual_clock": true}"#).clock == .virtual)
+        #expect(try environment(#"{"virtual_clock": false, "ktime_ns": 5}"#).clock == .manual(start: 5, step: 0))
+        #expect(throws: (any Error).self) { try environment(#"{"virtual_clock": 1}"#) }
+        // A process on the virtual clock reads the emulator's clock, coarse time by ticks of CONFIG_HZ (250).
+        let (vm, emulator) = makeLinuxVM()
+        emulator.advanceClock(to: 9_000_001)
+        let program = try vm.load(Assembler.assemble("call 5\nmov %r6, %r0\ncall 160\nsub %r6, %r0\nmov %r0, %r6\nexit"))
+        let process = try vm.makeProcess(
+            for: program, context: GenericContext(environment: TaskEnvironment(clock: .virtual)))
+        #expect(try process.run() == 9_000_001 - 8_000_000)
     }
 
     @Test func localDynptrsFollowTheKernel() throws {
