@@ -45,6 +45,9 @@ final class KernelObjects: Sendable {
         }
     }
 
+    /// The address of the object made for symbol `name`, if an object named it.
+    func address(named name: String) -> UInt64? { objects.withLock { $0[name]?.address } }
+
     /// The per-CPU object whose CPU-0 address is `address`.
     func perCPUObject(at address: UInt64) -> Object? { perCPU.withLock { $0[address] } }
 }

@@ -69,6 +69,13 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     let kernelObjects = KernelObjects()
     /// `configuration.network`, prepared for the helpers' lookups.
     let networkState: NetworkState
+    /// The virtual clock the host advances (`advanceClock(to:)`): what processes whose
+    /// `TaskEnvironment.clock` is `.virtual` read, and what `bpf_timer`s run on.
+    public let clock = VirtualClock()
+    /// The `bpf_timer`s programs initialised.
+    let timers = TimerTable()
+    /// Objects, lists, trees, tasks and cgroups of the object kfuncs (`ObjectKfuncs`).
+    let kfuncState = KfuncState()
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
@@ -138,6 +145,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
         } else {
             process.setEmulatorState(LinuxProcessState(), for: LinuxProcessState.key)
         }
+        LinuxProcessState.of(process)?.virtualClock = clock
     }
 
     /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
@@ -193,6 +201,8 @@ enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
         // Installed over `ReplayHelpers.fallbacks()`, the replay-only stand-ins for every id.
         NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator) + TracingHelpers.all(for: emulator)
+            + TimerHelpers.all(for: emulator) + Dynptrs.all(for: emulator) + KernelFeatureHelpers.all(for: emulator)
+            + StackHelpers.all(for: emulator) + SysctlAndRingHelpers.all(for: emulator)
     }
 }
 
@@ -243,6 +253,20 @@ public final class LinuxProcessState {
     /// transmit-mode `ip_tunnel_info`), nil until the program sets one; before that the packet
     /// carries the network's `tunnel` metadata.
     @exclusivity(unchecked) public internal(set) var transmitTunnel: Network.TunnelMetadata?
+    /// The emulator's virtual clock, read when `environment.clock` is `.virtual`.
+    @exclusivity(unchecked) var virtualClock: VirtualClock?
+    /// The `struct bpf_timer` whose callback this process runs (`bpf_timer_cancel` of it is
+    /// `-EDEADLK`), nil otherwise.
+    @exclusivity(unchecked) var runningTimer: UInt64?
+    /// The function a tracing program is attached to (`bpf_get_func_arg` and friends); nil for
+    /// other programs.
+    @exclusivity(unchecked) public var tracedFunction: TracedFunction?
+    /// The stacks `bpf_get_stack`, `bpf_get_task_stack` and `bpf_get_stackid` report (empty by
+    /// default: no frames).
+    @exclusivity(unchecked) public var stacks = TaskStacks()
+    /// The sysctl a `cgroup/sysctl` program reads and may rewrite (`bpf_sysctl_*`); nil for
+    /// other programs.
+    @exclusivity(unchecked) public var sysctl: SysctlAccess?
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
     @exclusivity(unchecked) var clockReads: UInt64 = 0
     /// The state of the process's own `bpf_get_prandom_u32` stream when its environment sets a
@@ -295,5 +319,9 @@ public final class LinuxProcessState {
         environment = TaskEnvironment()
         clockReads = 0
         randomState = nil
+        runningTimer = nil
+        tracedFunction = nil
+        stacks = TaskStacks()
+        sysctl = nil
     }
 }

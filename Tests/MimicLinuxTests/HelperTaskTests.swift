@@ -353,10 +353,11 @@ import MimicMemory
         #expect("\(error)".contains("bpf_loop"))
     }
 
-    @Test func stackidNeedsACapture() throws {
-        let (vm, program) = try ContextTestSupport.load("call 27\nexit")
-        let error = try #require(throws: ExecutionError.self) { try vm.run(program) }
-        #expect(error.kind == .unknownHelper(id: 27, name: "bpf_get_stackid"))
+    @Test func anUnknownHelperStopsAndAKnownOneReplaysItsRecords() throws {
+        let (vm, unknown) = try ContextTestSupport.load("call 212\nexit")
+        let error = try #require(throws: ExecutionError.self) { try vm.run(unknown) }
+        #expect(error.kind == .unknownHelper(id: 212, name: nil))
+        let program = try vm.load(Assembler.assemble("call 27\nexit"))
         let captured = CapturedContext(
             subContext: GenericContext(),
             helperCalls: [27: [HelperCallRecord(helper: 27, results: [(0, .number(5))])]])
@@ -394,7 +395,11 @@ import MimicMemory
 
     @Test func replayOfAHelperWithoutEmulationRunsOut() throws {
         let records: [Int32: [HelperCallRecord]] = [27: [HelperCallRecord(helper: 27, results: [(0, .number(1))])]]
-        let (vm, program) = try ContextTestSupport.load("call 27\ncall 27\nexit")
+        // An emulator without bpf_get_stackid's emulation: only the replay stand-in answers.
+        let emulator = LinuxEmulator()
+        emulator.register(try #require(ReplayHelpers.fallbacks().first { $0.id == 27 }))
+        let vm = VM(emulator: emulator)
+        let program = try vm.load(Assembler.assemble("call 27\ncall 27\nexit"))
         let error = try #require(throws: ExecutionError.self) {
             try vm.run(program, context: CapturedContext(subContext: GenericContext(), helperCalls: records))
         }

@@ -58,7 +58,7 @@ public final class LoadedObject: @unchecked Sendable {
         let weak = Set(object.externs.filter { $0.kind == .kfunc && $0.isWeak }.map(\.name))
         let program = try vm.load(
             instructions, name: name, lineInfo: source.lineInfo, kfuncNames: kfuncNames,
-            weakKfuncNames: weak.intersection(kfuncNames))
+            weakKfuncNames: weak.intersection(kfuncNames), objectBTF: object.btf)
         return lock.withLock { _ in
             if let existing = loaded[name] { return existing }
             loaded[name] = program

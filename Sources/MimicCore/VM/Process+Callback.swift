@@ -56,3 +56,20 @@ extension Process {
         }
     }
 }
+
+extension Process {
+    /// Runs the program-local function at `slot` as a run of its own, with up to five arguments
+    /// in R1–R5, and returns its R0: what an emulator does for a callback the kernel calls
+    /// outside any run of the program (a `bpf_timer` expiring). The process must be ready to run
+    /// (new, or `reset`); afterwards it is exited or failed, as after `run`.
+    public func runFunction(at slot: Int, arguments: [UInt64], instructionLimit: UInt64 = .max) throws(ExecutionError)
+        -> UInt64
+    {
+        guard program.functionEntries.contains(slot), arguments.count <= 5 else {
+            throw program.error(.invalidCallTarget(Program.functionAddressTag | UInt64(max(0, slot))), at: pc)
+        }
+        for (index, value) in arguments.enumerated() { registers.storage[index + 1] = value }
+        pc = slot
+        return try run(instructionLimit: instructionLimit)
+    }
+}

@@ -44,6 +44,9 @@ public final class Program: @unchecked Sendable {
     public let vm: VM
     /// Source lines by instruction (from an object's BTF line info), sorted; empty for bytecode.
     public let lineInfo: [SourceLineInfo]
+    /// The BTF of the object the program came from (nil for bytecode): the local types kfuncs
+    /// such as `bpf_obj_new_impl` are given by id.
+    public let objectBTF: BTF?
 
     /// Pre-decoded code, one record per slot; immutable after load. It lives in `Buffers`'s
     /// storage, after the run lengths (`runLength`).
@@ -103,8 +106,10 @@ public final class Program: @unchecked Sendable {
 
     init(
         name: String, instructions: [RawInstruction], code: [DecodedInstruction], helpers: [Helper],
-        helperIndexByID: [Int32: Int], functionEntries: [Int], lineInfo: [SourceLineInfo], vm: VM
+        helperIndexByID: [Int32: Int], functionEntries: [Int], lineInfo: [SourceLineInfo], vm: VM,
+        objectBTF: BTF? = nil
     ) {
+        self.objectBTF = objectBTF
         self.name = name
         self.instructions = instructions
         self.helpers = helpers
@@ -206,6 +211,7 @@ public final class Program: @unchecked Sendable {
         private let helperIndexByID: [Int32: Int]
         private let functionEntries: [Int]
         private let lineInfo: [SourceLineInfo]
+        private let objectBTF: BTF?
         private let buffers: Buffers
 
         init(_ program: Program) {
@@ -215,6 +221,7 @@ public final class Program: @unchecked Sendable {
             helperIndexByID = program.helperIndexByID
             functionEntries = program.functionEntries
             lineInfo = program.lineInfo
+            objectBTF = program.objectBTF
             buffers = program.buffers
         }
 
@@ -223,14 +230,15 @@ public final class Program: @unchecked Sendable {
             Program(
                 name: name, instructions: instructions, helperIndexByID: helperIndexByID,
                 functionEntries: functionEntries,
-                lineInfo: lineInfo, helpers: helpers, buffers: buffers, vm: vm)
+                lineInfo: lineInfo, objectBTF: objectBTF, helpers: helpers, buffers: buffers, vm: vm)
         }
     }
 
     private init(
         name: String, instructions: [RawInstruction], helperIndexByID: [Int32: Int], functionEntries: [Int],
-        lineInfo: [SourceLineInfo], helpers: [Helper], buffers: Buffers, vm: VM
+        lineInfo: [SourceLineInfo], objectBTF: BTF?, helpers: [Helper], buffers: Buffers, vm: VM
     ) {
+        self.objectBTF = objectBTF
         self.name = name
         self.instructions = instructions
         self.helpers = helpers

@@ -111,15 +111,16 @@ public final class VM: @unchecked Sendable {
     /// (the kernel's imm is a BTF id of the kernel's BTF, which Mimic does not have; object files
     /// are bound by name, see `LoadedObject`). A kfunc in `weakKfuncNames` (declared `__weak`)
     /// that the emulator does not provide does not stop the load: calling it stops the program
-    /// (libbpf poisons such calls).
+    /// (libbpf poisons such calls). `objectBTF` is the object's BTF, kept as `Program.objectBTF`.
     public func load(
         _ instructions: [RawInstruction], name: String = "program",
         lineInfo: [SourceLineInfo] = [], kfuncNames: [String] = [],
-        weakKfuncNames: Set<String> = []
+        weakKfuncNames: Set<String> = [], objectBTF: BTF? = nil
     ) throws(LoadError) -> Program {
         var loader = Loader(
             vm: self, name: name, instructions: instructions, lineInfo: lineInfo, kfuncNames: kfuncNames)
         loader.weakKfuncNames = weakKfuncNames
+        loader.objectBTF = objectBTF
         return try loader.load()
     }
 
@@ -157,6 +158,7 @@ private struct Loader {
     let lineInfo: [SourceLineInfo]
     let kfuncNames: [String]
     var weakKfuncNames: Set<String> = []
+    var objectBTF: BTF?
     var helpers: [Helper] = []
     var helperIndexByID: [Int32: Int] = [:]
     var kfuncIndexByName: [String: Int] = [:]
@@ -260,7 +262,8 @@ private struct Loader {
 
         return Program(
             name: name, instructions: instructions, code: code, helpers: helpers,
-            helperIndexByID: helperIndexByID, functionEntries: functionEntries.sorted(), lineInfo: lineInfo, vm: vm)
+            helperIndexByID: helperIndexByID, functionEntries: functionEntries.sorted(), lineInfo: lineInfo, vm: vm,
+            objectBTF: objectBTF)
     }
 
     func target(_ target: Int, from pc: Int, _ isSecondHalf: [Bool]) throws(LoadError) -> Int {

@@ -15,6 +15,9 @@ public struct TaskEnvironment: Sendable, Equatable {
         /// Reproducible time: the n-th reading of the run (from 0, over all three helpers) is
         /// `start + n * step` nanoseconds.
         case manual(start: UInt64, step: UInt64)
+        /// The emulator's `VirtualClock`, which the host advances (`LinuxEmulator.advanceClock`)
+        /// and `bpf_timer`s run on: every reading until the next advance is the same.
+        case virtual
     }
 
     /// The thread id (`pid` in kernel terms), the low half of `bpf_get_current_pid_tgid`.
@@ -55,6 +58,7 @@ public struct TaskEnvironment: Sendable, Equatable {
     /// Reads the keys Mimic understands from a context's `emulator` object; other keys are left
     /// for other emulators. Keys: `pid`, `tgid`, `uid`, `gid` (u32), `comm` (string),
     /// `numa_node` (u32), `ktime_ns` (a fixed clock start; with optional `ktime_step_ns`, default 0),
+    /// `virtual_clock` (true: read the emulator's `VirtualClock`; `ktime_ns` is then ignored),
     /// `prandom_seed` (u64), `attach_cookie` and `func_ip` (u64).
     public init(emulatorData field: JSONField) throws(ContextError) {
         self.init()
@@ -66,7 +70,13 @@ public struct TaskEnvironment: Sendable, Equatable {
         if let value = try field["gid"].optionalInteger(UInt32.self) { gid = value }
         if let value = try field["comm"].optionalString() { comm = value }
         if let value = try field["numa_node"].optionalInteger(UInt32.self) { numaNode = value }
-        if let start = try field["ktime_ns"].optionalInteger(UInt64.self) {
+        let virtualClock = field["virtual_clock"]
+        if !virtualClock.isMissing {
+            guard case .bool(let on) = virtualClock.value else { throw virtualClock.error("must be true or false") }
+            if on { clock = .virtual }
+        }
+        if case .virtual = clock {
+        } else if let start = try field["ktime_ns"].optionalInteger(UInt64.self) {
             clock = .manual(start: start, step: try field["ktime_step_ns"].optionalInteger(UInt64.self) ?? 0)
         } else if !field["ktime_step_ns"].isMissing {
             throw field["ktime_step_ns"].error("needs ktime_ns beside it")

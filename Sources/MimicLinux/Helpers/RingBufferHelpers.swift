@@ -42,16 +42,24 @@ enum RingBufferHelpers {
     static func commit(_ emulator: LinuxEmulator, discard: Bool) -> Helper {
         Helper(discard ? .ringbufDiscard : .ringbufSubmit) { [weak emulator] process throws(HelperFailure) in
             let address = process.argument(1)
-            guard let emulator, let (storage, _) = process.memory.storage(containing: address),
-                let ring = emulator.allMaps.lazy.compactMap({ $0 as? RingBufferMap }).first(where: {
-                    $0.storage === storage
-                }),
-                ring.commit(address: address, discard: discard)
-            else {
+            guard commit(emulator, process, record: address, discard: discard) else {
                 throw .message("0x\(String(address, radix: 16)) is not a reserved ring buffer record")
             }
             return .value(0)
         }
+    }
+
+    /// Submits or discards the reserved record at `address` in whichever ring buffer holds it;
+    /// false if it is not a reserved record.
+    static func commit(_ emulator: LinuxEmulator?, _ process: MimicCore.Process, record address: UInt64, discard: Bool)
+        -> Bool
+    {
+        guard let emulator, let (storage, _) = process.memory.storage(containing: address),
+            let ring = emulator.allMaps.lazy.compactMap({ $0 as? RingBufferMap }).first(where: {
+                $0.storage === storage
+            })
+        else { return false }
+        return ring.commit(address: address, discard: discard)
     }
 
     /// `u64 HelperID.ringbufQuery(ringbuf, flags)`.

@@ -13,10 +13,16 @@ import MimicMemory
 enum TimeHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         let streams = emulator.randomStreams
+        let tick = 1_000_000_000 / TracingHelpers.hz(emulator)
         return [
             LinuxHelper.make(.ktimeGetNs) { call throws(HelperFailure) in now(call, CLOCK_MONOTONIC) },
             LinuxHelper.make(.ktimeGetBootNs) { call throws(HelperFailure) in now(call, CLOCK_BOOTTIME) },
-            LinuxHelper.make(.ktimeGetCoarseNs) { call throws(HelperFailure) in now(call, CLOCK_MONOTONIC_COARSE) },
+            LinuxHelper.make(.ktimeGetCoarseNs) { call throws(HelperFailure) in
+                let time = now(call, CLOCK_MONOTONIC_COARSE)
+                // The virtual clock's coarse reading is the last tick's, as the kernel's is.
+                guard case .virtual = call.state?.environment.clock else { return time }
+                return time - time % tick
+            },
             LinuxHelper.make(.getPrandomU32) { call throws(HelperFailure) in
                 guard let state = call.state, let seed = state.environment.randomSeed else {
                     return UInt64(streams.next(cpu: call.process.vCPU))
@@ -45,6 +51,7 @@ enum TimeHelpers {
         switch state.environment.clock {
         case .system: return systemClock(clock)
         case .manual(let start, let step): return start &+ step &* state.clockReads
+        case .virtual: return state.virtualClock?.reading(clock) ?? 0
         }
     }
 
@@ -57,7 +64,7 @@ enum TimeHelpers {
 
 /// The current task: `HelperID.getCurrentPidTgid`, `HelperID.getCurrentUidGid`,
 /// `HelperID.getCurrentComm`, from the process's `TaskEnvironment` unless a captured context
-/// replays them; and `HelperID.getStackid`, which only a captured context can answer.
+/// replays them.
 enum TaskHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
@@ -78,9 +85,6 @@ enum TaskHelpers {
                 try call.zero(call.arg(1), count: size)
                 try call.write(Array(comm.prefix(size - 1)), at: call.arg(1))
                 return 0
-            },
-            LinuxHelper.make(.getStackid) { call throws(HelperFailure) in
-                try ReplayHelpers.needsRecording(call)
             },
         ]
     }

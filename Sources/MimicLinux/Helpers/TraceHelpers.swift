@@ -87,6 +87,7 @@ enum TraceHelpers {
         switch environment.clock {
         case .manual(let start, let step): nanoseconds = start &+ step &* state.clockReads
         case .system: nanoseconds = TimeHelpers.systemClock(CLOCK_MONOTONIC)
+        case .virtual: nanoseconds = state.virtualClock?.now ?? 0
         }
         let task = "\(environment.comm)-\(environment.pid)"
         let paddedTask = String(repeating: " ", count: max(0, 16 + 8 - task.count)) + task

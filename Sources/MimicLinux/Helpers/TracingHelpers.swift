@@ -32,9 +32,7 @@ enum TracingHelpers {
     static let maxSignal: UInt32 = 64
 
     static func all(for emulator: LinuxEmulator) -> [Helper] {
-        let hz =
-            emulator.configuration.kernel.values["CONFIG_HZ"].flatMap { UInt64($0) }.flatMap { $0 > 0 ? $0 : nil }
-            ?? defaultHZ
+        let hz = hz(emulator)
         let cpuCount = emulator.configuration.cpuCount
         let objects = emulator.kernelObjects
         return [
@@ -90,6 +88,12 @@ enum TracingHelpers {
                 return 0
             },
         ]
+    }
+
+    /// `CONFIG_HZ` of the emulated kernel (`defaultHZ` when the configuration does not give it).
+    static func hz(_ emulator: LinuxEmulator) -> UInt64 {
+        emulator.configuration.kernel.values["CONFIG_HZ"].flatMap { UInt64($0) }.flatMap { $0 > 0 ? $0 : nil }
+            ?? defaultHZ
     }
 
     /// The per-CPU kernel object whose address is argument 1 (the verifier allows only those).

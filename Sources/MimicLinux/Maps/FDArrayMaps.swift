@@ -172,6 +172,12 @@ public final class PerfEventArrayMap: BPFMap, @unchecked Sendable {
         }
     }
 
+    /// The CPU the event at `index` is bound to, nil for an empty index.
+    public func eventCPU(index: Int) -> Int? {
+        guard index >= 0, index < attributes.maxEntries else { return nil }
+        return state.withLock { $0.events[index] }
+    }
+
     /// Takes the records of `cpu`'s buffer, oldest first.
     public func drainRecords(cpu: Int) -> [[UInt8]] {
         guard cpu >= 0, cpu < cpuCount else { return [] }

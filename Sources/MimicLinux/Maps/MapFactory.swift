@@ -69,7 +69,7 @@ struct MapMemory: Sendable {
             return (times(8, entries), 0) // the kernel's array of pointers
         case .queue, .stack:
             return (times(stride, entries), 0)
-        case .ringBuffer:
+        case .ringBuffer, .userRingBuffer:
             return (entries, 0)
         case .bloomFilter:
             let hashes = BloomFilterMap.hashCount(mapExtra: mapExtra)
@@ -141,6 +141,12 @@ extension LinuxEmulator {
             map = MapOfMaps(attributes: attributes, id: id, emulator: self, memory: memory)
         case .devMap, .devMapHash, .cpuMap, .xskMap:
             map = try RedirectMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
+        case .userRingBuffer:
+            map = UserRingBufferMap(attributes: attributes, id: id, memory: memory)
+        case .stackTrace:
+            map = try StackTraceMap(attributes: attributes, id: id, memory: memory)
+        case .taskStorage, .inodeStorage, .cgrpStorage:
+            map = try LocalStorageMap(attributes: attributes, id: id, vm: vm)
         default:
             throw MapError(
                 map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
@@ -155,7 +161,7 @@ extension LinuxEmulator {
         switch type {
         case .hash, .perCPUHash, .lruHash, .lruPerCPUHash, .array, .perCPUArray, .lpmTrie, .queue, .stack, .ringBuffer,
             .perfEventArray, .progArray, .arrayOfMaps, .hashOfMaps, .devMap, .devMapHash, .cpuMap, .xskMap,
-            .bloomFilter:
+            .bloomFilter, .stackTrace, .taskStorage, .inodeStorage, .cgrpStorage, .userRingBuffer:
             true
         default:
             false
@@ -278,7 +284,7 @@ extension LinuxEmulator {
             try exactly(d.keySize, 0, "key_size")
             try positive(d.valueSize, "value_size")
             guard d.valueSize <= kmallocMaxSize else { throw fail("value_size \(d.valueSize) is too large", .tooBig) }
-        case .ringBuffer:
+        case .ringBuffer, .userRingBuffer:
             try allowFlags(.numaNode)
             try exactly(d.keySize, 0, "key_size")
             try exactly(d.valueSize, 0, "value_size")
@@ -309,6 +315,24 @@ extension LinuxEmulator {
             try positive(d.maxEntries, "max_entries")
             try exactly(d.keySize, 4, "key_size")
             try exactly(d.valueSize, 4, "value_size")
+        case .stackTrace:
+            // `stack_map_alloc`; the depth limit is checked by `StackTraceMap`.
+            try allowFlags(common.union([.stackBuildID]))
+            try positive(d.maxEntries, "max_entries")
+            try exactly(d.keySize, 4, "key_size")
+            guard d.valueSize >= 8, d.valueSize % 8 == 0 else {
+                throw fail("value_size must be a multiple of 8, got \(d.valueSize)")
+            }
+            if flags.contains(.stackBuildID) {
+                throw fail("BPF_F_STACK_BUILD_ID is not supported by Mimic (no build ids)", .notSupported)
+            }
+        case .taskStorage, .inodeStorage, .cgrpStorage:
+            // `bpf_local_storage_map_alloc_check`.
+            try allowFlags([.noPrealloc, .clone])
+            guard flags.contains(.noPrealloc) else { throw fail("needs BPF_F_NO_PREALLOC") }
+            try exactly(d.maxEntries, 0, "max_entries")
+            try exactly(d.keySize, 4, "key_size")
+            try positive(d.valueSize, "value_size")
         default:
             throw fail("not supported by Mimic", .notSupported)
         }

@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+import MimicCore
+@testable import MimicKernel
+import MimicLinux
+
+/// `Fixtures/dynptr.c`'s `local_dynptr` / `ring_dynptr` and `Fixtures/kfuncs.c`'s `cpumasks`
+/// (with as many CPUs as the kernel's `nr_cpu_ids`) run by Mimic and by the kernel
+/// (`BPF_PROG_TEST_RUN` of syscall programs): the `.bss` each leaves (every helper's and kfunc's
+/// return value, and the bytes read) must be the same. (`timers.c` cannot be loaded into the
+/// kernel this way yet: a map holding a `bpf_timer` needs its BTF, which `KernelObject` does not
+/// load; nor the lists and trees of `kfuncs.c`, for the same reason.)
+@Suite(.enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
+struct TimerDynptrKernelTests {
+    static let vmlinux = "/sys/kernel/btf/vmlinux"
+
+    func compare(_ fixture: String, _ programs: [String], cpuCount: Int = 1) throws {
+        let path = Fixtures.directories[1].appendingPathComponent("\(fixture).o").path
+        let object = try ObjectFile(contentsOf: path)
+        let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpuCount))
+        let vm = VM(emulator: emulator)
+        let loaded = try vm.load(object: object)
+        for name in programs {
+            let process = try vm.makeProcess(for: loaded.program(named: name), context: nil)
+            #expect(try process.run() == 0, "\(name) in Mimic")
+        }
+        let mimicBSS = try #require(loaded.globals[".bss"]).storage.bytes
+
+        let btf = try BTF(bytes: [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.vmlinux))))
+        let kernelObject = try KernelObject(object: object, kernelBTF: btf)
+        for name in programs {
+            #expect(try kernelObject.program(named: name).testRunSyscall() == 0, "\(name) in the kernel")
+        }
+        let kernelBSS = try #require(try kernelObject.maps[".bss"]?.lookup(key: [0, 0, 0, 0]))
+        #expect(kernelBSS == mimicBSS)
+        #expect(mimicBSS.contains { $0 != 0 }, "the programs wrote their results")
+    }
+
+    @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))
+    func dynptrsAgreeWithTheKernel() throws {
+        try compare("dynptr", ["local_dynptr", "ring_dynptr"])
+    }
+
+    /// The kernel's `nr_cpu_ids`: the possible CPUs (`/sys/devices/system/cpu/possible`, "0-N").
+    static var possibleCPUs: Int? {
+        guard let text = try? String(contentsOfFile: "/sys/devices/system/cpu/possible", encoding: .utf8),
+            let last = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "-").last.flatMap({ Int($0) })
+        else { return nil }
+        return last + 1
+    }
+
+    @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))
+    func cpuMasksAgreeWithTheKernel() throws {
+        let cpus = try #require(Self.possibleCPUs, "/sys/devices/system/cpu/possible is not readable")
+        try compare("kfuncs", ["cpumasks"], cpuCount: cpus)
+    }
+}
