@@ -47,12 +47,23 @@ int map_null_checked(struct xdp_md *ctx)
     return XDP_PASS;
 }
 
-/* Accepted: no NULL check, but an array lookup with a constant key below max_entries cannot
- * fail, and this kernel's verifier knows it (the result is a map value, not map value or NULL). */
+/* Accepted: no NULL check, but an array lookup with the key 0 (below max_entries) cannot fail,
+ * and this kernel's verifier knows it (the result is a map value, not map value or NULL). */
 SEC("xdp")
 int map_array_constant_key_unchecked(struct xdp_md *ctx)
 {
     __u32 key = 0;
+    __u64 *count = bpf_map_lookup_elem(&counters, &key);
+    *count += 1;
+    return XDP_PASS;
+}
+
+/* Rejected: the same with the constant key 2 — this kernel knows a stored key of 0 (zeroed
+ * stack), but not a 4-byte store of another constant, so the lookup may return NULL. */
+SEC("xdp")
+int map_array_key_two_unchecked(struct xdp_md *ctx)
+{
+    __u32 key = 2;
     __u64 *count = bpf_map_lookup_elem(&counters, &key);
     *count += 1;
     return XDP_PASS;
