@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 import MimicCore
 
 /// Whether `BPF_PROG_LOAD` accepts a program, and if not, the verifier's complaint: what the
@@ -100,19 +95,23 @@ extension KernelBPF {
         }
     }
 
-    /// A load failure as a verdict: the verifier's rejection, or the error again when it is not
-    /// one (a program the kernel refused without a verifier log, such as one too large to load
-    /// — `E2BIG` — is a rejection with the errno as its message).
+    /// A load failure as a verdict: the verifier's rejection (with its log's error line), or the
+    /// error again when it is not one (the kernel is not reachable, not permitted, ...).
     public static func verdict(ofLoadError error: KernelError) throws(KernelError) -> LoadVerdict {
-        switch error {
-        case .verifierRejected(_, let code, let log):
-            return LoadVerdict.rejection(log: log, errno: "\(Errno(rawValue: code))")
-        case .systemCall(let command, let code, _) where command == Command.progLoad.name && code != EPERM:
-            return LoadVerdict(
-                accepted: false, error: KernelError.describe(errno: code), instruction: nil,
-                errno: "\(Errno(rawValue: code))")
-        default:
-            throw error
+        guard case .verifierRejected(_, let code, let log) = error else { throw error }
+        return LoadVerdict.rejection(log: log, errno: "\(Errno(rawValue: code))")
+    }
+}
+
+extension KernelObject {
+    /// The kernel's verdict on the program named `name` (loaded with the object's maps, as
+    /// `program(named:)` does; an accepted program stays loaded and cached).
+    public func verdict(ofProgram name: String) throws(KernelError) -> LoadVerdict {
+        do {
+            _ = try program(named: name)
+            return .accepted
+        } catch {
+            return try KernelBPF.verdict(ofLoadError: error)
         }
     }
 }

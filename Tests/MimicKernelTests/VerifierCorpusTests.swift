@@ -48,8 +48,7 @@ struct VerifierCorpus {
     static func entry(object name: String, program: ObjectProgram, in object: ObjectFile, description: String)
         throws -> Entry
     {
-        var verdict = LoadVerdict.accepted
-        if let error = loadFailure(program.name, of: object) { verdict = try KernelBPF.verdict(ofLoadError: error) }
+        let verdict = try KernelObject(object: object).verdict(ofProgram: program.name)
         return Entry(
             object: name, program: program.name, section: program.sectionName,
             type: program.type.kernelName ?? "\(program.type.rawValue)",
@@ -57,16 +56,6 @@ struct VerifierCorpus {
             instruction: verdict.instruction,
             line: verdict.instruction.flatMap { program.sourceLine(at: $0)?.line }, errno: verdict.errno,
             description: description)
-    }
-
-    /// Why the kernel refused to load `name` of `object` (with its maps), nil when it loaded.
-    static func loadFailure(_ name: String, of object: ObjectFile) -> KernelError? {
-        do throws(KernelError) {
-            _ = try KernelObject(object: object).program(named: name)
-            return nil
-        } catch {
-            return error
-        }
     }
 
     /// The comment right above `function`'s definition in `source` ("Rejected: reads the
