@@ -102,7 +102,7 @@ struct VerifierCorpus {
     }
 }
 
-@Suite("Verifier corpus: the manifest")
+@Suite("Verifier corpus: the manifest and reading verifier logs")
 struct VerifierCorpusManifestTests {
     @Test("the manifest lists every program of every corpus object, with both verdicts and a description")
     func manifestCoversObjects() throws {
@@ -126,6 +126,27 @@ struct VerifierCorpusManifestTests {
         }
         let rejected = manifest.programs.filter { $0.verdict == "rejected" }.count
         #expect(rejected >= 20 && manifest.programs.count - rejected >= 15)
+    }
+
+    @Test("a rejection's log gives the last meaningful line and the instruction it is about")
+    func logParsing() {
+        let log = """
+            0: R1=ctx() R10=fp0
+            0: (61) r1 = *(u32 *)(r1 +0)          ; R1_w=pkt(r=0)
+            1: (69) r1 = *(u16 *)(r1 +12)
+            invalid access to packet, off=12 size=2, R1(id=0,off=0,r=0)
+            R1 offset is outside of the packet
+            processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
+
+            """
+        let verdict = LoadVerdict.rejection(log: log)
+        #expect(verdict.error == "R1 offset is outside of the packet")
+        #expect(verdict.instruction == 1)
+        #expect(LoadVerdict.rejection(log: "infinite loop detected at insn 24\n").instruction == 24)
+        #expect(LoadVerdict.rejection(log: "").error == "(no log)")
+        let loop = LoadVerdict.rejection(
+            log: "2: (05) goto pc-1\ninfinite loop detected at insn 2\ncur state: R1=7 R10=fp0\nold state: R1=7 R10=fp0\n")
+        #expect(loop.error == "infinite loop detected at insn 2" && loop.instruction == 2)
     }
 }
 
@@ -158,23 +179,5 @@ struct VerifierCorpusKernelTests {
             #expect(now.error == entry.error, "\(entry.program)")
             #expect(now.instruction == entry.instruction, "\(entry.program)")
         }
-    }
-
-    @Test("a rejection's log gives the last meaningful line and the instruction it is about")
-    func logParsing() {
-        let log = """
-            0: R1=ctx() R10=fp0
-            0: (61) r1 = *(u32 *)(r1 +0)          ; R1_w=pkt(r=0)
-            1: (69) r1 = *(u16 *)(r1 +12)
-            invalid access to packet, off=12 size=2, R1(id=0,off=0,r=0)
-            R1 offset is outside of the packet
-            processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
-
-            """
-        let verdict = LoadVerdict.rejection(log: log)
-        #expect(verdict.error == "R1 offset is outside of the packet")
-        #expect(verdict.instruction == 1)
-        #expect(LoadVerdict.rejection(log: "infinite loop detected at insn 24\n").instruction == 24)
-        #expect(LoadVerdict.rejection(log: "").error == "(no log)")
     }
 }
