@@ -107,7 +107,7 @@ let package = Package(
             name: "MimicKernelTests",
             dependencies: ["MimicKernel", "MimicLinux", "MimicCore", "MimicJSON"],
             // eBPF C sources and objects, read by path from the tests.
-            exclude: ["Fixtures"]
+            exclude: ["Fixtures", "VerifierCorpus"]
         ),
         // The package's shape: declared dependencies match the imports, and MimicLinux does not
         // pull in the kernel oracle (reads `swift package describe`; depends on no module).

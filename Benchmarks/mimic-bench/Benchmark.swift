@@ -20,6 +20,12 @@ struct BenchmarkOptions {
     var engines = Engine.allCases
     /// `--no-build`: the suite uses what a previous run built.
     var noBuild = false
+    /// `--verifier-agreement`: near-miss programs, the kernel's verdict against a predictor's.
+    var verifierAgreement = false
+    /// `--seed N`, `--count N`, `--predictor NAME` of `--verifier-agreement`.
+    var seed: UInt64 = 1
+    var count = 100_000
+    var predictor = "kernel"
     var problem: String?
 
     init(arguments: [String]) {
@@ -32,6 +38,25 @@ struct BenchmarkOptions {
             case "--kernel": kernel = true
             case "--suite": suite = true
             case "--no-build": noBuild = true
+            case "--verifier-agreement": verifierAgreement = true
+            case "--seed":
+                guard let value = rest.popFirst(), let n = UInt64(value) else {
+                    problem = "--seed needs a number"
+                    return
+                }
+                seed = n
+            case "--count":
+                guard let value = rest.popFirst(), let n = Int(value), n > 0 else {
+                    problem = "--count needs a positive number"
+                    return
+                }
+                count = n
+            case "--predictor":
+                guard let value = rest.popFirst() else {
+                    problem = "--predictor needs a name"
+                    return
+                }
+                predictor = value
             case "--shared":
                 guard let value = rest.popFirst() else {
                     problem = "--shared needs a directory"

@@ -18,6 +18,7 @@ if options.showHelp {
                mimic-bench --kernel [--quick] [--filter NAME] [--rounds N]
                mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
                mimic-bench --suite [--shared DIR] [--engine LIST] [--no-build] [--quick] [--rounds N] [--filter NAME]
+               mimic-bench --verifier-agreement [--seed N] [--count N] [--predictor NAME]
 
         Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
         instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
@@ -40,6 +41,10 @@ if options.showHelp {
                         (default: all)
           --no-build    use what an earlier --suite run built in .build/shared-bench (for valgrind,
                         under which mimic-bench cannot run make; the native twin is not run either)
+          --verifier-agreement
+                        near-miss programs (default 100000, --count) from --seed (default 1) loaded
+                        into the kernel (needs root) and judged by --predictor: \(VerifierAgreementBenchmark.predictors.map(\.name).joined(separator: ", "))
+                        (default kernel); prints agreement and kernel acceptance per mutation class
         """)
     exit(0)
 }
@@ -72,6 +77,11 @@ if options.suite {
             engines: options.engines, rounds: options.rounds, quick: options.quick, filter: options.filter,
             skipBuild: options.noBuild
         ).run()
+    }
+}
+if options.verifierAgreement {
+    runMode("verifier-agreement") {
+        try VerifierAgreementBenchmark.run(seed: options.seed, count: options.count, predictor: options.predictor)
     }
 }
 if options.pool {
