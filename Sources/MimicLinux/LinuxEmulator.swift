@@ -17,15 +17,24 @@ public struct LinuxConfiguration: Sendable {
     /// Which rules map definitions must follow: the kernel's (default), or also what the Go mimic
     /// accepts (`LinuxCompatibility.goMimic`, with warnings).
     public var compatibility: LinuxCompatibility
+    /// The machine tracing helpers observe: tasks, cgroups, symbols, user memory
+    /// (`EmulatedSystem`; nil: one default task). Its `kernel` is not read: set `kernel` too.
+    public var system: EmulatedSystem?
+    /// The BTF kernel objects (`task_struct`, ...) are laid out from: the target kernel's
+    /// (`/sys/kernel/btf/vmlinux`), or the one CO-RE relocations were applied against. Nil: none
+    /// are laid out and `bpf_get_current_task` returns 0.
+    public var kernelBTF: BTF?
 
     public init(
         cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil, kernel: KernelConfig = KernelConfig(),
-        compatibility: LinuxCompatibility = .kernel
+        compatibility: LinuxCompatibility = .kernel, system: EmulatedSystem? = nil, kernelBTF: BTF? = nil
     ) {
         self.cpuCount = max(1, cpuCount)
         self.randomSeed = randomSeed
         self.kernel = kernel
         self.compatibility = compatibility
+        self.system = system
+        self.kernelBTF = kernelBTF
     }
 }
 
@@ -63,6 +72,8 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     let mapTable = MapTable()
     /// The kernel objects `__ksym` variables resolved to.
     let kernelObjects = KernelObjects()
+    /// The emulated system's state in the VM (`systemState(in:)`), made on first use.
+    let systemStateCache = Mutex<SystemState?>(nil)
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
@@ -131,6 +142,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
         } else {
             process.setEmulatorState(LinuxProcessState(), for: LinuxProcessState.key)
         }
+        try mapSystem(into: process)
     }
 
     /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
@@ -186,6 +198,7 @@ enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
         // Installed over `ReplayHelpers.fallbacks()`, the replay-only stand-ins for every id.
         NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator) + TracingHelpers.all(for: emulator)
+            + SystemHelpers.all(for: emulator)
     }
 }
 
@@ -227,6 +240,10 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) public internal(set) var overriddenReturn: UInt64?
     /// The task, clock and random seed helpers report (pid, comm, ktime, prandom); contexts set it.
     @exclusivity(unchecked) public var environment = TaskEnvironment()
+    /// What `bpf_seq_printf` / `bpf_seq_write` wrote in the run (an iterator program's output).
+    @exclusivity(unchecked) public internal(set) var seqOutput: [UInt8] = []
+    /// The address of the `seq_file` an iterator context gave the program (nil: none).
+    @exclusivity(unchecked) var seqFileAddress: UInt64?
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
     @exclusivity(unchecked) var clockReads: UInt64 = 0
     /// The state of the process's own `bpf_get_prandom_u32` stream when its environment sets a
@@ -273,6 +290,8 @@ public final class LinuxProcessState {
         if !warnings.isEmpty { warnings = [] }
         if !signals.isEmpty { signals = [] }
         overriddenReturn = nil
+        if !seqOutput.isEmpty { seqOutput = [] }
+        seqFileAddress = nil
         environment = TaskEnvironment()
         clockReads = 0
         randomState = nil

@@ -1,0 +1,86 @@
+import MimicCore
+import MimicMemory
+import Synchronization
+
+/// What one emulator keeps of its `EmulatedSystem` while it runs: the kernel objects laid out in
+/// its VM (once, when the first process is prepared) and each task's user memory (shared by
+/// every run naming the task, so `bpf_probe_write_user` changes persist).
+final class SystemState: Sendable {
+    let system: EmulatedSystem
+    let kernel: KernelMemory?
+    let userMemories: [UInt32: UserMemory]
+
+    init(system: EmulatedSystem, kernel: KernelMemory?) {
+        self.system = system
+        self.kernel = kernel
+        var memories: [UInt32: UserMemory] = [:]
+        for task in system.tasks { memories[task.pid] = UserMemory(task.memory) }
+        userMemories = memories
+    }
+}
+
+extension LinuxEmulator {
+    /// The emulated system's state in `vm`, laying out its kernel objects on first use
+    /// (`LinuxConfiguration.kernelBTF` decides their layout; without one there are none).
+    func systemState(in vm: VM) throws(SetupError) -> SystemState {
+        try systemStateCache.withLock { cached throws(SetupError) in
+            if let cached { return cached }
+            let system = configuration.system ?? EmulatedSystem()
+            var kernel: KernelMemory?
+            if let btf = configuration.kernelBTF {
+                do {
+                    kernel = try KernelMemory.build(system, btf: btf, in: vm)
+                } catch {
+                    throw .message("\(error)")
+                }
+            }
+            let state = SystemState(system: system, kernel: kernel)
+            cached = state
+            return state
+        }
+    }
+
+    /// The kernel objects of `configuration.system` in `vm` (nil without `kernelBTF`, or when
+    /// it has no `task_struct`): where each task's `task_struct` is.
+    public func kernelMemory(in vm: VM) throws(SetupError) -> KernelMemory? { try systemState(in: vm).kernel }
+
+    /// The environment of a run as task `pid` of `configuration.system`: its ids, name,
+    /// `task_struct`, cgroups, namespace, stacks and user memory.
+    public func environment(forTask pid: UInt32, in vm: VM) throws(SetupError) -> TaskEnvironment {
+        let state = try systemState(in: vm)
+        guard let task = state.system.task(pid: pid) else {
+            throw .message("the emulated system has no task with pid \(pid)")
+        }
+        return TaskEnvironment(task: task, in: state)
+    }
+
+    /// Makes the kernel objects visible to `process` (made before they were laid out).
+    func mapSystem(into process: MimicCore.Process) throws(SetupError) {
+        guard configuration.system != nil || configuration.kernelBTF != nil else { return }
+        let state = try systemState(in: process.vm)
+        guard let kernel = state.kernel else { return }
+        if case .success = process.memory.resolve(kernel.base, size: 1, access: .read) { return }
+        do {
+            try process.memory.map(kernel.storage, name: "kernel objects", kind: .readOnly, at: kernel.base)
+        } catch {
+            throw .message("cannot map the emulated kernel's objects: \(error)")
+        }
+    }
+}
+
+extension TaskEnvironment {
+    /// The environment of a run as `task`.
+    init(task: EmulatedSystem.Task, in state: SystemState) {
+        self.init(pid: task.pid, tgid: task.tgid, uid: task.uid, gid: task.gid, comm: task.comm)
+        let system = state.system
+        taskAddress = state.kernel?.taskAddresses[task.pid] ?? 0
+        cgroupAncestry = system.cgroupAncestry(of: task.cgroup)
+        pidNamespace = task.pidNamespace
+        namespaceDevice = system.namespaceDevice
+        namespacePid = task.namespacePid ?? task.pid
+        namespaceTgid = task.namespaceTgid ?? task.tgid
+        kernelStack = task.kernelStack.compactMap { system.address(of: $0) }
+        userStack = task.userStack.compactMap { system.address(of: $0) }
+        userMemory = state.userMemories[task.pid]
+    }
+}
