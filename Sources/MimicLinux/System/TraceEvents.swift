@@ -375,7 +375,10 @@ public struct TraceEvents {
     /// region, i.e. kernel memory).
     func value(_ field: JSONField, _ context: inout TracingContext) throws(JSONError) -> Argument {
         guard case .object? = field.value else { return .integer(try EmulatedSystem.integer(field)) }
-        try field.object(knownMembers: ["task", "string"])
+        try field.object(knownMembers: ["task", "string", "struct", "fields"])
+        if !field["struct"].isMissing {
+            return try structure(field, &context)
+        }
         if !field["task"].isMissing {
             let pid = try field["task"].integer(UInt32.self)
             let address: UInt64?
@@ -392,6 +395,37 @@ public struct TraceEvents {
         let offset = context.bytes.count
         context.bytes += Array(text.utf8) + [0]
         context.bytes += [UInt8](repeating: 0, count: (8 - context.bytes.count % 8) % 8)
+        return .inRegion(offset)
+    }
+
+    /// `{"struct": "filename", "fields": {"name": {"string": "/tmp/x"}}}`: a struct of the kernel
+    /// BTF (or the object's) laid out in the context's region, its members set by name from
+    /// values (numbers, strings, tasks, other structs); the value is its address.
+    func structure(_ field: JSONField, _ context: inout TracingContext) throws(JSONError) -> Argument {
+        let name = try field["struct"].string()
+        guard let (btf, id) = structType(name), let size = btf.size(of: id) else {
+            throw field["struct"].error("no struct \(name) in the kernel BTF or the object's")
+        }
+        let layout = KernelLayout(btf: btf)
+        context.bytes += [UInt8](repeating: 0, count: (8 - context.bytes.count % 8) % 8)
+        let offset = context.bytes.count
+        context.bytes += [UInt8](repeating: 0, count: size)
+        for (member, value) in try field["fields"].optionalMembers() {
+            guard let (memberOffset, type) = layout.field(id, [member]),
+                let memberSize = btf.size(of: type), [1, 2, 4, 8].contains(memberSize)
+            else {
+                throw value.error("struct \(name) has no integer or pointer member \(member)")
+            }
+            switch try self.value(value, &context) {
+            case .integer(let number):
+                for i in 0..<memberSize {
+                    context.bytes[offset + memberOffset + i] = UInt8(truncatingIfNeeded: number >> (8 * UInt64(i)))
+                }
+            case .inRegion(let target):
+                guard memberSize == 8 else { throw value.error("member \(member) of struct \(name) is not a pointer") }
+                context.selfPointers.append((offset + memberOffset, target))
+            }
+        }
         return .inRegion(offset)
     }
 
