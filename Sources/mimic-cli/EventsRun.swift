@@ -51,39 +51,11 @@ struct EventsRun {
         if failures > 0 { throw RuntimeError("\(failures) of \(events.count) events failed") }
     }
 
-    /// The program an event names (by name or attach section), or the command's program.
-    func program(for event: TraceEvent) throws(RuntimeError) -> ObjectProgram {
-        let programs = session.object.programs
-        if let name = event.program {
-            guard let found = programs.first(where: { $0.name == name }) else {
-                throw RuntimeError(
-                    "no program named \(name); programs: \(programs.map(\.name).joined(separator: ", "))")
-            }
-            return found
-        }
-        if let attach = event.attach {
-            let wanted = Self.canonicalSection(attach)
-            guard let found = programs.first(where: { Self.canonicalSection($0.sectionName) == wanted }) else {
-                throw RuntimeError(
-                    "no program attaches to \(attach); sections: \(programs.map(\.sectionName).joined(separator: ", "))")
-            }
-            return found
-        }
-        return session.source
-    }
-
-    /// A section with libbpf's short prefixes spelt out (`tp/` is `tracepoint/`, `raw_tp/` is
-    /// `raw_tracepoint/`), so `attach` may use either.
-    static func canonicalSection(_ section: String) -> String {
-        for (short, long) in [("tp/", "tracepoint/"), ("raw_tp/", "raw_tracepoint/"), ("raw_tp.w/", "raw_tracepoint.w/")]
-        where section.hasPrefix(short) {
-            return long + section.dropFirst(short.count)
-        }
-        return section
-    }
-
     func run(_ event: TraceEvent, number: Int, builder: TraceEvents, display: ValueDisplay) throws(RuntimeError) {
-        let source = try program(for: event)
+        let source: ObjectProgram
+        do { source = try TraceEvents.program(for: event, in: session.object, default: session.source) } catch {
+            throw RuntimeError("\(error)")
+        }
         guard event.cpu < session.cpus else {
             throw RuntimeError("cpu \(event.cpu) is not one of the \(session.cpus) CPUs (--cpus)")
         }

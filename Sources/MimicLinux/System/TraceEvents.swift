@@ -82,6 +82,40 @@ public struct TraceEvents {
         self.registers = registers
     }
 
+    /// The program `event` names (by name, or by its attach section: `kprobe/do_unlinkat`, with
+    /// `tp/` and `tracepoint/`, `raw_tp/` and `raw_tracepoint/` alike), or `fallback`.
+    public static func program(for event: TraceEvent, in object: ObjectFile, default fallback: ObjectProgram?)
+        throws(JSONError) -> ObjectProgram
+    {
+        let programs = object.programs
+        if let name = event.program {
+            guard let found = programs.first(where: { $0.name == name }) else {
+                throw event.json["program"].error(
+                    "no program named \(name); programs: \(programs.map(\.name).joined(separator: ", "))")
+            }
+            return found
+        }
+        if let attach = event.attach {
+            let wanted = canonicalSection(attach)
+            guard let found = programs.first(where: { canonicalSection($0.sectionName) == wanted }) else {
+                throw event.json["attach"].error(
+                    "no program attaches to \(attach); sections: \(programs.map(\.sectionName).joined(separator: ", "))")
+            }
+            return found
+        }
+        guard let fallback else { throw event.json.error("name the event's program (program or attach)") }
+        return fallback
+    }
+
+    /// A section with libbpf's short prefixes spelt out (`tp/` is `tracepoint/`).
+    static func canonicalSection(_ section: String) -> String {
+        for (short, long) in [("tp/", "tracepoint/"), ("raw_tp/", "raw_tracepoint/"), ("raw_tp.w/", "raw_tracepoint.w/")]
+        where section.hasPrefix(short) {
+            return long + section.dropFirst(short.count)
+        }
+        return section
+    }
+
     /// The BTFs to look types up in: the kernel's, then the object's.
     var btfs: [BTF] { [emulator.configuration.kernelBTF, objectBTF].compactMap { $0 } }
 
@@ -140,7 +174,7 @@ public struct TraceEvents {
             write(&context.bytes, at: base, try integer(json["sample_period"]) ?? 0)
             write(&context.bytes, at: base + 8, try integer(json["addr"]) ?? 0)
         case .tracepoint:
-            try tracepointRecord(&context, json, target: target, pid: environment.pid)
+            try tracepointRecord(&context, json, target: target, pid: environment.pid, program: program)
         case .rawTracepoint, .rawTracepointWritable, .tracing, .lsm:
             try argumentArray(&context, json, kind: kind, target: target, program: program)
         default:
@@ -205,16 +239,21 @@ public struct TraceEvents {
     /// The record of a tracepoint (`trace_event_raw_<event>`; `trace_event_raw_sys_enter` /
     /// `_sys_exit` for `syscalls/sys_enter_*` / `sys_exit_*`), fields set by name. A
     /// `__data_loc_X` field given a string gets the string after the record.
-    func tracepointRecord(_ context: inout TracingContext, _ json: JSONField, target: String, pid: UInt32)
-        throws(JSONError)
+    func tracepointRecord(
+        _ context: inout TracingContext, _ json: JSONField, target: String, pid: UInt32, program: ObjectProgram
+    ) throws(JSONError)
     {
         for name in ["regs", "args", "syscall_args", "ret", "sample_period", "addr"] where !json[name].isMissing {
             throw json[name].error("a tracepoint's context is its record: give fields")
         }
         let event = String(target.split(separator: "/").last ?? "")
+        // The struct the program declares its context as (events of one class share a struct,
+        // trace_event_raw_sched_process_template), else the event's own.
         let structName =
-            event.hasPrefix("sys_enter_") ? "trace_event_raw_sys_enter"
-            : event.hasPrefix("sys_exit_") ? "trace_event_raw_sys_exit" : "trace_event_raw_\(event)"
+            contextStructName(of: program)
+            ?? (event.hasPrefix("sys_enter_")
+                ? "trace_event_raw_sys_enter"
+                : event.hasPrefix("sys_exit_") ? "trace_event_raw_sys_exit" : "trace_event_raw_\(event)")
         guard let (btf, id) = structType(structName), let size = btf.size(of: id) else {
             guard json["fields"].isMissing else {
                 throw json["fields"].error(
@@ -252,6 +291,18 @@ public struct TraceEvents {
         }
         bytes.replaceSubrange(0..<size, with: head)
         context.bytes = bytes
+    }
+
+    /// The name of the struct a program's context parameter points to (from the object's BTF
+    /// `FUNC`), nil for `void *` or when the BTF does not say.
+    func contextStructName(of program: ObjectProgram) -> String? {
+        guard let btf = objectBTF, let id = btf.typeID(named: program.name, kind: .function),
+            case .function(_, let proto, _)? = btf.type(id),
+            case .functionProto(_, let parameters)? = btf.type(proto), let first = parameters.first,
+            case .pointer(let target)? = btf.type(btf.resolve(first.type)),
+            case .structure(let name, _, _)? = btf.type(btf.resolve(target)), !name.isEmpty
+        else { return nil }
+        return name
     }
 
     // MARK: Argument arrays
