@@ -268,17 +268,21 @@ public struct TraceEvents {
         let record = KernelLayout.Object(offset: 0, type: id)
         layout.set(record, ["ent", "pid"], Int64(pid))
         var fields: [(key: String, value: JSONValue)] = []
-        for (name, field) in try json["fields"].optionalMembers() {
-            if layout.field(id, [name]) == nil, let (offset, _) = layout.field(id, ["__data_loc_" + name]) {
-                throw field.error("\(name) is a __data_loc field: set __data_loc_\(name) (at \(offset)) to a string")
+        for (given, field) in try json["fields"].optionalMembers() {
+            // A string field the kernel stores as __data_loc (comm, filename) may be named either way.
+            var name = given
+            if layout.field(id, [given]) == nil, layout.field(id, ["__data_loc_" + given]) != nil {
+                name = "__data_loc_" + given
             }
-            if name.hasPrefix("__data_loc_"), case .string(let text)? = field.value {
-                guard let (offset, _) = layout.field(id, [name]) else { throw field.error("no field \(name) in \(structName)") }
+            if name.hasPrefix("__data_loc_") {
+                guard case .string(let text)? = field.value else {
+                    throw field.error("\(name) is a __data_loc field: give it a string")
+                }
+                guard layout.field(id, [name]) != nil else { throw field.error("no field \(name) in \(structName)") }
                 let start = layout.bytes.count
                 layout.bytes += Array(text.utf8) + [0]
                 let location = UInt32(text.utf8.count + 1) << 16 | UInt32(start)
                 layout.set(record, [name], Int64(location))
-                _ = offset
                 continue
             }
             guard layout.field(id, [name]) != nil else { throw field.error("no field \(name) in \(structName)") }
