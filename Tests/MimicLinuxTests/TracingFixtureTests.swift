@@ -17,6 +17,8 @@ import Testing
         var trace: [String] = []
         var records: [String] = []
         var output = ""
+        /// The object's `.bss` after the event (set on the last event only), formatted.
+        var bss = ""
     }
 
     /// The running kernel's BTF, when readable (parsed once).
@@ -74,7 +76,17 @@ import Testing
             }
             outcomes.append(outcome)
         }
+        if let btf = object.btf, let section = btf.typeID(named: ".bss", kind: .dataSection),
+            let bss = loaded.globals[".bss"]
+        {
+            outcomes[outcomes.count - 1].bss = btf.format(bss.storage.bytes, as: section)
+        }
         return outcomes
+    }
+
+    /// Runs `name` over `events` and returns its `.bss` after the last, formatted.
+    static func loadedRun(_ name: String, kernel: Bool, events: String) throws -> String {
+        try run(name, kernel: kernel, events: events).last?.bss ?? ""
     }
 
     @Test(arguments: targets) func minimal(kernel: Bool) throws {
@@ -154,5 +166,32 @@ import Testing
                 ])
         }
         #expect(throws: JSONError.self) { try Self.run("fentry", kernel: false, events: events) }
+    }
+
+    @Test(arguments: targets) func uprobe(kernel: Bool) throws {
+        let outcomes = try Self.run("uprobe", kernel: kernel)
+        #expect(
+            outcomes.map(\.trace) == [
+                ["uprobed_add ENTRY: a = 3, b = 4"], ["uprobed_add EXIT: return = 7"],
+                ["uprobed_sub ENTRY: a = 10, b = 4"], ["uprobed_sub EXIT: return = 6"],
+                // A user string from the task's memory; an address outside it faults.
+                ["puts(hello from ls) 14 bytes"], ["puts() -14 bytes"],
+            ])
+    }
+
+    /// tp_btf arguments by name (`__bpf_trace_sched_process_exec` in the kernel's BTF), and a
+    /// task_struct read through its BTF pointer.
+    @Test func tpBTFArgumentsAndTaskPointer() throws {
+        if Self.kernelBTF != nil {
+            let bss = try Self.loadedRun("exec_btf", kernel: true, events: try String(
+                contentsOf: Self.directory.appendingPathComponent("exec_btf.events.jsonl"), encoding: .utf8))
+            #expect(bss == "{ exec_seen = { .pid = 4242, .ppid = 1200, .old_pid = 4242, .uid = 1000, .comm = \"ls\" } }")
+        }
+        // Positionally, the object's own BTF is enough.
+        let events = #"{"program": "on_exec", "pid": 4242, "args": [{"task": 4242}, 4242, 0]}"#
+        for kernel in Self.targets {
+            let object = try Self.loadedRun("exec_btf", kernel: kernel, events: events)
+            #expect(object == "{ exec_seen = { .pid = 4242, .ppid = 1200, .old_pid = 4242, .uid = 1000, .comm = \"ls\" } }")
+        }
     }
 }

@@ -352,8 +352,13 @@ public struct TraceEvents {
             var prototype: UInt32?
             switch kind {
             case "tp_btf", "raw_tp", "raw_tracepoint", "raw_tp.w", "raw_tracepoint.w":
-                // typedef void (*btf_trace_<tp>)(void *__data, args...)
-                if let id = btf.typeID(named: "btf_trace_" + target, kind: .typedef),
+                // __bpf_trace_<tp>(void *__data, args...) names the arguments; the typedef
+                // btf_trace_<tp> has the same parameters, unnamed.
+                if case .function(_, let proto, _)? = btf.typeID(named: "__bpf_trace_" + target, kind: .function)
+                    .flatMap(btf.type)
+                {
+                    prototype = proto
+                } else if let id = btf.typeID(named: "btf_trace_" + target, kind: .typedef),
                     case .pointer(let proto)? = btf.type(btf.resolve(id))
                 {
                     prototype = proto
@@ -370,6 +375,7 @@ public struct TraceEvents {
             if let prototype, case .functionProto(let returnType, var parameters)? = btf.type(prototype) {
                 if kind.hasPrefix("tp_btf") || kind.hasPrefix("raw_tp") { parameters = Array(parameters.dropFirst()) }
                 var names = parameters.map(\.name)
+                guard !names.contains("") else { continue } // unnamed: say so rather than guess
                 if kind == "fexit" || kind == "fmod_ret" || kind.hasPrefix("lsm"), returnType != 0 { names.append("ret") }
                 return names
             }
