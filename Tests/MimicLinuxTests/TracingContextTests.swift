@@ -81,3 +81,15 @@ import Testing
         #expect(Self.word(context.bytes, 176) == 0x1000)
     }
 }
+
+extension TracingContextTests {
+    /// The layout comes from the object's BTF: the fixtures are built for x86-64.
+    @Test func layoutIsInferredFromTheObject() throws {
+        let object = try ObjectFile(
+            contentsOf: Fixture.directory.appendingPathComponent("tracing/kprobe.bpf.o").path)
+        #expect(RegisterLayout(inferredFrom: object.btf) == .x86_64)
+        let withoutRegs = try ObjectFile(
+            contentsOf: Fixture.directory.appendingPathComponent("tracing/task_iter.bpf.o").path)
+        #expect(RegisterLayout(inferredFrom: withoutRegs.btf) == nil)
+    }
+}

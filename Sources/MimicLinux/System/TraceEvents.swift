@@ -75,11 +75,13 @@ public struct TraceEvents {
     public let objectBTF: BTF?
     public let registers: RegisterLayout
 
-    public init(emulator: LinuxEmulator, vm: VM, objectBTF: BTF?, registers: RegisterLayout = .host) {
+    /// `registers` nil: the layout the program was built for (`RegisterLayout(inferredFrom:)`),
+    /// else the machine's own.
+    public init(emulator: LinuxEmulator, vm: VM, objectBTF: BTF?, registers: RegisterLayout? = nil) {
         self.emulator = emulator
         self.vm = vm
         self.objectBTF = objectBTF
-        self.registers = registers
+        self.registers = registers ?? RegisterLayout(inferredFrom: objectBTF) ?? .host
     }
 
     /// The program `event` names (by name, or by its attach section: `kprobe/do_unlinkat`, with

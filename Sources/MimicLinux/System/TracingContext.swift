@@ -65,6 +65,26 @@ public enum RegisterLayout: String, Sendable, CaseIterable {
         #endif
     }
 
+    /// The layout a program was built for, from the types its BTF names: libbpf's
+    /// `bpf_tracing.h` reads `struct user_pt_regs` (and `pt_regs___arm64`) on arm64 and
+    /// `struct pt_regs`'s `di`, `si`, ... on x86-64. Nil when the BTF says neither.
+    public init?(inferredFrom btf: BTF?) {
+        guard let btf else { return nil }
+        if btf.typeID(named: "user_pt_regs", kind: .structure) != nil
+            || btf.typeID(named: "pt_regs___arm64", kind: .structure) != nil
+        {
+            self = .arm64
+            return
+        }
+        if let id = btf.typeID(named: "pt_regs", kind: .structure),
+            btf.type(id)?.members.contains(where: { $0.name == "di" }) == true
+        {
+            self = .x86_64
+            return
+        }
+        return nil
+    }
+
     /// The kernel's `struct pt_regs` size (x86-64: 21 registers; arm64: `user_pt_regs`,
     /// `orig_x0`, `syscallno` and the rest up to 336 bytes).
     public var size: Int { self == .x86_64 ? 168 : 336 }
