@@ -26,12 +26,15 @@ struct EventsRun {
                 try run(event, number: number, builder: builder, display: display)
             } catch {
                 failures += 1
-                let where_ = "\(name) \(event.json.path)"
+                // Errors about the event's JSON name their line already.
+                let message =
+                    error.message.hasPrefix(event.json.path)
+                    ? "\(name) \(error.message)" : "\(name) \(event.json.path): \(error.message)"
                 if options.json {
                     Console.out(
-                        JSONOutput.object([("event", .integer(Int64(number))), ("error", .string("\(where_): \(error.message)"))]).line)
+                        JSONOutput.object([("event", .integer(Int64(number))), ("error", .string(message))]).line)
                 } else {
-                    Console.out("event \(number): error: \(where_): \(error.message)\n")
+                    Console.out("event \(number): error: \(message)\n")
                 }
             }
         }
@@ -53,7 +56,9 @@ struct EventsRun {
 
     func run(_ event: TraceEvent, number: Int, builder: TraceEvents, display: ValueDisplay) throws(RuntimeError) {
         let source: ObjectProgram
-        do { source = try TraceEvents.program(for: event, in: session.object, default: session.source) } catch {
+        // Without --program, an object of several programs has no default: events name theirs.
+        let fallback = options.programName != nil || session.object.programs.count == 1 ? session.source : nil
+        do { source = try TraceEvents.program(for: event, in: session.object, default: fallback) } catch {
             throw RuntimeError("\(error)")
         }
         guard event.cpu < session.cpus else {
