@@ -132,13 +132,15 @@ public struct EmulatedSystem: Sendable {
 
     /// The ids of `path`'s cgroup and its ancestors, the root first (index = level).
     public func cgroupAncestry(of path: String) -> [UInt64] {
+        var ids: [String: UInt64] = [:]
+        for cgroup in cgroups { ids[cgroup.path] = cgroup.id }
+        return Self.ancestry(of: path, ids: ids)
+    }
+
+    /// `path`'s ancestry through an index of cgroup ids by path.
+    static func ancestry(of path: String, ids: [String: UInt64]) -> [UInt64] {
         let components = path.split(separator: "/")
-        var ids: [UInt64] = []
-        for level in 0...components.count {
-            let prefix = "/" + components.prefix(level).joined(separator: "/")
-            ids.append(cgroup(path: prefix)?.id ?? 0)
-        }
-        return ids
+        return (0...components.count).map { level in ids["/" + components.prefix(level).joined(separator: "/")] ?? 0 }
     }
 
     /// The address of a frame (its symbol's address plus the offset).
@@ -180,7 +182,7 @@ extension EmulatedSystem {
             ])
             if let text = try kernelField["version"].optionalString() {
                 guard let version = KernelConfig.version(release: text) else {
-                    throw kernelField["version"].error("expected a release such as 6.8.0, got \"\(text)\"")
+                    throw kernelField["version"].error("expected a release such as 6.8.0, got \"\(Self.excerpt(text))\"")
                 }
                 kernel.kernelVersion = version
             }
@@ -208,14 +210,16 @@ extension EmulatedSystem {
             try field.object(knownMembers: ["path", "id"])
             let path = try field["path"].string()
             guard path.hasPrefix("/"), !path.contains("//"), path == "/" || !path.hasSuffix("/") else {
-                throw field["path"].error("expected an absolute path such as /system.slice, got \"\(path)\"")
+                throw field["path"].error("expected an absolute path such as /system.slice, got \"\(Self.excerpt(path))\"")
             }
             let id = try Self.integer(field["id"])
             if path == "/" {
                 seenIDs[cgroups[0].id] = nil
                 cgroups[0].id = id
             } else {
-                guard seenCgroups.insert(path).inserted else { throw field["path"].error("cgroup \(path) is listed twice") }
+                guard seenCgroups.insert(path).inserted else {
+                    throw field["path"].error("cgroup \(Self.excerpt(path)) is listed twice")
+                }
                 cgroups.append(Cgroup(path: path, id: id))
             }
             if let other = seenIDs[id], other != path {
@@ -250,12 +254,12 @@ extension EmulatedSystem {
             pid: pid, tgid: try field["tgid"].optionalInteger(UInt32.self) ?? pid,
             ppid: try field["ppid"].optionalInteger(UInt32.self) ?? 0, comm: try field["comm"].string())
         guard task.comm.utf8.count <= 15 else {
-            throw field["comm"].error("\"\(task.comm)\" is longer than 15 bytes (TASK_COMM_LEN is 16)")
+            throw field["comm"].error("\"\(excerpt(task.comm))\" is longer than 15 bytes (TASK_COMM_LEN is 16)")
         }
         task.uid = try field["uid"].optionalInteger(UInt32.self) ?? 0
         task.gid = try field["gid"].optionalInteger(UInt32.self) ?? 0
         if let path = try field["cgroup"].optionalString() {
-            guard cgroups.contains(path) else { throw field["cgroup"].error("no cgroup \(path) in cgroups") }
+            guard cgroups.contains(path) else { throw field["cgroup"].error("no cgroup \(excerpt(path)) in cgroups") }
             task.cgroup = path
         }
         task.startTime = try field["start_time_ns"].optionalInteger(UInt64.self) ?? 0
@@ -303,14 +307,17 @@ extension EmulatedSystem {
                 }
                 writable = flag
             }
-            let new = UserRegion(address: address, bytes: bytes, writable: writable)
-            if let other = task.memory.first(where: {
-                $0.address < new.address + UInt64(new.bytes.count) && new.address < $0.address + UInt64($0.bytes.count)
-            }) {
-                throw region["address"].error(
-                    "overlaps the region at 0x\(String(other.address, radix: 16))")
+            task.memory.append(UserRegion(address: address, bytes: bytes, writable: writable))
+        }
+        // Overlaps, found in one pass over the regions sorted by address.
+        let order = task.memory.indices.sorted { task.memory[$0].address < task.memory[$1].address }
+        for (previous, next) in zip(order, order.dropFirst()) {
+            let earlier = task.memory[previous]
+            if task.memory[next].address < earlier.address + UInt64(earlier.bytes.count) {
+                throw JSONError(
+                    path: "\(field["memory"].path)[\(next)]",
+                    "overlaps the region at 0x\(String(earlier.address, radix: 16))")
             }
-            task.memory.append(new)
         }
         return task
     }
@@ -322,12 +329,12 @@ extension EmulatedSystem {
         if let address = parseInteger(text) { return Frame(symbol: nil, offset: address) }
         let parts = text.split(separator: "+", maxSplits: 1).map(String.init)
         guard let symbol = parts.first, !symbol.isEmpty else {
-            throw field.error("expected symbol+0xOFFSET or an address, got \"\(text)\"")
+            throw field.error("expected symbol+0xOFFSET or an address, got \"\(excerpt(text))\"")
         }
         var offset: UInt64 = 0
         if parts.count == 2 {
             guard let value = parseInteger(parts[1]) else {
-                throw field.error("expected symbol+0xOFFSET, got \"\(text)\"")
+                throw field.error("expected symbol+0xOFFSET, got \"\(excerpt(text))\"")
             }
             offset = value
         }
@@ -337,11 +344,16 @@ extension EmulatedSystem {
     /// An integer written as a JSON number or a string (`"0xffffffff81000000"`, `"42"`).
     static func integer(_ field: JSONField) throws(JSONError) -> UInt64 {
         if case .string(let text)? = field.value {
-            guard let value = parseInteger(text) else { throw field.error("expected an integer, got \"\(text)\"") }
+            guard let value = parseInteger(text) else {
+                throw field.error("expected an integer, got \"\(excerpt(text))\"")
+            }
             return value
         }
         return try field.bits64()
     }
+
+    /// At most 40 characters of `text`, for messages (input is not echoed whole).
+    static func excerpt(_ text: String) -> String { text.count > 40 ? "\(text.prefix(40))..." : text }
 
     static func parseInteger(_ text: String) -> UInt64? {
         if text.hasPrefix("0x") || text.hasPrefix("0X") { return UInt64(text.dropFirst(2), radix: 16) }

@@ -49,20 +49,20 @@ public final class KernelMemory: Sendable {
         let all = [idle] + system.tasks
         for task in all { tasks[task.pid] = layout.allocate("task_struct") }
         var cgroups: [String: KernelLayout.Object] = [:]
+        var nodes: [String: KernelLayout.Object] = [:]
         // Parents before children, so a kernfs node can point to its parent's.
         for cgroup in system.cgroups.sorted(by: { $0.level < $1.level }) {
             guard let object = layout.allocate("cgroup") else { break }
             cgroups[cgroup.path] = object
             layout.set(object, ["level"], Int64(cgroup.level))
             if let node = layout.allocate("kernfs_node") {
+                nodes[cgroup.path] = node
                 layout.set(object, ["kn"], pointer: node)
                 layout.set(node, ["id"], Int64(bitPattern: cgroup.id))
                 let name = cgroup.path == "/" ? "" : String(cgroup.path.split(separator: "/").last ?? "")
                 layout.set(node, ["name"], pointer: layout.string(name))
                 let parent = "/" + cgroup.path.split(separator: "/").dropLast().joined(separator: "/")
-                if cgroup.path != "/", let parentObject = cgroups[parent],
-                    let parentNode = layout.pointee(of: parentObject, ["kn"])
-                {
+                if cgroup.path != "/", let parentNode = nodes[parent] {
                     layout.set(node, ["parent"], pointer: parentNode)
                 }
             }
@@ -76,8 +76,8 @@ public final class KernelMemory: Sendable {
             layout.set(object, ["comm"], bytes: Array(task.comm.utf8.prefix(15)))
             layout.set(object, ["start_time"], Int64(bitPattern: task.startTime))
             layout.set(object, ["exit_code"], Int64(task.exitCode))
-            let parentTask = system.tasks.first { $0.pid == task.ppid } ?? (task.pid == 0 ? nil : idle)
-            let parent = parentTask.flatMap { tasks[$0.pid] } ?? object
+            // The parent process: its task (pid = ppid), else the idle task.
+            let parent = task.pid == 0 ? object : (task.ppid != 0 ? tasks[task.ppid] : nil) ?? tasks[0] ?? object
             layout.set(object, ["real_parent"], pointer: parent)
             layout.set(object, ["parent"], pointer: parent)
             layout.set(object, ["group_leader"], pointer: tasks[task.tgid] ?? object)
@@ -254,14 +254,6 @@ struct KernelLayout {
     /// Sets the pointer at byte `offset` of a raw object.
     mutating func set(raw object: Object, at offset: Int, pointer target: Object) {
         pointers.append((object.offset + offset, target.offset))
-    }
-
-    /// The object a pointer member was set to.
-    func pointee(of object: Object, _ path: [String]) -> Object? {
-        guard let (offset, type) = field(object.type, path), case .pointer(let target)? = btf.type(btf.resolve(type))
-        else { return nil }
-        guard let entry = pointers.last(where: { $0.at == object.offset + offset }) else { return nil }
-        return Object(offset: entry.target, type: btf.resolve(target))
     }
 
     /// The bytes with every pointer written for an array placed at `base`.

@@ -9,10 +9,19 @@ final class SystemState: Sendable {
     let system: EmulatedSystem
     let kernel: KernelMemory?
     let userMemories: [UInt32: UserMemory]
+    /// The tasks by pid and the cgroup ids by path (found once, not by a walk per event).
+    let tasks: [UInt32: EmulatedSystem.Task]
+    let cgroupIDs: [String: UInt64]
 
     init(system: EmulatedSystem, kernel: KernelMemory?) {
         self.system = system
         self.kernel = kernel
+        var tasks: [UInt32: EmulatedSystem.Task] = [:]
+        for task in system.tasks where tasks[task.pid] == nil { tasks[task.pid] = task }
+        self.tasks = tasks
+        var ids: [String: UInt64] = [:]
+        for cgroup in system.cgroups where ids[cgroup.path] == nil { ids[cgroup.path] = cgroup.id }
+        cgroupIDs = ids
         var memories: [UInt32: UserMemory] = [:]
         for task in system.tasks { memories[task.pid] = UserMemory(task.memory) }
         userMemories = memories
@@ -48,7 +57,7 @@ extension LinuxEmulator {
     /// `task_struct`, cgroups, namespace, stacks and user memory.
     public func environment(forTask pid: UInt32, in vm: VM) throws(SetupError) -> TaskEnvironment {
         let state = try systemState(in: vm)
-        guard let task = state.system.task(pid: pid) else {
+        guard let task = state.tasks[pid] else {
             throw .message("the emulated system has no task with pid \(pid)")
         }
         return TaskEnvironment(task: task, in: state)
@@ -74,7 +83,7 @@ extension TaskEnvironment {
         self.init(pid: task.pid, tgid: task.tgid, uid: task.uid, gid: task.gid, comm: task.comm)
         let system = state.system
         taskAddress = state.kernel?.taskAddresses[task.pid] ?? 0
-        cgroupAncestry = system.cgroupAncestry(of: task.cgroup)
+        cgroupAncestry = EmulatedSystem.ancestry(of: task.cgroup, ids: state.cgroupIDs)
         pidNamespace = task.pidNamespace
         namespaceDevice = system.namespaceDevice
         namespacePid = task.namespacePid ?? task.pid
