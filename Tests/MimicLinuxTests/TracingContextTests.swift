@@ -93,3 +93,18 @@ extension TracingContextTests {
         #expect(RegisterLayout(inferredFrom: withoutRegs.btf) == nil)
     }
 }
+
+extension TracingContextTests {
+    /// Through a trampoline the argument count sits before the arguments (ctx[-1]) and fexit's
+    /// return value after them (ctx[nr_args]), as `bpf_get_func_arg_cnt` / `_ret` read them.
+    @Test func trampolineArgumentCount() throws {
+        let fexit = try Self.context(
+            #"{"args": [1, 2, -5]}"#, section: "fexit/f", type: .tracing, registers: .x86_64)
+        #expect(fexit.registerOffset == 8)
+        #expect(Self.word(fexit.bytes, 0) == 2 && Self.word(fexit.bytes, 8) == 1 && Self.word(fexit.bytes, 24) == UInt64(bitPattern: -5))
+        let fentry = try Self.context(#"{"args": [7]}"#, section: "fentry/f", type: .tracing, registers: .x86_64)
+        #expect(Self.word(fentry.bytes, 0) == 1 && fentry.registerOffset == 8)
+        let rawTP = try Self.context(#"{"args": [7]}"#, section: "raw_tp/f", type: .rawTracepoint, registers: .x86_64)
+        #expect(rawTP.bytes == [7, 0, 0, 0, 0, 0, 0, 0] && rawTP.registerOffset == 0)
+    }
+}

@@ -323,7 +323,15 @@ public struct TraceEvents {
             throw json[name].error("a \(kind) program's context is its arguments: give args")
         }
         let field = json["args"]
+        // Through a BPF trampoline (fentry, fexit, fmod_ret, lsm), the argument count sits just
+        // before the arguments (ctx[-1], what bpf_get_func_arg_cnt reads) and fexit's return
+        // value after them (ctx[nr_args], bpf_get_func_ret).
+        let base = kind.split(separator: ".").first.map(String.init) ?? kind
+        let trampoline = ["fentry", "fexit", "fmod_ret", "lsm"].contains(base)
+        let returns = ["fexit", "fmod_ret", "lsm"].contains(base)
+        let header = trampoline ? 8 : 0
         var values: [Argument] = []
+        var argumentCount: Int
         if case .object? = field.value {
             guard let names = parameterNames(kind: kind, target: target, program: program.name) else {
                 throw field.error(
@@ -335,17 +343,24 @@ public struct TraceEvents {
                 throw member.error("\(target) has no parameter \(name) (parameters: \(names.joined(separator: ", ")))")
             }
             values = [Argument](repeating: .integer(0), count: names.count)
-            context.bytes = [UInt8](repeating: 0, count: 8 * names.count)
+            context.bytes = [UInt8](repeating: 0, count: header + 8 * names.count)
             for (index, name) in names.enumerated() where !field[name].isMissing {
                 values[index] = try value(field[name], &context)
             }
+            argumentCount = names.count - (returns && names.last == "ret" ? 1 : 0)
         } else {
             let elements = try field.optionalElements()
-            context.bytes = [UInt8](repeating: 0, count: 8 * elements.count)
+            context.bytes = [UInt8](repeating: 0, count: header + 8 * elements.count)
             for element in elements { values.append(try value(element, &context)) }
+            // An array for fexit / fmod_ret / lsm ends with the return value.
+            argumentCount = max(0, elements.count - (returns ? 1 : 0))
         }
-        guard values.count <= 12 else { throw field.error("at most 12 arguments (MAX_BPF_FUNC_ARGS)") }
-        for (index, argument) in values.enumerated() { put(&context, at: 8 * index, argument) }
+        guard values.count <= 13 else { throw field.error("at most 12 arguments (MAX_BPF_FUNC_ARGS) and a return value") }
+        for (index, argument) in values.enumerated() { put(&context, at: header + 8 * index, argument) }
+        if trampoline {
+            write(&context.bytes, at: 0, UInt64(argumentCount))
+            context.registerOffset = header
+        }
     }
 
     /// Parameter names of what a tracing program attaches to.

@@ -11,6 +11,9 @@ public struct TracingContext: Context, Sendable {
     public var bytes: [UInt8]
     /// 8-byte pointers to write: at byte `at`, the region's address plus `target`.
     public var selfPointers: [(at: Int, target: Int)]
+    /// Where in the region R1 points (the context starts there; a trampoline's argument count is
+    /// in the 8 bytes before it).
+    public var registerOffset = 0
     /// Where in the region an iterator's `seq_file` is (`bpf_seq_printf` writes only to it).
     public var seqFileOffset: Int?
     /// The task and clock of the run.
@@ -43,7 +46,7 @@ public struct TracingContext: Context, Sendable {
             for i in 0..<8 { contents[at + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
         }
         storage.write(contents, at: 0)
-        process.registers[1] = base
+        process.registers[1] = base &+ UInt64(registerOffset)
         let state = LinuxProcessState.forContext(process)
         state.environment = environment
         state.seqFileAddress = seqFileOffset.map { base &+ UInt64($0) }
