@@ -90,4 +90,25 @@ import Testing
         #expect(environment.taskAddress == 0 && environment.pid == 50 && environment.cgroupAncestry == [1, 10, 11])
         #expect(throws: SetupError.self) { try emulator.environment(forTask: 51, in: vm) }
     }
+
+    /// A generic context whose pid is a task of the system runs as that task.
+    @Test func genericContextsRunAsTheSystemsTask() throws {
+        let url = Fixture.directory.appendingPathComponent("tracing/system_helpers.bpf.o")
+        let object = try ObjectFile(contentsOf: url.path)
+        let emulator = LinuxEmulator(
+            configuration: LinuxConfiguration(cpuCount: 1, system: try Self.system(), kernelBTF: object.btf))
+        let vm = VM(emulator: emulator)
+        let loaded = try vm.load(object: object)
+        let context = GenericContext(
+            memories: [("regs", .block([UInt8](repeating: 0, count: 168)))], registers: [1: "regs"],
+            environment: TaskEnvironment(pid: 50, tgid: 50, comm: "other"))
+        let process = try vm.makeProcess(for: loaded.program(named: "observe"), context: context)
+        #expect(try process.run() == 0)
+        let state = try #require(LinuxProcessState.of(process))
+        #expect(state.environment.comm == "app" && state.environment.taskAddress != 0)
+        let btf = try #require(object.btf)
+        let value = try #require(emulator.map(named: ".bss")?.value(forKey: [0, 0, 0, 0]))
+        let text = btf.format(value, as: try #require(btf.typeID(named: ".bss", kind: .dataSection)))
+        #expect(text.contains(".cgroup_id = 11") && text.contains(".leader_pid = 50"), "\(text)")
+    }
 }

@@ -63,12 +63,28 @@ extension LinuxEmulator {
         return TaskEnvironment(task: task, in: state)
     }
 
-    /// Makes the kernel objects visible to `process` (made before they were laid out).
+    /// Lays out the system's kernel objects in `vm`'s shared memory while an object loads, so
+    /// that every process starts with them (a shared region mapped after a process was made
+    /// could take an address that process already uses).
+    func layOutSystem(in vm: VM) throws(LoadError.Reason) {
+        guard configuration.system != nil || configuration.kernelBTF != nil else { return }
+        do { _ = try systemState(in: vm) } catch { throw .unsupported(error.description) }
+    }
+
+    /// Makes the kernel objects visible to `process` when they were laid out after it was made
+    /// (a VM that loaded no object); fails clearly if the process uses their address.
     func mapSystem(into process: MimicCore.Process) throws(SetupError) {
         guard configuration.system != nil || configuration.kernelBTF != nil else { return }
         let state = try systemState(in: process.vm)
         guard let kernel = state.kernel else { return }
-        if case .success = process.memory.resolve(kernel.base, size: 1, access: .read) { return }
+        if let (storage, offset) = process.memory.storage(containing: kernel.base) {
+            guard storage === kernel.storage, offset == 0 else {
+                throw .message(
+                    "the emulated kernel's objects were laid out after this process was made, at an address it uses; load an object (or call LinuxEmulator.kernelMemory(in:)) before making processes"
+                )
+            }
+            return
+        }
         do {
             try process.memory.map(kernel.storage, name: "kernel objects", kind: .readOnly, at: kernel.base)
         } catch {
@@ -91,5 +107,23 @@ extension TaskEnvironment {
         kernelStack = task.kernelStack.compactMap { system.address(of: $0) }
         userStack = task.userStack.compactMap { system.address(of: $0) }
         userMemory = state.userMemories[task.pid]
+    }
+}
+
+extension TaskEnvironment {
+    /// This environment as the emulated system's task with the same pid, when the process's
+    /// emulator has a system listing it: the task's identity (ids, name, `task_struct`, cgroups,
+    /// namespace, stacks, user memory) with this environment's clock, random seed, NUMA node,
+    /// attach cookie and function address. Otherwise unchanged.
+    func inSystem(of process: MimicCore.Process) -> TaskEnvironment {
+        guard let emulator = process.vm.emulator as? LinuxEmulator, emulator.configuration.system != nil,
+            var task = try? emulator.environment(forTask: pid, in: process.vm)
+        else { return self }
+        task.clock = clock
+        task.randomSeed = randomSeed
+        task.numaNode = numaNode
+        task.attachCookie = attachCookie
+        task.functionAddress = functionAddress
+        return task
     }
 }
