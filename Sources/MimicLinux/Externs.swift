@@ -65,6 +65,7 @@ extension LinuxEmulator {
     public func resolveExterns(_ externs: [ObjectExtern], kconfig: inout [UInt8], in vm: VM) throws(LoadError.Reason)
         -> [String: UInt64]
     {
+        try layOutSystem(in: vm)
         let kernel = configuration.kernel
         var addresses: [String: UInt64] = [:]
         for external in externs {

@@ -20,16 +20,26 @@ public struct LinuxConfiguration: Sendable {
     /// The network the networking helpers see: interfaces, routes, neighbours, sockets
     /// (`Network`, Docs/Network.md). `Network.standard` (loopback and one interface) by default.
     public var network: Network
+    /// The machine tracing helpers observe: tasks, cgroups, symbols, user memory
+    /// (`EmulatedSystem`; nil: one default task). Its `kernel` is not read: set `kernel` too.
+    public var system: EmulatedSystem?
+    /// The BTF kernel objects (`task_struct`, ...) are laid out from: the target kernel's
+    /// (`/sys/kernel/btf/vmlinux`), or the one CO-RE relocations were applied against. Nil: none
+    /// are laid out and `bpf_get_current_task` returns 0.
+    public var kernelBTF: BTF?
 
     public init(
         cpuCount: Int = HostCPUs.count, randomSeed: UInt64? = nil, kernel: KernelConfig = KernelConfig(),
-        compatibility: LinuxCompatibility = .kernel, network: Network = .standard
+        compatibility: LinuxCompatibility = .kernel, network: Network = .standard, system: EmulatedSystem? = nil,
+        kernelBTF: BTF? = nil
     ) {
         self.cpuCount = max(1, cpuCount)
         self.randomSeed = randomSeed
         self.kernel = kernel
         self.compatibility = compatibility
         self.network = network
+        self.system = system
+        self.kernelBTF = kernelBTF
     }
 }
 
@@ -76,6 +86,8 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     let timers = TimerTable()
     /// Objects, lists, trees, tasks and cgroups of the object kfuncs (`ObjectKfuncs`).
     let kfuncState = KfuncState()
+    /// The emulated system's state in the VM (`systemState(in:)`), made on first use.
+    let systemStateCache = Mutex<SystemState?>(nil)
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
@@ -146,6 +158,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
             process.setEmulatorState(LinuxProcessState(), for: LinuxProcessState.key)
         }
         LinuxProcessState.of(process)?.virtualClock = clock
+        try mapSystem(into: process)
     }
 
     /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
@@ -203,6 +216,7 @@ enum LinuxHelperSet {
         NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator) + TracingHelpers.all(for: emulator)
             + TimerHelpers.all(for: emulator) + Dynptrs.all(for: emulator) + KernelFeatureHelpers.all(for: emulator)
             + StackHelpers.all(for: emulator) + SysctlAndRingHelpers.all(for: emulator)
+            + SystemHelpers.all(for: emulator)
     }
 }
 
@@ -267,6 +281,10 @@ public final class LinuxProcessState {
     /// The sysctl a `cgroup/sysctl` program reads and may rewrite (`bpf_sysctl_*`); nil for
     /// other programs.
     @exclusivity(unchecked) public var sysctl: SysctlAccess?
+    /// What `bpf_seq_printf` / `bpf_seq_write` wrote in the run (an iterator program's output).
+    @exclusivity(unchecked) public internal(set) var seqOutput: [UInt8] = []
+    /// The address of the `seq_file` an iterator context gave the program (nil: none).
+    @exclusivity(unchecked) var seqFileAddress: UInt64?
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
     @exclusivity(unchecked) var clockReads: UInt64 = 0
     /// The state of the process's own `bpf_get_prandom_u32` stream when its environment sets a
@@ -316,6 +334,8 @@ public final class LinuxProcessState {
         sockets = nil
         transmitTunnel = nil
         redirectNexthop = nil
+        if !seqOutput.isEmpty { seqOutput = [] }
+        seqFileAddress = nil
         environment = TaskEnvironment()
         clockReads = 0
         randomState = nil

@@ -12,6 +12,7 @@ extension LinuxEmulator {
     /// apply, and failures name the map. Map types Mimic does not emulate get placeholders
     /// (`createObjectMap(_:mapExtra:in:)`).
     public func createMap(_ spec: MapSpec, in vm: VM) throws(LoadError.Reason) -> UInt64 {
+        try layOutSystem(in: vm)
         do {
             return try createObjectMap(spec.attributes, mapExtra: spec.mapExtra, in: vm).handle
         } catch {
@@ -44,6 +45,7 @@ extension LinuxEmulator {
     public func adoptGlobalData(_ spec: GlobalDataSpec, storage: RegionStorage, address: UInt64, in vm: VM)
         throws(LoadError.Reason)
     {
+        try layOutSystem(in: vm)
         guard spec.size > 0 else { return }
         let flags: MapFlags = spec.isReadOnly ? [.mmapable, .readOnlyProgram] : .mmapable
         let attributes = MapAttributes(

@@ -12,6 +12,9 @@ enum Input {
     /// The display name of `path` in messages: `<stdin>` for `-`.
     static func displayName(_ path: String) -> String { path == "-" ? "<stdin>" : path }
 
+    /// Whether `path` can be opened for reading (`access(2)`).
+    static func isReadable(_ path: String) -> Bool { access(path, R_OK) == 0 }
+
     /// The most bytes an input file may have (objects, captures, context and map files).
     static let defaultLimit = 1 << 30
 

@@ -16,9 +16,9 @@ enum ObjectInput {
     }
 
     /// Parses an object; a failure names the file and what is malformed.
-    static func object(_ bytes: [UInt8], name: String) throws(RuntimeError) -> ObjectFile {
+    static func object(_ bytes: [UInt8], name: String, targetBTF: BTF? = nil) throws(RuntimeError) -> ObjectFile {
         do {
-            return try ObjectFile(bytes: bytes)
+            return try ObjectFile(bytes: bytes, targetBTF: targetBTF)
         } catch {
             throw RuntimeError("\(name): \(error)")
         }

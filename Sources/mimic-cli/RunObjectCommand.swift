@@ -80,6 +80,10 @@ enum RunObjectCommand: Command {
     static func run(_ arguments: ParsedArguments) throws {
         let options = try RunOptions(arguments, command: info.name)
         let session = try options.session()
+        if options.eventsPath != nil {
+            try EventsRun(session: session, options: options).run()
+            return
+        }
         if options.pcapPath != nil, options.packetNumber == nil {
             try PcapRun(session: session, options: options).run()
             return

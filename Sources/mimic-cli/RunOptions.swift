@@ -49,6 +49,11 @@ struct RunOptions {
         ]
         if out {
             specs.append(
+                .value(
+                    "events", "FILE.jsonl",
+                    "Run the object's tracing programs over the events of FILE (one JSON object a line: program or attach, cpu, time_ns, pid, regs, args, fields, ...), in order, maps persisting; ring buffer records decoded by BTF."
+                ))
+            specs.append(
                 .value("out", short: "o", "OUT.pcap", "With --pcap: write the packets the program passes or transmits.")
             )
             specs.append(
@@ -85,6 +90,14 @@ struct RunOptions {
                 .value(
                     "net", "FILE.json",
                     "The network the networking helpers see (interfaces, routes, neighbours, sockets; Docs/Network.md). Default: lo and eth0 (10.0.0.1/24)."
+                ),
+                .value(
+                    "system", "FILE",
+                    "The emulated system tracing helpers read: tasks, cgroups, kernel symbols and version, CONFIG_ values, user memory (JSON; Docs/Tracing.md)."
+                ),
+                .value(
+                    "btf", "FILE",
+                    "The target kernel's BTF (raw, as /sys/kernel/btf/vmlinux, or an ELF object's .BTF): CO-RE relocations and kernel objects follow it. Default with --system or --events: /sys/kernel/btf/vmlinux when readable, else the object's own BTF."
                 ),
                 .value(
                     "compat", "go-mimic",
@@ -199,6 +212,12 @@ struct RunOptions {
         contextFields = try TestRunContext.parseOption(arguments, command: command)
         kconfigPath = arguments.value("kconfig")
         networkPath = arguments.value("net")
+        systemPath = arguments.value("system")
+        btfPath = arguments.value("btf")
+        eventsPath = arguments.value("events")
+        if eventsPath != nil, contextPath != nil || pcapPath != nil || packetBytes != nil {
+            throw UsageError(message: "--events runs its own contexts: give no --context, --pcap or --packet", command: command)
+        }
     }
 
     /// `--net FILE`.
@@ -213,6 +232,50 @@ struct RunOptions {
             return try Network(jsonData: bytes)
         } catch {
             throw RuntimeError("\(name): \(error)")
+        }
+    }
+
+    /// `--system FILE`, `--btf FILE`, `--events FILE.jsonl`.
+    var systemPath: String?
+    var btfPath: String?
+    var eventsPath: String?
+
+    /// The tracing settings of the session, when --system, --btf or --events asks for them.
+    func tracing() throws(RuntimeError) -> Session.Tracing? {
+        guard systemPath != nil || btfPath != nil || eventsPath != nil else { return nil }
+        var tracing = Session.Tracing(eventsChoosePrograms: eventsPath != nil && programName == nil)
+        if let systemPath {
+            let bytes = try Input.read(systemPath, what: "system descriptions")
+            do {
+                tracing.system = try EmulatedSystem(bytes: bytes)
+            } catch {
+                throw RuntimeError("\(Input.displayName(systemPath)): \(error)")
+            }
+        }
+        let path = btfPath ?? Self.runningKernelBTF
+        if btfPath != nil || Input.isReadable(path) {
+            tracing.kernelBTF = try Self.btf(path)
+        }
+        return tracing
+    }
+
+    /// The running kernel's BTF.
+    static let runningKernelBTF = "/sys/kernel/btf/vmlinux"
+
+    /// A BTF file: raw BTF (magic 0xEB9F) or an ELF object with a .BTF section.
+    static func btf(_ path: String) throws(RuntimeError) -> BTF {
+        let name = Input.displayName(path)
+        let bytes = try Input.read(path, what: "BTF files")
+        do {
+            if bytes.starts(with: [0x9F, 0xEB]) || bytes.starts(with: [0xEB, 0x9F]) { return try BTF(bytes: bytes) }
+            guard let btf = try ObjectFile(bytes: bytes).btf else {
+                throw RuntimeError("\(name) has no .BTF section")
+            }
+            return btf
+        } catch let error as RuntimeError {
+            throw error
+        } catch {
+            throw RuntimeError("\(name): not a BTF file or an object with BTF: \(error)")
         }
     }
 
@@ -261,10 +324,19 @@ struct RunOptions {
                 throw RuntimeError(error.description)
             }
         }
+        let tracing = try tracing()
+        var kernel = try kernelConfig()
+        if let system = tracing?.system {
+            // The system file's kernel build, under what --kconfig says.
+            kernel.values = system.kernel.values.merging(kernel.values) { $1 }
+            kernel.kernelVersion = system.kernel.kernelVersion
+            kernel.hasSyscallWrapper = system.kernel.hasSyscallWrapper
+            kernel.hasBPFCookie = system.kernel.hasBPFCookie
+        }
         let session = try Session(
             path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
             memoryLimit: memoryLimit, plugins: plugins, configuration: configuration,
-            kernel: try kernelConfig(), compatibility: compatibility, network: try network())
+            kernel: kernel, compatibility: compatibility, network: try network(), tracing: tracing)
         session.contextFields = contextFields
         if dataStart != nil, session.packetKind != .skb {
             throw RuntimeError(

@@ -32,7 +32,7 @@ final class Session {
         path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
         memoryLimit: Int = MemoryBudget.defaultLimit, plugins: [PluginLibrary] = [],
         configuration: ConfigurationOptions? = nil, kernel: KernelConfig = KernelConfig(),
-        compatibility: LinuxCompatibility = .kernel, network: Network = .standard
+        compatibility: LinuxCompatibility = .kernel, network: Network = .standard, tracing: Tracing? = nil
     ) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
@@ -41,7 +41,7 @@ final class Session {
                 "\(objectName) is not an ELF object (it does not start with 0x7f 'ELF'); compile it with `clang -O2 -g -target bpf -c`, or use `mimic run-raw` for assembler text and bytecode"
             )
         }
-        let parsed = try ObjectInput.object(bytes, name: objectName)
+        let parsed = try ObjectInput.object(bytes, name: objectName, targetBTF: tracing?.kernelBTF)
         object = try configuration?.apply(to: parsed, programName: programName, objectName: objectName) ?? parsed
         if let programName {
             guard let found = object.program(named: programName) else {
@@ -51,7 +51,7 @@ final class Session {
             source = found
         } else {
             guard let first = object.programs.first else { throw RuntimeError("\(objectName) contains no programs") }
-            guard object.programs.count == 1 else {
+            guard object.programs.count == 1 || tracing?.eventsChoosePrograms == true else {
                 throw RuntimeError(
                     "\(objectName) has \(object.programs.count) programs; choose one with --program NAME: \(ObjectInput.names(object))"
                 )
@@ -63,7 +63,8 @@ final class Session {
         emulator = LinuxEmulator(
             configuration: LinuxConfiguration(
                 cpuCount: cpus, randomSeed: seed, kernel: kernel,
-                compatibility: compatibility, network: network))
+                compatibility: compatibility, network: network, system: tracing?.system,
+                kernelBTF: tracing.map { $0.kernelBTF ?? parsed.btf } ?? nil))
         let vmConfiguration = VMConfiguration(memoryLimit: memoryLimit)
         if plugins.isEmpty {
             vm = VM(emulator: emulator, configuration: vmConfiguration)
@@ -86,6 +87,16 @@ final class Session {
             throw RuntimeError("cannot load \(objectName): \(error)")
         }
         for warning in emulator.compatibilityWarnings { Console.err("mimic: warning: \(warning)\n") }
+    }
+
+    /// What a tracing run adds (`--system`, `--btf`, `--events`).
+    struct Tracing {
+        var system: EmulatedSystem?
+        /// The target kernel's BTF: CO-RE relocations are applied against it and kernel objects
+        /// laid out from it. Nil: the object's own BTF.
+        var kernelBTF: BTF?
+        /// Events name their programs: an object of several programs needs no --program.
+        var eventsChoosePrograms = false
     }
 
     /// The program's type, from its section name (or `--type`).

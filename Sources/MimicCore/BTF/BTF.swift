@@ -144,6 +144,8 @@ public struct BTF: Sendable {
     /// The raw string section.
     let strings: ByteReader
     private let idsByName: [String: [UInt32]]
+    /// Types with a `___flavor` suffix, by essential name (CO-RE candidates; few in a kernel BTF).
+    private let flavoredIDsByEssentialName: [String: [UInt32]]
 
     /// Parses a `.BTF` blob. `section` names it in errors.
     public init(bytes: [UInt8], section: String = ".BTF") throws(ObjectFileError) {
@@ -209,10 +211,16 @@ public struct BTF: Sendable {
         try BTF.checkReferences(types, structure: structure)
         self.types = types
         var byName: [String: [UInt32]] = [:]
+        var flavored: [String: [UInt32]] = [:]
         for (id, type) in types.enumerated() where !type.name.isEmpty {
             byName[type.name, default: []].append(UInt32(id))
+            if type.name.utf8.count > 4, type.name.contains("___") {
+                let essential = CORERelocator.essentialName(type.name)
+                if essential != type.name { flavored[essential, default: []].append(UInt32(id)) }
+            }
         }
         idsByName = byName
+        flavoredIDsByEssentialName = flavored
     }
 
     /// `MAX_RESOLVE_DEPTH`: the longest chain of references the kernel's BTF checks follow.
@@ -435,6 +443,14 @@ public struct BTF: Sendable {
     /// The ids of every type named `name`, in id order.
     public func typeIDs(named name: String) -> [UInt32] {
         idsByName[name] ?? []
+    }
+
+    /// The ids of every type whose essential name (`CORERelocator.essentialName`: the name
+    /// without a `___flavor` suffix) is `name`, in id order: found through the name index,
+    /// not by a walk over every type.
+    public func typeIDs(essentialName name: String) -> [UInt32] {
+        guard let flavored = flavoredIDsByEssentialName[name] else { return idsByName[name] ?? [] }
+        return ((idsByName[name] ?? []) + flavored).sorted()
     }
 
     /// The first type named `name`, optionally of one kind.

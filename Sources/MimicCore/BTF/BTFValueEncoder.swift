@@ -226,3 +226,15 @@ struct BTFValueEncoder {
         }
     }
 }
+
+extension BTF {
+    /// Writes `value` into `bytes` as a value of type `id` at byte 0 (`bytes` must hold the
+    /// type), with the rules of `ObjectFile.setGlobal`: numbers, booleans, enum names, strings
+    /// for `char` arrays, arrays, objects by member name (members left out keep their bytes).
+    /// `path` names the value in messages.
+    public func encode(_ value: JSONValue, as id: UInt32, into bytes: inout [UInt8], path: String)
+        throws(ObjectConfigurationError)
+    {
+        try BTFValueEncoder(btf: self).write(value, type: id, into: &bytes, bitOffset: 0, path: path)
+    }
+}

@@ -106,12 +106,10 @@ public struct CORERelocator: Sendable {
             return local.types.count == target.types.count ? [localID] : []
         }
         let wanted = CORERelocator.compatibilityClass(info.kind)
-        var result: [UInt32] = []
-        for (id, candidate) in target.types.enumerated()
-        where CORERelocator.compatibilityClass(candidate.kind) == wanted {
-            if CORERelocator.essentialName(candidate.name) == name { result.append(UInt32(id)) }
+        // Through the target's name index: a kernel BTF has some 100,000 types.
+        return target.typeIDs(essentialName: name).filter { id in
+            target.type(id).map { CORERelocator.compatibilityClass($0.kind) == wanted } ?? false
         }
-        return result
     }
 
     static func compatibilityClass(_ kind: BTF.Kind) -> Int {
@@ -177,6 +175,9 @@ public struct CORERelocator: Sendable {
         guard let rootSize = target.size(of: current), let rootBits = Self.bits(access[0], rootSize) else { return nil }
         var location = FieldLocation(bitOffset: rootBits, typeID: current, bitfieldSize: 0)
         for (step, index) in access.enumerated().dropFirst() {
+            // An anonymous member is no step of its own, as in libbpf's high-level spec: the
+            // next named member is searched for through the target's anonymous members.
+            if names[step] == "", step < access.count - 1 { continue }
             if let name = names[step] {
                 var searched: Set<UInt32> = []
                 guard let (offset, member) = findMember(named: name, in: current, depth: 0, searched: &searched) else {

@@ -381,6 +381,8 @@ public struct GenericContext: Context, Sendable {
             case nil: break
             }
         }
-        if let environment { LinuxProcessState.forContext(process).environment = environment }
+        if let environment {
+            LinuxProcessState.forContext(process).environment = environment.inSystem(of: process)
+        }
     }
 }

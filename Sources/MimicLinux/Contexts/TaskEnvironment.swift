@@ -40,6 +40,25 @@ public struct TaskEnvironment: Sendable, Equatable {
     /// What `bpf_get_func_ip` returns: the address of the probed or traced function (0 when the
     /// program is not a kprobe or fentry/fexit one, or the address is not known).
     public var functionAddress: UInt64 = 0
+    /// The address of the task's `task_struct` in the emulated kernel's memory
+    /// (`bpf_get_current_task`); 0 when no kernel objects are laid out (`KernelMemory`).
+    public var taskAddress: UInt64 = 0
+    /// The ids of the task's cgroup v2 and its ancestors, the root first (index = level):
+    /// `bpf_get_current_cgroup_id` is the last, `bpf_get_current_ancestor_cgroup_id(level)` the
+    /// one at `level`. Default: the root cgroup, id 1.
+    public var cgroupAncestry: [UInt64] = [1]
+    /// The inode number and device of the task's pid namespace, and its ids there
+    /// (`bpf_get_ns_current_pid_tgid`); nil ids are `pid` and `tgid`.
+    public var pidNamespace: UInt64 = EmulatedSystem.initialPidNamespace
+    public var namespaceDevice: UInt64 = 4
+    public var namespacePid: UInt32?
+    public var namespaceTgid: UInt32?
+    /// Return addresses of the task's kernel and user stacks, innermost first.
+    public var kernelStack: [UInt64] = []
+    public var userStack: [UInt64] = []
+    /// The task's user memory (`bpf_probe_read_user`, `bpf_copy_from_user`,
+    /// `bpf_probe_write_user`); nil: user pointers are read from VM memory, as before.
+    public var userMemory: UserMemory?
 
     public init(
         pid: UInt32 = 1, tgid: UInt32 = 1, uid: UInt32 = 0, gid: UInt32 = 0, comm: String = "mimic",

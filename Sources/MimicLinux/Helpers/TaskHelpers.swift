@@ -92,7 +92,8 @@ enum TaskHelpers {
 
 /// `HelperID.probeRead`, `.probeReadUser`, `.probeReadKernel` and the string forms
 /// `.probeReadStr`, `.probeReadUserStr`, `.probeReadKernelStr`. They read VM memory (a captured context's
-/// records come first); an unreadable source gives `-EFAULT` with the destination zeroed, as the
+/// records come first); the user forms read the current task's user memory when an emulated
+/// system gives it one (`TaskEnvironment.userMemory`), and the legacy ones try it first; an unreadable source gives `-EFAULT` with the destination zeroed, as the
 /// kernel does.
 enum ProbeHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
@@ -100,6 +101,17 @@ enum ProbeHelpers {
             LinuxHelper.make(id) { call throws(HelperFailure) in
                 let destination = call.arg(1)
                 let size = try call.size(2)
+                // A task's user memory (an emulated system's) holds user addresses.
+                if id != .probeReadKernel, let memory = call.state?.environment.userMemory,
+                    let bytes = memory.read(call.arg(3), count: size)
+                {
+                    try call.write(bytes, at: destination)
+                    return 0
+                }
+                if id == .probeReadUser, call.state?.environment.userMemory != nil {
+                    try call.zero(destination, count: size)
+                    return Errno.fault.r0
+                }
                 do {
                     let bytes = try call.process.memory.read(call.arg(3), count: size)
                     try call.write(bytes, at: destination)
@@ -117,6 +129,16 @@ enum ProbeHelpers {
                     let destination = call.arg(1)
                     let size = try call.size(2)
                     guard size > 0 else { return 0 }
+                    if id != .probeReadKernelStr, let memory = call.state?.environment.userMemory {
+                        if let string = memory.readString(call.arg(3), limit: size - 1) {
+                            try call.write(string + [0], at: destination)
+                            return UInt64(string.count + 1)
+                        }
+                        if id == .probeReadUserStr {
+                            try call.zero(destination, count: size)
+                            return Errno.fault.r0
+                        }
+                    }
                     var bytes: [UInt8] = []
                     var cursor = call.arg(3)
                     while bytes.count < size - 1 {
