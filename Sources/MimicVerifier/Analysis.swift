@@ -95,7 +95,9 @@ final class Analysis {
         return report
     }
 
-    func roundUp(_ depth: Int) -> Int { (max(depth, 1) + 31) / 32 * 32 }
+    /// A frame's share of the 512 bytes: rounded up to 16 bytes, as with the JIT
+    /// (`round_up_stack_depth`).
+    func roundUp(_ depth: Int) -> Int { (depth + 15) / 16 * 16 }
 
     func makeError(_ f: Failure) -> VerificationError {
         let pc = f.pc

@@ -72,15 +72,16 @@ extension Analysis {
         if let leaked = s.references.first {
             throw Failure(
                 kind: .unreleasedReference, pc: pc,
-                message: "Unreleased reference id=\(leaked.id) alloc_insn=\(leaked.instruction)",
+                message:
+                    "Unreleased reference id=\(leaked.id) alloc_insn=\(leaked.instruction)\nBPF_EXIT instruction in main prog would lead to reference leak",
                 advice: referenceAdvice(leaked))
         }
         if s.lockInstruction >= 0 {
-            throw Failure(kind: .lock, pc: pc, message: "bpf_spin_unlock is missing",
+            throw Failure(kind: .lock, pc: pc, message: "BPF_EXIT instruction in main prog cannot be used inside bpf_spin_lock-ed region",
                           advice: "every path that takes the bpf_spin_lock must release it before returning")
         }
         if s.rcuDepth > 0 {
-            throw Failure(kind: .lock, pc: pc, message: "bpf_rcu_read_unlock is missing")
+            throw Failure(kind: .lock, pc: pc, message: "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region")
         }
         try checkReturnCode(r0, pc)
         return .end
@@ -236,7 +237,7 @@ extension Analysis {
                 released = reg.referenceID
             case .releasedSocket:
                 guard [.socket, .socketCommon, .tcpSocket].contains(reg.type), !reg.maybeNull else {
-                    throw mismatch("sock_common, sock, tcp_sock, xdp_sock, ptr_, ptr_, ptr_", .invalidRelease)
+                    throw mismatch("sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_", .invalidRelease)
                 }
                 guard reg.referenceID != 0 else {
                     throw Failure(
@@ -295,7 +296,8 @@ extension Analysis {
             }
         }
         if name == "bpf_tail_call", !s.references.isEmpty {
-            throw Failure(kind: .unreleasedReference, pc: pc, message: "tail_call would lead to reference leak",
+            let leaked = s.references[0]
+            throw Failure(kind: .unreleasedReference, pc: pc, message: "Unreleased reference id=\(leaked.id) alloc_insn=\(leaked.instruction)\ntail_call would lead to reference leak",
                           advice: "release every reference (sockets, ring-buffer records) before bpf_tail_call()")
         }
         if released != 0 { release(&s, released) }
@@ -324,6 +326,13 @@ extension Analysis {
             r0 = .unknownScalar
         case .void:
             r0 = Register()
+        case .mapValueOrNull where mapIndex >= 0 && [.sockMap, .sockHash].contains(program.maps[mapIndex].type):
+            // A socket map's lookup gives a socket reference (`RET_PTR_TO_SOCKET_OR_NULL`).
+            r0 = .pointer(.socket)
+            r0.maybeNull = true
+            r0.id = newID()
+            r0.referenceID = r0.id
+            s.references.append(Reference(id: r0.id, instruction: pc, kind: "socket"))
         case .mapValueOrNull where mapIndex >= 0 && program.maps[mapIndex].innerMap != nil:
             r0 = .pointer(.mapPointer)
             r0.map = program.maps[mapIndex].innerMap ?? -1

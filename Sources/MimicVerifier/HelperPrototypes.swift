@@ -68,8 +68,12 @@ enum HelperGroup {
     case xdp
     /// tc and XDP (redirect helpers, FIB lookups, socket lookups, MTU checks).
     case tcXDP
-    /// Only kprobes (`bpf_override_return`).
-    case kprobe
+    /// Every type but the tracing ones.
+    case notTracing
+    /// Exactly these program types.
+    case types(Set<ProgramType>)
+    /// Not available on the kernel Mimic follows.
+    case never
 }
 
 /// One helper's prototype (`struct bpf_func_proto`).
@@ -99,6 +103,10 @@ struct HelperPrototype {
 }
 
 enum HelperPrototypes {
+    static let tc: Set<ProgramType> = [.schedCls, .schedAct]
+    static let tcXDP: Set<ProgramType> = [.schedCls, .schedAct, .xdp]
+    static let skbNotLWT: Set<ProgramType> = [.socketFilter, .schedCls, .schedAct, .cgroupSkb, .skSkb]
+    static let socketLookups: Set<ProgramType> = [.schedCls, .schedAct, .xdp, .cgroupSkb, .skSkb]
     static let memRO = ArgumentKind.memory(uninit: false, nullable: false)
     static let memUninit = ArgumentKind.memory(uninit: true, nullable: false)
     static let size = ArgumentKind.size(zeroAllowed: false)
@@ -122,7 +130,7 @@ enum HelperPrototypes {
             .init("bpf_probe_read_user_str", [memUninit, sizeOrZero, .anything], .integer, .base, gpl: true),
             .init("bpf_ktime_get_ns", []),
             .init("bpf_ktime_get_boot_ns", []),
-            .init("bpf_ktime_get_coarse_ns", []),
+            .init("bpf_ktime_get_coarse_ns", [], .integer, .notTracing),
             .init("bpf_ktime_get_tai_ns", []),
             .init("bpf_jiffies64", []),
             .init("bpf_trace_printk", [memRO, size], .integer, .base, gpl: true),
@@ -130,19 +138,20 @@ enum HelperPrototypes {
             .init("bpf_get_smp_processor_id", []),
             .init("bpf_get_numa_node_id", []),
             .init("bpf_tail_call", [.context, .map, .anything], .void),
-            .init("bpf_get_current_pid_tgid", [], .integer, .tracing),
-            .init("bpf_get_current_uid_gid", [], .integer, .tracing),
-            .init("bpf_get_current_comm", [memUninit, size], .integer, .tracing),
+            .init("bpf_get_current_pid_tgid", []),
+            .init("bpf_get_current_uid_gid", []),
+            .init("bpf_get_current_comm", [memUninit, size]),
             .init("bpf_get_current_task", [], .integer, .base, gpl: true),
             .init("bpf_get_current_task_btf", [], .btfObject("task_struct"), .base, gpl: true),
-            .init("bpf_get_current_cgroup_id", [], .integer, .tracing),
+            .init("bpf_get_current_cgroup_id", []),
             .init("bpf_perf_event_output", [.context, .map, .anything, memRO, sizeOrZero]),
-            .init("bpf_perf_event_read", [.map, .anything], .integer, .tracing),
+            .init("bpf_perf_event_read", [.map, .anything]),
             .init("bpf_get_stackid", [.context, .map, .anything], .integer, .tracing),
             .init("bpf_get_stack", [.context, memUninit, sizeOrZero, .anything], .integer, .tracing),
-            .init("bpf_send_signal", [.anything], .integer, .tracing),
-            .init("bpf_send_signal_thread", [.anything], .integer, .tracing),
-            .init("bpf_override_return", [.context, .anything], .integer, .kprobe, gpl: true),
+            .init("bpf_send_signal", [.anything]),
+            .init("bpf_send_signal_thread", [.anything]),
+            // Needs CONFIG_BPF_KPROBE_OVERRIDE, which this machine's kernel (and many distributions') lacks.
+            .init("bpf_override_return", [.context, .anything], .integer, .never, gpl: true),
             .init("bpf_get_func_ip", [.context], .integer, .tracing),
             .init("bpf_get_attach_cookie", [.context], .integer, .tracing),
             .init("bpf_ringbuf_output", [.map, memRO, sizeOrZero, .anything]),
@@ -166,7 +175,7 @@ enum HelperPrototypes {
             // Packets.
             .init("bpf_skb_store_bytes", [.context, .anything, memRO, size, .anything], .integer, .skbWrite),
             .init("bpf_skb_load_bytes", [.context, .anything, memUninit, size], .integer, .skb),
-            .init("bpf_skb_load_bytes_relative", [.context, .anything, memUninit, size, .anything], .integer, .skb),
+            .init("bpf_skb_load_bytes_relative", [.context, .anything, memUninit, size, .anything], .integer, .types(skbNotLWT)),
             .init("bpf_l3_csum_replace", [.context, .anything, .anything, .anything, .anything], .integer, .skbWrite),
             .init("bpf_l4_csum_replace", [.context, .anything, .anything, .anything, .anything], .integer, .skbWrite),
             .init(
@@ -178,40 +187,40 @@ enum HelperPrototypes {
             .init("bpf_clone_redirect", [.context, .anything, .anything], .integer, .skbWrite),
             .init("bpf_redirect", [.anything, .anything], .integer, .tcXDP),
             .init("bpf_redirect_map", [.map, .anything, .anything], .integer, .xdp),
-            .init("bpf_get_cgroup_classid", [.context], .integer, .skb),
+            .init("bpf_get_cgroup_classid", [.context]),
             .init("bpf_get_route_realm", [.context], .integer, .skbWrite),
             .init("bpf_get_hash_recalc", [.context], .integer, .skbWrite),
             .init("bpf_set_hash_invalid", [.context], .integer, .skbWrite),
-            .init("bpf_set_hash", [.context, .anything], .integer, .skbWrite),
-            .init("bpf_skb_vlan_push", [.context, .anything, .anything], .integer, .skbWrite),
-            .init("bpf_skb_vlan_pop", [.context], .integer, .skbWrite),
-            .init("bpf_skb_change_proto", [.context, .anything, .anything], .integer, .skbWrite),
-            .init("bpf_skb_change_type", [.context, .anything], .integer, .skbWrite),
+            .init("bpf_set_hash", [.context, .anything], .integer, .types(tc)),
+            .init("bpf_skb_vlan_push", [.context, .anything, .anything], .integer, .types(tc)),
+            .init("bpf_skb_vlan_pop", [.context], .integer, .types(tc)),
+            .init("bpf_skb_change_proto", [.context, .anything, .anything], .integer, .types(tc)),
+            .init("bpf_skb_change_type", [.context, .anything], .integer, .types(tc)),
             .init("bpf_skb_change_tail", [.context, .anything, .anything], .integer, .skbWrite),
             .init("bpf_skb_change_head", [.context, .anything, .anything], .integer, .skbWrite),
             .init("bpf_skb_pull_data", [.context, .anything], .integer, .skbWrite),
-            .init("bpf_skb_adjust_room", [.context, .anything, .anything, .anything], .integer, .skbWrite),
-            .init("bpf_skb_ecn_set_ce", [.context], .integer, .skbWrite),
+            .init("bpf_skb_adjust_room", [.context, .anything, .anything, .anything], .integer, .types(tc)),
+            .init("bpf_skb_ecn_set_ce", [.context], .integer, .types(tc.union([.cgroupSkb]))),
             .init("bpf_skb_get_tunnel_key", [.context, memUninit, size, .anything], .integer, .skbWrite),
             .init("bpf_skb_set_tunnel_key", [.context, memRO, size, .anything], .integer, .skbWrite),
-            .init("bpf_get_socket_cookie", [.context], .integer, .skb),
-            .init("bpf_get_socket_uid", [.context], .integer, .skb),
+            .init("bpf_get_socket_cookie", [.context], .integer, .types(skbNotLWT)),
+            .init("bpf_get_socket_uid", [.context], .integer, .types(skbNotLWT)),
             .init("bpf_xdp_adjust_head", [.context, .anything], .integer, .xdp),
             .init("bpf_xdp_adjust_meta", [.context, .anything], .integer, .xdp),
             .init("bpf_xdp_adjust_tail", [.context, .anything], .integer, .xdp),
             .init("bpf_xdp_load_bytes", [.context, .anything, memUninit, size], .integer, .xdp),
             .init("bpf_xdp_store_bytes", [.context, .anything, memRO, size], .integer, .xdp),
             .init("bpf_xdp_get_buff_len", [.context], .integer, .xdp),
-            .init("bpf_fib_lookup", [.context, .memory(uninit: false, nullable: false), size, .anything], .integer, .tcXDP),
+            .init("bpf_fib_lookup", [.context, .memory(uninit: false, nullable: false), size, .anything], .integer, .types(tcXDP)),
             .init("bpf_check_mtu", [.context, .anything, .fixedMemory(size: 4, uninit: false), .anything, .anything],
-                  .integer, .tcXDP),
-            .init("bpf_sk_lookup_tcp", [.context, memRO, size, .anything, .anything], .socketOrNull(acquires: true), .tcXDP),
-            .init("bpf_sk_lookup_udp", [.context, memRO, size, .anything, .anything], .socketOrNull(acquires: true), .tcXDP),
+                  .integer, .types(tcXDP)),
+            .init("bpf_sk_lookup_tcp", [.context, memRO, size, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
+            .init("bpf_sk_lookup_udp", [.context, memRO, size, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
             .init("bpf_skc_lookup_tcp", [.context, memRO, size, .anything, .anything],
-                  .socketCommonOrNull(acquires: true), .tcXDP),
-            .init("bpf_sk_release", [.releasedSocket], .integer, .tcXDP, releases: 0),
-            .init("bpf_tcp_sock", [.socketCommon], .tcpSocketOrNull, .skb),
-            .init("bpf_sk_fullsock", [.socketCommon], .socketOrNull(acquires: false), .skb),
+                  .socketCommonOrNull(acquires: true), .types(socketLookups)),
+            .init("bpf_sk_release", [.releasedSocket], .integer, .types(socketLookups), releases: 0),
+            .init("bpf_tcp_sock", [.socketCommon], .tcpSocketOrNull, .types(tc.union([.cgroupSkb]))),
+            .init("bpf_sk_fullsock", [.socketCommon], .socketOrNull(acquires: false), .types(tc.union([.cgroupSkb]))),
         ]
         var table: [Int32: HelperPrototype] = [:]
         for p in list {
@@ -230,7 +239,9 @@ enum HelperPrototypes {
         switch group {
         case .base: return true
         case .tracing: return tracing.contains(type)
-        case .kprobe: return type == .kprobe
+        case .notTracing: return !tracing.contains(type)
+        case .types(let set): return set.contains(type)
+        case .never: return false
         case .skb: return skb.contains(type)
         case .skbWrite: return skbWrite.contains(type)
         case .xdp: return type == .xdp

@@ -197,8 +197,7 @@ extension Analysis {
         }
         let low = smin + off
         if !(low >= 0 && low + Int64(size) <= limit) {
-            let message =
-                ptr.bounds.isConstant ? outside(low) : outside(low) + "\nR\(r) min value is outside of the allowed memory range"
+            let message = outside(low) + "\nR\(r) min value is outside of the allowed memory range"
             throw Failure(
                 kind: kind, pc: pc, message: message, registers: [r],
                 advice: boundsAdvice(what, off: low, size: size, limit: limit))
@@ -212,8 +211,7 @@ extension Analysis {
         }
         let high = Int64(ptr.bounds.umax) + off
         if !(high >= 0 && high + Int64(size) <= limit) {
-            let message =
-                ptr.bounds.isConstant ? outside(high) : outside(high) + "\nR\(r) max value is outside of the allowed memory range"
+            let message = outside(high) + "\nR\(r) max value is outside of the allowed memory range"
             throw Failure(
                 kind: kind, pc: pc, message: message, registers: [r],
                 advice: boundsAdvice(what, off: high, size: size, limit: limit))
@@ -371,7 +369,7 @@ extension Analysis {
             if off < -512 || high > 0 || ptr.bounds.smin == .min {
                 throw Failure(
                     kind: .stackAccess, pc: pc,
-                    message: "invalid indirect access to stack R\(r) off=\(off) size=\(size)", registers: [r],
+                    message: "invalid \(uninit ? "write to" : "read from") stack R\(r) off=\(off) size=\(size)", registers: [r],
                     advice: "the helper would access \(size) bytes from r10\(off), past the 512-byte stack frame")
             }
             let depth = Int(-off)
