@@ -16,6 +16,9 @@ final class Checkpoint {
     let pc: Int
     /// Paths still being explored below this state (`branches`).
     var branches = 1
+    /// Prunes and misses, to drop states that never help (`hit_cnt`, `miss_cnt`).
+    var hits = 0
+    var misses = 0
     let parent: Checkpoint?
 
     init(state: VerifierState, pc: Int, parent: Checkpoint?) {
@@ -45,6 +48,10 @@ final class Analysis {
     var prunePoint: [Bool] = []
     var liveIn: [UInt16] = []
     var explored: [[Checkpoint]] = []
+    /// Jumps processed, and the counts when the last state was stored (`jmps_processed`...).
+    var jumpsProcessed = 0
+    var jumpsAtLastState = 0
+    var processedAtLastState = 0
     /// Each path's state at the failing instruction, for messages.
     var currentState = VerifierState()
     var currentPC = 0

@@ -48,6 +48,8 @@ extension Analysis {
                 }
                 currentState = state
                 currentPC = pc
+                let cls = insns[pc].opcode & 7
+                if cls == 0x05 || cls == 0x06 { jumpsProcessed += 1 }
                 if options.log { log("\(pc): \(KernelText.instruction(insns, at: pc, maps: program.maps))") }
                 switch try step(&state, pc) {
                 case .next(let n):
@@ -87,30 +89,59 @@ extension Analysis {
     /// Prunes the path when an explored state covers it; stores it otherwise (`is_state_visited`).
     func visit(_ state: inout VerifierState, _ pc: Int, _ parent: inout Checkpoint?) throws -> Bool {
         let loopHead = isMayGoto(insns[pc]) || (isCall(insns[pc]) && insns[pc].source == 2)
+        // The kernel stores a state only after 2 jumps and 8 instructions (or at loop heads).
+        let addNew =
+            loopHead || (jumpsProcessed - jumpsAtLastState >= 2 && processed - processedAtLastState >= 8)
         var current = state
+        var keep: [Checkpoint] = []
+        keep.reserveCapacity(explored[pc].count)
+        var pruned = false
+        var failure: Failure?
         for old in explored[pc] {
-            guard sameCallSites(old.state, current) else { continue }
+            if pruned || failure != nil || !sameCallSites(old.state, current) {
+                keep.append(old)
+                continue
+            }
             if old.branches > 0 {
                 if loopHead {
-                    if subsumes(old.state, current, pc) { return true }
+                    if subsumes(old.state, current, pc) {
+                        old.hits += 1
+                        pruned = true
+                        keep.append(old)
+                        continue
+                    }
                     // Loops of iterators and may_goto converge: forget what changed.
                     widen(&current, from: old.state)
-                    continue
-                }
-                if exactlyEqual(old.state, current, pc) {
-                    throw Failure(
+                } else if exactlyEqual(old.state, current, pc) {
+                    failure = Failure(
                         kind: .loop, pc: pc, message: "infinite loop detected at insn \(pc)",
                         advice:
                             "the program comes back to this instruction in the same state, so this loop never ends; make the loop condition depend on a counter that changes every iteration")
+                    keep.append(old)
+                    continue
                 }
+            } else if subsumes(old.state, current, pc) {
+                old.hits += 1
+                pruned = true
+                keep.append(old)
                 continue
             }
-            if subsumes(old.state, current, pc) { return true }
+            old.misses += 1
+            // A state that keeps missing is dropped from the list (`miss_cnt > hit_cnt * n + n`).
+            let n = loopHead && old.branches > 0 ? 64 : 3
+            if old.misses > old.hits * n + n { continue }
+            keep.append(old)
         }
+        explored[pc] = keep
+        if let failure { throw failure }
+        if pruned { return true }
+        guard addNew else { return false }
         state = current
         let checkpoint = Checkpoint(state: current, pc: pc, parent: parent)
         explored[pc].append(checkpoint)
         storedStates += 1
+        jumpsAtLastState = jumpsProcessed
+        processedAtLastState = processed
         parent = checkpoint
         return false
     }
