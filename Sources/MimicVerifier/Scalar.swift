@@ -266,13 +266,18 @@ extension Scalar {
             d.alu32(op, src)
             d.zeroExtend32()
         } else {
-            var low = self
-            low.alu32(op, src)
             d.alu64(op, src)
-            d.s32min = low.s32min
-            d.s32max = low.s32max
-            d.u32min = low.u32min
-            d.u32max = low.u32max
+            if op == .lsh || op == .rsh || op == .arsh {
+                // The low half of a 64-bit shift comes from the known bits alone.
+                d.mark32Unbounded()
+            } else {
+                var low = self
+                low.alu32(op, src)
+                d.s32min = low.s32min
+                d.s32max = low.s32max
+                d.u32min = low.u32min
+                d.u32max = low.u32max
+            }
         }
         d.sync()
         return d
