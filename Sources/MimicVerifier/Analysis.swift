@@ -339,21 +339,27 @@ final class Analysis {
     }
 
     func checkStackDepth() throws {
-        // The deepest chain of calls from the entry, each frame rounded up to 32 bytes.
+        // The deepest chain of calls from the entry, each frame rounded up (`check_max_stack_depth`).
         var edges: [Int: [Int]] = [:]
         for e in callEdges { edges[e[0], default: []].append(e[1]) }
-        var worst = 0
-        var worstChain: [Int] = []
-        func walk(_ s: Int, _ depth: Int, _ chain: [Int]) {
-            let total = depth + roundUp(stackDepth[s])
-            if total > worst {
-                worst = total
-                worstChain = chain + [s]
+        // Longest chain from each function, memoised (BPF forbids recursion, so the graph is a DAG).
+        var best: [Int: (depth: Int, chain: [Int])] = [:]
+        var visiting = Set<Int>()
+        func deepest(_ s: Int) -> (depth: Int, chain: [Int]) {
+            if let known = best[s] { return known }
+            guard visiting.insert(s).inserted else { return (0, []) }
+            var result = (depth: roundUp(stackDepth[s]), chain: [s])
+            for t in edges[s] ?? [] {
+                let below = deepest(t)
+                if roundUp(stackDepth[s]) + below.depth > result.depth {
+                    result = (roundUp(stackDepth[s]) + below.depth, [s] + below.chain)
+                }
             }
-            guard chain.count < 9 else { return }
-            for t in edges[s] ?? [] where !chain.contains(t) { walk(t, total, chain + [s]) }
+            visiting.remove(s)
+            best[s] = result
+            return result
         }
-        walk(0, 0, [])
+        let (worst, worstChain) = deepest(0)
         if worst > 512 {
             throw Failure(
                 kind: .stackDepth, pc: subprogramStarts[worstChain.last ?? 0],

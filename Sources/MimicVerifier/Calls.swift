@@ -454,7 +454,7 @@ extension Analysis {
                               registers: [1])
             }
             let start = Stack.index(Int(it.offset))
-            guard start >= 0, start % 8 == 0 else {
+            guard start >= 0, start + 8 <= Stack.size, start % 8 == 0 else {
                 throw Failure(kind: .stackAccess, pc: pc, message: "arg#0 expected pointer to an iterator on stack",
                               registers: [1])
             }
@@ -471,7 +471,7 @@ extension Analysis {
             s[register: 0] = .unknownScalar
         case "bpf_iter_num_next", "bpf_iter_num_destroy":
             let it = try readRegister(s, 1, pc)
-            let start = it.type == .stack ? Stack.index(Int(it.offset)) : -1
+            let start = it.type == .stack && it.offset >= -512 && it.offset <= -8 ? Stack.index(Int(it.offset)) : -1
             guard start >= 0, start % 8 == 0, s.frames[it.frame].stack.bytes[start] == .iterator else {
                 throw Failure(kind: .helperArgument, pc: pc,
                               message: "expected an initialized iter_num as arg #0", registers: [1],

@@ -74,8 +74,8 @@ extension Analysis {
             }
             return .scalar(.unknown)
         case .mapKey:
-            let map = program.maps[max(ptr.map, 0)]
-            try boundedAccess(pc, r, ptr, off: off, size: size, limit: Int64(map.keySize), what: .memory)
+            let keySize = ptr.map >= 0 && ptr.map < program.maps.count ? program.maps[ptr.map].keySize : 0
+            try boundedAccess(pc, r, ptr, off: off, size: size, limit: Int64(keySize), what: .memory)
             return .scalar(.unknown)
         default:
             throw Failure(

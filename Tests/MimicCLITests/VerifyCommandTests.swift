@@ -60,4 +60,23 @@ struct VerifyCommandTests {
              "020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"])
         #expect(accepted.status == 0, "\(accepted)")
     }
+
+    @Test func aTestFileCanRequireVerification() throws {
+        let scratch = try TemporaryDirectory()
+        let fixtures = MimicCLI.packageRoot.path + "/" + Self.fixtures
+        for (name, object, status) in [("refused", "unknown_helper.o", Int32(1)), ("accepted", "tc_mark.o", Int32(0))] {
+            let file = scratch.url.appendingPathComponent("\(name).json")
+            let json = """
+                {"object": "\(fixtures + object)", "config": {"verify": true},
+                 "cases": [{"name": "runs", "input": {"packet": "020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"}, "expect": {}}]}
+                """
+            try Data(json.utf8).write(to: file)
+            let result = try MimicCLI.run(["test", file.path])
+            #expect(result.status == status, "\(name): \(result)")
+            #expect((result.stdout + result.stderr).contains("(verifier)"), "\(name): \(result)")
+            if status == 1 {
+                #expect(result.stdout.contains("R2 type=scalar expected=map_ptr"), "\(result)")
+            }
+        }
+    }
 }
