@@ -106,7 +106,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MimicVerifierTests",
-            dependencies: ["MimicVerifier", "MimicCore", "MimicKernel", "MimicTestSupport"]
+            dependencies: ["MimicVerifier", "MimicCore", "MimicKernel", "MimicLinux", "MimicTestSupport"]
         ),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicMemory", "MimicLinux"]),
         // The README's library examples, compiled and run so they cannot rot.

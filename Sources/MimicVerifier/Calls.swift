@@ -155,7 +155,9 @@ extension Analysis {
         if !HelperPrototypes.allows(proto.group, in: type) {
             throw Failure(
                 kind: .unknownHelper, pc: pc, message: "program of this type cannot use helper \(name)#\(i.imm)",
-                advice: "\(name) is not available to \(type) programs")
+                advice: proto.group == .never
+                    ? "\(name) needs a kernel built with CONFIG_BPF_KPROBE_OVERRIDE, which Mimic's model (and this machine's kernel) lacks"
+                    : "\(name) is not available to \(type) programs")
         }
         if proto.gplOnly && !isGPLCompatible(program.license) {
             throw Failure(

@@ -55,7 +55,7 @@ enum ReturnKind: Equatable {
 }
 
 /// Which program types may call a helper.
-enum HelperGroup {
+enum HelperGroup: Equatable {
     /// Every program type (`bpf_base_func_proto`, as a privileged user).
     case base
     /// Tracing programs: kprobe, tracepoint, raw tracepoint, perf event, tracing.

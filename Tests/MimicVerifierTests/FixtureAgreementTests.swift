@@ -1,6 +1,7 @@
 import Foundation
 import MimicCore
 import MimicKernel
+import MimicLinux
 import MimicTestSupport
 import MimicVerifier
 import XCTest
@@ -30,7 +31,13 @@ final class FixtureAgreementTests: XCTestCase {
 
     static func kernelVerdict(_ object: ObjectFile, _ program: ObjectProgram) -> KernelVerdict {
         do {
-            let loaded = try KernelObject(object: object)
+            // __kconfig externs get the values the Linux emulator resolves, as `mimic compare` does.
+            var kconfig: [UInt8]?
+            if object.global(named: ObjectExtern.kconfigSection) != nil {
+                let vm = VM(emulator: LinuxEmulator())
+                kconfig = try vm.load(object: object).globals[ObjectExtern.kconfigSection]?.storage.bytes
+            }
+            let loaded = try KernelObject(object: object, kconfig: kconfig)
             _ = try loaded.program(named: program.name)
             return .accepted
         } catch let error as KernelError {
