@@ -52,9 +52,8 @@ final class Analysis {
     var jumpsProcessed = 0
     var jumpsAtLastState = 0
     var processedAtLastState = 0
-    /// Each path's state at the failing instruction, for messages.
+    /// The state before the instruction being checked, for the registers of a message.
     var currentState = VerifierState()
-    var currentPC = 0
 
     init(program: VerifierProgram, options: VerifierOptions) {
         self.program = program

@@ -304,7 +304,7 @@ extension Analysis {
         }
         if released != 0 { release(&s, released) }
         // Callbacks run as a frame of their own, returning to this call.
-        if callbackTarget >= 0, let count = proto.callbackArguments {
+        if callbackTarget >= 0, proto.callbackArguments != nil {
             var args: [Register] = []
             if name == "bpf_loop" {
                 args = [.scalar(.unsigned(max: 0xffff_ffff)), s[register: 3]]
@@ -317,7 +317,6 @@ extension Analysis {
                 value.map = mapIndex
                 args = [map, key, value, s[register: 3]]
             }
-            _ = count
             for r in 1...5 { s[register: r] = r - 1 < args.count ? args[r - 1] : Register() }
             return try callSubprogram(&s, pc, target: callbackTarget, callback: true)
         }

@@ -47,7 +47,6 @@ extension Analysis {
                             "the verifier walks every path and gives up after \(options.complexityLimit) instructions; bound loops with small constants, use bpf_loop() or bpf_for(), or split the program with tail calls")
                 }
                 currentState = state
-                currentPC = pc
                 let cls = insns[pc].opcode & 7
                 if cls == 0x05 || cls == 0x06 { jumpsProcessed += 1 }
                 if options.log { log("\(pc): \(KernelText.instruction(insns, at: pc, maps: program.maps))") }
@@ -157,7 +156,7 @@ extension Analysis {
         if f == s.frames.count - 1 { return liveIn[pc] }
         let site = s.frames[f + 1].callSite
         guard site + 1 < insns.count else { return 0x3ff }
-        if s.frames[f + 1].isCallback { return liveIn[site + 1] & 0x3c0 }
+        // After the call returns (or the callback's helper does), R0-R5 are new: R6-R9 remain.
         return liveIn[site + 1] & 0x3c0
     }
 

@@ -329,7 +329,7 @@ extension Analysis {
     func checkAtomic(_ s: inout VerifierState, _ pc: Int, _ i: RawInstruction) throws {
         let size = i.opcode & 0x18 == 0x18 ? 8 : 4
         let ptr = try readRegister(s, i.destination, pc)
-        let value = try readRegister(s, i.source, pc)
+        _ = try readRegister(s, i.source, pc)
         let op = i.imm
         if op == 0xf1 { _ = try readRegister(s, 0, pc) }
         switch ptr.type {
@@ -341,12 +341,10 @@ extension Analysis {
         default: break
         }
         _ = try access(&s, pc, register: Int(i.destination), ptr, offset: Int64(i.offset), size: size, write: false)
-        var stored = Register.unknownScalar
-        if value.type != .scalar { stored = .unknownScalar }
-        stored.bounds = .unknown
+        // The memory now holds an unknown value (whatever the operation combined).
         _ = try access(
-            &s, pc, register: Int(i.destination), ptr, offset: Int64(i.offset), size: size, write: true, value: stored,
-            valueIsRegister: false)
+            &s, pc, register: Int(i.destination), ptr, offset: Int64(i.offset), size: size, write: true,
+            value: .unknownScalar, valueIsRegister: false)
         let result = Register.scalar(size == 8 ? .unknown : .unsigned(max: 0xffff_ffff))
         if op == 0xf1 {
             s[register: 0] = result
