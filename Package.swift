@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "MimicPool", targets: ["MimicPool"]),
         // Unit tests of eBPF programs without a kernel: test files and `ProgramTest` (`mimic test`).
         .library(name: "MimicTesting", targets: ["MimicTesting"]),
+        // Predicts the kernel verifier's verdict and explains a rejection (`mimic verify`).
+        .library(name: "MimicVerifier", targets: ["MimicVerifier"]),
         // The plugin ABI header (`mimic_plugin.h`), for plugins written in Swift or C.
         .library(name: "CMimicPlugin", targets: ["CMimicPlugin"]),
         // The Linux emulator as a plugin library for `PluginLibrary.load` / `mimic ... --plugin`.
@@ -51,12 +53,15 @@ let package = Package(
             dependencies: ["MimicLinux", "MimicCore", "MimicMemory", "MimicJSON", "CMimicPlugin"]
         ),
         .target(name: "MimicPool", dependencies: ["MimicCore"]),
+        // The verifier model: abstract interpretation in the kernel verifier's terms (Docs/Verifier.md).
+        .target(name: "MimicVerifier", dependencies: ["MimicCore"]),
         // `mimic test`'s one implementation: test files, runs in the emulator, checks, JUnit/TAP.
         .target(name: "MimicTesting", dependencies: ["MimicCore", "MimicJSON", "MimicLinux", "MimicPcap"]),
         .executableTarget(
             name: "mimic-cli",
             dependencies: [
                 "MimicCore", "MimicMemory", "MimicJSON", "MimicLinux", "MimicPcap", "MimicKernel", "MimicTesting",
+                "MimicVerifier",
             ]
         ),
         .executableTarget(
@@ -98,6 +103,10 @@ let package = Package(
         .testTarget(
             name: "MimicTestingTests",
             dependencies: ["MimicTesting", "MimicJSON", "MimicLinux", "MimicTestSupport"]
+        ),
+        .testTarget(
+            name: "MimicVerifierTests",
+            dependencies: ["MimicVerifier", "MimicCore", "MimicKernel", "MimicLinux", "MimicTestSupport"]
         ),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicMemory", "MimicLinux"]),
         // The README's library examples, compiled and run so they cannot rot.

@@ -104,6 +104,9 @@ public struct TestConfiguration: Sendable, Equatable {
     public var object = ObjectConfiguration()
     /// The program type of the program under test, for a section that gives none (`xdp`, `tc`).
     public var programType: ProgramType?
+    /// The program must pass the verifier model (`"verify": true`; `mimic test` checks it with
+    /// MimicVerifier before the cases, as a case `(verifier)`).
+    public var verify = false
 
     public init(
         cpus: Int = 1, seed: UInt64 = 1, object: ObjectConfiguration = ObjectConfiguration(),
@@ -118,7 +121,13 @@ public struct TestConfiguration: Sendable, Equatable {
     init(_ field: JSONField) throws(JSONError) {
         guard !field.isMissing else { return }
         try field.object()
-        try TestSuite.requireKnown(field, ["cpus", "seed", "globals", "mapSizes", "type", "progArrays", "mapsOfMaps"])
+        try TestSuite.requireKnown(
+            field, ["cpus", "seed", "globals", "mapSizes", "type", "progArrays", "mapsOfMaps", "verify"])
+        switch field["verify"].value {
+        case nil, .null: break
+        case .bool(let value): verify = value
+        default: throw field["verify"].error("must be true or false")
+        }
         if let cpus = try field["cpus"].optionalInteger(Int.self) {
             guard (1...1024).contains(cpus) else { throw field["cpus"].error("must be between 1 and 1024") }
             self.cpus = cpus

@@ -1,4 +1,5 @@
 import MimicCore
+import MimicVerifier
 import MimicLinux
 
 /// `mimic run OBJ.o`: run a program of an ELF object on a context or over a capture.
@@ -49,7 +50,9 @@ enum RunObjectCommand: Command {
             {"key": K, "value": V} entries (see Docs/UserGuide.md). Exit codes: 0 when every run
             finished, 1 when the input cannot be read or loaded or a run failed, 2 for usage errors.
             """,
-        options: RunOptions.specs(out: true, json: true),
+        options: RunOptions.specs(out: true, json: true) + [
+            .flag("verify", "Refuse to run a program the kernel's verifier would reject (mimic verify explains why)."),
+        ],
         examples: [
             (
                 "Run the XDP firewall over a capture with a preloaded blocklist",
@@ -80,6 +83,11 @@ enum RunObjectCommand: Command {
     static func run(_ arguments: ParsedArguments) throws {
         let options = try RunOptions(arguments, command: info.name)
         let session = try options.session()
+        if arguments.has("verify") {
+            if let error = Verifier().verify(object: session.object, program: session.source).error {
+                throw RuntimeError("\(session.source.name): the kernel's verifier would reject it\n\(error.explanation)")
+            }
+        }
         if options.eventsPath != nil {
             try EventsRun(session: session, options: options).run()
             return

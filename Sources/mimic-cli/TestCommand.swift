@@ -2,6 +2,7 @@ import MimicCore
 import MimicKernel
 import MimicLinux
 import MimicTesting
+import MimicVerifier
 
 /// `mimic test FILE...`: run the cases of test files, report failures as diffs, JUnit and TAP.
 enum TestCommand: Command {
@@ -50,6 +51,24 @@ enum TestCommand: Command {
         }
     }
 
+    /// The case `(verifier)` of a file with `"verify": true`: the configured program against the
+    /// verifier model.
+    static func verification(_ suite: TestSuite) -> CaseReport {
+        let test: ProgramTest
+        do {
+            test = try ProgramTest(suite: suite)
+        } catch {
+            return CaseReport(name: "(verifier)", status: .error(error.description))
+        }
+        guard let error = Verifier().verify(object: test.object, program: test.program).error else {
+            return CaseReport(name: "(verifier)", status: .passed)
+        }
+        let mismatch = Mismatch(
+            what: "verifier", expected: "accepted", actual: "rejected: \(error.message)",
+            detail: error.explanation.split(separator: "\n").map(String.init))
+        return CaseReport(name: "(verifier)", status: .failed([mismatch]))
+    }
+
     static func run(_ arguments: ParsedArguments) throws {
         guard !arguments.positionals.isEmpty else {
             throw UsageError(message: "missing argument FILE.json for 'test'", command: info.name)
@@ -70,6 +89,7 @@ enum TestCommand: Command {
                 continue
             }
             var report = ProgramTest.run(suite: suite)
+            if suite.config.verify { report.cases.insert(verification(suite), at: 0) }
             if arguments.has("kernel") {
                 if let reason = KernelBPF.unavailableReason {
                     kernelNote = "kernel runs skipped: the kernel is not reachable (\(reason))"

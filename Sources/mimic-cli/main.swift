@@ -17,7 +17,7 @@ enum Mimic {
         RunObjectCommand.self, TraceCommand.self, DebugCommand.self, MapsCommand.self,
         RunRawCommand.self, InspectCommand.self, AsmCommand.self, DisasmCommand.self, ConformancePluginCommand.self,
         PluginsCommand.self,
-        CompareCommand.self, FuzzCommand.self, TestCommand.self,
+        CompareCommand.self, FuzzCommand.self, TestCommand.self, VerifyCommand.self,
     ]
 
     static var help: String {

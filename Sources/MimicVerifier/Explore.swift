@@ -1,0 +1,294 @@
+import MimicCore
+
+/// Where a path goes after an instruction.
+enum Outcome {
+    case next(Int)
+    /// Continue at `pc`; explore `other` at `otherPC` later (the taken branch, as the kernel does).
+    case branch(pc: Int, other: VerifierState, otherPC: Int)
+    case end
+}
+
+extension Analysis {
+    struct Pending {
+        var state: VerifierState
+        var pc: Int
+        var parent: Checkpoint?
+        var from: Int
+    }
+
+    func initialState() -> VerifierState {
+        var s = VerifierState()
+        s[register: 1] = Register.pointer(.context)
+        var fp = Register.pointer(.stack)
+        fp.frame = 0
+        s[register: 10] = fp
+        return s
+    }
+
+    func explore() throws {
+        var state = initialState()
+        var pc = 0
+        var parent: Checkpoint? = nil
+        var pending: [Pending] = []
+        log("func#0 @0")
+        while true {
+            var ended = false
+            if prunePoint[pc], try visit(&state, pc, &parent) {
+                log("\(pc): safe")
+                ended = true
+            }
+            if !ended {
+                processed += 1
+                if processed > options.complexityLimit {
+                    throw Failure(
+                        kind: .complexity, pc: pc,
+                        message: "BPF program is too large. Processed \(processed) insn",
+                        advice:
+                            "the verifier walks every path and gives up after \(options.complexityLimit) instructions; bound loops with small constants, use bpf_loop() or bpf_for(), or split the program with tail calls")
+                }
+                currentState = state
+                let cls = insns[pc].opcode & 7
+                if cls == 0x05 || cls == 0x06 { jumpsProcessed += 1 }
+                if options.log { log("\(pc): \(KernelText.instruction(insns, at: pc, maps: program.maps))") }
+                switch try step(&state, pc) {
+                case .next(let n):
+                    pc = n
+                case .branch(let n, let other, let otherPC):
+                    parent?.branches += 1
+                    pending.append(Pending(state: other, pc: otherPC, parent: parent, from: pc))
+                    if pending.count > 8192 {
+                        throw Failure(
+                            kind: .complexity, pc: pc, message: "The sequence of \(pending.count) jumps is too complex.")
+                    }
+                    pc = n
+                case .end:
+                    ended = true
+                }
+            }
+            if ended {
+                finishPath(parent)
+                guard let next = pending.popLast() else { return }
+                state = next.state
+                pc = next.pc
+                parent = next.parent
+                if options.log { log("from \(next.from) to \(pc): \(KernelText.state(state, program.maps))") }
+            }
+        }
+    }
+
+    func finishPath(_ parent: Checkpoint?) {
+        var c = parent
+        while let checkpoint = c {
+            checkpoint.branches -= 1
+            if checkpoint.branches > 0 { break }
+            c = checkpoint.parent
+        }
+    }
+
+    /// Prunes the path when an explored state covers it; stores it otherwise (`is_state_visited`).
+    func visit(_ state: inout VerifierState, _ pc: Int, _ parent: inout Checkpoint?) throws -> Bool {
+        let loopHead = isMayGoto(insns[pc]) || (isCall(insns[pc]) && insns[pc].source == 2)
+        // The kernel stores a state only after 2 jumps and 8 instructions (or at loop heads).
+        let addNew =
+            loopHead || (jumpsProcessed - jumpsAtLastState >= 2 && processed - processedAtLastState >= 8)
+        var current = state
+        var keep: [Checkpoint] = []
+        keep.reserveCapacity(explored[pc].count)
+        var pruned = false
+        var failure: Failure?
+        for old in explored[pc] {
+            if pruned || failure != nil || !sameCallSites(old.state, current) {
+                keep.append(old)
+                continue
+            }
+            if old.branches > 0 {
+                if loopHead {
+                    if subsumes(old.state, current, pc) {
+                        old.hits += 1
+                        pruned = true
+                        keep.append(old)
+                        continue
+                    }
+                    // Loops of iterators and may_goto converge: forget what changed.
+                    widen(&current, from: old.state)
+                } else if exactlyEqual(old.state, current, pc) {
+                    failure = Failure(
+                        kind: .loop, pc: pc, message: "infinite loop detected at insn \(pc)",
+                        advice:
+                            "the program comes back to this instruction in the same state, so this loop never ends; make the loop condition depend on a counter that changes every iteration")
+                    keep.append(old)
+                    continue
+                }
+            } else if subsumes(old.state, current, pc) {
+                old.hits += 1
+                pruned = true
+                keep.append(old)
+                continue
+            }
+            old.misses += 1
+            // A state that keeps missing is dropped from the list (`miss_cnt > hit_cnt * n + n`).
+            let n = loopHead && old.branches > 0 ? 64 : 3
+            if old.misses > old.hits * n + n { continue }
+            keep.append(old)
+        }
+        explored[pc] = keep
+        if let failure { throw failure }
+        if pruned { return true }
+        guard addNew else { return false }
+        state = current
+        let checkpoint = Checkpoint(state: current, pc: pc, parent: parent)
+        explored[pc].append(checkpoint)
+        storedStates += 1
+        jumpsAtLastState = jumpsProcessed
+        processedAtLastState = processed
+        parent = checkpoint
+        return false
+    }
+
+    func sameCallSites(_ a: VerifierState, _ b: VerifierState) -> Bool {
+        guard a.frames.count == b.frames.count else { return false }
+        for i in a.frames.indices where a.frames[i].callSite != b.frames[i].callSite { return false }
+        return true
+    }
+
+    /// Registers live in frame `f` of a state stopped at `pc`.
+    func liveRegisters(_ s: VerifierState, frame f: Int, pc: Int) -> UInt16 {
+        if f == s.frames.count - 1 { return liveIn[pc] }
+        let site = s.frames[f + 1].callSite
+        guard site + 1 < insns.count else { return 0x3ff }
+        // After the call returns (or the callback's helper does), R0-R5 are new: R6-R9 remain.
+        return liveIn[site + 1] & 0x3c0
+    }
+
+    // MARK: State comparison (states_equal)
+
+    final class IDMap {
+        var map: [UInt32: UInt32] = [:]
+        var reverse: [UInt32: UInt32] = [:]
+        func check(_ old: UInt32, _ cur: UInt32) -> Bool {
+            if old == 0 && cur == 0 { return true }
+            if old == 0 || cur == 0 { return false }
+            if let m = map[old] { return m == cur }
+            if reverse[cur] != nil { return false }
+            map[old] = cur
+            reverse[cur] = old
+            return true
+        }
+    }
+
+    func rangeWithin(_ old: Scalar, _ cur: Scalar) -> Bool {
+        old.umin <= cur.umin && old.umax >= cur.umax && old.smin <= cur.smin && old.smax >= cur.smax
+            && old.u32min <= cur.u32min && old.u32max >= cur.u32max && old.s32min <= cur.s32min
+            && old.s32max >= cur.s32max
+    }
+
+    func regSafe(_ old: Register, _ cur: Register, _ ids: IDMap) -> Bool {
+        if old.type == .notInit { return true }
+        if cur.type == .notInit { return false }
+        if old.type != cur.type || old.maybeNull != cur.maybeNull { return false }
+        switch old.type {
+        case .scalar:
+            return rangeWithin(old.bounds, cur.bounds) && old.bounds.varOff.contains(cur.bounds.varOff)
+        case .packet, .packetMeta:
+            return old.range <= cur.range && old.offset == cur.offset && ids.check(old.id, cur.id)
+                && rangeWithin(old.bounds, cur.bounds) && old.bounds.varOff.contains(cur.bounds.varOff)
+        case .mapValue, .memory, .stack, .mapKey:
+            return old.offset == cur.offset && old.map == cur.map && old.frame == cur.frame
+                && old.range == cur.range && old.readOnly == cur.readOnly
+                && ids.check(old.id, cur.id) && ids.check(old.referenceID, cur.referenceID)
+                && rangeWithin(old.bounds, cur.bounds) && old.bounds.varOff.contains(cur.bounds.varOff)
+        default:
+            return old.offset == cur.offset && old.map == cur.map && old.subprogram == cur.subprogram
+                && old.bounds == cur.bounds && ids.check(old.id, cur.id)
+                && ids.check(old.referenceID, cur.referenceID)
+        }
+    }
+
+    func stackSafe(_ old: Stack, _ cur: Stack, _ ids: IDMap) -> Bool {
+        let lowest = Stack.size - old.depth
+        var i = lowest
+        while i < Stack.size {
+            let o = old.bytes[i]
+            let c = cur.bytes[i]
+            if o == .invalid || (o == .misc && options.privileged && c != .spill) || (o == .misc && c == .zero)
+                || (o == .misc && c == .misc)
+            {
+                i += 1
+                continue
+            }
+            if o == .misc, c == .spill, cur.spilled[i / 8].type == .scalar {
+                i += 1
+                continue
+            }
+            if o != c { return false }
+            if o == .spill || o == .iterator, i % 8 == 0 || i == lowest {
+                if !regSafe(old.spilled[i / 8], cur.spilled[i / 8], ids) { return false }
+                i = (i / 8 + 1) * 8
+                continue
+            }
+            i += 1
+        }
+        return true
+    }
+
+    func subsumes(_ old: VerifierState, _ cur: VerifierState, _ pc: Int) -> Bool {
+        guard old.frames.count == cur.frames.count, old.lockInstruction == cur.lockInstruction,
+            old.rcuDepth == cur.rcuDepth, old.references.count == cur.references.count
+        else { return false }
+        let ids = IDMap()
+        for f in old.frames.indices {
+            let live = liveRegisters(cur, frame: f, pc: pc)
+            for r in 0..<10 where live & (1 << UInt16(r)) != 0 {
+                if !regSafe(old.frames[f].registers[r], cur.frames[f].registers[r], ids) { return false }
+            }
+            if !stackSafe(old.frames[f].stack, cur.frames[f].stack, ids) { return false }
+        }
+        for (a, b) in zip(old.references, cur.references) where !ids.check(a.id, b.id) { return false }
+        return true
+    }
+
+    func exactlyEqual(_ old: VerifierState, _ cur: VerifierState, _ pc: Int) -> Bool {
+        guard old.frames.count == cur.frames.count, old.references.count == cur.references.count,
+            old.mayGotoDepth == cur.mayGotoDepth
+        else { return false }
+        for f in old.frames.indices {
+            let live = liveRegisters(cur, frame: f, pc: pc)
+            for r in 0..<10 where live & (1 << UInt16(r)) != 0 {
+                let a = old.frames[f].registers[r]
+                var b = cur.frames[f].registers[r]
+                b.id = a.id
+                b.referenceID = a.referenceID
+                if a != b { return false }
+            }
+            if old.frames[f].stack.bytes != cur.frames[f].stack.bytes { return false }
+            for s in 0..<64 where old.frames[f].stack.bytes[s * 8 + 7] == .spill {
+                if old.frames[f].stack.spilled[s].bounds != cur.frames[f].stack.spilled[s].bounds
+                    || old.frames[f].stack.spilled[s].type != cur.frames[f].stack.spilled[s].type
+                {
+                    return false
+                }
+            }
+        }
+        return true
+    }
+
+    /// Scalars that differ from the loop's earlier state become unknown (`widen_imprecise_scalars`).
+    func widen(_ cur: inout VerifierState, from old: VerifierState) {
+        for f in cur.frames.indices where f < old.frames.count {
+            for r in 0..<10 {
+                let a = old.frames[f].registers[r]
+                let b = cur.frames[f].registers[r]
+                if a.type == .scalar, b.type == .scalar, a.bounds != b.bounds {
+                    cur.frames[f].registers[r] = .unknownScalar
+                }
+            }
+            for s in 0..<64 where cur.frames[f].stack.bytes[s * 8 + 7] == .spill {
+                let a = old.frames[f].stack.spilled[s]
+                let b = cur.frames[f].stack.spilled[s]
+                if a.type == .scalar, b.type == .scalar, a.bounds != b.bounds {
+                    cur.frames[f].stack.spilled[s] = .unknownScalar
+                }
+            }
+        }
+    }
+}

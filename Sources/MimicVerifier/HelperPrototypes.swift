@@ -1,0 +1,251 @@
+import MimicCore
+
+/// What a helper argument must be (`enum bpf_arg_type`).
+enum ArgumentKind: Equatable {
+    /// Any initialised value (`ARG_ANYTHING`).
+    case anything
+    /// A map from `lddw` (`ARG_CONST_MAP_PTR`).
+    case map
+    /// A pointer to `key_size` readable bytes (`ARG_PTR_TO_MAP_KEY`).
+    case mapKey
+    /// A pointer to `value_size` readable bytes (`ARG_PTR_TO_MAP_VALUE`); `uninit`: written by the helper.
+    case mapValue(uninit: Bool)
+    /// Memory whose size is the next argument (`ARG_PTR_TO_MEM` + `ARG_CONST_SIZE`).
+    case memory(uninit: Bool, nullable: Bool)
+    /// Memory of a fixed size (`MEM_FIXED_SIZE`).
+    case fixedMemory(size: Int, uninit: Bool)
+    /// The size of the previous memory argument (`ARG_CONST_SIZE(_OR_ZERO)`).
+    case size(zeroAllowed: Bool)
+    /// The program's context (`ARG_PTR_TO_CTX`).
+    case context
+    /// A ring-buffer record to release (`ARG_PTR_TO_RINGBUF_MEM | OBJ_RELEASE`).
+    case ringbufRecord
+    /// The size of a ring-buffer reservation (`ARG_CONST_ALLOC_SIZE_OR_ZERO`).
+    case allocSize
+    /// A socket pointer to release (`ARG_PTR_TO_BTF_ID_SOCK_COMMON | OBJ_RELEASE`).
+    case releasedSocket
+    /// A `struct bpf_sock_common` pointer (`ARG_PTR_TO_SOCK_COMMON`).
+    case socketCommon
+    /// A callback sub-program (`ARG_PTR_TO_FUNC`).
+    case function
+    /// A stack pointer or NULL (`ARG_PTR_TO_STACK_OR_NULL`), for callback contexts.
+    case stackOrNull
+    /// A constant string in a read-only map (`ARG_PTR_TO_CONST_STR`).
+    case constString
+    /// A `struct bpf_spin_lock` in a map value (`ARG_PTR_TO_SPIN_LOCK`).
+    case spinLock
+    /// A per-CPU kernel variable (`ARG_PTR_TO_PERCPU_BTF_ID`).
+    case perCPUVariable
+}
+
+/// What a helper returns (`enum bpf_return_type`).
+enum ReturnKind: Equatable {
+    case integer
+    case void
+    case mapValueOrNull
+    /// `PTR_TO_MEM_OR_NULL` sized by the argument `sizeArgument`, acquired when `acquires`.
+    case memoryOrNull(sizeArgument: Int, acquires: Bool)
+    case socketOrNull(acquires: Bool)
+    case socketCommonOrNull(acquires: Bool)
+    case tcpSocketOrNull
+    /// A kernel object typed by BTF (`RET_PTR_TO_BTF_ID`), named for messages.
+    case btfObject(String)
+    /// `RET_PTR_TO_MEM_OR_BTF_ID` of a per-CPU variable (`bpf_per_cpu_ptr` may be NULL).
+    case perCPUPointer(maybeNull: Bool)
+}
+
+/// Which program types may call a helper.
+enum HelperGroup: Equatable {
+    /// Every program type (`bpf_base_func_proto`, as a privileged user).
+    case base
+    /// Tracing programs: kprobe, tracepoint, raw tracepoint, perf event, tracing.
+    case tracing
+    /// Programs on `struct __sk_buff` (socket filter, tc, cgroup skb, ...); `ctx` packet helpers.
+    case skb
+    /// Programs that may change an skb (tc, lwt xmit): store bytes, checksums, redirect.
+    case skbWrite
+    /// XDP.
+    case xdp
+    /// tc and XDP (redirect helpers, FIB lookups, socket lookups, MTU checks).
+    case tcXDP
+    /// Every type but the tracing ones.
+    case notTracing
+    /// Exactly these program types.
+    case types(Set<ProgramType>)
+    /// Not available on the kernel Mimic follows.
+    case never
+}
+
+/// One helper's prototype (`struct bpf_func_proto`).
+struct HelperPrototype {
+    var name: String
+    var arguments: [ArgumentKind]
+    var returns: ReturnKind
+    var group: HelperGroup
+    var gplOnly = false
+    /// Releases the reference of the argument at this index.
+    var releases: Int? = nil
+    /// Calls its callback argument, with this many arguments to the callback (`bpf_loop`: 2).
+    var callbackArguments: Int? = nil
+
+    init(
+        _ name: String, _ arguments: [ArgumentKind], _ returns: ReturnKind = .integer, _ group: HelperGroup = .base,
+        gpl: Bool = false, releases: Int? = nil, callback: Int? = nil
+    ) {
+        self.name = name
+        self.arguments = arguments
+        self.returns = returns
+        self.group = group
+        self.gplOnly = gpl
+        self.releases = releases
+        self.callbackArguments = callback
+    }
+}
+
+enum HelperPrototypes {
+    static let tc: Set<ProgramType> = [.schedCls, .schedAct]
+    static let tcXDP: Set<ProgramType> = [.schedCls, .schedAct, .xdp]
+    static let skbNotLWT: Set<ProgramType> = [.socketFilter, .schedCls, .schedAct, .cgroupSkb, .skSkb]
+    static let socketLookups: Set<ProgramType> = [.schedCls, .schedAct, .xdp, .cgroupSkb, .skSkb]
+    static let memRO = ArgumentKind.memory(uninit: false, nullable: false)
+    static let memUninit = ArgumentKind.memory(uninit: true, nullable: false)
+    static let size = ArgumentKind.size(zeroAllowed: false)
+    static let sizeOrZero = ArgumentKind.size(zeroAllowed: true)
+
+    /// The prototypes Mimic knows, by helper id.
+    static let table: [Int32: HelperPrototype] = {
+        let list: [HelperPrototype] = [
+            .init("bpf_map_lookup_elem", [.map, .mapKey], .mapValueOrNull),
+            .init("bpf_map_update_elem", [.map, .mapKey, .mapValue(uninit: false), .anything]),
+            .init("bpf_map_delete_elem", [.map, .mapKey]),
+            .init("bpf_map_push_elem", [.map, .mapValue(uninit: false), .anything]),
+            .init("bpf_map_pop_elem", [.map, .mapValue(uninit: true)]),
+            .init("bpf_map_peek_elem", [.map, .mapValue(uninit: true)]),
+            .init("bpf_map_lookup_percpu_elem", [.map, .mapKey, .anything], .mapValueOrNull),
+            .init("bpf_probe_read", [memUninit, sizeOrZero, .anything], .integer, .tracing, gpl: true),
+            .init("bpf_probe_read_kernel", [memUninit, sizeOrZero, .anything], .integer, .base, gpl: true),
+            .init("bpf_probe_read_user", [memUninit, sizeOrZero, .anything], .integer, .base, gpl: true),
+            .init("bpf_probe_read_str", [memUninit, sizeOrZero, .anything], .integer, .tracing, gpl: true),
+            .init("bpf_probe_read_kernel_str", [memUninit, sizeOrZero, .anything], .integer, .base, gpl: true),
+            .init("bpf_probe_read_user_str", [memUninit, sizeOrZero, .anything], .integer, .base, gpl: true),
+            .init("bpf_ktime_get_ns", []),
+            .init("bpf_ktime_get_boot_ns", []),
+            .init("bpf_ktime_get_coarse_ns", [], .integer, .notTracing),
+            .init("bpf_ktime_get_tai_ns", []),
+            .init("bpf_jiffies64", []),
+            .init("bpf_trace_printk", [memRO, size], .integer, .base, gpl: true),
+            .init("bpf_get_prandom_u32", []),
+            .init("bpf_get_smp_processor_id", []),
+            .init("bpf_get_numa_node_id", []),
+            .init("bpf_tail_call", [.context, .map, .anything], .void),
+            .init("bpf_get_current_pid_tgid", []),
+            .init("bpf_get_current_uid_gid", []),
+            .init("bpf_get_current_comm", [memUninit, size]),
+            .init("bpf_get_current_task", [], .integer, .base, gpl: true),
+            .init("bpf_get_current_task_btf", [], .btfObject("task_struct"), .base, gpl: true),
+            .init("bpf_get_current_cgroup_id", []),
+            .init("bpf_perf_event_output", [.context, .map, .anything, memRO, sizeOrZero]),
+            .init("bpf_perf_event_read", [.map, .anything]),
+            .init("bpf_get_stackid", [.context, .map, .anything], .integer, .tracing),
+            .init("bpf_get_stack", [.context, memUninit, sizeOrZero, .anything], .integer, .tracing),
+            .init("bpf_send_signal", [.anything]),
+            .init("bpf_send_signal_thread", [.anything]),
+            // Needs CONFIG_BPF_KPROBE_OVERRIDE, which this machine's kernel (and many distributions') lacks.
+            .init("bpf_override_return", [.context, .anything], .integer, .never, gpl: true),
+            .init("bpf_get_func_ip", [.context], .integer, .tracing),
+            .init("bpf_get_attach_cookie", [.context], .integer, .tracing),
+            .init("bpf_ringbuf_output", [.map, memRO, sizeOrZero, .anything]),
+            .init("bpf_ringbuf_reserve", [.map, .allocSize, .anything], .memoryOrNull(sizeArgument: 1, acquires: true)),
+            .init("bpf_ringbuf_submit", [.ringbufRecord, .anything], .void, releases: 0),
+            .init("bpf_ringbuf_discard", [.ringbufRecord, .anything], .void, releases: 0),
+            .init("bpf_ringbuf_query", [.map, .anything]),
+            .init("bpf_spin_lock", [.spinLock], .void),
+            .init("bpf_spin_unlock", [.spinLock], .void),
+            .init("bpf_loop", [.anything, .function, .stackOrNull, .anything], .integer, callback: 2),
+            .init("bpf_for_each_map_elem", [.map, .function, .stackOrNull, .anything], .integer, callback: 4),
+            .init("bpf_strncmp", [memRO, size, .constString]),
+            .init("bpf_strtol", [memRO, size, .anything, .fixedMemory(size: 8, uninit: true)]),
+            .init("bpf_strtoul", [memRO, size, .anything, .fixedMemory(size: 8, uninit: true)]),
+            .init(
+                "bpf_snprintf",
+                [.memory(uninit: true, nullable: true), sizeOrZero, .constString,
+                 .memory(uninit: false, nullable: true), sizeOrZero], .integer, gpl: true),
+            .init("bpf_per_cpu_ptr", [.perCPUVariable, .anything], .perCPUPointer(maybeNull: true)),
+            .init("bpf_this_cpu_ptr", [.perCPUVariable], .perCPUPointer(maybeNull: false)),
+            // Packets.
+            .init("bpf_skb_store_bytes", [.context, .anything, memRO, size, .anything], .integer, .skbWrite),
+            .init("bpf_skb_load_bytes", [.context, .anything, memUninit, size], .integer, .skb),
+            .init("bpf_skb_load_bytes_relative", [.context, .anything, memUninit, size, .anything], .integer, .types(skbNotLWT)),
+            .init("bpf_l3_csum_replace", [.context, .anything, .anything, .anything, .anything], .integer, .skbWrite),
+            .init("bpf_l4_csum_replace", [.context, .anything, .anything, .anything, .anything], .integer, .skbWrite),
+            .init(
+                "bpf_csum_diff",
+                [.memory(uninit: false, nullable: true), sizeOrZero, .memory(uninit: false, nullable: true),
+                 sizeOrZero, .anything], .integer, .tcXDP),
+            .init("bpf_csum_update", [.context, .anything], .integer, .skbWrite),
+            .init("bpf_csum_level", [.context, .anything], .integer, .skbWrite),
+            .init("bpf_clone_redirect", [.context, .anything, .anything], .integer, .skbWrite),
+            .init("bpf_redirect", [.anything, .anything], .integer, .tcXDP),
+            .init("bpf_redirect_map", [.map, .anything, .anything], .integer, .xdp),
+            .init("bpf_get_cgroup_classid", [.context]),
+            .init("bpf_get_route_realm", [.context], .integer, .skbWrite),
+            .init("bpf_get_hash_recalc", [.context], .integer, .skbWrite),
+            .init("bpf_set_hash_invalid", [.context], .integer, .skbWrite),
+            .init("bpf_set_hash", [.context, .anything], .integer, .types(tc)),
+            .init("bpf_skb_vlan_push", [.context, .anything, .anything], .integer, .types(tc)),
+            .init("bpf_skb_vlan_pop", [.context], .integer, .types(tc)),
+            .init("bpf_skb_change_proto", [.context, .anything, .anything], .integer, .types(tc)),
+            .init("bpf_skb_change_type", [.context, .anything], .integer, .types(tc)),
+            .init("bpf_skb_change_tail", [.context, .anything, .anything], .integer, .skbWrite),
+            .init("bpf_skb_change_head", [.context, .anything, .anything], .integer, .skbWrite),
+            .init("bpf_skb_pull_data", [.context, .anything], .integer, .skbWrite),
+            .init("bpf_skb_adjust_room", [.context, .anything, .anything, .anything], .integer, .types(tc)),
+            .init("bpf_skb_ecn_set_ce", [.context], .integer, .types(tc.union([.cgroupSkb]))),
+            .init("bpf_skb_get_tunnel_key", [.context, memUninit, size, .anything], .integer, .skbWrite),
+            .init("bpf_skb_set_tunnel_key", [.context, memRO, size, .anything], .integer, .skbWrite),
+            .init("bpf_get_socket_cookie", [.context], .integer, .types(skbNotLWT)),
+            .init("bpf_get_socket_uid", [.context], .integer, .types(skbNotLWT)),
+            .init("bpf_xdp_adjust_head", [.context, .anything], .integer, .xdp),
+            .init("bpf_xdp_adjust_meta", [.context, .anything], .integer, .xdp),
+            .init("bpf_xdp_adjust_tail", [.context, .anything], .integer, .xdp),
+            .init("bpf_xdp_load_bytes", [.context, .anything, memUninit, size], .integer, .xdp),
+            .init("bpf_xdp_store_bytes", [.context, .anything, memRO, size], .integer, .xdp),
+            .init("bpf_xdp_get_buff_len", [.context], .integer, .xdp),
+            .init("bpf_fib_lookup", [.context, .memory(uninit: false, nullable: false), size, .anything], .integer, .types(tcXDP)),
+            .init("bpf_check_mtu", [.context, .anything, .fixedMemory(size: 4, uninit: false), .anything, .anything],
+                  .integer, .types(tcXDP)),
+            .init("bpf_sk_lookup_tcp", [.context, memRO, size, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
+            .init("bpf_sk_lookup_udp", [.context, memRO, size, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
+            .init("bpf_skc_lookup_tcp", [.context, memRO, size, .anything, .anything],
+                  .socketCommonOrNull(acquires: true), .types(socketLookups)),
+            .init("bpf_sk_release", [.releasedSocket], .integer, .types(socketLookups), releases: 0),
+            .init("bpf_tcp_sock", [.socketCommon], .tcpSocketOrNull, .types(tc.union([.cgroupSkb]))),
+            .init("bpf_sk_fullsock", [.socketCommon], .socketOrNull(acquires: false), .types(tc.union([.cgroupSkb]))),
+        ]
+        var table: [Int32: HelperPrototype] = [:]
+        for p in list {
+            if let id = HelperID(kernelName: p.name) { table[id.rawValue] = p }
+        }
+        return table
+    }()
+
+    /// Whether a program of `type` may call helpers of `group` (`*_func_proto` of each type).
+    static func allows(_ group: HelperGroup, in type: ProgramType) -> Bool {
+        let tracing: Set<ProgramType> = [.kprobe, .tracepoint, .rawTracepoint, .perfEvent, .tracing, .rawTracepointWritable]
+        let skb: Set<ProgramType> = [
+            .socketFilter, .schedCls, .schedAct, .cgroupSkb, .lwtIn, .lwtOut, .lwtXmit, .skSkb, .lwtSeg6Local,
+        ]
+        let skbWrite: Set<ProgramType> = [.schedCls, .schedAct, .lwtXmit]
+        switch group {
+        case .base: return true
+        case .tracing: return tracing.contains(type)
+        case .notTracing: return !tracing.contains(type)
+        case .types(let set): return set.contains(type)
+        case .never: return false
+        case .skb: return skb.contains(type)
+        case .skbWrite: return skbWrite.contains(type)
+        case .xdp: return type == .xdp
+        case .tcXDP: return type == .xdp || skbWrite.contains(type)
+        }
+    }
+}

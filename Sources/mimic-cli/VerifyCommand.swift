@@ -1,0 +1,168 @@
+import MimicCore
+import MimicVerifier
+
+/// `mimic verify`: the kernel verifier's verdict, predicted without a kernel.
+enum VerifyCommand: Command {
+    static let info = CommandInfo(
+        name: "verify",
+        summary: "Predict whether the kernel's verifier accepts an object's programs, and explain why not.",
+        synopsis: "verify OBJ.o [--program NAME] [--json] [--log] | verify FILE --type TYPE [--asm]",
+        discussion: """
+            Runs MimicVerifier (Docs/Verifier.md), a model of the Linux 6.18 verifier as a
+            privileged (root) loader sees it, over every program of the object, or only --program.
+            A rejected program is reported at the C source line (from BTF line info) with the
+            kernel's message, the registers involved and a sentence of advice. Exit status 0 when
+            every program verified is accepted, 1 when one is rejected. --log adds the kernel-style
+            log of the instructions processed. FILE may also be one program as assembler text
+            (*.s, *.asm, or --asm) or bytecode (raw or hex), with its program type given by --type
+            (xdp, sched_cls, socket_filter, kprobe, ...); such a program has no maps.
+            """,
+        options: [
+            .value("program", short: "p", "NAME", "Verify only this program (function name)."),
+            .flag("json", "Print a JSON object: a verdict per program with the error's details."),
+            .flag("log", "Include the kernel-style verifier log."),
+            .value("type", "TYPE", "The program type of an assembler or bytecode FILE (xdp, sched_cls, kprobe, ...)."),
+            .flag("asm", "Read FILE as assembler text whatever its name."),
+        ],
+        examples: [
+            ("Verify every program of an object", "mimic verify Examples/xdp_firewall.o"),
+            ("One program, with the log", "mimic verify prog.o --program xdp_main --log"),
+        ])
+
+    static func run(_ arguments: ParsedArguments) throws {
+        try arguments.requirePositionals(["OBJ.o"], command: info.name)
+        let path = arguments.positionals[0]
+        if let typeName = arguments.value("type") {
+            try verifyRaw(path, typeName: typeName, arguments)
+            return
+        }
+        let object = try ObjectInput.load(path: path)
+        var programs = object.programs
+        if let name = arguments.value("program") {
+            guard let program = object.program(named: name) else {
+                let names = object.programs.map(\.name).joined(separator: ", ")
+                throw RuntimeError("no program named '\(name)' in \(arguments.positionals[0]) (programs: \(names))")
+            }
+            programs = [program]
+        }
+        let verifier = Verifier(options: VerifierOptions(log: arguments.has("log")))
+        var results: [Result] = []
+        for program in programs {
+            let (report, ms) = timed { verifier.verify(object: object, program: program) }
+            results.append(
+                Result(name: program.name, section: program.sectionName, type: program.type, report: report, ms: ms))
+        }
+        try show(results, arguments)
+    }
+
+    /// One program's verdict, for the report.
+    struct Result {
+        var name: String
+        var section: String
+        var type: ProgramType
+        var report: VerificationReport
+        var ms: Double
+    }
+
+    static func timed(_ body: () -> VerificationReport) -> (VerificationReport, Double) {
+        let start = ContinuousClock.now
+        let report = body()
+        let elapsed = ContinuousClock.now - start
+        return (report, Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+    }
+
+    /// Prints the results; a rejection is exit status 1.
+    static func show(_ results: [Result], _ arguments: ParsedArguments) throws {
+        if arguments.has("json") {
+            Console.out(json(results).text)
+        } else {
+            var text = ""
+            for r in results {
+                if let log = r.report.log { text += log }
+                if let error = r.report.error {
+                    text += "\(r.name) (\(r.section)): rejected\n"
+                    text += error.explanation.split(separator: "\n", omittingEmptySubsequences: false)
+                        .map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
+                    if !text.hasSuffix("\n") { text += "\n" }
+                } else {
+                    text += "\(r.name) (\(r.section)): accepted"
+                    text += " (\(r.report.processedInstructions) instructions processed, stack \(r.report.stackDepths.reduce(0, +)) bytes, \(formatMS(r.ms)))\n"
+                }
+            }
+            Console.out(text)
+        }
+        let rejected = results.filter { !$0.report.accepted }.map(\.name)
+        if !rejected.isEmpty {
+            throw RuntimeError("the kernel's verifier would reject: \(rejected.joined(separator: ", "))")
+        }
+    }
+
+    /// One program from assembler text or bytecode, without maps.
+    static func verifyRaw(_ path: String, typeName: String, _ arguments: ParsedArguments) throws {
+        guard let type = ProgramType(kernelName: typeName) else {
+            throw UsageError(message: "unknown program type '\(typeName)' (e.g. xdp, sched_cls, kprobe)", command: info.name)
+        }
+        let bytes = try Input.read(path)
+        let name = Input.displayName(path)
+        let instructions =
+            arguments.has("asm") || path.hasSuffix(".s") || path.hasSuffix(".asm")
+            ? try Assembly.assemble(Input.text(bytes, from: path), name: name)
+            : try ProgramInput.instructions(fromBytecode: bytes, name: name, command: info.name)
+        let verifier = Verifier(options: VerifierOptions(log: arguments.has("log")))
+        let (report, ms) = timed {
+            verifier.verify(VerifierProgram(name: name, instructions: instructions, type: type))
+        }
+        try show([Result(name: name, section: type.description, type: type, report: report, ms: ms)], arguments)
+    }
+
+    static func formatMS(_ ms: Double) -> String {
+        let tenths = Int((ms * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10) ms"
+    }
+
+    static func json(_ results: [Result]) -> JSONOutput {
+        .object([
+            (
+                "programs",
+                .array(
+                    results.map { result in
+                        let report = result.report
+                        var members: [(String, JSONOutput)] = [
+                            ("name", .string(result.name)),
+                            ("section", .string(result.section)),
+                            ("type", .string(result.type.description)),
+                            ("verdict", .string(report.accepted ? "accepted" : "rejected")),
+                            ("processed_instructions", .integer(Int64(report.processedInstructions))),
+                            ("stack_depth", .integer(Int64(report.stackDepths.first ?? 0))),
+                        ]
+                        if let e = report.error {
+                            var error: [(String, JSONOutput)] = [
+                                ("kind", .string(e.kind.rawValue)),
+                                ("instruction_index", .integer(Int64(e.instructionIndex))),
+                                ("instruction", .string(e.instruction)),
+                                ("message", .string(e.message)),
+                                ("advice", .string(e.advice)),
+                                (
+                                    "registers",
+                                    .array(
+                                        e.registers.map {
+                                            .object([("register", .integer(Int64($0.register))), ("value", .string($0.value))])
+                                        })
+                                ),
+                            ]
+                            if let line = e.sourceLine {
+                                error.append(
+                                    ("source", .object([
+                                        ("file", .string(line.file)), ("line", .integer(Int64(line.line))),
+                                        ("text", .string(line.sourceText)),
+                                    ])))
+                            }
+                            members.append(("error", .object(error)))
+                        }
+                        if let log = report.log { members.append(("log", .string(log))) }
+                        return .object(members)
+                    })
+            )
+        ])
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import MimicCore
+import MimicKernel
+import MimicLinux
+import MimicTestSupport
+import MimicVerifier
+import XCTest
+
+/// Every clang-built object of the repository: Mimic's verdict against the kernel's.
+final class FixtureAgreementTests: XCTestCase {
+    static var fixtures: [String] {
+        let root = ExternalTestData.packageRoot.path
+        var paths: [String] = []
+        let fm = FileManager.default
+        for directory in ["Examples"] + ((try? fm.contentsOfDirectory(atPath: root + "/Tests")) ?? []).map({ "Tests/\($0)/Fixtures" }) {
+            let full = root + "/" + directory
+            for name in ((try? fm.contentsOfDirectory(atPath: full)) ?? []).sorted() where name.hasSuffix(".o") {
+                paths.append(full + "/" + name)
+            }
+        }
+        return paths
+    }
+
+    /// Loads a program into the kernel: nil when accepted, the last log line when rejected,
+    /// or `.skipped` when the harness cannot load it (kconfig values, __ksym variables).
+    enum KernelVerdict: Equatable {
+        case accepted
+        case rejected(String)
+        case skipped(String)
+    }
+
+    static func kernelVerdict(_ object: ObjectFile, _ program: ObjectProgram) -> KernelVerdict {
+        do {
+            // __kconfig externs get the values the Linux emulator resolves, as `mimic compare` does.
+            var kconfig: [UInt8]?
+            if object.global(named: ObjectExtern.kconfigSection) != nil {
+                let vm = VM(emulator: LinuxEmulator())
+                kconfig = try vm.load(object: object).globals[ObjectExtern.kconfigSection]?.storage.bytes
+            }
+            let loaded = try KernelObject(object: object, kconfig: kconfig)
+            _ = try loaded.program(named: program.name)
+            return .accepted
+        } catch let error as KernelError {
+            if let log = error.verifierLog {
+                let lines = log.split(separator: "\n").filter { !$0.hasPrefix("processed ") && !$0.isEmpty }
+                let last = String(lines.last ?? "rejected")
+                // The harness loads without libbpf's BTF (func_info, map BTF), which some programs need.
+                if last.contains("missing btf func_info") || last.contains("has to have BTF") {
+                    return .skipped("the harness loads without BTF: \(last)")
+                }
+                return .rejected(last)
+            }
+            return .skipped("\(error)")
+        } catch {
+            return .skipped("\(error)")
+        }
+    }
+
+    func testFixtureVerdictsAgreeWithTheKernel() throws {
+        try XCTSkipUnless(KernelBPF.isAvailable, KernelBPF.unavailableReason ?? "no kernel")
+        var rows: [String] = []
+        var agree = 0
+        var compared = 0
+        var disagreements: [String] = []
+        for path in Self.fixtures {
+            guard let object = try? ObjectFile(contentsOf: path), object.byteOrderProblem == nil else { continue }
+            for program in object.programs {
+                let report = Verifier().verify(object: object, program: program)
+                let kernel = Self.kernelVerdict(object, program)
+                let name = "\(URL(fileURLWithPath: path).lastPathComponent):\(program.name)"
+                let mimic = report.accepted ? "accepted" : "rejected: \(report.error?.message ?? "")"
+                switch kernel {
+                case .skipped(let why):
+                    rows.append("\(name)\tskipped (\(why.prefix(80)))\t\(mimic)")
+                    continue
+                case .accepted:
+                    compared += 1
+                    if report.accepted { agree += 1 } else { disagreements.append("\(name): kernel accepted, Mimic \(mimic)") }
+                    rows.append("\(name)\tkernel accepted\t\(mimic)")
+                case .rejected(let line):
+                    compared += 1
+                    if !report.accepted { agree += 1 } else { disagreements.append("\(name): kernel rejected (\(line)), Mimic accepted") }
+                    rows.append("\(name)\tkernel rejected: \(line)\t\(mimic)")
+                }
+            }
+        }
+        print(rows.joined(separator: "\n"))
+        print("fixture agreement: \(agree)/\(compared)")
+        XCTAssertGreaterThan(compared, 30)
+        XCTAssertEqual(disagreements, [], disagreements.joined(separator: "\n"))
+    }
+}
