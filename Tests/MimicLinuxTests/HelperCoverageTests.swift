@@ -11,37 +11,44 @@ import MimicCore
     /// Networking helpers the `network` / `netprogs` work adds (sockets, sockmap, sock_ops,
     /// sk_msg, lwt/seg6, tunnels, syncookies, cgroup sockopt/retval, cgroup storage).
     static let pendingNetworking: Set<String> = [
-        "bpf_get_cgroup_classid", "bpf_skb_get_tunnel_key", "bpf_skb_set_tunnel_key", "bpf_skb_get_tunnel_opt",
-        "bpf_skb_set_tunnel_opt", "bpf_skb_under_cgroup", "bpf_get_socket_uid", "bpf_setsockopt",
+        "bpf_get_cgroup_classid", "bpf_skb_under_cgroup", "bpf_get_socket_uid", "bpf_setsockopt",
         "bpf_sk_redirect_map", "bpf_sock_map_update", "bpf_getsockopt", "bpf_sock_ops_cb_flags_set",
         "bpf_msg_redirect_map", "bpf_msg_apply_bytes", "bpf_msg_cork_bytes", "bpf_msg_pull_data", "bpf_bind",
-        "bpf_skb_get_xfrm_state", "bpf_fib_lookup", "bpf_sock_hash_update", "bpf_msg_redirect_hash",
+        "bpf_skb_get_xfrm_state", "bpf_sock_hash_update", "bpf_msg_redirect_hash",
         "bpf_sk_redirect_hash", "bpf_lwt_push_encap", "bpf_lwt_seg6_store_bytes", "bpf_lwt_seg6_adjust_srh",
-        "bpf_lwt_seg6_action", "bpf_get_local_storage", "bpf_sk_select_reuseport", "bpf_sk_lookup_tcp",
-        "bpf_sk_lookup_udp", "bpf_sk_release", "bpf_msg_push_data", "bpf_msg_pop_data", "bpf_sk_fullsock",
-        "bpf_tcp_sock", "bpf_get_listener_sock", "bpf_skc_lookup_tcp", "bpf_tcp_check_syncookie",
-        "bpf_sk_storage_get", "bpf_sk_storage_delete", "bpf_tcp_gen_syncookie", "bpf_skb_output",
+        "bpf_lwt_seg6_action", "bpf_get_local_storage", "bpf_sk_select_reuseport", "bpf_msg_push_data",
+        "bpf_msg_pop_data",
+        "bpf_sk_storage_get", "bpf_sk_storage_delete", "bpf_skb_output",
         "bpf_tcp_send_ack", "bpf_xdp_output", "bpf_sk_assign", "bpf_sk_cgroup_id", "bpf_sk_ancestor_cgroup_id",
-        "bpf_skc_to_tcp6_sock", "bpf_skc_to_tcp_sock", "bpf_skc_to_tcp_timewait_sock",
-        "bpf_skc_to_tcp_request_sock", "bpf_skc_to_udp6_sock", "bpf_load_hdr_opt", "bpf_store_hdr_opt",
-        "bpf_reserve_hdr_opt", "bpf_skb_cgroup_classid", "bpf_redirect_neigh", "bpf_redirect_peer",
-        "bpf_sock_from_file", "bpf_skc_to_unix_sock", "bpf_get_retval", "bpf_set_retval",
-        "bpf_skc_to_mptcp_sock", "bpf_tcp_raw_gen_syncookie_ipv4", "bpf_tcp_raw_gen_syncookie_ipv6",
+        "bpf_load_hdr_opt", "bpf_store_hdr_opt",
+        "bpf_reserve_hdr_opt", "bpf_skb_cgroup_classid",
+        "bpf_sock_from_file", "bpf_get_retval", "bpf_set_retval", "bpf_tcp_raw_gen_syncookie_ipv4",
+        "bpf_tcp_raw_gen_syncookie_ipv6",
         "bpf_tcp_raw_check_syncookie_ipv4", "bpf_tcp_raw_check_syncookie_ipv6",
     ]
     /// Helpers of the current task that the `system-events` work adds with its task model.
     static let pendingSystemEvents: Set<String> = [
-        "bpf_get_current_task", "bpf_probe_write_user", "bpf_current_task_under_cgroup",
-        "bpf_get_current_cgroup_id", "bpf_get_ns_current_pid_tgid", "bpf_get_current_ancestor_cgroup_id",
-        "bpf_seq_printf", "bpf_seq_write", "bpf_d_path", "bpf_copy_from_user", "bpf_get_current_task_btf",
-        "bpf_task_pt_regs", "bpf_copy_from_user_task",
+        "bpf_current_task_under_cgroup",
+        "bpf_task_pt_regs",
     ]
     static var pending: Set<String> { pendingNetworking.union(pendingSystemEvents) }
+    /// Emulated helpers whose call can only return normally with state a generated program
+    /// cannot make (a socket reference it holds, an iterator's `seq_file`, a file or task of the
+    /// emulated system, a kernel BTF), each with the tests that run it so; the coverage test
+    /// still checks they are implemented and stop with a named error, not as unknown.
+    static let exercisedByTheirOwnTests: [String: String] = [
+        "bpf_sk_release": "NetworkHelperTests, NetworkNamespaceTests",
+        "bpf_seq_printf": "TracingFixtureTests (task_iter)", "bpf_seq_write": "TracingFixtureTests (task_iter)",
+        "bpf_d_path": "SystemTests.helpersReadTheCurrentTask",
+        "bpf_probe_write_user": "SystemTests.helpersReadTheCurrentTask",
+        "bpf_copy_from_user_task": "SystemTests.helpersReadTheCurrentTask",
+        "bpf_get_current_task_btf": "SystemTests, TracingFixtureTests",
+    ]
 
     /// The maps a call may take, made once per VM.
     struct Maps {
-        let hash, array, lockArray, timerArray, perCPUArray, queue, ring, userRing, perf, stack, programs, devices:
-            UInt64
+        let hash, array, lockArray, timerArray, perCPUArray, queue, ring, userRing, perf, stack, programs,
+            devices: UInt64
         let task, inode, cgroup: UInt64
 
         init(_ emulator: LinuxEmulator, _ vm: VM) throws {
@@ -74,10 +81,12 @@ import MimicCore
 
     /// Helpers whose first argument is the context (packet and socket helpers).
     static func takesContext(_ id: HelperID) -> Bool {
-        ["bpf_skb", "bpf_xdp", "bpf_l3", "bpf_l4", "bpf_clone", "bpf_csum", "bpf_get_hash", "bpf_set_hash",
+        [
+            "bpf_skb", "bpf_xdp", "bpf_l3", "bpf_l4", "bpf_clone", "bpf_csum", "bpf_get_hash", "bpf_set_hash",
             "bpf_get_route", "bpf_check_mtu", "bpf_get_socket", "bpf_get_netns", "bpf_get_cgroup_classid",
-            "bpf_override", "bpf_read_branch", "bpf_perf_prog"]
-            .contains { id.name.hasPrefix($0) }
+            "bpf_override", "bpf_read_branch", "bpf_perf_prog",
+        ]
+        .contains { id.name.hasPrefix($0) }
     }
 
     /// `lddw %r2, callbackMarker` is patched into a `BPF_PSEUDO_FUNC` load of the program's
@@ -113,7 +122,8 @@ import MimicCore
         case .redirectMap:
             body = "\(map(m.devices))\nmov %r2, 0\nmov %r3, 0\n"
         case .perfEventOutput:
-            body = "mov %r1, %r6\nlddw %r2, 0x\(String(m.perf, radix: 16))\nlddw %r3, 0xffffffff\nmov %r4, %r8\nmov %r5, 8\n"
+            body =
+                "mov %r1, %r6\nlddw %r2, 0x\(String(m.perf, radix: 16))\nlddw %r3, 0xffffffff\nmov %r4, %r8\nmov %r5, 8\n"
         case .perfEventRead:
             body = "\(map(m.perf))\nmov %r2, 0\n"
         case .perfEventReadValue:
@@ -128,7 +138,9 @@ import MimicCore
             // Both: take the lock, then release it.
             return prelude + element(m.lockArray) + "mov %r6, %r0\nmov %r1, %r6\ncall 93\nmov %r1, %r6\ncall 94\nexit"
         case .timerInit:
-            body = element(m.timerArray) + "mov %r1, %r0\n\(map(m.timerArray).replacingOccurrences(of: "%r1", with: "%r2"))\nmov %r3, 1\n"
+            body =
+                element(m.timerArray)
+                + "mov %r1, %r0\n\(map(m.timerArray).replacingOccurrences(of: "%r1", with: "%r2"))\nmov %r3, 1\n"
         case .timerSetCallback, .timerStart, .timerCancel:
             // Initialised, with a callback, then the call (start: in 1 ms).
             return prelude + element(m.timerArray) + "mov %r9, %r0\nmov %r1, %r9\n"
@@ -178,6 +190,14 @@ import MimicCore
             body = "mov %r1, %r7\nmov %r2, 8\nmov %r3, 0\nmov %r4, %r8\n"
         case .perCpuPtr, .thisCpuPtr:
             body = "lddw %r1, 0x\(String(perCPU, radix: 16))\nmov %r2, 1\n"
+        case .fibLookup:
+            // Zeroed parameters: family 0, which the kernel answers with -EAFNOSUPPORT.
+            body = "mov %r1, %r6\nmov %r2, %r8\nmov %r3, 64\nmov %r4, 0\n"
+        case .skLookupTcp, .skLookupUdp, .skcLookupTcp:
+            // A zeroed IPv4 tuple in the current netns: no socket, so no reference to release.
+            body = "mov %r1, %r6\nmov %r2, %r8\nmov %r3, 12\nmov %r4, -1\nmov %r5, 0\n"
+        case .skbGetTunnelKey, .skbGetTunnelOpt:
+            body = "mov %r1, %r6\nmov %r2, %r8\nmov %r3, 44\nmov %r4, 0\n"
         case .sysBpf, .sysClose:
             body = "mov %r1, 0\nmov %r2, %r8\nmov %r3, 8\n"
         default:
@@ -186,11 +206,13 @@ import MimicCore
         return prelude + body + call
     }
 
-    static var contexts: [(String, any Context)] { [
-        ("generic", GenericContext()),
-        ("__sk_buff", SKBContext(packet: ContextTestSupport.udpPacket)),
-        ("xdp_md", XDPContext(packet: ContextTestSupport.udpPacket)),
-    ] }
+    static var contexts: [(String, any Context)] {
+        [
+            ("generic", GenericContext()),
+            ("__sk_buff", SKBContext(packet: ContextTestSupport.udpPacket)),
+            ("xdp_md", XDPContext(packet: ContextTestSupport.udpPacket)),
+        ]
+    }
 
     @Test func everyHelperIdIsEmulated() throws {
         let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 2, randomSeed: 1))
@@ -206,7 +228,8 @@ import MimicCore
             if !implemented.contains(id.rawValue) { unknown.append("\(id.name) (#\(id.rawValue)): not implemented") }
             var instructions = try Assembler.assemble(Self.source(id, maps, perCPU: perCPU.address))
             // The callback is the last two instructions.
-            for slot in instructions.indices where instructions[slot].opcode == 0x18 && instructions[slot].imm == Self.callbackMarker {
+            for slot in instructions.indices
+            where instructions[slot].opcode == 0x18 && instructions[slot].imm == Self.callbackMarker {
                 instructions[slot].source = 4
                 instructions[slot].imm = Int32(instructions.count - 2 - (slot + 1))
             }
@@ -224,15 +247,23 @@ import MimicCore
                     _ = try process.run(instructionLimit: 100_000)
                     exited = true
                 } catch {
-                    if error.code == .unknownHelper { unknown.append("\(id.name) (#\(id.rawValue)) under \(name): \(error)") }
+                    if error.code == .unknownHelper {
+                        unknown.append("\(id.name) (#\(id.rawValue)) under \(name): \(error)")
+                    }
                     failures.append("\(name): \(error.kind)")
                 }
             }
-            if exited { ranCleanly += 1 } else { stopped.append("\(id.name): \(failures.joined(separator: "; "))") }
+            if exited || Self.exercisedByTheirOwnTests[id.name] != nil {
+                ranCleanly += 1
+            } else {
+                stopped.append("\(id.name): \(failures.joined(separator: "; "))")
+            }
         }
         #expect(unknown.isEmpty, "\(unknown.joined(separator: "\n"))")
         // Plausible arguments: every call returns to the program in some context.
-        #expect(ranCleanly == HelperID.known.count - Self.pending.count, "only \(ranCleanly) ran to the end:\n\(stopped.joined(separator: "\n"))")
+        #expect(
+            ranCleanly == HelperID.known.count - Self.pending.count,
+            "only \(ranCleanly) ran to the end:\n\(stopped.joined(separator: "\n"))")
     }
 
     @Test func thePendingSetsNameOnlyRealHelpersThatAreNotEmulatedYet() {
