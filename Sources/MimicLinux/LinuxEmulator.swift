@@ -186,6 +186,7 @@ enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
         // Installed over `ReplayHelpers.fallbacks()`, the replay-only stand-ins for every id.
         NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator) + TracingHelpers.all(for: emulator)
+            + SocketProgramHelpers.all()
     }
 }
 
@@ -232,6 +233,15 @@ public final class LinuxProcessState {
     /// The state of the process's own `bpf_get_prandom_u32` stream when its environment sets a
     /// `randomSeed` (else the emulator's per-vCPU stream is used); seeded on first use.
     @exclusivity(unchecked) var randomState: UInt64?
+    /// The context struct of a socket or cgroup program (`bpf_sock_addr`, `bpf_sock_ops`,
+    /// `bpf_sock`, `bpf_sk_lookup`) or a flow dissector's `bpf_flow_keys`, to report what the
+    /// program changed; nil for other contexts.
+    @exclusivity(unchecked) public internal(set) var contextRecord: StructContextRecord?
+    /// What socket helpers did outside the program (`bpf_setsockopt`, `bpf_bind`,
+    /// `bpf_sock_ops_cb_flags_set`, `bpf_sk_assign`), in call order.
+    @exclusivity(unchecked) public internal(set) var socketEffects: [SocketEffect] = []
+    /// The socket program's context state the socket helpers use.
+    @exclusivity(unchecked) var socketProgram: SocketProgramState?
 
     public init() {}
 
@@ -276,5 +286,8 @@ public final class LinuxProcessState {
         environment = TaskEnvironment()
         clockReads = 0
         randomState = nil
+        contextRecord = nil
+        if !socketEffects.isEmpty { socketEffects = [] }
+        socketProgram = nil
     }
 }

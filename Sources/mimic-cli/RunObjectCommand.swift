@@ -159,7 +159,11 @@ struct SingleRun {
         }
         let state = LinuxProcessState.of(process)
         let trace = state?.traceOutput ?? []
-        let warnings = state?.warnings ?? []
+        var warnings = state?.warnings ?? []
+        for field in state?.contextRecord?.forbiddenWrites ?? [] {
+            warnings.append(
+                "the program changed \(state?.contextRecord?.layout.structName ?? "context").\(field), which a \(session.type) program may not write (the kernel's verifier refuses the program)")
+        }
         let events = session.drainEvents()
         let changes = before.changes(to: session.snapshot())
         let packet = session.packet(after: process)
@@ -187,6 +191,9 @@ struct SingleRun {
             }
             if let redirect { members.append(("redirect", .string(redirect.description))) }
             if let contextAfter { members.append(("context_out", TestRunContext.json(contextAfter))) }
+            if let effects = state?.socketEffects, !effects.isEmpty {
+                members.append(("socket_effects", .array(effects.map { .string($0.description) })))
+            }
             if let signals = state?.signals, !signals.isEmpty {
                 members.append(
                     (
@@ -226,6 +233,7 @@ struct SingleRun {
         if let contextAfter {
             out += "context: \(TestRunContext.describe(contextAfter, before: contextBefore))\n"
         }
+        for effect in state?.socketEffects ?? [] { out += "effect: \(effect)\n" }
         if !trace.isEmpty {
             out += "trace output:\n" + trace.map { "  \($0)\n" }.joined()
         }
