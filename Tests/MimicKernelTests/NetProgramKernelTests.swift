@@ -126,4 +126,18 @@ struct NetProgramKernelTests {
         }
         #expect(verdicts == [1, 1, 0, 1, 1])
     }
+
+    @Test("the kernel's verifier takes the sock_addr, sock_ops and cgroup_sock fixtures and refuses the forbidden write Mimic reports")
+    func verifierAgreesOnAccess() throws {
+        let kernel = try KernelObject(object: try Self.object("netprog_sock"))
+        for name in ["connect_redirect", "sendmsg_source", "sock_ops", "sock_create"] {
+            #expect(throws: Never.self, "\(name)") { _ = try kernel.program(named: name) }
+        }
+        do {
+            _ = try kernel.program(named: "bind_forbidden")
+            Issue.record("the kernel loaded bind_forbidden, which writes msg_src_ip4 from bind4")
+        } catch {
+            #expect(error.verifierLog?.contains("invalid bpf_context access") == true, "\(error)")
+        }
+    }
 }
