@@ -149,4 +149,34 @@ struct SocketContextTests {
         #expect(FlowDissectorContext.keysLayout.field(named: "flags")?.offset == 48)
         #expect(SockContext.layout(for: .cgroupInetSockCreate).field(named: "rx_queue_mapping")?.offset == 76)
     }
+
+    @Test("sk_msg: data covers the first segment; pull linearises, push / pop reshape, apply and cork recorded")
+    func skMsg() throws {
+        let loaded = try Fixture.load("netprog_msg")
+        var socket = SocketInfo()
+        socket.family = 2
+        socket.sourcePort = 40000
+        socket.destinationPort = 80
+        let context = SKMsgContext(segments: [Array("GET /".utf8), Array("index.html\r\n".utf8)], socket: socket)
+        let fitted = try Self.fit(context, loaded, "msg_rewrite")
+        let process = try loaded.run("msg_rewrite", context: fitted)
+        let result = try #require(SKMsgContext.result(of: process))
+        #expect(result.returnValue == 1)
+        #expect(result.segments.flatMap { $0 } == Array("HDR:get /index.html".utf8))
+        #expect(result.applyBytes == 100 && result.corkBytes == 16)
+        let results = try Self.results(loaded)
+        #expect(results[0] == 5 | 17 << 32, "data .. data_end is the first segment (5 bytes) of 17")
+        #expect(results[1] == 2 | 80 << 16 | 40000 << 32)
+        #expect(results[2] == 0 && results[3] == 0 && results[4] == 0)
+        #expect(Int64(bitPattern: results[5]) == -22 && Int64(bitPattern: results[6]) == -22)
+        #expect(results[7] == 19)
+        let effects = LinuxProcessState.of(process)?.socketEffects.map(\.description) ?? []
+        #expect(effects.first == "bpf_msg_pull_data(0, 8) = 0")
+
+        let short = try loaded.run("msg_rewrite", context: SKMsgContext(segments: [Array("hi".utf8)]))
+        #expect(short.state == .exited(0), "short messages are dropped")
+        #expect(throws: ContextError.self) {
+            _ = try ContextFile.load(data: Array(#"{"type": "sk_msg_md", "ctx": {"segments": []}}"#.utf8))
+        }
+    }
 }

@@ -72,6 +72,9 @@ public enum ContextFit {
         case is SKLookupContext:
             try requireStruct("bpf_sk_lookup", .skLookup, type: type, describing: program)
             return context
+        case is SKMsgContext:
+            try requireStruct("sk_msg_md", .skMsg, type: type, describing: program)
+            return context
         case is FlowDissectorContext:
             try requireStruct("bpf_flow_dissector", .flowDissector, type: type, describing: program)
             return context
@@ -89,6 +92,7 @@ public enum ContextFit {
         case .sockOps: "bpf_sock_ops"
         case .skLookup: "bpf_sk_lookup"
         case .flowDissector: "bpf_flow_dissector"
+        case .skMsg: "sk_msg_md"
         default: nil
         }
     }

@@ -6,7 +6,7 @@ import MimicMemory
 /// the socket it stands for, and what helpers changed. Set by the socket and cgroup contexts.
 final class SocketProgramState {
     enum Kind: Equatable {
-        case skLookup, sockAddr, sockOps, sock, flowDissector
+        case skLookup, sockAddr, sockOps, sock, flowDissector, skMsg
     }
 
     let kind: Kind
@@ -23,6 +23,8 @@ final class SocketProgramState {
     /// Flow dissector: whether the dissection runs on an sk_buff (`bpf_skb_load_bytes` reads
     /// it) or, as in `BPF_PROG_TEST_RUN` and `eth_get_headlen`, on bare data (it fails).
     var flowDissectorHasSKB = false
+    /// sk_msg: the message and its accessible range.
+    var message: SKMessage?
 
     init(kind: Kind, attachType: AttachType? = nil, socket: SocketInfo? = nil) {
         self.kind = kind

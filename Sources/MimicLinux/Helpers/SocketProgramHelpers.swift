@@ -54,7 +54,127 @@ enum SocketProgramHelpers {
             LinuxHelper.make(.getsockopt) { call throws(HelperFailure) in try getsockopt(call) },
             // long bpf_bind(struct bpf_sock_addr *ctx, struct sockaddr *addr, int addr_len)
             LinuxHelper.make(.bind) { call throws(HelperFailure) in try bind(call) },
+            // long bpf_msg_apply_bytes(struct sk_msg_buff *msg, u32 bytes)
+            LinuxHelper.make(.msgApplyBytes) { call throws(HelperFailure) in
+                let (message, _) = try self.message(call)
+                message.applyBytes = call.arg32(2)
+                return recorded(call, "\(call.arg32(2))", 0)
+            },
+            // long bpf_msg_cork_bytes(struct sk_msg_buff *msg, u32 bytes)
+            LinuxHelper.make(.msgCorkBytes) { call throws(HelperFailure) in
+                let (message, _) = try self.message(call)
+                message.corkBytes = call.arg32(2)
+                return recorded(call, "\(call.arg32(2))", 0)
+            },
+            // long bpf_msg_pull_data(struct sk_msg_buff *msg, u32 start, u32 end, u64 flags)
+            LinuxHelper.make(.msgPullData) { call throws(HelperFailure) in try pull(call) },
+            // long bpf_msg_push_data(struct sk_msg_buff *msg, u32 start, u32 len, u64 flags)
+            LinuxHelper.make(.msgPushData) { call throws(HelperFailure) in try push(call) },
+            // long bpf_msg_pop_data(struct sk_msg_buff *msg, u32 start, u32 len, u64 flags)
+            LinuxHelper.make(.msgPopData) { call throws(HelperFailure) in try pop(call) },
         ]
+    }
+
+    /// Records a call in `socketEffects` and returns its R0.
+    static func recorded(_ call: HelperCall, _ detail: String, _ result: Int64) -> UInt64 {
+        call.state?.socketEffects.append(SocketEffect(helper: call.name, detail: detail, result: result))
+        return UInt64(bitPattern: result)
+    }
+
+    // MARK: sk_msg
+
+    /// The run's message (with what the program wrote through `data` synced back) and context.
+    static func message(_ call: HelperCall) throws(HelperFailure) -> (SKMessage, StructContextRecord) {
+        let (program, record) = try context(call, kinds: [.skMsg])
+        guard let message = program.message else { throw .message("\(call.name): the sk_msg context has no message") }
+        message.syncBack()
+        return (message, record)
+    }
+
+    static func remap(_ message: SKMessage, _ record: StructContextRecord, _ call: HelperCall) throws(HelperFailure) {
+        do { try message.remap(record: record, process: call.process) } catch { throw .message("\(call.name): \(error)") }
+    }
+
+    /// The index of the segment holding byte `offset`, and the segment's first byte.
+    static func segment(holding offset: Int, in message: SKMessage) -> (index: Int, start: Int)? {
+        var start = 0
+        for (index, segment) in message.segments.enumerated() {
+            if offset < start + segment.count { return (index, start) }
+            start += segment.count
+        }
+        return nil
+    }
+
+    /// `bpf_msg_pull_data`: the range becomes one segment (copied when it spans several).
+    static func pull(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
+        let (message, record) = try message(call)
+        let start = Int(call.arg32(2)), end = Int(call.arg32(3))
+        let detail = "\(start), \(end)"
+        guard call.arg(4) == 0, end > start, let (first, firstStart) = segment(holding: start, in: message),
+            end <= message.size
+        else { return recorded(call, detail, -Int64(Errno.invalid.rawValue)) }
+        if end > firstStart + message.segments[first].count {
+            // Linearise: the segments from the first through the one holding end - 1 become one.
+            let (last, _) = segment(holding: end - 1, in: message) ?? (first, firstStart)
+            let merged = message.segments[first...last].flatMap { $0 }
+            message.segments.replaceSubrange(first...last, with: [merged])
+        }
+        message.start = start
+        message.end = end
+        try remap(message, record, call)
+        return recorded(call, detail, 0)
+    }
+
+    /// The largest number of bytes `bpf_msg_push_data` inserts (the kernel's page allocation
+    /// fails with `-ENOMEM` for much less than the 32-bit `len` allows).
+    static let maxPush = 1 << 20
+
+    /// `bpf_msg_push_data`: `len` zero bytes inserted at `start` (its segment grows).
+    static func push(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
+        let (message, record) = try message(call)
+        let start = Int(call.arg32(2)), length = Int(call.arg32(3))
+        let detail = "\(start), \(length)"
+        guard call.arg(4) == 0 else { return recorded(call, detail, -Int64(Errno.invalid.rawValue)) }
+        guard length > 0 else { return recorded(call, detail, 0) }
+        guard start <= message.size else { return recorded(call, detail, -Int64(Errno.invalid.rawValue)) }
+        guard length <= maxPush else { return recorded(call, detail, -Int64(Errno.noMemory.rawValue)) }
+        let zeros = [UInt8](repeating: 0, count: length)
+        if let (index, segmentStart) = segment(holding: start, in: message) {
+            message.segments[index].insert(contentsOf: zeros, at: start - segmentStart)
+        } else {
+            message.segments[message.segments.count - 1] += zeros  // at the end
+        }
+        message.start = 0
+        message.end = message.segments[0].count
+        try remap(message, record, call)
+        return recorded(call, detail, 0)
+    }
+
+    /// `bpf_msg_pop_data`: `len` bytes from `start` removed.
+    static func pop(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
+        let (message, record) = try message(call)
+        let start = Int(call.arg32(2)), length = Int(call.arg32(3))
+        let detail = "\(start), \(length)"
+        guard call.arg(4) == 0 else { return recorded(call, detail, -Int64(Errno.invalid.rawValue)) }
+        guard length > 0 else { return recorded(call, detail, 0) }
+        guard start < message.size, start + length <= message.size else {
+            return recorded(call, detail, -Int64(Errno.invalid.rawValue))
+        }
+        var offset = 0
+        var segments: [[UInt8]] = []
+        for segment in message.segments {
+            let low = max(start, offset), high = min(start + length, offset + segment.count)
+            var kept = segment
+            if low < high { kept.removeSubrange((low - offset)..<(high - offset)) }
+            if !kept.isEmpty { segments.append(kept) }
+            offset += segment.count
+        }
+        guard !segments.isEmpty else { return recorded(call, detail, -Int64(Errno.invalid.rawValue)) }
+        message.segments = segments
+        message.start = 0
+        message.end = segments[0].count
+        try remap(message, record, call)
+        return recorded(call, detail, 0)
     }
 
     /// The run's socket context of one of `kinds`, or a failure naming what the helper needs.
@@ -71,6 +191,7 @@ enum SocketProgramHelpers {
                 case .sockOps: "bpf_sock_ops"
                 case .sock: "bpf_sock"
                 case .flowDissector: "bpf_flow_dissector"
+                case .skMsg: "sk_msg_md"
                 }
             }
             throw .message("\(call.name) needs a \(names.joined(separator: " or ")) context (its program types' helper)")

@@ -135,6 +135,11 @@ static long (*bpf_setsockopt)(void *ctx, int level, int optname, void *optval, i
 static long (*bpf_getsockopt)(void *ctx, int level, int optname, void *optval, int optlen) = (void *)57;
 static long (*bpf_sock_ops_cb_flags_set)(struct bpf_sock_ops *ops, int argval) = (void *)59;
 static long (*bpf_bind)(struct bpf_sock_addr *ctx, void *addr, int addr_len) = (void *)64;
+static long (*bpf_msg_apply_bytes)(struct sk_msg_md *msg, __u32 bytes) = (void *)61;
+static long (*bpf_msg_cork_bytes)(struct sk_msg_md *msg, __u32 bytes) = (void *)62;
+static long (*bpf_msg_pull_data)(struct sk_msg_md *msg, __u32 start, __u32 end, __u64 flags) = (void *)63;
+static long (*bpf_msg_push_data)(struct sk_msg_md *msg, __u32 start, __u32 len, __u64 flags) = (void *)90;
+static long (*bpf_msg_pop_data)(struct sk_msg_md *msg, __u32 start, __u32 len, __u64 flags) = (void *)91;
 static long (*bpf_sk_assign)(void *ctx, void *sk, __u64 flags) = (void *)124;
 
 #define bswap16(x) __builtin_bswap16(x)
