@@ -141,7 +141,8 @@ struct SingleRun {
     ) throws {
         let display = ValueDisplay(object: session.object, cpus: session.cpus)
         let before = session.snapshot()
-        let originalPacket = (context as? XDPContext)?.packet ?? (context as? SKBContext)?.packet
+        let originalPacket =
+            (context as? XDPContext)?.packet ?? (context as? SKBContext)?.packet ?? (context as? FlowDissectorContext)?.packet
         let process = try session.makeProcess(context: context)
         let contextBefore = TestRunContext.output(of: process)
         let limit = session.limit

@@ -23,8 +23,11 @@ public enum ContextFit {
     /// Where an sk_buff's data starts for a program of `type` in the kernel's test run
     /// (`BPF_PROG_TEST_RUN`, `bpf_prog_test_run_skb`): the MAC header for tc (`sched_cls`,
     /// `sched_act`, the "L2" types), the network header for the others.
+    ///
+    /// `sk_skb` programs (stream parser and verdict) see the stream's bytes: their `packet` is
+    /// that data, with no headers, and `data` starts at its first byte (`.mac`: nothing pulled).
     public static func dataStart(of type: ProgramType) -> SKBContext.DataStart {
-        type == .schedCls || type == .schedAct ? .mac : .network
+        type == .schedCls || type == .schedAct || type == .skSkb ? .mac : .network
     }
 
     /// `context` made ready for `program`: refused when it is a packet context of a kind the

@@ -427,7 +427,8 @@ public struct SKBContext: Context, Sendable {
                 fields.replaceSubrange(SKBLayout.localIP4..<SKBLayout.localIP4 + 4, with: socket.sourceIPv4)
                 fields.replaceSubrange(SKBLayout.remoteIP6..<SKBLayout.remoteIP6 + 16, with: socket.destinationIPv6)
                 fields.replaceSubrange(SKBLayout.localIP6..<SKBLayout.localIP6 + 16, with: socket.sourceIPv6)
-                put32(&fields, SKBLayout.remotePort, UInt32(socket.destinationPort.bigEndian))
+                // The kernel loads skc_dport and shifts it up on little-endian: bpf_ntohl(remote_port) is the port.
+                put32(&fields, SKBLayout.remotePort, SocketContextJSON.shiftedNetworkPort(socket.destinationPort))
                 put32(&fields, SKBLayout.localPort, UInt32(socket.sourcePort))
                 let address = try process.memory.map(
                     RegionStorage(bytes: socket.bytes), name: "bpf_sock", kind: .readOnly)
