@@ -133,6 +133,10 @@ struct NetProgramKernelTests {
         for name in ["connect_redirect", "sendmsg_source", "sock_ops", "sock_create"] {
             #expect(throws: Never.self, "\(name)") { _ = try kernel.program(named: name) }
         }
+        let reuseport = try KernelObject(object: try Self.object("netprog_reuseport"))
+        #expect(throws: Never.self) { _ = try reuseport.program(named: "select_group") }
+        let message = try KernelObject(object: try Self.object("netprog_msg"))
+        #expect(throws: Never.self) { _ = try message.program(named: "msg_rewrite") }
         do {
             _ = try kernel.program(named: "bind_forbidden")
             Issue.record("the kernel loaded bind_forbidden, which writes msg_src_ip4 from bind4")

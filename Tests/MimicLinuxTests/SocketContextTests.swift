@@ -179,4 +179,30 @@ struct SocketContextTests {
             _ = try ContextFile.load(data: Array(#"{"type": "sk_msg_md", "ctx": {"segments": []}}"#.utf8))
         }
     }
+
+    static func frame(protocol proto: UInt8, port: UInt16) -> [UInt8] {
+        let ip: [UInt8] = [0x45, 0, 0, 28, 0, 1, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
+        let l4: [UInt8] = [0x30, 0x39, UInt8(port >> 8), UInt8(port & 0xFF), 0, 8, 0, 0]
+        return [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00] + ip + l4
+    }
+
+    @Test("sk_reuseport: data at the transport header, fields, load_bytes from there, verdict by port")
+    func skReuseport() throws {
+        let loaded = try Fixture.load("netprog_reuseport")
+        var socket = SocketInfo()
+        socket.sourcePort = 53
+        let context = SKReuseportContext(packet: Self.frame(protocol: 17, port: 53), bindInany: 1, socket: socket)
+        let process = try loaded.run("select_group", context: try Self.fit(context, loaded, "select_group"))
+        #expect(process.state == .exited(0), "UDP to port 53 is dropped")
+        let results = try Self.results(loaded)
+        #expect(results[0] == 8 | UInt64(UInt16(0x0800).bigEndian) << 32, "len from the UDP header; eth_protocol in network order")
+        #expect(results[1] == 17 | 1 << 8 | 1 << 16)
+        #expect(results[2] == 53 << 32, "bpf_skb_load_bytes returned 0; the destination port read directly")
+        #expect(results[3] == 53)
+        let tcp = try loaded.run("select_group", context: SKReuseportContext(packet: Self.frame(protocol: 6, port: 53)))
+        #expect(tcp.state == .exited(1))
+        #expect(throws: ContextError.self) {
+            _ = try ContextFile.load(data: Array(#"{"type": "sk_reuseport_md", "ctx": {"packet": {"hex": "00 01"}}}"#.utf8))
+        }
+    }
 }

@@ -75,6 +75,9 @@ public enum ContextFit {
         case is SKLookupContext:
             try requireStruct("bpf_sk_lookup", .skLookup, type: type, describing: program)
             return context
+        case is SKReuseportContext:
+            try requireStruct("sk_reuseport_md", .skReuseport, type: type, describing: program)
+            return context
         case is SKMsgContext:
             try requireStruct("sk_msg_md", .skMsg, type: type, describing: program)
             return context
@@ -96,6 +99,7 @@ public enum ContextFit {
         case .skLookup: "bpf_sk_lookup"
         case .flowDissector: "bpf_flow_dissector"
         case .skMsg: "sk_msg_md"
+        case .skReuseport: "sk_reuseport_md"
         default: nil
         }
     }

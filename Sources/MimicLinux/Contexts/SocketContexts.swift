@@ -6,7 +6,7 @@ import MimicMemory
 /// the socket it stands for, and what helpers changed. Set by the socket and cgroup contexts.
 final class SocketProgramState {
     enum Kind: Equatable {
-        case skLookup, sockAddr, sockOps, sock, flowDissector, skMsg
+        case skLookup, sockAddr, sockOps, sock, flowDissector, skMsg, skReuseport
     }
 
     let kind: Kind

@@ -192,6 +192,7 @@ enum SocketProgramHelpers {
                 case .sock: "bpf_sock"
                 case .flowDissector: "bpf_flow_dissector"
                 case .skMsg: "sk_msg_md"
+                case .skReuseport: "sk_reuseport_md"
                 }
             }
             throw .message("\(call.name) needs a \(names.joined(separator: " or ")) context (its program types' helper)")
