@@ -248,6 +248,8 @@ public final class ObjectComparison {
         if isSKB, let out = kernelRun.context {
             result.kernelContext = TestRunContext.skbFields(out, names: TestRunContext.skbKernelOutputFields)
         }
+        // The kernel's test run gives each run fresh cgroup storage.
+        for map in emulator.allMaps { (map as? CgroupStorageMap)?.removeAllStorage() }
         do {
             let process = try vm.makeProcess(for: program, context: context, vCPU: 0)
             let value = try process.run(instructionLimit: 100_000_000)

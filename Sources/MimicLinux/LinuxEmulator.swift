@@ -186,7 +186,7 @@ enum LinuxHelperSet {
     static func standard(for emulator: LinuxEmulator) -> [Helper] {
         // Installed over `ReplayHelpers.fallbacks()`, the replay-only stand-ins for every id.
         NonMapHelpers.all(for: emulator) + MapHelpers.all(for: emulator) + TracingHelpers.all(for: emulator)
-            + SocketProgramHelpers.all()
+            + SocketProgramHelpers.all(for: emulator)
     }
 }
 

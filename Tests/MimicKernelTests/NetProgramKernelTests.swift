@@ -144,4 +144,15 @@ struct NetProgramKernelTests {
             #expect(error.verifierLog?.contains("invalid bpf_context access") == true, "\(error)")
         }
     }
+
+    @Test("cgroup storage (shared and per-CPU) from cgroup_skb: ctx_out equal on every run, each run starting fresh as the kernel's test run does")
+    func cgroupStorage() throws {
+        let comparison = try ObjectComparison(object: try Self.object("netprog_cgstorage"))
+        for packet in [Self.udp(port: 53), Self.udp(port: 80)] {
+            let result = try comparison.run(packet: packet)
+            #expect(result.differences.isEmpty, "\(result.differences)")
+            let fields = Dictionary(uniqueKeysWithValues: (result.kernelContext ?? []).map { ($0.name, $0.value) })
+            #expect(fields["mark"] == 101 && fields["cb[0]"] == UInt64(packet.count - 14) && fields["cb[1]"] == 1)
+        }
+    }
 }

@@ -205,4 +205,28 @@ struct SocketContextTests {
             _ = try ContextFile.load(data: Array(#"{"type": "sk_reuseport_md", "ctx": {"packet": {"hex": "00 01"}}}"#.utf8))
         }
     }
+
+    @Test("cgroup storage persists from run to run in Mimic, one per attach type; host updates need an existing storage")
+    func cgroupStorage() throws {
+        let loaded = try Fixture.load("netprog_cgstorage")
+        let packet = Self.frame(protocol: 17, port: 53)
+        var marks: [UInt32] = []
+        for _ in 0..<3 {
+            let context = try Self.fit(SKBContext(packet: packet, ifindex: 1), loaded, "count_egress")
+            let process = try loaded.run("count_egress", context: context)
+            marks.append(try #require(SKBContext.result(of: process)).fields.mark)
+        }
+        #expect(marks == [101, 102, 103])
+        let totals = try loaded.map("totals", as: CgroupStorageMap.self)
+        let key = totals.key(attachType: .cgroupInetIngress)
+        #expect(totals.keys == [key])
+        #expect(totals.value(forKey: key) == [3, 0, 0, 0, 0, 0, 0, 0] + [UInt8(3 * (packet.count - 14)), 0, 0, 0, 0, 0, 0, 0])
+        #expect(totals.update(key: key, value: [UInt8](repeating: 0, count: 16), flags: .any, cpu: 0) == nil)
+        var other = key
+        other[8] = 9
+        #expect(totals.update(key: other, value: [UInt8](repeating: 0, count: 16), flags: .any, cpu: 0) == .noEntry)
+        #expect(totals.delete(key: key) == .invalid)
+        let perCPU = try loaded.map("per_cpu", as: CgroupStorageMap.self)
+        #expect(perCPU.perCPUValues(forKey: key)?.count == 2)
+    }
 }

@@ -12,6 +12,8 @@ import MimicMemory
 /// - `bpf_setsockopt` / `bpf_getsockopt` from sock_ops and sock_addr programs: the options the
 ///   kernel's `_bpf_setsockopt` accepts (SOL_SOCKET, SOL_TCP, SOL_IP, SOL_IPV6), with its
 ///   length and protocol checks; values set are kept per socket and read back.
+/// - `bpf_get_local_storage`: the cgroup storage of the program's attach type
+///   (`CgroupStorageMap`).
 /// - `bpf_bind` from `connect4` / `connect6` programs: checks the address length and family,
 ///   records the address (every address is local to the emulated host).
 enum SocketProgramHelpers {
@@ -28,8 +30,22 @@ enum SocketProgramHelpers {
     static let socketTypeNotSupported = Errno(rawValue: 94)  // ESOCKTNOSUPPORT
     static let familyNotSupported = Errno(rawValue: 97)  // EAFNOSUPPORT
 
-    static func all() -> [Helper] {
+    static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
+            // void *bpf_get_local_storage(void *map, u64 flags)
+            LinuxHelper.make(.getLocalStorage) { [weak emulator] call throws(HelperFailure) in
+                let map = try MapHelpers.map(
+                    emulator, call.process, argument: 1, as: CgroupStorageMap.self, "a cgroup storage map")
+                guard call.arg(2) == 0 else {
+                    throw .message("bpf_get_local_storage: flags must be 0 (the verifier refuses others), got \(call.arg(2))")
+                }
+                // The storage of the program's attach type: the context's hook, else cgroup_skb ingress.
+                let attachType = call.state?.socketProgram?.attachType ?? .cgroupInetIngress
+                guard let address = map.localStorage(attachType: attachType, cpu: call.process.vCPU) else {
+                    throw .message("bpf_get_local_storage: map \(map.name) has no room for another attach type's storage")
+                }
+                return address
+            },
             // long bpf_sk_assign(void *ctx, struct bpf_sock *sk, u64 flags)
             LinuxHelper.make(.skAssign) { call throws(HelperFailure) in try skLookupAssign(call) },
             // long bpf_sock_ops_cb_flags_set(struct bpf_sock_ops *bpf_sock, int argval)

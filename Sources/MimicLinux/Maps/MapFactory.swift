@@ -141,6 +141,8 @@ extension LinuxEmulator {
             map = MapOfMaps(attributes: attributes, id: id, emulator: self, memory: memory)
         case .devMap, .devMapHash, .cpuMap, .xskMap:
             map = try RedirectMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
+        case .cgroupStorage, .perCPUCgroupStorage:
+            map = try CgroupStorageMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
         default:
             throw MapError(
                 map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
@@ -155,7 +157,7 @@ extension LinuxEmulator {
         switch type {
         case .hash, .perCPUHash, .lruHash, .lruPerCPUHash, .array, .perCPUArray, .lpmTrie, .queue, .stack, .ringBuffer,
             .perfEventArray, .progArray, .arrayOfMaps, .hashOfMaps, .devMap, .devMapHash, .cpuMap, .xskMap,
-            .bloomFilter:
+            .bloomFilter, .cgroupStorage, .perCPUCgroupStorage:
             true
         default:
             false
@@ -309,6 +311,16 @@ extension LinuxEmulator {
             try positive(d.maxEntries, "max_entries")
             try exactly(d.keySize, 4, "key_size")
             try exactly(d.valueSize, 4, "value_size")
+        case .cgroupStorage, .perCPUCgroupStorage:
+            // `cgroup_storage_map_alloc`: the key is struct bpf_cgroup_storage_key or a u64,
+            // max_entries 0, the value at most a page.
+            try allowFlags(common)
+            guard d.keySize == 16 || d.keySize == 8 else {
+                throw fail("key_size must be 16 (struct bpf_cgroup_storage_key) or 8, got \(d.keySize)")
+            }
+            try exactly(d.maxEntries, 0, "max_entries")
+            try positive(d.valueSize, "value_size")
+            guard d.valueSize <= 4096 else { throw fail("value_size \(d.valueSize) exceeds a page (4096)", .tooBig) }
         default:
             throw fail("not supported by Mimic", .notSupported)
         }

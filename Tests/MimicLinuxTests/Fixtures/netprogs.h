@@ -106,6 +106,11 @@ struct sk_msg_md {
     __md_ptr(struct bpf_sock *, sk);
 };
 
+struct bpf_cgroup_storage_key {
+    __u64 cgroup_inode_id;
+    __u32 attach_type;
+};
+
 struct sockaddr_in {
     __u16 sin_family;
     __be16 sin_port;
@@ -115,6 +120,8 @@ struct sockaddr_in {
 
 #define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
+#define BPF_MAP_TYPE_CGROUP_STORAGE 19
+#define BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE 21
 #define BPF_OK 0
 #define BPF_DROP 2
 #define SK_DROP 0
@@ -131,6 +138,7 @@ static long (*bpf_map_update_elem)(void *map, const void *key, const void *value
 static long (*bpf_skb_store_bytes)(void *skb, __u32 offset, const void *from, __u32 len, __u64 flags) = (void *)9;
 static long (*bpf_l3_csum_replace)(void *skb, __u32 offset, __u64 from, __u64 to, __u64 size) = (void *)10;
 static long (*bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32 len) = (void *)26;
+static void *(*bpf_get_local_storage)(void *map, __u64 flags) = (void *)81;
 static long (*bpf_setsockopt)(void *ctx, int level, int optname, void *optval, int optlen) = (void *)49;
 static long (*bpf_getsockopt)(void *ctx, int level, int optname, void *optval, int optlen) = (void *)57;
 static long (*bpf_sock_ops_cb_flags_set)(struct bpf_sock_ops *ops, int argval) = (void *)59;
