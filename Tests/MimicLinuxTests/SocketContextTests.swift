@@ -229,4 +229,28 @@ struct SocketContextTests {
         let perCPU = try loaded.map("per_cpu", as: CgroupStorageMap.self)
         #expect(perCPU.perCPUValues(forKey: key)?.count == 2)
     }
+
+    @Test("sk storage: created on first use per socket, kept across runs, deleted at TCP_CLOSE")
+    func socketStorage() throws {
+        let loaded = try Fixture.load("netprog_skstorage")
+        func event(_ op: UInt64, args: [UInt32] = [], port: UInt16 = 40000) throws -> UInt64 {
+            var fields: [String: UInt64] = ["op": op, "family": 2, "is_fullsock": 1]
+            for (i, arg) in args.enumerated() { fields[i == 0 ? "reply" : "replylong[\(i)]"] = UInt64(arg) }
+            let context = SockOpsContext(
+                fields: fields, remoteAddress: [10, 0, 0, 1], remotePort: 443, localAddress: [10, 0, 0, 2],
+                localPort: port)
+            let process = try loaded.run("track", context: context)
+            let values = Dictionary(uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
+            return values["reply"] ?? 0
+        }
+        #expect(try event(3) == 1)
+        #expect(try event(4) == 2)
+        #expect(try event(4, port: 40001) == 1, "another socket has its own storage")
+        let map = try loaded.map("connections", as: SocketStorageMap.self)
+        #expect(map.cookies.count == 2)
+        #expect(try event(10, args: [1, 7]) == 0, "bpf_sk_storage_delete at TCP_CLOSE")
+        #expect(UInt32(truncatingIfNeeded: try event(10, args: [1, 7])) == UInt32(bitPattern: -2), "-ENOENT the second time")
+        #expect(map.cookies.count == 1)
+        #expect(map.update(key: [3, 0, 0, 0], value: [UInt8](repeating: 0, count: 8), flags: .any, cpu: 0) == .notSupported)
+    }
 }

@@ -13,7 +13,8 @@ import MimicMemory
 ///   kernel's `_bpf_setsockopt` accepts (SOL_SOCKET, SOL_TCP, SOL_IP, SOL_IPV6), with its
 ///   length and protocol checks; values set are kept per socket and read back.
 /// - `bpf_get_local_storage`: the cgroup storage of the program's attach type
-///   (`CgroupStorageMap`).
+///   (`CgroupStorageMap`); `bpf_sk_storage_get` / `bpf_sk_storage_delete`: a socket's storage
+///   (`SocketStorageMap`; NULL for flags other than `BPF_SK_STORAGE_GET_F_CREATE` or a NULL socket).
 /// - `bpf_bind` from `connect4` / `connect6` programs: checks the address length and family,
 ///   records the address (every address is local to the emulated host).
 enum SocketProgramHelpers {
@@ -48,6 +49,20 @@ enum SocketProgramHelpers {
             },
             // long bpf_sk_assign(void *ctx, struct bpf_sock *sk, u64 flags)
             LinuxHelper.make(.skAssign) { call throws(HelperFailure) in try skLookupAssign(call) },
+            // void *bpf_sk_storage_get(struct bpf_map *map, void *sk, void *value, u64 flags)
+            LinuxHelper.make(.skStorageGet) { [weak emulator] call throws(HelperFailure) in
+                let map = try MapHelpers.map(emulator, call.process, argument: 1, as: SocketStorageMap.self, "an sk storage map")
+                let create: UInt64 = 1  // BPF_SK_STORAGE_GET_F_CREATE
+                guard call.arg(4) & ~create == 0, let cookie = try socketCookie(call, address: call.arg(2)) else { return 0 }
+                let initial = call.arg(3) == 0 ? nil : try call.read(call.arg(3), count: map.attributes.valueSize)
+                return map.storageAddress(cookie: cookie, create: call.arg(4) == create, initial: initial) ?? 0
+            },
+            // long bpf_sk_storage_delete(struct bpf_map *map, void *sk)
+            LinuxHelper.make(.skStorageDelete) { [weak emulator] call throws(HelperFailure) in
+                let map = try MapHelpers.map(emulator, call.process, argument: 1, as: SocketStorageMap.self, "an sk storage map")
+                guard let cookie = try socketCookie(call, address: call.arg(2)) else { return Errno.invalid.r0 }
+                return map.removeStorage(cookie: cookie) ? 0 : Errno.noEntry.r0
+            },
             // long bpf_sock_ops_cb_flags_set(struct bpf_sock_ops *bpf_sock, int argval)
             LinuxHelper.make(.sockOpsCbFlagsSet) { call throws(HelperFailure) in
                 let (program, record) = try context(call, kinds: [.sockOps])
@@ -217,6 +232,16 @@ enum SocketProgramHelpers {
             throw .message("\(call.name): the first argument must be the context (R1 at entry), got 0x\(String(call.arg(1), radix: 16))")
         }
         return (program, record)
+    }
+
+    /// The cookie of the socket at `address` (a `struct bpf_sock`): the context's socket when it
+    /// is that one, else the socket its bytes describe; nil for NULL.
+    static func socketCookie(_ call: HelperCall, address: UInt64) throws(HelperFailure) -> UInt64? {
+        guard address != 0 else { return nil }
+        if let program = call.state?.socketProgram, let socket = program.socket, program.socketAddress == address {
+            return socket.cookie
+        }
+        return cookie(of: try call.read(address, count: 80))
     }
 
     // MARK: sk_lookup

@@ -143,6 +143,8 @@ extension LinuxEmulator {
             map = try RedirectMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
         case .cgroupStorage, .perCPUCgroupStorage:
             map = try CgroupStorageMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
+        case .skStorage:
+            map = try SocketStorageMap(attributes: attributes, id: id, vm: vm, memory: memory)
         default:
             throw MapError(
                 map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
@@ -157,7 +159,7 @@ extension LinuxEmulator {
         switch type {
         case .hash, .perCPUHash, .lruHash, .lruPerCPUHash, .array, .perCPUArray, .lpmTrie, .queue, .stack, .ringBuffer,
             .perfEventArray, .progArray, .arrayOfMaps, .hashOfMaps, .devMap, .devMapHash, .cpuMap, .xskMap,
-            .bloomFilter, .cgroupStorage, .perCPUCgroupStorage:
+            .bloomFilter, .cgroupStorage, .perCPUCgroupStorage, .skStorage:
             true
         default:
             false
@@ -321,6 +323,16 @@ extension LinuxEmulator {
             try exactly(d.maxEntries, 0, "max_entries")
             try positive(d.valueSize, "value_size")
             guard d.valueSize <= 4096 else { throw fail("value_size \(d.valueSize) exceeds a page (4096)", .tooBig) }
+        case .skStorage:
+            // `bpf_local_storage_map_alloc_check`.
+            try allowFlags(common.union(.noPrealloc))
+            guard flags.contains(.noPrealloc) else { throw fail("map_flags must include BPF_F_NO_PREALLOC") }
+            try exactly(d.keySize, 4, "key_size")
+            try exactly(d.maxEntries, 0, "max_entries")
+            try positive(d.valueSize, "value_size")
+            guard d.valueSize <= AddressSpace.regionLimit / SocketStorageMap.capacity else {
+                throw fail("value_size \(d.valueSize) is too big", .tooBig)
+            }
         default:
             throw fail("not supported by Mimic", .notSupported)
         }

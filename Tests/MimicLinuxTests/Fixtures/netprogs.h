@@ -122,6 +122,9 @@ struct sockaddr_in {
 #define BPF_MAP_TYPE_ARRAY 2
 #define BPF_MAP_TYPE_CGROUP_STORAGE 19
 #define BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE 21
+#define BPF_MAP_TYPE_SK_STORAGE 24
+#define BPF_F_NO_PREALLOC 1
+#define BPF_SK_STORAGE_GET_F_CREATE 1
 #define BPF_OK 0
 #define BPF_DROP 2
 #define SK_DROP 0
@@ -139,6 +142,8 @@ static long (*bpf_skb_store_bytes)(void *skb, __u32 offset, const void *from, __
 static long (*bpf_l3_csum_replace)(void *skb, __u32 offset, __u64 from, __u64 to, __u64 size) = (void *)10;
 static long (*bpf_skb_load_bytes)(const void *skb, __u32 offset, void *to, __u32 len) = (void *)26;
 static void *(*bpf_get_local_storage)(void *map, __u64 flags) = (void *)81;
+static void *(*bpf_sk_storage_get)(void *map, void *sk, void *value, __u64 flags) = (void *)107;
+static long (*bpf_sk_storage_delete)(void *map, void *sk) = (void *)108;
 static long (*bpf_setsockopt)(void *ctx, int level, int optname, void *optval, int optlen) = (void *)49;
 static long (*bpf_getsockopt)(void *ctx, int level, int optname, void *optval, int optlen) = (void *)57;
 static long (*bpf_sock_ops_cb_flags_set)(struct bpf_sock_ops *ops, int argval) = (void *)59;
