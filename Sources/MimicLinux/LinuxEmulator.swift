@@ -242,6 +242,8 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) public internal(set) var socketEffects: [SocketEffect] = []
     /// The socket program's context state the socket helpers use.
     @exclusivity(unchecked) var socketProgram: SocketProgramState?
+    /// An sk_buff's program type and `SKBContext.checkedFields` at the start of the run.
+    @exclusivity(unchecked) var skbWriteCheck: (ProgramType, [TestRunContext.Field])?
 
     public init() {}
 
@@ -289,5 +291,6 @@ public final class LinuxProcessState {
         contextRecord = nil
         if !socketEffects.isEmpty { socketEffects = [] }
         socketProgram = nil
+        skbWriteCheck = nil
     }
 }

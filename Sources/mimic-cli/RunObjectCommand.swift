@@ -161,6 +161,10 @@ struct SingleRun {
         let state = LinuxProcessState.of(process)
         let trace = state?.traceOutput ?? []
         var warnings = state?.warnings ?? []
+        for field in SKBContext.forbiddenWrites(of: process) {
+            warnings.append(
+                "the program changed __sk_buff.\(field), which a \(session.type) program may not write (the kernel's verifier refuses the program)")
+        }
         for field in state?.contextRecord?.forbiddenWrites ?? [] {
             warnings.append(
                 "the program changed \(state?.contextRecord?.layout.structName ?? "context").\(field), which a \(session.type) program may not write (the kernel's verifier refuses the program)")

@@ -135,6 +135,15 @@ struct NetProgramKernelTests {
         }
         let reuseport = try KernelObject(object: try Self.object("netprog_reuseport"))
         #expect(throws: Never.self) { _ = try reuseport.program(named: "select_group") }
+        let skbWrites = try KernelObject(object: try Self.object("netprog_skb_forbidden"))
+        for name in ["filter_writes_mark", "cgroup_writes_tc_index"] {
+            do {
+                _ = try skbWrites.program(named: name)
+                Issue.record("the kernel loaded \(name), whose __sk_buff write its type may not make")
+            } catch {
+                #expect(error.verifierLog?.contains("invalid bpf_context access") == true, "\(name): \(error)")
+            }
+        }
         let message = try KernelObject(object: try Self.object("netprog_msg"))
         #expect(throws: Never.self) { _ = try message.program(named: "msg_rewrite") }
         do {

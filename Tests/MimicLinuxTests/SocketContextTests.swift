@@ -253,4 +253,23 @@ struct SocketContextTests {
         #expect(map.cookies.count == 1)
         #expect(map.update(key: [3, 0, 0, 0], value: [UInt8](repeating: 0, count: 8), flags: .any, cpu: 0) == .notSupported)
     }
+
+    @Test("__sk_buff writes a program type may not make are reported; allowed ones are not")
+    func skbForbiddenWrites() throws {
+        let packet = Self.frame(protocol: 17, port: 53)
+        let forbidden = try Fixture.load("netprog_skb_forbidden")
+        for (program, field) in [("filter_writes_mark", "mark"), ("cgroup_writes_tc_index", "tc_index")] {
+            let context = try Self.fit(SKBContext(packet: packet, ifindex: 1), forbidden, program)
+            let process = try forbidden.run(program, context: context)
+            #expect(SKBContext.forbiddenWrites(of: process) == [field], "\(program)")
+        }
+        let allowed = try Fixture.load("netprog_skb")
+        for program in ["cg_ingress", "lwt_input", "lwt_transmit"] {
+            let context = try Self.fit(SKBContext(packet: packet, ifindex: 1), allowed, program)
+            let process = try allowed.run(program, context: context)
+            #expect(SKBContext.forbiddenWrites(of: process).isEmpty, "\(program)")
+        }
+        #expect(SKBContext.writableFields(for: .socketFilter) == ["cb[0]", "cb[1]", "cb[2]", "cb[3]", "cb[4]"])
+        #expect(SKBContext.writableFields(for: .skSkb) == ["tc_index", "priority"])
+    }
 }

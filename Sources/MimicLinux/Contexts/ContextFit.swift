@@ -60,6 +60,7 @@ public enum ContextFit {
         case var skb as SKBContext:
             try require(.skb, type: type, describing: program)
             if skb.dataStart == nil { skb.dataStart = dataStart(of: type) }
+            skb.programType = type
             return skb
         case var addr as SockAddrContext:
             try requireStruct("bpf_sock_addr", .cgroupSockAddr, type: type, describing: program)
