@@ -141,8 +141,13 @@ struct SingleRun {
     ) throws {
         let display = ValueDisplay(object: session.object, cpus: session.cpus)
         let before = session.snapshot()
-        let originalPacket =
+        // The packet as the program first sees it (an sk_buff at the network header: without the
+        // pulled Ethernet header), to tell whether the run changed it.
+        var originalPacket =
             (context as? XDPContext)?.packet ?? (context as? SKBContext)?.packet ?? (context as? FlowDissectorContext)?.packet
+        if let skb = context as? SKBContext, skb.dataStart == .network {
+            originalPacket = Array(skb.packet.dropFirst(min(14, skb.packet.count)))  // the Ethernet header
+        }
         let process = try session.makeProcess(context: context)
         let contextBefore = TestRunContext.output(of: process)
         let limit = session.limit

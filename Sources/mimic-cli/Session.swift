@@ -241,6 +241,7 @@ final class Session {
         case .skb:
             var skb = SKBContext(packet: packet)
             skb.dataStart = dataStart ?? ContextFit.dataStart(of: type)
+            skb.programType = type
             return try withFields(skb)
         case .none:
             if type == .unspec {

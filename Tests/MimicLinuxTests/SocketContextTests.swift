@@ -82,6 +82,7 @@ struct SocketContextTests {
         #expect(Int64(bitPattern: results[5]) == -22)
         let effects = LinuxProcessState.of(process)?.socketEffects.map(\.description) ?? []
         #expect(effects.first == "bpf_sock_ops_cb_flags_set(0x8c) = 128")
+        #expect(LinuxProcessState.of(process)?.contextRecord?.forbiddenWrites == [], "the helper's change is not the program's")
         #expect(effects.contains("bpf_setsockopt(SOL_TCP, 13, \"reno\") = 0"))
 
         let timeout = SockOpsContext(fields: ["op": 1, "family": 2, "is_fullsock": 1])
@@ -172,6 +173,7 @@ struct SocketContextTests {
         #expect(results[7] == 19)
         let effects = LinuxProcessState.of(process)?.socketEffects.map(\.description) ?? []
         #expect(effects.first == "bpf_msg_pull_data(0, 8) = 0")
+        #expect(LinuxProcessState.of(process)?.contextRecord?.forbiddenWrites == [], "size changed by push / pop")
 
         let short = try loaded.run("msg_rewrite", context: SKMsgContext(segments: [Array("hi".utf8)]))
         #expect(short.state == .exited(0), "short messages are dropped")
@@ -194,6 +196,7 @@ struct SocketContextTests {
         let context = SKReuseportContext(packet: Self.frame(protocol: 17, port: 53), bindInany: 1, socket: socket)
         let process = try loaded.run("select_group", context: try Self.fit(context, loaded, "select_group"))
         #expect(process.state == .exited(0), "UDP to port 53 is dropped")
+        #expect(LinuxProcessState.of(process)?.contextRecord?.forbiddenWrites == [])
         let results = try Self.results(loaded)
         #expect(results[0] == 8 | UInt64(UInt16(0x0800).bigEndian) << 32, "len from the UDP header; eth_protocol in network order")
         #expect(results[1] == 17 | 1 << 8 | 1 << 16)

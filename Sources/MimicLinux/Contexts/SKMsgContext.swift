@@ -153,6 +153,6 @@ final class SKMessage {
         region = storage
         record.store64(regionAddress, at: 0)
         record.store64(regionAddress + UInt64(end - start), at: 8)
-        record.store32(UInt32(size), at: 68)
+        record.helperStore32(UInt32(size), at: 68)
     }
 }

@@ -103,7 +103,7 @@ public struct SKReuseportContext: Context, Sendable {
         buffer.networkOffset = 14 - offset
         buffer.pulledLength = offset
         buffer.syncContext(process)
-        record.store32(hash ?? NetworkHelpers.flowHash(buffer), at: 32)
+        record.setUp32(hash ?? NetworkHelpers.flowHash(buffer), at: 32)
         let state = LinuxProcessState.forContext(process)
         state.packet = buffer
         state.contextRecord = record

@@ -60,7 +60,10 @@ public final class StructContextRecord: @unchecked Sendable {
     /// The struct's address in the process (R1).
     public let address: UInt64
     /// The bytes the struct started with.
-    public let initial: [UInt8]
+    public private(set) var initial: [UInt8]
+    /// `initial` with the changes helpers made (`helperStore32`): what `forbiddenWrites`
+    /// compares with, so only the program's own writes count.
+    private var baseline: [UInt8]
 
     init(layout: ContextLayout, bytes: [UInt8], into process: MimicCore.Process, kind: RegionKind = .plain)
         throws(SetupError)
@@ -70,6 +73,7 @@ public final class StructContextRecord: @unchecked Sendable {
         if bytes.count < layout.size { bytes += [UInt8](repeating: 0, count: layout.size - bytes.count) }
         storage = RegionStorage(bytes: bytes)
         initial = bytes
+        baseline = bytes
         do {
             address = try process.memory.map(storage, name: layout.structName, kind: kind)
         } catch {
@@ -104,12 +108,26 @@ public final class StructContextRecord: @unchecked Sendable {
         }
     }
 
-    /// Fields the program changed although its type may not write them.
+    /// Fields the program changed although its type may not write them (changes helpers made
+    /// do not count).
     public var forbiddenWrites: [String] {
         let now = bytes
         return layout.fields.filter {
-            !$0.writable && !$0.isPointer && Self.value(of: $0, in: now) != Self.value(of: $0, in: initial)
+            !$0.writable && !$0.isPointer && Self.value(of: $0, in: now) != Self.value(of: $0, in: baseline)
         }.map(\.name)
+    }
+
+    /// Sets a field while the context is being set up, before the run: part of `initial`.
+    func setUp32(_ value: UInt32, at offset: Int) {
+        helperStore32(value, at: offset)
+        for i in 0..<4 where offset + i < initial.count { initial[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
+    }
+
+    /// Stores a field's new value on a helper's behalf (`bpf_sock_ops_cb_flags_set`, an sk_msg's
+    /// `size`): not a write of the program's.
+    func helperStore32(_ value: UInt32, at offset: Int) {
+        store32(value, at: offset)
+        for i in 0..<4 where offset + i < baseline.count { baseline[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
     }
 
     func load32(_ offset: Int) -> UInt32 { storage.pointer.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }

@@ -72,7 +72,7 @@ enum SocketProgramHelpers {
                 if record.load32(sockOpsIsFullsock) == 0 {
                     result = -Int64(Errno.invalid.rawValue)
                 } else {
-                    record.store32(UInt32(bitPattern: argument) & allCallbackFlags, at: sockOpsCallbackFlags)
+                    record.helperStore32(UInt32(bitPattern: argument) & allCallbackFlags, at: sockOpsCallbackFlags)
                     result = Int64(argument & ~Int32(allCallbackFlags))
                 }
                 call.state?.socketEffects.append(
@@ -351,7 +351,7 @@ enum SocketProgramHelpers {
             let value = try call.read(call.arg(4), count: Int(length))
             program.socketOptions[SocketOptionKey(level: level, name: name)] = value
             if level == solTCP, name == tcpBPFSockOpsCBFlags, program.kind == .sockOps {
-                record.store32(get32(value, 0) & allCallbackFlags, at: sockOpsCallbackFlags)
+                record.helperStore32(get32(value, 0) & allCallbackFlags, at: sockOpsCallbackFlags)
             }
             detail += level == solTCP && name == tcpCongestion || level == solSocket && name == 25
                 ? ", \"\(String(decoding: value.prefix { $0 != 0 }, as: UTF8.self))\"" : ", \(Int32(bitPattern: get32(value, 0)))"
