@@ -290,6 +290,36 @@ public final class KernelProgram: Sendable {
         return attr.get32(4)
     }
 
+    /// Runs the program once on `context` alone (`ctx_in` and `ctx_out`, no data), as
+    /// `BPF_PROG_TEST_RUN` runs an sk_lookup program; returns R0 and `ctx_out`.
+    public func testRunContextOnly(context: [UInt8]) throws(KernelError) -> KernelTestRun {
+        try KernelBPF.requireAvailable()
+        var contextOut = [UInt8](repeating: 0, count: max(1, context.count))
+        let contextIn = context.isEmpty ? [0] : context
+        let (result, attr): (Result<Int32, KernelErrno>, BPFAttributes) = contextIn.withUnsafeBytes { ctxInBuffer in
+            contextOut.withUnsafeMutableBytes { ctxOutBuffer in
+                var attr = BPFAttributes(size: 80)
+                attr.set32(0, UInt32(bitPattern: fd))
+                attr.set32(32, 1)
+                attr.set32(40, UInt32(context.count))
+                attr.set32(44, UInt32(context.count))
+                attr.setPointer(48, ctxInBuffer.baseAddress)
+                attr.setPointer(56, ctxOutBuffer.baseAddress)
+                let result = KernelBPF.call(.progTestRun, &attr)
+                return (result, attr)
+            }
+        }
+        if case .failure(let code) = result {
+            throw KernelError.systemCall(
+                command: KernelBPF.Command.progTestRun.name, errno: code.rawValue,
+                detail: "test-running program \(name) (\(type)) on a \(context.count)-byte context")
+        }
+        let ctxSize = min(Int(attr.get32(44)), contextOut.count)
+        return KernelTestRun(
+            returnValue: attr.get32(4), data: [], context: Array(contextOut.prefix(ctxSize)),
+            durationNanoseconds: attr.get32(36))
+    }
+
     func testRunUnchecked(data: [UInt8], context: [UInt8]? = nil, repeat count: Int = 1) throws(KernelError)
         -> KernelTestRun
     {

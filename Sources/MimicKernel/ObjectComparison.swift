@@ -6,10 +6,12 @@ import MimicMemory
 /// from the same map contents, and lists every difference: return value (low 32 bits, all the
 /// kernel reports), output packet, and map contents after each run.
 ///
-/// Supported program types: XDP, tc (`sched_cls` / `sched_act`) and socket filters. The kernel
-/// runs socket filters on the packet from its network header (`BPF_PROG_TEST_RUN` pulls the
-/// Ethernet header first), so Mimic's sk_buff starts there for them too
-/// (`ContextFit.dataStart(of:)`); a context that asks for another start is refused.
+/// Supported program types (`supportedTypes`): XDP, tc (`sched_cls` / `sched_act`), socket
+/// filters, `cgroup_skb`, `lwt_in` / `lwt_out` / `lwt_xmit`, flow dissectors (the flow keys
+/// compared as the output) and sk_lookup (`run(lookup:)`). The kernel runs the sk_buff types
+/// but tc on the packet from its network header (`BPF_PROG_TEST_RUN` pulls the Ethernet header
+/// first), so Mimic's sk_buff starts there for them too (`ContextFit.dataStart(of:)`); a
+/// context that asks for another start is refused.
 /// Kernel test runs are pinned to CPU 0 and Mimic runs as vCPU 0, so per-CPU maps compare.
 ///
 /// Maps are compared at a cost that follows what they hold and what the runs touched, not
@@ -61,7 +63,9 @@ public final class ObjectComparison {
     public static let defaultMemoryLimit = 16 << 30
 
     /// Program types `ObjectComparison` can run.
-    public static let supportedTypes: [ProgramType] = [.xdp, .schedCls, .schedAct, .socketFilter]
+    public static let supportedTypes: [ProgramType] = [
+        .xdp, .schedCls, .schedAct, .socketFilter, .cgroupSkb, .lwtIn, .lwtOut, .lwtXmit, .flowDissector, .skLookup,
+    ]
 
     /// Instantiates the object on both sides and loads the program.
     ///
@@ -88,14 +92,14 @@ public final class ObjectComparison {
         } else {
             guard let found = object.programs.first(where: { Self.supportedTypes.contains($0.type) }) else {
                 throw ComparisonError(
-                    "the object has no XDP, tc or socket-filter program (programs: \(object.programs.map { "\($0.name) (\($0.type))" }.joined(separator: ", ")))"
+                    "the object has no program of a type compare runs (\(Self.supportedTypes.map(\.description).joined(separator: ", "))); programs: \(object.programs.map { "\($0.name) (\($0.type))" }.joined(separator: ", ")))"
                 )
             }
             source = found
         }
         guard Self.supportedTypes.contains(source.type) else {
             throw ComparisonError(
-                "program \(source.name) is a \(source.type) program; compare runs XDP, tc (sched_cls) and socket-filter programs"
+                "program \(source.name) is a \(source.type) program; compare runs \(Self.supportedTypes.map(\.description).joined(separator: ", ")) programs"
             )
         }
         programName = source.name
@@ -190,6 +194,12 @@ public final class ObjectComparison {
     ///   for an sk_buff, for an xdp_md when a context is given. For an sk_buff the `ctx_out`
     ///   fields (`TestRunContext.skbKernelOutputFields`: mark, priority, cb, ...) are compared.
     public func run(packet: [UInt8], mimicContext: (any Context)? = nil) throws -> PacketResult {
+        if programType == .skLookup {
+            throw ComparisonError("an sk_lookup program takes no packet: compare it with run(lookup:)")
+        }
+        if programType == .flowDissector {
+            return try runFlowDissector(packet: packet, context: mimicContext)
+        }
         if packet.count < 14 {
             throw ComparisonError(
                 "the kernel's test run takes only packets of at least 14 bytes (an Ethernet header); this one has \(packet.count)"
@@ -231,14 +241,19 @@ public final class ObjectComparison {
             throw Self.explain(error, programType: programType)
         }
         var kernelPacket = kernelRun.data
-        let isSocketFilter = programType == .socketFilter
-        if isSocketFilter { kernelPacket = Array(kernelPacket.dropFirst(14)) }
+        // At the network header (socket filters, cgroup_skb, lwt): the kernel puts a zeroed
+        // Ethernet header back before data_out.
+        if ContextFit.packetKind(of: programType) == .skb, ContextFit.dataStart(of: programType) == .network {
+            kernelPacket = Array(kernelPacket.dropFirst(14))
+        }
 
         var result = PacketResult(kernelReturn: kernelRun.returnValue, kernelPacket: kernelPacket, differences: [])
         let isSKB = context is SKBContext
         if isSKB, let out = kernelRun.context {
             result.kernelContext = TestRunContext.skbFields(out, names: TestRunContext.skbKernelOutputFields)
         }
+        // The kernel's test run gives each run fresh cgroup storage.
+        for map in emulator.allMaps { (map as? CgroupStorageMap)?.removeAllStorage() }
         do {
             let process = try vm.makeProcess(for: program, context: context, vCPU: 0)
             let value = try process.run(instructionLimit: 100_000_000)
@@ -277,6 +292,116 @@ public final class ObjectComparison {
         }
         result.differences += try compareMaps()
         return result
+    }
+
+    /// Runs a flow dissector on `packet` on both sides (the kernel's `bpf_prog_test_run_flow_dissector`):
+    /// the return value and `struct bpf_flow_keys` (the kernel's `data_out`, here in
+    /// `kernelPacket` / `mimicPacket`) are compared, then the maps. `context` may be a
+    /// `FlowDissectorContext` for the packet (its `flags` go to the kernel as `ctx_in`).
+    func runFlowDissector(packet: [UInt8], context: (any Context)?) throws -> PacketResult {
+        guard packet.count >= 14 else {
+            throw ComparisonError("a flow dissector's test run takes a frame of at least 14 bytes; this one has \(packet.count)")
+        }
+        var dissector = FlowDissectorContext(packet: packet)
+        if let context {
+            guard let given = context as? FlowDissectorContext, given.packet == packet else {
+                throw ComparisonError("a flow dissector compares with a bpf_flow_dissector context of the same packet")
+            }
+            guard given.networkOffset == 14, !given.hasSKB else {
+                throw ComparisonError("the kernel's test run dissects from offset 14 without an sk_buff; remove \"nhoff\" and \"skb\" to compare")
+            }
+            dissector = given
+        }
+        var contextIn: [UInt8]? = nil
+        if dissector.flags != 0 {
+            var keys = [UInt8](repeating: 0, count: 56)
+            for i in 0..<4 { keys[48 + i] = UInt8(truncatingIfNeeded: dissector.flags >> (8 * i)) }
+            contextIn = keys
+        }
+        let kernelRun = try KernelBPF.withPinnedCPU(0) { () throws(KernelError) -> KernelTestRun in
+            try kernelProgram.testRun(data: packet, context: contextIn)
+        }
+        var result = PacketResult(kernelReturn: kernelRun.returnValue, kernelPacket: kernelRun.data, differences: [])
+        do {
+            let process = try vm.makeProcess(for: program, context: dissector, vCPU: 0)
+            _ = try process.run(instructionLimit: 100_000_000)
+            if let outcome = FlowDissectorContext.result(of: process) {
+                result.mimicReturn = outcome.returnValue
+                result.mimicPacket = outcome.keys
+            }
+        } catch {
+            result.mimicError = "\(error)"
+        }
+        result.differences = compareOutcome(result, kernelRun.returnValue, what: "flow keys")
+        result.differences += try compareMaps()
+        return result
+    }
+
+    /// What one sk_lookup run produced on each side.
+    public struct LookupResult: Sendable {
+        public var kernelReturn: UInt32
+        /// The selected socket's cookie (`ctx_out.cookie`), 0 when none.
+        public var kernelCookie: UInt64
+        public var mimicReturn: UInt64?
+        public var mimicCookie: UInt64?
+        public var mimicError: String?
+        public var differences: [String]
+    }
+
+    /// Runs an sk_lookup program on `lookup` on both sides (`bpf_prog_test_run_sk_lookup`: the
+    /// struct as `ctx_in`, no data) and compares the verdict, whether a socket was selected
+    /// (cookies differ between the two: the kernel's come from a counter) and the maps.
+    public func run(lookup: SKLookupContext) throws -> LookupResult {
+        guard programType == .skLookup else {
+            throw ComparisonError("run(lookup:) runs sk_lookup programs; \(programName) is a \(programType) program")
+        }
+        guard lookup.ingressIfindex == 0 else {
+            throw ComparisonError("the kernel's sk_lookup test run refuses a non-zero ingress_ifindex (EINVAL); remove it to compare")
+        }
+        let kernelRun = try KernelBPF.withPinnedCPU(0) { () throws(KernelError) -> KernelTestRun in
+            try kernelProgram.testRunContextOnly(context: lookup.bytes)
+        }
+        let out = kernelRun.context ?? []
+        let cookie = out.count >= 8 ? (0..<8).reduce(UInt64(0)) { $0 | UInt64(out[$1]) << (8 * $1) } : 0
+        var result = LookupResult(
+            kernelReturn: kernelRun.returnValue, kernelCookie: cookie, mimicReturn: nil, mimicCookie: nil,
+            mimicError: nil, differences: [])
+        do {
+            let process = try vm.makeProcess(for: program, context: lookup, vCPU: 0)
+            _ = try process.run(instructionLimit: 100_000_000)
+            if let outcome = SKLookupContext.result(of: process) {
+                result.mimicReturn = outcome.returnValue
+                result.mimicCookie = outcome.selectedCookie
+            }
+        } catch {
+            result.mimicError = "\(error)"
+        }
+        if let error = result.mimicError {
+            result.differences.append("Mimic failed (\(error)); the kernel returned \(Self.show(kernelRun.returnValue))")
+        } else if let value = result.mimicReturn, UInt32(truncatingIfNeeded: value) != kernelRun.returnValue {
+            result.differences.append(
+                "return value: kernel \(Self.show(kernelRun.returnValue)), Mimic \(Self.show(UInt32(truncatingIfNeeded: value)))")
+        }
+        if let mimicCookie = result.mimicCookie, (mimicCookie == 0) != (cookie == 0) {
+            result.differences.append(
+                "selected socket: kernel \(cookie == 0 ? "none" : "cookie \(cookie)"), Mimic \(mimicCookie == 0 ? "none" : "cookie \(mimicCookie)")")
+        }
+        result.differences += try compareMaps()
+        return result
+    }
+
+    /// Return value and output bytes (`what` names them) of a run, compared.
+    func compareOutcome(_ result: PacketResult, _ kernelReturn: UInt32, what: String) -> [String] {
+        var lines: [String] = []
+        if let error = result.mimicError {
+            lines.append("Mimic failed (\(error)); the kernel returned \(Self.show(kernelReturn))")
+        } else if let value = result.mimicReturn, UInt32(truncatingIfNeeded: value) != kernelReturn {
+            lines.append("return value: kernel \(Self.show(kernelReturn)), Mimic \(Self.show(UInt32(truncatingIfNeeded: value)))")
+        }
+        if let mimic = result.mimicPacket, mimic != result.kernelPacket {
+            lines.append("\(what): kernel \(Self.hex(result.kernelPacket)), Mimic \(Self.hex(mimic))")
+        }
+        return lines
     }
 
     /// Adds a hint to the kernel's bare EINVAL for sk_buff test runs.

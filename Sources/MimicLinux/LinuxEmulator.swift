@@ -217,6 +217,7 @@ enum LinuxHelperSet {
             + TimerHelpers.all(for: emulator) + Dynptrs.all(for: emulator) + KernelFeatureHelpers.all(for: emulator)
             + StackHelpers.all(for: emulator) + SysctlAndRingHelpers.all(for: emulator)
             + SystemHelpers.all(for: emulator)
+            + SocketProgramHelpers.all(for: emulator)
     }
 }
 
@@ -290,6 +291,17 @@ public final class LinuxProcessState {
     /// The state of the process's own `bpf_get_prandom_u32` stream when its environment sets a
     /// `randomSeed` (else the emulator's per-vCPU stream is used); seeded on first use.
     @exclusivity(unchecked) var randomState: UInt64?
+    /// The context struct of a socket or cgroup program (`bpf_sock_addr`, `bpf_sock_ops`,
+    /// `bpf_sock`, `bpf_sk_lookup`) or a flow dissector's `bpf_flow_keys`, to report what the
+    /// program changed; nil for other contexts.
+    @exclusivity(unchecked) public internal(set) var contextRecord: StructContextRecord?
+    /// What socket helpers did outside the program (`bpf_setsockopt`, `bpf_bind`,
+    /// `bpf_sock_ops_cb_flags_set`, `bpf_sk_assign`), in call order.
+    @exclusivity(unchecked) public internal(set) var socketEffects: [SocketEffect] = []
+    /// The socket program's context state the socket helpers use.
+    @exclusivity(unchecked) var socketProgram: SocketProgramState?
+    /// An sk_buff's program type and `SKBContext.checkedFields` at the start of the run.
+    @exclusivity(unchecked) var skbWriteCheck: (ProgramType, [TestRunContext.Field])?
 
     public init() {}
 
@@ -343,5 +355,9 @@ public final class LinuxProcessState {
         tracedFunction = nil
         stacks = TaskStacks()
         sysctl = nil
+        contextRecord = nil
+        if !socketEffects.isEmpty { socketEffects = [] }
+        socketProgram = nil
+        skbWriteCheck = nil
     }
 }

@@ -114,9 +114,11 @@ enum CompareCommand: Command {
                 packets = [(xdp.packet, xdp)]
             } else if let skb = context as? SKBContext {
                 packets = [(skb.packet, skb)]
+            } else if let flow = context as? FlowDissectorContext {
+                packets = [(flow.packet, flow)]
             } else {
                 throw RuntimeError(
-                    "\(contextPath): compare needs an xdp_md or sk_buff context (the kernel runs programs on a packet)")
+                    "\(contextPath): compare needs an xdp_md, sk_buff or bpf_flow_dissector context (the kernel runs programs on a packet; sk_lookup is compared by ObjectComparison.run(lookup:))")
             }
         }
         var memoryLimit = ObjectComparison.defaultMemoryLimit

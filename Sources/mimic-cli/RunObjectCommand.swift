@@ -153,7 +153,13 @@ struct SingleRun {
     ) throws {
         let display = ValueDisplay(object: session.object, cpus: session.cpus)
         let before = session.snapshot()
-        let originalPacket = (context as? XDPContext)?.packet ?? (context as? SKBContext)?.packet
+        // The packet as the program first sees it (an sk_buff at the network header: without the
+        // pulled Ethernet header), to tell whether the run changed it.
+        var originalPacket =
+            (context as? XDPContext)?.packet ?? (context as? SKBContext)?.packet ?? (context as? FlowDissectorContext)?.packet
+        if let skb = context as? SKBContext, skb.dataStart == .network {
+            originalPacket = Array(skb.packet.dropFirst(min(14, skb.packet.count)))  // the Ethernet header
+        }
         let process = try session.makeProcess(context: context)
         let contextBefore = TestRunContext.output(of: process)
         let limit = session.limit
@@ -171,7 +177,15 @@ struct SingleRun {
         }
         let state = LinuxProcessState.of(process)
         let trace = state?.traceOutput ?? []
-        let warnings = state?.warnings ?? []
+        var warnings = state?.warnings ?? []
+        for field in SKBContext.forbiddenWrites(of: process) {
+            warnings.append(
+                "the program changed __sk_buff.\(field), which a \(session.type) program may not write (the kernel's verifier refuses the program)")
+        }
+        for field in state?.contextRecord?.forbiddenWrites ?? [] {
+            warnings.append(
+                "the program changed \(state?.contextRecord?.layout.structName ?? "context").\(field), which a \(session.type) program may not write (the kernel's verifier refuses the program)")
+        }
         let events = session.drainEvents()
         let changes = before.changes(to: session.snapshot())
         let packet = session.packet(after: process)
@@ -199,6 +213,9 @@ struct SingleRun {
             }
             if let redirect { members.append(("redirect", .string(redirect.description))) }
             if let contextAfter { members.append(("context_out", TestRunContext.json(contextAfter))) }
+            if let effects = state?.socketEffects, !effects.isEmpty {
+                members.append(("socket_effects", .array(effects.map { .string($0.description) })))
+            }
             if let signals = state?.signals, !signals.isEmpty {
                 members.append(
                     (
@@ -238,6 +255,7 @@ struct SingleRun {
         if let contextAfter {
             out += "context: \(TestRunContext.describe(contextAfter, before: contextBefore))\n"
         }
+        for effect in state?.socketEffects ?? [] { out += "effect: \(effect)\n" }
         if !trace.isEmpty {
             out += "trace output:\n" + trace.map { "  \($0)\n" }.joined()
         }

@@ -252,6 +252,7 @@ final class Session {
         case .skb:
             var skb = SKBContext(packet: packet)
             skb.dataStart = dataStart ?? ContextFit.dataStart(of: type)
+            skb.programType = type
             return try withFields(skb)
         case .none:
             if type == .unspec {
@@ -316,6 +317,12 @@ final class Session {
         case .socketFilter:
             return r0 == 0 ? "drop" : "keep \(r0 == UInt64(UInt32.max) ? "whole packet" : "\(r0) bytes")"
         case .cgroupSkb: return r0 & 1 == 1 ? "allow" : "deny"
+        case .cgroupSockAddr, .cgroupSock, .sockOps: return r0 == 1 ? "allow" : (r0 == 0 ? "deny" : "invalid (\(r0))")
+        case .skLookup, .skMsg, .skReuseport:
+            return r0 == 1 ? "SK_PASS" : (r0 == 0 ? "SK_DROP" : "unknown verdict \(r0)")
+        case .flowDissector, .lwtIn, .lwtOut, .lwtXmit:
+            let names: [UInt64: String] = [0: "BPF_OK", 2: "BPF_DROP", 7: "BPF_REDIRECT", 0x80: "BPF_LWT_REROUTE", 0x81: "BPF_FLOW_DISSECTOR_CONTINUE"]
+            return names[r0] ?? "unknown verdict \(Int64(bitPattern: r0))"
         default: return nil
         }
     }

@@ -283,12 +283,16 @@ extension ObjectFile {
     /// Why the object cannot be loaded as it is for lack of a map size (nil when every map has
     /// one): a map declared with `max_entries 0` is sized by its loader, and Mimic needs that
     /// size given (`ObjectConfiguration.mapSizes`, `--map-size NAME=N`). Perf event arrays are
-    /// exempt: libbpf sizes them to the number of CPUs.
+    /// exempt: libbpf sizes them to the number of CPUs; so are the storage maps (cgroup, socket,
+    /// inode, task storage), whose `max_entries` the kernel requires to be 0.
     public var unsizedMapProblem: String? {
+        let exempt: [MapType] = [
+            .perfEventArray, .cgroupStorage, .perCPUCgroupStorage, .skStorage, .inodeStorage, .taskStorage, .cgrpStorage,
+        ]
         var unsized: [String] = []
         for spec in maps {
-            if spec.attributes.maxEntries == 0, spec.attributes.type != .perfEventArray { unsized.append(spec.name) }
-            if let inner = spec.innerMap, inner.attributes.maxEntries == 0, inner.attributes.type != .perfEventArray {
+            if spec.attributes.maxEntries == 0, !exempt.contains(spec.attributes.type) { unsized.append(spec.name) }
+            if let inner = spec.innerMap, inner.attributes.maxEntries == 0, !exempt.contains(inner.attributes.type) {
                 unsized.append(inner.name)
             }
         }

@@ -31,6 +31,13 @@ public enum ContextFile {
         "xdp_md": { ctx, name throws(ContextError) in try XDPContext(json: ctx, name: name) },
         "sk_buff": { ctx, name throws(ContextError) in try SKBContext(json: ctx, name: name) },
         "captured": { ctx, name throws(ContextError) in try CapturedContext(json: ctx, name: name) },
+        "bpf_flow_dissector": { ctx, name throws(ContextError) in try FlowDissectorContext(json: ctx, name: name) },
+        "bpf_sk_lookup": { ctx, name throws(ContextError) in try SKLookupContext(json: ctx, name: name) },
+        "bpf_sock_addr": { ctx, name throws(ContextError) in try SockAddrContext(json: ctx, name: name) },
+        "bpf_sock_ops": { ctx, name throws(ContextError) in try SockOpsContext(json: ctx, name: name) },
+        "bpf_sock": { ctx, name throws(ContextError) in try SockContext(json: ctx, name: name) },
+        "sk_msg_md": { ctx, name throws(ContextError) in try SKMsgContext(json: ctx, name: name) },
+        "sk_reuseport_md": { ctx, name throws(ContextError) in try SKReuseportContext(json: ctx, name: name) },
     ])
 
     /// Adds (or replaces) the decoder for context type `type`.

@@ -208,6 +208,9 @@ public struct SKBContext: Context, Sendable {
     public var packet: [UInt8]
     /// Where `data` starts; nil is the MAC header unless `ContextFit` sets the program type's.
     public var dataStart: DataStart?
+    /// The program type the context was fitted to (`ContextFit` sets it): it decides which
+    /// fields the program may write (`writableFields(for:)`, `forbiddenWrites(of:)`).
+    public var programType: ProgramType?
     /// `pkt_type`; nil derives it from the frame's destination MAC and `deviceAddress`.
     public var pktType: UInt32?
     /// The receiving device's MAC address and broadcast address, for `pkt_type`: by default the
@@ -427,7 +430,8 @@ public struct SKBContext: Context, Sendable {
                 fields.replaceSubrange(SKBLayout.localIP4..<SKBLayout.localIP4 + 4, with: socket.sourceIPv4)
                 fields.replaceSubrange(SKBLayout.remoteIP6..<SKBLayout.remoteIP6 + 16, with: socket.destinationIPv6)
                 fields.replaceSubrange(SKBLayout.localIP6..<SKBLayout.localIP6 + 16, with: socket.sourceIPv6)
-                put32(&fields, SKBLayout.remotePort, UInt32(socket.destinationPort.bigEndian))
+                // The kernel loads skc_dport and shifts it up on little-endian: bpf_ntohl(remote_port) is the port.
+                put32(&fields, SKBLayout.remotePort, SocketContextJSON.shiftedNetworkPort(socket.destinationPort))
                 put32(&fields, SKBLayout.localPort, UInt32(socket.sourcePort))
                 let address = try process.memory.map(
                     RegionStorage(bytes: socket.bytes), name: "bpf_sock", kind: .readOnly)
@@ -461,6 +465,9 @@ public struct SKBContext: Context, Sendable {
         process.registers[1] = contextAddress
         let state = LinuxProcessState.forContext(process)
         state.packet = buffer
+        state.skbWriteCheck = programType.map { type in
+            (type, TestRunContext.skbFields(fields, names: Self.checkedFields))
+        }
         if let environment { state.environment = environment }
     }
 
@@ -482,6 +489,39 @@ public struct SKBContext: Context, Sendable {
             returnValue: value, packet: buffer.data, fields: SKBFields(bytes: fields),
             vlanTag: buffer.vlanTag.map { VLANTag(proto: $0.proto, tci: $0.tci) }, redirect: state.redirect,
             clones: state.clones)
+    }
+}
+
+extension SKBContext {
+    /// The `__sk_buff` fields whose writes `forbiddenWrites(of:)` checks: those some program
+    /// type may write and no helper changes.
+    public static let checkedFields = [
+        "mark", "priority", "queue_mapping", "tc_index", "cb[0]", "cb[1]", "cb[2]", "cb[3]", "cb[4]", "tc_classid",
+    ]
+
+    /// Of `checkedFields`, those a program of `type` may write (`net/core/filter.c`:
+    /// `sk_filter_is_valid_access`, `cg_skb_is_valid_access`, `lwt_is_valid_access`,
+    /// `tc_cls_act_is_valid_access`, `sk_skb_is_valid_access`); nil for other types.
+    public static func writableFields(for type: ProgramType) -> Set<String>? {
+        let cb: Set<String> = ["cb[0]", "cb[1]", "cb[2]", "cb[3]", "cb[4]"]
+        switch type {
+        case .socketFilter: return cb
+        case .cgroupSkb, .lwtIn, .lwtOut, .lwtXmit, .lwtSeg6Local: return cb.union(["mark", "priority"])
+        case .schedCls, .schedAct: return cb.union(["mark", "priority", "queue_mapping", "tc_index", "tc_classid"])
+        case .skSkb: return ["tc_index", "priority"]
+        default: return nil
+        }
+    }
+
+    /// The `checkedFields` the program changed although its type may not write them (the
+    /// kernel's verifier refuses such a program; Mimic has none, so it reports them after the
+    /// run). Empty when the context was not fitted to a program type.
+    public static func forbiddenWrites(of process: MimicCore.Process) -> [String] {
+        guard let state = LinuxProcessState.of(process), let check = state.skbWriteCheck,
+            let buffer = state.packet, buffer.kind == .skb, let writable = writableFields(for: check.0)
+        else { return [] }
+        let now = TestRunContext.skbFields(buffer.contextStorage.bytes, names: checkedFields)
+        return zip(check.1, now).filter { $0.value != $1.value && !writable.contains($0.name) }.map { $0.0.name }
     }
 }
 

@@ -259,7 +259,10 @@ public enum TestRunContext {
     /// The context as the program left it: the `__sk_buff` fields of `skbOutputFields`, or the
     /// `xdp_md` device fields. Nil when the process has no packet context.
     public static func output(of process: MimicCore.Process) -> [Field]? {
-        guard let buffer = LinuxProcessState.of(process)?.packet else { return nil }
+        guard let state = LinuxProcessState.of(process) else { return nil }
+        // Socket and cgroup contexts, and a flow dissector's keys: the struct's fields.
+        if let record = state.contextRecord { return record.values }
+        guard let buffer = state.packet else { return nil }
         let bytes = buffer.contextStorage.bytes
         switch buffer.kind {
         case .skb:

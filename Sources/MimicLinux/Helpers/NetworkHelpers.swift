@@ -356,6 +356,8 @@ enum NetworkHelpers {
         [
             // u64 bpf_get_socket_cookie(struct sk_buff *skb)
             LinuxHelper.make(.getSocketCookie) { call throws(HelperFailure) in
+                // sock_addr, sock_ops and cgroup_sock programs: the context's socket.
+                if let socket = call.state?.socketProgram?.socket { return socket.cookie }
                 guard let socket = try socketBytes(call) else { return 0 }
                 // A stable cookie per socket description (the kernel's come from a counter).
                 var cookie: UInt64 = 0xCBF2_9CE4_8422_2325

@@ -34,6 +34,14 @@ enum PacketHelpers {
                 let buffer = try call.packet(.skb)
                 let offset = UInt64(call.arg32(2))
                 let length = try call.size(4)
+                // A flow dissector's bpf_flow_dissector_load_bytes: offsets past 0xffff, and any
+                // call without an sk_buff behind the dissection, fail.
+                if let program = call.state?.socketProgram, program.kind == .flowDissector,
+                    !program.flowDissectorHasSKB || offset > 0xFFFF
+                {
+                    try call.zero(call.arg(3), count: length)
+                    return Errno.fault.r0
+                }
                 guard offset <= UInt64(Int32.max), offset + UInt64(length) <= UInt64(buffer.length) else {
                     try call.zero(call.arg(3), count: length)
                     return Errno.fault.r0

@@ -147,6 +147,10 @@ extension LinuxEmulator {
             map = try StackTraceMap(attributes: attributes, id: id, memory: memory)
         case .taskStorage, .inodeStorage, .cgrpStorage:
             map = try LocalStorageMap(attributes: attributes, id: id, vm: vm)
+        case .cgroupStorage, .perCPUCgroupStorage:
+            map = try CgroupStorageMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
+        case .skStorage:
+            map = try SocketStorageMap(attributes: attributes, id: id, vm: vm, memory: memory)
         default:
             throw MapError(
                 map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
@@ -161,7 +165,8 @@ extension LinuxEmulator {
         switch type {
         case .hash, .perCPUHash, .lruHash, .lruPerCPUHash, .array, .perCPUArray, .lpmTrie, .queue, .stack, .ringBuffer,
             .perfEventArray, .progArray, .arrayOfMaps, .hashOfMaps, .devMap, .devMapHash, .cpuMap, .xskMap,
-            .bloomFilter, .stackTrace, .taskStorage, .inodeStorage, .cgrpStorage, .userRingBuffer:
+            .bloomFilter, .stackTrace, .taskStorage, .inodeStorage, .cgrpStorage, .userRingBuffer, .cgroupStorage,
+            .perCPUCgroupStorage, .skStorage:
             true
         default:
             false
@@ -333,6 +338,26 @@ extension LinuxEmulator {
             try exactly(d.maxEntries, 0, "max_entries")
             try exactly(d.keySize, 4, "key_size")
             try positive(d.valueSize, "value_size")
+        case .cgroupStorage, .perCPUCgroupStorage:
+            // `cgroup_storage_map_alloc`: the key is struct bpf_cgroup_storage_key or a u64,
+            // max_entries 0, the value at most a page.
+            try allowFlags(common)
+            guard d.keySize == 16 || d.keySize == 8 else {
+                throw fail("key_size must be 16 (struct bpf_cgroup_storage_key) or 8, got \(d.keySize)")
+            }
+            try exactly(d.maxEntries, 0, "max_entries")
+            try positive(d.valueSize, "value_size")
+            guard d.valueSize <= 4096 else { throw fail("value_size \(d.valueSize) exceeds a page (4096)", .tooBig) }
+        case .skStorage:
+            // `bpf_local_storage_map_alloc_check`.
+            try allowFlags(common.union(.noPrealloc))
+            guard flags.contains(.noPrealloc) else { throw fail("map_flags must include BPF_F_NO_PREALLOC") }
+            try exactly(d.keySize, 4, "key_size")
+            try exactly(d.maxEntries, 0, "max_entries")
+            try positive(d.valueSize, "value_size")
+            guard d.valueSize <= AddressSpace.regionLimit / SocketStorageMap.capacity else {
+                throw fail("value_size \(d.valueSize) is too big", .tooBig)
+            }
         default:
             throw fail("not supported by Mimic", .notSupported)
         }
