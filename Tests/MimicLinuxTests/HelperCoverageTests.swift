@@ -11,15 +11,13 @@ import MimicCore
     /// Networking helpers the `network` / `netprogs` work adds (sockets, sockmap, sock_ops,
     /// sk_msg, lwt/seg6, tunnels, syncookies, cgroup sockopt/retval, cgroup storage).
     static let pendingNetworking: Set<String> = [
-        "bpf_get_cgroup_classid", "bpf_skb_under_cgroup", "bpf_get_socket_uid", "bpf_setsockopt",
-        "bpf_sk_redirect_map", "bpf_sock_map_update", "bpf_getsockopt", "bpf_sock_ops_cb_flags_set",
-        "bpf_msg_redirect_map", "bpf_msg_apply_bytes", "bpf_msg_cork_bytes", "bpf_msg_pull_data", "bpf_bind",
+        "bpf_get_cgroup_classid", "bpf_skb_under_cgroup", "bpf_get_socket_uid",
+        "bpf_sk_redirect_map", "bpf_sock_map_update",
+        "bpf_msg_redirect_map",
         "bpf_skb_get_xfrm_state", "bpf_sock_hash_update", "bpf_msg_redirect_hash",
         "bpf_sk_redirect_hash", "bpf_lwt_push_encap", "bpf_lwt_seg6_store_bytes", "bpf_lwt_seg6_adjust_srh",
-        "bpf_lwt_seg6_action", "bpf_get_local_storage", "bpf_sk_select_reuseport", "bpf_msg_push_data",
-        "bpf_msg_pop_data",
-        "bpf_sk_storage_get", "bpf_sk_storage_delete", "bpf_skb_output",
-        "bpf_tcp_send_ack", "bpf_xdp_output", "bpf_sk_assign", "bpf_sk_cgroup_id", "bpf_sk_ancestor_cgroup_id",
+        "bpf_lwt_seg6_action", "bpf_sk_select_reuseport", "bpf_skb_output",
+        "bpf_tcp_send_ack", "bpf_xdp_output", "bpf_sk_cgroup_id", "bpf_sk_ancestor_cgroup_id",
         "bpf_load_hdr_opt", "bpf_store_hdr_opt",
         "bpf_reserve_hdr_opt", "bpf_skb_cgroup_classid",
         "bpf_sock_from_file", "bpf_get_retval", "bpf_set_retval", "bpf_tcp_raw_gen_syncookie_ipv4",
@@ -43,6 +41,16 @@ import MimicCore
         "bpf_probe_write_user": "SystemTests.helpersReadTheCurrentTask",
         "bpf_copy_from_user_task": "SystemTests.helpersReadTheCurrentTask",
         "bpf_get_current_task_btf": "SystemTests, TracingFixtureTests",
+        // Helpers of socket program contexts (bpf_sock_ops, sk_msg_md, bpf_sock_addr, bpf_sk_lookup,
+        // cgroup storage of an attached program): their fixtures netprog_*.c.
+        "bpf_setsockopt": "SocketContextTests (sock_ops)", "bpf_getsockopt": "SocketContextTests (sock_ops)",
+        "bpf_sock_ops_cb_flags_set": "SocketContextTests (sock_ops)", "bpf_bind": "SocketContextTests (connect4)",
+        "bpf_msg_apply_bytes": "SocketContextTests (sk_msg)", "bpf_msg_cork_bytes": "SocketContextTests (sk_msg)",
+        "bpf_msg_pull_data": "SocketContextTests (sk_msg)", "bpf_msg_push_data": "SocketContextTests (sk_msg)",
+        "bpf_msg_pop_data": "SocketContextTests (sk_msg)",
+        "bpf_get_local_storage": "SocketContextTests, NetProgramKernelTests (cgroup storage)",
+        "bpf_sk_storage_get": "SocketContextTests (sk storage)", "bpf_sk_storage_delete": "SocketContextTests (sk storage)",
+        "bpf_sk_assign": "NetProgramKernelTests (sk_lookup)",
     ]
 
     /// The maps a call may take, made once per VM.
