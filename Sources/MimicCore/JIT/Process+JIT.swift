@@ -113,6 +113,7 @@ extension Process {
             return JITStatus.proceed
         case .exit(let value):
             r[0] = value
+            context[JITSlot.pc] = UInt64(at &+ 1)
             return JITStatus.exited
         case .tailCall(let next):
             guard depth == 0 else {
@@ -189,6 +190,7 @@ extension Process {
             case .none where pendingFault == nil:
                 r[0] = 0
                 settleCount(context, at: at)
+                context[JITSlot.pc] = UInt64(at &+ 1)
                 return JITStatus.exited // out of bounds: the program returns 0
             case .none:
                 settleCount(context, at: at)
@@ -244,6 +246,7 @@ extension Process {
             return JITStatus.proceed
         case .exit(let value):
             r[0] = value
+            context[JITSlot.pc] = UInt64(at &+ 1)
             return JITStatus.exited
         case .tailCall:
             pendingFault = .unsupported("tail call through callx")

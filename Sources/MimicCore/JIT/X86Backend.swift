@@ -353,6 +353,7 @@ private struct X86Generator {
             a.jump(epilogue)
             a.bind(proceed)
         case .exit:
+            a.store(imm: Int32(pc + 1), .r12, context(JITSlot.pc)) // the interpreter's pc after an exit
             a.load(0x8B, .r11, .r12, context(JITSlot.depth))
             a.load(0x3B, .r11, .r12, context(JITSlot.exitDepth))
             a.jump(.equal, exited)
