@@ -20,6 +20,10 @@ struct BenchmarkOptions {
     var engines = Engine.allCases
     /// `--no-build`: the suite uses what a previous run built.
     var noBuild = false
+    /// `--jit-fuzz N`: compare N random programs under the JIT and the interpreter.
+    var jitFuzz: Int?
+    /// `--seed S`: the first program seed of `--jit-fuzz`.
+    var seed: UInt64 = 1
     var problem: String?
 
     init(arguments: [String]) {
@@ -45,6 +49,18 @@ struct BenchmarkOptions {
                     return
                 }
                 engines = list
+            case "--jit-fuzz":
+                guard let value = rest.popFirst(), let n = Int(value), n > 0 else {
+                    problem = "--jit-fuzz needs a number of programs"
+                    return
+                }
+                jitFuzz = n
+            case "--seed":
+                guard let value = rest.popFirst(), let n = UInt64(value) else {
+                    problem = "--seed needs a number"
+                    return
+                }
+                seed = n
             case "--help", "-h": showHelp = true
             case "--filter":
                 guard let value = rest.popFirst() else {
@@ -94,7 +110,7 @@ struct Benchmark {
     }
 
     func measure(rounds: Int, quick: Bool) throws -> Result {
-        let vm = VM(emulator: ConformanceEmulator())
+        let vm = VM(emulator: ConformanceEmulator(), configuration: VMConfiguration(engine: .interpreter))
         let program = try vm.load(Assembler.assemble(source), name: name)
         let context = MemoryContext(input)
         let runs = quick ? max(1, self.runs / 20) : self.runs

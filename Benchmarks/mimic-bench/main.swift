@@ -18,6 +18,7 @@ if options.showHelp {
                mimic-bench --kernel [--quick] [--filter NAME] [--rounds N]
                mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
                mimic-bench --suite [--shared DIR] [--engine LIST] [--no-build] [--quick] [--rounds N] [--filter NAME]
+               mimic-bench --jit-fuzz N [--seed S]
 
         Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
         instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
@@ -38,6 +39,9 @@ if options.showHelp {
           --shared DIR  the shared benchmark directory (default: ../shared/bench beside the package)
           --engine LIST engines for --suite, comma-separated: \(Engine.allCases.map(\.rawValue).joined(separator: ", "))
                         (default: all)
+          --jit-fuzz N  the JIT's differential fuzzer: N random programs (seeds S, S+1, ...; --seed,
+                        default 1) under the JIT and the interpreter, every outcome compared; exits
+                        1 on a mismatch (printed with the program)
           --no-build    use what an earlier --suite run built in .build/shared-bench (for valgrind,
                         under which mimic-bench cannot run make; the native twin is not run either)
         """)
@@ -59,6 +63,33 @@ func runMode(_ name: String, _ body: () throws -> Void) -> Never {
     }
 }
 
+if let count = options.jitFuzz {
+    runMode("jit-fuzz") {
+        // In chunks, so a long run shows progress.
+        var total = JITDifferential.Report()
+        var next = options.seed
+        var remaining = count
+        while remaining > 0 {
+            let chunk = min(remaining, 10_000)
+            let report = JITDifferential.run(seed: next, count: chunk)
+            total.programs += report.programs
+            total.exited += report.exited
+            total.faulted += report.faulted
+            total.budgetStops += report.budgetStops
+            total.notCompiled += report.notCompiled
+            total.mismatches += report.mismatches
+            next &+= UInt64(chunk)
+            remaining -= chunk
+            print("seeds \(options.seed)..<\(next): \(total)")
+            if !total.mismatches.isEmpty { break }
+        }
+        for mismatch in total.mismatches { print(mismatch) }
+        if !total.mismatches.isEmpty { throw JITFuzzFailure() }
+    }
+}
+struct JITFuzzFailure: Error, CustomStringConvertible {
+    var description: String { "the JIT and the interpreter disagree (see above)" }
+}
 if options.helpers { runMode("helpers") { try HelperCallBenchmark.run(rounds: options.rounds) } }
 if options.kernel {
     runMode("kernel") {

@@ -32,7 +32,7 @@ final class Session {
         path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
         memoryLimit: Int = MemoryBudget.defaultLimit, plugins: [PluginLibrary] = [],
         configuration: ConfigurationOptions? = nil, kernel: KernelConfig = KernelConfig(),
-        compatibility: LinuxCompatibility = .kernel
+        compatibility: LinuxCompatibility = .kernel, engine: ExecutionEngine = .automatic
     ) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
@@ -64,7 +64,7 @@ final class Session {
             configuration: LinuxConfiguration(
                 cpuCount: cpus, randomSeed: seed, kernel: kernel,
                 compatibility: compatibility))
-        let vmConfiguration = VMConfiguration(memoryLimit: memoryLimit)
+        let vmConfiguration = VMConfiguration(memoryLimit: memoryLimit, engine: engine)
         if plugins.isEmpty {
             vm = VM(emulator: emulator, configuration: vmConfiguration)
         } else {

@@ -20,6 +20,8 @@ public enum JITDifferential {
         /// The first few disagreements, described.
         public var mismatches: [String] = []
 
+        public init() {}
+
         public var description: String {
             "\(programs) programs: \(exited) exited, \(faulted) faulted, \(budgetStops) stopped by the budget, "
                 + "\(notCompiled) not compiled, \(mismatches.count) mismatches"

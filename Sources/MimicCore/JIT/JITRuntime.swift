@@ -50,7 +50,10 @@ enum JITSlot {
     static let process = 9
     /// The compiled program's pc table: per slot, the native address of its code and its run length.
     static let pcTable = 10
-    static let wordCount = 12
+    /// The process's stack region: its VM address and its host address.
+    static let stackBase = 11
+    static let stackHost = 12
+    static let wordCount = 14
 }
 
 /// Why generated code returned to the Swift driver (or what a C-ABI entry asks the code to do).
@@ -84,6 +87,8 @@ struct JITEnvironment {
     let frameSaved: Int
     let stackFrameSize: Int
     let maxCallDepth: Int
+    /// The size of a process's stack region (`Process.stackSize`).
+    let stackSize: Int
     /// `jitHelperEntry`, `jitSlowEntry`: `(context) -> status`.
     let helperEntry: UInt64
     let slowEntry: UInt64
@@ -99,6 +104,7 @@ struct JITEnvironment {
         frameSaved = MemoryLayout<CallFrame>.offset(of: \.savedRegisters)!
         stackFrameSize = configuration.stackFrameSize
         maxCallDepth = configuration.maxCallDepth
+        stackSize = configuration.stackFrameSize * configuration.maxCallDepth
         helperEntry = UInt64(UInt(bitPattern: unsafeBitCast(jitHelperEntry, to: UnsafeRawPointer.self)))
         slowEntry = UInt64(UInt(bitPattern: unsafeBitCast(jitSlowEntry, to: UnsafeRawPointer.self)))
     }

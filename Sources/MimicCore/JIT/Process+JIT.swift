@@ -35,6 +35,8 @@ extension Process {
             context[JITSlot.frames] = UInt64(UInt(bitPattern: frames))
             context[JITSlot.registers] = UInt64(UInt(bitPattern: registers.storage))
             context[JITSlot.process] = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
+            context[JITSlot.stackBase] = stackBase
+            context[JITSlot.stackHost] = UInt64(UInt(bitPattern: stack.pointer))
             while true {
                 // Where a run starts: the interpreter's `enter`.
                 let length = UInt64(Program.runLength(program.code.baseAddress!, pc))

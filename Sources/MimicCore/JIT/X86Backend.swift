@@ -542,6 +542,36 @@ private struct X86Generator {
         let slow = a.newLabel()
         let resume = a.newLabel()
         a.lea(.r11, base, i.offset)
+        let at: Int32
+        if base == .rbp, alignment == 0, env.stackSize >= Int(size) {
+            // R10-relative (the stack): one range check against the process's stack region,
+            // which is mapped for the process's whole life; anything else takes the slow path.
+            a.mov(.r9, .r11)
+            a.load(0x2B, .r9, .r12, context(JITSlot.stackBase))
+            a.alu(ext: 7, .r9, imm: Int32(env.stackSize) - size, w: true)
+            a.jump(.above, slow)
+            a.load(0x03, .r9, .r12, context(JITSlot.stackHost))
+            at = 0
+        } else {
+            translate(size: size, alignment: alignment, write: write, slow: slow)
+            at = -size
+        }
+        emitAccess(i, at: at, size: size)
+        a.bind(resume)
+        let entry = env.slowEntry
+        cold.append(
+            (
+                slow,
+                { g in
+                    g.callEntry(entry, pc: pc)
+                    g.a.jump(resume)
+                }
+            ))
+    }
+
+    /// The translation-table check of the address in r11 (`SlotEntry`): r10 = the entry,
+    /// r9 = host address + `size`.
+    mutating func translate(size: Int32, alignment: Int32, write: Bool, slow: X86Label) {
         if alignment != 0 {
             a.test(.r11, imm: alignment, w: false)
             a.jump(.notEqual, slow)
@@ -560,10 +590,13 @@ private struct X86Generator {
         a.load(0x3B, .r9, .r10, limit)
         a.jump(.above, slow)
         a.load(0x03, .r9, .r10, Int32(env.slotPointer))
+    }
+
+    /// The access itself, at `[r9 + at]`.
+    mutating func emitAccess(_ i: DecodedInstruction, at: Int32, size: Int32) {
         let d = x(i.destination).rawValue
         let s = x(i.source).rawValue
         let imm = Int32(truncatingIfNeeded: i.imm)
-        let at = -size
         switch i.operation {
         case .load64: a.memory([0x8B], w: true, reg: d, base: .r9, disp: at)
         case .load32: a.memory([0x8B], w: false, reg: d, base: .r9, disp: at)
@@ -611,15 +644,5 @@ private struct X86Generator {
             a.memory([0x0F, 0xB1], w: false, reg: s, base: .r9, disp: at, prefix: 0xF0)
             a.mov(.rax, .rax, w: false)
         }
-        a.bind(resume)
-        let entry = env.slowEntry
-        cold.append(
-            (
-                slow,
-                { g in
-                    g.callEntry(entry, pc: pc)
-                    g.a.jump(resume)
-                }
-            ))
     }
 }
