@@ -24,6 +24,8 @@ struct BenchmarkOptions {
     var jitFuzz: Int?
     /// `--seed S`: the first program seed of `--jit-fuzz`.
     var seed: UInt64 = 1
+    /// `--jit-code IN.s OUT.bin`: write the JIT's machine code for an assembler program.
+    var jitCode: (source: String, output: String)?
     var problem: String?
 
     init(arguments: [String]) {
@@ -55,6 +57,12 @@ struct BenchmarkOptions {
                     return
                 }
                 jitFuzz = n
+            case "--jit-code":
+                guard let source = rest.popFirst(), let output = rest.popFirst() else {
+                    problem = "--jit-code needs an assembler file and an output file"
+                    return
+                }
+                jitCode = (source, output)
             case "--seed":
                 guard let value = rest.popFirst(), let n = UInt64(value) else {
                     problem = "--seed needs a number"

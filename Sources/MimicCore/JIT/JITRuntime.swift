@@ -53,7 +53,10 @@ enum JITSlot {
     /// The process's stack region: its VM address and its host address.
     static let stackBase = 11
     static let stackHost = 12
-    static let wordCount = 14
+    /// The running program's helper table (`Program.helperTable`), and a helper call's index in it.
+    static let helperTable = 13
+    static let helperIndex = 14
+    static let wordCount = 16
 }
 
 /// Why generated code returned to the Swift driver (or what a C-ABI entry asks the code to do).
@@ -229,20 +232,25 @@ final class JITCache: @unchecked Sendable {
 
 // MARK: C-ABI entries called by generated code
 
-/// The process a context belongs to.
+/// The process a context belongs to, unretained: the driver holds it for the whole run.
 @inline(__always)
-private func owner(_ context: UnsafeMutablePointer<UInt64>) -> Process {
+private func owner(_ context: UnsafeMutablePointer<UInt64>) -> Unmanaged<Process> {
     Unmanaged<Process>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(context[JITSlot.process]))!)
-        .takeUnretainedValue()
 }
 
 /// `call` of a helper (or kfunc, or custom instruction) at the context's pc; registers are in
 /// `Process.registers`.
 let jitHelperEntry: @convention(c) (UnsafeMutablePointer<UInt64>) -> UInt64 = { context in
-    owner(context).compiledHelperCall(context)
+    owner(context)._withUnsafeGuaranteedRef { $0.compiledHelperCall(context) }
 }
 
 /// The slow path of a memory access, an atomic, `ld_abs`/`ld_ind` or `callx` at the context's pc.
 let jitSlowEntry: @convention(c) (UnsafeMutablePointer<UInt64>) -> UInt64 = { context in
-    owner(context).compiledSlowPath(context)
+    owner(context)._withUnsafeGuaranteedRef { $0.compiledSlowPath(context) }
+}
+
+extension Program {
+    /// The machine code the JIT made for this program (compiling it now if needed), for
+    /// disassembly (`objdump -D -b binary -mi386:x86-64`); nil where the host has no JIT backend.
+    public var machineCode: [UInt8]? { jitCache.compiled(self)?.bytes }
 }

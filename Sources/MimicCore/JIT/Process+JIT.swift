@@ -50,6 +50,7 @@ extension Process {
                 context[JITSlot.checkpoint] = checkpoint
                 context[JITSlot.depth] = UInt64(depth)
                 context[JITSlot.pcTable] = UInt64(UInt(bitPattern: compiled.pcTable))
+                context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperTable))
                 refreshTable(context)
                 let status = compiled.enter(context, at: pc)
                 count = context[JITSlot.count]
@@ -101,11 +102,11 @@ extension Process {
     /// A helper call from compiled code (`jitHelperEntry`): the interpreter's `callHelper` case.
     func compiledHelperCall(_ context: UnsafeMutablePointer<UInt64>) -> UInt64 {
         let at = Int(truncatingIfNeeded: context[JITSlot.pc])
-        let i = program.code[at]
+        let helpers = UnsafePointer<Helper>(bitPattern: UInt(context[JITSlot.helperTable]))!
         pc = at &+ 1
         instructionsExecuted = context[JITSlot.count]
         depth = Int(truncatingIfNeeded: context[JITSlot.depth])
-        let result = invokeHelper(program.helperTable[Int(truncatingIfNeeded: i.imm)])
+        let result = invokeHelper(helpers[Int(truncatingIfNeeded: context[JITSlot.helperIndex])])
         refreshTable(context) // a helper may have mapped or unmapped regions
         context[JITSlot.count] = instructionsExecuted // and run callbacks (`bpf_loop`)
         let r = registers.storage

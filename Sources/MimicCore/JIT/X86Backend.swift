@@ -340,6 +340,7 @@ private struct X86Generator {
                     }
                 ))
         case .callHelper, .callKernelFunction:
+            a.store(imm: Int32(truncatingIfNeeded: i.imm), .r12, context(JITSlot.helperIndex))
             callEntry(env.helperEntry, pc: pc) // falls into the run-start check of pc + 1
         case .callRegister:
             a.store(imm: Int32(pc), .r12, context(JITSlot.pc))
