@@ -153,3 +153,38 @@ struct JITTests {
         }
     }
 }
+
+/// A helper that maps 100 regions (the translation table grows and moves) and returns the
+/// address of the last: compiled code must use the new table after the call.
+private final class MappingEmulator: Emulator {
+    let name = "mapping"
+    private let mapMany = Helper(id: 1, name: "map_many") { process throws(HelperFailure) in
+        var last: UInt64 = 0
+        for index in 0..<100 {
+            do {
+                last = try process.memory.allocate(size: 16, name: "region \(index)").address
+            } catch {
+                throw .message("\(error)")
+            }
+        }
+        return .value(last)
+    }
+
+    func helper(id: Int32) -> Helper? { id == 1 ? mapMany : nil }
+}
+
+extension JITTests {
+    @Test func helpersThatMapRegionsMoveTheTable() throws {
+        let source = """
+            call 1
+            stdw [%r0+8], 42
+            ldxdw %r0, [%r0+8]
+            exit
+            """
+        for engine in [ExecutionEngine.interpreter, .jit] {
+            let vm = VM(emulator: MappingEmulator(), configuration: VMConfiguration(engine: engine))
+            let process = try vm.makeProcess(for: try load(vm, source))
+            #expect(try process.run() == 42, "\(engine)")
+        }
+    }
+}
