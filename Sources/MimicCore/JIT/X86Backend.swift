@@ -470,9 +470,9 @@ private struct X86Generator {
     mutating func conditionalJump(_ pc: Int, _ i: DecodedInstruction) -> Bool {
         let target = Int(i.offset)
         guard let checkLabel = check[target] else { return false }
-        let name = "\(i.operation)"
-        let w = name.contains("64")
-        let register = name.hasSuffix("Reg")
+        let form = InstructionSet.form(of: i.operation)
+        let w = form.instructionClass == .jump64
+        let register = form.shape == .jumpReg
         let d = x(i.destination)
         let condition: X86Condition
         let isSet = i.operation == .jumpSet64Imm || i.operation == .jumpSet64Reg || i.operation == .jumpSet32Imm
