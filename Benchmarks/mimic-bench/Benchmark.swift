@@ -22,10 +22,15 @@ struct BenchmarkOptions {
     var noBuild = false
     /// `--verifier-agreement`: near-miss programs, the kernel's verdict against a predictor's.
     var verifierAgreement = false
-    /// `--seed N`, `--count N`, `--predictor NAME` of `--verifier-agreement`.
+    /// `--jit-fuzz N`: compare N random programs under the JIT and the interpreter.
+    var jitFuzz: Int?
+    /// `--seed N`: the first seed of `--verifier-agreement` and `--jit-fuzz`.
     var seed: UInt64 = 1
+    /// `--count N`, `--predictor NAME` of `--verifier-agreement`.
     var count = 100_000
     var predictor = "kernel"
+    /// `--jit-code IN.s OUT.bin`: write the JIT's machine code for an assembler program.
+    var jitCode: (source: String, output: String)?
     var problem: String?
 
     init(arguments: [String]) {
@@ -70,6 +75,18 @@ struct BenchmarkOptions {
                     return
                 }
                 engines = list
+            case "--jit-fuzz":
+                guard let value = rest.popFirst(), let n = Int(value), n > 0 else {
+                    problem = "--jit-fuzz needs a number of programs"
+                    return
+                }
+                jitFuzz = n
+            case "--jit-code":
+                guard let source = rest.popFirst(), let output = rest.popFirst() else {
+                    problem = "--jit-code needs an assembler file and an output file"
+                    return
+                }
+                jitCode = (source, output)
             case "--help", "-h": showHelp = true
             case "--filter":
                 guard let value = rest.popFirst() else {
@@ -119,7 +136,7 @@ struct Benchmark {
     }
 
     func measure(rounds: Int, quick: Bool) throws -> Result {
-        let vm = VM(emulator: ConformanceEmulator())
+        let vm = VM(emulator: ConformanceEmulator(), configuration: VMConfiguration(engine: .interpreter))
         let program = try vm.load(Assembler.assemble(source), name: name)
         let context = MemoryContext(input)
         let runs = quick ? max(1, self.runs / 20) : self.runs

@@ -3,19 +3,17 @@ import MimicCore
 import MimicLinux
 
 /// An execution engine `mimic-bench --suite` times: one column of its tables per engine.
-///
-/// Only the interpreter exists today. When `VMConfiguration.engine` gains the JIT (issue 17),
-/// add `case jit` here and make `makeVM()` configure it: the suite then prints a `jit` column
-/// beside `interpreter` for every program and operation, with no other change (`--engine jit`
-/// picks it alone).
 enum Engine: String, CaseIterable, Sendable {
     /// The switch-based interpreter of `Process.run`.
     case interpreter
+    /// The x86-64 JIT (`VMConfiguration.engine = .jit`; the interpreter on other hosts).
+    case jit
 
     /// A VM with the Linux emulator (maps, helpers) that runs programs on this engine.
     func makeVM() -> VM {
         switch self {
-        case .interpreter: VM(emulator: LinuxEmulator())
+        case .interpreter: VM(emulator: LinuxEmulator(), configuration: VMConfiguration(engine: .interpreter))
+        case .jit: VM(emulator: LinuxEmulator(), configuration: VMConfiguration(engine: .jit))
         }
     }
 

@@ -19,6 +19,8 @@ if options.showHelp {
                mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
                mimic-bench --suite [--shared DIR] [--engine LIST] [--no-build] [--quick] [--rounds N] [--filter NAME]
                mimic-bench --verifier-agreement [--seed N] [--count N] [--predictor NAME]
+               mimic-bench --jit-fuzz N [--seed S]
+               mimic-bench --jit-code IN.s OUT.bin
 
         Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
         instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
@@ -39,6 +41,11 @@ if options.showHelp {
           --shared DIR  the shared benchmark directory (default: ../shared/bench beside the package)
           --engine LIST engines for --suite, comma-separated: \(Engine.allCases.map(\.rawValue).joined(separator: ", "))
                         (default: all)
+          --jit-fuzz N  the JIT's differential fuzzer: N random programs (seeds S, S+1, ...; --seed,
+                        default 1) under the JIT and the interpreter, every outcome compared; exits
+                        1 on a mismatch (printed with the program)
+          --jit-code    write the JIT's x86-64 code for the assembler program IN.s to OUT.bin
+                        (objdump -D -b binary -mi386:x86-64 OUT.bin disassembles it)
           --no-build    use what an earlier --suite run built in .build/shared-bench (for valgrind,
                         under which mimic-bench cannot run make; the native twin is not run either)
           --verifier-agreement
@@ -64,6 +71,43 @@ func runMode(_ name: String, _ body: () throws -> Void) -> Never {
     }
 }
 
+if let (source, output) = options.jitCode {
+    runMode("jit-code") {
+        let vm = VM(emulator: ConformanceEmulator(), configuration: VMConfiguration(engine: .jit))
+        let program = try vm.load(Assembler.assemble(String(contentsOfFile: source, encoding: .utf8)), name: source)
+        guard let code = program.machineCode else { throw JITFuzzFailure(reason: "no JIT on this host") }
+        try Data(code).write(to: URL(fileURLWithPath: output))
+        print("\(code.count) bytes of x86-64 code written to \(output)")
+    }
+}
+if let count = options.jitFuzz {
+    runMode("jit-fuzz") {
+        // In chunks, so a long run shows progress.
+        var total = JITDifferential.Report()
+        var next = options.seed
+        var remaining = count
+        while remaining > 0 {
+            let chunk = min(remaining, 10_000)
+            let report = JITDifferential.run(seed: next, count: chunk)
+            total.programs += report.programs
+            total.exited += report.exited
+            total.faulted += report.faulted
+            total.budgetStops += report.budgetStops
+            total.notCompiled += report.notCompiled
+            total.mismatches += report.mismatches
+            next &+= UInt64(chunk)
+            remaining -= chunk
+            print("seeds \(options.seed)..<\(next): \(total)")
+            if !total.mismatches.isEmpty { break }
+        }
+        for mismatch in total.mismatches { print(mismatch) }
+        if !total.mismatches.isEmpty { throw JITFuzzFailure(reason: "the JIT and the interpreter disagree (see above)") }
+    }
+}
+struct JITFuzzFailure: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { reason }
+}
 if options.helpers { runMode("helpers") { try HelperCallBenchmark.run(rounds: options.rounds) } }
 if options.kernel {
     runMode("kernel") {

@@ -24,6 +24,10 @@ public struct TranslationTable: @unchecked Sendable {
     @usableFromInline let entries: UnsafeMutablePointer<SlotEntry>
     @usableFromInline let mask: UInt64
 
+    /// The first entry and the index mask, for code generated to do the same two compares.
+    public var entryBase: UnsafeMutablePointer<SlotEntry> { entries }
+    public var indexMask: UInt64 { mask }
+
     @inlinable
     init(entries: UnsafeMutablePointer<SlotEntry>, mask: UInt64) {
         self.entries = entries

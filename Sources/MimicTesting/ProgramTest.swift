@@ -80,6 +80,9 @@ public struct ProgramTest: Sendable {
         self.setup = setup
     }
 
+    /// What runs the cases (`--engine`); the default is the host's JIT, or the interpreter.
+    public var engine: ExecutionEngine = .automatic
+
     /// The test of a suite's object, program, configuration and setup.
     public init(suite: TestSuite) throws(TestFileError) {
         try self.init(object: suite.objectPath, program: suite.program, config: suite.config, setup: suite.setup)
@@ -102,7 +105,7 @@ public struct ProgramTest: Sendable {
     /// Runs `testCase` in the emulator and records everything it produced.
     public func observe(_ testCase: TestCase) throws(TestFileError) -> Observation {
         let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: config.cpus, randomSeed: config.seed))
-        let vm = VM(emulator: emulator)
+        let vm = VM(emulator: emulator, configuration: VMConfiguration(engine: engine))
         let loaded: LoadedObject
         let runnable: Program
         do {
@@ -299,11 +302,12 @@ public struct Mismatch: Sendable, Equatable, CustomStringConvertible {
 extension ProgramTest {
     /// Runs every case of `suite` in the emulator. A suite whose object cannot be used reports
     /// each case as an error with that message.
-    public static func run(suite: TestSuite) -> SuiteReport {
+    public static func run(suite: TestSuite, engine: ExecutionEngine = .automatic) -> SuiteReport {
         let file = suite.path ?? suite.name
-        let test: ProgramTest
+        var test: ProgramTest
         do {
             test = try ProgramTest(suite: suite)
+            test.engine = engine
         } catch {
             return SuiteReport(
                 name: suite.name, file: file,

@@ -10,12 +10,18 @@ struct ProgramRunner {
 
     /// Loads `instructions` into a fresh VM with the `ConformanceEmulator` helpers, plus the
     /// helpers of `plugins` (a conflicting helper id is an error naming both providers).
-    init(_ instructions: [RawInstruction], name: String, plugins: [PluginLibrary] = []) throws(RuntimeError) {
+    init(
+        _ instructions: [RawInstruction], name: String, plugins: [PluginLibrary] = [],
+        engine: ExecutionEngine = .automatic
+    ) throws(RuntimeError) {
+        let configuration = VMConfiguration(engine: engine)
         if plugins.isEmpty {
-            vm = VM(emulator: ConformanceEmulator())
+            vm = VM(emulator: ConformanceEmulator(), configuration: configuration)
         } else {
             do {
-                vm = VM(emulator: try CompositeEmulator([ConformanceEmulator()] + plugins.map(\.emulator)))
+                vm = VM(
+                    emulator: try CompositeEmulator([ConformanceEmulator()] + plugins.map(\.emulator)),
+                    configuration: configuration)
             } catch {
                 throw RuntimeError(error.description)
             }
@@ -56,7 +62,7 @@ enum RunRawCommand: Command {
         name: "run-raw",
         summary: "Run a raw eBPF program (bytecode or assembler text) and print R0.",
         synopsis:
-            "run-raw FILE [--mem HEX | --mem-file PATH] [--asm] [--limit N] [--timeout DURATION] [--json] [--trace] [--plugin PATH]...",
+            "run-raw FILE [--mem HEX | --mem-file PATH] [--asm] [--limit N] [--timeout DURATION] [--json] [--trace] [--plugin PATH]... [--engine interpreter|jit|auto]",
         discussion: """
             FILE (or `-` for standard input) is assembler text if its name ends in .s or .asm or
             --asm is given; otherwise bytecode, as raw little-endian bytes or as hex text (see
@@ -77,6 +83,7 @@ enum RunRawCommand: Command {
             .flag("json", "Print the result as a JSON object {\"r0\", \"r0_hex\", \"instructions\"}."),
             .flag("trace", "Print each executed instruction and the registers it changed (to stderr with --json)."),
             .value("plugin", "PATH", "Add the helpers of the plugin library at PATH (repeatable)."),
+            EngineOption.spec,
         ],
         examples: [
             ("Sum the bytes of a buffer", "mimic run-raw Examples/checksum.s --mem \"01 02 03 04\""),
@@ -108,6 +115,7 @@ enum RunRawCommand: Command {
         let json = arguments.has("json")
         let trace = arguments.has("trace")
         let timeout = try Timeout.value(of: arguments, command: info.name)
+        let engine = try EngineOption.value(of: arguments, command: info.name)
 
         let memory: [UInt8]
         if let hex = arguments.value("mem") {
@@ -138,7 +146,7 @@ enum RunRawCommand: Command {
 
         let runner: ProgramRunner
         do {
-            runner = try ProgramRunner(instructions, name: name, plugins: plugins)
+            runner = try ProgramRunner(instructions, name: name, plugins: plugins, engine: engine)
         } catch {
             guard !isAssembler, let hint = ProgramInput.assemblerHint(for: bytes) else { throw error }
             throw RuntimeError(error.message + hint)

@@ -50,7 +50,7 @@ enum RunObjectCommand: Command {
             {"key": K, "value": V} entries (see Docs/UserGuide.md). Exit codes: 0 when every run
             finished, 1 when the input cannot be read or loaded or a run failed, 2 for usage errors.
             """,
-        options: RunOptions.specs(out: true, json: true) + [
+        options: RunOptions.specs(out: true, json: true, engine: true) + [
             .flag("verify", "Refuse to run a program the kernel's verifier would reject (mimic verify explains why)."),
         ],
         examples: [
@@ -81,7 +81,8 @@ enum RunObjectCommand: Command {
         ])
 
     static func run(_ arguments: ParsedArguments) throws {
-        let options = try RunOptions(arguments, command: info.name)
+        var options = try RunOptions(arguments, command: info.name)
+        options.engine = try EngineOption.value(of: arguments, command: info.name)
         let session = try options.session()
         if arguments.has("verify") {
             if let error = Verifier().verify(object: session.object, program: session.source).error {

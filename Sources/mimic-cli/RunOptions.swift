@@ -30,6 +30,8 @@ struct RunOptions {
     var dataStart: SKBContext.DataStart?
     /// `--memory-limit`: the VM's memory budget in bytes.
     var memoryLimit = MemoryBudget.defaultLimit
+    /// `--engine`: what runs the program (`run` only; trace and debug step the interpreter).
+    var engine: ExecutionEngine = .automatic
     var json: Bool
     /// `--set`, `--map-size`, `--type`, `--prog-array`, `--map-of-maps`, `--ctx`.
     var configuration: ConfigurationOptions
@@ -37,7 +39,7 @@ struct RunOptions {
     var contextFields: [TestRunContext.Field] = []
 
     /// The options every one of these commands accepts.
-    static func specs(out: Bool, json: Bool, timeout: Bool = true) -> [OptionSpec] {
+    static func specs(out: Bool, json: Bool, timeout: Bool = true, engine: Bool = false) -> [OptionSpec] {
         var specs: [OptionSpec] = [
             .value("program", short: "p", "NAME", "The program to run (required when the object has several)."),
             .value(
@@ -105,6 +107,7 @@ struct RunOptions {
                 ),
             ] + ConfigurationOptions.specs
         if timeout { specs.append(Timeout.spec) }
+        if engine { specs.append(EngineOption.spec) }
         if json { specs.append(.flag("json", "Print the results as JSON.")) }
         return specs
     }
@@ -336,7 +339,7 @@ struct RunOptions {
         let session = try Session(
             path: objectPath, programName: programName, cpus: cpus, limit: limit, seed: seed,
             memoryLimit: memoryLimit, plugins: plugins, configuration: configuration,
-            kernel: kernel, compatibility: compatibility, network: try network(), tracing: tracing)
+            kernel: kernel, compatibility: compatibility, network: try network(), tracing: tracing, engine: engine)
         session.contextFields = contextFields
         if dataStart != nil, session.packetKind != .skb {
             throw RuntimeError(

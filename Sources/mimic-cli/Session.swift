@@ -32,7 +32,8 @@ final class Session {
         path: String, programName: String?, cpus: Int, limit: UInt64, seed: UInt64? = nil,
         memoryLimit: Int = MemoryBudget.defaultLimit, plugins: [PluginLibrary] = [],
         configuration: ConfigurationOptions? = nil, kernel: KernelConfig = KernelConfig(),
-        compatibility: LinuxCompatibility = .kernel, network: Network = .standard, tracing: Tracing? = nil
+        compatibility: LinuxCompatibility = .kernel, network: Network = .standard, tracing: Tracing? = nil,
+        engine: ExecutionEngine = .automatic
     ) throws(RuntimeError) {
         objectName = Input.displayName(path)
         let bytes = try Input.read(path)
@@ -65,7 +66,7 @@ final class Session {
                 cpuCount: cpus, randomSeed: seed, kernel: kernel,
                 compatibility: compatibility, network: network, system: tracing?.system,
                 kernelBTF: tracing.map { $0.kernelBTF ?? parsed.btf } ?? nil))
-        let vmConfiguration = VMConfiguration(memoryLimit: memoryLimit)
+        let vmConfiguration = VMConfiguration(memoryLimit: memoryLimit, engine: engine)
         if plugins.isEmpty {
             vm = VM(emulator: emulator, configuration: vmConfiguration)
         } else {

@@ -9,7 +9,7 @@ enum TestCommand: Command {
     static let info = CommandInfo(
         name: "test",
         summary: "Run eBPF unit tests from test files (no root, no kernel); JUnit XML and TAP for CI.",
-        synopsis: "test FILE.json... [--junit OUT.xml] [--tap | --tap=OUT.tap] [--kernel]",
+        synopsis: "test FILE.json... [--junit OUT.xml] [--tap | --tap=OUT.tap] [--kernel] [--engine interpreter|jit|auto]",
         discussion: """
             Each test file (JSON; Docs/Testing-Programs.md) names an object, its configuration and
             cases: maps to seed, the input (a packet as hex or base64, a packet of a capture, or a
@@ -35,6 +35,7 @@ enum TestCommand: Command {
             .flag("tap", "Print a TAP stream on standard output (--tap=OUT.tap writes it to a file)."),
             .value("tap-file", "OUT.tap", "Write a TAP stream to a file (the same as --tap=OUT.tap)."),
             .flag("kernel", "Run every case in the running kernel too (root), and compare."),
+            EngineOption.spec,
         ],
         examples: [
             ("Run the example tests", "mimic test Examples/tests/xdp_firewall.json Examples/tests/tc_rewrite.json"),
@@ -76,6 +77,7 @@ enum TestCommand: Command {
         if arguments.has("tap"), arguments.value("tap-file") != nil {
             throw UsageError(message: "give --tap or --tap=OUT.tap, not both", command: info.name)
         }
+        let engine = try EngineOption.value(of: arguments, command: info.name)
         var reports: [SuiteReport] = []
         var kernelNote: String?
         for path in arguments.positionals {
@@ -88,7 +90,7 @@ enum TestCommand: Command {
                         name: path, file: path, cases: [CaseReport(name: "(file)", status: .error(error.description))]))
                 continue
             }
-            var report = ProgramTest.run(suite: suite)
+            var report = ProgramTest.run(suite: suite, engine: engine)
             if suite.config.verify { report.cases.insert(verification(suite), at: 0) }
             if arguments.has("kernel") {
                 if let reason = KernelBPF.unavailableReason {

@@ -94,6 +94,20 @@ struct CommandLineEdgeTests {
         #expect(elapsed < .seconds(5), "refused without reading 300 MB")
     }
 
+    /// `--engine` picks the engine; every engine gives the same result, a wrong name exits 2.
+    @Test func engineOptionRunsEveryEngineAlike() throws {
+        var outputs: [String] = []
+        for engine in ["interpreter", "jit", "auto"] {
+            let result = try MimicCLI.run(
+                ["run-raw", Examples.path("checksum.s"), "--mem", "01 02 03 04", "--engine", engine])
+            #expect(result.status == 0, "\(engine): \(result)")
+            outputs.append(result.stdout)
+        }
+        #expect(Set(outputs).count == 1, "\(outputs)")
+        let wrong = try MimicCLI.run(["run-raw", Examples.path("checksum.s"), "--engine", "fast"])
+        expectFailure(wrong, status: 2, mentioning: ["--engine expects interpreter, jit or auto", "'fast'"])
+    }
+
     @Test func helpOfHelpAndDisasmOfText() throws {
         let help = try MimicCLI.run(["help", "--help"])
         #expect(help.status == 0, "\(help)")

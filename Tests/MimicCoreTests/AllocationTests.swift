@@ -30,6 +30,8 @@ struct AllocationTests {
         }
         let vm = VM(emulator: emulator)
         let program = try vm.load(code)
+        // The first run compiles the program (the JIT's engines): not counted.
+        _ = try vm.makeProcess(for: program, context: MemoryContext(memory)).run()
         let process = try vm.makeProcess(for: program, context: MemoryContext(memory))
         mimic_malloc_counter_start()
         let result = try process.run()

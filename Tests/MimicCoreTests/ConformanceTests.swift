@@ -23,9 +23,9 @@ import MimicTestSupport
     // External data (../shared): runs when present, skipped with the message otherwise.
     @Test(
         .enabled(if: ExternalTestData.conformanceAvailable, Comment(rawValue: ExternalTestData.conformanceSkipMessage)),
-        arguments: vectors)
-    func vector(_ vector: ConformanceVector) throws {
-        let outcome = Result { try Self.run(vector) }
+        arguments: vectors, [ExecutionEngine.interpreter, .jit])
+    func vector(_ vector: ConformanceVector, engine: ExecutionEngine) throws {
+        let outcome = Result { try Self.run(vector, engine: engine) }
         if let reason = Self.knownFailures[vector.name] {
             #expect(throws: (any Error).self, "\(vector.name) is listed as failing (\(reason)) but passed") {
                 try outcome.get()
@@ -36,12 +36,16 @@ import MimicTestSupport
     }
 
     /// Assembles, loads and runs a vector both ways (run and step) and checks its result.
-    static func run(_ vector: ConformanceVector) throws {
+    /// Under `.jit` the program must have compiled (on x86-64 hosts), so the JIT is what ran.
+    static func run(_ vector: ConformanceVector, engine: ExecutionEngine = .interpreter) throws {
         let assembly = try #require(vector.assembly, "\(vector.name) has no -- asm section")
         let expected = try #require(vector.expectedResult, "\(vector.name) has no -- result section")
         let instructions = try Assembler.assemble(assembly)
-        let vm = VM(emulator: ConformanceEmulator())
+        let vm = VM(emulator: ConformanceEmulator(), configuration: VMConfiguration(engine: engine))
         let program = try vm.load(instructions, name: vector.name)
+        if engine.compilesOnThisHost {
+            #expect(program.jitCache.compiled(program) != nil, "\(vector.name) did not compile")
+        }
 
         let process = try vm.makeProcess(for: program, context: MemoryContext(vector.memory))
         let r0 = try process.run(instructionLimit: 10_000_000)

@@ -25,8 +25,9 @@ struct EndToEndObjectTests {
 
     // MARK: (c) Tail calls
 
-    @Test func tailCallsFollowTheProgArraySetInC() throws {
-        let fixture = try Fixture.load("tail_calls")
+    @Test(arguments: Fixture.engines)
+    func tailCallsFollowTheProgArraySetInC(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("tail_calls", engine: engine)
         let table = try fixture.map("jump_table", as: ProgramArrayMap.self)
         #expect(table.program(at: 0)?.name == "stage_pass")
         #expect(table.program(at: 1)?.name == "stage_count")
@@ -43,8 +44,9 @@ struct EndToEndObjectTests {
         #expect(try run(queue: 9) == (.drop, 0), "an index past the end falls through")
     }
 
-    @Test func mapInMapInitialSlotsAndSpinLockedValues() throws {
-        let fixture = try Fixture.load("map_in_map")
+    @Test(arguments: Fixture.engines)
+    func mapInMapInitialSlotsAndSpinLockedValues(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("map_in_map", engine: engine)
         let outer = try fixture.map("outer", as: MapOfMaps.self)
         let innerA = try fixture.map("inner_a", as: ArrayMap.self)
         let innerB = try fixture.map("inner_b", as: ArrayMap.self)
@@ -67,8 +69,9 @@ struct EndToEndObjectTests {
 
     // MARK: (d) Ring buffer and perf event array
 
-    @Test func ringBufferAndPerfEventsReachTheHost() throws {
-        let fixture = try Fixture.load("events")
+    @Test(arguments: Fixture.engines)
+    func ringBufferAndPerfEventsReachTheHost(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("events", engine: engine)
         let ring = try fixture.map("ring", as: RingBufferMap.self)
         let perf = try fixture.map("perf", as: PerfEventArrayMap.self)
         #expect(perf.attributes.maxEntries == 2, "libbpf sizes a perf event array to the CPUs")
@@ -99,8 +102,9 @@ struct EndToEndObjectTests {
 
     // MARK: (e) LPM trie
 
-    @Test func lpmTrieRouteLookupPicksTheLongestPrefix() throws {
-        let fixture = try Fixture.load("lpm_route")
+    @Test(arguments: Fixture.engines)
+    func lpmTrieRouteLookupPicksTheLongestPrefix(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("lpm_route", engine: engine)
         let routes = try fixture.map("routes", as: LPMTrieMap.self)
         func add(_ prefix: String, _ length: UInt32, ifindex: UInt32) {
             #expect(
@@ -125,8 +129,9 @@ struct EndToEndObjectTests {
 
     // MARK: (f) LRU hash
 
-    @Test func lruHashEvictsTheLeastRecentlyUsedSource() throws {
-        let fixture = try Fixture.load("lru")
+    @Test(arguments: Fixture.engines)
+    func lruHashEvictsTheLeastRecentlyUsedSource(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("lru", engine: engine)
         let flows = try fixture.map("flows", as: HashTableMap.self)
         #expect(flows.isLRU)
         for source in ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.1", "10.0.0.5"] {
@@ -142,9 +147,13 @@ struct EndToEndObjectTests {
 
     // MARK: (g) bpf_loop
 
-    @Test(arguments: [(9, 285, 10), (0, 0, 1), (1000, 328_350, 100)] as [(UInt32, UInt64, UInt64)])
-    func bpfLoopRunsTheCallback(last: UInt32, sum: UInt64, iterations: UInt64) throws {
-        let fixture = try Fixture.load("loop")
+    @Test(
+        arguments: [(9, 285, 10), (0, 0, 1), (1000, 328_350, 100)] as [(UInt32, UInt64, UInt64)], Fixture.engines)
+    func bpfLoopRunsTheCallback(expected: (last: UInt32, sum: UInt64, iterations: UInt64), engine: ExecutionEngine)
+        throws
+    {
+        let (last, sum, iterations) = expected
+        let fixture = try Fixture.load("loop", engine: engine)
         #expect(XDPContext.result(of: try fixture.run("squares", context: Self.xdp(queue: last)))?.action == .pass)
         #expect(try Self.global(fixture, ".bss", "loop_sum") == sum)
         #expect(try Self.global(fixture, ".bss", "loop_iterations") == iterations)
@@ -152,8 +161,9 @@ struct EndToEndObjectTests {
 
     // MARK: (h) Captured bpf_get_current_comm
 
-    @Test func kprobeReadsACapturedComm() throws {
-        let fixture = try Fixture.load("comm")
+    @Test(arguments: Fixture.engines)
+    func kprobeReadsACapturedComm(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("comm", engine: engine)
         #expect(fixture.object.object.program(named: "trace_open")?.type == .kprobe)
         var regs = [UInt8](repeating: 0, count: 21 * 8)
         regs.replaceSubrange(13 * 8..<14 * 8, with: le64(0x8000)) // si: the open flags
@@ -180,8 +190,9 @@ struct EndToEndObjectTests {
 
     // MARK: (i) Global data maps
 
-    @Test func globalDataIsReadableThroughItsMaps() throws {
-        let fixture = try Fixture.load("globals")
+    @Test(arguments: Fixture.engines)
+    func globalDataIsReadableThroughItsMaps(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("globals", engine: engine)
         let data = try fixture.map(".data", as: ArrayMap.self)
         let bss = try fixture.map(".bss", as: ArrayMap.self)
         let rodata = try fixture.map(".rodata", as: ArrayMap.self)

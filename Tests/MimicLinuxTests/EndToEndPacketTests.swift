@@ -9,8 +9,9 @@ import MimicTestSupport
 struct EndToEndPacketTests {
     // MARK: (a) XDP firewall
 
-    @Test func xdpFirewallDropsBlockedSourcesAndCountsPerCPU() throws {
-        let fixture = try Fixture.load("xdp_firewall")
+    @Test(arguments: Fixture.engines)
+    func xdpFirewallDropsBlockedSourcesAndCountsPerCPU(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("xdp_firewall", engine: engine)
         let blocked = try fixture.map("blocked", as: HashTableMap.self)
         let verdicts = try fixture.map("verdicts", as: ArrayMap.self)
         #expect(verdicts.isPerCPU)
@@ -52,9 +53,9 @@ struct EndToEndPacketTests {
 
     // MARK: (b) tc rewrite with checksum helpers
 
-    @Test(arguments: [Packet.udp, Packet.tcp])
-    func tcNATRewritesDestinationAndKeepsChecksumsValid(proto: UInt8) throws {
-        let fixture = try Fixture.load("tc_nat")
+    @Test(arguments: [Packet.udp, Packet.tcp], Fixture.engines)
+    func tcNATRewritesDestinationAndKeepsChecksumsValid(proto: UInt8, engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("tc_nat", engine: engine)
         let input = Packet.make(
             source: "10.0.0.1", destination: "10.0.0.99", protocol: proto, sourcePort: 40000, destinationPort: 80)
         #expect(Packet.ipChecksumIsValid(input) && Packet.l4ChecksumIsValid(input))
@@ -73,8 +74,9 @@ struct EndToEndPacketTests {
         #expect(Packet.l4ChecksumIsValid(result.packet))
     }
 
-    @Test func tcNATLeavesOtherDestinationsAlone() throws {
-        let fixture = try Fixture.load("tc_nat")
+    @Test(arguments: Fixture.engines)
+    func tcNATLeavesOtherDestinationsAlone(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("tc_nat", engine: engine)
         let input = Packet.make(source: "10.0.0.1", destination: "10.0.0.98")
         let result = try #require(SKBContext.result(of: try fixture.run("dnat", context: SKBContext(packet: input))))
         #expect(result.packet == input)

@@ -15,10 +15,13 @@ enum Fixture {
         try ObjectFile(contentsOf: directory.appendingPathComponent("\(name).o").path)
     }
 
+    /// Both engines, for suites that run every case under each (`@Test(arguments: engines)`).
+    static let engines: [ExecutionEngine] = [.interpreter, .jit]
+
     /// A fixture object loaded into a fresh VM with a Linux emulator of `cpus` CPUs.
-    static func load(_ name: String, cpus: Int = 2) throws -> Loaded {
+    static func load(_ name: String, cpus: Int = 2, engine: ExecutionEngine = .automatic) throws -> Loaded {
         let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: 1))
-        let vm = VM(emulator: emulator)
+        let vm = VM(emulator: emulator, configuration: VMConfiguration(engine: engine))
         return Loaded(vm: vm, emulator: emulator, object: try vm.load(object: object(name)))
     }
 

@@ -24,7 +24,7 @@ enum Stop {
 }
 
 /// How many instructions may pass between two looks at the cancellation flag and the deadline.
-private let cancellationInterval: UInt64 = 4096
+let cancellationInterval: UInt64 = 4096
 
 extension Process {
     /// The interpreter: executes from `pc` until exit, fault, or `limit` more instructions.
@@ -657,7 +657,10 @@ extension Process {
     /// then the last few instructions one at a time. `run()` and callbacks use this.
     func executeExactly(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
         let start = instructionsExecuted
-        let stop = execute(RunningMode.self, limit: limit, cancellation: cancellation)
+        let stop =
+            runsCompiledCode
+            ? executeCompiled(limit: limit, cancellation: cancellation)
+            : execute(RunningMode.self, limit: limit, cancellation: cancellation)
         guard case .limitInsideRun = stop else { return stop }
         return finishByStepping(limit: limit &- (instructionsExecuted &- start), cancellation: cancellation)
     }

@@ -74,6 +74,8 @@ public final class Program: @unchecked Sendable {
         let helperCalls: UnsafeMutablePointer<Unmanaged<HelperBox>>
         /// Owns the boxes `helperCalls` points to.
         private let helperBoxes: [HelperBox]
+        /// The machine code compiled from `code`, made on first use (`VMConfiguration.engine`).
+        let jit = JITCache()
         private let storage: UnsafeMutableRawPointer
 
         init(code: [DecodedInstruction], helpers: [Helper]) {
@@ -256,6 +258,9 @@ public final class Program: @unchecked Sendable {
     /// The number of instruction slots.
     public var count: Int { instructions.count }
 
+    /// The cache of this program's machine code (shared by the programs of one load).
+    var jitCache: JITCache { buffers.jit }
+
     /// The source line in effect at `pc`, if the program came with line info.
     public func sourceLine(at pc: Int) -> SourceLineInfo? { lineInfo.line(at: pc) }
 
@@ -286,11 +291,15 @@ public struct VMConfiguration: Sendable, Equatable {
     /// The VM's memory budget in bytes (`VM.memoryBudget`): maps, global data, contexts and
     /// packet buffers together. Default 1 GiB.
     public var memoryLimit: Int = MemoryBudget.defaultLimit
+    /// What executes `Process.run()`: the interpreter, or machine code compiled from the program
+    /// (`.jit`, `.automatic`: on x86-64 hosts). `step()`, tracing and debugging always interpret.
+    public var engine: ExecutionEngine = .automatic
 
     public init(
         stackFrameSize: Int = 512, maxCallDepth: Int = 8, tailCallLimit: Int = 33, maxInstructions: Int = 1_000_000,
-        memoryLimit: Int = MemoryBudget.defaultLimit
+        memoryLimit: Int = MemoryBudget.defaultLimit, engine: ExecutionEngine = .automatic
     ) {
+        self.engine = engine
         self.stackFrameSize = max(8, stackFrameSize)
         self.maxCallDepth = max(1, maxCallDepth)
         self.tailCallLimit = max(0, tailCallLimit)

@@ -1,0 +1,261 @@
+import MimicMemory
+
+extension Process {
+    /// Whether `run()` (and callbacks run from it) execute compiled code.
+    var runsCompiledCode: Bool { vm.configuration.engine.compilesOnThisHost }
+
+    /// `execute(RunningMode.self, ...)` with the program's machine code: the same limit checks
+    /// (`enter`, `limitReached`), the same state written back (`pc`, `instructionsExecuted`,
+    /// `depth`), the same `Stop`. Runs the interpreter if the program cannot be compiled.
+    func executeCompiled(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+        guard case .ready = state else { return .failed(.notRunnable) }
+        guard var compiled = program.jitCache.compiled(program), compiled.canEnter(at: pc) else {
+            return execute(RunningMode.self, limit: limit, cancellation: cancellation)
+        }
+        let start = instructionsExecuted
+        var count = start
+        let end = limit > UInt64.max - start ? UInt64.max : start + limit
+        runLimit = end
+        runCancellation = cancellation
+        let longest = UInt64(program.longestRun)
+        var checkpoint = min(
+            max(end >= longest ? end - longest : 0, count),
+            cancellation == nil && runDeadline == nil ? .max : count &+ cancellationInterval)
+        var pc = pc
+        var depth = depth
+        defer {
+            self.pc = pc
+            self.instructionsExecuted = count
+            self.depth = depth
+        }
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: JITSlot.wordCount) { buffer in
+            let context = buffer.baseAddress!
+            context.initialize(repeating: 0, count: JITSlot.wordCount)
+            context[JITSlot.exitDepth] = UInt64(callbackDepth)
+            context[JITSlot.frames] = UInt64(UInt(bitPattern: frames))
+            context[JITSlot.registers] = UInt64(UInt(bitPattern: registers.storage))
+            context[JITSlot.process] = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
+            context[JITSlot.stackBase] = stackBase
+            context[JITSlot.stackHost] = UInt64(UInt(bitPattern: stack.pointer))
+            while true {
+                // Where a run starts: the interpreter's `enter`.
+                let length = UInt64(Program.runLength(program.code.baseAddress!, pc))
+                if count >= checkpoint,
+                    let stop = limitReached(
+                        count, length, end, cancellation, &checkpoint, longestRun: UInt64(program.longestRun))
+                {
+                    return stop
+                }
+                context[JITSlot.count] = count &+ length
+                context[JITSlot.checkpoint] = checkpoint
+                context[JITSlot.depth] = UInt64(depth)
+                context[JITSlot.pcTable] = UInt64(UInt(bitPattern: compiled.pcTable))
+                context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperTable))
+                refreshTable(context)
+                let status = compiled.enter(context, at: pc)
+                count = context[JITSlot.count]
+                pc = Int(truncatingIfNeeded: context[JITSlot.pc])
+                depth = Int(truncatingIfNeeded: context[JITSlot.depth])
+                switch status {
+                case JITStatus.exited:
+                    return .exited
+                case JITStatus.check:
+                    continue
+                case JITStatus.fault:
+                    return .failed(takeFault())
+                case JITStatus.callDepth:
+                    return .failed(.callDepthExceeded(limit: vm.configuration.maxCallDepth))
+                case JITStatus.tailCall:
+                    pc = 0
+                    checkpoint = count // the next program's runs differ: take the slow path
+                    guard let next = program.jitCache.compiled(program) else {
+                        self.pc = pc
+                        self.instructionsExecuted = count
+                        self.depth = depth
+                        let stop = execute(RunningMode.self, limit: end &- count, cancellation: cancellation)
+                        (pc, count, depth) = (self.pc, instructionsExecuted, self.depth)
+                        return stop
+                    }
+                    compiled = next
+                default:
+                    return .failed(.unsupported("internal error: JIT status \(status)"))
+                }
+            }
+        }
+    }
+
+    /// Copies the current translation table into the context (after anything that may map).
+    @inline(__always)
+    private func refreshTable(_ context: UnsafeMutablePointer<UInt64>) {
+        let table = memory.table
+        context[JITSlot.entries] = UInt64(UInt(bitPattern: table.entryBase))
+        context[JITSlot.mask] = table.indexMask
+    }
+
+    /// Takes back the instructions after `pc` that the code counted for its run but did not
+    /// execute (a fault or an exit in the middle of a run).
+    private func settleCount(_ context: UnsafeMutablePointer<UInt64>, at pc: Int) {
+        let unexecuted = UInt64(Program.runLength(program.code.baseAddress!, pc)) &- 1
+        context[JITSlot.count] &-= unexecuted
+    }
+
+    /// A helper call from compiled code (`jitHelperEntry`): the interpreter's `callHelper` case.
+    func compiledHelperCall(_ context: UnsafeMutablePointer<UInt64>) -> UInt64 {
+        let at = Int(truncatingIfNeeded: context[JITSlot.pc])
+        let helpers = UnsafePointer<Helper>(bitPattern: UInt(context[JITSlot.helperTable]))!
+        pc = at &+ 1
+        instructionsExecuted = context[JITSlot.count]
+        depth = Int(truncatingIfNeeded: context[JITSlot.depth])
+        let result = invokeHelper(helpers[Int(truncatingIfNeeded: context[JITSlot.helperIndex])])
+        refreshTable(context) // a helper may have mapped or unmapped regions
+        context[JITSlot.count] = instructionsExecuted // and run callbacks (`bpf_loop`)
+        let r = registers.storage
+        switch result {
+        case .value(let value):
+            r[0] = value
+            return JITStatus.proceed
+        case .exit(let value):
+            r[0] = value
+            context[JITSlot.pc] = UInt64(at &+ 1)
+            return JITStatus.exited
+        case .tailCall(let next):
+            guard depth == 0 else {
+                pendingFault = .unsupported("tail call from inside a BPF-to-BPF function")
+                return JITStatus.fault
+            }
+            guard tailCallCount < vm.configuration.tailCallLimit else {
+                pendingFault = .tailCallLimit(vm.configuration.tailCallLimit)
+                return JITStatus.fault
+            }
+            tailCallCount += 1
+            program = next
+            context[JITSlot.pc] = 0
+            return JITStatus.tailCall
+        case .none:
+            return JITStatus.fault
+        }
+    }
+
+    /// The slow path of the instruction at the context's pc (`jitSlowEntry`): memory accesses
+    /// the inline check refused, atomics the code does not inline, `ld_abs`/`ld_ind`, `callx`.
+    /// Each case is the interpreter's own code for the instruction.
+    func compiledSlowPath(_ context: UnsafeMutablePointer<UInt64>) -> UInt64 {
+        let at = Int(truncatingIfNeeded: context[JITSlot.pc])
+        let i = program.code[at]
+        let r = registers.storage
+        let table = memory.table
+        let s = Int(truncatingIfNeeded: i.source)
+        let succeeded: Bool
+        switch i.operation {
+        case .load64: succeeded = load(UInt64.self, i, r, table)
+        case .load32: succeeded = load(UInt32.self, i, r, table)
+        case .load16: succeeded = load(UInt16.self, i, r, table)
+        case .load8: succeeded = load(UInt8.self, i, r, table)
+        case .loadSigned32: succeeded = load(Int32.self, i, r, table)
+        case .loadSigned16: succeeded = load(Int16.self, i, r, table)
+        case .loadSigned8: succeeded = load(Int8.self, i, r, table)
+        case .store64Imm: succeeded = store(UInt64.self, i.imm, i, r, table)
+        case .store32Imm: succeeded = store(UInt32.self, i.imm, i, r, table)
+        case .store16Imm: succeeded = store(UInt16.self, i.imm, i, r, table)
+        case .store8Imm: succeeded = store(UInt8.self, i.imm, i, r, table)
+        case .store64Reg: succeeded = store(UInt64.self, r[s], i, r, table)
+        case .store32Reg: succeeded = store(UInt32.self, r[s], i, r, table)
+        case .store16Reg: succeeded = store(UInt16.self, r[s], i, r, table)
+        case .store8Reg: succeeded = store(UInt8.self, r[s], i, r, table)
+        case .atomicAdd64, .atomicOr64, .atomicAnd64, .atomicXor64,
+            .atomicFetchAdd64, .atomicFetchOr64, .atomicFetchAnd64, .atomicFetchXor64,
+            .atomicExchange64, .atomicCompareExchange64:
+            let address = r[Int(truncatingIfNeeded: i.destination)] &+ UInt64(bitPattern: Int64(i.offset))
+            if address & 7 == 0, let p = table.pointer(forWriting: address, size: 8) {
+                Semantics.atomic64(i.operation, p, r, source: s)
+                succeeded = true
+            } else {
+                pendingFault = atomicFault(address, size: 8)
+                succeeded = false
+            }
+        case .atomicAdd32, .atomicOr32, .atomicAnd32, .atomicXor32,
+            .atomicFetchAdd32, .atomicFetchOr32, .atomicFetchAnd32, .atomicFetchXor32,
+            .atomicExchange32, .atomicCompareExchange32:
+            let address = r[Int(truncatingIfNeeded: i.destination)] &+ UInt64(bitPattern: Int64(i.offset))
+            if address & 3 == 0, let p = table.pointer(forWriting: address, size: 4) {
+                Semantics.atomic32(i.operation, p, r, source: s)
+                succeeded = true
+            } else {
+                pendingFault = atomicFault(address, size: 4)
+                succeeded = false
+            }
+        case .loadPacketAbsolute32, .loadPacketAbsolute16, .loadPacketAbsolute8,
+            .loadPacketIndirect32, .loadPacketIndirect16, .loadPacketIndirect8:
+            switch loadPacket(i, registers: r) {
+            case .some(let value):
+                r[0] = value
+                return JITStatus.proceed
+            case .none where pendingFault == nil:
+                r[0] = 0
+                settleCount(context, at: at)
+                context[JITSlot.pc] = UInt64(at &+ 1)
+                return JITStatus.exited // out of bounds: the program returns 0
+            case .none:
+                settleCount(context, at: at)
+                return JITStatus.fault
+            }
+        case .callRegister:
+            return compiledRegisterCall(context, i, at: at)
+        default:
+            pendingFault = .unsupported("internal error: no JIT slow path for \(i.operation)")
+            succeeded = false
+        }
+        if succeeded { return JITStatus.proceed }
+        settleCount(context, at: at)
+        return JITStatus.fault
+    }
+
+    /// `callx`: a program-local function (a new frame, continuing at its first run) or a helper
+    /// by id, as the interpreter's `callRegister` case.
+    private func compiledRegisterCall(
+        _ context: UnsafeMutablePointer<UInt64>, _ i: DecodedInstruction, at: Int
+    ) -> UInt64 {
+        let r = registers.storage
+        let target = r[Int(truncatingIfNeeded: i.destination)]
+        let maxDepth = vm.configuration.maxCallDepth
+        var depth = Int(truncatingIfNeeded: context[JITSlot.depth])
+        pc = at &+ 1
+        instructionsExecuted = context[JITSlot.count]
+        if target & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag,
+            program.functionEntries.contains(Int(target & 0xFFFF_FFFF))
+        {
+            guard depth + 1 < maxDepth else {
+                pendingFault = .callDepthExceeded(limit: maxDepth)
+                return JITStatus.fault
+            }
+            frames[depth] = CallFrame(returnPC: at &+ 1, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
+            depth &+= 1
+            context[JITSlot.depth] = UInt64(depth)
+            r[10] &-= UInt64(vm.configuration.stackFrameSize)
+            context[JITSlot.pc] = target & 0xFFFF_FFFF
+            return JITStatus.enterDynamic
+        }
+        guard let helper = helperForRegisterCall(target) else {
+            pendingFault = .invalidCallTarget(target)
+            return JITStatus.fault
+        }
+        self.depth = depth
+        let result = invokeHelper(helper)
+        refreshTable(context)
+        context[JITSlot.count] = instructionsExecuted
+        switch result {
+        case .value(let value):
+            r[0] = value
+            return JITStatus.proceed
+        case .exit(let value):
+            r[0] = value
+            context[JITSlot.pc] = UInt64(at &+ 1)
+            return JITStatus.exited
+        case .tailCall:
+            pendingFault = .unsupported("tail call through callx")
+            return JITStatus.fault
+        case .none:
+            return JITStatus.fault
+        }
+    }
+}

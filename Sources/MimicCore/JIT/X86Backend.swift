@@ -1,0 +1,649 @@
+/// The x86-64 code generator: one pass over the pre-decoded program, eBPF registers pinned to
+/// host registers, every memory access checked inline against the translation table.
+///
+/// Register assignment (as the Linux kernel's x86 JIT): R0 rax, R1 rdi, R2 rsi, R3 rdx, R4 rcx,
+/// R5 r8, R6 rbx, R7 r13, R8 r14, R9 r15, R10 rbp. `r12` points to the context words
+/// (`JITSlot`); `r9`, `r10`, `r11` are scratch. The code is entered through its entry function
+/// `(context, native address) -> status` (System V ABI), which saves the callee-saved registers,
+/// loads R0–R10 from `Process.registers` and jumps to the address; every way out stores them back.
+///
+/// Instruction counting matches the interpreter exactly (`Program.runLength`): where a
+/// straight-line run starts (the entry, a taken jump, a call target, after a helper call, a
+/// return) the code compares the count with the checkpoint, leaves for the driver when it is
+/// reached, and otherwise adds the whole run's length; a taken conditional jump first takes
+/// back the instructions of its run it skips. Faults and early exits are settled by the Swift
+/// side the same way (`Process.settleCount`).
+enum X86Backend: JITBackend {
+    static let registerMap: [X86Register] = [.rax, .rdi, .rsi, .rdx, .rcx, .r8, .rbx, .r13, .r14, .r15, .rbp]
+
+    static func compile(_ program: Program, environment: JITEnvironment) -> MachineCode? {
+        var generator = X86Generator(program: program, environment: environment)
+        return generator.generate()
+    }
+}
+
+private struct X86Generator {
+    let code: UnsafeMutableBufferPointer<DecodedInstruction>
+    let env: JITEnvironment
+    var a = X86Emitter()
+
+    /// Per slot: the label of its code, and of its run-start check (for slots where runs start).
+    var body: [X86Label] = []
+    var check: [X86Label?] = []
+    var isSecondHalf: [Bool] = []
+
+    // Shared routines.
+    var epilogue = X86Label(id: -1)
+    var callSwift = X86Label(id: -1)
+    var dynamicEnter = X86Label(id: -1)
+    var dynamicFromContext = X86Label(id: -1)
+    var exited = X86Label(id: -1)
+
+    /// Cold paths, emitted after the program: each binds its label and returns.
+    var cold: [(X86Label, (inout X86Generator) -> Void)] = []
+
+    init(program: Program, environment: JITEnvironment) {
+        code = program.code
+        env = environment
+    }
+
+    func x(_ register: UInt8) -> X86Register { X86Backend.registerMap[Int(register)] }
+
+    func runLength(_ pc: Int) -> Int { Int(Program.runLength(UnsafePointer(code.baseAddress!), pc)) }
+
+    func context(_ slot: Int) -> Int32 { Int32(slot * 8) }
+
+    mutating func generate() -> MachineCode? {
+        let n = code.count
+        guard n > 0, env.slotEntryStride == 32 else { return nil }
+        isSecondHalf = [Bool](repeating: false, count: n)
+        var pc = 0
+        while pc < n {
+            if code[pc].operation == .loadImm64, pc + 1 < n {
+                isSecondHalf[pc + 1] = true
+                pc += 2
+            } else {
+                pc += 1
+            }
+        }
+        // Where runs start by a static edge: jump and call targets, and after helper calls.
+        var runStart = [Bool](repeating: false, count: n)
+        for pc in 0..<n where !isSecondHalf[pc] {
+            let i = code[pc]
+            switch InstructionSet.form(of: i.operation).shape {
+            case .jump, .jump32, .jumpImm, .jumpReg, .callLocal:
+                let target = Int(i.offset)
+                guard target >= 0, target < n, !isSecondHalf[target] else { return nil }
+                runStart[target] = true
+            case .callHelper, .callRegister:
+                guard pc + 1 < n else { return nil }
+                runStart[pc + 1] = true
+            default: break
+            }
+        }
+        body = (0..<n).map { _ in a.newLabel() }
+        check = (0..<n).map { runStart[$0] ? a.newLabel() : nil }
+        epilogue = a.newLabel()
+        callSwift = a.newLabel()
+        dynamicEnter = a.newLabel()
+        dynamicFromContext = a.newLabel()
+        exited = a.newLabel()
+
+        let entryOffset = a.offset
+        emitPrologue()
+        emitSharedRoutines()
+
+        var bodyOffsets = [Int](repeating: -1, count: n)
+        for pc in 0..<n where !isSecondHalf[pc] {
+            if let label = check[pc] {
+                if pc > 0, fallsThroughMidRun(previous(pc)) { a.jump(body[pc]) }
+                a.bind(label)
+                emitRunStartCheck(pc)
+            }
+            a.bind(body[pc])
+            bodyOffsets[pc] = a.offset
+            guard emit(pc) else { return nil }
+        }
+        var index = 0
+        while index < cold.count {
+            let (label, emitter) = cold[index]
+            a.bind(label)
+            emitter(&self)
+            index += 1
+        }
+        guard a.resolveLabels() else { return nil }
+        return MachineCode(bytes: a.bytes, bodyOffsets: bodyOffsets, entryOffset: entryOffset)
+    }
+
+    func previous(_ pc: Int) -> Int { pc >= 2 && isSecondHalf[pc - 1] ? pc - 2 : pc - 1 }
+
+    /// Whether control reaches the next slot from `pc` without starting a new run.
+    func fallsThroughMidRun(_ pc: Int) -> Bool {
+        switch InstructionSet.form(of: code[pc].operation).shape {
+        case .jump, .jump32, .none, .callLocal, .callHelper, .callRegister: return false
+        default: return true
+        }
+    }
+
+    // MARK: Entry, exit and shared routines
+
+    mutating func spill() {
+        a.load(0x8B, .r10, .r12, context(JITSlot.registers))
+        for (index, register) in X86Backend.registerMap.enumerated() { a.store(register, .r10, Int32(index * 8)) }
+    }
+
+    mutating func reload() {
+        a.load(0x8B, .r10, .r12, context(JITSlot.registers))
+        for (index, register) in X86Backend.registerMap.enumerated() { a.load(0x8B, register, .r10, Int32(index * 8)) }
+    }
+
+    mutating func emitPrologue() {
+        for register in [X86Register.rbx, .rbp, .r12, .r13, .r14, .r15] { a.push(register) }
+        a.alu(ext: 5, .rsp, imm: 8, w: true) // 16-byte alignment for calls
+        a.mov(.r12, .rdi)
+        a.mov(.r11, .rsi)
+        reload()
+        a.jump(register: .r11)
+    }
+
+    mutating func emitSharedRoutines() {
+        // epilogue: r9 = status.
+        a.bind(epilogue)
+        spill()
+        a.mov(.rax, .r9)
+        a.alu(ext: 0, .rsp, imm: 8, w: true)
+        for register in [X86Register.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(register) }
+        a.ret()
+
+        a.bind(exited)
+        a.mov(.r9, imm: JITStatus.exited)
+        a.jump(epilogue)
+
+        // callSwift: r11 = C-ABI entry; registers spilled around the call; r9 = its status.
+        a.bind(callSwift)
+        a.alu(ext: 5, .rsp, imm: 8, w: true)
+        spill()
+        a.mov(.rdi, .r12)
+        a.call(register: .r11)
+        a.mov(.r9, .rax)
+        reload()
+        a.alu(ext: 0, .rsp, imm: 8, w: true)
+        a.ret()
+
+        // dynamicEnter: r11 = the pc where a run starts (a return, a `callx` target).
+        let slow = a.newLabel()
+        a.bind(dynamicFromContext)
+        a.load(0x8B, .r11, .r12, context(JITSlot.pc))
+        a.bind(dynamicEnter)
+        a.load(0x8B, .r10, .r12, context(JITSlot.count))
+        a.load(0x3B, .r10, .r12, context(JITSlot.checkpoint))
+        a.jump(.aboveEqual, slow)
+        a.shift(ext: 4, .r11, imm: 4, w: true)
+        a.load(0x03, .r11, .r12, context(JITSlot.pcTable))
+        a.load(0x03, .r10, .r11, 8)
+        a.store(.r10, .r12, context(JITSlot.count))
+        a.jump(memory: .r11, 0)
+        a.bind(slow)
+        a.store(.r11, .r12, context(JITSlot.pc))
+        a.mov(.r9, imm: JITStatus.check)
+        a.jump(epilogue)
+    }
+
+    /// The limit check where a run starts at `pc` (reached by a static edge).
+    mutating func emitRunStartCheck(_ pc: Int) {
+        let slow = a.newLabel()
+        a.load(0x8B, .r11, .r12, context(JITSlot.count))
+        a.load(0x3B, .r11, .r12, context(JITSlot.checkpoint))
+        a.jump(.aboveEqual, slow)
+        a.alu(ext: 0, .r11, imm: Int32(runLength(pc)), w: true)
+        a.store(.r11, .r12, context(JITSlot.count))
+        cold.append(
+            (
+                slow,
+                { g in
+                    g.a.store(imm: Int32(pc), .r12, g.context(JITSlot.pc))
+                    g.a.mov(.r9, imm: JITStatus.check)
+                    g.a.jump(g.epilogue)
+                }
+            ))
+    }
+
+    /// Calls a C-ABI entry for the instruction at `pc`; a status other than `proceed` leaves.
+    mutating func callEntry(_ entry: UInt64, pc: Int) {
+        a.store(imm: Int32(pc), .r12, context(JITSlot.pc))
+        a.mov(.r11, imm: entry)
+        a.call(callSwift)
+        let proceed = a.newLabel()
+        a.alu(0x85, .r9, .r9, w: true)
+        a.jump(.equal, proceed)
+        a.jump(epilogue)
+        a.bind(proceed)
+    }
+
+    // MARK: Instructions
+
+    mutating func emit(_ pc: Int) -> Bool {
+        let i = code[pc]
+        let d = x(i.destination)
+        let s = x(i.source)
+        let imm32 = Int32(truncatingIfNeeded: i.imm)
+        switch i.operation {
+        case .add64Imm: a.alu(ext: 0, d, imm: imm32, w: true)
+        case .add64Reg: a.alu(0x01, d, s, w: true)
+        case .sub64Imm: a.alu(ext: 5, d, imm: imm32, w: true)
+        case .sub64Reg: a.alu(0x29, d, s, w: true)
+        case .or64Imm: a.alu(ext: 1, d, imm: imm32, w: true)
+        case .or64Reg: a.alu(0x09, d, s, w: true)
+        case .and64Imm: a.alu(ext: 4, d, imm: imm32, w: true)
+        case .and64Reg: a.alu(0x21, d, s, w: true)
+        case .xor64Imm: a.alu(ext: 6, d, imm: imm32, w: true)
+        case .xor64Reg: a.alu(0x31, d, s, w: true)
+        case .mov64Imm: a.mov(d, imm: i.imm)
+        case .mov64Reg: a.mov(d, s)
+        case .mul64Imm: a.imul(d, d, imm: imm32, w: true)
+        case .mul64Reg: a.imul(d, s, w: true)
+        case .neg64: a.unary(ext: 3, d, w: true)
+        case .lsh64Imm: a.shift(ext: 4, d, imm: UInt8(i.imm & 63), w: true)
+        case .rsh64Imm: a.shift(ext: 5, d, imm: UInt8(i.imm & 63), w: true)
+        case .arsh64Imm: a.shift(ext: 7, d, imm: UInt8(i.imm & 63), w: true)
+        case .lsh64Reg: shiftByRegister(ext: 4, d, s, w: true)
+        case .rsh64Reg: shiftByRegister(ext: 5, d, s, w: true)
+        case .arsh64Reg: shiftByRegister(ext: 7, d, s, w: true)
+        case .div64Imm, .div64Reg, .sdiv64Imm, .sdiv64Reg, .mod64Imm, .mod64Reg, .smod64Imm, .smod64Reg,
+            .div32Imm, .div32Reg, .sdiv32Imm, .sdiv32Reg, .mod32Imm, .mod32Reg, .smod32Imm, .smod32Reg:
+            divide(i)
+
+        case .add32Imm: a.alu(ext: 0, d, imm: imm32, w: false)
+        case .add32Reg: a.alu(0x01, d, s, w: false)
+        case .sub32Imm: a.alu(ext: 5, d, imm: imm32, w: false)
+        case .sub32Reg: a.alu(0x29, d, s, w: false)
+        case .or32Imm: a.alu(ext: 1, d, imm: imm32, w: false)
+        case .or32Reg: a.alu(0x09, d, s, w: false)
+        case .and32Imm: a.alu(ext: 4, d, imm: imm32, w: false)
+        case .and32Reg: a.alu(0x21, d, s, w: false)
+        case .xor32Imm: a.alu(ext: 6, d, imm: imm32, w: false)
+        case .xor32Reg: a.alu(0x31, d, s, w: false)
+        case .mov32Imm: a.mov(d, imm: UInt64(UInt32(bitPattern: imm32)))
+        case .mov32Reg: a.mov(d, s, w: false)
+        case .mul32Imm: a.imul(d, d, imm: imm32, w: false)
+        case .mul32Reg: a.imul(d, s, w: false)
+        case .neg32: a.unary(ext: 3, d, w: false)
+        case .lsh32Imm, .rsh32Imm, .arsh32Imm:
+            let ext: UInt8 = i.operation == .lsh32Imm ? 4 : i.operation == .rsh32Imm ? 5 : 7
+            a.shift(ext: ext, d, imm: UInt8(i.imm & 31), w: false)
+            a.mov(d, d, w: false) // a zero count leaves the upper half: clear it as the VM does
+        case .lsh32Reg: shiftByRegister(ext: 4, d, s, w: false)
+        case .rsh32Reg: shiftByRegister(ext: 5, d, s, w: false)
+        case .arsh32Reg: shiftByRegister(ext: 7, d, s, w: false)
+
+        case .movsx8to64: a.extend([0x0F, 0xBE], d, s, w: true)
+        case .movsx16to64: a.extend([0x0F, 0xBF], d, s, w: true)
+        case .movsx32to64: a.extend([0x63], d, s, w: true)
+        case .movsx8to32: a.extend([0x0F, 0xBE], d, s, w: false)
+        case .movsx16to32: a.extend([0x0F, 0xBF], d, s, w: false)
+
+        case .le16: a.extend([0x0F, 0xB7], d, d, w: false)
+        case .le32: a.mov(d, d, w: false)
+        case .le64: break
+        case .be16, .bswap16:
+            a.shift(ext: 0, d, imm: 8, w: false, prefix: 0x66) // rol r16, 8
+            a.extend([0x0F, 0xB7], d, d, w: false)
+        case .be32, .bswap32: a.bswap(d, w: false)
+        case .be64, .bswap64: a.bswap(d, w: true)
+
+        case .loadImm64: a.mov(d, imm: i.imm)
+
+        case .load64, .load32, .load16, .load8, .loadSigned32, .loadSigned16, .loadSigned8:
+            memoryAccess(pc, i, base: s, write: false)
+        case .store64Imm, .store32Imm, .store16Imm, .store8Imm, .store64Reg, .store32Reg, .store16Reg, .store8Reg:
+            memoryAccess(pc, i, base: d, write: true)
+
+        case .atomicAdd64, .atomicOr64, .atomicAnd64, .atomicXor64, .atomicFetchAdd64, .atomicExchange64,
+            .atomicCompareExchange64, .atomicAdd32, .atomicOr32, .atomicAnd32, .atomicXor32, .atomicFetchAdd32,
+            .atomicExchange32, .atomicCompareExchange32:
+            memoryAccess(pc, i, base: d, write: true)
+        case .atomicFetchOr64, .atomicFetchAnd64, .atomicFetchXor64, .atomicFetchOr32, .atomicFetchAnd32,
+            .atomicFetchXor32, .loadPacketAbsolute32, .loadPacketAbsolute16, .loadPacketAbsolute8,
+            .loadPacketIndirect32, .loadPacketIndirect16, .loadPacketIndirect8:
+            callEntry(env.slowEntry, pc: pc)
+
+        case .jump, .jump32:
+            guard let target = check[Int(i.offset)] else { return false }
+            a.jump(target)
+        case .jumpEqual64Imm, .jumpEqual64Reg, .jumpGreater64Imm, .jumpGreater64Reg, .jumpGreaterEqual64Imm,
+            .jumpGreaterEqual64Reg, .jumpSet64Imm, .jumpSet64Reg, .jumpNotEqual64Imm, .jumpNotEqual64Reg,
+            .jumpSignedGreater64Imm, .jumpSignedGreater64Reg, .jumpSignedGreaterEqual64Imm,
+            .jumpSignedGreaterEqual64Reg, .jumpLess64Imm, .jumpLess64Reg, .jumpLessEqual64Imm, .jumpLessEqual64Reg,
+            .jumpSignedLess64Imm, .jumpSignedLess64Reg, .jumpSignedLessEqual64Imm, .jumpSignedLessEqual64Reg,
+            .jumpEqual32Imm, .jumpEqual32Reg, .jumpGreater32Imm, .jumpGreater32Reg, .jumpGreaterEqual32Imm,
+            .jumpGreaterEqual32Reg, .jumpSet32Imm, .jumpSet32Reg, .jumpNotEqual32Imm, .jumpNotEqual32Reg,
+            .jumpSignedGreater32Imm, .jumpSignedGreater32Reg, .jumpSignedGreaterEqual32Imm,
+            .jumpSignedGreaterEqual32Reg, .jumpLess32Imm, .jumpLess32Reg, .jumpLessEqual32Imm, .jumpLessEqual32Reg,
+            .jumpSignedLess32Imm, .jumpSignedLess32Reg, .jumpSignedLessEqual32Imm, .jumpSignedLessEqual32Reg:
+            return conditionalJump(pc, i)
+
+        case .callLocal:
+            guard let target = check[Int(i.offset)] else { return false }
+            let depthFault = a.newLabel()
+            a.load(0x8B, .r11, .r12, context(JITSlot.depth))
+            a.alu(ext: 7, .r11, imm: Int32(env.maxCallDepth - 1), w: true)
+            a.jump(.aboveEqual, depthFault)
+            pushFrame(returnPC: pc + 1)
+            a.jump(target)
+            cold.append(
+                (
+                    depthFault,
+                    { g in
+                        g.a.store(imm: Int32(pc), .r12, g.context(JITSlot.pc))
+                        g.a.mov(.r9, imm: JITStatus.callDepth)
+                        g.a.jump(g.epilogue)
+                    }
+                ))
+        case .callHelper, .callKernelFunction:
+            a.store(imm: Int32(truncatingIfNeeded: i.imm), .r12, context(JITSlot.helperIndex))
+            callEntry(env.helperEntry, pc: pc) // falls into the run-start check of pc + 1
+        case .callRegister:
+            a.store(imm: Int32(pc), .r12, context(JITSlot.pc))
+            a.mov(.r11, imm: env.slowEntry)
+            a.call(callSwift)
+            let proceed = a.newLabel()
+            a.alu(ext: 7, .r9, imm: Int32(JITStatus.enterDynamic), w: true)
+            a.jump(.equal, dynamicFromContext)
+            a.alu(0x85, .r9, .r9, w: true)
+            a.jump(.equal, proceed)
+            a.jump(epilogue)
+            a.bind(proceed)
+        case .exit:
+            a.store(imm: Int32(pc + 1), .r12, context(JITSlot.pc)) // the interpreter's pc after an exit
+            a.load(0x8B, .r11, .r12, context(JITSlot.depth))
+            a.load(0x3B, .r11, .r12, context(JITSlot.exitDepth))
+            a.jump(.equal, exited)
+            a.alu(ext: 5, .r11, imm: 1, w: true)
+            a.store(.r11, .r12, context(JITSlot.depth))
+            a.imul(.r10, .r11, imm: Int32(env.frameStride), w: true)
+            a.load(0x03, .r10, .r12, context(JITSlot.frames))
+            for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
+                a.load(0x8B, register, .r10, Int32(env.frameSaved + 8 * index))
+            }
+            a.load(0x8B, .r11, .r10, Int32(env.frameReturnPC))
+            a.jump(dynamicEnter)
+        }
+        return true
+    }
+
+    /// `frames[depth] = (returnPC, R6–R10)`, `depth += 1`, `R10 -= frame size` (r11 = depth).
+    mutating func pushFrame(returnPC: Int) {
+        a.imul(.r10, .r11, imm: Int32(env.frameStride), w: true)
+        a.load(0x03, .r10, .r12, context(JITSlot.frames))
+        a.store(imm: Int32(returnPC), .r10, Int32(env.frameReturnPC))
+        for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
+            a.store(register, .r10, Int32(env.frameSaved + 8 * index))
+        }
+        a.alu(ext: 0, .r11, imm: 1, w: true)
+        a.store(.r11, .r12, context(JITSlot.depth))
+        a.alu(ext: 5, .rbp, imm: Int32(env.stackFrameSize), w: true)
+    }
+
+    /// `dst op= src` shifted by a register: the count goes through `cl` (R4's rcx is saved in r11).
+    mutating func shiftByRegister(ext: UInt8, _ d: X86Register, _ s: X86Register, w: Bool) {
+        a.mov(.r11, .rcx)
+        if s != .rcx { a.mov(.rcx, s) }
+        if d == .rcx {
+            a.shiftByCL(ext: ext, .r11, w: w)
+            a.mov(.rcx, .r11, w: w)
+        } else {
+            a.shiftByCL(ext: ext, d, w: w)
+            if !w { a.mov(d, d, w: false) }
+            a.mov(.rcx, .r11)
+        }
+    }
+
+    /// Division and modulo with the VM's semantics: by zero gives 0 (div) or the dividend (mod);
+    /// signed `MIN / -1` wraps and `MIN % -1` is 0 (no #DE).
+    mutating func divide(_ i: DecodedInstruction) {
+        let op = i.operation
+        let w: Bool
+        let signed: Bool
+        let modulo: Bool
+        let immediate: Bool
+        switch op {
+        case .div64Imm: (w, signed, modulo, immediate) = (true, false, false, true)
+        case .div64Reg: (w, signed, modulo, immediate) = (true, false, false, false)
+        case .sdiv64Imm: (w, signed, modulo, immediate) = (true, true, false, true)
+        case .sdiv64Reg: (w, signed, modulo, immediate) = (true, true, false, false)
+        case .mod64Imm: (w, signed, modulo, immediate) = (true, false, true, true)
+        case .mod64Reg: (w, signed, modulo, immediate) = (true, false, true, false)
+        case .smod64Imm: (w, signed, modulo, immediate) = (true, true, true, true)
+        case .smod64Reg: (w, signed, modulo, immediate) = (true, true, true, false)
+        case .div32Imm: (w, signed, modulo, immediate) = (false, false, false, true)
+        case .div32Reg: (w, signed, modulo, immediate) = (false, false, false, false)
+        case .sdiv32Imm: (w, signed, modulo, immediate) = (false, true, false, true)
+        case .sdiv32Reg: (w, signed, modulo, immediate) = (false, true, false, false)
+        case .mod32Imm: (w, signed, modulo, immediate) = (false, false, true, true)
+        case .mod32Reg: (w, signed, modulo, immediate) = (false, false, true, false)
+        case .smod32Imm: (w, signed, modulo, immediate) = (false, true, true, true)
+        default: (w, signed, modulo, immediate) = (false, true, true, false) // smod32Reg
+        }
+        let d = x(i.destination)
+        if immediate {
+            a.mov(.r11, imm: w ? i.imm : UInt64(UInt32(truncatingIfNeeded: i.imm)))
+        } else {
+            a.mov(.r11, x(i.source))
+        }
+        a.mov(.r9, .rax)
+        a.mov(.r10, .rdx)
+        a.mov(.rax, d)
+        let zero = a.newLabel()
+        let minusOne = a.newLabel()
+        let done = a.newLabel()
+        a.alu(0x85, .r11, .r11, w: w)
+        a.jump(.equal, zero)
+        if signed {
+            a.alu(ext: 7, .r11, imm: -1, w: w)
+            a.jump(.equal, minusOne)
+            a.signExtendAccumulator(w: w)
+            a.unary(ext: 7, .r11, w: w)
+        } else {
+            a.alu(0x31, .rdx, .rdx, w: false)
+            a.unary(ext: 6, .r11, w: w)
+        }
+        a.mov(.r11, modulo ? .rdx : .rax, w: w)
+        a.jump(done)
+        a.bind(zero)
+        if modulo { a.mov(.r11, .rax, w: w) } else { a.alu(0x31, .r11, .r11, w: false) }
+        if signed {
+            a.jump(done)
+            a.bind(minusOne)
+            if modulo {
+                a.alu(0x31, .r11, .r11, w: false)
+            } else {
+                a.unary(ext: 3, .rax, w: w)
+                a.mov(.r11, .rax, w: w)
+            }
+        }
+        a.bind(done)
+        a.mov(.rax, .r9)
+        a.mov(.rdx, .r10)
+        a.mov(d, .r11)
+    }
+
+    mutating func conditionalJump(_ pc: Int, _ i: DecodedInstruction) -> Bool {
+        let target = Int(i.offset)
+        guard let checkLabel = check[target] else { return false }
+        let form = InstructionSet.form(of: i.operation)
+        let w = form.instructionClass == .jump64
+        let register = form.shape == .jumpReg
+        let d = x(i.destination)
+        let condition: X86Condition
+        let isSet = i.operation == .jumpSet64Imm || i.operation == .jumpSet64Reg || i.operation == .jumpSet32Imm
+            || i.operation == .jumpSet32Reg
+        switch i.operation {
+        case .jumpEqual64Imm, .jumpEqual64Reg, .jumpEqual32Imm, .jumpEqual32Reg: condition = .equal
+        case .jumpNotEqual64Imm, .jumpNotEqual64Reg, .jumpNotEqual32Imm, .jumpNotEqual32Reg: condition = .notEqual
+        case .jumpGreater64Imm, .jumpGreater64Reg, .jumpGreater32Imm, .jumpGreater32Reg: condition = .above
+        case .jumpGreaterEqual64Imm, .jumpGreaterEqual64Reg, .jumpGreaterEqual32Imm, .jumpGreaterEqual32Reg:
+            condition = .aboveEqual
+        case .jumpLess64Imm, .jumpLess64Reg, .jumpLess32Imm, .jumpLess32Reg: condition = .below
+        case .jumpLessEqual64Imm, .jumpLessEqual64Reg, .jumpLessEqual32Imm, .jumpLessEqual32Reg: condition = .belowEqual
+        case .jumpSignedGreater64Imm, .jumpSignedGreater64Reg, .jumpSignedGreater32Imm, .jumpSignedGreater32Reg:
+            condition = .greater
+        case .jumpSignedGreaterEqual64Imm, .jumpSignedGreaterEqual64Reg, .jumpSignedGreaterEqual32Imm,
+            .jumpSignedGreaterEqual32Reg:
+            condition = .greaterEqual
+        case .jumpSignedLess64Imm, .jumpSignedLess64Reg, .jumpSignedLess32Imm, .jumpSignedLess32Reg:
+            condition = .less
+        case .jumpSignedLessEqual64Imm, .jumpSignedLessEqual64Reg, .jumpSignedLessEqual32Imm,
+            .jumpSignedLessEqual32Reg:
+            condition = .lessEqual
+        default: condition = .notEqual // jset
+        }
+        if isSet {
+            if register { a.alu(0x85, d, x(i.source), w: w) } else { a.test(d, imm: Int32(truncatingIfNeeded: i.imm), w: w) }
+        } else {
+            if register {
+                a.alu(0x39, d, x(i.source), w: w)
+            } else {
+                a.alu(ext: 7, d, imm: Int32(truncatingIfNeeded: i.imm), w: w)
+            }
+        }
+        let skipped = runLength(pc) - 1 // the instructions of this run the jump skips
+        if skipped == 0 {
+            a.jump(condition, checkLabel)
+        } else {
+            let notTaken = a.newLabel()
+            a.jump(condition.inverted, notTaken)
+            a.memoryALU(ext: 5, .r12, context(JITSlot.count), imm: Int32(skipped))
+            a.jump(checkLabel)
+            a.bind(notTaken)
+        }
+        return true
+    }
+
+    /// A load, store or inline atomic: the address in r11, its translation-table entry in r10,
+    /// the offset checked against the entry's limit twice (`offset < limit`, `offset + size <=
+    /// limit`), then the access at `pointer + offset`. Anything the fast path refuses goes to
+    /// the interpreter's own slow path (`jitSlowEntry`), which faults or handles rings and
+    /// foreign memory exactly as the interpreter does.
+    mutating func memoryAccess(_ pc: Int, _ i: DecodedInstruction, base: X86Register, write: Bool) {
+        let size: Int32
+        var alignment: Int32 = 0
+        switch i.operation {
+        case .load64, .store64Imm, .store64Reg: size = 8
+        case .load32, .loadSigned32, .store32Imm, .store32Reg: size = 4
+        case .load16, .loadSigned16, .store16Imm, .store16Reg: size = 2
+        case .load8, .loadSigned8, .store8Imm, .store8Reg: size = 1
+        case .atomicAdd64, .atomicOr64, .atomicAnd64, .atomicXor64, .atomicFetchAdd64, .atomicExchange64,
+            .atomicCompareExchange64:
+            size = 8
+            alignment = 7
+        default:
+            size = 4
+            alignment = 3
+        }
+        let slow = a.newLabel()
+        let resume = a.newLabel()
+        a.lea(.r11, base, i.offset)
+        let at: Int32
+        if base == .rbp, alignment == 0, env.stackSize >= Int(size) {
+            // R10-relative (the stack): one range check against the process's stack region,
+            // which is mapped for the process's whole life; anything else takes the slow path.
+            a.mov(.r9, .r11)
+            a.load(0x2B, .r9, .r12, context(JITSlot.stackBase))
+            a.alu(ext: 7, .r9, imm: Int32(env.stackSize) - size, w: true)
+            a.jump(.above, slow)
+            a.load(0x03, .r9, .r12, context(JITSlot.stackHost))
+            at = 0
+        } else {
+            translate(size: size, alignment: alignment, write: write, slow: slow)
+            at = -size
+        }
+        emitAccess(i, at: at, size: size)
+        a.bind(resume)
+        let entry = env.slowEntry
+        cold.append(
+            (
+                slow,
+                { g in
+                    g.callEntry(entry, pc: pc)
+                    g.a.jump(resume)
+                }
+            ))
+    }
+
+    /// The translation-table check of the address in r11 (`SlotEntry`): r10 = the entry,
+    /// r9 = host address + `size`.
+    mutating func translate(size: Int32, alignment: Int32, write: Bool, slow: X86Label) {
+        if alignment != 0 {
+            a.test(.r11, imm: alignment, w: false)
+            a.jump(.notEqual, slow)
+        }
+        a.mov(.r10, .r11)
+        a.shift(ext: 5, .r10, imm: 32, w: true)
+        a.load(0x23, .r10, .r12, context(JITSlot.mask))
+        a.shift(ext: 4, .r10, imm: 5, w: true)
+        a.load(0x03, .r10, .r12, context(JITSlot.entries))
+        a.mov(.r9, .r11)
+        a.load(0x2B, .r9, .r10, Int32(env.slotBase))
+        let limit = Int32(write ? env.slotWriteLimit : env.slotReadLimit)
+        a.load(0x3B, .r9, .r10, limit)
+        a.jump(.aboveEqual, slow)
+        a.alu(ext: 0, .r9, imm: size, w: true)
+        a.load(0x3B, .r9, .r10, limit)
+        a.jump(.above, slow)
+        a.load(0x03, .r9, .r10, Int32(env.slotPointer))
+    }
+
+    /// The access itself, at `[r9 + at]`.
+    mutating func emitAccess(_ i: DecodedInstruction, at: Int32, size: Int32) {
+        let d = x(i.destination).rawValue
+        let s = x(i.source).rawValue
+        let imm = Int32(truncatingIfNeeded: i.imm)
+        switch i.operation {
+        case .load64: a.memory([0x8B], w: true, reg: d, base: .r9, disp: at)
+        case .load32: a.memory([0x8B], w: false, reg: d, base: .r9, disp: at)
+        case .load16: a.memory([0x0F, 0xB7], w: false, reg: d, base: .r9, disp: at)
+        case .load8: a.memory([0x0F, 0xB6], w: false, reg: d, base: .r9, disp: at)
+        case .loadSigned32: a.memory([0x63], w: true, reg: d, base: .r9, disp: at)
+        case .loadSigned16: a.memory([0x0F, 0xBF], w: true, reg: d, base: .r9, disp: at)
+        case .loadSigned8: a.memory([0x0F, 0xBE], w: true, reg: d, base: .r9, disp: at)
+        case .store64Reg: a.memory([0x89], w: true, reg: s, base: .r9, disp: at)
+        case .store32Reg: a.memory([0x89], w: false, reg: s, base: .r9, disp: at)
+        case .store16Reg: a.memory([0x89], w: false, reg: s, base: .r9, disp: at, prefix: 0x66)
+        case .store8Reg: a.memory([0x88], w: false, reg: s, base: .r9, disp: at, byteRegister: true)
+        case .store64Imm:
+            a.memory([0xC7], w: true, reg: 0, base: .r9, disp: at)
+            a.int32(imm)
+        case .store32Imm:
+            a.memory([0xC7], w: false, reg: 0, base: .r9, disp: at)
+            a.int32(imm)
+        case .store16Imm:
+            a.memory([0xC7], w: false, reg: 0, base: .r9, disp: at, prefix: 0x66)
+            a.byte(UInt8(truncatingIfNeeded: imm))
+            a.byte(UInt8(truncatingIfNeeded: imm >> 8))
+        case .store8Imm:
+            a.memory([0xC6], w: false, reg: 0, base: .r9, disp: at)
+            a.byte(UInt8(truncatingIfNeeded: imm))
+        case .atomicAdd64, .atomicAdd32:
+            a.memory([0x01], w: size == 8, reg: s, base: .r9, disp: at, prefix: 0xF0)
+        case .atomicOr64, .atomicOr32:
+            a.memory([0x09], w: size == 8, reg: s, base: .r9, disp: at, prefix: 0xF0)
+        case .atomicAnd64, .atomicAnd32:
+            a.memory([0x21], w: size == 8, reg: s, base: .r9, disp: at, prefix: 0xF0)
+        case .atomicXor64, .atomicXor32:
+            a.memory([0x31], w: size == 8, reg: s, base: .r9, disp: at, prefix: 0xF0)
+        case .atomicFetchAdd64, .atomicFetchAdd32:
+            a.mov(.r11, x(i.source))
+            a.memory([0x0F, 0xC1], w: size == 8, reg: X86Register.r11.rawValue, base: .r9, disp: at, prefix: 0xF0)
+            a.mov(x(i.source), .r11, w: size == 8)
+        case .atomicExchange64, .atomicExchange32:
+            a.mov(.r11, x(i.source))
+            a.memory([0x87], w: size == 8, reg: X86Register.r11.rawValue, base: .r9, disp: at)
+            a.mov(x(i.source), .r11, w: size == 8)
+        case .atomicCompareExchange64:
+            a.memory([0x0F, 0xB1], w: true, reg: s, base: .r9, disp: at, prefix: 0xF0)
+        default: // atomicCompareExchange32: R0 = the old value, zero-extended
+            a.memory([0x0F, 0xB1], w: false, reg: s, base: .r9, disp: at, prefix: 0xF0)
+            a.mov(.rax, .rax, w: false)
+        }
+    }
+}

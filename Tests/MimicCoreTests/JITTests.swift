@@ -1,0 +1,190 @@
+import Foundation
+import Testing
+@testable import MimicCore
+import MimicMemory
+
+/// The x86-64 JIT against the interpreter (skipped on hosts without a backend).
+@Suite(.enabled(if: ExecutionEngine.jit.compilesOnThisHost, "no JIT backend for this host"))
+struct JITTests {
+    /// 10,000 random programs, faulting ones included: both engines agree on everything.
+    @Test func differentialFuzzAgrees() {
+        let report = JITDifferential.run(seed: 0x5EED_0000, count: 10_000)
+        #expect(report.mismatches.isEmpty, "\(report.mismatches.joined(separator: "\n\n"))")
+        #expect(report.notCompiled == 0)
+        // The generator must reach every kind of ending, or the comparison proves little.
+        #expect(report.exited > 1_000, "\(report)")
+        #expect(report.faulted > 1_000, "\(report)")
+        #expect(report.budgetStops > 100, "\(report)")
+    }
+
+    func load(_ vm: VM, _ source: String) throws -> Program {
+        try vm.load(Assembler.assemble(source), name: "test")
+    }
+
+    /// A run resumed after every budget stop gives the same pc and count at each stop as the
+    /// interpreter, for every limit from 1 to 40 (loops, calls, helper calls).
+    @Test func budgetStopsAreExactAndResumable() throws {
+        let source = """
+            mov %r6, 0
+            mov %r0, 0
+            loop:
+            add %r0, %r6
+            call local helper
+            add %r6, 1
+            jlt %r6, 5, loop
+            call 2
+            exit
+            helper:
+            mov %r1, %r0
+            lsh %r1, 1
+            jeq %r1, 1000, never
+            mov %r0, %r1
+            exit
+            never:
+            exit
+            """
+        for limit in UInt64(1)...40 {
+            var traces: [[String]] = []
+            for engine in [ExecutionEngine.interpreter, .jit] {
+                let vm = VM(emulator: ConformanceEmulator(), configuration: VMConfiguration(engine: engine))
+                let process = try vm.makeProcess(for: try load(vm, source))
+                var trace: [String] = []
+                for _ in 0..<1_000 {
+                    do {
+                        let r0 = try process.run(instructionLimit: limit)
+                        trace.append("exit \(r0) \(process.instructionsExecuted)")
+                        break
+                    } catch {
+                        trace.append("\(error.kind.code) pc \(process.pc) count \(process.instructionsExecuted)")
+                    }
+                }
+                traces.append(trace)
+            }
+            #expect(traces[0] == traces[1], "limit \(limit)")
+        }
+    }
+
+    /// Stepping a few instructions, then running with the JIT from the middle of a run.
+    @Test func runContinuesAfterStepping() throws {
+        let source = """
+            mov %r0, 1
+            mov %r1, 2
+            add %r0, %r1
+            mul %r0, 3
+            jeq %r0, 9, out
+            mov %r0, 0
+            out:
+            exit
+            """
+        for steps in 0..<5 {
+            let vm = VM(configuration: VMConfiguration(engine: .jit))
+            let process = try vm.makeProcess(for: try load(vm, source))
+            for _ in 0..<steps { _ = try process.step() }
+            #expect(try process.run() == 9)
+            #expect(process.instructionsExecuted == 6)
+        }
+    }
+
+    /// A fault reports the same pc, instruction, address and region under both engines.
+    @Test func faultsMatchTheInterpreter() throws {
+        let cases = [
+            "mov %r1, 0\nldxdw %r0, [%r1+0]\nexit",  // NULL
+            "ldxdw %r0, [%r10+0]\nexit",  // past the stack
+            "stdw [%r10-520], 1\nexit",  // below the first frame... still in the stack?
+            "mov %r1, %r10\nstxdw [%r1-4100], %r1\nexit",  // out of the stack
+            "mov %r0, 0\nmov %r1, %r10\nadd %r1, -3\nlock add [%r1+0], %r0\nexit",  // misaligned atomic
+        ]
+        for source in cases {
+            var errors: [String] = []
+            for engine in [ExecutionEngine.interpreter, .jit] {
+                let vm = VM(configuration: VMConfiguration(engine: engine))
+                let process = try vm.makeProcess(for: try load(vm, source))
+                do {
+                    errors.append("exit \(try process.run())")
+                } catch {
+                    errors.append("\(error) pc \(error.pc) count \(process.instructionsExecuted)")
+                }
+            }
+            #expect(errors[0] == errors[1], "\(source)")
+        }
+    }
+
+    /// A stale address (a region unmapped and replaced) faults in compiled code too.
+    @Test func staleAddressesFault() throws {
+        let vm = VM(configuration: VMConfiguration(engine: .jit))
+        let program = try load(vm, "ldxdw %r0, [%r1+0]\nexit")
+        let process = try vm.makeProcess(for: program, context: MemoryContext([1, 0, 0, 0, 0, 0, 0, 0]))
+        #expect(try process.run() == 1)
+        let stale = process.registers[1]
+        try process.reset(context: MemoryContext([2, 0, 0, 0, 0, 0, 0, 0]))
+        #expect(process.registers[1] != stale)
+        #expect(try process.run() == 2)
+        try process.reset(context: MemoryContext([3, 0, 0, 0, 0, 0, 0, 0]))
+        process.registers.storage[1] = stale
+        #expect(throws: ExecutionError.self) { try process.run() }
+    }
+
+    /// The code pages are never writable and executable at once: read-execute once compiled.
+    @Test func codeIsMappedReadExecute() throws {
+        let vm = VM(configuration: VMConfiguration(engine: .jit))
+        let program = try load(vm, "mov %r0, 7\nexit")
+        let compiled = try #require(program.jitCache.compiled(program))
+        let address = UInt(compiled.pcTable[0])
+        // /proc files report size 0: read to the end rather than by size.
+        let data = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/self/maps")).readToEnd() ?? Data()
+        let maps = String(decoding: data, as: UTF8.self)
+        let line = maps.split(separator: "\n").first { line in
+            let range = line.split(separator: " ")[0].split(separator: "-").compactMap { UInt($0, radix: 16) }
+            return range.count == 2 && range[0] <= address && address < range[1]
+        }
+        #expect(line.map { $0.split(separator: " ")[1] } == "r-xp")
+    }
+
+    /// Cancellation stops compiled code in a loop without end.
+    @Test func cancellationStopsALoop() throws {
+        let vm = VM(configuration: VMConfiguration(engine: .jit))
+        let process = try vm.makeProcess(for: try load(vm, "loop:\nadd %r0, 1\nja loop"))
+        let flag = CancellationFlag()
+        flag.cancel()
+        #expect {
+            try process.run(cancellation: flag)
+        } throws: { error in
+            (error as? ExecutionError)?.kind.code == .cancelled
+        }
+    }
+}
+
+/// A helper that maps 100 regions (the translation table grows and moves) and returns the
+/// address of the last: compiled code must use the new table after the call.
+private final class MappingEmulator: Emulator {
+    let name = "mapping"
+    private let mapMany = Helper(id: 1, name: "map_many") { process throws(HelperFailure) in
+        var last: UInt64 = 0
+        for index in 0..<100 {
+            do {
+                last = try process.memory.allocate(size: 16, name: "region \(index)").address
+            } catch {
+                throw .message("\(error)")
+            }
+        }
+        return .value(last)
+    }
+
+    func helper(id: Int32) -> Helper? { id == 1 ? mapMany : nil }
+}
+
+extension JITTests {
+    @Test func helpersThatMapRegionsMoveTheTable() throws {
+        let source = """
+            call 1
+            stdw [%r0+8], 42
+            ldxdw %r0, [%r0+8]
+            exit
+            """
+        for engine in [ExecutionEngine.interpreter, .jit] {
+            let vm = VM(emulator: MappingEmulator(), configuration: VMConfiguration(engine: engine))
+            let process = try vm.makeProcess(for: try load(vm, source))
+            #expect(try process.run() == 42, "\(engine)")
+        }
+    }
+}
