@@ -53,7 +53,7 @@ enum JITSlot {
     /// The process's stack region: its VM address and its host address.
     static let stackBase = 11
     static let stackHost = 12
-    /// The running program's helper table (`Program.helperTable`), and a helper call's index in it.
+    /// The running program's helper table (`Program.helperCalls`), and a helper call's index in it.
     static let helperTable = 13
     static let helperIndex = 14
     static let wordCount = 16

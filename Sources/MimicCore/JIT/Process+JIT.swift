@@ -50,7 +50,7 @@ extension Process {
                 context[JITSlot.checkpoint] = checkpoint
                 context[JITSlot.depth] = UInt64(depth)
                 context[JITSlot.pcTable] = UInt64(UInt(bitPattern: compiled.pcTable))
-                context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperTable))
+                context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
                 refreshTable(context)
                 let status = compiled.enter(context, at: pc)
                 count = context[JITSlot.count]
@@ -102,7 +102,7 @@ extension Process {
     /// A helper call from compiled code (`jitHelperEntry`): the interpreter's `callHelper` case.
     func compiledHelperCall(_ context: UnsafeMutablePointer<UInt64>) -> UInt64 {
         let at = Int(truncatingIfNeeded: context[JITSlot.pc])
-        let helpers = UnsafePointer<Helper>(bitPattern: UInt(context[JITSlot.helperTable]))!
+        let helpers = UnsafePointer<Unmanaged<HelperBox>>(bitPattern: UInt(context[JITSlot.helperTable]))!
         pc = at &+ 1
         instructionsExecuted = context[JITSlot.count]
         depth = Int(truncatingIfNeeded: context[JITSlot.depth])
@@ -235,12 +235,10 @@ extension Process {
             context[JITSlot.pc] = target & 0xFFFF_FFFF
             return JITStatus.enterDynamic
         }
-        guard let helper = helperForRegisterCall(target) else {
+        guard let result = callHelper(registerValue: target, depth: depth) else {
             pendingFault = .invalidCallTarget(target)
             return JITStatus.fault
         }
-        self.depth = depth
-        let result = invokeHelper(helper)
         refreshTable(context)
         context[JITSlot.count] = instructionsExecuted
         switch result {
