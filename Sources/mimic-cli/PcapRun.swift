@@ -44,59 +44,64 @@ struct PcapRun {
         var events: [(Int, Session.Event)] = []
         var eventCount = 0
         var warnings: [String] = []
+        if options.workers > 1, session.maps.contains(where: { $0 is RingBufferMap || $0 is PerfEventArrayMap }) {
+            throw RuntimeError(
+                "--workers \(options.workers): program \(session.source.name) writes ring buffer or perf event maps, whose records workers running at once would interleave by timing; run it with --workers 1"
+            )
+        }
         let progress = Progress(total: packets.count)
         let start = DispatchTime.now().uptimeNanoseconds
 
-        // One process per vCPU, reset for each packet instead of built anew.
-        var processes = [MimicCore.Process?](repeating: nil, count: session.cpus)
-        let contexts = PacketContexts(session: session)
-        let hasEventMaps = session.maps.contains { $0 is RingBufferMap || $0 is PerfEventArrayMap }
-        for (index, (number, packet)) in packets.enumerated() {
-            progress.update(index)
-            let (context, ingress) = try contexts.context(packet: packet.data)
-            let cpu = index % session.cpus
-            let process = try session.process(reusing: processes[cpu], context: context, vCPU: cpu)
-            processes[cpu] = process
-            let r0: UInt64
-            do {
-                r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
-            } catch {
+        // Adds one packet's outcome to the report, in capture order.
+        func add(_ outcome: PacketOutcome, number: Int, packet: PcapPacket) {
+            instructions &+= outcome.instructions
+            guard let r0 = outcome.r0 else {
                 errorCount += 1
-                if errors.count < Self.maxErrorsShown {
-                    errors.append("packet \(number): \(session.message(for: error))")
+                if errors.count < Self.maxErrorsShown, let error = outcome.error {
+                    errors.append("packet \(number): \(error)")
                 }
-                instructions &+= process.instructionsExecuted
                 destinations[.error, default: 0] += 1
                 if keepOutputs { outputs[.error, default: []].append(packet) }
-                continue
+                return
             }
-            instructions &+= process.instructionsExecuted
             counts[r0, default: 0] += 1
-            if let state = LinuxProcessState.of(process) {
-                for line in state.traceOutput {
-                    traceCount += 1
-                    if trace.count < Self.maxReported { trace.append((number, line)) }
-                }
-                for warning in state.warnings where warnings.count < Self.maxReported {
-                    warnings.append("packet \(number): \(warning)")
-                }
+            for line in outcome.trace {
+                traceCount += 1
+                if trace.count < Self.maxReported { trace.append((number, line)) }
             }
-            for event in hasEventMaps ? session.drainEvents() : [] {
+            for warning in outcome.warnings where warnings.count < Self.maxReported {
+                warnings.append("packet \(number): \(warning)")
+            }
+            for event in outcome.events {
                 eventCount += 1
                 if events.count < Self.maxReported { events.append((number, event)) }
             }
-            let deliveries = PacketDestination.deliveries(
-                r0: r0, process: process, session: session, ingressIfindex: ingress)
-            for delivery in deliveries {
+            for delivery in outcome.deliveries {
                 destinations[delivery.destination, default: 0] += 1
                 if keepOutputs {
                     outputs[delivery.destination, default: []].append(Self.record(delivery.packet, from: packet))
                 }
             }
             // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
-            if writer != nil, let out = deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
+            if writer != nil, let out = outcome.deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
                 if out != packet.data { modified += 1 }
                 writer?.append(Self.record(out, from: packet))
+            }
+        }
+
+        let workers = options.workers
+        if workers <= 1 {
+            // One process per vCPU, reset for each packet instead of built anew; packets take the
+            // vCPUs in turn.
+            let runner = PacketRunner(session: session, processes: session.cpus)
+            for (index, (number, packet)) in packets.enumerated() {
+                progress.update(index)
+                add(try runner.run(packet.data, cpu: index % session.cpus, slot: index % session.cpus),
+                    number: number, packet: packet)
+            }
+        } else {
+            for result in try FlowWorkers(session: session, workers: workers).run(packets, progress: progress) {
+                add(result.outcome, number: result.number, packet: result.packet)
             }
         }
         progress.finish()
@@ -216,7 +221,8 @@ struct PcapRun {
             for warning in warnings { out += "warning: \(warning)\n" }
             if packets.count > 0, elapsed > 0 {
                 out +=
-                    "time: \(String(format: "%.3f", elapsed)) s (\(Int(Double(packets.count) / elapsed)) packets/s)\n"
+                    "time: \(String(format: "%.3f", elapsed)) s (\(Int(Double(packets.count) / elapsed)) packets/s"
+                    + (workers > 1 ? ", \(workers) workers)\n" : ")\n")
             }
             report(out)
         }

@@ -1,0 +1,178 @@
+import Dispatch
+import MimicCore
+import MimicLinux
+import MimicPcap
+
+/// What one packet's run produced: what `PcapRun` reports of it, in capture order.
+struct PacketOutcome {
+    /// R0, or nil when the run failed (`error` says why).
+    var r0: UInt64?
+    var error: String?
+    var instructions: UInt64
+    var trace: [String] = []
+    var warnings: [String] = []
+    var events: [Session.Event] = []
+    var deliveries: [Delivery] = []
+}
+
+/// Runs packets of a capture, one at a time, on processes it keeps and resets for each packet.
+/// One runner belongs to one thread.
+final class PacketRunner {
+    private let session: Session
+    private var processes: [MimicCore.Process?]
+    private let contexts: PacketContexts
+    private let hasEventMaps: Bool
+
+    /// A runner with `processes` process slots (one per vCPU it runs packets as).
+    init(session: Session, processes: Int) {
+        self.session = session
+        self.processes = Array(repeating: nil, count: processes)
+        contexts = PacketContexts(session: session)
+        hasEventMaps = session.maps.contains { $0 is RingBufferMap || $0 is PerfEventArrayMap }
+    }
+
+    /// Runs `packet` as vCPU `cpu` on the process of `slot`. Failing to set up the context
+    /// throws; a failed run is an outcome.
+    func run(_ packet: [UInt8], cpu: Int, slot: Int) throws(RuntimeError) -> PacketOutcome {
+        let (context, ingress) = try contexts.context(packet: packet)
+        let process = try session.process(reusing: processes[slot], context: context, vCPU: cpu)
+        processes[slot] = process
+        let r0: UInt64
+        do {
+            r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
+        } catch {
+            return PacketOutcome(r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
+        }
+        var outcome = PacketOutcome(r0: r0, instructions: process.instructionsExecuted)
+        if let state = LinuxProcessState.of(process) {
+            outcome.trace = state.traceOutput
+            outcome.warnings = state.warnings
+        }
+        if hasEventMaps { outcome.events = session.drainEvents() }
+        outcome.deliveries = PacketDestination.deliveries(
+            r0: r0, process: process, session: session, ingressIfindex: ingress)
+        return outcome
+    }
+}
+
+/// `mimic run --pcap --workers N`: the packets spread over N workers by `FlowHash`, as a NIC's
+/// receive-side scaling spreads them over queues, so the packets of one flow run on one worker
+/// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
+/// and takes its packets from the capture itself (no thread hands them out). The outcomes are
+/// returned in capture order, so everything reported from them is as a one-worker run gives it.
+struct FlowWorkers {
+    let session: Session
+    let workers: Int
+
+    /// The outcome of every packet, in capture order. A context that cannot be set up throws
+    /// (the first such packet's error).
+    func run(_ packets: [(number: Int, packet: PcapPacket)], progress: Progress) throws(RuntimeError)
+        -> [(number: Int, outcome: PacketOutcome, packet: PcapPacket)]
+    {
+        let results = UnsafeMutableBufferPointer<Result<PacketOutcome, RuntimeError>?>.allocate(capacity: packets.count)
+        results.initialize(repeating: nil)
+        defer {
+            results.deinitialize()
+            results.deallocate()
+        }
+        let workers = self.workers
+        let shared = Shared(session: session, results: results, progress: progress)
+        // One iteration per worker; each writes only the results of its own packets.
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let (session, results, progress) = (shared.session, shared.results, shared.progress)
+            let runner = PacketRunner(session: session, processes: 1)
+            for index in packets.indices {
+                if worker == 0 { progress.update(index) }
+                let data = packets[index].packet.data
+                guard FlowHash.bucket(of: data, buckets: workers) == worker else { continue }
+                do throws(RuntimeError) {
+                    results[index] = .success(try runner.run(data, cpu: worker, slot: 0))
+                } catch {
+                    results[index] = .failure(error)
+                    return  // this worker stops; the others finish theirs, and the error is reported
+                }
+            }
+        }
+        var ordered: [(number: Int, outcome: PacketOutcome, packet: PcapPacket)] = []
+        ordered.reserveCapacity(packets.count)
+        for (index, (number, packet)) in packets.enumerated() {
+            switch results[index] {
+            case .success(let outcome): ordered.append((number, outcome, packet))
+            case .failure(let error): throw error
+            case nil: continue  // after a failure of its worker, reported above
+            }
+        }
+        return ordered
+    }
+
+    /// What the workers share. The session is only read while they run (its VM, emulator and
+    /// maps are made for processes on several threads, as `MimicPool` runs them); each worker
+    /// writes only the result slots of its own packets; only worker 0 shows progress.
+    private struct Shared: @unchecked Sendable {
+        let session: Session
+        let results: UnsafeMutableBufferPointer<Result<PacketOutcome, RuntimeError>?>
+        let progress: Progress
+    }
+}
+
+/// The receive-side-scaling hash of a frame: which of `buckets` workers runs it.
+///
+/// The flow is the 5-tuple of an unfragmented IPv4 or IPv6 TCP or UDP packet (addresses, ports
+/// and protocol), the address pair and protocol of other IP packets (and of IPv4 fragments, so
+/// the fragments of a datagram stay together), and one fixed bucket (0) for everything else
+/// (ARP, runts, other EtherTypes). Up to two VLAN tags are skipped. IPv6 extension headers are
+/// not walked: such packets hash on their addresses. The hash (FNV-1a) has no random key, so a
+/// capture spreads the same way on every run.
+enum FlowHash {
+    static func bucket(of frame: [UInt8], buckets: Int) -> Int {
+        guard buckets > 1, let hash = hash(of: frame) else { return 0 }
+        return Int(hash % UInt64(buckets))
+    }
+
+    /// The flow's hash, or nil for a frame without an IP flow.
+    static func hash(of frame: [UInt8]) -> UInt64? {
+        frame.withUnsafeBufferPointer { bytes -> UInt64? in
+            func u16(_ at: Int) -> Int { Int(bytes[at]) << 8 | Int(bytes[at + 1]) }
+            var offset = 12
+            guard bytes.count >= offset + 2 else { return nil }
+            var etherType = u16(offset)
+            for _ in 0..<2 where etherType == 0x8100 || etherType == 0x88A8 {
+                offset += 4
+                guard bytes.count >= offset + 2 else { return nil }
+                etherType = u16(offset)
+            }
+            let network = offset + 2
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            func mix(_ range: Range<Int>) {
+                for index in range { hash = (hash ^ UInt64(bytes[index])) &* 0x0000_0100_0000_01b3 }
+            }
+            let proto: UInt8
+            let transport: Int?
+            switch etherType {
+            case 0x0800:
+                guard bytes.count >= network + 20, bytes[network] >> 4 == 4 else { return nil }
+                let headerLength = Int(bytes[network] & 0x0F) * 4
+                let fragment = u16(network + 6) & 0x3FFF  // MF flag and offset
+                proto = bytes[network + 9]
+                mix(network + 12..<network + 20)
+                transport = fragment == 0 && headerLength >= 20 ? network + headerLength : nil
+            case 0x86DD:
+                guard bytes.count >= network + 40, bytes[network] >> 4 == 6 else { return nil }
+                proto = bytes[network + 6]
+                mix(network + 8..<network + 40)
+                transport = network + 40
+            default:
+                return nil
+            }
+            hash = (hash ^ UInt64(proto)) &* 0x0000_0100_0000_01b3
+            if let transport, proto == 6 || proto == 17, bytes.count >= transport + 4 {
+                mix(transport..<transport + 4)
+            }
+            // A final avalanche, so that the low bits `%` uses depend on every input byte.
+            hash ^= hash >> 33
+            hash = hash &* 0xff51_afd7_ed55_8ccd
+            hash ^= hash >> 33
+            return hash
+        }
+    }
+}
