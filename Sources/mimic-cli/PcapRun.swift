@@ -100,8 +100,8 @@ struct PcapRun {
                     number: number, packet: packet)
             }
         } else {
-            for result in try FlowWorkers(session: session, workers: workers).run(packets, progress: progress) {
-                add(result.outcome, number: result.number, packet: result.packet)
+            try FlowWorkers(session: session, workers: workers).run(packets, progress: progress) { index, outcome in
+                add(outcome, number: packets[index].number, packet: packets[index].packet)
             }
         }
         progress.finish()
