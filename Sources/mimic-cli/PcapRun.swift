@@ -31,14 +31,9 @@ struct PcapRun {
         // Timestamps finer than microseconds keep their nanoseconds; the link type is the input's.
         let nanosecond = packets.contains { $0.packet.timestamp % 1000 != 0 }
         var writer = options.outPath.map { _ in PcapWriter(nanosecond: nanosecond, linkType: capture.linkType) }
-        var counts: [UInt64: Int] = [:]
-        var destinations: [PacketDestination: Int] = [:]
         var outputs: [PacketDestination: [PcapPacket]] = [:]
         let keepOutputs = options.outDirectory != nil
         var errors: [String] = []
-        var errorCount = 0
-        var modified = 0
-        var instructions: UInt64 = 0
         var trace: [(Int, String)] = []
         var traceCount = 0
         var events: [(Int, Session.Event)] = []
@@ -52,19 +47,16 @@ struct PcapRun {
         let progress = Progress(total: packets.count)
         let start = DispatchTime.now().uptimeNanoseconds
 
-        // Adds one packet's outcome to the report, in capture order.
+        // Adds what of one packet's outcome the report lists in capture order (the counts are in
+        // the `PacketTally`).
         func add(_ outcome: PacketOutcome, number: Int, packet: PcapPacket) {
-            instructions &+= outcome.instructions
-            guard let r0 = outcome.r0 else {
-                errorCount += 1
+            guard outcome.r0 != nil else {
                 if errors.count < Self.maxErrorsShown, let error = outcome.error {
                     errors.append("packet \(number): \(error)")
                 }
-                destinations[.error, default: 0] += 1
                 if keepOutputs { outputs[.error, default: []].append(packet) }
                 return
             }
-            counts[r0, default: 0] += 1
             for line in outcome.trace {
                 traceCount += 1
                 if trace.count < Self.maxReported { trace.append((number, line)) }
@@ -76,34 +68,42 @@ struct PcapRun {
                 eventCount += 1
                 if events.count < Self.maxReported { events.append((number, event)) }
             }
-            for delivery in outcome.deliveries {
-                destinations[delivery.destination, default: 0] += 1
-                if keepOutputs {
+            if keepOutputs {
+                for delivery in outcome.deliveries {
                     outputs[delivery.destination, default: []].append(Self.record(delivery.packet, from: packet))
                 }
             }
-            // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
-            if writer != nil, let out = outcome.deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
-                if out != packet.data { modified += 1 }
-                writer?.append(Self.record(out, from: packet))
-            }
+            if let out = outcome.out { writer?.append(out) }
         }
 
+        // Room for every packet unchanged (a program that grows packets costs a copy or two).
+        writer?.reserveCapacity(records: packets.reduce(0) { $0 + 16 + $1.packet.data.count })
         let workers = options.workers
+        let writesOut = writer != nil
+        let tally: PacketTally
         if workers <= 1 {
             // One process per vCPU, reset for each packet instead of built anew; packets take the
             // vCPUs in turn.
-            let runner = PacketRunner(session: session, processes: session.cpus)
+            let runner = PacketRunner(session: session, processes: session.cpus, writesOut: writesOut)
+            var counted = PacketTally()
             for (index, (number, packet)) in packets.enumerated() {
                 progress.update(index)
-                add(try runner.run(packet.data, cpu: index % session.cpus, slot: index % session.cpus),
-                    number: number, packet: packet)
+                let outcome = try runner.run(packet, cpu: index % session.cpus, slot: index % session.cpus)
+                counted.add(outcome)
+                add(outcome, number: number, packet: packet)
             }
+            tally = counted
         } else {
-            try FlowWorkers(session: session, workers: workers).run(packets, progress: progress) { index, outcome in
+            tally = try FlowWorkers(
+                session: session, workers: workers, writesOut: writesOut, keepsDeliveries: keepOutputs).run(
+                packets, progress: progress
+            ) { index, outcome in
                 add(outcome, number: packets[index].number, packet: packets[index].packet)
             }
         }
+        let (counts, destinations, errorCount, modified, instructions) = (
+            tally.verdicts, tally.destinations, tally.errors, tally.modified, tally.instructions
+        )
         progress.finish()
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 

@@ -13,6 +13,46 @@ struct PacketOutcome {
     var warnings: [String] = []
     var events: [Session.Event] = []
     var deliveries: [Delivery] = []
+    /// The `--out` record: the packet as it left alive (nil: not written).
+    var out: PcapPacket?
+    /// Whether `out` differs from the packet that came in.
+    var modified = false
+
+    /// Whether the report lists anything of it in capture order (beyond the counts): a failure,
+    /// trace lines, warnings, events, a `--out` record or deliveries kept for `--out-dir`.
+    var isListed: Bool {
+        r0 == nil || !trace.isEmpty || !warnings.isEmpty || !events.isEmpty || out != nil || !deliveries.isEmpty
+    }
+}
+
+/// What a report counts of the outcomes, in any order: verdicts, destinations, failed runs,
+/// modified packets and instructions. Workers count their own and the counts are added up.
+struct PacketTally {
+    var verdicts: [UInt64: Int] = [:]
+    var destinations: [PacketDestination: Int] = [:]
+    var errors = 0
+    var modified = 0
+    var instructions: UInt64 = 0
+
+    mutating func add(_ outcome: PacketOutcome) {
+        instructions &+= outcome.instructions
+        guard let r0 = outcome.r0 else {
+            errors += 1
+            destinations[.error, default: 0] += 1
+            return
+        }
+        verdicts[r0, default: 0] += 1
+        for delivery in outcome.deliveries { destinations[delivery.destination, default: 0] += 1 }
+        if outcome.modified { modified += 1 }
+    }
+
+    mutating func add(_ other: PacketTally) {
+        verdicts.merge(other.verdicts, uniquingKeysWith: +)
+        destinations.merge(other.destinations, uniquingKeysWith: +)
+        errors += other.errors
+        modified += other.modified
+        instructions &+= other.instructions
+    }
 }
 
 /// Runs packets of a capture, one at a time, on processes it keeps and resets for each packet.
@@ -22,10 +62,13 @@ final class PacketRunner {
     private var processes: [MimicCore.Process?]
     private let contexts: PacketContexts
     private let hasEventMaps: Bool
+    private let writesOut: Bool
 
-    /// A runner with `processes` process slots (one per vCPU it runs packets as).
-    init(session: Session, processes: Int) {
+    /// A runner with `processes` process slots (one per vCPU it runs packets as), making the
+    /// `--out` record of each packet when `writesOut`.
+    init(session: Session, processes: Int, writesOut: Bool) {
         self.session = session
+        self.writesOut = writesOut
         self.processes = Array(repeating: nil, count: processes)
         contexts = PacketContexts(session: session)
         hasEventMaps = session.maps.contains { $0 is RingBufferMap || $0 is PerfEventArrayMap }
@@ -33,8 +76,8 @@ final class PacketRunner {
 
     /// Runs `packet` as vCPU `cpu` on the process of `slot`. Failing to set up the context
     /// throws; a failed run is an outcome.
-    func run(_ packet: [UInt8], cpu: Int, slot: Int) throws(RuntimeError) -> PacketOutcome {
-        let (context, ingress) = try contexts.context(packet: packet)
+    func run(_ packet: PcapPacket, cpu: Int, slot: Int) throws(RuntimeError) -> PacketOutcome {
+        let (context, ingress) = try contexts.context(packet: packet.data)
         let process = try session.process(reusing: processes[slot], context: context, vCPU: cpu)
         processes[slot] = process
         let r0: UInt64
@@ -51,6 +94,11 @@ final class PacketRunner {
         if hasEventMaps { outcome.events = session.drainEvents() }
         outcome.deliveries = PacketDestination.deliveries(
             r0: r0, process: process, session: session, ingressIfindex: ingress)
+        // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
+        if writesOut, let out = outcome.deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
+            outcome.modified = out != packet.data
+            outcome.out = PcapRun.record(out, from: packet)
+        }
         return outcome
     }
 }
@@ -59,62 +107,92 @@ final class PacketRunner {
 /// receive-side scaling spreads them over queues, so the packets of one flow run on one worker
 /// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
 /// and takes its packets from its own queue (no thread hands them out: the queues are made
-/// in one pass over the capture before the workers start). The outcomes are
-/// returned in capture order, so everything reported from them is as a one-worker run gives it.
+/// in one pass over the capture before the workers start). Each worker counts its outcomes and
+/// keeps those the report lists; these are merged in capture order, so everything reported is
+/// as a one-worker run gives it.
 struct FlowWorkers {
     let session: Session
     let workers: Int
+    let writesOut: Bool
+    /// Whether the report needs each outcome's deliveries (`--out-dir`) after the counts.
+    let keepsDeliveries: Bool
 
-    /// Runs every packet, then hands each outcome to `report` in capture order. A context that
-    /// cannot be set up throws (the first such packet's error, in capture order).
+    /// Runs every packet, then hands each outcome the report lists (`PacketOutcome.isListed`)
+    /// to `report` in capture order; returns the workers' counts added up. A context that cannot
+    /// be set up throws (the first such packet's error, in capture order).
     func run(
         _ packets: [(number: Int, packet: PcapPacket)], progress: Progress,
         report: (_ index: Int, _ outcome: PacketOutcome) -> Void
-    ) throws(RuntimeError) {
-        let results = UnsafeMutableBufferPointer<Result<PacketOutcome, RuntimeError>?>.allocate(capacity: packets.count)
-        results.initialize(repeating: nil)
-        defer {
-            results.deinitialize()
-            results.deallocate()
-        }
+    ) throws(RuntimeError) -> PacketTally {
         let workers = self.workers
         // The packets of each worker, as a NIC's hash puts them in its receive queues: the one
-        // pass over the capture before the workers start (reads only, ≈ 1% of a packet's run).
+        // pass over the capture before the workers start.
         var queues = [[Int]](repeating: [], count: workers)
         for index in packets.indices {
             queues[FlowHash.bucket(of: packets[index].packet.data, buckets: workers)].append(index)
         }
+        let results = UnsafeMutableBufferPointer<WorkerResult>.allocate(capacity: workers)
+        results.initialize(repeating: WorkerResult())
+        defer {
+            results.deinitialize()
+            results.deallocate()
+        }
+        let (writesOut, keepsDeliveries) = (self.writesOut, self.keepsDeliveries)
         let shared = Shared(session: session, results: results, progress: progress)
         let ready = queues
-        // One iteration per worker; each runs only its own packets and writes only their results.
+        // One iteration per worker; each runs only its own packets and writes only its own result.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let (session, results, progress) = (shared.session, shared.results, shared.progress)
-            let runner = PacketRunner(session: session, processes: 1)
+            let runner = PacketRunner(session: shared.session, processes: 1, writesOut: writesOut)
+            var result = WorkerResult()
+            defer { shared.results[worker] = result }
             for index in ready[worker] {
-                if worker == 0 { progress.update(index) }
+                if worker == 0 { shared.progress.update(index) }
                 do throws(RuntimeError) {
-                    results[index] = .success(try runner.run(packets[index].packet.data, cpu: worker, slot: 0))
+                    var outcome = try runner.run(packets[index].packet, cpu: worker, slot: 0)
+                    result.tally.add(outcome)
+                    // Freed here, on the thread that allocated them, unless `--out-dir` needs them.
+                    if !keepsDeliveries { outcome.deliveries = [] }
+                    if outcome.isListed { result.listed.append((index, outcome)) }
                 } catch {
-                    results[index] = .failure(error)
-                    return  // this worker stops; the others finish theirs, and the error is reported
+                    result.failure = (index, error)
+                    return  // this worker stops; the others finish theirs
                 }
             }
         }
-        for index in packets.indices {
-            switch results[index].take() {
-            case .success(let outcome): report(index, outcome)
-            case .failure(let error): throw error
-            case nil: continue  // after a failure of its worker, reported above
+        if let failure = results.compactMap(\.failure).min(by: { $0.index < $1.index }) { throw failure.error }
+        // The workers' lists merged by packet index: capture order.
+        var next = [Int](repeating: 0, count: workers)
+        while true {
+            var first: Int?
+            for worker in 0..<workers where next[worker] < results[worker].listed.count {
+                if first.map({ results[worker].listed[next[worker]].index < results[$0].listed[next[$0]].index }) ?? true {
+                    first = worker
+                }
             }
+            guard let worker = first else { break }
+            let (index, outcome) = results[worker].listed[next[worker]]
+            report(index, outcome)
+            next[worker] += 1
         }
+        var total = PacketTally()
+        for result in results { total.add(result.tally) }
+        return total
+    }
+
+    /// What one worker made: its counts, the outcomes the report lists (in its packets' order,
+    /// which is capture order) and the packet whose context could not be set up, if any.
+    private struct WorkerResult {
+        var tally = PacketTally()
+        var listed: [(index: Int, outcome: PacketOutcome)] = []
+        var failure: (index: Int, error: RuntimeError)?
     }
 
     /// What the workers share. The session is only read while they run (its VM, emulator and
     /// maps are made for processes on several threads, as `MimicPool` runs them); each worker
-    /// writes only the result slots of its own packets; only worker 0 shows progress.
+    /// writes only its own result; only worker 0 shows progress.
     private struct Shared: @unchecked Sendable {
         let session: Session
-        let results: UnsafeMutableBufferPointer<Result<PacketOutcome, RuntimeError>?>
+        let results: UnsafeMutableBufferPointer<WorkerResult>
         let progress: Progress
     }
 }
