@@ -41,7 +41,7 @@ struct PcapRun {
         var warnings: [String] = []
         if options.workers > 1, session.maps.contains(where: { $0 is RingBufferMap || $0 is PerfEventArrayMap }) {
             throw RuntimeError(
-                "--workers \(options.workers): program \(session.source.name) writes ring buffer or perf event maps, whose records workers running at once would interleave by timing; run it with --workers 1"
+                "--workers \(options.workers): program \(session.source.name) has a ring buffer or perf event array map, whose records workers running at once would interleave by timing; run it with --workers 1"
             )
         }
         let progress = Progress(total: packets.count)

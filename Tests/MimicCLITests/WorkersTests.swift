@@ -154,5 +154,15 @@ struct WorkersTests {
             mentioning: ["give --pcap"])
         expectFailure(
             try MimicCLI.run(base + ["--packet", "1", "--workers", "2"]), status: 2, mentioning: ["without --packet"])
+        // Event records would interleave by timing: refused before any packet runs.
+        // (The fixture loads with go-mimic's map rules, so load warnings come first.)
+        let events = try MimicCLI.run(
+            ["run", Examples.fixture("edb_maps.o"), "--compat", "go-mimic", "--pcap", Examples.traffic, "--workers", "2"])
+        #expect(events.status == 1 && !events.crashed, "\(events)")
+        #expect(
+            events.stderr.contains(
+                "mimic: error: --workers 2: program push_ifindex has a ring buffer or perf event array map"),
+            "\(events)")
+        #expect(events.stdout.isEmpty, "no report: refused before any packet runs")
     }
 }
