@@ -44,6 +44,12 @@ public struct PcapWriter: Sendable {
         packetCount += 1
     }
 
+    /// Makes room for `count` more bytes of records (16 bytes of header per packet plus its data),
+    /// so that appending them copies the file so far no more.
+    public mutating func reserveCapacity(records count: Int) {
+        bytes.reserveCapacity(bytes.count + count)
+    }
+
     /// A whole classic pcap file holding `packets`.
     public static func file(_ packets: [PcapPacket], nanosecond: Bool = false) -> [UInt8] {
         var writer = PcapWriter(nanosecond: nanosecond)
@@ -57,6 +63,6 @@ public struct PcapWriter: Sendable {
     }
 
     private mutating func append32(_ value: UInt32) {
-        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 }

@@ -31,74 +31,79 @@ struct PcapRun {
         // Timestamps finer than microseconds keep their nanoseconds; the link type is the input's.
         let nanosecond = packets.contains { $0.packet.timestamp % 1000 != 0 }
         var writer = options.outPath.map { _ in PcapWriter(nanosecond: nanosecond, linkType: capture.linkType) }
-        var counts: [UInt64: Int] = [:]
-        var destinations: [PacketDestination: Int] = [:]
         var outputs: [PacketDestination: [PcapPacket]] = [:]
         let keepOutputs = options.outDirectory != nil
         var errors: [String] = []
-        var errorCount = 0
-        var modified = 0
-        var instructions: UInt64 = 0
         var trace: [(Int, String)] = []
         var traceCount = 0
         var events: [(Int, Session.Event)] = []
         var eventCount = 0
         var warnings: [String] = []
+        if options.workers > 1, session.maps.contains(where: { $0 is RingBufferMap || $0 is PerfEventArrayMap }) {
+            throw RuntimeError(
+                "--workers \(options.workers): program \(session.source.name) has a ring buffer or perf event array map, whose records workers running at once would interleave by timing; run it with --workers 1"
+            )
+        }
         let progress = Progress(total: packets.count)
         let start = DispatchTime.now().uptimeNanoseconds
 
-        // One process per vCPU, reset for each packet instead of built anew.
-        var processes = [MimicCore.Process?](repeating: nil, count: session.cpus)
-        let contexts = PacketContexts(session: session)
-        let hasEventMaps = session.maps.contains { $0 is RingBufferMap || $0 is PerfEventArrayMap }
-        for (index, (number, packet)) in packets.enumerated() {
-            progress.update(index)
-            let (context, ingress) = try contexts.context(packet: packet.data)
-            let cpu = index % session.cpus
-            let process = try session.process(reusing: processes[cpu], context: context, vCPU: cpu)
-            processes[cpu] = process
-            let r0: UInt64
-            do {
-                r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
-            } catch {
-                errorCount += 1
-                if errors.count < Self.maxErrorsShown {
-                    errors.append("packet \(number): \(session.message(for: error))")
+        // Adds what of one packet's outcome the report lists in capture order (the counts are in
+        // the `PacketTally`).
+        func add(_ outcome: PacketOutcome, number: Int, packet: PcapPacket) {
+            guard outcome.r0 != nil else {
+                if errors.count < Self.maxErrorsShown, let error = outcome.error {
+                    errors.append("packet \(number): \(error)")
                 }
-                instructions &+= process.instructionsExecuted
-                destinations[.error, default: 0] += 1
                 if keepOutputs { outputs[.error, default: []].append(packet) }
-                continue
+                return
             }
-            instructions &+= process.instructionsExecuted
-            counts[r0, default: 0] += 1
-            if let state = LinuxProcessState.of(process) {
-                for line in state.traceOutput {
-                    traceCount += 1
-                    if trace.count < Self.maxReported { trace.append((number, line)) }
-                }
-                for warning in state.warnings where warnings.count < Self.maxReported {
-                    warnings.append("packet \(number): \(warning)")
-                }
+            for line in outcome.trace {
+                traceCount += 1
+                if trace.count < Self.maxReported { trace.append((number, line)) }
             }
-            for event in hasEventMaps ? session.drainEvents() : [] {
+            for warning in outcome.warnings where warnings.count < Self.maxReported {
+                warnings.append("packet \(number): \(warning)")
+            }
+            for event in outcome.events {
                 eventCount += 1
                 if events.count < Self.maxReported { events.append((number, event)) }
             }
-            let deliveries = PacketDestination.deliveries(
-                r0: r0, process: process, session: session, ingressIfindex: ingress)
-            for delivery in deliveries {
-                destinations[delivery.destination, default: 0] += 1
-                if keepOutputs {
+            if keepOutputs {
+                for delivery in outcome.deliveries {
                     outputs[delivery.destination, default: []].append(Self.record(delivery.packet, from: packet))
                 }
             }
-            // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
-            if writer != nil, let out = deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
-                if out != packet.data { modified += 1 }
-                writer?.append(Self.record(out, from: packet))
+            if let out = outcome.out { writer?.append(out) }
+        }
+
+        // Room for every packet unchanged (a program that grows packets costs a copy or two).
+        writer?.reserveCapacity(records: packets.reduce(0) { $0 + 16 + $1.packet.data.count })
+        let workers = options.workers
+        let writesOut = writer != nil
+        let tally: PacketTally
+        if workers <= 1 {
+            // One process per vCPU, reset for each packet instead of built anew; packets take the
+            // vCPUs in turn.
+            let runner = PacketRunner(session: session, processes: session.cpus, writesOut: writesOut)
+            var counted = PacketTally()
+            for (index, (number, packet)) in packets.enumerated() {
+                progress.update(index)
+                let outcome = try runner.run(packet, cpu: index % session.cpus, slot: index % session.cpus)
+                counted.add(outcome)
+                add(outcome, number: number, packet: packet)
+            }
+            tally = counted
+        } else {
+            tally = try FlowWorkers(
+                session: session, workers: workers, writesOut: writesOut, keepsDeliveries: keepOutputs).run(
+                packets, progress: progress
+            ) { index, outcome in
+                add(outcome, number: packets[index].number, packet: packets[index].packet)
             }
         }
+        let (counts, destinations, errorCount, modified, instructions) = (
+            tally.verdicts, tally.destinations, tally.errors, tally.modified, tally.instructions
+        )
         progress.finish()
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 
@@ -216,7 +221,8 @@ struct PcapRun {
             for warning in warnings { out += "warning: \(warning)\n" }
             if packets.count > 0, elapsed > 0 {
                 out +=
-                    "time: \(String(format: "%.3f", elapsed)) s (\(Int(Double(packets.count) / elapsed)) packets/s)\n"
+                    "time: \(String(format: "%.3f", elapsed)) s (\(Int(Double(packets.count) / elapsed)) packets/s"
+                    + (workers > 1 ? ", \(workers) workers)\n" : ")\n")
             }
             report(out)
         }

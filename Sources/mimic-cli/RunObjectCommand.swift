@@ -52,6 +52,10 @@ enum RunObjectCommand: Command {
             """,
         options: RunOptions.specs(out: true, json: true, engine: true) + [
             .flag("verify", "Refuse to run a program the kernel's verifier would reject (mimic verify explains why)."),
+            .value(
+                "workers", "N",
+                "With --pcap: run the packets on N threads, spread by flow (5-tuple hash); worker i is CPU i (--cpus defaults to N)."
+            ),
         ],
         examples: [
             (

@@ -19,6 +19,8 @@ struct RunOptions {
     var packetBytes: [UInt8]?
     var maps: [String]
     var cpus: Int
+    /// `--workers N` with `--pcap` (`run` only): packets spread over N threads by flow (1: none).
+    var workers = 1
     var limit: UInt64
     /// `--timeout DURATION`: the wall-clock deadline of each run (nil: none).
     var timeout: Duration?
@@ -166,6 +168,26 @@ struct RunOptions {
                     message: "--cpus expects a number of CPUs from 1 to 512, got '\(text)'", command: command)
             }
             cpus = value
+        }
+        if let text = arguments.value("workers") {
+            guard let value = Int(text), value >= 1, value <= 512 else {
+                throw UsageError(
+                    message: "--workers expects a number of worker threads from 1 to 512, got '\(text)'",
+                    command: command)
+            }
+            guard pcapPath != nil, packetNumber == nil else {
+                throw UsageError(
+                    message: "--workers spreads the packets of a --pcap capture over threads; give --pcap (without --packet)",
+                    command: command)
+            }
+            if arguments.value("cpus") == nil {
+                cpus = value
+            } else if cpus < value {
+                throw UsageError(
+                    message: "--workers \(value) runs worker i as CPU i: give --cpus \(value) or more (or leave --cpus out)",
+                    command: command)
+            }
+            workers = value
         }
         limit = RunRawCommand.defaultLimit
         if let text = arguments.value("limit") {

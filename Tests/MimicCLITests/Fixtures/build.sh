@@ -26,3 +26,6 @@ echo "built fib_router.o"
 # ... and a tc router leaving the MAC addresses to bpf_redirect_neigh, with bpf_redirect_peer.
 "${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c tc_neigh_router.c -o tc_neigh_router.o
 echo "built tc_neigh_router.o"
+# --workers (issue 17): per-flow sequence numbers written into the packets, for flow order.
+"${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c flow_sequence.c -o flow_sequence.o
+echo "built flow_sequence.o"

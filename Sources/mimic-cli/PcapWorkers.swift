@@ -1,0 +1,260 @@
+import Dispatch
+import MimicCore
+import MimicLinux
+import MimicPcap
+
+/// What one packet's run produced: what `PcapRun` reports of it, in capture order.
+struct PacketOutcome {
+    /// R0, or nil when the run failed (`error` says why).
+    var r0: UInt64?
+    var error: String?
+    var instructions: UInt64
+    var trace: [String] = []
+    var warnings: [String] = []
+    var events: [Session.Event] = []
+    var deliveries: [Delivery] = []
+    /// The `--out` record: the packet as it left alive (nil: not written).
+    var out: PcapPacket?
+    /// Whether `out` differs from the packet that came in.
+    var modified = false
+
+    /// Whether the report lists anything of it in capture order (beyond the counts): a failure,
+    /// trace lines, warnings, events, a `--out` record or deliveries kept for `--out-dir`.
+    var isListed: Bool {
+        r0 == nil || !trace.isEmpty || !warnings.isEmpty || !events.isEmpty || out != nil || !deliveries.isEmpty
+    }
+}
+
+/// What a report counts of the outcomes, in any order: verdicts, destinations, failed runs,
+/// modified packets and instructions. Workers count their own and the counts are added up.
+struct PacketTally {
+    var verdicts: [UInt64: Int] = [:]
+    var destinations: [PacketDestination: Int] = [:]
+    var errors = 0
+    var modified = 0
+    var instructions: UInt64 = 0
+
+    mutating func add(_ outcome: PacketOutcome) {
+        instructions &+= outcome.instructions
+        guard let r0 = outcome.r0 else {
+            errors += 1
+            destinations[.error, default: 0] += 1
+            return
+        }
+        verdicts[r0, default: 0] += 1
+        for delivery in outcome.deliveries { destinations[delivery.destination, default: 0] += 1 }
+        if outcome.modified { modified += 1 }
+    }
+
+    mutating func add(_ other: PacketTally) {
+        verdicts.merge(other.verdicts, uniquingKeysWith: +)
+        destinations.merge(other.destinations, uniquingKeysWith: +)
+        errors += other.errors
+        modified += other.modified
+        instructions &+= other.instructions
+    }
+}
+
+/// Runs packets of a capture, one at a time, on processes it keeps and resets for each packet.
+/// One runner belongs to one thread.
+final class PacketRunner {
+    private let session: Session
+    private var processes: [MimicCore.Process?]
+    private let contexts: PacketContexts
+    private let hasEventMaps: Bool
+    private let writesOut: Bool
+
+    /// A runner with `processes` process slots (one per vCPU it runs packets as), making the
+    /// `--out` record of each packet when `writesOut`.
+    init(session: Session, processes: Int, writesOut: Bool) {
+        self.session = session
+        self.writesOut = writesOut
+        self.processes = Array(repeating: nil, count: processes)
+        contexts = PacketContexts(session: session)
+        hasEventMaps = session.maps.contains { $0 is RingBufferMap || $0 is PerfEventArrayMap }
+    }
+
+    /// Runs `packet` as vCPU `cpu` on the process of `slot`. Failing to set up the context
+    /// throws; a failed run is an outcome.
+    func run(_ packet: PcapPacket, cpu: Int, slot: Int) throws(RuntimeError) -> PacketOutcome {
+        let (context, ingress) = try contexts.context(packet: packet.data)
+        let process = try session.process(reusing: processes[slot], context: context, vCPU: cpu)
+        processes[slot] = process
+        let r0: UInt64
+        do {
+            r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
+        } catch {
+            return PacketOutcome(r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
+        }
+        var outcome = PacketOutcome(r0: r0, instructions: process.instructionsExecuted)
+        if let state = LinuxProcessState.of(process) {
+            outcome.trace = state.traceOutput
+            outcome.warnings = state.warnings
+        }
+        if hasEventMaps { outcome.events = session.drainEvents() }
+        outcome.deliveries = PacketDestination.deliveries(
+            r0: r0, process: process, session: session, ingressIfindex: ingress)
+        // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
+        if writesOut, let out = outcome.deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
+            outcome.modified = out != packet.data
+            outcome.out = PcapRun.record(out, from: packet)
+        }
+        return outcome
+    }
+}
+
+/// `mimic run --pcap --workers N`: the packets spread over N workers by `FlowHash`, as a NIC's
+/// receive-side scaling spreads them over queues, so the packets of one flow run on one worker
+/// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
+/// and takes its packets from its own queue (no thread hands them out: the queues are made
+/// in one pass over the capture before the workers start). Each worker counts its outcomes and
+/// keeps those the report lists; these are merged in capture order, so everything reported is
+/// as a one-worker run gives it.
+struct FlowWorkers {
+    let session: Session
+    let workers: Int
+    let writesOut: Bool
+    /// Whether the report needs each outcome's deliveries (`--out-dir`) after the counts.
+    let keepsDeliveries: Bool
+
+    /// Runs every packet, then hands each outcome the report lists (`PacketOutcome.isListed`)
+    /// to `report` in capture order; returns the workers' counts added up. A context that cannot
+    /// be set up throws (the first such packet's error, in capture order).
+    func run(
+        _ packets: [(number: Int, packet: PcapPacket)], progress: Progress,
+        report: (_ index: Int, _ outcome: PacketOutcome) -> Void
+    ) throws(RuntimeError) -> PacketTally {
+        let workers = self.workers
+        // The packets of each worker, as a NIC's hash puts them in its receive queues: the one
+        // pass over the capture before the workers start.
+        var queues = [[Int]](repeating: [], count: workers)
+        for index in packets.indices {
+            queues[FlowHash.bucket(of: packets[index].packet.data, buckets: workers)].append(index)
+        }
+        let results = UnsafeMutableBufferPointer<WorkerResult>.allocate(capacity: workers)
+        results.initialize(repeating: WorkerResult())
+        defer {
+            results.deinitialize()
+            results.deallocate()
+        }
+        let (writesOut, keepsDeliveries) = (self.writesOut, self.keepsDeliveries)
+        let shared = Shared(session: session, results: results, progress: progress)
+        let ready = queues
+        // One iteration per worker; each runs only its own packets and writes only its own result.
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let runner = PacketRunner(session: shared.session, processes: 1, writesOut: writesOut)
+            var result = WorkerResult()
+            defer { shared.results[worker] = result }
+            for index in ready[worker] {
+                if worker == 0 { shared.progress.update(index) }
+                do throws(RuntimeError) {
+                    var outcome = try runner.run(packets[index].packet, cpu: worker, slot: 0)
+                    result.tally.add(outcome)
+                    // Freed here, on the thread that allocated them, unless `--out-dir` needs them.
+                    if !keepsDeliveries { outcome.deliveries = [] }
+                    if outcome.isListed { result.listed.append((index, outcome)) }
+                } catch {
+                    result.failure = (index, error)
+                    return  // this worker stops; the others finish theirs
+                }
+            }
+        }
+        if let failure = results.compactMap(\.failure).min(by: { $0.index < $1.index }) { throw failure.error }
+        // The workers' lists merged by packet index: capture order.
+        var next = [Int](repeating: 0, count: workers)
+        while true {
+            var first: Int?
+            for worker in 0..<workers where next[worker] < results[worker].listed.count {
+                if first.map({ results[worker].listed[next[worker]].index < results[$0].listed[next[$0]].index }) ?? true {
+                    first = worker
+                }
+            }
+            guard let worker = first else { break }
+            let (index, outcome) = results[worker].listed[next[worker]]
+            report(index, outcome)
+            next[worker] += 1
+        }
+        var total = PacketTally()
+        for result in results { total.add(result.tally) }
+        return total
+    }
+
+    /// What one worker made: its counts, the outcomes the report lists (in its packets' order,
+    /// which is capture order) and the packet whose context could not be set up, if any.
+    private struct WorkerResult {
+        var tally = PacketTally()
+        var listed: [(index: Int, outcome: PacketOutcome)] = []
+        var failure: (index: Int, error: RuntimeError)?
+    }
+
+    /// What the workers share. The session is only read while they run (its VM, emulator and
+    /// maps are made for processes on several threads, as `MimicPool` runs them); each worker
+    /// writes only its own result; only worker 0 shows progress.
+    private struct Shared: @unchecked Sendable {
+        let session: Session
+        let results: UnsafeMutableBufferPointer<WorkerResult>
+        let progress: Progress
+    }
+}
+
+/// The receive-side-scaling hash of a frame: which of `buckets` workers runs it.
+///
+/// The flow is the 5-tuple of an unfragmented IPv4 or IPv6 TCP or UDP packet (addresses, ports
+/// and protocol), the address pair and protocol of other IP packets (and of IPv4 fragments, so
+/// the fragments of a datagram stay together), and one fixed bucket (0) for everything else
+/// (ARP, runts, other EtherTypes). Up to two VLAN tags are skipped. IPv6 extension headers are
+/// not walked: such packets hash on their addresses. The hash (FNV-1a) has no random key, so a
+/// capture spreads the same way on every run.
+enum FlowHash {
+    static func bucket(of frame: [UInt8], buckets: Int) -> Int {
+        guard buckets > 1, let hash = hash(of: frame) else { return 0 }
+        return Int(hash % UInt64(buckets))
+    }
+
+    /// The flow's hash, or nil for a frame without an IP flow.
+    static func hash(of frame: [UInt8]) -> UInt64? {
+        frame.withUnsafeBufferPointer { bytes -> UInt64? in
+            func u16(_ at: Int) -> Int { Int(bytes[at]) << 8 | Int(bytes[at + 1]) }
+            var offset = 12
+            guard bytes.count >= offset + 2 else { return nil }
+            var etherType = u16(offset)
+            for _ in 0..<2 where etherType == 0x8100 || etherType == 0x88A8 {
+                offset += 4
+                guard bytes.count >= offset + 2 else { return nil }
+                etherType = u16(offset)
+            }
+            let network = offset + 2
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            func mix(_ range: Range<Int>) {
+                for index in range { hash = (hash ^ UInt64(bytes[index])) &* 0x0000_0100_0000_01b3 }
+            }
+            let proto: UInt8
+            let transport: Int?
+            switch etherType {
+            case 0x0800:
+                guard bytes.count >= network + 20, bytes[network] >> 4 == 4 else { return nil }
+                let headerLength = Int(bytes[network] & 0x0F) * 4
+                let fragment = u16(network + 6) & 0x3FFF  // MF flag and offset
+                proto = bytes[network + 9]
+                mix(network + 12..<network + 20)
+                transport = fragment == 0 && headerLength >= 20 ? network + headerLength : nil
+            case 0x86DD:
+                guard bytes.count >= network + 40, bytes[network] >> 4 == 6 else { return nil }
+                proto = bytes[network + 6]
+                mix(network + 8..<network + 40)
+                transport = network + 40
+            default:
+                return nil
+            }
+            hash = (hash ^ UInt64(proto)) &* 0x0000_0100_0000_01b3
+            if let transport, proto == 6 || proto == 17, bytes.count >= transport + 4 {
+                mix(transport..<transport + 4)
+            }
+            // A final avalanche, so that the low bits `%` uses depend on every input byte.
+            hash ^= hash >> 33
+            hash = hash &* 0xff51_afd7_ed55_8ccd
+            hash ^= hash >> 33
+            return hash
+        }
+    }
+}
