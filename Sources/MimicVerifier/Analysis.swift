@@ -47,6 +47,8 @@ final class Analysis {
     var callEdges = Set<[Int]>()
     var prunePoint: [Bool] = []
     var liveIn: [UInt16] = []
+    /// Stack slots of the main frame a later instruction may read (`computeStackLiveness`).
+    var liveStack: [UInt64] = []
     var explored: [[Checkpoint]] = []
     /// Jumps processed, and the counts when the last state was stored (`jmps_processed`...).
     var jumpsProcessed = 0
@@ -227,6 +229,7 @@ final class Analysis {
         }
         try checkControlFlow(isSecondSlot)
         computeLiveness(isSecondSlot)
+        computeStackLiveness(isSecondSlot)
         explored = [[Checkpoint]](repeating: [], count: insns.count)
     }
 

@@ -216,7 +216,7 @@ extension Analysis {
             case .allocSize:
                 guard reg.type == .scalar, let c = reg.bounds.constantValue else {
                     throw Failure(kind: .helperArgument, pc: pc, message: "R\(r) is not a known constant'", registers: [r],
-                                  advice: "the size of a ring-buffer reservation must be a compile-time constant")
+                                  advice: "the size (of a ring-buffer reservation, a dynptr slice) must be a compile-time constant")
                 }
                 memSize = c
             case .context:
@@ -345,6 +345,9 @@ extension Analysis {
             r0.maybeNull = true
             r0.id = newID()
             if mapIndex >= 0, program.maps[mapIndex].isReadOnly { r0.readOnly = true }
+        case .mapValue:
+            r0 = .pointer(.mapValue)
+            r0.map = mapIndex
         case .memoryOrNull(_, let acquires):
             r0 = .pointer(.memory)
             r0.maybeNull = true
@@ -418,6 +421,7 @@ extension Analysis {
         case "bpf_tail_call": ok = t == .progArray
         case "bpf_perf_event_output", "bpf_perf_event_read": ok = t == .perfEventArray
         case "bpf_get_stackid": ok = t == .stackTrace
+        case "bpf_get_local_storage": ok = t == .cgroupStorage || t == .perCPUCgroupStorage
         case "bpf_redirect_map": ok = [.devMap, .devMapHash, .cpuMap, .xskMap].contains(t)
         case "bpf_map_push_elem", "bpf_map_pop_elem", "bpf_map_peek_elem":
             ok = [.queue, .stack, .bloomFilter].contains(t) && !(t == .bloomFilter && helper == "bpf_map_pop_elem")
@@ -493,6 +497,22 @@ extension Analysis {
                 s.frames[it.frame].stack.spilled[start / 8] = Register()
                 s[register: 0] = Register()
             }
+        case "bpf_dynptr_slice", "bpf_dynptr_slice_rdwr":
+            // `void *bpf_dynptr_slice(p, offset, buffer__opt, buffer__szk)`: PTR_TO_MEM of the
+            // constant size `buffer__szk`, or NULL (KF_RET_NULL); read-only for bpf_dynptr_slice.
+            for r in 1...4 { _ = try readRegister(s, UInt8(r), pc) }
+            let size = s[register: 4]
+            guard size.type == .scalar, let length = size.bounds.constantValue else {
+                throw Failure(kind: .helperArgument, pc: pc, message: "R4 must be a known constant", registers: [4],
+                              advice: "the length of a dynptr slice must be a compile-time constant")
+            }
+            for r in 1...5 { s[register: r] = Register() }
+            var r0 = Register.pointer(.memory)
+            r0.range = Int64(length)
+            r0.readOnly = name == "bpf_dynptr_slice"
+            r0.maybeNull = true
+            r0.id = newID()
+            s[register: 0] = r0
         case "bpf_rcu_read_lock":
             s.rcuDepth += 1
             for r in 1...5 { s[register: r] = Register() }

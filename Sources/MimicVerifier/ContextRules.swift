@@ -7,6 +7,10 @@ enum ContextField {
     case packetMeta
     case packetEnd
     case socketCommonOrNull
+    /// `PTR_TO_SOCKET`, never NULL (`sk_msg_md.sk`, `bpf_sock_addr.sk`).
+    case socket
+    /// `PTR_TO_FLOW_KEYS` (`__sk_buff.flow_keys` in the flow dissector).
+    case flowKeys
 }
 
 /// Which context offsets and sizes a program type may read or write (`*_is_valid_access` in
@@ -16,6 +20,9 @@ enum ContextRules {
     static func size(of type: ProgramType) -> Int {
         switch type {
         case .xdp: 24
+        case .skMsg: 80
+        case .cgroupSockAddr: 72
+        case .skReuseport: 56
         case .kprobe: 168
         case .perfEvent: 184
         case .tracepoint: 2048
@@ -25,9 +32,20 @@ enum ContextRules {
     }
 
     /// `nil` when the access is refused (`invalid bpf_context access`), else what a read gives.
-    static func access(_ type: ProgramType, offset off: Int, size: Int, write: Bool) -> ContextField? {
+    /// `attachType` is the program's expected attach type (cgroup/sock_addr fields depend on it).
+    static func access(
+        _ type: ProgramType, offset off: Int, size: Int, write: Bool, attachType: AttachType? = nil
+    ) -> ContextField? {
         guard off >= 0, size > 0, off % size == 0 else { return nil }
         switch type {
+        case .flowDissector:
+            return flowDissector(off: off, size: size, write: write)
+        case .skMsg:
+            return skMsg(off: off, size: size, write: write)
+        case .skReuseport:
+            return skReuseport(off: off, size: size, write: write)
+        case .cgroupSockAddr:
+            return sockAddr(off: off, size: size, write: write, attachType: attachType)
         case .xdp:
             guard !write, off + size <= 24, size == 4, off != 20 else { return nil }
             switch off {
@@ -110,5 +128,86 @@ enum ContextRules {
             if write { guard size == 4 else { return nil } } else { guard size <= 4 else { return nil } }
         }
         return result
+    }
+
+    /// The size of `struct bpf_flow_keys`.
+    static let flowKeysSize: Int64 = 56
+
+    /// `flow_dissector_is_valid_access`: only `data`, `data_end` and `flow_keys` are read.
+    private static func flowDissector(off: Int, size: Int, write: Bool) -> ContextField? {
+        guard !write else { return nil }
+        switch off {
+        case data: return size == 4 ? .packet : nil
+        case dataEnd: return size == 4 ? .packetEnd : nil
+        case flowKeys: return size == 8 ? .flowKeys : nil
+        default: return nil
+        }
+    }
+
+    /// `sk_msg_is_valid_access` (struct sk_msg_md): read-only; 8-byte packet pointers and socket.
+    private static func skMsg(off: Int, size: Int, write: Bool) -> ContextField? {
+        guard !write else { return nil }
+        switch off {
+        case 0: return size == 8 ? .packet : nil
+        case 8: return size == 8 ? .packetEnd : nil
+        case 72: return size == 8 ? .socket : nil
+        case 16..<72: return size == 4 ? .scalar : nil  // family .. size
+        default: return nil
+        }
+    }
+
+    /// `sk_reuseport_is_valid_access` (struct sk_reuseport_md): read-only; `len`, `eth_protocol`
+    /// (at least 2 bytes), `ip_protocol` and `bind_inany` may be read narrower than 4 bytes.
+    private static func skReuseport(off: Int, size: Int, write: Bool) -> ContextField? {
+        guard !write, off + size <= 56 else { return nil }
+        switch off {
+        case 0: return size == 8 ? .packet : nil
+        case 8: return size == 8 ? .packetEnd : nil
+        case 32: return size == 4 ? .scalar : nil  // hash
+        case 40: return size == 8 ? .socket : nil
+        case 48: return size == 8 ? .socketCommonOrNull : nil  // migrating_sk
+        case 20..<24: return size >= 2 && size <= 4 ? .scalar : nil  // eth_protocol
+        case 16..<32: return size <= 4 ? .scalar : nil  // len, ip_protocol, bind_inany
+        default: return nil
+        }
+    }
+
+    /// `sock_addr_is_valid_access` (struct bpf_sock_addr): the address fields of the attach
+    /// type's family only (`msg_src_*` for sendmsg only); addresses and the port may be written
+    /// with 4 bytes (8 inside the IPv6 arrays) and read narrower; family, type and protocol are
+    /// read-only 4-byte fields.
+    private static func sockAddr(off: Int, size: Int, write: Bool, attachType: AttachType?) -> ContextField? {
+        guard off < 72, off + size <= 72 else { return nil }
+        let userIP4: Set<AttachType> = [
+            .cgroupInet4Bind, .cgroupInet4Connect, .cgroupInet4Getpeername, .cgroupInet4Getsockname,
+            .cgroupUdp4Sendmsg, .cgroupUdp4Recvmsg,
+        ]
+        let userIP6: Set<AttachType> = [
+            .cgroupInet6Bind, .cgroupInet6Connect, .cgroupInet6Getpeername, .cgroupInet6Getsockname,
+            .cgroupUdp6Sendmsg, .cgroupUdp6Recvmsg,
+        ]
+        // Without an attach type (a bare program), the family checks are not applied.
+        func allowed(_ types: Set<AttachType>) -> Bool { attachType.map { types.contains($0) } ?? true }
+        let ip4 = 4..<8, ip6 = 8..<24, port = 24..<28, srcIP4 = 40..<44, srcIP6 = 44..<60
+        switch off {
+        case ip4: guard allowed(userIP4) else { return nil }
+        case ip6: guard allowed(userIP6) else { return nil }
+        case srcIP4: guard allowed([.cgroupUdp4Sendmsg]) else { return nil }
+        case srcIP6: guard allowed([.cgroupUdp6Sendmsg]) else { return nil }
+        default: break
+        }
+        switch off {
+        case ip4, ip6, port, srcIP4, srcIP6:
+            // An 8-byte access inside one of the IPv6 arrays is allowed (`bpf_ctx_wide_access_ok`).
+            if size == 8, ip6.contains(off) || srcIP6.contains(off) { return .scalar }
+            if write { return size == 4 ? .scalar : nil }
+            return size <= 4 ? .scalar : nil
+        case 0, 28, 32, 36:
+            return !write && size == 4 ? .scalar : nil
+        case 64:
+            return !write && size == 8 ? .socket : nil
+        default:
+            return nil
+        }
     }
 }

@@ -204,10 +204,15 @@ extension Analysis {
         }
     }
 
-    func stackSafe(_ old: Stack, _ cur: Stack, _ ids: IDMap) -> Bool {
+    /// `live`: the 8-byte slots a later instruction may read (the others are not compared).
+    func stackSafe(_ old: Stack, _ cur: Stack, _ ids: IDMap, live: UInt64 = .max) -> Bool {
         let lowest = Stack.size - old.depth
         var i = lowest
         while i < Stack.size {
+            if live & (1 << UInt64(i / 8)) == 0, old.bytes[i] != .iterator, cur.bytes[i] != .iterator {
+                i += 1
+                continue
+            }
             let o = old.bytes[i]
             let c = cur.bytes[i]
             if o == .invalid || (o == .misc && options.privileged && c != .spill) || (o == .misc && c == .zero)
@@ -241,7 +246,8 @@ extension Analysis {
             for r in 0..<10 where live & (1 << UInt16(r)) != 0 {
                 if !regSafe(old.frames[f].registers[r], cur.frames[f].registers[r], ids) { return false }
             }
-            if !stackSafe(old.frames[f].stack, cur.frames[f].stack, ids) { return false }
+            let liveSlots = cur.frames.count == 1 && pc < liveStack.count ? liveStack[pc] : .max
+            if !stackSafe(old.frames[f].stack, cur.frames[f].stack, ids, live: liveSlots) { return false }
         }
         for (a, b) in zip(old.references, cur.references) where !ids.check(a.id, b.id) { return false }
         return true

@@ -43,6 +43,8 @@ enum ReturnKind: Equatable {
     case integer
     case void
     case mapValueOrNull
+    /// A map value that is never NULL (`RET_PTR_TO_MAP_VALUE`: `bpf_get_local_storage`).
+    case mapValue
     /// `PTR_TO_MEM_OR_NULL` sized by the argument `sizeArgument`, acquired when `acquires`.
     case memoryOrNull(sizeArgument: Int, acquires: Bool)
     case socketOrNull(acquires: Bool)
@@ -107,6 +109,17 @@ enum HelperPrototypes {
     static let tcXDP: Set<ProgramType> = [.schedCls, .schedAct, .xdp]
     static let skbNotLWT: Set<ProgramType> = [.socketFilter, .schedCls, .schedAct, .cgroupSkb, .skSkb]
     static let socketLookups: Set<ProgramType> = [.schedCls, .schedAct, .xdp, .cgroupSkb, .skSkb]
+    /// `bpf_skb_load_bytes`: the `__sk_buff` programs, sk_reuseport (`sk_reuseport_func_proto`)
+    /// and the flow dissector (`flow_dissector_func_proto`).
+    static let skbLoadBytes: Set<ProgramType> = [
+        .socketFilter, .schedCls, .schedAct, .cgroupSkb, .lwtIn, .lwtOut, .lwtXmit, .skSkb, .lwtSeg6Local,
+        .skReuseport, .flowDissector,
+    ]
+    /// The cgroup programs that may call `bpf_get_local_storage` (`cgroup_common_func_proto` and
+    /// `cg_skb_func_proto`).
+    static let cgroupStorage: Set<ProgramType> = [
+        .cgroupSkb, .cgroupSock, .cgroupSockAddr, .sockOps, .cgroupDevice, .cgroupSysctl, .cgroupSockopt,
+    ]
     static let memRO = ArgumentKind.memory(uninit: false, nullable: false)
     static let memUninit = ArgumentKind.memory(uninit: true, nullable: false)
     static let size = ArgumentKind.size(zeroAllowed: false)
@@ -170,12 +183,18 @@ enum HelperPrototypes {
                 "bpf_snprintf",
                 [.memory(uninit: true, nullable: true), sizeOrZero, .constString,
                  .memory(uninit: false, nullable: true), sizeOrZero], .integer, gpl: true),
+            .init("bpf_get_local_storage", [.map, .anything], .mapValue, .types(cgroupStorage)),
+            // The dynptr argument is not modelled (any initialised value); the slice is PTR_TO_MEM
+            // of the constant length, or NULL (`RET_PTR_TO_DYNPTR_MEM_OR_NULL`).
+            .init("bpf_dynptr_data", [.anything, .anything, .allocSize], .memoryOrNull(sizeArgument: 2, acquires: false)),
             .init("bpf_per_cpu_ptr", [.perCPUVariable, .anything], .perCPUPointer(maybeNull: true)),
             .init("bpf_this_cpu_ptr", [.perCPUVariable], .perCPUPointer(maybeNull: false)),
             // Packets.
             .init("bpf_skb_store_bytes", [.context, .anything, memRO, size, .anything], .integer, .skbWrite),
-            .init("bpf_skb_load_bytes", [.context, .anything, memUninit, size], .integer, .skb),
-            .init("bpf_skb_load_bytes_relative", [.context, .anything, memUninit, size, .anything], .integer, .types(skbNotLWT)),
+            .init("bpf_skb_load_bytes", [.context, .anything, memUninit, size], .integer, .types(skbLoadBytes)),
+            .init(
+                "bpf_skb_load_bytes_relative", [.context, .anything, memUninit, size, .anything], .integer,
+                .types(skbNotLWT.union([.skReuseport]))),
             .init("bpf_l3_csum_replace", [.context, .anything, .anything, .anything, .anything], .integer, .skbWrite),
             .init("bpf_l4_csum_replace", [.context, .anything, .anything, .anything, .anything], .integer, .skbWrite),
             .init(
@@ -214,9 +233,10 @@ enum HelperPrototypes {
             .init("bpf_fib_lookup", [.context, .memory(uninit: false, nullable: false), size, .anything], .integer, .types(tcXDP)),
             .init("bpf_check_mtu", [.context, .anything, .fixedMemory(size: 4, uninit: false), .anything, .anything],
                   .integer, .types(tcXDP)),
-            .init("bpf_sk_lookup_tcp", [.context, memRO, size, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
-            .init("bpf_sk_lookup_udp", [.context, memRO, size, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
-            .init("bpf_skc_lookup_tcp", [.context, memRO, size, .anything, .anything],
+            // The tuple's size is ARG_CONST_SIZE_OR_ZERO since Linux 6.11 (a wrong size finds nothing).
+            .init("bpf_sk_lookup_tcp", [.context, memRO, sizeOrZero, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
+            .init("bpf_sk_lookup_udp", [.context, memRO, sizeOrZero, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
+            .init("bpf_skc_lookup_tcp", [.context, memRO, sizeOrZero, .anything, .anything],
                   .socketCommonOrNull(acquires: true), .types(socketLookups)),
             .init("bpf_sk_release", [.releasedSocket], .integer, .types(socketLookups), releases: 0),
             .init("bpf_tcp_sock", [.socketCommon], .tcpSocketOrNull, .types(tc.union([.cgroupSkb]))),

@@ -66,6 +66,14 @@ extension Analysis {
                     message: "R\(r) invalid \(ptr.type.kernelName) access off=\(off) size=\(size)", registers: [r])
             }
             return .scalar(.unknown)
+        case .flowKeys:
+            // `check_flow_keys_access`: inside `struct bpf_flow_keys`, read or written.
+            if off < 0 || off + Int64(size) > ContextRules.flowKeysSize {
+                throw Failure(
+                    kind: .invalidPointer, pc: pc, message: "invalid access to flow keys off=\(off) size=\(size)",
+                    registers: [r], advice: "struct bpf_flow_keys has \(ContextRules.flowKeysSize) bytes")
+            }
+            return .scalar(.unknown)
         case .btfObject:
             if write {
                 throw Failure(
@@ -104,7 +112,8 @@ extension Analysis {
                 kind: .contextAccess, pc: pc,
                 message: "variable ctx access var_off=\(ptr.bounds.varOff) disallowed", registers: [r])
         }
-        guard let field = ContextRules.access(type, offset: Int(off), size: size, write: write) else {
+        guard let field = ContextRules.access(type, offset: Int(off), size: size, write: write, attachType: program.attachType)
+        else {
             throw Failure(
                 kind: .contextAccess, pc: pc, message: "invalid bpf_context access off=\(off) size=\(size)",
                 registers: [r],
@@ -120,6 +129,10 @@ extension Analysis {
             return Register.pointer(.packetMeta)
         case .packetEnd:
             return Register.pointer(.packetEnd)
+        case .socket:
+            return Register.pointer(.socket)
+        case .flowKeys:
+            return Register.pointer(.flowKeys)
         case .socketCommonOrNull:
             var p = Register.pointer(.socketCommon)
             p.maybeNull = true

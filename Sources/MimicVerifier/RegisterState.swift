@@ -30,6 +30,8 @@ public enum RegisterType: Hashable, Sendable {
     case btfObject
     /// A sub-program, for callbacks (`PTR_TO_FUNC`).
     case function
+    /// The flow dissector's `struct bpf_flow_keys` (`PTR_TO_FLOW_KEYS`), from `skb->flow_keys`.
+    case flowKeys
 
     /// The kernel's name in the verifier log (`reg_type_str`).
     public var kernelName: String {
@@ -50,6 +52,7 @@ public enum RegisterType: Hashable, Sendable {
         case .tcpSocket: "tcp_sock"
         case .btfObject: "ptr_"
         case .function: "func"
+        case .flowKeys: "flow_keys"
         }
     }
 

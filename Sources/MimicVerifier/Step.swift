@@ -248,6 +248,13 @@ extension Analysis {
                     kind: .pointerArithmetic, pc: pc,
                     message: "R\(d) pointer arithmetic on \(ptr.typeName) prohibited", registers: [ptrRegister])
             }
+        case .flowKeys:
+            // Only a known offset moves a flow-keys pointer.
+            if !off.bounds.isConstant {
+                throw Failure(
+                    kind: .pointerArithmetic, pc: pc,
+                    message: "R\(d) pointer arithmetic on \(ptr.typeName) prohibited", registers: [ptrRegister])
+            }
         default: break
         }
         if op != .add && op != .sub {
@@ -333,7 +340,7 @@ extension Analysis {
         let op = i.imm
         if op == 0xf1 { _ = try readRegister(s, 0, pc) }
         switch ptr.type {
-        case .context, .packet, .packetMeta, .socket, .socketCommon, .tcpSocket:
+        case .context, .packet, .packetMeta, .socket, .socketCommon, .tcpSocket, .flowKeys:
             throw Failure(
                 kind: .invalidPointer, pc: pc,
                 message: "BPF_ATOMIC stores into R\(i.destination) \(ptr.typeName) is not allowed",
