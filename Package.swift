@@ -66,7 +66,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "mimic-bench",
-            dependencies: ["MimicCore", "MimicLinux", "MimicKernel", "MimicPool"],
+            dependencies: ["MimicCore", "MimicLinux", "MimicKernel", "MimicPool", "MimicVerifier"],
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),

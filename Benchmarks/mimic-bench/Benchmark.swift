@@ -25,7 +25,7 @@ struct BenchmarkOptions {
     /// `--seed N`, `--count N`, `--predictor NAME` of `--verifier-agreement`.
     var seed: UInt64 = 1
     var count = 100_000
-    var predictor = "kernel"
+    var predictor = "mimic"
     var problem: String?
 
     init(arguments: [String]) {
