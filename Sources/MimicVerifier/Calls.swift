@@ -133,6 +133,28 @@ extension Analysis {
 
     // MARK: Helpers (check_helper_call)
 
+    /// The constant key a lookup in an array passes (`get_constant_map_key`): a privileged
+    /// loader's key on the stack at a constant offset whose bytes up to their slot's end are
+    /// zeros, or which is exactly a spilled constant scalar of the key's size; nil otherwise.
+    func constantMapKey(_ s: VerifierState, _ key: Register, map: VerifierMap) -> UInt64? {
+        guard options.privileged, [.array, .perCPUArray].contains(map.type), key.type == .stack,
+            let variable = key.bounds.constantValue, key.frame < s.frames.count
+        else { return nil }
+        let start = Stack.index(Int(key.offset + Int64(bitPattern: variable)))
+        guard start >= 0, start < Stack.size else { return nil }
+        let stack = s.frames[key.frame].stack
+        let slot = start / 8
+        let slotBytes = start..<(slot * 8 + 8)
+        if (slotBytes.firstIndex { stack.bytes[$0] != .zero } ?? slotBytes.upperBound) - start >= map.keySize {
+            return 0
+        }
+        let spilled = stack.spilled[slot]
+        guard stack.bytes[slot * 8] == .spill, spilled.type == .scalar else { return nil }
+        let spillSize = (slotBytes.firstIndex { stack.bytes[$0] != .spill } ?? slotBytes.upperBound) - start
+        guard spillSize == map.keySize else { return nil }
+        return spilled.bounds.constantValue
+    }
+
     func callHelper(_ s: inout VerifierState, _ pc: Int, _ i: RawInstruction) throws -> Outcome {
         let id = HelperID(rawValue: i.imm)
         guard i.imm > 0, id.kernelName != nil else {
@@ -165,6 +187,8 @@ extension Analysis {
                 advice: "\(name) is GPL-only: declare a GPL-compatible license (char LICENSE[] SEC(\"license\") = \"GPL\";)")
         }
         var mapIndex = -1
+        /// The key of an array lookup when the stack holds it as a constant (`meta.const_map_key`).
+        var constantKey: UInt64?
         var memSize: UInt64 = 0
         var released: UInt32 = 0
         var callbackTarget = -1
@@ -193,6 +217,7 @@ extension Analysis {
                 try helperMemory(
                     &s, pc, r, reg, size: Int64(program.maps[mapIndex].keySize), uninit: false, zeroAllowed: false,
                     nullable: false)
+                if id == .mapLookupElem { constantKey = constantMapKey(s, reg, map: program.maps[mapIndex]) }
             case .mapValue(let uninit):
                 guard mapIndex >= 0 else {
                     throw Failure(kind: .helperArgument, pc: pc, message: "invalid map_ptr to access map->value")
@@ -342,8 +367,14 @@ extension Analysis {
         case .mapValueOrNull:
             r0 = .pointer(.mapValue)
             r0.map = mapIndex
-            r0.maybeNull = true
-            r0.id = newID()
+            if let key = constantKey, key < UInt64(program.maps[mapIndex].maxEntries) {
+                // An array's element at a constant index within it exists: not NULL (the kernel
+                // elides the check since 6.14); a value with a spin lock still gets an id.
+                if program.maps[mapIndex].spinLockOffset != nil { r0.id = newID() }
+            } else {
+                r0.maybeNull = true
+                r0.id = newID()
+            }
             if mapIndex >= 0, program.maps[mapIndex].isReadOnly { r0.readOnly = true }
         case .memoryOrNull(_, let acquires):
             r0 = .pointer(.memory)
