@@ -55,10 +55,10 @@ extension Analysis {
             }
             if callee.isCallback {
                 if r0.type != .scalar || r0.bounds.smin < 0 || r0.bounds.smax > 1 {
-                    let value = r0.type == .scalar ? KernelText.scalarRange(r0.bounds) : "not a known value (\(r0.typeName))"
+                    let value = r0.type == .scalar ? Self.invalidScalar(r0) : " not a known value (\(r0.typeName))"
                     throw Failure(
                         kind: .returnValue, pc: pc,
-                        message: "At callback return the register R0 has \(value) should have been in [0, 1]",
+                        message: "At callback return the register R0 has\(value) should have been in [0, 1]",
                         registers: [0], advice: "a bpf_loop() callback returns 0 to continue or 1 to stop")
                 }
                 s.frames[caller].registers[0] = .unknownScalar
@@ -101,6 +101,15 @@ extension Analysis {
         }
     }
 
+    /// How the kernel describes a return value out of range (`verbose_invalid_scalar`): the
+    /// signed bounds that are not the type's extremes (" smin=5 smax=5").
+    static func invalidScalar(_ r: Register) -> String {
+        var text = ""
+        if r.bounds.smin > Int64.min { text += " smin=\(r.bounds.smin)" }
+        if r.bounds.smax < Int64.max { text += " smax=\(r.bounds.smax)" }
+        return text.isEmpty ? " unknown scalar value" : text
+    }
+
     /// The return-value range of a program type (`check_return_code`).
     func checkReturnCode(_ r0: Register, _ pc: Int) throws {
         var range: (Int64, Int64)?
@@ -123,10 +132,9 @@ extension Analysis {
                 message: "At program exit the register R0 is not a known value (\(r0.typeName))", registers: [0])
         }
         if r0.bounds.smin < low || r0.bounds.smax > high {
-            let value = r0.bounds.varOff.isUnknown ? "unknown scalar value" : "value \(r0.bounds.varOff)"
             throw Failure(
                 kind: .returnValue, pc: pc,
-                message: "At program exit the register R0 has \(value) should have been in [\(low), \(high)]",
+                message: "At program exit the register R0 has\(Self.invalidScalar(r0)) should have been in [\(low), \(high)]",
                 registers: [0], advice: "a \(type) program must return a value in [\(low), \(high)]")
         }
     }
@@ -382,6 +390,7 @@ extension Analysis {
             r0.range = Int64(memSize)
             r0.id = newID()
             if acquires {
+                r0.ringBuffer = true
                 r0.referenceID = r0.id
                 s.references.append(Reference(id: r0.id, instruction: pc, kind: "ringbuf record"))
             }
@@ -390,6 +399,7 @@ extension Analysis {
             r0.maybeNull = true
             r0.id = newID()
             if acquires {
+                r0.ringBuffer = true
                 r0.referenceID = r0.id
                 s.references.append(Reference(id: r0.id, instruction: pc, kind: "socket"))
             }
