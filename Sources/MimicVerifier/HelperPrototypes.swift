@@ -156,6 +156,8 @@ enum HelperPrototypes {
             .init("bpf_get_attach_cookie", [.context], .integer, .tracing),
             .init("bpf_ringbuf_output", [.map, memRO, sizeOrZero, .anything]),
             .init("bpf_ringbuf_reserve", [.map, .allocSize, .anything], .memoryOrNull(sizeArgument: 1, acquires: true)),
+            // The dynptr argument is not modelled (any value passes); the slice is NULL or `len` bytes.
+            .init("bpf_dynptr_data", [.anything, .anything, .allocSize], .memoryOrNull(sizeArgument: 2, acquires: false)),
             .init("bpf_ringbuf_submit", [.ringbufRecord, .anything], .void, releases: 0),
             .init("bpf_ringbuf_discard", [.ringbufRecord, .anything], .void, releases: 0),
             .init("bpf_ringbuf_query", [.map, .anything]),
@@ -214,9 +216,10 @@ enum HelperPrototypes {
             .init("bpf_fib_lookup", [.context, .memory(uninit: false, nullable: false), size, .anything], .integer, .types(tcXDP)),
             .init("bpf_check_mtu", [.context, .anything, .fixedMemory(size: 4, uninit: false), .anything, .anything],
                   .integer, .types(tcXDP)),
-            .init("bpf_sk_lookup_tcp", [.context, memRO, size, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
-            .init("bpf_sk_lookup_udp", [.context, memRO, size, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
-            .init("bpf_skc_lookup_tcp", [.context, memRO, size, .anything, .anything],
+            // The tuple's length may be 0 (ARG_CONST_SIZE_OR_ZERO since 6.11: the helper checks it).
+            .init("bpf_sk_lookup_tcp", [.context, memRO, sizeOrZero, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
+            .init("bpf_sk_lookup_udp", [.context, memRO, sizeOrZero, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
+            .init("bpf_skc_lookup_tcp", [.context, memRO, sizeOrZero, .anything, .anything],
                   .socketCommonOrNull(acquires: true), .types(socketLookups)),
             .init("bpf_sk_release", [.releasedSocket], .integer, .types(socketLookups), releases: 0),
             .init("bpf_tcp_sock", [.socketCommon], .tcpSocketOrNull, .types(tc.union([.cgroupSkb]))),

@@ -84,7 +84,9 @@ final class PerformanceTests: XCTestCase {
         var slowest = (0.0, "")
         for path in FixtureAgreementTests.fixtures {
             guard let object = try? ObjectFile(contentsOf: path) else { continue }
-            for program in object.programs {
+            let file = URL(fileURLWithPath: path).lastPathComponent
+            // A known disagreement that walks to the 1M limit is timed by the test above.
+            for program in object.programs where FixtureAgreementTests.knownDisagreements["\(file):\(program.name)"] == nil {
                 let t = seconds { _ = Verifier().verify(object: object, program: program) }
                 if t > slowest.0 { slowest = (t, "\(path):\(program.name)") }
             }
