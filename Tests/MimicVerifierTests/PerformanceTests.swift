@@ -80,7 +80,9 @@ final class PerformanceTests: XCTestCase {
         XCTAssertLessThan(t, 10)
     }
 
-    func testEveryFixtureVerifiesUnder100Milliseconds() throws {
+    /// The slowest, net_socket.o's xdp_socket (9,245 instructions processed), takes 0.1–0.25 s in
+    /// a debug build on a loaded machine.
+    func testEveryFixtureVerifiesUnderHalfASecond() throws {
         var slowest = (0.0, "")
         for path in FixtureAgreementTests.fixtures {
             guard let object = try? ObjectFile(contentsOf: path) else { continue }
@@ -92,6 +94,6 @@ final class PerformanceTests: XCTestCase {
             }
         }
         print("slowest fixture: \(slowest.1) in \(slowest.0 * 1000) ms")
-        XCTAssertLessThan(slowest.0, 0.1, slowest.1)
+        XCTAssertLessThan(slowest.0, 0.5, slowest.1)
     }
 }
