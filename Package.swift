@@ -66,7 +66,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "mimic-bench",
-            dependencies: ["MimicCore", "MimicLinux", "MimicKernel", "MimicPool"],
+            dependencies: ["MimicCore", "MimicLinux", "MimicKernel", "MimicPool", "MimicVerifier"],
             path: "Benchmarks/mimic-bench"
         ),
         .testTarget(name: "MimicMemoryTests", dependencies: ["MimicMemory"]),
@@ -114,7 +114,7 @@ let package = Package(
         // Differential tests against the running kernel (skipped, with a reason, when it is not reachable).
         .testTarget(
             name: "MimicKernelTests",
-            dependencies: ["MimicKernel", "MimicLinux", "MimicCore", "MimicJSON"],
+            dependencies: ["MimicKernel", "MimicLinux", "MimicCore", "MimicJSON", "MimicVerifier"],
             // eBPF C sources and objects, read by path from the tests.
             exclude: ["Fixtures", "VerifierCorpus"]
         ),

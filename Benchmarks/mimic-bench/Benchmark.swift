@@ -28,7 +28,7 @@ struct BenchmarkOptions {
     var seed: UInt64 = 1
     /// `--count N`, `--predictor NAME` of `--verifier-agreement`.
     var count = 100_000
-    var predictor = "kernel"
+    var predictor = "mimic"
     /// `--jit-code IN.s OUT.bin`: write the JIT's machine code for an assembler program.
     var jitCode: (source: String, output: String)?
     var problem: String?

@@ -4,11 +4,15 @@
 
 import Foundation
 import MimicKernel
+import MimicVerifier
 
 enum VerifierAgreementBenchmark {
-    /// The predictors `--predictor` can name. A verifier module adds its own entry here
-    /// (a closure from `NearMissProgram` to `LoadVerdict`).
+    /// The predictors `--predictor` can name (a closure from `NearMissProgram` to
+    /// `LoadVerdict`); the first is the default.
     static let predictors: [(name: String, summary: String, make: @Sendable () throws -> (NearMissProgram) -> LoadVerdict)] = [
+        ("mimic", "MimicVerifier, given the program type and maps the kernel load gets", {
+            mimicPredictor()
+        }),
         ("kernel", "a second BPF_PROG_LOAD of each program (checks the kernel is deterministic)", {
             try VerifierAgreement.kernelPredictor()
         }),
@@ -16,6 +20,21 @@ enum VerifierAgreementBenchmark {
             VerifierAgreement.acceptAllPredictor()
         }),
     ]
+
+    /// MimicVerifier's verdict (privileged, as the load runs as root) on the program the kernel
+    /// gets: the same instructions, program type and maps (map `i` of `program.maps` is the
+    /// `lddw` map index `i`, which `VerifierProgram` reads as the kernel reads the descriptor).
+    static func mimicPredictor() -> (NearMissProgram) -> LoadVerdict {
+        let verifier = Verifier()
+        return { program in
+            let report = verifier.verify(
+                VerifierProgram(
+                    name: "near_miss", instructions: program.instructions, type: program.type,
+                    maps: program.maps.map(VerifierMap.init)))
+            guard let error = report.error else { return .accepted }
+            return .rejected(error.message, instruction: error.instructionIndex)
+        }
+    }
 
     static func run(seed: UInt64, count: Int, predictor name: String) throws {
         guard let entry = predictors.first(where: { $0.name == name }) else {

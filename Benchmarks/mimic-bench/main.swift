@@ -51,7 +51,7 @@ if options.showHelp {
           --verifier-agreement
                         near-miss programs (default 100000, --count) from --seed (default 1) loaded
                         into the kernel (needs root) and judged by --predictor: \(VerifierAgreementBenchmark.predictors.map(\.name).joined(separator: ", "))
-                        (default kernel); prints agreement and kernel acceptance per mutation class
+                        (default mimic); prints agreement and kernel acceptance per mutation class
         """)
     exit(0)
 }

@@ -55,10 +55,10 @@ extension Analysis {
             }
             if callee.isCallback {
                 if r0.type != .scalar || r0.bounds.smin < 0 || r0.bounds.smax > 1 {
-                    let value = r0.type == .scalar ? KernelText.scalarRange(r0.bounds) : "not a known value (\(r0.typeName))"
+                    let value = r0.type == .scalar ? Self.invalidScalar(r0) : " not a known value (\(r0.typeName))"
                     throw Failure(
                         kind: .returnValue, pc: pc,
-                        message: "At callback return the register R0 has \(value) should have been in [0, 1]",
+                        message: "At callback return the register R0 has\(value) should have been in [0, 1]",
                         registers: [0], advice: "a bpf_loop() callback returns 0 to continue or 1 to stop")
                 }
                 s.frames[caller].registers[0] = .unknownScalar
@@ -101,6 +101,15 @@ extension Analysis {
         }
     }
 
+    /// How the kernel describes a return value out of range (`verbose_invalid_scalar`): the
+    /// signed bounds that are not the type's extremes (" smin=5 smax=5").
+    static func invalidScalar(_ r: Register) -> String {
+        var text = ""
+        if r.bounds.smin > Int64.min { text += " smin=\(r.bounds.smin)" }
+        if r.bounds.smax < Int64.max { text += " smax=\(r.bounds.smax)" }
+        return text.isEmpty ? " unknown scalar value" : text
+    }
+
     /// The return-value range of a program type (`check_return_code`).
     func checkReturnCode(_ r0: Register, _ pc: Int) throws {
         var range: (Int64, Int64)?
@@ -123,15 +132,36 @@ extension Analysis {
                 message: "At program exit the register R0 is not a known value (\(r0.typeName))", registers: [0])
         }
         if r0.bounds.smin < low || r0.bounds.smax > high {
-            let value = r0.bounds.varOff.isUnknown ? "unknown scalar value" : "value \(r0.bounds.varOff)"
             throw Failure(
                 kind: .returnValue, pc: pc,
-                message: "At program exit the register R0 has \(value) should have been in [\(low), \(high)]",
+                message: "At program exit the register R0 has\(Self.invalidScalar(r0)) should have been in [\(low), \(high)]",
                 registers: [0], advice: "a \(type) program must return a value in [\(low), \(high)]")
         }
     }
 
     // MARK: Helpers (check_helper_call)
+
+    /// The constant key a lookup in an array passes (`get_constant_map_key`): a privileged
+    /// loader's key on the stack at a constant offset whose bytes up to their slot's end are
+    /// zeros, or which is exactly a spilled constant scalar of the key's size; nil otherwise.
+    func constantMapKey(_ s: VerifierState, _ key: Register, map: VerifierMap) -> UInt64? {
+        guard options.privileged, [.array, .perCPUArray].contains(map.type), key.type == .stack,
+            let variable = key.bounds.constantValue, key.frame < s.frames.count
+        else { return nil }
+        let start = Stack.index(Int(key.offset + Int64(bitPattern: variable)))
+        guard start >= 0, start < Stack.size else { return nil }
+        let stack = s.frames[key.frame].stack
+        let slot = start / 8
+        let slotBytes = start..<(slot * 8 + 8)
+        if (slotBytes.firstIndex { stack.bytes[$0] != .zero } ?? slotBytes.upperBound) - start >= map.keySize {
+            return 0
+        }
+        let spilled = stack.spilled[slot]
+        guard stack.bytes[slot * 8] == .spill, spilled.type == .scalar else { return nil }
+        let spillSize = (slotBytes.firstIndex { stack.bytes[$0] != .spill } ?? slotBytes.upperBound) - start
+        guard spillSize == map.keySize else { return nil }
+        return spilled.bounds.constantValue
+    }
 
     func callHelper(_ s: inout VerifierState, _ pc: Int, _ i: RawInstruction) throws -> Outcome {
         let id = HelperID(rawValue: i.imm)
@@ -165,6 +195,8 @@ extension Analysis {
                 advice: "\(name) is GPL-only: declare a GPL-compatible license (char LICENSE[] SEC(\"license\") = \"GPL\";)")
         }
         var mapIndex = -1
+        /// The key of an array lookup when the stack holds it as a constant (`meta.const_map_key`).
+        var constantKey: UInt64?
         var memSize: UInt64 = 0
         var released: UInt32 = 0
         var callbackTarget = -1
@@ -193,6 +225,7 @@ extension Analysis {
                 try helperMemory(
                     &s, pc, r, reg, size: Int64(program.maps[mapIndex].keySize), uninit: false, zeroAllowed: false,
                     nullable: false)
+                if id == .mapLookupElem { constantKey = constantMapKey(s, reg, map: program.maps[mapIndex]) }
             case .mapValue(let uninit):
                 guard mapIndex >= 0 else {
                     throw Failure(kind: .helperArgument, pc: pc, message: "invalid map_ptr to access map->value")
@@ -342,8 +375,14 @@ extension Analysis {
         case .mapValueOrNull:
             r0 = .pointer(.mapValue)
             r0.map = mapIndex
-            r0.maybeNull = true
-            r0.id = newID()
+            if let key = constantKey, key < UInt64(program.maps[mapIndex].maxEntries) {
+                // An array's element at a constant index within it exists: not NULL (the kernel
+                // elides the check since 6.14); a value with a spin lock still gets an id.
+                if program.maps[mapIndex].spinLockOffset != nil { r0.id = newID() }
+            } else {
+                r0.maybeNull = true
+                r0.id = newID()
+            }
             if mapIndex >= 0, program.maps[mapIndex].isReadOnly { r0.readOnly = true }
         case .mapValue:
             r0 = .pointer(.mapValue)
@@ -354,6 +393,7 @@ extension Analysis {
             r0.range = Int64(memSize)
             r0.id = newID()
             if acquires {
+                r0.ringBuffer = true
                 r0.referenceID = r0.id
                 s.references.append(Reference(id: r0.id, instruction: pc, kind: "ringbuf record"))
             }
@@ -362,6 +402,7 @@ extension Analysis {
             r0.maybeNull = true
             r0.id = newID()
             if acquires {
+                r0.ringBuffer = true
                 r0.referenceID = r0.id
                 s.references.append(Reference(id: r0.id, instruction: pc, kind: "socket"))
             }
@@ -524,6 +565,20 @@ extension Analysis {
             s.rcuDepth -= 1
             for r in 1...5 { s[register: r] = Register() }
             s[register: 0] = Register()
+        case "bpf_dynptr_slice", "bpf_dynptr_slice_rdwr":
+            // NULL or `buffer__szk` (R4, a constant) bytes; the dynptr itself is not modelled.
+            let size = try readRegister(s, 4, pc).bounds.constantValue
+            for r in 1...5 { s[register: r] = Register() }
+            guard let size else {
+                s[register: 0] = .unknownScalar
+                return
+            }
+            var r0 = Register.pointer(.memory)
+            r0.range = Int64(clamping: size)
+            r0.readOnly = name == "bpf_dynptr_slice"
+            r0.maybeNull = true
+            r0.id = newID()
+            s[register: 0] = r0
         default:
             // Without the kernel's BTF the argument types of other kfuncs are unknown.
             for r in 1...5 { s[register: r] = Register() }

@@ -83,12 +83,14 @@ enum ContextRules {
 
     private static func skb(_ type: ProgramType, off: Int, size: Int, write: Bool) -> ContextField? {
         guard off < skbSize, off + size <= skbSize else { return nil }
+        // The access starts inside the field at `start` (the kernel's `bpf_ctx_range`).
+        func field(_ start: Int, _ size: Int) -> Bool { off >= start && off < start + size }
         let isTC = type == .schedCls || type == .schedAct
         var result = ContextField.scalar
         switch type {
         case .socketFilter:
-            if off == tcClassid || off == data || off == dataMeta || off == dataEnd || (off >= familyStart && off < localPortEnd)
-                || off == tstamp || off == wireLen || off == hwtstamp
+            if field(tcClassid, 4) || field(data, 4) || field(dataMeta, 4) || field(dataEnd, 4)
+                || (off >= familyStart && off < localPortEnd) || field(tstamp, 8) || field(wireLen, 4) || field(hwtstamp, 8)
             {
                 return nil
             }
@@ -101,21 +103,21 @@ enum ContextRules {
                 if !writable { return nil }
             }
             if off >= familyStart && off < localPortEnd, type != .cgroupSkb, type != .skSkb { return nil }
-            if off == dataMeta && !isTC && type != .cgroupSkb { return nil }
-            if off == data { result = .packet }
-            if off == dataEnd { result = .packetEnd }
-            if off == dataMeta { result = .packetMeta }
+            if field(dataMeta, 4) && !isTC && type != .cgroupSkb { return nil }
+            if field(data, 4) { result = .packet }
+            if field(dataEnd, 4) { result = .packetEnd }
+            if field(dataMeta, 4) { result = .packetMeta }
         }
         switch off {
         case cbStart..<cbEnd:
             guard off + size <= cbEnd else { return nil }
-        case 92, 96, 100..<132, data, dataEnd, dataMeta:
+        case 92..<100, 100..<132, data..<(data + 4), dataEnd..<(dataEnd + 4), dataMeta..<(dataMeta + 4):
             guard size == 4 else { return nil }
         case flowKeys..<tstamp:
             return nil
-        case hwtstamp:
+        case hwtstamp..<(hwtstamp + 8):
             guard !write, size == 8 else { return nil }
-        case tstamp:
+        case tstamp..<(tstamp + 8):
             guard size == 8 else { return nil }
         case sk:
             guard !write, size == 8 else { return nil }

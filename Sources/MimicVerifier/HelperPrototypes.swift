@@ -169,6 +169,8 @@ enum HelperPrototypes {
             .init("bpf_get_attach_cookie", [.context], .integer, .tracing),
             .init("bpf_ringbuf_output", [.map, memRO, sizeOrZero, .anything]),
             .init("bpf_ringbuf_reserve", [.map, .allocSize, .anything], .memoryOrNull(sizeArgument: 1, acquires: true)),
+            // The dynptr argument is not modelled (any value passes); the slice is NULL or `len` bytes.
+            .init("bpf_dynptr_data", [.anything, .anything, .allocSize], .memoryOrNull(sizeArgument: 2, acquires: false)),
             .init("bpf_ringbuf_submit", [.ringbufRecord, .anything], .void, releases: 0),
             .init("bpf_ringbuf_discard", [.ringbufRecord, .anything], .void, releases: 0),
             .init("bpf_ringbuf_query", [.map, .anything]),

@@ -5,7 +5,7 @@ extension Analysis {
     /// load returns the value read.
     func access(
         _ s: inout VerifierState, _ pc: Int, register r: Int, _ ptr: Register, offset: Int64, size: Int, write: Bool,
-        value: Register = Register(), valueIsRegister: Bool = false
+        value: Register = Register(), valueIsRegister: Bool = false, storesImmediate: Bool = false
     ) throws -> Register {
         if ptr.maybeNull || ptr.type == .scalar || ptr.type == .mapPointer || ptr.type == .packetEnd
             || ptr.type == .function
@@ -26,7 +26,7 @@ extension Analysis {
             return try contextAccess(s, pc, r, ptr, off: off, size: size, write: write)
         case .stack:
             return try stackAccess(&s, pc, r, ptr, off: off, size: size, write: write, value: value,
-                                   valueIsRegister: valueIsRegister)
+                                   valueIsRegister: valueIsRegister, storesImmediate: storesImmediate)
         case .packet, .packetMeta:
             if write && !packetWritable {
                 throw Failure(kind: .packetBounds, pc: pc, message: "cannot write into packet", registers: [r])
@@ -245,7 +245,7 @@ extension Analysis {
 
     func stackAccess(
         _ s: inout VerifierState, _ pc: Int, _ r: Int, _ ptr: Register, off: Int64, size: Int, write: Bool,
-        value: Register, valueIsRegister: Bool
+        value: Register, valueIsRegister: Bool, storesImmediate: Bool = false
     ) throws -> Register {
         let frame = ptr.frame
         let minOff = off + ptr.bounds.smin
@@ -287,7 +287,11 @@ extension Analysis {
         let start = Stack.index(Int(minOff))
         let slot = start / 8
         if write {
-            let spillable = valueIsRegister && (value.isPointer || (value.type == .scalar && start % 8 == 0))
+            // A scalar (a register, or a `BPF_ST` immediate) stored at the start of a slot by a
+            // privileged loader is spilled with its bounds (`check_stack_write_fixed_off`).
+            let spillable =
+                (valueIsRegister && (value.isPointer || (value.type == .scalar && start % 8 == 0 && options.privileged)))
+                || (storesImmediate && start % 8 == 0 && options.privileged)
             if valueIsRegister, value.isPointer, size != 8 {
                 throw Failure(kind: .stackAccess, pc: pc, message: "invalid size of register spill", registers: [r])
             }

@@ -83,6 +83,8 @@ public struct Register: Hashable, Sendable {
     public var subprogram: Int = 0
     /// Read-only memory (`MEM_RDONLY`).
     public var readOnly = false
+    /// A ring-buffer record (`MEM_RINGBUF`).
+    public var ringBuffer = false
     /// The BTF-typed object's type name (for messages only).
     public var btfName: String = ""
 
@@ -114,6 +116,7 @@ public struct Register: Hashable, Sendable {
     public var typeName: String {
         var name = type.kernelName
         if readOnly, type == .memory { name = "rdonly_mem" }
+        if ringBuffer, type == .memory { name = "ringbuf_mem" }
         if maybeNull { name += "_or_null" }
         return name
     }

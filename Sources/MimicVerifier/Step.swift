@@ -330,7 +330,7 @@ extension Analysis {
         if value.type == .scalar, size < 8 { value.bounds.coerce(bytes: size) }
         _ = try access(
             &s, pc, register: Int(i.destination), ptr, offset: Int64(i.offset), size: size, write: true,
-            value: value, valueIsRegister: i.opcode & 7 == 0x03)
+            value: value, valueIsRegister: i.opcode & 7 == 0x03, storesImmediate: i.opcode & 7 == 0x02)
     }
 
     func checkAtomic(_ s: inout VerifierState, _ pc: Int, _ i: RawInstruction) throws {

@@ -32,8 +32,10 @@ public struct VerifierMap: Sendable, Equatable {
     }
 
     /// The map of an object's `MapSpec`.
-    public init(_ spec: MapSpec) {
-        let a = spec.attributes
+    public init(_ spec: MapSpec) { self.init(spec.attributes) }
+
+    /// The map `BPF_MAP_CREATE` makes of `a` (an inner-map template is not listed: see `innerMap`).
+    public init(_ a: MapAttributes) {
         self.init(
             name: a.name, type: a.type, keySize: a.keySize, valueSize: a.valueSize, maxEntries: a.maxEntries,
             isReadOnly: a.flags & 0x80 != 0, spinLockOffset: a.spinLockOffset)
