@@ -5,8 +5,9 @@ import MimicCore
 struct DeadlineTests {
     /// An endless loop: `r0 += 1` forever.
     static let endless: [RawInstruction] = [Asm.mov64(0, imm: 0), Asm.add64(0, imm: 1), Asm.ja(-2)]
-    /// A safety net in case the deadline is never noticed (a few seconds of a debug build).
-    static let safetyLimit: UInt64 = 200_000_000
+    /// A safety net in case the deadline is never noticed (minutes of the debug interpreter, about
+    /// a minute of JIT code).
+    static let safetyLimit: UInt64 = 200_000_000_000
 
     @Test func aTimeoutStopsAnEndlessLoopAndTheRunResumes() throws {
         let process = try Runner.process(Self.endless)
