@@ -157,12 +157,25 @@ extension Errno {
 }
 
 /// The emulator's timers, by the VM address of their `struct bpf_timer`.
+/// A weak reference to a program (`TimerTable.Entry.program`).
+final class WeakProgram: @unchecked Sendable {
+    weak var program: Program?
+    init(_ program: Program) { self.program = program }
+}
+
 final class TimerTable: @unchecked Sendable {
     struct Entry {
         var id: UInt64
         var mapHandle: UInt64
         var clock: clockid_t
-        var program: Program?
+        /// The program whose callback runs, held weakly: the program holds its VM, which holds
+        /// this emulator, so a strong reference would keep them all alive (a timer of a program
+        /// the host has released does not fire).
+        var program: Program? {
+            get { programReference?.program }
+            set { programReference = newValue.map(WeakProgram.init) }
+        }
+        var programReference: WeakProgram? = nil
         var slot: Int?
         /// The task the callback runs as: the one that set the callback.
         var environment = TaskEnvironment()
