@@ -9,17 +9,27 @@ import MimicVerifier
 enum VerifierAgreementBenchmark {
     /// The predictors `--predictor` can name (a closure from `NearMissProgram` to
     /// `LoadVerdict`); the first is the default.
-    static let predictors: [(name: String, summary: String, make: @Sendable () throws -> (NearMissProgram) -> LoadVerdict)] = [
-        ("mimic", "MimicVerifier, given the program type and maps the kernel load gets", {
-            mimicPredictor()
-        }),
-        ("kernel", "a second BPF_PROG_LOAD of each program (checks the kernel is deterministic)", {
-            try VerifierAgreement.kernelPredictor()
-        }),
-        ("accept-all", "accepts everything (agreement = the kernel's acceptance rate)", {
-            VerifierAgreement.acceptAllPredictor()
-        }),
-    ]
+    static let predictors:
+        [(name: String, summary: String, make: @Sendable () throws -> (NearMissProgram) -> LoadVerdict)] = [
+            (
+                "mimic", "MimicVerifier, given the program type and maps the kernel load gets",
+                {
+                    mimicPredictor()
+                }
+            ),
+            (
+                "kernel", "a second BPF_PROG_LOAD of each program (checks the kernel is deterministic)",
+                {
+                    try VerifierAgreement.kernelPredictor()
+                }
+            ),
+            (
+                "accept-all", "accepts everything (agreement = the kernel's acceptance rate)",
+                {
+                    VerifierAgreement.acceptAllPredictor()
+                }
+            ),
+        ]
 
     /// MimicVerifier's verdict (privileged, as the load runs as root) on the program the kernel
     /// gets: the same instructions, program type and maps (map `i` of `program.maps` is the

@@ -101,7 +101,9 @@ if let count = options.jitFuzz {
             if !total.mismatches.isEmpty { break }
         }
         for mismatch in total.mismatches { print(mismatch) }
-        if !total.mismatches.isEmpty { throw JITFuzzFailure(reason: "the JIT and the interpreter disagree (see above)") }
+        if !total.mismatches.isEmpty {
+            throw JITFuzzFailure(reason: "the JIT and the interpreter disagree (see above)")
+        }
     }
 }
 struct JITFuzzFailure: Error, CustomStringConvertible {

@@ -77,7 +77,8 @@ public final class ObjectComparison {
     /// - Throws: `KernelError` (`.verifierRejected` carries the verifier's log), or a
     ///   `ComparisonError` for what Mimic refuses.
     public init(
-        object: ObjectFile, programName requested: String? = nil, memoryLimit: Int = ObjectComparison.defaultMemoryLimit,
+        object: ObjectFile, programName requested: String? = nil,
+        memoryLimit: Int = ObjectComparison.defaultMemoryLimit,
         network: Network = .standard
     ) throws {
         self.object = object
@@ -300,7 +301,8 @@ public final class ObjectComparison {
     /// `FlowDissectorContext` for the packet (its `flags` go to the kernel as `ctx_in`).
     func runFlowDissector(packet: [UInt8], context: (any Context)?) throws -> PacketResult {
         guard packet.count >= 14 else {
-            throw ComparisonError("a flow dissector's test run takes a frame of at least 14 bytes; this one has \(packet.count)")
+            throw ComparisonError(
+                "a flow dissector's test run takes a frame of at least 14 bytes; this one has \(packet.count)")
         }
         var dissector = FlowDissectorContext(packet: packet)
         if let context {
@@ -308,7 +310,9 @@ public final class ObjectComparison {
                 throw ComparisonError("a flow dissector compares with a bpf_flow_dissector context of the same packet")
             }
             guard given.networkOffset == 14, !given.hasSKB else {
-                throw ComparisonError("the kernel's test run dissects from offset 14 without an sk_buff; remove \"nhoff\" and \"skb\" to compare")
+                throw ComparisonError(
+                    "the kernel's test run dissects from offset 14 without an sk_buff; remove \"nhoff\" and \"skb\" to compare"
+                )
             }
             dissector = given
         }
@@ -356,7 +360,8 @@ public final class ObjectComparison {
             throw ComparisonError("run(lookup:) runs sk_lookup programs; \(programName) is a \(programType) program")
         }
         guard lookup.ingressIfindex == 0 else {
-            throw ComparisonError("the kernel's sk_lookup test run refuses a non-zero ingress_ifindex (EINVAL); remove it to compare")
+            throw ComparisonError(
+                "the kernel's sk_lookup test run refuses a non-zero ingress_ifindex (EINVAL); remove it to compare")
         }
         let kernelRun = try KernelBPF.withPinnedCPU(0) { () throws(KernelError) -> KernelTestRun in
             try kernelProgram.testRunContextOnly(context: lookup.bytes)
@@ -377,14 +382,17 @@ public final class ObjectComparison {
             result.mimicError = "\(error)"
         }
         if let error = result.mimicError {
-            result.differences.append("Mimic failed (\(error)); the kernel returned \(Self.show(kernelRun.returnValue))")
+            result.differences.append(
+                "Mimic failed (\(error)); the kernel returned \(Self.show(kernelRun.returnValue))")
         } else if let value = result.mimicReturn, UInt32(truncatingIfNeeded: value) != kernelRun.returnValue {
             result.differences.append(
-                "return value: kernel \(Self.show(kernelRun.returnValue)), Mimic \(Self.show(UInt32(truncatingIfNeeded: value)))")
+                "return value: kernel \(Self.show(kernelRun.returnValue)), Mimic \(Self.show(UInt32(truncatingIfNeeded: value)))"
+            )
         }
         if let mimicCookie = result.mimicCookie, (mimicCookie == 0) != (cookie == 0) {
             result.differences.append(
-                "selected socket: kernel \(cookie == 0 ? "none" : "cookie \(cookie)"), Mimic \(mimicCookie == 0 ? "none" : "cookie \(mimicCookie)")")
+                "selected socket: kernel \(cookie == 0 ? "none" : "cookie \(cookie)"), Mimic \(mimicCookie == 0 ? "none" : "cookie \(mimicCookie)")"
+            )
         }
         result.differences += try compareMaps()
         return result
@@ -396,7 +404,9 @@ public final class ObjectComparison {
         if let error = result.mimicError {
             lines.append("Mimic failed (\(error)); the kernel returned \(Self.show(kernelReturn))")
         } else if let value = result.mimicReturn, UInt32(truncatingIfNeeded: value) != kernelReturn {
-            lines.append("return value: kernel \(Self.show(kernelReturn)), Mimic \(Self.show(UInt32(truncatingIfNeeded: value)))")
+            lines.append(
+                "return value: kernel \(Self.show(kernelReturn)), Mimic \(Self.show(UInt32(truncatingIfNeeded: value)))"
+            )
         }
         if let mimic = result.mimicPacket, mimic != result.kernelPacket {
             lines.append("\(what): kernel \(Self.hex(result.kernelPacket)), Mimic \(Self.hex(mimic))")

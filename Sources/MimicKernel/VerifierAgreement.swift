@@ -84,7 +84,9 @@ public struct VerifierAgreement: Sendable {
 
                 """
             for (name, tally) in classes.sorted(by: { $0.key < $1.key }) {
-                let complaint = tally.kernelErrors.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }
+                let complaint = tally.kernelErrors.max {
+                    $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key)
+                }
                 text +=
                     name.padding(40) + String(tally.programs).leftPadding(8)
                     + percent(tally.kernelAcceptanceRate).leftPadding(16) + percent(tally.agreementRate).leftPadding(11)
@@ -134,7 +136,9 @@ public struct VerifierAgreement: Sendable {
     }
 
     /// Adds one program's verdicts to `report`.
-    static func record(_ program: NearMissProgram, kernel: LoadVerdict, predicted: LoadVerdict, into report: inout Report) {
+    static func record(
+        _ program: NearMissProgram, kernel: LoadVerdict, predicted: LoadVerdict, into report: inout Report
+    ) {
         let name = program.mutationClass
         var tally = report.classes[name] ?? ClassTally()
         tally.programs += 1
@@ -185,7 +189,9 @@ public struct VerifierAgreement: Sendable {
 }
 
 extension String {
-    fileprivate func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+    fileprivate func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
     fileprivate func leftPadding(_ width: Int) -> String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
     }

@@ -3,7 +3,8 @@ enum Advice {
     static func sentence(for f: Failure, analysis: Analysis) -> String {
         switch f.kind {
         case .invalidInstruction:
-            return "the bytecode holds an instruction the kernel does not accept; recompile with a current clang (-O2 -target bpf)"
+            return
+                "the bytecode holds an instruction the kernel does not accept; recompile with a current clang (-O2 -target bpf)"
         case .controlFlow:
             if f.message.hasPrefix("unreachable") {
                 return "the kernel refuses dead code: remove the instructions no path reaches"
@@ -19,7 +20,8 @@ enum Advice {
         case .unknownHelper:
             return "the helper is not available to this program type"
         case .pointerArithmetic:
-            return "only adding or subtracting a bounded number to a pointer is allowed; other arithmetic turns it into an unusable value"
+            return
+                "only adding or subtracting a bounded number to a pointer is allowed; other arithmetic turns it into an unusable value"
         case .stackAccess:
             return "stack accesses must stay within r10-512 .. r10-1"
         case .lock:

@@ -235,7 +235,7 @@ final class Analysis {
 
     /// Every instruction is reachable; back-edges only when privileged (`check_cfg`).
     func checkControlFlow(_ isSecondSlot: [Bool]) throws {
-        var state = [UInt8](repeating: 0, count: insns.count)  // 0 new, 1 on stack, 2 done
+        var state = [UInt8](repeating: 0, count: insns.count) // 0 new, 1 on stack, 2 done
         for start in subprogramStarts {
             var stack: [(Int, Int)] = [(start, 0)]
             if state[start] != 0 { continue }
@@ -367,7 +367,8 @@ final class Analysis {
                 kind: .stackDepth, pc: subprogramStarts[worstChain.last ?? 0],
                 message: "combined stack size of \(worstChain.count) calls is \(worst). Too large",
                 advice:
-                    "the functions on this call chain use \(worst) bytes of stack together and the kernel allows 512; move large locals into a per-CPU array map or make a function __always_inline")
+                    "the functions on this call chain use \(worst) bytes of stack together and the kernel allows 512; move large locals into a per-CPU array map or make a function __always_inline"
+            )
         }
     }
 }

@@ -44,11 +44,16 @@ private struct View {
     var tnum: Tnum
     init(_ s: Scalar, _ is32: Bool) {
         if is32 {
-            umin = UInt64(s.u32min); umax = UInt64(s.u32max)
-            smin = Int64(s.s32min); smax = Int64(s.s32max)
+            umin = UInt64(s.u32min)
+            umax = UInt64(s.u32max)
+            smin = Int64(s.s32min)
+            smax = Int64(s.s32max)
             tnum = s.varOff.subreg
         } else {
-            umin = s.umin; umax = s.umax; smin = s.smin; smax = s.smax
+            umin = s.umin
+            umax = s.umax
+            smin = s.smin
+            smax = s.smax
             tnum = s.varOff
         }
     }
@@ -119,19 +124,37 @@ extension Analysis {
         switch op {
         case .eq:
             if is32 {
-                let umin = max(a.u32min, b.u32min), umax = min(a.u32max, b.u32max)
-                let smin = max(a.s32min, b.s32min), smax = min(a.s32max, b.s32max)
+                let umin = max(a.u32min, b.u32min)
+                let umax = min(a.u32max, b.u32max)
+                let smin = max(a.s32min, b.s32min)
+                let smax = min(a.s32max, b.s32max)
                 let t = a.varOff.subreg.intersect(b.varOff.subreg)
-                a.u32min = umin; a.u32max = umax; a.s32min = smin; a.s32max = smax
-                b.u32min = umin; b.u32max = umax; b.s32min = smin; b.s32max = smax
+                a.u32min = umin
+                a.u32max = umax
+                a.s32min = smin
+                a.s32max = smax
+                b.u32min = umin
+                b.u32max = umax
+                b.s32min = smin
+                b.s32max = smax
                 a.varOff = a.varOff.withSubreg(t)
                 b.varOff = b.varOff.withSubreg(t)
             } else {
-                let umin = max(a.umin, b.umin), umax = min(a.umax, b.umax)
-                let smin = max(a.smin, b.smin), smax = min(a.smax, b.smax)
+                let umin = max(a.umin, b.umin)
+                let umax = min(a.umax, b.umax)
+                let smin = max(a.smin, b.smin)
+                let smax = min(a.smax, b.smax)
                 let t = a.varOff.intersect(b.varOff)
-                a.umin = umin; a.umax = umax; a.smin = smin; a.smax = smax; a.varOff = t
-                b.umin = umin; b.umax = umax; b.smin = smin; b.smax = smax; b.varOff = t
+                a.umin = umin
+                a.umax = umax
+                a.smin = smin
+                a.smax = smax
+                a.varOff = t
+                b.umin = umin
+                b.umax = umax
+                b.smin = smin
+                b.smax = smax
+                b.varOff = t
             }
         case .ne:
             func edge(_ x: inout Scalar, _ v: UInt64) {
@@ -159,27 +182,35 @@ extension Analysis {
             break
         case .ge:
             if is32 {
-                a.u32min = max(a.u32min, b.u32min); b.u32max = min(b.u32max, a.u32max)
+                a.u32min = max(a.u32min, b.u32min)
+                b.u32max = min(b.u32max, a.u32max)
             } else {
-                a.umin = max(a.umin, b.umin); b.umax = min(b.umax, a.umax)
+                a.umin = max(a.umin, b.umin)
+                b.umax = min(b.umax, a.umax)
             }
         case .gt:
             if is32 {
-                a.u32min = max(a.u32min, b.u32min &+ 1); b.u32max = min(b.u32max, a.u32max &- 1)
+                a.u32min = max(a.u32min, b.u32min &+ 1)
+                b.u32max = min(b.u32max, a.u32max &- 1)
             } else {
-                a.umin = max(a.umin, b.umin &+ 1); b.umax = min(b.umax, a.umax &- 1)
+                a.umin = max(a.umin, b.umin &+ 1)
+                b.umax = min(b.umax, a.umax &- 1)
             }
         case .sge:
             if is32 {
-                a.s32min = max(a.s32min, b.s32min); b.s32max = min(b.s32max, a.s32max)
+                a.s32min = max(a.s32min, b.s32min)
+                b.s32max = min(b.s32max, a.s32max)
             } else {
-                a.smin = max(a.smin, b.smin); b.smax = min(b.smax, a.smax)
+                a.smin = max(a.smin, b.smin)
+                b.smax = min(b.smax, a.smax)
             }
         case .sgt:
             if is32 {
-                a.s32min = max(a.s32min, b.s32min &+ 1); b.s32max = min(b.s32max, a.s32max &- 1)
+                a.s32min = max(a.s32min, b.s32min &+ 1)
+                b.s32max = min(b.s32max, a.s32max &- 1)
             } else {
-                a.smin = max(a.smin, b.smin &+ 1); b.smax = min(b.smax, a.smax &- 1)
+                a.smin = max(a.smin, b.smin &+ 1)
+                b.smax = min(b.smax, a.smax &- 1)
             }
         case .le, .lt, .sle, .slt:
             refine(&b, &a, op.flipped, is32: is32)
@@ -222,9 +253,13 @@ extension Analysis {
         } else if dst.isPointer != src.isPointer && !(dst.type.isPacket || src.type.isPacket) {
             let ptr = dst.isPointer ? dst : src
             let other = dst.isPointer ? src : dst
-            let notNull: Set<RegisterType> = [.socket, .tcpSocket, .mapValue, .mapKey, .socketCommon, .memory, .mapPointer]
+            let notNull: Set<RegisterType> = [
+                .socket, .tcpSocket, .mapValue, .mapKey, .socketCommon, .memory, .mapPointer,
+            ]
             if !ptr.maybeNull, notNull.contains(ptr.type), other.type == .scalar,
-                (is32 ? (other.bounds.isSubregConstant ? other.bounds.varOff.subreg.value : nil) : other.bounds.constantValue) == 0
+                (is32
+                    ? (other.bounds.isSubregConstant ? other.bounds.varOff.subreg.value : nil)
+                    : other.bounds.constantValue) == 0
             {
                 if op == .eq { pred = 0 } else if op == .ne { pred = 1 }
             }
@@ -235,8 +270,10 @@ extension Analysis {
         var taken = s
         var fall = s
         if dst.type == .scalar && src.type == .scalar {
-            var a1 = dst.bounds, b1 = src.bounds
-            var a2 = dst.bounds, b2 = src.bounds
+            var a1 = dst.bounds
+            var b1 = src.bounds
+            var a2 = dst.bounds
+            var b2 = src.bounds
             refine(&a1, &b1, op, is32: is32)
             if let neg = op.negated {
                 refine(&a2, &b2, neg, is32: is32)
@@ -251,7 +288,7 @@ extension Analysis {
                 setScalar(&taken, Int(i.source), src, b1)
                 setScalar(&fall, Int(i.source), src, b2)
             }
-        } else if (op == .eq || op == .ne) {
+        } else if op == .eq || op == .ne {
             // Null checks: `if (p == 0)` / `if (p != 0)` on a pointer that may be NULL.
             let ptrIsDst = dst.maybeNull && src.isNullConstant
             let ptrIsSrc = src.maybeNull && dst.isNullConstant
@@ -327,13 +364,13 @@ extension Analysis {
         // Normalise to "pkt OP end".
         let o = dstIsPacket ? op : op.flipped
         switch o {
-        case .gt:  // pkt > end: the fall-through has pkt <= end
+        case .gt: // pkt > end: the fall-through has pkt <= end
             goodPointers(&fall, pkt, rightOpen: false, pc)
-        case .lt:  // pkt < end: taken has pkt < end
+        case .lt: // pkt < end: taken has pkt < end
             goodPointers(&taken, pkt, rightOpen: true, pc)
-        case .ge:  // pkt >= end: fall-through has pkt < end
+        case .ge: // pkt >= end: fall-through has pkt < end
             goodPointers(&fall, pkt, rightOpen: true, pc)
-        case .le:  // pkt <= end: taken
+        case .le: // pkt <= end: taken
             goodPointers(&taken, pkt, rightOpen: false, pc)
         default:
             break

@@ -19,7 +19,8 @@ extension Analysis {
         if s.frames.count >= 8 {
             throw Failure(
                 kind: .stackDepth, pc: pc, message: "the call stack of \(s.frames.count + 1) frames is too deep !",
-                advice: "BPF allows 8 nested function calls; make some functions __always_inline or flatten the recursion")
+                advice:
+                    "BPF allows 8 nested function calls; make some functions __always_inline or flatten the recursion")
         }
         if s.lockInstruction >= 0 && !callback {
             throw Failure(
@@ -50,8 +51,9 @@ extension Analysis {
             let callee = s.frames.removeLast()
             let caller = s.frames.count - 1
             if r0.type == .stack, r0.frame == caller + 1 {
-                throw Failure(kind: .invalidPointer, pc: pc, message: "cannot return stack pointer to the caller frame",
-                              registers: [0])
+                throw Failure(
+                    kind: .invalidPointer, pc: pc, message: "cannot return stack pointer to the caller frame",
+                    registers: [0])
             }
             if callee.isCallback {
                 if r0.type != .scalar || r0.bounds.smin < 0 || r0.bounds.smax > 1 {
@@ -77,11 +79,15 @@ extension Analysis {
                 advice: referenceAdvice(leaked))
         }
         if s.lockInstruction >= 0 {
-            throw Failure(kind: .lock, pc: pc, message: "BPF_EXIT instruction in main prog cannot be used inside bpf_spin_lock-ed region",
-                          advice: "every path that takes the bpf_spin_lock must release it before returning")
+            throw Failure(
+                kind: .lock, pc: pc,
+                message: "BPF_EXIT instruction in main prog cannot be used inside bpf_spin_lock-ed region",
+                advice: "every path that takes the bpf_spin_lock must release it before returning")
         }
         if s.rcuDepth > 0 {
-            throw Failure(kind: .lock, pc: pc, message: "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region")
+            throw Failure(
+                kind: .lock, pc: pc,
+                message: "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region")
         }
         try checkReturnCode(r0, pc)
         return .end
@@ -91,11 +97,14 @@ extension Analysis {
         let line = program.lineInfo.line(at: r.instruction).map { " at line \($0.line)" } ?? ""
         switch r.kind {
         case "ringbuf record":
-            return "the ring-buffer record reserved at instruction \(r.instruction)\(line) is neither submitted nor discarded on this path; call bpf_ringbuf_submit() or bpf_ringbuf_discard() on every path"
+            return
+                "the ring-buffer record reserved at instruction \(r.instruction)\(line) is neither submitted nor discarded on this path; call bpf_ringbuf_submit() or bpf_ringbuf_discard() on every path"
         case "socket":
-            return "the socket looked up at instruction \(r.instruction)\(line) is not released on this path; call bpf_sk_release() on every path once the lookup succeeded"
+            return
+                "the socket looked up at instruction \(r.instruction)\(line) is not released on this path; call bpf_sk_release() on every path once the lookup succeeded"
         case "iterator":
-            return "the iterator created at instruction \(r.instruction)\(line) is not destroyed on this path; call its _destroy function"
+            return
+                "the iterator created at instruction \(r.instruction)\(line) is not destroyed on this path; call its _destroy function"
         default:
             return "the reference acquired at instruction \(r.instruction)\(line) is not released on this path"
         }
@@ -134,7 +143,8 @@ extension Analysis {
         if r0.bounds.smin < low || r0.bounds.smax > high {
             throw Failure(
                 kind: .returnValue, pc: pc,
-                message: "At program exit the register R0 has\(Self.invalidScalar(r0)) should have been in [\(low), \(high)]",
+                message:
+                    "At program exit the register R0 has\(Self.invalidScalar(r0)) should have been in [\(low), \(high)]",
                 registers: [0], advice: "a \(type) program must return a value in [\(low), \(high)]")
         }
     }
@@ -191,8 +201,11 @@ extension Analysis {
         }
         if proto.gplOnly && !isGPLCompatible(program.license) {
             throw Failure(
-                kind: .unknownHelper, pc: pc, message: "cannot call GPL-restricted function from non-GPL compatible program",
-                advice: "\(name) is GPL-only: declare a GPL-compatible license (char LICENSE[] SEC(\"license\") = \"GPL\";)")
+                kind: .unknownHelper, pc: pc,
+                message: "cannot call GPL-restricted function from non-GPL compatible program",
+                advice:
+                    "\(name) is GPL-only: declare a GPL-compatible license (char LICENSE[] SEC(\"license\") = \"GPL\";)"
+            )
         }
         var mapIndex = -1
         /// The key of an array lookup when the stack holds it as a constant (`meta.const_map_key`).
@@ -238,7 +251,9 @@ extension Analysis {
                 var zeroAllowed = false
                 if k + 1 < proto.arguments.count, case .size(let z) = proto.arguments[k + 1] { zeroAllowed = z }
                 try checkSizeArgument(sizeReg, r + 1, pc, zeroAllowed: zeroAllowed)
-                if !reg.isPointer && !(nullable && reg.isNullConstant) { throw mismatch("fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_") }
+                if !reg.isPointer && !(nullable && reg.isNullConstant) {
+                    throw mismatch("fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_")
+                }
                 try helperMemory(
                     &s, pc, r, reg, size: Int64(sizeReg.bounds.umax), uninit: uninit, zeroAllowed: zeroAllowed,
                     nullable: nullable)
@@ -248,8 +263,10 @@ extension Analysis {
                 break
             case .allocSize:
                 guard reg.type == .scalar, let c = reg.bounds.constantValue else {
-                    throw Failure(kind: .helperArgument, pc: pc, message: "R\(r) is not a known constant'", registers: [r],
-                                  advice: "the size (of a ring-buffer reservation, a dynptr slice) must be a compile-time constant")
+                    throw Failure(
+                        kind: .helperArgument, pc: pc, message: "R\(r) is not a known constant'", registers: [r],
+                        advice:
+                            "the size (of a ring-buffer reservation, a dynptr slice) must be a compile-time constant")
                 }
                 memSize = c
             case .context:
@@ -276,8 +293,10 @@ extension Analysis {
                 }
                 guard reg.referenceID != 0 else {
                     throw Failure(
-                        kind: .invalidRelease, pc: pc, message: "R\(r) must be referenced when passed to release function",
-                        registers: [r], advice: "only a socket from bpf_sk_lookup_*() / bpf_skc_lookup_tcp() is released")
+                        kind: .invalidRelease, pc: pc,
+                        message: "R\(r) must be referenced when passed to release function",
+                        registers: [r],
+                        advice: "only a socket from bpf_sk_lookup_*() / bpf_skc_lookup_tcp() is released")
                 }
                 released = reg.referenceID
             case .socketCommon:
@@ -291,16 +310,19 @@ extension Analysis {
                 guard reg.type == .stack || reg.isNullConstant else { throw mismatch("fp") }
             case .constString:
                 guard reg.type == .mapValue, program.maps[reg.map].isReadOnly else {
-                    throw Failure(kind: .helperArgument, pc: pc, message: "R\(r) does not point to a readonly map'",
-                                  registers: [r], advice: "pass a string literal (it lives in .rodata)")
+                    throw Failure(
+                        kind: .helperArgument, pc: pc, message: "R\(r) does not point to a readonly map'",
+                        registers: [r], advice: "pass a string literal (it lives in .rodata)")
                 }
                 guard reg.bounds.isConstant else {
-                    throw Failure(kind: .helperArgument, pc: pc, message: "R\(r) is not a constant address'", registers: [r])
+                    throw Failure(
+                        kind: .helperArgument, pc: pc, message: "R\(r) is not a constant address'", registers: [r])
                 }
                 let map = program.maps[reg.map]
                 let start = Int(reg.offset)
                 if !map.contents.isEmpty, start < map.contents.count, !map.contents[start...].contains(0) {
-                    throw Failure(kind: .helperArgument, pc: pc, message: "string is not zero-terminated", registers: [r])
+                    throw Failure(
+                        kind: .helperArgument, pc: pc, message: "string is not zero-terminated", registers: [r])
                 }
             case .spinLock:
                 guard reg.type == .mapValue, !reg.maybeNull else { throw mismatch("map_value") }
@@ -332,8 +354,11 @@ extension Analysis {
         }
         if name == "bpf_tail_call", !s.references.isEmpty {
             let leaked = s.references[0]
-            throw Failure(kind: .unreleasedReference, pc: pc, message: "Unreleased reference id=\(leaked.id) alloc_insn=\(leaked.instruction)\ntail_call would lead to reference leak",
-                          advice: "release every reference (sockets, ring-buffer records) before bpf_tail_call()")
+            throw Failure(
+                kind: .unreleasedReference, pc: pc,
+                message:
+                    "Unreleased reference id=\(leaked.id) alloc_insn=\(leaked.instruction)\ntail_call would lead to reference leak",
+                advice: "release every reference (sockets, ring-buffer records) before bpf_tail_call()")
         }
         if released != 0 { release(&s, released) }
         // Callbacks run as a frame of their own, returning to this call.
@@ -430,8 +455,9 @@ extension Analysis {
     /// `check_mem_size_reg`.
     func checkSizeArgument(_ reg: Register, _ r: Int, _ pc: Int, zeroAllowed: Bool) throws {
         guard reg.type == .scalar else {
-            throw Failure(kind: .helperArgument, pc: pc, message: "R\(r) type=\(reg.typeName) expected=scalar",
-                          registers: [r])
+            throw Failure(
+                kind: .helperArgument, pc: pc, message: "R\(r) type=\(reg.typeName) expected=scalar",
+                registers: [r])
         }
         if reg.bounds.smin < 0 {
             throw Failure(
@@ -449,7 +475,9 @@ extension Analysis {
             throw Failure(
                 kind: .helperArgument, pc: pc,
                 message: "R\(r) unbounded memory access, use 'var &= const' or 'if (var < const)'", registers: [r],
-                advice: "the size passed in R\(r) has no upper bound; clamp it (`len &= 0xff` or `if (len > sizeof(buf)) return ...;`)")
+                advice:
+                    "the size passed in R\(r) has no upper bound; clamp it (`len &= 0xff` or `if (len > sizeof(buf)) return ...;`)"
+            )
         }
     }
 
@@ -467,7 +495,8 @@ extension Analysis {
         case "bpf_map_push_elem", "bpf_map_pop_elem", "bpf_map_peek_elem":
             ok = [.queue, .stack, .bloomFilter].contains(t) && !(t == .bloomFilter && helper == "bpf_map_pop_elem")
         case "bpf_map_lookup_elem", "bpf_map_update_elem", "bpf_map_delete_elem":
-            ok = ![.ringBuffer, .perfEventArray, .queue, .stack, .bloomFilter, .stackTrace].contains(t)
+            ok =
+                ![.ringBuffer, .perfEventArray, .queue, .stack, .bloomFilter, .stackTrace].contains(t)
                 && !(t == .progArray && helper != "bpf_map_delete_elem" && helper != "bpf_map_update_elem")
         default: ok = true
         }
@@ -496,13 +525,15 @@ extension Analysis {
             _ = try readRegister(s, 2, pc)
             _ = try readRegister(s, 3, pc)
             guard it.type == .stack, it.bounds.isConstant else {
-                throw Failure(kind: .helperArgument, pc: pc, message: "arg#0 expected pointer to an iterator on stack",
-                              registers: [1])
+                throw Failure(
+                    kind: .helperArgument, pc: pc, message: "arg#0 expected pointer to an iterator on stack",
+                    registers: [1])
             }
             let start = Stack.index(Int(it.offset))
             guard start >= 0, start + 8 <= Stack.size, start % 8 == 0 else {
-                throw Failure(kind: .stackAccess, pc: pc, message: "arg#0 expected pointer to an iterator on stack",
-                              registers: [1])
+                throw Failure(
+                    kind: .stackAccess, pc: pc, message: "arg#0 expected pointer to an iterator on stack",
+                    registers: [1])
             }
             let id = newID()
             var marker = Register.unknownScalar
@@ -519,9 +550,10 @@ extension Analysis {
             let it = try readRegister(s, 1, pc)
             let start = it.type == .stack && it.offset >= -512 && it.offset <= -8 ? Stack.index(Int(it.offset)) : -1
             guard start >= 0, start % 8 == 0, s.frames[it.frame].stack.bytes[start] == .iterator else {
-                throw Failure(kind: .helperArgument, pc: pc,
-                              message: "expected an initialized iter_num as arg #0", registers: [1],
-                              advice: "call bpf_iter_num_new() on this iterator first")
+                throw Failure(
+                    kind: .helperArgument, pc: pc,
+                    message: "expected an initialized iter_num as arg #0", registers: [1],
+                    advice: "call bpf_iter_num_new() on this iterator first")
             }
             for r in 1...5 { s[register: r] = Register() }
             if name == "bpf_iter_num_next" {
@@ -544,8 +576,9 @@ extension Analysis {
             for r in 1...4 { _ = try readRegister(s, UInt8(r), pc) }
             let size = s[register: 4]
             guard size.type == .scalar, let length = size.bounds.constantValue else {
-                throw Failure(kind: .helperArgument, pc: pc, message: "R4 must be a known constant", registers: [4],
-                              advice: "the length of a dynptr slice must be a compile-time constant")
+                throw Failure(
+                    kind: .helperArgument, pc: pc, message: "R4 must be a known constant", registers: [4],
+                    advice: "the length of a dynptr slice must be a compile-time constant")
             }
             for r in 1...5 { s[register: r] = Register() }
             var r0 = Register.pointer(.memory)

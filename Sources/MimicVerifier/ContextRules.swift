@@ -90,7 +90,8 @@ enum ContextRules {
         switch type {
         case .socketFilter:
             if field(tcClassid, 4) || field(data, 4) || field(dataMeta, 4) || field(dataEnd, 4)
-                || (off >= familyStart && off < localPortEnd) || field(tstamp, 8) || field(wireLen, 4) || field(hwtstamp, 8)
+                || (off >= familyStart && off < localPortEnd) || field(tstamp, 8) || field(wireLen, 4)
+                || field(hwtstamp, 8)
             {
                 return nil
             }
@@ -153,7 +154,7 @@ enum ContextRules {
         case 0: return size == 8 ? .packet : nil
         case 8: return size == 8 ? .packetEnd : nil
         case 72: return size == 8 ? .socket : nil
-        case 16..<72: return size == 4 ? .scalar : nil  // family .. size
+        case 16..<72: return size == 4 ? .scalar : nil // family .. size
         default: return nil
         }
     }
@@ -165,11 +166,11 @@ enum ContextRules {
         switch off {
         case 0: return size == 8 ? .packet : nil
         case 8: return size == 8 ? .packetEnd : nil
-        case 32: return size == 4 ? .scalar : nil  // hash
+        case 32: return size == 4 ? .scalar : nil // hash
         case 40: return size == 8 ? .socket : nil
-        case 48: return size == 8 ? .socketCommonOrNull : nil  // migrating_sk
-        case 20..<24: return size >= 2 && size <= 4 ? .scalar : nil  // eth_protocol
-        case 16..<32: return size <= 4 ? .scalar : nil  // len, ip_protocol, bind_inany
+        case 48: return size == 8 ? .socketCommonOrNull : nil // migrating_sk
+        case 20..<24: return size >= 2 && size <= 4 ? .scalar : nil // eth_protocol
+        case 16..<32: return size <= 4 ? .scalar : nil // len, ip_protocol, bind_inany
         default: return nil
         }
     }
@@ -190,7 +191,11 @@ enum ContextRules {
         ]
         // Without an attach type (a bare program), the family checks are not applied.
         func allowed(_ types: Set<AttachType>) -> Bool { attachType.map { types.contains($0) } ?? true }
-        let ip4 = 4..<8, ip6 = 8..<24, port = 24..<28, srcIP4 = 40..<44, srcIP6 = 44..<60
+        let ip4 = 4..<8
+        let ip6 = 8..<24
+        let port = 24..<28
+        let srcIP4 = 40..<44
+        let srcIP6 = 44..<60
         switch off {
         case ip4: guard allowed(userIP4) else { return nil }
         case ip6: guard allowed(userIP6) else { return nil }

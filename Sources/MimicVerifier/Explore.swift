@@ -44,7 +44,8 @@ extension Analysis {
                         kind: .complexity, pc: pc,
                         message: "BPF program is too large. Processed \(processed) insn",
                         advice:
-                            "the verifier walks every path and gives up after \(options.complexityLimit) instructions; bound loops with small constants, use bpf_loop() or bpf_for(), or split the program with tail calls")
+                            "the verifier walks every path and gives up after \(options.complexityLimit) instructions; bound loops with small constants, use bpf_loop() or bpf_for(), or split the program with tail calls"
+                    )
                 }
                 currentState = state
                 let cls = insns[pc].opcode & 7
@@ -58,7 +59,8 @@ extension Analysis {
                     pending.append(Pending(state: other, pc: otherPC, parent: parent, from: pc))
                     if pending.count > 8192 {
                         throw Failure(
-                            kind: .complexity, pc: pc, message: "The sequence of \(pending.count) jumps is too complex.")
+                            kind: .complexity, pc: pc, message: "The sequence of \(pending.count) jumps is too complex."
+                        )
                     }
                     pc = n
                 case .end:
@@ -115,7 +117,8 @@ extension Analysis {
                     failure = Failure(
                         kind: .loop, pc: pc, message: "infinite loop detected at insn \(pc)",
                         advice:
-                            "the program comes back to this instruction in the same state, so this loop never ends; make the loop condition depend on a counter that changes every iteration")
+                            "the program comes back to this instruction in the same state, so this loop never ends; make the loop condition depend on a counter that changes every iteration"
+                    )
                     keep.append(old)
                     continue
                 }

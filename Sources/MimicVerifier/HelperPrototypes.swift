@@ -168,9 +168,11 @@ enum HelperPrototypes {
             .init("bpf_get_func_ip", [.context], .integer, .tracing),
             .init("bpf_get_attach_cookie", [.context], .integer, .tracing),
             .init("bpf_ringbuf_output", [.map, memRO, sizeOrZero, .anything]),
-            .init("bpf_ringbuf_reserve", [.map, .allocSize, .anything], .memoryOrNull(sizeArgument: 1, acquires: true)),
+            .init(
+                "bpf_ringbuf_reserve", [.map, .allocSize, .anything], .memoryOrNull(sizeArgument: 1, acquires: true)),
             // The dynptr argument is not modelled (any value passes); the slice is NULL or `len` bytes.
-            .init("bpf_dynptr_data", [.anything, .anything, .allocSize], .memoryOrNull(sizeArgument: 2, acquires: false)),
+            .init(
+                "bpf_dynptr_data", [.anything, .anything, .allocSize], .memoryOrNull(sizeArgument: 2, acquires: false)),
             .init("bpf_ringbuf_submit", [.ringbufRecord, .anything], .void, releases: 0),
             .init("bpf_ringbuf_discard", [.ringbufRecord, .anything], .void, releases: 0),
             .init("bpf_ringbuf_query", [.map, .anything]),
@@ -183,12 +185,15 @@ enum HelperPrototypes {
             .init("bpf_strtoul", [memRO, size, .anything, .fixedMemory(size: 8, uninit: true)]),
             .init(
                 "bpf_snprintf",
-                [.memory(uninit: true, nullable: true), sizeOrZero, .constString,
-                 .memory(uninit: false, nullable: true), sizeOrZero], .integer, gpl: true),
+                [
+                    .memory(uninit: true, nullable: true), sizeOrZero, .constString,
+                    .memory(uninit: false, nullable: true), sizeOrZero,
+                ], .integer, gpl: true),
             .init("bpf_get_local_storage", [.map, .anything], .mapValue, .types(cgroupStorage)),
             // The dynptr argument is not modelled (any initialised value); the slice is PTR_TO_MEM
             // of the constant length, or NULL (`RET_PTR_TO_DYNPTR_MEM_OR_NULL`).
-            .init("bpf_dynptr_data", [.anything, .anything, .allocSize], .memoryOrNull(sizeArgument: 2, acquires: false)),
+            .init(
+                "bpf_dynptr_data", [.anything, .anything, .allocSize], .memoryOrNull(sizeArgument: 2, acquires: false)),
             .init("bpf_per_cpu_ptr", [.perCPUVariable, .anything], .perCPUPointer(maybeNull: true)),
             .init("bpf_this_cpu_ptr", [.perCPUVariable], .perCPUPointer(maybeNull: false)),
             // Packets.
@@ -201,8 +206,10 @@ enum HelperPrototypes {
             .init("bpf_l4_csum_replace", [.context, .anything, .anything, .anything, .anything], .integer, .skbWrite),
             .init(
                 "bpf_csum_diff",
-                [.memory(uninit: false, nullable: true), sizeOrZero, .memory(uninit: false, nullable: true),
-                 sizeOrZero, .anything], .integer, .tcXDP),
+                [
+                    .memory(uninit: false, nullable: true), sizeOrZero, .memory(uninit: false, nullable: true),
+                    sizeOrZero, .anything,
+                ], .integer, .tcXDP),
             .init("bpf_csum_update", [.context, .anything], .integer, .skbWrite),
             .init("bpf_csum_level", [.context, .anything], .integer, .skbWrite),
             .init("bpf_clone_redirect", [.context, .anything, .anything], .integer, .skbWrite),
@@ -232,14 +239,22 @@ enum HelperPrototypes {
             .init("bpf_xdp_load_bytes", [.context, .anything, memUninit, size], .integer, .xdp),
             .init("bpf_xdp_store_bytes", [.context, .anything, memRO, size], .integer, .xdp),
             .init("bpf_xdp_get_buff_len", [.context], .integer, .xdp),
-            .init("bpf_fib_lookup", [.context, .memory(uninit: false, nullable: false), size, .anything], .integer, .types(tcXDP)),
-            .init("bpf_check_mtu", [.context, .anything, .fixedMemory(size: 4, uninit: false), .anything, .anything],
-                  .integer, .types(tcXDP)),
+            .init(
+                "bpf_fib_lookup", [.context, .memory(uninit: false, nullable: false), size, .anything], .integer,
+                .types(tcXDP)),
+            .init(
+                "bpf_check_mtu", [.context, .anything, .fixedMemory(size: 4, uninit: false), .anything, .anything],
+                .integer, .types(tcXDP)),
             // The tuple's size is ARG_CONST_SIZE_OR_ZERO since Linux 6.11 (a wrong size finds nothing).
-            .init("bpf_sk_lookup_tcp", [.context, memRO, sizeOrZero, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
-            .init("bpf_sk_lookup_udp", [.context, memRO, sizeOrZero, .anything, .anything], .socketOrNull(acquires: true), .types(socketLookups)),
-            .init("bpf_skc_lookup_tcp", [.context, memRO, sizeOrZero, .anything, .anything],
-                  .socketCommonOrNull(acquires: true), .types(socketLookups)),
+            .init(
+                "bpf_sk_lookup_tcp", [.context, memRO, sizeOrZero, .anything, .anything], .socketOrNull(acquires: true),
+                .types(socketLookups)),
+            .init(
+                "bpf_sk_lookup_udp", [.context, memRO, sizeOrZero, .anything, .anything], .socketOrNull(acquires: true),
+                .types(socketLookups)),
+            .init(
+                "bpf_skc_lookup_tcp", [.context, memRO, sizeOrZero, .anything, .anything],
+                .socketCommonOrNull(acquires: true), .types(socketLookups)),
             .init("bpf_sk_release", [.releasedSocket], .integer, .types(socketLookups), releases: 0),
             .init("bpf_tcp_sock", [.socketCommon], .tcpSocketOrNull, .types(tc.union([.cgroupSkb]))),
             .init("bpf_sk_fullsock", [.socketCommon], .socketOrNull(acquires: false), .types(tc.union([.cgroupSkb]))),
@@ -253,7 +268,9 @@ enum HelperPrototypes {
 
     /// Whether a program of `type` may call helpers of `group` (`*_func_proto` of each type).
     static func allows(_ group: HelperGroup, in type: ProgramType) -> Bool {
-        let tracing: Set<ProgramType> = [.kprobe, .tracepoint, .rawTracepoint, .perfEvent, .tracing, .rawTracepointWritable]
+        let tracing: Set<ProgramType> = [
+            .kprobe, .tracepoint, .rawTracepoint, .perfEvent, .tracing, .rawTracepointWritable,
+        ]
         let skb: Set<ProgramType> = [
             .socketFilter, .schedCls, .schedAct, .cgroupSkb, .lwtIn, .lwtOut, .lwtXmit, .skSkb, .lwtSeg6Local,
         ]

@@ -215,7 +215,9 @@ enum KernelText {
     /// The kernel's message for a malformed instruction.
     static func encodingMessage(_ i: RawInstruction, _ problem: some CustomStringConvertible) -> String {
         let text = "\(problem)"
-        if text.contains("unknown") { return "unknown opcode " + (i.opcode < 16 ? "0" : "") + String(i.opcode, radix: 16) }
+        if text.contains("unknown") {
+            return "unknown opcode " + (i.opcode < 16 ? "0" : "") + String(i.opcode, radix: 16)
+        }
         if text.contains("reserved") {
             return "\(i.instructionClass.cName) uses reserved fields"
         }

@@ -25,8 +25,9 @@ extension Analysis {
         case .context:
             return try contextAccess(s, pc, r, ptr, off: off, size: size, write: write)
         case .stack:
-            return try stackAccess(&s, pc, r, ptr, off: off, size: size, write: write, value: value,
-                                   valueIsRegister: valueIsRegister, storesImmediate: storesImmediate)
+            return try stackAccess(
+                &s, pc, r, ptr, off: off, size: size, write: write, value: value,
+                valueIsRegister: valueIsRegister, storesImmediate: storesImmediate)
         case .packet, .packetMeta:
             if write && !packetWritable {
                 throw Failure(kind: .packetBounds, pc: pc, message: "cannot write into packet", registers: [r])
@@ -39,7 +40,10 @@ extension Analysis {
                 throw Failure(
                     kind: .readOnly, pc: pc,
                     message: "write into map forbidden, value_size=\(map.valueSize) off=\(off) size=\(size)",
-                    registers: [r], advice: "\(map.name) is read-only to the program (const data); write to a writable map or global instead")
+                    registers: [r],
+                    advice:
+                        "\(map.name) is read-only to the program (const data); write to a writable map or global instead"
+                )
             }
             try boundedAccess(pc, r, ptr, off: off, size: size, limit: Int64(map.valueSize), what: .map(map))
             if !write, map.isReadOnly, ptr.bounds.isConstant, [1, 2, 4, 8].contains(size) {
@@ -105,20 +109,24 @@ extension Analysis {
                 kind: .contextAccess, pc: pc,
                 message: "dereference of modified ctx ptr R\(r) off=\(ptr.offset) disallowed", registers: [r],
                 advice:
-                    "the context pointer was moved before this access; read context fields straight from the pointer the program got (ctx->field)")
+                    "the context pointer was moved before this access; read context fields straight from the pointer the program got (ctx->field)"
+            )
         }
         if !ptr.bounds.isConstant || ptr.bounds.varOff.value != 0 {
             throw Failure(
                 kind: .contextAccess, pc: pc,
                 message: "variable ctx access var_off=\(ptr.bounds.varOff) disallowed", registers: [r])
         }
-        guard let field = ContextRules.access(type, offset: Int(off), size: size, write: write, attachType: program.attachType)
+        guard
+            let field = ContextRules.access(
+                type, offset: Int(off), size: size, write: write, attachType: program.attachType)
         else {
             throw Failure(
                 kind: .contextAccess, pc: pc, message: "invalid bpf_context access off=\(off) size=\(size)",
                 registers: [r],
                 advice:
-                    "a \(type) program may not \(write ? "write" : "read") \(size) byte\(size == 1 ? "" : "s") at offset \(off) of its context; check the field and its size for this program type (packet pointers are 4-byte reads; many fields are read-only)")
+                    "a \(type) program may not \(write ? "write" : "read") \(size) byte\(size == 1 ? "" : "s") at offset \(off) of its context; check the field and its size for this program type (packet pointers are 4-byte reads; many fields are read-only)"
+            )
         }
         if write { return Register() }
         switch field {
@@ -206,7 +214,8 @@ extension Analysis {
                 message: "R\(r) min value is negative, either use unsigned index or do a if (index >=0) check.",
                 registers: [r],
                 advice:
-                    "the index added to R\(r) may be negative; use an unsigned type for it or check `index >= 0` before the access")
+                    "the index added to R\(r) may be negative; use an unsigned type for it or check `index >= 0` before the access"
+            )
         }
         let low = smin + off
         if !(low >= 0 && low + Int64(size) <= limit) {
@@ -220,7 +229,8 @@ extension Analysis {
                 kind: kind, pc: pc,
                 message: "R\(r) unbounded memory access, make sure to bounds check any such access", registers: [r],
                 advice:
-                    "the offset added to R\(r) has no upper bound; check it against the size (`if (i >= N) return ...;`) before using it as an index")
+                    "the offset added to R\(r) has no upper bound; check it against the size (`if (i >= N) return ...;`) before using it as an index"
+            )
         }
         let high = Int64(ptr.bounds.umax) + off
         if !(high >= 0 && high + Int64(size) <= limit) {
@@ -237,7 +247,8 @@ extension Analysis {
             return
                 "the access reaches byte \(off + Int64(size) - 1) of a \(map.valueSize)-byte value of map \(map.name); keep index * element size + size within the value (check the index against the array length)"
         case .memory:
-            return "the access reaches byte \(off + Int64(size) - 1) of \(limit) bytes the helper gave; stay within the reserved size"
+            return
+                "the access reaches byte \(off + Int64(size) - 1) of \(limit) bytes the helper gave; stay within the reserved size"
         }
     }
 
@@ -259,7 +270,8 @@ extension Analysis {
                 : "invalid \(what) stack R\(r) off=\(minOff) size=\(size)"
             throw Failure(
                 kind: .stackAccess, pc: pc, message: message, registers: [r],
-                advice: "the stack is 512 bytes below the frame pointer (r10-512 .. r10-1); this access falls outside it")
+                advice:
+                    "the stack is 512 bytes below the frame pointer (r10-512 .. r10-1); this access falls outside it")
         }
         let lowest = Int(minOff)
         let depth = -lowest
@@ -278,7 +290,8 @@ extension Analysis {
                 for b in start..<end where s.frames[frame].stack.bytes[b] == .invalid {
                     throw Failure(
                         kind: .stackAccess, pc: pc,
-                        message: "invalid variable-offset read from stack R\(r) var_off=\(ptr.bounds.varOff) off=\(off) size=\(size)",
+                        message:
+                            "invalid variable-offset read from stack R\(r) var_off=\(ptr.bounds.varOff) off=\(off) size=\(size)",
                         registers: [r])
                 }
             }
@@ -290,7 +303,8 @@ extension Analysis {
             // A scalar (a register, or a `BPF_ST` immediate) stored at the start of a slot by a
             // privileged loader is spilled with its bounds (`check_stack_write_fixed_off`).
             let spillable =
-                (valueIsRegister && (value.isPointer || (value.type == .scalar && start % 8 == 0 && options.privileged)))
+                (valueIsRegister
+                    && (value.isPointer || (value.type == .scalar && start % 8 == 0 && options.privileged)))
                 || (storesImmediate && start % 8 == 0 && options.privileged)
             if valueIsRegister, value.isPointer, size != 8 {
                 throw Failure(kind: .stackAccess, pc: pc, message: "invalid size of register spill", registers: [r])
@@ -346,11 +360,14 @@ extension Analysis {
                     throw Failure(
                         kind: .stackAccess, pc: pc,
                         message: "invalid read from stack off \(minOff)+\(b - start) size \(size)", registers: [r],
-                        advice: "this stack byte was never written on this path; initialise the variable (or the whole struct, e.g. with __builtin_memset) first")
+                        advice:
+                            "this stack byte was never written on this path; initialise the variable (or the whole struct, e.g. with __builtin_memset) first"
+                    )
                 }
             case .iterator:
                 throw Failure(
-                    kind: .stackAccess, pc: pc, message: "invalid read from stack off \(minOff)+\(b - start) size \(size)",
+                    kind: .stackAccess, pc: pc,
+                    message: "invalid read from stack off \(minOff)+\(b - start) size \(size)",
                     registers: [r])
             default: allZero = false
             }
@@ -374,7 +391,9 @@ extension Analysis {
         if nullable, ptr.isNullConstant { return }
         if ptr.maybeNull {
             throw Failure(
-                kind: .nullPointer, pc: pc, message: "R\(r) type=\(ptr.typeName) expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
+                kind: .nullPointer, pc: pc,
+                message:
+                    "R\(r) type=\(ptr.typeName) expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
                 registers: [r], advice: "R\(r) may be NULL; check it before passing it to the helper")
         }
         if size == 0 && zeroAllowed { return }
@@ -386,7 +405,8 @@ extension Analysis {
             if off < -512 || high > 0 || ptr.bounds.smin == .min {
                 throw Failure(
                     kind: .stackAccess, pc: pc,
-                    message: "invalid \(uninit ? "write to" : "read from") stack R\(r) off=\(off) size=\(size)", registers: [r],
+                    message: "invalid \(uninit ? "write to" : "read from") stack R\(r) off=\(off) size=\(size)",
+                    registers: [r],
                     advice: "the helper would access \(size) bytes from r10\(off), past the 512-byte stack frame")
             }
             let depth = Int(-off)
@@ -408,7 +428,8 @@ extension Analysis {
             }
         case .packet, .packetMeta:
             if uninit && !packetWritable {
-                throw Failure(kind: .packetBounds, pc: pc, message: "helper access to the packet is not allowed", registers: [r])
+                throw Failure(
+                    kind: .packetBounds, pc: pc, message: "helper access to the packet is not allowed", registers: [r])
             }
             try packetAccess(s, pc, r, ptr, off: ptr.offset, size: Int(size))
         case .mapValue:
@@ -419,10 +440,12 @@ extension Analysis {
                     message: "write into map forbidden, value_size=\(map.valueSize) off=\(ptr.offset) size=\(size)",
                     registers: [r])
             }
-            try boundedAccess(pc, r, ptr, off: ptr.offset, size: Int(size), limit: Int64(map.valueSize), what: .map(map))
+            try boundedAccess(
+                pc, r, ptr, off: ptr.offset, size: Int(size), limit: Int64(map.valueSize), what: .map(map))
         case .memory:
             if uninit && ptr.readOnly {
-                throw Failure(kind: .readOnly, pc: pc, message: "R\(r) cannot write into \(ptr.typeName)", registers: [r])
+                throw Failure(
+                    kind: .readOnly, pc: pc, message: "R\(r) cannot write into \(ptr.typeName)", registers: [r])
             }
             try boundedAccess(pc, r, ptr, off: ptr.offset, size: Int(size), limit: ptr.range, what: .memory)
         case .mapKey, .btfObject:
@@ -433,7 +456,8 @@ extension Analysis {
                 message:
                     "R\(r) type=\(ptr.typeName) expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_",
                 registers: [r],
-                advice: "the helper needs a pointer to memory here (stack, map value, packet); R\(r) is \(ptr.typeName)")
+                advice: "the helper needs a pointer to memory here (stack, map value, packet); R\(r) is \(ptr.typeName)"
+            )
         }
     }
 }

@@ -21,7 +21,8 @@ public struct Scalar: Hashable, Sendable {
     public static func constant(_ value: UInt64) -> Scalar {
         Scalar(
             varOff: .constant(value), smin: Int64(bitPattern: value), smax: Int64(bitPattern: value),
-            umin: value, umax: value, s32min: Int32(truncatingIfNeeded: value), s32max: Int32(truncatingIfNeeded: value),
+            umin: value, umax: value, s32min: Int32(truncatingIfNeeded: value),
+            s32max: Int32(truncatingIfNeeded: value),
             u32min: UInt32(truncatingIfNeeded: value), u32max: UInt32(truncatingIfNeeded: value))
     }
 
@@ -294,51 +295,93 @@ extension Scalar {
         case .add:
             let (smn, o1) = s32min.addingReportingOverflow(src.s32min)
             let (smx, o2) = s32max.addingReportingOverflow(src.s32max)
-            if o1 || o2 { s32min = .min; s32max = .max } else { s32min = smn; s32max = smx }
+            if o1 || o2 {
+                s32min = .min
+                s32max = .max
+            } else {
+                s32min = smn
+                s32max = smx
+            }
             let (umn, o3) = u32min.addingReportingOverflow(src.u32min)
             let (umx, o4) = u32max.addingReportingOverflow(src.u32max)
-            if o3 || o4 { u32min = 0; u32max = .max } else { u32min = umn; u32max = umx }
+            if o3 || o4 {
+                u32min = 0
+                u32max = .max
+            } else {
+                u32min = umn
+                u32max = umx
+            }
             varOff = varOff.withSubreg(dOff + sOff)
         case .sub, .neg:
             let s = op == .neg ? self : src
             var d = op == .neg ? Scalar.constant(0) : self
             let (smn, o1) = d.s32min.subtractingReportingOverflow(s.s32max)
             let (smx, o2) = d.s32max.subtractingReportingOverflow(s.s32min)
-            if o1 || o2 { d.s32min = .min; d.s32max = .max } else { d.s32min = smn; d.s32max = smx }
-            if d.u32min < s.u32max { d.u32min = 0; d.u32max = .max } else {
+            if o1 || o2 {
+                d.s32min = .min
+                d.s32max = .max
+            } else {
+                d.s32min = smn
+                d.s32max = smx
+            }
+            if d.u32min < s.u32max {
+                d.u32min = 0
+                d.u32max = .max
+            } else {
                 d.u32min = d.u32min - s.u32max
                 d.u32max = d.u32max - s.u32min
             }
             let t = d.varOff.subreg - s.varOff.subreg
-            s32min = d.s32min; s32max = d.s32max; u32min = d.u32min; u32max = d.u32max
+            s32min = d.s32min
+            s32max = d.s32max
+            u32min = d.u32min
+            u32max = d.u32max
             varOff = varOff.withSubreg(t)
         case .mul:
             let (umn, o1) = u32min.multipliedReportingOverflow(by: src.u32min)
             let (umx, o2) = u32max.multipliedReportingOverflow(by: src.u32max)
-            if o1 || o2 { u32min = 0; u32max = .max } else { u32min = umn; u32max = umx }
+            if o1 || o2 {
+                u32min = 0
+                u32max = .max
+            } else {
+                u32min = umn
+                u32max = umx
+            }
             let products = [
                 Int64(s32min) * Int64(src.s32min), Int64(s32min) * Int64(src.s32max),
                 Int64(s32max) * Int64(src.s32min), Int64(s32max) * Int64(src.s32max),
             ]
             if let lo = products.min(), let hi = products.max(), lo >= Int64(Int32.min), hi <= Int64(Int32.max) {
-                s32min = Int32(lo); s32max = Int32(hi)
-            } else { s32min = .min; s32max = .max }
+                s32min = Int32(lo)
+                s32max = Int32(hi)
+            } else {
+                s32min = .min
+                s32max = .max
+            }
             varOff = varOff.withSubreg(dOff * sOff)
         case .and:
             let t = dOff & sOff
             varOff = varOff.withSubreg(t)
             u32min = UInt32(truncatingIfNeeded: t.value)
             u32max = min(u32max, src.u32max)
-            if s32min < 0 || src.s32min < 0 { s32min = .min; s32max = .max } else {
-                s32min = Int32(bitPattern: u32min); s32max = Int32(bitPattern: u32max)
+            if s32min < 0 || src.s32min < 0 {
+                s32min = .min
+                s32max = .max
+            } else {
+                s32min = Int32(bitPattern: u32min)
+                s32max = Int32(bitPattern: u32max)
             }
         case .or:
             let t = dOff | sOff
             varOff = varOff.withSubreg(t)
             u32min = max(u32min, src.u32min)
             u32max = UInt32(truncatingIfNeeded: t.value | t.mask)
-            if s32min < 0 || src.s32min < 0 { s32min = .min; s32max = .max } else {
-                s32min = Int32(bitPattern: u32min); s32max = Int32(bitPattern: u32max)
+            if s32min < 0 || src.s32min < 0 {
+                s32min = .min
+                s32max = .max
+            } else {
+                s32min = Int32(bitPattern: u32min)
+                s32max = Int32(bitPattern: u32max)
             }
         case .xor:
             let t = dOff ^ sOff
@@ -346,24 +389,37 @@ extension Scalar {
             u32min = UInt32(truncatingIfNeeded: t.value)
             u32max = UInt32(truncatingIfNeeded: t.value | t.mask)
             if s32min >= 0, src.s32min >= 0 {
-                s32min = Int32(bitPattern: u32min); s32max = Int32(bitPattern: u32max)
-            } else { s32min = .min; s32max = .max }
+                s32min = Int32(bitPattern: u32min)
+                s32max = Int32(bitPattern: u32max)
+            } else {
+                s32min = .min
+                s32max = .max
+            }
         case .lsh:
             let s = UInt32(src.u32min)
-            s32min = .min; s32max = .max
-            if u32max > (UInt32(1) << (31 - s)) { u32min = 0; u32max = .max } else {
-                u32min <<= s; u32max <<= s
+            s32min = .min
+            s32max = .max
+            if u32max > (UInt32(1) << (31 - s)) {
+                u32min = 0
+                u32max = .max
+            } else {
+                u32min <<= s
+                u32max <<= s
             }
             varOff = varOff.withSubreg(dOff << UInt64(s))
         case .rsh:
             let s = UInt32(src.u32min)
-            s32min = .min; s32max = .max
-            u32min >>= s; u32max >>= s
+            s32min = .min
+            s32max = .max
+            u32min >>= s
+            u32max >>= s
             varOff = varOff.withSubreg(dOff >> UInt64(s))
         case .arsh:
             let s = Int32(src.u32min)
-            s32min >>= s; s32max >>= s
-            u32min = 0; u32max = .max
+            s32min >>= s
+            s32max >>= s
+            u32min = 0
+            u32max = .max
             varOff = varOff.withSubreg(dOff.arithmeticShiftRight(UInt64(s), bits: 32))
         default:
             break
@@ -375,72 +431,129 @@ extension Scalar {
         case .add:
             let (smn, o1) = smin.addingReportingOverflow(src.smin)
             let (smx, o2) = smax.addingReportingOverflow(src.smax)
-            if o1 || o2 { smin = .min; smax = .max } else { smin = smn; smax = smx }
+            if o1 || o2 {
+                smin = .min
+                smax = .max
+            } else {
+                smin = smn
+                smax = smx
+            }
             let (umn, o3) = umin.addingReportingOverflow(src.umin)
             let (umx, o4) = umax.addingReportingOverflow(src.umax)
-            if o3 || o4 { umin = 0; umax = .max } else { umin = umn; umax = umx }
+            if o3 || o4 {
+                umin = 0
+                umax = .max
+            } else {
+                umin = umn
+                umax = umx
+            }
             varOff = varOff + src.varOff
         case .sub, .neg:
             let s = op == .neg ? self : src
             var d = op == .neg ? Scalar.constant(0) : self
             let (smn, o1) = d.smin.subtractingReportingOverflow(s.smax)
             let (smx, o2) = d.smax.subtractingReportingOverflow(s.smin)
-            if o1 || o2 { d.smin = .min; d.smax = .max } else { d.smin = smn; d.smax = smx }
-            if d.umin < s.umax { d.umin = 0; d.umax = .max } else {
+            if o1 || o2 {
+                d.smin = .min
+                d.smax = .max
+            } else {
+                d.smin = smn
+                d.smax = smx
+            }
+            if d.umin < s.umax {
+                d.umin = 0
+                d.umax = .max
+            } else {
                 d.umin = d.umin - s.umax
                 d.umax = d.umax - s.umin
             }
-            smin = d.smin; smax = d.smax; umin = d.umin; umax = d.umax
+            smin = d.smin
+            smax = d.smax
+            umin = d.umin
+            umax = d.umax
             varOff = d.varOff - s.varOff
         case .mul:
             let (umn, o1) = umin.multipliedReportingOverflow(by: src.umin)
             let (umx, o2) = umax.multipliedReportingOverflow(by: src.umax)
-            if o1 || o2 { umin = 0; umax = .max } else { umin = umn; umax = umx }
+            if o1 || o2 {
+                umin = 0
+                umax = .max
+            } else {
+                umin = umn
+                umax = umx
+            }
             let p = [
                 smin.multipliedReportingOverflow(by: src.smin), smin.multipliedReportingOverflow(by: src.smax),
                 smax.multipliedReportingOverflow(by: src.smin), smax.multipliedReportingOverflow(by: src.smax),
             ]
-            if p.allSatisfy({ !$0.overflow }), let lo = p.map(\.partialValue).min(), let hi = p.map(\.partialValue).max() {
-                smin = lo; smax = hi
-            } else { smin = .min; smax = .max }
+            if p.allSatisfy({ !$0.overflow }), let lo = p.map(\.partialValue).min(),
+                let hi = p.map(\.partialValue).max()
+            {
+                smin = lo
+                smax = hi
+            } else {
+                smin = .min
+                smax = .max
+            }
             varOff = varOff * src.varOff
         case .and:
             varOff = varOff & src.varOff
             umin = varOff.value
             umax = min(umax, src.umax)
-            if smin < 0 || src.smin < 0 { smin = .min; smax = .max } else {
-                smin = Int64(bitPattern: umin); smax = Int64(bitPattern: umax)
+            if smin < 0 || src.smin < 0 {
+                smin = .min
+                smax = .max
+            } else {
+                smin = Int64(bitPattern: umin)
+                smax = Int64(bitPattern: umax)
             }
         case .or:
             varOff = varOff | src.varOff
             umin = max(umin, src.umin)
             umax = varOff.value | varOff.mask
-            if smin < 0 || src.smin < 0 { smin = .min; smax = .max } else {
-                smin = Int64(bitPattern: umin); smax = Int64(bitPattern: umax)
+            if smin < 0 || src.smin < 0 {
+                smin = .min
+                smax = .max
+            } else {
+                smin = Int64(bitPattern: umin)
+                smax = Int64(bitPattern: umax)
             }
         case .xor:
             varOff = varOff ^ src.varOff
             umin = varOff.value
             umax = varOff.value | varOff.mask
             if smin >= 0, src.smin >= 0 {
-                smin = Int64(bitPattern: umin); smax = Int64(bitPattern: umax)
-            } else { smin = .min; smax = .max }
+                smin = Int64(bitPattern: umin)
+                smax = Int64(bitPattern: umax)
+            } else {
+                smin = .min
+                smax = .max
+            }
         case .lsh:
             let s = src.umin
-            smin = .min; smax = .max
-            if umax > (UInt64(1) << (63 - s)) { umin = 0; umax = .max } else {
-                umin <<= s; umax <<= s
+            smin = .min
+            smax = .max
+            if umax > (UInt64(1) << (63 - s)) {
+                umin = 0
+                umax = .max
+            } else {
+                umin <<= s
+                umax <<= s
             }
             varOff = varOff << s
         case .rsh:
             let s = src.umin
-            smin = .min; smax = .max
-            umin >>= s; umax >>= s
+            smin = .min
+            smax = .max
+            umin >>= s
+            umax >>= s
             varOff = varOff >> s
         case .arsh:
             let s = Int64(src.umin)
-            smin >>= s; smax >>= s
-            umin = 0; umax = .max
+            smin >>= s
+            smax >>= s
+            umin = 0
+            umax = .max
             varOff = varOff.arithmeticShiftRight(UInt64(s), bits: 64)
         default:
             break

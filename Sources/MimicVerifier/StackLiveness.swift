@@ -40,7 +40,10 @@ extension Analysis {
                 for r in 0..<11 { joined[r] = joined[r].join(after[r]) }
                 if joined != before[t] {
                     before[t] = joined
-                    if !queued[t] { queued[t] = true; work.append(t) }
+                    if !queued[t] {
+                        queued[t] = true
+                        work.append(t)
+                    }
                 }
             }
         }
@@ -66,10 +69,11 @@ extension Analysis {
 
     private func transfer(_ regs: [FramePointer], _ i: RawInstruction) -> [FramePointer] {
         var r = regs
-        let d = Int(i.destination & 0xf), s = Int(i.source & 0xf)
+        let d = Int(i.destination & 0xf)
+        let s = Int(i.source & 0xf)
         guard d <= 10, s <= 10 else { return r }
         switch i.opcode & 7 {
-        case 0x07:  // ALU64
+        case 0x07: // ALU64
             let op = i.opcode & 0xf0
             let fromRegister = i.opcode & 0x08 != 0
             if op == 0xb0 {
@@ -81,11 +85,11 @@ extension Analysis {
             } else {
                 r[d] = .maybe
             }
-        case 0x04:  // ALU32: never a pointer
+        case 0x04: // ALU32: never a pointer
             r[d] = .notStack
-        case 0x01:  // LDX: a fill from the stack may give back a stack pointer
+        case 0x01: // LDX: a fill from the stack may give back a stack pointer
             r[d] = regs[s] == .notStack ? .notStack : .maybe
-        case 0x03:  // atomics that fetch
+        case 0x03: // atomics that fetch
             if i.opcode & 0xe0 == 0xc0 {
                 let loaded: FramePointer = regs[d] == .notStack ? .notStack : .maybe
                 if i.imm == 0xf1 { r[0] = loaded } else if i.imm & 1 != 0 { r[s] = loaded }
@@ -123,7 +127,8 @@ extension Analysis {
                 return mask
             }
         }
-        let d = Int(i.destination & 0xf), s = Int(i.source & 0xf)
+        let d = Int(i.destination & 0xf)
+        let s = Int(i.source & 0xf)
         guard d <= 10, s <= 10 else { return (all, 0) }
         let size = accessSize(i.opcode)
         switch i.opcode & 7 {

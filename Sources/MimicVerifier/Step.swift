@@ -52,7 +52,8 @@ extension Analysis {
                 kind: .uninitializedRegister, pc: pc, message: "R\(r) !read_ok", registers: [Int(r)],
                 advice: r == 0
                     ? "R0 is read before anything set it: a function or the program returns without a return value on this path"
-                    : "R\(r) is read before anything was written to it on this path (a helper call clobbers R1-R5); initialise the variable on every path")
+                    : "R\(r) is read before anything was written to it on this path (a helper call clobbers R1-R5); initialise the variable on every path"
+            )
         }
         return reg
     }
@@ -178,7 +179,8 @@ extension Analysis {
             let v = Int64(bitPattern: c)
             if v >= maxVariableOffset || v <= -maxVariableOffset {
                 throw Failure(
-                    kind: .pointerArithmetic, pc: pc, message: "math between \(ptrType) pointer and \(v) is not allowed",
+                    kind: .pointerArithmetic, pc: pc,
+                    message: "math between \(ptrType) pointer and \(v) is not allowed",
                     registers: [r])
             }
             return
@@ -194,7 +196,8 @@ extension Analysis {
                 message: "math between \(ptrType) pointer and register with unbounded min value is not allowed",
                 registers: [r],
                 advice:
-                    "R\(r) is added to a \(ptrType) pointer but could be any value; bound it first, e.g. `if (idx >= MAX) return ...;` or `idx &= MASK`, so the verifier knows the range")
+                    "R\(r) is added to a \(ptrType) pointer but could be any value; bound it first, e.g. `if (idx >= MAX) return ...;` or `idx &= MASK`, so the verifier knows the range"
+            )
         }
         if reg.bounds.smin >= maxVariableOffset || reg.bounds.smin <= -maxVariableOffset {
             throw Failure(
@@ -235,7 +238,8 @@ extension Analysis {
                 message: "R\(ptrRegister) pointer arithmetic on \(ptr.typeName) prohibited, null-check it first",
                 registers: [ptrRegister],
                 advice:
-                    "R\(ptrRegister) may be NULL here (\(ptr.typeName)); compare it with NULL and return before using or moving it")
+                    "R\(ptrRegister) may be NULL here (\(ptr.typeName)); compare it with NULL and return before using or moving it"
+            )
         }
         switch ptr.type {
         case .packetEnd, .socket, .socketCommon, .tcpSocket, .function:
@@ -377,7 +381,8 @@ extension Analysis {
         case 1, 5, 2, 6:
             let index = Int(i.imm)
             guard index >= 0, index < program.maps.count else {
-                throw Failure(kind: .invalidInstruction, pc: pc, message: "fd \(i.imm) is not pointing to valid bpf_map")
+                throw Failure(
+                    kind: .invalidInstruction, pc: pc, message: "fd \(i.imm) is not pointing to valid bpf_map")
             }
             if i.source == 1 || i.source == 5 {
                 var r = Register.pointer(.mapPointer)

@@ -118,7 +118,8 @@ enum CompareCommand: Command {
                 packets = [(flow.packet, flow)]
             } else {
                 throw RuntimeError(
-                    "\(contextPath): compare needs an xdp_md, sk_buff or bpf_flow_dissector context (the kernel runs programs on a packet; sk_lookup is compared by ObjectComparison.run(lookup:))")
+                    "\(contextPath): compare needs an xdp_md, sk_buff or bpf_flow_dissector context (the kernel runs programs on a packet; sk_lookup is compared by ObjectComparison.run(lookup:))"
+                )
             }
         }
         var memoryLimit = ObjectComparison.defaultMemoryLimit

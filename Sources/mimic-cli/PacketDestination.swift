@@ -127,8 +127,10 @@ extension PacketDestination {
                 {
                     // bpf_redirect_neigh / bpf_redirect_peer, resolved against the network.
                     switch resolved {
-                    case .transmit(let ifindex, let frame): main = [Delivery(destination: .interface(ifindex), packet: frame)]
-                    case .peerIngress(let ifindex): main = [Delivery(destination: .interfaceIngress(ifindex), packet: packet)]
+                    case .transmit(let ifindex, let frame):
+                        main = [Delivery(destination: .interface(ifindex), packet: frame)]
+                    case .peerIngress(let ifindex):
+                        main = [Delivery(destination: .interfaceIngress(ifindex), packet: packet)]
                     case .drop: main = [Delivery(destination: .drop, packet: packet)]
                     }
                 } else {

@@ -95,7 +95,8 @@ struct PcapRun {
             tally = counted
         } else {
             tally = try FlowWorkers(
-                session: session, workers: workers, writesOut: writesOut, keepsDeliveries: keepOutputs).run(
+                session: session, workers: workers, writesOut: writesOut, keepsDeliveries: keepOutputs
+            ).run(
                 packets, progress: progress
             ) { index, outcome in
                 add(outcome, number: packets[index].number, packet: packets[index].packet)

@@ -84,7 +84,8 @@ final class PacketRunner {
         do {
             r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
         } catch {
-            return PacketOutcome(r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
+            return PacketOutcome(
+                r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
         }
         var outcome = PacketOutcome(r0: r0, instructions: process.instructionsExecuted)
         if let state = LinuxProcessState.of(process) {
@@ -155,7 +156,7 @@ struct FlowWorkers {
                     if outcome.isListed { result.listed.append((index, outcome)) }
                 } catch {
                     result.failure = (index, error)
-                    return  // this worker stops; the others finish theirs
+                    return // this worker stops; the others finish theirs
                 }
             }
         }
@@ -165,7 +166,9 @@ struct FlowWorkers {
         while true {
             var first: Int?
             for worker in 0..<workers where next[worker] < results[worker].listed.count {
-                if first.map({ results[worker].listed[next[worker]].index < results[$0].listed[next[$0]].index }) ?? true {
+                if first.map({ results[worker].listed[next[worker]].index < results[$0].listed[next[$0]].index })
+                    ?? true
+                {
                     first = worker
                 }
             }
@@ -234,7 +237,7 @@ enum FlowHash {
             case 0x0800:
                 guard bytes.count >= network + 20, bytes[network] >> 4 == 4 else { return nil }
                 let headerLength = Int(bytes[network] & 0x0F) * 4
-                let fragment = u16(network + 6) & 0x3FFF  // MF flag and offset
+                let fragment = u16(network + 6) & 0x3FFF // MF flag and offset
                 proto = bytes[network + 9]
                 mix(network + 12..<network + 20)
                 transport = fragment == 0 && headerLength >= 20 ? network + headerLength : nil

@@ -90,7 +90,8 @@ enum RunObjectCommand: Command {
         let session = try options.session()
         if arguments.has("verify") {
             if let error = Verifier().verify(object: session.object, program: session.source).error {
-                throw RuntimeError("\(session.source.name): the kernel's verifier would reject it\n\(error.explanation)")
+                throw RuntimeError(
+                    "\(session.source.name): the kernel's verifier would reject it\n\(error.explanation)")
             }
         }
         if options.eventsPath != nil {
@@ -161,9 +162,10 @@ struct SingleRun {
         // The packet as the program first sees it (an sk_buff at the network header: without the
         // pulled Ethernet header), to tell whether the run changed it.
         var originalPacket =
-            (context as? XDPContext)?.packet ?? (context as? SKBContext)?.packet ?? (context as? FlowDissectorContext)?.packet
+            (context as? XDPContext)?.packet ?? (context as? SKBContext)?.packet
+            ?? (context as? FlowDissectorContext)?.packet
         if let skb = context as? SKBContext, skb.dataStart == .network {
-            originalPacket = Array(skb.packet.dropFirst(min(14, skb.packet.count)))  // the Ethernet header
+            originalPacket = Array(skb.packet.dropFirst(min(14, skb.packet.count))) // the Ethernet header
         }
         let process = try session.makeProcess(context: context)
         let contextBefore = TestRunContext.output(of: process)
@@ -185,11 +187,13 @@ struct SingleRun {
         var warnings = state?.warnings ?? []
         for field in SKBContext.forbiddenWrites(of: process) {
             warnings.append(
-                "the program changed __sk_buff.\(field), which a \(session.type) program may not write (the kernel's verifier refuses the program)")
+                "the program changed __sk_buff.\(field), which a \(session.type) program may not write (the kernel's verifier refuses the program)"
+            )
         }
         for field in state?.contextRecord?.forbiddenWrites ?? [] {
             warnings.append(
-                "the program changed \(state?.contextRecord?.layout.structName ?? "context").\(field), which a \(session.type) program may not write (the kernel's verifier refuses the program)")
+                "the program changed \(state?.contextRecord?.layout.structName ?? "context").\(field), which a \(session.type) program may not write (the kernel's verifier refuses the program)"
+            )
         }
         let events = session.drainEvents()
         let changes = before.changes(to: session.snapshot())

@@ -177,14 +177,16 @@ struct RunOptions {
             }
             guard pcapPath != nil, packetNumber == nil else {
                 throw UsageError(
-                    message: "--workers spreads the packets of a --pcap capture over threads; give --pcap (without --packet)",
+                    message:
+                        "--workers spreads the packets of a --pcap capture over threads; give --pcap (without --packet)",
                     command: command)
             }
             if arguments.value("cpus") == nil {
                 cpus = value
             } else if cpus < value {
                 throw UsageError(
-                    message: "--workers \(value) runs worker i as CPU i: give --cpus \(value) or more (or leave --cpus out)",
+                    message:
+                        "--workers \(value) runs worker i as CPU i: give --cpus \(value) or more (or leave --cpus out)",
                     command: command)
             }
             workers = value
@@ -241,7 +243,8 @@ struct RunOptions {
         btfPath = arguments.value("btf")
         eventsPath = arguments.value("events")
         if eventsPath != nil, contextPath != nil || pcapPath != nil || packetBytes != nil {
-            throw UsageError(message: "--events runs its own contexts: give no --context, --pcap or --packet", command: command)
+            throw UsageError(
+                message: "--events runs its own contexts: give no --context, --pcap or --packet", command: command)
         }
     }
 

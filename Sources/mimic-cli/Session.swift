@@ -322,7 +322,10 @@ final class Session {
         case .skLookup, .skMsg, .skReuseport:
             return r0 == 1 ? "SK_PASS" : (r0 == 0 ? "SK_DROP" : "unknown verdict \(r0)")
         case .flowDissector, .lwtIn, .lwtOut, .lwtXmit:
-            let names: [UInt64: String] = [0: "BPF_OK", 2: "BPF_DROP", 7: "BPF_REDIRECT", 0x80: "BPF_LWT_REROUTE", 0x81: "BPF_FLOW_DISSECTOR_CONTINUE"]
+            let names: [UInt64: String] = [
+                0: "BPF_OK", 2: "BPF_DROP", 7: "BPF_REDIRECT", 0x80: "BPF_LWT_REROUTE",
+                0x81: "BPF_FLOW_DISSECTOR_CONTINUE",
+            ]
             return names[r0] ?? "unknown verdict \(Int64(bitPattern: r0))"
         default: return nil
         }

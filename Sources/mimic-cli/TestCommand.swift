@@ -9,7 +9,8 @@ enum TestCommand: Command {
     static let info = CommandInfo(
         name: "test",
         summary: "Run eBPF unit tests from test files (no root, no kernel); JUnit XML and TAP for CI.",
-        synopsis: "test FILE.json... [--junit OUT.xml] [--tap | --tap=OUT.tap] [--kernel] [--engine interpreter|jit|auto]",
+        synopsis:
+            "test FILE.json... [--junit OUT.xml] [--tap | --tap=OUT.tap] [--kernel] [--engine interpreter|jit|auto]",
         discussion: """
             Each test file (JSON; Docs/Testing-Programs.md) names an object, its configuration and
             cases: maps to seed, the input (a packet as hex or base64, a packet of a capture, or a

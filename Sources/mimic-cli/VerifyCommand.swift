@@ -86,7 +86,8 @@ enum VerifyCommand: Command {
                     if !text.hasSuffix("\n") { text += "\n" }
                 } else {
                     text += "\(r.name) (\(r.section)): accepted"
-                    text += " (\(r.report.processedInstructions) instructions processed, stack \(r.report.stackDepths.reduce(0, +)) bytes, \(formatMS(r.ms)))\n"
+                    text +=
+                        " (\(r.report.processedInstructions) instructions processed, stack \(r.report.stackDepths.reduce(0, +)) bytes, \(formatMS(r.ms)))\n"
                 }
             }
             Console.out(text)
@@ -100,7 +101,8 @@ enum VerifyCommand: Command {
     /// One program from assembler text or bytecode, without maps.
     static func verifyRaw(_ path: String, typeName: String, _ arguments: ParsedArguments) throws {
         guard let type = ProgramType(kernelName: typeName) else {
-            throw UsageError(message: "unknown program type '\(typeName)' (e.g. xdp, sched_cls, kprobe)", command: info.name)
+            throw UsageError(
+                message: "unknown program type '\(typeName)' (e.g. xdp, sched_cls, kprobe)", command: info.name)
         }
         let bytes = try Input.read(path)
         let name = Input.displayName(path)
@@ -146,16 +148,22 @@ enum VerifyCommand: Command {
                                     "registers",
                                     .array(
                                         e.registers.map {
-                                            .object([("register", .integer(Int64($0.register))), ("value", .string($0.value))])
+                                            .object([
+                                                ("register", .integer(Int64($0.register))),
+                                                ("value", .string($0.value)),
+                                            ])
                                         })
                                 ),
                             ]
                             if let line = e.sourceLine {
                                 error.append(
-                                    ("source", .object([
-                                        ("file", .string(line.file)), ("line", .integer(Int64(line.line))),
-                                        ("text", .string(line.sourceText)),
-                                    ])))
+                                    (
+                                        "source",
+                                        .object([
+                                            ("file", .string(line.file)), ("line", .integer(Int64(line.line))),
+                                            ("text", .string(line.sourceText)),
+                                        ])
+                                    ))
                             }
                             members.append(("error", .object(error)))
                         }

@@ -43,7 +43,8 @@ import Testing
         let ksyscall = try Self.run("ksyscall")
         #expect(ksyscall.status == 0, "\(ksyscall)")
         #expect(
-            ksyscall.stdout.contains("KILL syscall called by PID 1200 (bash) for PID 4242 with signal 15."), "\(ksyscall)")
+            ksyscall.stdout.contains("KILL syscall called by PID 1200 (bash) for PID 4242 with signal 15."),
+            "\(ksyscall)")
     }
 
     @Test func mistakesAreNamed() throws {

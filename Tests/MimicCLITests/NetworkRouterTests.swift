@@ -25,14 +25,14 @@ struct NetworkRouterTests {
     }
 
     static let frames: [[UInt8]] = [
-        frame(to: "10.0.3.7"),  // 0 lan neighbour: if3
-        frame(to: "10.0.50.9"),  // 1 via 10.0.4.2 (a stale neighbour is valid): if4
-        frame(to: "10.66.1.1"),  // 2 blackhole: drop
-        frame(to: "10.77.1.1"),  // 3 unreachable: drop
-        frame(to: "10.0.3.9"),  // 4 incomplete neighbour: NO_NEIGH, pass
-        frame(to: "10.0.3.1"),  // 5 the router itself: NOT_FWDED, pass
-        frame(to: "8.8.8.8"),  // 6 the default route, back out of the WAN: if2
-        frame(to: "10.0.50.9", payload: 1400),  // 7 longer than dmz's MTU 1400: FRAG_NEEDED, pass
+        frame(to: "10.0.3.7"), // 0 lan neighbour: if3
+        frame(to: "10.0.50.9"), // 1 via 10.0.4.2 (a stale neighbour is valid): if4
+        frame(to: "10.66.1.1"), // 2 blackhole: drop
+        frame(to: "10.77.1.1"), // 3 unreachable: drop
+        frame(to: "10.0.3.9"), // 4 incomplete neighbour: NO_NEIGH, pass
+        frame(to: "10.0.3.1"), // 5 the router itself: NOT_FWDED, pass
+        frame(to: "8.8.8.8"), // 6 the default route, back out of the WAN: if2
+        frame(to: "10.0.50.9", payload: 1400), // 7 longer than dmz's MTU 1400: FRAG_NEEDED, pass
     ]
 
     @Test func theRouterForwardsByTheNetworkDescription() throws {
@@ -72,10 +72,22 @@ struct NetworkRouterTests {
     @Test func badNetworkFilesAreClearErrors() throws {
         let directory = try TemporaryDirectory()
         let cases: [(String, String)] = [
-            (#"{"interfaces": [{"ifindex": 1, "name": "lo", "mtu": 9}]}"#, "interfaces[0].mtu: expected an MTU of 68...65536, got 9"),
-            (#"{"routes": [{"to": "10.1.0.0/16", "via": "10.0.0.1", "dev": "eth9"}]}"#, "routes[0].dev: no interface is named \"eth9\""),
-            (#"{"neighbours": [{"ip": "10.0.0.2", "dev": "eth0", "sate": "stale"}]}"#, "neighbours[0].sate: unknown field \"sate\""),
-            (#"{"sockets": [{"protocol": "sctp", "local": "10.0.0.1:1"}]}"#, "sockets[0].protocol: expected \"tcp\" or \"udp\", got \"sctp\""),
+            (
+                #"{"interfaces": [{"ifindex": 1, "name": "lo", "mtu": 9}]}"#,
+                "interfaces[0].mtu: expected an MTU of 68...65536, got 9"
+            ),
+            (
+                #"{"routes": [{"to": "10.1.0.0/16", "via": "10.0.0.1", "dev": "eth9"}]}"#,
+                "routes[0].dev: no interface is named \"eth9\""
+            ),
+            (
+                #"{"neighbours": [{"ip": "10.0.0.2", "dev": "eth0", "sate": "stale"}]}"#,
+                "neighbours[0].sate: unknown field \"sate\""
+            ),
+            (
+                #"{"sockets": [{"protocol": "sctp", "local": "10.0.0.1:1"}]}"#,
+                "sockets[0].protocol: expected \"tcp\" or \"udp\", got \"sctp\""
+            ),
             (#"{"routes": [{"to": "10.1.0.0/33", "dev": "eth0"}]}"#, "routes[0].to: the prefix length must be 0...32"),
         ]
         for (index, (text, message)) in cases.enumerated() {
@@ -90,12 +102,12 @@ struct NetworkRouterTests {
     @Test func redirectNeighResolvesTheNextHopWhenThePacketLeaves() throws {
         let directory = try TemporaryDirectory()
         let frames = [
-            Self.frame(to: "10.0.3.7"),  // 0 the connected neighbour: if3
-            Self.frame(to: "10.0.50.9"),  // 1 via 10.0.4.2: if4
-            Self.frame(to: "10.0.3.9"),  // 2 an incomplete neighbour: not sent
-            Self.frame(to: "10.0.3.200"),  // 3 the fixed next hop 10.0.3.7: if3
-            Self.frame(to: "10.0.99.5"),  // 4 bpf_redirect_peer(3): into lan's peer, ifindex 9
-            Self.frame(to: "10.66.1.1"),  // 5 blackhole: the lookup fails, pass
+            Self.frame(to: "10.0.3.7"), // 0 the connected neighbour: if3
+            Self.frame(to: "10.0.50.9"), // 1 via 10.0.4.2: if4
+            Self.frame(to: "10.0.3.9"), // 2 an incomplete neighbour: not sent
+            Self.frame(to: "10.0.3.200"), // 3 the fixed next hop 10.0.3.7: if3
+            Self.frame(to: "10.0.99.5"), // 4 bpf_redirect_peer(3): into lan's peer, ifindex 9
+            Self.frame(to: "10.66.1.1"), // 5 blackhole: the lookup fails, pass
         ]
         let packets = frames.enumerated().map {
             PcapPacket(data: $0.element, timestamp: (1_700_000_000 + UInt64($0.offset)) * 1_000_000_000)
@@ -109,7 +121,9 @@ struct NetworkRouterTests {
             ])
         #expect(result.status == 0, "\(result)")
         // The tc router leaves the TTL alone; the kernel writes the Ethernet header.
-        func sent(_ frame: [UInt8], to mac: [UInt8], from device: [UInt8]) -> [UInt8] { mac + device + Array(frame[12...]) }
+        func sent(_ frame: [UInt8], to mac: [UInt8], from device: [UInt8]) -> [UInt8] {
+            mac + device + Array(frame[12...])
+        }
         let expected: [String: [[UInt8]]] = [
             "if3": [
                 sent(frames[0], to: [2, 0, 0, 0, 3, 7], from: [2, 0, 0, 0, 0, 3]),

@@ -23,15 +23,18 @@ struct VerifyCommandTests {
         #expect(result.stdout.contains("error: invalid access to packet, off=12 size=2"), "\(result)")
         #expect(result.stdout.contains("R1 = pkt(r=0)"), "\(result)")
         #expect(result.stdout.contains("advice: R1 points to data + 0"), "\(result)")
-        #expect(result.stderr.contains("mimic: error: the kernel's verifier would reject: pkt_read_unchecked"), "\(result)")
+        #expect(
+            result.stderr.contains("mimic: error: the kernel's verifier would reject: pkt_read_unchecked"), "\(result)")
     }
 
     @Test func jsonGivesTheErrorsFields() throws {
         let result = try MimicCLI.run(
             ["verify", MimicCLI.packageRoot.path + "/" + Self.rejected[0]] + Self.rejected.dropFirst() + ["--json"])
         #expect(result.status == 1)
-        for field in ["\"verdict\": \"rejected\"", "\"kind\": \"packet-bounds\"", "\"instruction_index\": 1",
-                      "\"line\": 10", "\"value\": \"pkt(r=0)\""] {
+        for field in [
+            "\"verdict\": \"rejected\"", "\"kind\": \"packet-bounds\"", "\"instruction_index\": 1",
+            "\"line\": 10", "\"value\": \"pkt(r=0)\"",
+        ] {
             #expect(result.stdout.contains(field), "\(field) in \(result.stdout)")
         }
     }
@@ -61,8 +64,10 @@ struct VerifyCommandTests {
         #expect(refused.status == 1, "\(refused)")
         #expect(refused.stderr.contains("the kernel's verifier would reject it"), "\(refused)")
         let accepted = try MimicCLI.run(
-            ["run", MimicCLI.packageRoot.path + "/" + Self.fixtures + "tc_mark.o", "--verify", "--packet",
-             "020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121"])
+            [
+                "run", MimicCLI.packageRoot.path + "/" + Self.fixtures + "tc_mark.o", "--verify", "--packet",
+                "020000000000020000000001080045000024000100004011f9c10a0000010a000002303900350010000068656c6c6f212121",
+            ])
         #expect(accepted.status == 0, "\(accepted)")
     }
 

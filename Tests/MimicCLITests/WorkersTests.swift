@@ -22,14 +22,15 @@ struct WorkersTests {
             [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xDD, 0x60, 0, 0, 0, 0, 12, 17, 64]
             + [UInt8](repeating: 0x20, count: 16) + [UInt8](repeating: 0x30, count: 16)
             + [0x30, 0x39, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4]
-        let arp: [UInt8] = [255, 255, 255, 255, 255, 255, 2, 0, 0, 0, 0, 1, 0x08, 0x06] + [UInt8](repeating: 0, count: 28)
+        let arp: [UInt8] =
+            [255, 255, 255, 255, 255, 255, 2, 0, 0, 0, 0, 1, 0x08, 0x06] + [UInt8](repeating: 0, count: 28)
         return (0..<count).map { index in
             let pick = next() % 52
             let frame: [UInt8]
             switch pick {
             case 48, 49: frame = ipv6
             case 50: frame = arp
-            case 51: frame = [2, 0, 0, 0, 0, 2, 2, 0]  // a runt
+            case 51: frame = [2, 0, 0, 0, 0, 2, 2, 0] // a runt
             default:
                 frame = Packet.make(
                     source: "10.0.\(pick % 6).\(pick % 8 + 1)", destination: "10.1.0.\(pick % 3 + 1)",
@@ -49,7 +50,9 @@ struct WorkersTests {
         /// Packets per destination ("pass 12"), in report order.
         var destinations: [String] {
             guard case .array(let rows)? = report["destinations"] else { return [] }
-            return rows.map { "\($0["destination"].map(String.init(describing:)) ?? "") \($0["packets"].map(String.init(describing:)) ?? "")" }
+            return rows.map {
+                "\($0["destination"].map(String.init(describing:)) ?? "") \($0["packets"].map(String.init(describing:)) ?? "")"
+            }
         }
 
         /// The map changes as "map key -> after" lines, sorted, without the maps `excluding` names.
@@ -106,7 +109,7 @@ struct WorkersTests {
                 let key = Array(frame[26..<38]) + [frame[23]]
                 let count = (seen[key] ?? 0) + 1
                 seen[key] = count
-                if count % 3 == 0 { continue }  // dropped
+                if count % 3 == 0 { continue } // dropped
                 let payload = 34 + (frame[23] == 17 ? 8 : 20)
                 frame.replaceSubrange(payload..<payload + 4, with: withUnsafeBytes(of: count.littleEndian, Array.init))
             }
@@ -132,8 +135,10 @@ struct WorkersTests {
     }
 
     @Test func exampleFirewallAsOneWorker() throws {
-        let one = try Self.run(Examples.firewall, capture: Examples.traffic, workers: 1, extra: ["--map", Examples.blocklist])
-        let two = try Self.run(Examples.firewall, capture: Examples.traffic, workers: 2, extra: ["--map", Examples.blocklist])
+        let one = try Self.run(
+            Examples.firewall, capture: Examples.traffic, workers: 1, extra: ["--map", Examples.blocklist])
+        let two = try Self.run(
+            Examples.firewall, capture: Examples.traffic, workers: 2, extra: ["--map", Examples.blocklist])
         #expect(two.report["verdicts"] == one.report["verdicts"])
         #expect(two.out == one.out)
         #expect(two.outDir == one.outDir)
@@ -157,7 +162,10 @@ struct WorkersTests {
         // Event records would interleave by timing: refused before any packet runs.
         // (The fixture loads with go-mimic's map rules, so load warnings come first.)
         let events = try MimicCLI.run(
-            ["run", Examples.fixture("edb_maps.o"), "--compat", "go-mimic", "--pcap", Examples.traffic, "--workers", "2"])
+            [
+                "run", Examples.fixture("edb_maps.o"), "--compat", "go-mimic", "--pcap", Examples.traffic, "--workers",
+                "2",
+            ])
         #expect(events.status == 1 && !events.crashed, "\(events)")
         #expect(
             events.stderr.contains(

@@ -88,11 +88,11 @@ struct JITTests {
     /// A fault reports the same pc, instruction, address and region under both engines.
     @Test func faultsMatchTheInterpreter() throws {
         let cases = [
-            "mov %r1, 0\nldxdw %r0, [%r1+0]\nexit",  // NULL
-            "ldxdw %r0, [%r10+0]\nexit",  // past the stack
-            "stdw [%r10-520], 1\nexit",  // below the first frame... still in the stack?
-            "mov %r1, %r10\nstxdw [%r1-4100], %r1\nexit",  // out of the stack
-            "mov %r0, 0\nmov %r1, %r10\nadd %r1, -3\nlock add [%r1+0], %r0\nexit",  // misaligned atomic
+            "mov %r1, 0\nldxdw %r0, [%r1+0]\nexit", // NULL
+            "ldxdw %r0, [%r10+0]\nexit", // past the stack
+            "stdw [%r10-520], 1\nexit", // below the first frame... still in the stack?
+            "mov %r1, %r10\nstxdw [%r1-4100], %r1\nexit", // out of the stack
+            "mov %r0, 0\nmov %r1, %r10\nadd %r1, -3\nlock add [%r1+0], %r0\nexit", // misaligned atomic
         ]
         for source in cases {
             var errors: [String] = []

@@ -12,7 +12,7 @@ struct MimicVerifierAgreementTests {
     /// why; their verdict and error line must still agree.
     static let knownInstructionDifferences: [String: String] = [
         "loops.o/loop_unbounded":
-            "the kernel names the instruction where its count passed 1,000,000, which depends on the order it explores paths in and on what its pruning skipped; Mimic runs out one instruction further on",
+            "the kernel names the instruction where its count passed 1,000,000, which depends on the order it explores paths in and on what its pruning skipped; Mimic runs out one instruction further on"
     ]
 
     @Test("Mimic gives the manifest's verdict on every corpus program, and a rejection's instruction and error line")
@@ -26,7 +26,8 @@ struct MimicVerifierAgreementTests {
                 try objects[entry.object]
                 ?? ObjectFile(contentsOf: VerifierCorpus.directory.appendingPathComponent(entry.object).path)
             objects[entry.object] = object
-            let program = try #require(object.programs.first { $0.name == entry.program }, "\(name) is not in its object")
+            let program = try #require(
+                object.programs.first { $0.name == entry.program }, "\(name) is not in its object")
             let report = Verifier().verify(object: object, program: program)
             let mimic = report.error.map { "rejected at \($0.instructionIndex): \($0.message)" } ?? "accepted"
             #expect(

@@ -19,7 +19,8 @@ struct NetProgramKernelTests {
 
     static func udp(port: UInt16, ttl: UInt8 = 64) -> [UInt8] {
         var ip = Fixtures.ipv4(
-            protocol: 17, payload: [0x30, 0x39, UInt8(port >> 8), UInt8(port & 0xFF), 0, 16, 0, 0] + Array("mimic!!!".utf8))
+            protocol: 17,
+            payload: [0x30, 0x39, UInt8(port >> 8), UInt8(port & 0xFF), 0, 16, 0, 0] + Array("mimic!!!".utf8))
         ip[8] = ttl
         return Fixtures.ethernet(type: 0x0800, payload: ip)
     }
@@ -69,8 +70,8 @@ struct NetProgramKernelTests {
 
     static func fragment(first: Bool) -> [UInt8] {
         var ip = Fixtures.ipv4(protocol: 17, payload: [0x30, 0x39, 0x00, 0x35, 0, 16, 0, 0])
-        ip[6] = first ? 0x20 : 0x00  // MF
-        ip[7] = first ? 0x00 : 0x10  // offset 16 * 8
+        ip[6] = first ? 0x20 : 0x00 // MF
+        ip[7] = first ? 0x00 : 0x10 // offset 16 * 8
         return Fixtures.ethernet(type: 0x0800, payload: ip)
     }
 
@@ -127,7 +128,9 @@ struct NetProgramKernelTests {
         #expect(verdicts == [1, 1, 0, 1, 1])
     }
 
-    @Test("the kernel's verifier takes the sock_addr, sock_ops and cgroup_sock fixtures and refuses the forbidden write Mimic reports")
+    @Test(
+        "the kernel's verifier takes the sock_addr, sock_ops and cgroup_sock fixtures and refuses the forbidden write Mimic reports"
+    )
     func verifierAgreesOnAccess() throws {
         let kernel = try KernelObject(object: try Self.object("netprog_sock"))
         for name in ["connect_redirect", "sendmsg_source", "sock_ops", "sock_create"] {
@@ -154,7 +157,9 @@ struct NetProgramKernelTests {
         }
     }
 
-    @Test("cgroup storage (shared and per-CPU) from cgroup_skb: ctx_out equal on every run, each run starting fresh as the kernel's test run does")
+    @Test(
+        "cgroup storage (shared and per-CPU) from cgroup_skb: ctx_out equal on every run, each run starting fresh as the kernel's test run does"
+    )
     func cgroupStorage() throws {
         let comparison = try ObjectComparison(object: try Self.object("netprog_cgstorage"))
         for packet in [Self.udp(port: 53), Self.udp(port: 80)] {

@@ -84,7 +84,7 @@ final class TestNamespace {
             if own >= 0 { close(own) }
             if target >= 0 { close(target) }
         }
-        guard own >= 0, target >= 0, setns(target, 0x4000_0000) == 0 else {  // CLONE_NEWNET
+        guard own >= 0, target >= 0, setns(target, 0x4000_0000) == 0 else { // CLONE_NEWNET
             throw ComparisonError("cannot enter namespace \(name): errno \(errno)")
         }
         defer { _ = setns(own, 0x4000_0000) }
@@ -125,7 +125,9 @@ final class TestSockets {
     func bind4(_ fd: Int32, _ host: String, _ port: UInt16) throws {
         var address = Self.address4(host, port)
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else { throw ComparisonError("bind \(host):\(port): errno \(errno)") }
     }
@@ -133,7 +135,9 @@ final class TestSockets {
     func bind6(_ fd: Int32, _ host: String, _ port: UInt16) throws {
         var address = Self.address6(host, port)
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+            }
         }
         guard rc == 0 else { throw ComparisonError("bind [\(host)]:\(port): errno \(errno)") }
     }
@@ -141,7 +145,9 @@ final class TestSockets {
     func connect4(_ fd: Int32, _ host: String, _ port: UInt16) throws {
         var address = Self.address4(host, port)
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else { throw ComparisonError("connect \(host):\(port): errno \(errno)") }
     }
@@ -209,7 +215,8 @@ struct NetworkNamespaceTests {
             """)
         try namespace.shell(
             "echo 1 > /proc/sys/net/ipv4/conf/all/forwarding && echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"
-                + " && echo 0 > /proc/sys/net/ipv4/conf/veth2/forwarding && echo 0 > /proc/sys/net/ipv6/conf/veth2/forwarding")
+                + " && echo 0 > /proc/sys/net/ipv4/conf/veth2/forwarding && echo 0 > /proc/sys/net/ipv6/conf/veth2/forwarding"
+        )
         try namespace.configure(
             """
             route add 10.9.0.0/16 via 10.1.0.254 metric 10
@@ -228,14 +235,18 @@ struct NetworkNamespaceTests {
             neigh add 10.1.0.9 dev veth0 nud failed
             neigh add fd00:1::fe lladdr 02:00:00:00:01:ff dev veth0 nud permanent
             """)
-        let veth0 = try namespace.ifindex("veth0"), veth1 = try namespace.ifindex("veth1")
-        let veth2 = try namespace.ifindex("veth2"), veth3 = try namespace.ifindex("veth3")
+        let veth0 = try namespace.ifindex("veth0")
+        let veth1 = try namespace.ifindex("veth1")
+        let veth2 = try namespace.ifindex("veth2")
+        let veth3 = try namespace.ifindex("veth3")
         // The same network, described for Mimic with the host API.
         var network = Network(interfaces: [
             Network.Interface.loopback,
             .init(
                 ifindex: veth0, name: "veth0", mac: [2, 0, 0, 0, 0, 2],
-                addresses: [.init(address: ip("10.1.0.1"), prefixLength: 24), .init(address: ip("fd00:1::1"), prefixLength: 64)],
+                addresses: [
+                    .init(address: ip("10.1.0.1"), prefixLength: 24), .init(address: ip("fd00:1::1"), prefixLength: 64),
+                ],
                 peer: veth1),
             .init(
                 ifindex: veth1, name: "veth1", mac: [2, 0, 0, 0, 0, 3], mtu: 9000,
@@ -248,12 +259,17 @@ struct NetworkNamespaceTests {
         network.routes = [
             .init(destination: ip("10.9.0.0"), prefixLength: 16, gateway: ip("10.1.0.254"), ifindex: veth0, metric: 10),
             .init(destination: ip("10.9.1.0"), prefixLength: 24, gateway: ip("10.2.0.254"), ifindex: veth1),
-            .init(destination: ip("10.8.0.0"), prefixLength: 16, gateway: ip("10.1.0.254"), ifindex: veth0, mtu: 1300, mtuLock: true),
-            .init(destination: ip("10.7.0.0"), prefixLength: 16, gateway: ip("10.1.0.254"), ifindex: veth0, source: ip("10.2.0.1")),
+            .init(
+                destination: ip("10.8.0.0"), prefixLength: 16, gateway: ip("10.1.0.254"), ifindex: veth0, mtu: 1300,
+                mtuLock: true),
+            .init(
+                destination: ip("10.7.0.0"), prefixLength: 16, gateway: ip("10.1.0.254"), ifindex: veth0,
+                source: ip("10.2.0.1")),
             .init(type: .blackhole, destination: ip("192.0.2.0"), prefixLength: 24),
             .init(type: .unreachable, destination: ip("198.51.100.0"), prefixLength: 24),
             .init(type: .prohibit, destination: ip("203.0.113.0"), prefixLength: 24),
-            .init(destination: ip("10.50.0.0"), prefixLength: 16, gateway: ip("10.2.0.254"), ifindex: veth1, table: 100),
+            .init(
+                destination: ip("10.50.0.0"), prefixLength: 16, gateway: ip("10.2.0.254"), ifindex: veth1, table: 100),
             .init(destination: ip("0.0.0.0"), prefixLength: 0, gateway: ip("10.1.0.254"), ifindex: veth0),
             .init(destination: ip("fd00:9::"), prefixLength: 32, gateway: ip("fd00:1::fe"), ifindex: veth0),
             .init(type: .blackhole, destination: ip("fd00:dead::"), prefixLength: 32),
@@ -296,11 +312,18 @@ struct NetworkNamespaceTests {
 
     static func fibQueries(_ setup: Setup) -> [(String, [UInt8])] {
         let (veth0, veth2) = (setup.veth0, setup.veth2)
-        let direct: UInt32 = 1, output: UInt32 = 2, skipNeighbour: UInt32 = 4, tbid: UInt32 = 8, source: UInt32 = 16
+        let direct: UInt32 = 1
+        let output: UInt32 = 2
+        let skipNeighbour: UInt32 = 4
+        let tbid: UInt32 = 8
+        let source: UInt32 = 16
         return [
             ("via the /16's gateway", fibQuery(destination: "10.9.0.5", ifindex: veth0)),
             ("the longer /24 via veth1 (stale neighbour)", fibQuery(destination: "10.9.1.5", ifindex: veth0)),
-            ("OUTPUT by veth0 skips the /24 of veth1", fibQuery(flags: output, destination: "10.9.1.5", ifindex: veth0)),
+            (
+                "OUTPUT by veth0 skips the /24 of veth1",
+                fibQuery(flags: output, destination: "10.9.1.5", ifindex: veth0)
+            ),
             ("a locked MTU too small", fibQuery(destination: "10.8.1.1", ifindex: veth0, totalLength: 1400)),
             ("a locked MTU large enough", fibQuery(destination: "10.8.1.1", ifindex: veth0, totalLength: 1000)),
             ("blackhole", fibQuery(destination: "192.0.2.7", ifindex: veth0)),
@@ -309,7 +332,10 @@ struct NetworkNamespaceTests {
             ("an own address", fibQuery(destination: "10.1.0.1", ifindex: veth0)),
             ("an own address, DIRECT", fibQuery(flags: direct, destination: "10.1.0.1", ifindex: veth0)),
             ("table 100", fibQuery(flags: direct | tbid, destination: "10.50.1.1", ifindex: veth0, tbid: 100)),
-            ("a table that does not exist", fibQuery(flags: direct | tbid, destination: "10.50.1.1", ifindex: veth0, tbid: 101)),
+            (
+                "a table that does not exist",
+                fibQuery(flags: direct | tbid, destination: "10.50.1.1", ifindex: veth0, tbid: 101)
+            ),
             ("the default route", fibQuery(destination: "10.50.1.1", ifindex: veth0)),
             ("a failed neighbour", fibQuery(destination: "10.1.0.9", ifindex: veth0)),
             ("SKIP_NEIGH", fibQuery(flags: skipNeighbour, destination: "10.1.0.77", ifindex: veth0)),
@@ -324,7 +350,10 @@ struct NetworkNamespaceTests {
             ("IPv6 link-local", fibQuery(family: 10, destination: "fe80::1", ifindex: veth0)),
             ("IPv6 SRC", fibQuery(flags: source, family: 10, destination: "fd00:9::5", ifindex: veth0)),
             ("IPv6 own address", fibQuery(family: 10, destination: "fd00:1::1", ifindex: veth0)),
-            ("OUTPUT by veth1 for a veth0 route", fibQuery(flags: output, destination: "10.9.0.5", ifindex: setup.veth1)),
+            (
+                "OUTPUT by veth1 for a veth0 route",
+                fibQuery(flags: output, destination: "10.9.0.5", ifindex: setup.veth1)
+            ),
             ("IPv6 MTU", fibQuery(family: 10, destination: "fd00:9::5", ifindex: veth0, totalLength: 1500)),
             ("MARK 7", fibQuery(flags: 32, destination: "10.50.1.1", ifindex: veth0, mark: 7)),
             ("MARK 8", fibQuery(flags: 32, destination: "10.50.1.1", ifindex: veth0, mark: 8)),
@@ -353,7 +382,10 @@ struct NetworkNamespaceTests {
             let result = try comparison.run(packet: packet, mimicContext: context)
             for difference in result.differences {
                 // Name the query a differing answer belongs to.
-                let label = queries.indices.first { difference.contains("key \(le32(UInt32($0)).map { String(format: "%02x", $0) }.joined()):") }
+                let label =
+                    queries.indices.first {
+                        difference.contains("key \(le32(UInt32($0)).map { String(format: "%02x", $0) }.joined()):")
+                    }
                     .map { " (\(queries[$0].0))" } ?? ""
                 Issue.record("\(program): \(difference)\(label)")
             }
@@ -382,7 +414,8 @@ struct NetworkNamespaceTests {
                 setup, object: "net_fib.o", program: program, queries: queries, end: end, context: context)
             let results = (0..<queries.count).map { Int64(bitPattern: get64(answers[$0] ?? [], 0)) }
             // MARK 7 reaches table 100 (via veth1), MARK 8 the default route (via veth0).
-            let marked = answers[28] ?? [], unmarked = answers[29] ?? []
+            let marked = answers[28] ?? []
+            let unmarked = answers[29] ?? []
             #expect(results[28] == 0 && results[29] == 0, "\(program): \(results)")
             #expect(get32(marked, 8 + 8) == setup.veth1 && get32(unmarked, 8 + 8) == setup.veth0)
         }
@@ -422,9 +455,12 @@ struct NetworkNamespaceTests {
         let (s, d) = (ip(source), ip(destination))
         tuple.replaceSubrange(0..<s.count, with: s)
         tuple.replaceSubrange(s.count..<2 * s.count, with: d)
-        tuple.replaceSubrange(2 * s.count..<2 * s.count + 4, with: [
-            UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xFF),
-        ])
+        tuple.replaceSubrange(
+            2 * s.count..<2 * s.count + 4,
+            with: [
+                UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), UInt8(destinationPort >> 8),
+                UInt8(destinationPort & 0xFF),
+            ])
         var bytes = tuple + le32(length ?? (s.count == 4 ? 12 : 36)) + le32(kind) + [0, 0, 0, 0]
         bytes += (0..<8).map { UInt8(truncatingIfNeeded: netns >> (8 * $0)) }
         bytes += (0..<8).map { UInt8(truncatingIfNeeded: flags >> (8 * $0)) }
@@ -460,31 +496,56 @@ struct NetworkNamespaceTests {
             return (sockets.localPort(client), all.map { sockets.cookie($0) } + [sockets.cookie(listener, option: 71)])
         }
         let c = ports.client
-        let zero4 = Self.ip("0.0.0.0"), any6 = Self.ip("::"), local = Self.ip("10.1.0.1")
+        let zero4 = Self.ip("0.0.0.0")
+        let any6 = Self.ip("::")
+        let local = Self.ip("10.1.0.1")
         setup.network.sockets = [
             .init(transport: .tcp, localAddress: local, localPort: 8080, cookie: ports.cookies[0]),
             .init(transport: .tcp, localAddress: any6, localPort: 8081, cookie: ports.cookies[1]),
-            .init(transport: .tcp, localAddress: local, localPort: c, remoteAddress: local, remotePort: 8080, cookie: ports.cookies[2]),
-            .init(transport: .tcp, localAddress: local, localPort: 8080, remoteAddress: local, remotePort: c, cookie: ports.cookies[3]),
+            .init(
+                transport: .tcp, localAddress: local, localPort: c, remoteAddress: local, remotePort: 8080,
+                cookie: ports.cookies[2]),
+            .init(
+                transport: .tcp, localAddress: local, localPort: 8080, remoteAddress: local, remotePort: c,
+                cookie: ports.cookies[3]),
             .init(transport: .udp, localAddress: local, localPort: 5353, cookie: ports.cookies[4]),
-            .init(transport: .udp, localAddress: local, localPort: 6000, remoteAddress: local, remotePort: 5353, cookie: ports.cookies[5]),
-            .init(transport: .udp, localAddress: zero4, localPort: 5354, boundIfindex: setup.veth0, cookie: ports.cookies[6]),
+            .init(
+                transport: .udp, localAddress: local, localPort: 6000, remoteAddress: local, remotePort: 5353,
+                cookie: ports.cookies[5]),
+            .init(
+                transport: .udp, localAddress: zero4, localPort: 5354, boundIfindex: setup.veth0,
+                cookie: ports.cookies[6]),
         ]
         setup.network.netnsCookie = ports.cookies[7]
         try setup.network.check()
         let queries: [(String, [UInt8])] = [
             ("the accepted socket", Self.socketQuery(kind: 0, source: "10.1.0.1", c, destination: "10.1.0.1", 8080)),
             ("the client socket", Self.socketQuery(kind: 0, source: "10.1.0.1", 8080, destination: "10.1.0.1", c)),
-            ("a new peer finds the listener", Self.socketQuery(kind: 0, source: "10.1.0.50", 1234, destination: "10.1.0.1", 8080)),
-            ("IPv4 finds the dual-stack listener", Self.socketQuery(kind: 0, source: "10.1.0.50", 1234, destination: "10.2.0.1", 8081)),
-            ("IPv6 finds it too", Self.socketQuery(kind: 0, source: "fd00:1::50", 1234, destination: "fd00:1::1", 8081)),
+            (
+                "a new peer finds the listener",
+                Self.socketQuery(kind: 0, source: "10.1.0.50", 1234, destination: "10.1.0.1", 8080)
+            ),
+            (
+                "IPv4 finds the dual-stack listener",
+                Self.socketQuery(kind: 0, source: "10.1.0.50", 1234, destination: "10.2.0.1", 8081)
+            ),
+            (
+                "IPv6 finds it too",
+                Self.socketQuery(kind: 0, source: "fd00:1::50", 1234, destination: "fd00:1::1", 8081)
+            ),
             ("UDP", Self.socketQuery(kind: 1, source: "10.1.0.50", 999, destination: "10.1.0.1", 5353)),
             ("connected UDP", Self.socketQuery(kind: 1, source: "10.1.0.1", 5353, destination: "10.1.0.1", 6000)),
             ("UDP bound to veth0", Self.socketQuery(kind: 1, source: "10.1.0.50", 999, destination: "10.1.0.1", 5354)),
             ("skc_lookup_tcp", Self.socketQuery(kind: 2, source: "10.1.0.50", 1234, destination: "10.1.0.1", 8080)),
-            ("a bad tuple size", Self.socketQuery(kind: 0, source: "10.1.0.50", 1234, destination: "10.1.0.1", 8080, length: 13)),
+            (
+                "a bad tuple size",
+                Self.socketQuery(kind: 0, source: "10.1.0.50", 1234, destination: "10.1.0.1", 8080, length: 13)
+            ),
             ("a flag", Self.socketQuery(kind: 0, source: "10.1.0.50", 1234, destination: "10.1.0.1", 8080, flags: 1)),
-            ("another namespace's id", Self.socketQuery(kind: 0, source: "10.1.0.50", 1234, destination: "10.1.0.1", 8080, netns: 0)),
+            (
+                "another namespace's id",
+                Self.socketQuery(kind: 0, source: "10.1.0.50", 1234, destination: "10.1.0.1", 8080, netns: 0)
+            ),
             ("a closed port", Self.socketQuery(kind: 0, source: "10.1.0.50", 1234, destination: "10.1.0.1", 9)),
             ("UDP on a TCP port", Self.socketQuery(kind: 1, source: "10.1.0.50", 1234, destination: "10.1.0.1", 8080)),
         ]
@@ -519,7 +580,9 @@ struct NetworkNamespaceTests {
             guard listen(listener, 8) == 0 else { throw ComparisonError("listen: errno \(errno)") }
             return sockets.cookie(listener)
         }
-        setup.network.sockets = [.init(transport: .tcp, localAddress: Self.ip("10.1.0.1"), localPort: 8080, cookie: cookie)]
+        setup.network.sockets = [
+            .init(transport: .tcp, localAddress: Self.ip("10.1.0.1"), localPort: 8080, cookie: cookie)
+        ]
         let object = try ObjectFile(contentsOf: Self.fixtures.appendingPathComponent("net_socket.o").path)
         // net.ipv4.tcp_syncookies 1 (the default: cookies only after an overflow), then 2 (always).
         for (setting, expected) in [
@@ -529,12 +592,17 @@ struct NetworkNamespaceTests {
             try setup.namespace.shell("echo \(setting) > /proc/sys/net/ipv4/tcp_syncookies")
             setup.network.tcpSyncookies = setting
             let values = try setup.namespace.enter { () throws -> [Int64] in
-                let comparison = try ObjectComparison(object: object, programName: "tc_syncookie", network: setup.network)
+                let comparison = try ObjectComparison(
+                    object: object, programName: "tc_syncookie", network: setup.network)
                 let result = try comparison.run(
-                    packet: Fixtures.packets[0], mimicContext: SKBContext(packet: Fixtures.packets[0], ifindex: setup.veth0))
+                    packet: Fixtures.packets[0],
+                    mimicContext: SKBContext(packet: Fixtures.packets[0], ifindex: setup.veth0))
                 for difference in result.differences { Issue.record("tcp_syncookies \(setting): \(difference)") }
                 let contents = comparison.mimicContents("cookies")
-                return (0..<10).map { Int64(bitPattern: get64(contents[Self.le32(UInt32($0))]?.first ?? [UInt8](repeating: 0, count: 8), 0)) }
+                return (0..<10).map {
+                    Int64(
+                        bitPattern: get64(contents[Self.le32(UInt32($0))]?.first ?? [UInt8](repeating: 0, count: 8), 0))
+                }
             }
             #expect(values == expected.map(Int64.init), "tcp_syncookies \(setting)")
         }

@@ -44,7 +44,9 @@ struct TimerDynptrKernelTests {
     /// The kernel's `nr_cpu_ids`: the possible CPUs (`/sys/devices/system/cpu/possible`, "0-N").
     static var possibleCPUs: Int? {
         guard let text = try? String(contentsOfFile: "/sys/devices/system/cpu/possible", encoding: .utf8),
-            let last = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "-").last.flatMap({ Int($0) })
+            let last = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "-").last.flatMap({
+                Int($0)
+            })
         else { return nil }
         return last + 1
     }

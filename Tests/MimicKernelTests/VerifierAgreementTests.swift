@@ -34,7 +34,9 @@ struct NearMissGeneratorTests {
         var expected = Set<String>()
         for shape in NearMissShape.allCases {
             expected.insert("\(shape.rawValue).valid")
-            for mutation in NearMissMutation.applicable(to: shape) { expected.insert("\(shape.rawValue).\(mutation.rawValue)") }
+            for mutation in NearMissMutation.applicable(to: shape) {
+                expected.insert("\(shape.rawValue).\(mutation.rawValue)")
+            }
         }
         #expect(classes == expected)
     }

@@ -112,7 +112,8 @@ struct VerifierCorpusManifestTests {
         for name in try VerifierCorpus.objectNames() {
             let object = try ObjectFile(contentsOf: VerifierCorpus.directory.appendingPathComponent(name).path)
             for program in object.programs {
-                #expect(listed.remove("\(name)/\(program.name)") != nil, "\(name): \(program.name) is not in the manifest")
+                #expect(
+                    listed.remove("\(name)/\(program.name)") != nil, "\(name): \(program.name) is not in the manifest")
                 let entry = manifest.programs.first { $0.object == name && $0.program == program.name }
                 #expect(entry?.section == program.sectionName)
                 #expect(entry?.type == program.type.kernelName)
@@ -145,7 +146,9 @@ struct VerifierCorpusManifestTests {
         #expect(LoadVerdict.rejection(log: "infinite loop detected at insn 24\n").instruction == 24)
         #expect(LoadVerdict.rejection(log: "").error == "(no log)")
         let loop = LoadVerdict.rejection(
-            log: "2: (05) goto pc-1\ninfinite loop detected at insn 2\ncur state: R1=7 R10=fp0\nold state: R1=7 R10=fp0\n")
+            log:
+                "2: (05) goto pc-1\ninfinite loop detected at insn 2\ncur state: R1=7 R10=fp0\nold state: R1=7 R10=fp0\n"
+        )
         #expect(loop.error == "infinite loop detected at insn 2" && loop.instruction == 2)
     }
 }

@@ -21,7 +21,9 @@ struct HashIndexTests {
     @Test func jhashMatchesTheKernel() {
         let bytes = (0..<64).map { UInt8(truncatingIfNeeded: $0 * 37 + 11) }
         for vector in Self.vectors {
-            let hash = bytes.withUnsafeBytes { JenkinsHash.mapHash($0.baseAddress, count: vector.size, seed: vector.seed) }
+            let hash = bytes.withUnsafeBytes {
+                JenkinsHash.mapHash($0.baseAddress, count: vector.size, seed: vector.seed)
+            }
             #expect(hash == vector.hash, "key size \(vector.size), seed \(vector.seed)")
         }
     }

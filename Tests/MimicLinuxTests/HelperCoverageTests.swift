@@ -49,7 +49,8 @@ import MimicCore
         "bpf_msg_pull_data": "SocketContextTests (sk_msg)", "bpf_msg_push_data": "SocketContextTests (sk_msg)",
         "bpf_msg_pop_data": "SocketContextTests (sk_msg)",
         "bpf_get_local_storage": "SocketContextTests, NetProgramKernelTests (cgroup storage)",
-        "bpf_sk_storage_get": "SocketContextTests (sk storage)", "bpf_sk_storage_delete": "SocketContextTests (sk storage)",
+        "bpf_sk_storage_get": "SocketContextTests (sk storage)",
+        "bpf_sk_storage_delete": "SocketContextTests (sk storage)",
         "bpf_sk_assign": "NetProgramKernelTests (sk_lookup)",
     ]
 

@@ -97,7 +97,8 @@ struct KernelFeatureHelperTests {
         var instructions = try Assembler.assemble(
             "mov %r7, %r10\nadd %r7, -256\nmov %r8, %r10\nadd %r8, -512\n" + source)
         let lddw = try #require(instructions.firstIndex { $0.opcode == 0x18 && $0.imm == 0x7777 })
-        let callbackStart = try #require(instructions.indices.first { $0 > lddw && instructions[$0].opcode == 0x95 }) + 1
+        let callbackStart =
+            try #require(instructions.indices.first { $0 > lddw && instructions[$0].opcode == 0x95 }) + 1
         instructions[lddw].source = 4
         instructions[lddw].imm = Int32(callbackStart - (lddw + 1))
         let result = try vm.makeProcess(for: vm.load(instructions)).run()
@@ -151,15 +152,20 @@ struct KernelFeatureHelperTests {
             exit
             """
         func argument(_ n: Int, function: TracedFunction?) throws -> UInt64 {
-            try Self.run(vm, arguments.replacingOccurrences(of: "N", with: "\(n)"), setUp: { $0.tracedFunction = function }).0
+            try Self.run(
+                vm, arguments.replacingOccurrences(of: "N", with: "\(n)"), setUp: { $0.tracedFunction = function }
+            ).0
         }
         let function = TracedFunction(argumentCount: 2, hasReturnValue: true)
         #expect(try argument(1, function: function) == 22)
         #expect(try argument(2, function: function) == minus(.invalid))
         #expect(try argument(0, function: nil) == minus(.invalid))
-        let ret = "mov %r1, 11\nstxdw [%r7+16], %r1\nmov %r1, %r7\nmov %r2, %r8\ncall 184\njne %r0, 0, +1\nldxdw %r0, [%r8]\nexit"
+        let ret =
+            "mov %r1, 11\nstxdw [%r7+16], %r1\nmov %r1, %r7\nmov %r2, %r8\ncall 184\njne %r0, 0, +1\nldxdw %r0, [%r8]\nexit"
         #expect(try Self.run(vm, ret, setUp: { $0.tracedFunction = function }).0 == 11)
-        #expect(try Self.run(vm, ret, setUp: { $0.tracedFunction = TracedFunction(argumentCount: 2) }).0 == minus(.notSupported))
+        #expect(
+            try Self.run(vm, ret, setUp: { $0.tracedFunction = TracedFunction(argumentCount: 2) }).0
+                == minus(.notSupported))
         #expect(try Self.run(vm, "call 185\nexit", setUp: { $0.tracedFunction = function }).0 == 2)
 
         #expect(try Self.run(vm, "mov %r1, %r8\nmov %r2, 48\nmov %r3, 0\ncall 176\nexit").0 == minus(.noEntry))

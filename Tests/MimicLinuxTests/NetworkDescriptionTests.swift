@@ -43,17 +43,22 @@ import MimicJSON
     @Test func aDescriptionReadsWhole() throws {
         let network = try Self.network()
         #expect(network.interfaces.map(\.name) == ["lo", "eth0", "eth1", "eth0.100"])
-        #expect(network.interfaces[2].mtu == 9000 && !network.interfaces[2].forwarding && network.interfaces[2].peer == 7)
+        #expect(
+            network.interfaces[2].mtu == 9000 && !network.interfaces[2].forwarding && network.interfaces[2].peer == 7)
         #expect(network.interfaces[0].mtu == 65536 && network.interfaces[0].isLoopback)
         #expect(network.interfaces[3].vlan == Network.VLAN(id: 100, parent: 2))
         let first = network.routes[0]
-        #expect(first.destination == [10, 9, 0, 0] && first.prefixLength == 16 && first.ifindex == 2, "dev from the gateway's subnet")
+        #expect(
+            first.destination == [10, 9, 0, 0] && first.prefixLength == 16 && first.ifindex == 2,
+            "dev from the gateway's subnet")
         #expect(network.routes[4].metric == 1024, "IPv6 routes default to metric 1024")
         #expect(network.rules == [Network.Rule(priority: 100, table: 100, fwmark: 7)])
         #expect(network.neighbours[1].state == .delay && network.neighbours[1].ifindex == 2)
         #expect(network.sockets.map(\.cookie) == [11, 2, 3], "cookies default to the socket's position")
         #expect(network.sockets[0].state == .listen && network.sockets[1].state == .established)
-        #expect(network.sockets[2].state == .close && network.sockets[2].family == 6 && network.sockets[2].boundIfindex == 2)
+        #expect(
+            network.sockets[2].state == .close && network.sockets[2].family == 6 && network.sockets[2].boundIfindex == 2
+        )
         #expect(network.netnsCookie == 4096 && network.tunnel?.options == [1, 2, 3, 4])
         #expect(Network.standard.interfaces.map(\.ifindex) == [1, 2])
     }
@@ -62,7 +67,8 @@ import MimicJSON
         let page = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Docs/Network.md")
         let text = try String(contentsOf: page, encoding: .utf8)
-        let block = try #require(text.components(separatedBy: "```json\n").dropFirst().first?.components(separatedBy: "```").first)
+        let block = try #require(
+            text.components(separatedBy: "```json\n").dropFirst().first?.components(separatedBy: "```").first)
         let network = try Network(jsonData: Array(block.utf8))
         #expect(network.interfaces.count == 4 && network.routes.count == 7 && network.sockets.count == 4)
         #expect(network.routes[0].ifindex == 2 && network.routes[6].type == .prohibit)
@@ -77,7 +83,10 @@ import MimicJSON
             (#"{"routes": [{"to": "fd00::/8", "via": "10.0.0.1", "dev": "eth0"}]}"#, "routes[0].via"),
             (#"{"routes": [{"to": "10.7.0.0/16", "via": "172.16.0.1"}]}"#, "routes[0].via: no interface's prefix"),
             (#"{"sockets": [{"protocol": "tcp", "local": "10.0.0.1"}]}"#, "sockets[0].local"),
-            (#"{"sockets": [{"protocol": "tcp", "local": "10.0.0.1:1", "cookie": 5}, {"protocol": "udp", "local": "10.0.0.1:1", "cookie": 5}]}"#, "sockets[1].cookie"),
+            (
+                #"{"sockets": [{"protocol": "tcp", "local": "10.0.0.1:1", "cookie": 5}, {"protocol": "udp", "local": "10.0.0.1:1", "cookie": 5}]}"#,
+                "sockets[1].cookie"
+            ),
             (#"{"sockets": [{"protocol": "tcp", "local": "10.0.0.1:1", "tcp": {"cwnd": 1}}]}"#, "sockets[0].tcp.cwnd"),
             (#"{"tunnel": {"id": 1, "remote": "10.0.0.1", "options": {"hex": "0102"}}}"#, "tunnel.options"),
             (#"{"neighbours": [{"ip": "10.0.0.9", "dev": "eth0", "state": "gone"}]}"#, "neighbours[0].state"),
@@ -96,14 +105,20 @@ import MimicJSON
         let tables = RoutingTables(try Self.network())
         func ip(_ text: String) -> [UInt8] { IPAddress.v4(text) ?? IPAddress.v6(text)! }
         // The own address is local (merged into main without custom rules... here there is one).
-        #expect(tables.lookup(table: 255, family: 4, destination: ip("10.1.0.1"), oif: 0) == .route(
-            Network.Route(type: .local, destination: ip("10.1.0.1"), prefixLength: 32, ifindex: 2, metric: 0, table: 255, source: ip("10.1.0.1"))))
-        guard case .route(let broadcast) = tables.lookup(table: 255, family: 4, destination: ip("10.1.0.255"), oif: 0) else {
+        #expect(
+            tables.lookup(table: 255, family: 4, destination: ip("10.1.0.1"), oif: 0)
+                == .route(
+                    Network.Route(
+                        type: .local, destination: ip("10.1.0.1"), prefixLength: 32, ifindex: 2, metric: 0, table: 255,
+                        source: ip("10.1.0.1"))))
+        guard case .route(let broadcast) = tables.lookup(table: 255, family: 4, destination: ip("10.1.0.255"), oif: 0)
+        else {
             Issue.record("no broadcast route")
             return
         }
         #expect(broadcast.type == .broadcast)
-        guard case .route(let connected) = tables.lookup(table: 254, family: 4, destination: ip("10.1.0.77"), oif: 0) else {
+        guard case .route(let connected) = tables.lookup(table: 254, family: 4, destination: ip("10.1.0.77"), oif: 0)
+        else {
             Issue.record("no connected route")
             return
         }
@@ -187,10 +202,14 @@ import MimicJSON
                 """, context: context, configuration: configuration)
         #expect(listener == 10)
         // Wrong tuple size or a flag: nothing.
-        #expect(try ContextTestSupport.run(Self.lookup(84, length: 13) + "\nexit", context: context, configuration: configuration).0 == 0)
+        #expect(
+            try ContextTestSupport.run(
+                Self.lookup(84, length: 13) + "\nexit", context: context, configuration: configuration
+            ).0 == 0)
         // Holding the reference at exit is refused, as the verifier refuses it.
         #expect {
-            _ = try ContextTestSupport.run(Self.lookup(84) + "\nmov %r0, 0\nexit", context: context, configuration: configuration)
+            _ = try ContextTestSupport.run(
+                Self.lookup(84) + "\nmov %r0, 0\nexit", context: context, configuration: configuration)
         } throws: { error in
             guard let error = error as? ExecutionError else { return false }
             return error.kind.code == .unreleasedReference && "\(error)".contains("tcp socket 10.1.0.1:80")
@@ -198,7 +217,8 @@ import MimicJSON
         // Releasing what was not acquired is refused too.
         #expect(throws: ExecutionError.self) {
             _ = try ContextTestSupport.run(
-                "mov %r6, %r1\nmov %r1, %r10\nadd %r1, -8\ncall 86\nexit", context: context, configuration: configuration)
+                "mov %r6, %r1\nmov %r1, %r10\nadd %r1, -8\ncall 86\nexit", context: context,
+                configuration: configuration)
         }
     }
 
@@ -244,13 +264,17 @@ import MimicJSON
         #expect(try ContextTestSupport.run(get, context: context, configuration: configuration).0 == 0xC000_0209 + 42)
         // IPv6 flag on IPv4 metadata: -EPROTO; no metadata at all: -EINVAL; options: 4 bytes.
         let ipv6 = get.replacingOccurrences(of: "mov %r4, 0", with: "mov %r4, 1")
-        #expect(try ContextTestSupport.run(ipv6, context: context, configuration: configuration).0 == UInt64(bitPattern: -71))
+        #expect(
+            try ContextTestSupport.run(ipv6, context: context, configuration: configuration).0
+                == UInt64(bitPattern: -71))
         #expect(try ContextTestSupport.run(get, context: context).0 == UInt64(bitPattern: -22))
         let options = "mov %r2, %r10\nadd %r2, -8\nmov %r3, 8\ncall 29\nexit"
         #expect(try ContextTestSupport.run(options, context: context, configuration: configuration).0 == 4)
         // set_tunnel_opt needs this run's set_tunnel_key first.
         let setOptions = "mov %r2, %r10\nadd %r2, -8\nmov %r3, 4\ncall 30\nexit"
-        #expect(try ContextTestSupport.run(setOptions, context: context, configuration: configuration).0 == UInt64(bitPattern: -22))
+        #expect(
+            try ContextTestSupport.run(setOptions, context: context, configuration: configuration).0
+                == UInt64(bitPattern: -22))
     }
 
     @Test func getNetnsCookieIsTheNamespaces() throws {
@@ -259,16 +283,18 @@ import MimicJSON
         socket.family = 2
         let with = SKBContext(packet: ContextTestSupport.udpPacket, socket: socket)
         #expect(try ContextTestSupport.run("call 122\nexit", context: with, configuration: configuration).0 == 4096)
-        #expect(try ContextTestSupport.run("mov %r1, 0\ncall 122\nexit", context: with, configuration: configuration).0 == 1)
+        #expect(
+            try ContextTestSupport.run("mov %r1, 0\ncall 122\nexit", context: with, configuration: configuration).0 == 1
+        )
     }
 
     @Test func syncookiesCarryTheMSSIndex() {
         let iph: [UInt8] = [0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 1, 0, 50, 10, 1, 0, 1]
         var syn = [UInt8](repeating: 0, count: 24)
-        syn.replaceSubrange(0..<4, with: [0x04, 0xD2, 0x1F, 0x90])  // 1234 -> 8080
+        syn.replaceSubrange(0..<4, with: [0x04, 0xD2, 0x1F, 0x90]) // 1234 -> 8080
         syn[12] = 6 << 4
         syn[13] = 2
-        syn.replaceSubrange(20..<24, with: [2, 4, 0x05, 0x78])  // MSS 1400
+        syn.replaceSubrange(20..<24, with: [2, 4, 0x05, 0x78]) // MSS 1400
         #expect(SyncookieHelpers.mssOption(syn) == 1400)
         #expect(SyncookieHelpers.mssOption(Array(syn[0..<20])) == nil)
         let cookie = SyncookieHelpers.value(iph, syn, sequence: 1000, mssIndex: 1)

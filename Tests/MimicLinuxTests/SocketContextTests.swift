@@ -27,10 +27,14 @@ struct SocketContextTests {
         let context = try Self.fit(
             SockAddrContext(userAddress: [10, 0, 0, 1], userPort: 80), loaded, "connect_redirect")
         let process = try loaded.run("connect_redirect", context: context)
-        guard case .exited(let r0) = process.state else { Issue.record("not exited"); return }
+        guard case .exited(let r0) = process.state else {
+            Issue.record("not exited")
+            return
+        }
         #expect(r0 == 1)
         let state = try #require(LinuxProcessState.of(process))
-        let fields = Dictionary(uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
+        let fields = Dictionary(
+            uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
         #expect(fields["user_ip4"] == 0x0100_007F, "127.0.0.1 in network order")
         #expect(fields["user_port"] == UInt64(UInt16(8080).bigEndian))
         #expect(fields["user_family"] == 2 && fields["type"] == 1 && fields["protocol"] == 6)
@@ -51,7 +55,8 @@ struct SocketContextTests {
         #expect(r0 == 0)
         let send = try Self.fit(SockAddrContext(userAddress: [10, 0, 0, 53], userPort: 53), loaded, "sendmsg_source")
         let process = try loaded.run("sendmsg_source", context: send)
-        let fields = Dictionary(uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
+        let fields = Dictionary(
+            uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
         #expect(fields["msg_src_ip4"] == 0x0200_000A, "10.0.0.2")
         #expect(try Self.results(loaded)[5] == 2 | 17 << 8 | 2 << 16, "SOCK_DGRAM, UDP, AF_INET")
     }
@@ -82,12 +87,15 @@ struct SocketContextTests {
         #expect(Int64(bitPattern: results[5]) == -22)
         let effects = LinuxProcessState.of(process)?.socketEffects.map(\.description) ?? []
         #expect(effects.first == "bpf_sock_ops_cb_flags_set(0x8c) = 128")
-        #expect(LinuxProcessState.of(process)?.contextRecord?.forbiddenWrites == [], "the helper's change is not the program's")
+        #expect(
+            LinuxProcessState.of(process)?.contextRecord?.forbiddenWrites == [],
+            "the helper's change is not the program's")
         #expect(effects.contains("bpf_setsockopt(SOL_TCP, 13, \"reno\") = 0"))
 
         let timeout = SockOpsContext(fields: ["op": 1, "family": 2, "is_fullsock": 1])
         let second = try loaded.run("sock_ops", context: timeout)
-        let fields = Dictionary(uniqueKeysWithValues: (TestRunContext.output(of: second) ?? []).map { ($0.name, $0.value) })
+        let fields = Dictionary(
+            uniqueKeysWithValues: (TestRunContext.output(of: second) ?? []).map { ($0.name, $0.value) })
         #expect(fields["reply"] == 10)
 
         let established = try ContextFile.load(
@@ -106,12 +114,14 @@ struct SocketContextTests {
         let context = try ContextFile.load(
             data: Array(#"{"type": "bpf_sock", "ctx": {"sock": {"family": 2, "sockType": 1, "protocol": 6}}}"#.utf8))
         let process = try loaded.run("sock_create", context: try Self.fit(context, loaded, "sock_create"))
-        let fields = Dictionary(uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
+        let fields = Dictionary(
+            uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
         #expect(fields["mark"] == 0x77 && fields["priority"] == 2)
         #expect(LinuxProcessState.of(process)?.contextRecord?.forbiddenWrites == [])
         var raw = SocketInfo()
         raw.type = 3
-        let refused = try loaded.run("sock_create", context: SockContext(socket: raw, attachType: .cgroupInetSockCreate))
+        let refused = try loaded.run(
+            "sock_create", context: SockContext(socket: raw, attachType: .cgroupInetSockCreate))
         #expect(refused.state == .exited(0))
     }
 
@@ -123,14 +133,20 @@ struct SocketContextTests {
                 return nil
             } catch { return "\(error)" }
         }
-        #expect(message(#"{"type": "bpf_sock_addr", "ctx": {"user_ipp": "1.2.3.4"}}"#)?.contains("unknown field") == true)
-        #expect(message(#"{"type": "bpf_sock_addr", "ctx": {"attach_type": "connect9"}}"#)?.contains("unknown attach type") == true)
+        #expect(
+            message(#"{"type": "bpf_sock_addr", "ctx": {"user_ipp": "1.2.3.4"}}"#)?.contains("unknown field") == true)
+        #expect(
+            message(#"{"type": "bpf_sock_addr", "ctx": {"attach_type": "connect9"}}"#)?.contains("unknown attach type")
+                == true)
         #expect(
             message(#"{"type": "bpf_sock_addr", "ctx": {"attach_type": "connect4", "user_ip": "fd00::1"}}"#)?
                 .contains("IPv4 user_ip") == true)
         #expect(message(#"{"type": "bpf_sk_lookup", "ctx": {"family": 2, "local_ip6": "fd00::1"}}"#) != nil)
-        #expect(message(#"{"type": "bpf_sock_ops", "ctx": {"op": "NOPE"}}"#)?.contains("unknown sock_ops operation") == true)
-        #expect(message(#"{"type": "bpf_flow_dissector", "ctx": {"packet": {"hex": "00"}}}"#)?.contains("14 bytes") == true)
+        #expect(
+            message(#"{"type": "bpf_sock_ops", "ctx": {"op": "NOPE"}}"#)?.contains("unknown sock_ops operation") == true
+        )
+        #expect(
+            message(#"{"type": "bpf_flow_dissector", "ctx": {"packet": {"hex": "00"}}}"#)?.contains("14 bytes") == true)
         let loaded = try Fixture.load("netprog_sock")
         #expect(throws: ContextError.self) { try Self.fit(SKLookupContext(), loaded, "sock_create") }
         // No hook given and none from the program: a clear setup error.
@@ -198,18 +214,22 @@ struct SocketContextTests {
         #expect(process.state == .exited(0), "UDP to port 53 is dropped")
         #expect(LinuxProcessState.of(process)?.contextRecord?.forbiddenWrites == [])
         let results = try Self.results(loaded)
-        #expect(results[0] == 8 | UInt64(UInt16(0x0800).bigEndian) << 32, "len from the UDP header; eth_protocol in network order")
+        #expect(
+            results[0] == 8 | UInt64(UInt16(0x0800).bigEndian) << 32,
+            "len from the UDP header; eth_protocol in network order")
         #expect(results[1] == 17 | 1 << 8 | 1 << 16)
         #expect(results[2] == 53 << 32, "bpf_skb_load_bytes returned 0; the destination port read directly")
         #expect(results[3] == 53)
         let tcp = try loaded.run("select_group", context: SKReuseportContext(packet: Self.frame(protocol: 6, port: 53)))
         #expect(tcp.state == .exited(1))
         #expect(throws: ContextError.self) {
-            _ = try ContextFile.load(data: Array(#"{"type": "sk_reuseport_md", "ctx": {"packet": {"hex": "00 01"}}}"#.utf8))
+            _ = try ContextFile.load(
+                data: Array(#"{"type": "sk_reuseport_md", "ctx": {"packet": {"hex": "00 01"}}}"#.utf8))
         }
     }
 
-    @Test("cgroup storage persists from run to run in Mimic, one per attach type; host updates need an existing storage")
+    @Test(
+        "cgroup storage persists from run to run in Mimic, one per attach type; host updates need an existing storage")
     func cgroupStorage() throws {
         let loaded = try Fixture.load("netprog_cgstorage")
         let packet = Self.frame(protocol: 17, port: 53)
@@ -223,7 +243,10 @@ struct SocketContextTests {
         let totals = try loaded.map("totals", as: CgroupStorageMap.self)
         let key = totals.key(attachType: .cgroupInetIngress)
         #expect(totals.keys == [key])
-        #expect(totals.value(forKey: key) == [3, 0, 0, 0, 0, 0, 0, 0] + [UInt8(3 * (packet.count - 14)), 0, 0, 0, 0, 0, 0, 0])
+        #expect(
+            totals.value(forKey: key) == [3, 0, 0, 0, 0, 0, 0, 0] + [
+                UInt8(3 * (packet.count - 14)), 0, 0, 0, 0, 0, 0, 0,
+            ])
         #expect(totals.update(key: key, value: [UInt8](repeating: 0, count: 16), flags: .any, cpu: 0) == nil)
         var other = key
         other[8] = 9
@@ -243,7 +266,8 @@ struct SocketContextTests {
                 fields: fields, remoteAddress: [10, 0, 0, 1], remotePort: 443, localAddress: [10, 0, 0, 2],
                 localPort: port)
             let process = try loaded.run("track", context: context)
-            let values = Dictionary(uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
+            let values = Dictionary(
+                uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
             return values["reply"] ?? 0
         }
         #expect(try event(3) == 1)
@@ -252,9 +276,12 @@ struct SocketContextTests {
         let map = try loaded.map("connections", as: SocketStorageMap.self)
         #expect(map.cookies.count == 2)
         #expect(try event(10, args: [1, 7]) == 0, "bpf_sk_storage_delete at TCP_CLOSE")
-        #expect(UInt32(truncatingIfNeeded: try event(10, args: [1, 7])) == UInt32(bitPattern: -2), "-ENOENT the second time")
+        #expect(
+            UInt32(truncatingIfNeeded: try event(10, args: [1, 7])) == UInt32(bitPattern: -2), "-ENOENT the second time"
+        )
         #expect(map.cookies.count == 1)
-        #expect(map.update(key: [3, 0, 0, 0], value: [UInt8](repeating: 0, count: 8), flags: .any, cpu: 0) == .notSupported)
+        #expect(
+            map.update(key: [3, 0, 0, 0], value: [UInt8](repeating: 0, count: 8), flags: .any, cpu: 0) == .notSupported)
     }
 
     @Test("__sk_buff writes a program type may not make are reported; allowed ones are not")

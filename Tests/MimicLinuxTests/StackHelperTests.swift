@@ -31,7 +31,8 @@ struct StackHelperTests {
         #expect(map.keys.count == 2)
         #expect(try stackID(flags: 3) == minus(.fault))
         #expect(try stackID(flags: 1 << 12) == minus(.invalid))
-        #expect(map.update(key: [0, 0, 0, 0], value: [UInt8](repeating: 0, count: 32), flags: .any, cpu: 0) == .invalid)
+        #expect(
+            map.update(key: [0, 0, 0, 0], value: [UInt8](repeating: 0, count: 32), flags: .any, cpu: 0) == .invalid)
     }
 
     @Test func getStackCopiesFramesAfterTheSkip() throws {

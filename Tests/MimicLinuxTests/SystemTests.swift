@@ -55,7 +55,9 @@ import Testing
         let url = Fixture.directory.appendingPathComponent("tracing/system_helpers.bpf.o")
         var object = try ObjectFile(contentsOf: url.path)
         var configuration = ObjectConfiguration()
-        configuration.globals = [.init(name: "ns_dev", value: .number("3")), .init(name: "ns_ino", value: .number("4026532999"))]
+        configuration.globals = [
+            .init(name: "ns_dev", value: .number("3")), .init(name: "ns_ino", value: .number("4026532999")),
+        ]
         try object.configure(configuration)
         let system = try Self.system()
         let emulator = LinuxEmulator(
@@ -63,7 +65,8 @@ import Testing
         let vm = VM(emulator: emulator)
         let loaded = try vm.load(object: object)
         let events = TraceEvents(emulator: emulator, vm: vm, objectBTF: object.btf, registers: .x86_64)
-        let event = try TraceEvent(json: JSONField(try JSONValue.parse(#"{"pid": 50, "args": [-100, "0x7fff0000"]}"#), path: "event"))
+        let event = try TraceEvent(
+            json: JSONField(try JSONValue.parse(#"{"pid": 50, "args": [-100, "0x7fff0000"]}"#), path: "event"))
         for context in try events.contexts(event, program: try #require(object.programs.first)) {
             let process = try vm.makeProcess(for: loaded.program(named: "observe"), context: context)
             #expect(try process.run() == 0)

@@ -91,7 +91,8 @@ struct TimerDynptrTests {
         // A process on the virtual clock reads the emulator's clock, coarse time by ticks of CONFIG_HZ (250).
         let (vm, emulator) = makeLinuxVM()
         emulator.advanceClock(to: 9_000_001)
-        let program = try vm.load(Assembler.assemble("call 5\nmov %r6, %r0\ncall 160\nsub %r6, %r0\nmov %r0, %r6\nexit"))
+        let program = try vm.load(
+            Assembler.assemble("call 5\nmov %r6, %r0\ncall 160\nsub %r6, %r0\nmov %r0, %r6\nexit"))
         let process = try vm.makeProcess(
             for: program, context: GenericContext(environment: TaskEnvironment(clock: .virtual)))
         #expect(try process.run() == 9_000_001 - 8_000_000)

@@ -101,7 +101,9 @@ extension TracingContextTests {
         let fexit = try Self.context(
             #"{"args": [1, 2, -5]}"#, section: "fexit/f", type: .tracing, registers: .x86_64)
         #expect(fexit.registerOffset == 8)
-        #expect(Self.word(fexit.bytes, 0) == 2 && Self.word(fexit.bytes, 8) == 1 && Self.word(fexit.bytes, 24) == UInt64(bitPattern: -5))
+        #expect(
+            Self.word(fexit.bytes, 0) == 2 && Self.word(fexit.bytes, 8) == 1
+                && Self.word(fexit.bytes, 24) == UInt64(bitPattern: -5))
         let fentry = try Self.context(#"{"args": [7]}"#, section: "fentry/f", type: .tracing, registers: .x86_64)
         #expect(Self.word(fentry.bytes, 0) == 1 && fentry.registerOffset == 8)
         let rawTP = try Self.context(#"{"args": [7]}"#, section: "raw_tp/f", type: .rawTracepoint, registers: .x86_64)

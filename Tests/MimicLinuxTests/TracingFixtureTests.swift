@@ -183,15 +183,19 @@ import Testing
     /// task_struct read through its BTF pointer.
     @Test func tpBTFArgumentsAndTaskPointer() throws {
         if Self.kernelBTF != nil {
-            let bss = try Self.loadedRun("exec_btf", kernel: true, events: try String(
-                contentsOf: Self.directory.appendingPathComponent("exec_btf.events.jsonl"), encoding: .utf8))
-            #expect(bss == "{ exec_seen = { .pid = 4242, .ppid = 1200, .old_pid = 4242, .uid = 1000, .comm = \"ls\" } }")
+            let bss = try Self.loadedRun(
+                "exec_btf", kernel: true,
+                events: try String(
+                    contentsOf: Self.directory.appendingPathComponent("exec_btf.events.jsonl"), encoding: .utf8))
+            #expect(
+                bss == "{ exec_seen = { .pid = 4242, .ppid = 1200, .old_pid = 4242, .uid = 1000, .comm = \"ls\" } }")
         }
         // Positionally, the object's own BTF is enough.
         let events = #"{"program": "on_exec", "pid": 4242, "args": [{"task": 4242}, 4242, 0]}"#
         for kernel in Self.targets {
             let object = try Self.loadedRun("exec_btf", kernel: kernel, events: events)
-            #expect(object == "{ exec_seen = { .pid = 4242, .ppid = 1200, .old_pid = 4242, .uid = 1000, .comm = \"ls\" } }")
+            #expect(
+                object == "{ exec_seen = { .pid = 4242, .ppid = 1200, .old_pid = 4242, .uid = 1000, .comm = \"ls\" } }")
         }
     }
 }

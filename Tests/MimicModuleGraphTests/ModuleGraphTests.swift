@@ -132,7 +132,10 @@ struct PackageGraphTests {
     /// The verifier model needs the VM's ISA and object loader only: no emulator, no kernel.
     @Test func theVerifierStandsOnTheCoreOnly() throws {
         let graph = try Self.graph.get()
-        #expect(graph.closure(of: "MimicVerifier") == ["MimicCore", "MimicMemory", "MimicJSON", "CMimicAtomics", "CMimicPlugin"])
+        #expect(
+            graph.closure(of: "MimicVerifier") == [
+                "MimicCore", "MimicMemory", "MimicJSON", "CMimicAtomics", "CMimicPlugin",
+            ])
     }
 
     /// The kernel oracle is used by the tools and the tests only: no library depends on it.

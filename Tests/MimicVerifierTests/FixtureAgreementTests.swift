@@ -12,7 +12,9 @@ final class FixtureAgreementTests: XCTestCase {
         let root = ExternalTestData.packageRoot.path
         var paths: [String] = []
         let fm = FileManager.default
-        for directory in ["Examples"] + ((try? fm.contentsOfDirectory(atPath: root + "/Tests")) ?? []).map({ "Tests/\($0)/Fixtures" }) {
+        for directory in ["Examples"]
+            + ((try? fm.contentsOfDirectory(atPath: root + "/Tests")) ?? []).map({ "Tests/\($0)/Fixtures" })
+        {
             let full = root + "/" + directory
             for name in ((try? fm.contentsOfDirectory(atPath: full)) ?? []).sorted() where name.hasSuffix(".o") {
                 paths.append(full + "/" + name)
@@ -75,11 +77,19 @@ final class FixtureAgreementTests: XCTestCase {
                     continue
                 case .accepted:
                     compared += 1
-                    if report.accepted { agree += 1 } else { disagreements.append("\(name): kernel accepted, Mimic \(mimic)") }
+                    if report.accepted {
+                        agree += 1
+                    } else {
+                        disagreements.append("\(name): kernel accepted, Mimic \(mimic)")
+                    }
                     rows.append("\(name)\tkernel accepted\t\(mimic)")
                 case .rejected(let line):
                     compared += 1
-                    if !report.accepted { agree += 1 } else { disagreements.append("\(name): kernel rejected (\(line)), Mimic accepted") }
+                    if !report.accepted {
+                        agree += 1
+                    } else {
+                        disagreements.append("\(name): kernel rejected (\(line)), Mimic accepted")
+                    }
                     rows.append("\(name)\tkernel rejected: \(line)\t\(mimic)")
                 }
             }

@@ -11,7 +11,9 @@ final class HelperAvailabilityTests: XCTestCase {
 
     /// `call helper; exit`: the kernel looks the helper up before it checks any argument.
     static func kernelAllows(_ id: Int32, _ type: ProgramType) -> Bool? {
-        let program = [RawInstruction(opcode: 0x85, imm: id), RawInstruction(opcode: 0xb7), RawInstruction(opcode: 0x95)]
+        let program = [
+            RawInstruction(opcode: 0x85, imm: id), RawInstruction(opcode: 0xb7), RawInstruction(opcode: 0x95),
+        ]
         do {
             _ = try KernelBPF.loadProgram(program, type: type)
             return true

@@ -59,7 +59,9 @@ final class PerformanceTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(code.count, 99_900)
         var report: VerificationReport?
         let t = seconds { report = Verifier().verify(code, type: .xdp) }
-        print("100k-instruction program: \(code.count) instructions, \(report?.processedInstructions ?? 0) processed, \(t) s")
+        print(
+            "100k-instruction program: \(code.count) instructions, \(report?.processedInstructions ?? 0) processed, \(t) s"
+        )
         XCTAssertEqual(report?.accepted, true, report?.error?.message ?? "")
         // One pass: no state is explored twice on this straight-line program with skips.
         XCTAssertLessThanOrEqual(report?.processedInstructions ?? .max, 2 * code.count)
@@ -75,7 +77,9 @@ final class PerformanceTests: XCTestCase {
         var report: VerificationReport?
         let limit = VerifierOptions(complexityLimit: 100_000)
         let t = seconds { report = Verifier(options: limit).verify(code, type: .xdp) }
-        print("complexity limit: \(report?.processedInstructions ?? 0) processed in \(t) s: \(report?.error?.message ?? "accepted")")
+        print(
+            "complexity limit: \(report?.processedInstructions ?? 0) processed in \(t) s: \(report?.error?.message ?? "accepted")"
+        )
         XCTAssertEqual(report?.error?.kind, .complexity)
         XCTAssertLessThanOrEqual(report?.processedInstructions ?? .max, 100_001)
     }

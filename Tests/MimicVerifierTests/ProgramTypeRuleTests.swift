@@ -10,7 +10,8 @@ final class ProgramTypeRuleTests: XCTestCase {
     ) throws -> VerificationReport {
         let code = try RejectionClassTests.program(text, fds: nil)
         return Verifier().verify(
-            VerifierProgram(name: "rule", instructions: code, type: type, attachType: attach, maps: maps, license: "GPL"))
+            VerifierProgram(
+                name: "rule", instructions: code, type: type, attachType: attach, maps: maps, license: "GPL"))
     }
 
     /// bpf_sk_lookup_tcp's tuple size may be 0 (ARG_CONST_SIZE_OR_ZERO since Linux 6.11).
@@ -73,7 +74,8 @@ final class ProgramTypeRuleTests: XCTestCase {
         XCTAssertTrue(sendmsg.accepted, sendmsg.error?.message ?? "")
         let ip6 = try verify("ldxw %r0, [%r1+8]\nexit", .cgroupSockAddr, attach: .cgroupInet4Connect)
         XCTAssertFalse(ip6.accepted)
-        let family = try verify("mov %r2, 2\nstxw [%r1+28], %r2\nmov %r0, 1\nexit", .cgroupSockAddr, attach: .cgroupInet4Connect)
+        let family = try verify(
+            "mov %r2, 2\nstxw [%r1+28], %r2\nmov %r0, 1\nexit", .cgroupSockAddr, attach: .cgroupInet4Connect)
         XCTAssertFalse(family.accepted)
     }
 
@@ -89,7 +91,8 @@ final class ProgramTypeRuleTests: XCTestCase {
     }
 
     func testDynptrDataIsSizedMemoryOrNull() throws {
-        let text = "mov %r1, %r10\nadd %r1, -16\nmov %r2, 0\nmov %r3, 4\ncall 203\njeq %r0, 0, out\nldxb %r0, [%r0+OFF]\nout:\nexit"
+        let text =
+            "mov %r1, %r10\nadd %r1, -16\nmov %r2, 0\nmov %r3, 4\ncall 203\njeq %r0, 0, out\nldxb %r0, [%r0+OFF]\nout:\nexit"
         let inside = try verify(text.replacingOccurrences(of: "OFF", with: "3"), .syscall)
         XCTAssertTrue(inside.accepted, inside.error?.message ?? "")
         let outside = try verify(text.replacingOccurrences(of: "OFF", with: "4"), .syscall)

@@ -287,7 +287,8 @@ extension ObjectFile {
     /// inode, task storage), whose `max_entries` the kernel requires to be 0.
     public var unsizedMapProblem: String? {
         let exempt: [MapType] = [
-            .perfEventArray, .cgroupStorage, .perCPUCgroupStorage, .skStorage, .inodeStorage, .taskStorage, .cgrpStorage,
+            .perfEventArray, .cgroupStorage, .perCPUCgroupStorage, .skStorage, .inodeStorage, .taskStorage,
+            .cgrpStorage,
         ]
         var unsized: [String] = []
         for spec in maps {

@@ -87,7 +87,8 @@ public enum JITDifferential {
         } catch {
             text = "error \(error.kind.code) at \(error.pc): \(error)"
         }
-        text += " count \(process.instructionsExecuted) pc \(process.pc) depth \(process.depth) registers \(process.registers.all)"
+        text +=
+            " count \(process.instructionsExecuted) pc \(process.pc) depth \(process.depth) registers \(process.registers.all)"
         let stack = (try? process.memory.read(process.stackBase, count: process.stackSize)) ?? []
         let after = (try? process.memory.read(bufferAddress, count: buffer.count)) ?? []
         return Outcome(text: text, stack: stack, buffer: after)
@@ -178,7 +179,9 @@ public enum JITDifferential {
     static let packetLoads = Operation.allCases.filter {
         [.packetAbsolute, .packetIndirect].contains(InstructionSet.form(of: $0).shape)
     }
-    static let interestingImmediates: [Int32] = [0, 1, -1, 2, 7, 8, 31, 32, 33, 63, 64, 255, 0x7FFF_FFFF, Int32.min, -8, 16]
+    static let interestingImmediates: [Int32] = [
+        0, 1, -1, 2, 7, 8, 31, 32, 33, 63, 64, 255, 0x7FFF_FFFF, Int32.min, -8, 16,
+    ]
 
     /// The random program of `seed`.
     public static func program(seed: UInt64) -> [RawInstruction] {
@@ -324,7 +327,8 @@ public enum JITDifferential {
         let count = items.count
         for index in items.indices {
             if case .jump(let instruction, _) = items[index] {
-                let target = random.chance(75) ? index + 1 + random.below(max(1, count - index - 1)) : random.below(count)
+                let target =
+                    random.chance(75) ? index + 1 + random.below(max(1, count - index - 1)) : random.below(count)
                 items[index] = .jump(instruction, target: min(target, count - 1))
             }
         }

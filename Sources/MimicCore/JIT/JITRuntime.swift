@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import MimicMemory
 import Synchronization
@@ -132,9 +132,9 @@ enum JITBackends {
     /// The backend for the host, if there is one.
     static var native: (any JITBackend.Type)? {
         #if arch(x86_64) && (os(Linux) || os(macOS))
-        return X86Backend.self
+            return X86Backend.self
         #else
-        return nil
+            return nil
         #endif
     }
 }
@@ -173,7 +173,9 @@ final class CompiledProgram: @unchecked Sendable {
             pcTable[2 * pc] = offset < 0 ? 0 : base + UInt64(offset)
             pcTable[2 * pc + 1] = UInt64(Program.runLength(program.code.baseAddress!, pc))
         }
-        entry = unsafeBitCast(mapped + code.entryOffset, to: (@convention(c) (UnsafeMutablePointer<UInt64>, UnsafeRawPointer) -> UInt64).self)
+        entry = unsafeBitCast(
+            mapped + code.entryOffset,
+            to: (@convention(c) (UnsafeMutablePointer<UInt64>, UnsafeRawPointer) -> UInt64).self)
     }
 
     deinit {
@@ -204,7 +206,9 @@ final class JITCache: @unchecked Sendable {
     /// The compiled code of `program`, compiling it now if needed; nil if it cannot be compiled.
     func compiled(_ program: Program) -> CompiledProgram? {
         let raw = published.load(ordering: .acquiring)
-        if raw > 1 { return Unmanaged<CompiledProgram>.fromOpaque(UnsafeRawPointer(bitPattern: raw)!).takeUnretainedValue() }
+        if raw > 1 {
+            return Unmanaged<CompiledProgram>.fromOpaque(UnsafeRawPointer(bitPattern: raw)!).takeUnretainedValue()
+        }
         if raw == 1 { return nil }
         return lock.withLock { _ -> CompiledProgram? in
             let again = published.load(ordering: .acquiring)
@@ -213,7 +217,8 @@ final class JITCache: @unchecked Sendable {
             }
             if again == 1 { return nil }
             guard let backend = JITBackends.native,
-                let code = backend.compile(program, environment: JITEnvironment(configuration: program.vm.configuration)),
+                let code = backend.compile(
+                    program, environment: JITEnvironment(configuration: program.vm.configuration)),
                 let compiled = CompiledProgram(code, program: program)
             else {
                 published.store(1, ordering: .releasing)

@@ -475,7 +475,8 @@ private struct X86Generator {
         let register = form.shape == .jumpReg
         let d = x(i.destination)
         let condition: X86Condition
-        let isSet = i.operation == .jumpSet64Imm || i.operation == .jumpSet64Reg || i.operation == .jumpSet32Imm
+        let isSet =
+            i.operation == .jumpSet64Imm || i.operation == .jumpSet64Reg || i.operation == .jumpSet32Imm
             || i.operation == .jumpSet32Reg
         switch i.operation {
         case .jumpEqual64Imm, .jumpEqual64Reg, .jumpEqual32Imm, .jumpEqual32Reg: condition = .equal
@@ -498,7 +499,11 @@ private struct X86Generator {
         default: condition = .notEqual // jset
         }
         if isSet {
-            if register { a.alu(0x85, d, x(i.source), w: w) } else { a.test(d, imm: Int32(truncatingIfNeeded: i.imm), w: w) }
+            if register {
+                a.alu(0x85, d, x(i.source), w: w)
+            } else {
+                a.test(d, imm: Int32(truncatingIfNeeded: i.imm), w: w)
+            }
         } else {
             if register {
                 a.alu(0x39, d, x(i.source), w: w)

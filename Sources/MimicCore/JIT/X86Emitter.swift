@@ -233,7 +233,9 @@ struct X86Emitter {
     mutating func jump(register: X86Register) { direct([0xFF], w: false, reg: 4, rm: register.rawValue) }
 
     /// `jmp [base + disp]`.
-    mutating func jump(memory base: X86Register, _ disp: Int32) { memory([0xFF], w: false, reg: 4, base: base, disp: disp) }
+    mutating func jump(memory base: X86Register, _ disp: Int32) {
+        memory([0xFF], w: false, reg: 4, base: base, disp: disp)
+    }
 
     mutating func call(_ label: X86Label) {
         bytes.append(0xE8)

@@ -49,7 +49,8 @@ public enum ContextFit {
         case let captured as CapturedContext:
             var fitted = captured
             do {
-                fitted.subContext = try fit(captured.subContext, type: type, attachType: attachType, describing: program)
+                fitted.subContext = try fit(
+                    captured.subContext, type: type, attachType: attachType, describing: program)
             } catch {
                 throw ContextError(path: "ctx.subContext", error.message)
             }
@@ -111,7 +112,8 @@ public enum ContextFit {
         guard type != wanted else { return }
         let takes =
             structKind(of: type).map { "takes a \($0) context" }
-            ?? packetKind(of: type).map { "takes an \($0.rawValue) context" } ?? "takes no such context (give a generic context)"
+            ?? packetKind(of: type).map { "takes an \($0.rawValue) context" }
+            ?? "takes no such context (give a generic context)"
         throw ContextError(path: "type", "a context of kind \"\(kind)\" does not fit \(program), which \(takes)")
     }
 

@@ -61,7 +61,8 @@ public struct FlowDissectorContext: Context, Sendable {
         let limit = AddressSpace.lowWindowLimit / 4
         let packet = try ctx["packet"].optionalBase64(limit: limit)
         guard packet.count >= 14 else {
-            throw ctx["packet"].error("a flow dissector takes a frame of at least 14 bytes (an Ethernet header), got \(packet.count)")
+            throw ctx["packet"].error(
+                "a flow dissector takes a frame of at least 14 bytes (an Ethernet header), got \(packet.count)")
         }
         var hasSKB = false
         if !ctx["skb"].isMissing {
@@ -80,7 +81,7 @@ public struct FlowDissectorContext: Context, Sendable {
         var keys = [UInt8](repeating: 0, count: Self.keysLayout.size)
         put16(&keys, 0, networkOffset)
         put16(&keys, 2, networkOffset)
-        keys[10] = packet[12]  // n_proto: the EtherType as the frame holds it (network order)
+        keys[10] = packet[12] // n_proto: the EtherType as the frame holds it (network order)
         keys[11] = packet[13]
         put32(&keys, 48, flags)
         let record = try StructContextRecord(layout: Self.keysLayout, bytes: keys, into: process)

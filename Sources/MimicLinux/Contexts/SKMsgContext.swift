@@ -47,7 +47,9 @@ public struct SKMsgContext: Context, Sendable {
             segments = [try ctx["data"].base64()]
         }
         for element in try ctx["segments"].optionalElements() { segments.append(try element.base64()) }
-        guard segments.contains(where: { !$0.isEmpty }) else { throw ctx.error("an sk_msg needs a non-empty data or segments") }
+        guard segments.contains(where: { !$0.isEmpty }) else {
+            throw ctx.error("an sk_msg needs a non-empty data or segments")
+        }
         guard !segments.contains(where: \.isEmpty) else { throw ctx["segments"].error("segments may not be empty") }
         let socket = ctx["sock"].isMissing ? SocketInfo() : try SKBContext.socket(ctx["sock"])
         self.init(segments: segments, socket: socket, name: name)
@@ -97,7 +99,8 @@ public struct SKMsgContext: Context, Sendable {
         else { return nil }
         message.syncBack()
         return Result(
-            returnValue: value, segments: message.segments, applyBytes: message.applyBytes, corkBytes: message.corkBytes)
+            returnValue: value, segments: message.segments, applyBytes: message.applyBytes, corkBytes: message.corkBytes
+        )
     }
 }
 

@@ -90,7 +90,8 @@ enum SocketContextJSON {
         if let known = shortAttachTypes[short] { return known }
         if let type = AttachType(kernelName: text) { return type }
         throw field.error(
-            "unknown attach type \"\(text)\" (e.g. \(shortAttachTypes.keys.sorted().joined(separator: ", ")), or a BPF_* name)")
+            "unknown attach type \"\(text)\" (e.g. \(shortAttachTypes.keys.sorted().joined(separator: ", ")), or a BPF_* name)"
+        )
     }
 
     /// Attach types by their libbpf section suffix.
@@ -197,7 +198,8 @@ public struct SKLookupContext: Context, Sendable {
         let zero = [UInt8](repeating: 0, count: family == SocketContextJSON.inet ? 4 : 16)
         self.init(
             family: family, protocol: try ctx["protocol"].optionalInteger(UInt32.self) ?? 6,
-            remoteAddress: remote4 ?? remote6 ?? zero, remotePort: try ctx["remote_port"].optionalInteger(UInt16.self) ?? 0,
+            remoteAddress: remote4 ?? remote6 ?? zero,
+            remotePort: try ctx["remote_port"].optionalInteger(UInt16.self) ?? 0,
             localAddress: local4 ?? local6 ?? zero, localPort: try ctx["local_port"].optionalInteger(UInt16.self) ?? 0,
             ingressIfindex: try ctx["ingress_ifindex"].optionalInteger(UInt32.self) ?? 0, name: name)
     }
@@ -297,7 +299,8 @@ public struct SockAddrContext: Context, Sendable {
 
     /// The layout of `struct bpf_sock_addr` with the fields `attachType` may write.
     public static func layout(for attachType: AttachType) -> ContextLayout {
-        let v4 = inet4Hooks.contains(attachType), v6 = inet6Hooks.contains(attachType)
+        let v4 = inet4Hooks.contains(attachType)
+        let v6 = inet6Hooks.contains(attachType)
         return ContextLayout(
             structName: "bpf_sock_addr", size: 72,
             fields: [ContextField("user_family", 0), ContextField("user_ip4", 4, writable: v4)]
@@ -337,10 +340,13 @@ public struct SockAddrContext: Context, Sendable {
         }
         if let messageSource {
             guard attachType == .cgroupUdp4Sendmsg || attachType == .cgroupUdp6Sendmsg else {
-                throw ContextError(path: ctx?["msg_src_ip"].path ?? "msg_src_ip", "msg_src_ip applies to sendmsg4/6 only")
+                throw ContextError(
+                    path: ctx?["msg_src_ip"].path ?? "msg_src_ip", "msg_src_ip applies to sendmsg4/6 only")
             }
             guard messageSource.count == width else {
-                throw ContextError(path: ctx?["msg_src_ip"].path ?? "msg_src_ip", "\(attachType) takes an IPv\(width == 4 ? 4 : 6) msg_src_ip")
+                throw ContextError(
+                    path: ctx?["msg_src_ip"].path ?? "msg_src_ip",
+                    "\(attachType) takes an IPv\(width == 4 ? 4 : 6) msg_src_ip")
             }
         }
     }
@@ -348,28 +354,38 @@ public struct SockAddrContext: Context, Sendable {
     public func attach(to process: MimicCore.Process) throws(SetupError) {
         guard let attachType else {
             throw .message(
-                "a bpf_sock_addr context needs its hook: give \"attach_type\" (connect4, bind6, sendmsg4, ...) or run a program whose section names it")
+                "a bpf_sock_addr context needs its hook: give \"attach_type\" (connect4, bind6, sendmsg4, ...) or run a program whose section names it"
+            )
         }
         do { try check(attachType) } catch { throw .message(error.message) }
         let isV4 = Self.inet4Hooks.contains(attachType)
         let family = isV4 ? SocketContextJSON.inet : SocketContextJSON.inet6
-        let datagram = [.cgroupUdp4Sendmsg, .cgroupUdp6Sendmsg, .cgroupUdp4Recvmsg, .cgroupUdp6Recvmsg].contains(attachType)
+        let datagram = [.cgroupUdp4Sendmsg, .cgroupUdp6Sendmsg, .cgroupUdp4Recvmsg, .cgroupUdp6Recvmsg].contains(
+            attachType)
         let type = socketType ?? socket?.type ?? (datagram ? 2 : 1)
         let proto = `protocol` ?? socket?.protocol ?? (type == 2 ? 17 : 6)
         var b = [UInt8](repeating: 0, count: 72)
         put32(&b, 0, family)
-        if isV4 { SocketContextJSON.putAddress(&b, 4, userAddress) } else { SocketContextJSON.putAddress(&b, 8, userAddress) }
+        if isV4 {
+            SocketContextJSON.putAddress(&b, 4, userAddress)
+        } else {
+            SocketContextJSON.putAddress(&b, 8, userAddress)
+        }
         put32(&b, 24, SocketContextJSON.networkPort(userPort))
         put32(&b, 28, socket?.family ?? family)
         put32(&b, 32, type)
         put32(&b, 36, proto)
-        if isV4 { SocketContextJSON.putAddress(&b, 40, messageSource) } else { SocketContextJSON.putAddress(&b, 44, messageSource) }
+        if isV4 {
+            SocketContextJSON.putAddress(&b, 40, messageSource)
+        } else {
+            SocketContextJSON.putAddress(&b, 44, messageSource)
+        }
         var sock = socket ?? SocketInfo()
         if socket == nil {
             sock.family = family
             sock.type = type
             sock.protocol = proto
-            sock.state = 7  // TCP_CLOSE: not yet connected
+            sock.state = 7 // TCP_CLOSE: not yet connected
         }
         let socketAddress = try sock.map(into: process)
         put64(&b, 64, socketAddress)
@@ -448,13 +464,15 @@ public struct SockOpsContext: Context, Sendable {
     /// counters by C name (`snd_cwnd`, `srtt_us`, `state`, `bytes_acked`, ...).
     public init(json ctx: JSONField, name: String) throws(ContextError) {
         let scalars = Self.counters + ["bytes_received", "bytes_acked", "skb_len", "skb_tcp_flags"]
-        try ctx.object(knownMembers: ["op", "args", "family", "remote_ip", "local_ip", "remote_port", "local_port"] + scalars)
+        try ctx.object(
+            knownMembers: ["op", "args", "family", "remote_ip", "local_ip", "remote_port", "local_port"] + scalars)
         var fields: [String: UInt64] = [:]
         let op = ctx["op"]
         if let text = try? op.string() {
             let short = text.hasPrefix("BPF_SOCK_OPS_") ? String(text.dropFirst(13)) : text
             guard let index = Self.operations.firstIndex(of: short) else {
-                throw op.error("unknown sock_ops operation \"\(text)\" (known: \(Self.operations.joined(separator: ", ")))")
+                throw op.error(
+                    "unknown sock_ops operation \"\(text)\" (known: \(Self.operations.joined(separator: ", ")))")
             }
             fields["op"] = UInt64(index)
         } else if let value = try op.optionalInteger(UInt32.self) {
@@ -462,7 +480,9 @@ public struct SockOpsContext: Context, Sendable {
         }
         let args = try ctx["args"].optionalElements()
         guard args.count <= 4 else { throw ctx["args"].error("bpf_sock_ops has 4 args, got \(args.count)") }
-        for (i, arg) in args.enumerated() { fields[i == 0 ? "reply" : "replylong[\(i)]"] = UInt64(try arg.integer(UInt32.self)) }
+        for (i, arg) in args.enumerated() {
+            fields[i == 0 ? "reply" : "replylong[\(i)]"] = UInt64(try arg.integer(UInt32.self))
+        }
         for key in scalars {
             let wide = key.hasPrefix("bytes_")
             if wide, let value = try ctx[key].optionalInteger(UInt64.self) { fields[key] = value }
@@ -473,7 +493,8 @@ public struct SockOpsContext: Context, Sendable {
         if let remote, let local, remote.count != local.count {
             throw ctx["local_ip"].error("remote_ip and local_ip must be of one family")
         }
-        let family = try ctx["family"].optionalInteger(UInt32.self) ?? SocketContextJSON.family(of: remote ?? local) ?? 2
+        let family =
+            try ctx["family"].optionalInteger(UInt32.self) ?? SocketContextJSON.family(of: remote ?? local) ?? 2
         fields["family"] = UInt64(family)
         if fields["is_fullsock"] == nil { fields["is_fullsock"] = 1 }
         self.init(
@@ -564,7 +585,8 @@ public struct SockContext: Context, Sendable {
         try ctx.object(knownMembers: ["attach_type", "sock"])
         let attachType = try SocketContextJSON.attachType(ctx["attach_type"])
         if let attachType, !Self.hooks.contains(attachType) {
-            throw ctx["attach_type"].error("\(attachType) is not a cgroup_sock hook (sock_create, sock_release, post_bind4, post_bind6)")
+            throw ctx["attach_type"].error(
+                "\(attachType) is not a cgroup_sock hook (sock_create, sock_release, post_bind4, post_bind6)")
         }
         let socket = ctx["sock"].isMissing ? SocketInfo() : try SKBContext.socket(ctx["sock"])
         self.init(socket: socket, attachType: attachType, name: name)
@@ -572,7 +594,9 @@ public struct SockContext: Context, Sendable {
 
     public func attach(to process: MimicCore.Process) throws(SetupError) {
         guard let attachType else {
-            throw .message("a bpf_sock context needs its hook: give \"attach_type\" (sock_create, post_bind4, ...) or run a program whose section names it")
+            throw .message(
+                "a bpf_sock context needs its hook: give \"attach_type\" (sock_create, post_bind4, ...) or run a program whose section names it"
+            )
         }
         let record = try StructContextRecord(layout: Self.layout(for: attachType), bytes: socket.bytes, into: process)
         let state = LinuxProcessState.forContext(process)

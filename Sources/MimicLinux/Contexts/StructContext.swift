@@ -120,19 +120,27 @@ public final class StructContextRecord: @unchecked Sendable {
     /// Sets a field while the context is being set up, before the run: part of `initial`.
     func setUp32(_ value: UInt32, at offset: Int) {
         helperStore32(value, at: offset)
-        for i in 0..<4 where offset + i < initial.count { initial[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
+        for i in 0..<4 where offset + i < initial.count {
+            initial[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i))
+        }
     }
 
     /// Stores a field's new value on a helper's behalf (`bpf_sock_ops_cb_flags_set`, an sk_msg's
     /// `size`): not a write of the program's.
     func helperStore32(_ value: UInt32, at offset: Int) {
         store32(value, at: offset)
-        for i in 0..<4 where offset + i < baseline.count { baseline[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
+        for i in 0..<4 where offset + i < baseline.count {
+            baseline[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i))
+        }
     }
 
     func load32(_ offset: Int) -> UInt32 { storage.pointer.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
-    func store32(_ value: UInt32, at offset: Int) { storage.pointer.storeBytes(of: value, toByteOffset: offset, as: UInt32.self) }
-    func store64(_ value: UInt64, at offset: Int) { storage.pointer.storeBytes(of: value, toByteOffset: offset, as: UInt64.self) }
+    func store32(_ value: UInt32, at offset: Int) {
+        storage.pointer.storeBytes(of: value, toByteOffset: offset, as: UInt32.self)
+    }
+    func store64(_ value: UInt64, at offset: Int) {
+        storage.pointer.storeBytes(of: value, toByteOffset: offset, as: UInt64.self)
+    }
 }
 
 /// Something a socket program's helper did outside the program (a socket option set, an

@@ -143,7 +143,8 @@ enum Dynptrs {
     /// `bpf_ringbuf_discard_dynptr`: nothing for a NULL dynptr; the record is committed and the
     /// dynptr set to NULL.
     static func commitDynptr(_ emulator: LinuxEmulator, discard: Bool) -> Helper {
-        LinuxHelper.make(discard ? .ringbufDiscardDynptr : .ringbufSubmitDynptr) { [weak emulator] call throws(HelperFailure) in
+        LinuxHelper.make(discard ? .ringbufDiscardDynptr : .ringbufSubmitDynptr) {
+            [weak emulator] call throws(HelperFailure) in
             let dynptr = try read(call, at: call.arg(1))
             guard !dynptr.isNull else { return 0 }
             guard dynptr.type == Kern.ringBuffer,

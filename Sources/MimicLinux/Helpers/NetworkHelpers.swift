@@ -369,7 +369,9 @@ enum NetworkHelpers {
                 // NULL, or an sk_buff without a socket, is init_net's (cookie 1); else the socket's
                 // namespace: the network's.
                 guard call.arg(1) != 0 else { return 1 }
-                if call.state?.packet?.kind == .skb { return try socketBytes(call) == nil ? 1 : network.network.netnsCookie }
+                if call.state?.packet?.kind == .skb {
+                    return try socketBytes(call) == nil ? 1 : network.network.netnsCookie
+                }
                 return network.network.netnsCookie
             },
             // u64 bpf_skb_cgroup_id(struct sk_buff *skb)

@@ -258,7 +258,8 @@ enum ObjectKfuncs {
             LinuxKfuncs.make("bpf_task_acquire") { call throws(HelperFailure) in call.arg(1) },
             LinuxKfuncs.make("bpf_task_release") { _ throws(HelperFailure) in 0 },
             LinuxKfuncs.make("bpf_task_from_pid") { call throws(HelperFailure) in state.task(pid: call.arg32(1)) ?? 0 },
-            LinuxKfuncs.make("bpf_task_from_vpid") { call throws(HelperFailure) in state.task(pid: call.arg32(1)) ?? 0 },
+            LinuxKfuncs.make("bpf_task_from_vpid") { call throws(HelperFailure) in state.task(pid: call.arg32(1)) ?? 0
+            },
             LinuxKfuncs.make("bpf_cgroup_acquire") { call throws(HelperFailure) in call.arg(1) },
             LinuxKfuncs.make("bpf_cgroup_release") { _ throws(HelperFailure) in 0 },
             LinuxKfuncs.make("bpf_cgroup_from_id") { call throws(HelperFailure) in state.cgroup(id: call.arg(1)) ?? 0 },
@@ -344,7 +345,8 @@ enum CPUMasks {
                 }
                 return 0
             },
-            LinuxKfuncs.make("bpf_cpumask_first") { call throws(HelperFailure) in shape.first(try shape.read(call, 1)) },
+            LinuxKfuncs.make("bpf_cpumask_first") { call throws(HelperFailure) in shape.first(try shape.read(call, 1))
+            },
             LinuxKfuncs.make("bpf_cpumask_first_zero") { call throws(HelperFailure) in
                 let inverted = zip(try shape.read(call, 1), full).map { ~$0 & $1 }
                 return shape.first(inverted)
@@ -386,13 +388,16 @@ enum CPUMasks {
             LinuxKfuncs.make("bpf_cpumask_empty") { call throws(HelperFailure) in
                 try shape.read(call, 1).allSatisfy { $0 == 0 } ? 1 : 0
             },
-            LinuxKfuncs.make("bpf_cpumask_full") { call throws(HelperFailure) in try shape.read(call, 1) == full ? 1 : 0 },
+            LinuxKfuncs.make("bpf_cpumask_full") { call throws(HelperFailure) in try shape.read(call, 1) == full ? 1 : 0
+            },
             LinuxKfuncs.make("bpf_cpumask_copy") { call throws(HelperFailure) in
                 try shape.write(call, 1, try shape.read(call, 2))
                 return 0
             },
             // Any CPU of the mask: the first one (the kernel picks one at random).
-            LinuxKfuncs.make("bpf_cpumask_any_distribute") { call throws(HelperFailure) in shape.first(try shape.read(call, 1)) },
+            LinuxKfuncs.make("bpf_cpumask_any_distribute") { call throws(HelperFailure) in
+                shape.first(try shape.read(call, 1))
+            },
             LinuxKfuncs.make("bpf_cpumask_any_and_distribute") { call throws(HelperFailure) in
                 shape.first(zip(try shape.read(call, 1), try shape.read(call, 2)).map { $0 & $1 })
             },

@@ -75,7 +75,7 @@ enum RoutingHelpers {
         switch params[Params.family] {
         case 2: result = lookup(&params, family: 4, flags: flags, checkMTU: checkMTU, network)
         case 10: result = lookup(&params, family: 6, flags: flags, checkMTU: checkMTU, network)
-        default: return Errno(rawValue: 97).r0  // -EAFNOSUPPORT
+        default: return Errno(rawValue: 97).r0 // -EAFNOSUPPORT
         }
         if let skb, result == 0, !checkMTU, let device = network.interface(get32(params, Params.ifindex)) {
             // is_skb_forwardable: the frame fits the device's MTU plus its header and a VLAN tag.
@@ -97,7 +97,7 @@ enum RoutingHelpers {
         let source = Array(params[Params.source..<Params.source + width])
         var destination = Array(params[Params.destination..<Params.destination + width])
         if family == 6, needsStrict(destination) || needsStrict(source) {
-            return Int64(Result.notForwarded.rawValue)  // link-local addresses are never forwarded
+            return Int64(Result.notForwarded.rawValue) // link-local addresses are never forwarded
         }
         let ifindex = get32(params, Params.ifindex)
         guard let device = network.interface(ifindex) else { return -Int64(Errno.noDevice.rawValue) }
@@ -174,7 +174,9 @@ enum RoutingHelpers {
                 destination = gateway
             }
             if flags & setSource != 0 {
-                guard let chosen = route.source ?? preferredSource6(destination: destination, device: outDevice, network.network)
+                guard
+                    let chosen = route.source
+                        ?? preferredSource6(destination: destination, device: outDevice, network.network)
                 else { return Int64(Result.noSourceAddress.rawValue) }
                 params.replaceSubrange(Params.source..<Params.source + 16, with: chosen)
             }
@@ -222,7 +224,8 @@ enum RoutingHelpers {
         var first: [UInt8]?
         for address in primaries(device) where min(scope(address.address), 254) <= routeScope {
             if gateway == nil
-                || Network.contains(Network.masked(address.address, address.prefixLength), address.prefixLength, gateway!)
+                || Network.contains(
+                    Network.masked(address.address, address.prefixLength), address.prefixLength, gateway!)
             {
                 return address.address
             }
@@ -230,7 +233,9 @@ enum RoutingHelpers {
         }
         if let first { return first }
         for interface in network.interfaces.sorted(by: { $0.ifindex < $1.ifindex }) {
-            if let address = primaries(interface).first(where: { scope($0.address) <= routeScope && scope($0.address) == 0 }) {
+            if let address = primaries(interface).first(where: {
+                scope($0.address) <= routeScope && scope($0.address) == 0
+            }) {
                 return address.address
             }
         }
@@ -257,7 +262,8 @@ enum RoutingHelpers {
                 let scoreScope = own >= destinationScope ? -own : own - 128
                 var common = 0
                 while common < min(candidate.prefixLength, 128) {
-                    let byte = common / 8, bit = 7 - common % 8
+                    let byte = common / 8
+                    let bit = 7 - common % 8
                     if (address[byte] >> bit) & 1 != (destination[byte] >> bit) & 1 { break }
                     common += 1
                 }

@@ -53,7 +53,7 @@ enum SocketHelpers {
             // struct bpf_sock *bpf_sk_fullsock(struct bpf_sock *sk)
             LinuxHelper.make(.skFullsock) { call throws(HelperFailure) in
                 let (state, _) = try describe(call, network)
-                return state == 6 || state == 12 ? 0 : call.arg(1)  // time-wait and request sockets are not full
+                return state == 6 || state == 12 ? 0 : call.arg(1) // time-wait and request sockets are not full
             },
             // struct bpf_tcp_sock *bpf_tcp_sock(struct bpf_sock *sk)
             LinuxHelper.make(.tcpSock) { call throws(HelperFailure) in
@@ -166,13 +166,15 @@ enum SocketHelpers {
         let low = Int32(truncatingIfNeeded: netns)
         // XDP takes a u32 netns; sk_buff programs a u64 that must fit an s32 id or be negative.
         if kind == .skb, !(low < 0 || netns <= UInt64(Int32.max)) { return 0 }
-        guard low < 0 else { return 0 }  // another namespace's id: the network has no peers
+        guard low < 0 else { return 0 } // another namespace's id: the network has no peers
         let tuple = try call.read(call.arg(2), count: family == 4 ? 12 : 36)
         let width = family == 4 ? 4 : 16
-        let source = Array(tuple[0..<width]), destination = Array(tuple[width..<2 * width])
+        let source = Array(tuple[0..<width])
+        let destination = Array(tuple[width..<2 * width])
         let sourcePort = UInt16(tuple[2 * width]) << 8 | UInt16(tuple[2 * width + 1])
         let destinationPort = UInt16(tuple[2 * width + 2]) << 8 | UInt16(tuple[2 * width + 3])
-        let current = kind == .xdp ? buffer.loadU32(at: NetworkHelpers.xdpIngressIfindex) : buffer.loadU32(at: SKBLayout.ifindex)
+        let current =
+            kind == .xdp ? buffer.loadU32(at: NetworkHelpers.xdpIngressIfindex) : buffer.loadU32(at: SKBLayout.ifindex)
         let device = current == 0 ? 1 : current
         let found = SocketTable.find(
             network.network.sockets, transport: transport, family: family, source: source, sourcePort: sourcePort,
@@ -210,7 +212,11 @@ enum SocketHelpers {
         var bytes = [UInt8](repeating: 0, count: TCPSockLayout.size)
         for field in TCPSockLayout.fields {
             let value = socket.tcp[field.name] ?? 0
-            if field.size == 8 { put64(&bytes, field.offset, value) } else { put32(&bytes, field.offset, UInt32(truncatingIfNeeded: value)) }
+            if field.size == 8 {
+                put64(&bytes, field.offset, value)
+            } else {
+                put32(&bytes, field.offset, UInt32(truncatingIfNeeded: value))
+            }
         }
         let address: UInt64
         do {
@@ -235,7 +241,8 @@ enum SocketHelpers {
         info.protocol = socket.transport == .tcp ? 6 : 17
         info.mark = socket.mark
         info.priority = socket.priority
-        let zero4: [UInt8] = [0, 0, 0, 0], loopback6: [UInt8] = [127, 0, 0, 6]
+        let zero4: [UInt8] = [0, 0, 0, 0]
+        let loopback6: [UInt8] = [127, 0, 0, 6]
         if socket.family == 4 {
             info.sourceIPv4 = socket.localAddress
             info.destinationIPv4 = socket.remoteAddress
@@ -288,7 +295,9 @@ enum SocketTable {
         _ sockets: [Network.Socket], transport: Network.Socket.TransportProtocol, family: Int, source: [UInt8],
         sourcePort: UInt16, destination: [UInt8], destinationPort: UInt16, device: UInt32, full: Bool
     ) -> Int? {
-        func deviceMatches(_ socket: Network.Socket) -> Bool { socket.boundIfindex == 0 || socket.boundIfindex == device }
+        func deviceMatches(_ socket: Network.Socket) -> Bool {
+            socket.boundIfindex == 0 || socket.boundIfindex == device
+        }
         let wildcard = [UInt8](repeating: 0, count: destination.count)
         if transport == .tcp {
             // Established (and time-wait, request) sockets: the exact 4-tuple.
@@ -300,7 +309,8 @@ enum SocketTable {
             }) {
                 if full, sockets[index].state == .newSynRecv {
                     // sk_to_full_sk: a request socket stands for its listener.
-                    return listener(sockets, family: family, destination: destination, port: destinationPort, device: device)
+                    return listener(
+                        sockets, family: family, destination: destination, port: destinationPort, device: device)
                 }
                 return index
             }
@@ -312,7 +322,9 @@ enum SocketTable {
             for (i, s) in sockets.enumerated() where s.transport == .udp && s.localPort == destinationPort {
                 var score: Int
                 if family == 4 {
-                    guard s.family == 4 || (s.family == 6 && !s.v6only && s.localAddress.allSatisfy { $0 == 0 }) else { continue }
+                    guard s.family == 4 || (s.family == 6 && !s.v6only && s.localAddress.allSatisfy { $0 == 0 }) else {
+                        continue
+                    }
                     let bound = s.family == 4 ? s.localAddress : [0, 0, 0, 0]
                     guard bound == local else { continue }
                     score = s.family == 4 ? 2 : 1

@@ -27,9 +27,9 @@ enum SocketProgramHelpers {
     /// `BPF_SOCK_OPS_WRITE_HDR_OPT_CB`: the last callback run with the socket locked, from which
     /// `bpf_setsockopt` may be called.
     static let lastLockedOperation: UInt32 = 15
-    static let protocolTypeError = Errno(rawValue: 91)  // EPROTOTYPE
-    static let socketTypeNotSupported = Errno(rawValue: 94)  // ESOCKTNOSUPPORT
-    static let familyNotSupported = Errno(rawValue: 97)  // EAFNOSUPPORT
+    static let protocolTypeError = Errno(rawValue: 91) // EPROTOTYPE
+    static let socketTypeNotSupported = Errno(rawValue: 94) // ESOCKTNOSUPPORT
+    static let familyNotSupported = Errno(rawValue: 97) // EAFNOSUPPORT
 
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
@@ -38,12 +38,14 @@ enum SocketProgramHelpers {
                 let map = try MapHelpers.map(
                     emulator, call.process, argument: 1, as: CgroupStorageMap.self, "a cgroup storage map")
                 guard call.arg(2) == 0 else {
-                    throw .message("bpf_get_local_storage: flags must be 0 (the verifier refuses others), got \(call.arg(2))")
+                    throw .message(
+                        "bpf_get_local_storage: flags must be 0 (the verifier refuses others), got \(call.arg(2))")
                 }
                 // The storage of the program's attach type: the context's hook, else cgroup_skb ingress.
                 let attachType = call.state?.socketProgram?.attachType ?? .cgroupInetIngress
                 guard let address = map.localStorage(attachType: attachType, cpu: call.process.vCPU) else {
-                    throw .message("bpf_get_local_storage: map \(map.name) has no room for another attach type's storage")
+                    throw .message(
+                        "bpf_get_local_storage: map \(map.name) has no room for another attach type's storage")
                 }
                 return address
             },
@@ -51,15 +53,19 @@ enum SocketProgramHelpers {
             LinuxHelper.make(.skAssign) { call throws(HelperFailure) in try skLookupAssign(call) },
             // void *bpf_sk_storage_get(struct bpf_map *map, void *sk, void *value, u64 flags)
             LinuxHelper.make(.skStorageGet) { [weak emulator] call throws(HelperFailure) in
-                let map = try MapHelpers.map(emulator, call.process, argument: 1, as: SocketStorageMap.self, "an sk storage map")
-                let create: UInt64 = 1  // BPF_SK_STORAGE_GET_F_CREATE
-                guard call.arg(4) & ~create == 0, let cookie = try socketCookie(call, address: call.arg(2)) else { return 0 }
+                let map = try MapHelpers.map(
+                    emulator, call.process, argument: 1, as: SocketStorageMap.self, "an sk storage map")
+                let create: UInt64 = 1 // BPF_SK_STORAGE_GET_F_CREATE
+                guard call.arg(4) & ~create == 0, let cookie = try socketCookie(call, address: call.arg(2)) else {
+                    return 0
+                }
                 let initial = call.arg(3) == 0 ? nil : try call.read(call.arg(3), count: map.attributes.valueSize)
                 return map.storageAddress(cookie: cookie, create: call.arg(4) == create, initial: initial) ?? 0
             },
             // long bpf_sk_storage_delete(struct bpf_map *map, void *sk)
             LinuxHelper.make(.skStorageDelete) { [weak emulator] call throws(HelperFailure) in
-                let map = try MapHelpers.map(emulator, call.process, argument: 1, as: SocketStorageMap.self, "an sk storage map")
+                let map = try MapHelpers.map(
+                    emulator, call.process, argument: 1, as: SocketStorageMap.self, "an sk storage map")
                 guard let cookie = try socketCookie(call, address: call.arg(2)) else { return Errno.invalid.r0 }
                 return map.removeStorage(cookie: cookie) ? 0 : Errno.noEntry.r0
             },
@@ -76,7 +82,9 @@ enum SocketProgramHelpers {
                     result = Int64(argument & ~Int32(allCallbackFlags))
                 }
                 call.state?.socketEffects.append(
-                    SocketEffect(helper: call.name, detail: "0x\(String(UInt32(bitPattern: argument), radix: 16))", result: result))
+                    SocketEffect(
+                        helper: call.name, detail: "0x\(String(UInt32(bitPattern: argument), radix: 16))",
+                        result: result))
                 return UInt64(bitPattern: result)
             },
             // long bpf_setsockopt(void *bpf_socket, int level, int optname, void *optval, int optlen)
@@ -123,7 +131,9 @@ enum SocketProgramHelpers {
     }
 
     static func remap(_ message: SKMessage, _ record: StructContextRecord, _ call: HelperCall) throws(HelperFailure) {
-        do { try message.remap(record: record, process: call.process) } catch { throw .message("\(call.name): \(error)") }
+        do { try message.remap(record: record, process: call.process) } catch {
+            throw .message("\(call.name): \(error)")
+        }
     }
 
     /// The index of the segment holding byte `offset`, and the segment's first byte.
@@ -139,7 +149,8 @@ enum SocketProgramHelpers {
     /// `bpf_msg_pull_data`: the range becomes one segment (copied when it spans several).
     static func pull(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
         let (message, record) = try message(call)
-        let start = Int(call.arg32(2)), end = Int(call.arg32(3))
+        let start = Int(call.arg32(2))
+        let end = Int(call.arg32(3))
         let detail = "\(start), \(end)"
         guard call.arg(4) == 0, end > start, let (first, firstStart) = segment(holding: start, in: message),
             end <= message.size
@@ -163,7 +174,8 @@ enum SocketProgramHelpers {
     /// `bpf_msg_push_data`: `len` zero bytes inserted at `start` (its segment grows).
     static func push(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
         let (message, record) = try message(call)
-        let start = Int(call.arg32(2)), length = Int(call.arg32(3))
+        let start = Int(call.arg32(2))
+        let length = Int(call.arg32(3))
         let detail = "\(start), \(length)"
         guard call.arg(4) == 0 else { return recorded(call, detail, -Int64(Errno.invalid.rawValue)) }
         guard length > 0 else { return recorded(call, detail, 0) }
@@ -173,7 +185,7 @@ enum SocketProgramHelpers {
         if let (index, segmentStart) = segment(holding: start, in: message) {
             message.segments[index].insert(contentsOf: zeros, at: start - segmentStart)
         } else {
-            message.segments[message.segments.count - 1] += zeros  // at the end
+            message.segments[message.segments.count - 1] += zeros // at the end
         }
         message.start = 0
         message.end = message.segments[0].count
@@ -184,7 +196,8 @@ enum SocketProgramHelpers {
     /// `bpf_msg_pop_data`: `len` bytes from `start` removed.
     static func pop(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
         let (message, record) = try message(call)
-        let start = Int(call.arg32(2)), length = Int(call.arg32(3))
+        let start = Int(call.arg32(2))
+        let length = Int(call.arg32(3))
         let detail = "\(start), \(length)"
         guard call.arg(4) == 0 else { return recorded(call, detail, -Int64(Errno.invalid.rawValue)) }
         guard length > 0 else { return recorded(call, detail, 0) }
@@ -194,7 +207,8 @@ enum SocketProgramHelpers {
         var offset = 0
         var segments: [[UInt8]] = []
         for segment in message.segments {
-            let low = max(start, offset), high = min(start + length, offset + segment.count)
+            let low = max(start, offset)
+            let high = min(start + length, offset + segment.count)
             var kept = segment
             if low < high { kept.removeSubrange((low - offset)..<(high - offset)) }
             if !kept.isEmpty { segments.append(kept) }
@@ -226,10 +240,13 @@ enum SocketProgramHelpers {
                 case .skReuseport: "sk_reuseport_md"
                 }
             }
-            throw .message("\(call.name) needs a \(names.joined(separator: " or ")) context (its program types' helper)")
+            throw .message(
+                "\(call.name) needs a \(names.joined(separator: " or ")) context (its program types' helper)")
         }
         guard call.arg(1) == record.address else {
-            throw .message("\(call.name): the first argument must be the context (R1 at entry), got 0x\(String(call.arg(1), radix: 16))")
+            throw .message(
+                "\(call.name): the first argument must be the context (R1 at entry), got 0x\(String(call.arg(1), radix: 16))"
+            )
         }
         return (program, record)
     }
@@ -250,19 +267,22 @@ enum SocketProgramHelpers {
     static func skLookupAssign(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
         guard call.state?.socketProgram?.kind == .skLookup else {
             throw .message(
-                "bpf_sk_assign from this program type needs the emulated network's sockets; Mimic emulates it for sk_lookup programs")
+                "bpf_sk_assign from this program type needs the emulated network's sockets; Mimic emulates it for sk_lookup programs"
+            )
         }
         let (program, record) = try context(call, kinds: [.skLookup])
         let socketAddress = call.arg(2)
         let flags = call.arg(3)
-        let replace: UInt64 = 1, noReuseport: UInt64 = 2
+        let replace: UInt64 = 1
+        let noReuseport: UInt64 = 2
         guard flags & ~(replace | noReuseport) == 0 else { return Errno.invalid.r0 }
         if program.selectedSocket != 0, flags & replace == 0 { return Errno.exists.r0 }
         var detail = "NULL"
         var cookie: UInt64 = 0
         if socketAddress != 0 {
             let bytes = try call.read(socketAddress, count: 80)
-            let family = get32(bytes, 4), proto = get32(bytes, 12)
+            let family = get32(bytes, 4)
+            let proto = get32(bytes, 12)
             if proto != record.load32(12) { return protocolTypeError.r0 }
             if family != record.load32(8), family == SocketContextJSON.inet { return familyNotSupported.r0 }
             cookie = SocketProgramHelpers.cookie(of: bytes)
@@ -307,8 +327,8 @@ enum SocketProgramHelpers {
         // TCP_SAVE_SYN, TCP_BPF_IW, TCP_BPF_SNDCWND_CLAMP, TCP_BPF_DELACK_MAX, TCP_BPF_RTO_MIN,
         // TCP_BPF_SOCK_OPS_CB_FLAGS
         solTCP: [1, 2, 4, 5, 6, 7, 10, 16, 18, 25, 27, 1001, 1002, 1003, 1004, 1008],
-        solIP: [1],  // IP_TOS
-        solIPv6: [67, 70],  // IPV6_TCLASS, IPV6_AUTOFLOWLABEL
+        solIP: [1], // IP_TOS
+        solIPv6: [67, 70], // IPV6_TCLASS, IPV6_AUTOFLOWLABEL
     ]
 
     /// The kernel's checks common to both directions: the socket must be a full socket, the
@@ -326,7 +346,7 @@ enum SocketProgramHelpers {
         let socket = program.socket ?? SocketInfo()
         switch level {
         case solSocket:
-            if name == 25 { return length > 16 ? .invalid : nil }  // SO_BINDTODEVICE: an interface name
+            if name == 25 { return length > 16 ? .invalid : nil } // SO_BINDTODEVICE: an interface name
         case solTCP:
             guard socket.protocol == 6 else { return .invalid }
             if name == tcpCongestion { return length < 1 ? .invalid : nil }
@@ -344,17 +364,22 @@ enum SocketProgramHelpers {
 
     static func setsockopt(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
         let (program, record) = try context(call, kinds: [.sockOps, .sockAddr])
-        let level = call.argInt(2), name = call.argInt(3), length = call.argInt(5)
+        let level = call.argInt(2)
+        let name = call.argInt(3)
+        let length = call.argInt(5)
         var detail = "\(levelName(level)), \(name)"
-        let errno = checkOption(call, program: program, record: record, level: level, name: name, length: length, reading: false)
+        let errno = checkOption(
+            call, program: program, record: record, level: level, name: name, length: length, reading: false)
         if errno == nil {
             let value = try call.read(call.arg(4), count: Int(length))
             program.socketOptions[SocketOptionKey(level: level, name: name)] = value
             if level == solTCP, name == tcpBPFSockOpsCBFlags, program.kind == .sockOps {
                 record.helperStore32(get32(value, 0) & allCallbackFlags, at: sockOpsCallbackFlags)
             }
-            detail += level == solTCP && name == tcpCongestion || level == solSocket && name == 25
-                ? ", \"\(String(decoding: value.prefix { $0 != 0 }, as: UTF8.self))\"" : ", \(Int32(bitPattern: get32(value, 0)))"
+            detail +=
+                level == solTCP && name == tcpCongestion || level == solSocket && name == 25
+                ? ", \"\(String(decoding: value.prefix { $0 != 0 }, as: UTF8.self))\""
+                : ", \(Int32(bitPattern: get32(value, 0)))"
         }
         let result = errno.map { -Int64($0.rawValue) } ?? 0
         call.state?.socketEffects.append(SocketEffect(helper: call.name, detail: detail, result: result))
@@ -363,9 +388,13 @@ enum SocketProgramHelpers {
 
     static func getsockopt(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
         let (program, record) = try context(call, kinds: [.sockOps, .sockAddr])
-        let level = call.argInt(2), name = call.argInt(3), length = call.argInt(5)
+        let level = call.argInt(2)
+        let name = call.argInt(3)
+        let length = call.argInt(5)
         let buffer = call.arg(4)
-        if let errno = checkOption(call, program: program, record: record, level: level, name: name, length: length, reading: true) {
+        if let errno = checkOption(
+            call, program: program, record: record, level: level, name: name, length: length, reading: true)
+        {
             if length > 0 { try call.zero(buffer, count: Int(length)) }
             return errno.r0
         }
@@ -374,9 +403,9 @@ enum SocketProgramHelpers {
             value = set
         } else if level == solTCP, name == tcpSavedSYN {
             try call.zero(buffer, count: Int(length))
-            return Errno.noEntry.r0  // no SYN was saved
+            return Errno.noEntry.r0 // no SYN was saved
         } else if level == solTCP, name == tcpCongestion {
-            value = Array("cubic".utf8)  // the kernel's default congestion control
+            value = Array("cubic".utf8) // the kernel's default congestion control
         } else {
             let socket = program.socket ?? SocketInfo()
             var number: UInt32 = 0
@@ -421,8 +450,10 @@ enum SocketProgramHelpers {
             guard length >= 24 else { return record("AF_INET6, length \(length)", -Int64(Errno.invalid.rawValue)) }
             let bytes = try call.read(address, count: 24)
             let port = UInt16(bytes[2]) << 8 | UInt16(bytes[3])
-            let text = stride(from: 8, to: 24, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
-                .joined(separator: ":")
+            let text = stride(from: 8, to: 24, by: 2).map {
+                String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16)
+            }
+            .joined(separator: ":")
             program.socket?.sourceIPv6 = Array(bytes[8..<24])
             program.socket?.sourcePort = port
             return record("AF_INET6 [\(text)]:\(port)", 0)

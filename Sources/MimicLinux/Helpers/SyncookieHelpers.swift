@@ -32,7 +32,7 @@ enum SyncookieHelpers {
                 let th = try call.read(call.arg(4), count: thLength)
                 guard thLength == Int(th[12] >> 4) * 4 else { return Errno.invalid.r0 }
                 let (state, index, socket) = try listener(call, network)
-                guard socket[12] == 6, state == 10 else { return Errno.invalid.r0 }  // IPPROTO_TCP, TCP_LISTEN
+                guard socket[12] == 6, state == 10 else { return Errno.invalid.r0 } // IPPROTO_TCP, TCP_LISTEN
                 guard network.network.tcpSyncookies != 0 else { return Errno.noEntry.r0 }
                 let flags = th[13]
                 guard flags & syn != 0, flags & (ack | fin | rst) == 0 else { return Errno.invalid.r0 }
@@ -130,7 +130,9 @@ enum SyncookieHelpers {
     static func value(_ iph: [UInt8], _ th: [UInt8], sequence: UInt32, mssIndex: Int) -> UInt32 {
         let addresses = iph.count == 20 ? Array(iph[12..<20]) : Array(iph[8..<40])
         var hash: UInt32 = 0x811C_9DC5
-        for byte in addresses + Array(th[0..<4]) + [UInt8(sequence >> 24), UInt8(sequence >> 16 & 0xFF), UInt8(sequence >> 8 & 0xFF), UInt8(sequence & 0xFF)] {
+        for byte in addresses + Array(th[0..<4]) + [
+            UInt8(sequence >> 24), UInt8(sequence >> 16 & 0xFF), UInt8(sequence >> 8 & 0xFF), UInt8(sequence & 0xFF),
+        ] {
             hash = (hash ^ UInt32(byte)) &* 0x0100_0193
         }
         return hash & ~3 | UInt32(mssIndex)

@@ -112,7 +112,8 @@ enum SysctlAndRingHelpers {
             guard ring.pendingSamples > 0 else { return 0 }
             guard let slot = ProgramCallbacks.functionSlot(call.process, fromAddress: call.arg(2)) else {
                 throw .message(
-                    "r2 (0x\(String(call.arg(2), radix: 16))) is not a program function (load it with lddw BPF_PSEUDO_FUNC)")
+                    "r2 (0x\(String(call.arg(2), radix: 16))) is not a program function (load it with lddw BPF_PSEUDO_FUNC)"
+                )
             }
             var drained: UInt64 = 0
             while drained < UInt64(maxSamples), let sample = ring.take() {

@@ -9,7 +9,8 @@ import MimicMemory
 enum SystemHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
-            LinuxHelper.make(.getCurrentTask) { call throws(HelperFailure) in call.state?.environment.taskAddress ?? 0 },
+            LinuxHelper.make(.getCurrentTask) { call throws(HelperFailure) in call.state?.environment.taskAddress ?? 0
+            },
             LinuxHelper.make(.getCurrentTaskBtf) { call throws(HelperFailure) in
                 let address = call.state?.environment.taskAddress ?? 0
                 guard address != 0 else {
@@ -72,7 +73,8 @@ enum SystemHelpers {
                 }
                 let state = try systemState(emulator, call)
                 guard let pid = state?.kernel?.pidsByAddress[call.arg(4)] else {
-                    throw .message("r4 (0x\(String(call.arg(4), radix: 16))) is not a task_struct of the emulated system")
+                    throw .message(
+                        "r4 (0x\(String(call.arg(4), radix: 16))) is not a task_struct of the emulated system")
                 }
                 return try copyFromUser(call, memory: state?.userMemories[pid], source: call.arg(3))
             },

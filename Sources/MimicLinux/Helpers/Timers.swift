@@ -88,8 +88,9 @@ enum TimerHelpers {
                 let address = call.arg(1)
                 let map = try MapHelpers.map(emulator, call.process, argument: 2)
                 let clockID = call.arg(3)
-                guard clockID == UInt64(CLOCK_MONOTONIC) || clockID == UInt64(CLOCK_REALTIME)
-                    || clockID == UInt64(CLOCK_BOOTTIME)
+                guard
+                    clockID == UInt64(CLOCK_MONOTONIC) || clockID == UInt64(CLOCK_REALTIME)
+                        || clockID == UInt64(CLOCK_BOOTTIME)
                 else { return Errno.invalid.r0 }
                 if table.timer(call, at: address) != nil { return Errno.busy.r0 }
                 let id = table.create(at: address, map: map, clock: clockid_t(clockID))

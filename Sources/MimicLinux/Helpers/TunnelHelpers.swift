@@ -56,8 +56,14 @@ enum TunnelHelpers {
                     key.replaceSubrange(28..<44, with: info.local)
                     put32(&key, 24, info.label)
                 } else {
-                    put32(&key, 4, UInt32(info.remote[0]) << 24 | UInt32(info.remote[1]) << 16 | UInt32(info.remote[2]) << 8 | UInt32(info.remote[3]))
-                    put32(&key, 28, UInt32(info.local[0]) << 24 | UInt32(info.local[1]) << 16 | UInt32(info.local[2]) << 8 | UInt32(info.local[3]))
+                    put32(
+                        &key, 4,
+                        UInt32(info.remote[0]) << 24 | UInt32(info.remote[1]) << 16 | UInt32(info.remote[2]) << 8
+                            | UInt32(info.remote[3]))
+                    put32(
+                        &key, 28,
+                        UInt32(info.local[0]) << 24 | UInt32(info.local[1]) << 16 | UInt32(info.local[2]) << 8
+                            | UInt32(info.local[3]))
                 }
                 try call.write(key[0..<size], at: call.arg(2))
                 return 0
@@ -83,11 +89,13 @@ enum TunnelHelpers {
                 if flags & noTunnelKey == 0 { tunnelFlags |= flagKey }
                 // The key's destination is the remote end, its source the local one; get reads the
                 // source back as `remote`.
-                let remote: [UInt8], local: [UInt8]
+                let remote: [UInt8]
+                let local: [UInt8]
                 if flags & ipv6 != 0 {
                     (remote, local) = (Array(key[28..<44]), Array(key[4..<20]))
                 } else {
-                    let l = get32(key, 28), r = get32(key, 4)
+                    let l = get32(key, 28)
+                    let r = get32(key, 4)
                     local = [UInt8(r >> 24), UInt8(r >> 16 & 0xFF), UInt8(r >> 8 & 0xFF), UInt8(r & 0xFF)]
                     remote = [UInt8(l >> 24), UInt8(l >> 16 & 0xFF), UInt8(l >> 8 & 0xFF), UInt8(l & 0xFF)]
                 }

@@ -49,7 +49,8 @@ public final class CgroupStorageMap: BPFMap, @unchecked Sendable {
         if let address = storage.lookupAddress(key: key, cpu: cpu) { return address }
         let zero = [UInt8](repeating: 0, count: attributes.valueSize)
         if isPerCPU {
-            _ = storage.update(key: key, perCPUValues: Array(repeating: zero, count: storage.values.cpuCount), flags: .noExist)
+            _ = storage.update(
+                key: key, perCPUValues: Array(repeating: zero, count: storage.values.cpuCount), flags: .noExist)
         } else {
             _ = storage.update(key: key, value: zero, flags: .noExist, cpu: cpu)
         }

@@ -157,22 +157,41 @@ enum JenkinsHash {
     }
 
     @inline(__always) private static func mix(_ a: inout UInt32, _ b: inout UInt32, _ c: inout UInt32) {
-        a &-= c; a ^= rotate(c, 4); c &+= b
-        b &-= a; b ^= rotate(a, 6); a &+= c
-        c &-= b; c ^= rotate(b, 8); b &+= a
-        a &-= c; a ^= rotate(c, 16); c &+= b
-        b &-= a; b ^= rotate(a, 19); a &+= c
-        c &-= b; c ^= rotate(b, 4); b &+= a
+        a &-= c
+        a ^= rotate(c, 4)
+        c &+= b
+        b &-= a
+        b ^= rotate(a, 6)
+        a &+= c
+        c &-= b
+        c ^= rotate(b, 8)
+        b &+= a
+        a &-= c
+        a ^= rotate(c, 16)
+        c &+= b
+        b &-= a
+        b ^= rotate(a, 19)
+        a &+= c
+        c &-= b
+        c ^= rotate(b, 4)
+        b &+= a
     }
 
     @inline(__always) private static func final(_ a: inout UInt32, _ b: inout UInt32, _ c: inout UInt32) {
-        c ^= b; c &-= rotate(b, 14)
-        a ^= c; a &-= rotate(c, 11)
-        b ^= a; b &-= rotate(a, 25)
-        c ^= b; c &-= rotate(b, 16)
-        a ^= c; a &-= rotate(c, 4)
-        b ^= a; b &-= rotate(a, 14)
-        c ^= b; c &-= rotate(b, 24)
+        c ^= b
+        c &-= rotate(b, 14)
+        a ^= c
+        a &-= rotate(c, 11)
+        b ^= a
+        b &-= rotate(a, 25)
+        c ^= b
+        c &-= rotate(b, 16)
+        a ^= c
+        a &-= rotate(c, 4)
+        b ^= a
+        b &-= rotate(a, 14)
+        c ^= b
+        c &-= rotate(b, 24)
     }
 
     @inline(__always) private static func word(_ bytes: UnsafeRawPointer, _ offset: Int) -> UInt32 {
@@ -321,7 +340,10 @@ struct SlotIndex: Sendable {
                     if entry == 0 { return nil }
                     if entry >> 32 == hash, entry != Self.tombstone {
                         let slot = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: entry)) - 1
-                        if size == 0 || memcmp(keys.baseAddress.unsafelyUnwrapped + slot * size, source.unsafelyUnwrapped, size) == 0 {
+                        if size == 0
+                            || memcmp(keys.baseAddress.unsafelyUnwrapped + slot * size, source.unsafelyUnwrapped, size)
+                                == 0
+                        {
                             return index
                         }
                     }

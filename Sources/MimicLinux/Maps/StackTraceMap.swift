@@ -30,11 +30,13 @@ public final class StackTraceMap: BPFMap, @unchecked Sendable {
         else {
             throw MapError(
                 map: attributes.name,
-                "BPF_MAP_TYPE_STACK_TRACE needs a 4-byte key, a value that is a multiple of 8 bytes and max_entries > 0")
+                "BPF_MAP_TYPE_STACK_TRACE needs a 4-byte key, a value that is a multiple of 8 bytes and max_entries > 0"
+            )
         }
         guard attributes.valueSize / 8 <= Self.maxDepth else {
             throw MapError(
-                map: attributes.name, "a value of \(attributes.valueSize / 8) addresses is deeper than \(Self.maxDepth)")
+                map: attributes.name, "a value of \(attributes.valueSize / 8) addresses is deeper than \(Self.maxDepth)"
+            )
         }
         guard attributes.maxEntries <= 1 << 30 else {
             throw MapError(map: attributes.name, "max_entries \(attributes.maxEntries) is too large", errno: .tooBig)
@@ -111,12 +113,24 @@ func jhash2(_ words: [UInt32], initial: UInt32) -> UInt32 {
         a &+= words[index]
         b &+= words[index + 1]
         c &+= words[index + 2]
-        a &-= c; a ^= rotate(c, 4); c &+= b
-        b &-= a; b ^= rotate(a, 6); a &+= c
-        c &-= b; c ^= rotate(b, 8); b &+= a
-        a &-= c; a ^= rotate(c, 16); c &+= b
-        b &-= a; b ^= rotate(a, 19); a &+= c
-        c &-= b; c ^= rotate(b, 4); b &+= a
+        a &-= c
+        a ^= rotate(c, 4)
+        c &+= b
+        b &-= a
+        b ^= rotate(a, 6)
+        a &+= c
+        c &-= b
+        c ^= rotate(b, 8)
+        b &+= a
+        a &-= c
+        a ^= rotate(c, 16)
+        c &+= b
+        b &-= a
+        b ^= rotate(a, 19)
+        a &+= c
+        c &-= b
+        c ^= rotate(b, 4)
+        b &+= a
         length -= 3
         index += 3
     }
@@ -124,12 +138,19 @@ func jhash2(_ words: [UInt32], initial: UInt32) -> UInt32 {
     if length == 3 { c &+= words[index + 2] }
     if length >= 2 { b &+= words[index + 1] }
     a &+= words[index]
-    c ^= b; c &-= rotate(b, 14)
-    a ^= c; a &-= rotate(c, 11)
-    b ^= a; b &-= rotate(a, 25)
-    c ^= b; c &-= rotate(b, 16)
-    a ^= c; a &-= rotate(c, 4)
-    b ^= a; b &-= rotate(a, 14)
-    c ^= b; c &-= rotate(b, 24)
+    c ^= b
+    c &-= rotate(b, 14)
+    a ^= c
+    a &-= rotate(c, 11)
+    b ^= a
+    b &-= rotate(a, 25)
+    c ^= b
+    c &-= rotate(b, 16)
+    a ^= c
+    a &-= rotate(c, 4)
+    b ^= a
+    b &-= rotate(a, 14)
+    c ^= b
+    c &-= rotate(b, 24)
     return c
 }

@@ -303,7 +303,9 @@ public struct Network: Sendable, Equatable {
             self.remoteAddress = remoteAddress ?? [UInt8](repeating: 0, count: localAddress.count)
             self.remotePort = remotePort
             let connected = remotePort != 0
-            self.state = state ?? (transport == .tcp ? (connected ? .established : .listen) : (connected ? .established : .close))
+            self.state =
+                state
+                ?? (transport == .tcp ? (connected ? .established : .listen) : (connected ? .established : .close))
             self.boundIfindex = boundIfindex
             self.v6only = v6only
             self.cookie = cookie

@@ -90,7 +90,9 @@ extension Network {
         }
         for (i, neighbour) in neighbours.enumerated() {
             try address(neighbour.address, root["neighbours"].element(i)["ip"])
-            guard neighbour.mac.count == 6 else { throw root["neighbours"].element(i)["mac"].error("a MAC address has 6 bytes") }
+            guard neighbour.mac.count == 6 else {
+                throw root["neighbours"].element(i)["mac"].error("a MAC address has 6 bytes")
+            }
         }
         for (i, socket) in sockets.enumerated() {
             let field = root["sockets"].element(i)
@@ -108,7 +110,8 @@ extension Network {
                 throw root["tunnel"]["options"].error("tunnel options are whole 4-byte words, at most 252 bytes")
             }
         }
-        var seen = Set<UInt32>(), names = Set<String>()
+        var seen = Set<UInt32>()
+        var names = Set<String>()
         for (i, interface) in interfaces.enumerated() {
             let field = root["interfaces"].element(i)
             guard interface.ifindex != 0, seen.insert(interface.ifindex).inserted else {
@@ -125,7 +128,8 @@ extension Network {
         for (i, described) in interfaces.enumerated() {
             let field = root["interfaces"].element(i)
             if let vlan = described.vlan, interface(ifindex: vlan.parent) == nil || vlan.id >= 4095 {
-                throw field["vlan"].error("the parent device \(vlan.parent) does not exist, or id \(vlan.id) is not 0...4094")
+                throw field["vlan"].error(
+                    "the parent device \(vlan.parent) does not exist, or id \(vlan.id) is not 0...4094")
             }
         }
         func requireDevice(_ ifindex: UInt32?, _ field: JSONField) throws(JSONError) {
@@ -174,7 +178,8 @@ extension Network {
         let vlan = item["vlan"]
         if !vlan.isMissing {
             try vlan.object(knownMembers: ["id", "parent"])
-            interface.vlan = VLAN(id: try vlan["id"].integer(UInt16.self), parent: try vlan["parent"].integer(UInt32.self))
+            interface.vlan = VLAN(
+                id: try vlan["id"].integer(UInt16.self), parent: try vlan["parent"].integer(UInt32.self))
         }
         return interface
     }
@@ -192,7 +197,8 @@ extension Network {
         let gateway = try item["via"].optionalString().map { text throws(JSONError) in
             try Self.address(text, item["via"])
         }
-        let destination: [UInt8], length: Int
+        let destination: [UInt8]
+        let length: Int
         if try item["to"].string() == "default" {
             destination = [UInt8](repeating: 0, count: gateway?.count ?? 4)
             length = 0
@@ -217,10 +223,15 @@ extension Network {
         var ifindex = try device(item["dev"])
         if ifindex == nil, type == .unicast, let gateway {
             // As `ip route add ... via GW` without dev: the device whose connected prefix holds GW.
-            ifindex = interfaces.first { interface in
-                interface.addresses.contains { Network.contains(Network.masked($0.address, $0.prefixLength), $0.prefixLength, gateway) }
-            }?.ifindex
-            guard ifindex != nil else { throw item["via"].error("no interface's prefix reaches the gateway (give \"dev\")") }
+            ifindex =
+                interfaces.first { interface in
+                    interface.addresses.contains {
+                        Network.contains(Network.masked($0.address, $0.prefixLength), $0.prefixLength, gateway)
+                    }
+                }?.ifindex
+            guard ifindex != nil else {
+                throw item["via"].error("no interface's prefix reaches the gateway (give \"dev\")")
+            }
         }
         return Route(
             type: type, destination: destination, prefixLength: length, gateway: gateway, ifindex: ifindex,
@@ -255,7 +266,8 @@ extension Network {
         if let text = try item["state"].optionalString() {
             guard let known = NeighbourState(rawValue: text) else {
                 throw item["state"].error(
-                    "expected one of \(NeighbourState.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+                    "expected one of \(NeighbourState.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\""
+                )
             }
             state = known
         }
@@ -275,10 +287,13 @@ extension Network {
             throw item["protocol"].error("expected \"tcp\" or \"udp\", got \"\(text)\"")
         }
         let (local, localPort) = try Self.endpoint(item["local"])
-        var remote: [UInt8]?, remotePort: UInt16 = 0
+        var remote: [UInt8]?
+        var remotePort: UInt16 = 0
         if !item["remote"].isMissing {
             let (address, port) = try Self.endpoint(item["remote"])
-            guard address.count == local.count else { throw item["remote"].error("the remote address is not of the local one's family") }
+            guard address.count == local.count else {
+                throw item["remote"].error("the remote address is not of the local one's family")
+            }
             (remote, remotePort) = (address, port)
         }
         var state: Socket.State?
@@ -292,7 +307,8 @@ extension Network {
         var tcp: [String: UInt64] = [:]
         for (key, field) in try item["tcp"].isMissing ? [] : item["tcp"].members() {
             guard TCPSockLayout.offsets[key] != nil else {
-                throw field.error("unknown field \"\(key)\" (known: \(TCPSockLayout.fields.map(\.name).joined(separator: ", ")))")
+                throw field.error(
+                    "unknown field \"\(key)\" (known: \(TCPSockLayout.fields.map(\.name).joined(separator: ", ")))")
             }
             tcp[key] = try field.integer(UInt64.self)
         }
@@ -310,13 +326,15 @@ extension Network {
     static func tunnel(_ item: JSONField) throws(JSONError) -> TunnelMetadata {
         try item.object(knownMembers: ["id", "remote", "local", "tos", "ttl", "label", "options", "flags"])
         let remote = try address(try item["remote"].string(), item["remote"])
-        let local = try item["local"].optionalString().map { text throws(JSONError) in try address(text, item["local"]) }
+        let local = try item["local"].optionalString().map { text throws(JSONError) in try address(text, item["local"])
+        }
         if let local, local.count != remote.count { throw item["local"].error("not of the remote address's family") }
         let options = try item["options"].optionalBase64(limit: 252)
         guard options.count % 4 == 0 else { throw item["options"].error("tunnel options are whole 4-byte words") }
         return TunnelMetadata(
             id: try item["id"].integer(UInt32.self), remote: remote, local: local,
-            tos: try item["tos"].optionalInteger(UInt8.self) ?? 0, ttl: try item["ttl"].optionalInteger(UInt8.self) ?? 64,
+            tos: try item["tos"].optionalInteger(UInt8.self) ?? 0,
+            ttl: try item["ttl"].optionalInteger(UInt8.self) ?? 64,
             label: try item["label"].optionalInteger(UInt32.self) ?? 0, options: options,
             flags: try item["flags"].optionalInteger(UInt16.self) ?? 0x04)
     }
@@ -365,7 +383,9 @@ extension Network {
         var host = text[..<colon]
         if host.hasPrefix("["), host.hasSuffix("]") {
             host = host.dropFirst().dropLast()
-            guard let bytes = IPAddress.v6(String(host)) else { throw field.error("expected an IPv6 address in [...], got \"\(text)\"") }
+            guard let bytes = IPAddress.v6(String(host)) else {
+                throw field.error("expected an IPv6 address in [...], got \"\(text)\"")
+            }
             return (bytes, port)
         }
         guard let bytes = IPAddress.v4(String(host)) else {

@@ -81,10 +81,13 @@ final class SocketReferences {
         guard !open.isEmpty else { return nil }
         let names = open.map { address, count in
             let socket = socketAt[address].map { network.sockets[$0] }
-            let text = socket.map { "\($0.transport.rawValue) socket \(Network.endpointText($0.localAddress, $0.localPort))" } ?? "socket"
+            let text =
+                socket.map { "\($0.transport.rawValue) socket \(Network.endpointText($0.localAddress, $0.localPort))" }
+                ?? "socket"
             return "\(text) (cookie \(socket?.cookie ?? 0))\(count > 1 ? " ×\(count)" : "")"
         }
-        return "the program exited holding a reference to \(names.joined(separator: ", ")) from a socket lookup; release it with bpf_sk_release (the kernel's verifier refuses the program: \"Unreleased reference\")"
+        return
+            "the program exited holding a reference to \(names.joined(separator: ", ")) from a socket lookup; release it with bpf_sk_release (the kernel's verifier refuses the program: \"Unreleased reference\")"
     }
 }
 
@@ -92,7 +95,9 @@ extension Network {
     /// `10.0.0.1:80`, `[2001:db8::1]:80`.
     static func endpointText(_ address: [UInt8], _ port: UInt16) -> String {
         if address.count == 4 { return "\(address.map(String.init).joined(separator: ".")):\(port)" }
-        let words = stride(from: 0, to: 16, by: 2).map { String(UInt16(address[$0]) << 8 | UInt16(address[$0 + 1]), radix: 16) }
+        let words = stride(from: 0, to: 16, by: 2).map {
+            String(UInt16(address[$0]) << 8 | UInt16(address[$0 + 1]), radix: 16)
+        }
         return "[\(words.joined(separator: ":"))]:\(port)"
     }
 }

@@ -41,7 +41,8 @@ extension LinuxEmulator {
             default: return .drop("the next hop's family \(get32(nexthop, 0)) is neither AF_INET nor AF_INET6")
             }
         } else {
-            let family: Int, destination: [UInt8]
+            let family: Int
+            let destination: [UInt8]
             switch etherType {
             case 0x0800 where frame.count >= 34: (family, destination) = (4, Array(frame[30..<34]))
             case 0x86DD where frame.count >= 54: (family, destination) = (6, Array(frame[38..<54]))

@@ -71,7 +71,8 @@ struct RoutingTables: Sendable {
         if address.isIPv4 {
             // Only the first address of a subnet is primary and adds the prefix route.
             let primary = interface.addresses.first {
-                $0.isIPv4 && $0.prefixLength == address.prefixLength && Network.masked($0.address, $0.prefixLength) == prefix
+                $0.isIPv4 && $0.prefixLength == address.prefixLength
+                    && Network.masked($0.address, $0.prefixLength) == prefix
             }
             guard primary == address else { return routes }
             if interface.isLoopback {

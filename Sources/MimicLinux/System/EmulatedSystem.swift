@@ -182,7 +182,8 @@ extension EmulatedSystem {
             ])
             if let text = try kernelField["version"].optionalString() {
                 guard let version = KernelConfig.version(release: text) else {
-                    throw kernelField["version"].error("expected a release such as 6.8.0, got \"\(Self.excerpt(text))\"")
+                    throw kernelField["version"].error(
+                        "expected a release such as 6.8.0, got \"\(Self.excerpt(text))\"")
                 }
                 kernel.kernelVersion = version
             }
@@ -210,7 +211,8 @@ extension EmulatedSystem {
             try field.object(knownMembers: ["path", "id"])
             let path = try field["path"].string()
             guard path.hasPrefix("/"), !path.contains("//"), path == "/" || !path.hasSuffix("/") else {
-                throw field["path"].error("expected an absolute path such as /system.slice, got \"\(Self.excerpt(path))\"")
+                throw field["path"].error(
+                    "expected an absolute path such as /system.slice, got \"\(Self.excerpt(path))\"")
             }
             let id = try Self.integer(field["id"])
             if path == "/" {
@@ -230,7 +232,9 @@ extension EmulatedSystem {
         var seenPids: Set<UInt32> = []
         for field in try root["tasks"].optionalElements() {
             let task = try Self.task(field, cgroups: seenCgroups)
-            guard seenPids.insert(task.pid).inserted else { throw field["pid"].error("pid \(task.pid) is listed twice") }
+            guard seenPids.insert(task.pid).inserted else {
+                throw field["pid"].error("pid \(task.pid) is listed twice")
+            }
             for frame in task.kernelStack where address(of: frame) == nil {
                 throw field["kernel_stack"].error(
                     "frame \(frame) names a symbol that kernel.symbols does not list")

@@ -52,8 +52,7 @@ public struct TraceEvent: Sendable {
     /// The events of a JSON Lines file: one object per non-blank line; errors name the line.
     public static func parse(lines bytes: [UInt8]) throws(JSONError) -> [TraceEvent] {
         var events: [TraceEvent] = []
-        for (index, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
-        {
+        for (index, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             guard line.contains(where: { ![0x20, 0x09, 0x0D].contains($0) }) else { continue }
             let value: JSONValue
             do { value = try JSONValue.parse(line) } catch {
@@ -101,7 +100,8 @@ public struct TraceEvents {
             let wanted = canonicalSection(attach)
             guard let found = programs.first(where: { canonicalSection($0.sectionName) == wanted }) else {
                 throw event.json["attach"].error(
-                    "no program attaches to \(attach); sections: \(programs.map(\.sectionName).joined(separator: ", "))")
+                    "no program attaches to \(attach); sections: \(programs.map(\.sectionName).joined(separator: ", "))"
+                )
             }
             return found
         }
@@ -111,7 +111,9 @@ public struct TraceEvents {
 
     /// A section with libbpf's short prefixes spelt out (`tp/` is `tracepoint/`).
     static func canonicalSection(_ section: String) -> String {
-        for (short, long) in [("tp/", "tracepoint/"), ("raw_tp/", "raw_tracepoint/"), ("raw_tp.w/", "raw_tracepoint.w/")]
+        for (short, long) in [
+            ("tp/", "tracepoint/"), ("raw_tp/", "raw_tracepoint/"), ("raw_tp.w/", "raw_tracepoint.w/"),
+        ]
         where section.hasPrefix(short) {
             return long + section.dropFirst(short.count)
         }
@@ -151,7 +153,8 @@ public struct TraceEvents {
         let parts = section.split(separator: "/", maxSplits: 1).map(String.init)
         let kind = parts.first ?? ""
         let target = parts.count > 1 ? parts[1] : ""
-        let function = ["kprobe", "kretprobe", "fentry", "fexit", "fmod_ret", "ksyscall", "kretsyscall"].contains(kind)
+        let function =
+            ["kprobe", "kretprobe", "fentry", "fexit", "fmod_ret", "ksyscall", "kretsyscall"].contains(kind)
             ? target : nil
         let environment = try environment(event, attachFunction: function)
         let json = event.json
@@ -243,8 +246,7 @@ public struct TraceEvents {
     /// `__data_loc_X` field given a string gets the string after the record.
     func tracepointRecord(
         _ context: inout TracingContext, _ json: JSONField, target: String, pid: UInt32, program: ObjectProgram
-    ) throws(JSONError)
-    {
+    ) throws(JSONError) {
         for name in ["regs", "args", "syscall_args", "ret", "sample_period", "addr"] where !json[name].isMissing {
             throw json[name].error("a tracepoint's context is its record: give fields")
         }
@@ -316,7 +318,9 @@ public struct TraceEvents {
     /// The `u64` arguments of raw_tp / tp_btf / fentry / fexit / fmod_ret / lsm programs: an
     /// array, or an object by parameter name (from the traced function's BTF prototype; fexit
     /// adds `ret` last).
-    func argumentArray(_ context: inout TracingContext, _ json: JSONField, kind: String, target: String, program: ObjectProgram)
+    func argumentArray(
+        _ context: inout TracingContext, _ json: JSONField, kind: String, target: String, program: ObjectProgram
+    )
         throws(JSONError)
     {
         for name in ["regs", "syscall_args", "fields", "sample_period", "addr"] where !json[name].isMissing {
@@ -355,7 +359,9 @@ public struct TraceEvents {
             // An array for fexit / fmod_ret / lsm ends with the return value.
             argumentCount = max(0, elements.count - (returns ? 1 : 0))
         }
-        guard values.count <= 13 else { throw field.error("at most 12 arguments (MAX_BPF_FUNC_ARGS) and a return value") }
+        guard values.count <= 13 else {
+            throw field.error("at most 12 arguments (MAX_BPF_FUNC_ARGS) and a return value")
+        }
         for (index, argument) in values.enumerated() { put(&context, at: header + 8 * index, argument) }
         if trampoline {
             write(&context.bytes, at: 0, UInt64(argumentCount))
@@ -381,7 +387,9 @@ public struct TraceEvents {
                     prototype = proto
                 }
             case "lsm", "lsm.s":
-                if case .function(_, let proto, _)? = btf.typeID(named: "bpf_lsm_" + target, kind: .function).flatMap(btf.type) {
+                if case .function(_, let proto, _)? = btf.typeID(named: "bpf_lsm_" + target, kind: .function).flatMap(
+                    btf.type)
+                {
                     prototype = proto
                 }
             default:
@@ -393,12 +401,15 @@ public struct TraceEvents {
                 if kind.hasPrefix("tp_btf") || kind.hasPrefix("raw_tp") { parameters = Array(parameters.dropFirst()) }
                 var names = parameters.map(\.name)
                 guard !names.contains("") else { continue } // unnamed: say so rather than guess
-                if kind == "fexit" || kind == "fmod_ret" || kind.hasPrefix("lsm"), returnType != 0 { names.append("ret") }
+                if kind == "fexit" || kind == "fmod_ret" || kind.hasPrefix("lsm"), returnType != 0 {
+                    names.append("ret")
+                }
                 return names
             }
         }
         // BPF_PROG(name, args...) keeps the arguments' names in its inner function ____name.
-        if let btf = objectBTF, case .function(_, let proto, _)? = btf.typeID(named: "____" + program, kind: .function).flatMap(btf.type),
+        if let btf = objectBTF,
+            case .function(_, let proto, _)? = btf.typeID(named: "____" + program, kind: .function).flatMap(btf.type),
             case .functionProto(_, let parameters)? = btf.type(proto)
         {
             return parameters.dropFirst().map(\.name)
@@ -421,7 +432,8 @@ public struct TraceEvents {
             let task: UInt64 = pid.flatMap { kernel?.taskAddresses[$0] } ?? 0
             if pid != nil, task == 0 {
                 throw JSONError(
-                    path: "", "iter/task needs the tasks' task_struct: give a kernel BTF with struct task_struct (--btf)")
+                    path: "",
+                    "iter/task needs the tasks' task_struct: give a kernel BTF with struct task_struct (--btf)")
             }
             write(&bytes, at: 8, task)
             write(&bytes, at: 24, 1) // session_id

@@ -112,7 +112,8 @@ public enum RegisterLayout: String, Sendable, CaseIterable {
             return order.firstIndex(of: key).map { $0 * 8 }
         case .arm64:
             if name.hasPrefix("x"), let n = Int(name.dropFirst()), (0...30).contains(n) { return n * 8 }
-            if name.hasPrefix("regs["), name.hasSuffix("]"), let n = Int(name.dropFirst(5).dropLast()), (0...30).contains(n)
+            if name.hasPrefix("regs["), name.hasSuffix("]"), let n = Int(name.dropFirst(5).dropLast()),
+                (0...30).contains(n)
             {
                 return n * 8
             }
