@@ -59,7 +59,10 @@ public final class StackTraceMap: BPFMap, @unchecked Sendable {
     /// `__bpf_get_stackid` for a trace already cut to its skip and depth: the id, or an errno.
     func stackID(for trace: [UInt64], flags: UInt64) -> Result<UInt64, Errno> {
         let words = trace.flatMap { [UInt32(truncatingIfNeeded: $0), UInt32(truncatingIfNeeded: $0 >> 32)] }
-        let hash = jhash2(words, initial: 0)
+        // An empty trace hashes to jhash2's initial value (no word is read).
+        let hash = words.withUnsafeBytes { bytes in
+            bytes.baseAddress.map { JenkinsHash.jhash2($0, words: words.count, seed: 0) } ?? 0xdead_beef
+        }
         let id = Int(hash) & (bucketCount - 1)
         return buckets.withLock { buckets in
             let bucket = buckets[id]
@@ -99,58 +102,4 @@ public final class StackTraceMap: BPFMap, @unchecked Sendable {
     }
 
     private static func id(_ key: [UInt8]) -> Int? { key.count == 4 ? Int(littleEndianUInt32(key)) : nil }
-}
-
-/// The kernel's `jhash2` (Bob Jenkins' lookup3 over 32-bit words, `include/linux/jhash.h`).
-func jhash2(_ words: [UInt32], initial: UInt32) -> UInt32 {
-    func rotate(_ x: UInt32, _ k: UInt32) -> UInt32 { x << k | x >> (32 - k) }
-    var a = 0xDEAD_BEEF &+ UInt32(truncatingIfNeeded: words.count << 2) &+ initial
-    var b = a
-    var c = a
-    var index = 0
-    var length = words.count
-    while length > 3 {
-        a &+= words[index]
-        b &+= words[index + 1]
-        c &+= words[index + 2]
-        a &-= c
-        a ^= rotate(c, 4)
-        c &+= b
-        b &-= a
-        b ^= rotate(a, 6)
-        a &+= c
-        c &-= b
-        c ^= rotate(b, 8)
-        b &+= a
-        a &-= c
-        a ^= rotate(c, 16)
-        c &+= b
-        b &-= a
-        b ^= rotate(a, 19)
-        a &+= c
-        c &-= b
-        c ^= rotate(b, 4)
-        b &+= a
-        length -= 3
-        index += 3
-    }
-    guard length > 0 else { return c }
-    if length == 3 { c &+= words[index + 2] }
-    if length >= 2 { b &+= words[index + 1] }
-    a &+= words[index]
-    c ^= b
-    c &-= rotate(b, 14)
-    a ^= c
-    a &-= rotate(c, 11)
-    b ^= a
-    b &-= rotate(a, 25)
-    c ^= b
-    c &-= rotate(b, 16)
-    a ^= c
-    a &-= rotate(c, 4)
-    b ^= a
-    b &-= rotate(a, 14)
-    c ^= b
-    c &-= rotate(b, 24)
-    return c
 }
