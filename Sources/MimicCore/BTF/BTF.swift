@@ -288,9 +288,9 @@ public struct BTF: Sendable {
         let vlen = Int(info & 0xFFFF)
         let rawKind = UInt8((info >> 24) & 0x1F)
         let kindFlag = info >> 31 != 0
-        func name(_ off: UInt32, _ what: String) throws(ObjectFileError) -> String {
+        func name(_ off: UInt32, _ what: @autoclosure () -> String) throws(ObjectFileError) -> String {
             guard let s = strings.cString(at: Int(off)) else {
-                throw .badStringIndex(table: strings.structure, field: field(what), index: UInt64(off))
+                throw .badStringIndex(table: strings.structure, field: field(what()), index: UInt64(off))
             }
             return s
         }
