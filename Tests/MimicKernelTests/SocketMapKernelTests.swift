@@ -22,7 +22,10 @@ struct SocketMapKernelTests {
     @Test("the kernel's verifier takes every program of netprog_sockmap")
     func verifierTakesThePrograms() throws {
         let kernel = try KernelObject(object: try Self.object())
-        for name in ["parser", "verdict", "msg_verdict", "add_socket", "pick", "sockets", "retval", "task_cgroups"] {
+        for name in [
+            "parser", "verdict", "msg_verdict", "add_socket", "pick", "sockets", "socket_cgroups", "retval",
+            "task_cgroups",
+        ] {
             #expect(throws: Never.self, "\(name)") { _ = try kernel.program(named: name) }
         }
     }

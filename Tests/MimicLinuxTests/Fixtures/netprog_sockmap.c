@@ -130,8 +130,8 @@ int pick(struct sk_reuseport_md *md) {
     return selected == 0 ? SK_PASS : SK_DROP;
 }
 
-/* tc: a socket from the sockmap (slot 0) is read, copied into the sockhash, its cgroups read, and
- * released; an empty slot's delete fails; the packet's socket is tested against the cgroups. */
+/* tc: a socket from the sockmap (slot 0) is read, copied into the sockhash and released; an empty
+ * slot's delete fails; the packet's socket is tested against the cgroups. */
 SEC("tc")
 int sockets(struct __sk_buff *skb) {
     __u32 zero = 0, three = 3, seven = 7;
@@ -139,7 +139,6 @@ int sockets(struct __sk_buff *skb) {
     if (sk) {
         note(0, sk->src_port);
         note(1, bpf_map_update_elem(&sock_hash, &seven, sk, 0));
-        note(2, bpf_sk_cgroup_id(sk) | bpf_sk_ancestor_cgroup_id(sk, 1) << 16 | bpf_sk_ancestor_cgroup_id(sk, 3) << 32);
         bpf_sk_release(sk);
     }
     note(3, bpf_map_delete_elem(&sock_map, &three));
@@ -148,6 +147,18 @@ int sockets(struct __sk_buff *skb) {
     note(6, bpf_get_socket_uid(skb) | bpf_skb_cgroup_classid(skb) << 32);
     note(7, bpf_get_cgroup_classid(skb));
     return 0;
+}
+
+/* cgroup_skb (which offers bpf_sk_cgroup_id; tc does not): the cgroups of sockmap slot 0's socket. */
+SEC("cgroup_skb/ingress")
+int socket_cgroups(struct __sk_buff *skb) {
+    __u32 zero = 0;
+    struct bpf_sock *sk = bpf_map_lookup_elem(&sock_map, &zero);
+    if (sk) {
+        note(2, bpf_sk_cgroup_id(sk) | bpf_sk_ancestor_cgroup_id(sk, 1) << 16 | bpf_sk_ancestor_cgroup_id(sk, 3) << 32);
+        bpf_sk_release(sk);
+    }
+    return 1;
 }
 
 /* cgroup/sock_create: read the hook's return value, set it, read it back. */
