@@ -88,6 +88,8 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     let kfuncState = KfuncState()
     /// The emulated system's state in the VM (`systemState(in:)`), made on first use.
     let systemStateCache = Mutex<SystemState?>(nil)
+    /// Which sockets the socket maps and reuseport arrays hold (`SocketMaps.swift`).
+    let socketMapMembership = SocketMapMembership()
 
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
@@ -218,6 +220,7 @@ enum LinuxHelperSet {
             + StackHelpers.all(for: emulator) + SysctlAndRingHelpers.all(for: emulator)
             + SystemHelpers.all(for: emulator)
             + SocketProgramHelpers.all(for: emulator)
+            + SocketMapHelpers.all(for: emulator)
     }
 }
 
@@ -302,6 +305,12 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) var socketProgram: SocketProgramState?
     /// An sk_buff's program type and `SKBContext.checkedFields` at the start of the run.
     @exclusivity(unchecked) var skbWriteCheck: (ProgramType, [TestRunContext.Field])?
+    /// The socket the run's last successful `bpf_sk_redirect_map` / `_hash`,
+    /// `bpf_msg_redirect_map` / `_hash` or `bpf_sk_select_reuseport` picked (nil: none), which
+    /// the kernel acts on when the program returns `SK_PASS`.
+    @exclusivity(unchecked) public internal(set) var socketRedirect: SocketRedirect?
+    /// The cgroup hook's return value (`bpf_get_retval` / `bpf_set_retval`), 0 at the start.
+    @exclusivity(unchecked) public internal(set) var cgroupRetval: Int32 = 0
 
     public init() {}
 
@@ -359,5 +368,7 @@ public final class LinuxProcessState {
         if !socketEffects.isEmpty { socketEffects = [] }
         socketProgram = nil
         skbWriteCheck = nil
+        socketRedirect = nil
+        cgroupRetval = 0
     }
 }

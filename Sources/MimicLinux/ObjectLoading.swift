@@ -21,8 +21,8 @@ extension LinuxEmulator {
     }
 
     /// The map object loading creates for a definition: the emulated map (`createMap(_:mapExtra:in:)`),
-    /// or, for a map type the kernel defines but Mimic does not emulate (a sockmap, a cgroup
-    /// array, ...), an `UnsupportedMap` placeholder: the object loads, and only a program that
+    /// or, for a map type the kernel defines but Mimic does not emulate (struct_ops, arena,
+    /// ...), an `UnsupportedMap` placeholder: the object loads, and only a program that
     /// passes that map to a helper stops, naming it. The Linux plugin creates its maps here too.
     public func createObjectMap(_ attributes: MapAttributes, mapExtra: UInt64 = 0, in vm: VM) throws(MapError)
         -> any BPFMap

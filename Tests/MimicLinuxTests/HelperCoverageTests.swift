@@ -11,22 +11,16 @@ import MimicCore
     /// Networking helpers the `network` / `netprogs` work adds (sockets, sockmap, sock_ops,
     /// sk_msg, lwt/seg6, tunnels, syncookies, cgroup sockopt/retval, cgroup storage).
     static let pendingNetworking: Set<String> = [
-        "bpf_get_cgroup_classid", "bpf_skb_under_cgroup", "bpf_get_socket_uid",
-        "bpf_sk_redirect_map", "bpf_sock_map_update",
-        "bpf_msg_redirect_map",
-        "bpf_skb_get_xfrm_state", "bpf_sock_hash_update", "bpf_msg_redirect_hash",
-        "bpf_sk_redirect_hash", "bpf_lwt_push_encap", "bpf_lwt_seg6_store_bytes", "bpf_lwt_seg6_adjust_srh",
-        "bpf_lwt_seg6_action", "bpf_sk_select_reuseport", "bpf_skb_output",
-        "bpf_tcp_send_ack", "bpf_xdp_output", "bpf_sk_cgroup_id", "bpf_sk_ancestor_cgroup_id",
+        "bpf_skb_get_xfrm_state", "bpf_lwt_push_encap", "bpf_lwt_seg6_store_bytes", "bpf_lwt_seg6_adjust_srh",
+        "bpf_lwt_seg6_action", "bpf_skb_output",
+        "bpf_tcp_send_ack", "bpf_xdp_output",
         "bpf_load_hdr_opt", "bpf_store_hdr_opt",
-        "bpf_reserve_hdr_opt", "bpf_skb_cgroup_classid",
-        "bpf_sock_from_file", "bpf_get_retval", "bpf_set_retval", "bpf_tcp_raw_gen_syncookie_ipv4",
+        "bpf_reserve_hdr_opt", "bpf_tcp_raw_gen_syncookie_ipv4",
         "bpf_tcp_raw_gen_syncookie_ipv6",
         "bpf_tcp_raw_check_syncookie_ipv4", "bpf_tcp_raw_check_syncookie_ipv6",
     ]
     /// Helpers of the current task that the `system-events` work adds with its task model.
     static let pendingSystemEvents: Set<String> = [
-        "bpf_current_task_under_cgroup",
         "bpf_task_pt_regs",
     ]
     static var pending: Set<String> { pendingNetworking.union(pendingSystemEvents) }
@@ -52,6 +46,12 @@ import MimicCore
         "bpf_sk_storage_get": "SocketContextTests (sk storage)",
         "bpf_sk_storage_delete": "SocketContextTests (sk storage)",
         "bpf_sk_assign": "NetProgramKernelTests (sk_lookup)",
+        // Socket map helpers of sk_msg, sock_ops and sk_reuseport contexts; a file of the
+        // emulated system's kernel objects: netprog_sockmap.c.
+        "bpf_msg_redirect_map": "SocketMapTests.skMsg", "bpf_msg_redirect_hash": "SocketMapTests.skMsg",
+        "bpf_sock_map_update": "SocketMapTests.sockOps", "bpf_sock_hash_update": "SocketMapTests.sockOps",
+        "bpf_sk_select_reuseport": "SocketMapTests.skReuseport",
+        "bpf_sock_from_file": "SocketMapTests.sockFromFile",
     ]
 
     /// The maps a call may take, made once per VM.
@@ -59,6 +59,7 @@ import MimicCore
         let hash, array, lockArray, timerArray, perCPUArray, queue, ring, userRing, perf, stack, programs,
             devices: UInt64
         let task, inode, cgroup: UInt64
+        let sockMap, sockHash, cgroupArray: UInt64
 
         init(_ emulator: LinuxEmulator, _ vm: VM) throws {
             func make(_ type: MapType, key: Int, value: Int, max: Int, flags: MapFlags = [], lock: Int? = nil) throws
@@ -85,6 +86,9 @@ import MimicCore
             task = try make(.taskStorage, key: 4, value: 8, max: 0, flags: .noPrealloc)
             inode = try make(.inodeStorage, key: 4, value: 8, max: 0, flags: .noPrealloc)
             cgroup = try make(.cgrpStorage, key: 4, value: 8, max: 0, flags: .noPrealloc)
+            sockMap = try make(.sockMap, key: 4, value: 8, max: 2)
+            sockHash = try make(.sockHash, key: 8, value: 8, max: 2)
+            cgroupArray = try make(.cgroupArray, key: 4, value: 4, max: 2)
         }
     }
 
@@ -207,6 +211,14 @@ import MimicCore
             body = "mov %r1, %r6\nmov %r2, %r8\nmov %r3, 12\nmov %r4, -1\nmov %r5, 0\n"
         case .skbGetTunnelKey, .skbGetTunnelOpt:
             body = "mov %r1, %r6\nmov %r2, %r8\nmov %r3, 44\nmov %r4, 0\n"
+        case .skRedirectMap, .msgRedirectMap:
+            body = "mov %r1, %r6\nlddw %r2, 0x\(String(m.sockMap, radix: 16))\nmov %r3, 0\nmov %r4, 0\n"
+        case .skRedirectHash, .msgRedirectHash:
+            body = "mov %r1, %r6\nlddw %r2, 0x\(String(m.sockHash, radix: 16))\nmov %r3, %r7\nmov %r4, 0\n"
+        case .skbUnderCgroup:
+            body = "mov %r1, %r6\nlddw %r2, 0x\(String(m.cgroupArray, radix: 16))\nmov %r3, 0\n"
+        case .currentTaskUnderCgroup:
+            body = "\(map(m.cgroupArray))\nmov %r2, 0\n"
         case .sysBpf, .sysClose:
             body = "mov %r1, 0\nmov %r2, %r8\nmov %r3, 8\n"
         default:

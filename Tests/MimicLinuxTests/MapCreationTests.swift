@@ -136,7 +136,8 @@ struct MapCreationTests {
             "spin lock past the value",
             .init(name: "x", type: .hash, keySize: 4, valueSize: 8, maxEntries: 1, spinLockOffset: 6), .invalid
         ),
-        ("sockmap", .init(name: "x", type: .sockMap, keySize: 4, valueSize: 4, maxEntries: 1), .notSupported),
+        ("sockmap value not an fd", .init(name: "x", type: .sockMap, keySize: 4, valueSize: 16, maxEntries: 1), .invalid),
+        ("arena", .init(name: "x", type: .arena, keySize: 0, valueSize: 0, maxEntries: 1), .notSupported),
     ]
 
     @Test(arguments: invalid.indices)
@@ -156,10 +157,10 @@ struct MapCreationTests {
         let (vm, emulator) = makeLinuxVM()
         do {
             _ = try emulator.createMap(
-                .init(name: "socks", type: .sockHash, keySize: 4, valueSize: 4, maxEntries: 1), in: vm)
-            Issue.record("created a sockhash")
+                .init(name: "ops", type: .structOps, keySize: 4, valueSize: 4, maxEntries: 1), in: vm)
+            Issue.record("created a struct_ops map")
         } catch {
-            #expect(error.description == "map socks: BPF_MAP_TYPE_SOCKHASH: not supported by Mimic")
+            #expect(error.description == "map ops: BPF_MAP_TYPE_STRUCT_OPS: not supported by Mimic")
         }
     }
 }

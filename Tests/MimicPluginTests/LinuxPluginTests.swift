@@ -45,11 +45,11 @@ import Testing
         let count = try vm.makeProcess(for: try loaded.program(named: "count"), context: MemoryContext(Self.input))
         #expect(try count.run() == 0)
         let lookup = try vm.makeProcess(
-            for: try loaded.program(named: "redirect_lookup"), context: MemoryContext(Self.input))
+            for: try loaded.program(named: "arena_lookup"), context: MemoryContext(Self.input))
         #expect {
             try lookup.run()
         } throws: { error in
-            "\(error)".contains("map socks is a BPF_MAP_TYPE_SOCKMAP")
+            "\(error)".contains("map arena is a BPF_MAP_TYPE_ARENA")
         }
     }
 

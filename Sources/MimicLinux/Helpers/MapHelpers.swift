@@ -90,6 +90,9 @@ enum MapHelpers {
                 return .value(address)
             }
             let map = try map(emulator, process)
+            if let result = try SocketMapHelpers.programOperation(map, process, .mapLookupElem, emulator: emulator) {
+                return .value(result)
+            }
             let key = try read(process, process.argument(2), count: map.attributes.keySize)
             return .value(map.lookupAddress(key: key, cpu: process.vCPU) ?? 0)
         }
@@ -127,6 +130,9 @@ enum MapHelpers {
                 return result(error)
             }
             let map = try map(emulator, process)
+            if let result = try SocketMapHelpers.programOperation(map, process, .mapUpdateElem, emulator: emulator) {
+                return .value(result)
+            }
             let key = try read(process, process.argument(2), count: map.attributes.keySize)
             let value = try read(process, process.argument(3), count: map.attributes.valueSize)
             return result(
@@ -174,6 +180,9 @@ enum MapHelpers {
     static func delete(_ emulator: LinuxEmulator) -> Helper {
         Helper(.mapDeleteElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
+            if let result = try SocketMapHelpers.programOperation(map, process, .mapDeleteElem, emulator: emulator) {
+                return .value(result)
+            }
             let key = try read(process, process.argument(2), count: map.attributes.keySize)
             return result(map.delete(key: key))
         }

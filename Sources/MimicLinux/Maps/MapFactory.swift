@@ -65,8 +65,10 @@ struct MapMemory: Sendable {
         case .hashOfMaps:
             let perElement = key + 8 + elementOverhead
             return flags.contains(.noPrealloc) ? (0, perElement) : (times(perElement, entries), 0)
-        case .progArray, .perfEventArray, .arrayOfMaps:
+        case .progArray, .perfEventArray, .arrayOfMaps, .cgroupArray, .sockMap, .reuseportSockarray:
             return (times(8, entries), 0) // the kernel's array of pointers
+        case .sockHash:
+            return (0, key + elementOverhead)
         case .queue, .stack:
             return (times(stride, entries), 0)
         case .ringBuffer, .userRingBuffer:
@@ -151,6 +153,15 @@ extension LinuxEmulator {
             map = try CgroupStorageMap(attributes: attributes, id: id, cpuCount: cpus, vm: vm, memory: memory)
         case .skStorage:
             map = try SocketStorageMap(attributes: attributes, id: id, vm: vm, memory: memory)
+        case .sockMap, .sockHash:
+            map = SocketMap(
+                attributes: attributes, id: id, network: networkState, membership: socketMapMembership, memory: memory)
+        case .reuseportSockarray:
+            map = ReuseportSocketArray(
+                attributes: attributes, id: id, network: networkState, membership: socketMapMembership, memory: memory)
+        case .cgroupArray:
+            map = CgroupArrayMap(
+                attributes: attributes, id: id, system: configuration.system ?? EmulatedSystem(), memory: memory)
         default:
             throw MapError(
                 map: attributes.name, "\(attributes.type.cName): not supported by Mimic", errno: .notSupported)
@@ -166,7 +177,7 @@ extension LinuxEmulator {
         case .hash, .perCPUHash, .lruHash, .lruPerCPUHash, .array, .perCPUArray, .lpmTrie, .queue, .stack, .ringBuffer,
             .perfEventArray, .progArray, .arrayOfMaps, .hashOfMaps, .devMap, .devMapHash, .cpuMap, .xskMap,
             .bloomFilter, .stackTrace, .taskStorage, .inodeStorage, .cgrpStorage, .userRingBuffer, .cgroupStorage,
-            .perCPUCgroupStorage, .skStorage:
+            .perCPUCgroupStorage, .skStorage, .sockMap, .sockHash, .reuseportSockarray, .cgroupArray:
             true
         default:
             false
@@ -247,7 +258,7 @@ extension LinuxEmulator {
                 throw fail("per-CPU value_size \(d.valueSize) exceeds \(perCPUValueLimit)", .tooBig)
             }
             guard d.valueSize <= kmallocMaxSize else { throw fail("value_size \(d.valueSize) is too large", .tooBig) }
-        case .progArray, .perfEventArray, .arrayOfMaps:
+        case .progArray, .perfEventArray, .arrayOfMaps, .cgroupArray:
             try allowFlags(common.union([.preserveElements, .innerMap]))
             if flags.contains(.readOnlyProgram) || flags.contains(.writeOnlyProgram) {
                 throw fail("BPF_F_RDONLY_PROG / BPF_F_WRONLY_PROG are not valid for this map type")
@@ -348,6 +359,30 @@ extension LinuxEmulator {
             try exactly(d.maxEntries, 0, "max_entries")
             try positive(d.valueSize, "value_size")
             guard d.valueSize <= 4096 else { throw fail("value_size \(d.valueSize) exceeds a page (4096)", .tooBig) }
+        case .sockMap, .sockHash:
+            // `sock_map_alloc`, `sock_hash_alloc`: SOCK_CREATE_FLAG_MASK, a u32 or u64 value (an fd).
+            try allowFlags([.numaNode, .readOnly, .writeOnly])
+            try positive(d.maxEntries, "max_entries")
+            if d.type == .sockMap {
+                try exactly(d.keySize, 4, "key_size")
+            } else {
+                try positive(d.keySize, "key_size")
+            }
+            guard d.valueSize == 4 || d.valueSize == 8 else {
+                throw fail("value_size must be 4 or 8 (a socket fd), got \(d.valueSize)")
+            }
+            if d.type == .sockHash {
+                guard d.keySize <= maxBPFStack else { throw fail("key_size \(d.keySize) exceeds \(maxBPFStack)", .tooBig) }
+                try bucketLimit()
+            }
+        case .reuseportSockarray:
+            // `reuseport_array_alloc_check`, then `array_map_alloc_check`.
+            guard d.valueSize == 4 || d.valueSize == 8 else {
+                throw fail("value_size must be 4 or 8 (a socket fd), got \(d.valueSize)")
+            }
+            try allowFlags(common.union([.mmapable, .innerMap, .preserveElements]))
+            try positive(d.maxEntries, "max_entries")
+            try exactly(d.keySize, 4, "key_size")
         case .skStorage:
             // `bpf_local_storage_map_alloc_check`.
             try allowFlags(common.union(.noPrealloc))

@@ -1,8 +1,7 @@
 import MimicCore
 
-/// A map of a type the kernel knows but Mimic does not emulate (`BPF_MAP_TYPE_SOCKMAP`,
-/// `SOCKHASH`, `REUSEPORT_SOCKARRAY`, `CGROUP_ARRAY`, `CGROUP_STORAGE`, `SK_STORAGE`, ...),
-/// declared by an object file.
+/// A map of a type the kernel knows but Mimic does not emulate (`BPF_MAP_TYPE_STRUCT_OPS`,
+/// `ARENA`, ...: `LinuxEmulator.emulates(_:)` is false), declared by an object file.
 ///
 /// The object still loads, so its other programs run: the map gets a handle, a name and an id
 /// like any other. A program that *uses* it stops at the helper call that receives the map

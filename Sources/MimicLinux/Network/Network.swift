@@ -290,6 +290,17 @@ public struct Network: Sendable, Equatable {
         public var tcp: [String: UInt64]
         /// A listener whose SYN queue overflowed recently, so it sends and accepts SYN cookies.
         public var synOverflow: Bool = false
+        /// `SO_REUSEPORT`: the socket belongs to the reuseport group of its protocol, family,
+        /// local address, port and device (a `REUSEPORT_SOCKARRAY` holds only such sockets, and
+        /// `bpf_sk_select_reuseport` selects within the group).
+        public var reuseport: Bool = false
+        /// The owner's uid (`sk_uid`, `bpf_get_socket_uid`).
+        public var uid: UInt32 = 0
+        /// The path of the socket's cgroup v2 in the emulated system (`LinuxConfiguration.system`;
+        /// `bpf_sk_cgroup_id`, `bpf_skb_under_cgroup`), `/` by default.
+        public var cgroup: String = "/"
+        /// The net_cls class id of the socket (`sock_cgroup_classid`, `bpf_skb_cgroup_classid`).
+        public var classid: UInt32 = 0
 
         public init(
             transport: TransportProtocol, localAddress: [UInt8], localPort: UInt16, remoteAddress: [UInt8]? = nil,

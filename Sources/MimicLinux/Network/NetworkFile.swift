@@ -281,6 +281,7 @@ extension Network {
     func socket(_ item: JSONField, index: Int) throws(JSONError) -> Socket {
         try item.object(knownMembers: [
             "protocol", "local", "remote", "state", "dev", "v6only", "cookie", "mark", "priority", "tcp", "synOverflow",
+            "reuseport", "uid", "cgroup", "classid",
         ])
         let text = try item["protocol"].string()
         guard let transport = Socket.TransportProtocol(rawValue: text) else {
@@ -320,6 +321,13 @@ extension Network {
             mark: try item["mark"].optionalInteger(UInt32.self) ?? 0,
             priority: try item["priority"].optionalInteger(UInt32.self) ?? 0, tcp: tcp)
         socket.synOverflow = try item["synOverflow"].optionalBool() ?? false
+        socket.reuseport = try item["reuseport"].optionalBool() ?? false
+        socket.uid = try item["uid"].optionalInteger(UInt32.self) ?? 0
+        socket.classid = try item["classid"].optionalInteger(UInt32.self) ?? 0
+        if let cgroup = try item["cgroup"].optionalString() {
+            guard cgroup.hasPrefix("/") else { throw item["cgroup"].error("expected a cgroup path from /, got \"\(cgroup)\"") }
+            socket.cgroup = cgroup
+        }
         return socket
     }
 

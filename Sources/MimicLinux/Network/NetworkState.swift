@@ -74,6 +74,9 @@ final class SocketReferences {
     /// The `struct bpf_sock` address of the socket each `struct bpf_tcp_sock` or `bpf_skc_to_*`
     /// address belongs to (such a pointer carries its socket's reference).
     var tcpOwner: [UInt64: UInt64] = [:]
+    /// Sockets a socket map lookup gave that the network does not list (a context's own
+    /// socket a `sock_ops` program added), by `struct bpf_sock` address.
+    var mapped: [UInt64: MappedSocket] = [:]
 
     /// A description of what is still held, or nil.
     func unreleased(in network: Network) -> String? {

@@ -21,13 +21,19 @@ public final class KernelMemory: Sendable {
     let pidsByAddress: [UInt64: UInt32]
     /// The path of each `struct file`'s `f_path`, by the `f_path` address (for `bpf_d_path`).
     let paths: [UInt64: String]
+    /// The path of each `struct file`, by the file's address (for `bpf_sock_from_file`).
+    let filePaths: [UInt64: String]
     /// The region's base address and size.
     public let base: UInt64
     public let size: Int
     /// The region's storage, to map into processes made before it was laid out.
     let storage: RegionStorage
 
-    init(taskAddresses: [UInt32: UInt64], paths: [UInt64: String], base: UInt64, storage: RegionStorage) {
+    init(
+        taskAddresses: [UInt32: UInt64], paths: [UInt64: String], filePaths: [UInt64: String] = [:], base: UInt64,
+        storage: RegionStorage
+    ) {
+        self.filePaths = filePaths
         self.storage = storage
         self.taskAddresses = taskAddresses
         var byAddress: [UInt64: UInt32] = [:]
@@ -143,13 +149,15 @@ public final class KernelMemory: Sendable {
             throw .unsupported("cannot map the emulated kernel's objects: \(error)")
         }
         var pathAddresses: [UInt64: String] = [:]
+        var fileAddresses: [UInt64: String] = [:]
         for (file, path) in paths {
             let offset = layout.field(file.type, ["f_path"])?.offset ?? 0
             pathAddresses[base + UInt64(file.offset + offset)] = path
+            fileAddresses[base + UInt64(file.offset)] = path
         }
         return KernelMemory(
-            taskAddresses: tasks.mapValues { base + UInt64($0.offset) }, paths: pathAddresses, base: base,
-            storage: storage)
+            taskAddresses: tasks.mapValues { base + UInt64($0.offset) }, paths: pathAddresses,
+            filePaths: fileAddresses, base: base, storage: storage)
     }
 }
 

@@ -1,6 +1,7 @@
-/* An object that defines map types Mimic does not emulate (a sockmap, a sockhash, a cgroup
- * array and a reuseport array) beside an array it does. It loads; `count` runs; `redirect_lookup`
- * stops at its lookup in the sockmap, naming it. (kprobes, so the kernel comparison skips it.) */
+/* An object that defines a map type Mimic does not emulate (an arena) beside socket maps, a
+ * cgroup array and an array it does. It loads; `count` runs; `redirect_lookup` finds nothing in
+ * the empty sockmap; `arena_lookup` stops at its lookup in the arena, naming it. (kprobes, so the
+ * kernel comparison skips it.) */
 #include "../../../Examples/mimic_bpf.h"
 
 struct {
@@ -48,6 +49,17 @@ int count(struct pt_regs *ctx)
     return 0;
 }
 
+struct {
+    __uint(type, 33); /* BPF_MAP_TYPE_ARENA */
+    __uint(map_flags, 1 << 10); /* BPF_F_MMAPABLE */
+    __uint(max_entries, 1);
+} arena SEC(".maps");
+SEC("kprobe/arena")
+int arena_lookup(struct pt_regs *ctx)
+{
+    __u32 zero = 0;
+    return bpf_map_lookup_elem(&arena, &zero) != 0;
+}
 SEC("kprobe/lookup")
 int redirect_lookup(struct pt_regs *ctx)
 {
