@@ -188,3 +188,55 @@ extension JITTests {
         }
     }
 }
+
+/// A helper that moves R10 by its first argument (host code may write any register).
+private final class FramePointerEmulator: Emulator {
+    let name = "frame-pointer"
+    private let move = Helper(id: 1, name: "move_r10") { process throws(HelperFailure) in
+        process.registers.storage[10] &+= process.registers.storage[1]
+        return .value(0)
+    }
+
+    func helper(id: Int32) -> Helper? { id == 1 ? move : nil }
+}
+
+extension JITTests {
+    /// Compiled code checks no R10-relative access within a frame, relying on R10 being the top
+    /// of the stack minus the call depth's frames: when host code or a helper moves R10 (within
+    /// the stack, or out of it), both engines still agree on every result and fault.
+    @Test func movedFramePointersBehaveAsInTheInterpreter() throws {
+        let source = """
+            stdw [%r10-8], 7
+            mov %r1, %r2
+            call 1
+            stdw [%r10-16], 5
+            ldxdw %r0, [%r10-8]
+            ldxdw %r3, [%r10-16]
+            add %r0, %r3
+            call local f
+            exit
+            f:
+            stdw [%r10-512], 1
+            ldxdw %r0, [%r10-512]
+            exit
+            """
+        // (R10 set by the host, R10 moved by the helper): consistent, moved within the stack,
+        // moved past its end, and moved out of it.
+        let cases: [(Int64, Int64)] = [(0, 0), (-100, 0), (0, -520), (0, 64), (-4000, 0), (0, 1 << 40)]
+        for (hostMove, helperMove) in cases {
+            var results: [String] = []
+            for engine in [ExecutionEngine.interpreter, .jit] {
+                let vm = VM(emulator: FramePointerEmulator(), configuration: VMConfiguration(engine: engine))
+                let process = try vm.makeProcess(for: try load(vm, source))
+                process.registers.storage[10] &+= UInt64(bitPattern: hostMove)
+                process.registers.storage[2] = UInt64(bitPattern: helperMove)
+                do {
+                    results.append("exit \(try process.run()) count \(process.instructionsExecuted)")
+                } catch {
+                    results.append("\(error) pc \(error.pc) count \(process.instructionsExecuted)")
+                }
+            }
+            #expect(results[0] == results[1], "host \(hostMove), helper \(helperMove)")
+        }
+    }
+}

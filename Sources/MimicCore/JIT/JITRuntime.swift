@@ -29,7 +29,8 @@ public enum ExecutionEngine: String, Sendable, Equatable, CaseIterable {
 /// besides the registers, by index. The Swift side fills it before entering the code and reads it
 /// back after; the C-ABI entries (helpers, slow paths) receive it.
 enum JITSlot {
-    /// Instructions executed, including the whole straight-line run being executed.
+    /// Instructions executed, including the whole straight-line run being executed (in `r10` while
+    /// the code runs; written here whenever it leaves or calls out).
     static let count = 0
     /// The count from which run starts leave the code for the limit check (`Process.limitReached`).
     static let checkpoint = 1
@@ -39,7 +40,7 @@ enum JITSlot {
     static let depth = 3
     /// The depth whose `exit` ends the run (`Process.callbackDepth`).
     static let exitDepth = 4
-    /// The translation table: entries and index mask (`TranslationTable`).
+    /// The translation table: entries, and its index mask times the entry size (`TranslationTable`).
     static let entries = 5
     static let mask = 6
     /// `Process.frames`.
@@ -50,9 +51,9 @@ enum JITSlot {
     static let process = 9
     /// The compiled program's pc table: per slot, the native address of its code and its run length.
     static let pcTable = 10
-    /// The process's stack region: its VM address and its host address.
+    /// The process's stack region: its VM address, and its host address minus the VM address.
     static let stackBase = 11
-    static let stackHost = 12
+    static let stackDelta = 12
     /// The running program's helper table (`Program.helperCalls`), and a helper call's index in it.
     static let helperTable = 13
     static let helperIndex = 14

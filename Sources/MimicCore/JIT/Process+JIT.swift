@@ -36,7 +36,7 @@ extension Process {
             context[JITSlot.registers] = UInt64(UInt(bitPattern: registers.storage))
             context[JITSlot.process] = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
             context[JITSlot.stackBase] = stackBase
-            context[JITSlot.stackHost] = UInt64(UInt(bitPattern: stack.pointer))
+            context[JITSlot.stackDelta] = UInt64(UInt(bitPattern: stack.pointer)) &- stackBase
             while true {
                 // Where a run starts: the interpreter's `enter`.
                 let length = UInt64(Program.runLength(program.code.baseAddress!, pc))
@@ -44,6 +44,18 @@ extension Process {
                     let stop = limitReached(
                         count, length, end, cancellation, &checkpoint, longestRun: UInt64(program.longestRun))
                 {
+                    return stop
+                }
+                // The code's R10-relative accesses within a frame rely on R10 being the top of the
+                // stack minus `depth` frames; if host code or a helper moved R10, interpret the rest.
+                guard registers.storage[10] &+ UInt64(depth &* vm.configuration.stackFrameSize)
+                    == stackBase &+ UInt64(stackSize)
+                else {
+                    self.pc = pc
+                    self.instructionsExecuted = count
+                    self.depth = depth
+                    let stop = execute(RunningMode.self, limit: end &- count, cancellation: cancellation)
+                    (pc, count, depth) = (self.pc, instructionsExecuted, self.depth)
                     return stop
                 }
                 context[JITSlot.count] = count &+ length
@@ -89,7 +101,7 @@ extension Process {
     private func refreshTable(_ context: UnsafeMutablePointer<UInt64>) {
         let table = memory.table
         context[JITSlot.entries] = UInt64(UInt(bitPattern: table.entryBase))
-        context[JITSlot.mask] = table.indexMask
+        context[JITSlot.mask] = table.indexMask &* UInt64(MemoryLayout<SlotEntry>.stride)
     }
 
     /// Takes back the instructions after `pc` that the code counted for its run but did not

@@ -3,9 +3,12 @@
 ///
 /// Register assignment (as the Linux kernel's x86 JIT): R0 rax, R1 rdi, R2 rsi, R3 rdx, R4 rcx,
 /// R5 r8, R6 rbx, R7 r13, R8 r14, R9 r15, R10 rbp. `r12` points to the context words
-/// (`JITSlot`); `r9`, `r10`, `r11` are scratch. The code is entered through its entry function
+/// (`JITSlot`); `r10` holds the instruction count (`JITSlot.count` is only written when the code
+/// leaves or calls out: `spill`/`reload`); `r9` and `r11` are scratch (`r9` carries a status
+/// after a call out). Code that calls out directly must preserve `r10` or go through
+/// `spill`/`reload`. The code is entered through its entry function
 /// `(context, native address) -> status` (System V ABI), which saves the callee-saved registers,
-/// loads R0–R10 from `Process.registers` and jumps to the address; every way out stores them back.
+/// loads R0–R10 and the count and jumps to the address; every way out stores them back.
 ///
 /// Instruction counting matches the interpreter exactly (`Program.runLength`): where a
 /// straight-line run starts (the entry, a taken jump, a call target, after a helper call, a
@@ -55,7 +58,7 @@ private struct X86Generator {
 
     mutating func generate() -> MachineCode? {
         let n = code.count
-        guard n > 0, env.slotEntryStride == 32 else { return nil }
+        guard n > 0, env.slotEntryStride == 32, env.stackSize < Int(Int32.max) else { return nil }
         isSecondHalf = [Bool](repeating: false, count: n)
         var pc = 0
         while pc < n {
@@ -96,7 +99,11 @@ private struct X86Generator {
         var bodyOffsets = [Int](repeating: -1, count: n)
         for pc in 0..<n where !isSecondHalf[pc] {
             if let label = check[pc] {
-                if pc > 0, fallsThroughMidRun(previous(pc)) { a.jump(body[pc]) }
+                if pc > 0, fallsThroughMidRun(previous(pc)) {
+                    a.jump(body[pc])
+                } else if pc > 0, callsOut(previous(pc)) {
+                    emitFramePointerCheck(pc)
+                }
                 a.bind(label)
                 emitRunStartCheck(pc)
             }
@@ -125,31 +132,46 @@ private struct X86Generator {
         }
     }
 
-    // MARK: Entry, exit and shared routines
-
-    mutating func spill() {
-        a.load(0x8B, .r10, .r12, context(JITSlot.registers))
-        for (index, register) in X86Backend.registerMap.enumerated() { a.store(register, .r10, Int32(index * 8)) }
+    /// Whether the instruction at `pc` runs host code that could write R10 (helpers, `callx`).
+    func callsOut(_ pc: Int) -> Bool {
+        switch InstructionSet.form(of: code[pc].operation).shape {
+        case .callHelper, .callRegister: return true
+        default: return false
+        }
     }
 
-    mutating func reload() {
-        a.load(0x8B, .r10, .r12, context(JITSlot.registers))
-        for (index, register) in X86Backend.registerMap.enumerated() { a.load(0x8B, register, .r10, Int32(index * 8)) }
+    // MARK: Entry, exit and shared routines
+
+    /// Stores R0–R10 in `Process.registers` and the count (`r10`) in its context word;
+    /// `scratch` (r9 or r11) is overwritten.
+    mutating func spill(via scratch: X86Register) {
+        a.store(.r10, .r12, context(JITSlot.count))
+        a.load(0x8B, scratch, .r12, context(JITSlot.registers))
+        for (index, register) in X86Backend.registerMap.enumerated() { a.store(register, scratch, Int32(index * 8)) }
+    }
+
+    /// Loads R0–R10 from `Process.registers` and the count into `r10`; `scratch` is overwritten.
+    mutating func reload(via scratch: X86Register) {
+        a.load(0x8B, scratch, .r12, context(JITSlot.registers))
+        for (index, register) in X86Backend.registerMap.enumerated() {
+            a.load(0x8B, register, scratch, Int32(index * 8))
+        }
+        a.load(0x8B, .r10, .r12, context(JITSlot.count))
     }
 
     mutating func emitPrologue() {
         for register in [X86Register.rbx, .rbp, .r12, .r13, .r14, .r15] { a.push(register) }
         a.alu(ext: 5, .rsp, imm: 8, w: true) // 16-byte alignment for calls
         a.mov(.r12, .rdi)
-        a.mov(.r11, .rsi)
-        reload()
-        a.jump(register: .r11)
+        a.mov(.r9, .rsi)
+        reload(via: .r11)
+        a.jump(register: .r9)
     }
 
     mutating func emitSharedRoutines() {
         // epilogue: r9 = status.
         a.bind(epilogue)
-        spill()
+        spill(via: .r11)
         a.mov(.rax, .r9)
         a.alu(ext: 0, .rsp, imm: 8, w: true)
         for register in [X86Register.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(register) }
@@ -162,11 +184,11 @@ private struct X86Generator {
         // callSwift: r11 = C-ABI entry; registers spilled around the call; r9 = its status.
         a.bind(callSwift)
         a.alu(ext: 5, .rsp, imm: 8, w: true)
-        spill()
+        spill(via: .r9)
         a.mov(.rdi, .r12)
         a.call(register: .r11)
         a.mov(.r9, .rax)
-        reload()
+        reload(via: .r11)
         a.alu(ext: 0, .rsp, imm: 8, w: true)
         a.ret()
 
@@ -175,13 +197,11 @@ private struct X86Generator {
         a.bind(dynamicFromContext)
         a.load(0x8B, .r11, .r12, context(JITSlot.pc))
         a.bind(dynamicEnter)
-        a.load(0x8B, .r10, .r12, context(JITSlot.count))
         a.load(0x3B, .r10, .r12, context(JITSlot.checkpoint))
         a.jump(.aboveEqual, slow)
         a.shift(ext: 4, .r11, imm: 4, w: true)
         a.load(0x03, .r11, .r12, context(JITSlot.pcTable))
         a.load(0x03, .r10, .r11, 8)
-        a.store(.r10, .r12, context(JITSlot.count))
         a.jump(memory: .r11, 0)
         a.bind(slow)
         a.store(.r11, .r12, context(JITSlot.pc))
@@ -192,14 +212,35 @@ private struct X86Generator {
     /// The limit check where a run starts at `pc` (reached by a static edge).
     mutating func emitRunStartCheck(_ pc: Int) {
         let slow = a.newLabel()
-        a.load(0x8B, .r11, .r12, context(JITSlot.count))
-        a.load(0x3B, .r11, .r12, context(JITSlot.checkpoint))
+        a.load(0x3B, .r10, .r12, context(JITSlot.checkpoint))
         a.jump(.aboveEqual, slow)
-        a.alu(ext: 0, .r11, imm: Int32(runLength(pc)), w: true)
-        a.store(.r11, .r12, context(JITSlot.count))
+        a.alu(ext: 0, .r10, imm: Int32(runLength(pc)), w: true)
         cold.append(
             (
                 slow,
+                { g in
+                    g.a.store(imm: Int32(pc), .r12, g.context(JITSlot.pc))
+                    g.a.mov(.r9, imm: JITStatus.check)
+                    g.a.jump(g.epilogue)
+                }
+            ))
+    }
+
+    /// After host code ran (a helper, `callx`) and before the run at `pc`: R10 must still be the
+    /// top of the stack minus `depth` frames (`R10 + depth × frameSize - stackBase == stackSize`),
+    /// which R10-relative accesses within a frame rely on instead of a check. Host code that moved
+    /// it sends the run back to the driver, which interprets the rest (`executeCompiled`).
+    mutating func emitFramePointerCheck(_ pc: Int) {
+        let moved = a.newLabel()
+        a.load(0x8B, .r11, .r12, context(JITSlot.depth))
+        a.imul(.r11, .r11, imm: Int32(env.stackFrameSize), w: true)
+        a.alu(0x01, .r11, .rbp, w: true)
+        a.load(0x2B, .r11, .r12, context(JITSlot.stackBase))
+        a.alu(ext: 7, .r11, imm: Int32(env.stackSize), w: true)
+        a.jump(.notEqual, moved)
+        cold.append(
+            (
+                moved,
                 { g in
                     g.a.store(imm: Int32(pc), .r12, g.context(JITSlot.pc))
                     g.a.mov(.r9, imm: JITStatus.check)
@@ -354,18 +395,26 @@ private struct X86Generator {
             a.jump(epilogue)
             a.bind(proceed)
         case .exit:
-            a.store(imm: Int32(pc + 1), .r12, context(JITSlot.pc)) // the interpreter's pc after an exit
+            let exitsRun = a.newLabel()
             a.load(0x8B, .r11, .r12, context(JITSlot.depth))
             a.load(0x3B, .r11, .r12, context(JITSlot.exitDepth))
-            a.jump(.equal, exited)
+            a.jump(.equal, exitsRun)
+            cold.append(
+                (
+                    exitsRun,
+                    { g in
+                        g.a.store(imm: Int32(pc + 1), .r12, g.context(JITSlot.pc)) // the interpreter's pc after an exit
+                        g.a.jump(g.exited)
+                    }
+                ))
             a.alu(ext: 5, .r11, imm: 1, w: true)
             a.store(.r11, .r12, context(JITSlot.depth))
-            a.imul(.r10, .r11, imm: Int32(env.frameStride), w: true)
-            a.load(0x03, .r10, .r12, context(JITSlot.frames))
+            a.imul(.r9, .r11, imm: Int32(env.frameStride), w: true)
+            a.load(0x03, .r9, .r12, context(JITSlot.frames))
             for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
-                a.load(0x8B, register, .r10, Int32(env.frameSaved + 8 * index))
+                a.load(0x8B, register, .r9, Int32(env.frameSaved + 8 * index))
             }
-            a.load(0x8B, .r11, .r10, Int32(env.frameReturnPC))
+            a.load(0x8B, .r11, .r9, Int32(env.frameReturnPC))
             a.jump(dynamicEnter)
         }
         return true
@@ -373,11 +422,11 @@ private struct X86Generator {
 
     /// `frames[depth] = (returnPC, R6–R10)`, `depth += 1`, `R10 -= frame size` (r11 = depth).
     mutating func pushFrame(returnPC: Int) {
-        a.imul(.r10, .r11, imm: Int32(env.frameStride), w: true)
-        a.load(0x03, .r10, .r12, context(JITSlot.frames))
-        a.store(imm: Int32(returnPC), .r10, Int32(env.frameReturnPC))
+        a.imul(.r9, .r11, imm: Int32(env.frameStride), w: true)
+        a.load(0x03, .r9, .r12, context(JITSlot.frames))
+        a.store(imm: Int32(returnPC), .r9, Int32(env.frameReturnPC))
         for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
-            a.store(register, .r10, Int32(env.frameSaved + 8 * index))
+            a.store(register, .r9, Int32(env.frameSaved + 8 * index))
         }
         a.alu(ext: 0, .r11, imm: 1, w: true)
         a.store(.r11, .r12, context(JITSlot.depth))
@@ -431,7 +480,7 @@ private struct X86Generator {
             a.mov(.r11, x(i.source))
         }
         a.mov(.r9, .rax)
-        a.mov(.r10, .rdx)
+        a.push(.rdx) // r10 holds the count
         a.mov(.rax, d)
         let zero = a.newLabel()
         let minusOne = a.newLabel()
@@ -463,7 +512,7 @@ private struct X86Generator {
         }
         a.bind(done)
         a.mov(.rax, .r9)
-        a.mov(.rdx, .r10)
+        a.pop(.rdx)
         a.mov(d, .r11)
     }
 
@@ -517,18 +566,23 @@ private struct X86Generator {
         } else {
             let notTaken = a.newLabel()
             a.jump(condition.inverted, notTaken)
-            a.memoryALU(ext: 5, .r12, context(JITSlot.count), imm: Int32(skipped))
+            a.alu(ext: 5, .r10, imm: Int32(skipped), w: true)
             a.jump(checkLabel)
             a.bind(notTaken)
         }
         return true
     }
 
-    /// A load, store or inline atomic: the address in r11, its translation-table entry in r10,
-    /// the offset checked against the entry's limit twice (`offset < limit`, `offset + size <=
-    /// limit`), then the access at `pointer + offset`. Anything the fast path refuses goes to
-    /// the interpreter's own slow path (`jitSlowEntry`), which faults or handles rings and
-    /// foreign memory exactly as the interpreter does.
+    /// A load, store or inline atomic: the address in r11, its translation-table entry in r9,
+    /// `offset = address - base` checked against the entry's limit (`offset + size` must not
+    /// carry and must be `<= limit`: the interpreter's `offset < limit`, `offset + size <= limit`),
+    /// then the access at `pointer + offset`. Anything the fast path refuses goes to the
+    /// interpreter's own slow path (`jitSlowEntry`), which faults or handles rings and foreign
+    /// memory exactly as the interpreter does.
+    ///
+    /// R10-relative accesses within one frame (`-frameSize <= offset <= -size`) need no check:
+    /// R10 is always `stackTop - depth × frameSize` in compiled code (see `emitFramePointerCheck`),
+    /// so the access lies in the process's stack region and goes straight to its host memory.
     mutating func memoryAccess(_ pc: Int, _ i: DecodedInstruction, base: X86Register, write: Bool) {
         let size: Int32
         var alignment: Int32 = 0
@@ -545,18 +599,27 @@ private struct X86Generator {
             size = 4
             alignment = 3
         }
+        let offset = Int32(i.offset)
+        if base == .rbp, alignment == 0, offset >= -Int32(env.stackFrameSize), offset <= -size,
+            env.stackSize >= env.stackFrameSize
+        {
+            a.load(0x8B, .r11, .r12, context(JITSlot.stackDelta))
+            a.alu(0x01, .r11, .rbp, w: true)
+            emitAccess(i, at: offset, size: size)
+            return
+        }
         let slow = a.newLabel()
         let resume = a.newLabel()
-        a.lea(.r11, base, i.offset)
+        a.lea(.r11, base, offset)
         let at: Int32
         if base == .rbp, alignment == 0, env.stackSize >= Int(size) {
-            // R10-relative (the stack): one range check against the process's stack region,
+            // R10-relative outside the frame: one range check against the process's stack region,
             // which is mapped for the process's whole life; anything else takes the slow path.
             a.mov(.r9, .r11)
             a.load(0x2B, .r9, .r12, context(JITSlot.stackBase))
             a.alu(ext: 7, .r9, imm: Int32(env.stackSize) - size, w: true)
             a.jump(.above, slow)
-            a.load(0x03, .r9, .r12, context(JITSlot.stackHost))
+            a.load(0x03, .r11, .r12, context(JITSlot.stackDelta))
             at = 0
         } else {
             translate(size: size, alignment: alignment, write: write, slow: slow)
@@ -575,79 +638,76 @@ private struct X86Generator {
             ))
     }
 
-    /// The translation-table check of the address in r11 (`SlotEntry`): r10 = the entry,
-    /// r9 = host address + `size`.
+    /// The translation-table check of the address in r11 (`SlotEntry`): r9 = the entry (the
+    /// context's mask is the index mask times the entry size, so `(address >> 27) & mask` is the
+    /// entry's byte offset), r11 = host address + `size`.
     mutating func translate(size: Int32, alignment: Int32, write: Bool, slow: X86Label) {
         if alignment != 0 {
             a.test(.r11, imm: alignment, w: false)
             a.jump(.notEqual, slow)
         }
-        a.mov(.r10, .r11)
-        a.shift(ext: 5, .r10, imm: 32, w: true)
-        a.load(0x23, .r10, .r12, context(JITSlot.mask))
-        a.shift(ext: 4, .r10, imm: 5, w: true)
-        a.load(0x03, .r10, .r12, context(JITSlot.entries))
         a.mov(.r9, .r11)
-        a.load(0x2B, .r9, .r10, Int32(env.slotBase))
-        let limit = Int32(write ? env.slotWriteLimit : env.slotReadLimit)
-        a.load(0x3B, .r9, .r10, limit)
-        a.jump(.aboveEqual, slow)
-        a.alu(ext: 0, .r9, imm: size, w: true)
-        a.load(0x3B, .r9, .r10, limit)
+        a.shift(ext: 5, .r9, imm: 27, w: true)
+        a.load(0x23, .r9, .r12, context(JITSlot.mask))
+        a.load(0x03, .r9, .r12, context(JITSlot.entries))
+        a.load(0x2B, .r11, .r9, Int32(env.slotBase))
+        a.alu(ext: 0, .r11, imm: size, w: true)
+        a.jump(.below, slow) // carried: the offset was within `size` below 2^64
+        a.load(0x3B, .r11, .r9, Int32(write ? env.slotWriteLimit : env.slotReadLimit))
         a.jump(.above, slow)
-        a.load(0x03, .r9, .r10, Int32(env.slotPointer))
+        a.load(0x03, .r11, .r9, Int32(env.slotPointer))
     }
 
-    /// The access itself, at `[r9 + at]`.
+    /// The access itself, at `[r11 + at]` (r9 is free).
     mutating func emitAccess(_ i: DecodedInstruction, at: Int32, size: Int32) {
         let d = x(i.destination).rawValue
         let s = x(i.source).rawValue
         let imm = Int32(truncatingIfNeeded: i.imm)
         switch i.operation {
-        case .load64: a.memory([0x8B], w: true, reg: d, base: .r9, disp: at)
-        case .load32: a.memory([0x8B], w: false, reg: d, base: .r9, disp: at)
-        case .load16: a.memory([0x0F, 0xB7], w: false, reg: d, base: .r9, disp: at)
-        case .load8: a.memory([0x0F, 0xB6], w: false, reg: d, base: .r9, disp: at)
-        case .loadSigned32: a.memory([0x63], w: true, reg: d, base: .r9, disp: at)
-        case .loadSigned16: a.memory([0x0F, 0xBF], w: true, reg: d, base: .r9, disp: at)
-        case .loadSigned8: a.memory([0x0F, 0xBE], w: true, reg: d, base: .r9, disp: at)
-        case .store64Reg: a.memory([0x89], w: true, reg: s, base: .r9, disp: at)
-        case .store32Reg: a.memory([0x89], w: false, reg: s, base: .r9, disp: at)
-        case .store16Reg: a.memory([0x89], w: false, reg: s, base: .r9, disp: at, prefix: 0x66)
-        case .store8Reg: a.memory([0x88], w: false, reg: s, base: .r9, disp: at, byteRegister: true)
+        case .load64: a.memory([0x8B], w: true, reg: d, base: .r11, disp: at)
+        case .load32: a.memory([0x8B], w: false, reg: d, base: .r11, disp: at)
+        case .load16: a.memory([0x0F, 0xB7], w: false, reg: d, base: .r11, disp: at)
+        case .load8: a.memory([0x0F, 0xB6], w: false, reg: d, base: .r11, disp: at)
+        case .loadSigned32: a.memory([0x63], w: true, reg: d, base: .r11, disp: at)
+        case .loadSigned16: a.memory([0x0F, 0xBF], w: true, reg: d, base: .r11, disp: at)
+        case .loadSigned8: a.memory([0x0F, 0xBE], w: true, reg: d, base: .r11, disp: at)
+        case .store64Reg: a.memory([0x89], w: true, reg: s, base: .r11, disp: at)
+        case .store32Reg: a.memory([0x89], w: false, reg: s, base: .r11, disp: at)
+        case .store16Reg: a.memory([0x89], w: false, reg: s, base: .r11, disp: at, prefix: 0x66)
+        case .store8Reg: a.memory([0x88], w: false, reg: s, base: .r11, disp: at, byteRegister: true)
         case .store64Imm:
-            a.memory([0xC7], w: true, reg: 0, base: .r9, disp: at)
+            a.memory([0xC7], w: true, reg: 0, base: .r11, disp: at)
             a.int32(imm)
         case .store32Imm:
-            a.memory([0xC7], w: false, reg: 0, base: .r9, disp: at)
+            a.memory([0xC7], w: false, reg: 0, base: .r11, disp: at)
             a.int32(imm)
         case .store16Imm:
-            a.memory([0xC7], w: false, reg: 0, base: .r9, disp: at, prefix: 0x66)
+            a.memory([0xC7], w: false, reg: 0, base: .r11, disp: at, prefix: 0x66)
             a.byte(UInt8(truncatingIfNeeded: imm))
             a.byte(UInt8(truncatingIfNeeded: imm >> 8))
         case .store8Imm:
-            a.memory([0xC6], w: false, reg: 0, base: .r9, disp: at)
+            a.memory([0xC6], w: false, reg: 0, base: .r11, disp: at)
             a.byte(UInt8(truncatingIfNeeded: imm))
         case .atomicAdd64, .atomicAdd32:
-            a.memory([0x01], w: size == 8, reg: s, base: .r9, disp: at, prefix: 0xF0)
+            a.memory([0x01], w: size == 8, reg: s, base: .r11, disp: at, prefix: 0xF0)
         case .atomicOr64, .atomicOr32:
-            a.memory([0x09], w: size == 8, reg: s, base: .r9, disp: at, prefix: 0xF0)
+            a.memory([0x09], w: size == 8, reg: s, base: .r11, disp: at, prefix: 0xF0)
         case .atomicAnd64, .atomicAnd32:
-            a.memory([0x21], w: size == 8, reg: s, base: .r9, disp: at, prefix: 0xF0)
+            a.memory([0x21], w: size == 8, reg: s, base: .r11, disp: at, prefix: 0xF0)
         case .atomicXor64, .atomicXor32:
-            a.memory([0x31], w: size == 8, reg: s, base: .r9, disp: at, prefix: 0xF0)
+            a.memory([0x31], w: size == 8, reg: s, base: .r11, disp: at, prefix: 0xF0)
         case .atomicFetchAdd64, .atomicFetchAdd32:
-            a.mov(.r11, x(i.source))
-            a.memory([0x0F, 0xC1], w: size == 8, reg: X86Register.r11.rawValue, base: .r9, disp: at, prefix: 0xF0)
-            a.mov(x(i.source), .r11, w: size == 8)
+            a.mov(.r9, x(i.source))
+            a.memory([0x0F, 0xC1], w: size == 8, reg: X86Register.r9.rawValue, base: .r11, disp: at, prefix: 0xF0)
+            a.mov(x(i.source), .r9, w: size == 8)
         case .atomicExchange64, .atomicExchange32:
-            a.mov(.r11, x(i.source))
-            a.memory([0x87], w: size == 8, reg: X86Register.r11.rawValue, base: .r9, disp: at)
-            a.mov(x(i.source), .r11, w: size == 8)
+            a.mov(.r9, x(i.source))
+            a.memory([0x87], w: size == 8, reg: X86Register.r9.rawValue, base: .r11, disp: at)
+            a.mov(x(i.source), .r9, w: size == 8)
         case .atomicCompareExchange64:
-            a.memory([0x0F, 0xB1], w: true, reg: s, base: .r9, disp: at, prefix: 0xF0)
+            a.memory([0x0F, 0xB1], w: true, reg: s, base: .r11, disp: at, prefix: 0xF0)
         default: // atomicCompareExchange32: R0 = the old value, zero-extended
-            a.memory([0x0F, 0xB1], w: false, reg: s, base: .r9, disp: at, prefix: 0xF0)
+            a.memory([0x0F, 0xB1], w: false, reg: s, base: .r11, disp: at, prefix: 0xF0)
             a.mov(.rax, .rax, w: false)
         }
     }
