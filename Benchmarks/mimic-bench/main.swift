@@ -8,6 +8,7 @@
 
 import Foundation
 import MimicCore
+import MimicLinux
 
 var options = BenchmarkOptions(arguments: Array(CommandLine.arguments.dropFirst()))
 if options.showHelp {
@@ -44,8 +45,9 @@ if options.showHelp {
           --jit-fuzz N  the JIT's differential fuzzer: N random programs (seeds S, S+1, ...; --seed,
                         default 1) under the JIT and the interpreter, every outcome compared; exits
                         1 on a mismatch (printed with the program)
-          --jit-code    write the JIT's x86-64 code for the assembler program IN.s to OUT.bin
-                        (objdump -D -b binary -mi386:x86-64 OUT.bin disassembles it)
+          --jit-code    write the JIT's x86-64 code for the assembler program IN.s (or the program
+                        PROGRAM of an object file, IN = OBJECT.o:PROGRAM, with the Linux emulator's
+                        maps) to OUT.bin (objdump -D -b binary -mi386:x86-64 OUT.bin disassembles it)
           --no-build    use what an earlier --suite run built in .build/shared-bench (for valgrind,
                         under which mimic-bench cannot run make; the native twin is not run either)
           --verifier-agreement
@@ -73,8 +75,16 @@ func runMode(_ name: String, _ body: () throws -> Void) -> Never {
 
 if let (source, output) = options.jitCode {
     runMode("jit-code") {
-        let vm = VM(emulator: ConformanceEmulator(), configuration: VMConfiguration(engine: .jit))
-        let program = try vm.load(Assembler.assemble(String(contentsOfFile: source, encoding: .utf8)), name: source)
+        let program: Program
+        if let colon = source.lastIndex(of: ":"), source[..<colon].hasSuffix(".o") {
+            // OBJECT.o:PROGRAM: a program of an object file, with the Linux emulator's maps.
+            let vm = VM(emulator: LinuxEmulator(), configuration: VMConfiguration(engine: .jit))
+            let object = try vm.load(object: ObjectFile(contentsOf: String(source[..<colon])))
+            program = try object.program(named: String(source[source.index(after: colon)...]))
+        } else {
+            let vm = VM(emulator: ConformanceEmulator(), configuration: VMConfiguration(engine: .jit))
+            program = try vm.load(Assembler.assemble(String(contentsOfFile: source, encoding: .utf8)), name: source)
+        }
         guard let code = program.machineCode else { throw JITFuzzFailure(reason: "no JIT on this host") }
         try Data(code).write(to: URL(fileURLWithPath: output))
         print("\(code.count) bytes of x86-64 code written to \(output)")

@@ -3,7 +3,8 @@ import MimicMemory
 /// A differential fuzzer of the JIT against the interpreter: random valid programs (ALU and
 /// division edge cases, loads, stores and atomics on the stack, the context buffer and wild
 /// pointers, `ld_abs`, jumps backwards and forwards, BPF-to-BPF calls and recursion, `callx`,
-/// helpers including one that calls back into the program), each run under both engines from
+/// helpers including one that calls back into the program and one with a C-ABI entry that
+/// sometimes declines), each run under both engines from
 /// the same state; the outcomes must agree exactly: R0–R10, the error (kind, pc, instruction,
 /// address, region), the instruction count, the stack and the context buffer.
 ///
@@ -118,8 +119,33 @@ public enum JITDifferential {
             return .value(sum)
         }
 
-        func helper(id: Int32) -> Helper? { id == 6 ? loop : base.helper(id: id) }
-        var helperIDs: [Int32] { [0, 1, 2, 3, 4, 5, 6] }
+        /// Id 7: a helper with a C-ABI entry (`DirectHelper`) that declines when R1 is a
+        /// multiple of 4; its `function` computes the same from R1–R5 (so a decline shows only
+        /// as the path taken), and touches every register the call must keep.
+        private let mix: Helper = {
+            var helper = Helper(id: 7, name: "mix") { process throws(HelperFailure) in
+                .value(
+                    FuzzEmulator.mixed(
+                        process.argument(1), process.argument(2), process.argument(3), process.argument(4),
+                        process.argument(5)))
+            }
+            helper.direct = DirectHelper(
+                { r1, r2, r3, r4, r5, call in
+                    if r1 & 3 == 0 {
+                        DirectHelperCall.at(call).pointee.decline()
+                        return 0
+                    }
+                    return FuzzEmulator.mixed(r1, r2, r3, r4, r5)
+                })
+            return helper
+        }()
+
+        static func mixed(_ r1: UInt64, _ r2: UInt64, _ r3: UInt64, _ r4: UInt64, _ r5: UInt64) -> UInt64 {
+            (r1 &* 0x9E37_79B9_7F4A_7C15) ^ (r2 &+ 1) ^ (r3 << 1) ^ (r4 >> 3) ^ (r5 &* 7)
+        }
+
+        func helper(id: Int32) -> Helper? { id == 6 ? loop : id == 7 ? mix : base.helper(id: id) }
+        var helperIDs: [Int32] { [0, 1, 2, 3, 4, 5, 6, 7] }
     }
 
     // MARK: Program generation
@@ -309,7 +335,7 @@ public enum JITDifferential {
                 items.append(.call(function: 1 + random.below(functionCount - 1)))
             case 92..<95:
                 // A helper: mostly the cheap ones, sometimes the callback loop or memfrob.
-                let id = random.pick([0, 2, 2, 3, 5, 1, 6, 6, 9])
+                let id = random.pick([0, 2, 2, 3, 5, 1, 6, 6, 9, 7, 7])
                 if id == 6, functionCount > 1 {
                     items.append(.functionAddress(dst: 1, function: 1 + random.below(functionCount - 1)))
                 }

@@ -57,7 +57,10 @@ enum JITSlot {
     /// The running program's helper table (`Program.helperCalls`), and a helper call's index in it.
     static let helperTable = 13
     static let helperIndex = 14
-    static let wordCount = 16
+    /// A `DirectHelperCall` (three words: the process, the called entry's data, declined), the
+    /// sixth argument of `DirectHelper` entries; generated code writes `data` before each call.
+    static let directCall = 16
+    static let wordCount = 20
 }
 
 /// Why generated code returned to the Swift driver (or what a C-ABI entry asks the code to do).
@@ -96,8 +99,14 @@ struct JITEnvironment {
     /// `jitHelperEntry`, `jitSlowEntry`: `(context) -> status`.
     let helperEntry: UInt64
     let slowEntry: UInt64
+    /// Byte offsets of `DirectHelperCall.data` and `.declined` in the context words.
+    let directCallData: Int32
+    let directCallDeclined: Int32
 
     init(configuration: VMConfiguration) {
+        // The driver writes the process as the first word of the `DirectHelperCall`.
+        assert(MemoryLayout<DirectHelperCall>.offset(of: \.process) == 0)
+        assert(MemoryLayout<DirectHelperCall>.size <= 8 * (JITSlot.wordCount - JITSlot.directCall))
         slotEntryStride = MemoryLayout<SlotEntry>.stride
         slotBase = MemoryLayout<SlotEntry>.offset(of: \.base)!
         slotReadLimit = MemoryLayout<SlotEntry>.offset(of: \.readLimit)!
@@ -111,6 +120,8 @@ struct JITEnvironment {
         stackSize = configuration.stackFrameSize * configuration.maxCallDepth
         helperEntry = UInt64(UInt(bitPattern: unsafeBitCast(jitHelperEntry, to: UnsafeRawPointer.self)))
         slowEntry = UInt64(UInt(bitPattern: unsafeBitCast(jitSlowEntry, to: UnsafeRawPointer.self)))
+        directCallData = Int32(JITSlot.directCall * 8 + MemoryLayout<DirectHelperCall>.offset(of: \.data)!)
+        directCallDeclined = Int32(JITSlot.directCall * 8 + MemoryLayout<DirectHelperCall>.offset(of: \.declined)!)
     }
 }
 

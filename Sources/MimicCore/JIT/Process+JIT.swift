@@ -35,6 +35,8 @@ extension Process {
             context[JITSlot.frames] = UInt64(UInt(bitPattern: frames))
             context[JITSlot.registers] = UInt64(UInt(bitPattern: registers.storage))
             context[JITSlot.process] = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
+            // `DirectHelperCall`: the process (its first word), data and declined zero.
+            context[JITSlot.directCall] = context[JITSlot.process]
             context[JITSlot.stackBase] = stackBase
             context[JITSlot.stackDelta] = UInt64(UInt(bitPattern: stack.pointer)) &- stackBase
             while true {

@@ -27,6 +27,8 @@ enum X86Backend: JITBackend {
 
 private struct X86Generator {
     let code: UnsafeMutableBufferPointer<DecodedInstruction>
+    /// The program's helper table, indexed by the `imm` of pre-decoded helper calls.
+    let helpers: [Helper]
     let env: JITEnvironment
     var a = X86Emitter()
 
@@ -47,6 +49,7 @@ private struct X86Generator {
 
     init(program: Program, environment: JITEnvironment) {
         code = program.code
+        helpers = program.helpers
         env = environment
     }
 
@@ -381,8 +384,7 @@ private struct X86Generator {
                     }
                 ))
         case .callHelper, .callKernelFunction:
-            a.store(imm: Int32(truncatingIfNeeded: i.imm), .r12, context(JITSlot.helperIndex))
-            callEntry(env.helperEntry, pc: pc) // falls into the run-start check of pc + 1
+            helperCall(pc, i) // falls into the run-start check of pc + 1
         case .callRegister:
             a.store(imm: Int32(pc), .r12, context(JITSlot.pc))
             a.mov(.r11, imm: env.slowEntry)
@@ -710,5 +712,146 @@ private struct X86Generator {
             a.memory([0x0F, 0xB1], w: false, reg: s, base: .r11, disp: at, prefix: 0xF0)
             a.mov(.rax, .rax, w: false)
         }
+    }
+}
+
+// MARK: Helper calls
+
+extension X86Generator {
+    /// A helper call at `pc`. In order of preference: an array-map lookup inline
+    /// (`InlineArrayLookup`, as the kernel's `array_map_gen_lookup`), the helper's C-ABI entry
+    /// (`DirectHelper`), and — whenever those do not apply or decline — the helper itself through
+    /// `jitHelperEntry`, exactly as the interpreter runs it. Every way leaves R0 set and R1–R10
+    /// as they were, and ends where the run-start check of `pc + 1` follows.
+    mutating func helperCall(_ pc: Int, _ i: DecodedInstruction) {
+        let index = Int(truncatingIfNeeded: i.imm)
+        let helper = index >= 0 && index < helpers.count ? helpers[index] : nil
+        let done = a.newLabel()
+        let general = a.newLabel()
+        if let helper, let describe = helper.inlineArrayLookup, let handle = mapHandleInR1(before: pc),
+            let layout = describe(handle)
+        {
+            if let direct = helper.direct {
+                let miss = a.newLabel()
+                inlineArrayLookup(layout, handle: handle, miss: miss, done: done)
+                cold.append(
+                    (
+                        miss,
+                        { g in
+                            g.directCall(direct, declined: general)
+                            g.a.jump(done)
+                        }
+                    ))
+            } else {
+                inlineArrayLookup(layout, handle: handle, miss: general, done: done)
+            }
+        } else if let direct = helper?.direct {
+            directCall(direct, declined: general)
+        } else {
+            a.bind(general)
+            generalHelperCall(pc, index: index)
+            a.bind(done)
+            return
+        }
+        a.bind(done)
+        cold.append(
+            (
+                general,
+                { g in
+                    g.generalHelperCall(pc, index: index)
+                    g.a.jump(done)
+                }
+            ))
+    }
+
+    /// The helper through `jitHelperEntry` (`Process.compiledHelperCall`), with every register
+    /// stored and reloaded: faults, tail calls, callbacks and `.exit` as in the interpreter.
+    mutating func generalHelperCall(_ pc: Int, index: Int) {
+        a.store(imm: Int32(truncatingIfNeeded: index), .r12, context(JITSlot.helperIndex))
+        callEntry(env.helperEntry, pc: pc)
+    }
+
+    /// A call of `direct.function(R1, …, R5, &directCall)`: R1–R5 are already in the System V
+    /// argument registers; they are pushed around the call (six pushes keep `rsp` 16-byte
+    /// aligned), R0 comes back in `rax`. R6–R10 and `r12` are callee-saved. A declined call
+    /// clears the flag and goes to `declined` (the general path).
+    mutating func directCall(_ direct: DirectHelper, declined: X86Label) {
+        if let data = direct.data {
+            a.mov(.r11, imm: UInt64(UInt(bitPattern: data)))
+            a.store(.r11, .r12, env.directCallData)
+        } else {
+            a.store(imm: 0, .r12, env.directCallData)
+        }
+        for register in [X86Register.rdi, .rsi, .rdx, .rcx, .r8, .r8] { a.push(register) }
+        a.lea(.r9, .r12, context(JITSlot.directCall))
+        a.mov(.r11, imm: UInt64(UInt(bitPattern: unsafeBitCast(direct.function, to: UnsafeRawPointer.self))))
+        a.call(register: .r11)
+        for register in [X86Register.r8, .r8, .rcx, .rdx, .rsi, .rdi] { a.pop(register) }
+        let wasDeclined = a.newLabel()
+        a.memory([0x80], w: false, reg: 7, base: .r12, disp: env.directCallDeclined) // cmp byte [..], 0
+        a.byte(0)
+        a.jump(.notEqual, wasDeclined)
+        let flag = env.directCallDeclined
+        cold.append(
+            (
+                wasDeclined,
+                { g in
+                    g.a.memory([0xC6], w: false, reg: 0, base: .r12, disp: flag) // mov byte [..], 0
+                    g.a.byte(0)
+                    g.a.jump(declined)
+                }
+            ))
+    }
+
+    /// `bpf_map_lookup_elem` of an array map, inline (the kernel's `array_map_gen_lookup`):
+    ///
+    ///     R1 == handle, bypass byte clear       else miss
+    ///     index = u32 at R2 (translated)        else miss
+    ///     R0 = index < maxEntries ? base + index * valueStride : 0
+    ///
+    /// `base` is the VM address of the map's values, so R0 is the guest address the helper
+    /// returns. Any miss (another map in R1, a key the translation refuses, a map recording
+    /// touches) goes to the helper, which returns the same or faults as the interpreter does.
+    mutating func inlineArrayLookup(_ layout: InlineArrayLookup, handle: UInt64, miss: X86Label, done: X86Label) {
+        a.mov(.r11, imm: handle)
+        a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
+        a.jump(.notEqual, miss)
+        a.mov(.r11, imm: UInt64(UInt(bitPattern: layout.bypass)))
+        a.memory([0x80], w: false, reg: 7, base: .r11, disp: 0) // cmp byte [r11], 0
+        a.byte(0)
+        a.jump(.notEqual, miss)
+        a.mov(.r11, .rsi)
+        translate(size: 4, alignment: 0, write: false, slow: miss) // r9 = host address + 4
+        a.load(0x8B, .r10, .r9, -4, w: false) // mov r10d, [r9 - 4]: the index
+        let null = a.newLabel()
+        a.alu(ext: 7, .r10, imm: Int32(bitPattern: layout.maxEntries), w: false)
+        a.jump(.aboveEqual, null)
+        let stride = layout.valueStride
+        if stride.nonzeroBitCount == 1 {
+            a.shift(ext: 4, .r10, imm: UInt8(stride.trailingZeroBitCount), w: true)
+        } else {
+            a.imul(.r10, .r10, imm: Int32(truncatingIfNeeded: stride), w: true)
+        }
+        a.mov(.rax, imm: layout.base)
+        a.alu(0x01, .rax, .r10, w: true)
+        a.jump(done)
+        a.bind(null)
+        a.alu(0x31, .rax, .rax, w: false)
+    }
+
+    /// The value an `lddw` put in R1 before the call at `pc`, looking back through the
+    /// instructions that fall through to it; nil if something else writes R1 first. A guess:
+    /// the call site may be reached with another R1 (a jump to it, a resumed run), so the
+    /// inline code compares R1 with it.
+    func mapHandleInR1(before pc: Int) -> UInt64? {
+        var at = pc
+        for _ in 0..<64 {
+            guard at > 0 else { return nil }
+            at = previous(at)
+            let i = code[at]
+            if !fallsThroughMidRun(at), InstructionSet.form(of: i.operation).shape != .callHelper { return nil }
+            if i.destination == 1 { return i.operation == .loadImm64 ? i.imm : nil }
+        }
+        return nil
     }
 }

@@ -21,6 +21,12 @@ public struct Helper: Sendable {
     public let id: Int32
     public let name: String
     public let function: Function
+    /// A C-ABI entry for the common calls of this helper, which compiled code calls directly
+    /// and the interpreter before `function` (`DirectHelper`); nil: always `function`.
+    public var direct: DirectHelper?
+    /// For a `bpf_map_lookup_elem`: the layout of the array map a handle names, which compiled
+    /// code then looks up inline (`InlineArrayLookup`); nil for every other map or helper.
+    public var inlineArrayLookup: (@Sendable (_ mapHandle: UInt64) -> InlineArrayLookup?)?
 
     public init(id: Int32, name: String, function: @escaping Function) {
         self.id = id

@@ -748,6 +748,14 @@ extension Process {
     /// and no reference count written (the program's boxes are shared by every core running it).
     @inline(never)
     func invokeHelper(_ box: Unmanaged<HelperBox>) -> HelperResult? {
+        if let direct = box._withUnsafeGuaranteedRef({ $0.helper.direct }) {
+            let r = registers.storage
+            var call = DirectHelperCall(process: Unmanaged.passUnretained(self), data: direct.data)
+            let value = withUnsafeMutablePointer(to: &call) {
+                direct.function(r[1], r[2], r[3], r[4], r[5], UnsafeMutableRawPointer($0))
+            }
+            if !call.declined { return .value(value) }
+        }
         var failure: HelperFailure?
         let result = box._withUnsafeGuaranteedRef { box -> HelperResult? in
             do throws(HelperFailure) {

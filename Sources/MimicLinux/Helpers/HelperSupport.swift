@@ -93,13 +93,15 @@ extension Errno {
 enum LinuxHelper {
     /// A Linux helper that replays captured calls before emulating: while a captured context has
     /// records for it, the n-th call returns the n-th record; afterwards `body` emulates it.
+    /// `direct` is the helper's C-ABI entry, if it has one (`DirectHelper`); it must decline
+    /// while a capture replays (`direct(_:_:)` does that).
     static func make(
-        _ helper: HelperID, replay: ReplayPolicy = .replace,
+        _ helper: HelperID, replay: ReplayPolicy = .replace, direct: DirectHelper? = nil,
         _ body: @escaping @Sendable (HelperCall) throws(HelperFailure) -> UInt64
     ) -> Helper {
         let id = helper.rawValue
         let name = helper.name
-        return Helper(helper) { process throws(HelperFailure) in
+        var made = Helper(helper) { process throws(HelperFailure) in
             let state = LinuxProcessState.of(process)
             let call = HelperCall(process: process, state: state, id: id, name: name)
             if let state, let recorded = state.replay {
@@ -110,6 +112,28 @@ enum LinuxHelper {
                 recorded.noteExhausted(id, name: name, state: state)
             }
             return .value(try body(call))
+        }
+        made.direct = direct
+        return made
+    }
+
+    /// The body of a Linux helper's C-ABI entry (`DirectHelper`): `body` with the calling
+    /// process and its Linux state, without reference counts. While a captured context
+    /// replays recorded calls the entry declines, so the helper's `function` replays them.
+    @inline(__always)
+    static func direct(
+        _ raw: UnsafeMutableRawPointer, _ body: (MimicCore.Process, LinuxProcessState?) -> UInt64
+    ) -> UInt64 {
+        let call = DirectHelperCall.at(raw)
+        return call.pointee.process._withUnsafeGuaranteedRef { process in
+            guard let state = process.unretainedEmulatorState(LinuxProcessState.key) else { return body(process, nil) }
+            return state._withUnsafeGuaranteedRef { state in
+                guard state.replay == nil else {
+                    call.pointee.decline()
+                    return 0
+                }
+                return body(process, state)
+            }
         }
     }
 }

@@ -71,10 +71,12 @@ enum MapHelpers {
     /// `void *HelperID.mapLookupElem(map, key)`: the address of the value, or NULL. Maps of
     /// maps give the inner map's handle.
     ///
-    /// Hash and array maps take a fast path: the map comes from the emulator's `MapTable` and
-    /// the key is read in place through the translation table (no copy, no allocation). Keys
-    /// the translation table does not reach directly (rings, a plugin's foreign memory, faults)
-    /// take the general path, which reads them with full checks.
+    /// Hash and array maps take a fast path, the helper's C-ABI entry (`DirectHelper`, which
+    /// the interpreter and compiled code call first): the map comes from the emulator's
+    /// `MapTable` and the key is read in place through the translation table (no copy, no
+    /// allocation, no reference count). Keys the translation table does not reach directly
+    /// (rings, a plugin's foreign memory, faults) take the general path, which reads them with
+    /// full checks. Compiled code looks up plain arrays inline (`ArrayMap.inlineLookup`).
     static func lookup(_ emulator: LinuxEmulator) -> Helper {
         // Not strong: the VM's prog arrays hold its programs, whose helpers are these closures
         // (a strong table would make map table → prog array → program → helper → table a cycle).
@@ -83,12 +85,7 @@ enum MapHelpers {
         // sound because a helper runs only inside a process, which holds its VM, which holds the
         // emulator, which holds the table.
         unowned(unsafe) let table = emulator.mapTable
-        return Helper(.mapLookupElem) { [weak emulator] process throws(HelperFailure) in
-            if let entry = table.entry(handle: process.argument(1)),
-                let address = fastLookup(entry, process)
-            {
-                return .value(address)
-            }
+        var helper = Helper(.mapLookupElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
             if let result = try SocketMapHelpers.programOperation(map, process, .mapLookupElem, emulator: emulator) {
                 return .value(result)
@@ -96,13 +93,22 @@ enum MapHelpers {
             let key = try read(process, process.argument(2), count: map.attributes.keySize)
             return .value(map.lookupAddress(key: key, cpu: process.vCPU) ?? 0)
         }
+        helper.direct = DirectHelper(directLookup, data: table.opaque)
+        helper.inlineArrayLookup = { handle in table.entry(handle: handle)?.array?.inlineLookup }
+        return helper
+    }
+
+    /// `bpf_map_lookup_elem`'s C-ABI entry (data: the `MapTable`).
+    private static let directLookup: DirectHelper.Function = { r1, r2, _, _, _, call in
+        MapTable.withEntry(of: call, handle: r1) { entry, process in fastLookup(entry, process, key: r2) } ?? 0
     }
 
     /// The lookup's result (the value's address, or 0 for none) for a hash or array map whose
     /// key is directly readable; nil to take the general path.
     @inline(__always)
-    private static func fastLookup(_ entry: MapTable.Entry, _ process: MimicCore.Process) -> UInt64? {
-        let keyAddress = process.argument(2)
+    private static func fastLookup(_ entry: MapTable.Entry, _ process: MimicCore.Process, key keyAddress: UInt64)
+        -> UInt64?
+    {
         if let array = entry.array {
             guard array.attributes.keySize == 4,
                 let key = process.memory.table.pointer(forReading: keyAddress, size: 4)
@@ -122,13 +128,10 @@ enum MapHelpers {
     }
 
     /// `long HelperID.mapUpdateElem(map, key, value, flags)`. Hash and array maps take a fast
-    /// path like `lookup`'s: key and value are read in place.
+    /// path like `lookup`'s (its C-ABI entry): key and value are read in place.
     static func update(_ emulator: LinuxEmulator) -> Helper {
         unowned(unsafe) let table = emulator.mapTable // see `lookup`
-        return Helper(.mapUpdateElem) { [weak emulator] process throws(HelperFailure) in
-            if let entry = table.entry(handle: process.argument(1)), let error = fastUpdate(entry, process) {
-                return result(error)
-            }
+        var helper = Helper(.mapUpdateElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
             if let result = try SocketMapHelpers.programOperation(map, process, .mapUpdateElem, emulator: emulator) {
                 return .value(result)
@@ -140,19 +143,32 @@ enum MapHelpers {
                     key: key, value: value, flags: MapUpdateFlags(rawValue: process.argument(4)),
                     cpu: process.vCPU))
         }
+        helper.direct = DirectHelper(directUpdate, data: table.opaque)
+        return helper
+    }
+
+    /// `bpf_map_update_elem`'s C-ABI entry (data: the `MapTable`).
+    private static let directUpdate: DirectHelper.Function = { r1, r2, r3, r4, _, call in
+        MapTable.withEntry(of: call, handle: r1) { entry, process in
+            fastUpdate(entry, process, key: r2, value: r3, flags: MapUpdateFlags(rawValue: r4)).map {
+                $0?.helperReturnValue ?? 0
+            }
+        } ?? 0
     }
 
     /// The update's outcome (`.some(nil)`: done) for a hash or array map whose key and value
     /// are directly readable; nil to take the general path.
     @inline(__always)
-    private static func fastUpdate(_ entry: MapTable.Entry, _ process: MimicCore.Process) -> Errno?? {
+    private static func fastUpdate(
+        _ entry: MapTable.Entry, _ process: MimicCore.Process, key keyAddress: UInt64, value valueAddress: UInt64,
+        flags: MapUpdateFlags
+    ) -> Errno?? {
         let memory = process.memory.table
-        let flags = MapUpdateFlags(rawValue: process.argument(4))
         if let array = entry.array {
             let valueSize = array.attributes.valueSize
             guard array.attributes.keySize == 4, valueSize > 0,
-                let key = memory.pointer(forReading: process.argument(2), size: 4),
-                let value = memory.pointer(forReading: process.argument(3), size: UInt64(valueSize))
+                let key = memory.pointer(forReading: keyAddress, size: 4),
+                let value = memory.pointer(forReading: valueAddress, size: UInt64(valueSize))
             else { return nil }
             return .some(
                 array.update(
@@ -164,8 +180,8 @@ enum MapHelpers {
             let keySize = hash.attributes.keySize
             let valueSize = hash.attributes.valueSize
             guard keySize > 0, valueSize > 0,
-                let key = memory.pointer(forReading: process.argument(2), size: UInt64(keySize)),
-                let value = memory.pointer(forReading: process.argument(3), size: UInt64(valueSize))
+                let key = memory.pointer(forReading: keyAddress, size: UInt64(keySize)),
+                let value = memory.pointer(forReading: valueAddress, size: UInt64(valueSize))
             else { return nil }
             return .some(
                 hash.update(
@@ -176,9 +192,11 @@ enum MapHelpers {
         return nil
     }
 
-    /// `long HelperID.mapDeleteElem(map, key)`.
+    /// `long HelperID.mapDeleteElem(map, key)`. Hash and array maps take a fast path like
+    /// `lookup`'s (its C-ABI entry): the key is read in place.
     static func delete(_ emulator: LinuxEmulator) -> Helper {
-        Helper(.mapDeleteElem) { [weak emulator] process throws(HelperFailure) in
+        unowned(unsafe) let table = emulator.mapTable // see `lookup`
+        var helper = Helper(.mapDeleteElem) { [weak emulator] process throws(HelperFailure) in
             let map = try map(emulator, process)
             if let result = try SocketMapHelpers.programOperation(map, process, .mapDeleteElem, emulator: emulator) {
                 return .value(result)
@@ -186,6 +204,25 @@ enum MapHelpers {
             let key = try read(process, process.argument(2), count: map.attributes.keySize)
             return result(map.delete(key: key))
         }
+        helper.direct = DirectHelper(directDelete, data: table.opaque)
+        return helper
+    }
+
+    /// `bpf_map_delete_elem`'s C-ABI entry (data: the `MapTable`): arrays refuse with
+    /// `-EINVAL` (their elements cannot be deleted), hash maps delete a key read in place.
+    private static let directDelete: DirectHelper.Function = { r1, r2, _, _, _, call in
+        MapTable.withEntry(of: call, handle: r1) { entry, process -> UInt64? in
+            let memory = process.memory.table
+            if let array = entry.array {
+                // The general path reads the key first: a bad pointer faults there.
+                guard memory.pointer(forReading: r2, size: UInt64(array.attributes.keySize)) != nil else { return nil }
+                return Errno.invalid.helperReturnValue
+            }
+            guard let hash = entry.hash else { return nil }
+            let size = hash.attributes.keySize
+            guard size > 0, let key = memory.pointer(forReading: r2, size: UInt64(size)) else { return nil }
+            return hash.delete(key: UnsafeRawBufferPointer(start: key, count: size))?.helperReturnValue ?? 0
+        } ?? 0
     }
 
     // MARK: Queue and stack

@@ -15,38 +15,38 @@ enum TimeHelpers {
         let streams = emulator.randomStreams
         let tick = 1_000_000_000 / TracingHelpers.hz(emulator)
         return [
-            LinuxHelper.make(.ktimeGetNs) { call throws(HelperFailure) in now(call, CLOCK_MONOTONIC) },
-            LinuxHelper.make(.ktimeGetBootNs) { call throws(HelperFailure) in now(call, CLOCK_BOOTTIME) },
+            LinuxHelper.make(.ktimeGetNs, direct: DirectHelper(directMonotonic)) { call throws(HelperFailure) in
+                now(call, CLOCK_MONOTONIC)
+            },
+            LinuxHelper.make(.ktimeGetBootNs, direct: DirectHelper(directBoot)) { call throws(HelperFailure) in
+                now(call, CLOCK_BOOTTIME)
+            },
             LinuxHelper.make(.ktimeGetCoarseNs) { call throws(HelperFailure) in
                 let time = now(call, CLOCK_MONOTONIC_COARSE)
                 // The virtual clock's coarse reading is the last tick's, as the kernel's is.
                 guard case .virtual = call.state?.environment.clock else { return time }
                 return time - time % tick
             },
-            LinuxHelper.make(.getPrandomU32) { call throws(HelperFailure) in
-                guard let state = call.state, let seed = state.environment.randomSeed else {
-                    return UInt64(streams.next(cpu: call.process.vCPU))
-                }
-                // The process's own stream, restarted by every context that sets the seed.
-                let start =
-                    state.randomState
-                    ?? RandomStreams.mix(
-                        seed ^ (UInt64(truncatingIfNeeded: call.process.vCPU) &* 0xD1B5_4A32_D192_ED03))
-                let x = start &+ RandomStreams.gamma
-                state.randomState = x
-                return RandomStreams.mix(x) >> 32
+            LinuxHelper.make(
+                .getPrandomU32,
+                direct: DirectHelper(directRandom, data: UnsafeRawPointer(Unmanaged.passUnretained(streams).toOpaque()))
+            ) { call throws(HelperFailure) in
+                random(call.state, streams, vCPU: call.process.vCPU)
             },
-            LinuxHelper.make(.getSmpProcessorId) { call throws(HelperFailure) in
+            LinuxHelper.make(.getSmpProcessorId, direct: DirectHelper(directProcessorID)) {
+                call throws(HelperFailure) in
                 UInt64(UInt32(truncatingIfNeeded: call.process.vCPU))
             },
-            LinuxHelper.make(.getNumaNodeId) { call throws(HelperFailure) in
+            LinuxHelper.make(.getNumaNodeId, direct: DirectHelper(directNumaNode)) { call throws(HelperFailure) in
                 UInt64(call.state?.environment.numaNode ?? 0)
             },
         ]
     }
 
-    static func now(_ call: HelperCall, _ clock: clockid_t) -> UInt64 {
-        guard let state = call.state else { return systemClock(clock) }
+    static func now(_ call: HelperCall, _ clock: clockid_t) -> UInt64 { now(call.state, clock) }
+
+    static func now(_ state: LinuxProcessState?, _ clock: clockid_t) -> UInt64 {
+        guard let state else { return systemClock(clock) }
         defer { state.clockReads &+= 1 }
         switch state.environment.clock {
         case .system: return systemClock(clock)
@@ -60,6 +60,45 @@ enum TimeHelpers {
         guard clock_gettime(clock, &time) == 0 else { return 0 }
         return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
     }
+
+    /// `bpf_get_prandom_u32`: the emulator's stream of the vCPU, or the process's own stream
+    /// when its environment sets a seed (restarted by every context that sets it).
+    static func random(_ state: LinuxProcessState?, _ streams: RandomStreams, vCPU: Int) -> UInt64 {
+        guard let state, let seed = state.environment.randomSeed else { return UInt64(streams.next(cpu: vCPU)) }
+        let start =
+            state.randomState
+            ?? RandomStreams.mix(seed ^ (UInt64(truncatingIfNeeded: vCPU) &* 0xD1B5_4A32_D192_ED03))
+        let x = start &+ RandomStreams.gamma
+        state.randomState = x
+        return RandomStreams.mix(x) >> 32
+    }
+
+    // The C-ABI entries (`DirectHelper`) of the helpers above: the same code without the closure.
+
+    private static let directMonotonic: DirectHelper.Function = { _, _, _, _, _, call in
+        LinuxHelper.direct(call) { _, state in now(state, CLOCK_MONOTONIC) }
+    }
+
+    private static let directBoot: DirectHelper.Function = { _, _, _, _, _, call in
+        LinuxHelper.direct(call) { _, state in now(state, CLOCK_BOOTTIME) }
+    }
+
+    /// Data: the emulator's `RandomStreams`, unretained (the emulator keeps it).
+    private static let directRandom: DirectHelper.Function = { _, _, _, _, _, call in
+        LinuxHelper.direct(call) { process, state in
+            Unmanaged<RandomStreams>.fromOpaque(DirectHelperCall.at(call).pointee.data.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
+                random(state, $0, vCPU: process.vCPU)
+            }
+        }
+    }
+
+    private static let directProcessorID: DirectHelper.Function = { _, _, _, _, _, call in
+        LinuxHelper.direct(call) { process, _ in UInt64(UInt32(truncatingIfNeeded: process.vCPU)) }
+    }
+
+    private static let directNumaNode: DirectHelper.Function = { _, _, _, _, _, call in
+        LinuxHelper.direct(call) { _, state in UInt64(state?.environment.numaNode ?? 0) }
+    }
 }
 
 /// The current task: `HelperID.getCurrentPidTgid`, `HelperID.getCurrentUidGid`,
@@ -68,13 +107,11 @@ enum TimeHelpers {
 enum TaskHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
-            LinuxHelper.make(.getCurrentPidTgid) { call throws(HelperFailure) in
-                let environment = call.state?.environment ?? TaskEnvironment()
-                return UInt64(environment.tgid) << 32 | UInt64(environment.pid)
+            LinuxHelper.make(.getCurrentPidTgid, direct: DirectHelper(directPidTgid)) { call throws(HelperFailure) in
+                pidTgid(call.state)
             },
-            LinuxHelper.make(.getCurrentUidGid) { call throws(HelperFailure) in
-                let environment = call.state?.environment ?? TaskEnvironment()
-                return UInt64(environment.gid) << 32 | UInt64(environment.uid)
+            LinuxHelper.make(.getCurrentUidGid, direct: DirectHelper(directUidGid)) { call throws(HelperFailure) in
+                uidGid(call.state)
             },
             LinuxHelper.make(.getCurrentComm) { call throws(HelperFailure) in
                 // strscpy_pad: at most size-1 bytes of comm, a NUL, zeros up to size.
@@ -87,6 +124,34 @@ enum TaskHelpers {
                 return 0
             },
         ]
+    }
+
+    /// `bpf_get_current_pid_tgid` (fields read in place: no copy of the environment).
+    static func pidTgid(_ state: LinuxProcessState?) -> UInt64 {
+        guard let state else {
+            let environment = TaskEnvironment()
+            return UInt64(environment.tgid) << 32 | UInt64(environment.pid)
+        }
+        return UInt64(state.environment.tgid) << 32 | UInt64(state.environment.pid)
+    }
+
+    /// `bpf_get_current_uid_gid`.
+    static func uidGid(_ state: LinuxProcessState?) -> UInt64 {
+        guard let state else {
+            let environment = TaskEnvironment()
+            return UInt64(environment.gid) << 32 | UInt64(environment.uid)
+        }
+        return UInt64(state.environment.gid) << 32 | UInt64(state.environment.uid)
+    }
+
+    // The C-ABI entries (`DirectHelper`) of the two helpers above.
+
+    private static let directPidTgid: DirectHelper.Function = { _, _, _, _, _, call in
+        LinuxHelper.direct(call) { _, state in pidTgid(state) }
+    }
+
+    private static let directUidGid: DirectHelper.Function = { _, _, _, _, _, call in
+        LinuxHelper.direct(call) { _, state in uidGid(state) }
     }
 }
 

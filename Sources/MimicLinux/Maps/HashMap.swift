@@ -126,6 +126,11 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     }
 
     public func delete(key: [UInt8]) -> Errno? {
+        key.withUnsafeBytes { delete(key: $0) }
+    }
+
+    /// `delete(key:)` with the key read in place (from VM memory, by the delete helper).
+    func delete(key: UnsafeRawBufferPointer) -> Errno? {
         guard key.count == attributes.keySize else { return .invalid }
         return index.withLock { $0.remove(key) } == nil ? .noEntry : nil
     }
@@ -303,17 +308,46 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     /// unless touched through a lookup or update: a program's direct value address
     /// (`BPF_PSEUDO_MAP_VALUE`, which the kernel allows for element 0 only) is not recorded.
     public var touchedIndices: [Int] { touches.sorted }
+
+    /// How compiled code looks up this array inline (`InlineArrayLookup`, the kernel's
+    /// `array_map_gen_lookup`): the values' VM address, `max_entries` and the value stride, as
+    /// `lookupAddress(index:cpu:)` computes them. Nil for per-CPU arrays (their value depends
+    /// on the process's vCPU: they take the helper's C-ABI entry) and for keys that are not 4
+    /// bytes.
+    var inlineLookup: InlineArrayLookup? {
+        guard !isPerCPU, values.cpuCount == 1, attributes.keySize == 4, attributes.valueSize > 0,
+            let maxEntries = UInt32(exactly: attributes.maxEntries),
+            let stride = UInt32(exactly: values.valueStride)
+        else { return nil }
+        return InlineArrayLookup(base: values.base, maxEntries: maxEntries, valueStride: stride, bypass: touches.flag)
+    }
 }
 
 /// The indices of an array map that may have changed since recording began (`ArrayMap.trackTouches`).
-private final class TouchedIndices: Sendable {
-    private let enabled = Atomic<Bool>(false)
+/// (`@unchecked Sendable`: `enabled` is only touched atomically.)
+private final class TouchedIndices: @unchecked Sendable {
+    /// 1 while recording. At a fixed address: compiled code's inline lookups read it
+    /// (`InlineArrayLookup.bypass`) and leave recording lookups to the helper.
+    private let enabled: UnsafeMutablePointer<Atomic<UInt8>>
     private let indices = Mutex<Set<Int>>([])
 
-    func enable() { enabled.store(true, ordering: .releasing) }
+    init() {
+        enabled = .allocate(capacity: 1)
+        enabled.initialize(to: Atomic<UInt8>(0))
+    }
+
+    deinit {
+        enabled.deinitialize(count: 1)
+        enabled.deallocate()
+    }
+
+    func enable() { enabled[0].store(1, ordering: .releasing) }
+
+    /// The byte that is non-zero while recording.
+    var flag: UnsafePointer<UInt8> { UnsafeRawPointer(enabled).assumingMemoryBound(to: UInt8.self) }
 
     @inline(__always) func record(_ index: Int) {
-        guard enabled.load(ordering: .relaxed) else { return }
+        guard enabled[0].load(ordering: .relaxed) != 0 else { return }
         indices.withLock { _ = $0.insert(index) }
     }
 

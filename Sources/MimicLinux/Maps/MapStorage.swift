@@ -412,8 +412,13 @@ struct SlotIndex: Sendable {
 
     /// Frees the slot of `key`; returns it, or nil if `key` is absent.
     @discardableResult
-    mutating func remove(_ key: [UInt8]) -> Int? {
-        guard count > 0, key.count == keySize, let index = key.withUnsafeBytes({ bucket(of: $0) }) else { return nil }
+    mutating func remove(_ key: [UInt8]) -> Int? { key.withUnsafeBytes { remove($0) } }
+
+    /// Frees the slot of `key` (e.g. read in place from VM memory); returns it, or nil if `key`
+    /// is absent.
+    @discardableResult
+    mutating func remove(_ key: UnsafeRawBufferPointer) -> Int? {
+        guard count > 0, key.count == keySize, let index = bucket(of: key) else { return nil }
         let slot = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: buckets[index])) - 1
         buckets[index] = Self.tombstone
         count -= 1

@@ -1,3 +1,4 @@
+import MimicCore
 import Synchronization
 
 /// The emulator's maps by id for the map helpers: found without a lock, a weak reference or a
@@ -60,9 +61,37 @@ final class MapTable: @unchecked Sendable {
     /// id is past `capacity` or no map has that id (yet).
     @inline(__always)
     func entry(handle: UInt64) -> Entry? {
+        unretainedEntry(handle: handle)?.takeUnretainedValue()
+    }
+
+    /// `entry(handle:)` without a reference count (the table keeps every entry alive).
+    @inline(__always)
+    func unretainedEntry(handle: UInt64) -> Unmanaged<Entry>? {
         guard let id = MapHandle.id(of: handle), id < Self.capacity else { return nil }
         let word = words[id].load(ordering: .acquiring)
         guard let pointer = UnsafeRawPointer(bitPattern: word) else { return nil }
-        return Unmanaged<Entry>.fromOpaque(pointer).takeUnretainedValue()
+        return Unmanaged<Entry>.fromOpaque(pointer)
+    }
+
+    /// The table as a `DirectHelper`'s data (unretained: the emulator keeps it).
+    var opaque: UnsafeRawPointer { UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()) }
+
+    /// For a map helper's C-ABI entry whose data is a `MapTable`: `body` with the entry of the
+    /// map `handle` names and the calling process, without reference counts. Declines the call
+    /// when no map has that handle or `body` returns nil.
+    @inline(__always)
+    static func withEntry(
+        of raw: UnsafeMutableRawPointer, handle: UInt64,
+        _ body: (Entry, MimicCore.Process) -> UInt64?
+    ) -> UInt64? {
+        let call = DirectHelperCall.at(raw)
+        let table = Unmanaged<MapTable>.fromOpaque(call.pointee.data.unsafelyUnwrapped)
+        let result = table._withUnsafeGuaranteedRef { table in
+            table.unretainedEntry(handle: handle)?._withUnsafeGuaranteedRef { entry in
+                call.pointee.process._withUnsafeGuaranteedRef { process in body(entry, process) }
+            }
+        }
+        if result == nil { call.pointee.decline() }
+        return result
     }
 }

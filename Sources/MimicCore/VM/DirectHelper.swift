@@ -1,0 +1,84 @@
+/// A helper's C-ABI entry: the fast way to run the common calls of a hot helper (map lookup,
+/// update, delete, the clock, the CPU id, random numbers).
+///
+/// `function` takes R1–R5 as its first five arguments — the registers the System V ABI passes
+/// them in, where the JIT keeps R1–R5 (`rdi`, `rsi`, `rdx`, `rcx`, `r8`) — and the address of
+/// a `DirectHelperCall` as the sixth (`DirectHelperCall.at(_:)`), and returns R0. Compiled code calls it with a plain `call`:
+/// no Swift existential, closure context, reference count or `String` on the way. The
+/// interpreter calls it too, before the helper's `function`, so both engines run the same code.
+///
+/// An entry handles what it can and **declines** the rest (`DirectHelperCall.decline()`): a key
+/// the translation table does not reach directly, a map of another kind, a replayed capture.
+/// The helper's `function` then runs as if there were no entry, so it must find everything as
+/// it was: an entry that declines has changed nothing. An entry never faults, never runs
+/// program callbacks, never maps or unmaps memory and never reads the process's `pc`,
+/// instruction count or registers (compiled code has not stored them); anything that needs one
+/// of these declines.
+public struct DirectHelper: @unchecked Sendable {
+    /// `(r1, r2, r3, r4, r5, call) -> r0`; `call` is a `DirectHelperCall` (`DirectHelperCall.at`).
+    public typealias Function =
+        @convention(c) (UInt64, UInt64, UInt64, UInt64, UInt64, UnsafeMutableRawPointer) -> UInt64
+
+    public let function: Function
+    /// Handed to `function` as `DirectHelperCall.data`: whatever the entry needs besides the
+    /// process (e.g. the emulator's map table, unretained). The helper's owner keeps it alive
+    /// as long as the helper.
+    public let data: UnsafeRawPointer?
+
+    public init(_ function: Function, data: UnsafeRawPointer? = nil) {
+        self.function = function
+        self.data = data
+    }
+}
+
+/// The sixth argument of a `DirectHelper` entry. Compiled code keeps one in its context words
+/// (`JITSlot.directCall`); the interpreter makes one per call.
+public struct DirectHelperCall {
+    /// The process running the helper, unretained (the caller holds it for the call).
+    public let process: Unmanaged<Process>
+    /// `DirectHelper.data` of the helper being called.
+    public let data: UnsafeRawPointer?
+    /// Set by `decline()`.
+    public private(set) var declined: Bool
+
+    init(process: Unmanaged<Process>, data: UnsafeRawPointer?) {
+        self.process = process
+        self.data = data
+        declined = false
+    }
+
+    /// The call a `DirectHelper.Function` was given.
+    @inline(__always)
+    public static func at(_ call: UnsafeMutableRawPointer) -> UnsafeMutablePointer<DirectHelperCall> {
+        call.assumingMemoryBound(to: DirectHelperCall.self)
+    }
+
+    /// Leaves this call to the helper's `function`: the entry's result is ignored. Call it
+    /// before changing anything.
+    public mutating func decline() { declined = true }
+}
+
+/// What compiled code needs to look up an array map inline, as the kernel's
+/// `array_map_gen_lookup` does: `index < maxEntries ? base + index * valueStride : NULL`.
+///
+/// `base` is the VM address of element 0's value (the map's values are mapped into the VM's
+/// shared memory and never move), so the code returns the same guest address the helper does.
+/// Per-CPU arrays have no inline layout (their value depends on the process's vCPU).
+public struct InlineArrayLookup: @unchecked Sendable, Equatable {
+    /// The VM address of element 0's value.
+    public let base: UInt64
+    /// `max_entries`.
+    public let maxEntries: UInt32
+    /// Bytes from one element's value to the next (the value size rounded up to 8).
+    public let valueStride: UInt32
+    /// A byte that, while non-zero, sends lookups through the helper (the map records the
+    /// indices it hands out, `ArrayMap.trackTouches`). Lives as long as the map.
+    public let bypass: UnsafePointer<UInt8>
+
+    public init(base: UInt64, maxEntries: UInt32, valueStride: UInt32, bypass: UnsafePointer<UInt8>) {
+        self.base = base
+        self.maxEntries = maxEntries
+        self.valueStride = valueStride
+        self.bypass = bypass
+    }
+}

@@ -1,0 +1,262 @@
+import MimicCore
+import MimicLinux
+import MimicTestSupport
+import Testing
+
+/// Array-map lookups compiled inline (`InlineArrayLookup`, the kernel's `array_map_gen_lookup`)
+/// and the helpers' C-ABI entries (`DirectHelper`): the same results, registers, faults and map
+/// contents as the helper, under both engines.
+@Suite("Inline array lookups and direct helper calls")
+struct InlineLookupTests {
+    static let engines: [ExecutionEngine] = [.interpreter, .jit]
+
+    func linuxVM(_ engine: ExecutionEngine, cpus: Int = 2) -> (vm: VM, emulator: LinuxEmulator) {
+        let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpus, randomSeed: 1))
+        return (VM(emulator: emulator, configuration: VMConfiguration(engine: engine)), emulator)
+    }
+
+    /// `R0 = bpf_map_lookup_elem(map, &key)`, with R3–R5 set so that the registers after the
+    /// call show whether anything but R0 changed.
+    func lookupProgram(_ handle: UInt64, key: Int32) -> String {
+        """
+        stw [%r10-4], \(key)
+        mov %r3, 3
+        mov %r4, 4
+        mov %r5, 5
+        lddw %r1, \(hex(handle))
+        mov %r2, %r10
+        add %r2, -4
+        call 1
+        exit
+        """
+    }
+
+    /// The bytes of `value` as they appear in an `imm64` of the machine code.
+    func littleEndian(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) } }
+
+    func contains(_ code: [UInt8], _ pattern: [UInt8]) -> Bool {
+        guard code.count >= pattern.count else { return false }
+        return (0...(code.count - pattern.count)).contains { Array(code[$0..<$0 + pattern.count]) == pattern }
+    }
+
+    /// Runs `process` to its end one `step()` at a time: always the interpreter.
+    func stepToEnd(_ process: MimicCore.Process) throws -> UInt64 {
+        while true {
+            if case .exited(let r0) = try process.step() { return r0 }
+        }
+    }
+
+    @Test(arguments: engines)
+    func inBoundsIndicesGiveTheValueAddressAndOthersNull(engine: ExecutionEngine) throws {
+        let (vm, emulator) = linuxVM(engine)
+        // 12-byte values: a stride of 16, as the kernel rounds values up to 8.
+        let map = try #require(try makeMap(emulator, vm, .array, key: 4, value: 12, max: 5) as? ArrayMap)
+        for key: Int32 in [0, 1, 4, 5, 6, 1000, -1] {
+            let program = try load(vm, lookupProgram(map.handle, key: key))
+            let process = try vm.makeProcess(for: program)
+            let r0 = try process.run()
+            let expected = key >= 0 && key < 5 ? map.baseAddress + UInt64(key) * 16 : 0
+            #expect(r0 == expected, "key \(key)")
+            let registers = process.registers.all
+            #expect(registers[1] == map.handle && registers[2] == registers[10] &- 4)
+            #expect(Array(registers[3...5]) == [3, 4, 5])
+            if engine == .jit {
+                // The compiled code carries the values' address: the lookup is inline.
+                #expect(contains(try #require(program.machineCode), littleEndian(map.baseAddress)))
+            }
+        }
+    }
+
+    @Test(arguments: engines)
+    func perCPUArraysAreLookedUpPerVCPU(engine: ExecutionEngine) throws {
+        let (vm, emulator) = linuxVM(engine, cpus: 2)
+        let map = try #require(try makeMap(emulator, vm, .perCPUArray, key: 4, value: 8, max: 3) as? ArrayMap)
+        for key: Int32 in [0, 2, 3] {
+            let program = try load(vm, lookupProgram(map.handle, key: key))
+            for cpu in 0..<2 {
+                let r0 = try vm.makeProcess(for: program, vCPU: cpu).run()
+                let expected = key < 3 ? map.baseAddress + UInt64(Int(key) * 2 + cpu) * 8 : 0
+                #expect(r0 == expected, "key \(key) cpu \(cpu)")
+            }
+            if engine == .jit {
+                // Not inline: the value depends on the vCPU (the helper's C-ABI entry runs).
+                #expect(!contains(try #require(program.machineCode), littleEndian(map.baseAddress)))
+            }
+        }
+    }
+
+    /// Writes `value` into element 3 through the lookup's pointer; the reader returns it.
+    func writer(_ handle: UInt64, _ value: Int32) -> String {
+        """
+        stw [%r10-4], 3
+        lddw %r1, \(hex(handle))
+        mov %r2, %r10
+        add %r2, -4
+        call 1
+        jeq %r0, 0, out
+        stdw [%r0], \(value)
+        out:
+        exit
+        """
+    }
+
+    func reader(_ handle: UInt64) -> String {
+        """
+        stw [%r10-4], 3
+        lddw %r1, \(hex(handle))
+        mov %r2, %r10
+        add %r2, -4
+        call 1
+        jeq %r0, 0, out
+        ldxdw %r0, [%r0]
+        out:
+        exit
+        """
+    }
+
+    @Test func valuesWrittenByOneEngineAreReadByTheOther() throws {
+        // `run()` executes compiled code, `step()` always interprets: one VM, one map, both engines.
+        let (vm, emulator) = linuxVM(.jit)
+        let map = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 4)
+        let write1 = try load(vm, writer(map.handle, 0x1122))
+        let write2 = try load(vm, writer(map.handle, 0x3344))
+        let read = try load(vm, reader(map.handle))
+        #expect(write1.machineCode != nil)
+        _ = try vm.makeProcess(for: write1).run()
+        #expect(try stepToEnd(vm.makeProcess(for: read)) == 0x1122)
+        #expect(map.value(forKey: le32(3)) == le64(0x1122))
+        _ = try stepToEnd(vm.makeProcess(for: write2))
+        #expect(try vm.makeProcess(for: read).run() == 0x3344)
+        #expect(map.value(forKey: le32(3)) == le64(0x3344))
+    }
+
+    @Test(arguments: engines)
+    func aCallSiteReachedWithAnotherMapUsesThatMap(engine: ExecutionEngine) throws {
+        // The JIT guesses the map from the `lddw` before the call (B) and checks R1 at run time:
+        // the first pass arrives with A by a jump.
+        let (vm, emulator) = linuxVM(engine)
+        let a = try #require(try makeMap(emulator, vm, .array, key: 4, value: 8, max: 4, name: "a") as? ArrayMap)
+        let b = try #require(try makeMap(emulator, vm, .array, key: 4, value: 8, max: 2, name: "b") as? ArrayMap)
+        let program = try load(
+            vm,
+            """
+            mov %r6, 0
+            loop:
+            stw [%r10-4], 1
+            lddw %r1, \(hex(a.handle))
+            jeq %r6, 0, call
+            lddw %r1, \(hex(b.handle))
+            call:
+            mov %r2, %r10
+            add %r2, -4
+            call 1
+            jeq %r6, 0, first
+            mov %r8, %r0
+            exit
+            first:
+            mov %r7, %r0
+            mov %r6, 1
+            ja loop
+            """)
+        let process = try vm.makeProcess(for: program)
+        _ = try process.run()
+        #expect(process.registers[7] == a.baseAddress + 8)
+        #expect(process.registers[8] == b.baseAddress + 8)
+    }
+
+    @Test func lookupsWhileAMapRecordsTouchesGoThroughTheHelper() throws {
+        let (vm, emulator) = linuxVM(.jit)
+        let map = try #require(try makeMap(emulator, vm, .array, key: 4, value: 8, max: 8) as? ArrayMap)
+        let program = try load(vm, lookupProgram(map.handle, key: 5))
+        #expect(try vm.makeProcess(for: program).run() == map.baseAddress + 40)
+        #expect(map.touchedIndices.isEmpty)
+        map.trackTouches()
+        #expect(try vm.makeProcess(for: program).run() == map.baseAddress + 40)
+        #expect(map.touchedIndices == [5])
+    }
+
+    @Test func aBadKeyPointerFaultsAlikeUnderBothEngines() throws {
+        var descriptions: [String] = []
+        for engine in Self.engines {
+            let (vm, emulator) = linuxVM(engine)
+            let array = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 4, name: "array")
+            let hash = try makeMap(emulator, vm, .hash, key: 4, value: 8, max: 4, name: "hash")
+            for (map, helper) in [(array, 1), (hash, 1), (hash, 2), (hash, 3), (array, 3)] {
+                let program = try load(vm, "lddw %r1, \(hex(map.handle))\nmov %r2, 16\nmov %r3, %r10\ncall \(helper)\nexit")
+                let error = try #require(throws: ExecutionError.self) { try vm.makeProcess(for: program).run() }
+                #expect(error.code == .helperFailed && error.kind.failure?.fault?.address == 16, "\(error)")
+                descriptions.append("\(map.name) \(helper): \(error.pc) \(error)")
+            }
+        }
+        #expect(Array(descriptions.prefix(5)) == Array(descriptions.suffix(5)))
+    }
+
+    /// A run of lookups, updates and deletes on a hash, an array and a per-CPU array: R0 of each
+    /// step and the maps' contents after, equal under both engines.
+    @Test func mapHelperResultsAgreeUnderBothEngines() throws {
+        var outcomes: [[String]] = []
+        for engine in Self.engines {
+            let (vm, emulator) = linuxVM(engine)
+            let hash = try makeMap(emulator, vm, .hash, key: 4, value: 8, max: 2, name: "hash")
+            let array = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 2, name: "array")
+            let perCPU = try makeMap(emulator, vm, .perCPUArray, key: 4, value: 8, max: 2, name: "pcpu")
+            var outcome: [String] = []
+            func call(_ map: any BPFMap, _ helper: Int, key: Int32, value: Int32 = 7, flags: Int32 = 0) throws {
+                let program = try load(
+                    vm,
+                    """
+                    stw [%r10-4], \(key)
+                    stdw [%r10-16], \(value)
+                    lddw %r1, \(hex(map.handle))
+                    mov %r2, %r10
+                    add %r2, -4
+                    mov %r3, %r10
+                    add %r3, -16
+                    mov %r4, \(flags)
+                    call \(helper)
+                    jne %r0, 0, nonzero
+                    exit
+                    nonzero:
+                    jsgt %r0, 0xffff, pointer
+                    exit
+                    pointer:
+                    ldxdw %r0, [%r0]
+                    exit
+                    """)
+                let process = try vm.makeProcess(for: program, vCPU: 1)
+                let r0 = try process.run()
+                outcome.append("\(map.name) \(helper) \(key): \(Int64(bitPattern: r0)) \(process.registers.all[1...9])")
+            }
+            for map in [hash, array, perCPU] {
+                try call(map, 1, key: 1)
+                try call(map, 2, key: 1, value: 11, flags: 1) // BPF_NOEXIST
+                try call(map, 2, key: 1, value: 12)
+                try call(map, 1, key: 1)
+                try call(map, 2, key: 2, value: 13, flags: 2) // BPF_EXIST
+                try call(map, 2, key: 0, value: 14)
+                try call(map, 2, key: 5, value: 15)
+                try call(map, 3, key: 1)
+                try call(map, 3, key: 1)
+                try call(map, 1, key: 1)
+                try call(map, 1, key: 0)
+            }
+            outcome.append("\(hash.keys) \(array.perCPUValues(forKey: le32(0)) ?? []) \(perCPU.perCPUValues(forKey: le32(1)) ?? [])")
+            outcomes.append(outcome)
+        }
+        #expect(outcomes[0] == outcomes[1])
+    }
+
+    @Test(arguments: engines)
+    func directHelpersGiveWayToAReplayedCapture(engine: ExecutionEngine) throws {
+        let (vm, _) = linuxVM(engine)
+        let program = try load(vm, "call 8\nmov %r6, %r0\ncall 8\nlsh %r0, 8\nor %r0, %r6\nexit")
+        let captured = CapturedContext(
+            subContext: GenericContext(),
+            helperCalls: [8: [HelperCallRecord(helper: 8, results: [(0, .number(42))])]])
+        // The first call replays the record; the second emulates (vCPU 1).
+        let process = try vm.makeProcess(for: program, context: captured, vCPU: 1)
+        #expect(try process.run() == 1 << 8 | 42)
+        // Without a capture, the direct entry answers: the vCPU.
+        #expect(try vm.makeProcess(for: program, vCPU: 1).run() == 1 << 8 | 1)
+    }
+}
