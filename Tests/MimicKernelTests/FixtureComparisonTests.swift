@@ -93,9 +93,13 @@ struct FixtureComparisonTests {
         let object = try ObjectFile(contentsOf: path)
         let name = URL(fileURLWithPath: path).lastPathComponent
         var compared: Set<String> = []
-        // sk_lookup programs take no packet: NetProgramKernelTests compares them.
+        // sk_lookup programs take no packet: NetProgramKernelTests compares them. netprog_sockmap's
+        // tc program reads the socket the kernel's test run gives every sk_buff, which the default
+        // Mimic context lacks: SocketMapKernelTests compares it with a context describing it.
         for program in object.programs
-        where ObjectComparison.supportedTypes.contains(program.type) && program.type != .skLookup {
+        where ObjectComparison.supportedTypes.contains(program.type) && program.type != .skLookup
+            && !(name == "netprog_sockmap.o" && program.name == "sockets")
+        {
             let comparison: ObjectComparison
             do {
                 comparison = try ObjectComparison(object: object, programName: program.name)
