@@ -14,6 +14,7 @@ struct BenchmarkOptions {
     var kernel = false
     /// Run the programs of the shared benchmark directory (`SuiteBenchmark`).
     var suite = false
+    var firewall = false
     /// The shared benchmark directory (`--shared DIR`; default `../shared/bench`).
     var shared: String?
     /// The engines the suite times (`--engine a,b`; default all).
@@ -42,6 +43,7 @@ struct BenchmarkOptions {
             case "--pool": pool = true
             case "--kernel": kernel = true
             case "--suite": suite = true
+            case "--firewall": firewall = true
             case "--no-build": noBuild = true
             case "--verifier-agreement": verifierAgreement = true
             case "--seed":

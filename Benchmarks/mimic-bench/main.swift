@@ -19,6 +19,7 @@ if options.showHelp {
                mimic-bench --kernel [--quick] [--filter NAME] [--rounds N]
                mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
                mimic-bench --suite [--shared DIR] [--engine LIST] [--no-build] [--quick] [--rounds N] [--filter NAME]
+               mimic-bench --firewall [--engine LIST] [--quick] [--rounds N]
                mimic-bench --verifier-agreement [--seed N] [--count N] [--predictor NAME]
                mimic-bench --jit-fuzz N [--seed S]
                mimic-bench --jit-code IN.s OUT.bin
@@ -39,6 +40,9 @@ if options.showHelp {
                         maps; built with its Makefile and clang into .build/shared-bench) on each
                         engine beside their native twin, R0 checked against its README, and the
                         per-operation costs of ops.c; --filter picks programs (or ops)
+          --firewall    one packet of `mimic run --pcap` for Examples/xdp_firewall.o: process reset +
+                        XDP context attach (+ run), ns per packet on each engine, beside the kernel's
+                        JIT (BPF_PROG_TEST_RUN with repeat; needs root, else left out)
           --shared DIR  the shared benchmark directory (default: ../shared/bench beside the package)
           --engine LIST engines for --suite, comma-separated: \(Engine.allCases.map(\.rawValue).joined(separator: ", "))
                         (default: all)
@@ -133,6 +137,11 @@ if options.suite {
             engines: options.engines, rounds: options.rounds, quick: options.quick, filter: options.filter,
             skipBuild: options.noBuild
         ).run()
+    }
+}
+if options.firewall {
+    runMode("firewall") {
+        try FirewallBenchmark(rounds: options.rounds, quick: options.quick, engines: options.engines).run()
     }
 }
 if options.verifierAgreement {

@@ -113,7 +113,7 @@ public final class AddressSpace {
     /// helpers on a process of its own whose address space forwards every access to the host's
     /// bounds-checked memory services. `resolve`, `storage(containing:)` and the interpreter's
     /// translation table never consult it: foreign memory is reachable only by copying.
-    public var foreign: (any ForeignMemory)?
+    @exclusivity(unchecked) public var foreign: (any ForeignMemory)?
 
     /// Decides where `map` puts new regions, and hears of `unmap`: with a broker, `map` asks it
     /// for the address, then maps the storage there (`map(_:name:kind:at:)`), and `unmap` tells
@@ -123,7 +123,7 @@ public final class AddressSpace {
     /// and packet buffers into the host process through the broker, then at the same address in
     /// its own process, so pointers are the same on both sides. Nil (the default) for every
     /// address space that owns its layout.
-    public var broker: (any RegionBroker)?
+    @exclusivity(unchecked) public var broker: (any RegionBroker)?
 
     /// Creates an empty address space.
     public init() {

@@ -35,7 +35,12 @@ public final class RegionStorage: @unchecked Sendable {
     public let pointer: UnsafeMutableRawPointer
     /// Usable length in bytes (the region's size when mapped). Changes only through
     /// `reuse(count:)`.
-    @exclusivity(unchecked) public private(set) var count: Int
+    ///
+    /// A computed property over `storedCount`: other modules reading a stored property of this
+    /// class make a dynamic exclusivity check (`swift_beginAccess`, ~100 instructions) each time,
+    /// because `@exclusivity(unchecked)` does not reach them; a call to this getter does not.
+    public var count: Int { storedCount }
+    @exclusivity(unchecked) private var storedCount: Int
     /// Bytes allocated: `count` can be changed up to this by `reuse(count:)`.
     public let capacity: Int
     /// Whether the storage allocated its bytes (and frees them), or borrows someone else's.
@@ -71,7 +76,7 @@ public final class RegionStorage: @unchecked Sendable {
 
     private init(count: Int, capacity: Int, reservation: MemoryReservation?) {
         precondition(count >= 0, "RegionStorage count must not be negative")
-        self.count = count
+        storedCount = count
         let capacity = max(count, capacity, 1)
         self.capacity = capacity
         // calloc: zeroed pages, untouched (and so not resident) until written. glibc and Darwin
@@ -95,7 +100,7 @@ public final class RegionStorage: @unchecked Sendable {
     public init(borrowing pointer: UnsafeMutableRawPointer, count: Int, owner: AnyObject? = nil) {
         precondition(count >= 0, "RegionStorage count must not be negative")
         self.pointer = pointer
-        self.count = count
+        storedCount = count
         capacity = count
         ownsMemory = false
         self.owner = owner
@@ -129,7 +134,7 @@ public final class RegionStorage: @unchecked Sendable {
     /// region's size when it maps it): check `isKnownUniquelyReferenced` first.
     public func reuse(count newCount: Int) -> Bool {
         guard ownsMemory, newCount >= 0, newCount <= capacity else { return false }
-        count = newCount
+        storedCount = newCount
         return true
     }
 

@@ -17,6 +17,50 @@ public struct PcapPacket: Sendable, Equatable {
     }
 }
 
+/// Where one packet of a capture lies in the file, without its bytes (`PcapReader.nextRecord()`).
+public struct PcapRecord: Sendable, Equatable {
+    /// The byte offset in the file of the packet's first captured byte.
+    public var dataOffset: Int
+    /// The number of captured bytes.
+    public var length: UInt32
+    /// The capture time, in nanoseconds since the Unix epoch.
+    public var timestamp: UInt64
+    /// The length of the packet on the wire (at least `length`).
+    public var originalLength: UInt32
+
+    public init(dataOffset: Int, length: UInt32, timestamp: UInt64, originalLength: UInt32) {
+        self.dataOffset = dataOffset
+        self.length = length
+        self.timestamp = timestamp
+        self.originalLength = originalLength
+    }
+}
+
+/// The bytes of a capture file, held for a `PcapReader`: a copy it owns, or memory someone else
+/// provides (a memory-mapped file) with the function that releases it.
+public final class PcapBytes: @unchecked Sendable {
+    /// The file's bytes. They never change or move while this object lives.
+    public let buffer: UnsafeRawBufferPointer
+    private let release: (() -> Void)?
+
+    /// A copy of `bytes`.
+    public init(copying bytes: [UInt8]) {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        copy.copyBytes(from: bytes)
+        buffer = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(copy)[0..<bytes.count])
+        release = { copy.deallocate() }
+    }
+
+    /// `buffer`, which stays valid and unchanged until `release` is called (when this object
+    /// goes away): for example a file mapped with `mmap`, released with `munmap`.
+    public init(borrowing buffer: UnsafeRawBufferPointer, release: @escaping () -> Void) {
+        self.buffer = buffer
+        self.release = release
+    }
+
+    deinit { release?() }
+}
+
 /// The link-layer header type of a capture (`LINKTYPE_*` of the tcpdump registry).
 public struct PcapLinkType: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
     public var rawValue: UInt32

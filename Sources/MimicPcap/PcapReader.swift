@@ -12,7 +12,11 @@
 ///     handle(packet.data)
 /// }
 /// ```
-public struct PcapReader: Sendable {
+///
+/// `nextRecord()` reads without copying: it gives where a packet's bytes lie in the file, so a
+/// capture held in a memory map (`PcapBytes`) is indexed in one pass and its packets read in
+/// place.
+public struct PcapReader: @unchecked Sendable { // `bytes` points into `storage`, which is immutable
     /// The largest captured length accepted for one packet (libpcap's `MAXIMUM_SNAPLEN`);
     /// anything larger is treated as a corrupt length rather than allocated.
     public static let maximumPacketLength = 262_144
@@ -27,7 +31,9 @@ public struct PcapReader: Sendable {
     /// The byte offset of the next header or block to read.
     public private(set) var offset: Int
 
-    private let bytes: [UInt8]
+    /// The file's bytes, and what keeps them.
+    public let storage: PcapBytes
+    private let bytes: UnsafeRawBufferPointer
     /// pcapng: whether the current section is big-endian.
     private var bigEndian: Bool
     /// classic: whether timestamps are in nanoseconds.
@@ -55,6 +61,16 @@ public struct PcapReader: Sendable {
     /// - Throws: `PcapError` for an empty or truncated file, an unknown magic number, an
     ///   unsupported version or a link type other than Ethernet.
     public init(bytes: [UInt8]) throws(PcapError) {
+        try self.init(PcapBytes(copying: bytes))
+    }
+
+    /// Reads the file header of a capture whose bytes `storage` holds (a memory-mapped file),
+    /// which it keeps alive; packets are read from it in place.
+    ///
+    /// - Throws: as ``init(bytes:)``.
+    public init(_ storage: PcapBytes) throws(PcapError) {
+        self.storage = storage
+        let bytes = storage.buffer
         self.bytes = bytes
         guard bytes.count >= 4 else {
             throw PcapError(
@@ -103,10 +119,23 @@ public struct PcapReader: Sendable {
     /// - Throws: `PcapError` for a truncated record or block, an impossible length, a packet
     ///   on an undeclared or non-Ethernet interface.
     public mutating func next() throws(PcapError) -> PcapPacket? {
+        guard let record = try nextRecord() else { return nil }
+        return PcapPacket(
+            data: Array(data(of: record)), timestamp: record.timestamp, originalLength: record.originalLength)
+    }
+
+    /// The next packet's record (where its bytes lie in the file, its timestamp and original
+    /// length), or nil at the end of the file; nothing is copied. Checked as ``next()`` is.
+    public mutating func nextRecord() throws(PcapError) -> PcapRecord? {
         switch format {
         case .classic: return try nextClassic()
         case .pcapng: return try nextPcapng()
         }
+    }
+
+    /// The captured bytes of `record`, a record this reader returned, in place in the file.
+    public func data(of record: PcapRecord) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[record.dataOffset..<record.dataOffset + Int(record.length)])
     }
 
     // MARK: - Classic pcap
@@ -128,7 +157,7 @@ public struct PcapReader: Sendable {
         offset = 24
     }
 
-    private mutating func nextClassic() throws(PcapError) -> PcapPacket? {
+    private mutating func nextClassic() throws(PcapError) -> PcapRecord? {
         guard offset < bytes.count else { return nil }
         let number = packetCount + 1
         let start = offset
@@ -161,11 +190,12 @@ public struct PcapReader: Sendable {
             throw PcapError(
                 packetNumber: number, offset: start + 4, "timestamp microseconds \(fraction) is not below 1000000")
         }
-        let data = Array(bytes[(start + 16)..<(start + 16 + captured)])
         offset = start + 16 + captured
         packetCount += 1
         let timestamp = seconds &* 1_000_000_000 &+ (nanosecond ? fraction : fraction &* 1000)
-        return PcapPacket(data: data, timestamp: timestamp, originalLength: max(original, UInt32(captured)))
+        return PcapRecord(
+            dataOffset: start + 16, length: UInt32(captured), timestamp: timestamp,
+            originalLength: max(original, UInt32(captured)))
     }
 
     // MARK: - pcapng
@@ -294,7 +324,7 @@ public struct PcapReader: Sendable {
         offset = start + length
     }
 
-    private mutating func nextPcapng() throws(PcapError) -> PcapPacket? {
+    private mutating func nextPcapng() throws(PcapError) -> PcapRecord? {
         while offset < bytes.count {
             let start = offset
             let number = packetCount + 1
@@ -322,11 +352,10 @@ public struct PcapReader: Sendable {
                         packetNumber: number, offset: start,
                         "captured length \(captured) does not fit in its \(length)-byte enhanced packet block")
                 }
-                let data = Array(bytes[(start + 28)..<(start + 28 + captured)])
                 offset = start + length
                 packetCount += 1
-                return PcapPacket(
-                    data: data, timestamp: Self.nanoseconds(raw, interface),
+                return PcapRecord(
+                    dataOffset: start + 28, length: UInt32(captured), timestamp: Self.nanoseconds(raw, interface),
                     originalLength: max(original, UInt32(captured)))
             case Self.simplePacketType:
                 let length = try blockLength(at: start, minimum: 16, packet: number)
@@ -340,10 +369,11 @@ public struct PcapReader: Sendable {
                         "packet length \(captured) is larger than the \(Self.maximumPacketLength)-byte maximum; the file is corrupt"
                     )
                 }
-                let data = Array(bytes[(start + 12)..<(start + 12 + captured)])
                 offset = start + length
                 packetCount += 1
-                return PcapPacket(data: data, timestamp: 0, originalLength: max(original, UInt32(captured)))
+                return PcapRecord(
+                    dataOffset: start + 12, length: UInt32(captured), timestamp: 0,
+                    originalLength: max(original, UInt32(captured)))
             default:
                 try readNonPacketBlock(type: type)
             }
@@ -404,12 +434,8 @@ public struct PcapReader: Sendable {
     }
 
     private func u32(_ at: Int) -> UInt32 {
-        var value: UInt32 = 0
-        for index in 0..<4 {
-            let byte = UInt32(bytes[at + (bigEndian ? index : 3 - index)])
-            value = value << 8 | byte
-        }
-        return value
+        let value = bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+        return bigEndian ? UInt32(bigEndian: value) : UInt32(littleEndian: value)
     }
 
     private func u64(_ at: Int) -> UInt64 {

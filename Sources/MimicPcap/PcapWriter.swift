@@ -44,6 +44,22 @@ public struct PcapWriter: Sendable {
         packetCount += 1
     }
 
+    /// Appends one packet record of `data` (copied), captured at `timestamp` (nanoseconds since
+    /// the epoch), `originalLength` bytes long on the wire (written as at least `data.count`):
+    /// ``append(_:)`` without a `PcapPacket` in between.
+    public mutating func append(_ data: UnsafeRawBufferPointer, timestamp: UInt64, originalLength: UInt32) {
+        let seconds = timestamp / 1_000_000_000
+        let nanos = timestamp % 1_000_000_000
+        let captured = UInt32(clamping: data.count)
+        var header: (UInt32, UInt32, UInt32, UInt32) = (
+            UInt32(truncatingIfNeeded: seconds).littleEndian, UInt32(nanosecond ? nanos : nanos / 1000).littleEndian,
+            captured.littleEndian, max(originalLength, captured).littleEndian
+        )
+        withUnsafeBytes(of: &header) { bytes.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
+        bytes.append(contentsOf: data.assumingMemoryBound(to: UInt8.self))
+        packetCount += 1
+    }
+
     /// Makes room for `count` more bytes of records (16 bytes of header per packet plus its data),
     /// so that appending them copies the file so far no more.
     public mutating func reserveCapacity(records count: Int) {

@@ -6,6 +6,7 @@
 import Foundation
 import MimicCore
 import MimicMemory
+import MimicPcap
 
 /// Reading the files and byte strings commands take as input.
 enum Input {
@@ -72,6 +73,31 @@ enum Input {
             }
         }
         return bytes
+    }
+
+    /// The contents of `path` to read in place, as `read` gives them (same limit and errors): a
+    /// non-empty regular file is memory-mapped (read-only, private: nothing is copied or read
+    /// before it is used), anything else (standard input, pipes, an empty file) is read.
+    ///
+    /// The file must not shrink while the bytes are in use: reading a page the file no longer
+    /// has stops the process (`SIGBUS`), as for any memory-mapped reader.
+    static func mapped(_ path: String, limit: Int = defaultLimit, what: String = "input files") throws(RuntimeError)
+        -> PcapBytes
+    {
+        guard path != "-" else { return PcapBytes(copying: try read(path, limit: limit, what: what)) }
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { return PcapBytes(copying: try read(path, limit: limit, what: what)) }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG, status.st_size > 0,
+            status.st_size <= limit
+        else { return PcapBytes(copying: try read(path, limit: limit, what: what)) }
+        let size = Int(status.st_size)
+        guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0), address != MAP_FAILED else {
+            // Some file systems cannot map: read the file instead.
+            return PcapBytes(copying: try read(path, limit: limit, what: what))
+        }
+        return PcapBytes(borrowing: UnsafeRawBufferPointer(start: address, count: size)) { munmap(address, size) }
     }
 
     /// Whether `first` and `second` name the same existing file (same device and inode).

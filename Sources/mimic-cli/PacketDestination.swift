@@ -102,14 +102,8 @@ extension PacketDestination {
         switch session.type {
         case .xdp:
             let packet = buffer.data
-            switch XDPAction(returnValue: r0) {
-            case .pass: return [Delivery(destination: .pass, packet: packet)]
-            case .tx: return [Delivery(destination: .tx, packet: packet)]
-            case .drop: return [Delivery(destination: .drop, packet: packet)]
-            case .aborted, nil: return [Delivery(destination: .aborted, packet: packet)]
-            case .redirect:
-                return redirected(state.redirect, packet: packet, session: session, ingressIfindex: ingressIfindex)
-            }
+            if let destination = xdpVerdict(r0) { return [Delivery(destination: destination, packet: packet)] }
+            return redirected(state.redirect, packet: packet, session: session, ingressIfindex: ingressIfindex)
         case .schedCls, .schedAct:
             guard let result = SKBContext.result(of: process, returnValue: r0) else { return [] }
             let packet = result.framedPacket
@@ -171,6 +165,17 @@ extension PacketDestination {
         default:
             // cgroup_skb: bit 0 allows.
             return [Delivery(destination: r0 & 1 == 1 ? .pass : .drop, packet: buffer.data)]
+        }
+    }
+
+    /// Where an XDP verdict sends the packet, or nil for `XDP_REDIRECT` (its target decides).
+    static func xdpVerdict(_ r0: UInt64) -> PacketDestination? {
+        switch XDPAction(returnValue: r0) {
+        case .pass: .pass
+        case .tx: .tx
+        case .drop: .drop
+        case .aborted, nil: .aborted
+        case .redirect: nil
         }
     }
 

@@ -23,13 +23,13 @@ struct PcapRun {
     func run() throws {
         let path = options.pcapPath ?? ""
         let name = Input.displayName(path)
-        let capture = try options.capture()
-        let packets = capture.packets
+        let capture = try options.captureIndex()
+        let records = capture.records
         if let directory = options.outDirectory { try Self.prepare(directory: directory) }
         let display = ValueDisplay(object: session.object, cpus: session.cpus)
         let before = session.snapshot()
         // Timestamps finer than microseconds keep their nanoseconds; the link type is the input's.
-        let nanosecond = packets.contains { $0.packet.timestamp % 1000 != 0 }
+        let nanosecond = records.contains { $0.timestamp % 1000 != 0 }
         var writer = options.outPath.map { _ in PcapWriter(nanosecond: nanosecond, linkType: capture.linkType) }
         var outputs: [PacketDestination: [PcapPacket]] = [:]
         let keepOutputs = options.outDirectory != nil
@@ -44,17 +44,18 @@ struct PcapRun {
                 "--workers \(options.workers): program \(session.source.name) has a ring buffer or perf event array map, whose records workers running at once would interleave by timing; run it with --workers 1"
             )
         }
-        let progress = Progress(total: packets.count)
+        let progress = Progress(total: records.count)
         let start = DispatchTime.now().uptimeNanoseconds
 
         // Adds what of one packet's outcome the report lists in capture order (the counts are in
         // the `PacketTally`).
-        func add(_ outcome: PacketOutcome, number: Int, packet: PcapPacket) {
+        func add(_ outcome: PacketOutcome, index: Int) {
+            let number = capture.firstNumber + index
             guard outcome.r0 != nil else {
                 if errors.count < Self.maxErrorsShown, let error = outcome.error {
                     errors.append("packet \(number): \(error)")
                 }
-                if keepOutputs { outputs[.error, default: []].append(packet) }
+                if keepOutputs { outputs[.error, default: []].append(capture.packet(index)) }
                 return
             }
             for line in outcome.trace {
@@ -70,36 +71,40 @@ struct PcapRun {
             }
             if keepOutputs {
                 for delivery in outcome.deliveries {
-                    outputs[delivery.destination, default: []].append(Self.record(delivery.packet, from: packet))
+                    outputs[delivery.destination, default: []].append(
+                        Self.record(delivery.packet, from: capture.bytes(index), of: records[index]))
                 }
             }
             if let out = outcome.out { writer?.append(out) }
         }
 
         // Room for every packet unchanged (a program that grows packets costs a copy or two).
-        writer?.reserveCapacity(records: packets.reduce(0) { $0 + 16 + $1.packet.data.count })
+        writer?.reserveCapacity(records: records.reduce(0) { $0 + 16 + Int($1.length) })
         let workers = options.workers
         let writesOut = writer != nil
         let tally: PacketTally
         if workers <= 1 {
             // One process per vCPU, reset for each packet instead of built anew; packets take the
             // vCPUs in turn.
-            let runner = PacketRunner(session: session, processes: session.cpus, writesOut: writesOut)
+            // The `--out` records are written straight into the writer (`run(...out:)`).
+            let runner = PacketRunner(
+                session: session, processes: session.cpus, writesOut: writesOut, keepsDeliveries: keepOutputs)
             var counted = PacketTally()
-            for (index, (number, packet)) in packets.enumerated() {
+            for index in records.indices {
                 progress.update(index)
-                let outcome = try runner.run(packet, cpu: index % session.cpus, slot: index % session.cpus)
+                let cpu = index % session.cpus
+                let outcome = try runner.run(capture.bytes(index), records[index], cpu: cpu, slot: cpu, out: &writer)
                 counted.add(outcome)
-                add(outcome, number: number, packet: packet)
+                if outcome.isListed { add(outcome, index: index) }
             }
             tally = counted
         } else {
             tally = try FlowWorkers(
                 session: session, workers: workers, writesOut: writesOut, keepsDeliveries: keepOutputs
             ).run(
-                packets, progress: progress
+                capture, progress: progress
             ) { index, outcome in
-                add(outcome, number: packets[index].number, packet: packets[index].packet)
+                add(outcome, index: index)
             }
         }
         let (counts, destinations, errorCount, modified, instructions) = (
@@ -138,7 +143,7 @@ struct PcapRun {
                 ("program", .string(session.source.name)),
                 ("type", .string(session.type.description)),
                 ("input", .string(name)),
-                ("packets", .integer(Int64(packets.count))),
+                ("packets", .integer(Int64(records.count))),
                 ("verdicts", .object(verdicts.map { ($0.0, .integer(Int64($0.1))) })),
                 ("errors", .integer(Int64(errorCount))),
                 ("instructions", .unsigned(instructions)),
@@ -178,13 +183,13 @@ struct PcapRun {
             report(JSONOutput.object(members).text)
         } else {
             var out =
-                "program \(session.source.name) (\(session.type)) over \(name): \(packets.count) packet\(packets.count == 1 ? "" : "s")\n"
+                "program \(session.source.name) (\(session.type)) over \(name): \(records.count) packet\(records.count == 1 ? "" : "s")\n"
             out += "verdicts:\n"
             let rows = verdicts + (errorCount > 0 ? [("error", errorCount)] : [])
             let width = rows.map(\.0.count).max() ?? 0
             let countWidth = rows.map { String($0.1).count }.max() ?? 0
             for (verdict, count) in rows {
-                let percent = packets.isEmpty ? 0 : Double(count) * 100 / Double(packets.count)
+                let percent = records.isEmpty ? 0 : Double(count) * 100 / Double(records.count)
                 out +=
                     "  \(verdict)\(String(repeating: " ", count: width - verdict.count))  "
                     + String(count).leftPadded(to: countWidth, with: " ") + "  (\(String(format: "%.1f", percent))%)\n"
@@ -202,7 +207,7 @@ struct PcapRun {
                     out += "\n"
                 }
             }
-            let perPacket = packets.isEmpty ? 0 : Double(instructions) / Double(packets.count)
+            let perPacket = records.isEmpty ? 0 : Double(instructions) / Double(records.count)
             out += "instructions executed: \(instructions) (\(String(format: "%.1f", perPacket)) per packet)\n"
             if traceCount > 0 {
                 out += "trace output (\(traceCount) line\(traceCount == 1 ? "" : "s")):\n"
@@ -220,16 +225,16 @@ struct PcapRun {
                     "wrote \(writer.packetCount) packet\(writer.packetCount == 1 ? "" : "s") to \(outPath) (\(modified) modified)\n"
             }
             for warning in warnings { out += "warning: \(warning)\n" }
-            if packets.count > 0, elapsed > 0 {
+            if records.count > 0, elapsed > 0 {
                 out +=
-                    "time: \(String(format: "%.3f", elapsed)) s (\(Int(Double(packets.count) / elapsed)) packets/s"
+                    "time: \(String(format: "%.3f", elapsed)) s (\(Int(Double(records.count) / elapsed)) packets/s"
                     + (workers > 1 ? ", \(workers) workers)\n" : ")\n")
             }
             report(out)
         }
         if errorCount > 0 {
             throw RuntimeError(
-                "\(errorCount) of \(packets.count) runs failed:\n  " + errors.joined(separator: "\n  ")
+                "\(errorCount) of \(records.count) runs failed:\n  " + errors.joined(separator: "\n  ")
                     + (errorCount > errors.count ? "\n  ... \(errorCount - errors.count) more" : ""))
         }
     }
@@ -240,12 +245,19 @@ struct PcapRun {
             ? Int64(Int32(truncatingIfNeeded: r0)) : Int64(bitPattern: r0)
     }
 
-    /// A capture record of `bytes`, which a run made of `original`: its timestamp, and its
-    /// original length when the bytes are unchanged.
-    static func record(_ bytes: [UInt8], from original: PcapPacket) -> PcapPacket {
-        PcapPacket(
-            data: bytes, timestamp: original.timestamp,
-            originalLength: bytes == original.data ? original.originalLength : nil)
+    /// A capture record of `bytes`, which a run made of the packet `original` (bytes in place)
+    /// of `record`: its timestamp, and its original length when the bytes are unchanged.
+    static func record(_ bytes: [UInt8], from original: UnsafeRawBufferPointer, of record: PcapRecord) -> PcapPacket {
+        let unchanged = bytes.withUnsafeBytes { same($0, original) }
+        return PcapPacket(
+            data: bytes, timestamp: record.timestamp, originalLength: unchanged ? record.originalLength : nil)
+    }
+
+    /// Whether two byte ranges hold the same bytes.
+    static func same(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        guard let first = a.baseAddress, let second = b.baseAddress, a.count > 0 else { return true }
+        return memcmp(first, second, a.count) == 0
     }
 
     /// `name` in `directory`.
@@ -311,25 +323,31 @@ final class PacketContexts {
 
     init(session: Session) { self.session = session }
 
-    func context(packet: [UInt8]) throws(RuntimeError) -> (context: any Context, ingressIfindex: UInt32) {
+    /// The context of a packet whose bytes are `packet` (read in place: they must stay valid
+    /// until the context is attached).
+    func context(packet: UnsafeRawBufferPointer) throws(RuntimeError) -> (context: any Context, ingressIfindex: UInt32) {
         if let slot {
-            slot.context.packet = packet
+            slot.packet = packet
             return (slot, slot.context.ingressIfindex)
         }
-        let context = try session.context(packet: packet)
+        let context = try session.context(packet: Array(packet))
         if let xdp = context as? XDPContext {
             let made = XDPSlot(xdp)
+            made.packet = packet
             slot = made
             return (made, xdp.ingressIfindex)
         }
         return (context, (context as? SKBContext)?.ingressIfindex ?? 0)
     }
 
-    /// An `XDPContext` passed by reference.
+    /// An `XDPContext` passed by reference, attached with the current packet's bytes in place.
     final class XDPSlot: Context {
-        var context: XDPContext
+        let context: XDPContext
+        var packet = UnsafeRawBufferPointer(start: nil, count: 0)
         init(_ context: XDPContext) { self.context = context }
-        func attach(to process: MimicCore.Process) throws(SetupError) { try context.attach(to: process) }
+        func attach(to process: MimicCore.Process) throws(SetupError) {
+            try context.attach(to: process, packet: packet)
+        }
     }
 }
 

@@ -4,51 +4,153 @@ import MimicLinux
 import MimicPcap
 
 /// What one packet's run produced: what `PcapRun` reports of it, in capture order.
+///
+/// Kept small for the common packet (a verdict, one destination, maybe a `--out` record): the
+/// lists a run rarely fills live in `details`, allocated only when one is not empty.
 struct PacketOutcome {
     /// R0, or nil when the run failed (`error` says why).
     var r0: UInt64?
-    var error: String?
     var instructions: UInt64
-    var trace: [String] = []
-    var warnings: [String] = []
-    var events: [Session.Event] = []
-    var deliveries: [Delivery] = []
-    /// The `--out` record: the packet as it left alive (nil: not written).
+    /// Where the packet went when that is one destination and its bytes are not kept (the
+    /// common case, counted without a `Delivery`); otherwise `deliveries` lists them.
+    var destination: PacketDestination?
+    /// The `--out` record: the packet as it left alive (nil: not written, or written already).
     var out: PcapPacket?
-    /// Whether `out` differs from the packet that came in.
+    /// Whether the packet left alive differing from the packet that came in.
     var modified = false
+    private var details: Details?
+
+    /// The lists of an outcome, rarely filled.
+    final class Details {
+        var error: String?
+        var trace: [String] = []
+        var warnings: [String] = []
+        var events: [Session.Event] = []
+        var deliveries: [Delivery] = []
+    }
+
+    init(r0: UInt64?, error: String? = nil, instructions: UInt64) {
+        self.r0 = r0
+        self.instructions = instructions
+        if let error { self.error = error }
+    }
+
+    private mutating func withDetails(_ change: (Details) -> Void) {
+        if details == nil { details = Details() }
+        if let details { change(details) }
+    }
+
+    var error: String? {
+        get { details?.error }
+        set { if newValue != nil || details != nil { withDetails { $0.error = newValue } } }
+    }
+    var trace: [String] {
+        get { details?.trace ?? [] }
+        set { if !newValue.isEmpty || details != nil { withDetails { $0.trace = newValue } } }
+    }
+    var warnings: [String] {
+        get { details?.warnings ?? [] }
+        set { if !newValue.isEmpty || details != nil { withDetails { $0.warnings = newValue } } }
+    }
+    var events: [Session.Event] {
+        get { details?.events ?? [] }
+        set { if !newValue.isEmpty || details != nil { withDetails { $0.events = newValue } } }
+    }
+    var deliveries: [Delivery] {
+        get { details?.deliveries ?? [] }
+        set { if !newValue.isEmpty || details != nil { withDetails { $0.deliveries = newValue } } }
+    }
 
     /// Whether the report lists anything of it in capture order (beyond the counts): a failure,
     /// trace lines, warnings, events, a `--out` record or deliveries kept for `--out-dir`.
     var isListed: Bool {
-        r0 == nil || !trace.isEmpty || !warnings.isEmpty || !events.isEmpty || out != nil || !deliveries.isEmpty
+        r0 == nil || out != nil
+            || details.map { !$0.trace.isEmpty || !$0.warnings.isEmpty || !$0.events.isEmpty || !$0.deliveries.isEmpty }
+                ?? false
     }
 }
 
 /// What a report counts of the outcomes, in any order: verdicts, destinations, failed runs,
 /// modified packets and instructions. Workers count their own and the counts are added up.
+///
+/// Small verdicts and the destinations without a parameter are counted in arrays (no hashing per
+/// packet); the rest in dictionaries.
 struct PacketTally {
-    var verdicts: [UInt64: Int] = [:]
-    var destinations: [PacketDestination: Int] = [:]
+    private var smallVerdicts = [Int](repeating: 0, count: PacketTally.smallVerdictCount)
+    private var otherVerdicts: [UInt64: Int] = [:]
+    private var plainDestinations = [Int](repeating: 0, count: PacketTally.plainDestinations.count)
+    private var otherDestinations: [PacketDestination: Int] = [:]
     var errors = 0
     var modified = 0
     var instructions: UInt64 = 0
+
+    /// Verdicts below this are counted in `smallVerdicts` (every XDP and tc action).
+    private static let smallVerdictCount = 16
+    /// The destinations counted in `plainDestinations`, by index.
+    private static let plainDestinations: [PacketDestination] = [
+        .pass, .tx, .reroute, .drop, .aborted, .stolen, .redirectError, .error,
+    ]
+
+    private static func plainIndex(_ destination: PacketDestination) -> Int? {
+        switch destination {
+        case .pass: 0
+        case .tx: 1
+        case .reroute: 2
+        case .drop: 3
+        case .aborted: 4
+        case .stolen: 5
+        case .redirectError: 6
+        case .error: 7
+        case .interface, .interfaceIngress, .cpu, .socket: nil
+        }
+    }
+
+    /// Packets by verdict (R0).
+    var verdicts: [UInt64: Int] {
+        var all = otherVerdicts
+        for (verdict, count) in smallVerdicts.enumerated() where count > 0 { all[UInt64(verdict)] = count }
+        return all
+    }
+
+    /// Packets by destination.
+    var destinations: [PacketDestination: Int] {
+        var all = otherDestinations
+        for (index, count) in plainDestinations.enumerated() where count > 0 {
+            all[Self.plainDestinations[index]] = count
+        }
+        return all
+    }
+
+    private mutating func count(_ destination: PacketDestination, _ times: Int = 1) {
+        if let index = Self.plainIndex(destination) {
+            plainDestinations[index] += times
+        } else {
+            otherDestinations[destination, default: 0] += times
+        }
+    }
 
     mutating func add(_ outcome: PacketOutcome) {
         instructions &+= outcome.instructions
         guard let r0 = outcome.r0 else {
             errors += 1
-            destinations[.error, default: 0] += 1
+            count(.error)
             return
         }
-        verdicts[r0, default: 0] += 1
-        for delivery in outcome.deliveries { destinations[delivery.destination, default: 0] += 1 }
+        if r0 < UInt64(Self.smallVerdictCount) {
+            smallVerdicts[Int(r0)] += 1
+        } else {
+            otherVerdicts[r0, default: 0] += 1
+        }
+        if let destination = outcome.destination { count(destination) }
+        for delivery in outcome.deliveries { count(delivery.destination) }
         if outcome.modified { modified += 1 }
     }
 
     mutating func add(_ other: PacketTally) {
-        verdicts.merge(other.verdicts, uniquingKeysWith: +)
-        destinations.merge(other.destinations, uniquingKeysWith: +)
+        for index in smallVerdicts.indices { smallVerdicts[index] += other.smallVerdicts[index] }
+        otherVerdicts.merge(other.otherVerdicts, uniquingKeysWith: +)
+        for index in plainDestinations.indices { plainDestinations[index] += other.plainDestinations[index] }
+        otherDestinations.merge(other.otherDestinations, uniquingKeysWith: +)
         errors += other.errors
         modified += other.modified
         instructions &+= other.instructions
@@ -59,25 +161,32 @@ struct PacketTally {
 /// One runner belongs to one thread.
 final class PacketRunner {
     private let session: Session
-    private var processes: [MimicCore.Process?]
+    @exclusivity(unchecked) private var processes: [MimicCore.Process?]
     private let contexts: PacketContexts
     private let hasEventMaps: Bool
     private let writesOut: Bool
+    /// Whether outcomes list their deliveries with the packet's bytes (`--out-dir`).
+    private let keepsDeliveries: Bool
 
     /// A runner with `processes` process slots (one per vCPU it runs packets as), making the
-    /// `--out` record of each packet when `writesOut`.
-    init(session: Session, processes: Int, writesOut: Bool) {
+    /// `--out` record of each packet when `writesOut`, and listing each outcome's deliveries
+    /// with their bytes when `keepsDeliveries`.
+    init(session: Session, processes: Int, writesOut: Bool, keepsDeliveries: Bool) {
         self.session = session
         self.writesOut = writesOut
+        self.keepsDeliveries = keepsDeliveries
         self.processes = Array(repeating: nil, count: processes)
         contexts = PacketContexts(session: session)
         hasEventMaps = session.maps.contains { $0 is RingBufferMap || $0 is PerfEventArrayMap }
     }
 
-    /// Runs `packet` as vCPU `cpu` on the process of `slot`. Failing to set up the context
-    /// throws; a failed run is an outcome.
-    func run(_ packet: PcapPacket, cpu: Int, slot: Int) throws(RuntimeError) -> PacketOutcome {
-        let (context, ingress) = try contexts.context(packet: packet.data)
+    /// Runs the packet `packet` (its bytes, in place) of capture record `record` as vCPU `cpu`
+    /// on the process of `slot`. The `--out` record goes into `out` when it is given, else into
+    /// the outcome. Failing to set up the context throws; a failed run is an outcome.
+    func run(
+        _ packet: UnsafeRawBufferPointer, _ record: PcapRecord, cpu: Int, slot: Int, out: inout PcapWriter?
+    ) throws(RuntimeError) -> PacketOutcome {
+        let (context, ingress) = try contexts.context(packet: packet)
         let process = try session.process(reusing: processes[slot], context: context, vCPU: cpu)
         processes[slot] = process
         let r0: UInt64
@@ -88,18 +197,41 @@ final class PacketRunner {
                 r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
         }
         var outcome = PacketOutcome(r0: r0, instructions: process.instructionsExecuted)
-        if let state = LinuxProcessState.of(process) {
-            outcome.trace = state.traceOutput
-            outcome.warnings = state.warnings
+        let report = LinuxProcessState.of(process)?.runReport
+        if let report {
+            outcome.trace = report.trace
+            outcome.warnings = report.warnings
         }
         if hasEventMaps { outcome.events = session.drainEvents() }
-        outcome.deliveries = PacketDestination.deliveries(
+        // An XDP verdict other than a redirect sends the packet to one place: counted and written
+        // from the packet buffer in place, no `Delivery` or copy of the bytes.
+        if !keepsDeliveries, session.type == .xdp, let buffer = report?.packet,
+            let destination = PacketDestination.xdpVerdict(r0)
+        {
+            outcome.destination = destination
+            if writesOut, destination.isAlive {
+                let left = buffer.dataInPlace
+                let unchanged = PcapRun.same(left, packet)
+                outcome.modified = !unchanged
+                let originalLength = unchanged ? record.originalLength : UInt32(clamping: left.count)
+                if out != nil {
+                    out?.append(left, timestamp: record.timestamp, originalLength: originalLength)
+                } else {
+                    outcome.out = PcapPacket(
+                        data: Array(left), timestamp: record.timestamp, originalLength: originalLength)
+                }
+            }
+            return outcome
+        }
+        let deliveries = PacketDestination.deliveries(
             r0: r0, process: process, session: session, ingressIfindex: ingress)
         // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
-        if writesOut, let out = outcome.deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
-            outcome.modified = out != packet.data
-            outcome.out = PcapRun.record(out, from: packet)
+        if writesOut, let left = deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
+            let written = PcapRun.record(left, from: packet, of: record)
+            outcome.modified = !left.withUnsafeBytes { PcapRun.same($0, packet) }
+            if out != nil { out?.append(written) } else { outcome.out = written }
         }
+        outcome.deliveries = deliveries
         return outcome
     }
 }
@@ -122,15 +254,15 @@ struct FlowWorkers {
     /// to `report` in capture order; returns the workers' counts added up. A context that cannot
     /// be set up throws (the first such packet's error, in capture order).
     func run(
-        _ packets: [(number: Int, packet: PcapPacket)], progress: Progress,
+        _ capture: CaptureIndex, progress: Progress,
         report: (_ index: Int, _ outcome: PacketOutcome) -> Void
     ) throws(RuntimeError) -> PacketTally {
         let workers = self.workers
         // The packets of each worker, as a NIC's hash puts them in its receive queues: the one
         // pass over the capture before the workers start.
         var queues = [[Int]](repeating: [], count: workers)
-        for index in packets.indices {
-            queues[FlowHash.bucket(of: packets[index].packet.data, buckets: workers)].append(index)
+        for index in capture.records.indices {
+            queues[FlowHash.bucket(of: capture.bytes(index), buckets: workers)].append(index)
         }
         let results = UnsafeMutableBufferPointer<WorkerResult>.allocate(capacity: workers)
         results.initialize(repeating: WorkerResult())
@@ -143,13 +275,16 @@ struct FlowWorkers {
         let ready = queues
         // One iteration per worker; each runs only its own packets and writes only its own result.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let runner = PacketRunner(session: shared.session, processes: 1, writesOut: writesOut)
+            let runner = PacketRunner(
+                session: shared.session, processes: 1, writesOut: writesOut, keepsDeliveries: keepsDeliveries)
+            var noWriter: PcapWriter? = nil // records stay in the outcomes, merged in capture order
             var result = WorkerResult()
             defer { shared.results[worker] = result }
             for index in ready[worker] {
                 if worker == 0 { shared.progress.update(index) }
                 do throws(RuntimeError) {
-                    var outcome = try runner.run(packets[index].packet, cpu: worker, slot: 0)
+                    var outcome = try runner.run(
+                        capture.bytes(index), capture.records[index], cpu: worker, slot: 0, out: &noWriter)
                     result.tally.add(outcome)
                     // Freed here, on the thread that allocated them, unless `--out-dir` needs them.
                     if !keepsDeliveries { outcome.deliveries = [] }
@@ -209,14 +344,20 @@ struct FlowWorkers {
 /// not walked: such packets hash on their addresses. The hash (FNV-1a) has no random key, so a
 /// capture spreads the same way on every run.
 enum FlowHash {
-    static func bucket(of frame: [UInt8], buckets: Int) -> Int {
+    static func bucket(of frame: UnsafeRawBufferPointer, buckets: Int) -> Int {
         guard buckets > 1, let hash = hash(of: frame) else { return 0 }
         return Int(hash % UInt64(buckets))
     }
 
     /// The flow's hash, or nil for a frame without an IP flow.
     static func hash(of frame: [UInt8]) -> UInt64? {
-        frame.withUnsafeBufferPointer { bytes -> UInt64? in
+        frame.withUnsafeBytes { hash(of: $0) }
+    }
+
+    /// The flow's hash of a frame in place, or nil for a frame without an IP flow.
+    static func hash(of frame: UnsafeRawBufferPointer) -> UInt64? {
+        do {
+            let bytes = frame
             func u16(_ at: Int) -> Int { Int(bytes[at]) << 8 | Int(bytes[at + 1]) }
             var offset = 12
             guard bytes.count >= offset + 2 else { return nil }

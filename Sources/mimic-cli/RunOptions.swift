@@ -384,26 +384,45 @@ struct RunOptions {
 
     /// The capture's packets (all, or the one `--packet` selects) and its link type.
     func capture() throws(RuntimeError) -> (packets: [(number: Int, packet: PcapPacket)], linkType: PcapLinkType) {
-        guard let pcapPath else { return ([], .ethernet) }
-        let name = Input.displayName(pcapPath)
-        let bytes = try Input.read(pcapPath)
-        var packets: [PcapPacket] = []
-        let linkType: PcapLinkType
+        guard pcapPath != nil else { return ([], .ethernet) }
+        let index = try captureIndex()
+        return (
+            index.records.enumerated().map { position, record in
+                (
+                    index.firstNumber + position,
+                    PcapPacket(
+                        data: Array(index.reader.data(of: record)), timestamp: record.timestamp,
+                        originalLength: record.originalLength)
+                )
+            }, index.linkType
+        )
+    }
+
+    /// The capture as `mimic run --pcap` reads it: the file memory-mapped (`Input.mapped`) and
+    /// indexed in one pass that checks every record (all packets, or the one `--packet` selects);
+    /// no packet's bytes are copied.
+    func captureIndex() throws(RuntimeError) -> CaptureIndex {
+        let path = pcapPath ?? "-"
+        let name = Input.displayName(path)
+        let bytes = try Input.mapped(path)
+        var records: [PcapRecord] = []
+        var reader: PcapReader
         do {
-            var reader = try PcapReader(bytes: bytes)
-            while let packet = try reader.next() { packets.append(packet) }
-            linkType = reader.linkType
+            reader = try PcapReader(bytes)
+            while let record = try reader.nextRecord() { records.append(record) }
         } catch {
             throw RuntimeError("\(name): \(error)")
         }
         if let packetNumber {
-            guard packetNumber <= packets.count else {
+            guard packetNumber <= records.count else {
                 throw RuntimeError(
-                    "--packet \(packetNumber): \(name) has \(packets.count) packet\(packets.count == 1 ? "" : "s")")
+                    "--packet \(packetNumber): \(name) has \(records.count) packet\(records.count == 1 ? "" : "s")")
             }
-            return ([(packetNumber, packets[packetNumber - 1])], linkType)
+            return CaptureIndex(
+                reader: reader, records: [records[packetNumber - 1]], firstNumber: packetNumber,
+                linkType: reader.linkType)
         }
-        return (packets.enumerated().map { ($0.offset + 1, $0.element) }, linkType)
+        return CaptureIndex(reader: reader, records: records, firstNumber: 1, linkType: reader.linkType)
     }
 
     /// The context of a single run: the context file, one packet of the capture, or the
@@ -423,5 +442,24 @@ struct RunOptions {
             return (try session.context(packet: first.packet.data), "packet \(first.number)")
         }
         return (try session.defaultContext(), "no context")
+    }
+}
+
+/// A capture's packets as records into its bytes (`RunOptions.captureIndex()`).
+struct CaptureIndex {
+    /// The reader that indexed the file; it holds the bytes (`reader.data(of:)`).
+    let reader: PcapReader
+    let records: [PcapRecord]
+    /// The number (from 1) of `records[0]` in the capture; the others follow on.
+    let firstNumber: Int
+    let linkType: PcapLinkType
+
+    /// The captured bytes of `records[index]`, in place.
+    func bytes(_ index: Int) -> UnsafeRawBufferPointer { reader.data(of: records[index]) }
+
+    /// `records[index]` as a packet (its bytes copied).
+    func packet(_ index: Int) -> PcapPacket {
+        let record = records[index]
+        return PcapPacket(data: Array(bytes(index)), timestamp: record.timestamp, originalLength: record.originalLength)
     }
 }

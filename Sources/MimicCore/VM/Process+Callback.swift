@@ -38,6 +38,7 @@ extension Process {
         }
 
         let r = registers.storage
+        stackNeedsFullClear = true // the callee's frame is below what `StackReach` covers
         frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
         depth += 1
         r[10] &-= UInt64(vm.configuration.stackFrameSize)

@@ -105,6 +105,12 @@ public final class Process {
     public let stackBase: UInt64
     public let stackSize: Int
     let stack: RegionStorage
+    /// Where `reset` starts zeroing the stack: below it the program never writes
+    /// (`Program.stackReach`), so those bytes stay as zero as the new process had them.
+    let stackClearStart: Int
+    /// Set when code ran in another frame than the program's analysis covers (a callback called
+    /// through `callFunction`): the next `reset` zeroes the whole stack.
+    @exclusivity(unchecked) var stackNeedsFullClear = false
     /// The program the process was created for (`program` changes on tail calls).
     public let entryProgram: Program
     /// The regions the process was created with (shared regions and the stack); `reset` keeps them.
@@ -119,7 +125,7 @@ public final class Process {
     /// run with `unreleasedReference` instead, as the kernel's verifier refuses a program that
     /// can exit holding a reference. An emulator sets it while the run holds something (the
     /// Linux emulator's socket lookups); `reset` clears it.
-    public var exitCheck: ((Process) -> String?)?
+    @exclusivity(unchecked) public var exitCheck: ((Process) -> String?)?
     /// The frame depth whose `exit` ends the current run (non-zero inside `callFunction`).
     @exclusivity(unchecked) var callbackDepth = 0
     /// The instruction count at which the current run stops, and its cancellation flag, for
@@ -155,12 +161,15 @@ public final class Process {
         }
         storage[10] = stackBase &+ UInt64(stackSize)
         entryProgram = program
+        stackClearStart = stackSize - program.stackReach(stackSize: stackSize)
         baseRegions = memory.snapshot()
     }
 
     /// Makes the process ready to run its program again from the start with a new context,
     /// as if it were new: registers, stack (zeroed), call frames, counters and emulator states
-    /// are reset, and every region mapped since creation (context, packet) is unmapped. The
+    /// are reset, and every region mapped since creation (context, packet) is unmapped. Of the
+    /// stack, the bytes the program can write are zeroed (`StackReach`; all of it after a tail
+    /// call or a callback): the rest were never written and are still zero. The
     /// emulator's `prepare` may recycle the previous run's states
     /// (`takeRecycledEmulatorState(_:)`); regions mapped again get new addresses, so pointers
     /// into the previous run's context fault.
@@ -169,10 +178,18 @@ public final class Process {
     /// program many times does this. The vCPU stays the same.
     public func reset(context: (any Context)? = nil) throws(SetupError) {
         memory.unmapAll(except: baseRegions)
-        stack.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: stackSize)
+        var clearStart = stackClearStart
+        if program !== entryProgram { // no shared reference count traffic
+            program = entryProgram
+            clearStart = 0 // a tail call ran another program, which wrote its own bytes
+        }
+        if stackNeedsFullClear {
+            clearStart = 0
+            stackNeedsFullClear = false
+        }
+        (stack.pointer + clearStart).initializeMemory(as: UInt8.self, repeating: 0, count: stackSize - clearStart)
         registers.storage.update(repeating: 0, count: 16)
         registers.storage[10] = stackBase &+ UInt64(stackSize)
-        if program !== entryProgram { program = entryProgram } // no shared reference count traffic
         pc = 0
         state = .ready
         instructionsExecuted = 0

@@ -1,4 +1,5 @@
 import MimicMemory
+import Synchronization
 
 /// One pre-decoded instruction, as the interpreter executes it.
 ///
@@ -76,6 +77,8 @@ public final class Program: @unchecked Sendable {
         private let helperBoxes: [HelperBox]
         /// The machine code compiled from `code`, made on first use (`VMConfiguration.engine`).
         let jit = JITCache()
+        /// `StackReach.bytes` of the code, worked out on first use (-1: not yet).
+        let stackReach = Atomic<Int>(-1)
         private let storage: UnsafeMutableRawPointer
 
         init(code: [DecodedInstruction], helpers: [Helper]) {
@@ -257,6 +260,18 @@ public final class Program: @unchecked Sendable {
 
     /// The number of instruction slots.
     public var count: Int { instructions.count }
+
+    /// The bytes at the top of a `stackSize`-byte stack a run of this program can write
+    /// (`StackReach`): what `Process.reset` zeroes. Worked out on first use, once per load.
+    func stackReach(stackSize: Int) -> Int {
+        let cached = buffers.stackReach.load(ordering: .relaxed)
+        if cached >= 0 { return cached }
+        let reach = StackReach.bytes(
+            code: UnsafeBufferPointer(code), instructions: instructions, helpers: helpers,
+            functionCount: functionEntries.count, stackSize: stackSize)
+        buffers.stackReach.store(reach, ordering: .relaxed)
+        return reach
+    }
 
     /// The cache of this program's machine code (shared by the programs of one load).
     var jitCache: JITCache { buffers.jit }

@@ -76,6 +76,12 @@ public final class PacketBuffer {
 
     /// The packet data (`data` ..< `data_end`).
     public var data: [UInt8] { storage.bytes(in: dataOffset..<dataEndOffset) }
+    /// The packet data in place, without a copy: valid until the buffer is changed or reused
+    /// (the next helper call or reset). One call for host code in other modules, which would
+    /// make a dynamic exclusivity check on each stored property it read.
+    public var dataInPlace: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: storage.pointer + dataOffset, count: dataEndOffset - dataOffset)
+    }
     /// The metadata area (`data_meta` ..< `data`).
     public var metadata: [UInt8] { storage.bytes(in: metaOffset..<dataOffset) }
     /// The packet length in bytes.
@@ -93,6 +99,19 @@ public final class PacketBuffer {
         _ bytes: [UInt8], headroom: Int, tailroom: Int, name: String,
         into process: MimicCore.Process
     ) throws(SetupError) -> (RegionStorage, UInt64) {
+        let mapped = bytes.withUnsafeBytes { bytes in
+            Result { () throws(SetupError) in
+                try map(bytes, headroom: headroom, tailroom: tailroom, name: name, reusing: nil, into: process)
+            }
+        }
+        return try mapped.get()
+    }
+
+    /// `map` of bytes in place (a memory-mapped capture's packet).
+    static func map(
+        _ bytes: UnsafeRawBufferPointer, headroom: Int, tailroom: Int, name: String,
+        into process: MimicCore.Process
+    ) throws(SetupError) -> (RegionStorage, UInt64) {
         try map(bytes, headroom: headroom, tailroom: tailroom, name: name, reusing: nil, into: process)
     }
 
@@ -105,7 +124,7 @@ public final class PacketBuffer {
     /// buffer reads exactly as a fresh one. It is mapped at a new address all the same (the window
     /// rotates), so pointers into the previous packet fault.
     private static func map(
-        _ bytes: [UInt8], headroom: Int, tailroom: Int, name: String, reusing spare: RegionStorage?,
+        _ bytes: UnsafeRawBufferPointer, headroom: Int, tailroom: Int, name: String, reusing spare: RegionStorage?,
         into process: MimicCore.Process
     ) throws(SetupError) -> (RegionStorage, UInt64) {
         let total = headroom + bytes.count + tailroom
@@ -128,7 +147,9 @@ public final class PacketBuffer {
                 throw .message(error.description)
             }
         }
-        storage.write(bytes, at: headroom)
+        if let source = bytes.baseAddress, !bytes.isEmpty {
+            (storage.pointer + headroom).copyMemory(from: source, byteCount: bytes.count)
+        }
         do {
             return (storage, try process.memory.map(storage, name: name, placement: .low32))
         } catch {
@@ -141,7 +162,7 @@ public final class PacketBuffer {
     /// reused when nothing else holds them either; everything is mapped at new addresses and reads
     /// as in a new buffer (the caller then sets the context fields, as for a new one).
     static func refill(
-        _ spare: consuming PacketBuffer?, kind: Kind, packet bytes: [UInt8], headroom: Int, tailroom: Int,
+        _ spare: consuming PacketBuffer?, kind: Kind, packet bytes: UnsafeRawBufferPointer, headroom: Int, tailroom: Int,
         reserved: Int, regionName: String, contextName: String, contextKind: RegionKind, contextSize: Int,
         into process: MimicCore.Process
     ) throws(SetupError) -> PacketBuffer? {

@@ -108,13 +108,23 @@ public struct XDPContext: Context, Sendable {
     }
 
     public func attach(to process: MimicCore.Process) throws(SetupError) {
+        let attached = packet.withUnsafeBytes { bytes in
+            Result { () throws(SetupError) in try attach(to: process, packet: bytes) }
+        }
+        try attached.get()
+    }
+
+    /// Attaches this context with `bytes` as its packet instead of `packet` (copied into the
+    /// packet buffer): for packets read in place, such as a memory-mapped capture's, so a
+    /// context made once serves every packet (`mimic run --pcap`).
+    public func attach(to process: MimicCore.Process, packet bytes: UnsafeRawBufferPointer) throws(SetupError) {
         let state = LinuxProcessState.forContext(process)
         // Formatted only for a context named otherwise: a capture attaches one per packet.
         let regionName = name == "xdp_md" ? Self.defaultRegionName : "\(name) packet"
         let buffer: PacketBuffer
         // A process being reset keeps its previous packet buffer: refill it rather than allocate.
         if let reused = try PacketBuffer.refill(
-            state.sparePacket.take(), kind: .xdp, packet: packet, headroom: headroom,
+            state.sparePacket.take(), kind: .xdp, packet: bytes, headroom: headroom,
             tailroom: tailroom, reserved: min(Self.frameReserve, headroom),
             regionName: regionName, contextName: "xdp_md", contextKind: .readOnly,
             contextSize: 24, into: process)
@@ -122,7 +132,7 @@ public struct XDPContext: Context, Sendable {
             buffer = reused
         } else {
             let (storage, base) = try PacketBuffer.map(
-                packet, headroom: headroom, tailroom: tailroom,
+                bytes, headroom: headroom, tailroom: tailroom,
                 name: regionName, into: process)
             let context = RegionStorage(count: 24)
             let contextAddress: UInt64
@@ -133,7 +143,7 @@ public struct XDPContext: Context, Sendable {
             }
             buffer = PacketBuffer(
                 kind: .xdp, storage: storage, base: base, metaOffset: headroom, dataOffset: headroom,
-                dataEndOffset: headroom + packet.count, reserved: min(Self.frameReserve, headroom),
+                dataEndOffset: headroom + bytes.count, reserved: min(Self.frameReserve, headroom),
                 contextAddress: contextAddress, contextStorage: context, regionName: regionName)
         }
         buffer.storeU32(ingressIfindex, at: 12)
