@@ -30,11 +30,20 @@ final class KernelObjects: Sendable {
             guard !overflow, total <= AddressSpace.regionLimit else {
                 throw .unsupported("kernel symbol \(name): \(size) bytes x \(copies) copies is too large to emulate")
             }
-            var bytes = symbol.bytes.isEmpty ? [UInt8](repeating: 0, count: size) : symbol.bytes
-            if copies > 1 { bytes = Array([[UInt8]](repeating: bytes, count: copies).joined()) }
+            // Charged to the VM's memory budget before anything is allocated: the size comes from
+            // the object's BTF, so it is outside data (a 4 GiB `__ksym` array is a few bytes of BTF).
+            let storage: RegionStorage
+            do {
+                storage = try RegionStorage(count: total, charging: vm.memoryBudget, for: "kernel symbol \(name)")
+            } catch {
+                throw .unsupported("kernel symbol \(name): \(error)")
+            }
+            if !symbol.bytes.isEmpty {
+                for copy in 0..<copies { storage.write(symbol.bytes, at: copy * size) }
+            }
             let address: UInt64
             do {
-                address = try vm.mapShared(RegionStorage(bytes: bytes), name: "ksym \(name)", kind: .readOnly)
+                address = try vm.mapShared(storage, name: "ksym \(name)", kind: .readOnly)
             } catch {
                 throw .unsupported("cannot map kernel symbol \(name): \(error)")
             }

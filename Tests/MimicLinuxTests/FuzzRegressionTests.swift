@@ -42,6 +42,34 @@ import Testing
         }
     }
 
+    /// Found by the 10^7 `elf` campaign: a CO-RE shift relocation (`FIELD_RSHIFT_U64`) on a
+    /// field wider than 64 bits computed `64 - bitSize` as a negative number and trapped.
+    @Test func aShiftRelocationOnAWideFieldIsRefused() throws {
+        let bytes = [UInt8](
+            try Data(contentsOf: Self.crashes.appendingPathComponent("elf/core-shift-of-wide-field")))
+        do {
+            _ = try ObjectFile(bytes: bytes)
+            Issue.record("the object was parsed")
+        } catch {
+            #expect("\(error)".contains("wider than 64"), "\(error)")
+        }
+    }
+
+    /// Found by the same campaign: a `__ksym` variable whose BTF type is a 4 GiB array made the
+    /// emulator allocate the kernel object before the VM's memory budget was asked.
+    @Test func aHugeKsymObjectIsChargedToTheBudget() throws {
+        let bytes = [UInt8](try Data(contentsOf: Self.crashes.appendingPathComponent("elf/ksym-object-4gib")))
+        let object = try ObjectFile(bytes: bytes)
+        let vm = VM(emulator: LinuxEmulator(), configuration: VMConfiguration(memoryLimit: 64 << 20))
+        do {
+            _ = try vm.load(object: object)
+            Issue.record("the object loaded")
+        } catch {
+            #expect("\(error)".contains("kernel symbol"), "\(error)")
+            #expect("\(error)".contains("memory budget") || "\(error)".contains("budget"), "\(error)")
+        }
+    }
+
     @Test(arguments: inputs)
     func replay(target: String, file: String) throws {
         let bytes = [UInt8](

@@ -261,6 +261,10 @@ public struct CORERelocator: Sendable {
         case .fieldByteSize: return .value(UInt64(byteSize))
         case .fieldExists: return .value(1)
         case .fieldSigned: return .value(signed ? 1 : 0)
+        case .fieldLeftShift64 where bitSize > 64, .fieldRightShift64 where bitSize > 64:
+            // Shifts describe how to extract the field from a u64; a wider field (a struct or
+            // array member) has no such shift (libbpf's `64 - bit_sz` would wrap).
+            return .unsupported("a shift relocation on a field of \(bitSize) bits (wider than 64)")
         case .fieldLeftShift64:
             let shift =
                 bigEndian
