@@ -302,6 +302,8 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) var socketProgram: SocketProgramState?
     /// An sk_buff's program type and `SKBContext.checkedFields` at the start of the run.
     @exclusivity(unchecked) var skbWriteCheck: (ProgramType, [TestRunContext.Field])?
+    /// What the XDP metadata kfuncs report for the run's packet (`XDPContext.rxMetadata`).
+    @exclusivity(unchecked) var xdpRxMetadata: XDPRxMetadata?
 
     public init() {}
 
@@ -359,5 +361,6 @@ public final class LinuxProcessState {
         if !socketEffects.isEmpty { socketEffects = [] }
         socketProgram = nil
         skbWriteCheck = nil
+        xdpRxMetadata = nil
     }
 }
