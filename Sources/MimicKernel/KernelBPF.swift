@@ -43,7 +43,7 @@ public enum KernelBPF {
 
     enum Command: Int32 {
         case mapCreate = 0, mapLookupElem = 1, mapUpdateElem = 2, mapDeleteElem = 3, mapGetNextKey = 4
-        case progLoad = 5, progTestRun = 10, mapFreeze = 22, mapLookupBatch = 24
+        case progLoad = 5, progTestRun = 10, rawTracepointOpen = 17, mapFreeze = 22, mapLookupBatch = 24
 
         var name: String {
             switch self {
@@ -54,6 +54,7 @@ public enum KernelBPF {
             case .mapGetNextKey: "BPF_MAP_GET_NEXT_KEY"
             case .progLoad: "BPF_PROG_LOAD"
             case .progTestRun: "BPF_PROG_TEST_RUN"
+            case .rawTracepointOpen: "BPF_RAW_TRACEPOINT_OPEN"
             case .mapFreeze: "BPF_MAP_FREEZE"
             case .mapLookupBatch: "BPF_MAP_LOOKUP_BATCH"
             }
@@ -137,10 +138,12 @@ public enum KernelBPF {
     ///     have none.
     ///   - maps: kept alive as long as the program (the kernel holds its own references too).
     ///   - flags: `prog_flags` (`BPF_F_SLEEPABLE`, ...).
+    ///   - attachBTFID: `attach_btf_id`, the vmlinux BTF id of what a tracing or LSM program
+    ///     attaches to (the traced function, `btf_trace_<tp>`, `bpf_lsm_<hook>`); 0 for others.
     public static func loadProgram(
         _ instructions: [RawInstruction], type: ProgramType, license: String = "GPL",
         name: String = "", expectedAttachType: AttachType = AttachType(rawValue: 0),
-        flags: UInt32 = 0, maps: [KernelMap] = []
+        flags: UInt32 = 0, maps: [KernelMap] = [], attachBTFID: UInt32 = 0
     ) throws(KernelError) -> KernelProgram {
         try requireAvailable()
         guard !instructions.isEmpty else { throw KernelError.invalidArgument("program \(name) has no instructions") }
@@ -164,6 +167,7 @@ public enum KernelBPF {
                         attr.set32(44, flags) // prog_flags
                         attr.setName(48, name)
                         attr.set32(68, expectedAttachType.rawValue)
+                        attr.set32(108, attachBTFID)
                         let result = call(.progLoad, &attr)
                         let text = String(decoding: logBuffer.prefix { $0 != 0 }, as: UTF8.self)
                         return (result, text)

@@ -290,6 +290,17 @@ public final class KernelProgram: Sendable {
         return attr.get32(4)
     }
 
+    /// Attaches a tracing program (fentry, fexit, fmod_ret, loaded with its `attach_btf_id`) to
+    /// its function's trampoline (`BPF_RAW_TRACEPOINT_OPEN` without a name, as libbpf's
+    /// `bpf_program__attach_trace`); it stays attached until the returned link is released.
+    public func attachTracing() throws(KernelError) -> KernelFileDescriptor {
+        try KernelBPF.requireAvailable()
+        var attr = BPFAttributes(size: 24)
+        attr.set32(8, UInt32(bitPattern: fd)) // raw_tracepoint.prog_fd; name stays NULL
+        let link = try KernelBPF.check(.rawTracepointOpen, &attr, "attaching tracing program \(name)")
+        return KernelFileDescriptor(link)
+    }
+
     /// Runs the program once on `context` alone (`ctx_in` and `ctx_out`, no data), as
     /// `BPF_PROG_TEST_RUN` runs an sk_lookup program; returns R0 and `ctx_out`.
     public func testRunContextOnly(context: [UInt8]) throws(KernelError) -> KernelTestRun {

@@ -59,6 +59,14 @@ final class KernelObjects: Sendable {
 
     /// The per-CPU object whose CPU-0 address is `address`.
     func perCPUObject(at address: UInt64) -> Object? { perCPU.withLock { $0[address] } }
+
+    /// Makes `bpf_per_cpu_ptr` / `bpf_this_cpu_ptr` reach the copies of `size` bytes at
+    /// `address` (a `bpf_percpu_obj_new` object), until `unregisterPerCPU(at:)`.
+    func registerPerCPU(at address: UInt64, size: Int) {
+        perCPU.withLock { $0[address] = Object(address: address, size: size, isPerCPU: true) }
+    }
+
+    func unregisterPerCPU(at address: UInt64) { _ = perCPU.withLock { $0.removeValue(forKey: address) } }
 }
 
 extension LinuxEmulator {

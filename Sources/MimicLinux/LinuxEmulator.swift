@@ -311,6 +311,8 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) public internal(set) var socketRedirect: SocketRedirect?
     /// The cgroup hook's return value (`bpf_get_retval` / `bpf_set_retval`), 0 at the start.
     @exclusivity(unchecked) public internal(set) var cgroupRetval: Int32 = 0
+    /// What the XDP metadata kfuncs report for the run's packet (`XDPContext.rxMetadata`).
+    @exclusivity(unchecked) var xdpRxMetadata: XDPRxMetadata?
 
     public init() {}
 
@@ -378,5 +380,6 @@ public final class LinuxProcessState {
         skbWriteCheck = nil
         socketRedirect = nil
         cgroupRetval = 0
+        xdpRxMetadata = nil
     }
 }

@@ -8,7 +8,7 @@ enum TraceCommand: Command {
         name: "trace",
         summary: "Run a program printing each instruction, its source line and the registers it changed.",
         synopsis:
-            "trace OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...] [--json]",
+            "trace OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N] | --events FILE.jsonl [--system FILE]] [--map NAME=FILE.json ...] [--json]",
         discussion: """
             Takes the same inputs as `mimic run`. Before each group of instructions from one C
             source line, prints that line (`; text  (file.c:LINE)`); then each instruction as
@@ -17,6 +17,10 @@ enum TraceCommand: Command {
             Helper calls and maps are named as bpftool does (`call bpf_map_lookup_elem#1`,
             `lddw %r1, map[blocklist]`). After the exit, prints the run's report as
             `mimic run` does. With --pcap, traces every packet (or only packet N with --packet).
+            With --events, replays the events as `mimic run --events` does, maps persisting, and
+            traces the runs of the traced program (--program, or the object's only one) on CPU 0;
+            the events of the object's other programs run untraced in their place, so the traced
+            runs see the maps those left.
             With --json, the output is JSON Lines: one JSON object per line, one line per run (per
             packet with --pcap), each the report of `mimic run --json` with a "steps" array. An
             error is a line {"error": MESSAGE, "status": CODE} too.
@@ -25,7 +29,12 @@ enum TraceCommand: Command {
             var spec = spec
             if spec.name == "json" { spec.help = "Print JSON Lines: one JSON object per run, one per line." }
             return spec
-        },
+        } + [
+            .value(
+                "events", "FILE.jsonl",
+                "Replay the tracing events of FILE (as mimic run --events), tracing the runs of the traced program; other programs' events run untraced."
+            )
+        ],
         examples: [
             (
                 "Trace the firewall on one SYN packet",
@@ -40,6 +49,10 @@ enum TraceCommand: Command {
     static func run(_ arguments: ParsedArguments) throws {
         let options = try RunOptions(arguments, command: info.name)
         let session = try options.session()
+        if options.eventsPath != nil {
+            try tracedEvents(session: session, options: options)
+            return
+        }
         if options.pcapPath != nil, options.packetNumber == nil {
             let packets = try options.packets()
             for (index, (number, packet)) in packets.enumerated() {
@@ -61,6 +74,68 @@ enum TraceCommand: Command {
         }
         let input = try options.singleContext(session)
         try traced(session: session, options: options, context: input.context, inputName: input.name)
+    }
+
+    /// `--events`: every event in order, maps persisting; the traced program's runs are traced,
+    /// the other programs' run as `mimic run --events` runs them and print one line each.
+    static func tracedEvents(session: Session, options: RunOptions) throws {
+        guard let path = options.eventsPath else { return }
+        let name = Input.displayName(path)
+        guard options.programName != nil || session.object.programs.count == 1 else {
+            throw RuntimeError(
+                "the object has \(session.object.programs.count) programs: name the one to trace with --program NAME (the events of the others run untraced)"
+            )
+        }
+        let bytes = try Input.read(path, what: "events files")
+        let events: [TraceEvent]
+        do { events = try TraceEvent.parse(lines: bytes) } catch { throw RuntimeError("\(name): \(error)") }
+        let builder = TraceEvents(emulator: session.emulator, vm: session.vm, objectBTF: session.object.btf)
+        for (index, event) in events.enumerated() {
+            let number = index + 1
+            let source: ObjectProgram
+            let contexts: [TracingContext]
+            do {
+                source = try TraceEvents.program(for: event, in: session.object, default: session.source)
+                contexts = try builder.contexts(event, program: source)
+            } catch {
+                throw RuntimeError("\(name) \(error)")
+            }
+            guard event.cpu < session.cpus else {
+                throw RuntimeError("\(name) \(event.json.path): cpu \(event.cpu) is not one of the \(session.cpus) CPUs (--cpus)")
+            }
+            for (run, context) in contexts.enumerated() {
+                let label = "event \(number)" + (contexts.count > 1 ? " run \(run + 1)" : "")
+                guard source.name == session.source.name else {
+                    let process: Process
+                    do {
+                        process = try session.vm.makeProcess(
+                            for: session.loaded.program(named: source.name), context: context, vCPU: event.cpu)
+                    } catch {
+                        throw RuntimeError("\(label): cannot set up \(source.name): \(error)")
+                    }
+                    let r0: UInt64
+                    do { r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout) } catch {
+                        throw RuntimeError("\(label): \(source.name): \(session.message(for: error))")
+                    }
+                    _ = session.drainEvents() // its records are not the traced runs'
+                    if options.json {
+                        Console.out(
+                            JSONOutput.object([
+                                ("event", .integer(Int64(number))), ("program", .string(source.name)),
+                                ("traced", .bool(false)), ("r0", .integer(Int64(bitPattern: r0))),
+                            ]).line)
+                    } else {
+                        Console.out("=== \(label): \(source.name), not traced: r0 = \(Int64(bitPattern: r0)) ===\n")
+                    }
+                    continue
+                }
+                guard event.cpu == 0 else {
+                    throw RuntimeError("\(name) \(event.json.path): trace runs the traced program on CPU 0; this event asks for cpu \(event.cpu)")
+                }
+                if !options.json { Console.out("=== \(label): \(source.name) ===\n") }
+                try traced(session: session, options: options, context: context, inputName: label)
+            }
+        }
     }
 
     static func traced(session: Session, options: RunOptions, context: (any Context)?, inputName: String) throws {

@@ -47,6 +47,24 @@ import Testing
             "\(ksyscall)")
     }
 
+    /// `mimic trace --events`: handle_exit's runs are traced, handle_exec's run untraced before
+    /// them and leaves the start time handle_exit reads (the ring buffer record of pid 4242).
+    @Test func traceReplaysEventsTracingOneProgram() throws {
+        let arguments = [
+            "trace", Self.path("bootstrap.bpf.o"), "--program", "handle_exit", "--system", Self.path("system.json"),
+            "--events", Self.path("bootstrap.events.jsonl"), "--btf", Self.path("bootstrap.bpf.o"),
+        ]
+        let result = try MimicCLI.run(arguments)
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("=== event 1: handle_exec, not traced: r0 = 0 ==="), "\(result)")
+        #expect(result.stdout.contains("=== event 2: handle_exit ==="), "\(result)")
+        #expect(result.stdout.contains("=== event 3: handle_exit ==="), "\(result)")
+        #expect(result.stdout.contains("call bpf_ringbuf_reserve#131"), "\(result)")
+        #expect(result.stdout.contains(".duration_ns = 4000000"), "\(result)")
+        let several = try MimicCLI.run(Array(arguments[0...1]) + Array(arguments[4...]))
+        #expect(several.status != 0 && several.stderr.contains("name the one to trace with --program"), "\(several)")
+    }
+
     @Test func mistakesAreNamed() throws {
         let directory = try TemporaryDirectory()
         let events = try directory.file(

@@ -40,6 +40,7 @@ enum Fixtures {
         "net_tunnel.o": ["tc_tunnel"],
         "netprog_skb.o": ["cg_ingress", "cg_egress", "lwt_input", "lwt_output", "lwt_transmit"],
         "netprog_flow.o": ["dissect"],
+        "packet_kfuncs.o": ["tc_dynptr", "xdp_dynptr"],
     ]
 
     static func ethernet(type: UInt16, payload: [UInt8]) -> [UInt8] {

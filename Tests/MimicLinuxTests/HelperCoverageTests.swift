@@ -21,7 +21,6 @@ import MimicCore
     ]
     /// Helpers of the current task that the `system-events` work adds with its task model.
     static let pendingSystemEvents: Set<String> = [
-        "bpf_task_pt_regs",
     ]
     static var pending: Set<String> { pendingNetworking.union(pendingSystemEvents) }
     /// Emulated helpers whose call can only return normally with state a generated program
@@ -35,6 +34,7 @@ import MimicCore
         "bpf_probe_write_user": "SystemTests.helpersReadTheCurrentTask",
         "bpf_copy_from_user_task": "SystemTests.helpersReadTheCurrentTask",
         "bpf_get_current_task_btf": "SystemTests, TracingFixtureTests",
+        "bpf_task_pt_regs": "SystemTests.helpersReadTheCurrentTask",
         // Helpers of socket program contexts (bpf_sock_ops, sk_msg_md, bpf_sock_addr, bpf_sk_lookup,
         // cgroup storage of an attached program): their fixtures netprog_*.c.
         "bpf_setsockopt": "SocketContextTests (sock_ops)", "bpf_getsockopt": "SocketContextTests (sock_ops)",

@@ -13,9 +13,10 @@ import Testing
          "tasks": [{"pid": 50, "comm": "app", "gid": 77, "cgroup": "/a/b",
                     "namespace": {"pid_ns": 4026532999, "pid": 5, "tgid": 5},
                     "kernel_stack": ["do_sys_openat2+0x10", "0xffffffff81000000"],
-                    "files": [{"fd": 3, "path": "/var/log/app.log"}],
+                    "files": [{"fd": 3, "path": "/var/log/app.log", "xattrs": {"user.kind": "journal"}}],
                     "memory": [{"address": "0x7fff0000", "string": "/tmp/x.txt", "writable": true},
-                               {"address": "0x7ffe0000", "hex": "72 6f 00"}]}]}
+                               {"address": "0x7ffe0000", "hex": "72 6f 00"}],
+                    "regs": {"ip": "0x401136", "sp": "0x7ffd1000", "di": 3}}]}
         """
 
     static func system(_ text: String = systemFile) throws -> EmulatedSystem {
@@ -45,6 +46,7 @@ import Testing
         ),
         (#"{"cgroups": [{"path": "/a", "id": 1}]}"#, "also cgroup /'s"),
         (#"{"kernel": {"version": "six"}}"#, "expected a release"),
+        (#"{"tasks": [{"pid": 1, "comm": "a", "regs": {"ip": "here"}}]}"#, "tasks[0].regs.ip: expected an integer"),
     ])
     func systemFileMistakesAreNamed(text: String, message: String) throws {
         let error = try #require(throws: JSONError.self) { try Self.system(text) }
@@ -78,11 +80,21 @@ import Testing
         let section = try #require(btf.typeID(named: ".bss", kind: .dataSection))
         #expect(
             btf.format(value, as: section)
-                == "{ seen = { .ns_ret = 0, .ns = { .pid = 5, .tgid = 5 }, .ns_bad_ret = -22, .cgroup_id = 11, .ancestor = [1, 10, 11, 0], .path_len = 17, .path = \"/var/log/app.log\", .user_len = 11, .user = \"/tmp/x.txt\", .user_fault = -14, .write_ret = 0, .write_ro_ret = -14, .copy_ret = 0, .copied = \"/TMP/x.t\", .leader_pid = 50, .cred_gid = 77 } }"
+                == "{ seen = { .ns_ret = 0, .ns = { .pid = 5, .tgid = 5 }, .ns_bad_ret = -22, .cgroup_id = 11, .ancestor = [1, 10, 11, 0], .path_len = 17, .path = \"/var/log/app.log\", .user_len = 11, .user = \"/tmp/x.txt\", .user_fault = -14, .write_ret = 0, .write_ro_ret = -14, .copy_ret = 0, .copied = \"/TMP/x.t\", .leader_pid = 50, .cred_gid = 77, .user_ip = 4198710, .user_sp = 2147291136, .user_di = 3, .xattr_len = 7, .xattr = \"journal\", .xattr_small = -34, .xattr_missing = -61, .xattr_denied = -1 }, xattr_buffer = \"journal\", xattr_tiny = \"\" }"
         )
         // bpf_probe_write_user's change persists in the task's memory for later events.
         let environment = try emulator.environment(forTask: 50, in: vm)
         #expect(environment.userMemory?.readString(0x7FFF_0000, limit: 32) == Array("/TMP/x.txt".utf8))
+    }
+
+    /// A register `struct pt_regs` does not have stops the load, naming the task and register.
+    @Test func unknownRegistersAreNamed() throws {
+        let url = Fixture.directory.appendingPathComponent("tracing/system_helpers.bpf.o")
+        let object = try ObjectFile(contentsOf: url.path)
+        let system = try Self.system(#"{"tasks": [{"pid": 7, "comm": "a", "regs": {"rip": 1}}]}"#)
+        let vm = VM(emulator: LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1, system: system, kernelBTF: object.btf)))
+        let error = try #require(throws: (any Error).self) { try vm.load(object: object) }
+        #expect("\(error)".contains("task 7: register rip is not an 8-byte member of struct pt_regs"), "\(error)")
     }
 
     @Test func taskStructNeedsAKernelBTF() throws {

@@ -63,6 +63,9 @@ public struct XDPContext: Context, Sendable {
     public var egressIfindex: UInt32
     /// Task, clock and random settings for helpers; nil keeps the process's defaults.
     public var environment: TaskEnvironment?
+    /// What the receiving driver knows of the packet (the XDP metadata kfuncs); nil: a driver
+    /// without them (`-EOPNOTSUPP`).
+    public var rxMetadata: XDPRxMetadata?
 
     public init(
         packet: [UInt8], headroom: Int = 256, tailroom: Int = 0, ingressIfindex: UInt32 = 1,
@@ -80,10 +83,13 @@ public struct XDPContext: Context, Sendable {
     }
 
     /// Reads the `ctx` object of an `xdp_md` context file: `packet` (base64), `headroom`
-    /// (default 256), `tailroom` (default 0), `ingress_ifidx`, `rx_queue_idx`, `egress_ifidx`.
+    /// (default 256), `tailroom` (default 0), `ingress_ifidx`, `rx_queue_idx`, `egress_ifidx`,
+    /// `rx_metadata` (`XDPRxMetadata`).
     public init(json ctx: JSONField, name: String) throws(ContextError) {
         try ctx.object(
-            knownMembers: ["packet", "headroom", "tailroom", "ingress_ifidx", "rx_queue_idx", "egress_ifidx"]
+            knownMembers: [
+                "packet", "headroom", "tailroom", "ingress_ifidx", "rx_queue_idx", "egress_ifidx", "rx_metadata",
+            ]
                 + TestRunContext.xdpInputFields)
         let limit = AddressSpace.lowWindowLimit / 4
         let packet = try ctx["packet"].optionalBase64(limit: limit)
@@ -105,6 +111,7 @@ public struct XDPContext: Context, Sendable {
             egressIfindex: try ctx["egress_ifidx"].optionalInteger(UInt32.self) ?? 0,
             name: name)
         try TestRunContext.read(ctx, into: &self)
+        if !ctx["rx_metadata"].isMissing { rxMetadata = try XDPRxMetadata(json: ctx["rx_metadata"]) }
     }
 
     public func attach(to process: MimicCore.Process) throws(SetupError) {
@@ -152,6 +159,7 @@ public struct XDPContext: Context, Sendable {
         buffer.syncContext(process)
         process.registers[1] = buffer.contextAddress
         state.packet = buffer
+        state.xdpRxMetadata = rxMetadata
         if let environment { state.environment = environment }
     }
 

@@ -10,8 +10,17 @@ import MimicMemory
 /// A dynptr is the kernel's 16-byte `struct bpf_dynptr_kern` on the program's stack:
 /// `void *data; u32 size; u32 offset;`, where `size` keeps the length in its low 24 bits, the type
 /// in bits 28–30 (`BPF_DYNPTR_TYPE_LOCAL` 1, `RINGBUF` 2) and read-only in bit 31. A NULL dynptr
-/// (all zeros) is what a failed constructor leaves. Dynptrs over packets (`bpf_dynptr_from_skb`,
-/// `_xdp`) are not made here.
+/// (all zeros) is what a failed constructor leaves.
+///
+/// Packet dynptrs (`bpf_dynptr_from_skb`, `bpf_dynptr_from_xdp`: types `SKB` 3 and `XDP` 4) hold
+/// the context's address where the kernel holds the `sk_buff` / `xdp_buff`, and reach the
+/// packet through the process's `PacketBuffer`, as the kernel's `__bpf_skb_load_bytes`,
+/// `__bpf_skb_store_bytes`, `__bpf_xdp_load_bytes` and `__bpf_xdp_store_bytes` do: reads and
+/// writes land in the packet as it is at the call; `bpf_dynptr_data` gives NULL for them (the
+/// kernel wants `bpf_dynptr_slice`), and slices point into the packet (Mimic's packets are
+/// linear). An skb dynptr is read-only in program types that may not write packet data
+/// (`may_access_direct_pkt_data`: only sched_cls, sched_act, xdp, lwt_xmit, sk_skb, sk_msg and
+/// cgroup_sockopt may), as the verifier swaps in `bpf_dynptr_from_skb_rdonly` for them.
 enum Dynptrs {
     struct Kern {
         var data: UInt64
@@ -24,11 +33,15 @@ enum Dynptrs {
         /// `BPF_DYNPTR_TYPE_LOCAL` and `_RINGBUF`.
         static let local: UInt32 = 1
         static let ringBuffer: UInt32 = 2
+        /// `BPF_DYNPTR_TYPE_SKB` and `_XDP`: `data` is the context's address.
+        static let skb: UInt32 = 3
+        static let xdp: UInt32 = 4
 
         var size: UInt64 { UInt64(sizeWord & Kern.sizeMask) }
         var type: UInt32 { (sizeWord >> Kern.typeShift) & 0x7 }
         var isReadOnly: Bool { sizeWord & Kern.readOnlyBit != 0 }
         var isNull: Bool { data == 0 }
+        var isPacket: Bool { type == Kern.skb || type == Kern.xdp }
         /// Where byte `offset` of the dynptr's view is.
         func address(_ offset: UInt64) -> UInt64 { data &+ UInt64(self.offset) &+ offset }
 
@@ -89,6 +102,9 @@ enum Dynptrs {
                 let offset = UInt64(call.arg32(4))
                 guard !source.isNull, call.arg(5) == 0 else { return Errno.invalid.r0 }
                 if let errno = source.check(offset: offset, length: length) { return errno.r0 }
+                if source.isPacket {
+                    return try readPacket(call, source, offset: offset, length: Int(length), into: call.arg(1))
+                }
                 try call.write(try call.read(source.address(offset), count: Int(length)), at: call.arg(1))
                 return 0
             },
@@ -99,6 +115,9 @@ enum Dynptrs {
                 let length = UInt64(call.arg32(4))
                 guard !target.isNull, !target.isReadOnly else { return Errno.invalid.r0 }
                 if let errno = target.check(offset: offset, length: length) { return errno.r0 }
+                if target.isPacket {
+                    return try writePacket(call, target, offset: offset, length: Int(length), flags: call.arg(5))
+                }
                 guard call.arg(5) == 0 else { return Errno.invalid.r0 }
                 try call.write(try call.read(call.arg(3), count: Int(length)), at: target.address(offset))
                 return 0
@@ -107,8 +126,9 @@ enum Dynptrs {
             LinuxHelper.make(.dynptrData) { call throws(HelperFailure) in
                 let dynptr = try read(call, at: call.arg(1))
                 let offset = UInt64(call.arg32(2))
+                // Packet dynptrs give NULL: the kernel wants bpf_dynptr_slice for them.
                 guard !dynptr.isNull, dynptr.check(offset: offset, length: UInt64(call.arg32(3))) == nil,
-                    !dynptr.isReadOnly
+                    !dynptr.isReadOnly, !dynptr.isPacket
                 else { return 0 }
                 return dynptr.address(offset)
             },
@@ -160,6 +180,29 @@ enum Dynptrs {
     /// The dynptr kfuncs.
     static func kfuncs() -> [Helper] {
         [
+            // int bpf_dynptr_from_skb(struct __sk_buff *skb, u64 flags, struct bpf_dynptr *ptr__uninit)
+            LinuxKfuncs.make("bpf_dynptr_from_skb") { call throws(HelperFailure) in
+                guard call.arg(2) == 0 else {
+                    try setNull(call, at: call.arg(3))
+                    return Errno.invalid.r0
+                }
+                let buffer = try call.packet(.skb)
+                var dynptr = make(data: buffer.contextAddress, type: Kern.skb, size: UInt64(buffer.length))
+                let type = call.state?.skbWriteCheck?.0
+                if let type, !writesPackets.contains(type) { dynptr.sizeWord |= Kern.readOnlyBit }
+                try write(call, dynptr, at: call.arg(3))
+                return 0
+            },
+            // int bpf_dynptr_from_xdp(struct xdp_md *xdp, u64 flags, struct bpf_dynptr *ptr__uninit)
+            LinuxKfuncs.make("bpf_dynptr_from_xdp") { call throws(HelperFailure) in
+                guard call.arg(2) == 0 else {
+                    try setNull(call, at: call.arg(3))
+                    return Errno.invalid.r0
+                }
+                let buffer = try call.packet(.xdp)
+                try write(call, make(data: buffer.contextAddress, type: Kern.xdp, size: UInt64(buffer.length)), at: call.arg(3))
+                return 0
+            },
             // void *bpf_dynptr_slice(const struct bpf_dynptr *p, u32 offset, void *buffer__opt, u32 buffer__szk)
             LinuxKfuncs.make("bpf_dynptr_slice") { call throws(HelperFailure) in
                 try slice(call, writable: false)
@@ -206,14 +249,92 @@ enum Dynptrs {
     }
 
     /// `bpf_dynptr_slice(_rdwr)`: a pointer into the dynptr's memory (local and ring buffer
-    /// dynptrs are always contiguous, so the buffer is not used), NULL when out of range, for a
-    /// NULL dynptr, or (`_rdwr`) for a read-only one.
+    /// dynptrs are always contiguous, and so are Mimic's packets, so the buffer is not used),
+    /// NULL when out of range (of the dynptr, or of a packet that shrank since), for a NULL
+    /// dynptr, or (`_rdwr`) for a read-only one. A slice of a packet is the packet's own bytes:
+    /// writes through it change the packet.
     static func slice(_ call: HelperCall, writable: Bool) throws(HelperFailure) -> UInt64 {
         let dynptr = try read(call, at: call.arg(1))
         let offset = UInt64(call.arg32(2))
-        guard !dynptr.isNull, !(writable && dynptr.isReadOnly),
-            dynptr.check(offset: offset, length: UInt64(call.arg32(4))) == nil
+        let length = UInt64(call.arg32(4))
+        guard !dynptr.isNull, !(writable && dynptr.isReadOnly), dynptr.check(offset: offset, length: length) == nil
         else { return 0 }
-        return dynptr.address(offset)
+        guard dynptr.isPacket else { return dynptr.address(offset) }
+        let buffer = try packet(call, dynptr)
+        let start = UInt64(dynptr.offset) + offset
+        // skb_header_pointer / bpf_xdp_pointer: within the packet as it is now.
+        if dynptr.type == Kern.xdp, start > 0xFFFF || length > 0xFFFF { return 0 }
+        guard start + length <= UInt64(buffer.length) else { return 0 }
+        return buffer.dataAddress + start
+    }
+
+    /// `__bpf_dynptr_data_rw`: where a kernel function may write the dynptr's bytes (its
+    /// memory, or the packet's for a packet dynptr, which Mimic keeps linear); nil for a NULL or
+    /// read-only dynptr.
+    static func writableData(_ call: HelperCall, _ dynptr: Kern) throws(HelperFailure) -> UInt64? {
+        guard !dynptr.isNull, !dynptr.isReadOnly else { return nil }
+        guard dynptr.isPacket else { return dynptr.address(0) }
+        let buffer = try packet(call, dynptr)
+        guard UInt64(dynptr.offset) + dynptr.size <= UInt64(buffer.length) else { return nil }
+        return buffer.dataAddress + UInt64(dynptr.offset)
+    }
+
+    /// The program types whose skb dynptrs are writable (`may_access_direct_pkt_data` with
+    /// `BPF_WRITE`).
+    static let writesPackets: Set<ProgramType> = [
+        .schedCls, .schedAct, .xdp, .lwtXmit, .skSkb, .skMsg, .cgroupSockopt,
+    ]
+
+    /// The packet a packet dynptr is over: the process's, when its context is the one the dynptr
+    /// was made from.
+    static func packet(_ call: HelperCall, _ dynptr: Kern) throws(HelperFailure) -> PacketBuffer {
+        let kind: PacketBuffer.Kind = dynptr.type == Kern.skb ? .skb : .xdp
+        guard let buffer = call.state?.packet, buffer.kind == kind, buffer.contextAddress == dynptr.data else {
+            throw .message(
+                "the \(kind.rawValue) dynptr's context (0x\(String(dynptr.data, radix: 16))) is not this run's packet context")
+        }
+        return buffer
+    }
+
+    /// `__bpf_skb_load_bytes` / `__bpf_xdp_load_bytes` at the dynptr's `offset`: `-EFAULT` with
+    /// the destination cleared (skb) or `-EFAULT` / `-EINVAL` (xdp) past the packet.
+    static func readPacket(_ call: HelperCall, _ dynptr: Kern, offset: UInt64, length: Int, into target: UInt64)
+        throws(HelperFailure) -> UInt64
+    {
+        let buffer = try packet(call, dynptr)
+        let start = UInt64(dynptr.offset) + offset
+        if dynptr.type == Kern.xdp {
+            if start > 0xFFFF || length > 0xFFFF { return Errno.fault.r0 }
+            if start + UInt64(length) > UInt64(buffer.length) { return Errno.invalid.r0 }
+        } else if start > UInt64(Int32.max) || start + UInt64(length) > UInt64(buffer.length) {
+            try call.zero(target, count: length)
+            return Errno.fault.r0
+        }
+        let from = buffer.dataOffset + Int(start)
+        try call.write(buffer.storage.bytes(in: from..<from + length), at: target)
+        return 0
+    }
+
+    /// `__bpf_skb_store_bytes` (flags `BPF_F_RECOMPUTE_CSUM`, `BPF_F_INVALIDATE_HASH`, else
+    /// `-EINVAL`; `-EFAULT` past the packet) / `__bpf_xdp_store_bytes` (no flags) at the
+    /// dynptr's `offset`.
+    static func writePacket(_ call: HelperCall, _ dynptr: Kern, offset: UInt64, length: Int, flags: UInt64)
+        throws(HelperFailure) -> UInt64
+    {
+        let buffer = try packet(call, dynptr)
+        let start = UInt64(dynptr.offset) + offset
+        if dynptr.type == Kern.xdp {
+            guard flags == 0 else { return Errno.invalid.r0 }
+            if start > 0xFFFF || length > 0xFFFF { return Errno.fault.r0 }
+            if start + UInt64(length) > UInt64(buffer.length) { return Errno.invalid.r0 }
+        } else {
+            guard flags & ~3 == 0 else { return Errno.invalid.r0 }
+            guard start <= UInt64(Int32.max), start + UInt64(length) <= UInt64(buffer.length) else {
+                return Errno.fault.r0
+            }
+        }
+        buffer.storage.write(try call.read(call.arg(3), count: length), at: buffer.dataOffset + Int(start))
+        if dynptr.type == Kern.skb, flags & 2 != 0 { NetworkHelpers.clearHash(buffer) }
+        return 0
     }
 }

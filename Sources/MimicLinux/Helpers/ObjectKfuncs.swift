@@ -156,6 +156,8 @@ extension LinuxEmulator {
 ///   `type_id` (the kernel's verifier gives the size; Mimic reads it from `Program.objectBTF`),
 ///   with one reference; NULL when the heap is full. `bpf_obj_drop_impl` drops a reference,
 ///   `bpf_refcount_acquire_impl` adds one (NULL for an object already freed).
+///   `bpf_percpu_obj_new_impl` / `bpf_percpu_obj_drop_impl`: the same, one copy per CPU, reached
+///   through `bpf_per_cpu_ptr` / `bpf_this_cpu_ptr`.
 /// - `bpf_list_push_front_impl` / `_back_impl(head, node, meta, off)`: 0, or `-EINVAL` for a node
 ///   already in a list or tree (its object is dropped, as in the kernel); `bpf_list_pop_front` /
 ///   `_back`, `bpf_list_front` / `_back`: the node, or NULL for an empty list.
@@ -173,7 +175,8 @@ extension LinuxEmulator {
 enum ObjectKfuncs {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         let state = emulator.kfuncState
-        return objects(state) + collections(state) + tasks(state) + CPUMasks.all(state, cpuCount: emulator.cpuCount)
+        return objects(state) + perCPUObjects(state, emulator.kernelObjects, cpuCount: emulator.cpuCount)
+            + collections(state) + tasks(state) + CPUMasks.all(state, cpuCount: emulator.cpuCount)
     }
 
     static func objects(_ state: KfuncState) -> [Helper] {
@@ -193,6 +196,32 @@ enum ObjectKfuncs {
             },
             LinuxKfuncs.make("bpf_refcount_acquire_impl") { call throws(HelperFailure) in
                 state.retain(call.arg(1)) ? call.arg(1) : 0
+            },
+        ]
+    }
+
+    /// `bpf_percpu_obj_new_impl(type_id, meta)`: one zeroed copy of the program's local type per
+    /// possible CPU, on the heap back to back; the pointer is a per-CPU one, which the program
+    /// reaches through `bpf_per_cpu_ptr` / `bpf_this_cpu_ptr` (NULL when the heap is full).
+    /// `bpf_percpu_obj_drop_impl(p, meta)` frees it.
+    static func perCPUObjects(_ state: KfuncState, _ objects: KernelObjects, cpuCount: Int) -> [Helper] {
+        [
+            LinuxKfuncs.make("bpf_percpu_obj_new_impl") { call throws(HelperFailure) in
+                let typeID = UInt32(truncatingIfNeeded: call.arg(1))
+                guard let btf = call.process.program.objectBTF, let size = btf.size(of: typeID) else {
+                    throw .message("type id \(typeID) is not a sized type of the program's BTF")
+                }
+                let stride = roundUp8(max(size, 1))
+                guard let address = try state.allocate(stride * cpuCount, for: call.process) else { return 0 }
+                objects.registerPerCPU(at: address, size: stride)
+                return address
+            },
+            LinuxKfuncs.make("bpf_percpu_obj_drop_impl") { call throws(HelperFailure) in
+                guard objects.perCPUObject(at: call.arg(1)) != nil, state.release(call.arg(1)) else {
+                    throw .message("0x\(String(call.arg(1), radix: 16)) is not an object bpf_percpu_obj_new allocated")
+                }
+                objects.unregisterPerCPU(at: call.arg(1))
+                return 0
             },
         ]
     }

@@ -5,7 +5,7 @@ import MimicMemory
 /// which events and contexts set from `EmulatedSystem`): `HelperID.getCurrentTask`,
 /// `.getCurrentTaskBtf`, `.getNsCurrentPidTgid`, `.getCurrentCgroupId`,
 /// `.getCurrentAncestorCgroupId`, `.dPath`, `.copyFromUser`, `.copyFromUserTask`,
-/// `.probeWriteUser`; and the iterator output helpers `.seqPrintf`, `.seqWrite`.
+/// `.probeWriteUser`, `.taskPtRegs`; and the iterator output helpers `.seqPrintf`, `.seqWrite`.
 enum SystemHelpers {
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         [
@@ -63,6 +63,14 @@ enum SystemHelpers {
                 try call.write(bytes, at: call.arg(2))
                 return UInt64(bytes.count)
             },
+            // task_pt_regs(task): the task's user registers at the top of its kernel stack.
+            LinuxHelper.make(.taskPtRegs) { [weak emulator] call throws(HelperFailure) in
+                guard let address = try systemState(emulator, call)?.kernel?.registerAddresses[call.arg(1)] else {
+                    throw .message(
+                        "r1 (0x\(String(call.arg(1), radix: 16))) is not a task_struct of the emulated system")
+                }
+                return address
+            },
             LinuxHelper.make(.copyFromUser) { call throws(HelperFailure) in
                 try copyFromUser(call, memory: call.state?.environment.userMemory, source: call.arg(3))
             },
@@ -109,6 +117,47 @@ enum SystemHelpers {
                 return 0
             },
         ]
+    }
+
+    /// `bpf_get_file_xattr(file, name__str, value_p)` (`fs/bpf_fs_kfuncs.c`): the extended
+    /// attribute `name` of a file of the emulated system into the dynptr's memory; `-EPERM` for
+    /// a name outside `user.` and `security.bpf.`, `-EINVAL` for a NULL or read-only dynptr,
+    /// then as `__vfs_getxattr`: `-ENODATA` when the file has no such attribute, `-ERANGE` when
+    /// it does not fit (a zero-sized dynptr asks for the size), else its length.
+    static func kfuncs(for emulator: LinuxEmulator) -> [Helper] {
+        [
+            LinuxKfuncs.make("bpf_get_file_xattr") { [weak emulator] call throws(HelperFailure) in
+                guard let xattrs = try systemState(emulator, call)?.kernel?.fileXattrs[call.arg(1)] else {
+                    throw .message(
+                        "r1 (0x\(String(call.arg(1), radix: 16))) is not a struct file of the emulated system")
+                }
+                let name = try cString(call, at: call.arg(2), limit: 256)
+                guard name.starts(with: Array("user.".utf8)) || name.starts(with: Array("security.bpf.".utf8)) else {
+                    return Errno.notPermitted.r0
+                }
+                let dynptr = try Dynptrs.read(call, at: call.arg(3))
+                guard let target = try Dynptrs.writableData(call, dynptr) else { return Errno.invalid.r0 }
+                guard let value = xattrs[String(decoding: name, as: UTF8.self)] else {
+                    return Errno(rawValue: 61).r0 // ENODATA
+                }
+                if dynptr.size > 0 {
+                    guard UInt64(value.count) <= dynptr.size else { return Errno.outOfRange.r0 }
+                    try call.write(value, at: target)
+                }
+                return UInt64(value.count)
+            }
+        ]
+    }
+
+    /// A NUL-terminated string of program memory (without the NUL), at most `limit` bytes.
+    static func cString(_ call: HelperCall, at address: UInt64, limit: Int) throws(HelperFailure) -> [UInt8] {
+        var bytes: [UInt8] = []
+        while bytes.count < limit {
+            let byte = try call.read(address &+ UInt64(bytes.count), count: 1)[0]
+            if byte == 0 { return bytes }
+            bytes.append(byte)
+        }
+        throw .message("the string at 0x\(String(address, radix: 16)) has no NUL within \(limit) bytes")
     }
 
     /// The emulator's system state (nil when the emulator is gone).

@@ -30,14 +30,17 @@ public struct EmulatedSystem: Sendable {
         }
     }
 
-    /// An open file of a task: its descriptor and the path `bpf_d_path` gives for it.
+    /// An open file of a task: its descriptor, the path `bpf_d_path` gives for it, and its
+    /// extended attributes (what `bpf_get_file_xattr` reads), by name (`user.origin`).
     public struct OpenFile: Sendable, Equatable {
         public var fd: Int32
         public var path: String
+        public var xattrs: [String: [UInt8]]
 
-        public init(fd: Int32, path: String) {
+        public init(fd: Int32, path: String, xattrs: [String: [UInt8]] = [:]) {
             self.fd = fd
             self.path = path
+            self.xattrs = xattrs
         }
     }
 
@@ -81,6 +84,10 @@ public struct EmulatedSystem: Sendable {
         public var userStack: [Frame] = []
         public var files: [OpenFile] = []
         public var memory: [UserRegion] = []
+        /// The task's user registers (what `bpf_task_pt_regs` points to: the `pt_regs` at the top
+        /// of its kernel stack), by `struct pt_regs` member name (`ip`, `sp`, `di`, ... on
+        /// x86-64; `pc`, `sp`, `x0`..`x30` on arm64); registers not given are 0.
+        public var registers: [String: UInt64] = [:]
 
         public init(pid: UInt32, tgid: UInt32? = nil, ppid: UInt32 = 0, comm: String) {
             self.pid = pid
@@ -166,7 +173,8 @@ extension EmulatedSystem {
     ///              "namespace": {"pid_ns": 4026531836, "pid": 42, "tgid": 42},
     ///              "kernel_stack": ["do_sys_openat2+0x1f"], "user_stack": ["0x401000"],
     ///              "files": [{"fd": 3, "path": "/etc/passwd"}],
-    ///              "memory": [{"address": "0x7ffd0000", "string": "/etc/passwd", "writable": true}]}]
+    ///              "memory": [{"address": "0x7ffd0000", "string": "/etc/passwd", "writable": true}],
+    ///              "regs": {"ip": "0x401000", "sp": "0x7ffd1000"}}]
     /// }
     /// ```
     ///
@@ -251,7 +259,7 @@ extension EmulatedSystem {
     static func task(_ field: JSONField, cgroups: Set<String>) throws(JSONError) -> Task {
         try field.object(knownMembers: [
             "pid", "tgid", "ppid", "uid", "gid", "comm", "cgroup", "start_time_ns", "exit_code", "namespace",
-            "kernel_stack", "user_stack", "files", "memory",
+            "kernel_stack", "user_stack", "files", "memory", "regs",
         ])
         let pid = try field["pid"].integer(UInt32.self)
         var task = Task(
@@ -281,13 +289,27 @@ extension EmulatedSystem {
         task.userStack = try field["user_stack"].optionalElements().map { frame throws(JSONError) in
             try Self.frame(frame)
         }
+        // Checked against struct pt_regs of the kernel BTF when the objects are laid out.
+        for (name, register) in try field["regs"].optionalMembers() {
+            task.registers[name] = try integer(register)
+        }
         var fds: Set<Int32> = []
         for file in try field["files"].optionalElements() {
-            try file.object(knownMembers: ["fd", "path"])
+            try file.object(knownMembers: ["fd", "path", "xattrs"])
             let fd = try file["fd"].integer(Int32.self)
             guard fd >= 0, fd < 1 << 16 else { throw file["fd"].error("expected a descriptor from 0 to 65535") }
             guard fds.insert(fd).inserted else { throw file["fd"].error("fd \(fd) is listed twice") }
-            task.files.append(OpenFile(fd: fd, path: try file["path"].string()))
+            // Values: a string (its UTF-8 bytes, no NUL added) or {"hex": ...} / {"base64": ...}.
+            var xattrs: [String: [UInt8]] = [:]
+            for (name, value) in try file["xattrs"].optionalMembers() {
+                if case .string(let text)? = value.value {
+                    xattrs[name] = Array(text.utf8)
+                } else {
+                    try value.object(knownMembers: ["hex", "base64"])
+                    xattrs[name] = value["hex"].isMissing ? try value["base64"].base64() : try value.base64()
+                }
+            }
+            task.files.append(OpenFile(fd: fd, path: try file["path"].string(), xattrs: xattrs))
         }
         for region in try field["memory"].optionalElements() {
             try region.object(knownMembers: ["address", "string", "hex", "base64", "writable"])

@@ -23,6 +23,11 @@ public final class KernelMemory: Sendable {
     let paths: [UInt64: String]
     /// The path of each `struct file`, by the file's address (for `bpf_sock_from_file`).
     let filePaths: [UInt64: String]
+    /// The extended attributes of each `struct file`, by its address (`bpf_get_file_xattr`).
+    let fileXattrs: [UInt64: [String: [UInt8]]]
+    /// Each task's user `pt_regs` (`task_pt_regs(task)`, what `bpf_task_pt_regs` returns), by
+    /// the `task_struct` address.
+    public let registerAddresses: [UInt64: UInt64]
     /// The region's base address and size.
     public let base: UInt64
     public let size: Int
@@ -30,11 +35,14 @@ public final class KernelMemory: Sendable {
     let storage: RegionStorage
 
     init(
-        taskAddresses: [UInt32: UInt64], paths: [UInt64: String], filePaths: [UInt64: String] = [:], base: UInt64,
+        taskAddresses: [UInt32: UInt64], paths: [UInt64: String], filePaths: [UInt64: String] = [:],
+        fileXattrs: [UInt64: [String: [UInt8]]] = [:], registerAddresses: [UInt64: UInt64], base: UInt64,
         storage: RegionStorage
     ) {
         self.filePaths = filePaths
         self.storage = storage
+        self.fileXattrs = fileXattrs
+        self.registerAddresses = registerAddresses
         self.taskAddresses = taskAddresses
         var byAddress: [UInt64: UInt32] = [:]
         for (pid, address) in taskAddresses { byAddress[address] = pid }
@@ -75,8 +83,11 @@ public final class KernelMemory: Sendable {
         }
         var namespaces: [UInt64: KernelLayout.Object] = [:]
         var paths: [(file: KernelLayout.Object, path: String)] = []
+        var xattrs: [(file: KernelLayout.Object, xattrs: [String: [UInt8]])] = []
+        var registers: [(task: KernelLayout.Object, regs: KernelLayout.Object)] = []
         for task in all {
             guard let object = tasks[task.pid] else { continue }
+            registers.append((object, try layout.registers(task)))
             layout.set(object, ["pid"], Int64(task.pid))
             layout.set(object, ["tgid"], Int64(task.tgid))
             layout.set(object, ["comm"], bytes: Array(task.comm.utf8.prefix(15)))
@@ -127,6 +138,7 @@ public final class KernelMemory: Sendable {
                         layout.set(fileObject, ["f_path", "dentry"], pointer: dentry)
                     }
                     paths.append((fileObject, file.path))
+                    xattrs.append((fileObject, file.xattrs))
                 }
                 layout.set(table, ["max_fds"], Int64(maxFD))
                 layout.set(table, ["fd"], pointer: array)
@@ -155,9 +167,14 @@ public final class KernelMemory: Sendable {
             pathAddresses[base + UInt64(file.offset + offset)] = path
             fileAddresses[base + UInt64(file.offset)] = path
         }
+        var fileXattrs: [UInt64: [String: [UInt8]]] = [:]
+        for (file, values) in xattrs { fileXattrs[base + UInt64(file.offset)] = values }
+        var registerAddresses: [UInt64: UInt64] = [:]
+        for (task, regs) in registers { registerAddresses[base + UInt64(task.offset)] = base + UInt64(regs.offset) }
         return KernelMemory(
             taskAddresses: tasks.mapValues { base + UInt64($0.offset) }, paths: pathAddresses,
-            filePaths: fileAddresses, base: base, storage: storage)
+            filePaths: fileAddresses, fileXattrs: fileXattrs, registerAddresses: registerAddresses, base: base,
+            storage: storage)
     }
 }
 
@@ -257,6 +274,32 @@ struct KernelLayout {
             return
         }
         pointers.append((object.offset + offset, target.offset))
+    }
+
+    /// A task's user `struct pt_regs` (laid out from the BTF, else as the host's `RegisterLayout`),
+    /// its registers set by member name; arm64's `x0`..`x30` are `regs[0..30]`. A name the
+    /// struct does not have is an error naming the task and the register.
+    mutating func registers(_ task: EmulatedSystem.Task) throws(LoadError.Reason) -> Object {
+        let host = RegisterLayout.host
+        let object = allocate("pt_regs") ?? allocate(raw: host.size)
+        for (name, value) in task.registers.sorted(by: { $0.key < $1.key }) {
+            var offset: Int?
+            if object.type == 0 {
+                offset = host.offset(of: name)
+            } else if let (at, type) = field(object.type, [name]), btf.size(of: type) == 8 {
+                offset = at
+            } else if name.hasPrefix("x"), let n = Int(name.dropFirst()), (0...30).contains(n),
+                let (at, type) = field(object.type, ["regs"]), case .array? = btf.type(btf.resolve(type))
+            {
+                offset = at + 8 * n
+            }
+            guard let offset, offset + 8 <= (btf.size(of: object.type) ?? host.size) else {
+                throw .unsupported(
+                    "task \(task.pid): register \(name) is not an 8-byte member of struct pt_regs in the kernel BTF")
+            }
+            for i in 0..<8 { bytes[object.offset + offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
+        }
+        return object
     }
 
     /// Sets the pointer at byte `offset` of a raw object.

@@ -366,6 +366,7 @@ public struct TraceEvents {
         if trampoline {
             write(&context.bytes, at: 0, UInt64(argumentCount))
             context.registerOffset = header
+            context.tracedFunction = TracedFunction(argumentCount: UInt32(argumentCount), hasReturnValue: returns)
         }
     }
 

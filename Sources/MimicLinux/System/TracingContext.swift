@@ -18,6 +18,10 @@ public struct TracingContext: Context, Sendable {
     public var seqFileOffset: Int?
     /// The task and clock of the run.
     public var environment: TaskEnvironment
+    /// The traced function of a trampoline program (fentry, fexit, fmod_ret, lsm): what
+    /// `bpf_get_func_arg`, `_ret` and `_arg_cnt` read, as the kernel reads `ctx[-1]` and
+    /// `ctx[nr_args]`; nil for other programs.
+    public var tracedFunction: TracedFunction?
 
     public init(
         name: String, bytes: [UInt8], selfPointers: [(at: Int, target: Int)] = [], seqFileOffset: Int? = nil,
@@ -50,6 +54,7 @@ public struct TracingContext: Context, Sendable {
         let state = LinuxProcessState.forContext(process)
         state.environment = environment
         state.seqFileAddress = seqFileOffset.map { base &+ UInt64($0) }
+        if let tracedFunction { state.tracedFunction = tracedFunction }
     }
 }
 
