@@ -52,7 +52,7 @@ enum LinuxKfuncs {
                 try writeIterator(call, at: call.arg(1), current: 0, end: 0)
                 return 0
             },
-        ] + Dynptrs.kfuncs() + ObjectKfuncs.all(for: emulator)
+        ] + Dynptrs.kfuncs() + ObjectKfuncs.all(for: emulator) + ConntrackKfuncs.all(for: emulator)
     }
 
     /// Writes `struct bpf_iter_num_kern { int cur; int end; }`.

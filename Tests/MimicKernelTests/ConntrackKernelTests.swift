@@ -1,0 +1,45 @@
+import Foundation
+import Glibc
+import Testing
+import MimicCore
+@testable import MimicKernel
+@testable import MimicLinux
+
+/// The conntrack kfuncs against the kernel's (`net_conntrack.o`, issue 14): the program runs with
+/// `BPF_PROG_TEST_RUN` in a fresh network namespace (whose conntrack table starts empty) and in
+/// Mimic with an empty `Network.conntrack`; every answer must agree. Skipped plainly without
+/// root, `ip`, the kernel's BPF or its conntrack (`/proc/net/nf_conntrack`).
+@Suite(
+    "The conntrack kfuncs against the kernel's",
+    .enabled(
+        if: TestNamespace.unavailableReason == nil && FileManager.default.fileExists(atPath: "/proc/net/nf_conntrack"),
+        "needs root, the ip command, the kernel's BPF and its conntrack (/proc/net/nf_conntrack)"))
+struct ConntrackKernelTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    static func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+
+    @Test func lookupsAllocationsAndErrorsAgreeWithTheKernel() throws {
+        let namespace = try TestNamespace("ct")
+        try namespace.configure("link set lo up")
+        let object = try ObjectFile(contentsOf: Self.fixtures.appendingPathComponent("net_conntrack.o").path)
+        let answers = try namespace.enter { () throws -> [Int64] in
+            let comparison = try ObjectComparison(object: object, programName: "tc_conntrack", network: .standard)
+            let result = try comparison.run(packet: Fixtures.packets[0])
+            for difference in result.differences { Issue.record("tc_conntrack: \(difference)") }
+            let contents = comparison.mimicContents("answers")
+            return (0..<21).map {
+                Int64(bitPattern: get64(contents[Self.le32(UInt32($0))]?.first ?? [UInt8](repeating: 0, count: 8), 0))
+            }
+        }
+        // What the kernel answered (and Mimic with it): ENOENT, EINVAL, EPROTO, EAFNOSUPPORT,
+        // EINVAL, ENONET, EINVAL, EINVAL; the allocation, zone direction 3, set_status's EBUSY and
+        // 0, the insertion, change_status's EBUSY,
+        // change_timeout's 0; the entry in both directions, no UDP entry, no second
+        // insertion.
+        #expect(
+            answers == [
+                -2, -22, -71, -97, -22, -64, -22, -22, 1, 3, -16, 0, 1, 0, -16, 0, 100, 101, 0, -2, 0,
+            ])
+    }
+}
