@@ -218,6 +218,7 @@ enum LinuxHelperSet {
             + StackHelpers.all(for: emulator) + SysctlAndRingHelpers.all(for: emulator)
             + SystemHelpers.all(for: emulator)
             + SocketProgramHelpers.all(for: emulator)
+            + NetworkPathHelpers.all(for: emulator)
     }
 }
 

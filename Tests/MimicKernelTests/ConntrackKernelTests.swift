@@ -43,3 +43,36 @@ struct ConntrackKernelTests {
             ])
     }
 }
+
+/// The same program in Mimic alone, with the entry already in the network's table (read from
+/// `--net` JSON): the lookups find it at once and the program's insertions are refused.
+@Suite struct ConntrackTableTests {
+    @Test func entriesOfTheNetworkDescriptionAreFound() throws {
+        let network = try Network(
+            jsonData: Array(
+                """
+                {"conntrack": [{"protocol": "tcp", "source": "198.18.0.1:40000", "destination": "198.18.0.2:80",
+                                "mark": 7, "status": 14}]}
+                """.utf8))
+        #expect(network.conntrack.count == 1 && network.conntrack.first?.mark == 7)
+        let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1, network: network))
+        let vm = VM(emulator: emulator)
+        let object = try ObjectFile(
+            contentsOf: ConntrackKernelTests.fixtures.appendingPathComponent("net_conntrack.o").path)
+        let program = try vm.load(object: object).program(named: "tc_conntrack")
+        let process = try vm.makeProcess(for: program, context: SKBContext(packet: Fixtures.packets[0]))
+        #expect(try process.run() == 0)
+        let answers = try #require(emulator.map(named: "answers"))
+        func answer(_ index: UInt32) -> Int64? {
+            answers.value(forKey: ConntrackKernelTests.le32(index)).map { Int64(bitPattern: get64($0, 0)) }
+        }
+        #expect(answer(0) == 100) // found in the original direction from the start
+        #expect(answer(12) == 0) // the allocated copy's tuples are taken: not inserted
+        #expect(answer(16) == 100 && answer(17) == 101)
+        #expect(emulator.networkState.conntrack.entries.count == 1)
+        // A malformed entry is refused with its JSON path.
+        #expect(throws: (any Error).self) {
+            try Network(jsonData: Array(#"{"conntrack": [{"protocol": "icmp", "source": "1.2.3.4:1", "destination": "1.2.3.5:2"}]}"#.utf8))
+        }
+    }
+}

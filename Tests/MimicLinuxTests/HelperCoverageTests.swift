@@ -16,8 +16,8 @@ import MimicCore
         "bpf_msg_redirect_map",
         "bpf_skb_get_xfrm_state", "bpf_sock_hash_update", "bpf_msg_redirect_hash",
         "bpf_sk_redirect_hash", "bpf_lwt_push_encap", "bpf_lwt_seg6_store_bytes", "bpf_lwt_seg6_adjust_srh",
-        "bpf_lwt_seg6_action", "bpf_sk_select_reuseport", "bpf_skb_output",
-        "bpf_tcp_send_ack", "bpf_xdp_output", "bpf_sk_cgroup_id", "bpf_sk_ancestor_cgroup_id",
+        "bpf_lwt_seg6_action", "bpf_sk_select_reuseport",
+        "bpf_tcp_send_ack", "bpf_sk_cgroup_id", "bpf_sk_ancestor_cgroup_id",
         "bpf_load_hdr_opt", "bpf_store_hdr_opt",
         "bpf_reserve_hdr_opt", "bpf_skb_cgroup_classid",
         "bpf_sock_from_file", "bpf_get_retval", "bpf_set_retval", "bpf_tcp_raw_gen_syncookie_ipv4",
@@ -130,7 +130,7 @@ import MimicCore
             body = "mov %r1, %r6\nlddw %r2, 0x\(String(m.programs, radix: 16))\nmov %r3, 0\n"
         case .redirectMap:
             body = "\(map(m.devices))\nmov %r2, 0\nmov %r3, 0\n"
-        case .perfEventOutput:
+        case .perfEventOutput, .xdpOutput, .skbOutput:
             body =
                 "mov %r1, %r6\nlddw %r2, 0x\(String(m.perf, radix: 16))\nlddw %r3, 0xffffffff\nmov %r4, %r8\nmov %r5, 8\n"
         case .perfEventRead:

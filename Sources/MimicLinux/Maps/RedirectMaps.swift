@@ -13,7 +13,7 @@ import Synchronization
 /// `setEntry(key:value:program:attachType:)`, and its value then holds the program's id in that
 /// word, as the kernel's does (`bpf_prog.id`); an update through bytes with a non-zero fd word is
 /// refused as an fd naming no XDP program is (devmap `-EINVAL`, cpumap `-ENOMEM`).
-/// `LinuxEmulator.deliver(_:from:)` runs an entry's program when a packet is redirected to it.
+/// `LinuxEmulator.deliver(redirectOf:)` runs an entry's program when a packet is redirected to it.
 ///
 /// Update and delete follow `devmap.c`, `cpumap.c` and `xskmap.c`: flags past `BPF_EXIST` are
 /// `-EINVAL`; for the array forms an index past the end is `-E2BIG` on update (`-EINVAL` on
