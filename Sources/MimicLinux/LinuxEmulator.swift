@@ -221,6 +221,7 @@ enum LinuxHelperSet {
             + SystemHelpers.all(for: emulator)
             + SocketProgramHelpers.all(for: emulator)
             + SocketMapHelpers.all(for: emulator)
+            + NetworkPathHelpers.all(for: emulator)
     }
 }
 

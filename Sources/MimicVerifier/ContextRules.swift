@@ -47,7 +47,8 @@ enum ContextRules {
         case .cgroupSockAddr:
             return sockAddr(off: off, size: size, write: write, attachType: attachType)
         case .xdp:
-            guard !write, off + size <= 24, size == 4, off != 20 else { return nil }
+            // egress_ifindex (20) only in a devmap entry's program (xdp_is_valid_access).
+            guard !write, off + size <= 24, size == 4, off != 20 || attachType == .xdpDevmap else { return nil }
             switch off {
             case 0: return .packet
             case 4: return .packetEnd

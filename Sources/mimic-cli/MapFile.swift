@@ -14,6 +14,10 @@ import MimicTesting
 /// - an array of byte values (`[192, 0, 2, 66]`);
 /// - `{"string": "bash"}`: UTF-8 text, zero-padded to the size (for `char[16]` keys).
 ///
+/// A devmap or cpumap entry that carries a program is `{"key": K, "value": {"ifindex": N,
+/// "program": "NAME"}}` (cpumap: `"qsize"` for `"ifindex"`), NAME a program of the object whose
+/// section makes it `xdp/devmap` / `xdp/cpumap` (the kernel's `bpf_prog.fd`).
+///
 /// Byte forms must have exactly the key or value size. Errors name the file and JSON path.
 struct MapFile {
     struct Entry {
@@ -21,6 +25,8 @@ struct MapFile {
         /// One value for every CPU, or one per CPU.
         var values: [[UInt8]]
         var perCPU: Bool
+        /// The program a devmap / cpumap entry carries (its value's first word is in `values`).
+        var program: String?
     }
 
     /// Splits `NAME=FILE.json`.
@@ -56,6 +62,10 @@ struct MapFile {
                     var values: [[UInt8]] = []
                     for element in list { values.append(try bytesOf(element, size: valueSize, what: "value")) }
                     entries.append(Entry(key: key, values: values, perCPU: true))
+                } else if case .object(let members) = item["value"].value,
+                    members.contains(where: { $0.0 == "program" })
+                {
+                    entries.append(try entryWithProgram(key: key, item["value"], valueSize: valueSize))
                 } else {
                     entries.append(
                         Entry(
@@ -67,6 +77,28 @@ struct MapFile {
         } catch {
             throw RuntimeError("\(file): \(error.description)")
         }
+    }
+
+    /// `{"ifindex": N, "program": "NAME"}` or `{"qsize": N, "program": "NAME"}`: the value's
+    /// first word and the program (its second word, the program's id, is Mimic's to fill).
+    static func entryWithProgram(key: [UInt8], _ field: JSONField, valueSize: Int) throws(ContextError) -> Entry {
+        var first: UInt32?
+        for (name, member) in try field.members() {
+            switch name {
+            case "program": continue
+            case "ifindex", "qsize":
+                guard first == nil else { throw field.error("give either ifindex or qsize, not both") }
+                first = try member.integer(UInt32.self)
+            default:
+                throw member.error("unknown member \"\(name)\" (expected ifindex or qsize, and program)")
+            }
+        }
+        guard let first else { throw field.error("give the entry's ifindex (devmap) or qsize (cpumap) with its program") }
+        guard valueSize == 8 else {
+            throw field.error("an entry with a program needs 8-byte values (struct bpf_devmap_val / bpf_cpumap_val); the map's are \(valueSize) bytes")
+        }
+        let value = [UInt8(first & 0xff), UInt8(first >> 8 & 0xff), UInt8(first >> 16 & 0xff), UInt8(first >> 24), 0, 0, 0, 0]
+        return Entry(key: key, values: [value], perCPU: false, program: try field["program"].string())
     }
 
     /// The bytes a key or value field stands for: `ValueSyntax`'s byte forms, with hex read by

@@ -88,6 +88,33 @@ struct Delivery {
     var packet: [UInt8]
     /// A `bpf_clone_redirect` copy, sent besides the packet itself.
     var isClone = false
+    /// Trace lines of the devmap / cpumap entry programs that ran on the packet.
+    var trace: [String] = []
+    /// Why an entry program failed (a `.error` destination).
+    var failure: String?
+
+    init(destination: PacketDestination, packet: [UInt8], isClone: Bool = false) {
+        self.destination = destination
+        self.packet = packet
+        self.isClone = isClone
+    }
+
+    /// Where a frame redirected through a map went after its entry programs ran: dropped by a
+    /// verdict (or `XDP_ABORTED`, or no room) is `drop` / `aborted`, a failed entry program `error`.
+    init(_ delivery: RedirectDelivery) {
+        let destination: PacketDestination
+        switch delivery.target {
+        case .interface(let ifindex): destination = .interface(ifindex)
+        case .cpu(let cpu): destination = .cpu(cpu)
+        case .socket(let map, let key): destination = .socket(map: map, key: key)
+        case .dropped:
+            destination = delivery.runs.last.map { XDPAction(returnValue: $0.returnValue) } == .aborted ? .aborted : .drop
+        case .failed: destination = .error
+        }
+        self.init(destination: destination, packet: delivery.packet)
+        trace = delivery.runs.flatMap(\.trace)
+        if case .failed(let message) = delivery.target { failure = message }
+    }
 }
 
 extension PacketDestination {
@@ -103,6 +130,8 @@ extension PacketDestination {
         case .xdp:
             let packet = buffer.data
             if let destination = xdpVerdict(r0) { return [Delivery(destination: destination, packet: packet)] }
+            // A map entry: the kernel runs the entry's program (if any) before the frame goes.
+            if let deliveries = session.emulator.deliver(redirectOf: process) { return deliveries.map(Delivery.init) }
             return redirected(state.redirect, packet: packet, session: session, ingressIfindex: ingressIfindex)
         case .schedCls, .schedAct:
             guard let result = SKBContext.result(of: process, returnValue: r0) else { return [] }

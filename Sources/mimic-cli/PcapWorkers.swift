@@ -225,6 +225,11 @@ final class PacketRunner {
         }
         let deliveries = PacketDestination.deliveries(
             r0: r0, process: process, session: session, ingressIfindex: ingress)
+        // Devmap / cpumap entry programs that ran on the packet: their trace, their failures.
+        for delivery in outcome.deliveries {
+            outcome.trace += delivery.trace
+            if let failure = delivery.failure { outcome.warnings.append(failure) }
+        }
         // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
         if writesOut, let left = deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
             let written = PcapRun.record(left, from: packet, of: record)

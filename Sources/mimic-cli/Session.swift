@@ -173,6 +173,8 @@ final class Session {
                     } else {
                         failure = .invalid
                     }
+                } else if let programName = entry.program {
+                    failure = try setEntry(map, key: entry.key, value: entry.values[0], program: programName, file: path, index: index)
                 } else {
                     if entry.perCPU {
                         throw RuntimeError(
@@ -195,6 +197,34 @@ final class Session {
                 }
             }
         }
+    }
+
+    /// Sets a devmap / cpumap entry that carries the object's program `programName`.
+    private func setEntry(
+        _ map: any BPFMap, key: [UInt8], value: [UInt8], program programName: String, file: String, index: Int
+    ) throws(RuntimeError) -> Errno? {
+        let place = "\(Input.displayName(file)): [\(index)].value.program"
+        guard let redirectMap = map as? RedirectMap, redirectMap.hasProgramWord else {
+            throw RuntimeError(
+                "\(place): \(map.name) is a \(map.attributes.type) map with \(map.attributes.valueSize)-byte values; only devmap, devmap_hash and cpumap entries of 8-byte values carry a program"
+            )
+        }
+        guard let spec = object.program(named: programName) else {
+            throw RuntimeError("\(place): \(objectName) has no program named '\(programName)'; programs: \(ObjectInput.names(object))")
+        }
+        let program: Program
+        do {
+            program = try loaded.program(named: programName)
+        } catch {
+            throw RuntimeError("\(place): cannot load program \(programName): \(error)")
+        }
+        let wanted = map.attributes.type == .cpuMap ? "xdp/cpumap" : "xdp/devmap"
+        if spec.type != .xdp || spec.attachType != (map.attributes.type == .cpuMap ? .xdpCpumap : .xdpDevmap) {
+            throw RuntimeError(
+                "\(place): program \(programName) is not an \(wanted) program (its section is \(spec.sectionName)); the kernel refuses it (EINVAL)"
+            )
+        }
+        return redirectMap.setEntry(key: key.reversed().reduce(0) { $0 << 8 | UInt32($1) }, value: value, program: program, attachType: spec.attachType)
     }
 
     /// The contents of every map that holds keys and values, for diffs.

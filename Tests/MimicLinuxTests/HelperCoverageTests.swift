@@ -12,8 +12,7 @@ import MimicCore
     /// sk_msg, lwt/seg6, tunnels, syncookies, cgroup sockopt/retval, cgroup storage).
     static let pendingNetworking: Set<String> = [
         "bpf_skb_get_xfrm_state", "bpf_lwt_push_encap", "bpf_lwt_seg6_store_bytes", "bpf_lwt_seg6_adjust_srh",
-        "bpf_lwt_seg6_action", "bpf_skb_output",
-        "bpf_tcp_send_ack", "bpf_xdp_output",
+        "bpf_lwt_seg6_action", "bpf_tcp_send_ack",
         "bpf_load_hdr_opt", "bpf_store_hdr_opt",
         "bpf_reserve_hdr_opt", "bpf_tcp_raw_gen_syncookie_ipv4",
         "bpf_tcp_raw_gen_syncookie_ipv6",
@@ -134,7 +133,7 @@ import MimicCore
             body = "mov %r1, %r6\nlddw %r2, 0x\(String(m.programs, radix: 16))\nmov %r3, 0\n"
         case .redirectMap:
             body = "\(map(m.devices))\nmov %r2, 0\nmov %r3, 0\n"
-        case .perfEventOutput:
+        case .perfEventOutput, .xdpOutput, .skbOutput:
             body =
                 "mov %r1, %r6\nlddw %r2, 0x\(String(m.perf, radix: 16))\nlddw %r3, 0xffffffff\nmov %r4, %r8\nmov %r5, 8\n"
         case .perfEventRead:

@@ -53,7 +53,7 @@ enum LinuxKfuncs {
                 return 0
             },
         ] + Dynptrs.kfuncs() + ObjectKfuncs.all(for: emulator) + XDPMetadataKfuncs.all()
-            + SystemHelpers.kfuncs(for: emulator)
+            + ConntrackKfuncs.all(for: emulator) + SystemHelpers.kfuncs(for: emulator)
     }
 
     /// Writes `struct bpf_iter_num_kern { int cur; int end; }`.

@@ -141,8 +141,9 @@ enum SocketHelpers {
         if let existing = state.sockets { return existing }
         let created = SocketReferences()
         state.sockets = created
+        let previous = call.process.exitCheck  // another kind of reference's check (conntrack)
         call.process.exitCheck = { process in
-            LinuxProcessState.of(process)?.sockets?.unreleased(in: network.network)
+            LinuxProcessState.of(process)?.sockets?.unreleased(in: network.network) ?? previous?(process)
         }
         return created
     }

@@ -8,8 +8,12 @@ import Synchronization
 /// entry as the process's `LinuxProcessState.redirect` (`Redirect.map`).
 ///
 /// Values: devmap / devmap_hash `struct bpf_devmap_val` (4-byte ifindex, optionally a 4-byte
-/// program fd, which Mimic stores but does not run), cpumap `struct bpf_cpumap_val` (4-byte
-/// queue size, optionally a program fd), xskmap a 4-byte socket fd.
+/// program fd), cpumap `struct bpf_cpumap_val` (4-byte queue size, optionally a program fd),
+/// xskmap a 4-byte socket fd. Mimic has no program fds: an entry's program is given with
+/// `setEntry(key:value:program:attachType:)`, and its value then holds the program's id in that
+/// word, as the kernel's does (`bpf_prog.id`); an update through bytes with a non-zero fd word is
+/// refused as an fd naming no XDP program is (devmap `-EINVAL`, cpumap `-ENOMEM`).
+/// `LinuxEmulator.deliver(redirectOf:)` runs an entry's program when a packet is redirected to it.
 ///
 /// Update and delete follow `devmap.c`, `cpumap.c` and `xskmap.c`: flags past `BPF_EXIST` are
 /// `-EINVAL`; for the array forms an index past the end is `-E2BIG` on update (`-EINVAL` on
@@ -28,6 +32,34 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
     private struct State {
         var present: [Bool]
         var hash: SlotIndex
+        /// The programs of entries that carry one, by slot (held detached: the VM owns the map).
+        var programs: [Int: Program.DetachedProgram] = [:]
+    }
+
+    /// The ids Mimic gives the programs of devmap and cpumap entries, process-wide as the
+    /// kernel's program ids are system-wide: one per program (its VM and name), from 1.
+    private static let programIDs = Mutex<(next: UInt32, ids: [ProgramKey: UInt32])>((1, [:]))
+
+    private struct ProgramKey: Hashable {
+        var vm: ObjectIdentifier
+        var name: String
+    }
+
+    /// The id of `program` (`bpf_prog.id` in an entry's value).
+    static func programID(of program: Program) -> UInt32 {
+        programIDs.withLock { table in
+            let key = ProgramKey(vm: ObjectIdentifier(program.vm), name: program.name)
+            if let id = table.ids[key] { return id }
+            let id = table.next
+            table.next &+= 1
+            table.ids[key] = id
+            return id
+        }
+    }
+
+    /// Whether entries carry a program word (`bpf_devmap_val` / `bpf_cpumap_val` of 8 bytes).
+    public var hasProgramWord: Bool {
+        attributes.valueSize >= 8 && (attributes.type == .devMap || attributes.type == .devMapHash || attributes.type == .cpuMap)
     }
 
     private var isHash: Bool { attributes.type == .devMapHash }
@@ -67,6 +99,67 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
     public func update(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, cpu: Int) -> Errno? {
         guard key.count == 4, value.count == attributes.valueSize else { return .invalid }
         guard flags.rawValue <= MapUpdateFlags.exist.rawValue else { return .invalid }
+        if hasProgramWord, Int32(bitPattern: littleEndianUInt32(Array(value[4..<8]))) > 0 {
+            // No program has an fd in Mimic: as an fd that is no XDP program of the right attach
+            // type (devmap: -EINVAL, also with ifindex 0; cpumap: the entry cannot be made, -ENOMEM,
+            // after the checks of the key and queue size).
+            if attributes.type == .cpuMap, littleEndianUInt32(value) != 0 {
+                if let problem = cpuMapKeyProblem(key: key, value: value, flags: flags) { return problem }
+                return .noMemory
+            }
+            if attributes.type != .cpuMap { return .invalid }
+        }
+        return store(key: key, value: value, flags: flags, program: nil)
+    }
+
+    /// `cpu_map_update_elem`'s checks before it makes the entry.
+    private func cpuMapKeyProblem(key: [UInt8], value: [UInt8], flags: MapUpdateFlags) -> Errno? {
+        let index = Int(littleEndianUInt32(key))
+        if index >= attributes.maxEntries { return .tooBig }
+        if flags == .noExist { return .exists }
+        if littleEndianUInt32(value) > 16_384 { return .overflow }
+        if index >= cpuCount { return .noDevice }
+        return nil
+    }
+
+    /// Sets the entry `key` to `value` with `program` run for every packet redirected to it (nil:
+    /// none), as `bpf_map_update_elem` with the program's fd in `bpf_prog.fd` does. The program
+    /// must be an XDP program whose expected attach type (`attachType`, the object's
+    /// `ObjectProgram.attachType`) is `BPF_XDP_DEVMAP` for a devmap or devmap_hash,
+    /// `BPF_XDP_CPUMAP` for a cpumap, and the map's values 8 bytes, else `-EINVAL`; an entry that
+    /// is empties (ifindex or queue size 0) cannot have one (`-EINVAL`). The stored value holds
+    /// the program's id in its second word. Other errors are `update`'s.
+    @discardableResult
+    public func setEntry(key: UInt32, value: [UInt8], program: Program?, attachType: AttachType?) -> Errno? {
+        guard value.count == attributes.valueSize, value.count >= 4 else { return .invalid }
+        guard let program else {
+            return update(key: littleEndianBytes(key), value: value, flags: .any, cpu: 0)
+        }
+        let wanted: AttachType = attributes.type == .cpuMap ? .xdpCpumap : .xdpDevmap
+        guard hasProgramWord, attachType == wanted else { return .invalid }
+        if attributes.type == .cpuMap,
+            let problem = cpuMapKeyProblem(key: littleEndianBytes(key), value: value, flags: .any)
+        {
+            return problem
+        }
+        guard littleEndianUInt32(value) != 0 else {
+            // A queue size of 0 empties a cpumap entry (the fd is not looked at); a devmap entry
+            // of ifindex 0 cannot name a program.
+            return attributes.type == .cpuMap
+                ? store(key: littleEndianBytes(key), value: value, flags: .any, program: nil) : .invalid
+        }
+        var stored = value
+        stored.replaceSubrange(4..<8, with: littleEndianBytes(Self.programID(of: program)))
+        return store(key: littleEndianBytes(key), value: stored, flags: .any, program: program)
+    }
+
+    /// The program of the entry `key`, if it has one (nil also once the program's VM is gone).
+    public func program(forKey key: UInt32) -> Program? {
+        guard let slot = slot(for: littleEndianBytes(key)) else { return nil }
+        return state.withLock { $0.programs[slot] }?.program
+    }
+
+    private func store(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, program: Program?) -> Errno? {
         let first = littleEndianUInt32(value)
         if isHash {
             guard first != 0 else { return .invalid }
@@ -81,6 +174,7 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
             case .failure(let error): return error
             case .success(let slot):
                 values.write(value, slot: slot, cpu: 0)
+                state.withLock { $0.programs[slot] = program?.detached }
                 return nil
             }
         }
@@ -102,7 +196,10 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
             if flags == .noExist { return .exists }
             clears = first == 0
         }
-        state.withLock { $0.present[index] = !clears }
+        state.withLock {
+            $0.present[index] = !clears
+            $0.programs[index] = clears ? nil : program?.detached
+        }
         if clears { values.clear(slot: index) } else { values.write(value, slot: index, cpu: 0) }
         return nil
     }
@@ -110,10 +207,15 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
     public func delete(key: [UInt8]) -> Errno? {
         guard key.count == 4 else { return .invalid }
         return state.withLock { state in
-            if isHash { return state.hash.remove(key) == nil ? .noEntry : nil }
+            if isHash {
+                guard let slot = state.hash.remove(key) else { return .noEntry }
+                state.programs[slot] = nil
+                return nil
+            }
             let index = Int(littleEndianUInt32(key))
             guard index < state.present.count else { return .invalid }
             state.present[index] = false
+            state.programs[index] = nil
             return nil
         }
     }

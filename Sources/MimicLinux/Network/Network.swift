@@ -28,6 +28,8 @@ public struct Network: Sendable, Equatable {
     /// The tunnel metadata arriving sk_buffs carry (`bpf_skb_get_tunnel_key` / `_opt`), or nil:
     /// packets that did not come through a collect-metadata tunnel device.
     public var tunnel: TunnelMetadata?
+    /// The connection tracking entries the conntrack kfuncs find (`ConntrackEntry`).
+    public var conntrack: [ConntrackEntry] = []
 
     public init(
         interfaces: [Interface], routes: [Route] = [], rules: [Rule] = [], neighbours: [Neighbour] = [],

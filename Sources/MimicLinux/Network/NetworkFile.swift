@@ -22,6 +22,7 @@ extension Network {
     public init(json: JSONField) throws(JSONError) {
         try json.object(knownMembers: [
             "interfaces", "routes", "rules", "neighbours", "sockets", "netnsCookie", "tunnel", "tcpSyncookies",
+            "conntrack",
         ])
         func list(_ name: String) throws(JSONError) -> [JSONField] {
             let items = try json[name].optionalElements()
@@ -47,6 +48,7 @@ extension Network {
         network.tcpSyncookies = try json["tcpSyncookies"].optionalInteger(Int.self) ?? 1
         guard (0...2).contains(network.tcpSyncookies) else { throw json["tcpSyncookies"].error("expected 0, 1 or 2") }
         if !json["tunnel"].isMissing { network.tunnel = try Self.tunnel(json["tunnel"]) }
+        for item in try list("conntrack") { network.conntrack.append(try Self.conntrackEntry(item)) }
         try network.check(root: json)
         self = network
     }

@@ -10,6 +10,8 @@ final class NetworkState: Sendable {
 
     /// What `Network.check()` finds wrong with the description, or nil.
     let problem: String?
+    /// The conntrack table the conntrack kfuncs read and insert into (`network.conntrack` first).
+    let conntrack: Conntrack
 
     init(_ network: Network) {
         self.network = network
@@ -20,6 +22,7 @@ final class NetworkState: Sendable {
             problem = "\(error)"
         }
         routing = RoutingTables(network)
+        conntrack = Conntrack(network.conntrack)
         var byIndex: [UInt32: Network.Interface] = [:]
         for interface in network.interfaces { byIndex[interface.ifindex] = interface }
         self.byIndex = byIndex

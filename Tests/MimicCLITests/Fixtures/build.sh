@@ -29,3 +29,7 @@ echo "built tc_neigh_router.o"
 # --workers (issue 17): per-flow sequence numbers written into the packets, for flow order.
 "${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c flow_sequence.c -o flow_sequence.o
 echo "built flow_sequence.o"
+# Devmap and cpumap entries that carry their own program (issue 14): xdp/devmap and xdp/cpumap
+# programs run on the redirected frame, for `mimic run --pcap --out-dir`.
+"${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c xdp_devmap_prog.c -o xdp_devmap_prog.o
+echo "built xdp_devmap_prog.o"

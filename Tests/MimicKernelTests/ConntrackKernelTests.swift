@@ -1,0 +1,78 @@
+import Foundation
+import Glibc
+import Testing
+import MimicCore
+@testable import MimicKernel
+@testable import MimicLinux
+
+/// The conntrack kfuncs against the kernel's (`net_conntrack.o`, issue 14): the program runs with
+/// `BPF_PROG_TEST_RUN` in a fresh network namespace (whose conntrack table starts empty) and in
+/// Mimic with an empty `Network.conntrack`; every answer must agree. Skipped plainly without
+/// root, `ip`, the kernel's BPF or its conntrack (`/proc/net/nf_conntrack`).
+@Suite(
+    "The conntrack kfuncs against the kernel's",
+    .enabled(
+        if: TestNamespace.unavailableReason == nil && FileManager.default.fileExists(atPath: "/proc/net/nf_conntrack"),
+        "needs root, the ip command, the kernel's BPF and its conntrack (/proc/net/nf_conntrack)"))
+struct ConntrackKernelTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    static func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+
+    @Test func lookupsAllocationsAndErrorsAgreeWithTheKernel() throws {
+        let namespace = try TestNamespace("ct")
+        try namespace.configure("link set lo up")
+        let object = try ObjectFile(contentsOf: Self.fixtures.appendingPathComponent("net_conntrack.o").path)
+        let answers = try namespace.enter { () throws -> [Int64] in
+            let comparison = try ObjectComparison(object: object, programName: "tc_conntrack", network: .standard)
+            let result = try comparison.run(packet: Fixtures.packets[0])
+            for difference in result.differences { Issue.record("tc_conntrack: \(difference)") }
+            let contents = comparison.mimicContents("answers")
+            return (0..<21).map {
+                Int64(bitPattern: get64(contents[Self.le32(UInt32($0))]?.first ?? [UInt8](repeating: 0, count: 8), 0))
+            }
+        }
+        // What the kernel answered (and Mimic with it): ENOENT, EINVAL, EPROTO, EAFNOSUPPORT,
+        // EINVAL, ENONET, EINVAL, EINVAL; the allocation, zone direction 3, set_status's EBUSY and
+        // 0, the insertion, change_status's EBUSY,
+        // change_timeout's 0; the entry in both directions, no UDP entry, no second
+        // insertion.
+        #expect(
+            answers == [
+                -2, -22, -71, -97, -22, -64, -22, -22, 1, 3, -16, 0, 1, 0, -16, 0, 100, 101, 0, -2, 0,
+            ])
+    }
+}
+
+/// The same program in Mimic alone, with the entry already in the network's table (read from
+/// `--net` JSON): the lookups find it at once and the program's insertions are refused.
+@Suite struct ConntrackTableTests {
+    @Test func entriesOfTheNetworkDescriptionAreFound() throws {
+        let network = try Network(
+            jsonData: Array(
+                """
+                {"conntrack": [{"protocol": "tcp", "source": "198.18.0.1:40000", "destination": "198.18.0.2:80",
+                                "mark": 7, "status": 14}]}
+                """.utf8))
+        #expect(network.conntrack.count == 1 && network.conntrack.first?.mark == 7)
+        let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1, network: network))
+        let vm = VM(emulator: emulator)
+        let object = try ObjectFile(
+            contentsOf: ConntrackKernelTests.fixtures.appendingPathComponent("net_conntrack.o").path)
+        let program = try vm.load(object: object).program(named: "tc_conntrack")
+        let process = try vm.makeProcess(for: program, context: SKBContext(packet: Fixtures.packets[0]))
+        #expect(try process.run() == 0)
+        let answers = try #require(emulator.map(named: "answers"))
+        func answer(_ index: UInt32) -> Int64? {
+            answers.value(forKey: ConntrackKernelTests.le32(index)).map { Int64(bitPattern: get64($0, 0)) }
+        }
+        #expect(answer(0) == 100) // found in the original direction from the start
+        #expect(answer(12) == 0) // the allocated copy's tuples are taken: not inserted
+        #expect(answer(16) == 100 && answer(17) == 101)
+        #expect(emulator.networkState.conntrack.entries.count == 1)
+        // A malformed entry is refused with its JSON path.
+        #expect(throws: (any Error).self) {
+            try Network(jsonData: Array(#"{"conntrack": [{"protocol": "icmp", "source": "1.2.3.4:1", "destination": "1.2.3.5:2"}]}"#.utf8))
+        }
+    }
+}
