@@ -90,7 +90,9 @@ let package = Package(
         .testTarget(name: "MimicPcapTests", dependencies: ["MimicPcap"]),
         .testTarget(
             name: "MimicCLITests",
-            dependencies: ["mimic-cli", "MimicJSON", "MimicLinux", "MimicKernel", "MimicPcap", "MimicTestSupport"],
+            dependencies: [
+                "mimic-cli", "MimicCore", "MimicJSON", "MimicLinux", "MimicKernel", "MimicPcap", "MimicTestSupport",
+            ],
             // C sources and objects read by path from the tests.
             exclude: ["Fixtures"]
         ),

@@ -243,6 +243,18 @@ extension Analysis {
                 guard mapIndex >= 0 else {
                     throw Failure(kind: .helperArgument, pc: pc, message: "invalid map_ptr to access map->value")
                 }
+                if [.sockMap, .sockHash].contains(program.maps[mapIndex].type) {
+                    // resolve_map_arg_type: a sockmap's or sockhash's value is a socket
+                    // (ARG_PTR_TO_BTF_ID_SOCK_COMMON), e.g. bpf_map_update_elem(&sockmap, &key, sk, 0).
+                    guard !uninit else {
+                        throw Failure(
+                            kind: .helperArgument, pc: pc, message: "invalid arg_type for sockmap/sockhash")
+                    }
+                    guard [.socket, .socketCommon, .tcpSocket].contains(reg.type), !reg.maybeNull else {
+                        throw mismatch("sock_common, sock, tcp_sock, xdp_sock, ptr_")
+                    }
+                    continue
+                }
                 try helperMemory(
                     &s, pc, r, reg, size: Int64(program.maps[mapIndex].valueSize), uninit: uninit, zeroAllowed: false,
                     nullable: false)
@@ -520,6 +532,11 @@ extension Analysis {
     func callKernelFunction(_ s: inout VerifierState, _ pc: Int, _ i: RawInstruction) throws {
         let name = program.externs[pc] ?? "kfunc#\(i.imm)"
         switch name {
+        case let name where name.hasPrefix("bpf_xdp_metadata_"):
+            // check_kfunc_call: the rx metadata kfuncs are resolved per device at load, so the
+            // kernel refuses them unless the program is device-bound (prog_ifindex with
+            // BPF_F_XDP_DEV_BOUND_ONLY), which a program checked here never is.
+            throw Failure(kind: .unknownHelper, pc: pc, message: "metadata kfuncs require device-bound program")
         case "bpf_iter_num_new":
             let it = try readRegister(s, 1, pc)
             _ = try readRegister(s, 2, pc)

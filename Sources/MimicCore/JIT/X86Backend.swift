@@ -772,8 +772,9 @@ extension X86Generator {
     }
 
     /// A call of `direct.function(R1, …, R5, &directCall)`: R1–R5 are already in the System V
-    /// argument registers; they are pushed around the call (six pushes keep `rsp` 16-byte
-    /// aligned), R0 comes back in `rax`. R6–R10 and `r12` are callee-saved. A declined call
+    /// argument registers; they and the instruction count (`r10`) are pushed around the call (six
+    /// pushes keep `rsp` 16-byte aligned), R0 comes back in `rax`. R6–R10 and `r12` are
+    /// callee-saved. A declined call
     /// clears the flag and goes to `declined` (the general path).
     mutating func directCall(_ direct: DirectHelper, declined: X86Label) {
         if let data = direct.data {
@@ -782,11 +783,12 @@ extension X86Generator {
         } else {
             a.store(imm: 0, .r12, env.directCallData)
         }
-        for register in [X86Register.rdi, .rsi, .rdx, .rcx, .r8, .r8] { a.push(register) }
+        // R1–R5 and the instruction count (`r10`) are caller-saved in the System V ABI.
+        for register in [X86Register.rdi, .rsi, .rdx, .rcx, .r8, .r10] { a.push(register) }
         a.lea(.r9, .r12, context(JITSlot.directCall))
         a.mov(.r11, imm: UInt64(UInt(bitPattern: unsafeBitCast(direct.function, to: UnsafeRawPointer.self))))
         a.call(register: .r11)
-        for register in [X86Register.r8, .r8, .rcx, .rdx, .rsi, .rdi] { a.pop(register) }
+        for register in [X86Register.r10, .r8, .rcx, .rdx, .rsi, .rdi] { a.pop(register) }
         let wasDeclined = a.newLabel()
         a.memory([0x80], w: false, reg: 7, base: .r12, disp: env.directCallDeclined) // cmp byte [..], 0
         a.byte(0)
@@ -821,19 +823,20 @@ extension X86Generator {
         a.byte(0)
         a.jump(.notEqual, miss)
         a.mov(.r11, .rsi)
-        translate(size: 4, alignment: 0, write: false, slow: miss) // r9 = host address + 4
-        a.load(0x8B, .r10, .r9, -4, w: false) // mov r10d, [r9 - 4]: the index
+        translate(size: 4, alignment: 0, write: false, slow: miss) // r11 = host address + 4
+        // r9 (the translation entry) is free now; r10 holds the instruction count.
+        a.load(0x8B, .r9, .r11, -4, w: false) // mov r9d, [r11 - 4]: the index
         let null = a.newLabel()
-        a.alu(ext: 7, .r10, imm: Int32(bitPattern: layout.maxEntries), w: false)
+        a.alu(ext: 7, .r9, imm: Int32(bitPattern: layout.maxEntries), w: false)
         a.jump(.aboveEqual, null)
         let stride = layout.valueStride
         if stride.nonzeroBitCount == 1 {
-            a.shift(ext: 4, .r10, imm: UInt8(stride.trailingZeroBitCount), w: true)
+            a.shift(ext: 4, .r9, imm: UInt8(stride.trailingZeroBitCount), w: true)
         } else {
-            a.imul(.r10, .r10, imm: Int32(truncatingIfNeeded: stride), w: true)
+            a.imul(.r9, .r9, imm: Int32(truncatingIfNeeded: stride), w: true)
         }
         a.mov(.rax, imm: layout.base)
-        a.alu(0x01, .rax, .r10, w: true)
+        a.alu(0x01, .rax, .r9, w: true)
         a.jump(done)
         a.bind(null)
         a.alu(0x31, .rax, .rax, w: false)
