@@ -340,9 +340,6 @@ public final class LinuxProcessState {
     /// helpers or host code.
     @exclusivity(unchecked) var sparePacket: PacketBuffer?
 
-    /// Makes the state as a new one is (`init()`), for the next run of a process being reset:
-    /// output, results and replay are dropped, held spin locks released, the environment set to
-    /// its default; the packet buffer is kept aside as `sparePacket`. The `callbackBridge` stays.
     /// What host code reports of a run — its trace lines, warnings and packet — read in one
     /// call: other modules make a dynamic exclusivity check on each stored property of this class
     /// they read (`@exclusivity(unchecked)` does not reach them), ~100 instructions apiece; a
@@ -351,6 +348,9 @@ public final class LinuxProcessState {
         (traceOutput, warnings, packet)
     }
 
+    /// Makes the state as a new one is (`init()`), for the next run of a process being reset:
+    /// output, results and replay are dropped, held spin locks released, the environment set to
+    /// its default; the packet buffer is kept aside as `sparePacket`. The `callbackBridge` stays.
     func clearForReuse() {
         heldSpinLocks.releaseAll()
         if !traceOutput.isEmpty { traceOutput = [] }
