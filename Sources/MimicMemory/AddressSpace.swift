@@ -421,7 +421,7 @@ public final class AddressSpace {
             if case .failure(let writeFault) = written { return writeFault }
             return nil
         }
-        if let slot = slot(containing: address), slot.info.kind == .ring, size >= 0 {
+        if let slot = slot(containing: address), slot.info.kind == .ring, size >= 0, size <= slot.info.size {
             return nil // a ring access straddling the wrap point: `read` / `write` handle it
         }
         return fault
@@ -442,7 +442,10 @@ public final class AddressSpace {
                 try outcome.get()
                 return bytes
             }
-            guard let slot = slot(containing: address), slot.info.kind == .ring, count >= 0 else { throw fault }
+            // A ring wraps once at most: a read longer than the ring is refused before anything is
+            // allocated (the count can be a program's, e.g. `bpf_probe_read`'s size).
+            guard let slot = slot(containing: address), slot.info.kind == .ring, count >= 0, count <= slot.info.size
+            else { throw fault }
             return (0..<count).map { i in
                 slot.storage.pointer.load(
                     fromByteOffset: (Int(address - slot.info.base) + i) % slot.info.size, as: UInt8.self)
