@@ -184,7 +184,9 @@ final class Session {
                     failure = map.update(key: entry.key, value: entry.values[0], flags: .any, cpu: 0)
                 }
                 if let failure {
-                    let isArray = [MapType.array, .perCPUArray].contains(attributes.type)
+                    // Maps indexed by a number below max_entries: a key past the end is E2BIG, not a full map.
+                    let isArray = [MapType.array, .perCPUArray, .devMap, .cpuMap, .xskMap, .progArray, .cgroupArray,
+                        .perfEventArray, .arrayOfMaps, .reuseportSockarray, .sockMap].contains(attributes.type)
                     let reason =
                         failure != .tooBig
                         ? "\(failure)"

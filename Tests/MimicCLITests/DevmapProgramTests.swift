@@ -180,6 +180,31 @@ struct DevmapProgramTests {
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("program cpu_steer is not an xdp/devmap program"), "\(refused)")
     }
+
+    /// Every mistake in an entry that names a program is refused before the first packet, naming
+    /// the file, the entry and what is wrong.
+    @Test(arguments: [
+        ("ports", #"[{"key": 0, "value": {"ifindex": 2, "program": "nosuch"}}]"#, "has no program named 'nosuch'; programs: xdp_forward"),
+        ("ports", #"[{"key": 0, "value": {"ifindex": 2, "qsize": 1, "program": "egress_mark"}}]"#, "give either ifindex or qsize, not both"),
+        ("ports", #"[{"key": 0, "value": {"ifindex": 2, "colour": 1, "program": "egress_mark"}}]"#, "unknown member \"colour\""),
+        ("ports", #"[{"key": 0, "value": {"program": "egress_mark"}}]"#, "give the entry's ifindex (devmap) or qsize (cpumap)"),
+        ("ports", #"[{"key": 0, "value": {"ifindex": -1, "program": "egress_mark"}}]"#, "[0].value.ifindex"),
+        ("ports", #"[{"key": 0, "value": {"ifindex": 2, "program": 7}}]"#, "[0].value.program: expected a string"),
+        ("ports", #"[{"key": 9, "value": {"ifindex": 2, "program": "egress_mark"}}]"#, "index outside the array (max_entries 4)"),
+        ("seen", #"[{"key": 0, "value": {"ifindex": 2, "program": "egress_mark"}}]"#, "needs 8-byte values"),
+        ("cpus", #"[{"key": 1, "value": {"qsize": 192, "program": "egress_mark"}}]"#, "program egress_mark is not an xdp/cpumap program"),
+    ])
+    func entryProgramMistakesAreNamed(map: String, entries: String, message: String) throws {
+        let directory = try TemporaryDirectory()
+        let input = try directory.file("in.pcap", bytes: PcapWriter.file([PcapPacket(data: Self.frame(to: "10.0.2.5"))]))
+        let file = try directory.file("entries.json", bytes: Array(entries.utf8))
+        let result = try MimicCLI.run([
+            "run", Self.object, "-p", "xdp_forward", "--pcap", input, "--cpus", "2", "--map", map + "=" + file,
+        ])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("entries.json"), "\(result)")
+        #expect(result.stderr.contains(message), "\(result)")
+    }
 }
 
 /// Little-endian bytes of a u32.

@@ -91,6 +91,21 @@ import MimicJSON
             (#"{"tunnel": {"id": 1, "remote": "10.0.0.1", "options": {"hex": "0102"}}}"#, "tunnel.options"),
             (#"{"neighbours": [{"ip": "10.0.0.9", "dev": "eth0", "state": "gone"}]}"#, "neighbours[0].state"),
             (#"{"mtu": 1500}"#, "mtu: unknown field"),
+            (#"{"conntrack": [{"protocol": "sctp", "source": "10.0.0.2:1", "destination": "10.0.0.1:80"}]}"#, "conntrack[0].protocol"),
+            (#"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2", "destination": "10.0.0.1:80"}]}"#, "conntrack[0].source"),
+            (#"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "[fd00::1]:80"}]}"#, "conntrack[0].destination"),
+            (#"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "10.0.0.1:70000"}]}"#, "conntrack[0].destination"),
+            (#"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "10.0.0.1:80", "state": 1}]}"#, "conntrack[0].state: unknown field"),
+            (
+                #"{"conntrack": [{"protocol": "udp", "source": "10.0.0.2:1", "destination": "10.0.0.1:53", "replySource": "10.0.0.1:53"}]}"#,
+                "conntrack[0].replyDestination"
+            ),
+            (
+                #"{"conntrack": [{"protocol": "udp", "source": "10.0.0.2:1", "destination": "10.0.0.1:53", "replySource": "[fd00::1]:53", "replyDestination": "[fd00::2]:1"}]}"#,
+                "conntrack[0].replySource"
+            ),
+            (#"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "10.0.0.1:80", "zone": 70000}]}"#, "conntrack[0].zone"),
+            (#"{"conntrack": {"protocol": "tcp"}}"#, "conntrack"),
         ]
         for (text, path) in cases {
             #expect {

@@ -47,6 +47,23 @@ import Testing
         (#"{"cgroups": [{"path": "/a", "id": 1}]}"#, "also cgroup /'s"),
         (#"{"kernel": {"version": "six"}}"#, "expected a release"),
         (#"{"tasks": [{"pid": 1, "comm": "a", "regs": {"ip": "here"}}]}"#, "tasks[0].regs.ip: expected an integer"),
+        (#"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3, "path": "/x", "xattrs": {"user.a": 5}}]}]}"#, "tasks[0].files[0].xattrs"),
+        (
+            #"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3, "path": "/x", "xattrs": {"user.a": {"hex": "01", "b": 1}}}]}]}"#,
+            "unknown field \"b\""
+        ),
+        (
+            #"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3, "path": "/x", "xattrs": {"user.a": {"hex": "01", "base64": "AQ=="}}}]}]}"#,
+            "give exactly one of hex or base64"
+        ),
+        (
+            #"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3, "path": "/x", "xattrs": {"user.a": {"hex": "0g"}}}]}]}"#,
+            "expected hex bytes"
+        ),
+        (#"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3, "path": "/x"}, {"fd": 3, "path": "/y"}]}]}"#, "fd 3 is listed twice"),
+        (#"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": -1, "path": "/x"}]}]}"#, "tasks[0].files[0].fd"),
+        (#"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3}]}]}"#, "tasks[0].files[0].path"),
+        (#"{"tasks": [{"pid": 1, "comm": "a", "regs": [1, 2]}]}"#, "tasks[0].regs"),
     ])
     func systemFileMistakesAreNamed(text: String, message: String) throws {
         let error = try #require(throws: JSONError.self) { try Self.system(text) }

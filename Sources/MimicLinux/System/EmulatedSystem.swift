@@ -306,6 +306,9 @@ extension EmulatedSystem {
                     xattrs[name] = Array(text.utf8)
                 } else {
                     try value.object(knownMembers: ["hex", "base64"])
+                    guard value["hex"].isMissing != value["base64"].isMissing else {
+                        throw value.error("give exactly one of hex or base64")
+                    }
                     xattrs[name] = value["hex"].isMissing ? try value["base64"].base64() : try value.base64()
                 }
             }
