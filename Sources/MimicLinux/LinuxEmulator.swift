@@ -280,8 +280,8 @@ public final class LinuxProcessState {
     /// The function a tracing program is attached to (`bpf_get_func_arg` and friends); nil for
     /// other programs.
     @exclusivity(unchecked) public var tracedFunction: TracedFunction?
-    /// The stacks `bpf_get_stack`, `bpf_get_task_stack` and `bpf_get_stackid` report (empty by
-    /// default: no frames).
+    /// The stacks `bpf_get_stack`, `bpf_get_task_stack` and `bpf_get_stackid` report; when both
+    /// are empty (the default), the current task's (`environment.kernelStack` / `userStack`).
     @exclusivity(unchecked) public var stacks = TaskStacks()
     /// The sysctl a `cgroup/sysctl` program reads and may rewrite (`bpf_sysctl_*`); nil for
     /// other programs.

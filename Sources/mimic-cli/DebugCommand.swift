@@ -12,7 +12,7 @@ enum DebugCommand: Command {
         name: "debug",
         summary: "Debug a program interactively: breakpoints, stepping, registers, memory, maps.",
         synopsis:
-            "debug OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N]] [--map NAME=FILE.json ...]",
+            "debug OBJ.o [--program P] [--context CTX.json | --packet HEX | --pcap IN.pcap [--packet N] | --events FILE.jsonl [--system FILE]] [--map NAME=FILE.json ...]",
         discussion: """
             Takes the same inputs as `mimic run` (with --pcap, debugs packet N, default 1) and
             stops before the first instruction. Commands are read from standard input one per line,
@@ -20,10 +20,22 @@ enum DebugCommand: Command {
             `(mimic) ` is printed only when standard input is a terminal. Bad commands print an
             error and the session goes on; end of input quits.
 
+            With --events, steps through the events of an events file as `mimic run --events`
+            runs them, maps persisting: each run of the debugged program (--program, or the
+            object's only one) stops before its first instruction; the events of the object's
+            other programs run in their place undebugged, one line each. When a run ends, its
+            records are printed; step, next or event then start the next run, and continue runs
+            on through the next events to a breakpoint (stopping after a run that fails). After
+            the last event, the map changes over all of them are printed.
+
             COMMANDS:
               step, s [N]          execute N instructions (default 1), entering calls
               next, n [N]          like step, but run BPF-to-BPF calls to their return
-              continue, c          run to the next breakpoint or the exit
+              continue, c          run to the next breakpoint or the exit (with --events: or
+                                   the end of the events)
+              event, e             with --events: run to the end of this event's run (or of
+                                   the next one, when this one has ended)
+              events               with --events: the events, their programs, which has run
               finish               run until the current BPF-to-BPF call returns
               break, b LOCATION    stop at an instruction number, a function name or FILE:LINE
               break, b             list the breakpoints
@@ -40,11 +52,20 @@ enum DebugCommand: Command {
               help, h              this list
             When the program exits, R0 and its verdict are printed.
             """,
-        options: RunOptions.specs(out: false, json: false, timeout: false),
+        options: RunOptions.specs(out: false, json: false, timeout: false) + [
+            .value(
+                "events", "FILE.jsonl",
+                "Step through the tracing events of FILE (as mimic run --events): the debugged program's runs stop before their first instruction; other programs' events run undebugged."
+            )
+        ],
         examples: [
             (
                 "Debug the firewall on a blocked SYN",
                 "mimic debug Examples/xdp_firewall.o --context Examples/contexts/blocked_syn.json --map blocklist=Examples/blocklist.json"
+            ),
+            (
+                "Debug handle_exit over a stream of events",
+                "mimic debug Tests/MimicLinuxTests/Fixtures/tracing/bootstrap.bpf.o --program handle_exit --system Tests/MimicLinuxTests/Fixtures/tracing/system.json --events Tests/MimicLinuxTests/Fixtures/tracing/bootstrap.events.jsonl"
             ),
             (
                 "Script a session",
@@ -56,10 +77,29 @@ enum DebugCommand: Command {
         var options = try RunOptions(arguments, command: info.name)
         if options.pcapPath != nil, options.packetNumber == nil { options.packetNumber = 1 }
         let session = try options.session()
-        let input = try options.singleContext(session)
-        let process = try session.makeProcess(context: input.context)
-        let debugger = Debugger(session: session, process: process, inputName: input.name)
-        debugger.start()
+        let debugger: Debugger
+        if let eventsPath = options.eventsPath {
+            guard options.programName != nil || session.object.programs.count == 1 else {
+                throw RuntimeError(
+                    "the object has \(session.object.programs.count) programs: name the one to debug with --program NAME (the events of the others run undebugged)"
+                )
+            }
+            let events = try DebugEvents(session: session, path: eventsPath)
+            Console.out(
+                "program \(session.source.name) (\(session.type)) over the \(events.count) event\(events.count == 1 ? "" : "s") of \(events.name): \(session.program.count) instructions; type 'help' for commands\n"
+            )
+            guard let first = events.next() else { return }
+            debugger = Debugger(session: session, process: first.process, inputName: first.label, events: events)
+            Console.out(first.header)
+        } else {
+            let input = try options.singleContext(session)
+            let process = try session.makeProcess(context: input.context)
+            debugger = Debugger(session: session, process: process, inputName: input.name)
+            Console.out(
+                "program \(session.source.name) (\(session.type)) on \(input.name): \(session.program.count) instructions; type 'help' for commands\n"
+            )
+        }
+        Console.out(debugger.location())
         let interactive = isatty(STDIN_FILENO) == 1
         while true {
             if interactive { Console.out("(mimic) ") }
@@ -72,29 +112,49 @@ enum DebugCommand: Command {
 /// The debugger's state and commands.
 final class Debugger {
     let session: Session
-    let process: Process
-    let inputName: String
-    let stepper: SourceStepper
+    /// The run being debugged (with --events, the current event's).
+    private(set) var process: Process
+    private(set) var inputName: String
+    private(set) var stepper: SourceStepper
     let display: ValueDisplay
+    /// With --events: the runs still to come.
+    let events: DebugEvents?
     /// Breakpoints by number: the instruction slot and how the user wrote it.
     private var breakpoints: [(number: Int, pc: Int, location: String)] = []
     private var nextBreakpoint = 1
     /// Trace lines already shown.
     private var traceShown = 0
 
-    init(session: Session, process: Process, inputName: String) {
+    init(session: Session, process: Process, inputName: String, events: DebugEvents? = nil) {
         self.session = session
         self.process = process
         self.inputName = inputName
+        self.events = events
         stepper = SourceStepper(session: session)
         display = ValueDisplay(object: session.object, cpus: session.cpus)
     }
 
-    func start() {
-        Console.out(
-            "program \(session.source.name) (\(session.type)) on \(inputName): \(session.program.count) instructions; type 'help' for commands\n"
-        )
-        Console.out(location())
+    /// How a command that runs the program finds something to run.
+    private enum Resumption { case running, started, nothing }
+
+    /// The current run when it is still going; with --events, after a run has ended, the next
+    /// event's run (its header printed); else nothing, saying why.
+    private func resume() -> Resumption {
+        if case .ready = process.state { return .running }
+        guard let events else {
+            _ = checkRunning()
+            return .nothing
+        }
+        guard let run = events.next() else {
+            error("every event has run; use maps, map NAME or quit")
+            return .nothing
+        }
+        process = run.process
+        inputName = run.label
+        stepper = SourceStepper(session: session)
+        traceShown = 0
+        Console.out(run.header)
+        return .started
     }
 
     /// Runs one command line; false to quit.
@@ -105,7 +165,15 @@ final class Debugger {
         switch command {
         case "step", "s", "stepi", "si": step(count: arguments, over: false)
         case "next", "n", "nexti", "ni": step(count: arguments, over: true)
-        case "continue", "c", "cont": continueRunning()
+        case "continue", "c", "cont": continueRunning(acrossEvents: true)
+        case "event", "e":
+            if events == nil {
+                error("'event' steps through the events of --events FILE.jsonl; use continue")
+            } else {
+                continueRunning(acrossEvents: false)
+            }
+        case "events":
+            if let events { Console.out(events.list()) } else { error("no --events file") }
         case "finish", "fin": finish()
         case "break", "b": breakpoint(arguments)
         case "delete", "d": delete(arguments)
@@ -127,7 +195,9 @@ final class Debugger {
     static let help = """
         step, s [N]        execute N instructions (default 1)
         next, n [N]        step over BPF-to-BPF calls
-        continue, c        run to the next breakpoint or the exit
+        continue, c        run to the next breakpoint or the exit (--events: or the end)
+        event, e           --events: run to the end of this event's run
+        events             --events: list the events
         finish             run to the return of the current call
         break, b LOCATION  break at an instruction number, function name or FILE:LINE; no argument lists them
         delete, d [N]      delete breakpoint N (all without N)
@@ -149,6 +219,8 @@ final class Debugger {
     private func checkRunning() -> Bool {
         switch process.state {
         case .ready: return true
+        case .exited(let r0) where events?.hasMore == true:
+            error("the run has exited with r0 = \(r0); step, next, event or continue go on to the next event")
         case .exited(let r0): error("the program has exited with r0 = \(r0); use maps, map NAME or quit")
         case .failed: error("the program stopped with an error; use regs, x, maps or quit")
         }
@@ -166,6 +238,7 @@ final class Debugger {
             showTraceOutput()
             if case .exited(let r0) = step.result {
                 exited(r0)
+                ended()
                 return false
             }
             return true
@@ -173,6 +246,8 @@ final class Debugger {
             showTraceOutput()
             Console.out(stepper.describeFault(error))
             Console.out("program stopped: \(session.message(for: error))\n")
+            events?.debuggedRunFailed()
+            ended()
             return false
         }
     }
@@ -182,6 +257,18 @@ final class Debugger {
         while traceShown < lines.count {
             Console.out("trace: \(lines[traceShown])\n")
             traceShown += 1
+        }
+    }
+
+    /// With --events, what the run left (records, iterator output, signals) and what comes next.
+    private func ended() {
+        guard let events else { return }
+        Console.out(events.report(process))
+        if events.hasMore {
+            Console.out("end of \(inputName); step, next, event or continue go on to the next event\n")
+        } else {
+            Console.out("end of \(inputName), the last event\n")
+            events.summarise()
         }
     }
 
@@ -201,7 +288,14 @@ final class Debugger {
     }
 
     private func step(count arguments: [String], over: Bool) {
-        guard checkRunning(), let count = count(arguments) else { return }
+        guard let count = count(arguments) else { return }
+        switch resume() {
+        case .running: break
+        case .started:
+            Console.out(location())
+            return
+        case .nothing: return
+        }
         for _ in 0..<count {
             let depth = process.callStack.count
             let isCall = session.program.decoded(at: process.pc)?.operation == .callLocal
@@ -220,11 +314,30 @@ final class Debugger {
         Console.out(location())
     }
 
-    private func continueRunning() {
-        guard checkRunning() else { return }
+    /// Runs to the next breakpoint or the end of the run; `acrossEvents`: with --events, on
+    /// through the next events' runs (not past a run that failed, left to inspect).
+    private func continueRunning(acrossEvents: Bool) {
+        switch resume() {
+        case .running: break
+        case .started:
+            if let hit = breakpoint(at: process.pc) {
+                Console.out(location(breakpoint: hit.number))
+                return
+            }
+        case .nothing: return
+        }
         var executed: UInt64 = 0
         while true {
-            guard stepOnce(quiet: true) else { return }
+            guard stepOnce(quiet: true) else {
+                guard acrossEvents, events != nil, case .exited = process.state, events?.hasMore == true else { return }
+                guard resume() == .started else { return }
+                executed = 0
+                if let hit = breakpoint(at: process.pc) {
+                    Console.out(location(breakpoint: hit.number))
+                    return
+                }
+                continue
+            }
             executed += 1
             if let hit = breakpoint(at: process.pc) {
                 Console.out(location(breakpoint: hit.number))
@@ -340,7 +453,7 @@ final class Debugger {
 
     /// Where the process is stopped: the source line and the next instruction. `breakpoint`
     /// names the breakpoint that stopped it (said in the same header line).
-    private func location(breakpoint: Int? = nil) -> String {
+    func location(breakpoint: Int? = nil) -> String {
         switch process.state {
         case .exited(let r0): return "the program has exited (r0 = \(r0))\n"
         case .failed(let error): return "the program stopped: \(session.message(for: error))\n"

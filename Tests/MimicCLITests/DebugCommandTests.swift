@@ -83,4 +83,95 @@ struct DebugCommandTests {
             #expect(result.stdout.contains(fragment), "missing '\(fragment)': \(result.stdout)")
         }
     }
+
+    static func tracing(_ name: String) -> String { EventsCommandTests.path(name) }
+
+    /// `--events`: handle_exec's event runs undebugged, handle_exit's two runs stop before their
+    /// first instruction; `event` ends a run, `step` starts the next, a breakpoint stops the
+    /// last, and the end prints the records and the map changes over all the events.
+    @Test func eventsAreSteppedThroughOneRunAfterAnother() throws {
+        let result = try Self.debug(
+            [
+                "events", "step 2", "event", "regs", "events", "step", "break bootstrap.bpf.c:106", "continue",
+                "map exec_start", "continue", "continue", "step",
+            ],
+            [
+                Self.tracing("bootstrap.bpf.o"), "--program", "handle_exit", "--system", Self.tracing("system.json"),
+                "--events", Self.tracing("bootstrap.events.jsonl"), "--btf", Self.tracing("bootstrap.bpf.o"),
+            ])
+        #expect(result.status == 0, "\(result)")
+        let expected = [
+            "program handle_exit (tracepoint) over the 3 events of", "bootstrap.events.jsonl: 83 instructions",
+            "event 1: handle_exec, not debugged: r0 = 0",
+            "rb: struct event { .pid = 4242, .ppid = 1200, .exit_code = 0, .duration_ns = 0, .comm = \"ls\", .filename = \"/usr/bin/ls\", .exit_event = false }",
+            "event 2: handle_exit (tp/sched/sched_process_exit) cpu 0 pid 4243 at 7500000 ns",
+            "stopped at instruction 0 (in handle_exit",
+            "   event 1: handle_exec (not debugged), run\n=> event 2: handle_exit, current\n   event 3: handle_exit, to run",
+            " 0: call bpf_get_current_pid_tgid#14", " 1: mov",
+            "program exited: r0 = 0 (0x0)", // a thread's exit: ignored
+            "end of event 2; step, next, event or continue go on to the next event",
+            "pc   none (the program has exited)",
+            "=> event 2: handle_exit, current",
+            "event 3: handle_exit (tp/sched/sched_process_exit) cpu 0 pid 4242 at 9000000 ns",
+            "stopped at instruction 0 (in handle_exit",
+            "breakpoint 1 at instruction",
+            "breakpoint 1 at instruction", "; e->exit_event = true;",
+            "exec_start (hash, 0 entries)", // handle_exit deleted pid 4242's start time
+            "program exited: r0 = 0 (0x0)",
+            "rb: struct event { .pid = 4242, .ppid = 1200, .exit_code = 2, .duration_ns = 4000000, .comm = \"ls\", .filename = \"\", .exit_event = true }",
+            "end of event 3, the last event", "all 3 events run\nmaps: no changes",
+            "error: every event has run", "error: every event has run",
+        ]
+        var rest = Substring(result.stdout)
+        for fragment in expected {
+            guard let range = rest.range(of: fragment) else {
+                Issue.record("missing '\(fragment)' (in order) in:\n\(result.stdout)")
+                return
+            }
+            rest = rest[range.upperBound...]
+        }
+    }
+
+    /// `continue` goes on through the events to the end; a bad event is reported and skipped.
+    @Test func continueRunsThroughTheEventsAndBadOnesAreNamed() throws {
+        let directory = try TemporaryDirectory()
+        let events = try directory.file(
+            "events.jsonl",
+            """
+            {"program": "handle_exit", "pid": 4243}
+            {"program": "nope"}
+            {"program": "handle_exec", "time_ns": 1000, "pid": 4242, "fields": {"__data_loc_filename": "/bin/true"}}
+            {"program": "handle_exit", "time_ns": 3000, "pid": 4242}
+
+            """)
+        let arguments = [
+            Self.tracing("bootstrap.bpf.o"), "--program", "handle_exit", "--system", Self.tracing("system.json"),
+            "--events", events, "--btf", Self.tracing("bootstrap.bpf.o"),
+        ]
+        let result = try Self.debug(["continue", "e", "maps"], arguments)
+        #expect(result.status == 0, "\(result)")
+        for fragment in [
+            "event 1: handle_exit (tp/sched/sched_process_exit) cpu 0 pid 4243",
+            "event 2: error: ", "events.jsonl line 2.program: no program named nope",
+            "event 3: handle_exec, not debugged: r0 = 0", ".filename = \"/bin/true\"",
+            "event 4: handle_exit (tp/sched/sched_process_exit) cpu 0 pid 4242 at 3000 ns",
+            ".duration_ns = 2000", "all 4 events run, 1 failed", "error: every event has run",
+            "exec_start", // maps still answer after the end
+        ] {
+            #expect(result.stdout.contains(fragment), "missing '\(fragment)': \(result.stdout)")
+        }
+        // A mistake in the file stops the session before it starts, naming the line and field.
+        let bad = try directory.file("bad.jsonl", #"{"program": "handle_exit", "argz": []}"# + "\n")
+        var badArguments = arguments
+        badArguments[badArguments.firstIndex(of: events)!] = bad
+        let refused = try Self.debug(["quit"], badArguments)
+        #expect(refused.status == 1 && refused.stderr.contains("line 1.argz: unknown field \"argz\""), "\(refused)")
+        // The object has two programs: the one to debug must be named.
+        let unnamed = try Self.debug(["quit"], Array(arguments[0...0]) + Array(arguments[3...]))
+        #expect(unnamed.status == 1 && unnamed.stderr.contains("name the one to debug with --program"), "\(unnamed)")
+        // `event` without --events.
+        let plain = try Self.debug(["event", "events", "quit"], [Examples.firewall, "--context", Examples.path("contexts/blocked_syn.json")])
+        #expect(plain.stdout.contains("error: 'event' steps through the events of --events"), "\(plain)")
+        #expect(plain.stdout.contains("error: no --events file"), "\(plain)")
+    }
 }

@@ -35,9 +35,11 @@ import Testing
         try EmulatedSystem(bytes: [UInt8](try Data(contentsOf: directory.appendingPathComponent("system.json"))))
     }
 
-    /// Runs fixture `name` over `<name>.events.jsonl`; `globals` configures it first.
+    /// Runs fixture `name` over `<name>.events.jsonl`; `globals` configures it first. The
+    /// records of the ring buffer `ring` are decoded as the struct `record`.
     static func run(
-        _ name: String, kernel: Bool, globals: [String: JSONValue] = [:], events: String? = nil
+        _ name: String, kernel: Bool, globals: [String: JSONValue] = [:], events: String? = nil,
+        ring: String = "rb", record: String = "event"
     ) throws -> [Outcome] {
         let target = kernel ? kernelBTF : nil
         let bytes = [UInt8](try Data(contentsOf: directory.appendingPathComponent("\(name).bpf.o")))
@@ -69,8 +71,8 @@ import Testing
                 outcome.trace += state.traceOutput
                 outcome.output += String(decoding: state.seqOutput, as: UTF8.self)
             }
-            if let ring = emulator.map(named: "rb") as? RingBufferMap, let btf = object.btf,
-                let type = btf.typeID(named: "event", kind: .structure)
+            if let ring = emulator.map(named: ring) as? RingBufferMap, let btf = object.btf,
+                let type = btf.typeID(named: record, kind: .structure)
             {
                 outcome.records = ring.drainRecords().map { btf.format($0, as: type) }
             }
@@ -106,6 +108,22 @@ import Testing
         #expect(
             outcomes[2].records == [
                 "{ .pid = 4242, .ppid = 1200, .exit_code = 2, .duration_ns = 4000000, .comm = \"ls\", .filename = \"\", .exit_event = true }"
+            ])
+    }
+
+    /// A perf_event sample of each task: its kernel stack (symbols of the system file plus
+    /// their offsets) and user stack, innermost first; a task without stacks gets none.
+    @Test(arguments: targets) func profile(kernel: Bool) throws {
+        let outcomes = try Self.run("profile", kernel: kernel, ring: "events", record: "stacktrace_event")
+        #expect(outcomes.map(\.r0) == [[0], [0]])
+        #expect(
+            outcomes.map(\.records) == [
+                [
+                    "{ .pid = 4242, .cpu_id = 0, .comm = \"ls\", .kstack_sz = 16, .ustack_sz = 24, .kstack = [18446744071583042095, 18446744071579577936, 0, 0], .ustack = [4198710, 4198400, 139637977784368, 0] }"
+                ],
+                [
+                    "{ .pid = 1200, .cpu_id = 0, .comm = \"bash\", .kstack_sz = 0, .ustack_sz = 0, .kstack = [0, 0, 0, 0], .ustack = [0, 0, 0, 0] }"
+                ],
             ])
     }
 
@@ -149,6 +167,34 @@ import Testing
                 4 tasks
 
                 """)
+    }
+
+    /// An `iter/bpf_map_elem` program over the hash map a tracepoint filled: one run per
+    /// element and a last with NULL key and value; its writes through the value pointer reach
+    /// the map, so the second iteration sees the counts it reset.
+    @Test(arguments: targets) func mapElementIterator(kernel: Bool) throws {
+        let outcomes = try Self.run("map_iter", kernel: kernel)
+        #expect(outcomes.count == 5)
+        #expect(outcomes[3].r0 == [0, 0, 0]) // two elements, then the end
+        #expect(outcomes[3].output == "  pid writes\n 4242      2\n 1200      1\n3 writes\n")
+        #expect(outcomes[4].output == "  pid writes\n 4242      0\n 1200      0\n3 writes\n")
+        #expect(outcomes[4].bss == "{ total = 3 }")
+    }
+
+    /// The map an iter/bpf_map_elem event names must be one it can walk.
+    @Test func mapElementIteratorMistakesAreNamed() throws {
+        for (events, message) in [
+            (#"{"program": "dump_writes"}"#, #"names the map it iterates: "map": NAME"#),
+            (#"{"program": "dump_writes", "map": "nope"}"#, "line 1.map: no map named nope"),
+            (#"{"program": "count_write", "map": "writes"}"#, "line 1.map: only iter/bpf_map_elem events name a map"),
+        ] {
+            do {
+                _ = try Self.run("map_iter", kernel: false, events: events)
+                Issue.record("accepted \(events)")
+            } catch {
+                #expect("\(error)".contains(message), "\(error)")
+            }
+        }
     }
 
     /// fentry/fexit arguments by name come from the traced function's prototype in the kernel's

@@ -52,7 +52,7 @@ enum LinuxKfuncs {
                 try writeIterator(call, at: call.arg(1), current: 0, end: 0)
                 return 0
             },
-        ] + Dynptrs.kfuncs() + ObjectKfuncs.all(for: emulator) + XDPMetadataKfuncs.all()
+        ] + Dynptrs.kfuncs() + ObjectKfuncs.all(for: emulator) + XDPMetadataKfuncs.all(for: emulator)
             + ConntrackKfuncs.all(for: emulator) + SystemHelpers.kfuncs(for: emulator)
     }
 

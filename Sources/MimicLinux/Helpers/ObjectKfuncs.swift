@@ -18,9 +18,10 @@ final class KfuncState: @unchecked Sendable {
     private var freeBlocks: [Int: [Int]] = [:]
     /// Live objects: address → (size, reference count).
     private var objects: [UInt64: (size: Int, references: Int)] = [:]
-    /// Lists and trees by the address of their `bpf_list_head` / `bpf_rb_root`: node addresses in
-    /// order; and the head or root each node is in.
-    private var collections: [UInt64: [UInt64]] = [:]
+    /// Lists by the address of their `bpf_list_head`: node addresses in order; red-black trees
+    /// by the address of their `bpf_rb_root`; and the head or root each node is in.
+    private var lists: [UInt64: [UInt64]] = [:]
+    private var trees: [UInt64: RedBlackTree] = [:]
     private var owners: [UInt64: UInt64] = [:]
     private var tasks: [UInt32: UInt64] = [:]
     private var cgroups: [UInt64: UInt64] = [:]
@@ -100,25 +101,26 @@ final class KfuncState: @unchecked Sendable {
         }
     }
 
-    /// The nodes of the list or tree at `head`.
-    func nodes(_ head: UInt64) -> [UInt64] { lock.withLock { _ in collections[head] ?? [] } }
+    /// The nodes of the list at `head`.
+    func nodes(_ head: UInt64) -> [UInt64] { lock.withLock { _ in lists[head] ?? [] } }
 
-    /// Inserts `node` at `index` of `head`'s nodes; false if it is already in a collection.
+    /// Inserts `node` at `index` of `head`'s nodes; false if it is already in a list or tree.
     func insert(_ node: UInt64, into head: UInt64, at index: (([UInt64]) -> Int)) -> Bool {
         lock.withLock { _ in
             guard owners[node] == nil else { return false }
-            var list = collections[head] ?? []
+            var list = lists[head] ?? []
             list.insert(node, at: max(0, min(index(list), list.count)))
-            collections[head] = list
+            lists[head] = list
             owners[node] = head
             return true
         }
     }
 
-    /// Removes `node` (by default the first or last) from `head`; nil when it is not there.
+    /// Removes `node` (by default the first or last) from the list at `head`; nil when it is not
+    /// there.
     func remove(_ node: UInt64? = nil, last: Bool = false, from head: UInt64) -> UInt64? {
         lock.withLock { _ in
-            guard var list = collections[head], !list.isEmpty else { return nil }
+            guard var list = lists[head], !list.isEmpty else { return nil }
             let index: Int
             if let node {
                 guard owners[node] == head, let found = list.firstIndex(of: node) else { return nil }
@@ -127,9 +129,52 @@ final class KfuncState: @unchecked Sendable {
                 index = last ? list.count - 1 : 0
             }
             let removed = list.remove(at: index)
-            collections[head] = list
+            lists[head] = list
             owners[removed] = nil
             return removed
+        }
+    }
+
+    /// Adds `node` to the tree at `root` as `__bpf_rbtree_add`: false, changing nothing, when it
+    /// is already in a list or tree; else it walks down from the root with `less(node, parent)`
+    /// (a program callback, called outside the lock) and links the node there.
+    func add(_ node: UInt64, toTree root: UInt64, less: (UInt64, UInt64) throws(HelperFailure) -> Bool)
+        throws(HelperFailure) -> Bool
+    {
+        guard lock.withLock({ _ in owners[node] == nil }) else { return false }
+        let point: (parent: UInt64, left: Bool)
+        do {
+            // A copy to walk outside the lock, gone before the tree is changed (so no copy on write).
+            let snapshot = lock.withLock { _ in trees[root] ?? RedBlackTree() }
+            point = try snapshot.insertionPoint(for: node, less: less)
+        }
+        return lock.withLock { _ in
+            guard owners[node] == nil, trees[root, default: RedBlackTree()].link(node, under: point.parent, left: point.left)
+            else { return false }
+            owners[node] = root
+            return true
+        }
+    }
+
+    /// Removes `node` from the tree at `root` (`rb_erase_cached`); nil when it is not in that tree.
+    func remove(_ node: UInt64, fromTree root: UInt64) -> UInt64? {
+        lock.withLock { _ in
+            guard owners[node] == root, trees[root]?.remove(node) == true else { return nil }
+            owners[node] = nil
+            if trees[root]?.isEmpty == true { trees[root] = nil }
+            return node
+        }
+    }
+
+    /// The tree at `root` (empty when there is none).
+    func tree(_ root: UInt64) -> RedBlackTree { lock.withLock { _ in trees[root] ?? RedBlackTree() } }
+
+    /// `bpf_rbtree_left` / `_right`: the child of `node` on that side, 0 when there is none or
+    /// `node` is not in the tree at `root`.
+    func child(of node: UInt64, left: Bool, inTree root: UInt64) -> UInt64 {
+        lock.withLock { _ in
+            guard owners[node] == root, let tree = trees[root] else { return 0 }
+            return left ? tree.left(of: node) : tree.right(of: node)
         }
     }
 
@@ -163,7 +208,9 @@ extension LinuxEmulator {
 ///   `_back`, `bpf_list_front` / `_back`: the node, or NULL for an empty list.
 /// - `bpf_rbtree_add_impl(root, node, less, meta, off)`: inserts in the order `less(a, b)` (a
 ///   program callback) gives, after equal nodes, as `rb_add_cached`; `bpf_rbtree_remove` returns
-///   the node, or NULL when it is not in that tree; `bpf_rbtree_first` the leftmost node.
+///   the node, or NULL when it is not in that tree; `bpf_rbtree_first` the leftmost node;
+///   `bpf_rbtree_root`, `bpf_rbtree_left(root, node)`, `bpf_rbtree_right(root, node)` the tree's
+///   shape (NULL for a node not in that tree): a `RedBlackTree` rebalanced as `lib/rbtree.c`.
 ///   Lists and trees are kept beside the `bpf_list_head` / `bpf_rb_root`, whose bytes are not used.
 /// - `bpf_task_acquire` / `bpf_task_release`, `bpf_cgroup_acquire` / `bpf_cgroup_release`: the
 ///   pointer / nothing (emulated tasks and cgroups live as long as the emulator);
@@ -250,35 +297,34 @@ enum ObjectKfuncs {
             LinuxKfuncs.make("bpf_list_back") { call throws(HelperFailure) in state.nodes(call.arg(1)).last ?? 0 },
             // int bpf_rbtree_add_impl(root, node, less, meta, off)
             LinuxKfuncs.make("bpf_rbtree_add_impl") { call throws(HelperFailure) in
-                let root = call.arg(1)
                 let node = call.arg(2)
                 guard let slot = ProgramCallbacks.functionSlot(call.process, fromAddress: call.arg(3)) else {
                     throw .message("r3 (0x\(String(call.arg(3), radix: 16))) is not a program function")
                 }
-                // The first node `node` is less than (binary search; the tree's walk finds the same place).
-                let nodes = state.nodes(root)
-                var low = 0
-                var high = nodes.count
-                while low < high {
-                    let middle = (low + high) / 2
-                    let less: UInt64
+                let added = try state.add(node, toTree: call.arg(1)) { a, b throws(HelperFailure) in
                     do throws(ExecutionError) {
-                        less = try ProgramCallbacks.call(call.process, at: slot, arguments: [node, nodes[middle]])
+                        return try ProgramCallbacks.call(call.process, at: slot, arguments: [a, b]) & 0xFF != 0
                     } catch {
                         throw .callback(error)
                     }
-                    if less & 0xFF != 0 { high = middle } else { low = middle + 1 }
                 }
-                guard state.insert(node, into: root, at: { _ in low }) else {
+                guard added else {
                     if let object = state.object(containing: node) { state.release(object) }
                     return Errno.invalid.r0
                 }
                 return 0
             },
             LinuxKfuncs.make("bpf_rbtree_remove") { call throws(HelperFailure) in
-                state.remove(call.arg(2), from: call.arg(1)) ?? 0
+                state.remove(call.arg(2), fromTree: call.arg(1)) ?? 0
             },
-            LinuxKfuncs.make("bpf_rbtree_first") { call throws(HelperFailure) in state.nodes(call.arg(1)).first ?? 0 },
+            LinuxKfuncs.make("bpf_rbtree_first") { call throws(HelperFailure) in state.tree(call.arg(1)).first },
+            LinuxKfuncs.make("bpf_rbtree_root") { call throws(HelperFailure) in state.tree(call.arg(1)).root },
+            LinuxKfuncs.make("bpf_rbtree_left") { call throws(HelperFailure) in
+                state.child(of: call.arg(2), left: true, inTree: call.arg(1))
+            },
+            LinuxKfuncs.make("bpf_rbtree_right") { call throws(HelperFailure) in
+                state.child(of: call.arg(2), left: false, inTree: call.arg(1))
+            },
         ]
     }
 

@@ -59,9 +59,13 @@ enum StackHelpers {
             + storage(.cgrpStorageGet, .cgrpStorageDelete, .cgrpStorage, emulator)
     }
 
+    /// The stack the helpers report: what the host set on the process (`LinuxProcessState.stacks`),
+    /// else the current task's (`TaskEnvironment.kernelStack` / `userStack`: an event's task of
+    /// the emulated system, `tasks[].kernel_stack` / `user_stack`).
     static func frames(_ call: HelperCall, user: Bool) -> [UInt64] {
-        guard let stacks = call.state?.stacks else { return [] }
-        return user ? stacks.user : stacks.kernel
+        guard let state = call.state else { return [] }
+        if state.stacks != TaskStacks() { return user ? state.stacks.user : state.stacks.kernel }
+        return user ? state.environment.userStack : state.environment.kernelStack
     }
 
     /// `__bpf_get_stack`: copies the trace (after `skip` frames) into the buffer, zero-filling the

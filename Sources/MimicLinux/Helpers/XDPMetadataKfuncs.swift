@@ -2,8 +2,9 @@ import MimicCore
 import MimicJSON
 
 /// What the receiving device's driver knows of an XDP packet, which the XDP metadata kfuncs
-/// report (`XDPContext.rxMetadata`; the `rx_metadata` object of an `xdp_md` context). A member
-/// left nil is one the driver has no value for.
+/// report: the packet's own (`XDPContext.rxMetadata`; the `rx_metadata` object of an `xdp_md`
+/// context), else its ingress device's (`Network.Interface.rxMetadata`; `rxMetadata` of an
+/// interface in a `--net` description). A member left nil is one the driver has no value for.
 public struct XDPRxMetadata: Sendable, Equatable {
     /// The RSS hash and its `enum xdp_rss_hash_type` (`XDP_RSS_TYPE_L4_IPV4_TCP`, ...).
     public var hash: UInt32?
@@ -44,16 +45,23 @@ public struct XDPRxMetadata: Sendable, Equatable {
 /// The XDP metadata kfuncs (`net/core/xdp.c`): `bpf_xdp_metadata_rx_hash(ctx, *hash, *rss_type)`,
 /// `bpf_xdp_metadata_rx_timestamp(ctx, *timestamp)`, `bpf_xdp_metadata_rx_vlan_tag(ctx,
 /// *vlan_proto, *vlan_tci)`, which the kernel's verifier takes in device-bound XDP programs only.
-/// Without `rxMetadata` the context stands for a device whose driver does not implement them:
-/// `-EOPNOTSUPP`, the kernel's default implementations; with it, a driver that does: 0 and the
-/// value, or `-ENODATA` for a member it lacks. `vlan_proto` is written in network byte order
-/// (`__be16`).
+/// The metadata is the context's `rxMetadata` when it has one (this packet's, which wins), else
+/// that of the network's interface the packet arrived on (`xdp_md.ingress_ifindex`, 0 being
+/// loopback). Without either the device's driver does not implement them: `-EOPNOTSUPP`, the
+/// kernel's default implementations; with one, a driver that does: 0 and the value, or
+/// `-ENODATA` for a member it lacks. `vlan_proto` is written in network byte order (`__be16`).
 enum XDPMetadataKfuncs {
     /// `ENODATA`.
     static let noData = Errno(rawValue: 61)
 
-    static func all() -> [Helper] {
-        [
+    static func all(for emulator: LinuxEmulator) -> [Helper] {
+        let network = emulator.networkState
+        @Sendable func metadata(_ call: HelperCall) throws(HelperFailure) -> XDPRxMetadata? {
+            let packet = try call.packet(.xdp)
+            if let own = call.state?.xdpRxMetadata { return own }
+            return network.currentDevice(packet.loadU32(at: 12)).rxMetadata
+        }
+        return [
             LinuxKfuncs.make("bpf_xdp_metadata_rx_hash") { call throws(HelperFailure) in
                 guard let metadata = try metadata(call) else { return Errno.notSupported.r0 }
                 guard let hash = metadata.hash else { return noData.r0 }
@@ -75,11 +83,5 @@ enum XDPMetadataKfuncs {
                 return 0
             },
         ]
-    }
-
-    /// The run's receive metadata, after checking r1 is its `xdp_md`.
-    static func metadata(_ call: HelperCall) throws(HelperFailure) -> XDPRxMetadata? {
-        _ = try call.packet(.xdp)
-        return call.state?.xdpRxMetadata
     }
 }

@@ -70,6 +70,10 @@ public struct Network: Sendable, Equatable {
         public var peer: UInt32?
         /// An 802.1Q device on `parent` with this VLAN id.
         public var vlan: VLAN?
+        /// What the device's driver reports of every packet it receives, which the XDP metadata
+        /// kfuncs read (`bpf_xdp_metadata_rx_hash`, ...) when the packet's own context has no
+        /// `rxMetadata`; nil: a driver without them (`-EOPNOTSUPP`).
+        public var rxMetadata: XDPRxMetadata?
         /// Bytes of link-layer header (`hard_header_len`): 14 for Ethernet and loopback.
         public var hardHeaderLength: Int { 14 }
 

@@ -163,7 +163,7 @@ extension Network {
 
     static func interface(_ item: JSONField) throws(JSONError) -> Interface {
         try item.object(knownMembers: [
-            "ifindex", "name", "mac", "mtu", "addresses", "forwarding", "loopback", "peer", "vlan",
+            "ifindex", "name", "mac", "mtu", "addresses", "forwarding", "loopback", "peer", "vlan", "rxMetadata",
         ])
         let isLoopback = try item["loopback"].optionalBool() ?? false
         var interface = Interface(
@@ -183,6 +183,7 @@ extension Network {
             interface.vlan = VLAN(
                 id: try vlan["id"].integer(UInt16.self), parent: try vlan["parent"].integer(UInt32.self))
         }
+        if !item["rxMetadata"].isMissing { interface.rxMetadata = try XDPRxMetadata(json: item["rxMetadata"]) }
         return interface
     }
 

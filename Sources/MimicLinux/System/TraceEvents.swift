@@ -18,7 +18,8 @@ import MimicJSON
 /// `ret` (a return value), `fields` (tracepoint fields by name), `sample_period` and `addr`
 /// (perf events), `cookie` (`bpf_get_attach_cookie`), `func_ip` (`bpf_get_func_ip`; default
 /// the attach function's address in the system's symbols), `data` (the whole context, as hex
-/// or base64). Unknown members are errors.
+/// or base64), `map` (the map an `iter/bpf_map_elem` program iterates, by name). Unknown
+/// members are errors.
 public struct TraceEvent: Sendable {
     public var program: String?
     public var attach: String?
@@ -32,7 +33,7 @@ public struct TraceEvent: Sendable {
 
     static let members = [
         "program", "attach", "cpu", "time_ns", "pid", "regs", "args", "syscall_args", "ret", "fields",
-        "sample_period", "addr", "cookie", "func_ip", "data",
+        "sample_period", "addr", "cookie", "func_ip", "data", "map",
     ]
 
     public init(json: JSONField) throws(JSONError) {
@@ -164,11 +165,15 @@ public struct TraceEvents {
             return [context]
         }
         if kind == "iter" {
-            guard target == "task" else {
-                throw json.error("iterator \(target) is not emulated (iter/task is)")
+            switch target {
+            case "task":
+                guard json["map"].isMissing else { throw json["map"].error("an iter/task event names no map") }
+                return try taskIterator(program: program, environment: environment)
+            case "bpf_map_elem": return try mapElementIterator(program: program, event: event, environment: environment)
+            default: throw json.error("iterator \(target) is not emulated (iter/task and iter/bpf_map_elem are)")
             }
-            return try taskIterator(program: program, environment: environment)
         }
+        guard json["map"].isMissing else { throw json["map"].error("only iter/bpf_map_elem events name a map") }
         switch program.type {
         case .kprobe:
             try pointerRegisters(&context, json, syscall: kind == "ksyscall" || kind == "kretsyscall")
@@ -443,6 +448,62 @@ public struct TraceEvents {
                 TracingContext(
                     name: "\(program.name) iteration \(index)", bytes: bytes, selfPointers: [(0, 16), (16, 40)],
                     seqFileOffset: 40, environment: environment))
+        }
+        return contexts
+    }
+
+    /// The map types `iter/bpf_map_elem` walks (`bpf_iter_reg`s of `kernel/bpf/hashtab.c` and
+    /// `arraymap.c`), and which of them are per-CPU.
+    static let iterableMaps: [MapType: Bool] = [
+        .hash: false, .lruHash: false, .array: false, .perCPUHash: true, .lruPerCPUHash: true, .perCPUArray: true,
+    ]
+
+    /// `struct bpf_iter__bpf_map_elem { meta; map; key; value; }` per element of the event's
+    /// `map`, in the map's key order, then with NULL key and value (as `bpf_map_seq_stop` runs
+    /// it). `key` points to a copy of the key in the context; `value` to the element in the map
+    /// itself (writes change it, as in the kernel), or for a per-CPU map to a copy of every
+    /// CPU's value, each padded to 8 bytes (the kernel's `percpu_value_buf`: writes are lost).
+    /// `map` is the map's handle (what `&map` gives the program): its `struct bpf_map` fields
+    /// are not emulated. The meta (`seq`, `session_id`, `seq_num`) and the `seq_file` follow.
+    func mapElementIterator(program: ObjectProgram, event: TraceEvent, environment: TaskEnvironment) throws(JSONError)
+        -> [TracingContext]
+    {
+        let field = event.json["map"]
+        guard let name = try field.optionalString() else {
+            throw event.json.error("an iter/bpf_map_elem event names the map it iterates: \"map\": NAME")
+        }
+        guard let map = emulator.map(named: name) else {
+            throw field.error("no map named \(name)")
+        }
+        let type = map.attributes.type
+        guard let perCPU = Self.iterableMaps[type] else {
+            throw field.error("\(name) is a \(type) map; iter/bpf_map_elem walks hash, LRU hash and array maps (per-CPU too)")
+        }
+        let keys = map.keys
+        var contexts: [TracingContext] = []
+        for (index, key) in (keys.map(Optional.some) + [nil]).enumerated() {
+            // meta 0, map 8, key 16, value 24; meta: seq 32, session_id 40, seq_num 48; seq_file 56.
+            var bytes = [UInt8](repeating: 0, count: 64)
+            var pointers: [(at: Int, target: Int)] = [(0, 32), (32, 56)]
+            write(&bytes, at: 8, map.handle)
+            write(&bytes, at: 40, 1)  // session_id
+            write(&bytes, at: 48, UInt64(index))  // seq_num
+            if let key {
+                pointers.append((16, bytes.count))
+                bytes += key + [UInt8](repeating: 0, count: (8 - key.count % 8) % 8)
+                if perCPU {
+                    guard let values = map.perCPUValues(forKey: key) else { continue }
+                    pointers.append((24, bytes.count))
+                    for value in values { bytes += value + [UInt8](repeating: 0, count: (8 - value.count % 8) % 8) }
+                } else {
+                    guard let address = map.lookupAddress(key: key, cpu: event.cpu) else { continue }
+                    write(&bytes, at: 24, address)
+                }
+            }
+            contexts.append(
+                TracingContext(
+                    name: "\(program.name) iteration \(index)", bytes: bytes, selfPointers: pointers,
+                    seqFileOffset: 56, environment: environment))
         }
         return contexts
     }

@@ -229,6 +229,23 @@ struct bpf_iter__task {
 	};
 };
 
+struct bpf_map;
+
+struct bpf_iter__bpf_map_elem {
+	union {
+		struct bpf_iter_meta *meta;
+	};
+	union {
+		struct bpf_map *map;
+	};
+	union {
+		void *key;
+	};
+	union {
+		void *value;
+	};
+};
+
 #pragma clang attribute pop
 
 #endif /* __VMLINUX_H__ */
