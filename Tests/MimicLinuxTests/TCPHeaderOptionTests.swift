@@ -132,6 +132,17 @@ import MimicJSON
         #expect(Int64(bitPattern: r0) == -95)
     }
 
+    /// `bpf_tcp_send_ack` (tcp_congestion_ops struct_ops) sends an ACK outside the program: recorded.
+    @Test func sendAckIsAnEffect() throws {
+        let (r0, process) = try ContextTestSupport.run(
+            "mov %r1, %r10\nadd %r1, -8\nmov %r2, 1001\ncall 116\nexit", context: GenericContext())
+        #expect(r0 == 0)
+        #expect(LinuxProcessState.of(process)?.socketEffects.map(\.description) == ["bpf_tcp_send_ack(rcv_nxt 1001) = 0"])
+        #expect(throws: (any Error).self) {
+            try ContextTestSupport.run("mov %r1, 0\nmov %r2, 1\ncall 116\nexit", context: GenericContext())
+        }
+    }
+
     @Test func theSearchFollowsTheKernels() {
         func search(_ options: [UInt8], _ kind: UInt8, _ magic: [UInt8] = []) -> TCPHeaderOptionHelpers.Search {
             TCPHeaderOptionHelpers.searchOption(options[...], kind: kind, magic: magic)
