@@ -222,6 +222,7 @@ enum LinuxHelperSet {
             + SocketProgramHelpers.all(for: emulator)
             + SocketMapHelpers.all(for: emulator)
             + NetworkPathHelpers.all(for: emulator)
+            + TCPHeaderOptionHelpers.all(for: emulator)
     }
 }
 

@@ -202,6 +202,7 @@ struct SingleRun {
         let verdict = session.verdict(r0)
         let redirect = session.redirect(after: process)
         let contextAfter = TestRunContext.output(of: process)
+        let headerOptions = SockOpsContext.headerOptions(of: process, returnValue: r0)
 
         if options.json {
             var members: [(String, JSONOutput)] = [
@@ -222,6 +223,18 @@ struct SingleRun {
             }
             if let redirect { members.append(("redirect", .string(redirect.description))) }
             if let contextAfter { members.append(("context_out", TestRunContext.json(contextAfter))) }
+            if let headerOptions, !headerOptions.segment.isEmpty || headerOptions.reserved > 0 {
+                members.append(
+                    (
+                        "tcp_header_options",
+                        .object([
+                            ("remaining_opt_len", .unsigned(UInt64(headerOptions.remainingOptionLength))),
+                            ("reserved", .unsigned(UInt64(headerOptions.reserved))),
+                            ("written", .unsigned(UInt64(headerOptions.written))),
+                            ("segment", .string(Hex.string(headerOptions.segment))),
+                        ])
+                    ))
+            }
             if let effects = state?.socketEffects, !effects.isEmpty {
                 members.append(("socket_effects", .array(effects.map { .string($0.description) })))
             }
@@ -261,6 +274,11 @@ struct SingleRun {
             out += "override_return: the probed function returns \(Int64(bitPattern: value))\n"
         }
         out += "instructions executed: \(process.instructionsExecuted)\n"
+        if let headerOptions, !headerOptions.segment.isEmpty || headerOptions.reserved > 0 {
+            out += "tcp header options: remaining_opt_len \(headerOptions.remainingOptionLength), reserved "
+                + "\(headerOptions.reserved), written \(headerOptions.written)"
+                + (headerOptions.segment.isEmpty ? "" : ", segment \(Hex.string(headerOptions.segment))") + "\n"
+        }
         if let contextAfter {
             out += "context: \(TestRunContext.describe(contextAfter, before: contextBefore))\n"
         }

@@ -42,6 +42,33 @@ struct ConntrackKernelTests {
                 -2, -22, -71, -97, -22, -64, -22, -22, 1, 3, -16, 0, 1, 0, -16, 0, 100, 101, 0, -2, 0,
             ])
     }
+
+    /// What `net_conntrack_nat.o` answers (the kernel's `nf_nat_setup_info` through
+    /// `bpf_ct_set_nat_info`): SNAT 0, a second SNAT -ENOMEM, DNAT 0, inserted, found in the
+    /// original direction and at the translated reply, not at the plain reverse; a NAT to the own
+    /// address changes nothing; a port-less SNAT keeps a free port; a SNAT whose reply tuple is
+    /// taken is not inserted.
+    static let natAnswers: [Int64] = [0, -12, 0, 1, 100, 101, -2, 0, 1, 101, 0, 1, 101, 0, 0, -2]
+
+    static func natAnswers(_ comparison: ObjectComparison) -> [Int64] {
+        let contents = comparison.mimicContents("answers")
+        return (0..<16).map {
+            Int64(bitPattern: get64(contents[Self.le32(UInt32($0))]?.first ?? [UInt8](repeating: 0, count: 8), 0))
+        }
+    }
+
+    @Test func natInfoAgreesWithTheKernel() throws {
+        let namespace = try TestNamespace("ctnat")
+        try namespace.configure("link set lo up")
+        let object = try ObjectFile(contentsOf: Self.fixtures.appendingPathComponent("net_conntrack_nat.o").path)
+        let answers = try namespace.enter { () throws -> [Int64] in
+            let comparison = try ObjectComparison(object: object, programName: "tc_ct_nat", network: .standard)
+            let result = try comparison.run(packet: Fixtures.packets[0])
+            for difference in result.differences { Issue.record("tc_ct_nat: \(difference)") }
+            return Self.natAnswers(comparison)
+        }
+        #expect(answers == Self.natAnswers)
+    }
 }
 
 /// The same program in Mimic alone, with the entry already in the network's table (read from
@@ -74,5 +101,56 @@ struct ConntrackKernelTests {
         #expect(throws: (any Error).self) {
             try Network(jsonData: Array(#"{"conntrack": [{"protocol": "icmp", "source": "1.2.3.4:1", "destination": "1.2.3.5:2"}]}"#.utf8))
         }
+    }
+}
+
+/// `bpf_ct_set_nat_info` in Mimic alone: what the kernel comparison cannot read (the status bits
+/// and reply tuples of the inserted entries, which the fixture treats as opaque) and the port
+/// Mimic chooses where the kernel's is random.
+@Suite struct ConntrackNATTests {
+    @Test func theTranslatedEntriesAreInTheTable() throws {
+        let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1))
+        let vm = VM(emulator: emulator)
+        let object = try ObjectFile(
+            contentsOf: ConntrackKernelTests.fixtures.appendingPathComponent("net_conntrack_nat.o").path)
+        let program = try vm.load(object: object).program(named: "tc_ct_nat")
+        let process = try vm.makeProcess(for: program, context: SKBContext(packet: Fixtures.packets[0]))
+        #expect(try process.run() == 0)
+        let answers = try #require(emulator.map(named: "answers"))
+        let values = (0..<16).map { index in
+            answers.value(forKey: ConntrackKernelTests.le32(UInt32(index))).map { Int64(bitPattern: get64($0, 0)) } ?? 0
+        }
+        #expect(values == ConntrackKernelTests.natAnswers)
+        let entries = emulator.networkState.conntrack.entries
+        #expect(entries.count == 3)
+        let snatDnat: UInt32 = 0x10 | 0x20 | 0x80 | 0x100 | 0x8 // SRC_NAT, DST_NAT, both DONE, CONFIRMED
+        #expect(entries[0].status == snatDnat)
+        #expect(entries[0].tuple(1) == .init(source: [198, 18, 0, 3], sourcePort: 8080, destination: [198, 18, 0, 99], destinationPort: 5555))
+        #expect(entries[1].status == 0x80 | 0x8, "no change: only IPS_SRC_NAT_DONE")
+        #expect(entries[1].reply == nil || entries[1].tuple(1) == entries[1].tuple(0).inverted)
+        #expect(entries[2].status == 0x10 | 0x80 | 0x8)
+    }
+
+    /// A port-less source NAT whose tuple is taken moves to the first free port of its range
+    /// (the kernel starts at a random offset).
+    @Test func aTakenTupleMovesThePort() {
+        let table = Conntrack([
+            Network.ConntrackEntry(
+                transport: .tcp, source: [10, 0, 0, 1], sourcePort: 2000, destination: [10, 0, 0, 9],
+                destinationPort: 80)
+        ])
+        var first = table.entries[0]
+        #expect(ConntrackKfuncs.setNAT(&first, address: [10, 0, 0, 50] + [UInt8](repeating: 0, count: 12), port: 0, source: true, table) == 0)
+        table.update(0) { $0 = first }
+        var second = Network.ConntrackEntry(
+            transport: .tcp, source: [10, 0, 0, 2], sourcePort: 2000, destination: [10, 0, 0, 9], destinationPort: 80,
+            status: 0)
+        #expect(ConntrackKfuncs.setNAT(&second, address: [10, 0, 0, 50] + [UInt8](repeating: 0, count: 12), port: 0, source: true, table) == 0)
+        #expect(second.tuple(1).destinationPort == 1024, "2000 is taken by the first: the range 1024-65535 from its start")
+        var low = Network.ConntrackEntry(
+            transport: .tcp, source: [10, 0, 0, 3], sourcePort: 2000, destination: [10, 0, 0, 9], destinationPort: 80,
+            status: 0)
+        #expect(ConntrackKfuncs.setNAT(&low, address: [10, 0, 0, 50] + [UInt8](repeating: 0, count: 12), port: 0, source: false, table) == 0)
+        #expect(low.status == 0x20 | 0x100 && low.tuple(1).source == [10, 0, 0, 50])
     }
 }

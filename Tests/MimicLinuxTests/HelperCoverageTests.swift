@@ -12,11 +12,7 @@ import MimicCore
     /// sk_msg, lwt/seg6, tunnels, syncookies, cgroup sockopt/retval, cgroup storage).
     static let pendingNetworking: Set<String> = [
         "bpf_skb_get_xfrm_state", "bpf_lwt_push_encap", "bpf_lwt_seg6_store_bytes", "bpf_lwt_seg6_adjust_srh",
-        "bpf_lwt_seg6_action", "bpf_tcp_send_ack",
-        "bpf_load_hdr_opt", "bpf_store_hdr_opt",
-        "bpf_reserve_hdr_opt", "bpf_tcp_raw_gen_syncookie_ipv4",
-        "bpf_tcp_raw_gen_syncookie_ipv6",
-        "bpf_tcp_raw_check_syncookie_ipv4", "bpf_tcp_raw_check_syncookie_ipv6",
+        "bpf_lwt_seg6_action",
     ]
     /// Helpers of the current task that the `system-events` work adds with its task model.
     static let pendingSystemEvents: Set<String> = [
@@ -51,6 +47,9 @@ import MimicCore
         "bpf_sock_map_update": "SocketMapTests.sockOps", "bpf_sock_hash_update": "SocketMapTests.sockOps",
         "bpf_sk_select_reuseport": "SocketMapTests.skReuseport",
         "bpf_sock_from_file": "SocketMapTests.sockFromFile",
+        // The sock_ops header-option helpers: a bpf_sock_ops context with a segment, netprog_hdr_opt.c.
+        "bpf_load_hdr_opt": "TCPHeaderOptionTests", "bpf_store_hdr_opt": "TCPHeaderOptionTests",
+        "bpf_reserve_hdr_opt": "TCPHeaderOptionTests",
     ]
 
     /// The maps a call may take, made once per VM.
@@ -218,6 +217,8 @@ import MimicCore
             body = "mov %r1, %r6\nlddw %r2, 0x\(String(m.cgroupArray, radix: 16))\nmov %r3, 0\n"
         case .currentTaskUnderCgroup:
             body = "\(map(m.cgroupArray))\nmov %r2, 0\n"
+        case .tcpRawGenSyncookieIpv4, .tcpRawGenSyncookieIpv6, .tcpRawCheckSyncookieIpv4, .tcpRawCheckSyncookieIpv6:
+            body = "mov %r1, %r7\nmov %r2, %r8\nmov %r3, 20\n"
         case .sysBpf, .sysClose:
             body = "mov %r1, 0\nmov %r2, %r8\nmov %r3, 8\n"
         default:

@@ -303,21 +303,6 @@ import MimicJSON
         )
     }
 
-    @Test func syncookiesCarryTheMSSIndex() {
-        let iph: [UInt8] = [0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 1, 0, 50, 10, 1, 0, 1]
-        var syn = [UInt8](repeating: 0, count: 24)
-        syn.replaceSubrange(0..<4, with: [0x04, 0xD2, 0x1F, 0x90]) // 1234 -> 8080
-        syn[12] = 6 << 4
-        syn[13] = 2
-        syn.replaceSubrange(20..<24, with: [2, 4, 0x05, 0x78]) // MSS 1400
-        #expect(SyncookieHelpers.mssOption(syn) == 1400)
-        #expect(SyncookieHelpers.mssOption(Array(syn[0..<20])) == nil)
-        let cookie = SyncookieHelpers.value(iph, syn, sequence: 1000, mssIndex: 1)
-        #expect(cookie & 3 == 1)
-        #expect((0..<4).filter { SyncookieHelpers.value(iph, syn, sequence: 1000, mssIndex: $0) == cookie } == [1])
-        #expect(SyncookieHelpers.value(iph, syn, sequence: 1001, mssIndex: 1) != cookie, "the sequence number counts")
-    }
-
     /// The Swift example of Docs/Network.md, and the lookup it enables.
     @Test func theDocumentedHostAPIExampleRoutes() throws {
         var network = Network(interfaces: [

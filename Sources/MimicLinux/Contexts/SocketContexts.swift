@@ -25,6 +25,8 @@ final class SocketProgramState {
     var flowDissectorHasSKB = false
     /// sk_msg: the message and its accessible range.
     var message: SKMessage?
+    /// sock_ops: the segment and header option space of the header-option callbacks.
+    var tcpHeader: TCPHeaderOptionState?
 
     init(kind: Kind, attachType: AttachType? = nil, socket: SocketInfo? = nil) {
         self.kind = kind
@@ -415,10 +417,21 @@ public struct SockOpsContext: Context, Sendable {
     public var localAddress: [UInt8]?
     public var remotePort: UInt16
     public var localPort: UInt16
+    /// The TCP segment of the callback, from its TCP header (JSON `skb`): `skb_data` points to
+    /// it; nil: none (`skb_data` NULL). See `attach(to:)` for where `skb_data_end` points.
+    public var segment: [UInt8]?
+    /// The SYN's TCP header (JSON `syn`), which `bpf_load_hdr_opt` with
+    /// `BPF_LOAD_HDR_OPT_TCP_SYN` searches; nil: no SYN saved (`-ENOENT`).
+    public var syn: [UInt8]?
+    /// The kernel's `remaining_opt_len` (JSON `remaining_opt_len`): the header option space left
+    /// in `HDR_OPT_LEN_CB` (default 40 minus the options of `segment`'s header), the space
+    /// reserved in `WRITE_HDR_OPT_CB` (default `args[1]`, which defaults to it).
+    public var remainingOptionLength: UInt32?
 
     public init(
         fields: [String: UInt64] = [:], remoteAddress: [UInt8]? = nil, remotePort: UInt16 = 0,
-        localAddress: [UInt8]? = nil, localPort: UInt16 = 0, name: String = "bpf_sock_ops"
+        localAddress: [UInt8]? = nil, localPort: UInt16 = 0, segment: [UInt8]? = nil, syn: [UInt8]? = nil,
+        remainingOptionLength: UInt32? = nil, name: String = "bpf_sock_ops"
     ) {
         self.name = name
         self.fields = fields
@@ -426,6 +439,9 @@ public struct SockOpsContext: Context, Sendable {
         self.localAddress = localAddress
         self.remotePort = remotePort
         self.localPort = localPort
+        self.segment = segment
+        self.syn = syn
+        self.remainingOptionLength = remainingOptionLength
     }
 
     /// `BPF_SOCK_OPS_*` callbacks by name, `op`'s values.
@@ -465,7 +481,10 @@ public struct SockOpsContext: Context, Sendable {
     public init(json ctx: JSONField, name: String) throws(ContextError) {
         let scalars = Self.counters + ["bytes_received", "bytes_acked", "skb_len", "skb_tcp_flags"]
         try ctx.object(
-            knownMembers: ["op", "args", "family", "remote_ip", "local_ip", "remote_port", "local_port"] + scalars)
+            knownMembers: [
+                "op", "args", "family", "remote_ip", "local_ip", "remote_port", "local_port", "skb", "syn",
+                "remaining_opt_len",
+            ] + scalars)
         var fields: [String: UInt64] = [:]
         let op = ctx["op"]
         if let text = try? op.string() {
@@ -497,9 +516,62 @@ public struct SockOpsContext: Context, Sendable {
             try ctx["family"].optionalInteger(UInt32.self) ?? SocketContextJSON.family(of: remote ?? local) ?? 2
         fields["family"] = UInt64(family)
         if fields["is_fullsock"] == nil { fields["is_fullsock"] = 1 }
+        let segment = ctx["skb"].isMissing ? nil : try ctx["skb"].optionalBase64(limit: 65536)
+        let syn = ctx["syn"].isMissing ? nil : try ctx["syn"].optionalBase64(limit: 60)
+        for (field, bytes) in [("skb", segment), ("syn", syn)] {
+            guard let bytes else { continue }
+            guard bytes.count >= 20, Int(bytes[12] >> 4) * 4 >= 20, Int(bytes[12] >> 4) * 4 <= bytes.count else {
+                throw ctx[field].error(
+                    "expected a TCP header (at least 20 bytes, its data offset within them), got \(bytes.count) bytes")
+            }
+        }
         self.init(
             fields: fields, remoteAddress: remote, remotePort: try ctx["remote_port"].optionalInteger(UInt16.self) ?? 0,
-            localAddress: local, localPort: try ctx["local_port"].optionalInteger(UInt16.self) ?? 0, name: name)
+            localAddress: local, localPort: try ctx["local_port"].optionalInteger(UInt16.self) ?? 0,
+            segment: segment, syn: syn, remainingOptionLength: try ctx["remaining_opt_len"].optionalInteger(UInt32.self),
+            name: name)
+    }
+
+    /// What the header-option callbacks leave for the kernel: the space reserved
+    /// (`HDR_OPT_LEN_CB`) and the header with the options written (`WRITE_HDR_OPT_CB`).
+    public struct HeaderOptions: Sendable, Equatable {
+        /// `remaining_opt_len` after the run.
+        public var remainingOptionLength: UInt32
+        /// `HDR_OPT_LEN_CB`: the option space the kernel adds to the header
+        /// (`bpf_skops_hdr_opt_len`: what was reserved, rounded up to 4 bytes; 0 when the program
+        /// did not return 1). 0 for other callbacks.
+        public var reserved: UInt32
+        /// `WRITE_HDR_OPT_CB`: the bytes the program wrote (0 when it did not return 1: the kernel
+        /// then discards them).
+        public var written: UInt32
+        /// The segment as the kernel sends it (`WRITE_HDR_OPT_CB`: the reserved space after the
+        /// written options filled with NOPs, `bpf_skops_write_hdr_opt`), or as it was given.
+        public var segment: [UInt8]
+    }
+
+    /// The header-option result of a finished run of a `bpf_sock_ops` context with R0
+    /// `returnValue`; nil for other contexts.
+    public static func headerOptions(of process: MimicCore.Process, returnValue: UInt64) -> HeaderOptions? {
+        guard let header = LinuxProcessState.of(process)?.socketProgram?.tcpHeader else { return nil }
+        // BPF_CGROUP_RUN_PROG_SOCK_OPS: an even return value is -EPERM.
+        let failed = returnValue & 1 == 0
+        var result = HeaderOptions(
+            remainingOptionLength: header.remaining, reserved: 0, written: 0, segment: header.bytes)
+        switch header.op {
+        case TCPHeaderOptionHelpers.headerOptionLengthCallback:
+            let taken = header.initialRemaining - header.remaining
+            if !failed, taken > 0 { result.reserved = (taken + 3) & ~3 }
+        case TCPHeaderOptionHelpers.writeHeaderOptionCallback:
+            let written = failed ? 0 : Int(header.initialRemaining - header.remaining)
+            result.written = UInt32(written)
+            let start = header.firstOptionOffset + written
+            let end = header.firstOptionOffset + Int(header.initialRemaining)
+            if start < end, end <= result.segment.count {
+                result.segment.replaceSubrange(start..<end, with: [UInt8](repeating: 1, count: end - start))
+            }
+        default: break
+        }
+        return result
     }
 
     /// The socket the event is about, as `struct bpf_sock` shows it.
@@ -531,13 +603,72 @@ public struct SockOpsContext: Context, Sendable {
         let sock = socket
         let socketAddress = try sock.map(into: process)
         put64(&b, 184, socketAddress)
+        let header = try mapSegment(into: process, context: &b)
         let record = try StructContextRecord(layout: Self.layout, bytes: b, into: process)
         let state = LinuxProcessState.forContext(process)
         state.contextRecord = record
         let program = SocketProgramState(kind: .sockOps, socket: sock)
         program.socketAddress = socketAddress
+        program.tcpHeader = header
         state.socketProgram = program
         process.registers[1] = record.address
+    }
+
+    /// Maps `segment` (read-only) and sets `skb_data`, `skb_data_end`, and unless given
+    /// `skb_len` (the segment's length) and `skb_tcp_flags` (its header's flags byte), as
+    /// `bpf_skops_init_skb` does for the callback: `skb_data_end` at the end of the TCP header
+    /// (`tcp_hdrlen`), except in `HDR_OPT_LEN_CB` (at `skb_data`: the header is not written
+    /// yet) and `WRITE_HDR_OPT_CB` (where the reserved space starts: the header length minus
+    /// `remaining_opt_len`). In `WRITE_HDR_OPT_CB` `args[1]` is the reserved space, as the kernel
+    /// sets it.
+    func mapSegment(into process: MimicCore.Process, context b: inout [UInt8]) throws(SetupError)
+        -> TCPHeaderOptionState
+    {
+        let op = UInt32(fields["op"] ?? 0)
+        let headerLength = segment.map { $0.count >= 20 ? Int($0[12] >> 4) * 4 : 0 } ?? 0
+        var remaining: UInt32 = 0
+        switch op {
+        case TCPHeaderOptionHelpers.headerOptionLengthCallback:
+            remaining = remainingOptionLength ?? UInt32(40 - max(0, min(40, headerLength - 20)))
+        case TCPHeaderOptionHelpers.writeHeaderOptionCallback:
+            remaining = remainingOptionLength ?? UInt32(fields["replylong[1]"] ?? 0)
+            if fields["replylong[1]"] == nil { put32(&b, 8, remaining) }
+        default:
+            remaining = remainingOptionLength ?? 0
+        }
+        guard let segment else {
+            return TCPHeaderOptionState(
+                op: op, storage: nil, address: 0, end: 0, remaining: remaining, firstOptionOffset: 0, syn: syn)
+        }
+        guard segment.count >= 20, headerLength >= 20, headerLength <= segment.count else {
+            throw .message(
+                "bpf_sock_ops skb: expected a TCP header (at least 20 bytes, its data offset within them), got \(segment.count) bytes"
+            )
+        }
+        var end = headerLength
+        if op == TCPHeaderOptionHelpers.headerOptionLengthCallback { end = 0 }
+        if op == TCPHeaderOptionHelpers.writeHeaderOptionCallback {
+            guard Int(remaining) <= headerLength - 20 else {
+                throw .message(
+                    "bpf_sock_ops: \(remaining) bytes of reserved option space do not fit the header's \(headerLength - 20) bytes of options"
+                )
+            }
+            end = headerLength - Int(remaining)
+        }
+        let storage = RegionStorage(bytes: segment)
+        let address: UInt64
+        do {
+            address = try process.memory.map(storage, name: "tcp segment (skb_data)", kind: .readOnly)
+        } catch {
+            throw .message("cannot map the sock_ops segment: \(error)")
+        }
+        put64(&b, 192, address)
+        put64(&b, 200, address &+ UInt64(end))
+        if fields["skb_len"] == nil { put32(&b, 208, UInt32(segment.count)) }
+        if fields["skb_tcp_flags"] == nil { put32(&b, 212, UInt32(segment[13])) }
+        return TCPHeaderOptionState(
+            op: op, storage: storage, address: address, end: end, remaining: remaining, firstOptionOffset: end,
+            syn: syn)
     }
 }
 

@@ -69,7 +69,62 @@ enum ConntrackKfuncs {
             LinuxKfuncs.make("bpf_ct_change_status") { [weak emulator] call throws(HelperFailure) in
                 try change(call, emulator, allocated: false) { entry in changeStatus(&entry, call.arg32(2)) }
             },
+            // int bpf_ct_set_nat_info(struct nf_conn___init *nfct, union nf_inet_addr *addr, int port,
+            //                         enum nf_nat_manip_type manip)
+            LinuxKfuncs.make("bpf_ct_set_nat_info") { [weak emulator] call throws(HelperFailure) in
+                let table = try conntrack(emulator, call)
+                let address = try call.read(call.arg(2), count: 16)
+                return try change(call, emulator, allocated: true) { entry in
+                    setNAT(&entry, address: address, port: call.argInt(3), source: call.arg32(4) == 0, table)
+                }
+            },
         ]
+    }
+
+    /// `IPS_SRC_NAT`, `IPS_DST_NAT`, `IPS_SRC_NAT_DONE`, `IPS_DST_NAT_DONE`.
+    static let sourceNAT: UInt32 = 1 << 4, destinationNAT: UInt32 = 1 << 5
+    static let sourceNATDone: UInt32 = 1 << 7, destinationNATDone: UInt32 = 1 << 8
+
+    /// `bpf_ct_set_nat_info` → `nf_nat_setup_info` (`net/netfilter/nf_nat_core.c`) on an entry not
+    /// yet inserted, with a range of one address (`addr`'s first 4 bytes for IPv4) and, when
+    /// `port` > 0, one port: a manipulation already set up is `-ENOMEM` (`NF_DROP`); the tuple
+    /// as it now looks (the reply's inverse) gets the address, and the port when given
+    /// (`source`: `NF_NAT_MANIP_SRC`, else `NF_NAT_MANIP_DST`). Without a port, a source
+    /// mapping whose tuple is taken (a table entry answers its reply) moves the source port to
+    /// the first free one of its range (1–511, 600–1023 or 1024–65535, by the original port; the
+    /// kernel starts at a random offset); a destination keeps its port. When the tuple changed,
+    /// the reply direction becomes its inverse and `IPS_SRC_NAT` / `IPS_DST_NAT` is set; either
+    /// way the manipulation's `_DONE` bit is.
+    static func setNAT(
+        _ entry: inout Network.ConntrackEntry, address: [UInt8], port: Int32, source: Bool, _ table: Conntrack
+    ) -> UInt64 {
+        let done = source ? sourceNATDone : destinationNATDone
+        guard entry.status & done == 0 else { return Errno.noMemory.r0 }
+        let current = entry.tuple(1).inverted
+        var new = current
+        let mapped = Array(address.prefix(entry.source.count))
+        if source {
+            new.source = mapped
+            if port > 0 { new.sourcePort = UInt16(truncatingIfNeeded: port) }
+        } else {
+            new.destination = mapped
+            if port > 0 { new.destinationPort = UInt16(truncatingIfNeeded: port) }
+        }
+        if source, port <= 0, table.taken(reply: new.inverted, transport: entry.transport, zone: entry.zone) {
+            let original = current.sourcePort
+            let range: ClosedRange<UInt16> = original < 512 ? 1...511 : original < 1024 ? 600...1023 : 1024...65535
+            for candidate in range {
+                new.sourcePort = candidate
+                if !table.taken(reply: new.inverted, transport: entry.transport, zone: entry.zone) { break }
+            }
+        }
+        if new != current {
+            let reply = new.inverted
+            entry.reply = (reply.source, reply.sourcePort, reply.destination, reply.destinationPort)
+            entry.status |= source ? sourceNAT : destinationNAT
+        }
+        entry.status |= done
+        return 0
     }
 
     /// `nf_ct_change_status_common`.

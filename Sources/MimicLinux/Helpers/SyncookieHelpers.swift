@@ -1,22 +1,21 @@
 import MimicCore
 
-/// `bpf_tcp_gen_syncookie` and `bpf_tcp_check_syncookie` on a listener from a socket lookup, with
-/// the kernel's checks in the kernel's order (`net/core/filter.c` of Linux 6.18) and
-/// `Network.tcpSyncookies` as `net.ipv4.tcp_syncookies`.
+/// The SYN cookie helpers, with the kernel's checks in the kernel's order (`net/core/filter.c` of
+/// Linux 6.18) and its cookie (`Syncookie`: SipHash under `Network.syncookieSecret`, the minute
+/// counter from the jiffies `bpf_jiffies64` reads).
 ///
-/// A cookie is issued when syncookies are always on (2), or on (1) and the listener's SYN queue
-/// overflowed recently (`Network.Socket.synOverflow`); a check needs such an overflow too, else
-/// `-ENOENT` (generating a cookie does not count as one: Linux 6.18 answers `-ENOENT` to a check
-/// right after `bpf_tcp_gen_syncookie` on a listener that never overflowed). The MSS is
-/// the SYN's MSS option (else 536 for IPv4, 1220 for IPv6) rounded down to the kernel's MSS
-/// tables, and the helper returns `cookie | mss << 32`. The cookie itself cannot be the kernel's
-/// (it hashes with a secret chosen at boot): Mimic's is an FNV-1a hash of the addresses, ports and
-/// sequence number carrying the MSS index in its low bits, and `bpf_tcp_check_syncookie` accepts
-/// exactly the cookies Mimic generates (`0`), refusing others with `-EACCES`.
+/// `bpf_tcp_gen_syncookie` / `bpf_tcp_check_syncookie` work on a listener from a socket lookup,
+/// with `Network.tcpSyncookies` as `net.ipv4.tcp_syncookies`: a cookie is issued when syncookies
+/// are always on (2), or on (1) and the listener's SYN queue overflowed recently
+/// (`Network.Socket.synOverflow`); a check needs such an overflow too, else `-ENOENT`
+/// (generating a cookie does not count as one: Linux 6.18 answers `-ENOENT` to a check right
+/// after `bpf_tcp_gen_syncookie` on a listener that never overflowed).
+/// `bpf_tcp_raw_gen_syncookie_ipv4` / `_ipv6` and `bpf_tcp_raw_check_syncookie_ipv4` / `_ipv6`
+/// (XDP, tc) need no socket: `-EINVAL` for a TCP header length below 20 or other than `doff` * 4,
+/// `-EACCES` for a cookie that is not valid. Every generator returns `cookie | mss << 32`, the
+/// MSS (the SYN's last non-zero MSS option, else 536 for IPv4 and 1220 for IPv6) rounded down
+/// to the kernel's table.
 enum SyncookieHelpers {
-    /// `msstab` of `net/ipv4/syncookies.c` and `net/ipv6/syncookies.c`.
-    static let ipv4Table: [UInt32] = [536, 1300, 1440, 1460]
-    static let ipv6Table: [UInt32] = [1220, 1420, 1440, 8940]
     /// `EPROTONOSUPPORT`.
     static let protocolNotSupported = Errno(rawValue: 93)
     /// TCP flags in byte 13 of the header.
@@ -24,6 +23,42 @@ enum SyncookieHelpers {
 
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         let network = emulator.networkState
+        let hz = TracingHelpers.hz(emulator)
+        let secret = network.network.syncookieSecret
+        @Sendable func count(_ call: HelperCall) -> UInt32 {
+            Syncookie.count(jiffies: TracingHelpers.jiffies64(call, hz: hz), hz: hz)
+        }
+        @Sendable func generate(_ call: HelperCall, iph: [UInt8], isIPv6: Bool, th: [UInt8]) -> UInt64 {
+            let flow = Syncookie.Flow(ipHeader: iph, isIPv6: isIPv6, tcpHeader: th)
+            let option = Syncookie.mssOption(th)
+            let mss = option != 0 ? option : isIPv6 ? Syncookie.ipv6DefaultMSS : Syncookie.ipv4DefaultMSS
+            let (cookie, index) = Syncookie.generate(
+                flow, mss: mss, sequence: Syncookie.be32(th, 4), count: count(call), secret: secret)
+            return UInt64(cookie) | UInt64(Syncookie.table(flow)[index]) << 32
+        }
+        @Sendable func valid(_ call: HelperCall, iph: [UInt8], isIPv6: Bool, th: [UInt8]) -> Bool {
+            let flow = Syncookie.Flow(ipHeader: iph, isIPv6: isIPv6, tcpHeader: th)
+            return Syncookie.mss(ofACK: flow, tcpHeader: th, count: count(call), secret: secret) > 0
+        }
+        // s64 bpf_tcp_raw_gen_syncookie_ipv4/6(struct iphdr *iph, struct tcphdr *th, u32 th_len)
+        func rawGenerate(_ id: HelperID, isIPv6: Bool) -> Helper {
+            LinuxHelper.make(id) { call throws(HelperFailure) in
+                let iph = try call.read(call.arg(1), count: isIPv6 ? 40 : 20)
+                let thLength = try call.size(3, limit: 1 << 16)
+                guard thLength >= 20 else { return Errno.invalid.r0 }
+                let th = try call.read(call.arg(2), count: thLength)
+                guard thLength == Int(th[12] >> 4) * 4 else { return Errno.invalid.r0 }
+                return generate(call, iph: iph, isIPv6: isIPv6, th: th)
+            }
+        }
+        // long bpf_tcp_raw_check_syncookie_ipv4/6(struct iphdr *iph, struct tcphdr *th)
+        func rawCheck(_ id: HelperID, isIPv6: Bool) -> Helper {
+            LinuxHelper.make(id) { call throws(HelperFailure) in
+                let iph = try call.read(call.arg(1), count: isIPv6 ? 40 : 20)
+                let th = try call.read(call.arg(2), count: 20)
+                return valid(call, iph: iph, isIPv6: isIPv6, th: th) ? 0 : Errno.accessDenied.r0
+            }
+        }
         return [
             // s64 bpf_tcp_gen_syncookie(void *sk, void *iph, u32 iph_len, struct tcphdr *th, u32 th_len)
             LinuxHelper.make(.tcpGenSyncookie) { call throws(HelperFailure) in
@@ -41,12 +76,7 @@ enum SyncookieHelpers {
                 guard network.network.tcpSyncookies == 2 || overflowed(call, index, network) else {
                     return Errno.noEntry.r0
                 }
-                let isIPv4 = iph.count == 20
-                let table = isIPv4 ? ipv4Table : ipv6Table
-                let mss = mssOption(th) ?? (isIPv4 ? 536 : 1220)
-                let mssIndex = (0..<table.count).last { mss >= table[$0] } ?? 0
-                let cookie = value(iph, th, sequence: be32(th, 4), mssIndex: mssIndex)
-                return UInt64(cookie) | UInt64(table[mssIndex]) << 32
+                return generate(call, iph: iph, isIPv6: iph.count == 40, th: th)
             },
             // long bpf_tcp_check_syncookie(void *sk, void *iph, u32 iph_len, struct tcphdr *th, u32 th_len)
             LinuxHelper.make(.tcpCheckSyncookie) { call throws(HelperFailure) in
@@ -62,11 +92,10 @@ enum SyncookieHelpers {
                 guard overflowed(call, index, network) else { return Errno.noEntry.r0 }
                 let (iph, errno) = try header(call, socket: socket, index: index, network)
                 guard let iph else { return errno!.r0 }
-                let cookie = be32(th, 8) &- 1
-                let sequence = be32(th, 4) &- 1
-                let valid = (0..<4).contains { value(iph, th, sequence: sequence, mssIndex: $0) == cookie }
-                return valid ? 0 : Errno.accessDenied.r0
+                return valid(call, iph: iph, isIPv6: iph.count == 40, th: th) ? 0 : Errno.accessDenied.r0
             },
+            rawGenerate(.tcpRawGenSyncookieIpv4, isIPv6: false), rawGenerate(.tcpRawGenSyncookieIpv6, isIPv6: true),
+            rawCheck(.tcpRawCheckSyncookieIpv4, isIPv6: false), rawCheck(.tcpRawCheckSyncookieIpv6, isIPv6: true),
         ]
     }
 
@@ -103,38 +132,5 @@ enum SyncookieHelpers {
         default:
             return (nil, protocolNotSupported)
         }
-    }
-
-    /// The MSS option of a TCP header's options, if any.
-    static func mssOption(_ th: [UInt8]) -> UInt32? {
-        var i = 20
-        while i < th.count {
-            switch th[i] {
-            case 0: return nil
-            case 1: i += 1
-            default:
-                guard i + 1 < th.count, th[i + 1] >= 2 else { return nil }
-                if th[i] == 2, th[i + 1] == 4, i + 3 < th.count { return UInt32(th[i + 2]) << 8 | UInt32(th[i + 3]) }
-                i += Int(th[i + 1])
-            }
-        }
-        return nil
-    }
-
-    static func be32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
-        (0..<4).reduce(UInt32(0)) { $0 << 8 | UInt32(bytes[offset + $1]) }
-    }
-
-    /// Mimic's cookie: FNV-1a of the addresses, ports and sequence number, the MSS index in the
-    /// low two bits.
-    static func value(_ iph: [UInt8], _ th: [UInt8], sequence: UInt32, mssIndex: Int) -> UInt32 {
-        let addresses = iph.count == 20 ? Array(iph[12..<20]) : Array(iph[8..<40])
-        var hash: UInt32 = 0x811C_9DC5
-        for byte in addresses + Array(th[0..<4]) + [
-            UInt8(sequence >> 24), UInt8(sequence >> 16 & 0xFF), UInt8(sequence >> 8 & 0xFF), UInt8(sequence & 0xFF),
-        ] {
-            hash = (hash ^ UInt32(byte)) &* 0x0100_0193
-        }
-        return hash & ~3 | UInt32(mssIndex)
     }
 }

@@ -36,12 +36,7 @@ enum TracingHelpers {
         let cpuCount = emulator.configuration.cpuCount
         let objects = emulator.kernelObjects
         return [
-            // get_jiffies_64(): INITIAL_JIFFIES (-5 minutes, as a u32) plus the boot time in ticks.
-            LinuxHelper.make(.jiffies64) { call throws(HelperFailure) in
-                let nanoseconds = TimeHelpers.now(call, CLOCK_BOOTTIME)
-                let initial = UInt64(UInt32(truncatingIfNeeded: 0 &- 300 &* hz))
-                return initial &+ nanoseconds / 1_000_000_000 &* hz &+ nanoseconds % 1_000_000_000 &* hz / 1_000_000_000
-            },
+            LinuxHelper.make(.jiffies64) { call throws(HelperFailure) in jiffies64(call, hz: hz) },
             LinuxHelper.make(.ktimeGetTaiNs) { call throws(HelperFailure) in TimeHelpers.now(call, CLOCK_TAI) },
             // strncmp(s1, s2, s1_sz) as lib/string.c: unsigned bytes, -1 / 0 / 1.
             LinuxHelper.make(.strncmp) { call throws(HelperFailure) in
@@ -91,6 +86,13 @@ enum TracingHelpers {
     }
 
     /// `CONFIG_HZ` of the emulated kernel (`defaultHZ` when the configuration does not give it).
+    /// `get_jiffies_64()`: INITIAL_JIFFIES (-5 minutes, as a u32) plus the boot time in ticks.
+    static func jiffies64(_ call: HelperCall, hz: UInt64) -> UInt64 {
+        let nanoseconds = TimeHelpers.now(call, CLOCK_BOOTTIME)
+        let initial = UInt64(UInt32(truncatingIfNeeded: 0 &- 300 &* hz))
+        return initial &+ nanoseconds / 1_000_000_000 &* hz &+ nanoseconds % 1_000_000_000 &* hz / 1_000_000_000
+    }
+
     static func hz(_ emulator: LinuxEmulator) -> UInt64 {
         emulator.configuration.kernel.values["CONFIG_HZ"].flatMap { UInt64($0) }.flatMap { $0 > 0 ? $0 : nil }
             ?? defaultHZ

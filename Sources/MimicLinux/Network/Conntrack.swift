@@ -117,6 +117,11 @@ public final class Conntrack: Sendable {
         var sourcePort: UInt16
         var destination: [UInt8]
         var destinationPort: UInt16
+
+        /// The other direction's tuple (`nf_ct_invert_tuple`).
+        var inverted: Tuple {
+            Tuple(source: destination, sourcePort: destinationPort, destination: source, destinationPort: sourcePort)
+        }
     }
 
     private let table: Mutex<[Network.ConntrackEntry]>
@@ -148,6 +153,14 @@ public final class Conntrack: Sendable {
             }
             entries.append(entry)
             return .success(entries.count - 1)
+        }
+    }
+
+    /// Whether an entry of the table has `reply` as its reply tuple (`nf_nat_used_tuple`:
+    /// `nf_conntrack_tuple_taken` of the inverse of a NAT's new tuple).
+    func taken(reply: Tuple, transport: Network.Socket.TransportProtocol, zone: UInt16) -> Bool {
+        table.withLock { entries in
+            entries.contains { $0.transport == transport && $0.zone == zone && $0.tuple(1) == reply }
         }
     }
 

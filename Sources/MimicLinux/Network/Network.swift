@@ -25,6 +25,9 @@ public struct Network: Sendable, Equatable {
     /// `net.ipv4.tcp_syncookies`: 0 never, 1 (default) when a listener's SYN queue overflows,
     /// 2 always (`bpf_tcp_gen_syncookie`, `bpf_tcp_check_syncookie`).
     public var tcpSyncookies: Int = 1
+    /// The secrets SYN cookies are hashed with (`SyncookieSecret`; default all zeros): give the
+    /// kernel's to reproduce its cookies.
+    public var syncookieSecret: SyncookieSecret = .zero
     /// The tunnel metadata arriving sk_buffs carry (`bpf_skb_get_tunnel_key` / `_opt`), or nil:
     /// packets that did not come through a collect-metadata tunnel device.
     public var tunnel: TunnelMetadata?

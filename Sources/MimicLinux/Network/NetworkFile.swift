@@ -22,7 +22,7 @@ extension Network {
     public init(json: JSONField) throws(JSONError) {
         try json.object(knownMembers: [
             "interfaces", "routes", "rules", "neighbours", "sockets", "netnsCookie", "tunnel", "tcpSyncookies",
-            "conntrack",
+            "conntrack", "syncookieSecret",
         ])
         func list(_ name: String) throws(JSONError) -> [JSONField] {
             let items = try json[name].optionalElements()
@@ -47,6 +47,7 @@ extension Network {
         network.netnsCookie = try json["netnsCookie"].optionalInteger(UInt64.self) ?? 1
         network.tcpSyncookies = try json["tcpSyncookies"].optionalInteger(Int.self) ?? 1
         guard (0...2).contains(network.tcpSyncookies) else { throw json["tcpSyncookies"].error("expected 0, 1 or 2") }
+        if !json["syncookieSecret"].isMissing { network.syncookieSecret = try Self.syncookieSecret(json["syncookieSecret"]) }
         if !json["tunnel"].isMissing { network.tunnel = try Self.tunnel(json["tunnel"]) }
         for item in try list("conntrack") { network.conntrack.append(try Self.conntrackEntry(item)) }
         try network.check(root: json)
@@ -111,6 +112,10 @@ extension Network {
             guard tunnel.options.count % 4 == 0, tunnel.options.count <= 252 else {
                 throw root["tunnel"]["options"].error("tunnel options are whole 4-byte words, at most 252 bytes")
             }
+        }
+        for (family, secret) in [("ipv4", syncookieSecret.ipv4), ("ipv6", syncookieSecret.ipv6)]
+        where secret.count != SyncookieSecret.size {
+            throw root["syncookieSecret"][family].error("a syncookie secret has \(SyncookieSecret.size) bytes, not \(secret.count)")
         }
         var seen = Set<UInt32>()
         var names = Set<String>()
@@ -332,6 +337,21 @@ extension Network {
             socket.cgroup = cgroup
         }
         return socket
+    }
+
+    /// `syncookieSecret`: `ipv4` and `ipv6`, 32 bytes each (base64 or `{"hex": ...}`); a family
+    /// left out keeps zeros.
+    static func syncookieSecret(_ item: JSONField) throws(JSONError) -> SyncookieSecret {
+        try item.object(knownMembers: ["ipv4", "ipv6"])
+        var secret = SyncookieSecret.zero
+        for family in ["ipv4", "ipv6"] where !item[family].isMissing {
+            let bytes = try item[family].optionalBase64(limit: SyncookieSecret.size)
+            guard bytes.count == SyncookieSecret.size else {
+                throw item[family].error("a syncookie secret has \(SyncookieSecret.size) bytes (two SipHash keys), got \(bytes.count)")
+            }
+            if family == "ipv4" { secret.ipv4 = bytes } else { secret.ipv6 = bytes }
+        }
+        return secret
     }
 
     static func tunnel(_ item: JSONField) throws(JSONError) -> TunnelMetadata {
