@@ -39,7 +39,7 @@ import Testing
     /// records of the ring buffer `ring` are decoded as the struct `record`.
     static func run(
         _ name: String, kernel: Bool, globals: [String: JSONValue] = [:], events: String? = nil,
-        ring: String = "rb", record: String = "event"
+        ring: String = "rb", record: String = "event", cpus: Int = 1
     ) throws -> [Outcome] {
         let target = kernel ? kernelBTF : nil
         let bytes = [UInt8](try Data(contentsOf: directory.appendingPathComponent("\(name).bpf.o")))
@@ -52,7 +52,7 @@ import Testing
         let system = try system()
         let emulator = LinuxEmulator(
             configuration: LinuxConfiguration(
-                cpuCount: 1, randomSeed: 1, kernel: system.kernel, system: system, kernelBTF: kernelBTF))
+                cpuCount: cpus, randomSeed: 1, kernel: system.kernel, system: system, kernelBTF: kernelBTF))
         let vm = VM(emulator: emulator)
         let loaded = try vm.load(object: object)
         let builder = TraceEvents(emulator: emulator, vm: vm, objectBTF: object.btf, registers: .x86_64)
@@ -171,14 +171,17 @@ import Testing
 
     /// An `iter/bpf_map_elem` program over the hash map a tracepoint filled: one run per
     /// element and a last with NULL key and value; its writes through the value pointer reach
-    /// the map, so the second iteration sees the counts it reset.
+    /// the map, so the second iteration sees the counts it reset. A per-CPU array's iterator
+    /// gets every CPU's value, each padded to 8 bytes.
     @Test(arguments: targets) func mapElementIterator(kernel: Bool) throws {
-        let outcomes = try Self.run("map_iter", kernel: kernel)
-        #expect(outcomes.count == 5)
+        let outcomes = try Self.run("map_iter", kernel: kernel, globals: ["num_cpus": .number("2")], cpus: 2)
+        #expect(outcomes.count == 6)
         #expect(outcomes[3].r0 == [0, 0, 0]) // two elements, then the end
         #expect(outcomes[3].output == "  pid writes\n 4242      2\n 1200      1\n3 writes\n")
         #expect(outcomes[4].output == "  pid writes\n 4242      0\n 1200      0\n3 writes\n")
-        #expect(outcomes[4].bss == "{ total = 3 }")
+        #expect(outcomes[5].r0 == [0, 0, 0])
+        #expect(outcomes[5].output == "[0] cpu 0: 2\n[0] cpu 1: 1\n[1] cpu 0: 0\n[1] cpu 1: 0\n")
+        #expect(outcomes[5].bss == "{ total = 3 }")
     }
 
     /// The map an iter/bpf_map_elem event names must be one it can walk.

@@ -2,7 +2,8 @@
 /* A map element iterator in the manner of the kernel's selftests/bpf/progs/bpf_iter_bpf_hash_map.c:
  * a tracepoint counts write() calls per process in a hash map; an iter/bpf_map_elem program
  * attached to that map prints each element with BPF_SEQ_PRINTF and resets its count through the
- * value pointer, which points into the map. */
+ * value pointer, which points into the map. A per-CPU array counts them per CPU; its iterator
+ * gets every CPU's value, each padded to 8 bytes (bpf_iter_bpf_percpu_array_map.c). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -17,7 +18,16 @@ struct {
 	__type(value, u64);
 } writes SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, u32);
+	__type(value, u32);
+} cpu_writes SEC(".maps");
+
 u64 total = 0;
+/* Set before load to the possible CPUs, as the selftests do. */
+const volatile u32 num_cpus = 1;
 
 SEC("tp/syscalls/sys_enter_write")
 int count_write(void *ctx)
@@ -30,6 +40,10 @@ int count_write(void *ctx)
 		__sync_fetch_and_add(count, 1);
 	else
 		bpf_map_update_elem(&writes, &pid, &one, BPF_NOEXIST);
+
+	u32 zero = 0, *on_cpu = bpf_map_lookup_elem(&cpu_writes, &zero);
+	if (on_cpu)
+		*on_cpu += 1;
 	return 0;
 }
 
@@ -49,5 +63,19 @@ int dump_writes(struct bpf_iter__bpf_map_elem *ctx)
 	BPF_SEQ_PRINTF(seq, "%5u %6llu\n", *pid, *count);
 	total += *count;
 	*count = 0;
+	return 0;
+}
+
+SEC("iter/bpf_map_elem")
+int dump_cpu_writes(struct bpf_iter__bpf_map_elem *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	u32 *index = ctx->key;
+	void *values = ctx->value;
+
+	if (!index || !values)
+		return 0;
+	for (u32 cpu = 0; cpu < num_cpus && cpu < 8; cpu++)
+		BPF_SEQ_PRINTF(seq, "[%u] cpu %u: %u\n", *index, cpu, *(u32 *)(values + cpu * 8));
 	return 0;
 }
