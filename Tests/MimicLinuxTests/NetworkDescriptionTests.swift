@@ -73,6 +73,7 @@ import MimicJSON
         #expect(network.interfaces.count == 4 && network.routes.count == 7 && network.sockets.count == 4)
         #expect(network.routes[0].ifindex == 2 && network.routes[6].type == .prohibit)
         #expect(network.sockets[2].cookie == 9000 && network.sockets[3].boundIfindex == 3)
+        #expect(network.syncookieSecret.ipv4.prefix(2) == [0x00, 0x11] && network.syncookieSecret.ipv6 == SyncookieSecret.zero.ipv6)
     }
 
     @Test func mistakesNameTheirField() {

@@ -108,6 +108,26 @@ import MimicJSON
         ])
     }
 
+    /// The listener helpers and the raw ones share the cookie: on a listener whose SYN queue
+    /// overflowed, bpf_tcp_gen_syncookie's cookie checks with bpf_tcp_check_syncookie and with
+    /// bpf_tcp_raw_check_syncookie_ipv4.
+    @Test func theListenerHelpersShareTheCookie() throws {
+        var listener = Network.Socket(transport: .tcp, localAddress: [10, 1, 0, 1], localPort: 8080, cookie: 1)
+        listener.synOverflow = true
+        var network = Network.standard
+        network.sockets = [listener]
+        let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1, network: network))
+        let vm = VM(emulator: emulator)
+        let program = try vm.load(object: Fixture.object("net_syncookie")).program(named: "xdp_listener_syncookie")
+        let process = try vm.makeProcess(for: program, context: XDPContext(packet: [UInt8](repeating: 0, count: 60)))
+        #expect(try process.run() == 2)
+        let results = try #require(emulator.map(named: "results"))
+        let values = (20..<24).map { i in
+            Int64(bitPattern: (results.value(forKey: le32(UInt32(i))) ?? []).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        }
+        #expect(values == [1440, 0, 0, -13])
+    }
+
     @Test func theSecretIsReadFromTheDescription() throws {
         let hex = (0..<32).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
         let network = try Network(jsonData: Array(#"{"syncookieSecret": {"ipv4": {"hex": "\#(hex)"}}}"#.utf8))

@@ -143,6 +143,30 @@ import MimicJSON
         }
     }
 
+    /// `bpf_getsockopt(SOL_TCP, TCP_BPF_SYN)` gives the SYN's TCP header.
+    @Test func getsockoptGivesTheSYN() throws {
+        func run(_ name: Int, length: Int, syn: [UInt8]?) throws -> (Int64, [UInt8]) {
+            let program = """
+                mov %r2, 6
+                mov %r3, \(name)
+                mov %r4, %r10
+                add %r4, -64
+                mov %r5, \(length)
+                call 57
+                exit
+                """
+            let context = SockOpsContext(fields: ["op": 5, "is_fullsock": 1], syn: syn)
+            let (r0, process) = try ContextTestSupport.run(program, context: context)
+            let buffer = try process.memory.read(process.stackBase + UInt64(process.stackSize) - 64, count: length)
+            return (Int64(bitPattern: r0), buffer)
+        }
+        let syn = Self.segment(Self.mss, flags: 2)
+        #expect(try run(1005, length: 32, syn: syn) == (24, syn + [UInt8](repeating: 0, count: 8)))
+        #expect(try run(1005, length: 8, syn: syn) == (-28, Array(syn.prefix(8))))
+        #expect(try run(1005, length: 8, syn: nil) == (-2, [UInt8](repeating: 0, count: 8)))
+        #expect(throws: (any Error).self) { try run(1006, length: 8, syn: syn) }
+    }
+
     @Test func theSearchFollowsTheKernels() {
         func search(_ options: [UInt8], _ kind: UInt8, _ magic: [UInt8] = []) -> TCPHeaderOptionHelpers.Search {
             TCPHeaderOptionHelpers.searchOption(options[...], kind: kind, magic: magic)

@@ -392,6 +392,11 @@ enum SocketProgramHelpers {
         let name = call.argInt(3)
         let length = call.argInt(5)
         let buffer = call.arg(4)
+        if program.kind == .sockOps, level == solTCP, (tcpBPFSYN...tcpBPFSYNMAC).contains(name),
+            record.load32(sockOpsOp) <= lastLockedOperation
+        {
+            return try savedSYN(call, program, name: name, length: length, buffer: buffer)
+        }
         if let errno = checkOption(
             call, program: program, record: record, level: level, name: name, length: length, reading: true)
         {
@@ -420,6 +425,33 @@ enum SocketProgramHelpers {
         value = Array(value.prefix(Int(length))) + [UInt8](repeating: 0, count: max(0, Int(length) - value.count))
         try call.write(value, at: buffer)
         return 0
+    }
+
+    /// `TCP_BPF_SYN`, `TCP_BPF_SYN_IP`, `TCP_BPF_SYN_MAC`.
+    static let tcpBPFSYN: Int32 = 1005, tcpBPFSYNMAC: Int32 = 1007
+
+    /// `bpf_getsockopt(SOL_TCP, TCP_BPF_SYN)` of sock_ops (`bpf_sock_ops_get_syn`): the SYN's TCP
+    /// header (the context's `syn`), `-ENOSPC` when `optlen` is shorter (its first `optlen` bytes
+    /// copied), `-ENOENT` without a saved SYN; the rest of the buffer is zeroed. The SYN's IP and
+    /// MAC headers (`TCP_BPF_SYN_IP`, `TCP_BPF_SYN_MAC`) are not part of the context: asking for
+    /// them stops the run.
+    static func savedSYN(
+        _ call: HelperCall, _ program: SocketProgramState, name: Int32, length: Int32, buffer: UInt64
+    ) throws(HelperFailure) -> UInt64 {
+        let size = Int(max(0, length))
+        guard let syn = program.tcpHeader?.syn else {
+            try call.zero(buffer, count: size)
+            return Errno.noEntry.r0
+        }
+        guard name == tcpBPFSYN else {
+            throw .message(
+                "bpf_getsockopt: TCP_BPF_SYN_IP / TCP_BPF_SYN_MAC need the SYN's IP and MAC headers, which a bpf_sock_ops context does not carry (its \"syn\" is the TCP header: TCP_BPF_SYN)"
+            )
+        }
+        let header = Array(syn.prefix(Int(syn[12] >> 4) * 4))
+        let copied = min(size, header.count)
+        try call.write(header.prefix(copied) + [UInt8](repeating: 0, count: size - copied), at: buffer)
+        return copied < header.count ? Errno.noSpace.r0 : UInt64(header.count)
     }
 
     // MARK: bind

@@ -121,7 +121,7 @@ enum TCPHeaderOptionHelpers {
         let flags = call.arg(4)
         guard header.op <= writeHeaderOptionCallback else { return recorded(call, "op \(header.op)", notSupported) }
         guard length >= 2, flags & ~loadSYN == 0 else { return recorded(call, "len \(length)", Errno.invalid) }
-        let size = try call.size(3, limit: 1 << 16)
+        let size = try call.size(3)
         let search = try call.read(call.arg(2), count: min(size, 6))
         let kind = search[0], searchLength = search[1]
         let detail = "kind \(kind), length \(searchLength)" + (flags == loadSYN ? ", SYN" : "")
