@@ -263,7 +263,10 @@ public final class LinuxProcessState {
     /// nil when the program did not call it.
     @exclusivity(unchecked) public internal(set) var overriddenReturn: UInt64?
     /// The task, clock and random seed helpers report (pid, comm, ktime, prandom); contexts set it.
-    @exclusivity(unchecked) public var environment = TaskEnvironment()
+    @exclusivity(unchecked) public var environment = TaskEnvironment() { didSet { environmentChanged = true } }
+    /// Whether `environment` was set since the last `clearForReuse` (which then resets it: a
+    /// `TaskEnvironment` is copied and destroyed through value witnesses, ~500 instructions).
+    @exclusivity(unchecked) private var environmentChanged = false
     /// The `struct bpf_redir_neigh` (20 bytes: family, address) `bpf_redirect_neigh` was given,
     /// when `redirect` carries its next-hop flag.
     @exclusivity(unchecked) public internal(set) var redirectNexthop: [UInt8]?
@@ -283,7 +286,8 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) public var tracedFunction: TracedFunction?
     /// The stacks `bpf_get_stack`, `bpf_get_task_stack` and `bpf_get_stackid` report; when both
     /// are empty (the default), the current task's (`environment.kernelStack` / `userStack`).
-    @exclusivity(unchecked) public var stacks = TaskStacks()
+    @exclusivity(unchecked) public var stacks = TaskStacks() { didSet { stacksChanged = true } }
+    @exclusivity(unchecked) private var stacksChanged = false
     /// The sysctl a `cgroup/sysctl` program reads and may rewrite (`bpf_sysctl_*`); nil for
     /// other programs.
     @exclusivity(unchecked) public var sysctl: SysctlAccess?
@@ -353,35 +357,43 @@ public final class LinuxProcessState {
     /// output, results and replay are dropped, held spin locks released, the environment set to
     /// its default; the packet buffer is kept aside as `sparePacket`. The `callbackBridge` stays.
     func clearForReuse() {
+        // Only what a run set is cleared: an assignment of nil (or of a new `TaskEnvironment`)
+        // destroys the old value through value witnesses even when there is nothing to destroy,
+        // and a process reset per packet pays that for every field.
         heldSpinLocks.releaseAll()
         if !traceOutput.isEmpty { traceOutput = [] }
         if !traceLines.isEmpty { traceLines = [] }
-        sparePacket = packet
-        packet = nil
-        redirect = nil
+        sparePacket = packet.take()
+        if redirect != nil { redirect = nil }
         if !clones.isEmpty { clones = [] }
-        replay = nil
+        if replay != nil { replay = nil }
         if !warnings.isEmpty { warnings = [] }
         if !signals.isEmpty { signals = [] }
         overriddenReturn = nil
-        sockets = nil
-        transmitTunnel = nil
-        redirectNexthop = nil
+        if sockets != nil { sockets = nil }
+        if transmitTunnel != nil { transmitTunnel = nil }
+        if redirectNexthop != nil { redirectNexthop = nil }
         if !seqOutput.isEmpty { seqOutput = [] }
         seqFileAddress = nil
-        environment = TaskEnvironment()
+        if environmentChanged {
+            environment = TaskEnvironment()
+            environmentChanged = false
+        }
         clockReads = 0
         randomState = nil
         runningTimer = nil
-        tracedFunction = nil
-        stacks = TaskStacks()
-        sysctl = nil
-        contextRecord = nil
+        if tracedFunction != nil { tracedFunction = nil }
+        if stacksChanged {
+            stacks = TaskStacks()
+            stacksChanged = false
+        }
+        if sysctl != nil { sysctl = nil }
+        if contextRecord != nil { contextRecord = nil }
         if !socketEffects.isEmpty { socketEffects = [] }
-        socketProgram = nil
-        skbWriteCheck = nil
-        socketRedirect = nil
+        if socketProgram != nil { socketProgram = nil }
+        if skbWriteCheck != nil { skbWriteCheck = nil }
+        if socketRedirect != nil { socketRedirect = nil }
         cgroupRetval = 0
-        xdpRxMetadata = nil
+        if xdpRxMetadata != nil { xdpRxMetadata = nil }
     }
 }

@@ -94,6 +94,15 @@ public final class AddressSpace {
         var storage: RegionStorage
     }
 
+    /// A region `retireAll(except:)` took out: its slot (held back from the free list), what it
+    /// was, and which storage it mapped — by identity only, unretained, never dereferenced (the
+    /// storage may be gone, and its address reused by another: reviving that one is as right).
+    struct RetiredSlot {
+        let slot: Int
+        var info: RegionInfo
+        let storage: UnsafeMutableRawPointer
+    }
+
     // `@exclusivity(unchecked)`: an address space is used by one thread at a time (see above),
     // and none of these is lent out `inout` across a call that could reach it again, so the
     // dynamic checks (a thread-local access set per access: ~10% of a packet's reset + run in
@@ -105,6 +114,8 @@ public final class AddressSpace {
     @exclusivity(unchecked) private var freeSlots: [Int] = []
     @exclusivity(unchecked) private var freeHead = 0
     @exclusivity(unchecked) private var windowBase: UInt64 = AddressSpace.windowStart
+    /// What `retireAll(except:)` retired and nothing has revived or released yet.
+    @exclusivity(unchecked) private var retired: [RetiredSlot] = []
 
     /// Memory outside this address space that `read` and `write` (and so `load`, `store` and
     /// `readCString`) fall back to for addresses whose slot holds no region of this space.
@@ -146,6 +157,7 @@ public final class AddressSpace {
         freeSlots = other.freeSlots
         freeHead = other.freeHead
         windowBase = other.windowBase
+        retired = other.retired
     }
 
     deinit {
@@ -176,12 +188,16 @@ public final class AddressSpace {
                 throw error
             }
         }
+        if !retired.isEmpty, let base = revive(storage, name: name, kind: kind, placement: placement) {
+            return base
+        }
         let size = storage.count
         switch placement {
         case .low32:
             guard size <= Self.lowWindowLimit else {
                 throw .regionTooLarge(name: name, size: size, limit: Self.lowWindowLimit)
             }
+            if !retired.isEmpty { releaseRetired(slot: 0) }
             if let occupant = slots[0] { throw .lowWindowOccupied(by: occupant.info.name) }
             let base = windowBase
             install(slot: 0, base: base, storage: storage, name: name, kind: kind)
@@ -214,6 +230,7 @@ public final class AddressSpace {
             guard size <= Self.lowWindowLimit else {
                 throw .regionTooLarge(name: name, size: size, limit: Self.lowWindowLimit)
             }
+            if !retired.isEmpty { releaseRetired(slot: 0) }
             if let occupant = slots[0] { throw .lowWindowOccupied(by: occupant.info.name) }
             install(slot: 0, base: address, storage: storage, name: name, kind: kind)
             return address
@@ -227,6 +244,7 @@ public final class AddressSpace {
             generations.append(0)
         }
         if slots.count > capacity { growTable(to: max(capacity * 2, slots.count.nextPowerOfTwo)) }
+        if !retired.isEmpty { releaseRetired(slot: slot) }
         if let occupant = slots[slot] {
             throw .addressUnavailable(address, reason: "its slot holds region \(occupant.info.name)")
         }
@@ -257,9 +275,15 @@ public final class AddressSpace {
         slots[slot] = nil
         entries[slot] = .empty
         defer { broker?.release(base) }
+        freed(slot: slot, size: current.info.size)
+    }
+
+    /// What unmapping a region of `size` bytes from `slot` does besides emptying it: the window's
+    /// base moves past it (so stale packet pointers do not reach the next packet), another slot's
+    /// generation is bumped and the slot goes to the free list.
+    private func freed(slot: Int, size: Int) {
         if slot == 0 {
-            // Rotate the window so stale packet pointers do not reach the next packet.
-            let next = windowBase + Self.windowStep * UInt64((current.info.size >> 20) + 1)
+            let next = windowBase + Self.windowStep * UInt64((size >> 20) + 1)
             windowBase = next + UInt64(Self.lowWindowLimit) > Self.windowEnd ? Self.windowStart : next
         } else {
             generations[slot] &+= 1
@@ -275,6 +299,7 @@ public final class AddressSpace {
     /// Unmaps every region that is not one of `kept` (e.g. a process's context and packet,
     /// keeping the shared regions and the stack it was created with).
     public func unmapAll(except kept: RegionSnapshot) {
+        releaseRetired()
         // Slot by slot against the snapshot's base for that slot: no hashing, and the
         // translation table's bases rather than `slots`, whose reading copies name and storage.
         for slot in slots.indices {
@@ -282,6 +307,79 @@ public final class AddressSpace {
             guard base != SlotEntry.empty.base, slot >= kept.bases.count || kept.bases[slot] != base else { continue }
             try? unmap(base) // the base was just read from the table: it is mapped
         }
+    }
+
+    /// Retires every region that is not one of `kept`: from now on it faults and is not listed,
+    /// exactly as after `unmapAll(except:)`, and the address space no longer holds its storage,
+    /// but its slot is held back, so that mapping the same storage again (a process's next
+    /// packet refilled into the previous packet's buffer, `Process.reset`) only gives it a new
+    /// address in that slot — the window's base moved on, or the slot's generation bumped —
+    /// where unmapping and mapping again would pass the slot through the free list. In the window
+    /// the new address is the one unmapping and mapping would give; elsewhere it is the same
+    /// slot's next generation. Addresses of a retired region fault either way. Call
+    /// `releaseRetired()` when the new regions are in place: it frees the slots no `map` took.
+    /// With a `broker`, this is `unmapAll(except:)`.
+    public func retireAll(except kept: RegionSnapshot) {
+        guard broker == nil else {
+            unmapAll(except: kept)
+            return
+        }
+        releaseRetired()
+        for slot in slots.indices {
+            let base = entries[slot].base
+            guard base != SlotEntry.empty.base, slot >= kept.bases.count || kept.bases[slot] != base else { continue }
+            entries[slot] = .empty
+            guard let current = slots[slot].take() else { continue }
+            retired.append(
+                RetiredSlot(slot: slot, info: current.info, storage: Unmanaged.passUnretained(current.storage).toOpaque()))
+        }
+    }
+
+    /// Frees the slots of the regions `retireAll(except:)` retired that no `map` took back, as
+    /// unmapping them would have.
+    public func releaseRetired() {
+        guard !retired.isEmpty else { return }
+        for index in retired.indices { freed(slot: retired[index].slot, size: retired[index].info.size) }
+        retired.removeAll(keepingCapacity: true)
+    }
+
+    /// Frees `slot` if it is retired (before something else is mapped there).
+    private func releaseRetired(slot: Int) {
+        guard let index = retired.firstIndex(where: { $0.slot == slot }) else { return }
+        let region = retired.remove(at: index)
+        freed(slot: slot, size: region.info.size)
+    }
+
+    /// Maps `storage` again in the retired slot that mapped it, at a new address (see
+    /// `retireAll(except:)`); nil when no retired slot of that placement mapped it, or it has
+    /// grown past what the slot holds.
+    private func revive(
+        _ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement
+    ) -> UInt64? {
+        let identity = Unmanaged.passUnretained(storage).toOpaque()
+        for index in retired.indices where retired[index].storage == identity {
+            let slot = retired[index].slot
+            let size = storage.count
+            guard (slot == 0) == (placement == .low32), size <= (slot == 0 ? Self.lowWindowLimit : Self.regionLimit)
+            else { return nil }
+            var info = retired.remove(at: index).info
+            let base: UInt64
+            if slot == 0 {
+                freed(slot: 0, size: info.size) // the window moves on, as for an unmapped region
+                base = windowBase
+            } else {
+                generations[slot] &+= 1
+                base = UInt64(generations[slot]) << 48 | UInt64(slot) << 32
+            }
+            if info.name != name { info.name = name }
+            info.kind = kind
+            info.base = base
+            info.size = size
+            slots[slot] = Slot(info: info, storage: storage)
+            entries[slot] = Self.entry(base: base, kind: kind, storage: storage)
+            return base
+        }
+        return nil
     }
 
     /// The regions currently mapped, in slot order.
@@ -346,8 +444,12 @@ public final class AddressSpace {
     private func install(slot: Int, base: UInt64, storage: RegionStorage, name: String, kind: RegionKind) {
         let info = RegionInfo(name: name, kind: kind, base: base, size: storage.count)
         slots[slot] = Slot(info: info, storage: storage)
+        entries[slot] = Self.entry(base: base, kind: kind, storage: storage)
+    }
+
+    private static func entry(base: UInt64, kind: RegionKind, storage: RegionStorage) -> SlotEntry {
         let length = UInt64(storage.count)
-        entries[slot] = SlotEntry(
+        return SlotEntry(
             base: base,
             readLimit: kind == .ring ? 0 : length,
             writeLimit: kind == .plain ? length : 0,

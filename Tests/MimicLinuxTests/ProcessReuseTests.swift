@@ -45,6 +45,31 @@ import MimicMemory
         }
     }
 
+    /// The packet and `xdp_md` regions are not unmapped and mapped again per packet but moved
+    /// (`AddressSpace.retireAll`): every address of the previous packet and context must fault,
+    /// through the interpreter's table and the checked path alike, and the process must hold
+    /// exactly the regions a new one does.
+    @Test func addressesOfThePreviousPacketAndContextFault() throws {
+        let (vm, program) = try ContextTestSupport.load(Self.source)
+        let process = try vm.makeProcess(for: program, context: XDPContext(packet: [1, 2, 3, 4]))
+        let fresh = process.memory.regions.map(\.name)
+        var previous: [UInt64] = []
+        for round in 0..<5 {
+            #expect(try process.run() == UInt64(4 + round))
+            let buffer = try #require(LinuxProcessState.of(process)?.packet)
+            #expect(process.memory.regions.map(\.name) == fresh)
+            for address in previous {
+                #expect(process.memory.table.pointer(forReading: address, size: 1) == nil)
+                #expect(throws: (any Error).self) { try process.memory.load(address, size: 1) }
+            }
+            let current = [buffer.contextAddress, buffer.dataAddress, buffer.base, buffer.dataEndAddress - 1]
+            for address in current { #expect(process.memory.table.pointer(forReading: address, size: 1) != nil) }
+            #expect(Set(current).isDisjoint(with: previous))
+            previous += current
+            try process.reset(context: XDPContext(packet: [UInt8](repeating: 5, count: 5 + round)))
+        }
+    }
+
     @Test func stateTheHostKeepsIsNotReused() throws {
         let (vm, program) = try ContextTestSupport.load(Self.source)
         let process = try vm.makeProcess(for: program, context: XDPContext(packet: [1, 2, 3, 4]))

@@ -67,6 +67,68 @@ struct MappingTests {
         #expect(space.regions.map(\.base) == [shared, stack])
     }
 
+    /// `retireAll` (a process's reset): a retired region faults and is not listed at once; mapping
+    /// the same storage again gives it a new address (the window's as unmapping would, the same
+    /// slot's next generation elsewhere); `releaseRetired` unmaps the rest.
+    @Test func retiredRegionsFaultAndComeBackAtNewAddresses() throws {
+        let space = AddressSpace()
+        let shared = try space.map(RegionStorage(count: 8), name: "shared")
+        let kept = space.snapshot()
+        let packet = RegionStorage(count: 64)
+        let context = RegionStorage(count: 24)
+        let other = RegionStorage(count: 8)
+        let oldPacket = try space.map(packet, name: "packet", placement: .low32)
+        let oldContext = try space.map(context, name: "xdp_md", kind: .readOnly)
+        let oldOther = try space.map(other, name: "other")
+        // What unmapping and mapping again would give the window.
+        let twin = AddressSpace()
+        let twinFirst = try twin.map(RegionStorage(count: 64), name: "packet", placement: .low32)
+        try twin.unmap(twinFirst)
+        let twinNext = try twin.map(RegionStorage(count: 64), name: "packet", placement: .low32)
+
+        space.retireAll(except: kept)
+        #expect(space.regions.map(\.name) == ["shared"])
+        for address in [oldPacket, oldContext, oldOther] {
+            #expect(fastLoad(space, address, size: 1) == nil)
+            #expect(space.region(containing: address) == nil)
+            #expect(fault { _ = try space.load(address, size: 1) }?.reason == .unmapped)
+            #expect(throws: AddressSpaceError.notMapped(address)) { try space.unmap(address) }
+        }
+
+        let newPacket = try space.map(packet, name: "packet", placement: .low32)
+        let newContext = try space.map(context, name: "xdp_md", kind: .readOnly)
+        space.releaseRetired()
+        #expect(newPacket == twinNext && newPacket != oldPacket)
+        #expect(newContext >> 32 & 0xFFFF == oldContext >> 32 & 0xFFFF && newContext >> 48 == (oldContext >> 48) + 1)
+        #expect(space.regions.map(\.name) == ["packet", "shared", "xdp_md"])
+        #expect(space.region(containing: newContext)?.kind == .readOnly)
+        #expect(fastStore(space, 7, at: newPacket, size: 1) && packet.pointer.load(as: UInt8.self) == 7)
+        #expect(!fastStore(space, 7, at: newContext, size: 1))
+        #expect(fastLoad(space, oldContext, size: 1) == nil && fastLoad(space, oldPacket, size: 1) == nil)
+        #expect(fault { _ = try space.load(oldOther, size: 1) }?.reason == .unmapped)
+        // The slot of the region nobody mapped again is free: the next region takes it.
+        let next = try space.map(RegionStorage(count: 8), name: "next")
+        #expect(next >> 32 & 0xFFFF == oldOther >> 32 & 0xFFFF && next != oldOther)
+        #expect(space.region(containing: shared)?.name == "shared")
+    }
+
+    /// A retired window or slot that something else is mapped into is released first; storage
+    /// that grew past the window is not revived there.
+    @Test func retiredSlotsGiveWayToOtherRegions() throws {
+        let space = AddressSpace()
+        let kept = space.snapshot()
+        let first = try space.map(RegionStorage(count: 64), name: "packet", placement: .low32)
+        let slotBase = try space.map(RegionStorage(count: 8), name: "context")
+        space.retireAll(except: kept)
+        let second = try space.map(RegionStorage(count: 32), name: "packet", placement: .low32)
+        #expect(second != first && space.regions.map(\.name) == ["packet"])
+        let again = try space.map(RegionStorage(count: 8), name: "mirrored", at: slotBase + (1 << 48))
+        space.releaseRetired()
+        #expect(space.regions.map(\.name) == ["packet", "mirrored"])
+        #expect(space.region(containing: again)?.name == "mirrored")
+        #expect(fastLoad(space, slotBase, size: 1) == nil)
+    }
+
     @Test func unmapNeedsTheBaseAddress() throws {
         let space = AddressSpace()
         let base = try space.map(RegionStorage(count: 16), name: "data")

@@ -20,7 +20,9 @@ enum Stop {
     /// Running mode only: fewer instructions are left before the limit than the straight-line
     /// run at `pc` may execute; `executeExactly` finishes them by stepping.
     case limitInsideRun
-    case failed(ExecutionError.Kind)
+    /// Boxed: `Stop` is returned from every run, and an inline `Kind` (a few hundred bytes)
+    /// was copied through memory each time; failures are rare enough to allocate.
+    indirect case failed(ExecutionError.Kind)
 }
 
 /// How many instructions may pass between two looks at the cancellation flag and the deadline.
@@ -519,7 +521,7 @@ extension Process {
 
             // MARK: Calls
             case .callLocal:
-                guard depth + 1 < maxDepth else {
+                guard depth &+ 1 < maxDepth else {
                     pc &-= 1
                     return .failed(.callDepthExceeded(limit: maxDepth))
                 }
@@ -529,10 +531,25 @@ extension Process {
                 pc = Int(truncatingIfNeeded: i.offset)
                 if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
             case .callHelper, .callKernelFunction:
+                let box = helpers[Int(truncatingIfNeeded: i.imm)]
+                // A direct entry first, right here: it never reads pc, count or depth, never maps
+                // memory and never runs callbacks (`DirectHelper`), so none of them is stored or
+                // reloaded around it.
+                if let direct = box._withUnsafeGuaranteedRef({ $0.helper.direct }) {
+                    var call = DirectHelperCall(process: Unmanaged.passUnretained(self), data: direct.data)
+                    let value = withUnsafeMutablePointer(to: &call) {
+                        direct.function(r[1], r[2], r[3], r[4], r[5], UnsafeMutableRawPointer($0))
+                    }
+                    if !call.declined {
+                        r[0] = value
+                        if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
+                        continue
+                    }
+                }
                 self.pc = pc
                 self.instructionsExecuted = count
                 self.depth = depth
-                let result = invokeHelper(helpers[Int(truncatingIfNeeded: i.imm)])
+                let result = invokeHelper(box, tryingDirect: false)
                 table = memory.table // a helper may have mapped or unmapped regions
                 count = instructionsExecuted // and run callbacks (`bpf_loop`)
                 switch result {
@@ -747,8 +764,8 @@ extension Process {
     /// returns nil. The box is read unretained, so the call copies no `Helper`: no `String` copy
     /// and no reference count written (the program's boxes are shared by every core running it).
     @inline(never)
-    func invokeHelper(_ box: Unmanaged<HelperBox>) -> HelperResult? {
-        if let direct = box._withUnsafeGuaranteedRef({ $0.helper.direct }) {
+    func invokeHelper(_ box: Unmanaged<HelperBox>, tryingDirect: Bool = true) -> HelperResult? {
+        if tryingDirect, let direct = box._withUnsafeGuaranteedRef({ $0.helper.direct }) {
             let r = registers.storage
             var call = DirectHelperCall(process: Unmanaged.passUnretained(self), data: direct.data)
             let value = withUnsafeMutablePointer(to: &call) {

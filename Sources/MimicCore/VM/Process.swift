@@ -77,8 +77,10 @@ public final class Process {
         case ready
         /// The program exited with this R0.
         case exited(UInt64)
-        /// The program stopped with an error.
-        case failed(ExecutionError)
+        /// The program stopped with an error. (Boxed: the error is large, and the state is
+        /// assigned on every run and reset, where an inline payload was copied and destroyed
+        /// through value witnesses.)
+        indirect case failed(ExecutionError)
     }
 
     public let vm: VM
@@ -167,7 +169,8 @@ public final class Process {
 
     /// Makes the process ready to run its program again from the start with a new context,
     /// as if it were new: registers, stack (zeroed), call frames, counters and emulator states
-    /// are reset, and every region mapped since creation (context, packet) is unmapped. Of the
+    /// are reset, and every region mapped since creation (context, packet) is unmapped (or, when
+    /// the context maps the same storage again, moved to a new address). Of the
     /// stack, the bytes the program can write are zeroed (`StackReach`; all of it after a tail
     /// call or a callback): the rest were never written and are still zero. The
     /// emulator's `prepare` may recycle the previous run's states
@@ -177,7 +180,12 @@ public final class Process {
     /// Reusing a process saves the allocations of a new one; a pool worker that runs the same
     /// program many times does this. The vCPU stays the same.
     public func reset(context: (any Context)? = nil) throws(SetupError) {
-        memory.unmapAll(except: baseRegions)
+        // Retired rather than unmapped: a context that maps the same storage again (the next
+        // packet refilled into the previous packet's buffer) gets it back at a new address without
+        // taking the slot out and putting it back; whatever it does not map again is unmapped
+        // when the reset ends (`AddressSpace.retireAll(except:)`).
+        memory.retireAll(except: baseRegions)
+        defer { memory.releaseRetired() }
         var clearStart = stackClearStart
         if program !== entryProgram { // no shared reference count traffic
             program = entryProgram
@@ -191,17 +199,20 @@ public final class Process {
         registers.storage.update(repeating: 0, count: 16)
         registers.storage[10] = stackBase &+ UInt64(stackSize)
         pc = 0
-        state = .ready
+        if case .ready = state {} else { state = .ready }
         instructionsExecuted = 0
         tailCallCount = 0
         depth = 0
         callbackDepth = 0
         runLimit = .max
         runCancellation = nil
-        runDeadline = nil
-        pendingFault = nil
+        // `run(deadline:)` clears its deadline when it returns, and a fault is taken
+        // (`takeFault`) before a run returns: both are nil here, and assigning nil to these
+        // non-trivial optionals costs value-witness calls per reset.
+        if runDeadline != nil { runDeadline = nil }
+        if case .some = pendingFault { pendingFault = nil }
         packet = nil
-        exitCheck = nil
+        if exitCheck != nil { exitCheck = nil }
         if let emulator = vm.emulator {
             // The previous states are offered to the emulator for reuse (see
             // `takeRecycledEmulatorState(_:)`); what it does not take is released before `attach`.
