@@ -64,6 +64,65 @@ struct JITTests {
         }
     }
 
+    /// BPF-to-BPF calls return with `ret` where compiled code made the call, and through the pc
+    /// table where the frame is older than the code's entry (pushed while stepping, or before a
+    /// budget stop left the code): after every number of steps and with every limit, `run()`
+    /// stops and ends as the interpreter does (nested calls, and `callx` to a local function).
+    @Test func callsReturnAlikeAfterStepsAndStops() throws {
+        let nested = try Assembler.assemble(
+            """
+            mov %r6, 0
+            mov %r0, 1
+            loop:
+            mov %r1, %r0
+            call local outer
+            add %r6, 1
+            jlt %r6, 4, loop
+            exit
+            outer:
+            mov %r7, %r1
+            mov %r1, %r7
+            call local inner
+            add %r0, %r7
+            exit
+            inner:
+            mov %r0, %r1
+            mul %r0, 3
+            add %r0, 1
+            exit
+            """)
+        for program in [nested, InstructionBudgetTests.program] {
+            for steps in 0..<24 {
+                for limit: UInt64 in [1, 2, 3, 5, 8, 1_000] {
+                    var traces: [[String]] = []
+                    for engine in [ExecutionEngine.interpreter, .jit] {
+                        let vm = VM(emulator: ConformanceEmulator(), configuration: VMConfiguration(engine: engine))
+                        let process = try vm.makeProcess(for: try vm.load(program, name: "calls"))
+                        var trace: [String] = []
+                        var exited = false
+                        for _ in 0..<steps where !exited {
+                            if case .exited(let r0) = try process.step() {
+                                trace.append("stepped to the exit: \(r0)")
+                                exited = true
+                            }
+                        }
+                        for _ in 0..<1_000 where !exited {
+                            do {
+                                let r0 = try process.run(instructionLimit: limit)
+                                trace.append("exit \(r0) \(process.instructionsExecuted)")
+                                exited = true
+                            } catch {
+                                trace.append("\(error.kind.code) pc \(process.pc) count \(process.instructionsExecuted)")
+                            }
+                        }
+                        traces.append(trace)
+                    }
+                    #expect(traces[0] == traces[1], "\(steps) steps, limit \(limit)")
+                }
+            }
+        }
+    }
+
     /// Stepping a few instructions, then running with the JIT from the middle of a run.
     @Test func runContinuesAfterStepping() throws {
         let source = """

@@ -47,10 +47,16 @@ private struct X86Generator {
     /// Cold paths, emitted after the program: each binds its label and returns.
     var cold: [(X86Label, (inout X86Generator) -> Void)] = []
 
+    /// Whether BPF-to-BPF calls push a native return address (`call`/`ret`) besides their
+    /// frame: with a call depth small enough that the native frames (16 bytes each) cannot
+    /// strain the thread's stack.
+    let nativeFrames: Bool
+
     init(program: Program, environment: JITEnvironment) {
         code = program.code
         helpers = program.helpers
         env = environment
+        nativeFrames = environment.maxCallDepth <= 64
     }
 
     func x(_ register: UInt8) -> X86Register { X86Backend.registerMap[Int(register)] }
@@ -135,12 +141,11 @@ private struct X86Generator {
         }
     }
 
-    /// Whether the instruction at `pc` runs host code that could write R10 (helpers, `callx`).
+    /// Whether the instruction at `pc` runs host code that could write R10 on every way through
+    /// it (`callx`). A helper call checks R10 on its general path only (`helperCall`): inline
+    /// code and C-ABI entries cannot move it.
     func callsOut(_ pc: Int) -> Bool {
-        switch InstructionSet.form(of: code[pc].operation).shape {
-        case .callHelper, .callRegister: return true
-        default: return false
-        }
+        InstructionSet.form(of: code[pc].operation).shape == .callRegister
     }
 
     // MARK: Entry, exit and shared routines
@@ -167,6 +172,7 @@ private struct X86Generator {
         a.alu(ext: 5, .rsp, imm: 8, w: true) // 16-byte alignment for calls
         a.mov(.r12, .rdi)
         a.mov(.r9, .rsi)
+        a.store(.rsp, .r12, context(JITSlot.machineStack))
         reload(via: .r11)
         a.jump(register: .r9)
     }
@@ -176,6 +182,7 @@ private struct X86Generator {
         a.bind(epilogue)
         spill(via: .r11)
         a.mov(.rax, .r9)
+        a.load(0x8B, .rsp, .r12, context(JITSlot.machineStack)) // drops native frames of BPF calls
         a.alu(ext: 0, .rsp, imm: 8, w: true)
         for register in [X86Register.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(register) }
         a.ret()
@@ -373,7 +380,18 @@ private struct X86Generator {
             a.alu(ext: 7, .r11, imm: Int32(env.maxCallDepth - 1), w: true)
             a.jump(.aboveEqual, depthFault)
             pushFrame(returnPC: pc + 1)
-            a.jump(target)
+            if nativeFrames {
+                // A native frame too (16 bytes: `rsp` keeps its alignment): `exit` returns with
+                // `ret`, which the return stack predicts, instead of the pc table's indirect jump.
+                guard pc + 1 < code.count else { return false }
+                a.alu(ext: 5, .rsp, imm: 8, w: true)
+                a.call(target)
+                a.alu(ext: 0, .rsp, imm: 8, w: true)
+                emitRunStartCheck(pc + 1)
+                a.jump(body[pc + 1])
+            } else {
+                a.jump(target)
+            }
             cold.append(
                 (
                     depthFault,
@@ -391,7 +409,18 @@ private struct X86Generator {
             a.call(callSwift)
             let proceed = a.newLabel()
             a.alu(ext: 7, .r9, imm: Int32(JITStatus.enterDynamic), w: true)
-            a.jump(.equal, dynamicFromContext)
+            if nativeFrames {
+                // The entry pushed the function's frame: enter it with a native frame, as `call`.
+                let notFunction = a.newLabel()
+                a.jump(.notEqual, notFunction)
+                a.alu(ext: 5, .rsp, imm: 8, w: true)
+                a.call(dynamicFromContext)
+                a.alu(ext: 0, .rsp, imm: 8, w: true)
+                a.jump(proceed)
+                a.bind(notFunction)
+            } else {
+                a.jump(.equal, dynamicFromContext)
+            }
             a.alu(0x85, .r9, .r9, w: true)
             a.jump(.equal, proceed)
             a.jump(epilogue)
@@ -416,8 +445,26 @@ private struct X86Generator {
             for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
                 a.load(0x8B, register, .r9, Int32(env.frameSaved + 8 * index))
             }
-            a.load(0x8B, .r11, .r9, Int32(env.frameReturnPC))
-            a.jump(dynamicEnter)
+            if nativeFrames {
+                // Frames pushed since the code was entered have a native return address (the
+                // call sites above); older ones (pushed before, by the interpreter or an earlier
+                // entry) return through the pc table.
+                let older = a.newLabel()
+                a.load(0x3B, .r11, .r12, context(JITSlot.entryDepth))
+                a.jump(.below, older)
+                a.ret()
+                cold.append(
+                    (
+                        older,
+                        { g in
+                            g.a.load(0x8B, .r11, .r9, Int32(g.env.frameReturnPC))
+                            g.a.jump(g.dynamicEnter)
+                        }
+                    ))
+            } else {
+                a.load(0x8B, .r11, .r9, Int32(env.frameReturnPC))
+                a.jump(dynamicEnter)
+            }
         }
         return true
     }
@@ -718,17 +765,35 @@ private struct X86Generator {
 // MARK: Helper calls
 
 extension X86Generator {
-    /// A helper call at `pc`. In order of preference: an array-map lookup inline
-    /// (`InlineArrayLookup`, as the kernel's `array_map_gen_lookup`), the helper's C-ABI entry
-    /// (`DirectHelper`), and — whenever those do not apply or decline — the helper itself through
-    /// `jitHelperEntry`, exactly as the interpreter runs it. Every way leaves R0 set and R1–R10
-    /// as they were, and ends where the run-start check of `pc + 1` follows.
+    /// A helper call at `pc`. In order of preference: the helper's result inline (`InlineHelper`),
+    /// an array-map lookup inline (`InlineArrayLookup`, as the kernel's `array_map_gen_lookup`),
+    /// the helper's C-ABI entry (`DirectHelper`), and — whenever those do not apply or decline —
+    /// the helper itself through `jitHelperEntry`, exactly as the interpreter runs it. Every way
+    /// leaves R0 set and R1–R10 as they were (the general path checks that R10 is, see
+    /// `emitFramePointerCheck`), and ends where the run-start check of `pc + 1` follows.
     mutating func helperCall(_ pc: Int, _ i: DecodedInstruction) {
         let index = Int(truncatingIfNeeded: i.imm)
         let helper = index >= 0 && index < helpers.count ? helpers[index] : nil
         let done = a.newLabel()
         let general = a.newLabel()
-        if let helper, let describe = helper.inlineArrayLookup, let handle = mapHandleInR1(before: pc),
+        if let helper, let inline = helper.inline {
+            let call = a.newLabel()
+            a.memory([0x80], w: false, reg: 7, base: .r12, disp: context(JITSlot.inlineBypass)) // cmp byte [..], 0
+            a.byte(0)
+            a.jump(.notEqual, call)
+            switch inline {
+            case .processorID: a.load(0x8B, .rax, .r12, context(JITSlot.vCPU), w: false)
+            }
+            let direct = helper.direct
+            cold.append(
+                (
+                    call,
+                    { g in
+                        if let direct { g.directCall(direct, declined: general) } else { g.a.jump(general) }
+                        g.a.jump(done)
+                    }
+                ))
+        } else if let helper, let describe = helper.inlineArrayLookup, let handle = mapHandleInR1(before: pc),
             let layout = describe(handle)
         {
             if let direct = helper.direct {
@@ -765,10 +830,12 @@ extension X86Generator {
     }
 
     /// The helper through `jitHelperEntry` (`Process.compiledHelperCall`), with every register
-    /// stored and reloaded: faults, tail calls, callbacks and `.exit` as in the interpreter.
+    /// stored and reloaded: faults, tail calls, callbacks and `.exit` as in the interpreter. The
+    /// helper may have moved R10 (it is a register of `Process.registers`): checked after.
     mutating func generalHelperCall(_ pc: Int, index: Int) {
         a.store(imm: Int32(truncatingIfNeeded: index), .r12, context(JITSlot.helperIndex))
         callEntry(env.helperEntry, pc: pc)
+        emitFramePointerCheck(pc + 1)
     }
 
     /// A call of `direct.function(R1, …, R5, &directCall)`: R1–R5 are already in the System V
