@@ -4,7 +4,7 @@ import MimicLinux
 
 /// `mimic-bench --repeat OBJECT.o:PROGRAM N`: runs one program of an object file (maps from the
 /// Linux emulator) N times on one engine, for deterministic instruction counts under
-/// `valgrind --tool=callgrind --toggle-collect=mimic_bench_measured_runs`: the processes are
+/// `valgrind --tool=callgrind --toggle-collect='*measuredRunsEntry*'`: the processes are
 /// made and the program compiled (one warm-up run) before `measuredRuns`, so the collected cost
 /// divided by N is the host instructions per run. Prints R0 and the eBPF instructions per run.
 struct RepeatBenchmark {
@@ -31,12 +31,12 @@ struct RepeatBenchmark {
         try measuredRuns(processes)
         print(
             "\(source) on the \(engine.rawValue): r0 = \(r0), \(warmUp.instructionsExecuted) eBPF instructions per run, "
-                + "\(runs) runs in mimic_bench_measured_runs")
+                + "\(runs) runs in measuredRunsEntry")
     }
 }
 
-/// The runs callgrind collects (`--toggle-collect=mimic_bench_measured_runs`).
-@_cdecl("mimic_bench_measured_runs") @inline(never)
+/// The runs callgrind collects (`--toggle-collect='*measuredRunsEntry*'`, the mangled name).
+@inline(never)
 func measuredRunsEntry(_ processes: UnsafeRawPointer) {
     let processes = processes.assumingMemoryBound(to: [MimicCore.Process].self).pointee
     for process in processes { _ = try? process.run() }

@@ -54,9 +54,9 @@ if options.showHelp {
                         PROGRAM of an object file, IN = OBJECT.o:PROGRAM, with the Linux emulator's
                         maps) to OUT.bin (objdump -D -b binary -mi386:x86-64 OUT.bin disassembles it)
           --repeat      run the program PROGRAM of an object file N times on one engine (the first
-                        of --engine) after a warm-up run, inside mimic_bench_measured_runs, for
+                        of --engine) after a warm-up run, inside measuredRunsEntry, for
                         deterministic counts: valgrind --tool=callgrind
-                        --toggle-collect=mimic_bench_measured_runs; --input FILE is the blob in R1/R2
+                        --toggle-collect='*measuredRunsEntry*'; --input FILE is the blob in R1/R2
           --no-build    use what an earlier --suite run built in .build/shared-bench (for valgrind,
                         under which mimic-bench cannot run make; the native twin is not run either)
           --verifier-agreement

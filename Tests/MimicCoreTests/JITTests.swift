@@ -183,6 +183,91 @@ struct JITTests {
         #expect(throws: ExecutionError.self) { try process.run() }
     }
 
+    /// Loads and stores through one register in straight-line code are checked once (an access
+    /// group); where that check fails, each access is checked alone: a fault has the interpreter's
+    /// pc, address, region and count, the accesses before it done (registers and memory), for a
+    /// group in bounds, one running past the end, one through a stale pointer, one storing into a
+    /// read-only region, and entering in the middle of a group after `step()`.
+    @Test func accessGroupsFaultExactly() throws {
+        let group = """
+            ldxb %r2, [%r1+0]
+            ldxh %r3, [%r1+2]
+            add %r2, %r3
+            stxb [%r1+6], %r2
+            ldxw %r4, [%r1OFFSET]
+            ldxdw %r5, [%r1+8]
+            mov %r0, %r2
+            add %r0, %r4
+            add %r0, %r5
+            exit
+            """
+        let bytes: [UInt8] = (0..<16).map { UInt8($0 * 3 + 1) }
+        for (offset, size) in [(4, 16), (12, 16), (4, 15), (40, 16), (-4, 16)] {
+            for steps in 0..<4 {
+                var outcomes: [String] = []
+                for engine in [ExecutionEngine.interpreter, .jit] {
+                    let vm = VM(configuration: VMConfiguration(engine: engine))
+                    let program = try load(vm, group.replacingOccurrences(of: "OFFSET", with: offset < 0 ? "\(offset)" : "+\(offset)"))
+                    let context = MemoryContext(Array(bytes.prefix(size)))
+                    let process = try vm.makeProcess(for: program, context: context)
+                    if engine == .jit {
+                        // `lea r11, [rdi + r9]`: the group's members address through the host delta.
+                        let code = try #require(program.machineCode)
+                        let lea: [UInt8] = [0x4E, 0x8D, 0x5C, 0x0F, 0x00]
+                        #expect((0...(code.count - lea.count)).contains { Array(code[$0..<$0 + lea.count]) == lea })
+                    }
+                    for _ in 0..<steps { _ = try process.step() }
+                    var outcome: String
+                    do {
+                        outcome = "exit \(try process.run())"
+                    } catch {
+                        outcome = "\(error) pc \(error.pc)"
+                    }
+                    outcome += " count \(process.instructionsExecuted) r \(process.registers.all)"
+                    let region = try #require(process.memory.storage(containing: process.registers[1]))
+                    outcome += " memory \(region.storage.bytes(in: 0..<region.storage.count))"
+                    outcomes.append(outcome)
+                }
+                #expect(outcomes[0] == outcomes[1], "offset \(offset), size \(size), \(steps) steps")
+            }
+        }
+        // A stale pointer: the first access of the group faults, in both engines alike.
+        var stale: [String] = []
+        for engine in [ExecutionEngine.interpreter, .jit] {
+            let vm = VM(configuration: VMConfiguration(engine: engine))
+            let program = try load(vm, group.replacingOccurrences(of: "OFFSET", with: "+4"))
+            let process = try vm.makeProcess(for: program, context: MemoryContext(bytes))
+            _ = try process.run()
+            let old = process.registers[1]
+            try process.reset(context: MemoryContext(bytes))
+            process.registers.storage[1] = old
+            do {
+                stale.append("exit \(try process.run())")
+            } catch {
+                stale.append("\(error) pc \(error.pc) count \(process.instructionsExecuted)")
+            }
+        }
+        #expect(stale[0] == stale[1])
+        #expect(stale[0].contains("pc 0"), "\(stale[0])")
+        // Into a read-only region: the group's span check fails on the write limit; the loads
+        // before the store run, the store faults.
+        var readOnly: [String] = []
+        for engine in [ExecutionEngine.interpreter, .jit] {
+            let vm = VM(configuration: VMConfiguration(engine: engine))
+            let program = try load(vm, group.replacingOccurrences(of: "OFFSET", with: "+4"))
+            let process = try vm.makeProcess(for: program)
+            let address = try process.memory.map(RegionStorage(count: 16), name: "rodata", kind: .readOnly)
+            process.registers.storage[1] = address
+            do {
+                readOnly.append("exit \(try process.run())")
+            } catch {
+                readOnly.append("\(error) pc \(error.pc) count \(process.instructionsExecuted) r \(process.registers.all)")
+            }
+        }
+        #expect(readOnly[0] == readOnly[1])
+        #expect(readOnly[0].contains("pc 3"), "\(readOnly[0])")
+    }
+
     /// The code pages are never writable and executable at once: read-execute once compiled.
     @Test func codeIsMappedReadExecute() throws {
         let vm = VM(configuration: VMConfiguration(engine: .jit))

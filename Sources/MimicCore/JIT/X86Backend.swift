@@ -106,7 +106,8 @@ private struct X86Generator {
         emitSharedRoutines()
 
         var bodyOffsets = [Int](repeating: -1, count: n)
-        for pc in 0..<n where !isSecondHalf[pc] {
+        var groupEnd = -1 // the last slot of the access group being emitted
+        for pc in 0..<n where !isSecondHalf[pc] && pc > groupEnd {
             if let label = check[pc] {
                 if pc > 0, fallsThroughMidRun(previous(pc)) {
                     a.jump(body[pc])
@@ -118,6 +119,11 @@ private struct X86Generator {
             }
             a.bind(body[pc])
             bodyOffsets[pc] = a.offset
+            if let group = accessGroup(at: pc) {
+                emitGroup(group, bodyOffsets: &bodyOffsets)
+                groupEnd = group.last
+                continue
+            }
             guard emit(pc) else { return nil }
         }
         var index = 0
@@ -685,6 +691,186 @@ private struct X86Generator {
                     g.a.jump(resume)
                 }
             ))
+    }
+
+    /// Loads and stores through one base register in straight-line code, checked once
+    /// (`emitGroup`): the slots `first...last`, of which `members` access memory through `base`.
+    struct AccessGroup {
+        let base: UInt8
+        let first: Int
+        let last: Int
+        let members: Set<Int>
+        /// The bytes `[base + low, base + high)` the members access.
+        let low: Int64
+        let high: Int64
+        let reads: Bool
+        let writes: Bool
+    }
+
+    /// A plain load or store at `pc` through a register other than R10 (the stack has its own
+    /// checks): its base register, offset and size, and whether it writes.
+    func checkedAccess(_ pc: Int) -> (base: UInt8, offset: Int64, size: Int64, write: Bool)? {
+        let i = code[pc]
+        let size: Int64
+        let write: Bool
+        switch i.operation {
+        case .load64: (size, write) = (8, false)
+        case .load32, .loadSigned32: (size, write) = (4, false)
+        case .load16, .loadSigned16: (size, write) = (2, false)
+        case .load8, .loadSigned8: (size, write) = (1, false)
+        case .store64Imm, .store64Reg: (size, write) = (8, true)
+        case .store32Imm, .store32Reg: (size, write) = (4, true)
+        case .store16Imm, .store16Reg: (size, write) = (2, true)
+        case .store8Imm, .store8Reg: (size, write) = (1, true)
+        default: return nil
+        }
+        let base = write ? i.destination : i.source
+        guard base != 10 else { return nil }
+        return (base, Int64(i.offset), size, write)
+    }
+
+    /// Whether the instruction at `pc` may sit between the members of an access group: it does
+    /// not branch, call out or use `r9` (which holds the group's host delta), and does not write
+    /// `base` (a load into `base` may be the group's last member).
+    func fitsInGroup(_ pc: Int, base: UInt8) -> Bool {
+        let i = code[pc]
+        switch InstructionSet.form(of: i.operation).shape {
+        case .jump, .jump32, .jumpImm, .jumpReg, .none, .callLocal, .callHelper, .callRegister: return false
+        default: break
+        }
+        switch i.operation {
+        case .div64Imm, .div64Reg, .sdiv64Imm, .sdiv64Reg, .mod64Imm, .mod64Reg, .smod64Imm, .smod64Reg,
+            .div32Imm, .div32Reg, .sdiv32Imm, .sdiv32Reg, .mod32Imm, .mod32Reg, .smod32Imm, .smod32Reg:
+            return false // uses r9
+        case .load64, .load32, .load16, .load8, .loadSigned32, .loadSigned16, .loadSigned8, .store64Imm,
+            .store32Imm, .store16Imm, .store8Imm, .store64Reg, .store32Reg, .store16Reg, .store8Reg:
+            // Only R10-relative accesses within the frame (no check: r11 only).
+            let offset = Int32(i.offset)
+            let size = Int32(checkedSize(i.operation))
+            let isStore = !isLoad(i.operation)
+            guard (isStore ? i.destination : i.source) == 10, offset >= -Int32(env.stackFrameSize), offset <= -size,
+                env.stackSize >= env.stackFrameSize
+            else { return false }
+            return isStore || i.destination != base
+        case .loadImm64, .mov64Imm, .mov64Reg, .mov32Imm, .mov32Reg, .add64Imm, .add64Reg, .sub64Imm, .sub64Reg,
+            .or64Imm, .or64Reg, .and64Imm, .and64Reg, .xor64Imm, .xor64Reg, .mul64Imm, .mul64Reg, .neg64,
+            .lsh64Imm, .rsh64Imm, .arsh64Imm, .lsh64Reg, .rsh64Reg, .arsh64Reg, .add32Imm, .add32Reg, .sub32Imm,
+            .sub32Reg, .or32Imm, .or32Reg, .and32Imm, .and32Reg, .xor32Imm, .xor32Reg, .mul32Imm, .mul32Reg,
+            .neg32, .lsh32Imm, .rsh32Imm, .arsh32Imm, .lsh32Reg, .rsh32Reg, .arsh32Reg, .movsx8to64, .movsx16to64,
+            .movsx32to64, .movsx8to32, .movsx16to32, .le16, .le32, .le64, .be16, .be32, .be64, .bswap16, .bswap32,
+            .bswap64:
+            return i.destination != base
+        default: return false // atomics, ld_abs/ld_ind: their own paths
+        }
+    }
+
+    func isLoad(_ operation: Operation) -> Bool {
+        switch operation {
+        case .load64, .load32, .load16, .load8, .loadSigned32, .loadSigned16, .loadSigned8: true
+        default: false
+        }
+    }
+
+    func checkedSize(_ operation: Operation) -> Int {
+        switch operation {
+        case .load64, .store64Imm, .store64Reg: 8
+        case .load32, .loadSigned32, .store32Imm, .store32Reg: 4
+        case .load16, .loadSigned16, .store16Imm, .store16Reg: 2
+        default: 1
+        }
+    }
+
+    /// The access group starting at `pc`, if the access there has a second one through the same
+    /// register before anything breaks the straight line (a run start, a branch, a call, a write
+    /// of the register, an instruction using `r9`).
+    func accessGroup(at pc: Int) -> AccessGroup? {
+        guard let first = checkedAccess(pc) else { return nil }
+        var members: Set<Int> = [pc]
+        var last = pc
+        var low = first.offset
+        var high = first.offset + first.size
+        var reads = !first.write
+        var writes = first.write
+        var at = pc
+        // A load into the base register ends the group (after it, the register holds another value).
+        var open = first.write || code[pc].destination != first.base
+        while open {
+            at += code[at].operation == .loadImm64 ? 2 : 1
+            guard at < code.count, check[at] == nil else { break }
+            if let access = checkedAccess(at), access.base == first.base {
+                members.insert(at)
+                last = at
+                low = min(low, access.offset)
+                high = max(high, access.offset + access.size)
+                reads = reads || !access.write
+                writes = writes || access.write
+                open = access.write || code[at].destination != first.base
+            } else if !fitsInGroup(at, base: first.base) {
+                break
+            }
+        }
+        guard members.count > 1 else { return nil }
+        return AccessGroup(
+            base: first.base, first: pc, last: last, members: members, low: low, high: high, reads: reads,
+            writes: writes)
+    }
+
+    /// An access group (`accessGroup(at:)`) checked once: the bytes `[base + low, base + high)`
+    /// against the translation table as one access (`translate`'s check: if the first and the
+    /// last byte lie in one region's limits, so does every byte between, and every region lies
+    /// within its slot), then every member at `base + offset + delta` (r9 = the region's host
+    /// pointer minus its VM base). Where the span check fails, the slots run as they would alone,
+    /// each access with its own check, so a fault has the same pc, address and region as the
+    /// interpreter's: the first member that fails faults, after the ones before it ran.
+    /// Entering in the middle of the group (after `step()`) lands in that checked copy.
+    mutating func emitGroup(_ group: AccessGroup, bodyOffsets: inout [Int]) {
+        let checked = a.newLabel()
+        let join = a.newLabel()
+        let base = x(group.base)
+        // The span check: r11 = the first byte's address, r9 = its entry.
+        a.lea(.r11, base, Int32(group.low)) // offsets are 16-bit
+        a.mov(.r9, .r11)
+        a.shift(ext: 5, .r9, imm: 27, w: true)
+        a.load(0x23, .r9, .r12, context(JITSlot.mask))
+        a.load(0x03, .r9, .r12, context(JITSlot.entries))
+        a.load(0x2B, .r11, .r9, Int32(env.slotBase))
+        a.alu(ext: 0, .r11, imm: Int32(group.high - group.low), w: true)
+        a.jump(.below, checked)
+        if group.reads {
+            a.load(0x3B, .r11, .r9, Int32(env.slotReadLimit))
+            a.jump(.above, checked)
+        }
+        if group.writes {
+            a.load(0x3B, .r11, .r9, Int32(env.slotWriteLimit))
+            a.jump(.above, checked)
+        }
+        a.load(0x8B, .r11, .r9, Int32(env.slotPointer))
+        a.load(0x2B, .r11, .r9, Int32(env.slotBase))
+        a.mov(.r9, .r11)
+        var at = group.first
+        while at <= group.last {
+            if group.members.contains(at) {
+                let i = code[at]
+                a.leaIndexed(.r11, base, .r9)
+                emitAccess(i, at: Int32(i.offset), size: Int32(checkedSize(i.operation)))
+            } else {
+                _ = emit(at) // fits: no branch, no call, no failure
+            }
+            at += code[at].operation == .loadImm64 ? 2 : 1
+        }
+        a.jump(join)
+        // The span failed: each slot as alone.
+        a.bind(checked)
+        at = group.first
+        while at <= group.last {
+            if at != group.first {
+                a.bind(body[at])
+                bodyOffsets[at] = a.offset
+            }
+            _ = emit(at)
+            at += code[at].operation == .loadImm64 ? 2 : 1
+        }
+        a.bind(join)
     }
 
     /// The translation-table check of the address in r11 (`SlotEntry`): r9 = the entry (the
