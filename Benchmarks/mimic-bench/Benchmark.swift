@@ -32,6 +32,10 @@ struct BenchmarkOptions {
     var predictor = "mimic"
     /// `--jit-code IN.s OUT.bin`: write the JIT's machine code for an assembler program.
     var jitCode: (source: String, output: String)?
+    /// `--repeat OBJECT.o:PROGRAM N`: run one program N times (for callgrind counts).
+    var repeatRuns: (source: String, runs: Int)?
+    /// `--input FILE`: the input blob of `--repeat`.
+    var input: String?
     var problem: String?
 
     init(arguments: [String]) {
@@ -89,6 +93,18 @@ struct BenchmarkOptions {
                     return
                 }
                 jitCode = (source, output)
+            case "--repeat":
+                guard let source = rest.popFirst(), let value = rest.popFirst(), let n = Int(value), n > 0 else {
+                    problem = "--repeat needs OBJECT.o:PROGRAM and a number of runs"
+                    return
+                }
+                repeatRuns = (source, n)
+            case "--input":
+                guard let value = rest.popFirst() else {
+                    problem = "--input needs a file"
+                    return
+                }
+                input = value
             case "--help", "-h": showHelp = true
             case "--filter":
                 guard let value = rest.popFirst() else {

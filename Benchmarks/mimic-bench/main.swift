@@ -23,6 +23,7 @@ if options.showHelp {
                mimic-bench --verifier-agreement [--seed N] [--count N] [--predictor NAME]
                mimic-bench --jit-fuzz N [--seed S]
                mimic-bench --jit-code IN.s OUT.bin
+               mimic-bench --repeat OBJECT.o:PROGRAM N [--input FILE] [--engine E]
 
         Runs each benchmark program in the Mimic interpreter and as native Swift, and prints
         instructions per run, ns per run, ns per instruction and the interpreter/native ratio.
@@ -52,6 +53,10 @@ if options.showHelp {
           --jit-code    write the JIT's x86-64 code for the assembler program IN.s (or the program
                         PROGRAM of an object file, IN = OBJECT.o:PROGRAM, with the Linux emulator's
                         maps) to OUT.bin (objdump -D -b binary -mi386:x86-64 OUT.bin disassembles it)
+          --repeat      run the program PROGRAM of an object file N times on one engine (the first
+                        of --engine) after a warm-up run, inside measuredRunsEntry, for
+                        deterministic counts: valgrind --tool=callgrind
+                        --toggle-collect='*measuredRunsEntry*'; --input FILE is the blob in R1/R2
           --no-build    use what an earlier --suite run built in .build/shared-bench (for valgrind,
                         under which mimic-bench cannot run make; the native twin is not run either)
           --verifier-agreement
@@ -92,6 +97,11 @@ if let (source, output) = options.jitCode {
         guard let code = program.machineCode else { throw JITFuzzFailure(reason: "no JIT on this host") }
         try Data(code).write(to: URL(fileURLWithPath: output))
         print("\(code.count) bytes of x86-64 code written to \(output)")
+    }
+}
+if let (source, runs) = options.repeatRuns {
+    runMode("repeat") {
+        try RepeatBenchmark(source: source, runs: runs, engine: options.engines[0], input: options.input).run()
     }
 }
 if let count = options.jitFuzz {

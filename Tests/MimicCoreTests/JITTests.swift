@@ -64,6 +64,65 @@ struct JITTests {
         }
     }
 
+    /// BPF-to-BPF calls return with `ret` where compiled code made the call, and through the pc
+    /// table where the frame is older than the code's entry (pushed while stepping, or before a
+    /// budget stop left the code): after every number of steps and with every limit, `run()`
+    /// stops and ends as the interpreter does (nested calls, and `callx` to a local function).
+    @Test func callsReturnAlikeAfterStepsAndStops() throws {
+        let nested = try Assembler.assemble(
+            """
+            mov %r6, 0
+            mov %r0, 1
+            loop:
+            mov %r1, %r0
+            call local outer
+            add %r6, 1
+            jlt %r6, 4, loop
+            exit
+            outer:
+            mov %r7, %r1
+            mov %r1, %r7
+            call local inner
+            add %r0, %r7
+            exit
+            inner:
+            mov %r0, %r1
+            mul %r0, 3
+            add %r0, 1
+            exit
+            """)
+        for program in [nested, InstructionBudgetTests.program] {
+            for steps in 0..<24 {
+                for limit: UInt64 in [1, 2, 3, 5, 8, 1_000] {
+                    var traces: [[String]] = []
+                    for engine in [ExecutionEngine.interpreter, .jit] {
+                        let vm = VM(emulator: ConformanceEmulator(), configuration: VMConfiguration(engine: engine))
+                        let process = try vm.makeProcess(for: try vm.load(program, name: "calls"))
+                        var trace: [String] = []
+                        var exited = false
+                        for _ in 0..<steps where !exited {
+                            if case .exited(let r0) = try process.step() {
+                                trace.append("stepped to the exit: \(r0)")
+                                exited = true
+                            }
+                        }
+                        for _ in 0..<1_000 where !exited {
+                            do {
+                                let r0 = try process.run(instructionLimit: limit)
+                                trace.append("exit \(r0) \(process.instructionsExecuted)")
+                                exited = true
+                            } catch {
+                                trace.append("\(error.kind.code) pc \(process.pc) count \(process.instructionsExecuted)")
+                            }
+                        }
+                        traces.append(trace)
+                    }
+                    #expect(traces[0] == traces[1], "\(steps) steps, limit \(limit)")
+                }
+            }
+        }
+    }
+
     /// Stepping a few instructions, then running with the JIT from the middle of a run.
     @Test func runContinuesAfterStepping() throws {
         let source = """
@@ -122,6 +181,91 @@ struct JITTests {
         try process.reset(context: MemoryContext([3, 0, 0, 0, 0, 0, 0, 0]))
         process.registers.storage[1] = stale
         #expect(throws: ExecutionError.self) { try process.run() }
+    }
+
+    /// Loads and stores through one register in straight-line code are checked once (an access
+    /// group); where that check fails, each access is checked alone: a fault has the interpreter's
+    /// pc, address, region and count, the accesses before it done (registers and memory), for a
+    /// group in bounds, one running past the end, one through a stale pointer, one storing into a
+    /// read-only region, and entering in the middle of a group after `step()`.
+    @Test func accessGroupsFaultExactly() throws {
+        let group = """
+            ldxb %r2, [%r1+0]
+            ldxh %r3, [%r1+2]
+            add %r2, %r3
+            stxb [%r1+6], %r2
+            ldxw %r4, [%r1OFFSET]
+            ldxdw %r5, [%r1+8]
+            mov %r0, %r2
+            add %r0, %r4
+            add %r0, %r5
+            exit
+            """
+        let bytes: [UInt8] = (0..<16).map { UInt8($0 * 3 + 1) }
+        for (offset, size) in [(4, 16), (12, 16), (4, 15), (40, 16), (-4, 16)] {
+            for steps in 0..<4 {
+                var outcomes: [String] = []
+                for engine in [ExecutionEngine.interpreter, .jit] {
+                    let vm = VM(configuration: VMConfiguration(engine: engine))
+                    let program = try load(vm, group.replacingOccurrences(of: "OFFSET", with: offset < 0 ? "\(offset)" : "+\(offset)"))
+                    let context = MemoryContext(Array(bytes.prefix(size)))
+                    let process = try vm.makeProcess(for: program, context: context)
+                    if engine == .jit {
+                        // `lea r11, [rdi + r9]`: the group's members address through the host delta.
+                        let code = try #require(program.machineCode)
+                        let lea: [UInt8] = [0x4E, 0x8D, 0x5C, 0x0F, 0x00]
+                        #expect((0...(code.count - lea.count)).contains { Array(code[$0..<$0 + lea.count]) == lea })
+                    }
+                    for _ in 0..<steps { _ = try process.step() }
+                    var outcome: String
+                    do {
+                        outcome = "exit \(try process.run())"
+                    } catch {
+                        outcome = "\(error) pc \(error.pc)"
+                    }
+                    outcome += " count \(process.instructionsExecuted) r \(process.registers.all)"
+                    let region = try #require(process.memory.storage(containing: process.registers[1]))
+                    outcome += " memory \(region.storage.bytes(in: 0..<region.storage.count))"
+                    outcomes.append(outcome)
+                }
+                #expect(outcomes[0] == outcomes[1], "offset \(offset), size \(size), \(steps) steps")
+            }
+        }
+        // A stale pointer: the first access of the group faults, in both engines alike.
+        var stale: [String] = []
+        for engine in [ExecutionEngine.interpreter, .jit] {
+            let vm = VM(configuration: VMConfiguration(engine: engine))
+            let program = try load(vm, group.replacingOccurrences(of: "OFFSET", with: "+4"))
+            let process = try vm.makeProcess(for: program, context: MemoryContext(bytes))
+            _ = try process.run()
+            let old = process.registers[1]
+            try process.reset(context: MemoryContext(bytes))
+            process.registers.storage[1] = old
+            do {
+                stale.append("exit \(try process.run())")
+            } catch {
+                stale.append("\(error) pc \(error.pc) count \(process.instructionsExecuted)")
+            }
+        }
+        #expect(stale[0] == stale[1])
+        #expect(stale[0].contains("pc 0"), "\(stale[0])")
+        // Into a read-only region: the group's span check fails on the write limit; the loads
+        // before the store run, the store faults.
+        var readOnly: [String] = []
+        for engine in [ExecutionEngine.interpreter, .jit] {
+            let vm = VM(configuration: VMConfiguration(engine: engine))
+            let program = try load(vm, group.replacingOccurrences(of: "OFFSET", with: "+4"))
+            let process = try vm.makeProcess(for: program)
+            let address = try process.memory.map(RegionStorage(count: 16), name: "rodata", kind: .readOnly)
+            process.registers.storage[1] = address
+            do {
+                readOnly.append("exit \(try process.run())")
+            } catch {
+                readOnly.append("\(error) pc \(error.pc) count \(process.instructionsExecuted) r \(process.registers.all)")
+            }
+        }
+        #expect(readOnly[0] == readOnly[1])
+        #expect(readOnly[0].contains("pc 3"), "\(readOnly[0])")
     }
 
     /// The code pages are never writable and executable at once: read-execute once compiled.

@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 import Testing
 
 @testable import MimicLinux
@@ -53,5 +55,68 @@ struct HashIndexTests {
         #expect(Set(index.elements.map(\.slot)) == Set(model.values))
         #expect(index.slot(for: [UInt8](repeating: 0, count: keySize + 1)) == nil, "another size is absent")
         #expect(index.insert([UInt8](repeating: 0, count: keySize + 1)) == .failure(.invalid))
+    }
+}
+
+/// Lock-free lookups in a hash index (`SlotTable.concurrentSlot(for:)`, a sequence lock) while a
+/// writer changes it under the lock, as `HashTableMap` lookups run beside updates from other
+/// `MimicPool` workers.
+@Suite("Hash maps: lock-free lookups")
+struct ConcurrentHashIndexTests {
+    final class Shared: @unchecked Sendable {
+        let index = Mutex(SlotIndex(capacity: 10_000))
+        let done = Atomic<Bool>(false)
+        let ready = Atomic<Int>(0)
+        let finished = Atomic<Int>(0)
+        let validated = Atomic<Int>(0)
+        let wrong = Atomic<Int>(0)
+        var table: SlotTable { index.withLock { $0.table } }
+    }
+
+    func key(_ n: Int, size: Int) -> [UInt8] { (0..<size).map { UInt8(truncatingIfNeeded: n >> (8 * ($0 % 4)) &+ $0) } }
+
+    /// Keys 0..<64 stay in the index while the writer inserts and removes 3,000 others (the table
+    /// grows, fills with tombstones and is rebuilt in place): every answer a reader gets without the
+    /// lock is right — a staying key at its slot, a key never inserted absent — and with no writer,
+    /// every lookup is answered without the lock.
+    @Test(arguments: [4, 8, 13])
+    func lookupsWithoutTheLockSeeAConsistentTable(keySize: Int) {
+        let shared = Shared()
+        let stable: [Int] = shared.index.withLock { index in
+            (0..<64).compactMap { try? index.insert(key($0, size: keySize)).get() }
+        }
+        #expect(stable.count == 64)
+        let table = shared.table
+        // Two reader threads search while this thread writes; the writer starts once both run.
+        let readers = 2
+        for worker in 0..<readers {
+            Thread {
+                shared.ready.add(1, ordering: .releasing)
+                var n = worker
+                while !shared.done.load(ordering: .acquiring) {
+                    let probe = n % 128 // below 64: always present; 64..<128: never inserted
+                    let answer = key(probe, size: keySize).withUnsafeBytes { table.concurrentSlot(for: $0) }
+                    if let answer {
+                        shared.validated.add(1, ordering: .relaxed)
+                        if answer != (probe < 64 ? stable[probe] : nil) { shared.wrong.add(1, ordering: .relaxed) }
+                    }
+                    n += 7
+                }
+                shared.finished.add(1, ordering: .releasing)
+            }.start()
+        }
+        while shared.ready.load(ordering: .acquiring) < readers { sched_yield() }
+        for _ in 0..<6 {
+            for n in 1_000..<4_000 { shared.index.withLock { _ = $0.insert(key(n, size: keySize)) } }
+            for n in 1_000..<4_000 { shared.index.withLock { _ = $0.remove(key(n, size: keySize)) } }
+        }
+        shared.done.store(true, ordering: .releasing)
+        while shared.finished.load(ordering: .acquiring) < readers { sched_yield() }
+        #expect(shared.wrong.load(ordering: .relaxed) == 0)
+        #expect(shared.validated.load(ordering: .relaxed) > 0)
+        for probe in 0..<128 {
+            let answer = key(probe, size: keySize).withUnsafeBytes { table.concurrentSlot(for: $0) }
+            #expect(answer == .some(probe < 64 ? stable[probe] : nil), "key \(probe)")
+        }
     }
 }

@@ -246,6 +246,28 @@ struct InlineLookupTests {
         #expect(outcomes[0] == outcomes[1])
     }
 
+    /// `bpf_get_smp_processor_id` is computed inline by compiled code (`InlineHelper`): the
+    /// vCPU, for every vCPU; a replayed capture makes the code call the helper, which replays, and
+    /// a reset without the capture lets the inline code answer again.
+    @Test func processorIDIsInlineInCompiledCode() throws {
+        let (vm, _) = linuxVM(.jit, cpus: 4)
+        let program = try load(vm, "call 8\nmov %r6, %r0\ncall 8\nlsh %r0, 8\nor %r0, %r6\nexit")
+        for cpu in 0..<4 {
+            #expect(try vm.makeProcess(for: program, vCPU: cpu).run() == UInt64(cpu << 8 | cpu))
+        }
+        // `mov eax, [r12 + 8 × 15]`: the vCPU's context word, loaded where the call was.
+        #expect(contains(try #require(program.machineCode), [0x41, 0x8B, 0x44, 0x24, 0x78]))
+        let captured = CapturedContext(
+            subContext: GenericContext(),
+            helperCalls: [8: [HelperCallRecord(helper: 8, results: [(0, .number(42))])]])
+        let process = try vm.makeProcess(for: program, context: captured, vCPU: 3)
+        #expect(process.inlineHelpersBypassed)
+        #expect(try process.run() == 3 << 8 | 42)
+        try process.reset()
+        #expect(!process.inlineHelpersBypassed)
+        #expect(try process.run() == 3 << 8 | 3)
+    }
+
     @Test(arguments: engines)
     func directHelpersGiveWayToAReplayedCapture(engine: ExecutionEngine) throws {
         let (vm, _) = linuxVM(engine)

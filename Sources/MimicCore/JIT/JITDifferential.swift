@@ -302,15 +302,26 @@ public enum JITDifferential {
                             opcode: 0x18, destination: written(&random), imm: Int32(truncatingIfNeeded: value)),
                         RawInstruction(opcode: 0, imm: Int32(truncatingIfNeeded: value >> 32))))
             case 43..<60:
-                let op = random.pick(loads + stores + stores)
-                let shape = InstructionSet.form(of: op).shape
-                let (base, offset) = address(&random)
-                if shape == .load {
-                    items.append(.plain(encode(op, dst: written(&random), src: base, off: offset)))
-                } else if shape == .storeImm {
-                    items.append(.plain(encode(op, dst: base, off: offset, imm: immediate(&random))))
-                } else {
-                    items.append(.plain(encode(op, dst: base, src: register(&random), off: offset)))
+                // Sometimes a burst through one base register (the JIT checks such a group once).
+                let (base, first) = address(&random)
+                let burst = random.chance(30) ? 2 + random.below(3) : 1
+                for index in 0..<burst {
+                    let op = random.pick(loads + stores + stores)
+                    let shape = InstructionSet.form(of: op).shape
+                    let offset = index == 0 ? first : first &+ Int16(random.below(24) - 8)
+                    if shape == .load {
+                        items.append(.plain(encode(op, dst: written(&random), src: base, off: offset)))
+                    } else if shape == .storeImm {
+                        items.append(.plain(encode(op, dst: base, off: offset, imm: immediate(&random))))
+                    } else {
+                        items.append(.plain(encode(op, dst: base, src: register(&random), off: offset)))
+                    }
+                    if index + 1 < burst, random.chance(30) {
+                        let op = random.pick(aluOperations)
+                        if InstructionSet.form(of: op).shape == .aluImm {
+                            items.append(.plain(encode(op, dst: written(&random), imm: immediate(&random))))
+                        }
+                    }
                 }
             case 60..<65:
                 let op = random.pick(atomics)

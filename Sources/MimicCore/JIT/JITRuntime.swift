@@ -57,10 +57,19 @@ enum JITSlot {
     /// The running program's helper table (`Program.helperCalls`), and a helper call's index in it.
     static let helperTable = 13
     static let helperIndex = 14
+    /// The process's vCPU (32 bits, zero-extended): `InlineHelper.processorID`.
+    static let vCPU = 15
     /// A `DirectHelperCall` (three words: the process, the called entry's data, declined), the
     /// sixth argument of `DirectHelper` entries; generated code writes `data` before each call.
     static let directCall = 16
-    static let wordCount = 20
+    /// Non-zero while `Process.inlineHelpersBypassed`: inline helpers call the helper instead.
+    static let inlineBypass = 19
+    /// The depth when the code was entered: frames above it were pushed by compiled calls, which
+    /// left a native return address on the machine stack.
+    static let entryDepth = 20
+    /// `rsp` after the entry function's prologue: the epilogue drops native frames by restoring it.
+    static let machineStack = 21
+    static let wordCount = 22
 }
 
 /// Why generated code returned to the Swift driver (or what a C-ABI entry asks the code to do).
@@ -106,7 +115,7 @@ struct JITEnvironment {
     init(configuration: VMConfiguration) {
         // The driver writes the process as the first word of the `DirectHelperCall`.
         assert(MemoryLayout<DirectHelperCall>.offset(of: \.process) == 0)
-        assert(MemoryLayout<DirectHelperCall>.size <= 8 * (JITSlot.wordCount - JITSlot.directCall))
+        assert(MemoryLayout<DirectHelperCall>.size <= 8 * (JITSlot.inlineBypass - JITSlot.directCall))
         slotEntryStride = MemoryLayout<SlotEntry>.stride
         slotBase = MemoryLayout<SlotEntry>.offset(of: \.base)!
         slotReadLimit = MemoryLayout<SlotEntry>.offset(of: \.readLimit)!

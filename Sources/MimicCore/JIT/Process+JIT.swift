@@ -39,6 +39,7 @@ extension Process {
             context[JITSlot.directCall] = context[JITSlot.process]
             context[JITSlot.stackBase] = stackBase
             context[JITSlot.stackDelta] = UInt64(UInt(bitPattern: stack.pointer)) &- stackBase
+            context[JITSlot.vCPU] = UInt64(UInt32(truncatingIfNeeded: vCPU))
             while true {
                 // Where a run starts: the interpreter's `enter`.
                 let length = UInt64(Program.runLength(program.code.baseAddress!, pc))
@@ -63,8 +64,10 @@ extension Process {
                 context[JITSlot.count] = count &+ length
                 context[JITSlot.checkpoint] = checkpoint
                 context[JITSlot.depth] = UInt64(depth)
+                context[JITSlot.entryDepth] = UInt64(depth)
                 context[JITSlot.pcTable] = UInt64(UInt(bitPattern: compiled.pcTable))
                 context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
+                context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
                 refreshTable(context)
                 let status = compiled.enter(context, at: pc)
                 count = context[JITSlot.count]

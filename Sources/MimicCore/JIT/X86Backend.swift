@@ -47,10 +47,16 @@ private struct X86Generator {
     /// Cold paths, emitted after the program: each binds its label and returns.
     var cold: [(X86Label, (inout X86Generator) -> Void)] = []
 
+    /// Whether BPF-to-BPF calls push a native return address (`call`/`ret`) besides their
+    /// frame: with a call depth small enough that the native frames (16 bytes each) cannot
+    /// strain the thread's stack.
+    let nativeFrames: Bool
+
     init(program: Program, environment: JITEnvironment) {
         code = program.code
         helpers = program.helpers
         env = environment
+        nativeFrames = environment.maxCallDepth <= 64
     }
 
     func x(_ register: UInt8) -> X86Register { X86Backend.registerMap[Int(register)] }
@@ -100,7 +106,8 @@ private struct X86Generator {
         emitSharedRoutines()
 
         var bodyOffsets = [Int](repeating: -1, count: n)
-        for pc in 0..<n where !isSecondHalf[pc] {
+        var groupEnd = -1 // the last slot of the access group being emitted
+        for pc in 0..<n where !isSecondHalf[pc] && pc > groupEnd {
             if let label = check[pc] {
                 if pc > 0, fallsThroughMidRun(previous(pc)) {
                     a.jump(body[pc])
@@ -112,6 +119,11 @@ private struct X86Generator {
             }
             a.bind(body[pc])
             bodyOffsets[pc] = a.offset
+            if let group = accessGroup(at: pc) {
+                emitGroup(group, bodyOffsets: &bodyOffsets)
+                groupEnd = group.last
+                continue
+            }
             guard emit(pc) else { return nil }
         }
         var index = 0
@@ -135,12 +147,11 @@ private struct X86Generator {
         }
     }
 
-    /// Whether the instruction at `pc` runs host code that could write R10 (helpers, `callx`).
+    /// Whether the instruction at `pc` runs host code that could write R10 on every way through
+    /// it (`callx`). A helper call checks R10 on its general path only (`helperCall`): inline
+    /// code and C-ABI entries cannot move it.
     func callsOut(_ pc: Int) -> Bool {
-        switch InstructionSet.form(of: code[pc].operation).shape {
-        case .callHelper, .callRegister: return true
-        default: return false
-        }
+        InstructionSet.form(of: code[pc].operation).shape == .callRegister
     }
 
     // MARK: Entry, exit and shared routines
@@ -167,6 +178,7 @@ private struct X86Generator {
         a.alu(ext: 5, .rsp, imm: 8, w: true) // 16-byte alignment for calls
         a.mov(.r12, .rdi)
         a.mov(.r9, .rsi)
+        a.store(.rsp, .r12, context(JITSlot.machineStack))
         reload(via: .r11)
         a.jump(register: .r9)
     }
@@ -176,6 +188,7 @@ private struct X86Generator {
         a.bind(epilogue)
         spill(via: .r11)
         a.mov(.rax, .r9)
+        a.load(0x8B, .rsp, .r12, context(JITSlot.machineStack)) // drops native frames of BPF calls
         a.alu(ext: 0, .rsp, imm: 8, w: true)
         for register in [X86Register.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(register) }
         a.ret()
@@ -373,7 +386,18 @@ private struct X86Generator {
             a.alu(ext: 7, .r11, imm: Int32(env.maxCallDepth - 1), w: true)
             a.jump(.aboveEqual, depthFault)
             pushFrame(returnPC: pc + 1)
-            a.jump(target)
+            if nativeFrames {
+                // A native frame too (16 bytes: `rsp` keeps its alignment): `exit` returns with
+                // `ret`, which the return stack predicts, instead of the pc table's indirect jump.
+                guard pc + 1 < code.count else { return false }
+                a.alu(ext: 5, .rsp, imm: 8, w: true)
+                a.call(target)
+                a.alu(ext: 0, .rsp, imm: 8, w: true)
+                emitRunStartCheck(pc + 1)
+                a.jump(body[pc + 1])
+            } else {
+                a.jump(target)
+            }
             cold.append(
                 (
                     depthFault,
@@ -391,7 +415,18 @@ private struct X86Generator {
             a.call(callSwift)
             let proceed = a.newLabel()
             a.alu(ext: 7, .r9, imm: Int32(JITStatus.enterDynamic), w: true)
-            a.jump(.equal, dynamicFromContext)
+            if nativeFrames {
+                // The entry pushed the function's frame: enter it with a native frame, as `call`.
+                let notFunction = a.newLabel()
+                a.jump(.notEqual, notFunction)
+                a.alu(ext: 5, .rsp, imm: 8, w: true)
+                a.call(dynamicFromContext)
+                a.alu(ext: 0, .rsp, imm: 8, w: true)
+                a.jump(proceed)
+                a.bind(notFunction)
+            } else {
+                a.jump(.equal, dynamicFromContext)
+            }
             a.alu(0x85, .r9, .r9, w: true)
             a.jump(.equal, proceed)
             a.jump(epilogue)
@@ -416,8 +451,26 @@ private struct X86Generator {
             for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
                 a.load(0x8B, register, .r9, Int32(env.frameSaved + 8 * index))
             }
-            a.load(0x8B, .r11, .r9, Int32(env.frameReturnPC))
-            a.jump(dynamicEnter)
+            if nativeFrames {
+                // Frames pushed since the code was entered have a native return address (the
+                // call sites above); older ones (pushed before, by the interpreter or an earlier
+                // entry) return through the pc table.
+                let older = a.newLabel()
+                a.load(0x3B, .r11, .r12, context(JITSlot.entryDepth))
+                a.jump(.below, older)
+                a.ret()
+                cold.append(
+                    (
+                        older,
+                        { g in
+                            g.a.load(0x8B, .r11, .r9, Int32(g.env.frameReturnPC))
+                            g.a.jump(g.dynamicEnter)
+                        }
+                    ))
+            } else {
+                a.load(0x8B, .r11, .r9, Int32(env.frameReturnPC))
+                a.jump(dynamicEnter)
+            }
         }
         return true
     }
@@ -640,6 +693,186 @@ private struct X86Generator {
             ))
     }
 
+    /// Loads and stores through one base register in straight-line code, checked once
+    /// (`emitGroup`): the slots `first...last`, of which `members` access memory through `base`.
+    struct AccessGroup {
+        let base: UInt8
+        let first: Int
+        let last: Int
+        let members: Set<Int>
+        /// The bytes `[base + low, base + high)` the members access.
+        let low: Int64
+        let high: Int64
+        let reads: Bool
+        let writes: Bool
+    }
+
+    /// A plain load or store at `pc` through a register other than R10 (the stack has its own
+    /// checks): its base register, offset and size, and whether it writes.
+    func checkedAccess(_ pc: Int) -> (base: UInt8, offset: Int64, size: Int64, write: Bool)? {
+        let i = code[pc]
+        let size: Int64
+        let write: Bool
+        switch i.operation {
+        case .load64: (size, write) = (8, false)
+        case .load32, .loadSigned32: (size, write) = (4, false)
+        case .load16, .loadSigned16: (size, write) = (2, false)
+        case .load8, .loadSigned8: (size, write) = (1, false)
+        case .store64Imm, .store64Reg: (size, write) = (8, true)
+        case .store32Imm, .store32Reg: (size, write) = (4, true)
+        case .store16Imm, .store16Reg: (size, write) = (2, true)
+        case .store8Imm, .store8Reg: (size, write) = (1, true)
+        default: return nil
+        }
+        let base = write ? i.destination : i.source
+        guard base != 10 else { return nil }
+        return (base, Int64(i.offset), size, write)
+    }
+
+    /// Whether the instruction at `pc` may sit between the members of an access group: it does
+    /// not branch, call out or use `r9` (which holds the group's host delta), and does not write
+    /// `base` (a load into `base` may be the group's last member).
+    func fitsInGroup(_ pc: Int, base: UInt8) -> Bool {
+        let i = code[pc]
+        switch InstructionSet.form(of: i.operation).shape {
+        case .jump, .jump32, .jumpImm, .jumpReg, .none, .callLocal, .callHelper, .callRegister: return false
+        default: break
+        }
+        switch i.operation {
+        case .div64Imm, .div64Reg, .sdiv64Imm, .sdiv64Reg, .mod64Imm, .mod64Reg, .smod64Imm, .smod64Reg,
+            .div32Imm, .div32Reg, .sdiv32Imm, .sdiv32Reg, .mod32Imm, .mod32Reg, .smod32Imm, .smod32Reg:
+            return false // uses r9
+        case .load64, .load32, .load16, .load8, .loadSigned32, .loadSigned16, .loadSigned8, .store64Imm,
+            .store32Imm, .store16Imm, .store8Imm, .store64Reg, .store32Reg, .store16Reg, .store8Reg:
+            // Only R10-relative accesses within the frame (no check: r11 only).
+            let offset = Int32(i.offset)
+            let size = Int32(checkedSize(i.operation))
+            let isStore = !isLoad(i.operation)
+            guard (isStore ? i.destination : i.source) == 10, offset >= -Int32(env.stackFrameSize), offset <= -size,
+                env.stackSize >= env.stackFrameSize
+            else { return false }
+            return isStore || i.destination != base
+        case .loadImm64, .mov64Imm, .mov64Reg, .mov32Imm, .mov32Reg, .add64Imm, .add64Reg, .sub64Imm, .sub64Reg,
+            .or64Imm, .or64Reg, .and64Imm, .and64Reg, .xor64Imm, .xor64Reg, .mul64Imm, .mul64Reg, .neg64,
+            .lsh64Imm, .rsh64Imm, .arsh64Imm, .lsh64Reg, .rsh64Reg, .arsh64Reg, .add32Imm, .add32Reg, .sub32Imm,
+            .sub32Reg, .or32Imm, .or32Reg, .and32Imm, .and32Reg, .xor32Imm, .xor32Reg, .mul32Imm, .mul32Reg,
+            .neg32, .lsh32Imm, .rsh32Imm, .arsh32Imm, .lsh32Reg, .rsh32Reg, .arsh32Reg, .movsx8to64, .movsx16to64,
+            .movsx32to64, .movsx8to32, .movsx16to32, .le16, .le32, .le64, .be16, .be32, .be64, .bswap16, .bswap32,
+            .bswap64:
+            return i.destination != base
+        default: return false // atomics, ld_abs/ld_ind: their own paths
+        }
+    }
+
+    func isLoad(_ operation: Operation) -> Bool {
+        switch operation {
+        case .load64, .load32, .load16, .load8, .loadSigned32, .loadSigned16, .loadSigned8: true
+        default: false
+        }
+    }
+
+    func checkedSize(_ operation: Operation) -> Int {
+        switch operation {
+        case .load64, .store64Imm, .store64Reg: 8
+        case .load32, .loadSigned32, .store32Imm, .store32Reg: 4
+        case .load16, .loadSigned16, .store16Imm, .store16Reg: 2
+        default: 1
+        }
+    }
+
+    /// The access group starting at `pc`, if the access there has a second one through the same
+    /// register before anything breaks the straight line (a run start, a branch, a call, a write
+    /// of the register, an instruction using `r9`).
+    func accessGroup(at pc: Int) -> AccessGroup? {
+        guard let first = checkedAccess(pc) else { return nil }
+        var members: Set<Int> = [pc]
+        var last = pc
+        var low = first.offset
+        var high = first.offset + first.size
+        var reads = !first.write
+        var writes = first.write
+        var at = pc
+        // A load into the base register ends the group (after it, the register holds another value).
+        var open = first.write || code[pc].destination != first.base
+        while open {
+            at += code[at].operation == .loadImm64 ? 2 : 1
+            guard at < code.count, check[at] == nil else { break }
+            if let access = checkedAccess(at), access.base == first.base {
+                members.insert(at)
+                last = at
+                low = min(low, access.offset)
+                high = max(high, access.offset + access.size)
+                reads = reads || !access.write
+                writes = writes || access.write
+                open = access.write || code[at].destination != first.base
+            } else if !fitsInGroup(at, base: first.base) {
+                break
+            }
+        }
+        guard members.count > 1 else { return nil }
+        return AccessGroup(
+            base: first.base, first: pc, last: last, members: members, low: low, high: high, reads: reads,
+            writes: writes)
+    }
+
+    /// An access group (`accessGroup(at:)`) checked once: the bytes `[base + low, base + high)`
+    /// against the translation table as one access (`translate`'s check: if the first and the
+    /// last byte lie in one region's limits, so does every byte between, and every region lies
+    /// within its slot), then every member at `base + offset + delta` (r9 = the region's host
+    /// pointer minus its VM base). Where the span check fails, the slots run as they would alone,
+    /// each access with its own check, so a fault has the same pc, address and region as the
+    /// interpreter's: the first member that fails faults, after the ones before it ran.
+    /// Entering in the middle of the group (after `step()`) lands in that checked copy.
+    mutating func emitGroup(_ group: AccessGroup, bodyOffsets: inout [Int]) {
+        let checked = a.newLabel()
+        let join = a.newLabel()
+        let base = x(group.base)
+        // The span check: r11 = the first byte's address, r9 = its entry.
+        a.lea(.r11, base, Int32(group.low)) // offsets are 16-bit
+        a.mov(.r9, .r11)
+        a.shift(ext: 5, .r9, imm: 27, w: true)
+        a.load(0x23, .r9, .r12, context(JITSlot.mask))
+        a.load(0x03, .r9, .r12, context(JITSlot.entries))
+        a.load(0x2B, .r11, .r9, Int32(env.slotBase))
+        a.alu(ext: 0, .r11, imm: Int32(group.high - group.low), w: true)
+        a.jump(.below, checked)
+        if group.reads {
+            a.load(0x3B, .r11, .r9, Int32(env.slotReadLimit))
+            a.jump(.above, checked)
+        }
+        if group.writes {
+            a.load(0x3B, .r11, .r9, Int32(env.slotWriteLimit))
+            a.jump(.above, checked)
+        }
+        a.load(0x8B, .r11, .r9, Int32(env.slotPointer))
+        a.load(0x2B, .r11, .r9, Int32(env.slotBase))
+        a.mov(.r9, .r11)
+        var at = group.first
+        while at <= group.last {
+            if group.members.contains(at) {
+                let i = code[at]
+                a.leaIndexed(.r11, base, .r9)
+                emitAccess(i, at: Int32(i.offset), size: Int32(checkedSize(i.operation)))
+            } else {
+                _ = emit(at) // fits: no branch, no call, no failure
+            }
+            at += code[at].operation == .loadImm64 ? 2 : 1
+        }
+        a.jump(join)
+        // The span failed: each slot as alone.
+        a.bind(checked)
+        at = group.first
+        while at <= group.last {
+            if at != group.first {
+                a.bind(body[at])
+                bodyOffsets[at] = a.offset
+            }
+            _ = emit(at)
+            at += code[at].operation == .loadImm64 ? 2 : 1
+        }
+        a.bind(join)
+    }
+
     /// The translation-table check of the address in r11 (`SlotEntry`): r9 = the entry (the
     /// context's mask is the index mask times the entry size, so `(address >> 27) & mask` is the
     /// entry's byte offset), r11 = host address + `size`.
@@ -718,17 +951,35 @@ private struct X86Generator {
 // MARK: Helper calls
 
 extension X86Generator {
-    /// A helper call at `pc`. In order of preference: an array-map lookup inline
-    /// (`InlineArrayLookup`, as the kernel's `array_map_gen_lookup`), the helper's C-ABI entry
-    /// (`DirectHelper`), and — whenever those do not apply or decline — the helper itself through
-    /// `jitHelperEntry`, exactly as the interpreter runs it. Every way leaves R0 set and R1–R10
-    /// as they were, and ends where the run-start check of `pc + 1` follows.
+    /// A helper call at `pc`. In order of preference: the helper's result inline (`InlineHelper`),
+    /// an array-map lookup inline (`InlineArrayLookup`, as the kernel's `array_map_gen_lookup`),
+    /// the helper's C-ABI entry (`DirectHelper`), and — whenever those do not apply or decline —
+    /// the helper itself through `jitHelperEntry`, exactly as the interpreter runs it. Every way
+    /// leaves R0 set and R1–R10 as they were (the general path checks that R10 is, see
+    /// `emitFramePointerCheck`), and ends where the run-start check of `pc + 1` follows.
     mutating func helperCall(_ pc: Int, _ i: DecodedInstruction) {
         let index = Int(truncatingIfNeeded: i.imm)
         let helper = index >= 0 && index < helpers.count ? helpers[index] : nil
         let done = a.newLabel()
         let general = a.newLabel()
-        if let helper, let describe = helper.inlineArrayLookup, let handle = mapHandleInR1(before: pc),
+        if let helper, let inline = helper.inline {
+            let call = a.newLabel()
+            a.memory([0x80], w: false, reg: 7, base: .r12, disp: context(JITSlot.inlineBypass)) // cmp byte [..], 0
+            a.byte(0)
+            a.jump(.notEqual, call)
+            switch inline {
+            case .processorID: a.load(0x8B, .rax, .r12, context(JITSlot.vCPU), w: false)
+            }
+            let direct = helper.direct
+            cold.append(
+                (
+                    call,
+                    { g in
+                        if let direct { g.directCall(direct, declined: general) } else { g.a.jump(general) }
+                        g.a.jump(done)
+                    }
+                ))
+        } else if let helper, let describe = helper.inlineArrayLookup, let handle = mapHandleInR1(before: pc),
             let layout = describe(handle)
         {
             if let direct = helper.direct {
@@ -765,10 +1016,12 @@ extension X86Generator {
     }
 
     /// The helper through `jitHelperEntry` (`Process.compiledHelperCall`), with every register
-    /// stored and reloaded: faults, tail calls, callbacks and `.exit` as in the interpreter.
+    /// stored and reloaded: faults, tail calls, callbacks and `.exit` as in the interpreter. The
+    /// helper may have moved R10 (it is a register of `Process.registers`): checked after.
     mutating func generalHelperCall(_ pc: Int, index: Int) {
         a.store(imm: Int32(truncatingIfNeeded: index), .r12, context(JITSlot.helperIndex))
         callEntry(env.helperEntry, pc: pc)
+        emitFramePointerCheck(pc + 1)
     }
 
     /// A call of `direct.function(R1, …, R5, &directCall)`: R1–R5 are already in the System V

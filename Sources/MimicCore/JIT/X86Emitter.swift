@@ -168,6 +168,15 @@ struct X86Emitter {
         int32(imm)
     }
 
+    /// `lea dst, [base + index]` (`index` not rsp).
+    mutating func leaIndexed(_ dst: X86Register, _ base: X86Register, _ index: X86Register) {
+        rex(w: true, reg: dst.rawValue, index: index.rawValue, base: base.rawValue)
+        bytes.append(0x8D)
+        bytes.append(0x44 | (dst.low << 3)) // mod 01 (disp8: rbp and r13 need one), rm 100: SIB
+        bytes.append((index.low << 3) | base.low)
+        bytes.append(0)
+    }
+
     /// `lea dst, [base + disp]`.
     mutating func lea(_ dst: X86Register, _ base: X86Register, _ disp: Int32) {
         memory([0x8D], w: true, reg: dst.rawValue, base: base, disp: disp)

@@ -58,6 +58,18 @@ public struct DirectHelperCall {
     public mutating func decline() { declined = true }
 }
 
+/// A helper whose result compiled code computes in place of the call, as the kernel's verifier
+/// inlines some helpers on x86-64 (`bpf_get_smp_processor_id` became a per-CPU load in 6.10).
+///
+/// The inline result must be what the helper's `direct` entry (or `function`) returns. While
+/// the process's `inlineHelpersBypassed` is set — an emulator answers the helper otherwise,
+/// e.g. from a replayed capture — compiled code calls the helper instead. The interpreter
+/// always calls it.
+public enum InlineHelper: Sendable, Equatable {
+    /// R0 = the process's vCPU (`Process.vCPU`) as a 32-bit number, zero-extended.
+    case processorID
+}
+
 /// What compiled code needs to look up an array map inline, as the kernel's
 /// `array_map_gen_lookup` does: `index < maxEntries ? base + index * valueStride : NULL`.
 ///

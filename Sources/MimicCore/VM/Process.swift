@@ -128,6 +128,10 @@ public final class Process {
     /// can exit holding a reference. An emulator sets it while the run holds something (the
     /// Linux emulator's socket lookups); `reset` clears it.
     @exclusivity(unchecked) public var exitCheck: ((Process) -> String?)?
+    /// While set, compiled code calls the helpers it would otherwise compute inline
+    /// (`Helper.inline`): an emulator sets it while it answers them another way (the Linux
+    /// emulator, while a captured context replays recorded helper results); `reset` clears it.
+    @exclusivity(unchecked) public var inlineHelpersBypassed = false
     /// The frame depth whose `exit` ends the current run (non-zero inside `callFunction`).
     @exclusivity(unchecked) var callbackDepth = 0
     /// The instruction count at which the current run stops, and its cancellation flag, for
@@ -213,6 +217,7 @@ public final class Process {
         if case .some = pendingFault { pendingFault = nil }
         packet = nil
         if exitCheck != nil { exitCheck = nil }
+        inlineHelpersBypassed = false
         if let emulator = vm.emulator {
             // The previous states are offered to the emulator for reuse (see
             // `takeRecycledEmulatorState(_:)`); what it does not take is released before `attach`.

@@ -101,6 +101,7 @@ public struct CapturedContext: Context {
         try subContext.attach(to: process)
         let state = LinuxProcessState.forContext(process)
         state.replay = HelperReplay(helperCalls)
+        process.inlineHelpersBypassed = true // compiled code calls the helpers, which replay
     }
 }
 

@@ -94,9 +94,11 @@ enum LinuxHelper {
     /// A Linux helper that replays captured calls before emulating: while a captured context has
     /// records for it, the n-th call returns the n-th record; afterwards `body` emulates it.
     /// `direct` is the helper's C-ABI entry, if it has one (`DirectHelper`); it must decline
-    /// while a capture replays (`direct(_:_:)` does that).
+    /// while a capture replays (`direct(_:_:)` does that). `inline` is what compiled code
+    /// computes in place of the call (`InlineHelper`), which it does not while a capture
+    /// replays (`CapturedContext` sets `Process.inlineHelpersBypassed`).
     static func make(
-        _ helper: HelperID, replay: ReplayPolicy = .replace, direct: DirectHelper? = nil,
+        _ helper: HelperID, replay: ReplayPolicy = .replace, direct: DirectHelper? = nil, inline: InlineHelper? = nil,
         _ body: @escaping @Sendable (HelperCall) throws(HelperFailure) -> UInt64
     ) -> Helper {
         let id = helper.rawValue
@@ -114,6 +116,7 @@ enum LinuxHelper {
             return .value(try body(call))
         }
         made.direct = direct
+        made.inline = inline
         return made
     }
 

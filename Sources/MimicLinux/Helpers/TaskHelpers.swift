@@ -33,7 +33,7 @@ enum TimeHelpers {
             ) { call throws(HelperFailure) in
                 random(call.state, streams, vCPU: call.process.vCPU)
             },
-            LinuxHelper.make(.getSmpProcessorId, direct: DirectHelper(directProcessorID)) {
+            LinuxHelper.make(.getSmpProcessorId, direct: DirectHelper(directProcessorID), inline: .processorID) {
                 call throws(HelperFailure) in
                 UInt64(UInt32(truncatingIfNeeded: call.process.vCPU))
             },
@@ -92,8 +92,17 @@ enum TimeHelpers {
         }
     }
 
+    /// Compiled code computes this one inline (`InlineHelper.processorID`); the interpreter calls
+    /// it. A replayed capture sets `inlineHelpersBypassed`: no emulator-state lookup is needed.
     private static let directProcessorID: DirectHelper.Function = { _, _, _, _, _, call in
-        LinuxHelper.direct(call) { process, _ in UInt64(UInt32(truncatingIfNeeded: process.vCPU)) }
+        let entry = DirectHelperCall.at(call)
+        return entry.pointee.process._withUnsafeGuaranteedRef { process in
+            guard !process.inlineHelpersBypassed else {
+                entry.pointee.decline()
+                return 0
+            }
+            return UInt64(UInt32(truncatingIfNeeded: process.vCPU))
+        }
     }
 
     private static let directNumaNode: DirectHelper.Function = { _, _, _, _, _, call in

@@ -22,6 +22,10 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     public let isLRU: Bool
     let values: ValueStorage
     private let index: Mutex<SlotIndex>
+    /// The index's table, which lookups of plain and per-CPU hash maps search without the lock
+    /// (`SlotTable.concurrentSlot(for:)`, a sequence lock; LRU lookups take the lock, as they
+    /// reorder the elements).
+    private let table: SlotTable
 
     init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM, memory: MapMemory) throws(MapError) {
         self.attributes = attributes
@@ -31,7 +35,9 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
         values = try ValueStorage(
             attributes: attributes, slots: attributes.maxEntries,
             cpuCount: isPerCPU ? cpuCount : 1, vm: vm, reservation: memory.reservation)
-        index = Mutex(memory.slotIndex(capacity: attributes.maxEntries))
+        let slots = memory.slotIndex(capacity: attributes.maxEntries)
+        table = slots.table
+        index = Mutex(slots)
     }
 
     /// The number of elements.
@@ -45,6 +51,9 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     /// helper): no copy, no allocation (`SlotIndex` hashes the bytes where they are).
     func lookupAddress(key: UnsafeRawBufferPointer, cpu: Int) -> UInt64? {
         guard key.count == attributes.keySize, cpu >= 0, cpu < values.cpuCount || !isPerCPU else { return nil }
+        if !isLRU, let found = table.concurrentSlot(for: key) {
+            return found.map { values.address(slot: $0, cpu: isPerCPU ? cpu : 0) }
+        }
         let slot: Int? = index.withLock { index in
             guard let slot = index.slot(for: key) else { return nil }
             if isLRU { index.touch(slot) }

@@ -274,25 +274,23 @@ enum JenkinsHash {
 /// probing, at most 3/4 full) whose entries hold the hash and the slot; a candidate's key bytes
 /// are compared in place with the slot's copy in one flat key store. A lookup allocates nothing.
 /// Every key of one index has the same size (the first key inserted sets it; the maps check
-/// key sizes before they get here).
+/// key sizes before they get here). The table and the key store live in a `SlotTable`, which
+/// readers may also search without the map's lock (`SlotTable.concurrentSlot(for:)`).
 ///
 /// Slots are made as elements arrive (slot *n* is made when *n* slots are in use and none is
 /// free), so the index costs what the map holds, not its `max_entries`. With a reservation, each
 /// new slot first takes `elementCost` bytes from the VM's memory budget: the charge of maps the
 /// kernel does not preallocate.
 ///
-/// Not thread-safe by itself: maps keep it inside their `Mutex`.
+/// Not thread-safe by itself: maps keep it inside their `Mutex` (`table` is shared, not copied:
+/// an index is not to be copied and changed as two values).
 struct SlotIndex: Sendable {
-    /// Open-addressing table: `hash << 32 | (slot + 1)`; 0 is empty, `tombstone` a removed entry.
-    private var buckets: [UInt64] = []
-    /// Entries in `buckets` that are not empty (live ones and tombstones).
+    /// The open-addressing table and the key bytes (shared with lock-free readers).
+    let table = SlotTable()
+    /// Entries in the table that are not empty (live ones and tombstones).
     private var occupied = 0
-    /// Each slot's key bytes, `keySize` apart (a free slot keeps its old bytes, unreferenced).
-    private var keyStore: [UInt8] = []
     /// The size of every key; -1 before the first insert.
     private var keySize = -1
-    /// The seed of `JenkinsHash.mapHash` (the kernel's per-map `hashrnd`).
-    private let seed = UInt32.random(in: .min ... .max)
     private(set) var keyBySlot: [[UInt8]?] = []
     private var free: [Int] = []
     private var previous: [Int] = []
@@ -305,8 +303,6 @@ struct SlotIndex: Sendable {
     let capacity: Int
     private let reservation: MemoryReservation?
     private let elementCost: Int
-
-    private static let tombstone: UInt64 = 0xFFFF_FFFF
 
     init(capacity: Int, charging reservation: MemoryReservation? = nil, elementCost: Int = 0) {
         self.capacity = max(0, capacity)
@@ -322,57 +318,47 @@ struct SlotIndex: Sendable {
     @inline(__always)
     func slot(for key: UnsafeRawBufferPointer) -> Int? {
         guard count > 0, key.count == keySize else { return nil }
-        return bucket(of: key).flatMap { Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: buckets[$0])) - 1 }
+        return bucket(of: key).map { SlotTable.slot(of: table.entry($0)) }
     }
 
-    /// The index in `buckets` of `key`'s entry, or nil. `key` has `keySize` bytes and the table
+    /// The index in the table of `key`'s entry, or nil. `key` has `keySize` bytes and the table
     /// is not empty.
     private func bucket(of key: UnsafeRawBufferPointer) -> Int? {
         let size = keySize
         let source = key.baseAddress
-        let hash = UInt64(JenkinsHash.mapHash(source, count: size, seed: seed))
-        return buckets.withUnsafeBufferPointer { table in
-            keyStore.withUnsafeBytes { keys in
-                let mask = table.count - 1
-                var index = Int(truncatingIfNeeded: hash) & mask
-                while true {
-                    let entry = table[index]
-                    if entry == 0 { return nil }
-                    if entry >> 32 == hash, entry != Self.tombstone {
-                        let slot = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: entry)) - 1
-                        if size == 0
-                            || memcmp(keys.baseAddress.unsafelyUnwrapped + slot * size, source.unsafelyUnwrapped, size)
-                                == 0
-                        {
-                            return index
-                        }
-                    }
-                    index = (index + 1) & mask
+        let hash = UInt64(JenkinsHash.mapHash(source, count: size, seed: table.seed))
+        let mask = table.bucketCount - 1
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let entry = table.entry(index)
+            if entry == 0 { return nil }
+            if entry >> 32 == hash, entry != SlotTable.tombstone {
+                if size == 0 || SlotTable.equal(table.key(slot: SlotTable.slot(of: entry)), source.unsafelyUnwrapped, size) {
+                    return index
                 }
             }
+            index = (index + 1) & mask
         }
     }
 
     /// Puts `slot` (whose key bytes are in the store) into the table; the table has room.
     private mutating func place(slot: Int) {
         let size = keySize
-        let hash = keyStore.withUnsafeBytes { keys in
-            UInt64(JenkinsHash.mapHash(keys.baseAddress.map { $0 + slot * size }, count: size, seed: seed))
-        }
-        let mask = buckets.count - 1
+        let hash = UInt64(JenkinsHash.mapHash(size > 0 ? table.key(slot: slot) : nil, count: size, seed: table.seed))
+        let mask = table.bucketCount - 1
         var index = Int(truncatingIfNeeded: hash) & mask
-        while buckets[index] != 0 && buckets[index] != Self.tombstone { index = (index + 1) & mask }
-        if buckets[index] == 0 { occupied += 1 }
-        buckets[index] = hash << 32 | UInt64(slot + 1)
+        while table.entry(index) != 0 && table.entry(index) != SlotTable.tombstone { index = (index + 1) & mask }
+        if table.entry(index) == 0 { occupied += 1 }
+        table.setEntry(index, hash << 32 | UInt64(slot + 1))
     }
 
     /// Makes room for one more entry: a table at most 3/4 full, rebuilt (without tombstones) at
-    /// twice the keys when it would be fuller.
+    /// twice the keys when it would be fuller (never smaller than it was: see `SlotTable`).
     private mutating func reserveEntry() {
-        guard (occupied + 1) * 4 > buckets.count * 3 else { return }
+        guard (occupied + 1) * 4 > table.bucketCount * 3 else { return }
         var size = 16
         while size < (count + 1) * 2 { size <<= 1 }
-        buckets = [UInt64](repeating: 0, count: size)
+        table.clearBuckets(count: max(size, table.bucketCount))
         occupied = 0
         for slot in keyBySlot.indices where keyBySlot[slot] != nil { place(slot: slot) }
     }
@@ -381,8 +367,13 @@ struct SlotIndex: Sendable {
     /// map is full, `ENOMEM` when a new slot does not fit in the memory budget, `EINVAL` for a
     /// key whose size differs from the keys before it.
     mutating func insert(_ key: [UInt8]) -> Result<Int, Errno> {
-        if keySize < 0 { keySize = key.count }
-        guard key.count == keySize else { return .failure(.invalid) }
+        guard keySize < 0 || key.count == keySize else { return .failure(.invalid) }
+        table.beginWrite()
+        defer { table.endWrite() }
+        if keySize < 0 {
+            keySize = key.count
+            table.setKeySize(key.count)
+        }
         let slot: Int
         if let reused = free.popLast() {
             slot = reused
@@ -393,16 +384,12 @@ struct SlotIndex: Sendable {
             keyBySlot.append(nil)
             previous.append(-1)
             next.append(-1)
-            keyStore.append(contentsOf: repeatElement(0, count: keySize))
+            table.reserveKeys(slots: slot + 1)
         }
         reserveEntry() // before the new key is live: a rebuild places the live keys
         keyBySlot[slot] = key
-        keyStore.withUnsafeMutableBytes { keys in
-            key.withUnsafeBytes { source in
-                if let target = keys.baseAddress, let bytes = source.baseAddress {
-                    (target + slot * keySize).copyMemory(from: bytes, byteCount: keySize)
-                }
-            }
+        key.withUnsafeBytes { source in
+            if let bytes = source.baseAddress { table.key(slot: slot).copyMemory(from: bytes, byteCount: keySize) }
         }
         place(slot: slot)
         count += 1
@@ -419,8 +406,10 @@ struct SlotIndex: Sendable {
     @discardableResult
     mutating func remove(_ key: UnsafeRawBufferPointer) -> Int? {
         guard count > 0, key.count == keySize, let index = bucket(of: key) else { return nil }
-        let slot = Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: buckets[index])) - 1
-        buckets[index] = Self.tombstone
+        let slot = SlotTable.slot(of: table.entry(index))
+        table.beginWrite()
+        table.setEntry(index, SlotTable.tombstone)
+        table.endWrite()
         count -= 1
         keyBySlot[slot] = nil
         unlink(slot)
@@ -472,6 +461,174 @@ struct SlotIndex: Sendable {
         if after >= 0 { previous[after] = before } else { tail = before }
         previous[slot] = -1
         next[slot] = -1
+    }
+}
+
+/// The open-addressing table and key bytes of a `SlotIndex`, in memory that readers may search
+/// without the map's lock while a writer (holding it) changes them: the kernel's hash maps take
+/// no lock to look up (RCU), and neither do `HashTableMap` lookups from `MimicPool` workers.
+///
+/// **A sequence lock** (`sequence`): a writer makes it odd before it changes anything a reader
+/// reads (the table, the key store, the key size) and even again after (`beginWrite` /
+/// `endWrite`, always under the map's lock, so writers never overlap). A reader
+/// (`concurrentSlot(for:)`) loads it (acquire) before it searches and again after (an acquire
+/// fence, then the load); the search counts only if both loads gave the same even value.
+/// Why that is enough (Boehm, "Can seqlocks get along with programming language memory
+/// models?", 2012): the writer's odd store is followed by a release fence and then its data
+/// stores, so a reader that read any of them (then passed its acquire fence) sees at least the
+/// odd value in its second load, and fails; a reader whose first load (acquire) saw the even value
+/// a writer stored (release) at its end sees everything that writer did. The table's words are
+/// read and written with relaxed atomics; key bytes are compared with plain loads, which can at
+/// worst see bytes being copied — a comparison the sequence check then throws away.
+///
+/// **Memory stays valid** for a reader holding stale pointers: a table or key store that is
+/// replaced (grown) is kept until the `SlotTable` goes (`retired`), and tables never shrink, so
+/// what is kept is less than what is in use (sizes double). Each buffer carries its own size
+/// (the table its entry count, the key store its slot count) in its first word, and a reader
+/// stays within the buffer it loaded whatever the entries it reads say, so even an inconsistent
+/// read touches only memory the table owns. A failed check sends the reader to the locked path
+/// (once: no retry loop, no starvation).
+final class SlotTable: @unchecked Sendable {
+    /// An entry: `hash << 32 | (slot + 1)`; 0 is empty, `tombstone` a removed entry.
+    static let tombstone: UInt64 = 0xFFFF_FFFF
+
+    /// Odd while a writer changes the table (see the type's comment).
+    private let sequence = Atomic<UInt>(0)
+    /// The table: `[entry count][entries...]` (an `Atomic<UInt64>` each), or 0 before the first.
+    private let buckets = Atomic<UInt>(0)
+    /// The key store: `[slot count][keySize bytes per slot]`, or 0 before the first.
+    private let keys = Atomic<UInt>(0)
+    /// The size of every key; -1 before the first insert.
+    private let keyWidth = Atomic<Int>(-1)
+    /// The seed of `JenkinsHash.mapHash` (the kernel's per-map `hashrnd`).
+    let seed = UInt32.random(in: .min ... .max)
+    /// Replaced tables and key stores, freed with the table (the writer's, under the map's lock).
+    private var retired: [UnsafeMutableRawPointer] = []
+
+    deinit {
+        for buffer in retired { buffer.deallocate() }
+        if let table = UnsafeMutableRawPointer(bitPattern: buckets.load(ordering: .relaxed)) { table.deallocate() }
+        if let store = UnsafeMutableRawPointer(bitPattern: keys.load(ordering: .relaxed)) { store.deallocate() }
+    }
+
+    @inline(__always) static func slot(of entry: UInt64) -> Int { Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: entry)) - 1 }
+
+    /// Whether `count` bytes at `a` and `b` are equal (keys of 4 and 8 bytes in one compare).
+    @inline(__always)
+    static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
+        switch count {
+        case 4: return a.loadUnaligned(as: UInt32.self) == b.loadUnaligned(as: UInt32.self)
+        case 8: return a.loadUnaligned(as: UInt64.self) == b.loadUnaligned(as: UInt64.self)
+        default: return memcmp(a, b, count) == 0
+        }
+    }
+
+    // MARK: Writer (under the map's lock)
+
+    /// Starts a change readers must not trust (the sequence becomes odd).
+    @inline(__always)
+    func beginWrite() {
+        sequence.store(sequence.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        atomicMemoryFence(ordering: .releasing)
+    }
+
+    /// Ends the change (the sequence becomes even).
+    @inline(__always)
+    func endWrite() {
+        sequence.store(sequence.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+    }
+
+    private var table: UnsafeMutablePointer<Atomic<UInt64>>? {
+        UnsafeMutablePointer(bitPattern: buckets.load(ordering: .relaxed))
+    }
+
+    /// The number of entries (0 before the first table).
+    var bucketCount: Int { table.map { Int(truncatingIfNeeded: $0[0].load(ordering: .relaxed)) } ?? 0 }
+
+    @inline(__always) func entry(_ index: Int) -> UInt64 { table.unsafelyUnwrapped[index + 1].load(ordering: .relaxed) }
+
+    @inline(__always) func setEntry(_ index: Int, _ value: UInt64) {
+        table.unsafelyUnwrapped[index + 1].store(value, ordering: .relaxed)
+    }
+
+    /// Empties the table, giving it `count` entries (a power of two, at least the current count):
+    /// a new buffer when it grows (the old one is retired), else cleared in place.
+    func clearBuckets(count: Int) {
+        if let current = table, bucketCount == count {
+            for index in 1...count { current[index].store(0, ordering: .relaxed) }
+            return
+        }
+        let fresh = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: count + 1)
+        fresh.initialize(to: Atomic<UInt64>(UInt64(count)))
+        for index in 1...count { (fresh + index).initialize(to: Atomic<UInt64>(0)) }
+        if let old = table { retired.append(UnsafeMutableRawPointer(old)) }
+        buckets.store(UInt(bitPattern: fresh), ordering: .relaxed)
+    }
+
+    func setKeySize(_ size: Int) { keyWidth.store(size, ordering: .relaxed) }
+
+    /// The key bytes of `slot` (within the store's slot count).
+    @inline(__always)
+    func key(slot: Int) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(bitPattern: keys.load(ordering: .relaxed)).unsafelyUnwrapped + 8
+            + slot * keyWidth.load(ordering: .relaxed)
+    }
+
+    /// Makes room for the keys of `slots` slots (the store doubles; the old one is retired).
+    func reserveKeys(slots: Int) {
+        let width = max(keyWidth.load(ordering: .relaxed), 0)
+        let current = UnsafeMutableRawPointer(bitPattern: keys.load(ordering: .relaxed))
+        let held = current.map { Int(truncatingIfNeeded: $0.load(as: UInt64.self)) } ?? 0
+        guard slots > held else { return }
+        let grown = max(slots, held * 2, 4)
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: 8 + grown * width, alignment: 8)
+        fresh.initializeMemory(as: UInt8.self, repeating: 0, count: 8 + grown * width)
+        if let current {
+            (fresh + 8).copyMemory(from: current + 8, byteCount: held * width)
+            retired.append(current)
+        }
+        fresh.storeBytes(of: UInt64(grown), as: UInt64.self)
+        keys.store(UInt(bitPattern: fresh), ordering: .relaxed)
+    }
+
+    // MARK: Reader (no lock)
+
+    /// The slot of `key` as a consistent state of the table gives it (`.some(nil)`: absent), or
+    /// nil when a writer was busy: take the map's lock and ask the `SlotIndex` then.
+    @inline(__always)
+    func concurrentSlot(for key: UnsafeRawBufferPointer) -> Int?? {
+        let start = sequence.load(ordering: .acquiring)
+        guard start & 1 == 0 else { return nil }
+        let found = search(key)
+        atomicMemoryFence(ordering: .acquiring)
+        guard sequence.load(ordering: .relaxed) == start else { return nil }
+        return .some(found)
+    }
+
+    /// The search of `concurrentSlot(for:)`, within the buffers it loads whatever it reads.
+    @inline(__always)
+    private func search(_ key: UnsafeRawBufferPointer) -> Int? {
+        let size = keyWidth.load(ordering: .relaxed)
+        guard size == key.count, let table = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: buckets.load(ordering: .relaxed)),
+            let store = UnsafeRawPointer(bitPattern: keys.load(ordering: .relaxed))
+        else { return nil }
+        let count = Int(truncatingIfNeeded: table[0].load(ordering: .relaxed))
+        let slots = Int(truncatingIfNeeded: store.load(as: UInt64.self))
+        let source = key.baseAddress
+        let hash = UInt64(JenkinsHash.mapHash(source, count: size, seed: seed))
+        let mask = count - 1
+        var index = Int(truncatingIfNeeded: hash) & mask
+        for _ in 0..<count {
+            let entry = table[index + 1].load(ordering: .relaxed)
+            if entry == 0 { return nil }
+            if entry >> 32 == hash, entry != Self.tombstone {
+                let slot = Self.slot(of: entry)
+                guard slot >= 0, slot < slots else { return nil } // inconsistent: the check fails
+                if size == 0 || Self.equal(store + 8 + slot * size, source.unsafelyUnwrapped, size) { return slot }
+            }
+            index = (index + 1) & mask
+        }
+        return nil
     }
 }
 

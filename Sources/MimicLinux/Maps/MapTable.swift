@@ -14,12 +14,13 @@ import Synchronization
 /// emulator's locked dictionary. (`@unchecked Sendable`: `words` is only touched atomically.)
 final class MapTable: @unchecked Sendable {
     /// A registered map, with its concrete type worked out once for the helpers' fast paths.
-    final class Entry: Sendable {
+    final class Entry: @unchecked Sendable {
         let map: any BPFMap
-        /// The map as a hash map (hash, per-CPU hash, LRU), or nil.
-        let hash: HashTableMap?
-        /// The map as an array (array, per-CPU array, global data), or nil.
-        let array: ArrayMap?
+        /// The map as a hash map (hash, per-CPU hash, LRU), or nil. Unowned: `map` keeps it, and
+        /// a strong reference would be retained and released around every helper call.
+        unowned(unsafe) let hash: HashTableMap?
+        /// The map as an array (array, per-CPU array, global data), or nil (unowned, as `hash`).
+        unowned(unsafe) let array: ArrayMap?
 
         init(_ map: any BPFMap) {
             self.map = map
