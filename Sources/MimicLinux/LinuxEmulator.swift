@@ -222,6 +222,7 @@ enum LinuxHelperSet {
             + SocketProgramHelpers.all(for: emulator)
             + SocketMapHelpers.all(for: emulator)
             + NetworkPathHelpers.all(for: emulator)
+            + LWTHelpers.all(for: emulator)
     }
 }
 
@@ -314,6 +315,8 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) public internal(set) var cgroupRetval: Int32 = 0
     /// What the XDP metadata kfuncs report for the run's packet (`XDPContext.rxMetadata`).
     @exclusivity(unchecked) var xdpRxMetadata: XDPRxMetadata?
+    /// An lwt_seg6local run's SRH state and route (`LWTHelpers`), or one an SRv6 encapsulation made.
+    @exclusivity(unchecked) public internal(set) var seg6: Seg6State?
 
     public init() {}
 
@@ -382,5 +385,6 @@ public final class LinuxProcessState {
         socketRedirect = nil
         cgroupRetval = 0
         xdpRxMetadata = nil
+        seg6 = nil
     }
 }

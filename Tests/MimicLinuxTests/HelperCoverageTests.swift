@@ -11,8 +11,7 @@ import MimicCore
     /// Networking helpers the `network` / `netprogs` work adds (sockets, sockmap, sock_ops,
     /// sk_msg, lwt/seg6, tunnels, syncookies, cgroup sockopt/retval, cgroup storage).
     static let pendingNetworking: Set<String> = [
-        "bpf_skb_get_xfrm_state", "bpf_lwt_push_encap", "bpf_lwt_seg6_store_bytes", "bpf_lwt_seg6_adjust_srh",
-        "bpf_lwt_seg6_action", "bpf_tcp_send_ack",
+        "bpf_tcp_send_ack",
         "bpf_load_hdr_opt", "bpf_store_hdr_opt",
         "bpf_reserve_hdr_opt", "bpf_tcp_raw_gen_syncookie_ipv4",
         "bpf_tcp_raw_gen_syncookie_ipv6",
@@ -51,6 +50,11 @@ import MimicCore
         "bpf_sock_map_update": "SocketMapTests.sockOps", "bpf_sock_hash_update": "SocketMapTests.sockOps",
         "bpf_sk_select_reuseport": "SocketMapTests.skReuseport",
         "bpf_sock_from_file": "SocketMapTests.sockFromFile",
+        // Helpers of an sk_buff fitted to lwt_in / lwt_xmit, or of End.BPF's SRH state
+        // (lwt_seg6local): net_lwt.c, net_seg6.c.
+        "bpf_lwt_push_encap": "LWTHelperTests, FixtureComparisonTests (net_lwt)",
+        "bpf_lwt_seg6_store_bytes": "LWTHelperTests (seg6local)", "bpf_lwt_seg6_adjust_srh": "LWTHelperTests (seg6local)",
+        "bpf_lwt_seg6_action": "LWTHelperTests (seg6local)",
     ]
 
     /// The maps a call may take, made once per VM.
@@ -96,7 +100,7 @@ import MimicCore
         [
             "bpf_skb", "bpf_xdp", "bpf_l3", "bpf_l4", "bpf_clone", "bpf_csum", "bpf_get_hash", "bpf_set_hash",
             "bpf_get_route", "bpf_check_mtu", "bpf_get_socket", "bpf_get_netns", "bpf_get_cgroup_classid",
-            "bpf_override", "bpf_read_branch", "bpf_perf_prog",
+            "bpf_override", "bpf_read_branch", "bpf_perf_prog", "bpf_lwt",
         ]
         .contains { id.name.hasPrefix($0) }
     }
