@@ -279,6 +279,11 @@ final class Session {
     /// structure, so its memory shows as `xdp_md packet` / `sk_buff packet`).
     func context(packet: [UInt8]) throws(RuntimeError) -> any Context {
         if type == .netfilter {
+            if !contextFields.isEmpty {
+                throw RuntimeError(
+                    "--ctx sets fields of xdp_md and sk_buff contexts; program \(source.name) (netfilter) takes a bpf_nf_ctx: give its hook, family and device in a context file (--context)"
+                )
+            }
             // A captured frame meets netfilter at NF_INET_PRE_ROUTING, in its EtherType's family.
             let pf = packet.count >= 14 && packet[12] == 0x86 && packet[13] == 0xDD ? NetfilterContext.ipv6 : NetfilterContext.ipv4
             return NetfilterContext(packet: packet, hook: .preRouting, pf: pf)

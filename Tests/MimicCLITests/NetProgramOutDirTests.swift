@@ -88,6 +88,23 @@ struct NetProgramOutDirTests {
         #expect(text.stderr.contains("packet 2: packet: the frame's EtherType 0x806"), "\(text.stderr)")
     }
 
+    @Test("a netfilter context from a file runs and names its verdict; --ctx is refused for netfilter")
+    func netfilterContextFile() throws {
+        let directory = try TemporaryDirectory()
+        let telnet = Packet.make(source: "10.0.0.1", destination: "10.0.0.2", protocol: Packet.tcp, destinationPort: 23)
+        let hex = telnet.dropFirst(14).map { String(format: "%02x", $0) }.joined(separator: " ")
+        let context = try directory.file(
+            "nf.json", #"{"type": "bpf_nf_ctx", "ctx": {"hook": "output", "packet": {"hex": "\#(hex)"}}}"#)
+        let run = try MimicCLI.run(["run", Self.linuxFixture("netprog_netfilter.o"), "--context", context])
+        #expect(run.status == 0, "\(run)")
+        #expect(run.stdout.contains("NF_DROP"), "\(run.stdout)")
+        let input = try directory.file("one.pcap", bytes: Self.capture([telnet]))
+        let refused = try MimicCLI.run([
+            "run", Self.linuxFixture("netprog_netfilter.o"), "--pcap", input, "--ctx", "mark=1",
+        ])
+        #expect(refused.status != 0 && refused.stderr.contains("takes a bpf_nf_ctx"), "\(refused)")
+    }
+
     @Test("lwt_seg6local: End.BPF's route is the destination; an SRH left invalid drops")
     func endBPF() throws {
         let directory = try TemporaryDirectory()

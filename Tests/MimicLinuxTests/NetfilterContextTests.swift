@@ -94,6 +94,7 @@ struct NetfilterContextTests {
             (#"{"hook": "prerouting", "pf": "ipv6", "packet": {"hex": "PACKET"}}"#, "ctx.packet", "not of family 10"),
             (#"{"hook": "prerouting", "packet": {"hex": "PACKET"}}"#, "ctx.packet", "Ethernet frame"),
             (#"{"ifindex": -1, "packet": {"hex": "PACKET"}}"#, "ctx.ifindex", "out of range"),
+            (#"{"mark": "7", "packet": {"hex": "PACKET"}}"#, "ctx.mark", "expected"),
         ])
     func badFiles(ctx: String, path: String, message: String) throws {
         let frame = Packet.make(source: "10.0.0.1", destination: "10.0.0.2")
