@@ -46,10 +46,10 @@ struct LWTHelperTests {
 
     /// Ethernet + IPv6 fd00::50 -> fd00::100 + an SRH (segments_left 1: fd00::100, then
     /// fd00:2::5) + UDP with 4 bytes of payload: 14 + 92 bytes.
-    static func srv6Frame(segmentsLeft: UInt8 = 1) -> [UInt8] {
+    static func srv6Frame(segmentsLeft: UInt8 = 1, flow: [UInt8] = [0x60, 0, 0, 0]) -> [UInt8] {
         let udp: [UInt8] = [0x30, 0x39, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4]
         let srh: [UInt8] = [17, 4, 4, segmentsLeft, 1, 0, 0, 0] + address("fd00:2::5") + address("fd00::100")
-        var ipv6: [UInt8] = [0x60, 0, 0, 0, 0, UInt8(srh.count + udp.count), 43, 64]
+        var ipv6: [UInt8] = flow + [0, UInt8(srh.count + udp.count), 43, 64]
         ipv6 += address("fd00::50") + address("fd00::100")
         return [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xDD] + ipv6 + srh + udp
     }
@@ -117,18 +117,20 @@ struct LWTHelperTests {
         #expect(outcome == .interface(2, nexthop: Self.address("fd00::9")))
     }
 
-    @Test("End.B6.Encaps pushes an outer IPv6 header with the SRH, from the output device's address")
+    @Test("End.B6.Encaps pushes an outer IPv6 header with the SRH, from the output device's address, with the inner flow label")
     func seg6Encap() throws {
         let loaded = try Self.load("net_seg6")
-        let (process, outcome) = try Self.run(loaded, "seg6_encap", Self.srv6Frame())
+        // Traffic class 0xAB, flow label 0xCDEF1: the outer header copies both.
+        let flow: [UInt8] = [0x6A, 0xBC, 0xDE, 0xF1]
+        let (process, outcome) = try Self.run(loaded, "seg6_encap", Self.srv6Frame(flow: flow))
         #expect(try Self.results(loaded, count: 2) == [0, 92 + 64])
         let packet = try #require(SKBContext.result(of: process)).packet
-        #expect(packet[0] == 0x60 && packet[6] == 43 && packet[7] == 64)
+        #expect(Array(packet[0..<4]) == flow && packet[6] == 43 && packet[7] == 64)
         #expect(Array(packet[8..<24]) == Self.address("fd00:3::1"), "source: eth1's address")
         #expect(Array(packet[24..<40]) == Self.address("fd00:4::1"))
         #expect(packet[40] == 41, "the SRH leads to the inner IPv6 packet")
         // The inner packet as End.BPF advanced it: segments_left 0, the destination fd00:2::5.
-        var inner = Array(Self.srv6Frame().dropFirst(14))
+        var inner = Array(Self.srv6Frame(flow: flow).dropFirst(14))
         inner[43] = 0
         inner.replaceSubrange(24..<40, with: Self.address("fd00:2::5"))
         #expect(Array(packet[64...]) == inner)

@@ -11,9 +11,9 @@ import MimicCore
 ///   must pass `seg6_validate_srh` (`-EINVAL`); INLINE needs an IPv6 packet (`-EBADMSG`) and
 ///   inserts the SRH after its header (the old destination becomes `segments[0]`, the first
 ///   segment the destination); SEG6 pushes an outer IPv6 header (next header 41, as the kernel
-///   passes `IPPROTO_IPV6` whatever the inner packet, hop limit and traffic class of an IPv6
-///   inner packet, else 64 and 0; flow label 0; source the route's device's address) with the
-///   SRH. Either then looks the new destination up (`seg6_lookup_nexthop`, below) and returns
+///   passes `IPPROTO_IPV6` whatever the inner packet; an IPv6 inner packet's hop limit,
+///   traffic class and flow label, else 64, 0 and 0; source the route's device's address) with
+///   the SRH. Either then looks the new destination up (`seg6_lookup_nexthop`, below) and returns
 ///   its result.
 /// - The seg6local helpers work on the SRH state End.BPF set up before the program ran
 ///   (`SKBContext` for `lwt_seg6local`, `Seg6State`): `bpf_lwt_seg6_store_bytes` writes only
@@ -264,9 +264,10 @@ enum LWTHelpers {
             let inner = buffer.data
             let innerIsIPv6 = buffer.protocolType == 0x86DD && inner.count >= 40
             var outer = [UInt8](repeating: 0, count: 40)
-            let trafficClass = innerIsIPv6 ? (inner[0] & 0x0F) << 4 | inner[1] >> 4 : 0
-            outer[0] = 0x60 | trafficClass >> 4
-            outer[1] = (trafficClass & 0x0F) << 4
+            // ip6_flow_hdr: an IPv6 inner packet's traffic class and, as seg6_make_flowlabel
+            // copies it under the default net.ipv6.seg6_flowlabel 0, its flow label.
+            outer[0] = 0x60
+            if innerIsIPv6 { outer.replaceSubrange(0..<4, with: [0x60 | inner[0] & 0x0F] + inner[1..<4]) }
             outer[6] = routingHeader
             outer[7] = innerIsIPv6 ? inner[7] : 64
             srh[0] = 41 // IPPROTO_IPV6, as bpf_push_seg6_encap passes it
