@@ -223,6 +223,7 @@ enum LinuxHelperSet {
             + SocketMapHelpers.all(for: emulator)
             + NetworkPathHelpers.all(for: emulator)
             + TCPHeaderOptionHelpers.all(for: emulator)
+            + LWTHelpers.all(for: emulator)
     }
 }
 
@@ -319,6 +320,8 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) public internal(set) var cgroupRetval: Int32 = 0
     /// What the XDP metadata kfuncs report for the run's packet (`XDPContext.rxMetadata`).
     @exclusivity(unchecked) var xdpRxMetadata: XDPRxMetadata?
+    /// An lwt_seg6local run's SRH state and route (`LWTHelpers`), or one an SRv6 encapsulation made.
+    @exclusivity(unchecked) public internal(set) var seg6: Seg6State?
 
     public init() {}
 
@@ -395,5 +398,6 @@ public final class LinuxProcessState {
         if socketRedirect != nil { socketRedirect = nil }
         cgroupRetval = 0
         if xdpRxMetadata != nil { xdpRxMetadata = nil }
+        if seg6 != nil { seg6 = nil }
     }
 }

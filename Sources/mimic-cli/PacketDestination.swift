@@ -17,6 +17,9 @@ enum PacketDestination: Hashable, CustomStringConvertible {
     case cpu(UInt32)
     /// To the AF_XDP socket of an xskmap entry.
     case socket(map: String, key: UInt32)
+    /// sk_skb `SK_PASS` after `bpf_sk_redirect_map` / `_hash`: to the socket with this cookie,
+    /// out of it, or into its receive queue with `BPF_F_INGRESS`.
+    case socketRedirect(cookie: UInt64, ingress: Bool)
     /// lwt `BPF_LWT_REROUTE`: routed again.
     case reroute
     /// Dropped: `XDP_DROP`, `TC_ACT_SHOT`, socket filter 0, cgroup deny, `BPF_DROP`.
@@ -39,6 +42,7 @@ enum PacketDestination: Hashable, CustomStringConvertible {
         case .interfaceIngress(let index): "if\(index)-ingress"
         case .cpu(let cpu): "cpu\(cpu)"
         case .socket(let map, let key): "xsk-\(Self.fileSafe(map))-\(key)"
+        case .socketRedirect(let cookie, let ingress): "sock-\(cookie)\(ingress ? "-ingress" : "")"
         case .reroute: "reroute"
         case .drop: "drop"
         case .aborted: "aborted"
@@ -53,7 +57,7 @@ enum PacketDestination: Hashable, CustomStringConvertible {
     /// Whether the packet leaves alive (what `--out` writes).
     var isAlive: Bool {
         switch self {
-        case .pass, .tx, .interface, .interfaceIngress, .cpu, .socket, .reroute: true
+        case .pass, .tx, .interface, .interfaceIngress, .cpu, .socket, .socketRedirect, .reroute: true
         case .drop, .aborted, .stolen, .redirectError, .error: false
         }
     }
@@ -67,12 +71,14 @@ enum PacketDestination: Hashable, CustomStringConvertible {
         case .interfaceIngress(let index): (3, index, "")
         case .cpu(let cpu): (4, cpu, "")
         case .socket(let map, let key): (5, key, map)
-        case .reroute: (6, 0, "")
-        case .drop: (7, 0, "")
-        case .aborted: (8, 0, "")
-        case .stolen: (9, 0, "")
-        case .redirectError: (10, 0, "")
-        case .error: (11, 0, "")
+        case .socketRedirect(let cookie, let ingress):
+            (6, UInt32(clamping: cookie), "\(String(cookie, radix: 16))\(ingress ? "i" : "")")
+        case .reroute: (7, 0, "")
+        case .drop: (8, 0, "")
+        case .aborted: (9, 0, "")
+        case .stolen: (10, 0, "")
+        case .redirectError: (11, 0, "")
+        case .error: (12, 0, "")
         }
     }
 
@@ -168,7 +174,19 @@ extension PacketDestination {
             guard r0 != 0 else { return [Delivery(destination: .drop, packet: buffer.data)] }
             let kept = Array(buffer.frame.prefix(buffer.pulledLength + Int(min(r0, UInt64(buffer.length)))))
             return [Delivery(destination: .pass, packet: kept)]
-        case .lwtIn, .lwtOut, .lwtXmit, .lwtSeg6Local:
+        case .netfilter:
+            // nf_hook_slow: NF_ACCEPT (1) continues, NF_DROP (0) drops (the verifier allows no
+            // other value).
+            return [Delivery(destination: r0 == NetfilterContext.accept ? .pass : .drop, packet: buffer.frame)]
+        case .lwtSeg6Local:
+            // End.BPF (seg6_local.c): BPF_OK routes the packet to its (new) destination,
+            // BPF_REDIRECT by the route a bpf_lwt_seg6_action chose; BPF_DROP, other values, an
+            // SRH the program left invalid or no usable route drop it.
+            if case .interface(let ifindex, _)? = session.emulator.seg6Outcome(of: process, returnValue: r0) {
+                return [Delivery(destination: .interface(ifindex), packet: buffer.data)]
+            }
+            return [Delivery(destination: .drop, packet: buffer.data)]
+        case .lwtIn, .lwtOut, .lwtXmit:
             // run_lwt_bpf (net/core/lwt_bpf.c): BPF_OK, BPF_DROP, BPF_REDIRECT (lwt_xmit only;
             // elsewhere it counts as BPF_OK), BPF_LWT_REROUTE (lwt_in, lwt_xmit); any other
             // value drops the packet.
@@ -189,8 +207,17 @@ extension PacketDestination {
         case .skSkb where session.source.attachType == .skSkbStreamParser:
             return [Delivery(destination: .pass, packet: buffer.data)]
         case .skSkb:
-            // SK_PASS (1); everything else is SK_DROP (sk_psock_map_verd).
-            return [Delivery(destination: r0 == 1 ? .pass : .drop, packet: buffer.data)]
+            // sk_psock_map_verd: SK_PASS (1) goes to the socket a bpf_sk_redirect_map / _hash
+            // picked (__SK_REDIRECT), else up the stack; everything else is SK_DROP.
+            guard r0 == 1 else { return [Delivery(destination: .drop, packet: buffer.data)] }
+            if let redirect = state.socketRedirect {
+                return [
+                    Delivery(
+                        destination: .socketRedirect(cookie: redirect.cookie, ingress: redirect.ingress),
+                        packet: buffer.data)
+                ]
+            }
+            return [Delivery(destination: .pass, packet: buffer.data)]
         default:
             // cgroup_skb: bit 0 allows.
             return [Delivery(destination: r0 & 1 == 1 ? .pass : .drop, packet: buffer.data)]

@@ -101,7 +101,7 @@ struct PacketTally {
         case .stolen: 5
         case .redirectError: 6
         case .error: 7
-        case .interface, .interfaceIngress, .cpu, .socket: nil
+        case .interface, .interfaceIngress, .cpu, .socket, .socketRedirect: nil
         }
     }
 
@@ -187,6 +187,10 @@ final class PacketRunner {
         _ packet: UnsafeRawBufferPointer, _ record: PcapRecord, cpu: Int, slot: Int, out: inout PcapWriter?
     ) throws(RuntimeError) -> PacketOutcome {
         let (context, ingress) = try contexts.context(packet: packet)
+        if let netfilter = context as? NetfilterContext, let problem = netfilter.problem {
+            // A frame no netfilter hook of its family would see: an error for this packet only.
+            return PacketOutcome(r0: nil, error: "\(problem.field): \(problem.message)", instructions: 0)
+        }
         let process = try session.process(reusing: processes[slot], context: context, vCPU: cpu)
         processes[slot] = process
         let r0: UInt64

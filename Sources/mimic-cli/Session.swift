@@ -280,6 +280,16 @@ final class Session {
     /// The context a packet of a capture runs in, by program type (named as the kernel's
     /// structure, so its memory shows as `xdp_md packet` / `sk_buff packet`).
     func context(packet: [UInt8]) throws(RuntimeError) -> any Context {
+        if type == .netfilter {
+            if !contextFields.isEmpty {
+                throw RuntimeError(
+                    "--ctx sets fields of xdp_md and sk_buff contexts; program \(source.name) (netfilter) takes a bpf_nf_ctx: give its hook, family and device in a context file (--context)"
+                )
+            }
+            // A captured frame meets netfilter at NF_INET_PRE_ROUTING, in its EtherType's family.
+            let pf = packet.count >= 14 && packet[12] == 0x86 && packet[13] == 0xDD ? NetfilterContext.ipv6 : NetfilterContext.ipv4
+            return NetfilterContext(packet: packet, hook: .preRouting, pf: pf)
+        }
         switch packetKind {
         case .xdp: return try withFields(XDPContext(packet: packet))
         case .skb:
@@ -353,7 +363,8 @@ final class Session {
         case .cgroupSockAddr, .cgroupSock, .sockOps: return r0 == 1 ? "allow" : (r0 == 0 ? "deny" : "invalid (\(r0))")
         case .skLookup, .skMsg, .skReuseport:
             return r0 == 1 ? "SK_PASS" : (r0 == 0 ? "SK_DROP" : "unknown verdict \(r0)")
-        case .flowDissector, .lwtIn, .lwtOut, .lwtXmit:
+        case .netfilter: return NetfilterContext.Result.verdictName(r0)
+        case .flowDissector, .lwtIn, .lwtOut, .lwtXmit, .lwtSeg6Local:
             let names: [UInt64: String] = [
                 0: "BPF_OK", 2: "BPF_DROP", 7: "BPF_REDIRECT", 0x80: "BPF_LWT_REROUTE",
                 0x81: "BPF_FLOW_DISSECTOR_CONTINUE",

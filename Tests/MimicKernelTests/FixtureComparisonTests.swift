@@ -39,6 +39,7 @@ enum Fixtures {
         "bloom.o": ["bloom"],
         "net_tunnel.o": ["tc_tunnel"],
         "net_syncookie.o": ["xdp_raw_syncookie", "xdp_listener_syncookie"],
+        "net_lwt.o": ["tc_xfrm", "lwt_in_encap", "lwt_in_encap6", "lwt_xmit_encap"],
         "netprog_skb.o": ["cg_ingress", "cg_egress", "lwt_input", "lwt_output", "lwt_transmit"],
         "netprog_flow.o": ["dissect"],
         "packet_kfuncs.o": ["tc_dynptr", "xdp_dynptr"],

@@ -11,8 +11,6 @@ import MimicCore
     /// Networking helpers the `network` / `netprogs` work adds (sockets, sockmap, sock_ops,
     /// sk_msg, lwt/seg6, tunnels, syncookies, cgroup sockopt/retval, cgroup storage).
     static let pendingNetworking: Set<String> = [
-        "bpf_skb_get_xfrm_state", "bpf_lwt_push_encap", "bpf_lwt_seg6_store_bytes", "bpf_lwt_seg6_adjust_srh",
-        "bpf_lwt_seg6_action",
     ]
     /// Helpers of the current task that the `system-events` work adds with its task model.
     static let pendingSystemEvents: Set<String> = [
@@ -50,6 +48,11 @@ import MimicCore
         // The sock_ops header-option helpers: a bpf_sock_ops context with a segment, netprog_hdr_opt.c.
         "bpf_load_hdr_opt": "TCPHeaderOptionTests", "bpf_store_hdr_opt": "TCPHeaderOptionTests",
         "bpf_reserve_hdr_opt": "TCPHeaderOptionTests",
+        // Helpers of an sk_buff fitted to lwt_in / lwt_xmit, or of End.BPF's SRH state
+        // (lwt_seg6local): net_lwt.c, net_seg6.c.
+        "bpf_lwt_push_encap": "LWTHelperTests, FixtureComparisonTests (net_lwt)",
+        "bpf_lwt_seg6_store_bytes": "LWTHelperTests (seg6local)", "bpf_lwt_seg6_adjust_srh": "LWTHelperTests (seg6local)",
+        "bpf_lwt_seg6_action": "LWTHelperTests (seg6local)",
     ]
 
     /// The maps a call may take, made once per VM.
@@ -95,7 +98,7 @@ import MimicCore
         [
             "bpf_skb", "bpf_xdp", "bpf_l3", "bpf_l4", "bpf_clone", "bpf_csum", "bpf_get_hash", "bpf_set_hash",
             "bpf_get_route", "bpf_check_mtu", "bpf_get_socket", "bpf_get_netns", "bpf_get_cgroup_classid",
-            "bpf_override", "bpf_read_branch", "bpf_perf_prog",
+            "bpf_override", "bpf_read_branch", "bpf_perf_prog", "bpf_lwt",
         ]
         .contains { id.name.hasPrefix($0) }
     }

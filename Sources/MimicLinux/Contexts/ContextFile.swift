@@ -38,6 +38,7 @@ public enum ContextFile {
         "bpf_sock": { ctx, name throws(ContextError) in try SockContext(json: ctx, name: name) },
         "sk_msg_md": { ctx, name throws(ContextError) in try SKMsgContext(json: ctx, name: name) },
         "sk_reuseport_md": { ctx, name throws(ContextError) in try SKReuseportContext(json: ctx, name: name) },
+        "bpf_nf_ctx": { ctx, name throws(ContextError) in try NetfilterContext(json: ctx, name: name) },
     ])
 
     /// Adds (or replaces) the decoder for context type `type`.

@@ -3,7 +3,8 @@ import MimicCore
 /// Which contexts can drive which programs, and what a program type fixes about its context.
 ///
 /// A packet context must be the one the program type takes in the kernel: `xdp_md` for XDP,
-/// `sk_buff` for tc, socket filters, cgroup_skb, lwt, sk_skb and flow dissectors. Another kind
+/// `sk_buff` for tc, socket filters, cgroup_skb, lwt, sk_skb and flow dissectors (netfilter
+/// programs take a `bpf_nf_ctx`, a struct context of their own). Another kind
 /// would run and return a verdict that means nothing (an sk_buff read as an xdp_md), so it is
 /// refused. A `generic` context (a layout of the user's making) drives any program; a
 /// `captured` one is checked by its sub-context.
@@ -86,6 +87,9 @@ public enum ContextFit {
         case is FlowDissectorContext:
             try requireStruct("bpf_flow_dissector", .flowDissector, type: type, describing: program)
             return context
+        case is NetfilterContext:
+            try requireStruct("bpf_nf_ctx", .netfilter, type: type, describing: program)
+            return context
         default:
             return context
         }
@@ -102,6 +106,7 @@ public enum ContextFit {
         case .flowDissector: "bpf_flow_dissector"
         case .skMsg: "sk_msg_md"
         case .skReuseport: "sk_reuseport_md"
+        case .netfilter: "bpf_nf_ctx"
         default: nil
         }
     }

@@ -468,6 +468,15 @@ public struct SKBContext: Context, Sendable {
         state.skbWriteCheck = programType.map { type in
             (type, TestRunContext.skbFields(fields, names: Self.checkedFields))
         }
+        if programType == .lwtSeg6Local {
+            // End.BPF (seg6local) runs the program on a packet with an SRH, advanced to its
+            // next segment; it drops any other packet before the program runs.
+            switch LWTHelpers.beginEndBPF(buffer) {
+            case .success(let seg6): state.seg6 = seg6
+            case .failure(let refusal):
+                throw .message("an lwt_seg6local (End.BPF) packet must be IPv6 with a segment routing header: \(refusal.reason)")
+            }
+        }
         if let environment { state.environment = environment }
     }
 

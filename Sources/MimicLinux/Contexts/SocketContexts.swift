@@ -6,7 +6,7 @@ import MimicMemory
 /// the socket it stands for, and what helpers changed. Set by the socket and cgroup contexts.
 final class SocketProgramState {
     enum Kind: Equatable {
-        case skLookup, sockAddr, sockOps, sock, flowDissector, skMsg, skReuseport
+        case skLookup, sockAddr, sockOps, sock, flowDissector, skMsg, skReuseport, netfilter
     }
 
     let kind: Kind
@@ -27,6 +27,8 @@ final class SocketProgramState {
     var message: SKMessage?
     /// sock_ops: the segment and header option space of the header-option callbacks.
     var tcpHeader: TCPHeaderOptionState?
+    /// netfilter: the hook and family (`state->hook`, `state->pf`).
+    var netfilterHook: (hook: NetfilterContext.Hook, pf: UInt8)?
 
     init(kind: Kind, attachType: AttachType? = nil, socket: SocketInfo? = nil) {
         self.kind = kind

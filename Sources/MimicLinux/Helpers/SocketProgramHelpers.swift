@@ -238,6 +238,7 @@ enum SocketProgramHelpers {
                 case .flowDissector: "bpf_flow_dissector"
                 case .skMsg: "sk_msg_md"
                 case .skReuseport: "sk_reuseport_md"
+                case .netfilter: "bpf_nf_ctx"
                 }
             }
             throw .message(

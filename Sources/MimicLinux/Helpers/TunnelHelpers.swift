@@ -26,6 +26,34 @@ enum TunnelHelpers {
     /// `EPROTO`: the metadata is of the other family.
     static let protocolError = Errno(rawValue: 71)
 
+    /// `long bpf_skb_get_xfrm_state(skb, u32 index, struct bpf_xfrm_state *xfrm_state, u32 size,
+    /// u64 flags)` (tc): the `index`-th xfrm state of the packet's `sec_path`, the network's
+    /// `xfrm` list, as `struct bpf_xfrm_state` (28 bytes: `reqid`, `spi` in network order,
+    /// `family`, `ext` 0, `remote_ipv4` / `remote_ipv6`). No state at `index` (a packet that did
+    /// not pass IPsec has none), flags, or a size other than 28: `-EINVAL` with the buffer
+    /// zeroed, as the kernel answers.
+    static func xfrmState(_ network: NetworkState) -> Helper {
+        LinuxHelper.make(.skbGetXfrmState) { call throws(HelperFailure) in
+            try network.requireValid(call)
+            _ = try call.packet(.skb)
+            let size = try call.size(4, limit: 1 << 16)
+            let states = network.network.xfrm
+            let index = call.arg32(2)
+            guard index < states.count, call.arg(5) == 0, size == 28 else {
+                try call.zero(call.arg(3), count: size)
+                return Errno.invalid.r0
+            }
+            let state = states[Int(index)]
+            var out = [UInt8](repeating: 0, count: 28)
+            put32(&out, 0, state.reqid)
+            put32(&out, 4, state.spi.bigEndian)
+            put16(&out, 8, state.remote.count == 16 ? 10 : 2) // AF_INET6, AF_INET
+            out.replaceSubrange(12..<12 + state.remote.count, with: state.remote)
+            try call.write(out, at: call.arg(3))
+            return 0
+        }
+    }
+
     static func all(for emulator: LinuxEmulator) -> [Helper] {
         let network = emulator.networkState
         return [
@@ -136,6 +164,7 @@ enum TunnelHelpers {
                 state.transmitTunnel = info
                 return 0
             },
+            xfrmState(network),
         ]
     }
 }

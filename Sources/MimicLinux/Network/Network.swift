@@ -33,6 +33,9 @@ public struct Network: Sendable, Equatable {
     public var tunnel: TunnelMetadata?
     /// The connection tracking entries the conntrack kfuncs find (`ConntrackEntry`).
     public var conntrack: [ConntrackEntry] = []
+    /// The xfrm (IPsec) states that decapsulated arriving sk_buffs, outermost first (the
+    /// packet's `sec_path`, `bpf_skb_get_xfrm_state`); empty: packets that did not pass IPsec.
+    public var xfrm: [XfrmState] = []
 
     public init(
         interfaces: [Interface], routes: [Route] = [], rules: [Rule] = [], neighbours: [Neighbour] = [],
@@ -370,6 +373,25 @@ public struct Network: Sendable, Equatable {
         }
         public var isIPv6: Bool { remote.count == 16 }
     }
+
+    /// One xfrm state of a packet's `sec_path`, as `bpf_skb_get_xfrm_state` reports it in
+    /// `struct bpf_xfrm_state`.
+    public struct XfrmState: Sendable, Equatable {
+        /// `props.reqid`.
+        public var reqid: UInt32
+        /// The SPI (`id.spi`), a host-order number here; the helper stores it in network order.
+        public var spi: UInt32
+        /// The peer's address (`props.saddr`): 4 bytes (IPv4, family `AF_INET`) or 16 (IPv6).
+        public var remote: [UInt8]
+        public init(reqid: UInt32, spi: UInt32, remote: [UInt8]) {
+            self.reqid = reqid
+            self.spi = spi
+            self.remote = remote
+        }
+    }
+
+    /// The most xfrm states a `sec_path` holds (`XFRM_MAX_DEPTH`).
+    public static let xfrmMaxDepth = 6
 
     // MARK: Lookups
 

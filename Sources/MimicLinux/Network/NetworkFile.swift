@@ -22,7 +22,7 @@ extension Network {
     public init(json: JSONField) throws(JSONError) {
         try json.object(knownMembers: [
             "interfaces", "routes", "rules", "neighbours", "sockets", "netnsCookie", "tunnel", "tcpSyncookies",
-            "conntrack", "syncookieSecret",
+            "conntrack", "syncookieSecret", "xfrm",
         ])
         func list(_ name: String) throws(JSONError) -> [JSONField] {
             let items = try json[name].optionalElements()
@@ -50,6 +50,7 @@ extension Network {
         if !json["syncookieSecret"].isMissing { network.syncookieSecret = try Self.syncookieSecret(json["syncookieSecret"]) }
         if !json["tunnel"].isMissing { network.tunnel = try Self.tunnel(json["tunnel"]) }
         for item in try list("conntrack") { network.conntrack.append(try Self.conntrackEntry(item)) }
+        for item in try list("xfrm") { network.xfrm.append(try Self.xfrmState(item)) }
         try network.check(root: json)
         self = network
     }
@@ -117,6 +118,11 @@ extension Network {
         where secret.count != SyncookieSecret.size {
             throw root["syncookieSecret"][family].error("a syncookie secret has \(SyncookieSecret.size) bytes, not \(secret.count)")
         }
+        guard xfrm.count <= Network.xfrmMaxDepth else {
+            throw root["xfrm"].error(
+                "a packet passes at most \(Network.xfrmMaxDepth) xfrm states (XFRM_MAX_DEPTH), got \(xfrm.count)")
+        }
+        for (i, state) in xfrm.enumerated() { try address(state.remote, root["xfrm"].element(i)["remote"]) }
         var seen = Set<UInt32>()
         var names = Set<String>()
         for (i, interface) in interfaces.enumerated() {
@@ -368,6 +374,13 @@ extension Network {
             ttl: try item["ttl"].optionalInteger(UInt8.self) ?? 64,
             label: try item["label"].optionalInteger(UInt32.self) ?? 0, options: options,
             flags: try item["flags"].optionalInteger(UInt16.self) ?? 0x04)
+    }
+
+    static func xfrmState(_ item: JSONField) throws(JSONError) -> XfrmState {
+        try item.object(knownMembers: ["reqid", "spi", "remote"])
+        return XfrmState(
+            reqid: try item["reqid"].optionalInteger(UInt32.self) ?? 0, spi: try item["spi"].integer(UInt32.self),
+            remote: try address(try item["remote"].string(), item["remote"]))
     }
 
     // MARK: Values
