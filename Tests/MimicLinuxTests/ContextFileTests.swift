@@ -203,7 +203,7 @@ import MimicTestSupport
     @Test func everyMarkdownExampleLoadsAndRuns() throws {
         // The envelope block is a schema (`"ctx": { ... }`), not an example.
         let examples = try ContextTestSupport.markdownExamples().filter { !$0.contains("{ ... }") }
-        #expect(examples.count == 12)
+        #expect(examples.count == 13)
         for example in examples {
             let loaded = try ContextFile.loadEnvelope(data: Array(example.utf8))
             let (_, process) = try ContextTestSupport.run("mov %r0, 0\nexit", context: loaded.context)
