@@ -50,7 +50,9 @@ enum SocketProgramHelpers {
                 return address
             },
             // long bpf_sk_assign(void *ctx, struct bpf_sock *sk, u64 flags)
-            LinuxHelper.make(.skAssign) { call throws(HelperFailure) in try skLookupAssign(call) },
+            LinuxHelper.make(.skAssign) { [network = emulator.networkState] call throws(HelperFailure) in
+                try skLookupAssign(call, network: network)
+            },
             // void *bpf_sk_storage_get(struct bpf_map *map, void *sk, void *value, u64 flags)
             LinuxHelper.make(.skStorageGet) { [weak emulator] call throws(HelperFailure) in
                 let map = try MapHelpers.map(
@@ -265,7 +267,9 @@ enum SocketProgramHelpers {
     // MARK: sk_lookup
 
     /// `bpf_sk_lookup_assign`.
-    static func skLookupAssign(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
+    /// The selected socket's cookie is the network socket's (`cookie` of `--net`, also when a
+    /// socket map lookup gave it), else the one its `struct bpf_sock` bytes give.
+    static func skLookupAssign(_ call: HelperCall, network: NetworkState?) throws(HelperFailure) -> UInt64 {
         guard call.state?.socketProgram?.kind == .skLookup else {
             throw .message(
                 "bpf_sk_assign from this program type needs the emulated network's sockets; Mimic emulates it for sk_lookup programs"
@@ -286,7 +290,11 @@ enum SocketProgramHelpers {
             let proto = get32(bytes, 12)
             if proto != record.load32(12) { return protocolTypeError.r0 }
             if family != record.load32(8), family == SocketContextJSON.inet { return familyNotSupported.r0 }
-            cookie = SocketProgramHelpers.cookie(of: bytes)
+            if let network, let socket = try SocketMapHelpers.socket(at: socketAddress, call, network) {
+                cookie = socket.cookie
+            } else {
+                cookie = SocketProgramHelpers.cookie(of: bytes)
+            }
             detail = "socket cookie \(cookie)"
         }
         program.selectedSocket = socketAddress
