@@ -121,6 +121,19 @@ struct SKLookupPcapTests {
         #expect(result.status == 0, "\(result)")
         #expect(try NetProgramOutDirTests.destinations(result.stdout) == ["drop": 1])
         #expect(try NetProgramOutDirTests.read(directory.path("out") + "/drop.pcap") == [syn])
+
+        // An established TCP socket in the slot: bpf_sk_assign refuses it (-ESOCKTNOSUPPORT, the
+        // kernel takes only sockets freed by RCU: listeners and UDP), so the program drops.
+        let establishedNet = try directory.file(
+            "established.json",
+            #"{"sockets": [{"protocol": "tcp", "local": "10.0.0.1:80", "remote": "10.0.0.7:40000", "cookie": 300}]}"#)
+        let map = try directory.file("established_map.json", #"[{"key": 0, "value": 300}]"#)
+        let refused = try MimicCLI.run([
+            "run", Self.object, "--pcap", input, "--packet", "1", "--net", establishedNet, "--map", "redir_map=" + map,
+        ])
+        #expect(refused.status == 0, "\(refused)")
+        #expect(refused.stdout.contains("r0 = 0 (0x0) SK_DROP"), "\(refused.stdout)")
+        #expect(!refused.stdout.contains("bpf_sk_assign(socket cookie"), "\(refused.stdout)")
     }
 
     @Test("--ctx ingress_ifindex sets the context's; other --ctx fields and unlooked-up --packet N are refused")

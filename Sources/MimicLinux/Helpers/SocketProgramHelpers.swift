@@ -266,9 +266,11 @@ enum SocketProgramHelpers {
 
     // MARK: sk_lookup
 
-    /// `bpf_sk_lookup_assign`.
-    /// The selected socket's cookie is the network socket's (`cookie` of `--net`, also when a
-    /// socket map lookup gave it), else the one its `struct bpf_sock` bytes give.
+    /// `bpf_sk_lookup_assign`, its checks in the kernel's order. A network socket (`--net`, also
+    /// when a socket map lookup gave it) is known by its `cookie` and refused as the kernel
+    /// refuses it: a TCP socket that is not listening is reference-counted (no `SOCK_RCU_FREE`,
+    /// `-ESOCKTNOSUPPORT`), a `v6only` socket cannot take an IPv4 lookup (`-EAFNOSUPPORT`).
+    /// Another socket is known by the cookie its `struct bpf_sock` bytes give.
     static func skLookupAssign(_ call: HelperCall, network: NetworkState?) throws(HelperFailure) -> UInt64 {
         guard call.state?.socketProgram?.kind == .skLookup else {
             throw .message(
@@ -288,13 +290,15 @@ enum SocketProgramHelpers {
             let bytes = try call.read(socketAddress, count: 80)
             let family = get32(bytes, 4)
             let proto = get32(bytes, 12)
-            if proto != record.load32(12) { return protocolTypeError.r0 }
-            if family != record.load32(8), family == SocketContextJSON.inet { return familyNotSupported.r0 }
-            if let network, let socket = try SocketMapHelpers.socket(at: socketAddress, call, network) {
-                cookie = socket.cookie
-            } else {
-                cookie = SocketProgramHelpers.cookie(of: bytes)
+            let mapped = try network.flatMap { network throws(HelperFailure) in
+                try SocketMapHelpers.socket(at: socketAddress, call, network)
             }
+            let known = mapped?.networkIndex.flatMap { index in network?.network.sockets[index] }
+            if let known, known.transport == .tcp, known.state != .listen { return socketTypeNotSupported.r0 }
+            if proto != record.load32(12) { return protocolTypeError.r0 }
+            let v6only = known?.v6only ?? false
+            if family != record.load32(8), family == SocketContextJSON.inet || v6only { return familyNotSupported.r0 }
+            cookie = mapped?.cookie ?? SocketProgramHelpers.cookie(of: bytes)
             detail = "socket cookie \(cookie)"
         }
         program.selectedSocket = socketAddress
