@@ -150,6 +150,17 @@ struct SKLookupPcapTests {
         #expect(one.stdout.contains("local_port=80 ingress_ifindex=2"), "\(one.stdout)")
         #expect(one.stdout.contains("bpf_sk_assign(socket cookie 200, flags 0) = 0"), "\(one.stdout)")
 
+        // trace over the capture traces the looked-up packets and names why the others are not.
+        let trace = try MimicCLI.run([
+            "trace", Self.object, "--pcap", input, "--net", net, "--map", "redir_map=" + map,
+        ])
+        #expect(trace.status == 0, "\(trace)")
+        #expect(trace.stdout.contains("bpf_sk_assign(socket cookie 200, flags 0) = 0"), "\(trace.stdout)")
+        #expect(
+            trace.stdout.contains(
+                "=== packet 2 ===\nnot looked up (the program does not run): EtherType 0x806, not IPv4 or IPv6"),
+            "\(trace.stdout)")
+
         let mark = try MimicCLI.run(["run", Self.object, "--pcap", input, "--ctx", "mark=3"])
         #expect(mark.status != 0)
         #expect(mark.stderr.contains("takes only ingress_ifindex from --ctx"), "\(mark)")
