@@ -255,7 +255,8 @@ enum HelperPrototypes {
             .init(
                 "bpf_skc_lookup_tcp", [.context, memRO, sizeOrZero, .anything, .anything],
                 .socketCommonOrNull(acquires: true), .types(socketLookups)),
-            .init("bpf_sk_release", [.releasedSocket], .integer, .types(socketLookups), releases: 0),
+            // sk_lookup_func_proto too: it releases a socket a sockmap / sockhash lookup gave.
+            .init("bpf_sk_release", [.releasedSocket], .integer, .types(socketLookups.union([.skLookup])), releases: 0),
             .init("bpf_tcp_sock", [.socketCommon], .tcpSocketOrNull, .types(tc.union([.cgroupSkb]))),
             .init("bpf_sk_fullsock", [.socketCommon], .socketOrNull(acquires: false), .types(tc.union([.cgroupSkb]))),
         ]

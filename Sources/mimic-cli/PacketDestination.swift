@@ -20,6 +20,9 @@ enum PacketDestination: Hashable, CustomStringConvertible {
     /// sk_skb `SK_PASS` after `bpf_sk_redirect_map` / `_hash`: to the socket with this cookie,
     /// out of it, or into its receive queue with `BPF_F_INGRESS`.
     case socketRedirect(cookie: UInt64, ingress: Bool)
+    /// sk_lookup `SK_PASS` after `bpf_sk_assign`: delivered to the socket with this cookie
+    /// (the one the program selected instead of the kernel's regular lookup).
+    case socketAssigned(cookie: UInt64)
     /// lwt `BPF_LWT_REROUTE`: routed again.
     case reroute
     /// Dropped: `XDP_DROP`, `TC_ACT_SHOT`, socket filter 0, cgroup deny, `BPF_DROP`.
@@ -43,6 +46,7 @@ enum PacketDestination: Hashable, CustomStringConvertible {
         case .cpu(let cpu): "cpu\(cpu)"
         case .socket(let map, let key): "xsk-\(Self.fileSafe(map))-\(key)"
         case .socketRedirect(let cookie, let ingress): "sock-\(cookie)\(ingress ? "-ingress" : "")"
+        case .socketAssigned(let cookie): "sk-\(cookie)"
         case .reroute: "reroute"
         case .drop: "drop"
         case .aborted: "aborted"
@@ -57,7 +61,8 @@ enum PacketDestination: Hashable, CustomStringConvertible {
     /// Whether the packet leaves alive (what `--out` writes).
     var isAlive: Bool {
         switch self {
-        case .pass, .tx, .interface, .interfaceIngress, .cpu, .socket, .socketRedirect, .reroute: true
+        case .pass, .tx, .interface, .interfaceIngress, .cpu, .socket, .socketRedirect, .socketAssigned, .reroute:
+            true
         case .drop, .aborted, .stolen, .redirectError, .error: false
         }
     }
@@ -73,12 +78,13 @@ enum PacketDestination: Hashable, CustomStringConvertible {
         case .socket(let map, let key): (5, key, map)
         case .socketRedirect(let cookie, let ingress):
             (6, UInt32(clamping: cookie), "\(String(cookie, radix: 16))\(ingress ? "i" : "")")
-        case .reroute: (7, 0, "")
-        case .drop: (8, 0, "")
-        case .aborted: (9, 0, "")
-        case .stolen: (10, 0, "")
-        case .redirectError: (11, 0, "")
-        case .error: (12, 0, "")
+        case .socketAssigned(let cookie): (7, UInt32(clamping: cookie), String(cookie, radix: 16))
+        case .reroute: (8, 0, "")
+        case .drop: (9, 0, "")
+        case .aborted: (10, 0, "")
+        case .stolen: (11, 0, "")
+        case .redirectError: (12, 0, "")
+        case .error: (13, 0, "")
         }
     }
 
@@ -222,6 +228,18 @@ extension PacketDestination {
             // cgroup_skb: bit 0 allows.
             return [Delivery(destination: r0 & 1 == 1 ? .pass : .drop, packet: buffer.data)]
         }
+    }
+
+    /// Where an sk_lookup verdict sends the packet (`BPF_PROG_SK_LOOKUP_RUN_ARRAY`): `SK_DROP`
+    /// drops it, `SK_PASS` with a socket `bpf_sk_assign` selected delivers it to that socket;
+    /// `SK_PASS` without one (or any other value, which the verifier refuses) leaves it to the
+    /// kernel's regular socket lookup: `pass`.
+    static func skLookup(r0: UInt64, process: MimicCore.Process) -> PacketDestination {
+        if r0 == 0 { return .drop }
+        if r0 == 1, let result = SKLookupContext.result(of: process), result.selectedCookie != 0 {
+            return .socketAssigned(cookie: result.selectedCookie)
+        }
+        return .pass
     }
 
     /// Where an XDP verdict sends the packet, or nil for `XDP_REDIRECT` (its target decides).

@@ -25,6 +25,8 @@ struct PcapRun {
         let name = Input.displayName(path)
         let capture = try options.captureIndex()
         let records = capture.records
+        // sk_lookup packets take their ingress_ifindex from --ctx: refused here, before any run.
+        if session.type == .skLookup { _ = try session.lookupIngressIfindex() }
         if let directory = options.outDirectory { try Self.prepare(directory: directory) }
         let display = ValueDisplay(object: session.object, cpus: session.cpus)
         let before = session.snapshot()
@@ -51,7 +53,7 @@ struct PcapRun {
         // the `PacketTally`).
         func add(_ outcome: PacketOutcome, index: Int) {
             let number = capture.firstNumber + index
-            guard outcome.r0 != nil else {
+            guard outcome.r0 != nil || !outcome.ran else {
                 if errors.count < Self.maxErrorsShown, let error = outcome.error {
                     errors.append("packet \(number): \(error)")
                 }
@@ -110,6 +112,8 @@ struct PcapRun {
         let (counts, destinations, errorCount, modified, instructions) = (
             tally.verdicts, tally.destinations, tally.errors, tally.modified, tally.instructions
         )
+        // Packets the program's hook does not see (sk_lookup: not looked up), a row of their own.
+        let notRunRow = tally.notRun > 0 ? [("not looked up", tally.notRun)] : []
         progress.finish()
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 
@@ -144,7 +148,7 @@ struct PcapRun {
                 ("type", .string(session.type.description)),
                 ("input", .string(name)),
                 ("packets", .integer(Int64(records.count))),
-                ("verdicts", .object(verdicts.map { ($0.0, .integer(Int64($0.1))) })),
+                ("verdicts", .object((verdicts + notRunRow).map { ($0.0, .integer(Int64($0.1))) })),
                 ("errors", .integer(Int64(errorCount))),
                 ("instructions", .unsigned(instructions)),
             ]
@@ -185,7 +189,7 @@ struct PcapRun {
             var out =
                 "program \(session.source.name) (\(session.type)) over \(name): \(records.count) packet\(records.count == 1 ? "" : "s")\n"
             out += "verdicts:\n"
-            let rows = verdicts + (errorCount > 0 ? [("error", errorCount)] : [])
+            let rows = verdicts + notRunRow + (errorCount > 0 ? [("error", errorCount)] : [])
             let width = rows.map(\.0.count).max() ?? 0
             let countWidth = rows.map { String($0.1).count }.max() ?? 0
             for (verdict, count) in rows {

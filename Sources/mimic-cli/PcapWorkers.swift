@@ -16,6 +16,9 @@ struct PacketOutcome {
     var destination: PacketDestination?
     /// The `--out` record: the packet as it left alive (nil: not written, or written already).
     var out: PcapPacket?
+    /// Whether the program ran: false for a packet its hook does not see (an sk_lookup
+    /// program's packet that is not looked up, which goes on as `pass`).
+    var ran = true
     /// Whether the packet left alive differing from the packet that came in.
     var modified = false
     private var details: Details?
@@ -64,7 +67,7 @@ struct PacketOutcome {
     /// Whether the report lists anything of it in capture order (beyond the counts): a failure,
     /// trace lines, warnings, events, a `--out` record or deliveries kept for `--out-dir`.
     var isListed: Bool {
-        r0 == nil || out != nil
+        (r0 == nil && ran) || out != nil
             || details.map { !$0.trace.isEmpty || !$0.warnings.isEmpty || !$0.events.isEmpty || !$0.deliveries.isEmpty }
                 ?? false
     }
@@ -81,6 +84,8 @@ struct PacketTally {
     private var plainDestinations = [Int](repeating: 0, count: PacketTally.plainDestinations.count)
     private var otherDestinations: [PacketDestination: Int] = [:]
     var errors = 0
+    /// Packets the program did not run for (`PacketOutcome.ran`).
+    var notRun = 0
     var modified = 0
     var instructions: UInt64 = 0
 
@@ -101,7 +106,7 @@ struct PacketTally {
         case .stolen: 5
         case .redirectError: 6
         case .error: 7
-        case .interface, .interfaceIngress, .cpu, .socket, .socketRedirect: nil
+        case .interface, .interfaceIngress, .cpu, .socket, .socketRedirect, .socketAssigned: nil
         }
     }
 
@@ -131,15 +136,18 @@ struct PacketTally {
 
     mutating func add(_ outcome: PacketOutcome) {
         instructions &+= outcome.instructions
-        guard let r0 = outcome.r0 else {
+        if !outcome.ran {
+            notRun += 1
+        } else if let r0 = outcome.r0 {
+            if r0 < UInt64(Self.smallVerdictCount) {
+                smallVerdicts[Int(r0)] += 1
+            } else {
+                otherVerdicts[r0, default: 0] += 1
+            }
+        } else {
             errors += 1
             count(.error)
             return
-        }
-        if r0 < UInt64(Self.smallVerdictCount) {
-            smallVerdicts[Int(r0)] += 1
-        } else {
-            otherVerdicts[r0, default: 0] += 1
         }
         if let destination = outcome.destination { count(destination) }
         for delivery in outcome.deliveries { count(delivery.destination) }
@@ -152,6 +160,7 @@ struct PacketTally {
         for index in plainDestinations.indices { plainDestinations[index] += other.plainDestinations[index] }
         otherDestinations.merge(other.otherDestinations, uniquingKeysWith: +)
         errors += other.errors
+        notRun += other.notRun
         modified += other.modified
         instructions &+= other.instructions
     }
@@ -167,12 +176,16 @@ final class PacketRunner {
     private let writesOut: Bool
     /// Whether outcomes list their deliveries with the packet's bytes (`--out-dir`).
     private let keepsDeliveries: Bool
+    /// sk_lookup: the interface packets arrive on (`Session.lookupIngressIfindex`).
+    private let lookupIngressIfindex: UInt32
 
     /// A runner with `processes` process slots (one per vCPU it runs packets as), making the
     /// `--out` record of each packet when `writesOut`, and listing each outcome's deliveries
     /// with their bytes when `keepsDeliveries`.
+    /// (`PcapRun` checks the `--ctx` fields of an sk_lookup run before making runners.)
     init(session: Session, processes: Int, writesOut: Bool, keepsDeliveries: Bool) {
         self.session = session
+        lookupIngressIfindex = session.type == .skLookup ? (try? session.lookupIngressIfindex()) ?? 1 : 0
         self.writesOut = writesOut
         self.keepsDeliveries = keepsDeliveries
         self.processes = Array(repeating: nil, count: processes)
@@ -186,6 +199,7 @@ final class PacketRunner {
     func run(
         _ packet: UnsafeRawBufferPointer, _ record: PcapRecord, cpu: Int, slot: Int, out: inout PcapWriter?
     ) throws(RuntimeError) -> PacketOutcome {
+        if session.type == .skLookup { return try runLookup(packet, record, cpu: cpu, slot: slot, out: &out) }
         let (context, ingress) = try contexts.context(packet: packet)
         if let netfilter = context as? NetfilterContext, let problem = netfilter.problem {
             // A frame no netfilter hook of its family would see: an error for this packet only.
@@ -241,6 +255,55 @@ final class PacketRunner {
             if out != nil { out?.append(written) } else { outcome.out = written }
         }
         outcome.deliveries = deliveries
+        return outcome
+    }
+}
+
+extension PacketRunner {
+    /// An sk_lookup program's packet: run with the `bpf_sk_lookup` context the kernel builds for
+    /// it when it is looked up (`SKLookupContext.lookup(frame:ingressIfindex:)`), else not run
+    /// and passed on unchanged. The packet leaves as it came (the program cannot change it).
+    private func runLookup(
+        _ packet: UnsafeRawBufferPointer, _ record: PcapRecord, cpu: Int, slot: Int, out: inout PcapWriter?
+    ) throws(RuntimeError) -> PacketOutcome {
+        var outcome: PacketOutcome
+        let destination: PacketDestination
+        switch SKLookupContext.lookup(frame: packet, ingressIfindex: lookupIngressIfindex) {
+        case .notLookedUp:
+            outcome = PacketOutcome(r0: nil, instructions: 0)
+            outcome.ran = false
+            destination = .pass
+        case .lookup(let context):
+            let process = try session.process(reusing: processes[slot], context: context, vCPU: cpu)
+            processes[slot] = process
+            let r0: UInt64
+            do {
+                r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
+            } catch {
+                return PacketOutcome(
+                    r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
+            }
+            outcome = PacketOutcome(r0: r0, instructions: process.instructionsExecuted)
+            if let report = LinuxProcessState.of(process)?.runReport {
+                outcome.trace = report.trace
+                outcome.warnings = report.warnings
+            }
+            if hasEventMaps { outcome.events = session.drainEvents() }
+            destination = PacketDestination.skLookup(r0: r0, process: process)
+        }
+        if keepsDeliveries {
+            outcome.deliveries = [Delivery(destination: destination, packet: Array(packet))]
+        } else {
+            outcome.destination = destination
+        }
+        if writesOut, destination.isAlive {
+            if out != nil {
+                out?.append(packet, timestamp: record.timestamp, originalLength: record.originalLength)
+            } else {
+                outcome.out = PcapPacket(
+                    data: Array(packet), timestamp: record.timestamp, originalLength: record.originalLength)
+            }
+        }
         return outcome
     }
 }

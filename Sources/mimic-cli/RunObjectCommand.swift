@@ -23,7 +23,10 @@ enum RunObjectCommand: Command {
             __sk_buff), and prints a verdict summary, where the packets went (pass, tx, ifN for a
             redirect to ifindex N, ifN-ingress, cpuN, xsk-MAP-KEY, drop, aborted, stolen,
             redirect-error, error), the trace output and events of every run, and the map changes
-            over the whole capture. --out writes the packets that leave the program alive, once
+            over the whole capture. sk_lookup programs run for each TCP SYN (no ACK) and UDP
+            datagram with the bpf_sk_lookup the kernel builds for it (--ctx ingress_ifindex=N):
+            SK_DROP drops, SK_PASS after bpf_sk_assign goes to sk-COOKIE, SK_PASS alone passes; other
+            packets are not looked up (the program does not run) and pass. --out writes the packets that leave the program alive, once
             each, as the program left them (XDP_PASS, XDP_TX, a redirect that has a target;
             TC_ACT_OK and what tc treats as it, TC_ACT_REDIRECT; R0 != 0 for socket filters, cut to
             R0 bytes; allow for cgroup_skb). --out-dir DIR writes one capture per destination into

@@ -280,6 +280,16 @@ final class Session {
     /// The context a packet of a capture runs in, by program type (named as the kernel's
     /// structure, so its memory shows as `xdp_md packet` / `sk_buff packet`).
     func context(packet: [UInt8]) throws(RuntimeError) -> any Context {
+        if type == .skLookup {
+            let ingressIfindex = try lookupIngressIfindex()
+            switch packet.withUnsafeBytes({ SKLookupContext.lookup(frame: $0, ingressIfindex: ingressIfindex) }) {
+            case .lookup(let context): return context
+            case .notLookedUp(let reason):
+                throw RuntimeError(
+                    "program \(source.name) (sk_lookup) does not run for this packet: \(reason); the kernel runs sk_lookup for TCP connection requests (SYN without ACK) and UDP datagrams"
+                )
+            }
+        }
         if type == .netfilter {
             if !contextFields.isEmpty {
                 throw RuntimeError(
@@ -307,6 +317,25 @@ final class Session {
                 "program \(source.name) (type \(type)) does not take packets; give a context with --context instead of --pcap"
             )
         }
+    }
+
+    /// The interface the packets of an sk_lookup run arrive on (`bpf_sk_lookup.ingress_ifindex`,
+    /// `SKLookupContext.lookup(frame:ingressIfindex:)`): `--ctx ingress_ifindex=N`, default 1
+    /// as for `xdp_md`; no other `--ctx` field applies.
+    func lookupIngressIfindex() throws(RuntimeError) -> UInt32 {
+        var ingressIfindex: UInt32 = 1
+        for field in contextFields {
+            guard field.name == "ingress_ifindex" else {
+                throw RuntimeError(
+                    "--ctx \(field.name): program \(source.name) (sk_lookup) takes only ingress_ifindex from --ctx (the other bpf_sk_lookup fields come from each packet)"
+                )
+            }
+            guard let value = UInt32(exactly: field.value) else {
+                throw RuntimeError("--ctx ingress_ifindex: \(field.value) does not fit in 32 bits")
+            }
+            ingressIfindex = value
+        }
+        return ingressIfindex
     }
 
     /// The context of a run without --context or --pcap: none for tracing programs.

@@ -57,6 +57,22 @@ enum TraceCommand: Command {
             let packets = try options.packets()
             for (index, (number, packet)) in packets.enumerated() {
                 if !options.json { Console.out((index > 0 ? "\n" : "") + "=== packet \(number) ===\n") }
+                if session.type == .skLookup {
+                    // A packet the kernel looks no socket up for: the program does not run.
+                    let ingress = try session.lookupIngressIfindex()
+                    let lookup = packet.data.withUnsafeBytes {
+                        SKLookupContext.lookup(frame: $0, ingressIfindex: ingress)
+                    }
+                    if case .notLookedUp(let reason) = lookup {
+                        Console.out(
+                            options.json
+                                ? JSONOutput.object([
+                                    ("input", .string("packet \(number)")), ("not_looked_up", .string(reason)),
+                                ]).text + "\n"
+                                : "not looked up (the program does not run): \(reason)\n")
+                        continue
+                    }
+                }
                 let context = try session.context(packet: packet.data)
                 try traced(session: session, options: options, context: context, inputName: "packet \(number)")
             }

@@ -252,6 +252,94 @@ public struct SKLookupContext: Context, Sendable {
     }
 }
 
+extension SKLookupContext {
+    /// Whether the kernel runs `sk_lookup` for a frame that arrives, and with which context.
+    public enum FrameLookup: Sendable {
+        /// Looked up: the program runs with this context.
+        case lookup(SKLookupContext)
+        /// Not looked up (the reason, for messages): the program does not run.
+        case notLookedUp(String)
+    }
+
+    /// The lookup the kernel makes for an Ethernet frame delivered locally, arriving on
+    /// `ingressIfindex`: `inet_lookup_run_sk_lookup` runs from the TCP listener lookup and the
+    /// UDP socket lookup, so only an IPv4 or IPv6 TCP connection request (SYN without ACK) or a
+    /// UDP datagram to a unicast address is looked up. Up to two VLAN tags are skipped. Not
+    /// looked up: other EtherTypes and protocols, other TCP segments (they belong to a
+    /// connection), IP fragments (Mimic does not reassemble), IPv6 packets whose next header is
+    /// an extension header (not walked), UDP to a multicast or the limited broadcast address
+    /// (delivered to every member, without a lookup), and frames cut short before the end of
+    /// their TCP or UDP header (the kernel discards them before any lookup). Remote is the
+    /// source, local the destination.
+    public static func lookup(frame: UnsafeRawBufferPointer, ingressIfindex: UInt32) -> FrameLookup {
+        let bytes = frame
+        func u16(_ at: Int) -> UInt16 { UInt16(bytes[at]) << 8 | UInt16(bytes[at + 1]) }
+        var offset = 12
+        guard bytes.count >= offset + 2 else { return .notLookedUp("shorter than an Ethernet header") }
+        var etherType = u16(offset)
+        for _ in 0..<2 where etherType == 0x8100 || etherType == 0x88A8 {
+            offset += 4
+            guard bytes.count >= offset + 2 else { return .notLookedUp("cut short in its VLAN tag") }
+            etherType = u16(offset)
+        }
+        let network = offset + 2
+        let family: UInt32
+        let proto: UInt8
+        let transport: Int
+        let remote: [UInt8]
+        let local: [UInt8]
+        switch etherType {
+        case 0x0800:
+            guard bytes.count >= network + 20 else { return .notLookedUp("cut short in its IPv4 header") }
+            guard bytes[network] >> 4 == 4 else { return .notLookedUp("an IPv4 EtherType with IP version \(bytes[network] >> 4)") }
+            let headerLength = Int(bytes[network] & 0x0F) * 4
+            guard headerLength >= 20, bytes.count >= network + headerLength else {
+                return .notLookedUp("an IPv4 header length of \(headerLength) bytes that the frame does not hold")
+            }
+            guard u16(network + 6) & 0x3FFF == 0 else { return .notLookedUp("an IPv4 fragment (not reassembled)") }
+            family = SocketContextJSON.inet
+            proto = bytes[network + 9]
+            remote = Array(bytes[network + 12..<network + 16])
+            local = Array(bytes[network + 16..<network + 20])
+            transport = network + headerLength
+        case 0x86DD:
+            guard bytes.count >= network + 40 else { return .notLookedUp("cut short in its IPv6 header") }
+            guard bytes[network] >> 4 == 6 else { return .notLookedUp("an IPv6 EtherType with IP version \(bytes[network] >> 4)") }
+            family = SocketContextJSON.inet6
+            proto = bytes[network + 6]
+            remote = Array(bytes[network + 8..<network + 24])
+            local = Array(bytes[network + 24..<network + 40])
+            transport = network + 40
+        default:
+            return .notLookedUp("EtherType 0x\(String(etherType, radix: 16, uppercase: true)), not IPv4 or IPv6")
+        }
+        switch proto {
+        case 6:
+            guard bytes.count >= transport + 20 else { return .notLookedUp("cut short in its TCP header") }
+            let flags = bytes[transport + 13]
+            let syn: UInt8 = 0x02, ack: UInt8 = 0x10
+            guard flags & syn != 0, flags & ack == 0 else {
+                return .notLookedUp("a TCP segment that is not a connection request (SYN without ACK)")
+            }
+        case 17:
+            guard bytes.count >= transport + 8 else { return .notLookedUp("cut short in its UDP header") }
+            let multicast = family == SocketContextJSON.inet ? local[0] >> 4 == 0xE : local[0] == 0xFF
+            if multicast || local == [255, 255, 255, 255] {
+                return .notLookedUp("UDP to a multicast or broadcast address (delivered without a lookup)")
+            }
+        default:
+            if family == SocketContextJSON.inet6, [0, 43, 44, 50, 51, 60, 135, 139, 140].contains(proto) {
+                return .notLookedUp("an IPv6 extension header (\(proto)) before the transport header (not walked)")
+            }
+            return .notLookedUp("IP protocol \(proto), not TCP or UDP")
+        }
+        return .lookup(
+            SKLookupContext(
+                family: family, protocol: UInt32(proto), remoteAddress: remote, remotePort: u16(transport),
+                localAddress: local, localPort: u16(transport + 2), ingressIfindex: ingressIfindex))
+    }
+}
+
 // MARK: - cgroup_sock_addr
 
 /// A `cgroup_sock_addr` program's input (JSON type `bpf_sock_addr`): the address a socket is

@@ -50,7 +50,9 @@ enum SocketProgramHelpers {
                 return address
             },
             // long bpf_sk_assign(void *ctx, struct bpf_sock *sk, u64 flags)
-            LinuxHelper.make(.skAssign) { call throws(HelperFailure) in try skLookupAssign(call) },
+            LinuxHelper.make(.skAssign) { [network = emulator.networkState] call throws(HelperFailure) in
+                try skLookupAssign(call, network: network)
+            },
             // void *bpf_sk_storage_get(struct bpf_map *map, void *sk, void *value, u64 flags)
             LinuxHelper.make(.skStorageGet) { [weak emulator] call throws(HelperFailure) in
                 let map = try MapHelpers.map(
@@ -264,8 +266,12 @@ enum SocketProgramHelpers {
 
     // MARK: sk_lookup
 
-    /// `bpf_sk_lookup_assign`.
-    static func skLookupAssign(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
+    /// `bpf_sk_lookup_assign`, its checks in the kernel's order. A network socket (`--net`, also
+    /// when a socket map lookup gave it) is known by its `cookie` and refused as the kernel
+    /// refuses it: a TCP socket that is not listening is reference-counted (no `SOCK_RCU_FREE`,
+    /// `-ESOCKTNOSUPPORT`), a `v6only` socket cannot take an IPv4 lookup (`-EAFNOSUPPORT`).
+    /// Another socket is known by the cookie its `struct bpf_sock` bytes give.
+    static func skLookupAssign(_ call: HelperCall, network: NetworkState?) throws(HelperFailure) -> UInt64 {
         guard call.state?.socketProgram?.kind == .skLookup else {
             throw .message(
                 "bpf_sk_assign from this program type needs the emulated network's sockets; Mimic emulates it for sk_lookup programs"
@@ -284,9 +290,15 @@ enum SocketProgramHelpers {
             let bytes = try call.read(socketAddress, count: 80)
             let family = get32(bytes, 4)
             let proto = get32(bytes, 12)
+            let mapped = try network.flatMap { network throws(HelperFailure) in
+                try SocketMapHelpers.socket(at: socketAddress, call, network)
+            }
+            let known = mapped?.networkIndex.flatMap { index in network?.network.sockets[index] }
+            if let known, known.transport == .tcp, known.state != .listen { return socketTypeNotSupported.r0 }
             if proto != record.load32(12) { return protocolTypeError.r0 }
-            if family != record.load32(8), family == SocketContextJSON.inet { return familyNotSupported.r0 }
-            cookie = SocketProgramHelpers.cookie(of: bytes)
+            let v6only = known?.v6only ?? false
+            if family != record.load32(8), family == SocketContextJSON.inet || v6only { return familyNotSupported.r0 }
+            cookie = mapped?.cookie ?? SocketProgramHelpers.cookie(of: bytes)
             detail = "socket cookie \(cookie)"
         }
         program.selectedSocket = socketAddress
