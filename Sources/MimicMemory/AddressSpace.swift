@@ -331,7 +331,8 @@ public final class AddressSpace {
             entries[slot] = .empty
             guard let current = slots[slot].take() else { continue }
             retired.append(
-                RetiredSlot(slot: slot, info: current.info, storage: Unmanaged.passUnretained(current.storage).toOpaque()))
+                RetiredSlot(
+                    slot: slot, info: current.info, storage: Unmanaged.passUnretained(current.storage).toOpaque()))
         }
     }
 

@@ -88,11 +88,14 @@ final class DebugEvents {
                 let message = "\(error)"
                 fail(
                     "event \(number)",
-                    message.hasPrefix(event.json.path) ? "\(name) \(message)" : "\(name) \(event.json.path): \(message)")
+                    message.hasPrefix(event.json.path) ? "\(name) \(message)" : "\(name) \(event.json.path): \(message)"
+                )
                 continue
             }
             guard event.cpu < session.cpus else {
-                fail("event \(number)", "\(name) \(event.json.path): cpu \(event.cpu) is not one of the \(session.cpus) CPUs (--cpus)")
+                fail(
+                    "event \(number)",
+                    "\(name) \(event.json.path): cpu \(event.cpu) is not one of the \(session.cpus) CPUs (--cpus)")
                 continue
             }
             if source.name == session.source.name {

@@ -120,7 +120,8 @@ struct Delivery {
         case .cpu(let cpu): destination = .cpu(cpu)
         case .socket(let map, let key): destination = .socket(map: map, key: key)
         case .dropped:
-            destination = delivery.runs.last.map { XDPAction(returnValue: $0.returnValue) } == .aborted ? .aborted : .drop
+            destination =
+                delivery.runs.last.map { XDPAction(returnValue: $0.returnValue) } == .aborted ? .aborted : .drop
         case .failed: destination = .error
         }
         self.init(destination: destination, packet: delivery.packet)

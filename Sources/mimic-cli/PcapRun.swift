@@ -329,7 +329,8 @@ final class PacketContexts {
 
     /// The context of a packet whose bytes are `packet` (read in place: they must stay valid
     /// until the context is attached).
-    func context(packet: UnsafeRawBufferPointer) throws(RuntimeError) -> (context: any Context, ingressIfindex: UInt32) {
+    func context(packet: UnsafeRawBufferPointer) throws(RuntimeError) -> (context: any Context, ingressIfindex: UInt32)
+    {
         if let slot {
             slot.packet = packet
             return (slot, slot.context.ingressIfindex)

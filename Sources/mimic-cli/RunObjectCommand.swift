@@ -278,7 +278,8 @@ struct SingleRun {
         }
         out += "instructions executed: \(process.instructionsExecuted)\n"
         if let headerOptions, !headerOptions.segment.isEmpty || headerOptions.reserved > 0 {
-            out += "tcp header options: remaining_opt_len \(headerOptions.remainingOptionLength), reserved "
+            out +=
+                "tcp header options: remaining_opt_len \(headerOptions.remainingOptionLength), reserved "
                 + "\(headerOptions.reserved), written \(headerOptions.written)"
                 + (headerOptions.segment.isEmpty ? "" : ", segment \(Hex.string(headerOptions.segment))") + "\n"
         }

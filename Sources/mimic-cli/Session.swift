@@ -174,7 +174,8 @@ final class Session {
                         failure = .invalid
                     }
                 } else if let programName = entry.program {
-                    failure = try setEntry(map, key: entry.key, value: entry.values[0], program: programName, file: path, index: index)
+                    failure = try setEntry(
+                        map, key: entry.key, value: entry.values[0], program: programName, file: path, index: index)
                 } else {
                     if entry.perCPU {
                         throw RuntimeError(
@@ -185,8 +186,10 @@ final class Session {
                 }
                 if let failure {
                     // Maps indexed by a number below max_entries: a key past the end is E2BIG, not a full map.
-                    let isArray = [MapType.array, .perCPUArray, .devMap, .cpuMap, .xskMap, .progArray, .cgroupArray,
-                        .perfEventArray, .arrayOfMaps, .reuseportSockarray, .sockMap].contains(attributes.type)
+                    let isArray = [
+                        MapType.array, .perCPUArray, .devMap, .cpuMap, .xskMap, .progArray, .cgroupArray,
+                        .perfEventArray, .arrayOfMaps, .reuseportSockarray, .sockMap,
+                    ].contains(attributes.type)
                     let reason =
                         failure != .tooBig
                         ? "\(failure)"
@@ -212,7 +215,8 @@ final class Session {
             )
         }
         guard let spec = object.program(named: programName) else {
-            throw RuntimeError("\(place): \(objectName) has no program named '\(programName)'; programs: \(ObjectInput.names(object))")
+            throw RuntimeError(
+                "\(place): \(objectName) has no program named '\(programName)'; programs: \(ObjectInput.names(object))")
         }
         let program: Program
         do {
@@ -226,7 +230,9 @@ final class Session {
                 "\(place): program \(programName) is not an \(wanted) program (its section is \(spec.sectionName)); the kernel refuses it (EINVAL)"
             )
         }
-        return redirectMap.setEntry(key: key.reversed().reduce(0) { $0 << 8 | UInt32($1) }, value: value, program: program, attachType: spec.attachType)
+        return redirectMap.setEntry(
+            key: key.reversed().reduce(0) { $0 << 8 | UInt32($1) }, value: value, program: program,
+            attachType: spec.attachType)
     }
 
     /// The contents of every map that holds keys and values, for diffs.
@@ -297,7 +303,9 @@ final class Session {
                 )
             }
             // A captured frame meets netfilter at NF_INET_PRE_ROUTING, in its EtherType's family.
-            let pf = packet.count >= 14 && packet[12] == 0x86 && packet[13] == 0xDD ? NetfilterContext.ipv6 : NetfilterContext.ipv4
+            let pf =
+                packet.count >= 14 && packet[12] == 0x86 && packet[13] == 0xDD
+                ? NetfilterContext.ipv6 : NetfilterContext.ipv4
             return NetfilterContext(packet: packet, hook: .preRouting, pf: pf)
         }
         switch packetKind {

@@ -117,7 +117,8 @@ enum TraceCommand: Command {
                 throw RuntimeError("\(name) \(error)")
             }
             guard event.cpu < session.cpus else {
-                throw RuntimeError("\(name) \(event.json.path): cpu \(event.cpu) is not one of the \(session.cpus) CPUs (--cpus)")
+                throw RuntimeError(
+                    "\(name) \(event.json.path): cpu \(event.cpu) is not one of the \(session.cpus) CPUs (--cpus)")
             }
             for (run, context) in contexts.enumerated() {
                 let label = "event \(number)" + (contexts.count > 1 ? " run \(run + 1)" : "")
@@ -146,7 +147,9 @@ enum TraceCommand: Command {
                     continue
                 }
                 guard event.cpu == 0 else {
-                    throw RuntimeError("\(name) \(event.json.path): trace runs the traced program on CPU 0; this event asks for cpu \(event.cpu)")
+                    throw RuntimeError(
+                        "\(name) \(event.json.path): trace runs the traced program on CPU 0; this event asks for cpu \(event.cpu)"
+                    )
                 }
                 if !options.json { Console.out("=== \(label): \(source.name) ===\n") }
                 try traced(session: session, options: options, context: context, inputName: label)

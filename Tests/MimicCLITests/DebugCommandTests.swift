@@ -170,7 +170,8 @@ struct DebugCommandTests {
         let unnamed = try Self.debug(["quit"], Array(arguments[0...0]) + Array(arguments[3...]))
         #expect(unnamed.status == 1 && unnamed.stderr.contains("name the one to debug with --program"), "\(unnamed)")
         // `event` without --events.
-        let plain = try Self.debug(["event", "events", "quit"], [Examples.firewall, "--context", Examples.path("contexts/blocked_syn.json")])
+        let plain = try Self.debug(
+            ["event", "events", "quit"], [Examples.firewall, "--context", Examples.path("contexts/blocked_syn.json")])
         #expect(plain.stdout.contains("error: 'event' steps through the events of --events"), "\(plain)")
         #expect(plain.stdout.contains("error: no --events file"), "\(plain)")
     }

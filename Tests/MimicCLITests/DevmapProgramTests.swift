@@ -104,7 +104,10 @@ struct DevmapProgramTests {
 
         // ports[1] has no program: the frame leaves unchanged.
         let plain = Self.frame(to: "10.0.3.5")
-        #expect(try Self.forward(plain, emulator, loaded).1 == [RedirectDelivery(target: .interface(3), packet: plain, runs: [])])
+        #expect(
+            try Self.forward(plain, emulator, loaded).1 == [
+                RedirectDelivery(target: .interface(3), packet: plain, runs: [])
+            ])
 
         // cpus[1]: cpu_steer passes 10.0.4.1 to CPU 1's stack, redirects the rest into ports[0].
         let local = Self.frame(to: "10.0.4.1")
@@ -167,7 +170,8 @@ struct DevmapProgramTests {
         let written = try FileManager.default.contentsOfDirectory(atPath: outDir).sorted()
         #expect(written == expected.keys.map { $0 + ".pcap" }.sorted())
         for (name, packets) in expected {
-            let got = try PcapReader.readAll([UInt8](Data(contentsOf: URL(fileURLWithPath: outDir + "/" + name + ".pcap"))))
+            let got = try PcapReader.readAll(
+                [UInt8](Data(contentsOf: URL(fileURLWithPath: outDir + "/" + name + ".pcap"))))
             #expect(got.map(\.data) == packets, "\(name)")
         }
 
@@ -184,19 +188,38 @@ struct DevmapProgramTests {
     /// Every mistake in an entry that names a program is refused before the first packet, naming
     /// the file, the entry and what is wrong.
     @Test(arguments: [
-        ("ports", #"[{"key": 0, "value": {"ifindex": 2, "program": "nosuch"}}]"#, "has no program named 'nosuch'; programs: xdp_forward"),
-        ("ports", #"[{"key": 0, "value": {"ifindex": 2, "qsize": 1, "program": "egress_mark"}}]"#, "give either ifindex or qsize, not both"),
-        ("ports", #"[{"key": 0, "value": {"ifindex": 2, "colour": 1, "program": "egress_mark"}}]"#, "unknown member \"colour\""),
-        ("ports", #"[{"key": 0, "value": {"program": "egress_mark"}}]"#, "give the entry's ifindex (devmap) or qsize (cpumap)"),
+        (
+            "ports", #"[{"key": 0, "value": {"ifindex": 2, "program": "nosuch"}}]"#,
+            "has no program named 'nosuch'; programs: xdp_forward"
+        ),
+        (
+            "ports", #"[{"key": 0, "value": {"ifindex": 2, "qsize": 1, "program": "egress_mark"}}]"#,
+            "give either ifindex or qsize, not both"
+        ),
+        (
+            "ports", #"[{"key": 0, "value": {"ifindex": 2, "colour": 1, "program": "egress_mark"}}]"#,
+            "unknown member \"colour\""
+        ),
+        (
+            "ports", #"[{"key": 0, "value": {"program": "egress_mark"}}]"#,
+            "give the entry's ifindex (devmap) or qsize (cpumap)"
+        ),
         ("ports", #"[{"key": 0, "value": {"ifindex": -1, "program": "egress_mark"}}]"#, "[0].value.ifindex"),
         ("ports", #"[{"key": 0, "value": {"ifindex": 2, "program": 7}}]"#, "[0].value.program: expected a string"),
-        ("ports", #"[{"key": 9, "value": {"ifindex": 2, "program": "egress_mark"}}]"#, "index outside the array (max_entries 4)"),
+        (
+            "ports", #"[{"key": 9, "value": {"ifindex": 2, "program": "egress_mark"}}]"#,
+            "index outside the array (max_entries 4)"
+        ),
         ("seen", #"[{"key": 0, "value": {"ifindex": 2, "program": "egress_mark"}}]"#, "needs 8-byte values"),
-        ("cpus", #"[{"key": 1, "value": {"qsize": 192, "program": "egress_mark"}}]"#, "program egress_mark is not an xdp/cpumap program"),
+        (
+            "cpus", #"[{"key": 1, "value": {"qsize": 192, "program": "egress_mark"}}]"#,
+            "program egress_mark is not an xdp/cpumap program"
+        ),
     ])
     func entryProgramMistakesAreNamed(map: String, entries: String, message: String) throws {
         let directory = try TemporaryDirectory()
-        let input = try directory.file("in.pcap", bytes: PcapWriter.file([PcapPacket(data: Self.frame(to: "10.0.2.5"))]))
+        let input = try directory.file(
+            "in.pcap", bytes: PcapWriter.file([PcapPacket(data: Self.frame(to: "10.0.2.5"))]))
         let file = try directory.file("entries.json", bytes: Array(entries.utf8))
         let result = try MimicCLI.run([
             "run", Self.object, "-p", "xdp_forward", "--pcap", input, "--cpus", "2", "--map", map + "=" + file,

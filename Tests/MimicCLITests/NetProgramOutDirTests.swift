@@ -14,9 +14,10 @@ struct NetProgramOutDirTests {
     }
 
     static func capture(_ frames: [[UInt8]]) -> [UInt8] {
-        PcapWriter.file(frames.enumerated().map {
-            PcapPacket(data: $0.element, timestamp: (1_700_000_000 + UInt64($0.offset)) * 1_000_000_000)
-        })
+        PcapWriter.file(
+            frames.enumerated().map {
+                PcapPacket(data: $0.element, timestamp: (1_700_000_000 + UInt64($0.offset)) * 1_000_000_000)
+            })
     }
 
     static func read(_ path: String) throws -> [[UInt8]] {
@@ -121,10 +122,12 @@ struct NetProgramOutDirTests {
         func address(_ last: [UInt8], prefix: [UInt8]) -> [UInt8] {
             prefix + [UInt8](repeating: 0, count: 16 - prefix.count - last.count) + last
         }
-        let srh: [UInt8] = [17, 4, 4, 1, 1, 0, 0, 0] + address([5], prefix: [0xFD, 0, 0, 2])
+        let srh: [UInt8] =
+            [17, 4, 4, 1, 1, 0, 0, 0] + address([5], prefix: [0xFD, 0, 0, 2])
             + address([1, 0], prefix: [0xFD, 0])
         let udp: [UInt8] = [0x30, 0x39, 0, 53, 0, 8, 0, 0]
-        let ipv6: [UInt8] = [0x60, 0, 0, 0, 0, UInt8(srh.count + udp.count), 43, 64]
+        let ipv6: [UInt8] =
+            [0x60, 0, 0, 0, 0, UInt8(srh.count + udp.count), 43, 64]
             + address([0x50], prefix: [0xFD, 0]) + address([1, 0], prefix: [0xFD, 0])
         let frame = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xDD] + ipv6 + srh + udp
         let input = try directory.file("srv6.pcap", bytes: Self.capture([frame, frame]))

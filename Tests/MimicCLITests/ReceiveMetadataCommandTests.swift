@@ -3,7 +3,8 @@ import Testing
 /// `mimic run --net FILE`: an interface's `rxMetadata` is what the XDP metadata kfuncs read for a
 /// packet arriving on it (`--ctx ingress_ifindex=N`), and mistakes in it are named.
 @Suite struct ReceiveMetadataCommandTests {
-    static let object = MimicCLI.packageRoot.appendingPathComponent("Tests/MimicLinuxTests/Fixtures/packet_kfuncs.o").path
+    static let object = MimicCLI.packageRoot.appendingPathComponent("Tests/MimicLinuxTests/Fixtures/packet_kfuncs.o")
+        .path
     /// An Ethernet frame: 02:..:09 from 02:..:07, IPv4, 26 bytes of 0x45.
     static let packet = "020000000009020000000007" + "0800" + String(repeating: "45", count: 26)
 

@@ -35,7 +35,9 @@ struct SKLookupPcapTests {
 
     static let arp: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x06] + [UInt8](repeating: 0, count: 28)
 
-    static func setUp(_ directory: TemporaryDirectory, _ frames: [[UInt8]]) throws -> (input: String, net: String, map: String) {
+    static func setUp(_ directory: TemporaryDirectory, _ frames: [[UInt8]]) throws -> (
+        input: String, net: String, map: String
+    ) {
         let net = try directory.file(
             "net.json",
             """
@@ -50,7 +52,9 @@ struct SKLookupPcapTests {
     @Test("SYNs to 10.0.0.1:80-89 go to the sockmap's socket, UDP to 53 drops, the rest passes; each capture exact")
     func endToEnd() throws {
         let directory = try TemporaryDirectory()
-        let steered = [Self.tcp(to: "10.0.0.1", port: 80, flags: 0x02), Self.tcp(to: "10.0.0.1", port: 89, flags: 0x02)]
+        let steered = [
+            Self.tcp(to: "10.0.0.1", port: 80, flags: 0x02), Self.tcp(to: "10.0.0.1", port: 89, flags: 0x02),
+        ]
         let otherPort = Self.tcp(to: "10.0.0.1", port: 90, flags: 0x02)
         let otherAddress = Self.tcp(to: "10.0.0.2", port: 80, flags: 0x02)
         let ack = Self.tcp(to: "10.0.0.1", port: 80, flags: 0x10)
@@ -79,7 +83,10 @@ struct SKLookupPcapTests {
         #expect(
             try NetProgramOutDirTests.read(outDir + "/pass.pcap")
                 == [otherPort, ack, Self.arp, otherAddress, synAck, mdns, truncated])
-        #expect(try Set(FileManager.default.contentsOfDirectory(atPath: outDir)) == ["sk-200.pcap", "drop.pcap", "pass.pcap"])
+        #expect(
+            try Set(FileManager.default.contentsOfDirectory(atPath: outDir)) == [
+                "sk-200.pcap", "drop.pcap", "pass.pcap",
+            ])
         // Maps persist across packets: the two steered SYNs counted.
         #expect(result.stdout.contains("\"steered\""), "\(result.stdout)")
 

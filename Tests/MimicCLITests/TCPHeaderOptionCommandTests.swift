@@ -11,7 +11,8 @@ import Testing
     @Test func theWrittenHeaderIsReported() throws {
         let directory = try TemporaryDirectory()
         // Ports 40000 -> 443, doff 9: the MSS option, then 12 reserved bytes.
-        let header = "9c 40 01 bb 00 00 00 01 00 00 00 01 90 10 ff ff 00 00 00 00 02 04 05 b4"
+        let header =
+            "9c 40 01 bb 00 00 00 01 00 00 00 01 90 10 ff ff 00 00 00 00 02 04 05 b4"
             + String(repeating: " 00", count: 12)
         let context = try directory.file(
             "ctx.json",

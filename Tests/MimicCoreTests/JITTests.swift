@@ -112,7 +112,8 @@ struct JITTests {
                                 trace.append("exit \(r0) \(process.instructionsExecuted)")
                                 exited = true
                             } catch {
-                                trace.append("\(error.kind.code) pc \(process.pc) count \(process.instructionsExecuted)")
+                                trace.append(
+                                    "\(error.kind.code) pc \(process.pc) count \(process.instructionsExecuted)")
                             }
                         }
                         traces.append(trace)
@@ -207,7 +208,8 @@ struct JITTests {
                 var outcomes: [String] = []
                 for engine in [ExecutionEngine.interpreter, .jit] {
                     let vm = VM(configuration: VMConfiguration(engine: engine))
-                    let program = try load(vm, group.replacingOccurrences(of: "OFFSET", with: offset < 0 ? "\(offset)" : "+\(offset)"))
+                    let program = try load(
+                        vm, group.replacingOccurrences(of: "OFFSET", with: offset < 0 ? "\(offset)" : "+\(offset)"))
                     let context = MemoryContext(Array(bytes.prefix(size)))
                     let process = try vm.makeProcess(for: program, context: context)
                     if engine == .jit {
@@ -261,7 +263,8 @@ struct JITTests {
             do {
                 readOnly.append("exit \(try process.run())")
             } catch {
-                readOnly.append("\(error) pc \(error.pc) count \(process.instructionsExecuted) r \(process.registers.all)")
+                readOnly.append(
+                    "\(error) pc \(error.pc) count \(process.instructionsExecuted) r \(process.registers.all)")
             }
         }
         #expect(readOnly[0] == readOnly[1])

@@ -99,7 +99,9 @@ struct ConntrackKernelTests {
         #expect(emulator.networkState.conntrack.entries.count == 1)
         // A malformed entry is refused with its JSON path.
         #expect(throws: (any Error).self) {
-            try Network(jsonData: Array(#"{"conntrack": [{"protocol": "icmp", "source": "1.2.3.4:1", "destination": "1.2.3.5:2"}]}"#.utf8))
+            try Network(
+                jsonData: Array(
+                    #"{"conntrack": [{"protocol": "icmp", "source": "1.2.3.4:1", "destination": "1.2.3.5:2"}]}"#.utf8))
         }
     }
 }
@@ -125,7 +127,10 @@ struct ConntrackKernelTests {
         #expect(entries.count == 3)
         let snatDnat: UInt32 = 0x10 | 0x20 | 0x80 | 0x100 | 0x8 // SRC_NAT, DST_NAT, both DONE, CONFIRMED
         #expect(entries[0].status == snatDnat)
-        #expect(entries[0].tuple(1) == .init(source: [198, 18, 0, 3], sourcePort: 8080, destination: [198, 18, 0, 99], destinationPort: 5555))
+        #expect(
+            entries[0].tuple(1)
+                == .init(
+                    source: [198, 18, 0, 3], sourcePort: 8080, destination: [198, 18, 0, 99], destinationPort: 5555))
         #expect(entries[1].status == 0x80 | 0x8, "no change: only IPS_SRC_NAT_DONE")
         #expect(entries[1].reply == nil || entries[1].tuple(1) == entries[1].tuple(0).inverted)
         #expect(entries[2].status == 0x10 | 0x80 | 0x8)
@@ -140,17 +145,24 @@ struct ConntrackKernelTests {
                 destinationPort: 80)
         ])
         var first = table.entries[0]
-        #expect(ConntrackKfuncs.setNAT(&first, address: [10, 0, 0, 50] + [UInt8](repeating: 0, count: 12), port: 0, source: true, table) == 0)
+        #expect(
+            ConntrackKfuncs.setNAT(
+                &first, address: [10, 0, 0, 50] + [UInt8](repeating: 0, count: 12), port: 0, source: true, table) == 0)
         table.update(0) { $0 = first }
         var second = Network.ConntrackEntry(
             transport: .tcp, source: [10, 0, 0, 2], sourcePort: 2000, destination: [10, 0, 0, 9], destinationPort: 80,
             status: 0)
-        #expect(ConntrackKfuncs.setNAT(&second, address: [10, 0, 0, 50] + [UInt8](repeating: 0, count: 12), port: 0, source: true, table) == 0)
-        #expect(second.tuple(1).destinationPort == 1024, "2000 is taken by the first: the range 1024-65535 from its start")
+        #expect(
+            ConntrackKfuncs.setNAT(
+                &second, address: [10, 0, 0, 50] + [UInt8](repeating: 0, count: 12), port: 0, source: true, table) == 0)
+        #expect(
+            second.tuple(1).destinationPort == 1024, "2000 is taken by the first: the range 1024-65535 from its start")
         var low = Network.ConntrackEntry(
             transport: .tcp, source: [10, 0, 0, 3], sourcePort: 2000, destination: [10, 0, 0, 9], destinationPort: 80,
             status: 0)
-        #expect(ConntrackKfuncs.setNAT(&low, address: [10, 0, 0, 50] + [UInt8](repeating: 0, count: 12), port: 0, source: false, table) == 0)
+        #expect(
+            ConntrackKfuncs.setNAT(
+                &low, address: [10, 0, 0, 50] + [UInt8](repeating: 0, count: 12), port: 0, source: false, table) == 0)
         #expect(low.status == 0x20 | 0x100 && low.tuple(1).source == [10, 0, 0, 50])
     }
 }

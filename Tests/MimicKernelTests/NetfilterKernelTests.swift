@@ -28,7 +28,10 @@ struct NetfilterKernelTests {
     static func ipv4(proto: UInt8, port: UInt16) -> [UInt8] {
         let l4: [UInt8] =
             proto == 6
-            ? [0x9C, 0x40, UInt8(port >> 8), UInt8(port & 0xFF), 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xFF, 0xFF, 0, 0, 0, 0]
+            ? [
+                0x9C, 0x40, UInt8(port >> 8), UInt8(port & 0xFF), 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xFF, 0xFF, 0, 0,
+                0, 0,
+            ]
             : [0x30, 0x39, UInt8(port >> 8), UInt8(port & 0xFF), 0, 12, 0, 0, 1, 2, 3, 4]
         return Fixtures.ethernet(type: 0x0800, payload: Fixtures.ipv4(protocol: proto, payload: l4))
     }

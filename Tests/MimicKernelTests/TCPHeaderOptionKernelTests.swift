@@ -13,7 +13,8 @@ import Testing
 struct TCPHeaderOptionKernelTests {
     @Test func verifierTakesTheProgram() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        let object = try ObjectFile(contentsOf: root.appendingPathComponent("MimicLinuxTests/Fixtures/netprog_hdr_opt.o").path)
+        let object = try ObjectFile(
+            contentsOf: root.appendingPathComponent("MimicLinuxTests/Fixtures/netprog_hdr_opt.o").path)
         let kernel = try KernelObject(object: object)
         #expect(throws: Never.self) { _ = try kernel.program(named: "hdr_opt") }
     }

@@ -10,11 +10,9 @@ import MimicCore
 @Suite struct HelperCoverageTests {
     /// Networking helpers the `network` / `netprogs` work adds (sockets, sockmap, sock_ops,
     /// sk_msg, lwt/seg6, tunnels, syncookies, cgroup sockopt/retval, cgroup storage).
-    static let pendingNetworking: Set<String> = [
-    ]
+    static let pendingNetworking: Set<String> = []
     /// Helpers of the current task that the `system-events` work adds with its task model.
-    static let pendingSystemEvents: Set<String> = [
-    ]
+    static let pendingSystemEvents: Set<String> = []
     static var pending: Set<String> { pendingNetworking.union(pendingSystemEvents) }
     /// Emulated helpers whose call can only return normally with state a generated program
     /// cannot make (a socket reference it holds, an iterator's `seq_file`, a file or task of the
@@ -51,7 +49,8 @@ import MimicCore
         // Helpers of an sk_buff fitted to lwt_in / lwt_xmit, or of End.BPF's SRH state
         // (lwt_seg6local): net_lwt.c, net_seg6.c.
         "bpf_lwt_push_encap": "LWTHelperTests, FixtureComparisonTests (net_lwt)",
-        "bpf_lwt_seg6_store_bytes": "LWTHelperTests (seg6local)", "bpf_lwt_seg6_adjust_srh": "LWTHelperTests (seg6local)",
+        "bpf_lwt_seg6_store_bytes": "LWTHelperTests (seg6local)",
+        "bpf_lwt_seg6_adjust_srh": "LWTHelperTests (seg6local)",
         "bpf_lwt_seg6_action": "LWTHelperTests (seg6local)",
     ]
 

@@ -182,7 +182,8 @@ struct InlineLookupTests {
             let array = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 4, name: "array")
             let hash = try makeMap(emulator, vm, .hash, key: 4, value: 8, max: 4, name: "hash")
             for (map, helper) in [(array, 1), (hash, 1), (hash, 2), (hash, 3), (array, 3)] {
-                let program = try load(vm, "lddw %r1, \(hex(map.handle))\nmov %r2, 16\nmov %r3, %r10\ncall \(helper)\nexit")
+                let program = try load(
+                    vm, "lddw %r1, \(hex(map.handle))\nmov %r2, 16\nmov %r3, %r10\ncall \(helper)\nexit")
                 let error = try #require(throws: ExecutionError.self) { try vm.makeProcess(for: program).run() }
                 #expect(error.code == .helperFailed && error.kind.failure?.fault?.address == 16, "\(error)")
                 descriptions.append("\(map.name) \(helper): \(error.pc) \(error)")
@@ -240,7 +241,9 @@ struct InlineLookupTests {
                 try call(map, 1, key: 1)
                 try call(map, 1, key: 0)
             }
-            outcome.append("\(hash.keys) \(array.perCPUValues(forKey: le32(0)) ?? []) \(perCPU.perCPUValues(forKey: le32(1)) ?? [])")
+            outcome.append(
+                "\(hash.keys) \(array.perCPUValues(forKey: le32(0)) ?? []) \(perCPU.perCPUValues(forKey: le32(1)) ?? [])"
+            )
             outcomes.append(outcome)
         }
         #expect(outcomes[0] == outcomes[1])

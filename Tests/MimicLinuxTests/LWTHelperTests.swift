@@ -25,7 +25,8 @@ struct LWTHelperTests {
     static func network() throws -> Network { try Network(jsonData: Array(networkJSON.utf8)) }
 
     static func load(_ name: String) throws -> Fixture.Loaded {
-        let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1, randomSeed: 1, network: try network()))
+        let emulator = LinuxEmulator(
+            configuration: LinuxConfiguration(cpuCount: 1, randomSeed: 1, network: try network()))
         let vm = VM(emulator: emulator)
         return Fixture.Loaded(vm: vm, emulator: emulator, object: try vm.load(object: Fixture.object(name)))
     }
@@ -33,9 +34,15 @@ struct LWTHelperTests {
     static func address(_ text: String) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: 16)
         let halves = text.components(separatedBy: "::")
-        func groups(_ part: String) -> [UInt16] { part.isEmpty ? [] : part.split(separator: ":").map { UInt16($0, radix: 16)! } }
-        let head = groups(halves[0]), tail = halves.count > 1 ? groups(halves[1]) : []
-        for (i, group) in head.enumerated() { bytes[2 * i] = UInt8(group >> 8); bytes[2 * i + 1] = UInt8(group & 0xFF) }
+        func groups(_ part: String) -> [UInt16] {
+            part.isEmpty ? [] : part.split(separator: ":").map { UInt16($0, radix: 16)! }
+        }
+        let head = groups(halves[0])
+        let tail = halves.count > 1 ? groups(halves[1]) : []
+        for (i, group) in head.enumerated() {
+            bytes[2 * i] = UInt8(group >> 8)
+            bytes[2 * i + 1] = UInt8(group & 0xFF)
+        }
         for (i, group) in tail.enumerated() {
             let at = 16 - 2 * (tail.count - i)
             bytes[at] = UInt8(group >> 8)
@@ -58,7 +65,8 @@ struct LWTHelperTests {
         let map = try loaded.map("results")
         return (0..<count).map { index in
             let value = map.value(forKey: littleEndianBytes(UInt32(index))) ?? []
-            return Int64(bitPattern: value.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) })
+            return Int64(
+                bitPattern: value.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) })
         }
     }
 
@@ -117,7 +125,9 @@ struct LWTHelperTests {
         #expect(outcome == .interface(2, nexthop: Self.address("fd00::9")))
     }
 
-    @Test("End.B6.Encaps pushes an outer IPv6 header with the SRH, from the output device's address, with the inner flow label")
+    @Test(
+        "End.B6.Encaps pushes an outer IPv6 header with the SRH, from the output device's address, with the inner flow label"
+    )
     func seg6Encap() throws {
         let loaded = try Self.load("net_seg6")
         // Traffic class 0xAB, flow label 0xCDEF1: the outer header copies both.
@@ -190,7 +200,10 @@ struct LWTHelperTests {
         let frame = Packet.make(source: "10.0.0.1", destination: "10.0.0.2")
         let process = try loaded.run("lwt_in_encap", context: try ContextFit.fit(SKBContext(packet: frame), to: source))
         let inner = Array(frame.dropFirst(14))
-        #expect(try Self.results(loaded, count: 13) == [-22, -22, -22, -22, -22, -22, -22, -22, -22, 0, 0, Int64(inner.count + 20), 0x0008])
+        #expect(
+            try Self.results(loaded, count: 13) == [
+                -22, -22, -22, -22, -22, -22, -22, -22, -22, 0, 0, Int64(inner.count + 20), 0x0008,
+            ])
         let packet = try #require(SKBContext.result(of: process)).packet
         #expect(Array(packet.dropFirst(20)) == inner)
         #expect(Packet.checksum(Array(packet.prefix(20))) == 0, "a valid header checksum")
@@ -227,6 +240,10 @@ struct LWTHelperTests {
             }
         }
         let network = try Self.network()
-        #expect(network.xfrm == [.init(reqid: 7, spi: 258, remote: [198, 51, 100, 1]), .init(reqid: 0, spi: 1, remote: Self.address("2001:db8::5"))])
+        #expect(
+            network.xfrm == [
+                .init(reqid: 7, spi: 258, remote: [198, 51, 100, 1]),
+                .init(reqid: 0, spi: 1, remote: Self.address("2001:db8::5")),
+            ])
     }
 }

@@ -15,7 +15,9 @@ import MimicLinux
         ] {
             #expect(ids.contains(helper.rawValue), "\(helper) is not emulated")
         }
-        #expect(ids == Set(HelperID.known.map(\.rawValue)), "not emulated: \(HelperID.known.filter { !ids.contains($0.rawValue) })")
+        #expect(
+            ids == Set(HelperID.known.map(\.rawValue)),
+            "not emulated: \(HelperID.known.filter { !ids.contains($0.rawValue) })")
         #expect(emulator.helper(id: HelperID.skLookupTcp.rawValue) != nil)
         #expect(emulator.helper(id: HelperID.skLookupTcp.rawValue)?.name == "bpf_sk_lookup_tcp")
         #expect(emulator.helperName(id: 1) == "bpf_map_lookup_elem")

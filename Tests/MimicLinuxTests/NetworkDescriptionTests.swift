@@ -73,7 +73,9 @@ import MimicJSON
         #expect(network.interfaces.count == 4 && network.routes.count == 7 && network.sockets.count == 4)
         #expect(network.routes[0].ifindex == 2 && network.routes[6].type == .prohibit)
         #expect(network.sockets[2].cookie == 9000 && network.sockets[3].boundIfindex == 3)
-        #expect(network.syncookieSecret.ipv4.prefix(2) == [0x00, 0x11] && network.syncookieSecret.ipv6 == SyncookieSecret.zero.ipv6)
+        #expect(
+            network.syncookieSecret.ipv4.prefix(2) == [0x00, 0x11]
+                && network.syncookieSecret.ipv6 == SyncookieSecret.zero.ipv6)
     }
 
     @Test func mistakesNameTheirField() {
@@ -92,11 +94,26 @@ import MimicJSON
             (#"{"tunnel": {"id": 1, "remote": "10.0.0.1", "options": {"hex": "0102"}}}"#, "tunnel.options"),
             (#"{"neighbours": [{"ip": "10.0.0.9", "dev": "eth0", "state": "gone"}]}"#, "neighbours[0].state"),
             (#"{"mtu": 1500}"#, "mtu: unknown field"),
-            (#"{"conntrack": [{"protocol": "sctp", "source": "10.0.0.2:1", "destination": "10.0.0.1:80"}]}"#, "conntrack[0].protocol"),
-            (#"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2", "destination": "10.0.0.1:80"}]}"#, "conntrack[0].source"),
-            (#"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "[fd00::1]:80"}]}"#, "conntrack[0].destination"),
-            (#"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "10.0.0.1:70000"}]}"#, "conntrack[0].destination"),
-            (#"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "10.0.0.1:80", "state": 1}]}"#, "conntrack[0].state: unknown field"),
+            (
+                #"{"conntrack": [{"protocol": "sctp", "source": "10.0.0.2:1", "destination": "10.0.0.1:80"}]}"#,
+                "conntrack[0].protocol"
+            ),
+            (
+                #"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2", "destination": "10.0.0.1:80"}]}"#,
+                "conntrack[0].source"
+            ),
+            (
+                #"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "[fd00::1]:80"}]}"#,
+                "conntrack[0].destination"
+            ),
+            (
+                #"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "10.0.0.1:70000"}]}"#,
+                "conntrack[0].destination"
+            ),
+            (
+                #"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "10.0.0.1:80", "state": 1}]}"#,
+                "conntrack[0].state: unknown field"
+            ),
             (
                 #"{"conntrack": [{"protocol": "udp", "source": "10.0.0.2:1", "destination": "10.0.0.1:53", "replySource": "10.0.0.1:53"}]}"#,
                 "conntrack[0].replyDestination"
@@ -105,7 +122,10 @@ import MimicJSON
                 #"{"conntrack": [{"protocol": "udp", "source": "10.0.0.2:1", "destination": "10.0.0.1:53", "replySource": "[fd00::1]:53", "replyDestination": "[fd00::2]:1"}]}"#,
                 "conntrack[0].replySource"
             ),
-            (#"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "10.0.0.1:80", "zone": 70000}]}"#, "conntrack[0].zone"),
+            (
+                #"{"conntrack": [{"protocol": "tcp", "source": "10.0.0.2:1", "destination": "10.0.0.1:80", "zone": 70000}]}"#,
+                "conntrack[0].zone"
+            ),
             (#"{"conntrack": {"protocol": "tcp"}}"#, "conntrack"),
         ]
         for (text, path) in cases {

@@ -80,7 +80,8 @@ struct PacketKfuncTests {
 
     /// A driver's receive metadata: values, and -ENODATA for what it lacks.
     @Test func xdpReceiveMetadataComesFromTheContext() throws {
-        let json = try JSONValue.parse(Array(#"{"hash": 305419896, "hash_type": 9, "vlan_proto": 33024, "vlan_tci": 100}"#.utf8))
+        let json = try JSONValue.parse(
+            Array(#"{"hash": 305419896, "hash_type": 9, "vlan_proto": 33024, "vlan_tci": 100}"#.utf8))
         var context = XDPContext(packet: Self.packet)
         context.rxMetadata = try XDPRxMetadata(json: JSONField(json, path: "rx_metadata"))
         let loaded = try Fixture.load("packet_kfuncs")
@@ -106,16 +107,26 @@ struct PacketKfuncTests {
         #expect(network.interface(ifindex: 2)?.rxMetadata == XDPRxMetadata(hash: 7, hashType: 2, timestamp: 1000))
         let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1, network: network))
         let vm = VM(emulator: emulator)
-        let loaded = Fixture.Loaded(vm: vm, emulator: emulator, object: try vm.load(object: Fixture.object("packet_kfuncs")))
+        let loaded = Fixture.Loaded(
+            vm: vm, emulator: emulator, object: try vm.load(object: Fixture.object("packet_kfuncs")))
         func results(_ context: XDPContext) throws -> [Int64] {
             #expect(try loaded.run("xdp_metadata", context: context).state == .exited(2))
             return Array(try Self.longs(loaded, "xdp_results")[14...19])
         }
         // Arriving on eth0: its driver's values, -ENODATA for the VLAN tag it has none of.
-        #expect(try results(XDPContext(packet: Self.packet, ingressIfindex: 2)) == [0, 7 << 32 | 2, 0, 1000, -61, 4 << 16 | 5])
+        #expect(
+            try results(XDPContext(packet: Self.packet, ingressIfindex: 2)) == [
+                0, 7 << 32 | 2, 0, 1000, -61, 4 << 16 | 5,
+            ])
         // eth1's driver has no metadata kfuncs; nor has lo (ifindex 0 is loopback).
-        #expect(try results(XDPContext(packet: Self.packet, ingressIfindex: 3)) == [-95, 1 << 32 | 2, -95, 3, -95, 4 << 16 | 5])
-        #expect(try results(XDPContext(packet: Self.packet, ingressIfindex: 0)) == [-95, 1 << 32 | 2, -95, 3, -95, 4 << 16 | 5])
+        #expect(
+            try results(XDPContext(packet: Self.packet, ingressIfindex: 3)) == [
+                -95, 1 << 32 | 2, -95, 3, -95, 4 << 16 | 5,
+            ])
+        #expect(
+            try results(XDPContext(packet: Self.packet, ingressIfindex: 0)) == [
+                -95, 1 << 32 | 2, -95, 3, -95, 4 << 16 | 5,
+            ])
         // The packet's own metadata replaces the device's, whole.
         var own = XDPContext(packet: Self.packet, ingressIfindex: 2)
         own.rxMetadata = XDPRxMetadata(timestamp: 55)
@@ -124,9 +135,18 @@ struct PacketKfuncTests {
 
     @Test func networkReceiveMetadataMistakesAreNamed() {
         for (text, message) in [
-            (#"{"interfaces": [{"ifindex": 2, "name": "eth0", "rxMetadata": {"hsah": 1}}]}"#, #"interfaces[0].rxMetadata.hsah: unknown field "hsah""#),
-            (#"{"interfaces": [{"ifindex": 2, "name": "eth0", "rxMetadata": {"vlan_tci": 1}}]}"#, "interfaces[0].rxMetadata: give vlan_proto and vlan_tci together"),
-            (#"{"interfaces": [{"ifindex": 2, "name": "eth0", "rxMetadata": {"hash": -1}}]}"#, "interfaces[0].rxMetadata.hash"),
+            (
+                #"{"interfaces": [{"ifindex": 2, "name": "eth0", "rxMetadata": {"hsah": 1}}]}"#,
+                #"interfaces[0].rxMetadata.hsah: unknown field "hsah""#
+            ),
+            (
+                #"{"interfaces": [{"ifindex": 2, "name": "eth0", "rxMetadata": {"vlan_tci": 1}}]}"#,
+                "interfaces[0].rxMetadata: give vlan_proto and vlan_tci together"
+            ),
+            (
+                #"{"interfaces": [{"ifindex": 2, "name": "eth0", "rxMetadata": {"hash": -1}}]}"#,
+                "interfaces[0].rxMetadata.hash"
+            ),
         ] {
             do {
                 _ = try Network(jsonData: Array(text.utf8))

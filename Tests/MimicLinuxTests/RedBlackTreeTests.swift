@@ -29,9 +29,9 @@ struct RedBlackTreeTests {
         #expect(Self.shape(tree) == "1B")
         Self.insert([2], into: &tree)
         #expect(Self.shape(tree) == "1B(-,2R)")
-        Self.insert([3], into: &tree)  // case 3, mirrored: left rotate at 1
+        Self.insert([3], into: &tree) // case 3, mirrored: left rotate at 1
         #expect(Self.shape(tree) == "2B(1R,3R)")
-        Self.insert([4], into: &tree)  // case 1: colour flips up to the root
+        Self.insert([4], into: &tree) // case 1: colour flips up to the root
         #expect(Self.shape(tree) == "2B(1B,3B(-,4R))")
         Self.insert([5], into: &tree)
         #expect(Self.shape(tree) == "2B(1B,4B(3R,5R))")
@@ -39,7 +39,7 @@ struct RedBlackTreeTests {
         #expect(Self.shape(tree) == "2B(1B,4R(3B,5B(-,6R)))")
         Self.insert([7], into: &tree)
         #expect(Self.shape(tree) == "2B(1B,4R(3B,6B(5R,7R)))")
-        Self.insert([8], into: &tree)  // case 1 at 6, then case 3 at the root: 4 rises
+        Self.insert([8], into: &tree) // case 1 at 6, then case 3 at the root: 4 rises
         #expect(Self.shape(tree) == "4B(2R(1B,3B),6R(5B,7B(-,8R)))")
         #expect(tree.first == 0x1000)
         #expect(tree.inOrder.map { $0 / 0x1000 } == [1, 2, 3, 4, 5, 6, 7, 8])
@@ -47,7 +47,7 @@ struct RedBlackTreeTests {
 
     @Test func innerInsertsRotateTwice() {
         var tree = RedBlackTree()
-        Self.insert([3, 1, 2], into: &tree)  // case 2 (left rotate at 1), then case 3 at 3
+        Self.insert([3, 1, 2], into: &tree) // case 2 (left rotate at 1), then case 3 at 3
         #expect(Self.shape(tree) == "2B(1R,3R)")
         var mirrored = RedBlackTree()
         Self.insert([1, 3, 2], into: &mirrored)
@@ -101,12 +101,12 @@ struct RedBlackTreeTests {
             tree.link(node, under: parent, left: left)
         }
         #expect(linking(0x1000, under: 0, left: true))
-        #expect(!linking(0x1000, under: 0, left: true))  // already in the tree
-        #expect(!linking(0x2000, under: 0, left: true))  // the tree has a root
-        #expect(!linking(0x2000, under: 0x3000, left: true))  // no such parent
-        #expect(!linking(0, under: 0x1000, left: true))  // NULL is no node
+        #expect(!linking(0x1000, under: 0, left: true)) // already in the tree
+        #expect(!linking(0x2000, under: 0, left: true)) // the tree has a root
+        #expect(!linking(0x2000, under: 0x3000, left: true)) // no such parent
+        #expect(!linking(0, under: 0x1000, left: true)) // NULL is no node
         #expect(linking(0x2000, under: 0x1000, left: false))
-        #expect(!linking(0x3000, under: 0x1000, left: false))  // that slot is taken
+        #expect(!linking(0x3000, under: 0x1000, left: false)) // that slot is taken
         #expect(Self.shape(tree) == "1B(-,2R)")
     }
 
@@ -126,13 +126,13 @@ struct RedBlackTreeTests {
         var random = SplitMix(seed: 0x5EED_0F_7AEE)
         var tree = RedBlackTree()
         var keys: [UInt64: UInt64] = [:]
-        var reference: [UInt64] = []  // nodes in order: by key, equal keys in insertion order
+        var reference: [UInt64] = [] // nodes in order: by key, equal keys in insertion order
         var nextNode: UInt64 = 0x1000
         for step in 0..<6000 {
             if reference.isEmpty || random.next() % 5 < 3 {
                 let node = nextNode
                 nextNode += 0x40
-                let key = random.next() % 500  // duplicates are frequent
+                let key = random.next() % 500 // duplicates are frequent
                 keys[node] = key
                 let index = reference.firstIndex { keys[$0]! > key } ?? reference.count
                 reference.insert(node, at: index)

@@ -53,7 +53,8 @@ struct SKLookupFrameTests {
         let source: [UInt8] = [0x20, 0x01, 0x0D, 0xB8] + [UInt8](repeating: 0, count: 11) + [7]
         let destination: [UInt8] = [0xFD] + [UInt8](repeating: 0, count: 14) + [1]
         let udp = Packet.be16(5000) + Packet.be16(53) + Packet.be16(8) + [0, 0]
-        let frame = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xDD] + [0x60, 0, 0, 0] + Packet.be16(8) + [17, 64]
+        let frame =
+            [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xDD] + [0x60, 0, 0, 0] + Packet.be16(8) + [17, 64]
             + source + destination + udp
         let context = try #require(Self.context(frame))
         #expect(context.family == 10 && context.protocol == 17)

@@ -30,14 +30,17 @@ import MimicJSON
     @Test func theHashInputIsLaidOutAsTheKernels() {
         let secret = Self.key + [UInt8](repeating: 0, count: 16)
         // th->source = 0x0b0a as loaded little-endian: bytes 0a 0b; th->dest bytes 08 09.
-        let v4 = Syncookie.Flow(ipHeader: [UInt8](repeating: 0, count: 12) + Array(0..<8), isIPv6: false,
+        let v4 = Syncookie.Flow(
+            ipHeader: [UInt8](repeating: 0, count: 12) + Array(0..<8), isIPv6: false,
             tcpHeader: [0x0a, 0x0b, 0x08, 0x09])
         #expect(Syncookie.hash(v4, count: 0x0f0e_0d0c, key: secret, 0) == 0x57c2_9bdb)
-        let v6 = Syncookie.Flow(ipHeader: [UInt8](repeating: 0, count: 8) + Array(0..<32), isIPv6: true,
+        let v6 = Syncookie.Flow(
+            ipHeader: [UInt8](repeating: 0, count: 8) + Array(0..<32), isIPv6: true,
             tcpHeader: [36, 37, 38, 39])
         #expect(Syncookie.hash(v6, count: 0x2322_2120, key: secret, 0) == 0x5304_a7d0)
         // Key 1 is the secret's second half.
-        #expect(Syncookie.hash(v4, count: 0x0f0e_0d0c, key: [UInt8](repeating: 0, count: 16) + Self.key, 1) == 0x57c2_9bdb)
+        #expect(
+            Syncookie.hash(v4, count: 0x0f0e_0d0c, key: [UInt8](repeating: 0, count: 16) + Self.key, 1) == 0x57c2_9bdb)
     }
 
     static let iph: [UInt8] = [0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 1, 0, 50, 10, 1, 0, 1]
@@ -52,7 +55,9 @@ import MimicJSON
             #expect(Syncookie.check(cookie, flow, sequence: 1000, count: 77, secret: secret) == UInt32(index))
             #expect(Syncookie.check(cookie, flow, sequence: 1000, count: 78, secret: secret) == UInt32(index))
             #expect(Syncookie.check(cookie, flow, sequence: 1000, count: 79, secret: secret) == UInt32.max, "too old")
-            #expect(Syncookie.check(cookie, flow, sequence: 1000, count: 76, secret: secret) == UInt32.max, "from the future")
+            #expect(
+                Syncookie.check(cookie, flow, sequence: 1000, count: 76, secret: secret) == UInt32.max,
+                "from the future")
         }
         // The top 8 bits carry the counter above H0 + seq: the cookie of count + 1 is 1 << 24 more
         // before the H1 term, which is below 2^24.
@@ -95,17 +100,23 @@ import MimicJSON
     @Test(arguments: Fixture.engines)
     func theRawHelpersFixture(engine: ExecutionEngine) throws {
         let fixture = try Fixture.load("net_syncookie", engine: engine)
-        let process = try fixture.run("xdp_raw_syncookie", context: XDPContext(packet: [UInt8](repeating: 0, count: 60)))
+        let process = try fixture.run(
+            "xdp_raw_syncookie", context: XDPContext(packet: [UInt8](repeating: 0, count: 60)))
         #expect(process.registers[0] == 2)
         let results = try fixture.map("results", as: ArrayMap.self)
         let values = (0..<20).map { i in
-            Int64(bitPattern: (results.value(forKey: le32(UInt32(i))) ?? []).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+            Int64(
+                bitPattern: (results.value(forKey: le32(UInt32(i))) ?? []).reversed().reduce(UInt64(0)) {
+                    $0 << 8 | UInt64($1)
+                })
         }
-        let invalid: Int64 = -22, denied: Int64 = -13
-        #expect(values == [
-            1300, invalid, invalid, 1, 0, denied, denied, 1460, 536, 1460, 1440, 1300, 536,
-            1220, invalid, 0, denied, 8940, 1440, 1220,
-        ])
+        let invalid: Int64 = -22
+        let denied: Int64 = -13
+        #expect(
+            values == [
+                1300, invalid, invalid, 1, 0, denied, denied, 1460, 536, 1460, 1440, 1300, 536,
+                1220, invalid, 0, denied, 8940, 1440, 1220,
+            ])
     }
 
     /// The listener helpers and the raw ones share the cookie: on a listener whose SYN queue
@@ -123,7 +134,10 @@ import MimicJSON
         #expect(try process.run() == 2)
         let results = try #require(emulator.map(named: "results"))
         let values = (20..<24).map { i in
-            Int64(bitPattern: (results.value(forKey: le32(UInt32(i))) ?? []).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+            Int64(
+                bitPattern: (results.value(forKey: le32(UInt32(i))) ?? []).reversed().reduce(UInt64(0)) {
+                    $0 << 8 | UInt64($1)
+                })
         }
         #expect(values == [1440, 0, 0, -13])
     }
@@ -135,7 +149,10 @@ import MimicJSON
         #expect(network.syncookieSecret.ipv6 == SyncookieSecret.zero.ipv6)
         for (json, message) in [
             (#"{"syncookieSecret": {"ipv5": "AAAA"}}"#, #"syncookieSecret.ipv5: unknown field "ipv5""#),
-            (#"{"syncookieSecret": {"ipv6": {"hex": "00 01"}}}"#, "syncookieSecret.ipv6: a syncookie secret has 32 bytes"),
+            (
+                #"{"syncookieSecret": {"ipv6": {"hex": "00 01"}}}"#,
+                "syncookieSecret.ipv6: a syncookie secret has 32 bytes"
+            ),
             (#"{"syncookieSecret": 7}"#, "syncookieSecret"),
         ] {
             #expect(throws: JSONError.self, "\(json)") { try Network(jsonData: Array(json.utf8)) }
@@ -177,7 +194,9 @@ import MimicJSON
             var network = Network.standard
             network.syncookieSecret = secret
             let configuration = LinuxConfiguration(network: network)
-            return try ContextTestSupport.run(program, context: XDPContext(packet: packet), configuration: configuration).0
+            return try ContextTestSupport.run(
+                program, context: XDPContext(packet: packet), configuration: configuration
+            ).0
         }
         let a = try cookie(SyncookieSecret(ipv4: Array(0..<32), ipv6: Array(0..<32)))
         let b = try cookie(SyncookieSecret(ipv4: Array(0..<32), ipv6: Array(0..<32)))

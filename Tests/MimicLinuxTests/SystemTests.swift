@@ -47,7 +47,10 @@ import Testing
         (#"{"cgroups": [{"path": "/a", "id": 1}]}"#, "also cgroup /'s"),
         (#"{"kernel": {"version": "six"}}"#, "expected a release"),
         (#"{"tasks": [{"pid": 1, "comm": "a", "regs": {"ip": "here"}}]}"#, "tasks[0].regs.ip: expected an integer"),
-        (#"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3, "path": "/x", "xattrs": {"user.a": 5}}]}]}"#, "tasks[0].files[0].xattrs"),
+        (
+            #"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3, "path": "/x", "xattrs": {"user.a": 5}}]}]}"#,
+            "tasks[0].files[0].xattrs"
+        ),
         (
             #"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3, "path": "/x", "xattrs": {"user.a": {"hex": "01", "b": 1}}}]}]}"#,
             "unknown field \"b\""
@@ -60,7 +63,10 @@ import Testing
             #"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3, "path": "/x", "xattrs": {"user.a": {"hex": "0g"}}}]}]}"#,
             "expected hex bytes"
         ),
-        (#"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3, "path": "/x"}, {"fd": 3, "path": "/y"}]}]}"#, "fd 3 is listed twice"),
+        (
+            #"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3, "path": "/x"}, {"fd": 3, "path": "/y"}]}]}"#,
+            "fd 3 is listed twice"
+        ),
         (#"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": -1, "path": "/x"}]}]}"#, "tasks[0].files[0].fd"),
         (#"{"tasks": [{"pid": 1, "comm": "a", "files": [{"fd": 3}]}]}"#, "tasks[0].files[0].path"),
         (#"{"tasks": [{"pid": 1, "comm": "a", "regs": [1, 2]}]}"#, "tasks[0].regs"),
@@ -109,7 +115,9 @@ import Testing
         let url = Fixture.directory.appendingPathComponent("tracing/system_helpers.bpf.o")
         let object = try ObjectFile(contentsOf: url.path)
         let system = try Self.system(#"{"tasks": [{"pid": 7, "comm": "a", "regs": {"rip": 1}}]}"#)
-        let vm = VM(emulator: LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 1, system: system, kernelBTF: object.btf)))
+        let vm = VM(
+            emulator: LinuxEmulator(
+                configuration: LinuxConfiguration(cpuCount: 1, system: system, kernelBTF: object.btf)))
         let error = try #require(throws: (any Error).self) { try vm.load(object: object) }
         #expect("\(error)".contains("task 7: register rip is not an 8-byte member of struct pt_regs"), "\(error)")
     }

@@ -41,7 +41,8 @@ import MimicJSON
     @Test(arguments: Fixture.engines)
     func lengthCallbackReserves(engine: ExecutionEngine) throws {
         let loaded = try Fixture.load("netprog_hdr_opt", engine: engine)
-        let json = #"{"type": "bpf_sock_ops", "ctx": {"op": "HDR_OPT_LEN_CB", "skb": {"hex": "\#(Self.hex(Self.segment(Self.mss, payload: [9, 9])))"}}}"#
+        let json =
+            #"{"type": "bpf_sock_ops", "ctx": {"op": "HDR_OPT_LEN_CB", "skb": {"hex": "\#(Self.hex(Self.segment(Self.mss, payload: [9, 9])))"}}}"#
         let process = try loaded.run("hdr_opt", context: try Self.context(json))
         let r = try Self.results(loaded)
         #expect([r[0], r[1], r[2], r[3], r[4], r[5], r[6]] == [-22, -22, -28, 0, -1, -1, 1])
@@ -59,7 +60,8 @@ import MimicJSON
         let loaded = try Fixture.load("netprog_hdr_opt", engine: engine)
         // The header holds the kernel's MSS option, then the 12 bytes reserved for BPF.
         let header = Self.segment(Self.mss + [UInt8](repeating: 0, count: 12))
-        let json = #"{"type": "bpf_sock_ops", "ctx": {"op": "WRITE_HDR_OPT_CB", "skb": {"hex": "\#(Self.hex(header))"}, "remaining_opt_len": 12}}"#
+        let json =
+            #"{"type": "bpf_sock_ops", "ctx": {"op": "WRITE_HDR_OPT_CB", "skb": {"hex": "\#(Self.hex(header))"}, "remaining_opt_len": 12}}"#
         let process = try loaded.run("hdr_opt", context: try Self.context(json))
         let r = try Self.results(loaded)
         // 16: only 4 bytes remain, and the space is checked before the header is searched.
@@ -73,7 +75,8 @@ import MimicJSON
         // The program failing: the kernel fills the whole reserved space with NOPs.
         let failed = try #require(SockOpsContext.headerOptions(of: process, returnValue: 0))
         #expect(failed.written == 0 && Array(failed.segment[24..<36]) == [UInt8](repeating: 1, count: 12))
-        let fields = Dictionary(uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
+        let fields = Dictionary(
+            uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
         #expect(fields["replylong[1]"] == 12, "args[1] is the reserved space")
     }
 
@@ -95,7 +98,9 @@ import MimicJSON
         let (r0, process) = try ContextTestSupport.run(program, context: context)
         let out = try #require(SockOpsContext.headerOptions(of: process, returnValue: r0))
         #expect(Array(out.segment[20..<28]) == [253, 4, 1, 2, 1, 1, 1, 1])
-        #expect(LinuxProcessState.of(process)?.socketEffects.first?.description == "bpf_store_hdr_opt(kind 253, length 4, 0102) = 0")
+        #expect(
+            LinuxProcessState.of(process)?.socketEffects.first?.description
+                == "bpf_store_hdr_opt(kind 253, length 4, 0102) = 0")
     }
 
     @Test(arguments: Fixture.engines)
@@ -103,12 +108,14 @@ import MimicJSON
         let loaded = try Fixture.load("netprog_hdr_opt", engine: engine)
         let received = Self.segment(Self.mss + Self.experimental, payload: Array("data".utf8))
         let syn = Self.segment([2, 4, 0x05, 0x78], flags: 2)
-        let json = #"{"type": "bpf_sock_ops", "ctx": {"op": "PARSE_HDR_OPT_CB", "skb": {"hex": "\#(Self.hex(received))"}, "syn": {"hex": "\#(Self.hex(syn))"}}}"#
+        let json =
+            #"{"type": "bpf_sock_ops", "ctx": {"op": "PARSE_HDR_OPT_CB", "skb": {"hex": "\#(Self.hex(received))"}, "syn": {"hex": "\#(Self.hex(syn))"}}}"#
         let process = try loaded.run("hdr_opt", context: try Self.context(json))
         let r = try Self.results(loaded)
         #expect((30...39).map { r[$0] } == [8, 0x0403_0201_9FEB_08FE, -28, 8, -42, 4, -22, 4, -22, -42])
         #expect(r[40] == 0x7805_0402, "the SYN's MSS option, 1400")
-        let fields = Dictionary(uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
+        let fields = Dictionary(
+            uniqueKeysWithValues: (TestRunContext.output(of: process) ?? []).map { ($0.name, $0.value) })
         #expect(fields["skb_len"] == 36 && fields["skb_tcp_flags"] == 0x10)
     }
 
@@ -137,7 +144,8 @@ import MimicJSON
         let (r0, process) = try ContextTestSupport.run(
             "mov %r1, %r10\nadd %r1, -8\nmov %r2, 1001\ncall 116\nexit", context: GenericContext())
         #expect(r0 == 0)
-        #expect(LinuxProcessState.of(process)?.socketEffects.map(\.description) == ["bpf_tcp_send_ack(rcv_nxt 1001) = 0"])
+        #expect(
+            LinuxProcessState.of(process)?.socketEffects.map(\.description) == ["bpf_tcp_send_ack(rcv_nxt 1001) = 0"])
         #expect(throws: (any Error).self) {
             try ContextTestSupport.run("mov %r1, 0\nmov %r2, 1\ncall 116\nexit", context: GenericContext())
         }
@@ -173,11 +181,15 @@ import MimicJSON
         }
         #expect(search([1, 1, 2, 4, 5, 0xB4], 2) == .found([2, 4, 5, 0xB4][...]))
         #expect(search([0, 2, 4, 5, 0xB4], 2) == .failed(TCPHeaderOptionHelpers.noMessage, endOfList: true))
-        #expect(search([3, 1, 2, 4, 5, 0xB4], 2) == .failed(TCPHeaderOptionHelpers.fault, endOfList: false), "length 1")
+        #expect(
+            search([3, 1, 2, 4, 5, 0xB4], 2) == .failed(TCPHeaderOptionHelpers.fault, endOfList: false), "length 1")
         #expect(search([3, 9, 1], 2) == .failed(TCPHeaderOptionHelpers.fault, endOfList: false), "past the end")
-        #expect(search([254, 4, 0xEB, 0x9F], 254, [0xEB, 0x9F, 0, 0]) == .failed(TCPHeaderOptionHelpers.noMessage, endOfList: false),
+        #expect(
+            search([254, 4, 0xEB, 0x9F], 254, [0xEB, 0x9F, 0, 0])
+                == .failed(TCPHeaderOptionHelpers.noMessage, endOfList: false),
             "too short for a 4-byte magic")
-        #expect(search([254, 4, 0xEB, 0x9E, 254, 4, 0xEB, 0x9F], 254, [0xEB, 0x9F]) == .found([254, 4, 0xEB, 0x9F][...]))
+        #expect(
+            search([254, 4, 0xEB, 0x9E, 254, 4, 0xEB, 0x9F], 254, [0xEB, 0x9F]) == .found([254, 4, 0xEB, 0x9F][...]))
     }
 
     @Test func contextFileErrors() {
@@ -188,7 +200,9 @@ import MimicJSON
             } catch { return "\(error)" }
         }
         #expect(message(#"{"op": 13, "skb": {"hex": "00 01"}}"#).contains("ctx.skb: expected a TCP header"))
-        #expect(message(#"{"op": 13, "syn": {"hex": "\#(Self.hex(Self.segment([]) .prefix(19).map { $0 }))"}}"#).contains("ctx.syn"))
+        #expect(
+            message(#"{"op": 13, "syn": {"hex": "\#(Self.hex(Self.segment([]) .prefix(19).map { $0 }))"}}"#).contains(
+                "ctx.syn"))
         #expect(message(#"{"op": 13, "remaining_opt_len": -1}"#).contains("ctx.remaining_opt_len"))
         #expect(message(#"{"op": 13, "skb_opts": 1}"#).contains("unknown field \"skb_opts\""))
         // Reserved space larger than the header's options is refused when the run starts.

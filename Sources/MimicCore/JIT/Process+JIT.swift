@@ -51,8 +51,9 @@ extension Process {
                 }
                 // The code's R10-relative accesses within a frame rely on R10 being the top of the
                 // stack minus `depth` frames; if host code or a helper moved R10, interpret the rest.
-                guard registers.storage[10] &+ UInt64(depth &* vm.configuration.stackFrameSize)
-                    == stackBase &+ UInt64(stackSize)
+                guard
+                    registers.storage[10] &+ UInt64(depth &* vm.configuration.stackFrameSize)
+                        == stackBase &+ UInt64(stackSize)
                 else {
                     self.pc = pc
                     self.instructionsExecuted = count

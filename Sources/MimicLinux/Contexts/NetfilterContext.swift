@@ -145,7 +145,9 @@ public struct NetfilterContext: Context, Sendable {
         case 0x0800 where pf == Self.ipv4: return nil
         case 0x86DD where pf == Self.ipv6:
             guard packet.count >= 54 else {
-                return ("packet", "an IPv6 frame has at least 54 bytes (Ethernet and IPv6 headers), got \(packet.count)")
+                return (
+                    "packet", "an IPv6 frame has at least 54 bytes (Ethernet and IPv6 headers), got \(packet.count)"
+                )
             }
             return nil
         case 0x0800, 0x86DD:
@@ -264,7 +266,8 @@ public struct NetfilterContext: Context, Sendable {
             switch r0 {
             case NetfilterContext.drop: "NF_DROP"
             case NetfilterContext.accept: "NF_ACCEPT"
-            default: "invalid netfilter verdict \(Int64(bitPattern: r0)) (the kernel's verifier allows only NF_DROP 0 and NF_ACCEPT 1)"
+            default:
+                "invalid netfilter verdict \(Int64(bitPattern: r0)) (the kernel's verifier allows only NF_DROP 0 and NF_ACCEPT 1)"
             }
         }
     }

@@ -474,7 +474,8 @@ public struct SKBContext: Context, Sendable {
             switch LWTHelpers.beginEndBPF(buffer) {
             case .success(let seg6): state.seg6 = seg6
             case .failure(let refusal):
-                throw .message("an lwt_seg6local (End.BPF) packet must be IPv6 with a segment routing header: \(refusal.reason)")
+                throw .message(
+                    "an lwt_seg6local (End.BPF) packet must be IPv6 with a segment routing header: \(refusal.reason)")
             }
         }
         if let environment { state.environment = environment }

@@ -291,7 +291,9 @@ extension SKLookupContext {
         switch etherType {
         case 0x0800:
             guard bytes.count >= network + 20 else { return .notLookedUp("cut short in its IPv4 header") }
-            guard bytes[network] >> 4 == 4 else { return .notLookedUp("an IPv4 EtherType with IP version \(bytes[network] >> 4)") }
+            guard bytes[network] >> 4 == 4 else {
+                return .notLookedUp("an IPv4 EtherType with IP version \(bytes[network] >> 4)")
+            }
             let headerLength = Int(bytes[network] & 0x0F) * 4
             guard headerLength >= 20, bytes.count >= network + headerLength else {
                 return .notLookedUp("an IPv4 header length of \(headerLength) bytes that the frame does not hold")
@@ -304,7 +306,9 @@ extension SKLookupContext {
             transport = network + headerLength
         case 0x86DD:
             guard bytes.count >= network + 40 else { return .notLookedUp("cut short in its IPv6 header") }
-            guard bytes[network] >> 4 == 6 else { return .notLookedUp("an IPv6 EtherType with IP version \(bytes[network] >> 4)") }
+            guard bytes[network] >> 4 == 6 else {
+                return .notLookedUp("an IPv6 EtherType with IP version \(bytes[network] >> 4)")
+            }
             family = SocketContextJSON.inet6
             proto = bytes[network + 6]
             remote = Array(bytes[network + 8..<network + 24])
@@ -317,7 +321,8 @@ extension SKLookupContext {
         case 6:
             guard bytes.count >= transport + 20 else { return .notLookedUp("cut short in its TCP header") }
             let flags = bytes[transport + 13]
-            let syn: UInt8 = 0x02, ack: UInt8 = 0x10
+            let syn: UInt8 = 0x02
+            let ack: UInt8 = 0x10
             guard flags & syn != 0, flags & ack == 0 else {
                 return .notLookedUp("a TCP segment that is not a connection request (SYN without ACK)")
             }
@@ -618,7 +623,8 @@ public struct SockOpsContext: Context, Sendable {
         self.init(
             fields: fields, remoteAddress: remote, remotePort: try ctx["remote_port"].optionalInteger(UInt16.self) ?? 0,
             localAddress: local, localPort: try ctx["local_port"].optionalInteger(UInt16.self) ?? 0,
-            segment: segment, syn: syn, remainingOptionLength: try ctx["remaining_opt_len"].optionalInteger(UInt32.self),
+            segment: segment, syn: syn,
+            remainingOptionLength: try ctx["remaining_opt_len"].optionalInteger(UInt32.self),
             name: name)
     }
 

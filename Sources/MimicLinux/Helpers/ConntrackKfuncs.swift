@@ -218,7 +218,9 @@ enum ConntrackKfuncs {
 
     /// Writes `opts->error`.
     static func fail(_ call: HelperCall, _ errno: Errno) throws(HelperFailure) -> UInt64 {
-        if call.arg32(5) >= 8 { try call.write(littleEndianBytes(UInt32(bitPattern: -errno.rawValue)), at: call.arg(4) + 4) }
+        if call.arg32(5) >= 8 {
+            try call.write(littleEndianBytes(UInt32(bitPattern: -errno.rawValue)), at: call.arg(4) + 4)
+        }
         return 0
     }
 
@@ -269,7 +271,9 @@ enum ConntrackKfuncs {
         let address = call.arg(1)
         let references = references(call)
         guard case .allocated(var entry)? = references.objects[address] else {
-            throw .message("\(call.name): r1 (0x\(String(address, radix: 16))) is not a struct nf_conn___init from bpf_xdp_ct_alloc / bpf_skb_ct_alloc")
+            throw .message(
+                "\(call.name): r1 (0x\(String(address, radix: 16))) is not a struct nf_conn___init from bpf_xdp_ct_alloc / bpf_skb_ct_alloc"
+            )
         }
         entry.mark = mark(references, address) ?? entry.mark
         try release(call, emulator, address)
@@ -302,7 +306,8 @@ enum ConntrackKfuncs {
                 layout.set(conn, ["mark"], Int64(entry.mark))
                 markAt = layout.field(conn.type, ["mark"]).map { conn.offset + $0.offset }
                 storage = RegionStorage(bytes: layout.bytes(at: 0))
-                name = "struct nf_conn \(Network.endpointText(entry.source, entry.sourcePort)) -> \(Network.endpointText(entry.destination, entry.destinationPort))"
+                name =
+                    "struct nf_conn \(Network.endpointText(entry.source, entry.sourcePort)) -> \(Network.endpointText(entry.destination, entry.destinationPort))"
             }
         }
         let address: UInt64
@@ -329,7 +334,8 @@ enum ConntrackKfuncs {
     static func release(_ call: HelperCall, _ emulator: LinuxEmulator?, _ address: UInt64) throws(HelperFailure) {
         let references = references(call)
         guard let count = references.held[address], count > 0 else {
-            throw .message("\(call.name): the program holds no reference to a struct nf_conn at 0x\(String(address, radix: 16))")
+            throw .message(
+                "\(call.name): the program holds no reference to a struct nf_conn at 0x\(String(address, radix: 16))")
         }
         references.held[address] = count - 1
         if case .entry(let index)? = references.objects[address], let mark = mark(references, address),
@@ -348,12 +354,14 @@ enum ConntrackKfuncs {
         let references = references(call)
         let address = call.arg(1)
         guard (references.held[address] ?? 0) > 0, let object = references.objects[address] else {
-            throw .message("\(call.name): r1 (0x\(String(address, radix: 16))) is not a struct nf_conn the program holds")
+            throw .message(
+                "\(call.name): r1 (0x\(String(address, radix: 16))) is not a struct nf_conn the program holds")
         }
         switch object {
         case .allocated(var entry):
             guard allocated else {
-                throw .message("\(call.name) takes an inserted or looked-up struct nf_conn, not a struct nf_conn___init")
+                throw .message(
+                    "\(call.name) takes an inserted or looked-up struct nf_conn, not a struct nf_conn___init")
             }
             let result = body(&entry)
             references.objects[address] = .allocated(entry)

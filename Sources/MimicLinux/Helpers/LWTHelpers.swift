@@ -175,7 +175,8 @@ enum LWTHelpers {
     {
         guard let type = call.state?.skbWriteCheck?.0, types.contains(type) else {
             throw .message(
-                "\(call.name) is a helper of \(names) programs; this run's sk_buff context is not fitted to one (ContextFit)")
+                "\(call.name) is a helper of \(names) programs; this run's sk_buff context is not fitted to one (ContextFit)"
+            )
         }
         return type
     }
@@ -386,7 +387,9 @@ enum LWTHelpers {
     /// `seg6_validate_srh(srh, len, reduced)`.
     static func validateSRH(_ srh: [UInt8], reduced: Bool) -> Bool {
         guard srh.count >= 8, srh[2] == 4 else { return false } // IPV6_SRCRT_TYPE_4
-        let hdrlen = Int(srh[1]), segmentsLeft = Int(srh[3]), firstSegment = Int(srh[4])
+        let hdrlen = Int(srh[1])
+        let segmentsLeft = Int(srh[3])
+        let firstSegment = Int(srh[4])
         guard (hdrlen + 1) << 3 == srh.count else { return false }
         if !reduced, segmentsLeft > firstSegment { return false }
         guard firstSegment <= hdrlen / 2 - 1, segmentsLeft <= firstSegment + 1 else { return false }
@@ -456,7 +459,8 @@ enum LWTHelpers {
             return .failure(Seg6Refusal(reason: "its segment routing header is not valid (seg6_validate_srh)"))
         }
         guard data[srh + 5] & hmacFlag == 0 else {
-            return .failure(Seg6Refusal(reason: "its segment routing header has the HMAC flag (HMAC keys are not modelled)"))
+            return .failure(
+                Seg6Refusal(reason: "its segment routing header has the HMAC flag (HMAC keys are not modelled)"))
         }
         let left = Int(data[srh + 3]) - 1
         let segment = srh + 8 + 16 * left

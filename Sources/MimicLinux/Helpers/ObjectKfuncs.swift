@@ -149,7 +149,8 @@ final class KfuncState: @unchecked Sendable {
             point = try snapshot.insertionPoint(for: node, less: less)
         }
         return lock.withLock { _ in
-            guard owners[node] == nil, trees[root, default: RedBlackTree()].link(node, under: point.parent, left: point.left)
+            guard owners[node] == nil,
+                trees[root, default: RedBlackTree()].link(node, under: point.parent, left: point.left)
             else { return false }
             owners[node] = root
             return true

@@ -161,7 +161,7 @@ struct RedBlackTree: Sendable {
             if isBlack(parent) { break }
             let grandparent = self.parent(of: parent)
             var tmp = right(of: grandparent)
-            if parent != tmp {  // parent is the grandparent's left child
+            if parent != tmp { // parent is the grandparent's left child
                 if tmp != 0 && isRed(tmp) {
                     // Case 1: the uncle is red: colour flips, then go on at the grandparent.
                     setParentColor(tmp, grandparent, black: true)
@@ -290,7 +290,7 @@ struct RedBlackTree: Sendable {
             // Loop invariants: node is black (or NULL at first), parent is not NULL, and the
             // leaf paths through parent and node have one black node fewer than the others.
             var sibling = right(of: parent)
-            if node != sibling {  // node is the parent's left child
+            if node != sibling { // node is the parent's left child
                 if isRed(sibling) {
                     // Case 1: left rotate at the parent.
                     let tmp1 = left(of: sibling)

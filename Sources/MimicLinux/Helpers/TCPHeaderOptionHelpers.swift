@@ -82,10 +82,12 @@ enum TCPHeaderOptionHelpers {
             // long bpf_tcp_send_ack(void *tp, u32 rcv_nxt)
             LinuxHelper.make(.tcpSendAck) { call throws(HelperFailure) in
                 guard call.arg(1) != 0 else {
-                    throw .message("bpf_tcp_send_ack: the tcp_sock is NULL (the verifier only passes the callback's own)")
+                    throw .message(
+                        "bpf_tcp_send_ack: the tcp_sock is NULL (the verifier only passes the callback's own)")
                 }
                 let state = try call.linuxState()
-                state.socketEffects.append(SocketEffect(helper: call.name, detail: "rcv_nxt \(call.arg32(2))", result: 0))
+                state.socketEffects.append(
+                    SocketEffect(helper: call.name, detail: "rcv_nxt \(call.arg32(2))", result: 0))
                 return 0
             },
         ]
@@ -112,7 +114,8 @@ enum TCPHeaderOptionHelpers {
     /// `kind K, length L, DATA-IN-HEX` of an option to store.
     static func describe(kind: UInt8, length: UInt8, _ option: [UInt8]) -> String {
         "kind \(kind), length \(length)"
-            + (option.count > 2 ? ", " + option[2...].map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() : "")
+            + (option.count > 2
+                ? ", " + option[2...].map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() : "")
     }
 
     static func load(_ call: HelperCall) throws(HelperFailure) -> UInt64 {
@@ -123,7 +126,8 @@ enum TCPHeaderOptionHelpers {
         guard length >= 2, flags & ~loadSYN == 0 else { return recorded(call, "len \(length)", Errno.invalid) }
         let size = try call.size(3)
         let search = try call.read(call.arg(2), count: min(size, 6))
-        let kind = search[0], searchLength = search[1]
+        let kind = search[0]
+        let searchLength = search[1]
         let detail = "kind \(kind), length \(searchLength)" + (flags == loadSYN ? ", SYN" : "")
         guard UInt32(searchLength) <= length, kind != 1, kind != 0 else { return recorded(call, detail, Errno.invalid) }
         var magic: [UInt8] = []
@@ -166,7 +170,8 @@ enum TCPHeaderOptionHelpers {
         guard header.op == writeHeaderOptionCallback else { return recorded(call, "op \(header.op)", notPermitted) }
         guard length >= 2, call.arg(4) == 0 else { return recorded(call, "len \(length)", Errno.invalid) }
         let head = try call.read(call.arg(2), count: 2)
-        let kind = head[0], optionLength = head[1]
+        let kind = head[0]
+        let optionLength = head[1]
         guard UInt32(optionLength) <= length, kind != 1, kind != 0 else {
             return recorded(call, "kind \(kind), length \(optionLength)", Errno.invalid)
         }

@@ -86,9 +86,10 @@ enum TimeHelpers {
     /// Data: the emulator's `RandomStreams`, unretained (the emulator keeps it).
     private static let directRandom: DirectHelper.Function = { _, _, _, _, _, call in
         LinuxHelper.direct(call) { process, state in
-            Unmanaged<RandomStreams>.fromOpaque(DirectHelperCall.at(call).pointee.data.unsafelyUnwrapped)._withUnsafeGuaranteedRef {
-                random(state, $0, vCPU: process.vCPU)
-            }
+            Unmanaged<RandomStreams>.fromOpaque(DirectHelperCall.at(call).pointee.data.unsafelyUnwrapped)
+                ._withUnsafeGuaranteedRef {
+                    random(state, $0, vCPU: process.vCPU)
+                }
         }
     }
 

@@ -14,7 +14,9 @@ public struct XDPRxMetadata: Sendable, Equatable {
     /// The VLAN tag the device stripped: its protocol (`0x8100`, `0x88a8`) and TCI.
     public var vlan: (proto: UInt16, tci: UInt16)?
 
-    public init(hash: UInt32? = nil, hashType: UInt32 = 0, timestamp: UInt64? = nil, vlan: (proto: UInt16, tci: UInt16)? = nil) {
+    public init(
+        hash: UInt32? = nil, hashType: UInt32 = 0, timestamp: UInt64? = nil, vlan: (proto: UInt16, tci: UInt16)? = nil
+    ) {
         self.hash = hash
         self.hashType = hashType
         self.timestamp = timestamp

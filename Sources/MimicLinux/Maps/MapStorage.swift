@@ -333,7 +333,9 @@ struct SlotIndex: Sendable {
             let entry = table.entry(index)
             if entry == 0 { return nil }
             if entry >> 32 == hash, entry != SlotTable.tombstone {
-                if size == 0 || SlotTable.equal(table.key(slot: SlotTable.slot(of: entry)), source.unsafelyUnwrapped, size) {
+                if size == 0
+                    || SlotTable.equal(table.key(slot: SlotTable.slot(of: entry)), source.unsafelyUnwrapped, size)
+                {
                     return index
                 }
             }
@@ -511,7 +513,9 @@ final class SlotTable: @unchecked Sendable {
         if let store = UnsafeMutableRawPointer(bitPattern: keys.load(ordering: .relaxed)) { store.deallocate() }
     }
 
-    @inline(__always) static func slot(of entry: UInt64) -> Int { Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: entry)) - 1 }
+    @inline(__always) static func slot(of entry: UInt64) -> Int {
+        Int(truncatingIfNeeded: UInt32(truncatingIfNeeded: entry)) - 1
+    }
 
     /// Whether `count` bytes at `a` and `b` are equal (keys of 4 and 8 bytes in one compare).
     @inline(__always)
@@ -609,7 +613,8 @@ final class SlotTable: @unchecked Sendable {
     @inline(__always)
     private func search(_ key: UnsafeRawBufferPointer) -> Int? {
         let size = keyWidth.load(ordering: .relaxed)
-        guard size == key.count, let table = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: buckets.load(ordering: .relaxed)),
+        guard size == key.count,
+            let table = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: buckets.load(ordering: .relaxed)),
             let store = UnsafeRawPointer(bitPattern: keys.load(ordering: .relaxed))
         else { return nil }
         let count = Int(truncatingIfNeeded: table[0].load(ordering: .relaxed))

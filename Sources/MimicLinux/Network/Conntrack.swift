@@ -147,7 +147,8 @@ public final class Conntrack: Sendable {
     func insert(_ entry: Network.ConntrackEntry) -> Result<Int, Errno> {
         table.withLock { entries in
             for other in entries where other.transport == entry.transport && other.zone == entry.zone {
-                for direction in 0...1 where other.tuple(0) == entry.tuple(direction) || other.tuple(1) == entry.tuple(direction) {
+                for direction in 0...1
+                where other.tuple(0) == entry.tuple(direction) || other.tuple(1) == entry.tuple(direction) {
                     return .failure(.exists)
                 }
             }

@@ -47,7 +47,9 @@ extension Network {
         network.netnsCookie = try json["netnsCookie"].optionalInteger(UInt64.self) ?? 1
         network.tcpSyncookies = try json["tcpSyncookies"].optionalInteger(Int.self) ?? 1
         guard (0...2).contains(network.tcpSyncookies) else { throw json["tcpSyncookies"].error("expected 0, 1 or 2") }
-        if !json["syncookieSecret"].isMissing { network.syncookieSecret = try Self.syncookieSecret(json["syncookieSecret"]) }
+        if !json["syncookieSecret"].isMissing {
+            network.syncookieSecret = try Self.syncookieSecret(json["syncookieSecret"])
+        }
         if !json["tunnel"].isMissing { network.tunnel = try Self.tunnel(json["tunnel"]) }
         for item in try list("conntrack") { network.conntrack.append(try Self.conntrackEntry(item)) }
         for item in try list("xfrm") { network.xfrm.append(try Self.xfrmState(item)) }
@@ -116,7 +118,8 @@ extension Network {
         }
         for (family, secret) in [("ipv4", syncookieSecret.ipv4), ("ipv6", syncookieSecret.ipv6)]
         where secret.count != SyncookieSecret.size {
-            throw root["syncookieSecret"][family].error("a syncookie secret has \(SyncookieSecret.size) bytes, not \(secret.count)")
+            throw root["syncookieSecret"][family].error(
+                "a syncookie secret has \(SyncookieSecret.size) bytes, not \(secret.count)")
         }
         guard xfrm.count <= Network.xfrmMaxDepth else {
             throw root["xfrm"].error(
@@ -339,7 +342,9 @@ extension Network {
         socket.uid = try item["uid"].optionalInteger(UInt32.self) ?? 0
         socket.classid = try item["classid"].optionalInteger(UInt32.self) ?? 0
         if let cgroup = try item["cgroup"].optionalString() {
-            guard cgroup.hasPrefix("/") else { throw item["cgroup"].error("expected a cgroup path from /, got \"\(cgroup)\"") }
+            guard cgroup.hasPrefix("/") else {
+                throw item["cgroup"].error("expected a cgroup path from /, got \"\(cgroup)\"")
+            }
             socket.cgroup = cgroup
         }
         return socket
@@ -353,7 +358,8 @@ extension Network {
         for family in ["ipv4", "ipv6"] where !item[family].isMissing {
             let bytes = try item[family].optionalBase64(limit: SyncookieSecret.size)
             guard bytes.count == SyncookieSecret.size else {
-                throw item[family].error("a syncookie secret has \(SyncookieSecret.size) bytes (two SipHash keys), got \(bytes.count)")
+                throw item[family].error(
+                    "a syncookie secret has \(SyncookieSecret.size) bytes (two SipHash keys), got \(bytes.count)")
             }
             if family == "ipv4" { secret.ipv4 = bytes } else { secret.ipv6 = bytes }
         }

@@ -15,7 +15,8 @@ public struct SyncookieSecret: Sendable, Equatable {
     }
 
     /// All zeros: the emulated network's secret unless a description gives one.
-    public static let zero = SyncookieSecret(ipv4: [UInt8](repeating: 0, count: 32), ipv6: [UInt8](repeating: 0, count: 32))
+    public static let zero = SyncookieSecret(
+        ipv4: [UInt8](repeating: 0, count: 32), ipv6: [UInt8](repeating: 0, count: 32))
     /// The size of each secret.
     public static let size = 32
 }
@@ -163,7 +164,8 @@ enum Syncookie {
         func word(_ bytes: ArraySlice<UInt8>) -> UInt64 {
             bytes.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         }
-        let k0 = word(key[0..<8]), k1 = word(key[8..<16])
+        let k0 = word(key[0..<8])
+        let k1 = word(key[8..<16])
         var v0: UInt64 = 0x736f_6d65_7073_6575 ^ k0
         var v1: UInt64 = 0x646f_7261_6e64_6f6d ^ k1
         var v2: UInt64 = 0x6c79_6765_6e65_7261 ^ k0

@@ -477,7 +477,8 @@ public struct TraceEvents {
         }
         let type = map.attributes.type
         guard let perCPU = Self.iterableMaps[type] else {
-            throw field.error("\(name) is a \(type) map; iter/bpf_map_elem walks hash, LRU hash and array maps (per-CPU too)")
+            throw field.error(
+                "\(name) is a \(type) map; iter/bpf_map_elem walks hash, LRU hash and array maps (per-CPU too)")
         }
         let keys = map.keys
         var contexts: [TracingContext] = []
@@ -486,8 +487,8 @@ public struct TraceEvents {
             var bytes = [UInt8](repeating: 0, count: 64)
             var pointers: [(at: Int, target: Int)] = [(0, 32), (32, 56)]
             write(&bytes, at: 8, map.handle)
-            write(&bytes, at: 40, 1)  // session_id
-            write(&bytes, at: 48, UInt64(index))  // seq_num
+            write(&bytes, at: 40, 1) // session_id
+            write(&bytes, at: 48, UInt64(index)) // seq_num
             if let key {
                 pointers.append((16, bytes.count))
                 bytes += key + [UInt8](repeating: 0, count: (8 - key.count % 8) % 8)
