@@ -205,22 +205,9 @@ final class PacketRunner {
             // A frame no netfilter hook of its family would see: an error for this packet only.
             return PacketOutcome(r0: nil, error: "\(problem.field): \(problem.message)", instructions: 0)
         }
-        let process = try session.process(reusing: processes[slot], context: context, vCPU: cpu)
-        processes[slot] = process
-        let r0: UInt64
-        do {
-            r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
-        } catch {
-            return PacketOutcome(
-                r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
-        }
-        var outcome = PacketOutcome(r0: r0, instructions: process.instructionsExecuted)
-        let report = LinuxProcessState.of(process)?.runReport
-        if let report {
-            outcome.trace = report.trace
-            outcome.warnings = report.warnings
-        }
-        if hasEventMaps { outcome.events = session.drainEvents() }
+        let (process, ran, report) = try execute(context, cpu: cpu, slot: slot)
+        guard let r0 = ran.r0 else { return ran }
+        var outcome = ran
         // An XDP verdict other than a redirect sends the packet to one place: counted and written
         // from the packet buffer in place, no `Delivery` or copy of the bytes.
         if !keepsDeliveries, session.type == .xdp, let buffer = report?.packet,
@@ -260,6 +247,34 @@ final class PacketRunner {
 }
 
 extension PacketRunner {
+    /// Runs the process of `slot` with `context` as vCPU `cpu`: the process, the outcome so far
+    /// (R0, instructions, trace lines, warnings, ring-buffer and perf events; a failed run's
+    /// outcome has no R0 and says why) and the Linux state's report of the run (nil when it failed).
+    /// Failing to set up the context throws.
+    private func execute(_ context: any Context, cpu: Int, slot: Int) throws(RuntimeError) -> (
+        process: MimicCore.Process, outcome: PacketOutcome,
+        report: (trace: [String], warnings: [String], packet: PacketBuffer?)?
+    ) {
+        let process = try session.process(reusing: processes[slot], context: context, vCPU: cpu)
+        processes[slot] = process
+        let r0: UInt64
+        do {
+            r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
+        } catch {
+            let failed = PacketOutcome(
+                r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
+            return (process, failed, nil)
+        }
+        var outcome = PacketOutcome(r0: r0, instructions: process.instructionsExecuted)
+        let report = LinuxProcessState.of(process)?.runReport
+        if let report {
+            outcome.trace = report.trace
+            outcome.warnings = report.warnings
+        }
+        if hasEventMaps { outcome.events = session.drainEvents() }
+        return (process, outcome, report)
+    }
+
     /// An sk_lookup program's packet: run with the `bpf_sk_lookup` context the kernel builds for
     /// it when it is looked up (`SKLookupContext.lookup(frame:ingressIfindex:)`), else not run
     /// and passed on unchanged. The packet leaves as it came (the program cannot change it).
@@ -274,21 +289,9 @@ extension PacketRunner {
             outcome.ran = false
             destination = .pass
         case .lookup(let context):
-            let process = try session.process(reusing: processes[slot], context: context, vCPU: cpu)
-            processes[slot] = process
-            let r0: UInt64
-            do {
-                r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
-            } catch {
-                return PacketOutcome(
-                    r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
-            }
-            outcome = PacketOutcome(r0: r0, instructions: process.instructionsExecuted)
-            if let report = LinuxProcessState.of(process)?.runReport {
-                outcome.trace = report.trace
-                outcome.warnings = report.warnings
-            }
-            if hasEventMaps { outcome.events = session.drainEvents() }
+            let (process, ran, _) = try execute(context, cpu: cpu, slot: slot)
+            guard let r0 = ran.r0 else { return ran }
+            outcome = ran
             destination = PacketDestination.skLookup(r0: r0, process: process)
         }
         if keepsDeliveries {

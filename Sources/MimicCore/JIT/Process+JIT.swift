@@ -55,12 +55,7 @@ extension Process {
                     registers.storage[10] &+ UInt64(depth &* vm.configuration.stackFrameSize)
                         == stackBase &+ UInt64(stackSize)
                 else {
-                    self.pc = pc
-                    self.instructionsExecuted = count
-                    self.depth = depth
-                    let stop = execute(RunningMode.self, limit: end &- count, cancellation: cancellation)
-                    (pc, count, depth) = (self.pc, instructionsExecuted, self.depth)
-                    return stop
+                    return interpretRest(&pc, &count, &depth, end: end, cancellation: cancellation)
                 }
                 context[JITSlot.count] = count &+ length
                 context[JITSlot.checkpoint] = checkpoint
@@ -87,12 +82,7 @@ extension Process {
                     pc = 0
                     checkpoint = count // the next program's runs differ: take the slow path
                     guard let next = program.jitCache.compiled(program) else {
-                        self.pc = pc
-                        self.instructionsExecuted = count
-                        self.depth = depth
-                        let stop = execute(RunningMode.self, limit: end &- count, cancellation: cancellation)
-                        (pc, count, depth) = (self.pc, instructionsExecuted, self.depth)
-                        return stop
+                        return interpretRest(&pc, &count, &depth, end: end, cancellation: cancellation)
                     }
                     compiled = next
                 default:
@@ -100,6 +90,20 @@ extension Process {
                 }
             }
         }
+    }
+
+    /// Runs the rest of the run in the interpreter from the driver's `pc`, `count` and `depth`
+    /// (compiled code cannot continue: host code moved R10, or a tail call reached a program that
+    /// does not compile), and hands back where it stopped.
+    private func interpretRest(
+        _ pc: inout Int, _ count: inout UInt64, _ depth: inout Int, end: UInt64, cancellation: CancellationFlag?
+    ) -> Stop {
+        self.pc = pc
+        self.instructionsExecuted = count
+        self.depth = depth
+        let stop = execute(RunningMode.self, limit: end &- count, cancellation: cancellation)
+        (pc, count, depth) = (self.pc, instructionsExecuted, self.depth)
+        return stop
     }
 
     /// Copies the current translation table into the context (after anything that may map).

@@ -231,15 +231,7 @@ private struct X86Generator {
         a.load(0x3B, .r10, .r12, context(JITSlot.checkpoint))
         a.jump(.aboveEqual, slow)
         a.alu(ext: 0, .r10, imm: Int32(runLength(pc)), w: true)
-        cold.append(
-            (
-                slow,
-                { g in
-                    g.a.store(imm: Int32(pc), .r12, g.context(JITSlot.pc))
-                    g.a.mov(.r9, imm: JITStatus.check)
-                    g.a.jump(g.epilogue)
-                }
-            ))
+        returnToDriver(from: slow, at: pc)
     }
 
     /// After host code ran (a helper, `callx`) and before the run at `pc`: R10 must still be the
@@ -254,9 +246,15 @@ private struct X86Generator {
         a.load(0x2B, .r11, .r12, context(JITSlot.stackBase))
         a.alu(ext: 7, .r11, imm: Int32(env.stackSize), w: true)
         a.jump(.notEqual, moved)
+        returnToDriver(from: moved, at: pc)
+    }
+
+    /// Cold code at `label`: leave with `JITStatus.check` and `pc`, so the driver checks the
+    /// budget (or R10) there and enters again or interprets the rest.
+    private mutating func returnToDriver(from label: X86Label, at pc: Int) {
         cold.append(
             (
-                moved,
+                label,
                 { g in
                     g.a.store(imm: Int32(pc), .r12, g.context(JITSlot.pc))
                     g.a.mov(.r9, imm: JITStatus.check)
