@@ -175,6 +175,36 @@ import MimicJSON
         #expect(throws: (any Error).self) { try run(1006, length: 8, syn: syn) }
     }
 
+    /// Past `WRITE_HDR_OPT_CB` (the timestamping callbacks) the socket is not locked: both
+    /// socket-option helpers are `-EOPNOTSUPP` before any other check, and `bpf_getsockopt`
+    /// leaves the buffer as it was (`is_locked_tcp_sock_ops` in bpf_sock_ops_getsockopt).
+    @Test func socketOptionsNeedALockedCallback() throws {
+        func run(helper: Int, name: Int, op: UInt64) throws -> (Int64, [UInt8]) {
+            let program = """
+                stdw [%r10-8], 0x7777
+                mov %r2, 6
+                mov %r3, \(name)
+                mov %r4, %r10
+                add %r4, -8
+                mov %r5, 4
+                call \(helper)
+                exit
+                """
+            let context = SockOpsContext(fields: ["op": op, "is_fullsock": 1], syn: Self.segment(Self.mss, flags: 2))
+            let (r0, process) = try ContextTestSupport.run(program, context: context)
+            let buffer = try process.memory.read(process.stackBase + UInt64(process.stackSize) - 8, count: 4)
+            return (Int64(bitPattern: r0), buffer)
+        }
+        let untouched: [UInt8] = [0x77, 0x77, 0, 0]
+        for op: UInt64 in [16, 20] {
+            #expect(try run(helper: 57, name: 1, op: op) == (-95, untouched), "getsockopt TCP_NODELAY, op \(op)")
+            #expect(try run(helper: 57, name: 1005, op: op) == (-95, untouched), "getsockopt TCP_BPF_SYN, op \(op)")
+            #expect(try run(helper: 49, name: 1, op: op).0 == -95, "setsockopt TCP_NODELAY, op \(op)")
+        }
+        #expect(try run(helper: 57, name: 1, op: 15).0 == 0, "WRITE_HDR_OPT_CB is locked")
+        #expect(try run(helper: 49, name: 1, op: 4).0 == 0)
+    }
+
     @Test func theSearchFollowsTheKernels() {
         func search(_ options: [UInt8], _ kind: UInt8, _ magic: [UInt8] = []) -> TCPHeaderOptionHelpers.Search {
             TCPHeaderOptionHelpers.searchOption(options[...], kind: kind, magic: magic)

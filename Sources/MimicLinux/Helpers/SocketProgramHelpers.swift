@@ -11,7 +11,8 @@ import MimicMemory
 ///   the bits it does not know.
 /// - `bpf_setsockopt` / `bpf_getsockopt` from sock_ops and sock_addr programs: the options the
 ///   kernel's `_bpf_setsockopt` accepts (SOL_SOCKET, SOL_TCP, SOL_IP, SOL_IPV6), with its
-///   length and protocol checks; values set are kept per socket and read back.
+///   length and protocol checks; values set are kept per socket and read back. Both are
+///   `-EOPNOTSUPP` in sock_ops callbacks past `WRITE_HDR_OPT_CB`, where the socket is not locked.
 /// - `bpf_get_local_storage`: the cgroup storage of the program's attach type
 ///   (`CgroupStorageMap`); `bpf_sk_storage_get` / `bpf_sk_storage_delete`: a socket's storage
 ///   (`SocketStorageMap`; NULL for flags other than `BPF_SK_STORAGE_GET_F_CREATE` or a NULL socket).
@@ -344,6 +345,13 @@ enum SocketProgramHelpers {
         solIPv6: [67, 70], // IPV6_TCLASS, IPV6_AUTOFLOWLABEL
     ]
 
+    /// `-EOPNOTSUPP` for a sock_ops callback run without the socket locked (past
+    /// `BPF_SOCK_OPS_WRITE_HDR_OPT_CB`: the timestamping ones): `is_locked_tcp_sock_ops` refuses
+    /// both `bpf_setsockopt` and `bpf_getsockopt` there (kernel 6.15 and later).
+    static func unlockedCallback(_ program: SocketProgramState, _ record: StructContextRecord) -> Errno? {
+        program.kind == .sockOps && record.load32(sockOpsOp) > lastLockedOperation ? .notSupported : nil
+    }
+
     /// The kernel's checks common to both directions: the socket must be a full socket, the
     /// level must suit its family and protocol, the option known and its length right.
     /// Returns nil when the call may go on, else the errno.
@@ -351,10 +359,7 @@ enum SocketProgramHelpers {
         _ call: HelperCall, program: SocketProgramState, record: StructContextRecord, level: Int32, name: Int32,
         length: Int32, reading: Bool
     ) -> Errno? {
-        if program.kind == .sockOps {
-            if !reading, record.load32(sockOpsOp) > lastLockedOperation { return .notSupported }
-            if record.load32(sockOpsIsFullsock) == 0 { return .invalid }
-        }
+        if program.kind == .sockOps, record.load32(sockOpsIsFullsock) == 0 { return .invalid }
         guard length >= 0 else { return .invalid }
         let socket = program.socket ?? SocketInfo()
         switch level {
@@ -381,7 +386,7 @@ enum SocketProgramHelpers {
         let name = call.argInt(3)
         let length = call.argInt(5)
         var detail = "\(levelName(level)), \(name)"
-        let errno = checkOption(
+        let errno = unlockedCallback(program, record) ?? checkOption(
             call, program: program, record: record, level: level, name: name, length: length, reading: false)
         if errno == nil {
             let value = try call.read(call.arg(4), count: Int(length))
@@ -405,9 +410,9 @@ enum SocketProgramHelpers {
         let name = call.argInt(3)
         let length = call.argInt(5)
         let buffer = call.arg(4)
-        if program.kind == .sockOps, level == solTCP, (tcpBPFSYN...tcpBPFSYNMAC).contains(name),
-            record.load32(sockOpsOp) <= lastLockedOperation
-        {
+        // Before anything else, and without clearing the buffer, as bpf_sock_ops_getsockopt does.
+        if let errno = unlockedCallback(program, record) { return errno.r0 }
+        if program.kind == .sockOps, level == solTCP, (tcpBPFSYN...tcpBPFSYNMAC).contains(name) {
             return try savedSYN(call, program, name: name, length: length, buffer: buffer)
         }
         if let errno = checkOption(
