@@ -63,7 +63,13 @@ struct DevmapProgramTests {
         let third = try #require(ports.value(forKey: le32(2)))
         #expect(first.prefix(4) == [2, 0, 0, 0] && first.suffix(4) != [0, 0, 0, 0])
         #expect(first.suffix(4) == third.suffix(4))
+        #expect(Array(first.suffix(4)) == le32(mark.id))
         #expect(ports.program(forKey: 0)?.name == "egress_mark")
+        #expect(ports.program(forKey: 0)?.id == mark.id, "a detached program made whole keeps its id")
+        // Ids are the process's, as bpf_prog.id is the system's: another program, or the same
+        // one loaded into another VM, has another.
+        let again = try Self.load().1.program(named: "egress_mark")
+        #expect(Set([mark.id, steer.id, again.id]).count == 3)
         #expect(ports.program(forKey: 1) == nil)
         // The kernel's refusals: a program of another attach type, a program on ifindex 0, an fd
         // through bytes (no program has an fd in Mimic): -EINVAL for a devmap; a cpumap entry

@@ -65,6 +65,11 @@ public final class Program: @unchecked Sendable {
     /// Owns `code` and `helperTable`; shared by the `Program`s made from one load.
     private let buffers: Buffers
 
+    /// The program's id: unique among the programs loaded in this process, from 1, as the
+    /// kernel's `bpf_prog.id` is system-wide (what a devmap or cpumap entry's value shows).
+    /// A detached program made whole again keeps it.
+    public var id: UInt32 { buffers.id }
+
     /// The pre-decoded code (after its run lengths) and helper table, freed when the last
     /// program sharing them goes.
     final class Buffers: @unchecked Sendable {
@@ -79,7 +84,11 @@ public final class Program: @unchecked Sendable {
         let jit = JITCache()
         /// `StackReach.bytes` of the code, worked out on first use (-1: not yet).
         let stackReach = Atomic<Int>(-1)
+        /// `Program.id`.
+        let id: UInt32
         private let storage: UnsafeMutableRawPointer
+        /// The last id given; ids wrap past `UInt32.max` and skip 0, as the kernel's cycle.
+        private static let lastID = Atomic<UInt32>(0)
 
         init(code: [DecodedInstruction], helpers: [Helper]) {
             // One allocation: the run lengths (`runLength`), then the code.
@@ -96,6 +105,9 @@ public final class Program: @unchecked Sendable {
             helperBoxes = helpers.map(HelperBox.init)
             helperCalls = .allocate(capacity: max(helpers.count, 1))
             helperCalls.initialize(from: helperBoxes.map(Unmanaged.passUnretained), count: helpers.count)
+            var id = Self.lastID.wrappingAdd(1, ordering: .relaxed).newValue
+            while id == 0 { id = Self.lastID.wrappingAdd(1, ordering: .relaxed).newValue }
+            self.id = id
         }
 
         deinit {

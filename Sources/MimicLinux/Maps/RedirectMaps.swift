@@ -36,27 +36,6 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
         var programs: [Int: Program.DetachedProgram] = [:]
     }
 
-    /// The ids Mimic gives the programs of devmap and cpumap entries, process-wide as the
-    /// kernel's program ids are system-wide: one per program (its VM and name), from 1.
-    private static let programIDs = Mutex<(next: UInt32, ids: [ProgramKey: UInt32])>((1, [:]))
-
-    private struct ProgramKey: Hashable {
-        var vm: ObjectIdentifier
-        var name: String
-    }
-
-    /// The id of `program` (`bpf_prog.id` in an entry's value).
-    static func programID(of program: Program) -> UInt32 {
-        programIDs.withLock { table in
-            let key = ProgramKey(vm: ObjectIdentifier(program.vm), name: program.name)
-            if let id = table.ids[key] { return id }
-            let id = table.next
-            table.next &+= 1
-            table.ids[key] = id
-            return id
-        }
-    }
-
     /// Whether entries carry a program word (`bpf_devmap_val` / `bpf_cpumap_val` of 8 bytes).
     public var hasProgramWord: Bool {
         attributes.valueSize >= 8 && (attributes.type == .devMap || attributes.type == .devMapHash || attributes.type == .cpuMap)
@@ -149,7 +128,7 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
                 ? store(key: littleEndianBytes(key), value: value, flags: .any, program: nil) : .invalid
         }
         var stored = value
-        stored.replaceSubrange(4..<8, with: littleEndianBytes(Self.programID(of: program)))
+        stored.replaceSubrange(4..<8, with: littleEndianBytes(program.id))
         return store(key: littleEndianBytes(key), value: stored, flags: .any, program: program)
     }
 
