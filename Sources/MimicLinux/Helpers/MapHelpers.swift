@@ -126,6 +126,10 @@ enum MapHelpers {
                 let size = hash.attributes.keySize
                 guard size > 0, let key = process.memory.table.pointer(forReading: keyAddress, size: UInt64(size))
                 else { return nil }
+                if size == 4 {
+                    // A constant size lets the hash and the compare skip their dispatch.
+                    return hash.lookupAddress(key: UnsafeRawBufferPointer(start: key, count: 4), cpu: process.vCPU) ?? 0
+                }
                 return hash.lookupAddress(key: UnsafeRawBufferPointer(start: key, count: size), cpu: process.vCPU) ?? 0
             }
         }

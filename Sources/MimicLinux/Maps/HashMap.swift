@@ -84,15 +84,31 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
         guard let keySize = UInt32(exactly: attributes.keySize), keySize > 0, keySize <= UInt32(maxBPFStack) else {
             return nil
         }
+        let function: InlineHashLookup.Function
+        switch keySize {
+        case 4: function = Self.compiledLookup4
+        case 8: function = Self.compiledLookup8
+        default: function = Self.compiledLookup
+        }
         return InlineHashLookup(
-            keySize: keySize, function: Self.compiledLookup, map: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()))
+            keySize: keySize, function: function, map: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()))
     }
 
     /// `InlineHashLookup.function`: the value's address for `keySize` bytes at `key`, or 0.
-    private static let compiledLookup: InlineHashLookup.Function = { map, key, cpu in
+    private static let compiledLookup: InlineHashLookup.Function = { compiledLookup($0, $1, $2, keySize: nil) }
+    /// `compiledLookup` for 4-byte keys: with the size a constant, the hash and the key compare
+    /// need no dispatch and the search no call (no registers spilled).
+    private static let compiledLookup4: InlineHashLookup.Function = { compiledLookup($0, $1, $2, keySize: 4) }
+    /// `compiledLookup` for 8-byte keys.
+    private static let compiledLookup8: InlineHashLookup.Function = { compiledLookup($0, $1, $2, keySize: 8) }
+
+    @inline(__always)
+    private static func compiledLookup(_ map: UnsafeRawPointer, _ key: UnsafeRawPointer, _ cpu: UInt64, keySize: Int?)
+        -> UInt64
+    {
         Unmanaged<HashTableMap>.fromOpaque(map)._withUnsafeGuaranteedRef { map in
-            map.lookupAddress(
-                key: UnsafeRawBufferPointer(start: key, count: map.attributes.keySize), cpu: Int(truncatingIfNeeded: cpu))
+            let count = keySize ?? map.attributes.keySize
+            return map.lookupAddress(key: UnsafeRawBufferPointer(start: key, count: count), cpu: Int(truncatingIfNeeded: cpu))
                 ?? 0
         }
     }
@@ -107,7 +123,12 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     /// update helper); only a new element's key is copied.
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags, cpu: Int) -> Errno? {
         guard value.count == attributes.valueSize else { return .invalid }
-        switch claim(key: key, flags: flags) {
+        // A constant size for 4-byte keys lets the hash and the compare skip their dispatch.
+        let claimed =
+            key.count == 4
+            ? claim(key: UnsafeRawBufferPointer(start: key.baseAddress, count: 4), flags: flags)
+            : claim(key: key, flags: flags)
+        switch claimed {
         case .failure(let error): return error
         case .success(let slot):
             if isPerCPU {
@@ -143,6 +164,7 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
 
     /// The slot an update of `key` with `flags` writes (a new element's values zeroed), or why
     /// the update fails.
+    @inline(__always)
     private func claim(key: UnsafeRawBufferPointer, flags: MapUpdateFlags) -> Result<Int, Errno> {
         guard key.count == attributes.keySize else { return .failure(.invalid) }
         // Plain hash maps accept BPF_F_LOCK; LRU and per-CPU maps only BPF_ANY/NOEXIST/EXIST.

@@ -103,6 +103,7 @@ final class ValueStorage: @unchecked Sendable {
 
     /// Copies `bytes` (exactly `valueSize`, e.g. straight from VM memory, which may overlap the
     /// value itself) into one CPU's value, leaving the spin lock word.
+    @inline(__always)
     func write(_ bytes: UnsafeRawBufferPointer, slot: Int, cpu: Int) {
         guard let source = bytes.baseAddress, bytes.count == valueSize else { return }
         let target = storage.pointer + offset(slot: slot, cpu: cpu)
@@ -163,7 +164,8 @@ struct ValueLayout: Sendable {
     let stride: Int
     let cpuCount: Int
 
-    @inline(__always) func offset(slot: Int, cpu: Int) -> Int { (slot * cpuCount + cpu) * stride }
+    /// (Wrapping: a slot is below `slots` and a CPU below `cpuCount`, whose values fit the region.)
+    @inline(__always) func offset(slot: Int, cpu: Int) -> Int { (slot &* cpuCount &+ cpu) &* stride }
 
     @inline(__always) func address(slot: Int, cpu: Int) -> UInt64 {
         base &+ UInt64(truncatingIfNeeded: offset(slot: slot, cpu: cpu))
@@ -225,7 +227,18 @@ enum JenkinsHash {
     @inline(__always)
     static func mapHash(_ key: UnsafeRawPointer?, count: Int, seed: UInt32) -> UInt32 {
         guard let key, count > 0 else { return 0xdead_beef &+ seed }
+        if count == 4 { return jhash1Word(word(key, 0), seed: seed) }
         return count & 3 == 0 ? jhash2(key, words: count >> 2, seed: seed) : jhash(key, count: count, seed: seed)
+    }
+
+    /// `jhash_1word(a, initval)`: `jhash2` of one word (4-byte keys, the common case), inline.
+    @inline(__always)
+    static func jhash1Word(_ word: UInt32, seed: UInt32) -> UInt32 {
+        var b = 0xdead_beef &+ (1 << 2) &+ seed
+        var a = b &+ word
+        var c = b
+        final(&a, &b, &c)
+        return c
     }
 
     /// `jhash2(k, length, initval)`: `words` 32-bit words at `key`.
@@ -625,21 +638,24 @@ final class SlotTable: @unchecked Sendable {
             let store = UnsafeRawPointer(bitPattern: keys.load(ordering: .relaxed))
         else { return nil }
         let count = Int(truncatingIfNeeded: table[0].load(ordering: .relaxed))
-        let slots = Int(truncatingIfNeeded: store.load(as: UInt64.self))
+        let slots = UInt(truncatingIfNeeded: store.load(as: UInt64.self))
         let hash = UInt64(JenkinsHash.mapHash(key, count: size, seed: seed))
-        let mask = count - 1
+        let mask = count &- 1
         var index = Int(truncatingIfNeeded: hash) & mask
-        for _ in 0..<count {
-            let entry = table[index + 1].load(ordering: .relaxed)
+        var left = count
+        // Wrapping arithmetic throughout: every value is bounded by the buffers' own sizes.
+        while left > 0 {
+            let entry = table[index &+ 1].load(ordering: .relaxed)
             if entry == 0 { return nil }
             if entry >> 32 == hash, entry != Self.tombstone {
-                let slot = Self.slot(of: entry)
-                guard slot >= 0, slot < slots else { return nil } // inconsistent: the check fails
-                if size == 0 || Self.equal(store + 8 + slot * size, key.unsafelyUnwrapped, size) {
-                    return (index, slot)
-                }
+                // The entry holds slot + 1: a 0 there wraps to a slot past any store.
+                let slot = UInt(truncatingIfNeeded: UInt32(truncatingIfNeeded: entry)) &- 1
+                guard slot < slots else { return nil } // inconsistent: the check fails
+                let stored = store + 8 + Int(bitPattern: slot) &* size
+                if size == 0 || Self.equal(stored, key.unsafelyUnwrapped, size) { return (index, Int(bitPattern: slot)) }
             }
-            index = (index + 1) & mask
+            index = (index &+ 1) & mask
+            left &-= 1
         }
         return nil
     }
