@@ -175,6 +175,55 @@ struct InlineLookupTests {
         #expect(map.touchedIndices == [5])
     }
 
+    /// Hash-map lookups: compiled code calls the map's search directly (`InlineHashLookup`, the
+    /// kernel's `htab_map_gen_lookup`), and gives the helper's answers — the value's address (the
+    /// vCPU's, for per-CPU maps) or NULL, R1–R5 kept — and an LRU lookup still counts as a use.
+    @Test(arguments: engines)
+    func hashLookupsGiveTheHelpersAnswers(engine: ExecutionEngine) throws {
+        for type in [MapType.hash, .perCPUHash, .lruHash, .lruPerCPUHash] {
+            for keySize in [4, 13] {
+                let (vm, emulator) = linuxVM(engine, cpus: 2)
+                let map = try makeMap(emulator, vm, type, key: keySize, value: 8, max: 3)
+                func key(_ n: UInt8) -> [UInt8] { [UInt8](repeating: n, count: keySize) }
+                for n: UInt8 in 1...3 { #expect(map.update(key: key(n), value: le64(UInt64(n)), flags: .any, cpu: 0) == nil) }
+                // Looked up from the host in insertion order: the LRU order stays 1, 2, 3.
+                let expected = (0..<2).map { cpu in (1...3).map { map.lookupAddress(key: key($0), cpu: cpu) } }
+                for (n, cpu) in [(1, 1), (9, 0), (1, 0)] {
+                    let stores = (0..<keySize).map { "stb [%r10-\(16 - $0)], \(n)" }.joined(separator: "\n")
+                    let program = try load(
+                        vm,
+                        """
+                        \(stores)
+                        mov %r3, 3
+                        mov %r4, 4
+                        mov %r5, 5
+                        lddw %r1, \(hex(map.handle))
+                        mov %r2, %r10
+                        add %r2, -16
+                        call 1
+                        exit
+                        """)
+                    let process = try vm.makeProcess(for: program, vCPU: cpu)
+                    let r0 = try process.run()
+                    #expect(r0 == (n == 1 ? expected[cpu][0] ?? 1 : 0), "\(type.cName) key size \(keySize) key \(n)")
+                    let registers = process.registers.all
+                    #expect(registers[1] == map.handle && registers[2] == registers[10] &- 16)
+                    #expect(Array(registers[3...5]) == [3, 4, 5])
+                    if engine == .jit {
+                        // The compiled code carries the map's address: it calls the search directly.
+                        let address = UInt64(UInt(bitPattern: Unmanaged.passUnretained(map as AnyObject).toOpaque()))
+                        #expect(contains(try #require(program.machineCode), littleEndian(address)))
+                    }
+                }
+                if type == .lruHash || type == .lruPerCPUHash {
+                    // Key 1 was used last: a fourth key evicts key 2, the least recently used.
+                    #expect(map.update(key: key(4), value: le64(4), flags: .any, cpu: 0) == nil)
+                    #expect(Set(map.keys) == [key(1), key(3), key(4)])
+                }
+            }
+        }
+    }
+
     @Test func aBadKeyPointerFaultsAlikeUnderBothEngines() throws {
         var descriptions: [String] = []
         for engine in Self.engines {

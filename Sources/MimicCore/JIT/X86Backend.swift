@@ -994,6 +994,20 @@ extension X86Generator {
             } else {
                 inlineArrayLookup(layout, handle: handle, miss: general, done: done)
             }
+        } else if let helper, let describe = helper.inlineHashLookup, let handle = mapHandleInR1(before: pc),
+            let lookup = describe(handle)
+        {
+            let miss = a.newLabel()
+            inlineHashLookup(lookup, handle: handle, miss: miss)
+            let direct = helper.direct
+            cold.append(
+                (
+                    miss,
+                    { g in
+                        if let direct { g.directCall(direct, declined: general) } else { g.a.jump(general) }
+                        g.a.jump(done)
+                    }
+                ))
         } else if let direct = helper?.direct {
             directCall(direct, declined: general)
         } else {
@@ -1091,6 +1105,33 @@ extension X86Generator {
         a.jump(done)
         a.bind(null)
         a.alu(0x31, .rax, .rax, w: false)
+    }
+
+    /// `bpf_map_lookup_elem` of a hash map by a direct call of its search (`InlineHashLookup`,
+    /// as the kernel's `htab_map_gen_lookup` calls `__htab_map_lookup_elem`):
+    ///
+    ///     R1 == handle                          else miss
+    ///     key = R2 translated for keySize bytes else miss
+    ///     R0 = function(map, key, vCPU)         (R1–R5 and r10 saved around the call)
+    ///
+    /// The search needs no `DirectHelperCall`, map table or process. A miss (another map in
+    /// R1, a key the translation refuses) goes to the helper, which returns the same or faults
+    /// as the interpreter does.
+    mutating func inlineHashLookup(_ lookup: InlineHashLookup, handle: UInt64, miss: X86Label) {
+        let keySize = Int32(lookup.keySize)
+        a.mov(.r11, imm: handle)
+        a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
+        a.jump(.notEqual, miss)
+        a.mov(.r11, .rsi)
+        translate(size: keySize, alignment: 0, write: false, slow: miss) // r11 = host address + keySize
+        // R1–R5 and the instruction count (`r10`) are caller-saved (six pushes: `rsp` stays aligned).
+        for register in [X86Register.rdi, .rsi, .rdx, .rcx, .r8, .r10] { a.push(register) }
+        a.mov(.rdi, imm: UInt64(UInt(bitPattern: lookup.map)))
+        a.lea(.rsi, .r11, -keySize)
+        a.load(0x8B, .rdx, .r12, context(JITSlot.vCPU), w: false)
+        a.mov(.r11, imm: UInt64(UInt(bitPattern: unsafeBitCast(lookup.function, to: UnsafeRawPointer.self))))
+        a.call(register: .r11)
+        for register in [X86Register.r10, .r8, .rcx, .rdx, .rsi, .rdi] { a.pop(register) }
     }
 
     /// The value an `lddw` put in R1 before the call at `pc`, looking back through the

@@ -94,3 +94,29 @@ public struct InlineArrayLookup: @unchecked Sendable, Equatable {
         self.bypass = bypass
     }
 }
+
+/// What compiled code needs to look up a hash map without the helper's dispatch, as the kernel's
+/// `htab_map_gen_lookup` calls the map's own lookup in place of the helper: the code checks the
+/// map handle, translates the key's `keySize` bytes at R2 inline (as any load), and calls
+/// `function(map, key, vCPU)`.
+///
+/// `function` returns the guest address of the key's value (the process's vCPU's, for per-CPU
+/// maps), or 0 when the key is absent — what the lookup helper returns. It never declines,
+/// faults, runs callbacks or reads the process, so the call needs nothing but R1–R5 and the
+/// instruction count saved around it.
+public struct InlineHashLookup: @unchecked Sendable {
+    /// `(map, host address of the key, vCPU) -> guest address of the value, or 0`.
+    public typealias Function = @convention(c) (UnsafeRawPointer, UnsafeRawPointer, UInt64) -> UInt64
+
+    /// `key_size` (1...512): the bytes at R2 the code translates for reading.
+    public let keySize: UInt32
+    public let function: Function
+    /// The map, unretained: lives as long as the map (its emulator's life).
+    public let map: UnsafeRawPointer
+
+    public init(keySize: UInt32, function: Function, map: UnsafeRawPointer) {
+        self.keySize = keySize
+        self.function = function
+        self.map = map
+    }
+}

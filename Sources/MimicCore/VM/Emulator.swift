@@ -27,6 +27,9 @@ public struct Helper: Sendable {
     /// For a `bpf_map_lookup_elem`: the layout of the array map a handle names, which compiled
     /// code then looks up inline (`InlineArrayLookup`); nil for every other map or helper.
     public var inlineArrayLookup: (@Sendable (_ mapHandle: UInt64) -> InlineArrayLookup?)?
+    /// For a `bpf_map_lookup_elem`: how compiled code calls the search of the hash map a handle
+    /// names directly (`InlineHashLookup`); nil for every other map or helper.
+    public var inlineHashLookup: (@Sendable (_ mapHandle: UInt64) -> InlineHashLookup?)?
     /// A result compiled code computes in place of calling this helper (`InlineHelper`); nil:
     /// compiled code calls it.
     public var inline: InlineHelper?

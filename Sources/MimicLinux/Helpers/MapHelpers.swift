@@ -76,7 +76,8 @@ enum MapHelpers {
     /// `MapTable` and the key is read in place through the translation table (no copy, no
     /// allocation, no reference count). Keys the translation table does not reach directly
     /// (rings, a plugin's foreign memory, faults) take the general path, which reads them with
-    /// full checks. Compiled code looks up plain arrays inline (`ArrayMap.inlineLookup`).
+    /// full checks. Compiled code looks up plain arrays inline (`ArrayMap.inlineLookup`) and
+    /// calls a hash map's search directly (`HashTableMap.inlineLookup`).
     static func lookup(_ emulator: LinuxEmulator) -> Helper {
         // Not strong: the VM's prog arrays hold its programs, whose helpers are these closures
         // (a strong table would make map table → prog array → program → helper → table a cycle).
@@ -94,7 +95,8 @@ enum MapHelpers {
             return .value(map.lookupAddress(key: key, cpu: process.vCPU) ?? 0)
         }
         helper.direct = DirectHelper(directLookup, data: table.opaque)
-        helper.inlineArrayLookup = { handle in table.entry(handle: handle)?.array?.inlineLookup }
+        helper.inlineArrayLookup = { handle in table.entry(handle: handle)?.array?.takeUnretainedValue().inlineLookup }
+        helper.inlineHashLookup = { handle in table.entry(handle: handle)?.hash?.takeUnretainedValue().inlineLookup }
         return helper
     }
 
@@ -110,19 +112,26 @@ enum MapHelpers {
         -> UInt64?
     {
         if let array = entry.array {
-            guard array.attributes.keySize == 4,
-                let key = process.memory.table.pointer(forReading: keyAddress, size: 4)
-            else { return nil }
-            return array.lookupAddress(
-                index: Int(UInt32(littleEndian: key.loadUnaligned(as: UInt32.self))),
-                cpu: process.vCPU) ?? 0
+            return array._withUnsafeGuaranteedRef { array in
+                guard array.attributes.keySize == 4,
+                    let key = process.memory.table.pointer(forReading: keyAddress, size: 4)
+                else { return nil }
+                return array.lookupAddress(
+                    index: Int(UInt32(littleEndian: key.loadUnaligned(as: UInt32.self))),
+                    cpu: process.vCPU) ?? 0
+            }
         }
         if let hash = entry.hash {
-            let size = hash.attributes.keySize
-            guard size > 0, let key = process.memory.table.pointer(forReading: keyAddress, size: UInt64(size)) else {
-                return nil
+            return hash._withUnsafeGuaranteedRef { hash in
+                let size = hash.attributes.keySize
+                guard size > 0, let key = process.memory.table.pointer(forReading: keyAddress, size: UInt64(size))
+                else { return nil }
+                if size == 4 {
+                    // A constant size lets the hash and the compare skip their dispatch.
+                    return hash.lookupAddress(key: UnsafeRawBufferPointer(start: key, count: 4), cpu: process.vCPU) ?? 0
+                }
+                return hash.lookupAddress(key: UnsafeRawBufferPointer(start: key, count: size), cpu: process.vCPU) ?? 0
             }
-            return hash.lookupAddress(key: UnsafeRawBufferPointer(start: key, count: size), cpu: process.vCPU) ?? 0
         }
         return nil
     }
@@ -165,29 +174,33 @@ enum MapHelpers {
     ) -> Errno?? {
         let memory = process.memory.table
         if let array = entry.array {
-            let valueSize = array.attributes.valueSize
-            guard array.attributes.keySize == 4, valueSize > 0,
-                let key = memory.pointer(forReading: keyAddress, size: 4),
-                let value = memory.pointer(forReading: valueAddress, size: UInt64(valueSize))
-            else { return nil }
-            return .some(
-                array.update(
-                    index: UInt32(littleEndian: key.loadUnaligned(as: UInt32.self)),
-                    value: UnsafeRawBufferPointer(start: value, count: valueSize),
-                    flags: flags, cpu: process.vCPU))
+            return array._withUnsafeGuaranteedRef { array in
+                let valueSize = array.attributes.valueSize
+                guard array.attributes.keySize == 4, valueSize > 0,
+                    let key = memory.pointer(forReading: keyAddress, size: 4),
+                    let value = memory.pointer(forReading: valueAddress, size: UInt64(valueSize))
+                else { return nil }
+                return .some(
+                    array.update(
+                        index: UInt32(littleEndian: key.loadUnaligned(as: UInt32.self)),
+                        value: UnsafeRawBufferPointer(start: value, count: valueSize),
+                        flags: flags, cpu: process.vCPU))
+            }
         }
         if let hash = entry.hash {
-            let keySize = hash.attributes.keySize
-            let valueSize = hash.attributes.valueSize
-            guard keySize > 0, valueSize > 0,
-                let key = memory.pointer(forReading: keyAddress, size: UInt64(keySize)),
-                let value = memory.pointer(forReading: valueAddress, size: UInt64(valueSize))
-            else { return nil }
-            return .some(
-                hash.update(
-                    key: UnsafeRawBufferPointer(start: key, count: keySize),
-                    value: UnsafeRawBufferPointer(start: value, count: valueSize),
-                    flags: flags, cpu: process.vCPU))
+            return hash._withUnsafeGuaranteedRef { hash in
+                let keySize = hash.attributes.keySize
+                let valueSize = hash.attributes.valueSize
+                guard keySize > 0, valueSize > 0,
+                    let key = memory.pointer(forReading: keyAddress, size: UInt64(keySize)),
+                    let value = memory.pointer(forReading: valueAddress, size: UInt64(valueSize))
+                else { return nil }
+                return .some(
+                    hash.update(
+                        key: UnsafeRawBufferPointer(start: key, count: keySize),
+                        value: UnsafeRawBufferPointer(start: value, count: valueSize),
+                        flags: flags, cpu: process.vCPU))
+            }
         }
         return nil
     }
@@ -215,13 +228,16 @@ enum MapHelpers {
             let memory = process.memory.table
             if let array = entry.array {
                 // The general path reads the key first: a bad pointer faults there.
-                guard memory.pointer(forReading: r2, size: UInt64(array.attributes.keySize)) != nil else { return nil }
+                let size = array._withUnsafeGuaranteedRef { $0.attributes.keySize }
+                guard memory.pointer(forReading: r2, size: UInt64(size)) != nil else { return nil }
                 return Errno.invalid.helperReturnValue
             }
             guard let hash = entry.hash else { return nil }
-            let size = hash.attributes.keySize
-            guard size > 0, let key = memory.pointer(forReading: r2, size: UInt64(size)) else { return nil }
-            return hash.delete(key: UnsafeRawBufferPointer(start: key, count: size))?.helperReturnValue ?? 0
+            return hash._withUnsafeGuaranteedRef { hash in
+                let size = hash.attributes.keySize
+                guard size > 0, let key = memory.pointer(forReading: r2, size: UInt64(size)) else { return nil }
+                return hash.delete(key: UnsafeRawBufferPointer(start: key, count: size))?.helperReturnValue ?? 0
+            }
         } ?? 0
     }
 

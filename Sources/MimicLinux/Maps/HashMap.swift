@@ -24,8 +24,13 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     private let index: Mutex<SlotIndex>
     /// The index's table, which lookups of plain and per-CPU hash maps search without the lock
     /// (`SlotTable.concurrentSlot(for:)`, a sequence lock; LRU lookups take the lock, as they
-    /// reorder the elements).
-    private let table: SlotTable
+    /// reorder the elements). Unmanaged: `index` keeps it for the map's life, and a strong (or
+    /// even `unowned(unsafe)`) reference is retained and released around every lookup; used
+    /// through `_withUnsafeGuaranteedRef`, it is not.
+    private let table: Unmanaged<SlotTable>
+    /// Where `values` puts each value, copied so that a lookup computes the address without
+    /// touching (and reference-counting) `values`.
+    private let layout: ValueLayout
 
     init(attributes: MapAttributes, id: Int, cpuCount: Int, vm: VM, memory: MapMemory) throws(MapError) {
         self.attributes = attributes
@@ -35,8 +40,9 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
         values = try ValueStorage(
             attributes: attributes, slots: attributes.maxEntries,
             cpuCount: isPerCPU ? cpuCount : 1, vm: vm, reservation: memory.reservation)
+        layout = values.layout
         let slots = memory.slotIndex(capacity: attributes.maxEntries)
-        table = slots.table
+        table = Unmanaged.passUnretained(slots.table)
         index = Mutex(slots)
     }
 
@@ -49,17 +55,62 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
 
     /// `lookupAddress(key:cpu:)` with the key read in place (from VM memory, by the lookup
     /// helper): no copy, no allocation (`SlotIndex` hashes the bytes where they are).
+    @inline(__always)
     func lookupAddress(key: UnsafeRawBufferPointer, cpu: Int) -> UInt64? {
-        guard key.count == attributes.keySize, cpu >= 0, cpu < values.cpuCount || !isPerCPU else { return nil }
-        if !isLRU, let found = table.concurrentSlot(for: key) {
-            return found.map { values.address(slot: $0, cpu: isPerCPU ? cpu : 0) }
+        guard key.count == attributes.keySize, cpu >= 0, cpu < layout.cpuCount || !isPerCPU else { return nil }
+        let cpu = isPerCPU ? cpu : 0
+        if !isLRU, let found = table._withUnsafeGuaranteedRef({ $0.concurrentSlot(for: key) }) {
+            return found.map { layout.address(slot: $0, cpu: cpu) }
         }
-        let slot: Int? = index.withLock { index in
+        return lockedLookup(key: key).map { layout.address(slot: $0, cpu: cpu) }
+    }
+
+    /// The slot of `key` found under the lock (LRU maps, whose lookups reorder the elements, and
+    /// any lookup that met a writer), counted as a use for LRU maps.
+    @inline(never)
+    private func lockedLookup(key: UnsafeRawBufferPointer) -> Int? {
+        index.withLock { index in
             guard let slot = index.slot(for: key) else { return nil }
             if isLRU { index.touch(slot) }
             return slot
         }
-        return slot.map { values.address(slot: $0, cpu: isPerCPU ? cpu : 0) }
+    }
+
+    /// How compiled code looks up this map without the helper's dispatch (`InlineHashLookup`,
+    /// the kernel's `htab_map_gen_lookup`): `lookupAddress(key:cpu:)` as a C-ABI function of the
+    /// map (unretained: the emulator keeps its maps for its life, which the compiled code's
+    /// program does not outlive). Nil for keys of no bytes or more than `MAX_BPF_STACK`.
+    var inlineLookup: InlineHashLookup? {
+        guard let keySize = UInt32(exactly: attributes.keySize), keySize > 0, keySize <= UInt32(maxBPFStack) else {
+            return nil
+        }
+        let function: InlineHashLookup.Function
+        switch keySize {
+        case 4: function = Self.compiledLookup4
+        case 8: function = Self.compiledLookup8
+        default: function = Self.compiledLookup
+        }
+        return InlineHashLookup(
+            keySize: keySize, function: function, map: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()))
+    }
+
+    /// `InlineHashLookup.function`: the value's address for `keySize` bytes at `key`, or 0.
+    private static let compiledLookup: InlineHashLookup.Function = { compiledLookup($0, $1, $2, keySize: nil) }
+    /// `compiledLookup` for 4-byte keys: with the size a constant, the hash and the key compare
+    /// need no dispatch and the search no call (no registers spilled).
+    private static let compiledLookup4: InlineHashLookup.Function = { compiledLookup($0, $1, $2, keySize: 4) }
+    /// `compiledLookup` for 8-byte keys.
+    private static let compiledLookup8: InlineHashLookup.Function = { compiledLookup($0, $1, $2, keySize: 8) }
+
+    @inline(__always)
+    private static func compiledLookup(_ map: UnsafeRawPointer, _ key: UnsafeRawPointer, _ cpu: UInt64, keySize: Int?)
+        -> UInt64
+    {
+        Unmanaged<HashTableMap>.fromOpaque(map)._withUnsafeGuaranteedRef { map in
+            let count = keySize ?? map.attributes.keySize
+            return map.lookupAddress(key: UnsafeRawBufferPointer(start: key, count: count), cpu: Int(truncatingIfNeeded: cpu))
+                ?? 0
+        }
     }
 
     public func update(key: [UInt8], value: [UInt8], flags: MapUpdateFlags, cpu: Int) -> Errno? {
@@ -72,7 +123,14 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     /// update helper); only a new element's key is copied.
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: MapUpdateFlags, cpu: Int) -> Errno? {
         guard value.count == attributes.valueSize else { return .invalid }
-        return update(key: key, flags: flags) { slot, isNew in
+        // A constant size for 4-byte keys lets the hash and the compare skip their dispatch.
+        let claimed =
+            key.count == 4
+            ? claim(key: UnsafeRawBufferPointer(start: key.baseAddress, count: 4), flags: flags)
+            : claim(key: key, flags: flags)
+        switch claimed {
+        case .failure(let error): return error
+        case .success(let slot):
             if isPerCPU {
                 values.write(value, slot: slot, cpu: min(max(cpu, 0), values.cpuCount - 1))
             } else if flags.contains(.lock) {
@@ -80,6 +138,7 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
             } else {
                 values.write(value, slot: slot, cpu: 0)
             }
+            return nil
         }
     }
 
@@ -89,48 +148,45 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
         guard newValues.count == values.cpuCount, newValues.allSatisfy({ $0.count == attributes.valueSize }) else {
             return .invalid
         }
-        return key.withUnsafeBytes { key in
-            update(key: key, flags: flags) { slot, _ in
-                for (cpu, value) in newValues.enumerated() {
-                    if flags.contains(.lock) {
-                        values.writeLocked(value, slot: slot, cpu: cpu)
-                    } else {
-                        values.write(value, slot: slot, cpu: cpu)
-                    }
+        switch key.withUnsafeBytes({ claim(key: $0, flags: flags) }) {
+        case .failure(let error): return error
+        case .success(let slot):
+            for (cpu, value) in newValues.enumerated() {
+                if flags.contains(.lock) {
+                    values.writeLocked(value, slot: slot, cpu: cpu)
+                } else {
+                    values.write(value, slot: slot, cpu: cpu)
                 }
             }
+            return nil
         }
     }
 
-    private func update(key: UnsafeRawBufferPointer, flags: MapUpdateFlags, write: (Int, Bool) -> Void) -> Errno? {
-        guard key.count == attributes.keySize else { return .invalid }
+    /// The slot an update of `key` with `flags` writes (a new element's values zeroed), or why
+    /// the update fails.
+    @inline(__always)
+    private func claim(key: UnsafeRawBufferPointer, flags: MapUpdateFlags) -> Result<Int, Errno> {
+        guard key.count == attributes.keySize else { return .failure(.invalid) }
         // Plain hash maps accept BPF_F_LOCK; LRU and per-CPU maps only BPF_ANY/NOEXIST/EXIST.
         let allowsLock = !isPerCPU && !isLRU
         let mode = allowsLock ? flags.rawValue & ~MapUpdateFlags.lock.rawValue : flags.rawValue
-        guard mode <= MapUpdateFlags.exist.rawValue else { return .invalid }
-        if flags.contains(.lock), allowsLock, values.spinLockOffset == nil { return .invalid }
-        let result: Result<(Int, Bool), Errno> = index.withLock { index in
+        guard mode <= MapUpdateFlags.exist.rawValue else { return .failure(.invalid) }
+        if flags.contains(.lock), allowsLock, values.spinLockOffset == nil { return .failure(.invalid) }
+        return index.withLock { index in
             let existing = index.slot(for: key)
             if existing != nil, mode == MapUpdateFlags.noExist.rawValue { return .failure(.exists) }
             if existing == nil, mode == MapUpdateFlags.exist.rawValue { return .failure(.noEntry) }
             if let existing {
                 if isLRU { index.touch(existing) }
-                return .success((existing, false))
+                return .success(existing)
             }
             if index.isFull {
                 guard isLRU, let oldest = index.firstKey else { return .failure(.tooBig) }
                 index.remove(oldest)
             }
             let inserted = index.insert(Array(key))
-            guard case .success(let slot) = inserted else { return inserted.map { ($0, true) } }
-            values.clear(slot: slot)
-            return .success((slot, true))
-        }
-        switch result {
-        case .failure(let error): return error
-        case .success(let (slot, isNew)):
-            write(slot, isNew)
-            return nil
+            if case .success(let slot) = inserted { values.clear(slot: slot) }
+            return inserted
         }
     }
 

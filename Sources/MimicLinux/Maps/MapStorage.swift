@@ -81,9 +81,12 @@ final class ValueStorage: @unchecked Sendable {
         reservation = nil
     }
 
-    @inline(__always) func offset(slot: Int, cpu: Int) -> Int { (slot * cpuCount + cpu) * valueStride }
+    @inline(__always) func offset(slot: Int, cpu: Int) -> Int { layout.offset(slot: slot, cpu: cpu) }
 
-    func address(slot: Int, cpu: Int) -> UInt64 { base &+ UInt64(offset(slot: slot, cpu: cpu)) }
+    func address(slot: Int, cpu: Int) -> UInt64 { layout.address(slot: slot, cpu: cpu) }
+
+    /// Where the values are, as a value (for lookups that must not touch this object).
+    var layout: ValueLayout { ValueLayout(base: base, stride: valueStride, cpuCount: cpuCount) }
 
     func read(slot: Int, cpu: Int) -> [UInt8] {
         let start = offset(slot: slot, cpu: cpu)
@@ -100,12 +103,18 @@ final class ValueStorage: @unchecked Sendable {
 
     /// Copies `bytes` (exactly `valueSize`, e.g. straight from VM memory, which may overlap the
     /// value itself) into one CPU's value, leaving the spin lock word.
+    @inline(__always)
     func write(_ bytes: UnsafeRawBufferPointer, slot: Int, cpu: Int) {
         guard let source = bytes.baseAddress, bytes.count == valueSize else { return }
         let target = storage.pointer + offset(slot: slot, cpu: cpu)
         // `copyMemory` is a memmove: overlapping source and target are fine.
         guard let lock = spinLockOffset else {
-            target.copyMemory(from: source, byteCount: valueSize)
+            if valueSize == 8 {
+                // The common counter: one load and one store instead of a `memmove` call.
+                target.storeBytes(of: source.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            } else {
+                target.copyMemory(from: source, byteCount: valueSize)
+            }
             return
         }
         target.copyMemory(from: source, byteCount: min(lock, valueSize))
@@ -144,6 +153,22 @@ final class ValueStorage: @unchecked Sendable {
         guard offset < UInt64(storage.count), offset % UInt64(valueStride) == 0 else { return nil }
         let index = Int(offset) / valueStride
         return (index / cpuCount, index % cpuCount)
+    }
+}
+
+/// Where a `ValueStorage` puts each value: slot by slot, one value per CPU in each, every value
+/// `stride` bytes from the next.
+struct ValueLayout: Sendable {
+    /// The VM address of the first value.
+    let base: UInt64
+    let stride: Int
+    let cpuCount: Int
+
+    /// (Wrapping: a slot is below `slots` and a CPU below `cpuCount`, whose values fit the region.)
+    @inline(__always) func offset(slot: Int, cpu: Int) -> Int { (slot &* cpuCount &+ cpu) &* stride }
+
+    @inline(__always) func address(slot: Int, cpu: Int) -> UInt64 {
+        base &+ UInt64(truncatingIfNeeded: offset(slot: slot, cpu: cpu))
     }
 }
 
@@ -202,7 +227,18 @@ enum JenkinsHash {
     @inline(__always)
     static func mapHash(_ key: UnsafeRawPointer?, count: Int, seed: UInt32) -> UInt32 {
         guard let key, count > 0 else { return 0xdead_beef &+ seed }
+        if count == 4 { return jhash1Word(word(key, 0), seed: seed) }
         return count & 3 == 0 ? jhash2(key, words: count >> 2, seed: seed) : jhash(key, count: count, seed: seed)
+    }
+
+    /// `jhash_1word(a, initval)`: `jhash2` of one word (4-byte keys, the common case), inline.
+    @inline(__always)
+    static func jhash1Word(_ word: UInt32, seed: UInt32) -> UInt32 {
+        var b = 0xdead_beef &+ (1 << 2) &+ seed
+        var a = b &+ word
+        var c = b
+        final(&a, &b, &c)
+        return c
     }
 
     /// `jhash2(k, length, initval)`: `words` 32-bit words at `key`.
@@ -318,29 +354,7 @@ struct SlotIndex: Sendable {
     @inline(__always)
     func slot(for key: UnsafeRawBufferPointer) -> Int? {
         guard count > 0, key.count == keySize else { return nil }
-        return bucket(of: key).map { SlotTable.slot(of: table.entry($0)) }
-    }
-
-    /// The index in the table of `key`'s entry, or nil. `key` has `keySize` bytes and the table
-    /// is not empty.
-    private func bucket(of key: UnsafeRawBufferPointer) -> Int? {
-        let size = keySize
-        let source = key.baseAddress
-        let hash = UInt64(JenkinsHash.mapHash(source, count: size, seed: table.seed))
-        let mask = table.bucketCount - 1
-        var index = Int(truncatingIfNeeded: hash) & mask
-        while true {
-            let entry = table.entry(index)
-            if entry == 0 { return nil }
-            if entry >> 32 == hash, entry != SlotTable.tombstone {
-                if size == 0
-                    || SlotTable.equal(table.key(slot: SlotTable.slot(of: entry)), source.unsafelyUnwrapped, size)
-                {
-                    return index
-                }
-            }
-            index = (index + 1) & mask
-        }
+        return table.find(key.baseAddress, count: key.count)?.slot
     }
 
     /// Puts `slot` (whose key bytes are in the store) into the table; the table has room.
@@ -407,8 +421,9 @@ struct SlotIndex: Sendable {
     /// is absent.
     @discardableResult
     mutating func remove(_ key: UnsafeRawBufferPointer) -> Int? {
-        guard count > 0, key.count == keySize, let index = bucket(of: key) else { return nil }
-        let slot = SlotTable.slot(of: table.entry(index))
+        guard count > 0, key.count == keySize, let (index, slot) = table.find(key.baseAddress, count: key.count) else {
+            return nil
+        }
         table.beginWrite()
         table.setEntry(index, SlotTable.tombstone)
         table.endWrite()
@@ -603,35 +618,44 @@ final class SlotTable: @unchecked Sendable {
     func concurrentSlot(for key: UnsafeRawBufferPointer) -> Int?? {
         let start = sequence.load(ordering: .acquiring)
         guard start & 1 == 0 else { return nil }
-        let found = search(key)
+        let found = find(key.baseAddress, count: key.count)?.slot
         atomicMemoryFence(ordering: .acquiring)
         guard sequence.load(ordering: .relaxed) == start else { return nil }
         return .some(found)
     }
 
-    /// The search of `concurrentSlot(for:)`, within the buffers it loads whatever it reads.
+    // MARK: Search (readers without the lock, and the writer)
+
+    /// The entry (its index in the table) and slot of the `count`-byte key at `key` (nil only
+    /// when `count` is 0), or nil when absent. It stays within the buffers it loads whatever it
+    /// reads, so a reader without the lock touches only memory the table owns (see the type's
+    /// comment); under the map's lock its answer is exact. Each buffer's address is loaded once.
     @inline(__always)
-    private func search(_ key: UnsafeRawBufferPointer) -> Int? {
+    func find(_ key: UnsafeRawPointer?, count keyCount: Int) -> (index: Int, slot: Int)? {
         let size = keyWidth.load(ordering: .relaxed)
-        guard size == key.count,
+        guard size == keyCount,
             let table = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: buckets.load(ordering: .relaxed)),
             let store = UnsafeRawPointer(bitPattern: keys.load(ordering: .relaxed))
         else { return nil }
         let count = Int(truncatingIfNeeded: table[0].load(ordering: .relaxed))
-        let slots = Int(truncatingIfNeeded: store.load(as: UInt64.self))
-        let source = key.baseAddress
-        let hash = UInt64(JenkinsHash.mapHash(source, count: size, seed: seed))
-        let mask = count - 1
+        let slots = UInt(truncatingIfNeeded: store.load(as: UInt64.self))
+        let hash = UInt64(JenkinsHash.mapHash(key, count: size, seed: seed))
+        let mask = count &- 1
         var index = Int(truncatingIfNeeded: hash) & mask
-        for _ in 0..<count {
-            let entry = table[index + 1].load(ordering: .relaxed)
+        var left = count
+        // Wrapping arithmetic throughout: every value is bounded by the buffers' own sizes.
+        while left > 0 {
+            let entry = table[index &+ 1].load(ordering: .relaxed)
             if entry == 0 { return nil }
             if entry >> 32 == hash, entry != Self.tombstone {
-                let slot = Self.slot(of: entry)
-                guard slot >= 0, slot < slots else { return nil } // inconsistent: the check fails
-                if size == 0 || Self.equal(store + 8 + slot * size, source.unsafelyUnwrapped, size) { return slot }
+                // The entry holds slot + 1: a 0 there wraps to a slot past any store.
+                let slot = UInt(truncatingIfNeeded: UInt32(truncatingIfNeeded: entry)) &- 1
+                guard slot < slots else { return nil } // inconsistent: the check fails
+                let stored = store + 8 + Int(bitPattern: slot) &* size
+                if size == 0 || Self.equal(stored, key.unsafelyUnwrapped, size) { return (index, Int(bitPattern: slot)) }
             }
-            index = (index + 1) & mask
+            index = (index &+ 1) & mask
+            left &-= 1
         }
         return nil
     }

@@ -16,16 +16,17 @@ final class MapTable: @unchecked Sendable {
     /// A registered map, with its concrete type worked out once for the helpers' fast paths.
     final class Entry: @unchecked Sendable {
         let map: any BPFMap
-        /// The map as a hash map (hash, per-CPU hash, LRU), or nil. Unowned: `map` keeps it, and
-        /// a strong reference would be retained and released around every helper call.
-        unowned(unsafe) let hash: HashTableMap?
-        /// The map as an array (array, per-CPU array, global data), or nil (unowned, as `hash`).
-        unowned(unsafe) let array: ArrayMap?
+        /// The map as a hash map (hash, per-CPU hash, LRU), or nil. Unmanaged: `map` keeps it,
+        /// and a strong or even `unowned(unsafe)` reference is retained and released around
+        /// every helper call; `_withUnsafeGuaranteedRef` borrows it without a count.
+        let hash: Unmanaged<HashTableMap>?
+        /// The map as an array (array, per-CPU array, global data), or nil (unmanaged, as `hash`).
+        let array: Unmanaged<ArrayMap>?
 
         init(_ map: any BPFMap) {
             self.map = map
-            hash = map as? HashTableMap
-            array = map as? ArrayMap
+            hash = (map as? HashTableMap).map { Unmanaged.passUnretained($0) }
+            array = (map as? ArrayMap).map { Unmanaged.passUnretained($0) }
         }
     }
 
