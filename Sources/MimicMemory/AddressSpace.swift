@@ -115,15 +115,18 @@ public final class AddressSpace {
     @exclusivity(unchecked) private var entries: UnsafeMutablePointer<SlotEntry>
     @exclusivity(unchecked) private var capacity: Int
     @exclusivity(unchecked) private var slots: [Slot?]
-    @exclusivity(unchecked) private var generations: [UInt16]
+    /// Per slot (`capacity` of them, like `entries`): the generation tag of its next or current
+    /// region. A buffer rather than an array, as `retired`: no uniqueness check per write.
+    @exclusivity(unchecked) private var generations: UnsafeMutablePointer<UInt16>
     @exclusivity(unchecked) private var freeSlots: [Int] = []
     @exclusivity(unchecked) private var freeHead = 0
     @exclusivity(unchecked) private var windowBase: UInt64 = AddressSpace.windowStart
     /// The slots `retireAll(except:)` retired, in order, in the first `retiredCount` elements; -1
     /// where `map` revived one or something else released it (marked rather than removed, so the
-    /// rest are freed in the same order). The array is reused, never shrunk: no array is built or
-    /// emptied per reset.
-    @exclusivity(unchecked) private var retired: [Int] = []
+    /// rest are freed in the same order). A buffer of `capacity` elements (a slot is retired at
+    /// most once between two `releaseRetired()`), reused: nothing is built or emptied per reset,
+    /// and no array uniqueness check is made per write.
+    @exclusivity(unchecked) private var retired: UnsafeMutablePointer<Int>
     @exclusivity(unchecked) private var retiredCount = 0
     /// How many of them are still retired (neither revived nor released).
     @exclusivity(unchecked) private var retiredLive = 0
@@ -153,7 +156,9 @@ public final class AddressSpace {
         entries = .allocate(capacity: capacity)
         entries.initialize(repeating: .empty, count: capacity)
         slots = [nil] // slot 0: the 32-bit window
-        generations = [0]
+        generations = .allocate(capacity: capacity)
+        generations.initialize(repeating: 0, count: capacity)
+        retired = .allocate(capacity: capacity)
     }
 
     /// Creates an address space that maps the same regions, at the same addresses, as `other`.
@@ -164,11 +169,11 @@ public final class AddressSpace {
         growTable(to: other.capacity)
         entries.update(from: other.entries, count: other.capacity)
         slots = other.slots
-        generations = other.generations
+        generations.update(from: other.generations, count: other.capacity)
         freeSlots = other.freeSlots
         freeHead = other.freeHead
         windowBase = other.windowBase
-        retired = other.retired
+        retired.initialize(from: other.retired, count: other.retiredCount)
         retiredCount = other.retiredCount
         retiredLive = other.retiredLive
     }
@@ -176,6 +181,8 @@ public final class AddressSpace {
     deinit {
         entries.deinitialize(count: capacity)
         entries.deallocate()
+        generations.deallocate()
+        retired.deallocate()
     }
 
     /// The current translation table. Take a new one after mapping or unmapping.
@@ -253,8 +260,7 @@ public final class AddressSpace {
         }
         guard size <= Self.regionLimit else { throw .regionTooLarge(name: name, size: size, limit: Self.regionLimit) }
         while slots.count <= slot {
-            slots.append(nil)
-            generations.append(0)
+            slots.append(nil) // its generation is 0 (`growTable` below makes room)
         }
         if slots.count > capacity { growTable(to: max(capacity * 2, slots.count.nextPowerOfTwo)) }
         if retiredLive != 0 { releaseRetired(slot: slot) }
@@ -345,7 +351,7 @@ public final class AddressSpace {
             // In place: the slot keeps its record (name, identity); only the storage goes. (A
             // non-empty table row always has its record: `install` and `revive` write both.)
             slots[slot]!.storage = nil
-            if retiredCount < retired.count { retired[retiredCount] = slot } else { retired.append(slot) }
+            retired[retiredCount] = slot
             retiredCount += 1
             retiredLive += 1
         }
@@ -469,8 +475,7 @@ public final class AddressSpace {
             return slot
         }
         guard slots.count < Self.slotLimit else { throw .outOfSlots(limit: Self.slotLimit) }
-        slots.append(nil)
-        generations.append(0)
+        slots.append(nil) // its generation is 0 (`growTable` below makes room)
         if slots.count > capacity { growTable(to: capacity * 2) }
         return slots.count - 1
     }
@@ -483,6 +488,15 @@ public final class AddressSpace {
         entries.deinitialize(count: capacity)
         entries.deallocate()
         entries = grown
+        let grownGenerations = UnsafeMutablePointer<UInt16>.allocate(capacity: newCapacity)
+        grownGenerations.initialize(repeating: 0, count: newCapacity)
+        grownGenerations.update(from: generations, count: capacity)
+        generations.deallocate()
+        generations = grownGenerations
+        let grownRetired = UnsafeMutablePointer<Int>.allocate(capacity: newCapacity)
+        grownRetired.initialize(from: retired, count: retiredCount)
+        retired.deallocate()
+        retired = grownRetired
         capacity = newCapacity
     }
 
