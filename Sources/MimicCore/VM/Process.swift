@@ -202,7 +202,10 @@ public final class Process {
     }
 
     /// `reset(context:)` with a context of a known type: the same reset, without wrapping the
-    /// context in an existential (a copy and a destroy through value witnesses per packet).
+    /// context in an existential (a copy and a destroy through value witnesses per packet). A
+    /// non-optional `any Context` argument comes here too, opened in place; an optional one goes
+    /// to the form above, which has to copy it out of its box to unwrap it (whatever the form:
+    /// `if let`, `switch`, `?.`), so callers that have a context should not make it optional.
     public func reset<C: Context>(context: C) throws(SetupError) {
         try beginReset()
         defer { memory.releaseRetired() }
