@@ -89,18 +89,23 @@ public final class AddressSpace {
     static let windowEnd: UInt64 = 0xF000_0000
     static let windowStep: UInt64 = 1 << 20
 
+    /// What a slot holds: a mapped region, or — while retired (`retireAll(except:)`) — the region
+    /// it held, without its storage, until `map` revives it or `releaseRetired` frees the slot.
     struct Slot {
         var info: RegionInfo
-        var storage: RegionStorage
+        /// The region's storage; nil while the slot is retired. Every query treats a retired slot
+        /// as empty (`mapped(_:)`).
+        var storage: RegionStorage?
+        /// The identity of the storage mapped here, kept while retired for `revive` to recognise
+        /// it: compared only, never dereferenced (the storage may be gone, and its address reused
+        /// by another: reviving that one is as right).
+        var identity: UnsafeMutableRawPointer
     }
 
-    /// A region `retireAll(except:)` took out: its slot (held back from the free list), what it
-    /// was, and which storage it mapped — by identity only, unretained, never dereferenced (the
-    /// storage may be gone, and its address reused by another: reviving that one is as right).
-    struct RetiredSlot {
-        let slot: Int
-        var info: RegionInfo
-        let storage: UnsafeMutableRawPointer
+    /// A region as queries see it: a slot that is mapped, not retired.
+    struct Mapped {
+        let info: RegionInfo
+        let storage: RegionStorage
     }
 
     // `@exclusivity(unchecked)`: an address space is used by one thread at a time (see above),
@@ -110,12 +115,21 @@ public final class AddressSpace {
     @exclusivity(unchecked) private var entries: UnsafeMutablePointer<SlotEntry>
     @exclusivity(unchecked) private var capacity: Int
     @exclusivity(unchecked) private var slots: [Slot?]
-    @exclusivity(unchecked) private var generations: [UInt16]
+    /// Per slot (`capacity` of them, like `entries`): the generation tag of its next or current
+    /// region. A buffer rather than an array, as `retired`: no uniqueness check per write.
+    @exclusivity(unchecked) private var generations: UnsafeMutablePointer<UInt16>
     @exclusivity(unchecked) private var freeSlots: [Int] = []
     @exclusivity(unchecked) private var freeHead = 0
     @exclusivity(unchecked) private var windowBase: UInt64 = AddressSpace.windowStart
-    /// What `retireAll(except:)` retired and nothing has revived or released yet.
-    @exclusivity(unchecked) private var retired: [RetiredSlot] = []
+    /// The slots `retireAll(except:)` retired, in order, in the first `retiredCount` elements; -1
+    /// where `map` revived one or something else released it (marked rather than removed, so the
+    /// rest are freed in the same order). A buffer of `capacity` elements (a slot is retired at
+    /// most once between two `releaseRetired()`), reused: nothing is built or emptied per reset,
+    /// and no array uniqueness check is made per write.
+    @exclusivity(unchecked) private var retired: UnsafeMutablePointer<Int>
+    @exclusivity(unchecked) private var retiredCount = 0
+    /// How many of them are still retired (neither revived nor released).
+    @exclusivity(unchecked) private var retiredLive = 0
 
     /// Memory outside this address space that `read` and `write` (and so `load`, `store` and
     /// `readCString`) fall back to for addresses whose slot holds no region of this space.
@@ -142,7 +156,9 @@ public final class AddressSpace {
         entries = .allocate(capacity: capacity)
         entries.initialize(repeating: .empty, count: capacity)
         slots = [nil] // slot 0: the 32-bit window
-        generations = [0]
+        generations = .allocate(capacity: capacity)
+        generations.initialize(repeating: 0, count: capacity)
+        retired = .allocate(capacity: capacity)
     }
 
     /// Creates an address space that maps the same regions, at the same addresses, as `other`.
@@ -153,16 +169,20 @@ public final class AddressSpace {
         growTable(to: other.capacity)
         entries.update(from: other.entries, count: other.capacity)
         slots = other.slots
-        generations = other.generations
+        generations.update(from: other.generations, count: other.capacity)
         freeSlots = other.freeSlots
         freeHead = other.freeHead
         windowBase = other.windowBase
-        retired = other.retired
+        retired.initialize(from: other.retired, count: other.retiredCount)
+        retiredCount = other.retiredCount
+        retiredLive = other.retiredLive
     }
 
     deinit {
         entries.deinitialize(count: capacity)
         entries.deallocate()
+        generations.deallocate()
+        retired.deallocate()
     }
 
     /// The current translation table. Take a new one after mapping or unmapping.
@@ -188,7 +208,7 @@ public final class AddressSpace {
                 throw error
             }
         }
-        if !retired.isEmpty, let base = revive(storage, name: name, kind: kind, placement: placement) {
+        if retiredLive != 0, let base = revive(storage, name: name, kind: kind, placement: placement) {
             return base
         }
         let size = storage.count
@@ -197,8 +217,8 @@ public final class AddressSpace {
             guard size <= Self.lowWindowLimit else {
                 throw .regionTooLarge(name: name, size: size, limit: Self.lowWindowLimit)
             }
-            if !retired.isEmpty { releaseRetired(slot: 0) }
-            if let occupant = slots[0] { throw .lowWindowOccupied(by: occupant.info.name) }
+            if retiredLive != 0 { releaseRetired(slot: 0) }
+            if let occupant = mapped(0) { throw .lowWindowOccupied(by: occupant.info.name) }
             let base = windowBase
             install(slot: 0, base: base, storage: storage, name: name, kind: kind)
             return base
@@ -230,8 +250,8 @@ public final class AddressSpace {
             guard size <= Self.lowWindowLimit else {
                 throw .regionTooLarge(name: name, size: size, limit: Self.lowWindowLimit)
             }
-            if !retired.isEmpty { releaseRetired(slot: 0) }
-            if let occupant = slots[0] { throw .lowWindowOccupied(by: occupant.info.name) }
+            if retiredLive != 0 { releaseRetired(slot: 0) }
+            if let occupant = mapped(0) { throw .lowWindowOccupied(by: occupant.info.name) }
             install(slot: 0, base: address, storage: storage, name: name, kind: kind)
             return address
         }
@@ -240,12 +260,11 @@ public final class AddressSpace {
         }
         guard size <= Self.regionLimit else { throw .regionTooLarge(name: name, size: size, limit: Self.regionLimit) }
         while slots.count <= slot {
-            slots.append(nil)
-            generations.append(0)
+            slots.append(nil) // its generation is 0 (`growTable` below makes room)
         }
         if slots.count > capacity { growTable(to: max(capacity * 2, slots.count.nextPowerOfTwo)) }
-        if !retired.isEmpty { releaseRetired(slot: slot) }
-        if let occupant = slots[slot] {
+        if retiredLive != 0 { releaseRetired(slot: slot) }
+        if let occupant = mapped(slot) {
             throw .addressUnavailable(address, reason: "its slot holds region \(occupant.info.name)")
         }
         generations[slot] = UInt16(truncatingIfNeeded: address >> 48)
@@ -269,7 +288,7 @@ public final class AddressSpace {
     /// Removes the region that starts at `base`. Its addresses fault from now on.
     public func unmap(_ base: UInt64) throws(AddressSpaceError) {
         let slot = Int(truncatingIfNeeded: (base >> 32) & 0xFFFF)
-        guard slot < slots.count, let current = slots[slot], current.info.base == base else {
+        guard let current = mapped(slot), current.info.base == base else {
             throw .notMapped(base)
         }
         slots[slot] = nil
@@ -329,26 +348,39 @@ public final class AddressSpace {
             let base = entries[slot].base
             guard base != SlotEntry.empty.base, slot >= kept.bases.count || kept.bases[slot] != base else { continue }
             entries[slot] = .empty
-            guard let current = slots[slot].take() else { continue }
-            retired.append(
-                RetiredSlot(
-                    slot: slot, info: current.info, storage: Unmanaged.passUnretained(current.storage).toOpaque()))
+            // In place: the slot keeps its record (name, identity); only the storage goes. (A
+            // non-empty table row always has its record: `install` and `revive` write both.)
+            slots[slot]!.storage = nil
+            retired[retiredCount] = slot
+            retiredCount += 1
+            retiredLive += 1
         }
     }
 
     /// Frees the slots of the regions `retireAll(except:)` retired that no `map` took back, as
     /// unmapping them would have.
     public func releaseRetired() {
-        guard !retired.isEmpty else { return }
-        for index in retired.indices { freed(slot: retired[index].slot, size: retired[index].info.size) }
-        retired.removeAll(keepingCapacity: true)
+        guard retiredCount != 0 else { return }
+        if retiredLive != 0 {
+            for index in 0..<retiredCount where retired[index] >= 0 { release(retired: retired[index]) }
+        }
+        retiredCount = 0
+        retiredLive = 0
     }
 
     /// Frees `slot` if it is retired (before something else is mapped there).
     private func releaseRetired(slot: Int) {
-        guard let index = retired.firstIndex(where: { $0.slot == slot }) else { return }
-        let region = retired.remove(at: index)
-        freed(slot: slot, size: region.info.size)
+        guard let index = (0..<retiredCount).first(where: { retired[$0] == slot }) else { return }
+        retired[index] = -1
+        retiredLive -= 1
+        release(retired: slot)
+    }
+
+    /// Empties the retired `slot` and frees it, as unmapping its region would have.
+    private func release(retired slot: Int) {
+        let size = slots[slot].unsafelyUnwrapped.info.size
+        slots[slot] = nil
+        freed(slot: slot, size: size)
     }
 
     /// Maps `storage` again in the retired slot that mapped it, at a new address (see
@@ -358,33 +390,45 @@ public final class AddressSpace {
         _ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement
     ) -> UInt64? {
         let identity = Unmanaged.passUnretained(storage).toOpaque()
-        for index in retired.indices where retired[index].storage == identity {
-            let slot = retired[index].slot
+        for index in 0..<retiredCount {
+            let slot = retired[index]
+            // Retired slots hold a record (`retireAll` keeps it): only the identity is read here.
+            guard slot >= 0, slots[slot].unsafelyUnwrapped.identity == identity else { continue }
             let size = storage.count
             guard (slot == 0) == (placement == .low32), size <= (slot == 0 ? Self.lowWindowLimit : Self.regionLimit)
             else { return nil }
-            var info = retired.remove(at: index).info
+            retired[index] = -1
+            retiredLive -= 1
             let base: UInt64
             if slot == 0 {
-                freed(slot: 0, size: info.size) // the window moves on, as for an unmapped region
+                // The window moves on, as for an unmapped region.
+                freed(slot: 0, size: slots[0].unsafelyUnwrapped.info.size)
                 base = windowBase
             } else {
                 generations[slot] &+= 1
                 base = UInt64(generations[slot]) << 48 | UInt64(slot) << 32
             }
-            if info.name != name { info.name = name }
-            info.kind = kind
-            info.base = base
-            info.size = size
-            slots[slot] = Slot(info: info, storage: storage)
+            Self.revive(&slots[slot], storage: storage, name: name, kind: kind, base: base, size: size)
             entries[slot] = Self.entry(base: base, kind: kind, storage: storage)
             return base
         }
         return nil
     }
 
+    /// Fills a retired slot's record in place: the name only if it changed (no string copied
+    /// for the same name), the storage reference taken again.
+    private static func revive(
+        _ slot: inout Slot?, storage: RegionStorage, name: String, kind: RegionKind, base: UInt64, size: Int
+    ) {
+        if slot.unsafelyUnwrapped.info.name != name { slot!.info.name = name }
+        slot!.info.kind = kind
+        slot!.info.base = base
+        slot!.info.size = size
+        slot!.storage = storage
+    }
+
     /// The regions currently mapped, in slot order.
-    public var regions: [RegionInfo] { slots.compactMap { $0?.info } }
+    public var regions: [RegionInfo] { slots.compactMap { $0?.storage == nil ? nil : $0?.info } }
 
     /// The region containing `address`, if any.
     public func region(containing address: UInt64) -> RegionInfo? {
@@ -404,9 +448,15 @@ public final class AddressSpace {
         return (slot.storage, offset)
     }
 
-    private func slot(containing address: UInt64) -> Slot? {
+    /// The region mapped in slot `index`: nil for an empty or retired slot.
+    private func mapped(_ index: Int) -> Mapped? {
+        guard index < slots.count, let slot = slots[index], let storage = slot.storage else { return nil }
+        return Mapped(info: slot.info, storage: storage)
+    }
+
+    private func slot(containing address: UInt64) -> Mapped? {
         let index = Int(truncatingIfNeeded: (address >> 32) & 0xFFFF)
-        guard index < slots.count, let slot = slots[index] else { return nil }
+        guard let slot = mapped(index) else { return nil }
         if slot.info.kind == .ring {
             // A ring spans its whole slot: offsets wrap around its length.
             return address >= slot.info.base && address - slot.info.base < 1 << 32 ? slot : nil
@@ -425,8 +475,7 @@ public final class AddressSpace {
             return slot
         }
         guard slots.count < Self.slotLimit else { throw .outOfSlots(limit: Self.slotLimit) }
-        slots.append(nil)
-        generations.append(0)
+        slots.append(nil) // its generation is 0 (`growTable` below makes room)
         if slots.count > capacity { growTable(to: capacity * 2) }
         return slots.count - 1
     }
@@ -439,12 +488,21 @@ public final class AddressSpace {
         entries.deinitialize(count: capacity)
         entries.deallocate()
         entries = grown
+        let grownGenerations = UnsafeMutablePointer<UInt16>.allocate(capacity: newCapacity)
+        grownGenerations.initialize(repeating: 0, count: newCapacity)
+        grownGenerations.update(from: generations, count: capacity)
+        generations.deallocate()
+        generations = grownGenerations
+        let grownRetired = UnsafeMutablePointer<Int>.allocate(capacity: newCapacity)
+        grownRetired.initialize(from: retired, count: retiredCount)
+        retired.deallocate()
+        retired = grownRetired
         capacity = newCapacity
     }
 
     private func install(slot: Int, base: UInt64, storage: RegionStorage, name: String, kind: RegionKind) {
         let info = RegionInfo(name: name, kind: kind, base: base, size: storage.count)
-        slots[slot] = Slot(info: info, storage: storage)
+        slots[slot] = Slot(info: info, storage: storage, identity: Unmanaged.passUnretained(storage).toOpaque())
         entries[slot] = Self.entry(base: base, kind: kind, storage: storage)
     }
 
@@ -497,7 +555,7 @@ public final class AddressSpace {
         // NULL and small integers are never mapped, even while the 32-bit window holds a region.
         guard address >= Self.windowStart else { return nil }
         let index = Int(truncatingIfNeeded: (address >> 32) & 0xFFFF)
-        guard index < slots.count, let slot = slots[index] else { return nil }
+        guard let slot = mapped(index) else { return nil }
         // A different generation means the address belongs to a freed region: say "unmapped".
         return (address >> 48) == (slot.info.base >> 48) ? slot.info : nil
     }

@@ -129,6 +129,85 @@ struct MappingTests {
         #expect(fastLoad(space, slotBase, size: 1) == nil)
     }
 
+    /// Retiring is in place (the slot keeps its record, without the storage): over many resets
+    /// the window gets the addresses unmapping and mapping would give, every earlier address of
+    /// both regions faults (table, checked path, queries), a revived region takes its new name
+    /// and kind, and the storage is not held while retired (`isKnownUniquelyReferenced`, as
+    /// `PacketBuffer` reuses its buffer).
+    @Test func retiringInPlaceOverManyResets() throws {
+        let space = AddressSpace()
+        let shared = try space.map(RegionStorage(count: 8), name: "shared")
+        let kept = space.snapshot()
+        var packet = RegionStorage(count: 64)
+        let context = RegionStorage(count: 24)
+        let twin = AddressSpace()
+        var twinAddress = try twin.map(RegionStorage(count: 64), name: "packet", placement: .low32)
+        var old: [UInt64] = [
+            try space.map(packet, name: "packet", placement: .low32),
+            try space.map(context, name: "xdp_md", kind: .readOnly),
+        ]
+        #expect(old[0] == twinAddress)
+        for round in 0..<40 {
+            space.retireAll(except: kept)
+            let unique = isKnownUniquelyReferenced(&packet)
+            #expect(unique, "round \(round): a retired region's storage is not held")
+            #expect(space.regions.map(\.name) == ["shared"])
+            try twin.unmap(twinAddress)
+            twinAddress = try twin.map(RegionStorage(count: 64), name: "packet", placement: .low32)
+            let name = round.isMultiple(of: 2) ? "xdp_md" : "renamed"
+            let kind: RegionKind = round.isMultiple(of: 2) ? .plain : .readOnly
+            let newPacket = try space.map(packet, name: "packet", placement: .low32)
+            let newContext = try space.map(context, name: name, kind: kind)
+            space.releaseRetired()
+            #expect(newPacket == twinAddress)
+            #expect(space.region(containing: newContext)?.name == name)
+            #expect(space.region(containing: newContext)?.kind == kind)
+            #expect(fastStore(space, 1, at: newContext, size: 1) == (kind == .plain))
+            #expect(space.storage(containing: newPacket + 3)?.storage === packet)
+            let shared = isKnownUniquelyReferenced(&packet)
+            #expect(!shared)
+            for address in old {
+                #expect(fastLoad(space, address, size: 1) == nil)
+                #expect(space.region(containing: address) == nil)
+                // In the window an old packet's address lies outside the new packet; elsewhere
+                // the slot's generation moved on: "unmapped".
+                let reason = fault { _ = try space.load(address, size: 1) }?.reason
+                #expect(reason == (address >> 32 == 0 ? .outOfBounds : .unmapped))
+                #expect(throws: AddressSpaceError.notMapped(address)) { try space.unmap(address) }
+            }
+            old += [newPacket, newContext]
+            if old.count > 10 { old.removeFirst(2) }
+        }
+        #expect(space.regions.map(\.name).sorted() == ["packet", "renamed", "shared"])
+        #expect(space.region(containing: shared)?.name == "shared")
+    }
+
+    /// A storage freed while its region is retired, and another one at the same host address
+    /// (the allocator reuses it) mapped next: the retired slot comes back for it, at a new address,
+    /// with the new storage's size. An address space copied while regions are retired sees none
+    /// of them and frees their slots as the original does.
+    @Test func retiredStorageMayGoAway() throws {
+        let space = AddressSpace()
+        let kept = space.snapshot()
+        var storage: RegionStorage? = RegionStorage(count: 32)
+        let first = try space.map(storage!, name: "context")
+        space.retireAll(except: kept)
+        storage = nil
+        let copy = AddressSpace(copying: space)
+        #expect(copy.regions.isEmpty && copy.region(containing: first) == nil)
+        let next = RegionStorage(count: 16)
+        let second = try space.map(next, name: "context")
+        space.releaseRetired()
+        #expect(second != first)
+        #expect(space.region(containing: second)?.size == 16)
+        #expect(fastLoad(space, first, size: 1) == nil)
+        #expect(space.regions.count == 1)
+        copy.releaseRetired()
+        let reused = try copy.map(RegionStorage(count: 8), name: "other")
+        #expect(reused >> 32 & 0xFFFF == first >> 32 & 0xFFFF && reused != first)
+        #expect(copy.regions.map(\.name) == ["other"])
+    }
+
     @Test func unmapNeedsTheBaseAddress() throws {
         let space = AddressSpace()
         let base = try space.map(RegionStorage(count: 16), name: "data")

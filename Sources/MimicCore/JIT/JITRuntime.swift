@@ -250,6 +250,14 @@ final class JITCache: @unchecked Sendable {
         }
     }
 
+    /// `compiled(_:)`, unretained: valid for as long as `program` (which owns this cache) lives.
+    func borrowedCompiled(_ program: Program) -> Unmanaged<CompiledProgram>? {
+        let raw = published.load(ordering: .acquiring)
+        if raw > 1 { return Unmanaged<CompiledProgram>.fromOpaque(UnsafeRawPointer(bitPattern: raw)!) }
+        // Compiled now (or refused): the cache keeps what it published.
+        return compiled(program).map { Unmanaged.passUnretained($0) }
+    }
+
     deinit {
         let raw = published.load(ordering: .acquiring)
         if raw > 1 { Unmanaged<CompiledProgram>.fromOpaque(UnsafeRawPointer(bitPattern: raw)!).release() }

@@ -9,14 +9,39 @@ extension Process {
     /// `depth`), the same `Stop`. Runs the interpreter if the program cannot be compiled.
     func executeCompiled(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
         guard case .ready = state else { return .failed(.notRunnable) }
-        guard var compiled = program.jitCache.compiled(program), compiled.canEnter(at: pc) else {
+        // The entry program's code is borrowed, not retained (`entryCode`): `entryProgram` is a
+        // `let` of the process, and the program owns its cache, which owns the code. Any other
+        // program (after a tail call) is held: a later tail call may drop the last reference to a
+        // program whose code is still returning to this driver.
+        var held: CompiledProgram?
+        var compiled: Unmanaged<CompiledProgram>
+        if program === entryProgram {
+            if let code = entryCode {
+                compiled = code
+            } else {
+                guard let code = entryProgram.jitCache.borrowedCompiled(entryProgram) else {
+                    return execute(RunningMode.self, limit: limit, cancellation: cancellation)
+                }
+                entryCode = code
+                compiled = code
+            }
+        } else {
+            guard let code = program.jitCache.compiled(program) else {
+                return execute(RunningMode.self, limit: limit, cancellation: cancellation)
+            }
+            held = code
+            compiled = Unmanaged.passUnretained(code)
+        }
+        defer { withExtendedLifetime(held) {} } // held until the driver returns
+        let entryPC = pc
+        guard compiled._withUnsafeGuaranteedRef({ $0.canEnter(at: entryPC) }) else {
             return execute(RunningMode.self, limit: limit, cancellation: cancellation)
         }
         let start = instructionsExecuted
         var count = start
         let end = limit > UInt64.max - start ? UInt64.max : start + limit
         runLimit = end
-        runCancellation = cancellation
+        if cancellation != nil || runCancellation != nil { runCancellation = cancellation }
         let longest = UInt64(program.longestRun)
         var checkpoint = min(
             max(end >= longest ? end - longest : 0, count),
@@ -61,11 +86,11 @@ extension Process {
                 context[JITSlot.checkpoint] = checkpoint
                 context[JITSlot.depth] = UInt64(depth)
                 context[JITSlot.entryDepth] = UInt64(depth)
-                context[JITSlot.pcTable] = UInt64(UInt(bitPattern: compiled.pcTable))
+                context[JITSlot.pcTable] = UInt64(UInt(bitPattern: compiled._withUnsafeGuaranteedRef { $0.pcTable }))
                 context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
                 context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
                 refreshTable(context)
-                let status = compiled.enter(context, at: pc)
+                let status = compiled._withUnsafeGuaranteedRef { $0.enter(context, at: pc) }
                 count = context[JITSlot.count]
                 pc = Int(truncatingIfNeeded: context[JITSlot.pc])
                 depth = Int(truncatingIfNeeded: context[JITSlot.depth])
@@ -84,7 +109,8 @@ extension Process {
                     guard let next = program.jitCache.compiled(program) else {
                         return interpretRest(&pc, &count, &depth, end: end, cancellation: cancellation)
                     }
-                    compiled = next
+                    held = next
+                    compiled = Unmanaged.passUnretained(next)
                 default:
                     return .failed(.unsupported("internal error: JIT status \(status)"))
                 }

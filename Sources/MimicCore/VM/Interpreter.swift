@@ -662,7 +662,7 @@ extension Process {
     ) -> Stop? {
         if count >= end { return .paused }
         if let cancellation, cancellation.isCancelled { return .failed(.cancelled) }
-        if let runDeadline, ContinuousClock.now >= runDeadline { return .failed(.deadlineExceeded(executed: count)) }
+        if let runDeadline, ContinuousClock.now >= runDeadline.instant { return .failed(.deadlineExceeded(executed: count)) }
         if count &+ length > end { return .limitInsideRun }
         checkpoint = min(
             max(end >= longestRun ? end - longestRun : 0, count),

@@ -15,6 +15,12 @@ public final class CancellationFlag: Sendable {
     public var isCancelled: Bool { flag.load(ordering: .relaxed) }
 }
 
+/// A run's deadline (`Process.runDeadline`), in a box.
+final class RunDeadline {
+    let instant: ContinuousClock.Instant
+    init(_ instant: ContinuousClock.Instant) { self.instant = instant }
+}
+
 /// The registers of a process, R0–R10, readable and writable by host code and helpers.
 public struct Registers {
     @usableFromInline let storage: UnsafeMutablePointer<UInt64>
@@ -139,11 +145,17 @@ public final class Process {
     @exclusivity(unchecked) var runLimit: UInt64 = .max
     @exclusivity(unchecked) var runCancellation: CancellationFlag?
     /// The current run's deadline (`run(deadline:)`), looked at with the cancellation flag.
-    @exclusivity(unchecked) var runDeadline: ContinuousClock.Instant?
+    /// Boxed: `ContinuousClock.Instant` is resilient (its layout is unknown outside the standard
+    /// library), so an optional of it was tested and copied through value witnesses on every
+    /// reset and run; a nil reference is one compare.
+    @exclusivity(unchecked) var runDeadline: RunDeadline?
     /// What each emulator (and context) keeps for this process, by `EmulatorStateKey`: see
     /// `emulatorState(_:)`. (Declared last: the fields the interpreter touches keep their place
     /// in the object.)
     @exclusivity(unchecked) @usableFromInline var emulatorStates = EmulatorStateTable()
+    /// The entry program's compiled code once the JIT published it (`executeCompiled`),
+    /// unretained: `entryProgram` is a `let`, and owns its cache, which keeps the code.
+    @exclusivity(unchecked) var entryCode: Unmanaged<CompiledProgram>?
 
     init(program: Program, memory: AddressSpace, vCPU: Int) throws(SetupError) {
         vm = program.vm
@@ -184,12 +196,36 @@ public final class Process {
     /// Reusing a process saves the allocations of a new one; a pool worker that runs the same
     /// program many times does this. The vCPU stays the same.
     public func reset(context: (any Context)? = nil) throws(SetupError) {
+        try beginReset()
+        defer { memory.releaseRetired() }
+        if let context { try attach(context) }
+    }
+
+    /// `reset(context:)` with a context of a known type: the same reset, without wrapping the
+    /// context in an existential (a copy and a destroy through value witnesses per packet). A
+    /// non-optional `any Context` argument comes here too, opened in place; an optional one goes
+    /// to the form above, which has to copy it out of its box to unwrap it (whatever the form:
+    /// `if let`, `switch`, `?.`), so callers that have a context should not make it optional.
+    public func reset<C: Context>(context: C) throws(SetupError) {
+        try beginReset()
+        defer { memory.releaseRetired() }
+        try context.attach(to: self)
+    }
+
+    /// Attaches an existential context through its opened type (not copied out of its box).
+    private func attach<C: Context>(_ context: C) throws(SetupError) {
+        try context.attach(to: self)
+    }
+
+    /// Everything `reset` does before the context is attached. The regions mapped since creation
+    /// are retired: the caller calls `memory.releaseRetired()` once the context is attached (this
+    /// does when it throws).
+    private func beginReset() throws(SetupError) {
         // Retired rather than unmapped: a context that maps the same storage again (the next
         // packet refilled into the previous packet's buffer) gets it back at a new address without
         // taking the slot out and putting it back; whatever it does not map again is unmapped
         // when the reset ends (`AddressSpace.retireAll(except:)`).
         memory.retireAll(except: baseRegions)
-        defer { memory.releaseRetired() }
         var clearStart = stackClearStart
         if program !== entryProgram { // no shared reference count traffic
             program = entryProgram
@@ -210,29 +246,38 @@ public final class Process {
         callbackDepth = 0
         runLimit = .max
         runCancellation = nil
-        // `run(deadline:)` clears its deadline when it returns, and a fault is taken
-        // (`takeFault`) before a run returns: both are nil here, and assigning nil to these
-        // non-trivial optionals costs value-witness calls per reset.
-        if runDeadline != nil { runDeadline = nil }
+        runDeadline = nil
+        // A fault is taken (`takeFault`) before a run returns: nil here, and assigning nil to
+        // this non-trivial optional costs value-witness calls per reset.
         if case .some = pendingFault { pendingFault = nil }
         packet = nil
         if exitCheck != nil { exitCheck = nil }
         inlineHelpersBypassed = false
-        if let emulator = vm.emulator {
-            // The previous states are offered to the emulator for reuse (see
-            // `takeRecycledEmulatorState(_:)`); what it does not take is released before `attach`.
-            emulatorStates.beginRecycling()
-            do {
-                try emulator.prepare(self)
-            } catch {
-                emulatorStates.endRecycling()
-                throw error
-            }
-            emulatorStates.endRecycling()
-        } else {
+        try prepareEmulator(of: vm)
+    }
+
+    /// `Emulator.prepare` for a reset (see `beginReset`), or no emulator states without one.
+    ///
+    /// `vm.emulator` is read where it is used, never bound to a local: with other calls between a
+    /// binding and its use the compiler retains and releases the emulator around them (per
+    /// reset, and on the runtime's slow path when a weak reference made its counts live in a side
+    /// table). The process holds `vm` (a `let`), which holds `emulator` (a `let`).
+    private func prepareEmulator(of vm: VM) throws(SetupError) {
+        guard vm.emulator != nil else {
             emulatorStates.removeAll()
+            return
         }
-        try context?.attach(to: self)
+        // The previous states are offered to the emulator for reuse (see
+        // `takeRecycledEmulatorState(_:)`); what it does not take is released before `attach`.
+        emulatorStates.beginRecycling()
+        do {
+            try vm.emulator?.prepare(self)
+        } catch {
+            emulatorStates.endRecycling()
+            memory.releaseRetired()
+            throw error
+        }
+        emulatorStates.endRecycling()
     }
 
     deinit {
@@ -278,7 +323,7 @@ public final class Process {
         deadline: ContinuousClock.Instant, instructionLimit: UInt64 = .max,
         cancellation: CancellationFlag? = nil
     ) throws(ExecutionError) -> UInt64 {
-        runDeadline = deadline
+        runDeadline = RunDeadline(deadline)
         defer { runDeadline = nil }
         return try finish(executeExactly(limit: instructionLimit, cancellation: cancellation))
     }
