@@ -351,9 +351,11 @@ public final class LinuxProcessState {
     /// What host code reports of a run — its trace lines, warnings and packet — read in one
     /// call: other modules make a dynamic exclusivity check on each stored property of this class
     /// they read (`@exclusivity(unchecked)` does not reach them), ~100 instructions apiece; a
-    /// packet loop reads these for every packet (`mimic run --pcap`).
-    public var runReport: (trace: [String], warnings: [String], packet: PacketBuffer?) {
-        (traceOutput, warnings, packet)
+    /// packet loop reads these for every packet (`mimic run --pcap`). An empty list is nil: a
+    /// packet loop then copies no array (retaining the shared empty array takes the runtime's
+    /// slow path for immortal objects).
+    public var runReport: (trace: [String]?, warnings: [String]?, packet: PacketBuffer?) {
+        (traceOutput.isEmpty ? nil : traceOutput, warnings.isEmpty ? nil : warnings, packet)
     }
 
     /// Makes the state as a new one is (`init()`), for the next run of a process being reset:
