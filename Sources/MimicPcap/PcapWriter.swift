@@ -63,14 +63,21 @@ public struct PcapWriter: Sendable {
         packetCount += 1
     }
 
+    /// The size of the file so far (`bytes.count`), without a copy of `bytes`.
+    public var byteCount: Int { bytes.count }
+
     /// The bytes of the file header, before the first record.
     public static let headerSize = 24
 
-    /// Appends records another writer wrote: the bytes `range` of `other.bytes` (whole records,
-    /// past its header), which hold `packets` records. The writers must have the same timestamp
-    /// resolution (`nanosecond`): the records are copied as they are.
-    public mutating func append(recordsOf other: PcapWriter, bytes range: Range<Int>, packets: Int) {
-        other.bytes.withUnsafeBufferPointer { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[range])) }
+    /// Appends `byteCount` bytes of whole records holding `packets` packets, written by `fill`
+    /// into the memory it is given (which it must fill entirely): records another writer of the
+    /// same timestamp resolution made, copied as they are (for example merged in another order).
+    public mutating func appendRecords(
+        byteCount: Int, packets: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void
+    ) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: byteCount))
+        bytes.withUnsafeMutableBytes { fill(UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
         packetCount += packets
     }
 

@@ -203,6 +203,10 @@ final class PacketRunner {
     private let type: ProgramType
     /// sk_lookup: the interface packets arrive on (`Session.lookupIngressIfindex`).
     private let lookupIngressIfindex: UInt32
+    /// The session's instruction budget and `--timeout`, copied once (`Session.timeout` is a
+    /// `var`: reading it per packet is a dynamic exclusivity check).
+    private let limit: UInt64
+    private let timeout: Duration?
 
     /// A runner with `processes` process slots (one per vCPU it runs packets as), listing each
     /// outcome's deliveries with their bytes when `keepsDeliveries`.
@@ -212,6 +216,8 @@ final class PacketRunner {
         type = session.type
         lookupIngressIfindex = session.type == .skLookup ? (try? session.lookupIngressIfindex()) ?? 1 : 0
         self.keepsDeliveries = keepsDeliveries
+        limit = session.limit
+        timeout = session.timeout
         self.processes = Array(repeating: nil, count: processes)
         contexts = PacketContexts(session: session)
         slotContext = contexts.slot
@@ -285,7 +291,7 @@ extension PacketRunner {
         if processes[slot] !== process { processes[slot] = process }
         let r0: UInt64
         do {
-            r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
+            r0 = try Timeout.run(process, limit: limit, timeout: timeout)
         } catch {
             let failed = PacketOutcome(
                 r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
@@ -393,7 +399,7 @@ struct FlowWorkers {
                     var outcome = try runner.run(
                         capture.bytes(index), capture.records[index], cpu: worker, slot: 0, out: &writer)
                     result.tally.add(outcome)
-                    if let writer { result.recordEnds.append(writer.bytes.count) }
+                    if let end = writer?.byteCount { result.recordEnds.append(end) }
                     // Freed here, on the thread that allocated them, unless `--out-dir` needs them.
                     if !keepsDeliveries, outcome.hasDetails { outcome.deliveries = [] }
                     if outcome.isListed { result.listed.append((index, outcome)) }
@@ -428,34 +434,50 @@ struct FlowWorkers {
 
     /// Appends the workers' `--out` records to `out` in capture order: packet i's record (if it
     /// wrote one) is the bytes of its worker's writer between the end of that worker's previous
-    /// packet and its own (`WorkerResult.recordEnds`). Runs of one worker's packets are copied
-    /// at once.
+    /// packet's record and its own (`WorkerResult.recordEnds`). Each run of one worker's packets
+    /// is one copy, straight into `out`'s storage.
     private func merge(
         records results: UnsafeMutableBufferPointer<WorkerResult>, workerOf: [UInt16], into out: inout PcapWriter?
     ) {
-        guard out != nil else { return }
-        var position = [Int](repeating: 0, count: results.count) // packets of each worker merged
-        var start = [Int](repeating: PcapWriter.headerSize, count: results.count) // bytes merged
-        var index = 0
-        while index < workerOf.count {
-            let worker = Int(workerOf[index])
-            guard let records = results[worker].records else { return }
-            let ends = results[worker].recordEnds
-            // This worker's packets up to the next packet of another worker.
-            var count = 0
-            var written = 0
-            var end = start[worker]
-            while index < workerOf.count, Int(workerOf[index]) == worker {
-                let packetEnd = ends[position[worker] + count]
-                if packetEnd > end { written += 1 }
-                end = packetEnd
-                count += 1
-                index += 1
+        let writers = results.map { $0.records ?? PcapWriter() }
+        let ends = results.map(\.recordEnds)
+        let byteCount = writers.reduce(0) { $0 + $1.bytes.count - PcapWriter.headerSize }
+        let packets = writers.reduce(0) { $0 + $1.packetCount }
+        Self.withBuffers(writers.map(\.bytes)) { sources in
+            out?.appendRecords(byteCount: byteCount, packets: packets) { destination in
+                var position = [Int](repeating: 0, count: sources.count) // packets merged, per worker
+                var start = [Int](repeating: PcapWriter.headerSize, count: sources.count) // bytes merged
+                var written = 0
+                var index = 0
+                while index < workerOf.count {
+                    let worker = Int(workerOf[index])
+                    // This worker's packets up to the next packet of another worker.
+                    let first = index
+                    while index < workerOf.count, Int(workerOf[index]) == worker { index += 1 }
+                    position[worker] += index - first
+                    let end = ends[worker][position[worker] - 1]
+                    let count = end - start[worker]
+                    if count > 0, let source = sources[worker].baseAddress, let target = destination.baseAddress {
+                        (target + written).copyMemory(from: source + start[worker], byteCount: count)
+                        written += count
+                    }
+                    start[worker] = end
+                }
             }
-            if end > start[worker] { out?.append(recordsOf: records, bytes: start[worker]..<end, packets: written) }
-            position[worker] += count
-            start[worker] = end
         }
+    }
+
+    /// Calls `body` with the storage of every array of `arrays`, in order.
+    private static func withBuffers<R>(_ arrays: [[UInt8]], _ body: ([UnsafeBufferPointer<UInt8>]) -> R) -> R {
+        var buffers: [UnsafeBufferPointer<UInt8>] = []
+        func next(_ index: Int) -> R {
+            guard index < arrays.count else { return body(buffers) }
+            return arrays[index].withUnsafeBufferPointer { buffer in
+                buffers.append(buffer)
+                return next(index + 1)
+            }
+        }
+        return next(0)
     }
 
     /// What one worker made: its counts, the outcomes the report lists (in its packets' order,
