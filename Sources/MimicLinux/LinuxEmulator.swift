@@ -91,8 +91,13 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     /// Which sockets the socket maps and reuseport arrays hold (`SocketMaps.swift`).
     let socketMapMembership = SocketMapMembership()
 
+    /// Whether `prepare` maps the emulated system's objects (`mapSystem(into:)`): a stored flag,
+    /// read per reset without copying the configuration's optionals.
+    private let mapsSystem: Bool
+
     public init(configuration: LinuxConfiguration = LinuxConfiguration()) {
         self.configuration = configuration
+        mapsSystem = configuration.system != nil || configuration.kernelBTF != nil
         randomStreams = RandomStreams(cpuCount: configuration.cpuCount, seed: configuration.randomSeed)
         networkState = NetworkState(configuration.network)
         for helper in ReplayHelpers.fallbacks() { helpers[helper.id] = helper }
@@ -153,14 +158,21 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
         }
         // A process being reset hands back its previous state: cleared, it saves allocating a
         // state (and its spin-lock list) per run. Not if host code still holds it.
-        if var state = process.takeRecycledEmulatorState(LinuxProcessState.key), isKnownUniquelyReferenced(&state) {
-            state.clearForReuse()
-            process.setEmulatorState(state, for: LinuxProcessState.key)
+        if let reused = process.reuseRecycledEmulatorState(LinuxProcessState.key) {
+            // The process holds the state for the whole reset: borrowed, no reference count.
+            reused._withUnsafeGuaranteedRef { state in
+                state.clearForReuse()
+                // Set by the first run and never changed: the clock is shared by every process
+                // (every worker's), so storing it again would write its reference count from
+                // each worker's thread per packet.
+                if state.virtualClock !== clock { state.virtualClock = clock }
+            }
         } else {
-            process.setEmulatorState(LinuxProcessState(), for: LinuxProcessState.key)
+            let state = LinuxProcessState()
+            state.virtualClock = clock
+            process.setEmulatorState(state, for: LinuxProcessState.key)
         }
-        LinuxProcessState.of(process)?.virtualClock = clock
-        try mapSystem(into: process)
+        if mapsSystem { try mapSystem(into: process) }
     }
 
     /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
@@ -235,12 +247,12 @@ enum LinuxHelperSet {
 /// the recycling saved).
 public final class LinuxProcessState {
     /// Lines written by `bpf_trace_printk` / `bpf_trace_vprintk`, as the kernel formats them.
-    @exclusivity(unchecked) public internal(set) var traceOutput: [String] = []
+    @exclusivity(unchecked) public internal(set) var traceOutput: [String] = [] { didSet { touched = true } }
 
     // MARK: Contexts and non-map helpers
 
     /// Full `trace_pipe` lines of `traceOutput` (task, CPU, timestamp, event name, message).
-    @exclusivity(unchecked) public internal(set) var traceLines: [String] = []
+    @exclusivity(unchecked) public internal(set) var traceLines: [String] = [] { didSet { touched = true } }
     /// The packet an `xdp_md` or `__sk_buff` context attached, as helpers changed it (nil for
     /// other contexts). Packet helpers work on it; `XDPContext.result(of:)` and
     /// `SKBContext.result(of:)` read it after the run.
@@ -248,18 +260,18 @@ public final class LinuxProcessState {
     /// Where the packet goes if the program returns `XDP_REDIRECT` / `TC_ACT_REDIRECT`: the
     /// target of the run's last `bpf_redirect` or `bpf_redirect_map` (nil: none, or the last
     /// `bpf_redirect_map` missed), as the kernel's `bpf_redirect_info` keeps it.
-    @exclusivity(unchecked) public internal(set) var redirect: Redirect?
+    @exclusivity(unchecked) public internal(set) var redirect: Redirect? { didSet { touched = true } }
     /// Copies of the packet `bpf_clone_redirect` sent, in call order (sent at once, whatever
     /// the verdict).
-    @exclusivity(unchecked) public internal(set) var clones: [ClonedPacket] = []
+    @exclusivity(unchecked) public internal(set) var clones: [ClonedPacket] = [] { didSet { touched = true } }
     /// Recorded helper results a `CapturedContext` replays; consulted before a helper emulates.
-    @exclusivity(unchecked) public internal(set) var replay: HelperReplay?
+    @exclusivity(unchecked) public internal(set) var replay: HelperReplay? { didSet { touched = true } }
     /// Things worth knowing about the run that did not stop it (e.g. a replayed call whose
     /// parameters differ from the record).
-    @exclusivity(unchecked) public internal(set) var warnings: [String] = []
+    @exclusivity(unchecked) public internal(set) var warnings: [String] = [] { didSet { touched = true } }
     /// Signals `bpf_send_signal` / `bpf_send_signal_thread` sent, in call order (the kernel
     /// delivers them when the program returns).
-    @exclusivity(unchecked) public internal(set) var signals: [SentSignal] = []
+    @exclusivity(unchecked) public internal(set) var signals: [SentSignal] = [] { didSet { touched = true } }
     /// The return value `bpf_override_return` set for the probed function (the last call's),
     /// nil when the program did not call it.
     @exclusivity(unchecked) public internal(set) var overriddenReturn: UInt64?
@@ -270,13 +282,13 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) private var environmentChanged = false
     /// The `struct bpf_redir_neigh` (20 bytes: family, address) `bpf_redirect_neigh` was given,
     /// when `redirect` carries its next-hop flag.
-    @exclusivity(unchecked) public internal(set) var redirectNexthop: [UInt8]?
+    @exclusivity(unchecked) public internal(set) var redirectNexthop: [UInt8]? { didSet { touched = true } }
     /// Socket references the run's lookups took, and the socket structs it was given.
-    @exclusivity(unchecked) var sockets: SocketReferences?
+    @exclusivity(unchecked) var sockets: SocketReferences? { didSet { touched = true } }
     /// The tunnel metadata `bpf_skb_set_tunnel_key` / `_opt` attached to the packet (a
     /// transmit-mode `ip_tunnel_info`), nil until the program sets one; before that the packet
     /// carries the network's `tunnel` metadata.
-    @exclusivity(unchecked) public internal(set) var transmitTunnel: Network.TunnelMetadata?
+    @exclusivity(unchecked) public internal(set) var transmitTunnel: Network.TunnelMetadata? { didSet { touched = true } }
     /// The emulator's virtual clock, read when `environment.clock` is `.virtual`.
     @exclusivity(unchecked) var virtualClock: VirtualClock?
     /// The `struct bpf_timer` whose callback this process runs (`bpf_timer_cancel` of it is
@@ -284,16 +296,20 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) var runningTimer: UInt64?
     /// The function a tracing program is attached to (`bpf_get_func_arg` and friends); nil for
     /// other programs.
-    @exclusivity(unchecked) public var tracedFunction: TracedFunction?
+    @exclusivity(unchecked) public var tracedFunction: TracedFunction? { didSet { touched = true } }
     /// The stacks `bpf_get_stack`, `bpf_get_task_stack` and `bpf_get_stackid` report; when both
     /// are empty (the default), the current task's (`environment.kernelStack` / `userStack`).
     @exclusivity(unchecked) public var stacks = TaskStacks() { didSet { stacksChanged = true } }
     @exclusivity(unchecked) private var stacksChanged = false
+    /// Whether a field `clearForReuse` resets (other than `packet`, `environment`, `stacks` and
+    /// the plain numbers) was set since the last `clearForReuse`: set by their `didSet`, so a
+    /// run that set none of them (a packet that only got a verdict) skips testing each one.
+    @exclusivity(unchecked) private var touched = false
     /// The sysctl a `cgroup/sysctl` program reads and may rewrite (`bpf_sysctl_*`); nil for
     /// other programs.
-    @exclusivity(unchecked) public var sysctl: SysctlAccess?
+    @exclusivity(unchecked) public var sysctl: SysctlAccess? { didSet { touched = true } }
     /// What `bpf_seq_printf` / `bpf_seq_write` wrote in the run (an iterator program's output).
-    @exclusivity(unchecked) public internal(set) var seqOutput: [UInt8] = []
+    @exclusivity(unchecked) public internal(set) var seqOutput: [UInt8] = [] { didSet { touched = true } }
     /// The address of the `seq_file` an iterator context gave the program (nil: none).
     @exclusivity(unchecked) var seqFileAddress: UInt64?
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
@@ -304,24 +320,24 @@ public final class LinuxProcessState {
     /// The context struct of a socket or cgroup program (`bpf_sock_addr`, `bpf_sock_ops`,
     /// `bpf_sock`, `bpf_sk_lookup`) or a flow dissector's `bpf_flow_keys`, to report what the
     /// program changed; nil for other contexts.
-    @exclusivity(unchecked) public internal(set) var contextRecord: StructContextRecord?
+    @exclusivity(unchecked) public internal(set) var contextRecord: StructContextRecord? { didSet { touched = true } }
     /// What socket helpers did outside the program (`bpf_setsockopt`, `bpf_bind`,
     /// `bpf_sock_ops_cb_flags_set`, `bpf_sk_assign`), in call order.
-    @exclusivity(unchecked) public internal(set) var socketEffects: [SocketEffect] = []
+    @exclusivity(unchecked) public internal(set) var socketEffects: [SocketEffect] = [] { didSet { touched = true } }
     /// The socket program's context state the socket helpers use.
-    @exclusivity(unchecked) var socketProgram: SocketProgramState?
+    @exclusivity(unchecked) var socketProgram: SocketProgramState? { didSet { touched = true } }
     /// An sk_buff's program type and `SKBContext.checkedFields` at the start of the run.
-    @exclusivity(unchecked) var skbWriteCheck: (ProgramType, [TestRunContext.Field])?
+    @exclusivity(unchecked) var skbWriteCheck: (ProgramType, [TestRunContext.Field])? { didSet { touched = true } }
     /// The socket the run's last successful `bpf_sk_redirect_map` / `_hash`,
     /// `bpf_msg_redirect_map` / `_hash` or `bpf_sk_select_reuseport` picked (nil: none), which
     /// the kernel acts on when the program returns `SK_PASS`.
-    @exclusivity(unchecked) public internal(set) var socketRedirect: SocketRedirect?
+    @exclusivity(unchecked) public internal(set) var socketRedirect: SocketRedirect? { didSet { touched = true } }
     /// The cgroup hook's return value (`bpf_get_retval` / `bpf_set_retval`), 0 at the start.
     @exclusivity(unchecked) public internal(set) var cgroupRetval: Int32 = 0
     /// What the XDP metadata kfuncs report for the run's packet (`XDPContext.rxMetadata`).
     @exclusivity(unchecked) var xdpRxMetadata: XDPRxMetadata?
     /// An lwt_seg6local run's SRH state and route (`LWTHelpers`), or one an SRv6 encapsulation made.
-    @exclusivity(unchecked) public internal(set) var seg6: Seg6State?
+    @exclusivity(unchecked) public internal(set) var seg6: Seg6State? { didSet { touched = true } }
 
     public init() {}
 
@@ -351,9 +367,11 @@ public final class LinuxProcessState {
     /// What host code reports of a run — its trace lines, warnings and packet — read in one
     /// call: other modules make a dynamic exclusivity check on each stored property of this class
     /// they read (`@exclusivity(unchecked)` does not reach them), ~100 instructions apiece; a
-    /// packet loop reads these for every packet (`mimic run --pcap`).
-    public var runReport: (trace: [String], warnings: [String], packet: PacketBuffer?) {
-        (traceOutput, warnings, packet)
+    /// packet loop reads these for every packet (`mimic run --pcap`). An empty list is nil: a
+    /// packet loop then copies no array (retaining the shared empty array takes the runtime's
+    /// slow path for immortal objects).
+    public var runReport: (trace: [String]?, warnings: [String]?, packet: PacketBuffer?) {
+        (traceOutput.isEmpty ? nil : traceOutput, warnings.isEmpty ? nil : warnings, packet)
     }
 
     /// Makes the state as a new one is (`init()`), for the next run of a process being reset:
@@ -364,19 +382,30 @@ public final class LinuxProcessState {
         // destroys the old value through value witnesses even when there is nothing to destroy,
         // and a process reset per packet pays that for every field.
         heldSpinLocks.releaseAll()
-        if !traceOutput.isEmpty { traceOutput = [] }
-        if !traceLines.isEmpty { traceLines = [] }
         sparePacket = packet.take()
-        if redirect != nil { redirect = nil }
-        if !clones.isEmpty { clones = [] }
-        if replay != nil { replay = nil }
-        if !warnings.isEmpty { warnings = [] }
-        if !signals.isEmpty { signals = [] }
+        if touched {
+            if !traceOutput.isEmpty { traceOutput = [] }
+            if !traceLines.isEmpty { traceLines = [] }
+            if case .some = redirect { redirect = nil }
+            if !clones.isEmpty { clones = [] }
+            if case .some = replay { replay = nil }
+            if !warnings.isEmpty { warnings = [] }
+            if !signals.isEmpty { signals = [] }
+            if case .some = sockets { sockets = nil }
+            if case .some = transmitTunnel { transmitTunnel = nil }
+            if case .some = redirectNexthop { redirectNexthop = nil }
+            if !seqOutput.isEmpty { seqOutput = [] }
+            if case .some = tracedFunction { tracedFunction = nil }
+            if case .some = sysctl { sysctl = nil }
+            if case .some = contextRecord { contextRecord = nil }
+            if !socketEffects.isEmpty { socketEffects = [] }
+            if case .some = socketProgram { socketProgram = nil }
+            if case .some = skbWriteCheck { skbWriteCheck = nil }
+            if case .some = socketRedirect { socketRedirect = nil }
+            if case .some = seg6 { seg6 = nil }
+            touched = false // after the clears, whose `didSet`s set it again
+        }
         overriddenReturn = nil
-        if sockets != nil { sockets = nil }
-        if transmitTunnel != nil { transmitTunnel = nil }
-        if redirectNexthop != nil { redirectNexthop = nil }
-        if !seqOutput.isEmpty { seqOutput = [] }
         seqFileAddress = nil
         if environmentChanged {
             environment = TaskEnvironment()
@@ -385,19 +414,11 @@ public final class LinuxProcessState {
         clockReads = 0
         randomState = nil
         runningTimer = nil
-        if tracedFunction != nil { tracedFunction = nil }
         if stacksChanged {
             stacks = TaskStacks()
             stacksChanged = false
         }
-        if sysctl != nil { sysctl = nil }
-        if contextRecord != nil { contextRecord = nil }
-        if !socketEffects.isEmpty { socketEffects = [] }
-        if socketProgram != nil { socketProgram = nil }
-        if skbWriteCheck != nil { skbWriteCheck = nil }
-        if socketRedirect != nil { socketRedirect = nil }
         cgroupRetval = 0
-        if xdpRxMetadata != nil { xdpRxMetadata = nil }
-        if seg6 != nil { seg6 = nil }
+        xdpRxMetadata = nil
     }
 }

@@ -133,6 +133,16 @@ public struct PcapReader: @unchecked Sendable { // `bytes` points into `storage`
         }
     }
 
+    /// The records of every packet left, in file order: ``nextRecord()`` until the end, in one
+    /// call (a capture indexed before its packets run, without a call per packet).
+    public mutating func remainingRecords() throws(PcapError) -> [PcapRecord] {
+        var records: [PcapRecord] = []
+        // Room for packets of about 64 bytes with their record headers; more grows as usual.
+        records.reserveCapacity(max(0, bytes.count - offset) / 80)
+        while let record = try nextRecord() { records.append(record) }
+        return records
+    }
+
     /// The captured bytes of `record`, a record this reader returned, in place in the file.
     public func data(of record: PcapRecord) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: bytes[record.dataOffset..<record.dataOffset + Int(record.length)])

@@ -12,6 +12,8 @@ public struct PcapWriter: Sendable {
     /// Whether timestamps are written with nanosecond resolution (magic `a1b23c4d`) rather
     /// than microseconds (`a1b2c3d4`).
     public let nanosecond: Bool
+    /// The link-layer header type written in the file header.
+    public let linkType: PcapLinkType
     /// The number of packets appended.
     public private(set) var packetCount = 0
 
@@ -21,6 +23,7 @@ public struct PcapWriter: Sendable {
         linkType: PcapLinkType = .ethernet
     ) {
         self.nanosecond = nanosecond
+        self.linkType = linkType
         append32(nanosecond ? 0xA1B2_3C4D : 0xA1B2_C3D4)
         append16(2)
         append16(4)
@@ -58,6 +61,24 @@ public struct PcapWriter: Sendable {
         withUnsafeBytes(of: &header) { bytes.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
         bytes.append(contentsOf: data.assumingMemoryBound(to: UInt8.self))
         packetCount += 1
+    }
+
+    /// The size of the file so far (`bytes.count`), without a copy of `bytes`.
+    public var byteCount: Int { bytes.count }
+
+    /// The bytes of the file header, before the first record.
+    public static let headerSize = 24
+
+    /// Appends `byteCount` bytes of whole records holding `packets` packets, written by `fill`
+    /// into the memory it is given (which it must fill entirely): records another writer of the
+    /// same timestamp resolution made, copied as they are (for example merged in another order).
+    public mutating func appendRecords(
+        byteCount: Int, packets: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void
+    ) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: byteCount))
+        bytes.withUnsafeMutableBytes { fill(UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
+        packetCount += packets
     }
 
     /// Makes room for `count` more bytes of records (16 bytes of header per packet plus its data),

@@ -127,7 +127,16 @@ enum Input {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw RuntimeError("cannot write '\(path)': it is a directory; give a file name")
         }
-        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+        // The bytes handed over in place: `Data(bytes)` would copy them all first (a capture
+        // written by `mimic run --pcap --out` can be hundreds of megabytes).
+        let written = bytes.withUnsafeBytes { buffer in
+            FileManager.default.createFile(
+                atPath: path,
+                contents: buffer.baseAddress.map {
+                    Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: $0), count: buffer.count, deallocator: .none)
+                } ?? Data())
+        }
+        guard written else {
             let folder = (path as NSString).deletingLastPathComponent
             if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder) {
                 throw RuntimeError("cannot write '\(path)': the folder '\(folder)' does not exist")

@@ -77,20 +77,17 @@ struct PcapRun {
                         Self.record(delivery.packet, from: capture.bytes(index), of: records[index]))
                 }
             }
-            if let out = outcome.out { writer?.append(out) }
         }
 
         // Room for every packet unchanged (a program that grows packets costs a copy or two).
         writer?.reserveCapacity(records: records.reduce(0) { $0 + 16 + Int($1.length) })
         let workers = options.workers
-        let writesOut = writer != nil
         let tally: PacketTally
         if workers <= 1 {
             // One process per vCPU, reset for each packet instead of built anew; packets take the
             // vCPUs in turn.
             // The `--out` records are written straight into the writer (`run(...out:)`).
-            let runner = PacketRunner(
-                session: session, processes: session.cpus, writesOut: writesOut, keepsDeliveries: keepOutputs)
+            let runner = PacketRunner(session: session, processes: session.cpus, keepsDeliveries: keepOutputs)
             var counted = PacketTally()
             for index in records.indices {
                 progress.update(index)
@@ -101,10 +98,8 @@ struct PcapRun {
             }
             tally = counted
         } else {
-            tally = try FlowWorkers(
-                session: session, workers: workers, writesOut: writesOut, keepsDeliveries: keepOutputs
-            ).run(
-                capture, progress: progress
+            tally = try FlowWorkers(session: session, workers: workers, keepsDeliveries: keepOutputs).run(
+                capture, progress: progress, out: &writer
             ) { index, outcome in
                 add(outcome, index: index)
             }
@@ -318,40 +313,69 @@ struct PcapRun {
 /// The context of each packet of a capture, with its ingress ifindex.
 ///
 /// XDP contexts are refilled in place: one `XDPContext` with the `--ctx` fields applied and
-/// checked once (its checks do not depend on the packet), behind a class reference, whose packet
-/// is replaced for each packet — no existential box, field pass or dynamic cast per packet.
-/// Other contexts (`sk_buff`, whose `wire_len` is checked against each packet) are made anew.
+/// checked once (its checks do not depend on the packet), made for the first packet and kept in
+/// `slot`, whose packet is replaced for each packet — no existential box, field pass or dynamic
+/// cast per packet. Other contexts (`sk_buff`, whose `wire_len` is checked against each packet)
+/// are made anew.
 final class PacketContexts {
     private let session: Session
-    private var slot: XDPSlot?
+    /// The XDP context of every packet once the first packet made it (`refill(packet:)`).
+    let slot = XDPSlot()
 
     init(session: Session) { self.session = session }
 
+    /// Gives `slot` the packet `packet` (bytes in place, valid until the context is attached)
+    /// and returns its ingress ifindex, when `slot` holds the capture's XDP context; nil before
+    /// the first packet and for other contexts (then `context(packet:)` makes the context).
+    @inline(__always)
+    func refill(packet: UnsafeRawBufferPointer) -> UInt32? {
+        guard slot.isReady else { return nil }
+        slot.packet = packet
+        return slot.ingressIfindex
+    }
+
     /// The context of a packet whose bytes are `packet` (read in place: they must stay valid
-    /// until the context is attached).
+    /// until the context is attached). The first XDP packet's context fills `slot` (the context
+    /// returned), which `refill(packet:)` reuses for the next packets.
     func context(packet: UnsafeRawBufferPointer) throws(RuntimeError) -> (context: any Context, ingressIfindex: UInt32)
     {
-        if let slot {
-            slot.packet = packet
-            return (slot, slot.context.ingressIfindex)
-        }
         let context = try session.context(packet: Array(packet))
         if let xdp = context as? XDPContext {
-            let made = XDPSlot(xdp)
-            made.packet = packet
-            slot = made
-            return (made, xdp.ingressIfindex)
+            slot.fill(xdp)
+            slot.packet = packet
+            return (slot, xdp.ingressIfindex)
         }
         return (context, (context as? SKBContext)?.ingressIfindex ?? 0)
     }
 
     /// An `XDPContext` passed by reference, attached with the current packet's bytes in place.
     final class XDPSlot: Context {
-        let context: XDPContext
+        /// The context, once the first packet made it (attaching before that is an error),
+        /// behind a reference: read from a `let`, attaching it copies none of its fields.
+        private var made: Made?
+        /// Whether `made` is set: a stored flag, so the per-packet test touches no reference.
+        private(set) var isReady = false
+        private(set) var ingressIfindex: UInt32 = 0
         var packet = UnsafeRawBufferPointer(start: nil, count: 0)
-        init(_ context: XDPContext) { self.context = context }
+
+        private final class Made {
+            let context: XDPContext
+            init(_ context: XDPContext) { self.context = context }
+            // Here, `context` is a `let` of `self`: attaching borrows it (no copy of the struct).
+            func attach(to process: MimicCore.Process, packet: UnsafeRawBufferPointer) throws(SetupError) {
+                try context.attach(to: process, packet: packet)
+            }
+        }
+
+        func fill(_ context: XDPContext) {
+            made = Made(context)
+            ingressIfindex = context.ingressIfindex
+            isReady = true
+        }
+
         func attach(to process: MimicCore.Process) throws(SetupError) {
-            try context.attach(to: process, packet: packet)
+            guard let made else { throw .message("no XDP context was made for the capture's packets") }
+            try made.attach(to: process, packet: packet)
         }
     }
 }

@@ -5,27 +5,28 @@ import MimicPcap
 
 /// What one packet's run produced: what `PcapRun` reports of it, in capture order.
 ///
-/// Kept small for the common packet (a verdict, one destination, maybe a `--out` record): the
-/// lists a run rarely fills live in `details`, allocated only when one is not empty.
+/// Kept small and cheap to copy for the common packet (a verdict and one destination without a
+/// parameter): only trivial fields and one reference, so a copy is a few moves and a retain of
+/// nil, not a value-witness call. The lists a run rarely fills, a failure's message and a
+/// destination with a parameter live in `details`, allocated only when one is set. `--out`
+/// records are not part of an outcome: the runner appends them to a writer as it goes.
 struct PacketOutcome {
     /// R0, or nil when the run failed (`error` says why).
     var r0: UInt64?
     var instructions: UInt64
-    /// Where the packet went when that is one destination and its bytes are not kept (the
-    /// common case, counted without a `Delivery`); otherwise `deliveries` lists them.
-    var destination: PacketDestination?
-    /// The `--out` record: the packet as it left alive (nil: not written, or written already).
-    var out: PcapPacket?
     /// Whether the program ran: false for a packet its hook does not see (an sk_lookup
     /// program's packet that is not looked up, which goes on as `pass`).
     var ran = true
     /// Whether the packet left alive differing from the packet that came in.
     var modified = false
+    /// `destination` when it is one of `PacketTally.plainDestinations` (its index), else -1.
+    private(set) var plainDestination: Int8 = -1
     private var details: Details?
 
     /// The lists of an outcome, rarely filled.
     final class Details {
         var error: String?
+        var destination: PacketDestination?
         var trace: [String] = []
         var warnings: [String] = []
         var events: [Session.Event] = []
@@ -43,6 +44,20 @@ struct PacketOutcome {
         if let details { change(details) }
     }
 
+    /// Where the packet went when that is one destination and its bytes are not kept (the
+    /// common case, counted without a `Delivery`); otherwise `deliveries` lists them.
+    var destination: PacketDestination? {
+        get { plainDestination >= 0 ? PacketTally.plainDestinations[Int(plainDestination)] : details?.destination }
+        set {
+            if let newValue, let index = PacketTally.plainIndex(newValue) {
+                plainDestination = Int8(index)
+                if details?.destination != nil { details?.destination = nil }
+            } else {
+                plainDestination = -1
+                if newValue != nil || details != nil { withDetails { $0.destination = newValue } }
+            }
+        }
+    }
     var error: String? {
         get { details?.error }
         set { if newValue != nil || details != nil { withDetails { $0.error = newValue } } }
@@ -63,11 +78,13 @@ struct PacketOutcome {
         get { details?.deliveries ?? [] }
         set { if !newValue.isEmpty || details != nil { withDetails { $0.deliveries = newValue } } }
     }
+    /// Whether `details` may hold a destination or deliveries to count (nil: neither).
+    var hasDetails: Bool { details != nil }
 
     /// Whether the report lists anything of it in capture order (beyond the counts): a failure,
-    /// trace lines, warnings, events, a `--out` record or deliveries kept for `--out-dir`.
+    /// trace lines, warnings, events or deliveries kept for `--out-dir`.
     var isListed: Bool {
-        (r0 == nil && ran) || out != nil
+        (r0 == nil && ran)
             || details.map { !$0.trace.isEmpty || !$0.warnings.isEmpty || !$0.events.isEmpty || !$0.deliveries.isEmpty }
                 ?? false
     }
@@ -92,11 +109,11 @@ struct PacketTally {
     /// Verdicts below this are counted in `smallVerdicts` (every XDP and tc action).
     private static let smallVerdictCount = 16
     /// The destinations counted in `plainDestinations`, by index.
-    private static let plainDestinations: [PacketDestination] = [
+    static let plainDestinations: [PacketDestination] = [
         .pass, .tx, .reroute, .drop, .aborted, .stolen, .redirectError, .error,
     ]
 
-    private static func plainIndex(_ destination: PacketDestination) -> Int? {
+    static func plainIndex(_ destination: PacketDestination) -> Int? {
         switch destination {
         case .pass: 0
         case .tx: 1
@@ -149,8 +166,12 @@ struct PacketTally {
             count(.error)
             return
         }
-        if let destination = outcome.destination { count(destination) }
-        for delivery in outcome.deliveries { count(delivery.destination) }
+        if outcome.plainDestination >= 0 {
+            plainDestinations[Int(outcome.plainDestination)] += 1
+        } else if outcome.hasDetails {
+            if let destination = outcome.destination { count(destination) }
+            for delivery in outcome.deliveries { count(delivery.destination) }
+        }
         if outcome.modified { modified += 1 }
     }
 
@@ -172,59 +193,72 @@ final class PacketRunner {
     private let session: Session
     @exclusivity(unchecked) private var processes: [MimicCore.Process?]
     private let contexts: PacketContexts
+    /// `contexts.slot` as the context `Process.reset` takes, boxed once: passing a stored
+    /// existential borrows it, where making one per packet copies it through value witnesses.
+    private let slotContext: (any Context)?
     private let hasEventMaps: Bool
-    private let writesOut: Bool
     /// Whether outcomes list their deliveries with the packet's bytes (`--out-dir`).
     private let keepsDeliveries: Bool
+    /// The program type, read for every packet (a stored copy: no call into the session).
+    private let type: ProgramType
     /// sk_lookup: the interface packets arrive on (`Session.lookupIngressIfindex`).
     private let lookupIngressIfindex: UInt32
+    /// The session's instruction budget and `--timeout`, copied once (`Session.timeout` is a
+    /// `var`: reading it per packet is a dynamic exclusivity check).
+    private let limit: UInt64
+    private let timeout: Duration?
 
-    /// A runner with `processes` process slots (one per vCPU it runs packets as), making the
-    /// `--out` record of each packet when `writesOut`, and listing each outcome's deliveries
-    /// with their bytes when `keepsDeliveries`.
+    /// A runner with `processes` process slots (one per vCPU it runs packets as), listing each
+    /// outcome's deliveries with their bytes when `keepsDeliveries`.
     /// (`PcapRun` checks the `--ctx` fields of an sk_lookup run before making runners.)
-    init(session: Session, processes: Int, writesOut: Bool, keepsDeliveries: Bool) {
+    init(session: Session, processes: Int, keepsDeliveries: Bool) {
         self.session = session
+        type = session.type
         lookupIngressIfindex = session.type == .skLookup ? (try? session.lookupIngressIfindex()) ?? 1 : 0
-        self.writesOut = writesOut
         self.keepsDeliveries = keepsDeliveries
+        limit = session.limit
+        timeout = session.timeout
         self.processes = Array(repeating: nil, count: processes)
         contexts = PacketContexts(session: session)
+        slotContext = contexts.slot
         hasEventMaps = session.maps.contains { $0 is RingBufferMap || $0 is PerfEventArrayMap }
     }
 
     /// Runs the packet `packet` (its bytes, in place) of capture record `record` as vCPU `cpu`
-    /// on the process of `slot`. The `--out` record goes into `out` when it is given, else into
-    /// the outcome. Failing to set up the context throws; a failed run is an outcome.
+    /// on the process of `slot`. The `--out` record, if the packet leaves alive, is appended to
+    /// `out` when it is given. Failing to set up the context throws; a failed run is an outcome.
     func run(
         _ packet: UnsafeRawBufferPointer, _ record: PcapRecord, cpu: Int, slot: Int, out: inout PcapWriter?
     ) throws(RuntimeError) -> PacketOutcome {
-        if session.type == .skLookup { return try runLookup(packet, record, cpu: cpu, slot: slot, out: &out) }
-        let (context, ingress) = try contexts.context(packet: packet)
-        if let netfilter = context as? NetfilterContext, let problem = netfilter.problem {
-            // A frame no netfilter hook of its family would see: an error for this packet only.
-            return PacketOutcome(r0: nil, error: "\(problem.field): \(problem.message)", instructions: 0)
+        if type == .skLookup { return try runLookup(packet, record, cpu: cpu, slot: slot, out: &out) }
+        let ingress: UInt32
+        let process: MimicCore.Process
+        var outcome: PacketOutcome
+        let buffer: PacketBuffer?
+        if let ready = contexts.refill(packet: packet) {
+            // The common case: the XDP context made for the first packet, refilled in place.
+            ingress = ready
+            (process, outcome, buffer) = try execute(slotContext, cpu: cpu, slot: slot)
+        } else {
+            let context: any Context
+            (context, ingress) = try contexts.context(packet: packet)
+            if type == .netfilter, let netfilter = context as? NetfilterContext, let problem = netfilter.problem {
+                // A frame no netfilter hook of its family would see: an error for this packet only.
+                return PacketOutcome(r0: nil, error: "\(problem.field): \(problem.message)", instructions: 0)
+            }
+            (process, outcome, buffer) = try execute(context, cpu: cpu, slot: slot)
         }
-        let (process, ran, report) = try execute(context, cpu: cpu, slot: slot)
-        guard let r0 = ran.r0 else { return ran }
-        var outcome = ran
+        guard let r0 = outcome.r0 else { return outcome }
         // An XDP verdict other than a redirect sends the packet to one place: counted and written
         // from the packet buffer in place, no `Delivery` or copy of the bytes.
-        if !keepsDeliveries, session.type == .xdp, let buffer = report?.packet,
-            let destination = PacketDestination.xdpVerdict(r0)
-        {
+        if !keepsDeliveries, type == .xdp, let buffer, let destination = PacketDestination.xdpVerdict(r0) {
             outcome.destination = destination
-            if writesOut, destination.isAlive {
+            if out != nil, destination.isAlive {
                 let left = buffer.dataInPlace
                 let unchanged = PcapRun.same(left, packet)
                 outcome.modified = !unchanged
                 let originalLength = unchanged ? record.originalLength : UInt32(clamping: left.count)
-                if out != nil {
-                    out?.append(left, timestamp: record.timestamp, originalLength: originalLength)
-                } else {
-                    outcome.out = PcapPacket(
-                        data: Array(left), timestamp: record.timestamp, originalLength: originalLength)
-                }
+                out?.append(left, timestamp: record.timestamp, originalLength: originalLength)
             }
             return outcome
         }
@@ -236,10 +270,9 @@ final class PacketRunner {
             if let failure = delivery.failure { outcome.warnings.append(failure) }
         }
         // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
-        if writesOut, let left = deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
-            let written = PcapRun.record(left, from: packet, of: record)
+        if out != nil, let left = deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
+            out?.append(PcapRun.record(left, from: packet, of: record))
             outcome.modified = !left.withUnsafeBytes { PcapRun.same($0, packet) }
-            if out != nil { out?.append(written) } else { outcome.out = written }
         }
         outcome.deliveries = deliveries
         return outcome
@@ -249,30 +282,31 @@ final class PacketRunner {
 extension PacketRunner {
     /// Runs the process of `slot` with `context` as vCPU `cpu`: the process, the outcome so far
     /// (R0, instructions, trace lines, warnings, ring-buffer and perf events; a failed run's
-    /// outcome has no R0 and says why) and the Linux state's report of the run (nil when it failed).
-    /// Failing to set up the context throws.
-    private func execute(_ context: any Context, cpu: Int, slot: Int) throws(RuntimeError) -> (
-        process: MimicCore.Process, outcome: PacketOutcome,
-        report: (trace: [String], warnings: [String], packet: PacketBuffer?)?
+    /// outcome has no R0 and says why) and the packet buffer as the run left it (nil when the
+    /// run failed or the context has no packet). Failing to set up the context throws.
+    private func execute(_ context: (any Context)?, cpu: Int, slot: Int) throws(RuntimeError) -> (
+        process: MimicCore.Process, outcome: PacketOutcome, packet: PacketBuffer?
     ) {
         let process = try session.process(reusing: processes[slot], context: context, vCPU: cpu)
-        processes[slot] = process
+        if processes[slot] !== process { processes[slot] = process }
         let r0: UInt64
         do {
-            r0 = try Timeout.run(process, limit: session.limit, timeout: session.timeout)
+            r0 = try Timeout.run(process, limit: limit, timeout: timeout)
         } catch {
             let failed = PacketOutcome(
                 r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
             return (process, failed, nil)
         }
         var outcome = PacketOutcome(r0: r0, instructions: process.instructionsExecuted)
-        let report = LinuxProcessState.of(process)?.runReport
-        if let report {
-            outcome.trace = report.trace
-            outcome.warnings = report.warnings
+        guard let state = LinuxProcessState.of(process) else {
+            if hasEventMaps { outcome.events = session.drainEvents() }
+            return (process, outcome, nil)
         }
+        let report = state.runReport
+        if let trace = report.trace { outcome.trace = trace }
+        if let warnings = report.warnings { outcome.warnings = warnings }
         if hasEventMaps { outcome.events = session.drainEvents() }
-        return (process, outcome, report)
+        return (process, outcome, report.packet)
     }
 
     /// An sk_lookup program's packet: run with the `bpf_sk_lookup` context the kernel builds for
@@ -299,13 +333,8 @@ extension PacketRunner {
         } else {
             outcome.destination = destination
         }
-        if writesOut, destination.isAlive {
-            if out != nil {
-                out?.append(packet, timestamp: record.timestamp, originalLength: record.originalLength)
-            } else {
-                outcome.out = PcapPacket(
-                    data: Array(packet), timestamp: record.timestamp, originalLength: record.originalLength)
-            }
+        if destination.isAlive {
+            out?.append(packet, timestamp: record.timestamp, originalLength: record.originalLength)
         }
         return outcome
     }
@@ -315,29 +344,33 @@ extension PacketRunner {
 /// receive-side scaling spreads them over queues, so the packets of one flow run on one worker
 /// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
 /// and takes its packets from its own queue (no thread hands them out: the queues are made
-/// in one pass over the capture before the workers start). Each worker counts its outcomes and
-/// keeps those the report lists; these are merged in capture order, so everything reported is
-/// as a one-worker run gives it.
+/// in one pass over the capture before the workers start). Each worker counts its outcomes,
+/// keeps those the report lists and writes its `--out` records into a writer of its own; the
+/// outcomes and records are merged in capture order, so everything reported and written is as
+/// a one-worker run gives it.
 struct FlowWorkers {
     let session: Session
     let workers: Int
-    let writesOut: Bool
     /// Whether the report needs each outcome's deliveries (`--out-dir`) after the counts.
     let keepsDeliveries: Bool
 
     /// Runs every packet, then hands each outcome the report lists (`PacketOutcome.isListed`)
-    /// to `report` in capture order; returns the workers' counts added up. A context that cannot
-    /// be set up throws (the first such packet's error, in capture order).
+    /// to `report` and appends the `--out` records to `out` (when given), in capture order;
+    /// returns the workers' counts added up. A context that cannot be set up throws (the first
+    /// such packet's error, in capture order).
     func run(
-        _ capture: CaptureIndex, progress: Progress,
+        _ capture: CaptureIndex, progress: Progress, out: inout PcapWriter?,
         report: (_ index: Int, _ outcome: PacketOutcome) -> Void
     ) throws(RuntimeError) -> PacketTally {
         let workers = self.workers
         // The packets of each worker, as a NIC's hash puts them in its receive queues: the one
-        // pass over the capture before the workers start.
+        // pass over the capture before the workers start; and each packet's worker, for the merge.
         var queues = [[Int]](repeating: [], count: workers)
+        var workerOf = [UInt16](repeating: 0, count: capture.records.count)
         for index in capture.records.indices {
-            queues[FlowHash.bucket(of: capture.bytes(index), buckets: workers)].append(index)
+            let worker = FlowHash.bucket(of: capture.bytes(index), buckets: workers)
+            queues[worker].append(index)
+            workerOf[index] = UInt16(truncatingIfNeeded: worker)
         }
         let results = UnsafeMutableBufferPointer<WorkerResult>.allocate(capacity: workers)
         results.initialize(repeating: WorkerResult())
@@ -345,24 +378,30 @@ struct FlowWorkers {
             results.deinitialize()
             results.deallocate()
         }
-        let (writesOut, keepsDeliveries) = (self.writesOut, self.keepsDeliveries)
+        let keepsDeliveries = self.keepsDeliveries
+        // Each worker's records: a writer like `out`, whose header the merge leaves behind.
+        let outFormat = out.map { (nanosecond: $0.nanosecond, linkType: $0.linkType) }
         let shared = Shared(session: session, results: results, progress: progress)
         let ready = queues
         // One iteration per worker; each runs only its own packets and writes only its own result.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let runner = PacketRunner(
-                session: shared.session, processes: 1, writesOut: writesOut, keepsDeliveries: keepsDeliveries)
-            var noWriter: PcapWriter? = nil // records stay in the outcomes, merged in capture order
+            let runner = PacketRunner(session: shared.session, processes: 1, keepsDeliveries: keepsDeliveries)
             var result = WorkerResult()
-            defer { shared.results[worker] = result }
+            var writer = outFormat.map { PcapWriter(nanosecond: $0.nanosecond, linkType: $0.linkType) }
+            if writer != nil { result.recordEnds.reserveCapacity(ready[worker].count) }
+            defer {
+                result.records = writer
+                shared.results[worker] = result
+            }
             for index in ready[worker] {
                 if worker == 0 { shared.progress.update(index) }
                 do throws(RuntimeError) {
                     var outcome = try runner.run(
-                        capture.bytes(index), capture.records[index], cpu: worker, slot: 0, out: &noWriter)
+                        capture.bytes(index), capture.records[index], cpu: worker, slot: 0, out: &writer)
                     result.tally.add(outcome)
+                    if let end = writer?.byteCount { result.recordEnds.append(end) }
                     // Freed here, on the thread that allocated them, unless `--out-dir` needs them.
-                    if !keepsDeliveries { outcome.deliveries = [] }
+                    if !keepsDeliveries, outcome.hasDetails { outcome.deliveries = [] }
                     if outcome.isListed { result.listed.append((index, outcome)) }
                 } catch {
                     result.failure = (index, error)
@@ -387,16 +426,69 @@ struct FlowWorkers {
             report(index, outcome)
             next[worker] += 1
         }
+        if out != nil { merge(records: results, workerOf: workerOf, into: &out) }
         var total = PacketTally()
         for result in results { total.add(result.tally) }
         return total
     }
 
+    /// Appends the workers' `--out` records to `out` in capture order: packet i's record (if it
+    /// wrote one) is the bytes of its worker's writer between the end of that worker's previous
+    /// packet's record and its own (`WorkerResult.recordEnds`). Each run of one worker's packets
+    /// is one copy, straight into `out`'s storage.
+    private func merge(
+        records results: UnsafeMutableBufferPointer<WorkerResult>, workerOf: [UInt16], into out: inout PcapWriter?
+    ) {
+        let writers = results.map { $0.records ?? PcapWriter() }
+        let ends = results.map(\.recordEnds)
+        let byteCount = writers.reduce(0) { $0 + $1.bytes.count - PcapWriter.headerSize }
+        let packets = writers.reduce(0) { $0 + $1.packetCount }
+        Self.withBuffers(writers.map(\.bytes)) { sources in
+            out?.appendRecords(byteCount: byteCount, packets: packets) { destination in
+                var position = [Int](repeating: 0, count: sources.count) // packets merged, per worker
+                var start = [Int](repeating: PcapWriter.headerSize, count: sources.count) // bytes merged
+                var written = 0
+                var index = 0
+                while index < workerOf.count {
+                    let worker = Int(workerOf[index])
+                    // This worker's packets up to the next packet of another worker.
+                    let first = index
+                    while index < workerOf.count, Int(workerOf[index]) == worker { index += 1 }
+                    position[worker] += index - first
+                    let end = ends[worker][position[worker] - 1]
+                    let count = end - start[worker]
+                    if count > 0, let source = sources[worker].baseAddress, let target = destination.baseAddress {
+                        (target + written).copyMemory(from: source + start[worker], byteCount: count)
+                        written += count
+                    }
+                    start[worker] = end
+                }
+            }
+        }
+    }
+
+    /// Calls `body` with the storage of every array of `arrays`, in order.
+    private static func withBuffers<R>(_ arrays: [[UInt8]], _ body: ([UnsafeBufferPointer<UInt8>]) -> R) -> R {
+        var buffers: [UnsafeBufferPointer<UInt8>] = []
+        func next(_ index: Int) -> R {
+            guard index < arrays.count else { return body(buffers) }
+            return arrays[index].withUnsafeBufferPointer { buffer in
+                buffers.append(buffer)
+                return next(index + 1)
+            }
+        }
+        return next(0)
+    }
+
     /// What one worker made: its counts, the outcomes the report lists (in its packets' order,
-    /// which is capture order) and the packet whose context could not be set up, if any.
+    /// which is capture order), its `--out` records with the end of each packet's record (one
+    /// per packet of its queue, in queue order) and the packet whose context could not be set
+    /// up, if any.
     private struct WorkerResult {
         var tally = PacketTally()
         var listed: [(index: Int, outcome: PacketOutcome)] = []
+        var records: PcapWriter?
+        var recordEnds: [Int] = []
         var failure: (index: Int, error: RuntimeError)?
     }
 

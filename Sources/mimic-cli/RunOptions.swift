@@ -405,11 +405,11 @@ struct RunOptions {
         let path = pcapPath ?? "-"
         let name = Input.displayName(path)
         let bytes = try Input.mapped(path)
-        var records: [PcapRecord] = []
+        let records: [PcapRecord]
         var reader: PcapReader
         do {
             reader = try PcapReader(bytes)
-            while let record = try reader.nextRecord() { records.append(record) }
+            records = try reader.remainingRecords()
         } catch {
             throw RuntimeError("\(name): \(error)")
         }

@@ -66,6 +66,23 @@ struct EmulatorStateTable {
         return object
     }
 
+    /// Puts the recycled state of row `index` back as the current state, when the current row
+    /// is empty and nothing but this table holds it (no reference count changes: the table's
+    /// reference moves); returns it, unretained. Nil otherwise (it stays recycled).
+    mutating func keepRecycled(at index: Int) -> UnsafeMutableRawPointer? {
+        guard index < capacity, let recycled, let states, let object = recycled[index], states[index] == nil else {
+            return nil
+        }
+        // The table's reference, lent to `reference` for the test and handed back at once.
+        var reference = Unmanaged<AnyObject>.fromOpaque(object).takeRetainedValue()
+        let unique = isKnownUniquelyReferenced(&reference)
+        _ = Unmanaged.passRetained(reference)
+        guard unique else { return nil }
+        recycled[index] = nil
+        states[index] = object
+        return object
+    }
+
     /// Releases every recycled state nobody took.
     mutating func endRecycling() {
         guard let recycled else { return }
@@ -159,6 +176,17 @@ extension Process {
     public func takeRecycledEmulatorState<State>(_ key: EmulatorStateKey<State>) -> State? {
         guard let object = emulatorStates.takeRecycled(at: key.index) else { return nil }
         return Unmanaged<State>.fromOpaque(object).takeRetainedValue()
+    }
+
+    /// During `reset(context:)`'s call of `Emulator.prepare`: the state stored under `key` in
+    /// the run before, stored again under `key` and returned (unretained: the process holds it)
+    /// when nothing but the process holds it — `takeRecycledEmulatorState(_:)`, the uniqueness
+    /// test and `setEmulatorState(_:for:)` in one, without reference counting (a process reset
+    /// per packet pays for each). Nil when there is none or host code still holds it. The
+    /// emulator must make it indistinguishable from a new state.
+    public func reuseRecycledEmulatorState<State>(_ key: EmulatorStateKey<State>) -> Unmanaged<State>? {
+        guard let object = emulatorStates.keepRecycled(at: key.index) else { return nil }
+        return Unmanaged<State>.fromOpaque(object)
     }
 
     /// The state in row `index` whatever its type, for callers that got the row from outside

@@ -167,10 +167,29 @@ public final class PacketBuffer {
         into process: MimicCore.Process
     ) throws(SetupError) -> PacketBuffer? {
         guard var buffer = spare, buffer.kind == kind, isKnownUniquelyReferenced(&buffer) else { return nil }
-        let packetSpare: RegionStorage? = isKnownUniquelyReferenced(&buffer.storage) ? buffer.storage : nil
-        let (storage, base) = try map(
-            bytes, headroom: headroom, tailroom: tailroom, name: regionName,
-            reusing: packetSpare, into: process)
+        let total = headroom + bytes.count + tailroom
+        if headroom >= 0, tailroom >= 0, total <= AddressSpace.lowWindowLimit,
+            isKnownUniquelyReferenced(&buffer.storage), buffer.storage.reuse(count: total)
+        {
+            // The common case, the storage refilled in place (as `map(reusing:)` does, without
+            // handing the storage reference in and out).
+            let pointer = buffer.storage.pointer
+            pointer.initializeMemory(as: UInt8.self, repeating: 0, count: headroom)
+            if let source = bytes.baseAddress, !bytes.isEmpty {
+                (pointer + headroom).copyMemory(from: source, byteCount: bytes.count)
+            }
+            (pointer + headroom + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: tailroom)
+            do {
+                buffer.base = try process.memory.map(buffer.storage, name: regionName, placement: .low32)
+            } catch {
+                throw .message("cannot map the \(regionName) buffer: \(error)")
+            }
+        } else {
+            let packetSpare: RegionStorage? = isKnownUniquelyReferenced(&buffer.storage) ? buffer.storage : nil
+            (buffer.storage, buffer.base) = try map(
+                bytes, headroom: headroom, tailroom: tailroom, name: regionName,
+                reusing: packetSpare, into: process)
+        }
         if buffer.contextStorage.count == contextSize, isKnownUniquelyReferenced(&buffer.contextStorage) {
             buffer.contextStorage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: contextSize)
         } else {
@@ -185,13 +204,11 @@ public final class PacketBuffer {
         } catch {
             throw .message("cannot map the \(contextName) struct: \(error)")
         }
-        buffer.storage = storage
-        buffer.base = base
         buffer.metaOffset = headroom
         buffer.dataOffset = headroom
         buffer.dataEndOffset = headroom + bytes.count
         buffer.reserved = reserved
-        buffer.regionName = regionName
+        if buffer.regionName != regionName { buffer.regionName = regionName }
         buffer.protocolType = 0
         buffer.vlanTag = nil
         buffer.networkOffset = 0

@@ -159,7 +159,7 @@ public struct XDPContext: Context, Sendable {
         buffer.syncContext(process)
         process.registers[1] = buffer.contextAddress
         state.packet = buffer
-        state.xdpRxMetadata = rxMetadata
+        if rxMetadata != nil { state.xdpRxMetadata = rxMetadata }
         if let environment { state.environment = environment }
     }
 
