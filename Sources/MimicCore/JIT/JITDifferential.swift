@@ -90,6 +90,7 @@ public enum JITDifferential {
         }
         text +=
             " count \(process.instructionsExecuted) pc \(process.pc) depth \(process.depth) registers \(process.registers.all)"
+            + " frames \(process.callStack.map { "\($0.returnPC) \($0.savedRegisters)" })"
         let stack = (try? process.memory.read(process.stackBase, count: process.stackSize)) ?? []
         let after = (try? process.memory.read(bufferAddress, count: buffer.count)) ?? []
         return Outcome(text: text, stack: stack, buffer: after)
