@@ -51,7 +51,8 @@ private struct X86Generator {
     var syncFrames = X86Label(id: -1)
 
     /// Slots whose dynamic entry (`bodyOffsets`, for a run resumed there) is not their inline
-    /// code but a stub before it (`conditionalJump`'s compare left out).
+    /// code: a stub before it (`conditionalJump`'s compare left out), or the checked copy of an
+    /// access group in cold code (`emitGroup`).
     var entryStubs: [(pc: Int, label: X86Label)] = []
 
     /// Cold paths, emitted after the program: each binds its label and returns.
@@ -149,7 +150,7 @@ private struct X86Generator {
             a.bind(body[pc])
             bodyOffsets[pc] = a.offset
             if let group = accessGroup(at: pc) {
-                emitGroup(group, bodyOffsets: &bodyOffsets)
+                emitGroup(group)
                 groupEnd = group.last
                 continue
             }
@@ -1054,8 +1055,9 @@ private struct X86Generator {
     /// pointer minus its VM base). Where the span check fails, the slots run as they would alone,
     /// each access with its own check, so a fault has the same pc, address and region as the
     /// interpreter's: the first member that fails faults, after the ones before it ran.
-    /// Entering in the middle of the group (after `step()`) lands in that checked copy.
-    mutating func emitGroup(_ group: AccessGroup, bodyOffsets: inout [Int]) {
+    /// Entering in the middle of the group (after `step()`) lands in that checked copy, which is
+    /// cold code after the program.
+    mutating func emitGroup(_ group: AccessGroup) {
         let checked = a.newLabel()
         let join = a.newLabel()
         let base = x(group.base)
@@ -1089,19 +1091,26 @@ private struct X86Generator {
             }
             at += code[at].operation == .loadImm64 ? 2 : 1
         }
-        a.jump(join)
-        // The span failed: each slot as alone.
-        a.bind(checked)
+        a.bind(join)
+        // The span failed: each slot as alone, in cold code (the fast path falls through).
+        var slots: [Int] = []
         at = group.first
         while at <= group.last {
-            if at != group.first {
-                a.bind(body[at])
-                bodyOffsets[at] = a.offset
-            }
-            _ = emit(at)
+            slots.append(at)
+            if at != group.first { entryStubs.append((at, body[at])) }
             at += code[at].operation == .loadImm64 ? 2 : 1
         }
-        a.bind(join)
+        cold.append(
+            (
+                checked,
+                { g in
+                    for at in slots {
+                        if at != slots[0] { g.a.bind(g.body[at]) }
+                        _ = g.emit(at) // fits: no branch, no call, no failure
+                    }
+                    g.a.jump(join)
+                }
+            ))
     }
 
     /// The translation-table check of the address in r11 (`SlotEntry`): r9 = the entry (the
