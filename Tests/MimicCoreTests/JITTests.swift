@@ -145,6 +145,30 @@ struct JITTests {
         }
     }
 
+    /// `jne %r1, 0` right after `and %r1, …` uses the flags of the `and`; a run resumed at the jump
+    /// (after `step()`) enters through a stub that compares first.
+    @Test func jumpsOnFlagsOfTheInstructionBeforeResumeAlike() throws {
+        for (value, expected) in [(UInt64(6), UInt64(2)), (9, 1), (0x1_0000_0004, 2)] {
+            let source = """
+                lddw %r1, \(value)
+                and32 %r1, 6
+                jne %r1, 0, set
+                mov %r0, 1
+                exit
+                set:
+                mov %r0, 2
+                exit
+                """
+            for steps in 0..<4 {
+                let vm = VM(configuration: VMConfiguration(engine: .jit))
+                let process = try vm.makeProcess(for: try load(vm, source))
+                for _ in 0..<steps { _ = try process.step() }
+                #expect(try process.run() == expected, "\(value), \(steps) steps")
+                #expect(process.instructionsExecuted == 5, "\(value), \(steps) steps")
+            }
+        }
+    }
+
     /// A fault reports the same pc, instruction, address and region under both engines.
     @Test func faultsMatchTheInterpreter() throws {
         let cases = [
@@ -213,10 +237,11 @@ struct JITTests {
                     let context = MemoryContext(Array(bytes.prefix(size)))
                     let process = try vm.makeProcess(for: program, context: context)
                     if engine == .jit {
-                        // `lea r11, [rdi + r9]`: the group's members address through the host delta.
+                        // `movzx esi, byte [rdi + r9 + 0]`: the group's first member addresses
+                        // through the host delta.
                         let code = try #require(program.machineCode)
-                        let lea: [UInt8] = [0x4E, 0x8D, 0x5C, 0x0F, 0x00]
-                        #expect((0...(code.count - lea.count)).contains { Array(code[$0..<$0 + lea.count]) == lea })
+                        let load: [UInt8] = [0x42, 0x0F, 0xB6, 0x74, 0x0F, 0x00]
+                        #expect((0...(code.count - load.count)).contains { Array(code[$0..<$0 + load.count]) == load })
                     }
                     for _ in 0..<steps { _ = try process.step() }
                     var outcome: String

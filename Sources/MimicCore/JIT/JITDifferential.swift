@@ -6,7 +6,9 @@ import MimicMemory
 /// helpers including one that calls back into the program and one with a C-ABI entry that
 /// sometimes declines), each run under both engines from
 /// the same state; the outcomes must agree exactly: R0–R10, the error (kind, pc, instruction,
-/// address, region), the instruction count, the stack and the context buffer.
+/// address, region), the instruction count, the pc, the depth, the call frames, the stack and
+/// the context buffer. Every eighth program runs with a call depth limit above 64, where the
+/// compiled code keeps its call frames in `Process.frames` instead of on the machine stack.
 ///
 /// Used by the test suite (10,000 programs) and `mimic-bench --jit-fuzz N` (long runs).
 public enum JITDifferential {
@@ -39,12 +41,14 @@ public enum JITDifferential {
         for index in 0..<count {
             let programSeed = seed &+ UInt64(index)
             let instructions = program(seed: programSeed)
+            let depth = programSeed % 8 == 7 ? 72 : 4
             report.programs += 1
             let interpreted: Outcome
             let compiled: Outcome
             do {
-                interpreted = try outcome(instructions, engine: .interpreter, compiled: nil)
-                compiled = try outcome(instructions, engine: .jit, compiled: &report.notCompiled)
+                interpreted = try outcome(instructions, engine: .interpreter, maxCallDepth: depth, compiled: nil)
+                compiled = try outcome(
+                    instructions, engine: .jit, maxCallDepth: depth, compiled: &report.notCompiled)
             } catch {
                 if report.mismatches.count < 10 { report.mismatches.append("seed \(programSeed): \(error)") }
                 continue
@@ -73,9 +77,11 @@ public enum JITDifferential {
     }
 
     static func outcome(
-        _ instructions: [RawInstruction], engine: ExecutionEngine, compiled notCompiled: UnsafeMutablePointer<Int>?
+        _ instructions: [RawInstruction], engine: ExecutionEngine, maxCallDepth: Int = 4,
+        compiled notCompiled: UnsafeMutablePointer<Int>?
     ) throws -> Outcome {
-        let vm = VM(emulator: FuzzEmulator(), configuration: VMConfiguration(maxCallDepth: 4, engine: engine))
+        let vm = VM(
+            emulator: FuzzEmulator(), configuration: VMConfiguration(maxCallDepth: maxCallDepth, engine: engine))
         let program = try vm.load(instructions, name: "fuzz")
         if let notCompiled, program.jitCache.compiled(program) == nil { notCompiled.pointee += 1 }
         let buffer = (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
@@ -90,15 +96,18 @@ public enum JITDifferential {
         }
         text +=
             " count \(process.instructionsExecuted) pc \(process.pc) depth \(process.depth) registers \(process.registers.all)"
+            + " frames \(process.callStack.map { "\($0.returnPC) \($0.savedRegisters)" })"
         let stack = (try? process.memory.read(process.stackBase, count: process.stackSize)) ?? []
         let after = (try? process.memory.read(bufferAddress, count: buffer.count)) ?? []
         return Outcome(text: text, stack: stack, buffer: after)
     }
 
     static func outcome(
-        _ instructions: [RawInstruction], engine: ExecutionEngine, compiled notCompiled: inout Int
+        _ instructions: [RawInstruction], engine: ExecutionEngine, maxCallDepth: Int = 4, compiled notCompiled: inout Int
     ) throws -> Outcome {
-        try withUnsafeMutablePointer(to: &notCompiled) { try outcome(instructions, engine: engine, compiled: $0) }
+        try withUnsafeMutablePointer(to: &notCompiled) {
+            try outcome(instructions, engine: engine, maxCallDepth: maxCallDepth, compiled: $0)
+        }
     }
 
     /// A helper set for fuzzing: the conformance helpers, and id 6 calling the function whose

@@ -64,12 +64,19 @@ enum JITSlot {
     static let directCall = 16
     /// Non-zero while `Process.inlineHelpersBypassed`: inline helpers call the helper instead.
     static let inlineBypass = 19
-    /// The depth when the code was entered: frames above it were pushed by compiled calls, which
-    /// left a native return address on the machine stack.
+    /// The depth when the code was entered (the driver writes it; `X86Backend` reads the depth
+    /// from R10 and its native frames instead).
     static let entryDepth = 20
     /// `rsp` after the entry function's prologue: the epilogue drops native frames by restoring it.
+    /// With native call frames (`X86Backend`), also the base they are counted from.
     static let machineStack = 21
-    static let wordCount = 22
+    /// `stackBase + frameSize`: a BPF-to-BPF call with R10 at or below it would exceed the call
+    /// depth (written by the entry function).
+    static let callFloor = 22
+    /// R10 when compiled code last called host code: the code checks after a helper that R10 is
+    /// unchanged (`emitFramePointerCheck`).
+    static let hostCallR10 = 23
+    static let wordCount = 24
 }
 
 /// Why generated code returned to the Swift driver (or what a C-ABI entry asks the code to do).

@@ -43,14 +43,32 @@ private struct X86Generator {
     var dynamicEnter = X86Label(id: -1)
     var dynamicFromContext = X86Label(id: -1)
     var exited = X86Label(id: -1)
+    /// Native frames (`nativeFrames`): the outermost return address (an exit at the exit depth,
+    /// r11 = the pc after it), the return address of frames pushed before the code was entered,
+    /// and the routine that copies native frames into `Process.frames`.
+    var exitedAtR11 = X86Label(id: -1)
+    var olderReturn = X86Label(id: -1)
+    var syncFrames = X86Label(id: -1)
+
+    /// Slots whose dynamic entry (`bodyOffsets`, for a run resumed there) is not their inline
+    /// code: a stub before it (`conditionalJump`'s compare left out), or the checked copy of an
+    /// access group in cold code (`emitGroup`).
+    var entryStubs: [(pc: Int, label: X86Label)] = []
 
     /// Cold paths, emitted after the program: each binds its label and returns.
     var cold: [(X86Label, (inout X86Generator) -> Void)] = []
 
-    /// Whether BPF-to-BPF calls push a native return address (`call`/`ret`) besides their
-    /// frame: with a call depth small enough that the native frames (16 bytes each) cannot
-    /// strain the thread's stack.
+    /// Whether BPF-to-BPF calls keep their frames on the machine stack (`call`/`ret`, the
+    /// caller's R6–R10 pushed; `Process.frames` and the depth word are written from them only
+    /// when the code leaves or calls host code): with a call depth small enough that the native
+    /// frames (48 bytes each) cannot strain the thread's stack. Otherwise calls use
+    /// `Process.frames` and the depth word directly and return through the pc table.
     let nativeFrames: Bool
+
+    /// Per function (a `callLocal` target): which of R6–R9 (bit k: R6 + k) it, or a function it
+    /// calls, may write. A call saves only those (`NativeFrame`); the others keep the caller's
+    /// values through the call.
+    var calleeSavedWrites: [Int: UInt8] = [:]
 
     init(program: Program, environment: JITEnvironment) {
         code = program.code
@@ -87,11 +105,20 @@ private struct X86Generator {
                 let target = Int(i.offset)
                 guard target >= 0, target < n, !isSecondHalf[target] else { return nil }
                 runStart[target] = true
+                if nativeFrames, i.operation == .callLocal {
+                    // The return lands at the call site and falls into this check.
+                    guard pc + 1 < n else { return nil }
+                    runStart[pc + 1] = true
+                }
             case .callHelper, .callRegister:
                 guard pc + 1 < n else { return nil }
                 runStart[pc + 1] = true
             default: break
             }
+        }
+        if nativeFrames {
+            guard n < NativeFrame.maxPC else { return nil }
+            calleeSavedWrites = findCalleeSavedWrites()
         }
         body = (0..<n).map { _ in a.newLabel() }
         check = (0..<n).map { runStart[$0] ? a.newLabel() : nil }
@@ -100,6 +127,9 @@ private struct X86Generator {
         dynamicEnter = a.newLabel()
         dynamicFromContext = a.newLabel()
         exited = a.newLabel()
+        exitedAtR11 = a.newLabel()
+        olderReturn = a.newLabel()
+        syncFrames = a.newLabel()
 
         let entryOffset = a.offset
         emitPrologue()
@@ -120,7 +150,7 @@ private struct X86Generator {
             a.bind(body[pc])
             bodyOffsets[pc] = a.offset
             if let group = accessGroup(at: pc) {
-                emitGroup(group, bodyOffsets: &bodyOffsets)
+                emitGroup(group)
                 groupEnd = group.last
                 continue
             }
@@ -133,6 +163,7 @@ private struct X86Generator {
             emitter(&self)
             index += 1
         }
+        for (pc, label) in entryStubs { bodyOffsets[pc] = a.offset(of: label) ?? -1 }
         guard a.resolveLabels() else { return nil }
         return MachineCode(bytes: a.bytes, bodyOffsets: bodyOffsets, entryOffset: entryOffset)
     }
@@ -173,12 +204,38 @@ private struct X86Generator {
         a.load(0x8B, .r10, .r12, context(JITSlot.count))
     }
 
+    /// The entry function `(context, native address) -> status`. With native frames, the
+    /// outermost return address is `exitedAtR11`, and the frames between the exit depth and the
+    /// depth at entry (pushed by `step()` or before the driver re-entered after a budget check)
+    /// become native frames returning to `olderReturn`, so every `exit` is a `ret`.
     mutating func emitPrologue() {
         for register in [X86Register.rbx, .rbp, .r12, .r13, .r14, .r15] { a.push(register) }
-        a.alu(ext: 5, .rsp, imm: 8, w: true) // 16-byte alignment for calls
         a.mov(.r12, .rdi)
-        a.mov(.r9, .rsi)
+        if nativeFrames {
+            a.leaAddress(.r11, of: exitedAtR11) // in place of `sub rsp, 8`: 16-byte alignment
+            a.push(.r11)
+        } else {
+            a.alu(ext: 5, .rsp, imm: 8, w: true) // 16-byte alignment for calls
+        }
         a.store(.rsp, .r12, context(JITSlot.machineStack))
+        a.load(0x8B, .r11, .r12, context(JITSlot.stackBase))
+        a.alu(ext: 0, .r11, imm: Int32(env.stackFrameSize), w: true)
+        a.store(.r11, .r12, context(JITSlot.callFloor))
+        if nativeFrames {
+            let loop = a.newLabel()
+            let done = a.newLabel()
+            a.load(0x8B, .rax, .r12, context(JITSlot.exitDepth))
+            a.bind(loop)
+            a.load(0x3B, .rax, .r12, context(JITSlot.depth))
+            a.jump(.aboveEqual, done)
+            a.push(.rax) // an older frame: its depth and `olderReturn` (`NativeFrame`)
+            a.leaAddress(.r11, of: olderReturn)
+            a.push(.r11)
+            a.alu(ext: 0, .rax, imm: 1, w: true)
+            a.jump(loop)
+            a.bind(done)
+        }
+        a.mov(.r9, .rsi)
         reload(via: .r11)
         a.jump(register: .r9)
     }
@@ -187,12 +244,20 @@ private struct X86Generator {
         // epilogue: r9 = status.
         a.bind(epilogue)
         spill(via: .r11)
+        if nativeFrames {
+            a.mov(.rbx, .r9) // R6 is stored; rbx is restored below
+            a.mov(.rdx, .rsp)
+            a.call(syncFrames)
+            a.mov(.r9, .rbx)
+        }
         a.mov(.rax, .r9)
         a.load(0x8B, .rsp, .r12, context(JITSlot.machineStack)) // drops native frames of BPF calls
         a.alu(ext: 0, .rsp, imm: 8, w: true)
         for register in [X86Register.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(register) }
         a.ret()
 
+        a.bind(exitedAtR11)
+        a.store(.r11, .r12, context(JITSlot.pc))
         a.bind(exited)
         a.mov(.r9, imm: JITStatus.exited)
         a.jump(epilogue)
@@ -201,6 +266,13 @@ private struct X86Generator {
         a.bind(callSwift)
         a.alu(ext: 5, .rsp, imm: 8, w: true)
         spill(via: .r9)
+        a.store(.rbp, .r12, context(JITSlot.hostCallR10))
+        if nativeFrames {
+            a.lea(.rdx, .rsp, 16) // the code's `rsp`: above this routine's return address and pad
+            a.mov(.rbx, .r11) // R6 is stored; rbx is reloaded below
+            a.call(syncFrames)
+            a.mov(.r11, .rbx)
+        }
         a.mov(.rdi, .r12)
         a.call(register: .r11)
         a.mov(.r9, .rax)
@@ -223,6 +295,54 @@ private struct X86Generator {
         a.store(.r11, .r12, context(JITSlot.pc))
         a.mov(.r9, imm: JITStatus.check)
         a.jump(epilogue)
+
+        if nativeFrames { emitNativeFrameRoutines() }
+    }
+
+    /// `syncFrames` (rdx = the code's `rsp`): writes the native frames into `Process.frames` and
+    /// the depth into its word, as the interpreter would have them: nothing to copy when there
+    /// are none (the depth is the exit depth), else `x86SyncFrames`. Overwrites the registers
+    /// the System V ABI lets a call overwrite.
+    ///
+    /// `olderReturn`: an `exit` into a frame pushed before the code was entered (`NativeFrame`:
+    /// the return address, then the frame's depth): R6–R10 and the pc from `Process.frames`,
+    /// then the dynamic entry. If that R10 is not the top of the stack minus `depth` frames
+    /// (host code moved it before the frame was pushed), the run goes back to the driver, which
+    /// interprets the rest.
+    mutating func emitNativeFrameRoutines() {
+        a.bind(syncFrames)
+        let walk = a.newLabel()
+        a.load(0x3B, .rdx, .r12, context(JITSlot.machineStack))
+        a.jump(.below, walk)
+        a.load(0x8B, .r9, .r12, context(JITSlot.exitDepth))
+        a.store(.r9, .r12, context(JITSlot.depth))
+        a.ret()
+        a.bind(walk)
+        a.alu(ext: 5, .rsp, imm: 8, w: true) // 16-byte alignment for the call
+        a.mov(.rdi, .r12)
+        a.mov(.rsi, .rdx)
+        a.leaAddress(.rdx, of: olderReturn)
+        a.mov(.rax, imm: UInt64(UInt(bitPattern: unsafeBitCast(x86SyncFrames, to: UnsafeRawPointer.self))))
+        a.call(register: .rax)
+        a.alu(ext: 0, .rsp, imm: 8, w: true)
+        a.ret()
+
+        a.bind(olderReturn)
+        a.pop(.r9) // the depth
+        a.imul(.r11, .r9, imm: Int32(env.frameStride), w: true)
+        a.load(0x03, .r11, .r12, context(JITSlot.frames))
+        for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
+            a.load(0x8B, register, .r11, Int32(env.frameSaved + 8 * index))
+        }
+        a.load(0x8B, .r11, .r11, Int32(env.frameReturnPC))
+        a.imul(.r9, .r9, imm: Int32(env.stackFrameSize), w: true)
+        a.alu(0x01, .r9, .rbp, w: true)
+        a.load(0x2B, .r9, .r12, context(JITSlot.stackBase))
+        a.alu(ext: 7, .r9, imm: Int32(env.stackSize), w: true)
+        a.jump(.equal, dynamicEnter)
+        a.store(.r11, .r12, context(JITSlot.pc))
+        a.mov(.r9, imm: JITStatus.check)
+        a.jump(epilogue)
     }
 
     /// The limit check where a run starts at `pc` (reached by a static edge).
@@ -238,13 +358,12 @@ private struct X86Generator {
     /// top of the stack minus `depth` frames (`R10 + depth × frameSize - stackBase == stackSize`),
     /// which R10-relative accesses within a frame rely on instead of a check. Host code that moved
     /// it sends the run back to the driver, which interprets the rest (`executeCompiled`).
+    ///
+    /// The relation held before the host code ran and the depth is the same after it, so it holds
+    /// if R10 is what `callSwift` saw (`JITSlot.hostCallR10`).
     mutating func emitFramePointerCheck(_ pc: Int) {
         let moved = a.newLabel()
-        a.load(0x8B, .r11, .r12, context(JITSlot.depth))
-        a.imul(.r11, .r11, imm: Int32(env.stackFrameSize), w: true)
-        a.alu(0x01, .r11, .rbp, w: true)
-        a.load(0x2B, .r11, .r12, context(JITSlot.stackBase))
-        a.alu(ext: 7, .r11, imm: Int32(env.stackSize), w: true)
+        a.load(0x3B, .rbp, .r12, context(JITSlot.hostCallR10))
         a.jump(.notEqual, moved)
         returnToDriver(from: moved, at: pc)
     }
@@ -326,7 +445,9 @@ private struct X86Generator {
         case .lsh32Imm, .rsh32Imm, .arsh32Imm:
             let ext: UInt8 = i.operation == .lsh32Imm ? 4 : i.operation == .rsh32Imm ? 5 : 7
             a.shift(ext: ext, d, imm: UInt8(i.imm & 31), w: false)
-            a.mov(d, d, w: false) // a zero count leaves the upper half: clear it as the VM does
+            // A zero count leaves the upper half: clear it as the VM does (any other count
+            // writes the 32-bit register, which clears it).
+            if i.imm & 31 == 0 { a.mov(d, d, w: false) }
         case .lsh32Reg: shiftByRegister(ext: 4, d, s, w: false)
         case .rsh32Reg: shiftByRegister(ext: 5, d, s, w: false)
         case .arsh32Reg: shiftByRegister(ext: 7, d, s, w: false)
@@ -380,20 +501,20 @@ private struct X86Generator {
         case .callLocal:
             guard let target = check[Int(i.offset)] else { return false }
             let depthFault = a.newLabel()
-            a.load(0x8B, .r11, .r12, context(JITSlot.depth))
-            a.alu(ext: 7, .r11, imm: Int32(env.maxCallDepth - 1), w: true)
-            a.jump(.aboveEqual, depthFault)
-            pushFrame(returnPC: pc + 1)
             if nativeFrames {
-                // A native frame too (16 bytes: `rsp` keeps its alignment): `exit` returns with
-                // `ret`, which the return stack predicts, instead of the pc table's indirect jump.
-                guard pc + 1 < code.count else { return false }
-                a.alu(ext: 5, .rsp, imm: 8, w: true)
+                // depth + 1 >= maxCallDepth, with R10 = top of the stack - depth × frame size.
+                a.load(0x3B, .rbp, .r12, context(JITSlot.callFloor))
+                a.jump(.belowEqual, depthFault)
+                let saved = calleeSavedWrites[Int(i.offset)] ?? 0xF
+                pushNativeFrame(saving: saved, callerR10: nil)
+                a.alu(ext: 5, .rbp, imm: Int32(env.stackFrameSize), w: true)
                 a.call(target)
-                a.alu(ext: 0, .rsp, imm: 8, w: true)
-                emitRunStartCheck(pc + 1)
-                a.jump(body[pc + 1])
+                popNativeFrame(saving: saved, returnPC: pc + 1) // then the run-start check of pc + 1
             } else {
+                a.load(0x8B, .r11, .r12, context(JITSlot.depth))
+                a.alu(ext: 7, .r11, imm: Int32(env.maxCallDepth - 1), w: true)
+                a.jump(.aboveEqual, depthFault)
+                pushFrame(returnPC: pc + 1)
                 a.jump(target)
             }
             cold.append(
@@ -414,13 +535,15 @@ private struct X86Generator {
             let proceed = a.newLabel()
             a.alu(ext: 7, .r9, imm: Int32(JITStatus.enterDynamic), w: true)
             if nativeFrames {
-                // The entry pushed the function's frame: enter it with a native frame, as `call`.
+                // The entry pushed the function's frame in `Process.frames` and moved R10: enter
+                // it with a native frame, as `call` (its R10 check is the callee's own).
+                guard let next = check[pc + 1] else { return false }
                 let notFunction = a.newLabel()
                 a.jump(.notEqual, notFunction)
-                a.alu(ext: 5, .rsp, imm: 8, w: true)
+                pushNativeFrame(saving: 0xF, callerR10: Int32(env.stackFrameSize))
                 a.call(dynamicFromContext)
-                a.alu(ext: 0, .rsp, imm: 8, w: true)
-                a.jump(proceed)
+                popNativeFrame(saving: 0xF, returnPC: pc + 1)
+                a.jump(next)
                 a.bind(notFunction)
             } else {
                 a.jump(.equal, dynamicFromContext)
@@ -429,6 +552,10 @@ private struct X86Generator {
             a.jump(.equal, proceed)
             a.jump(epilogue)
             a.bind(proceed)
+        case .exit where nativeFrames:
+            // Every frame is a native one, the outermost returning to `exitedAtR11`.
+            a.mov(.r11, imm: UInt64(pc + 1)) // the interpreter's pc after an exit
+            a.ret()
         case .exit:
             let exitsRun = a.newLabel()
             a.load(0x8B, .r11, .r12, context(JITSlot.depth))
@@ -449,28 +576,38 @@ private struct X86Generator {
             for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
                 a.load(0x8B, register, .r9, Int32(env.frameSaved + 8 * index))
             }
-            if nativeFrames {
-                // Frames pushed since the code was entered have a native return address (the
-                // call sites above); older ones (pushed before, by the interpreter or an earlier
-                // entry) return through the pc table.
-                let older = a.newLabel()
-                a.load(0x3B, .r11, .r12, context(JITSlot.entryDepth))
-                a.jump(.below, older)
-                a.ret()
-                cold.append(
-                    (
-                        older,
-                        { g in
-                            g.a.load(0x8B, .r11, .r9, Int32(g.env.frameReturnPC))
-                            g.a.jump(g.dynamicEnter)
-                        }
-                    ))
-            } else {
-                a.load(0x8B, .r11, .r9, Int32(env.frameReturnPC))
-                a.jump(dynamicEnter)
-            }
+            a.load(0x8B, .r11, .r9, Int32(env.frameReturnPC))
+            a.jump(dynamicEnter)
         }
         return true
+    }
+
+    /// A native frame's pushes (`NativeFrame`): a pad if an odd number of registers is saved, the
+    /// saved ones of R6–R9, and the caller's R10 (`rbp`, or `rbp + callerR10` when R10 was
+    /// already moved to the callee's frame); the `call` adds the return address.
+    mutating func pushNativeFrame(saving saved: UInt8, callerR10: Int32?) {
+        if saved.nonzeroBitCount % 2 == 1 { a.push(.rbp) }
+        for (index, register) in [X86Register.rbx, .r13, .r14, .r15].enumerated() where saved & (1 << index) != 0 {
+            a.push(register)
+        }
+        if let callerR10 {
+            a.lea(.r11, .rbp, callerR10)
+            a.push(.r11)
+        } else {
+            a.push(.rbp)
+        }
+    }
+
+    /// Where a native frame's callee returns: a `nop` carrying the pc the frame returns to and
+    /// which registers it saved (read by `x86SyncFrames`), then the pops.
+    mutating func popNativeFrame(saving saved: UInt8, returnPC: Int) {
+        a.nop(carrying: Int32(bitPattern: NativeFrame.tag(returnPC: returnPC, saved: saved)))
+        a.pop(.rbp)
+        for (index, register) in [X86Register.rbx, .r13, .r14, .r15].enumerated().reversed()
+        where saved & (1 << index) != 0 {
+            a.pop(register)
+        }
+        if saved.nonzeroBitCount % 2 == 1 { a.pop(.r11) }
     }
 
     /// `frames[depth] = (returnPC, R6–R10)`, `depth += 1`, `R10 -= frame size` (r11 = depth).
@@ -484,6 +621,68 @@ private struct X86Generator {
         a.alu(ext: 0, .r11, imm: 1, w: true)
         a.store(.r11, .r12, context(JITSlot.depth))
         a.alu(ext: 5, .rbp, imm: Int32(env.stackFrameSize), w: true)
+    }
+
+    /// `calleeSavedWrites`: per function, the registers of R6–R9 its instructions write (any
+    /// instruction with a destination but a store, a jump or an exit; both registers of an
+    /// atomic), all four if it calls a helper or `callx` (host code may write any register),
+    /// and those of the functions it calls, to a fixed point.
+    func findCalleeSavedWrites() -> [Int: UInt8] {
+        let n = code.count
+        var functions = Set<Int>()
+        for pc in 0..<n where !isSecondHalf[pc] && code[pc].operation == .callLocal { functions.insert(Int(code[pc].offset)) }
+        func bit(_ register: UInt8) -> UInt8 { register >= 6 && register <= 9 ? 1 << (register - 6) : 0 }
+        var writes: [Int: UInt8] = [:]
+        var callees: [Int: Set<Int>] = [:]
+        for entry in functions {
+            var mask: UInt8 = 0
+            var calls = Set<Int>()
+            var seen = Set<Int>()
+            var work = [entry]
+            while let pc = work.popLast() {
+                guard pc >= 0, pc < n, !isSecondHalf[pc] else {
+                    mask = 0xF
+                    continue
+                }
+                guard seen.insert(pc).inserted else { continue }
+                let i = code[pc]
+                let next = pc + (i.operation == .loadImm64 ? 2 : 1)
+                switch InstructionSet.form(of: i.operation).shape {
+                case .jump, .jump32: work.append(Int(i.offset))
+                case .jumpImm, .jumpReg: work += [Int(i.offset), next]
+                case .none: break
+                case .callLocal:
+                    calls.insert(Int(i.offset))
+                    work.append(next)
+                case .callHelper, .callRegister:
+                    mask = 0xF
+                    work.append(next)
+                case .storeImm, .storeReg:
+                    work.append(next)
+                case .atomic:
+                    mask |= bit(i.destination) | bit(i.source)
+                    work.append(next)
+                case .aluImm, .aluReg, .unary, .load, .loadImm64, .packetAbsolute, .packetIndirect:
+                    mask |= bit(i.destination)
+                    work.append(next)
+                }
+            }
+            writes[entry] = mask
+            callees[entry] = calls
+        }
+        var changed = true
+        while changed {
+            changed = false
+            for (entry, calls) in callees {
+                var mask = writes[entry] ?? 0xF
+                for callee in calls { mask |= writes[callee] ?? 0xF }
+                if mask != writes[entry] {
+                    writes[entry] = mask
+                    changed = true
+                }
+            }
+        }
+        return writes
     }
 
     /// `dst op= src` shifted by a register: the count goes through `cl` (R4's rcx is saved in r11).
@@ -600,7 +799,25 @@ private struct X86Generator {
             condition = .lessEqual
         default: condition = .notEqual // jset
         }
-        if isSet {
+        if !isSet, !register, i.imm == 0, condition == .equal || condition == .notEqual,
+            setsZeroFlag(of: i.destination, w: w, before: pc)
+        {
+            // The instruction before set ZF from this register: no compare on the way through.
+            // A run resumed at this slot (after `step()`) enters through a stub that compares.
+            let stub = a.newLabel()
+            let jump = a.newLabel()
+            a.bind(jump)
+            entryStubs.append((pc, stub))
+            let w = w
+            cold.append(
+                (
+                    stub,
+                    { g in
+                        g.a.alu(0x85, d, d, w: w) // test d, d
+                        g.a.jump(jump)
+                    }
+                ))
+        } else if isSet {
             if register {
                 a.alu(0x85, d, x(i.source), w: w)
             } else {
@@ -624,6 +841,25 @@ private struct X86Generator {
             a.bind(notTaken)
         }
         return true
+    }
+
+    /// Whether the instruction before `pc` falls through to it within the run and ends with an
+    /// `and`, `or`, `xor`, `add` or `sub` of `register` (32-bit for a 32-bit jump), so ZF tells
+    /// whether the register (its low half for a 32-bit jump) is zero.
+    func setsZeroFlag(of register: UInt8, w: Bool, before pc: Int) -> Bool {
+        guard pc > 0, check[pc] == nil, !isSecondHalf[pc - 1] else { return false }
+        let previous = code[pc - 1]
+        guard previous.destination == register else { return false }
+        switch previous.operation {
+        case .add32Imm, .add32Reg, .sub32Imm, .sub32Reg, .or32Imm, .or32Reg, .and32Imm, .and32Reg, .xor32Imm,
+            .xor32Reg:
+            return true // the 64-bit value is the zero-extended 32-bit result
+        case .add64Imm, .add64Reg, .sub64Imm, .sub64Reg, .or64Imm, .or64Reg, .and64Imm, .and64Reg, .xor64Imm,
+            .xor64Reg:
+            return w
+        default:
+            return false
+        }
     }
 
     /// A load, store or inline atomic: the address in r11, its translation-table entry in r9,
@@ -657,8 +893,7 @@ private struct X86Generator {
             env.stackSize >= env.stackFrameSize
         {
             a.load(0x8B, .r11, .r12, context(JITSlot.stackDelta))
-            a.alu(0x01, .r11, .rbp, w: true)
-            emitAccess(i, at: offset, size: size)
+            emitAccess(i, at: offset, size: size, index: .rbp)
             return
         }
         let slow = a.newLabel()
@@ -820,8 +1055,9 @@ private struct X86Generator {
     /// pointer minus its VM base). Where the span check fails, the slots run as they would alone,
     /// each access with its own check, so a fault has the same pc, address and region as the
     /// interpreter's: the first member that fails faults, after the ones before it ran.
-    /// Entering in the middle of the group (after `step()`) lands in that checked copy.
-    mutating func emitGroup(_ group: AccessGroup, bodyOffsets: inout [Int]) {
+    /// Entering in the middle of the group (after `step()`) lands in that checked copy, which is
+    /// cold code after the program.
+    mutating func emitGroup(_ group: AccessGroup) {
         let checked = a.newLabel()
         let join = a.newLabel()
         let base = x(group.base)
@@ -849,26 +1085,32 @@ private struct X86Generator {
         while at <= group.last {
             if group.members.contains(at) {
                 let i = code[at]
-                a.leaIndexed(.r11, base, .r9)
-                emitAccess(i, at: Int32(i.offset), size: Int32(checkedSize(i.operation)))
+                emitAccess(i, at: Int32(i.offset), size: Int32(checkedSize(i.operation)), base: base, index: .r9)
             } else {
                 _ = emit(at) // fits: no branch, no call, no failure
             }
             at += code[at].operation == .loadImm64 ? 2 : 1
         }
-        a.jump(join)
-        // The span failed: each slot as alone.
-        a.bind(checked)
+        a.bind(join)
+        // The span failed: each slot as alone, in cold code (the fast path falls through).
+        var slots: [Int] = []
         at = group.first
         while at <= group.last {
-            if at != group.first {
-                a.bind(body[at])
-                bodyOffsets[at] = a.offset
-            }
-            _ = emit(at)
+            slots.append(at)
+            if at != group.first { entryStubs.append((at, body[at])) }
             at += code[at].operation == .loadImm64 ? 2 : 1
         }
-        a.bind(join)
+        cold.append(
+            (
+                checked,
+                { g in
+                    for at in slots {
+                        if at != slots[0] { g.a.bind(g.body[at]) }
+                        _ = g.emit(at) // fits: no branch, no call, no failure
+                    }
+                    g.a.jump(join)
+                }
+            ))
     }
 
     /// The translation-table check of the address in r11 (`SlotEntry`): r9 = the entry (the
@@ -891,56 +1133,59 @@ private struct X86Generator {
         a.load(0x03, .r11, .r9, Int32(env.slotPointer))
     }
 
-    /// The access itself, at `[r11 + at]` (r9 is free).
-    mutating func emitAccess(_ i: DecodedInstruction, at: Int32, size: Int32) {
+    /// The access itself, at `[base + index + at]` (by default `[r11 + at]`; r9 is free unless it
+    /// is the index).
+    mutating func emitAccess(
+        _ i: DecodedInstruction, at: Int32, size: Int32, base: X86Register = .r11, index: X86Register? = nil
+    ) {
         let d = x(i.destination).rawValue
         let s = x(i.source).rawValue
         let imm = Int32(truncatingIfNeeded: i.imm)
         switch i.operation {
-        case .load64: a.memory([0x8B], w: true, reg: d, base: .r11, disp: at)
-        case .load32: a.memory([0x8B], w: false, reg: d, base: .r11, disp: at)
-        case .load16: a.memory([0x0F, 0xB7], w: false, reg: d, base: .r11, disp: at)
-        case .load8: a.memory([0x0F, 0xB6], w: false, reg: d, base: .r11, disp: at)
-        case .loadSigned32: a.memory([0x63], w: true, reg: d, base: .r11, disp: at)
-        case .loadSigned16: a.memory([0x0F, 0xBF], w: true, reg: d, base: .r11, disp: at)
-        case .loadSigned8: a.memory([0x0F, 0xBE], w: true, reg: d, base: .r11, disp: at)
-        case .store64Reg: a.memory([0x89], w: true, reg: s, base: .r11, disp: at)
-        case .store32Reg: a.memory([0x89], w: false, reg: s, base: .r11, disp: at)
-        case .store16Reg: a.memory([0x89], w: false, reg: s, base: .r11, disp: at, prefix: 0x66)
-        case .store8Reg: a.memory([0x88], w: false, reg: s, base: .r11, disp: at, byteRegister: true)
+        case .load64: a.memory([0x8B], w: true, reg: d, base: base, index: index, disp: at)
+        case .load32: a.memory([0x8B], w: false, reg: d, base: base, index: index, disp: at)
+        case .load16: a.memory([0x0F, 0xB7], w: false, reg: d, base: base, index: index, disp: at)
+        case .load8: a.memory([0x0F, 0xB6], w: false, reg: d, base: base, index: index, disp: at)
+        case .loadSigned32: a.memory([0x63], w: true, reg: d, base: base, index: index, disp: at)
+        case .loadSigned16: a.memory([0x0F, 0xBF], w: true, reg: d, base: base, index: index, disp: at)
+        case .loadSigned8: a.memory([0x0F, 0xBE], w: true, reg: d, base: base, index: index, disp: at)
+        case .store64Reg: a.memory([0x89], w: true, reg: s, base: base, index: index, disp: at)
+        case .store32Reg: a.memory([0x89], w: false, reg: s, base: base, index: index, disp: at)
+        case .store16Reg: a.memory([0x89], w: false, reg: s, base: base, index: index, disp: at, prefix: 0x66)
+        case .store8Reg: a.memory([0x88], w: false, reg: s, base: base, index: index, disp: at, byteRegister: true)
         case .store64Imm:
-            a.memory([0xC7], w: true, reg: 0, base: .r11, disp: at)
+            a.memory([0xC7], w: true, reg: 0, base: base, index: index, disp: at)
             a.int32(imm)
         case .store32Imm:
-            a.memory([0xC7], w: false, reg: 0, base: .r11, disp: at)
+            a.memory([0xC7], w: false, reg: 0, base: base, index: index, disp: at)
             a.int32(imm)
         case .store16Imm:
-            a.memory([0xC7], w: false, reg: 0, base: .r11, disp: at, prefix: 0x66)
+            a.memory([0xC7], w: false, reg: 0, base: base, index: index, disp: at, prefix: 0x66)
             a.byte(UInt8(truncatingIfNeeded: imm))
             a.byte(UInt8(truncatingIfNeeded: imm >> 8))
         case .store8Imm:
-            a.memory([0xC6], w: false, reg: 0, base: .r11, disp: at)
+            a.memory([0xC6], w: false, reg: 0, base: base, index: index, disp: at)
             a.byte(UInt8(truncatingIfNeeded: imm))
         case .atomicAdd64, .atomicAdd32:
-            a.memory([0x01], w: size == 8, reg: s, base: .r11, disp: at, prefix: 0xF0)
+            a.memory([0x01], w: size == 8, reg: s, base: base, index: index, disp: at, prefix: 0xF0)
         case .atomicOr64, .atomicOr32:
-            a.memory([0x09], w: size == 8, reg: s, base: .r11, disp: at, prefix: 0xF0)
+            a.memory([0x09], w: size == 8, reg: s, base: base, index: index, disp: at, prefix: 0xF0)
         case .atomicAnd64, .atomicAnd32:
-            a.memory([0x21], w: size == 8, reg: s, base: .r11, disp: at, prefix: 0xF0)
+            a.memory([0x21], w: size == 8, reg: s, base: base, index: index, disp: at, prefix: 0xF0)
         case .atomicXor64, .atomicXor32:
-            a.memory([0x31], w: size == 8, reg: s, base: .r11, disp: at, prefix: 0xF0)
+            a.memory([0x31], w: size == 8, reg: s, base: base, index: index, disp: at, prefix: 0xF0)
         case .atomicFetchAdd64, .atomicFetchAdd32:
             a.mov(.r9, x(i.source))
-            a.memory([0x0F, 0xC1], w: size == 8, reg: X86Register.r9.rawValue, base: .r11, disp: at, prefix: 0xF0)
+            a.memory([0x0F, 0xC1], w: size == 8, reg: X86Register.r9.rawValue, base: base, index: index, disp: at, prefix: 0xF0)
             a.mov(x(i.source), .r9, w: size == 8)
         case .atomicExchange64, .atomicExchange32:
             a.mov(.r9, x(i.source))
-            a.memory([0x87], w: size == 8, reg: X86Register.r9.rawValue, base: .r11, disp: at)
+            a.memory([0x87], w: size == 8, reg: X86Register.r9.rawValue, base: base, index: index, disp: at)
             a.mov(x(i.source), .r9, w: size == 8)
         case .atomicCompareExchange64:
-            a.memory([0x0F, 0xB1], w: true, reg: s, base: .r11, disp: at, prefix: 0xF0)
+            a.memory([0x0F, 0xB1], w: true, reg: s, base: base, index: index, disp: at, prefix: 0xF0)
         default: // atomicCompareExchange32: R0 = the old value, zero-extended
-            a.memory([0x0F, 0xB1], w: false, reg: s, base: .r11, disp: at, prefix: 0xF0)
+            a.memory([0x0F, 0xB1], w: false, reg: s, base: base, index: index, disp: at, prefix: 0xF0)
             a.mov(.rax, .rax, w: false)
         }
     }
@@ -1148,5 +1393,74 @@ extension X86Generator {
             if i.destination == 1 { return i.operation == .loadImm64 ? i.imm : nil }
         }
         return nil
+    }
+}
+
+/// The machine-stack frames of BPF-to-BPF calls in `X86Backend`'s code, innermost (lowest
+/// address) first, between the code's `rsp` and `JITSlot.machineStack`:
+///
+/// - a call's frame: the return address (the call site's `nop`, whose 32-bit displacement is the
+///   frame's `tag`: the pc it returns to, and which of R6–R9 the call saved), the caller's R10,
+///   the saved registers (R9 … R6, those the callee may write), and an 8-byte pad if their count
+///   is odd: 16 to 48 bytes, so `rsp` keeps its 16-byte alignment;
+/// - a frame pushed before the code was entered (by `step()`, or before the driver re-entered
+///   after a budget check): the address of `olderReturn`, then the frame's depth (16 bytes).
+///   `Process.frames` holds the rest of it, as it does for every frame outside it.
+enum NativeFrame {
+    /// The pc field's bound (28 bits); the saved-register mask takes the top 4 bits.
+    static let maxPC = 1 << 28
+
+    static func tag(returnPC: Int, saved: UInt8) -> UInt32 { UInt32(returnPC) | UInt32(saved) << 28 }
+
+    /// The frame's size in bytes.
+    static func size(saved: UInt8) -> Int {
+        let count = saved.nonzeroBitCount
+        return 16 + 8 * (count + count % 2)
+    }
+}
+
+/// `syncFrames`' copy of the native frames (`NativeFrame`) into `Process.frames`, and the depth
+/// into its word: `stack` is the code's `rsp`, `olderReturn` the address that marks frames
+/// pushed before the code was entered. R6–R9 a call did not save are the ones its callee kept:
+/// their values at the next inner level (the registers, stored in `Process.registers`, for the
+/// innermost frame).
+let x86SyncFrames: @convention(c) (UnsafeMutablePointer<UInt64>, UnsafeRawPointer, UnsafeRawPointer) -> Void = {
+    context, stack, olderReturn in
+    let base = UInt(context[JITSlot.machineStack])
+    var calls = 0
+    var outer = Int(truncatingIfNeeded: context[JITSlot.exitDepth])
+    var at = stack
+    while UInt(bitPattern: at) < base {
+        let returnAddress = at.load(as: UnsafeRawPointer.self)
+        if returnAddress == olderReturn {
+            outer = Int(truncatingIfNeeded: at.load(fromByteOffset: 8, as: UInt64.self)) + 1
+            break
+        }
+        at += NativeFrame.size(saved: UInt8((returnAddress + 3).loadUnaligned(as: UInt32.self) >> 28))
+        calls += 1
+    }
+    let depth = outer + calls
+    context[JITSlot.depth] = UInt64(depth)
+    let frames = UnsafeMutablePointer<CallFrame>(bitPattern: UInt(context[JITSlot.frames]))!
+    let registers = UnsafePointer<UInt64>(bitPattern: UInt(context[JITSlot.registers]))!
+    var current = (registers[6], registers[7], registers[8], registers[9])
+    at = stack
+    for level in stride(from: depth - 1, through: outer, by: -1) {
+        let tag = (at.load(as: UnsafeRawPointer.self) + 3).loadUnaligned(as: UInt32.self)
+        let saved = UInt8(tag >> 28)
+        let callerR10 = at.load(fromByteOffset: 8, as: UInt64.self)
+        var offset = 16
+        func restored(_ index: Int, _ kept: UInt64) -> UInt64 {
+            guard saved & (1 << index) != 0 else { return kept }
+            defer { offset += 8 }
+            return at.load(fromByteOffset: offset, as: UInt64.self)
+        }
+        let r9 = restored(3, current.3)
+        let r8 = restored(2, current.2)
+        let r7 = restored(1, current.1)
+        let r6 = restored(0, current.0)
+        current = (r6, r7, r8, r9)
+        frames[level] = CallFrame(returnPC: Int(tag & 0x0FFF_FFFF), savedRegisters: (r6, r7, r8, r9, callerR10))
+        at += NativeFrame.size(saved: saved)
     }
 }

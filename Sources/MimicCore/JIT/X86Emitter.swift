@@ -74,17 +74,22 @@ struct X86Emitter {
         if value != 0x40 || force { bytes.append(value) }
     }
 
-    /// `prefix? REX opcode modrm(reg, [base + disp])`.
+    /// `prefix? REX opcode modrm(reg, [base + index + disp])` (`index` not rsp).
     mutating func memory(
-        _ opcode: [UInt8], w: Bool, reg: UInt8, base: X86Register, disp: Int32, prefix: UInt8? = nil,
-        byteRegister: Bool = false
+        _ opcode: [UInt8], w: Bool, reg: UInt8, base: X86Register, index: X86Register? = nil, disp: Int32,
+        prefix: UInt8? = nil, byteRegister: Bool = false
     ) {
         if let prefix { bytes.append(prefix) }
-        rex(w: w, reg: reg, base: base.rawValue, force: byteRegister && reg >= 4 && reg < 8)
+        rex(w: w, reg: reg, index: index?.rawValue ?? 0, base: base.rawValue, force: byteRegister && reg >= 4 && reg < 8)
         bytes.append(contentsOf: opcode)
         let small = disp >= -128 && disp <= 127
-        bytes.append((small ? 0x40 : 0x80) | ((reg & 7) << 3) | base.low)
-        if base.low == 4 { bytes.append(0x24) }
+        if let index {
+            bytes.append((small ? 0x40 : 0x80) | ((reg & 7) << 3) | 4) // rm 100: SIB
+            bytes.append((index.low << 3) | base.low) // scale 1
+        } else {
+            bytes.append((small ? 0x40 : 0x80) | ((reg & 7) << 3) | base.low)
+            if base.low == 4 { bytes.append(0x24) }
+        }
         if small { bytes.append(UInt8(bitPattern: Int8(disp))) } else { int32(disp) }
     }
 
@@ -168,15 +173,6 @@ struct X86Emitter {
         int32(imm)
     }
 
-    /// `lea dst, [base + index]` (`index` not rsp).
-    mutating func leaIndexed(_ dst: X86Register, _ base: X86Register, _ index: X86Register) {
-        rex(w: true, reg: dst.rawValue, index: index.rawValue, base: base.rawValue)
-        bytes.append(0x8D)
-        bytes.append(0x44 | (dst.low << 3)) // mod 01 (disp8: rbp and r13 need one), rm 100: SIB
-        bytes.append((index.low << 3) | base.low)
-        bytes.append(0)
-    }
-
     /// `lea dst, [base + disp]`.
     mutating func lea(_ dst: X86Register, _ base: X86Register, _ disp: Int32) {
         memory([0x8D], w: true, reg: dst.rawValue, base: base, disp: disp)
@@ -253,6 +249,26 @@ struct X86Emitter {
 
     /// `call reg`.
     mutating func call(register: X86Register) { direct([0xFF], w: false, reg: 2, rm: register.rawValue) }
+
+    /// `lea dst, [rip + label]`: the address of a label.
+    mutating func leaAddress(_ dst: X86Register, of label: X86Label) {
+        rex(w: true, reg: dst.rawValue, base: 0)
+        bytes.append(0x8D)
+        bytes.append(0x05 | (dst.low << 3)) // mod 00, rm 101: [rip + disp32]
+        rel32(label)
+    }
+
+    /// `nop dword [rax + value]` (`0F 1F 80 imm32`): a 7-byte no-op whose bytes 3–6 carry `value`,
+    /// for code that reads it back from the instruction's address.
+    mutating func nop(carrying value: Int32) {
+        bytes.append(contentsOf: [0x0F, 0x1F, 0x80])
+        int32(value)
+    }
+
+    /// `push qword [base + disp]`.
+    mutating func push(_ base: X86Register, _ disp: Int32) {
+        memory([0xFF], w: false, reg: 6, base: base, disp: disp)
+    }
 
     mutating func push(_ reg: X86Register) {
         if reg.isExtended { bytes.append(0x41) }
