@@ -112,8 +112,8 @@ public final class AddressSpace {
     // and none of these is lent out `inout` across a call that could reach it again, so the
     // dynamic checks (a thread-local access set per access: ~10% of a packet's reset + run in
     // `mimic run --pcap`) buy nothing.
-    @exclusivity(unchecked) private var entries: UnsafeMutablePointer<SlotEntry>
-    @exclusivity(unchecked) private var capacity: Int
+    @usableFromInline @exclusivity(unchecked) private(set) var entries: UnsafeMutablePointer<SlotEntry>
+    @usableFromInline @exclusivity(unchecked) private(set) var capacity: Int
     @exclusivity(unchecked) private var slots: [Slot?]
     /// Per slot (`capacity` of them, like `entries`): the generation tag of its next or current
     /// region. A buffer rather than an array, as `retired`: no uniqueness check per write.
@@ -189,7 +189,7 @@ public final class AddressSpace {
     @inlinable
     public var table: TranslationTable { _table }
 
-    @usableFromInline
+    @inlinable
     var _table: TranslationTable { TranslationTable(entries: entries, mask: UInt64(capacity - 1)) }
 
     // MARK: Mapping

@@ -46,7 +46,8 @@ extension Process {
         var helpers = program.helperCalls
         let r = registers.storage
         var table = memory.table
-        var pc = pc
+        // The current instruction as a pointer: no index scaling per dispatch; `ip - code` is the pc.
+        var ip = code + pc
         let start = instructionsExecuted
         var count = start
         let end = limit > UInt64.max - start ? UInt64.max : start + limit
@@ -62,11 +63,12 @@ extension Process {
         let frameSize = UInt64(vm.configuration.stackFrameSize)
         let maxDepth = vm.configuration.maxCallDepth
         var depth = depth
+        let frames = frames
         // `exit` at this depth ends the run: 0, or the callee's depth in a callback (`callFunction`).
         let exitDepth = callbackDepth
 
         defer {
-            self.pc = pc
+            self.pc = Self.slot(ip, code)
             self.instructionsExecuted = count
             self.depth = depth
         }
@@ -74,18 +76,18 @@ extension Process {
         // The limit and the cancellation flag are checked where a straight-line run starts (the
         // entry, taken jumps, calls and returns: `enter`) and, in stepping mode, before each
         // instruction.
-        if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
+        if let stop = enter(Mode.self, code, ip, count, end, cancellation, &checkpoint) { return stop }
         while true {
             if Mode.checksEveryInstruction, count >= checkpoint,
                 let stop = limitReached(count, 1, end, cancellation, &checkpoint, longestRun: 1)
             {
                 return stop
             }
-            let i = code[pc]
+            let i = ip.pointee
             let d = Int(truncatingIfNeeded: i.destination)
             let s = Int(truncatingIfNeeded: i.source)
             count &+= 1
-            pc &+= 1
+            ip += 1
 
             switch i.operation {
             // MARK: ALU64
@@ -168,82 +170,82 @@ extension Process {
             // MARK: Loads and stores
             case .load64:
                 if !load(UInt64.self, i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .load32:
                 if !load(UInt32.self, i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .load16:
                 if !load(UInt16.self, i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .load8:
                 if !load(UInt8.self, i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .loadSigned32:
                 if !load(Int32.self, i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .loadSigned16:
                 if !load(Int16.self, i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .loadSigned8:
                 if !load(Int8.self, i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .store64Imm:
                 if !store(UInt64.self, i.imm, i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .store32Imm:
                 if !store(UInt32.self, i.imm, i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .store16Imm:
                 if !store(UInt16.self, i.imm, i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .store8Imm:
                 if !store(UInt8.self, i.imm, i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .store64Reg:
                 if !store(UInt64.self, r[s], i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .store32Reg:
                 if !store(UInt32.self, r[s], i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .store16Reg:
                 if !store(UInt16.self, r[s], i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .store8Reg:
                 if !store(UInt8.self, r[s], i, r, table) {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
             case .loadImm64:
                 r[d] = i.imm
-                pc &+= 1
+                ip += 1
 
             // MARK: Atomics
             case .atomicAdd64, .atomicOr64, .atomicAnd64, .atomicXor64,
@@ -251,7 +253,7 @@ extension Process {
                 .atomicExchange64, .atomicCompareExchange64:
                 let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
                 guard address & 7 == 0, let p = table.pointer(forWriting: address, size: 8) else {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(atomicFault(address, size: 8))
                 }
                 Semantics.atomic64(i.operation, p, r, source: s)
@@ -260,7 +262,7 @@ extension Process {
                 .atomicExchange32, .atomicCompareExchange32:
                 let address = r[d] &+ UInt64(bitPattern: Int64(i.offset))
                 guard address & 3 == 0, let p = table.pointer(forWriting: address, size: 4) else {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(atomicFault(address, size: 4))
                 }
                 Semantics.atomic32(i.operation, p, r, source: s)
@@ -274,247 +276,247 @@ extension Process {
                     r[0] = 0
                     return .exited // out of bounds: the program returns 0
                 case .none:
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
 
             // MARK: Jumps
             case .jump, .jump32:
-                pc = Int(truncatingIfNeeded: i.offset)
-                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
+                ip = code + Int(truncatingIfNeeded: i.offset)
+                if let stop = enter(Mode.self, code, ip, count, end, cancellation, &checkpoint) { return stop }
             case .jumpEqual64Imm:
-                if r[d] == i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] == i.imm, let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpEqual64Reg:
-                if r[d] == r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] == r[s], let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpNotEqual64Imm:
-                if r[d] != i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] != i.imm, let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpNotEqual64Reg:
-                if r[d] != r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] != r[s], let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpGreater64Imm:
-                if r[d] > i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] > i.imm, let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpGreater64Reg:
-                if r[d] > r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] > r[s], let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpGreaterEqual64Imm:
-                if r[d] >= i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] >= i.imm, let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpGreaterEqual64Reg:
-                if r[d] >= r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] >= r[s], let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpLess64Imm:
-                if r[d] < i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] < i.imm, let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpLess64Reg:
-                if r[d] < r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] < r[s], let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpLessEqual64Imm:
-                if r[d] <= i.imm, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] <= i.imm, let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpLessEqual64Reg:
-                if r[d] <= r[s], let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] <= r[s], let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpSet64Imm:
-                if r[d] & i.imm != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] & i.imm != 0, let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpSet64Reg:
-                if r[d] & r[s] != 0, let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint) {
+                if r[d] & r[s] != 0, let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint) {
                     return stop
                 }
             case .jumpSignedGreater64Imm:
                 if Int64(bitPattern: r[d]) > Int64(bitPattern: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedGreater64Reg:
                 if Int64(bitPattern: r[d]) > Int64(bitPattern: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedGreaterEqual64Imm:
                 if Int64(bitPattern: r[d]) >= Int64(bitPattern: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedGreaterEqual64Reg:
                 if Int64(bitPattern: r[d]) >= Int64(bitPattern: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedLess64Imm:
                 if Int64(bitPattern: r[d]) < Int64(bitPattern: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedLess64Reg:
                 if Int64(bitPattern: r[d]) < Int64(bitPattern: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedLessEqual64Imm:
                 if Int64(bitPattern: r[d]) <= Int64(bitPattern: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedLessEqual64Reg:
                 if Int64(bitPattern: r[d]) <= Int64(bitPattern: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpEqual32Imm:
                 if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpEqual32Reg:
                 if UInt32(truncatingIfNeeded: r[d]) == UInt32(truncatingIfNeeded: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpNotEqual32Imm:
                 if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpNotEqual32Reg:
                 if UInt32(truncatingIfNeeded: r[d]) != UInt32(truncatingIfNeeded: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpGreater32Imm:
                 if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpGreater32Reg:
                 if UInt32(truncatingIfNeeded: r[d]) > UInt32(truncatingIfNeeded: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpGreaterEqual32Imm:
                 if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpGreaterEqual32Reg:
                 if UInt32(truncatingIfNeeded: r[d]) >= UInt32(truncatingIfNeeded: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpLess32Imm:
                 if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpLess32Reg:
                 if UInt32(truncatingIfNeeded: r[d]) < UInt32(truncatingIfNeeded: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpLessEqual32Imm:
                 if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpLessEqual32Reg:
                 if UInt32(truncatingIfNeeded: r[d]) <= UInt32(truncatingIfNeeded: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSet32Imm:
                 if UInt32(truncatingIfNeeded: r[d] & i.imm) != 0,
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSet32Reg:
                 if UInt32(truncatingIfNeeded: r[d] & r[s]) != 0,
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedGreater32Imm:
                 if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedGreater32Reg:
                 if Int32(truncatingIfNeeded: r[d]) > Int32(truncatingIfNeeded: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedGreaterEqual32Imm:
                 if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedGreaterEqual32Reg:
                 if Int32(truncatingIfNeeded: r[d]) >= Int32(truncatingIfNeeded: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedLess32Imm:
                 if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedLess32Reg:
                 if Int32(truncatingIfNeeded: r[d]) < Int32(truncatingIfNeeded: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedLessEqual32Imm:
                 if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: i.imm),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
             case .jumpSignedLessEqual32Reg:
                 if Int32(truncatingIfNeeded: r[d]) <= Int32(truncatingIfNeeded: r[s]),
-                    let stop = take(i, &pc, Mode.self, code, count, end, cancellation, &checkpoint)
+                    let stop = take(i, &ip, Mode.self, code, count, end, cancellation, &checkpoint)
                 {
                     return stop
                 }
@@ -522,14 +524,14 @@ extension Process {
             // MARK: Calls
             case .callLocal:
                 guard depth &+ 1 < maxDepth else {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(.callDepthExceeded(limit: maxDepth))
                 }
-                frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
+                frames[depth] = CallFrame(returnPC: Self.slot(ip, code), savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                 depth &+= 1
                 r[10] &-= frameSize
-                pc = Int(truncatingIfNeeded: i.offset)
-                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
+                ip = code + Int(truncatingIfNeeded: i.offset)
+                if let stop = enter(Mode.self, code, ip, count, end, cancellation, &checkpoint) { return stop }
             case .callHelper, .callKernelFunction:
                 let box = helpers[Int(truncatingIfNeeded: i.imm)]
                 // A direct entry first, right here: it never reads pc, count or depth, never maps
@@ -542,11 +544,11 @@ extension Process {
                     }
                     if !call.declined {
                         r[0] = value
-                        if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
+                        if let stop = enter(Mode.self, code, ip, count, end, cancellation, &checkpoint) { return stop }
                         continue
                     }
                 }
-                self.pc = pc
+                self.pc = Self.slot(ip, code)
                 self.instructionsExecuted = count
                 self.depth = depth
                 let result = invokeHelper(box, tryingDirect: false)
@@ -559,39 +561,39 @@ extension Process {
                     return .exited
                 case .tailCall(let next):
                     guard depth == 0 else {
-                        pc &-= 1
+                        ip -= 1
                         return .failed(.unsupported("tail call from inside a BPF-to-BPF function"))
                     }
                     guard tailCallCount < vm.configuration.tailCallLimit else {
-                        pc &-= 1
+                        ip -= 1
                         return .failed(.tailCallLimit(vm.configuration.tailCallLimit))
                     }
                     tailCallCount += 1
                     program = next
                     code = UnsafePointer(next.code.baseAddress.unsafelyUnwrapped)
                     helpers = next.helperCalls
-                    pc = 0
+                    ip = code
                     checkpoint = count // the next program's runs differ: take the slow path
                 case .none:
-                    pc &-= 1
+                    ip -= 1
                     return .failed(takeFault())
                 }
-                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
+                if let stop = enter(Mode.self, code, ip, count, end, cancellation, &checkpoint) { return stop }
             case .callRegister:
-                self.pc = pc
+                self.pc = Self.slot(ip, code)
                 self.instructionsExecuted = count
                 let target = r[d]
                 if target & ~UInt64(0xFFFF_FFFF) == Program.functionAddressTag,
                     program.functionEntries.contains(Int(target & 0xFFFF_FFFF))
                 {
                     guard depth + 1 < maxDepth else {
-                        pc &-= 1
+                        ip -= 1
                         return .failed(.callDepthExceeded(limit: maxDepth))
                     }
-                    frames[depth] = CallFrame(returnPC: pc, savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
+                    frames[depth] = CallFrame(returnPC: Self.slot(ip, code), savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                     depth &+= 1
                     r[10] &-= frameSize
-                    pc = Int(target & 0xFFFF_FFFF)
+                    ip = code + Int(target & 0xFFFF_FFFF)
                 } else if let result = callHelper(registerValue: target, depth: depth) {
                     table = memory.table
                     count = instructionsExecuted
@@ -601,24 +603,24 @@ extension Process {
                         r[0] = value
                         return .exited
                     case .tailCall:
-                        pc &-= 1
+                        ip -= 1
                         return .failed(.unsupported("tail call through callx"))
                     case .none:
-                        pc &-= 1
+                        ip -= 1
                         return .failed(takeFault())
                     }
                 } else {
-                    pc &-= 1
+                    ip -= 1
                     return .failed(.invalidCallTarget(target))
                 }
-                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
+                if let stop = enter(Mode.self, code, ip, count, end, cancellation, &checkpoint) { return stop }
             case .exit:
                 if depth == exitDepth { return .exited }
                 depth &-= 1
                 let frame = frames[depth]
-                pc = frame.returnPC
+                ip = code + frame.returnPC
                 (r[6], r[7], r[8], r[9], r[10]) = frame.savedRegisters
-                if let stop = enter(Mode.self, code, pc, count, end, cancellation, &checkpoint) { return stop }
+                if let stop = enter(Mode.self, code, ip, count, end, cancellation, &checkpoint) { return stop }
             }
         }
     }
@@ -629,25 +631,34 @@ extension Process {
     /// as long as the longest run of the program fits before the limit.
     @inline(__always)
     func enter<Mode: ExecutionMode>(
-        _ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>, _ pc: Int, _ count: UInt64,
-        _ end: UInt64, _ cancellation: CancellationFlag?, _ checkpoint: inout UInt64
+        _ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>, _ ip: UnsafePointer<DecodedInstruction>,
+        _ count: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?, _ checkpoint: inout UInt64
     ) -> Stop? {
         if Mode.checksEveryInstruction { return nil }
         guard count >= checkpoint else { return nil }
         return limitReached(
-            count, UInt64(Program.runLength(code, pc)), end, cancellation, &checkpoint,
+            count, UInt64(Program.runLength(code, Self.slot(ip, code))), end, cancellation, &checkpoint,
             longestRun: UInt64(program.longestRun))
+    }
+
+    /// The pc of the instruction at `ip` (never before `code`): an unsigned division, a shift
+    /// (`ip - code` divides with signed rounding: three instructions more on every call).
+    @inline(__always)
+    static func slot(_ ip: UnsafePointer<DecodedInstruction>, _ code: UnsafePointer<DecodedInstruction>) -> Int {
+        Int(
+            bitPattern: (UInt(bitPattern: ip) &- UInt(bitPattern: code))
+                / UInt(MemoryLayout<DecodedInstruction>.stride))
     }
 
     /// A taken jump: `pc` moves to the target, where a new run starts.
     @inline(__always)
     func take<Mode: ExecutionMode>(
-        _ i: DecodedInstruction, _ pc: inout Int, _ mode: Mode.Type, _ code: UnsafePointer<DecodedInstruction>,
-        _ count: UInt64, _ end: UInt64, _ cancellation: CancellationFlag?,
-        _ checkpoint: inout UInt64
+        _ i: DecodedInstruction, _ ip: inout UnsafePointer<DecodedInstruction>, _ mode: Mode.Type,
+        _ code: UnsafePointer<DecodedInstruction>, _ count: UInt64, _ end: UInt64,
+        _ cancellation: CancellationFlag?, _ checkpoint: inout UInt64
     ) -> Stop? {
-        pc = Int(truncatingIfNeeded: i.offset)
-        return enter(mode, code, pc, count, end, cancellation, &checkpoint)
+        ip = code + Int(truncatingIfNeeded: i.offset)
+        return enter(mode, code, ip, count, end, cancellation, &checkpoint)
     }
 
     /// The slow path of the limit check, where a run of `length` instructions starts: why to
