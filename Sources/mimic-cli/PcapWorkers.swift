@@ -265,7 +265,7 @@ final class PacketRunner {
         let deliveries = PacketDestination.deliveries(
             r0: r0, process: process, session: session, ingressIfindex: ingress)
         // Devmap / cpumap entry programs that ran on the packet: their trace, their failures.
-        for delivery in outcome.deliveries {
+        for delivery in deliveries {
             outcome.trace += delivery.trace
             if let failure = delivery.failure { outcome.warnings.append(failure) }
         }
