@@ -366,7 +366,8 @@ struct FlowWorkers {
         let workers = self.workers
         let count = capture.records.count
         // Each packet's worker, as a NIC's hash puts packets in its receive queues: hashed in
-        // stripes, one per worker, before any packet runs (each writes only its own stripe).
+        // stripes before any packet runs, 16 a worker so that a thread that starts late still
+        // takes its share (each stripe is written by the thread that takes it).
         let workerOf = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: count)
         defer { workerOf.deallocate() }
         let results = UnsafeMutableBufferPointer<WorkerResult>.allocate(capacity: workers)
@@ -379,9 +380,10 @@ struct FlowWorkers {
         // Each worker's records: a writer like `out`, whose header the merge leaves behind.
         let outFormat = out.map { (nanosecond: $0.nanosecond, linkType: $0.linkType) }
         let shared = Shared(session: session, results: results, workerOf: workerOf, progress: progress)
-        DispatchQueue.concurrentPerform(iterations: workers) { stripe in
+        let stripes = workers * 16
+        DispatchQueue.concurrentPerform(iterations: stripes) { stripe in
             let buckets = shared.workerOf
-            for index in count * stripe / workers..<count * (stripe + 1) / workers {
+            for index in count * stripe / stripes..<count * (stripe + 1) / stripes {
                 buckets[index] = UInt16(truncatingIfNeeded: FlowHash.bucket(of: capture.bytes(index), buckets: workers))
             }
         }
@@ -440,7 +442,8 @@ struct FlowWorkers {
     /// Appends the workers' `--out` records to `out` in capture order: packet i's record (if it
     /// wrote one) is the bytes of its worker's writer between the end of that worker's previous
     /// packet's record and its own (`WorkerResult.recordEnds`). Each run of one worker's packets
-    /// is one copy, straight into `out`'s storage.
+    /// is one copy, straight into `out`'s storage, made by that worker's thread: every thread
+    /// walks the packets' worker numbers to know where each run goes, and copies only its own.
     private func merge(
         records results: UnsafeMutableBufferPointer<WorkerResult>, workerOf: UnsafeBufferPointer<UInt16>,
         into out: inout PcapWriter?
@@ -449,28 +452,42 @@ struct FlowWorkers {
         let ends = results.map(\.recordEnds)
         let byteCount = writers.reduce(0) { $0 + $1.bytes.count - PcapWriter.headerSize }
         let packets = writers.reduce(0) { $0 + $1.packetCount }
+        let workers = results.count
         Self.withBuffers(writers.map(\.bytes)) { sources in
             out?.appendRecords(byteCount: byteCount, packets: packets) { destination in
-                var position = [Int](repeating: 0, count: sources.count) // packets merged, per worker
-                var start = [Int](repeating: PcapWriter.headerSize, count: sources.count) // bytes merged
-                var written = 0
-                var index = 0
-                while index < workerOf.count {
-                    let worker = Int(workerOf[index])
-                    // This worker's packets up to the next packet of another worker.
-                    let first = index
-                    while index < workerOf.count, Int(workerOf[index]) == worker { index += 1 }
-                    position[worker] += index - first
-                    let end = ends[worker][position[worker] - 1]
-                    let count = end - start[worker]
-                    if count > 0, let source = sources[worker].baseAddress, let target = destination.baseAddress {
-                        (target + written).copyMemory(from: source + start[worker], byteCount: count)
+                let copy = MergeCopy(sources: sources, destination: destination, workerOf: workerOf)
+                DispatchQueue.concurrentPerform(iterations: workers) { copier in
+                    var position = [Int](repeating: 0, count: workers) // packets merged, per worker
+                    var start = [Int](repeating: PcapWriter.headerSize, count: workers) // bytes merged
+                    var written = 0
+                    var index = 0
+                    let workerOf = copy.workerOf
+                    while index < workerOf.count {
+                        let worker = Int(workerOf[index])
+                        // This worker's packets up to the next packet of another worker.
+                        let first = index
+                        while index < workerOf.count, Int(workerOf[index]) == worker { index += 1 }
+                        position[worker] += index - first
+                        let end = ends[worker][position[worker] - 1]
+                        let count = end - start[worker]
+                        if worker == copier, count > 0, let source = copy.sources[worker].baseAddress,
+                            let target = copy.destination.baseAddress
+                        {
+                            (target + written).copyMemory(from: source + start[worker], byteCount: count)
+                        }
                         written += count
+                        start[worker] = end
                     }
-                    start[worker] = end
                 }
             }
         }
+    }
+
+    /// What the threads of the merge share: each copies into its own parts of `destination`.
+    private struct MergeCopy: @unchecked Sendable {
+        let sources: [UnsafeBufferPointer<UInt8>]
+        let destination: UnsafeMutableRawBufferPointer
+        let workerOf: UnsafeBufferPointer<UInt16>
     }
 
     /// Calls `body` with the storage of every array of `arrays`, in order.
