@@ -139,8 +139,48 @@ public struct PcapReader: @unchecked Sendable { // `bytes` points into `storage`
         var records: [PcapRecord] = []
         // Room for packets of about 64 bytes with their record headers; more grows as usual.
         records.reserveCapacity(max(0, bytes.count - offset) / 80)
+        if case .classic = format { appendClassicRecords(to: &records) }
+        // The rest: pcapng, or a classic record the loop above stopped at (which throws).
         while let record = try nextRecord() { records.append(record) }
         return records
+    }
+
+    /// Appends the classic records from `offset` on, read as `nextClassic` reads them but with
+    /// the position in locals and 256 records at a time. Stops at the end of the file or before
+    /// the first record `nextClassic` would refuse, leaving it to say what is wrong.
+    private mutating func appendClassicRecords(to records: inout [PcapRecord]) {
+        let end = bytes.count
+        let fractionLimit: UInt64 = nanosecond ? 1_000_000_000 : 1_000_000
+        let fractionScale: UInt64 = nanosecond ? 1 : 1000
+        var at = offset
+        var read = 0
+        withUnsafeTemporaryAllocation(of: PcapRecord.self, capacity: 256) { batch in
+            var filled = 0
+            while end - at >= 16 {
+                let fraction = UInt64(u32(at + 4))
+                let captured = Int(u32(at + 8))
+                guard captured <= Self.maximumPacketLength, captured <= end - at - 16, fraction < fractionLimit else {
+                    break
+                }
+                let original = u32(at + 12)
+                let timestamp = UInt64(u32(at)) &* 1_000_000_000 &+ fraction &* fractionScale
+                batch.initializeElement(
+                    at: filled,
+                    to: PcapRecord(
+                        dataOffset: at + 16, length: UInt32(captured), timestamp: timestamp,
+                        originalLength: max(original, UInt32(captured))))
+                filled += 1
+                at += 16 + captured
+                read += 1
+                if filled == batch.count {
+                    records.append(contentsOf: UnsafeBufferPointer(batch))
+                    filled = 0
+                }
+            }
+            records.append(contentsOf: UnsafeBufferPointer(rebasing: batch[..<filled]))
+        }
+        offset = at
+        packetCount += read
     }
 
     /// The captured bytes of `record`, a record this reader returned, in place in the file.

@@ -76,8 +76,14 @@ public struct PcapWriter: Sendable {
         byteCount: Int, packets: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void
     ) {
         let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: byteCount))
-        bytes.withUnsafeMutableBytes { fill(UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
+        // A new array of the whole size, not zero-filled first: `fill` writes every byte.
+        let merged = [UInt8](unsafeUninitializedCapacity: start + byteCount) { storage, initialized in
+            let raw = UnsafeMutableRawBufferPointer(storage)
+            bytes.withUnsafeBytes { raw.copyMemory(from: $0) }
+            fill(UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
+            initialized = start + byteCount
+        }
+        bytes = merged
         packetCount += packets
     }
 

@@ -265,7 +265,7 @@ final class PacketRunner {
         let deliveries = PacketDestination.deliveries(
             r0: r0, process: process, session: session, ingressIfindex: ingress)
         // Devmap / cpumap entry programs that ran on the packet: their trace, their failures.
-        for delivery in outcome.deliveries {
+        for delivery in deliveries {
             outcome.trace += delivery.trace
             if let failure = delivery.failure { outcome.warnings.append(failure) }
         }
@@ -343,8 +343,9 @@ extension PacketRunner {
 /// `mimic run --pcap --workers N`: the packets spread over N workers by `FlowHash`, as a NIC's
 /// receive-side scaling spreads them over queues, so the packets of one flow run on one worker
 /// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
-/// and takes its packets from its own queue (no thread hands them out: the queues are made
-/// in one pass over the capture before the workers start). Each worker counts its outcomes,
+/// and takes its packets from the capture itself (no thread hands them out): first the workers
+/// hash the packets' flows, each a stripe of the capture, into one worker number per packet;
+/// then each runs, in capture order, the packets whose number is its own. Each worker counts its outcomes,
 /// keeps those the report lists and writes its `--out` records into a writer of its own; the
 /// outcomes and records are merged in capture order, so everything reported and written is as
 /// a one-worker run gives it.
@@ -363,15 +364,12 @@ struct FlowWorkers {
         report: (_ index: Int, _ outcome: PacketOutcome) -> Void
     ) throws(RuntimeError) -> PacketTally {
         let workers = self.workers
-        // The packets of each worker, as a NIC's hash puts them in its receive queues: the one
-        // pass over the capture before the workers start; and each packet's worker, for the merge.
-        var queues = [[Int]](repeating: [], count: workers)
-        var workerOf = [UInt16](repeating: 0, count: capture.records.count)
-        for index in capture.records.indices {
-            let worker = FlowHash.bucket(of: capture.bytes(index), buckets: workers)
-            queues[worker].append(index)
-            workerOf[index] = UInt16(truncatingIfNeeded: worker)
-        }
+        let count = capture.records.count
+        // Each packet's worker, as a NIC's hash puts packets in its receive queues: hashed in
+        // stripes before any packet runs, 16 a worker so that a thread that starts late still
+        // takes its share (each stripe is written by the thread that takes it).
+        let workerOf = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: count)
+        defer { workerOf.deallocate() }
         let results = UnsafeMutableBufferPointer<WorkerResult>.allocate(capacity: workers)
         results.initialize(repeating: WorkerResult())
         defer {
@@ -381,19 +379,28 @@ struct FlowWorkers {
         let keepsDeliveries = self.keepsDeliveries
         // Each worker's records: a writer like `out`, whose header the merge leaves behind.
         let outFormat = out.map { (nanosecond: $0.nanosecond, linkType: $0.linkType) }
-        let shared = Shared(session: session, results: results, progress: progress)
-        let ready = queues
-        // One iteration per worker; each runs only its own packets and writes only its own result.
+        let shared = Shared(session: session, results: results, workerOf: workerOf, progress: progress)
+        let stripes = workers * 16
+        DispatchQueue.concurrentPerform(iterations: stripes) { stripe in
+            let buckets = shared.workerOf
+            for index in count * stripe / stripes..<count * (stripe + 1) / stripes {
+                buckets[index] = UInt16(truncatingIfNeeded: FlowHash.bucket(of: capture.bytes(index), buckets: workers))
+            }
+        }
+        // One iteration per worker; each runs only its own packets, in capture order, and writes
+        // only its own result.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let runner = PacketRunner(session: shared.session, processes: 1, keepsDeliveries: keepsDeliveries)
             var result = WorkerResult()
             var writer = outFormat.map { PcapWriter(nanosecond: $0.nanosecond, linkType: $0.linkType) }
-            if writer != nil { result.recordEnds.reserveCapacity(ready[worker].count) }
+            if writer != nil { result.recordEnds.reserveCapacity(count / workers + count / 8) }
             defer {
                 result.records = writer
                 shared.results[worker] = result
             }
-            for index in ready[worker] {
+            let mine = UInt16(truncatingIfNeeded: worker)
+            let buckets = UnsafeBufferPointer(shared.workerOf)
+            for index in 0..<count where buckets[index] == mine {
                 if worker == 0 { shared.progress.update(index) }
                 do throws(RuntimeError) {
                     var outcome = try runner.run(
@@ -426,7 +433,7 @@ struct FlowWorkers {
             report(index, outcome)
             next[worker] += 1
         }
-        if out != nil { merge(records: results, workerOf: workerOf, into: &out) }
+        if out != nil { merge(records: results, workerOf: UnsafeBufferPointer(workerOf), into: &out) }
         var total = PacketTally()
         for result in results { total.add(result.tally) }
         return total
@@ -435,36 +442,52 @@ struct FlowWorkers {
     /// Appends the workers' `--out` records to `out` in capture order: packet i's record (if it
     /// wrote one) is the bytes of its worker's writer between the end of that worker's previous
     /// packet's record and its own (`WorkerResult.recordEnds`). Each run of one worker's packets
-    /// is one copy, straight into `out`'s storage.
+    /// is one copy, straight into `out`'s storage, made by that worker's thread: every thread
+    /// walks the packets' worker numbers to know where each run goes, and copies only its own.
     private func merge(
-        records results: UnsafeMutableBufferPointer<WorkerResult>, workerOf: [UInt16], into out: inout PcapWriter?
+        records results: UnsafeMutableBufferPointer<WorkerResult>, workerOf: UnsafeBufferPointer<UInt16>,
+        into out: inout PcapWriter?
     ) {
         let writers = results.map { $0.records ?? PcapWriter() }
         let ends = results.map(\.recordEnds)
         let byteCount = writers.reduce(0) { $0 + $1.bytes.count - PcapWriter.headerSize }
         let packets = writers.reduce(0) { $0 + $1.packetCount }
+        let workers = results.count
         Self.withBuffers(writers.map(\.bytes)) { sources in
             out?.appendRecords(byteCount: byteCount, packets: packets) { destination in
-                var position = [Int](repeating: 0, count: sources.count) // packets merged, per worker
-                var start = [Int](repeating: PcapWriter.headerSize, count: sources.count) // bytes merged
-                var written = 0
-                var index = 0
-                while index < workerOf.count {
-                    let worker = Int(workerOf[index])
-                    // This worker's packets up to the next packet of another worker.
-                    let first = index
-                    while index < workerOf.count, Int(workerOf[index]) == worker { index += 1 }
-                    position[worker] += index - first
-                    let end = ends[worker][position[worker] - 1]
-                    let count = end - start[worker]
-                    if count > 0, let source = sources[worker].baseAddress, let target = destination.baseAddress {
-                        (target + written).copyMemory(from: source + start[worker], byteCount: count)
+                let copy = MergeCopy(sources: sources, destination: destination, workerOf: workerOf)
+                DispatchQueue.concurrentPerform(iterations: workers) { copier in
+                    var position = [Int](repeating: 0, count: workers) // packets merged, per worker
+                    var start = [Int](repeating: PcapWriter.headerSize, count: workers) // bytes merged
+                    var written = 0
+                    var index = 0
+                    let workerOf = copy.workerOf
+                    while index < workerOf.count {
+                        let worker = Int(workerOf[index])
+                        // This worker's packets up to the next packet of another worker.
+                        let first = index
+                        while index < workerOf.count, Int(workerOf[index]) == worker { index += 1 }
+                        position[worker] += index - first
+                        let end = ends[worker][position[worker] - 1]
+                        let count = end - start[worker]
+                        if worker == copier, count > 0, let source = copy.sources[worker].baseAddress,
+                            let target = copy.destination.baseAddress
+                        {
+                            (target + written).copyMemory(from: source + start[worker], byteCount: count)
+                        }
                         written += count
+                        start[worker] = end
                     }
-                    start[worker] = end
                 }
             }
         }
+    }
+
+    /// What the threads of the merge share: each copies into its own parts of `destination`.
+    private struct MergeCopy: @unchecked Sendable {
+        let sources: [UnsafeBufferPointer<UInt8>]
+        let destination: UnsafeMutableRawBufferPointer
+        let workerOf: UnsafeBufferPointer<UInt16>
     }
 
     /// Calls `body` with the storage of every array of `arrays`, in order.
@@ -498,6 +521,8 @@ struct FlowWorkers {
     private struct Shared: @unchecked Sendable {
         let session: Session
         let results: UnsafeMutableBufferPointer<WorkerResult>
+        /// Each packet's worker (`FlowHash`), written in stripes before the packets run.
+        let workerOf: UnsafeMutableBufferPointer<UInt16>
         let progress: Progress
     }
 }

@@ -191,6 +191,47 @@ struct DevmapProgramTests {
         #expect(refused.stderr.contains("program cpu_steer is not an xdp/devmap program"), "\(refused)")
     }
 
+    /// The trace lines and failures of entry programs are reported with the packet that ran
+    /// them, after the main program's lines, with one worker and two alike (the
+    /// `xdp_devmap_trace` fixture: egress_trace and cpu_trace print, egress_fault faults).
+    @Test(arguments: ["1", "2"])
+    func entryProgramTraceAndFailuresAreReported(workers: String) throws {
+        let directory = try TemporaryDirectory()
+        let frames = ["10.0.2.5", "10.0.3.7", "10.0.4.9", "10.0.1.1"].map { Self.frame(to: $0) }
+        let input = try directory.file("in.pcap", bytes: PcapWriter.file(frames.map { PcapPacket(data: $0) }))
+        let ports = try directory.file(
+            "ports.json",
+            """
+            [{"key": 0, "value": {"ifindex": 2, "program": "egress_trace"}},
+             {"key": 1, "value": {"ifindex": 3, "program": "egress_fault"}}]
+            """)
+        let cpus = try directory.file(
+            "cpus.json", #"[{"key": 1, "value": {"qsize": 192, "program": "cpu_trace"}}]"#)
+        let result = try MimicCLI.run([
+            "run", Examples.fixture("xdp_devmap_trace.o"), "-p", "xdp_send", "--pcap", input, "--ctx",
+            "ingress_ifindex=3", "--cpus", "2", "--map", "ports=" + ports, "--map", "cpus=" + cpus,
+            "--workers", workers,
+        ])
+        #expect(result.status == 0, "\(result)")
+        #expect(
+            result.stdout.contains(
+                """
+                trace output (6 lines):
+                  [packet 1] send 2.5
+                  [packet 1] egress 2 host 5
+                  [packet 2] send 3.7
+                  [packet 3] send 4.9
+                  [packet 3] cpu host 9
+                  [packet 4] send 1.1
+
+                """), "\(result)")
+        #expect(
+            result.stdout.contains(
+                "warning: packet 2: ports[1] program egress_fault: program egress_fault, instruction 1 "
+                    + "(ldxb %r1, [%r1+4000]): invalid memory access: read of 1 byte"), "\(result)")
+        #expect(result.stdout.contains("  error  1\n"), "\(result)")
+    }
+
     /// Every mistake in an entry that names a program is refused before the first packet, naming
     /// the file, the entry and what is wrong.
     @Test(arguments: [

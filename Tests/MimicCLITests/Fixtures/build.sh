@@ -33,6 +33,9 @@ echo "built flow_sequence.o"
 # programs run on the redirected frame, for `mimic run --pcap --out-dir`.
 "${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c xdp_devmap_prog.c -o xdp_devmap_prog.o
 echo "built xdp_devmap_prog.o"
+# Entry programs whose trace lines and failures `mimic run --pcap` reports.
+"${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -DMIMIC_BPF_XDP_ACTION_MACROS -c xdp_devmap_trace.c -o xdp_devmap_trace.o
+echo "built xdp_devmap_trace.o"
 # sk_lookup over a capture (issue 14): TCP connection requests steered with bpf_sk_assign to a
 # sockmap's socket, UDP to port 53 dropped, for `mimic run --pcap --out-dir`.
 "${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -c sk_lookup_steer.c -o sk_lookup_steer.o
