@@ -292,6 +292,22 @@ public final class PacketBuffer {
         }
     }
 
+    /// Writes all six fields of an `xdp_md` context struct: `data`, `data_end`, `data_meta` (as
+    /// `syncContext` does) and the three given ones, with one bounds check (nothing is written to
+    /// a struct shorter than `xdp_md`'s 24 bytes, as `storeU32` ignores offsets outside it).
+    func storeXDPContext(ingressIfindex: UInt32, rxQueueIndex: UInt32, egressIfindex: UInt32) {
+        guard contextStorage.count >= 24 else { return }
+        let pointer = contextStorage.pointer
+        pointer.storeBytes(of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: dataOffset)).littleEndian, as: UInt32.self)
+        pointer.storeBytes(
+            of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: dataEndOffset)).littleEndian, toByteOffset: 4, as: UInt32.self)
+        pointer.storeBytes(
+            of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: metaOffset)).littleEndian, toByteOffset: 8, as: UInt32.self)
+        pointer.storeBytes(of: ingressIfindex.littleEndian, toByteOffset: 12, as: UInt32.self)
+        pointer.storeBytes(of: rxQueueIndex.littleEndian, toByteOffset: 16, as: UInt32.self)
+        pointer.storeBytes(of: egressIfindex.littleEndian, toByteOffset: 20, as: UInt32.self)
+    }
+
     /// Stores a little-endian u32 in the context struct (an offset outside it is ignored; the
     /// callers' offsets are fixed fields of the struct). No allocation: contexts set several
     /// fields per packet.

@@ -125,13 +125,14 @@ public struct XDPContext: Context, Sendable {
     /// packet buffer): for packets read in place, such as a memory-mapped capture's, so a
     /// context made once serves every packet (`mimic run --pcap`).
     public func attach(to process: MimicCore.Process, packet bytes: UnsafeRawBufferPointer) throws(SetupError) {
-        let state = LinuxProcessState.forContext(process)
+        // Unretained: the process holds its state, and nothing here replaces it.
+        let state = LinuxProcessState.unretainedForContext(process)
         // Formatted only for a context named otherwise: a capture attaches one per packet.
         let regionName = name == "xdp_md" ? Self.defaultRegionName : "\(name) packet"
         let buffer: PacketBuffer
         // A process being reset keeps its previous packet buffer: refill it rather than allocate.
         if let reused = try PacketBuffer.refill(
-            state.sparePacket.take(), kind: .xdp, packet: bytes, headroom: headroom,
+            state._withUnsafeGuaranteedRef { $0.sparePacket.take() }, kind: .xdp, packet: bytes, headroom: headroom,
             tailroom: tailroom, reserved: min(Self.frameReserve, headroom),
             regionName: regionName, contextName: "xdp_md", contextKind: .readOnly,
             contextSize: 24, into: process)
@@ -153,14 +154,16 @@ public struct XDPContext: Context, Sendable {
                 dataEndOffset: headroom + bytes.count, reserved: min(Self.frameReserve, headroom),
                 contextAddress: contextAddress, contextStorage: context, regionName: regionName)
         }
-        buffer.storeU32(ingressIfindex, at: 12)
-        buffer.storeU32(rxQueueIndex, at: 16)
-        buffer.storeU32(egressIfindex, at: 20)
-        buffer.syncContext(process)
+        // The whole `xdp_md` in one go (one bounds check, no `kind` switch): what `syncContext`
+        // and three `storeU32`s would write.
+        buffer.storeXDPContext(ingressIfindex: ingressIfindex, rxQueueIndex: rxQueueIndex, egressIfindex: egressIfindex)
         process.registers[1] = buffer.contextAddress
-        state.packet = buffer
-        if rxMetadata != nil { state.xdpRxMetadata = rxMetadata }
-        if let environment { state.environment = environment }
+        state._withUnsafeGuaranteedRef { state in
+            state.packet = buffer
+            if rxMetadata != nil { state.xdpRxMetadata = rxMetadata }
+            // The tag tested in place: `if let` alone copies the whole optional struct per packet.
+            if case .some = environment, let environment { state.environment = environment }
+        }
     }
 
     /// What an XDP run produced: the verdict, the packet as the program left it, and the
