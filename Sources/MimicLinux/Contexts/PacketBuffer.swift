@@ -167,6 +167,7 @@ public final class PacketBuffer {
         into process: MimicCore.Process
     ) throws(SetupError) -> PacketBuffer? {
         guard var buffer = spare, buffer.kind == kind, isKnownUniquelyReferenced(&buffer) else { return nil }
+        let memory = process.memory // read once for both maps
         let total = headroom + bytes.count + tailroom
         if headroom >= 0, tailroom >= 0, total <= AddressSpace.lowWindowLimit,
             isKnownUniquelyReferenced(&buffer.storage), buffer.storage.reuse(count: total)
@@ -180,7 +181,7 @@ public final class PacketBuffer {
             }
             (pointer + headroom + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: tailroom)
             do {
-                buffer.base = try process.memory.map(buffer.storage, name: regionName, placement: .low32)
+                buffer.base = try memory.map(buffer.storage, name: regionName, placement: .low32)
             } catch {
                 throw .message("cannot map the \(regionName) buffer: \(error)")
             }
@@ -200,7 +201,7 @@ public final class PacketBuffer {
             }
         }
         do {
-            buffer.contextAddress = try process.memory.map(buffer.contextStorage, name: contextName, kind: contextKind)
+            buffer.contextAddress = try memory.map(buffer.contextStorage, name: contextName, kind: contextKind)
         } catch {
             throw .message("cannot map the \(contextName) struct: \(error)")
         }

@@ -62,7 +62,10 @@ public struct XDPContext: Context, Sendable {
     public var rxQueueIndex: UInt32
     public var egressIfindex: UInt32
     /// Task, clock and random settings for helpers; nil keeps the process's defaults.
-    public var environment: TaskEnvironment?
+    public var environment: TaskEnvironment? { didSet { hasEnvironment = environment != nil } }
+    /// `environment != nil`, kept beside it: testing the optional itself copies the whole struct,
+    /// once per packet in `attach`.
+    private var hasEnvironment: Bool
     /// What the receiving driver knows of the packet (the XDP metadata kfuncs); nil: a driver
     /// without them (`-EOPNOTSUPP`).
     public var rxMetadata: XDPRxMetadata?
@@ -80,6 +83,7 @@ public struct XDPContext: Context, Sendable {
         self.rxQueueIndex = rxQueueIndex
         self.egressIfindex = egressIfindex
         self.environment = environment
+        self.hasEnvironment = environment != nil
     }
 
     /// Reads the `ctx` object of an `xdp_md` context file: `packet` (base64), `headroom`
@@ -161,8 +165,7 @@ public struct XDPContext: Context, Sendable {
         state._withUnsafeGuaranteedRef { state in
             state.packet = buffer
             if rxMetadata != nil { state.xdpRxMetadata = rxMetadata }
-            // The tag tested in place: `if let` alone copies the whole optional struct per packet.
-            if case .some = environment, let environment { state.environment = environment }
+            if hasEnvironment, let environment { state.environment = environment }
         }
     }
 
