@@ -114,7 +114,11 @@ public final class AddressSpace {
     // `mimic run --pcap`) buy nothing.
     @usableFromInline @exclusivity(unchecked) private(set) var entries: UnsafeMutablePointer<SlotEntry>
     @usableFromInline @exclusivity(unchecked) private(set) var capacity: Int
-    @exclusivity(unchecked) private var slots: [Slot?]
+    /// Per slot (`capacity` of them, like `entries`, all initialized; the first `slotCount` in
+    /// use): its record. A buffer rather than an array, so `map`'s revive and `retireAll` write a
+    /// record in place with no uniqueness check or bounds check.
+    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<Slot?>
+    @exclusivity(unchecked) private var slotCount = 1 // slot 0: the 32-bit window
     /// Per slot (`capacity` of them, like `entries`): the generation tag of its next or current
     /// region. A buffer rather than an array, as `retired`: no uniqueness check per write.
     @exclusivity(unchecked) private var generations: UnsafeMutablePointer<UInt16>
@@ -155,7 +159,8 @@ public final class AddressSpace {
         capacity = 16
         entries = .allocate(capacity: capacity)
         entries.initialize(repeating: .empty, count: capacity)
-        slots = [nil] // slot 0: the 32-bit window
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: nil, count: capacity)
         generations = .allocate(capacity: capacity)
         generations.initialize(repeating: 0, count: capacity)
         retired = .allocate(capacity: capacity)
@@ -168,7 +173,8 @@ public final class AddressSpace {
         self.init()
         growTable(to: other.capacity)
         entries.update(from: other.entries, count: other.capacity)
-        slots = other.slots
+        slots.update(from: other.slots, count: other.slotCount)
+        slotCount = other.slotCount
         generations.update(from: other.generations, count: other.capacity)
         freeSlots = other.freeSlots
         freeHead = other.freeHead
@@ -181,6 +187,8 @@ public final class AddressSpace {
     deinit {
         entries.deinitialize(count: capacity)
         entries.deallocate()
+        slots.deinitialize(count: capacity)
+        slots.deallocate()
         generations.deallocate()
         retired.deallocate()
     }
@@ -259,10 +267,8 @@ public final class AddressSpace {
             throw .addressUnavailable(address, reason: "not the first byte of a region slot")
         }
         guard size <= Self.regionLimit else { throw .regionTooLarge(name: name, size: size, limit: Self.regionLimit) }
-        while slots.count <= slot {
-            slots.append(nil) // its generation is 0 (`growTable` below makes room)
-        }
-        if slots.count > capacity { growTable(to: max(capacity * 2, slots.count.nextPowerOfTwo)) }
+        if slot >= capacity { growTable(to: max(capacity * 2, (slot + 1).nextPowerOfTwo)) }
+        slotCount = max(slotCount, slot + 1) // new slots are empty, of generation 0
         if retiredLive != 0 { releaseRetired(slot: slot) }
         if let occupant = mapped(slot) {
             throw .addressUnavailable(address, reason: "its slot holds region \(occupant.info.name)")
@@ -312,7 +318,7 @@ public final class AddressSpace {
 
     /// The regions mapped now, to keep in a later `unmapAll(except:)`.
     public func snapshot() -> RegionSnapshot {
-        RegionSnapshot(bases: (0..<slots.count).map { entries[$0].base })
+        RegionSnapshot(bases: (0..<slotCount).map { entries[$0].base })
     }
 
     /// Unmaps every region that is not one of `kept` (e.g. a process's context and packet,
@@ -321,7 +327,7 @@ public final class AddressSpace {
         releaseRetired()
         // Slot by slot against the snapshot's base for that slot: no hashing, and the
         // translation table's bases rather than `slots`, whose reading copies name and storage.
-        for slot in slots.indices {
+        for slot in 0..<slotCount {
             let base = entries[slot].base
             guard base != SlotEntry.empty.base, slot >= kept.bases.count || kept.bases[slot] != base else { continue }
             try? unmap(base) // the base was just read from the table: it is mapped
@@ -344,7 +350,7 @@ public final class AddressSpace {
             return
         }
         releaseRetired()
-        for slot in slots.indices {
+        for slot in 0..<slotCount {
             let base = entries[slot].base
             guard base != SlotEntry.empty.base, slot >= kept.bases.count || kept.bases[slot] != base else { continue }
             entries[slot] = .empty
@@ -428,7 +434,9 @@ public final class AddressSpace {
     }
 
     /// The regions currently mapped, in slot order.
-    public var regions: [RegionInfo] { slots.compactMap { $0?.storage == nil ? nil : $0?.info } }
+    public var regions: [RegionInfo] {
+        (0..<slotCount).compactMap { slots[$0]?.storage == nil ? nil : slots[$0]?.info }
+    }
 
     /// The region containing `address`, if any.
     public func region(containing address: UInt64) -> RegionInfo? {
@@ -450,7 +458,7 @@ public final class AddressSpace {
 
     /// The region mapped in slot `index`: nil for an empty or retired slot.
     private func mapped(_ index: Int) -> Mapped? {
-        guard index < slots.count, let slot = slots[index], let storage = slot.storage else { return nil }
+        guard index >= 0, index < slotCount, let slot = slots[index], let storage = slot.storage else { return nil }
         return Mapped(info: slot.info, storage: storage)
     }
 
@@ -474,10 +482,10 @@ public final class AddressSpace {
             }
             return slot
         }
-        guard slots.count < Self.slotLimit else { throw .outOfSlots(limit: Self.slotLimit) }
-        slots.append(nil) // its generation is 0 (`growTable` below makes room)
-        if slots.count > capacity { growTable(to: capacity * 2) }
-        return slots.count - 1
+        guard slotCount < Self.slotLimit else { throw .outOfSlots(limit: Self.slotLimit) }
+        if slotCount == capacity { growTable(to: capacity * 2) }
+        slotCount += 1 // the new slot is empty, of generation 0
+        return slotCount - 1
     }
 
     private func growTable(to newCapacity: Int) {
@@ -493,6 +501,11 @@ public final class AddressSpace {
         grownGenerations.update(from: generations, count: capacity)
         generations.deallocate()
         generations = grownGenerations
+        let grownSlots = UnsafeMutablePointer<Slot?>.allocate(capacity: newCapacity)
+        grownSlots.moveInitialize(from: slots, count: capacity)
+        (grownSlots + capacity).initialize(repeating: nil, count: newCapacity - capacity)
+        slots.deallocate()
+        slots = grownSlots
         let grownRetired = UnsafeMutablePointer<Int>.allocate(capacity: newCapacity)
         grownRetired.initialize(from: retired, count: retiredCount)
         retired.deallocate()

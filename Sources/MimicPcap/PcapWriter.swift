@@ -54,12 +54,22 @@ public struct PcapWriter: Sendable {
         let seconds = timestamp / 1_000_000_000
         let nanos = timestamp % 1_000_000_000
         let captured = UInt32(clamping: data.count)
-        var header: (UInt32, UInt32, UInt32, UInt32) = (
-            UInt32(truncatingIfNeeded: seconds).littleEndian, UInt32(nanosecond ? nanos : nanos / 1000).littleEndian,
-            captured.littleEndian, max(originalLength, captured).littleEndian
-        )
-        withUnsafeBytes(of: &header) { bytes.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
-        bytes.append(contentsOf: data.assumingMemoryBound(to: UInt8.self))
+        let fraction = UInt32(nanosecond ? nanos : nanos / 1000)
+        // Header and data written straight into the array's new room: one capacity check, one
+        // copy of the data.
+        bytes.append(addingCapacity: 16 + data.count) { span in
+            span.withUnsafeMutableBufferPointer { buffer, initialized in
+                guard let record = UnsafeMutableRawPointer(buffer.baseAddress) else { return }
+                record.storeBytes(of: UInt32(truncatingIfNeeded: seconds).littleEndian, as: UInt32.self)
+                record.storeBytes(of: fraction.littleEndian, toByteOffset: 4, as: UInt32.self)
+                record.storeBytes(of: captured.littleEndian, toByteOffset: 8, as: UInt32.self)
+                record.storeBytes(of: max(originalLength, captured).littleEndian, toByteOffset: 12, as: UInt32.self)
+                if let source = data.baseAddress, !data.isEmpty {
+                    (record + 16).copyMemory(from: source, byteCount: data.count)
+                }
+                initialized = 16 + data.count
+            }
+        }
         packetCount += 1
     }
 

@@ -167,6 +167,7 @@ public final class PacketBuffer {
         into process: MimicCore.Process
     ) throws(SetupError) -> PacketBuffer? {
         guard var buffer = spare, buffer.kind == kind, isKnownUniquelyReferenced(&buffer) else { return nil }
+        let memory = process.memory // read once for both maps
         let total = headroom + bytes.count + tailroom
         if headroom >= 0, tailroom >= 0, total <= AddressSpace.lowWindowLimit,
             isKnownUniquelyReferenced(&buffer.storage), buffer.storage.reuse(count: total)
@@ -180,7 +181,7 @@ public final class PacketBuffer {
             }
             (pointer + headroom + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: tailroom)
             do {
-                buffer.base = try process.memory.map(buffer.storage, name: regionName, placement: .low32)
+                buffer.base = try memory.map(buffer.storage, name: regionName, placement: .low32)
             } catch {
                 throw .message("cannot map the \(regionName) buffer: \(error)")
             }
@@ -200,7 +201,7 @@ public final class PacketBuffer {
             }
         }
         do {
-            buffer.contextAddress = try process.memory.map(buffer.contextStorage, name: contextName, kind: contextKind)
+            buffer.contextAddress = try memory.map(buffer.contextStorage, name: contextName, kind: contextKind)
         } catch {
             throw .message("cannot map the \(contextName) struct: \(error)")
         }
@@ -290,6 +291,22 @@ public final class PacketBuffer {
             storeU32(UInt32(truncatingIfNeeded: metaAddress), at: SKBLayout.dataMeta)
             process.packet = PacketBounds(address: dataAddress, length: length)
         }
+    }
+
+    /// Writes all six fields of an `xdp_md` context struct: `data`, `data_end`, `data_meta` (as
+    /// `syncContext` does) and the three given ones, with one bounds check (nothing is written to
+    /// a struct shorter than `xdp_md`'s 24 bytes, as `storeU32` ignores offsets outside it).
+    func storeXDPContext(ingressIfindex: UInt32, rxQueueIndex: UInt32, egressIfindex: UInt32) {
+        guard contextStorage.count >= 24 else { return }
+        let pointer = contextStorage.pointer
+        pointer.storeBytes(of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: dataOffset)).littleEndian, as: UInt32.self)
+        pointer.storeBytes(
+            of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: dataEndOffset)).littleEndian, toByteOffset: 4, as: UInt32.self)
+        pointer.storeBytes(
+            of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: metaOffset)).littleEndian, toByteOffset: 8, as: UInt32.self)
+        pointer.storeBytes(of: ingressIfindex.littleEndian, toByteOffset: 12, as: UInt32.self)
+        pointer.storeBytes(of: rxQueueIndex.littleEndian, toByteOffset: 16, as: UInt32.self)
+        pointer.storeBytes(of: egressIfindex.littleEndian, toByteOffset: 20, as: UInt32.self)
     }
 
     /// Stores a little-endian u32 in the context struct (an offset outside it is ignored; the

@@ -122,4 +122,11 @@ extension LinuxProcessState {
         process.setEmulatorState(state, for: key)
         return state
     }
+
+    /// `forContext`, unretained (the process holds the state): for a context's attach per
+    /// packet, which reads it within `_withUnsafeGuaranteedRef` and pays no reference count.
+    static func unretainedForContext(_ process: MimicCore.Process) -> Unmanaged<LinuxProcessState> {
+        if let state = process.unretainedEmulatorState(key) { return state }
+        return Unmanaged.passUnretained(forContext(process))
+    }
 }

@@ -62,7 +62,10 @@ public struct XDPContext: Context, Sendable {
     public var rxQueueIndex: UInt32
     public var egressIfindex: UInt32
     /// Task, clock and random settings for helpers; nil keeps the process's defaults.
-    public var environment: TaskEnvironment?
+    public var environment: TaskEnvironment? { didSet { hasEnvironment = environment != nil } }
+    /// `environment != nil`, kept beside it: testing the optional itself copies the whole struct,
+    /// once per packet in `attach`.
+    private var hasEnvironment: Bool
     /// What the receiving driver knows of the packet (the XDP metadata kfuncs); nil: a driver
     /// without them (`-EOPNOTSUPP`).
     public var rxMetadata: XDPRxMetadata?
@@ -80,6 +83,7 @@ public struct XDPContext: Context, Sendable {
         self.rxQueueIndex = rxQueueIndex
         self.egressIfindex = egressIfindex
         self.environment = environment
+        self.hasEnvironment = environment != nil
     }
 
     /// Reads the `ctx` object of an `xdp_md` context file: `packet` (base64), `headroom`
@@ -125,13 +129,14 @@ public struct XDPContext: Context, Sendable {
     /// packet buffer): for packets read in place, such as a memory-mapped capture's, so a
     /// context made once serves every packet (`mimic run --pcap`).
     public func attach(to process: MimicCore.Process, packet bytes: UnsafeRawBufferPointer) throws(SetupError) {
-        let state = LinuxProcessState.forContext(process)
+        // Unretained: the process holds its state, and nothing here replaces it.
+        let state = LinuxProcessState.unretainedForContext(process)
         // Formatted only for a context named otherwise: a capture attaches one per packet.
         let regionName = name == "xdp_md" ? Self.defaultRegionName : "\(name) packet"
         let buffer: PacketBuffer
         // A process being reset keeps its previous packet buffer: refill it rather than allocate.
         if let reused = try PacketBuffer.refill(
-            state.sparePacket.take(), kind: .xdp, packet: bytes, headroom: headroom,
+            state._withUnsafeGuaranteedRef { $0.sparePacket.take() }, kind: .xdp, packet: bytes, headroom: headroom,
             tailroom: tailroom, reserved: min(Self.frameReserve, headroom),
             regionName: regionName, contextName: "xdp_md", contextKind: .readOnly,
             contextSize: 24, into: process)
@@ -153,14 +158,15 @@ public struct XDPContext: Context, Sendable {
                 dataEndOffset: headroom + bytes.count, reserved: min(Self.frameReserve, headroom),
                 contextAddress: contextAddress, contextStorage: context, regionName: regionName)
         }
-        buffer.storeU32(ingressIfindex, at: 12)
-        buffer.storeU32(rxQueueIndex, at: 16)
-        buffer.storeU32(egressIfindex, at: 20)
-        buffer.syncContext(process)
+        // The whole `xdp_md` in one go (one bounds check, no `kind` switch): what `syncContext`
+        // and three `storeU32`s would write.
+        buffer.storeXDPContext(ingressIfindex: ingressIfindex, rxQueueIndex: rxQueueIndex, egressIfindex: egressIfindex)
         process.registers[1] = buffer.contextAddress
-        state.packet = buffer
-        if rxMetadata != nil { state.xdpRxMetadata = rxMetadata }
-        if let environment { state.environment = environment }
+        state._withUnsafeGuaranteedRef { state in
+            state.packet = buffer
+            if rxMetadata != nil { state.xdpRxMetadata = rxMetadata }
+            if hasEnvironment, let environment { state.environment = environment }
+        }
     }
 
     /// What an XDP run produced: the verdict, the packet as the program left it, and the
