@@ -288,7 +288,9 @@ public final class LinuxProcessState {
     /// The tunnel metadata `bpf_skb_set_tunnel_key` / `_opt` attached to the packet (a
     /// transmit-mode `ip_tunnel_info`), nil until the program sets one; before that the packet
     /// carries the network's `tunnel` metadata.
-    @exclusivity(unchecked) public internal(set) var transmitTunnel: Network.TunnelMetadata? { didSet { touched = true } }
+    @exclusivity(unchecked) public internal(set) var transmitTunnel: Network.TunnelMetadata? {
+        didSet { touched = true }
+    }
     /// The emulator's virtual clock, read when `environment.clock` is `.virtual`.
     @exclusivity(unchecked) var virtualClock: VirtualClock?
     /// The `struct bpf_timer` whose callback this process runs (`bpf_timer_cancel` of it is

@@ -185,7 +185,9 @@ struct InlineLookupTests {
                 let (vm, emulator) = linuxVM(engine, cpus: 2)
                 let map = try makeMap(emulator, vm, type, key: keySize, value: 8, max: 3)
                 func key(_ n: UInt8) -> [UInt8] { [UInt8](repeating: n, count: keySize) }
-                for n: UInt8 in 1...3 { #expect(map.update(key: key(n), value: le64(UInt64(n)), flags: .any, cpu: 0) == nil) }
+                for n: UInt8 in 1...3 {
+                    #expect(map.update(key: key(n), value: le64(UInt64(n)), flags: .any, cpu: 0) == nil)
+                }
                 // Looked up from the host in insertion order: the LRU order stays 1, 2, 3.
                 let expected = (0..<2).map { cpu in (1...3).map { map.lookupAddress(key: key($0), cpu: cpu) } }
                 for (n, cpu) in [(1, 1), (9, 0), (1, 0)] {

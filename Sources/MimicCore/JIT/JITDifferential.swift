@@ -103,7 +103,8 @@ public enum JITDifferential {
     }
 
     static func outcome(
-        _ instructions: [RawInstruction], engine: ExecutionEngine, maxCallDepth: Int = 4, compiled notCompiled: inout Int
+        _ instructions: [RawInstruction], engine: ExecutionEngine, maxCallDepth: Int = 4,
+        compiled notCompiled: inout Int
     ) throws -> Outcome {
         try withUnsafeMutablePointer(to: &notCompiled) {
             try outcome(instructions, engine: engine, maxCallDepth: maxCallDepth, compiled: $0)

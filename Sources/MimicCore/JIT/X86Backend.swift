@@ -630,7 +630,9 @@ private struct X86Generator {
     func findCalleeSavedWrites() -> [Int: UInt8] {
         let n = code.count
         var functions = Set<Int>()
-        for pc in 0..<n where !isSecondHalf[pc] && code[pc].operation == .callLocal { functions.insert(Int(code[pc].offset)) }
+        for pc in 0..<n where !isSecondHalf[pc] && code[pc].operation == .callLocal {
+            functions.insert(Int(code[pc].offset))
+        }
         func bit(_ register: UInt8) -> UInt8 { register >= 6 && register <= 9 ? 1 << (register - 6) : 0 }
         var writes: [Int: UInt8] = [:]
         var callees: [Int: Set<Int>] = [:]
@@ -1176,7 +1178,9 @@ private struct X86Generator {
             a.memory([0x31], w: size == 8, reg: s, base: base, index: index, disp: at, prefix: 0xF0)
         case .atomicFetchAdd64, .atomicFetchAdd32:
             a.mov(.r9, x(i.source))
-            a.memory([0x0F, 0xC1], w: size == 8, reg: X86Register.r9.rawValue, base: base, index: index, disp: at, prefix: 0xF0)
+            a.memory(
+                [0x0F, 0xC1], w: size == 8, reg: X86Register.r9.rawValue, base: base, index: index, disp: at,
+                prefix: 0xF0)
             a.mov(x(i.source), .r9, w: size == 8)
         case .atomicExchange64, .atomicExchange32:
             a.mov(.r9, x(i.source))

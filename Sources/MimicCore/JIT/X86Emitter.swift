@@ -80,7 +80,9 @@ struct X86Emitter {
         prefix: UInt8? = nil, byteRegister: Bool = false
     ) {
         if let prefix { bytes.append(prefix) }
-        rex(w: w, reg: reg, index: index?.rawValue ?? 0, base: base.rawValue, force: byteRegister && reg >= 4 && reg < 8)
+        rex(
+            w: w, reg: reg, index: index?.rawValue ?? 0, base: base.rawValue, force: byteRegister && reg >= 4 && reg < 8
+        )
         bytes.append(contentsOf: opcode)
         let small = disp >= -128 && disp <= 127
         if let index {

@@ -527,7 +527,8 @@ extension Process {
                     ip -= 1
                     return .failed(.callDepthExceeded(limit: maxDepth))
                 }
-                frames[depth] = CallFrame(returnPC: Self.slot(ip, code), savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
+                frames[depth] = CallFrame(
+                    returnPC: Self.slot(ip, code), savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                 depth &+= 1
                 r[10] &-= frameSize
                 ip = code + Int(truncatingIfNeeded: i.offset)
@@ -590,7 +591,8 @@ extension Process {
                         ip -= 1
                         return .failed(.callDepthExceeded(limit: maxDepth))
                     }
-                    frames[depth] = CallFrame(returnPC: Self.slot(ip, code), savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
+                    frames[depth] = CallFrame(
+                        returnPC: Self.slot(ip, code), savedRegisters: (r[6], r[7], r[8], r[9], r[10]))
                     depth &+= 1
                     r[10] &-= frameSize
                     ip = code + Int(target & 0xFFFF_FFFF)
@@ -673,7 +675,9 @@ extension Process {
     ) -> Stop? {
         if count >= end { return .paused }
         if let cancellation, cancellation.isCancelled { return .failed(.cancelled) }
-        if let runDeadline, ContinuousClock.now >= runDeadline.instant { return .failed(.deadlineExceeded(executed: count)) }
+        if let runDeadline, ContinuousClock.now >= runDeadline.instant {
+            return .failed(.deadlineExceeded(executed: count))
+        }
         if count &+ length > end { return .limitInsideRun }
         checkpoint = min(
             max(end >= longestRun ? end - longestRun : 0, count),

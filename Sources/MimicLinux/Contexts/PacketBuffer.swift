@@ -162,7 +162,8 @@ public final class PacketBuffer {
     /// reused when nothing else holds them either; everything is mapped at new addresses and reads
     /// as in a new buffer (the caller then sets the context fields, as for a new one).
     static func refill(
-        _ spare: consuming PacketBuffer?, kind: Kind, packet bytes: UnsafeRawBufferPointer, headroom: Int, tailroom: Int,
+        _ spare: consuming PacketBuffer?, kind: Kind, packet bytes: UnsafeRawBufferPointer, headroom: Int,
+        tailroom: Int,
         reserved: Int, regionName: String, contextName: String, contextKind: RegionKind, contextSize: Int,
         into process: MimicCore.Process
     ) throws(SetupError) -> PacketBuffer? {
@@ -299,11 +300,15 @@ public final class PacketBuffer {
     func storeXDPContext(ingressIfindex: UInt32, rxQueueIndex: UInt32, egressIfindex: UInt32) {
         guard contextStorage.count >= 24 else { return }
         let pointer = contextStorage.pointer
-        pointer.storeBytes(of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: dataOffset)).littleEndian, as: UInt32.self)
         pointer.storeBytes(
-            of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: dataEndOffset)).littleEndian, toByteOffset: 4, as: UInt32.self)
+            of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: dataOffset)).littleEndian, as: UInt32.self
+        )
         pointer.storeBytes(
-            of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: metaOffset)).littleEndian, toByteOffset: 8, as: UInt32.self)
+            of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: dataEndOffset)).littleEndian,
+            toByteOffset: 4, as: UInt32.self)
+        pointer.storeBytes(
+            of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: metaOffset)).littleEndian,
+            toByteOffset: 8, as: UInt32.self)
         pointer.storeBytes(of: ingressIfindex.littleEndian, toByteOffset: 12, as: UInt32.self)
         pointer.storeBytes(of: rxQueueIndex.littleEndian, toByteOffset: 16, as: UInt32.self)
         pointer.storeBytes(of: egressIfindex.littleEndian, toByteOffset: 20, as: UInt32.self)

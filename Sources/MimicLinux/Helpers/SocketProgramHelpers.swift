@@ -386,8 +386,10 @@ enum SocketProgramHelpers {
         let name = call.argInt(3)
         let length = call.argInt(5)
         var detail = "\(levelName(level)), \(name)"
-        let errno = unlockedCallback(program, record) ?? checkOption(
-            call, program: program, record: record, level: level, name: name, length: length, reading: false)
+        let errno =
+            unlockedCallback(program, record)
+            ?? checkOption(
+                call, program: program, record: record, level: level, name: name, length: length, reading: false)
         if errno == nil {
             let value = try call.read(call.arg(4), count: Int(length))
             program.socketOptions[SocketOptionKey(level: level, name: name)] = value

@@ -108,7 +108,8 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     {
         Unmanaged<HashTableMap>.fromOpaque(map)._withUnsafeGuaranteedRef { map in
             let count = keySize ?? map.attributes.keySize
-            return map.lookupAddress(key: UnsafeRawBufferPointer(start: key, count: count), cpu: Int(truncatingIfNeeded: cpu))
+            return map.lookupAddress(
+                key: UnsafeRawBufferPointer(start: key, count: count), cpu: Int(truncatingIfNeeded: cpu))
                 ?? 0
         }
     }

@@ -652,7 +652,9 @@ final class SlotTable: @unchecked Sendable {
                 let slot = UInt(truncatingIfNeeded: UInt32(truncatingIfNeeded: entry)) &- 1
                 guard slot < slots else { return nil } // inconsistent: the check fails
                 let stored = store + 8 + Int(bitPattern: slot) &* size
-                if size == 0 || Self.equal(stored, key.unsafelyUnwrapped, size) { return (index, Int(bitPattern: slot)) }
+                if size == 0 || Self.equal(stored, key.unsafelyUnwrapped, size) {
+                    return (index, Int(bitPattern: slot))
+                }
             }
             index = (index &+ 1) & mask
             left &-= 1

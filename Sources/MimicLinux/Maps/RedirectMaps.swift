@@ -38,7 +38,8 @@ public final class RedirectMap: BPFMap, @unchecked Sendable {
 
     /// Whether entries carry a program word (`bpf_devmap_val` / `bpf_cpumap_val` of 8 bytes).
     public var hasProgramWord: Bool {
-        attributes.valueSize >= 8 && (attributes.type == .devMap || attributes.type == .devMapHash || attributes.type == .cpuMap)
+        attributes.valueSize >= 8
+            && (attributes.type == .devMap || attributes.type == .devMapHash || attributes.type == .cpuMap)
     }
 
     private var isHash: Bool { attributes.type == .devMapHash }
