@@ -1217,29 +1217,14 @@ extension X86Generator {
             switch inline {
             case .processorID: a.load(0x8B, .rax, .r12, context(JITSlot.vCPU), w: false)
             }
-            let direct = helper.direct
-            cold.append(
-                (
-                    call,
-                    { g in
-                        if let direct { g.directCall(direct, declined: general) } else { g.a.jump(general) }
-                        g.a.jump(done)
-                    }
-                ))
+            coldHelperCall(at: call, helper.direct, general: general, done: done)
         } else if let helper, let describe = helper.inlineArrayLookup, let handle = mapHandleInR1(before: pc),
             let layout = describe(handle)
         {
             if let direct = helper.direct {
                 let miss = a.newLabel()
                 inlineArrayLookup(layout, handle: handle, miss: miss, done: done)
-                cold.append(
-                    (
-                        miss,
-                        { g in
-                            g.directCall(direct, declined: general)
-                            g.a.jump(done)
-                        }
-                    ))
+                coldHelperCall(at: miss, direct, general: general, done: done)
             } else {
                 inlineArrayLookup(layout, handle: handle, miss: general, done: done)
             }
@@ -1248,15 +1233,7 @@ extension X86Generator {
         {
             let miss = a.newLabel()
             inlineHashLookup(lookup, handle: handle, miss: miss)
-            let direct = helper.direct
-            cold.append(
-                (
-                    miss,
-                    { g in
-                        if let direct { g.directCall(direct, declined: general) } else { g.a.jump(general) }
-                        g.a.jump(done)
-                    }
-                ))
+            coldHelperCall(at: miss, helper.direct, general: general, done: done)
         } else if let direct = helper?.direct {
             directCall(direct, declined: general)
         } else {
@@ -1354,6 +1331,20 @@ extension X86Generator {
         a.jump(done)
         a.bind(null)
         a.alu(0x31, .rax, .rax, w: false)
+    }
+
+    /// Cold code at `label` for a call the inline fast path did not take: the helper's direct
+    /// entry (the general path if it declines), or the general path when it has none; then
+    /// back to `done`.
+    mutating func coldHelperCall(at label: X86Label, _ direct: DirectHelper?, general: X86Label, done: X86Label) {
+        cold.append(
+            (
+                label,
+                { g in
+                    if let direct { g.directCall(direct, declined: general) } else { g.a.jump(general) }
+                    g.a.jump(done)
+                }
+            ))
     }
 
     /// `bpf_map_lookup_elem` of a hash map by a direct call of its search (`InlineHashLookup`,
