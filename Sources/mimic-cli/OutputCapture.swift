@@ -16,7 +16,7 @@ import MimicPcap
 /// page faults rather than one per 4 KiB. A record larger than its slot (a program grew the
 /// packet) is kept aside by its `OutputRecords` and placed by ``finish()``.
 final class OutputCapture: @unchecked Sendable {
-    /// The mapped memory: header, then the slots.
+    /// The mapped memory: header, then the slots, then `slots` and `lengths`.
     private let storage: UnsafeMutableRawPointer
     private let mappedSize: Int
     /// `slots[i]`: the offset of packet i's slot; `slots[count]`: the end of the last one.
@@ -36,20 +36,14 @@ final class OutputCapture: @unchecked Sendable {
     /// `PcapWriter`'s file header, whose resolution every record takes).
     init(header: PcapWriter, count: Int, slotSize: (Int) -> Int) throws(RuntimeError) {
         nanosecond = header.nanosecond
-        slots = .allocate(capacity: count + 1)
-        lengths = .allocate(capacity: max(count, 1))
-        var offset = header.byteCount
-        for index in 0..<count {
-            slots[index] = offset
-            offset += slotSize(index)
-        }
-        slots[count] = offset
-        lengths.initialize(repeating: 0)
-        mappedSize = max(offset, 1)
+        var fileSize = header.byteCount
+        for index in 0..<count { fileSize += slotSize(index) }
+        // One mapping: the file, then (8-byte aligned) the slots' offsets and the records' lengths.
+        let slotsOffset = (fileSize + 7) & ~7
+        let lengthsOffset = slotsOffset + (count + 1) * MemoryLayout<Int>.stride
+        mappedSize = lengthsOffset + max(count, 1) * MemoryLayout<Int32>.stride
         let mapped = mmap(nil, mappedSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         guard let mapped, mapped != MAP_FAILED else {
-            slots.deallocate()
-            lengths.deallocate()
             throw RuntimeError(
                 "--out: cannot allocate \(mappedSize) bytes for the output capture (\(String(cString: strerror(errno))))")
         }
@@ -59,6 +53,17 @@ final class OutputCapture: @unchecked Sendable {
             // advice; without it the memory works as well.
             _ = madvise(storage, mappedSize, MADV_HUGEPAGE)
         #endif
+        // Anonymous memory is zero-filled: every length starts at 0 (no record).
+        slots = UnsafeMutableBufferPointer(
+            start: (storage + slotsOffset).bindMemory(to: Int.self, capacity: count + 1), count: count + 1)
+        lengths = UnsafeMutableBufferPointer(
+            start: (storage + lengthsOffset).bindMemory(to: Int32.self, capacity: count), count: count)
+        var offset = header.byteCount
+        for index in 0..<count {
+            slots[index] = offset
+            offset += slotSize(index)
+        }
+        slots[count] = offset
         header.bytes.withUnsafeBytes { bytes in
             if let base = bytes.baseAddress { storage.copyMemory(from: base, byteCount: bytes.count) }
         }
@@ -66,8 +71,6 @@ final class OutputCapture: @unchecked Sendable {
 
     deinit {
         munmap(storage, mappedSize)
-        slots.deallocate()
-        lengths.deallocate()
     }
 
     /// A writer of records into this capture's slots, for one thread (any number may write at
