@@ -51,26 +51,41 @@ public struct PcapWriter: Sendable {
     /// the epoch), `originalLength` bytes long on the wire (written as at least `data.count`):
     /// ``append(_:)`` without a `PcapPacket` in between.
     public mutating func append(_ data: UnsafeRawBufferPointer, timestamp: UInt64, originalLength: UInt32) {
+        let nanosecond = self.nanosecond
+        // Header and data written straight into the array's new room: one capacity check, one
+        // copy of the data.
+        bytes.append(addingCapacity: Self.recordHeaderSize + data.count) { span in
+            span.withUnsafeMutableBufferPointer { buffer, initialized in
+                guard let record = UnsafeMutableRawPointer(buffer.baseAddress) else { return }
+                Self.storeRecord(
+                    data, timestamp: timestamp, originalLength: originalLength, nanosecond: nanosecond, at: record)
+                initialized = Self.recordHeaderSize + data.count
+            }
+        }
+        packetCount += 1
+    }
+
+    /// The bytes of a record's header, before its data.
+    public static let recordHeaderSize = 16
+
+    /// Stores one whole record (`recordHeaderSize + data.count` bytes) at `record`: the header
+    /// ``append(_:timestamp:originalLength:)`` writes, then `data`. For records written into
+    /// memory a writer does not own (the parts of a file built by several threads at once).
+    public static func storeRecord(
+        _ data: UnsafeRawBufferPointer, timestamp: UInt64, originalLength: UInt32, nanosecond: Bool,
+        at record: UnsafeMutableRawPointer
+    ) {
         let seconds = timestamp / 1_000_000_000
         let nanos = timestamp % 1_000_000_000
         let captured = UInt32(clamping: data.count)
         let fraction = UInt32(nanosecond ? nanos : nanos / 1000)
-        // Header and data written straight into the array's new room: one capacity check, one
-        // copy of the data.
-        bytes.append(addingCapacity: 16 + data.count) { span in
-            span.withUnsafeMutableBufferPointer { buffer, initialized in
-                guard let record = UnsafeMutableRawPointer(buffer.baseAddress) else { return }
-                record.storeBytes(of: UInt32(truncatingIfNeeded: seconds).littleEndian, as: UInt32.self)
-                record.storeBytes(of: fraction.littleEndian, toByteOffset: 4, as: UInt32.self)
-                record.storeBytes(of: captured.littleEndian, toByteOffset: 8, as: UInt32.self)
-                record.storeBytes(of: max(originalLength, captured).littleEndian, toByteOffset: 12, as: UInt32.self)
-                if let source = data.baseAddress, !data.isEmpty {
-                    (record + 16).copyMemory(from: source, byteCount: data.count)
-                }
-                initialized = 16 + data.count
-            }
+        record.storeBytes(of: UInt32(truncatingIfNeeded: seconds).littleEndian, as: UInt32.self)
+        record.storeBytes(of: fraction.littleEndian, toByteOffset: 4, as: UInt32.self)
+        record.storeBytes(of: captured.littleEndian, toByteOffset: 8, as: UInt32.self)
+        record.storeBytes(of: max(originalLength, captured).littleEndian, toByteOffset: 12, as: UInt32.self)
+        if let source = data.baseAddress, !data.isEmpty {
+            (record + recordHeaderSize).copyMemory(from: source, byteCount: data.count)
         }
-        packetCount += 1
     }
 
     /// The size of the file so far (`bytes.count`), without a copy of `bytes`.
@@ -78,30 +93,6 @@ public struct PcapWriter: Sendable {
 
     /// The bytes of the file header, before the first record.
     public static let headerSize = 24
-
-    /// Appends `byteCount` bytes of whole records holding `packets` packets, written by `fill`
-    /// into the memory it is given (which it must fill entirely): records another writer of the
-    /// same timestamp resolution made, copied as they are (for example merged in another order).
-    public mutating func appendRecords(
-        byteCount: Int, packets: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void
-    ) {
-        let start = bytes.count
-        // A new array of the whole size, not zero-filled first: `fill` writes every byte.
-        let merged = [UInt8](unsafeUninitializedCapacity: start + byteCount) { storage, initialized in
-            let raw = UnsafeMutableRawBufferPointer(storage)
-            bytes.withUnsafeBytes { raw.copyMemory(from: $0) }
-            fill(UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
-            initialized = start + byteCount
-        }
-        bytes = merged
-        packetCount += packets
-    }
-
-    /// Makes room for `count` more bytes of records (16 bytes of header per packet plus its data),
-    /// so that appending them copies the file so far no more.
-    public mutating func reserveCapacity(records count: Int) {
-        bytes.reserveCapacity(bytes.count + count)
-    }
 
     /// A whole classic pcap file holding `packets`.
     public static func file(_ packets: [PcapPacket], nanosecond: Bool = false) -> [UInt8] {

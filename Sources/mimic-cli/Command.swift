@@ -86,6 +86,11 @@ enum Console {
 
     /// Writes raw bytes to standard output.
     static func outBytes(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { outBytes($0) }
+    }
+
+    /// Writes raw bytes, in place, to standard output.
+    static func outBytes(_ bytes: UnsafeRawBufferPointer) {
         write(bytes, to: STDOUT_FILENO)
     }
 
@@ -101,20 +106,22 @@ enum Console {
 
     /// Writes all of `bytes`, retrying short writes; gives up silently if the reader is gone.
     private static func write(_ bytes: [UInt8], to descriptor: Int32) {
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count, let base = buffer.baseAddress {
-                #if canImport(Glibc)
-                    let written = Glibc.write(descriptor, base + offset, buffer.count - offset)
-                #else
-                    let written = Darwin.write(descriptor, base + offset, buffer.count - offset)
-                #endif
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                offset += written
+        bytes.withUnsafeBytes { write($0, to: descriptor) }
+    }
+
+    private static func write(_ buffer: UnsafeRawBufferPointer, to descriptor: Int32) {
+        var offset = 0
+        while offset < buffer.count, let base = buffer.baseAddress {
+            #if canImport(Glibc)
+                let written = Glibc.write(descriptor, base + offset, buffer.count - offset)
+            #else
+                let written = Darwin.write(descriptor, base + offset, buffer.count - offset)
+            #endif
+            if written < 0 {
+                if errno == EINTR { continue }
+                return
             }
+            offset += written
         }
     }
 }

@@ -119,6 +119,15 @@ enum Input {
 
     /// Writes `bytes` to `path` (`-` writes to standard output).
     static func write(_ bytes: [UInt8], to path: String) throws(RuntimeError) {
+        var failure: RuntimeError?
+        bytes.withUnsafeBytes { buffer in
+            do throws(RuntimeError) { try write(buffer, to: path) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Writes `bytes` (in place) to `path` (`-` writes to standard output).
+    static func write(_ bytes: UnsafeRawBufferPointer, to path: String) throws(RuntimeError) {
         if path == "-" {
             Console.outBytes(bytes)
             return
@@ -129,13 +138,11 @@ enum Input {
         }
         // The bytes handed over in place: `Data(bytes)` would copy them all first (a capture
         // written by `mimic run --pcap --out` can be hundreds of megabytes).
-        let written = bytes.withUnsafeBytes { buffer in
-            FileManager.default.createFile(
-                atPath: path,
-                contents: buffer.baseAddress.map {
-                    Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: $0), count: buffer.count, deallocator: .none)
-                } ?? Data())
-        }
+        let written = FileManager.default.createFile(
+            atPath: path,
+            contents: bytes.baseAddress.map {
+                Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: $0), count: bytes.count, deallocator: .none)
+            } ?? Data())
         guard written else {
             let folder = (path as NSString).deletingLastPathComponent
             if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder) {

@@ -32,7 +32,13 @@ struct PcapRun {
         let before = session.snapshot()
         // Timestamps finer than microseconds keep their nanoseconds; the link type is the input's.
         let nanosecond = records.contains { $0.timestamp % 1000 != 0 }
-        var writer = options.outPath.map { _ in PcapWriter(nanosecond: nanosecond, linkType: capture.linkType) }
+        // The `--out` capture: one slot per packet, as large as its record unchanged.
+        let output =
+            options.outPath == nil
+            ? nil
+            : try OutputCapture(
+                header: PcapWriter(nanosecond: nanosecond, linkType: capture.linkType), count: records.count
+            ) { PcapWriter.recordHeaderSize + Int(records[$0].length) }
         var outputs: [PacketDestination: [PcapPacket]] = [:]
         let keepOutputs = options.outDirectory != nil
         var errors: [String] = []
@@ -79,27 +85,28 @@ struct PcapRun {
             }
         }
 
-        // Room for every packet unchanged (a program that grows packets costs a copy or two).
-        writer?.reserveCapacity(records: records.reduce(0) { $0 + 16 + Int($1.length) })
         let workers = options.workers
         let tally: PacketTally
         if workers <= 1 {
             // One process per vCPU, reset for each packet instead of built anew; packets take the
             // vCPUs in turn.
-            // The `--out` records are written straight into the writer (`run(...out:)`).
+            // The `--out` records are written straight into the output capture (`run(...out:)`).
             let runner = PacketRunner(session: session, processes: session.cpus, keepsDeliveries: keepOutputs)
             var counted = PacketTally()
+            var writer = output?.records()
             for index in records.indices {
                 progress.update(index)
                 let cpu = index % session.cpus
-                let outcome = try runner.run(capture.bytes(index), records[index], cpu: cpu, slot: cpu, out: &writer)
+                let outcome = try runner.run(
+                    capture.bytes(index), records[index], index: index, cpu: cpu, slot: cpu, out: &writer)
                 counted.add(outcome)
                 if outcome.isListed { add(outcome, index: index) }
             }
+            if let writer { output?.finish([writer]) }
             tally = counted
         } else {
             tally = try FlowWorkers(session: session, workers: workers, keepsDeliveries: keepOutputs).run(
-                capture, progress: progress, out: &writer
+                capture, progress: progress, out: output
             ) { index, outcome in
                 add(outcome, index: index)
             }
@@ -118,8 +125,8 @@ struct PcapRun {
             for destination in ordered { files[destination] = Self.path(destination.fileName, in: directory) }
             try checkCollisions(files.values.sorted())
         }
-        if let outPath = options.outPath, let writer {
-            try Input.write(writer.bytes, to: outPath)
+        if let outPath = options.outPath, let output {
+            try output.write(to: outPath)
         }
         for destination in ordered {
             guard let file = files[destination] else { continue }
@@ -161,9 +168,9 @@ struct PcapRun {
                         })
                 ))
             if let directory = options.outDirectory { members.append(("out_dir", .string(directory))) }
-            if let writer, let outPath = options.outPath {
+            if let output, let outPath = options.outPath {
                 members.append(("out", .string(outPath)))
-                members.append(("written", .integer(Int64(writer.packetCount))))
+                members.append(("written", .integer(Int64(output.packetCount))))
                 members.append(("modified", .integer(Int64(modified))))
             }
             members.append(
@@ -219,9 +226,9 @@ struct PcapRun {
                 if eventCount > events.count { out += "  ... \(eventCount - events.count) more\n" }
             }
             out += changes.isEmpty ? "maps: no changes\n" : "map changes:\n" + display.describe(changes)
-            if let writer, let outPath = options.outPath {
+            if let output, let outPath = options.outPath {
                 out +=
-                    "wrote \(writer.packetCount) packet\(writer.packetCount == 1 ? "" : "s") to \(outPath) (\(modified) modified)\n"
+                    "wrote \(output.packetCount) packet\(output.packetCount == 1 ? "" : "s") to \(outPath) (\(modified) modified)\n"
             }
             for warning in warnings { out += "warning: \(warning)\n" }
             if records.count > 0, elapsed > 0 {

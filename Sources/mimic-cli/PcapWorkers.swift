@@ -224,13 +224,15 @@ final class PacketRunner {
         hasEventMaps = session.maps.contains { $0 is RingBufferMap || $0 is PerfEventArrayMap }
     }
 
-    /// Runs the packet `packet` (its bytes, in place) of capture record `record` as vCPU `cpu`
-    /// on the process of `slot`. The `--out` record, if the packet leaves alive, is appended to
-    /// `out` when it is given. Failing to set up the context throws; a failed run is an outcome.
+    /// Runs the packet `packet` (its bytes, in place) of capture record `record`, the capture's
+    /// packet `index`, as vCPU `cpu` on the process of `slot`. The `--out` record, if the packet
+    /// leaves alive, is written to `out` when it is given. Failing to set up the context throws;
+    /// a failed run is an outcome.
     func run(
-        _ packet: UnsafeRawBufferPointer, _ record: PcapRecord, cpu: Int, slot: Int, out: inout PcapWriter?
+        _ packet: UnsafeRawBufferPointer, _ record: PcapRecord, index: Int, cpu: Int, slot: Int,
+        out: inout OutputRecords?
     ) throws(RuntimeError) -> PacketOutcome {
-        if type == .skLookup { return try runLookup(packet, record, cpu: cpu, slot: slot, out: &out) }
+        if type == .skLookup { return try runLookup(packet, record, index: index, cpu: cpu, slot: slot, out: &out) }
         let ingress: UInt32
         let process: MimicCore.Process
         var outcome: PacketOutcome
@@ -258,7 +260,7 @@ final class PacketRunner {
                 let unchanged = PcapRun.same(left, packet)
                 outcome.modified = !unchanged
                 let originalLength = unchanged ? record.originalLength : UInt32(clamping: left.count)
-                out?.append(left, timestamp: record.timestamp, originalLength: originalLength)
+                out?.write(left, index: index, timestamp: record.timestamp, originalLength: originalLength)
             }
             return outcome
         }
@@ -271,8 +273,12 @@ final class PacketRunner {
         }
         // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
         if out != nil, let left = deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
-            out?.append(PcapRun.record(left, from: packet, of: record))
-            outcome.modified = !left.withUnsafeBytes { PcapRun.same($0, packet) }
+            left.withUnsafeBytes { left in
+                let unchanged = PcapRun.same(left, packet)
+                outcome.modified = !unchanged
+                let originalLength = unchanged ? record.originalLength : UInt32(clamping: left.count)
+                out?.write(left, index: index, timestamp: record.timestamp, originalLength: originalLength)
+            }
         }
         outcome.deliveries = deliveries
         return outcome
@@ -313,7 +319,8 @@ extension PacketRunner {
     /// it when it is looked up (`SKLookupContext.lookup(frame:ingressIfindex:)`), else not run
     /// and passed on unchanged. The packet leaves as it came (the program cannot change it).
     private func runLookup(
-        _ packet: UnsafeRawBufferPointer, _ record: PcapRecord, cpu: Int, slot: Int, out: inout PcapWriter?
+        _ packet: UnsafeRawBufferPointer, _ record: PcapRecord, index: Int, cpu: Int, slot: Int,
+        out: inout OutputRecords?
     ) throws(RuntimeError) -> PacketOutcome {
         var outcome: PacketOutcome
         let destination: PacketDestination
@@ -334,7 +341,7 @@ extension PacketRunner {
             outcome.destination = destination
         }
         if destination.isAlive {
-            out?.append(packet, timestamp: record.timestamp, originalLength: record.originalLength)
+            out?.write(packet, index: index, timestamp: record.timestamp, originalLength: record.originalLength)
         }
         return outcome
     }
@@ -346,9 +353,9 @@ extension PacketRunner {
 /// and takes its packets from the capture itself (no thread hands them out): first the workers
 /// hash the packets' flows, each a stripe of the capture, into one worker number per packet;
 /// then each runs, in capture order, the packets whose number is its own. Each worker counts its outcomes,
-/// keeps those the report lists and writes its `--out` records into a writer of its own; the
-/// outcomes and records are merged in capture order, so everything reported and written is as
-/// a one-worker run gives it.
+/// keeps those the report lists and writes its `--out` records straight into the output
+/// capture, each at its packet's place (`OutputCapture`); the outcomes are merged in capture
+/// order, so everything reported and written is as a one-worker run gives it.
 struct FlowWorkers {
     let session: Session
     let workers: Int
@@ -356,11 +363,11 @@ struct FlowWorkers {
     let keepsDeliveries: Bool
 
     /// Runs every packet, then hands each outcome the report lists (`PacketOutcome.isListed`)
-    /// to `report` and appends the `--out` records to `out` (when given), in capture order;
+    /// to `report` and writes the `--out` records into `out` (when given, finished here);
     /// returns the workers' counts added up. A context that cannot be set up throws (the first
     /// such packet's error, in capture order).
     func run(
-        _ capture: CaptureIndex, progress: Progress, out: inout PcapWriter?,
+        _ capture: CaptureIndex, progress: Progress, out: OutputCapture?,
         report: (_ index: Int, _ outcome: PacketOutcome) -> Void
     ) throws(RuntimeError) -> PacketTally {
         let workers = self.workers
@@ -377,8 +384,6 @@ struct FlowWorkers {
             results.deallocate()
         }
         let keepsDeliveries = self.keepsDeliveries
-        // Each worker's records: a writer like `out`, whose header the merge leaves behind.
-        let outFormat = out.map { (nanosecond: $0.nanosecond, linkType: $0.linkType) }
         let shared = Shared(session: session, results: results, workerOf: workerOf, progress: progress)
         let stripes = workers * 16
         DispatchQueue.concurrentPerform(iterations: stripes) { stripe in
@@ -392,8 +397,7 @@ struct FlowWorkers {
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let runner = PacketRunner(session: shared.session, processes: 1, keepsDeliveries: keepsDeliveries)
             var result = WorkerResult()
-            var writer = outFormat.map { PcapWriter(nanosecond: $0.nanosecond, linkType: $0.linkType) }
-            if writer != nil { result.recordEnds.reserveCapacity(count / workers + count / 8) }
+            var writer = out?.records()
             defer {
                 result.records = writer
                 shared.results[worker] = result
@@ -404,9 +408,9 @@ struct FlowWorkers {
                 if worker == 0 { shared.progress.update(index) }
                 do throws(RuntimeError) {
                     var outcome = try runner.run(
-                        capture.bytes(index), capture.records[index], cpu: worker, slot: 0, out: &writer)
+                        capture.bytes(index), capture.records[index], index: index, cpu: worker, slot: 0,
+                        out: &writer)
                     result.tally.add(outcome)
-                    if let end = writer?.byteCount { result.recordEnds.append(end) }
                     // Freed here, on the thread that allocated them, unless `--out-dir` needs them.
                     if !keepsDeliveries, outcome.hasDetails { outcome.deliveries = [] }
                     if outcome.isListed { result.listed.append((index, outcome)) }
@@ -433,85 +437,19 @@ struct FlowWorkers {
             report(index, outcome)
             next[worker] += 1
         }
-        if out != nil { merge(records: results, workerOf: UnsafeBufferPointer(workerOf), into: &out) }
+        out?.finish(results.compactMap(\.records))
         var total = PacketTally()
         for result in results { total.add(result.tally) }
         return total
     }
 
-    /// Appends the workers' `--out` records to `out` in capture order: packet i's record (if it
-    /// wrote one) is the bytes of its worker's writer between the end of that worker's previous
-    /// packet's record and its own (`WorkerResult.recordEnds`). Each run of one worker's packets
-    /// is one copy, straight into `out`'s storage, made by that worker's thread: every thread
-    /// walks the packets' worker numbers to know where each run goes, and copies only its own.
-    private func merge(
-        records results: UnsafeMutableBufferPointer<WorkerResult>, workerOf: UnsafeBufferPointer<UInt16>,
-        into out: inout PcapWriter?
-    ) {
-        let writers = results.map { $0.records ?? PcapWriter() }
-        let ends = results.map(\.recordEnds)
-        let byteCount = writers.reduce(0) { $0 + $1.bytes.count - PcapWriter.headerSize }
-        let packets = writers.reduce(0) { $0 + $1.packetCount }
-        let workers = results.count
-        Self.withBuffers(writers.map(\.bytes)) { sources in
-            out?.appendRecords(byteCount: byteCount, packets: packets) { destination in
-                let copy = MergeCopy(sources: sources, destination: destination, workerOf: workerOf)
-                DispatchQueue.concurrentPerform(iterations: workers) { copier in
-                    var position = [Int](repeating: 0, count: workers) // packets merged, per worker
-                    var start = [Int](repeating: PcapWriter.headerSize, count: workers) // bytes merged
-                    var written = 0
-                    var index = 0
-                    let workerOf = copy.workerOf
-                    while index < workerOf.count {
-                        let worker = Int(workerOf[index])
-                        // This worker's packets up to the next packet of another worker.
-                        let first = index
-                        while index < workerOf.count, Int(workerOf[index]) == worker { index += 1 }
-                        position[worker] += index - first
-                        let end = ends[worker][position[worker] - 1]
-                        let count = end - start[worker]
-                        if worker == copier, count > 0, let source = copy.sources[worker].baseAddress,
-                            let target = copy.destination.baseAddress
-                        {
-                            (target + written).copyMemory(from: source + start[worker], byteCount: count)
-                        }
-                        written += count
-                        start[worker] = end
-                    }
-                }
-            }
-        }
-    }
-
-    /// What the threads of the merge share: each copies into its own parts of `destination`.
-    private struct MergeCopy: @unchecked Sendable {
-        let sources: [UnsafeBufferPointer<UInt8>]
-        let destination: UnsafeMutableRawBufferPointer
-        let workerOf: UnsafeBufferPointer<UInt16>
-    }
-
-    /// Calls `body` with the storage of every array of `arrays`, in order.
-    private static func withBuffers<R>(_ arrays: [[UInt8]], _ body: ([UnsafeBufferPointer<UInt8>]) -> R) -> R {
-        var buffers: [UnsafeBufferPointer<UInt8>] = []
-        func next(_ index: Int) -> R {
-            guard index < arrays.count else { return body(buffers) }
-            return arrays[index].withUnsafeBufferPointer { buffer in
-                buffers.append(buffer)
-                return next(index + 1)
-            }
-        }
-        return next(0)
-    }
-
     /// What one worker made: its counts, the outcomes the report lists (in its packets' order,
-    /// which is capture order), its `--out` records with the end of each packet's record (one
-    /// per packet of its queue, in queue order) and the packet whose context could not be set
-    /// up, if any.
+    /// which is capture order), its writer of `--out` records (with the records it kept aside)
+    /// and the packet whose context could not be set up, if any.
     private struct WorkerResult {
         var tally = PacketTally()
         var listed: [(index: Int, outcome: PacketOutcome)] = []
-        var records: PcapWriter?
-        var recordEnds: [Int] = []
+        var records: OutputRecords?
         var failure: (index: Int, error: RuntimeError)?
     }
 

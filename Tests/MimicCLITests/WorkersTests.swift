@@ -134,6 +134,47 @@ struct WorkersTests {
         #expect(total == packets.count)
     }
 
+    /// `--out` with packets the program grew at the front, shortened or dropped: each record as
+    /// the program left it, in capture order, with 1, 2 and 3 workers, with `--out-dir` (records
+    /// from the deliveries) and without (records from the packet buffer). The output capture's
+    /// slots are as large as the packets unchanged, so a grown packet's record is kept aside.
+    @Test(arguments: [1, 2, 3])
+    func resizedPacketsInOut(workers: Int) throws {
+        let directory = try TemporaryDirectory()
+        let packets = Self.syntheticPackets(count: 2000)
+        let capture = try directory.file("synthetic.pcap", bytes: PcapWriter.file(packets))
+        var expected: [PcapPacket] = []
+        for packet in packets {
+            var frame = packet.data
+            if frame.count >= 38, frame[12] == 0x08, frame[13] == 0x00, frame[23] == 6 || frame[23] == 17 {
+                switch frame[35] % 4 {
+                case 0: frame = [0xAB, 0xAB, 0xAB, 0xAB] + frame
+                case 1: frame.removeLast(2)
+                case 2: continue // dropped
+                default: break
+                }
+            }
+            let unchanged = frame == packet.data
+            expected.append(
+                PcapPacket(
+                    data: frame, timestamp: packet.timestamp,
+                    originalLength: unchanged ? packet.originalLength : UInt32(frame.count)))
+        }
+        #expect(expected.contains { $0.data.count > 60 } && expected.contains { $0.data.count < 50 })
+        let object = Examples.fixture("xdp_resize.o")
+        let withDirectory = try Self.run(object, capture: capture, workers: workers)
+        let out = directory.path("plain.pcap")
+        let plain = try MimicCLI.run(["run", object, "--pcap", capture, "--out", out, "--workers", String(workers)])
+        #expect(plain.status == 0, "\(plain)")
+        for file in [withDirectory.out, [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))] {
+            let read = try PcapReader.readAll(file)
+            #expect(read.map(\.data) == expected.map(\.data))
+            #expect(read.map(\.originalLength) == expected.map(\.originalLength))
+            #expect(read.map(\.timestamp) == expected.map(\.timestamp))
+        }
+        #expect(plain.stdout.contains("wrote \(expected.count) packets"), "\(plain)")
+    }
+
     @Test func exampleFirewallAsOneWorker() throws {
         let one = try Self.run(
             Examples.firewall, capture: Examples.traffic, workers: 1, extra: ["--map", Examples.blocklist])

@@ -40,3 +40,6 @@ echo "built xdp_devmap_trace.o"
 # sockmap's socket, UDP to port 53 dropped, for `mimic run --pcap --out-dir`.
 "${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -c sk_lookup_steer.c -o sk_lookup_steer.o
 echo "built sk_lookup_steer.o"
+# The --out capture (issue 17): packets grown at the front, shortened at the end, dropped.
+"${CLANG:-clang}" -O2 -g -target bpf -I../../../Examples -c xdp_resize.c -o xdp_resize.o
+echo "built xdp_resize.o"
