@@ -64,7 +64,19 @@ extension Process {
             return driveCompiled(
                 context, &compiled, &held, &pc, &count, &depth, &checkpoint, end: end, cancellation: cancellation)
         }
-        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: JITSlot.wordCount) { buffer in
+        return driveInOwnContext(&compiled, &held, &pc, &count, &depth, &checkpoint, end: end, cancellation: cancellation)
+    }
+
+    /// `driveCompiled` with a context of its own, for a run nested in another (see
+    /// `executeCompiled`). Out of line: its temporary allocation would give the common path a
+    /// stack protector.
+    @inline(never)
+    private func driveInOwnContext(
+        _ compiled: inout Unmanaged<CompiledProgram>, _ held: inout CompiledProgram?, _ pc: inout Int,
+        _ count: inout UInt64, _ depth: inout Int, _ checkpoint: inout UInt64, end: UInt64,
+        cancellation: CancellationFlag?
+    ) -> Stop {
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: JITSlot.wordCount) { buffer in
             let context = buffer.baseAddress!
             writeFixedWords(context)
             return driveCompiled(

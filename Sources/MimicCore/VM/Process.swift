@@ -312,7 +312,14 @@ public final class Process {
     public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError)
         -> UInt64
     {
-        try finish(executeExactly(limit: instructionLimit, cancellation: cancellation))
+        let stop = executeExactly(limit: instructionLimit, cancellation: cancellation)
+        // The common end, inline: an exit with no exit check (`finish` does the same).
+        if case .exited = stop, exitCheck == nil {
+            let result = registers.storage[0]
+            state = .exited(result)
+            return result
+        }
+        return try finish(stop)
     }
 
     /// Runs until the program exits and returns R0, or stops with `deadlineExceeded` once
