@@ -53,67 +53,121 @@ extension Process {
             self.instructionsExecuted = count
             self.depth = depth
         }
-        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: JITSlot.wordCount) { buffer in
+        // A run not nested in another uses the process's own context, whose words that stay the
+        // same for the process were written once (`makeJITContext`); a callback run while compiled
+        // code waits in a helper (`bpf_loop`) needs its own, since the waiting code still reads
+        // and writes the outer one.
+        if !jitContextInUse {
+            let context = jitContext ?? makeJITContext()
+            jitContextInUse = true
+            defer { jitContextInUse = false }
+            return driveCompiled(
+                context, &compiled, &held, &pc, &count, &depth, &checkpoint, end: end, cancellation: cancellation)
+        }
+        return driveInOwnContext(&compiled, &held, &pc, &count, &depth, &checkpoint, end: end, cancellation: cancellation)
+    }
+
+    /// `driveCompiled` with a context of its own, for a run nested in another (see
+    /// `executeCompiled`). Out of line: its temporary allocation would give the common path a
+    /// stack protector.
+    @inline(never)
+    private func driveInOwnContext(
+        _ compiled: inout Unmanaged<CompiledProgram>, _ held: inout CompiledProgram?, _ pc: inout Int,
+        _ count: inout UInt64, _ depth: inout Int, _ checkpoint: inout UInt64, end: UInt64,
+        cancellation: CancellationFlag?
+    ) -> Stop {
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: JITSlot.wordCount) { buffer in
             let context = buffer.baseAddress!
-            context.initialize(repeating: 0, count: JITSlot.wordCount)
-            context[JITSlot.exitDepth] = UInt64(callbackDepth)
-            context[JITSlot.frames] = UInt64(UInt(bitPattern: frames))
-            context[JITSlot.registers] = UInt64(UInt(bitPattern: registers.storage))
-            context[JITSlot.process] = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
-            // `DirectHelperCall`: the process (its first word), data and declined zero.
-            context[JITSlot.directCall] = context[JITSlot.process]
-            context[JITSlot.stackBase] = stackBase
-            context[JITSlot.stackDelta] = UInt64(UInt(bitPattern: stack.pointer)) &- stackBase
-            context[JITSlot.vCPU] = UInt64(UInt32(truncatingIfNeeded: vCPU))
-            while true {
-                // Where a run starts: the interpreter's `enter`.
-                let length = UInt64(Program.runLength(program.code.baseAddress!, pc))
-                if count >= checkpoint,
-                    let stop = limitReached(
-                        count, length, end, cancellation, &checkpoint, longestRun: UInt64(program.longestRun))
-                {
-                    return stop
-                }
-                // The code's R10-relative accesses within a frame rely on R10 being the top of the
-                // stack minus `depth` frames; if host code or a helper moved R10, interpret the rest.
-                guard
-                    registers.storage[10] &+ UInt64(depth &* vm.configuration.stackFrameSize)
-                        == stackBase &+ UInt64(stackSize)
-                else {
+            writeFixedWords(context)
+            return driveCompiled(
+                context, &compiled, &held, &pc, &count, &depth, &checkpoint, end: end, cancellation: cancellation)
+        }
+    }
+
+    /// The process's own JIT context (`jitContext`), made on first use.
+    @inline(never)
+    private func makeJITContext() -> UnsafeMutablePointer<UInt64> {
+        let context = UnsafeMutablePointer<UInt64>.allocate(capacity: JITSlot.wordCount)
+        writeFixedWords(context)
+        jitContext = context
+        return context
+    }
+
+    /// Zeroes a context and writes the words that stay the same for the process.
+    private func writeFixedWords(_ context: UnsafeMutablePointer<UInt64>) {
+        context.initialize(repeating: 0, count: JITSlot.wordCount)
+        context[JITSlot.frames] = UInt64(UInt(bitPattern: frames))
+        context[JITSlot.registers] = UInt64(UInt(bitPattern: registers.storage))
+        context[JITSlot.process] = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
+        // `DirectHelperCall`: the process (its first word), data and declined zero.
+        context[JITSlot.directCall] = context[JITSlot.process]
+        context[JITSlot.stackBase] = stackBase
+        context[JITSlot.stackDelta] = UInt64(UInt(bitPattern: stack.pointer)) &- stackBase
+        context[JITSlot.vCPU] = UInt64(UInt32(truncatingIfNeeded: vCPU))
+    }
+
+    /// `executeCompiled`'s loop with `context` (its fixed words written): enters the code where
+    /// each run starts, checks the limit where the code asks, and turns its status into a `Stop`.
+    /// The other words the code reads are written before each entry; those the code writes
+    /// (`pc`, `machineStack`, `callFloor`, `hostCallR10`, `helperIndex`, `DirectHelperCall`'s
+    /// data and declined flag) it writes before reading them, so a reused context's leftovers
+    /// are never seen.
+    @inline(__always)
+    private func driveCompiled(
+        _ context: UnsafeMutablePointer<UInt64>, _ compiled: inout Unmanaged<CompiledProgram>,
+        _ held: inout CompiledProgram?, _ pc: inout Int, _ count: inout UInt64, _ depth: inout Int,
+        _ checkpoint: inout UInt64, end: UInt64, cancellation: CancellationFlag?
+    ) -> Stop {
+        context[JITSlot.exitDepth] = UInt64(callbackDepth)
+        while true {
+            // Where a run starts: the interpreter's `enter`. The pc table holds each run's length.
+            let pcTable = compiled._withUnsafeGuaranteedRef { $0.pcTable }
+            let length = pcTable[2 &* pc &+ 1]
+            if count >= checkpoint,
+                let stop = limitReached(
+                    count, length, end, cancellation, &checkpoint, longestRun: UInt64(program.longestRun))
+            {
+                return stop
+            }
+            // The code's R10-relative accesses within a frame rely on R10 being the top of the
+            // stack minus `depth` frames; if host code or a helper moved R10, interpret the rest.
+            guard
+                registers.storage[10] &+ UInt64(depth &* vm.configuration.stackFrameSize)
+                    == stackBase &+ UInt64(stackSize)
+            else {
+                return interpretRest(&pc, &count, &depth, end: end, cancellation: cancellation)
+            }
+            context[JITSlot.count] = count &+ length
+            context[JITSlot.checkpoint] = checkpoint
+            context[JITSlot.depth] = UInt64(depth)
+            context[JITSlot.entryDepth] = UInt64(depth)
+            context[JITSlot.pcTable] = UInt64(UInt(bitPattern: pcTable))
+            context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
+            context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
+            refreshTable(context)
+            let status = compiled._withUnsafeGuaranteedRef { $0.enter(context, at: pc) }
+            count = context[JITSlot.count]
+            pc = Int(truncatingIfNeeded: context[JITSlot.pc])
+            depth = Int(truncatingIfNeeded: context[JITSlot.depth])
+            switch status {
+            case JITStatus.exited:
+                return .exited
+            case JITStatus.check:
+                continue
+            case JITStatus.fault:
+                return .failed(takeFault())
+            case JITStatus.callDepth:
+                return .failed(.callDepthExceeded(limit: vm.configuration.maxCallDepth))
+            case JITStatus.tailCall:
+                pc = 0
+                checkpoint = count // the next program's runs differ: take the slow path
+                guard let next = program.jitCache.compiled(program) else {
                     return interpretRest(&pc, &count, &depth, end: end, cancellation: cancellation)
                 }
-                context[JITSlot.count] = count &+ length
-                context[JITSlot.checkpoint] = checkpoint
-                context[JITSlot.depth] = UInt64(depth)
-                context[JITSlot.entryDepth] = UInt64(depth)
-                context[JITSlot.pcTable] = UInt64(UInt(bitPattern: compiled._withUnsafeGuaranteedRef { $0.pcTable }))
-                context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
-                context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
-                refreshTable(context)
-                let status = compiled._withUnsafeGuaranteedRef { $0.enter(context, at: pc) }
-                count = context[JITSlot.count]
-                pc = Int(truncatingIfNeeded: context[JITSlot.pc])
-                depth = Int(truncatingIfNeeded: context[JITSlot.depth])
-                switch status {
-                case JITStatus.exited:
-                    return .exited
-                case JITStatus.check:
-                    continue
-                case JITStatus.fault:
-                    return .failed(takeFault())
-                case JITStatus.callDepth:
-                    return .failed(.callDepthExceeded(limit: vm.configuration.maxCallDepth))
-                case JITStatus.tailCall:
-                    pc = 0
-                    checkpoint = count // the next program's runs differ: take the slow path
-                    guard let next = program.jitCache.compiled(program) else {
-                        return interpretRest(&pc, &count, &depth, end: end, cancellation: cancellation)
-                    }
-                    held = next
-                    compiled = Unmanaged.passUnretained(next)
-                default:
-                    return .failed(.unsupported("internal error: JIT status \(status)"))
-                }
+                held = next
+                compiled = Unmanaged.passUnretained(next)
+            default:
+                return .failed(.unsupported("internal error: JIT status \(status)"))
             }
         }
     }

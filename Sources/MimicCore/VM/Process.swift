@@ -156,6 +156,10 @@ public final class Process {
     /// The entry program's compiled code once the JIT published it (`executeCompiled`),
     /// unretained: `entryProgram` is a `let`, and owns its cache, which keeps the code.
     @exclusivity(unchecked) var entryCode: Unmanaged<CompiledProgram>?
+    /// The context of compiled runs not nested in another (`executeCompiled`), made on first use;
+    /// its words that stay the same for the process are written once. In use while such a run is.
+    @exclusivity(unchecked) var jitContext: UnsafeMutablePointer<UInt64>?
+    @exclusivity(unchecked) var jitContextInUse = false
 
     init(program: Program, memory: AddressSpace, vCPU: Int) throws(SetupError) {
         vm = program.vm
@@ -284,6 +288,7 @@ public final class Process {
         registers.storage.deallocate()
         frames.deallocate()
         emulatorStates.deallocate()
+        jitContext?.deallocate()
     }
 
     /// Argument `n` (1...5) of a helper call.
@@ -307,7 +312,14 @@ public final class Process {
     public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError)
         -> UInt64
     {
-        try finish(executeExactly(limit: instructionLimit, cancellation: cancellation))
+        let stop = executeExactly(limit: instructionLimit, cancellation: cancellation)
+        // The common end, inline: an exit with no exit check (`finish` does the same).
+        if case .exited = stop, exitCheck == nil {
+            let result = registers.storage[0]
+            state = .exited(result)
+            return result
+        }
+        return try finish(stop)
     }
 
     /// Runs until the program exits and returns R0, or stops with `deadlineExceeded` once
