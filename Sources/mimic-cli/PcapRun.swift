@@ -186,6 +186,7 @@ struct PcapRun {
                 ))
             members.append(("map_changes", .array(changes.map(display.json))))
             if !errors.isEmpty { members.append(("error_messages", .array(errors.map(JSONOutput.string)))) }
+            if !warnings.isEmpty { members.append(("warnings", .array(warnings.map(JSONOutput.string)))) }
             report(JSONOutput.object(members).text)
         } else {
             var out =

@@ -230,6 +230,17 @@ struct DevmapProgramTests {
                 "warning: packet 2: ports[1] program egress_fault: program egress_fault, instruction 1 "
                     + "(ldxb %r1, [%r1+4000]): invalid memory access: read of 1 byte"), "\(result)")
         #expect(result.stdout.contains("  error  1\n"), "\(result)")
+        // The JSON report lists the same warnings.
+        let json = try MimicCLI.run([
+            "run", Examples.fixture("xdp_devmap_trace.o"), "-p", "xdp_send", "--pcap", input, "--ctx",
+            "ingress_ifindex=3", "--cpus", "2", "--map", "ports=" + ports, "--map", "cpus=" + cpus,
+            "--workers", workers, "--json",
+        ])
+        #expect(json.status == 0, "\(json)")
+        #expect(json.stdout.contains(#""warnings""#), "\(json)")
+        #expect(
+            json.stdout.contains(#""packet 2: ports[1] program egress_fault: program egress_fault, instruction 1 "#),
+            "\(json)")
     }
 
     /// Every mistake in an entry that names a program is refused before the first packet, naming
