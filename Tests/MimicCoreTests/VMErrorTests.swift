@@ -2,6 +2,7 @@ import Foundation // Thread: cancellers that do not depend on the cooperative po
 import Testing
 import MimicCore
 import MimicMemory
+import MimicTestSupport
 
 /// The `LoadError` loading `code` throws, or nil (recording an issue) when it loads.
 private func loadError(

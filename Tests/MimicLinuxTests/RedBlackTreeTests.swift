@@ -1,5 +1,6 @@
 import Testing
 @testable import MimicLinux
+import MimicTestSupport
 
 /// `RedBlackTree` against red-black trees derived by hand from `lib/rbtree.c`'s cases, and its
 /// invariants over many random operations.
@@ -123,7 +124,7 @@ struct RedBlackTreeTests {
     }
 
     @Test func randomOperationsKeepTheInvariantsAndTheOrder() {
-        var random = SplitMix(seed: 0x5EED_0F_7AEE)
+        var random = SplitMix64(seed: 0x5EED_0F_7AEE)
         var tree = RedBlackTree()
         var keys: [UInt64: UInt64] = [:]
         var reference: [UInt64] = [] // nodes in order: by key, equal keys in insertion order
@@ -150,18 +151,5 @@ struct RedBlackTreeTests {
             #expect(tree.first == (reference.first ?? 0))
             #expect(tree.count == reference.count)
         }
-    }
-}
-
-/// A seeded generator (SplitMix64), so a failing sequence can be replayed.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
