@@ -64,9 +64,8 @@ enum JITSlot {
     static let directCall = 16
     /// Non-zero while `Process.inlineHelpersBypassed`: inline helpers call the helper instead.
     static let inlineBypass = 19
-    /// The depth when the code was entered (the driver writes it; `X86Backend` reads the depth
-    /// from R10 and its native frames instead).
-    static let entryDepth = 20
+    // Word 20 is unused (the depth at entry: the code reads the depth from R10 and its native
+    // frames).
     /// `rsp` after the entry function's prologue: the epilogue drops native frames by restoring it.
     /// With native call frames (`X86Backend`), also the base they are counted from.
     static let machineStack = 21

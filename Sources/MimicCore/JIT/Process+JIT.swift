@@ -140,7 +140,6 @@ extension Process {
             context[JITSlot.count] = count &+ length
             context[JITSlot.checkpoint] = checkpoint
             context[JITSlot.depth] = UInt64(depth)
-            context[JITSlot.entryDepth] = UInt64(depth)
             context[JITSlot.pcTable] = UInt64(UInt(bitPattern: pcTable))
             context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
             context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
