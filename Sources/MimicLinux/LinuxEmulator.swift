@@ -376,6 +376,17 @@ public final class LinuxProcessState {
         (traceOutput.isEmpty ? nil : traceOutput, warnings.isEmpty ? nil : warnings, packet)
     }
 
+    /// `runReport`'s question for a packet loop's every run, with the state's look-up, in one
+    /// call and without reference counting: whether the run printed trace lines or warnings,
+    /// and its packet buffer, unretained — valid until `process` is reset or goes away. Nil
+    /// values when the process has no Linux state.
+    public static func runSummary(of process: MimicCore.Process) -> (printed: Bool, packet: Unmanaged<PacketBuffer>?) {
+        guard let state = process.unretainedEmulatorState(key) else { return (false, nil) }
+        return state._withUnsafeGuaranteedRef { state in
+            (!state.traceOutput.isEmpty || !state.warnings.isEmpty, state.packet.map { Unmanaged.passUnretained($0) })
+        }
+    }
+
     /// Makes the state as a new one is (`init()`), for the next run of a process being reset:
     /// output, results and replay are dropped, held spin locks released, the environment set to
     /// its default; the packet buffer is kept aside as `sparePacket`. The `callbackBridge` stays.

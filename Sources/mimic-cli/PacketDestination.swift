@@ -245,13 +245,7 @@ extension PacketDestination {
 
     /// Where an XDP verdict sends the packet, or nil for `XDP_REDIRECT` (its target decides).
     static func xdpVerdict(_ r0: UInt64) -> PacketDestination? {
-        switch XDPAction(returnValue: r0) {
-        case .pass: .pass
-        case .tx: .tx
-        case .drop: .drop
-        case .aborted, nil: .aborted
-        case .redirect: nil
-        }
+        PacketTally.xdpPlainIndex(r0).map { PacketTally.plainDestinations[$0] }
     }
 
     /// The fate of a tc action, `.redirectError` standing for "redirect" (the caller resolves

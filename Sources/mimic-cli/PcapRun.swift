@@ -91,19 +91,20 @@ struct PcapRun {
             // One process per vCPU, reset for each packet instead of built anew; packets take the
             // vCPUs in turn.
             // The `--out` records are written straight into the output capture (`run(...out:)`).
-            let runner = PacketRunner(session: session, processes: session.cpus, keepsDeliveries: keepOutputs)
-            var counted = PacketTally()
+            let cpus = session.cpus
+            let runner = PacketRunner(session: session, processes: cpus, keepsDeliveries: keepOutputs)
             var writer = output?.records()
             for index in records.indices {
                 progress.update(index)
-                let cpu = index % session.cpus
-                let outcome = try runner.run(
+                let cpu = cpus == 1 ? 0 : index % cpus
+                if let listed = try runner.run(
                     capture.bytes(index), records[index], index: index, cpu: cpu, slot: cpu, out: &writer)
-                counted.add(outcome)
-                if outcome.isListed { add(outcome, index: index) }
+                {
+                    add(listed, index: index)
+                }
             }
             if let writer { output?.finish([writer]) }
-            tally = counted
+            tally = runner.tally
         } else {
             tally = try FlowWorkers(session: session, workers: workers, keepsDeliveries: keepOutputs).run(
                 capture, progress: progress, out: output
@@ -327,24 +328,15 @@ struct PcapRun {
 /// are made anew.
 final class PacketContexts {
     private let session: Session
-    /// The XDP context of every packet once the first packet made it (`refill(packet:)`).
+    /// The XDP context of every packet once the first packet made it (`isReady`): the caller
+    /// sets each packet's bytes (`packet`) and attaches it.
     let slot = XDPSlot()
 
     init(session: Session) { self.session = session }
 
-    /// Gives `slot` the packet `packet` (bytes in place, valid until the context is attached)
-    /// and returns its ingress ifindex, when `slot` holds the capture's XDP context; nil before
-    /// the first packet and for other contexts (then `context(packet:)` makes the context).
-    @inline(__always)
-    func refill(packet: UnsafeRawBufferPointer) -> UInt32? {
-        guard slot.isReady else { return nil }
-        slot.packet = packet
-        return slot.ingressIfindex
-    }
-
     /// The context of a packet whose bytes are `packet` (read in place: they must stay valid
     /// until the context is attached). The first XDP packet's context fills `slot` (the context
-    /// returned), which `refill(packet:)` reuses for the next packets.
+    /// returned), which the next packets reuse.
     func context(packet: UnsafeRawBufferPointer) throws(RuntimeError) -> (context: any Context, ingressIfindex: UInt32)
     {
         let context = try session.context(packet: Array(packet))
@@ -364,12 +356,13 @@ final class PacketContexts {
         /// Whether `made` is set: a stored flag, so the per-packet test touches no reference.
         private(set) var isReady = false
         private(set) var ingressIfindex: UInt32 = 0
-        var packet = UnsafeRawBufferPointer(start: nil, count: 0)
+        /// The packet attached next (set per packet: no dynamic exclusivity check).
+        @exclusivity(unchecked) var packet = UnsafeRawBufferPointer(start: nil, count: 0)
 
         private final class Made {
             let context: XDPContext
             init(_ context: XDPContext) { self.context = context }
-            // Here, `context` is a `let` of `self`: attaching borrows it (no copy of the struct).
+            // Here, `context` is a `let` of `self`: attaching borrows it (no copy of its fields).
             func attach(to process: MimicCore.Process, packet: UnsafeRawBufferPointer) throws(SetupError) {
                 try context.attach(to: process, packet: packet)
             }
@@ -382,8 +375,10 @@ final class PacketContexts {
         }
 
         func attach(to process: MimicCore.Process) throws(SetupError) {
-            guard let made else { throw .message("no XDP context was made for the capture's packets") }
-            try made.attach(to: process, packet: packet)
+            guard isReady else { throw .message("no XDP context was made for the capture's packets") }
+            // Unretained: `made` holds it, and nothing here replaces it.
+            unowned(unsafe) let context = made.unsafelyUnwrapped
+            try context.attach(to: process, packet: packet)
         }
     }
 }
@@ -403,8 +398,13 @@ final class Progress {
         enabled = total >= Progress.minimumPackets && isatty(STDERR_FILENO) == 1
     }
 
+    /// Called with each packet's index: shows the line now and then (cheap to call per packet).
+    @inline(__always)
     func update(_ index: Int) {
-        guard enabled, index & 0x3FFF == 0 else { return }
+        if enabled, index & 0x3FFF == 0 { show(index) }
+    }
+
+    private func show(_ index: Int) {
         let percent = index * 100 / max(1, total)
         guard percent != lastShown else { return }
         lastShown = percent

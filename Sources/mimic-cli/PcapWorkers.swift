@@ -127,6 +127,25 @@ struct PacketTally {
         }
     }
 
+    /// Whether the destination of `plainDestinations` index `index` leaves alive (`isAlive`).
+    @inline(__always)
+    static func plainIsAlive(_ index: Int) -> Bool { plainAlive[index] }
+    private static let plainAlive = plainDestinations.map(\.isAlive)
+
+    /// Where an XDP verdict other than `XDP_REDIRECT` sends the packet, as its index in
+    /// `plainDestinations`; nil for `XDP_REDIRECT` (the redirect's target says where).
+    /// `XDP_ABORTED` and an R0 that is no XDP action are `aborted`, as the kernel treats them.
+    @inline(__always)
+    static func xdpPlainIndex(_ r0: UInt64) -> Int? {
+        switch XDPAction(returnValue: r0) {
+        case .pass: 0
+        case .tx: 1
+        case .drop: 3
+        case .aborted, nil: 4
+        case .redirect: nil
+        }
+    }
+
     /// Packets by verdict (R0).
     var verdicts: [UInt64: Int] {
         var all = otherVerdicts
@@ -151,16 +170,32 @@ struct PacketTally {
         }
     }
 
+    /// Counts a run that returned `r0` after `instructions` and sent the packet to the
+    /// destination of `plainDestinations` index `destination`, `modified` or not: what
+    /// `add(_:)` counts of such an outcome, without making one.
+    @inline(__always)
+    mutating func addPlain(r0: UInt64, destination: Int, modified: Bool, instructions: UInt64) {
+        self.instructions &+= instructions
+        countVerdict(r0)
+        plainDestinations[destination] += 1
+        if modified { self.modified += 1 }
+    }
+
+    @inline(__always)
+    private mutating func countVerdict(_ r0: UInt64) {
+        if r0 < UInt64(Self.smallVerdictCount) {
+            smallVerdicts[Int(r0)] += 1
+        } else {
+            otherVerdicts[r0, default: 0] += 1
+        }
+    }
+
     mutating func add(_ outcome: PacketOutcome) {
         instructions &+= outcome.instructions
         if !outcome.ran {
             notRun += 1
         } else if let r0 = outcome.r0 {
-            if r0 < UInt64(Self.smallVerdictCount) {
-                smallVerdicts[Int(r0)] += 1
-            } else {
-                otherVerdicts[r0, default: 0] += 1
-            }
+            countVerdict(r0)
         } else {
             errors += 1
             count(.error)
@@ -187,20 +222,28 @@ struct PacketTally {
     }
 }
 
-/// Runs packets of a capture, one at a time, on processes it keeps and resets for each packet.
-/// One runner belongs to one thread.
+/// Runs packets of a capture, one at a time, on processes it keeps and resets for each packet,
+/// and counts their outcomes (`tally`). One runner belongs to one thread.
 final class PacketRunner {
     private let session: Session
     @exclusivity(unchecked) private var processes: [MimicCore.Process?]
     private let contexts: PacketContexts
-    /// `contexts.slot` as the context `Process.reset` takes, boxed once: passing a stored
-    /// existential borrows it, where making one per packet copies it through value witnesses.
-    private let slotContext: (any Context)?
+    /// The outcomes counted so far.
+    @exclusivity(unchecked) private(set) var tally = PacketTally()
     private let hasEventMaps: Bool
     /// Whether outcomes list their deliveries with the packet's bytes (`--out-dir`).
     private let keepsDeliveries: Bool
-    /// The program type, read for every packet (a stored copy: no call into the session).
+    /// Whether an XDP run that printed nothing and returned a verdict other than `XDP_REDIRECT`
+    /// is counted without making a `PacketOutcome`: an XDP program, no `--out-dir`, no ring
+    /// buffer or perf event array to drain.
+    private let countsPlainXDP: Bool
+    /// The program type, read for every packet (a stored copy: no call into the session), and
+    /// whether it is sk_lookup or netfilter (`ProgramType`'s constants are calls).
     private let type: ProgramType
+    private let isLookup: Bool
+    private let isNetfilter: Bool
+    /// `contexts.slot`, held here for the per-packet path.
+    private let xdpSlot: PacketContexts.XDPSlot
     /// sk_lookup: the interface packets arrive on (`Session.lookupIngressIfindex`).
     private let lookupIngressIfindex: UInt32
     /// The session's instruction budget and `--timeout`, copied once (`Session.timeout` is a
@@ -214,53 +257,95 @@ final class PacketRunner {
     init(session: Session, processes: Int, keepsDeliveries: Bool) {
         self.session = session
         type = session.type
+        isLookup = session.type == .skLookup
+        isNetfilter = session.type == .netfilter
         lookupIngressIfindex = session.type == .skLookup ? (try? session.lookupIngressIfindex()) ?? 1 : 0
         self.keepsDeliveries = keepsDeliveries
         limit = session.limit
         timeout = session.timeout
         self.processes = Array(repeating: nil, count: processes)
         contexts = PacketContexts(session: session)
-        slotContext = contexts.slot
+        xdpSlot = contexts.slot
         hasEventMaps = session.maps.contains { $0 is RingBufferMap || $0 is PerfEventArrayMap }
+        countsPlainXDP = session.type == .xdp && !keepsDeliveries && !hasEventMaps
     }
 
     /// Runs the packet `packet` (its bytes, in place) of capture record `record`, the capture's
-    /// packet `index`, as vCPU `cpu` on the process of `slot`. The `--out` record, if the packet
-    /// leaves alive, is written to `out` when it is given. Failing to set up the context throws;
-    /// a failed run is an outcome.
+    /// packet `index`, as vCPU `cpu` on the process of `slot`, and counts its outcome in `tally`.
+    /// The `--out` record, if the packet leaves alive, is written to `out` when it is given.
+    /// Returns the outcome when the report lists it (`PacketOutcome.isListed`; its deliveries
+    /// only when `keepsDeliveries`), else nil. Failing to set up the context throws; a failed
+    /// run is an outcome.
     func run(
         _ packet: UnsafeRawBufferPointer, _ record: PcapRecord, index: Int, cpu: Int, slot: Int,
         out: inout OutputRecords?
-    ) throws(RuntimeError) -> PacketOutcome {
-        if type == .skLookup { return try runLookup(packet, record, index: index, cpu: cpu, slot: slot, out: &out) }
+    ) throws(RuntimeError) -> PacketOutcome? {
+        var outcome = try outcome(packet, record, index: index, cpu: cpu, slot: slot, out: &out)
+        guard let counted = outcome else { return nil }
+        tally.add(counted)
+        guard counted.isListed else { return nil }
+        if !keepsDeliveries, counted.hasDetails, !counted.deliveries.isEmpty {
+            // Freed here, on the thread that allocated them: only `--out-dir` reads them.
+            outcome?.deliveries = []
+            guard outcome?.isListed == true else { return nil }
+        }
+        return outcome
+    }
+
+    /// `run`'s packet: its outcome, or nil when it was counted in `tally` already (the common XDP
+    /// packet, `countsPlainXDP`: no outcome made).
+    @inline(__always)
+    private func outcome(
+        _ packet: UnsafeRawBufferPointer, _ record: PcapRecord, index: Int, cpu: Int, slot: Int,
+        out: inout OutputRecords?
+    ) throws(RuntimeError) -> PacketOutcome? {
+        if isLookup { return try runLookup(packet, record, index: index, cpu: cpu, slot: slot, out: &out) }
         let ingress: UInt32
-        let process: MimicCore.Process
-        var outcome: PacketOutcome
-        let buffer: PacketBuffer?
-        if let ready = contexts.refill(packet: packet) {
-            // The common case: the XDP context made for the first packet, refilled in place.
-            ingress = ready
-            (process, outcome, buffer) = try execute(slotContext, cpu: cpu, slot: slot)
+        // Unretained: `processes` holds it for as long as the runner lives (no reference count
+        // per packet).
+        unowned(unsafe) let process: MimicCore.Process
+        if xdpSlot.isReady {
+            // The common case: the XDP context made for the first packet, refilled in place and
+            // attached by its type (no existential).
+            unowned(unsafe) let xdp = xdpSlot
+            xdp.packet = packet
+            ingress = xdp.ingressIfindex
+            process = try reset(slot, context: xdp, cpu: cpu)
         } else {
             let context: any Context
             (context, ingress) = try contexts.context(packet: packet)
-            if type == .netfilter, let netfilter = context as? NetfilterContext, let problem = netfilter.problem {
+            if isNetfilter, let netfilter = context as? NetfilterContext, let problem = netfilter.problem {
                 // A frame no netfilter hook of its family would see: an error for this packet only.
                 return PacketOutcome(r0: nil, error: "\(problem.field): \(problem.message)", instructions: 0)
             }
-            (process, outcome, buffer) = try execute(context, cpu: cpu, slot: slot)
+            process = try reset(slot, context: context, cpu: cpu)
         }
-        guard let r0 = outcome.r0 else { return outcome }
+        let r0: UInt64
+        do {
+            r0 = try Timeout.run(process, limit: limit, timeout: timeout)
+        } catch {
+            return PacketOutcome(r0: nil, error: session.message(for: error), instructions: process.instructionCount)
+        }
+        let instructions = process.instructionCount
+        let summary = LinuxProcessState.runSummary(of: process)
         // An XDP verdict other than a redirect sends the packet to one place: counted and written
-        // from the packet buffer in place, no `Delivery` or copy of the bytes.
-        if !keepsDeliveries, type == .xdp, let buffer, let destination = PacketDestination.xdpVerdict(r0) {
+        // from the packet buffer in place, with no outcome, `Delivery` or copy of the bytes.
+        if countsPlainXDP, !summary.printed, let buffer = summary.packet,
+            let destination = PacketTally.xdpPlainIndex(r0)
+        {
+            var modified = false
+            if out != nil, PacketTally.plainIsAlive(destination) {
+                modified = buffer._withUnsafeGuaranteedRef { write($0.dataInPlace, from: packet, record, index, &out) }
+            }
+            tally.addPlain(r0: r0, destination: destination, modified: modified, instructions: instructions)
+            return nil
+        }
+        var (outcome, bufferLeft) = reported(process, r0: r0, instructions: instructions)
+        // As above, for a run that printed (its lines listed) or drained events.
+        if !keepsDeliveries, type == .xdp, let buffer = bufferLeft, let destination = PacketDestination.xdpVerdict(r0) {
             outcome.destination = destination
             if out != nil, destination.isAlive {
-                let left = buffer.dataInPlace
-                let unchanged = PcapRun.same(left, packet)
-                outcome.modified = !unchanged
-                let originalLength = unchanged ? record.originalLength : UInt32(clamping: left.count)
-                out?.write(left, index: index, timestamp: record.timestamp, originalLength: originalLength)
+                outcome.modified = write(buffer.dataInPlace, from: packet, record, index, &out)
             }
             return outcome
         }
@@ -273,46 +358,61 @@ final class PacketRunner {
         }
         // `--out` gets the packet once when it leaves alive (a broadcast's copies are one packet).
         if out != nil, let left = deliveries.first(where: { !$0.isClone && $0.destination.isAlive })?.packet {
-            left.withUnsafeBytes { left in
-                let unchanged = PcapRun.same(left, packet)
-                outcome.modified = !unchanged
-                let originalLength = unchanged ? record.originalLength : UInt32(clamping: left.count)
-                out?.write(left, index: index, timestamp: record.timestamp, originalLength: originalLength)
-            }
+            outcome.modified = left.withUnsafeBytes { write($0, from: packet, record, index, &out) }
         }
         outcome.deliveries = deliveries
         return outcome
     }
+
+    /// Writes `left`, the packet as the run left it, as the `--out` record of packet `index`
+    /// (`packet` of `record` as it came in); returns whether the bytes changed.
+    @inline(__always)
+    private func write(
+        _ left: UnsafeRawBufferPointer, from packet: UnsafeRawBufferPointer, _ record: PcapRecord, _ index: Int,
+        _ out: inout OutputRecords?
+    ) -> Bool {
+        let unchanged = PcapRun.same(left, packet)
+        let originalLength = unchanged ? record.originalLength : UInt32(clamping: left.count)
+        out?.write(left, index: index, timestamp: record.timestamp, originalLength: originalLength)
+        return !unchanged
+    }
 }
 
 extension PacketRunner {
-    /// Runs the process of `slot` with `context` as vCPU `cpu`: the process, the outcome so far
-    /// (R0, instructions, trace lines, warnings, ring-buffer and perf events; a failed run's
-    /// outcome has no R0 and says why) and the packet buffer as the run left it (nil when the
-    /// run failed or the context has no packet). Failing to set up the context throws.
-    private func execute(_ context: (any Context)?, cpu: Int, slot: Int) throws(RuntimeError) -> (
-        process: MimicCore.Process, outcome: PacketOutcome, packet: PacketBuffer?
-    ) {
-        let process = try session.process(reusing: processes[slot], context: context, vCPU: cpu)
-        if processes[slot] !== process { processes[slot] = process }
-        let r0: UInt64
+    /// The process of `slot` reset to run with `context` (made, as vCPU `cpu`, for the slot's
+    /// first packet). A context of a known type is attached as that type: no existential box is
+    /// copied or unwrapped per packet (`Process.reset(context:)`'s generic form).
+    @inline(__always)
+    private func reset<C: Context>(_ slot: Int, context: C, cpu: Int) throws(RuntimeError) -> MimicCore.Process {
+        guard let process = processes[slot] else {
+            let made = try session.makeProcess(context: context, vCPU: cpu)
+            processes[slot] = made
+            return made
+        }
         do {
-            r0 = try Timeout.run(process, limit: limit, timeout: timeout)
+            try process.reset(context: context)
         } catch {
-            let failed = PacketOutcome(
-                r0: nil, error: session.message(for: error), instructions: process.instructionsExecuted)
-            return (process, failed, nil)
+            throw RuntimeError("cannot set up the context: \(error)")
         }
-        var outcome = PacketOutcome(r0: r0, instructions: process.instructionsExecuted)
-        guard let state = LinuxProcessState.of(process) else {
-            if hasEventMaps { outcome.events = session.drainEvents() }
-            return (process, outcome, nil)
+        return process
+    }
+
+    /// The outcome of `process`'s run that returned `r0` after `instructions`: with its trace
+    /// lines, warnings, and ring buffer and perf events; and the packet buffer as the run left it
+    /// (nil when the context has no packet).
+    private func reported(_ process: MimicCore.Process, r0: UInt64, instructions: UInt64) -> (
+        outcome: PacketOutcome, packet: PacketBuffer?
+    ) {
+        var outcome = PacketOutcome(r0: r0, instructions: instructions)
+        var packet: PacketBuffer?
+        if let state = LinuxProcessState.of(process) {
+            let report = state.runReport
+            if let trace = report.trace { outcome.trace = trace }
+            if let warnings = report.warnings { outcome.warnings = warnings }
+            packet = report.packet
         }
-        let report = state.runReport
-        if let trace = report.trace { outcome.trace = trace }
-        if let warnings = report.warnings { outcome.warnings = warnings }
         if hasEventMaps { outcome.events = session.drainEvents() }
-        return (process, outcome, report.packet)
+        return (outcome, packet)
     }
 
     /// An sk_lookup program's packet: run with the `bpf_sk_lookup` context the kernel builds for
@@ -330,9 +430,15 @@ extension PacketRunner {
             outcome.ran = false
             destination = .pass
         case .lookup(let context):
-            let (process, ran, _) = try execute(context, cpu: cpu, slot: slot)
-            guard let r0 = ran.r0 else { return ran }
-            outcome = ran
+            let process = try reset(slot, context: context, cpu: cpu)
+            let r0: UInt64
+            do {
+                r0 = try Timeout.run(process, limit: limit, timeout: timeout)
+            } catch {
+                return PacketOutcome(
+                    r0: nil, error: session.message(for: error), instructions: process.instructionCount)
+            }
+            outcome = reported(process, r0: r0, instructions: process.instructionCount).outcome
             destination = PacketDestination.skLookup(r0: r0, process: process)
         }
         if keepsDeliveries {
@@ -399,6 +505,7 @@ struct FlowWorkers {
             var result = WorkerResult()
             var writer = out?.records()
             defer {
+                result.tally = runner.tally
                 result.records = writer
                 shared.results[worker] = result
             }
@@ -407,13 +514,12 @@ struct FlowWorkers {
             for index in 0..<count where buckets[index] == mine {
                 if worker == 0 { shared.progress.update(index) }
                 do throws(RuntimeError) {
-                    var outcome = try runner.run(
+                    if let listed = try runner.run(
                         capture.bytes(index), capture.records[index], index: index, cpu: worker, slot: 0,
                         out: &writer)
-                    result.tally.add(outcome)
-                    // Freed here, on the thread that allocated them, unless `--out-dir` needs them.
-                    if !keepsDeliveries, outcome.hasDetails { outcome.deliveries = [] }
-                    if outcome.isListed { result.listed.append((index, outcome)) }
+                    {
+                        result.listed.append((index, listed))
+                    }
                 } catch {
                     result.failure = (index, error)
                     return // this worker stops; the others finish theirs

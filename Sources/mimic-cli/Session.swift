@@ -371,17 +371,6 @@ final class Session {
         }
     }
 
-    /// `previous` reset to run with `context`, or a new process when there is none.
-    func process(reusing previous: Process?, context: (any Context)?, vCPU: Int) throws(RuntimeError) -> Process {
-        guard let previous else { return try makeProcess(context: context, vCPU: vCPU) }
-        do {
-            try previous.reset(context: context)
-            return previous
-        } catch {
-            throw RuntimeError("cannot set up the context: \(error)")
-        }
-    }
-
     // MARK: Results
 
     /// The verdict name R0 stands for in this program type (`XDP_PASS`, `TC_ACT_OK`), if any.

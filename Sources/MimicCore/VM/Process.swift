@@ -106,6 +106,10 @@ public final class Process {
     @exclusivity(unchecked) public internal(set) var state: State = .ready
     /// Instructions executed so far, over all `run` and `step` calls.
     @exclusivity(unchecked) public internal(set) var instructionsExecuted: UInt64 = 0
+    /// `instructionsExecuted` read through a call: another module's read of the stored property
+    /// makes a dynamic exclusivity check (`@exclusivity(unchecked)` does not reach it), ~75 host
+    /// instructions, where a packet loop reads it for every packet.
+    public var instructionCount: UInt64 { instructionsExecuted }
     /// Tail calls taken so far.
     @exclusivity(unchecked) public internal(set) var tailCallCount = 0
 
