@@ -75,7 +75,8 @@ struct InlineLookupTests {
             let program = try load(vm, lookupProgram(map.handle, key: key))
             for cpu in 0..<2 {
                 let r0 = try vm.makeProcess(for: program, vCPU: cpu).run()
-                let expected = key < 3 ? map.baseAddress + UInt64(Int(key) * 2 + cpu) * 8 : 0
+                // Each CPU's values together, in an area of its own aligned to 128 bytes.
+                let expected = key < 3 ? map.baseAddress + UInt64(cpu * 128 + Int(key) * 8) : 0
                 #expect(r0 == expected, "key \(key) cpu \(cpu)")
             }
             if engine == .jit {

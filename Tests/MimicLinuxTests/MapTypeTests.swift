@@ -90,8 +90,35 @@ struct MapHashArrayTests {
         #expect(map.update(key: le32(1), perCPUValues: [le32(1)]) == .invalid)
         let cpu0 = try #require(map.lookupAddress(key: le32(1), cpu: 0))
         let cpu1 = try #require(map.lookupAddress(key: le32(1), cpu: 1))
-        #expect(cpu1 - cpu0 == 8, "each CPU's value is padded to 8 bytes")
+        // Each CPU's values in an area of its own (4 slots of 8 bytes, aligned to 128 bytes).
+        #expect(cpu1 - cpu0 == 128, "each CPU's values are together, CPU areas 128 bytes apart")
+        #expect(map.update(key: le32(2), value: le32(4), flags: .any, cpu: 1) == nil)
+        let next = try #require(map.lookupAddress(key: le32(2), cpu: 1))
+        #expect(next % 8 == 0 && next / 128 == cpu1 / 128, "values padded to 8 bytes, in the CPU's area")
+        #expect(map.perCPUValues(forKey: le32(2)) == [le32(0), le32(4), le32(0)])
         #expect(map.update(key: le32(1), value: le32(1), flags: .lock, cpu: 0) == .invalid)
+    }
+
+    /// A per-CPU array keeps each CPU's values apart from the other CPUs' (no cache line is
+    /// shared by two vCPUs' values, so workers on different threads do not falsely share one).
+    @Test func perCPUArrayCPUsDoNotShareCacheLines() throws {
+        let (vm, emulator) = makeLinuxVM(cpus: 3)
+        let map = try makeMap(emulator, vm, .perCPUArray, key: 4, value: 8, max: 5)
+        for key: UInt32 in 0..<5 {
+            let addresses = try (0..<3).map { cpu in try #require(map.lookupAddress(key: le32(key), cpu: cpu)) }
+            #expect(Set(addresses.map { $0 / 128 }).count == 3, "key \(key): one 128-byte block per CPU")
+            #expect(addresses[1] - addresses[0] == 128 && addresses[2] - addresses[1] == 128)
+            if key > 0 {
+                #expect(try addresses[0] - #require(map.lookupAddress(key: le32(key - 1), cpu: 0)) == 8)
+            }
+            #expect(map.update(key: le32(key), value: le64(UInt64(key) + 100), flags: .any, cpu: 2) == nil)
+        }
+        for key: UInt32 in 0..<5 {
+            #expect(map.perCPUValues(forKey: le32(key)) == [le64(0), le64(0), le64(UInt64(key) + 100)])
+        }
+        let process = try vm.makeProcess(for: load(vm, "mov %r0, 0\nexit"))
+        let last = try #require(map.lookupAddress(key: le32(4), cpu: 2))
+        #expect(try process.memory.read(last, count: 8) == le64(104), "the address and the map's reads agree")
     }
 
     @Test func arraySemantics() throws {

@@ -25,6 +25,11 @@ let maxBPFStack = 512
 
 /// A map's values in VM memory: `slots` elements of `cpuCount` values each, every value padded
 /// to 8 bytes (`round_up(value_size, 8)`, as the kernel lays out arrays and per-CPU values).
+/// A per-CPU map keeps each CPU's values together, in an area of its own that starts on a
+/// 128-byte boundary (`ValueLayout.cpuAreaAlignment`), as the kernel keeps them in each CPU's
+/// per-CPU area: processes running as different vCPUs on different threads (`mimic run --pcap
+/// --workers N`, `MimicPool`) then never write the same cache line when each updates its own
+/// CPU's value.
 ///
 /// The storage is allocated once, when the map is created, mapped into the VM's shared memory,
 /// and never moves, so the addresses `address(slot:cpu:)` returns stay valid for the map's life.
@@ -39,8 +44,10 @@ final class ValueStorage: @unchecked Sendable {
     /// The VM address of the first value.
     let base: UInt64
     let valueSize: Int
-    /// Bytes from one CPU's value to the next.
+    /// Bytes from one slot's value to the next.
     let valueStride: Int
+    /// Bytes from one CPU's area (all its values) to the next.
+    let cpuStride: Int
     let cpuCount: Int
     let slots: Int
     let spinLockOffset: Int?
@@ -53,11 +60,15 @@ final class ValueStorage: @unchecked Sendable {
         self.cpuCount = cpuCount
         self.slots = slots
         spinLockOffset = attributes.spinLockOffset
-        let (perSlot, overflow1) = valueStride.multipliedReportingOverflow(by: cpuCount)
-        let (size, overflow2) = perSlot.multipliedReportingOverflow(by: slots)
+        let (perCPU, overflow1) = valueStride.multipliedReportingOverflow(by: slots)
+        // (Aligned only when it fits a region: the product below is checked in any case.)
+        cpuStride = cpuCount == 1 || overflow1 || perCPU > AddressSpace.regionLimit
+            ? perCPU : ValueLayout.alignedCPUArea(perCPU)
+        let (size, overflow2) = cpuStride.multipliedReportingOverflow(by: cpuCount)
         guard !overflow1, !overflow2, size <= AddressSpace.regionLimit else {
             throw MapError(
-                map: attributes.name, "\(slots) elements of \(perSlot) bytes exceed Mimic's 4 GiB region limit",
+                map: attributes.name,
+                "\(slots) elements of \(valueStride) bytes for each of \(cpuCount) CPUs exceed Mimic's 4 GiB region limit",
                 errno: .tooBig)
         }
         storage = RegionStorage(count: size)
@@ -75,6 +86,7 @@ final class ValueStorage: @unchecked Sendable {
         self.base = base
         self.valueSize = valueSize
         valueStride = roundUp8(max(valueSize, 1))
+        cpuStride = valueStride * slots
         cpuCount = 1
         self.slots = slots
         spinLockOffset = nil
@@ -86,7 +98,7 @@ final class ValueStorage: @unchecked Sendable {
     func address(slot: Int, cpu: Int) -> UInt64 { layout.address(slot: slot, cpu: cpu) }
 
     /// Where the values are, as a value (for lookups that must not touch this object).
-    var layout: ValueLayout { ValueLayout(base: base, stride: valueStride, cpuCount: cpuCount) }
+    var layout: ValueLayout { ValueLayout(base: base, stride: valueStride, cpuStride: cpuStride, cpuCount: cpuCount) }
 
     func read(slot: Int, cpu: Int) -> [UInt8] {
         let start = offset(slot: slot, cpu: cpu)
@@ -139,33 +151,46 @@ final class ValueStorage: @unchecked Sendable {
 
     /// Zeroes every CPU's value of `slot` (a new element starts from zeros).
     func clear(slot: Int) {
-        let start = offset(slot: slot, cpu: 0)
-        // An adopted region may end before the last value's padding.
-        let count = min(valueStride * cpuCount, storage.count - start)
-        guard count > 0 else { return }
-        (storage.pointer + start).initializeMemory(as: UInt8.self, repeating: 0, count: count)
+        for cpu in 0..<cpuCount {
+            let start = offset(slot: slot, cpu: cpu)
+            // An adopted region may end before the last value's padding.
+            let count = min(valueStride, storage.count - start)
+            guard count > 0 else { continue }
+            (storage.pointer + start).initializeMemory(as: UInt8.self, repeating: 0, count: count)
+        }
     }
 
     /// The slot and CPU a VM address of a value start falls on, if any.
     func slotAndCPU(ofAddress address: UInt64) -> (slot: Int, cpu: Int)? {
         guard address >= base else { return nil }
         let offset = address - base
-        guard offset < UInt64(storage.count), offset % UInt64(valueStride) == 0 else { return nil }
-        let index = Int(offset) / valueStride
-        return (index / cpuCount, index % cpuCount)
+        guard offset < UInt64(storage.count) else { return nil }
+        let (cpu, within) = Int(offset).quotientAndRemainder(dividingBy: max(cpuStride, 1))
+        guard within % valueStride == 0, within / valueStride < slots, cpu < cpuCount else { return nil }
+        return (within / valueStride, cpu)
     }
 }
 
-/// Where a `ValueStorage` puts each value: slot by slot, one value per CPU in each, every value
-/// `stride` bytes from the next.
+/// Where a `ValueStorage` puts each value: CPU by CPU, each CPU's values slot by slot, every value
+/// `stride` bytes from the next, each CPU's area `cpuStride` bytes from the next.
 struct ValueLayout: Sendable {
     /// The VM address of the first value.
     let base: UInt64
     let stride: Int
+    let cpuStride: Int
     let cpuCount: Int
 
+    /// Where each CPU's area of a per-CPU map starts (a multiple of this from the first): two
+    /// cache lines, as x86-64's adjacent-line prefetcher fetches lines in pairs.
+    static let cpuAreaAlignment = 128
+
+    /// `bytes` (at most a region's size) rounded up to `cpuAreaAlignment`.
+    static func alignedCPUArea(_ bytes: Int) -> Int {
+        (bytes + cpuAreaAlignment - 1) / cpuAreaAlignment * cpuAreaAlignment
+    }
+
     /// (Wrapping: a slot is below `slots` and a CPU below `cpuCount`, whose values fit the region.)
-    @inline(__always) func offset(slot: Int, cpu: Int) -> Int { (slot &* cpuCount &+ cpu) &* stride }
+    @inline(__always) func offset(slot: Int, cpu: Int) -> Int { cpu &* cpuStride &+ slot &* stride }
 
     @inline(__always) func address(slot: Int, cpu: Int) -> UInt64 {
         base &+ UInt64(truncatingIfNeeded: offset(slot: slot, cpu: cpu))
