@@ -351,8 +351,9 @@ final class PacketContexts {
     /// An `XDPContext` passed by reference, attached with the current packet's bytes in place.
     final class XDPSlot: Context {
         /// The context, once the first packet made it (attaching before that is an error),
-        /// behind a reference: read from a `let`, attaching it copies none of its fields.
-        private var made: Made?
+        /// behind a reference held by hand (released when replaced and in `deinit`): attaching
+        /// reads it from a `let` of an object used unretained, no reference count per packet.
+        private var made: Unmanaged<Made>?
         /// Whether `made` is set: a stored flag, so the per-packet test touches no reference.
         private(set) var isReady = false
         private(set) var ingressIfindex: UInt32 = 0
@@ -363,23 +364,25 @@ final class PacketContexts {
             let context: XDPContext
             init(_ context: XDPContext) { self.context = context }
             // Here, `context` is a `let` of `self`: attaching borrows it (no copy of its fields).
-            func attach(to process: MimicCore.Process, packet: UnsafeRawBufferPointer) throws(SetupError) {
-                try context.attach(to: process, packet: packet)
+            func attach(to process: MimicCore.Process, packet: UnsafeRawBufferPointer) -> Result<Void, SetupError> {
+                Result { () throws(SetupError) in try context.attach(to: process, packet: packet) }
             }
         }
 
         func fill(_ context: XDPContext) {
-            made = Made(context)
+            made?.release()
+            made = Unmanaged.passRetained(Made(context))
             ingressIfindex = context.ingressIfindex
             isReady = true
         }
 
         func attach(to process: MimicCore.Process) throws(SetupError) {
-            guard isReady else { throw .message("no XDP context was made for the capture's packets") }
-            // Unretained: `made` holds it, and nothing here replaces it.
-            unowned(unsafe) let context = made.unsafelyUnwrapped
-            try context.attach(to: process, packet: packet)
+            guard let made else { throw .message("no XDP context was made for the capture's packets") }
+            let packet = packet
+            try made._withUnsafeGuaranteedRef { $0.attach(to: process, packet: packet) }.get()
         }
+
+        deinit { made?.release() }
     }
 }
 

@@ -226,7 +226,9 @@ struct PacketTally {
 /// and counts their outcomes (`tally`). One runner belongs to one thread.
 final class PacketRunner {
     private let session: Session
-    @exclusivity(unchecked) private var processes: [MimicCore.Process?]
+    /// The process of each slot, made with the slot's first packet; held by hand (released in
+    /// `deinit`), so that the per-packet path uses it with no reference count.
+    private let processes: UnsafeMutableBufferPointer<Unmanaged<MimicCore.Process>?>
     private let contexts: PacketContexts
     /// The outcomes counted so far.
     @exclusivity(unchecked) private(set) var tally = PacketTally()
@@ -263,11 +265,17 @@ final class PacketRunner {
         self.keepsDeliveries = keepsDeliveries
         limit = session.limit
         timeout = session.timeout
-        self.processes = Array(repeating: nil, count: processes)
+        self.processes = .allocate(capacity: processes)
+        self.processes.initialize(repeating: nil)
         contexts = PacketContexts(session: session)
         xdpSlot = contexts.slot
         hasEventMaps = session.maps.contains { $0 is RingBufferMap || $0 is PerfEventArrayMap }
         countsPlainXDP = session.type == .xdp && !keepsDeliveries && !hasEventMaps
+    }
+
+    deinit {
+        for process in processes { process?.release() }
+        processes.deallocate()
     }
 
     /// Runs the packet `packet` (its bytes, in place) of capture record `record`, the capture's
@@ -300,26 +308,40 @@ final class PacketRunner {
         out: inout OutputRecords?
     ) throws(RuntimeError) -> PacketOutcome? {
         if isLookup { return try runLookup(packet, record, index: index, cpu: cpu, slot: slot, out: &out) }
-        let ingress: UInt32
-        // Unretained: `processes` holds it for as long as the runner lives (no reference count
-        // per packet).
-        unowned(unsafe) let process: MimicCore.Process
-        if xdpSlot.isReady {
+        if xdpSlot.isReady, let held = processes[slot] {
             // The common case: the XDP context made for the first packet, refilled in place and
-            // attached by its type (no existential).
-            unowned(unsafe) let xdp = xdpSlot
+            // attached by its type (no existential), to the slot's process used unretained.
+            let xdp = xdpSlot
             xdp.packet = packet
-            ingress = xdp.ingressIfindex
-            process = try reset(slot, context: xdp, cpu: cpu)
-        } else {
-            let context: any Context
-            (context, ingress) = try contexts.context(packet: packet)
-            if isNetfilter, let netfilter = context as? NetfilterContext, let problem = netfilter.problem {
-                // A frame no netfilter hook of its family would see: an error for this packet only.
-                return PacketOutcome(r0: nil, error: "\(problem.field): \(problem.message)", instructions: 0)
-            }
-            process = try reset(slot, context: context, cpu: cpu)
+            let ingress = xdp.ingressIfindex
+            return try held._withUnsafeGuaranteedRef { process in
+                Result { () throws(RuntimeError) in
+                    do {
+                        try process.reset(context: xdp)
+                    } catch {
+                        throw RuntimeError("cannot set up the context: \(error)")
+                    }
+                    return ran(process, ingress: ingress, packet, record, index: index, out: &out)
+                }
+            }.get()
         }
+        let (context, ingress) = try contexts.context(packet: packet)
+        if isNetfilter, let netfilter = context as? NetfilterContext, let problem = netfilter.problem {
+            // A frame no netfilter hook of its family would see: an error for this packet only.
+            return PacketOutcome(r0: nil, error: "\(problem.field): \(problem.message)", instructions: 0)
+        }
+        let process = try reset(slot, context: context, cpu: cpu)
+        return ran(process, ingress: ingress, packet, record, index: index, out: &out)
+    }
+
+    /// The packet's outcome once `process`, whose context `ingress` is the packet's ingress
+    /// ifindex, is attached: runs it; counts a plain XDP verdict in `tally` and returns nil, or
+    /// returns the outcome.
+    @inline(__always)
+    private func ran(
+        _ process: MimicCore.Process, ingress: UInt32, _ packet: UnsafeRawBufferPointer, _ record: PcapRecord,
+        index: Int, out: inout OutputRecords?
+    ) -> PacketOutcome? {
         let r0: UInt64
         do {
             r0 = try Timeout.run(process, limit: limit, timeout: timeout)
@@ -382,11 +404,10 @@ extension PacketRunner {
     /// The process of `slot` reset to run with `context` (made, as vCPU `cpu`, for the slot's
     /// first packet). A context of a known type is attached as that type: no existential box is
     /// copied or unwrapped per packet (`Process.reset(context:)`'s generic form).
-    @inline(__always)
     private func reset<C: Context>(_ slot: Int, context: C, cpu: Int) throws(RuntimeError) -> MimicCore.Process {
-        guard let process = processes[slot] else {
+        guard let process = processes[slot]?.takeUnretainedValue() else {
             let made = try session.makeProcess(context: context, vCPU: cpu)
-            processes[slot] = made
+            processes[slot] = Unmanaged.passRetained(made)
             return made
         }
         do {
