@@ -15,15 +15,19 @@ import MimicPcap
 /// The memory is mapped anonymously and asked for huge pages, so building the file takes a few
 /// page faults rather than one per 4 KiB. A record larger than its slot (a program grew the
 /// packet) is kept aside by its `OutputRecords` and placed by ``finish()``.
+///
+/// Each writer notes the lengths of the records it wrote in an array of its own: the packets of
+/// two workers interleave in the capture, so one shared array would have both threads write the
+/// same cache lines for nearly every packet.
 final class OutputCapture: @unchecked Sendable {
-    /// The mapped memory: header, then the slots, then `slots` and `lengths`.
+    /// The mapped memory: header, then the slots, then `slots` and each writer's `lengths`.
     private let storage: UnsafeMutableRawPointer
     private let mappedSize: Int
     /// `slots[i]`: the offset of packet i's slot; `slots[count]`: the end of the last one.
     private let slots: UnsafeMutableBufferPointer<Int>
-    /// `lengths[i]`: the bytes of packet i's record in its slot, 0 when it wrote none,
-    /// `OutputRecords.grownMark` when its record is kept aside.
-    private let lengths: UnsafeMutableBufferPointer<Int32>
+    /// `lengths[w][i]`: the bytes of packet i's record in its slot when writer w wrote it, else
+    /// 0; `OutputRecords.grownMark` when its record is kept aside.
+    private let lengths: [UnsafeMutableBufferPointer<Int32>]
     private let nanosecond: Bool
     /// The file once ``finish()`` has run: `storage`'s first `byteCount` bytes, or `grownFile`.
     private var byteCount = 0
@@ -33,15 +37,19 @@ final class OutputCapture: @unchecked Sendable {
 
     /// Room for the records of `count` packets, packet i's slot `slotSize(i)` bytes (its record
     /// unchanged: `PcapWriter.recordHeaderSize` plus its captured length), after `header` (a
-    /// `PcapWriter`'s file header, whose resolution every record takes).
-    init(header: PcapWriter, count: Int, slotSize: (Int) -> Int) throws(RuntimeError) {
+    /// `PcapWriter`'s file header, whose resolution every record takes), written by `writers`
+    /// writers (`records(writer:)`).
+    init(header: PcapWriter, count: Int, writers: Int = 1, slotSize: (Int) -> Int) throws(RuntimeError) {
         nanosecond = header.nanosecond
         var fileSize = header.byteCount
         for index in 0..<count { fileSize += slotSize(index) }
-        // One mapping: the file, then (8-byte aligned) the slots' offsets and the records' lengths.
+        // One mapping: the file, then (8-byte aligned) the slots' offsets, then each writer's
+        // records' lengths (each array on a cache line pair of its own).
         let slotsOffset = (fileSize + 7) & ~7
-        let lengthsOffset = slotsOffset + (count + 1) * MemoryLayout<Int>.stride
-        mappedSize = lengthsOffset + max(count, 1) * MemoryLayout<Int32>.stride
+        let lengthsOffset = (slotsOffset + (count + 1) * MemoryLayout<Int>.stride + 127) & ~127
+        let lengthsStride = (max(count, 1) * MemoryLayout<Int32>.stride + 127) & ~127
+        let writers = max(writers, 1)
+        mappedSize = lengthsOffset + writers * lengthsStride
         let mapped = mmap(nil, mappedSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         guard let mapped, mapped != MAP_FAILED else {
             throw RuntimeError(
@@ -56,8 +64,11 @@ final class OutputCapture: @unchecked Sendable {
         // Anonymous memory is zero-filled: every length starts at 0 (no record).
         slots = UnsafeMutableBufferPointer(
             start: (storage + slotsOffset).bindMemory(to: Int.self, capacity: count + 1), count: count + 1)
-        lengths = UnsafeMutableBufferPointer(
-            start: (storage + lengthsOffset).bindMemory(to: Int32.self, capacity: count), count: count)
+        lengths = (0..<writers).map { writer in
+            UnsafeMutableBufferPointer(
+                start: (mapped + lengthsOffset + writer * lengthsStride).bindMemory(to: Int32.self, capacity: count),
+                count: count)
+        }
         var offset = header.byteCount
         for index in 0..<count {
             slots[index] = offset
@@ -73,11 +84,18 @@ final class OutputCapture: @unchecked Sendable {
         munmap(storage, mappedSize)
     }
 
-    /// A writer of records into this capture's slots, for one thread (any number may write at
-    /// once, each packet's record written by one of them).
-    func records() -> OutputRecords {
+    /// Writer `writer`'s records into this capture's slots (`writer` below the `writers` it was
+    /// made for), for one thread (all may write at once, each packet's record written by one).
+    func records(writer: Int = 0) -> OutputRecords {
         OutputRecords(
-            storage: storage, slots: UnsafeBufferPointer(slots), lengths: lengths, nanosecond: nanosecond)
+            storage: storage, slots: UnsafeBufferPointer(slots), lengths: lengths[writer], nanosecond: nanosecond)
+    }
+
+    /// Packet `index`'s record length, whichever writer wrote it (0: none).
+    @inline(__always)
+    private func length(_ index: Int) -> Int32 {
+        for writer in lengths where writer[index] != 0 { return writer[index] }
+        return 0
     }
 
     /// Makes the file of the records written: `records` are the writers used, whose records kept
@@ -96,7 +114,7 @@ final class OutputCapture: @unchecked Sendable {
                 runLength = 0
             }
             for index in 0..<count {
-                let length = Int(lengths[index])
+                let length = Int(length(index))
                 guard length > 0 else { continue }
                 packetCount += 1
                 if slots[index] != runStart + runLength {
@@ -116,7 +134,7 @@ final class OutputCapture: @unchecked Sendable {
             let aside = Dictionary(grown.map { ($0.index, $0.record) }, uniquingKeysWith: { first, _ in first })
             var file = [UInt8](UnsafeRawBufferPointer(start: storage, count: slots[0]))
             for index in 0..<count {
-                let length = Int(lengths[index])
+                let length = Int(length(index))
                 if length == Int(OutputRecords.grownMark), let record = aside[index] {
                     file += record
                 } else if length > 0 {

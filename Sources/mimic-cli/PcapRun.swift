@@ -37,7 +37,8 @@ struct PcapRun {
             options.outPath == nil
             ? nil
             : try OutputCapture(
-                header: PcapWriter(nanosecond: nanosecond, linkType: capture.linkType), count: records.count
+                header: PcapWriter(nanosecond: nanosecond, linkType: capture.linkType), count: records.count,
+                writers: options.workers
             ) { PcapWriter.recordHeaderSize + Int(records[$0].length) }
         var outputs: [PacketDestination: [PcapPacket]] = [:]
         let keepOutputs = options.outDirectory != nil

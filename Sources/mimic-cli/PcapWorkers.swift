@@ -524,7 +524,7 @@ struct FlowWorkers {
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let runner = PacketRunner(session: shared.session, processes: 1, keepsDeliveries: keepsDeliveries)
             var result = WorkerResult()
-            var writer = out?.records()
+            var writer = out?.records(writer: worker)
             defer {
                 result.tally = runner.tally
                 result.records = writer
