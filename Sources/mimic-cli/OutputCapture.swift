@@ -91,18 +91,19 @@ final class OutputCapture: @unchecked Sendable {
             storage: storage, slots: UnsafeBufferPointer(slots), lengths: lengths[writer], nanosecond: nanosecond)
     }
 
-    /// Packet `index`'s record length, whichever writer wrote it (0: none).
-    @inline(__always)
-    private func length(_ index: Int) -> Int32 {
-        for writer in lengths where writer[index] != 0 { return writer[index] }
-        return 0
-    }
 
     /// Makes the file of the records written: `records` are the writers used, whose records kept
     /// aside are placed here. Closes the gaps in place (one pass, runs of whole slots moved at
     /// once), unless a record was kept aside: then the file is built anew, in capture order.
     func finish(_ records: [OutputRecords]) {
         let count = slots.count - 1
+        // Every writer's lengths in the first writer's array: each packet's record was written by
+        // one writer at most, whose entry is the only one that is not 0, so an OR of the entries
+        // is that writer's (a loop the compiler vectorizes).
+        let lengths = self.lengths[0]
+        for other in self.lengths.dropFirst() {
+            for index in 0..<count { lengths[index] |= other[index] }
+        }
         let grown = records.flatMap(\.grown)
         if grown.isEmpty {
             var end = slots[0] // the header's end: where the next record goes
@@ -114,7 +115,7 @@ final class OutputCapture: @unchecked Sendable {
                 runLength = 0
             }
             for index in 0..<count {
-                let length = Int(length(index))
+                let length = Int(lengths[index])
                 guard length > 0 else { continue }
                 packetCount += 1
                 if slots[index] != runStart + runLength {
@@ -134,7 +135,7 @@ final class OutputCapture: @unchecked Sendable {
             let aside = Dictionary(grown.map { ($0.index, $0.record) }, uniquingKeysWith: { first, _ in first })
             var file = [UInt8](UnsafeRawBufferPointer(start: storage, count: slots[0]))
             for index in 0..<count {
-                let length = Int(length(index))
+                let length = Int(lengths[index])
                 if length == Int(OutputRecords.grownMark), let record = aside[index] {
                     file += record
                 } else if length > 0 {
