@@ -140,6 +140,40 @@ struct OutDirTests {
         }
     }
 
+    /// Without `--out-dir`, the runner counts XDP_PASS / TX / DROP / ABORTED packets and writes
+    /// their `--out` records straight from the packet buffer, with no outcome made; the
+    /// redirects go the general way. Counts, verdicts, `--out` and `modified` must be those of
+    /// the `--out-dir` run, which makes an outcome for every packet; with 1 and 2 workers.
+    @Test(arguments: [1, 2])
+    func plainVerdictsCountAsOutcomesDo(workers: Int) throws {
+        let directory = try TemporaryDirectory()
+        let input = try directory.file("router.pcap", bytes: PcapWriter.file(Self.packets()))
+        func run(outDir: Bool) throws -> (json: [String: Any], out: [UInt8]) {
+            let out = directory.path(outDir ? "with.pcap" : "without.pcap")
+            let result = try MimicCLI.run(
+                ["run", Self.router, "--pcap", input, "--ctx", "ingress_ifindex=2", "--workers", String(workers)]
+                    + Self.maps + ["--out", out, "--json"] + (outDir ? ["--out-dir", directory.path("dir")] : []))
+            #expect(result.status == 0, "\(result)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            return (json, [UInt8](try Data(contentsOf: URL(fileURLWithPath: out))))
+        }
+        let general = try run(outDir: true)
+        let plain = try run(outDir: false)
+        #expect(plain.out == general.out, "--out, record for record")
+        func destinations(_ json: [String: Any]) -> [String] {
+            ((json["destinations"] as? [[String: Any]]) ?? []).map {
+                "\($0["destination"] ?? "?") \($0["packets"] ?? "?")"
+            }
+        }
+        #expect(destinations(plain.json) == destinations(general.json))
+        #expect(destinations(plain.json).contains("tx 1") && destinations(plain.json).contains("aborted 1"))
+        #expect(plain.json["verdicts"] as? [String: Int] == general.json["verdicts"] as? [String: Int])
+        for key in ["errors", "instructions", "written", "modified"] {
+            #expect("\(plain.json[key] ?? "none")" == "\(general.json[key] ?? "none")", "\(key)")
+        }
+        #expect(plain.json["modified"] as? Int == 3, "two forwarded (TTL), one XDP_TX (MACs swapped)")
+    }
+
     @Test func tcRedirectsClonesAndStolenPackets() throws {
         let directory = try TemporaryDirectory()
         let input = try directory.file("router.pcap", bytes: PcapWriter.file(Self.packets()))
