@@ -149,38 +149,58 @@ public struct PcapReader: @unchecked Sendable { // `bytes` points into `storage`
     /// the position in locals and 256 records at a time. Stops at the end of the file or before
     /// the first record `nextClassic` would refuse, leaving it to say what is wrong.
     private mutating func appendClassicRecords(to records: inout [PcapRecord]) {
+        // One loop per byte order, each with the order a constant (no choice per field).
+        let (end, read) =
+            bigEndian
+            ? classicRecords(from: offset, bigEndian: true, into: &records)
+            : classicRecords(from: offset, bigEndian: false, into: &records)
+        offset = end
+        packetCount += read
+    }
+
+    /// `appendClassicRecords`' loop from offset `start`: where it stopped and how many records
+    /// it appended. (Wrapping arithmetic: every offset stays within the file's bytes.)
+    @inline(__always)
+    private func classicRecords(from start: Int, bigEndian big: Bool, into records: inout [PcapRecord]) -> (
+        end: Int, read: Int
+    ) {
+        guard let base = bytes.baseAddress else { return (start, 0) }
         let end = bytes.count
         let fractionLimit: UInt64 = nanosecond ? 1_000_000_000 : 1_000_000
         let fractionScale: UInt64 = nanosecond ? 1 : 1000
-        var at = offset
+        func word(_ at: Int) -> UInt32 {
+            let value = base.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+            return big ? UInt32(bigEndian: value) : UInt32(littleEndian: value)
+        }
+        var at = start
         var read = 0
         withUnsafeTemporaryAllocation(of: PcapRecord.self, capacity: 256) { batch in
             var filled = 0
-            while end - at >= 16 {
-                let fraction = UInt64(u32(at + 4))
-                let captured = Int(u32(at + 8))
-                guard captured <= Self.maximumPacketLength, captured <= end - at - 16, fraction < fractionLimit else {
+            while end &- at >= 16 {
+                let fraction = UInt64(word(at &+ 4))
+                let captured = Int(word(at &+ 8))
+                guard captured <= Self.maximumPacketLength, captured <= end &- at &- 16, fraction < fractionLimit else {
                     break
                 }
-                let original = u32(at + 12)
-                let timestamp = UInt64(u32(at)) &* 1_000_000_000 &+ fraction &* fractionScale
+                let original = word(at &+ 12)
+                let timestamp = UInt64(word(at)) &* 1_000_000_000 &+ fraction &* fractionScale
                 batch.initializeElement(
                     at: filled,
                     to: PcapRecord(
-                        dataOffset: at + 16, length: UInt32(captured), timestamp: timestamp,
-                        originalLength: max(original, UInt32(captured))))
-                filled += 1
-                at += 16 + captured
-                read += 1
+                        dataOffset: at &+ 16, length: UInt32(truncatingIfNeeded: captured), timestamp: timestamp,
+                        originalLength: max(original, UInt32(truncatingIfNeeded: captured))))
+                filled &+= 1
+                at = at &+ 16 &+ captured
                 if filled == batch.count {
                     records.append(contentsOf: UnsafeBufferPointer(batch))
+                    read &+= filled
                     filled = 0
                 }
             }
             records.append(contentsOf: UnsafeBufferPointer(rebasing: batch[..<filled]))
+            read &+= filled
         }
-        offset = at
-        packetCount += read
+        return (at, read)
     }
 
     /// The captured bytes of `record`, a record this reader returned, in place in the file.

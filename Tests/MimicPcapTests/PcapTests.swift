@@ -117,6 +117,49 @@ struct CaptureBuilder {
         #expect(reader.packetCount == 2)
     }
 
+    /// `remainingRecords` (the capture index `mimic run --pcap` reads, a loop of its own for
+    /// classic files) gives what `nextRecord` gives one record at a time, in both byte orders
+    /// and resolutions, over more records than its batch of 256; a bad record at the end throws
+    /// as `nextRecord` does.
+    @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
+    func remainingRecordsMatchNextRecord(bigEndian: Bool, nanosecond: Bool) throws {
+        var file = CaptureBuilder.classic(bigEndian: bigEndian, nanosecond: nanosecond)
+        for index in 0..<600 {
+            let data = [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: 14 + index % 90)
+            file.record(
+                seconds: 1_700_000_000 + UInt32(index), fraction: UInt32(index * 997 % 1_000_000),
+                data: data, original: index % 3 == 0 ? UInt32(data.count + index) : nil)
+        }
+        func oneByOne(_ bytes: [UInt8]) throws -> [PcapRecord] {
+            var reader = try PcapReader(bytes: bytes)
+            var records: [PcapRecord] = []
+            while let record = try reader.nextRecord() { records.append(record) }
+            return records
+        }
+        var reader = try PcapReader(bytes: file.bytes)
+        let all = try reader.remainingRecords()
+        #expect(all.count == 600)
+        #expect(all == (try oneByOne(file.bytes)))
+        #expect(reader.packetCount == 600)
+        #expect(try reader.nextRecord() == nil)
+
+        let cut = Array(file.bytes.dropLast(3))
+        var broken = try PcapReader(bytes: cut)
+        var single = try PcapReader(bytes: cut)
+        var expected: PcapError?
+        do {
+            while try single.nextRecord() != nil {}
+        } catch {
+            expected = error
+        }
+        do {
+            _ = try broken.remainingRecords()
+            Issue.record("a truncated last record must throw")
+        } catch {
+            #expect(expected.map { "\($0)" } == "\(error)")
+        }
+    }
+
     @Test(arguments: [false, true])
     func writerRoundTrip(nanosecond: Bool) throws {
         let packets = [
