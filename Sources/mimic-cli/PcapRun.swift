@@ -31,7 +31,9 @@ struct PcapRun {
         let display = ValueDisplay(object: session.object, cpus: session.cpus)
         let before = session.snapshot()
         // Timestamps finer than microseconds keep their nanoseconds; the link type is the input's.
-        let nanosecond = records.contains { $0.timestamp % 1000 != 0 }
+        // (Looked for only when a capture is written: a pass over every record.)
+        let writes = options.outPath != nil || options.outDirectory != nil
+        let nanosecond = writes && records.contains { $0.timestamp % 1000 != 0 }
         // The `--out` capture: one slot per packet, as large as its record unchanged.
         let output =
             options.outPath == nil

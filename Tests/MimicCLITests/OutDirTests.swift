@@ -174,6 +174,31 @@ struct OutDirTests {
         #expect(plain.json["modified"] as? Int == 3, "two forwarded (TTL), one XDP_TX (MACs swapped)")
     }
 
+    /// Written captures keep nanosecond timestamps when the input has any (`--out` and
+    /// `--out-dir`), and are microsecond captures otherwise.
+    @Test(arguments: [false, true])
+    func writtenCapturesKeepTheInputsResolution(nanosecond: Bool) throws {
+        let directory = try TemporaryDirectory()
+        let packets = (0..<4).map { index in
+            PcapPacket(
+                data: Self.frame(to: "10.0.1.\(index + 1)"),
+                timestamp: 1_700_000_000_000_000_000 + UInt64(index) * 1_000_000 + (nanosecond ? 7 : 0))
+        }
+        let input = try directory.file("in.pcap", bytes: PcapWriter.file(packets, nanosecond: true))
+        let out = directory.path("out.pcap")
+        let outDir = directory.path("dir")
+        let result = try MimicCLI.run([
+            "run", Examples.firewall, "--pcap", input, "--map", Examples.blocklist, "--out", out, "--out-dir", outDir,
+        ])
+        #expect(result.status == 0, "\(result)")
+        let magic: [UInt8] = nanosecond ? [0x4D, 0x3C, 0xB2, 0xA1] : [0xD4, 0xC3, 0xB2, 0xA1]
+        for file in [out, outDir + "/pass.pcap"] {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+            #expect(Array(bytes.prefix(4)) == magic, "\(file)")
+            #expect(try Self.read(file).map(\.timestamp) == packets.map(\.timestamp), "\(file)")
+        }
+    }
+
     @Test func tcRedirectsClonesAndStolenPackets() throws {
         let directory = try TemporaryDirectory()
         let input = try directory.file("router.pcap", bytes: PcapWriter.file(Self.packets()))
