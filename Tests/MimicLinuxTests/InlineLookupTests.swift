@@ -67,22 +67,41 @@ struct InlineLookupTests {
         }
     }
 
+    /// Per-CPU arrays (the kernel's `percpu_array_map_gen_lookup`): the vCPU's value of every
+    /// element, NULL past the end, from one compiled program shared by processes on every vCPU.
     @Test(arguments: engines)
     func perCPUArraysAreLookedUpPerVCPU(engine: ExecutionEngine) throws {
-        let (vm, emulator) = linuxVM(engine, cpus: 2)
-        let map = try #require(try makeMap(emulator, vm, .perCPUArray, key: 4, value: 8, max: 3) as? ArrayMap)
-        for key: Int32 in [0, 2, 3] {
+        let (vm, emulator) = linuxVM(engine, cpus: 3)
+        // 12-byte values: 16 bytes per CPU, 48 per element.
+        let map = try #require(try makeMap(emulator, vm, .perCPUArray, key: 4, value: 12, max: 3) as? ArrayMap)
+        for key: Int32 in [0, 1, 2, 3, 1000, -1] {
             let program = try load(vm, lookupProgram(map.handle, key: key))
-            for cpu in 0..<2 {
-                let r0 = try vm.makeProcess(for: program, vCPU: cpu).run()
-                let expected = key < 3 ? map.baseAddress + UInt64(Int(key) * 2 + cpu) * 8 : 0
+            for cpu in 0..<3 {
+                let process = try vm.makeProcess(for: program, vCPU: cpu)
+                let r0 = try process.run()
+                let expected = key >= 0 && key < 3 ? map.baseAddress + UInt64(Int(key) * 3 + cpu) * 16 : 0
                 #expect(r0 == expected, "key \(key) cpu \(cpu)")
+                #expect(Array(process.registers.all[3...5]) == [3, 4, 5])
+                // The same process run again (its context reused) looks up the same value.
+                try process.reset()
+                #expect(try process.run() == expected, "key \(key) cpu \(cpu), again")
             }
             if engine == .jit {
-                // Not inline: the value depends on the vCPU (the helper's C-ABI entry runs).
-                #expect(!contains(try #require(program.machineCode), littleEndian(map.baseAddress)))
+                // The compiled code carries the values' address: the lookup is inline.
+                #expect(contains(try #require(program.machineCode), littleEndian(map.baseAddress)))
             }
         }
+    }
+
+    @Test func perCPUArrayLookupsWhileTheMapRecordsTouchesGoThroughTheHelper() throws {
+        let (vm, emulator) = linuxVM(.jit, cpus: 2)
+        let map = try #require(try makeMap(emulator, vm, .perCPUArray, key: 4, value: 8, max: 8) as? ArrayMap)
+        let program = try load(vm, lookupProgram(map.handle, key: 5))
+        #expect(try vm.makeProcess(for: program, vCPU: 1).run() == map.baseAddress + 88)
+        #expect(map.touchedIndices.isEmpty)
+        map.trackTouches()
+        #expect(try vm.makeProcess(for: program, vCPU: 1).run() == map.baseAddress + 88)
+        #expect(map.touchedIndices == [5])
     }
 
     /// Writes `value` into element 3 through the lookup's pointer; the reader returns it.

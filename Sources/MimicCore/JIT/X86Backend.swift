@@ -1296,15 +1296,21 @@ extension X86Generator {
             ))
     }
 
-    /// `bpf_map_lookup_elem` of an array map, inline (the kernel's `array_map_gen_lookup`):
+    /// `bpf_map_lookup_elem` of an array map, inline (the kernel's `array_map_gen_lookup`, and
+    /// `percpu_array_map_gen_lookup` for per-CPU arrays):
     ///
     ///     R1 == handle, bypass byte clear       else miss
     ///     index = u32 at R2 (translated)        else miss
-    ///     R0 = index < maxEntries ? base + index * valueStride : 0
+    ///     index >= maxEntries                   → R0 = 0
+    ///     offset = index * elementStride
+    ///     per-CPU: cpu = the context's vCPU, cpu < cpuCount else miss; offset += cpu * valueStride
+    ///     R0 = base + offset
     ///
     /// `base` is the VM address of the map's values, so R0 is the guest address the helper
-    /// returns. Any miss (another map in R1, a key the translation refuses, a map recording
-    /// touches) goes to the helper, which returns the same or faults as the interpreter does.
+    /// returns; the vCPU comes from the context (the code is shared by processes on different
+    /// vCPUs). Any miss (another map in R1, a key the translation refuses, a map recording
+    /// touches, a vCPU past the map's CPUs, which the helper clamps) goes to the helper, which
+    /// returns the same or faults as the interpreter does.
     mutating func inlineArrayLookup(_ layout: InlineArrayLookup, handle: UInt64, miss: X86Label, done: X86Label) {
         a.mov(.r11, imm: handle)
         a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
@@ -1320,17 +1326,28 @@ extension X86Generator {
         let null = a.newLabel()
         a.alu(ext: 7, .r9, imm: Int32(bitPattern: layout.maxEntries), w: false)
         a.jump(.aboveEqual, null)
-        let stride = layout.valueStride
-        if stride.nonzeroBitCount == 1 {
-            a.shift(ext: 4, .r9, imm: UInt8(stride.trailingZeroBitCount), w: true)
-        } else {
-            a.imul(.r9, .r9, imm: Int32(truncatingIfNeeded: stride), w: true)
+        multiply(.r9, by: layout.elementStride)
+        if layout.cpuCount > 1 {
+            a.load(0x8B, .r11, .r12, context(JITSlot.vCPU), w: false) // r11 = the vCPU (zero-extended)
+            a.alu(ext: 7, .r11, imm: Int32(bitPattern: layout.cpuCount), w: false)
+            a.jump(.aboveEqual, miss)
+            multiply(.r11, by: layout.valueStride)
+            a.alu(0x01, .r9, .r11, w: true) // add r9, r11
         }
         a.mov(.rax, imm: layout.base)
         a.alu(0x01, .rax, .r9, w: true)
         a.jump(done)
         a.bind(null)
         a.alu(0x31, .rax, .rax, w: false)
+    }
+
+    /// `register *= factor` (64 bits; `factor` at most `Int32.max`): a shift for a power of two.
+    mutating func multiply(_ register: X86Register, by factor: UInt32) {
+        if factor.nonzeroBitCount == 1 {
+            a.shift(ext: 4, register, imm: UInt8(factor.trailingZeroBitCount), w: true)
+        } else {
+            a.imul(register, register, imm: Int32(truncatingIfNeeded: factor), w: true)
+        }
     }
 
     /// Cold code at `label` for a call the inline fast path did not take: the helper's direct
