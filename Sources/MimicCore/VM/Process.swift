@@ -312,7 +312,10 @@ public final class Process {
     public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError)
         -> UInt64
     {
-        let stop = executeExactly(limit: instructionLimit, cancellation: cancellation)
+        let stop =
+            runsCompiledCode
+            ? executeCompiledExactly(limit: instructionLimit, cancellation: cancellation)
+            : executeExactly(limit: instructionLimit, cancellation: cancellation)
         // The common end, inline: an exit with no exit check (`finish` does the same).
         if case .exited = stop, exitCheck == nil {
             let result = registers.storage[0]
