@@ -50,12 +50,12 @@ extension Process {
         guard start < checkpoint else { return nil }
         let depth = self.depth
         guard
-            registers.storage[10] &+ UInt64(depth &* vm.configuration.stackFrameSize)
-                == stackBase &+ UInt64(stackSize)
+            registers.storage[10] &+ UInt64(truncatingIfNeeded: depth &* vm.configuration.stackFrameSize)
+                == stackBase &+ UInt64(truncatingIfNeeded: stackSize)
         else { return nil }
         runLimit = end
         jitContextInUse = true
-        context[JITSlot.exitDepth] = UInt64(callbackDepth)
+        context[JITSlot.exitDepth] = UInt64(truncatingIfNeeded: callbackDepth)
         let status = enter(code, context, at: pc, count: start, checkpoint: checkpoint, depth: depth)
         jitContextInUse = false
         let count = context[JITSlot.count]
@@ -79,7 +79,7 @@ extension Process {
         let pcTable = compiled._withUnsafeGuaranteedRef { $0.pcTable }
         context[JITSlot.count] = count &+ pcTable[2 &* pc &+ 1]
         context[JITSlot.checkpoint] = checkpoint
-        context[JITSlot.depth] = UInt64(depth)
+        context[JITSlot.depth] = UInt64(truncatingIfNeeded: depth)
         context[JITSlot.pcTable] = UInt64(UInt(bitPattern: pcTable))
         context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
         context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
@@ -217,6 +217,7 @@ extension Process {
         context[JITSlot.stackBase] = stackBase
         context[JITSlot.stackDelta] = UInt64(UInt(bitPattern: stack.pointer)) &- stackBase
         context[JITSlot.vCPU] = UInt64(UInt32(truncatingIfNeeded: vCPU))
+        context[JITSlot.callFloor] = stackBase &+ UInt64(truncatingIfNeeded: vm.configuration.stackFrameSize)
     }
 
     /// `executeCompiled`'s loop with `context` (its fixed words written): turns the code's

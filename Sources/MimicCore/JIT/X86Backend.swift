@@ -218,9 +218,6 @@ private struct X86Generator {
             a.alu(ext: 5, .rsp, imm: 8, w: true) // 16-byte alignment for calls
         }
         a.store(.rsp, .r12, context(JITSlot.machineStack))
-        a.load(0x8B, .r11, .r12, context(JITSlot.stackBase))
-        a.alu(ext: 0, .r11, imm: Int32(env.stackFrameSize), w: true)
-        a.store(.r11, .r12, context(JITSlot.callFloor))
         if nativeFrames {
             let loop = a.newLabel()
             let done = a.newLabel()
@@ -245,10 +242,25 @@ private struct X86Generator {
         a.bind(epilogue)
         spill(via: .r11)
         if nativeFrames {
-            a.mov(.rbx, .r9) // R6 is stored; rbx is restored below
-            a.mov(.rdx, .rsp)
-            a.call(syncFrames)
-            a.mov(.r9, .rbx)
+            // `syncFrames`' common case inline: no native frames, the depth is the exit depth.
+            let walk = a.newLabel()
+            let synced = a.newLabel()
+            a.load(0x3B, .rsp, .r12, context(JITSlot.machineStack))
+            a.jump(.below, walk)
+            a.load(0x8B, .r11, .r12, context(JITSlot.exitDepth))
+            a.store(.r11, .r12, context(JITSlot.depth))
+            a.bind(synced)
+            cold.append(
+                (
+                    walk,
+                    { g in
+                        g.a.mov(.rbx, .r9) // R6 is stored; rbx is restored below
+                        g.a.mov(.rdx, .rsp)
+                        g.a.call(g.syncFrames)
+                        g.a.mov(.r9, .rbx)
+                        g.a.jump(synced)
+                    }
+                ))
         }
         a.mov(.rax, .r9)
         a.load(0x8B, .rsp, .r12, context(JITSlot.machineStack)) // drops native frames of BPF calls
