@@ -58,6 +58,9 @@ private struct X86Generator {
     /// Cold paths, emitted after the program: each binds its label and returns.
     var cold: [(X86Label, (inout X86Generator) -> Void)] = []
 
+    /// The last slot of the last access group emitted (-1: none yet).
+    var lastGroupEnd = -1
+
     /// Whether BPF-to-BPF calls keep their frames on the machine stack (`call`/`ret`, the
     /// caller's R6–R10 pushed; `Process.frames` and the depth word are written from them only
     /// when the code leaves or calls host code): with a call depth small enough that the native
@@ -152,6 +155,7 @@ private struct X86Generator {
             if let group = accessGroup(at: pc) {
                 emitGroup(group)
                 groupEnd = group.last
+                lastGroupEnd = group.last
                 continue
             }
             guard emit(pc) else { return nil }
@@ -1216,7 +1220,52 @@ extension X86Generator {
     /// the helper itself through `jitHelperEntry`, exactly as the interpreter runs it. Every way
     /// leaves R0 set and R1–R10 as they were (the general path checks that R10 is, see
     /// `emitFramePointerCheck`), and ends where the run-start check of `pc + 1` follows.
+    ///
+    /// A map lookup whose arguments the instructions before it prove (`ProvenArguments`: the
+    /// handle an `lddw` put in R1, a key at `R10 + k` within the frame) leaves out the handle
+    /// compare and the key's translation. A run resumed between those instructions and the call
+    /// (after `step()`: the host may have changed R1 or R2 meanwhile) enters a cold copy of the
+    /// slots with the call fully checked (`entryStubs`), as a run resumed inside an access group
+    /// does.
     mutating func helperCall(_ pc: Int, _ i: DecodedInstruction) {
+        let index = Int(truncatingIfNeeded: i.imm)
+        let helper = index >= 0 && index < helpers.count ? helpers[index] : nil
+        guard helper?.inline == nil, helper?.inlineArrayLookup != nil || helper?.inlineHashLookup != nil,
+            let proven = provenArguments(before: pc), proven.from > lastGroupEnd
+        else {
+            helperCall(pc, i, proven: ProvenArguments())
+            return
+        }
+        helperCall(pc, i, proven: proven)
+        let join = a.newLabel()
+        a.bind(join)
+        var slots: [Int] = []
+        var at = proven.from + (code[proven.from].operation == .loadImm64 ? 2 : 1)
+        while at <= pc {
+            slots.append(at)
+            at += code[at].operation == .loadImm64 ? 2 : 1
+        }
+        let labels = slots.map { _ in a.newLabel() }
+        for (slot, label) in zip(slots, labels) { entryStubs.append((slot, label)) }
+        cold.append(
+            (
+                labels[0],
+                { g in
+                    for (slot, label) in zip(slots, labels) {
+                        if slot != slots[0] { g.a.bind(label) }
+                        if slot == pc {
+                            g.helperCall(pc, i, proven: ProvenArguments())
+                        } else {
+                            _ = g.emit(slot) // no branch or call: the slots fall through to the call
+                        }
+                    }
+                    g.a.jump(join)
+                }
+            ))
+    }
+
+    /// `helperCall` with what `proven` says about R1 and R2 (nothing: every check).
+    mutating func helperCall(_ pc: Int, _ i: DecodedInstruction, proven: ProvenArguments) {
         let index = Int(truncatingIfNeeded: i.imm)
         let helper = index >= 0 && index < helpers.count ? helpers[index] : nil
         let done = a.newLabel()
@@ -1233,18 +1282,20 @@ extension X86Generator {
         } else if let helper, let describe = helper.inlineArrayLookup, let handle = mapHandleInR1(before: pc),
             let layout = describe(handle)
         {
+            let proven = proven.handle == handle ? proven : ProvenArguments(stackKey: proven.stackKey)
             if let direct = helper.direct {
                 let miss = a.newLabel()
-                inlineArrayLookup(layout, handle: handle, miss: miss, done: done)
+                inlineArrayLookup(layout, handle: handle, proven: proven, miss: miss, done: done)
                 coldHelperCall(at: miss, direct, general: general, done: done)
             } else {
-                inlineArrayLookup(layout, handle: handle, miss: general, done: done)
+                inlineArrayLookup(layout, handle: handle, proven: proven, miss: general, done: done)
             }
         } else if let helper, let describe = helper.inlineHashLookup, let handle = mapHandleInR1(before: pc),
             let lookup = describe(handle)
         {
+            let proven = proven.handle == handle ? proven : ProvenArguments(stackKey: proven.stackKey)
             let miss = a.newLabel()
-            inlineHashLookup(lookup, handle: handle, miss: miss)
+            inlineHashLookup(lookup, handle: handle, proven: proven, miss: miss)
             coldHelperCall(at: miss, helper.direct, general: general, done: done)
         } else if let direct = helper?.direct {
             directCall(direct, declined: general)
@@ -1323,18 +1374,29 @@ extension X86Generator {
     /// vCPUs). Any miss (another map in R1, a key the translation refuses, a map recording
     /// touches, a vCPU past the map's CPUs, which the helper clamps) goes to the helper, which
     /// returns the same or faults as the interpreter does.
-    mutating func inlineArrayLookup(_ layout: InlineArrayLookup, handle: UInt64, miss: X86Label, done: X86Label) {
-        a.mov(.r11, imm: handle)
-        a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
-        a.jump(.notEqual, miss)
+    mutating func inlineArrayLookup(
+        _ layout: InlineArrayLookup, handle: UInt64, proven: ProvenArguments, miss: X86Label, done: X86Label
+    ) {
+        if proven.handle == nil {
+            a.mov(.r11, imm: handle)
+            a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
+            a.jump(.notEqual, miss)
+        }
         a.mov(.r11, imm: UInt64(UInt(bitPattern: layout.bypass)))
         a.memory([0x80], w: false, reg: 7, base: .r11, disp: 0) // cmp byte [r11], 0
         a.byte(0)
         a.jump(.notEqual, miss)
-        a.mov(.r11, .rsi)
-        translate(size: 4, alignment: 0, write: false, slow: miss) // r11 = host address + 4
-        // r9 (the translation entry) is free now; r10 holds the instruction count.
-        a.load(0x8B, .r9, .r11, -4, w: false) // mov r9d, [r11 - 4]: the index
+        if let key = stackKey(proven, size: 4) {
+            // R2 = R10 + key within the frame: the stack's host memory, no check (as an
+            // R10-relative load).
+            a.load(0x8B, .r11, .r12, context(JITSlot.stackDelta))
+            a.memory([0x8B], w: false, reg: X86Register.r9.rawValue, base: .r11, index: .rbp, disp: key)
+        } else {
+            a.mov(.r11, .rsi)
+            translate(size: 4, alignment: 0, write: false, slow: miss) // r11 = host address + 4
+            // r9 (the translation entry) is free now; r10 holds the instruction count.
+            a.load(0x8B, .r9, .r11, -4, w: false) // mov r9d, [r11 - 4]: the index
+        }
         let null = a.newLabel()
         a.alu(ext: 7, .r9, imm: Int32(bitPattern: layout.maxEntries), w: false)
         a.jump(.aboveEqual, null)
@@ -1386,21 +1448,108 @@ extension X86Generator {
     /// The search needs no `DirectHelperCall`, map table or process. A miss (another map in
     /// R1, a key the translation refuses) goes to the helper, which returns the same or faults
     /// as the interpreter does.
-    mutating func inlineHashLookup(_ lookup: InlineHashLookup, handle: UInt64, miss: X86Label) {
+    mutating func inlineHashLookup(
+        _ lookup: InlineHashLookup, handle: UInt64, proven: ProvenArguments, miss: X86Label
+    ) {
         let keySize = Int32(lookup.keySize)
-        a.mov(.r11, imm: handle)
-        a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
-        a.jump(.notEqual, miss)
-        a.mov(.r11, .rsi)
-        translate(size: keySize, alignment: 0, write: false, slow: miss) // r11 = host address + keySize
+        if proven.handle == nil {
+            a.mov(.r11, imm: handle)
+            a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
+            a.jump(.notEqual, miss)
+        }
+        let key = stackKey(proven, size: keySize)
+        if key != nil {
+            a.load(0x8B, .r11, .r12, context(JITSlot.stackDelta)) // the key: [r11 + rbp + key]
+        } else {
+            a.mov(.r11, .rsi)
+            translate(size: keySize, alignment: 0, write: false, slow: miss) // r11 = host address + keySize
+        }
         // R1–R5 and the instruction count (`r10`) are caller-saved (six pushes: `rsp` stays aligned).
         for register in [X86Register.rdi, .rsi, .rdx, .rcx, .r8, .r10] { a.push(register) }
         a.mov(.rdi, imm: UInt64(UInt(bitPattern: lookup.map)))
-        a.lea(.rsi, .r11, -keySize)
+        if let key {
+            a.memory([0x8D], w: true, reg: X86Register.rsi.rawValue, base: .r11, index: .rbp, disp: key)
+        } else {
+            a.lea(.rsi, .r11, -keySize)
+        }
         a.load(0x8B, .rdx, .r12, context(JITSlot.vCPU), w: false)
         a.mov(.r11, imm: UInt64(UInt(bitPattern: unsafeBitCast(lookup.function, to: UnsafeRawPointer.self))))
         a.call(register: .r11)
         for register in [X86Register.r10, .r8, .rcx, .rdx, .rsi, .rdi] { a.pop(register) }
+    }
+
+    /// The R10 offset of a proven stack key of `size` bytes that lies within the frame (where
+    /// R10-relative accesses need no check), or nil.
+    func stackKey(_ proven: ProvenArguments, size: Int32) -> Int32? {
+        guard let key = proven.stackKey, key >= -Int32(env.stackFrameSize), key <= -size,
+            env.stackSize >= env.stackFrameSize
+        else { return nil }
+        return key
+    }
+
+    /// What the instructions before the helper call at `pc` prove about R1 and R2 whenever the
+    /// call is reached from them: the run reaches the call by falling through from `from` (no run
+    /// starts after `from`, no branch or call between), and between `from` and the call
+    ///
+    /// - `handle`: the last write of R1 is an `lddw` of it;
+    /// - `stackKey`: the last writes of R2 are `mov r2, r10; add r2, k`, and nothing writes R10
+    ///   after them.
+    ///
+    /// Only stores and register-writing ALU, load and `lddw` instructions may lie between (an
+    /// atomic or a packet load ends the search). Nil if nothing is proven. A run resumed after
+    /// `from` may find other values (the host may change the registers after `step()`).
+    func provenArguments(before pc: Int) -> ProvenArguments? {
+        guard check[pc] == nil else { return nil } // a jump lands on the call: nothing is known
+        var proven = ProvenArguments()
+        var r1Known = false
+        var r2Known = false
+        var addend: Int64? // `add r2, k`, the last write of R2, waiting for its `mov r2, r10`
+        var from = pc
+        var at = pc
+        for _ in 0..<64 {
+            guard at > 0, !(r1Known && r2Known) else { break }
+            let p = previous(at)
+            guard fallsThroughMidRun(p) else { break }
+            let i = code[p]
+            let written: UInt8?
+            switch InstructionSet.form(of: i.operation).shape {
+            case .storeImm, .storeReg: written = nil
+            case .aluImm, .aluReg, .unary, .load, .loadImm64: written = i.destination
+            default: return finish(proven, from: from) // atomics, packet loads: stop here
+            }
+            if written == 1, !r1Known {
+                r1Known = true
+                if i.operation == .loadImm64 {
+                    proven.handle = i.imm
+                    from = min(from, p)
+                }
+            }
+            if written == 10, !r2Known { r2Known = true } // R10 moved after R2 was set: no key
+            if written == 2, !r2Known {
+                if let k = addend {
+                    r2Known = true
+                    if i.operation == .mov64Reg, i.source == 10, let key = Int32(exactly: k) {
+                        proven.stackKey = key
+                        from = min(from, p)
+                    }
+                } else if i.operation == .add64Imm {
+                    addend = i.imm == 0 ? nil : Int64(Int32(truncatingIfNeeded: i.imm))
+                    r2Known = addend == nil
+                } else {
+                    r2Known = true
+                }
+            }
+            at = p
+            if check[at] != nil { break } // a run starts here: what came before is not known
+        }
+        return finish(proven, from: from)
+
+        func finish(_ proven: ProvenArguments, from: Int) -> ProvenArguments? {
+            guard proven.handle != nil || proven.stackKey != nil else { return nil }
+            var proven = proven
+            proven.from = from
+            return proven
+        }
     }
 
     /// The value an `lddw` put in R1 before the call at `pc`, looking back through the
@@ -1418,6 +1567,15 @@ extension X86Generator {
         }
         return nil
     }
+}
+
+/// What the instructions before a helper call prove about its arguments
+/// (`X86Generator.provenArguments`): the map handle in R1, a key at `R10 + stackKey` in R2, and
+/// the first slot those facts rest on (`from`).
+struct ProvenArguments {
+    var handle: UInt64?
+    var stackKey: Int32?
+    var from = 0
 }
 
 /// The machine-stack frames of BPF-to-BPF calls in `X86Backend`'s code, innermost (lowest
