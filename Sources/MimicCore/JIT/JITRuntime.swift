@@ -219,6 +219,12 @@ final class CompiledProgram: @unchecked Sendable {
         entry(context, UnsafeRawPointer(bitPattern: UInt(pcTable[2 * pc]))!)
     }
 
+    /// Runs the code from `native` (a non-zero entry of the pc table) with `context`.
+    @inline(__always)
+    func enter(_ context: UnsafeMutablePointer<UInt64>, native: UInt64) -> UInt64 {
+        entry(context, UnsafeRawPointer(bitPattern: UInt(native)).unsafelyUnwrapped)
+    }
+
     /// Whether slot `pc` has code to enter at (not an `lddw`'s second half).
     func canEnter(at pc: Int) -> Bool { pc >= 0 && pc < slotCount && pcTable[2 * pc] != 0 }
 }

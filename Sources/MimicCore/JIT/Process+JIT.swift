@@ -40,7 +40,9 @@ extension Process {
         let pcTable = code._withUnsafeGuaranteedRef { $0.pcTable }
         let slotCount = code._withUnsafeGuaranteedRef { $0.slotCount }
         let pc = self.pc
-        guard pc >= 0, pc < slotCount, pcTable[2 &* pc] != 0 else { return nil }
+        guard pc >= 0, pc < slotCount else { return nil }
+        let native = pcTable[2 &* pc]
+        guard native != 0 else { return nil }
         let start = instructionsExecuted
         let end = limit > UInt64.max - start ? UInt64.max : start + limit
         let longest = UInt64(program.longestRun)
@@ -56,7 +58,8 @@ extension Process {
         runLimit = end
         jitContextInUse = true
         context[JITSlot.exitDepth] = UInt64(truncatingIfNeeded: callbackDepth)
-        let status = enter(code, context, at: pc, count: start, checkpoint: checkpoint, depth: depth)
+        let status = enter(
+            code, context, at: pc, native: native, count: start, checkpoint: checkpoint, depth: depth)
         jitContextInUse = false
         let count = context[JITSlot.count]
         let exitPC = Int(truncatingIfNeeded: context[JITSlot.pc])
@@ -69,12 +72,13 @@ extension Process {
     }
 
     /// Writes the context words the code reads at entry (besides the fixed ones and the exit
-    /// depth) and runs `compiled` from slot `pc`; returns the `JITStatus`. The code writes the
-    /// count, pc and depth back into the context.
+    /// depth) and runs `compiled` from slot `pc` (at `native`, its pc-table entry, when the
+    /// caller has it); returns the `JITStatus`. The code writes the count, pc and depth back into
+    /// the context.
     @inline(__always)
     private func enter(
         _ compiled: Unmanaged<CompiledProgram>, _ context: UnsafeMutablePointer<UInt64>, at pc: Int,
-        count: UInt64, checkpoint: UInt64, depth: Int
+        native: UInt64? = nil, count: UInt64, checkpoint: UInt64, depth: Int
     ) -> UInt64 {
         let pcTable = compiled._withUnsafeGuaranteedRef { $0.pcTable }
         context[JITSlot.count] = count &+ pcTable[2 &* pc &+ 1]
@@ -84,6 +88,7 @@ extension Process {
         context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
         context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
         refreshTable(context)
+        if let native { return compiled._withUnsafeGuaranteedRef { $0.enter(context, native: native) } }
         return compiled._withUnsafeGuaranteedRef { $0.enter(context, at: pc) }
     }
 

@@ -274,6 +274,17 @@ private struct X86Generator {
 
         a.bind(exitedAtR11)
         a.store(.r11, .r12, context(JITSlot.pc))
+        if nativeFrames {
+            // The common exit, an `exit` at the exit depth returning here: `rsp` is just above the
+            // outermost return address (the machine-stack word + 8), no native frame is left and
+            // the depth is the exit depth: the epilogue without its checks.
+            spill(via: .r11)
+            a.load(0x8B, .r11, .r12, context(JITSlot.exitDepth))
+            a.store(.r11, .r12, context(JITSlot.depth))
+            a.mov(.rax, imm: JITStatus.exited)
+            for register in [X86Register.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(register) }
+            a.ret()
+        }
         a.bind(exited)
         a.mov(.r9, imm: JITStatus.exited)
         a.jump(epilogue)

@@ -319,7 +319,11 @@ public final class Process {
         // The common end, inline: an exit with no exit check (`finish` does the same).
         if case .exited = stop, exitCheck == nil {
             let result = registers.storage[0]
-            state = .exited(result)
+            if case .ready = state {
+                state = .exited(result) // the old state holds nothing to release: no outlined destroy
+            } else {
+                state = .exited(result)
+            }
             return result
         }
         return try finish(stop)
