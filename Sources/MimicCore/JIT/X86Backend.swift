@@ -1247,7 +1247,7 @@ extension X86Generator {
             helperCall(pc, i, proven: ProvenArguments())
             return
         }
-        helperCall(pc, i, proven: proven)
+        let checked = helperCall(pc, i, proven: proven)
         let join = a.newLabel()
         a.bind(join)
         var slots: [Int] = []
@@ -1264,10 +1264,13 @@ extension X86Generator {
                 { g in
                     for (slot, label) in zip(slots, labels) {
                         if slot != slots[0] { g.a.bind(label) }
-                        if slot == pc {
-                            g.helperCall(pc, i, proven: ProvenArguments())
-                        } else {
+                        if slot != pc {
                             _ = g.emit(slot) // no branch or call: the slots fall through to the call
+                        } else if let checked {
+                            g.a.jump(checked) // the direct entry, then the helper: R1, R2 as they are
+                            return
+                        } else {
+                            g.helperCall(pc, i, proven: ProvenArguments())
                         }
                     }
                     g.a.jump(join)
@@ -1275,8 +1278,12 @@ extension X86Generator {
             ))
     }
 
-    /// `helperCall` with what `proven` says about R1 and R2 (nothing: every check).
-    mutating func helperCall(_ pc: Int, _ i: DecodedInstruction, proven: ProvenArguments) {
+    /// `helperCall` with what `proven` says about R1 and R2 (nothing: every check). Returns,
+    /// for an inline map lookup, where its misses go: the helper's direct entry, then the helper,
+    /// which take R1 and R2 as they are and come back after the call.
+    @discardableResult
+    mutating func helperCall(_ pc: Int, _ i: DecodedInstruction, proven: ProvenArguments) -> X86Label? {
+        var checked: X86Label?
         let index = Int(truncatingIfNeeded: i.imm)
         let helper = index >= 0 && index < helpers.count ? helpers[index] : nil
         let done = a.newLabel()
@@ -1298,8 +1305,10 @@ extension X86Generator {
                 let miss = a.newLabel()
                 inlineArrayLookup(layout, handle: handle, proven: proven, miss: miss, done: done)
                 coldHelperCall(at: miss, direct, general: general, done: done)
+                checked = miss
             } else {
                 inlineArrayLookup(layout, handle: handle, proven: proven, miss: general, done: done)
+                checked = general
             }
         } else if let helper, let describe = helper.inlineHashLookup, let handle = mapHandleInR1(before: pc),
             let lookup = describe(handle)
@@ -1308,13 +1317,14 @@ extension X86Generator {
             let miss = a.newLabel()
             inlineHashLookup(lookup, handle: handle, proven: proven, miss: miss)
             coldHelperCall(at: miss, helper.direct, general: general, done: done)
+            checked = miss
         } else if let direct = helper?.direct {
             directCall(direct, declined: general)
         } else {
             a.bind(general)
             generalHelperCall(pc, index: index)
             a.bind(done)
-            return
+            return nil
         }
         a.bind(done)
         cold.append(
@@ -1325,6 +1335,7 @@ extension X86Generator {
                     g.a.jump(done)
                 }
             ))
+        return checked
     }
 
     /// The helper through `jitHelperEntry` (`Process.compiledHelperCall`), with every register
