@@ -67,21 +67,88 @@ struct InlineLookupTests {
         }
     }
 
+    /// Per-CPU arrays (the kernel's `percpu_array_map_gen_lookup`): the vCPU's value of every
+    /// element, NULL past the end, from one compiled program shared by processes on every vCPU.
     @Test(arguments: engines)
     func perCPUArraysAreLookedUpPerVCPU(engine: ExecutionEngine) throws {
-        let (vm, emulator) = linuxVM(engine, cpus: 2)
-        let map = try #require(try makeMap(emulator, vm, .perCPUArray, key: 4, value: 8, max: 3) as? ArrayMap)
-        for key: Int32 in [0, 2, 3] {
+        let (vm, emulator) = linuxVM(engine, cpus: 3)
+        // 12-byte values: a stride of 16; each CPU's 48 bytes in an area of 128.
+        let map = try #require(try makeMap(emulator, vm, .perCPUArray, key: 4, value: 12, max: 3) as? ArrayMap)
+        for key: Int32 in [0, 1, 2, 3, 1000, -1] {
             let program = try load(vm, lookupProgram(map.handle, key: key))
-            for cpu in 0..<2 {
-                let r0 = try vm.makeProcess(for: program, vCPU: cpu).run()
+            for cpu in 0..<3 {
+                let process = try vm.makeProcess(for: program, vCPU: cpu)
+                let r0 = try process.run()
                 // Each CPU's values together, in an area of its own aligned to 128 bytes.
-                let expected = key < 3 ? map.baseAddress + UInt64(cpu * 128 + Int(key) * 8) : 0
+                let expected = key >= 0 && key < 3 ? map.baseAddress + UInt64(cpu * 128 + Int(key) * 16) : 0
                 #expect(r0 == expected, "key \(key) cpu \(cpu)")
+                #expect(Array(process.registers.all[3...5]) == [3, 4, 5])
+                // The same process run again (its context reused) looks up the same value.
+                try process.reset()
+                #expect(try process.run() == expected, "key \(key) cpu \(cpu), again")
             }
             if engine == .jit {
-                // Not inline: the value depends on the vCPU (the helper's C-ABI entry runs).
-                #expect(!contains(try #require(program.machineCode), littleEndian(map.baseAddress)))
+                // The compiled code carries the values' address: the lookup is inline.
+                #expect(contains(try #require(program.machineCode), littleEndian(map.baseAddress)))
+            }
+        }
+    }
+
+    @Test func perCPUArrayLookupsWhileTheMapRecordsTouchesGoThroughTheHelper() throws {
+        let (vm, emulator) = linuxVM(.jit, cpus: 2)
+        let map = try #require(try makeMap(emulator, vm, .perCPUArray, key: 4, value: 8, max: 8) as? ArrayMap)
+        let program = try load(vm, lookupProgram(map.handle, key: 5))
+        #expect(try vm.makeProcess(for: program, vCPU: 1).run() == map.baseAddress + 128 + 5 * 8)
+        #expect(map.touchedIndices.isEmpty)
+        map.trackTouches()
+        #expect(try vm.makeProcess(for: program, vCPU: 1).run() == map.baseAddress + 128 + 5 * 8)
+        #expect(map.touchedIndices == [5])
+    }
+
+    /// A lookup whose map and key the instructions before it prove (`lddw %r1`, `mov %r2, %r10;
+    /// add %r2, -4`) is compiled without the handle compare and the key's translation. A run
+    /// resumed between those instructions and the call (after `step()`), with R1 or R2 changed by
+    /// the host meanwhile, takes the checked copy: it gives what the interpreter gives.
+    @Test func aRunResumedBetweenTheArgumentsAndTheCallUsesTheRegistersAsTheyAre() throws {
+        let (vm, emulator) = linuxVM(.jit, cpus: 2)
+        let a = try makeMap(emulator, vm, .perCPUArray, key: 4, value: 8, max: 4, name: "a")
+        let b = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 4, name: "b")
+        let hash = try makeMap(emulator, vm, .hash, key: 4, value: 8, max: 4, name: "h")
+        #expect(hash.update(key: le32(2), value: le64(7), flags: .any, cpu: 0) == nil)
+        for map in [a, hash] {
+            let program = try load(
+                vm,
+                """
+                stw [%r10-4], 1
+                stw [%r10-8], 2
+                lddw %r1, \(hex(map.handle))
+                mov %r2, %r10
+                add %r2, -4
+                call 1
+                exit
+                """)
+            #expect(try vm.makeProcess(for: program, vCPU: 1).run() == map.lookupAddress(key: le32(1), cpu: 1) ?? 0)
+            // Resumed at the lddw (slot 2), the mov, the add and the call, with R1 and R2 as they
+            // were, R1 another map (b, or the hash), R2 the key at R10 - 8, or both.
+            for steps in 2...5 {
+                for change in 0..<6 {
+                    var outcomes: [String] = []
+                    for compiled in [true, false] {
+                        let process = try vm.makeProcess(for: program, vCPU: 1)
+                        for _ in 0..<steps { _ = try process.step() }
+                        if change == 1 || change == 3 { process.registers[1] = b.handle }
+                        if change == 2 || change == 4 { process.registers[1] = hash.handle }
+                        if change >= 3 { process.registers[2] = process.registers[10] &- 8 }
+                        let r0: UInt64
+                        if compiled {
+                            r0 = try process.run()
+                        } else {
+                            r0 = try stepToEnd(process)
+                        }
+                        outcomes.append("\(r0) \(process.registers.all) \(process.instructionsExecuted)")
+                    }
+                    #expect(outcomes[0] == outcomes[1], "\(map.name): \(steps) steps, change \(change)")
+                }
             }
         }
     }

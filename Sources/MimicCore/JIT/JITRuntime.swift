@@ -70,7 +70,7 @@ enum JITSlot {
     /// With native call frames (`X86Backend`), also the base they are counted from.
     static let machineStack = 21
     /// `stackBase + frameSize`: a BPF-to-BPF call with R10 at or below it would exceed the call
-    /// depth (written by the entry function).
+    /// depth (a word that stays the same for the process).
     static let callFloor = 22
     /// R10 when compiled code last called host code: the code checks after a helper that R10 is
     /// unchanged (`emitFramePointerCheck`).
@@ -217,6 +217,12 @@ final class CompiledProgram: @unchecked Sendable {
     @inline(__always)
     func enter(_ context: UnsafeMutablePointer<UInt64>, at pc: Int) -> UInt64 {
         entry(context, UnsafeRawPointer(bitPattern: UInt(pcTable[2 * pc]))!)
+    }
+
+    /// Runs the code from `native` (a non-zero entry of the pc table) with `context`.
+    @inline(__always)
+    func enter(_ context: UnsafeMutablePointer<UInt64>, native: UInt64) -> UInt64 {
+        entry(context, UnsafeRawPointer(bitPattern: UInt(native)).unsafelyUnwrapped)
     }
 
     /// Whether slot `pc` has code to enter at (not an `lddw`'s second half).

@@ -4,10 +4,126 @@ extension Process {
     /// Whether `run()` (and callbacks run from it) execute compiled code.
     var runsCompiledCode: Bool { vm.configuration.engine.compilesOnThisHost }
 
+    /// `executeExactly` for compiled code (`run()` calls it directly: `executeExactly`'s frame
+    /// holds the interpreter's loop, a stack protector and a large frame that compiled runs do
+    /// not need).
+    @inline(__always)
+    func executeCompiledExactly(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+        let start = instructionsExecuted
+        let stop = executeCompiled(limit: limit, cancellation: cancellation)
+        guard case .limitInsideRun = stop else { return stop }
+        return finishByStepping(limit: limit &- (instructionsExecuted &- start), cancellation: cancellation)
+    }
+
     /// `execute(RunningMode.self, ...)` with the program's machine code: the same limit checks
     /// (`enter`, `limitReached`), the same state written back (`pc`, `instructionsExecuted`,
     /// `depth`), the same `Stop`. Runs the interpreter if the program cannot be compiled.
+    ///
+    /// The common run (`enterQuickly`: the entry program's code, the process's own context, no
+    /// cancellation or deadline, the whole budget beyond the first run) enters the code with no
+    /// more than the context words the code reads; anything else, and whatever the code returns
+    /// but an exit, takes the general driver (`executeCompiledInGeneral`).
     func executeCompiled(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+        if cancellation == nil, let stop = enterQuickly(limit: limit) { return stop }
+        return executeCompiledInGeneral(limit: limit, cancellation: cancellation)
+    }
+
+    /// `executeCompiled`'s common run, or nil (before anything was changed) when the general
+    /// driver must take it. The checks are the general driver's, for this case: the process is
+    /// ready, the entry point has code, the budget does not end within the first run (so no
+    /// limit check is due), and R10 is the top of the stack minus `depth` frames.
+    @inline(__always)
+    private func enterQuickly(limit: UInt64) -> Stop? {
+        guard program === entryProgram, let code = entryCode, let context = jitContext, !jitContextInUse,
+            runCancellation == nil, runDeadline == nil, case .ready = state
+        else { return nil }
+        let pcTable = code._withUnsafeGuaranteedRef { $0.pcTable }
+        let slotCount = code._withUnsafeGuaranteedRef { $0.slotCount }
+        let pc = self.pc
+        guard pc >= 0, pc < slotCount else { return nil }
+        let native = pcTable[2 &* pc]
+        guard native != 0 else { return nil }
+        let start = instructionsExecuted
+        let end = limit > UInt64.max - start ? UInt64.max : start + limit
+        let longest = UInt64(program.longestRun)
+        // The general driver's checkpoint without cancellation or deadline; a run start at or
+        // past it leaves the code for the limit check.
+        let checkpoint = max(end >= longest ? end - longest : 0, start)
+        guard start < checkpoint else { return nil }
+        let depth = self.depth
+        guard
+            registers.storage[10] &+ UInt64(truncatingIfNeeded: depth &* vm.configuration.stackFrameSize)
+                == stackBase &+ UInt64(truncatingIfNeeded: stackSize)
+        else { return nil }
+        runLimit = end
+        jitContextInUse = true
+        context[JITSlot.exitDepth] = UInt64(truncatingIfNeeded: callbackDepth)
+        let status = enter(
+            code, context, at: pc, native: native, count: start, checkpoint: checkpoint, depth: depth)
+        jitContextInUse = false
+        let count = context[JITSlot.count]
+        let exitPC = Int(truncatingIfNeeded: context[JITSlot.pc])
+        let exitDepth = Int(truncatingIfNeeded: context[JITSlot.depth])
+        self.pc = exitPC
+        instructionsExecuted = count
+        self.depth = exitDepth
+        if status == JITStatus.exited { return .exited }
+        return continueCompiled(status, code, limit: limit, checkpoint: checkpoint)
+    }
+
+    /// Writes the context words the code reads at entry (besides the fixed ones and the exit
+    /// depth) and runs `compiled` from slot `pc` (at `native`, its pc-table entry, when the
+    /// caller has it); returns the `JITStatus`. The code writes the count, pc and depth back into
+    /// the context.
+    @inline(__always)
+    private func enter(
+        _ compiled: Unmanaged<CompiledProgram>, _ context: UnsafeMutablePointer<UInt64>, at pc: Int,
+        native: UInt64? = nil, count: UInt64, checkpoint: UInt64, depth: Int
+    ) -> UInt64 {
+        let pcTable = compiled._withUnsafeGuaranteedRef { $0.pcTable }
+        context[JITSlot.count] = count &+ pcTable[2 &* pc &+ 1]
+        context[JITSlot.checkpoint] = checkpoint
+        context[JITSlot.depth] = UInt64(truncatingIfNeeded: depth)
+        context[JITSlot.pcTable] = UInt64(UInt(bitPattern: pcTable))
+        context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
+        context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
+        refreshTable(context)
+        if let native { return compiled._withUnsafeGuaranteedRef { $0.enter(context, native: native) } }
+        return compiled._withUnsafeGuaranteedRef { $0.enter(context, at: pc) }
+    }
+
+    /// What follows a quick entry that did not exit (a limit check, a fault, a tail call, a
+    /// deeper call): the general driver, from the state the code left (`pc`,
+    /// `instructionsExecuted`, `depth`) with the same checkpoint, as if its own loop had entered.
+    @inline(never)
+    private func continueCompiled(
+        _ status: UInt64, _ code: Unmanaged<CompiledProgram>, limit: UInt64, checkpoint: UInt64
+    ) -> Stop {
+        var compiled = code
+        var held: CompiledProgram?
+        defer { withExtendedLifetime(held) {} }
+        let end = runLimit
+        var pc = self.pc
+        var count = instructionsExecuted
+        var depth = self.depth
+        var checkpoint = checkpoint
+        defer {
+            self.pc = pc
+            self.instructionsExecuted = count
+            self.depth = depth
+        }
+        let context = jitContext!
+        jitContextInUse = true
+        defer { jitContextInUse = false }
+        return driveCompiled(
+            context, &compiled, &held, &pc, &count, &depth, &checkpoint, end: end, cancellation: nil,
+            status: status)
+    }
+
+    /// `executeCompiled` in every case: any program, a nested run, a cancellation flag or a
+    /// deadline, a budget ending in the first run.
+    @inline(never)
+    private func executeCompiledInGeneral(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
         guard case .ready = state else { return .failed(.notRunnable) }
         // The entry program's code is borrowed, not retained (`entryCode`): `entryProgram` is a
         // `let` of the process, and the program owns its cache, which owns the code. Any other
@@ -62,7 +178,8 @@ extension Process {
             jitContextInUse = true
             defer { jitContextInUse = false }
             return driveCompiled(
-                context, &compiled, &held, &pc, &count, &depth, &checkpoint, end: end, cancellation: cancellation)
+                context, &compiled, &held, &pc, &count, &depth, &checkpoint, end: end, cancellation: cancellation,
+                status: JITStatus.check)
         }
         return driveInOwnContext(&compiled, &held, &pc, &count, &depth, &checkpoint, end: end, cancellation: cancellation)
     }
@@ -80,7 +197,8 @@ extension Process {
             let context = buffer.baseAddress!
             writeFixedWords(context)
             return driveCompiled(
-                context, &compiled, &held, &pc, &count, &depth, &checkpoint, end: end, cancellation: cancellation)
+                context, &compiled, &held, &pc, &count, &depth, &checkpoint, end: end, cancellation: cancellation,
+                status: JITStatus.check)
         }
     }
 
@@ -104,55 +222,28 @@ extension Process {
         context[JITSlot.stackBase] = stackBase
         context[JITSlot.stackDelta] = UInt64(UInt(bitPattern: stack.pointer)) &- stackBase
         context[JITSlot.vCPU] = UInt64(UInt32(truncatingIfNeeded: vCPU))
+        context[JITSlot.callFloor] = stackBase &+ UInt64(truncatingIfNeeded: vm.configuration.stackFrameSize)
     }
 
-    /// `executeCompiled`'s loop with `context` (its fixed words written): enters the code where
-    /// each run starts, checks the limit where the code asks, and turns its status into a `Stop`.
-    /// The other words the code reads are written before each entry; those the code writes
-    /// (`pc`, `machineStack`, `callFloor`, `hostCallR10`, `helperIndex`, `DirectHelperCall`'s
-    /// data and declined flag) it writes before reading them, so a reused context's leftovers
-    /// are never seen.
-    @inline(__always)
+    /// `executeCompiled`'s loop with `context` (its fixed words written): turns the code's
+    /// `status` into a `Stop`, or checks the limit where a run starts and enters the code again
+    /// (`JITStatus.check`: also how the loop starts). The other words the code reads are written
+    /// before each entry; those the code writes (`pc`, `machineStack`, `hostCallR10`,
+    /// `helperIndex`, `DirectHelperCall`'s data and declined flag) it writes before reading
+    /// them, so a reused context's leftovers are never seen.
     private func driveCompiled(
         _ context: UnsafeMutablePointer<UInt64>, _ compiled: inout Unmanaged<CompiledProgram>,
         _ held: inout CompiledProgram?, _ pc: inout Int, _ count: inout UInt64, _ depth: inout Int,
-        _ checkpoint: inout UInt64, end: UInt64, cancellation: CancellationFlag?
+        _ checkpoint: inout UInt64, end: UInt64, cancellation: CancellationFlag?, status: UInt64
     ) -> Stop {
         context[JITSlot.exitDepth] = UInt64(callbackDepth)
+        var status = status
         while true {
-            // Where a run starts: the interpreter's `enter`. The pc table holds each run's length.
-            let pcTable = compiled._withUnsafeGuaranteedRef { $0.pcTable }
-            let length = pcTable[2 &* pc &+ 1]
-            if count >= checkpoint,
-                let stop = limitReached(
-                    count, length, end, cancellation, &checkpoint, longestRun: UInt64(program.longestRun))
-            {
-                return stop
-            }
-            // The code's R10-relative accesses within a frame rely on R10 being the top of the
-            // stack minus `depth` frames; if host code or a helper moved R10, interpret the rest.
-            guard
-                registers.storage[10] &+ UInt64(depth &* vm.configuration.stackFrameSize)
-                    == stackBase &+ UInt64(stackSize)
-            else {
-                return interpretRest(&pc, &count, &depth, end: end, cancellation: cancellation)
-            }
-            context[JITSlot.count] = count &+ length
-            context[JITSlot.checkpoint] = checkpoint
-            context[JITSlot.depth] = UInt64(depth)
-            context[JITSlot.pcTable] = UInt64(UInt(bitPattern: pcTable))
-            context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
-            context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
-            refreshTable(context)
-            let status = compiled._withUnsafeGuaranteedRef { $0.enter(context, at: pc) }
-            count = context[JITSlot.count]
-            pc = Int(truncatingIfNeeded: context[JITSlot.pc])
-            depth = Int(truncatingIfNeeded: context[JITSlot.depth])
             switch status {
             case JITStatus.exited:
                 return .exited
             case JITStatus.check:
-                continue
+                break
             case JITStatus.fault:
                 return .failed(takeFault())
             case JITStatus.callDepth:
@@ -168,6 +259,27 @@ extension Process {
             default:
                 return .failed(.unsupported("internal error: JIT status \(status)"))
             }
+            // Where a run starts: the interpreter's `enter`. The pc table holds each run's length.
+            if count >= checkpoint {
+                let length = compiled._withUnsafeGuaranteedRef { $0.pcTable[2 &* pc &+ 1] }
+                if let stop = limitReached(
+                    count, length, end, cancellation, &checkpoint, longestRun: UInt64(program.longestRun))
+                {
+                    return stop
+                }
+            }
+            // The code's R10-relative accesses within a frame rely on R10 being the top of the
+            // stack minus `depth` frames; if host code or a helper moved R10, interpret the rest.
+            guard
+                registers.storage[10] &+ UInt64(depth &* vm.configuration.stackFrameSize)
+                    == stackBase &+ UInt64(stackSize)
+            else {
+                return interpretRest(&pc, &count, &depth, end: end, cancellation: cancellation)
+            }
+            status = enter(compiled, context, at: pc, count: count, checkpoint: checkpoint, depth: depth)
+            count = context[JITSlot.count]
+            pc = Int(truncatingIfNeeded: context[JITSlot.pc])
+            depth = Int(truncatingIfNeeded: context[JITSlot.depth])
         }
     }
 

@@ -58,6 +58,9 @@ private struct X86Generator {
     /// Cold paths, emitted after the program: each binds its label and returns.
     var cold: [(X86Label, (inout X86Generator) -> Void)] = []
 
+    /// The last slot of the last access group emitted (-1: none yet).
+    var lastGroupEnd = -1
+
     /// Whether BPF-to-BPF calls keep their frames on the machine stack (`call`/`ret`, the
     /// caller's R6–R10 pushed; `Process.frames` and the depth word are written from them only
     /// when the code leaves or calls host code): with a call depth small enough that the native
@@ -152,6 +155,7 @@ private struct X86Generator {
             if let group = accessGroup(at: pc) {
                 emitGroup(group)
                 groupEnd = group.last
+                lastGroupEnd = group.last
                 continue
             }
             guard emit(pc) else { return nil }
@@ -218,9 +222,6 @@ private struct X86Generator {
             a.alu(ext: 5, .rsp, imm: 8, w: true) // 16-byte alignment for calls
         }
         a.store(.rsp, .r12, context(JITSlot.machineStack))
-        a.load(0x8B, .r11, .r12, context(JITSlot.stackBase))
-        a.alu(ext: 0, .r11, imm: Int32(env.stackFrameSize), w: true)
-        a.store(.r11, .r12, context(JITSlot.callFloor))
         if nativeFrames {
             let loop = a.newLabel()
             let done = a.newLabel()
@@ -245,10 +246,25 @@ private struct X86Generator {
         a.bind(epilogue)
         spill(via: .r11)
         if nativeFrames {
-            a.mov(.rbx, .r9) // R6 is stored; rbx is restored below
-            a.mov(.rdx, .rsp)
-            a.call(syncFrames)
-            a.mov(.r9, .rbx)
+            // `syncFrames`' common case inline: no native frames, the depth is the exit depth.
+            let walk = a.newLabel()
+            let synced = a.newLabel()
+            a.load(0x3B, .rsp, .r12, context(JITSlot.machineStack))
+            a.jump(.below, walk)
+            a.load(0x8B, .r11, .r12, context(JITSlot.exitDepth))
+            a.store(.r11, .r12, context(JITSlot.depth))
+            a.bind(synced)
+            cold.append(
+                (
+                    walk,
+                    { g in
+                        g.a.mov(.rbx, .r9) // R6 is stored; rbx is restored below
+                        g.a.mov(.rdx, .rsp)
+                        g.a.call(g.syncFrames)
+                        g.a.mov(.r9, .rbx)
+                        g.a.jump(synced)
+                    }
+                ))
         }
         a.mov(.rax, .r9)
         a.load(0x8B, .rsp, .r12, context(JITSlot.machineStack)) // drops native frames of BPF calls
@@ -258,6 +274,17 @@ private struct X86Generator {
 
         a.bind(exitedAtR11)
         a.store(.r11, .r12, context(JITSlot.pc))
+        if nativeFrames {
+            // The common exit, an `exit` at the exit depth returning here: `rsp` is just above the
+            // outermost return address (the machine-stack word + 8), no native frame is left and
+            // the depth is the exit depth: the epilogue without its checks.
+            spill(via: .r11)
+            a.load(0x8B, .r11, .r12, context(JITSlot.exitDepth))
+            a.store(.r11, .r12, context(JITSlot.depth))
+            a.mov(.rax, imm: JITStatus.exited)
+            for register in [X86Register.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(register) }
+            a.ret()
+        }
         a.bind(exited)
         a.mov(.r9, imm: JITStatus.exited)
         a.jump(epilogue)
@@ -1204,7 +1231,59 @@ extension X86Generator {
     /// the helper itself through `jitHelperEntry`, exactly as the interpreter runs it. Every way
     /// leaves R0 set and R1–R10 as they were (the general path checks that R10 is, see
     /// `emitFramePointerCheck`), and ends where the run-start check of `pc + 1` follows.
+    ///
+    /// A map lookup whose arguments the instructions before it prove (`ProvenArguments`: the
+    /// handle an `lddw` put in R1, a key at `R10 + k` within the frame) leaves out the handle
+    /// compare and the key's translation. A run resumed between those instructions and the call
+    /// (after `step()`: the host may have changed R1 or R2 meanwhile) enters a cold copy of the
+    /// slots with the call fully checked (`entryStubs`), as a run resumed inside an access group
+    /// does.
     mutating func helperCall(_ pc: Int, _ i: DecodedInstruction) {
+        let index = Int(truncatingIfNeeded: i.imm)
+        let helper = index >= 0 && index < helpers.count ? helpers[index] : nil
+        guard helper?.inline == nil, helper?.inlineArrayLookup != nil || helper?.inlineHashLookup != nil,
+            let proven = provenArguments(before: pc), proven.from > lastGroupEnd
+        else {
+            helperCall(pc, i, proven: ProvenArguments())
+            return
+        }
+        let checked = helperCall(pc, i, proven: proven)
+        let join = a.newLabel()
+        a.bind(join)
+        var slots: [Int] = []
+        var at = proven.from + (code[proven.from].operation == .loadImm64 ? 2 : 1)
+        while at <= pc {
+            slots.append(at)
+            at += code[at].operation == .loadImm64 ? 2 : 1
+        }
+        let labels = slots.map { _ in a.newLabel() }
+        for (slot, label) in zip(slots, labels) { entryStubs.append((slot, label)) }
+        cold.append(
+            (
+                labels[0],
+                { g in
+                    for (slot, label) in zip(slots, labels) {
+                        if slot != slots[0] { g.a.bind(label) }
+                        if slot != pc {
+                            _ = g.emit(slot) // no branch or call: the slots fall through to the call
+                        } else if let checked {
+                            g.a.jump(checked) // the direct entry, then the helper: R1, R2 as they are
+                            return
+                        } else {
+                            g.helperCall(pc, i, proven: ProvenArguments())
+                        }
+                    }
+                    g.a.jump(join)
+                }
+            ))
+    }
+
+    /// `helperCall` with what `proven` says about R1 and R2 (nothing: every check). Returns,
+    /// for an inline map lookup, where its misses go: the helper's direct entry, then the helper,
+    /// which take R1 and R2 as they are and come back after the call.
+    @discardableResult
+    mutating func helperCall(_ pc: Int, _ i: DecodedInstruction, proven: ProvenArguments) -> X86Label? {
+        var checked: X86Label?
         let index = Int(truncatingIfNeeded: i.imm)
         let helper = index >= 0 && index < helpers.count ? helpers[index] : nil
         let done = a.newLabel()
@@ -1221,26 +1300,31 @@ extension X86Generator {
         } else if let helper, let describe = helper.inlineArrayLookup, let handle = mapHandleInR1(before: pc),
             let layout = describe(handle)
         {
+            let proven = proven.handle == handle ? proven : ProvenArguments(stackKey: proven.stackKey)
             if let direct = helper.direct {
                 let miss = a.newLabel()
-                inlineArrayLookup(layout, handle: handle, miss: miss, done: done)
+                inlineArrayLookup(layout, handle: handle, proven: proven, miss: miss, done: done)
                 coldHelperCall(at: miss, direct, general: general, done: done)
+                checked = miss
             } else {
-                inlineArrayLookup(layout, handle: handle, miss: general, done: done)
+                inlineArrayLookup(layout, handle: handle, proven: proven, miss: general, done: done)
+                checked = general
             }
         } else if let helper, let describe = helper.inlineHashLookup, let handle = mapHandleInR1(before: pc),
             let lookup = describe(handle)
         {
+            let proven = proven.handle == handle ? proven : ProvenArguments(stackKey: proven.stackKey)
             let miss = a.newLabel()
-            inlineHashLookup(lookup, handle: handle, miss: miss)
+            inlineHashLookup(lookup, handle: handle, proven: proven, miss: miss)
             coldHelperCall(at: miss, helper.direct, general: general, done: done)
+            checked = miss
         } else if let direct = helper?.direct {
             directCall(direct, declined: general)
         } else {
             a.bind(general)
             generalHelperCall(pc, index: index)
             a.bind(done)
-            return
+            return nil
         }
         a.bind(done)
         cold.append(
@@ -1251,6 +1335,7 @@ extension X86Generator {
                     g.a.jump(done)
                 }
             ))
+        return checked
     }
 
     /// The helper through `jitHelperEntry` (`Process.compiledHelperCall`), with every register
@@ -1296,41 +1381,69 @@ extension X86Generator {
             ))
     }
 
-    /// `bpf_map_lookup_elem` of an array map, inline (the kernel's `array_map_gen_lookup`):
+    /// `bpf_map_lookup_elem` of an array map, inline (the kernel's `array_map_gen_lookup`, and
+    /// `percpu_array_map_gen_lookup` for per-CPU arrays):
     ///
     ///     R1 == handle, bypass byte clear       else miss
     ///     index = u32 at R2 (translated)        else miss
-    ///     R0 = index < maxEntries ? base + index * valueStride : 0
+    ///     index >= maxEntries                   → R0 = 0
+    ///     offset = index * valueStride
+    ///     per-CPU: cpu = the context's vCPU, cpu < cpuCount else miss; offset += cpu * cpuStride
+    ///     R0 = base + offset
     ///
     /// `base` is the VM address of the map's values, so R0 is the guest address the helper
-    /// returns. Any miss (another map in R1, a key the translation refuses, a map recording
-    /// touches) goes to the helper, which returns the same or faults as the interpreter does.
-    mutating func inlineArrayLookup(_ layout: InlineArrayLookup, handle: UInt64, miss: X86Label, done: X86Label) {
-        a.mov(.r11, imm: handle)
-        a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
-        a.jump(.notEqual, miss)
+    /// returns; the vCPU comes from the context (the code is shared by processes on different
+    /// vCPUs). Any miss (another map in R1, a key the translation refuses, a map recording
+    /// touches, a vCPU past the map's CPUs, which the helper clamps) goes to the helper, which
+    /// returns the same or faults as the interpreter does.
+    mutating func inlineArrayLookup(
+        _ layout: InlineArrayLookup, handle: UInt64, proven: ProvenArguments, miss: X86Label, done: X86Label
+    ) {
+        if proven.handle == nil {
+            a.mov(.r11, imm: handle)
+            a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
+            a.jump(.notEqual, miss)
+        }
         a.mov(.r11, imm: UInt64(UInt(bitPattern: layout.bypass)))
         a.memory([0x80], w: false, reg: 7, base: .r11, disp: 0) // cmp byte [r11], 0
         a.byte(0)
         a.jump(.notEqual, miss)
-        a.mov(.r11, .rsi)
-        translate(size: 4, alignment: 0, write: false, slow: miss) // r11 = host address + 4
-        // r9 (the translation entry) is free now; r10 holds the instruction count.
-        a.load(0x8B, .r9, .r11, -4, w: false) // mov r9d, [r11 - 4]: the index
+        if let key = stackKey(proven, size: 4) {
+            // R2 = R10 + key within the frame: the stack's host memory, no check (as an
+            // R10-relative load).
+            a.load(0x8B, .r11, .r12, context(JITSlot.stackDelta))
+            a.memory([0x8B], w: false, reg: X86Register.r9.rawValue, base: .r11, index: .rbp, disp: key)
+        } else {
+            a.mov(.r11, .rsi)
+            translate(size: 4, alignment: 0, write: false, slow: miss) // r11 = host address + 4
+            // r9 (the translation entry) is free now; r10 holds the instruction count.
+            a.load(0x8B, .r9, .r11, -4, w: false) // mov r9d, [r11 - 4]: the index
+        }
         let null = a.newLabel()
         a.alu(ext: 7, .r9, imm: Int32(bitPattern: layout.maxEntries), w: false)
         a.jump(.aboveEqual, null)
-        let stride = layout.valueStride
-        if stride.nonzeroBitCount == 1 {
-            a.shift(ext: 4, .r9, imm: UInt8(stride.trailingZeroBitCount), w: true)
-        } else {
-            a.imul(.r9, .r9, imm: Int32(truncatingIfNeeded: stride), w: true)
+        multiply(.r9, by: layout.valueStride)
+        if layout.cpuCount > 1 {
+            a.load(0x8B, .r11, .r12, context(JITSlot.vCPU), w: false) // r11 = the vCPU (zero-extended)
+            a.alu(ext: 7, .r11, imm: Int32(bitPattern: layout.cpuCount), w: false)
+            a.jump(.aboveEqual, miss)
+            multiply(.r11, by: layout.cpuStride)
+            a.alu(0x01, .r9, .r11, w: true) // add r9, r11
         }
         a.mov(.rax, imm: layout.base)
         a.alu(0x01, .rax, .r9, w: true)
         a.jump(done)
         a.bind(null)
         a.alu(0x31, .rax, .rax, w: false)
+    }
+
+    /// `register *= factor` (64 bits; `factor` at most `Int32.max`): a shift for a power of two.
+    mutating func multiply(_ register: X86Register, by factor: UInt32) {
+        if factor.nonzeroBitCount == 1 {
+            a.shift(ext: 4, register, imm: UInt8(factor.trailingZeroBitCount), w: true)
+        } else {
+            a.imul(register, register, imm: Int32(truncatingIfNeeded: factor), w: true)
+        }
     }
 
     /// Cold code at `label` for a call the inline fast path did not take: the helper's direct
@@ -1357,21 +1470,108 @@ extension X86Generator {
     /// The search needs no `DirectHelperCall`, map table or process. A miss (another map in
     /// R1, a key the translation refuses) goes to the helper, which returns the same or faults
     /// as the interpreter does.
-    mutating func inlineHashLookup(_ lookup: InlineHashLookup, handle: UInt64, miss: X86Label) {
+    mutating func inlineHashLookup(
+        _ lookup: InlineHashLookup, handle: UInt64, proven: ProvenArguments, miss: X86Label
+    ) {
         let keySize = Int32(lookup.keySize)
-        a.mov(.r11, imm: handle)
-        a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
-        a.jump(.notEqual, miss)
-        a.mov(.r11, .rsi)
-        translate(size: keySize, alignment: 0, write: false, slow: miss) // r11 = host address + keySize
+        if proven.handle == nil {
+            a.mov(.r11, imm: handle)
+            a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
+            a.jump(.notEqual, miss)
+        }
+        let key = stackKey(proven, size: keySize)
+        if key != nil {
+            a.load(0x8B, .r11, .r12, context(JITSlot.stackDelta)) // the key: [r11 + rbp + key]
+        } else {
+            a.mov(.r11, .rsi)
+            translate(size: keySize, alignment: 0, write: false, slow: miss) // r11 = host address + keySize
+        }
         // R1–R5 and the instruction count (`r10`) are caller-saved (six pushes: `rsp` stays aligned).
         for register in [X86Register.rdi, .rsi, .rdx, .rcx, .r8, .r10] { a.push(register) }
         a.mov(.rdi, imm: UInt64(UInt(bitPattern: lookup.map)))
-        a.lea(.rsi, .r11, -keySize)
+        if let key {
+            a.memory([0x8D], w: true, reg: X86Register.rsi.rawValue, base: .r11, index: .rbp, disp: key)
+        } else {
+            a.lea(.rsi, .r11, -keySize)
+        }
         a.load(0x8B, .rdx, .r12, context(JITSlot.vCPU), w: false)
         a.mov(.r11, imm: UInt64(UInt(bitPattern: unsafeBitCast(lookup.function, to: UnsafeRawPointer.self))))
         a.call(register: .r11)
         for register in [X86Register.r10, .r8, .rcx, .rdx, .rsi, .rdi] { a.pop(register) }
+    }
+
+    /// The R10 offset of a proven stack key of `size` bytes that lies within the frame (where
+    /// R10-relative accesses need no check), or nil.
+    func stackKey(_ proven: ProvenArguments, size: Int32) -> Int32? {
+        guard let key = proven.stackKey, key >= -Int32(env.stackFrameSize), key <= -size,
+            env.stackSize >= env.stackFrameSize
+        else { return nil }
+        return key
+    }
+
+    /// What the instructions before the helper call at `pc` prove about R1 and R2 whenever the
+    /// call is reached from them: the run reaches the call by falling through from `from` (no run
+    /// starts after `from`, no branch or call between), and between `from` and the call
+    ///
+    /// - `handle`: the last write of R1 is an `lddw` of it;
+    /// - `stackKey`: the last writes of R2 are `mov r2, r10; add r2, k`, and nothing writes R10
+    ///   after them.
+    ///
+    /// Only stores and register-writing ALU, load and `lddw` instructions may lie between (an
+    /// atomic or a packet load ends the search). Nil if nothing is proven. A run resumed after
+    /// `from` may find other values (the host may change the registers after `step()`).
+    func provenArguments(before pc: Int) -> ProvenArguments? {
+        guard check[pc] == nil else { return nil } // a jump lands on the call: nothing is known
+        var proven = ProvenArguments()
+        var r1Known = false
+        var r2Known = false
+        var addend: Int64? // `add r2, k`, the last write of R2, waiting for its `mov r2, r10`
+        var from = pc
+        var at = pc
+        for _ in 0..<64 {
+            guard at > 0, !(r1Known && r2Known) else { break }
+            let p = previous(at)
+            guard fallsThroughMidRun(p) else { break }
+            let i = code[p]
+            let written: UInt8?
+            switch InstructionSet.form(of: i.operation).shape {
+            case .storeImm, .storeReg: written = nil
+            case .aluImm, .aluReg, .unary, .load, .loadImm64: written = i.destination
+            default: return finish(proven, from: from) // atomics, packet loads: stop here
+            }
+            if written == 1, !r1Known {
+                r1Known = true
+                if i.operation == .loadImm64 {
+                    proven.handle = i.imm
+                    from = min(from, p)
+                }
+            }
+            if written == 10, !r2Known { r2Known = true } // R10 moved after R2 was set: no key
+            if written == 2, !r2Known {
+                if let k = addend {
+                    r2Known = true
+                    if i.operation == .mov64Reg, i.source == 10, let key = Int32(exactly: k) {
+                        proven.stackKey = key
+                        from = min(from, p)
+                    }
+                } else if i.operation == .add64Imm {
+                    addend = i.imm == 0 ? nil : Int64(Int32(truncatingIfNeeded: i.imm))
+                    r2Known = addend == nil
+                } else {
+                    r2Known = true
+                }
+            }
+            at = p
+            if check[at] != nil { break } // a run starts here: what came before is not known
+        }
+        return finish(proven, from: from)
+
+        func finish(_ proven: ProvenArguments, from: Int) -> ProvenArguments? {
+            guard proven.handle != nil || proven.stackKey != nil else { return nil }
+            var proven = proven
+            proven.from = from
+            return proven
+        }
     }
 
     /// The value an `lddw` put in R1 before the call at `pc`, looking back through the
@@ -1389,6 +1589,15 @@ extension X86Generator {
         }
         return nil
     }
+}
+
+/// What the instructions before a helper call prove about its arguments
+/// (`X86Generator.provenArguments`): the map handle in R1, a key at `R10 + stackKey` in R2, and
+/// the first slot those facts rest on (`from`).
+struct ProvenArguments {
+    var handle: UInt64?
+    var stackKey: Int32?
+    var from = 0
 }
 
 /// The machine-stack frames of BPF-to-BPF calls in `X86Backend`'s code, innermost (lowest

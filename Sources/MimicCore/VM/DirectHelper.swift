@@ -71,26 +71,42 @@ public enum InlineHelper: Sendable, Equatable {
 }
 
 /// What compiled code needs to look up an array map inline, as the kernel's
-/// `array_map_gen_lookup` does: `index < maxEntries ? base + index * valueStride : NULL`.
+/// `array_map_gen_lookup` and `percpu_array_map_gen_lookup` do:
+/// `index < maxEntries ? base + index * valueStride + cpu * cpuStride : NULL`, `cpu` being the
+/// process's vCPU for per-CPU arrays (`cpuCount` > 1) and 0 for plain ones.
 ///
 /// `base` is the VM address of element 0's value (the map's values are mapped into the VM's
 /// shared memory and never move), so the code returns the same guest address the helper does.
-/// Per-CPU arrays have no inline layout (their value depends on the process's vCPU).
+/// The vCPU is read from the running process (compiled code is shared by processes on different
+/// vCPUs); a vCPU at or past `cpuCount` takes the helper, which clamps it.
 public struct InlineArrayLookup: @unchecked Sendable, Equatable {
-    /// The VM address of element 0's value.
+    /// The VM address of element 0's value (CPU 0's, for per-CPU arrays).
     public let base: UInt64
     /// `max_entries`.
     public let maxEntries: UInt32
     /// Bytes from one element's value to the next (the value size rounded up to 8).
     public let valueStride: UInt32
+    /// 1 for a plain array, the CPU count for a per-CPU array.
+    public let cpuCount: UInt32
+    /// Bytes from one CPU's values to the next CPU's (per-CPU arrays keep each CPU's values
+    /// together, in an area of its own); unused for a plain array.
+    public let cpuStride: UInt32
     /// A byte that, while non-zero, sends lookups through the helper (the map records the
     /// indices it hands out, `ArrayMap.trackTouches`). Lives as long as the map.
     public let bypass: UnsafePointer<UInt8>
 
-    public init(base: UInt64, maxEntries: UInt32, valueStride: UInt32, bypass: UnsafePointer<UInt8>) {
+    /// Nil when a stride is more than `Int32.max` bytes: the code multiplies by 32-bit
+    /// immediates.
+    public init?(
+        base: UInt64, maxEntries: UInt32, valueStride: UInt32, cpuCount: UInt32 = 1, cpuStride: UInt32 = 0,
+        bypass: UnsafePointer<UInt8>
+    ) {
+        guard cpuCount > 0, valueStride <= UInt32(Int32.max), cpuStride <= UInt32(Int32.max) else { return nil }
         self.base = base
         self.maxEntries = maxEntries
         self.valueStride = valueStride
+        self.cpuCount = cpuCount
+        self.cpuStride = cpuStride
         self.bypass = bypass
     }
 }

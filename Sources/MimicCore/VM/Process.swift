@@ -316,11 +316,18 @@ public final class Process {
     public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError)
         -> UInt64
     {
-        let stop = executeExactly(limit: instructionLimit, cancellation: cancellation)
+        let stop =
+            runsCompiledCode
+            ? executeCompiledExactly(limit: instructionLimit, cancellation: cancellation)
+            : executeExactly(limit: instructionLimit, cancellation: cancellation)
         // The common end, inline: an exit with no exit check (`finish` does the same).
         if case .exited = stop, exitCheck == nil {
             let result = registers.storage[0]
-            state = .exited(result)
+            if case .ready = state {
+                state = .exited(result) // the old state holds nothing to release: no outlined destroy
+            } else {
+                state = .exited(result)
+            }
             return result
         }
         return try finish(stop)

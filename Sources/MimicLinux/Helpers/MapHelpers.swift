@@ -76,8 +76,9 @@ enum MapHelpers {
     /// `MapTable` and the key is read in place through the translation table (no copy, no
     /// allocation, no reference count). Keys the translation table does not reach directly
     /// (rings, a plugin's foreign memory, faults) take the general path, which reads them with
-    /// full checks. Compiled code looks up plain arrays inline (`ArrayMap.inlineLookup`) and
-    /// calls a hash map's search directly (`HashTableMap.inlineLookup`).
+    /// full checks. Compiled code looks up arrays and per-CPU arrays inline
+    /// (`ArrayMap.inlineLookup`) and calls a hash map's search directly
+    /// (`HashTableMap.inlineLookup`).
     static func lookup(_ emulator: LinuxEmulator) -> Helper {
         // Not strong: the VM's prog arrays hold its programs, whose helpers are these closures
         // (a strong table would make map table → prog array → program → helper → table a cycle).

@@ -376,16 +376,20 @@ public final class ArrayMap: BPFMap, @unchecked Sendable {
     public var touchedIndices: [Int] { touches.sorted }
 
     /// How compiled code looks up this array inline (`InlineArrayLookup`, the kernel's
-    /// `array_map_gen_lookup`): the values' VM address, `max_entries` and the value stride, as
-    /// `lookupAddress(index:cpu:)` computes them. Nil for per-CPU arrays (their value depends
-    /// on the process's vCPU: they take the helper's C-ABI entry) and for keys that are not 4
-    /// bytes.
+    /// `array_map_gen_lookup` and `percpu_array_map_gen_lookup`): the values' VM address,
+    /// `max_entries`, the value stride, the CPU count and the stride from one CPU's values to the
+    /// next (per-CPU arrays), as `lookupAddress(index:cpu:)` computes them (`ValueLayout`). Nil
+    /// for keys that are not 4 bytes.
     var inlineLookup: InlineArrayLookup? {
-        guard !isPerCPU, values.cpuCount == 1, attributes.keySize == 4, attributes.valueSize > 0,
+        guard attributes.keySize == 4, attributes.valueSize > 0,
             let maxEntries = UInt32(exactly: attributes.maxEntries),
-            let stride = UInt32(exactly: values.valueStride)
+            let stride = UInt32(exactly: values.valueStride),
+            let cpuCount = UInt32(exactly: values.cpuCount),
+            let cpuStride = UInt32(exactly: values.cpuCount == 1 ? 0 : values.cpuStride)
         else { return nil }
-        return InlineArrayLookup(base: values.base, maxEntries: maxEntries, valueStride: stride, bypass: touches.flag)
+        return InlineArrayLookup(
+            base: values.base, maxEntries: maxEntries, valueStride: stride, cpuCount: cpuCount, cpuStride: cpuStride,
+            bypass: touches.flag)
     }
 }
 
