@@ -379,12 +379,19 @@ public final class LinuxProcessState {
     /// Makes the state as a new one is (`init()`), for the next run of a process being reset:
     /// output, results and replay are dropped, held spin locks released, the environment set to
     /// its default; the packet buffer is kept aside as `sparePacket`. The `callbackBridge` stays.
+    @inline(__always) // into `LinuxEmulator.prepare`, its one caller per reset
     func clearForReuse() {
         // Only what a run set is cleared: an assignment of nil (or of a new `TaskEnvironment`)
         // destroys the old value through value witnesses even when there is nothing to destroy,
         // and a process reset per packet pays that for every field.
         heldSpinLocks.releaseAll()
-        sparePacket = packet.take()
+        // The spare is nil when the last context took it (every packet of a capture): then the
+        // two references are swapped, with no release of the nil one.
+        if sparePacket == nil {
+            swap(&sparePacket, &packet)
+        } else {
+            sparePacket = packet.take()
+        }
         if touched {
             if !traceOutput.isEmpty { traceOutput = [] }
             if !traceLines.isEmpty { traceLines = [] }
