@@ -318,6 +318,7 @@ public final class PacketBuffer {
     /// Writes all six fields of an `xdp_md` context struct: `data`, `data_end`, `data_meta` (as
     /// `syncContext` does) and the three given ones, with one bounds check (nothing is written to
     /// a struct shorter than `xdp_md`'s 24 bytes, as `storeU32` ignores offsets outside it).
+    @inline(__always) // into the XDP attach, once per packet
     func storeXDPContext(ingressIfindex: UInt32, rxQueueIndex: UInt32, egressIfindex: UInt32) {
         guard contextStorage.count >= 24 else { return }
         let pointer = contextStorage.pointer
