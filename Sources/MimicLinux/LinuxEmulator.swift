@@ -82,6 +82,9 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     /// The virtual clock the host advances (`advanceClock(to:)`): what processes whose
     /// `TaskEnvironment.clock` is `.virtual` read, and what `bpf_timer`s run on.
     public let clock = VirtualClock()
+    /// `LinuxProcessState.key`, read per reset (`prepare`) from here: a global's lazy
+    /// initialisation is checked (`swift_once`) on every read of the static.
+    let stateKey = LinuxProcessState.key
     /// The `bpf_timer`s programs initialised.
     let timers = TimerTable()
     /// Objects, lists, trees, tasks and cgroups of the object kfuncs (`ObjectKfuncs`).
@@ -158,7 +161,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
         }
         // A process being reset hands back its previous state: cleared, it saves allocating a
         // state (and its spin-lock list) per run. Not if host code still holds it.
-        if let reused = process.reuseRecycledEmulatorState(LinuxProcessState.key) {
+        if let reused = process.reuseRecycledEmulatorState(stateKey) {
             // The process holds the state for the whole reset: borrowed, no reference count.
             reused._withUnsafeGuaranteedRef { state in
                 state.clearForReuse()
@@ -170,7 +173,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
         } else {
             let state = LinuxProcessState()
             state.virtualClock = clock
-            process.setEmulatorState(state, for: LinuxProcessState.key)
+            process.setEmulatorState(state, for: stateKey)
         }
         if mapsSystem { try mapSystem(into: process) }
     }
