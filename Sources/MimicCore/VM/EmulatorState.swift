@@ -72,7 +72,7 @@ struct EmulatorStateTable {
     ///
     /// Inlinable and generic over the state's class, so the emulator's call is specialized: the
     /// uniqueness test is the runtime's native one, not the generic function's.
-    @inlinable
+    @inlinable @inline(__always)
     mutating func keepRecycled<State: AnyObject>(at index: Int, as type: State.Type) -> UnsafeMutableRawPointer? {
         guard index < capacity, let recycled, let states, let object = recycled[index], states[index] == nil else {
             return nil
@@ -188,7 +188,7 @@ extension Process {
     /// test and `setEmulatorState(_:for:)` in one, without reference counting (a process reset
     /// per packet pays for each). Nil when there is none or host code still holds it. The
     /// emulator must make it indistinguishable from a new state.
-    @inlinable
+    @inlinable @inline(__always)
     public func reuseRecycledEmulatorState<State>(_ key: EmulatorStateKey<State>) -> Unmanaged<State>? {
         guard let object = emulatorStates.keepRecycled(at: key.index, as: State.self) else { return nil }
         return Unmanaged<State>.fromOpaque(object)
