@@ -365,7 +365,7 @@ public final class LinuxProcessState {
     /// Spin locks the process holds (`bpf_spin_lock`); released if the process goes away.
     let heldSpinLocks = HeldSpinLocks()
     /// The previous run's packet buffer, kept by `clearForReuse()` for the next context of the
-    /// same kind to refill (`PacketBuffer.refilled`) instead of allocating; never visible to
+    /// same kind to refill (`PacketBuffer.refill`) instead of allocating; never visible to
     /// helpers or host code.
     @exclusivity(unchecked) var sparePacket: PacketBuffer?
 
