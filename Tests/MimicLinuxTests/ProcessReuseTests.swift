@@ -105,6 +105,37 @@ import MimicMemory
         }
     }
 
+    /// An XDP context behind a reference, as the CLI's slot holds it.
+    final class ContextHolder: Context {
+        let context: XDPContext
+        init(_ context: XDPContext) { self.context = context }
+        func attach(to process: MimicCore.Process) throws(SetupError) { try context.attach(to: process) }
+    }
+
+    /// `reset(context:)` with an optional existential (a pool's and the CLI's form), which opens
+    /// the context where it lies instead of copying it out of the optional: a struct context
+    /// (boxed in the existential), a class context and nil behave as through the generic form.
+    @Test func resetThroughAnOptionalExistential() throws {
+        let (vm, program) = try ContextTestSupport.load(Self.source)
+        let process = try vm.makeProcess(for: program, context: XDPContext(packet: [1, 2, 3]))
+        #expect(try process.run() == 3)
+        let contexts: [(any Context)?] = [
+            XDPContext(packet: [1, 2, 3, 4, 5], name: "boxed"), ContextHolder(XDPContext(packet: [7, 7])), nil,
+            XDPContext(packet: [9]),
+        ]
+        for context in contexts {
+            try process.reset(context: context)
+            let packet = LinuxProcessState.of(process)?.packet
+            guard let expected = (context as? XDPContext) ?? (context as? ContextHolder)?.context else {
+                #expect(packet == nil && process.registers[1] == 0)
+                continue
+            }
+            #expect(try process.run() == UInt64(expected.packet.count))
+            #expect(packet?.data == [0xAA] + expected.packet.dropFirst())
+            #expect(process.memory.region(containing: packet?.base ?? 0)?.name == (expected.name == "boxed" ? "boxed packet" : "xdp_md packet"))
+        }
+    }
+
     @Test func stateTheHostKeepsIsNotReused() throws {
         let (vm, program) = try ContextTestSupport.load(Self.source)
         let process = try vm.makeProcess(for: program, context: XDPContext(packet: [1, 2, 3, 4]))

@@ -202,7 +202,21 @@ public final class Process {
     public func reset(context: (any Context)? = nil) throws(SetupError) {
         try beginReset()
         defer { memory.releaseRetired() }
-        if let context { try attach(context) }
+        guard context != nil else { return }
+        // The context opened where it lies rather than copied out of the optional (`if let`
+        // copies the existential through its value witnesses and destroys it after: ≈ 180
+        // host instructions a packet in `mimic run --pcap`). An optional existential is laid
+        // out as the existential itself (the nil case uses an invalid type pointer), which the
+        // size test confirms; otherwise the copy it is.
+        guard MemoryLayout<(any Context)?>.size == MemoryLayout<any Context>.size else {
+            if let context { try attach(context) }
+            return
+        }
+        try withUnsafePointer(to: context) { (optional) throws(SetupError) in
+            try optional.withMemoryRebound(to: (any Context).self, capacity: 1) { (context) throws(SetupError) in
+                try context.pointee.attach(to: self)
+            }
+        }
     }
 
     /// `reset(context:)` with a context of a known type: the same reset, without wrapping the
