@@ -82,6 +82,9 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     /// The virtual clock the host advances (`advanceClock(to:)`): what processes whose
     /// `TaskEnvironment.clock` is `.virtual` read, and what `bpf_timer`s run on.
     public let clock = VirtualClock()
+    /// `LinuxProcessState.key`, read per reset (`prepare`) from here: a global's lazy
+    /// initialisation is checked (`swift_once`) on every read of the static.
+    let stateKey = LinuxProcessState.key
     /// The `bpf_timer`s programs initialised.
     let timers = TimerTable()
     /// Objects, lists, trees, tasks and cgroups of the object kfuncs (`ObjectKfuncs`).
@@ -158,7 +161,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
         }
         // A process being reset hands back its previous state: cleared, it saves allocating a
         // state (and its spin-lock list) per run. Not if host code still holds it.
-        if let reused = process.reuseRecycledEmulatorState(LinuxProcessState.key) {
+        if let reused = process.reuseRecycledEmulatorState(stateKey) {
             // The process holds the state for the whole reset: borrowed, no reference count.
             reused._withUnsafeGuaranteedRef { state in
                 state.clearForReuse()
@@ -170,7 +173,7 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
         } else {
             let state = LinuxProcessState()
             state.virtualClock = clock
-            process.setEmulatorState(state, for: LinuxProcessState.key)
+            process.setEmulatorState(state, for: stateKey)
         }
         if mapsSystem { try mapSystem(into: process) }
     }
@@ -362,7 +365,7 @@ public final class LinuxProcessState {
     /// Spin locks the process holds (`bpf_spin_lock`); released if the process goes away.
     let heldSpinLocks = HeldSpinLocks()
     /// The previous run's packet buffer, kept by `clearForReuse()` for the next context of the
-    /// same kind to refill (`PacketBuffer.refilled`) instead of allocating; never visible to
+    /// same kind to refill (`PacketBuffer.refill`) instead of allocating; never visible to
     /// helpers or host code.
     @exclusivity(unchecked) var sparePacket: PacketBuffer?
 
@@ -390,12 +393,19 @@ public final class LinuxProcessState {
     /// Makes the state as a new one is (`init()`), for the next run of a process being reset:
     /// output, results and replay are dropped, held spin locks released, the environment set to
     /// its default; the packet buffer is kept aside as `sparePacket`. The `callbackBridge` stays.
+    @inline(__always) // into `LinuxEmulator.prepare`, its one caller per reset
     func clearForReuse() {
         // Only what a run set is cleared: an assignment of nil (or of a new `TaskEnvironment`)
         // destroys the old value through value witnesses even when there is nothing to destroy,
         // and a process reset per packet pays that for every field.
         heldSpinLocks.releaseAll()
-        sparePacket = packet.take()
+        // The spare is nil when the last context took it (every packet of a capture): then the
+        // two references are swapped, with no release of the nil one.
+        if sparePacket == nil {
+            swap(&sparePacket, &packet)
+        } else {
+            sparePacket = packet.take()
+        }
         if touched {
             if !traceOutput.isEmpty { traceOutput = [] }
             if !traceLines.isEmpty { traceLines = [] }

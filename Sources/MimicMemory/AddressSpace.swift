@@ -89,17 +89,30 @@ public final class AddressSpace {
     static let windowEnd: UInt64 = 0xF000_0000
     static let windowStep: UInt64 = 1 << 20
 
-    /// What a slot holds: a mapped region, or — while retired (`retireAll(except:)`) — the region
-    /// it held, without its storage, until `map` revives it or `releaseRetired` frees the slot.
+    /// What a slot holds: nothing (`empty`), a mapped region, or — while retired
+    /// (`retireAll(except:)`) — the region it held, without its storage, until `map` or
+    /// `mapAgain` revives it or `releaseRetired` frees the slot.
+    ///
+    /// Not optional, in a plain buffer: a field is written in place (a store, and for `storage`
+    /// the reference count), with no optional projection copying the record per write.
     struct Slot {
+        /// The region mapped here, or while retired the region retired from here (its base and
+        /// size are those it had then); meaningless while empty.
         var info: RegionInfo
-        /// The region's storage; nil while the slot is retired. Every query treats a retired slot
-        /// as empty (`mapped(_:)`).
+        /// The region's storage; nil while the slot is empty or retired. Every query treats a
+        /// retired slot as empty (`mapped(_:)`).
         var storage: RegionStorage?
-        /// The identity of the storage mapped here, kept while retired for `revive` to recognise
+        /// The identity of the storage mapped here, kept while retired for a revival to recognise
         /// it: compared only, never dereferenced (the storage may be gone, and its address reused
-        /// by another: reviving that one is as right).
-        var identity: UnsafeMutableRawPointer
+        /// by another: reviving that one is as right). Nil: the slot is empty.
+        var identity: UnsafeMutableRawPointer?
+
+        static var empty: Slot {
+            Slot(info: RegionInfo(name: "", kind: .plain, base: .max, size: 0), storage: nil, identity: nil)
+        }
+
+        /// Whether the slot holds a retired region (a record without storage).
+        var isRetired: Bool { identity != nil && storage == nil }
     }
 
     /// A region as queries see it: a slot that is mapped, not retired.
@@ -115,9 +128,9 @@ public final class AddressSpace {
     @usableFromInline @exclusivity(unchecked) private(set) var entries: UnsafeMutablePointer<SlotEntry>
     @usableFromInline @exclusivity(unchecked) private(set) var capacity: Int
     /// Per slot (`capacity` of them, like `entries`, all initialized; the first `slotCount` in
-    /// use): its record. A buffer rather than an array, so `map`'s revive and `retireAll` write a
+    /// use): its record. A buffer rather than an array, so a revival and `retireAll` write a
     /// record in place with no uniqueness check or bounds check.
-    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<Slot?>
+    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<Slot>
     @exclusivity(unchecked) private var slotCount = 1 // slot 0: the 32-bit window
     /// Per slot (`capacity` of them, like `entries`): the generation tag of its next or current
     /// region. A buffer rather than an array, as `retired`: no uniqueness check per write.
@@ -125,15 +138,16 @@ public final class AddressSpace {
     @exclusivity(unchecked) private var freeSlots: [Int] = []
     @exclusivity(unchecked) private var freeHead = 0
     @exclusivity(unchecked) private var windowBase: UInt64 = AddressSpace.windowStart
-    /// The slots `retireAll(except:)` retired, in order, in the first `retiredCount` elements; -1
-    /// where `map` revived one or something else released it (marked rather than removed, so the
-    /// rest are freed in the same order). A buffer of `capacity` elements (a slot is retired at
-    /// most once between two `releaseRetired()`), reused: nothing is built or emptied per reset,
-    /// and no array uniqueness check is made per write.
+    /// The slots `retireAll(except:)` retired, in order, in the first `retiredCount` elements;
+    /// one revived or released since is left in the list (the slot's record says whether it is
+    /// still retired, `Slot.isRetired`), so the rest are freed in the same order. A buffer of
+    /// `capacity` elements (a slot is retired at most once between two `releaseRetired()`),
+    /// reused: nothing is built or emptied per reset, and no array uniqueness check is made per
+    /// write.
     @exclusivity(unchecked) private var retired: UnsafeMutablePointer<Int>
-    @exclusivity(unchecked) private var retiredCount = 0
+    @usableFromInline @exclusivity(unchecked) var retiredCount = 0
     /// How many of them are still retired (neither revived nor released).
-    @exclusivity(unchecked) private var retiredLive = 0
+    @usableFromInline @exclusivity(unchecked) var retiredLive = 0
 
     /// Memory outside this address space that `read` and `write` (and so `load`, `store` and
     /// `readCString`) fall back to for addresses whose slot holds no region of this space.
@@ -160,7 +174,7 @@ public final class AddressSpace {
         entries = .allocate(capacity: capacity)
         entries.initialize(repeating: .empty, count: capacity)
         slots = .allocate(capacity: capacity)
-        slots.initialize(repeating: nil, count: capacity)
+        slots.initialize(repeating: .empty, count: capacity)
         generations = .allocate(capacity: capacity)
         generations.initialize(repeating: 0, count: capacity)
         retired = .allocate(capacity: capacity)
@@ -297,7 +311,7 @@ public final class AddressSpace {
         guard let current = mapped(slot), current.info.base == base else {
             throw .notMapped(base)
         }
-        slots[slot] = nil
+        slots[slot] = .empty
         entries[slot] = .empty
         defer { broker?.release(base) }
         freed(slot: slot, size: current.info.size)
@@ -308,8 +322,9 @@ public final class AddressSpace {
     /// generation is bumped and the slot goes to the free list.
     private func freed(slot: Int, size: Int) {
         if slot == 0 {
-            let next = windowBase + Self.windowStep * UInt64((size >> 20) + 1)
-            windowBase = next + UInt64(Self.lowWindowLimit) > Self.windowEnd ? Self.windowStart : next
+            // Wrapping arithmetic: the base stays below 2^32 and a size below 2^32.
+            let next = windowBase &+ Self.windowStep &* (UInt64(truncatingIfNeeded: size) &>> 20 &+ 1)
+            windowBase = next &+ UInt64(Self.lowWindowLimit) > Self.windowEnd ? Self.windowStart : next
         } else {
             generations[slot] &+= 1
             freeSlots.append(slot)
@@ -337,12 +352,13 @@ public final class AddressSpace {
     /// Retires every region that is not one of `kept`: from now on it faults and is not listed,
     /// exactly as after `unmapAll(except:)`, and the address space no longer holds its storage,
     /// but its slot is held back, so that mapping the same storage again (a process's next
-    /// packet refilled into the previous packet's buffer, `Process.reset`) only gives it a new
-    /// address in that slot — the window's base moved on, or the slot's generation bumped —
+    /// packet refilled into the previous packet's buffer, `Process.reset`), with `map` or, knowing
+    /// the old address, `mapAgain(_:retiredFrom:)`, only gives it a new address in that slot —
+    /// the window's base moved on, or the slot's generation bumped —
     /// where unmapping and mapping again would pass the slot through the free list. In the window
     /// the new address is the one unmapping and mapping would give; elsewhere it is the same
     /// slot's next generation. Addresses of a retired region fault either way. Call
-    /// `releaseRetired()` when the new regions are in place: it frees the slots no `map` took.
+    /// `releaseRetired()` when the new regions are in place: it frees the slots no map took back.
     /// With a `broker`, this is `unmapAll(except:)`.
     public func retireAll(except kept: RegionSnapshot) {
         guard broker == nil else {
@@ -350,43 +366,78 @@ public final class AddressSpace {
             return
         }
         releaseRetired()
-        for slot in 0..<slotCount {
-            let base = entries[slot].base
-            guard base != SlotEntry.empty.base, slot >= kept.bases.count || kept.bases[slot] != base else { continue }
-            entries[slot] = .empty
-            // In place: the slot keeps its record (name, identity); only the storage goes. (A
-            // non-empty table row always has its record: `install` and `revive` write both.)
-            slots[slot]!.storage = nil
-            retired[retiredCount] = slot
-            retiredCount += 1
-            retiredLive += 1
+        // Slot by slot against the snapshot's base for that slot, as `unmapAll(except:)`. The
+        // table and the snapshot are read through local pointers: the release below could
+        // otherwise make the compiler load them again for every slot.
+        let entries = entries
+        kept.bases.withUnsafeBufferPointer { kept in
+            for slot in 0..<slotCount {
+                let base = entries[slot].base
+                guard base != SlotEntry.empty.base, slot >= kept.count || kept[slot] != base else { continue }
+                retire(slot: slot)
+            }
         }
+    }
+
+    /// Retires the region mapped in `slot` (see `retireAll(except:)`).
+    private func retire(slot: Int) {
+        entries[slot] = .empty
+        // In place: the slot keeps its record (name, base, size, identity); only the storage
+        // goes. (A non-empty table row always has its record: `install` and `revive` write both.)
+        slots[slot].storage = nil
+        retired[retiredCount] = slot
+        retiredCount &+= 1
+        retiredLive &+= 1
     }
 
     /// Frees the slots of the regions `retireAll(except:)` retired that no `map` took back, as
     /// unmapping them would have.
+    @inlinable
     public func releaseRetired() {
-        guard retiredCount != 0 else { return }
+        // Inline: the common call finds nothing retired, or everything revived.
         if retiredLive != 0 {
-            for index in 0..<retiredCount where retired[index] >= 0 { release(retired: retired[index]) }
+            releaseRetiredSlots()
+        } else {
+            retiredCount = 0
         }
+    }
+
+    @usableFromInline
+    func releaseRetiredSlots() {
+        for index in 0..<retiredCount where slots[retired[index]].isRetired { release(retired: retired[index]) }
         retiredCount = 0
         retiredLive = 0
     }
 
     /// Frees `slot` if it is retired (before something else is mapped there).
     private func releaseRetired(slot: Int) {
-        guard let index = (0..<retiredCount).first(where: { retired[$0] == slot }) else { return }
-        retired[index] = -1
+        guard slots[slot].isRetired else { return }
         retiredLive -= 1
         release(retired: slot)
     }
 
     /// Empties the retired `slot` and frees it, as unmapping its region would have.
     private func release(retired slot: Int) {
-        let size = slots[slot].unsafelyUnwrapped.info.size
-        slots[slot] = nil
+        let size = slots[slot].info.size
+        slots[slot] = .empty
         freed(slot: slot, size: size)
+    }
+
+    /// Maps `storage` again, at a new address, in the slot it was retired from at `base` (see
+    /// `retireAll(except:)`): what `map` does for storage it finds retired, for a caller that
+    /// knows where its region was — a context refilling its previous buffer — and keeps the
+    /// region's name and kind. Only the slot `base` names is looked at, and the name is not
+    /// compared. Returns the new base address, or nil (nothing changed) when that slot does not
+    /// hold `storage` retired from `base` (with a `broker`, nothing is ever retired), or when
+    /// `storage` has grown past what the slot holds: then `map` it.
+    public func mapAgain(_ storage: RegionStorage, retiredFrom base: UInt64) -> UInt64? {
+        let slot = Int(truncatingIfNeeded: (base >> 32) & 0xFFFF)
+        guard retiredLive != 0, slot < slotCount, slots[slot].storage == nil, slots[slot].info.base == base,
+            slots[slot].identity == Unmanaged.passUnretained(storage).toOpaque()
+        else { return nil }
+        let size = storage.count
+        guard size <= (slot == 0 ? Self.lowWindowLimit : Self.regionLimit) else { return nil }
+        return revive(slot: slot, storage: storage, size: size)
     }
 
     /// Maps `storage` again in the retired slot that mapped it, at a new address (see
@@ -398,44 +449,43 @@ public final class AddressSpace {
         let identity = Unmanaged.passUnretained(storage).toOpaque()
         for index in 0..<retiredCount {
             let slot = retired[index]
-            // Retired slots hold a record (`retireAll` keeps it): only the identity is read here.
-            guard slot >= 0, slots[slot].unsafelyUnwrapped.identity == identity else { continue }
+            guard slots[slot].isRetired, slots[slot].identity == identity else { continue }
             let size = storage.count
             guard (slot == 0) == (placement == .low32), size <= (slot == 0 ? Self.lowWindowLimit : Self.regionLimit)
             else { return nil }
-            retired[index] = -1
-            retiredLive -= 1
-            let base: UInt64
-            if slot == 0 {
-                // The window moves on, as for an unmapped region.
-                freed(slot: 0, size: slots[0].unsafelyUnwrapped.info.size)
-                base = windowBase
-            } else {
-                generations[slot] &+= 1
-                base = UInt64(generations[slot]) << 48 | UInt64(slot) << 32
-            }
-            Self.revive(&slots[slot], storage: storage, name: name, kind: kind, base: base, size: size)
-            entries[slot] = Self.entry(base: base, kind: kind, storage: storage)
-            return base
+            // The record is written in place: the name only if it changed (no string copied for
+            // the same name).
+            if slots[slot].info.name != name { slots[slot].info.name = name }
+            slots[slot].info.kind = kind
+            return revive(slot: slot, storage: storage, size: size)
         }
         return nil
     }
 
-    /// Fills a retired slot's record in place: the name only if it changed (no string copied
-    /// for the same name), the storage reference taken again.
-    private static func revive(
-        _ slot: inout Slot?, storage: RegionStorage, name: String, kind: RegionKind, base: UInt64, size: Int
-    ) {
-        if slot.unsafelyUnwrapped.info.name != name { slot!.info.name = name }
-        slot!.info.kind = kind
-        slot!.info.base = base
-        slot!.info.size = size
-        slot!.storage = storage
+    /// Gives the retired `slot` back its storage at a new address — the window's next base, as
+    /// for an unmapped region, or the slot's next generation — with `size` (the storage's count)
+    /// and the kind in its record; returns the new base.
+    @inline(__always)
+    private func revive(slot: Int, storage: RegionStorage, size: Int) -> UInt64 {
+        retiredLive -= 1
+        let base: UInt64
+        if slot == 0 {
+            freed(slot: 0, size: slots[0].info.size)
+            base = windowBase
+        } else {
+            generations[slot] &+= 1
+            base = UInt64(generations[slot]) << 48 | UInt64(slot) << 32
+        }
+        slots[slot].info.base = base
+        slots[slot].info.size = size
+        slots[slot].storage = storage
+        entries[slot] = Self.entry(base: base, kind: slots[slot].info.kind, storage: storage)
+        return base
     }
 
     /// The regions currently mapped, in slot order.
     public var regions: [RegionInfo] {
-        (0..<slotCount).compactMap { slots[$0]?.storage == nil ? nil : slots[$0]?.info }
+        (0..<slotCount).compactMap { slots[$0].storage == nil ? nil : slots[$0].info }
     }
 
     /// The region containing `address`, if any.
@@ -458,8 +508,8 @@ public final class AddressSpace {
 
     /// The region mapped in slot `index`: nil for an empty or retired slot.
     private func mapped(_ index: Int) -> Mapped? {
-        guard index >= 0, index < slotCount, let slot = slots[index], let storage = slot.storage else { return nil }
-        return Mapped(info: slot.info, storage: storage)
+        guard index >= 0, index < slotCount, let storage = slots[index].storage else { return nil }
+        return Mapped(info: slots[index].info, storage: storage)
     }
 
     private func slot(containing address: UInt64) -> Mapped? {
@@ -501,9 +551,9 @@ public final class AddressSpace {
         grownGenerations.update(from: generations, count: capacity)
         generations.deallocate()
         generations = grownGenerations
-        let grownSlots = UnsafeMutablePointer<Slot?>.allocate(capacity: newCapacity)
+        let grownSlots = UnsafeMutablePointer<Slot>.allocate(capacity: newCapacity)
         grownSlots.moveInitialize(from: slots, count: capacity)
-        (grownSlots + capacity).initialize(repeating: nil, count: newCapacity - capacity)
+        (grownSlots + capacity).initialize(repeating: .empty, count: newCapacity - capacity)
         slots.deallocate()
         slots = grownSlots
         let grownRetired = UnsafeMutablePointer<Int>.allocate(capacity: newCapacity)

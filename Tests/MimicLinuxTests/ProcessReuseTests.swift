@@ -70,6 +70,72 @@ import MimicMemory
         }
     }
 
+    /// A program given a pointer of the previous packet or context (in R2, as if it had kept
+    /// it) faults on it after the reset, with the fault's address and the region its slot holds
+    /// now: the new packet for an old packet address (the window moved on: outside it), none for
+    /// an old context address (its slot's generation moved on). Refilled buffers (the regions
+    /// mapped again in their slots) and the JIT give the same faults as the interpreter.
+    @Test(arguments: Fixture.engines) func keptPointersFaultAfterReset(engine: ExecutionEngine) throws {
+        let vm = VM(emulator: LinuxEmulator(), configuration: VMConfiguration(engine: engine))
+        let program = try vm.load(Assembler.assemble("ldxb %r0, [%r2+0]\nexit"))
+        let process = try vm.makeProcess(for: program, context: XDPContext(packet: [1, 2, 3, 4]))
+        var previous: PacketBuffer?
+        for round in 0..<4 {
+            let buffer = try #require(LinuxProcessState.of(process)?.packet)
+            if let previous {
+                for (address, region) in [
+                    (previous.dataAddress, Optional(XDPContext.defaultRegionName)),
+                    (previous.contextAddress, nil),
+                ] {
+                    process.registers[2] = address
+                    let error = try #require(throws: ExecutionError.self) { try process.run() }
+                    let fault = try #require(error.kind.fault, "round \(round): \(error)")
+                    #expect(fault.address == address && fault.access == .read && fault.size == 1)
+                    #expect(fault.region?.name == region)
+                    #expect(fault.reason == (region == nil ? .unmapped : .outOfBounds))
+                    if let region = fault.region { #expect(region.base == buffer.base) }
+                    try process.reset(context: XDPContext(packet: [UInt8](repeating: 9, count: 4 + round)))
+                }
+            }
+            let current = try #require(LinuxProcessState.of(process)?.packet)
+            process.registers[2] = current.dataAddress
+            #expect(try process.run() == (round == 0 ? 1 : 9))
+            previous = current
+            try process.reset(context: XDPContext(packet: [UInt8](repeating: 9, count: 5 + round)))
+        }
+    }
+
+    /// An XDP context behind a reference, as the CLI's slot holds it.
+    final class ContextHolder: Context {
+        let context: XDPContext
+        init(_ context: XDPContext) { self.context = context }
+        func attach(to process: MimicCore.Process) throws(SetupError) { try context.attach(to: process) }
+    }
+
+    /// `reset(context:)` with an optional existential (a pool's and the CLI's form), which opens
+    /// the context where it lies instead of copying it out of the optional: a struct context
+    /// (boxed in the existential), a class context and nil behave as through the generic form.
+    @Test func resetThroughAnOptionalExistential() throws {
+        let (vm, program) = try ContextTestSupport.load(Self.source)
+        let process = try vm.makeProcess(for: program, context: XDPContext(packet: [1, 2, 3]))
+        #expect(try process.run() == 3)
+        let contexts: [(any Context)?] = [
+            XDPContext(packet: [1, 2, 3, 4, 5], name: "boxed"), ContextHolder(XDPContext(packet: [7, 7])), nil,
+            XDPContext(packet: [9]),
+        ]
+        for context in contexts {
+            try process.reset(context: context)
+            let packet = LinuxProcessState.of(process)?.packet
+            guard let expected = (context as? XDPContext) ?? (context as? ContextHolder)?.context else {
+                #expect(packet == nil && process.registers[1] == 0)
+                continue
+            }
+            #expect(try process.run() == UInt64(expected.packet.count))
+            #expect(packet?.data == [0xAA] + expected.packet.dropFirst())
+            #expect(process.memory.region(containing: packet?.base ?? 0)?.name == (expected.name == "boxed" ? "boxed packet" : "xdp_md packet"))
+        }
+    }
+
     @Test func stateTheHostKeepsIsNotReused() throws {
         let (vm, program) = try ContextTestSupport.load(Self.source)
         let process = try vm.makeProcess(for: program, context: XDPContext(packet: [1, 2, 3, 4]))

@@ -112,6 +112,76 @@ struct MappingTests {
         #expect(space.region(containing: shared)?.name == "shared")
     }
 
+    /// `mapAgain(_:retiredFrom:)`, a revival by the old address: the same new addresses as `map`
+    /// gives (the window's next base, the slot's next generation), the record's name and kind
+    /// kept and its size the storage's count now; nil, changing nothing, for an address not
+    /// retired from, another storage, an address never retired (or already revived), storage
+    /// grown past the window, and an address space with a broker (which retires nothing).
+    @Test func mappedAgainFromTheRetiredAddress() throws {
+        let space = AddressSpace()
+        let kept = space.snapshot()
+        let twin = AddressSpace()
+        let twinKept = twin.snapshot()
+        let packet = RegionStorage(count: 64, capacity: 128)
+        let context = RegionStorage(count: 24)
+        let twinPacket = RegionStorage(count: 64, capacity: 128)
+        let twinContext = RegionStorage(count: 24)
+        var addresses = (
+            try space.map(packet, name: "packet", placement: .low32),
+            try space.map(context, name: "xdp_md", kind: .readOnly))
+        var twinAddresses = (
+            try twin.map(twinPacket, name: "packet", placement: .low32),
+            try twin.map(twinContext, name: "xdp_md", kind: .readOnly))
+        for round in 0..<20 {
+            space.retireAll(except: kept)
+            twin.retireAll(except: twinKept)
+            let count = 40 + round * 4
+            #expect(packet.reuse(count: count) && twinPacket.reuse(count: count))
+            // Wrong address, wrong storage: nothing happens.
+            #expect(space.mapAgain(packet, retiredFrom: addresses.0 + 1) == nil)
+            #expect(space.mapAgain(context, retiredFrom: addresses.0) == nil)
+            #expect(space.mapAgain(packet, retiredFrom: addresses.1) == nil)
+            let newPacket = try #require(space.mapAgain(packet, retiredFrom: addresses.0))
+            let newContext = try #require(space.mapAgain(context, retiredFrom: addresses.1))
+            #expect(space.mapAgain(packet, retiredFrom: addresses.0) == nil, "revived once")
+            space.releaseRetired()
+            let twinNew = (
+                try twin.map(twinPacket, name: "packet", placement: .low32),
+                try twin.map(twinContext, name: "xdp_md", kind: .readOnly))
+            twin.releaseRetired()
+            #expect(newPacket == twinNew.0 && newContext == twinNew.1)
+            #expect(newPacket != addresses.0 && newContext != addresses.1)
+            #expect(space.regions == twin.regions)
+            #expect(space.region(containing: newPacket)?.size == count)
+            #expect(fastLoad(space, newPacket + UInt64(count) - 1, size: 1) != nil)
+            #expect(fastLoad(space, newPacket + UInt64(count), size: 1) == nil)
+            #expect(!fastStore(space, 1, at: newContext, size: 1) && fastLoad(space, newContext, size: 1) != nil)
+            for old in [addresses.0, addresses.1, twinAddresses.0] where old != newPacket {
+                #expect(fastLoad(space, old, size: 1) == nil)
+            }
+            addresses = (newPacket, newContext)
+            twinAddresses = twinNew
+        }
+        // Never retired (mapped, not retired): nil.
+        #expect(space.mapAgain(packet, retiredFrom: addresses.0) == nil)
+        // Grown past the window: not revived; `map` refuses it as well.
+        space.retireAll(except: kept)
+        let big = RegionStorage(count: 8, capacity: AddressSpace.lowWindowLimit + 1)
+        #expect(space.mapAgain(big, retiredFrom: addresses.0) == nil)
+        space.releaseRetired()
+        #expect(space.regions.isEmpty)
+        // A broker's address space retires nothing: `mapAgain` always declines.
+        let host = AddressSpace()
+        let mirror = AddressSpace()
+        let broker = MirroringTests.Broker(host: host)
+        mirror.broker = broker
+        let mirrorKept = mirror.snapshot()
+        let mirrored = try mirror.map(context, name: "xdp_md", kind: .readOnly)
+        mirror.retireAll(except: mirrorKept)
+        #expect(mirror.mapAgain(context, retiredFrom: mirrored) == nil)
+        #expect(mirror.regions.isEmpty && host.regions.isEmpty && broker.released == [mirrored])
+    }
+
     /// A retired window or slot that something else is mapped into is released first; storage
     /// that grew past the window is not revived there.
     @Test func retiredSlotsGiveWayToOtherRegions() throws {

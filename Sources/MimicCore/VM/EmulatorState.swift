@@ -33,7 +33,7 @@ struct EmulatorStateTable {
     /// The current states; nil until a state is first stored.
     @usableFromInline private(set) var states: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     /// The previous run's states during a reset's `prepare`; otherwise all nil.
-    private var recycled: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+    @usableFromInline private(set) var recycled: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     @usableFromInline private(set) var capacity = 0
 
     init() {}
@@ -69,12 +69,16 @@ struct EmulatorStateTable {
     /// Puts the recycled state of row `index` back as the current state, when the current row
     /// is empty and nothing but this table holds it (no reference count changes: the table's
     /// reference moves); returns it, unretained. Nil otherwise (it stays recycled).
-    mutating func keepRecycled(at index: Int) -> UnsafeMutableRawPointer? {
+    ///
+    /// Inlinable and generic over the state's class, so the emulator's call is specialized: the
+    /// uniqueness test is the runtime's native one, not the generic function's.
+    @inlinable @inline(__always)
+    mutating func keepRecycled<State: AnyObject>(at index: Int, as type: State.Type) -> UnsafeMutableRawPointer? {
         guard index < capacity, let recycled, let states, let object = recycled[index], states[index] == nil else {
             return nil
         }
         // The table's reference, lent to `reference` for the test and handed back at once.
-        var reference = Unmanaged<AnyObject>.fromOpaque(object).takeRetainedValue()
+        var reference = Unmanaged<State>.fromOpaque(object).takeRetainedValue()
         let unique = isKnownUniquelyReferenced(&reference)
         _ = Unmanaged.passRetained(reference)
         guard unique else { return nil }
@@ -184,8 +188,9 @@ extension Process {
     /// test and `setEmulatorState(_:for:)` in one, without reference counting (a process reset
     /// per packet pays for each). Nil when there is none or host code still holds it. The
     /// emulator must make it indistinguishable from a new state.
+    @inlinable @inline(__always)
     public func reuseRecycledEmulatorState<State>(_ key: EmulatorStateKey<State>) -> Unmanaged<State>? {
-        guard let object = emulatorStates.keepRecycled(at: key.index) else { return nil }
+        guard let object = emulatorStates.keepRecycled(at: key.index, as: State.self) else { return nil }
         return Unmanaged<State>.fromOpaque(object)
     }
 

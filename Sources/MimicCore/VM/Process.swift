@@ -253,8 +253,10 @@ public final class Process {
         depth = 0
         callbackDepth = 0
         runLimit = .max
-        runCancellation = nil
-        runDeadline = nil
+        // Tested first: both are nil after any run, and storing nil releases the old value (a
+        // runtime call per reset even for nil).
+        if runCancellation != nil { runCancellation = nil }
+        if runDeadline != nil { runDeadline = nil }
         // A fault is taken (`takeFault`) before a run returns: nil here, and assigning nil to
         // this non-trivial optional costs value-witness calls per reset.
         if case .some = pendingFault { pendingFault = nil }

@@ -157,68 +157,89 @@ public final class PacketBuffer {
         }
     }
 
-    /// The buffer `spare` (from `LinuxProcessState.sparePacket`, taken) for a new packet when it
-    /// is of `kind` and nothing else holds it, else nil. Its packet and context storage are
-    /// reused when nothing else holds them either; everything is mapped at new addresses and reads
-    /// as in a new buffer (the caller then sets the context fields, as for a new one).
-    static func refill(
-        _ spare: consuming PacketBuffer?, kind: Kind, packet bytes: UnsafeRawBufferPointer, headroom: Int,
-        tailroom: Int,
-        reserved: Int, regionName: String, contextName: String, contextKind: RegionKind, contextSize: Int,
-        into process: MimicCore.Process
-    ) throws(SetupError) -> PacketBuffer? {
-        guard var buffer = spare, buffer.kind == kind, isKnownUniquelyReferenced(&buffer) else { return nil }
+    /// Makes this buffer — the previous run's (`LinuxProcessState.sparePacket`), of the context's
+    /// kind, held by nobody else (the caller checks both) — the buffer of a new packet: it reads
+    /// exactly as a new buffer (headroom and tailroom zeroed, the context struct zeroed, the
+    /// sk_buff state cleared) and is mapped at new addresses, so pointers into the previous packet
+    /// and context fault; the caller then sets the context fields, as for a new one.
+    ///
+    /// The common case, a process reset per packet: both storages are refilled in place and their
+    /// regions, retired by the reset, are mapped again in their slots (`AddressSpace.mapAgain`).
+    /// A storage something else holds, or too small, is replaced; a region that cannot be mapped
+    /// again (renamed, or no reset retired it) is mapped anew.
+    func refill(
+        packet bytes: UnsafeRawBufferPointer, headroom: Int, tailroom: Int, reserved: Int, regionName: String,
+        contextName: String, contextKind: RegionKind, contextSize: Int, into process: MimicCore.Process
+    ) throws(SetupError) {
         let memory = process.memory // read once for both maps
         let total = headroom + bytes.count + tailroom
         if headroom >= 0, tailroom >= 0, total <= AddressSpace.lowWindowLimit,
-            isKnownUniquelyReferenced(&buffer.storage), buffer.storage.reuse(count: total)
+            isKnownUniquelyReferenced(&storage), storage.reuse(count: total)
         {
             // The common case, the storage refilled in place (as `map(reusing:)` does, without
             // handing the storage reference in and out).
-            let pointer = buffer.storage.pointer
+            let pointer = storage.pointer
             pointer.initializeMemory(as: UInt8.self, repeating: 0, count: headroom)
             if let source = bytes.baseAddress, !bytes.isEmpty {
                 (pointer + headroom).copyMemory(from: source, byteCount: bytes.count)
             }
             (pointer + headroom + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: tailroom)
-            do {
-                buffer.base = try memory.map(buffer.storage, name: regionName, placement: .low32)
-            } catch {
-                throw .message("cannot map the \(regionName) buffer: \(error)")
+            let previous = base
+            // Borrowed (`self` holds it): no reference count around the call.
+            if regionName == self.regionName,
+                let renewed = Unmanaged.passUnretained(storage)._withUnsafeGuaranteedRef({
+                    memory.mapAgain($0, retiredFrom: previous)
+                })
+            {
+                base = renewed
+            } else {
+                do {
+                    base = try memory.map(storage, name: regionName, placement: .low32)
+                } catch {
+                    throw .message("cannot map the \(regionName) buffer: \(error)")
+                }
             }
         } else {
-            let packetSpare: RegionStorage? = isKnownUniquelyReferenced(&buffer.storage) ? buffer.storage : nil
-            (buffer.storage, buffer.base) = try map(
+            let packetSpare: RegionStorage? = isKnownUniquelyReferenced(&storage) ? storage : nil
+            (storage, base) = try Self.map(
                 bytes, headroom: headroom, tailroom: tailroom, name: regionName,
                 reusing: packetSpare, into: process)
         }
-        if buffer.contextStorage.count == contextSize, isKnownUniquelyReferenced(&buffer.contextStorage) {
-            buffer.contextStorage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: contextSize)
+        var renewedContext: UInt64?
+        if contextStorage.count == contextSize, isKnownUniquelyReferenced(&contextStorage) {
+            contextStorage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: contextSize)
+            let previous = contextAddress
+            renewedContext = Unmanaged.passUnretained(contextStorage)._withUnsafeGuaranteedRef {
+                memory.mapAgain($0, retiredFrom: previous)
+            }
         } else {
             do {
-                buffer.contextStorage = try budgeted(count: contextSize, for: "the \(contextName) struct", in: process)
+                contextStorage = try Self.budgeted(count: contextSize, for: "the \(contextName) struct", in: process)
             } catch {
                 throw .message(error.description)
             }
         }
-        do {
-            buffer.contextAddress = try memory.map(buffer.contextStorage, name: contextName, kind: contextKind)
-        } catch {
-            throw .message("cannot map the \(contextName) struct: \(error)")
+        if let renewedContext {
+            contextAddress = renewedContext
+        } else {
+            do {
+                contextAddress = try memory.map(contextStorage, name: contextName, kind: contextKind)
+            } catch {
+                throw .message("cannot map the \(contextName) struct: \(error)")
+            }
         }
-        buffer.metaOffset = headroom
-        buffer.dataOffset = headroom
-        buffer.dataEndOffset = headroom + bytes.count
-        buffer.reserved = reserved
-        if buffer.regionName != regionName { buffer.regionName = regionName }
-        buffer.protocolType = 0
-        buffer.vlanTag = nil
-        buffer.networkOffset = 0
-        buffer.pulledLength = 0
-        buffer.hashIsValid = false
-        buffer.checksumUnnecessary = false
-        buffer.checksumLevel = 0
-        return buffer
+        metaOffset = headroom
+        dataOffset = headroom
+        dataEndOffset = headroom + bytes.count
+        self.reserved = reserved
+        if self.regionName != regionName { self.regionName = regionName }
+        protocolType = 0
+        vlanTag = nil
+        networkOffset = 0
+        pulledLength = 0
+        hashIsValid = false
+        checksumUnnecessary = false
+        checksumLevel = 0
     }
 
     /// New zeroed storage charged to the VM's memory budget (a packet, a context struct).
@@ -297,6 +318,7 @@ public final class PacketBuffer {
     /// Writes all six fields of an `xdp_md` context struct: `data`, `data_end`, `data_meta` (as
     /// `syncContext` does) and the three given ones, with one bounds check (nothing is written to
     /// a struct shorter than `xdp_md`'s 24 bytes, as `storeU32` ignores offsets outside it).
+    @inline(__always) // into the XDP attach, once per packet
     func storeXDPContext(ingressIfindex: UInt32, rxQueueIndex: UInt32, egressIfindex: UInt32) {
         guard contextStorage.count >= 24 else { return }
         let pointer = contextStorage.pointer

@@ -62,13 +62,33 @@ public struct XDPContext: Context, Sendable {
     public var rxQueueIndex: UInt32
     public var egressIfindex: UInt32
     /// Task, clock and random settings for helpers; nil keeps the process's defaults.
-    public var environment: TaskEnvironment? { didSet { hasEnvironment = environment != nil } }
-    /// `environment != nil`, kept beside it: testing the optional itself copies the whole struct,
-    /// once per packet in `attach`.
-    private var hasEnvironment: Bool
+    public var environment: TaskEnvironment? {
+        get { extras?.environment }
+        set { extras = Extras(environment: newValue, rxMetadata: rxMetadata) }
+    }
     /// What the receiving driver knows of the packet (the XDP metadata kfuncs); nil: a driver
     /// without them (`-EOPNOTSUPP`).
-    public var rxMetadata: XDPRxMetadata?
+    public var rxMetadata: XDPRxMetadata? {
+        get { extras?.rxMetadata }
+        set { extras = Extras(environment: environment, rxMetadata: newValue) }
+    }
+    /// `environment` and `rxMetadata`, in a box of their own, nil when neither is set (every
+    /// packet of a capture): inline they made the struct 270 bytes, copied (`memcpy`) for every
+    /// call of a method on a stored context, and tested field by field per packet. Immutable:
+    /// setting either makes a new box, so copies of the context stay independent.
+    fileprivate private(set) var extras: Extras?
+
+    fileprivate final class Extras: Sendable {
+        let environment: TaskEnvironment?
+        let rxMetadata: XDPRxMetadata?
+
+        /// The box for these values; nil when both are nil.
+        init?(environment: TaskEnvironment?, rxMetadata: XDPRxMetadata?) {
+            if environment == nil, rxMetadata == nil { return nil }
+            self.environment = environment
+            self.rxMetadata = rxMetadata
+        }
+    }
 
     public init(
         packet: [UInt8], headroom: Int = 256, tailroom: Int = 0, ingressIfindex: UInt32 = 1,
@@ -82,8 +102,7 @@ public struct XDPContext: Context, Sendable {
         self.ingressIfindex = ingressIfindex
         self.rxQueueIndex = rxQueueIndex
         self.egressIfindex = egressIfindex
-        self.environment = environment
-        self.hasEnvironment = environment != nil
+        self.extras = Extras(environment: environment, rxMetadata: nil)
     }
 
     /// Reads the `ctx` object of an `xdp_md` context file: `packet` (base64), `headroom`
@@ -129,44 +148,38 @@ public struct XDPContext: Context, Sendable {
     /// packet buffer): for packets read in place, such as a memory-mapped capture's, so a
     /// context made once serves every packet (`mimic run --pcap`).
     public func attach(to process: MimicCore.Process, packet bytes: UnsafeRawBufferPointer) throws(SetupError) {
-        // Unretained: the process holds its state, and nothing here replaces it.
-        let state = LinuxProcessState.unretainedForContext(process)
+        // Unretained: the process holds its state, and nothing here replaces it. The state's
+        // method borrows this context (no copy of its fields) and owns the buffer it stores.
+        let attached = LinuxProcessState.unretainedForContext(process)._withUnsafeGuaranteedRef { state in
+            Result { () throws(SetupError) in try state.attach(self, packet: bytes, to: process) }
+        }
+        try attached.get()
+    }
+
+    /// The packet region's name for this context.
+    fileprivate var regionName: String {
         // Formatted only for a context named otherwise: a capture attaches one per packet.
-        let regionName = name == "xdp_md" ? Self.defaultRegionName : "\(name) packet"
-        let buffer: PacketBuffer
-        // A process being reset keeps its previous packet buffer: refill it rather than allocate.
-        if let reused = try PacketBuffer.refill(
-            state._withUnsafeGuaranteedRef { $0.sparePacket.take() }, kind: .xdp, packet: bytes, headroom: headroom,
-            tailroom: tailroom, reserved: min(Self.frameReserve, headroom),
-            regionName: regionName, contextName: "xdp_md", contextKind: .readOnly,
-            contextSize: 24, into: process)
-        {
-            buffer = reused
-        } else {
-            let (storage, base) = try PacketBuffer.map(
-                bytes, headroom: headroom, tailroom: tailroom,
-                name: regionName, into: process)
-            let context = RegionStorage(count: 24)
-            let contextAddress: UInt64
-            do {
-                contextAddress = try process.memory.map(context, name: "xdp_md", kind: .readOnly)
-            } catch {
-                throw .message("cannot map the xdp_md struct: \(error)")
-            }
-            buffer = PacketBuffer(
-                kind: .xdp, storage: storage, base: base, metaOffset: headroom, dataOffset: headroom,
-                dataEndOffset: headroom + bytes.count, reserved: min(Self.frameReserve, headroom),
-                contextAddress: contextAddress, contextStorage: context, regionName: regionName)
+        name == "xdp_md" ? Self.defaultRegionName : "\(name) packet"
+    }
+
+    /// A new packet buffer and `xdp_md` struct for `bytes`, mapped into `process`.
+    fileprivate func makeBuffer(packet bytes: UnsafeRawBufferPointer, into process: MimicCore.Process) throws(SetupError)
+        -> PacketBuffer
+    {
+        let regionName = regionName
+        let (storage, base) = try PacketBuffer.map(
+            bytes, headroom: headroom, tailroom: tailroom, name: regionName, into: process)
+        let context = RegionStorage(count: 24)
+        let contextAddress: UInt64
+        do {
+            contextAddress = try process.memory.map(context, name: "xdp_md", kind: .readOnly)
+        } catch {
+            throw .message("cannot map the xdp_md struct: \(error)")
         }
-        // The whole `xdp_md` in one go (one bounds check, no `kind` switch): what `syncContext`
-        // and three `storeU32`s would write.
-        buffer.storeXDPContext(ingressIfindex: ingressIfindex, rxQueueIndex: rxQueueIndex, egressIfindex: egressIfindex)
-        process.registers[1] = buffer.contextAddress
-        state._withUnsafeGuaranteedRef { state in
-            state.packet = buffer
-            if rxMetadata != nil { state.xdpRxMetadata = rxMetadata }
-            if hasEnvironment, let environment { state.environment = environment }
-        }
+        return PacketBuffer(
+            kind: .xdp, storage: storage, base: base, metaOffset: headroom, dataOffset: headroom,
+            dataEndOffset: headroom + bytes.count, reserved: min(Self.frameReserve, headroom),
+            contextAddress: contextAddress, contextStorage: context, regionName: regionName)
     }
 
     /// What an XDP run produced: the verdict, the packet as the program left it, and the
@@ -186,6 +199,42 @@ public struct XDPContext: Context, Sendable {
         }
         return XDPResult(
             returnValue: returnValue, packet: buffer.data, metadata: buffer.metadata, redirect: state.redirect)
+    }
+}
+
+extension LinuxProcessState {
+    /// `XDPContext.attach(to:packet:)` for the process this state belongs to: the previous run's
+    /// buffer refilled when nothing else holds it (`PacketBuffer.refill`), else a new one; the
+    /// whole `xdp_md` written, R1 pointed at it, and the buffer, rx metadata and environment
+    /// stored here.
+    ///
+    /// A method of the state, so that it and the context are borrowed and the buffer, a local,
+    /// is moved into `packet` at its last use: no reference count for any of them per packet.
+    fileprivate func attach(
+        _ context: XDPContext, packet bytes: UnsafeRawBufferPointer, to process: MimicCore.Process
+    ) throws(SetupError) {
+        let buffer: PacketBuffer
+        // A process being reset keeps its previous packet buffer: refill it rather than allocate.
+        if var spare = sparePacket.take(), spare.kind == .xdp, isKnownUniquelyReferenced(&spare) {
+            try spare.refill(
+                packet: bytes, headroom: context.headroom, tailroom: context.tailroom,
+                reserved: min(XDPContext.frameReserve, context.headroom), regionName: context.regionName,
+                contextName: "xdp_md", contextKind: .readOnly, contextSize: 24, into: process)
+            buffer = spare
+        } else {
+            buffer = try context.makeBuffer(packet: bytes, into: process)
+        }
+        // The whole `xdp_md` in one go (one bounds check, no `kind` switch): what `syncContext`
+        // and three `storeU32`s would write.
+        buffer.storeXDPContext(
+            ingressIfindex: context.ingressIfindex, rxQueueIndex: context.rxQueueIndex,
+            egressIfindex: context.egressIfindex)
+        process.registers[1] = buffer.contextAddress
+        if let extras = context.extras {
+            if let rxMetadata = extras.rxMetadata { xdpRxMetadata = rxMetadata }
+            if let environment = extras.environment { self.environment = environment }
+        }
+        packet = buffer
     }
 }
 

@@ -458,8 +458,12 @@ final class HeldSpinLocks {
     }
 
     /// Releases every held lock (the process is being reset, or goes away).
+    @inline(__always) // the common case, no lock held, is one test in the reset
     func releaseAll() {
-        guard !locks.isEmpty else { return }
+        if !locks.isEmpty { unlockAll() }
+    }
+
+    private func unlockAll() {
         for lock in locks { SpinLocks.shared.unlock(lock.storage.pointer + lock.offset) }
         locks.removeAll()
     }
