@@ -90,8 +90,8 @@ public final class AddressSpace {
     static let windowStep: UInt64 = 1 << 20
 
     /// What a slot holds: nothing (`empty`), a mapped region, or — while retired
-    /// (`retireAll(except:)`) — the region it held, without its storage, until `map` or
-    /// `mapAgain` revives it or `releaseRetired` frees the slot.
+    /// (`retireAll(except:)`) — the region it held, with its storage, until `map` or `mapAgain`
+    /// renews it in place or `releaseRetired` frees the slot (and lets the storage go).
     ///
     /// Not optional, in a plain buffer: a field is written in place (a store, and for `storage`
     /// the reference count), with no optional projection copying the record per write.
@@ -99,20 +99,16 @@ public final class AddressSpace {
         /// The region mapped here, or while retired the region retired from here (its base and
         /// size are those it had then); meaningless while empty.
         var info: RegionInfo
-        /// The region's storage; nil while the slot is empty or retired. Every query treats a
-        /// retired slot as empty (`mapped(_:)`).
+        /// The region's storage; nil while the slot is empty. Kept while retired, so that mapping
+        /// it again changes no reference count (a process reset per packet pays for each).
         var storage: RegionStorage?
-        /// The identity of the storage mapped here, kept while retired for a revival to recognise
-        /// it: compared only, never dereferenced (the storage may be gone, and its address reused
-        /// by another: reviving that one is as right). Nil: the slot is empty.
-        var identity: UnsafeMutableRawPointer?
+        /// Whether the region is retired: every query treats the slot as empty (`mapped(_:)`),
+        /// and its table row is empty, so its addresses fault.
+        var isRetired: Bool
 
         static var empty: Slot {
-            Slot(info: RegionInfo(name: "", kind: .plain, base: .max, size: 0), storage: nil, identity: nil)
+            Slot(info: RegionInfo(name: "", kind: .plain, base: .max, size: 0), storage: nil, isRetired: false)
         }
-
-        /// Whether the slot holds a retired region (a record without storage).
-        var isRetired: Bool { identity != nil && storage == nil }
     }
 
     /// A region as queries see it: a slot that is mapped, not retired.
@@ -196,6 +192,8 @@ public final class AddressSpace {
         retired.initialize(from: other.retired, count: other.retiredCount)
         retiredCount = other.retiredCount
         retiredLive = other.retiredLive
+        // Both spaces hold these now: neither may treat one as its owner's alone.
+        for slot in 0..<slotCount { slots[slot].storage?.lent = true }
     }
 
     deinit {
@@ -222,6 +220,7 @@ public final class AddressSpace {
         _ storage: RegionStorage, name: String, kind: RegionKind = .plain, placement: Placement = .anywhere
     ) throws(AddressSpaceError) -> UInt64 {
         if let broker {
+            storage.lent = true // the broker may keep it
             let address = try broker.place(storage, name: name, kind: kind, placement: placement)
             do {
                 return try map(storage, name: name, kind: kind, at: address)
@@ -350,12 +349,14 @@ public final class AddressSpace {
     }
 
     /// Retires every region that is not one of `kept`: from now on it faults and is not listed,
-    /// exactly as after `unmapAll(except:)`, and the address space no longer holds its storage,
-    /// but its slot is held back, so that mapping the same storage again (a process's next
-    /// packet refilled into the previous packet's buffer, `Process.reset`), with `map` or, knowing
-    /// the old address, `mapAgain(_:retiredFrom:)`, only gives it a new address in that slot —
-    /// the window's base moved on, or the slot's generation bumped —
-    /// where unmapping and mapping again would pass the slot through the free list. In the window
+    /// exactly as after `unmapAll(except:)`, but its slot is held back with its storage, so that
+    /// mapping the same storage again (a process's next packet refilled into the previous
+    /// packet's buffer, `Process.reset`), with `map` or, knowing the old address,
+    /// `mapAgain(_:retiredFrom:)`, only renews it in place: a new address in that slot — the
+    /// window's base moved on, or the slot's generation bumped — with no reference count changed,
+    /// where unmapping and mapping again would pass the slot through the free list. While retired
+    /// the storage is still held here (so `isKnownUniquelyReferenced` says it is shared: see
+    /// `RegionStorage.isLent`). In the window
     /// the new address is the one unmapping and mapping would give; elsewhere it is the same
     /// slot's next generation. Addresses of a retired region fault either way. Call
     /// `releaseRetired()` when the new regions are in place: it frees the slots no map took back.
@@ -382,9 +383,9 @@ public final class AddressSpace {
     /// Retires the region mapped in `slot` (see `retireAll(except:)`).
     private func retire(slot: Int) {
         entries[slot] = .empty
-        // In place: the slot keeps its record (name, base, size, identity); only the storage
-        // goes. (A non-empty table row always has its record: `install` and `revive` write both.)
-        slots[slot].storage = nil
+        // In place: the slot keeps its record (name, base, size, storage). (A non-empty table
+        // row always has its record: `install` and `revive` write both.)
+        slots[slot].isRetired = true
         retired[retiredCount] = slot
         retiredCount &+= 1
         retiredLive &+= 1
@@ -432,8 +433,8 @@ public final class AddressSpace {
     /// `storage` has grown past what the slot holds: then `map` it.
     public func mapAgain(_ storage: RegionStorage, retiredFrom base: UInt64) -> UInt64? {
         let slot = Int(truncatingIfNeeded: (base >> 32) & 0xFFFF)
-        guard retiredLive != 0, slot < slotCount, slots[slot].storage == nil, slots[slot].info.base == base,
-            slots[slot].identity == Unmanaged.passUnretained(storage).toOpaque()
+        guard retiredLive != 0, slot < slotCount, slots[slot].isRetired, slots[slot].info.base == base,
+            slots[slot].storage === storage
         else { return nil }
         let size = storage.count
         guard size <= (slot == 0 ? Self.lowWindowLimit : Self.regionLimit) else { return nil }
@@ -446,10 +447,9 @@ public final class AddressSpace {
     private func revive(
         _ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement
     ) -> UInt64? {
-        let identity = Unmanaged.passUnretained(storage).toOpaque()
         for index in 0..<retiredCount {
             let slot = retired[index]
-            guard slots[slot].isRetired, slots[slot].identity == identity else { continue }
+            guard slots[slot].isRetired, slots[slot].storage === storage else { continue }
             let size = storage.count
             guard (slot == 0) == (placement == .low32), size <= (slot == 0 ? Self.lowWindowLimit : Self.regionLimit)
             else { return nil }
@@ -462,12 +462,14 @@ public final class AddressSpace {
         return nil
     }
 
-    /// Gives the retired `slot` back its storage at a new address — the window's next base, as
-    /// for an unmapped region, or the slot's next generation — with `size` (the storage's count)
-    /// and the kind in its record; returns the new base.
+    /// Renews the retired `slot`, which holds `storage`, at a new address — the window's next
+    /// base, as for an unmapped region, or the slot's next generation — with `size` (the
+    /// storage's count) and the kind in its record; returns the new base. The slot kept the
+    /// storage while retired: no reference count changes.
     @inline(__always)
     private func revive(slot: Int, storage: RegionStorage, size: Int) -> UInt64 {
         retiredLive -= 1
+        slots[slot].isRetired = false
         let base: UInt64
         if slot == 0 {
             freed(slot: 0, size: slots[0].info.size)
@@ -478,14 +480,13 @@ public final class AddressSpace {
         }
         slots[slot].info.base = base
         slots[slot].info.size = size
-        slots[slot].storage = storage
         entries[slot] = Self.entry(base: base, kind: slots[slot].info.kind, storage: storage)
         return base
     }
 
     /// The regions currently mapped, in slot order.
     public var regions: [RegionInfo] {
-        (0..<slotCount).compactMap { slots[$0].storage == nil ? nil : slots[$0].info }
+        (0..<slotCount).compactMap { slots[$0].storage == nil || slots[$0].isRetired ? nil : slots[$0].info }
     }
 
     /// The region containing `address`, if any.
@@ -496,8 +497,10 @@ public final class AddressSpace {
     /// The storage behind the region that contains `address`, and the offset of `address` in it.
     ///
     /// For a ring the offset is wrapped, so it always lies inside the storage.
+    /// The storage is marked lent (`RegionStorage.isLent`): the caller may keep it.
     public func storage(containing address: UInt64) -> (storage: RegionStorage, offset: Int)? {
         guard let slot = slot(containing: address) else { return nil }
+        slot.storage.lent = true
         let offset = Int(address - slot.info.base)
         if slot.info.kind == .ring {
             guard slot.info.size > 0 else { return nil }
@@ -508,7 +511,9 @@ public final class AddressSpace {
 
     /// The region mapped in slot `index`: nil for an empty or retired slot.
     private func mapped(_ index: Int) -> Mapped? {
-        guard index >= 0, index < slotCount, let storage = slots[index].storage else { return nil }
+        guard index >= 0, index < slotCount, !slots[index].isRetired, let storage = slots[index].storage else {
+            return nil
+        }
         return Mapped(info: slots[index].info, storage: storage)
     }
 
@@ -565,7 +570,7 @@ public final class AddressSpace {
 
     private func install(slot: Int, base: UInt64, storage: RegionStorage, name: String, kind: RegionKind) {
         let info = RegionInfo(name: name, kind: kind, base: base, size: storage.count)
-        slots[slot] = Slot(info: info, storage: storage, identity: Unmanaged.passUnretained(storage).toOpaque())
+        slots[slot] = Slot(info: info, storage: storage, isRetired: false)
         entries[slot] = Self.entry(base: base, kind: kind, storage: storage)
     }
 

@@ -41,6 +41,16 @@ public final class RegionStorage: @unchecked Sendable {
     /// because `@exclusivity(unchecked)` does not reach them; a call to this getter does not.
     public var count: Int { storedCount }
     @exclusivity(unchecked) private var storedCount: Int
+    /// Whether an address space has handed this storage to code that may keep a reference to it
+    /// (`AddressSpace.storage(containing:)`, `AddressSpace.init(copying:)`, a `RegionBroker`):
+    /// set for good. Until then the only references are its owner's and those of the address
+    /// spaces that map it, which keep it while its region is retired (`retireAll(except:)`), so
+    /// an owner that holds it alone but for those (a packet buffer, `PacketBuffer.refill`) may
+    /// reuse it in place even though `isKnownUniquelyReferenced` would say it is shared.
+    ///
+    /// A call (not a stored property) for other modules, as `count`.
+    public var isLent: Bool { lent }
+    @exclusivity(unchecked) var lent = false
     /// Bytes allocated: `count` can be changed up to this by `reuse(count:)`.
     public let capacity: Int
     /// Whether the storage allocated its bytes (and frees them), or borrows someone else's.
@@ -130,8 +140,9 @@ public final class RegionStorage: @unchecked Sendable {
     /// with the same allocation; the bytes keep their contents (the caller clears what it must).
     /// Returns false, changing nothing, for borrowed storage or a count that does not fit.
     ///
-    /// Only for storage mapped nowhere and used by nobody else (an address space records a
-    /// region's size when it maps it): check `isKnownUniquelyReferenced` first.
+    /// Only for storage mapped nowhere (or only in retired slots) and used by nobody else (an
+    /// address space records a region's size when it maps it): check `isKnownUniquelyReferenced`
+    /// first, or `isLent` for an owner that knows it holds the storage alone otherwise.
     public func reuse(count newCount: Int) -> Bool {
         guard ownsMemory, newCount >= 0, newCount <= capacity else { return false }
         storedCount = newCount

@@ -136,6 +136,54 @@ import MimicMemory
         }
     }
 
+    /// The packet and context storages are renewed in place (the reset's retired slots keep
+    /// them, so no reference count changes) and refilled while nothing else can reach them; a
+    /// storage host code took from the address space (`storage(containing:)`, which marks it
+    /// lent) is never refilled: it keeps the previous packet's bytes, and the new packet gets
+    /// other storage.
+    @Test func storageTheHostKeepsIsNotRefilled() throws {
+        let (vm, program) = try ContextTestSupport.load(Self.source)
+        let process = try vm.makeProcess(for: program, context: XDPContext(packet: [1, 2, 3, 4]))
+        #expect(try process.run() == 4)
+        // The storages only, never the buffer: a buffer the test held would not be reused.
+        func storages() throws -> (packet: RegionStorage, context: RegionStorage) {
+            let buffer = try #require(LinuxProcessState.of(process)?.packet)
+            return (buffer.storage, buffer.contextStorage)
+        }
+        let first = try storages()
+        #expect(!first.packet.isLent && !first.context.isLent)
+        try process.reset(context: XDPContext(packet: [5, 6, 7]))
+        #expect(try process.run() == 3)
+        let second = try storages()
+        #expect(second.packet === first.packet && second.context === first.context)
+        // The host keeps the packet's storage and the context's, as any caller of the public
+        // address space API may.
+        let data = try #require(LinuxProcessState.of(process)?.packet).dataAddress
+        let contextAddress = try #require(LinuxProcessState.of(process)?.packet).contextAddress
+        let (kept, offset) = try #require(process.memory.storage(containing: data))
+        let (keptContext, _) = try #require(process.memory.storage(containing: contextAddress))
+        #expect(kept === second.packet && kept.isLent && keptContext === second.context && keptContext.isLent)
+        let keptBytes = kept.bytes
+        let keptContextBytes = keptContext.bytes
+        let names = process.memory.regions.map(\.name)
+        var previous: (packet: RegionStorage, context: RegionStorage)?
+        for (round, packet) in [[UInt8](repeating: 8, count: 5), [9, 9], [4]].enumerated() {
+            try process.reset(context: XDPContext(packet: packet))
+            #expect(try process.run() == UInt64(packet.count))
+            #expect(LinuxProcessState.of(process)?.packet?.data == [0xAA] + packet.dropFirst())
+            let current = try storages()
+            #expect(current.packet !== kept && current.context !== keptContext)
+            // Other storage, not lent, is refilled again from the next packet on.
+            if round > 0, let previous {
+                #expect(current.packet === previous.packet && current.context === previous.context)
+            }
+            previous = current
+            #expect(kept.bytes == keptBytes && keptContext.bytes == keptContextBytes)
+            #expect(Array(kept.bytes[offset..<offset + 3]) == [0xAA, 6, 7])
+            #expect(process.memory.regions.map(\.name) == names)
+        }
+    }
+
     @Test func stateTheHostKeepsIsNotReused() throws {
         let (vm, program) = try ContextTestSupport.load(Self.source)
         let process = try vm.makeProcess(for: program, context: XDPContext(packet: [1, 2, 3, 4]))

@@ -199,11 +199,11 @@ struct MappingTests {
         #expect(fastLoad(space, slotBase, size: 1) == nil)
     }
 
-    /// Retiring is in place (the slot keeps its record, without the storage): over many resets
-    /// the window gets the addresses unmapping and mapping would give, every earlier address of
-    /// both regions faults (table, checked path, queries), a revived region takes its new name
-    /// and kind, and the storage is not held while retired (`isKnownUniquelyReferenced`, as
-    /// `PacketBuffer` reuses its buffer).
+    /// Retiring is in place (the slot keeps its record and its storage): over many resets the
+    /// window gets the addresses unmapping and mapping would give, every earlier address of both
+    /// regions faults (table, checked path, queries), a revived region takes its new name and
+    /// kind, and the storage is held while retired and not lent (`RegionStorage.isLent`, which
+    /// `PacketBuffer` looks at before it reuses its buffer) until a query hands it out.
     @Test func retiringInPlaceOverManyResets() throws {
         let space = AddressSpace()
         let shared = try space.map(RegionStorage(count: 8), name: "shared")
@@ -220,7 +220,8 @@ struct MappingTests {
         for round in 0..<40 {
             space.retireAll(except: kept)
             let unique = isKnownUniquelyReferenced(&packet)
-            #expect(unique, "round \(round): a retired region's storage is not held")
+            #expect(!unique, "round \(round): a retired region's storage is kept")
+            #expect(packet.isLent == (round > 0) && !context.isLent)
             #expect(space.regions.map(\.name) == ["shared"])
             try twin.unmap(twinAddress)
             twinAddress = try twin.map(RegionStorage(count: 64), name: "packet", placement: .low32)
@@ -252,30 +253,76 @@ struct MappingTests {
         #expect(space.region(containing: shared)?.name == "shared")
     }
 
-    /// A storage freed while its region is retired, and another one at the same host address
-    /// (the allocator reuses it) mapped next: the retired slot comes back for it, at a new address,
-    /// with the new storage's size. An address space copied while regions are retired sees none
-    /// of them and frees their slots as the original does.
-    @Test func retiredStorageMayGoAway() throws {
+    /// A retired region's storage lives while its slot is retired, even when its owner lets it
+    /// go, and goes when `releaseRetired` frees the slot; another storage mapped meanwhile gets
+    /// another slot. An address space copied while regions are retired sees none of them and
+    /// frees their slots as the original does.
+    @Test func retiredStorageIsKeptUntilReleased() throws {
         let space = AddressSpace()
         let kept = space.snapshot()
         var storage: RegionStorage? = RegionStorage(count: 32)
+        weak var retiredStorage = storage
         let first = try space.map(storage!, name: "context")
         space.retireAll(except: kept)
         storage = nil
+        #expect(retiredStorage != nil)
         let copy = AddressSpace(copying: space)
         #expect(copy.regions.isEmpty && copy.region(containing: first) == nil)
         let next = RegionStorage(count: 16)
         let second = try space.map(next, name: "context")
+        #expect(second >> 32 & 0xFFFF != first >> 32 & 0xFFFF)
         space.releaseRetired()
+        #expect(retiredStorage != nil) // the copy's retired slot holds it still
+        copy.releaseRetired()
+        #expect(retiredStorage == nil)
         #expect(second != first)
         #expect(space.region(containing: second)?.size == 16)
         #expect(fastLoad(space, first, size: 1) == nil)
         #expect(space.regions.count == 1)
-        copy.releaseRetired()
         let reused = try copy.map(RegionStorage(count: 8), name: "other")
         #expect(reused >> 32 & 0xFFFF == first >> 32 & 0xFFFF && reused != first)
         #expect(copy.regions.map(\.name) == ["other"])
+    }
+
+    /// A storage is lent (`RegionStorage.isLent`) once the address space hands it to code that
+    /// may keep it — a query of its storage, a copy of the address space, a broker — and not
+    /// for mapping, retiring, renewing or unmapping.
+    @Test func storageIsLentWhenHandedOut() throws {
+        let space = AddressSpace()
+        let kept = space.snapshot()
+        let queried = RegionStorage(count: 8)
+        let copied = RegionStorage(count: 8)
+        let plain = RegionStorage(count: 8)
+        let queriedBase = try space.map(queried, name: "queried")
+        var plainBase = try space.map(plain, name: "plain", placement: .low32)
+        #expect(!queried.isLent && !plain.isLent)
+        #expect(space.storage(containing: queriedBase + 4)?.storage === queried)
+        #expect(queried.isLent && !plain.isLent)
+        space.retireAll(except: kept)
+        plainBase = try #require(space.mapAgain(plain, retiredFrom: plainBase))
+        space.releaseRetired()
+        try space.unmap(plainBase)
+        #expect(!plain.isLent)
+        try space.map(copied, name: "copied")
+        _ = AddressSpace(copying: space)
+        #expect(copied.isLent && !plain.isLent)
+        let mirrored = AddressSpace()
+        mirrored.broker = Mirror(into: AddressSpace())
+        let placed = RegionStorage(count: 8)
+        try mirrored.map(placed, name: "placed")
+        #expect(placed.isLent)
+    }
+
+    /// A broker that maps regions in another address space.
+    final class Mirror: RegionBroker {
+        let other: AddressSpace
+        init(into other: AddressSpace) { self.other = other }
+        func place(_ storage: RegionStorage, name: String, kind: RegionKind, placement: Placement)
+            throws(AddressSpaceError) -> UInt64
+        {
+            try other.map(storage, name: name, kind: kind, placement: placement)
+        }
+        func release(_ base: UInt64) { try? other.unmap(base) }
     }
 
     @Test func unmapNeedsTheBaseAddress() throws {

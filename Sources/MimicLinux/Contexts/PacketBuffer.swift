@@ -21,8 +21,10 @@ public final class PacketBuffer {
     // `@exclusivity(unchecked)` on the fields every packet touches: a buffer belongs to one
     // process, used by one thread at a time, and none is lent out `inout` across a call that
     // could reach it again (the same reasoning as `Process`).
-    /// The bytes of the whole buffer (headroom, metadata, data, tailroom).
-    @exclusivity(unchecked) public private(set) var storage: RegionStorage
+    /// The bytes of the whole buffer (headroom, metadata, data, tailroom). Not public: host code
+    /// reads the bytes (`data`, `dataInPlace`, `frame`), so nothing outside this module keeps the
+    /// storage, which `refill` relies on (`mayRefill`).
+    @exclusivity(unchecked) private(set) var storage: RegionStorage
     /// The VM address of the buffer's first byte (below 2^32).
     @exclusivity(unchecked) public private(set) var base: UInt64
     /// Offsets in `storage`: metadata start, data start, data end.
@@ -174,7 +176,7 @@ public final class PacketBuffer {
         let memory = process.memory // read once for both maps
         let total = headroom + bytes.count + tailroom
         if headroom >= 0, tailroom >= 0, total <= AddressSpace.lowWindowLimit,
-            isKnownUniquelyReferenced(&storage), storage.reuse(count: total)
+            Self.mayRefill(&storage), storage.reuse(count: total)
         {
             // The common case, the storage refilled in place (as `map(reusing:)` does, without
             // handing the storage reference in and out).
@@ -200,13 +202,13 @@ public final class PacketBuffer {
                 }
             }
         } else {
-            let packetSpare: RegionStorage? = isKnownUniquelyReferenced(&storage) ? storage : nil
+            let packetSpare: RegionStorage? = Self.mayRefill(&storage) ? storage : nil
             (storage, base) = try Self.map(
                 bytes, headroom: headroom, tailroom: tailroom, name: regionName,
                 reusing: packetSpare, into: process)
         }
         var renewedContext: UInt64?
-        if contextStorage.count == contextSize, isKnownUniquelyReferenced(&contextStorage) {
+        if contextStorage.count == contextSize, Self.mayRefill(&contextStorage) {
             contextStorage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: contextSize)
             let previous = contextAddress
             renewedContext = Unmanaged.passUnretained(contextStorage)._withUnsafeGuaranteedRef {
@@ -240,6 +242,17 @@ public final class PacketBuffer {
         hashIsValid = false
         checksumUnnecessary = false
         checksumLevel = 0
+    }
+
+    /// Whether `refill` may write `storage` (the buffer's or its context struct's) for a new
+    /// packet: nothing but this buffer — which the caller found held by nobody else — and the
+    /// address spaces that mapped it can reach it. Either no address space handed it out
+    /// (`RegionStorage.isLent`; the buffer does not make it public), so the only other
+    /// references are those slots', which the reset retired (they keep it, to renew it in place:
+    /// `AddressSpace.retireAll(except:)`), or nothing else holds it at all.
+    @inline(__always)
+    private static func mayRefill(_ storage: inout RegionStorage) -> Bool {
+        !storage.isLent || isKnownUniquelyReferenced(&storage)
     }
 
     /// New zeroed storage charged to the VM's memory budget (a packet, a context struct).
