@@ -166,9 +166,10 @@ public final class PacketBuffer {
     /// and context fault; the caller then sets the context fields, as for a new one.
     ///
     /// The common case, a process reset per packet: both storages are refilled in place and their
-    /// regions, retired by the reset, are mapped again in their slots (`AddressSpace.mapAgain`).
-    /// A storage something else holds, or too small, is replaced; a region that cannot be mapped
-    /// again (renamed, or no reset retired it) is mapped anew.
+    /// regions, retired by the reset (their slots kept the storages), are renewed in place
+    /// (`AddressSpace.mapAgain`). A storage something else may hold (`mayRefill`), or too small,
+    /// is replaced; a region that cannot be mapped again (renamed, or no reset retired it) is
+    /// mapped anew.
     func refill(
         packet bytes: UnsafeRawBufferPointer, headroom: Int, tailroom: Int, reserved: Int, regionName: String,
         contextName: String, contextKind: RegionKind, contextSize: Int, into process: MimicCore.Process
