@@ -366,29 +366,28 @@ public final class AddressSpace {
             unmapAll(except: kept)
             return
         }
-        releaseRetired()
+        releaseRetired() // the retired list is empty from here
         // Slot by slot against the snapshot's base for that slot, as `unmapAll(except:)`. The
-        // table and the snapshot are read through local pointers: the release below could
-        // otherwise make the compiler load them again for every slot.
+        // buffers, the snapshot and the count are locals: stores through this class's fields
+        // would otherwise make the compiler load them again for every slot.
         let entries = entries
+        let slots = slots
+        let retired = retired
+        var count = 0
         kept.bases.withUnsafeBufferPointer { kept in
             for slot in 0..<slotCount {
                 let base = entries[slot].base
                 guard base != SlotEntry.empty.base, slot >= kept.count || kept[slot] != base else { continue }
-                retire(slot: slot)
+                entries[slot] = .empty
+                // In place: the slot keeps its record (name, base, size, storage). (A non-empty
+                // table row always has its record: `install` and `revive` write both.)
+                slots[slot].isRetired = true
+                retired[count] = slot
+                count &+= 1
             }
         }
-    }
-
-    /// Retires the region mapped in `slot` (see `retireAll(except:)`).
-    private func retire(slot: Int) {
-        entries[slot] = .empty
-        // In place: the slot keeps its record (name, base, size, storage). (A non-empty table
-        // row always has its record: `install` and `revive` write both.)
-        slots[slot].isRetired = true
-        retired[retiredCount] = slot
-        retiredCount &+= 1
-        retiredLive &+= 1
+        retiredCount = count
+        retiredLive = count
     }
 
     /// Frees the slots of the regions `retireAll(except:)` retired that no `map` took back, as
@@ -433,9 +432,11 @@ public final class AddressSpace {
     /// `storage` has grown past what the slot holds: then `map` it.
     public func mapAgain(_ storage: RegionStorage, retiredFrom base: UInt64) -> UInt64? {
         let slot = Int(truncatingIfNeeded: (base >> 32) & 0xFFFF)
-        guard retiredLive != 0, slot < slotCount, slots[slot].isRetired, slots[slot].info.base == base,
-            slots[slot].storage === storage
-        else { return nil }
+        guard retiredLive != 0, slot < slotCount else { return nil }
+        let record = slots + slot
+        guard record.pointee.isRetired, record.pointee.info.base == base, record.pointee.storage === storage else {
+            return nil
+        }
         let size = storage.count
         guard size <= (slot == 0 ? Self.lowWindowLimit : Self.regionLimit) else { return nil }
         return revive(slot: slot, storage: storage, size: size)
@@ -468,19 +469,23 @@ public final class AddressSpace {
     /// storage while retired: no reference count changes.
     @inline(__always)
     private func revive(slot: Int, storage: RegionStorage, size: Int) -> UInt64 {
-        retiredLive -= 1
-        slots[slot].isRetired = false
+        // The record through a local pointer: each store through `slots` (a field of this class)
+        // would have the compiler load the buffer's address again.
+        let record = slots + slot
+        retiredLive &-= 1
+        record.pointee.isRetired = false
         let base: UInt64
         if slot == 0 {
-            freed(slot: 0, size: slots[0].info.size)
+            freed(slot: 0, size: record.pointee.info.size)
             base = windowBase
         } else {
-            generations[slot] &+= 1
-            base = UInt64(generations[slot]) << 48 | UInt64(slot) << 32
+            let generation = generations[slot] &+ 1
+            generations[slot] = generation
+            base = UInt64(generation) << 48 | UInt64(slot) << 32
         }
-        slots[slot].info.base = base
-        slots[slot].info.size = size
-        entries[slot] = Self.entry(base: base, kind: slots[slot].info.kind, storage: storage)
+        record.pointee.info.base = base
+        record.pointee.info.size = size
+        entries[slot] = Self.entry(base: base, kind: record.pointee.info.kind, pointer: storage.pointer, size: size)
         return base
     }
 
@@ -571,16 +576,17 @@ public final class AddressSpace {
     private func install(slot: Int, base: UInt64, storage: RegionStorage, name: String, kind: RegionKind) {
         let info = RegionInfo(name: name, kind: kind, base: base, size: storage.count)
         slots[slot] = Slot(info: info, storage: storage, isRetired: false)
-        entries[slot] = Self.entry(base: base, kind: kind, storage: storage)
+        entries[slot] = Self.entry(base: base, kind: kind, pointer: storage.pointer, size: storage.count)
     }
 
-    private static func entry(base: UInt64, kind: RegionKind, storage: RegionStorage) -> SlotEntry {
-        let length = UInt64(storage.count)
+    /// The table row of a region of `kind` and `size` bytes at `base`, its bytes at `pointer`.
+    private static func entry(base: UInt64, kind: RegionKind, pointer: UnsafeMutableRawPointer, size: Int) -> SlotEntry {
+        let length = UInt64(size)
         return SlotEntry(
             base: base,
             readLimit: kind == .ring ? 0 : length,
             writeLimit: kind == .plain ? length : 0,
-            pointer: storage.pointer
+            pointer: pointer
         )
     }
 
