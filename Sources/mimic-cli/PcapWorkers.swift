@@ -1,7 +1,13 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 import Dispatch
 import MimicCore
 import MimicLinux
 import MimicPcap
+import Synchronization
 
 /// What one packet's run produced: what `PcapRun` reports of it, in capture order.
 ///
@@ -478,8 +484,9 @@ extension PacketRunner {
 /// receive-side scaling spreads them over queues, so the packets of one flow run on one worker
 /// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
 /// and takes its packets from the capture itself (no thread hands them out): first the workers
-/// hash the packets' flows, each a stripe of the capture, into one worker number per packet;
-/// then each runs, in capture order, the packets whose number is its own. Each worker counts its outcomes,
+/// hash the packets' flows, stripes of the capture taken in order by whichever asks, into one
+/// worker number per packet; then each runs, in capture order, the packets whose number is its
+/// own, starting on a stripe as soon as it is hashed (all on one dispatch: no second wake-up). Each worker counts its outcomes,
 /// keeps those the report lists and writes its `--out` records straight into the output
 /// capture, each at its packet's place (`OutputCapture`); the outcomes are merged in capture
 /// order, so everything reported and written is as a one-worker run gives it.
@@ -499,9 +506,8 @@ struct FlowWorkers {
     ) throws(RuntimeError) -> PacketTally {
         let workers = self.workers
         let count = capture.records.count
-        // Each packet's worker, as a NIC's hash puts packets in its receive queues: hashed in
-        // stripes before any packet runs, 16 a worker so that a thread that starts late still
-        // takes its share (each stripe is written by the thread that takes it).
+        // Each packet's worker, as a NIC's hash puts packets in its receive queues, written by
+        // the thread that hashes its stripe (`HashStripes`).
         let workerOf = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: count)
         defer { workerOf.deallocate() }
         let results = UnsafeMutableBufferPointer<WorkerResult>.allocate(capacity: workers)
@@ -511,17 +517,23 @@ struct FlowWorkers {
             results.deallocate()
         }
         let keepsDeliveries = self.keepsDeliveries
-        let shared = Shared(session: session, results: results, workerOf: workerOf, progress: progress)
-        let stripes = workers * 16
-        DispatchQueue.concurrentPerform(iterations: stripes) { stripe in
-            let buckets = shared.workerOf
-            for index in count * stripe / stripes..<count * (stripe + 1) / stripes {
-                buckets[index] = UInt16(truncatingIfNeeded: FlowHash.bucket(of: capture.bytes(index), buckets: workers))
-            }
-        }
-        // One iteration per worker; each runs only its own packets, in capture order, and writes
-        // only its own result.
+        let stripes = HashStripes(count: count, stripes: workers * 16)
+        let shared = Shared(
+            session: session, results: results, workerOf: workerOf, stripes: stripes, progress: progress)
+        // One iteration per worker, on one dispatch: each first hashes stripes, taken in capture
+        // order, until none is left (a thread that starts late takes fewer); then runs its own
+        // packets in capture order, stripe by stripe, waiting only for a stripe the other
+        // thread is still hashing. Each writes only its own result.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let stripes = shared.stripes
+            let buckets = shared.workerOf
+            while let stripe = stripes.claim() {
+                for index in stripes.range(stripe) {
+                    buckets[index] = UInt16(
+                        truncatingIfNeeded: FlowHash.bucket(of: capture.bytes(index), buckets: workers))
+                }
+                stripes.markHashed(stripe)
+            }
             let runner = PacketRunner(session: shared.session, processes: 1, keepsDeliveries: keepsDeliveries)
             var result = WorkerResult()
             var writer = out?.records(writer: worker)
@@ -531,19 +543,21 @@ struct FlowWorkers {
                 shared.results[worker] = result
             }
             let mine = UInt16(truncatingIfNeeded: worker)
-            let buckets = UnsafeBufferPointer(shared.workerOf)
-            for index in 0..<count where buckets[index] == mine {
-                if worker == 0 { shared.progress.update(index) }
-                do throws(RuntimeError) {
-                    if let listed = try runner.run(
-                        capture.bytes(index), capture.records[index], index: index, cpu: worker, slot: 0,
-                        out: &writer)
-                    {
-                        result.listed.append((index, listed))
+            for stripe in 0..<stripes.count {
+                stripes.waitUntilHashed(stripe)
+                for index in stripes.range(stripe) where buckets[index] == mine {
+                    if worker == 0 { shared.progress.update(index) }
+                    do throws(RuntimeError) {
+                        if let listed = try runner.run(
+                            capture.bytes(index), capture.records[index], index: index, cpu: worker, slot: 0,
+                            out: &writer)
+                        {
+                            result.listed.append((index, listed))
+                        }
+                    } catch {
+                        result.failure = (index, error)
+                        return // this worker stops; the others finish theirs
                     }
-                } catch {
-                    result.failure = (index, error)
-                    return // this worker stops; the others finish theirs
                 }
             }
         }
@@ -586,9 +600,55 @@ struct FlowWorkers {
     private struct Shared: @unchecked Sendable {
         let session: Session
         let results: UnsafeMutableBufferPointer<WorkerResult>
-        /// Each packet's worker (`FlowHash`), written in stripes before the packets run.
+        /// Each packet's worker (`FlowHash`), written stripe by stripe (`stripes`).
         let workerOf: UnsafeMutableBufferPointer<UInt16>
+        let stripes: HashStripes
         let progress: Progress
+    }
+}
+
+/// The stripes of a capture that `FlowWorkers`' threads hash into worker numbers: handed out in
+/// capture order to whichever thread asks, and marked hashed, so that a worker runs a stripe's
+/// packets as soon as its numbers are written.
+final class HashStripes: @unchecked Sendable {
+    // @unchecked: `next` and the flags are atomics; the rest is constant.
+    /// How many stripes there are.
+    let count: Int
+    private let packets: Int
+    private let next = Atomic<Int>(0)
+    /// One flag per stripe, set (releasing) once the stripe's numbers are written.
+    private let hashed: UnsafeMutablePointer<Atomic<Bool>>
+
+    /// `stripes` stripes (at least one, at most one per packet) over `packets` packets.
+    init(count packets: Int, stripes: Int) {
+        self.packets = packets
+        count = max(1, min(stripes, packets))
+        hashed = .allocate(capacity: count)
+        for stripe in 0..<count { (hashed + stripe).initialize(to: Atomic(false)) }
+    }
+
+    deinit {
+        hashed.deinitialize(count: count)
+        hashed.deallocate()
+    }
+
+    /// The packet indices of `stripe`.
+    func range(_ stripe: Int) -> Range<Int> { packets * stripe / count..<packets * (stripe + 1) / count }
+
+    /// The next stripe no thread has taken, in capture order; nil when all are taken.
+    func claim() -> Int? {
+        let stripe = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        return stripe < count ? stripe : nil
+    }
+
+    /// Marks `stripe`'s numbers written (for the threads that wait for them).
+    func markHashed(_ stripe: Int) { hashed[stripe].store(true, ordering: .releasing) }
+
+    /// Returns once `stripe`'s numbers are written. Every stripe is taken by a running thread
+    /// before any thread waits (each hashes until none is left), so the wait is for a stripe
+    /// being hashed.
+    func waitUntilHashed(_ stripe: Int) {
+        while !hashed[stripe].load(ordering: .acquiring) { sched_yield() }
     }
 }
 
