@@ -486,10 +486,11 @@ extension PacketRunner {
 /// and takes its packets from the capture itself (no thread hands them out): first the workers
 /// hash the packets' flows, stripes of the capture taken in order by whichever asks, into one
 /// worker number per packet; then each runs, in capture order, the packets whose number is its
-/// own, starting on a stripe as soon as it is hashed (all on one dispatch: no second wake-up). Each worker counts its outcomes,
-/// keeps those the report lists and writes its `--out` records straight into the output
-/// capture, each at its packet's place (`OutputCapture`); the outcomes are merged in capture
-/// order, so everything reported and written is as a one-worker run gives it.
+/// own, starting on a stripe as soon as it is hashed (all on one dispatch: no second wake-up).
+/// Each worker counts its outcomes, keeps those the report lists and writes its `--out` records
+/// straight into the output capture, each at its packet's place (`OutputCapture`); the outcomes
+/// are merged in capture order, so everything reported and written is as a one-worker run gives
+/// it.
 struct FlowWorkers {
     let session: Session
     let workers: Int
