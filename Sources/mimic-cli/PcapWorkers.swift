@@ -1,7 +1,13 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 import Dispatch
 import MimicCore
 import MimicLinux
 import MimicPcap
+import Synchronization
 
 /// What one packet's run produced: what `PcapRun` reports of it, in capture order.
 ///
@@ -478,11 +484,13 @@ extension PacketRunner {
 /// receive-side scaling spreads them over queues, so the packets of one flow run on one worker
 /// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
 /// and takes its packets from the capture itself (no thread hands them out): first the workers
-/// hash the packets' flows, each a stripe of the capture, into one worker number per packet;
-/// then each runs, in capture order, the packets whose number is its own. Each worker counts its outcomes,
-/// keeps those the report lists and writes its `--out` records straight into the output
-/// capture, each at its packet's place (`OutputCapture`); the outcomes are merged in capture
-/// order, so everything reported and written is as a one-worker run gives it.
+/// hash the packets' flows, stripes of the capture taken in order by whichever asks, into one
+/// worker number per packet; then each runs, in capture order, the packets whose number is its
+/// own, starting on a stripe as soon as it is hashed (all on one dispatch: no second wake-up).
+/// Each worker counts its outcomes, keeps those the report lists and writes its `--out` records
+/// straight into the output capture, each at its packet's place (`OutputCapture`); the outcomes
+/// are merged in capture order, so everything reported and written is as a one-worker run gives
+/// it.
 struct FlowWorkers {
     let session: Session
     let workers: Int
@@ -499,9 +507,8 @@ struct FlowWorkers {
     ) throws(RuntimeError) -> PacketTally {
         let workers = self.workers
         let count = capture.records.count
-        // Each packet's worker, as a NIC's hash puts packets in its receive queues: hashed in
-        // stripes before any packet runs, 16 a worker so that a thread that starts late still
-        // takes its share (each stripe is written by the thread that takes it).
+        // Each packet's worker, as a NIC's hash puts packets in its receive queues, written by
+        // the thread that hashes its stripe (`HashStripes`).
         let workerOf = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: count)
         defer { workerOf.deallocate() }
         let results = UnsafeMutableBufferPointer<WorkerResult>.allocate(capacity: workers)
@@ -511,17 +518,20 @@ struct FlowWorkers {
             results.deallocate()
         }
         let keepsDeliveries = self.keepsDeliveries
-        let shared = Shared(session: session, results: results, workerOf: workerOf, progress: progress)
-        let stripes = workers * 16
-        DispatchQueue.concurrentPerform(iterations: stripes) { stripe in
-            let buckets = shared.workerOf
-            for index in count * stripe / stripes..<count * (stripe + 1) / stripes {
-                buckets[index] = UInt16(truncatingIfNeeded: FlowHash.bucket(of: capture.bytes(index), buckets: workers))
-            }
-        }
-        // One iteration per worker; each runs only its own packets, in capture order, and writes
-        // only its own result.
+        let stripes = HashStripes(count: count, stripes: workers * 16)
+        let shared = Shared(
+            session: session, results: results, workerOf: workerOf, stripes: stripes, progress: progress)
+        // One iteration per worker, on one dispatch: each first hashes stripes, taken in capture
+        // order, until none is left (a thread that starts late takes fewer); then runs its own
+        // packets in capture order, stripe by stripe, waiting only for a stripe the other
+        // thread is still hashing. Each writes only its own result.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let stripes = shared.stripes
+            let buckets = shared.workerOf
+            while let stripe = stripes.claim() {
+                FlowHash.fill(buckets, stripes.range(stripe), buckets: workers) { capture.bytes($0) }
+                stripes.markHashed(stripe)
+            }
             let runner = PacketRunner(session: shared.session, processes: 1, keepsDeliveries: keepsDeliveries)
             var result = WorkerResult()
             var writer = out?.records(writer: worker)
@@ -531,19 +541,32 @@ struct FlowWorkers {
                 shared.results[worker] = result
             }
             let mine = UInt16(truncatingIfNeeded: worker)
-            let buckets = UnsafeBufferPointer(shared.workerOf)
-            for index in 0..<count where buckets[index] == mine {
-                if worker == 0 { shared.progress.update(index) }
-                do throws(RuntimeError) {
-                    if let listed = try runner.run(
-                        capture.bytes(index), capture.records[index], index: index, cpu: worker, slot: 0,
-                        out: &writer)
-                    {
-                        result.listed.append((index, listed))
+            // A stripe's packets of this worker, listed first without a branch per packet: which
+            // worker a packet is is its flow's hash, a coin toss a branch predictor loses half
+            // the time (≈ one mispredicted branch a packet of the capture, on each worker).
+            let own = UnsafeMutableBufferPointer<Int>.allocate(capacity: stripes.longest)
+            defer { own.deallocate() }
+            for stripe in 0..<stripes.count {
+                stripes.waitUntilHashed(stripe)
+                var owned = 0
+                for index in stripes.range(stripe) {
+                    own[owned] = index
+                    // + 1 when the number is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch).
+                    owned &-= (Int(buckets[index] ^ mine) &- 1) >> 63
+                }
+                for index in own[..<owned] {
+                    if worker == 0 { shared.progress.update(index) }
+                    do throws(RuntimeError) {
+                        if let listed = try runner.run(
+                            capture.bytes(index), capture.records[index], index: index, cpu: worker, slot: 0,
+                            out: &writer)
+                        {
+                            result.listed.append((index, listed))
+                        }
+                    } catch {
+                        result.failure = (index, error)
+                        return // this worker stops; the others finish theirs
                     }
-                } catch {
-                    result.failure = (index, error)
-                    return // this worker stops; the others finish theirs
                 }
             }
         }
@@ -586,9 +609,58 @@ struct FlowWorkers {
     private struct Shared: @unchecked Sendable {
         let session: Session
         let results: UnsafeMutableBufferPointer<WorkerResult>
-        /// Each packet's worker (`FlowHash`), written in stripes before the packets run.
+        /// Each packet's worker (`FlowHash`), written stripe by stripe (`stripes`).
         let workerOf: UnsafeMutableBufferPointer<UInt16>
+        let stripes: HashStripes
         let progress: Progress
+    }
+}
+
+/// The stripes of a capture that `FlowWorkers`' threads hash into worker numbers: handed out in
+/// capture order to whichever thread asks, and marked hashed, so that a worker runs a stripe's
+/// packets as soon as its numbers are written.
+final class HashStripes: @unchecked Sendable {
+    // @unchecked: `next` and the flags are atomics; the rest is constant.
+    /// How many stripes there are.
+    let count: Int
+    private let packets: Int
+    private let next = Atomic<Int>(0)
+    /// One flag per stripe, set (releasing) once the stripe's numbers are written.
+    private let hashed: UnsafeMutablePointer<Atomic<Bool>>
+
+    /// `stripes` stripes (at least one, at most one per packet) over `packets` packets.
+    init(count packets: Int, stripes: Int) {
+        self.packets = packets
+        count = max(1, min(stripes, packets))
+        hashed = .allocate(capacity: count)
+        for stripe in 0..<count { (hashed + stripe).initialize(to: Atomic(false)) }
+    }
+
+    deinit {
+        hashed.deinitialize(count: count)
+        hashed.deallocate()
+    }
+
+    /// The number of packets of the longest stripe.
+    var longest: Int { (packets + count - 1) / count }
+
+    /// The packet indices of `stripe`.
+    func range(_ stripe: Int) -> Range<Int> { packets * stripe / count..<packets * (stripe + 1) / count }
+
+    /// The next stripe no thread has taken, in capture order; nil when all are taken.
+    func claim() -> Int? {
+        let stripe = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        return stripe < count ? stripe : nil
+    }
+
+    /// Marks `stripe`'s numbers written (for the threads that wait for them).
+    func markHashed(_ stripe: Int) { hashed[stripe].store(true, ordering: .releasing) }
+
+    /// Returns once `stripe`'s numbers are written. Every stripe is taken by a running thread
+    /// before any thread waits (each hashes until none is left), so the wait is for a stripe
+    /// being hashed.
+    func waitUntilHashed(_ stripe: Int) {
+        while !hashed[stripe].load(ordering: .acquiring) { sched_yield() }
     }
 }
 
@@ -603,7 +675,72 @@ struct FlowWorkers {
 enum FlowHash {
     static func bucket(of frame: UnsafeRawBufferPointer, buckets: Int) -> Int {
         guard buckets > 1, let hash = hash(of: frame) else { return 0 }
-        return Int(hash % UInt64(buckets))
+        return bucket(hash, buckets)
+    }
+
+    @inline(__always)
+    private static func bucket(_ hash: UInt64, _ buckets: Int) -> Int { Int(hash % UInt64(buckets)) }
+
+    /// Writes `bucket(of:buckets:)` of the frame of each index of `indices` (`frame(index)`) to
+    /// `out[index]`. IPv4 frames are hashed four at a time in step: FNV-1a is one chain of
+    /// dependent multiplications a frame, and four independent chains keep the multiplier busy
+    /// where one leaves it waiting.
+    static func fill(
+        _ out: UnsafeMutableBufferPointer<UInt16>, _ indices: Range<Int>, buckets: Int,
+        frame: (Int) -> UnsafeRawBufferPointer
+    ) {
+        guard buckets > 1 else {
+            for index in indices { out[index] = 0 }
+            return
+        }
+        var index = indices.lowerBound
+        while index + 4 <= indices.upperBound {
+            if let f0 = ipv4Flow(of: frame(index)), let f1 = ipv4Flow(of: frame(index + 1)),
+                let f2 = ipv4Flow(of: frame(index + 2)), let f3 = ipv4Flow(of: frame(index + 3))
+            {
+                var h0 = offsetBasis, h1 = offsetBasis, h2 = offsetBasis, h3 = offsetBasis
+                var a0 = f0.addresses, a1 = f1.addresses, a2 = f2.addresses, a3 = f3.addresses
+                for _ in 0..<8 {
+                    h0 = step(h0, a0)
+                    h1 = step(h1, a1)
+                    h2 = step(h2, a2)
+                    h3 = step(h3, a3)
+                    a0 >>= 8
+                    a1 >>= 8
+                    a2 >>= 8
+                    a3 >>= 8
+                }
+                // The protocol, then the ports when the flow has them (a choice, not a branch).
+                var t0 = f0.tail, t1 = f1.tail, t2 = f2.tail, t3 = f3.tail
+                h0 = step(h0, t0)
+                h1 = step(h1, t1)
+                h2 = step(h2, t2)
+                h3 = step(h3, t3)
+                let (p0, p1, p2, p3) = (h0, h1, h2, h3)
+                for _ in 0..<4 {
+                    t0 >>= 8
+                    t1 >>= 8
+                    t2 >>= 8
+                    t3 >>= 8
+                    h0 = step(h0, t0)
+                    h1 = step(h1, t1)
+                    h2 = step(h2, t2)
+                    h3 = step(h3, t3)
+                }
+                out[index] = UInt16(truncatingIfNeeded: bucket(avalanche(f0.hasPorts ? h0 : p0), buckets))
+                out[index + 1] = UInt16(truncatingIfNeeded: bucket(avalanche(f1.hasPorts ? h1 : p1), buckets))
+                out[index + 2] = UInt16(truncatingIfNeeded: bucket(avalanche(f2.hasPorts ? h2 : p2), buckets))
+                out[index + 3] = UInt16(truncatingIfNeeded: bucket(avalanche(f3.hasPorts ? h3 : p3), buckets))
+            } else {
+                for lane in index..<index + 4 {
+                    out[lane] = UInt16(truncatingIfNeeded: bucket(of: frame(lane), buckets: buckets))
+                }
+            }
+            index += 4
+        }
+        for lane in index..<indices.upperBound {
+            out[lane] = UInt16(truncatingIfNeeded: bucket(of: frame(lane), buckets: buckets))
+        }
     }
 
     /// The flow's hash, or nil for a frame without an IP flow.
@@ -612,50 +749,102 @@ enum FlowHash {
     }
 
     /// The flow's hash of a frame in place, or nil for a frame without an IP flow.
+    ///
+    /// FNV-1a over the flow's bytes in frame order (the addresses, the protocol, then the ports),
+    /// then an avalanche.
     static func hash(of frame: UnsafeRawBufferPointer) -> UInt64? {
-        do {
-            let bytes = frame
-            func u16(_ at: Int) -> Int { Int(bytes[at]) << 8 | Int(bytes[at + 1]) }
-            var offset = 12
-            guard bytes.count >= offset + 2 else { return nil }
-            var etherType = u16(offset)
-            for _ in 0..<2 where etherType == 0x8100 || etherType == 0x88A8 {
-                offset += 4
-                guard bytes.count >= offset + 2 else { return nil }
-                etherType = u16(offset)
-            }
-            let network = offset + 2
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-            func mix(_ range: Range<Int>) {
-                for index in range { hash = (hash ^ UInt64(bytes[index])) &* 0x0000_0100_0000_01b3 }
-            }
-            let proto: UInt8
-            let transport: Int?
-            switch etherType {
-            case 0x0800:
-                guard bytes.count >= network + 20, bytes[network] >> 4 == 4 else { return nil }
-                let headerLength = Int(bytes[network] & 0x0F) * 4
-                let fragment = u16(network + 6) & 0x3FFF // MF flag and offset
-                proto = bytes[network + 9]
-                mix(network + 12..<network + 20)
-                transport = fragment == 0 && headerLength >= 20 ? network + headerLength : nil
-            case 0x86DD:
-                guard bytes.count >= network + 40, bytes[network] >> 4 == 6 else { return nil }
-                proto = bytes[network + 6]
-                mix(network + 8..<network + 40)
-                transport = network + 40
-            default:
-                return nil
-            }
-            hash = (hash ^ UInt64(proto)) &* 0x0000_0100_0000_01b3
-            if let transport, proto == 6 || proto == 17, bytes.count >= transport + 4 {
-                mix(transport..<transport + 4)
-            }
-            // A final avalanche, so that the low bits `%` uses depend on every input byte.
-            hash ^= hash >> 33
-            hash = hash &* 0xff51_afd7_ed55_8ccd
-            hash ^= hash >> 33
-            return hash
+        if let flow = ipv4Flow(of: frame) {
+            let hash = mix(mix(offsetBasis, flow.addresses, bytes: 8), flow.tail, bytes: flow.hasPorts ? 5 : 1)
+            return avalanche(hash)
         }
+        guard let bytes = frame.baseAddress, let (etherType, network) = network(of: frame), etherType == 0x86DD,
+            frame.count >= network + 40, bytes.load(fromByteOffset: network, as: UInt8.self) >> 4 == 6
+        else { return nil }
+        let proto = bytes.load(fromByteOffset: network + 6, as: UInt8.self)
+        var hash = offsetBasis
+        for at in stride(from: network + 8, to: network + 40, by: 8) {
+            hash = mix(hash, word(bytes, at, UInt64.self), bytes: 8)
+        }
+        hash = step(hash, UInt64(proto))
+        let transport = network + 40
+        if proto == 6 || proto == 17, frame.count >= transport + 4 {
+            hash = mix(hash, word(bytes, transport, UInt32.self), bytes: 4)
+        }
+        return avalanche(hash)
+    }
+
+    /// The EtherType and the offset of the network header after up to two VLAN tags; nil for a
+    /// frame too short for them.
+    @inline(__always)
+    private static func network(of frame: UnsafeRawBufferPointer) -> (etherType: Int, network: Int)? {
+        guard let bytes = frame.baseAddress else { return nil }
+        func u16(_ at: Int) -> Int { Int(UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self))) }
+        var offset = 12
+        guard frame.count >= offset + 2 else { return nil }
+        var etherType = u16(offset)
+        for _ in 0..<2 where etherType == 0x8100 || etherType == 0x88A8 {
+            offset += 4
+            guard frame.count >= offset + 2 else { return nil }
+            etherType = u16(offset)
+        }
+        return (etherType, offset + 2)
+    }
+
+    /// What the hash mixes of an IPv4 frame, in order: the addresses (8 bytes, the first in the
+    /// low byte), then `tail`'s low byte (the protocol) and, when `hasPorts`, its next four (the
+    /// ports of an unfragmented TCP or UDP datagram, the fragments of a datagram keeping to its
+    /// address pair). Nil for a frame that is not IPv4 or is too short for its header.
+    @inline(__always)
+    private static func ipv4Flow(of frame: UnsafeRawBufferPointer) -> (addresses: UInt64, tail: UInt64, hasPorts: Bool)? {
+        guard let bytes = frame.baseAddress, let (etherType, network) = network(of: frame), etherType == 0x0800,
+            frame.count >= network + 20
+        else { return nil }
+        let first = bytes.load(fromByteOffset: network, as: UInt8.self)
+        guard first >> 4 == 4 else { return nil }
+        let headerLength = Int(first & 0x0F) * 4
+        let fragment = UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: network + 6, as: UInt16.self)) & 0x3FFF
+        let proto = bytes.load(fromByteOffset: network + 9, as: UInt8.self)
+        let addresses = word(bytes, network + 12, UInt64.self)
+        let transport = network + headerLength
+        guard fragment == 0, headerLength >= 20, proto == 6 || proto == 17, frame.count >= transport + 4 else {
+            return (addresses, UInt64(proto), false)
+        }
+        return (addresses, UInt64(proto) | word(bytes, transport, UInt32.self) << 8, true)
+    }
+
+    /// The bytes of a `T` at `at`, the first in the low byte whatever the host's byte order.
+    @inline(__always)
+    private static func word<T: FixedWidthInteger>(_ bytes: UnsafeRawPointer, _ at: Int, _: T.Type) -> UInt64 {
+        UInt64(T(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: T.self)))
+    }
+
+    private static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    /// FNV-1a's step for the low byte of `byte`.
+    @inline(__always)
+    private static func step(_ hash: UInt64, _ byte: UInt64) -> UInt64 {
+        (hash ^ (byte & 0xFF)) &* 0x0000_0100_0000_01b3
+    }
+
+    /// FNV-1a's steps for the `bytes` low bytes of `word`, lowest first.
+    @inline(__always)
+    private static func mix(_ hash: UInt64, _ word: UInt64, bytes: Int) -> UInt64 {
+        var hash = hash
+        var word = word
+        for _ in 0..<bytes {
+            hash = step(hash, word)
+            word >>= 8
+        }
+        return hash
+    }
+
+    /// A final avalanche, so that the low bits `%` uses depend on every input byte.
+    @inline(__always)
+    private static func avalanche(_ hash: UInt64) -> UInt64 {
+        var hash = hash
+        hash ^= hash >> 33
+        hash = hash &* 0xff51_afd7_ed55_8ccd
+        hash ^= hash >> 33
+        return hash
     }
 }
