@@ -68,7 +68,7 @@ extension Process {
         instructionsExecuted = count
         self.depth = exitDepth
         if status == JITStatus.exited { return .exited }
-        return continueCompiled(status, code, limit: limit, checkpoint: checkpoint)
+        return continueCompiled(status, code, context, limit: limit, checkpoint: checkpoint)
     }
 
     /// Writes the context words the code reads at entry (besides the fixed ones and the exit
@@ -97,7 +97,8 @@ extension Process {
     /// `instructionsExecuted`, `depth`) with the same checkpoint, as if its own loop had entered.
     @inline(never)
     private func continueCompiled(
-        _ status: UInt64, _ code: Unmanaged<CompiledProgram>, limit: UInt64, checkpoint: UInt64
+        _ status: UInt64, _ code: Unmanaged<CompiledProgram>, _ context: UnsafeMutablePointer<UInt64>,
+        limit: UInt64, checkpoint: UInt64
     ) -> Stop {
         var compiled = code
         var held: CompiledProgram?
@@ -112,7 +113,6 @@ extension Process {
             self.instructionsExecuted = count
             self.depth = depth
         }
-        let context = jitContext!
         jitContextInUse = true
         defer { jitContextInUse = false }
         return driveCompiled(
