@@ -56,6 +56,7 @@ struct FirewallBenchmark {
         func attach(to process: MimicCore.Process) throws(SetupError) {
             try context.attach(to: process, packet: packet)
         }
+        func rearm(_ process: MimicCore.Process) -> Bool { context.rearm(process, packet: packet) }
     }
 
     func run() throws {

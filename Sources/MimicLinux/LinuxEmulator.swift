@@ -178,6 +178,16 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
         if mapsSystem { try mapSystem(into: process) }
     }
 
+    /// `Process.reset(context:)`'s quick path: true when the Linux state is the process's only
+    /// state, nothing else holds it and the run left in it nothing `clearForReuse` would have
+    /// to undo but plain values (`LinuxProcessState.rearm`), which are cleared; the packet buffer
+    /// stays in place for the context's `rearm`. False when the emulator maps the emulated
+    /// system's objects (`prepare` maps them per run).
+    public func rearm(_ process: MimicCore.Process) -> Bool {
+        guard !mapsSystem, let state = process.soleEmulatorState(stateKey) else { return false }
+        return state._withUnsafeGuaranteedRef { $0.rearm(clock: clock) }
+    }
+
     /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
     public func register(_ helper: Helper) {
         lock.withLock { _ in
@@ -390,6 +400,34 @@ public final class LinuxProcessState {
         }
     }
 
+    /// `clearForReuse` for a state whose run left nothing but plain values to clear (see
+    /// `LinuxEmulator.rearm`): no output, results or replay (`touched`), no spin lock held, the
+    /// environment and stacks as `clearForReuse` leaves them, no spare packet, the emulator's
+    /// clock. Then clears those values and returns true; the packet buffer stays (the context's
+    /// `rearm` renews it, or declines, and `prepare` then moves it aside). False, changing
+    /// nothing, otherwise.
+    @inline(__always) // into `LinuxEmulator.rearm`
+    func rearm(clock: VirtualClock) -> Bool {
+        guard !touched, !environmentChanged, !stacksChanged, sparePacket == nil, heldSpinLocks.isEmpty,
+            virtualClock === clock
+        else { return false }
+        clearPlainValues()
+        return true
+    }
+
+    /// The values `clearForReuse` resets every time: plain values, whose stores cost nothing to
+    /// release.
+    @inline(__always)
+    private func clearPlainValues() {
+        overriddenReturn = nil
+        seqFileAddress = nil
+        clockReads = 0
+        randomState = nil
+        runningTimer = nil
+        cgroupRetval = 0
+        xdpRxMetadata = nil
+    }
+
     /// Makes the state as a new one is (`init()`), for the next run of a process being reset:
     /// output, results and replay are dropped, held spin locks released, the environment set to
     /// its default; the packet buffer is kept aside as `sparePacket`. The `callbackBridge` stays.
@@ -428,20 +466,14 @@ public final class LinuxProcessState {
             if case .some = seg6 { seg6 = nil }
             touched = false // after the clears, whose `didSet`s set it again
         }
-        overriddenReturn = nil
-        seqFileAddress = nil
+        clearPlainValues()
         if environmentChanged {
             environment = TaskEnvironment()
             environmentChanged = false
         }
-        clockReads = 0
-        randomState = nil
-        runningTimer = nil
         if stacksChanged {
             stacks = TaskStacks()
             stacksChanged = false
         }
-        cgroupRetval = 0
-        xdpRxMetadata = nil
     }
 }

@@ -144,6 +144,10 @@ public final class AddressSpace {
     @usableFromInline @exclusivity(unchecked) var retiredCount = 0
     /// How many of them are still retired (neither revived nor released).
     @usableFromInline @exclusivity(unchecked) var retiredLive = 0
+    /// Changed by everything that changes what is mapped where (`mappingEpoch`).
+    @exclusivity(unchecked) private var epoch: UInt64 = 0
+    /// Regions mapped now, not counting retired ones (`regionCount`).
+    @exclusivity(unchecked) private var liveCount = 0
 
     /// Memory outside this address space that `read` and `write` (and so `load`, `store` and
     /// `readCString`) fall back to for addresses whose slot holds no region of this space.
@@ -192,6 +196,7 @@ public final class AddressSpace {
         retired.initialize(from: other.retired, count: other.retiredCount)
         retiredCount = other.retiredCount
         retiredLive = other.retiredLive
+        liveCount = other.liveCount
         // Both spaces hold these now: neither may treat one as its owner's alone.
         for slot in 0..<slotCount { slots[slot].storage?.lent = true }
     }
@@ -312,6 +317,8 @@ public final class AddressSpace {
         }
         slots[slot] = .empty
         entries[slot] = .empty
+        epoch &+= 1
+        liveCount -= 1
         defer { broker?.release(base) }
         freed(slot: slot, size: current.info.size)
     }
@@ -388,6 +395,8 @@ public final class AddressSpace {
         }
         retiredCount = count
         retiredLive = count
+        epoch &+= 1
+        liveCount -= count
     }
 
     /// Frees the slots of the regions `retireAll(except:)` retired that no `map` took back, as
@@ -420,6 +429,7 @@ public final class AddressSpace {
     private func release(retired slot: Int) {
         let size = slots[slot].info.size
         slots[slot] = .empty
+        epoch &+= 1
         freed(slot: slot, size: size)
     }
 
@@ -473,7 +483,18 @@ public final class AddressSpace {
         // would have the compiler load the buffer's address again.
         let record = slots + slot
         retiredLive &-= 1
+        liveCount &+= 1
         record.pointee.isRetired = false
+        return renew(record: record, slot: slot, storage: storage, size: size)
+    }
+
+    /// Gives the region of `slot` (its `record`) a new address — the window's next base, as for
+    /// an unmapped region, or the slot's next generation — and `size`, writing the record and the
+    /// table row; returns the new base. What a retired region's revival and an in-place renewal
+    /// (`renew`) share.
+    @inline(__always)
+    private func renew(record: UnsafeMutablePointer<Slot>, slot: Int, storage: RegionStorage, size: Int) -> UInt64 {
+        epoch &+= 1
         let base: UInt64
         if slot == 0 {
             freed(slot: 0, size: record.pointee.info.size)
@@ -488,6 +509,51 @@ public final class AddressSpace {
         entries[slot] = Self.entry(base: base, kind: record.pointee.info.kind, pointer: storage.pointer, size: size)
         return base
     }
+
+    /// Moves two mapped regions — `first`'s storage at `firstBase`, `second`'s at `secondBase`,
+    /// in two different slots — to new addresses in place, with their storages' current counts
+    /// as sizes: exactly the addresses, sizes and table rows that retiring both
+    /// (`retireAll(except:)`) and mapping them again (`mapAgain(_:retiredFrom:)`, `first` then
+    /// `second`) would give, without passing through the retired state. Addresses of the old
+    /// regions fault from now on. Nil, changing nothing, when either is not mapped there with
+    /// that storage, a storage grew past its slot's limit, or a `broker` places regions (it
+    /// would have to hear of the move).
+    ///
+    /// For a process re-armed with its previous context's regions (`Process.reset(context:)`'s
+    /// quick path): its packet buffer and context struct.
+    public func renew(
+        _ first: RegionStorage, at firstBase: UInt64, _ second: RegionStorage, at secondBase: UInt64
+    ) -> (UInt64, UInt64)? {
+        guard broker == nil, let firstSlot = mappedSlot(first, at: firstBase),
+            let secondSlot = mappedSlot(second, at: secondBase), firstSlot != secondSlot
+        else { return nil }
+        let slots = slots
+        return (
+            renew(record: slots + firstSlot, slot: firstSlot, storage: first, size: first.count),
+            renew(record: slots + secondSlot, slot: secondSlot, storage: second, size: second.count)
+        )
+    }
+
+    /// The slot of the region mapped (not retired) at `base` with `storage`, when `storage`'s
+    /// count still fits the slot's limit; nil otherwise.
+    @inline(__always)
+    private func mappedSlot(_ storage: RegionStorage, at base: UInt64) -> Int? {
+        let slot = Int(truncatingIfNeeded: (base >> 32) & 0xFFFF)
+        guard slot < slotCount, entries[slot].base == base else { return nil }
+        let record = slots + slot
+        guard !record.pointee.isRetired, record.pointee.storage === storage,
+            storage.count <= (slot == 0 ? Self.lowWindowLimit : Self.regionLimit)
+        else { return nil }
+        return slot
+    }
+
+    /// A number that changes whenever what is mapped where changes — a region mapped, unmapped,
+    /// retired, renewed or freed from retirement — and never otherwise: two equal readings mean
+    /// the same regions at the same addresses in between (bytes written into them aside).
+    public var mappingEpoch: UInt64 { epoch }
+
+    /// How many regions are mapped now (retired ones not counted).
+    public var regionCount: Int { liveCount }
 
     /// The regions currently mapped, in slot order.
     public var regions: [RegionInfo] {
@@ -574,6 +640,8 @@ public final class AddressSpace {
     }
 
     private func install(slot: Int, base: UInt64, storage: RegionStorage, name: String, kind: RegionKind) {
+        epoch &+= 1
+        liveCount += 1
         let info = RegionInfo(name: name, kind: kind, base: base, size: storage.count)
         slots[slot] = Slot(info: info, storage: storage, isRetired: false)
         entries[slot] = Self.entry(base: base, kind: kind, pointer: storage.pointer, size: storage.count)

@@ -385,6 +385,13 @@ final class PacketContexts {
             try made._withUnsafeGuaranteedRef { $0.attach(to: process, packet: packet) }.get()
         }
 
+        /// The reset's quick path (`Context.rearm`): the packet attached by renewing the previous one.
+        func rearm(_ process: MimicCore.Process) -> Bool {
+            guard let made else { return false }
+            let packet = packet
+            return made._withUnsafeGuaranteedRef { $0.context.rearm(process, packet: packet) }
+        }
+
         deinit { made?.release() }
     }
 }

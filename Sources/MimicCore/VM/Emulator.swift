@@ -154,6 +154,18 @@ public protocol Emulator: AnyObject, Sendable {
     /// (`Process.reset`), e.g. to create per-process state in the process's emulator state table
     /// (`Process.setEmulatorState(_:for:)`, or `takeRecycledEmulatorState(_:)` on reuse).
     func prepare(_ process: Process) throws(SetupError)
+
+    /// `Process.reset(context:)`'s quick path (see there): readies the states of a process whose
+    /// previous run changed nothing `prepare` would have to undo, without `prepare`, and returns
+    /// true; returns false when a full `prepare` is needed (the reset then takes its general
+    /// path, which calls `prepare`). Called only while the process's regions are those its last
+    /// reset left.
+    ///
+    /// True promises that the process's emulator states now read exactly as `prepare` would have
+    /// left them, except for what the previous context's attach stored in them, which the
+    /// context's `Context.rearm(_:)` renews (it may still decline: then `prepare` runs after
+    /// all, so what this clears must be what `prepare` clears too). Default: false.
+    func rearm(_ process: Process) -> Bool
 }
 
 extension Emulator {
@@ -166,6 +178,8 @@ extension Emulator {
     public func customInstruction(opcode: UInt8) -> CustomInstruction? { nil }
 
     public func prepare(_ process: Process) throws(SetupError) {}
+
+    public func rearm(_ process: Process) -> Bool { false }
 }
 
 /// An emulator that also provides the objects programs refer to: maps, global data and the `lddw`
@@ -237,6 +251,19 @@ extension MapProvider {
 public protocol Context {
     /// Maps the context's memory into `process` and sets its argument registers.
     func attach(to process: Process) throws(SetupError)
+
+    /// `Process.reset(context:)`'s quick path (see there): attaches this context by renewing
+    /// in place what the previous reset's context set up — its regions moved to new addresses
+    /// (`Process.renewAttachedRegions`), their bytes rewritten so they read exactly as freshly
+    /// attached ones — and returns true; returns false, having changed nothing, when it cannot
+    /// (the reset then takes its general path and calls `attach(to:)`). Called after the
+    /// registers, stack and counters are reset and the emulator's `Emulator.rearm` succeeded.
+    /// Default: false.
+    func rearm(_ process: Process) -> Bool
+}
+
+extension Context {
+    public func rearm(_ process: Process) -> Bool { false }
 }
 
 /// The simplest context: a byte buffer passed in R1 with its length in R2, as the

@@ -35,6 +35,8 @@ struct EmulatorStateTable {
     /// The previous run's states during a reset's `prepare`; otherwise all nil.
     @usableFromInline private(set) var recycled: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     @usableFromInline private(set) var capacity = 0
+    /// How many current rows hold a state.
+    @usableFromInline var occupied = 0
 
     init() {}
 
@@ -51,12 +53,14 @@ struct EmulatorStateTable {
         guard let states else { return }
         let old = states[index]
         states[index] = object.map { Unmanaged<AnyObject>.passRetained($0).toOpaque() }
+        occupied += (object == nil ? 0 : 1) - (old == nil ? 0 : 1)
         if let old { Unmanaged<AnyObject>.fromOpaque(old).release() }
     }
 
     /// Moves every state to the recycled rows; the current rows are empty afterwards.
     mutating func beginRecycling() {
         swap(&states, &recycled)
+        occupied = 0 // the recycled rows were all empty
     }
 
     /// Takes the recycled state of row `index` out (its retain goes to the caller), or nil.
@@ -84,7 +88,20 @@ struct EmulatorStateTable {
         guard unique else { return nil }
         recycled[index] = nil
         states[index] = object
+        occupied &+= 1
         return object
+    }
+
+    /// The object in row `index` (unretained) when it is the only state in the table and nothing
+    /// but the table holds it; nil otherwise.
+    @inlinable @inline(__always)
+    func soleObject<State: AnyObject>(at index: Int, as type: State.Type) -> UnsafeMutableRawPointer? {
+        guard occupied == 1, index < capacity, let states, let object = states[index] else { return nil }
+        // The table's reference, lent to `reference` for the test and handed back at once.
+        var reference = Unmanaged<State>.fromOpaque(object).takeRetainedValue()
+        let unique = isKnownUniquelyReferenced(&reference)
+        _ = Unmanaged.passRetained(reference)
+        return unique ? object : nil
     }
 
     /// Releases every recycled state nobody took.
@@ -100,6 +117,7 @@ struct EmulatorStateTable {
 
     /// Releases every state (a reset without an emulator, and the process's end).
     mutating func removeAll() {
+        occupied = 0
         guard let states else { return }
         for index in 0..<capacity {
             if let object = states[index] {
@@ -191,6 +209,16 @@ extension Process {
     @inlinable @inline(__always)
     public func reuseRecycledEmulatorState<State>(_ key: EmulatorStateKey<State>) -> Unmanaged<State>? {
         guard let object = emulatorStates.keepRecycled(at: key.index, as: State.self) else { return nil }
+        return Unmanaged<State>.fromOpaque(object)
+    }
+
+    /// For `Emulator.rearm`: the state stored under `key` (unretained: the process holds it) when
+    /// it is the only state the process holds and nothing else holds it — the state `prepare`
+    /// would take back (`reuseRecycledEmulatorState(_:)`) with nothing else to release. Nil
+    /// otherwise.
+    @inlinable @inline(__always)
+    public func soleEmulatorState<State>(_ key: EmulatorStateKey<State>) -> Unmanaged<State>? {
+        guard let object = emulatorStates.soleObject(at: key.index, as: State.self) else { return nil }
         return Unmanaged<State>.fromOpaque(object)
     }
 

@@ -164,6 +164,16 @@ public final class Process {
     /// its words that stay the same for the process are written once. In use while such a run is.
     @exclusivity(unchecked) var jitContext: UnsafeMutablePointer<UInt64>?
     @exclusivity(unchecked) var jitContextInUse = false
+    /// `memory.mappingEpoch` when the last reset ended (`UInt64.max`: no reset yet, or it
+    /// failed): while it has not changed, the regions mapped are those that reset left, which
+    /// `reset(context:)`'s quick path relies on.
+    @exclusivity(unchecked) var armedEpoch = UInt64.max
+    /// The regions the last reset kept (`baseRegions` still mapped) and how many its context
+    /// mapped besides (`renewAttachedRegions`).
+    @exclusivity(unchecked) var keptRegionCount = 0
+    @exclusivity(unchecked) var attachedRegionCount = 0
+    /// Resets that took the quick path, for tests.
+    @exclusivity(unchecked) var rearmCount = 0
 
     init(program: Program, memory: AddressSpace, vCPU: Int) throws(SetupError) {
         vm = program.vm
@@ -203,10 +213,23 @@ public final class Process {
     ///
     /// Reusing a process saves the allocations of a new one; a pool worker that runs the same
     /// program many times does this. The vCPU stays the same.
+    ///
+    /// **The quick path** (a process reset per packet): when no region was mapped, unmapped or
+    /// moved since the last reset ended (`AddressSpace.mappingEpoch`), the emulator finds its
+    /// states as the last reset left them (`Emulator.rearm`: e.g. the Linux state untouched by
+    /// the run) and the context can renew what the previous context set up (`Context.rearm`:
+    /// an XDP context's packet buffer and `xdp_md`, moved to new addresses and rewritten), the
+    /// reset does only that, besides the registers, stack and counters — no regions retired and
+    /// mapped again, no states recycled. The result reads exactly as the general path's: the
+    /// same addresses, bytes, states and memory budget. Anything else takes the general path.
     public func reset(context: (any Context)? = nil) throws(SetupError) {
-        try beginReset()
-        defer { memory.releaseRetired() }
-        if let context { try attach(context) }
+        if let context {
+            try reset(opened: context)
+        } else {
+            try beginReset()
+            memory.releaseRetired()
+            arm()
+        }
     }
 
     /// `reset(context:)` with a context of a known type: the same reset, without wrapping the
@@ -215,14 +238,52 @@ public final class Process {
     /// to the form above, which has to copy it out of its box to unwrap it (whatever the form:
     /// `if let`, `switch`, `?.`), so callers that have a context should not make it optional.
     public func reset<C: Context>(context: C) throws(SetupError) {
+        // The quick path (see `reset(context:)` above): the checks in this order, each cheaper
+        // than the next; the emulator's may clear what its `prepare` would (the general path
+        // clears it again when the context declines).
+        if armedEpoch == memory.mappingEpoch, vm.emulator?.rearm(self) == true {
+            resetRunState()
+            if context.rearm(self) {
+                armedEpoch = memory.mappingEpoch
+                rearmCount &+= 1
+                return
+            }
+        }
         try beginReset()
-        defer { memory.releaseRetired() }
-        try context.attach(to: self)
+        do {
+            try context.attach(to: self)
+        } catch {
+            memory.releaseRetired()
+            throw error
+        }
+        memory.releaseRetired()
+        arm()
     }
 
-    /// Attaches an existential context through its opened type (not copied out of its box).
-    private func attach<C: Context>(_ context: C) throws(SetupError) {
-        try context.attach(to: self)
+    /// `reset(context:)` of an existential context through its opened type (not copied out of
+    /// its box).
+    private func reset<C: Context>(opened context: C) throws(SetupError) {
+        try reset(context: context)
+    }
+
+    /// Records, at the end of a reset's general path, what the quick path of the next one checks:
+    /// the mapping epoch and the regions the context mapped.
+    private func arm() {
+        armedEpoch = memory.mappingEpoch
+        attachedRegionCount = memory.regionCount - keptRegionCount
+    }
+
+    /// For `Context.rearm(_:)`: moves the two regions the previous reset's context mapped —
+    /// `first`'s storage at `firstBase` and `second`'s at `secondBase`, and no others — to new
+    /// addresses in place, with the storages' counts as sizes (`AddressSpace.renew`): the
+    /// addresses the general path would give them, so pointers into the previous ones fault.
+    /// Returns the new bases, or nil (nothing changed) when the previous context mapped other
+    /// regions than these two, or these are not mapped there.
+    public func renewAttachedRegions(
+        _ first: RegionStorage, at firstBase: UInt64, _ second: RegionStorage, at secondBase: UInt64
+    ) -> (UInt64, UInt64)? {
+        guard attachedRegionCount == 2, armedEpoch == memory.mappingEpoch else { return nil }
+        return memory.renew(first, at: firstBase, second, at: secondBase)
     }
 
     /// Everything `reset` does before the context is attached. The regions mapped since creation
@@ -233,7 +294,18 @@ public final class Process {
         // packet refilled into the previous packet's buffer) gets it back at a new address without
         // taking the slot out and putting it back; whatever it does not map again is unmapped
         // when the reset ends (`AddressSpace.retireAll(except:)`).
+        armedEpoch = .max // until the reset succeeds
         memory.retireAll(except: baseRegions)
+        keptRegionCount = memory.regionCount
+        resetRunState()
+        try prepareEmulator(of: vm)
+    }
+
+    /// What every reset does to the process itself: registers, the stack's reach (all of it
+    /// after a tail call or a callback), pc, state, counters and the run's settings, as a new
+    /// process has them.
+    @inline(__always)
+    private func resetRunState() {
         var clearStart = stackClearStart
         if program !== entryProgram { // no shared reference count traffic
             program = entryProgram
@@ -263,7 +335,6 @@ public final class Process {
         packet = nil
         if exitCheck != nil { exitCheck = nil }
         inlineHelpersBypassed = false
-        try prepareEmulator(of: vm)
     }
 
     /// `Emulator.prepare` for a reset (see `beginReset`), or no emulator states without one.

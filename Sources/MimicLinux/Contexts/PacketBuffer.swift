@@ -245,6 +245,55 @@ public final class PacketBuffer {
         checksumLevel = 0
     }
 
+    /// `refill` for `Process.reset(context:)`'s quick path: this buffer — the one the previous
+    /// reset's context attached, still mapped where it put it, held by nobody else (the caller
+    /// checks that) — made the buffer of a new packet with both regions renewed in place
+    /// (`Process.renewAttachedRegions`), at the addresses `refill` would give them. Its bytes
+    /// read as `refill` leaves them, but for the context struct, which the caller writes whole.
+    /// False, changing nothing, when a storage is lent (`RegionStorage.isLent`: host code may
+    /// hold it), the packet does not fit the storage's capacity, the struct is not
+    /// `contextSize` bytes, or the region would be renamed: then the reset takes its general
+    /// path (`refill`).
+    func rearm(
+        packet bytes: UnsafeRawBufferPointer, headroom: Int, tailroom: Int, reserved: Int, regionName: String,
+        contextSize: Int = 24, into process: MimicCore.Process
+    ) -> Bool {
+        let total = headroom &+ bytes.count &+ tailroom
+        guard headroom >= 0, tailroom >= 0, total <= min(storage.capacity, AddressSpace.lowWindowLimit),
+            !storage.isLent, !contextStorage.isLent, contextStorage.count == contextSize,
+            regionName == self.regionName
+        else { return false }
+        let previousCount = storage.count
+        guard storage.reuse(count: total) else { return false }
+        guard
+            let (renewed, renewedContext) = process.renewAttachedRegions(
+                storage, at: base, contextStorage, at: contextAddress)
+        else {
+            _ = storage.reuse(count: previousCount)
+            return false
+        }
+        let pointer = storage.pointer
+        pointer.initializeMemory(as: UInt8.self, repeating: 0, count: headroom)
+        if let source = bytes.baseAddress, !bytes.isEmpty {
+            (pointer + headroom).copyMemory(from: source, byteCount: bytes.count)
+        }
+        (pointer + headroom + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: tailroom)
+        base = renewed
+        contextAddress = renewedContext
+        metaOffset = headroom
+        dataOffset = headroom
+        dataEndOffset = headroom + bytes.count
+        self.reserved = reserved
+        protocolType = 0
+        vlanTag = nil
+        networkOffset = 0
+        pulledLength = 0
+        hashIsValid = false
+        checksumUnnecessary = false
+        checksumLevel = 0
+        return true
+    }
+
     /// Whether `refill` may write `storage` (the buffer's or its context struct's) for a new
     /// packet: nothing but this buffer — which the caller found held by nobody else — and the
     /// address spaces that mapped it can reach it. Either no address space handed it out

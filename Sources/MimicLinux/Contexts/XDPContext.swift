@@ -156,6 +156,27 @@ public struct XDPContext: Context, Sendable {
         try attached.get()
     }
 
+    /// `Process.reset(context:)`'s quick path (`Context.rearm`): this context attached by
+    /// renewing the previous XDP attach's buffer in place (`rearm(_:packet:)`).
+    public func rearm(_ process: MimicCore.Process) -> Bool {
+        packet.withUnsafeBytes { rearm(process, packet: $0) }
+    }
+
+    /// `rearm(_:)` with `bytes` as the packet, as `attach(to:packet:)` attaches them: for a
+    /// context whose packet is read in place (a capture's), attached through a `Context` of its
+    /// own whose `rearm` calls this.
+    ///
+    /// Renews the buffer the previous reset's XDP attach left in the Linux state when that
+    /// attach mapped nothing else, nothing else holds the buffer or its storages, the packet fits
+    /// the storage and the region keeps its name: both regions move to the addresses the general
+    /// path would give them, the buffer is refilled as `PacketBuffer.refill` does (headroom and
+    /// tailroom zeroed, the packet copied, offsets and sk_buff fields as new) and the whole
+    /// `xdp_md` written. False, changing nothing, otherwise.
+    public func rearm(_ process: MimicCore.Process, packet bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let state = process.unretainedEmulatorState(LinuxProcessState.key) else { return false }
+        return state._withUnsafeGuaranteedRef { $0.rearm(self, packet: bytes, to: process) }
+    }
+
     /// The packet region's name for this context.
     fileprivate var regionName: String {
         // Formatted only for a context named otherwise: a capture attaches one per packet.
@@ -235,6 +256,32 @@ extension LinuxProcessState {
             if let environment = extras.environment { self.environment = environment }
         }
         packet = buffer
+    }
+}
+
+extension LinuxProcessState {
+    /// `XDPContext.rearm(_:packet:)` for the process this state belongs to: the state and the
+    /// context borrowed, as in `attach`.
+    fileprivate func rearm(_ context: XDPContext, packet bytes: UnsafeRawBufferPointer, to process: MimicCore.Process)
+        -> Bool
+    {
+        // The buffer stays in `packet`: held by nothing else (host code may keep a run's buffer).
+        guard isKnownUniquelyReferenced(&packet), let buffer = packet, buffer.kind == .xdp,
+            buffer.rearm(
+                packet: bytes, headroom: context.headroom, tailroom: context.tailroom,
+                reserved: min(XDPContext.frameReserve, context.headroom), regionName: context.regionName,
+                into: process)
+        else { return false }
+        buffer.storeXDPContext(
+            ingressIfindex: context.ingressIfindex, rxQueueIndex: context.rxQueueIndex,
+            egressIfindex: context.egressIfindex)
+        process.registers[1] = buffer.contextAddress
+        // As `attach` sets them (the emulator's `rearm` found them as `clearForReuse` leaves them).
+        if let extras = context.extras {
+            if let rxMetadata = extras.rxMetadata { xdpRxMetadata = rxMetadata }
+            if let environment = extras.environment { self.environment = environment }
+        }
+        return true
     }
 }
 

@@ -442,6 +442,9 @@ final class HeldSpinLocks {
     // One process's list, used by one thread at a time (see `LinuxProcessState`).
     @exclusivity(unchecked) private var locks: [(storage: RegionStorage, offset: Int)] = []
 
+    /// Whether no lock is held.
+    var isEmpty: Bool { locks.isEmpty }
+
     func holds(_ storage: RegionStorage, _ offset: Int) -> Bool {
         locks.contains { $0.storage === storage && $0.offset == offset }
     }
