@@ -185,6 +185,9 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
     /// system's objects (`prepare` maps them per run).
     public func rearm(_ process: MimicCore.Process) -> Bool {
         guard !mapsSystem, let state = process.soleEmulatorState(stateKey) else { return false }
+        // The clock by identity: the closure captures no reference (the emulator is weakly
+        // referenced: retaining it takes the runtime's slow path).
+        let clock = ObjectIdentifier(clock)
         return state._withUnsafeGuaranteedRef { $0.rearm(clock: clock) }
     }
 
@@ -407,9 +410,9 @@ public final class LinuxProcessState {
     /// `rearm` renews it, or declines, and `prepare` then moves it aside). False, changing
     /// nothing, otherwise.
     @inline(__always) // into `LinuxEmulator.rearm`
-    func rearm(clock: VirtualClock) -> Bool {
+    func rearm(clock: ObjectIdentifier) -> Bool {
         guard !touched, !environmentChanged, !stacksChanged, sparePacket == nil, heldSpinLocks.isEmpty,
-            virtualClock === clock
+            virtualClock.map(ObjectIdentifier.init) == clock
         else { return false }
         clearPlainValues()
         return true

@@ -510,41 +510,43 @@ public final class AddressSpace {
         return base
     }
 
-    /// Moves two mapped regions — `first`'s storage at `firstBase`, `second`'s at `secondBase`,
-    /// in two different slots — to new addresses in place, with their storages' current counts
-    /// as sizes: exactly the addresses, sizes and table rows that retiring both
-    /// (`retireAll(except:)`) and mapping them again (`mapAgain(_:retiredFrom:)`, `first` then
-    /// `second`) would give, without passing through the retired state. Addresses of the old
-    /// regions fault from now on. Nil, changing nothing, when either is not mapped there with
-    /// that storage, a storage grew past its slot's limit, or a `broker` places regions (it
-    /// would have to hear of the move).
+    /// Moves two mapped regions — `first`'s storage at `firstBase`, given a new count
+    /// `firstCount` (`RegionStorage.reuse(count:)`), and `second`'s at `secondBase`, in another
+    /// slot — to new addresses in place: exactly the addresses, sizes and table rows that
+    /// retiring both (`retireAll(except:)`) and mapping them again (`mapAgain(_:retiredFrom:)`,
+    /// `first` then `second`) would give, without passing through the retired state. Addresses
+    /// of the old regions fault from now on. Only for storages that are not lent
+    /// (`RegionStorage.isLent`): the caller refills them in place for their new regions, which
+    /// only an owner that no one else can reach may do. Nil, changing nothing, when either is not
+    /// mapped there with that storage, either is lent, `firstCount` does not fit `first`'s
+    /// capacity or its slot, or a `broker` places regions (it would have to hear of the move).
     ///
     /// For a process re-armed with its previous context's regions (`Process.reset(context:)`'s
-    /// quick path): its packet buffer and context struct.
+    /// quick path): its packet buffer (refilled with the next packet) and context struct.
     public func renew(
-        _ first: RegionStorage, at firstBase: UInt64, _ second: RegionStorage, at secondBase: UInt64
+        _ first: RegionStorage, at firstBase: UInt64, count firstCount: Int, _ second: RegionStorage,
+        at secondBase: UInt64
     ) -> (UInt64, UInt64)? {
-        guard broker == nil, let firstSlot = mappedSlot(first, at: firstBase),
-            let secondSlot = mappedSlot(second, at: secondBase), firstSlot != secondSlot
+        let firstSlot = Int(truncatingIfNeeded: (firstBase >> 32) & 0xFFFF)
+        let secondSlot = Int(truncatingIfNeeded: (secondBase >> 32) & 0xFFFF)
+        guard broker == nil, firstSlot != secondSlot, isMapped(first, at: firstBase, slot: firstSlot),
+            isMapped(second, at: secondBase, slot: secondSlot), !first.lent, !second.lent,
+            firstCount >= 0, firstCount <= (firstSlot == 0 ? Self.lowWindowLimit : Self.regionLimit),
+            first.reuse(count: firstCount)
         else { return nil }
         let slots = slots
         return (
-            renew(record: slots + firstSlot, slot: firstSlot, storage: first, size: first.count),
+            renew(record: slots + firstSlot, slot: firstSlot, storage: first, size: firstCount),
             renew(record: slots + secondSlot, slot: secondSlot, storage: second, size: second.count)
         )
     }
 
-    /// The slot of the region mapped (not retired) at `base` with `storage`, when `storage`'s
-    /// count still fits the slot's limit; nil otherwise.
+    /// Whether `slot` (the slot `base` names) holds the region mapped (not retired) at `base`
+    /// with `storage`. (A table row with that base is a mapped region's: empty and retired
+    /// slots have empty rows, and the rows past `slotCount` are empty.)
     @inline(__always)
-    private func mappedSlot(_ storage: RegionStorage, at base: UInt64) -> Int? {
-        let slot = Int(truncatingIfNeeded: (base >> 32) & 0xFFFF)
-        guard slot < slotCount, entries[slot].base == base else { return nil }
-        let record = slots + slot
-        guard !record.pointee.isRetired, record.pointee.storage === storage,
-            storage.count <= (slot == 0 ? Self.lowWindowLimit : Self.regionLimit)
-        else { return nil }
-        return slot
+    private func isMapped(_ storage: RegionStorage, at base: UInt64, slot: Int) -> Bool {
+        slot < capacity && entries[slot].base == base && slots[slot].storage === storage
     }
 
     /// A number that changes whenever what is mapped where changes — a region mapped, unmapped,

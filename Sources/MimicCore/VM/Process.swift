@@ -241,7 +241,7 @@ public final class Process {
         // The quick path (see `reset(context:)` above): the checks in this order, each cheaper
         // than the next; the emulator's may clear what its `prepare` would (the general path
         // clears it again when the context declines).
-        if armedEpoch == memory.mappingEpoch, vm.emulator?.rearm(self) == true {
+        if armedEpoch == memory.mappingEpoch, emulatorRearms(vm) {
             resetRunState()
             if context.rearm(self) {
                 armedEpoch = memory.mappingEpoch
@@ -260,6 +260,13 @@ public final class Process {
         arm()
     }
 
+    /// `Emulator.rearm` for the quick path: false without an emulator. `vm` is a parameter, as in
+    /// `prepareEmulator(of:)`: so the emulator is borrowed, not retained around the call (the
+    /// Linux emulator is weakly referenced, so its counts live in a side table: the slow path).
+    private func emulatorRearms(_ vm: VM) -> Bool {
+        vm.emulator?.rearm(self) ?? false
+    }
+
     /// `reset(context:)` of an existential context through its opened type (not copied out of
     /// its box).
     private func reset<C: Context>(opened context: C) throws(SetupError) {
@@ -274,16 +281,18 @@ public final class Process {
     }
 
     /// For `Context.rearm(_:)`: moves the two regions the previous reset's context mapped —
-    /// `first`'s storage at `firstBase` and `second`'s at `secondBase`, and no others — to new
-    /// addresses in place, with the storages' counts as sizes (`AddressSpace.renew`): the
-    /// addresses the general path would give them, so pointers into the previous ones fault.
-    /// Returns the new bases, or nil (nothing changed) when the previous context mapped other
-    /// regions than these two, or these are not mapped there.
+    /// `first`'s storage at `firstBase`, given the count `firstCount`, and `second`'s at
+    /// `secondBase`, and no others — to new addresses in place (`AddressSpace.renew`, which
+    /// also requires that neither storage is lent): the addresses the general path would give
+    /// them, so pointers into the previous ones fault. Returns the new bases, or nil (nothing
+    /// changed) when the previous context mapped other regions than these two, these are not
+    /// mapped there, or `AddressSpace.renew` declines.
     public func renewAttachedRegions(
-        _ first: RegionStorage, at firstBase: UInt64, _ second: RegionStorage, at secondBase: UInt64
+        _ first: RegionStorage, at firstBase: UInt64, count firstCount: Int, _ second: RegionStorage,
+        at secondBase: UInt64
     ) -> (UInt64, UInt64)? {
         guard attachedRegionCount == 2, armedEpoch == memory.mappingEpoch else { return nil }
-        return memory.renew(first, at: firstBase, second, at: secondBase)
+        return memory.renew(first, at: firstBase, count: firstCount, second, at: secondBase)
     }
 
     /// Everything `reset` does before the context is attached. The regions mapped since creation

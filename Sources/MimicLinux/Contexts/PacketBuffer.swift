@@ -38,6 +38,10 @@ public final class PacketBuffer {
     @exclusivity(unchecked) public private(set) var contextAddress: UInt64
     @exclusivity(unchecked) private(set) var contextStorage: RegionStorage
     @exclusivity(unchecked) private(set) var regionName: String
+    /// The name of the context whose attach last set the buffer up (`XDPContext.name`; empty
+    /// for other contexts): `rearm` compares it with the next context's, which names the region
+    /// the same way, instead of formatting and comparing region names.
+    @exclusivity(unchecked) var attachName = ""
 
     // sk_buff state the kernel keeps outside the packet bytes.
     /// `skb->protocol` as a host-order EtherType (0x0800 for IPv4).
@@ -247,50 +251,61 @@ public final class PacketBuffer {
 
     /// `refill` for `Process.reset(context:)`'s quick path: this buffer — the one the previous
     /// reset's context attached, still mapped where it put it, held by nobody else (the caller
-    /// checks that) — made the buffer of a new packet with both regions renewed in place
-    /// (`Process.renewAttachedRegions`), at the addresses `refill` would give them. Its bytes
-    /// read as `refill` leaves them, but for the context struct, which the caller writes whole.
-    /// False, changing nothing, when a storage is lent (`RegionStorage.isLent`: host code may
-    /// hold it), the packet does not fit the storage's capacity, the struct is not
-    /// `contextSize` bytes, or the region would be renamed: then the reset takes its general
-    /// path (`refill`).
+    /// checks that), with an `xdp_md` struct — made the buffer of a new packet with both regions
+    /// renewed in place (`Process.renewAttachedRegions`), at the addresses `refill` would give
+    /// them. Its bytes read as `refill` leaves them, and the whole `xdp_md` is written with these
+    /// indexes (as the attach's `storeXDPContext`). False, changing nothing, when a storage is
+    /// lent (`RegionStorage.isLent`: host code may hold it), the packet does not fit the
+    /// storage's capacity, the struct is not an `xdp_md`'s 24 bytes, or the region would be
+    /// renamed (`attachName`): then the reset takes its general path (`refill`).
     func rearm(
-        packet bytes: UnsafeRawBufferPointer, headroom: Int, tailroom: Int, reserved: Int, regionName: String,
-        contextSize: Int = 24, into process: MimicCore.Process
+        packet bytes: UnsafeRawBufferPointer, headroom: Int, tailroom: Int, reserved: Int, name: String,
+        ingressIfindex: UInt32, rxQueueIndex: UInt32, egressIfindex: UInt32, into process: MimicCore.Process
     ) -> Bool {
+        // The storages' fields read borrowed (`self` holds both): a read through the stored
+        // reference would retain and release it around each.
+        let (pointer, capacity) = Unmanaged.passUnretained(storage)._withUnsafeGuaranteedRef { ($0.pointer, $0.capacity) }
+        let (contextPointer, contextCount) = Unmanaged.passUnretained(contextStorage)._withUnsafeGuaranteedRef {
+            ($0.pointer, $0.count)
+        }
         let total = headroom &+ bytes.count &+ tailroom
-        guard headroom >= 0, tailroom >= 0, total <= min(storage.capacity, AddressSpace.lowWindowLimit),
-            !storage.isLent, !contextStorage.isLent, contextStorage.count == contextSize,
-            regionName == self.regionName
-        else { return false }
-        let previousCount = storage.count
-        guard storage.reuse(count: total) else { return false }
-        guard
-            let (renewed, renewedContext) = process.renewAttachedRegions(
-                storage, at: base, contextStorage, at: contextAddress)
-        else {
-            _ = storage.reuse(count: previousCount)
+        guard headroom >= 0, tailroom >= 0, total <= capacity, contextCount == 24, name == attachName else {
             return false
         }
-        let pointer = storage.pointer
+        // Borrowed (`self` holds both): no reference count around the call.
+        let base = base
+        let contextAddress = contextAddress
+        let renewal = Unmanaged.passUnretained(storage)._withUnsafeGuaranteedRef { storage in
+            Unmanaged.passUnretained(contextStorage)._withUnsafeGuaranteedRef { contextStorage in
+                process.renewAttachedRegions(storage, at: base, count: total, contextStorage, at: contextAddress)
+            }
+        }
+        guard let (renewed, renewedContext) = renewal else { return false }
         pointer.initializeMemory(as: UInt8.self, repeating: 0, count: headroom)
         if let source = bytes.baseAddress, !bytes.isEmpty {
             (pointer + headroom).copyMemory(from: source, byteCount: bytes.count)
         }
-        (pointer + headroom + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: tailroom)
-        base = renewed
-        contextAddress = renewedContext
+        if tailroom > 0 {
+            (pointer + headroom + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: tailroom)
+        }
+        self.base = renewed
+        self.contextAddress = renewedContext
         metaOffset = headroom
         dataOffset = headroom
         dataEndOffset = headroom + bytes.count
         self.reserved = reserved
+        // The sk_buff state, as `refill` clears it (an XDP buffer never sets it).
         protocolType = 0
-        vlanTag = nil
+        if case .some = vlanTag { vlanTag = nil }
         networkOffset = 0
         pulledLength = 0
         hashIsValid = false
         checksumUnnecessary = false
         checksumLevel = 0
+        Self.storeXDPContext(
+            at: contextPointer, base: renewed, dataOffset: headroom, dataEndOffset: headroom + bytes.count,
+            metaOffset: headroom, ingressIfindex: ingressIfindex, rxQueueIndex: rxQueueIndex,
+            egressIfindex: egressIfindex)
         return true
     }
 
@@ -384,7 +399,19 @@ public final class PacketBuffer {
     @inline(__always) // into the XDP attach, once per packet
     func storeXDPContext(ingressIfindex: UInt32, rxQueueIndex: UInt32, egressIfindex: UInt32) {
         guard contextStorage.count >= 24 else { return }
-        let pointer = contextStorage.pointer
+        Self.storeXDPContext(
+            at: contextStorage.pointer, base: base, dataOffset: dataOffset, dataEndOffset: dataEndOffset,
+            metaOffset: metaOffset, ingressIfindex: ingressIfindex, rxQueueIndex: rxQueueIndex,
+            egressIfindex: egressIfindex)
+    }
+
+    /// The six fields of an `xdp_md` at `pointer` (24 bytes) for a buffer at `base` with these
+    /// offsets.
+    @inline(__always)
+    private static func storeXDPContext(
+        at pointer: UnsafeMutableRawPointer, base: UInt64, dataOffset: Int, dataEndOffset: Int, metaOffset: Int,
+        ingressIfindex: UInt32, rxQueueIndex: UInt32, egressIfindex: UInt32
+    ) {
         pointer.storeBytes(
             of: UInt32(truncatingIfNeeded: base &+ UInt64(truncatingIfNeeded: dataOffset)).littleEndian, as: UInt32.self
         )

@@ -250,6 +250,7 @@ extension LinuxProcessState {
         buffer.storeXDPContext(
             ingressIfindex: context.ingressIfindex, rxQueueIndex: context.rxQueueIndex,
             egressIfindex: context.egressIfindex)
+        if buffer.attachName != context.name { buffer.attachName = context.name }
         process.registers[1] = buffer.contextAddress
         if let extras = context.extras {
             if let rxMetadata = extras.rxMetadata { xdpRxMetadata = rxMetadata }
@@ -265,22 +266,26 @@ extension LinuxProcessState {
     fileprivate func rearm(_ context: XDPContext, packet bytes: UnsafeRawBufferPointer, to process: MimicCore.Process)
         -> Bool
     {
-        // The buffer stays in `packet`: held by nothing else (host code may keep a run's buffer).
-        guard isKnownUniquelyReferenced(&packet), let buffer = packet, buffer.kind == .xdp,
+        // The buffer, held by nothing else (host code may keep a run's buffer), is moved out of
+        // `packet` and back (no reference count).
+        guard var buffer = packet.take() else { return false }
+        guard isKnownUniquelyReferenced(&buffer), buffer.kind == .xdp,
             buffer.rearm(
                 packet: bytes, headroom: context.headroom, tailroom: context.tailroom,
-                reserved: min(XDPContext.frameReserve, context.headroom), regionName: context.regionName,
-                into: process)
-        else { return false }
-        buffer.storeXDPContext(
-            ingressIfindex: context.ingressIfindex, rxQueueIndex: context.rxQueueIndex,
-            egressIfindex: context.egressIfindex)
+                reserved: min(XDPContext.frameReserve, context.headroom), name: context.name,
+                ingressIfindex: context.ingressIfindex, rxQueueIndex: context.rxQueueIndex,
+                egressIfindex: context.egressIfindex, into: process)
+        else {
+            packet = consume buffer
+            return false
+        }
         process.registers[1] = buffer.contextAddress
         // As `attach` sets them (the emulator's `rearm` found them as `clearForReuse` leaves them).
         if let extras = context.extras {
             if let rxMetadata = extras.rxMetadata { xdpRxMetadata = rxMetadata }
             if let environment = extras.environment { self.environment = environment }
         }
+        packet = consume buffer // a move: no retain of it and release of the local
         return true
     }
 }
