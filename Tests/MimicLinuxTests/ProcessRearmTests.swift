@@ -177,4 +177,48 @@ import MimicMemory
             #expect(process.rearmCount == count + 1, "round \(round)")
         }
     }
+
+    /// The next context may differ from the last: other headroom, tailroom, indexes, name, rx
+    /// metadata or environment, a packet too big for the buffer's storage. Each
+    /// reset reads as the general path's, the quick path taken only where the context allows it
+    /// (not after a renamed region, a grown packet, or an environment the attach set).
+    @Test(arguments: Fixture.engines)
+    func contextsThatChangeBetweenResets(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("rearm", engine: engine)
+        let twin = try Fixture.load("rearm", engine: engine)
+        var environment = TaskEnvironment()
+        environment.pid = 42
+        var withMetadata = XDPContext(packet: Self.packet(2), tailroom: 8)
+        withMetadata.rxMetadata = XDPRxMetadata(hash: 7, hashType: 1)
+        let contexts: [(XDPContext, quick: Bool)] = [
+            (XDPContext(packet: Self.packet(1)), false), // the first reset: nothing armed it
+            (XDPContext(packet: Self.packet(3), headroom: 128, tailroom: 32, ingressIfindex: 5), true),
+            (XDPContext(packet: Self.packet(0), rxQueueIndex: 3, egressIfindex: 9), true),
+            (XDPContext(packet: Self.packet(4), name: "renamed"), false),
+            (XDPContext(packet: Self.packet(5), name: "renamed"), true),
+            (XDPContext(packet: Self.packet(5)), false),
+            (withMetadata, true),
+            (XDPContext(packet: [UInt8](repeating: 3, count: 3000)), false), // past the storage
+            (XDPContext(packet: Self.packet(6)), true),
+            (XDPContext(packet: Self.packet(6), environment: environment), true),
+            (XDPContext(packet: Self.packet(7)), false), // the attach changed the environment
+            (XDPContext(packet: Self.packet(7), headroom: 0), true),
+        ]
+        let process = try fixture.vm.makeProcess(
+            for: fixture.object.program(named: "plain"), context: XDPContext(packet: Self.packet(0)))
+        let general = try twin.vm.makeProcess(
+            for: twin.object.program(named: "plain"), context: GeneralOnly(XDPContext(packet: Self.packet(0))))
+        for (round, (context, quick)) in contexts.enumerated() {
+            #expect(Self.outcome(process) == Self.outcome(general), "round \(round)")
+            let count = process.rearmCount
+            try process.reset(context: context)
+            try general.reset(context: GeneralOnly(context))
+            #expect(process.rearmCount == count + (quick ? 1 : 0), "round \(round)")
+            let differences = try Fingerprint(process, absolute: true).differences(
+                from: Fingerprint(general, absolute: true))
+            #expect(differences.isEmpty, "round \(round): \(differences)")
+            let state = try #require(LinuxProcessState.of(process))
+            #expect(state.xdpRxMetadata == context.rxMetadata && state.environment == (context.environment ?? TaskEnvironment()))
+        }
+    }
 }
