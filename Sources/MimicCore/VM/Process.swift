@@ -328,7 +328,11 @@ public final class Process {
         registers.storage.update(repeating: 0, count: 16)
         registers.storage[10] = stackBase &+ UInt64(stackSize)
         pc = 0
-        if case .ready = state {} else { state = .ready }
+        switch state {
+        case .ready: break
+        case .exited: state = .ready // the old state holds nothing to release: no outlined destroy
+        case .failed: state = .ready
+        }
         instructionsExecuted = 0
         tailCallCount = 0
         depth = 0
