@@ -330,8 +330,9 @@ enum JenkinsHash {
 /// The keys of a hash-like map: which slot of `ValueStorage` each key owns, the free slots,
 /// and an order over the elements (insertion order; for LRU maps, least recently used first).
 ///
-/// Keys are found as the kernel's `htab` finds them: by `htab_map_hash` (`JenkinsHash`, with a
-/// random seed per map like the kernel's `hashrnd`) into an open-addressing table (linear
+/// Keys are found as the kernel's `htab` finds them: by a hash of the key (`SlotTable.hash`: the
+/// kernel's `htab_map_hash`, or a cheaper mix for keys of 4 and 8 bytes; with a random seed per
+/// map like the kernel's `hashrnd`) into an open-addressing table (linear
 /// probing, at most 3/4 full) whose entries hold the hash and the slot; a candidate's key bytes
 /// are compared in place with the slot's copy in one flat key store. A lookup allocates nothing.
 /// Every key of one index has the same size (the first key inserted sets it; the maps check
@@ -385,7 +386,7 @@ struct SlotIndex: Sendable {
     /// Puts `slot` (whose key bytes are in the store) into the table; the table has room.
     private mutating func place(slot: Int) {
         let size = keySize
-        let hash = UInt64(JenkinsHash.mapHash(size > 0 ? table.key(slot: slot) : nil, count: size, seed: table.seed))
+        let hash = UInt64(table.hash(size > 0 ? table.key(slot: slot) : nil, count: size))
         let mask = table.bucketCount - 1
         var index = Int(truncatingIfNeeded: hash) & mask
         while table.entry(index) != 0 && table.entry(index) != SlotTable.tombstone { index = (index + 1) & mask }
@@ -542,8 +543,36 @@ final class SlotTable: @unchecked Sendable {
     private let keys = Atomic<UInt>(0)
     /// The size of every key; -1 before the first insert.
     private let keyWidth = Atomic<Int>(-1)
-    /// The seed of `JenkinsHash.mapHash` (the kernel's per-map `hashrnd`).
+    /// The seed of `JenkinsHash.mapHash` (the kernel's per-map `hashrnd`), for keys of other
+    /// sizes than 4 and 8 bytes.
     let seed = UInt32.random(in: .min ... .max)
+    /// The seed of `mix` (keys of 4 and 8 bytes).
+    private let wideSeed = UInt64.random(in: .min ... .max)
+
+    /// The hash of a `count`-byte key, which places it in the table: for keys of 4 and 8 bytes
+    /// (IPv4 addresses, indices, pointers: the common keys) a multiply–xorshift–multiply `mix` of
+    /// the key and a random seed (≈ 8 host instructions, against ≈ 50 for jhash), for others the
+    /// kernel's `htab_map_hash` (`JenkinsHash.mapHash`). Nothing outside the table sees it: the
+    /// order of the elements (`bpf_map_get_next_key`, dumps) is the `SlotIndex`'s own, and the
+    /// seed is random per map, as the kernel's `hashrnd`.
+    @inline(__always)
+    func hash(_ key: UnsafeRawPointer?, count: Int) -> UInt32 {
+        switch count {
+        case 4: return Self.mix(UInt64(key.unsafelyUnwrapped.loadUnaligned(as: UInt32.self)) ^ wideSeed)
+        case 8: return Self.mix(key.unsafelyUnwrapped.loadUnaligned(as: UInt64.self) ^ wideSeed)
+        default: return JenkinsHash.mapHash(key, count: count, seed: seed)
+        }
+    }
+
+    /// A 64-bit word to 32 well-mixed bits: every input bit reaches every output bit (the second
+    /// product's high half depends on all of the first's, which the xorshift folds down).
+    @inline(__always)
+    static func mix(_ word: UInt64) -> UInt32 {
+        var x = word &* 0x9E37_79B9_7F4A_7C15
+        x ^= x >> 32
+        x = x &* 0xD6E8_FEB8_6659_FD93
+        return UInt32(truncatingIfNeeded: x >> 32)
+    }
     /// Replaced tables and key stores, freed with the table (the writer's, under the map's lock).
     private var retired: [UnsafeMutableRawPointer] = []
 
@@ -664,7 +693,7 @@ final class SlotTable: @unchecked Sendable {
         else { return nil }
         let count = Int(truncatingIfNeeded: table[0].load(ordering: .relaxed))
         let slots = UInt(truncatingIfNeeded: store.load(as: UInt64.self))
-        let hash = UInt64(JenkinsHash.mapHash(key, count: size, seed: seed))
+        let hash = UInt64(hash(key, count: size))
         let mask = count &- 1
         var index = Int(truncatingIfNeeded: hash) & mask
         var left = count
