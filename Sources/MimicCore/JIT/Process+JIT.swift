@@ -23,6 +23,7 @@ extension Process {
     /// cancellation or deadline, the whole budget beyond the first run) enters the code with no
     /// more than the context words the code reads; anything else, and whatever the code returns
     /// but an exit, takes the general driver (`executeCompiledInGeneral`).
+    @inline(__always)
     func executeCompiled(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
         if cancellation == nil, let stop = enterQuickly(limit: limit) { return stop }
         return executeCompiledInGeneral(limit: limit, cancellation: cancellation)
@@ -30,43 +31,43 @@ extension Process {
 
     /// `executeCompiled`'s common run, or nil (before anything was changed) when the general
     /// driver must take it. The checks are the general driver's, for this case: the process is
-    /// ready, the entry point has code, the budget does not end within the first run (so no
-    /// limit check is due), and R10 is the top of the stack minus `depth` frames.
+    /// ready, at depth 0 with R10 the top of the stack, the entry point has code, and the budget
+    /// does not end within the first run (so no limit check is due). (A run resumed inside a
+    /// BPF-to-BPF function takes the general driver.)
     @inline(__always)
     private func enterQuickly(limit: UInt64) -> Stop? {
         guard program === entryProgram, let code = entryCode, let context = jitContext, !jitContextInUse,
-            runCancellation == nil, runDeadline == nil, case .ready = state
+            runCancellation == nil, runDeadline == nil, case .ready = state, depth == 0,
+            registers.storage[10] == stackBase &+ UInt64(truncatingIfNeeded: stackSize)
         else { return nil }
         let pcTable = code._withUnsafeGuaranteedRef { $0.pcTable }
         let slotCount = code._withUnsafeGuaranteedRef { $0.slotCount }
         let pc = self.pc
-        guard pc >= 0, pc < slotCount else { return nil }
+        guard UInt(bitPattern: pc) < UInt(bitPattern: slotCount) else { return nil }
         let native = pcTable[2 &* pc]
         guard native != 0 else { return nil }
         let start = instructionsExecuted
-        let end = limit > UInt64.max - start ? UInt64.max : start + limit
+        let end = limit > ~start ? UInt64.max : start &+ limit
         let longest = UInt64(program.longestRun)
         // The general driver's checkpoint without cancellation or deadline; a run start at or
         // past it leaves the code for the limit check.
-        let checkpoint = max(end >= longest ? end - longest : 0, start)
+        let checkpoint = end >= longest ? max(end &- longest, start) : start
         guard start < checkpoint else { return nil }
-        let depth = self.depth
-        guard
-            registers.storage[10] &+ UInt64(truncatingIfNeeded: depth &* vm.configuration.stackFrameSize)
-                == stackBase &+ UInt64(truncatingIfNeeded: stackSize)
-        else { return nil }
         runLimit = end
         jitContextInUse = true
         context[JITSlot.exitDepth] = UInt64(truncatingIfNeeded: callbackDepth)
-        let status = enter(
-            code, context, at: pc, native: native, count: start, checkpoint: checkpoint, depth: depth)
+        context[JITSlot.count] = start &+ pcTable[2 &* pc &+ 1]
+        context[JITSlot.checkpoint] = checkpoint
+        context[JITSlot.depth] = 0
+        context[JITSlot.pcTable] = UInt64(UInt(bitPattern: pcTable))
+        context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
+        context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
+        refreshTable(context)
+        let status = code._withUnsafeGuaranteedRef { $0.enter(context, native: native) }
         jitContextInUse = false
-        let count = context[JITSlot.count]
-        let exitPC = Int(truncatingIfNeeded: context[JITSlot.pc])
-        let exitDepth = Int(truncatingIfNeeded: context[JITSlot.depth])
-        self.pc = exitPC
-        instructionsExecuted = count
-        self.depth = exitDepth
+        self.pc = Int(truncatingIfNeeded: context[JITSlot.pc])
+        instructionsExecuted = context[JITSlot.count]
+        depth = Int(truncatingIfNeeded: context[JITSlot.depth])
         if status == JITStatus.exited { return .exited }
         return continueCompiled(status, code, context, limit: limit, checkpoint: checkpoint)
     }

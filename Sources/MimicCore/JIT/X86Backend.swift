@@ -73,11 +73,47 @@ private struct X86Generator {
     /// values through the call.
     var calleeSavedWrites: [Int: UInt8] = [:]
 
+    /// The eBPF registers the code keeps in host registers (`spill`/`reload`, the entry and every
+    /// exit): see `keptRegisters(of:)`.
+    let kept: [Int]
+
     init(program: Program, environment: JITEnvironment) {
         code = program.code
         helpers = program.helpers
         env = environment
         nativeFrames = environment.maxCallDepth <= 64
+        kept = Self.keptRegisters(of: program.code)
+    }
+
+    /// The registers the code may read or write: R0 (exits, calls) and R10, those an instruction
+    /// names (its destination and source fields, whether or not its form uses them), R1–R5 with
+    /// a helper call (the inline and direct calls read their arguments from host registers),
+    /// R0–R6 with `ld_abs`/`ld_ind`; all of them with a BPF-to-BPF call or a `callx` (frames
+    /// save and restore R6–R10). The others the code never touches: `Process.registers` holds
+    /// them throughout, so the entry does not load them and no exit stores them.
+    static func keptRegisters(of code: UnsafeMutableBufferPointer<DecodedInstruction>) -> [Int] {
+        var used = [Bool](repeating: false, count: Registers.count)
+        used[0] = true
+        used[10] = true
+        func mark(_ range: ClosedRange<Int>) { for r in range { used[r] = true } }
+        for i in code {
+            switch InstructionSet.form(of: i.operation).shape {
+            case .callLocal, .callRegister: return Array(0..<Registers.count)
+            case .callHelper: mark(1...5)
+            default: break
+            }
+            switch i.operation {
+            case .loadPacketAbsolute32, .loadPacketAbsolute16, .loadPacketAbsolute8,
+                .loadPacketIndirect32, .loadPacketIndirect16, .loadPacketIndirect8:
+                mark(0...6)
+            default: break
+            }
+            let d = Int(i.destination)
+            let s = Int(i.source)
+            if d < Registers.count { used[d] = true } else { return Array(0..<Registers.count) }
+            if s < Registers.count { used[s] = true } else { return Array(0..<Registers.count) }
+        }
+        return used.indices.filter { used[$0] }
     }
 
     func x(_ register: UInt8) -> X86Register { X86Backend.registerMap[Int(register)] }
@@ -196,15 +232,13 @@ private struct X86Generator {
     mutating func spill(via scratch: X86Register) {
         a.store(.r10, .r12, context(JITSlot.count))
         a.load(0x8B, scratch, .r12, context(JITSlot.registers))
-        for (index, register) in X86Backend.registerMap.enumerated() { a.store(register, scratch, Int32(index * 8)) }
+        for index in kept { a.store(X86Backend.registerMap[index], scratch, Int32(index * 8)) }
     }
 
     /// Loads R0–R10 from `Process.registers` and the count into `r10`; `scratch` is overwritten.
     mutating func reload(via scratch: X86Register) {
         a.load(0x8B, scratch, .r12, context(JITSlot.registers))
-        for (index, register) in X86Backend.registerMap.enumerated() {
-            a.load(0x8B, register, scratch, Int32(index * 8))
-        }
+        for index in kept { a.load(0x8B, X86Backend.registerMap[index], scratch, Int32(index * 8)) }
         a.load(0x8B, .r10, .r12, context(JITSlot.count))
     }
 
