@@ -1349,7 +1349,11 @@ extension X86Generator {
         {
             let proven = proven.handle == handle ? proven : ProvenArguments(stackKey: proven.stackKey)
             let miss = a.newLabel()
-            inlineHashLookup(lookup, handle: handle, proven: proven, miss: miss)
+            if let probe = lookup.probe {
+                inlineHashProbe(probe, handle: handle, proven: proven, miss: miss)
+            } else {
+                inlineHashLookup(lookup, handle: handle, proven: proven, miss: miss)
+            }
             coldHelperCall(at: miss, helper.direct, general: general, done: done)
             checked = miss
         } else if let direct = helper?.direct {
@@ -1532,6 +1536,120 @@ extension X86Generator {
         a.mov(.r11, imm: UInt64(UInt(bitPattern: unsafeBitCast(lookup.function, to: UnsafeRawPointer.self))))
         a.call(register: .r11)
         for register in [X86Register.r10, .r8, .rcx, .rdx, .rsi, .rdi] { a.pop(register) }
+    }
+
+    /// `bpf_map_lookup_elem` of a plain hash map with 4- or 8-byte keys, searched inline
+    /// (`InlineHashProbe`: the map's lock-free search in machine code):
+    ///
+    ///     R1 == handle                          else miss
+    ///     key = the 4 or 8 bytes at R2 (translated, or in the frame) else miss
+    ///     sequence odd                          → miss (a writer: the helper, locked)
+    ///     R0 = the key's value address, or 0 (no table yet, an empty entry, `count` entries
+    ///          looked at, a slot past the key store)
+    ///     sequence changed                      → miss
+    ///
+    /// R1–R5 are kept (rdx, rcx, rsi, rdi, r8 pushed and popped around the search; r9 holds the
+    /// key, r11 the byte mask), as around a call. A miss goes to the helper's direct entry, then
+    /// the helper, which answer as the interpreter does.
+    mutating func inlineHashProbe(_ probe: InlineHashProbe, handle: UInt64, proven: ProvenArguments, miss: X86Label) {
+        let size = Int32(probe.keySize)
+        let wide = size == 8
+        if proven.handle == nil {
+            a.mov(.r11, imm: handle)
+            a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
+            a.jump(.notEqual, miss)
+        }
+        if let key = stackKey(proven, size: size) {
+            a.load(0x8B, .r11, .r12, context(JITSlot.stackDelta))
+            a.memory([0x8B], w: wide, reg: X86Register.r9.rawValue, base: .r11, index: .rbp, disp: key)
+        } else {
+            a.mov(.r11, .rsi)
+            translate(size: size, alignment: 0, write: false, slow: miss) // r11 = host address + size
+            a.load(0x8B, .r9, .r11, -size, w: wide) // the key (r9, the translation entry, is free)
+        }
+        let saved: [X86Register] = [.rdx, .rcx, .rsi, .rdi, .r8]
+        for register in saved { a.push(register) }
+        let header = UInt64(UInt(bitPattern: probe.header))
+        let busy = a.newLabel()
+        let loop = a.newLabel()
+        let next = a.newLabel()
+        let live = a.newLabel()
+        let absent = a.newLabel()
+        let check = a.newLabel()
+        a.mov(.rdx, imm: header)
+        a.load(0x8B, .rcx, .rdx, 0) // the sequence
+        a.test(.rcx, imm: 1, w: false)
+        a.jump(.notEqual, busy)
+        a.push(.rcx)
+        a.load(0x8B, .rsi, .rdx, 8) // the entry table
+        // rax = hash(key, seed)
+        a.mov(.rax, imm: probe.seed)
+        a.alu(0x31, .rax, .r9, w: true)
+        a.mov(.r11, imm: InlineHashProbe.multipliers.0)
+        a.imul(.rax, .r11, w: true)
+        a.mov(.r11, .rax)
+        a.shift(ext: 5, .r11, imm: 32, w: true)
+        a.alu(0x31, .rax, .r11, w: true)
+        a.mov(.r11, imm: InlineHashProbe.multipliers.1)
+        a.imul(.rax, .r11, w: true)
+        a.shift(ext: 5, .rax, imm: 32, w: true)
+        a.alu(0x85, .rsi, .rsi, w: true)
+        a.jump(.equal, absent) // no table yet
+        a.load(0x8B, .rdx, .rsi, 0) // the entry count: entries left to look at
+        a.lea(.r11, .rdx, -1)
+        a.shift(ext: 4, .r11, imm: 3, w: true) // the byte mask
+        a.mov(.rdi, .rax)
+        a.shift(ext: 4, .rdi, imm: 3, w: true)
+        a.alu(0x21, .rdi, .r11, w: true) // the first entry's byte offset
+        a.bind(loop)
+        a.memory([0x8B], w: true, reg: X86Register.r8.rawValue, base: .rsi, index: .rdi, disp: 8) // the entry
+        a.alu(0x85, .r8, .r8, w: true)
+        a.jump(.equal, absent)
+        a.memory([0x3B], w: false, reg: X86Register.rax.rawValue, base: .rsi, index: .rdi, disp: 12) // its hash
+        a.jump(.notEqual, next)
+        a.alu(ext: 7, .r8, imm: -1, w: false) // slot + 1 == 0xFFFFFFFF with hash 0: the tombstone
+        a.jump(.notEqual, live)
+        a.alu(0x85, .rax, .rax, w: false)
+        a.jump(.equal, next)
+        a.bind(live)
+        a.mov(.r8, .r8, w: false)
+        a.alu(ext: 5, .r8, imm: 1, w: true) // the slot (a 0 wraps past any store)
+        a.mov(.rcx, imm: header)
+        a.load(0x8B, .rcx, .rcx, 16) // the key store
+        a.alu(0x85, .rcx, .rcx, w: true)
+        a.jump(.equal, absent)
+        a.load(0x3B, .r8, .rcx, 0) // slot < slot count, else inconsistent: absent (the check decides)
+        a.jump(.aboveEqual, absent)
+        let scale: UInt8 = wide ? 3 : 2
+        a.shift(ext: 4, .r8, imm: scale, w: true)
+        a.memory([0x3B], w: wide, reg: X86Register.r9.rawValue, base: .rcx, index: .r8, disp: 8) // the key
+        a.jump(.notEqual, next)
+        a.shift(ext: 5, .r8, imm: scale, w: true)
+        a.imul(.r8, .r8, imm: Int32(probe.valueStride), w: true)
+        a.mov(.rax, imm: probe.valueBase)
+        a.alu(0x01, .rax, .r8, w: true) // R0: the value's VM address
+        a.jump(check)
+        a.bind(next)
+        a.alu(ext: 0, .rdi, imm: 8, w: true)
+        a.alu(0x21, .rdi, .r11, w: true)
+        a.alu(ext: 5, .rdx, imm: 1, w: true)
+        a.jump(.notEqual, loop)
+        a.bind(absent)
+        a.alu(0x31, .rax, .rax, w: false)
+        a.bind(check)
+        a.pop(.rcx)
+        a.mov(.r11, imm: header)
+        a.load(0x3B, .rcx, .r11, 0) // the sequence again
+        a.jump(.notEqual, busy)
+        for register in saved.reversed() { a.pop(register) }
+        cold.append(
+            (
+                busy,
+                { g in
+                    for register in saved.reversed() { g.a.pop(register) }
+                    g.a.jump(miss)
+                }
+            ))
     }
 
     /// The R10 offset of a proven stack key of `size` bytes that lies within the frame (where

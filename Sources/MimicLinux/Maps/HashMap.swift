@@ -91,8 +91,11 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
         case 8: function = plain ? Self.compiledPlainLookup8 : Self.compiledLookup8
         default: function = Self.compiledLookup
         }
+        // A plain map's table is searched by the code itself (`InlineHashProbe`).
+        let probe = plain ? table._withUnsafeGuaranteedRef { $0.probe(keySize: Int(keySize), layout: layout) } : nil
         return InlineHashLookup(
-            keySize: keySize, function: function, map: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()))
+            keySize: keySize, function: function, map: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()),
+            probe: probe)
     }
 
     /// `InlineHashLookup.function`: the value's address for `keySize` bytes at `key`, or 0.
