@@ -77,6 +77,16 @@ private struct X86Generator {
     /// exit): see `keptRegisters(of:)`.
     let kept: [Int]
 
+    /// The callee-saved host registers the entry saves and every way out restores: all six, or,
+    /// when the code keeps none of R6–R9 (so never writes rbx, r13–r15: no BPF-to-BPF call, no
+    /// `callx`, none of them named), only `rbp` (R10) and `r12` (the context) — an even count
+    /// either way, so `rsp` keeps its alignment. Without them, the routines that keep a value
+    /// across a call keep it on the stack instead of in `rbx`.
+    var savedHostRegisters: [X86Register] {
+        savesCalleeRegisters ? [.rbx, .rbp, .r12, .r13, .r14, .r15] : [.rbp, .r12]
+    }
+    var savesCalleeRegisters: Bool { kept.contains { $0 >= 6 && $0 <= 9 } }
+
     init(program: Program, environment: JITEnvironment) {
         code = program.code
         helpers = program.helpers
@@ -247,7 +257,7 @@ private struct X86Generator {
     /// depth at entry (pushed by `step()` or before the driver re-entered after a budget check)
     /// become native frames returning to `olderReturn`, so every `exit` is a `ret`.
     mutating func emitPrologue() {
-        for register in [X86Register.rbx, .rbp, .r12, .r13, .r14, .r15] { a.push(register) }
+        for register in savedHostRegisters { a.push(register) }
         a.mov(.r12, .rdi)
         if nativeFrames {
             a.leaAddress(.r11, of: exitedAtR11) // in place of `sub rsp, 8`: 16-byte alignment
@@ -292,10 +302,8 @@ private struct X86Generator {
                 (
                     walk,
                     { g in
-                        g.a.mov(.rbx, .r9) // R6 is stored; rbx is restored below
                         g.a.mov(.rdx, .rsp)
-                        g.a.call(g.syncFrames)
-                        g.a.mov(.r9, .rbx)
+                        g.keepAcrossSyncFrames(.r9) // the status
                         g.a.jump(synced)
                     }
                 ))
@@ -303,7 +311,7 @@ private struct X86Generator {
         a.mov(.rax, .r9)
         a.load(0x8B, .rsp, .r12, context(JITSlot.machineStack)) // drops native frames of BPF calls
         a.alu(ext: 0, .rsp, imm: 8, w: true)
-        for register in [X86Register.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(register) }
+        for register in savedHostRegisters.reversed() { a.pop(register) }
         a.ret()
 
         a.bind(exitedAtR11)
@@ -316,7 +324,7 @@ private struct X86Generator {
             a.load(0x8B, .r11, .r12, context(JITSlot.exitDepth))
             a.store(.r11, .r12, context(JITSlot.depth))
             a.mov(.rax, imm: JITStatus.exited)
-            for register in [X86Register.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(register) }
+            for register in savedHostRegisters.reversed() { a.pop(register) }
             a.ret()
         }
         a.bind(exited)
@@ -330,9 +338,7 @@ private struct X86Generator {
         a.store(.rbp, .r12, context(JITSlot.hostCallR10))
         if nativeFrames {
             a.lea(.rdx, .rsp, 16) // the code's `rsp`: above this routine's return address and pad
-            a.mov(.rbx, .r11) // R6 is stored; rbx is reloaded below
-            a.call(syncFrames)
-            a.mov(.r11, .rbx)
+            keepAcrossSyncFrames(.r11) // the entry
         }
         a.mov(.rdi, .r12)
         a.call(register: .r11)
@@ -358,6 +364,23 @@ private struct X86Generator {
         a.jump(epilogue)
 
         if nativeFrames { emitNativeFrameRoutines() }
+    }
+
+    /// `call syncFrames` with `value` (r9 or r11) kept across it: in `rbx` when the entry saved
+    /// it (R6 is stored at this point, and `rbx` reloaded or restored after), else on the stack
+    /// (16 bytes: `rsp` keeps its alignment).
+    mutating func keepAcrossSyncFrames(_ value: X86Register) {
+        if savesCalleeRegisters {
+            a.mov(.rbx, value)
+            a.call(syncFrames)
+            a.mov(value, .rbx)
+        } else {
+            a.push(value)
+            a.alu(ext: 5, .rsp, imm: 8, w: true)
+            a.call(syncFrames)
+            a.alu(ext: 0, .rsp, imm: 8, w: true)
+            a.pop(value)
+        }
     }
 
     /// `syncFrames` (rdx = the code's `rsp`): writes the native frames into `Process.frames` and
@@ -392,8 +415,24 @@ private struct X86Generator {
         a.pop(.r9) // the depth
         a.imul(.r11, .r9, imm: Int32(env.frameStride), w: true)
         a.load(0x03, .r11, .r12, context(JITSlot.frames))
-        for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
-            a.load(0x8B, register, .r11, Int32(env.frameSaved + 8 * index))
+        if savesCalleeRegisters {
+            for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
+                a.load(0x8B, register, .r11, Int32(env.frameSaved + 8 * index))
+            }
+        } else {
+            // R6–R9 are not kept in host registers (and the entry did not save rbx, r13–r15):
+            // restored into `Process.registers`, which holds them. (Not reached in practice: with
+            // no BPF-to-BPF call, no frame lies between the exit depth and the depth at entry.)
+            a.push(.r10)
+            a.push(.r9)
+            a.load(0x8B, .r10, .r12, context(JITSlot.registers))
+            for index in 0..<4 {
+                a.load(0x8B, .r9, .r11, Int32(env.frameSaved + 8 * index))
+                a.store(.r9, .r10, Int32((6 + index) * 8))
+            }
+            a.pop(.r9)
+            a.pop(.r10)
+            a.load(0x8B, .rbp, .r11, Int32(env.frameSaved + 32))
         }
         a.load(0x8B, .r11, .r11, Int32(env.frameReturnPC))
         a.imul(.r9, .r9, imm: Int32(env.stackFrameSize), w: true)
