@@ -145,6 +145,40 @@ struct JITTests {
         }
     }
 
+    /// Registers a program never names are neither loaded nor stored by the code
+    /// (`keptRegisters`): values the host put there stay, through a helper call and a budget
+    /// stop, and the named ones come back as the interpreter leaves them.
+    @Test func registersTheProgramDoesNotNameKeepTheHostsValues() throws {
+        let source = """
+            mov %r0, 7
+            add %r0, %r1
+            call 2
+            add %r0, 1
+            exit
+            """
+        for limit in [UInt64.max, 2] {
+            var results: [[UInt64]] = []
+            for engine in [ExecutionEngine.interpreter, .jit] {
+                let vm = VM(emulator: ConformanceEmulator(), configuration: VMConfiguration(engine: engine))
+                let process = try vm.makeProcess(for: try load(vm, source))
+                for r in 1...9 { process.registers[r] = UInt64(r) &* 0x1111_0000_0001 }
+                var outcome: UInt64 = 0
+                while true {
+                    do {
+                        outcome = try process.run(instructionLimit: limit)
+                        break
+                    } catch {
+                        #expect(error.kind.code == .budgetExhausted)
+                        for r in 6...9 { process.registers[r] &+= 1 } // the host changes them between runs
+                    }
+                }
+                results.append([outcome, process.instructionsExecuted] + process.registers.all)
+            }
+            #expect(results[0] == results[1], "limit \(limit)")
+            #expect(results[1][2 + 6] >= 6 &* 0x1111_0000_0001)
+        }
+    }
+
     /// `jne %r1, 0` right after `and %r1, …` uses the flags of the `and`; a run resumed at the jump
     /// (after `step()`) enters through a stub that compares first.
     @Test func jumpsOnFlagsOfTheInstructionBeforeResumeAlike() throws {

@@ -280,15 +280,89 @@ struct InlineLookupTests {
                     #expect(registers[1] == map.handle && registers[2] == registers[10] &- 16)
                     #expect(Array(registers[3...5]) == [3, 4, 5])
                     if engine == .jit {
-                        // The compiled code carries the map's address: it calls the search directly.
-                        let address = UInt64(UInt(bitPattern: Unmanaged.passUnretained(map as AnyObject).toOpaque()))
-                        #expect(contains(try #require(program.machineCode), littleEndian(address)))
+                        let code = try #require(program.machineCode)
+                        if type == .hash && keySize == 4 {
+                            // A plain map with 4-byte keys: the code searches its table itself
+                            // (`InlineHashProbe`: the hash's first multiplier is in the code).
+                            #expect(contains(code, littleEndian(0x9E37_79B9_7F4A_7C15)))
+                        } else {
+                            // The compiled code carries the map's address: it calls the search directly.
+                            let address = UInt64(UInt(bitPattern: Unmanaged.passUnretained(map as AnyObject).toOpaque()))
+                            #expect(contains(code, littleEndian(address)))
+                        }
                     }
                 }
                 if type == .lruHash || type == .lruPerCPUHash {
                     // Key 1 was used last: a fourth key evicts key 2, the least recently used.
                     #expect(map.update(key: key(4), value: le64(4), flags: .any, cpu: 0) == nil)
                     #expect(Set(map.keys) == [key(1), key(3), key(4)])
+                }
+            }
+        }
+    }
+
+    /// The inline search of plain hash maps (`InlineHashProbe`) over a table with probe chains,
+    /// removed keys (tombstones), reused slots and a grown table, for 4- and 8-byte keys, from a
+    /// key in the frame and from a key in a map value (translated): R0 is the helper's answer for
+    /// every key, present or not, and R1–R5 are kept.
+    @Test func hashProbesGiveTheHelpersAnswers() throws {
+        for keySize in [4, 8] {
+            let (vm, emulator) = linuxVM(.jit)
+            let map = try makeMap(emulator, vm, .hash, key: keySize, value: 8, max: 200, name: "h")
+            let keys = try makeMap(emulator, vm, .array, key: 4, value: 8, max: 1, name: "k")
+            func key(_ n: UInt64) -> [UInt8] { Array(le64(n &* 0x0101_0001_0003)[0..<keySize]) }
+            for n in UInt64(0)..<150 {
+                #expect(map.update(key: key(n), value: le64(n), flags: .any, cpu: 0) == nil)
+            }
+            for n in stride(from: UInt64(0), to: 150, by: 3) { #expect(map.delete(key: key(n)) == nil) }
+            for n in UInt64(150)..<170 { #expect(map.update(key: key(n), value: le64(n), flags: .any, cpu: 0) == nil) }
+            let loadKey = keySize == 8 ? "ldxdw" : "ldxw"
+            let storeKey = keySize == 8 ? "stxdw" : "stxw"
+            let fromStack = try load(
+                vm,
+                """
+                lddw %r1, \(hex(keys.handle))
+                mov %r2, %r10
+                add %r2, -4
+                stw [%r10-4], 0
+                call 1
+                \(loadKey) %r6, [%r0]
+                \(storeKey) [%r10-16], %r6
+                mov %r3, 3
+                mov %r4, 4
+                mov %r5, 5
+                lddw %r1, \(hex(map.handle))
+                mov %r2, %r10
+                add %r2, -16
+                call 1
+                exit
+                """)
+            let fromValue = try load(
+                vm,
+                """
+                lddw %r1, \(hex(keys.handle))
+                mov %r2, %r10
+                add %r2, -4
+                stw [%r10-4], 0
+                call 1
+                mov %r2, %r0
+                mov %r3, 3
+                mov %r4, 4
+                mov %r5, 5
+                lddw %r1, \(hex(map.handle))
+                call 1
+                exit
+                """)
+            for program in [fromStack, fromValue] {
+                #expect(contains(try #require(program.machineCode), littleEndian(0x9E37_79B9_7F4A_7C15)))
+                for n in UInt64(0)..<200 {
+                    #expect(keys.update(key: le32(0), value: le64(n &* 0x0101_0001_0003), flags: .any, cpu: 0) == nil)
+                    let process = try vm.makeProcess(for: program)
+                    let r0 = try process.run()
+                    #expect(r0 == (map.lookupAddress(key: key(n), cpu: 0) ?? 0), "key size \(keySize) key \(n)")
+                    #expect((n < 170 && !(n < 150 && n % 3 == 0)) == (r0 != 0))
+                    #expect(Array(process.registers.all[3...5]) == [3, 4, 5])
+                    #expect(process.registers[1] == map.handle)
                 }
             }
         }

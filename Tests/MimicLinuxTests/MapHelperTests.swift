@@ -1,5 +1,6 @@
 import Dispatch
 import MimicCore
+import Synchronization
 import MimicLinux
 import Testing
 import MimicTestSupport
@@ -541,6 +542,68 @@ struct MapHelperTests {
     }
 
     // MARK: Concurrency
+
+    /// Compiled lookups of a plain hash map (searched inline, `InlineHashProbe`) while another
+    /// thread inserts and deletes other keys (the table grows, is rebuilt, fills with tombstones
+    /// and reuses slots): every lookup of a key that stays finds its value, every lookup of a key
+    /// never inserted finds nothing — whether the search ran lock-free or met the writer and
+    /// took the helper.
+    @Test func compiledHashLookupsAgreeWhileAnotherThreadChangesTheMap() throws {
+        let vm = VM(
+            emulator: LinuxEmulator(configuration: LinuxConfiguration(cpuCount: 2, randomSeed: 1)),
+            configuration: VMConfiguration(engine: .jit))
+        let emulator = try #require(vm.emulator as? LinuxEmulator)
+        let map = try makeMap(emulator, vm, .hash, key: 4, value: 8, max: 4096)
+        for key in UInt32(0)..<16 { #expect(map.update(key: le32(key), value: le64(UInt64(key)), flags: .any, cpu: 0) == nil) }
+        let expected = (UInt32(0)..<16).map { map.lookupAddress(key: le32($0), cpu: 0) ?? 0 }
+        let program = try load(
+            vm,
+            """
+            stxw [%r10-4], %r6
+            lddw %r1, \(hex(map.handle))
+            mov %r2, %r10
+            add %r2, -4
+            call 1
+            exit
+            """)
+        let mismatches = Mutex(0)
+        let writing = Mutex(true)
+        let lookups = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 2) { thread in
+            if thread == 0 {
+                for round in UInt32(0)..<6 {
+                    for key in UInt32(1000)..<UInt32(3000) {
+                        _ = map.update(key: le32(key &+ round), value: le64(1), flags: .any, cpu: 1)
+                    }
+                    for key in UInt32(1000)..<UInt32(3000) { _ = map.delete(key: le32(key &+ round)) }
+                }
+                writing.withLock { $0 = false }
+            } else {
+                guard let process = try? vm.makeProcess(for: program) else {
+                    mismatches.withLock { $0 += 1 }
+                    return
+                }
+                var i: UInt32 = 0
+                // At least 20,000 lookups, and as many as it takes to outlast the writer.
+                while i < 20_000 || writing.withLock({ $0 }) {
+                    defer { i &+= 1 }
+                    lookups.withLock { $0 += 1 }
+                    let key = i % 32 // 0..<16 stay, 16..<32 are never inserted
+                    do {
+                        try process.reset()
+                        process.registers[6] = UInt64(key)
+                        let r0 = try process.run()
+                        if r0 != (key < 16 ? expected[Int(key)] : 0) { mismatches.withLock { $0 += 1 } }
+                    } catch {
+                        mismatches.withLock { $0 += 1 }
+                    }
+                }
+            }
+        }
+        #expect(mismatches.withLock { $0 } == 0)
+        #expect(lookups.withLock { $0 } >= 20_000)
+        #expect(program.machineCode != nil)
+    }
 
     @Test func concurrentUpdatesDoNotCorruptAHashMap() throws {
         let (vm, emulator) = makeLinuxVM(cpus: 8)

@@ -8,9 +8,12 @@ extension Process {
     /// holds the interpreter's loop, a stack protector and a large frame that compiled runs do
     /// not need).
     @inline(__always)
-    func executeCompiledExactly(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+    func executeCompiledExactly(limit: UInt64, cancellation: CancellationFlag?, quickly: Bool = true) -> Stop {
         let start = instructionsExecuted
-        let stop = executeCompiled(limit: limit, cancellation: cancellation)
+        let stop =
+            quickly
+            ? executeCompiled(limit: limit, cancellation: cancellation)
+            : executeCompiledInGeneral(limit: limit, cancellation: cancellation)
         guard case .limitInsideRun = stop else { return stop }
         return finishByStepping(limit: limit &- (instructionsExecuted &- start), cancellation: cancellation)
     }
@@ -23,52 +26,89 @@ extension Process {
     /// cancellation or deadline, the whole budget beyond the first run) enters the code with no
     /// more than the context words the code reads; anything else, and whatever the code returns
     /// but an exit, takes the general driver (`executeCompiledInGeneral`).
+    @inline(__always)
     func executeCompiled(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
-        if cancellation == nil, let stop = enterQuickly(limit: limit) { return stop }
+        if cancellation == nil, let status = enterQuickly(limit: limit) {
+            return status == JITStatus.exited ? .exited : continueAfterQuickEntry(status, limit: limit)
+        }
         return executeCompiledInGeneral(limit: limit, cancellation: cancellation)
     }
 
-    /// `executeCompiled`'s common run, or nil (before anything was changed) when the general
-    /// driver must take it. The checks are the general driver's, for this case: the process is
-    /// ready, the entry point has code, the budget does not end within the first run (so no
-    /// limit check is due), and R10 is the top of the stack minus `depth` frames.
+    /// `run()` on compiled code: the quick entry's exit returns R0 with no `Stop` made (whose
+    /// outlined destroy was a call per run), anything else as `executeCompiledExactly`.
     @inline(__always)
-    private func enterQuickly(limit: UInt64) -> Stop? {
+    func runCompiled(limit: UInt64, cancellation: CancellationFlag?) throws(ExecutionError) -> UInt64 {
+        let start = instructionsExecuted
+        guard cancellation == nil, let status = enterQuickly(limit: limit) else {
+            return try finish(executeCompiledExactly(limit: limit, cancellation: cancellation, quickly: false))
+        }
+        if status == JITStatus.exited, exitCheck == nil {
+            let result = registers.storage[0]
+            if case .ready = state {
+                state = .exited(result) // the old state holds nothing to release: no outlined destroy
+            } else {
+                state = .exited(result)
+            }
+            return result
+        }
+        var stop = status == JITStatus.exited ? .exited : continueAfterQuickEntry(status, limit: limit)
+        if case .limitInsideRun = stop {
+            stop = finishByStepping(limit: limit &- (instructionsExecuted &- start), cancellation: nil)
+        }
+        return try finish(stop)
+    }
+
+    /// A quick entry that did not exit (a limit check, a fault, a tail call, a deeper call): the
+    /// general driver from where the code stopped, with the quick entry's checkpoint (still in
+    /// the context). (`.limitInsideRun` is the caller's to finish.)
+    @inline(never)
+    private func continueAfterQuickEntry(_ status: UInt64, limit: UInt64) -> Stop {
+        guard let code = entryCode, let context = jitContext else {
+            return .failed(.unsupported("internal error: a quick entry without code"))
+        }
+        return continueCompiled(status, code, context, limit: limit, checkpoint: context[JITSlot.checkpoint])
+    }
+
+    /// `executeCompiled`'s common run: the code's status, or nil (before anything was changed)
+    /// when the general driver must take it. The checks are the general driver's, for this case: the process is
+    /// ready, at depth 0 with R10 the top of the stack, the entry point has code, and the budget
+    /// does not end within the first run (so no limit check is due). (A run resumed inside a
+    /// BPF-to-BPF function takes the general driver.)
+    @inline(__always)
+    private func enterQuickly(limit: UInt64) -> UInt64? {
         guard program === entryProgram, let code = entryCode, let context = jitContext, !jitContextInUse,
-            runCancellation == nil, runDeadline == nil, case .ready = state
+            runCancellation == nil, runDeadline == nil, case .ready = state, depth == 0,
+            registers.storage[10] == stackBase &+ UInt64(truncatingIfNeeded: stackSize)
         else { return nil }
         let pcTable = code._withUnsafeGuaranteedRef { $0.pcTable }
         let slotCount = code._withUnsafeGuaranteedRef { $0.slotCount }
         let pc = self.pc
-        guard pc >= 0, pc < slotCount else { return nil }
+        guard UInt(bitPattern: pc) < UInt(bitPattern: slotCount) else { return nil }
         let native = pcTable[2 &* pc]
         guard native != 0 else { return nil }
         let start = instructionsExecuted
-        let end = limit > UInt64.max - start ? UInt64.max : start + limit
+        let end = limit > ~start ? UInt64.max : start &+ limit
         let longest = UInt64(program.longestRun)
         // The general driver's checkpoint without cancellation or deadline; a run start at or
         // past it leaves the code for the limit check.
-        let checkpoint = max(end >= longest ? end - longest : 0, start)
+        let checkpoint = end >= longest ? max(end &- longest, start) : start
         guard start < checkpoint else { return nil }
-        let depth = self.depth
-        guard
-            registers.storage[10] &+ UInt64(truncatingIfNeeded: depth &* vm.configuration.stackFrameSize)
-                == stackBase &+ UInt64(truncatingIfNeeded: stackSize)
-        else { return nil }
         runLimit = end
         jitContextInUse = true
         context[JITSlot.exitDepth] = UInt64(truncatingIfNeeded: callbackDepth)
-        let status = enter(
-            code, context, at: pc, native: native, count: start, checkpoint: checkpoint, depth: depth)
+        context[JITSlot.count] = start &+ pcTable[2 &* pc &+ 1]
+        context[JITSlot.checkpoint] = checkpoint
+        context[JITSlot.depth] = 0
+        context[JITSlot.pcTable] = UInt64(UInt(bitPattern: pcTable))
+        context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
+        context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
+        refreshTable(context)
+        let status = code._withUnsafeGuaranteedRef { $0.enter(context, native: native) }
         jitContextInUse = false
-        let count = context[JITSlot.count]
-        let exitPC = Int(truncatingIfNeeded: context[JITSlot.pc])
-        let exitDepth = Int(truncatingIfNeeded: context[JITSlot.depth])
-        self.pc = exitPC
-        instructionsExecuted = count
-        self.depth = exitDepth
-        if status == JITStatus.exited { return .exited }
-        return continueCompiled(status, code, context, limit: limit, checkpoint: checkpoint)
+        self.pc = Int(truncatingIfNeeded: context[JITSlot.pc])
+        instructionsExecuted = context[JITSlot.count]
+        depth = Int(truncatingIfNeeded: context[JITSlot.depth])
+        return status
     }
 
     /// Writes the context words the code reads at entry (besides the fixed ones and the exit
@@ -123,7 +163,7 @@ extension Process {
     /// `executeCompiled` in every case: any program, a nested run, a cancellation flag or a
     /// deadline, a budget ending in the first run.
     @inline(never)
-    private func executeCompiledInGeneral(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+    func executeCompiledInGeneral(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
         guard case .ready = state else { return .failed(.notRunnable) }
         // The entry program's code is borrowed, not retained (`entryCode`): `entryProgram` is a
         // `let` of the process, and the program owns its cache, which owns the code. Any other

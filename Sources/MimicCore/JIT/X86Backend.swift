@@ -73,11 +73,57 @@ private struct X86Generator {
     /// values through the call.
     var calleeSavedWrites: [Int: UInt8] = [:]
 
+    /// The eBPF registers the code keeps in host registers (`spill`/`reload`, the entry and every
+    /// exit): see `keptRegisters(of:)`.
+    let kept: [Int]
+
+    /// The callee-saved host registers the entry saves and every way out restores: all six, or,
+    /// when the code keeps none of R6–R9 (so never writes rbx, r13–r15: no BPF-to-BPF call, no
+    /// `callx`, none of them named), only `rbp` (R10) and `r12` (the context) — an even count
+    /// either way, so `rsp` keeps its alignment. Without them, the routines that keep a value
+    /// across a call keep it on the stack instead of in `rbx`.
+    var savedHostRegisters: [X86Register] {
+        savesCalleeRegisters ? [.rbx, .rbp, .r12, .r13, .r14, .r15] : [.rbp, .r12]
+    }
+    var savesCalleeRegisters: Bool { kept.contains { $0 >= 6 && $0 <= 9 } }
+
     init(program: Program, environment: JITEnvironment) {
         code = program.code
         helpers = program.helpers
         env = environment
         nativeFrames = environment.maxCallDepth <= 64
+        kept = Self.keptRegisters(of: program.code)
+    }
+
+    /// The registers the code may read or write: R0 (exits, calls) and R10, those an instruction
+    /// names (its destination and source fields, whether or not its form uses them), R1–R5 with
+    /// a helper call (the inline and direct calls read their arguments from host registers),
+    /// R0–R6 with `ld_abs`/`ld_ind`; all of them with a BPF-to-BPF call or a `callx` (frames
+    /// save and restore R6–R10). The others the code never touches: `Process.registers` holds
+    /// them throughout, so the entry does not load them and no exit stores them.
+    static func keptRegisters(of code: UnsafeMutableBufferPointer<DecodedInstruction>) -> [Int] {
+        var used = [Bool](repeating: false, count: Registers.count)
+        used[0] = true
+        used[10] = true
+        func mark(_ range: ClosedRange<Int>) { for r in range { used[r] = true } }
+        for i in code {
+            switch InstructionSet.form(of: i.operation).shape {
+            case .callLocal, .callRegister: return Array(0..<Registers.count)
+            case .callHelper: mark(1...5)
+            default: break
+            }
+            switch i.operation {
+            case .loadPacketAbsolute32, .loadPacketAbsolute16, .loadPacketAbsolute8,
+                .loadPacketIndirect32, .loadPacketIndirect16, .loadPacketIndirect8:
+                mark(0...6)
+            default: break
+            }
+            let d = Int(i.destination)
+            let s = Int(i.source)
+            if d < Registers.count { used[d] = true } else { return Array(0..<Registers.count) }
+            if s < Registers.count { used[s] = true } else { return Array(0..<Registers.count) }
+        }
+        return used.indices.filter { used[$0] }
     }
 
     func x(_ register: UInt8) -> X86Register { X86Backend.registerMap[Int(register)] }
@@ -196,15 +242,13 @@ private struct X86Generator {
     mutating func spill(via scratch: X86Register) {
         a.store(.r10, .r12, context(JITSlot.count))
         a.load(0x8B, scratch, .r12, context(JITSlot.registers))
-        for (index, register) in X86Backend.registerMap.enumerated() { a.store(register, scratch, Int32(index * 8)) }
+        for index in kept { a.store(X86Backend.registerMap[index], scratch, Int32(index * 8)) }
     }
 
     /// Loads R0–R10 from `Process.registers` and the count into `r10`; `scratch` is overwritten.
     mutating func reload(via scratch: X86Register) {
         a.load(0x8B, scratch, .r12, context(JITSlot.registers))
-        for (index, register) in X86Backend.registerMap.enumerated() {
-            a.load(0x8B, register, scratch, Int32(index * 8))
-        }
+        for index in kept { a.load(0x8B, X86Backend.registerMap[index], scratch, Int32(index * 8)) }
         a.load(0x8B, .r10, .r12, context(JITSlot.count))
     }
 
@@ -213,7 +257,7 @@ private struct X86Generator {
     /// depth at entry (pushed by `step()` or before the driver re-entered after a budget check)
     /// become native frames returning to `olderReturn`, so every `exit` is a `ret`.
     mutating func emitPrologue() {
-        for register in [X86Register.rbx, .rbp, .r12, .r13, .r14, .r15] { a.push(register) }
+        for register in savedHostRegisters { a.push(register) }
         a.mov(.r12, .rdi)
         if nativeFrames {
             a.leaAddress(.r11, of: exitedAtR11) // in place of `sub rsp, 8`: 16-byte alignment
@@ -258,10 +302,8 @@ private struct X86Generator {
                 (
                     walk,
                     { g in
-                        g.a.mov(.rbx, .r9) // R6 is stored; rbx is restored below
                         g.a.mov(.rdx, .rsp)
-                        g.a.call(g.syncFrames)
-                        g.a.mov(.r9, .rbx)
+                        g.keepAcrossSyncFrames(.r9) // the status
                         g.a.jump(synced)
                     }
                 ))
@@ -269,7 +311,7 @@ private struct X86Generator {
         a.mov(.rax, .r9)
         a.load(0x8B, .rsp, .r12, context(JITSlot.machineStack)) // drops native frames of BPF calls
         a.alu(ext: 0, .rsp, imm: 8, w: true)
-        for register in [X86Register.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(register) }
+        for register in savedHostRegisters.reversed() { a.pop(register) }
         a.ret()
 
         a.bind(exitedAtR11)
@@ -282,7 +324,7 @@ private struct X86Generator {
             a.load(0x8B, .r11, .r12, context(JITSlot.exitDepth))
             a.store(.r11, .r12, context(JITSlot.depth))
             a.mov(.rax, imm: JITStatus.exited)
-            for register in [X86Register.r15, .r14, .r13, .r12, .rbp, .rbx] { a.pop(register) }
+            for register in savedHostRegisters.reversed() { a.pop(register) }
             a.ret()
         }
         a.bind(exited)
@@ -296,9 +338,7 @@ private struct X86Generator {
         a.store(.rbp, .r12, context(JITSlot.hostCallR10))
         if nativeFrames {
             a.lea(.rdx, .rsp, 16) // the code's `rsp`: above this routine's return address and pad
-            a.mov(.rbx, .r11) // R6 is stored; rbx is reloaded below
-            a.call(syncFrames)
-            a.mov(.r11, .rbx)
+            keepAcrossSyncFrames(.r11) // the entry
         }
         a.mov(.rdi, .r12)
         a.call(register: .r11)
@@ -324,6 +364,23 @@ private struct X86Generator {
         a.jump(epilogue)
 
         if nativeFrames { emitNativeFrameRoutines() }
+    }
+
+    /// `call syncFrames` with `value` (r9 or r11) kept across it: in `rbx` when the entry saved
+    /// it (R6 is stored at this point, and `rbx` reloaded or restored after), else on the stack
+    /// (16 bytes: `rsp` keeps its alignment).
+    mutating func keepAcrossSyncFrames(_ value: X86Register) {
+        if savesCalleeRegisters {
+            a.mov(.rbx, value)
+            a.call(syncFrames)
+            a.mov(value, .rbx)
+        } else {
+            a.push(value)
+            a.alu(ext: 5, .rsp, imm: 8, w: true)
+            a.call(syncFrames)
+            a.alu(ext: 0, .rsp, imm: 8, w: true)
+            a.pop(value)
+        }
     }
 
     /// `syncFrames` (rdx = the code's `rsp`): writes the native frames into `Process.frames` and
@@ -358,8 +415,24 @@ private struct X86Generator {
         a.pop(.r9) // the depth
         a.imul(.r11, .r9, imm: Int32(env.frameStride), w: true)
         a.load(0x03, .r11, .r12, context(JITSlot.frames))
-        for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
-            a.load(0x8B, register, .r11, Int32(env.frameSaved + 8 * index))
+        if savesCalleeRegisters {
+            for (index, register) in [X86Register.rbx, .r13, .r14, .r15, .rbp].enumerated() {
+                a.load(0x8B, register, .r11, Int32(env.frameSaved + 8 * index))
+            }
+        } else {
+            // R6–R9 are not kept in host registers (and the entry did not save rbx, r13–r15):
+            // restored into `Process.registers`, which holds them. (Not reached in practice: with
+            // no BPF-to-BPF call, no frame lies between the exit depth and the depth at entry.)
+            a.push(.r10)
+            a.push(.r9)
+            a.load(0x8B, .r10, .r12, context(JITSlot.registers))
+            for index in 0..<4 {
+                a.load(0x8B, .r9, .r11, Int32(env.frameSaved + 8 * index))
+                a.store(.r9, .r10, Int32((6 + index) * 8))
+            }
+            a.pop(.r9)
+            a.pop(.r10)
+            a.load(0x8B, .rbp, .r11, Int32(env.frameSaved + 32))
         }
         a.load(0x8B, .r11, .r11, Int32(env.frameReturnPC))
         a.imul(.r9, .r9, imm: Int32(env.stackFrameSize), w: true)
@@ -1315,7 +1388,11 @@ extension X86Generator {
         {
             let proven = proven.handle == handle ? proven : ProvenArguments(stackKey: proven.stackKey)
             let miss = a.newLabel()
-            inlineHashLookup(lookup, handle: handle, proven: proven, miss: miss)
+            if let probe = lookup.probe {
+                inlineHashProbe(probe, handle: handle, proven: proven, miss: miss)
+            } else {
+                inlineHashLookup(lookup, handle: handle, proven: proven, miss: miss)
+            }
             coldHelperCall(at: miss, helper.direct, general: general, done: done)
             checked = miss
         } else if let direct = helper?.direct {
@@ -1498,6 +1575,120 @@ extension X86Generator {
         a.mov(.r11, imm: UInt64(UInt(bitPattern: unsafeBitCast(lookup.function, to: UnsafeRawPointer.self))))
         a.call(register: .r11)
         for register in [X86Register.r10, .r8, .rcx, .rdx, .rsi, .rdi] { a.pop(register) }
+    }
+
+    /// `bpf_map_lookup_elem` of a plain hash map with 4- or 8-byte keys, searched inline
+    /// (`InlineHashProbe`: the map's lock-free search in machine code):
+    ///
+    ///     R1 == handle                          else miss
+    ///     key = the 4 or 8 bytes at R2 (translated, or in the frame) else miss
+    ///     sequence odd                          → miss (a writer: the helper, locked)
+    ///     R0 = the key's value address, or 0 (no table yet, an empty entry, `count` entries
+    ///          looked at, a slot past the key store)
+    ///     sequence changed                      → miss
+    ///
+    /// R1–R5 are kept (rdx, rcx, rsi, rdi, r8 pushed and popped around the search; r9 holds the
+    /// key, r11 the byte mask), as around a call. A miss goes to the helper's direct entry, then
+    /// the helper, which answer as the interpreter does.
+    mutating func inlineHashProbe(_ probe: InlineHashProbe, handle: UInt64, proven: ProvenArguments, miss: X86Label) {
+        let size = Int32(probe.keySize)
+        let wide = size == 8
+        if proven.handle == nil {
+            a.mov(.r11, imm: handle)
+            a.alu(0x39, .rdi, .r11, w: true) // cmp rdi, r11
+            a.jump(.notEqual, miss)
+        }
+        if let key = stackKey(proven, size: size) {
+            a.load(0x8B, .r11, .r12, context(JITSlot.stackDelta))
+            a.memory([0x8B], w: wide, reg: X86Register.r9.rawValue, base: .r11, index: .rbp, disp: key)
+        } else {
+            a.mov(.r11, .rsi)
+            translate(size: size, alignment: 0, write: false, slow: miss) // r11 = host address + size
+            a.load(0x8B, .r9, .r11, -size, w: wide) // the key (r9, the translation entry, is free)
+        }
+        let saved: [X86Register] = [.rdx, .rcx, .rsi, .rdi, .r8]
+        for register in saved { a.push(register) }
+        let header = UInt64(UInt(bitPattern: probe.header))
+        let busy = a.newLabel()
+        let loop = a.newLabel()
+        let next = a.newLabel()
+        let live = a.newLabel()
+        let absent = a.newLabel()
+        let check = a.newLabel()
+        a.mov(.rdx, imm: header)
+        a.load(0x8B, .rcx, .rdx, 0) // the sequence
+        a.test(.rcx, imm: 1, w: false)
+        a.jump(.notEqual, busy)
+        a.push(.rcx)
+        a.load(0x8B, .rsi, .rdx, 8) // the entry table
+        // rax = hash(key, seed)
+        a.mov(.rax, imm: probe.seed)
+        a.alu(0x31, .rax, .r9, w: true)
+        a.mov(.r11, imm: InlineHashProbe.multipliers.0)
+        a.imul(.rax, .r11, w: true)
+        a.mov(.r11, .rax)
+        a.shift(ext: 5, .r11, imm: 32, w: true)
+        a.alu(0x31, .rax, .r11, w: true)
+        a.mov(.r11, imm: InlineHashProbe.multipliers.1)
+        a.imul(.rax, .r11, w: true)
+        a.shift(ext: 5, .rax, imm: 32, w: true)
+        a.alu(0x85, .rsi, .rsi, w: true)
+        a.jump(.equal, absent) // no table yet
+        a.load(0x8B, .rdx, .rsi, 0) // the entry count: entries left to look at
+        a.lea(.r11, .rdx, -1)
+        a.shift(ext: 4, .r11, imm: 3, w: true) // the byte mask
+        a.mov(.rdi, .rax)
+        a.shift(ext: 4, .rdi, imm: 3, w: true)
+        a.alu(0x21, .rdi, .r11, w: true) // the first entry's byte offset
+        a.bind(loop)
+        a.memory([0x8B], w: true, reg: X86Register.r8.rawValue, base: .rsi, index: .rdi, disp: 8) // the entry
+        a.alu(0x85, .r8, .r8, w: true)
+        a.jump(.equal, absent)
+        a.memory([0x3B], w: false, reg: X86Register.rax.rawValue, base: .rsi, index: .rdi, disp: 12) // its hash
+        a.jump(.notEqual, next)
+        a.alu(ext: 7, .r8, imm: -1, w: false) // slot + 1 == 0xFFFFFFFF with hash 0: the tombstone
+        a.jump(.notEqual, live)
+        a.alu(0x85, .rax, .rax, w: false)
+        a.jump(.equal, next)
+        a.bind(live)
+        a.mov(.r8, .r8, w: false)
+        a.alu(ext: 5, .r8, imm: 1, w: true) // the slot (a 0 wraps past any store)
+        a.mov(.rcx, imm: header)
+        a.load(0x8B, .rcx, .rcx, 16) // the key store
+        a.alu(0x85, .rcx, .rcx, w: true)
+        a.jump(.equal, absent)
+        a.load(0x3B, .r8, .rcx, 0) // slot < slot count, else inconsistent: absent (the check decides)
+        a.jump(.aboveEqual, absent)
+        let scale: UInt8 = wide ? 3 : 2
+        a.shift(ext: 4, .r8, imm: scale, w: true)
+        a.memory([0x3B], w: wide, reg: X86Register.r9.rawValue, base: .rcx, index: .r8, disp: 8) // the key
+        a.jump(.notEqual, next)
+        a.shift(ext: 5, .r8, imm: scale, w: true)
+        a.imul(.r8, .r8, imm: Int32(probe.valueStride), w: true)
+        a.mov(.rax, imm: probe.valueBase)
+        a.alu(0x01, .rax, .r8, w: true) // R0: the value's VM address
+        a.jump(check)
+        a.bind(next)
+        a.alu(ext: 0, .rdi, imm: 8, w: true)
+        a.alu(0x21, .rdi, .r11, w: true)
+        a.alu(ext: 5, .rdx, imm: 1, w: true)
+        a.jump(.notEqual, loop)
+        a.bind(absent)
+        a.alu(0x31, .rax, .rax, w: false)
+        a.bind(check)
+        a.pop(.rcx)
+        a.mov(.r11, imm: header)
+        a.load(0x3B, .rcx, .r11, 0) // the sequence again
+        a.jump(.notEqual, busy)
+        for register in saved.reversed() { a.pop(register) }
+        cold.append(
+            (
+                busy,
+                { g in
+                    for register in saved.reversed() { g.a.pop(register) }
+                    g.a.jump(miss)
+                }
+            ))
     }
 
     /// The R10 offset of a proven stack key of `size` bytes that lies within the frame (where

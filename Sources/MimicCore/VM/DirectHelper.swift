@@ -129,10 +129,14 @@ public struct InlineHashLookup: @unchecked Sendable {
     public let function: Function
     /// The map, unretained: lives as long as the map (its emulator's life).
     public let map: UnsafeRawPointer
+    /// For a plain map with 4- or 8-byte keys: its table, which the code searches itself (the
+    /// function is then the fallback of nothing: the helper takes what the search cannot).
+    public let probe: InlineHashProbe?
 
-    public init(keySize: UInt32, function: Function, map: UnsafeRawPointer) {
+    public init(keySize: UInt32, function: Function, map: UnsafeRawPointer, probe: InlineHashProbe? = nil) {
         self.keySize = keySize
         self.function = function
         self.map = map
+        self.probe = probe
     }
 }

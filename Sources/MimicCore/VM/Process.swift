@@ -402,10 +402,8 @@ public final class Process {
     public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError)
         -> UInt64
     {
-        let stop =
-            runsCompiledCode
-            ? executeCompiledExactly(limit: instructionLimit, cancellation: cancellation)
-            : executeExactly(limit: instructionLimit, cancellation: cancellation)
+        if runsCompiledCode { return try runCompiled(limit: instructionLimit, cancellation: cancellation) }
+        let stop = executeExactly(limit: instructionLimit, cancellation: cancellation)
         // The common end, inline: an exit with no exit check (`finish` does the same).
         if case .exited = stop, exitCheck == nil {
             let result = registers.storage[0]
@@ -457,7 +455,7 @@ public final class Process {
         return .exited(try finish(stop))
     }
 
-    private func finish(_ stop: Stop) throws(ExecutionError) -> UInt64 {
+    func finish(_ stop: Stop) throws(ExecutionError) -> UInt64 {
         switch stop {
         case .exited:
             if let exitCheck, let problem = exitCheck(self) {

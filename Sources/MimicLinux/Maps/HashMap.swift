@@ -85,13 +85,17 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
             return nil
         }
         let function: InlineHashLookup.Function
+        let plain = !isPerCPU && !isLRU
         switch keySize {
-        case 4: function = Self.compiledLookup4
-        case 8: function = Self.compiledLookup8
+        case 4: function = plain ? Self.compiledPlainLookup4 : Self.compiledLookup4
+        case 8: function = plain ? Self.compiledPlainLookup8 : Self.compiledLookup8
         default: function = Self.compiledLookup
         }
+        // A plain map's table is searched by the code itself (`InlineHashProbe`).
+        let probe = plain ? table._withUnsafeGuaranteedRef { $0.probe(keySize: Int(keySize), layout: layout) } : nil
         return InlineHashLookup(
-            keySize: keySize, function: function, map: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()))
+            keySize: keySize, function: function, map: UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()),
+            probe: probe)
     }
 
     /// `InlineHashLookup.function`: the value's address for `keySize` bytes at `key`, or 0.
@@ -101,6 +105,26 @@ public final class HashTableMap: BPFMap, @unchecked Sendable {
     private static let compiledLookup4: InlineHashLookup.Function = { compiledLookup($0, $1, $2, keySize: 4) }
     /// `compiledLookup` for 8-byte keys.
     private static let compiledLookup8: InlineHashLookup.Function = { compiledLookup($0, $1, $2, keySize: 8) }
+
+    /// `compiledLookup4` for a plain hash map (not per-CPU, not LRU), whose key size is 4: no
+    /// key-size, CPU or LRU test, the lock-free search straight away (the key size is the map's,
+    /// checked when the function was chosen; the vCPU does not matter).
+    private static let compiledPlainLookup4: InlineHashLookup.Function = { map, key, _ in
+        Unmanaged<HashTableMap>.fromOpaque(map)._withUnsafeGuaranteedRef { $0.plainLookup(key, keySize: 4) }
+    }
+    /// `compiledPlainLookup4` for 8-byte keys.
+    private static let compiledPlainLookup8: InlineHashLookup.Function = { map, key, _ in
+        Unmanaged<HashTableMap>.fromOpaque(map)._withUnsafeGuaranteedRef { $0.plainLookup(key, keySize: 8) }
+    }
+
+    /// `lookupAddress(key:cpu:)` of a plain hash map for a key of its own size, or 0.
+    @inline(__always)
+    private func plainLookup(_ key: UnsafeRawPointer, keySize: Int) -> UInt64 {
+        let bytes = UnsafeRawBufferPointer(start: key, count: keySize)
+        let found = table._withUnsafeGuaranteedRef { $0.concurrentSlot(for: bytes) } ?? lockedLookup(key: bytes)
+        guard let found else { return 0 }
+        return layout.address(slot: found, cpu: 0)
+    }
 
     @inline(__always)
     private static func compiledLookup(_ map: UnsafeRawPointer, _ key: UnsafeRawPointer, _ cpu: UInt64, keySize: Int?)

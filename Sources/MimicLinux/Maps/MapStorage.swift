@@ -330,8 +330,9 @@ enum JenkinsHash {
 /// The keys of a hash-like map: which slot of `ValueStorage` each key owns, the free slots,
 /// and an order over the elements (insertion order; for LRU maps, least recently used first).
 ///
-/// Keys are found as the kernel's `htab` finds them: by `htab_map_hash` (`JenkinsHash`, with a
-/// random seed per map like the kernel's `hashrnd`) into an open-addressing table (linear
+/// Keys are found as the kernel's `htab` finds them: by a hash of the key (`SlotTable.hash`: the
+/// kernel's `htab_map_hash`, or a cheaper mix for keys of 4 and 8 bytes; with a random seed per
+/// map like the kernel's `hashrnd`) into an open-addressing table (linear
 /// probing, at most 3/4 full) whose entries hold the hash and the slot; a candidate's key bytes
 /// are compared in place with the slot's copy in one flat key store. A lookup allocates nothing.
 /// Every key of one index has the same size (the first key inserted sets it; the maps check
@@ -385,7 +386,7 @@ struct SlotIndex: Sendable {
     /// Puts `slot` (whose key bytes are in the store) into the table; the table has room.
     private mutating func place(slot: Int) {
         let size = keySize
-        let hash = UInt64(JenkinsHash.mapHash(size > 0 ? table.key(slot: slot) : nil, count: size, seed: table.seed))
+        let hash = UInt64(table.hash(size > 0 ? table.key(slot: slot) : nil, count: size))
         let mask = table.bucketCount - 1
         var index = Int(truncatingIfNeeded: hash) & mask
         while table.entry(index) != 0 && table.entry(index) != SlotTable.tombstone { index = (index + 1) & mask }
@@ -534,23 +535,51 @@ final class SlotTable: @unchecked Sendable {
     /// An entry: `hash << 32 | (slot + 1)`; 0 is empty, `tombstone` a removed entry.
     static let tombstone: UInt64 = 0xFFFF_FFFF
 
-    /// Odd while a writer changes the table (see the type's comment).
-    private let sequence = Atomic<UInt>(0)
-    /// The table: `[entry count][entries...]` (an `Atomic<UInt64>` each), or 0 before the first.
-    private let buckets = Atomic<UInt>(0)
-    /// The key store: `[slot count][keySize bytes per slot]`, or 0 before the first.
-    private let keys = Atomic<UInt>(0)
-    /// The size of every key; -1 before the first insert.
-    private let keyWidth = Atomic<Int>(-1)
-    /// The seed of `JenkinsHash.mapHash` (the kernel's per-map `hashrnd`).
+    /// Four words that readers (and compiled code, `InlineHashProbe`) load, each an atomic:
+    /// 0, the sequence, odd while a writer changes the table (see the type's comment); 1, the
+    /// table, `[entry count][entries...]` (an `Atomic<UInt64>` each), or 0 before the first;
+    /// 2, the key store, `[slot count][keySize bytes per slot]`, or 0 before the first; 3, the
+    /// size of every key (as a bit pattern), -1 before the first insert. Allocated apart, so
+    /// that their address can be handed out.
+    private let header: UnsafeMutablePointer<Atomic<UInt>> = {
+        let words = UnsafeMutablePointer<Atomic<UInt>>.allocate(capacity: 4)
+        for index in 0..<3 { (words + index).initialize(to: Atomic<UInt>(0)) }
+        (words + 3).initialize(to: Atomic<UInt>(UInt(bitPattern: -1)))
+        return words
+    }()
+    private var sequence: UnsafeMutablePointer<Atomic<UInt>> { header }
+    private var buckets: UnsafeMutablePointer<Atomic<UInt>> { header + 1 }
+    private var keys: UnsafeMutablePointer<Atomic<UInt>> { header + 2 }
+    private var keyWidth: Int { Int(bitPattern: header[3].load(ordering: .relaxed)) }
+    /// The seed of `JenkinsHash.mapHash` (the kernel's per-map `hashrnd`), for keys of other
+    /// sizes than 4 and 8 bytes.
     let seed = UInt32.random(in: .min ... .max)
+    /// The seed of `InlineHashProbe.hash` (keys of 4 and 8 bytes).
+    private let wideSeed = UInt64.random(in: .min ... .max)
+
+    /// The hash of a `count`-byte key, which places it in the table: for keys of 4 and 8 bytes
+    /// (IPv4 addresses, indices, pointers: the common keys) `InlineHashProbe.hash`, a
+    /// multiply–xorshift–multiply of the key and a random seed, which compiled code computes too (≈ 8 host instructions, against ≈ 50 for jhash), for others the
+    /// kernel's `htab_map_hash` (`JenkinsHash.mapHash`). Nothing outside the table sees it: the
+    /// order of the elements (`bpf_map_get_next_key`, dumps) is the `SlotIndex`'s own, and the
+    /// seed is random per map, as the kernel's `hashrnd`.
+    @inline(__always)
+    func hash(_ key: UnsafeRawPointer?, count: Int) -> UInt32 {
+        switch count {
+        case 4: return InlineHashProbe.hash(UInt64(key.unsafelyUnwrapped.loadUnaligned(as: UInt32.self)), seed: wideSeed)
+        case 8: return InlineHashProbe.hash(key.unsafelyUnwrapped.loadUnaligned(as: UInt64.self), seed: wideSeed)
+        default: return JenkinsHash.mapHash(key, count: count, seed: seed)
+        }
+    }
     /// Replaced tables and key stores, freed with the table (the writer's, under the map's lock).
     private var retired: [UnsafeMutableRawPointer] = []
 
     deinit {
         for buffer in retired { buffer.deallocate() }
-        if let table = UnsafeMutableRawPointer(bitPattern: buckets.load(ordering: .relaxed)) { table.deallocate() }
-        if let store = UnsafeMutableRawPointer(bitPattern: keys.load(ordering: .relaxed)) { store.deallocate() }
+        if let table = UnsafeMutableRawPointer(bitPattern: buckets.pointee.load(ordering: .relaxed)) { table.deallocate() }
+        if let store = UnsafeMutableRawPointer(bitPattern: keys.pointee.load(ordering: .relaxed)) { store.deallocate() }
+        header.deinitialize(count: 4)
+        header.deallocate()
     }
 
     @inline(__always) static func slot(of entry: UInt64) -> Int {
@@ -572,18 +601,18 @@ final class SlotTable: @unchecked Sendable {
     /// Starts a change readers must not trust (the sequence becomes odd).
     @inline(__always)
     func beginWrite() {
-        sequence.store(sequence.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        sequence.pointee.store(sequence.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         atomicMemoryFence(ordering: .releasing)
     }
 
     /// Ends the change (the sequence becomes even).
     @inline(__always)
     func endWrite() {
-        sequence.store(sequence.load(ordering: .relaxed) &+ 1, ordering: .releasing)
+        sequence.pointee.store(sequence.pointee.load(ordering: .relaxed) &+ 1, ordering: .releasing)
     }
 
     private var table: UnsafeMutablePointer<Atomic<UInt64>>? {
-        UnsafeMutablePointer(bitPattern: buckets.load(ordering: .relaxed))
+        UnsafeMutablePointer(bitPattern: buckets.pointee.load(ordering: .relaxed))
     }
 
     /// The number of entries (0 before the first table).
@@ -606,22 +635,30 @@ final class SlotTable: @unchecked Sendable {
         fresh.initialize(to: Atomic<UInt64>(UInt64(count)))
         for index in 1...count { (fresh + index).initialize(to: Atomic<UInt64>(0)) }
         if let old = table { retired.append(UnsafeMutableRawPointer(old)) }
-        buckets.store(UInt(bitPattern: fresh), ordering: .relaxed)
+        buckets.pointee.store(UInt(bitPattern: fresh), ordering: .relaxed)
     }
 
-    func setKeySize(_ size: Int) { keyWidth.store(size, ordering: .relaxed) }
+    func setKeySize(_ size: Int) { header[3].store(UInt(bitPattern: size), ordering: .relaxed) }
+
+    /// What compiled code needs to search this table (`InlineHashProbe`) for keys of `keySize`
+    /// (4 or 8) bytes whose values `layout` places (one CPU), or nil.
+    func probe(keySize: Int, layout: ValueLayout) -> InlineHashProbe? {
+        guard let size = UInt32(exactly: keySize), let stride = UInt32(exactly: layout.stride) else { return nil }
+        return InlineHashProbe(
+            header: UnsafeRawPointer(header), seed: wideSeed, keySize: size, valueBase: layout.base, valueStride: stride)
+    }
 
     /// The key bytes of `slot` (within the store's slot count).
     @inline(__always)
     func key(slot: Int) -> UnsafeMutableRawPointer {
-        UnsafeMutableRawPointer(bitPattern: keys.load(ordering: .relaxed)).unsafelyUnwrapped + 8
-            + slot * keyWidth.load(ordering: .relaxed)
+        UnsafeMutableRawPointer(bitPattern: keys.pointee.load(ordering: .relaxed)).unsafelyUnwrapped + 8
+            + slot * keyWidth
     }
 
     /// Makes room for the keys of `slots` slots (the store doubles; the old one is retired).
     func reserveKeys(slots: Int) {
-        let width = max(keyWidth.load(ordering: .relaxed), 0)
-        let current = UnsafeMutableRawPointer(bitPattern: keys.load(ordering: .relaxed))
+        let width = max(keyWidth, 0)
+        let current = UnsafeMutableRawPointer(bitPattern: keys.pointee.load(ordering: .relaxed))
         let held = current.map { Int(truncatingIfNeeded: $0.load(as: UInt64.self)) } ?? 0
         guard slots > held else { return }
         let grown = max(slots, held * 2, 4)
@@ -632,7 +669,7 @@ final class SlotTable: @unchecked Sendable {
             retired.append(current)
         }
         fresh.storeBytes(of: UInt64(grown), as: UInt64.self)
-        keys.store(UInt(bitPattern: fresh), ordering: .relaxed)
+        keys.pointee.store(UInt(bitPattern: fresh), ordering: .relaxed)
     }
 
     // MARK: Reader (no lock)
@@ -641,11 +678,11 @@ final class SlotTable: @unchecked Sendable {
     /// nil when a writer was busy: take the map's lock and ask the `SlotIndex` then.
     @inline(__always)
     func concurrentSlot(for key: UnsafeRawBufferPointer) -> Int?? {
-        let start = sequence.load(ordering: .acquiring)
+        let start = sequence.pointee.load(ordering: .acquiring)
         guard start & 1 == 0 else { return nil }
         let found = find(key.baseAddress, count: key.count)?.slot
         atomicMemoryFence(ordering: .acquiring)
-        guard sequence.load(ordering: .relaxed) == start else { return nil }
+        guard sequence.pointee.load(ordering: .relaxed) == start else { return nil }
         return .some(found)
     }
 
@@ -657,14 +694,14 @@ final class SlotTable: @unchecked Sendable {
     /// comment); under the map's lock its answer is exact. Each buffer's address is loaded once.
     @inline(__always)
     func find(_ key: UnsafeRawPointer?, count keyCount: Int) -> (index: Int, slot: Int)? {
-        let size = keyWidth.load(ordering: .relaxed)
+        let size = keyWidth
         guard size == keyCount,
-            let table = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: buckets.load(ordering: .relaxed)),
-            let store = UnsafeRawPointer(bitPattern: keys.load(ordering: .relaxed))
+            let table = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: buckets.pointee.load(ordering: .relaxed)),
+            let store = UnsafeRawPointer(bitPattern: keys.pointee.load(ordering: .relaxed))
         else { return nil }
         let count = Int(truncatingIfNeeded: table[0].load(ordering: .relaxed))
         let slots = UInt(truncatingIfNeeded: store.load(as: UInt64.self))
-        let hash = UInt64(JenkinsHash.mapHash(key, count: size, seed: seed))
+        let hash = UInt64(hash(key, count: size))
         let mask = count &- 1
         var index = Int(truncatingIfNeeded: hash) & mask
         var left = count
