@@ -528,8 +528,9 @@ struct FlowWorkers {
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let stripes = shared.stripes
             let buckets = shared.workerOf
+            let cache = FlowHash.FlowCache()
             while let stripe = stripes.claim() {
-                FlowHash.fill(buckets, stripes.range(stripe), buckets: workers) { capture.bytes($0) }
+                FlowHash.fill(buckets, stripes.range(stripe), buckets: workers, capture: capture, cache: cache)
                 stripes.markHashed(stripe)
             }
             let runner = PacketRunner(session: shared.session, processes: 1, keepsDeliveries: keepsDeliveries)
@@ -681,66 +682,144 @@ enum FlowHash {
     @inline(__always)
     private static func bucket(_ hash: UInt64, _ buckets: Int) -> Int { Int(hash % UInt64(buckets)) }
 
-    /// Writes `bucket(of:buckets:)` of the frame of each index of `indices` (`frame(index)`) to
-    /// `out[index]`. IPv4 frames are hashed four at a time in step: FNV-1a is one chain of
-    /// dependent multiplications a frame, and four independent chains keep the multiplier busy
-    /// where one leaves it waiting.
+    /// Writes `bucket(of:buckets:)` of the frame of each packet of `indices` of `capture` to
+    /// `out[index]`, remembering the buckets of IPv4 TCP and UDP flows in `cache`.
+    ///
+    /// The common frame, IPv4 TCP or UDP (up to two VLAN tags, any header length, not a
+    /// fragment), is parsed in place (an untagged frame recognised first) and its flow looked up
+    /// in `cache`: a flow seen before takes its bucket from there, with no hash; another is
+    /// hashed from its bytes in place (each byte read as its step needs it) and remembered. The
+    /// records are read without bounds checks (the reader made them, within the file). Other
+    /// frames take the one-frame `bucket(of:buckets:)`.
     static func fill(
-        _ out: UnsafeMutableBufferPointer<UInt16>, _ indices: Range<Int>, buckets: Int,
-        frame: (Int) -> UnsafeRawBufferPointer
+        _ out: UnsafeMutableBufferPointer<UInt16>, _ indices: Range<Int>, buckets: Int, capture: CaptureIndex,
+        cache: FlowCache
     ) {
         guard buckets > 1 else {
             for index in indices { out[index] = 0 }
             return
         }
-        var index = indices.lowerBound
-        while index + 4 <= indices.upperBound {
-            if let f0 = ipv4Flow(of: frame(index)), let f1 = ipv4Flow(of: frame(index + 1)),
-                let f2 = ipv4Flow(of: frame(index + 2)), let f3 = ipv4Flow(of: frame(index + 3))
-            {
-                var h0 = offsetBasis, h1 = offsetBasis, h2 = offsetBasis, h3 = offsetBasis
-                var a0 = f0.addresses, a1 = f1.addresses, a2 = f2.addresses, a3 = f3.addresses
-                for _ in 0..<8 {
-                    h0 = step(h0, a0)
-                    h1 = step(h1, a1)
-                    h2 = step(h2, a2)
-                    h3 = step(h3, a3)
-                    a0 >>= 8
-                    a1 >>= 8
-                    a2 >>= 8
-                    a3 >>= 8
-                }
-                // The protocol, then the ports when the flow has them (a choice, not a branch).
-                var t0 = f0.tail, t1 = f1.tail, t2 = f2.tail, t3 = f3.tail
-                h0 = step(h0, t0)
-                h1 = step(h1, t1)
-                h2 = step(h2, t2)
-                h3 = step(h3, t3)
-                let (p0, p1, p2, p3) = (h0, h1, h2, h3)
-                for _ in 0..<4 {
-                    t0 >>= 8
-                    t1 >>= 8
-                    t2 >>= 8
-                    t3 >>= 8
-                    h0 = step(h0, t0)
-                    h1 = step(h1, t1)
-                    h2 = step(h2, t2)
-                    h3 = step(h3, t3)
-                }
-                out[index] = UInt16(truncatingIfNeeded: bucket(avalanche(f0.hasPorts ? h0 : p0), buckets))
-                out[index + 1] = UInt16(truncatingIfNeeded: bucket(avalanche(f1.hasPorts ? h1 : p1), buckets))
-                out[index + 2] = UInt16(truncatingIfNeeded: bucket(avalanche(f2.hasPorts ? h2 : p2), buckets))
-                out[index + 3] = UInt16(truncatingIfNeeded: bucket(avalanche(f3.hasPorts ? h3 : p3), buckets))
-            } else {
-                for lane in index..<index + 4 {
-                    out[lane] = UInt16(truncatingIfNeeded: bucket(of: frame(lane), buckets: buckets))
-                }
+        guard !indices.isEmpty, let file = capture.reader.storage.buffer.baseAddress, let slots = out.baseAddress
+        else { return }
+        capture.records.withUnsafeBufferPointer { records in
+            guard let records = records.baseAddress else { return }
+            fill(slots, indices, UInt64(buckets), file, records, cache)
+        }
+    }
+
+    private static func fill(
+        _ out: UnsafeMutablePointer<UInt16>, _ indices: Range<Int>, _ buckets: UInt64, _ file: UnsafeRawPointer,
+        _ records: UnsafePointer<PcapRecord>, _ cache: FlowCache
+    ) {
+        for index in indices {
+            let start = file + records[index].dataOffset
+            let length = Int(records[index].length)
+            guard let (ip, transport) = transportFlow(start, length) else {
+                out[index] = hash(of: UnsafeRawBufferPointer(start: start, count: length)).map {
+                    UInt16(truncatingIfNeeded: $0 % buckets)
+                } ?? 0
+                continue
             }
-            index += 4
+            let addresses = ip.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
+            let tail =
+                UInt64(ip.load(fromByteOffset: 9, as: UInt8.self))
+                | UInt64(transport.loadUnaligned(as: UInt32.self)) << 8
+            if let bucket = cache.bucket(addresses, tail) {
+                out[index] = bucket
+                continue
+            }
+            // The addresses, the protocol, then the ports: the bytes `hash(of:)` mixes.
+            var hash = offsetBasis
+            for at in 12..<20 { hash = step(hash, ip, at) }
+            hash = step(hash, ip, 9)
+            for at in 0..<4 { hash = step(hash, transport, at) }
+            let bucket = UInt16(truncatingIfNeeded: avalanche(hash) % buckets)
+            cache.remember(addresses, tail, bucket)
+            out[index] = bucket
         }
-        for lane in index..<indices.upperBound {
-            out[lane] = UInt16(truncatingIfNeeded: bucket(of: frame(lane), buckets: buckets))
+    }
+
+    /// The buckets of the IPv4 TCP and UDP flows a thread saw last, by flow: a two-way table of
+    /// 16,384 entries (256 KiB, within a core's L2 cache), each the flow's addresses
+    /// and protocol and ports as they lie in the frame (so the same as a key whatever the host's
+    /// byte order) and its bucket. One thread's: it is read and written without atomics.
+    final class FlowCache {
+        private let entries: UnsafeMutablePointer<(addresses: UInt64, tag: UInt64)>
+        private static let count = 1 << 14
+        /// Set in every filled entry's tag (an empty entry, all zero, matches no flow).
+        private static let filled: UInt64 = 1 << 63
+        /// The tag's bits that hold the protocol and the ports.
+        private static let tailBits: UInt64 = 0xFF_FFFF_FFFF
+
+        init() {
+            entries = .allocate(capacity: Self.count)
+            entries.initialize(repeating: (0, 0), count: Self.count)
         }
+
+        deinit { entries.deallocate() }
+
+        /// The first of the flow's two entries (an even index; the other follows it, in the same
+        /// cache line).
+        @inline(__always)
+        private func slot(_ addresses: UInt64, _ tail: UInt64) -> Int {
+            Int(truncatingIfNeeded: ((addresses &+ tail) &* 0x9E37_79B9_7F4A_7C15) >> 51) &<< 1
+        }
+
+        @inline(__always)
+        private func holds(_ entry: (addresses: UInt64, tag: UInt64), _ addresses: UInt64, _ tail: UInt64) -> Bool {
+            entry.addresses == addresses && entry.tag & (Self.filled | Self.tailBits) == Self.filled | tail
+        }
+
+        /// The remembered bucket of the flow of `addresses` and `tail` (the protocol in the low
+        /// byte, then the ports), or nil.
+        @inline(__always)
+        func bucket(_ addresses: UInt64, _ tail: UInt64) -> UInt16? {
+            let slot = slot(addresses, tail)
+            if holds(entries[slot], addresses, tail) { return UInt16(truncatingIfNeeded: entries[slot].tag >> 40) }
+            if holds(entries[slot &+ 1], addresses, tail) {
+                return UInt16(truncatingIfNeeded: entries[slot &+ 1].tag >> 40)
+            }
+            return nil
+        }
+
+        /// Remembers the flow's bucket in the first of its two entries, the flow that was there
+        /// moving to the second.
+        @inline(__always)
+        func remember(_ addresses: UInt64, _ tail: UInt64, _ bucket: UInt16) {
+            let slot = slot(addresses, tail)
+            entries[slot &+ 1] = entries[slot]
+            entries[slot] = (addresses, Self.filled | UInt64(bucket) << 40 | tail)
+        }
+    }
+
+    /// The IPv4 and transport headers of a frame (the `length` bytes at `start`) that is IPv4 TCP
+    /// or UDP and not a fragment, the frames whose hash mixes ports; nil for any other frame.
+    /// An untagged frame is recognised first.
+    @inline(__always)
+    private static func transportFlow(_ start: UnsafeRawPointer, _ length: Int) -> (
+        ip: UnsafeRawPointer, transport: UnsafeRawPointer
+    )? {
+        if length >= 14, start.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian {
+            return transportFlow(ip: start + 14, length &- 14)
+        }
+        guard let (etherType, network) = network(start, length), etherType == 0x0800 else { return nil }
+        return transportFlow(ip: start + network, length &- network)
+    }
+
+    /// `transportFlow` of the IPv4 packet of `length` bytes at `ip`.
+    @inline(__always)
+    private static func transportFlow(ip: UnsafeRawPointer, _ length: Int) -> (
+        ip: UnsafeRawPointer, transport: UnsafeRawPointer
+    )? {
+        guard length >= 20 else { return nil }
+        let first = ip.load(as: UInt8.self)
+        let headerLength = Int(first & 0x0F) &* 4
+        let fragment = ip.loadUnaligned(fromByteOffset: 6, as: UInt16.self) & UInt16(0x3FFF).bigEndian
+        let proto = ip.load(fromByteOffset: 9, as: UInt8.self)
+        guard first >> 4 == 4, fragment == 0, headerLength >= 20, proto == 6 || proto == 17,
+            length >= headerLength &+ 4
+        else { return nil }
+        return (ip, ip + headerLength)
     }
 
     /// The flow's hash, or nil for a frame without an IP flow.
@@ -778,13 +857,19 @@ enum FlowHash {
     @inline(__always)
     private static func network(of frame: UnsafeRawBufferPointer) -> (etherType: Int, network: Int)? {
         guard let bytes = frame.baseAddress else { return nil }
+        return network(bytes, frame.count)
+    }
+
+    /// `network(of:)` of the `count` bytes at `bytes`.
+    @inline(__always)
+    private static func network(_ bytes: UnsafeRawPointer, _ count: Int) -> (etherType: Int, network: Int)? {
         func u16(_ at: Int) -> Int { Int(UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self))) }
         var offset = 12
-        guard frame.count >= offset + 2 else { return nil }
+        guard count >= offset + 2 else { return nil }
         var etherType = u16(offset)
         for _ in 0..<2 where etherType == 0x8100 || etherType == 0x88A8 {
             offset += 4
-            guard frame.count >= offset + 2 else { return nil }
+            guard count >= offset + 2 else { return nil }
             etherType = u16(offset)
         }
         return (etherType, offset + 2)
@@ -824,6 +909,12 @@ enum FlowHash {
     @inline(__always)
     private static func step(_ hash: UInt64, _ byte: UInt64) -> UInt64 {
         (hash ^ (byte & 0xFF)) &* 0x0000_0100_0000_01b3
+    }
+
+    /// FNV-1a's step for the byte at `bytes + at`.
+    @inline(__always)
+    private static func step(_ hash: UInt64, _ bytes: UnsafeRawPointer, _ at: Int) -> UInt64 {
+        (hash ^ UInt64(bytes.load(fromByteOffset: at, as: UInt8.self))) &* 0x0000_0100_0000_01b3
     }
 
     /// FNV-1a's steps for the `bytes` low bytes of `word`, lowest first.
