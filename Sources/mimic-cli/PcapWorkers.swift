@@ -484,7 +484,7 @@ extension PacketRunner {
 /// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
 /// and takes its packets from the capture itself (no thread hands them out, and no worker waits
 /// for another): each walks the whole capture in blocks of `block` packets, hashes every
-/// packet's flow (`FlowHash.fill`, its flows' buckets remembered in a `FlowHash.FlowCache` of
+/// packet's flow (`FlowHash.select`, its flows' buckets remembered in a `FlowHash.FlowCache` of
 /// its own) and runs, in capture order, the block's packets whose bucket is its number, their
 /// bytes still in its cache from the hashing. Nothing the workers write is shared but the
 /// program's maps and, with `--out`, the output capture's lines where two workers' records
@@ -532,25 +532,14 @@ struct FlowWorkers {
             }
             let block = Self.block
             let cache = FlowHash.FlowCache()
-            let buckets = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: block)
-            defer { buckets.deallocate() }
             let own = UnsafeMutableBufferPointer<Int>.allocate(capacity: block)
             defer { own.deallocate() }
-            let mine = UInt16(truncatingIfNeeded: worker)
             var first = 0
             while first < count {
                 let packets = first..<min(first &+ block, count)
                 first = packets.upperBound
-                FlowHash.fill(buckets, packets, buckets: workers, capture: capture, cache: cache)
-                // The block's packets of this worker, listed first without a branch per packet:
-                // which worker a packet is is its flow's hash, a coin toss a branch predictor
-                // loses half the time.
-                var owned = 0
-                for index in packets {
-                    own[owned] = index
-                    // + 1 when the bucket is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch).
-                    owned &-= (Int(buckets[index &- packets.lowerBound] ^ mine) &- 1) >> 63
-                }
+                let owned = FlowHash.select(
+                    packets, bucket: worker, buckets: workers, capture: capture, cache: cache, into: own)
                 for index in own[..<owned] {
                     if worker == 0 { shared.progress.update(index) }
                     do throws(RuntimeError) {
@@ -627,64 +616,89 @@ enum FlowHash {
     @inline(__always)
     private static func bucket(_ hash: UInt64, _ buckets: Int) -> Int { Int(hash % UInt64(buckets)) }
 
-    /// Writes `bucket(of:buckets:)` of the frame of each packet of `indices` of `capture` to
-    /// `out` (packet `index`'s at `out[index - indices.lowerBound]`), remembering the buckets of
-    /// IPv4 TCP and UDP flows in `cache`.
+    /// Lists in `own`, in capture order, the packets of `indices` of `capture` whose bucket
+    /// (`bucket(of:buckets:)`) is `bucket`, and returns how many there are, remembering the
+    /// buckets of IPv4 TCP and UDP flows in `cache`.
     ///
     /// The common frame, IPv4 TCP or UDP (up to two VLAN tags, any header length, not a
     /// fragment), is parsed in place (an untagged frame recognised first) and its flow looked up
     /// in `cache`: a flow seen before takes its bucket from there, with no hash; another is
     /// hashed from its bytes in place (each byte read as its step needs it) and remembered. The
     /// records are read without bounds checks (the reader made them, within the file). Other
-    /// frames take the one-frame `bucket(of:buckets:)`.
-    static func fill(
-        _ out: UnsafeMutableBufferPointer<UInt16>, _ indices: Range<Int>, buckets: Int, capture: CaptureIndex,
-        cache: FlowCache
-    ) {
-        precondition(out.count >= indices.count, "FlowHash.fill: \(indices.count) packets, \(out.count) buckets")
+    /// frames take the one-frame `bucket(of:buckets:)`. Each packet is listed without a branch
+    /// on its bucket: which bucket a packet has is a coin toss a branch predictor loses.
+    static func select(
+        _ indices: Range<Int>, bucket: Int, buckets: Int, capture: CaptureIndex, cache: FlowCache,
+        into own: UnsafeMutableBufferPointer<Int>
+    ) -> Int {
+        precondition(own.count >= indices.count, "FlowHash.select: \(indices.count) packets, room for \(own.count)")
+        guard !indices.isEmpty, let list = own.baseAddress else { return 0 }
         guard buckets > 1 else {
-            for offset in 0..<indices.count { out[offset] = 0 }
-            return
+            // Every packet is in bucket 0.
+            guard bucket == 0 else { return 0 }
+            for (offset, index) in indices.enumerated() { list[offset] = index }
+            return indices.count
         }
-        guard !indices.isEmpty, let file = capture.reader.storage.buffer.baseAddress, let slots = out.baseAddress
-        else { return }
-        capture.records.withUnsafeBufferPointer { records in
-            guard let records = records.baseAddress else { return }
-            fill(slots, indices, UInt64(buckets), file, records, cache)
+        guard let file = capture.reader.storage.buffer.baseAddress else { return 0 }
+        return capture.records.withUnsafeBufferPointer { records in
+            guard let records = records.baseAddress else { return 0 }
+            return select(indices, UInt16(truncatingIfNeeded: bucket), UInt64(buckets), file, records, cache, list)
         }
     }
 
-    private static func fill(
-        _ out: UnsafeMutablePointer<UInt16>, _ indices: Range<Int>, _ buckets: UInt64, _ file: UnsafeRawPointer,
-        _ records: UnsafePointer<PcapRecord>, _ cache: FlowCache
-    ) {
-        let first = indices.lowerBound
+    private static func select(
+        _ indices: Range<Int>, _ mine: UInt16, _ buckets: UInt64, _ file: UnsafeRawPointer,
+        _ records: UnsafePointer<PcapRecord>, _ cache: FlowCache, _ own: UnsafeMutablePointer<Int>
+    ) -> Int {
+        var owned = 0
         for index in indices {
-            let start = file + records[index].dataOffset
-            let length = Int(records[index].length)
-            guard let (ip, transport) = transportFlow(start, length) else {
-                out[index &- first] = hash(of: UnsafeRawBufferPointer(start: start, count: length)).map {
-                    UInt16(truncatingIfNeeded: $0 % buckets)
-                } ?? 0
-                continue
-            }
-            let addresses = ip.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
-            let tail =
-                UInt64(ip.load(fromByteOffset: 9, as: UInt8.self))
-                | UInt64(transport.loadUnaligned(as: UInt32.self)) << 8
-            if let bucket = cache.bucket(addresses, tail) {
-                out[index &- first] = bucket
-                continue
-            }
-            // The addresses, the protocol, then the ports: the bytes `hash(of:)` mixes.
-            var hash = offsetBasis
-            for at in 12..<20 { hash = step(hash, ip, at) }
-            hash = step(hash, ip, 9)
-            for at in 0..<4 { hash = step(hash, transport, at) }
-            let bucket = UInt16(truncatingIfNeeded: avalanche(hash) % buckets)
-            cache.remember(addresses, tail, bucket)
-            out[index &- first] = bucket
+            let bucket = bucket(of: file + records[index].dataOffset, Int(records[index].length), buckets, cache)
+            own[owned] = index
+            // + 1 when the bucket is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch).
+            owned &-= (Int(bucket ^ mine) &- 1) >> 63
         }
+        return owned
+    }
+
+    /// The bucket of the frame of `length` bytes at `start`: from `cache` for a transport flow
+    /// seen before; the rare cases out of line, so that the common one keeps its registers.
+    @inline(__always)
+    private static func bucket(
+        of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64, _ cache: FlowCache
+    ) -> UInt16 {
+        guard let (ip, transport) = transportFlow(start, length) else {
+            return otherBucket(of: start, length, buckets)
+        }
+        let addresses = ip.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
+        let tail =
+            UInt64(ip.load(fromByteOffset: 9, as: UInt8.self)) | UInt64(transport.loadUnaligned(as: UInt32.self)) << 8
+        if let bucket = cache.bucket(addresses, tail) { return bucket }
+        return newFlowBucket(ip, transport, buckets, cache)
+    }
+
+    /// The bucket of a frame that is not an IPv4 TCP or UDP flow (`hash(of:)`; 0 without a flow).
+    @inline(never)
+    private static func otherBucket(of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64) -> UInt16 {
+        hash(of: UnsafeRawBufferPointer(start: start, count: length)).map { UInt16(truncatingIfNeeded: $0 % buckets) }
+            ?? 0
+    }
+
+    /// The bucket of a transport flow `cache` does not hold: hashed, and remembered.
+    @inline(never)
+    private static func newFlowBucket(
+        _ ip: UnsafeRawPointer, _ transport: UnsafeRawPointer, _ buckets: UInt64, _ cache: FlowCache
+    ) -> UInt16 {
+        // The addresses, the protocol, then the ports: the bytes `hash(of:)` mixes.
+        var hash = offsetBasis
+        for at in 12..<20 { hash = step(hash, ip, at) }
+        hash = step(hash, ip, 9)
+        for at in 0..<4 { hash = step(hash, transport, at) }
+        let bucket = UInt16(truncatingIfNeeded: avalanche(hash) % buckets)
+        let addresses = ip.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
+        let tail =
+            UInt64(ip.load(fromByteOffset: 9, as: UInt8.self)) | UInt64(transport.loadUnaligned(as: UInt32.self)) << 8
+        cache.remember(addresses, tail, bucket)
+        return bucket
     }
 
     /// The buckets of the IPv4 TCP and UDP flows a thread saw last, by flow: a two-way table of
