@@ -608,6 +608,8 @@ struct FlowWorkers {
 /// not walked: such packets hash on their addresses. The hash (FNV-1a) has no random key, so a
 /// capture spreads the same way on every run.
 enum FlowHash {
+    /// Which of `buckets` workers runs the frame: its flow's hash modulo `buckets`, 0 for a frame
+    /// without an IP flow. (`select` gives the same answer faster for a capture's packets.)
     static func bucket(of frame: UnsafeRawBufferPointer, buckets: Int) -> Int {
         guard buckets > 1, let hash = hash(of: frame) else { return 0 }
         return bucket(hash, buckets)
@@ -676,11 +678,12 @@ enum FlowHash {
         return newFlowBucket(ip, transport, buckets, cache)
     }
 
-    /// The bucket of a frame that is not an IPv4 TCP or UDP flow (`hash(of:)`; 0 without a flow).
+    /// The bucket of a frame that is not an IPv4 TCP or UDP flow.
     @inline(never)
     private static func otherBucket(of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64) -> UInt16 {
-        hash(of: UnsafeRawBufferPointer(start: start, count: length)).map { UInt16(truncatingIfNeeded: $0 % buckets) }
-            ?? 0
+        UInt16(
+            truncatingIfNeeded: bucket(
+                of: UnsafeRawBufferPointer(start: start, count: length), buckets: Int(truncatingIfNeeded: buckets)))
     }
 
     /// The bucket of a transport flow `cache` does not hold: hashed, and remembered.
