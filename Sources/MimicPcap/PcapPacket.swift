@@ -18,13 +18,16 @@ public struct PcapPacket: Sendable, Equatable {
 }
 
 /// Where one packet of a capture lies in the file, without its bytes (`PcapReader.nextRecord()`).
+///
+/// 24 bytes, the two 4-byte lengths side by side (no padding): `mimic run --pcap` reads a
+/// capture's array of records once per packet, a million records being 24 MB rather than 32.
 public struct PcapRecord: Sendable, Equatable {
     /// The byte offset in the file of the packet's first captured byte.
     public var dataOffset: Int
-    /// The number of captured bytes.
-    public var length: UInt32
     /// The capture time, in nanoseconds since the Unix epoch.
     public var timestamp: UInt64
+    /// The number of captured bytes.
+    public var length: UInt32
     /// The length of the packet on the wire (at least `length`).
     public var originalLength: UInt32
 

@@ -7,7 +7,6 @@ import Dispatch
 import MimicCore
 import MimicLinux
 import MimicPcap
-import Synchronization
 
 /// What one packet's run produced: what `PcapRun` reports of it, in capture order.
 ///
@@ -483,19 +482,25 @@ extension PacketRunner {
 /// `mimic run --pcap --workers N`: the packets spread over N workers by `FlowHash`, as a NIC's
 /// receive-side scaling spreads them over queues, so the packets of one flow run on one worker
 /// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
-/// and takes its packets from the capture itself (no thread hands them out): first the workers
-/// hash the packets' flows, stripes of the capture taken in order by whichever asks, into one
-/// worker number per packet; then each runs, in capture order, the packets whose number is its
-/// own, starting on a stripe as soon as it is hashed (all on one dispatch: no second wake-up).
-/// Each worker counts its outcomes, keeps those the report lists and writes its `--out` records
-/// straight into the output capture, each at its packet's place (`OutputCapture`); the outcomes
-/// are merged in capture order, so everything reported and written is as a one-worker run gives
-/// it.
+/// and takes its packets from the capture itself (no thread hands them out, and no worker waits
+/// for another): each walks the whole capture in blocks of `block` packets, hashes every
+/// packet's flow (`FlowHash.select`, its flows' buckets remembered in a `FlowHash.FlowCache` of
+/// its own) and runs, in capture order, the block's packets whose bucket is its number, their
+/// bytes still in its cache from the hashing. Nothing the workers write is shared but the
+/// program's maps and, with `--out`, the output capture's lines where two workers' records
+/// meet (each worker's record lengths are an array of its own). Each worker counts its
+/// outcomes, keeps those the report lists and writes its `--out` records straight into the output
+/// capture, each at its packet's place (`OutputCapture`); the outcomes are merged in capture
+/// order, so everything reported and written is as a one-worker run gives it.
 struct FlowWorkers {
     let session: Session
     let workers: Int
     /// Whether the report needs each outcome's deliveries (`--out-dir`) after the counts.
     let keepsDeliveries: Bool
+
+    /// Packets a worker hashes before running its own among them: their records and frames
+    /// (≈ 100 KiB for 1,024 packets of 70 bytes) stay in the core's L2 cache until they run.
+    static let block = 1024
 
     /// Runs every packet, then hands each outcome the report lists (`PacketOutcome.isListed`)
     /// to `report` and writes the `--out` records into `out` (when given, finished here);
@@ -507,10 +512,6 @@ struct FlowWorkers {
     ) throws(RuntimeError) -> PacketTally {
         let workers = self.workers
         let count = capture.records.count
-        // Each packet's worker, as a NIC's hash puts packets in its receive queues, written by
-        // the thread that hashes its stripe (`HashStripes`).
-        let workerOf = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: count)
-        defer { workerOf.deallocate() }
         let results = UnsafeMutableBufferPointer<WorkerResult>.allocate(capacity: workers)
         results.initialize(repeating: WorkerResult())
         defer {
@@ -518,20 +519,9 @@ struct FlowWorkers {
             results.deallocate()
         }
         let keepsDeliveries = self.keepsDeliveries
-        let stripes = HashStripes(count: count, stripes: workers * 16)
-        let shared = Shared(
-            session: session, results: results, workerOf: workerOf, stripes: stripes, progress: progress)
-        // One iteration per worker, on one dispatch: each first hashes stripes, taken in capture
-        // order, until none is left (a thread that starts late takes fewer); then runs its own
-        // packets in capture order, stripe by stripe, waiting only for a stripe the other
-        // thread is still hashing. Each writes only its own result.
+        let shared = Shared(session: session, results: results, progress: progress)
+        // One iteration per worker, each on its own: no worker waits for another.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let stripes = shared.stripes
-            let buckets = shared.workerOf
-            while let stripe = stripes.claim() {
-                FlowHash.fill(buckets, stripes.range(stripe), buckets: workers) { capture.bytes($0) }
-                stripes.markHashed(stripe)
-            }
             let runner = PacketRunner(session: shared.session, processes: 1, keepsDeliveries: keepsDeliveries)
             var result = WorkerResult()
             var writer = out?.records(writer: worker)
@@ -540,20 +530,16 @@ struct FlowWorkers {
                 result.records = writer
                 shared.results[worker] = result
             }
-            let mine = UInt16(truncatingIfNeeded: worker)
-            // A stripe's packets of this worker, listed first without a branch per packet: which
-            // worker a packet is is its flow's hash, a coin toss a branch predictor loses half
-            // the time (≈ one mispredicted branch a packet of the capture, on each worker).
-            let own = UnsafeMutableBufferPointer<Int>.allocate(capacity: stripes.longest)
+            let block = Self.block
+            let cache = FlowHash.FlowCache()
+            let own = UnsafeMutableBufferPointer<Int>.allocate(capacity: block)
             defer { own.deallocate() }
-            for stripe in 0..<stripes.count {
-                stripes.waitUntilHashed(stripe)
-                var owned = 0
-                for index in stripes.range(stripe) {
-                    own[owned] = index
-                    // + 1 when the number is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch).
-                    owned &-= (Int(buckets[index] ^ mine) &- 1) >> 63
-                }
+            var first = 0
+            while first < count {
+                let packets = first..<min(first &+ block, count)
+                first = packets.upperBound
+                let owned = FlowHash.select(
+                    packets, bucket: worker, buckets: workers, capture: capture, cache: cache, into: own)
                 for index in own[..<owned] {
                     if worker == 0 { shared.progress.update(index) }
                     do throws(RuntimeError) {
@@ -605,62 +591,11 @@ struct FlowWorkers {
 
     /// What the workers share. The session is only read while they run (its VM, emulator and
     /// maps are made for processes on several threads, as `MimicPool` runs them); each worker
-    /// writes only its own result; only worker 0 shows progress.
+    /// writes only its own result, once, when it is done; only worker 0 shows progress.
     private struct Shared: @unchecked Sendable {
         let session: Session
         let results: UnsafeMutableBufferPointer<WorkerResult>
-        /// Each packet's worker (`FlowHash`), written stripe by stripe (`stripes`).
-        let workerOf: UnsafeMutableBufferPointer<UInt16>
-        let stripes: HashStripes
         let progress: Progress
-    }
-}
-
-/// The stripes of a capture that `FlowWorkers`' threads hash into worker numbers: handed out in
-/// capture order to whichever thread asks, and marked hashed, so that a worker runs a stripe's
-/// packets as soon as its numbers are written.
-final class HashStripes: @unchecked Sendable {
-    // @unchecked: `next` and the flags are atomics; the rest is constant.
-    /// How many stripes there are.
-    let count: Int
-    private let packets: Int
-    private let next = Atomic<Int>(0)
-    /// One flag per stripe, set (releasing) once the stripe's numbers are written.
-    private let hashed: UnsafeMutablePointer<Atomic<Bool>>
-
-    /// `stripes` stripes (at least one, at most one per packet) over `packets` packets.
-    init(count packets: Int, stripes: Int) {
-        self.packets = packets
-        count = max(1, min(stripes, packets))
-        hashed = .allocate(capacity: count)
-        for stripe in 0..<count { (hashed + stripe).initialize(to: Atomic(false)) }
-    }
-
-    deinit {
-        hashed.deinitialize(count: count)
-        hashed.deallocate()
-    }
-
-    /// The number of packets of the longest stripe.
-    var longest: Int { (packets + count - 1) / count }
-
-    /// The packet indices of `stripe`.
-    func range(_ stripe: Int) -> Range<Int> { packets * stripe / count..<packets * (stripe + 1) / count }
-
-    /// The next stripe no thread has taken, in capture order; nil when all are taken.
-    func claim() -> Int? {
-        let stripe = next.wrappingAdd(1, ordering: .relaxed).oldValue
-        return stripe < count ? stripe : nil
-    }
-
-    /// Marks `stripe`'s numbers written (for the threads that wait for them).
-    func markHashed(_ stripe: Int) { hashed[stripe].store(true, ordering: .releasing) }
-
-    /// Returns once `stripe`'s numbers are written. Every stripe is taken by a running thread
-    /// before any thread waits (each hashes until none is left), so the wait is for a stripe
-    /// being hashed.
-    func waitUntilHashed(_ stripe: Int) {
-        while !hashed[stripe].load(ordering: .acquiring) { sched_yield() }
     }
 }
 
@@ -673,6 +608,8 @@ final class HashStripes: @unchecked Sendable {
 /// not walked: such packets hash on their addresses. The hash (FNV-1a) has no random key, so a
 /// capture spreads the same way on every run.
 enum FlowHash {
+    /// Which of `buckets` workers runs the frame: its flow's hash modulo `buckets`, 0 for a frame
+    /// without an IP flow. (`select` gives the same answer faster for a capture's packets.)
     static func bucket(of frame: UnsafeRawBufferPointer, buckets: Int) -> Int {
         guard buckets > 1, let hash = hash(of: frame) else { return 0 }
         return bucket(hash, buckets)
@@ -681,66 +618,173 @@ enum FlowHash {
     @inline(__always)
     private static func bucket(_ hash: UInt64, _ buckets: Int) -> Int { Int(hash % UInt64(buckets)) }
 
-    /// Writes `bucket(of:buckets:)` of the frame of each index of `indices` (`frame(index)`) to
-    /// `out[index]`. IPv4 frames are hashed four at a time in step: FNV-1a is one chain of
-    /// dependent multiplications a frame, and four independent chains keep the multiplier busy
-    /// where one leaves it waiting.
-    static func fill(
-        _ out: UnsafeMutableBufferPointer<UInt16>, _ indices: Range<Int>, buckets: Int,
-        frame: (Int) -> UnsafeRawBufferPointer
-    ) {
+    /// Lists in `own`, in capture order, the packets of `indices` of `capture` whose bucket
+    /// (`bucket(of:buckets:)`) is `bucket`, and returns how many there are, remembering the
+    /// buckets of IPv4 TCP and UDP flows in `cache`.
+    ///
+    /// The common frame, IPv4 TCP or UDP (up to two VLAN tags, any header length, not a
+    /// fragment), is parsed in place (an untagged frame recognised first) and its flow looked up
+    /// in `cache`: a flow seen before takes its bucket from there, with no hash; another is
+    /// hashed from its bytes in place (each byte read as its step needs it) and remembered. The
+    /// records are read without bounds checks (the reader made them, within the file). Other
+    /// frames take the one-frame `bucket(of:buckets:)`. Each packet is listed without a branch
+    /// on its bucket: which bucket a packet has is a coin toss a branch predictor loses.
+    static func select(
+        _ indices: Range<Int>, bucket: Int, buckets: Int, capture: CaptureIndex, cache: FlowCache,
+        into own: UnsafeMutableBufferPointer<Int>
+    ) -> Int {
+        precondition(own.count >= indices.count, "FlowHash.select: \(indices.count) packets, room for \(own.count)")
+        guard !indices.isEmpty, let list = own.baseAddress else { return 0 }
         guard buckets > 1 else {
-            for index in indices { out[index] = 0 }
-            return
+            // Every packet is in bucket 0.
+            guard bucket == 0 else { return 0 }
+            for (offset, index) in indices.enumerated() { list[offset] = index }
+            return indices.count
         }
-        var index = indices.lowerBound
-        while index + 4 <= indices.upperBound {
-            if let f0 = ipv4Flow(of: frame(index)), let f1 = ipv4Flow(of: frame(index + 1)),
-                let f2 = ipv4Flow(of: frame(index + 2)), let f3 = ipv4Flow(of: frame(index + 3))
-            {
-                var h0 = offsetBasis, h1 = offsetBasis, h2 = offsetBasis, h3 = offsetBasis
-                var a0 = f0.addresses, a1 = f1.addresses, a2 = f2.addresses, a3 = f3.addresses
-                for _ in 0..<8 {
-                    h0 = step(h0, a0)
-                    h1 = step(h1, a1)
-                    h2 = step(h2, a2)
-                    h3 = step(h3, a3)
-                    a0 >>= 8
-                    a1 >>= 8
-                    a2 >>= 8
-                    a3 >>= 8
-                }
-                // The protocol, then the ports when the flow has them (a choice, not a branch).
-                var t0 = f0.tail, t1 = f1.tail, t2 = f2.tail, t3 = f3.tail
-                h0 = step(h0, t0)
-                h1 = step(h1, t1)
-                h2 = step(h2, t2)
-                h3 = step(h3, t3)
-                let (p0, p1, p2, p3) = (h0, h1, h2, h3)
-                for _ in 0..<4 {
-                    t0 >>= 8
-                    t1 >>= 8
-                    t2 >>= 8
-                    t3 >>= 8
-                    h0 = step(h0, t0)
-                    h1 = step(h1, t1)
-                    h2 = step(h2, t2)
-                    h3 = step(h3, t3)
-                }
-                out[index] = UInt16(truncatingIfNeeded: bucket(avalanche(f0.hasPorts ? h0 : p0), buckets))
-                out[index + 1] = UInt16(truncatingIfNeeded: bucket(avalanche(f1.hasPorts ? h1 : p1), buckets))
-                out[index + 2] = UInt16(truncatingIfNeeded: bucket(avalanche(f2.hasPorts ? h2 : p2), buckets))
-                out[index + 3] = UInt16(truncatingIfNeeded: bucket(avalanche(f3.hasPorts ? h3 : p3), buckets))
-            } else {
-                for lane in index..<index + 4 {
-                    out[lane] = UInt16(truncatingIfNeeded: bucket(of: frame(lane), buckets: buckets))
-                }
+        guard let file = capture.reader.storage.buffer.baseAddress else { return 0 }
+        return capture.records.withUnsafeBufferPointer { records in
+            guard let records = records.baseAddress else { return 0 }
+            return select(indices, UInt16(truncatingIfNeeded: bucket), UInt64(buckets), file, records, cache, list)
+        }
+    }
+
+    private static func select(
+        _ indices: Range<Int>, _ mine: UInt16, _ buckets: UInt64, _ file: UnsafeRawPointer,
+        _ records: UnsafePointer<PcapRecord>, _ cache: FlowCache, _ own: UnsafeMutablePointer<Int>
+    ) -> Int {
+        var owned = 0
+        for index in indices {
+            let bucket = bucket(of: file + records[index].dataOffset, Int(records[index].length), buckets, cache)
+            own[owned] = index
+            // + 1 when the bucket is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch).
+            owned &-= (Int(bucket ^ mine) &- 1) >> 63
+        }
+        return owned
+    }
+
+    /// The bucket of the frame of `length` bytes at `start`: from `cache` for a transport flow
+    /// seen before; the rare cases out of line, so that the common one keeps its registers.
+    @inline(__always)
+    private static func bucket(
+        of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64, _ cache: FlowCache
+    ) -> UInt16 {
+        guard let (ip, transport) = transportFlow(start, length) else {
+            return otherBucket(of: start, length, buckets)
+        }
+        let addresses = ip.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
+        let tail =
+            UInt64(ip.load(fromByteOffset: 9, as: UInt8.self)) | UInt64(transport.loadUnaligned(as: UInt32.self)) << 8
+        if let bucket = cache.bucket(addresses, tail) { return bucket }
+        return newFlowBucket(ip, transport, buckets, cache)
+    }
+
+    /// The bucket of a frame that is not an IPv4 TCP or UDP flow.
+    @inline(never)
+    private static func otherBucket(of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64) -> UInt16 {
+        UInt16(
+            truncatingIfNeeded: bucket(
+                of: UnsafeRawBufferPointer(start: start, count: length), buckets: Int(truncatingIfNeeded: buckets)))
+    }
+
+    /// The bucket of a transport flow `cache` does not hold: hashed, and remembered.
+    @inline(never)
+    private static func newFlowBucket(
+        _ ip: UnsafeRawPointer, _ transport: UnsafeRawPointer, _ buckets: UInt64, _ cache: FlowCache
+    ) -> UInt16 {
+        // The addresses, the protocol, then the ports: the bytes `hash(of:)` mixes.
+        var hash = offsetBasis
+        for at in 12..<20 { hash = step(hash, ip, at) }
+        hash = step(hash, ip, 9)
+        for at in 0..<4 { hash = step(hash, transport, at) }
+        let bucket = UInt16(truncatingIfNeeded: avalanche(hash) % buckets)
+        let addresses = ip.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
+        let tail =
+            UInt64(ip.load(fromByteOffset: 9, as: UInt8.self)) | UInt64(transport.loadUnaligned(as: UInt32.self)) << 8
+        cache.remember(addresses, tail, bucket)
+        return bucket
+    }
+
+    /// The buckets of the IPv4 TCP and UDP flows a thread saw last, by flow: a two-way table of
+    /// 16,384 entries (256 KiB, within a core's L2 cache), each the flow's addresses
+    /// and protocol and ports as they lie in the frame (so the same as a key whatever the host's
+    /// byte order) and its bucket. One thread's: it is read and written without atomics.
+    final class FlowCache {
+        private let entries: UnsafeMutablePointer<(addresses: UInt64, tag: UInt64)>
+        private static let count = 1 << 14
+        /// Set in every filled entry's tag (an empty entry, all zero, matches no flow).
+        private static let filled: UInt64 = 1 << 63
+        /// The tag's bits that hold the protocol and the ports.
+        private static let tailBits: UInt64 = 0xFF_FFFF_FFFF
+
+        init() {
+            entries = .allocate(capacity: Self.count)
+            entries.initialize(repeating: (0, 0), count: Self.count)
+        }
+
+        deinit { entries.deallocate() }
+
+        /// The first of the flow's two entries (an even index; the other follows it, in the same
+        /// cache line).
+        @inline(__always)
+        private func slot(_ addresses: UInt64, _ tail: UInt64) -> Int {
+            Int(truncatingIfNeeded: ((addresses &+ tail) &* 0x9E37_79B9_7F4A_7C15) >> 51) &<< 1
+        }
+
+        @inline(__always)
+        private func holds(_ entry: (addresses: UInt64, tag: UInt64), _ addresses: UInt64, _ tail: UInt64) -> Bool {
+            entry.addresses == addresses && entry.tag & (Self.filled | Self.tailBits) == Self.filled | tail
+        }
+
+        /// The remembered bucket of the flow of `addresses` and `tail` (the protocol in the low
+        /// byte, then the ports), or nil.
+        @inline(__always)
+        func bucket(_ addresses: UInt64, _ tail: UInt64) -> UInt16? {
+            let slot = slot(addresses, tail)
+            if holds(entries[slot], addresses, tail) { return UInt16(truncatingIfNeeded: entries[slot].tag >> 40) }
+            if holds(entries[slot &+ 1], addresses, tail) {
+                return UInt16(truncatingIfNeeded: entries[slot &+ 1].tag >> 40)
             }
-            index += 4
+            return nil
         }
-        for lane in index..<indices.upperBound {
-            out[lane] = UInt16(truncatingIfNeeded: bucket(of: frame(lane), buckets: buckets))
+
+        /// Remembers the flow's bucket in the first of its two entries, the flow that was there
+        /// moving to the second.
+        @inline(__always)
+        func remember(_ addresses: UInt64, _ tail: UInt64, _ bucket: UInt16) {
+            let slot = slot(addresses, tail)
+            entries[slot &+ 1] = entries[slot]
+            entries[slot] = (addresses, Self.filled | UInt64(bucket) << 40 | tail)
         }
+    }
+
+    /// The IPv4 and transport headers of a frame (the `length` bytes at `start`) that is IPv4 TCP
+    /// or UDP and not a fragment, the frames whose hash mixes ports; nil for any other frame.
+    /// An untagged frame is recognised first.
+    @inline(__always)
+    private static func transportFlow(_ start: UnsafeRawPointer, _ length: Int) -> (
+        ip: UnsafeRawPointer, transport: UnsafeRawPointer
+    )? {
+        if length >= 14, start.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian {
+            return transportFlow(ip: start + 14, length &- 14)
+        }
+        guard let (etherType, network) = network(start, length), etherType == 0x0800 else { return nil }
+        return transportFlow(ip: start + network, length &- network)
+    }
+
+    /// `transportFlow` of the IPv4 packet of `length` bytes at `ip`.
+    @inline(__always)
+    private static func transportFlow(ip: UnsafeRawPointer, _ length: Int) -> (
+        ip: UnsafeRawPointer, transport: UnsafeRawPointer
+    )? {
+        guard length >= 20 else { return nil }
+        let first = ip.load(as: UInt8.self)
+        let headerLength = Int(first & 0x0F) &* 4
+        let fragment = ip.loadUnaligned(fromByteOffset: 6, as: UInt16.self) & UInt16(0x3FFF).bigEndian
+        let proto = ip.load(fromByteOffset: 9, as: UInt8.self)
+        guard first >> 4 == 4, fragment == 0, headerLength >= 20, proto == 6 || proto == 17,
+            length >= headerLength &+ 4
+        else { return nil }
+        return (ip, ip + headerLength)
     }
 
     /// The flow's hash, or nil for a frame without an IP flow.
@@ -778,13 +822,19 @@ enum FlowHash {
     @inline(__always)
     private static func network(of frame: UnsafeRawBufferPointer) -> (etherType: Int, network: Int)? {
         guard let bytes = frame.baseAddress else { return nil }
+        return network(bytes, frame.count)
+    }
+
+    /// `network(of:)` of the `count` bytes at `bytes`.
+    @inline(__always)
+    private static func network(_ bytes: UnsafeRawPointer, _ count: Int) -> (etherType: Int, network: Int)? {
         func u16(_ at: Int) -> Int { Int(UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self))) }
         var offset = 12
-        guard frame.count >= offset + 2 else { return nil }
+        guard count >= offset + 2 else { return nil }
         var etherType = u16(offset)
         for _ in 0..<2 where etherType == 0x8100 || etherType == 0x88A8 {
             offset += 4
-            guard frame.count >= offset + 2 else { return nil }
+            guard count >= offset + 2 else { return nil }
             etherType = u16(offset)
         }
         return (etherType, offset + 2)
@@ -824,6 +874,12 @@ enum FlowHash {
     @inline(__always)
     private static func step(_ hash: UInt64, _ byte: UInt64) -> UInt64 {
         (hash ^ (byte & 0xFF)) &* 0x0000_0100_0000_01b3
+    }
+
+    /// FNV-1a's step for the byte at `bytes + at`.
+    @inline(__always)
+    private static func step(_ hash: UInt64, _ bytes: UnsafeRawPointer, _ at: Int) -> UInt64 {
+        (hash ^ UInt64(bytes.load(fromByteOffset: at, as: UInt8.self))) &* 0x0000_0100_0000_01b3
     }
 
     /// FNV-1a's steps for the `bytes` low bytes of `word`, lowest first.

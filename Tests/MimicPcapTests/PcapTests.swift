@@ -176,6 +176,12 @@ struct CaptureBuilder {
         #expect(read[1].timestamp == (nanosecond ? 5_000_000_789 : 5_000_000_000))
     }
 
+    /// `mimic run --pcap` reads the array of records once per packet (and again per packet for
+    /// the flow hash of `--workers`): a record is 24 bytes, its two 4-byte lengths side by side.
+    @Test func recordsHaveNoPadding() {
+        #expect(MemoryLayout<PcapRecord>.stride == 24)
+    }
+
     @Test func writerOriginalLengthNeverBelowCaptured() throws {
         let grown = PcapPacket(data: Self.frameA, timestamp: 0, originalLength: 10)
         let read = try PcapReader.readAll(PcapWriter.file([grown]))
