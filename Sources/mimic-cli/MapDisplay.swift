@@ -52,11 +52,19 @@ struct MapSnapshot {
         var after: [[UInt8]]?
     }
 
-    /// The entries of `after` that differ from `self`, map by map, in key order.
+    /// Map types whose iteration order is the order their entries were inserted or used in
+    /// (hash tables, LRU lists), not a property of the keys.
+    static let insertionOrdered: Set<MapType> = [.hash, .perCPUHash, .lruHash, .lruPerCPUHash, .hashOfMaps, .devMapHash]
+
+    /// The entries of `after` that differ from `self`, map by map, each map's in its iteration
+    /// order (index order for arrays) — but hash maps' (`insertionOrdered`) in the order of their
+    /// key bytes: their iteration order follows the insertions, and so, with `--workers`, the
+    /// threads' timing, where the report must not.
     func changes(to after: MapSnapshot) -> [Change] {
         var result: [Change] = []
         for (name, new) in after.maps {
             let old = maps.first { $0.name == name }?.contents
+            let first = result.count
             for key in new.keys {
                 let before = old?.values[key]
                 let value = new.values[key]
@@ -66,6 +74,9 @@ struct MapSnapshot {
             }
             for key in old?.keys ?? [] where new.values[key] == nil {
                 result.append(Change(map: name, type: new.type, key: key, before: old?.values[key], after: nil))
+            }
+            if Self.insertionOrdered.contains(new.type) {
+                result[first...].sort { $0.key.lexicographicallyPrecedes($1.key) }
             }
         }
         return result
