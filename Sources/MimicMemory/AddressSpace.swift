@@ -144,8 +144,10 @@ public final class AddressSpace {
     @usableFromInline @exclusivity(unchecked) var retiredCount = 0
     /// How many of them are still retired (neither revived nor released).
     @usableFromInline @exclusivity(unchecked) var retiredLive = 0
-    /// Changed by everything that changes what is mapped where (`mappingEpoch`).
-    @exclusivity(unchecked) private var epoch: UInt64 = 0
+    /// Changed by everything that changes what is mapped where (`mappingEpoch`). Usable from
+    /// inlinable code: `mappingEpoch` is read across modules for every packet's reset, and a
+    /// stored property of a class read from another module is a call.
+    @usableFromInline @exclusivity(unchecked) var epoch: UInt64 = 0
     /// Regions mapped now, not counting retired ones (`regionCount`).
     @exclusivity(unchecked) private var liveCount = 0
 
@@ -552,6 +554,8 @@ public final class AddressSpace {
     /// A number that changes whenever what is mapped where changes — a region mapped, unmapped,
     /// retired, renewed or freed from retirement — and never otherwise: two equal readings mean
     /// the same regions at the same addresses in between (bytes written into them aside).
+    /// Inlinable: a load, not a call, in the process's reset (another module).
+    @inlinable
     public var mappingEpoch: UInt64 { epoch }
 
     /// How many regions are mapped now (retired ones not counted).

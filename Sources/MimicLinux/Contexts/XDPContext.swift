@@ -166,14 +166,18 @@ public struct XDPContext: Context, Sendable {
     /// context whose packet is read in place (a capture's), attached through a `Context` of its
     /// own whose `rearm` calls this.
     ///
-    /// Renews the buffer the previous reset's XDP attach left in the Linux state when that
-    /// attach mapped nothing else, nothing else holds the buffer or its storages, the packet fits
-    /// the storage and the region keeps its name: both regions move to the addresses the general
-    /// path would give them, the buffer is refilled as `PacketBuffer.refill` does (headroom and
-    /// tailroom zeroed, the packet copied, offsets and sk_buff fields as new) and the whole
-    /// `xdp_md` written. False, changing nothing, otherwise.
+    /// When the Linux state is the process's only state, held by nothing else, and the run left
+    /// in it nothing `prepare` would undo but plain values (`LinuxProcessState.rearmForContext`,
+    /// which clears them: the emulator leaves this to the context,
+    /// `LinuxEmulator.rearmsThroughContext`), renews the buffer the previous reset's XDP attach
+    /// left there when that attach mapped nothing else, nothing else holds the buffer or its
+    /// storages, the packet fits the storage and the region keeps its name: both regions move to
+    /// the addresses the general path would give them, the buffer is refilled as
+    /// `PacketBuffer.refill` does (headroom and tailroom zeroed, the packet copied, offsets and
+    /// sk_buff fields as new) and the whole `xdp_md` written. False otherwise, having changed
+    /// nothing but plain values `prepare` clears.
     public func rearm(_ process: MimicCore.Process, packet bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let state = process.unretainedEmulatorState(LinuxProcessState.key) else { return false }
+        guard let state = process.soleEmulatorState(LinuxProcessState.key) else { return false }
         return state._withUnsafeGuaranteedRef { $0.rearm(self, packet: bytes, to: process) }
     }
 
@@ -268,7 +272,7 @@ extension LinuxProcessState {
     {
         // The buffer, held by nothing else (host code may keep a run's buffer), is moved out of
         // `packet` and back (no reference count).
-        guard var buffer = packet.take() else { return false }
+        guard rearmForContext(), var buffer = packet.take() else { return false }
         guard isKnownUniquelyReferenced(&buffer), buffer.kind == .xdp,
             buffer.rearm(
                 packet: bytes, headroom: context.headroom, tailroom: context.tailroom,
@@ -280,7 +284,7 @@ extension LinuxProcessState {
             return false
         }
         process.registers[1] = buffer.contextAddress
-        // As `attach` sets them (the emulator's `rearm` found them as `clearForReuse` leaves them).
+        // As `attach` sets them (`rearmForContext` found them as `clearForReuse` leaves them).
         if let extras = context.extras {
             if let rxMetadata = extras.rxMetadata { xdpRxMetadata = rxMetadata }
             if let environment = extras.environment { self.environment = environment }
