@@ -167,11 +167,11 @@ public final class Process {
     /// `memory.mappingEpoch` when the last reset ended (`UInt64.max`: no reset yet, or it
     /// failed): while it has not changed, the regions mapped are those that reset left, which
     /// `reset(context:)`'s quick path relies on.
-    @exclusivity(unchecked) var armedEpoch = UInt64.max
+    @usableFromInline @exclusivity(unchecked) var armedEpoch = UInt64.max
     /// The regions the last reset kept (`baseRegions` still mapped) and how many its context
     /// mapped besides (`renewAttachedRegions`).
     @exclusivity(unchecked) var keptRegionCount = 0
-    @exclusivity(unchecked) var attachedRegionCount = 0
+    @usableFromInline @exclusivity(unchecked) var attachedRegionCount = 0
     /// Resets that took the quick path, for tests.
     @exclusivity(unchecked) var rearmCount = 0
     /// `Emulator.rearmsThroughContext` of the VM's emulator (false without one), read once: the
@@ -284,7 +284,9 @@ public final class Process {
     /// also requires that neither storage is lent): the addresses the general path would give
     /// them, so pointers into the previous ones fault. Returns the new bases, or nil (nothing
     /// changed) when the previous context mapped other regions than these two, these are not
-    /// mapped there, or `AddressSpace.renew` declines.
+    /// mapped there, or `AddressSpace.renew` declines. Inlinable: its checks are two loads in
+    /// the context's `rearm` (another module), not a call.
+    @inlinable
     public func renewAttachedRegions(
         _ first: RegionStorage, at firstBase: UInt64, count firstCount: Int, _ second: RegionStorage,
         at secondBase: UInt64

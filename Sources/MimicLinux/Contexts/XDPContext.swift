@@ -266,7 +266,9 @@ extension LinuxProcessState {
 
 extension LinuxProcessState {
     /// `XDPContext.rearm(_:packet:)` for the process this state belongs to: the state and the
-    /// context borrowed, as in `attach`.
+    /// context borrowed, as in `attach`. Inlined, with the buffer's `rearm`, into
+    /// `XDPContext.rearm(_:packet:)`: one call frame for the context's whole part.
+    @inline(__always)
     fileprivate func rearm(_ context: XDPContext, packet bytes: UnsafeRawBufferPointer, to process: MimicCore.Process)
         -> Bool
     {
@@ -285,7 +287,8 @@ extension LinuxProcessState {
         }
         process.registers[1] = buffer.contextAddress
         // As `attach` sets them (`rearmForContext` found them as `clearForReuse` leaves them).
-        if let extras = context.extras {
+        // Compared with nil first: binding the box retains and releases it even when it is nil.
+        if context.extras != nil, let extras = context.extras {
             if let rxMetadata = extras.rxMetadata { xdpRxMetadata = rxMetadata }
             if let environment = extras.environment { self.environment = environment }
         }
