@@ -272,27 +272,28 @@ extension LinuxProcessState {
     fileprivate func rearm(_ context: XDPContext, packet bytes: UnsafeRawBufferPointer, to process: MimicCore.Process)
         -> Bool
     {
-        // The buffer, held by nothing else (host code may keep a run's buffer), is moved out of
-        // `packet` and back (no reference count).
-        guard rearmForContext(), var buffer = packet.take() else { return false }
-        guard isKnownUniquelyReferenced(&buffer), buffer.kind == .xdp,
-            buffer.rearm(
-                packet: bytes, headroom: context.headroom, tailroom: context.tailroom,
-                reserved: min(XDPContext.frameReserve, context.headroom), name: context.name,
-                ingressIfindex: context.ingressIfindex, rxQueueIndex: context.rxQueueIndex,
-                egressIfindex: context.egressIfindex, into: process)
-        else {
-            packet = consume buffer
-            return false
+        // The buffer, held by nothing else (host code may keep a run's buffer), is used where the
+        // state holds it, borrowed: no reference count, and nothing stored back (storing into
+        // `packet` would release its old value, a runtime call even for nil).
+        guard rearmForContext(), packet != nil, isKnownUniquelyReferenced(&packet) else { return false }
+        let rearmed = Unmanaged.passUnretained(packet.unsafelyUnwrapped)._withUnsafeGuaranteedRef { buffer in
+            guard buffer.kind == .xdp,
+                buffer.rearm(
+                    packet: bytes, headroom: context.headroom, tailroom: context.tailroom,
+                    reserved: min(XDPContext.frameReserve, context.headroom), name: context.name,
+                    ingressIfindex: context.ingressIfindex, rxQueueIndex: context.rxQueueIndex,
+                    egressIfindex: context.egressIfindex, into: process)
+            else { return false }
+            process.registers[1] = buffer.contextAddress
+            return true
         }
-        process.registers[1] = buffer.contextAddress
+        guard rearmed else { return false }
         // As `attach` sets them (`rearmForContext` found them as `clearForReuse` leaves them).
         // Compared with nil first: binding the box retains and releases it even when it is nil.
         if context.extras != nil, let extras = context.extras {
             if let rxMetadata = extras.rxMetadata { xdpRxMetadata = rxMetadata }
             if let environment = extras.environment { self.environment = environment }
         }
-        packet = consume buffer // a move: no retain of it and release of the local
         return true
     }
 }
