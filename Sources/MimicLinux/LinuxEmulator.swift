@@ -178,18 +178,12 @@ public final class LinuxEmulator: MapProvider, VirtualCPUs, @unchecked Sendable 
         if mapsSystem { try mapSystem(into: process) }
     }
 
-    /// `Process.reset(context:)`'s quick path: true when the Linux state is the process's only
-    /// state, nothing else holds it and the run left in it nothing `clearForReuse` would have
-    /// to undo but plain values (`LinuxProcessState.rearm`), which are cleared; the packet buffer
-    /// stays in place for the context's `rearm`. False when the emulator maps the emulated
-    /// system's objects (`prepare` maps them per run).
-    public func rearm(_ process: MimicCore.Process) -> Bool {
-        guard !mapsSystem, let state = process.soleEmulatorState(stateKey) else { return false }
-        // The clock by identity: the closure captures no reference (the emulator is weakly
-        // referenced: retaining it takes the runtime's slow path).
-        let clock = ObjectIdentifier(clock)
-        return state._withUnsafeGuaranteedRef { $0.rearm(clock: clock) }
-    }
+    /// `Process.reset(context:)`'s quick path: the Linux contexts that implement `rearm`
+    /// (`XDPContext`) check the Linux state themselves (the process's only state, held by nothing
+    /// else, left by the run with nothing `clearForReuse` would undo but plain values:
+    /// `LinuxProcessState.rearmForContext`). False when the emulator maps the emulated system's
+    /// objects (`prepare` maps them per run).
+    public var rearmsThroughContext: Bool { !mapsSystem }
 
     /// Adds or replaces a helper (e.g. to emulate one the emulator lacks, or to stub one).
     public func register(_ helper: Helper) {
@@ -403,17 +397,18 @@ public final class LinuxProcessState {
         }
     }
 
-    /// `clearForReuse` for a state whose run left nothing but plain values to clear (see
-    /// `LinuxEmulator.rearm`): no output, results or replay (`touched`), no spin lock held, the
-    /// environment and stacks as `clearForReuse` leaves them, no spare packet, the emulator's
-    /// clock. Then clears those values and returns true; the packet buffer stays (the context's
-    /// `rearm` renews it, or declines, and `prepare` then moves it aside). False, changing
-    /// nothing, otherwise.
-    @inline(__always) // into `LinuxEmulator.rearm`
-    func rearm(clock: ObjectIdentifier) -> Bool {
-        guard !touched, !environmentChanged, !stacksChanged, sparePacket == nil, heldSpinLocks.isEmpty,
-            virtualClock.map(ObjectIdentifier.init) == clock
-        else { return false }
+    /// `clearForReuse` for a state whose run left nothing but plain values to clear, for a
+    /// Linux context's `rearm` (`LinuxEmulator.rearmsThroughContext`): no output, results or
+    /// replay (`touched`), no spin lock held, the environment and stacks as `clearForReuse`
+    /// leaves them, no spare packet. Then clears those values and returns true; the packet buffer
+    /// stays (the context renews it, or declines, and `prepare` then moves it aside). False,
+    /// changing nothing, otherwise. The clock is the emulator's: the state is the one `prepare`
+    /// stored (the quick path runs only then: `Process.setEmulatorState` disarms it).
+    @inline(__always) // into the contexts' `rearm`
+    func rearmForContext() -> Bool {
+        guard !touched, !environmentChanged, !stacksChanged, sparePacket == nil, heldSpinLocks.isEmpty else {
+            return false
+        }
         clearPlainValues()
         return true
     }

@@ -144,8 +144,10 @@ public final class AddressSpace {
     @usableFromInline @exclusivity(unchecked) var retiredCount = 0
     /// How many of them are still retired (neither revived nor released).
     @usableFromInline @exclusivity(unchecked) var retiredLive = 0
-    /// Changed by everything that changes what is mapped where (`mappingEpoch`).
-    @exclusivity(unchecked) private var epoch: UInt64 = 0
+    /// Changed by everything that changes what is mapped where (`mappingEpoch`). Usable from
+    /// inlinable code: `mappingEpoch` is read across modules for every packet's reset, and a
+    /// stored property of a class read from another module is a call.
+    @usableFromInline @exclusivity(unchecked) var epoch: UInt64 = 0
     /// Regions mapped now, not counting retired ones (`regionCount`).
     @exclusivity(unchecked) private var liveCount = 0
 
@@ -529,29 +531,34 @@ public final class AddressSpace {
     ) -> (UInt64, UInt64)? {
         let firstSlot = Int(truncatingIfNeeded: (firstBase >> 32) & 0xFFFF)
         let secondSlot = Int(truncatingIfNeeded: (secondBase >> 32) & 0xFFFF)
-        guard broker == nil, firstSlot != secondSlot, isMapped(first, at: firstBase, slot: firstSlot),
-            isMapped(second, at: secondBase, slot: secondSlot), !first.lent, !second.lent,
+        // The buffers as locals, and the checks cheapest first: the table rows' bases (a load
+        // each), then the records' storages by identity (no reference count).
+        let entries = entries
+        let slots = slots
+        guard broker == nil, firstSlot != secondSlot, firstSlot < capacity, secondSlot < capacity,
+            entries[firstSlot].base == firstBase, entries[secondSlot].base == secondBase,
+            Self.holds(slots + firstSlot, first), Self.holds(slots + secondSlot, second), !first.lent, !second.lent,
             firstCount >= 0, firstCount <= (firstSlot == 0 ? Self.lowWindowLimit : Self.regionLimit),
             first.reuse(count: firstCount)
         else { return nil }
-        let slots = slots
         return (
             renew(record: slots + firstSlot, slot: firstSlot, storage: first, size: firstCount),
             renew(record: slots + secondSlot, slot: secondSlot, storage: second, size: second.count)
         )
     }
 
-    /// Whether `slot` (the slot `base` names) holds the region mapped (not retired) at `base`
-    /// with `storage`. (A table row with that base is a mapped region's: empty and retired
-    /// slots have empty rows, and the rows past `slotCount` are empty.)
+    /// Whether `record` holds `storage` (by identity, read in place: no reference count).
     @inline(__always)
-    private func isMapped(_ storage: RegionStorage, at base: UInt64, slot: Int) -> Bool {
-        slot < capacity && entries[slot].base == base && slots[slot].storage === storage
+    private static func holds(_ record: UnsafeMutablePointer<Slot>, _ storage: RegionStorage) -> Bool {
+        guard let held = record.pointee.storage else { return false }
+        return Unmanaged.passUnretained(held).toOpaque() == Unmanaged.passUnretained(storage).toOpaque()
     }
 
     /// A number that changes whenever what is mapped where changes — a region mapped, unmapped,
     /// retired, renewed or freed from retirement — and never otherwise: two equal readings mean
     /// the same regions at the same addresses in between (bytes written into them aside).
+    /// Inlinable: a load, not a call, in the process's reset (another module).
+    @inlinable
     public var mappingEpoch: UInt64 { epoch }
 
     /// How many regions are mapped now (retired ones not counted).

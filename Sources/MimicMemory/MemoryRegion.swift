@@ -38,9 +38,11 @@ public final class RegionStorage: @unchecked Sendable {
     ///
     /// A computed property over `storedCount`: other modules reading a stored property of this
     /// class make a dynamic exclusivity check (`swift_beginAccess`, ~100 instructions) each time,
-    /// because `@exclusivity(unchecked)` does not reach them; a call to this getter does not.
+    /// because `@exclusivity(unchecked)` does not reach them; this inlinable getter is a load in
+    /// the caller (SwiftPM builds without library evolution, so the layout is fixed).
+    @inlinable
     public var count: Int { storedCount }
-    @exclusivity(unchecked) private var storedCount: Int
+    @usableFromInline @exclusivity(unchecked) var storedCount: Int
     /// Whether an address space has handed this storage to code that may keep a reference to it
     /// (`AddressSpace.storage(containing:)`, `AddressSpace.init(copying:)`, a `RegionBroker`):
     /// set for good. Until then the only references are its owner's and those of the address

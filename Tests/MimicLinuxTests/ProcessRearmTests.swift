@@ -3,7 +3,7 @@ import Testing
 import MimicMemory
 @testable import MimicLinux
 
-/// `Process.reset(context:)`'s quick path (`Emulator.rearm`, `Context.rearm`): after a run of
+/// `Process.reset(context:)`'s quick path (`Emulator.rearmsThroughContext`, `Context.rearm`): after a run of
 /// each program of `Fixtures/rearm.c` — each leaves another trace: stack and headroom writes,
 /// head/meta/tail adjusted, a ring buffer record, a helper that maps a region, `bpf_loop`
 /// callbacks, a tail call, a redirect, trace output, a spin lock taken and released or held —
@@ -219,6 +219,29 @@ import MimicMemory
             #expect(differences.isEmpty, "round \(round): \(differences)")
             let state = try #require(LinuxProcessState.of(process))
             #expect(state.xdpRxMetadata == context.rxMetadata && state.environment == (context.environment ?? TaskEnvironment()))
+        }
+    }
+
+    /// A state stored by host code between resets (`setEmulatorState`, here the same Linux state
+    /// stored again) disarms the quick path: the next reset takes the general path, whose
+    /// `prepare` gives the state the emulator's clock, and the one after may take the quick path
+    /// again.
+    @Test(arguments: Fixture.engines)
+    func storingAStateDisarmsTheQuickPath(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("rearm", engine: engine)
+        let process = try fixture.vm.makeProcess(
+            for: fixture.object.program(named: "plain"), context: XDPContext(packet: Self.packet(0)))
+        for round in 1...4 {
+            _ = Self.outcome(process)
+            if round == 3 {
+                let state = try #require(LinuxProcessState.of(process))
+                state.virtualClock = nil
+                process.setEmulatorState(state, for: LinuxProcessState.key)
+            }
+            let count = process.rearmCount
+            try process.reset(context: XDPContext(packet: Self.packet(round)))
+            #expect(process.rearmCount == count + (round == 1 || round == 3 ? 0 : 1), "round \(round)") // round 1: nothing armed it
+            #expect(LinuxProcessState.of(process)?.virtualClock === fixture.emulator.clock, "round \(round)")
         }
     }
 }

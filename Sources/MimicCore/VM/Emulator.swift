@@ -155,17 +155,15 @@ public protocol Emulator: AnyObject, Sendable {
     /// (`Process.setEmulatorState(_:for:)`, or `takeRecycledEmulatorState(_:)` on reuse).
     func prepare(_ process: Process) throws(SetupError)
 
-    /// `Process.reset(context:)`'s quick path (see there): readies the states of a process whose
-    /// previous run changed nothing `prepare` would have to undo, without `prepare`, and returns
-    /// true; returns false when a full `prepare` is needed (the reset then takes its general
-    /// path, which calls `prepare`). Called only while the process's regions are those its last
-    /// reset left.
-    ///
-    /// True promises that the process's emulator states now read exactly as `prepare` would have
-    /// left them, except for what the previous context's attach stored in them, which the
-    /// context's `Context.rearm(_:)` renews (it may still decline: then `prepare` runs after
-    /// all, so what this clears must be what `prepare` clears too). Default: false.
-    func rearm(_ process: Process) -> Bool
+    /// Whether `Process.reset(context:)`'s quick path (see there) may leave this emulator's
+    /// per-process states to the context: true promises that the contexts of this emulator that
+    /// implement `Context.rearm(_:)` (the Linux emulator's `XDPContext`) check there that the
+    /// previous run changed nothing `prepare` would have to undo and clear what `prepare` clears,
+    /// so that the states read exactly as `prepare` would leave them; the reset then calls no
+    /// `prepare` and no other method of the emulator. Read once, when a process is made (a
+    /// per-packet call through the existential cost more than the checks). Default: false
+    /// (plugins, composites, test emulators: every reset calls `prepare`).
+    var rearmsThroughContext: Bool { get }
 }
 
 extension Emulator {
@@ -179,7 +177,7 @@ extension Emulator {
 
     public func prepare(_ process: Process) throws(SetupError) {}
 
-    public func rearm(_ process: Process) -> Bool { false }
+    public var rearmsThroughContext: Bool { false }
 }
 
 /// An emulator that also provides the objects programs refer to: maps, global data and the `lddw`
@@ -255,10 +253,12 @@ public protocol Context {
     /// `Process.reset(context:)`'s quick path (see there): attaches this context by renewing
     /// in place what the previous reset's context set up — its regions moved to new addresses
     /// (`Process.renewAttachedRegions`), their bytes rewritten so they read exactly as freshly
-    /// attached ones — and returns true; returns false, having changed nothing, when it cannot
-    /// (the reset then takes its general path and calls `attach(to:)`). Called after the
-    /// registers, stack and counters are reset and the emulator's `Emulator.rearm` succeeded.
-    /// Default: false.
+    /// attached ones — and returns true; returns false, having changed nothing the general path
+    /// would not change, when it cannot (the reset then takes its general path and calls the
+    /// emulator's `prepare` and `attach(to:)`). Called after the registers, stack and counters
+    /// are reset, and only when the emulator leaves its states to the context
+    /// (`Emulator.rearmsThroughContext`): true also promises that the emulator's states read as
+    /// its `prepare` would leave them (the context checks and clears them). Default: false.
     func rearm(_ process: Process) -> Bool
 }
 

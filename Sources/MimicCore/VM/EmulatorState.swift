@@ -182,8 +182,11 @@ extension Process {
     }
 
     /// Stores `state` under `key` (nil removes it), releasing the state stored there before.
+    /// The next reset takes the general path (`reset(context:)`): the quick path trusts that the
+    /// states are those the emulator's `prepare` stored.
     public func setEmulatorState<State>(_ state: State?, for key: EmulatorStateKey<State>) {
         emulatorStates.set(state, at: key.index)
+        armedEpoch = .max
     }
 
     /// During `reset(context:)`'s call of `Emulator.prepare`: the state stored under `key` in the
@@ -212,10 +215,10 @@ extension Process {
         return Unmanaged<State>.fromOpaque(object)
     }
 
-    /// For `Emulator.rearm`: the state stored under `key` (unretained: the process holds it) when
-    /// it is the only state the process holds and nothing else holds it — the state `prepare`
-    /// would take back (`reuseRecycledEmulatorState(_:)`) with nothing else to release. Nil
-    /// otherwise.
+    /// For `Context.rearm` (the quick path, when the emulator leaves its states to the context):
+    /// the state stored under `key` (unretained: the process holds it) when it is the only state
+    /// the process holds and nothing else holds it — the state `prepare` would take back
+    /// (`reuseRecycledEmulatorState(_:)`) with nothing else to release. Nil otherwise.
     @inlinable @inline(__always)
     public func soleEmulatorState<State>(_ key: EmulatorStateKey<State>) -> Unmanaged<State>? {
         guard let object = emulatorStates.soleObject(at: key.index, as: State.self) else { return nil }

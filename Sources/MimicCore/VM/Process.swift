@@ -167,13 +167,16 @@ public final class Process {
     /// `memory.mappingEpoch` when the last reset ended (`UInt64.max`: no reset yet, or it
     /// failed): while it has not changed, the regions mapped are those that reset left, which
     /// `reset(context:)`'s quick path relies on.
-    @exclusivity(unchecked) var armedEpoch = UInt64.max
+    @usableFromInline @exclusivity(unchecked) var armedEpoch = UInt64.max
     /// The regions the last reset kept (`baseRegions` still mapped) and how many its context
     /// mapped besides (`renewAttachedRegions`).
     @exclusivity(unchecked) var keptRegionCount = 0
-    @exclusivity(unchecked) var attachedRegionCount = 0
+    @usableFromInline @exclusivity(unchecked) var attachedRegionCount = 0
     /// Resets that took the quick path, for tests.
     @exclusivity(unchecked) var rearmCount = 0
+    /// `Emulator.rearmsThroughContext` of the VM's emulator (false without one), read once: the
+    /// quick path runs only when it is true.
+    let rearmsThroughContext: Bool
 
     init(program: Program, memory: AddressSpace, vCPU: Int) throws(SetupError) {
         vm = program.vm
@@ -197,6 +200,7 @@ public final class Process {
         }
         storage[10] = stackBase &+ UInt64(stackSize)
         entryProgram = program
+        rearmsThroughContext = program.vm.emulator?.rearmsThroughContext ?? false
         stackClearStart = stackSize - program.stackReach(stackSize: stackSize)
         baseRegions = memory.snapshot()
     }
@@ -214,14 +218,15 @@ public final class Process {
     /// Reusing a process saves the allocations of a new one; a pool worker that runs the same
     /// program many times does this. The vCPU stays the same.
     ///
-    /// **The quick path** (a process reset per packet): when no region was mapped, unmapped or
-    /// moved since the last reset ended (`AddressSpace.mappingEpoch`), the emulator finds its
-    /// states as the last reset left them (`Emulator.rearm`: e.g. the Linux state untouched by
-    /// the run) and the context can renew what the previous context set up (`Context.rearm`:
-    /// an XDP context's packet buffer and `xdp_md`, moved to new addresses and rewritten), the
-    /// reset does only that, besides the registers, stack and counters — no regions retired and
-    /// mapped again, no states recycled. The result reads exactly as the general path's: the
-    /// same addresses, bytes, states and memory budget. Anything else takes the general path.
+    /// **The quick path** (a process reset per packet): when the emulator leaves its states to
+    /// the context (`Emulator.rearmsThroughContext`), no region was mapped, unmapped or moved
+    /// and no state stored since the last reset ended (`AddressSpace.mappingEpoch`,
+    /// `setEmulatorState(_:for:)`), and the context can renew what the previous context set up
+    /// (`Context.rearm`: for an XDP context, the Linux state found untouched by the run, the
+    /// packet buffer and `xdp_md` moved to new addresses and rewritten), the reset does only
+    /// that, besides the registers, stack and counters — no regions retired and mapped again, no
+    /// states recycled, no call of the emulator. The result reads exactly as the general path's:
+    /// the same addresses, bytes, states and memory budget. Anything else takes the general path.
     public func reset(context: (any Context)? = nil) throws(SetupError) {
         if let context {
             try reset(opened: context)
@@ -238,10 +243,10 @@ public final class Process {
     /// to the form above, which has to copy it out of its box to unwrap it (whatever the form:
     /// `if let`, `switch`, `?.`), so callers that have a context should not make it optional.
     public func reset<C: Context>(context: C) throws(SetupError) {
-        // The quick path (see `reset(context:)` above): the checks in this order, each cheaper
-        // than the next; the emulator's may clear what its `prepare` would (the general path
-        // clears it again when the context declines).
-        if armedEpoch == memory.mappingEpoch, emulatorRearms(vm) {
+        // The quick path (see `reset(context:)` above). The context's `rearm` may clear what the
+        // emulator's `prepare` would before it declines: the general path clears it again, and
+        // resets the process's run state again (a second time finds nothing to clear).
+        if rearmsThroughContext, armedEpoch == memory.mappingEpoch {
             resetRunState()
             if context.rearm(self) {
                 armedEpoch = memory.mappingEpoch
@@ -258,13 +263,6 @@ public final class Process {
         }
         memory.releaseRetired()
         arm()
-    }
-
-    /// `Emulator.rearm` for the quick path: false without an emulator. `vm` is a parameter, as in
-    /// `prepareEmulator(of:)`: so the emulator is borrowed, not retained around the call (the
-    /// Linux emulator is weakly referenced, so its counts live in a side table: the slow path).
-    private func emulatorRearms(_ vm: VM) -> Bool {
-        vm.emulator?.rearm(self) ?? false
     }
 
     /// `reset(context:)` of an existential context through its opened type (not copied out of
@@ -286,7 +284,9 @@ public final class Process {
     /// also requires that neither storage is lent): the addresses the general path would give
     /// them, so pointers into the previous ones fault. Returns the new bases, or nil (nothing
     /// changed) when the previous context mapped other regions than these two, these are not
-    /// mapped there, or `AddressSpace.renew` declines.
+    /// mapped there, or `AddressSpace.renew` declines. Inlinable: its checks are two loads in
+    /// the context's `rearm` (another module), not a call.
+    @inlinable
     public func renewAttachedRegions(
         _ first: RegionStorage, at firstBase: UInt64, count firstCount: Int, _ second: RegionStorage,
         at secondBase: UInt64
@@ -328,10 +328,16 @@ public final class Process {
         registers.storage.update(repeating: 0, count: 16)
         registers.storage[10] = stackBase &+ UInt64(stackSize)
         pc = 0
+        // A fault is taken (`takeFault`) before a run returns, so `pendingFault` is nil here; it
+        // is tested only after a run that did not exit (reading the tag of this multi-payload
+        // optional is an outlined call), and assigning nil to it costs value-witness calls.
         switch state {
-        case .ready: break
         case .exited: state = .ready // the old state holds nothing to release: no outlined destroy
-        case .failed: state = .ready
+        case .ready:
+            if case .some = pendingFault { pendingFault = nil }
+        case .failed:
+            state = .ready
+            if case .some = pendingFault { pendingFault = nil }
         }
         instructionsExecuted = 0
         tailCallCount = 0
@@ -342,9 +348,6 @@ public final class Process {
         // runtime call per reset even for nil).
         if runCancellation != nil { runCancellation = nil }
         if runDeadline != nil { runDeadline = nil }
-        // A fault is taken (`takeFault`) before a run returns: nil here, and assigning nil to
-        // this non-trivial optional costs value-witness calls per reset.
-        if case .some = pendingFault { pendingFault = nil }
         packet = nil
         if exitCheck != nil { exitCheck = nil }
         inlineHelpersBypassed = false

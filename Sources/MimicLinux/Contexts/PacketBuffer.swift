@@ -258,6 +258,7 @@ public final class PacketBuffer {
     /// lent (`RegionStorage.isLent`: host code may hold it), the packet does not fit the
     /// storage's capacity, the struct is not an `xdp_md`'s 24 bytes, or the region would be
     /// renamed (`attachName`): then the reset takes its general path (`refill`).
+    @inline(__always) // into the XDP context's `rearm`, its one caller
     func rearm(
         packet bytes: UnsafeRawBufferPointer, headroom: Int, tailroom: Int, reserved: Int, name: String,
         ingressIfindex: UInt32, rxQueueIndex: UInt32, egressIfindex: UInt32, into process: MimicCore.Process

@@ -166,14 +166,18 @@ public struct XDPContext: Context, Sendable {
     /// context whose packet is read in place (a capture's), attached through a `Context` of its
     /// own whose `rearm` calls this.
     ///
-    /// Renews the buffer the previous reset's XDP attach left in the Linux state when that
-    /// attach mapped nothing else, nothing else holds the buffer or its storages, the packet fits
-    /// the storage and the region keeps its name: both regions move to the addresses the general
-    /// path would give them, the buffer is refilled as `PacketBuffer.refill` does (headroom and
-    /// tailroom zeroed, the packet copied, offsets and sk_buff fields as new) and the whole
-    /// `xdp_md` written. False, changing nothing, otherwise.
+    /// When the Linux state is the process's only state, held by nothing else, and the run left
+    /// in it nothing `prepare` would undo but plain values (`LinuxProcessState.rearmForContext`,
+    /// which clears them: the emulator leaves this to the context,
+    /// `LinuxEmulator.rearmsThroughContext`), renews the buffer the previous reset's XDP attach
+    /// left there when that attach mapped nothing else, nothing else holds the buffer or its
+    /// storages, the packet fits the storage and the region keeps its name: both regions move to
+    /// the addresses the general path would give them, the buffer is refilled as
+    /// `PacketBuffer.refill` does (headroom and tailroom zeroed, the packet copied, offsets and
+    /// sk_buff fields as new) and the whole `xdp_md` written. False otherwise, having changed
+    /// nothing but plain values `prepare` clears.
     public func rearm(_ process: MimicCore.Process, packet bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let state = process.unretainedEmulatorState(LinuxProcessState.key) else { return false }
+        guard let state = process.soleEmulatorState(LinuxProcessState.key) else { return false }
         return state._withUnsafeGuaranteedRef { $0.rearm(self, packet: bytes, to: process) }
     }
 
@@ -262,30 +266,34 @@ extension LinuxProcessState {
 
 extension LinuxProcessState {
     /// `XDPContext.rearm(_:packet:)` for the process this state belongs to: the state and the
-    /// context borrowed, as in `attach`.
+    /// context borrowed, as in `attach`. Inlined, with the buffer's `rearm`, into
+    /// `XDPContext.rearm(_:packet:)`: one call frame for the context's whole part.
+    @inline(__always)
     fileprivate func rearm(_ context: XDPContext, packet bytes: UnsafeRawBufferPointer, to process: MimicCore.Process)
         -> Bool
     {
-        // The buffer, held by nothing else (host code may keep a run's buffer), is moved out of
-        // `packet` and back (no reference count).
-        guard var buffer = packet.take() else { return false }
-        guard isKnownUniquelyReferenced(&buffer), buffer.kind == .xdp,
-            buffer.rearm(
-                packet: bytes, headroom: context.headroom, tailroom: context.tailroom,
-                reserved: min(XDPContext.frameReserve, context.headroom), name: context.name,
-                ingressIfindex: context.ingressIfindex, rxQueueIndex: context.rxQueueIndex,
-                egressIfindex: context.egressIfindex, into: process)
-        else {
-            packet = consume buffer
-            return false
+        // The buffer, held by nothing else (host code may keep a run's buffer), is used where the
+        // state holds it, borrowed: no reference count, and nothing stored back (storing into
+        // `packet` would release its old value, a runtime call even for nil).
+        guard rearmForContext(), packet != nil, isKnownUniquelyReferenced(&packet) else { return false }
+        let rearmed = Unmanaged.passUnretained(packet.unsafelyUnwrapped)._withUnsafeGuaranteedRef { buffer in
+            guard buffer.kind == .xdp,
+                buffer.rearm(
+                    packet: bytes, headroom: context.headroom, tailroom: context.tailroom,
+                    reserved: min(XDPContext.frameReserve, context.headroom), name: context.name,
+                    ingressIfindex: context.ingressIfindex, rxQueueIndex: context.rxQueueIndex,
+                    egressIfindex: context.egressIfindex, into: process)
+            else { return false }
+            process.registers[1] = buffer.contextAddress
+            return true
         }
-        process.registers[1] = buffer.contextAddress
-        // As `attach` sets them (the emulator's `rearm` found them as `clearForReuse` leaves them).
-        if let extras = context.extras {
+        guard rearmed else { return false }
+        // As `attach` sets them (`rearmForContext` found them as `clearForReuse` leaves them).
+        // Compared with nil first: binding the box retains and releases it even when it is nil.
+        if context.extras != nil, let extras = context.extras {
             if let rxMetadata = extras.rxMetadata { xdpRxMetadata = rxMetadata }
             if let environment = extras.environment { self.environment = environment }
         }
-        packet = consume buffer // a move: no retain of it and release of the local
         return true
     }
 }
