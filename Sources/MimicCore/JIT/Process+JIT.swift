@@ -42,15 +42,7 @@ extension Process {
         guard cancellation == nil, let status = enterQuickly(limit: limit) else {
             return try finish(executeCompiledExactly(limit: limit, cancellation: cancellation, quickly: false))
         }
-        if status == JITStatus.exited, exitCheck == nil {
-            let result = registers.storage[0]
-            if case .ready = state {
-                state = .exited(result) // the old state holds nothing to release: no outlined destroy
-            } else {
-                state = .exited(result)
-            }
-            return result
-        }
+        if status == JITStatus.exited, exitCheck == nil { return finishExit() }
         var stop = status == JITStatus.exited ? .exited : continueAfterQuickEntry(status, limit: limit)
         if case .limitInsideRun = stop {
             stop = finishByStepping(limit: limit &- (instructionsExecuted &- start), cancellation: nil)

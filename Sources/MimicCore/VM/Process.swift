@@ -407,16 +407,7 @@ public final class Process {
     {
         if runsCompiledCode { return try runCompiled(limit: instructionLimit, cancellation: cancellation) }
         let stop = executeExactly(limit: instructionLimit, cancellation: cancellation)
-        // The common end, inline: an exit with no exit check (`finish` does the same).
-        if case .exited = stop, exitCheck == nil {
-            let result = registers.storage[0]
-            if case .ready = state {
-                state = .exited(result) // the old state holds nothing to release: no outlined destroy
-            } else {
-                state = .exited(result)
-            }
-            return result
-        }
+        if case .exited = stop, exitCheck == nil { return finishExit() }
         return try finish(stop)
     }
 
@@ -456,6 +447,19 @@ public final class Process {
         let stop = execute(SteppingMode.self, limit: 1, cancellation: nil)
         if case .paused = stop { return .running }
         return .exited(try finish(stop))
+    }
+
+    /// The common end of a run, inline: an exit with no exit check (`finish` does the same).
+    /// Returns R0.
+    @inline(__always)
+    func finishExit() -> UInt64 {
+        let result = registers.storage[0]
+        if case .ready = state {
+            state = .exited(result) // the old state holds nothing to release: no outlined destroy
+        } else {
+            state = .exited(result)
+        }
+        return result
     }
 
     func finish(_ stop: Stop) throws(ExecutionError) -> UInt64 {
