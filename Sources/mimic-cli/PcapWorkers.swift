@@ -484,9 +484,8 @@ extension PacketRunner {
 /// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
 /// and takes its packets from the capture itself (no thread hands them out, and no worker waits
 /// for another): each walks the whole capture in blocks of `block` packets, hashes every
-/// packet's flow (`FlowHash.select`, its flows' buckets remembered in a `FlowHash.FlowCache` of
-/// its own) and runs, in capture order, the block's packets whose bucket is its number, their
-/// bytes still in its cache from the hashing. Nothing the workers write is shared but the
+/// packet's flow (`FlowHash.select`) and runs, in capture order, the block's packets whose
+/// bucket is its number, their bytes still in its cache from the hashing. Nothing the workers write is shared but the
 /// program's maps and, with `--out`, the output capture's lines where two workers' records
 /// meet (each worker's record lengths are an array of its own). Each worker counts its
 /// outcomes, keeps those the report lists and writes its `--out` records straight into the output
@@ -531,7 +530,6 @@ struct FlowWorkers {
                 shared.results[worker] = result
             }
             let block = Self.block
-            let cache = FlowHash.FlowCache()
             let own = UnsafeMutableBufferPointer<Int>.allocate(capacity: block)
             defer { own.deallocate() }
             var first = 0
@@ -539,7 +537,7 @@ struct FlowWorkers {
                 let packets = first..<min(first &+ block, count)
                 first = packets.upperBound
                 let owned = FlowHash.select(
-                    packets, bucket: worker, buckets: workers, capture: capture, cache: cache, into: own)
+                    packets, bucket: worker, buckets: workers, capture: capture, into: own)
                 for index in own[..<owned] {
                     if worker == 0 { shared.progress.update(index) }
                     do throws(RuntimeError) {
@@ -605,32 +603,34 @@ struct FlowWorkers {
 /// and protocol), the address pair and protocol of other IP packets (and of IPv4 fragments, so
 /// the fragments of a datagram stay together), and one fixed bucket (0) for everything else
 /// (ARP, runts, other EtherTypes). Up to two VLAN tags are skipped. IPv6 extension headers are
-/// not walked: such packets hash on their addresses. The hash (FNV-1a) has no random key, so a
-/// capture spreads the same way on every run.
+/// not walked: such packets hash on their addresses. The hash is a multiply–xorshift mix of the
+/// flow's two words (`mix`: the addresses, then the protocol and ports), with no random key, so
+/// a capture spreads the same way on every run; it has no long dependency chain and no table,
+/// so the hashes of consecutive packets overlap in the CPU.
 enum FlowHash {
-    /// Which of `buckets` workers runs the frame: its flow's hash modulo `buckets`, 0 for a frame
-    /// without an IP flow. (`select` gives the same answer faster for a capture's packets.)
+    /// Which of `buckets` workers (fewer than 2³²) runs the frame: its flow's hash scaled to
+    /// `buckets`, 0 for a frame without an IP flow. (`select` gives the same answer faster for
+    /// a capture's packets.)
     static func bucket(of frame: UnsafeRawBufferPointer, buckets: Int) -> Int {
         guard buckets > 1, let hash = hash(of: frame) else { return 0 }
-        return bucket(hash, buckets)
+        return Int(bucket(hash, UInt64(buckets)))
     }
 
+    /// The bucket of `hash` among `buckets`: its high 32 bits scaled to `0..<buckets` (a
+    /// multiplication, not a division).
     @inline(__always)
-    private static func bucket(_ hash: UInt64, _ buckets: Int) -> Int { Int(hash % UInt64(buckets)) }
+    private static func bucket(_ hash: UInt64, _ buckets: UInt64) -> UInt64 { ((hash >> 32) &* buckets) >> 32 }
 
     /// Lists in `own`, in capture order, the packets of `indices` of `capture` whose bucket
-    /// (`bucket(of:buckets:)`) is `bucket`, and returns how many there are, remembering the
-    /// buckets of IPv4 TCP and UDP flows in `cache`.
+    /// (`bucket(of:buckets:)`) is `bucket`, and returns how many there are.
     ///
-    /// The common frame, IPv4 TCP or UDP (up to two VLAN tags, any header length, not a
-    /// fragment), is parsed in place (an untagged frame recognised first) and its flow looked up
-    /// in `cache`: a flow seen before takes its bucket from there, with no hash; another is
-    /// hashed from its bytes in place (each byte read as its step needs it) and remembered. The
-    /// records are read without bounds checks (the reader made them, within the file). Other
-    /// frames take the one-frame `bucket(of:buckets:)`. Each packet is listed without a branch
-    /// on its bucket: which bucket a packet has is a coin toss a branch predictor loses.
+    /// The common frame, untagged IPv4 with a 20-byte header carrying TCP or UDP, not a
+    /// fragment, is recognised by one test of bits gathered without branches, and hashed in
+    /// place; other frames take the one-frame `bucket(of:buckets:)`. The records are read without
+    /// bounds checks (the reader made them, within the file). Each packet is listed without a
+    /// branch on its bucket: which bucket a packet has is a coin toss a branch predictor loses.
     static func select(
-        _ indices: Range<Int>, bucket: Int, buckets: Int, capture: CaptureIndex, cache: FlowCache,
+        _ indices: Range<Int>, bucket: Int, buckets: Int, capture: CaptureIndex,
         into own: UnsafeMutableBufferPointer<Int>
     ) -> Int {
         precondition(own.count >= indices.count, "FlowHash.select: \(indices.count) packets, room for \(own.count)")
@@ -644,147 +644,51 @@ enum FlowHash {
         guard let file = capture.reader.storage.buffer.baseAddress else { return 0 }
         return capture.records.withUnsafeBufferPointer { records in
             guard let records = records.baseAddress else { return 0 }
-            return select(indices, UInt16(truncatingIfNeeded: bucket), UInt64(buckets), file, records, cache, list)
+            return select(indices, UInt64(bucket), UInt64(buckets), file, records, list)
         }
     }
 
     private static func select(
-        _ indices: Range<Int>, _ mine: UInt16, _ buckets: UInt64, _ file: UnsafeRawPointer,
-        _ records: UnsafePointer<PcapRecord>, _ cache: FlowCache, _ own: UnsafeMutablePointer<Int>
+        _ indices: Range<Int>, _ mine: UInt64, _ buckets: UInt64, _ file: UnsafeRawPointer,
+        _ records: UnsafePointer<PcapRecord>, _ own: UnsafeMutablePointer<Int>
     ) -> Int {
         var owned = 0
         for index in indices {
-            let bucket = bucket(of: file + records[index].dataOffset, Int(records[index].length), buckets, cache)
+            let bucket = bucket(of: file + records[index].dataOffset, Int(records[index].length), buckets)
             own[owned] = index
             // + 1 when the bucket is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch).
-            owned &-= (Int(bucket ^ mine) &- 1) >> 63
+            owned &-= (Int(truncatingIfNeeded: bucket ^ mine) &- 1) >> 63
         }
         return owned
     }
 
-    /// The bucket of the frame of `length` bytes at `start`: from `cache` for a transport flow
-    /// seen before; the rare cases out of line, so that the common one keeps its registers.
+    /// The bucket of the frame of `length` bytes at `start`: the common frame's in line, the
+    /// others out of line, so that the common one keeps its registers.
     @inline(__always)
-    private static func bucket(
-        of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64, _ cache: FlowCache
-    ) -> UInt16 {
-        guard let (ip, transport) = transportFlow(start, length) else {
-            return otherBucket(of: start, length, buckets)
-        }
-        let addresses = ip.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
-        let tail =
-            UInt64(ip.load(fromByteOffset: 9, as: UInt8.self)) | UInt64(transport.loadUnaligned(as: UInt32.self)) << 8
-        if let bucket = cache.bucket(addresses, tail) { return bucket }
-        return newFlowBucket(ip, transport, buckets, cache)
-    }
-
-    /// The bucket of a frame that is not an IPv4 TCP or UDP flow.
-    @inline(never)
-    private static func otherBucket(of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64) -> UInt16 {
-        UInt16(
-            truncatingIfNeeded: bucket(
-                of: UnsafeRawBufferPointer(start: start, count: length), buckets: Int(truncatingIfNeeded: buckets)))
-    }
-
-    /// The bucket of a transport flow `cache` does not hold: hashed, and remembered.
-    @inline(never)
-    private static func newFlowBucket(
-        _ ip: UnsafeRawPointer, _ transport: UnsafeRawPointer, _ buckets: UInt64, _ cache: FlowCache
-    ) -> UInt16 {
-        // The addresses, the protocol, then the ports: the bytes `hash(of:)` mixes.
-        var hash = offsetBasis
-        for at in 12..<20 { hash = step(hash, ip, at) }
-        hash = step(hash, ip, 9)
-        for at in 0..<4 { hash = step(hash, transport, at) }
-        let bucket = UInt16(truncatingIfNeeded: avalanche(hash) % buckets)
-        let addresses = ip.loadUnaligned(fromByteOffset: 12, as: UInt64.self)
-        let tail =
-            UInt64(ip.load(fromByteOffset: 9, as: UInt8.self)) | UInt64(transport.loadUnaligned(as: UInt32.self)) << 8
-        cache.remember(addresses, tail, bucket)
-        return bucket
-    }
-
-    /// The buckets of the IPv4 TCP and UDP flows a thread saw last, by flow: a two-way table of
-    /// 16,384 entries (256 KiB, within a core's L2 cache), each the flow's addresses
-    /// and protocol and ports as they lie in the frame (so the same as a key whatever the host's
-    /// byte order) and its bucket. One thread's: it is read and written without atomics.
-    final class FlowCache {
-        private let entries: UnsafeMutablePointer<(addresses: UInt64, tag: UInt64)>
-        private static let count = 1 << 14
-        /// Set in every filled entry's tag (an empty entry, all zero, matches no flow).
-        private static let filled: UInt64 = 1 << 63
-        /// The tag's bits that hold the protocol and the ports.
-        private static let tailBits: UInt64 = 0xFF_FFFF_FFFF
-
-        init() {
-            entries = .allocate(capacity: Self.count)
-            entries.initialize(repeating: (0, 0), count: Self.count)
-        }
-
-        deinit { entries.deallocate() }
-
-        /// The first of the flow's two entries (an even index; the other follows it, in the same
-        /// cache line).
-        @inline(__always)
-        private func slot(_ addresses: UInt64, _ tail: UInt64) -> Int {
-            Int(truncatingIfNeeded: ((addresses &+ tail) &* 0x9E37_79B9_7F4A_7C15) >> 51) &<< 1
-        }
-
-        @inline(__always)
-        private func holds(_ entry: (addresses: UInt64, tag: UInt64), _ addresses: UInt64, _ tail: UInt64) -> Bool {
-            entry.addresses == addresses && entry.tag & (Self.filled | Self.tailBits) == Self.filled | tail
-        }
-
-        /// The remembered bucket of the flow of `addresses` and `tail` (the protocol in the low
-        /// byte, then the ports), or nil.
-        @inline(__always)
-        func bucket(_ addresses: UInt64, _ tail: UInt64) -> UInt16? {
-            let slot = slot(addresses, tail)
-            if holds(entries[slot], addresses, tail) { return UInt16(truncatingIfNeeded: entries[slot].tag >> 40) }
-            if holds(entries[slot &+ 1], addresses, tail) {
-                return UInt16(truncatingIfNeeded: entries[slot &+ 1].tag >> 40)
+    private static func bucket(of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64) -> UInt64 {
+        if length >= 38 {
+            // Untagged IPv4, a 20-byte header (so the ports at 34), not a fragment, TCP or UDP:
+            // each test a difference that is 0 when it holds, the protocol's a product.
+            let etherType = start.loadUnaligned(fromByteOffset: 12, as: UInt16.self) ^ UInt16(0x0800).bigEndian
+            let first = start.load(fromByteOffset: 14, as: UInt8.self) ^ 0x45
+            let fragment = start.loadUnaligned(fromByteOffset: 20, as: UInt16.self) & UInt16(0x3FFF).bigEndian
+            let proto = start.load(fromByteOffset: 23, as: UInt8.self)
+            let differences =
+                UInt32(etherType) | UInt32(first) | UInt32(fragment) | (UInt32(proto ^ 6) &* UInt32(proto ^ 17))
+            if differences == 0 {
+                let addresses = word(start, 26, UInt64.self)
+                let tail = UInt64(proto) | word(start, 34, UInt32.self) << 8
+                return bucket(mix(addresses, tail), buckets)
             }
-            return nil
         }
-
-        /// Remembers the flow's bucket in the first of its two entries, the flow that was there
-        /// moving to the second.
-        @inline(__always)
-        func remember(_ addresses: UInt64, _ tail: UInt64, _ bucket: UInt16) {
-            let slot = slot(addresses, tail)
-            entries[slot &+ 1] = entries[slot]
-            entries[slot] = (addresses, Self.filled | UInt64(bucket) << 40 | tail)
-        }
+        return otherBucket(of: start, length, buckets)
     }
 
-    /// The IPv4 and transport headers of a frame (the `length` bytes at `start`) that is IPv4 TCP
-    /// or UDP and not a fragment, the frames whose hash mixes ports; nil for any other frame.
-    /// An untagged frame is recognised first.
-    @inline(__always)
-    private static func transportFlow(_ start: UnsafeRawPointer, _ length: Int) -> (
-        ip: UnsafeRawPointer, transport: UnsafeRawPointer
-    )? {
-        if length >= 14, start.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian {
-            return transportFlow(ip: start + 14, length &- 14)
-        }
-        guard let (etherType, network) = network(start, length), etherType == 0x0800 else { return nil }
-        return transportFlow(ip: start + network, length &- network)
-    }
-
-    /// `transportFlow` of the IPv4 packet of `length` bytes at `ip`.
-    @inline(__always)
-    private static func transportFlow(ip: UnsafeRawPointer, _ length: Int) -> (
-        ip: UnsafeRawPointer, transport: UnsafeRawPointer
-    )? {
-        guard length >= 20 else { return nil }
-        let first = ip.load(as: UInt8.self)
-        let headerLength = Int(first & 0x0F) &* 4
-        let fragment = ip.loadUnaligned(fromByteOffset: 6, as: UInt16.self) & UInt16(0x3FFF).bigEndian
-        let proto = ip.load(fromByteOffset: 9, as: UInt8.self)
-        guard first >> 4 == 4, fragment == 0, headerLength >= 20, proto == 6 || proto == 17,
-            length >= headerLength &+ 4
-        else { return nil }
-        return (ip, ip + headerLength)
+    /// The bucket of a frame that is not the common case of `bucket(of:_:_:)`.
+    @inline(never)
+    private static func otherBucket(of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64) -> UInt64 {
+        guard let hash = hash(of: UnsafeRawBufferPointer(start: start, count: length)) else { return 0 }
+        return bucket(hash, buckets)
     }
 
     /// The flow's hash, or nil for a frame without an IP flow.
@@ -794,27 +698,30 @@ enum FlowHash {
 
     /// The flow's hash of a frame in place, or nil for a frame without an IP flow.
     ///
-    /// FNV-1a over the flow's bytes in frame order (the addresses, the protocol, then the ports),
-    /// then an avalanche.
+    /// `mix` of the flow's addresses (IPv6's 32 bytes first folded into one word by `mix`) and
+    /// its tail: the protocol in the low byte, then the ports when it has them.
     static func hash(of frame: UnsafeRawBufferPointer) -> UInt64? {
-        if let flow = ipv4Flow(of: frame) {
-            let hash = mix(mix(offsetBasis, flow.addresses, bytes: 8), flow.tail, bytes: flow.hasPorts ? 5 : 1)
-            return avalanche(hash)
-        }
+        if let flow = ipv4Flow(of: frame) { return mix(flow.addresses, flow.tail) }
         guard let bytes = frame.baseAddress, let (etherType, network) = network(of: frame), etherType == 0x86DD,
             frame.count >= network + 40, bytes.load(fromByteOffset: network, as: UInt8.self) >> 4 == 6
         else { return nil }
         let proto = bytes.load(fromByteOffset: network + 6, as: UInt8.self)
-        var hash = offsetBasis
-        for at in stride(from: network + 8, to: network + 40, by: 8) {
-            hash = mix(hash, word(bytes, at, UInt64.self), bytes: 8)
-        }
-        hash = step(hash, UInt64(proto))
+        let source = mix(word(bytes, network + 8, UInt64.self), word(bytes, network + 16, UInt64.self))
+        let addresses = mix(source ^ word(bytes, network + 24, UInt64.self), word(bytes, network + 32, UInt64.self))
         let transport = network + 40
-        if proto == 6 || proto == 17, frame.count >= transport + 4 {
-            hash = mix(hash, word(bytes, transport, UInt32.self), bytes: 4)
-        }
-        return avalanche(hash)
+        var tail = UInt64(proto)
+        if proto == 6 || proto == 17, frame.count >= transport + 4 { tail |= word(bytes, transport, UInt32.self) << 8 }
+        return mix(addresses, tail)
+    }
+
+    /// The hash of a flow's two words: each multiplied by an odd constant (independent
+    /// multiplications), combined, then one xorshift–multiply round, so that the high bits
+    /// `bucket` uses depend on every input bit.
+    @inline(__always)
+    static func mix(_ addresses: UInt64, _ tail: UInt64) -> UInt64 {
+        var hash = (addresses &* 0x9E37_79B9_7F4A_7C15) ^ (tail &* 0xC2B2_AE3D_27D4_EB4F)
+        hash ^= hash >> 32
+        return hash &* 0xD6E8_FEB8_6659_FD93
     }
 
     /// The EtherType and the offset of the network header after up to two VLAN tags; nil for a
@@ -822,30 +729,24 @@ enum FlowHash {
     @inline(__always)
     private static func network(of frame: UnsafeRawBufferPointer) -> (etherType: Int, network: Int)? {
         guard let bytes = frame.baseAddress else { return nil }
-        return network(bytes, frame.count)
-    }
-
-    /// `network(of:)` of the `count` bytes at `bytes`.
-    @inline(__always)
-    private static func network(_ bytes: UnsafeRawPointer, _ count: Int) -> (etherType: Int, network: Int)? {
         func u16(_ at: Int) -> Int { Int(UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self))) }
         var offset = 12
-        guard count >= offset + 2 else { return nil }
+        guard frame.count >= offset + 2 else { return nil }
         var etherType = u16(offset)
         for _ in 0..<2 where etherType == 0x8100 || etherType == 0x88A8 {
             offset += 4
-            guard count >= offset + 2 else { return nil }
+            guard frame.count >= offset + 2 else { return nil }
             etherType = u16(offset)
         }
         return (etherType, offset + 2)
     }
 
-    /// What the hash mixes of an IPv4 frame, in order: the addresses (8 bytes, the first in the
-    /// low byte), then `tail`'s low byte (the protocol) and, when `hasPorts`, its next four (the
-    /// ports of an unfragmented TCP or UDP datagram, the fragments of a datagram keeping to its
-    /// address pair). Nil for a frame that is not IPv4 or is too short for its header.
+    /// What the hash mixes of an IPv4 frame: the addresses (8 bytes, the first in the low byte)
+    /// and `tail`: the protocol in the low byte and, for an unfragmented TCP or UDP datagram, the
+    /// ports in the next four (the fragments of a datagram keeping to its address pair). Nil for
+    /// a frame that is not IPv4 or is too short for its header.
     @inline(__always)
-    private static func ipv4Flow(of frame: UnsafeRawBufferPointer) -> (addresses: UInt64, tail: UInt64, hasPorts: Bool)? {
+    private static func ipv4Flow(of frame: UnsafeRawBufferPointer) -> (addresses: UInt64, tail: UInt64)? {
         guard let bytes = frame.baseAddress, let (etherType, network) = network(of: frame), etherType == 0x0800,
             frame.count >= network + 20
         else { return nil }
@@ -857,50 +758,14 @@ enum FlowHash {
         let addresses = word(bytes, network + 12, UInt64.self)
         let transport = network + headerLength
         guard fragment == 0, headerLength >= 20, proto == 6 || proto == 17, frame.count >= transport + 4 else {
-            return (addresses, UInt64(proto), false)
+            return (addresses, UInt64(proto))
         }
-        return (addresses, UInt64(proto) | word(bytes, transport, UInt32.self) << 8, true)
+        return (addresses, UInt64(proto) | word(bytes, transport, UInt32.self) << 8)
     }
 
     /// The bytes of a `T` at `at`, the first in the low byte whatever the host's byte order.
     @inline(__always)
     private static func word<T: FixedWidthInteger>(_ bytes: UnsafeRawPointer, _ at: Int, _: T.Type) -> UInt64 {
         UInt64(T(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: T.self)))
-    }
-
-    private static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
-
-    /// FNV-1a's step for the low byte of `byte`.
-    @inline(__always)
-    private static func step(_ hash: UInt64, _ byte: UInt64) -> UInt64 {
-        (hash ^ (byte & 0xFF)) &* 0x0000_0100_0000_01b3
-    }
-
-    /// FNV-1a's step for the byte at `bytes + at`.
-    @inline(__always)
-    private static func step(_ hash: UInt64, _ bytes: UnsafeRawPointer, _ at: Int) -> UInt64 {
-        (hash ^ UInt64(bytes.load(fromByteOffset: at, as: UInt8.self))) &* 0x0000_0100_0000_01b3
-    }
-
-    /// FNV-1a's steps for the `bytes` low bytes of `word`, lowest first.
-    @inline(__always)
-    private static func mix(_ hash: UInt64, _ word: UInt64, bytes: Int) -> UInt64 {
-        var hash = hash
-        var word = word
-        for _ in 0..<bytes {
-            hash = step(hash, word)
-            word >>= 8
-        }
-        return hash
-    }
-
-    /// A final avalanche, so that the low bits `%` uses depend on every input byte.
-    @inline(__always)
-    private static func avalanche(_ hash: UInt64) -> UInt64 {
-        var hash = hash
-        hash ^= hash >> 33
-        hash = hash &* 0xff51_afd7_ed55_8ccd
-        hash ^= hash >> 33
-        return hash
     }
 }
