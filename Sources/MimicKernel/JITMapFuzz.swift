@@ -7,7 +7,8 @@ import MimicLinux
 /// inline probe, `InlineHashProbe`), and hash maps the probe does not take (16-byte keys, a
 /// per-CPU hash, an LRU hash: `InlineHashLookup`'s direct call) — made afresh for each run,
 /// with the same handles, and the hash maps filled the same way: a few keys, one of them
-/// deleted again (a tombstone in the table).
+/// deleted again (a tombstone in the table). The context is the fuzzer's buffer with a manual
+/// clock, so helpers `callx` reaches by id answer the same under both engines.
 ///
 /// Lives here, beside the kernel fuzzer, because MimicCore (the fuzzer) has no maps and
 /// MimicLinux is what host apps embed.
@@ -59,13 +60,28 @@ public enum JITMapFuzz {
                 keySize: map.attributes.keySize, valueSize: map.attributes.valueSize,
                 maxEntries: map.attributes.maxEntries)
         }
-        let world = JITDifferential.World(vm: vm) {
-            maps.map { map in
-                let keys = map.keys.sorted { $0.lexicographicallyPrecedes($1) }
-                return "\(map.attributes.name): "
-                    + keys.map { "\($0) = \(map.perCPUValues(forKey: $0) ?? [])" }.joined(separator: ", ")
-            }.joined(separator: "; ")
-        }
+        let world = JITDifferential.World(
+            vm: vm,
+            contents: {
+                maps.map { map in
+                    let keys = map.keys.sorted { $0.lexicographicallyPrecedes($1) }
+                    return "\(map.attributes.name): "
+                        + keys.map { "\($0) = \(map.perCPUValues(forKey: $0) ?? [])" }.joined(separator: ", ")
+                }.joined(separator: "; ")
+            },
+            // `callx` reaches any helper by its id: the clock must not run on its own.
+            context: { FuzzContext(buffer: $0) })
         return (world, described)
+    }
+}
+
+/// The buffer in R1 and as the packet of `ld_abs` (`MemoryContext`), with a manual clock.
+struct FuzzContext: Context {
+    let buffer: [UInt8]
+
+    func attach(to process: MimicCore.Process) throws(SetupError) {
+        let environment = TaskEnvironment(clock: .manual(start: 1_000_000_000, step: 1_000))
+        try GenericContext(environment: environment).attach(to: process)
+        try MemoryContext(buffer).attach(to: process)
     }
 }

@@ -31,14 +31,21 @@ extension JITDifferential {
     }
 
     /// A fresh VM whose emulator holds the maps `maps` describes (the same handles each time),
-    /// and a description of the maps' contents for the comparison.
+    /// a description of the maps' contents for the comparison, and the context that puts the
+    /// fuzzer's 64-byte buffer in R1 (one that makes every helper `callx` may reach answer the
+    /// same in both runs: a manual clock, seeded random numbers).
     public struct World {
         public var vm: VM
         public var contents: () -> String
+        public var context: (_ buffer: [UInt8]) -> any Context
 
-        public init(vm: VM, contents: @escaping () -> String) {
+        public init(
+            vm: VM, contents: @escaping () -> String,
+            context: @escaping (_ buffer: [UInt8]) -> any Context = { MemoryContext($0) }
+        ) {
             self.vm = vm
             self.contents = contents
+            self.context = context
         }
     }
 
@@ -81,7 +88,7 @@ extension JITDifferential {
         let program = try vm.load(instructions, name: "fuzz")
         if let notCompiled, program.jitCache.compiled(program) == nil { notCompiled.pointee += 1 }
         let buffer = (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
-        let process = try vm.makeProcess(for: program, context: MemoryContext(buffer), vCPU: vCPU)
+        let process = try vm.makeProcess(for: program, context: world.context(buffer), vCPU: vCPU)
         var outcome = record(process, buffer: buffer)
         outcome.text += " maps " + world.contents()
         return outcome
