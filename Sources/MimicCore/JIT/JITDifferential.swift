@@ -306,6 +306,10 @@ public enum JITDifferential {
                 items.append(.plain(encode(.add64Imm, dst: 6, imm: -Int32(8 * random.below(70)))))
             }
         }
+        if function == 0, !maps.isEmpty, random.chance(60) {
+            // A map call before the random code has had its chance to fault.
+            items += mapCall(&random, maps: maps)
+        }
         let length = 8 + random.below(40)
         for _ in 0..<length {
             if !maps.isEmpty, random.chance(10) {
