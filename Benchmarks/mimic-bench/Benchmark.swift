@@ -25,6 +25,8 @@ struct BenchmarkOptions {
     var verifierAgreement = false
     /// `--jit-fuzz N`: compare N random programs under the JIT and the interpreter.
     var jitFuzz: Int?
+    /// `--maps` with `--jit-fuzz`: the map mode (programs calling the map helpers, `JITMapFuzz`).
+    var jitFuzzMaps = false
     /// `--seed N`: the first seed of `--verifier-agreement` and `--jit-fuzz`.
     var seed: UInt64 = 1
     /// `--count N`, `--predictor NAME` of `--verifier-agreement`.
@@ -43,6 +45,7 @@ struct BenchmarkOptions {
         while let argument = rest.popFirst() {
             switch argument {
             case "--quick": quick = true
+            case "--maps": jitFuzzMaps = true
             case "--helpers": helpers = true
             case "--pool": pool = true
             case "--kernel": kernel = true

@@ -8,6 +8,7 @@
 
 import Foundation
 import MimicCore
+import MimicKernel
 import MimicLinux
 
 var options = BenchmarkOptions(arguments: Array(CommandLine.arguments.dropFirst()))
@@ -21,7 +22,7 @@ if options.showHelp {
                mimic-bench --suite [--shared DIR] [--engine LIST] [--no-build] [--quick] [--rounds N] [--filter NAME]
                mimic-bench --firewall [--engine LIST] [--quick] [--rounds N]
                mimic-bench --verifier-agreement [--seed N] [--count N] [--predictor NAME]
-               mimic-bench --jit-fuzz N [--seed S]
+               mimic-bench --jit-fuzz N [--seed S] [--maps]
                mimic-bench --jit-code IN.s OUT.bin
                mimic-bench --repeat OBJECT.o:PROGRAM N [--input FILE] [--engine E]
 
@@ -49,7 +50,10 @@ if options.showHelp {
                         (default: all)
           --jit-fuzz N  the JIT's differential fuzzer: N random programs (seeds S, S+1, ...; --seed,
                         default 1) under the JIT and the interpreter, every outcome compared; exits
-                        1 on a mismatch (printed with the program)
+                        1 on a mismatch (printed with the program); --maps: programs that also call
+                        bpf_map_lookup_elem / update / delete on array, per-CPU array and hash maps
+                        (the JIT's inline lookups and hash probe) and use the value pointer; the maps'
+                        contents at the end are compared too
           --jit-code    write the JIT's x86-64 code for the assembler program IN.s (or the program
                         PROGRAM of an object file, IN = OBJECT.o:PROGRAM, with the Linux emulator's
                         maps) to OUT.bin (objdump -D -b binary -mi386:x86-64 OUT.bin disassembles it)
@@ -112,7 +116,9 @@ if let count = options.jitFuzz {
         var remaining = count
         while remaining > 0 {
             let chunk = min(remaining, 10_000)
-            let report = JITDifferential.run(seed: next, count: chunk)
+            let report =
+                options.jitFuzzMaps
+                ? try JITMapFuzz.run(seed: next, count: chunk) : JITDifferential.run(seed: next, count: chunk)
             total.programs += report.programs
             total.exited += report.exited
             total.faulted += report.faulted

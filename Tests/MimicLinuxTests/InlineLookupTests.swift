@@ -477,4 +477,29 @@ struct InlineLookupTests {
         // Without a capture, the direct entry answers: the vCPU.
         #expect(try vm.makeProcess(for: program, vCPU: 1).run() == 1 << 8 | 1)
     }
+
+    /// A lookup whose direct entry declines (R1 names no map, or the key pointer is not
+    /// readable) and whose helper then fails leaves R0 as it was, under both engines (the JIT's
+    /// direct call once returned the decline's 0 in R0: found by the fuzzer's map mode).
+    @Test(arguments: engines)
+    func aFailedLookupAfterADeclineKeepsR0(engine: ExecutionEngine) throws {
+        let (vm, emulator) = linuxVM(engine)
+        let map = try makeMap(emulator, vm, .hash, key: 4, value: 8, max: 4)
+        for (r1, r2) in [("mov %r1, %r9", "mov %r2, %r10\nadd %r2, -8"), ("mov %r1, %r8", "mov %r2, 8")] {
+            let program = try load(
+                vm,
+                """
+                mov %r0, 255
+                mov %r9, -8
+                lddw %r8, \(hex(map.handle))
+                \(r1)
+                \(r2)
+                call 1
+                exit
+                """)
+            let process = try vm.makeProcess(for: program)
+            #expect(throws: ExecutionError.self) { _ = try process.run() }
+            #expect(process.registers[0] == 255, "\(engine) \(r1)")
+        }
+    }
 }

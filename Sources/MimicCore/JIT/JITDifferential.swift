@@ -53,21 +53,29 @@ public enum JITDifferential {
                 if report.mismatches.count < 10 { report.mismatches.append("seed \(programSeed): \(error)") }
                 continue
             }
-            if interpreted.text.hasPrefix("exit") {
-                report.exited += 1
-            } else if interpreted.text.contains("budget") {
-                report.budgetStops += 1
-            } else {
-                report.faulted += 1
-            }
-            if interpreted != compiled, report.mismatches.count < 10 {
-                let listing = Disassembler.listing(instructions).split(separator: "\n").map { "  " + $0 }
-                report.mismatches.append(
-                    "seed \(programSeed):\n interpreter: \(interpreted.text)\n jit:         \(compiled.text)\n"
-                        + listing.joined(separator: "\n"))
-            }
+            tally(&report, seed: programSeed, instructions, interpreted, compiled)
         }
         return report
+    }
+
+    /// Counts one program's outcome in `report`, and a disagreement among its mismatches.
+    static func tally(
+        _ report: inout Report, seed: UInt64, _ instructions: [RawInstruction], _ interpreted: Outcome,
+        _ compiled: Outcome
+    ) {
+        if interpreted.text.hasPrefix("exit") {
+            report.exited += 1
+        } else if interpreted.text.contains("budget") {
+            report.budgetStops += 1
+        } else {
+            report.faulted += 1
+        }
+        if interpreted != compiled, report.mismatches.count < 10 {
+            let listing = Disassembler.listing(instructions).split(separator: "\n").map { "  " + $0 }
+            report.mismatches.append(
+                "seed \(seed):\n interpreter: \(interpreted.text)\n jit:         \(compiled.text)\n"
+                    + listing.joined(separator: "\n"))
+        }
     }
 
     struct Outcome: Equatable {
@@ -86,6 +94,12 @@ public enum JITDifferential {
         if let notCompiled, program.jitCache.compiled(program) == nil { notCompiled.pointee += 1 }
         let buffer = (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
         let process = try vm.makeProcess(for: program, context: MemoryContext(buffer))
+        return record(process, buffer: buffer)
+    }
+
+    /// Runs `process` (its R1 the context buffer, holding `buffer`) within the budget and
+    /// records what the engines must agree on.
+    static func record(_ process: Process, buffer: [UInt8]) -> Outcome {
         let bufferAddress = process.registers[1]
         var text: String
         do {
@@ -220,12 +234,14 @@ public enum JITDifferential {
     ]
 
     /// The random program of `seed`.
-    public static func program(seed: UInt64) -> [RawInstruction] {
+    /// The random program of `seed`; with `maps`, one that also calls the map helpers on them
+    /// (the map mode, `runMaps`; with none, the same programs as ever for each seed).
+    public static func program(seed: UInt64, maps: [FuzzMap] = []) -> [RawInstruction] {
         var random = Random(state: seed)
         let functionCount = 1 + random.below(3)
         var functions: [[Item]] = []
         for function in 0..<functionCount {
-            functions.append(body(&random, function: function, functionCount: functionCount))
+            functions.append(body(&random, function: function, functionCount: functionCount, maps: maps))
         }
         // Lay out: slots of each item, then resolve targets.
         var starts: [[Int]] = []
@@ -268,7 +284,7 @@ public enum JITDifferential {
         return instructions
     }
 
-    static func body(_ random: inout Random, function: Int, functionCount: Int) -> [Item] {
+    static func body(_ random: inout Random, function: Int, functionCount: Int, maps: [FuzzMap]) -> [Item] {
         var items: [Item] = []
         func register(_ random: inout Random) -> UInt8 { UInt8(random.below(10)) }
         func written(_ random: inout Random) -> UInt8 {
@@ -290,8 +306,16 @@ public enum JITDifferential {
                 items.append(.plain(encode(.add64Imm, dst: 6, imm: -Int32(8 * random.below(70)))))
             }
         }
+        if function == 0, !maps.isEmpty, random.chance(60) {
+            // A map call before the random code has had its chance to fault.
+            items += mapCall(&random, maps: maps)
+        }
         let length = 8 + random.below(40)
         for _ in 0..<length {
+            if !maps.isEmpty, random.chance(10) {
+                items += mapCall(&random, maps: maps)
+                continue
+            }
             let kind = random.below(100)
             switch kind {
             case 0..<35:
@@ -354,6 +378,8 @@ public enum JITDifferential {
                 items.append(.jump(encode(random.chance(50) ? .jump : .jump32), target: -1))
             case 87..<92 where functionCount > 1:
                 items.append(.call(function: 1 + random.below(functionCount - 1)))
+            case 92..<95 where !maps.isEmpty:
+                items += mapCall(&random, maps: maps)
             case 92..<95:
                 // A helper: mostly the cheap ones, sometimes the callback loop or memfrob.
                 let id = random.pick([0, 2, 2, 3, 5, 1, 6, 6, 9, 7, 7])

@@ -1425,10 +1425,11 @@ extension X86Generator {
     }
 
     /// A call of `direct.function(R1, …, R5, &directCall)`: R1–R5 are already in the System V
-    /// argument registers; they and the instruction count (`r10`) are pushed around the call (six
-    /// pushes keep `rsp` 16-byte aligned), R0 comes back in `rax`. R6–R10 and `r12` are
-    /// callee-saved. A declined call
-    /// clears the flag and goes to `declined` (the general path).
+    /// argument registers; they and the instruction count (`r10`) are pushed around the call, R0
+    /// comes back in `rax`. R6–R10 and `r12` are callee-saved. A declined call clears the flag,
+    /// restores R0 (pushed twice before the others: eight pushes keep `rsp` 16-byte aligned) and
+    /// goes to `declined` (the general path), so a helper that then fails leaves R0 as the
+    /// interpreter does.
     mutating func directCall(_ direct: DirectHelper, declined: X86Label) {
         if let data = direct.data {
             a.mov(.r11, imm: UInt64(UInt(bitPattern: data)))
@@ -1436,8 +1437,9 @@ extension X86Generator {
         } else {
             a.store(imm: 0, .r12, env.directCallData)
         }
-        // R1–R5 and the instruction count (`r10`) are caller-saved in the System V ABI.
-        for register in [X86Register.rdi, .rsi, .rdx, .rcx, .r8, .r10] { a.push(register) }
+        // R1–R5 and the instruction count (`r10`) are caller-saved in the System V ABI; R0 is
+        // kept for a decline.
+        for register in [X86Register.rax, .rax, .rdi, .rsi, .rdx, .rcx, .r8, .r10] { a.push(register) }
         a.lea(.r9, .r12, context(JITSlot.directCall))
         a.mov(.r11, imm: UInt64(UInt(bitPattern: unsafeBitCast(direct.function, to: UnsafeRawPointer.self))))
         a.call(register: .r11)
@@ -1446,6 +1448,7 @@ extension X86Generator {
         a.memory([0x80], w: false, reg: 7, base: .r12, disp: env.directCallDeclined) // cmp byte [..], 0
         a.byte(0)
         a.jump(.notEqual, wasDeclined)
+        a.lea(.rsp, .rsp, 16) // drop the saved R0
         let flag = env.directCallDeclined
         cold.append(
             (
@@ -1453,6 +1456,8 @@ extension X86Generator {
                 { g in
                     g.a.memory([0xC6], w: false, reg: 0, base: .r12, disp: flag) // mov byte [..], 0
                     g.a.byte(0)
+                    g.a.pop(.rax)
+                    g.a.pop(.rax)
                     g.a.jump(declined)
                 }
             ))
