@@ -55,29 +55,12 @@ extension JITDifferential {
     public static func runMaps(
         seed: UInt64, count: Int, maps: [FuzzMap], makeWorld: (VMConfiguration) throws -> World
     ) -> Report {
-        var report = Report()
-        guard JITBackends.native != nil else { return report }
-        for index in 0..<count {
-            let programSeed = seed &+ UInt64(index)
-            let instructions = program(seed: programSeed, maps: maps)
-            let depth = programSeed % 8 == 7 ? 72 : 4
-            let vCPU = Int(programSeed & 1)
-            report.programs += 1
-            let interpreted: Outcome
-            let compiled: Outcome
-            do {
-                interpreted = try mapOutcome(
-                    instructions, world: makeWorld(VMConfiguration(maxCallDepth: depth, engine: .interpreter)), vCPU: vCPU, compiled: nil)
-                compiled = try withUnsafeMutablePointer(to: &report.notCompiled) {
-                    try mapOutcome(instructions, world: makeWorld(VMConfiguration(maxCallDepth: depth, engine: .jit)), vCPU: vCPU, compiled: $0)
-                }
-            } catch {
-                if report.mismatches.count < 10 { report.mismatches.append("seed \(programSeed): \(error)") }
-                continue
-            }
-            tally(&report, seed: programSeed, instructions, interpreted, compiled)
+        compare(seed: seed, count: count, program: { program(seed: $0, maps: maps) }) {
+            instructions, engine, depth, seed, notCompiled in
+            try mapOutcome(
+                instructions, world: makeWorld(VMConfiguration(maxCallDepth: depth, engine: engine)),
+                vCPU: Int(seed & 1), compiled: notCompiled)
         }
-        return report
     }
 
     static func mapOutcome(

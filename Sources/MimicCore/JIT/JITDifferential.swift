@@ -36,19 +36,36 @@ public enum JITDifferential {
 
     /// Runs `count` random programs (seeds `seed`, `seed + 1`, ...) under both engines.
     public static func run(seed: UInt64, count: Int) -> Report {
+        compare(seed: seed, count: count, program: { program(seed: $0) }) { instructions, engine, depth, _, notCompiled in
+            try outcome(instructions, engine: engine, maxCallDepth: depth, compiled: notCompiled)
+        }
+    }
+
+    /// The fuzzing loop both modes share: for each seed, the program `program` writes, run by
+    /// `outcome` under the interpreter and then the JIT (the JIT's run counts a program it did
+    /// not compile in `notCompiled`), with a call depth of 72 for every eighth seed (4 otherwise);
+    /// the two outcomes counted in the report, a disagreement or an error among its mismatches.
+    static func compare(
+        seed: UInt64, count: Int, program: (_ seed: UInt64) -> [RawInstruction],
+        outcome: (
+            _ instructions: [RawInstruction], _ engine: ExecutionEngine, _ maxCallDepth: Int, _ seed: UInt64,
+            _ notCompiled: UnsafeMutablePointer<Int>?
+        ) throws -> Outcome
+    ) -> Report {
         var report = Report()
         guard JITBackends.native != nil else { return report }
         for index in 0..<count {
             let programSeed = seed &+ UInt64(index)
-            let instructions = program(seed: programSeed)
+            let instructions = program(programSeed)
             let depth = programSeed % 8 == 7 ? 72 : 4
             report.programs += 1
             let interpreted: Outcome
             let compiled: Outcome
             do {
-                interpreted = try outcome(instructions, engine: .interpreter, maxCallDepth: depth, compiled: nil)
-                compiled = try outcome(
-                    instructions, engine: .jit, maxCallDepth: depth, compiled: &report.notCompiled)
+                interpreted = try outcome(instructions, .interpreter, depth, programSeed, nil)
+                compiled = try withUnsafeMutablePointer(to: &report.notCompiled) {
+                    try outcome(instructions, .jit, depth, programSeed, $0)
+                }
             } catch {
                 if report.mismatches.count < 10 { report.mismatches.append("seed \(programSeed): \(error)") }
                 continue
@@ -114,15 +131,6 @@ public enum JITDifferential {
         let stack = (try? process.memory.read(process.stackBase, count: process.stackSize)) ?? []
         let after = (try? process.memory.read(bufferAddress, count: buffer.count)) ?? []
         return Outcome(text: text, stack: stack, buffer: after)
-    }
-
-    static func outcome(
-        _ instructions: [RawInstruction], engine: ExecutionEngine, maxCallDepth: Int = 4,
-        compiled notCompiled: inout Int
-    ) throws -> Outcome {
-        try withUnsafeMutablePointer(to: &notCompiled) {
-            try outcome(instructions, engine: engine, maxCallDepth: maxCallDepth, compiled: $0)
-        }
     }
 
     /// A helper set for fuzzing: the conformance helpers, and id 6 calling the function whose
