@@ -61,7 +61,7 @@ let package = Package(
             name: "mimic-cli",
             dependencies: [
                 "MimicCore", "MimicMemory", "MimicJSON", "MimicLinux", "MimicPcap", "MimicKernel", "MimicTesting",
-                "MimicVerifier",
+                "MimicVerifier", "CMimicAtomics",
             ]
         ),
         .executableTarget(

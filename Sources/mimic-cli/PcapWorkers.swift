@@ -7,6 +7,7 @@ import Dispatch
 import MimicCore
 import MimicLinux
 import MimicPcap
+import CMimicAtomics
 
 /// What one packet's run produced: what `PcapRun` reports of it, in capture order.
 ///
@@ -531,27 +532,45 @@ struct FlowWorkers {
                 shared.results[worker] = result
             }
             let block = Self.block
-            let own = UnsafeMutableBufferPointer<Int>.allocate(capacity: block)
-            defer { own.deallocate() }
-            var first = 0
-            while first < count {
-                let packets = first..<min(first &+ block, count)
-                first = packets.upperBound
-                let owned = FlowHash.select(
-                    packets, bucket: worker, buckets: workers, capture: capture, into: own)
-                for index in own[..<owned] {
-                    if worker == 0 { shared.progress.update(index) }
-                    do throws(RuntimeError) {
-                        if let listed = try runner.run(
-                            capture.bytes(index), capture.records[index], index: index, cpu: worker, slot: 0,
-                            out: &writer)
-                        {
-                            result.listed.append((index, listed))
+            // The packets of the block being run, and of the next block, selected a few at a
+            // time between runs (`FlowSelector`).
+            var running = UnsafeMutableBufferPointer<Int>.allocate(capacity: block)
+            var selected = UnsafeMutableBufferPointer<Int>.allocate(capacity: block)
+            defer {
+                running.deallocate()
+                selected.deallocate()
+            }
+            capture.withSelector(bucket: worker, buckets: workers) { selector in
+                var owned = selector.select(0..<min(block, count), into: running, at: 0)
+                var first = 0
+                while first < count {
+                    let end = min(first &+ block, count)
+                    let next = end..<min(end &+ block, count)
+                    var cursor = next.lowerBound
+                    var nextOwned = 0
+                    for index in running[..<owned] {
+                        if worker == 0 { shared.progress.update(index) }
+                        do throws(RuntimeError) {
+                            if let listed = try runner.run(
+                                capture.bytes(index), capture.records[index], index: index, cpu: worker, slot: 0,
+                                out: &writer)
+                            {
+                                result.listed.append((index, listed))
+                            }
+                        } catch {
+                            result.failure = (index, error)
+                            return // this worker stops; the others finish theirs
                         }
-                    } catch {
-                        result.failure = (index, error)
-                        return // this worker stops; the others finish theirs
+                        // As many of the next block's packets as workers share this one's: the
+                        // selection keeps pace with the runs.
+                        let upTo = min(cursor &+ workers, next.upperBound)
+                        nextOwned = selector.select(cursor..<upTo, into: selected, at: nextOwned)
+                        cursor = upTo
                     }
+                    nextOwned = selector.select(cursor..<next.upperBound, into: selected, at: nextOwned)
+                    swap(&running, &selected)
+                    owned = nextOwned
+                    first = end
                 }
             }
         }
@@ -598,6 +617,73 @@ struct FlowWorkers {
     }
 }
 
+/// Lists the packets of a capture whose flow's bucket (`FlowHash.bucket(of:buckets:)`) is one
+/// worker's, in capture order: how each `--workers` worker finds its own packets.
+///
+/// The common frame, untagged IPv4 with a 20-byte header carrying TCP or UDP, not a fragment, is
+/// recognised by one test of bits gathered without branches and hashed in place; other frames
+/// take the one-frame `bucket(of:buckets:)`. Each packet is listed without a branch on its
+/// bucket: which bucket a packet has is a coin toss a branch predictor loses. The frames are
+/// prefetched `lookahead` packets ahead, so that a worker selecting a few packets between runs
+/// (`FlowWorkers`) finds them in its cache rather than waiting for each frame's first read.
+struct FlowSelector {
+    private let file: UnsafeRawPointer?
+    private let records: UnsafePointer<PcapRecord>?
+    private let count: Int
+    private let mine: UInt64
+    private let buckets: UInt64
+
+    /// How many packets ahead of the one being hashed the frames are prefetched.
+    static let lookahead = 16
+
+    /// A selector of bucket `bucket` among `buckets` over `count` records at `records`, whose
+    /// frames are in `file` (the reader made the records, within the file).
+    fileprivate init(file: UnsafeRawPointer?, records: UnsafePointer<PcapRecord>?, count: Int, bucket: Int, buckets: Int) {
+        self.file = file
+        self.records = records
+        self.count = count
+        mine = UInt64(bucket)
+        self.buckets = UInt64(max(buckets, 1))
+    }
+
+    /// Writes into `list` from `start`, in capture order, the packets of `indices` (within the
+    /// capture) whose bucket is this selector's; returns where the list ends now.
+    func select(_ indices: Range<Int>, into list: UnsafeMutableBufferPointer<Int>, at start: Int) -> Int {
+        precondition(
+            indices.lowerBound >= 0 && indices.upperBound <= count && start >= 0
+                && list.count - start >= indices.count,
+            "FlowSelector.select: packets \(indices) of \(count), \(list.count - start) places")
+        guard !indices.isEmpty, let own = list.baseAddress else { return start }
+        guard buckets > 1, let file, let records else {
+            // Every packet is in bucket 0.
+            guard mine == 0 else { return start }
+            for (offset, index) in indices.enumerated() { own[start &+ offset] = index }
+            return start &+ indices.count
+        }
+        var owned = start
+        let last = count &- 1
+        for index in indices {
+            mimic_prefetch(file + records[min(index &+ Self.lookahead, last)].dataOffset)
+            let bucket = FlowHash.bucket(of: file + records[index].dataOffset, Int(records[index].length), buckets)
+            own[owned] = index
+            // + 1 when the bucket is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch).
+            owned &-= (Int(truncatingIfNeeded: bucket ^ mine) &- 1) >> 63
+        }
+        return owned
+    }
+}
+
+extension CaptureIndex {
+    /// Calls `body` with a selector of bucket `bucket` among `buckets` over this capture's
+    /// packets (valid only inside `body`).
+    func withSelector(bucket: Int, buckets: Int, _ body: (FlowSelector) -> Void) {
+        let file = reader.storage.buffer.baseAddress
+        records.withUnsafeBufferPointer { records in
+            body(FlowSelector(file: file, records: records.baseAddress, count: records.count, bucket: bucket, buckets: buckets))
+        }
+    }
+}
+
 /// The receive-side-scaling hash of a frame: which of `buckets` workers runs it.
 ///
 /// The flow is the 5-tuple of an unfragmented IPv4 or IPv6 TCP or UDP packet (addresses, ports
@@ -622,51 +708,10 @@ enum FlowHash {
     @inline(__always)
     private static func bucket(_ hash: UInt64, _ buckets: UInt64) -> UInt64 { ((hash >> 32) &* buckets) >> 32 }
 
-    /// Lists in `own`, in capture order, the packets of `indices` of `capture` whose bucket
-    /// (`bucket(of:buckets:)`) is `bucket`, and returns how many there are.
-    ///
-    /// The common frame, untagged IPv4 with a 20-byte header carrying TCP or UDP, not a
-    /// fragment, is recognised by one test of bits gathered without branches, and hashed in
-    /// place; other frames take the one-frame `bucket(of:buckets:)`. The records are read without
-    /// bounds checks (the reader made them, within the file). Each packet is listed without a
-    /// branch on its bucket: which bucket a packet has is a coin toss a branch predictor loses.
-    static func select(
-        _ indices: Range<Int>, bucket: Int, buckets: Int, capture: CaptureIndex,
-        into own: UnsafeMutableBufferPointer<Int>
-    ) -> Int {
-        precondition(own.count >= indices.count, "FlowHash.select: \(indices.count) packets, room for \(own.count)")
-        guard !indices.isEmpty, let list = own.baseAddress else { return 0 }
-        guard buckets > 1 else {
-            // Every packet is in bucket 0.
-            guard bucket == 0 else { return 0 }
-            for (offset, index) in indices.enumerated() { list[offset] = index }
-            return indices.count
-        }
-        guard let file = capture.reader.storage.buffer.baseAddress else { return 0 }
-        return capture.records.withUnsafeBufferPointer { records in
-            guard let records = records.baseAddress else { return 0 }
-            return select(indices, UInt64(bucket), UInt64(buckets), file, records, list)
-        }
-    }
-
-    private static func select(
-        _ indices: Range<Int>, _ mine: UInt64, _ buckets: UInt64, _ file: UnsafeRawPointer,
-        _ records: UnsafePointer<PcapRecord>, _ own: UnsafeMutablePointer<Int>
-    ) -> Int {
-        var owned = 0
-        for index in indices {
-            let bucket = bucket(of: file + records[index].dataOffset, Int(records[index].length), buckets)
-            own[owned] = index
-            // + 1 when the bucket is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch).
-            owned &-= (Int(truncatingIfNeeded: bucket ^ mine) &- 1) >> 63
-        }
-        return owned
-    }
-
     /// The bucket of the frame of `length` bytes at `start`: the common frame's in line, the
     /// others out of line, so that the common one keeps its registers.
     @inline(__always)
-    private static func bucket(of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64) -> UInt64 {
+    fileprivate static func bucket(of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64) -> UInt64 {
         if length >= 38 {
             // Untagged IPv4, a 20-byte header (so the ports at 34), not a fragment, TCP or UDP:
             // each test a difference that is 0 when it holds, the protocol's a product.
