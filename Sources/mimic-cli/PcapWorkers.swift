@@ -4,6 +4,7 @@
     import Darwin
 #endif
 import Dispatch
+import Synchronization
 import MimicCore
 import MimicLinux
 import MimicPcap
@@ -520,7 +521,8 @@ struct FlowWorkers {
             results.deallocate()
         }
         let keepsDeliveries = self.keepsDeliveries
-        let shared = Shared(session: session, results: results, progress: progress)
+        let turns = FlowBuckets(packets: count, block: Self.block, workers: workers)
+        let shared = Shared(session: session, results: results, turns: turns, progress: progress)
         // One iteration per worker, each on its own: no worker waits for another.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let runner = PacketRunner(session: shared.session, processes: 1, keepsDeliveries: keepsDeliveries)
@@ -531,24 +533,15 @@ struct FlowWorkers {
                 result.records = writer
                 shared.results[worker] = result
             }
-            let block = Self.block
-            // The packets of the block being run, and of the next block, selected a few at a
-            // time between runs (`FlowSelector`).
-            var running = UnsafeMutableBufferPointer<Int>.allocate(capacity: block)
-            var selected = UnsafeMutableBufferPointer<Int>.allocate(capacity: block)
-            defer {
-                running.deallocate()
-                selected.deallocate()
-            }
-            capture.withSelector(bucket: worker, buckets: workers) { selector in
-                var owned = selector.select(0..<min(block, count), into: running, at: 0)
-                var first = 0
-                while first < count {
-                    let end = min(first &+ block, count)
-                    let next = end..<min(end &+ block, count)
-                    var cursor = next.lowerBound
-                    var nextOwned = 0
-                    for index in running[..<owned] {
+            let own = UnsafeMutableBufferPointer<Int>.allocate(capacity: Self.block)
+            defer { own.deallocate() }
+            let turns = shared.turns
+            capture.withHasher(buckets: workers) { hasher in
+                var claim = FlowBuckets.Claim()
+                for block in 0..<turns.blocks {
+                    turns.waitUntilHashed(block, &claim, with: hasher)
+                    let owned = turns.list(block: block, bucket: worker, into: own)
+                    for index in own[..<owned] {
                         if worker == 0 { shared.progress.update(index) }
                         do throws(RuntimeError) {
                             if let listed = try runner.run(
@@ -559,18 +552,11 @@ struct FlowWorkers {
                             }
                         } catch {
                             result.failure = (index, error)
+                            turns.abandon(&claim, with: hasher) // the others may wait for it
                             return // this worker stops; the others finish theirs
                         }
-                        // As many of the next block's packets as workers share this one's: the
-                        // selection keeps pace with the runs.
-                        let upTo = min(cursor &+ workers, next.upperBound)
-                        nextOwned = selector.select(cursor..<upTo, into: selected, at: nextOwned)
-                        cursor = upTo
+                        turns.advance(&claim, whileRunning: block, with: hasher)
                     }
-                    nextOwned = selector.select(cursor..<next.upperBound, into: selected, at: nextOwned)
-                    swap(&running, &selected)
-                    owned = nextOwned
-                    first = end
                 }
             }
         }
@@ -613,74 +599,192 @@ struct FlowWorkers {
     private struct Shared: @unchecked Sendable {
         let session: Session
         let results: UnsafeMutableBufferPointer<WorkerResult>
+        let turns: FlowBuckets
         let progress: Progress
     }
 }
 
-/// Lists the packets of a capture whose flow's bucket (`FlowHash.bucket(of:buckets:)`) is one
-/// worker's, in capture order: how each `--workers` worker finds its own packets.
+/// Writes the flow bucket (`FlowHash.bucket(of:buckets:)`) of a capture's packets, the frames
+/// read in place: how `--workers` finds which worker runs each packet.
 ///
 /// The common frame, untagged IPv4 with a 20-byte header carrying TCP or UDP, not a fragment, is
 /// recognised by one test of bits gathered without branches and hashed in place; other frames
-/// take the one-frame `bucket(of:buckets:)`. Each packet is listed without a branch on its
-/// bucket: which bucket a packet has is a coin toss a branch predictor loses. The frames are
-/// prefetched `lookahead` packets ahead, so that a worker selecting a few packets between runs
-/// (`FlowWorkers`) finds them in its cache rather than waiting for each frame's first read.
-struct FlowSelector {
+/// take the one-frame `bucket(of:buckets:)`. The frames are prefetched `lookahead` packets ahead,
+/// so that a worker hashing a few packets between runs (`BucketTurns`) finds them in its cache
+/// rather than waiting for each frame's first read.
+struct FlowHasher {
     private let file: UnsafeRawPointer?
     private let records: UnsafePointer<PcapRecord>?
     private let count: Int
-    private let mine: UInt64
     private let buckets: UInt64
 
     /// How many packets ahead of the one being hashed the frames are prefetched.
     static let lookahead = 16
 
-    /// A selector of bucket `bucket` among `buckets` over `count` records at `records`, whose
-    /// frames are in `file` (the reader made the records, within the file).
-    fileprivate init(file: UnsafeRawPointer?, records: UnsafePointer<PcapRecord>?, count: Int, bucket: Int, buckets: Int) {
+    /// A hasher into `buckets` buckets (at most 2¹⁶) of `count` records at `records`, whose frames
+    /// are in `file` (the reader made the records, within the file).
+    fileprivate init(file: UnsafeRawPointer?, records: UnsafePointer<PcapRecord>?, count: Int, buckets: Int) {
         self.file = file
         self.records = records
         self.count = count
-        mine = UInt64(bucket)
         self.buckets = UInt64(max(buckets, 1))
     }
 
-    /// Writes into `list` from `start`, in capture order, the packets of `indices` (within the
-    /// capture) whose bucket is this selector's; returns where the list ends now.
-    func select(_ indices: Range<Int>, into list: UnsafeMutableBufferPointer<Int>, at start: Int) -> Int {
+    /// Writes the bucket of each packet of `indices` (within the capture) at its index in `into`.
+    func hash(_ indices: Range<Int>, into bucketOf: UnsafeMutablePointer<UInt16>) {
         precondition(
-            indices.lowerBound >= 0 && indices.upperBound <= count && start >= 0
-                && list.count - start >= indices.count,
-            "FlowSelector.select: packets \(indices) of \(count), \(list.count - start) places")
-        guard !indices.isEmpty, let own = list.baseAddress else { return start }
+            indices.lowerBound >= 0 && indices.upperBound <= count, "FlowHasher.hash: packets \(indices) of \(count)")
         guard buckets > 1, let file, let records else {
-            // Every packet is in bucket 0.
-            guard mine == 0 else { return start }
-            for (offset, index) in indices.enumerated() { own[start &+ offset] = index }
-            return start &+ indices.count
+            for index in indices { bucketOf[index] = 0 }
+            return
         }
-        var owned = start
         let last = count &- 1
         for index in indices {
             mimic_prefetch(file + records[min(index &+ Self.lookahead, last)].dataOffset)
             let bucket = FlowHash.bucket(of: file + records[index].dataOffset, Int(records[index].length), buckets)
-            own[owned] = index
-            // + 1 when the bucket is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch).
-            owned &-= (Int(truncatingIfNeeded: bucket ^ mine) &- 1) >> 63
+            bucketOf[index] = UInt16(truncatingIfNeeded: bucket)
         }
-        return owned
     }
 }
 
 extension CaptureIndex {
-    /// Calls `body` with a selector of bucket `bucket` among `buckets` over this capture's
-    /// packets (valid only inside `body`).
-    func withSelector(bucket: Int, buckets: Int, _ body: (FlowSelector) -> Void) {
+    /// Calls `body` with a hasher into `buckets` buckets over this capture's packets (valid only
+    /// inside `body`).
+    func withHasher(buckets: Int, _ body: (FlowHasher) -> Void) {
         let file = reader.storage.buffer.baseAddress
         records.withUnsafeBufferPointer { records in
-            body(FlowSelector(file: file, records: records.baseAddress, count: records.count, bucket: bucket, buckets: buckets))
+            body(FlowHasher(file: file, records: records.baseAddress, count: records.count, buckets: buckets))
         }
+    }
+}
+
+/// The flow buckets of a capture's packets, hashed by the `--workers` workers themselves: the
+/// capture is cut into blocks of `block` packets, which the workers claim in capture order and
+/// hash, for all of them, a few packets after each of their runs (`advance`), a block or two
+/// ahead of the block they run. Each worker runs, block after block, the packets whose bucket is
+/// its number, once the block is marked hashed. So each frame is hashed once, in all, by a
+/// worker that reads it shortly before it (or another) runs it; no thread hands packets out.
+///
+/// A worker waits only for a block another worker has claimed and not finished, and it never
+/// waits holding an unfinished claim of its own (`waitUntilHashed` completes it first): a worker that
+/// waits waits for one that runs, and a worker that has not started (more workers than threads)
+/// holds no claim.
+final class FlowBuckets: @unchecked Sendable {
+    // @unchecked: a block's buckets are written by the worker that claimed it before it marks
+    // the block hashed (releasing), and read by the others only after they see the mark
+    // (acquiring); the claims are an atomic counter.
+    let blocks: Int
+    private let packets: Int
+    private let block: Int
+    private let workers: Int
+    /// Each packet's bucket.
+    private let bucketOf: UnsafeMutablePointer<UInt16>
+    /// One flag a block, set once its buckets are written.
+    private let hashed: UnsafeMutablePointer<Atomic<Bool>>
+    /// The next block no worker has claimed.
+    private let unclaimed = Atomic<Int>(0)
+
+    /// How many packets of its claim a worker hashes after each run: more than its share (a
+    /// block of B packets holds about B ÷ N of each of N workers' packets, and each block is
+    /// hashed once), so that the hashing stays ahead of the runs.
+    static let pace = 2
+    /// How far ahead of the block it runs a worker claims blocks between runs: far enough that
+    /// the others need not wait, near enough that the frames are still in cache when they run.
+    static let lead = 2
+
+    /// The buckets of `packets` packets in blocks of `block` (≥ 1) for `workers` (1...2¹⁶).
+    init(packets: Int, block: Int, workers: Int) {
+        self.packets = packets
+        self.block = block
+        self.workers = workers
+        blocks = (packets + block - 1) / block
+        bucketOf = .allocate(capacity: max(packets, 1))
+        hashed = .allocate(capacity: max(blocks, 1))
+        for index in 0..<blocks { (hashed + index).initialize(to: Atomic(false)) }
+    }
+
+    deinit {
+        hashed.deinitialize(count: blocks)
+        hashed.deallocate()
+        bucketOf.deallocate()
+    }
+
+    /// A worker's claim: the block it hashes and the packets of it still to hash (nil: none).
+    struct Claim {
+        fileprivate var block = 0
+        fileprivate var remaining: Range<Int>?
+    }
+
+    /// The packets of block `index`.
+    private func packets(of index: Int) -> Range<Int> {
+        let start = index &* block
+        return start..<min(start &+ block, packets)
+    }
+
+    /// Claims the next block when it is `last` or before: true when `claim` holds it.
+    private func claimNext(upTo last: Int, _ claim: inout Claim) -> Bool {
+        guard unclaimed.load(ordering: .relaxed) <= last else { return false }
+        let index = unclaimed.wrappingAdd(1, ordering: .relaxed).oldValue
+        guard index < blocks else { return false }
+        claim = Claim(block: index, remaining: packets(of: index))
+        return true
+    }
+
+    /// Hashes the rest of `claim`'s block, marks it hashed and empties `claim`.
+    private func complete(_ claim: inout Claim, _ remaining: Range<Int>, with hasher: FlowHasher) {
+        hasher.hash(remaining, into: bucketOf)
+        hashed[claim.block].store(true, ordering: .releasing)
+        claim.remaining = nil
+    }
+
+    /// Returns once block `index` is hashed: at once when it is; otherwise after completing the
+    /// worker's claim and hashing, whole, every unclaimed block up to `index`, and waiting for
+    /// the worker that claimed it (never holding an unfinished claim while it waits).
+    func waitUntilHashed(_ index: Int, _ claim: inout Claim, with hasher: FlowHasher) {
+        if hashed[index].load(ordering: .acquiring) { return }
+        if let remaining = claim.remaining { complete(&claim, remaining, with: hasher) }
+        while claimNext(upTo: index, &claim), let remaining = claim.remaining {
+            complete(&claim, remaining, with: hasher)
+        }
+        while !hashed[index].load(ordering: .acquiring) { sched_yield() }
+    }
+
+    /// Completes `claim`, if any (a worker that stops early).
+    func abandon(_ claim: inout Claim, with hasher: FlowHasher) {
+        if let remaining = claim.remaining { complete(&claim, remaining, with: hasher) }
+    }
+
+    /// After a run in block `running`: hashes the next `pace` packets of the worker's claim,
+    /// claiming a block when it has none and the next is within `lead` blocks a worker of
+    /// `running`.
+    @inline(__always)
+    func advance(_ claim: inout Claim, whileRunning running: Int, with hasher: FlowHasher) {
+        if claim.remaining == nil, !claimNext(upTo: running &+ Self.lead &* workers, &claim) { return }
+        guard let remaining = claim.remaining else { return }
+        let step = remaining.prefix(Self.pace)
+        if step.upperBound == remaining.upperBound {
+            complete(&claim, remaining, with: hasher)
+        } else {
+            hasher.hash(step, into: bucketOf)
+            claim.remaining = step.upperBound..<remaining.upperBound
+        }
+    }
+
+    /// Writes into `own`, in capture order, the packets of block `index` (hashed) whose bucket is
+    /// `bucket`; returns how many there are.
+    func list(block index: Int, bucket: Int, into own: UnsafeMutableBufferPointer<Int>) -> Int {
+        let indices = packets(of: index)
+        precondition(own.count >= indices.count, "FlowBuckets.list: \(indices.count) packets, room for \(own.count)")
+        guard let list = own.baseAddress else { return 0 }
+        let mine = UInt16(truncatingIfNeeded: bucket)
+        var owned = 0
+        for index in indices {
+            list[owned] = index
+            // + 1 when the bucket is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch:
+            // which bucket a packet has is a coin toss a branch predictor loses).
+            owned &-= (Int(truncatingIfNeeded: bucketOf[index] ^ mine) &- 1) >> 63
+        }
+        return owned
     }
 }
 
