@@ -484,24 +484,25 @@ extension PacketRunner {
 /// `mimic run --pcap --workers N`: the packets spread over N workers by `FlowHash`, as a NIC's
 /// receive-side scaling spreads them over queues, so the packets of one flow run on one worker
 /// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
-/// and takes its packets from the capture itself (no thread hands them out, and no worker waits
-/// for another): each walks the whole capture in blocks of `block` packets, hashes every
-/// packet's flow (`FlowHash.select`) and runs, in capture order, the block's packets whose
-/// bucket is its number, their bytes still in its cache from the hashing. Nothing the workers write is shared but the
-/// program's maps and, with `--out`, the output capture's lines where two workers' records
-/// meet (each worker's record lengths are an array of its own). Each worker counts its
-/// outcomes, keeps those the report lists and writes its `--out` records straight into the output
-/// capture, each at its packet's place (`OutputCapture`); the outcomes are merged in capture
-/// order, so everything reported and written is as a one-worker run gives it.
+/// and takes its packets from the capture itself (no thread hands them out): the workers hash
+/// the packets' flows once for all, a block of `block` packets at a time, a few packets after
+/// each of their runs (`FlowBuckets`), and each runs, block after block in capture order, the
+/// packets whose bucket is its number. Nothing the workers write is shared but the flow buckets
+/// (each block's written by one worker), the program's maps and, with `--out`, the output
+/// capture's lines where two workers' records meet (each worker's record lengths are an array
+/// of its own). Each worker counts its outcomes, keeps those the report lists and writes its
+/// `--out` records straight into the output capture, each at its packet's place
+/// (`OutputCapture`); the outcomes are merged in capture order, so everything reported and
+/// written is as a one-worker run gives it.
 struct FlowWorkers {
     let session: Session
     let workers: Int
     /// Whether the report needs each outcome's deliveries (`--out-dir`) after the counts.
     let keepsDeliveries: Bool
 
-    /// Packets a worker hashes before running its own among them: their records and frames
-    /// (≈ 450 KiB for 4,096 packets of 70 bytes) stay in the core's L2 cache until they run.
-    /// (With the cheap hash, blocks of 4,096 ran two workers ≈ 10 ms faster than blocks of 1,024.)
+    /// The packets of a block of `FlowBuckets`: hashed by one worker, a block or two ahead of
+    /// the runs, their records and frames (≈ 270 KiB for 4,096 packets of 67 bytes) still in that
+    /// core's L2 cache when it runs its own among them.
     static let block = 4096
 
     /// Runs every packet, then hands each outcome the report lists (`PacketOutcome.isListed`)
@@ -800,7 +801,7 @@ final class FlowBuckets: @unchecked Sendable {
 /// so the hashes of consecutive packets overlap in the CPU.
 enum FlowHash {
     /// Which of `buckets` workers (fewer than 2³²) runs the frame: its flow's hash scaled to
-    /// `buckets`, 0 for a frame without an IP flow. (`select` gives the same answer faster for
+    /// `buckets`, 0 for a frame without an IP flow. (`FlowHasher` gives the same answer faster for
     /// a capture's packets.)
     static func bucket(of frame: UnsafeRawBufferPointer, buckets: Int) -> Int {
         guard buckets > 1, let hash = hash(of: frame) else { return 0 }
