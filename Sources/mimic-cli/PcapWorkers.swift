@@ -522,9 +522,9 @@ struct FlowWorkers {
             results.deallocate()
         }
         let keepsDeliveries = self.keepsDeliveries
-        let turns = FlowBuckets(packets: count, block: Self.block, workers: workers)
-        let shared = Shared(session: session, results: results, turns: turns, progress: progress)
-        // One iteration per worker, each on its own: no worker waits for another.
+        let flows = FlowBuckets(packets: count, block: Self.block, workers: workers)
+        let shared = Shared(session: session, results: results, flows: flows, progress: progress)
+        // One iteration per worker, each on its own, waiting only for a block another is hashing.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let runner = PacketRunner(session: shared.session, processes: 1, keepsDeliveries: keepsDeliveries)
             var result = WorkerResult()
@@ -536,12 +536,12 @@ struct FlowWorkers {
             }
             let own = UnsafeMutableBufferPointer<Int>.allocate(capacity: Self.block)
             defer { own.deallocate() }
-            let turns = shared.turns
+            let flows = shared.flows
             capture.withHasher(buckets: workers) { hasher in
                 var claim = FlowBuckets.Claim()
-                for block in 0..<turns.blocks {
-                    turns.waitUntilHashed(block, &claim, with: hasher)
-                    let owned = turns.list(block: block, bucket: worker, into: own)
+                for block in 0..<flows.blocks {
+                    flows.waitUntilHashed(block, &claim, with: hasher)
+                    let owned = flows.list(block: block, bucket: worker, into: own)
                     for index in own[..<owned] {
                         if worker == 0 { shared.progress.update(index) }
                         do throws(RuntimeError) {
@@ -553,10 +553,10 @@ struct FlowWorkers {
                             }
                         } catch {
                             result.failure = (index, error)
-                            turns.abandon(&claim, with: hasher) // the others may wait for it
+                            flows.abandon(&claim, with: hasher) // the others may wait for it
                             return // this worker stops; the others finish theirs
                         }
-                        turns.advance(&claim, whileRunning: block, with: hasher)
+                        flows.advance(&claim, whileRunning: block, with: hasher)
                     }
                 }
             }
@@ -600,7 +600,7 @@ struct FlowWorkers {
     private struct Shared: @unchecked Sendable {
         let session: Session
         let results: UnsafeMutableBufferPointer<WorkerResult>
-        let turns: FlowBuckets
+        let flows: FlowBuckets
         let progress: Progress
     }
 }
@@ -611,7 +611,7 @@ struct FlowWorkers {
 /// The common frame, untagged IPv4 with a 20-byte header carrying TCP or UDP, not a fragment, is
 /// recognised by one test of bits gathered without branches and hashed in place; other frames
 /// take the one-frame `bucket(of:buckets:)`. The frames are prefetched `lookahead` packets ahead,
-/// so that a worker hashing a few packets between runs (`BucketTurns`) finds them in its cache
+/// so that a worker hashing a few packets between runs (`FlowBuckets`) finds them in its cache
 /// rather than waiting for each frame's first read.
 struct FlowHasher {
     private let file: UnsafeRawPointer?
@@ -667,9 +667,9 @@ extension CaptureIndex {
 /// worker that reads it shortly before it (or another) runs it; no thread hands packets out.
 ///
 /// A worker waits only for a block another worker has claimed and not finished, and it never
-/// waits holding an unfinished claim of its own (`waitUntilHashed` completes it first): a worker that
-/// waits waits for one that runs, and a worker that has not started (more workers than threads)
-/// holds no claim.
+/// waits holding an unfinished claim of its own (`waitUntilHashed` completes it first): a
+/// worker that waits waits for one that runs, and a worker that has not started (more workers
+/// than threads) holds no claim.
 final class FlowBuckets: @unchecked Sendable {
     // @unchecked: a block's buckets are written by the worker that claimed it before it marks
     // the block hashed (releasing), and read by the others only after they see the mark
@@ -722,9 +722,11 @@ final class FlowBuckets: @unchecked Sendable {
         return start..<min(start &+ block, packets)
     }
 
-    /// Claims the next block when it is `last` or before: true when `claim` holds it.
+    /// Claims the next block when it is `last` or before: true when `claim` holds it. (Looked at
+    /// before it is taken, so that workers near the end do not write the shared counter.)
     private func claimNext(upTo last: Int, _ claim: inout Claim) -> Bool {
-        guard unclaimed.load(ordering: .relaxed) <= last else { return false }
+        let next = unclaimed.load(ordering: .relaxed)
+        guard next <= last, next < blocks else { return false }
         let index = unclaimed.wrappingAdd(1, ordering: .relaxed).oldValue
         guard index < blocks else { return false }
         claim = Claim(block: index, remaining: packets(of: index))
@@ -756,8 +758,8 @@ final class FlowBuckets: @unchecked Sendable {
     }
 
     /// After a run in block `running`: hashes the next `pace` packets of the worker's claim,
-    /// claiming a block when it has none and the next is within `lead` blocks a worker of
-    /// `running`.
+    /// first claiming a block when it has none and the next unclaimed one is at most `lead`
+    /// blocks a worker past `running`.
     @inline(__always)
     func advance(_ claim: inout Claim, whileRunning running: Int, with hasher: FlowHasher) {
         if claim.remaining == nil, !claimNext(upTo: running &+ Self.lead &* workers, &claim) { return }
