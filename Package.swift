@@ -30,8 +30,7 @@ let package = Package(
     // layered with no back edges (Docs/Architecture.md). MimicModuleGraphTests checks the imports
     // against this list and that MimicLinux's closure holds no kernel oracle.
     targets: [
-        // Atomic read-modify-write on raw VM memory, and a prefetch hint (the stdlib has neither on
-        // raw pointers).
+        // Atomic read-modify-write on raw VM memory (the stdlib has no atomics on raw pointers).
         .target(name: "CMimicAtomics"),
         // The C ABI of emulator plugins: one header, the single source of truth.
         .target(name: "CMimicPlugin"),
@@ -62,7 +61,7 @@ let package = Package(
             name: "mimic-cli",
             dependencies: [
                 "MimicCore", "MimicMemory", "MimicJSON", "MimicLinux", "MimicPcap", "MimicKernel", "MimicTesting",
-                "MimicVerifier", "CMimicAtomics",
+                "MimicVerifier",
             ]
         ),
         .executableTarget(

@@ -8,7 +8,6 @@ import Synchronization
 import MimicCore
 import MimicLinux
 import MimicPcap
-import CMimicAtomics
 
 /// What one packet's run produced: what `PcapRun` reports of it, in capture order.
 ///
@@ -610,17 +609,12 @@ struct FlowWorkers {
 ///
 /// The common frame, untagged IPv4 with a 20-byte header carrying TCP or UDP, not a fragment, is
 /// recognised by one test of bits gathered without branches and hashed in place; other frames
-/// take the one-frame `bucket(of:buckets:)`. The frames are prefetched `lookahead` packets ahead,
-/// so that a worker hashing a few packets between runs (`FlowBuckets`) finds them in its cache
-/// rather than waiting for each frame's first read.
+/// take the one-frame `bucket(of:buckets:)`.
 struct FlowHasher {
     private let file: UnsafeRawPointer?
     private let records: UnsafePointer<PcapRecord>?
     private let count: Int
     private let buckets: UInt64
-
-    /// How many packets ahead of the one being hashed the frames are prefetched.
-    static let lookahead = 16
 
     /// A hasher into `buckets` buckets (at most 2¹⁶) of `count` records at `records`, whose frames
     /// are in `file` (the reader made the records, within the file).
@@ -639,9 +633,7 @@ struct FlowHasher {
             for index in indices { bucketOf[index] = 0 }
             return
         }
-        let last = count &- 1
         for index in indices {
-            mimic_prefetch(file + records[min(index &+ Self.lookahead, last)].dataOffset)
             let bucket = FlowHash.bucket(of: file + records[index].dataOffset, Int(records[index].length), buckets)
             bucketOf[index] = UInt16(truncatingIfNeeded: bucket)
         }

@@ -4,16 +4,10 @@
 // addresses inside a VM memory region; these thin wrappers over the compiler builtins fill
 // that gap. Every function is sequentially consistent, as the kernel's BPF atomics are
 // (fetch variants are full barriers). Callers guarantee natural alignment and bounds.
-//
-// Also here, for the same want of a Swift spelling: `mimic_prefetch`, a cache hint.
 #ifndef MIMIC_ATOMICS_H
 #define MIMIC_ATOMICS_H
 
 #include <stdint.h>
-
-// A hint that the cache line at `p` will be read soon (it never faults, whatever `p` is): for
-// `mimic run --pcap --workers`, which hashes frames ahead of their runs.
-static inline void mimic_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
 #define MIMIC_ATOMIC_FOR(width, type)                                                              \
     static inline type mimic_atomic_fetch_add_##width(void *p, type v) {                           \
