@@ -4,6 +4,7 @@
     import Darwin
 #endif
 import Dispatch
+import Synchronization
 import MimicCore
 import MimicLinux
 import MimicPcap
@@ -482,24 +483,25 @@ extension PacketRunner {
 /// `mimic run --pcap --workers N`: the packets spread over N workers by `FlowHash`, as a NIC's
 /// receive-side scaling spreads them over queues, so the packets of one flow run on one worker
 /// in capture order. Worker i runs as vCPU i with a process of its own, on a thread of its own,
-/// and takes its packets from the capture itself (no thread hands them out, and no worker waits
-/// for another): each walks the whole capture in blocks of `block` packets, hashes every
-/// packet's flow (`FlowHash.select`) and runs, in capture order, the block's packets whose
-/// bucket is its number, their bytes still in its cache from the hashing. Nothing the workers write is shared but the
-/// program's maps and, with `--out`, the output capture's lines where two workers' records
-/// meet (each worker's record lengths are an array of its own). Each worker counts its
-/// outcomes, keeps those the report lists and writes its `--out` records straight into the output
-/// capture, each at its packet's place (`OutputCapture`); the outcomes are merged in capture
-/// order, so everything reported and written is as a one-worker run gives it.
+/// and takes its packets from the capture itself (no thread hands them out): the workers hash
+/// the packets' flows once for all, a block of `block` packets at a time, a few packets after
+/// each of their runs (`FlowBuckets`), and each runs, block after block in capture order, the
+/// packets whose bucket is its number. Nothing the workers write is shared but the flow buckets
+/// (each block's written by one worker), the program's maps and, with `--out`, the output
+/// capture's lines where two workers' records meet (each worker's record lengths are an array
+/// of its own). Each worker counts its outcomes, keeps those the report lists and writes its
+/// `--out` records straight into the output capture, each at its packet's place
+/// (`OutputCapture`); the outcomes are merged in capture order, so everything reported and
+/// written is as a one-worker run gives it.
 struct FlowWorkers {
     let session: Session
     let workers: Int
     /// Whether the report needs each outcome's deliveries (`--out-dir`) after the counts.
     let keepsDeliveries: Bool
 
-    /// Packets a worker hashes before running its own among them: their records and frames
-    /// (≈ 450 KiB for 4,096 packets of 70 bytes) stay in the core's L2 cache until they run.
-    /// (With the cheap hash, blocks of 4,096 ran two workers ≈ 10 ms faster than blocks of 1,024.)
+    /// The packets of a block of `FlowBuckets`: hashed by one worker, a block or two ahead of
+    /// the runs, their records and frames (≈ 270 KiB for 4,096 packets of 67 bytes) still in that
+    /// core's L2 cache when it runs its own among them.
     static let block = 4096
 
     /// Runs every packet, then hands each outcome the report lists (`PacketOutcome.isListed`)
@@ -519,8 +521,9 @@ struct FlowWorkers {
             results.deallocate()
         }
         let keepsDeliveries = self.keepsDeliveries
-        let shared = Shared(session: session, results: results, progress: progress)
-        // One iteration per worker, each on its own: no worker waits for another.
+        let flows = FlowBuckets(packets: count, block: Self.block, workers: workers)
+        let shared = Shared(session: session, results: results, flows: flows, progress: progress)
+        // One iteration per worker, each on its own, waiting only for a block another is hashing.
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let runner = PacketRunner(session: shared.session, processes: 1, keepsDeliveries: keepsDeliveries)
             var result = WorkerResult()
@@ -530,27 +533,29 @@ struct FlowWorkers {
                 result.records = writer
                 shared.results[worker] = result
             }
-            let block = Self.block
-            let own = UnsafeMutableBufferPointer<Int>.allocate(capacity: block)
+            let own = UnsafeMutableBufferPointer<Int>.allocate(capacity: Self.block)
             defer { own.deallocate() }
-            var first = 0
-            while first < count {
-                let packets = first..<min(first &+ block, count)
-                first = packets.upperBound
-                let owned = FlowHash.select(
-                    packets, bucket: worker, buckets: workers, capture: capture, into: own)
-                for index in own[..<owned] {
-                    if worker == 0 { shared.progress.update(index) }
-                    do throws(RuntimeError) {
-                        if let listed = try runner.run(
-                            capture.bytes(index), capture.records[index], index: index, cpu: worker, slot: 0,
-                            out: &writer)
-                        {
-                            result.listed.append((index, listed))
+            let flows = shared.flows
+            capture.withHasher(buckets: workers) { hasher in
+                var claim = FlowBuckets.Claim()
+                for block in 0..<flows.blocks {
+                    flows.waitUntilHashed(block, &claim, with: hasher)
+                    let owned = flows.list(block: block, bucket: worker, into: own)
+                    for index in own[..<owned] {
+                        if worker == 0 { shared.progress.update(index) }
+                        do throws(RuntimeError) {
+                            if let listed = try runner.run(
+                                capture.bytes(index), capture.records[index], index: index, cpu: worker, slot: 0,
+                                out: &writer)
+                            {
+                                result.listed.append((index, listed))
+                            }
+                        } catch {
+                            result.failure = (index, error)
+                            flows.abandon(&claim, with: hasher) // the others may wait for it
+                            return // this worker stops; the others finish theirs
                         }
-                    } catch {
-                        result.failure = (index, error)
-                        return // this worker stops; the others finish theirs
+                        flows.advance(&claim, whileRunning: block, with: hasher)
                     }
                 }
             }
@@ -594,7 +599,187 @@ struct FlowWorkers {
     private struct Shared: @unchecked Sendable {
         let session: Session
         let results: UnsafeMutableBufferPointer<WorkerResult>
+        let flows: FlowBuckets
         let progress: Progress
+    }
+}
+
+/// Writes the flow bucket (`FlowHash.bucket(of:buckets:)`) of a capture's packets, the frames
+/// read in place: how `--workers` finds which worker runs each packet.
+///
+/// The common frame, untagged IPv4 with a 20-byte header carrying TCP or UDP, not a fragment, is
+/// recognised by one test of bits gathered without branches and hashed in place; other frames
+/// take the one-frame `bucket(of:buckets:)`.
+struct FlowHasher {
+    private let file: UnsafeRawPointer?
+    private let records: UnsafePointer<PcapRecord>?
+    private let count: Int
+    private let buckets: UInt64
+
+    /// A hasher into `buckets` buckets (at most 2¹⁶) of `count` records at `records`, whose frames
+    /// are in `file` (the reader made the records, within the file).
+    fileprivate init(file: UnsafeRawPointer?, records: UnsafePointer<PcapRecord>?, count: Int, buckets: Int) {
+        self.file = file
+        self.records = records
+        self.count = count
+        self.buckets = UInt64(max(buckets, 1))
+    }
+
+    /// Writes the bucket of each packet of `indices` (within the capture) at its index in `into`.
+    func hash(_ indices: Range<Int>, into bucketOf: UnsafeMutablePointer<UInt16>) {
+        precondition(
+            indices.lowerBound >= 0 && indices.upperBound <= count, "FlowHasher.hash: packets \(indices) of \(count)")
+        guard buckets > 1, let file, let records else {
+            for index in indices { bucketOf[index] = 0 }
+            return
+        }
+        for index in indices {
+            let bucket = FlowHash.bucket(of: file + records[index].dataOffset, Int(records[index].length), buckets)
+            bucketOf[index] = UInt16(truncatingIfNeeded: bucket)
+        }
+    }
+}
+
+extension CaptureIndex {
+    /// Calls `body` with a hasher into `buckets` buckets over this capture's packets (valid only
+    /// inside `body`).
+    func withHasher(buckets: Int, _ body: (FlowHasher) -> Void) {
+        let file = reader.storage.buffer.baseAddress
+        records.withUnsafeBufferPointer { records in
+            body(FlowHasher(file: file, records: records.baseAddress, count: records.count, buckets: buckets))
+        }
+    }
+}
+
+/// The flow buckets of a capture's packets, hashed by the `--workers` workers themselves: the
+/// capture is cut into blocks of `block` packets, which the workers claim in capture order and
+/// hash, for all of them, a few packets after each of their runs (`advance`), a block or two
+/// ahead of the block they run. Each worker runs, block after block, the packets whose bucket is
+/// its number, once the block is marked hashed. So each frame is hashed once, in all, by a
+/// worker that reads it shortly before it (or another) runs it; no thread hands packets out.
+///
+/// A worker waits only for a block another worker has claimed and not finished, and it never
+/// waits holding an unfinished claim of its own (`waitUntilHashed` completes it first): a
+/// worker that waits waits for one that runs, and a worker that has not started (more workers
+/// than threads) holds no claim.
+final class FlowBuckets: @unchecked Sendable {
+    // @unchecked: a block's buckets are written by the worker that claimed it before it marks
+    // the block hashed (releasing), and read by the others only after they see the mark
+    // (acquiring); the claims are an atomic counter.
+    let blocks: Int
+    private let packets: Int
+    private let block: Int
+    private let workers: Int
+    /// Each packet's bucket.
+    private let bucketOf: UnsafeMutablePointer<UInt16>
+    /// One flag a block, set once its buckets are written.
+    private let hashed: UnsafeMutablePointer<Atomic<Bool>>
+    /// The next block no worker has claimed.
+    private let unclaimed = Atomic<Int>(0)
+
+    /// How many packets of its claim a worker hashes after each run: more than its share (a
+    /// block of B packets holds about B ÷ N of each of N workers' packets, and each block is
+    /// hashed once), so that the hashing stays ahead of the runs.
+    static let pace = 2
+    /// How far ahead of the block it runs a worker claims blocks between runs: far enough that
+    /// the others need not wait, near enough that the frames are still in cache when they run.
+    static let lead = 2
+
+    /// The buckets of `packets` packets in blocks of `block` (≥ 1) for `workers` (1...2¹⁶).
+    init(packets: Int, block: Int, workers: Int) {
+        self.packets = packets
+        self.block = block
+        self.workers = workers
+        blocks = (packets + block - 1) / block
+        bucketOf = .allocate(capacity: max(packets, 1))
+        hashed = .allocate(capacity: max(blocks, 1))
+        for index in 0..<blocks { (hashed + index).initialize(to: Atomic(false)) }
+    }
+
+    deinit {
+        hashed.deinitialize(count: blocks)
+        hashed.deallocate()
+        bucketOf.deallocate()
+    }
+
+    /// A worker's claim: the block it hashes and the packets of it still to hash (nil: none).
+    struct Claim {
+        fileprivate var block = 0
+        fileprivate var remaining: Range<Int>?
+    }
+
+    /// The packets of block `index`.
+    private func packets(of index: Int) -> Range<Int> {
+        let start = index &* block
+        return start..<min(start &+ block, packets)
+    }
+
+    /// Claims the next block when it is `last` or before: true when `claim` holds it. (Looked at
+    /// before it is taken, so that workers near the end do not write the shared counter.)
+    private func claimNext(upTo last: Int, _ claim: inout Claim) -> Bool {
+        let next = unclaimed.load(ordering: .relaxed)
+        guard next <= last, next < blocks else { return false }
+        let index = unclaimed.wrappingAdd(1, ordering: .relaxed).oldValue
+        guard index < blocks else { return false }
+        claim = Claim(block: index, remaining: packets(of: index))
+        return true
+    }
+
+    /// Hashes the rest of `claim`'s block, marks it hashed and empties `claim`.
+    private func complete(_ claim: inout Claim, _ remaining: Range<Int>, with hasher: FlowHasher) {
+        hasher.hash(remaining, into: bucketOf)
+        hashed[claim.block].store(true, ordering: .releasing)
+        claim.remaining = nil
+    }
+
+    /// Returns once block `index` is hashed: at once when it is; otherwise after completing the
+    /// worker's claim and hashing, whole, every unclaimed block up to `index`, and waiting for
+    /// the worker that claimed it (never holding an unfinished claim while it waits).
+    func waitUntilHashed(_ index: Int, _ claim: inout Claim, with hasher: FlowHasher) {
+        if hashed[index].load(ordering: .acquiring) { return }
+        if let remaining = claim.remaining { complete(&claim, remaining, with: hasher) }
+        while claimNext(upTo: index, &claim), let remaining = claim.remaining {
+            complete(&claim, remaining, with: hasher)
+        }
+        while !hashed[index].load(ordering: .acquiring) { sched_yield() }
+    }
+
+    /// Completes `claim`, if any (a worker that stops early).
+    func abandon(_ claim: inout Claim, with hasher: FlowHasher) {
+        if let remaining = claim.remaining { complete(&claim, remaining, with: hasher) }
+    }
+
+    /// After a run in block `running`: hashes the next `pace` packets of the worker's claim,
+    /// first claiming a block when it has none and the next unclaimed one is at most `lead`
+    /// blocks a worker past `running`.
+    @inline(__always)
+    func advance(_ claim: inout Claim, whileRunning running: Int, with hasher: FlowHasher) {
+        if claim.remaining == nil, !claimNext(upTo: running &+ Self.lead &* workers, &claim) { return }
+        guard let remaining = claim.remaining else { return }
+        let step = remaining.prefix(Self.pace)
+        if step.upperBound == remaining.upperBound {
+            complete(&claim, remaining, with: hasher)
+        } else {
+            hasher.hash(step, into: bucketOf)
+            claim.remaining = step.upperBound..<remaining.upperBound
+        }
+    }
+
+    /// Writes into `own`, in capture order, the packets of block `index` (hashed) whose bucket is
+    /// `bucket`; returns how many there are.
+    func list(block index: Int, bucket: Int, into own: UnsafeMutableBufferPointer<Int>) -> Int {
+        let indices = packets(of: index)
+        precondition(own.count >= indices.count, "FlowBuckets.list: \(indices.count) packets, room for \(own.count)")
+        guard let list = own.baseAddress else { return 0 }
+        let mine = UInt16(truncatingIfNeeded: bucket)
+        var owned = 0
+        for index in indices {
+            list[owned] = index
+            // + 1 when the bucket is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch:
+            // which bucket a packet has is a coin toss a branch predictor loses).
+            owned &-= (Int(truncatingIfNeeded: bucketOf[index] ^ mine) &- 1) >> 63
+        }
+        return owned
     }
 }
 
@@ -610,7 +795,7 @@ struct FlowWorkers {
 /// so the hashes of consecutive packets overlap in the CPU.
 enum FlowHash {
     /// Which of `buckets` workers (fewer than 2³²) runs the frame: its flow's hash scaled to
-    /// `buckets`, 0 for a frame without an IP flow. (`select` gives the same answer faster for
+    /// `buckets`, 0 for a frame without an IP flow. (`FlowHasher` gives the same answer faster for
     /// a capture's packets.)
     static func bucket(of frame: UnsafeRawBufferPointer, buckets: Int) -> Int {
         guard buckets > 1, let hash = hash(of: frame) else { return 0 }
@@ -622,51 +807,10 @@ enum FlowHash {
     @inline(__always)
     private static func bucket(_ hash: UInt64, _ buckets: UInt64) -> UInt64 { ((hash >> 32) &* buckets) >> 32 }
 
-    /// Lists in `own`, in capture order, the packets of `indices` of `capture` whose bucket
-    /// (`bucket(of:buckets:)`) is `bucket`, and returns how many there are.
-    ///
-    /// The common frame, untagged IPv4 with a 20-byte header carrying TCP or UDP, not a
-    /// fragment, is recognised by one test of bits gathered without branches, and hashed in
-    /// place; other frames take the one-frame `bucket(of:buckets:)`. The records are read without
-    /// bounds checks (the reader made them, within the file). Each packet is listed without a
-    /// branch on its bucket: which bucket a packet has is a coin toss a branch predictor loses.
-    static func select(
-        _ indices: Range<Int>, bucket: Int, buckets: Int, capture: CaptureIndex,
-        into own: UnsafeMutableBufferPointer<Int>
-    ) -> Int {
-        precondition(own.count >= indices.count, "FlowHash.select: \(indices.count) packets, room for \(own.count)")
-        guard !indices.isEmpty, let list = own.baseAddress else { return 0 }
-        guard buckets > 1 else {
-            // Every packet is in bucket 0.
-            guard bucket == 0 else { return 0 }
-            for (offset, index) in indices.enumerated() { list[offset] = index }
-            return indices.count
-        }
-        guard let file = capture.reader.storage.buffer.baseAddress else { return 0 }
-        return capture.records.withUnsafeBufferPointer { records in
-            guard let records = records.baseAddress else { return 0 }
-            return select(indices, UInt64(bucket), UInt64(buckets), file, records, list)
-        }
-    }
-
-    private static func select(
-        _ indices: Range<Int>, _ mine: UInt64, _ buckets: UInt64, _ file: UnsafeRawPointer,
-        _ records: UnsafePointer<PcapRecord>, _ own: UnsafeMutablePointer<Int>
-    ) -> Int {
-        var owned = 0
-        for index in indices {
-            let bucket = bucket(of: file + records[index].dataOffset, Int(records[index].length), buckets)
-            own[owned] = index
-            // + 1 when the bucket is `mine`, in arithmetic (a `? 1 : 0` compiles to a branch).
-            owned &-= (Int(truncatingIfNeeded: bucket ^ mine) &- 1) >> 63
-        }
-        return owned
-    }
-
     /// The bucket of the frame of `length` bytes at `start`: the common frame's in line, the
     /// others out of line, so that the common one keeps its registers.
     @inline(__always)
-    private static func bucket(of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64) -> UInt64 {
+    fileprivate static func bucket(of start: UnsafeRawPointer, _ length: Int, _ buckets: UInt64) -> UInt64 {
         if length >= 38 {
             // Untagged IPv4, a 20-byte header (so the ports at 34), not a fragment, TCP or UDP:
             // each test a difference that is 0 when it holds, the protocol's a product.
