@@ -47,6 +47,9 @@ private struct X86Generator {
     /// r11 = the pc after it), the return address of frames pushed before the code was entered,
     /// and the routine that copies native frames into `Process.frames`.
     var exitedAtR11 = X86Label(id: -1)
+    /// An `exit` at the exit depth with no native frame left (`rsp` at the machine-stack word,
+    /// r11 = the pc after it): jumped to, not returned to (see `.exit`).
+    var exitedAtTop = X86Label(id: -1)
     var olderReturn = X86Label(id: -1)
     var syncFrames = X86Label(id: -1)
 
@@ -177,6 +180,7 @@ private struct X86Generator {
         dynamicFromContext = a.newLabel()
         exited = a.newLabel()
         exitedAtR11 = a.newLabel()
+        exitedAtTop = a.newLabel()
         olderReturn = a.newLabel()
         syncFrames = a.newLabel()
 
@@ -314,6 +318,10 @@ private struct X86Generator {
         for register in savedHostRegisters.reversed() { a.pop(register) }
         a.ret()
 
+        if nativeFrames {
+            a.bind(exitedAtTop)
+            a.alu(ext: 0, .rsp, imm: 8, w: true) // the outermost return address, not returned through
+        }
         a.bind(exitedAtR11)
         a.store(.r11, .r12, context(JITSlot.pc))
         if nativeFrames {
@@ -653,8 +661,14 @@ private struct X86Generator {
             a.jump(epilogue)
             a.bind(proceed)
         case .exit where nativeFrames:
-            // Every frame is a native one, the outermost returning to `exitedAtR11`.
+            // Every frame is a native one, the outermost returning to `exitedAtR11`. With none
+            // left (`rsp` at the machine-stack word: the exit at the exit depth, the common exit)
+            // the code jumps to `exitedAtTop` instead: a `ret` to the address the entry pushed
+            // has no matching `call`, so the processor's return predictions would miss there and
+            // again on the entry function's own `ret` (two mispredicted returns a run).
             a.mov(.r11, imm: UInt64(pc + 1)) // the interpreter's pc after an exit
+            a.load(0x3B, .rsp, .r12, context(JITSlot.machineStack))
+            a.jump(.equal, exitedAtTop)
             a.ret()
         case .exit:
             let exitsRun = a.newLabel()
