@@ -420,10 +420,15 @@ public final class Process {
                 return try finishArmedRun(status, limit: instructionLimit)
             }
         }
-        if runsCompiledCode {
-            return try finish(executeCompiledExactly(limit: instructionLimit, cancellation: cancellation))
-        }
-        let stop = executeExactly(limit: instructionLimit, cancellation: cancellation)
+        return try runInGeneral(limit: instructionLimit, cancellation: cancellation)
+    }
+
+    /// `run()` without the quick entry. Out of line: `run()`'s frame then holds only what the
+    /// quick entry needs.
+    @inline(never)
+    private func runInGeneral(limit: UInt64, cancellation: CancellationFlag?) throws(ExecutionError) -> UInt64 {
+        if runsCompiledCode { return try finish(executeCompiledExactly(limit: limit, cancellation: cancellation)) }
+        let stop = executeExactly(limit: limit, cancellation: cancellation)
         if case .exited = stop, exitCheck == nil { return finishExit() }
         return try finish(stop)
     }
