@@ -79,6 +79,10 @@ private struct X86Generator {
     /// The eBPF registers the code keeps in host registers (`spill`/`reload`, the entry and every
     /// exit): see `keptRegisters(of:)`.
     let kept: [Int]
+    /// The kept registers the code may write (`writtenRegisters(of:)`): `spill` and every exit
+    /// store only these. The others hold what the entry (or the last `reload`) loaded from
+    /// `Process.registers`, which still holds the same.
+    let stored: [Int]
 
     /// The callee-saved host registers the entry saves and every way out restores: all six, or,
     /// when the code keeps none of R6–R9 (so never writes rbx, r13–r15: no BPF-to-BPF call, no
@@ -96,6 +100,36 @@ private struct X86Generator {
         env = environment
         nativeFrames = environment.maxCallDepth <= 64
         kept = Self.keptRegisters(of: program.code)
+        let written = Self.writtenRegisters(of: program.code)
+        stored = kept.filter { written[$0] }
+    }
+
+    /// Per register, whether an instruction can write it in a host register: R0 (calls, packet
+    /// loads, atomics), the destination of ALU, load and `lddw` forms, the source of atomics
+    /// (fetch forms write it back); every register with a BPF-to-BPF call or `callx` (frames
+    /// change R6–R10). Stores, jumps and helper calls write none of R1–R10: the inline and
+    /// direct calls keep R1–R5, and a call through Swift reloads them from `Process.registers`.
+    static func writtenRegisters(of code: UnsafeMutableBufferPointer<DecodedInstruction>) -> [Bool] {
+        var written = [Bool](repeating: false, count: Registers.count)
+        written[0] = true
+        for i in code {
+            let d = Int(i.destination)
+            let s = Int(i.source)
+            switch InstructionSet.form(of: i.operation).shape {
+            case .callLocal, .callRegister:
+                return [Bool](repeating: true, count: Registers.count)
+            case .aluImm, .aluReg, .unary, .load, .loadImm64:
+                guard d < Registers.count else { return [Bool](repeating: true, count: Registers.count) }
+                written[d] = true
+            case .atomic:
+                guard s < Registers.count else { return [Bool](repeating: true, count: Registers.count) }
+                written[s] = true
+            case .storeImm, .storeReg, .packetAbsolute, .packetIndirect, .jump, .jump32, .jumpImm, .jumpReg,
+                .callHelper, .none:
+                break
+            }
+        }
+        return written
     }
 
     /// The registers the code may read or write: R0 (exits, calls) and R10, those an instruction
@@ -241,12 +275,13 @@ private struct X86Generator {
 
     // MARK: Entry, exit and shared routines
 
-    /// Stores R0–R10 in `Process.registers` and the count (`r10`) in its context word;
+    /// Stores R0–R10 (those the code may have changed: `stored`) in `Process.registers` and the
+    /// count (`r10`) in its context word;
     /// `scratch` (r9 or r11) is overwritten.
     mutating func spill(via scratch: X86Register) {
         a.store(.r10, .r12, context(JITSlot.count))
         a.load(0x8B, scratch, .r12, context(JITSlot.registers))
-        for index in kept { a.store(X86Backend.registerMap[index], scratch, Int32(index * 8)) }
+        for index in stored { a.store(X86Backend.registerMap[index], scratch, Int32(index * 8)) }
     }
 
     /// Loads R0–R10 from `Process.registers` and the count into `r10`; `scratch` is overwritten.
