@@ -168,6 +168,53 @@ struct JITQuickEntryTests {
     }
 }
 
+extension JITQuickEntryTests {
+    /// Registers the code only reads are not stored back (`writtenRegisters`): what the host put
+    /// there and what a helper changed in `Process.registers` stays, at the exit and at every
+    /// budget stop, fresh and armed, as under the interpreter.
+    @Test func registersTheCodeOnlyReadsKeepTheirValues() throws {
+        let source = """
+            mov %r0, %r4
+            add %r0, %r3
+            call 1
+            add %r0, %r4
+            add %r0, %r5
+            exit
+            """
+        for limit: UInt64 in [1, 2, 3, 4, .max] {
+            var traces: [[String]] = []
+            for engine in [ExecutionEngine.interpreter, .jit] {
+                let process = try armedProcess(source, engine: engine, emulator: RegisterWritingEmulator())
+                var trace: [String] = []
+                for armed in [false, true] {
+                    if armed { try process.reset() }
+                    process.registers.storage[3] = 5
+                    process.registers.storage[4] = 7
+                    process.registers.storage[5] = 9
+                    for _ in 0..<10 {
+                        let text = outcome(process) { try $0.run(instructionLimit: limit) }
+                        trace.append(text + " registers \(process.registers.all)")
+                        if text.hasPrefix("exit") { break }
+                    }
+                }
+                traces.append(trace)
+            }
+            #expect(traces[0] == traces[1], "limit \(limit)")
+        }
+    }
+}
+
+/// Helper 1 adds 100 to R4 in `Process.registers` and returns 1.
+private final class RegisterWritingEmulator: Emulator {
+    let name = "register-writing"
+    private let add = Helper(id: 1, name: "add_r4") { process throws(HelperFailure) in
+        process.registers.storage[4] &+= 100
+        return .value(1)
+    }
+
+    func helper(id: Int32) -> Helper? { id == 1 ? add : nil }
+}
+
 /// Helper 8 answers 99 when called; compiled code computes it inline (`processorID`: the vCPU, 0).
 private final class ProcessorIDEmulator: Emulator {
     let name = "processor-id"
