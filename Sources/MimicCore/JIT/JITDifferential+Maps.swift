@@ -71,8 +71,9 @@ extension JITDifferential {
         let program = try vm.load(instructions, name: "fuzz")
         if let notCompiled, program.jitCache.compiled(program) == nil { notCompiled.pointee += 1 }
         let buffer = (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
-        let process = try vm.makeProcess(for: program, context: world.context(buffer), vCPU: vCPU)
-        var outcome = record(process, buffer: buffer)
+        let context = world.context(buffer)
+        let process = try vm.makeProcess(for: program, context: context, vCPU: vCPU)
+        var outcome = record(process, context: context, buffer: buffer)
         outcome.text += " maps " + world.contents()
         return outcome
     }

@@ -110,13 +110,30 @@ public enum JITDifferential {
         let program = try vm.load(instructions, name: "fuzz")
         if let notCompiled, program.jitCache.compiled(program) == nil { notCompiled.pointee += 1 }
         let buffer = (0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
-        let process = try vm.makeProcess(for: program, context: MemoryContext(buffer))
-        return record(process, buffer: buffer)
+        let context = MemoryContext(buffer)
+        let process = try vm.makeProcess(for: program, context: context)
+        return record(process, context: context, buffer: buffer)
     }
 
-    /// Runs `process` (its R1 the context buffer, holding `buffer`) within the budget and
-    /// records what the engines must agree on.
-    static func record(_ process: Process, buffer: [UInt8]) -> Outcome {
+    /// Runs `process` (its R1 the context buffer, holding `buffer`) within the budget, resets it
+    /// with the same context and runs it again — the per-packet path, which under the JIT takes
+    /// `run()`'s quick entry (`Process.enterArmed`) —, and records what the engines must agree on
+    /// after each run.
+    static func record(_ process: Process, context: some Context, buffer: [UInt8]) -> Outcome {
+        let first = recordRun(process, buffer: buffer)
+        do {
+            try process.reset(context: context)
+        } catch {
+            return Outcome(text: first.text + " | reset failed: \(error)", stack: first.stack, buffer: first.buffer)
+        }
+        let second = recordRun(process, buffer: buffer)
+        return Outcome(
+            text: first.text + " | after a reset: " + second.text, stack: first.stack + second.stack,
+            buffer: first.buffer + second.buffer)
+    }
+
+    /// One run of `record`.
+    static func recordRun(_ process: Process, buffer: [UInt8]) -> Outcome {
         let bufferAddress = process.registers[1]
         var text: String
         do {

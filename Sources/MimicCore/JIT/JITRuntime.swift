@@ -178,7 +178,8 @@ final class CompiledProgram: @unchecked Sendable {
     let slotCount: Int
     /// The code's size in bytes.
     let codeSize: Int
-    private let entry: @convention(c) (UnsafeMutablePointer<UInt64>, UnsafeRawPointer) -> UInt64
+    /// The entry function `(context, native address) -> status` (`MachineCode.entryOffset`).
+    let entry: @convention(c) (UnsafeMutablePointer<UInt64>, UnsafeRawPointer) -> UInt64
 
     init?(_ code: MachineCode, program: Program) {
         let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))

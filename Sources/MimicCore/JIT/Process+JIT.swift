@@ -8,99 +8,81 @@ extension Process {
     /// holds the interpreter's loop, a stack protector and a large frame that compiled runs do
     /// not need).
     @inline(__always)
-    func executeCompiledExactly(limit: UInt64, cancellation: CancellationFlag?, quickly: Bool = true) -> Stop {
+    func executeCompiledExactly(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
         let start = instructionsExecuted
-        let stop =
-            quickly
-            ? executeCompiled(limit: limit, cancellation: cancellation)
-            : executeCompiledInGeneral(limit: limit, cancellation: cancellation)
+        let stop = executeCompiled(limit: limit, cancellation: cancellation)
         guard case .limitInsideRun = stop else { return stop }
         return finishByStepping(limit: limit &- (instructionsExecuted &- start), cancellation: cancellation)
     }
 
-    /// `execute(RunningMode.self, ...)` with the program's machine code: the same limit checks
-    /// (`enter`, `limitReached`), the same state written back (`pc`, `instructionsExecuted`,
-    /// `depth`), the same `Stop`. Runs the interpreter if the program cannot be compiled.
+    /// `run()` on compiled code from an armed process (`runArmed`: the run state exactly as a
+    /// reset left it) through the quick entry (`QuickEntry`): the code's status, or nil (nothing
+    /// changed) when the general driver must take the run — no quick entry set up yet, the
+    /// process's context in use (a run nested in another), a budget ending within the first run
+    /// (`limit` not above the longest run: a limit check is due), or R10 moved by the host.
     ///
-    /// The common run (`enterQuickly`: the entry program's code, the process's own context, no
-    /// cancellation or deadline, the whole budget beyond the first run) enters the code with no
-    /// more than the context words the code reads; anything else, and whatever the code returns
-    /// but an exit, takes the general driver (`executeCompiledInGeneral`).
+    /// What an armed process guarantees is not checked again: the entry program at pc 0 with
+    /// nothing executed, depth 0, exit depth 0, ready, no cancellation flag or deadline. The
+    /// caller disarms (`runArmed = false`) whatever this returns. Writes the context words the
+    /// code reads (the count with the first run's length, the checkpoint, the depth words, the pc
+    /// and helper tables, the bypass flag, the translation table), enters, and writes pc, count
+    /// and depth back.
     @inline(__always)
-    func executeCompiled(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
-        if cancellation == nil, let status = enterQuickly(limit: limit) {
-            return status == JITStatus.exited ? .exited : continueAfterQuickEntry(status, limit: limit)
-        }
-        return executeCompiledInGeneral(limit: limit, cancellation: cancellation)
+    func enterArmed(limit: UInt64) -> UInt64? {
+        let native = quick.native
+        guard native != 0, limit > quick.longestRun, !jitContextInUse,
+            registers.storage[10] == quick.stackTop
+        else { return nil }
+        let context = quick.context.unsafelyUnwrapped
+        quick.runs &+= 1
+        runLimit = limit
+        jitContextInUse = true
+        context[JITSlot.count] = quick.firstRun
+        context[JITSlot.checkpoint] = limit &- quick.longestRun
+        context[JITSlot.depth] = 0
+        context[JITSlot.exitDepth] = 0
+        context[JITSlot.pcTable] = quick.pcTable
+        context[JITSlot.helperTable] = quick.helperTable
+        context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
+        refreshTable(context)
+        let status = quick.enter.unsafelyUnwrapped(context, UnsafeRawPointer(bitPattern: UInt(native)).unsafelyUnwrapped)
+        jitContextInUse = false
+        pc = Int(truncatingIfNeeded: context[JITSlot.pc])
+        instructionsExecuted = context[JITSlot.count]
+        depth = Int(truncatingIfNeeded: context[JITSlot.depth])
+        return status
     }
 
-    /// `run()` on compiled code: the quick entry's exit returns R0 with no `Stop` made (whose
-    /// outlined destroy was a call per run), anything else as `executeCompiledExactly`.
-    @inline(__always)
-    func runCompiled(limit: UInt64, cancellation: CancellationFlag?) throws(ExecutionError) -> UInt64 {
-        let start = instructionsExecuted
-        guard cancellation == nil, let status = enterQuickly(limit: limit) else {
-            return try finish(executeCompiledExactly(limit: limit, cancellation: cancellation, quickly: false))
-        }
-        if status == JITStatus.exited, exitCheck == nil { return finishExit() }
-        var stop = status == JITStatus.exited ? .exited : continueAfterQuickEntry(status, limit: limit)
+    /// `run()` after a quick entry that did not end in an exit with no exit check: the exit
+    /// check, or the general driver from where the code stopped (a limit check, a fault, a tail
+    /// call, a deeper call) with the quick entry's checkpoint (still in the context), then the
+    /// last instructions one at a time if the budget ends inside a run.
+    @inline(never)
+    func finishArmedRun(_ status: UInt64, limit: UInt64) throws(ExecutionError) -> UInt64 {
+        guard status != JITStatus.exited else { return try finish(.exited) }
+        let context = quick.context.unsafelyUnwrapped
+        var stop = continueCompiled(
+            status, quick.code.unsafelyUnwrapped, context, limit: limit, checkpoint: context[JITSlot.checkpoint])
         if case .limitInsideRun = stop {
-            stop = finishByStepping(limit: limit &- (instructionsExecuted &- start), cancellation: nil)
+            // The run started at 0 instructions (armed).
+            stop = finishByStepping(limit: limit &- instructionsExecuted, cancellation: nil)
         }
         return try finish(stop)
     }
 
-    /// A quick entry that did not exit (a limit check, a fault, a tail call, a deeper call): the
-    /// general driver from where the code stopped, with the quick entry's checkpoint (still in
-    /// the context). (`.limitInsideRun` is the caller's to finish.)
-    @inline(never)
-    private func continueAfterQuickEntry(_ status: UInt64, limit: UInt64) -> Stop {
-        guard let code = entryCode, let context = jitContext else {
-            return .failed(.unsupported("internal error: a quick entry without code"))
+    /// Records what `enterArmed` needs once the entry program's code and the process's own
+    /// context exist (the general driver's first run).
+    private func setUpQuickEntry(_ code: Unmanaged<CompiledProgram>, _ context: UnsafeMutablePointer<UInt64>) {
+        code._withUnsafeGuaranteedRef { compiled in
+            guard compiled.canEnter(at: 0) else { return }
+            quick = QuickEntry(
+                native: compiled.pcTable[0], firstRun: compiled.pcTable[1],
+                longestRun: UInt64(entryProgram.longestRun),
+                stackTop: stackBase &+ UInt64(truncatingIfNeeded: stackSize),
+                pcTable: UInt64(UInt(bitPattern: compiled.pcTable)),
+                helperTable: UInt64(UInt(bitPattern: entryProgram.helperCalls)),
+                context: context, code: code, enter: compiled.entry)
         }
-        return continueCompiled(status, code, context, limit: limit, checkpoint: context[JITSlot.checkpoint])
-    }
-
-    /// `executeCompiled`'s common run: the code's status, or nil (before anything was changed)
-    /// when the general driver must take it. The checks are the general driver's, for this case: the process is
-    /// ready, at depth 0 with R10 the top of the stack, the entry point has code, and the budget
-    /// does not end within the first run (so no limit check is due). (A run resumed inside a
-    /// BPF-to-BPF function takes the general driver.)
-    @inline(__always)
-    private func enterQuickly(limit: UInt64) -> UInt64? {
-        guard program === entryProgram, let code = entryCode, let context = jitContext, !jitContextInUse,
-            runCancellation == nil, runDeadline == nil, case .ready = state, depth == 0,
-            registers.storage[10] == stackBase &+ UInt64(truncatingIfNeeded: stackSize)
-        else { return nil }
-        let pcTable = code._withUnsafeGuaranteedRef { $0.pcTable }
-        let slotCount = code._withUnsafeGuaranteedRef { $0.slotCount }
-        let pc = self.pc
-        guard UInt(bitPattern: pc) < UInt(bitPattern: slotCount) else { return nil }
-        let native = pcTable[2 &* pc]
-        guard native != 0 else { return nil }
-        let start = instructionsExecuted
-        let end = limit > ~start ? UInt64.max : start &+ limit
-        let longest = UInt64(program.longestRun)
-        // The general driver's checkpoint without cancellation or deadline; a run start at or
-        // past it leaves the code for the limit check.
-        let checkpoint = end >= longest ? max(end &- longest, start) : start
-        guard start < checkpoint else { return nil }
-        runLimit = end
-        jitContextInUse = true
-        context[JITSlot.exitDepth] = UInt64(truncatingIfNeeded: callbackDepth)
-        context[JITSlot.count] = start &+ pcTable[2 &* pc &+ 1]
-        context[JITSlot.checkpoint] = checkpoint
-        context[JITSlot.depth] = 0
-        context[JITSlot.pcTable] = UInt64(UInt(bitPattern: pcTable))
-        context[JITSlot.helperTable] = UInt64(UInt(bitPattern: program.helperCalls))
-        context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
-        refreshTable(context)
-        let status = code._withUnsafeGuaranteedRef { $0.enter(context, native: native) }
-        jitContextInUse = false
-        self.pc = Int(truncatingIfNeeded: context[JITSlot.pc])
-        instructionsExecuted = context[JITSlot.count]
-        depth = Int(truncatingIfNeeded: context[JITSlot.depth])
-        return status
     }
 
     /// Writes the context words the code reads at entry (besides the fixed ones and the exit
@@ -152,10 +134,11 @@ extension Process {
             status: status)
     }
 
-    /// `executeCompiled` in every case: any program, a nested run, a cancellation flag or a
-    /// deadline, a budget ending in the first run.
+    /// `executeExactly`'s compiled engine (and `run()`'s when the process is not armed or the
+    /// quick entry declines): any program, a nested run, a cancellation flag or a deadline, a
+    /// budget ending in the first run. Runs the interpreter if the program cannot be compiled.
     @inline(never)
-    func executeCompiledInGeneral(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
+    func executeCompiled(limit: UInt64, cancellation: CancellationFlag?) -> Stop {
         guard case .ready = state else { return .failed(.notRunnable) }
         // The entry program's code is borrowed, not retained (`entryCode`): `entryProgram` is a
         // `let` of the process, and the program owns its cache, which owns the code. Any other
@@ -207,6 +190,7 @@ extension Process {
         // and writes the outer one.
         if !jitContextInUse {
             let context = jitContext ?? makeJITContext()
+            if quick.native == 0, program === entryProgram { setUpQuickEntry(compiled, context) }
             jitContextInUse = true
             defer { jitContextInUse = false }
             return driveCompiled(
@@ -501,4 +485,29 @@ extension Process {
             return JITStatus.fault
         }
     }
+}
+
+/// What `run()`'s quick entry (`Process.enterArmed`) needs of the entry program's compiled code
+/// and the process's own JIT context, recorded once both exist (the general driver's first run of
+/// the entry program): the words it would otherwise load through the program, the code and the
+/// process on every run. `native` is 0 until then.
+struct QuickEntry {
+    /// Slot 0's native address, and the length of the run starting there (its pc-table entry).
+    var native: UInt64 = 0
+    var firstRun: UInt64 = 0
+    /// `Program.longestRun` of the entry program: a budget above it leaves no limit check due
+    /// at the entry.
+    var longestRun: UInt64 = 0
+    /// R10 at depth 0: the top of the stack.
+    var stackTop: UInt64 = 0
+    /// The context words `pcTable` and `helperTable` for the entry program.
+    var pcTable: UInt64 = 0
+    var helperTable: UInt64 = 0
+    /// The process's own context (`Process.jitContext`), the code (unretained, as
+    /// `Process.entryCode`) and its entry function.
+    var context: UnsafeMutablePointer<UInt64>?
+    var code: Unmanaged<CompiledProgram>?
+    var enter: (@convention(c) (UnsafeMutablePointer<UInt64>, UnsafeRawPointer) -> UInt64)?
+    /// Runs that took the quick entry, for tests.
+    var runs = 0
 }

@@ -47,6 +47,9 @@ private struct X86Generator {
     /// r11 = the pc after it), the return address of frames pushed before the code was entered,
     /// and the routine that copies native frames into `Process.frames`.
     var exitedAtR11 = X86Label(id: -1)
+    /// An `exit` at the exit depth with no native frame left (`rsp` at the machine-stack word,
+    /// r11 = the pc after it): jumped to, not returned to (see `.exit`).
+    var exitedAtTop = X86Label(id: -1)
     var olderReturn = X86Label(id: -1)
     var syncFrames = X86Label(id: -1)
 
@@ -76,6 +79,10 @@ private struct X86Generator {
     /// The eBPF registers the code keeps in host registers (`spill`/`reload`, the entry and every
     /// exit): see `keptRegisters(of:)`.
     let kept: [Int]
+    /// The kept registers the code may write (`writtenRegisters(of:)`): `spill` and every exit
+    /// store only these. The others hold what the entry (or the last `reload`) loaded from
+    /// `Process.registers`, which still holds the same.
+    let stored: [Int]
 
     /// The callee-saved host registers the entry saves and every way out restores: all six, or,
     /// when the code keeps none of R6–R9 (so never writes rbx, r13–r15: no BPF-to-BPF call, no
@@ -93,6 +100,36 @@ private struct X86Generator {
         env = environment
         nativeFrames = environment.maxCallDepth <= 64
         kept = Self.keptRegisters(of: program.code)
+        let written = Self.writtenRegisters(of: program.code)
+        stored = kept.filter { written[$0] }
+    }
+
+    /// Per register, whether an instruction can write it in a host register: R0 (calls, packet
+    /// loads, atomics), the destination of ALU, load and `lddw` forms, the source of atomics
+    /// (fetch forms write it back); every register with a BPF-to-BPF call or `callx` (frames
+    /// change R6–R10). Stores, jumps and helper calls write none of R1–R10: the inline and
+    /// direct calls keep R1–R5, and a call through Swift reloads them from `Process.registers`.
+    static func writtenRegisters(of code: UnsafeMutableBufferPointer<DecodedInstruction>) -> [Bool] {
+        var written = [Bool](repeating: false, count: Registers.count)
+        written[0] = true
+        for i in code {
+            let d = Int(i.destination)
+            let s = Int(i.source)
+            switch InstructionSet.form(of: i.operation).shape {
+            case .callLocal, .callRegister:
+                return [Bool](repeating: true, count: Registers.count)
+            case .aluImm, .aluReg, .unary, .load, .loadImm64:
+                guard d < Registers.count else { return [Bool](repeating: true, count: Registers.count) }
+                written[d] = true
+            case .atomic:
+                guard s < Registers.count else { return [Bool](repeating: true, count: Registers.count) }
+                written[s] = true
+            case .storeImm, .storeReg, .packetAbsolute, .packetIndirect, .jump, .jump32, .jumpImm, .jumpReg,
+                .callHelper, .none:
+                break
+            }
+        }
+        return written
     }
 
     /// The registers the code may read or write: R0 (exits, calls) and R10, those an instruction
@@ -177,6 +214,7 @@ private struct X86Generator {
         dynamicFromContext = a.newLabel()
         exited = a.newLabel()
         exitedAtR11 = a.newLabel()
+        exitedAtTop = a.newLabel()
         olderReturn = a.newLabel()
         syncFrames = a.newLabel()
 
@@ -237,12 +275,13 @@ private struct X86Generator {
 
     // MARK: Entry, exit and shared routines
 
-    /// Stores R0–R10 in `Process.registers` and the count (`r10`) in its context word;
+    /// Stores R0–R10 (those the code may have changed: `stored`) in `Process.registers` and the
+    /// count (`r10`) in its context word;
     /// `scratch` (r9 or r11) is overwritten.
     mutating func spill(via scratch: X86Register) {
         a.store(.r10, .r12, context(JITSlot.count))
         a.load(0x8B, scratch, .r12, context(JITSlot.registers))
-        for index in kept { a.store(X86Backend.registerMap[index], scratch, Int32(index * 8)) }
+        for index in stored { a.store(X86Backend.registerMap[index], scratch, Int32(index * 8)) }
     }
 
     /// Loads R0–R10 from `Process.registers` and the count into `r10`; `scratch` is overwritten.
@@ -314,6 +353,10 @@ private struct X86Generator {
         for register in savedHostRegisters.reversed() { a.pop(register) }
         a.ret()
 
+        if nativeFrames {
+            a.bind(exitedAtTop)
+            a.alu(ext: 0, .rsp, imm: 8, w: true) // the outermost return address, not returned through
+        }
         a.bind(exitedAtR11)
         a.store(.r11, .r12, context(JITSlot.pc))
         if nativeFrames {
@@ -653,8 +696,14 @@ private struct X86Generator {
             a.jump(epilogue)
             a.bind(proceed)
         case .exit where nativeFrames:
-            // Every frame is a native one, the outermost returning to `exitedAtR11`.
+            // Every frame is a native one, the outermost returning to `exitedAtR11`. With none
+            // left (`rsp` at the machine-stack word: the exit at the exit depth, the common exit)
+            // the code jumps to `exitedAtTop` instead: a `ret` to the address the entry pushed
+            // has no matching `call`, so the processor's return predictions would miss there and
+            // again on the entry function's own `ret` (two mispredicted returns a run).
             a.mov(.r11, imm: UInt64(pc + 1)) // the interpreter's pc after an exit
+            a.load(0x3B, .rsp, .r12, context(JITSlot.machineStack))
+            a.jump(.equal, exitedAtTop)
             a.ret()
         case .exit:
             let exitsRun = a.newLabel()

@@ -70,6 +70,7 @@ extension Process {
             throw program.error(.invalidCallTarget(Program.functionAddressTag | UInt64(max(0, slot))), at: pc)
         }
         for (index, value) in arguments.enumerated() { registers.storage[index + 1] = value }
+        runArmed = false // not at pc 0: `run()`'s quick entry must not take it
         pc = slot
         return try run(instructionLimit: instructionLimit)
     }

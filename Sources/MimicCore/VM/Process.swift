@@ -164,6 +164,13 @@ public final class Process {
     /// its words that stay the same for the process are written once. In use while such a run is.
     @exclusivity(unchecked) var jitContext: UnsafeMutablePointer<UInt64>?
     @exclusivity(unchecked) var jitContextInUse = false
+    /// Set by every reset (`resetRunState`) and cleared by every `run`, `step` and `runFunction`:
+    /// while set, the run state is exactly what a reset leaves (the entry program at pc 0, nothing
+    /// executed, depth and exit depth 0, ready, no cancellation flag or deadline), which `run()`'s
+    /// compiled quick entry (`enterArmed`) relies on instead of checking each.
+    @exclusivity(unchecked) var runArmed = false
+    /// What the quick entry needs of the entry program's code and the JIT context, once they exist.
+    @exclusivity(unchecked) var quick = QuickEntry()
     /// `memory.mappingEpoch` when the last reset ended (`UInt64.max`: no reset yet, or it
     /// failed): while it has not changed, the regions mapped are those that reset left, which
     /// `reset(context:)`'s quick path relies on.
@@ -351,6 +358,7 @@ public final class Process {
         packet = nil
         if exitCheck != nil { exitCheck = nil }
         inlineHelpersBypassed = false
+        runArmed = true
     }
 
     /// `Emulator.prepare` for a reset (see `beginReset`), or no emulator states without one.
@@ -405,8 +413,22 @@ public final class Process {
     public func run(instructionLimit: UInt64 = .max, cancellation: CancellationFlag? = nil) throws(ExecutionError)
         -> UInt64
     {
-        if runsCompiledCode { return try runCompiled(limit: instructionLimit, cancellation: cancellation) }
-        let stop = executeExactly(limit: instructionLimit, cancellation: cancellation)
+        if runArmed {
+            runArmed = false
+            if cancellation == nil, let status = enterArmed(limit: instructionLimit) {
+                if status == JITStatus.exited, exitCheck == nil { return finishExit() }
+                return try finishArmedRun(status, limit: instructionLimit)
+            }
+        }
+        return try runInGeneral(limit: instructionLimit, cancellation: cancellation)
+    }
+
+    /// `run()` without the quick entry. Out of line: `run()`'s frame then holds only what the
+    /// quick entry needs.
+    @inline(never)
+    private func runInGeneral(limit: UInt64, cancellation: CancellationFlag?) throws(ExecutionError) -> UInt64 {
+        if runsCompiledCode { return try finish(executeCompiledExactly(limit: limit, cancellation: cancellation)) }
+        let stop = executeExactly(limit: limit, cancellation: cancellation)
         if case .exited = stop, exitCheck == nil { return finishExit() }
         return try finish(stop)
     }
@@ -424,6 +446,7 @@ public final class Process {
         deadline: ContinuousClock.Instant, instructionLimit: UInt64 = .max,
         cancellation: CancellationFlag? = nil
     ) throws(ExecutionError) -> UInt64 {
+        runArmed = false
         runDeadline = RunDeadline(deadline)
         defer { runDeadline = nil }
         return try finish(executeExactly(limit: instructionLimit, cancellation: cancellation))
@@ -444,6 +467,7 @@ public final class Process {
     /// Executes one instruction (an `lddw` counts as one).
     @discardableResult
     public func step() throws(ExecutionError) -> StepResult {
+        runArmed = false
         let stop = execute(SteppingMode.self, limit: 1, cancellation: nil)
         if case .paused = stop { return .running }
         return .exited(try finish(stop))
