@@ -150,6 +150,23 @@ public final class AddressSpace {
     @usableFromInline @exclusivity(unchecked) var epoch: UInt64 = 0
     /// Regions mapped now, not counting retired ones (`regionCount`).
     @exclusivity(unchecked) private var liveCount = 0
+    /// The pair of regions the last `renew` moved, and the epoch it left (see `Renewal`).
+    @exclusivity(unchecked) private var lastRenewal = Renewal()
+
+    /// What `renew(_:at:count:_:at:)` proved and did last: the two storages (by identity), their
+    /// slots and the bases it gave them, and the epoch after it. While the epoch is unchanged
+    /// nothing was mapped, unmapped or moved since, so those slots still hold those storages at
+    /// those bases, and the next renewal of the same pair at the same bases skips the checks
+    /// that would only find this again (a process reset per packet renews the same pair).
+    private struct Renewal {
+        var epoch = UInt64.max
+        var first: UnsafeMutableRawPointer?
+        var second: UnsafeMutableRawPointer?
+        var firstBase = UInt64.max
+        var secondBase = UInt64.max
+        var firstSlot = 0
+        var secondSlot = 0
+    }
 
     /// Memory outside this address space that `read` and `write` (and so `load`, `store` and
     /// `readCString`) fall back to for addresses whose slot holds no region of this space.
@@ -487,15 +504,18 @@ public final class AddressSpace {
         retiredLive &-= 1
         liveCount &+= 1
         record.pointee.isRetired = false
-        return renew(record: record, slot: slot, storage: storage, size: size)
+        return renew(record: record, slot: slot, storage: storage, size: size, rowIsLive: false)
     }
 
     /// Gives the region of `slot` (its `record`) a new address — the window's next base, as for
     /// an unmapped region, or the slot's next generation — and `size`, writing the record and the
     /// table row; returns the new base. What a retired region's revival and an in-place renewal
-    /// (`renew`) share.
+    /// (`renew`) share. `rowIsLive`: the table row is still the region's (an in-place renewal),
+    /// so with the size unchanged only its base is written.
     @inline(__always)
-    private func renew(record: UnsafeMutablePointer<Slot>, slot: Int, storage: RegionStorage, size: Int) -> UInt64 {
+    private func renew(
+        record: UnsafeMutablePointer<Slot>, slot: Int, storage: RegionStorage, size: Int, rowIsLive: Bool
+    ) -> UInt64 {
         epoch &+= 1
         let base: UInt64
         if slot == 0 {
@@ -507,8 +527,13 @@ public final class AddressSpace {
             base = UInt64(generation) << 48 | UInt64(slot) << 32
         }
         record.pointee.info.base = base
-        record.pointee.info.size = size
-        entries[slot] = Self.entry(base: base, kind: record.pointee.info.kind, pointer: storage.pointer, size: size)
+        let row = entries + slot
+        if rowIsLive, record.pointee.info.size == size {
+            row.pointee.base = base // the row of this storage, size and kind: only the base changes
+        } else {
+            record.pointee.info.size = size
+            row.pointee = Self.entry(base: base, kind: record.pointee.info.kind, pointer: storage.pointer, size: size)
+        }
         return base
     }
 
@@ -522,6 +547,8 @@ public final class AddressSpace {
     /// only an owner that no one else can reach may do. Nil, changing nothing, when either is not
     /// mapped there with that storage, either is lent, `firstCount` does not fit `first`'s
     /// capacity or its slot, or a `broker` places regions (it would have to hear of the move).
+    /// Renewing the pair the last call renewed, at the bases it returned, with the mapping epoch
+    /// unchanged since, skips the slot and row checks (`Renewal`: the epoch proves them).
     ///
     /// For a process re-armed with its previous context's regions (`Process.reset(context:)`'s
     /// quick path): its packet buffer (refilled with the next packet) and context struct.
@@ -529,22 +556,47 @@ public final class AddressSpace {
         _ first: RegionStorage, at firstBase: UInt64, count firstCount: Int, _ second: RegionStorage,
         at secondBase: UInt64
     ) -> (UInt64, UInt64)? {
-        let firstSlot = Int(truncatingIfNeeded: (firstBase >> 32) & 0xFFFF)
-        let secondSlot = Int(truncatingIfNeeded: (secondBase >> 32) & 0xFFFF)
-        // The buffers as locals, and the checks cheapest first: the table rows' bases (a load
-        // each), then the records' storages by identity (no reference count).
-        let entries = entries
+        let firstSlot: Int
+        let secondSlot: Int
         let slots = slots
-        guard broker == nil, firstSlot != secondSlot, firstSlot < capacity, secondSlot < capacity,
-            entries[firstSlot].base == firstBase, entries[secondSlot].base == secondBase,
-            Self.holds(slots + firstSlot, first), Self.holds(slots + secondSlot, second), !first.lent, !second.lent,
-            firstCount >= 0, firstCount <= (firstSlot == 0 ? Self.lowWindowLimit : Self.regionLimit),
-            first.reuse(count: firstCount)
-        else { return nil }
-        return (
-            renew(record: slots + firstSlot, slot: firstSlot, storage: first, size: firstCount),
-            renew(record: slots + secondSlot, slot: secondSlot, storage: second, size: second.count)
+        let last = lastRenewal
+        if last.epoch == epoch, last.first == Self.identity(first), last.second == Self.identity(second),
+            last.firstBase == firstBase, last.secondBase == secondBase
+        {
+            // The pair this space renewed last, nothing moved since: its slots hold these storages
+            // at these bases (`Renewal`). What may have changed without the epoch is checked.
+            firstSlot = last.firstSlot
+            secondSlot = last.secondSlot
+            guard broker == nil, !first.lent, !second.lent, firstCount >= 0,
+                firstCount <= (firstSlot == 0 ? Self.lowWindowLimit : Self.regionLimit), first.reuse(count: firstCount)
+            else { return nil }
+        } else {
+            firstSlot = Int(truncatingIfNeeded: (firstBase >> 32) & 0xFFFF)
+            secondSlot = Int(truncatingIfNeeded: (secondBase >> 32) & 0xFFFF)
+            // The buffers as locals, and the checks cheapest first: the table rows' bases (a load
+            // each), then the records' storages by identity (no reference count).
+            let entries = entries
+            guard broker == nil, firstSlot != secondSlot, firstSlot < capacity, secondSlot < capacity,
+                entries[firstSlot].base == firstBase, entries[secondSlot].base == secondBase,
+                Self.holds(slots + firstSlot, first), Self.holds(slots + secondSlot, second), !first.lent,
+                !second.lent, firstCount >= 0,
+                firstCount <= (firstSlot == 0 ? Self.lowWindowLimit : Self.regionLimit), first.reuse(count: firstCount)
+            else { return nil }
+        }
+        let renewed = (
+            renew(record: slots + firstSlot, slot: firstSlot, storage: first, size: firstCount, rowIsLive: true),
+            renew(record: slots + secondSlot, slot: secondSlot, storage: second, size: second.count, rowIsLive: true)
         )
+        lastRenewal = Renewal(
+            epoch: epoch, first: Self.identity(first), second: Self.identity(second), firstBase: renewed.0,
+            secondBase: renewed.1, firstSlot: firstSlot, secondSlot: secondSlot)
+        return renewed
+    }
+
+    /// A storage's identity, for comparisons without reference counting.
+    @inline(__always)
+    private static func identity(_ storage: RegionStorage) -> UnsafeMutableRawPointer {
+        Unmanaged.passUnretained(storage).toOpaque()
     }
 
     /// Whether `record` holds `storage` (by identity, read in place: no reference count).

@@ -254,6 +254,13 @@ public final class Process {
                 return
             }
         }
+        try resetGenerally(context: context)
+    }
+
+    /// `reset(context:)`'s general path. Out of line: the quick path's frame stays small (no
+    /// room or saved registers for what this path keeps).
+    @inline(never)
+    private func resetGenerally<C: Context>(context: C) throws(SetupError) {
         try beginReset()
         do {
             try context.attach(to: self)
