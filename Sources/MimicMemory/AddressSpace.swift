@@ -571,15 +571,17 @@ public final class AddressSpace {
         // Inline in the caller (a process's reset, another module): the pair renewed last, nothing
         // moved since (`Renewal`). What may change without the epoch is checked: the lent flags
         // and the count.
+        let slot = lastRenewal.secondSlot
+        let slots = slots
         guard lastRenewal.epoch == epoch, lastRenewal.firstBase == firstBase, lastRenewal.secondBase == secondBase,
-            lastRenewal.first == Self.identity(first), lastRenewal.second == Self.identity(second)
+            lastRenewal.first == Self.identity(first), lastRenewal.second == Self.identity(second),
+            (slots + slot).pointee.info.size == second.count
         else { return renewChecking(first, at: firstBase, count: firstCount, second, at: secondBase) }
         guard !first.lent, !second.lent, first.ownsMemory, firstCount >= 0, firstCount <= first.capacity,
             firstCount <= Self.lowWindowLimit
         else { return nil }
         first.storedCount = firstCount // `reuse(count:)`
         // The window's region (slot 0): its next base, as for an unmapped region (`freed`).
-        let slots = slots
         let entries = entries
         let oldSize = slots.pointee.info.size
         let next = windowBase &+ Self.windowStep &* (UInt64(truncatingIfNeeded: oldSize) &>> 20 &+ 1)
@@ -593,10 +595,7 @@ public final class AddressSpace {
             entries.pointee.readLimit = lastRenewal.firstReadable ? length : 0
             entries.pointee.writeLimit = lastRenewal.firstWritable ? length : 0
         }
-        // The other region: its slot's next generation; its size does not change (`renew` of
-        // this pair needs the second storage's count to be the region's, checked when armed and
-        // fixed since: only `reuse(count:)` changes it, which the owner does not call on it).
-        let slot = lastRenewal.secondSlot
+        // The other region: its slot's next generation (its size, its storage's count, unchanged).
         let generation = generations[slot] &+ 1
         generations[slot] = generation
         let newSecond = UInt64(generation) << 48 | UInt64(slot) << 32
