@@ -256,7 +256,7 @@ struct MappingTests {
     /// `renew(_:at:count:_:at:)` over many rounds, the same pair again and again (after the first
     /// renewal nothing moved, so the next one trusts the epoch instead of checking the slots) and
     /// after what disarms that — another region mapped and unmapped, a stale base or storage, a
-    /// lent storage — gives exactly the addresses, sizes and table rows of a twin space that
+    /// lent storage, a broker — gives exactly the addresses, sizes and table rows of a twin space that
     /// retires both regions and maps them again (`mapAgain`), and every earlier address faults.
     @Test func renewingThePairAgainAsRetiringAndMapping() throws {
         let space = AddressSpace()
@@ -309,6 +309,18 @@ struct MappingTests {
                 #expect(space.region(containing: address) == nil)
             }
         }
+        // A broker set since the last renewal must hear of every move: renewing declines.
+        let brokered = AddressSpace()
+        let brokeredPacket = RegionStorage(count: 16)
+        let brokeredContext = RegionStorage(count: 24)
+        var pair = (
+            try brokered.map(brokeredPacket, name: "packet", placement: .low32),
+            try brokered.map(brokeredContext, name: "xdp_md", kind: .readOnly)
+        )
+        for _ in 0..<2 { pair = try #require(brokered.renew(brokeredPacket, at: pair.0, count: 16, brokeredContext, at: pair.1)) }
+        brokered.broker = Mirror(into: AddressSpace())
+        #expect(brokered.renew(brokeredPacket, at: pair.0, count: 16, brokeredContext, at: pair.1) == nil)
+        #expect(brokered.region(containing: pair.0)?.size == 16)
         // A storage handed out (lent) is no longer renewed in place, trusted or not.
         _ = space.storage(containing: bases.1)
         #expect(space.renew(packet, at: bases.0, count: 64, context, at: bases.1) == nil)
