@@ -284,7 +284,7 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) public internal(set) var signals: [SentSignal] = [] { didSet { touched = true } }
     /// The return value `bpf_override_return` set for the probed function (the last call's),
     /// nil when the program did not call it.
-    @exclusivity(unchecked) public internal(set) var overriddenReturn: UInt64?
+    @exclusivity(unchecked) public internal(set) var overriddenReturn: UInt64? { didSet { plainValuesSet = true } }
     /// The task, clock and random seed helpers report (pid, comm, ktime, prandom); contexts set it.
     @exclusivity(unchecked) public var environment = TaskEnvironment() { didSet { environmentChanged = true } }
     /// Whether `environment` was set since the last `clearForReuse` (which then resets it: a
@@ -305,7 +305,7 @@ public final class LinuxProcessState {
     @exclusivity(unchecked) var virtualClock: VirtualClock?
     /// The `struct bpf_timer` whose callback this process runs (`bpf_timer_cancel` of it is
     /// `-EDEADLK`), nil otherwise.
-    @exclusivity(unchecked) var runningTimer: UInt64?
+    @exclusivity(unchecked) var runningTimer: UInt64? { didSet { plainValuesSet = true } }
     /// The function a tracing program is attached to (`bpf_get_func_arg` and friends); nil for
     /// other programs.
     @exclusivity(unchecked) public var tracedFunction: TracedFunction? { didSet { touched = true } }
@@ -317,18 +317,23 @@ public final class LinuxProcessState {
     /// the plain numbers) was set since the last `clearForReuse`: set by their `didSet`, so a
     /// run that set none of them (a packet that only got a verdict) skips testing each one.
     @exclusivity(unchecked) private var touched = false
+    /// Whether one of the plain values `clearPlainValues` resets (`overriddenReturn`,
+    /// `runningTimer`, `seqFileAddress`, `clockReads`, `randomState`, `cgroupRetval`,
+    /// `xdpRxMetadata`) was set since it last ran: set by their `didSet`, so a run that set none
+    /// (a packet that only got a verdict) costs one test.
+    @exclusivity(unchecked) private var plainValuesSet = false
     /// The sysctl a `cgroup/sysctl` program reads and may rewrite (`bpf_sysctl_*`); nil for
     /// other programs.
     @exclusivity(unchecked) public var sysctl: SysctlAccess? { didSet { touched = true } }
     /// What `bpf_seq_printf` / `bpf_seq_write` wrote in the run (an iterator program's output).
     @exclusivity(unchecked) public internal(set) var seqOutput: [UInt8] = [] { didSet { touched = true } }
     /// The address of the `seq_file` an iterator context gave the program (nil: none).
-    @exclusivity(unchecked) var seqFileAddress: UInt64?
+    @exclusivity(unchecked) var seqFileAddress: UInt64? { didSet { plainValuesSet = true } }
     /// `bpf_ktime_get_*` calls so far (a manual clock advances by one step per call).
-    @exclusivity(unchecked) var clockReads: UInt64 = 0
+    @exclusivity(unchecked) var clockReads: UInt64 = 0 { didSet { plainValuesSet = true } }
     /// The state of the process's own `bpf_get_prandom_u32` stream when its environment sets a
     /// `randomSeed` (else the emulator's per-vCPU stream is used); seeded on first use.
-    @exclusivity(unchecked) var randomState: UInt64?
+    @exclusivity(unchecked) var randomState: UInt64? { didSet { plainValuesSet = true } }
     /// The context struct of a socket or cgroup program (`bpf_sock_addr`, `bpf_sock_ops`,
     /// `bpf_sock`, `bpf_sk_lookup`) or a flow dissector's `bpf_flow_keys`, to report what the
     /// program changed; nil for other contexts.
@@ -345,9 +350,9 @@ public final class LinuxProcessState {
     /// the kernel acts on when the program returns `SK_PASS`.
     @exclusivity(unchecked) public internal(set) var socketRedirect: SocketRedirect? { didSet { touched = true } }
     /// The cgroup hook's return value (`bpf_get_retval` / `bpf_set_retval`), 0 at the start.
-    @exclusivity(unchecked) public internal(set) var cgroupRetval: Int32 = 0
+    @exclusivity(unchecked) public internal(set) var cgroupRetval: Int32 = 0 { didSet { plainValuesSet = true } }
     /// What the XDP metadata kfuncs report for the run's packet (`XDPContext.rxMetadata`).
-    @exclusivity(unchecked) var xdpRxMetadata: XDPRxMetadata?
+    @exclusivity(unchecked) var xdpRxMetadata: XDPRxMetadata? { didSet { plainValuesSet = true } }
     /// An lwt_seg6local run's SRH state and route (`LWTHelpers`), or one an SRv6 encapsulation made.
     @exclusivity(unchecked) public internal(set) var seg6: Seg6State? { didSet { touched = true } }
 
@@ -413,10 +418,11 @@ public final class LinuxProcessState {
         return true
     }
 
-    /// The values `clearForReuse` resets every time: plain values, whose stores cost nothing to
-    /// release.
+    /// The values `clearForReuse` resets every time they were set (`plainValuesSet`): plain
+    /// values, whose stores cost nothing to release.
     @inline(__always)
     private func clearPlainValues() {
+        guard plainValuesSet else { return }
         overriddenReturn = nil
         seqFileAddress = nil
         clockReads = 0
@@ -424,6 +430,7 @@ public final class LinuxProcessState {
         runningTimer = nil
         cgroupRetval = 0
         xdpRxMetadata = nil
+        plainValuesSet = false // after the clears, whose `didSet`s set it again
     }
 
     /// Makes the state as a new one is (`init()`), for the next run of a process being reset:

@@ -81,13 +81,14 @@ public final class AddressSpace {
     /// The most slots (regions) an address space can hold, including the window slot.
     public static let slotLimit = 1 << 16
     /// The largest region the 32-bit window holds.
-    public static let lowWindowLimit = 256 << 20
+    @inlinable public static var lowWindowLimit: Int { 256 << 20 }
     /// The largest region of any other slot.
     public static let regionLimit = 1 << 32
 
-    static let windowStart: UInt64 = 0x1000_0000
-    static let windowEnd: UInt64 = 0xF000_0000
-    static let windowStep: UInt64 = 1 << 20
+    // Constants as inlinable getters: read in `renew`'s inlined path without a global's accessor.
+    @inlinable static var windowStart: UInt64 { 0x1000_0000 }
+    @inlinable static var windowEnd: UInt64 { 0xF000_0000 }
+    @inlinable static var windowStep: UInt64 { 1 << 20 }
 
     /// What a slot holds: nothing (`empty`), a mapped region, or — while retired
     /// (`retireAll(except:)`) — the region it held, with its storage, until `map` or `mapAgain`
@@ -95,10 +96,11 @@ public final class AddressSpace {
     ///
     /// Not optional, in a plain buffer: a field is written in place (a store, and for `storage`
     /// the reference count), with no optional projection copying the record per write.
+    @usableFromInline
     struct Slot {
         /// The region mapped here, or while retired the region retired from here (its base and
         /// size are those it had then); meaningless while empty.
-        var info: RegionInfo
+        @usableFromInline var info: RegionInfo
         /// The region's storage; nil while the slot is empty. Kept while retired, so that mapping
         /// it again changes no reference count (a process reset per packet pays for each).
         var storage: RegionStorage?
@@ -126,14 +128,14 @@ public final class AddressSpace {
     /// Per slot (`capacity` of them, like `entries`, all initialized; the first `slotCount` in
     /// use): its record. A buffer rather than an array, so a revival and `retireAll` write a
     /// record in place with no uniqueness check or bounds check.
-    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<Slot>
+    @usableFromInline @exclusivity(unchecked) private(set) var slots: UnsafeMutablePointer<Slot>
     @exclusivity(unchecked) private var slotCount = 1 // slot 0: the 32-bit window
     /// Per slot (`capacity` of them, like `entries`): the generation tag of its next or current
     /// region. A buffer rather than an array, as `retired`: no uniqueness check per write.
-    @exclusivity(unchecked) private var generations: UnsafeMutablePointer<UInt16>
+    @usableFromInline @exclusivity(unchecked) private(set) var generations: UnsafeMutablePointer<UInt16>
     @exclusivity(unchecked) private var freeSlots: [Int] = []
     @exclusivity(unchecked) private var freeHead = 0
-    @exclusivity(unchecked) private var windowBase: UInt64 = AddressSpace.windowStart
+    @usableFromInline @exclusivity(unchecked) var windowBase: UInt64 = AddressSpace.windowStart
     /// The slots `retireAll(except:)` retired, in order, in the first `retiredCount` elements;
     /// one revived or released since is left in the list (the slot's record says whether it is
     /// still retired, `Slot.isRetired`), so the rest are freed in the same order. A buffer of
@@ -150,6 +152,30 @@ public final class AddressSpace {
     @usableFromInline @exclusivity(unchecked) var epoch: UInt64 = 0
     /// Regions mapped now, not counting retired ones (`regionCount`).
     @exclusivity(unchecked) private var liveCount = 0
+    /// The pair of regions the last `renew` moved, and the epoch it left (see `Renewal`).
+    @usableFromInline @exclusivity(unchecked) var lastRenewal = Renewal()
+
+    /// What `renew(_:at:count:_:at:)` proved and did last, for a pair whose first region is the
+    /// window's (a packet) and second another slot's: the two storages (by identity), the second's
+    /// slot, the bases it gave them, and the epoch after it (`UInt64.max`: nothing to trust).
+    /// While the epoch is unchanged nothing was mapped, unmapped or moved since, so those slots
+    /// still hold those storages at those bases, and the next renewal of the same pair at the
+    /// same bases needs none of the slot and row checks (a process reset per packet renews the
+    /// same pair: `Process.reset(context:)`'s quick path). Setting a `broker` clears it.
+    @usableFromInline
+    struct Renewal {
+        @usableFromInline var epoch = UInt64.max
+        @usableFromInline var first: UnsafeMutableRawPointer?
+        @usableFromInline var second: UnsafeMutableRawPointer?
+        @usableFromInline var firstBase = UInt64.max
+        @usableFromInline var secondBase = UInt64.max
+        @usableFromInline var secondSlot = 0
+        /// Whether the first region's row allows reads and writes (its kind), for its new size.
+        @usableFromInline var firstReadable = false
+        @usableFromInline var firstWritable = false
+
+        @usableFromInline init() {}
+    }
 
     /// Memory outside this address space that `read` and `write` (and so `load`, `store` and
     /// `readCString`) fall back to for addresses whose slot holds no region of this space.
@@ -168,7 +194,9 @@ public final class AddressSpace {
     /// and packet buffers into the host process through the broker, then at the same address in
     /// its own process, so pointers are the same on both sides. Nil (the default) for every
     /// address space that owns its layout.
-    @exclusivity(unchecked) public var broker: (any RegionBroker)?
+    @exclusivity(unchecked) public var broker: (any RegionBroker)? {
+        didSet { lastRenewal.epoch = .max } // a broker must hear of every move: `renew` declines
+    }
 
     /// Creates an empty address space.
     public init() {
@@ -487,15 +515,18 @@ public final class AddressSpace {
         retiredLive &-= 1
         liveCount &+= 1
         record.pointee.isRetired = false
-        return renew(record: record, slot: slot, storage: storage, size: size)
+        return renew(record: record, slot: slot, storage: storage, size: size, rowIsLive: false)
     }
 
     /// Gives the region of `slot` (its `record`) a new address — the window's next base, as for
     /// an unmapped region, or the slot's next generation — and `size`, writing the record and the
     /// table row; returns the new base. What a retired region's revival and an in-place renewal
-    /// (`renew`) share.
+    /// (`renew`) share. `rowIsLive`: the table row is still the region's (an in-place renewal),
+    /// so with the size unchanged only its base is written.
     @inline(__always)
-    private func renew(record: UnsafeMutablePointer<Slot>, slot: Int, storage: RegionStorage, size: Int) -> UInt64 {
+    private func renew(
+        record: UnsafeMutablePointer<Slot>, slot: Int, storage: RegionStorage, size: Int, rowIsLive: Bool
+    ) -> UInt64 {
         epoch &+= 1
         let base: UInt64
         if slot == 0 {
@@ -507,8 +538,13 @@ public final class AddressSpace {
             base = UInt64(generation) << 48 | UInt64(slot) << 32
         }
         record.pointee.info.base = base
-        record.pointee.info.size = size
-        entries[slot] = Self.entry(base: base, kind: record.pointee.info.kind, pointer: storage.pointer, size: size)
+        let row = entries + slot
+        if rowIsLive, record.pointee.info.size == size {
+            row.pointee.base = base // the row of this storage, size and kind: only the base changes
+        } else {
+            record.pointee.info.size = size
+            row.pointee = Self.entry(base: base, kind: record.pointee.info.kind, pointer: storage.pointer, size: size)
+        }
         return base
     }
 
@@ -522,10 +558,59 @@ public final class AddressSpace {
     /// only an owner that no one else can reach may do. Nil, changing nothing, when either is not
     /// mapped there with that storage, either is lent, `firstCount` does not fit `first`'s
     /// capacity or its slot, or a `broker` places regions (it would have to hear of the move).
+    /// Renewing the pair the last call renewed, at the bases it returned, with the mapping epoch
+    /// unchanged since, skips the slot and row checks (`Renewal`: the epoch proves them).
     ///
     /// For a process re-armed with its previous context's regions (`Process.reset(context:)`'s
     /// quick path): its packet buffer (refilled with the next packet) and context struct.
+    @inlinable
     public func renew(
+        _ first: RegionStorage, at firstBase: UInt64, count firstCount: Int, _ second: RegionStorage,
+        at secondBase: UInt64
+    ) -> (UInt64, UInt64)? {
+        // Inline in the caller (a process's reset, another module): the pair renewed last, nothing
+        // moved since (`Renewal`). What may change without the epoch is checked: the lent flags
+        // and the count.
+        let slot = lastRenewal.secondSlot
+        let slots = slots
+        guard lastRenewal.epoch == epoch, lastRenewal.firstBase == firstBase, lastRenewal.secondBase == secondBase,
+            lastRenewal.first == Self.identity(first), lastRenewal.second == Self.identity(second),
+            (slots + slot).pointee.info.size == second.count
+        else { return renewChecking(first, at: firstBase, count: firstCount, second, at: secondBase) }
+        guard !first.lent, !second.lent, first.ownsMemory, firstCount >= 0, firstCount <= first.capacity,
+            firstCount <= Self.lowWindowLimit
+        else { return nil }
+        first.storedCount = firstCount // `reuse(count:)`
+        // The window's region (slot 0): its next base, as for an unmapped region (`freed`).
+        let entries = entries
+        let oldSize = slots.pointee.info.size
+        let next = windowBase &+ Self.windowStep &* (UInt64(truncatingIfNeeded: oldSize) &>> 20 &+ 1)
+        let newFirst = next &+ UInt64(Self.lowWindowLimit) > Self.windowEnd ? Self.windowStart : next
+        windowBase = newFirst
+        slots.pointee.info.base = newFirst
+        entries.pointee.base = newFirst
+        if oldSize != firstCount {
+            slots.pointee.info.size = firstCount
+            let length = UInt64(truncatingIfNeeded: firstCount)
+            entries.pointee.readLimit = lastRenewal.firstReadable ? length : 0
+            entries.pointee.writeLimit = lastRenewal.firstWritable ? length : 0
+        }
+        // The other region: its slot's next generation (its size, its storage's count, unchanged).
+        let generation = generations[slot] &+ 1
+        generations[slot] = generation
+        let newSecond = UInt64(generation) << 48 | UInt64(slot) << 32
+        (slots + slot).pointee.info.base = newSecond
+        (entries + slot).pointee.base = newSecond
+        epoch &+= 2
+        lastRenewal.epoch = epoch
+        lastRenewal.firstBase = newFirst
+        lastRenewal.secondBase = newSecond
+        return (newFirst, newSecond)
+    }
+
+    /// `renew(_:at:count:_:at:)` with every check, which arms `Renewal` for the next one.
+    @usableFromInline
+    func renewChecking(
         _ first: RegionStorage, at firstBase: UInt64, count firstCount: Int, _ second: RegionStorage,
         at secondBase: UInt64
     ) -> (UInt64, UInt64)? {
@@ -533,18 +618,40 @@ public final class AddressSpace {
         let secondSlot = Int(truncatingIfNeeded: (secondBase >> 32) & 0xFFFF)
         // The buffers as locals, and the checks cheapest first: the table rows' bases (a load
         // each), then the records' storages by identity (no reference count).
-        let entries = entries
         let slots = slots
+        let entries = entries
         guard broker == nil, firstSlot != secondSlot, firstSlot < capacity, secondSlot < capacity,
             entries[firstSlot].base == firstBase, entries[secondSlot].base == secondBase,
             Self.holds(slots + firstSlot, first), Self.holds(slots + secondSlot, second), !first.lent, !second.lent,
             firstCount >= 0, firstCount <= (firstSlot == 0 ? Self.lowWindowLimit : Self.regionLimit),
             first.reuse(count: firstCount)
         else { return nil }
-        return (
-            renew(record: slots + firstSlot, slot: firstSlot, storage: first, size: firstCount),
-            renew(record: slots + secondSlot, slot: secondSlot, storage: second, size: second.count)
+        let renewed = (
+            renew(record: slots + firstSlot, slot: firstSlot, storage: first, size: firstCount, rowIsLive: true),
+            renew(record: slots + secondSlot, slot: secondSlot, storage: second, size: second.count, rowIsLive: true)
         )
+        // Trusted next time only in the shape it handles: a window region and another slot's,
+        // whose size is its storage's count.
+        if firstSlot == 0, (slots + secondSlot).pointee.info.size == second.count {
+            lastRenewal.first = Self.identity(first)
+            lastRenewal.second = Self.identity(second)
+            lastRenewal.firstBase = renewed.0
+            lastRenewal.secondBase = renewed.1
+            lastRenewal.secondSlot = secondSlot
+            let kind = slots.pointee.info.kind
+            lastRenewal.firstReadable = kind != .ring
+            lastRenewal.firstWritable = kind == .plain
+            lastRenewal.epoch = epoch
+        } else {
+            lastRenewal.epoch = .max
+        }
+        return renewed
+    }
+
+    /// A storage's identity, for comparisons without reference counting.
+    @inlinable @inline(__always)
+    static func identity(_ storage: RegionStorage) -> UnsafeMutableRawPointer {
+        Unmanaged.passUnretained(storage).toOpaque()
     }
 
     /// Whether `record` holds `storage` (by identity, read in place: no reference count).

@@ -52,7 +52,7 @@ public final class RegionStorage: @unchecked Sendable {
     ///
     /// A call (not a stored property) for other modules, as `count`.
     public var isLent: Bool { lent }
-    @exclusivity(unchecked) var lent = false
+    @usableFromInline @exclusivity(unchecked) var lent = false
     /// Bytes allocated: `count` can be changed up to this by `reuse(count:)`.
     public let capacity: Int
     /// Whether the storage allocated its bytes (and frees them), or borrows someone else's.

@@ -6,7 +6,8 @@ import MimicMemory
 /// `Process.reset(context:)`'s quick path (`Emulator.rearmsThroughContext`, `Context.rearm`): after a run of
 /// each program of `Fixtures/rearm.c` — each leaves another trace: stack and headroom writes,
 /// head/meta/tail adjusted, a ring buffer record, a helper that maps a region, `bpf_loop`
-/// callbacks, a tail call, a redirect, trace output, a spin lock taken and released or held —
+/// callbacks, a tail call, a clock read, a redirect, trace output, a spin lock taken and
+/// released or held —
 /// a process reset with an `XDPContext` (which may take the quick path) must read exactly as a
 /// twin reset through a context that cannot (the general path): the same registers, stack,
 /// counters, regions and addresses, buffer bytes, `xdp_md`, Linux state and memory budget; and,
@@ -24,7 +25,7 @@ import MimicMemory
     /// The programs of `rearm.c`, and whether a reset after their run may take the quick path.
     static let scenarios: [(program: String, quick: Bool)] = [
         ("plain", true), ("headroom", true), ("adjust", true), ("ring", true), ("looping", true), ("tail", true),
-        ("spin", true), ("for_each", false), ("redirect", false), ("traced", false), ("spin_held", false),
+        ("spin", true), ("clock", true), ("for_each", false), ("redirect", false), ("traced", false), ("spin_held", false),
     ]
 
     static func packet(_ round: Int) -> [UInt8] {
@@ -74,7 +75,9 @@ import MimicMemory
             }
             buffer = [
                 packet.metaOffset, packet.dataOffset, packet.dataEndOffset, packet.reserved, packet.headroom,
-                packet.tailroom, Int(packet.protocolType), packet.networkOffset,
+                packet.tailroom, Int(packet.protocolType), packet.networkOffset, packet.pulledLength,
+                packet.vlanTag == nil ? 0 : 1, packet.hashIsValid ? 1 : 0, packet.checksumUnnecessary ? 1 : 0,
+                packet.checksumLevel,
             ]
             if absolute { buffer += [Int(packet.base), Int(packet.contextAddress)] }
             bytes = packet.storage.bytes
@@ -87,7 +90,9 @@ import MimicMemory
             linux = [
                 "\(state.traceOutput)", "\(state.traceLines)", "\(String(describing: state.redirect))",
                 "\(state.warnings)", "\(state.environment == TaskEnvironment())", "\(state.clockReads)",
-                "\(String(describing: state.xdpRxMetadata))", "\(state.sparePacket == nil)",
+                "\(String(describing: state.xdpRxMetadata))", "\(String(describing: state.overriddenReturn))",
+                "\(String(describing: state.seqFileAddress))", "\(String(describing: state.randomState))",
+                "\(String(describing: state.runningTimer))", "\(state.cgroupRetval)", "\(state.sparePacket == nil)",
                 "\(state.heldSpinLocks.isEmpty)", "\(process.emulatorStates.occupied)",
                 "\(process.packet == nil)", "\(process.exitCheck == nil)",
             ]

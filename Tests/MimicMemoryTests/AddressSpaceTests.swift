@@ -253,6 +253,80 @@ struct MappingTests {
         #expect(space.region(containing: shared)?.name == "shared")
     }
 
+    /// `renew(_:at:count:_:at:)` over many rounds, the same pair again and again (after the first
+    /// renewal nothing moved, so the next one trusts the epoch instead of checking the slots) and
+    /// after what disarms that — another region mapped and unmapped, a stale base or storage, a
+    /// lent storage, a broker — gives exactly the addresses, sizes and table rows of a twin space that
+    /// retires both regions and maps them again (`mapAgain`), and every earlier address faults.
+    @Test func renewingThePairAgainAsRetiringAndMapping() throws {
+        let space = AddressSpace()
+        let twin = AddressSpace()
+        try space.map(RegionStorage(count: 8), name: "shared")
+        try twin.map(RegionStorage(count: 8), name: "shared")
+        let kept = twin.snapshot()
+        let packet = RegionStorage(count: 64, capacity: 128)
+        let context = RegionStorage(count: 24)
+        let twinPacket = RegionStorage(count: 64, capacity: 128)
+        let twinContext = RegionStorage(count: 24)
+        var bases = (
+            try space.map(packet, name: "packet", placement: .low32),
+            try space.map(context, name: "xdp_md", kind: .readOnly)
+        )
+        var twinBases = (
+            try twin.map(twinPacket, name: "packet", placement: .low32),
+            try twin.map(twinContext, name: "xdp_md", kind: .readOnly)
+        )
+        var old: [UInt64] = []
+        for round in 0..<30 {
+            let count = [64, 64, 100, 0, 128, 40][round % 6]
+            switch round {
+            case 7: // another region mapped and unmapped: the epoch moved, the checked path runs
+                try space.unmap(try space.map(RegionStorage(count: 4), name: "other"))
+                try twin.unmap(try twin.map(RegionStorage(count: 4), name: "other"))
+            case 12: // a stale base or another pair is refused, changing nothing
+                #expect(space.renew(packet, at: old[0], count: count, context, at: bases.1) == nil)
+                #expect(space.renew(RegionStorage(count: 8), at: bases.0, count: 8, context, at: bases.1) == nil)
+            default: break
+            }
+            let renewed = try #require(space.renew(packet, at: bases.0, count: count, context, at: bases.1))
+            twin.retireAll(except: kept)
+            #expect(twinPacket.reuse(count: count))
+            twinBases = (
+                try #require(twin.mapAgain(twinPacket, retiredFrom: twinBases.0)),
+                try #require(twin.mapAgain(twinContext, retiredFrom: twinBases.1))
+            )
+            twin.releaseRetired()
+            #expect(renewed == twinBases, "round \(round)")
+            old += [bases.0, bases.1]
+            bases = renewed
+            #expect(packet.count == count)
+            #expect(space.regions == twin.regions)
+            #expect(fastStore(space, 7, at: bases.0 + UInt64(max(count, 1) - 1), size: 1) == (count > 0))
+            #expect(fastLoad(space, bases.0 + UInt64(count), size: 1) == nil)
+            #expect(fastLoad(space, bases.1 + 23, size: 1) != nil && fastStore(space, 1, at: bases.1, size: 1) == false)
+            for address in old.suffix(8) {
+                #expect(fastLoad(space, address, size: 1) == nil)
+                #expect(space.region(containing: address) == nil)
+            }
+        }
+        // A broker set since the last renewal must hear of every move: renewing declines.
+        let brokered = AddressSpace()
+        let brokeredPacket = RegionStorage(count: 16)
+        let brokeredContext = RegionStorage(count: 24)
+        var pair = (
+            try brokered.map(brokeredPacket, name: "packet", placement: .low32),
+            try brokered.map(brokeredContext, name: "xdp_md", kind: .readOnly)
+        )
+        for _ in 0..<2 { pair = try #require(brokered.renew(brokeredPacket, at: pair.0, count: 16, brokeredContext, at: pair.1)) }
+        brokered.broker = Mirror(into: AddressSpace())
+        #expect(brokered.renew(brokeredPacket, at: pair.0, count: 16, brokeredContext, at: pair.1) == nil)
+        #expect(brokered.region(containing: pair.0)?.size == 16)
+        // A storage handed out (lent) is no longer renewed in place, trusted or not.
+        _ = space.storage(containing: bases.1)
+        #expect(space.renew(packet, at: bases.0, count: 64, context, at: bases.1) == nil)
+        #expect(space.region(containing: bases.0)?.size == packet.count)
+    }
+
     /// A retired region's storage lives while its slot is retired, even when its owner lets it
     /// go, and goes when `releaseRetired` frees the slot; another storage mapped meanwhile gets
     /// another slot. An address space copied while regions are retired sees none of them and

@@ -45,21 +45,25 @@ public final class PacketBuffer {
 
     // sk_buff state the kernel keeps outside the packet bytes.
     /// `skb->protocol` as a host-order EtherType (0x0800 for IPv4).
-    @exclusivity(unchecked) public internal(set) var protocolType: UInt16 = 0
+    @exclusivity(unchecked) public internal(set) var protocolType: UInt16 = 0 { didSet { skbStateSet = true } }
     /// The hardware-accelerated VLAN tag (`skb->vlan_*`), which `bpf_skb_vlan_push` sets.
-    @exclusivity(unchecked) public internal(set) var vlanTag: (proto: UInt16, tci: UInt16)?
+    @exclusivity(unchecked) public internal(set) var vlanTag: (proto: UInt16, tci: UInt16)? { didSet { skbStateSet = true } }
     /// Bytes from `data` to the network header (the MAC header length, 14 for Ethernet).
-    @exclusivity(unchecked) public internal(set) var networkOffset: Int = 0
+    @exclusivity(unchecked) public internal(set) var networkOffset: Int = 0 { didSet { skbStateSet = true } }
     /// Bytes of the frame's Ethernet header kept before the metadata when an sk_buff starts at
     /// the network header (`SKBContext.DataStart.network`); 0 otherwise.
-    @exclusivity(unchecked) public internal(set) var pulledLength: Int = 0
+    @exclusivity(unchecked) public internal(set) var pulledLength: Int = 0 { didSet { skbStateSet = true } }
     /// Whether `skb->hash` holds a hash (the kernel's `sw_hash` / `l4_hash` bits): set by
     /// `bpf_set_hash` and `bpf_get_hash_recalc`, cleared by `bpf_set_hash_invalid`.
-    @exclusivity(unchecked) public internal(set) var hashIsValid = false
+    @exclusivity(unchecked) public internal(set) var hashIsValid = false { didSet { skbStateSet = true } }
     /// `skb->ip_summed == CHECKSUM_UNNECESSARY` (else `CHECKSUM_NONE`, a test run's state) and
     /// `skb->csum_level`, which `bpf_csum_level` changes.
-    @exclusivity(unchecked) public internal(set) var checksumUnnecessary = false
-    @exclusivity(unchecked) public internal(set) var checksumLevel = 0
+    @exclusivity(unchecked) public internal(set) var checksumUnnecessary = false { didSet { skbStateSet = true } }
+    @exclusivity(unchecked) public internal(set) var checksumLevel = 0 { didSet { skbStateSet = true } }
+    /// Whether one of the sk_buff fields above was set since the buffer was made or last
+    /// cleared for a new packet: an XDP buffer's stay as made, so its rearm (`rearm`) tests this
+    /// once instead of clearing each.
+    @exclusivity(unchecked) var skbStateSet = false
 
     /// The frame: the pulled Ethernet header (if any) and the packet data.
     public var frame: [UInt8] { storage.bytes(in: max(0, metaOffset - pulledLength)..<metaOffset) + data }
@@ -240,6 +244,12 @@ public final class PacketBuffer {
         dataEndOffset = headroom + bytes.count
         self.reserved = reserved
         if self.regionName != regionName { self.regionName = regionName }
+        clearSKBState()
+    }
+
+    /// The sk_buff fields as a new buffer has them.
+    @inline(__always)
+    private func clearSKBState() {
         protocolType = 0
         vlanTag = nil
         networkOffset = 0
@@ -247,6 +257,7 @@ public final class PacketBuffer {
         hashIsValid = false
         checksumUnnecessary = false
         checksumLevel = 0
+        skbStateSet = false // after the clears, whose `didSet`s set it again
     }
 
     /// `refill` for `Process.reset(context:)`'s quick path: this buffer — the one the previous
@@ -295,14 +306,8 @@ public final class PacketBuffer {
         dataOffset = headroom
         dataEndOffset = headroom + bytes.count
         self.reserved = reserved
-        // The sk_buff state, as `refill` clears it (an XDP buffer never sets it).
-        protocolType = 0
-        if case .some = vlanTag { vlanTag = nil }
-        networkOffset = 0
-        pulledLength = 0
-        hashIsValid = false
-        checksumUnnecessary = false
-        checksumLevel = 0
+        // The sk_buff state, as `refill` clears it, when a helper set it.
+        if skbStateSet { clearSKBState() }
         Self.storeXDPContext(
             at: contextPointer, base: renewed, dataOffset: headroom, dataEndOffset: headroom + bytes.count,
             metaOffset: headroom, ingressIfindex: ingressIfindex, rxQueueIndex: rxQueueIndex,

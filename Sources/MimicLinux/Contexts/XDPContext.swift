@@ -256,10 +256,7 @@ extension LinuxProcessState {
             egressIfindex: context.egressIfindex)
         if buffer.attachName != context.name { buffer.attachName = context.name }
         process.registers[1] = buffer.contextAddress
-        if let extras = context.extras {
-            if let rxMetadata = extras.rxMetadata { xdpRxMetadata = rxMetadata }
-            if let environment = extras.environment { self.environment = environment }
-        }
+        if let extras = context.extras { apply(extras) }
         packet = buffer
     }
 }
@@ -290,11 +287,17 @@ extension LinuxProcessState {
         guard rearmed else { return false }
         // As `attach` sets them (`rearmForContext` found them as `clearForReuse` leaves them).
         // Compared with nil first: binding the box retains and releases it even when it is nil.
-        if context.extras != nil, let extras = context.extras {
-            if let rxMetadata = extras.rxMetadata { xdpRxMetadata = rxMetadata }
-            if let environment = extras.environment { self.environment = environment }
-        }
+        if context.extras != nil, let extras = context.extras { apply(extras) }
         return true
+    }
+
+    /// The context's rx metadata and environment, as the attach and the rearm set them. Out of
+    /// line: their copies (a `TaskEnvironment` is large) would give the rearm's frame room and
+    /// spills that every packet pays, where a capture's packets have neither.
+    @inline(never)
+    fileprivate func apply(_ extras: XDPContext.Extras) {
+        if let rxMetadata = extras.rxMetadata { xdpRxMetadata = rxMetadata }
+        if let environment = extras.environment { self.environment = environment }
     }
 }
 

@@ -188,6 +188,17 @@ int tail(struct xdp_md *ctx)
     return XDP_ABORTED;
 }
 
+/* Reads the clock: a plain value of the Linux state (`clockReads`) the reset must clear. */
+SEC("xdp")
+int clock(struct xdp_md *ctx)
+{
+    PROBE();
+    if (dirty_stack(ctx))
+        return XDP_ABORTED;
+    total += bpf_ktime_get_ns() & 1;
+    return XDP_PASS;
+}
+
 SEC("xdp")
 int redirect(struct xdp_md *ctx)
 {
