@@ -178,7 +178,13 @@ public struct XDPContext: Context, Sendable {
     /// nothing but plain values `prepare` clears.
     public func rearm(_ process: MimicCore.Process, packet bytes: UnsafeRawBufferPointer) -> Bool {
         guard let state = process.soleEmulatorState(LinuxProcessState.key) else { return false }
-        return state._withUnsafeGuaranteedRef { $0.rearm(self, packet: bytes, to: process) }
+        // A local function, not a closure literal: the optimizer inlines neither, but the closure
+        // was called from a frame of this function's own and returned its Bool through memory;
+        // the local function is entered by a tail call and returns it in a register.
+        @inline(__always) func rearm(_ state: LinuxProcessState) -> Bool {
+            state.rearm(self, packet: bytes, to: process)
+        }
+        return state._withUnsafeGuaranteedRef(rearm)
     }
 
     /// The packet region's name for this context.
