@@ -184,7 +184,7 @@ public struct XDPContext: Context, Sendable {
         // A local function, not a closure literal: the optimizer inlines neither, but the closure
         // was called from a frame of this function's own and returned its Bool through memory;
         // the local function is entered by a tail call and returns it in a register.
-        @inline(__always) func rearm(_ state: LinuxProcessState) -> Bool {
+        func rearm(_ state: LinuxProcessState) -> Bool {
             state.rearm(self, packet: bytes, to: process)
         }
         return state._withUnsafeGuaranteedRef(rearm)
