@@ -281,7 +281,10 @@ extension LinuxProcessState {
         // The buffer, held by nothing else (host code may keep a run's buffer), is used where the
         // state holds it, borrowed: no reference count, and nothing stored back (storing into
         // `packet` would release its old value, a runtime call even for nil).
-        guard rearmForContext(), packet != nil, isKnownUniquelyReferenced(&packet) else { return false }
+        // First: nothing but the process may hold this state (the look-up leaves that test here).
+        guard process.isEmulatorStateUnique(Unmanaged.passUnretained(self)), rearmForContext(), packet != nil,
+            isKnownUniquelyReferenced(&packet)
+        else { return false }
         let rearmed = Unmanaged.passUnretained(packet.unsafelyUnwrapped)._withUnsafeGuaranteedRef { buffer in
             guard buffer.kind == .xdp,
                 buffer.rearm(
