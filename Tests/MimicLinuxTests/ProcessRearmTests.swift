@@ -183,6 +183,30 @@ import MimicMemory
         }
     }
 
+    /// A Linux state host code keeps (to read a run's results) is not rearmed: the reset takes the
+    /// general path, which gives the process a new state, and the kept one still reads as its run
+    /// left it (its packet buffer, whose uniqueness alone would not show it is held).
+    @Test(arguments: Fixture.engines)
+    func stateTheHostKeepsIsNotRearmed(engine: ExecutionEngine) throws {
+        let fixture = try Fixture.load("rearm", engine: engine)
+        let process = try fixture.vm.makeProcess(
+            for: fixture.object.program(named: "plain"), context: XDPContext(packet: Self.packet(0)))
+        try process.reset(context: XDPContext(packet: Self.packet(1))) // the general path arms it
+        _ = try process.run()
+        var count = process.rearmCount
+        try process.reset(context: XDPContext(packet: Self.packet(2)))
+        #expect(process.rearmCount == count + 1) // not kept: the quick path
+        _ = try process.run()
+        let kept = try #require(LinuxProcessState.of(process))
+        let keptBytes = try #require(kept.packet).data
+        count = process.rearmCount
+        try process.reset(context: XDPContext(packet: Self.packet(3)))
+        #expect(process.rearmCount == count)
+        #expect(LinuxProcessState.of(process) !== kept)
+        #expect(kept.packet?.data == keptBytes)
+        #expect(LinuxProcessState.of(process)?.packet?.data == Self.packet(3))
+    }
+
     /// The next context may differ from the last: other headroom, tailroom, indexes, name, rx
     /// metadata or environment, a packet too big for the buffer's storage. Each
     /// reset reads as the general path's, the quick path taken only where the context allows it

@@ -92,16 +92,22 @@ struct EmulatorStateTable {
         return object
     }
 
-    /// The object in row `index` (unretained) when it is the only state in the table and nothing
-    /// but the table holds it; nil otherwise.
+    /// The object in row `index` (unretained) when it is the only state in the table; nil
+    /// otherwise.
     @inlinable @inline(__always)
-    func soleObject<State: AnyObject>(at index: Int, as type: State.Type) -> UnsafeMutableRawPointer? {
+    func soleObject(at index: Int) -> UnsafeMutableRawPointer? {
         guard occupied == 1, index < capacity, let states, let object = states[index] else { return nil }
-        // The table's reference, lent to `reference` for the test and handed back at once.
-        var reference = Unmanaged<State>.fromOpaque(object).takeRetainedValue()
+        return object
+    }
+
+    /// Whether nothing but the table holds `object`, a state it stores: the table's reference,
+    /// lent to the runtime's test and handed back at once (no reference count changes).
+    @inlinable @inline(__always)
+    static func isHeldOnlyByTable<State: AnyObject>(_ object: Unmanaged<State>) -> Bool {
+        var reference = object.takeRetainedValue()
         let unique = isKnownUniquelyReferenced(&reference)
         _ = Unmanaged.passRetained(reference)
-        return unique ? object : nil
+        return unique
     }
 
     /// Releases every recycled state nobody took.
@@ -217,12 +223,22 @@ extension Process {
 
     /// For `Context.rearm` (the quick path, when the emulator leaves its states to the context):
     /// the state stored under `key` (unretained: the process holds it) when it is the only state
-    /// the process holds and nothing else holds it — the state `prepare` would take back
-    /// (`reuseRecycledEmulatorState(_:)`) with nothing else to release. Nil otherwise.
+    /// the process holds; nil otherwise. With `isEmulatorStateUnique(_:)` true (asked before
+    /// anything is changed), it is the state `prepare` would take back
+    /// (`reuseRecycledEmulatorState(_:)`) with nothing else to release. Two calls, so that the
+    /// context can ask the second in the frame where it works on the state (a runtime call in the
+    /// look-up's frame gave it saved registers of its own).
     @inlinable @inline(__always)
     public func soleEmulatorState<State>(_ key: EmulatorStateKey<State>) -> Unmanaged<State>? {
-        guard let object = emulatorStates.soleObject(at: key.index, as: State.self) else { return nil }
+        guard let object = emulatorStates.soleObject(at: key.index) else { return nil }
         return Unmanaged<State>.fromOpaque(object)
+    }
+
+    /// Whether nothing but this process holds `state`, a state it stores (as
+    /// `soleEmulatorState(_:)` returns it): host code may keep a previous run's state.
+    @inlinable @inline(__always)
+    public func isEmulatorStateUnique<State: AnyObject>(_ state: Unmanaged<State>) -> Bool {
+        EmulatorStateTable.isHeldOnlyByTable(state)
     }
 
     /// The state in row `index` whatever its type, for callers that got the row from outside

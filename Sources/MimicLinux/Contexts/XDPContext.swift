@@ -77,6 +77,9 @@ public struct XDPContext: Context, Sendable {
     /// call of a method on a stored context, and tested field by field per packet. Immutable:
     /// setting either makes a new box, so copies of the context stay independent.
     fileprivate private(set) var extras: Extras?
+    /// `LinuxProcessState.key`, read once per context: that key is a lazily initialized global,
+    /// whose every read is a `swift_once` call, where `rearm` looks the state up per packet.
+    private let stateKey = LinuxProcessState.key
 
     fileprivate final class Extras: Sendable {
         let environment: TaskEnvironment?
@@ -177,8 +180,14 @@ public struct XDPContext: Context, Sendable {
     /// sk_buff fields as new) and the whole `xdp_md` written. False otherwise, having changed
     /// nothing but plain values `prepare` clears.
     public func rearm(_ process: MimicCore.Process, packet bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let state = process.soleEmulatorState(LinuxProcessState.key) else { return false }
-        return state._withUnsafeGuaranteedRef { $0.rearm(self, packet: bytes, to: process) }
+        guard let state = process.soleEmulatorState(stateKey) else { return false }
+        // A local function, not a closure literal: the optimizer inlines neither, but the closure
+        // was called from a frame of this function's own and returned its Bool through memory;
+        // the local function is entered by a tail call and returns it in a register.
+        func rearm(_ state: LinuxProcessState) -> Bool {
+            state.rearm(self, packet: bytes, to: process)
+        }
+        return state._withUnsafeGuaranteedRef(rearm)
     }
 
     /// The packet region's name for this context.
@@ -272,7 +281,10 @@ extension LinuxProcessState {
         // The buffer, held by nothing else (host code may keep a run's buffer), is used where the
         // state holds it, borrowed: no reference count, and nothing stored back (storing into
         // `packet` would release its old value, a runtime call even for nil).
-        guard rearmForContext(), packet != nil, isKnownUniquelyReferenced(&packet) else { return false }
+        // First: nothing but the process may hold this state (the look-up leaves that test here).
+        guard process.isEmulatorStateUnique(Unmanaged.passUnretained(self)), rearmForContext(), packet != nil,
+            isKnownUniquelyReferenced(&packet)
+        else { return false }
         let rearmed = Unmanaged.passUnretained(packet.unsafelyUnwrapped)._withUnsafeGuaranteedRef { buffer in
             guard buffer.kind == .xdp,
                 buffer.rearm(
