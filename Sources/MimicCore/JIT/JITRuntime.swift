@@ -147,6 +147,9 @@ struct MachineCode {
     var bodyOffsets: [Int]
     /// The offset of the entry function `(context, target) -> status`.
     var entryOffset: Int
+    /// The offset of the quick entry function `(context) -> status`: slot 0 at depth 0 with exit
+    /// depth 0, the count its run's length (`Process.enterArmed`).
+    var quickEntryOffset: Int
 }
 
 /// A code generator for one host architecture. An arm64 backend would be a second conformer.
@@ -180,6 +183,8 @@ final class CompiledProgram: @unchecked Sendable {
     let codeSize: Int
     /// The entry function `(context, native address) -> status` (`MachineCode.entryOffset`).
     let entry: @convention(c) (UnsafeMutablePointer<UInt64>, UnsafeRawPointer) -> UInt64
+    /// The quick entry function `(context) -> status` (`MachineCode.quickEntryOffset`).
+    let quickEntry: @convention(c) (UnsafeMutablePointer<UInt64>) -> UInt64
 
     init?(_ code: MachineCode, program: Program) {
         let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -204,6 +209,8 @@ final class CompiledProgram: @unchecked Sendable {
         entry = unsafeBitCast(
             mapped + code.entryOffset,
             to: (@convention(c) (UnsafeMutablePointer<UInt64>, UnsafeRawPointer) -> UInt64).self)
+        quickEntry = unsafeBitCast(
+            mapped + code.quickEntryOffset, to: (@convention(c) (UnsafeMutablePointer<UInt64>) -> UInt64).self)
     }
 
     deinit {
