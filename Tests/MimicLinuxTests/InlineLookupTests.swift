@@ -107,7 +107,7 @@ struct InlineLookupTests {
             var outcomes: [ExecutionEngine: [String]] = [:]
             for engine in Self.engines {
                 let (vm, emulator) = linuxVM(engine, cpus: 2)
-                let m = try makeMap(emulator, vm, map, key: 4, value: 8, max: 4)
+                let m = try #require(try makeMap(emulator, vm, map, key: 4, value: 8, max: 4) as? ArrayMap)
                 let handle = hex(m.handle)
                 let programs = [
                     "mov32 %r1, 2\nstxw [%r10-4], %r1\nlddw %r1, \(handle)\nmov %r2, %r10\nadd %r2, -4\ncall 1\nexit",
@@ -132,8 +132,10 @@ struct InlineLookupTests {
                                 let r0 = try process.run()
                                 let offset = r0 == 0 ? "NULL" : "+\(r0 &- m.baseAddress)"
                                 result = "\(offset) \(process.registers.all[1...5]) \(process.instructionsExecuted)"
-                            } catch {
+                            } catch let error as ExecutionError {
                                 result = "\(error.kind.code) \(process.pc)"
+                            } catch {
+                                result = "\(error)"
                             }
                             outcomes[engine, default: []].append("\(map) \(index) cpu \(cpu) steps \(steps): \(result)")
                         }

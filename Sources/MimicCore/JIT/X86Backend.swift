@@ -94,12 +94,19 @@ private struct X86Generator {
     }
     var savesCalleeRegisters: Bool { kept.contains { $0 >= 6 && $0 <= 9 } }
 
+    /// Whether the program has a BPF-to-BPF call or a `callx` (what native frames come from).
+    let makesCalls: Bool
+
     init(program: Program, environment: JITEnvironment) {
         code = program.code
         helpers = program.helpers
         env = environment
         nativeFrames = environment.maxCallDepth <= 64
         kept = Self.keptRegisters(of: program.code)
+        makesCalls = program.code.contains {
+            let shape = InstructionSet.form(of: $0.operation).shape
+            return shape == .callLocal || shape == .callRegister
+        }
         let written = Self.writtenRegisters(of: program.code)
         stored = kept.filter { written[$0] }
     }
@@ -723,9 +730,15 @@ private struct X86Generator {
             // has no matching `call`, so the processor's return predictions would miss there and
             // again on the entry function's own `ret` (two mispredicted returns a run).
             a.mov(.r11, imm: UInt64(pc + 1)) // the interpreter's pc after an exit
-            a.load(0x3B, .rsp, .r12, context(JITSlot.machineStack))
-            a.jump(.equal, exitedAtTop)
-            a.ret()
+            if makesCalls {
+                a.load(0x3B, .rsp, .r12, context(JITSlot.machineStack))
+                a.jump(.equal, exitedAtTop)
+                a.ret()
+            } else {
+                // No BPF-to-BPF call or `callx`: no native frame is ever pushed (the entry pushes
+                // frames only for a depth above the exit depth, which takes such a call).
+                a.jump(exitedAtTop)
+            }
         case .exit:
             let exitsRun = a.newLabel()
             a.load(0x8B, .r11, .r12, context(JITSlot.depth))
@@ -1259,7 +1272,9 @@ private struct X86Generator {
         a.load(0x2B, .r11, .r9, Int32(env.slotBase))
         a.alu(ext: 0, .r11, imm: Int32(group.high - group.low), w: true)
         a.jump(.below, checked)
-        if group.reads {
+        if group.reads, !group.writes {
+            // (A group that also writes needs only the write limit: a region writable at all is
+            // readable over the same length, as `translate` relies on for atomics.)
             a.load(0x3B, .r11, .r9, Int32(env.slotReadLimit))
             a.jump(.above, checked)
         }
@@ -1704,7 +1719,8 @@ extension X86Generator {
     ///     sequence changed                      → miss
     ///
     /// R1–R5 are kept (rdx, rcx, rsi, rdi, r8 pushed and popped around the search; r9 holds the
-    /// key, r11 the byte mask), as around a call. A miss goes to the helper's direct entry, then
+    /// key, r11 the byte mask), as around a call; R1 and R2 proven to hold the handle and a
+    /// stack key are set to them again instead of pushed and popped. A miss goes to the helper's direct entry, then
     /// the helper, which answer as the interpreter does.
     mutating func inlineHashProbe(_ probe: InlineHashProbe, handle: UInt64, proven: ProvenArguments, miss: X86Label) {
         let size = Int32(probe.keySize)
@@ -1722,7 +1738,9 @@ extension X86Generator {
             translate(size: size, alignment: 0, write: false, slow: miss) // r11 = host address + size
             a.load(0x8B, .r9, .r11, -size, w: wide) // the key (r9, the translation entry, is free)
         }
-        let saved: [X86Register] = [.rdx, .rcx, .rsi, .rdi, .r8]
+        // R1 and R2 proven (the handle, R10 + key): made again after the search instead of saved.
+        let rebuiltKey = proven.handle == handle ? stackKey(proven, size: size) : nil
+        let saved: [X86Register] = rebuiltKey != nil ? [.rdx, .rcx, .r8] : [.rdx, .rcx, .rsi, .rdi, .r8]
         for register in saved { a.push(register) }
         let header = UInt64(UInt(bitPattern: probe.header))
         let busy = a.newLabel()
@@ -1797,14 +1815,22 @@ extension X86Generator {
         a.load(0x3B, .rcx, .r11, 0) // the sequence again
         a.jump(.notEqual, busy)
         for register in saved.reversed() { a.pop(register) }
+        if let rebuiltKey { rebuildArguments(handle: handle, key: rebuiltKey) }
         cold.append(
             (
                 busy,
                 { g in
                     for register in saved.reversed() { g.a.pop(register) }
+                    if let rebuiltKey { g.rebuildArguments(handle: handle, key: rebuiltKey) }
                     g.a.jump(miss)
                 }
             ))
+    }
+
+    /// R1 = `handle`, R2 = R10 + `key`: what the instructions before the call proved they hold.
+    mutating func rebuildArguments(handle: UInt64, key: Int32) {
+        a.mov(.rdi, imm: handle)
+        a.lea(.rsi, .rbp, key)
     }
 
     /// The R10 offset of a proven stack key of `size` bytes that lies within the frame (where
