@@ -117,6 +117,8 @@ struct JITEnvironment {
     /// Byte offsets of `DirectHelperCall.data` and `.declined` in the context words.
     let directCallData: Int32
     let directCallDeclined: Int32
+    /// Whether the host has BMI2 (`rorx`: a translation's slot index in one instruction).
+    let hasBMI2: Bool
 
     init(configuration: VMConfiguration) {
         // The driver writes the process as the first word of the `DirectHelperCall`.
@@ -137,7 +139,28 @@ struct JITEnvironment {
         slowEntry = UInt64(UInt(bitPattern: unsafeBitCast(jitSlowEntry, to: UnsafeRawPointer.self)))
         directCallData = Int32(JITSlot.directCall * 8 + MemoryLayout<DirectHelperCall>.offset(of: \.data)!)
         directCallDeclined = Int32(JITSlot.directCall * 8 + MemoryLayout<DirectHelperCall>.offset(of: \.declined)!)
+        hasBMI2 = HostCPU.hasBMI2
     }
+}
+
+/// What the code generator may use of the host processor.
+enum HostCPU {
+    /// BMI2, from the `flags` line of `/proc/cpuinfo` (false where it cannot be read: the code
+    /// then uses the baseline instructions).
+    static let hasBMI2: Bool = {
+        #if os(Linux) && arch(x86_64)
+            guard let file = fopen("/proc/cpuinfo", "r") else { return false }
+            defer { fclose(file) }
+            var line = [CChar](repeating: 0, count: 16384)
+            while fgets(&line, Int32(line.count), file) != nil {
+                guard strncmp(line, "flags", 5) == 0 else { continue }
+                return strstr(line, " bmi2 ") != nil || strstr(line, " bmi2\n") != nil
+            }
+            return false
+        #else
+            return false
+        #endif
+    }()
 }
 
 /// Machine code for one program, before it is placed in executable memory.

@@ -1250,6 +1250,36 @@ private struct X86Generator {
             writes: writes)
     }
 
+    /// `r9` = `r11 >> 27` (the slot index times the entry size, before the mask): `rorx` with
+    /// BMI2 (the rotated-in bits lie above any mask: slots are indexed by bits 32–47).
+    mutating func slotIndex() {
+        if env.hasBMI2 {
+            a.rorx(.r9, .r11, imm: 27)
+        } else {
+            a.mov(.r9, .r11)
+            a.shift(ext: 5, .r9, imm: 27, w: true)
+        }
+    }
+
+    /// Whether no slot of `group` other than its members uses `r11` (stack accesses load the
+    /// stack delta into it, shifts by a register keep `rcx` in it).
+    func keepsR11(_ group: AccessGroup) -> Bool {
+        var at = group.first
+        while at <= group.last {
+            if !group.members.contains(at) {
+                switch code[at].operation {
+                case .load64, .load32, .load16, .load8, .loadSigned32, .loadSigned16, .loadSigned8, .store64Imm,
+                    .store32Imm, .store16Imm, .store8Imm, .store64Reg, .store32Reg, .store16Reg, .store8Reg,
+                    .lsh64Reg, .rsh64Reg, .arsh64Reg, .lsh32Reg, .rsh32Reg, .arsh32Reg:
+                    return false
+                default: break
+                }
+            }
+            at += code[at].operation == .loadImm64 ? 2 : 1
+        }
+        return true
+    }
+
     /// An access group (`accessGroup(at:)`) checked once: the bytes `[base + low, base + high)`
     /// against the translation table as one access (`translate`'s check: if the first and the
     /// last byte lie in one region's limits, so does every byte between, and every region lies
@@ -1265,8 +1295,7 @@ private struct X86Generator {
         let base = x(group.base)
         // The span check: r11 = the first byte's address, r9 = its entry.
         a.lea(.r11, base, Int32(group.low)) // offsets are 16-bit
-        a.mov(.r9, .r11)
-        a.shift(ext: 5, .r9, imm: 27, w: true)
+        slotIndex()
         a.load(0x23, .r9, .r12, context(JITSlot.mask))
         a.load(0x03, .r9, .r12, context(JITSlot.entries))
         a.load(0x2B, .r11, .r9, Int32(env.slotBase))
@@ -1284,12 +1313,15 @@ private struct X86Generator {
         }
         a.load(0x8B, .r11, .r9, Int32(env.slotPointer))
         a.load(0x2B, .r11, .r9, Int32(env.slotBase))
-        a.mov(.r9, .r11)
+        // The members' index: r11 itself unless a slot between uses it (a stack access, a shift
+        // by a register), then r9.
+        let index = keepsR11(group) ? X86Register.r11 : .r9
+        if index == .r9 { a.mov(.r9, .r11) }
         var at = group.first
         while at <= group.last {
             if group.members.contains(at) {
                 let i = code[at]
-                emitAccess(i, at: Int32(i.offset), size: Int32(checkedSize(i.operation)), base: base, index: .r9)
+                emitAccess(i, at: Int32(i.offset), size: Int32(checkedSize(i.operation)), base: base, index: index)
             } else {
                 _ = emit(at) // fits: no branch, no call, no failure
             }
@@ -1325,8 +1357,7 @@ private struct X86Generator {
             a.test(.r11, imm: alignment, w: false)
             a.jump(.notEqual, slow)
         }
-        a.mov(.r9, .r11)
-        a.shift(ext: 5, .r9, imm: 27, w: true)
+        slotIndex()
         a.load(0x23, .r9, .r12, context(JITSlot.mask))
         a.load(0x03, .r9, .r12, context(JITSlot.entries))
         a.load(0x2B, .r11, .r9, Int32(env.slotBase))
@@ -1797,8 +1828,14 @@ extension X86Generator {
         a.shift(ext: 4, .r8, imm: scale, w: true)
         a.memory([0x3B], w: wide, reg: X86Register.r9.rawValue, base: .rcx, index: .r8, disp: 8) // the key
         a.jump(.notEqual, next)
-        a.shift(ext: 5, .r8, imm: scale, w: true)
-        a.imul(.r8, .r8, imm: Int32(probe.valueStride), w: true)
+        if probe.valueStride % (1 << scale) == 0 {
+            // slot × stride from the key store's byte offset (slot << scale) at once.
+            let factor = probe.valueStride >> scale
+            if factor != 1 { a.imul(.r8, .r8, imm: Int32(factor), w: true) }
+        } else {
+            a.shift(ext: 5, .r8, imm: scale, w: true)
+            a.imul(.r8, .r8, imm: Int32(probe.valueStride), w: true)
+        }
         a.mov(.rax, imm: probe.valueBase)
         a.alu(0x01, .rax, .r8, w: true) // R0: the value's VM address
         a.jump(check)
