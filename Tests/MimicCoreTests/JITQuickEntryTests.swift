@@ -17,7 +17,7 @@ struct JITQuickEntryTests {
         _ = try? process.run(instructionLimit: 10_000)
         try process.reset()
         #expect(process.runArmed)
-        if engine == .jit { #expect(process.quick.native != 0, "the quick entry is set up") }
+        if engine == .jit { #expect(process.quick.isSetUp, "the quick entry is set up") }
         return process
     }
 

@@ -117,6 +117,8 @@ struct JITEnvironment {
     /// Byte offsets of `DirectHelperCall.data` and `.declined` in the context words.
     let directCallData: Int32
     let directCallDeclined: Int32
+    /// Whether the host has BMI2 (`rorx`: a translation's slot index in one instruction).
+    let hasBMI2: Bool
 
     init(configuration: VMConfiguration) {
         // The driver writes the process as the first word of the `DirectHelperCall`.
@@ -137,7 +139,28 @@ struct JITEnvironment {
         slowEntry = UInt64(UInt(bitPattern: unsafeBitCast(jitSlowEntry, to: UnsafeRawPointer.self)))
         directCallData = Int32(JITSlot.directCall * 8 + MemoryLayout<DirectHelperCall>.offset(of: \.data)!)
         directCallDeclined = Int32(JITSlot.directCall * 8 + MemoryLayout<DirectHelperCall>.offset(of: \.declined)!)
+        hasBMI2 = HostCPU.hasBMI2
     }
+}
+
+/// What the code generator may use of the host processor.
+enum HostCPU {
+    /// BMI2, from the `flags` line of `/proc/cpuinfo` (false where it cannot be read: the code
+    /// then uses the baseline instructions).
+    static let hasBMI2: Bool = {
+        #if os(Linux) && arch(x86_64)
+            guard let file = fopen("/proc/cpuinfo", "r") else { return false }
+            defer { fclose(file) }
+            var line = [CChar](repeating: 0, count: 16384)
+            while fgets(&line, Int32(line.count), file) != nil {
+                guard strncmp(line, "flags", 5) == 0 else { continue }
+                return strstr(line, " bmi2 ") != nil || strstr(line, " bmi2\n") != nil
+            }
+            return false
+        #else
+            return false
+        #endif
+    }()
 }
 
 /// Machine code for one program, before it is placed in executable memory.
@@ -147,6 +170,9 @@ struct MachineCode {
     var bodyOffsets: [Int]
     /// The offset of the entry function `(context, target) -> status`.
     var entryOffset: Int
+    /// The offset of the quick entry function `(context) -> status`: slot 0 at depth 0 with exit
+    /// depth 0, the count its run's length (`Process.enterArmed`).
+    var quickEntryOffset: Int
 }
 
 /// A code generator for one host architecture. An arm64 backend would be a second conformer.
@@ -180,6 +206,8 @@ final class CompiledProgram: @unchecked Sendable {
     let codeSize: Int
     /// The entry function `(context, native address) -> status` (`MachineCode.entryOffset`).
     let entry: @convention(c) (UnsafeMutablePointer<UInt64>, UnsafeRawPointer) -> UInt64
+    /// The quick entry function `(context) -> status` (`MachineCode.quickEntryOffset`).
+    let quickEntry: @convention(c) (UnsafeMutablePointer<UInt64>) -> UInt64
 
     init?(_ code: MachineCode, program: Program) {
         let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -204,6 +232,8 @@ final class CompiledProgram: @unchecked Sendable {
         entry = unsafeBitCast(
             mapped + code.entryOffset,
             to: (@convention(c) (UnsafeMutablePointer<UInt64>, UnsafeRawPointer) -> UInt64).self)
+        quickEntry = unsafeBitCast(
+            mapped + code.quickEntryOffset, to: (@convention(c) (UnsafeMutablePointer<UInt64>) -> UInt64).self)
     }
 
     deinit {

@@ -24,20 +24,17 @@ extension Process {
     /// What an armed process guarantees is not checked again: the entry program at pc 0 with
     /// nothing executed, depth 0, exit depth 0, ready, no cancellation flag or deadline. The
     /// caller disarms (`runArmed = false`) whatever this returns. Writes the context words the
-    /// code reads (the count with the first run's length, the checkpoint, the depth words, the pc
-    /// and helper tables, the bypass flag, the translation table), enters, and writes pc, count
-    /// and depth back.
+    /// code reads (the checkpoint, the depth words, the pc and helper tables, the bypass flag,
+    /// the translation table), enters through the code's quick entry (which starts the count
+    /// with the first run's length), and writes pc, count and depth back.
     @inline(__always)
     func enterArmed(limit: UInt64) -> UInt64? {
-        let native = quick.native
-        guard native != 0, limit > quick.longestRun, !jitContextInUse,
-            registers.storage[10] == quick.stackTop
-        else { return nil }
+        // `longestRun` is `.max` until the quick entry is set up: no limit is above it.
+        guard limit > quick.longestRun, !jitContextInUse, registers.storage[10] == quick.stackTop else { return nil }
         let context = quick.context.unsafelyUnwrapped
         quick.runs &+= 1
         runLimit = limit
         jitContextInUse = true
-        context[JITSlot.count] = quick.firstRun
         context[JITSlot.checkpoint] = limit &- quick.longestRun
         context[JITSlot.depth] = 0
         context[JITSlot.exitDepth] = 0
@@ -45,7 +42,7 @@ extension Process {
         context[JITSlot.helperTable] = quick.helperTable
         context[JITSlot.inlineBypass] = inlineHelpersBypassed ? 1 : 0
         refreshTable(context)
-        let status = quick.enter.unsafelyUnwrapped(context, UnsafeRawPointer(bitPattern: UInt(native)).unsafelyUnwrapped)
+        let status = quick.enter.unsafelyUnwrapped(context)
         jitContextInUse = false
         pc = Int(truncatingIfNeeded: context[JITSlot.pc])
         instructionsExecuted = context[JITSlot.count]
@@ -76,12 +73,11 @@ extension Process {
         code._withUnsafeGuaranteedRef { compiled in
             guard compiled.canEnter(at: 0) else { return }
             quick = QuickEntry(
-                native: compiled.pcTable[0], firstRun: compiled.pcTable[1],
                 longestRun: UInt64(entryProgram.longestRun),
                 stackTop: stackBase &+ UInt64(truncatingIfNeeded: stackSize),
                 pcTable: UInt64(UInt(bitPattern: compiled.pcTable)),
                 helperTable: UInt64(UInt(bitPattern: entryProgram.helperCalls)),
-                context: context, code: code, enter: compiled.entry)
+                context: context, code: code, enter: compiled.quickEntry)
         }
     }
 
@@ -190,7 +186,7 @@ extension Process {
         // and writes the outer one.
         if !jitContextInUse {
             let context = jitContext ?? makeJITContext()
-            if quick.native == 0, program === entryProgram { setUpQuickEntry(compiled, context) }
+            if !quick.isSetUp, program === entryProgram { setUpQuickEntry(compiled, context) }
             jitContextInUse = true
             defer { jitContextInUse = false }
             return driveCompiled(
@@ -490,24 +486,23 @@ extension Process {
 /// What `run()`'s quick entry (`Process.enterArmed`) needs of the entry program's compiled code
 /// and the process's own JIT context, recorded once both exist (the general driver's first run of
 /// the entry program): the words it would otherwise load through the program, the code and the
-/// process on every run. `native` is 0 until then.
+/// process on every run. `enter` is nil (and `longestRun` `.max`) until then.
 struct QuickEntry {
-    /// Slot 0's native address, and the length of the run starting there (its pc-table entry).
-    var native: UInt64 = 0
-    var firstRun: UInt64 = 0
     /// `Program.longestRun` of the entry program: a budget above it leaves no limit check due
-    /// at the entry.
-    var longestRun: UInt64 = 0
+    /// at the entry. `.max` until set up, so that no budget is above it.
+    var longestRun: UInt64 = .max
     /// R10 at depth 0: the top of the stack.
     var stackTop: UInt64 = 0
     /// The context words `pcTable` and `helperTable` for the entry program.
     var pcTable: UInt64 = 0
     var helperTable: UInt64 = 0
     /// The process's own context (`Process.jitContext`), the code (unretained, as
-    /// `Process.entryCode`) and its entry function.
+    /// `Process.entryCode`) and its quick entry function (`CompiledProgram.quickEntry`).
     var context: UnsafeMutablePointer<UInt64>?
     var code: Unmanaged<CompiledProgram>?
-    var enter: (@convention(c) (UnsafeMutablePointer<UInt64>, UnsafeRawPointer) -> UInt64)?
+    var enter: (@convention(c) (UnsafeMutablePointer<UInt64>) -> UInt64)?
+    /// Whether the quick entry is set up.
+    var isSetUp: Bool { enter != nil }
     /// Runs that took the quick entry, for tests.
     var runs = 0
 }

@@ -94,12 +94,19 @@ private struct X86Generator {
     }
     var savesCalleeRegisters: Bool { kept.contains { $0 >= 6 && $0 <= 9 } }
 
+    /// Whether the program has a BPF-to-BPF call or a `callx` (what native frames come from).
+    let makesCalls: Bool
+
     init(program: Program, environment: JITEnvironment) {
         code = program.code
         helpers = program.helpers
         env = environment
         nativeFrames = environment.maxCallDepth <= 64
         kept = Self.keptRegisters(of: program.code)
+        makesCalls = program.code.contains {
+            let shape = InstructionSet.form(of: $0.operation).shape
+            return shape == .callLocal || shape == .callRegister
+        }
         let written = Self.writtenRegisters(of: program.code)
         stored = kept.filter { written[$0] }
     }
@@ -251,9 +258,12 @@ private struct X86Generator {
             emitter(&self)
             index += 1
         }
+        let quickEntryOffset = a.offset
+        emitQuickEntry(slot0: entryStubs.first { $0.pc == 0 }?.label ?? body[0])
         for (pc, label) in entryStubs { bodyOffsets[pc] = a.offset(of: label) ?? -1 }
         guard a.resolveLabels() else { return nil }
-        return MachineCode(bytes: a.bytes, bodyOffsets: bodyOffsets, entryOffset: entryOffset)
+        return MachineCode(
+            bytes: a.bytes, bodyOffsets: bodyOffsets, entryOffset: entryOffset, quickEntryOffset: quickEntryOffset)
     }
 
     func previous(_ pc: Int) -> Int { pc >= 2 && isSecondHalf[pc - 1] ? pc - 2 : pc - 1 }
@@ -296,15 +306,7 @@ private struct X86Generator {
     /// depth at entry (pushed by `step()` or before the driver re-entered after a budget check)
     /// become native frames returning to `olderReturn`, so every `exit` is a `ret`.
     mutating func emitPrologue() {
-        for register in savedHostRegisters { a.push(register) }
-        a.mov(.r12, .rdi)
-        if nativeFrames {
-            a.leaAddress(.r11, of: exitedAtR11) // in place of `sub rsp, 8`: 16-byte alignment
-            a.push(.r11)
-        } else {
-            a.alu(ext: 5, .rsp, imm: 8, w: true) // 16-byte alignment for calls
-        }
-        a.store(.rsp, .r12, context(JITSlot.machineStack))
+        emitEntryFrame()
         if nativeFrames {
             let loop = a.newLabel()
             let done = a.newLabel()
@@ -322,6 +324,32 @@ private struct X86Generator {
         a.mov(.r9, .rsi)
         reload(via: .r11)
         a.jump(register: .r9)
+    }
+
+    /// What both entry functions start with: the callee-saved registers pushed, `r12` = the
+    /// context (`rdi`), the outermost return address (or a pad) and the machine-stack word.
+    mutating func emitEntryFrame() {
+        for register in savedHostRegisters { a.push(register) }
+        a.mov(.r12, .rdi)
+        if nativeFrames {
+            a.leaAddress(.r11, of: exitedAtR11) // in place of `sub rsp, 8`: 16-byte alignment
+            a.push(.r11)
+        } else {
+            a.alu(ext: 5, .rsp, imm: 8, w: true) // 16-byte alignment for calls
+        }
+        a.store(.rsp, .r12, context(JITSlot.machineStack))
+    }
+
+    /// The quick entry function `(context) -> status` (`Process.enterArmed`): a run from slot 0
+    /// at depth 0 with exit depth 0 (a reset process), so no frame to push; the count is slot
+    /// 0's run length (the context's count word is not read), and the jump to slot 0's code
+    /// (`slot0`, its pc-table address) is direct.
+    mutating func emitQuickEntry(slot0: X86Label) {
+        emitEntryFrame()
+        a.load(0x8B, .r11, .r12, context(JITSlot.registers))
+        for index in kept { a.load(0x8B, X86Backend.registerMap[index], .r11, Int32(index * 8)) }
+        a.mov(.r10, imm: UInt64(runLength(0)))
+        a.jump(slot0)
     }
 
     mutating func emitSharedRoutines() {
@@ -702,9 +730,15 @@ private struct X86Generator {
             // has no matching `call`, so the processor's return predictions would miss there and
             // again on the entry function's own `ret` (two mispredicted returns a run).
             a.mov(.r11, imm: UInt64(pc + 1)) // the interpreter's pc after an exit
-            a.load(0x3B, .rsp, .r12, context(JITSlot.machineStack))
-            a.jump(.equal, exitedAtTop)
-            a.ret()
+            if makesCalls {
+                a.load(0x3B, .rsp, .r12, context(JITSlot.machineStack))
+                a.jump(.equal, exitedAtTop)
+                a.ret()
+            } else {
+                // No BPF-to-BPF call or `callx`: no native frame is ever pushed (the entry pushes
+                // frames only for a depth above the exit depth, which takes such a call).
+                a.jump(exitedAtTop)
+            }
         case .exit:
             let exitsRun = a.newLabel()
             a.load(0x8B, .r11, .r12, context(JITSlot.depth))
@@ -986,12 +1020,29 @@ private struct X86Generator {
             a.jump(condition, checkLabel)
         } else {
             let notTaken = a.newLabel()
-            a.jump(condition.inverted, notTaken)
+            a.jump(condition.inverted, fallThroughJump(after: pc) ?? notTaken)
             a.alu(ext: 5, .r10, imm: Int32(skipped), w: true)
             a.jump(checkLabel)
             a.bind(notTaken)
         }
         return true
+    }
+
+    /// Where the code falling through from the conditional jump at `pc` only jumps on, for its
+    /// not-taken branch to go there at once: the run-start check of an unconditional jump's
+    /// target (the next slot is that jump, whose run is the conditional jump's), or the next
+    /// slot's code past its run-start check (a run starts there, which the fall-through skips
+    /// with a jump). Nil otherwise.
+    func fallThroughJump(after pc: Int) -> X86Label? {
+        let next = pc + 1
+        guard next < code.count, !isSecondHalf[next] else { return nil }
+        switch code[next].operation {
+        case .jump, .jump32:
+            let target = Int(code[next].offset)
+            return target >= 0 && target < check.count ? check[target] : nil
+        default:
+            return check[next] != nil ? body[next] : nil
+        }
     }
 
     /// Whether the instruction before `pc` falls through to it within the run and ends with an
@@ -1199,6 +1250,36 @@ private struct X86Generator {
             writes: writes)
     }
 
+    /// `r9` = `r11 >> 27` (the slot index times the entry size, before the mask): `rorx` with
+    /// BMI2 (the rotated-in bits lie above any mask: slots are indexed by bits 32–47).
+    mutating func slotIndex() {
+        if env.hasBMI2 {
+            a.rorx(.r9, .r11, imm: 27)
+        } else {
+            a.mov(.r9, .r11)
+            a.shift(ext: 5, .r9, imm: 27, w: true)
+        }
+    }
+
+    /// Whether no slot of `group` other than its members uses `r11` (stack accesses load the
+    /// stack delta into it, shifts by a register keep `rcx` in it).
+    func keepsR11(_ group: AccessGroup) -> Bool {
+        var at = group.first
+        while at <= group.last {
+            if !group.members.contains(at) {
+                switch code[at].operation {
+                case .load64, .load32, .load16, .load8, .loadSigned32, .loadSigned16, .loadSigned8, .store64Imm,
+                    .store32Imm, .store16Imm, .store8Imm, .store64Reg, .store32Reg, .store16Reg, .store8Reg,
+                    .lsh64Reg, .rsh64Reg, .arsh64Reg, .lsh32Reg, .rsh32Reg, .arsh32Reg:
+                    return false
+                default: break
+                }
+            }
+            at += code[at].operation == .loadImm64 ? 2 : 1
+        }
+        return true
+    }
+
     /// An access group (`accessGroup(at:)`) checked once: the bytes `[base + low, base + high)`
     /// against the translation table as one access (`translate`'s check: if the first and the
     /// last byte lie in one region's limits, so does every byte between, and every region lies
@@ -1214,14 +1295,15 @@ private struct X86Generator {
         let base = x(group.base)
         // The span check: r11 = the first byte's address, r9 = its entry.
         a.lea(.r11, base, Int32(group.low)) // offsets are 16-bit
-        a.mov(.r9, .r11)
-        a.shift(ext: 5, .r9, imm: 27, w: true)
+        slotIndex()
         a.load(0x23, .r9, .r12, context(JITSlot.mask))
         a.load(0x03, .r9, .r12, context(JITSlot.entries))
         a.load(0x2B, .r11, .r9, Int32(env.slotBase))
         a.alu(ext: 0, .r11, imm: Int32(group.high - group.low), w: true)
         a.jump(.below, checked)
-        if group.reads {
+        if group.reads, !group.writes {
+            // (A group that also writes needs only the write limit: a region writable at all is
+            // readable over the same length, as `translate` relies on for atomics.)
             a.load(0x3B, .r11, .r9, Int32(env.slotReadLimit))
             a.jump(.above, checked)
         }
@@ -1231,12 +1313,15 @@ private struct X86Generator {
         }
         a.load(0x8B, .r11, .r9, Int32(env.slotPointer))
         a.load(0x2B, .r11, .r9, Int32(env.slotBase))
-        a.mov(.r9, .r11)
+        // The members' index: r11 itself unless a slot between uses it (a stack access, a shift
+        // by a register), then r9.
+        let index = keepsR11(group) ? X86Register.r11 : .r9
+        if index == .r9 { a.mov(.r9, .r11) }
         var at = group.first
         while at <= group.last {
             if group.members.contains(at) {
                 let i = code[at]
-                emitAccess(i, at: Int32(i.offset), size: Int32(checkedSize(i.operation)), base: base, index: .r9)
+                emitAccess(i, at: Int32(i.offset), size: Int32(checkedSize(i.operation)), base: base, index: index)
             } else {
                 _ = emit(at) // fits: no branch, no call, no failure
             }
@@ -1272,8 +1357,7 @@ private struct X86Generator {
             a.test(.r11, imm: alignment, w: false)
             a.jump(.notEqual, slow)
         }
-        a.mov(.r9, .r11)
-        a.shift(ext: 5, .r9, imm: 27, w: true)
+        slotIndex()
         a.load(0x23, .r9, .r12, context(JITSlot.mask))
         a.load(0x03, .r9, .r12, context(JITSlot.entries))
         a.load(0x2B, .r11, .r9, Int32(env.slotBase))
@@ -1364,7 +1448,8 @@ extension X86Generator {
         let index = Int(truncatingIfNeeded: i.imm)
         let helper = index >= 0 && index < helpers.count ? helpers[index] : nil
         guard helper?.inline == nil, helper?.inlineArrayLookup != nil || helper?.inlineHashLookup != nil,
-            let proven = provenArguments(before: pc), proven.from > lastGroupEnd
+            let proven = provenArguments(before: pc, keyValue: helper?.inlineArrayLookup != nil),
+            proven.from > lastGroupEnd
         else {
             helperCall(pc, i, proven: ProvenArguments())
             return
@@ -1422,7 +1507,9 @@ extension X86Generator {
         } else if let helper, let describe = helper.inlineArrayLookup, let handle = mapHandleInR1(before: pc),
             let layout = describe(handle)
         {
-            let proven = proven.handle == handle ? proven : ProvenArguments(stackKey: proven.stackKey)
+            let proven =
+                proven.handle == handle
+                ? proven : ProvenArguments(stackKey: proven.stackKey, keyValue: proven.keyValue)
             if let direct = helper.direct {
                 let miss = a.newLabel()
                 inlineArrayLookup(layout, handle: handle, proven: proven, miss: miss, done: done)
@@ -1516,7 +1603,8 @@ extension X86Generator {
     /// `percpu_array_map_gen_lookup` for per-CPU arrays):
     ///
     ///     R1 == handle, bypass byte clear       else miss
-    ///     index = u32 at R2 (translated)        else miss
+    ///     index = u32 at R2 (translated)        else miss (a constant stored just before
+    ///                                           the call: the next two steps done here)
     ///     index >= maxEntries                   → R0 = 0
     ///     offset = index * valueStride
     ///     per-CPU: cpu = the context's vCPU, cpu < cpuCount else miss; offset += cpu * cpuStride
@@ -1539,6 +1627,26 @@ extension X86Generator {
         a.memory([0x80], w: false, reg: 7, base: .r11, disp: 0) // cmp byte [r11], 0
         a.byte(0)
         a.jump(.notEqual, miss)
+        if stackKey(proven, size: 4) != nil, let index = proven.keyValue {
+            // A constant key (stored just before the call): its bounds check and offset are
+            // worked out here.
+            guard index < layout.maxEntries else {
+                a.alu(0x31, .rax, .rax, w: false) // R0 = NULL
+                return
+            }
+            let value = layout.base &+ UInt64(index) &* UInt64(layout.valueStride)
+            if layout.cpuCount > 1 {
+                a.load(0x8B, .r11, .r12, context(JITSlot.vCPU), w: false) // r11 = the vCPU (zero-extended)
+                a.alu(ext: 7, .r11, imm: Int32(bitPattern: layout.cpuCount), w: false)
+                a.jump(.aboveEqual, miss)
+                multiply(.r11, by: layout.cpuStride)
+                a.mov(.rax, imm: value)
+                a.alu(0x01, .rax, .r11, w: true)
+            } else {
+                a.mov(.rax, imm: value)
+            }
+            return
+        }
         if let key = stackKey(proven, size: 4) {
             // R2 = R10 + key within the frame: the stack's host memory, no check (as an
             // R10-relative load).
@@ -1642,7 +1750,8 @@ extension X86Generator {
     ///     sequence changed                      → miss
     ///
     /// R1–R5 are kept (rdx, rcx, rsi, rdi, r8 pushed and popped around the search; r9 holds the
-    /// key, r11 the byte mask), as around a call. A miss goes to the helper's direct entry, then
+    /// key, r11 the byte mask), as around a call; R1 and R2 proven to hold the handle and a
+    /// stack key are set to them again instead of pushed and popped. A miss goes to the helper's direct entry, then
     /// the helper, which answer as the interpreter does.
     mutating func inlineHashProbe(_ probe: InlineHashProbe, handle: UInt64, proven: ProvenArguments, miss: X86Label) {
         let size = Int32(probe.keySize)
@@ -1660,7 +1769,9 @@ extension X86Generator {
             translate(size: size, alignment: 0, write: false, slow: miss) // r11 = host address + size
             a.load(0x8B, .r9, .r11, -size, w: wide) // the key (r9, the translation entry, is free)
         }
-        let saved: [X86Register] = [.rdx, .rcx, .rsi, .rdi, .r8]
+        // R1 and R2 proven (the handle, R10 + key): made again after the search instead of saved.
+        let rebuiltKey = proven.handle == handle ? stackKey(proven, size: size) : nil
+        let saved: [X86Register] = rebuiltKey != nil ? [.rdx, .rcx, .r8] : [.rdx, .rcx, .rsi, .rdi, .r8]
         for register in saved { a.push(register) }
         let header = UInt64(UInt(bitPattern: probe.header))
         let busy = a.newLabel()
@@ -1717,8 +1828,14 @@ extension X86Generator {
         a.shift(ext: 4, .r8, imm: scale, w: true)
         a.memory([0x3B], w: wide, reg: X86Register.r9.rawValue, base: .rcx, index: .r8, disp: 8) // the key
         a.jump(.notEqual, next)
-        a.shift(ext: 5, .r8, imm: scale, w: true)
-        a.imul(.r8, .r8, imm: Int32(probe.valueStride), w: true)
+        if probe.valueStride % (1 << scale) == 0 {
+            // slot × stride from the key store's byte offset (slot << scale) at once.
+            let factor = probe.valueStride >> scale
+            if factor != 1 { a.imul(.r8, .r8, imm: Int32(factor), w: true) }
+        } else {
+            a.shift(ext: 5, .r8, imm: scale, w: true)
+            a.imul(.r8, .r8, imm: Int32(probe.valueStride), w: true)
+        }
         a.mov(.rax, imm: probe.valueBase)
         a.alu(0x01, .rax, .r8, w: true) // R0: the value's VM address
         a.jump(check)
@@ -1735,14 +1852,22 @@ extension X86Generator {
         a.load(0x3B, .rcx, .r11, 0) // the sequence again
         a.jump(.notEqual, busy)
         for register in saved.reversed() { a.pop(register) }
+        if let rebuiltKey { rebuildArguments(handle: handle, key: rebuiltKey) }
         cold.append(
             (
                 busy,
                 { g in
                     for register in saved.reversed() { g.a.pop(register) }
+                    if let rebuiltKey { g.rebuildArguments(handle: handle, key: rebuiltKey) }
                     g.a.jump(miss)
                 }
             ))
+    }
+
+    /// R1 = `handle`, R2 = R10 + `key`: what the instructions before the call proved they hold.
+    mutating func rebuildArguments(handle: UInt64, key: Int32) {
+        a.mov(.rdi, imm: handle)
+        a.lea(.rsi, .rbp, key)
     }
 
     /// The R10 offset of a proven stack key of `size` bytes that lies within the frame (where
@@ -1765,7 +1890,7 @@ extension X86Generator {
     /// Only stores and register-writing ALU, load and `lddw` instructions may lie between (an
     /// atomic or a packet load ends the search). Nil if nothing is proven. A run resumed after
     /// `from` may find other values (the host may change the registers after `step()`).
-    func provenArguments(before pc: Int) -> ProvenArguments? {
+    func provenArguments(before pc: Int, keyValue: Bool = false) -> ProvenArguments? {
         guard check[pc] == nil else { return nil } // a jump lands on the call: nothing is known
         var proven = ProvenArguments()
         var r1Known = false
@@ -1815,8 +1940,70 @@ extension X86Generator {
             guard proven.handle != nil || proven.stackKey != nil else { return nil }
             var proven = proven
             proven.from = from
+            // The key's value: only if the slots it rests on lie after the last access group
+            // (the caller's condition for the cold copies of the slots after `from`).
+            if keyValue, let key = proven.stackKey, let stored = constantStackWord(at: key, before: pc),
+                stored.from > lastGroupEnd
+            {
+                proven.keyValue = stored.value
+                proven.from = min(proven.from, stored.from)
+            }
             return proven
         }
+    }
+
+    /// The 4-byte value at `R10 + key` whenever the call at `pc` is reached by falling through
+    /// from the slot returned (`from`): the last write of those bytes is a 4-byte R10-relative
+    /// store of an immediate, or of a register whose last write is a `mov` of an immediate; no
+    /// run starts after `from`, nothing writes R10 after the store, and every other instruction
+    /// between is a register-writing ALU, load or `lddw` form or an R10-relative store to other
+    /// bytes (a store through another register might reach the stack: nil). A run resumed after
+    /// `from` may find other bytes (the host may write the stack after `step()`).
+    func constantStackWord(at key: Int32, before pc: Int) -> (value: UInt32, from: Int)? {
+        let low = Int64(key)
+        var at = pc
+        var source: UInt8? // the stored register, once the store is found
+        for _ in 0..<64 {
+            guard at > 0 else { return nil }
+            let p = previous(at)
+            guard fallsThroughMidRun(p) else { return nil }
+            let i = code[p]
+            switch InstructionSet.form(of: i.operation).shape {
+            case .aluImm, .aluReg, .unary, .load, .loadImm64:
+                if let source {
+                    if i.destination == source {
+                        switch i.operation {
+                        case .mov32Imm, .mov64Imm: return (UInt32(truncatingIfNeeded: i.imm), p)
+                        default: return nil
+                        }
+                    }
+                } else if i.destination == 10 {
+                    return nil // R10 moved after the store
+                }
+            case .storeImm, .storeReg:
+                guard source == nil else { break } // the store is found: only registers matter now
+                guard i.destination == 10 else { return nil }
+                let offset = Int64(i.offset)
+                let size: Int64
+                switch i.operation {
+                case .store64Imm, .store64Reg: size = 8
+                case .store32Imm, .store32Reg: size = 4
+                case .store16Imm, .store16Reg: size = 2
+                default: size = 1
+                }
+                if offset == low, size == 4 {
+                    if i.operation == .store32Imm { return (UInt32(truncatingIfNeeded: i.imm), p) }
+                    source = i.source
+                } else if offset < low + 4, offset + size > low {
+                    return nil // part of the key written otherwise
+                }
+            default:
+                return nil // atomics, packet loads
+            }
+            at = p
+            if check[at] != nil { return nil } // a run starts here: what came before is not known
+        }
+        return nil
     }
 
     /// The value an `lddw` put in R1 before the call at `pc`, looking back through the
@@ -1837,11 +2024,15 @@ extension X86Generator {
 }
 
 /// What the instructions before a helper call prove about its arguments
-/// (`X86Generator.provenArguments`): the map handle in R1, a key at `R10 + stackKey` in R2, and
-/// the first slot those facts rest on (`from`).
+/// (`X86Generator.provenArguments`): the map handle in R1, a key at `R10 + stackKey` in R2 (and,
+/// for array lookups, its value when a constant was stored there), and the first slot those
+/// facts rest on (`from`).
 struct ProvenArguments {
     var handle: UInt64?
     var stackKey: Int32?
+    /// The 4-byte key's value, when the instructions before the call store a constant there
+    /// (`constantStackWord`).
+    var keyValue: UInt32?
     var from = 0
 }
 
