@@ -245,10 +245,7 @@ public final class AddressSpace {
     public var table: TranslationTable { _table }
 
     @inlinable
-    var _table: TranslationTable {
-        // `capacity` is a power of two, at least 16: no overflow to check (read per JIT run).
-        TranslationTable(entries: entries, mask: UInt64(truncatingIfNeeded: capacity &- 1))
-    }
+    var _table: TranslationTable { TranslationTable(entries: entries, mask: UInt64(capacity - 1)) }
 
     // MARK: Mapping
 
