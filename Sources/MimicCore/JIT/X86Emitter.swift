@@ -180,7 +180,6 @@ struct X86Emitter {
         memory([0x8D], w: true, reg: dst.rawValue, base: base, disp: disp)
     }
 
-    /// Shift by an immediate (`C1 /ext`: 0 rol, 1 ror, 4 shl, 5 shr, 7 sar).
     /// `rorx dst, src, imm` (BMI2, 64-bit): `dst` = `src` rotated right by `imm`; flags unchanged.
     mutating func rorx(_ dst: X86Register, _ src: X86Register, imm: UInt8) {
         let r: UInt8 = dst.rawValue >= 8 ? 0 : 0x80 // VEX.R̄
@@ -188,6 +187,7 @@ struct X86Emitter {
         bytes += [0xC4, r | 0x40 | b | 0x03, 0xFB, 0xF0, 0xC0 | dst.low << 3 | src.low, imm] // 0F3A, W1 F2
     }
 
+    /// Shift by an immediate (`C1 /ext`: 0 rol, 1 ror, 4 shl, 5 shr, 7 sar).
     mutating func shift(ext: UInt8, _ dst: X86Register, imm: UInt8, w: Bool, prefix: UInt8? = nil) {
         direct([0xC1], w: w, reg: ext, rm: dst.rawValue, prefix: prefix)
         bytes.append(imm)
