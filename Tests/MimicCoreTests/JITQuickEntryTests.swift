@@ -33,6 +33,7 @@ struct JITQuickEntryTests {
         }
     }
 
+    /// A loop with BPF-to-BPF and helper calls (also `JITTests.budgetStopsAreExactAndResumable`'s).
     static let loops = """
         mov %r6, 0
         mov %r0, 0

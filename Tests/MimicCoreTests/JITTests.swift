@@ -24,25 +24,7 @@ struct JITTests {
     /// A run resumed after every budget stop gives the same pc and count at each stop as the
     /// interpreter, for every limit from 1 to 40 (loops, calls, helper calls).
     @Test func budgetStopsAreExactAndResumable() throws {
-        let source = """
-            mov %r6, 0
-            mov %r0, 0
-            loop:
-            add %r0, %r6
-            call local helper
-            add %r6, 1
-            jlt %r6, 5, loop
-            call 2
-            exit
-            helper:
-            mov %r1, %r0
-            lsh %r1, 1
-            jeq %r1, 1000, never
-            mov %r0, %r1
-            exit
-            never:
-            exit
-            """
+        let source = JITQuickEntryTests.loops
         for limit in UInt64(1)...40 {
             var traces: [[String]] = []
             for engine in [ExecutionEngine.interpreter, .jit] {
