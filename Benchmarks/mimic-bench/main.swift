@@ -44,7 +44,8 @@ if options.showHelp {
                         per-operation costs of ops.c; --filter picks programs (or ops)
           --firewall    one packet of `mimic run --pcap` for Examples/xdp_firewall.o: process reset +
                         XDP context attach (+ run), ns per packet on each engine, beside the kernel's
-                        JIT (BPF_PROG_TEST_RUN with repeat; needs root, else left out)
+                        JIT (BPF_PROG_TEST_RUN with repeat; needs root, else left out); then
+                        each frame alone, repeated as the kernel runs it, beside its kernel figure
           --shared DIR  the shared benchmark directory (default: ../shared/bench beside the package)
           --engine LIST engines for --suite, comma-separated: \(Engine.allCases.map(\.rawValue).joined(separator: ", "))
                         (default: all)
