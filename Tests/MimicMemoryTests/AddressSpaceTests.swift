@@ -17,6 +17,14 @@ private func fastStore(_ space: AddressSpace, _ value: UInt64, at address: UInt6
 }
 
 /// The fault `body` throws, or nil.
+/// Maps `packet` in the 32-bit window and `context` read-only, as an XDP attach maps its buffer
+/// and `xdp_md`; returns their bases.
+private func mapPacketAndContext(_ packet: RegionStorage, _ context: RegionStorage, in space: AddressSpace) throws
+    -> (UInt64, UInt64)
+{
+    (try space.map(packet, name: "packet", placement: .low32), try space.map(context, name: "xdp_md", kind: .readOnly))
+}
+
 private func fault(_ body: () throws -> Void) -> MemoryFault? {
     do {
         try body()
@@ -77,8 +85,7 @@ struct MappingTests {
         let packet = RegionStorage(count: 64)
         let context = RegionStorage(count: 24)
         let other = RegionStorage(count: 8)
-        let oldPacket = try space.map(packet, name: "packet", placement: .low32)
-        let oldContext = try space.map(context, name: "xdp_md", kind: .readOnly)
+        let (oldPacket, oldContext) = try mapPacketAndContext(packet, context, in: space)
         let oldOther = try space.map(other, name: "other")
         // What unmapping and mapping again would give the window.
         let twin = AddressSpace()
@@ -95,8 +102,7 @@ struct MappingTests {
             #expect(throws: AddressSpaceError.notMapped(address)) { try space.unmap(address) }
         }
 
-        let newPacket = try space.map(packet, name: "packet", placement: .low32)
-        let newContext = try space.map(context, name: "xdp_md", kind: .readOnly)
+        let (newPacket, newContext) = try mapPacketAndContext(packet, context, in: space)
         space.releaseRetired()
         #expect(newPacket == twinNext && newPacket != oldPacket)
         #expect(newContext >> 32 & 0xFFFF == oldContext >> 32 & 0xFFFF && newContext >> 48 == (oldContext >> 48) + 1)
@@ -126,12 +132,8 @@ struct MappingTests {
         let context = RegionStorage(count: 24)
         let twinPacket = RegionStorage(count: 64, capacity: 128)
         let twinContext = RegionStorage(count: 24)
-        var addresses = (
-            try space.map(packet, name: "packet", placement: .low32),
-            try space.map(context, name: "xdp_md", kind: .readOnly))
-        var twinAddresses = (
-            try twin.map(twinPacket, name: "packet", placement: .low32),
-            try twin.map(twinContext, name: "xdp_md", kind: .readOnly))
+        var addresses = try mapPacketAndContext(packet, context, in: space)
+        var twinAddresses = try mapPacketAndContext(twinPacket, twinContext, in: twin)
         for round in 0..<20 {
             space.retireAll(except: kept)
             twin.retireAll(except: twinKept)
@@ -145,9 +147,7 @@ struct MappingTests {
             let newContext = try #require(space.mapAgain(context, retiredFrom: addresses.1))
             #expect(space.mapAgain(packet, retiredFrom: addresses.0) == nil, "revived once")
             space.releaseRetired()
-            let twinNew = (
-                try twin.map(twinPacket, name: "packet", placement: .low32),
-                try twin.map(twinContext, name: "xdp_md", kind: .readOnly))
+            let twinNew = try mapPacketAndContext(twinPacket, twinContext, in: twin)
             twin.releaseRetired()
             #expect(newPacket == twinNew.0 && newContext == twinNew.1)
             #expect(newPacket != addresses.0 && newContext != addresses.1)
@@ -212,10 +212,8 @@ struct MappingTests {
         let context = RegionStorage(count: 24)
         let twin = AddressSpace()
         var twinAddress = try twin.map(RegionStorage(count: 64), name: "packet", placement: .low32)
-        var old: [UInt64] = [
-            try space.map(packet, name: "packet", placement: .low32),
-            try space.map(context, name: "xdp_md", kind: .readOnly),
-        ]
+        let first = try mapPacketAndContext(packet, context, in: space)
+        var old = [first.0, first.1]
         #expect(old[0] == twinAddress)
         for round in 0..<40 {
             space.retireAll(except: kept)
@@ -268,14 +266,8 @@ struct MappingTests {
         let context = RegionStorage(count: 24)
         let twinPacket = RegionStorage(count: 64, capacity: 128)
         let twinContext = RegionStorage(count: 24)
-        var bases = (
-            try space.map(packet, name: "packet", placement: .low32),
-            try space.map(context, name: "xdp_md", kind: .readOnly)
-        )
-        var twinBases = (
-            try twin.map(twinPacket, name: "packet", placement: .low32),
-            try twin.map(twinContext, name: "xdp_md", kind: .readOnly)
-        )
+        var bases = try mapPacketAndContext(packet, context, in: space)
+        var twinBases = try mapPacketAndContext(twinPacket, twinContext, in: twin)
         var old: [UInt64] = []
         for round in 0..<30 {
             let count = [64, 64, 100, 0, 128, 40][round % 6]
@@ -313,11 +305,10 @@ struct MappingTests {
         let brokered = AddressSpace()
         let brokeredPacket = RegionStorage(count: 16)
         let brokeredContext = RegionStorage(count: 24)
-        var pair = (
-            try brokered.map(brokeredPacket, name: "packet", placement: .low32),
-            try brokered.map(brokeredContext, name: "xdp_md", kind: .readOnly)
-        )
-        for _ in 0..<2 { pair = try #require(brokered.renew(brokeredPacket, at: pair.0, count: 16, brokeredContext, at: pair.1)) }
+        var pair = try mapPacketAndContext(brokeredPacket, brokeredContext, in: brokered)
+        for _ in 0..<2 {
+            pair = try #require(brokered.renew(brokeredPacket, at: pair.0, count: 16, brokeredContext, at: pair.1))
+        }
         brokered.broker = Mirror(into: AddressSpace())
         #expect(brokered.renew(brokeredPacket, at: pair.0, count: 16, brokeredContext, at: pair.1) == nil)
         #expect(brokered.region(containing: pair.0)?.size == 16)
