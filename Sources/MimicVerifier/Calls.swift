@@ -131,6 +131,8 @@ extension Analysis {
             range = (0, 1)
         case .skLookup:
             range = (0, 1)
+        case .netfilter:
+            range = (0, 1) // NF_DROP, NF_ACCEPT
         default:
             range = nil
         }

@@ -11,6 +11,9 @@ enum ContextField {
     case socket
     /// `PTR_TO_FLOW_KEYS` (`__sk_buff.flow_keys` in the flow dissector).
     case flowKeys
+    /// A trusted `PTR_TO_BTF_ID` of the named kernel struct, never NULL (`bpf_nf_ctx.state`,
+    /// `bpf_nf_ctx.skb`).
+    case btfObject(String)
 }
 
 /// Which context offsets and sizes a program type may read or write (`*_is_valid_access` in
@@ -27,6 +30,7 @@ enum ContextRules {
         case .perfEvent: 184
         case .tracepoint: 2048
         case .rawTracepoint, .rawTracepointWritable, .tracing: 96
+        case .netfilter: 16
         default: 192
         }
     }
@@ -70,6 +74,14 @@ enum ContextRules {
             guard !write, off + size <= 184 else { return nil }
             if off < 168, size != 8 { return nil }
             return .scalar
+        case .netfilter:
+            // struct bpf_nf_ctx: `state` and `skb`, read whole only (nf_is_valid_access).
+            guard !write, size == 8 else { return nil }
+            switch off {
+            case 0: return .btfObject("nf_hook_state")
+            case 8: return .btfObject("sk_buff")
+            default: return nil
+            }
         default:
             // Program types without modelled rules: any aligned read inside 256 bytes.
             guard off + size <= 256 else { return nil }

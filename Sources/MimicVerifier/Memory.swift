@@ -141,6 +141,10 @@ extension Analysis {
             return Register.pointer(.socket)
         case .flowKeys:
             return Register.pointer(.flowKeys)
+        case .btfObject(let name):
+            var p = Register.pointer(.btfObject)
+            p.btfName = name
+            return p
         case .socketCommonOrNull:
             var p = Register.pointer(.socketCommon)
             p.maybeNull = true
