@@ -43,7 +43,8 @@ public enum KernelBPF {
 
     enum Command: Int32 {
         case mapCreate = 0, mapLookupElem = 1, mapUpdateElem = 2, mapDeleteElem = 3, mapGetNextKey = 4
-        case progLoad = 5, progTestRun = 10, rawTracepointOpen = 17, mapFreeze = 22, mapLookupBatch = 24
+        case progLoad = 5, progTestRun = 10, rawTracepointOpen = 17, btfLoad = 18, mapFreeze = 22
+        case mapLookupBatch = 24
 
         var name: String {
             switch self {
@@ -55,6 +56,7 @@ public enum KernelBPF {
             case .progLoad: "BPF_PROG_LOAD"
             case .progTestRun: "BPF_PROG_TEST_RUN"
             case .rawTracepointOpen: "BPF_RAW_TRACEPOINT_OPEN"
+            case .btfLoad: "BPF_BTF_LOAD"
             case .mapFreeze: "BPF_MAP_FREEZE"
             case .mapLookupBatch: "BPF_MAP_LOOKUP_BATCH"
             }
@@ -89,9 +91,12 @@ public enum KernelBPF {
     /// map whose fd is passed as `inner_map_fd` (`attributes.innerMap` is not used).
     ///
     /// - Throws: `KernelError` with the kernel's errno (`EINVAL` for attributes it refuses).
-    public static func createMap(_ attributes: MapAttributes, innerMap: KernelMap? = nil) throws(KernelError)
-        -> KernelMap
-    {
+    /// With `btf`, the map is created with the BTF of its key and value (`btf_fd`,
+    /// `btf_key_type_id`, `btf_value_type_id`), which the kernel needs to find a spin lock, timer,
+    /// kptr or graph root in the value.
+    public static func createMap(
+        _ attributes: MapAttributes, innerMap: KernelMap? = nil, btf: MapBTF? = nil
+    ) throws(KernelError) -> KernelMap {
         try requireAvailable()
         guard let keySize = UInt32(exactly: attributes.keySize), let valueSize = UInt32(exactly: attributes.valueSize),
             let maxEntries = UInt32(exactly: attributes.maxEntries)
@@ -107,6 +112,11 @@ public enum KernelBPF {
         attr.set32(16, attributes.flags)
         attr.set32(20, UInt32(bitPattern: innerMap?.fd ?? 0))
         attr.setName(28, attributes.name)
+        if let btf {
+            attr.set32(48, UInt32(bitPattern: btf.descriptor.rawValue))
+            attr.set32(52, btf.keyTypeID)
+            attr.set32(56, btf.valueTypeID)
+        }
         var fd = Int32(-1)
         switch call(.mapCreate, &attr) {
         case .success(let value):
@@ -140,19 +150,25 @@ public enum KernelBPF {
     ///   - flags: `prog_flags` (`BPF_F_SLEEPABLE`, ...).
     ///   - attachBTFID: `attach_btf_id`, the vmlinux BTF id of what a tracing or LSM program
     ///     attaches to (the traced function, `btf_trace_<tp>`, `bpf_lsm_<hook>`); 0 for others.
+    ///   - btf: the program's BTF and the `FUNC` of each of its functions (`prog_btf_fd`,
+    ///     `func_info`), which the kernel needs for `bpf_obj_new` and the other kfuncs that take
+    ///     a type of the program's own.
     public static func loadProgram(
         _ instructions: [RawInstruction], type: ProgramType, license: String = "GPL",
         name: String = "", expectedAttachType: AttachType = AttachType(rawValue: 0),
-        flags: UInt32 = 0, maps: [KernelMap] = [], attachBTFID: UInt32 = 0
+        flags: UInt32 = 0, maps: [KernelMap] = [], attachBTFID: UInt32 = 0, btf: ProgramBTF? = nil
     ) throws(KernelError) -> KernelProgram {
         try requireAvailable()
         guard !instructions.isEmpty else { throw KernelError.invalidArgument("program \(name) has no instructions") }
         let code = RawInstruction.encode(instructions)
         let licenseBytes = Array(license.utf8) + [0]
+        // bpf_func_info records: insn_off, type_id.
+        let functionInfo = (btf?.functions ?? []).flatMap { [$0.instructionIndex, $0.typeID] }
         func attempt(logSize: Int) -> (Result<Int32, KernelErrno>, String) {
             var log = [UInt8](repeating: 0, count: logSize)
             return code.withUnsafeBytes { codeBuffer in
                 licenseBytes.withUnsafeBytes { licenseBuffer in
+                    functionInfo.withUnsafeBytes { functionInfoBuffer in
                     log.withUnsafeMutableBytes { logBuffer in
                         var attr = BPFAttributes(size: 128)
                         attr.set32(0, type.rawValue)
@@ -168,9 +184,16 @@ public enum KernelBPF {
                         attr.setName(48, name)
                         attr.set32(68, expectedAttachType.rawValue)
                         attr.set32(108, attachBTFID)
+                        if let btf {
+                            attr.set32(72, UInt32(bitPattern: btf.descriptor.rawValue))
+                            attr.set32(76, 8) // func_info_rec_size
+                            attr.setPointer(80, functionInfoBuffer.baseAddress)
+                            attr.set32(88, UInt32(btf.functions.count))
+                        }
                         let result = call(.progLoad, &attr)
                         let text = String(decoding: logBuffer.prefix { $0 != 0 }, as: UTF8.self)
                         return (result, text)
+                    }
                     }
                 }
             }
@@ -189,6 +212,34 @@ public enum KernelBPF {
                     command: Command.progLoad.name, errno: code.rawValue, detail: "loading program \(name)")
             }
             throw KernelError.verifierRejected(program: name, errno: code.rawValue, log: log)
+        }
+    }
+
+    // MARK: BTF
+
+    /// Loads `bytes` as BTF (`BPF_BTF_LOAD`); a rejection carries the kernel's BTF log.
+    static func loadBTF(_ bytes: [UInt8]) throws(KernelError) -> KernelFileDescriptor {
+        try requireAvailable()
+        var log = [UInt8](repeating: 0, count: 1 << 20)
+        let result = bytes.withUnsafeBytes { btfBuffer in
+            log.withUnsafeMutableBytes { logBuffer in
+                var attr = BPFAttributes(size: 40)
+                attr.setPointer(0, btfBuffer.baseAddress)
+                attr.setPointer(8, logBuffer.baseAddress)
+                attr.set32(16, UInt32(bytes.count))
+                attr.set32(20, UInt32(logBuffer.count))
+                attr.set32(24, 1) // btf_log_level
+                return call(.btfLoad, &attr)
+            }
+        }
+        switch result {
+        case .success(let fd): return KernelFileDescriptor(fd)
+        case .failure(let code):
+            let text = String(decoding: log.prefix { $0 != 0 }, as: UTF8.self)
+            let last = text.split(separator: "\n").last.map(String.init) ?? ""
+            throw KernelError.systemCall(
+                command: Command.btfLoad.name, errno: code.rawValue,
+                detail: "loading the object's BTF\(last.isEmpty ? "" : ": \(last)")")
         }
     }
 
@@ -371,4 +422,20 @@ struct BPFAttributes {
     func get32(_ offset: Int) -> UInt32 {
         (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[offset + $1]) << (8 * $1) }
     }
+}
+
+
+/// The BTF a map is created with: the loaded BTF and the ids of its key and value types (0 for
+/// a global-data section's key, which has none).
+public struct MapBTF {
+    let descriptor: KernelFileDescriptor
+    let keyTypeID: UInt32
+    let valueTypeID: UInt32
+}
+
+/// The BTF a program is loaded with: the loaded BTF and, for each of the program's functions
+/// (the entry first), its first instruction and its `FUNC` type.
+public struct ProgramBTF {
+    let descriptor: KernelFileDescriptor
+    let functions: [(instructionIndex: UInt32, typeID: UInt32)]
 }

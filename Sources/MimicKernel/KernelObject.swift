@@ -21,6 +21,9 @@ public final class KernelObject {
     /// The kernel's BTF, which names the kfuncs programs call (read from
     /// `/sys/kernel/btf/vmlinux` when the first kfunc call needs it, if not given).
     private var kernelBTF: BTF?
+    /// The object's own BTF loaded into the kernel (`loadsObjectBTF`), which its maps and
+    /// programs are created with.
+    private var objectBTF: KernelFileDescriptor?
 
     /// Creates the object's maps and global data in the kernel and fills initial map-of-maps
     /// slots. Programs are loaded on demand with `program(named:)`.
@@ -32,17 +35,36 @@ public final class KernelObject {
     ///   - kernelBTF: the running kernel's BTF (`/sys/kernel/btf/vmlinux`), which gives each kfunc
     ///     call its BTF id (`BPF_PSEUDO_KFUNC_CALL`); nil reads `/sys/kernel/btf/vmlinux` when a
     ///     program calls kfuncs. `__ksym` variables are not supported.
-    public init(object: ObjectFile, kconfig: [UInt8]? = nil, kernelBTF: BTF? = nil) throws(KernelError) {
+    ///   - loadsObjectBTF: load the object's `.BTF` into the kernel (with libbpf's fixups,
+    ///     `LoadableBTF`) and create the maps and load the programs with it, as libbpf does: what
+    ///     a map value holding a `bpf_spin_lock`, `bpf_timer`, kptr, list or tree root needs, and a
+    ///     program calling `bpf_obj_new`. Off by default: the kernel's verdicts recorded without
+    ///     it (the verifier corpus) stay comparable.
+    public init(object: ObjectFile, kconfig: [UInt8]? = nil, kernelBTF: BTF? = nil, loadsObjectBTF: Bool = false)
+        throws(KernelError)
+    {
         if let problem = object.byteOrderProblem { throw KernelError.invalidArgument(problem) }
         if let problem = object.unsizedMapProblem { throw KernelError.invalidArgument(problem) }
         self.object = object
         self.kernelBTF = kernelBTF
+        if loadsObjectBTF {
+            guard let loadable = try LoadableBTF(object: object) else {
+                throw KernelError.invalidArgument("the object has no .BTF section to load")
+            }
+            objectBTF = try KernelBPF.loadBTF(loadable.bytes)
+        }
+        func btf(key: UInt32?, value: UInt32?) -> MapBTF? {
+            guard let objectBTF, let value else { return nil }
+            return MapBTF(descriptor: objectBTF, keyTypeID: key ?? 0, valueTypeID: value)
+        }
         for spec in object.maps {
             var inner: KernelMap?
             if let template = spec.innerMap {
-                inner = try KernelBPF.createMap(Self.attributes(template))
+                inner = try KernelBPF.createMap(
+                    Self.attributes(template), btf: btf(key: template.keyTypeID, value: template.valueTypeID))
             }
-            let map = try KernelBPF.createMap(Self.attributes(spec), innerMap: inner)
+            let map = try KernelBPF.createMap(
+                Self.attributes(spec), innerMap: inner, btf: btf(key: spec.keyTypeID, value: spec.valueTypeID))
             maps[spec.name] = map
             mapsByPseudoIndex.append(map)
         }
@@ -64,7 +86,8 @@ public final class KernelObject {
             let map = try KernelBPF.createMap(
                 MapAttributes(
                     name: global.name, type: .array, keySize: 4, valueSize: global.size, maxEntries: 1,
-                    flags: global.isReadOnly ? readOnlyProgram : 0))
+                    flags: global.isReadOnly ? readOnlyProgram : 0),
+                btf: btf(key: nil, value: global.btfTypeID))
             try map.update(key: [0, 0, 0, 0], value: contents)
             if global.isReadOnly { try map.freeze() }
             maps[global.name] = map
@@ -174,7 +197,7 @@ public final class KernelObject {
             try instructions(of: source), type: source.type, license: object.license ?? "GPL",
             name: name, expectedAttachType: source.attachType ?? AttachType(rawValue: 0),
             flags: source.type == .syscall ? sleepable : 0, maps: Array(maps.values),
-            attachBTFID: try attachBTFID(of: source))
+            attachBTFID: try attachBTFID(of: source), btf: try programBTF(of: source))
         programs[name] = loaded
         for spec in object.maps {
             for slot in spec.initialSlots {
@@ -209,6 +232,21 @@ public final class KernelObject {
                 "program \(program.name) attaches to \(name), which the kernel's BTF does not have")
         }
         return id
+    }
+
+    /// The object's BTF and each function's `FUNC` for loading `program`, when the object's BTF
+    /// is loaded (`loadsObjectBTF`); nil otherwise.
+    func programBTF(of program: ObjectProgram) throws(KernelError) -> ProgramBTF? {
+        guard let objectBTF else { return nil }
+        var functions: [(instructionIndex: UInt32, typeID: UInt32)] = []
+        for function in program.functions {
+            guard let id = object.btf?.typeID(named: function.name, kind: .function) else {
+                throw KernelError.invalidArgument(
+                    "program \(program.name): function \(function.name) has no FUNC in the object's BTF")
+            }
+            functions.append((UInt32(function.instructionIndex), id))
+        }
+        return ProgramBTF(descriptor: objectBTF, functions: functions)
     }
 
     /// Loads every program other programs can tail-call (those in prog arrays' initial slots).

@@ -4,17 +4,20 @@ import MimicCore
 @testable import MimicKernel
 import MimicLinux
 
-/// `Fixtures/dynptr.c`'s `local_dynptr` / `ring_dynptr` and `Fixtures/kfuncs.c`'s `cpumasks`
-/// (with as many CPUs as the kernel's `nr_cpu_ids`) run by Mimic and by the kernel
-/// (`BPF_PROG_TEST_RUN` of syscall programs): the `.bss` each leaves (every helper's and kfunc's
-/// return value, and the bytes read) must be the same. (`timers.c` cannot be loaded into the
-/// kernel this way yet: a map holding a `bpf_timer` needs its BTF, which `KernelObject` does not
-/// load; nor the lists and trees of `kfuncs.c`, for the same reason.)
+/// Syscall programs run by Mimic and by the kernel (`BPF_PROG_TEST_RUN`): `Fixtures/dynptr.c`'s
+/// `local_dynptr` / `ring_dynptr`, `Fixtures/kfuncs.c`'s `cpumasks` (with as many CPUs as the
+/// kernel's `nr_cpu_ids`), and the objects in lists and trees of `graph_locked.c` and
+/// `rbtree_shape.c`: the `.bss` each leaves (every helper's and kfunc's return value, and the
+/// bytes read) must be the same. The last two need the object's BTF in the kernel — a lock and
+/// graph roots in a map value, and `bpf_obj_new`'s type of the program's own — so they are loaded
+/// with it (`KernelObject(loadsObjectBTF:)`). (`kfuncs.c`'s own `lists_and_trees` keeps its roots
+/// in `.bss` without a lock, which the kernel's verifier refuses: `graph_locked.c` is the same
+/// program as the kernel accepts it.)
 @Suite(.enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
 struct TimerDynptrKernelTests {
     static let vmlinux = "/sys/kernel/btf/vmlinux"
 
-    func compare(_ fixture: String, _ programs: [String], cpuCount: Int = 1) throws {
+    func compare(_ fixture: String, _ programs: [String], cpuCount: Int = 1, objectBTF: Bool = false) throws {
         let path = Fixtures.directories[1].appendingPathComponent("\(fixture).o").path
         let object = try ObjectFile(contentsOf: path)
         let emulator = LinuxEmulator(configuration: LinuxConfiguration(cpuCount: cpuCount))
@@ -27,7 +30,7 @@ struct TimerDynptrKernelTests {
         let mimicBSS = try #require(loaded.globals[".bss"]).storage.bytes
 
         let btf = try BTF(bytes: [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.vmlinux))))
-        let kernelObject = try KernelObject(object: object, kernelBTF: btf)
+        let kernelObject = try KernelObject(object: object, kernelBTF: btf, loadsObjectBTF: objectBTF)
         for name in programs {
             #expect(try kernelObject.program(named: name).testRunSyscall() == 0, "\(name) in the kernel")
         }
@@ -39,6 +42,16 @@ struct TimerDynptrKernelTests {
     @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))
     func dynptrsAgreeWithTheKernel() throws {
         try compare("dynptr", ["local_dynptr", "ring_dynptr"])
+    }
+
+    @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))
+    func listsAndTreesAgreeWithTheKernel() throws {
+        try compare("graph_locked", ["lists_and_trees_locked"], objectBTF: true)
+    }
+
+    @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))
+    func treeShapesAgreeWithTheKernel() throws {
+        try compare("rbtree_shape", ["shape"], objectBTF: true)
     }
 
     /// The kernel's `nr_cpu_ids`: the possible CPUs (`/sys/devices/system/cpu/possible`, "0-N").
