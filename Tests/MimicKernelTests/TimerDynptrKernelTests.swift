@@ -6,13 +6,14 @@ import MimicLinux
 
 /// Syscall programs run by Mimic and by the kernel (`BPF_PROG_TEST_RUN`): `Fixtures/dynptr.c`'s
 /// `local_dynptr` / `ring_dynptr`, `Fixtures/kfuncs.c`'s `cpumasks` (with as many CPUs as the
-/// kernel's `nr_cpu_ids`), and the objects in lists and trees of `graph_locked.c` and
-/// `rbtree_shape.c`: the `.bss` each leaves (every helper's and kfunc's return value, and the
-/// bytes read) must be the same. The last two need the object's BTF in the kernel — a lock and
-/// graph roots in a map value, and `bpf_obj_new`'s type of the program's own — so they are loaded
-/// with it (`KernelObject(loadsObjectBTF:)`). (`kfuncs.c`'s own `lists_and_trees` keeps its roots
-/// in `.bss` without a lock, which the kernel's verifier refuses: `graph_locked.c` is the same
-/// program as the kernel accepts it.)
+/// kernel's `nr_cpu_ids`), `timers.c`'s `timer_errors`, and the objects in lists and trees of
+/// `graph_locked.c` and `rbtree_shape.c`: the `.bss` each leaves (every helper's and kfunc's
+/// return value, and the bytes read) must be the same. The last three need the object's BTF in
+/// the kernel — a map value holding a `bpf_timer`, a lock and graph roots, and `bpf_obj_new`'s
+/// type of the program's own — so they are loaded with it (`KernelObject(loadsObjectBTF:)`).
+/// (`kfuncs.c`'s own `lists_and_trees` keeps its roots in `.bss` without a lock, which the kernel's
+/// verifier refuses: `graph_locked.c` is the same program as the kernel accepts it. `timers.c`'s
+/// callbacks fire later, on the kernel's clock: only the synchronous results are compared.)
 @Suite(.enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
 struct TimerDynptrKernelTests {
     static let vmlinux = "/sys/kernel/btf/vmlinux"
@@ -42,6 +43,11 @@ struct TimerDynptrKernelTests {
     @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))
     func dynptrsAgreeWithTheKernel() throws {
         try compare("dynptr", ["local_dynptr", "ring_dynptr"])
+    }
+
+    @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))
+    func timerErrorsAgreeWithTheKernel() throws {
+        try compare("timers", ["timer_errors"], objectBTF: true)
     }
 
     @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))

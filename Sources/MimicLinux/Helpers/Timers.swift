@@ -145,7 +145,14 @@ enum TimerHelpers {
                 guard let entry = table.timer(call, at: address) else { return Errno.invalid.r0 }
                 // The timer's own callback may not wait for itself to finish.
                 if call.state?.runningTimer == address { return Errno.deadlock.r0 }
-                table.update(address) { $0.expiry = nil }
+                // The kernel also drops the callback and its program (`drop_prog_refcnt`): the
+                // timer needs `bpf_timer_set_callback` again before `bpf_timer_start`.
+                table.update(address) { entry in
+                    entry.expiry = nil
+                    entry.programReference = nil
+                    entry.slot = nil
+                    entry.environment = TaskEnvironment()
+                }
                 return entry.expiry != nil ? 1 : 0
             },
         ]

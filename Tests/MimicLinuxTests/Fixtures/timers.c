@@ -56,9 +56,10 @@ int timer_errors(void *ctx)
     results[5] = bpf_timer_set_callback(&value->timer, noop);
     results[6] = bpf_timer_start(&value->timer, 1000, 4);          /* bad flags: -EINVAL */
     results[7] = bpf_timer_cancel(&value->timer);                  /* not active: 0 */
-    results[8] = bpf_timer_start(&value->timer, 1000000000, 0);
-    results[9] = bpf_timer_cancel(&value->timer);                  /* active: 1 */
-    results[10] = bpf_timer_cancel(&value->timer);                 /* no longer: 0 */
+    results[8] = bpf_timer_start(&value->timer, 1000000000, 0);    /* the cancel dropped the callback: -EINVAL */
+    results[9] = bpf_timer_set_callback(&value->timer, noop);
+    results[10] = bpf_timer_start(&value->timer, 1000000000, 0);
+    results[11] = bpf_timer_cancel(&value->timer);                 /* active: 1 */
     return 0;
 }
 
