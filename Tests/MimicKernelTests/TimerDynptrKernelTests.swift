@@ -13,7 +13,8 @@ import MimicLinux
 /// type of the program's own — so they are loaded with it (`KernelObject(loadsObjectBTF:)`).
 /// (`kfuncs.c`'s own `lists_and_trees` keeps its roots in `.bss` without a lock, which the kernel's
 /// verifier refuses: `graph_locked.c` is the same program as the kernel accepts it. `timers.c`'s
-/// callbacks fire later, on the kernel's clock: only the synchronous results are compared.)
+/// callbacks run on each side's own clock: `timerCallbacksAgreeWithTheKernel` compares what they
+/// leave, not when.)
 @Suite(.enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
 struct TimerDynptrKernelTests {
     static let vmlinux = "/sys/kernel/btf/vmlinux"
@@ -48,6 +49,41 @@ struct TimerDynptrKernelTests {
     @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))
     func timerErrorsAgreeWithTheKernel() throws {
         try compare("timers", ["timer_errors"], objectBTF: true)
+    }
+
+    /// `timers.c`'s `timer_arm` in both: its callback runs three times (re-arming itself twice, 1 ms
+    /// apart), the third cannot cancel its own timer (`-EDEADLK`). Mimic's on its virtual clock,
+    /// the kernel's on its own: the counts, the key and the error must agree, not the times.
+    @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))
+    func timerCallbacksAgreeWithTheKernel() throws {
+        let path = Fixtures.directories[1].appendingPathComponent("timers.o").path
+        let object = try ObjectFile(contentsOf: path)
+        let emulator = LinuxEmulator()
+        let vm = VM(emulator: emulator)
+        let loaded = try vm.load(object: object)
+        let process = try vm.makeProcess(for: loaded.program(named: "timer_arm"), context: nil)
+        #expect(try process.run() == 0, "timer_arm in Mimic")
+        #expect(emulator.advanceClock(by: 10_000_000).count == 3)
+        let mimicValue = try #require(emulator.map(named: "timers")?.value(forKey: [7, 0, 0, 0]))
+        let mimicBSS = try #require(loaded.globals[".bss"]).storage.bytes
+
+        let btf = try BTF(bytes: [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.vmlinux))))
+        let kernelObject = try KernelObject(object: object, kernelBTF: btf, loadsObjectBTF: true)
+        #expect(try kernelObject.program(named: "timer_arm").testRunSyscall() == 0, "timer_arm in the kernel")
+        // Three firings 1 ms apart: wait for them (the maps are held, so the timer lives).
+        var kernelValue: [UInt8] = []
+        for _ in 0..<200 {
+            usleep(5_000)
+            kernelValue = try #require(try kernelObject.maps["timers"]?.lookup(key: [7, 0, 0, 0]))
+            if kernelValue[16..<24].first == 3 { break }
+        }
+        let kernelBSS = try #require(try kernelObject.maps[".bss"]?.lookup(key: [0, 0, 0, 0]))
+        // `fired` (bytes 16..<24 of the value); `fired_at` is each side's own clock.
+        #expect(kernelValue[16..<24] == mimicValue[16..<24])
+        #expect(mimicValue[16] == 3)
+        // `self_cancel` and `callback_key`, after `results` (12 longs) in .bss.
+        #expect(kernelBSS[96..<112] == mimicBSS[96..<112])
+        #expect(mimicBSS[96] == 221) // -EDEADLK's low byte
     }
 
     @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))
