@@ -115,9 +115,26 @@ public final class ObjectComparison {
             throw ComparisonError("Mimic cannot load \(source.name): \(error)")
         }
         // The kernel sees the __kconfig values Mimic resolved.
-        kernel = try KernelObject(object: object, kconfig: loaded.globals[ObjectExtern.kconfigSection]?.storage.bytes)
-        try kernel.loadTailCallTargets()
-        kernelProgram = try kernel.program(named: source.name)
+        let kconfig = loaded.globals[ObjectExtern.kconfigSection]?.storage.bytes
+        func load(withBTF: Bool) throws(KernelError) -> (KernelObject, KernelProgram) {
+            let kernel = try KernelObject(object: object, kconfig: kconfig, loadsObjectBTF: withBTF)
+            try kernel.loadTailCallTargets()
+            return (kernel, try kernel.program(named: source.name))
+        }
+        do {
+            (kernel, kernelProgram) = try load(withBTF: false)
+        } catch {
+            // What the kernel refuses without the object's BTF (a spin lock or timer in a map
+            // value, a callback, bpf_obj_new) it may take with it, as libbpf loads it. When both
+            // fail, the error that says more: the second one when the first was about BTF.
+            guard object.btf != nil else { throw error }
+            do {
+                (kernel, kernelProgram) = try load(withBTF: true)
+            } catch let retry {
+                let first = (error.verifierLog ?? "") + error.description
+                throw first.lowercased().contains("btf") ? retry : error
+            }
+        }
         for name in comparedMaps {
             (emulator.map(named: name) as? ArrayMap)?.trackTouches()
         }

@@ -18,7 +18,8 @@ enum CompareCommand: Command {
             Mimic as vCPU 0), and compares the return value (its low 32 bits: all the kernel
             reports), the output packet and the contents of every hash, array, per-CPU, LRU and
             LPM map and global-data section after each packet. Maps keep their contents from one
-            packet to the next on both sides.
+            packet to the next on both sides. A program the kernel refuses without the object's BTF
+            (a spin lock or timer in a map value, a bpf_loop callback) is loaded again with it.
             Program types: XDP, tc (sched_cls) and socket filters. The kernel runs socket filters
             on the packet from its network header, so Mimic does too. A context file gives Mimic
             its context (xdp_md or sk_buff); the kernel gets its packet.
