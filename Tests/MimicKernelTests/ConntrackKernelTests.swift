@@ -69,6 +69,20 @@ struct ConntrackKernelTests {
         }
         #expect(answers == Self.natAnswers)
     }
+
+    /// `net_conntrack_nat6.o`: the same steps with IPv6 tuples, the same answers.
+    @Test func ipv6NatInfoAgreesWithTheKernel() throws {
+        let namespace = try TestNamespace("ctnat6")
+        try namespace.configure("link set lo up")
+        let object = try ObjectFile(contentsOf: Self.fixtures.appendingPathComponent("net_conntrack_nat6.o").path)
+        let answers = try namespace.enter { () throws -> [Int64] in
+            let comparison = try ObjectComparison(object: object, programName: "tc_ct_nat6", network: .standard)
+            let result = try comparison.run(packet: Fixtures.packets[0])
+            for difference in result.differences { Issue.record("tc_ct_nat6: \(difference)") }
+            return Self.natAnswers(comparison)
+        }
+        #expect(answers == Self.natAnswers)
+    }
 }
 
 /// The same program in Mimic alone, with the entry already in the network's table (read from
