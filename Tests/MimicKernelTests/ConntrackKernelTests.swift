@@ -57,28 +57,17 @@ struct ConntrackKernelTests {
         }
     }
 
-    @Test func natInfoAgreesWithTheKernel() throws {
-        let namespace = try TestNamespace("ctnat")
+    /// `net_conntrack_nat.o`, and `net_conntrack_nat6.o`: the same steps with IPv6 tuples, the same
+    /// answers.
+    @Test(arguments: [("net_conntrack_nat.o", "tc_ct_nat"), ("net_conntrack_nat6.o", "tc_ct_nat6")])
+    func natInfoAgreesWithTheKernel(fixture: String, program: String) throws {
+        let namespace = try TestNamespace(program.replacingOccurrences(of: "tc_ct_", with: "ct"))
         try namespace.configure("link set lo up")
-        let object = try ObjectFile(contentsOf: Self.fixtures.appendingPathComponent("net_conntrack_nat.o").path)
+        let object = try ObjectFile(contentsOf: Self.fixtures.appendingPathComponent(fixture).path)
         let answers = try namespace.enter { () throws -> [Int64] in
-            let comparison = try ObjectComparison(object: object, programName: "tc_ct_nat", network: .standard)
+            let comparison = try ObjectComparison(object: object, programName: program, network: .standard)
             let result = try comparison.run(packet: Fixtures.packets[0])
-            for difference in result.differences { Issue.record("tc_ct_nat: \(difference)") }
-            return Self.natAnswers(comparison)
-        }
-        #expect(answers == Self.natAnswers)
-    }
-
-    /// `net_conntrack_nat6.o`: the same steps with IPv6 tuples, the same answers.
-    @Test func ipv6NatInfoAgreesWithTheKernel() throws {
-        let namespace = try TestNamespace("ctnat6")
-        try namespace.configure("link set lo up")
-        let object = try ObjectFile(contentsOf: Self.fixtures.appendingPathComponent("net_conntrack_nat6.o").path)
-        let answers = try namespace.enter { () throws -> [Int64] in
-            let comparison = try ObjectComparison(object: object, programName: "tc_ct_nat6", network: .standard)
-            let result = try comparison.run(packet: Fixtures.packets[0])
-            for difference in result.differences { Issue.record("tc_ct_nat6: \(difference)") }
+            for difference in result.differences { Issue.record("\(program): \(difference)") }
             return Self.natAnswers(comparison)
         }
         #expect(answers == Self.natAnswers)
