@@ -12,7 +12,7 @@ struct LoadableBTFTests {
 
     @Test("kfuncs become global functions backed by dummy_ksym, and every DATASEC gets its size and offsets")
     func fixups() throws {
-        let object = try Self.object("graph_locked")
+        let object = try Self.object("kfuncs")
         let loadable = try #require(try LoadableBTF(object: object))
         let btf = try BTF(bytes: loadable.bytes)
         let original = try #require(object.btf)
@@ -49,7 +49,7 @@ struct LoadableBTFTests {
 
     @Test("a damaged .BTF is refused with a message, never a crash")
     func damagedBTF() throws {
-        let object = try Self.object("graph_locked")
+        let object = try Self.object("kfuncs")
         let section = try #require(object.elf.section(named: ".BTF"))
         let raw = object.elf.contents(of: section)
         #expect(throws: Never.self) { _ = try LoadableBTF(btf: raw, of: object) }

@@ -6,15 +6,12 @@ import MimicLinux
 
 /// Syscall programs run by Mimic and by the kernel (`BPF_PROG_TEST_RUN`): `Fixtures/dynptr.c`'s
 /// `local_dynptr` / `ring_dynptr`, `Fixtures/kfuncs.c`'s `cpumasks` (with as many CPUs as the
-/// kernel's `nr_cpu_ids`), `timers.c`'s `timer_errors`, and the objects in lists and trees of
-/// `graph_locked.c` and `rbtree_shape.c`: the `.bss` each leaves (every helper's and kfunc's
-/// return value, and the bytes read) must be the same. The last three need the object's BTF in
-/// the kernel — a map value holding a `bpf_timer`, a lock and graph roots, and `bpf_obj_new`'s
-/// type of the program's own — so they are loaded with it (`KernelObject(loadsObjectBTF:)`).
-/// (`kfuncs.c`'s own `lists_and_trees` keeps its roots in `.bss` without a lock, which the kernel's
-/// verifier refuses: `graph_locked.c` is the same program as the kernel accepts it. `timers.c`'s
-/// callbacks run on each side's own clock: `timerCallbacksAgreeWithTheKernel` compares what they
-/// leave, not when.)
+/// kernel's `nr_cpu_ids`) and its objects in lists and trees, `rbtree_shape.c`, and `timers.c`:
+/// the `.bss` each leaves (every helper's and kfunc's return value, and the bytes read) must be
+/// the same. Lists, trees and timers need the object's BTF in the kernel — a lock and graph roots
+/// or a `bpf_timer` in a map value, and `bpf_obj_new`'s type of the program's own — so those are
+/// loaded with it (`KernelObject(loadsObjectBTF:)`). `timers.c`'s callbacks run on each side's own
+/// clock: `timerCallbacksAgreeWithTheKernel` compares what they leave, not when.
 @Suite(.enabled(if: KernelGate.enabled, "the kernel's BPF is not reachable (see the printed reason)"))
 struct TimerDynptrKernelTests {
     static let vmlinux = "/sys/kernel/btf/vmlinux"
@@ -88,7 +85,7 @@ struct TimerDynptrKernelTests {
 
     @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))
     func listsAndTreesAgreeWithTheKernel() throws {
-        try compare("graph_locked", ["lists_and_trees_locked"], objectBTF: true)
+        try compare("kfuncs", ["lists_and_trees"], objectBTF: true)
     }
 
     @Test(.enabled(if: FileManager.default.isReadableFile(atPath: vmlinux), "/sys/kernel/btf/vmlinux is not readable"))

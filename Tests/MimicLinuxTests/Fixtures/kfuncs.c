@@ -1,10 +1,14 @@
 /* Object kfuncs the way the kernel's selftests use them: objects from bpf_obj_new in a list and
  * a red-black tree, reference counting, and CPU masks; plus the open-coded numeric iterator.
+ * The list and tree roots sit beside their bpf_spin_lock in a private data section and every
+ * list and tree operation runs with the lock held (objects are dropped after it is released),
+ * as the kernel's verifier requires: TimerDynptrKernelTests runs the programs in the kernel too.
  * Results go to .bss for the tests to read. */
 #include "../../../Examples/mimic_bpf.h"
 
 #define __ksym __attribute__((section(".ksyms")))
 #define __contains(name, node) __attribute__((btf_decl_tag("contains:" #name ":" #node)))
+#define private(name) __attribute__((section(".data." #name), aligned(8)))
 #define bpf_core_type_id_local(type) __builtin_btf_type_id(*(typeof(type) *)0, 0)
 #define bpf_obj_new(type) ((type *)bpf_obj_new_impl(bpf_core_type_id_local(type), NULL))
 #define bpf_obj_drop(kptr) bpf_obj_drop_impl(kptr, NULL)
@@ -49,8 +53,9 @@ struct item {
     struct bpf_refcount ref;
 };
 
-struct bpf_list_head items __contains(item, link);
-struct bpf_rb_root tree __contains(item, node);
+private(A) struct bpf_spin_lock glock;
+private(A) struct bpf_list_head items __contains(item, link);
+private(A) struct bpf_rb_root tree __contains(item, node);
 
 long list_order[4];
 long tree_order[4];
@@ -73,40 +78,57 @@ int lists_and_trees(void *ctx)
         it->key = keys[i];
         /* One reference for the list, one for the tree. */
         struct item *second = bpf_refcount_acquire(it);
+        bpf_spin_lock(&glock);
         bpf_list_push_back(&items, &it->link);
         if (second)
             bpf_rbtree_add(&tree, &second->node, less);
+        bpf_spin_unlock(&glock);
     }
     /* A node already in the list cannot be pushed again. */
     struct item *extra = bpf_obj_new(struct item);
     if (!extra)
         return 1;
     struct item *alias = bpf_refcount_acquire(extra);
+    bpf_spin_lock(&glock);
     results[0] = bpf_list_push_front(&items, &extra->link);
     if (alias)
         results[1] = bpf_list_push_front(&items, &alias->link); /* -EINVAL */
+    bpf_spin_unlock(&glock);
 
     for (int i = 0; i < 4; i++) {
+        bpf_spin_lock(&glock);
         struct bpf_list_node *link = bpf_list_pop_back(&items);
+        bpf_spin_unlock(&glock);
         if (!link)
             break;
         struct item *it = container_of(link, struct item, link);
         list_order[i] = it->key;
         bpf_obj_drop(it);
     }
-    results[2] = bpf_list_pop_front(&items) == 0;
+    bpf_spin_lock(&glock);
+    struct bpf_list_node *left = bpf_list_pop_front(&items);
+    bpf_spin_unlock(&glock);
+    results[2] = left == 0;
+    if (left)
+        bpf_obj_drop(container_of(left, struct item, link));
     for (int i = 0; i < 4; i++) {
+        bpf_spin_lock(&glock);
         struct bpf_rb_node *first = bpf_rbtree_first(&tree);
-        if (!first)
+        if (!first) {
+            bpf_spin_unlock(&glock);
             break;
+        }
         struct bpf_rb_node *removed = bpf_rbtree_remove(&tree, first);
+        bpf_spin_unlock(&glock);
         if (!removed)
             break;
         struct item *it = container_of(removed, struct item, node);
         tree_order[i] = it->key;
         bpf_obj_drop(it);
     }
+    bpf_spin_lock(&glock);
     results[3] = bpf_rbtree_first(&tree) == 0;
+    bpf_spin_unlock(&glock);
     return 0;
 }
 
