@@ -169,31 +169,31 @@ public enum KernelBPF {
             return code.withUnsafeBytes { codeBuffer in
                 licenseBytes.withUnsafeBytes { licenseBuffer in
                     functionInfo.withUnsafeBytes { functionInfoBuffer in
-                    log.withUnsafeMutableBytes { logBuffer in
-                        var attr = BPFAttributes(size: 128)
-                        attr.set32(0, type.rawValue)
-                        attr.set32(4, UInt32(instructions.count))
-                        attr.setPointer(8, codeBuffer.baseAddress)
-                        attr.setPointer(16, licenseBuffer.baseAddress)
-                        if logSize > 0 {
-                            attr.set32(24, 1) // log_level
-                            attr.set32(28, UInt32(logSize))
-                            attr.setPointer(32, logBuffer.baseAddress)
+                        log.withUnsafeMutableBytes { logBuffer in
+                            var attr = BPFAttributes(size: 128)
+                            attr.set32(0, type.rawValue)
+                            attr.set32(4, UInt32(instructions.count))
+                            attr.setPointer(8, codeBuffer.baseAddress)
+                            attr.setPointer(16, licenseBuffer.baseAddress)
+                            if logSize > 0 {
+                                attr.set32(24, 1) // log_level
+                                attr.set32(28, UInt32(logSize))
+                                attr.setPointer(32, logBuffer.baseAddress)
+                            }
+                            attr.set32(44, flags) // prog_flags
+                            attr.setName(48, name)
+                            attr.set32(68, expectedAttachType.rawValue)
+                            attr.set32(108, attachBTFID)
+                            if let btf {
+                                attr.set32(72, UInt32(bitPattern: btf.descriptor.rawValue))
+                                attr.set32(76, 8) // func_info_rec_size
+                                attr.setPointer(80, functionInfoBuffer.baseAddress)
+                                attr.set32(88, UInt32(btf.functions.count))
+                            }
+                            let result = call(.progLoad, &attr)
+                            let text = String(decoding: logBuffer.prefix { $0 != 0 }, as: UTF8.self)
+                            return (result, text)
                         }
-                        attr.set32(44, flags) // prog_flags
-                        attr.setName(48, name)
-                        attr.set32(68, expectedAttachType.rawValue)
-                        attr.set32(108, attachBTFID)
-                        if let btf {
-                            attr.set32(72, UInt32(bitPattern: btf.descriptor.rawValue))
-                            attr.set32(76, 8) // func_info_rec_size
-                            attr.setPointer(80, functionInfoBuffer.baseAddress)
-                            attr.set32(88, UInt32(btf.functions.count))
-                        }
-                        let result = call(.progLoad, &attr)
-                        let text = String(decoding: logBuffer.prefix { $0 != 0 }, as: UTF8.self)
-                        return (result, text)
-                    }
                     }
                 }
             }
@@ -423,7 +423,6 @@ struct BPFAttributes {
         (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[offset + $1]) << (8 * $1) }
     }
 }
-
 
 /// The BTF a map is created with: the loaded BTF and the ids of its key and value types (0 for
 /// a global-data section's key, which has none).

@@ -60,7 +60,8 @@ struct LoadableBTF {
             let stringOffset = word(16).map(Int.init), let stringLength = word(20).map(Int.init),
             headerLength >= 24, headerLength <= raw.count
         else { throw fail("no little-endian BTF header") }
-        let typesStart = headerLength + typeOffset, stringsStart = headerLength + stringOffset
+        let typesStart = headerLength + typeOffset
+        let stringsStart = headerLength + stringOffset
         guard typesStart >= headerLength, typeLength >= 0, typesStart + typeLength <= raw.count,
             stringsStart >= headerLength, stringLength >= 0, stringsStart + stringLength <= raw.count
         else { throw fail("its type or string section lies outside it") }

@@ -124,7 +124,8 @@ struct FixtureComparisonTests {
             }
         }
         // Keyed by file name, or by test target and file name where two targets have a fixture of that name.
-        let target = URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+        let target = URL(fileURLWithPath: path).deletingLastPathComponent().deletingLastPathComponent()
+            .lastPathComponent
         let required = Fixtures.mustCompare["\(target)/\(name)"] ?? Fixtures.mustCompare[name] ?? []
         #expect(
             compared.isSuperset(of: required),
