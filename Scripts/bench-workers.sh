@@ -14,8 +14,11 @@ rounds="${1:-10}"
 packets="${2:-1000000}"
 workers="${WORKERS:-2}"
 scratch="${SCRATCH:-.build}"
-case "$rounds$workers" in
-    *[!0-9]*) echo "usage: Scripts/bench-workers.sh [ROUNDS] [PACKETS]; ROUNDS and WORKERS are whole numbers" >&2; exit 2 ;;
+case "$rounds,$workers" in
+    *[!0-9,]* | ,* | *, | 0,* | *,0)
+        echo "usage: Scripts/bench-workers.sh [ROUNDS] [PACKETS]; ROUNDS and WORKERS are whole numbers from 1" >&2
+        exit 2
+        ;;
 esac
 swift build -c release --scratch-path "$scratch" --product mimic >/dev/null
 work="$(mktemp -d)"

@@ -72,7 +72,9 @@ struct LoadableBTF {
         var offset = typesStart
         let typesEnd = typesStart + typeLength
         while offset < typesEnd {
-            guard let nameOffset = word(offset), let info = word(offset + 4), let sizeOrType = word(offset + 8) else {
+            guard offset + 12 <= typesEnd, let nameOffset = word(offset), let info = word(offset + 4),
+                let sizeOrType = word(offset + 8)
+            else {
                 throw fail("type \(types.count) is cut off")
             }
             var type = RawType(nameOffset: nameOffset, info: info, sizeOrType: sizeOrType, extra: [])
@@ -87,7 +89,7 @@ struct LoadableBTF {
             }
             offset += 12
             for index in 0..<extraWords {
-                guard let value = word(offset + 4 * index), offset + 4 * index < typesEnd else {
+                guard offset + 4 * index + 4 <= typesEnd, let value = word(offset + 4 * index) else {
                     throw fail("type \(types.count) is cut off")
                 }
                 type.extra.append(value)
