@@ -120,6 +120,13 @@ enum HelperPrototypes {
     static let cgroupStorage: Set<ProgramType> = [
         .cgroupSkb, .cgroupSock, .cgroupSockAddr, .sockOps, .cgroupDevice, .cgroupSysctl, .cgroupSockopt,
     ]
+    /// The program types that may call `bpf_sk_storage_get` and `_delete` (`tc_cls_act_func_proto`,
+    /// `cg_skb_func_proto`, `sock_ops_func_proto`, `sk_msg_func_proto`, `sock_addr_func_proto`,
+    /// `cg_sockopt_get_prototype`, and the tracing programs' `bpf_sk_storage_get_tracing_proto`);
+    /// cgroup sock programs may get but not delete (`sock_filter_func_proto`).
+    static let socketStorage: Set<ProgramType> = [
+        .schedCls, .schedAct, .cgroupSkb, .sockOps, .skMsg, .cgroupSockAddr, .cgroupSockopt, .tracing, .lsm,
+    ]
     static let memRO = ArgumentKind.memory(uninit: false, nullable: false)
     static let memUninit = ArgumentKind.memory(uninit: true, nullable: false)
     static let size = ArgumentKind.size(zeroAllowed: false)
@@ -190,6 +197,11 @@ enum HelperPrototypes {
                     .memory(uninit: false, nullable: true), sizeOrZero,
                 ], .integer, gpl: true),
             .init("bpf_get_local_storage", [.map, .anything], .mapValue, .types(cgroupStorage)),
+            // The socket, value and flags are not checked; R0 is the storage (a value of the map).
+            .init(
+                "bpf_sk_storage_get", [.map, .anything, .anything, .anything], .mapValueOrNull,
+                .types(socketStorage.union([.cgroupSock]))),
+            .init("bpf_sk_storage_delete", [.map, .anything], .integer, .types(socketStorage)),
             // The dynptr argument is not modelled (any initialised value); the slice is PTR_TO_MEM
             // of the constant length, or NULL (`RET_PTR_TO_DYNPTR_MEM_OR_NULL`).
             .init(
