@@ -506,6 +506,8 @@ extension Analysis {
         case "bpf_get_stackid": ok = t == .stackTrace
         case "bpf_get_local_storage": ok = t == .cgroupStorage || t == .perCPUCgroupStorage
         case "bpf_sk_storage_get", "bpf_sk_storage_delete": ok = t == .skStorage
+        case "bpf_task_storage_get": ok = t == .taskStorage
+        case "bpf_cgrp_storage_get": ok = t == .cgrpStorage
         case "bpf_redirect_map": ok = [.devMap, .devMapHash, .cpuMap, .xskMap].contains(t)
         case "bpf_map_push_elem", "bpf_map_pop_elem", "bpf_map_peek_elem":
             ok = [.queue, .stack, .bloomFilter].contains(t) && !(t == .bloomFilter && helper == "bpf_map_pop_elem")

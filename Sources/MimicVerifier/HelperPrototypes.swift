@@ -202,6 +202,13 @@ enum HelperPrototypes {
                 "bpf_sk_storage_get", [.map, .anything, .anything, .anything], .mapValueOrNull,
                 .types(socketStorage.union([.cgroupSock]))),
             .init("bpf_sk_storage_delete", [.map, .anything], .integer, .types(socketStorage)),
+            // Task and cgroup storage: every program type on this kernel (`bpf_base_func_proto`).
+            .init("bpf_task_storage_get", [.map, .anything, .anything, .anything], .mapValueOrNull),
+            .init("bpf_cgrp_storage_get", [.map, .anything, .anything, .anything], .mapValueOrNull),
+            // `RET_PTR_TO_SOCKET_OR_NULL` without a reference of its own (the argument is not checked).
+            .init(
+                "bpf_get_listener_sock", [.anything], .socketOrNull(acquires: false),
+                .types([.schedCls, .schedAct, .cgroupSkb])),
             // The dynptr argument is not modelled (any initialised value); the slice is PTR_TO_MEM
             // of the constant length, or NULL (`RET_PTR_TO_DYNPTR_MEM_OR_NULL`).
             .init(
