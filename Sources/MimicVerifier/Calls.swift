@@ -620,20 +620,6 @@ extension Analysis {
             s.rcuDepth -= 1
             for r in 1...5 { s[register: r] = Register() }
             s[register: 0] = Register()
-        case "bpf_dynptr_slice", "bpf_dynptr_slice_rdwr":
-            // NULL or `buffer__szk` (R4, a constant) bytes; the dynptr itself is not modelled.
-            let size = try readRegister(s, 4, pc).bounds.constantValue
-            for r in 1...5 { s[register: r] = Register() }
-            guard let size else {
-                s[register: 0] = .unknownScalar
-                return
-            }
-            var r0 = Register.pointer(.memory)
-            r0.range = Int64(clamping: size)
-            r0.readOnly = name == "bpf_dynptr_slice"
-            r0.maybeNull = true
-            r0.id = newID()
-            s[register: 0] = r0
         default:
             // Without the kernel's BTF the argument types of other kfuncs are unknown.
             for r in 1...5 { s[register: r] = Register() }
