@@ -120,8 +120,9 @@ final class FixtureAgreementTests: XCTestCase {
         XCTAssertEqual(known.count, Self.knownDisagreements.count, "known disagreements now: \(known)")
     }
 
-    /// Disagreements whose kernel rule is not found yet, by program; the test fails when one of
-    /// them starts to agree, so the list stays true. Docs/Verifier.md lists them.
+    /// Disagreements left, by program, with why: a kernel rule not found yet, or a part of the
+    /// kernel's verifier Mimic does not model. The test fails when one of them starts to agree, so
+    /// the list stays true. Docs/Verifier.md lists them.
     static let knownDisagreements: [String: String] = [
         "kfuncs.o:lists_and_trees":
             "MimicVerifier does not model bpf_obj_new (its R0 is an unknown scalar, Docs/Verifier.md); the kernel, given the program's BTF, accepts it",
