@@ -200,25 +200,13 @@ struct LoadableBTF {
             types[id].extra = sorted.flatMap { $0 }
         }
 
-        var typeBytes: [UInt8] = []
-        func append(_ value: UInt32) {
-            typeBytes += [UInt8(value & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value >> 16 & 0xFF), UInt8(value >> 24)]
+        let typeBytes = types.dropFirst().flatMap { type in
+            ([type.nameOffset, type.info, type.sizeOrType] + type.extra).flatMap(KernelObject.u32)
         }
-        for type in types.dropFirst() {
-            append(type.nameOffset)
-            append(type.info)
-            append(type.sizeOrType)
-            type.extra.forEach(append)
-        }
-        var header = Array(raw[0..<24])
-        func put(_ value: Int, at position: Int) {
-            for byte in 0..<4 { header[position + byte] = UInt8(truncatingIfNeeded: value >> (8 * byte)) }
-        }
-        put(24, at: 4) // hdr_len
-        put(0, at: 8) // type_off
-        put(typeBytes.count, at: 12) // type_len
-        put(typeBytes.count, at: 16) // str_off
-        put(strings.count, at: 20) // str_len
+        // The header with the sections laid out again: types right after it, strings after them.
+        let header =
+            Array(raw[0..<4]) + KernelObject.u32(24) + KernelObject.u32(0)
+            + [typeBytes.count, typeBytes.count, strings.count].flatMap { KernelObject.u32(UInt32($0)) }
         bytes = header + typeBytes + strings
     }
 }
