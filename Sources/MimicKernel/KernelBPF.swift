@@ -372,6 +372,21 @@ public enum KernelError: Error, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// Whether the kernel may have refused for want of the object's BTF, which libbpf would give
+    /// it: a verifier log asking for `func_info` (callbacks), map BTF (a spin lock, timer or graph
+    /// root in a value) or program BTF (`bpf_obj_new`), or a map it would not create (socket
+    /// storage is created only with BTF). `KernelObject(loadsObjectBTF:)` may then load it.
+    public var asksForObjectBTF: Bool {
+        switch self {
+        case .verifierRejected(_, _, let log):
+            ["missing btf func_info", "has to have BTF", "requires prog BTF"].contains { log.contains($0) }
+        case .systemCall(let command, _, _):
+            command == KernelBPF.Command.mapCreate.name
+        case .unavailable, .invalidArgument:
+            false
+        }
+    }
+
     /// `EINVAL (Invalid argument)`.
     static func describe(errno code: Int32) -> String {
         let message =

@@ -124,16 +124,10 @@ public final class ObjectComparison {
         do {
             (kernel, kernelProgram) = try load(withBTF: false)
         } catch {
-            // What the kernel refuses without the object's BTF (a spin lock or timer in a map
-            // value, a callback, bpf_obj_new) it may take with it, as libbpf loads it. When both
-            // fail, the error that says more: the second one when the first was about BTF.
-            guard object.btf != nil else { throw error }
-            do {
-                (kernel, kernelProgram) = try load(withBTF: true)
-            } catch let retry {
-                let first = (error.verifierLog ?? "") + error.description
-                throw first.lowercased().contains("btf") ? retry : error
-            }
+            // What the kernel refuses for want of the object's BTF (a spin lock or timer in a map
+            // value, a callback, bpf_obj_new) it may take with it, as libbpf loads it.
+            guard error.asksForObjectBTF, object.btf != nil else { throw error }
+            (kernel, kernelProgram) = try load(withBTF: true)
         }
         for name in comparedMaps {
             (emulator.map(named: name) as? ArrayMap)?.trackTouches()

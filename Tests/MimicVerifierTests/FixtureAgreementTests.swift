@@ -32,22 +32,9 @@ final class FixtureAgreementTests: XCTestCase {
     }
 
     /// The kernel's verdict as libbpf would get it: loaded without the object's BTF first (the
-    /// verdicts recorded elsewhere are), then, when the kernel asks for BTF (`func_info`, map BTF,
-    /// `bpf_obj_new`'s program BTF), with it (`KernelObject(loadsObjectBTF:)`).
+    /// verdicts recorded elsewhere are), then, when the kernel asks for it
+    /// (`KernelError.asksForObjectBTF`), with it (`KernelObject(loadsObjectBTF:)`).
     static func kernelVerdict(_ object: ObjectFile, _ program: ObjectProgram) -> KernelVerdict {
-        let first = kernelVerdict(object, program, withBTF: false)
-        // A map the kernel creates only with BTF (socket storage) fails before any verdict.
-        if case .skipped(let why) = first, object.btf != nil, why.contains("BPF_MAP_CREATE") {
-            return kernelVerdict(object, program, withBTF: true)
-        }
-        guard case .rejected(let line) = first, object.btf != nil,
-            line.contains("missing btf func_info") || line.contains("has to have BTF")
-                || line.contains("requires prog BTF")
-        else { return first }
-        return kernelVerdict(object, program, withBTF: true)
-    }
-
-    static func kernelVerdict(_ object: ObjectFile, _ program: ObjectProgram, withBTF: Bool) -> KernelVerdict {
         do {
             // __kconfig externs get the values the Linux emulator resolves, as `mimic compare` does.
             var kconfig: [UInt8]?
@@ -55,8 +42,16 @@ final class FixtureAgreementTests: XCTestCase {
                 let vm = VM(emulator: LinuxEmulator())
                 kconfig = try vm.load(object: object).globals[ObjectExtern.kconfigSection]?.storage.bytes
             }
-            let loaded = try KernelObject(object: object, kconfig: kconfig, loadsObjectBTF: withBTF)
-            _ = try loaded.program(named: program.name)
+            func load(withBTF: Bool) throws(KernelError) {
+                _ = try KernelObject(object: object, kconfig: kconfig, loadsObjectBTF: withBTF)
+                    .program(named: program.name)
+            }
+            do {
+                try load(withBTF: false)
+            } catch {
+                guard error.asksForObjectBTF, object.btf != nil else { throw error }
+                try load(withBTF: true)
+            }
             return .accepted
         } catch let error as KernelError {
             if let log = error.verifierLog {
