@@ -108,7 +108,8 @@ let package = Package(
         ),
         .testTarget(
             name: "MimicVerifierTests",
-            dependencies: ["MimicVerifier", "MimicCore", "MimicKernel", "MimicLinux", "MimicTestSupport"]
+            dependencies: ["MimicVerifier", "MimicCore", "MimicKernel", "MimicLinux", "MimicTestSupport"],
+            exclude: ["Fixtures"]
         ),
         .testTarget(name: "MimicPoolTests", dependencies: ["MimicPool", "MimicCore", "MimicMemory", "MimicLinux"]),
         // The README's library examples, compiled and run so they cannot rot.

@@ -210,22 +210,11 @@ public final class KernelObject {
         return loaded
     }
 
-    /// The vmlinux BTF id a tracing program attaches to, as libbpf finds it from the section:
-    /// the function of `fentry/NAME`, `fexit/NAME`, `fmod_ret/NAME` (and their `.s` forms), the
-    /// typedef `btf_trace_NAME` of `tp_btf/NAME`, the function `bpf_lsm_NAME` of `lsm/NAME`;
+    /// The vmlinux BTF id a tracing or LSM program attaches to (`ObjectProgram.kernelAttachTarget`);
     /// 0 for other programs. A target the kernel's BTF lacks is an error naming it.
     func attachBTFID(of program: ObjectProgram) throws(KernelError) -> UInt32 {
-        guard program.type == .tracing || program.type == .lsm else { return 0 }
-        let parts = program.sectionName.split(separator: "/", maxSplits: 1).map(String.init)
-        guard parts.count == 2, !parts[1].isEmpty else { return 0 }
-        let kind = parts[0].hasSuffix(".s") ? String(parts[0].dropLast(2)) : parts[0]
-        let (name, btfKind): (String, BTF.Kind)
-        switch kind {
-        case "fentry", "fexit", "fmod_ret": (name, btfKind) = (parts[1], .function)
-        case "tp_btf": (name, btfKind) = ("btf_trace_" + parts[1], .typedef)
-        case "lsm": (name, btfKind) = ("bpf_lsm_" + parts[1], .function)
-        default: return 0
-        }
+        guard let target = program.kernelAttachTarget else { return 0 }
+        let (name, btfKind) = (target.name, target.kind)
         if kernelBTF == nil { kernelBTF = try Self.runningKernelBTF() }
         guard let id = kernelBTF?.typeID(named: name, kind: btfKind) else {
             throw KernelError.invalidArgument(

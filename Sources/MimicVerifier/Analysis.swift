@@ -57,11 +57,32 @@ final class Analysis {
     /// The state before the instruction being checked, for the registers of a message.
     var currentState = VerifierState()
 
+    /// The kernel's types, when the program comes with the kernel's BTF.
+    let kernelTypes: KernelTypes?
+    /// A BTF-typed context (fentry, fexit, tp_btf, LSM, iterators): the attach target's
+    /// arguments, when the kernel's BTF has the target.
+    let btfContext: KernelTypes.Context?
+
     init(program: VerifierProgram, options: VerifierOptions) {
         self.program = program
         self.insns = program.instructions
         self.options = options
         self.type = program.type
+        let types = program.kernelBTF.map(KernelTypes.init)
+        kernelTypes = types
+        btfContext = program.attachTarget.flatMap { target in types?.context(of: target, program: program) }
+    }
+
+    /// A trusted, never NULL pointer to the kernel struct `name` (a helper's or a context
+    /// field's): typed when the kernel's BTF has the struct.
+    func trustedPointer(to name: String) -> Register {
+        var r = Register.pointer(.btfObject)
+        r.btfName = name
+        if let id = kernelTypes?.structID(named: name) {
+            r.btfID = id
+            r.btfFlags = .trusted
+        }
+        return r
     }
 
     func newID() -> UInt32 {

@@ -450,8 +450,7 @@ extension Analysis {
             r0.maybeNull = true
             r0.id = newID()
         case .btfObject(let name):
-            r0 = .pointer(.btfObject)
-            r0.btfName = name
+            r0 = trustedPointer(to: name)
         case .perCPUPointer(let maybeNull):
             r0 = .pointer(.btfObject)
             r0.btfName = "percpu"

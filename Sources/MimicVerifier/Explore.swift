@@ -197,11 +197,12 @@ extension Analysis {
                 && rangeWithin(old.bounds, cur.bounds) && old.bounds.varOff.contains(cur.bounds.varOff)
         case .mapValue, .memory, .stack, .mapKey:
             return old.offset == cur.offset && old.map == cur.map && old.frame == cur.frame
-                && old.range == cur.range && old.readOnly == cur.readOnly
+                && old.range == cur.range && old.readOnly == cur.readOnly && old.btfFlags == cur.btfFlags
                 && ids.check(old.id, cur.id) && ids.check(old.referenceID, cur.referenceID)
                 && rangeWithin(old.bounds, cur.bounds) && old.bounds.varOff.contains(cur.bounds.varOff)
         default:
             return old.offset == cur.offset && old.map == cur.map && old.subprogram == cur.subprogram
+                && old.btfID == cur.btfID && old.btfFlags == cur.btfFlags && old.readOnly == cur.readOnly
                 && old.bounds == cur.bounds && ids.check(old.id, cur.id)
                 && ids.check(old.referenceID, cur.referenceID)
         }

@@ -163,6 +163,9 @@ enum HelperPrototypes {
             .init("bpf_get_current_comm", [memUninit, size]),
             .init("bpf_get_current_task", [], .integer, .base, gpl: true),
             .init("bpf_get_current_task_btf", [], .btfObject("task_struct"), .base, gpl: true),
+            // Tracing and LSM programs only (`tracing_prog_func_proto`, `bpf_lsm_func_proto`); the
+            // kernel also limits it to the functions of `btf_allowlist_d_path`, not modelled.
+            .init("bpf_d_path", [.anything, memUninit, sizeOrZero], .integer, .types([.tracing, .lsm])),
             .init("bpf_get_current_cgroup_id", []),
             .init("bpf_perf_event_output", [.context, .map, .anything, memRO, sizeOrZero]),
             .init("bpf_perf_event_read", [.map, .anything]),

@@ -60,8 +60,13 @@ extension Analysis {
                 throw Failure(
                     kind: .readOnly, pc: pc, message: "R\(r) cannot write into \(ptr.typeName)", registers: [r])
             }
+            // Memory behind a kernel struct's non-struct pointer: reads are not bounded (the
+            // kernel's probe loads catch faults).
+            if ptr.btfFlags.contains(.untrusted) { return .scalar(.unknown) }
             try boundedAccess(pc, r, ptr, off: off, size: size, limit: ptr.range, what: .memory)
             return .scalar(.unknown)
+        case .buffer:
+            return try bufferAccess(pc, r, ptr, off: off, size: size, write: write)
         case .socket, .socketCommon, .tcpSocket:
             let limit: Int64 = ptr.type == .tcpSocket ? 112 : 80
             if write || off < 0 || off + Int64(size) > limit || off % Int64(size) != 0 || !ptr.bounds.isConstant {
@@ -79,12 +84,7 @@ extension Analysis {
             }
             return .scalar(.unknown)
         case .btfObject:
-            if write {
-                throw Failure(
-                    kind: .readOnly, pc: pc, message: "only read is supported", registers: [r],
-                    advice: "kernel objects are read-only to BPF programs")
-            }
-            return .scalar(.unknown)
+            return try kernelObjectAccess(s, pc, r, ptr, off: off, size: size, write: write)
         case .mapKey:
             let keySize = ptr.map >= 0 && ptr.map < program.maps.count ? program.maps[ptr.map].keySize : 0
             try boundedAccess(pc, r, ptr, off: off, size: size, limit: Int64(keySize), what: .memory)
@@ -130,7 +130,11 @@ extension Analysis {
         }
         if write { return Register() }
         switch field {
-        case .scalar: return .scalar(.unknown)
+        case .scalar:
+            if let context = btfContext, let types = kernelTypes {
+                return try typedContextRead(types, context, pc, r, off: off, size: size)
+            }
+            return .scalar(.unknown)
         case .packet:
             return Register.pointer(.packet)
         case .packetMeta:
@@ -142,9 +146,7 @@ extension Analysis {
         case .flowKeys:
             return Register.pointer(.flowKeys)
         case .btfObject(let name):
-            var p = Register.pointer(.btfObject)
-            p.btfName = name
-            return p
+            return trustedPointer(to: name)
         case .socketCommonOrNull:
             var p = Register.pointer(.socketCommon)
             p.maybeNull = true
@@ -452,7 +454,7 @@ extension Analysis {
                     kind: .readOnly, pc: pc, message: "R\(r) cannot write into \(ptr.typeName)", registers: [r])
             }
             try boundedAccess(pc, r, ptr, off: ptr.offset, size: Int(size), limit: ptr.range, what: .memory)
-        case .mapKey, .btfObject:
+        case .mapKey, .btfObject, .buffer:
             return
         default:
             throw Failure(

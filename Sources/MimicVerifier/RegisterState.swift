@@ -28,6 +28,9 @@ public enum RegisterType: Hashable, Sendable {
     case tcpSocket
     /// A kernel object typed by BTF (`PTR_TO_BTF_ID`), e.g. a task.
     case btfObject
+    /// A buffer of a map element iterator's key or value (`PTR_TO_BUF`), whose size the kernel
+    /// checks when the iterator is attached to a map.
+    case buffer
     /// A sub-program, for callbacks (`PTR_TO_FUNC`).
     case function
     /// The flow dissector's `struct bpf_flow_keys` (`PTR_TO_FLOW_KEYS`), from `skb->flow_keys`.
@@ -51,6 +54,7 @@ public enum RegisterType: Hashable, Sendable {
         case .socketCommon: "sock_common"
         case .tcpSocket: "tcp_sock"
         case .btfObject: "ptr_"
+        case .buffer: "buf"
         case .function: "func"
         case .flowKeys: "flow_keys"
         }
@@ -85,8 +89,14 @@ public struct Register: Hashable, Sendable {
     public var readOnly = false
     /// A ring-buffer record (`MEM_RINGBUF`).
     public var ringBuffer = false
-    /// The BTF-typed object's type name (for messages only).
+    /// The BTF-typed object's type name (for messages).
     public var btfName: String = ""
+    /// BTF objects: the struct's id in the kernel's BTF (`reg->btf_id`), 0 when unknown (no
+    /// kernel BTF): reads through the pointer then give scalars.
+    public var btfID: UInt32 = 0
+    /// BTF objects: trusted, RCU, untrusted (`PTR_TRUSTED`, `MEM_RCU`, `PTR_UNTRUSTED`); memory:
+    /// `.untrusted` for a pointer to a non-struct read from a kernel struct.
+    public var btfFlags = BTFPointerFlags()
 
     public init() {}
 
@@ -114,10 +124,13 @@ public struct Register: Hashable, Sendable {
 
     /// The type as the kernel prints it: `map_value_or_null`, `ptr_or_null_`, `scalar`.
     public var typeName: String {
+        // reg_type_str: rdonly_, ringbuf_, then the BTF flags, before the base name.
         var name = type.kernelName
-        if readOnly, type == .memory { name = "rdonly_mem" }
-        if ringBuffer, type == .memory { name = "ringbuf_mem" }
-        if maybeNull { name += "_or_null" }
+        if type == .btfObject || type == .memory { name = btfFlags.prefix + name }
+        if ringBuffer, type == .memory { name = "ringbuf_" + name }
+        if readOnly, type == .memory || type == .buffer { name = "rdonly_" + name }
+        // PTR_TO_BTF_ID's postfix follows its `ptr_` (`trusted_ptr_or_null_`).
+        if maybeNull { name += type == .btfObject ? "or_null_" : "_or_null" }
         return name
     }
 }

@@ -67,11 +67,26 @@ public struct VerifierProgram: Sendable {
     public var license: String
     /// Names of external symbols by `lddw` slot (`__ksym`, `__kconfig`), for objects.
     public var externs: [Int: String]
+    /// The BTF of the kernel the program is for (`/sys/kernel/btf/vmlinux`): it types the
+    /// contexts of fentry, fexit, tp_btf, LSM and iterator programs and what reads through
+    /// kernel pointers give. Without it those reads give numbers, which the kernel may not agree
+    /// with (Docs/Verifier.md).
+    public var kernelBTF: BTF?
+    /// What a BTF-typed tracing or LSM program attaches to (`ObjectProgram.kernelAttachTarget`).
+    public var attachTarget: KernelAttachTarget?
+    /// A sleepable program (`fentry.s/`, `lsm.s/`...): outside `bpf_rcu_read_lock` it is not in an
+    /// RCU read section, which decides whether walked kernel pointers are trusted.
+    public var isSleepable: Bool
 
     public init(
         name: String = "", instructions: [RawInstruction], type: ProgramType, attachType: AttachType? = nil,
-        maps: [VerifierMap] = [], lineInfo: [SourceLineInfo] = [], license: String = "GPL", externs: [Int: String] = [:]
+        maps: [VerifierMap] = [], lineInfo: [SourceLineInfo] = [], license: String = "GPL",
+        externs: [Int: String] = [:],
+        kernelBTF: BTF? = nil, attachTarget: KernelAttachTarget? = nil, isSleepable: Bool = false
     ) {
+        self.kernelBTF = kernelBTF
+        self.attachTarget = attachTarget
+        self.isSleepable = isSleepable
         self.name = name
         self.instructions = instructions
         self.type = type
@@ -84,7 +99,8 @@ public struct VerifierProgram: Sendable {
 
     /// A program of an object, with the object's maps and global data and its line info, as
     /// libbpf would load it: calls to external functions become kfunc calls (`src = 2`).
-    public init(object: ObjectFile, program: ObjectProgram) {
+    /// `kernelBTF` is the BTF of the kernel it is for (see `kernelBTF`).
+    public init(object: ObjectFile, program: ObjectProgram, kernelBTF: BTF? = nil) {
         var externs: [Int: String] = [:]
         var instructions = program.instructions
         for reference in program.references {
@@ -106,7 +122,9 @@ public struct VerifierProgram: Sendable {
         self.init(
             name: program.name, instructions: instructions, type: program.type,
             attachType: program.attachType, maps: maps,
-            lineInfo: program.lineInfo, license: object.license ?? "", externs: externs)
+            lineInfo: program.lineInfo, license: object.license ?? "", externs: externs, kernelBTF: kernelBTF,
+            attachTarget: program.kernelAttachTarget,
+            isSleepable: SectionDefinition.find(program.sectionName)?.isSleepable ?? false)
     }
 }
 
@@ -228,9 +246,10 @@ public struct Verifier: Sendable {
         return analysis.run()
     }
 
-    /// Verifies one program of an object with the object's maps and line info.
-    public func verify(object: ObjectFile, program: ObjectProgram) -> VerificationReport {
-        verify(VerifierProgram(object: object, program: program))
+    /// Verifies one program of an object with the object's maps and line info, for the kernel
+    /// whose BTF is `kernelBTF` (see `VerifierProgram.kernelBTF`).
+    public func verify(object: ObjectFile, program: ObjectProgram, kernelBTF: BTF? = nil) -> VerificationReport {
+        verify(VerifierProgram(object: object, program: program, kernelBTF: kernelBTF))
     }
 
     /// Verifies raw instructions of `type` with `maps`.

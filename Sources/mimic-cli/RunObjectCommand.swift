@@ -92,7 +92,9 @@ enum RunObjectCommand: Command {
         options.engine = try EngineOption.value(of: arguments, command: info.name)
         let session = try options.session()
         if arguments.has("verify") {
-            if let error = Verifier().verify(object: session.object, program: session.source).error {
+            if let error = Verifier().verify(
+                object: session.object, program: session.source, kernelBTF: session.kernelBTF
+            ).error {
                 throw RuntimeError(
                     "\(session.source.name): the kernel's verifier would reject it\n\(error.explanation)")
             }

@@ -20,6 +20,9 @@ final class Session {
     let limit: UInt64
     /// The per-run wall-clock budget (`--timeout`), or nil.
     var timeout: Duration?
+    /// The target kernel's BTF the object was relocated against (`--btf`, or the running
+    /// kernel's with `--system` / `--events`), nil for the object's own.
+    let kernelBTF: BTF?
 
     /// Loads the object at `path` and the program named `programName` (or the object's only
     /// program).
@@ -42,6 +45,7 @@ final class Session {
                 "\(objectName) is not an ELF object (it does not start with 0x7f 'ELF'); compile it with `clang -O2 -g -target bpf -c`, or use `mimic run-raw` for assembler text and bytecode"
             )
         }
+        kernelBTF = tracing?.kernelBTF
         let parsed = try ObjectInput.object(bytes, name: objectName, targetBTF: tracing?.kernelBTF)
         object = try configuration?.apply(to: parsed, programName: programName, objectName: objectName) ?? parsed
         if let programName {

@@ -6,7 +6,7 @@ enum VerifyCommand: Command {
     static let info = CommandInfo(
         name: "verify",
         summary: "Predict whether the kernel's verifier accepts an object's programs, and explain why not.",
-        synopsis: "verify OBJ.o [--program NAME] [--json] [--log] | verify FILE --type TYPE [--asm]",
+        synopsis: "verify OBJ.o [--program NAME] [--btf FILE] [--json] [--log] | verify FILE --type TYPE [--asm]",
         discussion: """
             Runs MimicVerifier (Docs/Verifier.md), a model of the Linux 6.18 verifier as a
             privileged (root) loader sees it, over every program of the object, or only --program.
@@ -16,9 +16,17 @@ enum VerifyCommand: Command {
             log of the instructions processed. FILE may also be one program as assembler text
             (*.s, *.asm, or --asm) or bytecode (raw or hex), with its program type given by --type
             (xdp, sched_cls, socket_filter, kprobe, ...); such a program has no maps.
+            The kernel's BTF (--btf, default /sys/kernel/btf/vmlinux when readable) types the
+            contexts of fentry, fexit, tp_btf, LSM and iterator programs and the kernel structs
+            they read; CO-RE relocations are applied against it, as libbpf does. Without it, reads
+            through kernel pointers are taken as numbers and such programs may be refused.
             """,
         options: [
             .value("program", short: "p", "NAME", "Verify only this program (function name)."),
+            .value(
+                "btf", "FILE",
+                "The target kernel's BTF (raw, as /sys/kernel/btf/vmlinux, or an ELF object's .BTF). Default: /sys/kernel/btf/vmlinux when readable."
+            ),
             .flag("json", "Print a JSON object: a verdict per program with the error's details."),
             .flag("log", "Include the kernel-style verifier log."),
             .value("type", "TYPE", "The program type of an assembler or bytecode FILE (xdp, sched_cls, kprobe, ...)."),
@@ -36,7 +44,13 @@ enum VerifyCommand: Command {
             try verifyRaw(path, typeName: typeName, arguments)
             return
         }
-        let object = try ObjectInput.load(path: path)
+        let kernelBTF = try Self.kernelBTF(arguments)
+        let name = Input.displayName(path)
+        let bytes = try Input.read(path)
+        guard ObjectInput.isELF(bytes) else {
+            throw RuntimeError("\(name) is not an ELF object (it does not start with 0x7f 'ELF')")
+        }
+        let object = try ObjectInput.object(bytes, name: name, targetBTF: kernelBTF)
         var programs = object.programs
         if let name = arguments.value("program") {
             guard let program = object.program(named: name) else {
@@ -45,14 +59,26 @@ enum VerifyCommand: Command {
             }
             programs = [program]
         }
+        if kernelBTF == nil, let typed = programs.first(where: { $0.kernelAttachTarget != nil }) {
+            Console.err(
+                "mimic: warning: no kernel BTF (give --btf FILE): \(typed.name) (\(typed.sectionName)) has a BTF-typed context, whose kernel pointers are taken as numbers\n"
+            )
+        }
         let verifier = Verifier(options: VerifierOptions(log: arguments.has("log")))
         var results: [Result] = []
         for program in programs {
-            let (report, ms) = timed { verifier.verify(object: object, program: program) }
+            let (report, ms) = timed { verifier.verify(object: object, program: program, kernelBTF: kernelBTF) }
             results.append(
                 Result(name: program.name, section: program.sectionName, type: program.type, report: report, ms: ms))
         }
         try show(results, arguments)
+    }
+
+    /// `--btf FILE`, else the running kernel's BTF when it is readable, else nil.
+    static func kernelBTF(_ arguments: ParsedArguments) throws(RuntimeError) -> BTF? {
+        if let path = arguments.value("btf") { return try RunOptions.btf(path) }
+        guard Input.isReadable(RunOptions.runningKernelBTF) else { return nil }
+        return try RunOptions.btf(RunOptions.runningKernelBTF)
     }
 
     /// One program's verdict, for the report.

@@ -47,6 +47,23 @@ struct VerifyCommandTests {
         #expect(result.stdout.contains("processed "), "\(result)")
     }
 
+    /// A tp_btf program that follows kernel pointers, against a stand-in kernel BTF: accepted, a
+    /// rejection names the kernel struct; a --btf that is not BTF is an error naming the file.
+    @Test func kernelBTFTypesTracingContexts() throws {
+        let root = MimicCLI.packageRoot.path
+        let object = root + "/Tests/MimicLinuxTests/Fixtures/tracing/btf_access.bpf.o"
+        let btf = root + "/Tests/MimicVerifierTests/Fixtures/kernel_types.o"
+        let chase = try MimicCLI.run(["verify", object, "--program", "chase", "--btf", btf])
+        #expect(chase.status == 0, "\(chase)")
+        #expect(chase.stdout.contains("chase (tp_btf/sched_process_exec): accepted"), "\(chase)")
+        let beyond = try MimicCLI.run(["verify", object, "--program", "beyond_struct", "--btf", btf])
+        #expect(beyond.status == 1, "\(beyond)")
+        #expect(beyond.stdout.contains("error: access beyond struct task_struct at off 65536 size 8"), "\(beyond)")
+        let notBTF = try MimicCLI.run(["verify", object, "--btf", root + "/Examples/blocklist.json"])
+        #expect(notBTF.status != 0, "\(notBTF)")
+        #expect(notBTF.stderr.contains("blocklist.json"), "\(notBTF)")
+    }
+
     @Test func assemblerTextWithAProgramType() throws {
         let scratch = try TemporaryDirectory()
         let file = scratch.url.appendingPathComponent("uninit.s")

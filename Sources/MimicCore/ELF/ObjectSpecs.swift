@@ -189,6 +189,39 @@ public struct ObjectProgram: Sendable {
 
     /// The source line in effect at `instructionIndex` (the last line info at or before it).
     public func sourceLine(at instructionIndex: Int) -> SourceLineInfo? { lineInfo.line(at: instructionIndex) }
+
+    /// What a BTF-typed tracing or LSM program attaches to, by its name in the kernel's BTF, as
+    /// libbpf finds it from the section (`find_attach_btf_id`): the function of `fentry/NAME`,
+    /// `fexit/NAME` and `fmod_ret/NAME` (and their sleepable `.s` forms), the typedef
+    /// `btf_trace_NAME` of `tp_btf/NAME`, the function `bpf_lsm_NAME` of `lsm/NAME` and
+    /// `bpf_iter_NAME` of `iter/NAME`. Nil for other programs. The kernel types such a program's
+    /// context from the target's prototype (`btf_ctx_access`).
+    public var kernelAttachTarget: KernelAttachTarget? {
+        guard type == .tracing || type == .lsm else { return nil }
+        let parts = sectionName.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[1].isEmpty else { return nil }
+        let kind = parts[0].hasSuffix(".s") ? String(parts[0].dropLast(2)) : parts[0]
+        switch kind {
+        case "fentry", "fexit", "fmod_ret": return KernelAttachTarget(name: parts[1], kind: .function)
+        case "tp_btf": return KernelAttachTarget(name: "btf_trace_" + parts[1], kind: .typedef)
+        case "lsm", "lsm_cgroup": return KernelAttachTarget(name: "bpf_lsm_" + parts[1], kind: .function)
+        case "iter": return KernelAttachTarget(name: "bpf_iter_" + parts[1], kind: .function)
+        default: return nil
+        }
+    }
+}
+
+/// A name in the kernel's BTF that a program attaches to (`ObjectProgram.kernelAttachTarget`).
+public struct KernelAttachTarget: Sendable, Hashable {
+    /// The type's name: a function (`do_unlinkat`, `bpf_lsm_file_open`, `bpf_iter_task`) or the
+    /// typedef of a BTF-enabled tracepoint (`btf_trace_sched_switch`).
+    public var name: String
+    public var kind: BTF.Kind
+
+    public init(name: String, kind: BTF.Kind) {
+        self.name = name
+        self.kind = kind
+    }
 }
 
 extension [SourceLineInfo] {
