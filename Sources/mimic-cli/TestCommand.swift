@@ -62,7 +62,21 @@ enum TestCommand: Command {
         } catch {
             return CaseReport(name: "(verifier)", status: .error(error.description))
         }
-        guard let error = Verifier().verify(object: test.object, program: test.program).error else {
+        // With the running kernel's BTF, as libbpf would load it: CO-RE against it, and BTF-typed
+        // contexts and kernel pointers typed by it (Docs/Verifier.md).
+        var verified = test
+        let kernelBTF = VerifyCommand.needsKernelTypes(test.object) ? try? VerifyCommand.runningKernelBTF() : nil
+        if let kernelBTF, let relocated = try? ObjectFile(contentsOf: suite.objectPath, targetBTF: kernelBTF),
+            let configured = try? ProgramTest(
+                object: relocated, name: suite.objectPath, program: suite.program, config: suite.config,
+                setup: suite.setup)
+        {
+            verified = configured
+        }
+        guard
+            let error = Verifier().verify(object: verified.object, program: verified.program, kernelBTF: kernelBTF)
+                .error
+        else {
             return CaseReport(name: "(verifier)", status: .passed)
         }
         let mismatch = Mismatch(

@@ -44,13 +44,16 @@ enum VerifyCommand: Command {
             try verifyRaw(path, typeName: typeName, arguments)
             return
         }
-        let kernelBTF = try Self.kernelBTF(arguments)
         let name = Input.displayName(path)
         let bytes = try Input.read(path)
         guard ObjectInput.isELF(bytes) else {
             throw RuntimeError("\(name) is not an ELF object (it does not start with 0x7f 'ELF')")
         }
-        let object = try ObjectInput.object(bytes, name: name, targetBTF: kernelBTF)
+        // The kernel's BTF (megabytes to parse) only for an object whose verdict depends on it.
+        let local = try ObjectInput.object(bytes, name: name)
+        let kernelBTF =
+            arguments.value("btf") != nil || Self.needsKernelTypes(local) ? try Self.kernelBTF(arguments) : nil
+        let object = kernelBTF == nil ? local : try ObjectInput.object(bytes, name: name, targetBTF: kernelBTF)
         var programs = object.programs
         if let name = arguments.value("program") {
             guard let program = object.program(named: name) else {
@@ -74,9 +77,28 @@ enum VerifyCommand: Command {
         try show(results, arguments)
     }
 
+    /// Whether the kernel's BTF decides part of the verdict: CO-RE relocations (applied against
+    /// it), BTF-typed contexts, netfilter's kernel pointers, `__ksym` externs,
+    /// `bpf_get_current_task_btf`.
+    static func needsKernelTypes(_ object: ObjectFile) -> Bool {
+        if object.btfExt?.coreRelocations.isEmpty == false { return true }
+        return object.programs.contains { program in
+            program.kernelAttachTarget != nil || program.type == .netfilter
+                || program.references.contains { if case .external = $0.target { true } else { false } }
+                || program.instructions.contains {
+                    $0.opcode == 0x85 && $0.source == 0 && $0.imm == Int32(HelperID.getCurrentTaskBtf.rawValue)
+                }
+        }
+    }
+
     /// `--btf FILE`, else the running kernel's BTF when it is readable, else nil.
     static func kernelBTF(_ arguments: ParsedArguments) throws(RuntimeError) -> BTF? {
         if let path = arguments.value("btf") { return try RunOptions.btf(path) }
+        return try runningKernelBTF()
+    }
+
+    /// The running kernel's BTF when it is readable, else nil.
+    static func runningKernelBTF() throws(RuntimeError) -> BTF? {
         guard Input.isReadable(RunOptions.runningKernelBTF) else { return nil }
         return try RunOptions.btf(RunOptions.runningKernelBTF)
     }
