@@ -326,7 +326,7 @@ final class Analysis {
         default:
             if isExit(i) { return (1, 0) }
             if isCall(i) {
-                if i.source == 0, let proto = HelperPrototypes.table[i.imm] {
+                if i.source == 0, let proto = HelperPrototypes.prototype(i.imm, for: type) {
                     var use: UInt16 = 0
                     for a in proto.arguments.indices { use |= 1 << UInt16(a + 1) }
                     return (use, callerSaved)

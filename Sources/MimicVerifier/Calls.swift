@@ -46,7 +46,11 @@ extension Analysis {
     }
 
     func checkExit(_ s: inout VerifierState, _ pc: Int) throws -> Outcome {
-        let r0 = try readRegister(s, 0, pc)
+        // A static sub-program may return without setting R0 (the kernel hands the caller
+        // whatever R0 holds, prepare_func_exit): clang does so when it has propagated a constant
+        // return value into the callers. A callback's and the program's R0 must be set.
+        let returnsToCaller = s.frames.count > 1 && !s.current.isCallback
+        let r0 = returnsToCaller ? s.current.registers[0] : try readRegister(s, 0, pc)
         if s.frames.count > 1 {
             let callee = s.frames.removeLast()
             let caller = s.frames.count - 1
@@ -188,7 +192,7 @@ extension Analysis {
                 kind: .lock, pc: pc, message: "function calls are not allowed while holding a lock",
                 advice: "release the bpf_spin_lock before calling \(name)")
         }
-        guard let proto = HelperPrototypes.table[i.imm] else {
+        guard let proto = HelperPrototypes.prototype(i.imm, for: type) else {
             // A helper Mimic has no prototype for: check nothing about it.
             for r in 1...5 { s[register: r] = Register() }
             s[register: 0] = .unknownScalar
@@ -316,6 +320,10 @@ extension Analysis {
             case .socketCommon:
                 guard [.socket, .socketCommon, .tcpSocket].contains(reg.type), !reg.maybeNull else {
                     throw mismatch("sock_common, sock, tcp_sock, xdp_sock, ptr_")
+                }
+            case .kernelSocket:
+                guard [.socket, .socketCommon, .tcpSocket, .btfObject].contains(reg.type), !reg.maybeNull else {
+                    throw mismatch("sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_")
                 }
             case .function:
                 guard reg.type == .function else { throw mismatch("func") }

@@ -26,6 +26,8 @@ enum ArgumentKind: Equatable {
     case releasedSocket
     /// A `struct bpf_sock_common` pointer (`ARG_PTR_TO_SOCK_COMMON`).
     case socketCommon
+    /// A socket, also as a kernel `struct sock` pointer (`ARG_PTR_TO_BTF_ID_SOCK_COMMON`).
+    case kernelSocket
     /// A callback sub-program (`ARG_PTR_TO_FUNC`).
     case function
     /// A stack pointer or NULL (`ARG_PTR_TO_STACK_OR_NULL`), for callback contexts.
@@ -290,6 +292,19 @@ enum HelperPrototypes {
     }()
 
     /// Whether a program of `type` may call helpers of `group` (`*_func_proto` of each type).
+    /// The prototype of helper `id` for programs of `type`: the table's, but where a program type
+    /// has a prototype of its own (`tracing_prog_func_proto` gives `bpf_get_socket_cookie` a
+    /// kernel socket instead of the context).
+    static func prototype(_ id: Int32, for type: ProgramType) -> HelperPrototype? {
+        if type == .tracing || type == .lsm, let variant = tracingVariants[id] { return variant }
+        return table[id]
+    }
+
+    static let tracingVariants: [Int32: HelperPrototype] = [
+        Int32(HelperID.getSocketCookie.rawValue): .init(
+            "bpf_get_socket_cookie", [.kernelSocket], .integer, .types([.tracing, .lsm]))
+    ]
+
     static func allows(_ group: HelperGroup, in type: ProgramType) -> Bool {
         let tracing: Set<ProgramType> = [
             .kprobe, .tracepoint, .rawTracepoint, .perfEvent, .tracing, .rawTracepointWritable,

@@ -99,8 +99,10 @@ public struct VerifierProgram: Sendable {
 
     /// A program of an object, with the object's maps and global data and its line info, as
     /// libbpf would load it: calls to external functions become kfunc calls (`src = 2`).
-    /// `kernelBTF` is the BTF of the kernel it is for (see `kernelBTF`).
-    public init(object: ObjectFile, program: ObjectProgram, kernelBTF: BTF? = nil) {
+    /// `kernelBTF` is the BTF of the kernel it is for (see `kernelBTF`); `kconfig` the bytes of
+    /// `.kconfig` as the loader resolves its `__kconfig` externs (`LINUX_KERNEL_VERSION`,
+    /// `CONFIG_*`), which the verifier reads as constants (nil: zeros, as the section holds).
+    public init(object: ObjectFile, program: ObjectProgram, kernelBTF: BTF? = nil, kconfig: [UInt8]? = nil) {
         var externs: [Int: String] = [:]
         var instructions = program.instructions
         for reference in program.references {
@@ -113,6 +115,11 @@ public struct VerifierProgram: Sendable {
             }
         }
         var maps = object.maps.map(VerifierMap.init) + object.globals.map(VerifierMap.init)
+        if let kconfig, let index = maps.firstIndex(where: { $0.name == ObjectExtern.kconfigSection }),
+            kconfig.count == maps[index].contents.count
+        {
+            maps[index].contents = kconfig
+        }
         // Inner-map templates follow, so a lookup in a map of maps can name its result.
         for (index, spec) in object.maps.enumerated() {
             guard let inner = spec.innerMap else { continue }
@@ -247,9 +254,12 @@ public struct Verifier: Sendable {
     }
 
     /// Verifies one program of an object with the object's maps and line info, for the kernel
-    /// whose BTF is `kernelBTF` (see `VerifierProgram.kernelBTF`).
-    public func verify(object: ObjectFile, program: ObjectProgram, kernelBTF: BTF? = nil) -> VerificationReport {
-        verify(VerifierProgram(object: object, program: program, kernelBTF: kernelBTF))
+    /// whose BTF is `kernelBTF` and with the `__kconfig` values `kconfig` (see
+    /// `VerifierProgram.init(object:program:kernelBTF:kconfig:)`).
+    public func verify(
+        object: ObjectFile, program: ObjectProgram, kernelBTF: BTF? = nil, kconfig: [UInt8]? = nil
+    ) -> VerificationReport {
+        verify(VerifierProgram(object: object, program: program, kernelBTF: kernelBTF, kconfig: kconfig))
     }
 
     /// Verifies raw instructions of `type` with `maps`.

@@ -93,7 +93,8 @@ enum RunObjectCommand: Command {
         let session = try options.session()
         if arguments.has("verify") {
             if let error = Verifier().verify(
-                object: session.object, program: session.source, kernelBTF: session.kernelBTF
+                object: session.object, program: session.source, kernelBTF: session.kernelBTF,
+                kconfig: session.loaded.globals[ObjectExtern.kconfigSection]?.storage.bytes
             ).error {
                 throw RuntimeError(
                     "\(session.source.name): the kernel's verifier would reject it\n\(error.explanation)")

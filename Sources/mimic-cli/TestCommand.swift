@@ -74,8 +74,10 @@ enum TestCommand: Command {
             verified = configured
         }
         guard
-            let error = Verifier().verify(object: verified.object, program: verified.program, kernelBTF: kernelBTF)
-                .error
+            let error = Verifier().verify(
+                object: verified.object, program: verified.program, kernelBTF: kernelBTF,
+                kconfig: VerifyCommand.kconfig(of: verified.object)
+            ).error
         else {
             return CaseReport(name: "(verifier)", status: .passed)
         }

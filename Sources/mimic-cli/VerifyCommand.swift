@@ -1,4 +1,6 @@
+import Foundation
 import MimicCore
+import MimicLinux
 import MimicVerifier
 
 /// `mimic verify`: the kernel verifier's verdict, predicted without a kernel.
@@ -67,10 +69,13 @@ enum VerifyCommand: Command {
                 "mimic: warning: no kernel BTF (give --btf FILE): \(typed.name) (\(typed.sectionName)) has a BTF-typed context, whose kernel pointers are taken as numbers\n"
             )
         }
+        let kconfig = Self.kconfig(of: object)
         let verifier = Verifier(options: VerifierOptions(log: arguments.has("log")))
         var results: [Result] = []
         for program in programs {
-            let (report, ms) = timed { verifier.verify(object: object, program: program, kernelBTF: kernelBTF) }
+            let (report, ms) = timed {
+                verifier.verify(object: object, program: program, kernelBTF: kernelBTF, kconfig: kconfig)
+            }
             results.append(
                 Result(name: program.name, section: program.sectionName, type: program.type, report: report, ms: ms))
         }
@@ -88,6 +93,21 @@ enum VerifyCommand: Command {
                 || program.instructions.contains {
                     $0.opcode == 0x85 && $0.source == 0 && $0.imm == Int32(HelperID.getCurrentTaskBtf.rawValue)
                 }
+        }
+    }
+
+    /// The `.kconfig` section with its `__kconfig` externs resolved as libbpf resolves them
+    /// against the running kernel (`LINUX_KERNEL_VERSION` from `uname`; the Linux emulator's
+    /// defaults, `KernelConfig`), so that the verifier prunes the branches for other kernels as
+    /// the kernel's does. Nil without externs; zeros, with a warning, when one cannot be resolved.
+    static func kconfig(of object: ObjectFile) -> [UInt8]? {
+        guard object.global(named: ObjectExtern.kconfigSection) != nil else { return nil }
+        do {
+            let loaded = try VM(emulator: LinuxEmulator()).load(object: object)
+            return loaded.globals[ObjectExtern.kconfigSection]?.storage.bytes
+        } catch {
+            Console.err("mimic: warning: __kconfig externs read as 0: \(error)\n")
+            return nil
         }
     }
 
@@ -141,9 +161,11 @@ enum VerifyCommand: Command {
             Console.out(text)
         }
         let rejected = results.filter { !$0.report.accepted }.map(\.name)
-        if !rejected.isEmpty {
-            throw RuntimeError("the kernel's verifier would reject: \(rejected.joined(separator: ", "))")
-        }
+        guard !rejected.isEmpty else { return }
+        // A rejection is the answer, not a failure: under --json the verdicts are the one
+        // document, and the status says it (as `compare` does for a difference).
+        if arguments.has("json") { exit(ExitCode.failure) }
+        throw RuntimeError("the kernel's verifier would reject: \(rejected.joined(separator: ", "))")
     }
 
     /// One program from assembler text or bytecode, without maps.

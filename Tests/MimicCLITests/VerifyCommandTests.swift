@@ -31,6 +31,8 @@ struct VerifyCommandTests {
         let result = try MimicCLI.run(
             ["verify", MimicCLI.packageRoot.path + "/" + Self.rejected[0]] + Self.rejected.dropFirst() + ["--json"])
         #expect(result.status == 1)
+        // One document: the verdicts, no error object after them.
+        #expect(throws: Never.self) { try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) }
         for field in [
             "\"verdict\": \"rejected\"", "\"kind\": \"packet-bounds\"", "\"instruction_index\": 1",
             "\"line\": 10", "\"value\": \"pkt(r=0)\"",

@@ -23,6 +23,13 @@ final class FixtureAgreementTests: XCTestCase {
         return paths
     }
 
+    /// `.kconfig` as the Linux emulator resolves it, given to the kernel and to Mimic alike.
+    static func kconfig(of object: ObjectFile) -> [UInt8]? {
+        guard object.global(named: ObjectExtern.kconfigSection) != nil else { return nil }
+        return try? VM(emulator: LinuxEmulator()).load(object: object).globals[ObjectExtern.kconfigSection]?.storage
+            .bytes
+    }
+
     /// Loads a program into the kernel: nil when accepted, the last log line when rejected,
     /// or `.skipped` when the harness cannot load it (kconfig values, __ksym variables).
     enum KernelVerdict: Equatable {
@@ -37,11 +44,7 @@ final class FixtureAgreementTests: XCTestCase {
     static func kernelVerdict(_ object: ObjectFile, _ program: ObjectProgram) -> KernelVerdict {
         do {
             // __kconfig externs get the values the Linux emulator resolves, as `mimic compare` does.
-            var kconfig: [UInt8]?
-            if object.global(named: ObjectExtern.kconfigSection) != nil {
-                let vm = VM(emulator: LinuxEmulator())
-                kconfig = try vm.load(object: object).globals[ObjectExtern.kconfigSection]?.storage.bytes
-            }
+            let kconfig = Self.kconfig(of: object)
             func load(withBTF: Bool) throws(KernelError) {
                 _ = try KernelObject(object: object, kconfig: kconfig, loadsObjectBTF: withBTF)
                     .program(named: program.name)
@@ -87,7 +90,8 @@ final class FixtureAgreementTests: XCTestCase {
                 object.byteOrderProblem == nil
             else { continue }
             for program in object.programs {
-                let report = Verifier().verify(object: object, program: program, kernelBTF: Self.kernelBTF)
+                let report = Verifier().verify(
+                    object: object, program: program, kernelBTF: Self.kernelBTF, kconfig: Self.kconfig(of: object))
                 let kernel = Self.kernelVerdict(object, program)
                 let name = "\(URL(fileURLWithPath: path).lastPathComponent):\(program.name)"
                 let mimic = report.accepted ? "accepted" : "rejected: \(report.error?.message ?? "")"

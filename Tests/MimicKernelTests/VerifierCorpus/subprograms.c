@@ -30,3 +30,27 @@ int subprog_returns(struct xdp_md *ctx)
 {
     return returns(ctx->rx_queue_index & 1);
 }
+
+/* Returns without setting R0, as clang compiles a static function whose constant return value
+ * it has moved into its callers (libbpf-tools' softirqs.bpf.c): the kernel hands the caller
+ * whatever R0 holds. */
+static __noinline __attribute__((naked)) int leaves_r0(int x)
+{
+    asm volatile("r1 += 1\n"
+                 "exit\n");
+}
+
+/* Accepted: the caller sets R0 itself after the call. */
+SEC("xdp")
+int subprog_leaves_r0(struct xdp_md *ctx)
+{
+    leaves_r0(ctx->rx_queue_index & 1);
+    return XDP_PASS;
+}
+
+/* Rejected: the caller returns the R0 the sub-program never set. */
+SEC("xdp")
+int subprog_leaves_r0_used(struct xdp_md *ctx)
+{
+    return leaves_r0(ctx->rx_queue_index & 1);
+}
