@@ -291,7 +291,6 @@ enum HelperPrototypes {
         return table
     }()
 
-    /// Whether a program of `type` may call helpers of `group` (`*_func_proto` of each type).
     /// The prototype of helper `id` for programs of `type`: the table's, but where a program type
     /// has a prototype of its own (`tracing_prog_func_proto` gives `bpf_get_socket_cookie` a
     /// kernel socket instead of the context).
@@ -305,6 +304,7 @@ enum HelperPrototypes {
             "bpf_get_socket_cookie", [.kernelSocket], .integer, .types([.tracing, .lsm]))
     ]
 
+    /// Whether a program of `type` may call helpers of `group` (`*_func_proto` of each type).
     static func allows(_ group: HelperGroup, in type: ProgramType) -> Bool {
         let tracing: Set<ProgramType> = [
             .kprobe, .tracepoint, .rawTracepoint, .perfEvent, .tracing, .rawTracepointWritable,

@@ -251,11 +251,9 @@ struct KernelTypes {
                 return .pointer(
                     id: target,
                     flags: pointerFlags(
-                        parent: id, field: field, target: target, parentFlags: flags,
-                        walked: walkFlags.union(tagged), inRCU: inRCU),
+                        parent: id, field: field, parentFlags: flags, walked: walkFlags.union(tagged), inRCU: inRCU),
                     maybeNull: maybeNull(
-                        parent: id, field: field, target: target, parentFlags: flags,
-                        walked: walkFlags.union(tagged), inRCU: inRCU))
+                        parent: id, field: field, parentFlags: flags, walked: walkFlags.union(tagged), inRCU: inRCU))
             }
         }
         return .refused("access beyond struct \(name(id)) at off \(off) size \(size)")
@@ -371,7 +369,8 @@ struct KernelTypes {
     // MARK: Trust of walked pointers
 
     /// How a field's pointer is trusted when read from a trusted or RCU pointer (the
-    /// `BTF_TYPE_SAFE_*` allow-lists of kernel/bpf/verifier.c: struct, field).
+    /// `BTF_TYPE_SAFE_*` allow-lists of kernel/bpf/verifier.c: the register's struct, then the
+    /// field, by name; the kernel also checks that the field points to the listed type).
     enum Safety { case trusted, trustedOrNull, rcu, rcuOrNull }
 
     static let safeFields: [String: [String: Safety]] = [
@@ -394,8 +393,7 @@ struct KernelTypes {
 
     /// The flags of a pointer read from field `field` of `parent` (check_ptr_to_btf_access).
     private func pointerFlags(
-        parent: UInt32, field: String, target: UInt32, parentFlags: BTFPointerFlags, walked: BTFPointerFlags,
-        inRCU: Bool
+        parent: UInt32, field: String, parentFlags: BTFPointerFlags, walked: BTFPointerFlags, inRCU: Bool
     ) -> BTFPointerFlags {
         if parentFlags.contains(.untrusted) { return .untrusted }
         guard parentFlags.contains(.trusted) || parentFlags.contains(.rcu) else {
@@ -416,8 +414,7 @@ struct KernelTypes {
 
     /// Whether that pointer may be NULL (the `_or_null` lists, `__rcu` tags in an RCU section).
     private func maybeNull(
-        parent: UInt32, field: String, target: UInt32, parentFlags: BTFPointerFlags, walked: BTFPointerFlags,
-        inRCU: Bool
+        parent: UInt32, field: String, parentFlags: BTFPointerFlags, walked: BTFPointerFlags, inRCU: Bool
     ) -> Bool {
         guard !parentFlags.contains(.untrusted), parentFlags.contains(.trusted) || parentFlags.contains(.rcu) else {
             return false

@@ -46,11 +46,7 @@ enum VerifyCommand: Command {
             try verifyRaw(path, typeName: typeName, arguments)
             return
         }
-        let name = Input.displayName(path)
-        let bytes = try Input.read(path)
-        guard ObjectInput.isELF(bytes) else {
-            throw RuntimeError("\(name) is not an ELF object (it does not start with 0x7f 'ELF')")
-        }
+        let (bytes, name) = try ObjectInput.elfBytes(path: path)
         // The kernel's BTF (megabytes to parse) only for an object whose verdict depends on it.
         let local = try ObjectInput.object(bytes, name: name)
         let kernelBTF =
