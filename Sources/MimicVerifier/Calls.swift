@@ -205,6 +205,11 @@ extension Analysis {
                     ? "\(name) needs a kernel built with CONFIG_BPF_KPROBE_OVERRIDE, which Mimic's model (and this machine's kernel) lacks"
                     : "\(name) is not available to \(type) programs")
         }
+        if !HelperPrototypes.allowedInProbe(proto.name, attachType: program.attachType) {
+            throw Failure(
+                kind: .unknownHelper, pc: pc, message: "helper call is not allowed in probe",
+                advice: "\(name) is refused where this program attaches (the kernel's allow-list for it)")
+        }
         if proto.gplOnly && !isGPLCompatible(program.license) {
             throw Failure(
                 kind: .unknownHelper, pc: pc,
@@ -325,6 +330,8 @@ extension Analysis {
                 guard [.socket, .socketCommon, .tcpSocket, .btfObject].contains(reg.type), !reg.maybeNull else {
                     throw mismatch("sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_")
                 }
+            case .kernelObject:
+                guard reg.type == .btfObject, !reg.maybeNull else { throw mismatch("ptr_, trusted_ptr_") }
             case .function:
                 guard reg.type == .function else { throw mismatch("func") }
                 callbackTarget = subprogramStarts[reg.subprogram]

@@ -28,6 +28,8 @@ enum ArgumentKind: Equatable {
     case socketCommon
     /// A socket, also as a kernel `struct sock` pointer (`ARG_PTR_TO_BTF_ID_SOCK_COMMON`).
     case kernelSocket
+    /// A kernel object (`ARG_PTR_TO_BTF_ID`; the struct it must be is not checked).
+    case kernelObject
     /// A callback sub-program (`ARG_PTR_TO_FUNC`).
     case function
     /// A stack pointer or NULL (`ARG_PTR_TO_STACK_OR_NULL`), for callback contexts.
@@ -301,8 +303,19 @@ enum HelperPrototypes {
 
     static let tracingVariants: [Int32: HelperPrototype] = [
         Int32(HelperID.getSocketCookie.rawValue): .init(
-            "bpf_get_socket_cookie", [.kernelSocket], .integer, .types([.tracing, .lsm]))
+            "bpf_get_socket_cookie", [.kernelSocket], .integer, .types([.tracing, .lsm])),
+        // bpf_xdp_get_buff_len_trace_proto: an xdp_buff of the traced function.
+        Int32(HelperID.xdpGetBuffLen.rawValue): .init(
+            "bpf_xdp_get_buff_len", [.kernelObject], .integer, .types([.tracing, .lsm])),
     ]
+
+    /// A helper's `allowed` rule (`struct bpf_func_proto.allowed`), for a program of
+    /// `attachType`: `bpf_d_path` is refused to BTF-enabled tracepoints, whose targets are never
+    /// on its allow-list (`bpf_d_path_allowed`). Its allow-lists for fentry and fexit targets
+    /// (`btf_allowlist_d_path`) and LSM hooks (sleepable ones) are not modelled: allowed.
+    static func allowedInProbe(_ name: String, attachType: AttachType?) -> Bool {
+        !(name == "bpf_d_path" && attachType == .traceRawTp)
+    }
 
     /// Whether a program of `type` may call helpers of `group` (`*_func_proto` of each type).
     static func allows(_ group: HelperGroup, in type: ProgramType) -> Bool {
