@@ -330,8 +330,11 @@ extension Analysis {
                 guard [.socket, .socketCommon, .tcpSocket, .btfObject].contains(reg.type), !reg.maybeNull else {
                     throw mismatch("sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_")
                 }
-            case .kernelObject:
+                // A kernel pointer must lead to a struct sock_common (a struct sock begins with one).
+                try checkKernelStruct(reg, r, pc, "sock_common", helper: name)
+            case .kernelObject(let structName):
                 guard reg.type == .btfObject, !reg.maybeNull else { throw mismatch("ptr_, trusted_ptr_") }
+                try checkKernelStruct(reg, r, pc, structName, helper: name)
             case .function:
                 guard reg.type == .function else { throw mismatch("func") }
                 callbackTarget = subprogramStarts[reg.subprogram]
@@ -474,6 +477,18 @@ extension Analysis {
         }
         s[register: 0] = r0
         return .next(pc + 1)
+    }
+
+    /// A kernel pointer argument's struct (`btf_struct_ids_match`): the named struct, or one
+    /// that begins with it where the pointer points. Unchecked without the kernel's BTF.
+    func checkKernelStruct(_ reg: Register, _ r: Int, _ pc: Int, _ structName: String, helper: String) throws {
+        guard reg.type == .btfObject, reg.btfID != 0, let types = kernelTypes,
+            !types.points(into: reg.btfID, offset: Int(reg.offset), toStructNamed: structName)
+        else { return }
+        throw Failure(
+            kind: .helperArgument, pc: pc,
+            message: "R\(r) is of type \(types.name(reg.btfID)) but \(structName) is expected", registers: [r],
+            advice: "\(helper) takes a pointer to a struct \(structName) here")
     }
 
     func isGPLCompatible(_ license: String) -> Bool {

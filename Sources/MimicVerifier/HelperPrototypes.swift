@@ -28,8 +28,8 @@ enum ArgumentKind: Equatable {
     case socketCommon
     /// A socket, also as a kernel `struct sock` pointer (`ARG_PTR_TO_BTF_ID_SOCK_COMMON`).
     case kernelSocket
-    /// A kernel object (`ARG_PTR_TO_BTF_ID`; the struct it must be is not checked).
-    case kernelObject
+    /// A kernel object of the named struct (`ARG_PTR_TO_BTF_ID`).
+    case kernelObject(String)
     /// A callback sub-program (`ARG_PTR_TO_FUNC`).
     case function
     /// A stack pointer or NULL (`ARG_PTR_TO_STACK_OR_NULL`), for callback contexts.
@@ -306,7 +306,7 @@ enum HelperPrototypes {
             "bpf_get_socket_cookie", [.kernelSocket], .integer, .types([.tracing, .lsm])),
         // bpf_xdp_get_buff_len_trace_proto: an xdp_buff of the traced function.
         Int32(HelperID.xdpGetBuffLen.rawValue): .init(
-            "bpf_xdp_get_buff_len", [.kernelObject], .integer, .types([.tracing, .lsm])),
+            "bpf_xdp_get_buff_len", [.kernelObject("xdp_buff")], .integer, .types([.tracing, .lsm])),
     ]
 
     /// A helper's `allowed` rule (`struct bpf_func_proto.allowed`), for a program of

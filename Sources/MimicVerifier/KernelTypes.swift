@@ -366,6 +366,29 @@ struct KernelTypes {
         return .refused("struct \(structName) doesn't have field at offset \(off)")
     }
 
+    /// Whether a pointer at `offset` into struct `id` points to a struct named `name`: the struct
+    /// itself, or one nested at that offset, first members included (`btf_struct_ids_match`, not
+    /// strict), as a helper argument of a given kernel type is matched.
+    func points(into id: UInt32, offset: Int, toStructNamed name: String) -> Bool {
+        var type = btf.resolve(id)
+        var off = offset
+        for _ in 0..<BTF.maxResolveDepth {
+            if off == 0, self.name(type) == name { return true }
+            // Down to the struct that begins exactly at `off` (WALK_STRUCT), if there is one.
+            var flags = BTFPointerFlags()
+            var found = false
+            for _ in 0..<BTF.maxResolveDepth {
+                guard case .nested = walkOnce(&type, &off, size: 1, flags: &flags) else { return false }
+                if off == 0 {
+                    found = true
+                    break
+                }
+            }
+            guard found else { return false }
+        }
+        return false
+    }
+
     // MARK: Trust of walked pointers
 
     /// How a field's pointer is trusted when read from a trusted or RCU pointer (the

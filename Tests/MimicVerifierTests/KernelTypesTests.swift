@@ -35,6 +35,9 @@ final class KernelTypesTests: XCTestCase {
         "task_checked": nil,
         "iter_past_context": "invalid bpf_context access off=16 size=8",
         "current_task": nil,
+        "cookie_of_task": "R1 is of type task_struct but sock_common is expected",
+        "cookie_of_sock": nil,
+        "cookie_of_common": nil,
     ]
 
     func testTheFixtureGetsTheKernelsVerdictsAndMessages() throws {

@@ -71,6 +71,8 @@ struct linux_binprm linux_binprm_type;
 struct file file_type;
 struct seq_file seq_file_type;
 struct bpf_map bpf_map_type;
+struct sock sock_type;
+struct sk_buff sk_buff_type;
 
 /* fentry/fexit targets: a function's prototype types its context. */
 __attribute__((noinline)) int do_unlinkat(int dfd, struct filename *name) { return dfd + (name != 0); }
@@ -87,11 +89,21 @@ __attribute__((noinline)) int bpf_iter_bpf_map_elem(struct bpf_iter_meta *meta, 
     return meta != 0 && map != 0 && key != 0 && value != 0;
 }
 
+struct sock_common { unsigned short skc_family; };
+struct sock {
+    struct sock_common __sk_common;
+    int sk_rcvbuf;
+};
+struct sk_buff { unsigned int len; };
+
 /* BTF-enabled tracepoints: btf_trace_NAME, `void *__data` first. kfree_skb's fourth argument
  * may be NULL in the kernel's raw_tp_null_args table. */
 typedef void (*btf_trace_sched_process_exec)(void *__data, struct task_struct *p, pid_t old_pid,
                                              struct linux_binprm *bprm);
 typedef void (*btf_trace_kfree_skb)(void *__data, void *skb, void *location, int reason, struct task_struct *rx);
 
+typedef void (*btf_trace_tcp_probe)(void *__data, struct sock *sk, const struct sk_buff *skb);
+
 btf_trace_sched_process_exec sched_process_exec_type;
+btf_trace_tcp_probe tcp_probe_type;
 btf_trace_kfree_skb kfree_skb_type;

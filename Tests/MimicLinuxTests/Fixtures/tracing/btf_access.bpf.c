@@ -167,3 +167,39 @@ int current_task(u64 *ctx)
 	seen[0] = task->real_parent->pid;
 	return 0;
 }
+
+/* A helper's kernel-pointer argument is matched by type: bpf_get_socket_cookie takes a socket
+ * (a struct sock_common, or a struct that begins with one). */
+struct sock_common {
+	unsigned short skc_family;
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+} __attribute__((preserve_access_index));
+
+/* Rejected: a task is not a socket. */
+SEC("tp_btf/sched_process_exec")
+int cookie_of_task(u64 *ctx)
+{
+	seen[0] = bpf_get_socket_cookie((void *)ctx[0]);
+	return 0;
+}
+
+/* Accepted: a struct sock begins with its struct sock_common. */
+SEC("tp_btf/tcp_probe")
+int cookie_of_sock(u64 *ctx)
+{
+	seen[0] = bpf_get_socket_cookie((void *)ctx[0]);
+	return 0;
+}
+
+/* Accepted: the struct sock_common itself. */
+SEC("tp_btf/tcp_probe")
+int cookie_of_common(u64 *ctx)
+{
+	struct sock *sk = (void *)ctx[0];
+
+	seen[0] = bpf_get_socket_cookie(&sk->__sk_common);
+	return 0;
+}
