@@ -181,8 +181,9 @@ enum KernelText {
                 parts.append("vs=\(m.valueSize)")
             }
             if !r.bounds.isConstant { parts.append("var_off=\(r.bounds.varOff)") }
-            if r.type == .btfObject, !r.btfName.isEmpty { return r.typeName + r.btfName + "()" }
-            return r.typeName + "(" + parts.joined(separator: ",") + ")"
+            // A BTF object is named by its struct: trusted_ptr_task_struct(off=8).
+            let name = r.type == .btfObject ? r.typeName + r.btfName : r.typeName
+            return name + "(" + parts.joined(separator: ",") + ")"
         }
     }
 

@@ -66,6 +66,27 @@ struct VerifyCommandTests {
         #expect(notBTF.stderr.contains("blocklist.json"), "\(notBTF)")
     }
 
+    /// `mimic test`'s (verifier) case verifies with the running kernel's BTF: a tp_btf program
+    /// that follows kernel pointers is accepted, one that reads past a struct is not.
+    @Test(.enabled(if: FileManager.default.isReadableFile(atPath: "/sys/kernel/btf/vmlinux")))
+    func aTestFileVerifiesTracingProgramsWithTheKernelsBTF() throws {
+        let scratch = try TemporaryDirectory()
+        let object = MimicCLI.packageRoot.path + "/Tests/MimicLinuxTests/Fixtures/tracing/btf_access.bpf.o"
+        for (program, passes) in [("chase", true), ("beyond_struct", false)] {
+            let file = scratch.url.appendingPathComponent("\(program).json")
+            let json = """
+                {"object": "\(object)", "program": "\(program)", "config": {"verify": true},
+                 "cases": [{"name": "runs", "input": {}, "expect": {}}]}
+                """
+            try Data(json.utf8).write(to: file)
+            let result = try MimicCLI.run(["test", file.path])
+            #expect(result.stdout.contains(passes ? "ok       (verifier)" : "FAIL     (verifier)"), "\(result)")
+            if !passes {
+                #expect(result.stdout.contains("access beyond struct task_struct at off 65536 size 8"), "\(result)")
+            }
+        }
+    }
+
     @Test func assemblerTextWithAProgramType() throws {
         let scratch = try TemporaryDirectory()
         let file = scratch.url.appendingPathComponent("uninit.s")
