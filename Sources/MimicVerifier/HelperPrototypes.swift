@@ -74,8 +74,8 @@ enum HelperGroup: Equatable {
     case xdp
     /// tc and XDP (redirect helpers, FIB lookups, socket lookups, MTU checks).
     case tcXDP
-    /// Every type but the tracing ones.
-    case notTracing
+    /// Every type but these.
+    case allBut(Set<ProgramType>)
     /// Exactly these program types.
     case types(Set<ProgramType>)
     /// Not available on the kernel Mimic follows.
@@ -109,7 +109,16 @@ struct HelperPrototype {
 }
 
 enum HelperPrototypes {
+    /// The tracing program types (`.tracing` helpers).
+    static let tracingTypes: Set<ProgramType> = [
+        .kprobe, .tracepoint, .rawTracepoint, .perfEvent, .tracing, .rawTracepointWritable,
+    ]
+    /// The tracing types and syscall programs, whose `syscall_prog_func_proto` falls back to
+    /// `tracing_prog_func_proto` for some of the tracing helpers.
+    static let tracingAndSyscall = tracingTypes.union([.syscall])
     static let tc: Set<ProgramType> = [.schedCls, .schedAct]
+    /// The programs that may change an skb (`.skbWrite` helpers).
+    static let skbWrite: Set<ProgramType> = [.schedCls, .schedAct, .lwtXmit]
     static let tcXDP: Set<ProgramType> = [.schedCls, .schedAct, .xdp]
     static let skbNotLWT: Set<ProgramType> = [.socketFilter, .schedCls, .schedAct, .cgroupSkb, .skSkb]
     static let socketLookups: Set<ProgramType> = [.schedCls, .schedAct, .xdp, .cgroupSkb, .skSkb]
@@ -146,15 +155,21 @@ enum HelperPrototypes {
             .init("bpf_map_pop_elem", [.map, .mapValue(uninit: true)]),
             .init("bpf_map_peek_elem", [.map, .mapValue(uninit: true)]),
             .init("bpf_map_lookup_percpu_elem", [.map, .mapKey, .anything], .mapValueOrNull),
-            .init("bpf_probe_read", [memUninit, sizeOrZero, .anything], .integer, .tracing, gpl: true),
+            .init(
+                "bpf_probe_read", [memUninit, sizeOrZero, .anything], .integer, .types(tracingAndSyscall), gpl: true),
             .init("bpf_probe_read_kernel", [memUninit, sizeOrZero, .anything], .integer, .base, gpl: true),
             .init("bpf_probe_read_user", [memUninit, sizeOrZero, .anything], .integer, .base, gpl: true),
-            .init("bpf_probe_read_str", [memUninit, sizeOrZero, .anything], .integer, .tracing, gpl: true),
+            .init(
+                "bpf_probe_read_str", [memUninit, sizeOrZero, .anything], .integer, .types(tracingAndSyscall), gpl: true
+            ),
             .init("bpf_probe_read_kernel_str", [memUninit, sizeOrZero, .anything], .integer, .base, gpl: true),
             .init("bpf_probe_read_user_str", [memUninit, sizeOrZero, .anything], .integer, .base, gpl: true),
             .init("bpf_ktime_get_ns", []),
             .init("bpf_ktime_get_boot_ns", []),
-            .init("bpf_ktime_get_coarse_ns", [], .integer, .notTracing),
+            // Not in tracing_prog_func_proto, nor for cgroup device and sockopt programs.
+            .init(
+                "bpf_ktime_get_coarse_ns", [], .integer,
+                .allBut(tracingAndSyscall.union([.cgroupDevice, .cgroupSockopt]))),
             .init("bpf_ktime_get_tai_ns", []),
             .init("bpf_jiffies64", []),
             .init("bpf_trace_printk", [memRO, size], .integer, .base, gpl: true),
@@ -171,15 +186,17 @@ enum HelperPrototypes {
             // kernel also limits it to the functions of `btf_allowlist_d_path`, not modelled.
             .init("bpf_d_path", [.anything, memUninit, sizeOrZero], .integer, .types([.tracing, .lsm])),
             .init("bpf_get_current_cgroup_id", []),
-            .init("bpf_perf_event_output", [.context, .map, .anything, memRO, sizeOrZero]),
+            .init(
+                "bpf_perf_event_output", [.context, .map, .anything, memRO, sizeOrZero], .integer,
+                .allBut([.flowDissector, .skReuseport])),
             .init("bpf_perf_event_read", [.map, .anything]),
-            .init("bpf_get_stackid", [.context, .map, .anything], .integer, .tracing),
-            .init("bpf_get_stack", [.context, memUninit, sizeOrZero, .anything], .integer, .tracing),
+            .init("bpf_get_stackid", [.context, .map, .anything], .integer, .types(tracingAndSyscall)),
+            .init("bpf_get_stack", [.context, memUninit, sizeOrZero, .anything], .integer, .types(tracingAndSyscall)),
             .init("bpf_send_signal", [.anything]),
             .init("bpf_send_signal_thread", [.anything]),
             // Needs CONFIG_BPF_KPROBE_OVERRIDE, which this machine's kernel (and many distributions') lacks.
             .init("bpf_override_return", [.context, .anything], .integer, .never, gpl: true),
-            .init("bpf_get_func_ip", [.context], .integer, .tracing),
+            .init("bpf_get_func_ip", [.context], .integer, .types(tracingAndSyscall)),
             .init("bpf_get_attach_cookie", [.context], .integer, .tracing),
             .init("bpf_ringbuf_output", [.map, memRO, sizeOrZero, .anything]),
             .init(
@@ -223,11 +240,13 @@ enum HelperPrototypes {
             .init("bpf_per_cpu_ptr", [.perCPUVariable, .anything], .perCPUPointer(maybeNull: true)),
             .init("bpf_this_cpu_ptr", [.perCPUVariable], .perCPUPointer(maybeNull: false)),
             // Packets.
-            .init("bpf_skb_store_bytes", [.context, .anything, memRO, size, .anything], .integer, .skbWrite),
+            .init(
+                "bpf_skb_store_bytes", [.context, .anything, memRO, size, .anything], .integer,
+                .types(skbWrite.union([.skSkb]))),
             .init("bpf_skb_load_bytes", [.context, .anything, memUninit, size], .integer, .types(skbLoadBytes)),
             .init(
                 "bpf_skb_load_bytes_relative", [.context, .anything, memUninit, size, .anything], .integer,
-                .types(skbNotLWT.union([.skReuseport]))),
+                .types(skbNotLWT.union([.skReuseport]).subtracting([.skSkb]))),
             .init("bpf_l3_csum_replace", [.context, .anything, .anything, .anything, .anything], .integer, .skbWrite),
             .init("bpf_l4_csum_replace", [.context, .anything, .anything, .anything, .anything], .integer, .skbWrite),
             .init(
@@ -235,29 +254,35 @@ enum HelperPrototypes {
                 [
                     .memory(uninit: false, nullable: true), sizeOrZero, .memory(uninit: false, nullable: true),
                     sizeOrZero, .anything,
-                ], .integer, .tcXDP),
+                ], .integer, .types(tcXDP.union(skbWrite).union([.lwtIn, .lwtOut]))),
             .init("bpf_csum_update", [.context, .anything], .integer, .skbWrite),
             .init("bpf_csum_level", [.context, .anything], .integer, .skbWrite),
             .init("bpf_clone_redirect", [.context, .anything, .anything], .integer, .skbWrite),
             .init("bpf_redirect", [.anything, .anything], .integer, .tcXDP),
             .init("bpf_redirect_map", [.map, .anything, .anything], .integer, .xdp),
             .init("bpf_get_cgroup_classid", [.context]),
-            .init("bpf_get_route_realm", [.context], .integer, .skbWrite),
-            .init("bpf_get_hash_recalc", [.context], .integer, .skbWrite),
+            .init("bpf_get_route_realm", [.context], .integer, .types(skbWrite.union([.lwtIn, .lwtOut]))),
+            .init("bpf_get_hash_recalc", [.context], .integer, .types(skbWrite.union([.lwtIn, .lwtOut]))),
             .init("bpf_set_hash_invalid", [.context], .integer, .skbWrite),
             .init("bpf_set_hash", [.context, .anything], .integer, .types(tc)),
             .init("bpf_skb_vlan_push", [.context, .anything, .anything], .integer, .types(tc)),
             .init("bpf_skb_vlan_pop", [.context], .integer, .types(tc)),
             .init("bpf_skb_change_proto", [.context, .anything, .anything], .integer, .types(tc)),
             .init("bpf_skb_change_type", [.context, .anything], .integer, .types(tc)),
-            .init("bpf_skb_change_tail", [.context, .anything, .anything], .integer, .skbWrite),
-            .init("bpf_skb_change_head", [.context, .anything, .anything], .integer, .skbWrite),
-            .init("bpf_skb_pull_data", [.context, .anything], .integer, .skbWrite),
-            .init("bpf_skb_adjust_room", [.context, .anything, .anything, .anything], .integer, .types(tc)),
+            .init("bpf_skb_change_tail", [.context, .anything, .anything], .integer, .types(skbWrite.union([.skSkb]))),
+            .init("bpf_skb_change_head", [.context, .anything, .anything], .integer, .types(skbWrite.union([.skSkb]))),
+            .init(
+                "bpf_skb_pull_data", [.context, .anything], .integer,
+                .types(skbWrite.union([.skSkb, .lwtIn, .lwtOut]))),
+            .init(
+                "bpf_skb_adjust_room", [.context, .anything, .anything, .anything], .integer,
+                .types(tc.union([.skSkb]))),
             .init("bpf_skb_ecn_set_ce", [.context], .integer, .types(tc.union([.cgroupSkb]))),
             .init("bpf_skb_get_tunnel_key", [.context, memUninit, size, .anything], .integer, .skbWrite),
             .init("bpf_skb_set_tunnel_key", [.context, memRO, size, .anything], .integer, .skbWrite),
-            .init("bpf_get_socket_cookie", [.context], .integer, .types(skbNotLWT)),
+            .init(
+                "bpf_get_socket_cookie", [.context], .integer,
+                .types(skbNotLWT.union([.sockOps, .skReuseport, .cgroupSock, .cgroupSockAddr]))),
             .init("bpf_get_socket_uid", [.context], .integer, .types(skbNotLWT)),
             .init("bpf_xdp_adjust_head", [.context, .anything], .integer, .xdp),
             .init("bpf_xdp_adjust_meta", [.context, .anything], .integer, .xdp),
@@ -274,16 +299,20 @@ enum HelperPrototypes {
             // The tuple's size is ARG_CONST_SIZE_OR_ZERO since Linux 6.11 (a wrong size finds nothing).
             .init(
                 "bpf_sk_lookup_tcp", [.context, memRO, sizeOrZero, .anything, .anything], .socketOrNull(acquires: true),
-                .types(socketLookups)),
+                .types(socketLookups.union([.cgroupSockAddr]))),
             .init(
                 "bpf_sk_lookup_udp", [.context, memRO, sizeOrZero, .anything, .anything], .socketOrNull(acquires: true),
-                .types(socketLookups)),
+                .types(socketLookups.union([.cgroupSockAddr]))),
             .init(
                 "bpf_skc_lookup_tcp", [.context, memRO, sizeOrZero, .anything, .anything],
-                .socketCommonOrNull(acquires: true), .types(socketLookups)),
+                .socketCommonOrNull(acquires: true), .types(socketLookups.union([.cgroupSockAddr]))),
             // sk_lookup_func_proto too: it releases a socket a sockmap / sockhash lookup gave.
-            .init("bpf_sk_release", [.releasedSocket], .integer, .types(socketLookups.union([.skLookup])), releases: 0),
-            .init("bpf_tcp_sock", [.socketCommon], .tcpSocketOrNull, .types(tc.union([.cgroupSkb]))),
+            .init(
+                "bpf_sk_release", [.releasedSocket], .integer,
+                .types(socketLookups.union([.skLookup, .cgroupSockAddr])), releases: 0),
+            .init(
+                "bpf_tcp_sock", [.socketCommon], .tcpSocketOrNull,
+                .types(tc.union([.cgroupSkb, .sockOps, .cgroupSockopt]))),
             .init("bpf_sk_fullsock", [.socketCommon], .socketOrNull(acquires: false), .types(tc.union([.cgroupSkb]))),
         ]
         var table: [Int32: HelperPrototype] = [:]
@@ -297,16 +326,16 @@ enum HelperPrototypes {
     /// has a prototype of its own (`tracing_prog_func_proto` gives `bpf_get_socket_cookie` a
     /// kernel socket instead of the context).
     static func prototype(_ id: Int32, for type: ProgramType) -> HelperPrototype? {
-        if type == .tracing || type == .lsm, let variant = tracingVariants[id] { return variant }
+        if type == .tracing || type == .lsm || type == .syscall, let variant = tracingVariants[id] { return variant }
         return table[id]
     }
 
     static let tracingVariants: [Int32: HelperPrototype] = [
         Int32(HelperID.getSocketCookie.rawValue): .init(
-            "bpf_get_socket_cookie", [.kernelSocket], .integer, .types([.tracing, .lsm])),
+            "bpf_get_socket_cookie", [.kernelSocket], .integer, .types([.tracing, .lsm, .syscall])),
         // bpf_xdp_get_buff_len_trace_proto: an xdp_buff of the traced function.
         Int32(HelperID.xdpGetBuffLen.rawValue): .init(
-            "bpf_xdp_get_buff_len", [.kernelObject("xdp_buff")], .integer, .types([.tracing, .lsm])),
+            "bpf_xdp_get_buff_len", [.kernelObject("xdp_buff")], .integer, .types([.tracing, .lsm, .syscall])),
     ]
 
     /// A helper's `allowed` rule (`struct bpf_func_proto.allowed`), for a program of
@@ -319,17 +348,14 @@ enum HelperPrototypes {
 
     /// Whether a program of `type` may call helpers of `group` (`*_func_proto` of each type).
     static func allows(_ group: HelperGroup, in type: ProgramType) -> Bool {
-        let tracing: Set<ProgramType> = [
-            .kprobe, .tracepoint, .rawTracepoint, .perfEvent, .tracing, .rawTracepointWritable,
-        ]
+        let tracing = tracingTypes
         let skb: Set<ProgramType> = [
             .socketFilter, .schedCls, .schedAct, .cgroupSkb, .lwtIn, .lwtOut, .lwtXmit, .skSkb, .lwtSeg6Local,
         ]
-        let skbWrite: Set<ProgramType> = [.schedCls, .schedAct, .lwtXmit]
         switch group {
         case .base: return true
         case .tracing: return tracing.contains(type)
-        case .notTracing: return !tracing.contains(type)
+        case .allBut(let set): return !set.contains(type)
         case .types(let set): return set.contains(type)
         case .never: return false
         case .skb: return skb.contains(type)

@@ -15,14 +15,17 @@ final class HelperAvailabilityTests: XCTestCase {
     static let tracepoint = "btf_trace_sched_switch"
 
     /// `call helper; exit`: the kernel looks the helper up before it checks any argument.
-    static func kernelAllows(_ id: Int32, _ type: ProgramType, attachBTFID: UInt32 = 0) -> Bool? {
+    static func kernelAllows(
+        _ id: Int32, _ type: ProgramType, attachBTFID: UInt32 = 0, attachType: AttachType = AttachType(rawValue: 0)
+    ) -> Bool? {
         let program = [
             RawInstruction(opcode: 0x85, imm: id), RawInstruction(opcode: 0xb7), RawInstruction(opcode: 0x95),
         ]
         do {
             _ = try KernelBPF.loadProgram(
-                program, type: type, expectedAttachType: attachBTFID == 0 ? AttachType(rawValue: 0) : .traceRawTp,
-                attachBTFID: attachBTFID)
+                program, type: type, expectedAttachType: attachBTFID == 0 ? attachType : .traceRawTp,
+                // Syscall programs load only sleepable (BPF_F_SLEEPABLE).
+                flags: type == .syscall ? 1 << 4 : 0, attachBTFID: attachBTFID)
             return true
         } catch {
             guard let log = error.verifierLog else { return nil }
@@ -50,6 +53,37 @@ final class HelperAvailabilityTests: XCTestCase {
             if kernel != mimic { mismatches.append("\(proto.name): kernel \(kernel), Mimic \(mimic)") }
         }
         print("tracing helper availability: \(checked - mismatches.count)/\(checked) agree")
+        XCTAssertEqual(mismatches, [], mismatches.joined(separator: "\n"))
+    }
+
+    /// The program types whose load needs an expected attach type, each with one it takes.
+    static let attachedTypes: [(ProgramType, AttachType)] = [
+        (.cgroupSock, AttachType(rawValue: 2)), // BPF_CGROUP_INET_SOCK_CREATE
+        (.cgroupSockAddr, .cgroupInet4Connect), (.cgroupSysctl, .cgroupSysctl),
+        (.cgroupSockopt, .cgroupGetsockopt), (.skLookup, .skLookup),
+    ]
+    /// More program types, loaded without an attach type.
+    static let moreTypes: [ProgramType] = [
+        .sockOps, .skSkb, .skMsg, .flowDissector, .cgroupDevice, .lwtIn, .lwtOut, .skReuseport, .syscall,
+        .schedAct,
+    ]
+
+    func testMoreProgramTypesHelperAvailabilityMatchesTheKernel() throws {
+        try XCTSkipUnless(KernelBPF.isAvailable, KernelBPF.unavailableReason ?? "no kernel")
+        var mismatches: [String] = []
+        var checked = 0
+        let cases = Self.moreTypes.map { ($0, AttachType(rawValue: 0)) } + Self.attachedTypes
+        for (type, attach) in cases {
+            for (id, _) in HelperPrototypes.table.sorted(by: { $0.key < $1.key }) {
+                guard let kernel = Self.kernelAllows(id, type, attachType: attach),
+                    let proto = HelperPrototypes.prototype(id, for: type)
+                else { continue }
+                checked += 1
+                let mimic = HelperPrototypes.allows(proto.group, in: type)
+                if kernel != mimic { mismatches.append("\(proto.name) in \(type): kernel \(kernel), Mimic \(mimic)") }
+            }
+        }
+        print("helper availability, more program types: \(checked - mismatches.count)/\(checked) agree")
         XCTAssertEqual(mismatches, [], mismatches.joined(separator: "\n"))
     }
 
