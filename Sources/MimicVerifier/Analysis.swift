@@ -168,7 +168,9 @@ final class Analysis {
         guard type != .unspec, type.kernelName != nil else {
             throw Failure(
                 kind: .invalidInstruction, pc: 0, message: "unknown program type \(type.rawValue)",
-                advice: "the section name does not give a program type libbpf knows (e.g. SEC(\"xdp\"), SEC(\"tc\"))")
+                advice:
+                    "the section name does not give a program type libbpf knows (e.g. SEC(\"xdp\"), SEC(\"tc\")); name the section so, or give the type (mimic verify --type xdp)"
+            )
         }
         guard insns.count <= 1_000_000 else {
             throw Failure(kind: .complexity, pc: 0, message: "BPF program is too large. Max 1000000 insns")

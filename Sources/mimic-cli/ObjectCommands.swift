@@ -7,19 +7,12 @@ enum ObjectInput {
 
     /// Reads and parses the object at `path`; says plainly when the file is not ELF.
     static func load(path: String) throws(RuntimeError) -> ObjectFile {
-        let (bytes, name) = try elfBytes(path: path)
-        return try object(bytes, name: name)
-    }
-
-    /// The bytes of the ELF object at `path` and its display name; a file that is not ELF is an
-    /// error naming it.
-    static func elfBytes(path: String) throws(RuntimeError) -> (bytes: [UInt8], name: String) {
         let name = Input.displayName(path)
         let bytes = try Input.read(path)
         guard isELF(bytes) else {
             throw RuntimeError("\(name) is not an ELF object (it does not start with 0x7f 'ELF')")
         }
-        return (bytes, name)
+        return try object(bytes, name: name)
     }
 
     /// Parses an object; a failure names the file and what is malformed.

@@ -8,7 +8,8 @@ enum VerifyCommand: Command {
     static let info = CommandInfo(
         name: "verify",
         summary: "Predict whether the kernel's verifier accepts an object's programs, and explain why not.",
-        synopsis: "verify OBJ.o [--program NAME] [--btf FILE] [--json] [--log] | verify FILE --type TYPE [--asm]",
+        synopsis:
+            "verify OBJ.o [--program NAME] [--type TYPE] [--btf FILE] [--json] [--log] | verify FILE --type TYPE [--asm]",
         discussion: """
             Runs MimicVerifier (Docs/Verifier.md), a model of the Linux 6.18 verifier as a
             privileged (root) loader sees it, over every program of the object, or only --program.
@@ -31,7 +32,10 @@ enum VerifyCommand: Command {
             ),
             .flag("json", "Print a JSON object: a verdict per program with the error's details."),
             .flag("log", "Include the kernel-style verifier log."),
-            .value("type", "TYPE", "The program type of an assembler or bytecode FILE (xdp, sched_cls, kprobe, ...)."),
+            .value(
+                "type", "TYPE",
+                "The program type of an assembler or bytecode FILE (xdp, sched_cls, kprobe, ...), or of an object's programs whose section names none."
+            ),
             .flag("asm", "Read FILE as assembler text whatever its name."),
         ],
         examples: [
@@ -42,16 +46,40 @@ enum VerifyCommand: Command {
     static func run(_ arguments: ParsedArguments) throws {
         try arguments.requirePositionals(["OBJ.o"], command: info.name)
         let path = arguments.positionals[0]
-        if let typeName = arguments.value("type") {
+        let bytes = try Input.read(path)
+        let isObject = ObjectInput.isELF(bytes)
+        if let typeName = arguments.value("type"), !isObject || arguments.has("asm") {
             try verifyRaw(path, typeName: typeName, arguments)
             return
         }
-        let (bytes, name) = try ObjectInput.elfBytes(path: path)
+        let name = Input.displayName(path)
+        guard isObject else {
+            throw RuntimeError(
+                "\(name) is not an ELF object (it does not start with 0x7f 'ELF'); give --type TYPE for assembler text or bytecode"
+            )
+        }
         // The kernel's BTF (megabytes to parse) only for an object whose verdict depends on it.
         let local = try ObjectInput.object(bytes, name: name)
         let kernelBTF =
             arguments.value("btf") != nil || Self.needsKernelTypes(local) ? try Self.kernelBTF(arguments) : nil
-        let object = kernelBTF == nil ? local : try ObjectInput.object(bytes, name: name, targetBTF: kernelBTF)
+        var object = kernelBTF == nil ? local : try ObjectInput.object(bytes, name: name, targetBTF: kernelBTF)
+        // --type with an object: the programs' type where the section does not say it (SEC("xdp1")
+        // of old samples), or overrides it, as `mimic run --type` does.
+        if let typeName = arguments.value("type") {
+            guard let type = ConfigurationOptions.programType(typeName) else {
+                throw UsageError(
+                    message: "unknown program type '\(typeName)' (e.g. xdp, sched_cls, kprobe)", command: info.name)
+            }
+            var configuration = ObjectConfiguration()
+            for program in object.programs where arguments.value("program").map({ $0 == program.name }) ?? true {
+                configuration.programTypes[program.name] = type
+            }
+            do {
+                object = try object.configured(configuration)
+            } catch {
+                throw RuntimeError("\(name): --type \(typeName): \(error)")
+            }
+        }
         var programs = object.programs
         if let name = arguments.value("program") {
             guard let program = object.program(named: name) else {

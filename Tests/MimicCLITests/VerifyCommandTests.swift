@@ -87,6 +87,18 @@ struct VerifyCommandTests {
         }
     }
 
+    /// --type with an object gives its programs a type (as `run --type` does), for sections that
+    /// name none; an unknown type is a usage error.
+    @Test func anObjectsProgramTypeFromTheCommandLine() throws {
+        let object = MimicCLI.packageRoot.path + "/Examples/xdp_firewall.o"
+        let asXDP = try MimicCLI.run(["verify", object, "--type", "xdp"])
+        #expect(asXDP.status == 0, "\(asXDP)")
+        let asSocketFilter = try MimicCLI.run(["verify", object, "--type", "socket_filter"])
+        #expect(asSocketFilter.status == 1, "\(asSocketFilter)")
+        let unknown = try MimicCLI.run(["verify", object, "--type", "nonsense"])
+        #expect(unknown.status == 2, "\(unknown)")
+    }
+
     @Test func assemblerTextWithAProgramType() throws {
         let scratch = try TemporaryDirectory()
         let file = scratch.url.appendingPathComponent("uninit.s")
