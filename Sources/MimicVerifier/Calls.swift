@@ -469,6 +469,11 @@ extension Analysis {
             r0.id = newID()
         case .btfObject(let name):
             r0 = trustedPointer(to: name)
+        case .btfObjectOrNull(let name):
+            r0 = trustedPointer(to: name)
+            r0.btfFlags = []
+            r0.maybeNull = true
+            r0.id = newID()
         case .perCPUPointer(let maybeNull):
             r0 = .pointer(.btfObject)
             r0.btfName = "percpu"

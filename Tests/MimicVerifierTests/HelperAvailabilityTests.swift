@@ -42,7 +42,8 @@ final class HelperAvailabilityTests: XCTestCase {
         else { throw XCTSkip("no kernel BTF with \(Self.tracepoint)") }
         var mismatches: [String] = []
         var checked = 0
-        for (id, _) in HelperPrototypes.table.sorted(by: { $0.key < $1.key }) {
+        let ids = Set(HelperPrototypes.table.keys).union(HelperPrototypes.tracingVariants.keys)
+        for id in ids.sorted() {
             guard let kernel = Self.kernelAllows(id, .tracing, attachBTFID: target),
                 let proto = HelperPrototypes.prototype(id, for: .tracing)
             else { continue }

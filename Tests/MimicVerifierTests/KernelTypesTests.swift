@@ -38,6 +38,8 @@ final class KernelTypesTests: XCTestCase {
         "cookie_of_task": "R1 is of type task_struct but sock_common is expected",
         "cookie_of_sock": nil,
         "cookie_of_common": nil,
+        "cast_checked": nil,
+        "cast_unchecked": "R0 invalid mem access 'ptr_or_null_'",
     ]
 
     func testTheFixtureGetsTheKernelsVerdictsAndMessages() throws {

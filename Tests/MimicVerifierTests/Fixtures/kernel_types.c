@@ -73,6 +73,7 @@ struct seq_file seq_file_type;
 struct bpf_map bpf_map_type;
 struct sock sock_type;
 struct sk_buff sk_buff_type;
+struct tcp_sock tcp_sock_type;
 
 /* fentry/fexit targets: a function's prototype types its context. */
 __attribute__((noinline)) int do_unlinkat(int dfd, struct filename *name) { return dfd + (name != 0); }
@@ -95,6 +96,10 @@ struct sock {
     int sk_rcvbuf;
 };
 struct sk_buff { unsigned int len; };
+struct tcp_sock {
+    struct sock sk;
+    unsigned int srtt_us;
+};
 
 /* BTF-enabled tracepoints: btf_trace_NAME, `void *__data` first. kfree_skb's fourth argument
  * may be NULL in the kernel's raw_tp_null_args table. */

@@ -203,3 +203,29 @@ int cookie_of_common(u64 *ctx)
 	seen[0] = bpf_get_socket_cookie(&sk->__sk_common);
 	return 0;
 }
+
+/* A socket cast gives the struct or NULL; the result must be checked. */
+struct tcp_sock {
+	unsigned int srtt_us;
+} __attribute__((preserve_access_index));
+
+/* Accepted: the cast's result read after the NULL check. */
+SEC("tp_btf/tcp_probe")
+int cast_checked(u64 *ctx)
+{
+	struct tcp_sock *ts = bpf_skc_to_tcp_sock((void *)ctx[0]);
+
+	if (ts)
+		seen[0] = ts->srtt_us;
+	return 0;
+}
+
+/* Rejected: read before the NULL check. */
+SEC("tp_btf/tcp_probe")
+int cast_unchecked(u64 *ctx)
+{
+	struct tcp_sock *ts = bpf_skc_to_tcp_sock((void *)ctx[0]);
+
+	seen[0] = ts->srtt_us;
+	return 0;
+}
