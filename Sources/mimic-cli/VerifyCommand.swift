@@ -34,7 +34,7 @@ enum VerifyCommand: Command {
             .flag("log", "Include the kernel-style verifier log."),
             .value(
                 "type", "TYPE",
-                "The program type of an assembler or bytecode FILE (xdp, sched_cls, kprobe, ...), or of an object's programs whose section names none."
+                "The program type of an assembler or bytecode FILE (xdp, sched_cls, kprobe, ...), or given to an object's programs (or --program's), for sections that name none."
             ),
             .flag("asm", "Read FILE as assembler text whatever its name."),
         ],
