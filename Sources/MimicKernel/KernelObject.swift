@@ -115,7 +115,7 @@ public final class KernelObject {
     }
 
     /// The running kernel's BTF, `/sys/kernel/btf/vmlinux`.
-    static func runningKernelBTF() throws(KernelError) -> BTF {
+    public static func runningKernelBTF() throws(KernelError) -> BTF {
         let path = "/sys/kernel/btf/vmlinux"
         guard let data = FileManager.default.contents(atPath: path) else {
             throw KernelError.unavailable("\(path) is not readable, so kfunc calls cannot be given their BTF ids")

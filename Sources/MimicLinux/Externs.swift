@@ -70,6 +70,18 @@ final class KernelObjects: Sendable {
 }
 
 extension LinuxEmulator {
+    /// The `.kconfig` section of `object` with its `__kconfig` externs resolved as a load with
+    /// `configuration` resolves them (`resolveExterns`), for a verifier that reads them as the
+    /// constants libbpf writes before loading; nil when the object has no such section. A
+    /// strong extern the configuration cannot give is the load's error.
+    public static func resolvedKconfig(
+        of object: ObjectFile, configuration: LinuxConfiguration = LinuxConfiguration()
+    ) throws -> [UInt8]? {
+        guard object.global(named: ObjectExtern.kconfigSection) != nil else { return nil }
+        let loaded = try VM(emulator: LinuxEmulator(configuration: configuration)).load(object: object)
+        return loaded.globals[ObjectExtern.kconfigSection]?.storage.bytes
+    }
+
     /// Gives `__kconfig` externs their values and `__ksym` variables their addresses, as libbpf's
     /// `bpf_object__resolve_externs` does against a running kernel, from `configuration.kernel`:
     ///

@@ -280,15 +280,19 @@ struct RunOptions {
                 throw RuntimeError("\(Input.displayName(systemPath)): \(error)")
             }
         }
-        let path = btfPath ?? Self.runningKernelBTF
-        if btfPath != nil || Input.isReadable(path) {
-            tracing.kernelBTF = try Self.btf(path)
-        }
+        tracing.kernelBTF = try Self.kernelBTF(path: btfPath)
         return tracing
     }
 
     /// The running kernel's BTF.
     static let runningKernelBTF = "/sys/kernel/btf/vmlinux"
+
+    /// The BTF at `path` (`--btf`), else the running kernel's when it is readable, else nil.
+    static func kernelBTF(path: String?) throws(RuntimeError) -> BTF? {
+        if let path { return try btf(path) }
+        guard Input.isReadable(runningKernelBTF) else { return nil }
+        return try btf(runningKernelBTF)
+    }
 
     /// A BTF file: raw BTF (magic 0xEB9F) or an ELF object with a .BTF section.
     static func btf(_ path: String) throws(RuntimeError) -> BTF {

@@ -65,7 +65,7 @@ enum TestCommand: Command {
         // With the running kernel's BTF, as libbpf would load it: CO-RE against it, and BTF-typed
         // contexts and kernel pointers typed by it (Docs/Verifier.md).
         var verified = test
-        let kernelBTF = VerifyCommand.needsKernelTypes(test.object) ? try? VerifyCommand.runningKernelBTF() : nil
+        let kernelBTF = VerifyCommand.needsKernelTypes(test.object) ? try? RunOptions.kernelBTF(path: nil) : nil
         if let kernelBTF, let relocated = try? ObjectFile(contentsOf: suite.objectPath, targetBTF: kernelBTF),
             let configured = try? ProgramTest(
                 object: relocated, name: suite.objectPath, program: suite.program, config: suite.config,

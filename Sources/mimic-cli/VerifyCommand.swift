@@ -61,7 +61,8 @@ enum VerifyCommand: Command {
         // The kernel's BTF (megabytes to parse) only for an object whose verdict depends on it.
         let local = try ObjectInput.object(bytes, name: name)
         let kernelBTF =
-            arguments.value("btf") != nil || Self.needsKernelTypes(local) ? try Self.kernelBTF(arguments) : nil
+            arguments.value("btf") != nil || Self.needsKernelTypes(local)
+            ? try RunOptions.kernelBTF(path: arguments.value("btf")) : nil
         var object = kernelBTF == nil ? local : try ObjectInput.object(bytes, name: name, targetBTF: kernelBTF)
         // --type with an object: the programs' type where the section does not say it (SEC("xdp1")
         // of old samples), or overrides it, as `mimic run --type` does.
@@ -125,26 +126,12 @@ enum VerifyCommand: Command {
     /// defaults, `KernelConfig`), so that the verifier prunes the branches for other kernels as
     /// the kernel's does. Nil without externs; zeros, with a warning, when one cannot be resolved.
     static func kconfig(of object: ObjectFile) -> [UInt8]? {
-        guard object.global(named: ObjectExtern.kconfigSection) != nil else { return nil }
         do {
-            let loaded = try VM(emulator: LinuxEmulator()).load(object: object)
-            return loaded.globals[ObjectExtern.kconfigSection]?.storage.bytes
+            return try LinuxEmulator.resolvedKconfig(of: object)
         } catch {
             Console.err("mimic: warning: __kconfig externs read as 0: \(error)\n")
             return nil
         }
-    }
-
-    /// `--btf FILE`, else the running kernel's BTF when it is readable, else nil.
-    static func kernelBTF(_ arguments: ParsedArguments) throws(RuntimeError) -> BTF? {
-        if let path = arguments.value("btf") { return try RunOptions.btf(path) }
-        return try runningKernelBTF()
-    }
-
-    /// The running kernel's BTF when it is readable, else nil.
-    static func runningKernelBTF() throws(RuntimeError) -> BTF? {
-        guard Input.isReadable(RunOptions.runningKernelBTF) else { return nil }
-        return try RunOptions.btf(RunOptions.runningKernelBTF)
     }
 
     /// One program's verdict, for the report.

@@ -24,11 +24,7 @@ final class FixtureAgreementTests: XCTestCase {
     }
 
     /// `.kconfig` as the Linux emulator resolves it, given to the kernel and to Mimic alike.
-    static func kconfig(of object: ObjectFile) -> [UInt8]? {
-        guard object.global(named: ObjectExtern.kconfigSection) != nil else { return nil }
-        return try? VM(emulator: LinuxEmulator()).load(object: object).globals[ObjectExtern.kconfigSection]?.storage
-            .bytes
-    }
+    static func kconfig(of object: ObjectFile) -> [UInt8]? { try? LinuxEmulator.resolvedKconfig(of: object) }
 
     /// Loads a program into the kernel: nil when accepted, the last log line when rejected,
     /// or `.skipped` when the harness cannot load it (kconfig values, __ksym variables).
@@ -75,9 +71,7 @@ final class FixtureAgreementTests: XCTestCase {
     }
 
     /// The running kernel's BTF: CO-RE relocations are applied against it, as libbpf does.
-    static let kernelBTF: BTF? = FileManager.default.contents(atPath: "/sys/kernel/btf/vmlinux").flatMap {
-        try? BTF(bytes: [UInt8]($0))
-    }
+    static let kernelBTF: BTF? = try? KernelObject.runningKernelBTF()
 
     func testFixtureVerdictsAgreeWithTheKernel() throws {
         try XCTSkipUnless(KernelBPF.isAvailable, KernelBPF.unavailableReason ?? "no kernel")

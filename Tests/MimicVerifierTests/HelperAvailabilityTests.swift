@@ -35,26 +35,46 @@ final class HelperAvailabilityTests: XCTestCase {
         }
     }
 
-    func testTracingHelperAvailabilityMatchesTheKernel() throws {
-        try XCTSkipUnless(KernelBPF.isAvailable, KernelBPF.unavailableReason ?? "no kernel")
-        guard let data = FileManager.default.contents(atPath: "/sys/kernel/btf/vmlinux"),
-            let btf = try? BTF(bytes: [UInt8](data)), let target = btf.typeID(named: Self.tracepoint, kind: .typedef)
-        else { throw XCTSkip("no kernel BTF with \(Self.tracepoint)") }
-        var mismatches: [String] = []
+    /// Mimic's answer against the kernel's for each helper of `ids` in a program of `type` (with
+    /// `attachType`, or attached to the tracepoint `attachBTFID`): how many were compared, and
+    /// those that differ.
+    static func compare(
+        _ ids: [Int32], in type: ProgramType, attachType: AttachType = AttachType(rawValue: 0),
+        attachBTFID: UInt32 = 0
+    ) -> (checked: Int, mismatches: [String]) {
+        let attached = attachBTFID == 0 ? attachType : .traceRawTp
         var checked = 0
-        let ids = Set(HelperPrototypes.table.keys).union(HelperPrototypes.tracingVariants.keys)
-        for id in ids.sorted() {
-            guard let kernel = Self.kernelAllows(id, .tracing, attachBTFID: target),
-                let proto = HelperPrototypes.prototype(id, for: .tracing)
+        var mismatches: [String] = []
+        for id in ids {
+            guard let kernel = kernelAllows(id, type, attachBTFID: attachBTFID, attachType: attachType),
+                let proto = HelperPrototypes.prototype(id, for: type)
             else { continue }
             checked += 1
             let mimic =
-                HelperPrototypes.allows(proto.group, in: .tracing)
-                && HelperPrototypes.allowedInProbe(proto.name, attachType: .traceRawTp)
-            if kernel != mimic { mismatches.append("\(proto.name): kernel \(kernel), Mimic \(mimic)") }
+                HelperPrototypes.allows(proto.group, in: type)
+                && HelperPrototypes.allowedInProbe(proto.name, attachType: attached)
+            if kernel != mimic { mismatches.append("\(proto.name) in \(type): kernel \(kernel), Mimic \(mimic)") }
         }
-        print("tracing helper availability: \(checked - mismatches.count)/\(checked) agree")
+        return (checked, mismatches)
+    }
+
+    /// Prints how many agree and fails with the pairs that do not.
+    func expectAgreement(_ results: [(checked: Int, mismatches: [String])], _ what: String) {
+        let checked = results.map(\.checked).reduce(0, +)
+        let mismatches = results.flatMap(\.mismatches)
+        print("\(what): \(checked - mismatches.count)/\(checked) agree")
         XCTAssertEqual(mismatches, [], mismatches.joined(separator: "\n"))
+    }
+
+    static let tableIDs = HelperPrototypes.table.keys.sorted()
+
+    func testTracingHelperAvailabilityMatchesTheKernel() throws {
+        try XCTSkipUnless(KernelBPF.isAvailable, KernelBPF.unavailableReason ?? "no kernel")
+        guard let btf = try? KernelObject.runningKernelBTF(),
+            let target = btf.typeID(named: Self.tracepoint, kind: .typedef)
+        else { throw XCTSkip("no kernel BTF with \(Self.tracepoint)") }
+        let ids = Set(HelperPrototypes.table.keys).union(HelperPrototypes.tracingVariants.keys).sorted()
+        expectAgreement([Self.compare(ids, in: .tracing, attachBTFID: target)], "tracing helper availability")
     }
 
     /// The program types whose load needs an expected attach type, each with one it takes.
@@ -71,36 +91,14 @@ final class HelperAvailabilityTests: XCTestCase {
 
     func testMoreProgramTypesHelperAvailabilityMatchesTheKernel() throws {
         try XCTSkipUnless(KernelBPF.isAvailable, KernelBPF.unavailableReason ?? "no kernel")
-        var mismatches: [String] = []
-        var checked = 0
         let cases = Self.moreTypes.map { ($0, AttachType(rawValue: 0)) } + Self.attachedTypes
-        for (type, attach) in cases {
-            for (id, _) in HelperPrototypes.table.sorted(by: { $0.key < $1.key }) {
-                guard let kernel = Self.kernelAllows(id, type, attachType: attach),
-                    let proto = HelperPrototypes.prototype(id, for: type)
-                else { continue }
-                checked += 1
-                let mimic = HelperPrototypes.allows(proto.group, in: type)
-                if kernel != mimic { mismatches.append("\(proto.name) in \(type): kernel \(kernel), Mimic \(mimic)") }
-            }
-        }
-        print("helper availability, more program types: \(checked - mismatches.count)/\(checked) agree")
-        XCTAssertEqual(mismatches, [], mismatches.joined(separator: "\n"))
+        expectAgreement(
+            cases.map { type, attach in Self.compare(Self.tableIDs, in: type, attachType: attach) },
+            "helper availability, more program types")
     }
 
     func testHelperAvailabilityMatchesTheKernel() throws {
         try XCTSkipUnless(KernelBPF.isAvailable, KernelBPF.unavailableReason ?? "no kernel")
-        var mismatches: [String] = []
-        var checked = 0
-        for (id, proto) in HelperPrototypes.table.sorted(by: { $0.key < $1.key }) {
-            for type in Self.types {
-                guard let kernel = Self.kernelAllows(id, type) else { continue }
-                checked += 1
-                let mimic = HelperPrototypes.allows(proto.group, in: type)
-                if kernel != mimic { mismatches.append("\(proto.name) in \(type): kernel \(kernel), Mimic \(mimic)") }
-            }
-        }
-        print("helper availability: \(checked - mismatches.count)/\(checked) agree")
-        XCTAssertEqual(mismatches, [], mismatches.joined(separator: "\n"))
+        expectAgreement(Self.types.map { Self.compare(Self.tableIDs, in: $0) }, "helper availability")
     }
 }

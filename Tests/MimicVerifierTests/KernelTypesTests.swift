@@ -1,5 +1,6 @@
 import Foundation
 import MimicCore
+import MimicKernel
 import MimicTestSupport
 @testable import MimicVerifier
 import XCTest
@@ -246,11 +247,7 @@ final class KernelTypesTests: XCTestCase {
         var btfs = [try Self.kernelBTF()]
         XCTAssertNoThrow(try BTF(bytes: corrupt))
         if let parsed = try? BTF(bytes: corrupt) { btfs.append(parsed) }
-        if let data = FileManager.default.contents(atPath: "/sys/kernel/btf/vmlinux"),
-            let running = try? BTF(bytes: [UInt8](data))
-        {
-            btfs.append(running)
-        }
+        if let running = try? KernelObject.runningKernelBTF() { btfs.append(running) }
         for btf in btfs {
             let types = KernelTypes(btf: btf)
             var walked = 0
