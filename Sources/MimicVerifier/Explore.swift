@@ -138,6 +138,7 @@ extension Analysis {
         if let failure { throw failure }
         if pruned { return true }
         guard addNew else { return false }
+        clearSingularIDs(&current)
         state = current
         let checkpoint = Checkpoint(state: current, pc: pc, parent: parent)
         explored[pc].append(checkpoint)
@@ -146,6 +147,19 @@ extension Analysis {
         processedAtLastState = processed
         parent = checkpoint
         return false
+    }
+
+    /// Drops the ids of scalars that no other register or spilled slot shares: such an id links
+    /// nothing, and would only keep states apart (`clear_singular_ids`, when a state is stored).
+    func clearSingularIDs(_ s: inout VerifierState) {
+        var counts: [UInt32: Int] = [:]
+        s.updateAll { reg in
+            if reg.type == .scalar, reg.id != 0 { counts[reg.id, default: 0] += 1 }
+        }
+        guard counts.values.contains(1) else { return }
+        s.updateAll { reg in
+            if reg.type == .scalar, reg.id != 0, counts[reg.id] == 1 { reg.id = 0 }
+        }
     }
 
     func sameCallSites(_ a: VerifierState, _ b: VerifierState) -> Bool {
@@ -165,9 +179,15 @@ extension Analysis {
 
     // MARK: State comparison (states_equal)
 
+    /// The ids of the old state matched one to one with the current state's (`struct bpf_idmap`).
     final class IDMap {
         var map: [UInt32: UInt32] = [:]
         var reverse: [UInt32: UInt32] = [:]
+        /// Stand-ins for a scalar's id 0, counting down from the top so that they never meet an
+        /// id the verifier gave (`tmp_id_gen`).
+        private var temporary = UInt32.max
+
+        /// Pointers: both ids 0, or both set and consistently paired (`check_ids`).
         func check(_ old: UInt32, _ cur: UInt32) -> Bool {
             if old == 0 && cur == 0 { return true }
             if old == 0 || cur == 0 { return false }
@@ -176,6 +196,19 @@ extension Analysis {
             map[old] = cur
             reverse[cur] = old
             return true
+        }
+
+        /// Scalars: an id 0 is unique, so it pairs with an id the other state gives only this
+        /// register (`check_scalar_ids`). Scalars that share an id were copied from one another
+        /// and a comparison on one bounded them all, so registers linked in the old state must be
+        /// linked in the current one.
+        func checkScalar(_ old: UInt32, _ cur: UInt32) -> Bool {
+            check(old != 0 ? old : nextTemporary(), cur != 0 ? cur : nextTemporary())
+        }
+
+        private func nextTemporary() -> UInt32 {
+            temporary -= 1
+            return temporary
         }
     }
 
@@ -192,10 +225,17 @@ extension Analysis {
         switch old.type {
         case .scalar:
             return rangeWithin(old.bounds, cur.bounds) && old.bounds.varOff.contains(cur.bounds.varOff)
+                && ids.checkScalar(old.id, cur.id)
         case .packet, .packetMeta:
             return old.range <= cur.range && old.offset == cur.offset && ids.check(old.id, cur.id)
                 && rangeWithin(old.bounds, cur.bounds) && old.bounds.varOff.contains(cur.bounds.varOff)
-        case .mapValue, .memory, .stack, .mapKey:
+        case .stack:
+            // Only the same pointer (`regs_exact`): a write through an old pointer with a wider
+            // variable offset turned more spilled slots into unknown bytes than the current
+            // pointer's would, so the old path's proof does not carry over.
+            return old.offset == cur.offset && old.frame == cur.frame && old.bounds == cur.bounds
+                && ids.check(old.id, cur.id) && ids.check(old.referenceID, cur.referenceID)
+        case .mapValue, .memory, .mapKey:
             return old.offset == cur.offset && old.map == cur.map && old.frame == cur.frame
                 && old.range == cur.range && old.readOnly == cur.readOnly && old.btfFlags == cur.btfFlags
                 && ids.check(old.id, cur.id) && ids.check(old.referenceID, cur.referenceID)

@@ -1,0 +1,148 @@
+/* State pruning: the verifier skips a path when a state it has already proved safe at the same
+ * instruction covers it. Scalars copied from one another share an id, and a comparison on one
+ * bounds them all; so a stored state whose scalars are linked covers only current states with
+ * the same links (the kernel's check_scalar_ids). Written in assembly so that the compiler keeps
+ * the copies and the order of the paths. */
+#include "corpus.h"
+
+/* Two paths meet at the bounds check on r6: the first has r8 = r6 (linked: the check bounds
+ * r8 too), the second r8 = r7 (not linked: r8 stays 0..255). The first path's state must not
+ * cover the second, whose r8 indexes 16 bytes of stack out of bounds. Rejected. */
+SEC("xdp")
+__attribute__((naked)) int pruning_unlinked_copy(void)
+{
+    asm volatile("call 7\n"          /* bpf_get_prandom_u32 */
+                 "r6 = r0\n"
+                 "r6 &= 255\n"
+                 "call 7\n"
+                 "r7 = r0\n"
+                 "r7 &= 255\n"
+                 "r1 = 0\n"
+                 "*(u64 *)(r10 - 16) = r1\n"
+                 "*(u64 *)(r10 - 8) = r1\n"
+                 "r9 = 0\n"
+                 "call 7\n"
+                 "if r0 == 0 goto 1f\n"
+                 "r8 = r6\n"
+                 "if r9 != 0 goto 2f\n"
+                 "r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n"
+                 "goto 2f\n"
+                 "1:\n"
+                 "r8 = r7\n"
+                 "r9 = 0\n"
+                 "2:\n"
+                 "if r6 > 9 goto 3f\n"
+                 "r1 = r10\n"
+                 "r1 += -16\n"
+                 "r1 += r8\n"
+                 "r0 = *(u8 *)(r1 + 0)\n"
+                 "3:\n"
+                 "r0 = 2\n"
+                 "exit\n");
+}
+
+/* Accepted twin: the check bounds r8 itself, on both paths. */
+SEC("xdp")
+__attribute__((naked)) int pruning_checked_copy(void)
+{
+    asm volatile("call 7\n"
+                 "r6 = r0\n"
+                 "r6 &= 255\n"
+                 "call 7\n"
+                 "r7 = r0\n"
+                 "r7 &= 255\n"
+                 "r1 = 0\n"
+                 "*(u64 *)(r10 - 16) = r1\n"
+                 "*(u64 *)(r10 - 8) = r1\n"
+                 "r9 = 0\n"
+                 "call 7\n"
+                 "if r0 == 0 goto 1f\n"
+                 "r8 = r6\n"
+                 "if r9 != 0 goto 2f\n"
+                 "r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n"
+                 "goto 2f\n"
+                 "1:\n"
+                 "r8 = r7\n"
+                 "r9 = 0\n"
+                 "2:\n"
+                 "if r8 > 9 goto 3f\n"
+                 "r1 = r10\n"
+                 "r1 += -16\n"
+                 "r1 += r8\n"
+                 "r0 = *(u8 *)(r1 + 0)\n"
+                 "3:\n"
+                 "r0 = 2\n"
+                 "exit\n");
+}
+
+/* A byte is written through fp-16 + r6, r6 in 0..15 on one path, 0..7 on the other: only the
+ * first may overwrite the context pointer spilled at fp-8; the second still loads it, and
+ * multiplying a pointer is refused. A stack pointer covers only itself (regs_exact). Rejected. */
+SEC("xdp")
+__attribute__((naked)) int pruning_narrower_stack_pointer(void)
+{
+    asm volatile("*(u64 *)(r10 - 8) = r1\n"
+                 "r1 = 0\n"
+                 "*(u64 *)(r10 - 16) = r1\n"
+                 "r9 = 0\n"
+                 "call 7\n"
+                 "r6 = r0\n"
+                 "call 7\n"
+                 "if r0 == 0 goto 1f\n"
+                 "r6 &= 15\n"
+                 "r1 = r10\n"
+                 "r1 += -16\n"
+                 "r1 += r6\n"
+                 "if r9 != 0 goto 2f\n"
+                 "r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n"
+                 "goto 2f\n"
+                 "1:\n"
+                 "r6 &= 7\n"
+                 "r1 = r10\n"
+                 "r1 += -16\n"
+                 "r1 += r6\n"
+                 "r9 = 0\n"
+                 "2:\n"
+                 "r2 = 0\n"
+                 "*(u8 *)(r1 + 0) = r2\n"
+                 "r0 = *(u64 *)(r10 - 8)\n"
+                 "r0 *= 3\n"
+                 "r0 = 2\n"
+                 "exit\n");
+}
+
+/* Accepted twin: both paths mask r6 to 0..15, so the write may reach fp-8 on both. */
+SEC("xdp")
+__attribute__((naked)) int pruning_same_stack_pointer(void)
+{
+    asm volatile("*(u64 *)(r10 - 8) = r1\n"
+                 "r1 = 0\n"
+                 "*(u64 *)(r10 - 16) = r1\n"
+                 "r9 = 0\n"
+                 "call 7\n"
+                 "r6 = r0\n"
+                 "call 7\n"
+                 "if r0 == 0 goto 1f\n"
+                 "r6 &= 15\n"
+                 "r1 = r10\n"
+                 "r1 += -16\n"
+                 "r1 += r6\n"
+                 "if r9 != 0 goto 2f\n"
+                 "r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n"
+                 "goto 2f\n"
+                 "1:\n"
+                 "r6 &= 15\n"
+                 "r1 = r10\n"
+                 "r1 += -16\n"
+                 "r1 += r6\n"
+                 "r9 = 0\n"
+                 "2:\n"
+                 "r2 = 0\n"
+                 "*(u8 *)(r1 + 0) = r2\n"
+                 "r0 = *(u64 *)(r10 - 8)\n"
+                 "r0 *= 3\n"
+                 "r0 = 2\n"
+                 "exit\n");
+}
+
+char LICENSE[] SEC("license") = "GPL";
