@@ -32,6 +32,8 @@ struct BenchmarkOptions {
     /// `--count N`, `--predictor NAME` of `--verifier-agreement`.
     var count = 100_000
     var predictor = "mimic"
+    /// `--shape NAME` of `--verifier-agreement`: only near-miss programs of that shape.
+    var shape: String?
     /// `--jit-code IN.s OUT.bin`: write the JIT's machine code for an assembler program.
     var jitCode: (source: String, output: String)?
     /// `--repeat OBJECT.o:PROGRAM N`: run one program N times (for callgrind counts).
@@ -71,6 +73,12 @@ struct BenchmarkOptions {
                     return
                 }
                 predictor = value
+            case "--shape":
+                guard let value = rest.popFirst() else {
+                    problem = "--shape needs a near-miss shape"
+                    return
+                }
+                shape = value
             case "--shared":
                 guard let value = rest.popFirst() else {
                     problem = "--shared needs a directory"

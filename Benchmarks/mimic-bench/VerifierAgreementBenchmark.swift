@@ -46,15 +46,26 @@ enum VerifierAgreementBenchmark {
         }
     }
 
-    static func run(seed: UInt64, count: Int, predictor name: String) throws {
+    static func run(seed: UInt64, count: Int, predictor name: String, shape: String?) throws {
         guard let entry = predictors.first(where: { $0.name == name }) else {
             let names = predictors.map(\.name).joined(separator: ", ")
             throw AgreementError(description: "unknown predictor '\(name)' (predictors: \(names))")
         }
+        var shapes = NearMissShape.allCases
+        if let shape {
+            guard let chosen = NearMissShape(rawValue: shape) else {
+                let names = NearMissShape.allCases.map(\.rawValue).joined(separator: ", ")
+                throw AgreementError(description: "unknown shape '\(shape)' (shapes: \(names))")
+            }
+            shapes = [chosen]
+        }
         let predict = try entry.make()
-        print("verifier agreement: seed \(seed), \(count) programs, predictor \(name) (\(entry.summary))")
+        print(
+            "verifier agreement: seed \(seed), \(count) programs\(shape.map { " of shape \($0)" } ?? ""), predictor \(name) (\(entry.summary))"
+        )
         let step = max(1, count / 20)
-        let report = try VerifierAgreement().run(seed: seed, count: count, predict: predict) { report in
+        let agreement = VerifierAgreement(generator: NearMissGenerator(shapes: shapes))
+        let report = try agreement.run(seed: seed, count: count, predict: predict) { report in
             if report.programs % step == 0 {
                 let rate = String(format: "%.2f", report.agreementRate * 100)
                 FileHandle.standardError.write(

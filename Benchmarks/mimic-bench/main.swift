@@ -21,7 +21,7 @@ if options.showHelp {
                mimic-bench --pool [--quick] [--rounds N] [--filter MODE]
                mimic-bench --suite [--shared DIR] [--engine LIST] [--no-build] [--quick] [--rounds N] [--filter NAME]
                mimic-bench --firewall [--engine LIST] [--quick] [--rounds N]
-               mimic-bench --verifier-agreement [--seed N] [--count N] [--predictor NAME]
+               mimic-bench --verifier-agreement [--seed N] [--count N] [--predictor NAME] [--shape NAME]
                mimic-bench --jit-fuzz N [--seed S] [--maps]
                mimic-bench --jit-code IN.s OUT.bin
                mimic-bench --repeat OBJECT.o:PROGRAM N [--input FILE] [--engine E]
@@ -67,7 +67,8 @@ if options.showHelp {
           --verifier-agreement
                         near-miss programs (default 100000, --count) from --seed (default 1) loaded
                         into the kernel (needs root) and judged by --predictor: \(VerifierAgreementBenchmark.predictors.map(\.name).joined(separator: ", "))
-                        (default mimic); prints agreement and kernel acceptance per mutation class
+                        (default mimic); prints agreement and kernel acceptance per mutation class;
+                        --shape keeps to one shape (\(NearMissShape.allCases.map(\.rawValue).joined(separator: ", ")))
         """)
     exit(0)
 }
@@ -163,7 +164,8 @@ if options.firewall {
 }
 if options.verifierAgreement {
     runMode("verifier-agreement") {
-        try VerifierAgreementBenchmark.run(seed: options.seed, count: options.count, predictor: options.predictor)
+        try VerifierAgreementBenchmark.run(
+            seed: options.seed, count: options.count, predictor: options.predictor, shape: options.shape)
     }
 }
 if options.pool {

@@ -16,6 +16,9 @@ public enum NearMissShape: String, Sendable, CaseIterable, Codable {
     case loop
     /// tc: reads of `__sk_buff` fields and a write of `mark`.
     case context
+    /// XDP: two paths that leave different states and meet, then a tail that is safe for some
+    /// of those states (`NearMissJoin.swift`): measures state pruning.
+    case join
 }
 
 /// The small change a near-miss program makes to a valid one (`valid`: none). Each is written
@@ -57,6 +60,21 @@ public enum NearMissMutation: String, Sendable, CaseIterable, Codable {
     case contextOffset
     /// context: the write goes to another `__sk_buff` field (maybe read-only).
     case contextWrite
+    /// join: an index copied from the bounded register, from another one, or with a constant
+    /// added (copies share an id; the kernel links `r4 = r7 + k` too).
+    case linkedCopy
+    /// join: an index masked or set to a constant, different on each path.
+    case scalarRange
+    /// join: a stack pointer whose variable offset may or may not reach a spilled pointer.
+    case stackPointer
+    /// join: a scalar spilled (8 or 4 bytes) and filled back (8 or 4 bytes) as an index.
+    case spilledScalar
+    /// join: a stack slot holding zero, a scalar, a pointer or unknown bytes.
+    case slotType
+    /// join: packet bounds checked to different lengths.
+    case packetRange
+    /// join: a map value checked for NULL on some paths.
+    case nullness
 
     /// The mutations that apply to `shape` (besides `valid`).
     public static func applicable(to shape: NearMissShape) -> [NearMissMutation] {
@@ -68,6 +86,7 @@ public enum NearMissMutation: String, Sendable, CaseIterable, Codable {
         case .ringbuf: [.dropNullCheck, .offByOne, .skipRelease, .useAfterRelease, .uninitializedRegister]
         case .loop: [.widenLoopBound, .dropLoopIncrement, .uninitializedRegister]
         case .context: [.contextOffset, .contextWrite, .uninitializedRegister]
+        case .join: NearMissBuilder.joinMutations
         }
     }
 }
@@ -122,13 +141,18 @@ public struct NearMissProgram: Sendable, Equatable {
 public struct NearMissGenerator: Sendable {
     /// Per hundred programs, how many stay valid (the rest get a mutation).
     public var validPercent: Int
+    /// The shapes programs are drawn from (all of them by default).
+    public var shapes: [NearMissShape]
 
-    public init(validPercent: Int = 15) { self.validPercent = validPercent }
+    public init(validPercent: Int = 15, shapes: [NearMissShape] = NearMissShape.allCases) {
+        self.validPercent = validPercent
+        self.shapes = shapes.isEmpty ? NearMissShape.allCases : shapes
+    }
 
     /// The program for `seed`.
     public func program(seed: UInt64) -> NearMissProgram {
         var random = SeededRandom(seed: seed)
-        let shape = random.pick(NearMissShape.allCases)
+        let shape = random.pick(shapes)
         let mutation =
             random.chance(validPercent) ? .valid : random.pick(NearMissMutation.applicable(to: shape))
         return program(shape: shape, mutation: mutation, seed: seed)
@@ -146,6 +170,7 @@ public struct NearMissGenerator: Sendable {
         case .ringbuf: builder.ringbuf(mutation)
         case .loop: builder.loop(mutation)
         case .context: builder.context(mutation)
+        case .join: builder.join(mutation)
         }
         if mutation == .uninitializedRegister { builder.readUninitializedRegister() }
         let (instructions, text) = builder.assemble()

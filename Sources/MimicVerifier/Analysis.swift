@@ -50,6 +50,8 @@ final class Analysis {
     /// Stack slots of the main frame a later instruction may read (`computeStackLiveness`).
     var liveStack: [UInt64] = []
     var explored: [[Checkpoint]] = []
+    /// The pointer each load or store instruction first went through (`insn_aux_data.ptr_type`).
+    var accessPointers: [Register?] = []
     /// Jumps processed, and the counts when the last state was stored (`jmps_processed`...).
     var jumpsProcessed = 0
     var jumpsAtLastState = 0
@@ -254,6 +256,7 @@ final class Analysis {
         computeLiveness(isSecondSlot)
         computeStackLiveness(isSecondSlot)
         explored = [[Checkpoint]](repeating: [], count: insns.count)
+        accessPointers = [Register?](repeating: nil, count: insns.count)
     }
 
     /// Every instruction is reachable; back-edges only when privileged (`check_cfg`).

@@ -309,14 +309,23 @@ extension Analysis {
         return .branch(pc: pc + 1, other: taken, otherPC: target)
     }
 
-    /// Sets register `r` to `bounds`, and every register linked to it by id (`sync_linked_regs`).
+    /// Sets register `r` to `bounds`, and every register linked to it by id (`sync_linked_regs`):
+    /// a copy gets the same bounds, a copy with a different constant added gets them moved by
+    /// the difference (and zero-extended when a 32-bit add made the link).
     func setScalar(_ s: inout VerifierState, _ r: Int, _ old: Register, _ bounds: Scalar) {
         s[register: r].bounds = bounds
-        if old.id != 0 {
-            let id = old.id
-            s.updateAll { reg in
-                if reg.type == .scalar && reg.id == id { reg.bounds = bounds }
+        guard old.id != 0 else { return }
+        let known = old
+        s.updateAll { reg in
+            guard reg.type == .scalar, reg.id != 0, reg.baseID == known.baseID else { return }
+            let linkedWithDelta = (reg.id | known.id) & Register.addConst != 0
+            guard linkedWithDelta, reg.linkDelta != known.linkDelta else {
+                reg.bounds = bounds
+                return
             }
+            var moved = bounds.applying(.add, .constant(UInt64(bitPattern: reg.linkDelta &- known.linkDelta)), bits: 64)
+            if (reg.id | known.id) & Register.addConst32 != 0 { moved.coerce(bytes: 4) }
+            reg.bounds = moved
         }
     }
 

@@ -154,11 +154,11 @@ extension Analysis {
     func clearSingularIDs(_ s: inout VerifierState) {
         var counts: [UInt32: Int] = [:]
         s.updateAll { reg in
-            if reg.type == .scalar, reg.id != 0 { counts[reg.id, default: 0] += 1 }
+            if reg.type == .scalar, reg.id != 0 { counts[reg.baseID, default: 0] += 1 }
         }
         guard counts.values.contains(1) else { return }
         s.updateAll { reg in
-            if reg.type == .scalar, reg.id != 0, counts[reg.id] == 1 { reg.id = 0 }
+            if reg.type == .scalar, reg.id != 0, counts[reg.baseID] == 1 { reg.unlink() }
         }
     }
 
@@ -224,6 +224,9 @@ extension Analysis {
         if old.type != cur.type || old.maybeNull != cur.maybeNull { return false }
         switch old.type {
         case .scalar:
+            // A copy with a constant added is linked differently from a plain copy.
+            if old.id & Register.addConst != cur.id & Register.addConst { return false }
+            if old.id & Register.addConst != 0, old.linkDelta != cur.linkDelta { return false }
             return rangeWithin(old.bounds, cur.bounds) && old.bounds.varOff.contains(cur.bounds.varOff)
                 && ids.checkScalar(old.id, cur.id)
         case .packet, .packetMeta:
@@ -259,7 +262,9 @@ extension Analysis {
             }
             let o = old.bytes[i]
             let c = cur.bytes[i]
-            if o == .invalid || (o == .misc && options.privileged && c != .spill) || (o == .misc && c == .zero)
+            // Root may read uninitialized stack as unknown bytes, so old unknown bytes cover
+            // anything, a spilled pointer too (`allow_uninit_stack`).
+            if o == .invalid || (o == .misc && options.privileged) || (o == .misc && c == .zero)
                 || (o == .misc && c == .misc)
             {
                 i += 1
@@ -270,10 +275,10 @@ extension Analysis {
                 continue
             }
             if o != c { return false }
+            // The spilled register is compared once, at its slot's first byte; the slot's other
+            // bytes are still compared one by one (a 4-byte spill does not cover an 8-byte one).
             if o == .spill || o == .iterator, i % 8 == 0 || i == lowest {
                 if !regSafe(old.spilled[i / 8], cur.spilled[i / 8], ids) { return false }
-                i = (i / 8 + 1) * 8
-                continue
             }
             i += 1
         }

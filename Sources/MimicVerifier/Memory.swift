@@ -5,8 +5,10 @@ extension Analysis {
     /// load returns the value read.
     func access(
         _ s: inout VerifierState, _ pc: Int, register r: Int, _ ptr: Register, offset: Int64, size: Int, write: Bool,
-        value: Register = Register(), valueIsRegister: Bool = false, storesImmediate: Bool = false
+        value: Register = Register(), valueIsRegister: Bool = false, storesImmediate: Bool = false,
+        strictAlignment: Bool = false
     ) throws -> Register {
+        try checkAlignment(pc, r, ptr, offset: offset, size: size, strict: strictAlignment || ptr.type == .stack)
         if ptr.maybeNull || ptr.type == .scalar || ptr.type == .mapPointer || ptr.type == .packetEnd
             || ptr.type == .function
         {
@@ -93,6 +95,58 @@ extension Analysis {
             throw Failure(
                 kind: .invalidPointer, pc: pc, message: "R\(r) invalid mem access '\(ptr.typeName)'", registers: [r])
         }
+    }
+
+    /// An access of more than a byte must be aligned to its size, counting the pointer's fixed
+    /// and variable offset (`check_ptr_alignment`, `check_generic_ptr_alignment`). The kernel
+    /// holds stack accesses to it always (its spill tracking relies on aligned slots) and
+    /// atomic operations (`strict`); other accesses only on hosts without efficient unaligned
+    /// access, which x86-64 and arm64 are not. Packet pointers (aligned against `NET_IP_ALIGN`)
+    /// are never strict here: atomics on packets are refused anyway.
+    func checkAlignment(_ pc: Int, _ r: Int, _ ptr: Register, offset: Int64, size: Int, strict: Bool) throws {
+        guard strict, size > 1, !ptr.type.isPacket else { return }
+        let at = ptr.bounds.varOff + Tnum.constant(UInt64(bitPattern: ptr.offset &+ offset))
+        guard (at.value | at.mask) & UInt64(size - 1) != 0 else { return }
+        let what: String
+        switch ptr.type {
+        case .flowKeys: what = "flow keys "
+        case .mapKey: what = "key "
+        case .mapValue: what = "value "
+        case .context: what = "context "
+        case .stack: what = "stack "
+        case .socket: what = "sock "
+        case .socketCommon: what = "sock_common "
+        case .tcpSocket: what = "tcp_sock "
+        default: what = ""
+        }
+        throw Failure(
+            kind: ptr.type == .stack ? .stackAccess : .invalidPointer, pc: pc,
+            message: "misaligned \(what)access off \(ptr.bounds.varOff)+\(ptr.offset)+\(offset) size \(size)",
+            registers: [r],
+            advice:
+                "a \(size)-byte access must start at a multiple of \(size) bytes\(ptr.type == .stack ? " on the stack (the verifier tracks stack slots 8 bytes at a time)" : " for an atomic operation"); align the offset, or read the bytes one at a time"
+        )
+    }
+
+    /// One instruction loads or stores through one kind of pointer on every path: the kernel
+    /// rewrites context, socket and kernel-struct accesses for their pointer type, so such a
+    /// pointer must not share the instruction with another kind (`save_aux_ptr_type`). Loads
+    /// through kernel structs of different trust are allowed.
+    func checkSamePointerKind(_ pc: Int, _ ptr: Register, load: Bool) throws {
+        guard let first = accessPointers[pc] else {
+            accessPointers[pc] = ptr
+            return
+        }
+        func rewritten(_ type: RegisterType) -> Bool {
+            [.context, .socket, .socketCommon, .tcpSocket, .btfObject].contains(type)
+        }
+        guard rewritten(first.type) || rewritten(ptr.type) else { return }
+        if first.type == ptr.type, first.btfFlags == ptr.btfFlags || load { return }
+        throw Failure(
+            kind: .invalidPointer, pc: pc, message: "same insn cannot be used with different pointers",
+            advice:
+                "this instruction reads or writes through a \(first.typeName) on one path and a \(ptr.typeName) on another; the kernel rewrites accesses to the context, sockets and kernel structs for their pointer type, so give each kind of pointer its own access (e.g. copy the value into a local first)"
+        )
     }
 
     var packetWritable: Bool {
@@ -351,7 +405,7 @@ extension Analysis {
             if start == spillStart, size < spillSize {
                 var v = spilled
                 v.bounds.coerce(bytes: size)
-                v.id = 0
+                v.unlink()
                 return v
             }
             return .scalar(.unknown)

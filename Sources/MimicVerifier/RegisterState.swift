@@ -73,7 +73,12 @@ public struct Register: Hashable, Sendable {
     /// A scalar's value, or the variable part of a pointer's offset.
     public var bounds = Scalar.unknown
     /// Links copies: a null check or a packet range check on one applies to all (`reg->id`).
+    /// A scalar's id may carry `Register.addConst64` or `addConst32`: it is a copy plus
+    /// `linkDelta` (`rX = rY; rX += k`), refined with the others as their value plus the
+    /// difference of the deltas (`BPF_ADD_CONST`).
     public var id: UInt32 = 0
+    /// Scalars whose id has an `addConst` flag: the constant added since the copy (`reg->off`).
+    public var linkDelta: Int64 = 0
     /// The reference this pointer holds, 0 for none (`reg->ref_obj_id`).
     public var referenceID: UInt32 = 0
     /// Packet pointers: bytes known to be inside the packet from the base (`reg->range`);
@@ -99,6 +104,21 @@ public struct Register: Hashable, Sendable {
     public var btfFlags = BTFPointerFlags()
 
     public init() {}
+
+    /// Id flags of a scalar linked to its copies with a constant added, by a 64-bit or a 32-bit
+    /// add or subtract (`BPF_ADD_CONST64`, `BPF_ADD_CONST32`).
+    static let addConst64: UInt32 = 1 << 31
+    static let addConst32: UInt32 = 1 << 30
+    static let addConst: UInt32 = addConst64 | addConst32
+
+    /// The id without its `addConst` flags: what the copies share.
+    var baseID: UInt32 { id & ~Register.addConst }
+
+    /// No longer linked to anything.
+    mutating func unlink() {
+        id = 0
+        linkDelta = 0
+    }
 
     static func scalar(_ bounds: Scalar) -> Register {
         var r = Register()

@@ -86,42 +86,41 @@ extension Analysis {
             } else {
                 dst.bounds = byteSwap(dst.bounds, i)
             }
-            dst.id = 0
+            dst.unlink()
             s[register: d] = dst
             return
         case .mov:
             try checkWritable(i.destination, pc)
             if srcIsReg {
                 var src = try readRegister(s, i.source, pc)
-                if is64 {
-                    if i.offset != 0 {
-                        if src.isPointer {
-                            s[register: d] = .unknownScalar
-                        } else {
-                            var b = src.bounds
-                            b.signExtend(bytes: Int(i.offset) / 8)
-                            s[register: d] = .scalar(b)
-                        }
-                        return
-                    }
-                    if src.type == .scalar, !src.bounds.isConstant, src.id == 0 {
-                        src.id = newID()
-                        s[register: Int(i.source)] = src
-                    }
-                    s[register: d] = src
-                } else {
-                    if src.isPointer {
-                        s[register: d] = .scalar(.unsigned(max: 0xffff_ffff))
-                    } else {
-                        var b = src.bounds
-                        if i.offset != 0 {
-                            b.signExtend32(bytes: Int(i.offset) / 8)
-                        } else {
-                            b.coerce(bytes: 4)
-                        }
-                        s[register: d] = .scalar(b)
-                    }
+                if src.isPointer {
+                    // A sign-extending or 32-bit copy of a pointer is a number.
+                    s[register: d] =
+                        is64 && i.offset == 0 ? src : is64 ? .unknownScalar : .scalar(.unsigned(max: 0xffff_ffff))
+                    return
                 }
+                // The copy is linked to its source (one id) when it has the same value: always
+                // for a plain 64-bit move, when no sign bit is extended, when a 32-bit move
+                // leaves the value whole (`check_alu_op`'s BPF_MOV).
+                let width = i.offset != 0 ? Int(i.offset) : is64 ? 64 : 32
+                let sameValue =
+                    width == 64 || src.bounds.umax < (UInt64(1) << UInt64(i.offset != 0 ? width - 1 : width))
+                if sameValue {
+                    assignIDBeforeMove(&src)
+                    s[register: Int(i.source)] = src
+                }
+                var copy = src
+                if !sameValue { copy.unlink() }
+                if i.offset != 0 {
+                    if is64 {
+                        copy.bounds.signExtend(bytes: Int(i.offset) / 8)
+                    } else {
+                        copy.bounds.signExtend32(bytes: Int(i.offset) / 8)
+                    }
+                } else if !is64 {
+                    copy.bounds.coerce(bytes: 4)
+                }
+                s[register: d] = copy
             } else {
                 let value = is64 ? UInt64(bitPattern: Int64(i.imm)) : UInt64(UInt32(bitPattern: i.imm))
                 s[register: d] = .constant(value)
@@ -150,8 +149,57 @@ extension Analysis {
         }
         var result = dst
         result.bounds = dst.bounds.applying(op, src.bounds, bits: bits)
-        result.id = 0
+        linkAfterArithmetic(&result, dst, op: op, src: src, is64: is64)
         s[register: d] = result
+    }
+
+    /// Before `rX = rY`: a source linked with a constant added loses that link (one constant per
+    /// link), and an unknown source gets an id for the copy to share
+    /// (`assign_scalar_id_before_mov`).
+    func assignIDBeforeMove(_ src: inout Register) {
+        guard src.type == .scalar else { return }
+        if src.id & Register.addConst != 0 { src.unlink() }
+        if src.id == 0, !src.bounds.isConstant { src.id = newID() }
+    }
+
+    /// After scalar arithmetic: `rX += k` or `rX -= k` on a copy keeps it linked, with the
+    /// constant as its delta (once: a second constant unlinks it); anything else unlinks
+    /// (`adjust_reg_min_max_vals`, privileged loaders only).
+    func linkAfterArithmetic(_ result: inout Register, _ dst: Register, op: ALUOp, src: Register, is64: Bool) {
+        let constant =
+            is64
+            ? src.bounds.constantValue
+            : src.bounds.varOff.subreg.isConstant ? src.bounds.varOff.value & 0xffff_ffff : nil
+        guard options.privileged, op == .add || op == .sub, dst.id != 0, let value = constant,
+            dst.id & Register.addConst == 0
+        else {
+            result.unlink()
+            return
+        }
+        var delta: Int64
+        if is64 {
+            let signed = Int64(bitPattern: value)
+            guard signed >= Int64(Int32.min), signed <= Int64(Int32.max) else {
+                result.unlink()
+                return
+            }
+            delta = signed
+        } else {
+            guard dst.bounds.umax <= UInt64(UInt32.max) else {
+                result.unlink()
+                return
+            }
+            delta = Int64(Int32(truncatingIfNeeded: value))
+        }
+        if op == .sub {
+            guard delta != Int64(Int32.min) else {
+                result.unlink()
+                return
+            }
+            delta = -delta
+        }
+        result.id = dst.id | (is64 ? Register.addConst64 : Register.addConst32)
+        result.linkDelta = delta
     }
 
     func byteSwap(_ b: Scalar, _ i: RawInstruction) -> Scalar {
@@ -307,6 +355,7 @@ extension Analysis {
         let size = accessSize(i.opcode)
         let signed = i.opcode & 0xe0 == 0x80
         var value = try access(&s, pc, register: Int(i.source), ptr, offset: Int64(i.offset), size: size, write: false)
+        try checkSamePointerKind(pc, ptr, load: true)
         if value.type == .scalar {
             if signed {
                 value.bounds.signExtend(bytes: size)
@@ -335,6 +384,7 @@ extension Analysis {
         _ = try access(
             &s, pc, register: Int(i.destination), ptr, offset: Int64(i.offset), size: size, write: true,
             value: value, valueIsRegister: i.opcode & 7 == 0x03, storesImmediate: i.opcode & 7 == 0x02)
+        try checkSamePointerKind(pc, ptr, load: false)
     }
 
     func checkAtomic(_ s: inout VerifierState, _ pc: Int, _ i: RawInstruction) throws {
@@ -351,11 +401,13 @@ extension Analysis {
                 registers: [Int(i.destination)])
         default: break
         }
-        _ = try access(&s, pc, register: Int(i.destination), ptr, offset: Int64(i.offset), size: size, write: false)
+        _ = try access(
+            &s, pc, register: Int(i.destination), ptr, offset: Int64(i.offset), size: size, write: false,
+            strictAlignment: true)
         // The memory now holds an unknown value (whatever the operation combined).
         _ = try access(
             &s, pc, register: Int(i.destination), ptr, offset: Int64(i.offset), size: size, write: true,
-            value: .unknownScalar, valueIsRegister: false)
+            value: .unknownScalar, valueIsRegister: false, strictAlignment: true)
         let result = Register.scalar(size == 8 ? .unknown : .unsigned(max: 0xffff_ffff))
         if op == 0xf1 {
             s[register: 0] = result

@@ -145,4 +145,126 @@ __attribute__((naked)) int pruning_same_stack_pointer(void)
                  "exit\n");
 }
 
+/* fp-16 holds an 8-byte spill of 0..15 on one path, a 4-byte one on the other: the 8-byte fill
+ * gives the bounds back only after the first. A 4-byte spill does not cover an 8-byte one, so
+ * the second path is checked: its fill is unbounded. Rejected. */
+SEC("xdp")
+__attribute__((naked)) int pruning_spill_narrower(void)
+{
+    asm volatile("r6 = r1\n"
+                 "*(u64 *)(r10 - 8) = 0\n"
+                 "*(u64 *)(r10 - 16) = 0\n"
+                 "r7 = *(u32 *)(r6 + 16)\n"
+                 "r7 &= 255\n"
+                 "r9 = 0\n"
+                 "call 7\n"
+                 "if r0 == 0 goto 1f\n"
+                 "r3 = r7\n"
+                 "r3 &= 15\n"
+                 "*(u64 *)(r10 - 16) = r3\n"
+                 "if r9 != 0 goto 2f\n"
+                 "r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n"
+                 "goto 2f\n"
+                 "1:\n"
+                 "r3 = r7\n"
+                 "r3 &= 15\n"
+                 "*(u32 *)(r10 - 16) = r3\n"
+                 "r9 = 0\n"
+                 "2:\n"
+                 "r4 = *(u64 *)(r10 - 16)\n"
+                 "r1 = r10\n"
+                 "r1 += -16\n"
+                 "r1 += r4\n"
+                 "r0 = *(u8 *)(r1 + 0)\n"
+                 "r0 = 2\n"
+                 "exit\n");
+}
+/* Accepted twin: an 8-byte spill of 0..15 on both paths. */
+SEC("xdp")
+__attribute__((naked)) int pruning_spill_same_width(void)
+{
+    asm volatile("r6 = r1\n"
+                 "*(u64 *)(r10 - 8) = 0\n"
+                 "*(u64 *)(r10 - 16) = 0\n"
+                 "r7 = *(u32 *)(r6 + 16)\n"
+                 "r7 &= 255\n"
+                 "r9 = 0\n"
+                 "call 7\n"
+                 "if r0 == 0 goto 1f\n"
+                 "r3 = r7\n"
+                 "r3 &= 15\n"
+                 "*(u64 *)(r10 - 16) = r3\n"
+                 "if r9 != 0 goto 2f\n"
+                 "r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n"
+                 "goto 2f\n"
+                 "1:\n"
+                 "r3 = r7\n"
+                 "r3 &= 7\n"
+                 "*(u64 *)(r10 - 16) = r3\n"
+                 "r9 = 0\n"
+                 "2:\n"
+                 "r4 = *(u64 *)(r10 - 16)\n"
+                 "r1 = r10\n"
+                 "r1 += -16\n"
+                 "r1 += r4\n"
+                 "r0 = *(u8 *)(r1 + 0)\n"
+                 "r0 = 2\n"
+                 "exit\n");
+}
+/* For root, unknown stack bytes cover anything, a spilled pointer too: the first path's fp-16
+ * (a byte written into it) covers the second's spilled context pointer, which the kernel never
+ * checks, though multiplying it would be refused. Accepted. */
+SEC("xdp")
+__attribute__((naked)) int pruning_unknown_bytes_cover_pointer(void)
+{
+    asm volatile("r6 = r1\n"
+                 "*(u64 *)(r10 - 8) = 0\n"
+                 "*(u64 *)(r10 - 16) = 0\n"
+                 "r7 = *(u32 *)(r6 + 16)\n"
+                 "r7 &= 255\n"
+                 "r9 = 0\n"
+                 "call 7\n"
+                 "if r0 == 0 goto 1f\n"
+                 "*(u8 *)(r10 - 13) = r7\n"
+                 "if r9 != 0 goto 2f\n"
+                 "r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n"
+                 "goto 2f\n"
+                 "1:\n"
+                 "*(u64 *)(r10 - 16) = r6\n"
+                 "r9 = 0\n"
+                 "2:\n"
+                 "r4 = *(u64 *)(r10 - 16)\n"
+                 "r4 *= 3\n"
+                 "r0 = r4\n"
+                 "r0 = 2\n"
+                 "exit\n");
+}
+/* Rejected twin: the first path leaves fp-16 zero, which does not cover a pointer; the second
+ * path is checked and multiplies the context pointer. */
+SEC("xdp")
+__attribute__((naked)) int pruning_zero_bytes_do_not_cover_pointer(void)
+{
+    asm volatile("r6 = r1\n"
+                 "*(u64 *)(r10 - 8) = 0\n"
+                 "*(u64 *)(r10 - 16) = 0\n"
+                 "r7 = *(u32 *)(r6 + 16)\n"
+                 "r7 &= 255\n"
+                 "r9 = 0\n"
+                 "call 7\n"
+                 "if r0 == 0 goto 1f\n"
+                 "r3 = 0\n"
+                 "if r9 != 0 goto 2f\n"
+                 "r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n"
+                 "goto 2f\n"
+                 "1:\n"
+                 "*(u64 *)(r10 - 16) = r6\n"
+                 "r9 = 0\n"
+                 "2:\n"
+                 "r4 = *(u64 *)(r10 - 16)\n"
+                 "r4 *= 3\n"
+                 "r0 = r4\n"
+                 "r0 = 2\n"
+                 "exit\n");
+}
+
 char LICENSE[] SEC("license") = "GPL";
