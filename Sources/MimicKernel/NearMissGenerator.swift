@@ -75,6 +75,9 @@ public enum NearMissMutation: String, Sendable, CaseIterable, Codable {
     case packetRange
     /// join: a map value checked for NULL on some paths.
     case nullness
+    /// join: a scalar, maybe copied, spilled and filled, then a helper's size, an index, the
+    /// operand of a branch its bounds decide, or unused (precision tracking).
+    case scalarUse
 
     /// The mutations that apply to `shape` (besides `valid`).
     public static func applicable(to shape: NearMissShape) -> [NearMissMutation] {

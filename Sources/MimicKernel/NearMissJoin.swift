@@ -29,7 +29,7 @@ extension NearMissBuilder {
 
     /// The mutations of the `join` shape.
     static let joinMutations: [NearMissMutation] = [
-        .linkedCopy, .scalarRange, .stackPointer, .spilledScalar, .slotType, .packetRange, .nullness,
+        .linkedCopy, .scalarRange, .stackPointer, .spilledScalar, .slotType, .packetRange, .nullness, .scalarUse,
     ]
 
     mutating func join(_ mutation: NearMissMutation) {
@@ -150,6 +150,42 @@ extension NearMissBuilder {
                         safe: offset + size <= checked))
             }
             tail = ["ldx\(Self.sizeSuffix(size)) %r0, [%r2+\(offset)]"]
+        case .scalarUse:
+            // Whether the stored state must compare R4 depends on whether an instruction after
+            // the meeting point needs its value: the walk back through the copies and the spill
+            // below must reach the meeting point.
+            let chain = random.pick([
+                [], ["mov %r3, %r4", "mov %r4, %r3"], ["stxdw [%r10-24], %r4", "ldxdw %r4, [%r10-24]"],
+                ["mov %r3, %r4", "stxdw [%r10-24], %r3", "ldxdw %r4, [%r10-24]"],
+            ])
+            let use = random.below(4)
+            var values: [(lines: [String], high: Int)] = []
+            for mask in [3, 7, 15, 31, 63] { values.append((["mov %r4, %r7", "and %r4, \(mask)"], mask)) }
+            for constant in [0, 8, 24, 40] { values.append((["mov %r4, \(constant)"], constant)) }
+            for value in values {
+                let safe: Bool
+                switch use {
+                case 0: safe = value.high + 1 <= 32 // bpf_xdp_load_bytes of R4 + 1 bytes into 32
+                case 1: safe = value.high + indexSize <= 32
+                case 2: safe = value.high <= 40 // the branch to the bad read is never taken
+                default: safe = true
+                }
+                states.append(JoinState(lines: value.lines, safe: safe))
+            }
+            tail = chain
+            switch use {
+            case 0:
+                tail += [
+                    "add %r4, 1", "mov %r1, %r6", "mov %r2, 0", "mov %r3, %r10", "add %r3, -32", "call 189",
+                ]
+            case 1:
+                tail += Self.stackIndex("%r4", size: indexSize)
+            case 2:
+                // Reads above the frame (always refused) when R4 > 40.
+                tail += ["jle %r4, 40, out", "ldxdw %r0, [%r10+8]"]
+            default:
+                tail += ["mov %r0, %r4"]
+            }
         default: // .nullness
             // A map lookup before the paths meet; each path checks the result for NULL or not.
             let array = random.chance(30)

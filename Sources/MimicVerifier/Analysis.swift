@@ -20,11 +20,17 @@ final class Checkpoint {
     var hits = 0
     var misses = 0
     let parent: Checkpoint?
+    /// The instructions from `parent` to this state on the path that stored it.
+    let history: [HistoryEntry]
+    /// Per frame, the scalars some later instruction needed (`reg->precise`, `Precision.swift`).
+    var marks: [PreciseMarks]
 
-    init(state: VerifierState, pc: Int, parent: Checkpoint?) {
+    init(state: VerifierState, pc: Int, parent: Checkpoint?, history: [HistoryEntry], allPrecise: Bool) {
         self.state = state
         self.pc = pc
         self.parent = parent
+        self.history = history
+        marks = [PreciseMarks](repeating: allPrecise ? .all : PreciseMarks(), count: state.frames.count)
     }
 }
 
@@ -52,6 +58,16 @@ final class Analysis {
     var explored: [[Checkpoint]] = []
     /// The pointer each load or store instruction first went through (`insn_aux_data.ptr_type`).
     var accessPointers: [Register?] = []
+    /// Whether scalars are compared only where precise (`Precision.swift`): for privileged
+    /// loaders of programs without iterator or `may_goto` loops.
+    var tracksPrecision = false
+    /// The path being explored: the instruction being checked, the last state it stored and the
+    /// instructions since, and what the instruction being checked did that the walk back needs.
+    var currentPC = 0
+    var pathParent: Checkpoint?
+    var pathHistory: [HistoryEntry] = []
+    var stepStackSlot: (frame: Int, slot: Int)?
+    var stepLinked: [Location]?
     /// Jumps processed, and the counts when the last state was stored (`jmps_processed`...).
     var jumpsProcessed = 0
     var jumpsAtLastState = 0
@@ -257,6 +273,12 @@ final class Analysis {
         computeStackLiveness(isSecondSlot)
         explored = [[Checkpoint]](repeating: [], count: insns.count)
         accessPointers = [Register?](repeating: nil, count: insns.count)
+        // Iterator and may_goto loops compare loop states before their paths end (and kfunc
+        // calls are taken as such loop heads): those programs keep every scalar precise.
+        let loopHeads = insns.indices.contains {
+            !isSecondSlot[$0] && (isMayGoto(insns[$0]) || (isCall(insns[$0]) && insns[$0].source == 2))
+        }
+        tracksPrecision = options.privileged && !loopHeads
     }
 
     /// Every instruction is reachable; back-edges only when privileged (`check_cfg`).

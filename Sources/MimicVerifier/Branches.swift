@@ -264,8 +264,14 @@ extension Analysis {
                 if op == .eq { pred = 0 } else if op == .ne { pred = 1 }
             }
         }
+        // A branch the bounds decide relies on the scalars' values (`check_cond_jmp_op`).
+        let scalarOperands = [d, Int(i.source)].enumerated().filter { index, r in
+            (index == 0 ? dst : src).type == .scalar && (index == 0 || srcIsReg)
+        }.map(\.element)
+        if pred == 1 || pred == 0 { markPrecise(s, registers: scalarOperands) }
         if pred == 1 { return .next(target) }
         if pred == 0 { return .next(pc + 1) }
+        stepLinked = linkedLocations(s, ids: scalarOperands.map { s[register: $0].baseID })
 
         var taken = s
         var fall = s
@@ -280,8 +286,11 @@ extension Analysis {
             } else {
                 refineSetFalse(&a2, b2, is32: is32)
             }
-            if a1.isInconsistent || b1.isInconsistent { return .next(pc + 1) }
-            if a2.isInconsistent || b2.isInconsistent { return .next(target) }
+            if a1.isInconsistent || b1.isInconsistent || a2.isInconsistent || b2.isInconsistent {
+                markPrecise(s, registers: scalarOperands)
+                stepLinked = nil
+                return .next(a1.isInconsistent || b1.isInconsistent ? pc + 1 : target)
+            }
             setScalar(&taken, d, dst, a1)
             setScalar(&fall, d, dst, a2)
             if srcIsReg {

@@ -51,6 +51,8 @@ extension Analysis {
         // return value into the callers. A callback's and the program's R0 must be set.
         let returnsToCaller = s.frames.count > 1 && !s.current.isCallback
         let r0 = returnsToCaller ? s.current.registers[0] : try readRegister(s, 0, pc)
+        // A return value checked against a range must keep its value.
+        if s.frames.count > 1 ? s.current.isCallback : returnRange != nil { markPrecise(s, registers: [0]) }
         if s.frames.count > 1 {
             let callee = s.frames.removeLast()
             let caller = s.frames.count - 1
@@ -123,24 +125,23 @@ extension Analysis {
         return text.isEmpty ? " unknown scalar value" : text
     }
 
-    /// The return-value range of a program type (`check_return_code`).
-    func checkReturnCode(_ r0: Register, _ pc: Int) throws {
-        var range: (Int64, Int64)?
+    /// The range a program of this type must return in, nil for none (`check_return_code`).
+    var returnRange: (low: Int64, high: Int64)? {
         switch type {
         case .cgroupSkb:
-            range = program.attachType == AttachType(rawValue: 1) ? (0, 3) : (0, 1)
-        case .cgroupSock, .sockOps, .cgroupDevice, .cgroupSysctl, .cgroupSockopt:
-            range = (0, 1)
-        case .cgroupSockAddr:
-            range = (0, 1)
-        case .skLookup:
-            range = (0, 1)
+            return program.attachType == AttachType(rawValue: 1) ? (0, 3) : (0, 1)
+        case .cgroupSock, .sockOps, .cgroupDevice, .cgroupSysctl, .cgroupSockopt, .cgroupSockAddr, .skLookup:
+            return (0, 1)
         case .netfilter:
-            range = (0, 1) // NF_DROP, NF_ACCEPT
+            return (0, 1) // NF_DROP, NF_ACCEPT
         default:
-            range = nil
+            return nil
         }
-        guard let (low, high) = range else { return }
+    }
+
+    /// The program's return value against its type's range (`check_return_code`).
+    func checkReturnCode(_ r0: Register, _ pc: Int) throws {
+        guard let (low, high) = returnRange else { return }
         if r0.type != .scalar {
             throw Failure(
                 kind: .returnValue, pc: pc,
@@ -175,8 +176,9 @@ extension Analysis {
         let spilled = stack.spilled[slot]
         guard stack.bytes[slot * 8] == .spill, spilled.type == .scalar else { return nil }
         let spillSize = (slotBytes.firstIndex { stack.bytes[$0] != .spill } ?? slotBytes.upperBound) - start
-        guard spillSize == map.keySize else { return nil }
-        return spilled.bounds.constantValue
+        guard spillSize == map.keySize, let value = spilled.bounds.constantValue else { return nil }
+        markPrecise(s, frame: key.frame, slot: slot)
+        return value
     }
 
     func callHelper(_ s: inout VerifierState, _ pc: Int, _ i: RawInstruction) throws -> Outcome {
@@ -218,6 +220,9 @@ extension Analysis {
                     "\(name) is GPL-only: declare a GPL-compatible license (char LICENSE[] SEC(\"license\") = \"GPL\";)"
             )
         }
+        // Sizes, flags, indexes, keys: a helper's scalar arguments are taken as precise (the
+        // kernel marks those its checks read; marking all of them prunes less, never wrongly).
+        markPrecise(s, registers: Array(1...5))
         var mapIndex = -1
         /// The key of an array lookup when the stack holds it as a constant (`meta.const_map_key`).
         var constantKey: UInt64?

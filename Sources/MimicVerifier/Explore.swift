@@ -14,6 +14,8 @@ extension Analysis {
         var pc: Int
         var parent: Checkpoint?
         var from: Int
+        /// The path's instructions since `parent`, the branch included.
+        var history: [HistoryEntry]
     }
 
     func initialState() -> VerifierState {
@@ -28,12 +30,14 @@ extension Analysis {
     func explore() throws {
         var state = initialState()
         var pc = 0
-        var parent: Checkpoint? = nil
         var pending: [Pending] = []
+        pathParent = nil
+        pathHistory = []
         log("func#0 @0")
         while true {
             var ended = false
-            if prunePoint[pc], try visit(&state, pc, &parent) {
+            currentPC = pc
+            if prunePoint[pc], try visit(&state, pc) {
                 log("\(pc): safe")
                 ended = true
             }
@@ -51,12 +55,24 @@ extension Analysis {
                 let cls = insns[pc].opcode & 7
                 if cls == 0x05 || cls == 0x06 { jumpsProcessed += 1 }
                 if options.log { log("\(pc): \(KernelText.instruction(insns, at: pc, maps: program.maps))") }
-                switch try step(&state, pc) {
+                stepStackSlot = nil
+                stepLinked = nil
+                let outcome = try step(&state, pc)
+                if tracksPrecision {
+                    var entry = HistoryEntry(pc: Int32(pc), linked: stepLinked)
+                    if let access = stepStackSlot {
+                        entry.stackFrame = Int8(access.frame)
+                        entry.stackSlot = Int8(access.slot)
+                    }
+                    pathHistory.append(entry)
+                }
+                switch outcome {
                 case .next(let n):
                     pc = n
                 case .branch(let n, let other, let otherPC):
-                    parent?.branches += 1
-                    pending.append(Pending(state: other, pc: otherPC, parent: parent, from: pc))
+                    pathParent?.branches += 1
+                    pending.append(
+                        Pending(state: other, pc: otherPC, parent: pathParent, from: pc, history: pathHistory))
                     if pending.count > 8192 {
                         throw Failure(
                             kind: .complexity, pc: pc, message: "The sequence of \(pending.count) jumps is too complex."
@@ -68,11 +84,12 @@ extension Analysis {
                 }
             }
             if ended {
-                finishPath(parent)
+                finishPath(pathParent)
                 guard let next = pending.popLast() else { return }
                 state = next.state
                 pc = next.pc
-                parent = next.parent
+                pathParent = next.parent
+                pathHistory = next.history
                 if options.log { log("from \(next.from) to \(pc): \(KernelText.state(state, program.maps))") }
             }
         }
@@ -88,7 +105,7 @@ extension Analysis {
     }
 
     /// Prunes the path when an explored state covers it; stores it otherwise (`is_state_visited`).
-    func visit(_ state: inout VerifierState, _ pc: Int, _ parent: inout Checkpoint?) throws -> Bool {
+    func visit(_ state: inout VerifierState, _ pc: Int) throws -> Bool {
         let loopHead = isMayGoto(insns[pc]) || (isCall(insns[pc]) && insns[pc].source == 2)
         // The kernel stores a state only after 2 jumps and 8 instructions (or at loop heads).
         let addNew =
@@ -105,7 +122,7 @@ extension Analysis {
             }
             if old.branches > 0 {
                 if loopHead {
-                    if subsumes(old.state, current, pc) {
+                    if subsumes(old, current, pc, allPrecise: true) {
                         old.hits += 1
                         pruned = true
                         keep.append(old)
@@ -122,9 +139,11 @@ extension Analysis {
                     keep.append(old)
                     continue
                 }
-            } else if subsumes(old.state, current, pc) {
+            } else if subsumes(old, current, pc) {
                 old.hits += 1
                 pruned = true
+                // The current path goes on as `old`'s did: what those paths needed, it needs.
+                propagatePrecision(from: old, current, pc)
                 keep.append(old)
                 continue
             }
@@ -140,12 +159,14 @@ extension Analysis {
         guard addNew else { return false }
         clearSingularIDs(&current)
         state = current
-        let checkpoint = Checkpoint(state: current, pc: pc, parent: parent)
+        let checkpoint = Checkpoint(
+            state: current, pc: pc, parent: pathParent, history: pathHistory, allPrecise: !tracksPrecision)
         explored[pc].append(checkpoint)
         storedStates += 1
         jumpsAtLastState = jumpsProcessed
         processedAtLastState = processed
-        parent = checkpoint
+        pathParent = checkpoint
+        pathHistory = []
         return false
     }
 
@@ -218,12 +239,15 @@ extension Analysis {
             && old.s32max >= cur.s32max
     }
 
-    func regSafe(_ old: Register, _ cur: Register, _ ids: IDMap) -> Bool {
+    /// Whether `old`, a register of a stored state, covers `cur` (`regsafe`). A scalar that is
+    /// not `precise` covers any scalar.
+    func regSafe(_ old: Register, _ cur: Register, _ ids: IDMap, precise: Bool = true) -> Bool {
         if old.type == .notInit { return true }
         if cur.type == .notInit { return false }
         if old.type != cur.type || old.maybeNull != cur.maybeNull { return false }
         switch old.type {
         case .scalar:
+            if !precise { return true }
             // A copy with a constant added is linked differently from a plain copy.
             if old.id & Register.addConst != cur.id & Register.addConst { return false }
             if old.id & Register.addConst != 0, old.linkDelta != cur.linkDelta { return false }
@@ -251,8 +275,9 @@ extension Analysis {
         }
     }
 
-    /// `live`: the 8-byte slots a later instruction may read (the others are not compared).
-    func stackSafe(_ old: Stack, _ cur: Stack, _ ids: IDMap, live: UInt64 = .max) -> Bool {
+    /// `live`: the 8-byte slots a later instruction may read (the others are not compared);
+    /// `precise`: the slots whose spilled scalars are compared.
+    func stackSafe(_ old: Stack, _ cur: Stack, _ ids: IDMap, live: UInt64 = .max, precise: UInt64 = .max) -> Bool {
         let lowest = Stack.size - old.depth
         var i = lowest
         while i < Stack.size {
@@ -278,25 +303,35 @@ extension Analysis {
             // The spilled register is compared once, at its slot's first byte; the slot's other
             // bytes are still compared one by one (a 4-byte spill does not cover an 8-byte one).
             if o == .spill || o == .iterator, i % 8 == 0 || i == lowest {
-                if !regSafe(old.spilled[i / 8], cur.spilled[i / 8], ids) { return false }
+                let exact = precise & (1 << UInt64(i / 8)) != 0
+                if !regSafe(old.spilled[i / 8], cur.spilled[i / 8], ids, precise: exact) { return false }
             }
             i += 1
         }
         return true
     }
 
-    func subsumes(_ old: VerifierState, _ cur: VerifierState, _ pc: Int) -> Bool {
+    /// Whether the stored state `stored` covers `cur` at `pc` (`states_equal`): scalars compared
+    /// where `stored` marks them precise, or everywhere with `allPrecise` (`RANGE_WITHIN`).
+    func subsumes(_ stored: Checkpoint, _ cur: VerifierState, _ pc: Int, allPrecise: Bool = false) -> Bool {
+        let old = stored.state
         guard old.frames.count == cur.frames.count, old.lockInstruction == cur.lockInstruction,
             old.rcuDepth == cur.rcuDepth, old.references.count == cur.references.count
         else { return false }
         let ids = IDMap()
         for f in old.frames.indices {
+            let marks = allPrecise || f >= stored.marks.count ? PreciseMarks.all : stored.marks[f]
             let live = liveRegisters(cur, frame: f, pc: pc)
             for r in 0..<10 where live & (1 << UInt16(r)) != 0 {
-                if !regSafe(old.frames[f].registers[r], cur.frames[f].registers[r], ids) { return false }
+                let precise = marks.registers & (1 << UInt16(r)) != 0
+                if !regSafe(old.frames[f].registers[r], cur.frames[f].registers[r], ids, precise: precise) {
+                    return false
+                }
             }
             let liveSlots = cur.frames.count == 1 && pc < liveStack.count ? liveStack[pc] : .max
-            if !stackSafe(old.frames[f].stack, cur.frames[f].stack, ids, live: liveSlots) { return false }
+            if !stackSafe(old.frames[f].stack, cur.frames[f].stack, ids, live: liveSlots, precise: marks.slots) {
+                return false
+            }
         }
         for (a, b) in zip(old.references, cur.references) where !ids.check(a.id, b.id) { return false }
         return true

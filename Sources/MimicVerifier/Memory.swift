@@ -6,7 +6,7 @@ extension Analysis {
     func access(
         _ s: inout VerifierState, _ pc: Int, register r: Int, _ ptr: Register, offset: Int64, size: Int, write: Bool,
         value: Register = Register(), valueIsRegister: Bool = false, storesImmediate: Bool = false,
-        strictAlignment: Bool = false
+        valueRegister: Int = -1, strictAlignment: Bool = false
     ) throws -> Register {
         try checkAlignment(pc, r, ptr, offset: offset, size: size, strict: strictAlignment || ptr.type == .stack)
         if ptr.maybeNull || ptr.type == .scalar || ptr.type == .mapPointer || ptr.type == .packetEnd
@@ -29,7 +29,7 @@ extension Analysis {
         case .stack:
             return try stackAccess(
                 &s, pc, r, ptr, off: off, size: size, write: write, value: value,
-                valueIsRegister: valueIsRegister, storesImmediate: storesImmediate)
+                valueIsRegister: valueIsRegister, storesImmediate: storesImmediate, valueRegister: valueRegister)
         case .packet, .packetMeta:
             if write && !packetWritable {
                 throw Failure(kind: .packetBounds, pc: pc, message: "cannot write into packet", registers: [r])
@@ -316,7 +316,7 @@ extension Analysis {
 
     func stackAccess(
         _ s: inout VerifierState, _ pc: Int, _ r: Int, _ ptr: Register, off: Int64, size: Int, write: Bool,
-        value: Register, valueIsRegister: Bool, storesImmediate: Bool = false
+        value: Register, valueIsRegister: Bool, storesImmediate: Bool = false, valueRegister: Int = -1
     ) throws -> Register {
         let frame = ptr.frame
         let minOff = off + ptr.bounds.smin
@@ -370,6 +370,7 @@ extension Analysis {
                 throw Failure(kind: .stackAccess, pc: pc, message: "invalid size of register spill", registers: [r])
             }
             if spillable, start % 8 == 0 {
+                stepStackSlot = (frame, slot)
                 clearSpill(&s, frame, slot)
                 for b in start..<(start + size) { s.frames[frame].stack.bytes[b] = .spill }
                 for b in (start + size)..<(slot * 8 + 8) where size < 8 {
@@ -383,6 +384,8 @@ extension Analysis {
             // Bytes: partly overwriting a spilled register turns the rest into plain data.
             for sl in slot...((start + size - 1) / 8) { clearSpill(&s, frame, sl) }
             let zero = value.type == .scalar && value.bounds.constantValue == 0
+            // Bytes known to be zero rely on the value stored (`STACK_ZERO`).
+            if zero, valueRegister >= 0 { markPrecise(s, registers: [valueRegister]) }
             for b in start..<(start + size) { s.frames[frame].stack.bytes[b] = zero ? .zero : .misc }
             return Register()
         }
@@ -399,6 +402,7 @@ extension Analysis {
                 }
                 return spilled
             }
+            stepStackSlot = (frame, slot)
             if start == spillStart, size == spillSize || (size == 8 && spillSize == 8) {
                 return spilled
             }

@@ -144,6 +144,10 @@ extension Analysis {
         }
         try checkWritable(i.destination, pc)
         if dst.isPointer || src.isPointer {
+            // The scalar moves the pointer: its value matters.
+            if srcIsReg, dst.isPointer != src.isPointer {
+                markPrecise(s, registers: [dst.isPointer ? Int(i.source) : d])
+            }
             s[register: d] = try pointerArithmetic(s, pc, i, dst: dst, src: src, op: op, is64: is64)
             return
         }
@@ -383,7 +387,8 @@ extension Analysis {
         if value.type == .scalar, size < 8 { value.bounds.coerce(bytes: size) }
         _ = try access(
             &s, pc, register: Int(i.destination), ptr, offset: Int64(i.offset), size: size, write: true,
-            value: value, valueIsRegister: i.opcode & 7 == 0x03, storesImmediate: i.opcode & 7 == 0x02)
+            value: value, valueIsRegister: i.opcode & 7 == 0x03, storesImmediate: i.opcode & 7 == 0x02,
+            valueRegister: i.opcode & 7 == 0x03 ? Int(i.source) : -1)
         try checkSamePointerKind(pc, ptr, load: false)
     }
 

@@ -84,10 +84,9 @@ final class PerformanceTests: XCTestCase {
         XCTAssertLessThanOrEqual(report?.processedInstructions ?? .max, 100_001)
     }
 
-    /// Fixtures the kernel prunes with precision tracking, which Mimic lacks (Docs/Verifier.md,
-    /// "Deliberately left out"): tc_socket's five `bpf_skc_to_*() ? bit : 0` constants per loop
-    /// iteration keep ~900k instructions to process, near the 1M limit. They are held to
-    /// verifying within the limit instead of the time budget.
+    /// Fixtures Mimic prunes less than the kernel (Docs/Verifier.md, "Read marks, and precision
+    /// beyond what the walk back follows"): tc_socket processes 305,070 instructions (the
+    /// kernel 45,313). They are held to verifying within the limit instead of the work bound.
     static let knownSlow: Set<String> = ["net_socket.o:tc_socket"]
 
     /// The most instructions any fixture but the known slow ones may need processed: the

@@ -267,4 +267,73 @@ __attribute__((naked)) int pruning_zero_bytes_do_not_cover_pointer(void)
                  "exit\n");
 }
 
+/* The paths leave R5 as 0 and as 0..255; no instruction after the meeting point needs R5's
+ * value (it is copied to R0, then R0 is overwritten), so the first state covers the second and
+ * its fp-16 (the context pointer, multiplied) is never checked (precision tracking). Accepted. */
+SEC("xdp")
+__attribute__((naked)) int precision_unneeded_scalar(void)
+{
+    asm volatile("r6 = r1\n"
+                 "*(u64 *)(r10 - 8) = 0\n"
+                 "*(u64 *)(r10 - 16) = 0\n"
+                 "*(u64 *)(r10 - 24) = 0\n"
+                 "*(u64 *)(r10 - 32) = 0\n"
+                 "r7 = *(u32 *)(r6 + 16)\n"
+                 "r7 &= 255\n"
+                 "r9 = 0\n"
+                 "call 7\n"
+                 "if r0 == 0 goto 1f\n"
+                 "*(u8 *)(r10 - 13) = r7\n"
+                 "r5 = 0\n"
+                 "if r9 != 0 goto 2f\n"
+                 "r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n"
+                 "goto 2f\n"
+                 "1:\n"
+                 "*(u64 *)(r10 - 16) = r6\n"
+                 "r5 = r7\n"
+                 "r9 = 0\n"
+                 "2:\n"
+                 "r4 = *(u64 *)(r10 - 16)\n"
+                 "r4 *= 3\n"
+                 "r0 = r5\n"
+                 "r0 = 2\n"
+                 "exit\n");
+}
+/* Rejected twin: R5 indexes the stack after the meeting point, so its value matters, the
+ * states differ, and the second path is checked and multiplies the context pointer. */
+SEC("xdp")
+__attribute__((naked)) int precision_needed_scalar(void)
+{
+    asm volatile("r6 = r1\n"
+                 "*(u64 *)(r10 - 8) = 0\n"
+                 "*(u64 *)(r10 - 16) = 0\n"
+                 "*(u64 *)(r10 - 24) = 0\n"
+                 "*(u64 *)(r10 - 32) = 0\n"
+                 "r7 = *(u32 *)(r6 + 16)\n"
+                 "r7 &= 255\n"
+                 "r9 = 0\n"
+                 "call 7\n"
+                 "if r0 == 0 goto 1f\n"
+                 "*(u8 *)(r10 - 13) = r7\n"
+                 "r5 = 0\n"
+                 "if r9 != 0 goto 2f\n"
+                 "r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n r9 = 0\n"
+                 "goto 2f\n"
+                 "1:\n"
+                 "*(u64 *)(r10 - 16) = r6\n"
+                 "r5 = r7\n"
+                 "r5 &= 15\n"
+                 "r9 = 0\n"
+                 "2:\n"
+                 "r1 = r10\n"
+                 "r1 += -32\n"
+                 "r1 += r5\n"
+                 "r0 = *(u8 *)(r1 + 0)\n"
+                 "r4 = *(u64 *)(r10 - 16)\n"
+                 "r4 *= 3\n"
+                 "r0 = r4\n"
+                 "r0 = 2\n"
+                 "exit\n");
+}
+
 char LICENSE[] SEC("license") = "GPL";
