@@ -5,8 +5,9 @@ import MimicCore
 /// it (`states_equal`). A verifier that prunes where the kernel does not accepts programs the
 /// kernel refuses; one that does not prune where the kernel does only works harder. So each
 /// mutation is a pair of states the two paths leave, drawn at random from a family (linked
-/// copies, scalar ranges, stack pointers, spills, slot types, packet ranges, NULL checks), and a
-/// tail after the meeting point that is safe for some of the family's states and not for others.
+/// copies, scalar ranges, stack pointers, spills, slot types, packet ranges, NULL checks, a
+/// scalar's uses), and a tail after the meeting point that is safe for some of the family's states
+/// and not for others.
 ///
 /// Layout (XDP):
 ///
@@ -52,7 +53,7 @@ extension NearMissBuilder {
             let size = indexSize
             let k = random.pick([4, 8])
             let onR7 = random.chance(60)
-            // (lines, largest R4 after a bound on R7, whether R4 is linked to R7)
+            // How R4 is made, and its largest value after the bound on R7.
             let ways: [(lines: [String], high: Int)] = [
                 (["mov %r4, %r7"], limit),
                 (["mov32 %r4, %r7"], limit),
@@ -220,8 +221,8 @@ extension NearMissBuilder {
         lines += ["jne %r9, 0, join"] + Array(repeating: "mov %r9, 0", count: 9) + ["ja join", "second:"]
         lines += second.lines
         if noise { lines += ["mov %r5, %r8", "and %r5, \(random.pick([1, 3, 255]))"] }
-        lines += ["join:"] + tail
-        if noise && random.chance(50) { lines += ["mov %r0, %r5"] }
+        // R5 is read where the paths meet, before a tail's helper call can clobber it.
+        lines += ["join:"] + (noise && random.chance(50) ? ["mov %r0, %r5"] : []) + tail
         lines += ["out:", "mov %r0, 2", "exit"]
     }
 
