@@ -24,6 +24,9 @@ final class Checkpoint {
     let history: [HistoryEntry]
     /// Per frame, the scalars some later instruction needed (`reg->precise`, `Precision.swift`).
     var marks: [PreciseMarks]
+    /// Every scalar is precise here and in every state before it on its path
+    /// (`mark_all_scalars_precise` reached it, or the program keeps every scalar precise).
+    var allPrecise: Bool
 
     init(state: VerifierState, pc: Int, parent: Checkpoint?, history: [HistoryEntry], allPrecise: Bool) {
         self.state = state
@@ -31,6 +34,7 @@ final class Checkpoint {
         self.parent = parent
         self.history = history
         marks = [PreciseMarks](repeating: allPrecise ? .all : PreciseMarks(), count: state.frames.count)
+        self.allPrecise = allPrecise
     }
 }
 

@@ -185,9 +185,9 @@ extension Analysis {
     /// (`mark_all_scalars_precise`).
     func markAllPrecise() {
         var checkpoint = pathParent
-        while let stored = checkpoint {
-            if stored.marks.allSatisfy({ $0 == .all }) { return } // and so are its ancestors
+        while let stored = checkpoint, !stored.allPrecise {
             for f in stored.marks.indices { stored.marks[f] = .all }
+            stored.allPrecise = true // and so, by the time this loop ends, are its ancestors
             checkpoint = stored.parent
         }
     }
