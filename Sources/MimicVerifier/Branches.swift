@@ -265,9 +265,8 @@ extension Analysis {
             }
         }
         // A branch the bounds decide relies on the scalars' values (`check_cond_jmp_op`).
-        let scalarOperands = [d, Int(i.source)].enumerated().filter { index, r in
-            (index == 0 ? dst : src).type == .scalar && (index == 0 || srcIsReg)
-        }.map(\.element)
+        var scalarOperands = dst.type == .scalar ? [d] : []
+        if srcIsReg, src.type == .scalar { scalarOperands.append(Int(i.source)) }
         if pred == 1 || pred == 0 { markPrecise(s, registers: scalarOperands) }
         if pred == 1 { return .next(target) }
         if pred == 0 { return .next(pc + 1) }

@@ -197,8 +197,9 @@ extension Analysis {
     private func backtrack(_ entry: HistoryEntry, next: Int, frame f: Int, _ needs: inout Needs) -> Bool {
         let pc = Int(entry.pc)
         let i = insns[pc]
-        let dst = Location(frame: f, index: Int(i.destination), isSlot: false)
-        let src = Location(frame: f, index: Int(i.source), isSlot: false)
+        func register(_ r: Int) -> Location { Location(frame: f, index: r, isSlot: false) }
+        let dst = register(Int(i.destination))
+        let src = register(Int(i.source))
         let slot =
             entry.stackSlot >= 0
             ? Location(frame: Int(entry.stackFrame), index: Int(entry.stackSlot), isSlot: true) : nil
@@ -224,10 +225,10 @@ extension Analysis {
             if i.opcode & 0xe0 == 0xc0 {
                 // A load-acquire sets its destination from memory: not followed.
                 if i.imm == 0x100 { return !needs.has(dst) }
-                // Atomics: a fetch writes the source register (or R0).
-                let fetched = i.imm & 1 != 0 || i.imm == 0xf1 || i.imm == 0xe1
-                if needs.has(src) && fetched { return false }
-                if needs.has(Location(frame: f, index: 0, isSlot: false)) && i.imm == 0xf1 { return false }
+                // Atomics: a fetch (`BPF_FETCH`, which xchg and cmpxchg carry too) writes the
+                // source register, cmpxchg R0.
+                if needs.has(src) && i.imm & 1 != 0 { return false }
+                if needs.has(register(0)) && i.imm == 0xf1 { return false }
                 if let slot, needs.has(slot) { return false }
                 return true
             }
@@ -241,14 +242,14 @@ extension Analysis {
                 needs.set(dst, false)
                 return true
             }
-            return (0...5).allSatisfy { !needs.has(Location(frame: f, index: $0, isSlot: false)) }
+            return (0...5).allSatisfy { !needs.has(register($0)) }
         default: // JMP, JMP32
             let op = i.opcode & 0xf0
             if i.opcode & 7 == 0x05 && op == 0x80 { // call
                 // BPF-to-BPF calls and helpers that ran a callback continue elsewhere.
                 if i.source == 1 || next != pc + 1 { return false }
-                needs.set(Location(frame: f, index: 0, isSlot: false), false)
-                return (1...5).allSatisfy { !needs.has(Location(frame: f, index: $0, isSlot: false)) }
+                needs.set(register(0), false)
+                return (1...5).allSatisfy { !needs.has(register($0)) }
             }
             if i.opcode & 7 == 0x05 && op == 0x90 { return false } // exit: another frame
             if op == 0x00 { return true } // ja
